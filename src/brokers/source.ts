@@ -1,0 +1,43 @@
+/**
+ * The one narrow interface every broker adapter implements. The shared consumer loop
+ * (`consumer.ts`) owns concurrency, retries, backoff, dead-lettering and drain; an adapter only
+ * speaks its broker's protocol. Adapters depend on this file; the core never depends on adapters.
+ *
+ * @module
+ */
+
+/** One message held by the process, as the consumer loop sees it. */
+export interface BrokerMessage {
+  /** Broker-assigned id (stream entry id, JetStream sequence, delivery tag, row id), as a string. */
+  readonly id: string;
+  /** The raw payload (bytes); decoding is the consumer's job so bad payloads fail one message. */
+  readonly body: Uint8Array;
+  /** How many times this message has been delivered, counting this delivery (1 = first). */
+  readonly deliveryCount: number;
+}
+
+/**
+ * A source of messages from one queue/stream/subject/table. Every method may be called
+ * concurrently for different messages; `fetch` is only ever called by one loop at a time.
+ */
+export interface BrokerSource<M extends BrokerMessage = BrokerMessage> {
+  /**
+   * Waits (at most a finite, adapter-chosen block time, and never past `signal`) for up to `max`
+   * messages and returns them; may return `[]`. Must never return more than `max`.
+   */
+  fetch(max: number, signal: AbortSignal): Promise<M[]>;
+  /** The handler succeeded: remove the message from the broker for good. */
+  ack(message: M): Promise<void>;
+  /** The handler failed and will be retried: make it deliverable again after `delayMs`. */
+  retry(message: M, delayMs: number, error: Error): Promise<void>;
+  /** The message failed for the last time (or is malformed): move it to the dead letter, with `error`. */
+  deadLetter(message: M, error: Error): Promise<void>;
+  /** The handler is still running: keep the broker from redelivering the message elsewhere. */
+  heartbeat?(message: M): Promise<void>;
+  /** Hand a fetched-but-unstarted message back to the broker at drain (as soon as possible). */
+  release(message: M): Promise<void>;
+  /** Interval (ms) at which `heartbeat` must be called for a running message; absent = never. */
+  readonly heartbeatInterval?: number;
+  /** Closes connections the adapter opened (not ones the user passed in). Idempotent. */
+  close(): Promise<void>;
+}

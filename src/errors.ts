@@ -1,0 +1,223 @@
+/**
+ * Error classes with a stable string `code`. Match on `code` (or `instanceof`) — never on message
+ * text. Each class carries a `Symbol.for` brand behind `Symbol.hasInstance`, so `instanceof` works
+ * even when two copies of sluice are installed (the approach undici takes).
+ *
+ * @module
+ */
+
+const BRAND = Symbol.for('sluice.error');
+
+/** Every error code sluice throws or reports. */
+export type SluiceErrorCode =
+  | 'ERR_CHANNEL_CLOSED'
+  | 'ERR_POOL_CLOSED'
+  | 'ERR_QUEUE_FULL'
+  | 'ERR_TIMEOUT'
+  | 'ERR_WORKER_CRASHED'
+  | 'ERR_ABORTED'
+  | 'ERR_WORKER_STARTUP'
+  | 'ERR_JOB_FAILED'
+  | 'ERR_MESSAGE_MALFORMED';
+
+/**
+ * Base class of every sluice error.
+ *
+ * @example
+ * ```ts
+ * try { await pool.run(job) } catch (e) { if (e instanceof SluiceError) console.log(e.code) }
+ * ```
+ */
+export class SluiceError extends Error {
+  /** Stable machine-readable code, e.g. `'ERR_TIMEOUT'`. */
+  readonly code: SluiceErrorCode;
+
+  constructor(code: SluiceErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+    this.name = new.target.name;
+  }
+
+  get [BRAND](): string {
+    return this.name;
+  }
+
+  static [Symbol.hasInstance](value: unknown): boolean {
+    if (typeof value !== 'object' || value === null) return false;
+    const brand = (value as { [BRAND]?: unknown })[BRAND];
+    if (typeof brand !== 'string') return false;
+    // `this` is the class `instanceof` was asked about: the base matches every sluice error,
+    // a subclass matches its own name (and anything that names it in its prototype chain).
+    if (this === SluiceError) return true;
+    let proto: unknown = Object.getPrototypeOf(value);
+    while (proto !== null && proto !== Object.prototype) {
+      if ((proto as { constructor?: { name?: string } }).constructor?.name === this.name) {
+        return true;
+      }
+      proto = Object.getPrototypeOf(proto);
+    }
+    return false;
+  }
+}
+
+/**
+ * A send on a closed channel, or a send that was waiting when the channel closed
+ * (Go panics here; sluice rejects the promise instead).
+ *
+ * @example
+ * ```ts
+ * ch.close(); await ch.send(1).catch((e) => e.code); // 'ERR_CHANNEL_CLOSED'
+ * ```
+ */
+export class ChannelClosedError extends SluiceError {
+  constructor(message = 'send on closed channel') {
+    super('ERR_CHANNEL_CLOSED', message);
+  }
+}
+
+/**
+ * `submit`/`run` after `close()`, `drain()` or `abort()`.
+ *
+ * @example
+ * ```ts
+ * pool.close(); await pool.submit(1).catch((e) => e.code); // 'ERR_POOL_CLOSED'
+ * ```
+ */
+export class PoolClosedError extends SluiceError {
+  constructor(message = 'pool is closed: it accepts no new jobs') {
+    super('ERR_POOL_CLOSED', message);
+  }
+}
+
+/**
+ * `trySubmit` variants that must report a full queue as an error (e.g. a pipeline stage fed
+ * without waiting). `trySubmit` itself returns `undefined` instead.
+ *
+ * @example
+ * ```ts
+ * if (!pool.trySubmit(job)) throw new QueueFullError(pool.stats().queued);
+ * ```
+ */
+export class QueueFullError extends SluiceError {
+  constructor(queueSize: number) {
+    super('ERR_QUEUE_FULL', `queue is full (queueSize ${queueSize})`);
+  }
+}
+
+/**
+ * A job ran longer than its `timeout` (ms, measured from the job's start, not its submission).
+ *
+ * @example
+ * ```ts
+ * if (!result.ok && result.error instanceof TimeoutError) console.log(result.error.timeout);
+ * ```
+ */
+export class TimeoutError extends SluiceError {
+  /** The timeout that expired, in ms. */
+  readonly timeout: number;
+
+  constructor(timeout: number) {
+    super('ERR_TIMEOUT', `job timed out after ${timeout} ms`);
+    this.timeout = timeout;
+  }
+}
+
+/**
+ * The worker thread (or process) running a job died before the job settled.
+ *
+ * @example
+ * ```ts
+ * if (!r.ok && r.error instanceof WorkerCrashedError) console.log(r.error.exitCode);
+ * ```
+ */
+export class WorkerCrashedError extends SluiceError {
+  /** The thread's exit code, or `undefined` when it died without one (e.g. an uncaught error). */
+  readonly exitCode: number | undefined;
+
+  constructor(message: string, exitCode?: number, options?: { cause?: unknown }) {
+    super('ERR_WORKER_CRASHED', message, options);
+    this.exitCode = exitCode;
+  }
+}
+
+/**
+ * Threads kept dying at start-up (e.g. the worker module throws on import): the pool gives up
+ * with this one error instead of failing every job in a loop.
+ *
+ * @example
+ * ```ts
+ * pool.run(x).catch((e) => e.code === 'ERR_WORKER_STARTUP' && console.error(e.cause));
+ * ```
+ */
+export class WorkerStartupError extends SluiceError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ERR_WORKER_STARTUP', message, options);
+  }
+}
+
+/**
+ * Work canceled through an `AbortSignal` (the pool's, the job's, or a channel operation's).
+ * `cause` carries `signal.reason`.
+ *
+ * @example
+ * ```ts
+ * if (!r.ok && r.error instanceof AbortError) console.log('canceled because', r.error.cause);
+ * ```
+ */
+export class AbortError extends SluiceError {
+  constructor(reason?: unknown, message = 'the operation was aborted') {
+    super('ERR_ABORTED', message, { cause: reason });
+  }
+}
+
+/**
+ * A worker threw (or rejected with) something that is not an `Error`; the original value is
+ * kept as `cause`.
+ *
+ * @example
+ * ```ts
+ * if (!r.ok && r.error instanceof JobFailedError) console.log(r.error.cause);
+ * ```
+ */
+export class JobFailedError extends SluiceError {
+  constructor(value: unknown) {
+    super('ERR_JOB_FAILED', `job failed with a non-Error value: ${describe(value)}`, {
+      cause: value,
+    });
+  }
+}
+
+/**
+ * A broker message that cannot be decoded or validated; it is dead-lettered, not retried.
+ *
+ * @example
+ * ```ts
+ * throw new MalformedMessageError('body is not JSON', { cause: err });
+ * ```
+ */
+export class MalformedMessageError extends SluiceError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ERR_MESSAGE_MALFORMED', message, options);
+  }
+}
+
+function describe(value: unknown): string {
+  try {
+    const text = typeof value === 'string' ? JSON.stringify(value) : String(value);
+    return text.length > 200 ? `${text.slice(0, 200)}…` : text;
+  } catch {
+    return Object.prototype.toString.call(value);
+  }
+}
+
+/** Wraps anything thrown into an `Error`: non-Errors become `JobFailedError` with `cause`. */
+export function toError(value: unknown): Error {
+  return value instanceof Error ? value : new JobFailedError(value);
+}
+
+/** The error that an aborted `signal` stands for: an `AbortError` whose `cause` is the reason. */
+export function abortErrorFrom(signal: AbortSignal): Error {
+  const reason: unknown = signal.reason;
+  if (reason instanceof SluiceError) return reason;
+  return new AbortError(reason);
+}
