@@ -1,0 +1,126 @@
+/**
+ * Pull requests for one durable JetStream consumer, with the process's holdings bounded.
+ * Internal to `sluice/nats`.
+ *
+ * A JetStream pull request for `n` messages stays open on the server until `n` messages were
+ * delivered or it expires, and messages keep arriving for it after we hand the first ones to the
+ * consumer loop. So we keep at most one request open, ask only for `max - buffered - credit`
+ * (credit = messages the open request may still deliver), and return as soon as anything is
+ * buffered. Because the loop's `max` is its number of free slots, running + buffered + credit
+ * never exceeds the loop's concurrency: the documented constant for NATS is 0.
+ *
+ * @module
+ */
+import type { Consumer, ConsumerMessages, JsMsg } from '@nats-io/jetstream';
+
+/** After a pull failed (e.g. while disconnected), wait this long (ms) before the next one. */
+const RETRY_PAUSE = 250;
+/** A pull older than `expires` plus this (ms) is presumed lost (e.g. the server restarted). */
+const LOST_PULL_GRACE = 5_000;
+
+export class NatsPuller {
+  readonly #consumer: Consumer;
+  readonly #expires: number;
+  readonly #buffer: JsMsg[] = [];
+  #pull: ConsumerMessages | undefined;
+  #pulling = false;
+  #pullStarted = 0;
+  #credit = 0;
+  #retryAt = 0;
+  #wake: (() => void) | undefined;
+  #closed = false;
+  /** The last error a pull ended with (kept for diagnostics, never thrown at the loop). */
+  lastError: unknown;
+
+  constructor(consumer: Consumer, expires: number) {
+    this.#consumer = consumer;
+    this.#expires = expires;
+  }
+
+  /** Messages delivered by the server and not yet handed out. */
+  get buffered(): number {
+    return this.#buffer.length;
+  }
+
+  /** Waits up to `blockMs` (never past `signal`) for messages; returns at most `max`. */
+  async take(max: number, signal: AbortSignal, blockMs: number): Promise<JsMsg[]> {
+    if (max <= 0) return [];
+    const deadline = Date.now() + blockMs;
+    while (this.#buffer.length === 0 && !signal.aborted && !this.#closed) {
+      const now = Date.now();
+      if (now >= deadline) break;
+      this.#dropLostPull(now);
+      if (!this.#pulling && now >= this.#retryAt) this.#start(max - this.#credit);
+      // Woken early by a delivery, the end of the pull, or the signal.
+      await this.#sleep(
+        signal,
+        (this.#pulling ? deadline : Math.min(deadline, this.#retryAt)) - now,
+      );
+    }
+    return this.#buffer.splice(0, max);
+  }
+
+  /** Ends the open pull (messages it would still deliver stay on the server). */
+  stopPull(): void {
+    const pull = this.#pull;
+    this.#pull = undefined;
+    if (pull) void pull.close().catch(() => {});
+  }
+
+  /** Stops pulling for good and returns whatever was buffered, for the caller to release. */
+  close(): JsMsg[] {
+    this.#closed = true;
+    this.stopPull();
+    this.#wake?.();
+    return this.#buffer.splice(0);
+  }
+
+  #start(n: number): void {
+    if (n <= 0) return;
+    this.#pulling = true;
+    this.#credit = n;
+    this.#pullStarted = Date.now();
+    void this.#run(n).finally(() => {
+      this.#pulling = false;
+      this.#credit = 0;
+      this.#pull = undefined;
+      this.#wake?.();
+    });
+  }
+
+  async #run(n: number): Promise<void> {
+    try {
+      const pull = await this.#consumer.fetch({ max_messages: n, expires: this.#expires });
+      this.#pull = pull;
+      if (this.#closed) this.stopPull();
+      for await (const m of pull) {
+        this.#credit--;
+        this.#buffer.push(m);
+        this.#wake?.();
+      }
+    } catch (err) {
+      this.lastError = err;
+      this.#retryAt = Date.now() + RETRY_PAUSE;
+    }
+  }
+
+  #dropLostPull(now: number): void {
+    if (this.#pulling && now - this.#pullStarted > this.#expires + LOST_PULL_GRACE) {
+      this.stopPull();
+    }
+  }
+
+  #sleep(signal: AbortSignal, ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        signal.removeEventListener('abort', done);
+        this.#wake = undefined;
+        resolve();
+      };
+      const timer = setTimeout(done, Math.max(0, ms));
+      signal.addEventListener('abort', done, { once: true });
+      this.#wake = done;
+    });
+  }
+}

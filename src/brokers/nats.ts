@@ -1,0 +1,270 @@
+/**
+ * `sluice/nats`: a {@link BrokerSource} over a NATS JetStream durable pull consumer.
+ *
+ * - Fetches at most the free slots (one open pull request; see `nats-puller.ts`): the process
+ *   never holds more than the consumer loop's concurrency (documented constant: 0).
+ * - `ack` waits for the server to confirm it (`ackAck`); `retry` is a `-NAK` with a delay and
+ *   `release` a plain `-NAK`, both confirmed too; `heartbeat` is `+WPI` (`working()`), sent every
+ *   third of the consumer's `ack_wait` so a slow handler is not redelivered elsewhere.
+ * - `deadLetter` first publishes the body to the dead-letter subject (PubAck awaited), with the
+ *   error in `Sluice-Error*` headers, then terminates the original (`+TERM`).
+ * - `deliveryCount` is the server's count from the message metadata.
+ * - At-least-once: a crash, a lost connection or a missed ack redelivers; handlers must be
+ *   idempotent. The backlog stays in the stream.
+ *
+ * @module
+ */
+import {
+  type Consumer,
+  type JetStreamClient,
+  type JsMsg,
+  jetstream,
+  jetstreamManager,
+} from '@nats-io/jetstream';
+import { connect, headers, type NatsConnection } from '@nats-io/transport-node';
+import { NatsPuller } from './nats-puller.js';
+import { declareNatsTopology } from './nats-topology.js';
+import type { BrokerMessage, BrokerSource } from './source.js';
+
+/** Options of {@link natsSource}. Durations in ms. */
+export interface NatsSourceOptions {
+  /** An open connection to use (left open by `close()`). Default: connect to `servers`. */
+  connection?: NatsConnection;
+  /** Where to connect when no `connection` is given. @default '127.0.0.1:4222' */
+  servers?: string | string[];
+  /** The work stream's name (no dots). */
+  stream: string;
+  /** The durable consumer's name, shared by every process that splits the work. */
+  consumer: string;
+  /** Subject the work stream captures and the consumer filters on. @default `${stream}.work` */
+  subject?: string;
+  /** Subject dead letters are published to. @default `${stream}.dead` */
+  deadLetterSubject?: string;
+  /** Stream that stores dead letters (declared when `declare`). @default `${stream}_DEAD` */
+  deadLetterStream?: string;
+  /** Create missing streams and the consumer. @default true */
+  declare?: boolean;
+  /** Consumer `ack_wait` when the consumer is created here. @default 30_000 */
+  ackWait?: number;
+  /** Consumer `max_ack_pending` when created here (all processes together). @default 10_000 */
+  maxAckPending?: number;
+  /** How long one `fetch` waits on an empty stream (pull `expires`, at least 1000). @default 1000 */
+  blockMs?: number;
+  /** How long to wait for the server to confirm an ack, nak, term or publish. @default 5000 */
+  ackTimeout?: number;
+}
+
+/** A message held from JetStream. `id` is the stream sequence. */
+export interface NatsMessage extends BrokerMessage {
+  readonly subject: string;
+  /** The client's message, for headers and metadata. Acknowledge through the source only. */
+  readonly raw: JsMsg;
+}
+
+/**
+ * Connects (unless given a connection), declares the topology (unless `declare: false`) and
+ * returns a source for `consume()`. Throws the client's error when the server or the consumer
+ * cannot be reached; throws `RangeError`/`TypeError` for bad options.
+ *
+ * @example
+ * ```ts
+ * const source = await natsSource({ stream: 'JOBS', consumer: 'workers' });
+ * await consume(source, async (msg) => handle(JSON.parse(new TextDecoder().decode(msg.body))), { concurrency: 32 });
+ * ```
+ */
+export async function natsSource(opts: NatsSourceOptions): Promise<NatsSource> {
+  const o = validate(opts);
+  const owned = o.connection === undefined;
+  const nc =
+    o.connection ??
+    (await connect({
+      servers: o.servers ?? '127.0.0.1:4222',
+      maxReconnectAttempts: -1,
+      reconnectTimeWait: 250,
+    }));
+  try {
+    const jsm = await jetstreamManager(nc);
+    let ackWait = o.ackWait ?? 30_000;
+    if (o.declare !== false) ackWait = await declareNatsTopology(jsm, { ...o, ackWait });
+    else
+      ackWait = Math.round((await jsm.consumers.info(o.stream, o.consumer)).config.ack_wait / 1e6);
+    const js = jetstream(nc, { timeout: o.ackTimeout });
+    const consumer = await js.consumers.get(o.stream, o.consumer);
+    return new NatsSource(nc, owned, js, consumer, { ...o, ackWait });
+  } catch (err) {
+    if (owned) await nc.close();
+    throw err;
+  }
+}
+
+type Resolved = Required<Omit<NatsSourceOptions, 'connection' | 'servers'>> &
+  Pick<NatsSourceOptions, 'connection' | 'servers'>;
+
+function validate(opts: NatsSourceOptions): Resolved {
+  for (const key of ['stream', 'consumer'] as const) {
+    if (typeof opts[key] !== 'string' || opts[key] === '' || /[.\s*>]/.test(opts[key])) {
+      throw new TypeError(
+        `options.${key} must be a non-empty name without dots, spaces or wildcards (got ${String(opts[key])})`,
+      );
+    }
+  }
+  const positive = (
+    name: keyof NatsSourceOptions,
+    value: number | undefined,
+    min: number,
+  ): void => {
+    if (value !== undefined && (!Number.isFinite(value) || value < min)) {
+      throw new RangeError(`options.${name} must be a number >= ${min} (got ${value})`);
+    }
+  };
+  positive('ackWait', opts.ackWait, 1000);
+  positive('maxAckPending', opts.maxAckPending, 1);
+  positive('blockMs', opts.blockMs, 1000);
+  positive('ackTimeout', opts.ackTimeout, 1);
+  return {
+    ...opts,
+    subject: opts.subject ?? `${opts.stream}.work`,
+    deadLetterSubject: opts.deadLetterSubject ?? `${opts.stream}.dead`,
+    deadLetterStream: opts.deadLetterStream ?? `${opts.stream}_DEAD`,
+    declare: opts.declare ?? true,
+    ackWait: opts.ackWait ?? 30_000,
+    maxAckPending: opts.maxAckPending ?? 10_000,
+    blockMs: opts.blockMs ?? 1000,
+    ackTimeout: opts.ackTimeout ?? 5000,
+  };
+}
+
+/** Header values must be one line; long errors are cut. */
+function headerValue(text: string): string {
+  const line = text.replace(/[\r\n]+/g, ' ');
+  return line.length > 1024 ? `${line.slice(0, 1024)}…` : line;
+}
+
+const NAK = new TextEncoder().encode('-NAK');
+const TERM = new TextEncoder().encode('+TERM');
+
+/** See the module doc. Build one with {@link natsSource}. */
+export class NatsSource implements BrokerSource<NatsMessage> {
+  readonly heartbeatInterval: number;
+  readonly #nc: NatsConnection;
+  readonly #owned: boolean;
+  readonly #js: JetStreamClient;
+  readonly #puller: NatsPuller;
+  readonly #o: Resolved;
+  readonly #status: ReturnType<NatsConnection['status']>;
+  #closing: Promise<void> | undefined;
+
+  /** @internal use {@link natsSource}. */
+  constructor(
+    nc: NatsConnection,
+    owned: boolean,
+    js: JetStreamClient,
+    consumer: Consumer,
+    o: Resolved,
+  ) {
+    this.#nc = nc;
+    this.#owned = owned;
+    this.#js = js;
+    this.#o = o;
+    this.heartbeatInterval = Math.max(100, Math.floor(o.ackWait / 3));
+    this.#puller = new NatsPuller(consumer, o.blockMs);
+    this.#status = nc.status();
+    void this.#watchConnection();
+  }
+
+  /** Messages delivered to this process and not yet handed to the consumer loop. */
+  get buffered(): number {
+    return this.#puller.buffered;
+  }
+
+  async fetch(max: number, signal: AbortSignal): Promise<NatsMessage[]> {
+    const msgs = await this.#puller.take(max, signal, this.#o.blockMs);
+    return msgs.map(toMessage);
+  }
+
+  async ack(message: NatsMessage): Promise<void> {
+    await message.raw.ackAck({ timeout: this.#o.ackTimeout });
+  }
+
+  async retry(message: NatsMessage, delayMs: number): Promise<void> {
+    const payload =
+      delayMs > 0 ? `-NAK ${JSON.stringify({ delay: Math.round(delayMs * 1e6) })}` : NAK;
+    await this.#confirm(
+      message,
+      typeof payload === 'string' ? new TextEncoder().encode(payload) : payload,
+    );
+  }
+
+  async deadLetter(message: NatsMessage, error: Error): Promise<void> {
+    const h = headers();
+    h.set('Sluice-Error', headerValue(error.message));
+    h.set('Sluice-Error-Name', headerValue(error.name));
+    const code = (error as { code?: unknown }).code;
+    if (typeof code === 'string') h.set('Sluice-Error-Code', headerValue(code));
+    h.set('Sluice-Deliveries', String(message.deliveryCount));
+    h.set('Sluice-Source', `${this.#o.stream}:${message.id}:${message.subject}`);
+    await this.#js.publish(this.#o.deadLetterSubject, message.body, {
+      headers: h,
+      // A redelivered message dead-lettered twice is stored once.
+      msgID: `${this.#o.stream}:${message.id}`,
+      timeout: this.#o.ackTimeout,
+    });
+    await this.#confirm(message, TERM);
+  }
+
+  async heartbeat(message: NatsMessage): Promise<void> {
+    message.raw.working();
+  }
+
+  async release(message: NatsMessage): Promise<void> {
+    await this.#confirm(message, NAK);
+  }
+
+  /**
+   * Publishes one message to the work subject and waits for the stream to store it (a helper
+   * for producers and tests; any JetStream publisher works).
+   */
+  async publish(body: Uint8Array | string): Promise<void> {
+    await this.#js.publish(this.#o.subject, body, { timeout: this.#o.ackTimeout });
+  }
+
+  async close(): Promise<void> {
+    this.#closing ??= this.#shutdown();
+    return this.#closing;
+  }
+
+  async #shutdown(): Promise<void> {
+    this.#status.stop();
+    const left = this.#puller.close();
+    await Promise.allSettled(left.map((m) => this.#confirm(toMessage(m), NAK)));
+    if (this.#owned) await this.#nc.close();
+  }
+
+  /**
+   * Sends an ack-family payload as a request, so the server's reply confirms it. The reply
+   * subject is the client's private field: the public API only confirms `+ACK` (`ackAck`).
+   */
+  async #confirm(message: NatsMessage, payload: Uint8Array): Promise<void> {
+    const reply = (message.raw as unknown as { reply?: string }).reply;
+    if (!reply)
+      throw new TypeError('JetStream message has no reply subject: cannot acknowledge it');
+    await this.#nc.request(reply, payload, { timeout: this.#o.ackTimeout });
+  }
+
+  /** A pull request does not survive a lost connection: end it so a fresh one is sent. */
+  async #watchConnection(): Promise<void> {
+    for await (const s of this.#status) {
+      if (s.type === 'disconnect') this.#puller.stopPull();
+    }
+  }
+}
+
+function toMessage(raw: JsMsg): NatsMessage {
+  return {
+    id: String(raw.seq),
+    body: raw.data,
+    deliveryCount: raw.info.deliveryCount,
+    subject: raw.subject,
+    raw,
+  };
+}

@@ -1,0 +1,138 @@
+/**
+ * The NATS JetStream adapter on its own, against the real server on loopback: fetch bounds,
+ * confirmed ack, nak with delay, dead letter with the error, release, heartbeat, close.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type NatsSource, natsSource } from '../../src/brokers/nats.js';
+import { type NatsAdmin, natsAdmin, uniqueStream } from '../fixtures/brokers/nats-helpers.js';
+
+let admin: NatsAdmin;
+const streams: string[] = [];
+const sources: NatsSource[] = [];
+
+async function setup(opts: { ackWait?: number } = {}) {
+  const stream = uniqueStream('A');
+  streams.push(stream, `${stream}_DEAD`);
+  const source = await natsSource({ stream, consumer: 'workers', ...opts });
+  sources.push(source);
+  return { stream, source, subject: `${stream}.work` };
+}
+
+beforeAll(async () => {
+  admin = await natsAdmin();
+});
+afterAll(async () => {
+  for (const s of sources) await s.close();
+  await admin.cleanup(...streams);
+});
+
+const never = new AbortController().signal;
+const text = (b: Uint8Array) => new TextDecoder().decode(b);
+
+describe('natsSource (adapter)', () => {
+  it('fetches at most max, acks with server confirmation, leaves nothing pending', async () => {
+    const { stream, source, subject } = await setup();
+    await admin.publishMany(subject, 50, (i) => `m${i}`);
+    const got: string[] = [];
+    while (got.length < 50) {
+      const batch = await source.fetch(7, never);
+      expect(batch.length).toBeLessThanOrEqual(7);
+      for (const m of batch) {
+        expect(m.deliveryCount).toBe(1);
+        got.push(text(m.body));
+        await source.ack(m);
+      }
+    }
+    expect(new Set(got).size).toBe(50);
+    expect(await admin.pending(stream, 'workers')).toMatchObject({ ackPending: 0, pending: 0 });
+    expect(await admin.count(stream)).toBe(0); // work-queue stream: acked = deleted
+  });
+
+  it('retry redelivers after the delay with a higher delivery count', async () => {
+    const { source, subject } = await setup();
+    await admin.publishMany(subject, 1, () => 'again');
+    const [first] = await source.fetch(1, never);
+    expect(first?.deliveryCount).toBe(1);
+    const t0 = Date.now();
+    await source.retry(first!, 300, new Error('boom'));
+    let second: Awaited<ReturnType<NatsSource['fetch']>>[number] | undefined;
+    while (!second) [second] = await source.fetch(1, never);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(250);
+    expect(second.deliveryCount).toBe(2);
+    expect(second.id).toBe(first!.id);
+    await source.ack(second);
+  });
+
+  it('deadLetter publishes body + error to the dead-letter stream, then terminates', async () => {
+    const { stream, source, subject } = await setup();
+    await admin.publishMany(subject, 1, () => '{"bad"');
+    const [m] = await source.fetch(1, never);
+    const err = Object.assign(new Error('body is not JSON\nline two'), {
+      code: 'ERR_MESSAGE_MALFORMED',
+    });
+    await source.deadLetter(m!, err);
+    const dead = await admin.readAll(`${stream}_DEAD`);
+    expect(dead).toHaveLength(1);
+    expect(dead[0]?.data).toBe('{"bad"');
+    expect(dead[0]?.headers['Sluice-Error']).toBe('body is not JSON line two');
+    expect(dead[0]?.headers['Sluice-Error-Code']).toBe('ERR_MESSAGE_MALFORMED');
+    expect(dead[0]?.headers['Sluice-Deliveries']).toBe('1');
+    expect(await admin.pending(stream, 'workers')).toMatchObject({ ackPending: 0, pending: 0 });
+  });
+
+  it('release hands a message back at once', async () => {
+    const { source, subject } = await setup();
+    await admin.publishMany(subject, 1, () => 'x');
+    const [m] = await source.fetch(1, never);
+    await source.release(m!);
+    const [again] = await source.fetch(1, never);
+    expect(again?.id).toBe(m!.id);
+    expect(again?.deliveryCount).toBe(2);
+    await source.ack(again!);
+  });
+
+  it('heartbeats keep a slow message from redelivery past ack_wait', async () => {
+    const { stream, source, subject } = await setup({ ackWait: 1000 });
+    expect(source.heartbeatInterval).toBeLessThanOrEqual(334);
+    await admin.publishMany(subject, 1, () => 'slow');
+    const [m] = await source.fetch(1, never);
+    const other = await natsSource({ stream, consumer: 'workers' });
+    sources.push(other);
+    const timer = setInterval(() => void source.heartbeat(m!), source.heartbeatInterval);
+    try {
+      // 2.5 ack_waits: without heartbeats the message would be redelivered to `other`.
+      const until = Date.now() + 2500;
+      while (Date.now() < until) {
+        expect(await other.fetch(1, AbortSignal.timeout(until - Date.now()))).toEqual([]);
+      }
+    } finally {
+      clearInterval(timer);
+    }
+    // Control: once the heartbeats stop, ack_wait expires and the other consumer gets it.
+    let stolen: Awaited<ReturnType<NatsSource['fetch']>> = [];
+    const until = Date.now() + 3000;
+    while (stolen.length === 0 && Date.now() < until) stolen = await other.fetch(1, never);
+    expect(stolen[0]?.id).toBe(m!.id);
+    expect(stolen[0]?.deliveryCount).toBe(2);
+    await other.ack(stolen[0]!);
+    expect(await admin.pending(stream, 'workers')).toMatchObject({ ackPending: 0, pending: 0 });
+  });
+
+  it('fetch returns [] at once when the signal aborts, and close() on an idle source is fast', async () => {
+    const { source } = await setup();
+    const ac = new AbortController();
+    const p = source.fetch(10, ac.signal);
+    setTimeout(() => ac.abort(), 50);
+    const t0 = Date.now();
+    expect(await p).toEqual([]);
+    await source.close();
+    expect(Date.now() - t0).toBeLessThan(1000);
+  });
+
+  it('rejects bad options with the option name', async () => {
+    await expect(natsSource({ stream: 'a.b', consumer: 'c' })).rejects.toThrow(/options\.stream/);
+    await expect(natsSource({ stream: 'A', consumer: 'c', blockMs: 10 })).rejects.toThrow(
+      RangeError,
+    );
+  });
+});
