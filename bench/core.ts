@@ -1,0 +1,308 @@
+// Core throughput: sluice runPool and Pool against a bare loop (the floor) and the usual peers,
+// concurrency 16, a trivial async job, each contender in its own child process.
+//   npx tsx bench/core.ts [--quick] [--runs=3] [--sizes=200000,1000000] [--only=floor,p-map]
+import { fileURLToPath } from 'node:url';
+import async from 'async';
+import fastq from 'fastq';
+import pLimit from 'p-limit';
+import pMap, { pMapIterable } from 'p-map';
+import PQueue from 'p-queue';
+import { Pool, runPool } from '../dist/index.js';
+import {
+  type CaseContext,
+  type Cases,
+  count,
+  ensureBuilt,
+  type IsolatedRun,
+  isMain,
+  markdownTable,
+  median,
+  mib,
+  ns,
+  printHeader,
+  range,
+  ratio,
+  runIsolated,
+  timed,
+} from './lib/index.js';
+
+const double = async (x: number) => x * 2;
+
+function* upTo(n: number): Generator<number> {
+  for (let i = 0; i < n; i++) yield i;
+}
+
+/** Runs `n` jobs at `concurrency`, consumes every result, returns the sum of the results. */
+type Contender = (n: number, concurrency: number) => Promise<number>;
+
+/** 16 async loops pulling a shared counter: what any pool has to add its bookkeeping to. */
+const floor: Contender = async (n, concurrency) => {
+  let next = 0;
+  let sum = 0;
+  const loop = async () => {
+    while (next < n) sum += await double(next++);
+  };
+  await Promise.all(Array.from({ length: concurrency }, loop));
+  return sum;
+};
+
+const sluiceRunPool: Contender = async (n, concurrency) => {
+  let sum = 0;
+  for await (const result of runPool(upTo(n), double, { concurrency })) {
+    if (!result.ok) throw result.error;
+    sum += result.value;
+  }
+  return sum;
+};
+
+/** The service-pool idiom: await submit (the backpressure), then take each task's result. */
+const sluicePool: Contender = async (n, concurrency) => {
+  const pool = new Pool(double, { concurrency });
+  let sum = 0;
+  let settled = 0;
+  const add = (result: { ok: boolean; value?: number; error?: Error }) => {
+    if (!result.ok) throw result.error;
+    sum += result.value!;
+    settled++;
+  };
+  for (let i = 0; i < n; i++) (await pool.submit(i)).result.then(add);
+  pool.close();
+  await pool.drain();
+  while (settled < n) await new Promise(setImmediate);
+  return sum;
+};
+
+/** p-map's usual call: a lazy input, an array of every result at the end. */
+const pMapAll: Contender = async (n, concurrency) => {
+  const values = await pMap(upTo(n), double, { concurrency });
+  let sum = 0;
+  for (const value of values) sum += value;
+  return sum;
+};
+
+/** p-map's streaming form, the closest peer to runPool (backpressure defaults to concurrency). */
+const pMapStream: Contender = async (n, concurrency) => {
+  let sum = 0;
+  for await (const value of pMapIterable(upTo(n), double, { concurrency })) sum += value;
+  return sum;
+};
+
+/** p-limit's usual call: a limited promise per job, all of them held by Promise.all. */
+const pLimitAll: Contender = async (n, concurrency) => {
+  const limit = pLimit(concurrency);
+  const promises = new Array<Promise<number>>(n);
+  for (let i = 0; i < n; i++) promises[i] = limit(double, i);
+  let sum = 0;
+  for (const value of await Promise.all(promises)) sum += value;
+  return sum;
+};
+
+/** p-queue fed with its own backpressure hook, so the queue stays at most `concurrency` long. */
+const pQueueBounded: Contender = async (n, concurrency) => {
+  const queue = new PQueue({ concurrency });
+  let sum = 0;
+  const add = (value: number) => {
+    sum += value;
+  };
+  for (let i = 0; i < n; i++) {
+    if (queue.size >= concurrency) await queue.onSizeLessThan(concurrency);
+    queue.add(() => double(i)).then(add);
+  }
+  await queue.onIdle();
+  await new Promise(setImmediate);
+  return sum;
+};
+
+/** async.queue fed until `concurrency` wait, then paused until its `unsaturated` event. */
+const asyncQueueBounded: Contender = async (n, concurrency) => {
+  const queue = async.queue<number, number>(double, concurrency);
+  let sum = 0;
+  const add = (err: Error | null | undefined, value?: number) => {
+    if (err) throw err;
+    sum += value!;
+  };
+  for (let i = 0; i < n; i++) {
+    if (queue.length() >= concurrency) await queue.unsaturated();
+    queue.push(i, add);
+  }
+  if (!queue.idle()) await queue.drain();
+  return sum;
+};
+
+/** fastq's promise API fed until `concurrency` wait, then paused until its `empty` hook. */
+const fastqBounded: Contender = async (n, concurrency) => {
+  const queue = fastq.promise(double, concurrency);
+  let wake: (() => void) | undefined;
+  queue.empty = () => {
+    wake?.();
+    wake = undefined;
+  };
+  let sum = 0;
+  const add = (value: number) => {
+    sum += value;
+  };
+  for (let i = 0; i < n; i++) {
+    if (queue.length() >= concurrency) await new Promise<void>((resolve) => (wake = resolve));
+    queue.push(i).then(add);
+  }
+  await queue.drained();
+  await new Promise(setImmediate);
+  return sum;
+};
+
+const contenders: Record<string, Contender> = {
+  'floor (16 bare loops)': floor,
+  'sluice runPool': sluiceRunPool,
+  'sluice Pool': sluicePool,
+  'p-map': pMapAll,
+  'p-map pMapIterable': pMapStream,
+  'p-limit': pLimitAll,
+  'p-queue': pQueueBounded,
+  'async.queue': asyncQueueBounded,
+  fastq: fastqBounded,
+};
+
+interface CaseParams {
+  n: number;
+  concurrency: number;
+  warmup: number;
+}
+
+interface CaseValue {
+  elapsedNs: number;
+}
+
+/** Warm up (JIT), collect garbage, mark the baseline RSS, then time one run and check its sum. */
+function asCase(contender: Contender) {
+  return async ({ n, concurrency, warmup }: CaseParams, ctx: CaseContext): Promise<CaseValue> => {
+    await contender(warmup, concurrency);
+    (globalThis as { gc?: () => void }).gc?.();
+    await ctx.mark('start');
+    const { value, elapsedNs } = await timed(() => contender(n, concurrency));
+    if (value !== n * (n - 1)) throw new Error(`wrong sum ${value} for ${n} jobs`);
+    return { elapsedNs };
+  };
+}
+
+export const cases: Cases = Object.fromEntries(
+  Object.entries(contenders).map(([name, contender]) => [name, asCase(contender)]),
+);
+
+interface Options {
+  sizes: number[];
+  runs: number;
+  only: string[];
+}
+
+function parseArgs(argv: string[]): Options {
+  const value = (flag: string) => argv.find((arg) => arg.startsWith(`--${flag}=`))?.split('=')[1];
+  const quick = argv.includes('--quick');
+  return {
+    sizes: (value('sizes') ?? (quick ? '50000' : '200000,1000000')).split(',').map(Number),
+    runs: Number(value('runs') ?? (quick ? 1 : 3)),
+    only: value('only')?.split(',') ?? [],
+  };
+}
+
+type Measured = { name: string; runs: IsolatedRun<CaseValue>[] };
+
+async function measure(n: number, names: string[], repeats: number): Promise<Measured[]> {
+  const measured = names.map((name) => ({ name, runs: [] as IsolatedRun<CaseValue>[] }));
+  // Contenders take turns within each repetition, so a noisy minute hits all of them alike.
+  for (let rep = 0; rep < repeats; rep++) {
+    for (const entry of measured) {
+      const run = await runIsolated<CaseValue>(
+        fileURLToPath(import.meta.url),
+        entry.name,
+        { n, concurrency: 16, warmup: 20_000 } satisfies CaseParams,
+        { nodeArgs: ['--expose-gc'], timeoutMs: 180_000 },
+      );
+      if (run.error) console.error(`${entry.name} @ ${n}: ${run.error}`);
+      entry.runs.push(run);
+    }
+  }
+  return measured;
+}
+
+function summarize(n: number, measured: Measured[]) {
+  const rows = measured.map(({ name, runs }) => {
+    const ok = runs.filter((run) => run.value);
+    const perJob = ok.map((run) => run.value!.elapsedNs / n);
+    const peaks = ok.map((run) => run.peakRssBytes);
+    const added = ok.map((run) => run.peakRssBytes - (run.marks[0]?.rssBytes ?? 0));
+    return {
+      name,
+      nsPerJob: perJob.length ? median(perJob) : Number.NaN,
+      spread: perJob.length ? range(perJob) : { min: Number.NaN, max: Number.NaN },
+      peak: peaks.length ? median(peaks) : Number.NaN,
+      added: added.length ? median(added) : Number.NaN,
+    };
+  });
+  return rows;
+}
+
+function printSize(n: number, rows: ReturnType<typeof summarize>, runs: number) {
+  const base = rows.find((row) => row.name.startsWith('floor'))?.nsPerJob ?? Number.NaN;
+  console.log(`\n## ${count(n)} jobs, concurrency 16 (median of ${runs})\n`);
+  console.log(
+    markdownTable(
+      ['contender', 'ns/job', 'min..max', 'vs floor', 'peak RSS', 'RSS added by run'],
+      rows.map((row) => [
+        row.name,
+        ns(row.nsPerJob),
+        `${ns(row.spread.min)}..${ns(row.spread.max)}`,
+        ratio(row.nsPerJob, base),
+        mib(row.peak),
+        mib(row.added),
+      ]),
+    ),
+  );
+}
+
+async function main() {
+  const opts = parseArgs(process.argv.slice(2));
+  ensureBuilt();
+  printHeader('Core throughput', ['p-map', 'p-limit', 'p-queue', 'async', 'fastq']);
+  const names = Object.keys(contenders).filter(
+    (name) => !opts.only.length || opts.only.some((part) => name.includes(part)),
+  );
+  const bySize = new Map<number, ReturnType<typeof summarize>>();
+  for (const n of opts.sizes) {
+    const rows = summarize(n, await measure(n, names, opts.runs));
+    bySize.set(n, rows);
+    printSize(n, rows, opts.runs);
+  }
+  printGoals(bySize);
+}
+
+function printGoals(bySize: Map<number, ReturnType<typeof summarize>>) {
+  const sizes = [...bySize.keys()];
+  const get = (n: number, name: string) => bySize.get(n)?.find((row) => row.name === name);
+  console.log('\n## Goals\n');
+  for (const n of sizes) {
+    const floorRow = bySize.get(n)?.find((row) => row.name.startsWith('floor'));
+    const rp = get(n, 'sluice runPool');
+    const pm = get(n, 'p-map');
+    if (!floorRow || !rp || !pm) continue;
+    const vsFloor = rp.nsPerJob / floorRow.nsPerJob;
+    const vsPMap = pm.nsPerJob / rp.nsPerJob;
+    console.log(
+      `- ${count(n)} jobs: runPool ${vsFloor.toFixed(2)}x the floor (goal <= 2: ${vsFloor <= 2 ? 'met' : 'MISSED'}); ` +
+        `p-map ${vsPMap.toFixed(2)}x slower than runPool (goal >= 3: ${vsPMap >= 3 ? 'met' : 'MISSED'})`,
+    );
+  }
+  if (sizes.length >= 2) {
+    const [small, large] = [sizes[0]!, sizes[sizes.length - 1]!];
+    for (const name of ['sluice runPool', 'sluice Pool']) {
+      const a = get(small, name);
+      const b = get(large, name);
+      if (a && b) {
+        console.log(
+          `- ${name} peak RSS ${mib(a.peak)} at ${count(small)} jobs, ${mib(b.peak)} at ${count(large)} (${ratio(b.peak, a.peak)})`,
+        );
+      }
+    }
+  }
+}
+
+if (isMain(import.meta.url)) await main();

@@ -1,0 +1,57 @@
+import { mkdirSync } from 'node:fs';
+import { basename, join, resolve } from 'node:path';
+import { build } from 'esbuild';
+import { benchDir, repoRoot, scratchDir } from './paths.js';
+
+const distDir = join(repoRoot, 'dist');
+const bundles = new Map<string, Promise<string>>();
+
+/**
+ * Turns a suite file into one plain `.mjs` child program, so isolated children run on bare
+ * `node` without a TypeScript loader (tsx's loader thread alone adds ~35 MB of RSS and would
+ * blur memory figures). The suite's own code and bench/lib are inlined; npm packages and the
+ * built sluice `dist/` stay real imports, so every contender runs exactly its published code.
+ * Cached per suite for the life of the parent process.
+ */
+export function bundleChild(suitePath: string): Promise<string> {
+  const absolute = resolve(suitePath);
+  let pending = bundles.get(absolute);
+  if (!pending) {
+    pending = bundle(absolute);
+    bundles.set(absolute, pending);
+  }
+  return pending;
+}
+
+async function bundle(suitePath: string): Promise<string> {
+  mkdirSync(scratchDir, { recursive: true });
+  const outfile = join(scratchDir, basename(suitePath).replace(/\.ts$/, '.child.mjs'));
+  const entry = [
+    `import { cases } from ${JSON.stringify(suitePath)};`,
+    `import { serveChild } from ${JSON.stringify(join(benchDir, 'lib', 'child.ts'))};`,
+    'await serveChild(cases);',
+  ].join('\n');
+  await build({
+    stdin: { contents: entry, resolveDir: benchDir, loader: 'ts', sourcefile: 'child-entry.ts' },
+    outfile,
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    target: 'node20',
+    packages: 'external',
+    logLevel: 'warning',
+    plugins: [
+      {
+        // Keep sluice as a real import of the built package rather than a bundled copy.
+        name: 'sluice-dist-external',
+        setup(b) {
+          b.onResolve({ filter: /dist\/index\.js$/ }, (args) => {
+            const path = resolve(args.resolveDir, args.path);
+            return path.startsWith(distDir) ? { path, external: true } : undefined;
+          });
+        },
+      },
+    ],
+  });
+  return outfile;
+}
