@@ -48,10 +48,13 @@ export class SluiceError extends Error {
     if (typeof brand !== 'string') return false;
     // `this` is the class `instanceof` was asked about: the base matches every sluice error,
     // a subclass matches its own name (and anything that names it in its prototype chain).
+    // biome-ignore lint/complexity/noThisInStatic: `this` is the class on the right of instanceof.
     if (this === SluiceError) return true;
     let proto: unknown = Object.getPrototypeOf(value);
     while (proto !== null && proto !== Object.prototype) {
-      if ((proto as { constructor?: { name?: string } }).constructor?.name === this.name) {
+      const name = (proto as { constructor?: { name?: string } }).constructor?.name;
+      // biome-ignore lint/complexity/noThisInStatic: `this` is the class on the right of instanceof.
+      if (name === this.name) {
         return true;
       }
       proto = Object.getPrototypeOf(proto);

@@ -1,1 +1,24 @@
-export {};
+/**
+ * sluice — Go's worker-pool discipline for Node.js.
+ *
+ * @packageDocumentation
+ */
+export { Channel, type ChannelOpOptions } from './channel.js';
+export {
+  AbortError,
+  ChannelClosedError,
+  JobFailedError,
+  MalformedMessageError,
+  PoolClosedError,
+  QueueFullError,
+  SluiceError,
+  type SluiceErrorCode,
+  TimeoutError,
+  WorkerCrashedError,
+  WorkerStartupError,
+} from './errors.js';
+export type { JobContext, WorkerFunction } from './internal/job-run.js';
+export { type DrainReport, Pool, type PoolOptions, type SubmitOptions, type Task } from './pool.js';
+export type { Result } from './result.js';
+export { type RunPoolOptions, runPool } from './run-pool.js';
+export { type Percentiles, type PoolStats, STATS_WINDOW } from './stats.js';

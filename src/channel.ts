@@ -1,0 +1,227 @@
+import { abortErrorFrom, ChannelClosedError } from './errors.js';
+import { onAbort } from './internal/abort-fanout.js';
+import { Deque } from './internal/deque.js';
+import { nonNegativeInt, optionalSignal } from './internal/options.js';
+import { WaitList, type WaitNode } from './internal/wait-list.js';
+
+/** Options of one `send` or `receive`. */
+export interface ChannelOpOptions {
+  /** Cancels the wait: the promise rejects with `AbortError` and the channel is left unchanged. */
+  signal?: AbortSignal;
+}
+
+interface Sender<T> extends WaitNode {
+  value: T;
+  resolve: () => void;
+  reject: (error: Error) => void;
+  unsubscribe: (() => void) | undefined;
+}
+
+interface Receiver<T> extends WaitNode {
+  resolve: (result: IteratorResult<T, undefined>) => void;
+  reject: (error: Error) => void;
+  unsubscribe: (() => void) | undefined;
+}
+
+const RESOLVED: Promise<void> = Promise.resolve();
+const DONE: IteratorResult<never, undefined> = Object.freeze({ done: true, value: undefined });
+
+/**
+ * A bounded FIFO channel with Go's semantics, for async code.
+ *
+ * - `capacity` N > 0: `send` completes at once while fewer than N values are buffered, and waits
+ *   while the buffer is full (backpressure).
+ * - `capacity` 0: unbuffered rendezvous, like Go's `make(chan T)`: `send` completes only when a
+ *   receiver takes the value.
+ * - `capacity` Infinity: unbounded — the only way to opt out of backpressure.
+ *
+ * `close()` stops intake; receivers still get every value buffered before it, then `done`.
+ * Unlike Go, a send on a closed channel rejects with `ChannelClosedError` instead of panicking,
+ * and `close()` is idempotent. Iterating with `for await` ends once the channel is closed and
+ * empty. Waiting senders and receivers are served in FIFO order.
+ *
+ * @typeParam T - the value type.
+ * @example
+ * ```ts
+ * const ch = new Channel<number>(8);
+ * (async () => { for (let i = 0; i < 100; i++) await ch.send(i); ch.close(); })();
+ * for await (const n of ch) console.log(n);
+ * ```
+ */
+export class Channel<T> implements AsyncIterable<T> {
+  readonly #capacity: number;
+  readonly #buffer = new Deque<T>();
+  readonly #senders = new WaitList<Sender<T>>();
+  readonly #receivers = new WaitList<Receiver<T>>();
+  #closed = false;
+
+  /**
+   * @param capacity - buffered values (default 0: unbuffered). A non-negative integer or Infinity.
+   * @throws RangeError/TypeError when `capacity` is not a non-negative integer or Infinity.
+   */
+  constructor(capacity = 0) {
+    this.#capacity = nonNegativeInt('capacity', capacity);
+  }
+
+  /** The buffer size given at construction (0 = unbuffered). */
+  get capacity(): number {
+    return this.#capacity;
+  }
+
+  /** Values buffered now (not counting blocked senders). */
+  get length(): number {
+    return this.#buffer.length;
+  }
+
+  /** True once `close()` was called (values may still be buffered). */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /**
+   * Sends `value`, waiting while the channel is full (or, unbuffered, until a receiver takes it).
+   *
+   * @returns a promise that resolves once the value is buffered or handed to a receiver.
+   * @throws ChannelClosedError (rejection) when the channel is closed, now or while waiting.
+   * @throws AbortError (rejection) when `opts.signal` aborts first; the value is not sent.
+   */
+  send(value: T, opts?: ChannelOpOptions): Promise<void> {
+    const signal = opts === undefined ? undefined : optionalSignal('signal', opts.signal);
+    if (this.#closed) return Promise.reject(new ChannelClosedError());
+    if (signal?.aborted) return Promise.reject(abortErrorFrom(signal));
+    if (this.#offer(value)) return RESOLVED;
+    return new Promise<void>((resolve, reject) => {
+      const node: Sender<T> = {
+        value,
+        resolve,
+        reject,
+        unsubscribe: undefined,
+        prev: undefined,
+        next: undefined,
+        linked: false,
+      };
+      this.#senders.push(node);
+      if (signal) {
+        node.unsubscribe = onAbort(signal, () => {
+          this.#senders.remove(node);
+          reject(abortErrorFrom(signal));
+        });
+      }
+    });
+  }
+
+  /**
+   * Sends without waiting.
+   *
+   * @returns true when the value was buffered or handed to a waiting receiver; false when full.
+   * @throws ChannelClosedError when the channel is closed.
+   */
+  trySend(value: T): boolean {
+    if (this.#closed) throw new ChannelClosedError();
+    return this.#offer(value);
+  }
+
+  /**
+   * Receives the next value, waiting while the channel is empty and open.
+   *
+   * @returns `{ done: false, value }`, or `{ done: true, value: undefined }` once the channel is
+   *   closed and drained.
+   * @throws AbortError (rejection) when `opts.signal` aborts first; no value is taken.
+   */
+  receive(opts?: ChannelOpOptions): Promise<IteratorResult<T, undefined>> {
+    const signal = opts === undefined ? undefined : optionalSignal('signal', opts.signal);
+    if (signal?.aborted) return Promise.reject(abortErrorFrom(signal));
+    const ready = this.tryReceive();
+    if (ready) return Promise.resolve(ready);
+    return new Promise((resolve, reject) => {
+      const node: Receiver<T> = {
+        resolve,
+        reject,
+        unsubscribe: undefined,
+        prev: undefined,
+        next: undefined,
+        linked: false,
+      };
+      this.#receivers.push(node);
+      if (signal) {
+        node.unsubscribe = onAbort(signal, () => {
+          this.#receivers.remove(node);
+          reject(abortErrorFrom(signal));
+        });
+      }
+    });
+  }
+
+  /**
+   * Receives without waiting.
+   *
+   * @returns the next value as `{ done: false, value }`; `{ done: true }` when closed and empty;
+   *   `undefined` when empty and still open.
+   */
+  tryReceive(): IteratorResult<T, undefined> | undefined {
+    if (this.#buffer.length > 0) {
+      const value = this.#buffer.shift() as T;
+      // A slot opened: the longest-waiting sender moves its value into the buffer.
+      const sender = this.#senders.shift();
+      if (sender) {
+        this.#buffer.push(sender.value);
+        this.#wake(sender);
+      }
+      return { done: false, value };
+    }
+    const sender = this.#senders.shift();
+    if (sender) {
+      this.#wake(sender);
+      return { done: false, value: sender.value };
+    }
+    return this.#closed ? DONE : undefined;
+  }
+
+  /**
+   * Closes the channel: later sends, and sends waiting now, reject with `ChannelClosedError`;
+   * buffered values are still delivered; receivers waiting on an empty channel get `done`.
+   * Idempotent.
+   */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (let s = this.#senders.shift(); s; s = this.#senders.shift()) {
+      s.unsubscribe?.();
+      s.reject(new ChannelClosedError('channel closed while the send was waiting'));
+    }
+    // Receivers only wait on an empty buffer, so they all get `done` now.
+    for (let r = this.#receivers.shift(); r; r = this.#receivers.shift()) {
+      r.unsubscribe?.();
+      r.resolve(DONE);
+    }
+  }
+
+  /** Iterates until the channel is closed and empty. Breaking out does not close the channel. */
+  async *[Symbol.asyncIterator](): AsyncIterator<T, undefined> {
+    for (;;) {
+      const next = this.tryReceive() ?? (await this.receive());
+      if (next.done) return undefined;
+      yield next.value;
+    }
+  }
+
+  /** Hands `value` to a waiting receiver or buffers it; false when neither is possible. */
+  #offer(value: T): boolean {
+    const receiver = this.#receivers.shift();
+    if (receiver) {
+      receiver.unsubscribe?.();
+      receiver.resolve({ done: false, value });
+      return true;
+    }
+    if (this.#buffer.length < this.#capacity) {
+      this.#buffer.push(value);
+      return true;
+    }
+    return false;
+  }
+
+  #wake(sender: Sender<T>): void {
+    sender.unsubscribe?.();
+    sender.resolve();
+  }
+}

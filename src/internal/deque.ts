@@ -1,0 +1,66 @@
+/**
+ * A growable ring buffer: O(1) push/shift without the O(n) `Array.prototype.shift` that
+ * a plain array queue pays once it is large. Internal.
+ */
+export class Deque<T> {
+  #items: (T | undefined)[];
+  #head = 0;
+  #length = 0;
+
+  constructor(initialCapacity = 16) {
+    this.#items = new Array(Math.max(4, initialCapacity));
+  }
+
+  get length(): number {
+    return this.#length;
+  }
+
+  push(item: T): void {
+    if (this.#length === this.#items.length) this.#grow();
+    this.#items[(this.#head + this.#length) % this.#items.length] = item;
+    this.#length++;
+  }
+
+  shift(): T | undefined {
+    if (this.#length === 0) return undefined;
+    const item = this.#items[this.#head];
+    this.#items[this.#head] = undefined; // let the value be collected
+    this.#head = (this.#head + 1) % this.#items.length;
+    this.#length--;
+    return item;
+  }
+
+  peek(): T | undefined {
+    return this.#length === 0 ? undefined : this.#items[this.#head];
+  }
+
+  /** Removes the first item that is `item` (O(n)); true when found. */
+  remove(item: T): boolean {
+    const size = this.#items.length;
+    for (let i = 0; i < this.#length; i++) {
+      if (this.#items[(this.#head + i) % size] !== item) continue;
+      for (let j = i; j < this.#length - 1; j++) {
+        this.#items[(this.#head + j) % size] = this.#items[(this.#head + j + 1) % size];
+      }
+      this.#items[(this.#head + this.#length - 1) % size] = undefined;
+      this.#length--;
+      return true;
+    }
+    return false;
+  }
+
+  /** Empties the deque and returns what it held, oldest first. */
+  drain(): T[] {
+    const out: T[] = [];
+    while (this.#length > 0) out.push(this.shift() as T);
+    return out;
+  }
+
+  #grow(): void {
+    const old = this.#items;
+    const next: (T | undefined)[] = new Array(old.length * 2);
+    for (let i = 0; i < this.#length; i++) next[i] = old[(this.#head + i) % old.length];
+    this.#items = next;
+    this.#head = 0;
+  }
+}

@@ -1,0 +1,118 @@
+import { TimeoutError, toError } from '../errors.js';
+import type { WaitNode } from './wait-list.js';
+
+/**
+ * What a worker function receives with each job.
+ *
+ * `signal` aborts when the job is canceled (its own signal, the pool's `abort()`, a drain
+ * deadline) or times out; its `reason` is the `AbortError`/`TimeoutError` the job settles with.
+ */
+export interface JobContext {
+  /** Aborted on pool abort, job abort or job timeout. Created on first access (it is not free). */
+  readonly signal: AbortSignal;
+  /** The job's position in submission (or source) order, from 0. */
+  readonly index: number;
+  /** The slot running the job: an integer in 0..concurrency-1, unique among running jobs. */
+  readonly workerId: number;
+}
+
+/** A worker function: takes a job, returns its value (or a promise of it). */
+export type WorkerFunction<J, R> = (job: J, ctx: JobContext) => R | Promise<R>;
+
+type SettleHandler<J, R> = (
+  run: JobRun<J, R>,
+  error: Error | undefined,
+  value: R | undefined,
+) => void;
+
+function isThenable<R>(value: unknown): value is PromiseLike<R> {
+  return (
+    value !== null &&
+    (typeof value === 'object' || typeof value === 'function') &&
+    typeof (value as { then?: unknown }).then === 'function'
+  );
+}
+
+/**
+ * One job from acceptance to settlement: runs the worker, owns the job's timeout and its
+ * (lazily created) AbortController, and reports exactly one outcome. Internal; users see it
+ * only as the {@link JobContext} handed to the worker.
+ */
+export class JobRun<J, R> implements JobContext, WaitNode {
+  readonly job: J;
+  readonly index: number;
+  workerId = -1;
+  /** performance.now() at acceptance and at start; set by the owner. */
+  queuedAt = 0;
+  startedAt = 0;
+  started = false;
+  /** Removes this job's listener from the caller's signal; set by the owner. */
+  unsubscribe: (() => void) | undefined = undefined;
+  // WaitNode fields: a queued job lives in its pool's WaitList.
+  prev: WaitNode | undefined = undefined;
+  next: WaitNode | undefined = undefined;
+  linked = false;
+
+  #controller: AbortController | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #settled = false;
+  readonly #onSettle: SettleHandler<J, R>;
+
+  constructor(job: J, index: number, onSettle: SettleHandler<J, R>) {
+    this.job = job;
+    this.index = index;
+    this.#onSettle = onSettle;
+  }
+
+  get signal(): AbortSignal {
+    this.#controller ??= new AbortController();
+    return this.#controller.signal;
+  }
+
+  get settled(): boolean {
+    return this.#settled;
+  }
+
+  /** Calls the worker. A sync return or throw settles on a microtask, never re-entrantly. */
+  start(worker: WorkerFunction<J, R>, workerId: number, timeout: number | undefined): void {
+    this.started = true;
+    this.workerId = workerId;
+    if (timeout !== undefined) {
+      this.#timer = setTimeout(() => this.cancel(new TimeoutError(timeout)), timeout);
+    }
+    let out: R | PromiseLike<R>;
+    try {
+      out = worker(this.job, this);
+    } catch (error) {
+      queueMicrotask(() => this.#settle(toError(error), undefined));
+      return;
+    }
+    if (isThenable<R>(out)) {
+      out.then(
+        (value) => this.#settle(undefined, value),
+        (error: unknown) => this.#settle(toError(error), undefined),
+      );
+    } else {
+      queueMicrotask(() => this.#settle(undefined, out as R));
+    }
+  }
+
+  /**
+   * Settles the job now with `error` and aborts its signal. The slot is free at once: a worker
+   * that ignores its signal runs on in the background, but its outcome is discarded.
+   */
+  cancel(error: Error): void {
+    if (this.#settled) return;
+    this.#settle(error, undefined);
+    // Created here if the worker has not read `signal` yet, so a later read sees it aborted.
+    this.#controller ??= new AbortController();
+    this.#controller.abort(error);
+  }
+
+  #settle(error: Error | undefined, value: R | undefined): void {
+    if (this.#settled) return;
+    this.#settled = true;
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#onSettle(this, error, value);
+  }
+}

@@ -1,0 +1,61 @@
+/**
+ * Option checks shared by every constructor, with one message template naming the option, the
+ * value and what was expected. Internal.
+ */
+function show(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value);
+  if (typeof value === 'bigint') return `${value}n`;
+  return String(value);
+}
+
+function fail(name: string, value: unknown, expected: string): never {
+  const message = `Invalid option "${name}": expected ${expected}, got ${show(value)}`;
+  throw typeof value === 'number' ? new RangeError(message) : new TypeError(message);
+}
+
+/** A positive integer (Infinity only when `allowInfinity`). */
+export function positiveInt(name: string, value: unknown, allowInfinity = false): number {
+  if (typeof value === 'number' && allowInfinity && value === Number.POSITIVE_INFINITY) {
+    return value;
+  }
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1) {
+    fail(name, value, allowInfinity ? 'a positive integer or Infinity' : 'a positive integer');
+  }
+  return value;
+}
+
+/** A non-negative integer, or Infinity when `allowInfinity` (the only way to unbound). */
+export function nonNegativeInt(name: string, value: unknown, allowInfinity = true): number {
+  if (typeof value === 'number' && allowInfinity && value === Number.POSITIVE_INFINITY) {
+    return value;
+  }
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0) {
+    fail(
+      name,
+      value,
+      allowInfinity ? 'a non-negative integer or Infinity' : 'a non-negative integer',
+    );
+  }
+  return value;
+}
+
+/** A duration in ms: a finite number > 0, or undefined (no limit). */
+export function optionalDuration(name: string, value: unknown): number | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
+    fail(name, value, 'a positive finite number of milliseconds');
+  }
+  return value;
+}
+
+/** An AbortSignal or undefined. */
+export function optionalSignal(name: string, value: unknown): AbortSignal | undefined {
+  if (value === undefined || value instanceof AbortSignal) return value;
+  return fail(name, value, 'an AbortSignal');
+}
+
+/** A function. */
+export function fn<F>(name: string, value: unknown): F {
+  if (typeof value !== 'function') fail(name, value, 'a function');
+  return value as F;
+}

@@ -1,0 +1,279 @@
+import { AbortError, abortErrorFrom } from '../errors.js';
+import { makeResult, type Result } from '../result.js';
+import { outcomeOf, type StatsRecorder } from '../stats.js';
+import { onAbort } from './abort-fanout.js';
+import { Deque } from './deque.js';
+import { JobRun, type WorkerFunction } from './job-run.js';
+import { Slots } from './slots.js';
+
+export interface EngineOptions {
+  concurrency: number;
+  /** Finished results held for the consumer beyond the running ones. */
+  buffer: number;
+  ordered: boolean;
+  timeout: number | undefined;
+  signal: AbortSignal | undefined;
+  stats: StatsRecorder | undefined;
+}
+
+type Source<J> = Iterator<J> | AsyncIterator<J>;
+
+interface Consumer<J, R> {
+  resolve: (result: IteratorResult<Result<J, R>, undefined>) => void;
+  reject: (error: unknown) => void;
+}
+
+const DONE: IteratorResult<never, undefined> = Object.freeze({ done: true, value: undefined });
+
+/**
+ * The pull-based worker loop behind `runPool` and each pipeline stage: N slots pulling from one
+ * source, never more than `concurrency + buffer` jobs ahead of the consumer, so a slow consumer
+ * slows the pulling (backpressure) instead of piling results up. Internal.
+ */
+export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>> {
+  readonly #source: Source<J>;
+  readonly #isAsync: boolean;
+  readonly #worker: WorkerFunction<J, R>;
+  readonly #opts: EngineOptions;
+  readonly #slots: Slots<JobRun<J, R>>;
+  readonly #ready = new Deque<Result<J, R>>();
+  readonly #byIndex = new Map<number, Result<J, R>>();
+  #pulled = 0;
+  #yielded = 0;
+  #pulling = false;
+  #sourceDone = false;
+  #sourceError: { error: unknown } | undefined;
+  #stopped = false;
+  #consumer: Consumer<J, R> | undefined;
+  #unsubscribe: (() => void) | undefined;
+  #returned = false;
+
+  constructor(
+    source: Iterable<J> | AsyncIterable<J>,
+    worker: WorkerFunction<J, R>,
+    opts: EngineOptions,
+  ) {
+    const asyncIt = (source as AsyncIterable<J>)[Symbol.asyncIterator];
+    this.#isAsync = typeof asyncIt === 'function';
+    this.#source = this.#isAsync
+      ? (source as AsyncIterable<J>)[Symbol.asyncIterator]()
+      : (source as Iterable<J>)[Symbol.iterator]();
+    this.#worker = worker;
+    this.#opts = opts;
+    this.#slots = new Slots(opts.concurrency);
+    const { signal } = opts;
+    if (signal?.aborted) this.#stopped = true;
+    else if (signal) this.#unsubscribe = onAbort(signal, () => this.#abort(signal));
+  }
+
+  /** Jobs running now. */
+  get running(): number {
+    return this.#slots.running;
+  }
+
+  /** Finished results not yet taken by the consumer. */
+  get buffered(): number {
+    return this.#ready.length + this.#byIndex.size;
+  }
+
+  [Symbol.asyncIterator](): this {
+    return this;
+  }
+
+  next(): Promise<IteratorResult<Result<J, R>, undefined>> {
+    const result = this.#take();
+    if (result) return Promise.resolve({ done: false, value: result });
+    if (this.#finished()) return this.#end();
+    return new Promise((resolve, reject) => {
+      this.#consumer = { resolve, reject };
+      this.#fill();
+      this.#deliver();
+    });
+  }
+
+  /** Breaking out of `for await`: stop pulling, abort running workers, drop their results. */
+  async return(): Promise<IteratorResult<Result<J, R>, undefined>> {
+    this.#returned = true;
+    this.#stop();
+    this.cancelRunning(new AbortError(undefined, 'result iteration stopped'));
+    this.#ready.drain();
+    this.#byIndex.clear();
+    this.#consumer?.resolve(DONE);
+    this.#consumer = undefined;
+    await this.#closeSource();
+    return DONE;
+  }
+
+  async throw(error?: unknown): Promise<IteratorResult<Result<J, R>, undefined>> {
+    await this.return();
+    throw error;
+  }
+
+  /** Cancels every running job with `error`; they settle (and yield) as failures. */
+  cancelRunning(error: Error): void {
+    for (const run of this.#slots.items()) run.cancel(error);
+  }
+
+  /** Stops pulling the source; what was pulled still yields its results. */
+  stopPulling(): void {
+    if (this.#stopped) return;
+    this.#stop();
+    void this.#closeSource();
+    this.#deliver();
+  }
+
+  #abort(signal: AbortSignal): void {
+    this.stopPulling();
+    this.cancelRunning(abortErrorFrom(signal));
+  }
+
+  #stop(): void {
+    this.#stopped = true;
+    this.#unsubscribe?.();
+    this.#unsubscribe = undefined;
+  }
+
+  async #closeSource(): Promise<void> {
+    if (this.#sourceDone) return;
+    this.#sourceDone = true;
+    try {
+      await this.#source.return?.();
+    } catch {
+      // The source's own cleanup failed while we were stopping; nothing is waiting for it.
+    }
+  }
+
+  #take(): Result<J, R> | undefined {
+    let result: Result<J, R> | undefined;
+    if (this.#opts.ordered) {
+      result = this.#byIndex.get(this.#yielded);
+      if (result) this.#byIndex.delete(this.#yielded);
+    } else {
+      result = this.#ready.shift();
+    }
+    if (result) {
+      this.#yielded++;
+      this.#fill();
+    }
+    return result;
+  }
+
+  #finished(): boolean {
+    return (
+      (this.#sourceDone || this.#stopped) &&
+      !this.#pulling &&
+      this.#slots.running === 0 &&
+      this.#ready.length === 0 &&
+      this.#byIndex.size === 0
+    );
+  }
+
+  #end(): Promise<IteratorResult<Result<J, R>, undefined>> {
+    this.#stop();
+    const failure = this.#sourceError;
+    if (failure) {
+      this.#sourceError = undefined;
+      return Promise.reject(failure.error);
+    }
+    return Promise.resolve(DONE);
+  }
+
+  #deliver(): void {
+    const consumer = this.#consumer;
+    if (!consumer) return;
+    const result = this.#take();
+    if (result) {
+      this.#consumer = undefined;
+      consumer.resolve({ done: false, value: result });
+    } else if (this.#finished()) {
+      this.#consumer = undefined;
+      this.#end().then(consumer.resolve, consumer.reject);
+    }
+  }
+
+  #canPull(): boolean {
+    const { concurrency, buffer } = this.#opts;
+    return (
+      !this.#sourceDone &&
+      !this.#stopped &&
+      !this.#pulling &&
+      this.#slots.available &&
+      this.#pulled < this.#yielded + concurrency + buffer
+    );
+  }
+
+  #fill(): void {
+    while (this.#canPull()) {
+      if (this.#isAsync) {
+        this.#pullAsync();
+        return;
+      }
+      let step: IteratorResult<J>;
+      try {
+        step = (this.#source as Iterator<J>).next();
+      } catch (error) {
+        this.#sourceFailed(error);
+        return;
+      }
+      if (step.done) {
+        this.#sourceDone = true;
+        this.#deliver();
+        return;
+      }
+      this.#start(step.value);
+    }
+  }
+
+  #pullAsync(): void {
+    this.#pulling = true;
+    (this.#source as AsyncIterator<J>).next().then(
+      (step) => {
+        this.#pulling = false;
+        if (step.done) this.#sourceDone = true;
+        else if (this.#stopped) this.#settleUnstarted(step.value);
+        else this.#start(step.value);
+        this.#fill();
+        this.#deliver();
+      },
+      (error: unknown) => {
+        this.#pulling = false;
+        this.#sourceFailed(error);
+      },
+    );
+  }
+
+  #sourceFailed(error: unknown): void {
+    this.#sourceDone = true;
+    this.#sourceError = { error };
+    this.#deliver();
+  }
+
+  #start(job: J): void {
+    const run = new JobRun<J, R>(job, this.#pulled++, this.#onSettle);
+    const workerId = this.#slots.acquire(run);
+    if (this.#opts.stats) run.startedAt = this.#opts.stats.started(0);
+    run.start(this.#worker, workerId, this.#opts.timeout);
+  }
+
+  /** A job pulled after an abort: it yields a canceled result without running. */
+  #settleUnstarted(job: J): void {
+    const error = new AbortError(this.#opts.signal?.reason);
+    this.#opts.stats?.settledUnstarted('canceled');
+    this.#push(makeResult<J, R>(job, this.#pulled++, error, undefined));
+  }
+
+  readonly #onSettle = (run: JobRun<J, R>, error: Error | undefined, value: R | undefined) => {
+    this.#slots.release(run.workerId);
+    this.#opts.stats?.settled(outcomeOf(error), run.startedAt);
+    // After `return()` nobody will read results: drop them.
+    if (this.#returned) return;
+    this.#push(makeResult(run.job, run.index, error, value));
+    this.#fill();
+  };
+
+  #push(result: Result<J, R>): void {
+    if (this.#opts.ordered) this.#byIndex.set(result.index, result);
+    else this.#ready.push(result);
+    this.#deliver();
+  }
+}

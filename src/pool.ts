@@ -1,0 +1,378 @@
+import { performance } from 'node:perf_hooks';
+import { AbortError, abortErrorFrom, PoolClosedError } from './errors.js';
+import { onAbort } from './internal/abort-fanout.js';
+import { type JobContext, JobRun, type WorkerFunction } from './internal/job-run.js';
+import {
+  fn,
+  nonNegativeInt,
+  optionalDuration,
+  optionalSignal,
+  positiveInt,
+} from './internal/options.js';
+import { Slots } from './internal/slots.js';
+import { WaitList, type WaitNode } from './internal/wait-list.js';
+import { makeResult, type Result } from './result.js';
+import { outcomeOf, type PoolStats, StatsRecorder } from './stats.js';
+
+/** Options of {@link Pool}. */
+export interface PoolOptions {
+  /** Jobs running at once: a positive integer. Required. */
+  concurrency: number;
+  /**
+   * Accepted jobs waiting for a slot. Default `2 * concurrency`; 0 = accept only when a slot is
+   * free; `Infinity` unbounds the queue (and removes backpressure).
+   */
+  queueSize?: number;
+  /** Per-job limit in ms, measured from the job's start. Default: none. */
+  timeout?: number;
+  /** Aborting it aborts the pool, like {@link Pool.abort}. */
+  signal?: AbortSignal;
+}
+
+/** Options of one submission. */
+export interface SubmitOptions {
+  /**
+   * Cancels this job: removed at once if queued, its worker's signal aborted if running. It
+   * settles as `AbortError`. The listener is removed when the job settles.
+   */
+  signal?: AbortSignal;
+}
+
+/** An accepted job. `result` never rejects: failures arrive as `{ ok: false, error }`. */
+export interface Task<J, R> {
+  readonly job: J;
+  readonly result: Promise<Result<J, R>>;
+}
+
+/** What `drain()`/`abort()` did. */
+export interface DrainReport<J = unknown> {
+  /** Jobs that settled on their own (any outcome) between the call and the end. */
+  completed: number;
+  /** Jobs canceled by the call: queued ones, and running ones at the deadline (or at abort). */
+  canceled: number;
+  /** The canceled jobs, in submission order for queued ones. */
+  canceledJobs: J[];
+}
+
+type State = 'open' | 'closing' | 'drained' | 'aborted';
+
+interface Submitter<J, R> extends WaitNode {
+  job: J;
+  signal: AbortSignal | undefined;
+  resolve: (task: Task<J, R>) => void;
+  reject: (error: Error) => void;
+  unsubscribe: (() => void) | undefined;
+}
+
+interface PendingRun<J, R> extends JobRun<J, R> {
+  resolveResult: (result: Result<J, R>) => void;
+}
+
+/**
+ * A long-lived pool: a fixed number of workers over a bounded queue, Go's worker pool as a
+ * service object. `await submit(job)` is the backpressure: it resolves once the job is accepted
+ * (a slot or a queue place was free). Every accepted job settles exactly once, as a
+ * {@link Result} value — succeeded, failed, timed out, canceled or crashed.
+ *
+ * Lifecycle: open → `close()` (no intake) → `drain()` finishes queued and running jobs →
+ * drained; or `abort()` at any point cancels everything now. A worker that throws fails its job,
+ * never the pool. Aborted or timed-out jobs free their slot at once, even if the worker ignores
+ * its signal (JavaScript cannot stop a promise); that worker's late outcome is discarded.
+ *
+ * @typeParam J - job type. @typeParam R - the worker's return type.
+ * @example
+ * ```ts
+ * const pool = new Pool(async (url: string, { signal }) => (await fetch(url, { signal })).status,
+ *   { concurrency: 8, timeout: 5_000 });
+ * const task = await pool.submit('https://example.com'); // waits while the queue is full
+ * const result = await task.result;                      // { ok, value } or { ok: false, error }
+ * await pool.drain();
+ * ```
+ */
+export class Pool<J, R> {
+  readonly #worker: WorkerFunction<J, R>;
+  readonly #queueSize: number;
+  readonly #timeout: number | undefined;
+  readonly #slots: Slots<PendingRun<J, R>>;
+  readonly #queue = new WaitList<PendingRun<J, R>>();
+  readonly #submitters = new WaitList<Submitter<J, R>>();
+  readonly #stats: StatsRecorder;
+  readonly #idleWaiters: (() => void)[] = [];
+  #state: State = 'open';
+  #paused = false;
+  #nextIndex = 0;
+  #settledCount = 0;
+  #drainPromise: Promise<DrainReport<J>> | undefined;
+  #drainResolve: (() => void) | undefined;
+  #unsubscribePool: (() => void) | undefined;
+
+  /**
+   * @throws TypeError/RangeError naming the option when an option is invalid.
+   */
+  constructor(worker: WorkerFunction<J, R>, opts: PoolOptions) {
+    this.#worker = fn('worker', worker);
+    const concurrency = positiveInt('concurrency', opts?.concurrency);
+    this.#queueSize = nonNegativeInt('queueSize', opts.queueSize ?? 2 * concurrency);
+    this.#timeout = optionalDuration('timeout', opts.timeout);
+    const signal = optionalSignal('signal', opts.signal);
+    this.#slots = new Slots(concurrency);
+    this.#stats = new StatsRecorder(concurrency);
+    if (signal?.aborted) {
+      this.#state = 'aborted';
+    } else if (signal) {
+      this.#unsubscribePool = onAbort(signal, (reason) => void this.abort(reason));
+    }
+  }
+
+  /** Submits a job, waiting while the queue is full. Resolves with the accepted {@link Task}.
+   * @throws PoolClosedError (rejection) after close/drain/abort, also for a submit still waiting.
+   * @throws AbortError (rejection) when `opts.signal` aborts while waiting for room.
+   */
+  submit(job: J, opts?: SubmitOptions): Promise<Task<J, R>> {
+    if (this.#state !== 'open') return Promise.reject(new PoolClosedError());
+    const signal = opts === undefined ? undefined : optionalSignal('signal', opts.signal);
+    if (this.#canAccept()) return Promise.resolve(this.#accept(job, signal));
+    if (signal?.aborted) return Promise.reject(abortErrorFrom(signal));
+    return new Promise((resolve, reject) => {
+      const node: Submitter<J, R> = {
+        job,
+        signal,
+        resolve,
+        reject,
+        unsubscribe: undefined,
+        prev: undefined,
+        next: undefined,
+        linked: false,
+      };
+      this.#submitters.push(node);
+      if (signal) {
+        node.unsubscribe = onAbort(signal, () => {
+          this.#submitters.remove(node);
+          reject(abortErrorFrom(signal));
+        });
+      }
+    });
+  }
+
+  /**
+   * Submits only if there is room now; never waits.
+   * @returns the Task, or `undefined` when the queue is full.
+   * @throws PoolClosedError after close/drain/abort.
+   */
+  trySubmit(job: J, opts?: SubmitOptions): Task<J, R> | undefined {
+    if (this.#state !== 'open') throw new PoolClosedError();
+    const signal = opts === undefined ? undefined : optionalSignal('signal', opts.signal);
+    return this.#canAccept() ? this.#accept(job, signal) : undefined;
+  }
+
+  /**
+   * Submits and waits for the outcome.
+   * @returns the worker's value.
+   * @throws the job's error (rejection): the worker's, `TimeoutError`, `AbortError`, … and
+   *   `PoolClosedError` when the pool no longer accepts jobs.
+   */
+  async run(job: J, opts?: SubmitOptions): Promise<R> {
+    const result = await (await this.submit(job, opts)).result;
+    if (result.ok) return result.value;
+    throw result.error;
+  }
+
+  /** Stops intake: later (and still-waiting) submits reject with `PoolClosedError`. Idempotent. */
+  close(): void {
+    if (this.#state !== 'open') return;
+    this.#state = 'closing';
+    for (let s = this.#submitters.shift(); s; s = this.#submitters.shift()) {
+      s.unsubscribe?.();
+      s.reject(new PoolClosedError('pool closed while the submit was waiting for room'));
+    }
+    this.#checkDrained();
+  }
+
+  /**
+   * Closes the pool and waits for queued and running jobs to finish. With `timeout` (ms), at the
+   * deadline whatever is left is canceled (`AbortError`) and reported.
+   */
+  drain(opts?: { timeout?: number }): Promise<DrainReport<J>> {
+    const timeout = optionalDuration('timeout', opts?.timeout);
+    if (this.#drainPromise) return this.#drainPromise;
+    this.close();
+    const before = this.#settledCount;
+    this.#drainPromise = new Promise<void>((resolve) => {
+      this.#drainResolve = resolve;
+      if (this.#state === 'aborted' || this.#state === 'drained') resolve();
+      else this.#checkDrained();
+    }).then(() => ({ completed: this.#settledCount - before, canceled: 0, canceledJobs: [] }));
+    if (timeout === undefined || this.#state !== 'closing') return this.#drainPromise;
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<DrainReport<J>>((resolve) => {
+      timer = setTimeout(() => {
+        const report = this.#cancelAll(
+          new AbortError(undefined, `drain timed out after ${timeout} ms`),
+        );
+        resolve({ ...report, completed: this.#settledCount - before - report.canceled });
+      }, timeout);
+    });
+    this.#drainPromise = Promise.race([this.#drainPromise, deadline]).finally(() =>
+      clearTimeout(timer),
+    );
+    return this.#drainPromise;
+  }
+
+  /**
+   * Cancels now: waiting submits reject with `PoolClosedError`, queued jobs settle as
+   * `AbortError` (with `reason` as `cause`) without starting, running jobs' signals abort and
+   * they settle as `AbortError` at once.
+   */
+  abort(reason?: unknown): Promise<DrainReport<J>> {
+    this.close();
+    const report = this.#cancelAll(reason instanceof AbortError ? reason : new AbortError(reason));
+    return Promise.resolve(report);
+  }
+
+  /**
+   * Changes the concurrency limit. Up: queued jobs start at once. Down: running jobs finish;
+   * nothing new starts until fewer than `concurrency` run.
+   * @throws RangeError/TypeError when `concurrency` is not a positive integer.
+   */
+  resize(concurrency: number): void {
+    this.#slots.resize(positiveInt('concurrency', concurrency));
+    this.#stats.setConcurrency(concurrency);
+    this.#pump();
+  }
+
+  /** Starts nothing new until `resume()`; running jobs go on, submits are still accepted. */
+  pause(): void {
+    this.#paused = true;
+  }
+
+  resume(): void {
+    this.#paused = false;
+    this.#pump();
+  }
+
+  /** True between `pause()` and `resume()`. */
+  get paused(): boolean {
+    return this.#paused;
+  }
+
+  /** Resolves when nothing is queued or running (at once for a pool that never had work). */
+  onIdle(): Promise<void> {
+    if (this.#isIdle()) return Promise.resolve();
+    return new Promise((resolve) => this.#idleWaiters.push(resolve));
+  }
+
+  /** A snapshot of counters and timings; see {@link PoolStats}. */
+  stats(): PoolStats {
+    return this.#stats.snapshot(this.#slots.limit, this.#slots.running, this.#queue.length);
+  }
+
+  /** `await using pool = new Pool(…)` drains the pool at the end of the scope. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.drain();
+  }
+
+  #canAccept(): boolean {
+    return this.#canStart() || this.#queue.length < this.#queueSize;
+  }
+
+  #canStart(): boolean {
+    return !this.#paused && this.#slots.available && this.#queue.length === 0;
+  }
+
+  #accept(job: J, signal: AbortSignal | undefined): Task<J, R> {
+    let resolveResult!: (result: Result<J, R>) => void;
+    const result = new Promise<Result<J, R>>((resolve) => {
+      resolveResult = resolve;
+    });
+    const run = new JobRun<J, R>(job, this.#nextIndex++, this.#onSettle) as PendingRun<J, R>;
+    run.resolveResult = resolveResult;
+    run.queuedAt = performance.now();
+    this.#stats.submitted++;
+    if (signal?.aborted) {
+      run.cancel(abortErrorFrom(signal));
+    } else {
+      if (signal) run.unsubscribe = onAbort(signal, () => this.#cancelOne(run, signal));
+      if (this.#canStart()) this.#start(run);
+      else this.#queue.push(run);
+    }
+    return { job, result };
+  }
+
+  #start(run: PendingRun<J, R>): void {
+    const workerId = this.#slots.acquire(run);
+    run.startedAt = this.#stats.started(performance.now() - run.queuedAt);
+    run.start(this.#worker, workerId, this.#timeout);
+  }
+
+  #cancelOne(run: PendingRun<J, R>, signal: AbortSignal): void {
+    this.#queue.remove(run);
+    run.cancel(abortErrorFrom(signal));
+  }
+
+  readonly #onSettle = (run: JobRun<J, R>, error: Error | undefined, value: R | undefined) => {
+    const pending = run as PendingRun<J, R>;
+    pending.unsubscribe?.();
+    const outcome = outcomeOf(error);
+    if (pending.started) {
+      this.#slots.release(pending.workerId);
+      this.#stats.settled(outcome, pending.startedAt);
+    } else {
+      this.#queue.remove(pending);
+      this.#stats.settledUnstarted(outcome);
+    }
+    this.#settledCount++;
+    pending.resolveResult(makeResult(pending.job, pending.index, error, value));
+    this.#pump();
+  };
+
+  #pump(): void {
+    const startable = this.#state !== 'aborted';
+    while (startable && !this.#paused && this.#slots.available && this.#queue.length > 0) {
+      this.#start(this.#queue.shift() as PendingRun<J, R>);
+    }
+    while (this.#submitters.length > 0 && this.#canAccept()) {
+      const s = this.#submitters.shift() as Submitter<J, R>;
+      s.unsubscribe?.();
+      s.resolve(this.#accept(s.job, s.signal));
+    }
+    if (this.#isIdle()) {
+      for (const resolve of this.#idleWaiters.splice(0)) resolve();
+      this.#checkDrained();
+    }
+  }
+
+  #isIdle(): boolean {
+    return this.#slots.running === 0 && this.#queue.length === 0;
+  }
+
+  #cancelAll(error: Error): DrainReport<J> {
+    // Set first, so settling the canceled jobs below starts nothing new.
+    this.#state = 'aborted';
+    const canceledJobs: J[] = [];
+    for (let run = this.#queue.shift(); run; run = this.#queue.shift()) {
+      canceledJobs.push(run.job);
+      run.cancel(error);
+    }
+    for (const run of this.#slots.items()) {
+      canceledJobs.push(run.job);
+      run.cancel(error);
+    }
+    this.#finish();
+    return { completed: 0, canceled: canceledJobs.length, canceledJobs };
+  }
+
+  #checkDrained(): void {
+    if (this.#state === 'closing' && this.#isIdle() && this.#drainResolve) {
+      this.#state = 'drained';
+      this.#finish();
+    }
+  }
+
+  #finish(): void {
+    this.#unsubscribePool?.();
+    this.#unsubscribePool = undefined;
+    this.#drainResolve?.();
+  }
+}
+
+export type { JobContext, WorkerFunction };

@@ -1,0 +1,79 @@
+import type { WorkerFunction } from './internal/job-run.js';
+import {
+  fn,
+  nonNegativeInt,
+  optionalDuration,
+  optionalSignal,
+  positiveInt,
+} from './internal/options.js';
+import { PullEngine } from './internal/pull-engine.js';
+import type { Result } from './result.js';
+
+/** Options of {@link runPool}. */
+export interface RunPoolOptions {
+  /** Workers running at once: a positive integer. Required. */
+  concurrency: number;
+  /**
+   * Finished results held for a slow consumer, beyond the running jobs. Default `concurrency`,
+   * so no worker waits to hand over its result while the consumer keeps up. `Infinity` unbounds.
+   */
+  buffer?: number;
+  /**
+   * Yield results in source order (default false: completion order). Starts are never held
+   * back: a fast job after a slow one runs at once and its result waits, within `buffer`.
+   */
+  ordered?: boolean;
+  /** Per-job limit in ms from the job's start; expiry aborts the worker's signal and the job
+   * yields a `TimeoutError`. Default: none. */
+  timeout?: number;
+  /** Aborting it stops pulling, aborts running workers, and ends the iteration once every
+   * pulled job has yielded its result (canceled ones as `AbortError`). */
+  signal?: AbortSignal;
+}
+
+/**
+ * Runs `worker` over `jobs` with at most `concurrency` running at once, yielding one
+ * {@link Result} per job — Go's canonical worker pool (jobs channel, N workers, results channel)
+ * as one async iterable.
+ *
+ * - Lazy: the source is pulled only when a slot is free, and at most `concurrency + buffer` jobs
+ *   ahead of what the consumer has taken. A slow consumer slows the pulling.
+ * - Errors are values: a job that throws, rejects or throws a non-Error yields
+ *   `{ ok: false, error }` and the others keep running. Nothing becomes an unhandled rejection.
+ * - Breaking out of `for await` stops pulling, calls the source's `return()`, and aborts the
+ *   signals of running workers (their results are dropped).
+ * - If the source itself throws, running jobs still yield their results, then iteration throws
+ *   the source's error.
+ *
+ * @throws TypeError/RangeError (synchronously) naming the option when an option is invalid.
+ * @example
+ * ```ts
+ * for await (const r of runPool(urls, (url, { signal }) => fetch(url, { signal }), { concurrency: 8 })) {
+ *   if (!r.ok) console.error(r.job, r.error);
+ * }
+ * ```
+ */
+export function runPool<J, R>(
+  jobs: Iterable<J> | AsyncIterable<J>,
+  worker: WorkerFunction<J, R>,
+  opts: RunPoolOptions,
+): AsyncIterableIterator<Result<J, R>> {
+  if (
+    jobs == null ||
+    (typeof (jobs as Iterable<J>)[Symbol.iterator] !== 'function' &&
+      typeof (jobs as AsyncIterable<J>)[Symbol.asyncIterator] !== 'function')
+  ) {
+    throw new TypeError(
+      `Invalid argument "jobs": expected an iterable or async iterable, got ${String(jobs)}`,
+    );
+  }
+  const concurrency = positiveInt('concurrency', opts?.concurrency);
+  return new PullEngine(jobs, fn<WorkerFunction<J, R>>('worker', worker), {
+    concurrency,
+    buffer: nonNegativeInt('buffer', opts.buffer ?? concurrency),
+    ordered: opts.ordered ?? false,
+    timeout: optionalDuration('timeout', opts.timeout),
+    signal: optionalSignal('signal', opts.signal),
+    stats: undefined,
+  });
+}

@@ -1,0 +1,151 @@
+import { performance } from 'node:perf_hooks';
+import { AbortError, TimeoutError, WorkerCrashedError, WorkerStartupError } from './errors.js';
+
+/** Latency percentiles in ms over a recent window (see {@link PoolStats}). 0 when no samples. */
+export interface Percentiles {
+  p50: number;
+  p90: number;
+  p99: number;
+}
+
+/**
+ * A snapshot of a pool's counters. Settled outcomes are disjoint:
+ * `succeeded + failed + timedOut + canceled + crashed` = jobs settled so far.
+ */
+export interface PoolStats {
+  /** The current limit on jobs running at once. */
+  concurrency: number;
+  /** Jobs running now. */
+  running: number;
+  /** Jobs accepted and waiting for a slot. */
+  queued: number;
+  /** Jobs accepted since the pool was created. */
+  submitted: number;
+  succeeded: number;
+  /** Jobs whose worker threw or rejected (not timeouts, cancels or crashes). */
+  failed: number;
+  /** Jobs that ran past their `timeout` (`TimeoutError`). */
+  timedOut: number;
+  /** Jobs canceled by a signal, `abort()` or a drain deadline (`AbortError`). */
+  canceled: number;
+  /** Jobs lost to a dead worker thread (`WorkerCrashedError`, `WorkerStartupError`). */
+  crashed: number;
+  /** Time from acceptance to start, ms, over the last {@link STATS_WINDOW} started jobs. */
+  waitTime: Percentiles;
+  /** Time from start to settlement, ms, over the last {@link STATS_WINDOW} settled jobs. */
+  runTime: Percentiles;
+  /**
+   * Busy slot-time over available slot-time since the pool was created (0..1): 1 means every
+   * slot was always busy. In a pipeline the stage closest to 1 is the bottleneck.
+   */
+  utilization: number;
+}
+
+/** How many recent samples the percentiles are computed over. */
+export const STATS_WINDOW = 1024;
+
+/** How a job ended, as counted by {@link PoolStats}. */
+export type Outcome = 'succeeded' | 'failed' | 'timedOut' | 'canceled' | 'crashed';
+
+/** Classifies a job's error into its {@link Outcome}. */
+export function outcomeOf(error: Error | undefined): Outcome {
+  if (error === undefined) return 'succeeded';
+  if (error instanceof TimeoutError) return 'timedOut';
+  if (error instanceof AbortError) return 'canceled';
+  if (error instanceof WorkerCrashedError || error instanceof WorkerStartupError) return 'crashed';
+  return 'failed';
+}
+
+/** A fixed ring of the most recent samples. */
+class Window {
+  readonly #samples = new Float64Array(STATS_WINDOW);
+  #count = 0;
+
+  add(value: number): void {
+    this.#samples[this.#count % STATS_WINDOW] = value;
+    this.#count++;
+  }
+
+  percentiles(): Percentiles {
+    const n = Math.min(this.#count, STATS_WINDOW);
+    if (n === 0) return { p50: 0, p90: 0, p99: 0 };
+    const sorted = this.#samples.slice(0, n).sort();
+    const at = (q: number) => sorted[Math.min(n - 1, Math.ceil(q * n) - 1)] as number;
+    return { p50: at(0.5), p90: at(0.9), p99: at(0.99) };
+  }
+}
+
+/**
+ * Counts and timings shared by every pool kind (Pool, runPool stages, ThreadPool). Internal:
+ * the public surface is {@link PoolStats}.
+ */
+export class StatsRecorder {
+  readonly counts: Record<Outcome, number> = {
+    succeeded: 0,
+    failed: 0,
+    timedOut: 0,
+    canceled: 0,
+    crashed: 0,
+  };
+  submitted = 0;
+  readonly #wait = new Window();
+  readonly #run = new Window();
+  #running = 0;
+  #concurrency: number;
+  #last = performance.now();
+  #busy = 0;
+  #capacity = 0;
+
+  constructor(concurrency: number) {
+    this.#concurrency = concurrency;
+  }
+
+  setConcurrency(concurrency: number): void {
+    this.#advance(performance.now());
+    this.#concurrency = concurrency;
+  }
+
+  /** A job started after waiting `waitMs`; returns the start time to hand back to `settled`. */
+  started(waitMs: number): number {
+    const now = performance.now();
+    this.#advance(now);
+    this.#running++;
+    this.#wait.add(waitMs);
+    return now;
+  }
+
+  /** A job that started at `startedAt` ended with `outcome`. */
+  settled(outcome: Outcome, startedAt: number): void {
+    const now = performance.now();
+    this.#advance(now);
+    this.#running--;
+    this.#run.add(now - startedAt);
+    this.counts[outcome]++;
+  }
+
+  /** A job that never started (canceled while queued) ended with `outcome`. */
+  settledUnstarted(outcome: Outcome): void {
+    this.counts[outcome]++;
+  }
+
+  snapshot(concurrency: number, running: number, queued: number): PoolStats {
+    this.#advance(performance.now());
+    return {
+      concurrency,
+      running,
+      queued,
+      submitted: this.submitted,
+      ...this.counts,
+      waitTime: this.#wait.percentiles(),
+      runTime: this.#run.percentiles(),
+      utilization: this.#capacity > 0 ? Math.min(1, this.#busy / this.#capacity) : 0,
+    };
+  }
+
+  #advance(now: number): void {
+    const dt = now - this.#last;
+    this.#last = now;
+    this.#busy += this.#running * dt;
+    this.#capacity += this.#concurrency * dt;
+  }
+}
