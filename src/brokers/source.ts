@@ -32,8 +32,12 @@ export interface BrokerSource<M extends BrokerMessage = BrokerMessage> {
   retry(message: M, delayMs: number, error: Error): Promise<void>;
   /** The message failed for the last time (or is malformed): move it to the dead letter, with `error`. */
   deadLetter(message: M, error: Error): Promise<void>;
-  /** The handler is still running: keep the broker from redelivering the message elsewhere. */
-  heartbeat?(message: M): Promise<void>;
+  /**
+   * The handler is still running: keep the broker from redelivering the message elsewhere.
+   * Resolve `false` when the broker says the message is no longer ours (e.g. a lost lease): the
+   * consumer then aborts the handler's signal and neither acks nor retries it. `void` = still ours.
+   */
+  heartbeat?(message: M): Promise<boolean | void>;
   /** Hand a fetched-but-unstarted message back to the broker at drain (as soon as possible). */
   release(message: M): Promise<void>;
   /** Interval (ms) at which `heartbeat` must be called for a running message; absent = never. */

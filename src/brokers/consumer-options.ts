@@ -1,0 +1,123 @@
+/**
+ * Options of `consume()`: validation with one message template, the retry backoff and the default
+ * JSON decoder. Internal to the consumer; the public types are re-exported from `consumer.ts`.
+ *
+ * @module
+ */
+import { MalformedMessageError } from '../errors.js';
+import type { BrokerMessage } from './source.js';
+
+/** Exponential backoff between deliveries of a failing message (all times in ms). */
+export interface BackoffOptions {
+  /** Delay before the 2nd delivery, before jitter. @default 1000 */
+  initial?: number;
+  /** Upper bound of any delay, before jitter. @default 60_000 */
+  max?: number;
+  /** Growth per delivery. @default 2 */
+  factor?: number;
+  /**
+   * Fraction of the delay that is random (0 = none, 1 = "full jitter"). @default 0.5
+   * Jitter spreads the retries of messages that failed together (e.g. during an outage).
+   */
+  jitter?: number;
+}
+
+/** A function form: the delay (ms) after the `deliveryCount`-th failed delivery. */
+export type BackoffFunction = (deliveryCount: number) => number;
+
+/** Turns a message's raw body into the handler's payload; throw `MalformedMessageError` to reject it. */
+export type Decoder<T> = (body: Uint8Array, message: BrokerMessage) => T;
+
+/** Default `maxBodySize`: 1 MiB. */
+export const DEFAULT_MAX_BODY_SIZE = 1024 * 1024;
+/** Default `maxDeliveries`: a message is tried 5 times, then dead-lettered. */
+export const DEFAULT_MAX_DELIVERIES = 5;
+/** Default `drainTimeout` when the consumer's `signal` aborts: 30 s. */
+export const DEFAULT_DRAIN_TIMEOUT = 30_000;
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * The default decoder: UTF-8 JSON. A body that is not UTF-8 or not JSON fails with
+ * `MalformedMessageError` (and is dead-lettered at once, never retried).
+ *
+ * @example
+ * ```ts
+ * jsonDecode(new TextEncoder().encode('{"a":1}')); // { a: 1 }
+ * ```
+ */
+export function jsonDecode(body: Uint8Array): unknown {
+  let text: string;
+  try {
+    text = utf8.decode(body);
+  } catch (cause) {
+    throw new MalformedMessageError('message body is not valid UTF-8', { cause });
+  }
+  try {
+    return JSON.parse(text);
+  } catch (cause) {
+    throw new MalformedMessageError(`message body is not JSON: ${(cause as Error).message}`, {
+      cause,
+    });
+  }
+}
+
+/** Builds the delay function from the `backoff` option. */
+export function backoffFunction(
+  backoff: BackoffOptions | BackoffFunction | undefined,
+): BackoffFunction {
+  if (typeof backoff === 'function') return backoff;
+  if (backoff !== undefined && (typeof backoff !== 'object' || backoff === null)) {
+    throw new TypeError(
+      `consume: option backoff must be an object or a function, got ${String(backoff)}`,
+    );
+  }
+  const initial = nonNegative('backoff.initial', backoff?.initial ?? 1000);
+  const max = nonNegative('backoff.max', backoff?.max ?? 60_000);
+  const factor = backoff?.factor ?? 2;
+  if (!(factor >= 1 && Number.isFinite(factor))) {
+    throw new RangeError(
+      `consume: option backoff.factor must be a finite number >= 1, got ${factor}`,
+    );
+  }
+  const jitter = backoff?.jitter ?? 0.5;
+  if (!(jitter >= 0 && jitter <= 1)) {
+    throw new RangeError(`consume: option backoff.jitter must be between 0 and 1, got ${jitter}`);
+  }
+  return (deliveryCount) => {
+    const base = Math.min(max, initial * factor ** Math.max(0, deliveryCount - 1));
+    return Math.round(base * (1 - jitter) + base * jitter * Math.random());
+  };
+}
+
+/** A positive integer option (e.g. `concurrency`, `maxDeliveries`). */
+export function positiveInt(name: string, value: unknown): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1) {
+    throw new RangeError(`consume: option ${name} must be an integer >= 1, got ${String(value)}`);
+  }
+  return value;
+}
+
+/** A time or size option: a finite number >= 0. */
+export function nonNegative(name: string, value: unknown): number {
+  if (typeof value !== 'number' || !(value >= 0) || !Number.isFinite(value)) {
+    throw new RangeError(
+      `consume: option ${name} must be a finite number >= 0, got ${String(value)}`,
+    );
+  }
+  return value;
+}
+
+/** Resolves after `ms`, or at once when `signal` aborts (never rejects). */
+export function pause(ms: number, signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener('abort', done, { once: true });
+  });
+}

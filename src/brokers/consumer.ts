@@ -1,0 +1,479 @@
+/**
+ * The one consumer loop shared by every broker adapter: it fetches at most the free slots, runs
+ * the handler in a sluice `Pool`, acks only after success, retries with backoff, dead-letters
+ * after `maxDeliveries` (and malformed messages at once), heartbeats long handlers and drains.
+ *
+ * Guarantees:
+ * - **At-least-once.** A message is acked only after its handler succeeded; a crash, a lost lease
+ *   or a broker outage can deliver it again, so handlers must be idempotent.
+ * - **Bounded.** Messages held by the process (fetched and not yet acked, retried, dead-lettered
+ *   or released) never exceed `concurrency` + 0: `fetch` is asked for at most the free slots and
+ *   a source never returns more than it was asked for (the documented constant is 0). Retries wait
+ *   in the broker, not here. The backlog stays in the broker; memory is O(concurrency).
+ * - **Drained.** `drain()` stops fetching, lets running handlers finish (and acks them), hands
+ *   messages that never started back to the broker and counts them.
+ *
+ * @module
+ */
+import { MalformedMessageError, toError } from '../errors.js';
+import { Pool, type Task } from '../pool.js';
+import {
+  type BackoffFunction,
+  type BackoffOptions,
+  backoffFunction,
+  DEFAULT_DRAIN_TIMEOUT,
+  DEFAULT_MAX_BODY_SIZE,
+  DEFAULT_MAX_DELIVERIES,
+  type Decoder,
+  jsonDecode,
+  nonNegative,
+  pause,
+  positiveInt,
+} from './consumer-options.js';
+import type { BrokerMessage, BrokerSource } from './source.js';
+
+export type { BackoffFunction, BackoffOptions, Decoder } from './consumer-options.js';
+export { jsonDecode } from './consumer-options.js';
+
+/** What a handler receives besides the decoded payload. */
+export interface HandlerContext<M extends BrokerMessage = BrokerMessage> {
+  /** Aborted on handler timeout, on the drain deadline, on `abort()` and when the lease is lost. */
+  readonly signal: AbortSignal;
+  /** The raw message: id, body bytes, delivery count (1 = first delivery). */
+  readonly message: M;
+}
+
+/** Handles one decoded message; a throw or rejection means "failed, retry (or dead-letter)". */
+export type MessageHandler<T, M extends BrokerMessage = BrokerMessage> = (
+  payload: T,
+  ctx: HandlerContext<M>,
+) => unknown;
+
+/** Which broker operation an `onError` report is about. */
+export type ConsumerOperation = 'fetch' | 'ack' | 'retry' | 'deadLetter' | 'release' | 'heartbeat';
+
+/** Options of {@link consume}. */
+export interface ConsumeOptions<T, M extends BrokerMessage = BrokerMessage> {
+  /** Handlers running at once; also the most messages fetched ahead. Required, integer >= 1. */
+  concurrency: number;
+  /** Deliveries before a failing message is dead-lettered (1 = never retried). @default 5 */
+  maxDeliveries?: number;
+  /** Delay before a failed message is delivered again. @default { initial: 1000, max: 60000, factor: 2, jitter: 0.5 } */
+  backoff?: BackoffOptions | BackoffFunction;
+  /** Body → payload; throw `MalformedMessageError` to dead-letter at once. @default jsonDecode */
+  decode?: Decoder<T>;
+  /** Bodies larger than this (bytes) are malformed and dead-lettered. @default 1 MiB */
+  maxBodySize?: number;
+  /** Per-handler timeout in ms (a timed-out handler counts as a failure). @default none */
+  timeout?: number;
+  /** Aborting it starts `drain({ timeout: drainTimeout })`. */
+  signal?: AbortSignal;
+  /** Drain deadline (ms) used when `signal` aborts. @default 30000 */
+  drainTimeout?: number;
+  /**
+   * Called for every failed broker operation (the consumer keeps going: a failed fetch is retried
+   * with a growing pause, an unacked message is redelivered by the broker).
+   * @default writes one line to stderr
+   */
+  onError?: (error: Error, operation: ConsumerOperation, message?: M) => void;
+}
+
+/** Counters since the consumer started. */
+export interface ConsumerStats {
+  /** Messages fetched and not yet settled with the broker (prefetched + running + settling). */
+  held: number;
+  /** The highest `held` seen. Never above `concurrency`. */
+  peakHeld: number;
+  /** Handlers running now. */
+  running: number;
+  fetched: number;
+  acked: number;
+  /** Failed deliveries handed back to the broker for a later retry. */
+  retried: number;
+  /** Messages moved to the dead letter (failed `maxDeliveries` times, or malformed). */
+  deadLettered: number;
+  /** Of `deadLettered`, those that were malformed. */
+  malformed: number;
+  /** Fetched but never started: handed back at drain. */
+  released: number;
+  /** Running when the drain deadline (or `abort()`) hit: canceled and handed back. */
+  canceled: number;
+  /** Handlers abandoned because the broker said the message was no longer ours. */
+  leaseLost: number;
+  /** Failed broker operations (see `onError`). */
+  errors: number;
+}
+
+/** What `drain()`, `close()` and `abort()` resolve with: counts during the shutdown. */
+export interface ConsumerReport {
+  /** Handlers that finished during the shutdown and were settled (acked, retried, dead-lettered). */
+  completed: number;
+  /** Messages fetched but never started, handed back to the broker. */
+  released: number;
+  /** Handlers canceled at the deadline (or by `abort()`), handed back to the broker. */
+  canceled: number;
+  /** Final counters. */
+  stats: ConsumerStats;
+}
+
+/** A running consumer. */
+export interface Consumer {
+  /** Stops fetching, finishes running handlers (acks them), releases unstarted messages; at `timeout` (ms) cancels the rest. */
+  drain(opts?: { timeout?: number }): Promise<ConsumerReport>;
+  /** `drain()` without a deadline. Returns promptly when the queue is empty (the fetch is interrupted). */
+  close(): Promise<ConsumerReport>;
+  /** Cancels running handlers now; their messages go back to the broker. */
+  abort(reason?: unknown): Promise<ConsumerReport>;
+  stats(): ConsumerStats;
+  /** Settles once the consumer has stopped and the source is closed (never rejects). */
+  readonly done: Promise<ConsumerReport>;
+  /** True once a shutdown started. */
+  readonly closed: boolean;
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+/** Sentinel thrown by the worker for a job that reached the pool after the drain began. */
+const RELEASED = new Error('released at drain');
+
+interface Job<T, M extends BrokerMessage> {
+  readonly message: M;
+  readonly payload: T;
+  readonly control: AbortController;
+  leaseLost: boolean;
+}
+
+/**
+ * Consumes `source` with `handler`, `concurrency` at a time, until drained, closed or aborted.
+ *
+ * @throws RangeError/TypeError for bad options (at once, before anything is fetched).
+ * @example
+ * ```ts
+ * const source = await redisSource({ url: 'redis://127.0.0.1:6379', stream: 'jobs', group: 'workers' });
+ * const consumer = consume(source, async (job) => { await handle(job) }, { concurrency: 32 });
+ * process.once('SIGTERM', () => consumer.drain({ timeout: 10_000 }));
+ * ```
+ */
+export function consume<T = unknown, M extends BrokerMessage = BrokerMessage>(
+  source: BrokerSource<M>,
+  handler: MessageHandler<T, M>,
+  options: ConsumeOptions<T, M>,
+): Consumer {
+  return new ConsumerLoop(source, handler, options);
+}
+
+class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
+  readonly #source: BrokerSource<M>;
+  readonly #handler: MessageHandler<T, M>;
+  readonly #concurrency: number;
+  readonly #maxDeliveries: number;
+  readonly #backoff: BackoffFunction;
+  readonly #decode: Decoder<T>;
+  readonly #maxBodySize: number;
+  readonly #onError: (error: Error, operation: ConsumerOperation, message?: M) => void;
+  readonly #pool: Pool<Job<T, M>, unknown>;
+  readonly #fetchAbort = new AbortController();
+  readonly #running = new Set<Job<T, M>>();
+  readonly #stats: ConsumerStats = {
+    held: 0,
+    peakHeld: 0,
+    running: 0,
+    fetched: 0,
+    acked: 0,
+    retried: 0,
+    deadLettered: 0,
+    malformed: 0,
+    released: 0,
+    canceled: 0,
+    leaseLost: 0,
+    errors: 0,
+  };
+  #stopping = false;
+  #wake: (() => void) | undefined;
+  #idle: (() => void) | undefined;
+  #heartbeat: ReturnType<typeof setInterval> | undefined;
+  #shutdown: Promise<ConsumerReport> | undefined;
+  #resolveDone!: (report: ConsumerReport) => void;
+  readonly done: Promise<ConsumerReport>;
+  readonly #loop: Promise<void>;
+
+  constructor(
+    source: BrokerSource<M>,
+    handler: MessageHandler<T, M>,
+    options: ConsumeOptions<T, M>,
+  ) {
+    if (typeof handler !== 'function') {
+      throw new TypeError(`consume: handler must be a function, got ${typeof handler}`);
+    }
+    this.#source = source;
+    this.#handler = handler;
+    this.#concurrency = positiveInt('concurrency', options?.concurrency);
+    this.#maxDeliveries = positiveInt(
+      'maxDeliveries',
+      options.maxDeliveries ?? DEFAULT_MAX_DELIVERIES,
+    );
+    this.#backoff = backoffFunction(options.backoff);
+    this.#decode = options.decode ?? (jsonDecode as Decoder<T>);
+    this.#maxBodySize = nonNegative('maxBodySize', options.maxBodySize ?? DEFAULT_MAX_BODY_SIZE);
+    const drainTimeout = nonNegative('drainTimeout', options.drainTimeout ?? DEFAULT_DRAIN_TIMEOUT);
+    this.#onError = options.onError ?? defaultOnError;
+    this.#pool = new Pool((job: Job<T, M>, ctx: { signal: AbortSignal }) => this.#work(job, ctx), {
+      concurrency: this.#concurrency,
+      queueSize: this.#concurrency,
+      ...(options.timeout === undefined
+        ? {}
+        : { timeout: nonNegative('timeout', options.timeout) }),
+    });
+    this.done = new Promise((resolve) => {
+      this.#resolveDone = resolve;
+    });
+    const interval = source.heartbeatInterval;
+    if (interval !== undefined && source.heartbeat) {
+      this.#heartbeat = setInterval(() => this.#beat(), interval);
+      this.#heartbeat.unref();
+    }
+    if (options.signal) {
+      const onAbort = () => void this.drain({ timeout: drainTimeout });
+      if (options.signal.aborted) queueMicrotask(onAbort);
+      else options.signal.addEventListener('abort', onAbort, { once: true });
+      void this.done.then(() => options.signal?.removeEventListener('abort', onAbort));
+    }
+    this.#loop = this.#run();
+  }
+
+  get closed(): boolean {
+    return this.#stopping;
+  }
+
+  stats(): ConsumerStats {
+    return { ...this.#stats, running: this.#pool.stats().running };
+  }
+
+  drain(opts: { timeout?: number } = {}): Promise<ConsumerReport> {
+    this.#shutdown ??= this.#stop(() => this.#pool.drain(opts));
+    return this.#shutdown;
+  }
+
+  close(): Promise<ConsumerReport> {
+    return this.drain();
+  }
+
+  abort(reason?: unknown): Promise<ConsumerReport> {
+    if (this.#shutdown) {
+      void this.#pool.abort(reason);
+      return this.#shutdown;
+    }
+    this.#shutdown = this.#stop(() => this.#pool.abort(reason));
+    return this.#shutdown;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
+  /** The fetch loop: never more than the free slots, one fetch at a time. */
+  async #run(): Promise<void> {
+    let failures = 0;
+    while (!this.#stopping) {
+      const free = this.#concurrency - this.#stats.held;
+      if (free <= 0) {
+        await new Promise<void>((resolve) => {
+          this.#wake = resolve;
+        });
+        continue;
+      }
+      let batch: M[];
+      try {
+        batch = await this.#source.fetch(free, this.#fetchAbort.signal);
+        failures = 0;
+      } catch (error) {
+        if (this.#stopping) break;
+        this.#fail(error, 'fetch');
+        // Broker down or reconnecting: back off (100 ms doubling to 2 s) instead of spinning.
+        await pause(Math.min(2000, 100 * 2 ** failures++), this.#fetchAbort.signal);
+        continue;
+      }
+      this.#stats.fetched += batch.length;
+      this.#stats.held += batch.length;
+      this.#stats.peakHeld = Math.max(this.#stats.peakHeld, this.#stats.held);
+      for (const message of batch) {
+        if (this.#stopping) this.#settle(message, 'release');
+        else await this.#start(message);
+      }
+    }
+  }
+
+  /** Decodes and submits one message; malformed ones go to the dead letter without running. */
+  async #start(message: M): Promise<void> {
+    let payload: T;
+    try {
+      if (message.body.byteLength > this.#maxBodySize) {
+        throw new MalformedMessageError(
+          `message body is ${message.body.byteLength} bytes, over maxBodySize ${this.#maxBodySize}`,
+        );
+      }
+      payload = this.#decode(message.body, message);
+    } catch (error) {
+      const malformed =
+        error instanceof MalformedMessageError
+          ? error
+          : new MalformedMessageError(`decode failed: ${toError(error).message}`, { cause: error });
+      this.#stats.malformed++;
+      this.#settle(message, 'deadLetter', malformed);
+      return;
+    }
+    const job: Job<T, M> = { message, payload, control: new AbortController(), leaseLost: false };
+    let task: Task<Job<T, M>, unknown>;
+    try {
+      // Never waits: held <= concurrency, so the pool always has a free slot or queue room.
+      task = await this.#pool.submit(job, { signal: job.control.signal });
+    } catch {
+      // The pool closed under us (abort during submit): the message never started.
+      this.#settle(message, 'release');
+      return;
+    }
+    void task.result.then((result) =>
+      this.#finish(job, result.ok, result.ok ? undefined : result.error),
+    );
+  }
+
+  async #work(job: Job<T, M>, ctx: { signal: AbortSignal }): Promise<unknown> {
+    if (this.#stopping) throw RELEASED;
+    this.#running.add(job);
+    try {
+      return await this.#handler(job.payload, { signal: ctx.signal, message: job.message });
+    } finally {
+      this.#running.delete(job);
+    }
+  }
+
+  #finish(job: Job<T, M>, ok: boolean, error: Error | undefined): void {
+    const { message } = job;
+    if (ok) {
+      this.#settle(message, 'ack');
+    } else if (job.leaseLost) {
+      // Another consumer may own it now: neither ack nor retry; the broker's copy is the truth.
+      this.#stats.leaseLost++;
+      this.#settle(message, 'drop');
+    } else if (error === RELEASED) {
+      this.#settle(message, 'release');
+    } else if (this.#stopping && isAbort(error)) {
+      this.#stats.canceled++;
+      this.#settle(message, 'release', undefined, true);
+    } else {
+      const failure = error ?? new Error('handler failed');
+      const malformed = failure instanceof MalformedMessageError;
+      if (malformed) this.#stats.malformed++;
+      const last = malformed || message.deliveryCount >= this.#maxDeliveries;
+      this.#settle(message, last ? 'deadLetter' : 'retry', failure);
+    }
+  }
+
+  /** Runs one broker operation for a held message; the slot frees when it settles. */
+  #settle(
+    message: M,
+    op: 'ack' | 'retry' | 'deadLetter' | 'release' | 'drop',
+    error?: Error,
+    quiet = false,
+  ): void {
+    let call: Promise<unknown>;
+    try {
+      if (op === 'drop') call = Promise.resolve();
+      else if (op === 'ack') call = this.#source.ack(message);
+      else if (op === 'release') call = this.#source.release(message);
+      else if (op === 'deadLetter') call = this.#source.deadLetter(message, error!);
+      else call = this.#source.retry(message, this.#backoff(message.deliveryCount), error!);
+    } catch (thrown) {
+      call = Promise.reject(thrown);
+    }
+    call
+      .then(
+        () => {
+          if (op === 'ack') this.#stats.acked++;
+          else if (op === 'retry') this.#stats.retried++;
+          else if (op === 'deadLetter') this.#stats.deadLettered++;
+          else if (op === 'release' && !quiet) this.#stats.released++;
+        },
+        (failure) => this.#fail(failure, op === 'drop' ? 'release' : op, message),
+      )
+      .finally(() => {
+        this.#stats.held--;
+        const wake = this.#wake;
+        this.#wake = undefined;
+        wake?.();
+        if (this.#stats.held === 0) this.#idle?.();
+      });
+  }
+
+  #beat(): void {
+    for (const job of this.#running) {
+      this.#source.heartbeat!(job.message).then(
+        (stillOurs) => {
+          if (stillOurs === false && !job.leaseLost) {
+            job.leaseLost = true;
+            job.control.abort(new Error(`lease lost for message ${job.message.id}`));
+          }
+        },
+        (error) => this.#fail(error, 'heartbeat', job.message),
+      );
+    }
+  }
+
+  #fail(error: unknown, op: ConsumerOperation, message?: M): void {
+    this.#stats.errors++;
+    try {
+      this.#onError(toError(error), op, message);
+    } catch {
+      // A throwing onError must not stop the consumer.
+    }
+  }
+
+  async #stop(stopPool: () => Promise<unknown>): Promise<ConsumerReport> {
+    const before = { ...this.#stats };
+    this.#stopping = true;
+    this.#fetchAbort.abort();
+    const wake = this.#wake;
+    this.#wake = undefined;
+    wake?.();
+    await this.#loop;
+    await stopPool();
+    if (this.#stats.held > 0) {
+      await new Promise<void>((resolve) => {
+        this.#idle = resolve;
+      });
+    }
+    if (this.#heartbeat) clearInterval(this.#heartbeat);
+    try {
+      await this.#source.close();
+    } catch (error) {
+      this.#fail(error, 'release');
+    }
+    const stats = this.stats();
+    const report: ConsumerReport = {
+      completed:
+        stats.acked -
+        before.acked +
+        stats.retried -
+        before.retried +
+        stats.deadLettered -
+        before.deadLettered,
+      released: stats.released - before.released,
+      canceled: stats.canceled - before.canceled,
+      stats,
+    };
+    this.#resolveDone(report);
+    return report;
+  }
+}
+
+function isAbort(error: Error | undefined): boolean {
+  return (error as { code?: string } | undefined)?.code === 'ERR_ABORTED';
+}
+
+function defaultOnError(
+  error: Error,
+  operation: ConsumerOperation,
+  message?: { id: string },
+): void {
+  const where = message ? ` (message ${message.id})` : '';
+  process.stderr.write(`sluice consumer: ${operation} failed${where}: ${error.message}\n`);
+}
