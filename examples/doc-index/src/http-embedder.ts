@@ -1,0 +1,227 @@
+/**
+ * Embeddings from any OpenAI-compatible endpoint (`POST {base}/v1/embeddings` — OpenAI, Ollama,
+ * vLLM, TEI, LocalAI…): inputs are sent in batches, at most `concurrency` requests at a time,
+ * each bounded by `timeout`; 429, 5xx, timeouts and network errors are retried with backoff,
+ * honouring `Retry-After`. Anything else fails fast with an {@link EmbedError}.
+ *
+ * @module
+ */
+import { type Embedder, type EmbedderIdentity, l2normalize } from './embedder.js';
+import { EmbedError } from './errors.js';
+import { Limiter } from './limiter.js';
+import { backoffDelay, parseRetryAfter, sleep } from './retry.js';
+
+/** Options of {@link HttpEmbedder}. */
+export interface HttpEmbedderOptions {
+  /** Base URL, e.g. `http://127.0.0.1:11434` (Ollama) or `https://api.openai.com`. A trailing
+   * `/v1` is accepted too. */
+  baseUrl: string;
+  /** Model name sent with every request. */
+  model: string;
+  /** Sent as `Authorization: Bearer …` when set. */
+  apiKey?: string;
+  /** Inputs per request. Default 64. */
+  batchSize?: number;
+  /** Requests in flight at once, across all documents. Default 4. */
+  concurrency?: number;
+  /** Per-request timeout in ms. Default 30 000. */
+  timeout?: number;
+  /** Retries after the first attempt (so `retries + 1` requests at most). Default 4. */
+  retries?: number;
+  /** First backoff delay in ms (doubles per retry, with jitter). Default 500. */
+  backoffBase?: number;
+  /** Longest wait between attempts in ms, `Retry-After` included. Default 30 000. */
+  backoffMax?: number;
+}
+
+const RETRYABLE = (status: number) => status === 429 || status === 408 || status >= 500;
+
+/**
+ * @example
+ * ```ts
+ * const e = new HttpEmbedder({ baseUrl: 'http://127.0.0.1:11434', model: 'nomic-embed-text' });
+ * const vectors = await e.embed(['first chunk', 'second chunk']);
+ * ```
+ */
+export class HttpEmbedder implements Embedder {
+  readonly identity: EmbedderIdentity;
+  readonly #url: string;
+  readonly #opts: Required<Omit<HttpEmbedderOptions, 'apiKey'>> & { apiKey?: string };
+  readonly #limiter: Limiter;
+
+  /** @throws TypeError for a bad URL or empty model; RangeError for a bad number option. */
+  constructor(opts: HttpEmbedderOptions) {
+    this.#opts = {
+      batchSize: 64,
+      concurrency: 4,
+      timeout: 30_000,
+      retries: 4,
+      backoffBase: 500,
+      backoffMax: 30_000,
+      ...opts,
+    };
+    this.#url = embeddingsUrl(opts.baseUrl);
+    if (typeof opts.model !== 'string' || opts.model === '') {
+      throw new TypeError(
+        `http embedder option model must be a non-empty string, got ${opts.model}`,
+      );
+    }
+    for (const key of ['batchSize', 'concurrency', 'timeout'] as const) {
+      checkInt(key, this.#opts[key], 1);
+    }
+    for (const key of ['retries', 'backoffBase', 'backoffMax'] as const) {
+      checkInt(key, this.#opts[key], 0);
+    }
+    this.#limiter = new Limiter(this.#opts.concurrency);
+    this.identity = { kind: 'http', model: opts.model };
+  }
+
+  async embed(texts: readonly string[], opts: { signal?: AbortSignal } = {}) {
+    const batches: string[][] = [];
+    for (let i = 0; i < texts.length; i += this.#opts.batchSize) {
+      batches.push(texts.slice(i, i + this.#opts.batchSize));
+    }
+    const results = await Promise.all(
+      batches.map((batch) => this.#limiter.run(() => this.#request(batch, opts.signal))),
+    );
+    return results.flat();
+  }
+
+  async #request(input: string[], signal?: AbortSignal): Promise<Float32Array[]> {
+    const { retries } = this.#opts;
+    for (let attempt = 1; ; attempt++) {
+      const outcome = await this.#attempt(input, attempt, signal);
+      if (outcome.vectors) return outcome.vectors;
+      const error = outcome.error;
+      if (!outcome.retryable || attempt > retries) {
+        if (outcome.retryable && retries > 0) {
+          error.message += ` (gave up after ${attempt} attempts)`;
+        }
+        throw error;
+      }
+      const delay = backoffDelay(attempt, {
+        base: this.#opts.backoffBase,
+        max: this.#opts.backoffMax,
+        retryAfter: outcome.retryAfter,
+      });
+      await sleep(delay, signal);
+    }
+  }
+
+  async #attempt(
+    input: string[],
+    attempt: number,
+    signal?: AbortSignal,
+  ): Promise<
+    | { vectors: Float32Array[]; error?: undefined }
+    | { vectors?: undefined; error: EmbedError; retryable: boolean; retryAfter?: number }
+  > {
+    const timeout = AbortSignal.timeout(this.#opts.timeout);
+    const combined = signal ? AbortSignal.any([signal, timeout]) : timeout;
+    let response: Response;
+    let body: string;
+    try {
+      response = await fetch(this.#url, {
+        method: 'POST',
+        headers: this.#headers(),
+        body: JSON.stringify({ model: this.identity.model, input }),
+        signal: combined,
+      });
+      body = await response.text();
+    } catch (err) {
+      // The caller's abort is not the endpoint's fault: pass it through untouched.
+      if (signal?.aborted) throw signal.reason;
+      if (timeout.aborted) {
+        const msg = `embeddings request to ${this.#url} timed out after ${this.#opts.timeout} ms`;
+        return {
+          error: new EmbedError('ERR_EMBED_TIMEOUT', msg, { attempts: attempt }),
+          retryable: true,
+        };
+      }
+      const msg = `embeddings request to ${this.#url} failed: ${(err as Error).message}`;
+      return {
+        error: new EmbedError('ERR_EMBED_HTTP', msg, { attempts: attempt, cause: err }),
+        retryable: true,
+      };
+    }
+    if (!response.ok) {
+      const msg =
+        `embeddings endpoint ${this.#url} answered ${response.status} ${response.statusText}` +
+        (body ? `: ${body.slice(0, 200)}` : '');
+      const error = new EmbedError('ERR_EMBED_HTTP', msg, {
+        status: response.status,
+        attempts: attempt,
+      });
+      const retryAfter = parseRetryAfter(response.headers.get('retry-after'));
+      return { error, retryable: RETRYABLE(response.status), retryAfter };
+    }
+    return { vectors: this.#parse(body, input.length, attempt) };
+  }
+
+  #headers(): Record<string, string> {
+    const headers: Record<string, string> = { 'content-type': 'application/json' };
+    if (this.#opts.apiKey) headers.authorization = `Bearer ${this.#opts.apiKey}`;
+    return headers;
+  }
+
+  // A 200 with a body we cannot use is a server bug, not a transient failure: no retry.
+  #parse(body: string, expected: number, attempts: number): Float32Array[] {
+    const fail = (why: string) =>
+      new EmbedError('ERR_EMBED_MALFORMED', `embeddings endpoint ${this.#url} sent ${why}`, {
+        attempts,
+        status: 200,
+      });
+    let json: unknown;
+    try {
+      json = JSON.parse(body);
+    } catch {
+      throw fail(`a body that is not JSON: ${JSON.stringify(body.slice(0, 80))}`);
+    }
+    const data = (json as { data?: unknown })?.data;
+    if (!Array.isArray(data) || data.length !== expected) {
+      throw fail(`no "data" array of ${expected} embeddings`);
+    }
+    const out = new Array<Float32Array>(expected);
+    data.forEach((item: { embedding?: unknown; index?: unknown }, i) => {
+      const at = typeof item?.index === 'number' ? item.index : i;
+      const emb = item?.embedding;
+      if (!Array.isArray(emb) || emb.length === 0 || !emb.every((x) => typeof x === 'number')) {
+        throw fail(`an embedding that is not an array of numbers (data[${i}])`);
+      }
+      if (at < 0 || at >= expected || out[at]) throw fail(`a bad or repeated index ${at}`);
+      out[at] = l2normalize(Float32Array.from(emb));
+    });
+    this.#checkDimension(out[0]!.length, fail);
+    if (out.some((v) => v.length !== out[0]!.length)) throw fail('embeddings of different lengths');
+    return out;
+  }
+
+  #checkDimension(dimension: number, fail: (why: string) => EmbedError): void {
+    if (this.identity.dimension === undefined) this.identity.dimension = dimension;
+    else if (this.identity.dimension !== dimension) {
+      throw fail(
+        `${dimension}-dimensional embeddings after ${this.identity.dimension}-dimensional ones`,
+      );
+    }
+  }
+}
+
+function embeddingsUrl(base: string): string {
+  let url: URL;
+  try {
+    url = new URL(base);
+  } catch {
+    throw new TypeError(
+      `http embedder option baseUrl must be an absolute URL, got ${JSON.stringify(base)}`,
+    );
+  }
+  const path = url.pathname.replace(/\/+$/, '');
+  url.pathname = path.endsWith('/v1') ? `${path}/embeddings` : `${path}/v1/embeddings`;
+  return url.toString();
+}
+
+function checkInt(name: string, value: number, min: number): void {
+  if (!Number.isInteger(value) || value < min) {
+    throw new RangeError(`http embedder option ${name} must be an integer >= ${min}, got ${value}`);
+  }
+}

@@ -1,0 +1,191 @@
+/**
+ * The index: one SQLite file (better-sqlite3, WAL). Each document goes in with one transaction,
+ * so after any crash or signal a document is either fully indexed (row, chunks, vectors) or
+ * absent. A document whose sha256 is unchanged is not indexed again.
+ *
+ * @module
+ */
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Database from 'better-sqlite3';
+import type { Chunk } from './chunk.js';
+import { describeIdentity, type EmbedderIdentity } from './embedder.js';
+import { EmbedderMismatchError } from './errors.js';
+
+/** A document ready to be written: its chunks and one vector per chunk. */
+export interface IndexedDocument {
+  path: string;
+  sha256: string;
+  bytes: number;
+  pageCount: number;
+  chunks: Chunk[];
+  vectors: Float32Array[];
+}
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS documents (
+  id INTEGER PRIMARY KEY,
+  path TEXT NOT NULL UNIQUE,
+  sha256 TEXT NOT NULL,
+  bytes INTEGER NOT NULL,
+  pages INTEGER NOT NULL,
+  chunks INTEGER NOT NULL,
+  indexed_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS chunks (
+  id INTEGER PRIMARY KEY,
+  document_id INTEGER NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
+  page INTEGER NOT NULL,
+  ordinal INTEGER NOT NULL,
+  text TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS chunks_document ON chunks(document_id);
+CREATE TABLE IF NOT EXISTS vectors (
+  chunk_id INTEGER PRIMARY KEY REFERENCES chunks(id) ON DELETE CASCADE,
+  embedding BLOB NOT NULL
+);
+`;
+
+/**
+ * @example
+ * ```ts
+ * const store = Store.open('.tmp/index.db');
+ * store.claimEmbedder({ kind: 'lexical', model: 'lexical-v1', dimension: 1024 });
+ * if (!store.isIndexed(path, sha256)) store.insert(doc);
+ * store.close();
+ * ```
+ */
+export class Store {
+  readonly db: Database.Database;
+  readonly #stmts;
+  readonly #insertTx: (doc: IndexedDocument, embedder: EmbedderIdentity) => void;
+
+  private constructor(db: Database.Database) {
+    this.db = db;
+    this.#stmts = {
+      lookup: db.prepare<[string], { sha256: string }>(
+        'SELECT sha256 FROM documents WHERE path = ?',
+      ),
+      deleteDoc: db.prepare<[string]>('DELETE FROM documents WHERE path = ?'),
+      insertDoc: db.prepare<[string, string, number, number, number, string]>(
+        'INSERT INTO documents (path, sha256, bytes, pages, chunks, indexed_at) VALUES (?, ?, ?, ?, ?, ?)',
+      ),
+      insertChunk: db.prepare<[number | bigint, number, number, string]>(
+        'INSERT INTO chunks (document_id, page, ordinal, text) VALUES (?, ?, ?, ?)',
+      ),
+      insertVector: db.prepare<[number | bigint, Buffer]>(
+        'INSERT INTO vectors (chunk_id, embedding) VALUES (?, ?)',
+      ),
+      getMeta: db.prepare<[string], { value: string }>('SELECT value FROM meta WHERE key = ?'),
+      setMeta: db.prepare<[string, string]>(
+        'INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value',
+      ),
+    };
+    this.#insertTx = db.transaction((doc: IndexedDocument, embedder: EmbedderIdentity) =>
+      this.#write(doc, embedder),
+    );
+  }
+
+  /**
+   * Opens (creating if needed) the index at `path`, in WAL mode with foreign keys on.
+   * @param opts.readonly open for search only; the file must exist.
+   */
+  static open(path: string, opts: { readonly?: boolean } = {}): Store {
+    if (!opts.readonly) mkdirSync(dirname(path), { recursive: true });
+    const db = new Database(path, {
+      readonly: opts.readonly ?? false,
+      fileMustExist: opts.readonly ?? false,
+    });
+    if (!opts.readonly) {
+      db.pragma('journal_mode = WAL');
+      // NORMAL is durable across process crashes in WAL mode; only a power loss can drop the
+      // last commits, and then whole transactions vanish, never half documents.
+      db.pragma('synchronous = NORMAL');
+      db.exec(SCHEMA);
+    }
+    db.pragma('foreign_keys = ON');
+    db.pragma('busy_timeout = 5000');
+    return new Store(db);
+  }
+
+  /** The embedder recorded for this index, or undefined for a new one. */
+  embedder(): EmbedderIdentity | undefined {
+    const row = this.#stmts.getMeta.get('embedder');
+    return row ? (JSON.parse(row.value) as EmbedderIdentity) : undefined;
+  }
+
+  /**
+   * Records `identity` as this index's embedder, or checks it against the recorded one.
+   * A missing dimension (HTTP before its first answer) matches any recorded dimension.
+   *
+   * @throws EmbedderMismatchError when the index was built by a different embedder.
+   */
+  claimEmbedder(identity: EmbedderIdentity): void {
+    const stored = this.embedder();
+    if (!stored) {
+      this.#stmts.setMeta.run('embedder', JSON.stringify(identity));
+      return;
+    }
+    const same =
+      stored.kind === identity.kind &&
+      stored.model === identity.model &&
+      (stored.dimension === undefined ||
+        identity.dimension === undefined ||
+        stored.dimension === identity.dimension);
+    if (!same)
+      throw new EmbedderMismatchError(describeIdentity(stored), describeIdentity(identity));
+    if (stored.dimension === undefined && identity.dimension !== undefined) {
+      this.#stmts.setMeta.run('embedder', JSON.stringify(identity));
+    }
+  }
+
+  /** True when `path` is indexed with content hash `sha256`. */
+  isIndexed(path: string, sha256: string): boolean {
+    return this.#stmts.lookup.get(path)?.sha256 === sha256;
+  }
+
+  /**
+   * Writes `doc` (replacing an older version of the same path) in one transaction.
+   * @throws EmbedderMismatchError when the vectors' length differs from the recorded dimension.
+   */
+  insert(doc: IndexedDocument, embedder: EmbedderIdentity): void {
+    if (doc.vectors.length !== doc.chunks.length) {
+      throw new Error(`${doc.path}: ${doc.chunks.length} chunks but ${doc.vectors.length} vectors`);
+    }
+    this.#insertTx(doc, embedder);
+  }
+
+  #write(doc: IndexedDocument, embedder: EmbedderIdentity): void {
+    const dimension = doc.vectors[0]?.length;
+    if (dimension !== undefined) this.claimEmbedder({ ...embedder, dimension });
+    this.#stmts.deleteDoc.run(doc.path);
+    const { lastInsertRowid: docId } = this.#stmts.insertDoc.run(
+      doc.path,
+      doc.sha256,
+      doc.bytes,
+      doc.pageCount,
+      doc.chunks.length,
+      new Date().toISOString(),
+    );
+    doc.chunks.forEach((chunk, i) => {
+      const { lastInsertRowid: chunkId } = this.#stmts.insertChunk.run(
+        docId,
+        chunk.page,
+        chunk.ordinal,
+        chunk.text,
+      );
+      const v = doc.vectors[i]!;
+      this.#stmts.insertVector.run(chunkId, Buffer.from(v.buffer, v.byteOffset, v.byteLength));
+    });
+  }
+
+  /** Number of indexed documents. */
+  documentCount(): number {
+    return (this.db.prepare('SELECT count(*) AS n FROM documents').get() as { n: number }).n;
+  }
+
+  close(): void {
+    this.db.close();
+  }
+}

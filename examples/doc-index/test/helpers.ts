@@ -1,0 +1,20 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** examples/doc-index */
+export const EXAMPLE_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+/** The repository root. */
+export const REPO_ROOT = resolve(EXAMPLE_DIR, '../..');
+/** `../shared/corpus` beside the repository (CI clones the repo next to shared/). */
+export const CORPUS = resolve(REPO_ROOT, '../shared/corpus');
+export const GOOD_PDFS = join(CORPUS, 'pdf');
+export const BAD_PDFS = join(CORPUS, 'bad');
+export const BUNDLED_PDFS = join(EXAMPLE_DIR, 'pdfs');
+
+/** A fresh temporary folder; call the returned `cleanup` in afterEach/afterAll. */
+export function tempDir(prefix = 'doc-index-'): { dir: string; cleanup: () => void } {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
