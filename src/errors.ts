@@ -42,7 +42,7 @@ export class SluiceError extends Error {
     return this.name;
   }
 
-  static [Symbol.hasInstance](value: unknown): boolean {
+  static override [Symbol.hasInstance](value: unknown): boolean {
     if (typeof value !== 'object' || value === null) return false;
     const brand = (value as { [BRAND]?: unknown })[BRAND];
     if (typeof brand !== 'string') return false;

@@ -21,4 +21,5 @@ export type { JobContext, WorkerFunction } from './internal/job-run.js';
 export { type DrainReport, Pool, type PoolOptions, type SubmitOptions, type Task } from './pool.js';
 export type { Result } from './result.js';
 export { type RunPoolOptions, runPool } from './run-pool.js';
+export { type ShutdownContext, type ShutdownOptions, shutdownOn } from './shutdown.js';
 export { type Percentiles, type PoolStats, STATS_WINDOW } from './stats.js';

@@ -1,0 +1,123 @@
+import { constants } from 'node:os';
+import { optionalDuration } from './internal/options.js';
+
+/** Options of {@link shutdownOn}. */
+export interface ShutdownOptions {
+  /**
+   * Deadline in ms for the drain, from the first signal. At expiry the drain's `signal` aborts
+   * and the process exits with code 1. Default 30,000 (Kubernetes' default grace period is 30 s;
+   * set it a little below your orchestrator's). `Infinity` waits forever.
+   */
+  timeout?: number;
+  /**
+   * A repeat of a signal within this many ms of the first counts as the same signal (a terminal
+   * sends SIGINT to the whole process group, and a supervisor may forward it again). Default 100.
+   */
+  debounce?: number;
+  /**
+   * After a forced stop (second signal or timeout), how long in ms the drain may take to wind
+   * down after its `signal` aborted before the process exits anyway. Default 1,000.
+   */
+  forceGrace?: number;
+  /**
+   * Exit the process when done (default true): 0 after a clean drain, 1 if the drain rejected
+   * or timed out, 128 + signal number (130 SIGINT, 143 SIGTERM) when a second signal forced it.
+   * With false, only `process.exitCode` is set.
+   */
+  exit?: boolean;
+}
+
+/** What the drain callback is told. */
+export interface ShutdownContext {
+  /** The signal that started the shutdown. */
+  signal: NodeJS.Signals;
+  /** Aborts when the shutdown is forced (a later repeat of a signal, or the timeout): cancel the rest now. */
+  abortSignal: AbortSignal;
+}
+
+/**
+ * Graceful shutdown on process signals, in two phases. The first signal calls `drain` (stop
+ * intake, finish in-flight work); when it settles the process exits 0 (1 if it rejected). A
+ * repeat within `debounce` ms is ignored. A later repeat — or the `timeout` — aborts
+ * `ctx.abortSignal` so the drain can cancel what is left, and exits non-zero promptly.
+ *
+ * @param signals - e.g. `['SIGTERM', 'SIGINT']`.
+ * @param drain - called once, with the signal and an abort signal for a forced stop.
+ * @returns an uninstaller that removes the handlers (e.g. for tests, or after a manual close).
+ * @throws RangeError/TypeError naming the option when an option is invalid.
+ * @example
+ * ```ts
+ * shutdownOn(['SIGTERM', 'SIGINT'], async (_sig, { abortSignal }) => {
+ *   abortSignal.addEventListener('abort', () => void pool.abort('forced'));
+ *   await pool.drain();
+ * }, { timeout: 25_000 });
+ * ```
+ */
+export function shutdownOn(
+  signals: NodeJS.Signals[],
+  drain: (signal: NodeJS.Signals, ctx: ShutdownContext) => Promise<unknown> | unknown,
+  opts: ShutdownOptions = {},
+): () => void {
+  if (!Array.isArray(signals) || signals.length === 0) {
+    throw new TypeError(
+      `Invalid argument "signals": expected a non-empty array, got ${String(signals)}`,
+    );
+  }
+  if (typeof drain !== 'function') {
+    throw new TypeError(`Invalid argument "drain": expected a function, got ${String(drain)}`);
+  }
+  const timeout =
+    opts.timeout === Number.POSITIVE_INFINITY
+      ? undefined
+      : optionalDuration('timeout', opts.timeout ?? 30_000);
+  const debounce = opts.debounce ?? 100;
+  const forceGrace = opts.forceGrace ?? 1_000;
+  const exit = opts.exit ?? true;
+  const controller = new AbortController();
+  let firstAt = -1;
+  let forcedCode: number | undefined;
+  let timer: NodeJS.Timeout | undefined;
+
+  const finish = (code: number): void => {
+    clearTimeout(timer);
+    uninstall();
+    process.exitCode = code;
+    if (exit) process.exit(code);
+  };
+
+  const force = (code: number, reason: string): void => {
+    if (forcedCode !== undefined) return;
+    forcedCode = code;
+    controller.abort(new Error(reason));
+    // Let the drain cancel cleanly for a moment; unref'd so it never holds the process open.
+    setTimeout(() => finish(code), forceGrace).unref();
+  };
+
+  const start = (signal: NodeJS.Signals): void => {
+    if (timeout !== undefined) {
+      timer = setTimeout(() => force(1, `shutdown timed out after ${timeout} ms`), timeout);
+    }
+    Promise.resolve()
+      .then(() => drain(signal, { signal, abortSignal: controller.signal }))
+      .then(
+        () => finish(forcedCode ?? 0),
+        () => finish(forcedCode ?? 1),
+      );
+  };
+
+  const handler = (signal: NodeJS.Signals): void => {
+    const now = Date.now();
+    if (firstAt < 0) {
+      firstAt = now;
+      start(signal);
+    } else if (now - firstAt > debounce) {
+      force(128 + (constants.signals[signal] ?? 0), `second ${signal}: shutdown forced`);
+    }
+  };
+
+  for (const s of signals) process.on(s, handler);
+  const uninstall = (): void => {
+    for (const s of signals) process.off(s, handler);
+  };
+  return uninstall;
+}
