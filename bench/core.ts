@@ -7,7 +7,6 @@ import fastq from 'fastq';
 import pLimit from 'p-limit';
 import pMap, { pMapIterable } from 'p-map';
 import PQueue from 'p-queue';
-import { Pool, runPool } from '../dist/index.js';
 import {
   type CaseContext,
   type Cases,
@@ -15,6 +14,7 @@ import {
   ensureBuilt,
   type IsolatedRun,
   isMain,
+  loadSluice,
   markdownTable,
   median,
   mib,
@@ -23,8 +23,11 @@ import {
   range,
   ratio,
   runIsolated,
+  type Sluice,
   timed,
 } from './lib/index.js';
+
+let sluice: Sluice;
 
 const double = async (x: number) => x * 2;
 
@@ -40,7 +43,11 @@ const floor: Contender = async (n, concurrency) => {
   let next = 0;
   let sum = 0;
   const loop = async () => {
-    while (next < n) sum += await double(next++);
+    while (next < n) {
+      // Not `sum += await …`: that reads `sum` before the await and loses the other loops' adds.
+      const value = await double(next++);
+      sum += value;
+    }
   };
   await Promise.all(Array.from({ length: concurrency }, loop));
   return sum;
@@ -48,7 +55,7 @@ const floor: Contender = async (n, concurrency) => {
 
 const sluiceRunPool: Contender = async (n, concurrency) => {
   let sum = 0;
-  for await (const result of runPool(upTo(n), double, { concurrency })) {
+  for await (const result of sluice.runPool(upTo(n), double, { concurrency })) {
     if (!result.ok) throw result.error;
     sum += result.value;
   }
@@ -57,7 +64,7 @@ const sluiceRunPool: Contender = async (n, concurrency) => {
 
 /** The service-pool idiom: await submit (the backpressure), then take each task's result. */
 const sluicePool: Contender = async (n, concurrency) => {
-  const pool = new Pool(double, { concurrency });
+  const pool = new sluice.Pool(double, { concurrency });
   let sum = 0;
   let settled = 0;
   const add = (result: { ok: boolean; value?: number; error?: Error }) => {
@@ -175,6 +182,7 @@ interface CaseValue {
 /** Warm up (JIT), collect garbage, mark the baseline RSS, then time one run and check its sum. */
 function asCase(contender: Contender) {
   return async ({ n, concurrency, warmup }: CaseParams, ctx: CaseContext): Promise<CaseValue> => {
+    sluice = await loadSluice();
     await contender(warmup, concurrency);
     (globalThis as { gc?: () => void }).gc?.();
     await ctx.mark('start');

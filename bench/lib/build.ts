@@ -28,7 +28,7 @@ function distMtime(): number {
  * core elsewhere in the tree does not block a run.
  */
 export function ensureBuilt(): void {
-  if (process.env.SLUICE_BENCH_BUILT) return;
+  if (process.env.SLUICE_BENCH_BUILT || process.env.SLUICE_BENCH_DIST) return;
   if (newestMtime(join(repoRoot, 'src')) > distMtime()) {
     console.error('bench: src/ is newer than dist/, running `npm run build` ...');
     try {

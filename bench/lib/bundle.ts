@@ -4,6 +4,13 @@ import { build } from 'esbuild';
 import { benchDir, repoRoot, scratchDir } from './paths.js';
 
 const distDir = join(repoRoot, 'dist');
+/**
+ * `SLUICE_BENCH_DIST=/some/dir` benchmarks another build of sluice (e.g. an older commit built
+ * with `tsc -p tsconfig.build.json --outDir /some/dir`) for before/after comparisons.
+ */
+const distOverride = process.env.SLUICE_BENCH_DIST
+  ? resolve(process.env.SLUICE_BENCH_DIST)
+  : undefined;
 const bundles = new Map<string, Promise<string>>();
 
 /**
@@ -25,7 +32,7 @@ export function bundleChild(suitePath: string): Promise<string> {
 
 async function bundle(suitePath: string): Promise<string> {
   mkdirSync(scratchDir, { recursive: true });
-  const outfile = join(scratchDir, basename(suitePath).replace(/\.ts$/, '.child.mjs'));
+  const outfile = join(scratchDir, `${basename(suitePath, '.ts')}.${process.pid}.child.mjs`);
   const entry = [
     `import { cases } from ${JSON.stringify(suitePath)};`,
     `import { serveChild } from ${JSON.stringify(join(benchDir, 'lib', 'child.ts'))};`,
@@ -42,12 +49,26 @@ async function bundle(suitePath: string): Promise<string> {
     logLevel: 'warning',
     plugins: [
       {
+        // The parent-side helpers come along with bench/lib; their esbuild import must not load
+        // esbuild into every child (its memory would count against the contender).
+        name: 'no-esbuild-in-child',
+        setup(b) {
+          b.onResolve({ filter: /^esbuild$/ }, () => ({ path: 'esbuild', namespace: 'stub' }));
+          b.onLoad({ filter: /.*/, namespace: 'stub' }, () => ({
+            contents:
+              'export function build() { throw new Error("esbuild is not loaded in children"); }',
+            loader: 'js',
+          }));
+        },
+      },
+      {
         // Keep sluice as a real import of the built package rather than a bundled copy.
         name: 'sluice-dist-external',
         setup(b) {
           b.onResolve({ filter: /dist\/index\.js$/ }, (args) => {
             const path = resolve(args.resolveDir, args.path);
-            return path.startsWith(distDir) ? { path, external: true } : undefined;
+            if (!path.startsWith(distDir)) return undefined;
+            return { path: distOverride ? join(distOverride, 'index.js') : path, external: true };
           });
         },
       },

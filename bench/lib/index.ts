@@ -14,5 +14,6 @@ export {
   versionsLine,
 } from './machine.js';
 export { benchDir, isMain, repoRoot, scratchDir } from './paths.js';
+export { loadSluice, type Sluice } from './sluice.js';
 export { median, range } from './stats.js';
 export { timed } from './timing.js';
