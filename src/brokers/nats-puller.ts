@@ -57,6 +57,8 @@ export class NatsPuller {
         (this.#pulling ? deadline : Math.min(deadline, this.#retryAt)) - now,
       );
     }
+    // The loop stopped waiting (closing, usually): pull nothing more that it will not take.
+    if (signal.aborted) this.stopPull();
     return this.#buffer.splice(0, max);
   }
 

@@ -1,0 +1,175 @@
+/**
+ * One RabbitMQ connection with a consumer channel and a confirm channel, rebuilt (topology
+ * included) whenever either dies. Internal to `sluice/amqp`.
+ *
+ * Every delivery is stamped with the generation of the channel it came on. A delivery tag is
+ * only meaningful on that channel: after a reconnect the broker has already requeued every
+ * unacked message of the dead channel, so an old tag must never be acked on the new one (at
+ * best it is refused, at worst it acks a different message).
+ *
+ * @module
+ */
+import {
+  type Channel,
+  type ChannelModel,
+  type ConfirmChannel,
+  type ConsumeMessage,
+  connect,
+} from 'amqplib';
+import { type AmqpTopology, declareAmqpTopology } from './amqp-topology.js';
+
+export interface Delivery {
+  readonly msg: ConsumeMessage;
+  readonly generation: number;
+}
+
+export interface LinkOptions extends AmqpTopology {
+  url: string;
+  /** Connection heartbeat (s): how soon a silent broker is noticed. */
+  heartbeat: number;
+}
+
+const FIRST_RETRY = 100;
+const MAX_RETRY = 5_000;
+
+export class AmqpLink {
+  readonly #o: LinkOptions;
+  #conn: ChannelModel | undefined;
+  #ch: Channel | undefined;
+  #pub: ConfirmChannel | undefined;
+  #generation = 0;
+  #prefetch = 0;
+  #consumerTag: string | undefined;
+  #closed = false;
+  #connecting: Promise<void> | undefined;
+  /** Deliveries not yet handed out; only ever from the current generation. */
+  readonly buffer: Delivery[] = [];
+  /** Called on every delivery, reconnect and close (the source wakes its waiting fetch). */
+  onChange: () => void = () => {};
+  /** Number of times the link was rebuilt after losing the broker. */
+  reconnects = 0;
+  /** The last connection error (diagnostics only). */
+  lastError: unknown;
+
+  constructor(o: LinkOptions) {
+    this.#o = o;
+  }
+
+  get generation(): number {
+    return this.#generation;
+  }
+
+  /** The consumer channel, when it is open. */
+  get channel(): Channel | undefined {
+    return this.#ch;
+  }
+
+  /** The confirm channel for republishing, when it is open. */
+  get publisher(): ConfirmChannel | undefined {
+    return this.#pub;
+  }
+
+  /** Connects (retrying with backoff until it works or the link closes). */
+  start(): Promise<void> {
+    this.#connecting ??= this.#connectLoop().finally(() => {
+      this.#connecting = undefined;
+    });
+    return this.#connecting;
+  }
+
+  /** Starts (or resumes) consuming with `prefetch` unacked messages at most. */
+  async consume(prefetch: number): Promise<void> {
+    this.#prefetch = prefetch;
+    const ch = this.#ch;
+    if (!ch || this.#consumerTag !== undefined) return;
+    const gen = this.#generation;
+    await ch.prefetch(prefetch);
+    const { consumerTag } = await ch.consume(this.#o.queue, (msg) => {
+      // null: the broker canceled the consumer (queue deleted): rebuild everything.
+      if (msg === null) return this.#lost(gen, new Error('consumer canceled by the broker'));
+      if (gen !== this.#generation) return;
+      this.buffer.push({ msg, generation: gen });
+      this.onChange();
+    });
+    if (gen === this.#generation) this.#consumerTag = consumerTag;
+  }
+
+  /** Stops deliveries (e.g. while draining); buffered ones stay for the caller to release. */
+  async pause(): Promise<void> {
+    const tag = this.#consumerTag;
+    this.#consumerTag = undefined;
+    this.#prefetch = 0;
+    if (tag !== undefined && this.#ch) await this.#ch.cancel(tag).catch(() => {});
+  }
+
+  /** True when `d` came on the channel that is open now (its tag can still be acked). */
+  isLive(d: Delivery): boolean {
+    return d.generation === this.#generation && this.#ch !== undefined;
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.onChange();
+    const conn = this.#conn;
+    this.#conn = this.#ch = this.#pub = undefined;
+    this.buffer.length = 0;
+    await conn?.close().catch(() => {});
+  }
+
+  async #connectLoop(): Promise<void> {
+    let wait = FIRST_RETRY;
+    while (!this.#closed) {
+      try {
+        await this.#open();
+        return;
+      } catch (err) {
+        this.lastError = err;
+        await new Promise((r) => setTimeout(r, wait));
+        wait = Math.min(wait * 2, MAX_RETRY);
+      }
+    }
+  }
+
+  async #open(): Promise<void> {
+    const conn = await connect(this.#o.url, { heartbeat: this.#o.heartbeat });
+    try {
+      const gen = this.#generation + 1;
+      const lost = (err?: unknown) => this.#lost(gen, err);
+      conn.on('error', lost);
+      conn.on('close', lost);
+      const pub = await conn.createConfirmChannel();
+      const ch = await conn.createChannel();
+      for (const c of [pub, ch]) {
+        c.on('error', lost);
+        c.on('close', lost);
+      }
+      await declareAmqpTopology(pub, this.#o);
+      if (this.#closed) throw new Error('closed while connecting');
+      this.#conn = conn;
+      this.#ch = ch;
+      this.#pub = pub;
+      this.#generation = gen;
+      this.#consumerTag = undefined;
+      if (this.#prefetch > 0) await this.consume(this.#prefetch);
+      this.onChange();
+    } catch (err) {
+      await conn.close().catch(() => {});
+      throw err;
+    }
+  }
+
+  #lost(gen: number, err?: unknown): void {
+    if (gen !== this.#generation || this.#closed || this.#ch === undefined) return;
+    this.lastError = err;
+    const conn = this.#conn;
+    this.#conn = this.#ch = this.#pub = undefined;
+    this.#consumerTag = undefined;
+    // The broker requeues every unacked message of the dead channel; ours are just forgotten.
+    this.buffer.length = 0;
+    void conn?.close().catch(() => {});
+    this.reconnects++;
+    this.onChange();
+    void this.start();
+  }
+}

@@ -1,0 +1,261 @@
+/**
+ * `sluice/amqp`: a {@link BrokerSource} over one RabbitMQ queue (amqplib).
+ *
+ * - Flow control is the broker's: `prefetch` = the consumer loop's concurrency, so the process
+ *   never holds more than that many unacked messages (documented constant: 0). By default the
+ *   prefetch is the `max` of the first `fetch`, which the loop sets to its concurrency.
+ * - `ack`/`release` are `basic.ack`/`basic.nack(requeue)` on the channel the message came on,
+ *   and only while that channel lives: after a reconnect the broker has requeued it already.
+ * - Retries: the message is republished (publisher-confirmed) to a per-delay queue whose TTL
+ *   dead-letters it back to the work queue, with `x-sluice-deliveries` counting the deliveries
+ *   so far; then the original is acked. Dead letters: republished to `<queue>.dlx` (bound to
+ *   `<queue>.dead`) with the error in `x-sluice-error*` headers, then acked. The work queue also
+ *   names that exchange as its `x-dead-letter-exchange`, so anyone's `reject` lands there too.
+ * - `deliveryCount` = 1 + the retries recorded in the header. Redeliveries after a crash are not
+ *   counted (classic queues keep no count): a message that kills its process every time is
+ *   redelivered forever, so guard handlers against it.
+ * - No heartbeat: RabbitMQ never redelivers a message while its channel is open (up to the
+ *   server's `consumer_timeout`, 30 min by default), so a slow handler keeps its message.
+ * - Reconnects with backoff and re-declares the topology; at-least-once, handlers must be idempotent.
+ *
+ * @module
+ */
+import type { ConsumeMessage } from 'amqplib';
+import { AmqpLink, type Delivery } from './amqp-link.js';
+import { declareRetryQueue, RETRY_REDECLARE, retryBucket } from './amqp-topology.js';
+import type { BrokerMessage, BrokerSource } from './source.js';
+
+/** Options of {@link amqpSource}. Durations in ms unless noted. */
+export interface AmqpSourceOptions {
+  /** Broker URL. @default 'amqp://guest:guest@127.0.0.1:5672' */
+  url?: string;
+  /** The work queue (declared durable, with its dead-letter exchange). */
+  queue: string;
+  /** Unacked messages the broker may push to this process. @default the first fetch's `max` */
+  prefetch?: number;
+  /** Exchange for dead letters. @default `${queue}.dlx` */
+  deadLetterExchange?: string;
+  /** Queue bound to the dead-letter exchange. @default `${queue}.dead` */
+  deadLetterQueue?: string;
+  /** How long one `fetch` waits on an empty queue. @default 1000 */
+  blockMs?: number;
+  /** AMQP connection heartbeat, in seconds: how soon a silent broker is noticed. @default 5 */
+  heartbeat?: number;
+}
+
+/** A delivery from RabbitMQ. `id` is the delivery tag (unique per channel only). */
+export interface AmqpMessage extends BrokerMessage {
+  /** The client's message (properties, headers, fields). Acknowledge through the source only. */
+  readonly raw: ConsumeMessage;
+  /** True when the broker redelivered it (after a crash, a lost channel or a release). */
+  readonly redelivered: boolean;
+}
+
+/** Header carrying the number of deliveries a republished message has had. */
+export const DELIVERIES_HEADER = 'x-sluice-deliveries';
+
+/**
+ * Connects, declares the topology and returns a source for `consume()`. Rejects with the
+ * client's error if the first connection fails; later losses are retried forever.
+ *
+ * @example
+ * ```ts
+ * const source = await amqpSource({ queue: 'jobs' });
+ * await consume(source, async (msg) => handle(JSON.parse(new TextDecoder().decode(msg.body))), { concurrency: 32 });
+ * ```
+ */
+export async function amqpSource(opts: AmqpSourceOptions): Promise<AmqpSource> {
+  if (typeof opts.queue !== 'string' || opts.queue === '') {
+    throw new TypeError(`options.queue must be a non-empty string (got ${String(opts.queue)})`);
+  }
+  for (const key of ['prefetch', 'blockMs', 'heartbeat'] as const) {
+    const v = opts[key];
+    if (v !== undefined && (!Number.isInteger(v) || v < (key === 'heartbeat' ? 0 : 1))) {
+      throw new RangeError(`options.${key} must be a positive integer (got ${v})`);
+    }
+  }
+  const link = new AmqpLink({
+    url: opts.url ?? 'amqp://guest:guest@127.0.0.1:5672',
+    queue: opts.queue,
+    deadLetterExchange: opts.deadLetterExchange ?? `${opts.queue}.dlx`,
+    deadLetterQueue: opts.deadLetterQueue ?? `${opts.queue}.dead`,
+    heartbeat: opts.heartbeat ?? 5,
+  });
+  // The first connection must work (a wrong URL should fail fast, not retry forever).
+  await link.start();
+  return new AmqpSource(link, opts);
+}
+
+/** See the module doc. Build one with {@link amqpSource}. */
+export class AmqpSource implements BrokerSource<AmqpMessage> {
+  readonly #link: AmqpLink;
+  readonly #queue: string;
+  readonly #dlx: string;
+  readonly #blockMs: number;
+  #prefetch: number | undefined;
+  readonly #retryQueues = new Map<number, number>(); // delay → last declared (ms epoch)
+  readonly #held = new WeakMap<AmqpMessage, Delivery>();
+  #wake: (() => void) | undefined;
+
+  /** @internal use {@link amqpSource}. */
+  constructor(link: AmqpLink, opts: AmqpSourceOptions) {
+    this.#link = link;
+    this.#queue = opts.queue;
+    this.#dlx = opts.deadLetterExchange ?? `${opts.queue}.dlx`;
+    this.#blockMs = opts.blockMs ?? 1000;
+    this.#prefetch = opts.prefetch;
+    link.onChange = () => this.#wake?.();
+  }
+
+  /** Times the connection was rebuilt after a loss. */
+  get reconnects(): number {
+    return this.#link.reconnects;
+  }
+
+  async fetch(max: number, signal: AbortSignal): Promise<AmqpMessage[]> {
+    if (max <= 0) return [];
+    this.#prefetch ??= max;
+    const deadline = Date.now() + this.#blockMs;
+    while (this.#link.buffer.length === 0 && !signal.aborted && Date.now() < deadline) {
+      if (this.#link.channel) await this.#link.consume(this.#prefetch).catch(() => {});
+      if (this.#link.buffer.length > 0) break;
+      await this.#sleep(signal, deadline - Date.now());
+    }
+    // Closing, usually: stop the pushes so nothing arrives that the loop will not take.
+    if (signal.aborted) await this.#link.pause();
+    return this.#link.buffer.splice(0, max).map((d) => this.#toMessage(d));
+  }
+
+  async ack(message: AmqpMessage): Promise<void> {
+    this.#live(message).ack(message.raw);
+  }
+
+  async release(message: AmqpMessage): Promise<void> {
+    const d = this.#held.get(message);
+    // From a dead channel: the broker has requeued it already.
+    if (d && this.#link.isLive(d)) this.#link.channel?.nack(message.raw, false, true);
+  }
+
+  async retry(message: AmqpMessage, delayMs: number, error: Error): Promise<void> {
+    const ch = this.#live(message);
+    const headers = {
+      ...message.raw.properties.headers,
+      [DELIVERIES_HEADER]: message.deliveryCount,
+    };
+    headers['x-sluice-last-error'] = oneLine(error.message);
+    const target = delayMs > 0 ? await this.#retryQueue(retryBucket(delayMs)) : this.#queue;
+    await this.#republish('', target, message, headers);
+    ch.ack(message.raw);
+  }
+
+  async deadLetter(message: AmqpMessage, error: Error): Promise<void> {
+    const ch = this.#live(message);
+    const code = (error as { code?: unknown }).code;
+    const headers = {
+      ...message.raw.properties.headers,
+      [DELIVERIES_HEADER]: message.deliveryCount,
+      'x-sluice-error': oneLine(error.message),
+      'x-sluice-error-name': error.name,
+      ...(typeof code === 'string' ? { 'x-sluice-error-code': code } : {}),
+    };
+    await this.#republish(this.#dlx, this.#queue, message, headers);
+    ch.ack(message.raw);
+  }
+
+  /** Publishes to the work queue and waits for the broker's confirm (for producers and tests). */
+  async publish(body: Uint8Array | string): Promise<void> {
+    const pub = this.#link.publisher;
+    if (!pub) throw new Error('not connected to RabbitMQ (reconnecting)');
+    pub.sendToQueue(this.#queue, Buffer.from(body), { persistent: true });
+    await pub.waitForConfirms();
+  }
+
+  async close(): Promise<void> {
+    await this.#link.pause();
+    for (const d of this.#link.buffer.splice(0)) {
+      if (this.#link.isLive(d)) this.#link.channel?.nack(d.msg, false, true);
+    }
+    await this.#link.close();
+  }
+
+  #toMessage(d: Delivery): AmqpMessage {
+    const retries = Number(d.msg.properties.headers?.[DELIVERIES_HEADER] ?? 0);
+    const m: AmqpMessage = {
+      id: String(d.msg.fields.deliveryTag),
+      body: d.msg.content,
+      deliveryCount: (Number.isFinite(retries) && retries > 0 ? retries : 0) + 1,
+      raw: d.msg,
+      redelivered: d.msg.fields.redelivered,
+    };
+    this.#held.set(m, d);
+    return m;
+  }
+
+  /** The channel `message` can be settled on, or a throw: its channel died, it will come back. */
+  #live(message: AmqpMessage) {
+    const d = this.#held.get(message);
+    const ch = this.#link.channel;
+    if (!d || !ch || !this.#link.isLive(d)) {
+      throw new Error(
+        `cannot settle delivery ${message.id}: its channel closed; RabbitMQ redelivers it`,
+      );
+    }
+    return ch;
+  }
+
+  async #retryQueue(ms: number): Promise<string> {
+    const pub = this.#link.publisher;
+    const last = this.#retryQueues.get(ms);
+    if (pub && (last === undefined || Date.now() - last > RETRY_REDECLARE)) {
+      await declareRetryQueue(pub, this.#queue, ms);
+      this.#retryQueues.set(ms, Date.now());
+    }
+    return `${this.#queue}.retry.${ms}`;
+  }
+
+  async #republish(
+    exchange: string,
+    routingKey: string,
+    message: AmqpMessage,
+    headers: Record<string, unknown>,
+  ): Promise<void> {
+    const pub = this.#link.publisher;
+    if (!pub) throw new Error('not connected to RabbitMQ (reconnecting)');
+    const { properties } = message.raw;
+    await new Promise<void>((resolve, reject) => {
+      pub.publish(
+        exchange,
+        routingKey,
+        message.raw.content,
+        {
+          headers,
+          persistent: true,
+          contentType: properties.contentType,
+          messageId: properties.messageId,
+          correlationId: properties.correlationId,
+          type: properties.type,
+        },
+        (err) => (err ? reject(err) : resolve()),
+      );
+    });
+  }
+
+  #sleep(signal: AbortSignal, ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        signal.removeEventListener('abort', done);
+        this.#wake = undefined;
+        resolve();
+      };
+      const timer = setTimeout(done, Math.max(0, ms));
+      signal.addEventListener('abort', done, { once: true });
+      this.#wake = done;
+    });
+  }
+}
+
+function oneLine(text: string): string {
+  const line = text.replace(/[\r\n]+/g, ' ');
+  return line.length > 1024 ? `${line.slice(0, 1024)}…` : line;
+}

@@ -1,0 +1,142 @@
+/**
+ * The RabbitMQ adapter on its own, against the real broker on loopback: prefetch bound, ack,
+ * retry through a delay queue, dead letter with the error, release, stale tags, close.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type AmqpMessage, type AmqpSource, amqpSource } from '../../src/brokers/amqp.js';
+import { type AmqpAdmin, amqpAdmin, uniqueQueue } from '../fixtures/brokers/amqp-helpers.js';
+
+let admin: AmqpAdmin;
+const queues: string[] = [];
+const sources: AmqpSource[] = [];
+
+async function setup(opts: { prefetch?: number } = {}) {
+  const queue = uniqueQueue('a');
+  queues.push(queue);
+  const source = await amqpSource({ queue, ...opts });
+  sources.push(source);
+  return { queue, source };
+}
+
+beforeAll(async () => {
+  admin = await amqpAdmin();
+});
+afterAll(async () => {
+  for (const s of sources) await s.close();
+  await admin.cleanup(...queues);
+});
+
+const never = new AbortController().signal;
+
+async function fetchOne(source: AmqpSource): Promise<AmqpMessage> {
+  for (;;) {
+    const [m] = await source.fetch(1, never);
+    if (m) return m;
+  }
+}
+
+describe('amqpSource (adapter)', () => {
+  it('prefetch bounds what the broker pushes; acked messages leave the queue', async () => {
+    const { queue, source } = await setup({ prefetch: 8 });
+    await admin.publishMany(queue, 50, (i) => `m${i}`);
+    const got: string[] = [];
+    while (got.length < 50) {
+      const batch = await source.fetch(20, never);
+      // Only 8 unacked deliveries may exist at once, however much we ask for.
+      expect(batch.length).toBeLessThanOrEqual(8);
+      for (const m of batch) {
+        expect(m.deliveryCount).toBe(1);
+        got.push(Buffer.from(m.body).toString());
+        await source.ack(m);
+      }
+    }
+    expect(new Set(got).size).toBe(50);
+    await source.close();
+    expect(await admin.depth(queue)).toMatchObject({ messageCount: 0 });
+  });
+
+  it('retry comes back after the delay with deliveryCount + 1', async () => {
+    const { source, queue } = await setup();
+    await admin.publishMany(queue, 1, () => 'again');
+    const first = await fetchOne(source);
+    const t0 = Date.now();
+    await source.retry(first, 300, new Error('boom'));
+    const second = await fetchOne(source);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(250);
+    expect(Buffer.from(second.body).toString()).toBe('again');
+    expect(second.deliveryCount).toBe(2);
+    await source.retry(second, 0, new Error('boom'));
+    const third = await fetchOne(source);
+    expect(third.deliveryCount).toBe(3);
+    await source.ack(third);
+  });
+
+  it('deadLetter moves body + error to <queue>.dead', async () => {
+    const { queue, source } = await setup();
+    await admin.publishMany(queue, 1, () => '{"bad"');
+    const m = await fetchOne(source);
+    const err = Object.assign(new Error('body is not JSON\nat all'), {
+      code: 'ERR_MESSAGE_MALFORMED',
+    });
+    await source.deadLetter(m, err);
+    const dead = await admin.drainQueue(`${queue}.dead`);
+    expect(dead).toHaveLength(1);
+    expect(dead[0]?.body).toBe('{"bad"');
+    expect(dead[0]?.headers).toMatchObject({
+      'x-sluice-error': 'body is not JSON at all',
+      'x-sluice-error-code': 'ERR_MESSAGE_MALFORMED',
+      'x-sluice-deliveries': 1,
+    });
+    await source.close();
+    expect(await admin.depth(queue)).toMatchObject({ messageCount: 0 });
+  });
+
+  it('release requeues at once; the redelivery is flagged', async () => {
+    const { source, queue } = await setup();
+    await admin.publishMany(queue, 1, () => 'x');
+    const m = await fetchOne(source);
+    await source.release(m);
+    const again = await fetchOne(source);
+    expect(again.redelivered).toBe(true);
+    expect(again.deliveryCount).toBe(1); // a release is not a failed delivery
+    await source.ack(again);
+  });
+
+  it('never acks a tag from a dead channel: the broker redelivers instead', async () => {
+    const { source, queue } = await setup();
+    await admin.publishMany(queue, 2, (i) => `m${i}`);
+    const held: AmqpMessage[] = [];
+    while (held.length < 2) held.push(...(await source.fetch(2, never)));
+    const [m1, m2] = held as [AmqpMessage, AmqpMessage];
+    const before = source.reconnects;
+    // Acking a tag twice is a channel error (406 unknown delivery tag): the broker closes the
+    // channel, requeues m2, and the source reconnects.
+    await source.ack(m1);
+    await source.ack(m1);
+    while (source.reconnects === before) await new Promise((r) => setTimeout(r, 10));
+    await expect(source.ack(m2)).rejects.toThrow(/channel closed/);
+    await source.release(m2); // a no-op, not an error, on a dead channel
+    const again = await fetchOne(source);
+    expect(Buffer.from(again.body).toString()).toBe(Buffer.from(m2.body).toString());
+    expect(again.redelivered).toBe(true);
+    await source.ack(again);
+    await source.close();
+    expect(await admin.depth(queue)).toMatchObject({ messageCount: 0 });
+  });
+
+  it('fetch returns [] when the signal aborts, close() on an idle queue is fast', async () => {
+    const { source } = await setup();
+    const ac = new AbortController();
+    const p = source.fetch(10, ac.signal);
+    setTimeout(() => ac.abort(), 50);
+    const t0 = Date.now();
+    expect(await p).toEqual([]);
+    await source.close();
+    expect(Date.now() - t0).toBeLessThan(1000);
+  });
+
+  it('rejects bad options with the option name', async () => {
+    await expect(amqpSource({ queue: '' })).rejects.toThrow(/options\.queue/);
+    await expect(amqpSource({ queue: 'x', prefetch: 0 })).rejects.toThrow(RangeError);
+  });
+});
