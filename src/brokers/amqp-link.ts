@@ -132,7 +132,10 @@ export class AmqpLink {
   }
 
   async #open(): Promise<void> {
-    const conn = await connect(this.#o.url, { heartbeat: this.#o.heartbeat });
+    const url = new URL(this.#o.url);
+    if (!url.searchParams.has('heartbeat'))
+      url.searchParams.set('heartbeat', String(this.#o.heartbeat));
+    const conn = await connect(url.toString());
     try {
       const gen = this.#generation + 1;
       const lost = (err?: unknown) => this.#lost(gen, err);

@@ -141,8 +141,8 @@ export class AmqpSource implements BrokerSource<AmqpMessage> {
     const headers = {
       ...message.raw.properties.headers,
       [DELIVERIES_HEADER]: message.deliveryCount,
+      'x-sluice-last-error': oneLine(error.message),
     };
-    headers['x-sluice-last-error'] = oneLine(error.message);
     const target = delayMs > 0 ? await this.#retryQueue(retryBucket(delayMs)) : this.#queue;
     await this.#republish('', target, message, headers);
     ch.ack(message.raw);

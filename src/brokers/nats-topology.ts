@@ -36,7 +36,7 @@ export async function declareNatsTopology(jsm: JetStreamManager, t: NatsTopology
   await ensureStream(jsm, t.stream, t.subject, RetentionPolicy.Workqueue);
   await ensureStream(jsm, t.deadLetterStream, t.deadLetterSubject, RetentionPolicy.Limits);
   const existing = await jsm.consumers.info(t.stream, t.consumer).catch(() => undefined);
-  if (existing) return Math.round(existing.config.ack_wait / 1e6);
+  if (existing) return toMs(existing.config.ack_wait);
   const created = await jsm.consumers.add(t.stream, {
     durable_name: t.consumer,
     ack_policy: AckPolicy.Explicit,
@@ -48,7 +48,7 @@ export async function declareNatsTopology(jsm: JetStreamManager, t: NatsTopology
     max_deliver: -1,
     max_ack_pending: t.maxAckPending,
   });
-  return Math.round(created.config.ack_wait / 1e6);
+  return toMs(created.config.ack_wait);
 }
 
 async function ensureStream(
@@ -60,4 +60,9 @@ async function ensureStream(
   const info = await jsm.streams.info(name).catch(() => undefined);
   if (info) return;
   await jsm.streams.add({ name, subjects: [subject], retention, storage: StorageType.File });
+}
+
+/** Nanoseconds (as the server reports them; absent = the server's 30 s default) to ms. */
+export function toMs(ns: number | undefined): number {
+  return ns === undefined ? 30_000 : Math.round(ns / 1e6);
 }

@@ -23,7 +23,7 @@ import {
 } from '@nats-io/jetstream';
 import { connect, headers, type NatsConnection } from '@nats-io/transport-node';
 import { NatsPuller } from './nats-puller.js';
-import { declareNatsTopology } from './nats-topology.js';
+import { declareNatsTopology, toMs } from './nats-topology.js';
 import type { BrokerMessage, BrokerSource } from './source.js';
 
 /** Options of {@link natsSource}. Durations in ms. */
@@ -86,8 +86,7 @@ export async function natsSource(opts: NatsSourceOptions): Promise<NatsSource> {
     const jsm = await jetstreamManager(nc);
     let ackWait = o.ackWait ?? 30_000;
     if (o.declare !== false) ackWait = await declareNatsTopology(jsm, { ...o, ackWait });
-    else
-      ackWait = Math.round((await jsm.consumers.info(o.stream, o.consumer)).config.ack_wait / 1e6);
+    else ackWait = toMs((await jsm.consumers.info(o.stream, o.consumer)).config.ack_wait);
     const js = jetstream(nc, { timeout: o.ackTimeout });
     const consumer = await js.consumers.get(o.stream, o.consumer);
     return new NatsSource(nc, owned, js, consumer, { ...o, ackWait });
@@ -186,7 +185,7 @@ export class NatsSource implements BrokerSource<NatsMessage> {
     await message.raw.ackAck({ timeout: this.#o.ackTimeout });
   }
 
-  async retry(message: NatsMessage, delayMs: number): Promise<void> {
+  async retry(message: NatsMessage, delayMs: number, _error?: Error): Promise<void> {
     const payload =
       delayMs > 0 ? `-NAK ${JSON.stringify({ delay: Math.round(delayMs * 1e6) })}` : NAK;
     await this.#confirm(
@@ -234,7 +233,8 @@ export class NatsSource implements BrokerSource<NatsMessage> {
   }
 
   async #shutdown(): Promise<void> {
-    this.#status.stop();
+    // The iterator has stop() at run time; the public type only says AsyncIterable.
+    (this.#status as { stop?: () => void }).stop?.();
     const left = this.#puller.close();
     await Promise.allSettled(left.map((m) => this.#confirm(toMessage(m), NAK)));
     if (this.#owned) await this.#nc.close();
