@@ -21,7 +21,7 @@
  */
 import { hostname } from 'node:os';
 import { createClient, RESP_TYPES, type RedisClientType } from 'redis';
-import { IdBatcher } from './redis-batch.js';
+import { Batcher } from './consumer-batch.js';
 import { CLAIM_IF_OWNED } from './redis-scripts.js';
 import type { BrokerMessage, BrokerSource } from './source.js';
 
@@ -68,8 +68,8 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
   readonly #field: string;
   readonly #block: number;
   readonly #claimIdle: number;
-  readonly #acks: IdBatcher<unknown>;
-  readonly #beats: IdBatcher<unknown>;
+  readonly #acks: Batcher<string, unknown>;
+  readonly #beats: Batcher<string, unknown>;
   #readId: string | undefined;
   #claimCursor = '0-0';
   #lastClaim = 0;
@@ -94,8 +94,8 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
     this.#block = o.block ?? 1000;
     this.#claimIdle = o.claimIdle ?? 30_000;
     this.heartbeatInterval = Math.max(10, Math.floor(this.#claimIdle / 3));
-    this.#acks = new IdBatcher((ids) => cmd.sendCommand(['XACK', this.stream, this.group, ...ids]));
-    this.#beats = new IdBatcher((ids) => this.#claimOwned(ids, 0));
+    this.#acks = new Batcher((ids) => cmd.sendCommand(['XACK', this.stream, this.group, ...ids]));
+    this.#beats = new Batcher((ids) => this.#claimOwned(ids, 0));
     // A reconnect gives the reading connection a new id; look it up again before the next block.
     read.on('ready', () => {
       this.#readId = undefined;

@@ -1,26 +1,27 @@
 /**
- * Coalesces per-message calls made in the same turn of the event loop into one Redis command
- * (e.g. 64 acks → one `XACK` with 64 ids). Handlers that finish together settle together, so the
- * broker sees one round trip per burst instead of one per message.
+ * Coalesces per-message calls made in the same turn of the event loop into one broker command
+ * (e.g. 64 acks → one `XACK` with 64 ids, or one `DELETE … WHERE id = ANY(…)`). Handlers that
+ * finish together settle together, so the broker sees one round trip per burst, not per message.
+ * Shared by the adapters that can batch.
  *
  * @module
  */
 
-/** Collects ids until the next `setImmediate`, then runs `flush` once for all of them. */
-export class IdBatcher<R> {
-  readonly #flush: (ids: string[]) => Promise<R>;
+/** Collects items until the next `setImmediate`, then runs `flush` once for all of them. */
+export class Batcher<I, R> {
+  readonly #flush: (items: I[]) => Promise<R>;
   readonly #maxBatch: number;
-  #ids: string[] = [];
+  #ids: I[] = [];
   #waiters: { resolve: (value: R) => void; reject: (error: unknown) => void }[] = [];
   #scheduled = false;
 
-  constructor(flush: (ids: string[]) => Promise<R>, maxBatch = 1000) {
+  constructor(flush: (items: I[]) => Promise<R>, maxBatch = 1000) {
     this.#flush = flush;
     this.#maxBatch = maxBatch;
   }
 
   /** Resolves with the reply of the command that carried `id`. */
-  add(id: string): Promise<R> {
+  add(id: I): Promise<R> {
     return new Promise<R>((resolve, reject) => {
       this.#ids.push(id);
       this.#waiters.push({ resolve, reject });

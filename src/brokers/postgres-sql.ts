@@ -1,0 +1,94 @@
+/**
+ * The SQL of the PostgreSQL table queue, built once per table name. One table holds the queue;
+ * `run_at` is both "not before" (retry backoff) and the lease deadline of a claimed row, so a
+ * single index answers "what can be claimed now" — an expired lease simply becomes due again.
+ *
+ * @module
+ */
+
+/** Statements for one queue table. */
+export interface QueueSql {
+  readonly channel: string;
+  readonly migrate: string;
+  readonly claim: string;
+  readonly nextDue: string;
+  readonly ack: string;
+  readonly extend: string;
+  readonly retry: string;
+  readonly release: string;
+  readonly deadLetter: string;
+  readonly enqueue: string;
+}
+
+const IDENTIFIER = /^[a-z_][a-z0-9_]{0,50}$/;
+
+/**
+ * @throws TypeError when `table` is not a plain lower-case identifier (it is spliced into SQL).
+ */
+export function queueSql(table: string): QueueSql {
+  if (typeof table !== 'string' || !IDENTIFIER.test(table)) {
+    throw new TypeError(
+      `postgres queue: option table must match ${IDENTIFIER} (a plain lower-case identifier), got ${String(table)}`,
+    );
+  }
+  const t = `"${table}"`;
+  const dead = `"${table}_dead"`;
+  const channel = `${table}_ready`;
+  const pairs = `SELECT * FROM unnest($1::bigint[], $2::uuid[]) AS p(id, token)`;
+  return {
+    channel,
+    migrate: `
+      SELECT pg_advisory_xact_lock(hashtext('sluice.migrate.${table}'));
+      CREATE TABLE IF NOT EXISTS ${t} (
+        id          bigserial PRIMARY KEY,
+        body        bytea       NOT NULL,
+        run_at      timestamptz NOT NULL DEFAULT now(),
+        deliveries  integer     NOT NULL DEFAULT 0,
+        lease_token uuid,
+        last_error  text,
+        created_at  timestamptz NOT NULL DEFAULT now()
+      );
+      CREATE INDEX IF NOT EXISTS "${table}_run_at" ON ${t} (run_at, id);
+      CREATE TABLE IF NOT EXISTS ${dead} (
+        id          bigint      PRIMARY KEY,
+        body        bytea       NOT NULL,
+        deliveries  integer     NOT NULL,
+        error       text        NOT NULL,
+        code        text,
+        created_at  timestamptz NOT NULL,
+        failed_at   timestamptz NOT NULL DEFAULT now()
+      );
+      CREATE OR REPLACE FUNCTION "${table}_notify"() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN PERFORM pg_notify('${channel}', ''); RETURN NULL; END $$;
+      DROP TRIGGER IF EXISTS "${table}_notify" ON ${t};
+      CREATE TRIGGER "${table}_notify" AFTER INSERT ON ${t}
+        FOR EACH STATEMENT EXECUTE FUNCTION "${table}_notify"();`,
+    // MATERIALIZED: the row set is locked and fixed once, before the UPDATE runs; without it the
+    // planner may inline the CTE and re-evaluate LIMIT/SKIP LOCKED per join (over-claiming).
+    claim: `
+      WITH next AS MATERIALIZED (
+        SELECT id FROM ${t} WHERE run_at <= now() ORDER BY run_at, id LIMIT $1 FOR UPDATE SKIP LOCKED
+      )
+      UPDATE ${t} q SET run_at = now() + $2 * interval '1 millisecond',
+        deliveries = q.deliveries + 1, lease_token = gen_random_uuid()
+      FROM next WHERE q.id = next.id
+      RETURNING q.id::text AS id, q.body, q.deliveries, q.lease_token::text AS token`,
+    nextDue: `SELECT extract(epoch FROM min(run_at) - now()) * 1000 AS ms FROM ${t}`,
+    // Every completion is fenced by the lease token: a row re-claimed by another consumer
+    // (after our lease expired) has a new token, so our late completion matches nothing.
+    ack: `DELETE FROM ${t} q USING (${pairs}) p WHERE q.id = p.id AND q.lease_token = p.token RETURNING q.id::text AS id`,
+    extend: `UPDATE ${t} q SET run_at = now() + $3 * interval '1 millisecond' FROM (${pairs}) p
+      WHERE q.id = p.id AND q.lease_token = p.token RETURNING q.id::text AS id`,
+    retry: `UPDATE ${t} SET run_at = now() + $3 * interval '1 millisecond', lease_token = NULL,
+      last_error = $4 WHERE id = $1 AND lease_token = $2`,
+    release: `UPDATE ${t} SET run_at = now(), lease_token = NULL, deliveries = greatest(deliveries - 1, 0)
+      WHERE id = $1 AND lease_token = $2`,
+    deadLetter: `
+      WITH gone AS (DELETE FROM ${t} WHERE id = $1 AND lease_token = $2
+                    RETURNING id, body, deliveries, created_at)
+      INSERT INTO ${dead} (id, body, deliveries, error, code, created_at)
+      SELECT id, body, deliveries, $3, $4, created_at FROM gone
+      ON CONFLICT (id) DO UPDATE SET error = EXCLUDED.error, failed_at = now()`,
+    enqueue: `INSERT INTO ${t} (body) SELECT unnest($1::bytea[]) RETURNING id::text AS id`,
+  };
+}

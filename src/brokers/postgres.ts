@@ -1,0 +1,251 @@
+/**
+ * `sluice/postgres`: a table queue in PostgreSQL for `consume()`, plus `migrate` and `enqueue`.
+ *
+ * How each guarantee maps onto PostgreSQL:
+ * - claim: a `MATERIALIZED` CTE picks due rows `FOR UPDATE SKIP LOCKED` (LIMIT = free slots),
+ *   and the same statement leases them: a fresh `lease_token`, `run_at = now() + lease`,
+ *   `deliveries + 1`. An expired lease makes the row due again — that is crash recovery.
+ * - waiting: `LISTEN` on a dedicated connection (an insert trigger notifies), with a polling
+ *   fallback every `pollInterval` ms (and at the next retry's due time), so a lost notification
+ *   or a dead listening connection only costs latency. `close()` interrupts the wait at once.
+ * - completion (ack = `DELETE`, retry, release, dead letter) is fenced by the lease token and
+ *   refused (an error, reported through `onError`) when another consumer re-claimed the row.
+ * - heartbeat: every `lease / 3` ms the leases of running messages are extended; a lost lease
+ *   aborts the handler.
+ *
+ * @module
+ */
+import pg from 'pg';
+import { Batcher } from './consumer-batch.js';
+import { PgListener } from './postgres-listen.js';
+import { type QueueSql, queueSql } from './postgres-sql.js';
+import type { BrokerMessage, BrokerSource } from './source.js';
+
+/** Options of {@link postgresSource}. */
+export interface PostgresSourceOptions {
+  /** Connection string, used when `pool` is absent. @default 'postgres://postgres@127.0.0.1:5432/postgres' */
+  connectionString?: string;
+  /** A pg Pool to run queries on (the caller keeps ownership; a separate client is opened for LISTEN). */
+  pool?: pg.Pool;
+  /** The queue table (created by {@link migrate}); a plain lower-case identifier. */
+  table: string;
+  /** Lease length in ms: a claimed row not heartbeated for this long is due again. @default 30000 */
+  lease?: number;
+  /** Longest wait between claims when no notification arrives (ms). @default 1000 */
+  pollInterval?: number;
+  /** Run {@link migrate} before returning. @default true */
+  migrate?: boolean;
+}
+
+/** A claimed row. */
+export interface PostgresMessage extends BrokerMessage {
+  /** The lease this delivery holds; completions carry it so a lost lease is refused. */
+  readonly token: string;
+}
+
+interface Row {
+  id: string;
+  body: Buffer;
+  deliveries: number;
+  token: string;
+}
+
+/** The PostgreSQL {@link BrokerSource}; create it with {@link postgresSource}. */
+export class PostgresQueueSource implements BrokerSource<PostgresMessage> {
+  readonly table: string;
+  readonly heartbeatInterval: number;
+  readonly #pool: pg.Pool;
+  readonly #ownsPool: boolean;
+  readonly #sql: QueueSql;
+  readonly #lease: number;
+  readonly #pollInterval: number;
+  readonly #listener: PgListener;
+  readonly #acks: Batcher<PostgresMessage, Set<string>>;
+  readonly #beats: Batcher<PostgresMessage, Set<string>>;
+  #closed = false;
+
+  /** @internal use {@link postgresSource} */
+  constructor(pool: pg.Pool, ownsPool: boolean, listener: PgListener, o: PostgresSourceOptions) {
+    this.#pool = pool;
+    this.#ownsPool = ownsPool;
+    this.#listener = listener;
+    this.table = o.table;
+    this.#sql = queueSql(o.table);
+    this.#lease = o.lease ?? 30_000;
+    this.#pollInterval = o.pollInterval ?? 1000;
+    this.heartbeatInterval = Math.max(10, Math.floor(this.#lease / 3));
+    this.#acks = new Batcher((batch) => this.#fenced(this.#sql.ack, batch));
+    this.#beats = new Batcher((batch) => this.#fenced(this.#sql.extend, batch, [this.#lease]));
+  }
+
+  async fetch(max: number, signal: AbortSignal): Promise<PostgresMessage[]> {
+    if (signal.aborted) return [];
+    this.#listener.notified = false;
+    const first = await this.#claim(max);
+    if (first.length > 0 || signal.aborted) return first;
+    // Nothing due: sleep until a notification, the next retry's due time, the poll interval or abort.
+    const due = await this.#pool.query<{ ms: number | null }>(this.#sql.nextDue);
+    const nextDue = due.rows[0]?.ms;
+    const wait =
+      nextDue === null || nextDue === undefined ? this.#pollInterval : Math.max(0, nextDue);
+    if (!this.#listener.notified)
+      await this.#listener.wait(Math.min(wait, this.#pollInterval), signal);
+    if (signal.aborted) return [];
+    return this.#claim(max);
+  }
+
+  async ack(message: PostgresMessage): Promise<void> {
+    const done = await this.#acks.add(message);
+    if (!done.has(message.id)) throw leaseLost(message, 'ack');
+  }
+
+  async heartbeat(message: PostgresMessage): Promise<boolean> {
+    return (await this.#beats.add(message)).has(message.id);
+  }
+
+  async retry(message: PostgresMessage, delayMs: number, error: Error): Promise<void> {
+    await this.#one(this.#sql.retry, message, 'retry', [delayMs, error.message]);
+  }
+
+  async release(message: PostgresMessage): Promise<void> {
+    await this.#one(this.#sql.release, message, 'release');
+  }
+
+  async deadLetter(message: PostgresMessage, error: Error): Promise<void> {
+    const code = String((error as { code?: unknown }).code ?? error.name);
+    await this.#one(this.#sql.deadLetter, message, 'dead-letter', [error.message, code]);
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.#listener.close();
+    if (this.#ownsPool) await this.#pool.end();
+  }
+
+  async #claim(max: number): Promise<PostgresMessage[]> {
+    const { rows } = await this.#pool.query<Row>(this.#sql.claim, [max, this.#lease]);
+    return rows.map((r) => ({
+      id: r.id,
+      body: r.body,
+      deliveryCount: r.deliveries,
+      token: r.token,
+    }));
+  }
+
+  /** Runs a batched statement fenced by (id, token) pairs; returns the ids it matched. */
+  async #fenced(
+    sql: string,
+    batch: PostgresMessage[],
+    extra: unknown[] = [],
+  ): Promise<Set<string>> {
+    const ids = batch.map((m) => m.id);
+    const tokens = batch.map((m) => m.token);
+    const { rows } = await this.#pool.query<{ id: string }>(sql, [ids, tokens, ...extra]);
+    return new Set(rows.map((r) => r.id));
+  }
+
+  async #one(
+    sql: string,
+    message: PostgresMessage,
+    what: string,
+    extra: unknown[] = [],
+  ): Promise<void> {
+    const result = await this.#pool.query(sql, [message.id, message.token, ...extra]);
+    if (result.rowCount === 0) throw leaseLost(message, what);
+  }
+}
+
+function leaseLost(message: PostgresMessage, what: string): Error {
+  return new Error(
+    `${what} refused for message ${message.id}: its lease was lost (another consumer claimed it)`,
+  );
+}
+
+/**
+ * Creates the queue table, its dead-letter table (`<table>_dead`), the index and the insert
+ * trigger that notifies listeners. Idempotent and safe to run from several processes at once.
+ *
+ * @example
+ * ```ts
+ * await migrate(pool, 'jobs');
+ * ```
+ */
+export async function migrate(db: pg.Pool | pg.Client, table: string): Promise<void> {
+  const sql = queueSql(table);
+  const client = db instanceof pg.Pool ? await db.connect() : db;
+  try {
+    await client.query('BEGIN');
+    await client.query(sql.migrate);
+    await client.query('COMMIT');
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => {});
+    throw error;
+  } finally {
+    if (db instanceof pg.Pool) (client as pg.PoolClient).release();
+  }
+}
+
+/**
+ * Inserts messages (objects as JSON, strings as UTF-8, bytes as is) in one statement.
+ *
+ * @returns the new row ids, in order.
+ * @example
+ * ```ts
+ * await enqueue(pool, 'jobs', [{ path: 'a.pdf' }, { path: 'b.pdf' }]);
+ * ```
+ */
+export async function enqueue(
+  db: pg.Pool | pg.Client,
+  table: string,
+  payloads: unknown | unknown[],
+): Promise<string[]> {
+  const list = Array.isArray(payloads) ? payloads : [payloads];
+  const bodies = list.map((p) =>
+    p instanceof Uint8Array
+      ? Buffer.from(p)
+      : Buffer.from(typeof p === 'string' ? p : JSON.stringify(p)),
+  );
+  const { rows } = await db.query<{ id: string }>(queueSql(table).enqueue, [bodies]);
+  return rows.map((r) => r.id);
+}
+
+/**
+ * Connects, runs {@link migrate} (unless `migrate: false`), starts listening and returns a
+ * source for `consume()`.
+ *
+ * @throws TypeError/RangeError for bad options; the connection error when PostgreSQL is down.
+ * @example
+ * ```ts
+ * const source = await postgresSource({ connectionString: 'postgres://127.0.0.1/app', table: 'jobs' });
+ * const consumer = consume(source, handle, { concurrency: 16 });
+ * ```
+ */
+export async function postgresSource(options: PostgresSourceOptions): Promise<PostgresQueueSource> {
+  const sql = queueSql(options?.table);
+  for (const name of ['lease', 'pollInterval'] as const) {
+    const value = options[name];
+    if (value !== undefined && !(Number.isFinite(value) && value >= 1)) {
+      throw new RangeError(
+        `postgresSource: option ${name} must be a finite number of ms >= 1, got ${value}`,
+      );
+    }
+  }
+  const owns = options.pool === undefined;
+  const pool =
+    options.pool ??
+    new pg.Pool({
+      connectionString: options.connectionString ?? 'postgres://postgres@127.0.0.1:5432/postgres',
+      max: 4,
+    });
+  // An idle pooled connection dropped by a server restart is discarded; the next query reconnects.
+  if (owns) pool.on('error', () => {});
+  try {
+    if (options.migrate !== false) await migrate(pool, options.table);
+    const listener = await PgListener.start(pool.options, sql.channel);
+    return new PostgresQueueSource(pool, owns, listener, options);
+  } catch (error) {
+    if (owns) await pool.end().catch(() => {});
+    throw error;
+  }
+}
