@@ -14,6 +14,7 @@ import {
   markdownTable,
   mib,
   printHeader,
+  runIsolated,
   seconds,
 } from './lib/index.js';
 
@@ -29,8 +30,12 @@ function* messages(n: number): Generator<Message> {
 
 interface FloodParams {
   n: number;
+  /** The sluice Pool's concurrency, and the downstream's connection count. */
   concurrency: number;
+  /** Messages the producer hands over per macrotask. */
   batch: number;
+  /** Model the 1 ms call's downstream as `concurrency` connections (true) or unlimited (false). */
+  limited: boolean;
 }
 
 interface FloodValue {
@@ -39,13 +44,46 @@ interface FloodValue {
   maxInFlight: number;
 }
 
-/** Counts what is in flight and handled; the handler itself is one 1 ms timer per message. */
-function makeHandler() {
+/**
+ * A downstream with a fixed number of connections (a database pool, an HTTP agent's sockets):
+ * a call waits for a free connection, then holds it for 1 ms. A FIFO of waiters, compacted as
+ * it drains so it costs O(waiting), as a real client's queue would.
+ */
+class Downstream {
+  #free: number;
+  #waiters: Array<() => void> = [];
+  #head = 0;
+
+  constructor(connections: number) {
+    this.#free = connections;
+  }
+
+  async call(): Promise<void> {
+    if (this.#free > 0) this.#free--;
+    else await new Promise<void>((resolve) => this.#waiters.push(resolve));
+    await sleep(1);
+    const next = this.#waiters[this.#head];
+    if (next === undefined) {
+      this.#free++;
+      return;
+    }
+    this.#waiters[this.#head++] = undefined as never;
+    if (this.#head > 4096 && this.#head * 2 > this.#waiters.length) {
+      this.#waiters = this.#waiters.slice(this.#head);
+      this.#head = 0;
+    }
+    next();
+  }
+}
+
+/** The handler: one 1 ms downstream call per message; counts what is in flight and handled. */
+function makeHandler(limited: boolean, connections: number) {
   const state = { inFlight: 0, maxInFlight: 0, handled: 0 };
+  const downstream = limited ? new Downstream(connections) : { call: () => sleep(1) };
   const handle = async (message: Message) => {
     state.inFlight++;
     if (state.inFlight > state.maxInFlight) state.maxInFlight = state.inFlight;
-    await sleep(1);
+    await downstream.call();
     if (message.body.length > 0) state.handled++;
     state.inFlight--;
   };
@@ -54,10 +92,11 @@ function makeHandler() {
 
 /**
  * Promise-per-message: the producer hands over `batch` messages per macrotask (as a socket's
- * 'data' events would) and each one starts its handler at once, nothing waits for room.
+ * 'data' events would) and each one starts its handler at once; nothing waits for room.
  */
-async function naive({ n, batch }: FloodParams, ctx: CaseContext): Promise<FloodValue> {
-  const { state, handle } = makeHandler();
+async function naive(params: FloodParams, ctx: CaseContext): Promise<FloodValue> {
+  const { n, batch, limited, concurrency } = params;
+  const { state, handle } = makeHandler(limited, concurrency);
   await ctx.mark('start');
   const started = performance.now();
   const source = messages(n);
@@ -78,9 +117,10 @@ async function naive({ n, batch }: FloodParams, ctx: CaseContext): Promise<Flood
 }
 
 /** The same producer behind a sluice Pool: `await pool.submit` is where it is paused. */
-async function sluicePool({ n, concurrency }: FloodParams, ctx: CaseContext): Promise<FloodValue> {
+async function sluicePool(params: FloodParams, ctx: CaseContext): Promise<FloodValue> {
+  const { n, limited, concurrency } = params;
   const { Pool } = await loadSluice();
-  const { state, handle } = makeHandler();
+  const { state, handle } = makeHandler(limited, concurrency);
   await ctx.mark('start');
   const started = performance.now();
   const pool = new Pool(handle, { concurrency });
@@ -92,6 +132,13 @@ async function sluicePool({ n, concurrency }: FloodParams, ctx: CaseContext): Pr
 }
 
 export const cases: Cases = { naive, 'sluice Pool': sluicePool };
+
+/** What main runs: a label, the case, and whether the downstream is limited. */
+const variants = [
+  { label: 'naive, unlimited downstream', name: 'naive', limited: false },
+  { label: 'naive', name: 'naive', limited: true },
+  { label: 'sluice Pool', name: 'sluice Pool', limited: true },
+];
 
 function parseArgs(argv: string[]) {
   const value = (flag: string) => argv.find((arg) => arg.startsWith(`--${flag}=`))?.split('=')[1];
@@ -121,27 +168,32 @@ async function main() {
   const { n, concurrency, stepMs } = parseArgs(process.argv.slice(2));
   ensureBuilt();
   printHeader('Flood');
-  const params: FloodParams = { n, concurrency, batch: 1000 };
-  const names = Object.keys(cases);
+  const batch = 1000;
   const runs: Array<IsolatedRun<FloodValue>> = [];
-  for (const name of names) {
-    const run = await runIsolated<FloodValue>(fileURLToPath(import.meta.url), name, params, {
-      sampleEveryMs: 20,
-      timeoutMs: 150_000,
-      // Let the naive run grow as far as it needs, so its footprint is measured, not clipped.
-      nodeArgs: ['--max-old-space-size=16384'],
-    });
-    if (run.error) console.error(`${name}: ${run.error}`);
+  for (const variant of variants) {
+    const params: FloodParams = { n, concurrency, batch, limited: variant.limited };
+    const run = await runIsolated<FloodValue>(
+      fileURLToPath(import.meta.url),
+      variant.name,
+      params,
+      {
+        sampleEveryMs: 20,
+        timeoutMs: 150_000,
+        // Let the naive run grow as far as it needs, so its footprint is measured, not clipped.
+        nodeArgs: ['--max-old-space-size=16384'],
+      },
+    );
+    if (run.error) console.error(`${variant.label}: ${run.error}`);
     runs.push(run);
   }
   console.log(
-    `\n## ${count(n)} messages, 1 ms handler, producer batches of ${params.batch}; sluice Pool concurrency ${concurrency}\n`,
+    `\n## ${count(n)} messages, 1 ms downstream call, ${concurrency} connections, producer batches of ${batch}\n`,
   );
   console.log(
     markdownTable(
       ['variant', 'total time', 'peak RSS', 'RSS added', 'max in flight'],
       runs.map((run, i) => [
-        names[i]!,
+        variants[i]!.label,
         run.value ? seconds(run.value.elapsedMs) : (run.error ?? '?'),
         mib(run.peakRssBytes),
         mib(run.peakRssBytes - (run.marks[0]?.rssBytes ?? 0)),
@@ -154,7 +206,7 @@ async function main() {
   console.log(`\nRSS every ${stepMs / 1000} s from the start of the run (blank: finished)\n`);
   console.log(
     markdownTable(
-      ['t', ...names],
+      ['t', ...variants.map((variant) => variant.label)],
       Array.from({ length: rows }, (_, row) => [
         `${((row * stepMs) / 1000).toFixed(1)} s`,
         ...lines.map((line) => (line[row] === undefined ? '' : mib(line[row]!))),
