@@ -1,4 +1,3 @@
-import { performance } from 'node:perf_hooks';
 import { AbortError, abortErrorFrom, PoolClosedError } from './errors.js';
 import { onAbort } from './internal/abort-fanout.js';
 import { type JobContext, JobRun, type WorkerFunction } from './internal/job-run.js';

@@ -1,4 +1,3 @@
-import { performance } from 'node:perf_hooks';
 import { AbortError, TimeoutError, WorkerCrashedError, WorkerStartupError } from './errors.js';
 
 /** Latency percentiles in ms over a recent window (see {@link PoolStats}). 0 when no samples. */

@@ -3,7 +3,6 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { AbortError, Channel, ChannelClosedError } from '../src/index.js';
 
-
 import { flush } from './helpers.js';
 
 describe('Channel: buffered and unbuffered', () => {

@@ -344,6 +344,8 @@ describe('runPool: bad options', () => {
   it('negative timeout and buffer are rejected with the option name', () => {
     expect(() => runPool([1], (x) => x, { concurrency: 1, timeout: -5 })).toThrow(/"timeout".*-5/);
     expect(() => runPool([1], (x) => x, { concurrency: 1, buffer: -1 })).toThrow(/"buffer".*-1/);
-    expect(() => runPool(42 as unknown as number[], (x) => x, { concurrency: 1 })).toThrow(TypeError);
+    expect(() => runPool(42 as unknown as number[], (x) => x, { concurrency: 1 })).toThrow(
+      TypeError,
+    );
   });
 });

@@ -8,9 +8,10 @@ function show(value: unknown): string {
   return String(value);
 }
 
-function fail(name: string, value: unknown, expected: string): never {
+/** Throws RangeError for a number out of range, TypeError for a value of the wrong type. */
+function fail(name: string, value: unknown, expected: string, numeric = true): never {
   const message = `Invalid option "${name}": expected ${expected}, got ${show(value)}`;
-  throw typeof value === 'number' ? new RangeError(message) : new TypeError(message);
+  throw numeric && typeof value === 'number' ? new RangeError(message) : new TypeError(message);
 }
 
 /** A positive integer (Infinity only when `allowInfinity`). */
@@ -51,11 +52,11 @@ export function optionalDuration(name: string, value: unknown): number | undefin
 /** An AbortSignal or undefined. */
 export function optionalSignal(name: string, value: unknown): AbortSignal | undefined {
   if (value === undefined || value instanceof AbortSignal) return value;
-  return fail(name, value, 'an AbortSignal');
+  return fail(name, value, 'an AbortSignal', false);
 }
 
 /** A function. */
 export function fn<F>(name: string, value: unknown): F {
-  if (typeof value !== 'function') fail(name, value, 'a function');
+  if (typeof value !== 'function') fail(name, value, 'a function', false);
   return value as F;
 }

@@ -1,0 +1,423 @@
+import { getEventListeners } from 'node:events';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import {
+  AbortError,
+  Pool,
+  PoolClosedError,
+  type Result,
+  TimeoutError,
+  WorkerCrashedError,
+} from '../src/index.js';
+import { type Deferred, deferred, flush } from './helpers.js';
+
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+/** Fake timers including performance.now(), which the stats read. */
+const fakeTime = () =>
+  vi.useFakeTimers({
+    toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'Date', 'performance'],
+  });
+
+/** A pool whose jobs each wait on their own latch: the test decides when each finishes. */
+function latchedPool(opts: { concurrency: number; queueSize?: number; timeout?: number }) {
+  const latches = new Map<number, Deferred<number>>();
+  const started: number[] = [];
+  let running = 0;
+  let peak = 0;
+  const pool = new Pool<number, number>(async (n, { signal }) => {
+    started.push(n);
+    running++;
+    peak = Math.max(peak, running);
+    const latch = deferred<number>();
+    latches.set(n, latch);
+    signal.addEventListener('abort', () => latch.reject(signal.reason));
+    try {
+      return await latch.promise;
+    } finally {
+      running--;
+    }
+  }, opts);
+  const finish = (n: number) => latches.get(n)?.resolve(n);
+  return { pool, started, finish, peak: () => peak };
+}
+
+describe('Pool: submit, trySubmit, run', () => {
+  it('submit resolves when the job is accepted; that await is the backpressure', async () => {
+    const { pool, started, finish } = latchedPool({ concurrency: 1, queueSize: 1 });
+    const t0 = await pool.submit(0); // runs
+    const t1 = await pool.submit(1); // queued
+    let accepted = false;
+    const p2 = pool.submit(2).then((t) => {
+      accepted = true;
+      return t;
+    });
+    await flush();
+    expect(accepted).toBe(false);
+    expect(pool.stats()).toMatchObject({ running: 1, queued: 1 });
+    finish(0);
+    const t2 = await p2;
+    expect(accepted).toBe(true);
+    await flush();
+    expect(started).toEqual([0, 1]);
+    finish(1);
+    await flush();
+    finish(2);
+    expect(await t0.result).toMatchObject({ ok: true, value: 0, index: 0 });
+    expect(await t1.result).toMatchObject({ ok: true, value: 1, index: 1 });
+    expect(await t2.result).toMatchObject({ ok: true, value: 2, index: 2 });
+  });
+
+  it('trySubmit never waits: undefined when full', async () => {
+    const { pool, finish } = latchedPool({ concurrency: 1, queueSize: 1 });
+    expect(pool.trySubmit(0)).toBeDefined();
+    expect(pool.trySubmit(1)).toBeDefined();
+    expect(pool.trySubmit(2)).toBeUndefined();
+    finish(0);
+    await flush();
+    expect(pool.trySubmit(3)).toBeDefined();
+    await pool.abort();
+  });
+
+  it('run returns the value or rejects with the job error; Task.result never rejects', async () => {
+    const pool = new Pool<number, number>(
+      async (n) => {
+        if (n < 0) throw new RangeError('negative');
+        return n * 2;
+      },
+      { concurrency: 2 },
+    );
+    expect(await pool.run(21)).toBe(42);
+    await expect(pool.run(-1)).rejects.toBeInstanceOf(RangeError);
+    const task = await pool.submit(-2);
+    const result = await task.result;
+    expect(result).toMatchObject({ ok: false, job: -2 });
+    expect(result.ok === false && result.error.message).toBe('negative');
+  });
+
+  it('a synchronously throwing worker fails its job, never the pool', async () => {
+    const pool = new Pool<number, number>(
+      (n) => {
+        if (n === 1) throw new Error('boom');
+        return n;
+      },
+      { concurrency: 1 },
+    );
+    const results = await Promise.all([0, 1, 2].map(async (n) => (await pool.submit(n)).result));
+    expect(results.map((r) => r.ok)).toEqual([true, false, true]);
+  });
+});
+
+describe('Pool: close, drain, abort', () => {
+  it('close() then submit rejects PoolClosedError; waiting submits reject too', async () => {
+    const { pool, finish } = latchedPool({ concurrency: 1, queueSize: 0 });
+    await pool.submit(0);
+    const waiting = pool.submit(1);
+    pool.close();
+    await expect(waiting).rejects.toBeInstanceOf(PoolClosedError);
+    await expect(pool.submit(2)).rejects.toMatchObject({ code: 'ERR_POOL_CLOSED' });
+    expect(() => pool.trySubmit(3)).toThrow(PoolClosedError);
+    finish(0);
+    expect(await pool.drain()).toMatchObject({ completed: 1, canceled: 0 });
+  });
+
+  it('drain() resolves after queued and in-flight jobs finish', async () => {
+    const { pool, finish } = latchedPool({ concurrency: 2, queueSize: 4 });
+    const tasks = await Promise.all([0, 1, 2, 3].map((n) => pool.submit(n)));
+    let drained = false;
+    const draining = pool.drain().then((r) => {
+      drained = true;
+      return r;
+    });
+    finish(0);
+    finish(1);
+    await flush();
+    expect(drained).toBe(false);
+    finish(2);
+    finish(3);
+    expect(await draining).toEqual({ completed: 4, canceled: 0, canceledJobs: [] });
+    for (const t of tasks) expect((await t.result).ok).toBe(true);
+  });
+
+  it('drain({ timeout }) cancels what is left at the deadline and reports it', async () => {
+    fakeTime();
+    const { pool, finish } = latchedPool({ concurrency: 2, queueSize: 4 });
+    const tasks = await Promise.all([0, 1, 2, 3].map((n) => pool.submit(n)));
+    const draining = pool.drain({ timeout: 1_000 });
+    finish(0);
+    await vi.advanceTimersByTimeAsync(1_000);
+    const report = await draining;
+    expect(report.completed).toBe(1);
+    expect(report.canceled).toBe(3);
+    expect(report.canceledJobs.sort()).toEqual([1, 2, 3]);
+    const results = await Promise.all(tasks.map((t) => t.result));
+    expect(results[0]?.ok).toBe(true);
+    for (const r of results.slice(1)) {
+      expect(r.ok === false && r.error).toBeInstanceOf(AbortError);
+    }
+  });
+
+  it('abort() cancels queued jobs at once and aborts running ones', async () => {
+    const { pool, started } = latchedPool({ concurrency: 1, queueSize: 2 });
+    const tasks = await Promise.all([0, 1, 2].map((n) => pool.submit(n)));
+    const report = await pool.abort('stop now');
+    expect(report.canceled).toBe(3);
+    const results = await Promise.all(tasks.map((t) => t.result));
+    for (const r of results) {
+      expect(r.ok).toBe(false);
+      expect(r.ok === false && r.error).toBeInstanceOf(AbortError);
+      expect(r.ok === false && r.error.cause).toBe('stop now');
+    }
+    expect(started).toEqual([0]);
+    await expect(pool.submit(9)).rejects.toBeInstanceOf(PoolClosedError);
+    expect(pool.stats()).toMatchObject({ running: 0, queued: 0, canceled: 3 });
+  });
+
+  it('the pool signal aborts the pool', async () => {
+    const ac = new AbortController();
+    const pool = new Pool<number, number>(() => new Promise<number>(() => {}), {
+      concurrency: 1,
+      signal: ac.signal,
+    });
+    const t = await pool.submit(1);
+    ac.abort('bye');
+    const r = await t.result;
+    expect(r.ok === false && r.error).toBeInstanceOf(AbortError);
+    await expect(pool.submit(2)).rejects.toBeInstanceOf(PoolClosedError);
+  });
+
+  it('await using drains the pool at the end of the scope', async () => {
+    const done: number[] = [];
+    {
+      await using pool = new Pool<number, void>(
+        async (n) => {
+          await flush();
+          done.push(n);
+        },
+        { concurrency: 2 },
+      );
+      for (let i = 0; i < 5; i++) await pool.submit(i);
+    }
+    expect(done.sort()).toEqual([0, 1, 2, 3, 4]);
+  });
+});
+
+describe('Pool: onIdle', () => {
+  it('resolves at once on a pool that never had work', async () => {
+    const pool = new Pool(async () => 1, { concurrency: 1 });
+    let idle = false;
+    await pool.onIdle().then(() => {
+      idle = true;
+    });
+    expect(idle).toBe(true);
+  });
+
+  it('resolves only once the queue and in-flight work are empty, checked when it resolves', async () => {
+    const { pool, finish } = latchedPool({ concurrency: 1, queueSize: 5 });
+    await pool.submit(0);
+    let idle = false;
+    const waiting = pool.onIdle().then(() => {
+      idle = true;
+    });
+    await pool.submit(1); // submitted after onIdle() was called: still waited for
+    finish(0);
+    await flush();
+    expect(idle).toBe(false);
+    finish(1);
+    await waiting;
+    expect(idle).toBe(true);
+    expect(pool.stats()).toMatchObject({ running: 0, queued: 0 });
+  });
+});
+
+describe('Pool: resize, pause, resume', () => {
+  it('resize up starts queued jobs at once; down starts nothing new until running < n', async () => {
+    const { pool, started, finish, peak } = latchedPool({ concurrency: 1, queueSize: 10 });
+    for (let i = 0; i < 6; i++) await pool.submit(i);
+    expect(started).toEqual([0]);
+    pool.resize(3);
+    expect(started).toEqual([0, 1, 2]);
+    pool.resize(1);
+    finish(0);
+    finish(1);
+    await flush();
+    expect(started).toEqual([0, 1, 2]);
+    finish(2);
+    await flush();
+    expect(started).toEqual([0, 1, 2, 3]);
+    expect(pool.stats().running).toBe(1);
+    finish(3);
+    await flush();
+    finish(4);
+    await flush();
+    finish(5);
+    await pool.drain();
+    expect(peak()).toBe(3);
+    expect(() => pool.resize(0)).toThrow(/"concurrency".*0/);
+  });
+
+  it('pause() starts nothing while paused; resume() starts what is queued', async () => {
+    const { pool, started, finish } = latchedPool({ concurrency: 2, queueSize: 10 });
+    pool.pause();
+    for (let i = 0; i < 3; i++) await pool.submit(i);
+    await flush();
+    expect(started).toEqual([]);
+    expect(pool.stats().queued).toBe(3);
+    pool.resume();
+    expect(started).toEqual([0, 1]);
+    finish(0);
+    finish(1);
+    await flush();
+    finish(2);
+    await pool.drain();
+    expect(started).toEqual([0, 1, 2]);
+  });
+});
+
+describe('Pool: signals and listeners', () => {
+  it('a long-lived signal passed to 10,000 jobs: no MaxListenersExceededWarning, listeners back to baseline', async () => {
+    const warnings: Error[] = [];
+    const onWarning = (w: Error) => warnings.push(w);
+    process.on('warning', onWarning);
+    try {
+      const ac = new AbortController();
+      const baseline = getEventListeners(ac.signal, 'abort').length;
+      const pool = new Pool<number, number>(async (n) => n, { concurrency: 4 });
+      const tasks = [];
+      for (let i = 0; i < 10_000; i++) tasks.push(await pool.submit(i, { signal: ac.signal }));
+      await pool.drain();
+      const results = await Promise.all(tasks.map((t) => t.result));
+      expect(results.every((r) => r.ok)).toBe(true);
+      await flush();
+      expect(getEventListeners(ac.signal, 'abort').length).toBe(baseline);
+      expect(warnings.filter((w) => w.name === 'MaxListenersExceededWarning')).toEqual([]);
+    } finally {
+      process.off('warning', onWarning);
+    }
+  });
+
+  it('aborting a running and a queued job in the same tick frees both slots; the next job runs', async () => {
+    const { pool, started, finish } = latchedPool({ concurrency: 1, queueSize: 5 });
+    const a1 = new AbortController();
+    const a2 = new AbortController();
+    const t1 = await pool.submit(1, { signal: a1.signal });
+    const t2 = await pool.submit(2, { signal: a2.signal });
+    const t3 = await pool.submit(3);
+    a2.abort();
+    a1.abort();
+    await flush();
+    expect(started).toEqual([1, 3]);
+    finish(3);
+    expect((await t1.result).ok === false).toBe(true);
+    expect((await t2.result).ok === false).toBe(true);
+    expect(await t3.result).toMatchObject({ ok: true, value: 3 });
+    expect(pool.stats()).toMatchObject({ canceled: 2, succeeded: 1, running: 0, queued: 0 });
+  });
+
+  it('an already-aborted job signal settles the task as canceled without running it', async () => {
+    const ran: number[] = [];
+    const pool = new Pool<number, number>((n) => ran.push(n), { concurrency: 1 });
+    const task = await pool.submit(1, { signal: AbortSignal.abort('nope') });
+    const r = await task.result;
+    expect(r.ok === false && r.error).toBeInstanceOf(AbortError);
+    expect(ran).toEqual([]);
+  });
+
+  it('timeout from job start: TimeoutError, signal aborted, slot freed for the next job', async () => {
+    fakeTime();
+    const { pool, started, finish } = latchedPool({ concurrency: 1, timeout: 100 });
+    const t1 = await pool.submit(1);
+    const t2 = await pool.submit(2);
+    await vi.advanceTimersByTimeAsync(100);
+    const r1 = await t1.result;
+    expect(r1.ok === false && r1.error).toBeInstanceOf(TimeoutError);
+    expect(started).toEqual([1, 2]);
+    finish(2);
+    expect(await t2.result).toMatchObject({ ok: true, value: 2 });
+    expect(pool.stats()).toMatchObject({ timedOut: 1, succeeded: 1 });
+  });
+});
+
+describe('Pool: stats', () => {
+  it('reports counts by outcome and wait/run percentiles', async () => {
+    fakeTime();
+    const pool = new Pool<number, number>(
+      async (n, { signal }) => {
+        if (n === 3) throw new Error('fail');
+        if (n === 4) throw new WorkerCrashedError('thread died', 1);
+        if (n === 5) {
+          await new Promise((_, reject) => signal.addEventListener('abort', reject));
+        }
+        await new Promise((resolve) => setTimeout(resolve, n * 10));
+        return n;
+      },
+      { concurrency: 2, queueSize: 10, timeout: 1_000 },
+    );
+    const a = new AbortController();
+    const tasks: Promise<Result<number, number>>[] = [];
+    for (const n of [1, 2, 3, 4, 5, 6]) {
+      tasks.push((await pool.submit(n, n === 6 ? { signal: a.signal } : undefined)).result);
+    }
+    a.abort();
+    expect(pool.stats()).toMatchObject({ concurrency: 2, submitted: 6, canceled: 1 });
+    await vi.advanceTimersByTimeAsync(2_000);
+    await Promise.all(tasks);
+    const s = pool.stats();
+    expect(s).toMatchObject({
+      concurrency: 2,
+      running: 0,
+      queued: 0,
+      submitted: 6,
+      succeeded: 2,
+      failed: 1,
+      crashed: 1,
+      timedOut: 1,
+      canceled: 1,
+    });
+    // Run times with fake timers are exact: jobs 1 and 2 ran 10 and 20 ms, job 5 timed out at 1 s.
+    expect(s.runTime.p99).toBeCloseTo(1_000, 0);
+    expect(s.runTime.p50).toBeLessThanOrEqual(20);
+    // Job 3 waited 10 ms (for job 1's slot), job 4 likewise ~10-20 ms; job 5 waited 20 ms.
+    expect(s.waitTime.p90).toBeGreaterThanOrEqual(10);
+    expect(s.utilization).toBeGreaterThan(0);
+    expect(s.utilization).toBeLessThanOrEqual(1);
+  });
+
+  it('utilization is near 1 when every slot is always busy', async () => {
+    fakeTime();
+    const pool = new Pool<number, void>(
+      () => new Promise<void>((resolve) => setTimeout(resolve, 100)),
+      { concurrency: 2, queueSize: 100 },
+    );
+    for (let i = 0; i < 20; i++) await pool.submit(i);
+    await vi.advanceTimersByTimeAsync(1_000);
+    await pool.onIdle();
+    expect(pool.stats().utilization).toBeGreaterThan(0.99);
+  });
+});
+
+describe('Pool: bad options', () => {
+  const worker = async (n: number) => n;
+  it.each([
+    [0, RangeError],
+    [-1, RangeError],
+    [1.5, RangeError],
+    [Number.NaN, RangeError],
+    ['4', TypeError],
+  ])('concurrency %s throws %s naming the option and value', (value, Type) => {
+    const make = () => new Pool(worker, { concurrency: value as number });
+    expect(make).toThrow(Type);
+    expect(make).toThrow(/"concurrency"/);
+    expect(make).toThrow(String(value));
+  });
+
+  it('negative timeout and queueSize, and a non-function worker, throw at construction', () => {
+    expect(() => new Pool(worker, { concurrency: 1, timeout: -1 })).toThrow(/"timeout".*-1/);
+    expect(() => new Pool(worker, { concurrency: 1, queueSize: -3 })).toThrow(/"queueSize".*-3/);
+    expect(() => new Pool(42 as unknown as typeof worker, { concurrency: 1 })).toThrow(TypeError);
+    expect(
+      () => new Pool(worker, { concurrency: 1, signal: 'x' as unknown as AbortSignal }),
+    ).toThrow(/"signal"/);
+  });
+});
