@@ -30,7 +30,8 @@ export interface HttpEmbedderOptions {
   retries?: number;
   /** First backoff delay in ms (doubles per retry, with jitter). Default 500. */
   backoffBase?: number;
-  /** Longest wait between attempts in ms, `Retry-After` included. Default 30 000. */
+  /** Longest wait between attempts in ms. A `Retry-After` beyond it fails the request instead of
+   * retrying early. Default 30 000. */
   backoffMax?: number;
 }
 
@@ -97,6 +98,12 @@ export class HttpEmbedder implements Embedder {
         if (outcome.retryable && retries > 0) {
           error.message += ` (gave up after ${attempt} attempts)`;
         }
+        throw error;
+      }
+      // Retrying before the server's Retry-After would not be honouring it; waiting longer than
+      // backoffMax would stall the document. Neither: fail it, saying why.
+      if (outcome.retryAfter !== undefined && outcome.retryAfter > this.#opts.backoffMax) {
+        error.message += ` (Retry-After asks for ${outcome.retryAfter} ms, over the ${this.#opts.backoffMax} ms limit)`;
         throw error;
       }
       const delay = backoffDelay(attempt, {

@@ -10,7 +10,7 @@ import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import type { Chunk } from './chunk.js';
 import { describeIdentity, type EmbedderIdentity } from './embedder.js';
-import { EmbedderMismatchError } from './errors.js';
+import { EmbedderMismatchError, UsageError } from './errors.js';
 
 /** A document ready to be written: its chunks and one vector per chunk. */
 export interface IndexedDocument {
@@ -90,13 +90,19 @@ export class Store {
   /**
    * Opens (creating if needed) the index at `path`, in WAL mode with foreign keys on.
    * @param opts.readonly open for search only; the file must exist.
+   * @throws UsageError when the file cannot be opened or created.
    */
   static open(path: string, opts: { readonly?: boolean } = {}): Store {
-    if (!opts.readonly) mkdirSync(dirname(path), { recursive: true });
-    const db = new Database(path, {
-      readonly: opts.readonly ?? false,
-      fileMustExist: opts.readonly ?? false,
-    });
+    let db: Database.Database;
+    try {
+      if (!opts.readonly) mkdirSync(dirname(path), { recursive: true });
+      db = new Database(path, {
+        readonly: opts.readonly ?? false,
+        fileMustExist: opts.readonly ?? false,
+      });
+    } catch (err) {
+      throw new UsageError(`cannot open the index ${path}: ${(err as Error).message}`);
+    }
     if (!opts.readonly) {
       db.pragma('journal_mode = WAL');
       // NORMAL is durable across process crashes in WAL mode; only a power loss can drop the

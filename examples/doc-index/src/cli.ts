@@ -1,0 +1,239 @@
+#!/usr/bin/env node
+/**
+ * `sluice-doc-index`: index PDFs into SQLite, search them.
+ *
+ *   sluice-doc-index index <files or folders...> --db <path> [flags]
+ *   sluice-doc-index search "<query>" --db <path> [-k 10]
+ *
+ * @module
+ */
+import { availableParallelism } from 'node:os';
+import { relative } from 'node:path';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { describeIdentity, type Embedder } from './embedder.js';
+import { EmbedderMismatchError, UsageError } from './errors.js';
+import { EXIT, EXIT_CODES_HELP, interruptedCode } from './exit-codes.js';
+import { HttpEmbedder } from './http-embedder.js';
+import { runIndex } from './indexer.js';
+import { LexicalEmbedder } from './lexical-embedder.js';
+import { createProgress, type ProgressMode } from './progress.js';
+import { formatSummary, type Summary } from './report.js';
+import { search } from './search.js';
+import { onShutdownSignals } from './signals.js';
+import { Store } from './store.js';
+
+const int = (min: number) => (value: string) => {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < min)
+    throw new InvalidArgumentError(`expected an integer >= ${min}`);
+  return n;
+};
+
+interface EmbedFlags {
+  embedUrl?: string;
+  embedModel?: string;
+  embedBatch: number;
+  embedRequests: number;
+  embedTimeout: number;
+  embedRetries: number;
+}
+
+function addEmbedFlags(cmd: Command): Command {
+  return cmd
+    .option(
+      '--embed-url <url>',
+      'OpenAI-compatible embeddings server base URL (default: built-in lexical embedder)',
+    )
+    .option('--embed-model <name>', 'model name for --embed-url')
+    .option('--embed-batch <n>', 'chunks per embeddings request', int(1), 64)
+    .option('--embed-requests <n>', 'embeddings requests in flight at once', int(1), 4)
+    .option('--embed-timeout <ms>', 'timeout per embeddings request, ms', int(1), 30_000)
+    .option(
+      '--embed-retries <n>',
+      'retries on 429/5xx/timeouts (Retry-After is honoured)',
+      int(0),
+      4,
+    );
+}
+
+function httpEmbedder(flags: EmbedFlags, model: string | undefined): HttpEmbedder {
+  if (!flags.embedUrl) throw new UsageError('this needs --embed-url');
+  if (!model) throw new UsageError('--embed-url needs --embed-model');
+  try {
+    return new HttpEmbedder({
+      baseUrl: flags.embedUrl,
+      model,
+      apiKey: process.env.SLUICE_EMBED_API_KEY ?? process.env.OPENAI_API_KEY,
+      batchSize: flags.embedBatch,
+      concurrency: flags.embedRequests,
+      timeout: flags.embedTimeout,
+      retries: flags.embedRetries,
+    });
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+}
+
+interface IndexFlags extends EmbedFlags {
+  db: string;
+  threads: number;
+  embedConcurrency: number;
+  insertConcurrency: number;
+  chunkSize: number;
+  progress: ProgressMode;
+  json?: boolean;
+}
+
+async function indexCommand(inputs: string[], flags: IndexFlags): Promise<number> {
+  const embedder: Embedder = flags.embedUrl
+    ? httpEmbedder(flags, flags.embedModel)
+    : new LexicalEmbedder();
+  const shutdown = onShutdownSignals((signal, step) => {
+    process.stderr.write(
+      step === 'stop'
+        ? `\n${signal}: not starting new documents; finishing the ones in flight (send ${signal} again to abort them)\n`
+        : `\n${signal} again: aborting the documents in flight\n`,
+    );
+  });
+  let summary: Summary;
+  try {
+    summary = await runIndex({
+      inputs,
+      db: flags.db,
+      threads: flags.threads,
+      embedConcurrency: flags.embedConcurrency,
+      insertConcurrency: flags.insertConcurrency,
+      chunkSize: flags.chunkSize,
+      embedder,
+      stop: shutdown.stop,
+      signal: shutdown.abort,
+      progress: createProgress(flags.json && flags.progress === 'auto' ? 'none' : flags.progress),
+    });
+  } finally {
+    shutdown.uninstall();
+  }
+  process.stdout.write(flags.json ? `${JSON.stringify(summary)}\n` : `${formatSummary(summary)}\n`);
+  const signal = shutdown.received();
+  if (signal) return interruptedCode(signal);
+  return summary.failed.length ? EXIT.SOME_FAILED : EXIT.OK;
+}
+
+async function searchCommand(
+  query: string,
+  flags: EmbedFlags & { db: string; k: number; json?: boolean },
+): Promise<number> {
+  const store = Store.open(flags.db, { readonly: true });
+  try {
+    const embedder = searchEmbedder(store, flags);
+    const hits = await search(store, embedder, query, flags.k);
+    if (flags.json) process.stdout.write(`${JSON.stringify(hits)}\n`);
+    else if (!hits.length) process.stdout.write('No results (is the index empty?)\n');
+    else {
+      hits.forEach((h, i) => {
+        process.stdout.write(
+          `${i + 1}. ${h.score.toFixed(3)}  ${displayPath(h.path)}  page ${h.page}\n     ${h.snippet}\n`,
+        );
+      });
+    }
+    return EXIT.OK;
+  } finally {
+    store.close();
+  }
+}
+
+// Queries must be embedded by the embedder that built the index, or the scores mean nothing.
+function searchEmbedder(store: Store, flags: EmbedFlags & { db: string }): Embedder {
+  const stored = store.embedder();
+  if (!stored) throw new UsageError(`${flags.db} holds no index yet (run "index" first)`);
+  if (stored.kind === 'lexical') {
+    if (flags.embedUrl)
+      throw new EmbedderMismatchError(describeIdentity(stored), `--embed-url ${flags.embedUrl}`);
+    return new LexicalEmbedder({ dimension: stored.dimension });
+  }
+  if (flags.embedModel && flags.embedModel !== stored.model) {
+    throw new EmbedderMismatchError(describeIdentity(stored), `http ${flags.embedModel}`);
+  }
+  if (!flags.embedUrl) {
+    throw new UsageError(
+      `this index was built with ${describeIdentity(stored)}: pass --embed-url to search it`,
+    );
+  }
+  return httpEmbedder(flags, stored.model);
+}
+
+function displayPath(path: string): string {
+  const rel = relative(process.cwd(), path);
+  return rel.startsWith('..') ? path : rel;
+}
+
+function buildProgram(setCode: (code: number) => void): Command {
+  const program = new Command('sluice-doc-index')
+    .description(
+      'Index PDFs into SQLite (extract → embed → insert, one pool per stage) and search them.',
+    )
+    .addHelpText('after', EXIT_CODES_HELP)
+    .exitOverride()
+    .showHelpAfterError('(run with --help for usage)');
+  addEmbedFlags(
+    program
+      .command('index')
+      .description('extract, chunk, embed and store PDFs; unchanged documents are skipped')
+      .argument('<paths...>', 'PDF files and folders (searched recursively for *.pdf)')
+      .requiredOption('--db <path>', 'SQLite index file (created if missing)')
+      .option(
+        '--threads <n>',
+        'extraction threads (stage "extract")',
+        int(1),
+        availableParallelism(),
+      )
+      .option('--embed-concurrency <n>', 'documents embedding at once (stage "embed")', int(1), 4)
+      .option('--insert-concurrency <n>', 'documents inserting at once (stage "insert")', int(1), 1)
+      .option('--chunk-size <chars>', 'longest chunk, characters', int(100), 1000)
+      .addOption(
+        new Option('--progress <mode>', 'progress display on stderr')
+          .choices(['auto', 'bars', 'lines', 'none'])
+          .default('auto'),
+      )
+      .option('--json', 'print the summary as JSON on stdout')
+      .addHelpText(
+        'after',
+        '\nSignals: the first SIGINT/SIGTERM stops taking new documents, finishes and commits the ones\n' +
+          'in flight, prints the summary and exits 130/143; a second one aborts those in flight.\n' +
+          EXIT_CODES_HELP,
+      ),
+  ).action(async (paths: string[], flags: IndexFlags) => setCode(await indexCommand(paths, flags)));
+  addEmbedFlags(
+    program
+      .command('search')
+      .description('top-k chunks by cosine similarity, with document, page and snippet')
+      .argument('<query>', 'what to look for')
+      .requiredOption('--db <path>', 'SQLite index file')
+      .option('-k <n>', 'number of results', int(1), 10)
+      .option('--json', 'print the hits as JSON on stdout')
+      .addHelpText('after', EXIT_CODES_HELP),
+  ).action(async (query: string, flags) => setCode(await searchCommand(query, flags)));
+  return program;
+}
+
+/** Runs the CLI with `argv` (as in `process.argv`); resolves to the exit code. */
+export async function main(argv: string[]): Promise<number> {
+  let code: number = EXIT.OK;
+  try {
+    await buildProgram((c) => {
+      code = c;
+    }).parseAsync(argv);
+    return code;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // Help and --version are not errors; commander has already printed the usage error.
+      return err.exitCode === 0 ? EXIT.OK : EXIT.USAGE;
+    }
+    if (err instanceof UsageError || err instanceof EmbedderMismatchError) {
+      process.stderr.write(`sluice-doc-index: ${err.message}\n`);
+      return EXIT.USAGE;
+    }
+    throw err;
+  }
+}
+
+process.exitCode = await main(process.argv);

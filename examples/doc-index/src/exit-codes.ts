@@ -1,0 +1,32 @@
+/**
+ * The CLI's exit codes. Documented in the README and in `--help`.
+ *
+ * @module
+ */
+export const EXIT = {
+  /** Every document was indexed (or was already indexed and skipped). */
+  OK: 0,
+  /** The run completed, but some documents failed (each is listed with its reason). */
+  SOME_FAILED: 1,
+  /** Bad command line, missing input, unusable database, or an embedder mismatch. */
+  USAGE: 2,
+  /** Stopped by SIGINT (128 + 2), after committing the documents in flight. */
+  INTERRUPTED_SIGINT: 130,
+  /** Stopped by SIGTERM (128 + 15), after committing the documents in flight. */
+  INTERRUPTED_SIGTERM: 143,
+} as const;
+
+/** Exit code for a run stopped by `signal`. */
+export function interruptedCode(signal: NodeJS.Signals): number {
+  return signal === 'SIGINT' ? EXIT.INTERRUPTED_SIGINT : EXIT.INTERRUPTED_SIGTERM;
+}
+
+/** The text appended to `--help`. */
+export const EXIT_CODES_HELP = `
+Exit codes:
+  0    every document indexed (or unchanged and skipped)
+  1    the run completed but some documents failed (listed in the summary)
+  2    usage error (bad flags, missing input, embedder mismatch with the index)
+  130  interrupted by SIGINT  \\ documents in flight were finished and committed;
+  143  interrupted by SIGTERM / a second signal aborts them instead
+`;

@@ -1,0 +1,169 @@
+/**
+ * The indexing run: file paths → 'extract' (ThreadPool, CPU) → 'embed' (async, network) →
+ * 'insert' (async, SQLite), as one sluice pipeline with a pool per stage and bounded buffers
+ * between them, so a slow stage backs up to the source instead of piling work up in memory.
+ *
+ * @module
+ */
+import { availableParallelism } from 'node:os';
+import { pipeline, type Result, ThreadPool } from 'sluice';
+import type { Embedder } from './embedder.js';
+import type { ExtractJob } from './extract.js';
+import { LexicalEmbedder } from './lexical-embedder.js';
+import type { ProgressReporter, ProgressSnapshot } from './progress.js';
+import { bottleneckOf, type Failure, type StageSummary, type Summary } from './report.js';
+import { listPdfs, pendingDocuments } from './sources.js';
+import { embedStage, insertStage } from './stages.js';
+import { Store } from './store.js';
+
+/** Options of {@link runIndex}. */
+export interface IndexOptions {
+  /** Files and folders (folders are searched for *.pdf recursively). */
+  inputs: string[];
+  /** SQLite file; created if missing. */
+  db: string;
+  /** Extraction threads. Default `os.availableParallelism()`. */
+  threads?: number;
+  /** Documents being embedded at once. Default 4. */
+  embedConcurrency?: number;
+  /** Documents being inserted at once (SQLite writes are serial; >1 only overlaps bookkeeping). Default 1. */
+  insertConcurrency?: number;
+  /** Default: the lexical embedder. */
+  embedder?: Embedder;
+  /** Longest chunk, characters. Default 1000. */
+  chunkSize?: number;
+  /** Per-document extraction limit, ms. Default 60 000. */
+  extractTimeout?: number;
+  /** Aborted = stop taking new documents, finish and commit those in flight. */
+  stop?: AbortSignal;
+  /** Aborted = cancel everything in flight now (nothing half-written is committed). */
+  signal?: AbortSignal;
+  /** Receives a snapshot every `progressInterval` ms. */
+  progress?: ProgressReporter;
+  /** Default 200 ms. */
+  progressInterval?: number;
+  /** The extract worker module; tests point it at a loader shim. Default `./extract.js`. */
+  extractModule?: URL;
+}
+
+const DEFAULT_EXTRACT_MODULE = new URL('./extract.js', import.meta.url);
+
+/**
+ * Indexes `opts.inputs` into `opts.db` and returns the summary. Document failures are reported
+ * in the summary, never thrown.
+ *
+ * @throws UsageError when an input does not exist; EmbedderMismatchError when the database was
+ * built by another embedder — both before any document is touched.
+ * @example
+ * ```ts
+ * const summary = await runIndex({ inputs: ['docs/'], db: 'index.db' });
+ * console.log(formatSummary(summary));
+ * ```
+ */
+export async function runIndex(opts: IndexOptions): Promise<Summary> {
+  const started = performance.now();
+  const embedder = opts.embedder ?? new LexicalEmbedder();
+  const paths = await listPdfs(opts.inputs);
+  const store = Store.open(opts.db);
+  try {
+    store.claimEmbedder(embedder.identity);
+    const tally = await runPipeline(paths, store, embedder, opts);
+    const elapsedMs = performance.now() - started;
+    return {
+      ...tally,
+      total: paths.length,
+      notStarted:
+        paths.length - tally.skipped - tally.indexed - tally.failed.length - tally.canceled,
+      elapsedMs,
+      docsPerSecond: ((tally.indexed + tally.failed.length) * 1000) / elapsedMs,
+      bottleneck: bottleneckOf(tally.stages),
+      embedder: { ...embedder.identity },
+      db: opts.db,
+      ...(opts.stop?.aborted ? { interruptedBy: String(opts.stop.reason) } : {}),
+    };
+  } finally {
+    store.close();
+  }
+}
+
+type Tally = Pick<Summary, 'indexed' | 'skipped' | 'failed' | 'canceled' | 'stages'>;
+
+async function runPipeline(
+  paths: string[],
+  store: Store,
+  embedder: Embedder,
+  opts: IndexOptions,
+): Promise<Tally> {
+  const threads = opts.threads ?? availableParallelism();
+  const tally: Tally = { indexed: 0, skipped: 0, failed: [], canceled: 0, stages: [] };
+  const extractPool = new ThreadPool<ExtractJob, unknown>(
+    opts.extractModule ?? DEFAULT_EXTRACT_MODULE,
+    {
+      threads,
+    },
+  );
+  const source = pendingDocuments(paths, store, {
+    stop: opts.stop,
+    onSkip: () => tally.skipped++,
+  });
+  const run = pipeline(source, { signal: opts.signal })
+    .stage('extract', extractPool, { concurrency: threads, timeout: opts.extractTimeout ?? 60_000 })
+    .stage('embed', embedStage(embedder, { maxChars: opts.chunkSize }), {
+      concurrency: opts.embedConcurrency ?? 4,
+    })
+    .stage('insert', insertStage(store, embedder), { concurrency: opts.insertConcurrency ?? 1 });
+  const snapshot = (): ProgressSnapshot => ({
+    total: paths.length - tally.skipped,
+    skipped: tally.skipped,
+    failed: tally.failed.length,
+    stages: stageSummaries(run.stats()).map((s) => ({ ...s, running: s.running })),
+  });
+  const ticker = setInterval(() => opts.progress?.update(snapshot()), opts.progressInterval ?? 200);
+  try {
+    for await (const result of run) record(tally, result, opts.signal);
+  } finally {
+    clearInterval(ticker);
+    opts.progress?.update(snapshot());
+    opts.progress?.stop();
+    await extractPool.drain();
+  }
+  tally.stages = stageSummaries(run.stats());
+  return tally;
+}
+
+function record(tally: Tally, result: Result<unknown, unknown>, abort?: AbortSignal): void {
+  if (result.ok) {
+    tally.indexed++;
+    return;
+  }
+  // After a second signal, in-flight documents come back canceled: not their fault, not failed.
+  if (abort?.aborted && (result.error as { code?: string }).code === 'ERR_ABORTED') {
+    tally.canceled++;
+    return;
+  }
+  tally.failed.push(failureOf(result));
+}
+
+function failureOf(result: Extract<Result<unknown, unknown>, { ok: false }>): Failure {
+  const error = result.error as Error & { code?: unknown };
+  return {
+    path: (result.job as { path?: string }).path ?? String(result.job),
+    stage: result.stage ?? 'unknown',
+    ...(typeof error.code === 'string' ? { code: error.code } : {}),
+    message: error.message,
+  };
+}
+
+function stageSummaries(stats: unknown): Array<StageSummary & { running: number }> {
+  const entries = Object.entries(stats as Record<string, import('sluice').PoolStats>);
+  return entries.map(([name, s]) => ({
+    name,
+    concurrency: s.concurrency,
+    running: s.running,
+    done: s.succeeded + s.failed + s.timedOut + s.canceled + s.crashed,
+    failed: s.failed + s.timedOut + s.canceled + s.crashed,
+    utilization: s.utilization,
+    p50: s.runTime.p50,
+    p99: s.runTime.p99,
+  }));
+}

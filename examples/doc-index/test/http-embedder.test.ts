@@ -1,0 +1,148 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { HttpEmbedder, type HttpEmbedderOptions } from '../src/http-embedder.js';
+import { backoffDelay, parseRetryAfter } from '../src/retry.js';
+import { type Behaviour, startOpenAiServer } from './openai-server.js';
+
+let server: Awaited<ReturnType<typeof startOpenAiServer>> | undefined;
+afterEach(async () => {
+  await server?.close();
+  server = undefined;
+});
+
+async function embedderFor(behaviour: Behaviour, opts: Partial<HttpEmbedderOptions> = {}) {
+  server = await startOpenAiServer(behaviour);
+  return new HttpEmbedder({ baseUrl: server.url, model: 'test-model', backoffBase: 1, ...opts });
+}
+
+const texts = (n: number) =>
+  Array.from({ length: n }, (_, i) => `chunk number ${i} about topic ${i % 3}`);
+
+describe('HttpEmbedder', () => {
+  it('batches inputs, keeps their order, limits requests in flight, learns the dimension', async () => {
+    let inFlight = 0;
+    let maxInFlight = 0;
+    const e = await embedderFor(
+      (_req, _n, res, ok) => {
+        maxInFlight = Math.max(maxInFlight, ++inFlight);
+        res.on('finish', () => inFlight--);
+        setImmediate(ok);
+      },
+      { batchSize: 4, concurrency: 2 },
+    );
+    const input = texts(10);
+    const vectors = await e.embed(input);
+    expect(server!.seen.map((r) => r.input.length).sort()).toEqual([2, 4, 4]);
+    expect(server!.seen.flatMap((r) => r.input).sort()).toEqual([...input].sort());
+    expect(server!.seen.every((r) => r.model === 'test-model')).toBe(true);
+    expect(maxInFlight).toBe(2);
+    expect(vectors).toHaveLength(10);
+    // Same text → same vector, so order is checked by re-embedding one text alone.
+    const [seventh] = await e.embed([input[7]!]);
+    expect(vectors[7]).toEqual(seventh);
+    expect(e.identity).toEqual({ kind: 'http', model: 'test-model', dimension: 16 });
+  });
+
+  it('waits for Retry-After on 429, then succeeds', async () => {
+    const e = await embedderFor((_req, n, res, ok) => {
+      if (n === 1) res.writeHead(429, { 'retry-after': '1' }).end('slow down');
+      else ok();
+    });
+    const vectors = await e.embed(texts(2));
+    expect(vectors).toHaveLength(2);
+    const [first, second] = server!.seen;
+    // backoffBase is 1 ms, so only the header can explain a ~1 s gap.
+    expect(second!.at - first!.at).toBeGreaterThanOrEqual(950);
+  });
+
+  it('fails instead of retrying early when Retry-After exceeds backoffMax', async () => {
+    const e = await embedderFor(
+      (_req, _n, res) => res.writeHead(503, { 'retry-after': '60' }).end(),
+      {
+        backoffMax: 1000,
+      },
+    );
+    await expect(e.embed(texts(1))).rejects.toThrow(
+      /Retry-After asks for 60000 ms, over the 1000 ms limit/,
+    );
+    expect(server!.seen).toHaveLength(1);
+  });
+
+  it('gives up on 500s when the retry budget ends, with status and attempts', async () => {
+    const e = await embedderFor((_req, _n, res) => res.writeHead(500).end('boom'), { retries: 2 });
+    const err = await e.embed(texts(1)).catch((x: unknown) => x);
+    expect(server!.seen).toHaveLength(3);
+    expect(err).toMatchObject({
+      code: 'ERR_EMBED_HTTP',
+      status: 500,
+      attempts: 3,
+      message: expect.stringMatching(
+        /answered 500 Internal Server Error: boom \(gave up after 3 attempts\)/,
+      ),
+    });
+  });
+
+  it('times out a request that hangs, retries it, then fails with ERR_EMBED_TIMEOUT', async () => {
+    const e = await embedderFor(() => {}, { timeout: 100, retries: 1 });
+    const err = await e.embed(texts(1)).catch((x: unknown) => x);
+    expect(server!.seen).toHaveLength(2);
+    expect(err).toMatchObject({
+      code: 'ERR_EMBED_TIMEOUT',
+      attempts: 2,
+      message: expect.stringMatching(/timed out after 100 ms \(gave up after 2 attempts\)/),
+    });
+  });
+
+  it('fails malformed JSON at once, without retrying', async () => {
+    const e = await embedderFor((_req, _n, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{"data": [');
+    });
+    const err = await e.embed(texts(1)).catch((x: unknown) => x);
+    expect(server!.seen).toHaveLength(1);
+    expect(err).toMatchObject({
+      code: 'ERR_EMBED_MALFORMED',
+      message: expect.stringMatching(/not JSON/),
+    });
+  });
+
+  it('fails a response with the wrong number of embeddings', async () => {
+    const e = await embedderFor((_req, _n, res) => res.writeHead(200).end('{"data": []}'));
+    await expect(e.embed(texts(2))).rejects.toMatchObject({ code: 'ERR_EMBED_MALFORMED' });
+  });
+
+  it('does not retry a 400', async () => {
+    const e = await embedderFor((_req, _n, res) => res.writeHead(400).end('bad model'));
+    await expect(e.embed(texts(1))).rejects.toMatchObject({ status: 400, attempts: 1 });
+    expect(server!.seen).toHaveLength(1);
+  });
+
+  it("passes the caller's abort through without retrying", async () => {
+    const controller = new AbortController();
+    const e = await embedderFor(() => controller.abort(new Error('stop now')), { retries: 3 });
+    await expect(e.embed(texts(1), { signal: controller.signal })).rejects.toThrow('stop now');
+    expect(server!.seen).toHaveLength(1);
+  });
+
+  it('rejects bad options naming the option', () => {
+    expect(() => new HttpEmbedder({ baseUrl: 'nope', model: 'm' })).toThrow(/baseUrl/);
+    expect(() => new HttpEmbedder({ baseUrl: 'http://x', model: 'm', batchSize: 0 })).toThrow(
+      /batchSize/,
+    );
+  });
+});
+
+describe('retry timing', () => {
+  it('parses Retry-After seconds and HTTP dates', () => {
+    expect(parseRetryAfter('2')).toBe(2000);
+    expect(parseRetryAfter(new Date(10_000).toUTCString(), 4000)).toBe(6000);
+    expect(parseRetryAfter('soon')).toBeUndefined();
+    expect(parseRetryAfter(null)).toBeUndefined();
+  });
+
+  it('backs off exponentially with jitter, capped, Retry-After first', () => {
+    const opts = { base: 100, max: 1000 };
+    expect(backoffDelay(1, { ...opts, random: () => 0 })).toBe(50);
+    expect(backoffDelay(3, { ...opts, random: () => 1 })).toBe(400);
+    expect(backoffDelay(10, { ...opts, random: () => 1 })).toBe(1000);
+    expect(backoffDelay(1, { ...opts, retryAfter: 5000 })).toBe(1000);
+  });
+});
