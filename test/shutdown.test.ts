@@ -1,0 +1,113 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { shutdownOn } from '../src/index.js';
+
+const fixture = fileURLToPath(new URL('./fixtures/shutdown-child.ts', import.meta.url));
+
+interface Event {
+  event: string;
+  n?: number;
+  completed?: number;
+  canceled?: number;
+}
+
+/** Starts the child service and lets the test wait for specific events, in order. */
+function startChild(env: Record<string, string>) {
+  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', fixture], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const events: Event[] = [];
+  const waiters: { test: (e: Event) => boolean; resolve: () => void }[] = [];
+  createInterface({ input: child.stdout! }).on('line', (line) => {
+    const e = JSON.parse(line) as Event;
+    events.push(e);
+    for (const w of waiters.filter((w) => w.test(e))) {
+      waiters.splice(waiters.indexOf(w), 1);
+      w.resolve();
+    }
+  });
+  const waitFor = (test: (e: Event) => boolean) =>
+    events.some(test)
+      ? Promise.resolve()
+      : new Promise<void>((resolve) => waiters.push({ test, resolve }));
+  const exited = once(child, 'exit').then(([code, signal]) => ({ code, signal, at: Date.now() }));
+  return { child, events, waitFor, exited };
+}
+
+const count = (events: Event[], name: string) => events.filter((e) => e.event === name).length;
+
+describe('shutdownOn (child process)', () => {
+  it('SIGTERM during work drains every accepted job and exits 0', async () => {
+    const { child, events, waitFor, exited } = startChild({ JOB_MS: '200', JOBS: '6' });
+    await waitFor((e) => e.event === 'started');
+    child.kill('SIGTERM');
+    const { code } = await exited;
+    expect(code).toBe(0);
+    expect(count(events, 'canceled')).toBe(0);
+    expect(count(events, 'done')).toBe(count(events, 'started'));
+    expect(events.find((e) => e.event === 'drained')).toMatchObject({ canceled: 0 });
+  });
+
+  it('two SIGTERMs 1 ms apart count as one', async () => {
+    const { child, events, waitFor, exited } = startChild({ JOB_MS: '300', JOBS: '4' });
+    await waitFor((e) => e.event === 'started');
+    child.kill('SIGTERM');
+    await new Promise((resolve) => setTimeout(resolve, 1));
+    child.kill('SIGTERM');
+    const { code } = await exited;
+    expect(code).toBe(0);
+    expect(count(events, 'signal')).toBe(1);
+    expect(count(events, 'canceled')).toBe(0);
+    expect(count(events, 'done')).toBe(count(events, 'started'));
+  });
+
+  it('a second SIGTERM 500 ms later aborts what is left and exits non-zero promptly', async () => {
+    const { child, events, waitFor, exited } = startChild({ JOB_MS: '60000', JOBS: '4' });
+    await waitFor((e) => e.event === 'started');
+    child.kill('SIGTERM');
+    await waitFor((e) => e.event === 'signal');
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const sentAt = Date.now();
+    child.kill('SIGTERM');
+    const { code, at } = await exited;
+    expect(code).toBe(143);
+    expect(at - sentAt).toBeLessThan(2_000);
+    expect(count(events, 'canceled')).toBe(count(events, 'started'));
+    expect(count(events, 'done')).toBe(0);
+  });
+
+  it('the timeout alone aborts what is left and exits non-zero', async () => {
+    const { child, events, waitFor, exited } = startChild({
+      JOB_MS: '60000',
+      JOBS: '4',
+      TIMEOUT_MS: '300',
+    });
+    await waitFor((e) => e.event === 'started');
+    const sentAt = Date.now();
+    child.kill('SIGTERM');
+    const { code, at } = await exited;
+    expect(code).toBe(1);
+    expect(at - sentAt).toBeLessThan(3_000);
+    expect(count(events, 'canceled')).toBeGreaterThan(0);
+  });
+});
+
+describe('shutdownOn: arguments', () => {
+  it('rejects bad arguments at install time, naming them', () => {
+    expect(() => shutdownOn([], async () => {})).toThrow(/"signals"/);
+    expect(() => shutdownOn(['SIGTERM'], 'x' as unknown as () => void)).toThrow(/"drain"/);
+    expect(() => shutdownOn(['SIGTERM'], async () => {}, { timeout: -1 })).toThrow(/"timeout".*-1/);
+  });
+
+  it('returns an uninstaller that removes its handlers', () => {
+    const before = process.listenerCount('SIGUSR2');
+    const uninstall = shutdownOn(['SIGUSR2'], async () => {}, { exit: false });
+    expect(process.listenerCount('SIGUSR2')).toBe(before + 1);
+    uninstall();
+    expect(process.listenerCount('SIGUSR2')).toBe(before);
+  });
+});
