@@ -107,6 +107,11 @@ export class AmqpSource implements BrokerSource<AmqpMessage> {
     link.onChange = () => this.#wake?.();
   }
 
+  /** Deliveries pushed by the broker and not yet handed to the consumer loop. */
+  get buffered(): number {
+    return this.#link.buffer.length;
+  }
+
   /** Times the connection was rebuilt after a loss. */
   get reconnects(): number {
     return this.#link.reconnects;
