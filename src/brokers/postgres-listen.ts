@@ -47,6 +47,12 @@ export class PgListener {
     });
   }
 
+  /** Wakes the waiter as a notification would (e.g. this process made a row due). */
+  poke(): void {
+    this.notified = true;
+    for (const wake of [...this.#wakers]) wake();
+  }
+
   async close(): Promise<void> {
     this.#closed = true;
     clearTimeout(this.#retryTimer);
@@ -60,10 +66,7 @@ export class PgListener {
     const client = new pg.Client(this.#config);
     client.on('error', () => this.#lost(client));
     client.on('end', () => this.#lost(client));
-    client.on('notification', () => {
-      this.notified = true;
-      for (const wake of [...this.#wakers]) wake();
-    });
+    client.on('notification', () => this.poke());
     await client.connect();
     await client.query(`LISTEN "${this.#channel}"`);
     this.#client = client;
@@ -82,11 +85,8 @@ export class PgListener {
     this.#retryTimer = setTimeout(() => {
       if (this.#closed) return;
       this.#connect().then(
-        () => {
-          // Rows may have arrived while we were deaf: wake the waiter so it claims now.
-          this.notified = true;
-          for (const wake of [...this.#wakers]) wake();
-        },
+        // Rows may have arrived while we were deaf: wake the waiter so it claims now.
+        () => this.poke(),
         () => this.#reconnectLater(),
       );
     }, delay);

@@ -81,8 +81,10 @@ export function queueSql(table: string): QueueSql {
       WHERE q.id = p.id AND q.lease_token = p.token RETURNING q.id::text AS id`,
     retry: `UPDATE ${t} SET run_at = now() + $3 * interval '1 millisecond', lease_token = NULL,
       last_error = $4 WHERE id = $1 AND lease_token = $2`,
-    release: `UPDATE ${t} SET run_at = now(), lease_token = NULL, deliveries = greatest(deliveries - 1, 0)
-      WHERE id = $1 AND lease_token = $2`,
+    // Released rows are due at once: notify, so an idle consumer elsewhere picks them up now.
+    release: `WITH r AS (UPDATE ${t} SET run_at = now(), lease_token = NULL,
+        deliveries = greatest(deliveries - 1, 0) WHERE id = $1 AND lease_token = $2 RETURNING id)
+      SELECT pg_notify('${channel}', '') FROM r`,
     deadLetter: `
       WITH gone AS (DELETE FROM ${t} WHERE id = $1 AND lease_token = $2
                     RETURNING id, body, deliveries, created_at)

@@ -105,6 +105,8 @@ export class PostgresQueueSource implements BrokerSource<PostgresMessage> {
 
   async retry(message: PostgresMessage, delayMs: number, error: Error): Promise<void> {
     await this.#one(this.#sql.retry, message, 'retry', [delayMs, error.message]);
+    // A fetch may be sleeping a whole poll interval; wake it when this row becomes due.
+    setTimeout(() => this.#listener.poke(), delayMs).unref();
   }
 
   async release(message: PostgresMessage): Promise<void> {
