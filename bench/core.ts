@@ -53,6 +53,64 @@ const floor: Contender = async (n, concurrency) => {
   return sum;
 };
 
+/**
+ * A reference, not a product: the least a runPool-shaped API can do. 16 slots started from the
+ * source, each result pushed to a queue and handed out through `for await`. No cancellation,
+ * timeouts, ordering or error wrapping. The gap to the floor is the price of the async-iterator
+ * protocol itself (a promise and an IteratorResult per result); the gap above it is sluice's.
+ */
+const minimalIterator: Contender = async (n, concurrency) => {
+  const source = upTo(n);
+  const ready: Array<{ job: number; value: number }> = [];
+  let head = 0;
+  let running = 0;
+  let exhausted = false;
+  let waiter: ((step: IteratorResult<{ job: number; value: number }>) => void) | undefined;
+  const push = (result: { job: number; value: number }) => {
+    running--;
+    const w = waiter;
+    waiter = undefined;
+    if (w) {
+      fill();
+      w({ done: false, value: result });
+    } else ready.push(result);
+  };
+  const fill = () => {
+    while (!exhausted && running < concurrency && ready.length - head < concurrency) {
+      const step = source.next();
+      if (step.done) exhausted = true;
+      else {
+        running++;
+        const job = step.value;
+        double(job).then((value) => push({ job, value }));
+      }
+    }
+  };
+  const results: AsyncIterableIterator<{ job: number; value: number }> = {
+    [Symbol.asyncIterator]: () => results,
+    next() {
+      if (head < ready.length) {
+        const value = ready[head]!;
+        ready[head++] = undefined as never;
+        if (head > 1024 && head * 2 > ready.length) {
+          ready.splice(0, head);
+          head = 0;
+        }
+        fill();
+        return Promise.resolve({ done: false, value });
+      }
+      if (exhausted && running === 0) return Promise.resolve({ done: true, value: undefined });
+      return new Promise((resolve) => {
+        waiter = resolve;
+        fill();
+      });
+    },
+  };
+  let sum = 0;
+  for await (const result of results) sum += result.value;
+  return sum;
+};
+
 const sluiceRunPool: Contender = async (n, concurrency) => {
   let sum = 0;
   for await (const result of sluice.runPool(upTo(n), double, { concurrency })) {
@@ -159,6 +217,7 @@ const fastqBounded: Contender = async (n, concurrency) => {
 
 const contenders: Record<string, Contender> = {
   'floor (16 bare loops)': floor,
+  'ref: minimal for-await pool': minimalIterator,
   'sluice runPool': sluiceRunPool,
   'sluice Pool': sluicePool,
   'p-map': pMapAll,
@@ -207,7 +266,7 @@ function parseArgs(argv: string[]): Options {
   const quick = argv.includes('--quick');
   return {
     sizes: (value('sizes') ?? (quick ? '50000' : '200000,1000000')).split(',').map(Number),
-    runs: Number(value('runs') ?? (quick ? 1 : 3)),
+    runs: Number(value('runs') ?? (quick ? 1 : 5)),
     only: value('only')?.split(',') ?? [],
   };
 }

@@ -37,5 +37,10 @@ export function printHeader(title: string, packages: string[] = []): void {
   console.log(`# ${title}`);
   console.log(`${machineLine()}; sluice ${sluiceVersion()} (dist/)`);
   if (packages.length) console.log(versionsLine(packages));
-  console.log(`${new Date().toISOString()}\n`);
+  // Other work on a small machine moves the numbers; say how busy it was.
+  const load = os
+    .loadavg()
+    .map((x) => x.toFixed(2))
+    .join(' ');
+  console.log(`${new Date().toISOString()}, load average ${load}\n`);
 }
