@@ -18,6 +18,14 @@ export {
   WorkerStartupError,
 } from './errors.js';
 export type { JobContext, WorkerFunction } from './internal/job-run.js';
+export {
+  Pipeline,
+  type PipelineOptions,
+  pipeline,
+  type StageOptions,
+  type StageRunner,
+  type StageStats,
+} from './pipeline.js';
 export { type DrainReport, Pool, type PoolOptions, type SubmitOptions, type Task } from './pool.js';
 export type { Result } from './result.js';
 export { type RunPoolOptions, runPool } from './run-pool.js';

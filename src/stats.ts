@@ -34,8 +34,10 @@ export interface PoolStats {
   /** Time from start to settlement, ms, over the last {@link STATS_WINDOW} settled jobs. */
   runTime: Percentiles;
   /**
-   * Busy slot-time over available slot-time since the pool was created (0..1): 1 means every
-   * slot was always busy. In a pipeline the stage closest to 1 is the bottleneck.
+   * Busy slot-time over available slot-time (0..1) from the first job's start to the last
+   * settlement (or now, while jobs run): 1 means every slot was always busy. Gaps with nothing
+   * running count as idle; time before the first job and after the last does not. In a
+   * pipeline the stage closest to 1 is the bottleneck.
    */
   utilization: number;
 }
@@ -91,7 +93,8 @@ export class StatsRecorder {
   readonly #run = new Window();
   #running = 0;
   #concurrency: number;
-  #last = performance.now();
+  /** Start of the active window: the first job's start (NaN until then). */
+  #last = Number.NaN;
   #busy = 0;
   #capacity = 0;
 
@@ -128,7 +131,8 @@ export class StatsRecorder {
   }
 
   snapshot(concurrency: number, running: number, queued: number): PoolStats {
-    this.#advance(performance.now());
+    // Idle time after the last settlement is not counted until the next start.
+    if (this.#running > 0) this.#advance(performance.now());
     return {
       concurrency,
       running,
@@ -142,7 +146,7 @@ export class StatsRecorder {
   }
 
   #advance(now: number): void {
-    const dt = now - this.#last;
+    const dt = Number.isNaN(this.#last) ? 0 : now - this.#last;
     this.#last = now;
     this.#busy += this.#running * dt;
     this.#capacity += this.#concurrency * dt;

@@ -6,7 +6,7 @@ import { Deque } from './deque.js';
 import { JobRun, type WorkerFunction } from './job-run.js';
 import { Slots } from './slots.js';
 
-export interface EngineOptions {
+export interface EngineOptions<J = unknown> {
   concurrency: number;
   /** Finished results held for the consumer beyond the running ones. */
   buffer: number;
@@ -14,6 +14,8 @@ export interface EngineOptions {
   timeout: number | undefined;
   signal: AbortSignal | undefined;
   stats: StatsRecorder | undefined;
+  /** Jobs for which it returns true skip the worker and yield `ok` with the job as value. */
+  bypass?: ((job: J) => boolean) | undefined;
 }
 
 type Source<J> = Iterator<J> | AsyncIterator<J>;
@@ -34,7 +36,7 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>> {
   readonly #source: Source<J>;
   readonly #isAsync: boolean;
   readonly #worker: WorkerFunction<J, R>;
-  readonly #opts: EngineOptions;
+  readonly #opts: EngineOptions<J>;
   readonly #slots: Slots<JobRun<J, R>>;
   readonly #ready = new Deque<Result<J, R>>();
   readonly #byIndex = new Map<number, Result<J, R>>();
@@ -51,7 +53,7 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>> {
   constructor(
     source: Iterable<J> | AsyncIterable<J>,
     worker: WorkerFunction<J, R>,
-    opts: EngineOptions,
+    opts: EngineOptions<J>,
   ) {
     const asyncIt = (source as AsyncIterable<J>)[Symbol.asyncIterator];
     this.#isAsync = typeof asyncIt === 'function';
@@ -82,7 +84,10 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>> {
 
   next(): Promise<IteratorResult<Result<J, R>, undefined>> {
     const result = this.#take();
-    if (result) return Promise.resolve({ done: false, value: result });
+    if (result) {
+      this.#fill();
+      return Promise.resolve({ done: false, value: result });
+    }
     if (this.#finished()) return this.#end();
     return new Promise((resolve, reject) => {
       this.#consumer = { resolve, reject };
@@ -151,10 +156,8 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>> {
     } else {
       result = this.#ready.shift();
     }
-    if (result) {
-      this.#yielded++;
-      this.#fill();
-    }
+    // No pulling from here: callers refill once the consumer is settled (re-entrancy safe).
+    if (result) this.#yielded++;
     return result;
   }
 
@@ -185,6 +188,7 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>> {
     if (result) {
       this.#consumer = undefined;
       consumer.resolve({ done: false, value: result });
+      this.#fill();
     } else if (this.#finished()) {
       this.#consumer = undefined;
       this.#end().then(consumer.resolve, consumer.reject);
@@ -249,6 +253,10 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>> {
   }
 
   #start(job: J): void {
+    if (this.#opts.bypass?.(job)) {
+      this.#push(makeResult<J, R>(job, this.#pulled++, undefined, job as unknown as R));
+      return;
+    }
     const run = new JobRun<J, R>(job, this.#pulled++, this.#onSettle);
     const workerId = this.#slots.acquire(run);
     if (this.#opts.stats) run.startedAt = this.#opts.stats.started(0);

@@ -1,0 +1,343 @@
+import { AbortError } from './errors.js';
+import { onAbort } from './internal/abort-fanout.js';
+import type { JobContext, WorkerFunction } from './internal/job-run.js';
+import {
+  nonNegativeInt,
+  optionalDuration,
+  optionalSignal,
+  positiveInt,
+} from './internal/options.js';
+import { PullEngine } from './internal/pull-engine.js';
+import type { Result } from './result.js';
+import { type Percentiles, StatsRecorder } from './stats.js';
+
+/** Anything with `run(job, { signal })`, such as a `ThreadPool` or a `Pool`, can be a stage. */
+export interface StageRunner<T, U> {
+  run(job: T, opts?: { signal?: AbortSignal }): Promise<U>;
+  stats?(): { concurrency: number };
+}
+
+/** Options of one stage. */
+export interface StageOptions {
+  /** Jobs this stage runs at once. Required for a worker function; for a `StageRunner` it
+   * defaults to the runner's own `stats().concurrency` (a ThreadPool's thread count). */
+  concurrency?: number;
+  /** Finished results this stage holds for the next one. Default: the stage's concurrency. */
+  buffer?: number;
+  /** Per-job limit in ms from the job's start in this stage. Default: none. */
+  timeout?: number;
+  /** Yield in the order this stage received its jobs (default false: completion order). */
+  ordered?: boolean;
+}
+
+/** A stage's counters, from {@link Pipeline.stats}. */
+export interface StageStats {
+  name: string;
+  concurrency: number;
+  /** Jobs running in this stage now. */
+  running: number;
+  /** Jobs finished by the stage before and waiting for this one (its input buffer). */
+  queued: number;
+  /** Jobs this stage settled (any outcome; failures that skipped it are not counted). */
+  done: number;
+  succeeded: number;
+  /** Jobs that failed in this stage (thrown, timed out, crashed or canceled). */
+  failed: number;
+  /** Busy slot-time over available slot-time (0..1); the bottleneck stage is the one near 1. */
+  utilization: number;
+  runTime: Percentiles;
+}
+
+/** Options of {@link pipeline}. */
+export interface PipelineOptions {
+  /** Aborting it aborts the whole pipeline, like {@link Pipeline.abort}. */
+  signal?: AbortSignal;
+}
+
+/** What flows between stages: the source job, its source index, and the current value. */
+interface Envelope {
+  job: unknown;
+  index: number;
+  value: unknown;
+  failure: { error: Error; stage: string } | undefined;
+}
+
+interface StageDef {
+  name: string;
+  worker: WorkerFunction<unknown, unknown>;
+  concurrency: number;
+  buffer: number;
+  timeout: number | undefined;
+  ordered: boolean;
+}
+
+interface LiveStage {
+  def: StageDef;
+  engine: PullEngine<Envelope, unknown>;
+  stats: StatsRecorder;
+}
+
+function isRunner(value: unknown): value is StageRunner<unknown, unknown> {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    typeof (value as StageRunner<unknown, unknown>).run === 'function'
+  );
+}
+
+/**
+ * A chain of stages, each with its own pool and a bounded buffer before the next, so when one
+ * stage slows down the buffers before it fill and the source stops being pulled (backpressure
+ * reaches the producer). A job that fails in a stage skips the later ones and arrives as
+ * `{ ok: false, stage, error }`; the other jobs continue. Iterate it once.
+ *
+ * Lifecycle: `drain()` stops pulling the source and lets every stage finish what it holds, in
+ * order; `abort()` (or the `signal`) cancels everything; either way every job pulled from the
+ * source yields exactly one result. Breaking out of the loop stops pulling and cancels running
+ * jobs. A `StageRunner` (e.g. a ThreadPool) passed to `stage()` stays yours: the pipeline
+ * cancels its jobs but does not close it — `drain()` it (or `await using`) when done.
+ *
+ * @example
+ * ```ts
+ * const results = pipeline(paths)
+ *   .stage('extract', extractPool, { buffer: 4 })              // a ThreadPool
+ *   .stage('embed', embed, { concurrency: 16 })
+ *   .stage('insert', insert, { concurrency: 1 });
+ * for await (const r of results) if (!r.ok) console.error(r.stage, r.job, r.error);
+ * console.table(results.stats());
+ * ```
+ */
+export class Pipeline<J, T> implements AsyncIterable<Result<J, T>> {
+  readonly #source: Iterable<J> | AsyncIterable<J>;
+  readonly #signal: AbortSignal | undefined;
+  readonly #defs: StageDef[];
+  #live: LiveStage[] | undefined;
+  #aborted: Error | undefined;
+  #done: { promise: Promise<void>; resolve: () => void };
+
+  /** Use {@link pipeline} to create one. */
+  constructor(
+    source: Iterable<J> | AsyncIterable<J>,
+    opts: PipelineOptions,
+    defs: StageDef[] = [],
+  ) {
+    this.#source = source;
+    this.#signal = optionalSignal('signal', opts.signal);
+    this.#defs = defs;
+    let resolve!: () => void;
+    this.#done = { promise: new Promise<void>((r) => (resolve = r)), resolve };
+  }
+
+  /**
+   * Adds a stage. `worker` is a worker function `(value, ctx) => result` or a
+   * {@link StageRunner} such as a ThreadPool. Returns a new pipeline; call before iterating.
+   * @throws TypeError/RangeError naming the option when an option is invalid.
+   */
+  stage<U>(
+    name: string,
+    worker: WorkerFunction<T, U> | StageRunner<T, U>,
+    opts: StageOptions = {},
+  ): Pipeline<J, U> {
+    if (this.#live) throw new TypeError('stage() must be called before the pipeline is iterated');
+    if (typeof name !== 'string' || name === '') {
+      throw new TypeError(
+        `Invalid argument "name": expected a non-empty string, got ${String(name)}`,
+      );
+    }
+    const def = this.#define(
+      name,
+      worker as WorkerFunction<unknown, unknown> | StageRunner<unknown, unknown>,
+      opts,
+    );
+    return new Pipeline<J, U>(this.#source, { signal: this.#signal }, [...this.#defs, def]);
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<Result<J, T>> {
+    if (this.#live) throw new TypeError('a pipeline can be iterated only once');
+    this.#live = this.#build();
+    const last = this.#live.at(-1);
+    if (!last) throw new TypeError('a pipeline needs at least one stage');
+    if (this.#aborted) this.#live[0]?.engine.stopPulling();
+    if (this.#signal?.aborted) this.abort(this.#signal.reason);
+    else if (this.#signal) {
+      const signal = this.#signal;
+      const unsubscribe = onAbort(signal, () => this.abort(signal.reason));
+      void this.#done.promise.then(unsubscribe);
+    }
+    return this.#output(last);
+  }
+
+  /** Per-stage counters, in stage order. See {@link StageStats} (and the README) for finding the bottleneck. */
+  stats(): StageStats[] {
+    return (this.#live ?? []).map((stage, i, all) => {
+      const s = stage.stats.snapshot(stage.def.concurrency, stage.engine.running, 0);
+      const queued = i === 0 ? 0 : (all[i - 1] as LiveStage).engine.buffered;
+      const failed = s.failed + s.timedOut + s.canceled + s.crashed;
+      return {
+        name: stage.def.name,
+        concurrency: stage.def.concurrency,
+        running: stage.engine.running,
+        queued,
+        done: s.succeeded + failed,
+        succeeded: s.succeeded,
+        failed,
+        utilization: s.utilization,
+        runTime: s.runTime,
+      };
+    });
+  }
+
+  /**
+   * Stops pulling the source; every stage finishes what it holds. Keep consuming the results:
+   * the promise resolves once the last one has been taken.
+   */
+  drain(): Promise<void> {
+    this.#live?.[0]?.engine.stopPulling();
+    return this.#live ? this.#done.promise : Promise.resolve();
+  }
+
+  /** Cancels everything now: running jobs abort, later stages run nothing new; every pulled job
+   * still yields one result (canceled ones as `AbortError`). */
+  abort(reason?: unknown): void {
+    if (this.#aborted) return;
+    this.#aborted = reason instanceof AbortError ? reason : new AbortError(reason);
+    const live = this.#live ?? [];
+    live[0]?.engine.stopPulling();
+    for (const stage of live) stage.engine.cancelRunning(this.#aborted);
+  }
+
+  #define(
+    name: string,
+    worker: WorkerFunction<unknown, unknown> | StageRunner<unknown, unknown>,
+    opts: StageOptions,
+  ): StageDef {
+    let fn: WorkerFunction<unknown, unknown>;
+    let concurrency = opts.concurrency;
+    if (isRunner(worker)) {
+      fn = (value, ctx) => worker.run(value, { signal: ctx.signal });
+      concurrency ??= worker.stats?.().concurrency;
+    } else if (typeof worker === 'function') {
+      fn = worker;
+    } else {
+      throw new TypeError(
+        `Invalid argument "worker" of stage "${name}": expected a function or an object with run(), got ${String(worker)}`,
+      );
+    }
+    const c = positiveInt(`${name}.concurrency`, concurrency);
+    return {
+      name,
+      worker: fn,
+      concurrency: c,
+      buffer: nonNegativeInt(`${name}.buffer`, opts.buffer ?? c),
+      timeout: optionalDuration(`${name}.timeout`, opts.timeout),
+      ordered: opts.ordered ?? false,
+    };
+  }
+
+  #build(): LiveStage[] {
+    const live: LiveStage[] = [];
+    let upstream: Iterable<Envelope> | AsyncIterable<Envelope> = envelopes(this.#source);
+    for (const def of this.#defs) {
+      const stats = new StatsRecorder(def.concurrency);
+      const engine = new PullEngine<Envelope, unknown>(upstream, this.#stageWorker(def), {
+        concurrency: def.concurrency,
+        buffer: def.buffer,
+        ordered: def.ordered,
+        timeout: def.timeout,
+        signal: undefined,
+        stats,
+        bypass: (env: Envelope) => env.failure !== undefined,
+      });
+      live.push({ def, engine, stats });
+      upstream = forward(engine, def.name);
+    }
+    return live;
+  }
+
+  #stageWorker(def: StageDef): WorkerFunction<Envelope, unknown> {
+    return (env: Envelope, ctx: JobContext) => {
+      if (this.#aborted) throw this.#aborted;
+      return def.worker(env.value, ctx);
+    };
+  }
+
+  async *#output(last: LiveStage): AsyncGenerator<Result<J, T>, undefined> {
+    try {
+      for await (const r of last.engine) {
+        const out = toEnvelope(r, last.def.name);
+        yield out.failure
+          ? {
+              ok: false,
+              job: out.job as J,
+              index: out.index,
+              error: out.failure.error,
+              stage: out.failure.stage,
+            }
+          : { ok: true, job: out.job as J, index: out.index, value: out.value as T };
+      }
+    } finally {
+      // A break: stop pulling and cancel what runs, in every stage.
+      if (!this.#aborted) for (const stage of this.#live ?? []) await stage.engine.return();
+      this.#done.resolve();
+    }
+    return undefined;
+  }
+}
+
+/** Wraps source jobs into envelopes, keeping a sync source sync (cheaper to pull). */
+function envelopes<J>(
+  source: Iterable<J> | AsyncIterable<J>,
+): Iterable<Envelope> | AsyncIterable<Envelope> {
+  let index = 0;
+  const wrap = (job: J): Envelope => ({ job, index: index++, value: job, failure: undefined });
+  if (typeof (source as AsyncIterable<J>)[Symbol.asyncIterator] === 'function') {
+    return (async function* () {
+      for await (const job of source as AsyncIterable<J>) yield wrap(job);
+    })();
+  }
+  return (function* () {
+    for (const job of source as Iterable<J>) yield wrap(job);
+  })();
+}
+
+/** Turns a stage's results into the next stage's envelopes. */
+async function* forward(
+  engine: PullEngine<Envelope, unknown>,
+  stage: string,
+): AsyncGenerator<Envelope> {
+  for await (const r of engine) yield toEnvelope(r, stage);
+}
+
+function toEnvelope(r: Result<Envelope, unknown>, stage: string): Envelope {
+  const env = r.job;
+  if (env.failure) return env; // failed earlier: bypassed this stage untouched
+  if (r.ok) return { job: env.job, index: env.index, value: r.value, failure: undefined };
+  return { job: env.job, index: env.index, value: undefined, failure: { error: r.error, stage } };
+}
+
+/**
+ * Starts a pipeline over `source`. Add stages with `.stage(name, worker, opts)`, then iterate
+ * the results with `for await`.
+ *
+ * @example
+ * ```ts
+ * for await (const r of pipeline(urls).stage('fetch', get, { concurrency: 8 }).stage('parse', parse, { concurrency: 2 })) {
+ *   if (r.ok) console.log(r.value); else console.error(`${r.stage} failed for ${r.job}:`, r.error);
+ * }
+ * ```
+ */
+export function pipeline<J>(
+  source: Iterable<J> | AsyncIterable<J>,
+  opts: PipelineOptions = {},
+): Pipeline<J, J> {
+  if (
+    source == null ||
+    (typeof (source as Iterable<J>)[Symbol.iterator] !== 'function' &&
+      typeof (source as AsyncIterable<J>)[Symbol.asyncIterator] !== 'function')
+  ) {
+    throw new TypeError(
+      `Invalid argument "source": expected an iterable or async iterable, got ${String(source)}`,
+    );
+  }
+  return new Pipeline<J, J>(source, opts);
+}

@@ -1,0 +1,284 @@
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { AbortError, Pool, pipeline, type Result } from '../src/index.js';
+import { deferred, flush } from './helpers.js';
+
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+function counted(n: number) {
+  const state = { pulled: 0, closed: false };
+  function* source() {
+    try {
+      for (let i = 0; i < n; i++) {
+        state.pulled++;
+        yield i;
+      }
+    } finally {
+      state.closed = true;
+    }
+  }
+  return { state, source: source() };
+}
+
+describe('pipeline: backpressure', () => {
+  it('with a slow last stage the source is pulled at most sum(concurrency + buffer) ahead of the output', async () => {
+    const { state, source } = counted(10_000);
+    const p = pipeline(source)
+      .stage('a', async (x: number) => x + 1, { concurrency: 2, buffer: 3 })
+      .stage('b', async (x: number) => x * 2, { concurrency: 4, buffer: 1 })
+      .stage(
+        'slow',
+        async (x: number) => {
+          await new Promise((resolve) => setTimeout(resolve, 2));
+          return x;
+        },
+        { concurrency: 1, buffer: 2 },
+      );
+    const bound = 2 + 3 + (4 + 1) + (1 + 2);
+    let out = 0;
+    let worst = 0;
+    for await (const r of p) {
+      expect(r.ok).toBe(true);
+      out++;
+      await flush();
+      worst = Math.max(worst, state.pulled - out);
+      if (out === 50) break;
+    }
+    expect(worst).toBeLessThanOrEqual(bound);
+    expect(state.pulled).toBeLessThanOrEqual(out + bound);
+    expect(state.closed).toBe(true);
+  });
+});
+
+describe('pipeline: failures', () => {
+  it('a job failing in a stage skips later stages and arrives as { ok: false, stage, error }', async () => {
+    const later: number[] = [];
+    const results: Result<number, number>[] = [];
+    for await (const r of pipeline([1, 2, 3, 4, 5])
+      .stage(
+        'parse',
+        (x: number) => {
+          if (x === 3) throw new Error('bad three');
+          return x * 10;
+        },
+        { concurrency: 2 },
+      )
+      .stage(
+        'store',
+        async (x: number) => {
+          later.push(x);
+          return x + 1;
+        },
+        { concurrency: 2 },
+      )) {
+      results.push(r);
+    }
+    results.sort((a, b) => a.index - b.index);
+    expect(results.map((r) => r.ok)).toEqual([true, true, false, true, true]);
+    expect(results[2]).toMatchObject({ ok: false, job: 3, index: 2, stage: 'parse' });
+    expect(results[2]?.ok === false && results[2].error.message).toBe('bad three');
+    expect(results[0]).toMatchObject({ ok: true, job: 1, index: 0, value: 11 });
+    expect(later.sort((a, b) => a - b)).toEqual([10, 20, 40, 50]);
+  });
+
+  it('ordered stages keep source order end to end', async () => {
+    const results: number[] = [];
+    for await (const r of pipeline([5, 1, 4, 2, 3])
+      .stage('wait', (x: number) => new Promise<number>((res) => setTimeout(() => res(x), x)), {
+        concurrency: 3,
+        ordered: true,
+      })
+      .stage('id', (x: number) => x, { concurrency: 2, ordered: true })) {
+      if (r.ok) results.push(r.value);
+    }
+    expect(results).toEqual([5, 1, 4, 2, 3]);
+  });
+
+  it('a Pool (any object with run) can be a stage', async () => {
+    const pool = new Pool(async (x: number) => x * 3, { concurrency: 2 });
+    const values: number[] = [];
+    for await (const r of pipeline([1, 2, 3]).stage('triple', pool)) if (r.ok) values.push(r.value);
+    expect(values.sort()).toEqual([3, 6, 9]);
+    await pool.drain();
+  });
+});
+
+describe('pipeline: drain and abort', () => {
+  it('drain stops pulling the source and every stage finishes what it holds', async () => {
+    const { state, source } = counted(1_000);
+    const gate = deferred<void>();
+    const p = pipeline(source)
+      .stage(
+        'first',
+        async (x: number) => {
+          await gate.promise;
+          return x;
+        },
+        { concurrency: 2, buffer: 2 },
+      )
+      .stage('second', async (x: number) => x, { concurrency: 2 });
+    const results: Result<number, number>[] = [];
+    const consuming = (async () => {
+      for await (const r of p) results.push(r);
+    })();
+    await flush();
+    const drained = p.drain();
+    gate.resolve();
+    await consuming;
+    await drained;
+    expect(state.closed).toBe(true);
+    expect(results).toHaveLength(state.pulled);
+    expect(results.every((r) => r.ok)).toBe(true);
+    expect(state.pulled).toBeLessThan(1_000);
+  });
+
+  it('abort cancels everything, and every pulled job still yields exactly one result', async () => {
+    const { state, source } = counted(1_000);
+    const p = pipeline(source)
+      .stage('fast', async (x: number) => x, { concurrency: 2, buffer: 4 })
+      .stage(
+        'hang',
+        (_x: number, { signal }) =>
+          new Promise((_, reject) => signal.addEventListener('abort', () => reject(signal.reason))),
+        {
+          concurrency: 2,
+          buffer: 2,
+        },
+      );
+    const results: Result<number, unknown>[] = [];
+    const consuming = (async () => {
+      for await (const r of p) results.push(r);
+    })();
+    await flush();
+    await flush();
+    p.abort('stop');
+    await consuming;
+    expect(results).toHaveLength(state.pulled);
+    expect(new Set(results.map((r) => r.index)).size).toBe(state.pulled);
+    expect(results.every((r) => !r.ok)).toBe(true);
+    for (const r of results) {
+      expect(r.ok === false && r.error).toBeInstanceOf(AbortError);
+    }
+    expect(p.stats().every((s) => s.running === 0)).toBe(true);
+  });
+
+  it('the pipeline signal aborts it', async () => {
+    const ac = new AbortController();
+    const p = pipeline([1, 2, 3]).stage(
+      'hang',
+      (_x: number, { signal }) =>
+        new Promise((_, reject) => signal.addEventListener('abort', () => reject(signal.reason))),
+      { concurrency: 3 },
+    );
+    const results: Result<number, unknown>[] = [];
+    const consuming = (async () => {
+      for await (const r of p) results.push(r);
+    })();
+    await flush();
+    ac.abort();
+    const p2 = pipeline([1], { signal: ac.signal }).stage('x', (x: number) => x, {
+      concurrency: 1,
+    });
+    const r2: unknown[] = [];
+    for await (const r of p2) r2.push(r);
+    expect(r2).toEqual([]);
+    p.abort();
+    await consuming;
+    expect(results).toHaveLength(3);
+  });
+
+  it('break shuts the pipeline down: source closed, running jobs aborted, nothing left running', async () => {
+    const { state, source } = counted(1_000);
+    const aborted: number[] = [];
+    const p = pipeline(source)
+      .stage('id', async (x: number) => x, { concurrency: 2 })
+      .stage(
+        'maybe-hang',
+        (x: number, { signal }) => {
+          if (x === 0) return x;
+          return new Promise<number>((_, reject) =>
+            signal.addEventListener('abort', () => {
+              aborted.push(x);
+              reject(signal.reason);
+            }),
+          );
+        },
+        { concurrency: 3 },
+      );
+    for await (const r of p) {
+      expect(r).toMatchObject({ ok: true, value: 0 });
+      break;
+    }
+    await flush();
+    expect(state.closed).toBe(true);
+    expect(aborted.length).toBeGreaterThan(0);
+    expect(p.stats().map((s) => s.running)).toEqual([0, 0]);
+    const pulled = state.pulled;
+    await flush();
+    expect(state.pulled).toBe(pulled);
+  });
+});
+
+describe('pipeline: stats', () => {
+  it('reports per-stage counts and utilization; the slow stage has the highest utilization', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date', 'performance'] });
+    const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+    const p = pipeline(Array.from({ length: 40 }, (_, i) => i))
+      .stage(
+        'extract',
+        async (x: number) => {
+          await sleep(5);
+          if (x === 7) throw new Error('corrupt');
+          return x;
+        },
+        { concurrency: 2 },
+      )
+      .stage(
+        'embed',
+        async (x: number) => {
+          await sleep(30);
+          return x;
+        },
+        { concurrency: 2 },
+      )
+      .stage(
+        'insert',
+        async (x: number) => {
+          await sleep(2);
+          return x;
+        },
+        { concurrency: 1 },
+      );
+    const consuming = (async () => {
+      for await (const _ of p);
+    })();
+    await vi.advanceTimersByTimeAsync(10_000);
+    await consuming;
+    const [extract, embed, insert] = p.stats();
+    expect(extract).toMatchObject({
+      name: 'extract',
+      concurrency: 2,
+      done: 40,
+      failed: 1,
+      succeeded: 39,
+    });
+    expect(embed).toMatchObject({ name: 'embed', done: 39, failed: 0 });
+    expect(insert).toMatchObject({ name: 'insert', done: 39, running: 0, queued: 0 });
+    expect(embed!.utilization).toBeGreaterThan(extract!.utilization);
+    expect(embed!.utilization).toBeGreaterThan(insert!.utilization);
+    expect(embed!.utilization).toBeGreaterThan(0.9);
+    expect(embed!.runTime.p50).toBeCloseTo(30, 0);
+  });
+
+  it('bad stage options throw naming the stage and option', () => {
+    expect(() => pipeline([1]).stage('s', (x: number) => x, { concurrency: 0 })).toThrow(
+      /"s\.concurrency".*0/,
+    );
+    expect(() => pipeline([1]).stage('s', (x: number) => x, {})).toThrow(/"s\.concurrency"/);
+    expect(() =>
+      pipeline([1]).stage('s', (x: number) => x, { concurrency: 1, buffer: -1 }),
+    ).toThrow(/"s\.buffer"/);
+    expect(() => pipeline(5 as unknown as number[])).toThrow(TypeError);
+  });
+});
