@@ -6,9 +6,9 @@
  * @module
  */
 import { availableParallelism } from 'node:os';
-import { pipeline, type Result, ThreadPool } from 'sluice';
+import { pipeline, type Result, type StageStats, ThreadPool } from 'sluice';
 import type { Embedder } from './embedder.js';
-import type { ExtractJob } from './extract.js';
+import type { ExtractedDocument, ExtractJob } from './extract.js';
 import { LexicalEmbedder } from './lexical-embedder.js';
 import type { ProgressReporter, ProgressSnapshot } from './progress.js';
 import { bottleneckOf, type Failure, type StageSummary, type Summary } from './report.js';
@@ -42,11 +42,16 @@ export interface IndexOptions {
   progress?: ProgressReporter;
   /** Default 200 ms. */
   progressInterval?: number;
-  /** The extract worker module; tests point it at a loader shim. Default `./extract.js`. */
+  /** The extract stage's ThreadPool module. Default: `extract.js` beside this file. */
   extractModule?: URL;
 }
 
-const DEFAULT_EXTRACT_MODULE = new URL('./extract.js', import.meta.url);
+// Run from source (vitest, tsx) this file is indexer.ts and its sibling is extract.ts, which
+// ThreadPool loads through tsx; built, both are .js.
+const DEFAULT_EXTRACT_MODULE = new URL(
+  import.meta.url.endsWith('.ts') ? './extract.ts' : './extract.js',
+  import.meta.url,
+);
 
 /**
  * Indexes `opts.inputs` into `opts.db` and returns the summary. Document failures are reported
@@ -96,36 +101,41 @@ async function runPipeline(
 ): Promise<Tally> {
   const threads = opts.threads ?? availableParallelism();
   const tally: Tally = { indexed: 0, skipped: 0, failed: [], canceled: 0, stages: [] };
-  const extractPool = new ThreadPool<ExtractJob, unknown>(
+  // The timeout lives on the ThreadPool, not the stage: the pool can terminate a thread stuck
+  // in synchronous pdfjs code, which an abort signal alone cannot interrupt.
+  const extractPool = new ThreadPool<ExtractJob, ExtractedDocument>(
     opts.extractModule ?? DEFAULT_EXTRACT_MODULE,
-    {
-      threads,
-    },
+    { threads, timeout: opts.extractTimeout ?? 60_000 },
   );
   const source = pendingDocuments(paths, store, {
     stop: opts.stop,
     onSkip: () => tally.skipped++,
   });
   const run = pipeline(source, { signal: opts.signal })
-    .stage('extract', extractPool, { concurrency: threads, timeout: opts.extractTimeout ?? 60_000 })
+    .stage('extract', extractPool, { concurrency: threads })
     .stage('embed', embedStage(embedder, { maxChars: opts.chunkSize }), {
       concurrency: opts.embedConcurrency ?? 4,
     })
     .stage('insert', insertStage(store, embedder), { concurrency: opts.insertConcurrency ?? 1 });
+  // First signal: stop pulling; every stage finishes (and 'insert' commits) what it holds.
+  const onStop = () => void run.drain();
+  opts.stop?.addEventListener('abort', onStop, { once: true });
   const snapshot = (): ProgressSnapshot => ({
     total: paths.length - tally.skipped,
     skipped: tally.skipped,
     failed: tally.failed.length,
-    stages: stageSummaries(run.stats()).map((s) => ({ ...s, running: s.running })),
+    stages: run.stats(),
   });
   const ticker = setInterval(() => opts.progress?.update(snapshot()), opts.progressInterval ?? 200);
   try {
     for await (const result of run) record(tally, result, opts.signal);
   } finally {
     clearInterval(ticker);
+    opts.stop?.removeEventListener('abort', onStop);
     opts.progress?.update(snapshot());
     opts.progress?.stop();
-    await extractPool.drain();
+    // The pipeline does not own the ThreadPool: close it here, or its threads keep the process alive.
+    await (opts.signal?.aborted ? extractPool.abort(opts.signal.reason) : extractPool.drain());
   }
   tally.stages = stageSummaries(run.stats());
   return tally;
@@ -154,14 +164,12 @@ function failureOf(result: Extract<Result<unknown, unknown>, { ok: false }>): Fa
   };
 }
 
-function stageSummaries(stats: unknown): Array<StageSummary & { running: number }> {
-  const entries = Object.entries(stats as Record<string, import('sluice').PoolStats>);
-  return entries.map(([name, s]) => ({
-    name,
+function stageSummaries(stats: StageStats[]): StageSummary[] {
+  return stats.map((s) => ({
+    name: s.name,
     concurrency: s.concurrency,
-    running: s.running,
-    done: s.succeeded + s.failed + s.timedOut + s.canceled + s.crashed,
-    failed: s.failed + s.timedOut + s.canceled + s.crashed,
+    done: s.done,
+    failed: s.failed,
     utilization: s.utilization,
     p50: s.runTime.p50,
     p99: s.runTime.p99,
