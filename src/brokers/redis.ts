@@ -94,7 +94,7 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
     this.#block = o.block ?? 1000;
     this.#claimIdle = o.claimIdle ?? 30_000;
     this.heartbeatInterval = Math.max(10, Math.floor(this.#claimIdle / 3));
-    this.#acks = new Batcher((ids) => cmd.sendCommand(['XACK', this.stream, this.group, ...ids]));
+    this.#acks = new Batcher((ids) => this.#ackOnce(ids));
     this.#beats = new Batcher((ids) => this.#claimOwned(ids, 0));
     // A reconnect gives the reading connection a new id; look it up again before the next block.
     read.on('ready', () => {
@@ -177,6 +177,27 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
     this.#closed = true;
     await closeClient(this.#read);
     if (this.#ownsCmd) await closeClient(this.#cmd);
+  }
+
+  /**
+   * XACK is idempotent, so an ack lost with a dropped connection is sent once more: node-redis
+   * queues it until it has reconnected. That spares a duplicate run of a handler that already
+   * succeeded. Bounded by `claimIdle`: after that the entry may be reclaimed anyway.
+   */
+  async #ackOnce(ids: string[]): Promise<unknown> {
+    const send = () => this.#cmd.sendCommand(['XACK', this.stream, this.group, ...ids]);
+    try {
+      return await send();
+    } catch {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const giveUp = new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () => reject(new Error('XACK not confirmed before claimIdle')),
+          this.#claimIdle,
+        );
+      });
+      return Promise.race([send(), giveUp]).finally(() => clearTimeout(timer));
+    }
   }
 
   /** How often pending entries are scanned (ms): often enough for retry delays to be honoured. */
