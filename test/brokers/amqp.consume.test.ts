@@ -137,9 +137,11 @@ describe('consume() over RabbitMQ', () => {
 
   it('4. two consumer processes split the work; nothing lost', async () => {
     const { queue } = await setup();
-    await admin.publishMany(queue, 2000, json);
     const logs = [join(dir, 'split-a.log'), join(dir, 'split-b.log')];
     const kids = logs.map((log) => forkAmqpConsumer({ queue, concurrency: 16, handlerMs: 2, log }));
+    // Both consume before the work arrives, so a slow start cannot hand it all to one.
+    await Promise.all(kids.map((k) => k.waitFor((e) => e.t === 'ready')));
+    await admin.publishMany(queue, 2000, json);
     await until(() => logs.flatMap(handled).length >= 2000, 25_000);
     for (const k of kids) k.proc.kill('SIGTERM');
     for (const k of kids) expect((await k.exited).code).toBe(0);

@@ -128,11 +128,13 @@ describe('consume() over NATS JetStream', () => {
 
   it('4. two consumer processes split the work; nothing lost', async () => {
     const { stream, subject } = await setup();
-    await admin.publishMany(subject, 2000, json);
     const logs = [join(dir, 'split-a.log'), join(dir, 'split-b.log')];
     const kids = logs.map((log) =>
       forkNatsConsumer({ stream, concurrency: 16, handlerMs: 2, ackWait: 30_000, log }),
     );
+    // Both consume before the work arrives, so a slow start cannot hand it all to one.
+    await Promise.all(kids.map((k) => k.waitFor((e) => e.t === 'ready')));
+    await admin.publishMany(subject, 2000, json);
     await until(async () => (await admin.count(stream)) === 0, 25_000);
     for (const k of kids) k.proc.kill('SIGTERM');
     for (const k of kids) expect((await k.exited).code).toBe(0);
