@@ -285,21 +285,23 @@ export class Pool<J, R> {
     });
     const run = new JobRun<J, R>(job, this.#nextIndex++, this.#onSettle) as PendingRun<J, R>;
     run.resolveResult = resolveResult;
-    run.queuedAt = performance.now();
+    const now = performance.now();
+    run.queuedAt = now;
     this.#stats.submitted++;
     if (signal?.aborted) {
       run.cancel(abortErrorFrom(signal));
     } else {
       if (signal) run.unsubscribe = onAbort(signal, () => this.#cancelOne(run, signal));
-      if (this.#canStart()) this.#start(run);
+      if (this.#canStart()) this.#start(run, now);
       else this.#queue.push(run);
     }
     return { job, result };
   }
 
-  #start(run: PendingRun<J, R>): void {
+  #start(run: PendingRun<J, R>, now: number): void {
     const workerId = this.#slots.acquire(run);
-    run.startedAt = this.#stats.started(performance.now() - run.queuedAt);
+    run.startedAt = now;
+    this.#stats.recordStart(now, now - run.queuedAt);
     run.start(this.#worker, workerId, this.#timeout);
   }
 
@@ -312,22 +314,23 @@ export class Pool<J, R> {
     const pending = run as PendingRun<J, R>;
     pending.unsubscribe?.();
     const outcome = outcomeOf(error);
+    const now = performance.now();
     if (pending.started) {
       this.#slots.release(pending.workerId);
-      this.#stats.settled(outcome, pending.startedAt);
+      this.#stats.settled(outcome, pending.startedAt, now);
     } else {
       this.#queue.remove(pending);
       this.#stats.settledUnstarted(outcome);
     }
     this.#settledCount++;
     pending.resolveResult(makeResult(pending.job, pending.index, error, value));
-    this.#pump();
+    this.#pump(now);
   };
 
-  #pump(): void {
+  #pump(now = performance.now()): void {
     const startable = this.#state !== 'aborted';
     while (startable && !this.#paused && this.#slots.available && this.#queue.length > 0) {
-      this.#start(this.#queue.shift() as PendingRun<J, R>);
+      this.#start(this.#queue.shift() as PendingRun<J, R>, now);
     }
     while (this.#submitters.length > 0 && this.#canAccept()) {
       const s = this.#submitters.shift() as Submitter<J, R>;

@@ -107,18 +107,25 @@ export class StatsRecorder {
     this.#concurrency = concurrency;
   }
 
-  /** A job started after waiting `waitMs`; returns the start time to hand back to `settled`. */
-  started(waitMs: number): number {
-    const now = performance.now();
+  /**
+   * A job started at `now` (a performance.now() reading the caller already has: the clock is
+   * read at most once per event, it costs ~50 ns) after waiting `waitMs`.
+   */
+  recordStart(now: number, waitMs: number): void {
     this.#advance(now);
     this.#running++;
     this.#wait.add(waitMs);
+  }
+
+  /** {@link recordStart} reading the clock itself; returns the start time for `settled`. */
+  started(waitMs: number): number {
+    const now = performance.now();
+    this.recordStart(now, waitMs);
     return now;
   }
 
-  /** A job that started at `startedAt` ended with `outcome`. */
-  settled(outcome: Outcome, startedAt: number): void {
-    const now = performance.now();
+  /** A job that started at `startedAt` ended with `outcome` at `now` (default: the clock now). */
+  settled(outcome: Outcome, startedAt: number, now = performance.now()): void {
     this.#advance(now);
     this.#running--;
     this.#run.add(now - startedAt);

@@ -259,7 +259,10 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>> {
     }
     const run = new JobRun<J, R>(job, this.#pulled++, this.#onSettle);
     const workerId = this.#slots.acquire(run);
-    if (this.#opts.stats) run.startedAt = this.#opts.stats.started(0);
+    if (this.#opts.stats) {
+      run.startedAt = performance.now();
+      this.#opts.stats.recordStart(run.startedAt, 0);
+    }
     run.start(this.#worker, workerId, this.#opts.timeout);
   }
 
@@ -272,7 +275,7 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>> {
 
   readonly #onSettle = (run: JobRun<J, R>, error: Error | undefined, value: R | undefined) => {
     this.#slots.release(run.workerId);
-    this.#opts.stats?.settled(outcomeOf(error), run.startedAt);
+    this.#opts.stats?.settled(outcomeOf(error), run.startedAt, performance.now());
     // After `return()` nobody will read results: drop them.
     if (this.#returned) return;
     this.#push(makeResult(run.job, run.index, error, value));
