@@ -1,0 +1,282 @@
+/**
+ * The shared consumer loop on its own, over an in-memory BrokerSource (the broker-specific
+ * behaviour is tested against real brokers in redis*.test.ts, postgres*.test.ts, …). Every wait
+ * is on a latch or an event of the fake source — no sleeps.
+ */
+import { describe, expect, it } from 'vitest';
+import { consume, jsonDecode } from '../../src/brokers/consumer.js';
+import type { BrokerMessage, BrokerSource } from '../../src/brokers/source.js';
+import { MalformedMessageError } from '../../src/errors.js';
+import { deferred, flush } from '../helpers.js';
+
+interface Call {
+  op: string;
+  id: string;
+  delay?: number;
+  error?: string;
+}
+
+/** An in-memory queue that records every call the consumer makes. */
+class MemorySource implements BrokerSource {
+  readonly calls: Call[] = [];
+  readonly asked: number[] = [];
+  readonly queue: BrokerMessage[] = [];
+  heartbeatInterval?: number;
+  heartbeat?: (m: BrokerMessage) => Promise<boolean | void>;
+  fetchError: Error | undefined;
+  /** Set to hold the next fetch until the test resolves it. */
+  gate: Promise<void> | undefined;
+  #waiter: (() => void) | undefined;
+  closed = false;
+
+  push(...bodies: (string | { id: string; body: string; deliveryCount: number })[]): void {
+    for (const b of bodies) {
+      const m =
+        typeof b === 'string'
+          ? {
+              id: `m${this.queue.length + this.calls.length}-${b}`,
+              body: text(b),
+              deliveryCount: 1,
+            }
+          : { ...b, body: text(b.body) };
+      this.queue.push(m);
+    }
+    this.#waiter?.();
+  }
+
+  async fetch(max: number, signal: AbortSignal): Promise<BrokerMessage[]> {
+    this.asked.push(max);
+    if (this.gate) await this.gate;
+    if (this.fetchError) {
+      const e = this.fetchError;
+      this.fetchError = undefined;
+      throw e;
+    }
+    if (this.queue.length === 0 && !signal.aborted) {
+      await new Promise<void>((resolve) => {
+        this.#waiter = resolve;
+        signal.addEventListener('abort', () => resolve(), { once: true });
+      });
+    }
+    return this.queue.splice(0, max);
+  }
+
+  ack = async (m: BrokerMessage) => void this.calls.push({ op: 'ack', id: m.id });
+  release = async (m: BrokerMessage) => void this.calls.push({ op: 'release', id: m.id });
+  retry = async (m: BrokerMessage, delay: number, e: Error) =>
+    void this.calls.push({ op: 'retry', id: m.id, delay, error: e.message });
+  deadLetter = async (m: BrokerMessage, e: Error) =>
+    void this.calls.push({ op: 'deadLetter', id: m.id, error: e.message });
+  close = async () => {
+    this.closed = true;
+  };
+
+  ops(op: string): Call[] {
+    return this.calls.filter((c) => c.op === op);
+  }
+}
+
+const text = (s: string) => new TextEncoder().encode(s);
+
+describe('consume() loop', () => {
+  it('rejects bad options at once, naming the option and value', () => {
+    const s = new MemorySource();
+    expect(() => consume(s, () => {}, { concurrency: 0 })).toThrow(
+      /concurrency must be an integer >= 1, got 0/,
+    );
+    expect(() => consume(s, () => {}, { concurrency: 2, maxDeliveries: 1.5 })).toThrow(RangeError);
+    expect(() => consume(s, () => {}, { concurrency: 2, backoff: { factor: 0.5 } })).toThrow(
+      /backoff.factor/,
+    );
+    expect(() => consume(s, () => {}, { concurrency: 2, maxBodySize: -1 })).toThrow(/maxBodySize/);
+    expect(() => consume(s, 'nope' as never, { concurrency: 2 })).toThrow(TypeError);
+  });
+
+  it('asks the source for at most the free slots; held never exceeds concurrency', async () => {
+    const s = new MemorySource();
+    for (let i = 0; i < 20; i++) s.push(JSON.stringify(i));
+    const gates = Array.from({ length: 20 }, () => deferred<void>());
+    let n = 0;
+    const c = consume(s, () => gates[n++]!.promise, { concurrency: 4 });
+    await flush();
+    expect(s.asked).toEqual([4]);
+    expect(c.stats()).toMatchObject({ held: 4, running: 4 });
+    gates[0]!.resolve();
+    await flush();
+    expect(s.asked).toEqual([4, 1]); // one slot freed (after its ack) → asks for exactly one
+    for (const g of gates) g.resolve();
+    while (s.ops('ack').length < 20) await flush();
+    const report = await c.close();
+    expect(report.stats.peakHeld).toBe(4);
+    expect(Math.max(...s.asked)).toBeLessThanOrEqual(4);
+    expect(s.closed).toBe(true);
+  });
+
+  it('retries with the backoff, then dead-letters with the error after maxDeliveries', async () => {
+    const s = new MemorySource();
+    s.push(
+      { id: 'a', body: '1', deliveryCount: 1 },
+      { id: 'b', body: '1', deliveryCount: 2 },
+      { id: 'c', body: '1', deliveryCount: 3 },
+    );
+    const c = consume(
+      s,
+      () => {
+        throw new Error('boom');
+      },
+      { concurrency: 3, maxDeliveries: 3, backoff: { initial: 100, factor: 2, jitter: 0 } },
+    );
+    while (s.calls.length < 3) await flush();
+    await c.close();
+    expect(s.calls.sort((x, y) => x.id.localeCompare(y.id))).toEqual([
+      { op: 'retry', id: 'a', delay: 100, error: 'boom' },
+      { op: 'retry', id: 'b', delay: 200, error: 'boom' },
+      { op: 'deadLetter', id: 'c', error: 'boom' },
+    ]);
+  });
+
+  it('dead-letters malformed messages at once (decode or handler throwing MalformedMessageError)', async () => {
+    const s = new MemorySource();
+    s.push('{bad', '"x"', '"invalid"');
+    const c = consume<string>(
+      s,
+      (p) => {
+        if (p === 'invalid') throw new MalformedMessageError('payload is not valid');
+      },
+      { concurrency: 2, maxDeliveries: 5 },
+    );
+    while (s.calls.length < 3) await flush();
+    const report = await c.close();
+    expect(s.ops('ack')).toHaveLength(1);
+    expect(s.ops('deadLetter').map((x) => x.error)).toEqual([
+      expect.stringMatching(/^message body is not JSON/),
+      'payload is not valid',
+    ]);
+    expect(report.stats).toMatchObject({ malformed: 2, deadLettered: 2, retried: 0 });
+  });
+
+  it('drain: running handlers finish and are acked; messages fetched after the drain began are released and counted', async () => {
+    const s = new MemorySource();
+    s.push('1', '2');
+    const gate = deferred<void>();
+    const c = consume(s, () => gate.promise, { concurrency: 4 });
+    await flush();
+    // The next fetch (2 free slots) is in flight when the drain starts, and then returns 2.
+    const fetchHeld = deferred<void>();
+    s.gate = fetchHeld.promise;
+    s.push('3', '4');
+    const drained = c.drain();
+    fetchHeld.resolve();
+    await flush();
+    gate.resolve();
+    const report = await drained;
+    expect(s.ops('ack')).toHaveLength(2);
+    expect(s.ops('release')).toHaveLength(2);
+    expect(report).toMatchObject({ completed: 2, released: 2, canceled: 0 });
+    expect(report.stats.fetched).toBe(4);
+  });
+
+  it('drain({ timeout }): handlers still running at the deadline are canceled (signal aborted) and released', async () => {
+    const s = new MemorySource();
+    s.push('1');
+    const sawAbort = deferred<void>();
+    const c = consume(
+      s,
+      (_p, { signal }) =>
+        new Promise<void>(() => {
+          signal.addEventListener('abort', () => sawAbort.resolve());
+        }),
+      { concurrency: 2 },
+    );
+    await flush();
+    const report = await c.drain({ timeout: 20 });
+    await sawAbort.promise;
+    expect(report).toMatchObject({ completed: 0, canceled: 1, released: 0 });
+    expect(s.ops('release')).toHaveLength(1);
+    expect(s.ops('retry')).toHaveLength(0);
+  });
+
+  it('close() returns promptly while the fetch waits on an empty queue', async () => {
+    const s = new MemorySource();
+    const c = consume(s, () => {}, { concurrency: 2 });
+    await flush();
+    expect(s.asked).toEqual([2]);
+    const report = await c.close();
+    expect(report).toMatchObject({ completed: 0, released: 0, canceled: 0 });
+    expect(c.closed).toBe(true);
+    await expect(c.done).resolves.toBe(report);
+  });
+
+  it('a heartbeat answering false (lease lost) aborts the handler; the message is neither acked nor retried', async () => {
+    const s = new MemorySource();
+    s.heartbeatInterval = 5;
+    s.heartbeat = async () => false;
+    s.push('1');
+    const aborted = deferred<unknown>();
+    const c = consume(
+      s,
+      (_p, { signal }) =>
+        new Promise<void>((_, reject) => {
+          signal.addEventListener('abort', () => {
+            aborted.resolve(signal.reason);
+            reject(signal.reason);
+          });
+        }),
+      { concurrency: 1 },
+    );
+    const reason = (await aborted.promise) as Error;
+    expect(String(reason.cause ?? reason)).toMatch(/lease lost for message/);
+    while (c.stats().held > 0) await flush();
+    const report = await c.close();
+    expect(s.calls).toEqual([]);
+    expect(report.stats.leaseLost).toBe(1);
+  });
+
+  it('a failing fetch is reported through onError and retried; the loop goes on', async () => {
+    const s = new MemorySource();
+    s.fetchError = new Error('connection refused');
+    const errors: string[] = [];
+    const done = deferred<void>();
+    s.push('1');
+    const c = consume(s, () => done.resolve(), {
+      concurrency: 1,
+      onError: (e, op) => errors.push(`${op}: ${e.message}`),
+    });
+    await done.promise;
+    await c.close();
+    expect(errors).toEqual(['fetch: connection refused']);
+    expect(s.ops('ack')).toHaveLength(1);
+  });
+
+  it('aborting the signal option drains the consumer', async () => {
+    const s = new MemorySource();
+    const ac = new AbortController();
+    const c = consume(s, () => {}, { concurrency: 1, signal: ac.signal });
+    ac.abort();
+    const report = await c.done;
+    expect(report.stats.fetched).toBe(0);
+    expect(s.closed).toBe(true);
+  });
+
+  it('abort() cancels running handlers and hands their messages back', async () => {
+    const s = new MemorySource();
+    s.push('1', '2');
+    const c = consume(
+      s,
+      (_p, { signal }) => new Promise((r) => signal.addEventListener('abort', r)),
+      {
+        concurrency: 2,
+      },
+    );
+    await flush();
+    const report = await c.abort(new Error('shutdown'));
+    expect(report.canceled).toBe(2);
+    expect(s.ops('release')).toHaveLength(2);
+  });
+
+  it('jsonDecode: JSON in, MalformedMessageError for anything else', () => {
+    expect(jsonDecode(text('{"a":1}'))).toEqual({ a: 1 });
+    expect(() => jsonDecode(new Uint8Array([0xff]))).toThrow(MalformedMessageError);
+    expect(() => jsonDecode(text('nope'))).toThrow(/not JSON/);
+  });
+});
