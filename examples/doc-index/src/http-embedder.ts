@@ -6,9 +6,9 @@
  *
  * @module
  */
+import { Pool } from 'sluice';
 import { type Embedder, type EmbedderIdentity, l2normalize } from './embedder.js';
 import { EmbedError } from './errors.js';
-import { Limiter } from './limiter.js';
 import { backoffDelay, parseRetryAfter, sleep } from './retry.js';
 
 /** Options of {@link HttpEmbedder}. */
@@ -48,7 +48,10 @@ export class HttpEmbedder implements Embedder {
   readonly identity: EmbedderIdentity;
   readonly #url: string;
   readonly #opts: Required<Omit<HttpEmbedderOptions, 'apiKey'>> & { apiKey?: string };
-  readonly #limiter: Limiter;
+  // The request limit across all documents: a sluice Pool whose jobs are batches. Its queue is
+  // unbounded on purpose: what it holds is already bounded by the embed stage's concurrency
+  // times the batches per document, and a bounded one would only make fan-out wait in submit.
+  readonly #requests: Pool<{ input: string[] }, Float32Array[]>;
 
   /** @throws TypeError for a bad URL or empty model; RangeError for a bad number option. */
   constructor(opts: HttpEmbedderOptions) {
@@ -73,7 +76,10 @@ export class HttpEmbedder implements Embedder {
     for (const key of ['retries', 'backoffBase', 'backoffMax'] as const) {
       checkInt(key, this.#opts[key], 0);
     }
-    this.#limiter = new Limiter(this.#opts.concurrency);
+    this.#requests = new Pool((batch, ctx) => this.#request(batch.input, ctx.signal), {
+      concurrency: this.#opts.concurrency,
+      queueSize: Number.POSITIVE_INFINITY,
+    });
     this.identity = { kind: 'http', model: opts.model };
   }
 
@@ -83,7 +89,7 @@ export class HttpEmbedder implements Embedder {
       batches.push(texts.slice(i, i + this.#opts.batchSize));
     }
     const results = await Promise.all(
-      batches.map((batch) => this.#limiter.run(() => this.#request(batch, opts.signal))),
+      batches.map((input) => this.#requests.run({ input }, { signal: opts.signal })),
     );
     return results.flat();
   }

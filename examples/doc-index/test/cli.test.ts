@@ -6,6 +6,7 @@ import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Summary } from '../src/report.js';
 import { BAD_PDFS, BUNDLED_PDFS, EXAMPLE_DIR, GOOD_PDFS, tempDir } from './helpers.js';
+import { startOpenAiServer } from './openai-server.js';
 
 // These tests run the built CLI as users do (node dist/cli.js), so they build it first.
 const CLI = join(EXAMPLE_DIR, 'dist', 'cli.js');
@@ -18,7 +19,7 @@ interface Run {
   stderr: string;
 }
 
-function start(args: string[]): { child: ChildProcess; done: Promise<Run> } {
+function start(args: string[]): { child: ChildProcess; done: Promise<Run>; stderr: () => string } {
   const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
@@ -27,7 +28,7 @@ function start(args: string[]): { child: ChildProcess; done: Promise<Run> } {
   const done = new Promise<Run>((resolve) =>
     child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr })),
   );
-  return { child, done };
+  return { child, done, stderr: () => stderr };
 }
 
 const cli = (args: string[]) => start(args).done;
@@ -159,4 +160,47 @@ describe('sluice-doc-index CLI', () => {
     });
     expect(completeness(db)).toEqual({ docs: 170, incomplete: 0, orphans: 0 });
   }, 90_000);
+
+  it('a second signal aborts the documents in flight: exit 143, nothing half-written', async () => {
+    // Every embeddings request hangs, so documents are provably in flight when the signals come.
+    const server = await startOpenAiServer(() => {});
+    try {
+      const db = join(tmp.dir, 'abort.db');
+      const run = start([
+        'index',
+        BUNDLED_PDFS,
+        '--db',
+        db,
+        '--threads',
+        '1',
+        '--progress',
+        'none',
+        '--json',
+        '--embed-url',
+        server.url,
+        '--embed-model',
+        'm',
+        '--embed-timeout',
+        '60000',
+      ]);
+      await until(() => server.seen.length > 0, 'an embeddings request');
+      run.child.kill('SIGTERM');
+      await until(
+        () => run.stderr().includes('not starting new documents'),
+        'the first signal to register',
+      );
+      // Past the 100 ms window in which a repeat counts as the same signal (by design).
+      await new Promise((r) => setTimeout(r, 150));
+      run.child.kill('SIGTERM');
+      const aborted = await run.done;
+      expect(aborted.code).toBe(143);
+      expect(aborted.stderr).toContain('SIGTERM again: aborting the documents in flight');
+      const summary = JSON.parse(aborted.stdout) as Summary;
+      expect(summary).toMatchObject({ indexed: 0, failed: [], interruptedBy: 'SIGTERM' });
+      expect(summary.canceled).toBeGreaterThan(0);
+      expect(completeness(db)).toEqual({ docs: 0, incomplete: 0, orphans: 0 });
+    } finally {
+      await server.close();
+    }
+  });
 });

@@ -115,10 +115,13 @@ describe('HttpEmbedder', () => {
     expect(server!.seen).toHaveLength(1);
   });
 
-  it("passes the caller's abort through without retrying", async () => {
+  it("settles as sluice's AbortError on the caller's abort, without retrying", async () => {
     const controller = new AbortController();
     const e = await embedderFor(() => controller.abort(new Error('stop now')), { retries: 3 });
-    await expect(e.embed(texts(1), { signal: controller.signal })).rejects.toThrow('stop now');
+    await expect(e.embed(texts(1), { signal: controller.signal })).rejects.toMatchObject({
+      code: 'ERR_ABORTED',
+      cause: new Error('stop now'),
+    });
     expect(server!.seen).toHaveLength(1);
   });
 
