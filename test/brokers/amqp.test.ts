@@ -124,6 +124,29 @@ describe('amqpSource (adapter)', () => {
     expect(await admin.depth(queue)).toMatchObject({ messageCount: 0 });
   });
 
+  it('re-declares its topology when the queue vanishes under it, and goes on consuming', async () => {
+    const { source, queue } = await setup();
+    await admin.publishMany(queue, 1, () => 'first');
+    await source.ack(await fetchOne(source));
+    const before = source.reconnects;
+    // The broker cancels our consumer when its queue is deleted: the source rebuilds everything.
+    await admin.ch.deleteQueue(queue);
+    while (source.reconnects === before) await source.fetch(1, AbortSignal.timeout(50));
+    // publish() needs the rebuilt link (it throws while reconnecting); the queue exists again
+    // once it works, since topology is declared before the link counts as open.
+    for (;;) {
+      const ok = await source.publish('second').then(
+        () => true,
+        () => false,
+      );
+      if (ok) break;
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    const m = await fetchOne(source);
+    expect(Buffer.from(m.body).toString()).toBe('second');
+    await source.ack(m);
+  });
+
   it('fetch returns [] when the signal aborts, close() on an idle queue is fast', async () => {
     const { source } = await setup();
     const ac = new AbortController();
