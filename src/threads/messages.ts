@@ -1,0 +1,144 @@
+/**
+ * The wire protocol between a ThreadPool and its threads, and how errors cross it. Internal.
+ *
+ * Jobs travel in batches (one `postMessage` for several queued jobs) but every result travels
+ * alone, as soon as it exists: a result posted before a thread dies is never lost with it.
+ *
+ * Each thread shares one `Int32Array` cell with the pool, the *cursor*: the sequence number of
+ * the next job the thread may start. The thread claims job `s` with
+ * `compareExchange(cursor, s, s + 1)`; the pool takes back jobs that have not started by moving
+ * the cursor past them. So both sides always agree on which jobs started, without a message.
+ *
+ * @module
+ */
+import type { MessagePort } from 'node:worker_threads';
+import { JobFailedError } from '../errors.js';
+
+/** Pool → thread: run these jobs, in order, with sequence numbers `seq`, `seq + 1`, … */
+export interface RunMessage {
+  t: 'run';
+  seq: number;
+  jobs: unknown[];
+  /** The Pool's job index for each job (the thread's `ctx.index`). */
+  indexes: number[];
+}
+
+/** Pool → thread: abort the signal of job `seq` (if it is running). */
+export interface CancelMessage {
+  t: 'cancel';
+  seq: number;
+  reason: SerializedError;
+}
+
+export type ToThread = RunMessage | CancelMessage;
+
+/** Thread → pool. */
+export type FromThread =
+  | { t: 'ready' }
+  /** The module could not be loaded. `permanent` when retrying cannot help (no function export). */
+  | { t: 'init-failed'; error: SerializedError; permanent: boolean }
+  | { t: 'ok'; seq: number; value: unknown }
+  | { t: 'err'; seq: number; error: SerializedError };
+
+/** What the pool passes to a new thread as `workerData`. */
+export interface ThreadData {
+  /** The worker module, as a `file:` URL. */
+  module: string;
+  /** The thread's slot number (its `ctx.workerId`). */
+  id: number;
+  /** Backing store of the cursor cell (see the module comment). */
+  cursor: SharedArrayBuffer;
+  /** The thread's end of its channel to the pool (jobs in, results out). */
+  port: MessagePort;
+}
+
+/** An error flattened for `postMessage`: an `Error` subclass's identity does not survive it. */
+export interface SerializedError {
+  /** `true` when the thrown value was an Error; otherwise `value` holds the thrown value. */
+  isError: boolean;
+  name: string;
+  message: string;
+  stack: string | undefined;
+  /** Enumerable own properties (`code`, `errno`, …) that survive structured cloning. */
+  props: Record<string, unknown>;
+  cause?: SerializedError;
+  value?: unknown;
+}
+
+const BUILTIN: Record<string, ErrorConstructor> = {
+  Error,
+  TypeError,
+  RangeError,
+  SyntaxError,
+  ReferenceError,
+  EvalError,
+  URIError,
+};
+
+/** Flattens anything thrown. Never throws itself (an unclonable value becomes its string). */
+export function serializeError(thrown: unknown, depth = 0): SerializedError {
+  if (!(thrown instanceof Error)) {
+    return {
+      isError: false,
+      name: 'Error',
+      message: '',
+      stack: undefined,
+      props: {},
+      value: cloneable(thrown),
+    };
+  }
+  const props: Record<string, unknown> = {};
+  for (const key of Object.keys(thrown)) {
+    if (key === 'cause') continue;
+    const value = (thrown as unknown as Record<string, unknown>)[key];
+    if (isPlain(value)) props[key] = value;
+  }
+  // A subclass usually leaves `name` as 'Error'; the constructor's name is the class name.
+  const className = thrown.name !== 'Error' ? thrown.name : (thrown.constructor?.name ?? 'Error');
+  const out: SerializedError = {
+    isError: true,
+    name: className,
+    message: thrown.message,
+    stack: thrown.stack,
+    props,
+  };
+  if (thrown.cause !== undefined && depth < 4) out.cause = serializeError(thrown.cause, depth + 1);
+  return out;
+}
+
+/**
+ * Rebuilds an error on this side: built-in classes are re-created, any other class becomes an
+ * `Error` whose `name` is the original class name. Message, stack and plain props are kept.
+ */
+export function deserializeError(data: SerializedError): Error {
+  if (!data.isError) return new JobFailedError(data.value);
+  const Ctor = BUILTIN[data.name] ?? Error;
+  const error = new Ctor(data.message);
+  if (error.name !== data.name) {
+    Object.defineProperty(error, 'name', { value: data.name, configurable: true, writable: true });
+  }
+  Object.defineProperty(error, 'stack', { value: data.stack, configurable: true, writable: true });
+  Object.assign(error, data.props);
+  if (data.cause) {
+    Object.defineProperty(error, 'cause', {
+      value: deserializeError(data.cause),
+      configurable: true,
+      writable: true,
+    });
+  }
+  return error;
+}
+
+function isPlain(value: unknown): boolean {
+  const type = typeof value;
+  return value === null || type === 'string' || type === 'number' || type === 'boolean';
+}
+
+function cloneable(value: unknown): unknown {
+  try {
+    structuredClone(value);
+    return value;
+  } catch {
+    return String(value);
+  }
+}

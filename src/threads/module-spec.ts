@@ -1,0 +1,94 @@
+/**
+ * Where a thread's code comes from: the user's worker module, sluice's own entry, and — when
+ * either is TypeScript — tsx's loader. Internal.
+ *
+ * Why an eval'd bootstrap: Node 20 cannot run `.ts` and ignores `--import` in a Worker's
+ * `execArgv`, so a thread that must load TypeScript (sluice's own entry when run from source, or a
+ * `.ts` worker module in development) first registers tsx's ESM hooks (`tsx/esm/api`'s
+ * `register()`, which uses `module.register`) and only then imports the entry. Built `.js` on
+ * Node 20 or 24 needs none of this and is loaded directly.
+ *
+ * @module
+ */
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { isAbsolute, resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+
+/** How to start one thread. */
+export interface ThreadSpec {
+  /** The user's module as a `file:` URL (handed to the entry). */
+  module: string;
+  /** sluice's worker entry, as a `file:` URL. */
+  entry: string;
+  /** tsx's `esm/api` as a `file:` URL, when TypeScript must be loaded. */
+  tsx: string | undefined;
+}
+
+const TS_FILE = /\.[cm]?tsx?$/;
+
+/** The bootstrap each thread evaluates (CommonJS: an eval'd Worker script). */
+export const BOOTSTRAP = `
+const { workerData } = require('node:worker_threads');
+(async () => {
+  if (workerData.tsx) {
+    const api = await import(workerData.tsx);
+    (api.register ?? api.default.register)();
+  }
+  await import(workerData.entry);
+})().catch((error) => { process.nextTick(() => { throw error; }); });
+`;
+
+/**
+ * Resolves the module option to a `file:` URL and checks it exists.
+ * @throws TypeError when the option is not a string/URL, is not a file URL, or the file is missing.
+ */
+export function resolveModule(module: unknown): URL {
+  let url: URL;
+  if (module instanceof URL) url = module;
+  else if (typeof module === 'string' && module.startsWith('file:')) url = new URL(module);
+  else if (typeof module === 'string' && module.length > 0) {
+    url = pathToFileURL(isAbsolute(module) ? module : resolve(module));
+  } else {
+    throw new TypeError(
+      `Invalid argument "module": expected a file path or file: URL, got ${String(module)}`,
+    );
+  }
+  if (url.protocol !== 'file:') {
+    throw new TypeError(`Invalid argument "module": expected a file: URL, got ${url.href}`);
+  }
+  if (!existsSync(fileURLToPath(url))) {
+    throw new TypeError(`ThreadPool module not found: ${fileURLToPath(url)}`);
+  }
+  return url;
+}
+
+/**
+ * Builds the start-up recipe for `module`.
+ * @throws TypeError when TypeScript must be loaded and tsx cannot be found.
+ */
+export function threadSpec(module: URL): ThreadSpec {
+  const entry = new URL(
+    import.meta.url.endsWith('.ts') ? './worker-entry.ts' : './worker-entry.js',
+    import.meta.url,
+  );
+  const needsTsx = TS_FILE.test(module.pathname) || TS_FILE.test(entry.pathname);
+  return { module: module.href, entry: entry.href, tsx: needsTsx ? findTsx(module) : undefined };
+}
+
+function findTsx(module: URL): string {
+  // Prefer the user's own tsx (next to their module), then the one next to sluice.
+  for (const base of [fileURLToPath(module), fileURLToPath(import.meta.url)]) {
+    try {
+      // require() resolves the CommonJS build; its ESM twin sits next to it.
+      const cjs = createRequire(base).resolve('tsx/esm/api');
+      const esm = cjs.replace(/\.cjs$/, '.mjs');
+      return pathToFileURL(existsSync(esm) ? esm : cjs).href;
+    } catch {
+      // not installed there; try the next place
+    }
+  }
+  throw new TypeError(
+    `ThreadPool module ${module.href} is TypeScript: install tsx (npm i -D tsx) to load it in development, or pass the built .js file`,
+  );
+}

@@ -1,0 +1,424 @@
+/**
+ * Hands accepted jobs to threads and turns what threads report into settled jobs: batching,
+ * cancellation and timeouts, crashes, replacement with start-up backoff. Internal; the
+ * ThreadPool façade puts a `Pool` in front of it for intake, lifecycle and outcome counts.
+ *
+ * @module
+ */
+import { performance } from 'node:perf_hooks';
+import type { ResourceLimits, TransferListItem } from 'node:worker_threads';
+import { TimeoutError, WorkerCrashedError, WorkerStartupError } from '../errors.js';
+import { outcomeOf, StatsRecorder } from '../stats.js';
+import { Fifo } from './fifo.js';
+import { serializeError } from './messages.js';
+import type { ThreadSpec } from './module-spec.js';
+import { type Sent, Thread, type ThreadEvents } from './thread.js';
+
+/** A batch is sized to about this much measured work (ms), so batching never delays much. */
+const BATCH_BUDGET_MS = 1;
+/** Jobs per message at most. */
+export const MAX_BATCH = 64;
+
+interface Job extends Sent {
+  resolve: (value: unknown) => void;
+  reject: (error: Error) => void;
+  settled: boolean;
+  thread: Thread<Job> | undefined;
+  timer: NodeJS.Timeout | undefined;
+  acceptedAt: number;
+  /** performance.now() when first sent to a thread; 0 before. */
+  startedAt: number;
+}
+
+export interface SchedulerOptions {
+  threads: number;
+  timeout: number | undefined;
+  abortGrace: number;
+  maxStartupFailures: number;
+  resourceLimits: ResourceLimits | undefined;
+  /** Called once when the pool gives up on starting threads. */
+  onFail: (error: WorkerStartupError) => void;
+}
+
+export class Scheduler implements ThreadEvents<Job> {
+  readonly #spec: ThreadSpec;
+  readonly #opts: SchedulerOptions;
+  readonly #slots: (Thread<Job> | undefined)[] = [];
+  readonly #retired = new Set<Thread<Job>>();
+  /** Jobs waiting for a thread; jobs taken back from a thread go back in front. */
+  readonly #fifo = new Fifo<Job>();
+  readonly #graceTimers = new Map<Thread<Job>, NodeJS.Timeout>();
+  readonly #timing: StatsRecorder;
+  #target: number;
+  #startupFailures = 0;
+  #restartTimer: NodeJS.Timeout | undefined;
+  #failed: WorkerStartupError | undefined;
+  #stopped = false;
+  /** Measured time per job (ms), smoothed; undefined until the first result. */
+  #perJobMs: number | undefined;
+  #readyResolve!: () => void;
+  #readyReject!: (error: Error) => void;
+  readonly ready: Promise<void>;
+
+  constructor(spec: ThreadSpec, opts: SchedulerOptions) {
+    this.#spec = spec;
+    this.#opts = opts;
+    this.#target = opts.threads;
+    this.#timing = new StatsRecorder(opts.threads);
+    this.ready = new Promise<void>((resolve, reject) => {
+      this.#readyResolve = resolve;
+      this.#readyReject = reject;
+    });
+    this.ready.catch(() => {}); // observed through jobs too; never an unhandled rejection
+    for (let id = 0; id < this.#target; id++) this.#spawn(id);
+  }
+
+  get failure(): WorkerStartupError | undefined {
+    return this.#failed;
+  }
+
+  /**
+   * Runs one accepted job; the promise settles exactly once. `index` identifies the job for
+   * {@link cancel}; `acceptedAt` (performance.now()) is when the pool accepted it.
+   */
+  run(
+    job: unknown,
+    index: number,
+    acceptedAt: number,
+    transfer: readonly TransferListItem[] | undefined,
+  ): Promise<unknown> {
+    if (this.#failed) return Promise.reject(this.#failed);
+    return new Promise((resolve, reject) => {
+      this.#fifo.push({
+        seq: 0,
+        job,
+        index,
+        transfer,
+        resolve,
+        reject,
+        settled: false,
+        thread: undefined,
+        timer: undefined,
+        acceptedAt,
+        startedAt: 0,
+      });
+      this.#scheduleDispatch();
+    });
+  }
+
+  /**
+   * The pool canceled job `index` (its signal aborted): drop it if it waits, stop it if it runs.
+   * A linear search: cancellations are rare, and this keeps per-job bookkeeping at zero.
+   */
+  cancel(index: number, error: Error): void {
+    const job = this.#find((candidate) => candidate.index === index);
+    if (job) this.#cancel(job, error, false);
+  }
+
+  /** Cancels every job this scheduler holds (pool abort, drain deadline). */
+  cancelAll(error: Error): void {
+    for (let job = this.#find(() => true); job; job = this.#find(() => true)) {
+      this.#cancel(job, error, false);
+    }
+  }
+
+  /** Jobs accepted and not started in a thread. */
+  get waiting(): number {
+    let unstarted = 0;
+    for (const thread of this.#slots) unstarted += thread?.unstarted ?? 0;
+    return this.#fifo.length + unstarted;
+  }
+
+  /** Changes the thread count: new threads start now, surplus ones leave once idle. */
+  resize(threads: number): void {
+    this.#target = threads;
+    this.#timing.setConcurrency(threads);
+    for (let id = 0; id < threads; id++) if (!this.#slots[id]) this.#spawn(id);
+    for (let id = threads; id < this.#slots.length; id++) {
+      const thread = this.#slots[id];
+      if (thread) this.#retire(thread);
+      this.#slots[id] = undefined;
+    }
+    this.#slots.length = Math.min(this.#slots.length, threads);
+    this.#scheduleDispatch();
+  }
+
+  /** Terminates every thread. Call once no job is pending. */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    clearTimeout(this.#restartTimer);
+    for (const timer of this.#graceTimers.values()) clearTimeout(timer);
+    const threads = [...this.#slots, ...this.#retired].filter((t): t is Thread<Job> => !!t);
+    this.#slots.length = 0;
+    await Promise.all(threads.map((thread) => thread.terminate()));
+  }
+
+  timings(): { running: number; stats: ReturnType<StatsRecorder['snapshot']> } {
+    let running = 0;
+    for (const thread of this.#slots) if (thread?.running()) running++;
+    return { running, stats: this.#timing.snapshot(this.#target, running, this.waiting) };
+  }
+
+  threadStats(): { id: number; utilization: number; completed: number }[] {
+    return this.#slots.flatMap((thread) =>
+      thread
+        ? [{ id: thread.id, utilization: thread.utilization(), completed: thread.completed }]
+        : [],
+    );
+  }
+
+  // ---- ThreadEvents ----
+
+  onReady(thread: Thread<Job>): void {
+    this.#startupFailures = 0;
+    this.#readyResolve();
+    if (this.#stopped || thread.retiring) void thread.terminate();
+    this.#scheduleDispatch();
+  }
+
+  onStartFailed(thread: Thread<Job>, error: Error, permanent: boolean): void {
+    if (this.#slots[thread.id] === thread) this.#slots[thread.id] = undefined;
+    if (this.#stopped || this.#failed) return;
+    this.#startupFailures++;
+    if (permanent || this.#startupFailures >= this.#opts.maxStartupFailures) {
+      this.#fail(error, permanent);
+      return;
+    }
+    // Back off before trying again, so a module that cannot load is not loaded in a tight loop.
+    const delay = 50 * 2 ** (this.#startupFailures - 1);
+    clearTimeout(this.#restartTimer);
+    this.#restartTimer = setTimeout(() => this.#refill(), Math.min(delay, 2_000));
+  }
+
+  onResult(thread: Thread<Job>, job: Job, error: Error | undefined, value: unknown): void {
+    this.#clearGrace(thread);
+    this.#measure(thread);
+    if (error) this.#settle(job, error, undefined);
+    else this.#settle(job, undefined, value);
+    if (thread.retiring && !thread.busy) void thread.terminate();
+    this.#scheduleDispatch();
+  }
+
+  onExit(
+    thread: Thread<Job>,
+    exitCode: number,
+    error: Error | undefined,
+    running: Job | undefined,
+  ): void {
+    this.#clearGrace(thread);
+    this.#retired.delete(thread);
+    if (running) {
+      const crash = new WorkerCrashedError(
+        `worker thread ${thread.id} died while running job ${running.index} (exit code ${exitCode}${error ? `: ${error.message}` : ''})`,
+        exitCode,
+        { cause: error },
+      );
+      this.#settle(running, crash, undefined);
+    }
+    this.#requeue(thread.takeBack());
+    const wasSlot = this.#slots[thread.id] === thread;
+    if (wasSlot) this.#slots[thread.id] = undefined;
+    // A thread that died after start-up is replaced at once; start-up failures back off instead.
+    if (
+      wasSlot &&
+      thread.everReady &&
+      !this.#stopped &&
+      !this.#failed &&
+      thread.id < this.#target
+    ) {
+      this.#spawn(thread.id);
+    }
+    this.#scheduleDispatch();
+  }
+
+  // ---- internals ----
+
+  #find(match: (job: Job) => boolean): Job | undefined {
+    const waiting = this.#fifo.find((job) => !job.settled && match(job));
+    if (waiting) return waiting;
+    for (const thread of this.#slots) {
+      const found = thread?.find((job) => !job.settled && match(job));
+      if (found) return found;
+    }
+    return undefined;
+  }
+
+  #spawn(id: number): void {
+    this.#slots[id] = new Thread<Job>(id, this.#spec, this.#opts.resourceLimits, this);
+  }
+
+  #refill(): void {
+    if (this.#stopped || this.#failed) return;
+    for (let id = 0; id < this.#target; id++) if (!this.#slots[id]) this.#spawn(id);
+  }
+
+  #retire(thread: Thread<Job>): void {
+    thread.retiring = true;
+    this.#retired.add(thread);
+    this.#requeue(thread.takeBack());
+    if (!thread.busy) void thread.terminate();
+  }
+
+  #fail(cause: Error, permanent: boolean): void {
+    const message = permanent
+      ? `ThreadPool cannot use its module: ${cause.message}`
+      : `ThreadPool gave up after ${this.#startupFailures} consecutive thread start-up failures: ${cause.message}`;
+    this.#failed = new WorkerStartupError(message, { cause });
+    this.#readyReject(this.#failed);
+    for (let job = this.#fifo.shift(); job; job = this.#fifo.shift()) {
+      this.#settle(job, this.#failed, undefined);
+    }
+    this.#opts.onFail(this.#failed);
+  }
+
+  /**
+   * Dispatch runs once per event-loop turn, after the turn's results settled their jobs and the
+   * pool accepted the next ones: the jobs that arrived meanwhile then leave in one message
+   * instead of one each. The cost is one `setImmediate` of latency.
+   */
+  #scheduleDispatch(): void {
+    if (this.#dispatchPending) return;
+    this.#dispatchPending = true;
+    setImmediate(() => {
+      this.#dispatchPending = false;
+      this.#dispatch();
+    });
+  }
+
+  #dispatchPending = false;
+
+  #dispatch(): void {
+    if (this.#failed) return;
+    if (this.#fifo.length === 0) this.#rebalance();
+    for (const thread of this.#slots) {
+      if (!thread?.ready) continue;
+      const size = this.#batchSize();
+      if (size === 0) return;
+      // Tiny jobs: send the next batch while half of the current one is still to start, so the
+      // thread never waits for a round trip. Anything else: one batch at a time.
+      if (thread.busy && (size === 1 || thread.unstarted > size >> 1)) continue;
+      const batch: Job[] = [];
+      while (batch.length < size) {
+        const job = this.#fifo.shift();
+        if (!job) break;
+        batch.push(job);
+      }
+      this.#start(thread, batch);
+    }
+  }
+
+  /** An idle thread and nothing waiting: take back what a busy thread has not started. */
+  #rebalance(): void {
+    let idle = false;
+    let victim: Thread<Job> | undefined;
+    for (const thread of this.#slots) {
+      if (!thread?.ready) continue;
+      if (!thread.busy) idle = true;
+      else if (thread.unstarted > 1 && thread.unstarted > (victim?.unstarted ?? 1)) victim = thread;
+    }
+    if (idle && victim) this.#requeue(victim.takeBack());
+  }
+
+  #batchSize(): number {
+    const waiting = this.#fifo.length;
+    if (waiting === 0) return 0;
+    if (this.#perJobMs === undefined) return 1;
+    const byTime = Math.floor(BATCH_BUDGET_MS / Math.max(this.#perJobMs, 1e-6));
+    // Share the backlog among threads, so one thread never hoards it.
+    const fair = Math.ceil(waiting / Math.max(1, this.#target));
+    return Math.max(1, Math.min(MAX_BATCH, byTime, fair));
+  }
+
+  #start(thread: Thread<Job>, batch: Job[]): void {
+    const now = performance.now();
+    for (const job of batch) {
+      job.thread = thread;
+      if (job.startedAt === 0) job.startedAt = this.#timing.started(now - job.acceptedAt);
+      if (this.#opts.timeout !== undefined) {
+        const timeout = this.#opts.timeout;
+        job.timer = setTimeout(() => this.#cancel(job, new TimeoutError(timeout), true), timeout);
+      }
+    }
+    thread.send(batch);
+    for (const job of batch) job.transfer = undefined;
+  }
+
+  /**
+   * Time per job: the gaps between a busy thread's results (the first one after an idle spell
+   * includes the message round trip), as a decaying sum over a decaying count — results come in
+   * bursts, so a plain moving average of gaps would swing between 0 and the burst interval.
+   */
+  #measure(thread: Thread<Job>): void {
+    const now = performance.now();
+    this.#gapSum = this.#gapSum * 0.97 + (now - thread.lastEventAt);
+    this.#gapCount = this.#gapCount * 0.97 + 1;
+    thread.lastEventAt = now;
+    this.#perJobMs = this.#gapSum / this.#gapCount;
+  }
+
+  #gapSum = 0;
+  #gapCount = 0;
+
+  #cancel(job: Job, error: Error, isTimeout: boolean): void {
+    if (job.settled) return;
+    const thread = job.thread;
+    if (!thread) {
+      this.#fifo.remove(job);
+      this.#settle(job, error, undefined);
+      return;
+    }
+    if (!thread.hasStarted(job)) {
+      const taken = thread.takeBack();
+      if (isTimeout) {
+        // Not started yet: a timeout counts from the start, so it goes back to wait its turn.
+        this.#requeue(taken);
+      } else {
+        this.#requeue(taken.filter((other) => other !== job));
+        this.#settle(job, error, undefined);
+      }
+      this.#scheduleDispatch();
+      return;
+    }
+    this.#settle(job, error, undefined);
+    thread.cancel(job, serializeError(error));
+    this.#armGrace(thread, job);
+  }
+
+  /** A canceled job still running after the grace period costs its thread. */
+  #armGrace(thread: Thread<Job>, job: Job): void {
+    if (this.#graceTimers.has(thread)) return;
+    const timer = setTimeout(() => {
+      this.#graceTimers.delete(thread);
+      if (thread.running() !== job) return;
+      this.#requeue(thread.takeBack());
+      thread.retiring = true;
+      void thread.terminate(); // `exit` then replaces it
+    }, this.#opts.abortGrace);
+    this.#graceTimers.set(thread, timer);
+  }
+
+  #clearGrace(thread: Thread<Job>): void {
+    const timer = this.#graceTimers.get(thread);
+    if (timer === undefined) return;
+    clearTimeout(timer);
+    this.#graceTimers.delete(thread);
+  }
+
+  #requeue(jobs: Job[]): void {
+    for (const job of jobs) {
+      job.thread = undefined;
+      clearTimeout(job.timer);
+      job.timer = undefined;
+    }
+    this.#fifo.unshiftAll(jobs.filter((job) => !job.settled));
+  }
+
+  #settle(job: Job, error: Error | undefined, value: unknown): void {
+    if (job.settled) return;
+    job.settled = true;
+    clearTimeout(job.timer);
+    if (job.startedAt !== 0) this.#timing.settled(outcomeOf(error), job.startedAt);
+    if (error) job.reject(error);
+    else job.resolve(value);
+  }
+}

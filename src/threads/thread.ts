@@ -1,0 +1,246 @@
+/**
+ * One worker thread as the pool sees it: start-up, the jobs sent to it (in sequence order), the
+ * shared cursor that says which of them started, and its death. Internal.
+ *
+ * @module
+ */
+import { performance } from 'node:perf_hooks';
+import {
+  MessageChannel,
+  type MessagePort,
+  type ResourceLimits,
+  receiveMessageOnPort,
+  type TransferListItem,
+  Worker,
+} from 'node:worker_threads';
+import {
+  deserializeError,
+  type FromThread,
+  type SerializedError,
+  type ThreadData,
+} from './messages.js';
+import { BOOTSTRAP, type ThreadSpec } from './module-spec.js';
+
+/** A job handed to a thread. The scheduler owns the rest of its state. */
+export interface Sent {
+  seq: number;
+  job: unknown;
+  index: number;
+  transfer: readonly TransferListItem[] | undefined;
+}
+
+/** What a thread reports to its owner. */
+export interface ThreadEvents<S extends Sent> {
+  onReady(thread: Thread<S>): void;
+  /** The module failed to load; the thread is ending (or dead). */
+  onStartFailed(thread: Thread<S>, error: Error, permanent: boolean): void;
+  /** A job finished in the thread (`error` undefined = success). */
+  onResult(thread: Thread<S>, sent: S, error: Error | undefined, value: unknown): void;
+  /** The thread is gone. `running` is the job it was running, if any. */
+  onExit(
+    thread: Thread<S>,
+    exitCode: number,
+    error: Error | undefined,
+    running: S | undefined,
+  ): void;
+}
+
+export class Thread<S extends Sent> {
+  readonly id: number;
+  readonly #worker: Worker;
+  readonly #port: MessagePort;
+  readonly #cursor: Int32Array;
+  readonly #events: ThreadEvents<S>;
+  /** Jobs sent and not yet reported, oldest first. */
+  readonly #sent: S[] = [];
+  #state: 'starting' | 'ready' | 'failed' | 'dead' = 'starting';
+  #nextSeq = 0;
+  #error: Error | undefined;
+  #everReady = false;
+  completed = 0;
+  /** performance.now() of the latest result, or of the send that ended an idle spell. */
+  lastEventAt = 0;
+  /** Set when the pool decided to terminate this thread (abort grace, resize, drain). */
+  retiring = false;
+
+  constructor(
+    id: number,
+    spec: ThreadSpec,
+    limits: ResourceLimits | undefined,
+    events: ThreadEvents<S>,
+  ) {
+    this.id = id;
+    this.#events = events;
+    const cursor = new SharedArrayBuffer(4);
+    this.#cursor = new Int32Array(cursor);
+    const { port1, port2 } = new MessageChannel();
+    this.#port = port1;
+    const data: ThreadData & { entry: string; tsx: string | undefined } = {
+      module: spec.module,
+      id,
+      cursor,
+      port: port2,
+      entry: spec.entry,
+      tsx: spec.tsx,
+    };
+    this.#worker = new Worker(BOOTSTRAP, {
+      eval: true,
+      workerData: data,
+      transferList: [port2],
+      ...(limits ? { resourceLimits: limits } : {}),
+    });
+    // One 'message' event, then every message already queued is taken synchronously: cheaper
+    // than an event per result when results arrive faster than the event loop turns.
+    port1.on('message', (message: FromThread) => {
+      this.#onMessage(message);
+      this.#drainPort();
+    });
+    port1.unref();
+    this.#worker.on('error', (error) => {
+      this.#error ??= error;
+    });
+    this.#worker.on('exit', (code) => this.#onExit(code));
+  }
+
+  get ready(): boolean {
+    return this.#state === 'ready' && !this.retiring;
+  }
+
+  /** True once the module loaded in this thread. */
+  get everReady(): boolean {
+    return this.#everReady;
+  }
+
+  /** True while any job sent to it has not been reported. */
+  get busy(): boolean {
+    return this.#sent.length > 0;
+  }
+
+  /** Jobs sent and not started. */
+  get unstarted(): number {
+    return Math.max(0, (this.#nextSeq - Atomics.load(this.#cursor, 0)) | 0);
+  }
+
+  /** The job running now (started, not reported), if any. */
+  running(): S | undefined {
+    const head = this.#sent[0];
+    return head && this.hasStarted(head) ? head : undefined;
+  }
+
+  hasStarted(sent: S): boolean {
+    return ((Atomics.load(this.#cursor, 0) - sent.seq) | 0) > 0;
+  }
+
+  /** Sends jobs as one message, numbering them. */
+  send(batch: S[]): void {
+    const jobs: unknown[] = [];
+    const indexes: number[] = [];
+    const transfer: TransferListItem[] = [];
+    const first = this.#nextSeq;
+    for (const sent of batch) {
+      sent.seq = this.#nextSeq;
+      this.#nextSeq = (this.#nextSeq + 1) | 0;
+      jobs.push(sent.job);
+      indexes.push(sent.index);
+      if (sent.transfer) transfer.push(...sent.transfer);
+      this.#sent.push(sent);
+    }
+    if (this.#sent.length === batch.length) {
+      this.#worker.ref();
+      this.lastEventAt = performance.now();
+    }
+    this.#port.postMessage(
+      { t: 'run', seq: first, jobs, indexes },
+      transfer.length > 0 ? transfer : undefined,
+    );
+  }
+
+  /** Takes back every job that has not started; they will never start here. */
+  takeBack(): S[] {
+    for (;;) {
+      const cursor = Atomics.load(this.#cursor, 0);
+      if (cursor === this.#nextSeq) return [];
+      if (Atomics.compareExchange(this.#cursor, 0, cursor, this.#nextSeq) !== cursor) continue;
+      const from = this.#sent.findIndex((sent) => sent.seq === cursor);
+      return from < 0 ? [] : this.#sent.splice(from);
+    }
+  }
+
+  find(match: (sent: S) => boolean): S | undefined {
+    return this.#sent.find(match);
+  }
+
+  /** Asks the thread to abort the signal of a running job. */
+  cancel(sent: S, reason: SerializedError): void {
+    if (this.#state === 'dead') return;
+    this.#port.postMessage({ t: 'cancel', seq: sent.seq, reason });
+  }
+
+  /** Busy share of the thread's event loop since it started (0..1). */
+  utilization(): number {
+    if (this.#state === 'dead') return 0;
+    return this.#worker.performance.eventLoopUtilization().utilization;
+  }
+
+  terminate(): Promise<number> {
+    this.retiring = true;
+    return this.#worker.terminate();
+  }
+
+  /** Lets the process exit while this thread has no work. */
+  unref(): void {
+    this.#worker.unref();
+  }
+
+  #onMessage(message: FromThread): void {
+    switch (message.t) {
+      case 'ok':
+      case 'err': {
+        const sent = this.#sent[0];
+        // Results arrive in sequence order; anything else was taken back or is stale.
+        if (!sent || sent.seq !== message.seq) return;
+        this.#sent.shift();
+        this.completed++;
+        if (this.#sent.length === 0) this.#worker.unref();
+        if (message.t === 'ok') this.#events.onResult(this, sent, undefined, message.value);
+        else this.#events.onResult(this, sent, deserializeError(message.error), undefined);
+        return;
+      }
+      case 'ready':
+        this.#state = 'ready';
+        this.#everReady = true;
+        this.#worker.unref();
+        this.#events.onReady(this);
+        return;
+      case 'init-failed':
+        this.#state = 'failed';
+        this.#events.onStartFailed(this, deserializeError(message.error), message.permanent);
+        return;
+    }
+  }
+
+  #drainPort(): void {
+    for (
+      let next = receiveMessageOnPort(this.#port);
+      next;
+      next = receiveMessageOnPort(this.#port)
+    ) {
+      this.#onMessage(next.message as FromThread);
+    }
+  }
+
+  #onExit(code: number): void {
+    // Results the thread posted before it died are still queued on our side of the channel.
+    this.#drainPort();
+    this.#port.close();
+    const before = this.#state;
+    const running = this.running();
+    if (running) this.#sent.shift();
+    this.#state = 'dead';
+    if (before === 'starting') {
+      const error = this.#error ?? new Error(`thread exited with code ${code} while starting`);
+      this.#events.onStartFailed(this, error, false);
+    }
+    this.#events.onExit(this, code, this.#error, running);
+  }
+}

@@ -1,0 +1,92 @@
+import type { ResourceLimits, TransferListItem } from 'node:worker_threads';
+import type { JobContext } from '../internal/job-run.js';
+import type { SubmitOptions } from '../pool.js';
+import type { PoolStats } from '../stats.js';
+
+/**
+ * What the worker function receives inside the thread, next to the job.
+ *
+ * @example
+ * ```ts
+ * // worker.ts — the module a ThreadPool loads
+ * import type { ThreadJobContext } from 'sluice';
+ * export default function encode(input: Uint8Array, ctx: ThreadJobContext) {
+ *   if (ctx.signal.aborted) throw ctx.signal.reason;
+ *   const out = compress(input);
+ *   ctx.transfer([out.buffer]); // moves the result instead of copying it
+ *   return out;
+ * }
+ * ```
+ */
+export interface ThreadJobContext extends JobContext {
+  /**
+   * Aborted when the job is canceled or times out. The reason is a copy of the pool-side
+   * `AbortError`/`TimeoutError`. Only seen by a job that yields to the event loop (an `await`);
+   * a job that never yields is stopped by terminating its thread after `abortGrace`.
+   */
+  readonly signal: AbortSignal;
+  /** The job's index in submission order (the pool-side `ctx.index`). */
+  readonly index: number;
+  /** The thread's slot number, 0..threads-1. */
+  readonly workerId: number;
+  /**
+   * Moves these objects (`ArrayBuffer`s, `MessagePort`s, …) to the pool with the result instead
+   * of copying them; they are detached in the thread afterwards.
+   */
+  transfer(list: readonly TransferListItem[]): void;
+}
+
+/** Options of {@link ThreadPool}. */
+export interface ThreadPoolOptions {
+  /** Threads to run, a positive integer. Default `os.availableParallelism()`. */
+  threads?: number;
+  /**
+   * Accepted jobs waiting for a thread. Default `2 * threads`; `Infinity` unbounds it (and
+   * removes backpressure).
+   */
+  queueSize?: number;
+  /** Per-job limit in ms, from the moment the job is handed to its thread. Default: none. */
+  timeout?: number;
+  /** V8 heap limits of each thread; a thread that exceeds them dies (`WorkerCrashedError`). */
+  resourceLimits?: ResourceLimits;
+  /** Aborting it aborts the pool, like {@link ThreadPool.abort}. */
+  signal?: AbortSignal;
+  /**
+   * How long (ms) a canceled or timed-out job may keep running in its thread before the thread is
+   * terminated and replaced. The job itself settles at once. Default 500.
+   */
+  abortGrace?: number;
+  /**
+   * Consecutive thread start-up failures (the module throws on import) after which the pool
+   * gives up with one `WorkerStartupError`. Restarts back off 50 ms, 100 ms, 200 ms, … Default 3.
+   */
+  maxStartupFailures?: number;
+}
+
+/** Options of one ThreadPool submission. */
+export interface ThreadSubmitOptions extends SubmitOptions {
+  /**
+   * Objects inside the job to move to the thread instead of copying (`ArrayBuffer`s,
+   * `MessagePort`s, …). They are detached on this side once the job is sent. The job must be an
+   * object (the list is kept with it until it is sent).
+   */
+  transfer?: readonly TransferListItem[];
+}
+
+/** Per-thread figures in {@link ThreadPoolStats}. */
+export interface ThreadStats {
+  /** The thread's slot number. */
+  id: number;
+  /** Busy share of the thread's event loop since it started (0..1). */
+  utilization: number;
+  /** Jobs this slot's threads have finished (any outcome reported by the thread). */
+  completed: number;
+}
+
+/**
+ * {@link PoolStats} of a ThreadPool: `concurrency` is the thread count, `running` the jobs
+ * running on threads, `queued` every accepted job not yet started; plus per-thread figures.
+ */
+export interface ThreadPoolStats extends PoolStats {
+  threads: ThreadStats[];
+}

@@ -1,0 +1,144 @@
+/**
+ * The code every ThreadPool thread runs: loads the worker module, then runs the jobs it is sent,
+ * one at a time, posting each result as soon as it exists. Internal; started by `thread.ts`.
+ *
+ * @module
+ */
+import { type TransferListItem, workerData } from 'node:worker_threads';
+import {
+  deserializeError,
+  type FromThread,
+  type RunMessage,
+  serializeError,
+  type ThreadData,
+  type ToThread,
+} from './messages.js';
+import type { ThreadJobContext } from './types.js';
+
+type ThreadWorker = (job: unknown, ctx: ThreadJobContext) => unknown;
+
+const data = workerData as ThreadData;
+const port = data.port;
+const cursor = new Int32Array(data.cursor);
+const batches: RunMessage[] = [];
+let draining = false;
+/** The job running now: cancel messages abort its controller. */
+let current: JobCtx | undefined;
+
+function post(message: FromThread, transfer?: readonly TransferListItem[]): void {
+  port.postMessage(message, transfer as TransferListItem[] | undefined);
+}
+
+class JobCtx implements ThreadJobContext {
+  readonly seq: number;
+  readonly index: number;
+  readonly workerId = data.id;
+  transferList: TransferListItem[] | undefined;
+  #controller: AbortController | undefined;
+
+  constructor(seq: number, index: number) {
+    this.seq = seq;
+    this.index = index;
+  }
+
+  get signal(): AbortSignal {
+    this.#controller ??= new AbortController();
+    return this.#controller.signal;
+  }
+
+  transfer(list: readonly TransferListItem[]): void {
+    this.transferList = [...list];
+  }
+
+  abort(reason: Error): void {
+    this.#controller ??= new AbortController();
+    this.#controller.abort(reason);
+  }
+}
+
+async function load(): Promise<ThreadWorker | undefined> {
+  let mod: Record<string, unknown>;
+  try {
+    mod = (await import(data.module)) as Record<string, unknown>;
+  } catch (error) {
+    post({ t: 'init-failed', error: serializeError(error), permanent: false });
+    return undefined;
+  }
+  // A CommonJS module compiled from `export default` arrives as { default: { default: fn } }.
+  let candidate = mod.default;
+  if (typeof candidate !== 'function' && candidate !== null && typeof candidate === 'object') {
+    candidate = (candidate as Record<string, unknown>).default;
+  }
+  if (typeof candidate !== 'function') {
+    const error = new TypeError(
+      `ThreadPool module ${data.module} has no function default export (got ${typeof mod.default})`,
+    );
+    post({ t: 'init-failed', error: serializeError(error), permanent: true });
+    return undefined;
+  }
+  return candidate as ThreadWorker;
+}
+
+function succeed(ctx: JobCtx, value: unknown): void {
+  try {
+    post({ t: 'ok', seq: ctx.seq, value }, ctx.transferList);
+  } catch (error) {
+    // The value could not be cloned (a function, a class instance with private state, …).
+    const wrapped = new TypeError(`job result cannot be sent from the thread: ${String(error)}`, {
+      cause: error,
+    });
+    post({ t: 'err', seq: ctx.seq, error: serializeError(wrapped) });
+  }
+}
+
+function fail(ctx: JobCtx, error: unknown): void {
+  post({ t: 'err', seq: ctx.seq, error: serializeError(error) });
+}
+
+/** Runs one job; returns a promise only when the worker did (sync jobs cost no await). */
+function runOne(worker: ThreadWorker, ctx: JobCtx, job: unknown): Promise<void> | undefined {
+  let out: unknown;
+  try {
+    out = worker(job, ctx);
+  } catch (error) {
+    fail(ctx, error);
+    return undefined;
+  }
+  if (out !== null && typeof (out as { then?: unknown })?.then === 'function') {
+    return (out as Promise<unknown>).then(
+      (value) => succeed(ctx, value),
+      (error: unknown) => fail(ctx, error),
+    );
+  }
+  succeed(ctx, out);
+  return undefined;
+}
+
+async function drain(worker: ThreadWorker): Promise<void> {
+  draining = true;
+  for (let batch = batches.shift(); batch; batch = batches.shift()) {
+    for (let i = 0; i < batch.jobs.length; i++) {
+      const seq = (batch.seq + i) | 0;
+      // The pool moved the cursor past this job: it took the rest of the batch back.
+      if (Atomics.compareExchange(cursor, 0, seq, (seq + 1) | 0) !== seq) break;
+      current = new JobCtx(seq, batch.indexes[i] as number);
+      const pending = runOne(worker, current, batch.jobs[i]);
+      if (pending) await pending;
+      current = undefined;
+    }
+  }
+  draining = false;
+}
+
+const worker = await load();
+if (worker) {
+  port.on('message', (message: ToThread) => {
+    if (message.t === 'run') {
+      batches.push(message);
+      if (!draining) void drain(worker);
+    } else if (current?.seq === message.seq) {
+      current.abort(deserializeError(message.reason));
+    }
+  });
+  post({ t: 'ready' });
+}
