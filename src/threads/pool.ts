@@ -172,20 +172,21 @@ export class ThreadPool<J, R> {
   async drain(opts?: { timeout?: number }): Promise<DrainReport<J>> {
     const timeout = optionalDuration('timeout', opts?.timeout);
     const settledBefore = settledCount(this.#pool);
-    let timer: NodeJS.Timeout | undefined;
-    const deadline = new Promise<DrainReport<J> | undefined>((resolve) => {
-      if (timeout === undefined) return;
-      timer = setTimeout(() => {
-        const error = new AbortError(undefined, `drain timed out after ${timeout} ms`);
-        resolve(this.#cancelEverything(error));
-      }, timeout);
-    });
-    const drained = this.#pool.drain().then(() => undefined);
-    const cut = await Promise.race([drained, deadline]).finally(() => clearTimeout(timer));
+    let cut: Promise<DrainReport<J>> | undefined;
+    const timer =
+      timeout === undefined
+        ? undefined
+        : setTimeout(() => {
+            cut = this.#cancelEverything(
+              new AbortError(undefined, `drain timed out after ${timeout} ms`),
+            );
+          }, timeout);
+    // Pool.drain resolves on its own, or once the deadline's abort settled everything.
+    await this.#pool.drain();
+    clearTimeout(timer);
     await this.#stop();
-    if (!cut)
-      return { completed: settledCount(this.#pool) - settledBefore, canceled: 0, canceledJobs: [] };
-    return { ...cut, completed: settledCount(this.#pool) - settledBefore - cut.canceled };
+    const report = cut ? await cut : { completed: 0, canceled: 0, canceledJobs: [] };
+    return { ...report, completed: settledCount(this.#pool) - settledBefore - report.canceled };
   }
 
   /** Cancels every job now (`AbortError` with `reason` as cause) and terminates the threads. */

@@ -1,0 +1,36 @@
+// Shared fixtures and latches for the ThreadPool tests.
+import { ThreadPool } from '../../src/threads/pool.js';
+import type { ThreadPoolOptions } from '../../src/threads/types.js';
+import type { Job } from '../fixtures/threads/jobs.js';
+
+export const fixture = (name: string): URL =>
+  new URL(`../fixtures/threads/${name}`, import.meta.url);
+
+export const JOBS = fixture('jobs.ts');
+
+/** A pool over the jobs fixture; 1 thread unless told otherwise. */
+export function jobsPool(opts: ThreadPoolOptions = {}): ThreadPool<Job, unknown> {
+  return new ThreadPool<Job, unknown>(JOBS, { threads: 1, ...opts });
+}
+
+/** Latch cells shared with a job (see the jobs fixture). */
+export function latch(): { sab: SharedArrayBuffer; cells: Int32Array } {
+  const sab = new SharedArrayBuffer(12);
+  return { sab, cells: new Int32Array(sab) };
+}
+
+/** Resolves once cell `index` is no longer 0; returns its value. Never busy-waits. */
+export async function cellSet(cells: Int32Array, index: number): Promise<number> {
+  for (;;) {
+    const value = Atomics.load(cells, index);
+    if (value !== 0) return value;
+    const wait = Atomics.waitAsync(cells, index, 0);
+    if (wait.async) await wait.value;
+  }
+}
+
+/** Ends a blocked job of the jobs fixture. */
+export function release(cells: Int32Array): void {
+  Atomics.store(cells, 2, 1);
+  Atomics.notify(cells, 2);
+}

@@ -1,0 +1,49 @@
+import { pathToFileURL } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { WorkerStartupError } from '../../src/errors.js';
+import { ThreadPool } from '../../src/threads/pool.js';
+import { fixture } from './helpers.js';
+
+describe('ThreadPool module loading', () => {
+  it('runs a .ts module given as a URL', async () => {
+    await using pool = new ThreadPool<number, number>(fixture('double.ts'), { threads: 1 });
+    expect(await pool.run(21)).toBe(42);
+  });
+
+  it('runs a module given as an absolute path and as a file: URL string', async () => {
+    const path = fixture('double.js').pathname;
+    await using byPath = new ThreadPool<number, number>(path, { threads: 1 });
+    await using byHref = new ThreadPool<number, number>(pathToFileURL(path).href, { threads: 1 });
+    expect(await byPath.run(2)).toBe(4);
+    expect(await byHref.run(3)).toBe(6);
+  });
+
+  it('throws a TypeError at construction when the module file does not exist', () => {
+    expect(() => new ThreadPool(fixture('missing.ts'))).toThrow(TypeError);
+    expect(() => new ThreadPool(fixture('missing.ts'))).toThrow(/module not found: .*missing\.ts/);
+  });
+
+  it('rejects bad options at construction, naming the option and value', () => {
+    const url = fixture('double.ts');
+    expect(() => new ThreadPool(url, { threads: 0 })).toThrow(/"threads".*got 0/);
+    expect(() => new ThreadPool(url, { queueSize: -1 })).toThrow(RangeError);
+    expect(() => new ThreadPool(url, { timeout: 0 })).toThrow(/"timeout"/);
+    expect(() => new ThreadPool(url, { abortGrace: Number.NaN })).toThrow(/"abortGrace"/);
+    expect(() => new ThreadPool(42 as unknown as string)).toThrow(/"module"/);
+  });
+
+  it('fails a module without a function default export with one clear WorkerStartupError', async () => {
+    const pool = new ThreadPool<number, number>(fixture('no-default.ts'), { threads: 2 });
+    const first = pool.run(1);
+    const second = pool.run(2);
+    const error = await pool.ready.catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(WorkerStartupError);
+    expect((error as WorkerStartupError).code).toBe('ERR_WORKER_STARTUP');
+    expect((error as Error).message).toMatch(/no function default export/);
+    // Every job gets that same error, once; later submits too.
+    await expect(first).rejects.toBe(error);
+    await expect(second).rejects.toBe(error);
+    await expect(pool.run(3)).rejects.toBe(error);
+    await pool.drain();
+  });
+});

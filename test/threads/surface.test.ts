@@ -1,0 +1,159 @@
+import { describe, expect, it } from 'vitest';
+import { PoolClosedError } from '../../src/errors.js';
+import { ThreadPool } from '../../src/threads/pool.js';
+import { cellSet, fixture, jobsPool, latch, release } from './helpers.js';
+
+describe('ThreadPool has the Pool surface', () => {
+  it('submit resolves with a Task whose result is a value; run resolves with the value', async () => {
+    await using pool = new ThreadPool<number, number>(fixture('double.ts'), { threads: 2 });
+    const task = await pool.submit(5);
+    expect(task.job).toBe(5);
+    expect(await task.result).toEqual({ ok: true, job: 5, index: 0, value: 10 });
+    expect(await pool.run(6)).toBe(12);
+  });
+
+  it('bounds the queue: trySubmit returns undefined when threads + queueSize jobs are in', async () => {
+    await using pool = jobsPool({ threads: 1, queueSize: 1 });
+    const { sab, cells } = latch();
+    const running = pool.trySubmit({ kind: 'block', sab });
+    const queued = pool.trySubmit({ kind: 'double', x: 1 });
+    expect(running).toBeDefined();
+    expect(queued).toBeDefined();
+    expect(pool.trySubmit({ kind: 'double', x: 2 })).toBeUndefined();
+    await cellSet(cells, 0);
+    expect(pool.stats()).toMatchObject({ concurrency: 1, running: 1, queued: 1 });
+    // submit waits for room: it resolves only after the blocked job ends.
+    let accepted = false;
+    const waiting = pool.submit({ kind: 'double', x: 3 }).then((task) => {
+      accepted = true;
+      return task;
+    });
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(accepted).toBe(false);
+    release(cells);
+    expect(await (await waiting).result).toMatchObject({ ok: true, value: 6 });
+    expect(await running?.result).toMatchObject({ ok: true, value: 'released' });
+    expect(await queued?.result).toMatchObject({ ok: true, value: 2 });
+  });
+
+  it('close stops intake; drain lets queued and running jobs finish', async () => {
+    const pool = jobsPool({ threads: 1, queueSize: 4 });
+    const { sab, cells } = latch();
+    const blocked = pool.run({ kind: 'block', sab });
+    const queued = pool.run({ kind: 'double', x: 4 });
+    await cellSet(cells, 0);
+    pool.close();
+    await expect(pool.submit({ kind: 'double', x: 1 })).rejects.toBeInstanceOf(PoolClosedError);
+    expect(() => pool.trySubmit({ kind: 'double', x: 1 })).toThrow(PoolClosedError);
+    const drained = pool.drain();
+    release(cells);
+    expect(await drained).toEqual({ completed: 2, canceled: 0, canceledJobs: [] });
+    expect(await blocked).toBe('released');
+    expect(await queued).toBe(8);
+  });
+
+  it('drain with a timeout cancels what is left at the deadline and reports it', async () => {
+    const pool = jobsPool({ threads: 1, queueSize: 4, abortGrace: 10 });
+    const { sab, cells } = latch();
+    const blocked = pool.submit({ kind: 'block', sab });
+    const queued = pool.submit({ kind: 'double', x: 1 });
+    await cellSet(cells, 0);
+    const report = await pool.drain({ timeout: 20 });
+    expect(report.canceled).toBe(2);
+    expect(report.canceledJobs.map((job) => job.kind).sort()).toEqual(['block', 'double']);
+    expect((await (await blocked).result).ok).toBe(false);
+    expect((await (await queued).result).ok).toBe(false);
+  });
+
+  it('abort cancels queued and running jobs at once and terminates the threads', async () => {
+    const pool = jobsPool({ threads: 1, queueSize: 4 });
+    const { sab, cells } = latch();
+    const blocked = await pool.submit({ kind: 'block', sab });
+    const queued = await pool.submit({ kind: 'double', x: 1 });
+    await cellSet(cells, 0);
+    const report = await pool.abort(new Error('shutting down'));
+    expect(report.canceled).toBe(2);
+    for (const task of [blocked, queued]) {
+      const result = await task.result;
+      expect(result.ok).toBe(false);
+      if (!result.ok) {
+        expect(result.error.name).toBe('AbortError');
+        expect((result.error.cause as Error).message).toBe('shutting down');
+      }
+    }
+    expect(pool.stats().threads).toEqual([]);
+  });
+
+  it('aborting the pool signal aborts the pool', async () => {
+    const controller = new AbortController();
+    const pool = jobsPool({ signal: controller.signal });
+    const { sab, cells } = latch();
+    const task = await pool.submit({ kind: 'block', sab });
+    await cellSet(cells, 0);
+    controller.abort('stop');
+    const result = await task.result;
+    expect(result.ok).toBe(false);
+    await expect(pool.run({ kind: 'double', x: 1 })).rejects.toBeInstanceOf(PoolClosedError);
+  });
+
+  it('resize adds threads that take jobs, and removes surplus ones', async () => {
+    await using pool = jobsPool({ threads: 1, queueSize: 8 });
+    const a = latch();
+    const b = latch();
+    const first = pool.run({ kind: 'block', sab: a.sab });
+    await cellSet(a.cells, 0);
+    pool.resize(2);
+    expect(pool.threads).toBe(2);
+    // The second thread runs a job while the first is still blocked.
+    const second = pool.run({ kind: 'block', sab: b.sab });
+    await cellSet(b.cells, 0);
+    expect(pool.stats()).toMatchObject({ concurrency: 2, running: 2 });
+    release(a.cells);
+    release(b.cells);
+    await Promise.all([first, second]);
+    pool.resize(1);
+    expect(pool.stats().threads).toHaveLength(1);
+    expect(await pool.run({ kind: 'double', x: 5 })).toBe(10);
+    expect(() => pool.resize(0)).toThrow(RangeError);
+  });
+
+  it('onIdle resolves once nothing is queued or running', async () => {
+    await using pool = jobsPool({ queueSize: 4 });
+    const { sab, cells } = latch();
+    const done: string[] = [];
+    const task = await pool.submit({ kind: 'block', sab });
+    void task.result.then(() => done.push('job'));
+    await cellSet(cells, 0);
+    const idle = pool.onIdle().then(() => done.push('idle'));
+    release(cells);
+    await idle;
+    expect(done).toEqual(['job', 'idle']);
+  });
+
+  it('stats count outcomes and report per-thread utilization', async () => {
+    await using pool = jobsPool({ threads: 2, queueSize: 8 });
+    await Promise.all([1, 2, 3, 4].map((x) => pool.run({ kind: 'double', x })));
+    await pool.run({ kind: 'throw', message: 'no' }).catch(() => {});
+    const stats = pool.stats();
+    expect(stats).toMatchObject({ concurrency: 2, running: 0, queued: 0, submitted: 5 });
+    expect(stats).toMatchObject({ succeeded: 4, failed: 1, timedOut: 0, canceled: 0, crashed: 0 });
+    expect(stats.threads.map((t) => t.id)).toEqual([0, 1]);
+    for (const thread of stats.threads) {
+      expect(thread.utilization).toBeGreaterThanOrEqual(0);
+      expect(thread.utilization).toBeLessThanOrEqual(1);
+    }
+    expect(stats.threads.reduce((sum, t) => sum + t.completed, 0)).toBe(5);
+    expect(stats.runTime.p50).toBeGreaterThan(0);
+  });
+
+  it('await using drains the pool at the end of the scope', async () => {
+    let pool: ThreadPool<number, number> | undefined;
+    {
+      await using scoped = new ThreadPool<number, number>(fixture('double.ts'), { threads: 1 });
+      pool = scoped;
+      expect(await scoped.run(1)).toBe(2);
+    }
+    await expect(pool.run(1)).rejects.toBeInstanceOf(PoolClosedError);
+    expect(pool.stats().threads).toEqual([]);
+  });
+});
