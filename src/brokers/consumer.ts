@@ -16,7 +16,8 @@
  * @module
  */
 import { MalformedMessageError, toError } from '../errors.js';
-import { Pool, type Task } from '../pool.js';
+import { Pool } from '../pool.js';
+import { ConsumerJob } from './consumer-job.js';
 import {
   type BackoffFunction,
   type BackoffOptions,
@@ -135,12 +136,7 @@ export interface Consumer {
 /** Sentinel thrown by the worker for a job that reached the pool after the drain began. */
 const RELEASED = new Error('released at drain');
 
-interface Job<T, M extends BrokerMessage> {
-  readonly message: M;
-  readonly payload: T;
-  readonly control: AbortController;
-  leaseLost: boolean;
-}
+type Job<T, M extends BrokerMessage> = ConsumerJob<T, M>;
 
 /**
  * Consumes `source` with `handler`, `concurrency` at a time, until drained, closed or aborted.
@@ -297,13 +293,13 @@ class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
       this.#stats.peakHeld = Math.max(this.#stats.peakHeld, this.#stats.held);
       for (const message of batch) {
         if (this.#stopping) this.#settle(message, 'release');
-        else await this.#start(message);
+        else this.#start(message);
       }
     }
   }
 
   /** Decodes and submits one message; malformed ones go to the dead letter without running. */
-  async #start(message: M): Promise<void> {
+  #start(message: M): void {
     let payload: T;
     try {
       if (message.body.byteLength > this.#maxBodySize) {
@@ -321,13 +317,11 @@ class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
       this.#settle(message, 'deadLetter', malformed);
       return;
     }
-    const job: Job<T, M> = { message, payload, control: new AbortController(), leaseLost: false };
-    let task: Task<Job<T, M>, unknown>;
-    try {
-      // Never waits: held <= concurrency, so the pool always has a free slot or queue room.
-      task = await this.#pool.submit(job, { signal: job.control.signal });
-    } catch {
-      // The pool closed under us (abort during submit): the message never started.
+    const job = new ConsumerJob<T, M>(message, payload);
+    // Always accepted while open: held <= concurrency = queueSize, so there is a slot or room.
+    const task = this.#pool.trySubmit(job);
+    if (!task) {
+      // The pool closed under us (abort between fetch and submit): the message never started.
       this.#settle(message, 'release');
       return;
     }
@@ -340,7 +334,8 @@ class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
     if (this.#stopping) throw RELEASED;
     this.#running.add(job);
     try {
-      return await this.#handler(job.payload, { signal: ctx.signal, message: job.message });
+      job.attach(ctx);
+      return await this.#handler(job.payload, job);
     } finally {
       this.#running.delete(job);
     }
@@ -408,10 +403,7 @@ class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
     for (const job of this.#running) {
       this.#source.heartbeat!(job.message).then(
         (stillOurs) => {
-          if (stillOurs === false && !job.leaseLost) {
-            job.leaseLost = true;
-            job.control.abort(new Error(`lease lost for message ${job.message.id}`));
-          }
+          if (stillOurs === false) job.loseLease();
         },
         (error) => this.#fail(error, 'heartbeat', job.message),
       );

@@ -1,0 +1,65 @@
+/**
+ * One message on its way through the consumer, doubling as the handler's context. Its `signal`
+ * is created on first access only: an AbortController plus a listener cost more than a trivial
+ * handler, and most handlers never look at the signal.
+ *
+ * @module
+ */
+import type { BrokerMessage } from './source.js';
+
+/** The pool's per-job context (only `signal` is used). */
+interface PoolContext {
+  readonly signal: AbortSignal;
+}
+
+/** A decoded message submitted to the pool; also the `HandlerContext` the handler receives. */
+export class ConsumerJob<T, M extends BrokerMessage> {
+  readonly message: M;
+  /** @internal */
+  readonly payload: T;
+  #pool: PoolContext | undefined;
+  #controller: AbortController | undefined;
+  #leaseLost = false;
+
+  constructor(message: M, payload: T) {
+    this.message = message;
+    this.payload = payload;
+  }
+
+  /**
+   * Aborted when the pool cancels the job (timeout, drain deadline, abort) or the broker says
+   * the message is no longer ours.
+   */
+  get signal(): AbortSignal {
+    if (!this.#controller) {
+      const controller = new AbortController();
+      this.#controller = controller;
+      const outer = this.#pool?.signal;
+      if (this.#leaseLost) controller.abort(leaseLostError(this.message));
+      else if (outer?.aborted) controller.abort(outer.reason);
+      else outer?.addEventListener('abort', () => controller.abort(outer.reason), { once: true });
+    }
+    return this.#controller.signal;
+  }
+
+  /** @internal True once a heartbeat found the message taken by another consumer. */
+  get leaseLost(): boolean {
+    return this.#leaseLost;
+  }
+
+  /** @internal Links the pool's context when the handler starts. */
+  attach(pool: PoolContext): void {
+    this.#pool = pool;
+  }
+
+  /** @internal Marks the lease lost and aborts the handler's signal (if it was ever read). */
+  loseLease(): void {
+    if (this.#leaseLost) return;
+    this.#leaseLost = true;
+    this.#controller?.abort(leaseLostError(this.message));
+  }
+}
+
+function leaseLostError(message: BrokerMessage): Error {
+  return new Error(`lease lost for message ${message.id}: another consumer may be handling it`);
+}
