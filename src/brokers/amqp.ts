@@ -20,7 +20,7 @@
  *
  * @module
  */
-import type { ConsumeMessage } from 'amqplib';
+import type { ConfirmChannel, ConsumeMessage } from 'amqplib';
 import { AmqpLink, type Delivery } from './amqp-link.js';
 import { declareRetryQueue, RETRY_REDECLARE, retryBucket } from './amqp-topology.js';
 import type { BrokerMessage, BrokerSource } from './source.js';
@@ -61,7 +61,7 @@ export const DELIVERIES_HEADER = 'x-sluice-deliveries';
  * @example
  * ```ts
  * const source = await amqpSource({ queue: 'jobs' });
- * await consume(source, async (msg) => handle(JSON.parse(new TextDecoder().decode(msg.body))), { concurrency: 32 });
+ * const consumer = consume(source, async (job) => handle(job), { concurrency: 32 });
  * ```
  */
 export async function amqpSource(opts: AmqpSourceOptions): Promise<AmqpSource> {
@@ -263,4 +263,29 @@ export class AmqpSource implements BrokerSource<AmqpMessage> {
 function oneLine(text: string): string {
   const line = text.replace(/[\r\n]+/g, ' ');
   return line.length > 1024 ? `${line.slice(0, 1024)}…` : line;
+}
+
+/**
+ * Sends `payload` as persistent JSON to `queue` on a confirm channel and waits for the broker's
+ * confirm (rejects if the broker nacks or the channel closes). Declare the queue first (an
+ * {@link amqpSource} does): RabbitMQ silently drops messages sent to a missing queue.
+ *
+ * @example
+ * ```ts
+ * await enqueue(await conn.createConfirmChannel(), 'jobs', { path: 'a.pdf' });
+ * ```
+ */
+export async function enqueue(
+  channel: ConfirmChannel,
+  queue: string,
+  payload: unknown,
+): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    channel.sendToQueue(
+      queue,
+      Buffer.from(JSON.stringify(payload)),
+      { persistent: true, contentType: 'application/json' },
+      (err) => (err ? reject(err) : resolve()),
+    );
+  });
 }

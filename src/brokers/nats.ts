@@ -75,7 +75,7 @@ export interface NatsMessage extends BrokerMessage {
  * @example
  * ```ts
  * const source = await natsSource({ stream: 'JOBS', consumer: 'workers' });
- * await consume(source, async (msg) => handle(JSON.parse(new TextDecoder().decode(msg.body))), { concurrency: 32 });
+ * const consumer = consume(source, async (job) => handle(job), { concurrency: 32 });
  * ```
  */
 export async function natsSource(opts: NatsSourceOptions): Promise<NatsSource> {
@@ -278,4 +278,23 @@ function toMessage(raw: JsMsg): NatsMessage {
     subject: raw.subject,
     raw,
   };
+}
+
+/**
+ * Publishes `payload` as JSON to `subject` and waits for the stream's PubAck (throws the
+ * client's error when no stream captures the subject, or on timeout). The stream must exist:
+ * create a source first (it declares the topology), or declare it yourself.
+ *
+ * @example
+ * ```ts
+ * await enqueue(nc, 'JOBS.work', { path: 'a.pdf' });
+ * ```
+ */
+export async function enqueue(
+  nc: NatsConnection,
+  subject: string,
+  payload: unknown,
+  opts: { timeout?: number } = {},
+): Promise<void> {
+  await jetstream(nc).publish(subject, JSON.stringify(payload), { timeout: opts.timeout ?? 5000 });
 }

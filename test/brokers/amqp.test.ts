@@ -3,7 +3,7 @@
  * retry through a delay queue, dead letter with the error, release, stale tags, close.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type AmqpMessage, type AmqpSource, amqpSource } from '../../src/brokers/amqp.js';
+import { type AmqpMessage, type AmqpSource, amqpSource, enqueue } from '../../src/brokers/amqp.js';
 import { type AmqpAdmin, amqpAdmin, uniqueQueue } from '../fixtures/brokers/amqp-helpers.js';
 
 let admin: AmqpAdmin;
@@ -156,6 +156,14 @@ describe('amqpSource (adapter)', () => {
     expect(await p).toEqual([]);
     await source.close();
     expect(Date.now() - t0).toBeLessThan(1000);
+  });
+
+  it('enqueue sends confirmed JSON that the source fetches', async () => {
+    const { source, queue } = await setup();
+    await enqueue(admin.ch, queue, { path: 'a.pdf' });
+    const m = await fetchOne(source);
+    expect(JSON.parse(Buffer.from(m.body).toString())).toEqual({ path: 'a.pdf' });
+    await source.ack(m);
   });
 
   it('rejects bad options with the option name', async () => {

@@ -3,7 +3,7 @@
  * confirmed ack, nak with delay, dead letter with the error, release, heartbeat, close.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type NatsSource, natsSource } from '../../src/brokers/nats.js';
+import { enqueue, type NatsSource, natsSource } from '../../src/brokers/nats.js';
 import { type NatsAdmin, natsAdmin, uniqueStream } from '../fixtures/brokers/nats-helpers.js';
 
 let admin: NatsAdmin;
@@ -127,6 +127,14 @@ describe('natsSource (adapter)', () => {
     expect(await p).toEqual([]);
     await source.close();
     expect(Date.now() - t0).toBeLessThan(1000);
+  });
+
+  it('enqueue publishes JSON that the source fetches', async () => {
+    const { source, subject } = await setup();
+    await enqueue(admin.nc, subject, { path: 'a.pdf' });
+    const [m] = await source.fetch(1, never);
+    expect(JSON.parse(text(m!.body))).toEqual({ path: 'a.pdf' });
+    await source.ack(m!);
   });
 
   it('rejects bad options with the option name', async () => {
