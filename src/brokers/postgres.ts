@@ -21,6 +21,20 @@ import { PgListener } from './postgres-listen.js';
 import { type QueueSql, queueSql } from './postgres-sql.js';
 import type { BrokerMessage, BrokerSource } from './source.js';
 
+// The shared consumer, so that one subpath import is enough: `import { consume, … } from 'sluice/postgres'`.
+export {
+  type BackoffOptions,
+  type ConsumeOptions,
+  type Consumer,
+  type ConsumerReport,
+  type ConsumerStats,
+  consume,
+  type HandlerContext,
+  jsonDecode,
+  type MessageHandler,
+} from './consumer.js';
+export type { BrokerMessage, BrokerSource } from './source.js';
+
 /** Options of {@link postgresSource}. */
 export interface PostgresSourceOptions {
   /** Connection string, used when `pool` is absent. @default 'postgres://postgres@127.0.0.1:5432/postgres' */

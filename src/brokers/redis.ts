@@ -25,6 +25,20 @@ import { Batcher } from './consumer-batch.js';
 import { CLAIM_IF_OWNED } from './redis-scripts.js';
 import type { BrokerMessage, BrokerSource } from './source.js';
 
+// The shared consumer, so that one subpath import is enough: `import { consume, … } from 'sluice/redis'`.
+export {
+  type BackoffOptions,
+  type ConsumeOptions,
+  type Consumer,
+  type ConsumerReport,
+  type ConsumerStats,
+  consume,
+  type HandlerContext,
+  jsonDecode,
+  type MessageHandler,
+} from './consumer.js';
+export type { BrokerMessage, BrokerSource } from './source.js';
+
 /** Options of {@link redisSource}. */
 export interface RedisSourceOptions {
   /** Connection URL, used when `client` is absent. @default 'redis://127.0.0.1:6379' */
