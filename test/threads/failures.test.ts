@@ -1,0 +1,110 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { JobFailedError, WorkerCrashedError, WorkerStartupError } from '../../src/errors.js';
+import { ThreadPool } from '../../src/threads/pool.js';
+import { fixture, jobsPool } from './helpers.js';
+
+describe('a job that throws fails only that job', () => {
+  it('keeps the class name, message, stack and props; the thread takes the next job', async () => {
+    await using pool = jobsPool();
+    const before = await pool.run({ kind: 'thread-id' });
+    const error = (await pool
+      .run({ kind: 'throw', message: 'bad input' })
+      .catch((e) => e)) as Error;
+    expect(error).toBeInstanceOf(Error);
+    expect(error.name).toBe('CustomError');
+    expect(error.message).toBe('bad input');
+    expect(error.stack).toContain('jobs.ts');
+    expect((error as Error & { code?: string }).code).toBe('E_CUSTOM');
+    expect(await pool.run({ kind: 'thread-id' })).toBe(before);
+    expect(pool.stats()).toMatchObject({ failed: 1, crashed: 0 });
+  });
+
+  it('re-creates built-in error classes and wraps thrown non-Errors', async () => {
+    await using pool = jobsPool();
+    const rejected = await pool.run({ kind: 'reject', message: 'out of range' }).catch((e) => e);
+    expect(rejected).toBeInstanceOf(RangeError);
+    expect(rejected.message).toBe('out of range');
+    const value = await pool.run({ kind: 'throw-value' }).catch((e) => e);
+    expect(value).toBeInstanceOf(JobFailedError);
+    expect(value.cause).toBe('a string, not an Error');
+  });
+});
+
+describe('a thread that dies mid-job', () => {
+  const cases = [
+    { name: 'process.exit(0)', job: { kind: 'exit', code: 0 } as const, exitCode: 0 },
+    { name: 'process.exit(1)', job: { kind: 'exit', code: 1 } as const, exitCode: 1 },
+    {
+      name: 'an uncaught exception in a timer',
+      job: { kind: 'timer-throw' } as const,
+      exitCode: 1,
+    },
+  ];
+  for (const { name, job, exitCode } of cases) {
+    it(`${name}: fails that job with WorkerCrashedError, is replaced, 10 later jobs succeed`, async () => {
+      await using pool = jobsPool({ threads: 1, queueSize: 16 });
+      const before = await pool.run({ kind: 'thread-id' });
+      const crashed = pool.run(job).catch((e: unknown) => e);
+      // Queued behind the crash: these must run on the replacement thread.
+      const later = Array.from({ length: 10 }, (_, x) => pool.run({ kind: 'double', x }));
+      const error = await crashed;
+      expect(error).toBeInstanceOf(WorkerCrashedError);
+      expect((error as WorkerCrashedError).code).toBe('ERR_WORKER_CRASHED');
+      expect((error as WorkerCrashedError).exitCode).toBe(exitCode);
+      expect(await Promise.all(later)).toEqual([0, 2, 4, 6, 8, 10, 12, 14, 16, 18]);
+      expect(await pool.run({ kind: 'thread-id' })).not.toBe(before);
+      expect(pool.stats()).toMatchObject({ crashed: 1, succeeded: 12 });
+    });
+  }
+
+  it('exceeding resourceLimits: WorkerCrashedError, replaced, 10 later jobs succeed', async () => {
+    await using pool = jobsPool({
+      threads: 1,
+      queueSize: 16,
+      resourceLimits: { maxOldGenerationSizeMb: 32, maxYoungGenerationSizeMb: 8 },
+    });
+    const crashed = pool.run({ kind: 'oom' }).catch((e: unknown) => e);
+    const later = Array.from({ length: 10 }, (_, x) => pool.run({ kind: 'double', x }));
+    const error = (await crashed) as WorkerCrashedError;
+    expect(error).toBeInstanceOf(WorkerCrashedError);
+    expect(error.exitCode).toBe(1);
+    expect((error.cause as { code?: string }).code).toBe('ERR_WORKER_OUT_OF_MEMORY');
+    expect(await Promise.all(later)).toHaveLength(10);
+  });
+});
+
+describe('a module that throws on import', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sluice-threads-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('is restarted with backoff, then fails the pool with one error every queued job gets', async () => {
+    const pool = new ThreadPool<number, number>(fixture('import-throws.ts'), {
+      threads: 2,
+      queueSize: 8,
+      maxStartupFailures: 3,
+    });
+    const jobs = [1, 2, 3, 4, 5].map((x) => pool.run(x).catch((e: unknown) => e));
+    const errors = await Promise.all(jobs);
+    const [first] = errors;
+    expect(first).toBeInstanceOf(WorkerStartupError);
+    expect((first as Error).message).toMatch(/3 consecutive thread start-up failures/);
+    expect(((first as Error).cause as Error).message).toBe('this module always fails to load');
+    for (const error of errors) expect(error).toBe(first);
+    await expect(pool.ready).rejects.toBe(first);
+    await expect(pool.run(6)).rejects.toBe(first);
+    expect(pool.stats()).toMatchObject({ crashed: 5, succeeded: 0 });
+    await pool.drain();
+  });
+
+  it('recovers when only the first import fails', async () => {
+    process.env.SLUICE_TEST_MARKER = join(dir, 'marker');
+    await using pool = new ThreadPool<number, number>(fixture('import-throws-once.ts'), {
+      threads: 1,
+    });
+    expect(await pool.run(7)).toBe(49);
+    await pool.ready;
+  });
+});
