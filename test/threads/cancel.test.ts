@@ -1,0 +1,134 @@
+import { describe, expect, it } from 'vitest';
+import { AbortError, TimeoutError } from '../../src/errors.js';
+import { cellSet, jobsPool, latch, release } from './helpers.js';
+
+describe('ThreadPool cancellation', () => {
+  it('aborting a queued job removes it at once; it never runs', async () => {
+    await using pool = jobsPool({ threads: 1, queueSize: 4 });
+    const blocker = latch();
+    const running = pool.run({ kind: 'block', sab: blocker.sab });
+    await cellSet(blocker.cells, 0);
+    const controller = new AbortController();
+    const queued = latch();
+    const task = await pool.submit(
+      { kind: 'block', sab: queued.sab },
+      { signal: controller.signal },
+    );
+    expect(pool.stats().queued).toBe(1);
+    controller.abort('not needed');
+    const result = await task.result;
+    expect(result.ok).toBe(false);
+    if (!result.ok) {
+      expect(result.error).toBeInstanceOf(AbortError);
+      expect(result.error.cause).toBe('not needed');
+    }
+    expect(pool.stats().queued).toBe(0);
+    release(blocker.cells);
+    expect(await running).toBe('released');
+    expect(await pool.run({ kind: 'double', x: 1 })).toBe(2);
+    expect(Atomics.load(queued.cells, 0)).toBe(0); // the canceled job never started
+  });
+
+  it('aborting a running job aborts ctx.signal inside the thread', async () => {
+    await using pool = jobsPool({ threads: 1 });
+    const before = await pool.run({ kind: 'thread-id' });
+    const { sab, cells } = latch();
+    const controller = new AbortController();
+    const task = await pool.submit({ kind: 'wait-abort', sab }, { signal: controller.signal });
+    await cellSet(cells, 0);
+    controller.abort('stop');
+    const result = await task.result;
+    expect(!result.ok && result.error).toBeInstanceOf(AbortError);
+    expect(await cellSet(cells, 1)).toBe(1); // the thread saw its signal abort
+    expect(await pool.run({ kind: 'thread-id' })).toBe(before); // and was kept
+  });
+
+  it('a running job that ignores its signal costs its thread after the grace period', async () => {
+    await using pool = jobsPool({ threads: 1, abortGrace: 20 });
+    const before = await pool.run({ kind: 'thread-id' });
+    const { sab, cells } = latch();
+    const controller = new AbortController();
+    const task = await pool.submit({ kind: 'block', sab }, { signal: controller.signal });
+    await cellSet(cells, 0);
+    controller.abort();
+    expect((await task.result).ok).toBe(false);
+    // The next job runs on a replacement thread: the blocked one was terminated.
+    expect(await pool.run({ kind: 'thread-id' })).not.toBe(before);
+  });
+
+  it('one thread: t1 long, abort t2 (queued) then t1 (running): t3 runs and resolves', async () => {
+    await using pool = jobsPool({ threads: 1, queueSize: 4, abortGrace: 20 });
+    const l1 = latch();
+    const c1 = new AbortController();
+    const c2 = new AbortController();
+    const t1 = await pool.submit({ kind: 'block', sab: l1.sab }, { signal: c1.signal });
+    const t2 = await pool.submit({ kind: 'double', x: 2 }, { signal: c2.signal });
+    const t3 = await pool.submit({ kind: 'double', x: 3 });
+    await cellSet(l1.cells, 0);
+    c2.abort();
+    c1.abort();
+    const [r1, r2, r3] = await Promise.all([t1.result, t2.result, t3.result]);
+    expect(r1.ok).toBe(false);
+    expect(r2.ok).toBe(false);
+    expect(r3).toMatchObject({ ok: true, value: 6 });
+  });
+
+  it('cancel t1 (running) and submit t2 right away: t2 resolves', async () => {
+    await using pool = jobsPool({ threads: 1, abortGrace: 20 });
+    const l1 = latch();
+    const c1 = new AbortController();
+    const t1 = await pool.submit({ kind: 'block', sab: l1.sab }, { signal: c1.signal });
+    await cellSet(l1.cells, 0);
+    c1.abort();
+    const t2 = await pool.submit({ kind: 'double', x: 21 });
+    expect(await t2.result).toMatchObject({ ok: true, value: 42 });
+    expect((await t1.result).ok).toBe(false);
+  });
+
+  it('cancel t1 that stops on its signal: t2 runs on the same thread', async () => {
+    await using pool = jobsPool({ threads: 1 });
+    const before = await pool.run({ kind: 'thread-id' });
+    const l1 = latch();
+    const c1 = new AbortController();
+    const t1 = await pool.submit({ kind: 'wait-abort', sab: l1.sab }, { signal: c1.signal });
+    await cellSet(l1.cells, 0);
+    c1.abort();
+    expect(await pool.run({ kind: 'thread-id' })).toBe(before);
+    expect((await t1.result).ok).toBe(false);
+  });
+});
+
+describe('ThreadPool timeouts', () => {
+  it('a job past its timeout settles as TimeoutError and its signal aborts in the thread', async () => {
+    await using pool = jobsPool({ threads: 1, timeout: 30 });
+    const { sab, cells } = latch();
+    const error = await pool.run({ kind: 'wait-abort', sab }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(TimeoutError);
+    expect((error as TimeoutError).timeout).toBe(30);
+    expect(await cellSet(cells, 1)).toBe(1);
+    expect(pool.stats().timedOut).toBe(1);
+  });
+
+  it('a timed-out job that ignores its signal costs its thread; later jobs are unaffected', async () => {
+    await using pool = jobsPool({ threads: 1, timeout: 30, abortGrace: 20, queueSize: 4 });
+    const before = await pool.run({ kind: 'thread-id' });
+    const { sab } = latch();
+    const timedOut = pool.run({ kind: 'block', sab }).catch((e: unknown) => e);
+    const later = pool.run({ kind: 'thread-id' });
+    expect(await timedOut).toBeInstanceOf(TimeoutError);
+    expect(await later).not.toBe(before);
+  });
+
+  it('counts from the job start, not its submission', async () => {
+    await using pool = jobsPool({ threads: 1, timeout: 200, queueSize: 4 });
+    const { sab, cells } = latch();
+    const first = pool.run({ kind: 'block', sab });
+    const queued = pool.run({ kind: 'double', x: 5 });
+    await cellSet(cells, 0);
+    // The queued job waits longer than the timeout in total, yet does not time out.
+    await new Promise((resolve) => setTimeout(resolve, 120));
+    release(cells);
+    expect(await first).toBe('released');
+    expect(await queued).toBe(10);
+  });
+});
