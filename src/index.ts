@@ -31,3 +31,11 @@ export type { Result } from './result.js';
 export { type RunPoolOptions, runPool } from './run-pool.js';
 export { type ShutdownContext, type ShutdownOptions, shutdownOn } from './shutdown.js';
 export { type Percentiles, type PoolStats, STATS_WINDOW } from './stats.js';
+export {
+  type ThreadJobContext,
+  ThreadPool,
+  type ThreadPoolOptions,
+  type ThreadPoolStats,
+  type ThreadStats,
+  type ThreadSubmitOptions,
+} from './threads/pool.js';

@@ -309,3 +309,11 @@ function settledCount<J, R>(pool: Pool<J, R>): number {
   const s = pool.stats();
   return s.succeeded + s.failed + s.timedOut + s.canceled + s.crashed;
 }
+
+export type {
+  ThreadJobContext,
+  ThreadPoolOptions,
+  ThreadPoolStats,
+  ThreadStats,
+  ThreadSubmitOptions,
+} from './types.js';

@@ -24,10 +24,12 @@ describe('a job that throws fails only that job', () => {
 
   it('re-creates built-in error classes and wraps thrown non-Errors', async () => {
     await using pool = jobsPool();
-    const rejected = await pool.run({ kind: 'reject', message: 'out of range' }).catch((e) => e);
+    const rejected = (await pool
+      .run({ kind: 'reject', message: 'out of range' })
+      .catch((e: unknown) => e)) as Error;
     expect(rejected).toBeInstanceOf(RangeError);
     expect(rejected.message).toBe('out of range');
-    const value = await pool.run({ kind: 'throw-value' }).catch((e) => e);
+    const value = (await pool.run({ kind: 'throw-value' }).catch((e: unknown) => e)) as Error;
     expect(value).toBeInstanceOf(JobFailedError);
     expect(value.cause).toBe('a string, not an Error');
   });

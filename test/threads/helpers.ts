@@ -19,12 +19,19 @@ export function latch(): { sab: SharedArrayBuffer; cells: Int32Array } {
   return { sab, cells: new Int32Array(sab) };
 }
 
+// Atomics.waitAsync is in Node 16+, but in TypeScript's lib only from ES2024.
+const waitAsync = (
+  Atomics as unknown as {
+    waitAsync(cells: Int32Array, index: number, value: number): { async: boolean; value: unknown };
+  }
+).waitAsync;
+
 /** Resolves once cell `index` is no longer 0; returns its value. Never busy-waits. */
 export async function cellSet(cells: Int32Array, index: number): Promise<number> {
   for (;;) {
     const value = Atomics.load(cells, index);
     if (value !== 0) return value;
-    const wait = Atomics.waitAsync(cells, index, 0);
+    const wait = waitAsync(cells, index, 0);
     if (wait.async) await wait.value;
   }
 }
