@@ -1,0 +1,36 @@
+import { describe, expect, it } from 'vitest';
+import { cellSet, jobsPool, latch } from './helpers.js';
+
+describe('ThreadPool transfer', () => {
+  it('moves ArrayBuffers listed in `transfer` to the thread: the sender’s copy is detached', async () => {
+    await using pool = jobsPool();
+    const buf = new ArrayBuffer(1 << 20);
+    const result = pool.run({ kind: 'transfer-in', buf }, { transfer: [buf] });
+    expect(await result).toBe(1 << 20); // the thread got all of it
+    expect(buf.byteLength).toBe(0); // and this side no longer has it
+  });
+
+  it('copies (does not detach) buffers that are not listed', async () => {
+    await using pool = jobsPool();
+    const buf = new ArrayBuffer(1024);
+    expect(await pool.run({ kind: 'transfer-in', buf })).toBe(1024);
+    expect(buf.byteLength).toBe(1024);
+  });
+
+  it('moves buffers the thread lists with ctx.transfer() back with the result', async () => {
+    await using pool = jobsPool();
+    const { sab, cells } = latch();
+    const out = (await pool.run({ kind: 'transfer-out', size: 1 << 20, sab })) as Uint8Array;
+    expect(out.byteLength).toBe(1 << 20);
+    expect(out[0]).toBe(7);
+    expect(await cellSet(cells, 1)).toBe(1); // 1 = the thread's buffer was detached
+  });
+
+  it('rejects `transfer` for a job that is not an object', async () => {
+    await using pool = jobsPool();
+    const buf = new ArrayBuffer(8);
+    const submit = (pool.submit as (job: unknown, opts: unknown) => Promise<unknown>).bind(pool);
+    await expect(submit(42, { transfer: [buf] })).rejects.toThrow(/"transfer".*must be an object/);
+    expect(buf.byteLength).toBe(8);
+  });
+});
