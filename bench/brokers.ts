@@ -1,0 +1,284 @@
+// Broker consumers: messages/s consumed and acked with a trivial handler, concurrency 64, per
+// broker, each run in its own child process (peak RSS read from /proc); and BullMQ's Worker on
+// the same Redis at the same concurrency. Backlogs of two sizes show whether RSS stays flat.
+//   npx tsx bench/brokers.ts [--quick] [--runs=3] [--sizes=10000,100000] [--only=sluice-redis,bullmq]
+// Adding a broker = adding one entry to `brokers` below (fill in the parent, consume in the child).
+import { fileURLToPath } from 'node:url';
+import {
+  type CaseContext,
+  type Cases,
+  count,
+  ensureBuilt,
+  type IsolatedRun,
+  isMain,
+  markdownTable,
+  median,
+  mib,
+  printHeader,
+  range,
+  ratio,
+  runIsolated,
+} from './lib/index.js';
+
+const REDIS_URL = 'redis://127.0.0.1:6379';
+const PG_URL = 'postgres://postgres@127.0.0.1:5432/test';
+
+/** One contender. `fill`/`drop` run in the parent, `consume` in the isolated child. */
+interface BrokerBench {
+  /** Client packages whose versions go into the header. */
+  packages: string[];
+  /** Puts `n` messages into a fresh queue and returns its name. */
+  fill(n: number): Promise<string>;
+  /**
+   * Connects, then consumes and acks the `n` messages of `queue` at `concurrency`. Returns the
+   * ns from the start of consumption (connections already open) to the last ack confirmed.
+   */
+  consume(queue: string, n: number, concurrency: number): Promise<number>;
+  /** Removes the queue. */
+  drop(queue: string): Promise<void>;
+}
+
+const unique = (tag: string) => `bench_${tag}_${process.pid}_${Date.now().toString(36)}`;
+
+/** Resolves when `add()` was called `n` times: the handler side of every contender. */
+function countdown(n: number): { add: () => void; done: Promise<void> } {
+  let left = n;
+  let resolve!: () => void;
+  const done = new Promise<void>((r) => {
+    resolve = r;
+  });
+  return { add: () => void (--left === 0 && resolve()), done };
+}
+
+async function redisClient() {
+  const { createClient } = await import('redis');
+  const client = createClient({ url: REDIS_URL });
+  client.on('error', () => {});
+  await client.connect();
+  return client;
+}
+
+const brokers: Record<string, BrokerBench> = {
+  'sluice-redis': {
+    packages: ['redis'],
+    async fill(n) {
+      const stream = unique('redis');
+      const client = await redisClient();
+      for (let i = 0; i < n; i += 2000) {
+        const batch = client.multi();
+        for (let j = i; j < Math.min(n, i + 2000); j++) {
+          batch.addCommand(['XADD', stream, '*', 'body', JSON.stringify({ i: j })]);
+        }
+        await batch.exec();
+      }
+      await client.sendCommand(['XGROUP', 'CREATE', stream, 'bench', '0']);
+      await client.close();
+      return stream;
+    },
+    async consume(stream, n, concurrency) {
+      const { consume, redisSource } = await import('../dist/brokers/redis.js');
+      const handled = countdown(n);
+      const source = await redisSource({ url: REDIS_URL, stream, group: 'bench' });
+      const start = process.hrtime.bigint();
+      const consumer = consume(source, handled.add, { concurrency });
+      await handled.done;
+      const report = await consumer.close(); // returns once every ack is confirmed
+      const elapsed = Number(process.hrtime.bigint() - start);
+      if (report.stats.acked !== n) throw new Error(`acked ${report.stats.acked} of ${n}`);
+      return elapsed;
+    },
+    async drop(stream) {
+      const client = await redisClient();
+      await client.del(stream);
+      await client.close();
+    },
+  },
+
+  'sluice-postgres': {
+    packages: ['pg'],
+    async fill(n) {
+      const table = unique('pg');
+      const pg = (await import('pg')).default;
+      const { enqueue, migrate } = await import('../dist/brokers/postgres.js');
+      const pool = new pg.Pool({ connectionString: PG_URL });
+      await migrate(pool, table);
+      for (let i = 0; i < n; i += 5000) {
+        const items = Array.from({ length: Math.min(5000, n - i) }, (_, j) => ({ i: i + j }));
+        await enqueue(pool, table, items);
+      }
+      await pool.query(`VACUUM ANALYZE "${table}"`);
+      await pool.end();
+      return table;
+    },
+    async consume(table, n, concurrency) {
+      const { consume, postgresSource } = await import('../dist/brokers/postgres.js');
+      const handled = countdown(n);
+      const source = await postgresSource({ connectionString: PG_URL, table, migrate: false });
+      const start = process.hrtime.bigint();
+      const consumer = consume(source, handled.add, { concurrency });
+      await handled.done;
+      const report = await consumer.close();
+      const elapsed = Number(process.hrtime.bigint() - start);
+      if (report.stats.acked !== n) throw new Error(`acked ${report.stats.acked} of ${n}`);
+      return elapsed;
+    },
+    async drop(table) {
+      const pg = (await import('pg')).default;
+      const client = new pg.Client({ connectionString: PG_URL });
+      await client.connect();
+      await client.query(
+        `DROP TABLE IF EXISTS "${table}", "${table}_dead"; DROP FUNCTION IF EXISTS "${table}_notify"()`,
+      );
+      await client.end();
+    },
+  },
+
+  bullmq: {
+    packages: ['bullmq'],
+    async fill(n) {
+      const name = unique('bullmq');
+      const { Queue } = await import('bullmq');
+      const queue = new Queue(name, { connection: { host: '127.0.0.1', port: 6379 } });
+      for (let i = 0; i < n; i += 2000) {
+        const jobs = Array.from({ length: Math.min(2000, n - i) }, (_, j) => ({
+          name: 'j',
+          data: { i: i + j },
+        }));
+        await queue.addBulk(jobs);
+      }
+      await queue.close();
+      return name;
+    },
+    async consume(name, n, concurrency) {
+      const { Worker } = await import('bullmq');
+      const handled = countdown(n);
+      // removeOnComplete: BullMQ's fastest setting (no completed-set bookkeeping kept per job).
+      const worker = new Worker(name, async () => {}, {
+        connection: { host: '127.0.0.1', port: 6379, maxRetriesPerRequest: null },
+        concurrency,
+        removeOnComplete: { count: 0 },
+        autorun: false,
+      });
+      worker.on('completed', handled.add); // emitted after the job is moved to completed (acked)
+      await worker.waitUntilReady();
+      const start = process.hrtime.bigint();
+      void worker.run();
+      await handled.done;
+      const elapsed = Number(process.hrtime.bigint() - start);
+      await worker.close();
+      return elapsed;
+    },
+    async drop(name) {
+      const { Queue } = await import('bullmq');
+      const queue = new Queue(name, { connection: { host: '127.0.0.1', port: 6379 } });
+      await queue.obliterate({ force: true });
+      await queue.close();
+    },
+  },
+};
+
+interface CaseParams {
+  queue: string;
+  n: number;
+  concurrency: number;
+}
+
+interface CaseValue {
+  elapsedNs: number;
+}
+
+function asCase(bench: BrokerBench) {
+  return async ({ queue, n, concurrency }: CaseParams, ctx: CaseContext): Promise<CaseValue> => {
+    await ctx.mark('start');
+    return { elapsedNs: await bench.consume(queue, n, concurrency) };
+  };
+}
+
+export const cases: Cases = Object.fromEntries(
+  Object.entries(brokers).map(([name, bench]) => [name, asCase(bench)]),
+);
+
+interface Options {
+  sizes: number[];
+  runs: number;
+  only: string[];
+  concurrency: number;
+}
+
+function parseArgs(argv: string[]): Options {
+  const value = (flag: string) => argv.find((arg) => arg.startsWith(`--${flag}=`))?.split('=')[1];
+  const quick = argv.includes('--quick');
+  return {
+    sizes: (value('sizes') ?? (quick ? '10000' : '10000,100000')).split(',').map(Number),
+    runs: Number(value('runs') ?? (quick ? 1 : 3)),
+    only: value('only')?.split(',') ?? [],
+    concurrency: Number(value('concurrency') ?? 64),
+  };
+}
+
+type Measured = { name: string; runs: IsolatedRun<CaseValue>[] };
+
+async function measure(n: number, names: string[], opts: Options): Promise<Measured[]> {
+  const measured = names.map((name) => ({ name, runs: [] as IsolatedRun<CaseValue>[] }));
+  for (let rep = 0; rep < opts.runs; rep++) {
+    // Contenders take turns within each repetition, so a noisy minute hits all of them alike.
+    for (const entry of measured) {
+      const bench = brokers[entry.name]!;
+      const queue = await bench.fill(n);
+      const run = await runIsolated<CaseValue>(
+        fileURLToPath(import.meta.url),
+        entry.name,
+        { queue, n, concurrency: opts.concurrency } satisfies CaseParams,
+        { timeoutMs: 300_000 },
+      );
+      await bench.drop(queue);
+      if (run.error) console.error(`${entry.name} @ ${n}: ${run.error}`);
+      entry.runs.push(run);
+    }
+  }
+  return measured;
+}
+
+function print(n: number, measured: Measured[], opts: Options): void {
+  const rows = measured.map(({ name, runs }) => {
+    const ok = runs.filter((run) => run.value);
+    const rates = ok.map((run) => n / (run.value!.elapsedNs / 1e9));
+    return {
+      name,
+      rate: rates.length ? median(rates) : Number.NaN,
+      spread: rates.length ? range(rates) : { min: Number.NaN, max: Number.NaN },
+      peak: ok.length ? median(ok.map((run) => run.peakRssBytes)) : Number.NaN,
+    };
+  });
+  const bull = rows.find((row) => row.name === 'bullmq');
+  console.log(
+    `\n### ${count(n)} messages, concurrency ${opts.concurrency} (${opts.runs} runs each)\n`,
+  );
+  console.log(
+    markdownTable(
+      ['consumer', 'msgs/s median', 'slowest', 'fastest', 'vs BullMQ', 'peak RSS'],
+      rows.map((row) => [
+        row.name,
+        count(Math.round(row.rate)),
+        count(Math.round(row.spread.min)),
+        count(Math.round(row.spread.max)),
+        bull ? ratio(row.rate, bull.rate) : '-',
+        mib(row.peak),
+      ]),
+    ),
+  );
+}
+
+async function main(): Promise<void> {
+  const opts = parseArgs(process.argv.slice(2));
+  ensureBuilt();
+  const names = Object.keys(brokers).filter(
+    (name) => !opts.only.length || opts.only.includes(name),
+  );
+  printHeader('Broker consumers: trivial handler, messages consumed and acked per second', [
+    ...new Set(names.flatMap((name) => brokers[name]!.packages)),
+  ]);
+  for (const n of opts.sizes) print(n, await measure(n, names, opts), opts);
+}
+
+if (isMain(import.meta.url)) await main();
