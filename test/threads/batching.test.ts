@@ -1,0 +1,79 @@
+// Under a deep backlog several jobs travel in one message; these tests pin that no job is lost,
+// run twice or misattributed when batches meet crashes, cancellations and resizes.
+import { describe, expect, it } from 'vitest';
+import { AbortError, WorkerCrashedError } from '../../src/errors.js';
+import type { Job } from '../fixtures/threads/jobs.js';
+import { jobsPool } from './helpers.js';
+
+function counters(n: number): { sab: SharedArrayBuffer; runs: Int32Array } {
+  const sab = new SharedArrayBuffer(4 * n);
+  return { sab, runs: new Int32Array(sab) };
+}
+
+describe('ThreadPool batching', () => {
+  it('runs every one of many tiny jobs exactly once, with its own result', async () => {
+    await using pool = jobsPool({ threads: 2, queueSize: 512 });
+    const n = 3000;
+    const { sab, runs } = counters(n);
+    const out = await Promise.all(
+      Array.from({ length: n }, (_, i) => pool.run({ kind: 'count', sab, i })),
+    );
+    expect(out).toEqual(Array.from({ length: n }, (_, i) => i));
+    expect(runs.every((count) => count === 1)).toBe(true);
+    expect(pool.stats()).toMatchObject({ succeeded: n, running: 0, queued: 0 });
+  });
+
+  it('a crash inside a batch fails only the crashing job; the rest run once elsewhere', async () => {
+    await using pool = jobsPool({ threads: 2, queueSize: 512 });
+    const n = 2000;
+    const crashAt = 1000;
+    const { sab, runs } = counters(n);
+    const jobs: Job[] = Array.from({ length: n }, (_, i) =>
+      i === crashAt ? { kind: 'exit', code: 3 } : { kind: 'count', sab, i },
+    );
+    const results = await Promise.all(jobs.map((job) => pool.run(job).catch((e: unknown) => e)));
+    const crashes = results.filter((r) => r instanceof WorkerCrashedError) as WorkerCrashedError[];
+    expect(crashes).toHaveLength(1);
+    expect(crashes[0]?.exitCode).toBe(3);
+    expect(results[crashAt]).toBe(crashes[0]);
+    for (let i = 0; i < n; i++) if (i !== crashAt) expect(runs[i]).toBe(1);
+    expect(pool.stats()).toMatchObject({ crashed: 1, succeeded: n - 1 });
+  });
+
+  it('canceling jobs that wait in a batch settles them as canceled and runs the rest once', async () => {
+    await using pool = jobsPool({ threads: 2, queueSize: 512 });
+    const n = 2000;
+    const { sab, runs } = counters(n);
+    const controllers = Array.from({ length: n }, () => new AbortController());
+    const tasks = Array.from({ length: n }, (_, i) =>
+      pool
+        .run({ kind: 'count', sab, i }, { signal: controllers[i]?.signal })
+        .catch((e: unknown) => e),
+    );
+    for (let i = 1; i < n; i += 10) controllers[i]?.abort('skip');
+    const results = await Promise.all(tasks);
+    for (let i = 0; i < n; i++) {
+      if (i % 10 === 1) {
+        expect(results[i]).toBeInstanceOf(AbortError);
+        expect(runs[i]).toBeLessThanOrEqual(1);
+      } else {
+        expect(results[i]).toBe(i);
+        expect(runs[i]).toBe(1);
+      }
+    }
+  });
+
+  it('shrinking while batches are out moves unstarted jobs to the remaining thread', async () => {
+    await using pool = jobsPool({ threads: 2, queueSize: 512 });
+    const n = 2000;
+    const { sab, runs } = counters(n);
+    const all = Promise.all(
+      Array.from({ length: n }, (_, i) => pool.run({ kind: 'count', sab, i })),
+    );
+    await pool.run({ kind: 'double', x: 1 }); // some batches are out by now
+    pool.resize(1);
+    expect(await all).toHaveLength(n);
+    expect(runs.every((count) => count === 1)).toBe(true);
+    expect(pool.stats().threads).toHaveLength(1);
+  });
+});
