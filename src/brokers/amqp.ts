@@ -25,6 +25,20 @@ import { AmqpLink, type Delivery } from './amqp-link.js';
 import { declareRetryQueue, RETRY_REDECLARE, retryBucket } from './amqp-topology.js';
 import type { BrokerMessage, BrokerSource } from './source.js';
 
+// The shared consumer, so that one subpath import is enough: `import { consume, … } from 'sluice/amqp'`.
+export {
+  type BackoffOptions,
+  type ConsumeOptions,
+  type Consumer,
+  type ConsumerReport,
+  type ConsumerStats,
+  consume,
+  type HandlerContext,
+  jsonDecode,
+  type MessageHandler,
+} from './consumer.js';
+export type { BrokerMessage, BrokerSource } from './source.js';
+
 /** Options of {@link amqpSource}. Durations in ms unless noted. */
 export interface AmqpSourceOptions {
   /** Broker URL. @default 'amqp://guest:guest@127.0.0.1:5672' */

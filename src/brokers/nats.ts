@@ -26,6 +26,20 @@ import { NatsPuller } from './nats-puller.js';
 import { declareNatsTopology, toMs } from './nats-topology.js';
 import type { BrokerMessage, BrokerSource } from './source.js';
 
+// The shared consumer, so that one subpath import is enough: `import { consume, … } from 'sluice/nats'`.
+export {
+  type BackoffOptions,
+  type ConsumeOptions,
+  type Consumer,
+  type ConsumerReport,
+  type ConsumerStats,
+  consume,
+  type HandlerContext,
+  jsonDecode,
+  type MessageHandler,
+} from './consumer.js';
+export type { BrokerMessage, BrokerSource } from './source.js';
+
 /** Options of {@link natsSource}. Durations in ms. */
 export interface NatsSourceOptions {
   /** An open connection to use (left open by `close()`). Default: connect to `servers`. */
