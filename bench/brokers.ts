@@ -22,6 +22,8 @@ import {
 
 const REDIS_URL = 'redis://127.0.0.1:6379';
 const PG_URL = 'postgres://postgres@127.0.0.1:5432/test';
+const NATS_URL = '127.0.0.1:4222';
+const AMQP_URL = 'amqp://guest:guest@127.0.0.1:5672';
 
 /** One contender. `fill`/`drop` run in the parent, `consume` in the isolated child. */
 interface BrokerBench {
@@ -130,6 +132,90 @@ const brokers: Record<string, BrokerBench> = {
         `DROP TABLE IF EXISTS "${table}", "${table}_dead"; DROP FUNCTION IF EXISTS "${table}_notify"()`,
       );
       await client.end();
+    },
+  },
+
+  'sluice-nats': {
+    packages: ['@nats-io/jetstream', '@nats-io/transport-node'],
+    async fill(n) {
+      const stream = unique('nats').toUpperCase();
+      const { connect } = await import('@nats-io/transport-node');
+      const { jetstream } = await import('@nats-io/jetstream');
+      const { natsSource } = await import('../dist/brokers/nats.js');
+      await (await natsSource({ stream, consumer: 'bench' })).close(); // declares the topology
+      const nc = await connect({ servers: NATS_URL, noAsyncTraces: true });
+      const js = jetstream(nc);
+      for (let i = 0; i < n; i += 2000) {
+        const acks = [];
+        for (let j = i; j < Math.min(n, i + 2000); j++) {
+          acks.push(js.publish(`${stream}.work`, JSON.stringify({ i: j })));
+        }
+        await Promise.all(acks);
+      }
+      await nc.close();
+      return stream;
+    },
+    async consume(stream, n, concurrency) {
+      const { consume, natsSource } = await import('../dist/brokers/nats.js');
+      const handled = countdown(n);
+      const source = await natsSource({ stream, consumer: 'bench' });
+      const start = process.hrtime.bigint();
+      const consumer = consume(source, handled.add, { concurrency });
+      await handled.done;
+      const report = await consumer.close(); // acks are confirmed by the server (ackAck)
+      const elapsed = Number(process.hrtime.bigint() - start);
+      if (report.stats.acked !== n) throw new Error(`acked ${report.stats.acked} of ${n}`);
+      return elapsed;
+    },
+    async drop(stream) {
+      const { connect } = await import('@nats-io/transport-node');
+      const { jetstreamManager } = await import('@nats-io/jetstream');
+      const nc = await connect({ servers: NATS_URL });
+      const jsm = await jetstreamManager(nc);
+      for (const name of [stream, `${stream}_DEAD`]) await jsm.streams.delete(name).catch(() => {});
+      await nc.close();
+    },
+  },
+
+  'sluice-amqp': {
+    packages: ['amqplib'],
+    async fill(n) {
+      const queue = unique('amqp');
+      const { connect } = await import('amqplib');
+      const { amqpSource } = await import('../dist/brokers/amqp.js');
+      await (await amqpSource({ url: AMQP_URL, queue })).close(); // declares the topology
+      const conn = await connect(AMQP_URL);
+      const ch = await conn.createConfirmChannel();
+      for (let i = 0; i < n; i += 5000) {
+        for (let j = i; j < Math.min(n, i + 5000); j++) {
+          ch.sendToQueue(queue, Buffer.from(JSON.stringify({ i: j })), { persistent: true });
+        }
+        await ch.waitForConfirms();
+      }
+      await conn.close();
+      return queue;
+    },
+    async consume(queue, n, concurrency) {
+      const { amqpSource, consume } = await import('../dist/brokers/amqp.js');
+      const handled = countdown(n);
+      const source = await amqpSource({ url: AMQP_URL, queue });
+      const start = process.hrtime.bigint();
+      const consumer = consume(source, handled.add, { concurrency });
+      await handled.done;
+      // AMQP 0-9-1 acks are not confirmed: close() returns once every ack was written.
+      const report = await consumer.close();
+      const elapsed = Number(process.hrtime.bigint() - start);
+      if (report.stats.acked !== n) throw new Error(`acked ${report.stats.acked} of ${n}`);
+      return elapsed;
+    },
+    async drop(queue) {
+      const { connect } = await import('amqplib');
+      const conn = await connect(AMQP_URL);
+      const ch = await conn.createChannel();
+      await ch.deleteQueue(queue);
+      await ch.deleteQueue(`${queue}.dead`);
+      await ch.deleteExchange(`${queue}.dlx`);
+      await conn.close();
     },
   },
 
