@@ -238,13 +238,15 @@ interface CaseValue {
   elapsedNs: number;
 }
 
-/** Warm up (JIT), collect garbage, mark the baseline RSS, then time one run and check its sum. */
+/** Warm up (JIT), mark the baseline RSS, then time one run and check its sum. */
 function asCase(contender: Contender) {
   return async ({ n, concurrency, warmup }: CaseParams, ctx: CaseContext): Promise<CaseValue> => {
     sluice = await loadSluice();
     // Several rounds: the engines reach their optimised tiers only after ~100k jobs.
     for (let round = 0; round < 3; round++) await contender(warmup, concurrency);
-    (globalThis as { gc?: () => void }).gc?.();
+    // No forced gc() here: a full GC that collects the warm-up's pools also drops sluice's
+    // optimised code (its classes' maps die with their last instance), and the timed run would
+    // measure a re-warm-up instead of the steady state. See BENCHMARKS.md, "Core".
     await ctx.mark('start');
     const { value, elapsedNs } = await timed(() => contender(n, concurrency));
     if (value !== n * (n - 1)) throw new Error(`wrong sum ${value} for ${n} jobs`);
@@ -283,7 +285,7 @@ async function measure(n: number, names: string[], repeats: number): Promise<Mea
         fileURLToPath(import.meta.url),
         entry.name,
         { n, concurrency: 16, warmup: 50_000 } satisfies CaseParams,
-        { nodeArgs: ['--expose-gc'], timeoutMs: 180_000 },
+        { timeoutMs: 180_000 },
       );
       if (run.error) console.error(`${entry.name} @ ${n}: ${run.error}`);
       entry.runs.push(run);

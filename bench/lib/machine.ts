@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
@@ -19,6 +20,18 @@ export function sluiceVersion(): string {
   return (JSON.parse(json) as { version: string }).version;
 }
 
+/** `abc1234` (HEAD), with ` + uncommitted src/` when src/ differs from it. */
+export function sluiceCommit(): string {
+  try {
+    const git = (...args: string[]) =>
+      execFileSync('git', args, { cwd: repoRoot, encoding: 'utf8' }).trim();
+    const dirty = git('status', '--porcelain', '--', 'src') !== '';
+    return `${git('rev-parse', '--short', 'HEAD')}${dirty ? ' + uncommitted src/' : ''}`;
+  } catch {
+    return 'unknown commit';
+  }
+}
+
 /** One line describing where the numbers come from: CPU, cores, memory, OS, Node. */
 export function machineLine(): string {
   const cpus = os.cpus();
@@ -35,7 +48,7 @@ export function versionsLine(names: string[]): string {
 /** Header printed at the top of every suite's output. */
 export function printHeader(title: string, packages: string[] = []): void {
   console.log(`# ${title}`);
-  console.log(`${machineLine()}; sluice ${sluiceVersion()} (dist/)`);
+  console.log(`${machineLine()}; sluice ${sluiceVersion()} (dist/ of ${sluiceCommit()})`);
   if (packages.length) console.log(versionsLine(packages));
   // Other work on a small machine moves the numbers; say how busy it was.
   const load = os

@@ -1,0 +1,367 @@
+// ThreadPool throughput: sluice against piscina, tinypool and workerpool, each contender in its
+// own child process, on three workloads:
+//   tiny      100,000 jobs of x*2, all submitted at once           -> jobs/s, peak RSS
+//   sha256    SHA-256 of a 64 KiB buffer (copied in), 1 and 2 threads -> jobs/s, scaling
+//   transfer  a fresh 1 MiB ArrayBuffer moved in and moved back out, 8 jobs in flight -> jobs/s, peak RSS
+//   npx tsx bench/threads.ts [--runs=3] [--quick] [--only=tiny,sha256] [--contenders=sluice,piscina]
+import { createHash } from 'node:crypto';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { Piscina } from 'piscina';
+import { Tinypool } from 'tinypool';
+import workerpool from 'workerpool';
+import {
+  type CaseContext,
+  type Cases,
+  count,
+  ensureBuilt,
+  type IsolatedRun,
+  isMain,
+  loadSluice,
+  markdownTable,
+  median,
+  mib,
+  printHeader,
+  range,
+  ratio,
+  runIsolated,
+  scratchDir,
+  timed,
+} from './lib/index.js';
+
+type Workload = 'tiny' | 'sha256' | 'transfer';
+type Lib = 'sluice' | 'piscina' | 'tinypool' | 'workerpool';
+
+const workerDir = join(scratchDir, 'threads-workers');
+const KIB64 = 64 * 1024;
+const MIB = 1024 * 1024;
+
+// ---- worker modules (written to the scratch folder; every library gets the same work) ----
+
+const BODIES: Record<Workload, string> = {
+  tiny: 'return job * 2;',
+  sha256: "return createHash('sha256').update(job).digest('hex');",
+  transfer: 'new Uint8Array(job)[0] += 1;\n  return MOVE(job);',
+};
+
+function workerSource(lib: Lib, workload: Workload): string {
+  const move: Record<Lib, string> = {
+    sluice: '',
+    piscina: "import { move } from 'piscina';",
+    tinypool: "import { Tinypool } from 'tinypool';",
+    workerpool: "import workerpool from 'workerpool';",
+  };
+  const moveCall: Record<Lib, string> = {
+    sluice: '(ctx.transfer([job]), job)',
+    piscina: 'move(job)',
+    tinypool: 'Tinypool.move(job)',
+    workerpool: 'new workerpool.Transfer(job, [job])',
+  };
+  const body = BODIES[workload].replace(/MOVE\(job\)/, moveCall[lib]);
+  const head = `import { createHash } from 'node:crypto';\n${move[lib]}\n`;
+  if (lib === 'workerpool') {
+    return `${head}function run(job) {\n  ${body}\n}\nworkerpool.worker({ run });\n`;
+  }
+  return `${head}export default function run(job, ctx) {\n  ${body}\n}\n`;
+}
+
+function workerFile(lib: Lib, workload: Workload): string {
+  return join(workerDir, `${lib}-${workload}.mjs`);
+}
+
+function writeWorkers(): void {
+  mkdirSync(workerDir, { recursive: true });
+  for (const lib of ['sluice', 'piscina', 'tinypool', 'workerpool'] as const) {
+    for (const workload of ['tiny', 'sha256', 'transfer'] as const) {
+      writeFileSync(workerFile(lib, workload), workerSource(lib, workload));
+    }
+  }
+}
+
+// ---- contenders (inside the child) ----
+
+interface Contender {
+  run(job: unknown, transfer?: ArrayBuffer[]): Promise<unknown>;
+  close(): Promise<unknown>;
+}
+
+interface CaseParams {
+  workload: Workload;
+  threads: number;
+  n: number;
+  warmup: number;
+  /** sluice only: the queueSize option ('default' = 2 x threads). */
+  queueSize?: number | 'default';
+}
+
+async function open(lib: Lib, p: CaseParams): Promise<Contender> {
+  const file = workerFile(lib, p.workload);
+  const threads = p.threads;
+  switch (lib) {
+    case 'sluice': {
+      const { ThreadPool } = await loadSluice();
+      const queueSize = p.queueSize === 'default' ? undefined : p.queueSize;
+      const pool = new ThreadPool(pathToFileURL(file), { threads, queueSize });
+      await pool.ready;
+      return {
+        run: (job, transfer) => pool.run(job, transfer ? { transfer } : undefined),
+        close: () => pool.drain(),
+      };
+    }
+    case 'piscina': {
+      const pool = new Piscina({
+        filename: pathToFileURL(file).href,
+        minThreads: threads,
+        maxThreads: threads,
+      });
+      return {
+        run: (job, transfer) => pool.run(job, transfer ? { transferList: transfer } : undefined),
+        close: () => pool.destroy(),
+      };
+    }
+    case 'tinypool': {
+      const pool = new Tinypool({
+        filename: pathToFileURL(file).href,
+        minThreads: threads,
+        maxThreads: threads,
+      });
+      return {
+        run: (job, transfer) => pool.run(job, transfer ? { transferList: transfer } : undefined),
+        close: () => pool.destroy(),
+      };
+    }
+    case 'workerpool': {
+      const pool = workerpool.pool(file, {
+        minWorkers: threads,
+        maxWorkers: threads,
+        workerType: 'thread',
+      });
+      return {
+        run: (job, transfer) =>
+          pool.exec('run', [job], transfer ? { transfer } : undefined) as Promise<unknown>,
+        close: () => pool.terminate(),
+      };
+    }
+  }
+}
+
+const SHA_INPUT = new Uint8Array(KIB64).map((_, i) => (i * 31) & 0xff);
+const SHA_EXPECTED = createHash('sha256').update(SHA_INPUT).digest('hex');
+
+/** Runs one batch of `n` jobs and checks every result, so a dropped or wrong result fails. */
+async function drive(c: Contender, workload: Workload, n: number): Promise<void> {
+  if (workload === 'tiny') {
+    const out = await Promise.all(Array.from({ length: n }, (_, i) => c.run(i)));
+    let sum = 0;
+    for (const value of out) sum += value as number;
+    if (sum !== n * (n - 1)) throw new Error(`tiny: wrong sum ${sum}`);
+  } else if (workload === 'sha256') {
+    const out = await Promise.all(Array.from({ length: n }, () => c.run(SHA_INPUT)));
+    if (out.some((digest) => digest !== SHA_EXPECTED)) throw new Error('sha256: wrong digest');
+  } else {
+    // 8 jobs in flight, each with a fresh 1 MiB buffer: memory then shows the pool's copies.
+    let next = 0;
+    const lane = async () => {
+      while (next < n) {
+        next++;
+        const buf = new ArrayBuffer(MIB);
+        const back = (await c.run(buf, [buf])) as ArrayBuffer;
+        if (buf.byteLength !== 0) throw new Error('transfer: input was copied, not moved');
+        if (back.byteLength !== MIB || new Uint8Array(back)[0] !== 1)
+          throw new Error('transfer: bad result');
+      }
+    };
+    await Promise.all(Array.from({ length: 8 }, lane));
+  }
+}
+
+interface CaseValue {
+  elapsedNs: number;
+}
+
+function asCase(lib: Lib) {
+  return async (p: CaseParams, ctx: CaseContext): Promise<CaseValue> => {
+    const contender = await open(lib, p);
+    for (let round = 0; round < 3; round++) await drive(contender, p.workload, p.warmup);
+    (globalThis as { gc?: () => void }).gc?.();
+    await ctx.mark('start');
+    const { elapsedNs } = await timed(() => drive(contender, p.workload, p.n));
+    await contender.close();
+    return { elapsedNs };
+  };
+}
+
+export const cases: Cases = {
+  sluice: asCase('sluice'),
+  piscina: asCase('piscina'),
+  tinypool: asCase('tinypool'),
+  workerpool: asCase('workerpool'),
+};
+
+// ---- parent ----
+
+interface Entry {
+  label: string;
+  lib: Lib;
+  queueSize?: number | 'default';
+}
+
+const ENTRIES: Entry[] = [
+  { label: 'sluice ThreadPool (queueSize 1024)', lib: 'sluice', queueSize: 1024 },
+  { label: 'sluice ThreadPool (default queueSize)', lib: 'sluice', queueSize: 'default' },
+  { label: 'piscina', lib: 'piscina' },
+  { label: 'tinypool', lib: 'tinypool' },
+  { label: 'workerpool', lib: 'workerpool' },
+];
+
+interface Row {
+  label: string;
+  jobsPerSec: number;
+  best: number;
+  worst: number;
+  peak: number;
+  errors: string[];
+}
+
+async function measure(
+  params: Omit<CaseParams, 'queueSize'>,
+  entries: Entry[],
+  runs: number,
+): Promise<Row[]> {
+  const collected = entries.map((entry) => ({ entry, runs: [] as IsolatedRun<CaseValue>[] }));
+  for (let rep = 0; rep < runs; rep++) {
+    for (const item of collected) {
+      const run = await runIsolated<CaseValue>(
+        fileURLToPath(import.meta.url),
+        item.entry.lib,
+        { ...params, queueSize: item.entry.queueSize } satisfies CaseParams,
+        { nodeArgs: ['--expose-gc'], timeoutMs: 300_000 },
+      );
+      if (run.error) console.error(`${item.entry.label} ${params.workload}: ${run.error}`);
+      item.runs.push(run);
+    }
+  }
+  return collected.map(({ entry, runs: done }) => {
+    const ok = done.filter((run) => run.value);
+    const rates = ok.map((run) => params.n / (run.value!.elapsedNs / 1e9));
+    const spread = rates.length ? range(rates) : { min: Number.NaN, max: Number.NaN };
+    return {
+      label: entry.label,
+      jobsPerSec: rates.length ? median(rates) : Number.NaN,
+      best: spread.max,
+      worst: spread.min,
+      peak: ok.length ? median(ok.map((run) => run.peakRssBytes)) : Number.NaN,
+      errors: done.flatMap((run) => (run.error ? [run.error] : [])),
+    };
+  });
+}
+
+function print(title: string, rows: Row[]): void {
+  const piscina = rows.find((row) => row.label === 'piscina');
+  console.log(`\n### ${title}\n`);
+  console.log(
+    markdownTable(
+      ['contender', 'jobs/s median', 'best', 'worst', 'vs piscina', 'peak RSS'],
+      rows.map((row) => [
+        row.label,
+        count(Math.round(row.jobsPerSec)),
+        count(Math.round(row.best)),
+        count(Math.round(row.worst)),
+        ratio(row.jobsPerSec, piscina?.jobsPerSec ?? Number.NaN),
+        mib(row.peak),
+      ]),
+    ),
+  );
+}
+
+function parseArgs(argv: string[]) {
+  const value = (flag: string) => argv.find((arg) => arg.startsWith(`--${flag}=`))?.split('=')[1];
+  const quick = argv.includes('--quick');
+  return {
+    quick,
+    runs: Number(value('runs') ?? (quick ? 1 : 3)),
+    only: (value('only')?.split(',') ?? ['tiny', 'sha256', 'transfer']) as Workload[],
+    contenders: value('contenders')?.split(',') ?? [],
+  };
+}
+
+async function main(): Promise<void> {
+  const opts = parseArgs(process.argv.slice(2));
+  ensureBuilt();
+  writeWorkers();
+  printHeader('ThreadPool throughput (2 threads unless stated)', [
+    'piscina',
+    'tinypool',
+    'workerpool',
+  ]);
+  const entries = ENTRIES.filter(
+    (entry) =>
+      !opts.contenders.length || opts.contenders.some((name) => entry.label.includes(name)),
+  );
+  const scale = opts.quick ? 0.2 : 1;
+  const goals: string[] = [];
+  const rate = (rows: Row[], label: string) =>
+    rows.find((row) => row.label === label)?.jobsPerSec ?? Number.NaN;
+  const best = 'sluice ThreadPool (queueSize 1024)';
+  if (opts.only.includes('tiny')) {
+    const n = Math.round(100_000 * scale);
+    const rows = await measure(
+      { workload: 'tiny', threads: 2, n, warmup: 20_000 },
+      entries,
+      opts.runs,
+    );
+    print(
+      `(a) ${count(n)} tiny jobs (x*2), all submitted at once, 2 threads (${opts.runs} runs)`,
+      rows,
+    );
+    const r = rate(rows, best) / rate(rows, 'piscina');
+    goals.push(
+      `(a) tiny: sluice ${r.toFixed(2)}x piscina (goal >= 2: ${r >= 2 ? 'met' : 'MISSED'})`,
+    );
+  }
+  if (opts.only.includes('sha256')) {
+    const n = Math.round(20_000 * scale);
+    const perThreads: Record<number, Row[]> = {};
+    for (const threads of [1, 2]) {
+      const rows = await measure(
+        { workload: 'sha256', threads, n, warmup: 2_000 },
+        entries,
+        opts.runs,
+      );
+      perThreads[threads] = rows;
+      print(
+        `(b) SHA-256 of 64 KiB, ${count(n)} jobs, ${threads} thread${threads > 1 ? 's' : ''} (${opts.runs} runs)`,
+        rows,
+      );
+    }
+    const scaling = entries.map((entry) => [
+      entry.label,
+      ratio(rate(perThreads[2] ?? [], entry.label), rate(perThreads[1] ?? [], entry.label)),
+    ]);
+    console.log(`\n${markdownTable(['contender', 'scaling 1 -> 2 threads'], scaling)}`);
+    const r = rate(perThreads[2] ?? [], best) / rate(perThreads[2] ?? [], 'piscina');
+    goals.push(
+      `(b) sha256: sluice ${r.toFixed(2)}x piscina at 2 threads (goal >= 1: ${r >= 1 ? 'met' : 'MISSED'})`,
+    );
+  }
+  if (opts.only.includes('transfer')) {
+    const n = Math.round(5_000 * scale);
+    const rows = await measure(
+      { workload: 'transfer', threads: 2, n, warmup: 500 },
+      entries,
+      opts.runs,
+    );
+    print(
+      `(c) 1 MiB buffers moved in and out, ${count(n)} jobs, 8 in flight, 2 threads (${opts.runs} runs)`,
+      rows,
+    );
+    const r = rate(rows, best) / rate(rows, 'piscina');
+    goals.push(
+      `(c) transfer: sluice ${r.toFixed(2)}x piscina (goal >= 1: ${r >= 1 ? 'met' : 'MISSED'})`,
+    );
+  }
+  console.log(`\n### Goals (medians)\n\n${goals.map((goal) => `- ${goal}`).join('\n')}`);
+}
+
+if (isMain(import.meta.url)) await main();
