@@ -139,8 +139,14 @@ async function open(lib: Lib, p: CaseParams): Promise<Contender> {
       });
       return {
         run: (job, transfer) =>
-          pool.exec('run', [job], transfer ? { transfer } : undefined) as Promise<unknown>,
-        close: () => pool.terminate(),
+          pool.exec(
+            'run',
+            [job],
+            transfer ? { transfer } : undefined,
+          ) as unknown as Promise<unknown>,
+        close: async () => {
+          await pool.terminate();
+        },
       };
     }
   }
