@@ -20,7 +20,6 @@ import { Pool } from '../pool.js';
 import { ConsumerJob } from './consumer-job.js';
 import {
   type BackoffFunction,
-  type BackoffOptions,
   backoffFunction,
   DEFAULT_DRAIN_TIMEOUT,
   DEFAULT_MAX_BODY_SIZE,
@@ -31,107 +30,27 @@ import {
   pause,
   positiveInt,
 } from './consumer-options.js';
+import type {
+  ConsumeOptions,
+  Consumer,
+  ConsumerOperation,
+  ConsumerReport,
+  ConsumerStats,
+  MessageHandler,
+} from './consumer-types.js';
 import type { BrokerMessage, BrokerSource } from './source.js';
 
 export type { BackoffFunction, BackoffOptions, Decoder } from './consumer-options.js';
 export { jsonDecode } from './consumer-options.js';
-
-/** What a handler receives besides the decoded payload. */
-export interface HandlerContext<M extends BrokerMessage = BrokerMessage> {
-  /** Aborted on handler timeout, on the drain deadline, on `abort()` and when the lease is lost. */
-  readonly signal: AbortSignal;
-  /** The raw message: id, body bytes, delivery count (1 = first delivery). */
-  readonly message: M;
-}
-
-/** Handles one decoded message; a throw or rejection means "failed, retry (or dead-letter)". */
-export type MessageHandler<T, M extends BrokerMessage = BrokerMessage> = (
-  payload: T,
-  ctx: HandlerContext<M>,
-) => unknown;
-
-/** Which broker operation an `onError` report is about. */
-export type ConsumerOperation = 'fetch' | 'ack' | 'retry' | 'deadLetter' | 'release' | 'heartbeat';
-
-/** Options of {@link consume}. */
-export interface ConsumeOptions<T, M extends BrokerMessage = BrokerMessage> {
-  /** Handlers running at once; also the most messages fetched ahead. Required, integer >= 1. */
-  concurrency: number;
-  /** Deliveries before a failing message is dead-lettered (1 = never retried). @default 5 */
-  maxDeliveries?: number;
-  /** Delay before a failed message is delivered again. @default { initial: 1000, max: 60000, factor: 2, jitter: 0.5 } */
-  backoff?: BackoffOptions | BackoffFunction;
-  /** Body → payload; throw `MalformedMessageError` to dead-letter at once. @default jsonDecode */
-  decode?: Decoder<T>;
-  /** Bodies larger than this (bytes) are malformed and dead-lettered. @default 1 MiB */
-  maxBodySize?: number;
-  /** Per-handler timeout in ms (a timed-out handler counts as a failure). @default none */
-  timeout?: number;
-  /** Aborting it starts `drain({ timeout: drainTimeout })`. */
-  signal?: AbortSignal;
-  /** Drain deadline (ms) used when `signal` aborts. @default 30000 */
-  drainTimeout?: number;
-  /**
-   * Called for every failed broker operation (the consumer keeps going: a failed fetch is retried
-   * with a growing pause, an unacked message is redelivered by the broker).
-   * @default writes one line to stderr
-   */
-  onError?: (error: Error, operation: ConsumerOperation, message?: M) => void;
-}
-
-/** Counters since the consumer started. */
-export interface ConsumerStats {
-  /** Messages fetched and not yet settled with the broker (prefetched + running + settling). */
-  held: number;
-  /** The highest `held` seen. Never above `concurrency`. */
-  peakHeld: number;
-  /** Handlers running now. */
-  running: number;
-  fetched: number;
-  acked: number;
-  /** Failed deliveries handed back to the broker for a later retry. */
-  retried: number;
-  /** Messages moved to the dead letter (failed `maxDeliveries` times, or malformed). */
-  deadLettered: number;
-  /** Of `deadLettered`, those that were malformed. */
-  malformed: number;
-  /** Fetched but never started: handed back at drain. */
-  released: number;
-  /** Running when the drain deadline (or `abort()`) hit: canceled and handed back. */
-  canceled: number;
-  /** Handlers abandoned because the broker said the message was no longer ours. */
-  leaseLost: number;
-  /** Failed broker operations (see `onError`). */
-  errors: number;
-}
-
-/** What `drain()`, `close()` and `abort()` resolve with: counts during the shutdown. */
-export interface ConsumerReport {
-  /** Handlers that finished during the shutdown and were settled (acked, retried, dead-lettered). */
-  completed: number;
-  /** Messages fetched but never started, handed back to the broker. */
-  released: number;
-  /** Handlers canceled at the deadline (or by `abort()`), handed back to the broker. */
-  canceled: number;
-  /** Final counters. */
-  stats: ConsumerStats;
-}
-
-/** A running consumer. */
-export interface Consumer {
-  /** Stops fetching, finishes running handlers (acks them), releases unstarted messages; at `timeout` (ms) cancels the rest. */
-  drain(opts?: { timeout?: number }): Promise<ConsumerReport>;
-  /** `drain()` without a deadline. Returns promptly when the queue is empty (the fetch is interrupted). */
-  close(): Promise<ConsumerReport>;
-  /** Cancels running handlers now; their messages go back to the broker. */
-  abort(reason?: unknown): Promise<ConsumerReport>;
-  stats(): ConsumerStats;
-  /** Settles once the consumer has stopped and the source is closed (never rejects). */
-  readonly done: Promise<ConsumerReport>;
-  /** True once a shutdown started. */
-  readonly closed: boolean;
-  [Symbol.asyncDispose](): Promise<void>;
-}
+export type {
+  ConsumeOptions,
+  Consumer,
+  ConsumerOperation,
+  ConsumerReport,
+  ConsumerStats,
+  HandlerContext,
+  MessageHandler,
+} from './consumer-types.js';
 
 /** Sentinel thrown by the worker for a job that reached the pool after the drain began. */
 const RELEASED = new Error('released at drain');
@@ -437,7 +356,7 @@ class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
     try {
       await this.#source.close();
     } catch (error) {
-      this.#fail(error, 'release');
+      this.#fail(error, 'close');
     }
     const stats = this.stats();
     const report: ConsumerReport = {

@@ -126,10 +126,16 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
     // Only block when there is nothing to hand back yet, and never past the next claim pass.
     if (claimed.length === 0) args.push('BLOCK', String(Math.min(this.#block, this.#claimEvery())));
     args.push('STREAMS', this.stream, '>');
+    // The two connections are not ordered with each other: an UNBLOCK may arrive before the
+    // read has blocked, so it is repeated every 50 ms until the read returns.
+    let repeat: ReturnType<typeof setInterval> | undefined;
+    const sendUnblock = () => {
+      if (this.#readId === undefined) return;
+      this.#cmd.sendCommand(['CLIENT', 'UNBLOCK', this.#readId, 'TIMEOUT']).catch(() => {});
+    };
     const unblock = () => {
-      if (this.#readId !== undefined) {
-        this.#cmd.sendCommand(['CLIENT', 'UNBLOCK', this.#readId, 'TIMEOUT']).catch(() => {});
-      }
+      sendUnblock();
+      repeat = setInterval(sendUnblock, 50);
     };
     signal.addEventListener('abort', unblock, { once: true });
     try {
@@ -138,6 +144,7 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
       return claimed.concat(this.#toMessages(entries ?? [], new Map()));
     } finally {
       signal.removeEventListener('abort', unblock);
+      clearInterval(repeat);
     }
   }
 
