@@ -2,6 +2,7 @@ import { fork } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { bundleChild } from './bundle.js';
 import type { ChildMessage, ParentMessage } from './child.js';
+import { withMachineLock } from './lock.js';
 import { repoRoot } from './paths.js';
 
 /** One RSS reading of the child, `tMs` after it was forked. */
@@ -57,7 +58,9 @@ function readStatus(pid: number): ProcStatus | undefined {
  * left over from other contenders) and watches its memory from the outside: the parent reads
  * /proc/<pid>/status every `sampleEveryMs`, which works even while the child's event loop is
  * saturated with microtasks (an in-process setInterval would never get to run). The peak is the
- * kernel's high-water mark, so nothing between two samples is missed.
+ * kernel's high-water mark, so nothing between two samples is missed. Children of all suites
+ * take turns through a machine-wide lock (see lock.ts), so concurrent benchmark runs by other
+ * people do not skew each other.
  */
 export async function runIsolated<R>(
   suitePath: string,
@@ -66,6 +69,15 @@ export async function runIsolated<R>(
   opts: IsolateOptions = {},
 ): Promise<IsolatedRun<R>> {
   const program = await bundleChild(suitePath);
+  return withMachineLock(() => runChild<R>(program, caseName, params, opts));
+}
+
+async function runChild<R>(
+  program: string,
+  caseName: string,
+  params: unknown,
+  opts: IsolateOptions,
+): Promise<IsolatedRun<R>> {
   const started = performance.now();
   const child = fork(program, [caseName, JSON.stringify(params)], {
     cwd: repoRoot,
