@@ -1,7 +1,9 @@
 // Broker consumers: messages/s consumed and acked with a trivial handler, concurrency 64, per
 // broker, each run in its own child process (peak RSS read from /proc); and BullMQ's Worker on
 // the same Redis at the same concurrency. Backlogs of two sizes show whether RSS stays flat.
-//   npx tsx bench/brokers.ts [--quick] [--runs=3] [--sizes=10000,100000] [--only=sluice-redis,bullmq]
+//   npx tsx bench/brokers.ts [--quick] [--runs=3] [--sizes=10000,100000] [--warmup=20000] [--only=sluice-redis,bullmq]
+// Each run first consumes a separate warm-up queue (untimed), then times the main queue from
+// the first fetch to the last ack confirmed; connecting is not timed.
 // Adding a broker = adding one entry to `brokers` below (fill in the parent, consume in the child).
 import { fileURLToPath } from 'node:url';
 import {
@@ -40,7 +42,8 @@ interface BrokerBench {
   drop(queue: string): Promise<void>;
 }
 
-const unique = (tag: string) => `bench_${tag}_${process.pid}_${Date.now().toString(36)}`;
+let made = 0;
+const unique = (tag: string) => `bench_${tag}_${process.pid}_${Date.now().toString(36)}_${made++}`;
 
 /** Resolves when `add()` was called `n` times: the handler side of every contender. */
 function countdown(n: number): { add: () => void; done: Promise<void> } {
@@ -266,6 +269,9 @@ const brokers: Record<string, BrokerBench> = {
 interface CaseParams {
   queue: string;
   n: number;
+  /** A separate queue of `warmup` messages consumed first, untimed (JIT, connections, caches). */
+  warmQueue: string | undefined;
+  warmup: number;
   concurrency: number;
 }
 
@@ -274,9 +280,10 @@ interface CaseValue {
 }
 
 function asCase(bench: BrokerBench) {
-  return async ({ queue, n, concurrency }: CaseParams, ctx: CaseContext): Promise<CaseValue> => {
+  return async (p: CaseParams, ctx: CaseContext): Promise<CaseValue> => {
+    if (p.warmQueue) await bench.consume(p.warmQueue, p.warmup, p.concurrency);
     await ctx.mark('start');
-    return { elapsedNs: await bench.consume(queue, n, concurrency) };
+    return { elapsedNs: await bench.consume(p.queue, p.n, p.concurrency) };
   };
 }
 
@@ -289,6 +296,7 @@ interface Options {
   runs: number;
   only: string[];
   concurrency: number;
+  warmup: number;
 }
 
 function parseArgs(argv: string[]): Options {
@@ -299,6 +307,7 @@ function parseArgs(argv: string[]): Options {
     runs: Number(value('runs') ?? (quick ? 1 : 3)),
     only: value('only')?.split(',') ?? [],
     concurrency: Number(value('concurrency') ?? 64),
+    warmup: Number(value('warmup') ?? (quick ? 0 : 20_000)),
   };
 }
 
@@ -310,14 +319,22 @@ async function measure(n: number, names: string[], opts: Options): Promise<Measu
     // Contenders take turns within each repetition, so a noisy minute hits all of them alike.
     for (const entry of measured) {
       const bench = brokers[entry.name]!;
+      const warmQueue = opts.warmup > 0 ? await bench.fill(opts.warmup) : undefined;
       const queue = await bench.fill(n);
       const run = await runIsolated<CaseValue>(
         fileURLToPath(import.meta.url),
         entry.name,
-        { queue, n, concurrency: opts.concurrency } satisfies CaseParams,
+        {
+          queue,
+          n,
+          warmQueue,
+          warmup: opts.warmup,
+          concurrency: opts.concurrency,
+        } satisfies CaseParams,
         { timeoutMs: 300_000 },
       );
       await bench.drop(queue);
+      if (warmQueue) await bench.drop(warmQueue);
       if (run.error) console.error(`${entry.name} @ ${n}: ${run.error}`);
       entry.runs.push(run);
     }
@@ -338,7 +355,7 @@ function print(n: number, measured: Measured[], opts: Options): void {
   });
   const bull = rows.find((row) => row.name === 'bullmq');
   console.log(
-    `\n### ${count(n)} messages, concurrency ${opts.concurrency} (${opts.runs} runs each)\n`,
+    `\n### ${count(n)} messages, concurrency ${opts.concurrency}, after ${count(opts.warmup)} untimed (${opts.runs} runs each)\n`,
   );
   console.log(
     markdownTable(

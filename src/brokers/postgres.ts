@@ -13,6 +13,9 @@
  * - heartbeat: every `lease / 3` ms the leases of running messages are extended; a lost lease
  *   aborts the handler.
  *
+ * Delivery is at-least-once (see `consume()`): a crash, a lost lease or an outage can run a
+ * handler twice for one message, so handlers must be idempotent.
+ *
  * @module
  */
 import pg from 'pg';

@@ -1,0 +1,305 @@
+/**
+ * The Redis Streams source itself (see `redis.ts` for the design notes and the public entry).
+ *
+ * @module
+ */
+import { hostname } from 'node:os';
+import { RESP_TYPES, type RedisClientType } from 'redis';
+import { Batcher } from './consumer-batch.js';
+import { CLAIM_IF_OWNED } from './redis-scripts.js';
+import type { BrokerMessage, BrokerSource } from './source.js';
+
+/** Options of {@link redisSource}. */
+export interface RedisSourceOptions {
+  /** Connection URL, used when `client` is absent. @default 'redis://127.0.0.1:6379' */
+  url?: string;
+  /** A connected node-redis client to use for commands (it is duplicated for the blocking reads; the caller keeps ownership). */
+  client?: RedisClientType;
+  /** Stream key. */
+  stream: string;
+  /** Consumer group (created with `MKSTREAM` from id `0` when missing). */
+  group: string;
+  /** This consumer's name in the group. @default `${hostname}-${pid}-${random}` */
+  consumer?: string;
+  /** The entry field holding the payload. @default 'body' */
+  field?: string;
+  /** Where dead letters go. @default `${stream}:dead` */
+  deadLetterStream?: string;
+  /** Longest `XREADGROUP` block (ms). @default 1000 */
+  block?: number;
+  /** Pending entries idle this long (ms) are claimed from other (crashed) consumers. @default 30000 */
+  claimIdle?: number;
+}
+
+/** A message read from a Redis stream. */
+export interface RedisMessage extends BrokerMessage {
+  readonly stream: string;
+}
+
+type Reply = unknown[] | null;
+const BUFFERS = { typeMapping: { [RESP_TYPES.BLOB_STRING]: Buffer } } as const;
+
+/** The Redis Streams {@link BrokerSource}; create it with {@link redisSource}. */
+export class RedisStreamSource implements BrokerSource<RedisMessage> {
+  readonly stream: string;
+  readonly group: string;
+  readonly consumer: string;
+  readonly deadLetterStream: string;
+  readonly heartbeatInterval: number;
+  readonly #cmd: RedisClientType;
+  readonly #read: RedisClientType;
+  readonly #ownsCmd: boolean;
+  readonly #field: string;
+  readonly #block: number;
+  readonly #claimIdle: number;
+  readonly #acks: Batcher<string, unknown>;
+  readonly #beats: Batcher<string, unknown>;
+  #readId: string | undefined;
+  #claimCursor = '0-0';
+  #lastClaim = 0;
+  #closed = false;
+
+  /** @internal use {@link redisSource} */
+  constructor(
+    cmd: RedisClientType,
+    read: RedisClientType,
+    ownsCmd: boolean,
+    o: RedisSourceOptions,
+  ) {
+    this.#cmd = cmd;
+    this.#read = read;
+    this.#ownsCmd = ownsCmd;
+    this.stream = o.stream;
+    this.group = o.group;
+    this.consumer =
+      o.consumer ?? `${hostname()}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
+    this.deadLetterStream = o.deadLetterStream ?? `${o.stream}:dead`;
+    this.#field = o.field ?? 'body';
+    this.#block = o.block ?? 1000;
+    this.#claimIdle = o.claimIdle ?? 30_000;
+    this.heartbeatInterval = Math.max(10, Math.floor(this.#claimIdle / 3));
+    this.#acks = new Batcher((ids) => this.#ackOnce(ids));
+    this.#beats = new Batcher((ids) => this.#claimOwned(ids, 0));
+    // A reconnect gives the reading connection a new id; look it up again before the next block.
+    read.on('ready', () => {
+      this.#readId = undefined;
+    });
+  }
+
+  async fetch(max: number, signal: AbortSignal): Promise<RedisMessage[]> {
+    if (signal.aborted) return [];
+    const claimed = await this.#claim(max);
+    const room = max - claimed.length;
+    if (room <= 0 || signal.aborted) return claimed;
+    this.#readId ??= String(await this.#read.sendCommand(['CLIENT', 'ID']));
+    const args = ['XREADGROUP', 'GROUP', this.group, this.consumer, 'COUNT', String(room)];
+    // Only block when there is nothing to hand back yet, and never past the next claim pass.
+    if (claimed.length === 0) args.push('BLOCK', String(Math.min(this.#block, this.#claimEvery())));
+    args.push('STREAMS', this.stream, '>');
+    // The two connections are not ordered with each other: an UNBLOCK may arrive before the
+    // read has blocked, so it is repeated every 50 ms until the read returns.
+    let repeat: ReturnType<typeof setInterval> | undefined;
+    const sendUnblock = () => {
+      if (this.#readId === undefined) return;
+      this.#cmd.sendCommand(['CLIENT', 'UNBLOCK', this.#readId, 'TIMEOUT']).catch(() => {});
+    };
+    const unblock = () => {
+      sendUnblock();
+      repeat = setInterval(sendUnblock, 50);
+    };
+    signal.addEventListener('abort', unblock, { once: true });
+    try {
+      const reply = (await this.#withGroup(() => this.#read.sendCommand(args, BUFFERS))) as Reply;
+      const entries = (reply?.[0] as unknown[] | undefined)?.[1] as unknown[] | undefined;
+      return claimed.concat(this.#toMessages(entries ?? [], new Map()));
+    } finally {
+      signal.removeEventListener('abort', unblock);
+      clearInterval(repeat);
+    }
+  }
+
+  async ack(message: RedisMessage): Promise<void> {
+    await this.#acks.add(message.id);
+  }
+
+  async retry(message: RedisMessage, delayMs: number): Promise<void> {
+    // Idle time claimIdle - delay: the entry becomes claimable (by any consumer) after `delay`.
+    await this.#claimOwned([message.id], Math.max(0, this.#claimIdle - delayMs));
+  }
+
+  async release(message: RedisMessage): Promise<void> {
+    // Claimable at once, and the delivery that never ran is not counted against maxDeliveries.
+    await this.#claimOwned([message.id], this.#claimIdle, message.deliveryCount - 1);
+  }
+
+  async heartbeat(message: RedisMessage): Promise<boolean> {
+    const stillOurs = (await this.#beats.add(message.id)) as Buffer[] | string[];
+    return stillOurs.some((id) => String(id) === message.id);
+  }
+
+  async deadLetter(message: RedisMessage, error: Error): Promise<void> {
+    await this.#cmd
+      .multi()
+      .addCommand([
+        'XADD',
+        this.deadLetterStream,
+        '*',
+        'id',
+        message.id,
+        'stream',
+        this.stream,
+        'group',
+        this.group,
+        'deliveries',
+        String(message.deliveryCount),
+        'error',
+        error.message,
+        'code',
+        String((error as { code?: unknown }).code ?? error.name),
+        this.#field,
+        Buffer.from(message.body),
+      ])
+      .addCommand(['XACK', this.stream, this.group, message.id])
+      .exec();
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await closeClient(this.#read);
+    if (this.#ownsCmd) await closeClient(this.#cmd);
+  }
+
+  /**
+   * XACK is idempotent, so an ack lost with a dropped connection is sent once more: node-redis
+   * queues it until it has reconnected. That spares a duplicate run of a handler that already
+   * succeeded. Bounded by `claimIdle`: after that the entry may be reclaimed anyway.
+   */
+  async #ackOnce(ids: string[]): Promise<unknown> {
+    const send = () => this.#cmd.sendCommand(['XACK', this.stream, this.group, ...ids]);
+    try {
+      return await send();
+    } catch {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const giveUp = new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () => reject(new Error('XACK not confirmed before claimIdle')),
+          this.#claimIdle,
+        );
+      });
+      return Promise.race([send(), giveUp]).finally(() => clearTimeout(timer));
+    }
+  }
+
+  /** How often pending entries are scanned (ms): often enough for retry delays to be honoured. */
+  #claimEvery(): number {
+    return Math.max(10, Math.min(1000, Math.floor(this.#claimIdle / 4)));
+  }
+
+  /** XAUTOCLAIM looped until the cursor wraps to 0-0 (or `max` entries are claimed). */
+  async #claim(max: number): Promise<RedisMessage[]> {
+    const now = Date.now();
+    if (this.#claimCursor === '0-0' && now - this.#lastClaim < this.#claimEvery()) return [];
+    if (this.#claimCursor === '0-0') this.#lastClaim = now;
+    const entries: unknown[] = [];
+    do {
+      const reply = (await this.#withGroup(() =>
+        this.#read.sendCommand(
+          [
+            'XAUTOCLAIM',
+            this.stream,
+            this.group,
+            this.consumer,
+            String(this.#claimIdle),
+            this.#claimCursor,
+            'COUNT',
+            String(max - entries.length),
+          ],
+          BUFFERS,
+        ),
+      )) as [Buffer, unknown[], unknown[]?];
+      this.#claimCursor = String(reply[0]);
+      // Redis < 7 reports entries deleted by XDEL as nil; Redis 7 lists them in reply[2] and drops them from the PEL.
+      for (const entry of reply[1])
+        if (Array.isArray(entry) && entry[1] !== null) entries.push(entry);
+    } while (this.#claimCursor !== '0-0' && entries.length < max);
+    if (entries.length === 0) return [];
+    return this.#toMessages(entries, await this.#deliveryCounts(entries));
+  }
+
+  /** Delivery counts of claimed entries, from the pending entries list (one pipelined XPENDING each). */
+  async #deliveryCounts(entries: unknown[]): Promise<Map<string, number>> {
+    const ids = entries.map((e) => String((e as unknown[])[0]));
+    const replies = await Promise.all(
+      ids.map((id) => this.#read.sendCommand(['XPENDING', this.stream, this.group, id, id, '1'])),
+    );
+    const counts = new Map<string, number>();
+    for (const reply of replies) {
+      const row = (reply as unknown as unknown[][])[0];
+      if (row) counts.set(String(row[0]), Number(row[3]));
+    }
+    return counts;
+  }
+
+  #toMessages(entries: unknown[], counts: Map<string, number>): RedisMessage[] {
+    const messages: RedisMessage[] = [];
+    for (const entry of entries) {
+      const [rawId, fields] = entry as [Buffer, Buffer[] | null];
+      const id = rawId.toString('latin1');
+      let body: Uint8Array = EMPTY;
+      for (let i = 0; fields && i < fields.length; i += 2) {
+        if (fields[i]!.toString() === this.#field) body = fields[i + 1]!;
+      }
+      messages.push({ id, body, deliveryCount: counts.get(id) ?? 1, stream: this.stream });
+    }
+    return messages;
+  }
+
+  /** XCLAIM (JUSTID) the ids still owned by this consumer; returns those ids. */
+  #claimOwned(ids: string[], idle: number, retryCount = -1): Promise<unknown> {
+    return this.#cmd.sendCommand([
+      'EVAL',
+      CLAIM_IF_OWNED,
+      '1',
+      this.stream,
+      this.group,
+      this.consumer,
+      String(idle),
+      String(retryCount),
+      ...ids,
+    ]);
+  }
+
+  /** Runs `op`; if the group vanished (e.g. Redis restarted without persistence), re-creates it once. */
+  async #withGroup<R>(op: () => Promise<R>): Promise<R> {
+    try {
+      return await op();
+    } catch (error) {
+      if (!String((error as Error).message).startsWith('NOGROUP')) throw error;
+      await createGroup(this.#cmd, this.stream, this.group);
+      return op();
+    }
+  }
+}
+
+const EMPTY = new Uint8Array(0);
+
+export async function createGroup(
+  client: RedisClientType,
+  stream: string,
+  group: string,
+): Promise<void> {
+  try {
+    await client.sendCommand(['XGROUP', 'CREATE', stream, group, '0', 'MKSTREAM']);
+  } catch (error) {
+    if (!String((error as Error).message).startsWith('BUSYGROUP')) throw error;
+  }
+}
+
+export async function closeClient(client: RedisClientType): Promise<void> {
+  try {
+    if (client.isOpen) await client.close();
+  } catch {
+    client.destroy();
+  }
+}
