@@ -44,6 +44,12 @@ export interface IndexOptions {
   progressInterval?: number;
   /** The extract stage's ThreadPool module. Default: `extract.js` beside this file. */
   extractModule?: URL;
+  /**
+   * A running extraction pool to use instead of starting one (a long-lived service, or tests
+   * that index many times). It stays the caller's: `runIndex` neither drains nor closes it, and
+   * `threads`, `extractModule` and `extractTimeout` are ignored.
+   */
+  extractPool?: ThreadPool<ExtractJob, ExtractedDocument>;
 }
 
 // Run from source (vitest, tsx) this file is indexer.ts and its sibling is extract.ts, which
@@ -99,14 +105,9 @@ async function runPipeline(
   embedder: Embedder,
   opts: IndexOptions,
 ): Promise<Tally> {
-  const threads = opts.threads ?? availableParallelism();
   const tally: Tally = { indexed: 0, skipped: 0, failed: [], canceled: 0, stages: [] };
-  // The timeout lives on the ThreadPool, not the stage: the pool can terminate a thread stuck
-  // in synchronous pdfjs code, which an abort signal alone cannot interrupt.
-  const extractPool = new ThreadPool<ExtractJob, ExtractedDocument>(
-    opts.extractModule ?? DEFAULT_EXTRACT_MODULE,
-    { threads, timeout: opts.extractTimeout ?? 60_000 },
-  );
+  const extractPool = opts.extractPool ?? startExtractPool(opts);
+  const threads = extractPool.threads;
   const source = pendingDocuments(paths, store, {
     stop: opts.stop,
     onSkip: () => tally.skipped++,
@@ -134,11 +135,25 @@ async function runPipeline(
     opts.stop?.removeEventListener('abort', onStop);
     opts.progress?.update(snapshot());
     opts.progress?.stop();
-    // The pipeline does not own the ThreadPool: close it here, or its threads keep the process alive.
-    await (opts.signal?.aborted ? extractPool.abort(opts.signal.reason) : extractPool.drain());
+    // The pipeline does not own the ThreadPool: close ours here, or its threads keep the process alive.
+    if (!opts.extractPool) {
+      await (opts.signal?.aborted ? extractPool.abort(opts.signal.reason) : extractPool.drain());
+    }
   }
   tally.stages = stageSummaries(run.stats());
   return tally;
+}
+
+// The timeout lives on the ThreadPool, not the stage: the pool can terminate a thread stuck in
+// synchronous pdfjs code, which an abort signal alone cannot interrupt.
+function startExtractPool(opts: IndexOptions): ThreadPool<ExtractJob, ExtractedDocument> {
+  return new ThreadPool<ExtractJob, ExtractedDocument>(
+    opts.extractModule ?? DEFAULT_EXTRACT_MODULE,
+    {
+      threads: opts.threads ?? availableParallelism(),
+      timeout: opts.extractTimeout ?? 60_000,
+    },
+  );
 }
 
 function record(tally: Tally, result: Result<unknown, unknown>, abort?: AbortSignal): void {

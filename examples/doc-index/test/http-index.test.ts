@@ -1,5 +1,7 @@
 import { join } from 'node:path';
+import { ThreadPool } from 'sluice';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import type { ExtractedDocument, ExtractJob } from '../src/extract.js';
 import { HttpEmbedder, type HttpEmbedderOptions } from '../src/http-embedder.js';
 import { runIndex } from '../src/indexer.js';
 import { Store } from '../src/store.js';
@@ -13,7 +15,18 @@ const UPREF = join(BUNDLED_PDFS, 'upref.pdf');
 const isUpref = (input: string[]) => input.some((t) => t.includes('The upref package'));
 
 const tmp = tempDir();
-afterAll(() => tmp.cleanup());
+// One extraction pool for every run in this file: starting threads (and pdfjs in them) costs
+// more than extracting the four small documents.
+const extractPool = new ThreadPool<ExtractJob, ExtractedDocument>(
+  new URL('../src/extract.ts', import.meta.url),
+  {
+    threads: 1,
+  },
+);
+afterAll(async () => {
+  await extractPool.drain();
+  tmp.cleanup();
+});
 let server: Awaited<ReturnType<typeof startOpenAiServer>> | undefined;
 afterEach(async () => {
   await server?.close();
@@ -33,7 +46,7 @@ async function indexWith(
     ...opts,
   });
   const db = join(tmp.dir, `${name}.db`);
-  const summary = await runIndex({ inputs: [BUNDLED_PDFS], db, threads: 1, embedder });
+  const summary = await runIndex({ inputs: [BUNDLED_PDFS], db, embedder, extractPool });
   const store = Store.open(db, { readonly: true });
   const indexed = store.db.prepare('SELECT path FROM documents ORDER BY path').pluck().all();
   const embedderRow = store.embedder();
@@ -124,10 +137,10 @@ describe('indexing with the HTTP embedder', () => {
 
   it('refuses to add HTTP vectors to an index built by the lexical embedder', async () => {
     const db = join(tmp.dir, 'mixed.db');
-    await runIndex({ inputs: [UPREF], db, threads: 1 });
+    await runIndex({ inputs: [UPREF], db, extractPool });
     const embedder = new HttpEmbedder({ baseUrl: 'http://127.0.0.1:9', model: 'other' });
     await expect(
-      runIndex({ inputs: [BUNDLED_PDFS], db, threads: 1, embedder }),
+      runIndex({ inputs: [BUNDLED_PDFS], db, embedder, extractPool }),
     ).rejects.toMatchObject({
       code: 'ERR_EMBEDDER_MISMATCH',
     });
