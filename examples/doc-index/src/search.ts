@@ -92,7 +92,12 @@ export function snippet(text: string, query: string, width = 240): string {
     .map((t) => lower.indexOf(t))
     .filter((i) => i >= 0);
   const at = hits.length ? Math.min(...hits) : 0;
-  const start = Math.max(0, Math.min(at - Math.floor(width / 3), flat.length - width));
-  const body = flat.slice(start, start + width);
-  return `${start > 0 ? '…' : ''}${body}${start + width < flat.length ? '…' : ''}`;
+  let start = Math.max(0, Math.min(at - Math.floor(width / 3), flat.length - width));
+  let end = Math.min(flat.length, start + width);
+  // Start and end on word boundaries, so the snippet does not open or close mid-word.
+  if (start > 0) start = flat.indexOf(' ', start) + 1 || start;
+  if (end < flat.length)
+    end = flat.lastIndexOf(' ', end) > start ? flat.lastIndexOf(' ', end) : end;
+  const body = flat.slice(start, end);
+  return `${start > 0 ? '…' : ''}${body}${end < flat.length ? '…' : ''}`;
 }

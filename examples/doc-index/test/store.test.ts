@@ -3,7 +3,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { LexicalEmbedder } from '../src/lexical-embedder.js';
-import { search } from '../src/search.js';
+import { search, snippet } from '../src/search.js';
 import { pendingDocuments } from '../src/sources.js';
 import { type IndexedDocument, Store } from '../src/store.js';
 import { tempDir } from './helpers.js';
@@ -137,5 +137,15 @@ describe('Store', () => {
       snippet: 'memory errors detected by memcheck',
     });
     expect(hits[0]!.score).toBeGreaterThan(hits[1]!.score);
+  });
+});
+
+describe('snippet', () => {
+  it('centres on the first query word and cuts on word boundaries', () => {
+    const text = `${'alpha '.repeat(60)}needle ${'omega '.repeat(60)}`;
+    const s = snippet(text, 'needle', 120);
+    expect(s).toMatch(/^…alpha .*needle .*omega…$/);
+    expect(s.length).toBeLessThanOrEqual(122);
+    expect(snippet('short text', 'x')).toBe('short text');
   });
 });
