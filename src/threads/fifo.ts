@@ -27,6 +27,10 @@ export class Fifo<T> {
     return item;
   }
 
+  peek(): T | undefined {
+    return this.#head === this.#items.length ? undefined : this.#items[this.#head];
+  }
+
   /** Puts `items` in front, in their order. */
   unshiftAll(items: readonly T[]): void {
     if (items.length === 0) return;

@@ -28,6 +28,11 @@ interface Job extends Sent {
   acceptedAt: number;
   /** performance.now() when first sent to a thread; 0 before. */
   startedAt: number;
+  /**
+   * The job came with a transfer list. Once sent, its moved objects live only in the thread's
+   * copy, so it cannot be taken back and sent elsewhere: it travels alone, to an idle thread.
+   */
+  moved: boolean;
 }
 
 export interface SchedulerOptions {
@@ -101,6 +106,7 @@ export class Scheduler implements ThreadEvents<Job> {
         timer: undefined,
         acceptedAt,
         startedAt: 0,
+        moved: transfer !== undefined && transfer.length > 0,
       });
       this.#scheduleDispatch();
     });
@@ -215,7 +221,10 @@ export class Scheduler implements ThreadEvents<Job> {
       );
       this.#settle(running, crash, undefined);
     }
-    this.#requeue(thread.takeBack());
+    this.#requeue(thread.takeBack(), (job) => {
+      const message = `worker thread ${thread.id} died before job ${job.index} started, and the objects transferred with the job went with it (exit code ${exitCode})`;
+      return new WorkerCrashedError(message, exitCode, { cause: error });
+    });
     const wasSlot = this.#slots[thread.id] === thread;
     if (wasSlot) this.#slots[thread.id] = undefined;
     // A thread that died after start-up is replaced at once; start-up failures back off instead.
@@ -255,7 +264,8 @@ export class Scheduler implements ThreadEvents<Job> {
   #retire(thread: Thread<Job>): void {
     thread.retiring = true;
     this.#retired.add(thread);
-    this.#requeue(thread.takeBack());
+    // Unstarted jobs move to other threads, unless one of them carries moved objects.
+    if (!thread.find((job) => job.moved)) this.#requeue(thread.takeBack());
     if (!thread.busy) void thread.terminate();
   }
 
@@ -297,11 +307,14 @@ export class Scheduler implements ThreadEvents<Job> {
       // Tiny jobs: send the next batch while half of the current one is still to start, so the
       // thread never waits for a round trip. Anything else: one batch at a time.
       if (thread.busy && (size === 1 || thread.unstarted > size >> 1)) continue;
+      // A job with moved objects goes alone to an idle thread, and nothing is queued behind it.
+      if (thread.busy && (this.#fifo.peek()?.moved || thread.find((job) => job.moved))) continue;
       const batch: Job[] = [];
       while (batch.length < size) {
-        const job = this.#fifo.shift();
-        if (!job) break;
-        batch.push(job);
+        const job = this.#fifo.peek();
+        if (!job || (job.moved && batch.length > 0)) break;
+        batch.push(this.#fifo.shift() as Job);
+        if (job.moved) break;
       }
       this.#start(thread, batch);
     }
@@ -330,17 +343,33 @@ export class Scheduler implements ThreadEvents<Job> {
   }
 
   #start(thread: Thread<Job>, batch: Job[]): void {
+    try {
+      thread.send(batch);
+    } catch (error) {
+      // Some job cannot be cloned (a function, a class with native state, …). Send one by one,
+      // so only the jobs that cannot travel fail.
+      if (batch.length > 1) {
+        for (const job of batch) this.#start(thread, [job]);
+      } else if (batch[0]) {
+        const cause = error as Error;
+        const failure = new TypeError(`job cannot be sent to a thread: ${cause.message}`, {
+          cause,
+        });
+        this.#settle(batch[0], failure, undefined);
+        this.#scheduleDispatch(); // the thread is still free for the next job
+      }
+      return;
+    }
     const now = performance.now();
     for (const job of batch) {
       job.thread = thread;
+      job.transfer = undefined;
       if (job.startedAt === 0) job.startedAt = this.#timing.started(now - job.acceptedAt);
       if (this.#opts.timeout !== undefined) {
         const timeout = this.#opts.timeout;
         job.timer = setTimeout(() => this.#cancel(job, new TimeoutError(timeout), true), timeout);
       }
     }
-    thread.send(batch);
-    for (const job of batch) job.transfer = undefined;
   }
 
   /**
@@ -369,7 +398,7 @@ export class Scheduler implements ThreadEvents<Job> {
     }
     if (!thread.hasStarted(job)) {
       const taken = thread.takeBack();
-      if (isTimeout) {
+      if (isTimeout && !job.moved) {
         // Not started yet: a timeout counts from the start, so it goes back to wait its turn.
         this.#requeue(taken);
       } else {
@@ -390,7 +419,7 @@ export class Scheduler implements ThreadEvents<Job> {
     const timer = setTimeout(() => {
       this.#graceTimers.delete(thread);
       if (thread.running() !== job) return;
-      this.#requeue(thread.takeBack());
+      this.#requeue(thread.takeBack(), (lost) => this.#lostWithThread(thread, lost));
       thread.retiring = true;
       void thread.terminate(); // `exit` then replaces it
     }, this.#opts.abortGrace);
@@ -404,13 +433,29 @@ export class Scheduler implements ThreadEvents<Job> {
     this.#graceTimers.delete(thread);
   }
 
-  #requeue(jobs: Job[]): void {
+  /**
+   * Puts taken-back jobs in front of the queue. A job whose objects were moved to the thread
+   * cannot be sent again: it settles with `lost(job)` (by default a crash of its thread).
+   */
+  #requeue(jobs: Job[], lost?: (job: Job) => Error): void {
+    const again: Job[] = [];
     for (const job of jobs) {
       job.thread = undefined;
       clearTimeout(job.timer);
       job.timer = undefined;
+      if (job.settled) continue;
+      if (job.moved)
+        this.#settle(job, lost?.(job) ?? this.#lostWithThread(undefined, job), undefined);
+      else again.push(job);
     }
-    this.#fifo.unshiftAll(jobs.filter((job) => !job.settled));
+    this.#fifo.unshiftAll(again);
+  }
+
+  #lostWithThread(thread: Thread<Job> | undefined, job: Job): Error {
+    const where = thread ? `worker thread ${thread.id}` : 'its worker thread';
+    return new WorkerCrashedError(
+      `job ${job.index} was taken back from ${where} before it started, but the objects transferred with it cannot be sent again`,
+    );
   }
 
   #settle(job: Job, error: Error | undefined, value: unknown): void {

@@ -136,23 +136,26 @@ export class Thread<S extends Sent> {
     const jobs: unknown[] = [];
     const indexes: number[] = [];
     const transfer: TransferListItem[] = [];
-    const first = this.#nextSeq;
     for (const sent of batch) {
-      sent.seq = this.#nextSeq;
-      this.#nextSeq = (this.#nextSeq + 1) | 0;
       jobs.push(sent.job);
       indexes.push(sent.index);
       if (sent.transfer) transfer.push(...sent.transfer);
+    }
+    const first = this.#nextSeq;
+    // Throws (DataCloneError) when a job cannot be cloned: nothing is recorded as sent then.
+    this.#port.postMessage(
+      { t: 'run', seq: first, jobs, indexes },
+      transfer.length > 0 ? transfer : undefined,
+    );
+    for (const sent of batch) {
+      sent.seq = this.#nextSeq;
+      this.#nextSeq = (this.#nextSeq + 1) | 0;
       this.#sent.push(sent);
     }
     if (this.#sent.length === batch.length) {
       this.#worker.ref();
       this.lastEventAt = performance.now();
     }
-    this.#port.postMessage(
-      { t: 'run', seq: first, jobs, indexes },
-      transfer.length > 0 ? transfer : undefined,
-    );
   }
 
   /** Takes back every job that has not started; they will never start here. */
@@ -162,7 +165,9 @@ export class Thread<S extends Sent> {
       if (cursor === this.#nextSeq) return [];
       if (Atomics.compareExchange(this.#cursor, 0, cursor, this.#nextSeq) !== cursor) continue;
       const from = this.#sent.findIndex((sent) => sent.seq === cursor);
-      return from < 0 ? [] : this.#sent.splice(from);
+      const taken = from < 0 ? [] : this.#sent.splice(from);
+      if (this.#sent.length === 0) this.#worker.unref();
+      return taken;
     }
   }
 

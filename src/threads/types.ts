@@ -45,7 +45,12 @@ export interface ThreadPoolOptions {
    * removes backpressure).
    */
   queueSize?: number;
-  /** Per-job limit in ms, from the moment the job is handed to its thread. Default: none. */
+  /**
+   * Per-job limit in ms, counted from the moment the job is handed to its thread. A job that
+   * has not started by then (it waits in a batch behind others) is taken back and waits for a
+   * thread again, so no job times out before it starts. On expiry the job settles as
+   * `TimeoutError` and its thread-side signal aborts; see `abortGrace`. Default: none.
+   */
   timeout?: number;
   /** V8 heap limits of each thread; a thread that exceeds them dies (`WorkerCrashedError`). */
   resourceLimits?: ResourceLimits;

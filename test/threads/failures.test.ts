@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { JobFailedError, WorkerCrashedError, WorkerStartupError } from '../../src/errors.js';
 import { ThreadPool } from '../../src/threads/pool.js';
+import type { Job } from '../fixtures/threads/jobs.js';
 import { fixture, jobsPool } from './helpers.js';
 
 describe('a job that throws fails only that job', () => {
@@ -32,6 +33,31 @@ describe('a job that throws fails only that job', () => {
     const value = (await pool.run({ kind: 'throw-value' }).catch((e: unknown) => e)) as Error;
     expect(value).toBeInstanceOf(JobFailedError);
     expect(value.cause).toBe('a string, not an Error');
+  });
+});
+
+describe('values that cannot cross threads fail only their job', () => {
+  it('a job that cannot be cloned fails with a TypeError; its batch-mates run', async () => {
+    await using pool = jobsPool({ threads: 1, queueSize: 8 });
+    const bad = { kind: 'double', x: () => 1 } as unknown as Job;
+    const results = await Promise.all(
+      [{ kind: 'double', x: 1 } as Job, bad, { kind: 'double', x: 3 } as Job].map((job) =>
+        pool.run(job).catch((e: unknown) => e),
+      ),
+    );
+    expect(results[0]).toBe(2);
+    expect(results[1]).toBeInstanceOf(TypeError);
+    expect((results[1] as Error).message).toMatch(/cannot be sent to a thread/);
+    expect(results[2]).toBe(6);
+  });
+
+  it('a result that cannot be cloned fails that job; the thread stays', async () => {
+    await using pool = jobsPool();
+    const before = await pool.run({ kind: 'thread-id' });
+    const error = (await pool.run({ kind: 'return-function' }).catch((e: unknown) => e)) as Error;
+    expect(error.name).toBe('TypeError');
+    expect(error.message).toMatch(/result cannot be sent from the thread/);
+    expect(await pool.run({ kind: 'thread-id' })).toBe(before);
   });
 });
 

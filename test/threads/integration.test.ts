@@ -33,7 +33,7 @@ describe('ThreadPool with runPool and pipeline', () => {
         },
       )
       .stage('thread', pool, { concurrency: 2 })
-      .stage('plus-one', (x: number) => x + 1, { concurrency: 1 });
+      .stage('plus-one', (x: unknown) => (x as number) + 1, { concurrency: 1 });
     for await (const r of flow) results.push(r);
     const ok = results.filter((r) => r.ok).map((r) => (r.ok ? r.value : undefined));
     expect(ok.sort()).toEqual([3, 5, 9]);

@@ -10,6 +10,19 @@ describe('ThreadPool transfer', () => {
     expect(buf.byteLength).toBe(0); // and this side no longer has it
   });
 
+  it('moves buffers of many queued jobs without losing one (they are never batched)', async () => {
+    await using pool = jobsPool({ threads: 2, queueSize: 64 });
+    const sizes = Array.from({ length: 300 }, (_, i) => 1024 + i);
+    const bufs = sizes.map((size) => new ArrayBuffer(size));
+    // Tiny jobs first, so batching is on when the transfers arrive.
+    await Promise.all(Array.from({ length: 500 }, (_, x) => pool.run({ kind: 'double', x })));
+    const out = await Promise.all(
+      bufs.map((buf) => pool.run({ kind: 'transfer-in', buf }, { transfer: [buf] })),
+    );
+    expect(out).toEqual(sizes);
+    expect(bufs.every((buf) => buf.byteLength === 0)).toBe(true);
+  });
+
   it('copies (does not detach) buffers that are not listed', async () => {
     await using pool = jobsPool();
     const buf = new ArrayBuffer(1024);
