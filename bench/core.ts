@@ -22,6 +22,7 @@ import {
   printHeader,
   range,
   ratio,
+  rssGrowthSince,
   runIsolated,
   type Sluice,
   timed,
@@ -299,7 +300,7 @@ function summarize(n: number, measured: Measured[]) {
     const ok = runs.filter((run) => run.value);
     const perJob = ok.map((run) => run.value!.elapsedNs / n);
     const peaks = ok.map((run) => run.peakRssBytes);
-    const added = ok.map((run) => run.peakRssBytes - (run.marks[0]?.rssBytes ?? 0));
+    const added = ok.map((run) => rssGrowthSince(run));
     return {
       name,
       nsPerJob: perJob.length ? median(perJob) : Number.NaN,

@@ -14,6 +14,7 @@ import {
   markdownTable,
   mib,
   printHeader,
+  rssGrowthSince,
   runIsolated,
   seconds,
 } from './lib/index.js';
@@ -196,7 +197,7 @@ async function main() {
         variants[i]!.label,
         run.value ? seconds(run.value.elapsedMs) : (run.error ?? '?'),
         mib(run.peakRssBytes),
-        mib(run.peakRssBytes - (run.marks[0]?.rssBytes ?? 0)),
+        mib(rssGrowthSince(run)),
         run.value ? count(run.value.maxInFlight) : '-',
       ]),
     ),

@@ -5,7 +5,7 @@ export { ensureBuilt } from './build.js';
 export type { CaseContext, CaseFn, Cases } from './child.js';
 export { count, markdownTable, mib, ns, ratio, seconds } from './format.js';
 export type { IsolatedRun, IsolateOptions, RssSample } from './isolate.js';
-export { runIsolated } from './isolate.js';
+export { rssGrowthSince, runIsolated } from './isolate.js';
 export { withMachineLock } from './lock.js';
 export {
   machineLine,

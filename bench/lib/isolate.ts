@@ -134,3 +134,19 @@ async function runChild<R>(
   }
   return run;
 }
+
+/**
+ * RSS growth after a mark: the highest sampled RSS from the moment the case called
+ * `ctx.mark(label)` on, minus the RSS at that mark. Sampled, so a spike shorter than the sample
+ * interval can be missed; `peakRssBytes` (the kernel high-water mark) never misses one but covers
+ * the child's whole life, warm-up included.
+ */
+export function rssGrowthSince(run: IsolatedRun<unknown>, label = 'start'): number {
+  const mark = run.marks.find((m) => m.label === label);
+  if (!mark) return Number.NaN;
+  let highest = mark.rssBytes;
+  for (const sample of run.samples) {
+    if (sample.tMs >= mark.tMs && sample.rssBytes > highest) highest = sample.rssBytes;
+  }
+  return highest - mark.rssBytes;
+}
