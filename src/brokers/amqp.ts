@@ -261,6 +261,8 @@ export class AmqpSource implements BrokerSource<AmqpMessage> {
 
   #sleep(signal: AbortSignal, ms: number): Promise<void> {
     return new Promise((resolve) => {
+      // Aborted during an earlier await: a listener added now would never fire.
+      if (signal.aborted) return resolve();
       const done = (): void => {
         clearTimeout(timer);
         signal.removeEventListener('abort', done);

@@ -114,6 +114,8 @@ export class NatsPuller {
 
   #sleep(signal: AbortSignal, ms: number): Promise<void> {
     return new Promise((resolve) => {
+      // Aborted during an earlier await: a listener added now would never fire.
+      if (signal.aborted) return resolve();
       const done = (): void => {
         clearTimeout(timer);
         signal.removeEventListener('abort', done);

@@ -166,6 +166,17 @@ describe('amqpSource (adapter)', () => {
     await source.ack(m);
   });
 
+  it('regression: an abort landing while fetch awaits internally still returns at once', async () => {
+    const { source } = await setup();
+    await source.fetch(1, AbortSignal.timeout(10)); // consuming/pulling has started
+    const ac = new AbortController();
+    const t0 = performance.now();
+    const p = source.fetch(10, ac.signal);
+    ac.abort(); // synchronously, while fetch sits at its first await
+    expect(await p).toEqual([]);
+    expect(performance.now() - t0).toBeLessThan(300);
+  });
+
   it('rejects bad options with the option name', async () => {
     await expect(amqpSource({ queue: '' })).rejects.toThrow(/options\.queue/);
     await expect(amqpSource({ queue: 'x', prefetch: 0 })).rejects.toThrow(RangeError);

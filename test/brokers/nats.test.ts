@@ -137,6 +137,17 @@ describe('natsSource (adapter)', () => {
     await source.ack(m!);
   });
 
+  it('regression: an abort landing while fetch awaits internally still returns at once', async () => {
+    const { source } = await setup();
+    await source.fetch(1, AbortSignal.timeout(10)); // consuming/pulling has started
+    const ac = new AbortController();
+    const t0 = performance.now();
+    const p = source.fetch(10, ac.signal);
+    ac.abort(); // synchronously, while fetch sits at its first await
+    expect(await p).toEqual([]);
+    expect(performance.now() - t0).toBeLessThan(300);
+  });
+
   it('rejects bad options with the option name', async () => {
     await expect(natsSource({ stream: 'a.b', consumer: 'c' })).rejects.toThrow(/options\.stream/);
     await expect(natsSource({ stream: 'A', consumer: 'c', blockMs: 10 })).rejects.toThrow(
