@@ -166,11 +166,12 @@ describe('consume() over a PostgreSQL table queue', () => {
     const started = deferred<void>();
     const a = track(
       consume<{ k: string }>(
-        await source(table, { lease: 300, pollInterval: 50 }),
+        await source(table, { lease: 600, pollInterval: 50 }),
         async ({ k }) => {
           runs.push(`a:${k}`);
           started.resolve();
-          await new Promise((r) => setTimeout(r, 1200)); // 4x the lease
+          // 3x the lease; heartbeats every 200 ms leave 400 ms of slack on a loaded machine.
+          await new Promise((r) => setTimeout(r, 1800));
         },
         { concurrency: 1 },
       ),
@@ -178,7 +179,7 @@ describe('consume() over a PostgreSQL table queue', () => {
     await started.promise;
     const b = track(
       consume<{ k: string }>(
-        await source(table, { lease: 300, pollInterval: 50 }),
+        await source(table, { lease: 600, pollInterval: 50 }),
         ({ k }) => {
           runs.push(`b:${k}`);
         },

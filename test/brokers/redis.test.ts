@@ -154,20 +154,21 @@ describe('consume() over Redis Streams', () => {
     const slowStarted = deferred<void>();
     const a = track(
       consume<{ k: string }>(
-        await source(stream, { consumer: 'a', claimIdle: 300 }),
+        await source(stream, { consumer: 'a', claimIdle: 600 }),
         async ({ k }) => {
           runs.push(`a:${k}`);
           slowStarted.resolve();
-          await new Promise((r) => setTimeout(r, 1200)); // 4x claimIdle
+          // 3x claimIdle; heartbeats every 200 ms leave 400 ms of slack on a loaded machine.
+          await new Promise((r) => setTimeout(r, 1800));
         },
         { concurrency: 1 },
       ),
     );
     await slowStarted.promise;
-    // b scans for entries idle >= 300 ms every 75 ms during a's 1.2 s handler.
+    // b scans for entries idle >= 600 ms every 150 ms during a's 1.8 s handler.
     const b = track(
       consume<{ k: string }>(
-        await source(stream, { consumer: 'b', claimIdle: 300 }),
+        await source(stream, { consumer: 'b', claimIdle: 600 }),
         ({ k }) => {
           runs.push(`b:${k}`);
         },
