@@ -1,6 +1,7 @@
 // Flood: a producer that can deliver 1,000,000 messages faster than a 1 ms handler can take them.
 // Naive promise-per-message against a sluice Pool whose `await submit` pauses the producer.
 //   npx tsx bench/flood.ts [--quick] [--messages=1000000] [--concurrency=256] [--step=0.5]
+//                          [--only=naive,'sluice Pool']
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import {
@@ -148,6 +149,7 @@ function parseArgs(argv: string[]) {
     n: Number(value('messages') ?? (quick ? 100_000 : 1_000_000)),
     concurrency: Number(value('concurrency') ?? 256),
     stepMs: Number(value('step') ?? 0.5) * 1000,
+    only: value('only')?.split(',') ?? [],
   };
 }
 
@@ -166,12 +168,13 @@ function series(run: IsolatedRun<FloodValue>, stepMs: number): number[] {
 }
 
 async function main() {
-  const { n, concurrency, stepMs } = parseArgs(process.argv.slice(2));
+  const { n, concurrency, stepMs, only } = parseArgs(process.argv.slice(2));
+  const chosen = variants.filter((v) => !only.length || only.some((part) => v.label === part));
   ensureBuilt();
   printHeader('Flood');
   const batch = 1000;
   const runs: Array<IsolatedRun<FloodValue>> = [];
-  for (const variant of variants) {
+  for (const variant of chosen) {
     const params: FloodParams = { n, concurrency, batch, limited: variant.limited };
     const run = await runIsolated<FloodValue>(
       fileURLToPath(import.meta.url),
@@ -194,7 +197,7 @@ async function main() {
     markdownTable(
       ['variant', 'total time', 'peak RSS', 'RSS added', 'max in flight'],
       runs.map((run, i) => [
-        variants[i]!.label,
+        chosen[i]!.label,
         run.value ? seconds(run.value.elapsedMs) : (run.error ?? '?'),
         mib(run.peakRssBytes),
         mib(rssGrowthSince(run)),
@@ -207,7 +210,7 @@ async function main() {
   console.log(`\nRSS every ${stepMs / 1000} s from the start of the run (blank: finished)\n`);
   console.log(
     markdownTable(
-      ['t', ...variants.map((variant) => variant.label)],
+      ['t', ...chosen.map((variant) => variant.label)],
       Array.from({ length: rows }, (_, row) => [
         `${((row * stepMs) / 1000).toFixed(1)} s`,
         ...lines.map((line) => (line[row] === undefined ? '' : mib(line[row]!))),
