@@ -154,19 +154,23 @@ function report(
 ): void {
   const rows = configs.map((c) => {
     const rs = results.get(`${c.mode} ${c.threads}`)!;
-    const wall = median(rs.map((r) => r.elapsedMs));
-    const floor = median(results.get(`extract-only ${c.threads}`)!.map((r) => r.elapsedMs));
+    const floor = results.get(`extract-only ${c.threads}`)!.map((r) => r.elapsedMs);
+    const walls = rs.map((r) => r.elapsedMs);
+    const { min: best, max: worst } = range(walls);
+    const vs = (a: number, b: number) => `${a >= b ? '+' : ''}${((a / b - 1) * 100).toFixed(1)}%`;
     const util = (name: string) => {
       const u = rs.map((r) => r.stages.find((s) => s.name === name)?.utilization);
       return u[0] === undefined ? '–' : `${(median(u as number[]) * 100).toFixed(0)}%`;
     };
-    const { min: lo, max: hi } = range(rs.map((r) => r.elapsedMs));
     return [
       c.mode === 'pipeline' ? 'full pipeline' : 'extract stage alone',
       c.threads,
-      `${seconds(wall)} (${seconds(lo)}–${seconds(hi)})`,
-      (rs[0]!.docs / (wall / 1000)).toFixed(1),
-      c.mode === 'pipeline' ? `${((wall / floor - 1) * 100).toFixed(1)}%` : '–',
+      seconds(median(walls)),
+      `${seconds(best)}–${seconds(worst)}`,
+      (rs[0]!.docs / (median(walls) / 1000)).toFixed(1),
+      c.mode === 'pipeline'
+        ? `${vs(median(walls), median(floor))} / ${vs(best, range(floor).min)}`
+        : '–',
       util('extract'),
       util('embed'),
       util('insert'),
@@ -179,9 +183,10 @@ function report(
       [
         'run',
         'threads',
-        'wall (median, min–max)',
-        'docs/s',
-        'vs extract alone',
+        'wall (median)',
+        'best–worst',
+        'docs/s (median)',
+        'vs extract alone (median / best)',
         'extract util',
         'embed util',
         'insert util',
