@@ -16,6 +16,8 @@ import type { Channel } from 'amqplib';
 
 export interface AmqpTopology {
   queue: string;
+  /** `quorum` queues count every delivery (`x-delivery-count`), crashes included. */
+  queueType: 'classic' | 'quorum';
   deadLetterExchange: string;
   deadLetterQueue: string;
 }
@@ -34,6 +36,7 @@ export async function declareAmqpTopology(ch: Channel, t: AmqpTopology): Promise
     arguments: {
       'x-dead-letter-exchange': t.deadLetterExchange,
       'x-dead-letter-routing-key': t.queue,
+      ...(t.queueType === 'quorum' ? { 'x-queue-type': 'quorum' } : {}),
     },
   });
 }

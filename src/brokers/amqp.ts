@@ -11,9 +11,9 @@
  *   so far; then the original is acked. Dead letters: republished to `<queue>.dlx` (bound to
  *   `<queue>.dead`) with the error in `x-sluice-error*` headers, then acked. The work queue also
  *   names that exchange as its `x-dead-letter-exchange`, so anyone's `reject` lands there too.
- * - `deliveryCount` = 1 + the retries recorded in the header. Redeliveries after a crash are not
- *   counted (classic queues keep no count): a message that kills its process every time is
- *   redelivered forever, so guard handlers against it.
+ * - `deliveryCount` = 1 + the retries recorded in the header (+ the broker's `x-delivery-count`
+ *   with `queueType: 'quorum'`). On a classic queue redeliveries after a crash are not counted:
+ *   a message that kills its process every time is redelivered forever; use a quorum queue.
  * - No heartbeat: RabbitMQ never redelivers a message while its channel is open (up to the
  *   server's `consumer_timeout`, 30 min by default), so a slow handler keeps its message.
  * - Reconnects with backoff and re-declares the topology; at-least-once, handlers must be idempotent.
@@ -55,6 +55,13 @@ export interface AmqpSourceOptions {
   blockMs?: number;
   /** AMQP connection heartbeat, in seconds: how soon a silent broker is noticed. @default 5 */
   heartbeat?: number;
+  /**
+   * The work queue's type when it is declared here. `quorum` makes RabbitMQ count every
+   * delivery (`x-delivery-count`, crashes and releases included), so a message that kills its
+   * process each time still reaches `maxDeliveries` and the dead letter. An existing queue keeps
+   * its type (declaring it with another one fails). @default 'classic'
+   */
+  queueType?: 'classic' | 'quorum';
 }
 
 /** A delivery from RabbitMQ. `id` is the delivery tag (unique per channel only). */
@@ -94,6 +101,7 @@ export async function amqpSource(opts: AmqpSourceOptions): Promise<AmqpSource> {
     deadLetterExchange: opts.deadLetterExchange ?? `${opts.queue}.dlx`,
     deadLetterQueue: opts.deadLetterQueue ?? `${opts.queue}.dead`,
     heartbeat: opts.heartbeat ?? 5,
+    queueType: opts.queueType ?? 'classic',
   });
   // The first connection must work (a wrong URL should fail fast, not retry forever).
   await link.start();
@@ -198,11 +206,14 @@ export class AmqpSource implements BrokerSource<AmqpMessage> {
   }
 
   #toMessage(d: Delivery): AmqpMessage {
-    const retries = Number(d.msg.properties.headers?.[DELIVERIES_HEADER] ?? 0);
+    const headers = d.msg.properties.headers;
+    // Earlier failed deliveries (our header, carried by republished retries) plus the broker's
+    // redeliveries of this copy (quorum queues only).
+    const count = (v: unknown) => (Number.isFinite(Number(v)) && Number(v) > 0 ? Number(v) : 0);
     const m: AmqpMessage = {
       id: String(d.msg.fields.deliveryTag),
       body: d.msg.content,
-      deliveryCount: (Number.isFinite(retries) && retries > 0 ? retries : 0) + 1,
+      deliveryCount: count(headers?.[DELIVERIES_HEADER]) + count(headers?.['x-delivery-count']) + 1,
       raw: d.msg,
       redelivered: d.msg.fields.redelivered,
     };
@@ -241,13 +252,15 @@ export class AmqpSource implements BrokerSource<AmqpMessage> {
     const pub = this.#link.publisher;
     if (!pub) throw new Error('not connected to RabbitMQ (reconnecting)');
     const { properties } = message.raw;
+    // The broker's count belongs to the old copy; DELIVERIES_HEADER already includes it.
+    const { 'x-delivery-count': _old, ...fresh } = headers;
     await new Promise<void>((resolve, reject) => {
       pub.publish(
         exchange,
         routingKey,
         message.raw.content,
         {
-          headers,
+          headers: fresh,
           persistent: true,
           contentType: properties.contentType,
           messageId: properties.messageId,

@@ -177,6 +177,23 @@ describe('amqpSource (adapter)', () => {
     expect(performance.now() - t0).toBeLessThan(300);
   });
 
+  it('quorum queue: broker redeliveries (crash, release) count toward deliveryCount', async () => {
+    const queue = uniqueQueue('quorum');
+    queues.push(queue);
+    const source = await amqpSource({ queue, queueType: 'quorum' });
+    sources.push(source);
+    await admin.publishMany(queue, 1, () => 'poison');
+    const first = await fetchOne(source);
+    expect(first.deliveryCount).toBe(1);
+    await source.release(first); // as a crash would: the broker gets it back unacked
+    const second = await fetchOne(source);
+    expect(second.deliveryCount).toBe(2);
+    await source.retry(second, 0, new Error('boom')); // republished: our header takes over
+    const third = await fetchOne(source);
+    expect(third.deliveryCount).toBe(3);
+    await source.ack(third);
+  });
+
   it('rejects bad options with the option name', async () => {
     await expect(amqpSource({ queue: '' })).rejects.toThrow(/options\.queue/);
     await expect(amqpSource({ queue: 'x', prefetch: 0 })).rejects.toThrow(RangeError);
