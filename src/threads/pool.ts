@@ -10,8 +10,9 @@ import {
   positiveInt,
 } from '../internal/options.js';
 import { type DrainReport, Pool, type Task } from '../pool.js';
+import { MAX_BATCH } from './batch-size.js';
 import { resolveModule, threadSpec } from './module-spec.js';
-import { MAX_BATCH, Scheduler } from './scheduler.js';
+import { Scheduler } from './scheduler.js';
 import type { ThreadPoolOptions, ThreadPoolStats, ThreadSubmitOptions } from './types.js';
 
 /**

@@ -7,17 +7,14 @@
  */
 import { performance } from 'node:perf_hooks';
 import type { ResourceLimits, TransferListItem } from 'node:worker_threads';
-import { TimeoutError, WorkerCrashedError, WorkerStartupError } from '../errors.js';
+import { TimeoutError, WorkerCrashedError, type WorkerStartupError } from '../errors.js';
 import { outcomeOf, StatsRecorder } from '../stats.js';
+import { BatchSize } from './batch-size.js';
 import { Fifo } from './fifo.js';
 import { serializeError } from './messages.js';
 import type { ThreadSpec } from './module-spec.js';
+import { Startup } from './startup.js';
 import { type Sent, Thread, type ThreadEvents } from './thread.js';
-
-/** A batch is sized to about this much measured work (ms), so batching never delays much. */
-const BATCH_BUDGET_MS = 1;
-/** Jobs per message at most. */
-export const MAX_BATCH = 64;
 
 interface Job extends Sent {
   resolve: (value: unknown) => void;
@@ -54,28 +51,24 @@ export class Scheduler implements ThreadEvents<Job> {
   readonly #fifo = new Fifo<Job>();
   readonly #graceTimers = new Map<Thread<Job>, NodeJS.Timeout>();
   readonly #timing: StatsRecorder;
+  readonly #startup: Startup;
+  readonly #batchSize = new BatchSize();
   #target: number;
-  #startupFailures = 0;
-  #restartTimer: NodeJS.Timeout | undefined;
   #failed: WorkerStartupError | undefined;
   #stopped = false;
-  /** Measured time per job (ms), smoothed; undefined until the first result. */
-  #perJobMs: number | undefined;
-  #readyResolve!: () => void;
-  #readyReject!: (error: Error) => void;
-  readonly ready: Promise<void>;
 
   constructor(spec: ThreadSpec, opts: SchedulerOptions) {
     this.#spec = spec;
     this.#opts = opts;
     this.#target = opts.threads;
     this.#timing = new StatsRecorder(opts.threads);
-    this.ready = new Promise<void>((resolve, reject) => {
-      this.#readyResolve = resolve;
-      this.#readyReject = reject;
-    });
-    this.ready.catch(() => {}); // observed through jobs too; never an unhandled rejection
+    this.#startup = new Startup(opts.maxStartupFailures);
     for (let id = 0; id < this.#target; id++) this.#spawn(id);
+  }
+
+  /** Resolves once a thread loaded the module; rejects when the pool gave up. */
+  get ready(): Promise<void> {
+    return this.#startup.ready;
   }
 
   get failure(): WorkerStartupError | undefined {
@@ -152,7 +145,7 @@ export class Scheduler implements ThreadEvents<Job> {
   /** Terminates every thread. Call once no job is pending. */
   async stop(): Promise<void> {
     this.#stopped = true;
-    clearTimeout(this.#restartTimer);
+    this.#startup.stop();
     for (const timer of this.#graceTimers.values()) clearTimeout(timer);
     const threads = [...this.#slots, ...this.#retired].filter((t): t is Thread<Job> => !!t);
     this.#slots.length = 0;
@@ -176,8 +169,7 @@ export class Scheduler implements ThreadEvents<Job> {
   // ---- ThreadEvents ----
 
   onReady(thread: Thread<Job>): void {
-    this.#startupFailures = 0;
-    this.#readyResolve();
+    this.#startup.succeeded();
     if (this.#stopped || thread.retiring) void thread.terminate();
     this.#scheduleDispatch();
   }
@@ -185,15 +177,8 @@ export class Scheduler implements ThreadEvents<Job> {
   onStartFailed(thread: Thread<Job>, error: Error, permanent: boolean): void {
     if (this.#slots[thread.id] === thread) this.#slots[thread.id] = undefined;
     if (this.#stopped || this.#failed) return;
-    this.#startupFailures++;
-    if (permanent || this.#startupFailures >= this.#opts.maxStartupFailures) {
-      this.#fail(error, permanent);
-      return;
-    }
-    // Back off before trying again, so a module that cannot load is not loaded in a tight loop.
-    const delay = 50 * 2 ** (this.#startupFailures - 1);
-    clearTimeout(this.#restartTimer);
-    this.#restartTimer = setTimeout(() => this.#refill(), Math.min(delay, 2_000));
+    const failure = this.#startup.failed(error, permanent, () => this.#refill());
+    if (failure) this.#fail(failure);
   }
 
   onResult(thread: Thread<Job>, job: Job, error: Error | undefined, value: unknown): void {
@@ -245,7 +230,7 @@ export class Scheduler implements ThreadEvents<Job> {
   #find(match: (job: Job) => boolean): Job | undefined {
     const waiting = this.#fifo.find((job) => !job.settled && match(job));
     if (waiting) return waiting;
-    for (const thread of this.#slots) {
+    for (const thread of [...this.#slots, ...this.#retired]) {
       const found = thread?.find((job) => !job.settled && match(job));
       if (found) return found;
     }
@@ -269,16 +254,13 @@ export class Scheduler implements ThreadEvents<Job> {
     if (!thread.busy) void thread.terminate();
   }
 
-  #fail(cause: Error, permanent: boolean): void {
-    const message = permanent
-      ? `ThreadPool cannot use its module: ${cause.message}`
-      : `ThreadPool gave up after ${this.#startupFailures} consecutive thread start-up failures: ${cause.message}`;
-    this.#failed = new WorkerStartupError(message, { cause });
-    this.#readyReject(this.#failed);
+  /** Every waiting job gets the one start-up error; the façade then closes the pool. */
+  #fail(failure: WorkerStartupError): void {
+    this.#failed = failure;
     for (let job = this.#fifo.shift(); job; job = this.#fifo.shift()) {
-      this.#settle(job, this.#failed, undefined);
+      this.#settle(job, failure, undefined);
     }
-    this.#opts.onFail(this.#failed);
+    this.#opts.onFail(failure);
   }
 
   /**
@@ -302,7 +284,7 @@ export class Scheduler implements ThreadEvents<Job> {
     if (this.#fifo.length === 0) this.#rebalance();
     for (const thread of this.#slots) {
       if (!thread?.ready) continue;
-      const size = this.#batchSize();
+      const size = this.#batchSize.next(this.#fifo.length, this.#target);
       if (size === 0) return;
       // Tiny jobs: send the next batch while half of the current one is still to start, so the
       // thread never waits for a round trip. Anything else: one batch at a time.
@@ -330,16 +312,6 @@ export class Scheduler implements ThreadEvents<Job> {
       else if (thread.unstarted > 1 && thread.unstarted > (victim?.unstarted ?? 1)) victim = thread;
     }
     if (idle && victim) this.#requeue(victim.takeBack());
-  }
-
-  #batchSize(): number {
-    const waiting = this.#fifo.length;
-    if (waiting === 0) return 0;
-    if (this.#perJobMs === undefined) return 1;
-    const byTime = Math.floor(BATCH_BUDGET_MS / Math.max(this.#perJobMs, 1e-6));
-    // Share the backlog among threads, so one thread never hoards it.
-    const fair = Math.ceil(waiting / Math.max(1, this.#target));
-    return Math.max(1, Math.min(MAX_BATCH, byTime, fair));
   }
 
   #start(thread: Thread<Job>, batch: Job[]): void {
@@ -372,21 +344,12 @@ export class Scheduler implements ThreadEvents<Job> {
     }
   }
 
-  /**
-   * Time per job: the gaps between a busy thread's results (the first one after an idle spell
-   * includes the message round trip), as a decaying sum over a decaying count — results come in
-   * bursts, so a plain moving average of gaps would swing between 0 and the burst interval.
-   */
+  /** Feeds the batch sizer the gap since the thread's previous event. */
   #measure(thread: Thread<Job>): void {
     const now = performance.now();
-    this.#gapSum = this.#gapSum * 0.97 + (now - thread.lastEventAt);
-    this.#gapCount = this.#gapCount * 0.97 + 1;
+    this.#batchSize.observe(now - thread.lastEventAt);
     thread.lastEventAt = now;
-    this.#perJobMs = this.#gapSum / this.#gapCount;
   }
-
-  #gapSum = 0;
-  #gapCount = 0;
 
   #cancel(job: Job, error: Error, isTimeout: boolean): void {
     if (job.settled) return;

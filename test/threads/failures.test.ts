@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -109,13 +109,19 @@ describe('a module that throws on import', () => {
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   it('is restarted with backoff, then fails the pool with one error every queued job gets', async () => {
+    const attempts = join(dir, 'attempts');
+    process.env.SLUICE_TEST_ATTEMPTS = attempts;
+    const started = performance.now();
     const pool = new ThreadPool<number, number>(fixture('import-throws.ts'), {
-      threads: 2,
+      threads: 1,
       queueSize: 8,
       maxStartupFailures: 3,
     });
     const jobs = [1, 2, 3, 4, 5].map((x) => pool.run(x).catch((e: unknown) => e));
     const errors = await Promise.all(jobs);
+    // Three attempts, not a tight loop: 50 ms then 100 ms of backoff between them.
+    expect(readFileSync(attempts, 'utf8').split('\n').filter(Boolean)).toHaveLength(3);
+    expect(performance.now() - started).toBeGreaterThanOrEqual(150);
     const [first] = errors;
     expect(first).toBeInstanceOf(WorkerStartupError);
     expect((first as Error).message).toMatch(/3 consecutive thread start-up failures/);
