@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { cpSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -56,16 +56,15 @@ describe('ThreadPool lifecycle', () => {
     afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
     it('runs on plain node with no TypeScript loader anywhere in reach', async () => {
-      // Compile src/ file by file (as tsc would) into a directory outside the repository, where
-      // neither tsx nor node_modules can be found.
-      const src = join(root, 'src');
-      const files = (readdirSync(src, { recursive: true }) as string[])
-        .filter((file) => file.endsWith('.ts'))
-        .map((file) => join(src, file));
+      // Bundle the package entry, and the thread entry next to it (where the pool looks for it),
+      // into a directory outside the repository: neither tsx nor node_modules can be found there.
       await build({
-        entryPoints: files,
+        entryPoints: {
+          index: join(root, 'src/index.ts'),
+          'worker-entry': join(root, 'src/threads/worker-entry.ts'),
+        },
         outdir: join(dir, 'dist'),
-        outbase: src,
+        bundle: true,
         format: 'esm',
         platform: 'node',
         logLevel: 'silent',
