@@ -1,6 +1,7 @@
 // Core throughput: sluice runPool and Pool against a bare loop (the floor) and the usual peers,
 // concurrency 16, a trivial async job, each contender in its own child process.
-//   npx tsx bench/core.ts [--quick] [--runs=3] [--sizes=200000,1000000] [--only=floor,p-map]
+//   npx tsx bench/core.ts [--quick] [--runs=5] [--sizes=200000,1000000] [--only=floor,p-map]
+//                         [--no-gc-table]
 import { fileURLToPath } from 'node:url';
 import async from 'async';
 import fastq from 'fastq';
@@ -233,6 +234,8 @@ interface CaseParams {
   n: number;
   concurrency: number;
   warmup: number;
+  /** Force a full GC between warm-up and the timed run (the "after a full GC" table). */
+  gcFirst?: boolean;
 }
 
 interface CaseValue {
@@ -241,13 +244,15 @@ interface CaseValue {
 
 /** Warm up (JIT), mark the baseline RSS, then time one run and check its sum. */
 function asCase(contender: Contender) {
-  return async ({ n, concurrency, warmup }: CaseParams, ctx: CaseContext): Promise<CaseValue> => {
+  return async (params: CaseParams, ctx: CaseContext): Promise<CaseValue> => {
+    const { n, concurrency, warmup } = params;
     sluice = await loadSluice();
     // Several rounds: the engines reach their optimised tiers only after ~100k jobs.
     for (let round = 0; round < 3; round++) await contender(warmup, concurrency);
-    // No forced gc() here: a full GC that collects the warm-up's pools also drops sluice's
-    // optimised code (its classes' maps die with their last instance), and the timed run would
-    // measure a re-warm-up instead of the steady state. See BENCHMARKS.md, "Core".
+    // Not by default: a full GC that collects the warm-up's pools also drops sluice's
+    // optimised code (its classes' maps die with their last instance), so the timed run
+    // measures a re-warm-up, not the steady state. Shown separately. See BENCHMARKS.md, "Core".
+    if (params.gcFirst) (globalThis as { gc?: () => void }).gc?.();
     await ctx.mark('start');
     const { value, elapsedNs } = await timed(() => contender(n, concurrency));
     if (value !== n * (n - 1)) throw new Error(`wrong sum ${value} for ${n} jobs`);
@@ -263,6 +268,7 @@ interface Options {
   sizes: number[];
   runs: number;
   only: string[];
+  noGc: boolean;
 }
 
 function parseArgs(argv: string[]): Options {
@@ -272,12 +278,18 @@ function parseArgs(argv: string[]): Options {
     sizes: (value('sizes') ?? (quick ? '50000' : '200000,1000000')).split(',').map(Number),
     runs: Number(value('runs') ?? (quick ? 1 : 5)),
     only: value('only')?.split(',') ?? [],
+    noGc: quick || argv.includes('--no-gc-table'),
   };
 }
 
 type Measured = { name: string; runs: IsolatedRun<CaseValue>[] };
 
-async function measure(n: number, names: string[], repeats: number): Promise<Measured[]> {
+async function measure(
+  n: number,
+  names: string[],
+  repeats: number,
+  gcFirst = false,
+): Promise<Measured[]> {
   const measured = names.map((name) => ({ name, runs: [] as IsolatedRun<CaseValue>[] }));
   // Contenders take turns within each repetition, so a noisy minute hits all of them alike.
   for (let rep = 0; rep < repeats; rep++) {
@@ -285,8 +297,8 @@ async function measure(n: number, names: string[], repeats: number): Promise<Mea
       const run = await runIsolated<CaseValue>(
         fileURLToPath(import.meta.url),
         entry.name,
-        { n, concurrency: 16, warmup: 50_000 } satisfies CaseParams,
-        { timeoutMs: 180_000 },
+        { n, concurrency: 16, warmup: 50_000, gcFirst } satisfies CaseParams,
+        { timeoutMs: 180_000, nodeArgs: gcFirst ? ['--expose-gc'] : [] },
       );
       if (run.error) console.error(`${entry.name} @ ${n}: ${run.error}`);
       entry.runs.push(run);
@@ -355,7 +367,31 @@ async function main() {
     printSize(n, rows, opts.runs);
   }
   printGoals(bySize);
+  if (!opts.noGc) await printAfterGc(names, opts.runs);
 }
+
+/** The first run after a full GC that collected the warm-up's pools, against the steady state. */
+async function printAfterGc(names: string[], runs: number) {
+  const n = 200_000;
+  const picked = names.filter((name) => GC_ROWS.includes(name));
+  if (!picked.length) return;
+  const after = summarize(n, await measure(n, picked, runs, true));
+  const steady = summarize(n, await measure(n, picked, runs, false));
+  console.log(`\n### First ${count(n)} jobs after a full GC (${runs} runs each)\n`);
+  console.log(
+    markdownTable(
+      ['contender', 'steady ns/job', 'after gc() ns/job', 'ratio'],
+      picked.map((name, i) => [
+        name,
+        ns(steady[i]!.nsPerJob),
+        ns(after[i]!.nsPerJob),
+        ratio(after[i]!.nsPerJob, steady[i]!.nsPerJob),
+      ]),
+    ),
+  );
+}
+
+const GC_ROWS = ['floor (16 bare loops)', 'sluice runPool', 'sluice Pool', 'p-map', 'fastq'];
 
 function printGoals(bySize: Map<number, ReturnType<typeof summarize>>) {
   const sizes = [...bySize.keys()];
