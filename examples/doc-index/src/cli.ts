@@ -77,6 +77,7 @@ function httpEmbedder(flags: EmbedFlags, model: string | undefined): HttpEmbedde
 interface IndexFlags extends EmbedFlags {
   db: string;
   threads: number;
+  extractTimeout: number;
   embedConcurrency: number;
   insertConcurrency: number;
   chunkSize: number;
@@ -101,6 +102,7 @@ async function indexCommand(inputs: string[], flags: IndexFlags): Promise<number
       inputs,
       db: flags.db,
       threads: flags.threads,
+      extractTimeout: flags.extractTimeout,
       embedConcurrency: flags.embedConcurrency,
       insertConcurrency: flags.insertConcurrency,
       chunkSize: flags.chunkSize,
@@ -185,6 +187,12 @@ function buildProgram(setCode: (code: number) => void): Command {
         'extraction threads (stage "extract")',
         int(1),
         availableParallelism(),
+      )
+      .option(
+        '--extract-timeout <ms>',
+        'per-document extraction limit, ms (the thread is replaced)',
+        int(1),
+        60_000,
       )
       .option('--embed-concurrency <n>', 'documents embedding at once (stage "embed")', int(1), 4)
       .option('--insert-concurrency <n>', 'documents inserting at once (stage "insert")', int(1), 1)

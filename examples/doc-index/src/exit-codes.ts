@@ -27,6 +27,6 @@ Exit codes:
   0    every document indexed (or unchanged and skipped)
   1    the run completed but some documents failed (listed in the summary)
   2    usage error (bad flags, missing input, embedder mismatch with the index)
-  130  interrupted by SIGINT  \\ documents in flight were finished and committed;
-  143  interrupted by SIGTERM / a second signal aborts them instead
+  130  interrupted by SIGINT: documents in flight were finished and committed
+  143  interrupted by SIGTERM: the same (a second signal aborts them instead)
 `;
