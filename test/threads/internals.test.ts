@@ -1,0 +1,85 @@
+// Unit tests of the ThreadPool internals that need no thread.
+import { describe, expect, it } from 'vitest';
+import { JobFailedError } from '../../src/errors.js';
+import { BatchSize, MAX_BATCH } from '../../src/threads/batch-size.js';
+import { Fifo } from '../../src/threads/fifo.js';
+import { deserializeError, serializeError } from '../../src/threads/messages.js';
+import { restartDelay } from '../../src/threads/startup.js';
+
+class ParseError extends Error {
+  line = 12;
+}
+
+describe('error serialization', () => {
+  it('keeps class name, message, stack, plain props and the cause chain', () => {
+    const original = new ParseError('bad token', { cause: new TypeError('inner') });
+    const copy = deserializeError(structuredClone(serializeError(original)));
+    expect(copy).toBeInstanceOf(Error);
+    expect(copy.name).toBe('ParseError');
+    expect(copy.message).toBe('bad token');
+    expect(copy.stack).toBe(original.stack);
+    expect((copy as ParseError).line).toBe(12);
+    expect(copy.cause).toBeInstanceOf(TypeError);
+    expect((copy.cause as Error).message).toBe('inner');
+  });
+
+  it('turns a thrown non-Error into JobFailedError, an unclonable one into its string', () => {
+    const value = deserializeError(structuredClone(serializeError({ reason: 'x' })));
+    expect(value).toBeInstanceOf(JobFailedError);
+    expect(value.cause).toEqual({ reason: 'x' });
+    const fn = deserializeError(structuredClone(serializeError(() => 1)));
+    expect(fn.cause).toBe('() => 1');
+  });
+});
+
+describe('Fifo', () => {
+  it('is first in, first out, with taken-back items in front and removal from the middle', () => {
+    const fifo = new Fifo<number>();
+    for (let i = 0; i < 5; i++) fifo.push(i);
+    expect(fifo.shift()).toBe(0);
+    fifo.unshiftAll([10, 11]);
+    expect(fifo.remove(2)).toBe(true);
+    expect(fifo.remove(99)).toBe(false);
+    expect(fifo.find((n) => n > 10)).toBe(11);
+    expect(fifo.peek()).toBe(10);
+    const out: number[] = [];
+    for (let n = fifo.shift(); n !== undefined; n = fifo.shift()) out.push(n);
+    expect(out).toEqual([10, 11, 1, 3, 4]);
+    expect(fifo.length).toBe(0);
+  });
+
+  it('keeps memory proportional to its length over a long history', () => {
+    const fifo = new Fifo<number>();
+    for (let i = 0; i < 10_000; i++) {
+      fifo.push(i);
+      expect(fifo.shift()).toBe(i);
+    }
+    expect(fifo.length).toBe(0);
+  });
+});
+
+describe('BatchSize', () => {
+  it('sends one job until a job was measured', () => {
+    expect(new BatchSize().next(100, 2)).toBe(1);
+    expect(new BatchSize().next(0, 2)).toBe(0);
+  });
+
+  it('batches tiny jobs up to MAX_BATCH, sharing the backlog among threads', () => {
+    const size = new BatchSize();
+    for (let i = 0; i < 50; i++) size.observe(0.002);
+    expect(size.next(10_000, 2)).toBe(MAX_BATCH);
+    expect(size.next(10, 2)).toBe(5);
+  });
+
+  it('sends long jobs one at a time', () => {
+    const size = new BatchSize();
+    for (let i = 0; i < 50; i++) size.observe(5);
+    expect(size.next(10_000, 2)).toBe(1);
+  });
+});
+
+describe('restart backoff', () => {
+  it('doubles from 50 ms and stops at 2 s', () => {
+    expect([1, 2, 3, 4, 10].map(restartDelay)).toEqual([50, 100, 200, 400, 2_000]);
+  });
+});
