@@ -1,6 +1,6 @@
 /**
  * Issue 5 item 8 for Redis: the server stops and starts mid-run; the consumer reconnects and
- * finishes, nothing is lost. Runs against a private redis-server on port 6390 with AOF
+ * finishes, nothing is lost. Runs against a private redis-server (on a free port) with AOF
  * (`appendfsync always`), because the shared server on 6379 keeps nothing on disk: a restart
  * there loses the stream itself. The second case shows exactly that behaviour (a restart that
  * loses the data): the consumer re-creates its group and goes on with what is sent afterwards.
@@ -8,6 +8,7 @@
  */
 import { execFile, execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { type AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -18,8 +19,10 @@ import { deadline, Ledger, payloads } from '../fixtures/brokers/consumer-harness
 import { type RedisAdmin, redisAdmin, uniqueStream } from '../fixtures/brokers/redis-helpers.js';
 import { deferred } from '../helpers.js';
 
-const PORT = 6390;
-const URL = `redis://127.0.0.1:${PORT}`;
+// A free port per run (not a fixed 6390): two runs of this file at once (e.g. CI on Node 20 and
+// 24 side by side) must not shut down each other's server.
+let PORT = 0;
+let URL = '';
 let dir: string;
 let admin: RedisAdmin;
 
@@ -74,9 +77,22 @@ function stopServer(): void {
   }
 }
 
+/** Asks the kernel for a free loopback port. */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
 beforeAll(async () => {
+  PORT = await freePort();
+  URL = `redis://127.0.0.1:${PORT}`;
   dir = mkdtempSync(join(tmpdir(), 'sluice-redis-'));
-  stopServer(); // a leftover from an interrupted run
   startServer(dir);
   admin = await redisAdmin(URL);
 });
