@@ -210,6 +210,23 @@ export class ThreadPool<J, R> {
     this.#scheduler.resize(threads);
   }
 
+  /**
+   * Starts nothing new until `resume()`: jobs already handed to a thread go on, submits are
+   * still accepted (and wait once the queue is full).
+   */
+  pause(): void {
+    this.#scheduler.paused = true;
+  }
+
+  resume(): void {
+    this.#scheduler.paused = false;
+  }
+
+  /** True between `pause()` and `resume()`. */
+  get paused(): boolean {
+    return this.#scheduler.paused;
+  }
+
   /** Resolves when nothing is queued or running. */
   onIdle(): Promise<void> {
     return this.#pool.onIdle();

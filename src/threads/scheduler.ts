@@ -128,6 +128,18 @@ export class Scheduler implements ThreadEvents<Job> {
     return this.#fifo.length + unstarted;
   }
 
+  /** While paused, nothing new is sent to a thread; jobs already sent go on. */
+  get paused(): boolean {
+    return this.#paused;
+  }
+
+  set paused(paused: boolean) {
+    this.#paused = paused;
+    if (!paused) this.#scheduleDispatch();
+  }
+
+  #paused = false;
+
   /** Changes the thread count: new threads start now, surplus ones leave once idle. */
   resize(threads: number): void {
     this.#target = threads;
@@ -280,7 +292,7 @@ export class Scheduler implements ThreadEvents<Job> {
   #dispatchPending = false;
 
   #dispatch(): void {
-    if (this.#failed) return;
+    if (this.#failed || this.#paused) return;
     if (this.#fifo.length === 0) this.#rebalance();
     for (const thread of this.#slots) {
       if (!thread?.ready) continue;

@@ -117,6 +117,23 @@ describe('ThreadPool has the Pool surface', () => {
     expect(() => pool.resize(0)).toThrow(RangeError);
   });
 
+  it('pause starts nothing new until resume; submits are still accepted', async () => {
+    await using pool = jobsPool({ queueSize: 4 });
+    await pool.ready; // a thread is there to take the job, were the pool not paused
+    const { sab, cells } = latch();
+    pool.pause();
+    expect(pool.paused).toBe(true);
+    const task = await pool.submit({ kind: 'block', sab });
+    // Round-trip a few event-loop turns: a paused pool must not have sent the job.
+    for (let i = 0; i < 5; i++) await new Promise((resolve) => setImmediate(resolve));
+    expect(Atomics.load(cells, 0)).toBe(0);
+    expect(pool.stats()).toMatchObject({ running: 0, queued: 1 });
+    pool.resume();
+    await cellSet(cells, 0);
+    release(cells);
+    expect(await task.result).toMatchObject({ ok: true, value: 'released' });
+  });
+
   it('onIdle resolves once nothing is queued or running', async () => {
     await using pool = jobsPool({ queueSize: 4 });
     const { sab, cells } = latch();
