@@ -120,15 +120,26 @@ describe('ThreadPool timeouts', () => {
   });
 
   it('counts from the job start, not its submission', async () => {
-    await using pool = jobsPool({ threads: 1, timeout: 200, queueSize: 4 });
-    const { sab, cells } = latch();
-    const first = pool.run({ kind: 'block', sab });
+    // a and b each run for 60% of the timeout; c waits behind both (120% of it) yet does not
+    // time out, because its clock starts when it reaches the thread.
+    const timeout = 600;
+    await using pool = jobsPool({ threads: 1, timeout, queueSize: 4 });
+    const a = latch();
+    const b = latch();
+    const first = pool.run({ kind: 'block', sab: a.sab });
+    const second = pool.run({ kind: 'block', sab: b.sab });
     const queued = pool.run({ kind: 'double', x: 5 });
-    await cellSet(cells, 0);
-    // The queued job waits longer than the timeout in total, yet does not time out.
-    await new Promise((resolve) => setTimeout(resolve, 120));
-    release(cells);
+    const hold = () => new Promise((resolve) => setTimeout(resolve, timeout * 0.6));
+    const started = performance.now();
+    await cellSet(a.cells, 0);
+    await hold();
+    release(a.cells);
+    await cellSet(b.cells, 0);
+    await hold();
+    release(b.cells);
     expect(await first).toBe('released');
+    expect(await second).toBe('released');
     expect(await queued).toBe(10);
+    expect(performance.now() - started).toBeGreaterThan(timeout);
   });
 });
