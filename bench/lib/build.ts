@@ -1,6 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { withMachineLockSync } from './lock.js';
 import { repoRoot } from './paths.js';
 
 function newestMtime(dir: string): number {
@@ -29,13 +30,15 @@ function distMtime(): number {
  */
 export function ensureBuilt(): void {
   if (process.env.SLUICE_BENCH_BUILT || process.env.SLUICE_BENCH_DIST) return;
-  if (newestMtime(join(repoRoot, 'src')) > distMtime()) {
+  // Under the machine lock: a child of another suite loading dist/ mid-rewrite would fail.
+  withMachineLockSync(() => {
+    if (newestMtime(join(repoRoot, 'src')) <= distMtime()) return;
     console.error('bench: src/ is newer than dist/, running `npm run build` ...');
     try {
       execFileSync('npm', ['run', '--silent', 'build'], { cwd: repoRoot, stdio: 'inherit' });
     } catch {
       console.error('bench: build failed; benchmarking the dist/ that exists');
     }
-  }
+  });
   process.env.SLUICE_BENCH_BUILT = '1';
 }

@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, rmSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { build } from 'esbuild';
 import { benchDir, repoRoot, scratchDir } from './paths.js';
@@ -33,6 +33,7 @@ export function bundleChild(suitePath: string): Promise<string> {
 async function bundle(suitePath: string): Promise<string> {
   mkdirSync(scratchDir, { recursive: true });
   const outfile = join(scratchDir, `${basename(suitePath, '.ts')}.${process.pid}.child.mjs`);
+  process.once('exit', () => rmSync(outfile, { force: true }));
   const entry = [
     `import { cases } from ${JSON.stringify(suitePath)};`,
     `import { serveChild } from ${JSON.stringify(join(benchDir, 'lib', 'child.ts'))};`,

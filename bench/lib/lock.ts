@@ -41,6 +41,21 @@ function tryTake(): boolean {
   }
 }
 
+/** Synchronous twin of {@link withMachineLock}, for `ensureBuilt()` (which suites call without await). */
+export function withMachineLockSync<T>(fn: () => T): T {
+  if (process.env.SLUICE_BENCH_NO_LOCK) return fn();
+  mkdirSync(scratchDir, { recursive: true });
+  const nap = new Int32Array(new SharedArrayBuffer(4));
+  while (!tryTake()) Atomics.wait(nap, 0, 0, 50);
+  try {
+    return fn();
+  } finally {
+    try {
+      if (holder() === process.pid) unlinkSync(lockPath);
+    } catch {}
+  }
+}
+
 /**
  * Runs `fn` while holding a machine-wide lock (a pid file in .tmp/bench/), so isolated
  * benchmark children of different suites (run by different people at the same time on this
