@@ -95,6 +95,7 @@ export class Thread<S extends Sent> {
       this.#onMessage(message);
       this.#drainPort();
     });
+    port1.on('messageerror', (error) => this.#onUndecodable(error));
     port1.unref();
     this.#worker.on('error', (error) => {
       this.#error ??= error;
@@ -225,13 +226,34 @@ export class Thread<S extends Sent> {
   }
 
   #drainPort(): void {
-    for (
-      let next = receiveMessageOnPort(this.#port);
-      next;
-      next = receiveMessageOnPort(this.#port)
-    ) {
+    for (;;) {
+      let next: { message: unknown } | undefined;
+      try {
+        next = receiveMessageOnPort(this.#port);
+      } catch (error) {
+        // Leave the rest to 'message' events: a message that failed to decode may still be queued.
+        this.#onUndecodable(error as Error);
+        return;
+      }
+      if (!next) return;
       this.#onMessage(next.message as FromThread);
     }
+  }
+
+  /** A message that cannot be decoded here is the result of the oldest started job. */
+  #onUndecodable(error: Error): void {
+    const sent = this.#sent[0];
+    if (!sent || !this.hasStarted(sent)) return;
+    this.#sent.shift();
+    this.completed++;
+    if (this.#sent.length === 0) this.#worker.unref();
+    const failure = new TypeError(
+      `job result cannot be received from the thread: ${error.message}`,
+      {
+        cause: error,
+      },
+    );
+    this.#events.onResult(this, sent, failure, undefined);
   }
 
   #onExit(code: number): void {
