@@ -279,4 +279,27 @@ describe('consume() over a PostgreSQL table queue', () => {
     expect(report.stats).toMatchObject({ acked: 2, deadLettered: 4, malformed: 4, retried: 0 });
     expect(await admin.remaining(table)).toBe(0);
   });
+  it('release() hands fetched rows back at once, without charging a delivery', async () => {
+    const table = uniqueTable('prel');
+    await admin.fill(table, payloads(3));
+    const a = await source(table);
+    const b = await source(table);
+    const never = new AbortController().signal;
+    try {
+      const first = await a.fetch(3, never);
+      expect(first.map((m) => m.deliveryCount)).toEqual([1, 1, 1]);
+      expect(await b.fetch(3, AbortSignal.timeout(50))).toEqual([]); // leased to a
+      for (const m of first) await a.release(m);
+      const again = await b.fetch(3, never);
+      expect(again.map((m) => m.id).sort()).toEqual(first.map((m) => m.id).sort());
+      expect(again.map((m) => m.deliveryCount)).toEqual([1, 1, 1]);
+      for (const m of again) await b.ack(m);
+      // a's lease is gone: its late completion is refused.
+      await expect(a.ack(first[0]!)).rejects.toThrow(/lease was lost/);
+      expect(await admin.remaining(table)).toBe(0);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
 });

@@ -263,6 +263,28 @@ describe('consume() over Redis Streams', () => {
     expect(await admin.pending(stream)).toBe(0);
   });
 
+  it('release() hands fetched messages back at once, without charging a delivery', async () => {
+    const stream = uniqueStream('rrel');
+    await admin.fill(stream, payloads(3));
+    const a = await source(stream, { consumer: 'a' });
+    const b = await source(stream, { consumer: 'b' });
+    const never = new AbortController().signal;
+    try {
+      const first = await a.fetch(3, never);
+      expect(first.map((m) => m.deliveryCount)).toEqual([1, 1, 1]);
+      for (const m of first) await a.release(m);
+      // claimIdle is 30 s by default: only a release makes them claimable by b right away.
+      const again = await b.fetch(3, never);
+      expect(again.map((m) => m.id).sort()).toEqual(first.map((m) => m.id).sort());
+      expect(again.map((m) => m.deliveryCount)).toEqual([1, 1, 1]);
+      for (const m of again) await b.ack(m);
+      expect(await admin.pending(stream)).toBe(0);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
   it('XAUTOCLAIM loops to cursor 0-0 and copes with entries deleted while pending', async () => {
     const stream = uniqueStream('rdel');
     const ids = await admin.fill(stream, payloads(30));
