@@ -338,7 +338,8 @@ export class Pool<J, R> {
       s.resolve(this.#accept(s.job, s.signal));
     }
     if (this.#isIdle()) {
-      for (const resolve of this.#idleWaiters.splice(0)) resolve();
+      if (this.#idleWaiters.length > 0)
+        for (const resolve of this.#idleWaiters.splice(0)) resolve();
       this.#checkDrained();
     }
   }
