@@ -302,4 +302,20 @@ describe('consume() over a PostgreSQL table queue', () => {
       await b.close();
     }
   });
+  it('a caller-owned pool is used and left open by close()', async () => {
+    const table = uniqueTable('pown');
+    await admin.fill(table, payloads(5));
+    const ledger = new Ledger();
+    const consumer = consume<{ k: string }>(
+      await source(table, { pool: admin.pool }),
+      ({ k }) => {
+        ledger.add(k);
+      },
+      { concurrency: 2 },
+    );
+    await ledger.until(5);
+    await consumer.close();
+    expect((await admin.pool.query('SELECT 1 AS one')).rows).toEqual([{ one: 1 }]);
+    expect(await admin.remaining(table)).toBe(0);
+  });
 });

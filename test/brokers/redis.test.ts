@@ -285,6 +285,23 @@ describe('consume() over Redis Streams', () => {
     }
   });
 
+  it('a caller-owned client is used and left open by close()', async () => {
+    const stream = uniqueStream('rown');
+    await admin.fill(stream, payloads(5));
+    const ledger = new Ledger();
+    const consumer = consume<{ k: string }>(
+      await source(stream, { client: admin.client }),
+      ({ k }) => {
+        ledger.add(k);
+      },
+      { concurrency: 2 },
+    );
+    await ledger.until(5);
+    await consumer.close();
+    expect(admin.client.isOpen).toBe(true);
+    expect(await admin.pending(stream)).toBe(0);
+  });
+
   it('XAUTOCLAIM loops to cursor 0-0 and copes with entries deleted while pending', async () => {
     const stream = uniqueStream('rdel');
     const ids = await admin.fill(stream, payloads(30));
