@@ -99,6 +99,31 @@ export class ThreadPool<J, R> {
   }
 
   /**
+   * Constructs a pool and waits until its module has loaded in a thread, so a module that
+   * cannot be used fails here rather than at the first job.
+   * @throws TypeError/RangeError as the constructor does.
+   * @throws WorkerStartupError (rejection) when the module has no function default export or
+   *   keeps failing to load; the pool's threads are gone by then.
+   * @example
+   * ```ts
+   * const pool = await ThreadPool.create<Uint8Array, string>(new URL('./hash.js', import.meta.url));
+   * ```
+   */
+  static async create<J, R>(
+    module: string | URL,
+    opts?: ThreadPoolOptions,
+  ): Promise<ThreadPool<J, R>> {
+    const pool = new ThreadPool<J, R>(module, opts);
+    try {
+      await pool.ready;
+    } catch (error) {
+      await pool.drain();
+      throw error;
+    }
+    return pool;
+  }
+
+  /**
    * Resolves once a thread has loaded the module; rejects with `WorkerStartupError` when the
    * pool gave up (no function default export, or repeated import failures). Jobs submitted
    * before that simply wait.

@@ -32,6 +32,18 @@ describe('ThreadPool module loading', () => {
     expect(() => new ThreadPool(42 as unknown as string)).toThrow(/"module"/);
   });
 
+  it('ThreadPool.create waits for the module: a usable one resolves, an unusable one rejects', async () => {
+    await using pool = await ThreadPool.create<number, number>(fixture('double.ts'), {
+      threads: 1,
+    });
+    expect(await pool.run(4)).toBe(8);
+    const error = await ThreadPool.create(fixture('no-default.ts'), { threads: 1 }).catch(
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(WorkerStartupError);
+    expect((error as Error).message).toMatch(/no function default export/);
+  });
+
   it('fails a module without a function default export with one clear WorkerStartupError', async () => {
     const pool = new ThreadPool<number, number>(fixture('no-default.ts'), { threads: 2 });
     const first = pool.run(1);
