@@ -8,9 +8,6 @@ import { createHash } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { Piscina } from 'piscina';
-import { Tinypool } from 'tinypool';
-import workerpool from 'workerpool';
 import {
   type CaseContext,
   type Cases,
@@ -110,6 +107,8 @@ async function open(lib: Lib, p: CaseParams): Promise<Contender> {
       };
     }
     case 'piscina': {
+      // Each library is loaded only in its own child, so none carries another's code in its RSS.
+      const { Piscina } = await import('piscina');
       const pool = new Piscina({
         filename: pathToFileURL(file).href,
         minThreads: threads,
@@ -121,6 +120,7 @@ async function open(lib: Lib, p: CaseParams): Promise<Contender> {
       };
     }
     case 'tinypool': {
+      const { Tinypool } = await import('tinypool');
       const pool = new Tinypool({
         filename: pathToFileURL(file).href,
         minThreads: threads,
@@ -132,6 +132,7 @@ async function open(lib: Lib, p: CaseParams): Promise<Contender> {
       };
     }
     case 'workerpool': {
+      const { default: workerpool } = await import('workerpool');
       const pool = workerpool.pool(file, {
         minWorkers: threads,
         maxWorkers: threads,
