@@ -29,6 +29,13 @@ export interface RedisSourceOptions {
   block?: number;
   /** Pending entries idle this long (ms) are claimed from other (crashed) consumers. @default 30000 */
   claimIdle?: number;
+  /**
+   * Also `XDEL` each entry once acked (in the same round trip), so the stream holds only the
+   * backlog. Use it when this group is the stream's only reader; with several groups reading
+   * one stream, leave it off and trim by your retention policy (`XADD … MAXLEN`/`MINID`).
+   * Dead letters are deleted too. @default false
+   */
+  deleteOnAck?: boolean;
 }
 
 /** A message read from a Redis stream. */
@@ -52,6 +59,7 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
   readonly #field: string;
   readonly #block: number;
   readonly #claimIdle: number;
+  readonly #deleteOnAck: boolean;
   readonly #acks: Batcher<string, unknown>;
   readonly #beats: Batcher<string, unknown>;
   #readId: string | undefined;
@@ -78,6 +86,7 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
     this.#block = o.block ?? 1000;
     this.#claimIdle = o.claimIdle ?? 30_000;
     this.heartbeatInterval = Math.max(10, Math.floor(this.#claimIdle / 3));
+    this.#deleteOnAck = o.deleteOnAck ?? false;
     this.#acks = new Batcher((ids) => this.#ackOnce(ids));
     this.#beats = new Batcher((ids) => this.#claimOwned(ids, 0));
     // A reconnect gives the reading connection a new id; look it up again before the next block.
@@ -138,29 +147,23 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
   }
 
   async deadLetter(message: RedisMessage, error: Error): Promise<void> {
-    await this.#cmd
+    const code = String((error as { code?: unknown }).code ?? error.name);
+    const letter = ['id', message.id, 'stream', this.stream, 'group', this.group];
+    letter.push('deliveries', String(message.deliveryCount), 'error', error.message, 'code', code);
+    // One MULTI: the dead letter exists if and only if the entry left the pending list.
+    const tx = this.#cmd
       .multi()
       .addCommand([
         'XADD',
         this.deadLetterStream,
         '*',
-        'id',
-        message.id,
-        'stream',
-        this.stream,
-        'group',
-        this.group,
-        'deliveries',
-        String(message.deliveryCount),
-        'error',
-        error.message,
-        'code',
-        String((error as { code?: unknown }).code ?? error.name),
+        ...letter,
         this.#field,
         Buffer.from(message.body),
       ])
-      .addCommand(['XACK', this.stream, this.group, message.id])
-      .exec();
+      .addCommand(['XACK', this.stream, this.group, message.id]);
+    if (this.#deleteOnAck) tx.addCommand(['XDEL', this.stream, message.id]);
+    await tx.exec();
   }
 
   async close(): Promise<void> {
@@ -176,7 +179,16 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
    * succeeded. Bounded by `claimIdle`: after that the entry may be reclaimed anyway.
    */
   async #ackOnce(ids: string[]): Promise<unknown> {
-    const send = () => this.#cmd.sendCommand(['XACK', this.stream, this.group, ...ids]);
+    const send = async () => {
+      const xack = this.#cmd.sendCommand(['XACK', this.stream, this.group, ...ids]);
+      if (!this.#deleteOnAck) return xack;
+      // Pipelined behind the XACK (same connection, same turn): one round trip for both.
+      const [acked] = await Promise.all([
+        xack,
+        this.#cmd.sendCommand(['XDEL', this.stream, ...ids]),
+      ]);
+      return acked;
+    };
     try {
       return await send();
     } catch {

@@ -302,6 +302,24 @@ describe('consume() over Redis Streams', () => {
     expect(await admin.pending(stream)).toBe(0);
   });
 
+  it('deleteOnAck: acked and dead-lettered entries leave the stream', async () => {
+    const stream = uniqueStream('rdelack');
+    await admin.fill(stream, [...payloads(20), '{broken']);
+    const ledger = new Ledger();
+    const consumer = consume<{ k: string }>(
+      await source(stream, { deleteOnAck: true }),
+      ({ k }) => {
+        ledger.add(k);
+      },
+      { concurrency: 4, onError: () => {} },
+    );
+    await ledger.until(20);
+    await admin.until(async () => (await admin.deadLetters(stream)).length === 1, 'dead letter');
+    await consumer.close();
+    expect(Number(await admin.client.sendCommand(['XLEN', stream]))).toBe(0);
+    expect(await admin.pending(stream)).toBe(0);
+  });
+
   it('XAUTOCLAIM loops to cursor 0-0 and copes with entries deleted while pending', async () => {
     const stream = uniqueStream('rdel');
     const ids = await admin.fill(stream, payloads(30));
