@@ -14,6 +14,8 @@
  * - heartbeat: every `claimIdle / 3` ms, `XCLAIM … JUSTID` resets the idle time of running
  *   entries still owned by this consumer (a Lua script checks the owner, so a lost entry is
  *   reported, not stolen back).
+ * - retention: acked entries stay in the stream (another group may still read them) unless
+ *   `deleteOnAck` is set; trim by your own policy otherwise.
  * - Redis without persistence loses its streams on restart; the source re-creates the group on
  *   `NOGROUP`, but messages are only safe across restarts with AOF (`appendonly yes`).
  *
