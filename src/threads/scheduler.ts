@@ -188,7 +188,8 @@ export class Scheduler implements ThreadEvents<Job> {
 
   onStartFailed(thread: Thread<Job>, error: Error, permanent: boolean): void {
     if (this.#slots[thread.id] === thread) this.#slots[thread.id] = undefined;
-    if (this.#stopped || this.#failed) return;
+    // A thread we terminated while it started (stop, resize) did not fail on its own.
+    if (this.#stopped || this.#failed || thread.retiring) return;
     const failure = this.#startup.failed(error, permanent, () => this.#refill());
     if (failure) this.#fail(failure);
   }

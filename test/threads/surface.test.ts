@@ -134,6 +134,18 @@ describe('ThreadPool has the Pool surface', () => {
     expect(await task.result).toMatchObject({ ok: true, value: 'released' });
   });
 
+  it('threads removed by resize while starting are not start-up failures', async () => {
+    // With maxStartupFailures 1, one miscounted termination would fail the pool.
+    await using pool = jobsPool({ threads: 1, maxStartupFailures: 1 });
+    pool.resize(3);
+    pool.resize(1);
+    await pool.ready;
+    expect(await pool.run({ kind: 'double', x: 8 })).toBe(16);
+    // Let the terminated threads' exits arrive before looking again.
+    for (let i = 0; i < 3; i++) expect(await pool.run({ kind: 'double', x: i })).toBe(2 * i);
+    expect(pool.stats()).toMatchObject({ crashed: 0, concurrency: 1 });
+  });
+
   it('onIdle resolves once nothing is queued or running', async () => {
     await using pool = jobsPool({ queueSize: 4 });
     const { sab, cells } = latch();
