@@ -234,7 +234,7 @@ describe('Channel: property', () => {
             const controller = new AbortController();
             if (o.abortAfter !== undefined) aborts.push({ controller, at: step + o.abortAfter });
             if (o.kind === 'send') {
-              const v = { producer: o.producer, seq: seqs[o.producer]++ };
+              const v = { producer: o.producer, seq: (seqs[o.producer] as number)++ };
               pending.push(
                 ch.send(v, { signal: controller.signal }).then(
                   () => sentOk.push(v),
