@@ -18,6 +18,7 @@
  *
  * @module
  */
+import { createHash } from 'node:crypto';
 import pg from 'pg';
 import { Batcher } from './consumer-batch.js';
 import { PgListener } from './postgres-listen.js';
@@ -81,6 +82,8 @@ export class PostgresQueueSource implements BrokerSource<PostgresMessage> {
   readonly #pool: pg.Pool;
   readonly #ownsPool: boolean;
   readonly #sql: QueueSql;
+  /** Prefix of this table's prepared-statement names (short: PostgreSQL truncates names at 63 bytes). */
+  readonly #prefix: string;
   readonly #lease: number;
   readonly #pollInterval: number;
   readonly #listener: PgListener;
@@ -98,8 +101,9 @@ export class PostgresQueueSource implements BrokerSource<PostgresMessage> {
     this.#lease = o.lease ?? 30_000;
     this.#pollInterval = o.pollInterval ?? 1000;
     this.heartbeatInterval = Math.max(10, Math.floor(this.#lease / 3));
-    this.#acks = new Batcher((batch) => this.#fenced(this.#sql.ack, batch));
-    this.#beats = new Batcher((batch) => this.#fenced(this.#sql.extend, batch, [this.#lease]));
+    this.#prefix = `sluice_${createHash('sha1').update(o.table).digest('hex').slice(0, 12)}_`;
+    this.#acks = new Batcher((batch) => this.#fenced('ack', batch));
+    this.#beats = new Batcher((batch) => this.#fenced('extend', batch, [this.#lease]));
   }
 
   async fetch(max: number, signal: AbortSignal): Promise<PostgresMessage[]> {
@@ -108,7 +112,7 @@ export class PostgresQueueSource implements BrokerSource<PostgresMessage> {
     const first = await this.#claim(max);
     if (first.length > 0 || signal.aborted) return first;
     // Nothing due: sleep until a notification, the next retry's due time, the poll interval or abort.
-    const due = await this.#pool.query<{ ms: number | null }>(this.#sql.nextDue);
+    const due = await this.#query<{ ms: number | null }>('nextDue', []);
     const nextDue = due.rows[0]?.ms;
     const wait =
       nextDue === null || nextDue === undefined ? this.#pollInterval : Math.max(0, nextDue);
@@ -128,18 +132,18 @@ export class PostgresQueueSource implements BrokerSource<PostgresMessage> {
   }
 
   async retry(message: PostgresMessage, delayMs: number, error: Error): Promise<void> {
-    await this.#one(this.#sql.retry, message, 'retry', [delayMs, error.message]);
+    await this.#one('retry', message, 'retry', [delayMs, error.message]);
     // A fetch may be sleeping a whole poll interval; wake it when this row becomes due.
     setTimeout(() => this.#listener.poke(), delayMs).unref();
   }
 
   async release(message: PostgresMessage): Promise<void> {
-    await this.#one(this.#sql.release, message, 'release');
+    await this.#one('release', message, 'release');
   }
 
   async deadLetter(message: PostgresMessage, error: Error): Promise<void> {
     const code = String((error as { code?: unknown }).code ?? error.name);
-    await this.#one(this.#sql.deadLetter, message, 'dead-letter', [error.message, code]);
+    await this.#one('deadLetter', message, 'dead-letter', [error.message, code]);
   }
 
   async close(): Promise<void> {
@@ -150,7 +154,7 @@ export class PostgresQueueSource implements BrokerSource<PostgresMessage> {
   }
 
   async #claim(max: number): Promise<PostgresMessage[]> {
-    const { rows } = await this.#pool.query<Row>(this.#sql.claim, [max, this.#lease]);
+    const { rows } = await this.#query<Row>('claim', [max, this.#lease]);
     return rows.map((r) => ({
       id: r.id,
       body: r.body,
@@ -161,23 +165,38 @@ export class PostgresQueueSource implements BrokerSource<PostgresMessage> {
 
   /** Runs a batched statement fenced by (id, token) pairs; returns the ids it matched. */
   async #fenced(
-    sql: string,
+    statement: 'ack' | 'extend',
     batch: PostgresMessage[],
     extra: unknown[] = [],
   ): Promise<Set<string>> {
     const ids = batch.map((m) => m.id);
     const tokens = batch.map((m) => m.token);
-    const { rows } = await this.#pool.query<{ id: string }>(sql, [ids, tokens, ...extra]);
+    const { rows } = await this.#query<{ id: string }>(statement, [ids, tokens, ...extra]);
     return new Set(rows.map((r) => r.id));
   }
 
+  /**
+   * Runs one of the queue's statements as a named (prepared) statement: pg prepares it once per
+   * connection, so the hot claim/ack path skips parsing and planning.
+   */
+  #query<R extends pg.QueryResultRow>(
+    statement: Exclude<keyof QueueSql, 'channel' | 'migrate'>,
+    values: unknown[],
+  ): Promise<pg.QueryResult<R>> {
+    return this.#pool.query<R>({
+      name: `${this.#prefix}${statement}`,
+      text: this.#sql[statement],
+      values,
+    });
+  }
+
   async #one(
-    sql: string,
+    statement: 'retry' | 'release' | 'deadLetter',
     message: PostgresMessage,
     what: string,
     extra: unknown[] = [],
   ): Promise<void> {
-    const result = await this.#pool.query(sql, [message.id, message.token, ...extra]);
+    const result = await this.#query(statement, [message.id, message.token, ...extra]);
     if (result.rowCount === 0) throw leaseLost(message, what);
   }
 }
