@@ -214,7 +214,12 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
     if (this.#claimCursor === '0-0' && now - this.#lastClaim < this.#claimEvery()) return [];
     if (this.#claimCursor === '0-0') this.#lastClaim = now;
     const entries: unknown[] = [];
+    // One XAUTOCLAIM scans at most 10 x COUNT pending entries; with few free slots and a long
+    // pending list, a full pass could take many calls. At most 8 per fetch: the cursor is kept,
+    // so the next fetches continue the same pass until it wraps to 0-0.
+    let calls = 0;
     do {
+      calls++;
       const reply = (await this.#withGroup(() =>
         this.#read.sendCommand(
           [
@@ -234,7 +239,7 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
       // Redis < 7 reports entries deleted by XDEL as nil; Redis 7 lists them in reply[2] and drops them from the PEL.
       for (const entry of reply[1])
         if (Array.isArray(entry) && entry[1] !== null) entries.push(entry);
-    } while (this.#claimCursor !== '0-0' && entries.length < max);
+    } while (this.#claimCursor !== '0-0' && entries.length < max && calls < 8);
     if (entries.length === 0) return [];
     return this.#toMessages(entries, await this.#deliveryCounts(entries));
   }
