@@ -297,9 +297,10 @@ export class ThreadPool<J, R> {
   /** A job with its own signal: once it settles as canceled, stop its thread-side work. */
   #watch(task: Task<J, R>): Task<J, R> {
     void task.result.then((result) => {
-      if (!result.ok && result.error instanceof AbortError) {
-        this.#scheduler.cancel(result.index, result.error);
-      }
+      // Canceled by its signal (whatever the reason: AbortError, a caller's TimeoutError, …)
+      // while the scheduler still holds it. A job that failed in its thread is no longer held,
+      // so this finds nothing for it.
+      if (!result.ok) this.#scheduler.cancel(result.index, result.error);
     });
     return task;
   }

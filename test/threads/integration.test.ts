@@ -1,10 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { AbortError } from '../../src/errors.js';
+import { AbortError, TimeoutError } from '../../src/errors.js';
 import { pipeline } from '../../src/pipeline.js';
 import type { Result } from '../../src/result.js';
 import { runPool } from '../../src/run-pool.js';
 import { ThreadPool } from '../../src/threads/pool.js';
-import { fixture } from './helpers.js';
+import type { Job } from '../fixtures/threads/jobs.js';
+import { cellSet, fixture, latch } from './helpers.js';
 
 describe('ThreadPool with runPool and pipeline', () => {
   it('can be driven by runPool: every job yields one result', async () => {
@@ -40,6 +41,24 @@ describe('ThreadPool with runPool and pipeline', () => {
     const failed = results.find((r) => !r.ok);
     expect(failed).toMatchObject({ ok: false, stage: 'thread', job: 3 });
     expect(!failed?.ok && failed?.error.name).toBe('CustomError');
+  });
+
+  it('a runPool timeout reaches the job inside its thread', async () => {
+    await using pool = new ThreadPool<Job, unknown>(fixture('jobs.ts'), { threads: 1 });
+    await pool.ready; // so the job starts long before runPool's timeout
+    const { sab, cells } = latch();
+    const results = [];
+    for await (const r of runPool(
+      [{ kind: 'wait-abort', sab } as Job],
+      (job, { signal }) => pool.run(job, { signal }),
+      { concurrency: 1, timeout: 400 },
+    )) {
+      results.push(r);
+    }
+    expect(Atomics.load(cells, 0)).toBe(1); // it did start in the thread
+    expect(results[0]?.ok).toBe(false);
+    expect(!results[0]?.ok && results[0]?.error).toBeInstanceOf(TimeoutError);
+    expect(await cellSet(cells, 1)).toBe(1); // the thread's ctx.signal aborted
   });
 
   it('a canceled runPool job aborts its thread job', async () => {
