@@ -73,10 +73,14 @@ export function threadSpec(module: URL): ThreadSpec {
     import.meta.url,
   );
   const needsTsx = TS_FILE.test(module.pathname) || TS_FILE.test(entry.pathname);
-  return { module: module.href, entry: entry.href, tsx: needsTsx ? findTsx(module) : undefined };
+  return {
+    module: module.href,
+    entry: entry.href,
+    tsx: needsTsx ? findTsx(module, entry) : undefined,
+  };
 }
 
-function findTsx(module: URL): string {
+function findTsx(module: URL, entry: URL): string | undefined {
   // Prefer the user's own tsx (next to their module), then the one next to sluice.
   for (const base of [fileURLToPath(module), fileURLToPath(import.meta.url)]) {
     try {
@@ -88,6 +92,10 @@ function findTsx(module: URL): string {
       // not installed there; try the next place
     }
   }
+  // Built sluice on a Node that strips types itself (22.18+, 23.6+) can still try the user's
+  // module without tsx; sluice's own sources need tsx (their imports name `.js` files).
+  const stripsTypes = (process.features as { typescript?: unknown }).typescript;
+  if (stripsTypes && !TS_FILE.test(entry.pathname)) return undefined;
   throw new TypeError(
     `ThreadPool module ${module.href} is TypeScript: install tsx (npm i -D tsx) to load it in development, or pass the built .js file`,
   );

@@ -84,5 +84,25 @@ await pool.drain();`,
       expect(code).toBe(0);
       expect(out.trim()).toBe('42');
     });
+
+    it('a .ts module without tsx: runs where Node strips types, else a clear TypeError', async () => {
+      cpSync(join(root, 'test/fixtures/threads/double.ts'), join(dir, 'double.ts'));
+      writeFileSync(
+        join(dir, 'main-ts.js'),
+        `import { ThreadPool } from './dist/index.js';
+try {
+  const pool = new ThreadPool(new URL('./double.ts', import.meta.url), { threads: 1 });
+  console.log(await pool.run(21));
+  await pool.drain();
+} catch (error) {
+  console.log(error.name + ': ' + error.message);
+}`,
+      );
+      const { code, out } = await runNode(['--no-warnings', 'main-ts.js'], dir);
+      expect(code).toBe(0);
+      const stripsTypes = (process.features as { typescript?: unknown }).typescript;
+      if (stripsTypes) expect(out.trim()).toBe('42');
+      else expect(out.trim()).toMatch(/^TypeError: .*install tsx/);
+    });
   });
 });
