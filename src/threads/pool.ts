@@ -30,8 +30,11 @@ import type { ThreadPoolOptions, ThreadPoolStats, ThreadSubmitOptions } from './
  * function default export is only known once a thread imported it: a module without one fails
  * the pool (`ready` rejects, every job gets one `WorkerStartupError`); a module that throws on
  * import is retried with backoff (50, 100, 200 ms, …) and fails the pool after
- * `maxStartupFailures` consecutive failures. `.ts` modules load through tsx (a dev dependency)
- * in development, on Node 20 and 24; built `.js` modules need nothing.
+ * `maxStartupFailures` consecutive failures. `.ts` modules load through tsx when it is installed
+ * (each thread registers `tsx/esm/api` before importing; Node 20 ignores `--import` in a
+ * Worker's `execArgv`), on Node 20 and 24; without tsx, a Node that strips types itself
+ * (22.18+) loads them natively, and older Nodes throw `TypeError` here. Built `.js` modules need
+ * nothing.
  *
  * Cost: when many jobs wait, several go to a thread in one message (sized to about 1 ms of
  * measured work), so tiny jobs cost far less than one message round trip each.
