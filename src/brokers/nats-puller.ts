@@ -29,6 +29,8 @@ export class NatsPuller {
   #retryAt = 0;
   #wake: (() => void) | undefined;
   #closed = false;
+  /** The open pull's delivery loop (never rejects). */
+  #running: Promise<void> = Promise.resolve();
   /** The last error a pull ended with (kept for diagnostics, never thrown at the loop). */
   lastError: unknown;
 
@@ -69,11 +71,16 @@ export class NatsPuller {
     if (pull) void pull.close().catch(() => {});
   }
 
-  /** Stops pulling for good and returns whatever was buffered, for the caller to release. */
-  close(): JsMsg[] {
+  /**
+   * Stops pulling for good and returns whatever was buffered, for the caller to release. Waits
+   * for the open pull to end first: messages the server sent before it saw the pull close
+   * still arrive, and would otherwise sit unacknowledged until ack_wait.
+   */
+  async close(): Promise<JsMsg[]> {
     this.#closed = true;
     this.stopPull();
     this.#wake?.();
+    await this.#running;
     return this.#buffer.splice(0);
   }
 
@@ -82,7 +89,7 @@ export class NatsPuller {
     this.#pulling = true;
     this.#credit = n;
     this.#pullStarted = Date.now();
-    void this.#run(n).finally(() => {
+    this.#running = this.#run(n).finally(() => {
       this.#pulling = false;
       this.#credit = 0;
       this.#pull = undefined;

@@ -260,7 +260,7 @@ export class NatsSource implements BrokerSource<NatsMessage> {
   async #shutdown(): Promise<void> {
     // The iterator has stop() at run time; the public type only says AsyncIterable.
     (this.#status as { stop?: () => void }).stop?.();
-    const left = this.#puller.close();
+    const left = await this.#puller.close();
     await Promise.allSettled(left.map((m) => this.#confirm(toMessage(m), NAK)));
     if (this.#owned) await this.#nc.close();
   }
