@@ -33,6 +33,11 @@ export class Batcher<I, R> {
     });
   }
 
+  /** Sends what has been collected now, instead of at the next `setImmediate`. */
+  flush(): void {
+    this.#run();
+  }
+
   #run(): void {
     this.#scheduled = false;
     if (this.#ids.length === 0) return;

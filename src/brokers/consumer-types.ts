@@ -58,10 +58,18 @@ export interface ConsumeOptions<T, M extends BrokerMessage = BrokerMessage> {
 
 /** Counters since the consumer started. */
 export interface ConsumerStats {
-  /** Messages fetched and not yet settled with the broker (prefetched + running + settling). */
+  /**
+   * Messages fetched and not yet settled with the broker (prefetched + running + settling); an
+   * ordered ack (see `acking`) counts as settled once issued.
+   */
   held: number;
   /** The highest `held` seen. Never above `concurrency`. */
   peakHeld: number;
+  /**
+   * Acks already issued whose slot was freed at once (sources with `orderedAcks`: the ack
+   * reaches the broker before the next fetch), not yet confirmed. Not counted in `held`.
+   */
+  acking: number;
   /** Handlers running now. */
   running: number;
   fetched: number;

@@ -9,7 +9,10 @@
  * - **Bounded.** Messages held by the process (fetched and not yet acked, retried, dead-lettered
  *   or released) never exceed `concurrency` + 0: `fetch` is asked for at most the free slots and
  *   a source never returns more than it was asked for (the documented constant is 0). Retries wait
- *   in the broker, not here. The backlog stays in the broker; memory is O(concurrency).
+ *   in the broker, not here. The backlog stays in the broker; memory is O(concurrency). With a
+ *   source that has `orderedAcks` (Redis), an issued ack frees its slot before it is confirmed
+ *   (the ack is applied by the broker before the next fetch), so the broker's count of messages
+ *   delivered to this consumer and not acked stays <= `concurrency` as well.
  * - **Drained.** `drain()` stops fetching, lets running handlers finish (and acks them), hands
  *   messages that never started back to the broker and counts them.
  *
@@ -91,6 +94,7 @@ class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
   readonly #stats: ConsumerStats = {
     held: 0,
     peakHeld: 0,
+    acking: 0,
     running: 0,
     fetched: 0,
     acked: 0,
@@ -103,6 +107,10 @@ class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
     errors: 0,
   };
   #stopping = false;
+  /** True while `source.fetch` runs: acks issued then do not free their slot early. */
+  #fetching = false;
+  /** Acks issued with their slot already freed (ordered acks), not yet confirmed. */
+  #acking = 0;
   #wake: (() => void) | undefined;
   #idle: (() => void) | undefined;
   #heartbeat: ReturnType<typeof setInterval> | undefined;
@@ -160,7 +168,7 @@ class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
   }
 
   stats(): ConsumerStats {
-    return { ...this.#stats, running: this.#pool.stats().running };
+    return { ...this.#stats, running: this.#pool.stats().running, acking: this.#acking };
   }
 
   drain(opts: { timeout?: number } = {}): Promise<ConsumerReport> {
@@ -194,19 +202,25 @@ class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
         await new Promise<void>((resolve) => {
           this.#wake = resolve;
         });
+        // Handlers that finished together settle in one burst of microtasks: with ordered acks,
+        // let the whole burst free its slots, so one fetch asks for all of them.
+        if (this.#source.orderedAcks) await new Promise((resolve) => setImmediate(resolve));
         continue;
       }
       let batch: M[];
       try {
+        this.#fetching = true;
         batch = await this.#source.fetch(free, this.#fetchAbort.signal);
         failures = 0;
       } catch (error) {
+        this.#fetching = false;
         if (this.#stopping) break;
         this.#fail(error, 'fetch');
         // Broker down or reconnecting: back off (100 ms doubling to 2 s) instead of spinning.
         await pause(Math.min(2000, 100 * 2 ** failures++), this.#fetchAbort.signal);
         continue;
       }
+      this.#fetching = false;
       this.#stats.fetched += batch.length;
       this.#stats.held += batch.length;
       this.#stats.peakHeld = Math.max(this.#stats.peakHeld, this.#stats.held);
@@ -282,7 +296,10 @@ class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
     }
   }
 
-  /** Runs one broker operation for a held message; the slot frees when it settles. */
+  /**
+   * Runs one broker operation for a held message; the slot frees when it settles — or at once
+   * for an ack the source guarantees to deliver before the next fetch (`orderedAcks`).
+   */
   #settle(
     message: M,
     op: 'ack' | 'retry' | 'deadLetter' | 'release' | 'drop',
@@ -299,6 +316,11 @@ class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
     } catch (thrown) {
       call = Promise.reject(thrown);
     }
+    const early = op === 'ack' && this.#source.orderedAcks === true && !this.#fetching;
+    if (early) {
+      this.#acking++;
+      this.#freeSlot();
+    }
     call
       .then(
         () => {
@@ -310,12 +332,17 @@ class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
         (failure) => this.#fail(failure, op === 'drop' ? 'release' : op, message),
       )
       .finally(() => {
-        this.#stats.held--;
-        const wake = this.#wake;
-        this.#wake = undefined;
-        wake?.();
-        if (this.#stats.held === 0) this.#idle?.();
+        if (early) this.#acking--;
+        else this.#freeSlot();
+        if (this.#stats.held === 0 && this.#acking === 0) this.#idle?.();
       });
+  }
+
+  #freeSlot(): void {
+    this.#stats.held--;
+    const wake = this.#wake;
+    this.#wake = undefined;
+    wake?.();
   }
 
   #beat(): void {
@@ -347,7 +374,7 @@ class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
     wake?.();
     await this.#loop;
     await stopPool();
-    if (this.#stats.held > 0) {
+    if (this.#stats.held > 0 || this.#acking > 0) {
       await new Promise<void>((resolve) => {
         this.#idle = resolve;
       });

@@ -66,6 +66,13 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
   #claimCursor = '0-0';
   #lastClaim = 0;
   #closed = false;
+  /** A fetch is running: acks flushed now go on the command connection (the read may block). */
+  #fetching = false;
+  /**
+   * Acks issued while no fetch runs are sent on the reading connection, ahead of the next read,
+   * so Redis applies them before it hands out more entries (see `BrokerSource.orderedAcks`).
+   */
+  readonly orderedAcks = true;
 
   /** @internal use {@link redisSource} */
   constructor(
@@ -87,7 +94,7 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
     this.#claimIdle = o.claimIdle ?? 30_000;
     this.heartbeatInterval = Math.max(10, Math.floor(this.#claimIdle / 3));
     this.#deleteOnAck = o.deleteOnAck ?? false;
-    this.#acks = new Batcher((ids) => this.#ackOnce(ids));
+    this.#acks = new Batcher((ids) => this.#ackOnce(ids, this.#fetching ? this.#cmd : this.#read));
     this.#beats = new Batcher((ids) => this.#claimOwned(ids, 0));
     // A reconnect gives the reading connection a new id; look it up again before the next block.
     read.on('ready', () => {
@@ -96,7 +103,18 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
   }
 
   async fetch(max: number, signal: AbortSignal): Promise<RedisMessage[]> {
+    // Acks issued since the last fetch go first, down the same connection as the reads below.
+    this.#acks.flush();
     if (signal.aborted) return [];
+    this.#fetching = true;
+    try {
+      return await this.#fetch(max, signal);
+    } finally {
+      this.#fetching = false;
+    }
+  }
+
+  async #fetch(max: number, signal: AbortSignal): Promise<RedisMessage[]> {
     const claimed = await this.#claim(max);
     const room = max - claimed.length;
     if (room <= 0 || signal.aborted) return claimed;
@@ -178,19 +196,16 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
    * queues it until it has reconnected. That spares a duplicate run of a handler that already
    * succeeded. Bounded by `claimIdle`: after that the entry may be reclaimed anyway.
    */
-  async #ackOnce(ids: string[]): Promise<unknown> {
-    const send = async () => {
-      const xack = this.#cmd.sendCommand(['XACK', this.stream, this.group, ...ids]);
+  async #ackOnce(ids: string[], via: RedisClientType): Promise<unknown> {
+    const send = async (client: RedisClientType) => {
+      const xack = client.sendCommand(['XACK', this.stream, this.group, ...ids]);
       if (!this.#deleteOnAck) return xack;
       // Pipelined behind the XACK (same connection, same turn): one round trip for both.
-      const [acked] = await Promise.all([
-        xack,
-        this.#cmd.sendCommand(['XDEL', this.stream, ...ids]),
-      ]);
+      const [acked] = await Promise.all([xack, client.sendCommand(['XDEL', this.stream, ...ids])]);
       return acked;
     };
     try {
-      return await send();
+      return await send(via);
     } catch {
       let timer: ReturnType<typeof setTimeout> | undefined;
       const giveUp = new Promise<never>((_, reject) => {
@@ -199,7 +214,7 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
           this.#claimIdle,
         );
       });
-      return Promise.race([send(), giveUp]).finally(() => clearTimeout(timer));
+      return Promise.race([send(this.#cmd), giveUp]).finally(() => clearTimeout(timer));
     }
   }
 

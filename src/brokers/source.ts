@@ -42,6 +42,15 @@ export interface BrokerSource<M extends BrokerMessage = BrokerMessage> {
   release(message: M): Promise<void>;
   /** Interval (ms) at which `heartbeat` must be called for a running message; absent = never. */
   readonly heartbeatInterval?: number;
+  /**
+   * Optional speed-up. `true` promises: an `ack` called while no `fetch` is in progress reaches
+   * the broker before the next `fetch`'s read (e.g. both go down one connection, in order).
+   * The consumer then frees such a message's slot as soon as it issues the ack, so the ack
+   * travels with the next fetch instead of costing its own round trip — and the broker still
+   * never has more than `concurrency` messages outstanding for this consumer. Absent/false: a
+   * slot frees only once its ack is confirmed.
+   */
+  readonly orderedAcks?: boolean;
   /** Closes connections the adapter opened (not ones the user passed in). Idempotent. */
   close(): Promise<void>;
 }

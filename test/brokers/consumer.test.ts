@@ -112,6 +112,29 @@ describe('consume() loop', () => {
     expect(s.closed).toBe(true);
   });
 
+  it('orderedAcks: a slot frees when its ack is issued (the ack rides with the next fetch); drain waits for the ack', async () => {
+    const s = new MemorySource();
+    (s as { orderedAcks?: boolean }).orderedAcks = true;
+    const ackGate = deferred<void>();
+    s.ack = async (m) => {
+      await ackGate.promise;
+      s.calls.push({ op: 'ack', id: m.id });
+    };
+    s.push('1', '2');
+    const c = consume(s, () => {}, { concurrency: 2 });
+    while (s.asked.length < 2) await flush();
+    // Both handlers are done and their acks are unconfirmed, yet the loop asked for 2 more.
+    expect(s.asked).toEqual([2, 2]);
+    expect(c.stats()).toMatchObject({ held: 0, acking: 2, acked: 0 });
+    const drained = c.close();
+    await flush();
+    expect(s.closed).toBe(false); // still waiting for the two acks
+    ackGate.resolve();
+    const report = await drained;
+    expect(report.stats).toMatchObject({ acked: 2, acking: 0, peakHeld: 2 });
+    expect(s.closed).toBe(true);
+  });
+
   it('retries with the backoff, then dead-letters with the error after maxDeliveries', async () => {
     const s = new MemorySource();
     s.push(
