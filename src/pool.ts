@@ -1,6 +1,12 @@
 import { AbortError, abortErrorFrom, PoolClosedError } from './errors.js';
 import { onAbort } from './internal/abort-fanout.js';
-import { type JobContext, JobRun, type WorkerFunction } from './internal/job-run.js';
+import {
+  type JobContext,
+  type JobOwner,
+  JobRun,
+  SETTLE,
+  type WorkerFunction,
+} from './internal/job-run.js';
 import {
   fn,
   nonNegativeInt,
@@ -88,7 +94,7 @@ interface PendingRun<J, R> extends JobRun<J, R> {
  * await pool.drain();
  * ```
  */
-export class Pool<J, R> {
+export class Pool<J, R> implements JobOwner<J, R> {
   readonly #worker: WorkerFunction<J, R>;
   readonly #queueSize: number;
   readonly #timeout: number | undefined;
@@ -283,7 +289,7 @@ export class Pool<J, R> {
     const result = new Promise<Result<J, R>>((resolve) => {
       resolveResult = resolve;
     });
-    const run = new JobRun<J, R>(job, this.#nextIndex++, this.#onSettle) as PendingRun<J, R>;
+    const run = new JobRun<J, R>(job, this.#nextIndex++, this) as PendingRun<J, R>;
     run.resolveResult = resolveResult;
     const now = performance.now();
     run.queuedAt = now;
@@ -310,7 +316,8 @@ export class Pool<J, R> {
     run.cancel(abortErrorFrom(signal));
   }
 
-  readonly #onSettle = (run: JobRun<J, R>, error: Error | undefined, value: R | undefined) => {
+  /** @internal A job ended (called by its JobRun); the symbol key keeps it off the public API. */
+  [SETTLE](run: JobRun<J, R>, error: Error | undefined, value: R | undefined): void {
     const pending = run as PendingRun<J, R>;
     pending.unsubscribe?.();
     const outcome = outcomeOf(error);
@@ -325,7 +332,7 @@ export class Pool<J, R> {
     this.#settledCount++;
     pending.resolveResult(makeResult(pending.job, pending.index, error, value));
     this.#pump(now);
-  };
+  }
 
   #pump(now = performance.now()): void {
     const startable = this.#state !== 'aborted';

@@ -19,11 +19,20 @@ export interface JobContext {
 /** A worker function: takes a job, returns its value (or a promise of it). */
 export type WorkerFunction<J, R> = (job: J, ctx: JobContext) => R | Promise<R>;
 
-type SettleHandler<J, R> = (
-  run: JobRun<J, R>,
-  error: Error | undefined,
-  value: R | undefined,
-) => void;
+/**
+ * The key of {@link JobOwner}'s settle method. Not exported from the package, so the method is
+ * not public API even on a public class (Pool).
+ */
+export const SETTLE: unique symbol = Symbol('sluice.settle');
+
+/**
+ * Whoever runs JobRuns (a PullEngine, a Pool) and hears of each settlement. A prototype method
+ * rather than a per-owner closure: optimised code that inlines a closure holds it weakly, so a
+ * full GC after the owner dies would throw that code away (see BENCHMARKS.md, "Core").
+ */
+export interface JobOwner<J, R> {
+  [SETTLE](run: JobRun<J, R>, error: Error | undefined, value: R | undefined): void;
+}
 
 function isThenable<R>(value: unknown): value is PromiseLike<R> {
   return (
@@ -56,12 +65,12 @@ export class JobRun<J, R> implements JobContext, WaitNode {
   #controller: AbortController | undefined;
   #timer: NodeJS.Timeout | undefined;
   #settled = false;
-  readonly #onSettle: SettleHandler<J, R>;
+  readonly #owner: JobOwner<J, R>;
 
-  constructor(job: J, index: number, onSettle: SettleHandler<J, R>) {
+  constructor(job: J, index: number, owner: JobOwner<J, R>) {
     this.job = job;
     this.index = index;
-    this.#onSettle = onSettle;
+    this.#owner = owner;
   }
 
   get signal(): AbortSignal {
@@ -113,6 +122,6 @@ export class JobRun<J, R> implements JobContext, WaitNode {
     if (this.#settled) return;
     this.#settled = true;
     if (this.#timer !== undefined) clearTimeout(this.#timer);
-    this.#onSettle(this, error, value);
+    this.#owner[SETTLE](this, error, value);
   }
 }

@@ -3,7 +3,7 @@ import { makeResult, type Result } from '../result.js';
 import { outcomeOf, type StatsRecorder } from '../stats.js';
 import { onAbort } from './abort-fanout.js';
 import { Deque } from './deque.js';
-import { JobRun, type WorkerFunction } from './job-run.js';
+import { type JobOwner, JobRun, SETTLE, type WorkerFunction } from './job-run.js';
 import { Slots } from './slots.js';
 
 export interface EngineOptions<J = unknown> {
@@ -32,7 +32,7 @@ const DONE: IteratorResult<never, undefined> = Object.freeze({ done: true, value
  * source, never more than `concurrency + buffer` jobs ahead of the consumer, so a slow consumer
  * slows the pulling (backpressure) instead of piling results up. Internal.
  */
-export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>> {
+export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, JobOwner<J, R> {
   readonly #source: Source<J>;
   readonly #isAsync: boolean;
   readonly #worker: WorkerFunction<J, R>;
@@ -257,7 +257,7 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>> {
       this.#push(makeResult<J, R>(job, this.#pulled++, undefined, job as unknown as R));
       return;
     }
-    const run = new JobRun<J, R>(job, this.#pulled++, this.#onSettle);
+    const run = new JobRun<J, R>(job, this.#pulled++, this);
     const workerId = this.#slots.acquire(run);
     if (this.#opts.stats) {
       run.startedAt = performance.now();
@@ -273,14 +273,15 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>> {
     this.#push(makeResult<J, R>(job, this.#pulled++, error, undefined));
   }
 
-  readonly #onSettle = (run: JobRun<J, R>, error: Error | undefined, value: R | undefined) => {
+  /** A job ended: free its slot, queue its result, pull the next. Called by the JobRun. */
+  [SETTLE](run: JobRun<J, R>, error: Error | undefined, value: R | undefined): void {
     this.#slots.release(run.workerId);
     this.#opts.stats?.settled(outcomeOf(error), run.startedAt, performance.now());
     // After `return()` nobody will read results: drop them.
     if (this.#returned) return;
     this.#push(makeResult(run.job, run.index, error, value));
     this.#fill();
-  };
+  }
 
   #push(result: Result<J, R>): void {
     if (this.#opts.ordered) this.#byIndex.set(result.index, result);
