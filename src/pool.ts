@@ -69,8 +69,26 @@ interface Submitter<J, R> extends WaitNode {
   unsubscribe: (() => void) | undefined;
 }
 
-interface PendingRun<J, R> extends JobRun<J, R> {
-  resolveResult: (result: Result<J, R>) => void;
+/** A Pool's job: a JobRun that can wait in the queue and resolves its Task's result. */
+class PendingRun<J, R> extends JobRun<J, R> implements WaitNode {
+  /** performance.now() at acceptance. ThreadPool reads it from the context as its wait start. */
+  queuedAt = 0;
+  /** Removes this job's listener from the caller's signal. */
+  unsubscribe: (() => void) | undefined = undefined;
+  prev: WaitNode | undefined = undefined;
+  next: WaitNode | undefined = undefined;
+  linked = false;
+  readonly resolveResult: (result: Result<J, R>) => void;
+
+  constructor(
+    job: J,
+    index: number,
+    owner: JobOwner<J, R>,
+    resolveResult: (result: Result<J, R>) => void,
+  ) {
+    super(job, index, owner);
+    this.resolveResult = resolveResult;
+  }
 }
 
 /**
@@ -289,8 +307,7 @@ export class Pool<J, R> implements JobOwner<J, R> {
     const result = new Promise<Result<J, R>>((resolve) => {
       resolveResult = resolve;
     });
-    const run = new JobRun<J, R>(job, this.#nextIndex++, this) as PendingRun<J, R>;
-    run.resolveResult = resolveResult;
+    const run = new PendingRun<J, R>(job, this.#nextIndex++, this, resolveResult);
     const now = performance.now();
     run.queuedAt = now;
     this.#stats.submitted++;
@@ -322,7 +339,7 @@ export class Pool<J, R> implements JobOwner<J, R> {
     pending.unsubscribe?.();
     const outcome = outcomeOf(error);
     const now = performance.now();
-    if (pending.started) {
+    if (pending.workerId >= 0) {
       this.#slots.release(pending.workerId);
       this.#stats.settled(outcome, pending.startedAt, now);
     } else {

@@ -1,5 +1,4 @@
 import { TimeoutError, toError } from '../errors.js';
-import type { WaitNode } from './wait-list.js';
 
 /**
  * What a worker function receives with each job.
@@ -44,23 +43,17 @@ function isThenable<R>(value: unknown): value is PromiseLike<R> {
 
 /**
  * One job from acceptance to settlement: runs the worker, owns the job's timeout and its
- * (lazily created) AbortController, and reports exactly one outcome. Internal; users see it
- * only as the {@link JobContext} handed to the worker.
+ * (lazily created) AbortController, and reports exactly one outcome to its owner. Internal;
+ * users see it only as the {@link JobContext} handed to the worker. Lean on purpose (runPool
+ * makes one per job); Pool's bookkeeping lives in its subclass.
  */
-export class JobRun<J, R> implements JobContext, WaitNode {
+export class JobRun<J, R> implements JobContext {
   readonly job: J;
   readonly index: number;
+  /** The slot running the job; -1 until it starts. */
   workerId = -1;
-  /** performance.now() at acceptance and at start; set by the owner. */
-  queuedAt = 0;
+  /** performance.now() at start, when the owner keeps stats. */
   startedAt = 0;
-  started = false;
-  /** Removes this job's listener from the caller's signal; set by the owner. */
-  unsubscribe: (() => void) | undefined = undefined;
-  // WaitNode fields: a queued job lives in its pool's WaitList.
-  prev: WaitNode | undefined = undefined;
-  next: WaitNode | undefined = undefined;
-  linked = false;
 
   #controller: AbortController | undefined;
   #timer: NodeJS.Timeout | undefined;
@@ -84,7 +77,6 @@ export class JobRun<J, R> implements JobContext, WaitNode {
 
   /** Calls the worker. A sync return or throw settles on a microtask, never re-entrantly. */
   start(worker: WorkerFunction<J, R>, workerId: number, timeout: number | undefined): void {
-    this.started = true;
     this.workerId = workerId;
     if (timeout !== undefined) {
       this.#timer = setTimeout(() => this.cancel(new TimeoutError(timeout)), timeout);
