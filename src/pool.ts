@@ -154,7 +154,7 @@ export class Pool<J, R> implements JobOwner<J, R> {
   submit(job: J, opts?: SubmitOptions): Promise<Task<J, R>> {
     if (this.#state !== 'open') return Promise.reject(new PoolClosedError());
     const signal = opts === undefined ? undefined : optionalSignal('signal', opts.signal);
-    if (this.#canAccept()) return Promise.resolve(this.#accept(job, signal));
+    if (this.#canAccept()) return Promise.resolve(this.#accept(job, signal, performance.now()));
     if (signal?.aborted) return Promise.reject(abortErrorFrom(signal));
     return new Promise((resolve, reject) => {
       const node: Submitter<J, R> = {
@@ -185,7 +185,7 @@ export class Pool<J, R> implements JobOwner<J, R> {
   trySubmit(job: J, opts?: SubmitOptions): Task<J, R> | undefined {
     if (this.#state !== 'open') throw new PoolClosedError();
     const signal = opts === undefined ? undefined : optionalSignal('signal', opts.signal);
-    return this.#canAccept() ? this.#accept(job, signal) : undefined;
+    return this.#canAccept() ? this.#accept(job, signal, performance.now()) : undefined;
   }
 
   /**
@@ -302,13 +302,13 @@ export class Pool<J, R> implements JobOwner<J, R> {
     return !this.#paused && this.#slots.available && this.#queue.length === 0;
   }
 
-  #accept(job: J, signal: AbortSignal | undefined): Task<J, R> {
+  /** `now`: performance.now() read by the caller, shared with the settlement that made room. */
+  #accept(job: J, signal: AbortSignal | undefined, now: number): Task<J, R> {
     let resolveResult!: (result: Result<J, R>) => void;
     const result = new Promise<Result<J, R>>((resolve) => {
       resolveResult = resolve;
     });
     const run = new PendingRun<J, R>(job, this.#nextIndex++, this, resolveResult);
-    const now = performance.now();
     run.queuedAt = now;
     this.#stats.submitted++;
     if (signal?.aborted) {
@@ -359,7 +359,7 @@ export class Pool<J, R> implements JobOwner<J, R> {
     while (this.#submitters.length > 0 && this.#canAccept()) {
       const s = this.#submitters.shift() as Submitter<J, R>;
       s.unsubscribe?.();
-      s.resolve(this.#accept(s.job, s.signal));
+      s.resolve(this.#accept(s.job, s.signal, now));
     }
     if (this.#isIdle()) {
       if (this.#idleWaiters.length > 0)
