@@ -403,3 +403,20 @@ export class Pool<J, R> implements JobOwner<J, R> {
 }
 
 export type { JobContext, WorkerFunction };
+
+/**
+ * An idle pool and job, kept for the life of the process on purpose: they keep the hidden
+ * classes of Pool, its queue, slots and jobs alive, so a full GC after the last pool dies does
+ * not discard the optimised code specialised on them (see `pinnedForOptimisedCode` in
+ * internal/pull-engine.ts). Exported only so that the module keeps them; not API.
+ */
+export const pinnedPool: readonly object[] = pinPool();
+
+function pinPool(): object[] {
+  const pool = new Pool<unknown, unknown>(() => undefined, { concurrency: 1 });
+  const run = new PendingRun<unknown, unknown>(undefined, 0, pool, () => undefined);
+  // As real jobs leave them: timestamps are doubles (a different field representation).
+  run.queuedAt = performance.now();
+  run.startedAt = performance.now();
+  return [pool, run];
+}

@@ -159,3 +159,18 @@ export class StatsRecorder {
     this.#capacity += this.#concurrency * dt;
   }
 }
+
+/**
+ * A recorder kept for the life of the process, with doubles in its time fields as in real use:
+ * it keeps StatsRecorder's hidden class alive so a full GC after the last pool dies does not
+ * discard the optimised code of every pool kind (see `pinnedForOptimisedCode` in
+ * internal/pull-engine.ts). Exported only so that the module keeps it; not API.
+ */
+export const pinnedRecorder: StatsRecorder = pinRecorder();
+
+function pinRecorder(): StatsRecorder {
+  const recorder = new StatsRecorder(1);
+  const startedAt = recorder.started(0.5);
+  recorder.settled('succeeded', startedAt - 0.5);
+  return recorder;
+}

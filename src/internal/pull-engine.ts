@@ -289,3 +289,28 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
     this.#deliver();
   }
 }
+
+/**
+ * An idle engine and job, kept for the life of the process on purpose. V8 keeps an object's
+ * hidden classes (maps) only while some instance lives; once the last engine and its jobs are
+ * garbage, a full GC drops the maps and with them every optimised function specialised on
+ * them, so the next runPool re-warms from scratch (about 2x slower for its first ~200k jobs;
+ * BENCHMARKS.md, "Core", finding 1). These two instances pin the maps for a few hundred bytes.
+ * Exported only so that the module keeps them; not part of the package's API.
+ */
+export const pinnedForOptimisedCode: readonly object[] = pinInstances();
+
+function pinInstances(): object[] {
+  const engine = new PullEngine<unknown, unknown>([], () => undefined, {
+    concurrency: 1,
+    buffer: 0,
+    ordered: false,
+    timeout: undefined,
+    signal: undefined,
+    stats: undefined,
+  });
+  const run = new JobRun<unknown, unknown>(undefined, 0, engine);
+  // As real jobs leave it: a timestamp is a double (a different field representation).
+  run.startedAt = performance.now();
+  return [engine, run];
+}
