@@ -3,6 +3,21 @@
  *
  * @packageDocumentation
  */
+export {
+  type BackoffFunction,
+  type BackoffOptions,
+  type ConsumeOptions,
+  type Consumer,
+  type ConsumerOperation,
+  type ConsumerReport,
+  type ConsumerStats,
+  consume,
+  type Decoder,
+  type HandlerContext,
+  jsonDecode,
+  type MessageHandler,
+} from './brokers/consumer.js';
+export type { BrokerMessage, BrokerSource } from './brokers/source.js';
 export { Channel, type ChannelOpOptions } from './channel.js';
 export {
   AbortError,
