@@ -4,13 +4,17 @@
  *
  *   sluice-doc-index index <files or folders...> --db <path> [flags]
  *   sluice-doc-index search "<query>" --db <path> [-k 10]
+ *   sluice-doc-index enqueue <files or folders...> --to <queue URL>
+ *   sluice-doc-index serve --from <queue URL> --db <path> [flags]
  *
  * @module
  */
 import { availableParallelism } from 'node:os';
 import { relative } from 'node:path';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { BROKER_URL_HELP, type BrokerSpec, describeSpec, parseBrokerUrl } from './broker-url.js';
 import { describeIdentity, type Embedder } from './embedder.js';
+import { runEnqueue } from './enqueue.js';
 import { EmbedderMismatchError, UsageError } from './errors.js';
 import { EXIT, EXIT_CODES_HELP, interruptedCode } from './exit-codes.js';
 import { HttpEmbedder } from './http-embedder.js';
@@ -19,6 +23,7 @@ import { LexicalEmbedder } from './lexical-embedder.js';
 import { createProgress, type ProgressMode } from './progress.js';
 import { formatSummary, type Summary } from './report.js';
 import { search } from './search.js';
+import { formatServeSummary, runServe } from './serve.js';
 import { onShutdownSignals } from './signals.js';
 import { Store } from './store.js';
 
@@ -120,6 +125,71 @@ async function indexCommand(inputs: string[], flags: IndexFlags): Promise<number
   return summary.failed.length ? EXIT.SOME_FAILED : EXIT.OK;
 }
 
+interface ServeFlags extends EmbedFlags {
+  from: BrokerSpec;
+  db: string;
+  concurrency?: number;
+  threads: number;
+  extractTimeout: number;
+  chunkSize: number;
+  maxDeliveries: number;
+  retryDelay: number;
+  quiet?: boolean;
+  json?: boolean;
+}
+
+async function serveCommand(flags: ServeFlags): Promise<number> {
+  const embedder: Embedder = flags.embedUrl
+    ? httpEmbedder(flags, flags.embedModel)
+    : new LexicalEmbedder();
+  const shutdown = onShutdownSignals((signal, step) => {
+    process.stderr.write(
+      step === 'stop'
+        ? `${signal}: draining — no new messages; finishing, committing and acking the ones in flight (send ${signal} again to abort them)\n`
+        : `${signal} again: aborting the documents in flight (they go back to the queue)\n`,
+    );
+  });
+  try {
+    const summary = await runServe({
+      spec: flags.from,
+      db: flags.db,
+      concurrency: flags.concurrency,
+      threads: flags.threads,
+      extractTimeout: flags.extractTimeout,
+      chunkSize: flags.chunkSize,
+      embedder,
+      maxDeliveries: flags.maxDeliveries,
+      retryDelay: flags.retryDelay,
+      stop: shutdown.stop,
+      signal: shutdown.abort,
+      log: flags.quiet ? undefined : (line) => process.stderr.write(`${line}\n`),
+    });
+    process.stdout.write(
+      flags.json ? `${JSON.stringify(summary)}\n` : `${formatServeSummary(summary)}\n`,
+    );
+  } finally {
+    shutdown.uninstall();
+  }
+  // A drained service stopped as asked: 0. Aborted by a second signal: 130/143.
+  const signal = shutdown.received();
+  return shutdown.abort.aborted && signal ? interruptedCode(signal) : EXIT.OK;
+}
+
+async function enqueueCommand(inputs: string[], flags: { to: BrokerSpec }): Promise<number> {
+  const sent = await runEnqueue(inputs, flags.to);
+  process.stdout.write(`enqueued ${sent} documents on ${describeSpec(flags.to)}\n`);
+  return EXIT.OK;
+}
+
+// Commander calls this while parsing: a bad URL is a usage error naming the problem.
+const brokerUrl = (flag: string) => (value: string) => {
+  try {
+    return parseBrokerUrl(value, flag);
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message);
+  }
+};
+
 async function searchCommand(
   query: string,
   flags: EmbedFlags & { db: string; k: number; json?: boolean },
@@ -220,6 +290,53 @@ function buildProgram(setCode: (code: number) => void): Command {
       .option('--json', 'print the hits as JSON on stdout')
       .addHelpText('after', EXIT_CODES_HELP),
   ).action(async (query: string, flags) => setCode(await searchCommand(query, flags)));
+  program
+    .command('enqueue')
+    .description('put one message {"path": "<absolute path>"} per PDF on a queue, for "serve"')
+    .argument('<paths...>', 'PDF files and folders (searched recursively for *.pdf)')
+    .requiredOption('--to <url>', 'queue URL (see below)', brokerUrl('--to'))
+    .addHelpText('after', BROKER_URL_HELP)
+    .action(async (paths: string[], flags) => setCode(await enqueueCommand(paths, flags)));
+  addEmbedFlags(
+    program
+      .command('serve')
+      .description(
+        'consume a queue of PDF paths and index each document (several serve processes may share one queue and one --db)',
+      )
+      .requiredOption('--from <url>', 'queue URL (see below)', brokerUrl('--from'))
+      .requiredOption('--db <path>', 'SQLite index file (created if missing)')
+      .option(
+        '--concurrency <n>',
+        'documents in flight (messages held) (default: 2 x threads)',
+        int(1),
+      )
+      .option('--threads <n>', 'extraction threads', int(1), availableParallelism())
+      .option('--extract-timeout <ms>', 'per-document extraction limit, ms', int(1), 60_000)
+      .option('--chunk-size <chars>', 'longest chunk, characters', int(100), 1000)
+      .option(
+        '--max-deliveries <n>',
+        'deliveries before a failing document is dead-lettered',
+        int(1),
+        3,
+      )
+      .option('--retry-delay <ms>', 'first retry delay, ms (doubles per delivery)', int(0), 1000)
+      .option('--quiet', 'no per-document lines on stderr')
+      .option('--json', 'print the final summary as JSON on stdout')
+      .addHelpText(
+        'after',
+        `${BROKER_URL_HELP}
+Messages: JSON {"path": "<absolute path>"}. A document is acked once committed; a redelivered,
+already indexed document is skipped by its content hash. Malformed messages and files that are
+not readable PDFs are dead-lettered at once with their error; other failures (timeouts, the
+embeddings server) are retried with backoff, then dead-lettered after --max-deliveries.
+
+Signals: the first SIGINT/SIGTERM drains (no new messages; documents in flight are finished,
+committed and acked; unstarted ones go back to the queue), prints the summary and exits 0;
+a second one aborts those in flight (back to the queue) and exits 130 (SIGINT) / 143 (SIGTERM).
+Exit code 2: usage error (bad flags or URL, unreachable broker, unusable index).
+`,
+      ),
+  ).action(async (flags: ServeFlags) => setCode(await serveCommand(flags)));
   return program;
 }
 

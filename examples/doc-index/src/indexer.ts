@@ -144,9 +144,20 @@ async function runPipeline(
   return tally;
 }
 
-// The timeout lives on the ThreadPool, not the stage: the pool can terminate a thread stuck in
-// synchronous pdfjs code, which an abort signal alone cannot interrupt.
-function startExtractPool(opts: IndexOptions): ThreadPool<ExtractJob, ExtractedDocument> {
+/**
+ * Starts the 'extract' stage's ThreadPool (shared by `index` and `serve`). The caller drains it.
+ *
+ * The timeout lives on the ThreadPool, not the stage: the pool can terminate a thread stuck in
+ * synchronous pdfjs code, which an abort signal alone cannot interrupt.
+ *
+ * @example
+ * ```ts
+ * const pool = startExtractPool({ threads: 2, extractTimeout: 60_000 });
+ * ```
+ */
+export function startExtractPool(
+  opts: Pick<IndexOptions, 'threads' | 'extractTimeout' | 'extractModule'>,
+): ThreadPool<ExtractJob, ExtractedDocument> {
   return new ThreadPool<ExtractJob, ExtractedDocument>(
     opts.extractModule ?? DEFAULT_EXTRACT_MODULE,
     {

@@ -64,9 +64,15 @@ export function embedStage(embedder: Embedder, chunking: ChunkOptions = {}) {
  * ```
  */
 export function insertStage(store: Store, embedder: Embedder) {
+  // BEGIN IMMEDIATE takes the write lock first, so a second process writing the same index (two
+  // `serve`s) makes this wait out busy_timeout instead of failing with SQLITE_BUSY when its read
+  // snapshot goes stale; Store's own transaction nests inside as a savepoint.
+  const write = store.db.transaction((doc: IndexedDocument) =>
+    store.insert(doc, embedder.identity),
+  );
   return async (doc: IndexedDocument): Promise<InsertedDocument> => {
     try {
-      store.insert(doc, embedder.identity);
+      write.immediate(doc);
     } catch (err) {
       throw prefixPath(doc.path, err);
     }
