@@ -1,0 +1,140 @@
+/**
+ * `enqueue` + two `serve` processes sharing one queue and one SQLite index, on each real broker:
+ * 20 corpus PDFs, one broken PDF and one malformed message. The work is split, every good
+ * document is indexed exactly once, both bad messages are dead-lettered with their error, and
+ * SIGTERM drains both servers to exit 0.
+ */
+import { readdirSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { parseBrokerUrl } from '../src/broker-url.js';
+import { openProducer } from '../src/queue.js';
+import type { ServeSummary } from '../src/serve.js';
+import { cli, completeness, indexedPaths, type Started, start, until } from './cli-harness.js';
+import { GOOD_PDFS, tempDir } from './helpers.js';
+import {
+  amqpProbe,
+  natsProbe,
+  postgresProbe,
+  type QueueProbe,
+  redisProbe,
+} from './queue-probes.js';
+
+// The 20 smallest corpus PDFs: enough documents that two servers each holding two cannot take
+// them all before the other one starts, few enough to keep each broker's run to a few seconds.
+const good = readdirSync(GOOD_PDFS)
+  .filter((f) => f.endsWith('.pdf'))
+  .map((f) => join(GOOD_PDFS, f))
+  .sort((a, b) => statSync(a).size - statSync(b).size || a.localeCompare(b))
+  .slice(0, 20)
+  .sort();
+
+const tmp = tempDir('doc-index-serve-');
+afterAll(() => tmp.cleanup());
+const broken = join(tmp.dir, 'broken.pdf');
+writeFileSync(broken, '%PDF-1.4\nthis is not the rest of a PDF\n');
+
+/** Lines of `stderr` that report a finished message (indexed, skipped or dead-lettered). */
+const finished = (s: Started) =>
+  s.stderr().match(/^(indexed|skipped|dead-lettered) /gm)?.length ?? 0;
+
+async function twoServersShareOneQueue(probe: QueueProbe): Promise<void> {
+  const db = join(tmp.dir, `${parseBrokerUrl(probe.url).kind}.db`);
+  const serve = () =>
+    start([
+      'serve',
+      '--from',
+      probe.url,
+      '--db',
+      db,
+      '--threads',
+      '1',
+      '--concurrency',
+      '2',
+      '--json',
+    ]);
+  const servers = [serve(), serve()];
+  try {
+    // Both are consuming before the first message exists, so neither can take the whole queue.
+    await until(
+      () => servers.every((s) => s.stderr().includes('serving ')),
+      'both servers ready',
+      20_000,
+    );
+    const enqueued = await cli(['enqueue', ...good, broken, '--to', probe.url]);
+    expect(enqueued.stdout, enqueued.stderr).toMatch(/enqueued 21 documents/);
+    expect(enqueued.code).toBe(0);
+    const producer = await openProducer(parseBrokerUrl(probe.url));
+    await producer.send([{ file: 'no path here' }]);
+    await producer.close();
+
+    await until(
+      () => servers.reduce((n, s) => n + finished(s), 0) === 22,
+      'all 22 messages handled',
+      20_000,
+    );
+    for (const s of servers) s.child.kill('SIGTERM');
+    const runs = await Promise.all(servers.map((s) => s.done));
+    const summaries = runs.map((r) => JSON.parse(r.stdout) as ServeSummary);
+
+    for (const r of runs) expect(r.code, r.stderr).toBe(0);
+    // Split: each server handled at least one message.
+    for (const s of summaries) {
+      expect(s.indexed + s.skipped + s.deadLettered.length).toBeGreaterThanOrEqual(1);
+      expect(s.interruptedBy).toBe('SIGTERM');
+      expect(s.consumer.peakHeld).toBeLessThanOrEqual(2);
+    }
+    // Exactly once: 20 rows, complete, and 20 inserts in total (no document indexed twice).
+    expect(indexedPaths(db)).toEqual(good);
+    expect(completeness(db)).toEqual({ docs: 20, incomplete: 0, orphans: 0 });
+    expect(summaries[0]!.indexed + summaries[1]!.indexed).toBe(20);
+
+    const dead = await probe.deadLetters();
+    expect(dead).toHaveLength(2);
+    const byBody = Object.fromEntries(dead.map((d) => [d.body, d.error]));
+    expect(byBody[JSON.stringify({ path: broken })]).toMatch(
+      /cannot extract text from .*broken\.pdf: not a readable PDF/,
+    );
+    expect(byBody[JSON.stringify({ file: 'no path here' })]).toMatch(/no "path" string/);
+    const reported = summaries.flatMap((s) => s.deadLettered.map((d) => d.message)).sort();
+    expect(reported).toEqual(dead.map((d) => d.error).sort());
+    expect(await probe.remaining()).toBe(0);
+  } finally {
+    for (const s of servers) if (s.child.exitCode === null) s.child.kill('SIGKILL');
+    await probe.cleanup();
+  }
+}
+
+describe('serve: two processes share one queue and one index', () => {
+  it('Redis stream + consumer group', async () => {
+    await twoServersShareOneQueue(await redisProbe());
+  });
+  it('PostgreSQL table queue', async () => {
+    await twoServersShareOneQueue(await postgresProbe());
+  });
+  it('NATS JetStream durable consumer', async () => {
+    await twoServersShareOneQueue(await natsProbe());
+  });
+  it('RabbitMQ queue', async () => {
+    await twoServersShareOneQueue(await amqpProbe());
+  });
+});
+
+describe('serve and enqueue: usage errors exit 2 naming the problem', () => {
+  it('an unknown scheme', async () => {
+    const run = await cli([
+      'serve',
+      '--from',
+      'http://127.0.0.1/docs',
+      '--db',
+      join(tmp.dir, 'x.db'),
+    ]);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toMatch(/unknown scheme "http:"/);
+  });
+  it('a URL without a queue', async () => {
+    const run = await cli(['enqueue', broken, '--to', 'redis://127.0.0.1:6379']);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toMatch(/--to: .* must name exactly one stream/);
+  });
+});
