@@ -57,10 +57,16 @@ async function twoServersShareOneQueue(probe: QueueProbe): Promise<void> {
   try {
     // Both are consuming before the first message exists, so neither can take the whole queue.
     await until(
-      () => servers.every((s) => s.stderr().includes('serving ')),
+      () => {
+        const exited = servers.find((s) => s.child.exitCode !== null);
+        if (exited) throw new Error(`serve exited early:\n${exited.stderr()}`);
+        return servers.every((s) => s.stderr().includes('serving '));
+      },
       'both servers ready',
       20_000,
-    );
+    ).catch((err: Error) => {
+      throw new Error(`${err.message}\n${servers.map((s) => s.stderr()).join('\n---\n')}`);
+    });
     const enqueued = await cli(['enqueue', ...good, broken, '--to', probe.url]);
     expect(enqueued.stdout, enqueued.stderr).toMatch(/enqueued 21 documents/);
     expect(enqueued.code).toBe(0);
