@@ -113,6 +113,7 @@ export class Pipeline<J, T> implements AsyncIterable<Result<J, T>> {
   readonly #defs: StageDef[];
   #live: LiveStage[] | undefined;
   #aborted: Error | undefined;
+  #draining = false;
   #done: { promise: Promise<void>; resolve: () => void };
 
   /** Use {@link pipeline} to create one. */
@@ -157,7 +158,8 @@ export class Pipeline<J, T> implements AsyncIterable<Result<J, T>> {
     this.#live = this.#build();
     const last = this.#live.at(-1);
     if (!last) throw new TypeError('a pipeline needs at least one stage');
-    if (this.#aborted) this.#live[0]?.engine.stopPulling();
+    // drain() or abort() before iterating: start stopped (every stage still ends cleanly).
+    if (this.#aborted || this.#draining) this.#live[0]?.engine.stopPulling();
     if (this.#signal?.aborted) this.abort(this.#signal.reason);
     else if (this.#signal) {
       const signal = this.#signal;
@@ -192,8 +194,9 @@ export class Pipeline<J, T> implements AsyncIterable<Result<J, T>> {
    * the promise resolves once the last one has been taken.
    */
   drain(): Promise<void> {
+    this.#draining = true;
     this.#live?.[0]?.engine.stopPulling();
-    return this.#live ? this.#done.promise : Promise.resolve();
+    return this.#done.promise;
   }
 
   /** Cancels everything now: running jobs abort, later stages run nothing new; every pulled job
@@ -284,20 +287,42 @@ export class Pipeline<J, T> implements AsyncIterable<Result<J, T>> {
   }
 }
 
-/** Wraps source jobs into envelopes, keeping a sync source sync (cheaper to pull). */
+/**
+ * Wraps source jobs into envelopes, keeping a sync source sync (cheaper to pull). Written by
+ * hand rather than as generators so that `return()` reaches the source at once, even while a
+ * `next()` is pending (a generator would queue it behind that `next()`).
+ */
 function envelopes<J>(
   source: Iterable<J> | AsyncIterable<J>,
 ): Iterable<Envelope> | AsyncIterable<Envelope> {
   let index = 0;
-  const wrap = (job: J): Envelope => ({ job, index: index++, value: job, failure: undefined });
+  const wrap = (step: IteratorResult<J>): IteratorResult<Envelope> =>
+    step.done
+      ? { done: true, value: undefined }
+      : {
+          done: false,
+          value: { job: step.value, index: index++, value: step.value, failure: undefined },
+        };
   if (typeof (source as AsyncIterable<J>)[Symbol.asyncIterator] === 'function') {
-    return (async function* () {
-      for await (const job of source as AsyncIterable<J>) yield wrap(job);
-    })();
+    const it = (source as AsyncIterable<J>)[Symbol.asyncIterator]();
+    const iterator: AsyncIterator<Envelope> = {
+      next: () => it.next().then(wrap),
+      return: async () => {
+        await it.return?.();
+        return { done: true, value: undefined };
+      },
+    };
+    return { [Symbol.asyncIterator]: () => iterator };
   }
-  return (function* () {
-    for (const job of source as Iterable<J>) yield wrap(job);
-  })();
+  const it = (source as Iterable<J>)[Symbol.iterator]();
+  const iterator: Iterator<Envelope> = {
+    next: () => wrap(it.next()),
+    return: () => {
+      it.return?.();
+      return { done: true, value: undefined };
+    },
+  };
+  return { [Symbol.iterator]: () => iterator };
 }
 
 /** Turns a stage's results into the next stage's envelopes. */

@@ -75,6 +75,8 @@ class PendingRun<J, R> extends JobRun<J, R> implements WaitNode {
   queuedAt = 0;
   /** Removes this job's listener from the caller's signal. */
   unsubscribe: (() => void) | undefined = undefined;
+  /** The caller's signal, checked again before a queued job starts. */
+  callerSignal: AbortSignal | undefined = undefined;
   prev: WaitNode | undefined = undefined;
   next: WaitNode | undefined = undefined;
   linked = false;
@@ -127,6 +129,9 @@ export class Pool<J, R> implements JobOwner<J, R> {
   #settledCount = 0;
   #drainPromise: Promise<DrainReport<J>> | undefined;
   #drainResolve: (() => void) | undefined;
+  readonly #drainTimers: NodeJS.Timeout[] = [];
+  /** Jobs canceled by abort() or a drain deadline (at most once per pool: it ends aborted). */
+  readonly #canceledJobs: J[] = [];
   #unsubscribePool: (() => void) | undefined;
 
   /**
@@ -217,27 +222,20 @@ export class Pool<J, R> implements JobOwner<J, R> {
    */
   drain(opts?: { timeout?: number }): Promise<DrainReport<J>> {
     const timeout = optionalDuration('timeout', opts?.timeout);
-    if (this.#drainPromise) return this.#drainPromise;
-    this.close();
-    const before = this.#settledCount;
-    this.#drainPromise = new Promise<void>((resolve) => {
-      this.#drainResolve = resolve;
-      if (this.#state === 'aborted' || this.#state === 'drained') resolve();
-      else this.#checkDrained();
-    }).then(() => ({ completed: this.#settledCount - before, canceled: 0, canceledJobs: [] }));
-    if (timeout === undefined || this.#state !== 'closing') return this.#drainPromise;
-    let timer: NodeJS.Timeout | undefined;
-    const deadline = new Promise<DrainReport<J>>((resolve) => {
-      timer = setTimeout(() => {
-        const report = this.#cancelAll(
-          new AbortError(undefined, `drain timed out after ${timeout} ms`),
-        );
-        resolve({ ...report, completed: this.#settledCount - before - report.canceled });
-      }, timeout);
-    });
-    this.#drainPromise = Promise.race([this.#drainPromise, deadline]).finally(() =>
-      clearTimeout(timer),
-    );
+    if (!this.#drainPromise) {
+      this.close();
+      const mark = this.#mark();
+      this.#drainPromise = new Promise<void>((resolve) => {
+        this.#drainResolve = resolve;
+        if (this.#state === 'aborted' || this.#state === 'drained') resolve();
+        else this.#checkDrained();
+      }).then(() => this.#reportSince(mark));
+    }
+    // Every call's deadline counts, so the earliest wins (e.g. a plain drain, then a forced one).
+    if (timeout !== undefined && this.#state === 'closing') {
+      const error = new AbortError(undefined, `drain timed out after ${timeout} ms`);
+      this.#drainTimers.push(setTimeout(() => this.#cancelAll(error), timeout));
+    }
     return this.#drainPromise;
   }
 
@@ -248,8 +246,9 @@ export class Pool<J, R> implements JobOwner<J, R> {
    */
   abort(reason?: unknown): Promise<DrainReport<J>> {
     this.close();
-    const report = this.#cancelAll(reason instanceof AbortError ? reason : new AbortError(reason));
-    return Promise.resolve(report);
+    const mark = this.#mark();
+    this.#cancelAll(reason instanceof AbortError ? reason : new AbortError(reason));
+    return Promise.resolve(this.#reportSince(mark));
   }
 
   /**
@@ -311,6 +310,7 @@ export class Pool<J, R> implements JobOwner<J, R> {
     const run = new PendingRun<J, R>(job, this.#nextIndex++, this, resolveResult);
     run.queuedAt = now;
     this.#stats.submitted++;
+    run.callerSignal = signal;
     if (signal?.aborted) {
       run.cancel(abortErrorFrom(signal));
     } else {
@@ -354,7 +354,11 @@ export class Pool<J, R> implements JobOwner<J, R> {
   #pump(now = performance.now()): void {
     const startable = this.#state !== 'aborted';
     while (startable && !this.#paused && this.#slots.available && this.#queue.length > 0) {
-      this.#start(this.#queue.shift() as PendingRun<J, R>, now);
+      const run = this.#queue.shift() as PendingRun<J, R>;
+      // Its signal may have aborted in this same turn, its listener not yet called (another
+      // listener on that signal settled a job and brought us here first): never start it.
+      if (run.callerSignal?.aborted) run.cancel(abortErrorFrom(run.callerSignal));
+      else this.#start(run, now);
     }
     while (this.#submitters.length > 0 && this.#canAccept()) {
       const s = this.#submitters.shift() as Submitter<J, R>;
@@ -372,20 +376,30 @@ export class Pool<J, R> implements JobOwner<J, R> {
     return this.#slots.running === 0 && this.#queue.length === 0;
   }
 
-  #cancelAll(error: Error): DrainReport<J> {
+  /** Cancels every queued and running job (once: the pool is aborted for good). */
+  #cancelAll(error: Error): void {
     // Set first, so settling the canceled jobs below starts nothing new.
     this.#state = 'aborted';
-    const canceledJobs: J[] = [];
     for (let run = this.#queue.shift(); run; run = this.#queue.shift()) {
-      canceledJobs.push(run.job);
+      this.#canceledJobs.push(run.job);
       run.cancel(error);
     }
     for (const run of this.#slots.items()) {
-      canceledJobs.push(run.job);
+      this.#canceledJobs.push(run.job);
       run.cancel(error);
     }
     this.#finish();
-    return { completed: 0, canceled: canceledJobs.length, canceledJobs };
+  }
+
+  /** Counters at the start of a drain or abort, for its report. */
+  #mark(): { settled: number; canceled: number } {
+    return { settled: this.#settledCount, canceled: this.#canceledJobs.length };
+  }
+
+  #reportSince(mark: { settled: number; canceled: number }): DrainReport<J> {
+    const canceledJobs = this.#canceledJobs.slice(mark.canceled);
+    const completed = this.#settledCount - mark.settled - canceledJobs.length;
+    return { completed, canceled: canceledJobs.length, canceledJobs };
   }
 
   #checkDrained(): void {
@@ -396,6 +410,7 @@ export class Pool<J, R> implements JobOwner<J, R> {
   }
 
   #finish(): void {
+    for (const timer of this.#drainTimers.splice(0)) clearTimeout(timer);
     this.#unsubscribePool?.();
     this.#unsubscribePool = undefined;
     this.#drainResolve?.();

@@ -1,5 +1,5 @@
 import { constants } from 'node:os';
-import { optionalDuration } from './internal/options.js';
+import { nonNegativeInt, optionalDuration } from './internal/options.js';
 
 /** Options of {@link shutdownOn}. */
 export interface ShutdownOptions {
@@ -70,8 +70,13 @@ export function shutdownOn(
     opts.timeout === Number.POSITIVE_INFINITY
       ? undefined
       : optionalDuration('timeout', opts.timeout ?? 30_000);
-  const debounce = opts.debounce ?? 100;
-  const forceGrace = opts.forceGrace ?? 1_000;
+  const debounce = nonNegativeMs('debounce', opts.debounce ?? 100);
+  const forceGrace = nonNegativeMs('forceGrace', opts.forceGrace ?? 1_000);
+  for (const name of signals) {
+    if (typeof name !== 'string' || !(name in constants.signals)) {
+      throw new TypeError(`Invalid argument "signals": unknown signal ${String(name)}`);
+    }
+  }
   const exit = opts.exit ?? true;
   const controller = new AbortController();
   let firstAt = -1;
@@ -88,12 +93,17 @@ export function shutdownOn(
   const force = (code: number, reason: string): void => {
     if (forcedCode !== undefined) return;
     forcedCode = code;
+    // Set now: if the event loop empties before the grace timer (it is unref'd), the process
+    // must still exit with the forced code, not 0.
+    process.exitCode = code;
     controller.abort(new Error(reason));
     // Let the drain cancel cleanly for a moment; unref'd so it never holds the process open.
     setTimeout(() => finish(code), forceGrace).unref();
   };
 
   const start = (signal: NodeJS.Signals): void => {
+    // Until the drain settles, an exit (say, the loop emptied under a hung drain) is a failure.
+    process.exitCode = 1;
     if (timeout !== undefined) {
       timer = setTimeout(() => force(1, `shutdown timed out after ${timeout} ms`), timeout);
     }
@@ -120,4 +130,9 @@ export function shutdownOn(
     for (const s of signals) process.off(s, handler);
   };
   return uninstall;
+}
+
+/** A non-negative whole number of ms (debounce, grace periods). */
+function nonNegativeMs(name: string, value: unknown): number {
+  return nonNegativeInt(name, value, false);
 }

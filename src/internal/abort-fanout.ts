@@ -11,8 +11,13 @@ const subscribers = new WeakMap<AbortSignal, Set<Callback>>();
 function fire(this: AbortSignal): void {
   const set = subscribers.get(this);
   if (!set) return;
+  // One at a time, each removed just before it runs: a callback that settles a job may
+  // unsubscribe others (their jobs settled too), and those must then not be called.
+  for (const callback of [...set]) {
+    if (!set.delete(callback)) continue;
+    callback(this.reason);
+  }
   subscribers.delete(this);
-  for (const callback of set) callback(this.reason);
 }
 
 /**
@@ -29,7 +34,7 @@ export function onAbort(signal: AbortSignal, callback: Callback): () => void {
   set.add(callback);
   return () => {
     const current = subscribers.get(signal);
-    if (!current?.delete(callback) || current.size > 0) return;
+    if (!current?.delete(callback) || current.size > 0 || signal.aborted) return;
     subscribers.delete(signal);
     signal.removeEventListener('abort', fire);
   };

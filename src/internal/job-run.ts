@@ -84,18 +84,19 @@ export class JobRun<J, R> implements JobContext {
     let out: R | PromiseLike<R>;
     try {
       out = worker(this.job, this);
+      if (isThenable<R>(out)) {
+        // Inside the try: a user thenable whose `then` (or its getter) throws fails the job.
+        out.then(
+          (value) => this.#settle(undefined, value),
+          (error: unknown) => this.#settle(toError(error), undefined),
+        );
+        return;
+      }
     } catch (error) {
       queueMicrotask(() => this.#settle(toError(error), undefined));
       return;
     }
-    if (isThenable<R>(out)) {
-      out.then(
-        (value) => this.#settle(undefined, value),
-        (error: unknown) => this.#settle(toError(error), undefined),
-      );
-    } else {
-      queueMicrotask(() => this.#settle(undefined, out as R));
-    }
+    queueMicrotask(() => this.#settle(undefined, out as R));
   }
 
   /**

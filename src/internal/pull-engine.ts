@@ -46,7 +46,8 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
   #sourceDone = false;
   #sourceError: { error: unknown } | undefined;
   #stopped = false;
-  #consumer: Consumer<J, R> | undefined;
+  /** Waiting `next()` calls, oldest first (callers may call next() again without awaiting). */
+  readonly #consumers = new Deque<Consumer<J, R>>(4);
   #unsubscribe: (() => void) | undefined;
   #returned = false;
 
@@ -64,7 +65,7 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
     this.#opts = opts;
     this.#slots = new Slots(opts.concurrency);
     const { signal } = opts;
-    if (signal?.aborted) this.#stopped = true;
+    if (signal?.aborted) this.stopPulling();
     else if (signal) this.#unsubscribe = onAbort(signal, () => this.#abort(signal));
   }
 
@@ -83,29 +84,36 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
   }
 
   next(): Promise<IteratorResult<Result<J, R>, undefined>> {
-    const result = this.#take();
-    if (result) {
-      this.#fill();
-      return Promise.resolve({ done: false, value: result });
+    if (this.#returned) return Promise.resolve(DONE);
+    if (this.#consumers.length === 0) {
+      const result = this.#take();
+      if (result) {
+        this.#fill();
+        return Promise.resolve({ done: false, value: result });
+      }
+      if (this.#finished()) return this.#end();
     }
-    if (this.#finished()) return this.#end();
     return new Promise((resolve, reject) => {
-      this.#consumer = { resolve, reject };
+      this.#consumers.push({ resolve, reject });
       this.#fill();
       this.#deliver();
     });
   }
 
-  /** Breaking out of `for await`: stop pulling, abort running workers, drop their results. */
+  /**
+   * Breaking out of `for await`: stop pulling, abort running workers, drop their results, and
+   * close the source. The source's `return()` is awaited unless a pull is pending: an async
+   * generator queues `return()` behind its pending `next()`, which may never settle.
+   */
   async return(): Promise<IteratorResult<Result<J, R>, undefined>> {
     this.#returned = true;
     this.#stop();
     this.cancelRunning(new AbortError(undefined, 'result iteration stopped'));
     this.#ready.drain();
     this.#byIndex.clear();
-    this.#consumer?.resolve(DONE);
-    this.#consumer = undefined;
-    await this.#closeSource();
+    for (let c = this.#consumers.shift(); c; c = this.#consumers.shift()) c.resolve(DONE);
+    const closing = this.#closeSource();
+    if (!this.#pulling) await closing;
     return DONE;
   }
 
@@ -162,9 +170,9 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
   }
 
   #finished(): boolean {
+    // Once stopped, a pull still pending is abandoned (it may never settle): not waited for.
     return (
-      (this.#sourceDone || this.#stopped) &&
-      !this.#pulling &&
+      (this.#stopped || (this.#sourceDone && !this.#pulling)) &&
       this.#slots.running === 0 &&
       this.#ready.length === 0 &&
       this.#byIndex.size === 0
@@ -182,16 +190,18 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
   }
 
   #deliver(): void {
-    const consumer = this.#consumer;
-    if (!consumer) return;
-    const result = this.#take();
-    if (result) {
-      this.#consumer = undefined;
-      consumer.resolve({ done: false, value: result });
-      this.#fill();
-    } else if (this.#finished()) {
-      this.#consumer = undefined;
-      this.#end().then(consumer.resolve, consumer.reject);
+    while (this.#consumers.length > 0) {
+      const result = this.#take();
+      if (result) {
+        // Taken off the queue before resolving, so a re-entrant call cannot serve it twice.
+        (this.#consumers.shift() as Consumer<J, R>).resolve({ done: false, value: result });
+        this.#fill();
+      } else if (this.#finished()) {
+        const consumer = this.#consumers.shift() as Consumer<J, R>;
+        this.#end().then(consumer.resolve, consumer.reject);
+      } else {
+        return;
+      }
     }
   }
 
@@ -233,15 +243,16 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
     (this.#source as AsyncIterator<J>).next().then(
       (step) => {
         this.#pulling = false;
+        // A value that arrives after a stop was abandoned with its pull: it was never taken in.
+        if (this.#stopped) return;
         if (step.done) this.#sourceDone = true;
-        else if (this.#stopped) this.#settleUnstarted(step.value);
         else this.#start(step.value);
         this.#fill();
         this.#deliver();
       },
       (error: unknown) => {
         this.#pulling = false;
-        this.#sourceFailed(error);
+        if (!this.#stopped) this.#sourceFailed(error);
       },
     );
   }
@@ -264,13 +275,6 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
       this.#opts.stats.recordStart(run.startedAt, 0);
     }
     run.start(this.#worker, workerId, this.#opts.timeout);
-  }
-
-  /** A job pulled after an abort: it yields a canceled result without running. */
-  #settleUnstarted(job: J): void {
-    const error = new AbortError(this.#opts.signal?.reason);
-    this.#opts.stats?.settledUnstarted('canceled');
-    this.#push(makeResult<J, R>(job, this.#pulled++, error, undefined));
   }
 
   /** A job ended: free its slot, queue its result, pull the next. Called by the JobRun. */
