@@ -10,8 +10,17 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { parseBrokerUrl } from '../src/broker-url.js';
 import { openProducer } from '../src/queue.js';
 import type { ServeSummary } from '../src/serve.js';
-import { cli, completeness, indexedPaths, type Started, start, until } from './cli-harness.js';
+import {
+  cli,
+  completeness,
+  documentCount,
+  indexedPaths,
+  type Started,
+  start,
+  until,
+} from './cli-harness.js';
 import { GOOD_PDFS, tempDir } from './helpers.js';
+import { startOpenAiServer } from './openai-server.js';
 import {
   amqpProbe,
   natsProbe,
@@ -123,6 +132,114 @@ describe('serve: two processes share one queue and one index', () => {
   });
   it('RabbitMQ queue', async () => {
     await twoServersShareOneQueue(await amqpProbe());
+  });
+});
+
+describe('serve: signals', () => {
+  it('SIGTERM waits for the document in flight; a second SIGTERM aborts it (exit 143, message back on the queue, nothing committed)', async () => {
+    // An embeddings server that never answers keeps the one document in flight, deterministically.
+    const embeddings = await startOpenAiServer(() => {});
+    const probe = await redisProbe();
+    const db = join(tmp.dir, 'abort.db');
+    const server = start([
+      'serve',
+      '--from',
+      probe.url,
+      '--db',
+      db,
+      '--threads',
+      '1',
+      '--concurrency',
+      '1',
+      '--json',
+      '--embed-url',
+      embeddings.url,
+      '--embed-model',
+      'hang',
+      '--embed-timeout',
+      '60000',
+    ]);
+    try {
+      await until(() => server.stderr().includes('serving '), 'server ready', 20_000);
+      const producer = await openProducer(parseBrokerUrl(probe.url));
+      await producer.send([{ path: good[0] }]);
+      await producer.close();
+      await until(() => embeddings.seen.length > 0, 'the embeddings request', 20_000);
+      server.child.kill('SIGTERM');
+      await until(() => server.stderr().includes('SIGTERM: draining'), 'the drain to start');
+      // Repeats within 100 ms count as one signal (see signals.ts): the second must come later.
+      await new Promise((r) => setTimeout(r, 150));
+      expect(server.child.exitCode).toBe(null); // still draining: the document is in flight
+      server.child.kill('SIGTERM');
+      const run = await server.done;
+      expect(run.code, run.stderr).toBe(143);
+      const summary = JSON.parse(run.stdout) as ServeSummary;
+      expect(summary).toMatchObject({ indexed: 0, canceled: 1, deadLettered: [] });
+      expect(documentCount(db)).toBe(0);
+      expect(await probe.remaining()).toBe(1);
+    } finally {
+      if (server.child.exitCode === null) server.child.kill('SIGKILL');
+      await embeddings.close();
+      await probe.cleanup();
+    }
+  });
+
+  it('SIGINT on an idle server: summary, exit 0', async () => {
+    const probe = await redisProbe();
+    const server = start([
+      'serve',
+      '--from',
+      probe.url,
+      '--db',
+      join(tmp.dir, 'idle.db'),
+      '--threads',
+      '1',
+    ]);
+    try {
+      await until(() => server.stderr().includes('serving '), 'server ready', 20_000);
+      server.child.kill('SIGINT');
+      const run = await server.done;
+      expect(run.code, run.stderr).toBe(0);
+      expect(run.stdout).toMatch(/Drained \(SIGINT\)\.\n {2}indexed 0 /);
+    } finally {
+      if (server.child.exitCode === null) server.child.kill('SIGKILL');
+      await probe.cleanup();
+    }
+  });
+});
+
+describe('serve: idempotent by content hash', () => {
+  it('a document delivered again after it was indexed is skipped, not indexed twice', async () => {
+    const probe = await postgresProbe();
+    const db = join(tmp.dir, 'twice.db');
+    const server = start([
+      'serve',
+      '--from',
+      probe.url,
+      '--db',
+      db,
+      '--threads',
+      '1',
+      '--concurrency',
+      '1',
+      '--json',
+    ]);
+    try {
+      await until(() => server.stderr().includes('serving '), 'server ready', 20_000);
+      const producer = await openProducer(parseBrokerUrl(probe.url));
+      await producer.send([{ path: good[0] }, { path: good[0] }]);
+      await producer.close();
+      await until(() => finished(server) === 2, 'both messages handled', 20_000);
+      server.child.kill('SIGTERM');
+      const run = await server.done;
+      expect(run.code, run.stderr).toBe(0);
+      expect(JSON.parse(run.stdout)).toMatchObject({ indexed: 1, skipped: 1, deadLettered: [] });
+      expect(indexedPaths(db)).toEqual([good[0]]);
+      expect(await probe.remaining()).toBe(0);
+    } finally {
+      if (server.child.exitCode === null) server.child.kill('SIGKILL');
+      await probe.cleanup();
+    }
   });
 });
 
