@@ -191,7 +191,9 @@ export class Pipeline<J, T> implements AsyncIterable<Result<J, T>> {
 
   /**
    * Stops pulling the source; every stage finishes what it holds. Keep consuming the results:
-   * the promise resolves once the last one has been taken.
+   * the promise resolves once the last one has been taken (called before iterating, the
+   * pipeline starts drained and yields nothing).
+   * @returns a promise that resolves when the iteration has ended.
    */
   drain(): Promise<void> {
     this.#draining = true;
@@ -199,8 +201,11 @@ export class Pipeline<J, T> implements AsyncIterable<Result<J, T>> {
     return this.#done.promise;
   }
 
-  /** Cancels everything now: running jobs abort, later stages run nothing new; every pulled job
-   * still yields one result (canceled ones as `AbortError`). */
+  /**
+   * Cancels everything now: running jobs abort, later stages run nothing new; every pulled job
+   * still yields one result (canceled ones as `AbortError`). Idempotent.
+   * @param reason - kept as the `AbortError`'s `cause` (an `AbortError` is used as is).
+   */
   abort(reason?: unknown): void {
     if (this.#aborted) return;
     this.#aborted = reason instanceof AbortError ? reason : new AbortError(reason);

@@ -219,6 +219,13 @@ export class Pool<J, R> implements JobOwner<J, R> {
   /**
    * Closes the pool and waits for queued and running jobs to finish. With `timeout` (ms), at the
    * deadline whatever is left is canceled (`AbortError`) and reported.
+   *
+   * Calling it again returns the same promise (its report counts from the first call), but the
+   * new `timeout` still applies: the earliest deadline wins — e.g. a plain `drain()` at
+   * shutdown, then `drain({ timeout: 5_000 })` on a second signal. On a paused pool it waits
+   * for `resume()`.
+   * @returns `{ completed, canceled, canceledJobs }` once the pool is idle or the deadline hit.
+   * @throws RangeError/TypeError (synchronously) when `timeout` is not a positive number of ms.
    */
   drain(opts?: { timeout?: number }): Promise<DrainReport<J>> {
     const timeout = optionalDuration('timeout', opts?.timeout);
@@ -262,11 +269,15 @@ export class Pool<J, R> implements JobOwner<J, R> {
     this.#pump();
   }
 
-  /** Starts nothing new until `resume()`; running jobs go on, submits are still accepted. */
+  /**
+   * Starts nothing new until `resume()`; running jobs go on, submits are still accepted (up to
+   * `queueSize`). A `drain()` of a paused pool waits for `resume()` — give it a `timeout`.
+   */
   pause(): void {
     this.#paused = true;
   }
 
+  /** Starts queued jobs again, up to the concurrency limit. */
   resume(): void {
     this.#paused = false;
     this.#pump();

@@ -7,7 +7,12 @@ import { TimeoutError, toError } from '../errors.js';
  * deadline) or times out; its `reason` is the `AbortError`/`TimeoutError` the job settles with.
  */
 export interface JobContext {
-  /** Aborted on pool abort, job abort or job timeout. Created on first access (it is not free). */
+  /**
+   * Aborted on pool abort, job abort or job timeout. Created on first access (it is not free).
+   * Its `reason` is the error the job settles with: an `AbortError` (whose `cause` is the
+   * caller's reason), a `TimeoutError` — or, when the caller's own abort reason already is a
+   * sluice error (e.g. a `TimeoutError` from an outer pool), that error unchanged.
+   */
   readonly signal: AbortSignal;
   /** The job's position in submission (or source) order, from 0. */
   readonly index: number;
