@@ -145,6 +145,9 @@ export class Pipeline<J, T> implements AsyncIterable<Result<J, T>> {
         `Invalid argument "name": expected a non-empty string, got ${String(name)}`,
       );
     }
+    if (this.#defs.some((d) => d.name === name)) {
+      throw new TypeError(`Invalid argument "name": a stage named "${name}" already exists`);
+    }
     const def = this.#define(
       name,
       worker as WorkerFunction<unknown, unknown> | StageRunner<unknown, unknown>,

@@ -213,3 +213,29 @@ describe('regressions', () => {
     await pool.abort();
   });
 });
+
+describe('regressions (new-user trial)', () => {
+  it('a huge concurrency allocates nothing up front (was: 2 GB for 1e8, a fatal error for 1e9)', async () => {
+    const pool = new Pool(async (x: number) => x * 2, { concurrency: 1e9 });
+    expect(await pool.run(21)).toBe(42);
+    const results: unknown[] = [];
+    for await (const r of runPool([1, 2, 3], async (x) => x, { concurrency: 1e9 })) results.push(r);
+    expect(results).toHaveLength(3);
+    pool.resize(5e8);
+    expect(await pool.run(1)).toBe(2);
+  });
+
+  it('bad options carry the stable code ERR_INVALID_OPTION', () => {
+    expect(() => new Pool(async () => 1, { concurrency: 0 })).toThrow(
+      expect.objectContaining({ code: 'ERR_INVALID_OPTION' }),
+    );
+  });
+
+  it('duplicate stage names are refused (was: accepted, making stats() ambiguous)', () => {
+    expect(() =>
+      pipeline([1])
+        .stage('a', (x: number) => x, { concurrency: 1 })
+        .stage('a', (x: number) => x, { concurrency: 1 }),
+    ).toThrow(/"a" already exists/);
+  });
+});

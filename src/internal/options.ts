@@ -11,7 +11,10 @@ function show(value: unknown): string {
 /** Throws RangeError for a number out of range, TypeError for a value of the wrong type. */
 function fail(name: string, value: unknown, expected: string, numeric = true): never {
   const message = `Invalid option "${name}": expected ${expected}, got ${show(value)}`;
-  throw numeric && typeof value === 'number' ? new RangeError(message) : new TypeError(message);
+  const error =
+    numeric && typeof value === 'number' ? new RangeError(message) : new TypeError(message);
+  // A stable code on the standard classes too, as Node does for ERR_INVALID_ARG_VALUE.
+  throw Object.assign(error, { code: 'ERR_INVALID_OPTION' as const });
 }
 
 /** A positive integer (Infinity only when `allowInfinity`). */

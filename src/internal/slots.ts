@@ -1,19 +1,24 @@
 /**
  * Worker slots: which slot ids are busy and what runs in each. Ids are always below the current
  * limit when handed out, so `workerId` stays in 0..concurrency-1 even across `resize()`.
+ *
+ * Ids are minted on first use, never allocated up front: memory follows the peak number of jobs
+ * actually running, so a huge `concurrency` (say 1e9, "effectively unbounded") costs nothing.
+ * Invariant: every id below min(minted, limit) that is not busy is on the free stack.
  * Internal.
  */
 export class Slots<T> {
   #limit: number;
-  /** Free ids below the limit; popped from the end, so low ids are reused first. */
+  /** Released ids below the limit; popped from the end, so recent ids are reused first. */
   #free: number[] = [];
+  /** Ids 0..minted-1 have been handed out at least once. */
+  #minted = 0;
   /** What runs in each busy slot (sparse; ids may exceed the limit after a shrink). */
   readonly #busy: (T | undefined)[] = [];
   #running = 0;
 
   constructor(limit: number) {
     this.#limit = limit;
-    this.#rebuild();
   }
 
   get limit(): number {
@@ -29,9 +34,12 @@ export class Slots<T> {
     return this.#running < this.#limit;
   }
 
-  /** Takes a free slot for `item`; call only while `available`. */
+  /**
+   * Takes a free slot for `item`; call only while `available`. Then some id below the limit is
+   * not busy: it is either on the free stack or not minted yet (so `minted` < limit).
+   */
   acquire(item: T): number {
-    const id = this.#free.pop() as number;
+    const id = this.#free.length > 0 ? (this.#free.pop() as number) : this.#minted++;
     this.#busy[id] = item;
     this.#running++;
     return id;
@@ -45,17 +53,14 @@ export class Slots<T> {
 
   resize(limit: number): void {
     this.#limit = limit;
-    this.#rebuild();
+    // Keep the invariant for the new limit: O(ids minted), i.e. the peak ever running.
+    this.#free = [];
+    const top = Math.min(this.#minted, limit);
+    for (let id = top - 1; id >= 0; id--) if (this.#busy[id] === undefined) this.#free.push(id);
   }
 
   /** What runs now, in slot order. */
   items(): T[] {
     return this.#busy.filter((item): item is T => item !== undefined);
-  }
-
-  #rebuild(): void {
-    this.#free = [];
-    for (let id = this.#limit - 1; id >= 0; id--)
-      if (this.#busy[id] === undefined) this.#free.push(id);
   }
 }

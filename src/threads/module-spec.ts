@@ -34,6 +34,9 @@ const { workerData } = require('node:worker_threads');
   if (workerData.tsx) {
     const api = await import(workerData.tsx);
     (api.register ?? api.default.register)();
+    // A .ts module in a package without "type": "module" is CommonJS: tsx's require hook too.
+    const cjsApi = require('node:url').fileURLToPath(new URL('../../cjs/api/index.cjs', workerData.tsx));
+    if (require('node:fs').existsSync(cjsApi)) require(cjsApi).register();
   }
   await import(workerData.entry);
 })().catch((error) => { process.nextTick(() => { throw error; }); });
