@@ -1,8 +1,7 @@
 import { abortErrorFrom, ChannelClosedError } from './errors.js';
-import { onAbort } from './internal/abort-fanout.js';
 import { Deque } from './internal/deque.js';
 import { nonNegativeInt, optionalSignal } from './internal/options.js';
-import { WaitList, type WaitNode } from './internal/wait-list.js';
+import { dismiss, park, serve, type Waiter, WaitList } from './internal/wait-list.js';
 
 /** Options of one `send` or `receive`. */
 export interface ChannelOpOptions {
@@ -10,18 +9,11 @@ export interface ChannelOpOptions {
   signal?: AbortSignal;
 }
 
-interface Sender<T> extends WaitNode {
+interface Sender<T> extends Waiter<void> {
   value: T;
-  resolve: () => void;
-  reject: (error: Error) => void;
-  unsubscribe: (() => void) | undefined;
 }
 
-interface Receiver<T> extends WaitNode {
-  resolve: (result: IteratorResult<T, undefined>) => void;
-  reject: (error: Error) => void;
-  unsubscribe: (() => void) | undefined;
-}
+type Receiver<T> = Waiter<IteratorResult<T, undefined>>;
 
 const RESOLVED: Promise<void> = Promise.resolve();
 const DONE: IteratorResult<never, undefined> = Object.freeze({ done: true, value: undefined });
@@ -90,24 +82,7 @@ export class Channel<T> implements AsyncIterable<T> {
     if (this.#closed) return Promise.reject(new ChannelClosedError());
     if (signal?.aborted) return Promise.reject(abortErrorFrom(signal));
     if (this.#offer(value)) return RESOLVED;
-    return new Promise<void>((resolve, reject) => {
-      const node: Sender<T> = {
-        value,
-        resolve,
-        reject,
-        unsubscribe: undefined,
-        prev: undefined,
-        next: undefined,
-        linked: false,
-      };
-      this.#senders.push(node);
-      if (signal) {
-        node.unsubscribe = onAbort(signal, () => {
-          this.#senders.remove(node);
-          reject(abortErrorFrom(signal));
-        });
-      }
-    });
+    return park<void, Sender<T>>(this.#senders, { value }, signal);
   }
 
   /**
@@ -133,23 +108,7 @@ export class Channel<T> implements AsyncIterable<T> {
     if (signal?.aborted) return Promise.reject(abortErrorFrom(signal));
     const ready = this.tryReceive();
     if (ready) return Promise.resolve(ready);
-    return new Promise((resolve, reject) => {
-      const node: Receiver<T> = {
-        resolve,
-        reject,
-        unsubscribe: undefined,
-        prev: undefined,
-        next: undefined,
-        linked: false,
-      };
-      this.#receivers.push(node);
-      if (signal) {
-        node.unsubscribe = onAbort(signal, () => {
-          this.#receivers.remove(node);
-          reject(abortErrorFrom(signal));
-        });
-      }
-    });
+    return park<IteratorResult<T, undefined>, Receiver<T>>(this.#receivers, {}, signal);
   }
 
   /**
@@ -165,13 +124,13 @@ export class Channel<T> implements AsyncIterable<T> {
       const sender = this.#senders.shift();
       if (sender) {
         this.#buffer.push(sender.value);
-        this.#wake(sender);
+        serve(sender, undefined);
       }
       return { done: false, value };
     }
     const sender = this.#senders.shift();
     if (sender) {
-      this.#wake(sender);
+      serve(sender, undefined);
       return { done: false, value: sender.value };
     }
     return this.#closed ? DONE : undefined;
@@ -186,14 +145,10 @@ export class Channel<T> implements AsyncIterable<T> {
     if (this.#closed) return;
     this.#closed = true;
     for (let s = this.#senders.shift(); s; s = this.#senders.shift()) {
-      s.unsubscribe?.();
-      s.reject(new ChannelClosedError('channel closed while the send was waiting'));
+      dismiss(s, new ChannelClosedError('channel closed while the send was waiting'));
     }
     // Receivers only wait on an empty buffer, so they all get `done` now.
-    for (let r = this.#receivers.shift(); r; r = this.#receivers.shift()) {
-      r.unsubscribe?.();
-      r.resolve(DONE);
-    }
+    for (let r = this.#receivers.shift(); r; r = this.#receivers.shift()) serve(r, DONE);
   }
 
   /** Iterates until the channel is closed and empty. Breaking out does not close the channel. */
@@ -209,8 +164,7 @@ export class Channel<T> implements AsyncIterable<T> {
   #offer(value: T): boolean {
     const receiver = this.#receivers.shift();
     if (receiver) {
-      receiver.unsubscribe?.();
-      receiver.resolve({ done: false, value });
+      serve(receiver, { done: false, value });
       return true;
     }
     if (this.#buffer.length < this.#capacity) {
@@ -218,10 +172,5 @@ export class Channel<T> implements AsyncIterable<T> {
       return true;
     }
     return false;
-  }
-
-  #wake(sender: Sender<T>): void {
-    sender.unsubscribe?.();
-    sender.resolve();
   }
 }

@@ -15,7 +15,14 @@ import {
   positiveInt,
 } from './internal/options.js';
 import { Slots } from './internal/slots.js';
-import { WaitList, type WaitNode } from './internal/wait-list.js';
+import {
+  dismiss,
+  park,
+  serve,
+  type Waiter,
+  WaitList,
+  type WaitNode,
+} from './internal/wait-list.js';
 import { makeResult, type Result } from './result.js';
 import { outcomeOf, type PoolStats, StatsRecorder } from './stats.js';
 
@@ -61,12 +68,9 @@ export interface DrainReport<J = unknown> {
 
 type State = 'open' | 'closing' | 'drained' | 'aborted';
 
-interface Submitter<J, R> extends WaitNode {
+interface Submitter<J, R> extends Waiter<Task<J, R>> {
   job: J;
   signal: AbortSignal | undefined;
-  resolve: (task: Task<J, R>) => void;
-  reject: (error: Error) => void;
-  unsubscribe: (() => void) | undefined;
 }
 
 /** A Pool's job: a JobRun that can wait in the queue and resolves its Task's result. */
@@ -161,25 +165,7 @@ export class Pool<J, R> implements JobOwner<J, R> {
     const signal = opts === undefined ? undefined : optionalSignal('signal', opts.signal);
     if (this.#canAccept()) return Promise.resolve(this.#accept(job, signal, performance.now()));
     if (signal?.aborted) return Promise.reject(abortErrorFrom(signal));
-    return new Promise((resolve, reject) => {
-      const node: Submitter<J, R> = {
-        job,
-        signal,
-        resolve,
-        reject,
-        unsubscribe: undefined,
-        prev: undefined,
-        next: undefined,
-        linked: false,
-      };
-      this.#submitters.push(node);
-      if (signal) {
-        node.unsubscribe = onAbort(signal, () => {
-          this.#submitters.remove(node);
-          reject(abortErrorFrom(signal));
-        });
-      }
-    });
+    return park<Task<J, R>, Submitter<J, R>>(this.#submitters, { job, signal }, signal);
   }
 
   /**
@@ -210,8 +196,7 @@ export class Pool<J, R> implements JobOwner<J, R> {
     if (this.#state !== 'open') return;
     this.#state = 'closing';
     for (let s = this.#submitters.shift(); s; s = this.#submitters.shift()) {
-      s.unsubscribe?.();
-      s.reject(new PoolClosedError('pool closed while the submit was waiting for room'));
+      dismiss(s, new PoolClosedError('pool closed while the submit was waiting for room'));
     }
     this.#checkDrained();
   }
@@ -373,8 +358,7 @@ export class Pool<J, R> implements JobOwner<J, R> {
     }
     while (this.#submitters.length > 0 && this.#canAccept()) {
       const s = this.#submitters.shift() as Submitter<J, R>;
-      s.unsubscribe?.();
-      s.resolve(this.#accept(s.job, s.signal, now));
+      serve(s, this.#accept(s.job, s.signal, now));
     }
     if (this.#isIdle()) {
       if (this.#idleWaiters.length > 0)

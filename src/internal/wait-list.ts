@@ -1,3 +1,6 @@
+import { abortErrorFrom } from '../errors.js';
+import { onAbort } from './abort-fanout.js';
+
 /**
  * An intrusive doubly linked FIFO for waiters (blocked senders, receivers, submitters): O(1)
  * append, shift and removal of an aborted waiter from the middle, so a waiter canceled by its
@@ -45,4 +48,53 @@ export class WaitList<N extends WaitNode> {
     node.linked = false;
     this.#length--;
   }
+}
+
+/** A parked caller: a promise's settle functions, and its listener on the caller's signal. */
+export interface Waiter<V> extends WaitNode {
+  resolve: (value: V) => void;
+  reject: (error: Error) => void;
+  unsubscribe: (() => void) | undefined;
+}
+
+/**
+ * Parks a caller at the end of `list` until it is served (see {@link serve}) or its `signal`
+ * aborts — then it leaves the list and the promise rejects with the signal's `AbortError`.
+ * `fields` are the waiter's own data (the value to send, the job to submit, …).
+ */
+export function park<V, N extends Waiter<V>>(
+  list: WaitList<N>,
+  fields: Omit<N, keyof Waiter<V>>,
+  signal: AbortSignal | undefined,
+): Promise<V> {
+  return new Promise<V>((resolve, reject) => {
+    const node = {
+      ...fields,
+      resolve,
+      reject,
+      unsubscribe: undefined,
+      prev: undefined,
+      next: undefined,
+      linked: false,
+    } as N;
+    list.push(node);
+    if (signal) {
+      node.unsubscribe = onAbort(signal, () => {
+        list.remove(node);
+        reject(abortErrorFrom(signal));
+      });
+    }
+  });
+}
+
+/** Settles a waiter taken off its list: drops its signal listener, then resolves it. */
+export function serve<V>(waiter: Waiter<V>, value: V): void {
+  waiter.unsubscribe?.();
+  waiter.resolve(value);
+}
+
+/** Rejects a waiter taken off its list (e.g. at close), dropping its signal listener. */
+export function dismiss<V>(waiter: Waiter<V>, error: Error): void {
+  waiter.unsubscribe?.();
+  waiter.reject(error);
 }
