@@ -21,11 +21,16 @@ describe('HttpEmbedder', () => {
   it('batches inputs, keeps their order, limits requests in flight, learns the dimension', async () => {
     let inFlight = 0;
     let maxInFlight = 0;
+    // The first two requests are held until both have arrived, so two in flight is certain
+    // (not a race the test hopes to win); later requests are answered at once.
+    const held: (() => void)[] = [];
     const e = await embedderFor(
-      (_req, _n, res, ok) => {
+      (_req, n, res, ok) => {
         maxInFlight = Math.max(maxInFlight, ++inFlight);
         res.on('finish', () => inFlight--);
-        setImmediate(ok);
+        if (n > 2) return ok();
+        held.push(ok);
+        if (held.length === 2) for (const release of held.splice(0)) release();
       },
       { batchSize: 4, concurrency: 2 },
     );
