@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { BrokerSpec } from './broker-url.js';
+import { type BrokerSpec, describeSpec } from './broker-url.js';
 import { UsageError } from './errors.js';
 import { openProducer } from './queue.js';
 import type { DocumentMessage } from './serve.js';
@@ -25,7 +25,7 @@ const BATCH = 500;
 export async function runEnqueue(inputs: readonly string[], spec: BrokerSpec): Promise<number> {
   const paths = await listPdfs(inputs);
   const producer = await openProducer(spec).catch((err: Error) => {
-    throw new UsageError(`cannot reach the queue: ${err.message}`);
+    throw new UsageError(`cannot open ${describeSpec(spec)}: ${err.message}`);
   });
   try {
     for (let i = 0; i < paths.length; i += BATCH) {

@@ -36,6 +36,7 @@ export async function openSource(
   spec: BrokerSpec,
   tuning: SourceTuning = {},
 ): Promise<BrokerSource> {
+  await reachable(spec);
   switch (spec.kind) {
     case 'redis': {
       const { redisSource } = await import('sluice/redis');
@@ -63,6 +64,28 @@ export async function openSource(
       const { postgresSource } = await import('sluice/postgres');
       return postgresSource({ connectionString: spec.url, table: spec.table, lease: tuning.lease });
     }
+  }
+}
+
+/**
+ * One connection attempt that fails fast. The Redis and RabbitMQ sources retry their first
+ * connection forever (right for a broker that restarts under a running service, wrong for a
+ * typo in a URL, which would leave `serve` waiting with no message); PostgreSQL and NATS
+ * already fail at once.
+ */
+async function reachable(spec: BrokerSpec): Promise<void> {
+  if (spec.kind === 'redis') {
+    const { createClient } = await import('redis');
+    const probe = createClient({
+      url: spec.url,
+      socket: { reconnectStrategy: false, connectTimeout: 5000 },
+    });
+    probe.on('error', () => {}); // connect() rejects with it
+    await probe.connect();
+    await probe.quit();
+  } else if (spec.kind === 'amqp') {
+    const { default: amqplib } = await import('amqplib');
+    await (await amqplib.connect(spec.url, { timeout: 5000 })).close();
   }
 }
 
@@ -95,8 +118,12 @@ async function redisProducer(spec: Extract<BrokerSpec, { kind: 'redis' }>): Prom
     import('redis'),
     import('sluice/redis'),
   ]);
-  const client = createClient({ url: spec.url });
-  client.on('error', () => {}); // a failed command rejects; the reconnect noise is not news
+  // A short-lived producer: fail rather than retry when the server is not there.
+  const client = createClient({
+    url: spec.url,
+    socket: { reconnectStrategy: false, connectTimeout: 5000 },
+  });
+  client.on('error', () => {}); // a failed command or connect rejects with it
   await client.connect();
   // The group is created from the stream's start, so messages sent before any `serve` runs are
   // still delivered; creating it here too makes the order of the two commands irrelevant.
@@ -144,8 +171,10 @@ async function amqpProducer(spec: Extract<BrokerSpec, { kind: 'amqp' }>): Promis
     import('amqplib'),
     import('sluice/amqp'),
   ]);
-  // Declare the queue with the consumer's arguments (its dead-letter exchange): RabbitMQ drops
-  // messages sent to a missing queue and refuses a re-declaration with other arguments.
+  // Fail fast (the source would retry forever), then declare the queue with the consumer's
+  // arguments (its dead-letter exchange): RabbitMQ drops messages sent to a missing queue and
+  // refuses a re-declaration with other arguments.
+  await reachable(spec);
   await (await amqpSource({ url: spec.url, queue: spec.queue })).close();
   const conn = await amqplib.connect(spec.url);
   const channel = await conn.createConfirmChannel();

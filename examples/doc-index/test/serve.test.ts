@@ -255,6 +255,17 @@ describe('serve and enqueue: usage errors exit 2 naming the problem', () => {
     expect(run.code).toBe(2);
     expect(run.stderr).toMatch(/unknown scheme "http:"/);
   });
+  it('an unreachable broker fails at once instead of waiting forever', async () => {
+    const runs = await Promise.all([
+      cli(['serve', '--from', 'redis://127.0.0.1:1/docs', '--db', join(tmp.dir, 'y.db')]),
+      cli(['enqueue', broken, '--to', 'amqp://guest:guest@127.0.0.1:1/docs']),
+    ]);
+    for (const run of runs) expect(run.code, run.stderr).toBe(2);
+    expect(runs[0]!.stderr).toMatch(/cannot open redis stream docs .*ECONNREFUSED/);
+    expect(runs[1]!.stderr).toMatch(
+      /cannot open RabbitMQ queue docs at amqp:\/\/guest:\*\*\*@.*ECONNREFUSED/,
+    );
+  });
   it('a URL without a queue', async () => {
     const run = await cli(['enqueue', broken, '--to', 'redis://127.0.0.1:6379']);
     expect(run.code).toBe(2);
