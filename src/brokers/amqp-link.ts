@@ -117,6 +117,11 @@ export class AmqpLink {
     await conn?.close().catch(() => {});
   }
 
+  /** One connection attempt, failing fast (for the first connection: a wrong URL must throw). */
+  connectOnce(): Promise<void> {
+    return this.#open();
+  }
+
   async #connectLoop(): Promise<void> {
     let wait = FIRST_RETRY;
     while (!this.#closed) {

@@ -103,8 +103,9 @@ export async function amqpSource(opts: AmqpSourceOptions): Promise<AmqpSource> {
     heartbeat: opts.heartbeat ?? 5,
     queueType: opts.queueType ?? 'classic',
   });
-  // The first connection must work (a wrong URL should fail fast, not retry forever).
-  await link.start();
+  // The first connection must work (a wrong URL fails fast instead of retrying forever);
+  // reconnects after that retry with backoff.
+  await link.connectOnce();
   return new AmqpSource(link, opts);
 }
 

@@ -74,9 +74,17 @@ export async function redisSource(options: RedisSourceOptions): Promise<RedisStr
     }
   }
   const owns = options.client === undefined;
+  // The first connection fails fast (a wrong URL throws here); once up, reconnects back off.
+  let established = false;
   const cmd =
     options.client ??
-    (createClient({ url: options.url ?? 'redis://127.0.0.1:6379' }) as RedisClientType);
+    (createClient({
+      url: options.url ?? 'redis://127.0.0.1:6379',
+      socket: {
+        reconnectStrategy: (retries: number, cause: Error) =>
+          established ? Math.min(50 * 2 ** retries, 2_000) : cause,
+      },
+    }) as RedisClientType);
   if (owns) {
     cmd.on('error', () => {}); // reconnects on its own; failed commands surface through onError
     await cmd.connect();
@@ -85,6 +93,7 @@ export async function redisSource(options: RedisSourceOptions): Promise<RedisStr
   const read = cmd.duplicate({ RESP: 2 }) as RedisClientType;
   read.on('error', () => {});
   await read.connect();
+  established = true;
   await createGroup(cmd, options.stream, options.group);
   return new RedisStreamSource(cmd, read, owns, options);
 }
