@@ -10,6 +10,8 @@
 export interface QueueSql {
   readonly channel: string;
   readonly migrate: string;
+  /** One row `{ ready }`: true when the table, its dead-letter table and trigger all exist. */
+  readonly migrated: string;
   readonly claim: string;
   readonly nextDue: string;
   readonly ack: string;
@@ -37,6 +39,10 @@ export function queueSql(table: string): QueueSql {
   const pairs = `SELECT * FROM unnest($1::bigint[], $2::uuid[]) AS p(id, token)`;
   return {
     channel,
+    migrated: `
+      SELECT to_regclass('${t}') IS NOT NULL AND to_regclass('${dead}') IS NOT NULL
+        AND EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = to_regclass('${t}')
+                    AND tgname = '${table}_notify') AS ready`,
     migrate: `
       SELECT pg_advisory_xact_lock(hashtext('sluice.migrate.${table}'));
       CREATE TABLE IF NOT EXISTS ${t} (

@@ -220,6 +220,10 @@ export async function migrate(db: pg.Pool | pg.Client, table: string): Promise<v
   const sql = queueSql(table);
   const client = db instanceof pg.Pool ? await db.connect() : db;
   try {
+    // Already migrated: take no lock at all. Re-running the DDL on a live queue would queue for
+    // table locks behind (and ahead of) consumers' claims and acks, and could deadlock with them.
+    const { rows } = await client.query<{ ready: boolean }>(sql.migrated);
+    if (rows[0]?.ready) return;
     await client.query('BEGIN');
     await client.query(sql.migrate);
     await client.query('COMMIT');
