@@ -16,7 +16,7 @@ import { BROKER_URL_HELP, type BrokerSpec, describeSpec, parseBrokerUrl } from '
 import { describeIdentity, type Embedder } from './embedder.js';
 import { runEnqueue } from './enqueue.js';
 import { EmbedderMismatchError, UsageError } from './errors.js';
-import { EXIT, EXIT_CODES_HELP, interruptedCode } from './exit-codes.js';
+import { EXIT, EXIT_CODES_HELP, interruptedCode, SEARCH_EXIT_CODES_HELP } from './exit-codes.js';
 import { HttpEmbedder } from './http-embedder.js';
 import { runIndex } from './indexer.js';
 import { LexicalEmbedder } from './lexical-embedder.js';
@@ -197,9 +197,10 @@ async function searchCommand(
   const store = Store.open(flags.db, { readonly: true });
   try {
     const embedder = searchEmbedder(store, flags);
-    const hits = await search(store, embedder, query, flags.k);
+    // A score of 0 shares no term (or direction) with the query: not a result.
+    const hits = (await search(store, embedder, query, flags.k)).filter((h) => h.score > 0);
     if (flags.json) process.stdout.write(`${JSON.stringify(hits)}\n`);
-    else if (!hits.length) process.stdout.write('No results (is the index empty?)\n');
+    else if (!hits.length) process.stdout.write('No results.\n');
     else {
       hits.forEach((h, i) => {
         process.stdout.write(
@@ -288,7 +289,7 @@ function buildProgram(setCode: (code: number) => void): Command {
       .requiredOption('--db <path>', 'SQLite index file')
       .option('-k <n>', 'number of results', int(1), 10)
       .option('--json', 'print the hits as JSON on stdout')
-      .addHelpText('after', EXIT_CODES_HELP),
+      .addHelpText('after', SEARCH_EXIT_CODES_HELP),
   ).action(async (query: string, flags) => setCode(await searchCommand(query, flags)));
   program
     .command('enqueue')

@@ -30,3 +30,10 @@ Exit codes:
   130  interrupted by SIGINT: documents in flight were finished and committed
   143  interrupted by SIGTERM: the same (a second signal aborts them instead)
 `;
+
+/** The exit codes of `search`, appended to its `--help`. */
+export const SEARCH_EXIT_CODES_HELP = `
+Exit codes:
+  0    results printed ("No results." when nothing matches)
+  2    usage error (bad flags, no index at --db, not an index, embedder mismatch)
+`;

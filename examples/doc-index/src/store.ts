@@ -103,16 +103,28 @@ export class Store {
     } catch (err) {
       throw new UsageError(`cannot open the index ${path}: ${(err as Error).message}`);
     }
-    if (!opts.readonly) {
-      db.pragma('journal_mode = WAL');
-      // NORMAL is durable across process crashes in WAL mode; only a power loss can drop the
-      // last commits, and then whole transactions vanish, never half documents.
-      db.pragma('synchronous = NORMAL');
-      db.exec(SCHEMA);
+    try {
+      if (!opts.readonly) {
+        db.pragma('journal_mode = WAL');
+        // NORMAL is durable across process crashes in WAL mode; only a power loss can drop the
+        // last commits, and then whole transactions vanish, never half documents.
+        db.pragma('synchronous = NORMAL');
+        db.exec(SCHEMA);
+      }
+      db.pragma('foreign_keys = ON');
+      db.pragma('busy_timeout = 5000');
+      const tables = db
+        .prepare(
+          `SELECT count(*) AS n FROM sqlite_master WHERE type = 'table' AND name IN ('documents', 'chunks', 'vectors')`,
+        )
+        .get() as { n: number };
+      if (tables.n !== 3) throw new Error('it has no documents/chunks/vectors tables');
+      return new Store(db);
+    } catch (err) {
+      // A file that is not SQLite, or a SQLite file that is not an index: a usage error, not a crash.
+      db.close();
+      throw new UsageError(`${path} is not a sluice-doc-index database: ${(err as Error).message}`);
     }
-    db.pragma('foreign_keys = ON');
-    db.pragma('busy_timeout = 5000');
-    return new Store(db);
   }
 
   /** The embedder recorded for this index, or undefined for a new one. */

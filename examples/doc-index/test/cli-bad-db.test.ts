@@ -1,0 +1,41 @@
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { cli } from './cli-harness.js';
+import { BUNDLED_PDFS, tempDir } from './helpers.js';
+
+const { dir, cleanup } = tempDir('doc-index-bad-db-');
+afterAll(cleanup);
+
+// Found by a new-user trial: these crashed with a raw SqliteError stack and exit 1.
+describe('CLI: a --db that is not an index', () => {
+  it('search on an empty file: usage error naming the file, exit 2', async () => {
+    const db = join(dir, 'empty.db');
+    writeFileSync(db, '');
+    const run = await cli(['search', 'x', '--db', db]);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain(`${db} is not a sluice-doc-index database`);
+    expect(run.stderr).not.toMatch(/at .*\.js:\d+/); // no stack trace
+  });
+
+  it('index or search on a file that is not SQLite: usage error, exit 2', async () => {
+    const db = join(dir, 'garbage.db');
+    writeFileSync(db, 'garbage, not a database\n');
+    for (const args of [
+      ['search', 'x', '--db', db],
+      ['index', BUNDLED_PDFS, '--db', db],
+    ]) {
+      const run = await cli(args);
+      expect(run.code).toBe(2);
+      expect(run.stderr).toContain('is not a sluice-doc-index database: file is not a database');
+    }
+  });
+
+  it('a query that matches nothing prints "No results." (was: k hits scored 0.000)', async () => {
+    const db = join(dir, 'index.db');
+    expect((await cli(['index', BUNDLED_PDFS, '--db', db, '--threads', '1'])).code).toBe(0);
+    const run = await cli(['search', 'zzzqqq', '--db', db]);
+    expect(run.code).toBe(0);
+    expect(run.stdout.trim()).toBe('No results.');
+  });
+});
