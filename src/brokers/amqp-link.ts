@@ -111,9 +111,13 @@ export class AmqpLink {
     if (this.#closed) return;
     this.#closed = true;
     this.onChange();
-    const conn = this.#conn;
+    const { conn, ch, pub } = { conn: this.#conn, ch: this.#ch, pub: this.#pub };
     this.#conn = this.#ch = this.#pub = undefined;
     this.buffer.length = 0;
+    // Close the channels first and wait for their Close-Ok: RabbitMQ runs each channel in its
+    // own process, and a connection.close can end it before it has applied the acks already
+    // sent on it (they would be requeued). A channel's Close-Ok comes after its earlier frames.
+    await Promise.all([ch?.close().catch(() => {}), pub?.close().catch(() => {})]);
     await conn?.close().catch(() => {});
   }
 

@@ -211,8 +211,11 @@ describe('consume() over NATS JetStream', () => {
     expect(serverPeak).toBeLessThanOrEqual(concurrency);
     expect(report.stats.acked).toBeGreaterThan(100);
     const after = await admin.pending(stream, 'workers');
-    expect(after.ackPending).toBe(0);
-    expect(after.pending).toBe(10_000 - report.stats.acked);
+    // Nothing lost: every message not acked is pending, or was delivered into the pull that
+    // close() ended (the server may still send into it) and awaits redelivery after ack_wait.
+    // Those few can never exceed one pull's credit, i.e. the free slots.
+    expect(after.ackPending).toBeLessThanOrEqual(concurrency);
+    expect(after.pending + after.ackPending).toBe(10_000 - report.stats.acked);
   });
 
   it('7. a slow but alive handler (3 x ack_wait) is not handed to a second consumer', async () => {

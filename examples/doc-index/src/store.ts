@@ -104,6 +104,9 @@ export class Store {
       throw new UsageError(`cannot open the index ${path}: ${(err as Error).message}`);
     }
     try {
+      // First: two processes opening a new index at once must wait for each other's schema
+      // transaction instead of failing with SQLITE_BUSY.
+      db.pragma('busy_timeout = 5000');
       if (!opts.readonly) {
         db.pragma('journal_mode = WAL');
         // NORMAL is durable across process crashes in WAL mode; only a power loss can drop the
@@ -112,7 +115,6 @@ export class Store {
         db.exec(SCHEMA);
       }
       db.pragma('foreign_keys = ON');
-      db.pragma('busy_timeout = 5000');
       const tables = db
         .prepare(
           `SELECT count(*) AS n FROM sqlite_master WHERE type = 'table' AND name IN ('documents', 'chunks', 'vectors')`,
@@ -123,7 +125,13 @@ export class Store {
     } catch (err) {
       // A file that is not SQLite, or a SQLite file that is not an index: a usage error, not a crash.
       db.close();
-      throw new UsageError(`${path} is not a sluice-doc-index database: ${(err as Error).message}`);
+      const reason = (err as Error).message;
+      const busy = (err as { code?: string }).code === 'SQLITE_BUSY';
+      throw new UsageError(
+        busy
+          ? `cannot open the index ${path}: ${reason}`
+          : `${path} is not a sluice-doc-index database: ${reason}`,
+      );
     }
   }
 
