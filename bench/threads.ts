@@ -106,22 +106,13 @@ async function open(lib: Lib, p: CaseParams): Promise<Contender> {
         close: () => pool.drain(),
       };
     }
-    case 'piscina': {
-      // Each library is loaded only in its own child, so none carries another's code in its RSS.
-      const { Piscina } = await import('piscina');
-      const pool = new Piscina({
-        filename: pathToFileURL(file).href,
-        minThreads: threads,
-        maxThreads: threads,
-      });
-      return {
-        run: (job, transfer) => pool.run(job, transfer ? { transferList: transfer } : undefined),
-        close: () => pool.destroy(),
-      };
-    }
+    case 'piscina':
     case 'tinypool': {
-      const { Tinypool } = await import('tinypool');
-      const pool = new Tinypool({
+      // Each library is loaded only in its own child, so none carries another's code in its RSS.
+      // tinypool is a piscina fork: same constructor options, run() and destroy().
+      const Pool =
+        lib === 'piscina' ? (await import('piscina')).Piscina : (await import('tinypool')).Tinypool;
+      const pool = new Pool({
         filename: pathToFileURL(file).href,
         minThreads: threads,
         maxThreads: threads,
