@@ -47,6 +47,48 @@ CREATE TABLE IF NOT EXISTS vectors (
 );
 `;
 
+/** How long `open` keeps retrying a new index's set-up while other processes hold it, ms. */
+const OPEN_DEADLINE_MS = 15_000;
+
+/** WAL mode and the schema, in one write transaction taken before anything is read. */
+function initialize(db: Database.Database): void {
+  db.pragma('journal_mode = WAL');
+  // NORMAL is durable across process crashes in WAL mode; only a power loss can drop the last
+  // commits, and then whole transactions vanish, never half documents.
+  db.pragma('synchronous = NORMAL');
+  // IMMEDIATE takes the write lock first, so the schema is never written from a stale snapshot
+  // (SQLITE_BUSY_SNAPSHOT, which busy_timeout does not wait out).
+  db.exec('BEGIN IMMEDIATE');
+  try {
+    db.exec(SCHEMA);
+    db.exec('COMMIT');
+  } catch (err) {
+    if (db.inTransaction) db.exec('ROLLBACK');
+    throw err;
+  }
+}
+
+/**
+ * Runs `fn` again while it fails with SQLITE_BUSY (any extended code) until `deadlineMs` has
+ * passed. busy_timeout does not cover every case: SQLite returns BUSY at once where waiting could
+ * deadlock (two connections both upgrading from a read lock, as when two processes switch a new
+ * file to WAL together), and those only succeed when tried again.
+ */
+export function retryWhileBusy(fn: () => void, deadlineMs: number): void {
+  const deadline = Date.now() + deadlineMs;
+  for (let wait = 5; ; wait = Math.min(wait * 2, 200)) {
+    try {
+      fn();
+      return;
+    } catch (err) {
+      const busy = String((err as { code?: unknown }).code).startsWith('SQLITE_BUSY');
+      if (!busy || Date.now() + wait > deadline) throw err;
+      // Opening is synchronous and happens once per process, so a blocking sleep is acceptable.
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, wait);
+    }
+  }
+}
+
 /**
  * @example
  * ```ts
@@ -59,7 +101,9 @@ CREATE TABLE IF NOT EXISTS vectors (
 export class Store {
   readonly db: Database.Database;
   readonly #stmts;
-  readonly #insertTx: (doc: IndexedDocument, embedder: EmbedderIdentity) => void;
+  readonly #insertTx: Database.Transaction<
+    (doc: IndexedDocument, embedder: EmbedderIdentity) => void
+  >;
 
   private constructor(db: Database.Database) {
     this.db = db;
@@ -104,16 +148,10 @@ export class Store {
       throw new UsageError(`cannot open the index ${path}: ${(err as Error).message}`);
     }
     try {
-      // First: two processes opening a new index at once must wait for each other's schema
-      // transaction instead of failing with SQLITE_BUSY.
+      // First: two processes opening a new index at once must wait for each other instead of
+      // failing with SQLITE_BUSY.
       db.pragma('busy_timeout = 5000');
-      if (!opts.readonly) {
-        db.pragma('journal_mode = WAL');
-        // NORMAL is durable across process crashes in WAL mode; only a power loss can drop the
-        // last commits, and then whole transactions vanish, never half documents.
-        db.pragma('synchronous = NORMAL');
-        db.exec(SCHEMA);
-      }
+      if (!opts.readonly) retryWhileBusy(() => initialize(db), OPEN_DEADLINE_MS);
       db.pragma('foreign_keys = ON');
       const tables = db
         .prepare(
@@ -126,7 +164,7 @@ export class Store {
       // A file that is not SQLite, or a SQLite file that is not an index: a usage error, not a crash.
       db.close();
       const reason = (err as Error).message;
-      const busy = (err as { code?: string }).code === 'SQLITE_BUSY';
+      const busy = String((err as { code?: unknown }).code).startsWith('SQLITE_BUSY');
       throw new UsageError(
         busy
           ? `cannot open the index ${path}: ${reason}`
@@ -148,6 +186,12 @@ export class Store {
    * @throws EmbedderMismatchError when the index was built by a different embedder.
    */
   claimEmbedder(identity: EmbedderIdentity): void {
+    // Read-then-write: IMMEDIATE so that two processes claiming a new index never write from a
+    // stale snapshot (inside insert's transaction this is a savepoint).
+    this.db.transaction(() => this.#claim(identity)).immediate();
+  }
+
+  #claim(identity: EmbedderIdentity): void {
     const stored = this.embedder();
     if (!stored) {
       this.#stmts.setMeta.run('embedder', JSON.stringify(identity));
@@ -179,7 +223,8 @@ export class Store {
     if (doc.vectors.length !== doc.chunks.length) {
       throw new Error(`${doc.path}: ${doc.chunks.length} chunks but ${doc.vectors.length} vectors`);
     }
-    this.#insertTx(doc, embedder);
+    // IMMEDIATE: the write lock before the first read, so busy_timeout covers a second writer.
+    this.#insertTx.immediate(doc, embedder);
   }
 
   #write(doc: IndexedDocument, embedder: EmbedderIdentity): void {
