@@ -2,6 +2,9 @@ import { AbortError } from './errors.js';
 import { onAbort } from './internal/abort-fanout.js';
 import type { JobContext, WorkerFunction } from './internal/job-run.js';
 import {
+  invalidArgument,
+  invalidState,
+  iterableArgument,
   nonNegativeInt,
   optionalDuration,
   optionalSignal,
@@ -132,21 +135,21 @@ export class Pipeline<J, T> implements AsyncIterable<Result<J, T>> {
   /**
    * Adds a stage. `worker` is a worker function `(value, ctx) => result` or a
    * {@link StageRunner} such as a ThreadPool. Returns a new pipeline; call before iterating.
-   * @throws TypeError/RangeError naming the option when an option is invalid.
+   * @throws TypeError/RangeError naming the option when an option is invalid (`code`
+   *   `ERR_INVALID_OPTION`), TypeError `ERR_INVALID_ARGUMENT` for an empty or taken name or a bad
+   *   worker, TypeError `ERR_INVALID_STATE` once the pipeline is being iterated.
    */
   stage<U>(
     name: string,
     worker: WorkerFunction<T, U> | StageRunner<T, U>,
     opts: StageOptions = {},
   ): Pipeline<J, U> {
-    if (this.#live) throw new TypeError('stage() must be called before the pipeline is iterated');
+    if (this.#live) invalidState('stage() must be called before the pipeline is iterated');
     if (typeof name !== 'string' || name === '') {
-      throw new TypeError(
-        `Invalid argument "name": expected a non-empty string, got ${String(name)}`,
-      );
+      invalidArgument('name', name, 'a non-empty string');
     }
     if (this.#defs.some((d) => d.name === name)) {
-      throw new TypeError(`Invalid argument "name": a stage named "${name}" already exists`);
+      invalidArgument('name', name, 'a name no other stage has');
     }
     const def = this.#define(
       name,
@@ -157,10 +160,10 @@ export class Pipeline<J, T> implements AsyncIterable<Result<J, T>> {
   }
 
   [Symbol.asyncIterator](): AsyncIterator<Result<J, T>> {
-    if (this.#live) throw new TypeError('a pipeline can be iterated only once');
+    if (this.#live) invalidState('a pipeline can be iterated only once');
     this.#live = this.#build();
     const last = this.#live.at(-1);
-    if (!last) throw new TypeError('a pipeline needs at least one stage');
+    if (!last) invalidState('a pipeline needs at least one stage');
     // drain() or abort() before iterating: start stopped (every stage still ends cleanly).
     if (this.#aborted || this.#draining) this.#live[0]?.engine.stopPulling();
     if (this.#signal?.aborted) this.abort(this.#signal.reason);
@@ -230,9 +233,7 @@ export class Pipeline<J, T> implements AsyncIterable<Result<J, T>> {
     } else if (typeof worker === 'function') {
       fn = worker;
     } else {
-      throw new TypeError(
-        `Invalid argument "worker" of stage "${name}": expected a function or an object with run(), got ${String(worker)}`,
-      );
+      invalidArgument(`${name}.worker`, worker, 'a function or an object with run()');
     }
     const c = positiveInt(`${name}.concurrency`, concurrency);
     return {
@@ -363,14 +364,6 @@ export function pipeline<J>(
   source: Iterable<J> | AsyncIterable<J>,
   opts: PipelineOptions = {},
 ): Pipeline<J, J> {
-  if (
-    source == null ||
-    (typeof (source as Iterable<J>)[Symbol.iterator] !== 'function' &&
-      typeof (source as AsyncIterable<J>)[Symbol.asyncIterator] !== 'function')
-  ) {
-    throw new TypeError(
-      `Invalid argument "source": expected an iterable or async iterable, got ${String(source)}`,
-    );
-  }
+  iterableArgument('source', source);
   return new Pipeline<J, J>(source, opts);
 }

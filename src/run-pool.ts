@@ -1,6 +1,7 @@
 import type { WorkerFunction } from './internal/job-run.js';
 import {
   fn,
+  iterableArgument,
   nonNegativeInt,
   optionalDuration,
   optionalSignal,
@@ -45,7 +46,8 @@ export interface RunPoolOptions {
  * - If the source itself throws, running jobs still yield their results, then iteration throws
  *   the source's error.
  *
- * @throws TypeError/RangeError (synchronously) naming the option when an option is invalid.
+ * @throws TypeError/RangeError (synchronously) naming the option when an option is invalid
+ *   (`code: 'ERR_INVALID_OPTION'`); TypeError `ERR_INVALID_ARGUMENT` when `jobs` is not iterable.
  * @example
  * ```ts
  * for await (const r of runPool(urls, (url, { signal }) => fetch(url, { signal }), { concurrency: 8 })) {
@@ -58,15 +60,7 @@ export function runPool<J, R>(
   worker: WorkerFunction<J, R>,
   opts: RunPoolOptions,
 ): AsyncIterableIterator<Result<J, R>> {
-  if (
-    jobs == null ||
-    (typeof (jobs as Iterable<J>)[Symbol.iterator] !== 'function' &&
-      typeof (jobs as AsyncIterable<J>)[Symbol.asyncIterator] !== 'function')
-  ) {
-    throw new TypeError(
-      `Invalid argument "jobs": expected an iterable or async iterable, got ${String(jobs)}`,
-    );
-  }
+  iterableArgument('jobs', jobs);
   const concurrency = positiveInt('concurrency', opts?.concurrency);
   return new PullEngine(jobs, fn<WorkerFunction<J, R>>('worker', worker), {
     concurrency,

@@ -1,5 +1,5 @@
 import { constants } from 'node:os';
-import { nonNegativeInt, optionalDuration } from './internal/options.js';
+import { invalidArgument, nonNegativeInt, optionalDuration } from './internal/options.js';
 
 /** Options of {@link shutdownOn}. */
 export interface ShutdownOptions {
@@ -44,7 +44,9 @@ export interface ShutdownContext {
  * @param signals - e.g. `['SIGTERM', 'SIGINT']`.
  * @param drain - called once, with the signal and an abort signal for a forced stop.
  * @returns an uninstaller that removes the handlers (e.g. for tests, or after a manual close).
- * @throws RangeError/TypeError naming the option when an option is invalid.
+ * @throws RangeError/TypeError naming the option when an option is invalid
+ *   (`ERR_INVALID_OPTION`); TypeError `ERR_INVALID_ARGUMENT` for empty or unknown signals or a
+ *   `drain` that is not a function.
  * @example
  * ```ts
  * shutdownOn(['SIGTERM', 'SIGINT'], async (_sig, { abortSignal }) => {
@@ -59,12 +61,10 @@ export function shutdownOn(
   opts: ShutdownOptions = {},
 ): () => void {
   if (!Array.isArray(signals) || signals.length === 0) {
-    throw new TypeError(
-      `Invalid argument "signals": expected a non-empty array, got ${String(signals)}`,
-    );
+    invalidArgument('signals', signals, 'a non-empty array of signal names');
   }
   if (typeof drain !== 'function') {
-    throw new TypeError(`Invalid argument "drain": expected a function, got ${String(drain)}`);
+    invalidArgument('drain', drain, 'a function');
   }
   const timeout =
     opts.timeout === Number.POSITIVE_INFINITY
@@ -74,7 +74,7 @@ export function shutdownOn(
   const forceGrace = nonNegativeMs('forceGrace', opts.forceGrace ?? 1_000);
   for (const name of signals) {
     if (typeof name !== 'string' || !(name in constants.signals)) {
-      throw new TypeError(`Invalid argument "signals": unknown signal ${String(name)}`);
+      invalidArgument('signals', name, 'known signal names');
     }
   }
   const exit = opts.exit ?? true;

@@ -8,13 +8,51 @@ function show(value: unknown): string {
   return String(value);
 }
 
+/**
+ * Codes carried by the standard `TypeError`/`RangeError`s sluice throws for misuse, as Node does
+ * (`ERR_INVALID_ARG_TYPE`, …): bad input to our API is the caller's bug, not a sluice failure.
+ */
+export type UsageErrorCode =
+  | 'ERR_INVALID_OPTION'
+  | 'ERR_INVALID_ARGUMENT'
+  | 'ERR_INVALID_STATE'
+  | 'ERR_MODULE_NOT_FOUND'
+  | 'ERR_UNKNOWN_FILE_EXTENSION'
+  | 'ERR_INVALID_MODULE'
+  | 'ERR_DATA_CLONE';
+
+/** `error` with a stable `code` (and `cause` when given). */
+export function coded<E extends Error>(
+  error: E,
+  code: UsageErrorCode,
+): E & { code: UsageErrorCode } {
+  return Object.assign(error, { code });
+}
+
 /** Throws RangeError for a number out of range, TypeError for a value of the wrong type. */
 function fail(name: string, value: unknown, expected: string, numeric = true): never {
   const message = `Invalid option "${name}": expected ${expected}, got ${show(value)}`;
   const error =
     numeric && typeof value === 'number' ? new RangeError(message) : new TypeError(message);
-  // A stable code on the standard classes too, as Node does for ERR_INVALID_ARG_VALUE.
-  throw Object.assign(error, { code: 'ERR_INVALID_OPTION' as const });
+  throw coded(error, 'ERR_INVALID_OPTION');
+}
+
+/** Throws the TypeError for a bad positional argument: `Invalid argument "name": …`. */
+export function invalidArgument(name: string, value: unknown, expected: string): never {
+  throw coded(
+    new TypeError(`Invalid argument "${name}": expected ${expected}, got ${show(value)}`),
+    'ERR_INVALID_ARGUMENT',
+  );
+}
+
+/** Throws the TypeError for a call made at the wrong time (e.g. after iteration began). */
+export function invalidState(message: string): never {
+  throw coded(new TypeError(message), 'ERR_INVALID_STATE');
+}
+
+/** Throws the option error for `name` = `value`: a TypeError (or RangeError for a number). */
+export function invalidOption(name: string, value: unknown, expected: string): never {
+  return fail(name, value, expected, typeof value === 'number');
 }
 
 /** A positive integer (Infinity only when `allowInfinity`). */
@@ -62,4 +100,16 @@ export function optionalSignal(name: string, value: unknown): AbortSignal | unde
 export function fn<F>(name: string, value: unknown): F {
   if (typeof value !== 'function') fail(name, value, 'a function', false);
   return value as F;
+}
+
+/** An iterable or async iterable (a positional argument: the jobs or a pipeline's source). */
+export function iterableArgument<J>(name: string, value: unknown): Iterable<J> | AsyncIterable<J> {
+  const v = value as Partial<Iterable<J> & AsyncIterable<J>> | null | undefined;
+  if (
+    v == null ||
+    (typeof v[Symbol.iterator] !== 'function' && typeof v[Symbol.asyncIterator] !== 'function')
+  ) {
+    invalidArgument(name, value, 'an iterable or async iterable');
+  }
+  return value as Iterable<J> | AsyncIterable<J>;
 }

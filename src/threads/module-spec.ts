@@ -14,6 +14,7 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { isAbsolute, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { coded, invalidArgument } from '../internal/options.js';
 
 /** How to start one thread. */
 export interface ThreadSpec {
@@ -44,7 +45,8 @@ const { workerData } = require('node:worker_threads');
 
 /**
  * Resolves the module option to a `file:` URL and checks it exists.
- * @throws TypeError when the option is not a string/URL, is not a file URL, or the file is missing.
+ * @throws TypeError `ERR_INVALID_ARGUMENT` when it is not a path or file: URL,
+ *   `ERR_MODULE_NOT_FOUND` when the file is missing.
  */
 export function resolveModule(module: unknown): URL {
   let url: URL;
@@ -53,22 +55,24 @@ export function resolveModule(module: unknown): URL {
   else if (typeof module === 'string' && module.length > 0) {
     url = pathToFileURL(isAbsolute(module) ? module : resolve(module));
   } else {
-    throw new TypeError(
-      `Invalid argument "module": expected a file path or file: URL, got ${String(module)}`,
-    );
+    invalidArgument('module', module, 'a file path or file: URL');
   }
   if (url.protocol !== 'file:') {
-    throw new TypeError(`Invalid argument "module": expected a file: URL, got ${url.href}`);
+    invalidArgument('module', url.href, 'a file: URL');
   }
   if (!existsSync(fileURLToPath(url))) {
-    throw new TypeError(`ThreadPool module not found: ${fileURLToPath(url)}`);
+    throw coded(
+      new TypeError(`ThreadPool module not found: ${fileURLToPath(url)}`),
+      'ERR_MODULE_NOT_FOUND',
+    );
   }
   return url;
 }
 
 /**
  * Builds the start-up recipe for `module`.
- * @throws TypeError when TypeScript must be loaded and tsx cannot be found.
+ * @throws TypeError `ERR_UNKNOWN_FILE_EXTENSION` when TypeScript must be loaded and tsx cannot be
+ *   found.
  */
 export function threadSpec(module: URL): ThreadSpec {
   const entry = new URL(
@@ -99,7 +103,10 @@ function findTsx(module: URL, entry: URL): string | undefined {
   // module without tsx; sluice's own sources need tsx (their imports name `.js` files).
   const stripsTypes = (process.features as { typescript?: unknown }).typescript;
   if (stripsTypes && !TS_FILE.test(entry.pathname)) return undefined;
-  throw new TypeError(
-    `ThreadPool module ${module.href} is TypeScript: install tsx (npm i -D tsx) to load it in development, or pass the built .js file`,
+  throw coded(
+    new TypeError(
+      `ThreadPool module ${module.href} is TypeScript: install tsx (npm i -D tsx) to load it in development, or pass the built .js file`,
+    ),
+    'ERR_UNKNOWN_FILE_EXTENSION',
   );
 }

@@ -4,6 +4,8 @@ import type { TransferListItem } from 'node:worker_threads';
 import { AbortError, PoolClosedError } from '../errors.js';
 import { onAbort } from '../internal/abort-fanout.js';
 import {
+  invalidArgument,
+  invalidOption,
   nonNegativeInt,
   optionalDuration,
   optionalSignal,
@@ -58,7 +60,8 @@ export class ThreadPool<J, R> {
    * Starts the threads at once (the module loads in the background; see {@link ready}).
    * @param module - path (absolute, or relative to the working directory) or `file:` URL of the
    *   worker module.
-   * @throws TypeError when the module file does not exist, or is TypeScript and tsx is missing.
+   * @throws TypeError when the module file does not exist (`code: 'ERR_MODULE_NOT_FOUND'`), or is
+   *   TypeScript and tsx is missing (`ERR_UNKNOWN_FILE_EXTENSION`).
    * @throws TypeError/RangeError naming the option when an option is invalid.
    */
   constructor(module: string | URL, opts: ThreadPoolOptions = {}) {
@@ -70,9 +73,7 @@ export class ThreadPool<J, R> {
     const maxStartupFailures = positiveInt('maxStartupFailures', opts.maxStartupFailures ?? 3);
     const signal = optionalSignal('signal', opts.signal);
     if (opts.resourceLimits !== undefined && typeof opts.resourceLimits !== 'object') {
-      throw new TypeError(
-        `Invalid option "resourceLimits": expected an object, got ${String(opts.resourceLimits)}`,
-      );
+      invalidOption('resourceLimits', opts.resourceLimits, 'an object');
     }
     const spec = threadSpec(resolveModule(module));
     this.#scheduler = new Scheduler(spec, {
@@ -144,7 +145,8 @@ export class ThreadPool<J, R> {
    * Submits a job, waiting while the queue is full; resolves with the accepted {@link Task}.
    * @throws PoolClosedError (rejection) after close/drain/abort; `WorkerStartupError` once the
    *   pool failed to start threads; `AbortError` when `opts.signal` aborts while waiting.
-   * @throws TypeError (rejection) when `transfer` is given for a job that is not an object.
+   * @throws TypeError (rejection) when `transfer` is not an array (`ERR_INVALID_OPTION`) or is
+   *   given for a job that is not an object (`ERR_INVALID_ARGUMENT`).
    */
   submit(job: J, opts?: ThreadSubmitOptions): Promise<Task<J, R>> {
     try {
@@ -318,12 +320,10 @@ export class ThreadPool<J, R> {
     const transfer = opts?.transfer;
     if (transfer === undefined) return;
     if (!Array.isArray(transfer)) {
-      throw new TypeError(`Invalid option "transfer": expected an array, got ${String(transfer)}`);
+      invalidOption('transfer', transfer, 'an array');
     }
     if (typeof job !== 'object' || job === null) {
-      throw new TypeError(
-        `Invalid option "transfer": the job must be an object, got ${String(job)}`,
-      );
+      invalidArgument('job', job, 'an object (it has a transfer list)');
     }
     this.#transfers.set(job, transfer);
   }

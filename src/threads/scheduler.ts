@@ -8,6 +8,7 @@
 import { performance } from 'node:perf_hooks';
 import type { ResourceLimits, TransferListItem } from 'node:worker_threads';
 import { TimeoutError, WorkerCrashedError, type WorkerStartupError } from '../errors.js';
+import { coded } from '../internal/options.js';
 import { outcomeOf, StatsRecorder } from '../stats.js';
 import { BatchSize } from './batch-size.js';
 import { Fifo } from './fifo.js';
@@ -337,9 +338,10 @@ export class Scheduler implements ThreadEvents<Job> {
         for (const job of batch) this.#start(thread, [job]);
       } else if (batch[0]) {
         const cause = error as Error;
-        const failure = new TypeError(`job cannot be sent to a thread: ${cause.message}`, {
-          cause,
-        });
+        const failure = coded(
+          new TypeError(`job cannot be sent to a thread: ${cause.message}`, { cause }),
+          'ERR_DATA_CLONE',
+        );
         this.#settle(batch[0], failure, undefined);
         this.#scheduleDispatch(); // the thread is still free for the next job
       }

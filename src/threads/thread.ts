@@ -13,6 +13,7 @@ import {
   type TransferListItem,
   Worker,
 } from 'node:worker_threads';
+import { coded } from '../internal/options.js';
 import {
   deserializeError,
   type FromThread,
@@ -247,11 +248,11 @@ export class Thread<S extends Sent> {
     this.#sent.shift();
     this.completed++;
     if (this.#sent.length === 0) this.#worker.unref();
-    const failure = new TypeError(
-      `job result cannot be received from the thread: ${error.message}`,
-      {
+    const failure = coded(
+      new TypeError(`job result cannot be received from the thread: ${error.message}`, {
         cause: error,
-      },
+      }),
+      'ERR_DATA_CLONE',
     );
     this.#events.onResult(this, sent, failure, undefined);
   }

@@ -5,6 +5,7 @@
  * @module
  */
 import { type TransferListItem, workerData } from 'node:worker_threads';
+import { coded } from '../internal/options.js';
 import {
   deserializeError,
   type FromThread,
@@ -70,8 +71,11 @@ async function load(): Promise<ThreadWorker | undefined> {
     candidate = (candidate as Record<string, unknown>).default;
   }
   if (typeof candidate !== 'function') {
-    const error = new TypeError(
-      `ThreadPool module ${data.module} has no function default export (got ${typeof mod.default})`,
+    const error = coded(
+      new TypeError(
+        `ThreadPool module ${data.module} has no function default export (got ${typeof mod.default})`,
+      ),
+      'ERR_INVALID_MODULE',
     );
     post({ t: 'init-failed', error: serializeError(error), permanent: true });
     return undefined;
@@ -84,9 +88,12 @@ function succeed(ctx: JobCtx, value: unknown): void {
     post({ t: 'ok', seq: ctx.seq, value }, ctx.transferList);
   } catch (error) {
     // The value could not be cloned (a function, a class instance with private state, …).
-    const wrapped = new TypeError(`job result cannot be sent from the thread: ${String(error)}`, {
-      cause: error,
-    });
+    const wrapped = coded(
+      new TypeError(`job result cannot be sent from the thread: ${String(error)}`, {
+        cause: error,
+      }),
+      'ERR_DATA_CLONE',
+    );
     post({ t: 'err', seq: ctx.seq, error: serializeError(wrapped) });
   }
 }

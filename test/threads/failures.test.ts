@@ -48,6 +48,7 @@ describe('values that cannot cross threads fail only their job', () => {
     expect(results[0]).toBe(2);
     expect(results[1]).toBeInstanceOf(TypeError);
     expect((results[1] as Error).message).toMatch(/cannot be sent to a thread/);
+    expect(results[1]).toHaveProperty('code', 'ERR_DATA_CLONE');
     expect(results[2]).toBe(6);
   });
 
@@ -57,6 +58,7 @@ describe('values that cannot cross threads fail only their job', () => {
     const error = (await pool.run({ kind: 'return-function' }).catch((e: unknown) => e)) as Error;
     expect(error.name).toBe('TypeError');
     expect(error.message).toMatch(/result cannot be sent from the thread/);
+    expect(error).toHaveProperty('code', 'ERR_DATA_CLONE');
     expect(await pool.run({ kind: 'thread-id' })).toBe(before);
   });
 });

@@ -21,6 +21,9 @@ describe('ThreadPool module loading', () => {
   it('throws a TypeError at construction when the module file does not exist', () => {
     expect(() => new ThreadPool(fixture('missing.ts'))).toThrow(TypeError);
     expect(() => new ThreadPool(fixture('missing.ts'))).toThrow(/module not found: .*missing\.ts/);
+    expect(() => new ThreadPool(fixture('missing.ts'))).toThrow(
+      expect.objectContaining({ code: 'ERR_MODULE_NOT_FOUND' }),
+    );
   });
 
   it('rejects bad options at construction, naming the option and value', () => {
@@ -52,6 +55,7 @@ describe('ThreadPool module loading', () => {
     expect(error).toBeInstanceOf(WorkerStartupError);
     expect((error as WorkerStartupError).code).toBe('ERR_WORKER_STARTUP');
     expect((error as Error).message).toMatch(/no function default export/);
+    expect((error as Error).cause).toHaveProperty('code', 'ERR_INVALID_MODULE');
     // Every job gets that same error, once; later submits too.
     await expect(first).rejects.toBe(error);
     await expect(second).rejects.toBe(error);

@@ -1,0 +1,124 @@
+/**
+ * Misuse of the API (a bad argument, an option of the wrong type, a call at the wrong time) throws
+ * a standard TypeError/RangeError with a stable `code`, as Node's own APIs do, synchronously and
+ * before any work starts. Bad option *values* per constructor are covered in each class's tests.
+ */
+import { describe, expect, it } from 'vitest';
+import { pipeline, runPool, shutdownOn, ThreadPool } from '../src/index.js';
+import { fixture } from './threads/helpers.js';
+
+const codeOf = (fn: () => unknown): { name: string; code: unknown; message: string } => {
+  try {
+    fn();
+  } catch (error) {
+    const e = error as Error & { code?: unknown };
+    return { name: e.name, code: e.code, message: e.message };
+  }
+  throw new Error('expected a throw');
+};
+
+describe('usage errors carry a stable code', () => {
+  const double = async (x: number) => x * 2;
+  const cases: [string, () => unknown, string, RegExp][] = [
+    [
+      'runPool: jobs not iterable',
+      () => runPool(42 as never, double, { concurrency: 1 }),
+      'ERR_INVALID_ARGUMENT',
+      /"jobs".*got 42/,
+    ],
+    [
+      'pipeline: source not iterable',
+      () => pipeline(null as never),
+      'ERR_INVALID_ARGUMENT',
+      /"source".*got null/,
+    ],
+    [
+      'stage: empty name',
+      () => pipeline([1]).stage('', double, { concurrency: 1 }),
+      'ERR_INVALID_ARGUMENT',
+      /"name"/,
+    ],
+    [
+      'stage: duplicate name',
+      () =>
+        pipeline([1]).stage('a', double, { concurrency: 1 }).stage('a', double, { concurrency: 1 }),
+      'ERR_INVALID_ARGUMENT',
+      /no other stage has, got "a"/,
+    ],
+    [
+      'stage: worker not a function',
+      () => pipeline([1]).stage('a', 7 as never, { concurrency: 1 }),
+      'ERR_INVALID_ARGUMENT',
+      /"a\.worker".*got 7/,
+    ],
+    [
+      'stage: concurrency 0',
+      () => pipeline([1]).stage('a', double, { concurrency: 0 }),
+      'ERR_INVALID_OPTION',
+      /"a\.concurrency".*got 0/,
+    ],
+    [
+      'pipeline: no stages',
+      () => pipeline([1])[Symbol.asyncIterator](),
+      'ERR_INVALID_STATE',
+      /at least one stage/,
+    ],
+    ['shutdownOn: no signals', () => shutdownOn([], () => {}), 'ERR_INVALID_ARGUMENT', /"signals"/],
+    [
+      'shutdownOn: unknown signal',
+      () => shutdownOn(['SIGNOPE' as NodeJS.Signals], () => {}),
+      'ERR_INVALID_ARGUMENT',
+      /got "SIGNOPE"/,
+    ],
+    [
+      'shutdownOn: drain not a function',
+      () => shutdownOn(['SIGTERM'], 'x' as never),
+      'ERR_INVALID_ARGUMENT',
+      /"drain"/,
+    ],
+    [
+      'ThreadPool: module of the wrong type',
+      () => new ThreadPool(42 as never),
+      'ERR_INVALID_ARGUMENT',
+      /"module".*got 42/,
+    ],
+    [
+      'ThreadPool: module not a file: URL',
+      () => new ThreadPool(new URL('https://example.com/w.js')),
+      'ERR_INVALID_ARGUMENT',
+      /file: URL/,
+    ],
+    [
+      'ThreadPool: resourceLimits not an object',
+      () => new ThreadPool(fixture('double.ts'), { resourceLimits: 5 as never }),
+      'ERR_INVALID_OPTION',
+      /"resourceLimits".*got 5/,
+    ],
+  ];
+  it.each(cases)('%s', (_, fn, code, message) => {
+    const thrown = codeOf(fn);
+    expect(thrown.name).toMatch(/^(TypeError|RangeError)$/);
+    expect(thrown.code).toBe(code);
+    expect(thrown.message).toMatch(message);
+  });
+
+  it('a pipeline iterated twice, or extended after iteration: ERR_INVALID_STATE', async () => {
+    const p = pipeline([1]).stage('a', async (x: number) => x, { concurrency: 1 });
+    for await (const _ of p) break;
+    expect(codeOf(() => p[Symbol.asyncIterator]()).code).toBe('ERR_INVALID_STATE');
+    expect(codeOf(() => p.stage('b', async (x: number) => x, { concurrency: 1 })).code).toBe(
+      'ERR_INVALID_STATE',
+    );
+  });
+
+  it('ThreadPool submit: a bad transfer list fails that call only', async () => {
+    await using pool = new ThreadPool<unknown, unknown>(fixture('double.ts'), { threads: 1 });
+    const notArray = await pool.submit({}, { transfer: 'x' as never }).catch((e: unknown) => e);
+    expect(notArray).toMatchObject({ name: 'TypeError', code: 'ERR_INVALID_OPTION' });
+    const notObject = await pool
+      .submit(3, { transfer: [new ArrayBuffer(1)] })
+      .catch((e: unknown) => e);
+    expect(notObject).toMatchObject({ name: 'TypeError', code: 'ERR_INVALID_ARGUMENT' });
+    expect(await pool.run(4)).toBe(8);
+  });
+});
