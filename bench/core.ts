@@ -113,6 +113,35 @@ const minimalIterator: Contender = async (n, concurrency) => {
   return sum;
 };
 
+/**
+ * The same reference without the results stream: each result goes to a callback. The gap
+ * between this row and the one above is the price of the `for await` step alone.
+ */
+const minimalCallback: Contender = (n, concurrency) =>
+  new Promise((resolve) => {
+    const source = upTo(n);
+    let running = 0;
+    let exhausted = false;
+    let sum = 0;
+    const settle = (value: number) => {
+      running--;
+      sum += value;
+      fill();
+      if (exhausted && running === 0) resolve(sum);
+    };
+    const fill = () => {
+      while (!exhausted && running < concurrency) {
+        const step = source.next();
+        if (step.done) exhausted = true;
+        else {
+          running++;
+          double(step.value).then(settle);
+        }
+      }
+    };
+    fill();
+  });
+
 const sluiceRunPool: Contender = async (n, concurrency) => {
   let sum = 0;
   for await (const result of sluice.runPool(upTo(n), double, { concurrency })) {
@@ -219,6 +248,7 @@ const fastqBounded: Contender = async (n, concurrency) => {
 
 const contenders: Record<string, Contender> = {
   'floor (16 bare loops)': floor,
+  'ref: minimal pool, callback': minimalCallback,
   'ref: minimal for-await pool': minimalIterator,
   'sluice runPool': sluiceRunPool,
   'sluice Pool': sluicePool,
