@@ -1,9 +1,9 @@
 /**
  * consume() over RabbitMQ, against the real broker on loopback. The shared conformance cases:
- * issue 5 items 1, 2, 5 (close while waiting), 6 and 9 (consumer-cases.ts) and, with child
- * processes, 3, 4 and 5 (SIGTERM drain; consumer-process-cases.ts). Item 7 is RabbitMQ's own
- * (no heartbeat: the broker holds a delivery for its channel) and stays here; the broker
- * restart (8) is in amqp.restart.test.ts.
+ * issue 5 items 1, 2, 5 (close while waiting), 6 and 9 (consumer-cases.ts); with child
+ * processes, 3, 4 and 5 (SIGTERM drain; consumer-process-cases.ts); the source contract
+ * (source-cases.ts). Item 7 is RabbitMQ's own (no heartbeat: the broker holds a delivery for
+ * its channel) and stays here; the broker restart (8) is in amqp.restart.test.ts.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -12,12 +12,14 @@ import { amqpUnderTest, brokerCounts } from '../fixtures/brokers/amqp-helpers.js
 import { until } from '../fixtures/brokers/broker-under-test.js';
 import { consumerCases } from '../fixtures/brokers/consumer-cases.js';
 import { processCases } from '../fixtures/brokers/consumer-process-cases.js';
+import { sourceCases } from '../fixtures/brokers/source-cases.js';
 
 const broker = await amqpUnderTest();
 afterAll(() => broker.cleanup());
 
 consumerCases(broker);
 processCases(broker);
+sourceCases(broker);
 
 describe('consume() over RabbitMQ, broker-specific', () => {
   it('item 7: a slow but alive handler is not handed to a second consumer (RabbitMQ holds it for the channel)', async () => {

@@ -1,9 +1,11 @@
 /**
  * The RabbitMQ adapter on its own, against the real broker on loopback: prefetch bound, ack,
- * retry through a delay queue, dead letter with the error, release, stale tags, close.
+ * retry through a delay queue, dead letter with the error, release, stale tags, topology
+ * re-declare, quorum queues. Abort/close and enqueue(), shared by every adapter, are in
+ * source-cases.ts (run by amqp.consume.test.ts).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type AmqpMessage, type AmqpSource, amqpSource, enqueue } from '../../src/brokers/amqp.js';
+import { type AmqpMessage, type AmqpSource, amqpSource } from '../../src/brokers/amqp.js';
 import { type AmqpAdmin, amqpAdmin, uniqueQueue } from '../fixtures/brokers/amqp-helpers.js';
 
 let admin: AmqpAdmin;
@@ -145,36 +147,6 @@ describe('amqpSource (adapter)', () => {
     const m = await fetchOne(source);
     expect(Buffer.from(m.body).toString()).toBe('second');
     await source.ack(m);
-  });
-
-  it('fetch returns [] when the signal aborts, close() on an idle queue is fast', async () => {
-    const { source } = await setup();
-    const ac = new AbortController();
-    const p = source.fetch(10, ac.signal);
-    setTimeout(() => ac.abort(), 50);
-    const t0 = Date.now();
-    expect(await p).toEqual([]);
-    await source.close();
-    expect(Date.now() - t0).toBeLessThan(1000);
-  });
-
-  it('enqueue sends confirmed JSON that the source fetches', async () => {
-    const { source, queue } = await setup();
-    await enqueue(admin.ch, queue, { path: 'a.pdf' });
-    const m = await fetchOne(source);
-    expect(JSON.parse(Buffer.from(m.body).toString())).toEqual({ path: 'a.pdf' });
-    await source.ack(m);
-  });
-
-  it('regression: an abort landing while fetch awaits internally still returns at once', async () => {
-    const { source } = await setup();
-    await source.fetch(1, AbortSignal.timeout(10)); // consuming/pulling has started
-    const ac = new AbortController();
-    const t0 = performance.now();
-    const p = source.fetch(10, ac.signal);
-    ac.abort(); // synchronously, while fetch sits at its first await
-    expect(await p).toEqual([]);
-    expect(performance.now() - t0).toBeLessThan(300);
   });
 
   it('quorum queue: broker redeliveries (crash, release) count toward deliveryCount', async () => {

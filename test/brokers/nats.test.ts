@@ -1,9 +1,10 @@
 /**
  * The NATS JetStream adapter on its own, against the real server on loopback: fetch bounds,
- * confirmed ack, nak with delay, dead letter with the error, release, heartbeat, close.
+ * confirmed ack, nak with delay, dead letter with the error, release, heartbeat. Abort/close
+ * and enqueue(), shared by every adapter, are in source-cases.ts (run by nats.consume.test.ts).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { enqueue, type NatsSource, natsSource } from '../../src/brokers/nats.js';
+import { type NatsSource, natsSource } from '../../src/brokers/nats.js';
 import { type NatsAdmin, natsAdmin, uniqueStream } from '../fixtures/brokers/nats-helpers.js';
 
 let admin: NatsAdmin;
@@ -116,36 +117,6 @@ describe('natsSource (adapter)', () => {
     expect(stolen[0]?.deliveryCount).toBe(2);
     await other.ack(stolen[0]!);
     expect(await admin.pending(stream, 'workers')).toMatchObject({ ackPending: 0, pending: 0 });
-  });
-
-  it('fetch returns [] at once when the signal aborts, and close() on an idle source is fast', async () => {
-    const { source } = await setup();
-    const ac = new AbortController();
-    const p = source.fetch(10, ac.signal);
-    setTimeout(() => ac.abort(), 50);
-    const t0 = Date.now();
-    expect(await p).toEqual([]);
-    await source.close();
-    expect(Date.now() - t0).toBeLessThan(1000);
-  });
-
-  it('enqueue publishes JSON that the source fetches', async () => {
-    const { source, subject } = await setup();
-    await enqueue(admin.nc, subject, { path: 'a.pdf' });
-    const [m] = await source.fetch(1, never);
-    expect(JSON.parse(text(m!.body))).toEqual({ path: 'a.pdf' });
-    await source.ack(m!);
-  });
-
-  it('regression: an abort landing while fetch awaits internally still returns at once', async () => {
-    const { source } = await setup();
-    await source.fetch(1, AbortSignal.timeout(10)); // consuming/pulling has started
-    const ac = new AbortController();
-    const t0 = performance.now();
-    const p = source.fetch(10, ac.signal);
-    ac.abort(); // synchronously, while fetch sits at its first await
-    expect(await p).toEqual([]);
-    expect(performance.now() - t0).toBeLessThan(300);
   });
 
   it('rejects bad options with the option name', async () => {

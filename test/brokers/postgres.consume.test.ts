@@ -1,16 +1,19 @@
 /**
- * consume() over the PostgreSQL table queue, the shared conformance cases: issue 5 items 1, 2,
- * 5 (close while waiting), 6 and 9 (consumer-cases.ts) and, with child processes, 3, 4 and 5
- * (SIGTERM drain; consumer-process-cases.ts). PostgreSQL-only behaviour (NOTIFY wake-up, item 7,
- * lease fencing) is in postgres.test.ts; the restart (8) in postgres.restart.test.ts.
+ * consume() over the PostgreSQL table queue, against the real server on loopback. The shared
+ * conformance cases: issue 5 items 1, 2, 5 (close while waiting), 6 and 9 (consumer-cases.ts);
+ * with child processes, 3, 4 and 5 (SIGTERM drain; consumer-process-cases.ts); the source
+ * contract (source-cases.ts). PostgreSQL-only behaviour (NOTIFY wake-up, item 7, lease fencing)
+ * is in postgres.test.ts; the restart (8) in postgres.restart.test.ts.
  */
 import { afterAll } from 'vitest';
 import { consumerCases } from '../fixtures/brokers/consumer-cases.js';
 import { processCases } from '../fixtures/brokers/consumer-process-cases.js';
 import { postgresUnderTest } from '../fixtures/brokers/postgres-helpers.js';
+import { sourceCases } from '../fixtures/brokers/source-cases.js';
 
 const broker = postgresUnderTest();
 afterAll(() => broker.cleanup());
 
 consumerCases(broker);
 processCases(broker);
+sourceCases(broker);
