@@ -20,7 +20,9 @@
  *
  * @module
  */
+
 import type { ConfirmChannel, ConsumeMessage } from 'amqplib';
+import { nonEmptyString, numberAtLeast } from '../internal/options.js';
 import { AmqpLink, type Delivery } from './amqp-link.js';
 import { declareRetryQueue, RETRY_REDECLARE, retryBucket } from './amqp-topology.js';
 import type { BrokerMessage, BrokerSource } from './source.js';
@@ -86,15 +88,10 @@ export const DELIVERIES_HEADER = 'x-sluice-deliveries';
  * ```
  */
 export async function amqpSource(opts: AmqpSourceOptions): Promise<AmqpSource> {
-  if (typeof opts.queue !== 'string' || opts.queue === '') {
-    throw new TypeError(`options.queue must be a non-empty string (got ${String(opts.queue)})`);
-  }
-  for (const key of ['prefetch', 'blockMs', 'heartbeat'] as const) {
-    const v = opts[key];
-    if (v !== undefined && (!Number.isInteger(v) || v < (key === 'heartbeat' ? 0 : 1))) {
-      throw new RangeError(`options.${key} must be a positive integer (got ${v})`);
-    }
-  }
+  nonEmptyString('queue', opts?.queue);
+  numberAtLeast('prefetch', opts.prefetch, 1, { integer: true });
+  numberAtLeast('blockMs', opts.blockMs, 1, { integer: true, unit: 'ms' });
+  numberAtLeast('heartbeat', opts.heartbeat, 0, { integer: true, unit: 's' });
   const link = new AmqpLink({
     url: opts.url ?? 'amqp://guest:guest@127.0.0.1:5672',
     queue: opts.queue,

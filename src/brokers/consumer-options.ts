@@ -5,6 +5,7 @@
  * @module
  */
 import { MalformedMessageError } from '../errors.js';
+import { invalidOption, numberAtLeast } from '../internal/options.js';
 import type { BrokerMessage } from './source.js';
 
 /** Exponential backoff between deliveries of a failing message (all times in ms). */
@@ -68,21 +69,14 @@ export function backoffFunction(
 ): BackoffFunction {
   if (typeof backoff === 'function') return backoff;
   if (backoff !== undefined && (typeof backoff !== 'object' || backoff === null)) {
-    throw new TypeError(
-      `consume: option backoff must be an object or a function, got ${String(backoff)}`,
-    );
+    invalidOption('backoff', backoff, 'an object or a function');
   }
   const initial = nonNegative('backoff.initial', backoff?.initial ?? 1000);
   const max = nonNegative('backoff.max', backoff?.max ?? 60_000);
-  const factor = backoff?.factor ?? 2;
-  if (!(factor >= 1 && Number.isFinite(factor))) {
-    throw new RangeError(
-      `consume: option backoff.factor must be a finite number >= 1, got ${factor}`,
-    );
-  }
+  const factor = numberAtLeast('backoff.factor', backoff?.factor ?? 2, 1) as number;
   const jitter = backoff?.jitter ?? 0.5;
-  if (!(jitter >= 0 && jitter <= 1)) {
-    throw new RangeError(`consume: option backoff.jitter must be between 0 and 1, got ${jitter}`);
+  if (typeof jitter !== 'number' || !(jitter >= 0 && jitter <= 1)) {
+    invalidOption('backoff.jitter', jitter, 'a number from 0 to 1', true);
   }
   return (deliveryCount) => {
     const base = Math.min(max, initial * factor ** Math.max(0, deliveryCount - 1));
@@ -90,22 +84,10 @@ export function backoffFunction(
   };
 }
 
-/** A positive integer option (e.g. `concurrency`, `maxDeliveries`). */
-export function positiveInt(name: string, value: unknown): number {
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1) {
-    throw new RangeError(`consume: option ${name} must be an integer >= 1, got ${String(value)}`);
-  }
-  return value;
-}
-
 /** A time or size option: a finite number >= 0. */
 export function nonNegative(name: string, value: unknown): number {
-  if (typeof value !== 'number' || !(value >= 0) || !Number.isFinite(value)) {
-    throw new RangeError(
-      `consume: option ${name} must be a finite number >= 0, got ${String(value)}`,
-    );
-  }
-  return value;
+  if (value === undefined) invalidOption(name, value, 'a finite number >= 0');
+  return numberAtLeast(name, value, 0) as number;
 }
 
 /** Resolves after `ms`, or at once when `signal` aborts (never rejects). */

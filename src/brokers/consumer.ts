@@ -19,6 +19,7 @@
  * @module
  */
 import { MalformedMessageError, toError } from '../errors.js';
+import { fn, positiveInt } from '../internal/options.js';
 import { Pool } from '../pool.js';
 import { ConsumerJob } from './consumer-job.js';
 import {
@@ -31,7 +32,6 @@ import {
   jsonDecode,
   nonNegative,
   pause,
-  positiveInt,
 } from './consumer-options.js';
 import type {
   ConsumeOptions,
@@ -124,9 +124,7 @@ class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
     handler: MessageHandler<T, M>,
     options: ConsumeOptions<T, M>,
   ) {
-    if (typeof handler !== 'function') {
-      throw new TypeError(`consume: handler must be a function, got ${typeof handler}`);
-    }
+    fn('handler', handler);
     this.#source = source;
     this.#handler = handler;
     this.#concurrency = positiveInt('concurrency', options?.concurrency);

@@ -14,6 +14,7 @@
  *
  * @module
  */
+
 import {
   type Consumer,
   type JetStreamClient,
@@ -22,6 +23,7 @@ import {
   jetstreamManager,
 } from '@nats-io/jetstream';
 import { connect, headers, type NatsConnection } from '@nats-io/transport-node';
+import { nonEmptyString, numberAtLeast } from '../internal/options.js';
 import { NatsPuller } from './nats-puller.js';
 import { declareNatsTopology, toMs } from './nats-topology.js';
 import type { BrokerMessage, BrokerSource } from './source.js';
@@ -123,26 +125,13 @@ type Resolved = Required<Omit<NatsSourceOptions, 'connection' | 'servers'>> &
   Pick<NatsSourceOptions, 'connection' | 'servers'>;
 
 function validate(opts: NatsSourceOptions): Resolved {
-  for (const key of ['stream', 'consumer'] as const) {
-    if (typeof opts[key] !== 'string' || opts[key] === '' || /[.\s*>]/.test(opts[key])) {
-      throw new TypeError(
-        `options.${key} must be a non-empty name without dots, spaces or wildcards (got ${String(opts[key])})`,
-      );
-    }
-  }
-  const positive = (
-    name: keyof NatsSourceOptions,
-    value: number | undefined,
-    min: number,
-  ): void => {
-    if (value !== undefined && (!Number.isFinite(value) || value < min)) {
-      throw new RangeError(`options.${name} must be a number >= ${min} (got ${value})`);
-    }
-  };
-  positive('ackWait', opts.ackWait, 1000);
-  positive('maxAckPending', opts.maxAckPending, 1);
-  positive('blockMs', opts.blockMs, 1000);
-  positive('ackTimeout', opts.ackTimeout, 1);
+  const name = { test: /^[^.\s*>]+$/, expected: 'a name without dots, spaces or wildcards' };
+  nonEmptyString('stream', opts?.stream, name);
+  nonEmptyString('consumer', opts.consumer, name);
+  numberAtLeast('ackWait', opts.ackWait, 1000, { unit: 'ms' });
+  numberAtLeast('maxAckPending', opts.maxAckPending, 1, { integer: true });
+  numberAtLeast('blockMs', opts.blockMs, 1000, { unit: 'ms' });
+  numberAtLeast('ackTimeout', opts.ackTimeout, 1, { unit: 'ms' });
   return {
     ...opts,
     subject: opts.subject ?? `${opts.stream}.work`,

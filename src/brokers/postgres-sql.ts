@@ -6,6 +6,8 @@
  * @module
  */
 
+import { nonEmptyString } from '../internal/options.js';
+
 /** Statements for one queue table. */
 export interface QueueSql {
   readonly channel: string;
@@ -28,11 +30,10 @@ const IDENTIFIER = /^[a-z_][a-z0-9_]{0,50}$/;
  * @throws TypeError when `table` is not a plain lower-case identifier (it is spliced into SQL).
  */
 export function queueSql(table: string): QueueSql {
-  if (typeof table !== 'string' || !IDENTIFIER.test(table)) {
-    throw new TypeError(
-      `postgres queue: option table must match ${IDENTIFIER} (a plain lower-case identifier), got ${String(table)}`,
-    );
-  }
+  nonEmptyString('table', table, {
+    test: IDENTIFIER,
+    expected: `a plain lower-case identifier matching ${IDENTIFIER}`,
+  });
   const t = `"${table}"`;
   const dead = `"${table}_dead"`;
   const channel = `${table}_ready`;

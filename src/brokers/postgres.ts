@@ -18,8 +18,10 @@
  *
  * @module
  */
+
 import { createHash } from 'node:crypto';
 import pg from 'pg';
+import { numberAtLeast } from '../internal/options.js';
 import { Batcher } from './consumer-batch.js';
 import { PgListener } from './postgres-listen.js';
 import { type QueueSql, queueSql } from './postgres-sql.js';
@@ -273,12 +275,7 @@ export async function enqueue(
 export async function postgresSource(options: PostgresSourceOptions): Promise<PostgresQueueSource> {
   const sql = queueSql(options?.table);
   for (const name of ['lease', 'pollInterval'] as const) {
-    const value = options[name];
-    if (value !== undefined && !(Number.isFinite(value) && value >= 1)) {
-      throw new RangeError(
-        `postgresSource: option ${name} must be a finite number of ms >= 1, got ${value}`,
-      );
-    }
+    numberAtLeast(name, options[name], 1, { unit: 'ms' });
   }
   const owns = options.pool === undefined;
   const pool =

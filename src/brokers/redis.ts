@@ -24,7 +24,9 @@
  *
  * @module
  */
+
 import { createClient, type RedisClientType } from 'redis';
+import { nonEmptyString, numberAtLeast } from '../internal/options.js';
 import { createGroup, type RedisSourceOptions, RedisStreamSource } from './redis-source.js';
 
 // The shared consumer, so that one subpath import is enough: `import { consume, … } from 'sluice/redis'`.
@@ -55,23 +57,10 @@ export type { BrokerMessage, BrokerSource } from './source.js';
  * ```
  */
 export async function redisSource(options: RedisSourceOptions): Promise<RedisStreamSource> {
-  if (!options || typeof options.stream !== 'string' || options.stream === '') {
-    throw new TypeError(
-      `redisSource: option stream must be a non-empty string, got ${String(options?.stream)}`,
-    );
-  }
-  if (typeof options.group !== 'string' || options.group === '') {
-    throw new TypeError(
-      `redisSource: option group must be a non-empty string, got ${String(options.group)}`,
-    );
-  }
+  nonEmptyString('stream', options?.stream);
+  nonEmptyString('group', options.group);
   for (const name of ['block', 'claimIdle'] as const) {
-    const value = options[name];
-    if (value !== undefined && !(Number.isFinite(value) && value >= 1)) {
-      throw new RangeError(
-        `redisSource: option ${name} must be a finite number of ms >= 1, got ${value}`,
-      );
-    }
+    numberAtLeast(name, options[name], 1, { unit: 'ms' });
   }
   const owns = options.client === undefined;
   // The first connection fails fast (a wrong URL throws here); once up, reconnects back off.

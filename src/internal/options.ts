@@ -50,9 +50,17 @@ export function invalidState(message: string): never {
   throw coded(new TypeError(message), 'ERR_INVALID_STATE');
 }
 
-/** Throws the option error for `name` = `value`: a TypeError (or RangeError for a number). */
-export function invalidOption(name: string, value: unknown, expected: string): never {
-  return fail(name, value, expected, typeof value === 'number');
+/**
+ * Throws the option error for `name` = `value`: a TypeError, or a RangeError when `outOfRange`
+ * and the value is a number (the right type, a wrong value).
+ */
+export function invalidOption(
+  name: string,
+  value: unknown,
+  expected: string,
+  outOfRange = false,
+): never {
+  return fail(name, value, expected, outOfRange);
 }
 
 /** A positive integer (Infinity only when `allowInfinity`). */
@@ -112,4 +120,38 @@ export function iterableArgument<J>(name: string, value: unknown): Iterable<J> |
     invalidArgument(name, value, 'an iterable or async iterable');
   }
   return value as Iterable<J> | AsyncIterable<J>;
+}
+
+/**
+ * A number option: finite, at least `min`, an integer when `integer`; `undefined` passes (the
+ * caller applies its default).
+ */
+export function numberAtLeast(
+  name: string,
+  value: unknown,
+  min: number,
+  opts: { integer?: boolean; unit?: string } = {},
+): number | undefined {
+  if (value === undefined) return undefined;
+  const ok =
+    typeof value === 'number' &&
+    Number.isFinite(value) &&
+    value >= min &&
+    (!opts.integer || Number.isInteger(value));
+  if (!ok) {
+    const what = opts.integer ? 'an integer' : 'a finite number';
+    fail(name, value, `${what}${opts.unit ? ` of ${opts.unit}` : ''} >= ${min}`);
+  }
+  return value as number;
+}
+
+/** A string option that must be non-empty and, when `pattern` is given, match it. */
+export function nonEmptyString(
+  name: string,
+  value: unknown,
+  pattern?: { test: RegExp; expected: string },
+): string {
+  if (typeof value !== 'string' || value === '') fail(name, value, 'a non-empty string', false);
+  if (pattern && !pattern.test.test(value)) fail(name, value, pattern.expected, false);
+  return value;
 }

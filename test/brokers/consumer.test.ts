@@ -82,7 +82,7 @@ describe('consume() loop', () => {
   it('rejects bad options at once, naming the option and value', () => {
     const s = new MemorySource();
     expect(() => consume(s, () => {}, { concurrency: 0 })).toThrow(
-      /concurrency must be an integer >= 1, got 0/,
+      /Invalid option "concurrency": expected a positive integer, got 0/,
     );
     expect(() => consume(s, () => {}, { concurrency: 2, maxDeliveries: 1.5 })).toThrow(RangeError);
     expect(() => consume(s, () => {}, { concurrency: 2, backoff: { factor: 0.5 } })).toThrow(

@@ -1,0 +1,147 @@
+/**
+ * Bad options of every broker source and of consume() fail at once — before any connection is
+ * attempted — with the same shape as the core's: a TypeError (wrong type) or RangeError (number
+ * out of range), `code: 'ERR_INVALID_OPTION'`, and a message naming the option and the value.
+ */
+import { describe, expect, it } from 'vitest';
+import { amqpSource } from '../../src/brokers/amqp.js';
+import { consume } from '../../src/brokers/consumer.js';
+import { natsSource } from '../../src/brokers/nats.js';
+import { postgresSource } from '../../src/brokers/postgres.js';
+import { redisSource } from '../../src/brokers/redis.js';
+import type { BrokerSource } from '../../src/brokers/source.js';
+
+// Unreachable endpoints: a validation that ran after connecting would fail with a connection
+// error instead, and the test would say so.
+const NOWHERE = { redis: 'redis://127.0.0.1:1', pg: 'postgres://127.0.0.1:1/x' };
+
+type Case = [label: string, make: () => unknown, name: string, ctor: typeof TypeError];
+const sources: Case[] = [
+  [
+    'redis stream empty',
+    () => redisSource({ stream: '', group: 'g', url: NOWHERE.redis }),
+    'stream',
+    TypeError,
+  ],
+  [
+    'redis group missing',
+    () => redisSource({ stream: 's', url: NOWHERE.redis } as never),
+    'group',
+    TypeError,
+  ],
+  [
+    'redis claimIdle 0',
+    () => redisSource({ stream: 's', group: 'g', claimIdle: 0, url: NOWHERE.redis }),
+    'claimIdle',
+    RangeError,
+  ],
+  [
+    'redis block "5"',
+    () => redisSource({ stream: 's', group: 'g', block: '5' as never, url: NOWHERE.redis }),
+    'block',
+    TypeError,
+  ],
+  [
+    'postgres table with a quote',
+    () => postgresSource({ table: 'jobs"; drop', connectionString: NOWHERE.pg }),
+    'table',
+    TypeError,
+  ],
+  [
+    'postgres lease NaN',
+    () => postgresSource({ table: 'jobs', lease: Number.NaN, connectionString: NOWHERE.pg }),
+    'lease',
+    RangeError,
+  ],
+  [
+    'amqp queue empty',
+    () => amqpSource({ queue: '', url: 'amqp://127.0.0.1:1' }),
+    'queue',
+    TypeError,
+  ],
+  [
+    'amqp prefetch 0',
+    () => amqpSource({ queue: 'q', prefetch: 0, url: 'amqp://127.0.0.1:1' }),
+    'prefetch',
+    RangeError,
+  ],
+  [
+    'amqp prefetch 1.5',
+    () => amqpSource({ queue: 'q', prefetch: 1.5, url: 'amqp://127.0.0.1:1' }),
+    'prefetch',
+    RangeError,
+  ],
+  [
+    'nats stream with a dot',
+    () => natsSource({ stream: 'a.b', consumer: 'c', servers: '127.0.0.1:1' }),
+    'stream',
+    TypeError,
+  ],
+  [
+    'nats consumer with a wildcard',
+    () => natsSource({ stream: 'A', consumer: 'c>', servers: '127.0.0.1:1' }),
+    'consumer',
+    TypeError,
+  ],
+  [
+    'nats blockMs 10',
+    () => natsSource({ stream: 'A', consumer: 'c', blockMs: 10, servers: '127.0.0.1:1' }),
+    'blockMs',
+    RangeError,
+  ],
+];
+
+describe('broker sources reject bad options before connecting', () => {
+  it.each(sources)('%s', async (_, make, name, ctor) => {
+    const error = await Promise.resolve()
+      .then(make)
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+    expect(error).toBeInstanceOf(ctor);
+    expect(error).toMatchObject({ code: 'ERR_INVALID_OPTION' });
+    expect((error as Error).message).toMatch(
+      new RegExp(`^Invalid option "${name}": expected .*, got `),
+    );
+  });
+});
+
+describe('consume() rejects bad options at once', () => {
+  const idle: BrokerSource = {
+    fetch: async () => [],
+    ack: async () => {},
+    retry: async () => {},
+    deadLetter: async () => {},
+    release: async () => {},
+    close: async () => {},
+  } as unknown as BrokerSource;
+  const cases: [Record<string, unknown>, string, typeof TypeError][] = [
+    [{ concurrency: 0 }, 'concurrency', RangeError],
+    [{ concurrency: '4' }, 'concurrency', TypeError],
+    [{ concurrency: 2, maxDeliveries: 1.5 }, 'maxDeliveries', RangeError],
+    [{ concurrency: 2, backoff: 5 }, 'backoff', TypeError],
+    [{ concurrency: 2, backoff: { factor: 0.5 } }, 'backoff.factor', RangeError],
+    [{ concurrency: 2, backoff: { jitter: 2 } }, 'backoff.jitter', RangeError],
+    [{ concurrency: 2, backoff: { jitter: '0.5' } }, 'backoff.jitter', TypeError],
+    [{ concurrency: 2, maxBodySize: -1 }, 'maxBodySize', RangeError],
+    [{ concurrency: 2, drainTimeout: Number.POSITIVE_INFINITY }, 'drainTimeout', RangeError],
+  ];
+  it.each(cases)('%o → %s', (opts, name, ctor) => {
+    let error: unknown;
+    try {
+      consume(idle, () => {}, opts as never);
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(ctor);
+    expect(error).toMatchObject({ code: 'ERR_INVALID_OPTION' });
+    expect((error as Error).message).toMatch(new RegExp(`^Invalid option "${name}"`));
+  });
+
+  it('a handler that is not a function: TypeError naming it', () => {
+    expect(() => consume(idle, 'nope' as never, { concurrency: 1 })).toThrow(
+      expect.objectContaining({ name: 'TypeError', code: 'ERR_INVALID_OPTION' }),
+    );
+  });
+});
