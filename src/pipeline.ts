@@ -6,6 +6,7 @@ import {
   invalidState,
   iterableArgument,
   nonNegativeInt,
+  optionalBoolean,
   optionalDuration,
   optionalSignal,
   positiveInt,
@@ -242,7 +243,7 @@ export class Pipeline<J, T> implements AsyncIterable<Result<J, T>> {
       concurrency: c,
       buffer: nonNegativeInt(`${name}.buffer`, opts.buffer ?? c),
       timeout: optionalDuration(`${name}.timeout`, opts.timeout),
-      ordered: opts.ordered ?? false,
+      ordered: optionalBoolean(`${name}.ordered`, opts.ordered) ?? false,
     };
   }
 

@@ -3,6 +3,7 @@ import {
   fn,
   iterableArgument,
   nonNegativeInt,
+  optionalBoolean,
   optionalDuration,
   optionalSignal,
   positiveInt,
@@ -65,7 +66,7 @@ export function runPool<J, R>(
   return new PullEngine(jobs, fn<WorkerFunction<J, R>>('worker', worker), {
     concurrency,
     buffer: nonNegativeInt('buffer', opts.buffer ?? concurrency),
-    ordered: opts.ordered ?? false,
+    ordered: optionalBoolean('ordered', opts.ordered) ?? false,
     timeout: optionalDuration('timeout', opts.timeout),
     signal: optionalSignal('signal', opts.signal),
     stats: undefined,

@@ -1,5 +1,13 @@
 import { constants } from 'node:os';
-import { invalidArgument, nonNegativeInt, optionalDuration } from './internal/options.js';
+import {
+  invalidArgument,
+  nonNegativeInt,
+  optionalBoolean,
+  optionalDuration,
+} from './internal/options.js';
+
+/** Signals that cannot be caught (POSIX): a handler for them fails in libuv. */
+const UNTRAPPABLE = new Set(['SIGKILL', 'SIGSTOP']);
 
 /** Options of {@link shutdownOn}. */
 export interface ShutdownOptions {
@@ -37,7 +45,8 @@ export interface ShutdownContext {
 
 /**
  * Graceful shutdown on process signals, in two phases. The first signal calls `drain` (stop
- * intake, finish in-flight work); when it settles the process exits 0 (1 if it rejected). A
+ * intake, finish in-flight work); when it settles the process exits 0 (1 if it rejected; the
+ * rejection is written to stderr with `console.error`, so the reason outlives the process). A
  * repeat within `debounce` ms is ignored. A later repeat — or the `timeout` — aborts
  * `ctx.abortSignal` so the drain can cancel what is left, and exits non-zero promptly.
  *
@@ -73,11 +82,11 @@ export function shutdownOn(
   const debounce = nonNegativeMs('debounce', opts.debounce ?? 100);
   const forceGrace = nonNegativeMs('forceGrace', opts.forceGrace ?? 1_000);
   for (const name of signals) {
-    if (typeof name !== 'string' || !(name in constants.signals)) {
-      invalidArgument('signals', name, 'known signal names');
+    if (typeof name !== 'string' || !(name in constants.signals) || UNTRAPPABLE.has(name)) {
+      invalidArgument('signals', name, 'names of signals a process can handle');
     }
   }
-  const exit = opts.exit ?? true;
+  const exit = optionalBoolean('exit', opts.exit) ?? true;
   const controller = new AbortController();
   let firstAt = -1;
   let forcedCode: number | undefined;
@@ -111,7 +120,11 @@ export function shutdownOn(
       .then(() => drain(signal, { signal, abortSignal: controller.signal }))
       .then(
         () => finish(forcedCode ?? 0),
-        () => finish(forcedCode ?? 1),
+        (error: unknown) => {
+          // The process is about to exit 1: the reason must not vanish with it.
+          console.error(`shutdownOn: the drain after ${signal} failed:`, error);
+          finish(forcedCode ?? 1);
+        },
       );
   };
 
@@ -125,10 +138,16 @@ export function shutdownOn(
     }
   };
 
-  for (const s of signals) process.on(s, handler);
   const uninstall = (): void => {
     for (const s of signals) process.off(s, handler);
   };
+  try {
+    for (const s of signals) process.on(s, handler);
+  } catch (error) {
+    // All or nothing: a handler left behind would run a drain the caller thinks is not set up.
+    uninstall();
+    throw error;
+  }
   return uninstall;
 }
 

@@ -2,7 +2,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { shutdownOn } from '../src/index.js';
 
 const fixture = fileURLToPath(new URL('./fixtures/shutdown-child.ts', import.meta.url));
@@ -18,7 +18,11 @@ interface Event {
 function startChild(env: Record<string, string>) {
   const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', fixture], {
     env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'inherit'],
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr!.on('data', (d) => {
+    stderr += d;
   });
   const events: Event[] = [];
   const waiters: { test: (e: Event) => boolean; resolve: () => void }[] = [];
@@ -35,7 +39,7 @@ function startChild(env: Record<string, string>) {
       ? Promise.resolve()
       : new Promise<void>((resolve) => waiters.push({ test, resolve }));
   const exited = once(child, 'exit').then(([code, signal]) => ({ code, signal, at: Date.now() }));
-  return { child, events, waitFor, exited };
+  return { child, events, waitFor, exited, stderr: () => stderr };
 }
 
 const count = (events: Event[], name: string) => events.filter((e) => e.event === name).length;
@@ -50,6 +54,21 @@ describe('shutdownOn (child process)', () => {
     expect(count(events, 'canceled')).toBe(0);
     expect(count(events, 'done')).toBe(count(events, 'started'));
     expect(events.find((e) => e.event === 'drained')).toMatchObject({ canceled: 0 });
+  });
+
+  it('a drain that rejects exits 1 and writes its error to stderr', async () => {
+    const { child, waitFor, exited, stderr } = startChild({
+      JOB_MS: '50',
+      JOBS: '2',
+      DRAIN_REJECT: 'disk full while flushing',
+    });
+    await waitFor((e) => e.event === 'started');
+    child.kill('SIGTERM');
+    const { code } = await exited;
+    expect(code).toBe(1);
+    expect(stderr()).toMatch(
+      /shutdownOn: the drain after SIGTERM failed:.*disk full while flushing/s,
+    );
   });
 
   it('two SIGTERMs 1 ms apart count as one', async () => {
@@ -101,6 +120,34 @@ describe('shutdownOn: arguments', () => {
     expect(() => shutdownOn([], async () => {})).toThrow(/"signals"/);
     expect(() => shutdownOn(['SIGTERM'], 'x' as unknown as () => void)).toThrow(/"drain"/);
     expect(() => shutdownOn(['SIGTERM'], async () => {}, { timeout: -1 })).toThrow(/"timeout".*-1/);
+    expect(() => shutdownOn(['SIGTERM'], async () => {}, { exit: 'no' as never })).toThrow(
+      expect.objectContaining({ name: 'TypeError', code: 'ERR_INVALID_OPTION' }),
+    );
+  });
+
+  it('refuses signals no process can handle (SIGKILL, SIGSTOP) and installs nothing', () => {
+    const before = process.listenerCount('SIGINT');
+    for (const untrappable of ['SIGKILL', 'SIGSTOP'] as const) {
+      expect(() => shutdownOn(['SIGINT', untrappable], async () => {})).toThrow(
+        expect.objectContaining({ name: 'TypeError', code: 'ERR_INVALID_ARGUMENT' }),
+      );
+    }
+    expect(process.listenerCount('SIGINT')).toBe(before);
+  });
+
+  it('installs all handlers or none: a failing install removes the ones already added', () => {
+    const before = process.listenerCount('SIGUSR2');
+    const on = process.on.bind(process);
+    const spy = vi.spyOn(process, 'on').mockImplementation(((event: string, fn: () => void) => {
+      if (event === 'SIGHUP') throw new Error('uv_signal_start EINVAL');
+      return on(event, fn);
+    }) as typeof process.on);
+    try {
+      expect(() => shutdownOn(['SIGUSR2', 'SIGHUP'], async () => {})).toThrow(/EINVAL/);
+    } finally {
+      spy.mockRestore();
+    }
+    expect(process.listenerCount('SIGUSR2')).toBe(before);
   });
 
   it('returns an uninstaller that removes its handlers', () => {

@@ -27,6 +27,12 @@ describe('usage errors carry a stable code', () => {
       /"jobs".*got 42/,
     ],
     [
+      'runPool: ordered "yes"',
+      () => runPool([1], double, { concurrency: 1, ordered: 'yes' as never }),
+      'ERR_INVALID_OPTION',
+      /"ordered": expected a boolean, got "yes"/,
+    ],
+    [
       'pipeline: source not iterable',
       () => pipeline(null as never),
       'ERR_INVALID_ARGUMENT',

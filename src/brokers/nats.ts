@@ -23,7 +23,7 @@ import {
   jetstreamManager,
 } from '@nats-io/jetstream';
 import { connect, headers, type NatsConnection } from '@nats-io/transport-node';
-import { nonEmptyString, numberAtLeast } from '../internal/options.js';
+import { nonEmptyString, numberAtLeast, optionalBoolean } from '../internal/options.js';
 import { NatsPuller } from './nats-puller.js';
 import { declareNatsTopology, toMs } from './nats-topology.js';
 import type { BrokerMessage, BrokerSource } from './source.js';
@@ -137,12 +137,12 @@ function validate(opts: NatsSourceOptions): Resolved {
     subject: opts.subject ?? `${opts.stream}.work`,
     deadLetterSubject: opts.deadLetterSubject ?? `${opts.stream}.dead`,
     deadLetterStream: opts.deadLetterStream ?? `${opts.stream}_DEAD`,
-    declare: opts.declare ?? true,
+    declare: optionalBoolean('declare', opts.declare) ?? true,
     ackWait: opts.ackWait ?? 30_000,
     maxAckPending: opts.maxAckPending ?? 10_000,
     blockMs: opts.blockMs ?? 1000,
     ackTimeout: opts.ackTimeout ?? 5000,
-    confirmAcks: opts.confirmAcks ?? true,
+    confirmAcks: optionalBoolean('confirmAcks', opts.confirmAcks) ?? true,
   };
 }
 

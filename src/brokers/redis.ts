@@ -26,7 +26,12 @@
  */
 
 import { createClient, type RedisClientType } from 'redis';
-import { nonEmptyString, numberAtLeast } from '../internal/options.js';
+import {
+  invalidOption,
+  nonEmptyString,
+  numberAtLeast,
+  optionalBoolean,
+} from '../internal/options.js';
 import { createGroup, type RedisSourceOptions, RedisStreamSource } from './redis-source.js';
 
 // The shared consumer, so that one subpath import is enough: `import { consume, … } from 'sluice/redis'`.
@@ -61,6 +66,10 @@ export async function redisSource(options: RedisSourceOptions): Promise<RedisStr
   nonEmptyString('group', options.group);
   for (const name of ['block', 'claimIdle'] as const) {
     numberAtLeast(name, options[name], 1, { unit: 'ms' });
+  }
+  optionalBoolean('deleteOnAck', options.deleteOnAck);
+  if (options.url !== undefined && !/^rediss?:\/\//.test(String(options.url))) {
+    invalidOption('url', options.url, 'a redis:// or rediss:// URL');
   }
   const owns = options.client === undefined;
   // The first connection fails fast (a wrong URL throws here); once up, reconnects back off.

@@ -104,6 +104,12 @@ export function optionalSignal(name: string, value: unknown): AbortSignal | unde
   return fail(name, value, 'an AbortSignal', false);
 }
 
+/** A boolean or undefined: `'no'` is a string, not false, so it is refused rather than truthy. */
+export function optionalBoolean(name: string, value: unknown): boolean | undefined {
+  if (value === undefined || typeof value === 'boolean') return value;
+  return fail(name, value, 'a boolean', false);
+}
+
 /** A function. */
 export function fn<F>(name: string, value: unknown): F {
   if (typeof value !== 'function') fail(name, value, 'a function', false);

@@ -42,6 +42,25 @@ const sources: Case[] = [
     TypeError,
   ],
   [
+    'redis url of another scheme',
+    () => redisSource({ stream: 's', group: 'g', url: 'http://nope' }),
+    'url',
+    TypeError,
+  ],
+  [
+    'redis deleteOnAck "yes"',
+    () => redisSource({ stream: 's', group: 'g', deleteOnAck: 'yes' as never, url: NOWHERE.redis }),
+    'deleteOnAck',
+    TypeError,
+  ],
+  [
+    'nats declare "no"',
+    () =>
+      natsSource({ stream: 'A', consumer: 'c', declare: 'no' as never, servers: '127.0.0.1:1' }),
+    'declare',
+    TypeError,
+  ],
+  [
     'postgres table with a quote',
     () => postgresSource({ table: 'jobs"; drop', connectionString: NOWHERE.pg }),
     'table',
