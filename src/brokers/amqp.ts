@@ -20,7 +20,6 @@
  *
  * @module
  */
-
 import type { ConfirmChannel, ConsumeMessage } from 'amqplib';
 import { nonEmptyString, numberAtLeast } from '../internal/options.js';
 import { AmqpLink, type Delivery } from './amqp-link.js';

@@ -14,7 +14,6 @@
  *
  * @module
  */
-
 import {
   type Consumer,
   type JetStreamClient,

@@ -18,7 +18,6 @@
  *
  * @module
  */
-
 import { createHash } from 'node:crypto';
 import pg from 'pg';
 import { numberAtLeast } from '../internal/options.js';

@@ -24,7 +24,6 @@
  *
  * @module
  */
-
 import { createClient, type RedisClientType } from 'redis';
 import {
   invalidOption,

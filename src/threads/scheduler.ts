@@ -6,6 +6,7 @@
  * @module
  */
 import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
 import type { ResourceLimits, TransferListItem } from 'node:worker_threads';
 import { TimeoutError, WorkerCrashedError, type WorkerStartupError } from '../errors.js';
 import { coded } from '../internal/options.js';
@@ -63,7 +64,7 @@ export class Scheduler implements ThreadEvents<Job> {
     this.#opts = opts;
     this.#target = opts.threads;
     this.#timing = new StatsRecorder(opts.threads);
-    this.#startup = new Startup(opts.maxStartupFailures);
+    this.#startup = new Startup(opts.maxStartupFailures, displayPath(spec.module));
     for (let id = 0; id < this.#target; id++) this.#spawn(id);
   }
 
@@ -444,4 +445,9 @@ export class Scheduler implements ThreadEvents<Job> {
     if (error) job.reject(error);
     else job.resolve(value);
   }
+}
+
+/** A file: URL as its path (what a user passed, usually); any other URL as it is. */
+function displayPath(url: string): string {
+  return url.startsWith('file:') ? fileURLToPath(url) : url;
 }

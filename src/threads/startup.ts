@@ -17,9 +17,12 @@ export class Startup {
   #timer: NodeJS.Timeout | undefined;
   #failed: WorkerStartupError | undefined;
   readonly #maxFailures: number;
+  /** The module's file path or URL, for messages: a bare "Unexpected end of input" names no file. */
+  readonly #module: string;
 
-  constructor(maxFailures: number) {
+  constructor(maxFailures: number, module: string) {
     this.#maxFailures = maxFailures;
+    this.#module = module;
     this.ready = new Promise<void>((resolve, reject) => {
       this.#resolve = resolve;
       this.#reject = reject;
@@ -51,8 +54,8 @@ export class Startup {
       return undefined;
     }
     const message = permanent
-      ? `ThreadPool cannot use its module: ${cause.message}`
-      : `ThreadPool gave up after ${this.#failures} consecutive thread start-up failures: ${cause.message}`;
+      ? `ThreadPool cannot use its module ${this.#module}: ${cause.message}`
+      : `ThreadPool gave up after ${this.#failures} consecutive thread start-up failures of ${this.#module}: ${cause.message}`;
     this.#failed = new WorkerStartupError(message, { cause });
     this.#reject(this.#failed);
     return this.#failed;
