@@ -1,6 +1,6 @@
 import { abortErrorFrom, ChannelClosedError } from './errors.js';
 import { Deque } from './internal/deque.js';
-import { nonNegativeInt, optionalSignal } from './internal/options.js';
+import { argument, nonNegativeInt, optionalSignal } from './internal/options.js';
 import { dismiss, park, serve, type Waiter, WaitList } from './internal/wait-list.js';
 
 /** Options of one `send` or `receive`. */
@@ -52,7 +52,7 @@ export class Channel<T> implements AsyncIterable<T> {
    * @throws RangeError/TypeError when `capacity` is not a non-negative integer or Infinity.
    */
   constructor(capacity = 0) {
-    this.#capacity = nonNegativeInt('capacity', capacity);
+    this.#capacity = nonNegativeInt(argument('capacity'), capacity);
   }
 
   /** The buffer size given at construction (0 = unbuffered). */

@@ -150,7 +150,7 @@ export class Pipeline<J, T> implements AsyncIterable<Result<J, T>> {
       invalidArgument('name', name, 'a non-empty string');
     }
     if (this.#defs.some((d) => d.name === name)) {
-      invalidArgument('name', name, 'a name no other stage has');
+      invalidArgument('name', name, 'a name no other stage of this pipeline has');
     }
     const def = this.#define(
       name,

@@ -8,6 +8,7 @@ import {
   type WorkerFunction,
 } from './internal/job-run.js';
 import {
+  argument,
   fn,
   nonNegativeInt,
   optionalDuration,
@@ -142,7 +143,7 @@ export class Pool<J, R> implements JobOwner<J, R> {
    * @throws TypeError/RangeError naming the option when an option is invalid.
    */
   constructor(worker: WorkerFunction<J, R>, opts: PoolOptions) {
-    this.#worker = fn('worker', worker);
+    this.#worker = fn(argument('worker'), worker);
     const concurrency = positiveInt('concurrency', opts?.concurrency);
     this.#queueSize = nonNegativeInt('queueSize', opts.queueSize ?? 2 * concurrency);
     this.#timeout = optionalDuration('timeout', opts.timeout);
@@ -249,7 +250,7 @@ export class Pool<J, R> implements JobOwner<J, R> {
    * @throws RangeError/TypeError when `concurrency` is not a positive integer.
    */
   resize(concurrency: number): void {
-    this.#slots.resize(positiveInt('concurrency', concurrency));
+    this.#slots.resize(positiveInt(argument('concurrency'), concurrency));
     this.#stats.setConcurrency(concurrency);
     this.#pump();
   }

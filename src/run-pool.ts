@@ -1,5 +1,6 @@
 import type { WorkerFunction } from './internal/job-run.js';
 import {
+  argument,
   fn,
   iterableArgument,
   nonNegativeInt,
@@ -63,7 +64,7 @@ export function runPool<J, R>(
 ): AsyncIterableIterator<Result<J, R>> {
   iterableArgument('jobs', jobs);
   const concurrency = positiveInt('concurrency', opts?.concurrency);
-  return new PullEngine(jobs, fn<WorkerFunction<J, R>>('worker', worker), {
+  return new PullEngine(jobs, fn<WorkerFunction<J, R>>(argument('worker'), worker), {
     concurrency,
     buffer: nonNegativeInt('buffer', opts.buffer ?? concurrency),
     ordered: optionalBoolean('ordered', opts.ordered) ?? false,

@@ -236,6 +236,6 @@ describe('regressions (new-user trial)', () => {
       pipeline([1])
         .stage('a', (x: number) => x, { concurrency: 1 })
         .stage('a', (x: number) => x, { concurrency: 1 }),
-    ).toThrow(/"a" already exists/);
+    ).toThrow(/"name": expected a name no other stage of this pipeline has, got "a"/);
   });
 });

@@ -4,7 +4,7 @@
  * before any work starts. Bad option *values* per constructor are covered in each class's tests.
  */
 import { describe, expect, it } from 'vitest';
-import { pipeline, runPool, shutdownOn, ThreadPool } from '../src/index.js';
+import { Channel, Pool, pipeline, runPool, shutdownOn, ThreadPool } from '../src/index.js';
 import { fixture } from './threads/helpers.js';
 
 const codeOf = (fn: () => unknown): { name: string; code: unknown; message: string } => {
@@ -33,6 +33,30 @@ describe('usage errors carry a stable code', () => {
       /"ordered": expected a boolean, got "yes"/,
     ],
     [
+      'runPool: worker not a function',
+      () => runPool([1], 'x' as never, { concurrency: 1 }),
+      'ERR_INVALID_ARGUMENT',
+      /Invalid argument "worker": expected a function, got "x"/,
+    ],
+    [
+      'Pool: worker not a function',
+      () => new Pool(5 as never, { concurrency: 1 }),
+      'ERR_INVALID_ARGUMENT',
+      /Invalid argument "worker"/,
+    ],
+    [
+      'Pool.resize(0)',
+      () => new Pool(double, { concurrency: 1 }).resize(0),
+      'ERR_INVALID_ARGUMENT',
+      /Invalid argument "concurrency": expected a positive integer, got 0/,
+    ],
+    [
+      'Channel capacity -1',
+      () => new Channel(-1),
+      'ERR_INVALID_ARGUMENT',
+      /Invalid argument "capacity"/,
+    ],
+    [
       'pipeline: source not iterable',
       () => pipeline(null as never),
       'ERR_INVALID_ARGUMENT',
@@ -49,7 +73,7 @@ describe('usage errors carry a stable code', () => {
       () =>
         pipeline([1]).stage('a', double, { concurrency: 1 }).stage('a', double, { concurrency: 1 }),
       'ERR_INVALID_ARGUMENT',
-      /no other stage has, got "a"/,
+      /no other stage of this pipeline has, got "a"/,
     ],
     [
       'stage: worker not a function',
@@ -106,6 +130,20 @@ describe('usage errors carry a stable code', () => {
     expect(thrown.name).toMatch(/^(TypeError|RangeError)$/);
     expect(thrown.code).toBe(code);
     expect(thrown.message).toMatch(message);
+  });
+
+  it('an optional option given as null means its default, as undefined does', async () => {
+    const pool = new Pool(double, {
+      concurrency: 1,
+      timeout: null as never,
+      signal: null as never,
+    });
+    expect(await pool.run(2)).toBe(4);
+    const results = [];
+    for await (const r of runPool([1], double, { concurrency: 1, ordered: null as never })) {
+      results.push(r);
+    }
+    expect(results).toMatchObject([{ ok: true, value: 2 }]);
   });
 
   it('a pipeline iterated twice, or extended after iteration: ERR_INVALID_STATE', async () => {

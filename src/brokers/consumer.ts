@@ -19,7 +19,7 @@
  * @module
  */
 import { MalformedMessageError, toError } from '../errors.js';
-import { fn, positiveInt } from '../internal/options.js';
+import { argument, fn, invalidArgument, positiveInt } from '../internal/options.js';
 import { Pool } from '../pool.js';
 import { ConsumerJob } from './consumer-job.js';
 import {
@@ -124,7 +124,10 @@ class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
     handler: MessageHandler<T, M>,
     options: ConsumeOptions<T, M>,
   ) {
-    fn('handler', handler);
+    if (typeof (source as { fetch?: unknown } | null)?.fetch !== 'function') {
+      invalidArgument('source', source, 'a BrokerSource (an object with fetch, ack, retry, …)');
+    }
+    fn(argument('handler'), handler);
     this.#source = source;
     this.#handler = handler;
     this.#concurrency = positiveInt('concurrency', options?.concurrency);

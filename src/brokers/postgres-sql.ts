@@ -6,7 +6,7 @@
  * @module
  */
 
-import { nonEmptyString } from '../internal/options.js';
+import { type Label, nonEmptyString } from '../internal/options.js';
 
 /** Statements for one queue table. */
 export interface QueueSql {
@@ -29,8 +29,8 @@ const IDENTIFIER = /^[a-z_][a-z0-9_]{0,50}$/;
 /**
  * @throws TypeError when `table` is not a plain lower-case identifier (it is spliced into SQL).
  */
-export function queueSql(table: string): QueueSql {
-  nonEmptyString('table', table, {
+export function queueSql(table: string, label: Label = 'table'): QueueSql {
+  nonEmptyString(label, table, {
     test: IDENTIFIER,
     expected: `a plain lower-case identifier matching ${IDENTIFIER}`,
   });

@@ -20,7 +20,7 @@
  */
 import { createHash } from 'node:crypto';
 import pg from 'pg';
-import { numberAtLeast } from '../internal/options.js';
+import { argument, numberAtLeast } from '../internal/options.js';
 import { Batcher } from './consumer-batch.js';
 import { PgListener } from './postgres-listen.js';
 import { type QueueSql, queueSql } from './postgres-sql.js';
@@ -218,7 +218,7 @@ function leaseLost(message: PostgresMessage, what: string): Error {
  * ```
  */
 export async function migrate(db: pg.Pool | pg.Client, table: string): Promise<void> {
-  const sql = queueSql(table);
+  const sql = queueSql(table, argument('table'));
   const client = db instanceof pg.Pool ? await db.connect() : db;
   try {
     // Already migrated: take no lock at all. Re-running the DDL on a live queue would queue for
@@ -256,7 +256,9 @@ export async function enqueue(
       ? Buffer.from(p)
       : Buffer.from(typeof p === 'string' ? p : JSON.stringify(p)),
   );
-  const { rows } = await db.query<{ id: string }>(queueSql(table).enqueue, [bodies]);
+  const { rows } = await db.query<{ id: string }>(queueSql(table, argument('table')).enqueue, [
+    bodies,
+  ]);
   return rows.map((r) => r.id);
 }
 

@@ -25,9 +25,9 @@ export interface RedisSourceOptions {
   field?: string;
   /** Where dead letters go. @default `${stream}:dead` */
   deadLetterStream?: string;
-  /** Longest `XREADGROUP` block (ms). @default 1000 */
+  /** Longest `XREADGROUP` block (ms, an integer). @default 1000 */
   block?: number;
-  /** Pending entries idle this long (ms) are claimed from other (crashed) consumers. @default 30000 */
+  /** Pending entries idle this long (ms, an integer) are claimed from other (crashed) consumers. @default 30000 */
   claimIdle?: number;
   /**
    * Also `XDEL` each entry once acked (in the same round trip), so the stream holds only the

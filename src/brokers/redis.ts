@@ -63,8 +63,9 @@ export type { BrokerMessage, BrokerSource } from './source.js';
 export async function redisSource(options: RedisSourceOptions): Promise<RedisStreamSource> {
   nonEmptyString('stream', options?.stream);
   nonEmptyString('group', options.group);
+  // Redis takes whole milliseconds for BLOCK and XAUTOCLAIM's min-idle-time.
   for (const name of ['block', 'claimIdle'] as const) {
-    numberAtLeast(name, options[name], 1, { unit: 'ms' });
+    numberAtLeast(name, options[name], 1, { integer: true, unit: 'ms' });
   }
   optionalBoolean('deleteOnAck', options.deleteOnAck);
   if (options.url !== undefined && !/^rediss?:\/\//.test(String(options.url))) {

@@ -21,7 +21,7 @@ export type UsageErrorCode =
   | 'ERR_INVALID_MODULE'
   | 'ERR_DATA_CLONE';
 
-/** `error` with a stable `code` (and `cause` when given). */
+/** `error` with a stable `code`. */
 export function coded<E extends Error>(
   error: E,
   code: UsageErrorCode,
@@ -29,20 +29,34 @@ export function coded<E extends Error>(
   return Object.assign(error, { code });
 }
 
-/** Throws RangeError for a number out of range, TypeError for a value of the wrong type. */
-function fail(name: string, value: unknown, expected: string, numeric = true): never {
-  const message = `Invalid option "${name}": expected ${expected}, got ${show(value)}`;
+/**
+ * What a check names: an option by its name (`"concurrency"`), or a positional argument marked
+ * with {@link argument} (`argument("capacity")`), which changes the message and the code.
+ */
+export type Label = string | { readonly argument: string };
+
+/** Marks `name` as a positional argument for the checks below. */
+export const argument = (name: string): Label => ({ argument: name });
+
+/**
+ * Throws the misuse error: RangeError for a number out of range (`numeric`), TypeError for
+ * anything else — a wrong type, or a value of the right type that is not allowed (Node's
+ * ERR_INVALID_ARG_VALUE is a TypeError too).
+ */
+function fail(label: Label, value: unknown, expected: string, numeric = true): never {
+  const [kind, name, code] =
+    typeof label === 'string'
+      ? (['option', label, 'ERR_INVALID_OPTION'] as const)
+      : (['argument', label.argument, 'ERR_INVALID_ARGUMENT'] as const);
+  const message = `Invalid ${kind} "${name}": expected ${expected}, got ${show(value)}`;
   const error =
     numeric && typeof value === 'number' ? new RangeError(message) : new TypeError(message);
-  throw coded(error, 'ERR_INVALID_OPTION');
+  throw coded(error, code);
 }
 
 /** Throws the TypeError for a bad positional argument: `Invalid argument "name": …`. */
 export function invalidArgument(name: string, value: unknown, expected: string): never {
-  throw coded(
-    new TypeError(`Invalid argument "${name}": expected ${expected}, got ${show(value)}`),
-    'ERR_INVALID_ARGUMENT',
-  );
+  return fail(argument(name), value, expected, false);
 }
 
 /** Throws the TypeError for a call made at the wrong time (e.g. after iteration began). */
@@ -55,7 +69,7 @@ export function invalidState(message: string): never {
  * and the value is a number (the right type, a wrong value).
  */
 export function invalidOption(
-  name: string,
+  name: Label,
   value: unknown,
   expected: string,
   outOfRange = false,
@@ -64,7 +78,7 @@ export function invalidOption(
 }
 
 /** A positive integer (Infinity only when `allowInfinity`). */
-export function positiveInt(name: string, value: unknown, allowInfinity = false): number {
+export function positiveInt(name: Label, value: unknown, allowInfinity = false): number {
   if (typeof value === 'number' && allowInfinity && value === Number.POSITIVE_INFINITY) {
     return value;
   }
@@ -75,7 +89,7 @@ export function positiveInt(name: string, value: unknown, allowInfinity = false)
 }
 
 /** A non-negative integer, or Infinity when `allowInfinity` (the only way to unbound). */
-export function nonNegativeInt(name: string, value: unknown, allowInfinity = true): number {
+export function nonNegativeInt(name: Label, value: unknown, allowInfinity = true): number {
   if (typeof value === 'number' && allowInfinity && value === Number.POSITIVE_INFINITY) {
     return value;
   }
@@ -89,29 +103,31 @@ export function nonNegativeInt(name: string, value: unknown, allowInfinity = tru
   return value;
 }
 
-/** A duration in ms: a finite number > 0, or undefined (no limit). */
-export function optionalDuration(name: string, value: unknown): number | undefined {
-  if (value === undefined) return undefined;
+/** A duration in ms: a finite number > 0, or undefined/null (no limit). */
+export function optionalDuration(name: Label, value: unknown): number | undefined {
+  if (value == null) return undefined;
   if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
     fail(name, value, 'a positive finite number of milliseconds');
   }
   return value;
 }
 
-/** An AbortSignal or undefined. */
-export function optionalSignal(name: string, value: unknown): AbortSignal | undefined {
-  if (value === undefined || value instanceof AbortSignal) return value;
+/** An AbortSignal, or undefined/null (none). */
+export function optionalSignal(name: Label, value: unknown): AbortSignal | undefined {
+  if (value == null) return undefined;
+  if (value instanceof AbortSignal) return value;
   return fail(name, value, 'an AbortSignal', false);
 }
 
 /** A boolean or undefined: `'no'` is a string, not false, so it is refused rather than truthy. */
-export function optionalBoolean(name: string, value: unknown): boolean | undefined {
-  if (value === undefined || typeof value === 'boolean') return value;
+export function optionalBoolean(name: Label, value: unknown): boolean | undefined {
+  if (value == null) return undefined;
+  if (typeof value === 'boolean') return value;
   return fail(name, value, 'a boolean', false);
 }
 
 /** A function. */
-export function fn<F>(name: string, value: unknown): F {
+export function fn<F>(name: Label, value: unknown): F {
   if (typeof value !== 'function') fail(name, value, 'a function', false);
   return value as F;
 }
@@ -133,12 +149,12 @@ export function iterableArgument<J>(name: string, value: unknown): Iterable<J> |
  * caller applies its default).
  */
 export function numberAtLeast(
-  name: string,
+  name: Label,
   value: unknown,
   min: number,
   opts: { integer?: boolean; unit?: string } = {},
 ): number | undefined {
-  if (value === undefined) return undefined;
+  if (value == null) return undefined;
   const ok =
     typeof value === 'number' &&
     Number.isFinite(value) &&
@@ -153,7 +169,7 @@ export function numberAtLeast(
 
 /** A string option that must be non-empty and, when `pattern` is given, match it. */
 export function nonEmptyString(
-  name: string,
+  name: Label,
   value: unknown,
   pattern?: { test: RegExp; expected: string },
 ): string {

@@ -4,6 +4,7 @@ import type { TransferListItem } from 'node:worker_threads';
 import { AbortError, PoolClosedError } from '../errors.js';
 import { onAbort } from '../internal/abort-fanout.js';
 import {
+  argument,
   invalidArgument,
   invalidOption,
   nonNegativeInt,
@@ -234,7 +235,7 @@ export class ThreadPool<J, R> {
    * @throws RangeError/TypeError when `threads` is not a positive integer.
    */
   resize(threads: number): void {
-    positiveInt('threads', threads);
+    positiveInt(argument('threads'), threads);
     this.#threads = threads;
     this.#pool.resize(this.#capacity(threads));
     this.#scheduler.resize(threads);

@@ -158,9 +158,13 @@ describe('consume() rejects bad options at once', () => {
     expect((error as Error).message).toMatch(new RegExp(`^Invalid option "${name}"`));
   });
 
-  it('a handler that is not a function: TypeError naming it', () => {
+  it('a handler that is not a function, or a source that is not one: ERR_INVALID_ARGUMENT', () => {
     expect(() => consume(idle, 'nope' as never, { concurrency: 1 })).toThrow(
-      expect.objectContaining({ name: 'TypeError', code: 'ERR_INVALID_OPTION' }),
+      expect.objectContaining({ name: 'TypeError', code: 'ERR_INVALID_ARGUMENT' }),
+    );
+    expect(() => consume(idle, 'nope' as never, { concurrency: 1 })).toThrow(/"handler"/);
+    expect(() => consume(null as never, () => {}, { concurrency: 1 })).toThrow(
+      expect.objectContaining({ name: 'TypeError', code: 'ERR_INVALID_ARGUMENT' }),
     );
   });
 });
