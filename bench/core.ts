@@ -123,11 +123,11 @@ const minimalCallback: Contender = (n, concurrency) =>
     let running = 0;
     let exhausted = false;
     let sum = 0;
-    const settle = (value: number) => {
+    // Like for like with the for-await reference: the same { job, value } record per result.
+    const settle = (result: { job: number; value: number }) => {
       running--;
-      sum += value;
+      sum += result.value;
       fill();
-      if (exhausted && running === 0) resolve(sum);
     };
     const fill = () => {
       while (!exhausted && running < concurrency) {
@@ -135,9 +135,11 @@ const minimalCallback: Contender = (n, concurrency) =>
         if (step.done) exhausted = true;
         else {
           running++;
-          double(step.value).then(settle);
+          const job = step.value;
+          double(job).then((value) => settle({ job, value }));
         }
       }
+      if (exhausted && running === 0) resolve(sum);
     };
     fill();
   });
