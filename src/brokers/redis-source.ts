@@ -335,3 +335,8 @@ export async function closeClient(client: RedisClientType): Promise<void> {
     client.destroy();
   }
 }
+
+/** The reading connection's client name. CLIENT SETNAME refuses spaces and newlines: `_`. */
+export function readerName(stream: string, group: string): string {
+  return `sluice:${stream}:${group}`.replace(/\s/g, '_');
+}

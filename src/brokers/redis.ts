@@ -31,7 +31,12 @@ import {
   numberAtLeast,
   optionalBoolean,
 } from '../internal/options.js';
-import { createGroup, type RedisSourceOptions, RedisStreamSource } from './redis-source.js';
+import {
+  createGroup,
+  type RedisSourceOptions,
+  RedisStreamSource,
+  readerName,
+} from './redis-source.js';
 
 // The shared consumer, so that one subpath import is enough: `import { consume, … } from 'sluice/redis'`.
 export {
@@ -51,9 +56,11 @@ export type { BrokerMessage, BrokerSource } from './source.js';
 
 /**
  * Connects (or duplicates `client`), creates the consumer group if missing and returns a source
- * for `consume()`.
+ * for `consume()`. The blocking reads use a connection of their own, named
+ * `sluice:<stream>:<group>` in `CLIENT LIST`.
  *
- * @throws the connection error when Redis cannot be reached.
+ * @throws TypeError/RangeError `ERR_INVALID_OPTION` (a rejection) for a bad option, before
+ *   connecting; the connection error when Redis cannot be reached.
  * @example
  * ```ts
  * const source = await redisSource({ stream: 'jobs', group: 'workers' });
@@ -87,8 +94,13 @@ export async function redisSource(options: RedisSourceOptions): Promise<RedisStr
     cmd.on('error', () => {}); // reconnects on its own; failed commands surface through onError
     await cmd.connect();
   }
-  // RESP2 on the reading connection: stream replies are plain arrays whatever the caller's client uses.
-  const read = cmd.duplicate({ RESP: 2 }) as RedisClientType;
+  // RESP2 on the reading connection: stream replies are plain arrays whatever the caller's client
+  // uses. Named (CLIENT LIST shows `name=sluice:<stream>:<group>`) so that an operator can tell
+  // which blocked connection reads which stream; node-redis sets it again on every reconnect.
+  const read = cmd.duplicate({
+    RESP: 2,
+    name: readerName(options.stream, options.group),
+  }) as RedisClientType;
   read.on('error', () => {});
   await read.connect();
   established = true;
