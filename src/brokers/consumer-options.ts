@@ -73,7 +73,7 @@ export function backoffFunction(
   }
   const initial = nonNegative('backoff.initial', backoff?.initial ?? 1000);
   const max = nonNegative('backoff.max', backoff?.max ?? 60_000);
-  const factor = numberAtLeast('backoff.factor', backoff?.factor ?? 2, 1) as number;
+  const factor = numberAtLeast('backoff.factor', backoff?.factor ?? 2, 1);
   const jitter = backoff?.jitter ?? 0.5;
   if (typeof jitter !== 'number' || !(jitter >= 0 && jitter <= 1)) {
     invalidOption('backoff.jitter', jitter, 'a number from 0 to 1', true);
@@ -86,8 +86,8 @@ export function backoffFunction(
 
 /** A time or size option: a finite number >= 0. */
 export function nonNegative(name: string, value: unknown): number {
-  if (value === undefined) invalidOption(name, value, 'a finite number >= 0');
-  return numberAtLeast(name, value, 0) as number;
+  if (value == null) invalidOption(name, value, 'a finite number >= 0');
+  return numberAtLeast(name, value as number, 0);
 }
 
 /** Resolves after `ms`, or at once when `signal` aborts (never rejects). */

@@ -144,15 +144,28 @@ export function iterableArgument<J>(name: string, value: unknown): Iterable<J> |
   return value as Iterable<J> | AsyncIterable<J>;
 }
 
+/** Extra rules of {@link numberAtLeast}: whole numbers only; the unit named in messages. */
+export interface NumberRule {
+  integer?: boolean;
+  unit?: string;
+}
+
 /**
- * A number option: finite, at least `min`, an integer when `integer`; `undefined` passes (the
+ * A number option: finite, at least `min`, an integer when `integer`; undefined or null passes (the
  * caller applies its default).
  */
+export function numberAtLeast(name: Label, value: number, min: number, opts?: NumberRule): number;
 export function numberAtLeast(
   name: Label,
   value: unknown,
   min: number,
-  opts: { integer?: boolean; unit?: string } = {},
+  opts?: NumberRule,
+): number | undefined;
+export function numberAtLeast(
+  name: Label,
+  value: unknown,
+  min: number,
+  opts: NumberRule = {},
 ): number | undefined {
   if (value == null) return undefined;
   const ok =
