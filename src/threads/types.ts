@@ -91,7 +91,11 @@ export interface ThreadStats {
 
 /**
  * {@link PoolStats} of a ThreadPool: `concurrency` is the thread count, `running` the jobs
- * running on threads, `queued` every accepted job not yet started; plus per-thread figures.
+ * occupying threads, `queued` every accepted job not yet started; plus per-thread figures.
+ *
+ * A canceled or timed-out job settles at once (it counts in `canceled`/`timedOut`), but its
+ * thread stays busy until the worker function returns or `abortGrace` terminates the thread;
+ * until then it still counts in `running`, because no other job can use that thread.
  */
 export interface ThreadPoolStats extends PoolStats {
   threads: ThreadStats[];
