@@ -236,6 +236,7 @@ class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
   #start(message: M): void {
     let payload: T;
     try {
+      if (message.malformed !== undefined) throw new MalformedMessageError(message.malformed);
       if (message.body.byteLength > this.#maxBodySize) {
         throw new MalformedMessageError(
           `message body is ${message.body.byteLength} bytes, over maxBodySize ${this.#maxBodySize}`,

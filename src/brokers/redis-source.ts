@@ -278,11 +278,21 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
     for (const entry of entries) {
       const [rawId, fields] = entry as [Buffer, Buffer[] | null];
       const id = rawId.toString('latin1');
-      let body: Uint8Array = EMPTY;
+      let body: Uint8Array | undefined;
       for (let i = 0; fields && i < fields.length; i += 2) {
         if (fields[i]!.toString() === this.#field) body = fields[i + 1]!;
       }
-      messages.push({ id, body, deliveryCount: counts.get(id) ?? 1, stream: this.stream });
+      const message: RedisMessage = {
+        id,
+        body: body ?? EMPTY,
+        deliveryCount: counts.get(id) ?? 1,
+        stream: this.stream,
+      };
+      if (body === undefined) {
+        // XADD by another producer with other field names: say so, not "not JSON".
+        Object.assign(message, { malformed: `stream entry has no "${this.#field}" field` });
+      }
+      messages.push(message);
     }
     return messages;
   }

@@ -14,6 +14,12 @@ export interface BrokerMessage {
   readonly body: Uint8Array;
   /** How many times this message has been delivered, counting this delivery (1 = first). */
   readonly deliveryCount: number;
+  /**
+   * Set by a source when the broker's record cannot be a message at all (e.g. a Redis stream entry
+   * without the payload field): the consumer dead-letters it at once with this reason, as a
+   * `MalformedMessageError`, instead of decoding an empty body.
+   */
+  readonly malformed?: string;
 }
 
 /**

@@ -140,6 +140,30 @@ describe('consume() over Redis Streams', () => {
     expect(await admin.pending(stream)).toBe(0);
   });
 
+  it('an entry without the payload field is dead-lettered at once, saying so', async () => {
+    const stream = uniqueStream('rnofield');
+    await admin.fill(stream, [{ k: 'a' }]);
+    await admin.fill(stream, [{ k: 'b' }], 'payload'); // another producer's field name
+    const ledger = new Ledger();
+    const consumer = track(
+      consume<{ k: string }>(await source(stream), ({ k }) => void ledger.add(k), {
+        concurrency: 2,
+        onError: () => {},
+      }),
+    );
+    await ledger.until(1);
+    await admin.until(async () => (await admin.deadLetters(stream)).length === 1, 'dead letter');
+    const report = await consumer.close();
+    const [dead] = await admin.deadLetters(stream);
+    expect(dead).toMatchObject({
+      code: 'ERR_MESSAGE_MALFORMED',
+      error: 'stream entry has no "body" field',
+    });
+    expect(Number(dead!.deliveries)).toBe(1);
+    expect(report.stats.malformed).toBe(1);
+    expect([...ledger.runs.keys()]).toEqual(['a']);
+  });
+
   it('deleteOnAck: acked and dead-lettered entries leave the stream', async () => {
     const stream = uniqueStream('rdelack');
     await admin.fill(stream, [...payloads(20), '{broken']);
