@@ -11,8 +11,14 @@ import type { Embedder } from './embedder.js';
 import type { ExtractedDocument, ExtractJob } from './extract.js';
 import { LexicalEmbedder } from './lexical-embedder.js';
 import type { ProgressReporter, ProgressSnapshot } from './progress.js';
-import { bottleneckOf, type Failure, type StageSummary, type Summary } from './report.js';
-import { listPdfs, pendingDocuments } from './sources.js';
+import {
+  bottleneckOf,
+  type Failure,
+  namingDocument,
+  type StageSummary,
+  type Summary,
+} from './report.js';
+import { pendingDocuments, requirePdfs } from './sources.js';
 import { embedStage, insertStage } from './stages.js';
 import { Store } from './store.js';
 
@@ -63,8 +69,9 @@ const DEFAULT_EXTRACT_MODULE = new URL(
  * Indexes `opts.inputs` into `opts.db` and returns the summary. Document failures are reported
  * in the summary, never thrown.
  *
- * @throws UsageError when an input does not exist; EmbedderMismatchError when the database was
- * built by another embedder — both before any document is touched.
+ * @throws UsageError when an input does not exist, the inputs hold no PDF, or the database is
+ * unusable (not an index, read-only); EmbedderMismatchError when the database's documents were
+ * embedded by another embedder — all before any document is touched.
  * @example
  * ```ts
  * const summary = await runIndex({ inputs: ['docs/'], db: 'index.db' });
@@ -74,10 +81,12 @@ const DEFAULT_EXTRACT_MODULE = new URL(
 export async function runIndex(opts: IndexOptions): Promise<Summary> {
   const started = performance.now();
   const embedder = opts.embedder ?? new LexicalEmbedder();
-  const paths = await listPdfs(opts.inputs);
+  const paths = await requirePdfs(opts.inputs);
   const store = Store.open(opts.db);
   try {
-    store.claimEmbedder(embedder.identity);
+    // Only a check: the embedder is recorded with the first document written, so a run that
+    // writes nothing does not bind the index to it.
+    store.checkEmbedder(embedder.identity);
     const tally = await runPipeline(paths, store, embedder, opts);
     const elapsedMs = performance.now() - started;
     return {
@@ -180,13 +189,15 @@ function record(tally: Tally, result: Result<unknown, unknown>, abort?: AbortSig
   tally.failed.push(failureOf(result));
 }
 
-function failureOf(result: Extract<Result<unknown, unknown>, { ok: false }>): Failure {
+/** One failed Result as the summary lists it: its message always names the document. */
+export function failureOf(result: Extract<Result<unknown, unknown>, { ok: false }>): Failure {
   const error = result.error as Error & { code?: unknown };
+  const path = (result.job as { path?: string }).path ?? String(result.job);
   return {
-    path: (result.job as { path?: string }).path ?? String(result.job),
+    path,
     stage: result.stage ?? 'unknown',
     ...(typeof error.code === 'string' ? { code: error.code } : {}),
-    message: error.message,
+    message: namingDocument(path, error.message),
   };
 }
 

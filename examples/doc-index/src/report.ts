@@ -59,12 +59,28 @@ export interface Summary {
   db: string;
 }
 
-/** The stage with the highest utilization (the first on ties). */
+/**
+ * The stage with the highest utilization (the first on ties); none when no stage did any work
+ * (every document skipped), since an idle stage set no pace.
+ */
 export function bottleneckOf(stages: readonly StageSummary[]): string | undefined {
   let best: StageSummary | undefined;
-  for (const s of stages) if (!best || s.utilization > best.utilization) best = s;
+  for (const s of stages) {
+    if (s.utilization > 0 && (!best || s.utilization > best.utilization)) best = s;
+  }
   return best?.name;
 }
+
+/**
+ * `message` with `path` in front, unless it names the document already. Errors raised by sluice
+ * itself (a ThreadPool timeout, a worker crash) do not know which document they were running;
+ * the Result's job does, so the summary adds it whatever the error class.
+ */
+export function namingDocument(path: string, message: string): string {
+  return message.includes(path) ? message : `${path}: ${message}`;
+}
+
+const plural = (n: number, noun: string) => `${n} ${noun}${n === 1 ? '' : 's'}`;
 
 const pct = (x: number) => `${(x * 100).toFixed(0)}%`;
 const ms = (x: number) => (x >= 100 ? `${x.toFixed(0)} ms` : `${x.toFixed(1)} ms`);
@@ -76,7 +92,7 @@ export function formatSummary(s: Summary): string {
     `  indexed ${s.indexed} · skipped ${s.skipped} (unchanged) · failed ${s.failed.length}` +
       (s.canceled ? ` · canceled ${s.canceled}` : '') +
       (s.notStarted ? ` · not started ${s.notStarted}` : '') +
-      ` · of ${s.total} documents`,
+      ` · of ${plural(s.total, 'document')}`,
     `  ${(s.elapsedMs / 1000).toFixed(1)} s, ${s.docsPerSecond.toFixed(1)} docs/s` +
       ` · embedder ${describeIdentity(s.embedder)} · db ${s.db}`,
   ];
@@ -85,7 +101,7 @@ export function formatSummary(s: Summary): string {
     for (const st of s.stages) {
       const mark = st.name === s.bottleneck ? '  <- bottleneck' : '';
       lines.push(
-        `    ${st.name.padEnd(8)} ${String(st.concurrency).padStart(2)} workers  ` +
+        `    ${st.name.padEnd(8)} ${String(st.concurrency).padStart(2)} ${st.concurrency === 1 ? 'worker ' : 'workers'}  ` +
           `util ${pct(st.utilization).padStart(4)}  p50 ${ms(st.p50)}  p99 ${ms(st.p99)}` +
           `  done ${st.done}${st.failed ? ` (${st.failed} failed)` : ''}${mark}`,
       );

@@ -31,6 +31,7 @@ import { documentIndexer } from './index-document.js';
 import { startExtractPool } from './indexer.js';
 import { LexicalEmbedder } from './lexical-embedder.js';
 import { openSource } from './queue.js';
+import { namingDocument } from './report.js';
 import { Store } from './store.js';
 
 /** The message `serve` consumes and `enqueue` sends. */
@@ -113,7 +114,9 @@ export async function runServe(opts: ServeOptions): Promise<ServeSummary> {
   const maxDeliveries = opts.maxDeliveries ?? 3;
   const store = Store.open(opts.db);
   try {
-    store.claimEmbedder(embedder.identity);
+    // Only a check: the embedder is recorded with the first document written, so a run that
+    // writes nothing does not bind the index to it.
+    store.checkEmbedder(embedder.identity);
     const source = await openSource(opts.spec).catch((err: Error) => {
       throw new UsageError(`cannot open ${describeSpec(opts.spec)}: ${err.message}`);
     });
@@ -127,7 +130,8 @@ export async function runServe(opts: ServeOptions): Promise<ServeSummary> {
     });
     const tally = { indexed: 0, skipped: 0, deadLettered: [] as DeadLetter[] };
     const deadLetter = (id: string, path: string | undefined, error: Error) => {
-      tally.deadLettered.push({ id, ...(path ? { path } : {}), message: error.message });
+      const message = path ? namingDocument(path, error.message) : error.message;
+      tally.deadLettered.push({ id, ...(path ? { path } : {}), message });
       log(`dead-lettered ${path ?? `message ${id}`}: ${error.message}`);
     };
 

@@ -35,6 +35,18 @@ export async function listPdfs(inputs: readonly string[]): Promise<string[]> {
   return [...found].sort();
 }
 
+/**
+ * {@link listPdfs}, refusing inputs without a single PDF: indexing or enqueueing nothing is a
+ * mistaken path, not a success (unlike a re-run that finds every PDF already indexed).
+ *
+ * @throws UsageError as listPdfs does, and when no PDF is found.
+ */
+export async function requirePdfs(inputs: readonly string[]): Promise<string[]> {
+  const paths = await listPdfs(inputs);
+  if (!paths.length) throw new UsageError(`no PDF files found in ${inputs.join(', ')}`);
+  return paths;
+}
+
 async function pdfsUnder(dir: string): Promise<string[]> {
   const entries = await readdir(dir, { withFileTypes: true, recursive: true });
   return entries

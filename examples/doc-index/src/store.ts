@@ -50,8 +50,27 @@ CREATE TABLE IF NOT EXISTS vectors (
 /** How long `open` keeps retrying a new index's set-up while other processes hold it, ms. */
 const OPEN_DEADLINE_MS = 15_000;
 
+/** The index's own tables; a database with other tables and none of these is someone else's. */
+const INDEX_TABLES = ['documents', 'chunks', 'vectors', 'meta'];
+
+/**
+ * Refuses a database of something else, before anything is written to it (the journal mode
+ * included), so that a wrong --db is never quietly turned into an index.
+ */
+function assertIndexOrEmpty(db: Database.Database): void {
+  const tables = db
+    .prepare(`SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'`)
+    .pluck()
+    .all() as string[];
+  if (tables.length && !tables.some((t) => INDEX_TABLES.includes(t))) {
+    const shown = tables.length > 5 ? `${tables.slice(0, 5).join(', ')}, …` : tables.join(', ');
+    throw new Error(`it has other tables (${shown}) and none of ${INDEX_TABLES.join(', ')}`);
+  }
+}
+
 /** WAL mode and the schema, in one write transaction taken before anything is read. */
 function initialize(db: Database.Database): void {
+  assertIndexOrEmpty(db);
   db.pragma('journal_mode = WAL');
   // NORMAL is durable across process crashes in WAL mode; only a power loss can drop the last
   // commits, and then whole transactions vanish, never half documents.
@@ -61,6 +80,11 @@ function initialize(db: Database.Database): void {
   db.exec('BEGIN IMMEDIATE');
   try {
     db.exec(SCHEMA);
+    // A write that changes nothing: a read-only file fails here, before any document is
+    // extracted and embedded, rather than at every document's insert (SQLite opens a file it
+    // cannot write read-only without a word, and the schema above exists already).
+    const version = db.pragma('user_version', { simple: true }) as number;
+    db.pragma(`user_version = ${version}`);
     db.exec('COMMIT');
   } catch (err) {
     if (db.inTransaction) db.exec('ROLLBACK');
@@ -89,11 +113,21 @@ export function retryWhileBusy(fn: () => void, deadlineMs: number): void {
   }
 }
 
+function sameEmbedder(stored: EmbedderIdentity, requested: EmbedderIdentity): boolean {
+  return (
+    stored.kind === requested.kind &&
+    stored.model === requested.model &&
+    (stored.dimension === undefined ||
+      requested.dimension === undefined ||
+      stored.dimension === requested.dimension)
+  );
+}
+
 /**
  * @example
  * ```ts
  * const store = Store.open('.tmp/index.db');
- * store.claimEmbedder({ kind: 'lexical', model: 'lexical-v1', dimension: 1024 });
+ * store.checkEmbedder({ kind: 'lexical', model: 'lexical-v1', dimension: 1024 });
  * if (!store.isIndexed(path, sha256)) store.insert(doc);
  * store.close();
  * ```
@@ -121,6 +155,9 @@ export class Store {
       insertVector: db.prepare<[number | bigint, Buffer]>(
         'INSERT INTO vectors (chunk_id, embedding) VALUES (?, ?)',
       ),
+      anyDocument: db.prepare<[], { found: number }>(
+        'SELECT EXISTS (SELECT 1 FROM documents) AS found',
+      ),
       getMeta: db.prepare<[string], { value: string }>('SELECT value FROM meta WHERE key = ?'),
       setMeta: db.prepare<[string, string]>(
         'INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value',
@@ -134,7 +171,8 @@ export class Store {
   /**
    * Opens (creating if needed) the index at `path`, in WAL mode with foreign keys on.
    * @param opts.readonly open for search only; the file must exist.
-   * @throws UsageError when the file cannot be opened or created.
+   * @throws UsageError when the file cannot be opened, created or (unless `readonly`) written,
+   *   or is a database of something else (other tables, none of the index's).
    */
   static open(path: string, opts: { readonly?: boolean } = {}): Store {
     let db: Database.Database;
@@ -164,9 +202,12 @@ export class Store {
       // A file that is not SQLite, or a SQLite file that is not an index: a usage error, not a crash.
       db.close();
       const reason = (err as Error).message;
-      const busy = String((err as { code?: unknown }).code).startsWith('SQLITE_BUSY');
+      const code = String((err as { code?: unknown }).code);
+      if (code.startsWith('SQLITE_READONLY')) {
+        throw new UsageError(`cannot write the index ${path}: ${reason}`);
+      }
       throw new UsageError(
-        busy
+        code.startsWith('SQLITE_BUSY')
           ? `cannot open the index ${path}: ${reason}`
           : `${path} is not a sluice-doc-index database: ${reason}`,
       );
@@ -180,8 +221,23 @@ export class Store {
   }
 
   /**
-   * Records `identity` as this index's embedder, or checks it against the recorded one.
-   * A missing dimension (HTTP before its first answer) matches any recorded dimension.
+   * Checks `identity` against the embedder of the documents already indexed, writing nothing:
+   * the embedder is recorded with the first document (see {@link Store.insert}). An index without
+   * documents takes any embedder, even if a run that wrote nothing recorded one.
+   *
+   * @throws EmbedderMismatchError when the index was built by a different embedder.
+   */
+  checkEmbedder(identity: EmbedderIdentity): void {
+    const stored = this.#binding();
+    if (stored && !sameEmbedder(stored, identity)) {
+      throw new EmbedderMismatchError(describeIdentity(stored), describeIdentity(identity));
+    }
+  }
+
+  /**
+   * Records `identity` as this index's embedder, or checks it against the recorded one when the
+   * index holds documents. A missing dimension (HTTP before its first answer) matches any
+   * recorded dimension.
    *
    * @throws EmbedderMismatchError when the index was built by a different embedder.
    */
@@ -191,19 +247,18 @@ export class Store {
     this.db.transaction(() => this.#claim(identity)).immediate();
   }
 
+  // Vectors are what must not be mixed: a record without any document behind it binds nothing.
+  #binding(): EmbedderIdentity | undefined {
+    return this.#stmts.anyDocument.get()?.found ? this.embedder() : undefined;
+  }
+
   #claim(identity: EmbedderIdentity): void {
-    const stored = this.embedder();
+    const stored = this.#binding();
     if (!stored) {
       this.#stmts.setMeta.run('embedder', JSON.stringify(identity));
       return;
     }
-    const same =
-      stored.kind === identity.kind &&
-      stored.model === identity.model &&
-      (stored.dimension === undefined ||
-        identity.dimension === undefined ||
-        stored.dimension === identity.dimension);
-    if (!same)
+    if (!sameEmbedder(stored, identity))
       throw new EmbedderMismatchError(describeIdentity(stored), describeIdentity(identity));
     if (stored.dimension === undefined && identity.dimension !== undefined) {
       this.#stmts.setMeta.run('embedder', JSON.stringify(identity));
@@ -228,8 +283,10 @@ export class Store {
   }
 
   #write(doc: IndexedDocument, embedder: EmbedderIdentity): void {
+    // Every write claims, so an index never holds a document without its embedder recorded
+    // (a document without chunks records it too, with the dimension the embedder knows).
     const dimension = doc.vectors[0]?.length;
-    if (dimension !== undefined) this.claimEmbedder({ ...embedder, dimension });
+    this.claimEmbedder(dimension === undefined ? embedder : { ...embedder, dimension });
     this.#stmts.deleteDoc.run(doc.path);
     const { lastInsertRowid: docId } = this.#stmts.insertDoc.run(
       doc.path,

@@ -100,15 +100,27 @@ describe('Store', () => {
     expect(seen).toEqual(['/x/1.pdf']);
   });
 
-  it('records the embedder and refuses to mix in another one', () => {
-    store.claimEmbedder(embedder.identity);
+  it('records the embedder with the first document and refuses to mix in another one', () => {
+    store.checkEmbedder(embedder.identity);
+    expect(store.embedder()).toBeUndefined(); // a check writes nothing
+    store.insert(doc('/a.pdf', 'h', ['text']), embedder.identity);
     expect(store.embedder()).toEqual({ kind: 'lexical', model: 'lexical-v1', dimension: 64 });
+    expect(() => store.checkEmbedder({ kind: 'http', model: 'nomic-embed-text' })).toThrow(
+      expect.objectContaining({ code: 'ERR_EMBEDDER_MISMATCH' }),
+    );
     expect(() => store.claimEmbedder({ kind: 'http', model: 'nomic-embed-text' })).toThrow(
       expect.objectContaining({ code: 'ERR_EMBEDDER_MISMATCH' }),
     );
     expect(() =>
       store.claimEmbedder({ kind: 'lexical', model: 'lexical-v1', dimension: 1024 }),
     ).toThrow(/lexical lexical-v1 \(64 dims\)/);
+  });
+
+  it('an index without documents takes any embedder, even over a record left by an empty run', () => {
+    store.claimEmbedder({ kind: 'http', model: 'm' });
+    expect(() => store.checkEmbedder(embedder.identity)).not.toThrow();
+    store.insert(doc('/a.pdf', 'h', ['text']), embedder.identity);
+    expect(store.embedder()).toEqual({ kind: 'lexical', model: 'lexical-v1', dimension: 64 });
   });
 
   it('learns an HTTP embedder dimension from the first document', () => {
