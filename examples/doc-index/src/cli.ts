@@ -16,7 +16,13 @@ import { BROKER_URL_HELP, type BrokerSpec, describeSpec, parseBrokerUrl } from '
 import { describeIdentity, type Embedder } from './embedder.js';
 import { runEnqueue } from './enqueue.js';
 import { EmbedderMismatchError, UsageError } from './errors.js';
-import { EXIT, EXIT_CODES_HELP, interruptedCode, SEARCH_EXIT_CODES_HELP } from './exit-codes.js';
+import {
+  EXIT,
+  EXIT_CODES_HELP,
+  interruptedCode,
+  PROGRAM_EXIT_CODES_HELP,
+  SEARCH_EXIT_CODES_HELP,
+} from './exit-codes.js';
 import { HttpEmbedder } from './http-embedder.js';
 import { runIndex } from './indexer.js';
 import { LexicalEmbedder } from './lexical-embedder.js';
@@ -27,11 +33,21 @@ import { formatServeSummary, runServe } from './serve.js';
 import { onShutdownSignals } from './signals.js';
 import { Store } from './store.js';
 
+// Plain decimal digits only: Number() would also take "0x2", "1e1", " 2" and "".
 const int = (min: number) => (value: string) => {
   const n = Number(value);
-  if (!Number.isInteger(n) || n < min)
+  if (!/^\d+$/.test(value) || !Number.isSafeInteger(n) || n < min)
     throw new InvalidArgumentError(`expected an integer >= ${min}`);
   return n;
+};
+
+// Checked while parsing, so that a URL the embedder could never reach (ftp:, a typo) is a usage
+// error up front instead of a failed request per document.
+const httpUrl = (value: string) => {
+  const protocol = URL.canParse(value) ? new URL(value).protocol : undefined;
+  if (protocol !== 'http:' && protocol !== 'https:')
+    throw new InvalidArgumentError('expected an http:// or https:// URL');
+  return value;
 };
 
 interface EmbedFlags {
@@ -47,9 +63,10 @@ function addEmbedFlags(cmd: Command): Command {
   return cmd
     .option(
       '--embed-url <url>',
-      'OpenAI-compatible embeddings server base URL (default: built-in lexical embedder)',
+      'OpenAI-compatible embeddings server base URL, http(s) (default: built-in lexical embedder)',
+      httpUrl,
     )
-    .option('--embed-model <name>', 'model name for --embed-url')
+    .option('--embed-model <name>', 'model name for --embed-url (needs --embed-url)')
     .option('--embed-batch <n>', 'chunks per embeddings request', int(1), 64)
     .option('--embed-requests <n>', 'embeddings requests in flight at once', int(1), 4)
     .option('--embed-timeout <ms>', 'timeout per embeddings request, ms', int(1), 30_000)
@@ -59,6 +76,19 @@ function addEmbedFlags(cmd: Command): Command {
       int(0),
       4,
     );
+}
+
+// A model without a server would be silently ignored in favour of the lexical embedder.
+function checkEmbedFlags(flags: EmbedFlags): void {
+  if (flags.embedModel !== undefined && !flags.embedUrl) {
+    throw new UsageError('--embed-model needs --embed-url');
+  }
+}
+
+/** The embedder `index` and `serve` write with: HTTP with --embed-url, else the lexical one. */
+function chosenEmbedder(flags: EmbedFlags): Embedder {
+  checkEmbedFlags(flags);
+  return flags.embedUrl ? httpEmbedder(flags, flags.embedModel) : new LexicalEmbedder();
 }
 
 function httpEmbedder(flags: EmbedFlags, model: string | undefined): HttpEmbedder {
@@ -91,9 +121,7 @@ interface IndexFlags extends EmbedFlags {
 }
 
 async function indexCommand(inputs: string[], flags: IndexFlags): Promise<number> {
-  const embedder: Embedder = flags.embedUrl
-    ? httpEmbedder(flags, flags.embedModel)
-    : new LexicalEmbedder();
+  const embedder = chosenEmbedder(flags);
   const shutdown = onShutdownSignals((signal, step) => {
     process.stderr.write(
       step === 'stop'
@@ -139,9 +167,7 @@ interface ServeFlags extends EmbedFlags {
 }
 
 async function serveCommand(flags: ServeFlags): Promise<number> {
-  const embedder: Embedder = flags.embedUrl
-    ? httpEmbedder(flags, flags.embedModel)
-    : new LexicalEmbedder();
+  const embedder = chosenEmbedder(flags);
   const shutdown = onShutdownSignals((signal, step) => {
     process.stderr.write(
       step === 'stop'
@@ -177,7 +203,9 @@ async function serveCommand(flags: ServeFlags): Promise<number> {
 
 async function enqueueCommand(inputs: string[], flags: { to: BrokerSpec }): Promise<number> {
   const sent = await runEnqueue(inputs, flags.to);
-  process.stdout.write(`enqueued ${sent} documents on ${describeSpec(flags.to)}\n`);
+  process.stdout.write(
+    `enqueued ${sent} document${sent === 1 ? '' : 's'} on ${describeSpec(flags.to)}\n`,
+  );
   return EXIT.OK;
 }
 
@@ -194,6 +222,7 @@ async function searchCommand(
   query: string,
   flags: EmbedFlags & { db: string; k: number; json?: boolean },
 ): Promise<number> {
+  checkEmbedFlags(flags);
   const store = Store.open(flags.db, { readonly: true });
   try {
     const embedder = searchEmbedder(store, flags);
@@ -244,7 +273,7 @@ function buildProgram(setCode: (code: number) => void): Command {
     .description(
       'Index PDFs into SQLite (extract → embed → insert, one pool per stage) and search them.',
     )
-    .addHelpText('after', EXIT_CODES_HELP)
+    .addHelpText('after', PROGRAM_EXIT_CODES_HELP)
     .exitOverride()
     .showHelpAfterError('(run with --help for usage)');
   addEmbedFlags(
@@ -362,4 +391,20 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
+/**
+ * A reader that goes away (`search … | head -1`, `--help | head -2`) is not this program's
+ * failure: without a listener, the EPIPE on the next write is an uncaught 'error' and a stack
+ * trace with exit 1. Later writes to the closed stream are dropped and the command ends with its
+ * own exit code. The run itself goes on: an `index` whose progress output is cut still finishes
+ * and commits the documents it started.
+ */
+function ignoreClosedPipes(): void {
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code !== 'EPIPE') throw err;
+    });
+  }
+}
+
+ignoreClosedPipes();
 process.exitCode = await main(process.argv);

@@ -21,14 +21,30 @@ export function interruptedCode(signal: NodeJS.Signals): number {
   return signal === 'SIGINT' ? EXIT.INTERRUPTED_SIGINT : EXIT.INTERRUPTED_SIGTERM;
 }
 
-/** The text appended to `--help`. */
+/** The exit codes of `index`, appended to its `--help`. */
 export const EXIT_CODES_HELP = `
 Exit codes:
   0    every document indexed (or unchanged and skipped)
   1    the run completed but some documents failed (listed in the summary)
-  2    usage error (bad flags, missing input, embedder mismatch with the index)
+  2    usage error (bad flags, missing input, no PDF files found, a --db that is not a
+       writable index, embedder mismatch with the index)
   130  interrupted by SIGINT: documents in flight were finished and committed
   143  interrupted by SIGTERM: the same (a second signal aborts them instead)
+`;
+
+/**
+ * The exit codes of all commands, appended to the top-level `--help`. `index` and `serve` answer
+ * signals differently (a drained service exits 0), so the list says which command does what.
+ */
+export const PROGRAM_EXIT_CODES_HELP = `
+Exit codes (each command's --help has its own):
+  0    success; for serve also a drain after the first SIGINT/SIGTERM
+  1    index: the run completed but some documents failed (listed in the summary)
+  2    usage error (bad flags or URL, missing input, no PDF files found, unusable index,
+       embedder mismatch, unreachable broker)
+  130  index: interrupted by SIGINT (documents in flight were finished and committed);
+       serve: a second SIGINT aborted the documents in flight (back to the queue)
+  143  the same for SIGTERM
 `;
 
 /** The exit codes of `search`, appended to its `--help`. */

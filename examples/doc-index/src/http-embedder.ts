@@ -53,7 +53,7 @@ export class HttpEmbedder implements Embedder {
   // times the batches per document, and a bounded one would only make fan-out wait in submit.
   readonly #requests: Pool<{ input: string[] }, Float32Array[]>;
 
-  /** @throws TypeError for a bad URL or empty model; RangeError for a bad number option. */
+  /** @throws TypeError for a bad or non-HTTP(S) URL or an empty model; RangeError for a bad number option. */
   constructor(opts: HttpEmbedderOptions) {
     this.#opts = {
       batchSize: 64,
@@ -226,6 +226,11 @@ function embeddingsUrl(base: string): string {
   } catch {
     throw new TypeError(
       `http embedder option baseUrl must be an absolute URL, got ${JSON.stringify(base)}`,
+    );
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new TypeError(
+      `http embedder option baseUrl must be an http: or https: URL, got ${JSON.stringify(base)}`,
     );
   }
   const path = url.pathname.replace(/\/+$/, '');

@@ -132,6 +132,9 @@ describe('HttpEmbedder', () => {
 
   it('rejects bad options naming the option', () => {
     expect(() => new HttpEmbedder({ baseUrl: 'nope', model: 'm' })).toThrow(/baseUrl/);
+    expect(() => new HttpEmbedder({ baseUrl: 'ftp://x', model: 'm' })).toThrow(
+      'http embedder option baseUrl must be an http: or https: URL, got "ftp://x"',
+    );
     expect(() => new HttpEmbedder({ baseUrl: 'http://x', model: 'm', batchSize: 0 })).toThrow(
       /batchSize/,
     );
