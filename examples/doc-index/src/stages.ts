@@ -64,15 +64,11 @@ export function embedStage(embedder: Embedder, chunking: ChunkOptions = {}) {
  * ```
  */
 export function insertStage(store: Store, embedder: Embedder) {
-  // BEGIN IMMEDIATE takes the write lock first, so a second process writing the same index (two
-  // `serve`s) makes this wait out busy_timeout instead of failing with SQLITE_BUSY when its read
-  // snapshot goes stale; Store's own transaction nests inside as a savepoint.
-  const write = store.db.transaction((doc: IndexedDocument) =>
-    store.insert(doc, embedder.identity),
-  );
+  // Store.insert is one IMMEDIATE transaction: a second process writing the same index (two
+  // `serve`s) waits out busy_timeout instead of failing on a stale read snapshot.
   return async (doc: IndexedDocument): Promise<InsertedDocument> => {
     try {
-      write.immediate(doc);
+      store.insert(doc, embedder.identity);
     } catch (err) {
       throw prefixPath(doc.path, err);
     }

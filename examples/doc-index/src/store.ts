@@ -94,7 +94,7 @@ function initialize(db: Database.Database): void {
 
 /**
  * Runs `fn` again while it fails with SQLITE_BUSY (any extended code) until `deadlineMs` has
- * passed. busy_timeout does not cover every case: SQLite returns BUSY at once where waiting could
+ * passed (an attempt under way may add one busy_timeout to that). busy_timeout does not cover every case: SQLite returns BUSY at once where waiting could
  * deadlock (two connections both upgrading from a read lock, as when two processes switch a new
  * file to WAL together), and those only succeed when tried again.
  */
@@ -135,6 +135,7 @@ function sameEmbedder(stored: EmbedderIdentity, requested: EmbedderIdentity): bo
 export class Store {
   readonly db: Database.Database;
   readonly #stmts;
+  readonly #claimTx: Database.Transaction<(identity: EmbedderIdentity) => void>;
   readonly #insertTx: Database.Transaction<
     (doc: IndexedDocument, embedder: EmbedderIdentity) => void
   >;
@@ -163,6 +164,7 @@ export class Store {
         'INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value',
       ),
     };
+    this.#claimTx = db.transaction((identity: EmbedderIdentity) => this.#claim(identity));
     this.#insertTx = db.transaction((doc: IndexedDocument, embedder: EmbedderIdentity) =>
       this.#write(doc, embedder),
     );
@@ -244,7 +246,7 @@ export class Store {
   claimEmbedder(identity: EmbedderIdentity): void {
     // Read-then-write: IMMEDIATE so that two processes claiming a new index never write from a
     // stale snapshot (inside insert's transaction this is a savepoint).
-    this.db.transaction(() => this.#claim(identity)).immediate();
+    this.#claimTx.immediate(identity);
   }
 
   // Vectors are what must not be mixed: a record without any document behind it binds nothing.

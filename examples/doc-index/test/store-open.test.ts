@@ -61,15 +61,17 @@ describe('Store.open from several processes at once', () => {
   it('every process opens the same new index, and the schema exists once', async () => {
     const db = join(tmp.dir, 'shared.db');
     const storeUrl = pathToFileURL(join(EXAMPLE_DIR, 'src', 'store.ts')).href;
-    // Each child waits for a common start time so that their set-ups overlap.
-    const startAt = Date.now() + 1500;
+    // Each child sleeps (not spins: 8 spinning processes on 2 cores would take turns) until a
+    // common start time, so that their set-ups overlap.
+    const startAt = Date.now() + 2500;
     const script = `
       const { Store } = await import(${JSON.stringify(storeUrl)});
-      while (Date.now() < ${startAt}) {}
+      const wait = ${startAt} - Date.now();
+      if (wait > 0) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, wait);
       Store.open(${JSON.stringify(db)}).close();
       console.log('opened');`;
     const runs = await Promise.all(
-      Array.from({ length: 6 }, () => {
+      Array.from({ length: 8 }, () => {
         const child = spawn(
           process.execPath,
           ['--import', 'tsx', '--input-type=module', '-e', script],
