@@ -26,3 +26,18 @@ for i = 5, #ARGV do
 end
 return owned
 `;
+
+/**
+ * Dead-letters one entry: `XADD <dead> * <fields…>`, then `XACK` (and `XDEL` when asked). A
+ * MULTI would not do: Redis runs the rest of a transaction after a command fails, so a failed
+ * XADD (say the dead-letter key holds a string) would still ack the entry away, and the message
+ * would exist nowhere. In a script the failed XADD aborts before the ack; the entry stays pending
+ * and comes back.
+ * KEYS[1] = stream, KEYS[2] = dead-letter stream; ARGV = group, id, '1' to XDEL, fields…
+ */
+export const DEAD_LETTER = `
+redis.call('XADD', KEYS[2], '*', unpack(ARGV, 4))
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+if ARGV[3] == '1' then redis.call('XDEL', KEYS[1], ARGV[2]) end
+return 1
+`;

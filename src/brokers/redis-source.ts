@@ -6,7 +6,7 @@
 import { hostname } from 'node:os';
 import { RESP_TYPES, type RedisClientType } from 'redis';
 import { Batcher } from './consumer-batch.js';
-import { CLAIM_IF_OWNED } from './redis-scripts.js';
+import { CLAIM_IF_OWNED, DEAD_LETTER } from './redis-scripts.js';
 import type { BrokerMessage, BrokerSource } from './source.js';
 
 /** Options of {@link redisSource}. */
@@ -168,20 +168,20 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
     const code = String((error as { code?: unknown }).code ?? error.name);
     const letter = ['id', message.id, 'stream', this.stream, 'group', this.group];
     letter.push('deliveries', String(message.deliveryCount), 'error', error.message, 'code', code);
-    // One MULTI: the dead letter exists if and only if the entry left the pending list.
-    const tx = this.#cmd
-      .multi()
-      .addCommand([
-        'XADD',
-        this.deadLetterStream,
-        '*',
-        ...letter,
-        this.#field,
-        Buffer.from(message.body),
-      ])
-      .addCommand(['XACK', this.stream, this.group, message.id]);
-    if (this.#deleteOnAck) tx.addCommand(['XDEL', this.stream, message.id]);
-    await tx.exec();
+    // One script: the entry leaves the pending list only if its dead letter was written.
+    await this.#cmd.sendCommand([
+      'EVAL',
+      DEAD_LETTER,
+      '2',
+      this.stream,
+      this.deadLetterStream,
+      this.group,
+      message.id,
+      this.#deleteOnAck ? '1' : '0',
+      ...letter,
+      this.#field,
+      Buffer.from(message.body),
+    ]);
   }
 
   async close(): Promise<void> {

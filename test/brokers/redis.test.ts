@@ -164,6 +164,29 @@ describe('consume() over Redis Streams', () => {
     expect([...ledger.runs.keys()]).toEqual(['a']);
   });
 
+  it.each([false, true])(
+    'a dead letter that cannot be written leaves the entry pending, never acked away (deleteOnAck %s)',
+    async (deleteOnAck) => {
+      const stream = uniqueStream('rdlfail');
+      await admin.fill(stream, ['{broken']);
+      // Another app's string under the dead-letter key: XADD fails with WRONGTYPE.
+      await admin.client.sendCommand(['SET', `${stream}:dead`, 'not a stream']);
+      const failed = deferred<{ error: Error; op: string }>();
+      const consumer = track(
+        consume(await source(stream, { deleteOnAck }), () => {}, {
+          concurrency: 1,
+          onError: (error, op) => failed.resolve({ error, op }),
+        }),
+      );
+      const { error, op } = await deadline(failed.promise, 10_000, 'the dead-letter failure');
+      await consumer.close();
+      expect(op).toBe('deadLetter');
+      expect(error.message).toMatch(/WRONGTYPE/);
+      expect(await admin.pending(stream)).toBe(1);
+      expect(Number(await admin.client.sendCommand(['XLEN', stream]))).toBe(1);
+    },
+  );
+
   it('deleteOnAck: acked and dead-lettered entries leave the stream', async () => {
     const stream = uniqueStream('rdelack');
     await admin.fill(stream, [...payloads(20), '{broken']);
