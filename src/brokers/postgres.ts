@@ -133,7 +133,7 @@ export class PostgresQueueSource implements BrokerSource<PostgresMessage> {
   }
 
   async retry(message: PostgresMessage, delayMs: number, error: Error): Promise<void> {
-    await this.#one('retry', message, 'retry', [delayMs, error.message]);
+    await this.#one('retry', message, 'retry', [delayMs, storable(error.message)]);
     // A fetch may be sleeping a whole poll interval; wake it when this row becomes due.
     setTimeout(() => this.#listener.poke(), delayMs).unref();
   }
@@ -144,7 +144,10 @@ export class PostgresQueueSource implements BrokerSource<PostgresMessage> {
 
   async deadLetter(message: PostgresMessage, error: Error): Promise<void> {
     const code = String((error as { code?: unknown }).code ?? error.name);
-    await this.#one('deadLetter', message, 'dead-letter', [error.message, code]);
+    await this.#one('deadLetter', message, 'dead-letter', [
+      storable(error.message),
+      storable(code),
+    ]);
   }
 
   async close(): Promise<void> {
@@ -298,4 +301,13 @@ export async function postgresSource(options: PostgresSourceOptions): Promise<Po
     if (owns) await pool.end().catch(() => {});
     throw error;
   }
+}
+
+/**
+ * PostgreSQL text cannot hold U+0000: an error message with one made both the retry and the
+ * dead-letter statements fail, so the row came back after every lease and its handler ran
+ * forever. Shown as the escape U+0000 spells in JSON.
+ */
+function storable(text: string): string {
+  return text.includes('\0') ? text.replaceAll('\0', '\\u0000') : text;
 }

@@ -154,6 +154,34 @@ describe('consume() over a PostgreSQL table queue', () => {
       await b.close();
     }
   });
+  it('an error message with U+0000 is retried and dead-lettered (PostgreSQL text refuses NUL)', async () => {
+    const table = uniqueTable('pnul');
+    await admin.fill(table, [{ k: 'nul' }]);
+    let runs = 0;
+    const consumer = track(
+      consume(
+        await source(table),
+        () => {
+          runs++;
+          throw new Error('bad byte \u0000 here');
+        },
+        { concurrency: 1, maxDeliveries: 2, backoff: { initial: 10, max: 10 }, onError: () => {} },
+      ),
+    );
+    const until = Date.now() + 10_000;
+    while ((await admin.deadLetters(table)).length === 0) {
+      if (Date.now() > until) throw new Error('no dead letter within 10 s');
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const report = await consumer.close();
+    const [dead] = await admin.deadLetters(table);
+    expect(dead!.error).toBe('bad byte \\u0000 here');
+    expect(dead!.deliveries).toBe(2);
+    expect(runs).toBe(2);
+    expect(report.stats.errors).toBe(0);
+    expect(await admin.remaining(table)).toBe(0);
+  });
+
   it('a caller-owned pool is used and left open by close()', async () => {
     const table = uniqueTable('pown');
     await admin.fill(table, payloads(5));
