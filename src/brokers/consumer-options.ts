@@ -67,7 +67,7 @@ export function jsonDecode(body: Uint8Array): unknown {
 export function backoffFunction(
   backoff: BackoffOptions | BackoffFunction | undefined,
 ): BackoffFunction {
-  if (typeof backoff === 'function') return backoff;
+  if (typeof backoff === 'function') return checkedDelays(backoff);
   if (backoff !== undefined && (typeof backoff !== 'object' || backoff === null)) {
     invalidOption('backoff', backoff, 'an object or a function');
   }
@@ -81,6 +81,26 @@ export function backoffFunction(
   return (deliveryCount) => {
     const base = Math.min(max, initial * factor ** Math.max(0, deliveryCount - 1));
     return Math.round(base * (1 - jitter) + base * jitter * Math.random());
+  };
+}
+
+/** The longest delay a timer (and so a retry) can take: 2^31 - 1 ms, about 24.8 days. */
+const MAX_DELAY = 2_147_483_647;
+
+/**
+ * A user's backoff function, checked per call: NaN or a negative delay is a RangeError reported
+ * as a failed retry (the broker's own error would be cryptic: "interval out of range"), and a
+ * delay past what a timer can wait is capped.
+ */
+function checkedDelays(backoff: BackoffFunction): BackoffFunction {
+  return (deliveryCount) => {
+    const delay = backoff(deliveryCount);
+    if (typeof delay !== 'number' || !(delay >= 0)) {
+      throw new RangeError(
+        `backoff function returned ${String(delay)} for delivery ${deliveryCount}: expected a number of ms >= 0`,
+      );
+    }
+    return Math.min(delay, MAX_DELAY);
   };
 }
 

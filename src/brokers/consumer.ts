@@ -19,7 +19,14 @@
  * @module
  */
 import { MalformedMessageError, toError } from '../errors.js';
-import { argument, fn, invalidArgument, positiveInt } from '../internal/options.js';
+import {
+  argument,
+  fn,
+  invalidArgument,
+  optionalDuration,
+  optionalSignal,
+  positiveInt,
+} from '../internal/options.js';
 import { Pool } from '../pool.js';
 import { ConsumerJob } from './consumer-job.js';
 import {
@@ -136,16 +143,21 @@ class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
       options.maxDeliveries ?? DEFAULT_MAX_DELIVERIES,
     );
     this.#backoff = backoffFunction(options.backoff);
-    this.#decode = options.decode ?? (jsonDecode as Decoder<T>);
+    this.#decode =
+      options.decode == null
+        ? (jsonDecode as Decoder<T>)
+        : fn<Decoder<T>>('decode', options.decode);
     this.#maxBodySize = nonNegative('maxBodySize', options.maxBodySize ?? DEFAULT_MAX_BODY_SIZE);
     const drainTimeout = nonNegative('drainTimeout', options.drainTimeout ?? DEFAULT_DRAIN_TIMEOUT);
-    this.#onError = options.onError ?? defaultOnError;
+    this.#onError =
+      options.onError == null
+        ? defaultOnError
+        : fn<NonNullable<ConsumeOptions<T, M>['onError']>>('onError', options.onError);
+    const signal = optionalSignal('signal', options.signal);
     this.#pool = new Pool((job: Job<T, M>, ctx: { signal: AbortSignal }) => this.#work(job, ctx), {
       concurrency: this.#concurrency,
       queueSize: this.#concurrency,
-      ...(options.timeout === undefined
-        ? {}
-        : { timeout: nonNegative('timeout', options.timeout) }),
+      timeout: optionalDuration('timeout', options.timeout),
     });
     this.done = new Promise((resolve) => {
       this.#resolveDone = resolve;
@@ -155,11 +167,11 @@ class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
       this.#heartbeat = setInterval(() => this.#beat(), interval);
       this.#heartbeat.unref();
     }
-    if (options.signal) {
+    if (signal) {
       const onAbort = () => void this.drain({ timeout: drainTimeout });
-      if (options.signal.aborted) queueMicrotask(onAbort);
-      else options.signal.addEventListener('abort', onAbort, { once: true });
-      void this.done.then(() => options.signal?.removeEventListener('abort', onAbort));
+      if (signal.aborted) queueMicrotask(onAbort);
+      else signal.addEventListener('abort', onAbort, { once: true });
+      void this.done.then(() => signal.removeEventListener('abort', onAbort));
     }
     this.#loop = this.#run();
   }

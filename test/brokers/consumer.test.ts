@@ -158,6 +158,39 @@ describe('consume() loop', () => {
     ]);
   });
 
+  it('a backoff function returning NaN or a negative delay is a reported RangeError; a huge one is capped', async () => {
+    const s = new MemorySource();
+    s.push(
+      { id: 'nan', body: '1', deliveryCount: 1 },
+      { id: 'neg', body: '1', deliveryCount: 2 },
+      { id: 'inf', body: '1', deliveryCount: 3 },
+    );
+    const reported: { op: string; message: string }[] = [];
+    const delays: Record<number, number> = { 1: Number.NaN, 2: -5, 3: Number.POSITIVE_INFINITY };
+    const c = consume(
+      s,
+      () => {
+        throw new Error('boom');
+      },
+      {
+        concurrency: 3,
+        maxDeliveries: 9,
+        backoff: (n) => delays[n]!,
+        onError: (e, op) => reported.push({ op, message: e.message }),
+      },
+    );
+    while (s.calls.length + reported.length < 3) await flush();
+    await c.close();
+    expect(s.calls).toEqual([{ op: 'retry', id: 'inf', delay: 2_147_483_647, error: 'boom' }]);
+    expect(reported.sort((x, y) => x.message.localeCompare(y.message))).toEqual([
+      {
+        op: 'retry',
+        message: expect.stringMatching(/returned -5 for delivery 2: expected a number of ms >= 0/),
+      },
+      { op: 'retry', message: expect.stringMatching(/returned NaN for delivery 1/) },
+    ]);
+  });
+
   it('dead-letters malformed messages at once (decode or handler throwing MalformedMessageError)', async () => {
     const s = new MemorySource();
     s.push('{bad', '"x"', '"invalid"');

@@ -145,6 +145,11 @@ describe('consume() rejects bad options at once', () => {
     [{ concurrency: 2, backoff: { jitter: '0.5' } }, 'backoff.jitter', TypeError],
     [{ concurrency: 2, maxBodySize: -1 }, 'maxBodySize', RangeError],
     [{ concurrency: 2, drainTimeout: Number.POSITIVE_INFINITY }, 'drainTimeout', RangeError],
+    [{ concurrency: 2, decode: 'json' }, 'decode', TypeError],
+    [{ concurrency: 2, onError: 1 }, 'onError', TypeError],
+    [{ concurrency: 2, signal: 'x' }, 'signal', TypeError],
+    [{ concurrency: 2, timeout: 0 }, 'timeout', RangeError],
+    [{ concurrency: 2, timeout: -1 }, 'timeout', RangeError],
   ];
   it.each(cases)('%o → %s', (opts, name, ctor) => {
     let error: unknown;
@@ -156,6 +161,19 @@ describe('consume() rejects bad options at once', () => {
     expect(error).toBeInstanceOf(ctor);
     expect(error).toMatchObject({ code: 'ERR_INVALID_OPTION' });
     expect((error as Error).message).toMatch(new RegExp(`^Invalid option "${name}"`));
+  });
+
+  it('timeout 0 and -1 get the same message; null means no timeout', () => {
+    const message = (timeout: number) => {
+      try {
+        consume(idle, () => {}, { concurrency: 1, timeout });
+      } catch (e) {
+        return (e as Error).message.replace(/got .*/, '');
+      }
+    };
+    expect(message(0)).toBe(message(-1));
+    const c = consume(idle, () => {}, { concurrency: 1, timeout: null as never });
+    void c.close();
   });
 
   it('a handler that is not a function, or a source that is not one: ERR_INVALID_ARGUMENT', () => {
