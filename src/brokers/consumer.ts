@@ -234,6 +234,10 @@ class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
         continue;
       }
       this.#fetching = false;
+      // A fetch is meant to wait for messages. One that keeps returning nothing at once (a
+      // closed or broken source) must not starve the event loop: timers and signal handlers
+      // (SIGTERM) still run between such calls.
+      if (batch.length === 0) await new Promise((resolve) => setImmediate(resolve));
       this.#stats.fetched += batch.length;
       this.#stats.held += batch.length;
       this.#stats.peakHeld = Math.max(this.#stats.peakHeld, this.#stats.held);

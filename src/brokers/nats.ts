@@ -22,7 +22,7 @@ import {
   jetstreamManager,
 } from '@nats-io/jetstream';
 import { connect, headers, type NatsConnection } from '@nats-io/transport-node';
-import { nonEmptyString, numberAtLeast, optionalBoolean } from '../internal/options.js';
+import { coded, nonEmptyString, numberAtLeast, optionalBoolean } from '../internal/options.js';
 import { NatsPuller } from './nats-puller.js';
 import { declareNatsTopology, toMs } from './nats-topology.js';
 import type { BrokerMessage, BrokerSource } from './source.js';
@@ -189,6 +189,9 @@ export class NatsSource implements BrokerSource<NatsMessage> {
   }
 
   async fetch(max: number, signal: AbortSignal): Promise<NatsMessage[]> {
+    // As the other sources do: a closed source fails its fetch (which the consume loop reports
+    // and backs off from) rather than returning nothing at once, in a loop.
+    if (this.#closing) throw coded(new Error('the NATS source is closed'), 'ERR_INVALID_STATE');
     const msgs = await this.#puller.take(max, signal, this.#o.blockMs);
     return msgs.map(toMessage);
   }

@@ -191,6 +191,21 @@ describe('consume() loop', () => {
     ]);
   });
 
+  it('a source whose fetch returns nothing at once does not starve the event loop', async () => {
+    let fetches = 0;
+    const broken = Object.assign(new MemorySource(), {
+      fetch: async () => {
+        fetches++;
+        return [];
+      },
+    });
+    const c = consume(broken, () => {}, { concurrency: 1 });
+    // With a microtask-only loop this timer would never fire and the test would time out.
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    await c.close();
+    expect(fetches).toBeGreaterThan(1);
+  });
+
   it('dead-letters malformed messages at once (decode or handler throwing MalformedMessageError)', async () => {
     const s = new MemorySource();
     s.push('{bad', '"x"', '"invalid"');
