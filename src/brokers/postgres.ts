@@ -21,6 +21,7 @@
 import { createHash } from 'node:crypto';
 import pg from 'pg';
 import { argument, numberAtLeast } from '../internal/options.js';
+import { DEFAULT_CONNECT_TIMEOUT } from './connect-deadline.js';
 import { Batcher } from './consumer-batch.js';
 import { PgListener } from './postgres-listen.js';
 import { type QueueSql, queueSql } from './postgres-sql.js';
@@ -44,6 +45,12 @@ export type { BrokerMessage, BrokerSource } from './source.js';
 export interface PostgresSourceOptions {
   /** Connection string, used when `pool` is absent. @default 'postgres://postgres@127.0.0.1:5432/postgres' */
   connectionString?: string;
+  /**
+   * Longest wait in ms for a connection (TCP and the startup handshake), for the pool this source
+   * opens and its LISTEN client: a server that never answers fails instead of hanging.
+   * @default 10000
+   */
+  connectTimeout?: number;
   /** A pg Pool to run queries on (the caller keeps ownership; a separate client is opened for LISTEN). */
   pool?: pg.Pool;
   /** The queue table (created by {@link migrate}); a plain lower-case identifier. */
@@ -281,12 +288,16 @@ export async function postgresSource(options: PostgresSourceOptions): Promise<Po
   for (const name of ['lease', 'pollInterval'] as const) {
     numberAtLeast(name, options[name], 1, { unit: 'ms' });
   }
+  const connectTimeout =
+    numberAtLeast('connectTimeout', options.connectTimeout, 1, { unit: 'ms' }) ??
+    DEFAULT_CONNECT_TIMEOUT;
   const owns = options.pool === undefined;
   const pool =
     options.pool ??
     new pg.Pool({
       connectionString: options.connectionString ?? 'postgres://postgres@127.0.0.1:5432/postgres',
       max: 4,
+      connectionTimeoutMillis: connectTimeout,
       // Claims and completions need no fsync wait: a completion lost in a crash only means the
       // row is delivered again, which at-least-once allows. (Producers keep their own setting.)
       ...(options.synchronousCommit === true ? {} : { options: '-c synchronous_commit=off' }),

@@ -13,6 +13,11 @@ import type { BrokerMessage, BrokerSource } from './source.js';
 export interface RedisSourceOptions {
   /** Connection URL, used when `client` is absent. @default 'redis://127.0.0.1:6379' */
   url?: string;
+  /**
+   * Longest wait in ms for each connection's handshake (a server that accepts TCP and never
+   * answers fails the source instead of hanging it). Not used with `client`. @default 10000
+   */
+  connectTimeout?: number;
   /** A connected node-redis client to use for commands (it is duplicated for the blocking reads; the caller keeps ownership). */
   client?: RedisClientType;
   /** Stream key. */

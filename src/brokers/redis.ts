@@ -31,6 +31,7 @@ import {
   numberAtLeast,
   optionalBoolean,
 } from '../internal/options.js';
+import { connectWithin, DEFAULT_CONNECT_TIMEOUT, redactUrl } from './connect-deadline.js';
 import {
   createGroup,
   type RedisSourceOptions,
@@ -75,6 +76,10 @@ export async function redisSource(options: RedisSourceOptions): Promise<RedisStr
     numberAtLeast(name, options[name], 1, { integer: true, unit: 'ms' });
   }
   optionalBoolean('deleteOnAck', options.deleteOnAck);
+  const connectTimeout =
+    numberAtLeast('connectTimeout', options.connectTimeout, 1, { unit: 'ms' }) ??
+    DEFAULT_CONNECT_TIMEOUT;
+  const where = `Redis at ${redactUrl(options.url ?? 'redis://127.0.0.1:6379')}`;
   if (options.url !== undefined && !/^rediss?:\/\//.test(String(options.url))) {
     invalidOption('url', options.url, 'a redis:// or rediss:// URL');
   }
@@ -88,11 +93,12 @@ export async function redisSource(options: RedisSourceOptions): Promise<RedisStr
       socket: {
         reconnectStrategy: (retries: number, cause: Error) =>
           established ? Math.min(50 * 2 ** retries, 2_000) : cause,
+        connectTimeout,
       },
     }) as RedisClientType);
   if (owns) {
     cmd.on('error', () => {}); // reconnects on its own; failed commands surface through onError
-    await cmd.connect();
+    await connectWithin(cmd.connect(), connectTimeout, where, () => cmd.destroy());
   }
   // RESP2 on the reading connection: stream replies are plain arrays whatever the caller's client
   // uses. Named (CLIENT LIST shows `name=sluice:<stream>:<group>`) so that an operator can tell
@@ -102,7 +108,10 @@ export async function redisSource(options: RedisSourceOptions): Promise<RedisStr
     name: readerName(options.stream, options.group),
   }) as RedisClientType;
   read.on('error', () => {});
-  await read.connect();
+  await connectWithin(read.connect(), connectTimeout, where, () => {
+    read.destroy();
+    if (owns) cmd.destroy();
+  });
   established = true;
   await createGroup(cmd, options.stream, options.group);
   return new RedisStreamSource(cmd, read, owns, options);

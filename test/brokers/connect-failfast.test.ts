@@ -1,5 +1,7 @@
-import { describe, expect, it } from 'vitest';
+import { createServer, type Server, type Socket } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { amqpSource } from '../../src/brokers/amqp.js';
+import { postgresSource } from '../../src/brokers/postgres.js';
 import { redisSource } from '../../src/brokers/redis.js';
 
 // Nothing listens on these ports: the first connection must fail at once, not retry forever
@@ -15,5 +17,64 @@ describe('broker sources: a wrong URL fails fast', () => {
     await expect(
       amqpSource({ url: 'amqp://guest:guest@127.0.0.1:1', queue: 'failfast' }),
     ).rejects.toThrow(/ECONNREFUSED/);
+  });
+});
+
+// A server that accepts connections and never says a word: a TCP connect timeout does not help,
+// only a deadline on the handshake does (was: `await redisSource(...)` pending after 150 s).
+describe('broker sources: a server that never answers fails within connectTimeout', () => {
+  let server: Server;
+  let port: number;
+  const sockets = new Set<Socket>();
+  beforeAll(async () => {
+    server = createServer((socket) => {
+      // Read (and drop) what the client sends, so that its close is seen here as EOF.
+      socket.resume();
+      sockets.add(socket);
+      socket.on('close', () => sockets.delete(socket));
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    port = (server.address() as { port: number }).port;
+  });
+  afterAll(async () => {
+    for (const s of sockets) s.destroy();
+    await new Promise((resolve) => server.close(resolve));
+  });
+
+  const cases: [string, () => Promise<unknown>][] = [
+    [
+      'redisSource',
+      () =>
+        redisSource({
+          url: `redis://:secret@127.0.0.1:${port}`,
+          stream: 'silent',
+          group: 'g',
+          connectTimeout: 300,
+        }),
+    ],
+    [
+      'postgresSource',
+      () =>
+        postgresSource({
+          connectionString: `postgres://postgres@127.0.0.1:${port}/test`,
+          table: 'silent',
+          connectTimeout: 300,
+        }),
+    ],
+  ];
+  it.each(cases)('%s', async (_, open) => {
+    const started = performance.now();
+    const error = (await open().then(
+      () => undefined,
+      (e: unknown) => e,
+    )) as Error;
+    expect(error).toBeInstanceOf(Error);
+    expect(error.message).toMatch(/within 300 ms|timeout/i);
+    expect(error.message).not.toMatch(/secret/);
+    expect(performance.now() - started).toBeLessThan(3000);
+    // The half-open client was destroyed: nothing is left connected to the silent server.
+    const until = Date.now() + 2000;
+    while (sockets.size > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 10));
+    expect(sockets.size).toBe(0);
   });
 });
