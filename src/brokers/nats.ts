@@ -22,7 +22,13 @@ import {
   jetstreamManager,
 } from '@nats-io/jetstream';
 import { connect, headers, type NatsConnection } from '@nats-io/transport-node';
-import { coded, nonEmptyString, numberAtLeast, optionalBoolean } from '../internal/options.js';
+import {
+  coded,
+  invalidOption,
+  nonEmptyString,
+  numberAtLeast,
+  optionalBoolean,
+} from '../internal/options.js';
 import { NatsPuller } from './nats-puller.js';
 import { declareNatsTopology, toMs } from './nats-topology.js';
 import type { BrokerMessage, BrokerSource } from './source.js';
@@ -131,6 +137,11 @@ function validate(opts: NatsSourceOptions): Resolved {
   numberAtLeast('maxAckPending', opts.maxAckPending, 1, { integer: true });
   numberAtLeast('blockMs', opts.blockMs, 1000, { unit: 'ms' });
   numberAtLeast('ackTimeout', opts.ackTimeout, 1, { unit: 'ms' });
+  const { servers } = opts;
+  const listed = Array.isArray(servers) ? servers : [servers];
+  if (servers != null && !listed.every((s) => typeof s === 'string' && s !== '')) {
+    invalidOption('servers', servers, 'a "host:port" string or an array of them');
+  }
   return {
     ...opts,
     subject: opts.subject ?? `${opts.stream}.work`,

@@ -54,6 +54,12 @@ const sources: Case[] = [
     TypeError,
   ],
   [
+    'nats servers 42',
+    () => natsSource({ stream: 'A', consumer: 'c', servers: 42 as never }),
+    'servers',
+    TypeError,
+  ],
+  [
     'nats declare "no"',
     () =>
       natsSource({ stream: 'A', consumer: 'c', declare: 'no' as never, servers: '127.0.0.1:1' }),
