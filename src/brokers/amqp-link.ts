@@ -15,6 +15,7 @@ import {
   type ConfirmChannel,
   type ConsumeMessage,
   connect,
+  type Message,
 } from 'amqplib';
 import { type AmqpTopology, declareAmqpTopology } from './amqp-topology.js';
 
@@ -27,6 +28,15 @@ export interface LinkOptions extends AmqpTopology {
   url: string;
   /** Connection heartbeat (s): how soon a silent broker is noticed. */
   heartbeat: number;
+  /** Longest one connection attempt may take (ms), from TCP connect to the declared topology. */
+  connectTimeout: number;
+}
+
+interface Attempt {
+  abandoned: boolean;
+  /** Destroys the socket (net.Socket's `signal` option): amqplib gives no other handle on it. */
+  readonly abort: AbortController;
+  conn?: ChannelModel;
 }
 
 const FIRST_RETRY = 100;
@@ -46,6 +56,8 @@ export class AmqpLink {
   readonly buffer: Delivery[] = [];
   /** Called on every delivery, reconnect and close (the source wakes its waiting fetch). */
   onChange: () => void = () => {};
+  /** Called for every `basic.return` on the confirm channel (a mandatory publish routed nowhere). */
+  onReturn: (msg: Message) => void = () => {};
   /** Number of times the link was rebuilt after losing the broker. */
   reconnects = 0;
   /** The last connection error (diagnostics only). */
@@ -102,6 +114,13 @@ export class AmqpLink {
     if (tag !== undefined && this.#ch) await this.#ch.cancel(tag).catch(() => {});
   }
 
+  /** Declares the topology again on the confirm channel (after it vanished under us). */
+  async redeclare(): Promise<void> {
+    const pub = this.#pub;
+    if (!pub) throw new Error('not connected to RabbitMQ (reconnecting)');
+    await declareAmqpTopology(pub, this.#o);
+  }
+
   /** True when `d` came on the channel that is open now (its tag can still be acked). */
   isLive(d: Delivery): boolean {
     return d.generation === this.#generation && this.#ch !== undefined;
@@ -140,12 +159,58 @@ export class AmqpLink {
     }
   }
 
+  /**
+   * One attempt, bounded by `connectTimeout`: amqplib waits forever for a peer that accepts TCP
+   * and never speaks AMQP (its socket `timeout` is an idle timer, which a trickling peer resets,
+   * and nothing bounds the channel opens and declarations after the handshake).
+   */
   async #open(): Promise<void> {
+    const ms = this.#o.connectTimeout;
+    const attempt: Attempt = { abandoned: false, abort: new AbortController() };
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        attempt.abandoned = true;
+        // Ends the attempt wherever it is stuck (handshake, channel opens, declarations), so no
+        // socket stays open to the unresponsive peer.
+        attempt.abort.abort();
+        void attempt.conn?.close().catch(() => {});
+        reject(this.#timeoutError());
+      }, ms);
+    });
+    try {
+      await Promise.race([this.#openWithin(attempt), deadline]);
+    } catch (err) {
+      // amqplib's own socket timeout may fire first: report it the same way.
+      if (err instanceof Error && err.message === 'connect ETIMEDOUT') throw this.#timeoutError();
+      throw err;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  #timeoutError(): Error {
+    const url = new URL(this.#o.url);
+    url.password = '';
+    return Object.assign(
+      new Error(
+        `RabbitMQ at ${url.toString()} did not complete the connection (AMQP handshake, channels, ` +
+          `topology) within connectTimeout ${this.#o.connectTimeout} ms`,
+      ),
+      { code: 'ETIMEDOUT' },
+    );
+  }
+
+  async #openWithin(attempt: Attempt): Promise<void> {
     const url = new URL(this.#o.url);
     if (!url.searchParams.has('heartbeat'))
       url.searchParams.set('heartbeat', String(this.#o.heartbeat));
-    const conn = await connect(url.toString());
+    // `signal` goes through amqplib (typed without it) to net.connect's socket options.
+    const socketOptions = { timeout: this.#o.connectTimeout, signal: attempt.abort.signal };
+    const conn = await connect(url.toString(), socketOptions);
+    attempt.conn = conn;
     try {
+      if (attempt.abandoned) throw new Error('connection attempt abandoned after connectTimeout');
       const gen = this.#generation + 1;
       const lost = (err?: unknown) => this.#lost(gen, err);
       conn.on('error', lost);
@@ -156,8 +221,11 @@ export class AmqpLink {
         c.on('error', lost);
         c.on('close', lost);
       }
+      pub.on('return', (msg: Message) => this.onReturn(msg));
       await declareAmqpTopology(pub, this.#o);
       if (this.#closed) throw new Error('closed while connecting');
+      // Timed out: the caller has been told so already; this late connection must not be used.
+      if (attempt.abandoned) throw new Error('connection attempt abandoned after connectTimeout');
       this.#conn = conn;
       this.#ch = ch;
       this.#pub = pub;

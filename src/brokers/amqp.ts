@@ -3,7 +3,9 @@
  *
  * - Flow control is the broker's: `prefetch` = the consumer loop's concurrency, so the process
  *   never holds more than that many unacked messages (documented constant: 0). By default the
- *   prefetch is the `max` of the first `fetch`, which the loop sets to its concurrency.
+ *   prefetch is the `max` of the first `fetch`, which the loop sets to its concurrency. An
+ *   explicit `prefetch` may be smaller, never larger: messages the broker pushes beyond the
+ *   loop's demand would sit in this process uncounted by `held`, so the first `fetch` refuses it.
  * - `ack`/`release` are `basic.ack`/`basic.nack(requeue)` on the channel the message came on,
  *   and only while that channel lives: after a reconnect the broker has requeued it already.
  * - Retries: the message is republished (publisher-confirmed) to a per-delay queue whose TTL
@@ -11,6 +13,10 @@
  *   so far; then the original is acked. Dead letters: republished to `<queue>.dlx` (bound to
  *   `<queue>.dead`) with the error in `x-sluice-error*` headers, then acked. The work queue also
  *   names that exchange as its `x-dead-letter-exchange`, so anyone's `reject` lands there too.
+ * - Republishes are `mandatory`: RabbitMQ confirms and discards a message that routes to no
+ *   queue (say `<queue>.dead` was deleted), so a `basic.return` counts as a failure. The source
+ *   re-declares the topology and publishes once more; if that is returned too, the original is
+ *   not acked but handed back to the queue and the call rejects (the consumer counts an error).
  * - `deliveryCount` = 1 + the retries recorded in the header (+ the broker's `x-delivery-count`
  *   with `queueType: 'quorum'`). On a classic queue redeliveries after a crash are not counted:
  *   a message that kills its process every time is redelivered forever; use a quorum queue.
@@ -20,8 +26,9 @@
  *
  * @module
  */
+import { randomUUID } from 'node:crypto';
 import type { ConfirmChannel, ConsumeMessage } from 'amqplib';
-import { nonEmptyString, numberAtLeast } from '../internal/options.js';
+import { invalidOption, nonEmptyString, numberAtLeast } from '../internal/options.js';
 import { AmqpLink, type Delivery } from './amqp-link.js';
 import { declareRetryQueue, RETRY_REDECLARE, retryBucket } from './amqp-topology.js';
 import type { BrokerMessage, BrokerSource } from './source.js';
@@ -46,7 +53,13 @@ export interface AmqpSourceOptions {
   url?: string;
   /** The work queue (declared durable, with its dead-letter exchange). */
   queue: string;
-  /** Unacked messages the broker may push to this process. @default the first fetch's `max` */
+  /**
+   * Unacked messages the broker may push to this process. At most the consumer's `concurrency`
+   * (the `max` of the first `fetch`): a larger value would have the broker push messages that
+   * wait in this process without counting as held, so the first `fetch` rejects with a
+   * RangeError (`ERR_INVALID_OPTION`) and nothing is consumed. A smaller value is fine (fewer
+   * messages in flight than handler slots). @default the first fetch's `max`
+   */
   prefetch?: number;
   /** Exchange for dead letters. @default `${queue}.dlx` */
   deadLetterExchange?: string;
@@ -56,6 +69,13 @@ export interface AmqpSourceOptions {
   blockMs?: number;
   /** AMQP connection heartbeat, in seconds: how soon a silent broker is noticed. @default 5 */
   heartbeat?: number;
+  /**
+   * Longest one connection attempt may take, in ms: TCP connect, the AMQP handshake, opening the
+   * channels and declaring the topology. Bounds the first connection (`amqpSource` rejects with
+   * an error naming the URL, without its password, and this timeout) and every reconnect (which
+   * then tries again). @default 10000
+   */
+  connectTimeout?: number;
   /**
    * The work queue's type when it is declared here. `quorum` makes RabbitMQ count every
    * delivery (`x-delivery-count`, crashes and releases included), so a message that kills its
@@ -77,8 +97,15 @@ export interface AmqpMessage extends BrokerMessage {
 export const DELIVERIES_HEADER = 'x-sluice-deliveries';
 
 /**
+ * Header with a unique id on every republish (retry, dead letter): it tells which publish a
+ * `basic.return` belongs to, since concurrent publishes share the exchange and routing key.
+ */
+const PUBLISH_ID_HEADER = 'x-sluice-publish-id';
+
+/**
  * Connects, declares the topology and returns a source for `consume()`. Rejects with the
- * client's error if the first connection fails; later losses are retried forever.
+ * client's error if the first connection fails, or with an `ETIMEDOUT` error after
+ * `connectTimeout`; later losses are retried forever.
  *
  * @example
  * ```ts
@@ -91,12 +118,14 @@ export async function amqpSource(opts: AmqpSourceOptions): Promise<AmqpSource> {
   numberAtLeast('prefetch', opts.prefetch, 1, { integer: true });
   numberAtLeast('blockMs', opts.blockMs, 1, { integer: true, unit: 'ms' });
   numberAtLeast('heartbeat', opts.heartbeat, 0, { integer: true, unit: 's' });
+  numberAtLeast('connectTimeout', opts.connectTimeout, 1, { integer: true, unit: 'ms' });
   const link = new AmqpLink({
     url: opts.url ?? 'amqp://guest:guest@127.0.0.1:5672',
     queue: opts.queue,
     deadLetterExchange: opts.deadLetterExchange ?? `${opts.queue}.dlx`,
     deadLetterQueue: opts.deadLetterQueue ?? `${opts.queue}.dead`,
     heartbeat: opts.heartbeat ?? 5,
+    connectTimeout: opts.connectTimeout ?? 10_000,
     queueType: opts.queueType ?? 'classic',
   });
   // The first connection must work (a wrong URL fails fast instead of retrying forever);
@@ -112,6 +141,11 @@ export class AmqpSource implements BrokerSource<AmqpMessage> {
   readonly #dlx: string;
   readonly #blockMs: number;
   #prefetch: number | undefined;
+  #fetched = false;
+  /** Set by the first fetch when `prefetch` exceeds its `max`; every fetch then throws it. */
+  #refused: Error | undefined;
+  /** Ids of republishes the broker returned unroutable (until their confirm is seen). */
+  readonly #returned = new Set<string>();
   readonly #retryQueues = new Map<number, number>(); // delay → last declared (ms epoch)
   readonly #held = new WeakMap<AmqpMessage, Delivery>();
   #wake: (() => void) | undefined;
@@ -124,6 +158,10 @@ export class AmqpSource implements BrokerSource<AmqpMessage> {
     this.#blockMs = opts.blockMs ?? 1000;
     this.#prefetch = opts.prefetch;
     link.onChange = () => this.#wake?.();
+    link.onReturn = (msg) => {
+      const id = msg.properties.headers?.[PUBLISH_ID_HEADER];
+      if (typeof id === 'string') this.#returned.add(id);
+    };
   }
 
   /** Deliveries pushed by the broker and not yet handed to the consumer loop. */
@@ -138,10 +176,17 @@ export class AmqpSource implements BrokerSource<AmqpMessage> {
 
   async fetch(max: number, signal: AbortSignal): Promise<AmqpMessage[]> {
     if (max <= 0) return [];
-    this.#prefetch ??= max;
+    if (!this.#fetched) {
+      // The first fetch's `max` is the consumer's concurrency (no slot is taken yet).
+      this.#fetched = true;
+      this.#prefetch ??= max;
+      if (this.#prefetch > max) this.#refused = refusal(this.#prefetch, max);
+    }
+    if (this.#refused) throw this.#refused;
+    const prefetch = this.#prefetch ?? max;
     const deadline = Date.now() + this.#blockMs;
     while (this.#link.buffer.length === 0 && !signal.aborted && Date.now() < deadline) {
-      if (this.#link.channel) await this.#link.consume(this.#prefetch).catch(() => {});
+      if (this.#link.channel) await this.#link.consume(prefetch).catch(() => {});
       if (this.#link.buffer.length > 0) break;
       await this.#sleep(signal, deadline - Date.now());
     }
@@ -167,8 +212,18 @@ export class AmqpSource implements BrokerSource<AmqpMessage> {
       [DELIVERIES_HEADER]: message.deliveryCount,
       'x-sluice-last-error': oneLine(error.message),
     };
-    const target = delayMs > 0 ? await this.#retryQueue(retryBucket(delayMs)) : this.#queue;
-    await this.#republish('', target, message, headers);
+    if (delayMs > 0) {
+      const ms = retryBucket(delayMs);
+      const target = await this.#retryQueue(ms);
+      // Delay queues expire when idle and anyone may delete one: declare it again if gone.
+      await this.#republish('retry', '', target, message, headers, () =>
+        this.#retryQueue(ms, true),
+      );
+    } else {
+      await this.#republish('retry', '', this.#queue, message, headers, () =>
+        this.#link.redeclare(),
+      );
+    }
     ch.ack(message.raw);
   }
 
@@ -182,7 +237,9 @@ export class AmqpSource implements BrokerSource<AmqpMessage> {
       'x-sluice-error-name': error.name,
       ...(typeof code === 'string' ? { 'x-sluice-error-code': code } : {}),
     };
-    await this.#republish(this.#dlx, this.#queue, message, headers);
+    await this.#republish('dead letter', this.#dlx, this.#queue, message, headers, () =>
+      this.#link.redeclare(),
+    );
     ch.ack(message.raw);
   }
 
@@ -230,43 +287,82 @@ export class AmqpSource implements BrokerSource<AmqpMessage> {
     return ch;
   }
 
-  async #retryQueue(ms: number): Promise<string> {
+  async #retryQueue(ms: number, force = false): Promise<string> {
     const pub = this.#link.publisher;
     const last = this.#retryQueues.get(ms);
-    if (pub && (last === undefined || Date.now() - last > RETRY_REDECLARE)) {
+    if (pub && (force || last === undefined || Date.now() - last > RETRY_REDECLARE)) {
       await declareRetryQueue(pub, this.#queue, ms);
       this.#retryQueues.set(ms, Date.now());
     }
     return `${this.#queue}.retry.${ms}`;
   }
 
+  /**
+   * Publishes a copy of `message` and resolves only once the broker confirmed it and routed it
+   * to a queue. Unroutable: `redeclare`, then one more try. On failure the original goes back to
+   * the queue at once (left unacked it would sit on our channel, holding a prefetch slot, until
+   * the channel closes) and the call rejects, so the caller never acks it.
+   */
   async #republish(
+    what: string,
     exchange: string,
     routingKey: string,
     message: AmqpMessage,
     headers: Record<string, unknown>,
+    redeclare: () => Promise<unknown>,
   ): Promise<void> {
+    try {
+      if (await this.#publishRouted(exchange, routingKey, message, headers)) return;
+      await redeclare();
+      if (await this.#publishRouted(exchange, routingKey, message, headers)) return;
+      throw new Error(
+        `RabbitMQ routed the ${what} of delivery ${message.id} to no queue (exchange ` +
+          `${JSON.stringify(exchange)}, routing key ${JSON.stringify(routingKey)}), even after ` +
+          `re-declaring the topology; the message goes back to ${JSON.stringify(this.#queue)}`,
+      );
+    } catch (err) {
+      const d = this.#held.get(message);
+      if (d && this.#link.isLive(d)) this.#link.channel?.nack(message.raw, false, true);
+      throw err;
+    }
+  }
+
+  /** One confirmed, mandatory publish: false when the broker returned it (routed nowhere). */
+  async #publishRouted(
+    exchange: string,
+    routingKey: string,
+    message: AmqpMessage,
+    headers: Record<string, unknown>,
+  ): Promise<boolean> {
     const pub = this.#link.publisher;
     if (!pub) throw new Error('not connected to RabbitMQ (reconnecting)');
     const { properties } = message.raw;
     // The broker's count belongs to the old copy; DELIVERIES_HEADER already includes it.
     const { 'x-delivery-count': _old, ...fresh } = headers;
-    await new Promise<void>((resolve, reject) => {
-      pub.publish(
-        exchange,
-        routingKey,
-        message.raw.content,
-        {
-          headers: fresh,
-          persistent: true,
-          contentType: properties.contentType,
-          messageId: properties.messageId,
-          correlationId: properties.correlationId,
-          type: properties.type,
-        },
-        (err) => (err ? reject(err) : resolve()),
-      );
-    });
+    const id = randomUUID();
+    try {
+      await new Promise<void>((resolve, reject) => {
+        pub.publish(
+          exchange,
+          routingKey,
+          message.raw.content,
+          {
+            headers: { ...fresh, [PUBLISH_ID_HEADER]: id },
+            persistent: true,
+            mandatory: true,
+            contentType: properties.contentType,
+            messageId: properties.messageId,
+            correlationId: properties.correlationId,
+            type: properties.type,
+          },
+          (err) => (err ? reject(err) : resolve()),
+        );
+      });
+      // RabbitMQ sends a mandatory message's basic.return before its basic.ack, on this channel.
+      return !this.#returned.has(id);
+    } finally {
+      this.#returned.delete(id);
+    }
   }
 
   #sleep(signal: AbortSignal, ms: number): Promise<void> {
@@ -283,6 +379,20 @@ export class AmqpSource implements BrokerSource<AmqpMessage> {
       signal.addEventListener('abort', done, { once: true });
       this.#wake = done;
     });
+  }
+}
+
+function refusal(prefetch: number, concurrency: number): Error {
+  try {
+    return invalidOption(
+      'prefetch',
+      prefetch,
+      `at most the consumer's concurrency (${concurrency}, the first fetch's max): RabbitMQ ` +
+        'would push messages that wait in this process without counting as held',
+      true,
+    );
+  } catch (error) {
+    return error as Error;
   }
 }
 

@@ -1,0 +1,239 @@
+/**
+ * RabbitMQ failures found by attacking the consumers, against the real broker on loopback:
+ * republishes routed nowhere (a deleted dead-letter or delay queue), a `prefetch` above the
+ * consumer's concurrency, and a peer that accepts TCP but never speaks AMQP.
+ */
+import { createServer, type Socket } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type AmqpMessage, type AmqpSource, amqpSource, consume } from '../../src/brokers/amqp.js';
+import { type AmqpAdmin, amqpAdmin, uniqueQueue } from '../fixtures/brokers/amqp-helpers.js';
+import { until } from '../fixtures/brokers/broker-under-test.js';
+
+let admin: AmqpAdmin;
+const queues: string[] = [];
+const extraQueues: string[] = [];
+const sources: AmqpSource[] = [];
+
+beforeAll(async () => {
+  admin = await amqpAdmin();
+});
+afterAll(async () => {
+  for (const s of sources) await s.close();
+  // A fresh connection: a failed assertion may have left `admin`'s channel closed (a 404).
+  await admin.conn.close().catch(() => {});
+  const fresh = await amqpAdmin();
+  for (const q of extraQueues) await fresh.ch.deleteQueue(q).catch(() => {});
+  await fresh.cleanup(...queues);
+});
+
+async function setup(tag: string, opts: { prefetch?: number } = {}) {
+  const queue = uniqueQueue(tag);
+  queues.push(queue);
+  const source = await amqpSource({ queue, ...opts });
+  sources.push(source);
+  return { queue, source };
+}
+
+/** Ready messages in `queue`, or undefined when it does not exist (a 404 closes the channel). */
+async function readyIn(queue: string): Promise<number | undefined> {
+  const ch = await admin.conn.createChannel();
+  ch.on('error', () => {});
+  try {
+    return (await ch.checkQueue(queue)).messageCount;
+  } catch {
+    return undefined;
+  } finally {
+    await ch.close().catch(() => {});
+  }
+}
+
+/** The next delivery, or undefined if none arrives within `ms`. */
+async function fetchWithin(source: AmqpSource, ms: number): Promise<AmqpMessage | undefined> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    const [m] = await source.fetch(1, AbortSignal.timeout(Math.max(1, end - Date.now())));
+    if (m) return m;
+  }
+  return undefined;
+}
+
+const text = (m: AmqpMessage | undefined) => (m ? Buffer.from(m.body).toString() : undefined);
+
+describe('amqpSource: republishes are acked away only once routed to a queue', () => {
+  it('dead letters to a deleted <queue>.dead re-declare it and land there (x20)', async () => {
+    const { queue, source } = await setup('dlqgone');
+    await admin.ch.deleteQueue(`${queue}.dead`);
+    await admin.publishMany(queue, 2, (i) => (i === 0 ? '{"k":"fails"}' : 'not json'));
+    const errors: string[] = [];
+    const consumer = consume(
+      source,
+      async () => {
+        throw new Error('handler failed');
+      },
+      { concurrency: 2, maxDeliveries: 1, onError: (e, op) => errors.push(`${op}: ${e.message}`) },
+    );
+    await until(() => consumer.stats().deadLettered + consumer.stats().errors >= 2, 'both settled');
+    const report = await consumer.close();
+    expect(errors).toEqual([]);
+    expect(report.stats.deadLettered).toBe(2);
+    expect(await readyIn(`${queue}.dead`)).toBe(2);
+    const dead = await admin.drainQueue(`${queue}.dead`);
+    expect(dead.map((d) => d.body).sort()).toEqual(['not json', '{"k":"fails"}']);
+    expect(await readyIn(queue)).toBe(0);
+  });
+
+  it('a dead letter that cannot be routed is not acked: the call rejects and the message stays in the queue', async () => {
+    const { queue, source } = await setup('dlqbogus');
+    const deadQueue = `${queue}.dead`;
+    // An unbound, non-durable stand-in: the dead letter routes nowhere, and re-declaring the
+    // durable queue fails (PRECONDITION_FAILED), so the topology cannot be repaired.
+    await admin.ch.deleteQueue(deadQueue);
+    await admin.ch.assertQueue(deadQueue, { durable: false });
+    await admin.publishMany(queue, 1, () => 'precious');
+    const m = await fetchWithin(source, 5000);
+    expect(text(m)).toBe('precious');
+    await expect(source.deadLetter(m!, new Error('poison'))).rejects.toThrow();
+    // Not acked: back in the work queue (the source cannot consume while its topology is broken).
+    await until(async () => (await readyIn(queue)) === 1, 'the message is back in the queue');
+    expect(await readyIn(deadQueue)).toBe(0);
+    // Once the stand-in is gone the source reconnects, re-declares, and the dead letter lands.
+    await admin.ch.deleteQueue(deadQueue);
+    const again = await fetchWithin(source, 15_000);
+    expect(text(again)).toBe('precious');
+    await source.deadLetter(again!, new Error('poison'));
+    const dead = await admin.drainQueue(deadQueue);
+    expect(dead.map((d) => [d.body, d.headers['x-sluice-error']])).toEqual([
+      ['precious', 'poison'],
+    ]);
+    expect(await readyIn(queue)).toBe(0);
+  }, 30_000);
+
+  it('a retry to a deleted delay queue re-declares it; the message comes back', async () => {
+    const { queue, source } = await setup('retrygone');
+    const delayQueue = `${queue}.retry.300`;
+    extraQueues.push(delayQueue);
+    await admin.publishMany(queue, 1, () => 'again');
+    const first = await fetchWithin(source, 5000);
+    await source.retry(first!, 300, new Error('boom'));
+    const second = await fetchWithin(source, 5000);
+    expect(second?.deliveryCount).toBe(2);
+    // The source declared this delay queue moments ago and will not declare it again for 30 s.
+    await admin.ch.deleteQueue(delayQueue);
+    await source.retry(second!, 300, new Error('boom'));
+    const third = await fetchWithin(source, 5000);
+    expect(text(third)).toBe('again');
+    expect(third?.deliveryCount).toBe(3);
+    await source.ack(third!);
+    expect(await readyIn(queue)).toBe(0);
+  });
+});
+
+describe('amqpSource: prefetch never exceeds the consumer concurrency (x13)', () => {
+  it('a prefetch above concurrency is refused (ERR_INVALID_OPTION) before anything is consumed', async () => {
+    const { queue, source } = await setup('pfbig', { prefetch: 50 });
+    await admin.publishMany(queue, 10, (i) => JSON.stringify({ i }));
+    const errors: Error[] = [];
+    const consumer = consume(source, async () => {}, {
+      concurrency: 2,
+      onError: (e) => errors.push(e),
+    });
+    await until(() => errors.length > 0, 'the fetch error');
+    expect(errors[0]).toBeInstanceOf(RangeError);
+    expect(errors[0]).toMatchObject({ code: 'ERR_INVALID_OPTION' });
+    expect(errors[0]?.message).toMatch(/"prefetch".*concurrency \(2.*got 50/);
+    // Nothing was pushed to this process: no broker consumer, every message still ready.
+    expect(await admin.depth(queue)).toEqual({ messageCount: 10, consumerCount: 0 });
+    const report = await consumer.close();
+    expect(report.stats.fetched).toBe(0);
+    expect(report.stats.peakHeld).toBe(0);
+    expect(await readyIn(queue)).toBe(10);
+  });
+
+  it('a direct first fetch smaller than prefetch is refused the same way', async () => {
+    const { source } = await setup('pfdirect', { prefetch: 8 });
+    const never = new AbortController().signal;
+    await expect(source.fetch(2, never)).rejects.toMatchObject({ code: 'ERR_INVALID_OPTION' });
+    await expect(source.fetch(20, never)).rejects.toMatchObject({ code: 'ERR_INVALID_OPTION' });
+  });
+
+  it('a prefetch at or below concurrency works and bounds what is held', async () => {
+    for (const [prefetch, concurrency] of [
+      [2, 2],
+      [1, 4],
+    ] as const) {
+      const { queue, source } = await setup('pfok', { prefetch });
+      await admin.publishMany(queue, 20, (i) => JSON.stringify({ i }));
+      let running = 0;
+      let peakRunning = 0;
+      const consumer = consume(
+        source,
+        async () => {
+          peakRunning = Math.max(peakRunning, ++running);
+          await new Promise((r) => setImmediate(r));
+          running--;
+        },
+        { concurrency },
+      );
+      await until(() => consumer.stats().acked === 20, 'all acked');
+      const report = await consumer.close();
+      expect(report.stats.peakHeld).toBeLessThanOrEqual(prefetch);
+      expect(peakRunning).toBeLessThanOrEqual(prefetch);
+      expect(await readyIn(queue)).toBe(0);
+    }
+  });
+});
+
+describe('amqpSource: connectTimeout (x8)', () => {
+  // Silent: says nothing. Trickling: starts a frame and sends a byte every 50 ms, which keeps
+  // resetting a socket idle timer (amqplib's own `timeout`), so only a deadline ends it.
+  for (const peer of ['silent', 'trickling'] as const) {
+    it(`a ${peer} peer that accepts TCP but never completes the handshake fails after connectTimeout, naming the URL without its password`, async () => {
+      const sockets = new Set<Socket>();
+      const server = createServer((s) => {
+        sockets.add(s);
+        s.on('error', () => {});
+        s.on('close', () => sockets.delete(s));
+        // Reading is what lets this side see the client's FIN (a paused socket never ends).
+        s.resume();
+        if (peer === 'trickling') {
+          s.write(Buffer.from([1, 0, 0, 0, 0, 0, 100]));
+          const drip = setInterval(() => s.write(Buffer.from([0])), 50);
+          s.on('close', () => clearInterval(drip));
+        }
+      });
+      await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+      const { port } = server.address() as { port: number };
+      try {
+        const t0 = Date.now();
+        const error = await amqpSource({
+          url: `amqp://guest:s3cret@127.0.0.1:${port}/vh`,
+          queue: 'sluice.test.silent',
+          connectTimeout: 300,
+        }).then(
+          () => undefined,
+          (e: unknown) => e as Error & { code?: string },
+        );
+        const elapsed = Date.now() - t0;
+        expect(error?.code).toBe('ETIMEDOUT');
+        expect(error?.message).toContain(`amqp://guest@127.0.0.1:${port}/vh`);
+        expect(error?.message).toContain('connectTimeout 300 ms');
+        expect(error?.message).not.toContain('s3cret');
+        expect(elapsed).toBeGreaterThanOrEqual(250);
+        expect(elapsed).toBeLessThan(5000);
+        // The abandoned socket is closed, not left open to the peer.
+        await until(() => sockets.size === 0, 'the client closed its socket', 5000);
+      } finally {
+        for (const s of sockets) s.destroy();
+        await new Promise((r) => server.close(r));
+      }
+    });
+  }
+
+  it('connectTimeout must be a positive integer of ms', async () => {
+    for (const bad of [0, -1, 1.5, Number.NaN, '10']) {
+      await expect(
+        amqpSource({ queue: 'sluice.test.never', connectTimeout: bad as number }),
+      ).rejects.toMatchObject({ code: 'ERR_INVALID_OPTION', message: /connectTimeout/ });
+    }
+  });
+});
