@@ -70,6 +70,11 @@ type Job<T, M extends BrokerMessage> = ConsumerJob<T, M>;
 /**
  * Consumes `source` with `handler`, `concurrency` at a time, until drained, closed or aborted.
  *
+ * A failed fetch is reported to `onError` and tried again with backoff (100 ms doubling to 2 s),
+ * except one that fails with a misuse code (`ERR_INVALID_STATE`, `ERR_INVALID_OPTION`,
+ * `ERR_INVALID_ARGUMENT`: a closed source, a RabbitMQ prefetch above `concurrency`): that is
+ * reported once and the consumer drains itself (`done` resolves).
+ *
  * @throws RangeError/TypeError for bad options (at once, before anything is fetched).
  * @example
  * ```ts
@@ -229,6 +234,12 @@ class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
         this.#fetching = false;
         if (this.#stopping) break;
         this.#fail(error, 'fetch');
+        if (isMisuse(error)) {
+          // Trying again cannot help (a closed source, a prefetch above concurrency): stop once,
+          // rather than report the same error every 2 s for ever.
+          void this.drain();
+          break;
+        }
         // Broker down or reconnecting: back off (100 ms doubling to 2 s) instead of spinning.
         await pause(Math.min(2000, 100 * 2 ** failures++), this.#fetchAbort.signal);
         continue;
@@ -432,4 +443,12 @@ function defaultOnError(
 ): void {
   const where = message ? ` (message ${message.id})` : '';
   process.stderr.write(`sluice consumer: ${operation} failed${where}: ${error.message}\n`);
+}
+
+/** A fetch error that no retry can cure: the source or its options are wrong. */
+function isMisuse(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return (
+    code === 'ERR_INVALID_STATE' || code === 'ERR_INVALID_OPTION' || code === 'ERR_INVALID_ARGUMENT'
+  );
 }

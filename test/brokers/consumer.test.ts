@@ -7,6 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { consume, jsonDecode } from '../../src/brokers/consumer.js';
 import type { BrokerMessage, BrokerSource } from '../../src/brokers/source.js';
 import { MalformedMessageError } from '../../src/errors.js';
+import { deadline } from '../fixtures/brokers/consumer-harness.js';
 import { deferred, flush } from '../helpers.js';
 
 interface Call {
@@ -189,6 +190,21 @@ describe('consume() loop', () => {
       },
       { op: 'retry', message: expect.stringMatching(/returned NaN for delivery 1/) },
     ]);
+  });
+
+  it('a fetch failing with a misuse code (e.g. a closed source) is reported once and drains the consumer', async () => {
+    const s = new MemorySource();
+    s.fetchError = Object.assign(new Error('the source is closed'), { code: 'ERR_INVALID_STATE' });
+    const reported: string[] = [];
+    const c = consume(s, () => {}, {
+      concurrency: 2,
+      onError: (e, op) => reported.push(`${op}: ${e.message}`),
+    });
+    const report = await deadline(c.done, 2000, 'the consumer to stop by itself');
+    expect(reported).toEqual(['fetch: the source is closed']);
+    expect(s.asked).toEqual([2]);
+    expect(report.completed).toBe(0);
+    expect(c.closed).toBe(true);
   });
 
   it('a source whose fetch returns nothing at once does not starve the event loop', async () => {
