@@ -31,7 +31,7 @@ import type { ConfirmChannel, ConsumeMessage } from 'amqplib';
 import { invalidOption, nonEmptyString, numberAtLeast } from '../internal/options.js';
 import { AmqpLink, type Delivery } from './amqp-link.js';
 import { declareRetryQueue, RETRY_REDECLARE, retryBucket } from './amqp-topology.js';
-import type { BrokerMessage, BrokerSource } from './source.js';
+import { type BrokerMessage, type BrokerSource, closedError } from './source.js';
 
 // The shared consumer, so that one subpath import is enough: `import { consume, … } from 'sluice/amqp'`.
 export {
@@ -149,6 +149,7 @@ export class AmqpSource implements BrokerSource<AmqpMessage> {
   readonly #retryQueues = new Map<number, number>(); // delay → last declared (ms epoch)
   readonly #held = new WeakMap<AmqpMessage, Delivery>();
   #wake: (() => void) | undefined;
+  #closed = false;
 
   /** @internal use {@link amqpSource}. */
   constructor(link: AmqpLink, opts: AmqpSourceOptions) {
@@ -175,6 +176,7 @@ export class AmqpSource implements BrokerSource<AmqpMessage> {
   }
 
   async fetch(max: number, signal: AbortSignal): Promise<AmqpMessage[]> {
+    if (this.#closed) throw closedError('RabbitMQ');
     if (max <= 0) return [];
     if (!this.#fetched) {
       // The first fetch's `max` is the consumer's concurrency (no slot is taken yet).
@@ -252,6 +254,7 @@ export class AmqpSource implements BrokerSource<AmqpMessage> {
   }
 
   async close(): Promise<void> {
+    this.#closed = true;
     await this.#link.pause();
     for (const d of this.#link.buffer.splice(0)) {
       if (this.#link.isLive(d)) this.#link.channel?.nack(d.msg, false, true);

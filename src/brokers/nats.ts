@@ -23,7 +23,6 @@ import {
 } from '@nats-io/jetstream';
 import { connect, headers, type NatsConnection } from '@nats-io/transport-node';
 import {
-  coded,
   invalidOption,
   nonEmptyString,
   numberAtLeast,
@@ -31,7 +30,7 @@ import {
 } from '../internal/options.js';
 import { NatsPuller } from './nats-puller.js';
 import { declareNatsTopology, toMs } from './nats-topology.js';
-import type { BrokerMessage, BrokerSource } from './source.js';
+import { type BrokerMessage, type BrokerSource, closedError } from './source.js';
 
 // The shared consumer, so that one subpath import is enough: `import { consume, … } from 'sluice/nats'`.
 export {
@@ -202,7 +201,7 @@ export class NatsSource implements BrokerSource<NatsMessage> {
   async fetch(max: number, signal: AbortSignal): Promise<NatsMessage[]> {
     // As the other sources do: a closed source fails its fetch (which the consume loop reports
     // and backs off from) rather than returning nothing at once, in a loop.
-    if (this.#closing) throw coded(new Error('the NATS source is closed'), 'ERR_INVALID_STATE');
+    if (this.#closing) throw closedError('NATS');
     const msgs = await this.#puller.take(max, signal, this.#o.blockMs);
     return msgs.map(toMessage);
   }

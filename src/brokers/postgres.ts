@@ -25,7 +25,7 @@ import { DEFAULT_CONNECT_TIMEOUT } from './connect-deadline.js';
 import { Batcher } from './consumer-batch.js';
 import { PgListener } from './postgres-listen.js';
 import { type QueueSql, queueSql } from './postgres-sql.js';
-import type { BrokerMessage, BrokerSource } from './source.js';
+import { type BrokerMessage, type BrokerSource, closedError } from './source.js';
 
 // The shared consumer, so that one subpath import is enough: `import { consume, … } from 'sluice/postgres'`.
 export {
@@ -115,6 +115,7 @@ export class PostgresQueueSource implements BrokerSource<PostgresMessage> {
   }
 
   async fetch(max: number, signal: AbortSignal): Promise<PostgresMessage[]> {
+    if (this.#closed) throw closedError('PostgreSQL');
     if (signal.aborted) return [];
     this.#listener.notified = false;
     const first = await this.#claim(max);

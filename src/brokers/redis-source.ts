@@ -7,7 +7,7 @@ import { hostname } from 'node:os';
 import { RESP_TYPES, type RedisClientType } from 'redis';
 import { Batcher } from './consumer-batch.js';
 import { CLAIM_IF_OWNED, DEAD_LETTER } from './redis-scripts.js';
-import type { BrokerMessage, BrokerSource } from './source.js';
+import { type BrokerMessage, type BrokerSource, closedError } from './source.js';
 
 /** Options of {@link redisSource}. */
 export interface RedisSourceOptions {
@@ -108,6 +108,7 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
   }
 
   async fetch(max: number, signal: AbortSignal): Promise<RedisMessage[]> {
+    if (this.#closed) throw closedError('Redis');
     // Acks issued since the last fetch go first, down the same connection as the reads below.
     this.#acks.flush();
     if (signal.aborted) return [];

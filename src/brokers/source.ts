@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { coded } from '../internal/options.js';
 
 /** One message held by the process, as the consumer loop sees it. */
 export interface BrokerMessage {
@@ -59,4 +60,12 @@ export interface BrokerSource<M extends BrokerMessage = BrokerMessage> {
   readonly orderedAcks?: boolean;
   /** Closes connections the adapter opened (not ones the user passed in). Idempotent. */
   close(): Promise<void>;
+}
+
+/**
+ * What a source's `fetch` throws once the source is closed: a misuse, which the consume loop
+ * reports once and stops on (retrying cannot help). Internal to the sources.
+ */
+export function closedError(broker: string): Error {
+  return coded(new Error(`the ${broker} source is closed`), 'ERR_INVALID_STATE');
 }
