@@ -53,10 +53,12 @@ const httpUrl = (value: string) => {
 interface EmbedFlags {
   embedUrl?: string;
   embedModel?: string;
-  embedBatch: number;
-  embedRequests: number;
-  embedTimeout: number;
-  embedRetries: number;
+  // Undefined unless given: HttpEmbedder applies the defaults, and giving one without
+  // --embed-url is a usage error rather than silently ignored.
+  embedBatch?: number;
+  embedRequests?: number;
+  embedTimeout?: number;
+  embedRetries?: number;
 }
 
 function addEmbedFlags(cmd: Command): Command {
@@ -67,22 +69,28 @@ function addEmbedFlags(cmd: Command): Command {
       httpUrl,
     )
     .option('--embed-model <name>', 'model name for --embed-url (needs --embed-url)')
-    .option('--embed-batch <n>', 'chunks per embeddings request', int(1), 64)
-    .option('--embed-requests <n>', 'embeddings requests in flight at once', int(1), 4)
-    .option('--embed-timeout <ms>', 'timeout per embeddings request, ms', int(1), 30_000)
+    .option('--embed-batch <n>', 'chunks per embeddings request (default: 64)', int(1))
+    .option('--embed-requests <n>', 'embeddings requests in flight at once (default: 4)', int(1))
+    .option('--embed-timeout <ms>', 'timeout per embeddings request, ms (default: 30000)', int(1))
     .option(
       '--embed-retries <n>',
-      'retries on 429/5xx/timeouts (Retry-After is honoured)',
+      'retries on 429/5xx/timeouts, Retry-After honoured (default: 4)',
       int(0),
-      4,
     );
 }
 
 // A model without a server would be silently ignored in favour of the lexical embedder.
 function checkEmbedFlags(flags: EmbedFlags): void {
-  if (flags.embedModel !== undefined && !flags.embedUrl) {
-    throw new UsageError('--embed-model needs --embed-url');
-  }
+  if (flags.embedUrl) return;
+  const given: [unknown, string][] = [
+    [flags.embedModel, '--embed-model'],
+    [flags.embedBatch, '--embed-batch'],
+    [flags.embedRequests, '--embed-requests'],
+    [flags.embedTimeout, '--embed-timeout'],
+    [flags.embedRetries, '--embed-retries'],
+  ];
+  const stray = given.find(([value]) => value !== undefined);
+  if (stray) throw new UsageError(`${stray[1]} needs --embed-url`);
 }
 
 /** The embedder `index` and `serve` write with: HTTP with --embed-url, else the lexical one. */
@@ -99,10 +107,10 @@ function httpEmbedder(flags: EmbedFlags, model: string | undefined): HttpEmbedde
       baseUrl: flags.embedUrl,
       model,
       apiKey: process.env.SLUICE_EMBED_API_KEY ?? process.env.OPENAI_API_KEY,
-      batchSize: flags.embedBatch,
-      concurrency: flags.embedRequests,
-      timeout: flags.embedTimeout,
-      retries: flags.embedRetries,
+      ...(flags.embedBatch === undefined ? {} : { batchSize: flags.embedBatch }),
+      ...(flags.embedRequests === undefined ? {} : { concurrency: flags.embedRequests }),
+      ...(flags.embedTimeout === undefined ? {} : { timeout: flags.embedTimeout }),
+      ...(flags.embedRetries === undefined ? {} : { retries: flags.embedRetries }),
     });
   } catch (err) {
     throw new UsageError((err as Error).message);

@@ -221,6 +221,8 @@ describe('flag parsing', () => {
     [['--threads', '2abc'], "argument '2abc' is invalid. expected an integer >= 1"],
     [['--threads', ' 2'], "argument ' 2' is invalid. expected an integer >= 1"],
     [['--embed-model', 'x'], '--embed-model needs --embed-url'],
+    [['--embed-batch', '8'], '--embed-batch needs --embed-url'],
+    [['--embed-retries', '0'], '--embed-retries needs --embed-url'],
     [['--embed-url', 'http://127.0.0.1:9'], '--embed-url needs --embed-model'],
     [
       ['--embed-url', 'ftp://x', '--embed-model', 'm'],
