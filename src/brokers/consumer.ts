@@ -62,6 +62,9 @@ export type {
   MessageHandler,
 } from './consumer-types.js';
 
+/** The backoff used when a user's backoff function fails for a message. */
+const DEFAULT_BACKOFF = backoffFunction(undefined);
+
 /** Sentinel thrown by the worker for a job that reached the pool after the drain began. */
 const RELEASED = new Error('released at drain');
 
@@ -261,6 +264,19 @@ class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
 
   /** Decodes and submits one message; malformed ones go to the dead letter without running. */
   #start(message: M): void {
+    if (message.deliveryCount > this.#maxDeliveries) {
+      // Earlier deliveries ended without a result we could record: a crash mid-handler (a
+      // poison message that kills the process), or a dead-lettering that failed. Running it
+      // again past the limit could repeat that for ever: dead-letter it now.
+      this.#settle(
+        message,
+        'deadLetter',
+        new Error(
+          `delivered ${message.deliveryCount} times, over maxDeliveries ${this.#maxDeliveries}: earlier deliveries ended without a result (a crash, or a failed dead-lettering)`,
+        ),
+      );
+      return;
+    }
     let payload: T;
     try {
       if (message.malformed !== undefined) throw new MalformedMessageError(message.malformed);
@@ -326,6 +342,20 @@ class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
   }
 
   /**
+   * The backoff for `message`'s next delivery. A user's backoff function that throws (or returns
+   * NaN) is reported, and the default backoff used: the message must still be handed back, or a
+   * push broker (RabbitMQ) would keep it, and its prefetch slot, until the channel dies.
+   */
+  #retryDelay(message: M): number {
+    try {
+      return this.#backoff(message.deliveryCount);
+    } catch (error) {
+      this.#fail(error, 'retry', message);
+      return DEFAULT_BACKOFF(message.deliveryCount);
+    }
+  }
+
+  /**
    * Runs one broker operation for a held message; the slot frees when it settles — or at once
    * for an ack the source guarantees to deliver before the next fetch (`orderedAcks`).
    */
@@ -341,7 +371,7 @@ class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
       else if (op === 'ack') call = this.#source.ack(message);
       else if (op === 'release') call = this.#source.release(message);
       else if (op === 'deadLetter') call = this.#source.deadLetter(message, error!);
-      else call = this.#source.retry(message, this.#backoff(message.deliveryCount), error!);
+      else call = this.#source.retry(message, this.#retryDelay(message), error!);
     } catch (thrown) {
       call = Promise.reject(thrown);
     }

@@ -159,7 +159,7 @@ describe('consume() loop', () => {
     ]);
   });
 
-  it('a backoff function returning NaN or a negative delay is a reported RangeError; a huge one is capped', async () => {
+  it('a backoff function returning NaN or a negative delay is reported and the default backoff used; a huge one is capped', async () => {
     const s = new MemorySource();
     s.push(
       { id: 'nan', body: '1', deliveryCount: 1 },
@@ -180,9 +180,17 @@ describe('consume() loop', () => {
         onError: (e, op) => reported.push({ op, message: e.message }),
       },
     );
-    while (s.calls.length + reported.length < 3) await flush();
+    while (s.calls.length < 3) await flush();
     await c.close();
-    expect(s.calls).toEqual([{ op: 'retry', id: 'inf', delay: 2_147_483_647, error: 'boom' }]);
+    // Still handed back (with the default backoff), or a push broker would keep the message.
+    const byId = Object.fromEntries(s.calls.map((call) => [call.id, call]));
+    expect(byId.inf).toEqual({ op: 'retry', id: 'inf', delay: 2_147_483_647, error: 'boom' });
+    expect(byId.nan).toMatchObject({ op: 'retry', error: 'boom' });
+    expect(byId.nan!.delay).toBeGreaterThanOrEqual(500);
+    expect(byId.nan!.delay).toBeLessThanOrEqual(1000);
+    expect(byId.neg).toMatchObject({ op: 'retry', error: 'boom' });
+    expect(byId.neg!.delay).toBeGreaterThanOrEqual(1000);
+    expect(byId.neg!.delay).toBeLessThanOrEqual(2000);
     expect(reported.sort((x, y) => x.message.localeCompare(y.message))).toEqual([
       {
         op: 'retry',
@@ -205,6 +213,24 @@ describe('consume() loop', () => {
     expect(s.asked).toEqual([2]);
     expect(report.completed).toBe(0);
     expect(c.closed).toBe(true);
+  });
+
+  it('a message delivered past maxDeliveries (its dead-lettering failed before) is dead-lettered again without running', async () => {
+    const s = new MemorySource();
+    s.push({ id: 'again', body: '1', deliveryCount: 4 });
+    let runs = 0;
+    const c = consume(s, () => void runs++, { concurrency: 1, maxDeliveries: 3 });
+    while (s.calls.length < 1) await flush();
+    await c.close();
+    expect(runs).toBe(0);
+    expect(s.calls).toEqual([
+      {
+        op: 'deadLetter',
+        id: 'again',
+        error:
+          'delivered 4 times, over maxDeliveries 3: earlier deliveries ended without a result (a crash, or a failed dead-lettering)',
+      },
+    ]);
   });
 
   it('a source whose fetch returns nothing at once does not starve the event loop', async () => {
