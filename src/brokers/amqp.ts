@@ -150,6 +150,10 @@ export class AmqpSource implements BrokerSource<AmqpMessage> {
   readonly #held = new WeakMap<AmqpMessage, Delivery>();
   #wake: (() => void) | undefined;
   #closed = false;
+  /** Consecutive failed republishes: the hand-back backoff grows with them. */
+  #republishFailures = 0;
+  /** Pending delayed hand-backs, cleared at close (the channel's close requeues the messages). */
+  readonly #handBacks = new Set<NodeJS.Timeout>();
 
   /** @internal use {@link amqpSource}. */
   constructor(link: AmqpLink, opts: AmqpSourceOptions) {
@@ -255,6 +259,8 @@ export class AmqpSource implements BrokerSource<AmqpMessage> {
 
   async close(): Promise<void> {
     this.#closed = true;
+    for (const timer of this.#handBacks) clearTimeout(timer);
+    this.#handBacks.clear();
     await this.#link.pause();
     for (const d of this.#link.buffer.splice(0)) {
       if (this.#link.isLive(d)) this.#link.channel?.nack(d.msg, false, true);
@@ -302,9 +308,11 @@ export class AmqpSource implements BrokerSource<AmqpMessage> {
 
   /**
    * Publishes a copy of `message` and resolves only once the broker confirmed it and routed it
-   * to a queue. Unroutable: `redeclare`, then one more try. On failure the original goes back to
-   * the queue at once (left unacked it would sit on our channel, holding a prefetch slot, until
-   * the channel closes) and the call rejects, so the caller never acks it.
+   * to a queue. Unroutable: `redeclare`, then one more try. On failure the call rejects, so the
+   * caller never acks the original, and the original goes back to the queue after a backoff
+   * (1 s doubling to 30 s while failures repeat): left unacked it would hold a prefetch slot
+   * until the channel closes, and handed back at once it would loop at full speed (a classic
+   * queue redelivers it first, with its old count) while, say, the dead-letter queue is full.
    */
   async #republish(
     what: string,
@@ -315,19 +323,36 @@ export class AmqpSource implements BrokerSource<AmqpMessage> {
     redeclare: () => Promise<unknown>,
   ): Promise<void> {
     try {
-      if (await this.#publishRouted(exchange, routingKey, message, headers)) return;
+      if (await this.#publishRouted(exchange, routingKey, message, headers)) {
+        this.#republishFailures = 0;
+        return;
+      }
       await redeclare();
-      if (await this.#publishRouted(exchange, routingKey, message, headers)) return;
+      if (await this.#publishRouted(exchange, routingKey, message, headers)) {
+        this.#republishFailures = 0;
+        return;
+      }
       throw new Error(
         `RabbitMQ routed the ${what} of delivery ${message.id} to no queue (exchange ` +
           `${JSON.stringify(exchange)}, routing key ${JSON.stringify(routingKey)}), even after ` +
           `re-declaring the topology; the message goes back to ${JSON.stringify(this.#queue)}`,
       );
     } catch (err) {
-      const d = this.#held.get(message);
-      if (d && this.#link.isLive(d)) this.#link.channel?.nack(message.raw, false, true);
+      this.#handBackLater(message);
       throw err;
     }
+  }
+
+  #handBackLater(message: AmqpMessage): void {
+    const delay = Math.min(30_000, 1000 * 2 ** this.#republishFailures++);
+    const timer = setTimeout(() => {
+      this.#handBacks.delete(timer);
+      const d = this.#held.get(message);
+      if (d && this.#link.isLive(d)) this.#link.channel?.nack(message.raw, false, true);
+    }, delay);
+    // Never what keeps the process alive: closing the channel hands the message back anyway.
+    timer.unref();
+    this.#handBacks.add(timer);
   }
 
   /** One confirmed, mandatory publish: false when the broker returned it (routed nowhere). */

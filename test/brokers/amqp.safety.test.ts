@@ -3,8 +3,10 @@
  * republishes routed nowhere (a deleted dead-letter or delay queue), a `prefetch` above the
  * consumer's concurrency, and a peer that accepts TCP but never speaks AMQP.
  */
+import { execFile } from 'node:child_process';
 import { createServer, type Socket } from 'node:net';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { type AmqpMessage, type AmqpSource, amqpSource, consume } from '../../src/brokers/amqp.js';
 import { type AmqpAdmin, amqpAdmin, uniqueQueue } from '../fixtures/brokers/amqp-helpers.js';
 import { until } from '../fixtures/brokers/broker-under-test.js';
@@ -106,6 +108,50 @@ describe('amqpSource: republishes are acked away only once routed to a queue', (
       ['precious', 'poison'],
     ]);
     expect(await readyIn(queue)).toBe(0);
+  }, 30_000);
+
+  it('a dead letter that keeps failing does not loop: the original comes back after a backoff', async () => {
+    const { queue, source } = await setup('dlqloop');
+    const deadQueue = `${queue}.dead`;
+    // A full dead-letter queue (a policy, as operators set one): RabbitMQ nacks the publish and
+    // returns nothing, so there is nothing to repair and the channel stays up.
+    const policy = `sluice-test-${queue}`;
+    const rabbitmqctl = (...args: string[]) => promisify(execFile)('rabbitmqctl', ['-q', ...args]);
+    await rabbitmqctl(
+      'set_policy',
+      policy,
+      `^${deadQueue.replace(/\./g, '\\.')}$`,
+      '{"max-length":0,"overflow":"reject-publish"}',
+      '--apply-to',
+      'queues',
+    );
+    onTestFinished(async () => {
+      await rabbitmqctl('clear_policy', policy);
+    });
+    await admin.publishMany(queue, 1, () => '{"k":"poison"}');
+    const failedAt: number[] = [];
+    let runs = 0;
+    const consumer = consume(
+      source,
+      async () => {
+        runs++;
+        throw new Error('handler failed');
+      },
+      {
+        concurrency: 1,
+        maxDeliveries: 1,
+        onError: (_, op) => {
+          if (op === 'deadLetter') failedAt.push(performance.now());
+        },
+      },
+    );
+    await until(() => failedAt.length >= 2, 'two failed dead-letterings', 15_000);
+    await consumer.close();
+    // Handed back at once it looped ~2,500 times a second; now the first comes back after 1 s.
+    expect(failedAt[1]! - failedAt[0]!).toBeGreaterThanOrEqual(900);
+    // A classic queue does not count a redelivery, so the handler may run again — once per
+    // backoff, not in a loop (it ran ~5,000 times in 2 s).
+    expect(runs).toBeLessThanOrEqual(failedAt.length);
   }, 30_000);
 
   it('a retry to a deleted delay queue re-declares it; the message comes back', async () => {
