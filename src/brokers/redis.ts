@@ -33,6 +33,7 @@ import {
 } from '../internal/options.js';
 import { connectWithin, DEFAULT_CONNECT_TIMEOUT, redactUrl } from './connect-deadline.js';
 import {
+  closeClient,
   createGroup,
   type RedisSourceOptions,
   RedisStreamSource,
@@ -108,12 +109,17 @@ export async function redisSource(options: RedisSourceOptions): Promise<RedisStr
     name: readerName(options.stream, options.group),
   }) as RedisClientType;
   read.on('error', () => {});
-  await connectWithin(read.connect(), connectTimeout, where, () => {
-    read.destroy();
-    if (owns) cmd.destroy();
-  });
-  established = true;
-  await createGroup(cmd, options.stream, options.group);
+  try {
+    await connectWithin(read.connect(), connectTimeout, where, () => read.destroy());
+    established = true;
+    await createGroup(cmd, options.stream, options.group);
+  } catch (error) {
+    // Whatever failed (the reader's handshake, XGROUP CREATE on a key of another type), the
+    // connections this call opened must not keep the process alive.
+    await closeClient(read);
+    if (owns) await closeClient(cmd);
+    throw error;
+  }
   return new RedisStreamSource(cmd, read, owns, options);
 }
 

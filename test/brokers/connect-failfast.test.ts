@@ -1,4 +1,5 @@
 import { createServer, type Server, type Socket } from 'node:net';
+import { createClient } from 'redis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { amqpSource } from '../../src/brokers/amqp.js';
 import { postgresSource } from '../../src/brokers/postgres.js';
@@ -76,5 +77,29 @@ describe('broker sources: a server that never answers fails within connectTimeou
     const until = Date.now() + 2000;
     while (sockets.size > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 10));
     expect(sockets.size).toBe(0);
+  });
+});
+
+describe('redisSource: a failed set-up closes what it opened', () => {
+  it('XGROUP CREATE on a key of another type rejects, and no connection is left open', async () => {
+    const admin = createClient({ url: 'redis://127.0.0.1:6379' });
+    await admin.connect();
+    const key = `sluice:test:wrongtype:${process.pid}:${Date.now()}`;
+    await admin.set(key, 'a string, not a stream');
+    const clients = async () =>
+      String(await admin.sendCommand(['CLIENT', 'LIST']))
+        .split('\n')
+        .filter((line) => line.includes(` name=sluice:${key}:g `)).length;
+    try {
+      await expect(redisSource({ stream: key, group: 'g' })).rejects.toThrow(/WRONGTYPE/);
+      // The named reading connection is gone (the server drops it as the client closes).
+      const until = Date.now() + 2000;
+      while ((await clients()) > 0 && Date.now() < until)
+        await new Promise((r) => setTimeout(r, 10));
+      expect(await clients()).toBe(0);
+    } finally {
+      await admin.del(key);
+      await admin.close();
+    }
   });
 });
