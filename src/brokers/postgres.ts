@@ -298,7 +298,10 @@ export async function postgresSource(options: PostgresSourceOptions): Promise<Po
     new pg.Pool({
       connectionString: options.connectionString ?? 'postgres://postgres@127.0.0.1:5432/postgres',
       max: 4,
-      connectionTimeoutMillis: connectTimeout,
+      // The deadline goes on each connection, not the pool: pg-pool would also apply its
+      // connectionTimeoutMillis to a query waiting for a free client, and under load acks
+      // queued behind busy clients would fail (and their rows be delivered again).
+      Client: timedClient(connectTimeout),
       // Claims and completions need no fsync wait: a completion lost in a crash only means the
       // row is delivered again, which at-least-once allows. (Producers keep their own setting.)
       ...(options.synchronousCommit === true ? {} : { options: '-c synchronous_commit=off' }),
@@ -307,7 +310,10 @@ export async function postgresSource(options: PostgresSourceOptions): Promise<Po
   if (owns) pool.on('error', () => {});
   try {
     if (options.migrate !== false) await migrate(pool, options.table);
-    const listener = await PgListener.start(pool.options, sql.channel);
+    const listener = await PgListener.start(
+      { ...pool.options, connectionTimeoutMillis: connectTimeout },
+      sql.channel,
+    );
     return new PostgresQueueSource(pool, owns, listener, options);
   } catch (error) {
     if (owns) await pool.end().catch(() => {});
@@ -322,4 +328,17 @@ export async function postgresSource(options: PostgresSourceOptions): Promise<Po
  */
 function storable(text: string): string {
   return text.includes('\0') ? text.replaceAll('\0', '\\u0000') : text;
+}
+
+/** A pg Client class whose every connection attempt (TCP and startup) gives up after `ms`. */
+function timedClient(ms: number): new () => pg.ClientBase {
+  return class extends pg.Client {
+    constructor(config?: string | pg.ClientConfig) {
+      super(
+        typeof config === 'string'
+          ? { connectionString: config, connectionTimeoutMillis: ms }
+          : { ...config, connectionTimeoutMillis: ms },
+      );
+    }
+  } as unknown as new () => pg.ClientBase;
 }
