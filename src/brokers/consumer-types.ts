@@ -42,7 +42,10 @@ export interface ConsumeOptions<T, M extends BrokerMessage = BrokerMessage> {
   decode?: Decoder<T>;
   /** Bodies larger than this (bytes) are malformed and dead-lettered. @default 1 MiB */
   maxBodySize?: number;
-  /** Per-handler timeout in ms (a timed-out handler counts as a failure). @default none */
+  /**
+   * Per-handler timeout in ms, a positive number (a timed-out handler counts as a failure).
+   * `undefined` or `null`: none. @default none
+   */
   timeout?: number;
   /** Aborting it starts `drain({ timeout: drainTimeout })`. */
   signal?: AbortSignal;

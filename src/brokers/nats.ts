@@ -199,8 +199,8 @@ export class NatsSource implements BrokerSource<NatsMessage> {
   }
 
   async fetch(max: number, signal: AbortSignal): Promise<NatsMessage[]> {
-    // As the other sources do: a closed source fails its fetch (which the consume loop reports
-    // and backs off from) rather than returning nothing at once, in a loop.
+    // As the other sources do: a closed source fails its fetch with a misuse code (the consume
+    // loop reports it once and stops) rather than returning nothing at once, in a loop.
     if (this.#closing) throw closedError('NATS');
     const msgs = await this.#puller.take(max, signal, this.#o.blockMs);
     return msgs.map(toMessage);

@@ -32,7 +32,8 @@ return owned
  * MULTI would not do: Redis runs the rest of a transaction after a command fails, so a failed
  * XADD (say the dead-letter key holds a string) would still ack the entry away, and the message
  * would exist nowhere. In a script the failed XADD aborts before the ack; the entry stays pending
- * and comes back.
+ * and comes back after claimIdle, past maxDeliveries, so consume() dead-letters it again on
+ * arrival without running the handler.
  * KEYS[1] = stream, KEYS[2] = dead-letter stream; ARGV = group, id, '1' to XDEL, fields…
  */
 export const DEAD_LETTER = `

@@ -15,7 +15,8 @@ export interface RedisSourceOptions {
   url?: string;
   /**
    * Longest wait in ms for each connection's handshake (a server that accepts TCP and never
-   * answers fails the source instead of hanging it). Not used with `client`. @default 10000
+   * answers fails the source instead of hanging it). With `client`, it bounds the reading
+   * connection this source duplicates from it. @default 10000
    */
   connectTimeout?: number;
   /** A connected node-redis client to use for commands (it is duplicated for the blocking reads; the caller keeps ownership). */
