@@ -134,7 +134,10 @@ export class TimeoutError extends SluiceError {
  * ```
  */
 export class WorkerCrashedError extends SluiceError {
-  /** The thread's exit code, or `undefined` when it died without one (e.g. an uncaught error). */
+  /**
+   * The thread's exit code (e.g. `1` after an uncaught exception, the code given to
+   * `process.exit`), or `undefined` when the thread ended without one.
+   */
   readonly exitCode: number | undefined;
 
   constructor(message: string, exitCode?: number, options?: { cause?: unknown }) {

@@ -93,7 +93,12 @@ describe('usage errors carry a stable code', () => {
       'ERR_INVALID_STATE',
       /at least one stage/,
     ],
-    ['shutdownOn: no signals', () => shutdownOn([], () => {}), 'ERR_INVALID_ARGUMENT', /"signals"/],
+    [
+      'shutdownOn: no signals',
+      () => shutdownOn([], () => {}),
+      'ERR_INVALID_ARGUMENT',
+      /"signals": .*, got \[\]$/,
+    ],
     [
       'shutdownOn: unknown signal',
       () => shutdownOn(['SIGNOPE' as NodeJS.Signals], () => {}),

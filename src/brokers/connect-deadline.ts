@@ -23,7 +23,9 @@ export async function connectWithin<T>(
   const expired = new Promise<never>((_, reject) => {
     timer = setTimeout(() => {
       abandon();
-      reject(new Error(`${what} did not complete its connection handshake within ${ms} ms`));
+      // ETIMEDOUT, as Node and amqplib name a connection that timed out.
+      const error = new Error(`${what} did not complete its connection handshake within ${ms} ms`);
+      reject(Object.assign(error, { code: 'ETIMEDOUT' }));
     }, ms);
   });
   try {

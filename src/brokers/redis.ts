@@ -124,7 +124,9 @@ export async function redisSource(options: RedisSourceOptions): Promise<RedisStr
 }
 
 /**
- * Appends one message (`XADD stream * body <payload>`); objects are sent as JSON.
+ * Appends one message (`XADD stream * body <payload>`): objects as JSON, strings and bytes as
+ * they are — so a plain string such as `'hello'` is not JSON, and the default `jsonDecode`
+ * dead-letters it; send `{ text: 'hello' }` or `JSON.stringify('hello')` instead.
  *
  * @returns the new entry id.
  * @example

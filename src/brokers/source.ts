@@ -67,5 +67,5 @@ export interface BrokerSource<M extends BrokerMessage = BrokerMessage> {
  * reports once and stops on (retrying cannot help). Internal to the sources.
  */
 export function closedError(broker: string): Error {
-  return coded(new Error(`the ${broker} source is closed`), 'ERR_INVALID_STATE');
+  return coded(new TypeError(`the ${broker} source is closed`), 'ERR_INVALID_STATE');
 }

@@ -5,6 +5,13 @@
 function show(value: unknown): string {
   if (typeof value === 'string') return JSON.stringify(value);
   if (typeof value === 'bigint') return `${value}n`;
+  if (Array.isArray(value)) {
+    try {
+      return JSON.stringify(value);
+    } catch {
+      return `[${String(value)}]`;
+    }
+  }
   return String(value);
 }
 
