@@ -6,7 +6,7 @@
  */
 import { readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, onTestFinished } from 'vitest';
 import { parseBrokerUrl } from '../src/broker-url.js';
 import { openProducer } from '../src/queue.js';
 import type { ServeSummary } from '../src/serve.js';
@@ -47,22 +47,30 @@ writeFileSync(broken, '%PDF-1.4\nthis is not the rest of a PDF\n');
 const finished = (s: Started) =>
   s.stderr().match(/^(indexed|skipped|dead-lettered) /gm)?.length ?? 0;
 
+/** `serve --from url --db db --threads 1 …extra`, started (not yet waited for). */
+const serve = (url: string, db: string, ...extra: string[]) =>
+  start(['serve', '--from', url, '--db', db, '--threads', '1', ...extra]);
+
+/** A `serve` that is consuming; killed when the test ends if it is still running. */
+async function serving(url: string, db: string, ...extra: string[]): Promise<Started> {
+  const server = serve(url, db, ...extra);
+  onTestFinished(() => {
+    if (server.child.exitCode === null) server.child.kill('SIGKILL');
+  });
+  await until(() => server.stderr().includes('serving '), 'server ready', 20_000);
+  return server;
+}
+
+/** Puts `payloads` on the queue at `url` with the CLI's own producer. */
+async function send(url: string, payloads: unknown[]): Promise<void> {
+  const producer = await openProducer(parseBrokerUrl(url));
+  await producer.send(payloads);
+  await producer.close();
+}
+
 async function twoServersShareOneQueue(probe: QueueProbe): Promise<void> {
   const db = join(tmp.dir, `${parseBrokerUrl(probe.url).kind}.db`);
-  const serve = () =>
-    start([
-      'serve',
-      '--from',
-      probe.url,
-      '--db',
-      db,
-      '--threads',
-      '1',
-      '--concurrency',
-      '2',
-      '--json',
-    ]);
-  const servers = [serve(), serve()];
+  const servers = [1, 2].map(() => serve(probe.url, db, '--concurrency', '2', '--json'));
   try {
     // Both are consuming before the first message exists, so neither can take the whole queue.
     await until(
@@ -79,9 +87,7 @@ async function twoServersShareOneQueue(probe: QueueProbe): Promise<void> {
     const enqueued = await cli(['enqueue', ...good, broken, '--to', probe.url]);
     expect(enqueued.stdout, enqueued.stderr).toMatch(/enqueued 21 documents/);
     expect(enqueued.code).toBe(0);
-    const producer = await openProducer(parseBrokerUrl(probe.url));
-    await producer.send([{ file: 'no path here' }]);
-    await producer.close();
+    await send(probe.url, [{ file: 'no path here' }]);
 
     await until(
       () => servers.reduce((n, s) => n + finished(s), 0) >= 22,
@@ -146,29 +152,21 @@ describe('serve: signals', () => {
     const embeddings = await startOpenAiServer(() => {});
     const probe = await redisProbe();
     const db = join(tmp.dir, 'abort.db');
-    const server = start([
-      'serve',
-      '--from',
-      probe.url,
-      '--db',
-      db,
-      '--threads',
-      '1',
-      '--concurrency',
-      '1',
-      '--json',
-      '--embed-url',
-      embeddings.url,
-      '--embed-model',
-      'hang',
-      '--embed-timeout',
-      '60000',
-    ]);
     try {
-      await until(() => server.stderr().includes('serving '), 'server ready', 20_000);
-      const producer = await openProducer(parseBrokerUrl(probe.url));
-      await producer.send([{ path: good[0] }]);
-      await producer.close();
+      const server = await serving(
+        probe.url,
+        db,
+        '--concurrency',
+        '1',
+        '--json',
+        '--embed-url',
+        embeddings.url,
+        '--embed-model',
+        'hang',
+        '--embed-timeout',
+        '60000',
+      );
+      await send(probe.url, [{ path: good[0] }]);
       await until(() => embeddings.seen.length > 0, 'the embeddings request', 20_000);
       server.child.kill('SIGTERM');
       await until(() => server.stderr().includes('SIGTERM: draining'), 'the drain to start');
@@ -183,7 +181,6 @@ describe('serve: signals', () => {
       expect(documentCount(db)).toBe(0);
       expect(await probe.remaining()).toBe(1);
     } finally {
-      if (server.child.exitCode === null) server.child.kill('SIGKILL');
       await embeddings.close();
       await probe.cleanup();
     }
@@ -191,23 +188,13 @@ describe('serve: signals', () => {
 
   it('SIGINT on an idle server: summary, exit 0', async () => {
     const probe = await redisProbe();
-    const server = start([
-      'serve',
-      '--from',
-      probe.url,
-      '--db',
-      join(tmp.dir, 'idle.db'),
-      '--threads',
-      '1',
-    ]);
     try {
-      await until(() => server.stderr().includes('serving '), 'server ready', 20_000);
+      const server = await serving(probe.url, join(tmp.dir, 'idle.db'));
       server.child.kill('SIGINT');
       const run = await server.done;
       expect(run.code, run.stderr).toBe(0);
       expect(run.stdout).toMatch(/Drained \(SIGINT\)\.\n {2}indexed 0 /);
     } finally {
-      if (server.child.exitCode === null) server.child.kill('SIGKILL');
       await probe.cleanup();
     }
   });
@@ -217,23 +204,9 @@ describe('serve: idempotent by content hash', () => {
   it('a document delivered again after it was indexed is skipped, not indexed twice', async () => {
     const probe = await postgresProbe();
     const db = join(tmp.dir, 'twice.db');
-    const server = start([
-      'serve',
-      '--from',
-      probe.url,
-      '--db',
-      db,
-      '--threads',
-      '1',
-      '--concurrency',
-      '1',
-      '--json',
-    ]);
     try {
-      await until(() => server.stderr().includes('serving '), 'server ready', 20_000);
-      const producer = await openProducer(parseBrokerUrl(probe.url));
-      await producer.send([{ path: good[0] }, { path: good[0] }]);
-      await producer.close();
+      const server = await serving(probe.url, db, '--concurrency', '1', '--json');
+      await send(probe.url, [{ path: good[0] }, { path: good[0] }]);
       await until(() => finished(server) === 2, 'both messages handled', 20_000);
       server.child.kill('SIGTERM');
       const run = await server.done;
@@ -242,7 +215,6 @@ describe('serve: idempotent by content hash', () => {
       expect(indexedPaths(db)).toEqual([good[0]]);
       expect(await probe.remaining()).toBe(0);
     } finally {
-      if (server.child.exitCode === null) server.child.kill('SIGKILL');
       await probe.cleanup();
     }
   });
