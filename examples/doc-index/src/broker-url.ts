@@ -127,7 +127,7 @@ export function parseBrokerUrl(text: string, flag = '--from'): BrokerSpec {
 }
 
 /** A URL with its password replaced, for messages and logs. */
-export function redact(url: URL | string): string {
+function redact(url: URL | string): string {
   const u = new URL(String(url));
   if (u.password) u.password = '***';
   return u.href;

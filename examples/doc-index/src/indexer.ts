@@ -190,7 +190,7 @@ function record(tally: Tally, result: Result<unknown, unknown>, abort?: AbortSig
 }
 
 /** One failed Result as the summary lists it: its message always names the document. */
-export function failureOf(result: Extract<Result<unknown, unknown>, { ok: false }>): Failure {
+function failureOf(result: Extract<Result<unknown, unknown>, { ok: false }>): Failure {
   const error = result.error as Error & { code?: unknown };
   const path = (result.job as { path?: string }).path ?? String(result.job);
   return {

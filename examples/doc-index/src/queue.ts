@@ -9,6 +9,8 @@
 import type { BrokerSource } from 'sluice';
 import type { BrokerSpec } from './broker-url.js';
 
+/** A wrong broker URL fails `serve`/`enqueue` with a usage error after this long, ms. */
+const CONNECT_TIMEOUT = 5000;
 /** Puts messages on the queue. */
 export interface Producer {
   /** Sends each payload as one JSON message; resolves once the broker has them. */
@@ -36,7 +38,6 @@ export async function openSource(
   spec: BrokerSpec,
   tuning: SourceTuning = {},
 ): Promise<BrokerSource> {
-  await reachable(spec);
   switch (spec.kind) {
     case 'redis': {
       const { redisSource } = await import('sluice/redis');
@@ -45,6 +46,7 @@ export async function openSource(
         stream: spec.stream,
         group: spec.group,
         claimIdle: tuning.lease,
+        connectTimeout: CONNECT_TIMEOUT,
       });
     }
     case 'nats': {
@@ -58,34 +60,12 @@ export async function openSource(
     }
     case 'amqp': {
       const { amqpSource } = await import('sluice/amqp');
-      return amqpSource({ url: spec.url, queue: spec.queue });
+      return amqpSource({ url: spec.url, queue: spec.queue, connectTimeout: CONNECT_TIMEOUT });
     }
     case 'postgres': {
       const { postgresSource } = await import('sluice/postgres');
       return postgresSource({ connectionString: spec.url, table: spec.table, lease: tuning.lease });
     }
-  }
-}
-
-/**
- * One connection attempt that fails fast. The Redis and RabbitMQ sources retry their first
- * connection forever (right for a broker that restarts under a running service, wrong for a
- * typo in a URL, which would leave `serve` waiting with no message); PostgreSQL and NATS
- * already fail at once.
- */
-async function reachable(spec: BrokerSpec): Promise<void> {
-  if (spec.kind === 'redis') {
-    const { createClient } = await import('redis');
-    const probe = createClient({
-      url: spec.url,
-      socket: { reconnectStrategy: false, connectTimeout: 5000 },
-    });
-    probe.on('error', () => {}); // connect() rejects with it
-    await probe.connect();
-    await probe.quit();
-  } else if (spec.kind === 'amqp') {
-    const { default: amqplib } = await import('amqplib');
-    await (await amqplib.connect(spec.url, { timeout: 5000 })).close();
   }
 }
 
@@ -171,11 +151,14 @@ async function amqpProducer(spec: Extract<BrokerSpec, { kind: 'amqp' }>): Promis
     import('amqplib'),
     import('sluice/amqp'),
   ]);
-  // Fail fast (the source would retry forever), then declare the queue with the consumer's
-  // arguments (its dead-letter exchange): RabbitMQ drops messages sent to a missing queue and
-  // refuses a re-declaration with other arguments.
-  await reachable(spec);
-  await (await amqpSource({ url: spec.url, queue: spec.queue })).close();
+  // Declare the queue with the consumer's arguments (its dead-letter exchange) first: RabbitMQ
+  // drops messages sent to a missing queue and refuses a re-declaration with other arguments.
+  const declared = await amqpSource({
+    url: spec.url,
+    queue: spec.queue,
+    connectTimeout: CONNECT_TIMEOUT,
+  });
+  await declared.close();
   const conn = await amqplib.connect(spec.url);
   const channel = await conn.createConfirmChannel();
   return {

@@ -68,6 +68,16 @@ function assertIndexOrEmpty(db: Database.Database): void {
   }
 }
 
+/** A read-only open: the file must already hold the index's tables. */
+function assertIsIndex(db: Database.Database): void {
+  const present = db
+    .prepare(`SELECT name FROM sqlite_master WHERE type = 'table'`)
+    .pluck()
+    .all() as string[];
+  const missing = INDEX_TABLES.filter((t) => !present.includes(t));
+  if (missing.length) throw new Error(`it has no ${missing.join('/')} tables`);
+}
+
 /** WAL mode and the schema, in one write transaction taken before anything is read. */
 function initialize(db: Database.Database): void {
   assertIndexOrEmpty(db);
@@ -193,12 +203,8 @@ export class Store {
       db.pragma('busy_timeout = 5000');
       if (!opts.readonly) retryWhileBusy(() => initialize(db), OPEN_DEADLINE_MS);
       db.pragma('foreign_keys = ON');
-      const tables = db
-        .prepare(
-          `SELECT count(*) AS n FROM sqlite_master WHERE type = 'table' AND name IN ('documents', 'chunks', 'vectors')`,
-        )
-        .get() as { n: number };
-      if (tables.n !== 3) throw new Error('it has no documents/chunks/vectors tables');
+      // A writable open has just created the schema; a read-only one must find it.
+      if (opts.readonly) assertIsIndex(db);
       return new Store(db);
     } catch (err) {
       // A file that is not SQLite, or a SQLite file that is not an index: a usage error, not a crash.
@@ -288,7 +294,8 @@ export class Store {
     // Every write claims, so an index never holds a document without its embedder recorded
     // (a document without chunks records it too, with the dimension the embedder knows).
     const dimension = doc.vectors[0]?.length;
-    this.claimEmbedder(dimension === undefined ? embedder : { ...embedder, dimension });
+    // Already inside insert's IMMEDIATE transaction: no savepoint of its own needed.
+    this.#claim(dimension === undefined ? embedder : { ...embedder, dimension });
     this.#stmts.deleteDoc.run(doc.path);
     const { lastInsertRowid: docId } = this.#stmts.insertDoc.run(
       doc.path,
