@@ -272,11 +272,11 @@ export class AmqpSource implements BrokerSource<AmqpMessage> {
     const headers = d.msg.properties.headers;
     // Earlier failed deliveries (our header, carried by republished retries) plus the broker's
     // redeliveries of this copy (quorum queues only).
-    const count = (v: unknown) => (Number.isFinite(Number(v)) && Number(v) > 0 ? Number(v) : 0);
     const m: AmqpMessage = {
       id: String(d.msg.fields.deliveryTag),
       body: d.msg.content,
-      deliveryCount: count(headers?.[DELIVERIES_HEADER]) + count(headers?.['x-delivery-count']) + 1,
+      deliveryCount:
+        headerCount(headers?.[DELIVERIES_HEADER]) + headerCount(headers?.['x-delivery-count']) + 1,
       raw: d.msg,
       redelivered: d.msg.fields.redelivered,
     };
@@ -452,4 +452,10 @@ export async function enqueue(
       (err) => (err ? reject(err) : resolve()),
     );
   });
+}
+
+/** A delivery-count header as a number: a positive count, else 0 (absent or garbled). */
+function headerCount(v: unknown): number {
+  const n = Number(v);
+  return Number.isFinite(n) && n > 0 ? n : 0;
 }

@@ -19,6 +19,7 @@
  * @module
  */
 import { MalformedMessageError, toError } from '../errors.js';
+import { onAbort as onAbortOf } from '../internal/abort-fanout.js';
 import {
   argument,
   fn,
@@ -125,7 +126,6 @@ class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
   /** True while `source.fetch` runs: acks issued then do not free their slot early. */
   #fetching = false;
   /** Acks issued with their slot already freed (ordered acks), not yet confirmed. */
-  #acking = 0;
   #wake: (() => void) | undefined;
   #idle: (() => void) | undefined;
   #heartbeat: ReturnType<typeof setInterval> | undefined;
@@ -178,8 +178,7 @@ class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
     if (signal) {
       const onAbort = () => void this.drain({ timeout: drainTimeout });
       if (signal.aborted) queueMicrotask(onAbort);
-      else signal.addEventListener('abort', onAbort, { once: true });
-      void this.done.then(() => signal.removeEventListener('abort', onAbort));
+      else void this.done.then(onAbortOf(signal, onAbort));
     }
     this.#loop = this.#run();
   }
@@ -189,7 +188,7 @@ class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
   }
 
   stats(): ConsumerStats {
-    return { ...this.#stats, running: this.#pool.stats().running, acking: this.#acking };
+    return { ...this.#stats, running: this.#pool.stats().running };
   }
 
   drain(opts: { timeout?: number } = {}): Promise<ConsumerReport> {
@@ -377,7 +376,7 @@ class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
     }
     const early = op === 'ack' && this.#source.orderedAcks === true && !this.#fetching;
     if (early) {
-      this.#acking++;
+      this.#stats.acking++;
       this.#freeSlot();
     }
     call
@@ -391,9 +390,9 @@ class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
         (failure) => this.#fail(failure, op === 'drop' ? 'release' : op, message),
       )
       .finally(() => {
-        if (early) this.#acking--;
+        if (early) this.#stats.acking--;
         else this.#freeSlot();
-        if (this.#stats.held === 0 && this.#acking === 0) this.#idle?.();
+        if (this.#stats.held === 0 && this.#stats.acking === 0) this.#idle?.();
       });
   }
 
@@ -433,7 +432,7 @@ class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
     wake?.();
     await this.#loop;
     await stopPool();
-    if (this.#stats.held > 0 || this.#acking > 0) {
+    if (this.#stats.held > 0 || this.#stats.acking > 0) {
       await new Promise<void>((resolve) => {
         this.#idle = resolve;
       });

@@ -56,7 +56,6 @@ export class Scheduler implements ThreadEvents<Job> {
   readonly #startup: Startup;
   readonly #batchSize = new BatchSize();
   #target: number;
-  #failed: WorkerStartupError | undefined;
   #stopped = false;
 
   constructor(spec: ThreadSpec, opts: SchedulerOptions) {
@@ -74,7 +73,7 @@ export class Scheduler implements ThreadEvents<Job> {
   }
 
   get failure(): WorkerStartupError | undefined {
-    return this.#failed;
+    return this.#startup.failure;
   }
 
   /**
@@ -87,7 +86,7 @@ export class Scheduler implements ThreadEvents<Job> {
     acceptedAt: number,
     transfer: readonly TransferListItem[] | undefined,
   ): Promise<unknown> {
-    if (this.#failed) return Promise.reject(this.#failed);
+    if (this.#startup.failure) return Promise.reject(this.#startup.failure);
     return new Promise((resolve, reject) => {
       this.#fifo.push({
         seq: 0,
@@ -191,7 +190,7 @@ export class Scheduler implements ThreadEvents<Job> {
   onStartFailed(thread: Thread<Job>, error: Error, permanent: boolean): void {
     if (this.#slots[thread.id] === thread) this.#slots[thread.id] = undefined;
     // A thread we terminated while it started (stop, resize) did not fail on its own.
-    if (this.#stopped || this.#failed || thread.retiring) return;
+    if (this.#stopped || this.#startup.failure || thread.retiring) return;
     const failure = this.#startup.failed(error, permanent, () => this.#refill());
     if (failure) this.#fail(failure);
   }
@@ -232,7 +231,7 @@ export class Scheduler implements ThreadEvents<Job> {
       wasSlot &&
       thread.everReady &&
       !this.#stopped &&
-      !this.#failed &&
+      !this.#startup.failure &&
       thread.id < this.#target
     ) {
       this.#spawn(thread.id);
@@ -257,7 +256,7 @@ export class Scheduler implements ThreadEvents<Job> {
   }
 
   #refill(): void {
-    if (this.#stopped || this.#failed) return;
+    if (this.#stopped || this.#startup.failure) return;
     for (let id = 0; id < this.#target; id++) if (!this.#slots[id]) this.#spawn(id);
   }
 
@@ -271,7 +270,6 @@ export class Scheduler implements ThreadEvents<Job> {
 
   /** Every waiting job gets the one start-up error; the façade then closes the pool. */
   #fail(failure: WorkerStartupError): void {
-    this.#failed = failure;
     for (let job = this.#fifo.shift(); job; job = this.#fifo.shift()) {
       this.#settle(job, failure, undefined);
     }
@@ -295,7 +293,7 @@ export class Scheduler implements ThreadEvents<Job> {
   #dispatchPending = false;
 
   #dispatch(): void {
-    if (this.#failed || this.#paused) return;
+    if (this.#startup.failure || this.#paused) return;
     if (this.#fifo.length === 0) this.#rebalance();
     for (const thread of this.#slots) {
       if (!thread?.ready) continue;
