@@ -244,8 +244,13 @@ export class Scheduler implements ThreadEvents<Job> {
   #find(match: (job: Job) => boolean): Job | undefined {
     const waiting = this.#fifo.find((job) => !job.settled && match(job));
     if (waiting) return waiting;
-    for (const thread of [...this.#slots, ...this.#retired]) {
-      const found = thread?.find((job) => !job.settled && match(job));
+    const unsettled = (job: Job) => !job.settled && match(job);
+    for (const thread of this.#slots) {
+      const found = thread?.find(unsettled);
+      if (found) return found;
+    }
+    for (const thread of this.#retired) {
+      const found = thread.find(unsettled);
       if (found) return found;
     }
     return undefined;
