@@ -18,6 +18,7 @@ import {
   type Message,
 } from 'amqplib';
 import { type AmqpTopology, declareAmqpTopology } from './amqp-topology.js';
+import { connectWithin } from './connect-deadline.js';
 
 export interface Delivery {
   readonly msg: ConsumeMessage;
@@ -165,27 +166,26 @@ export class AmqpLink {
    * and nothing bounds the channel opens and declarations after the handshake).
    */
   async #open(): Promise<void> {
-    const ms = this.#o.connectTimeout;
     const attempt: Attempt = { abandoned: false, abort: new AbortController() };
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const deadline = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
-        attempt.abandoned = true;
-        // Ends the attempt wherever it is stuck (handshake, channel opens, declarations), so no
-        // socket stays open to the unresponsive peer.
-        attempt.abort.abort();
-        void attempt.conn?.close().catch(() => {});
-        reject(this.#timeoutError());
-      }, ms);
-    });
+    // Ends the attempt wherever it is stuck (handshake, channel opens, declarations), so no
+    // socket stays open to the unresponsive peer.
+    const abandon = () => {
+      attempt.abandoned = true;
+      attempt.abort.abort();
+      void attempt.conn?.close().catch(() => {});
+    };
     try {
-      await Promise.race([this.#openWithin(attempt), deadline]);
+      await connectWithin(
+        this.#openWithin(attempt),
+        this.#o.connectTimeout,
+        'RabbitMQ',
+        abandon,
+        () => this.#timeoutError(),
+      );
     } catch (err) {
       // amqplib's own socket timeout may fire first: report it the same way.
       if (err instanceof Error && err.message === 'connect ETIMEDOUT') throw this.#timeoutError();
       throw err;
-    } finally {
-      clearTimeout(timer);
     }
   }
 

@@ -31,6 +31,7 @@ import type { ConfirmChannel, ConsumeMessage } from 'amqplib';
 import { invalidOption, nonEmptyString, numberAtLeast } from '../internal/options.js';
 import { AmqpLink, type Delivery } from './amqp-link.js';
 import { declareRetryQueue, RETRY_REDECLARE, retryBucket } from './amqp-topology.js';
+import { DEFAULT_CONNECT_TIMEOUT } from './connect-deadline.js';
 import { type BrokerMessage, type BrokerSource, closedError } from './source.js';
 
 // The shared consumer, so that one subpath import is enough: `import { consume, … } from 'sluice/amqp'`.
@@ -125,7 +126,7 @@ export async function amqpSource(opts: AmqpSourceOptions): Promise<AmqpSource> {
     deadLetterExchange: opts.deadLetterExchange ?? `${opts.queue}.dlx`,
     deadLetterQueue: opts.deadLetterQueue ?? `${opts.queue}.dead`,
     heartbeat: opts.heartbeat ?? 5,
-    connectTimeout: opts.connectTimeout ?? 10_000,
+    connectTimeout: opts.connectTimeout ?? DEFAULT_CONNECT_TIMEOUT,
     queueType: opts.queueType ?? 'classic',
   });
   // The first connection must work (a wrong URL fails fast instead of retrying forever);

@@ -10,22 +10,33 @@
 export const DEFAULT_CONNECT_TIMEOUT = 10_000;
 
 /**
- * Resolves with `connecting`, or rejects with a clear error after `ms` and calls `abandon` (to
- * destroy the half-open client, so that no socket or timer keeps the process alive).
+ * The error of a connection that missed its deadline: code ETIMEDOUT, as Node and amqplib name a
+ * connection that timed out. `what` names the broker and its URL (without a password).
+ */
+export function connectTimeoutError(what: string, ms: number, cause?: unknown): Error {
+  const error = new Error(`${what} did not complete its connection handshake within ${ms} ms`, {
+    cause,
+  });
+  return Object.assign(error, { code: 'ETIMEDOUT' });
+}
+
+/**
+ * Resolves with `connecting`, or rejects after `ms` with `timeoutError()` (by default
+ * {@link connectTimeoutError} for `what`) and calls `abandon` (to destroy the half-open client,
+ * so that no socket or timer keeps the process alive).
  */
 export async function connectWithin<T>(
   connecting: Promise<T>,
   ms: number,
   what: string,
   abandon: () => void,
+  timeoutError: () => Error = () => connectTimeoutError(what, ms),
 ): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const expired = new Promise<never>((_, reject) => {
     timer = setTimeout(() => {
       abandon();
-      // ETIMEDOUT, as Node and amqplib name a connection that timed out.
-      const error = new Error(`${what} did not complete its connection handshake within ${ms} ms`);
-      reject(Object.assign(error, { code: 'ETIMEDOUT' }));
+      reject(timeoutError());
     }, ms);
   });
   try {

@@ -21,7 +21,7 @@
 import { createHash } from 'node:crypto';
 import pg from 'pg';
 import { argument, numberAtLeast } from '../internal/options.js';
-import { DEFAULT_CONNECT_TIMEOUT, redactUrl } from './connect-deadline.js';
+import { connectTimeoutError, DEFAULT_CONNECT_TIMEOUT, redactUrl } from './connect-deadline.js';
 import { Batcher } from './consumer-batch.js';
 import { PgListener } from './postgres-listen.js';
 import { type QueueSql, queueSql } from './postgres-sql.js';
@@ -320,15 +320,7 @@ export async function postgresSource(options: PostgresSourceOptions): Promise<Po
     // pg says only "timeout expired" (or "Connection terminated due to connection timeout").
     if (/timeout expired|connection timeout/i.test((error as Error).message)) {
       const where = `PostgreSQL at ${redactUrl(options.connectionString ?? 'postgres://postgres@127.0.0.1:5432/postgres')}`;
-      throw Object.assign(
-        new Error(
-          `${where} did not complete its connection handshake within ${connectTimeout} ms`,
-          {
-            cause: error,
-          },
-        ),
-        { code: 'ETIMEDOUT' },
-      );
+      throw connectTimeoutError(where, connectTimeout, error);
     }
     throw error;
   }
