@@ -41,6 +41,13 @@ function tryTake(): boolean {
   }
 }
 
+/** Gives the lock back if this process still holds it (a stale holder may have been replaced). */
+function release(): void {
+  try {
+    if (holder() === process.pid) unlinkSync(lockPath);
+  } catch {}
+}
+
 /** Synchronous twin of {@link withMachineLock}, for `ensureBuilt()` (which suites call without await). */
 export function withMachineLockSync<T>(fn: () => T): T {
   if (process.env.SLUICE_BENCH_NO_LOCK) return fn();
@@ -50,9 +57,7 @@ export function withMachineLockSync<T>(fn: () => T): T {
   try {
     return fn();
   } finally {
-    try {
-      if (holder() === process.pid) unlinkSync(lockPath);
-    } catch {}
+    release();
   }
 }
 
@@ -78,8 +83,6 @@ export async function withMachineLock<T>(fn: () => Promise<T>): Promise<T> {
   try {
     return await fn();
   } finally {
-    try {
-      if (holder() === process.pid) unlinkSync(lockPath);
-    } catch {}
+    release();
   }
 }
