@@ -61,6 +61,20 @@ interface EmbedFlags {
   embedRetries?: number;
 }
 
+/** The flags `index` and `serve` share for writing an index: where, and how to extract. */
+function addIndexFlags(cmd: Command): Command {
+  return cmd
+    .requiredOption('--db <path>', 'SQLite index file (created if missing)')
+    .option('--threads <n>', 'extraction threads (stage "extract")', int(1), availableParallelism())
+    .option(
+      '--extract-timeout <ms>',
+      'per-document extraction limit, ms (the thread is replaced)',
+      int(1),
+      60_000,
+    )
+    .option('--chunk-size <chars>', 'longest chunk, characters', int(100), 1000);
+}
+
 function addEmbedFlags(cmd: Command): Command {
   return cmd
     .option(
@@ -285,26 +299,14 @@ function buildProgram(setCode: (code: number) => void): Command {
     .exitOverride()
     .showHelpAfterError('(run with --help for usage)');
   addEmbedFlags(
-    program
-      .command('index')
-      .description('extract, chunk, embed and store PDFs; unchanged documents are skipped')
-      .argument('<paths...>', 'PDF files and folders (searched recursively for *.pdf)')
-      .requiredOption('--db <path>', 'SQLite index file (created if missing)')
-      .option(
-        '--threads <n>',
-        'extraction threads (stage "extract")',
-        int(1),
-        availableParallelism(),
-      )
-      .option(
-        '--extract-timeout <ms>',
-        'per-document extraction limit, ms (the thread is replaced)',
-        int(1),
-        60_000,
-      )
+    addIndexFlags(
+      program
+        .command('index')
+        .description('extract, chunk, embed and store PDFs; unchanged documents are skipped')
+        .argument('<paths...>', 'PDF files and folders (searched recursively for *.pdf)'),
+    )
       .option('--embed-concurrency <n>', 'documents embedding at once (stage "embed")', int(1), 4)
       .option('--insert-concurrency <n>', 'documents inserting at once (stage "insert")', int(1), 1)
-      .option('--chunk-size <chars>', 'longest chunk, characters', int(100), 1000)
       .addOption(
         new Option('--progress <mode>', 'progress display on stderr')
           .choices(['auto', 'bars', 'lines', 'none'])
@@ -336,21 +338,19 @@ function buildProgram(setCode: (code: number) => void): Command {
     .addHelpText('after', BROKER_URL_HELP)
     .action(async (paths: string[], flags) => setCode(await enqueueCommand(paths, flags)));
   addEmbedFlags(
-    program
-      .command('serve')
-      .description(
-        'consume a queue of PDF paths and index each document (several serve processes may share one queue and one --db)',
-      )
-      .requiredOption('--from <url>', 'queue URL (see below)', brokerUrl('--from'))
-      .requiredOption('--db <path>', 'SQLite index file (created if missing)')
+    addIndexFlags(
+      program
+        .command('serve')
+        .description(
+          'consume a queue of PDF paths and index each document (several serve processes may share one queue and one --db)',
+        )
+        .requiredOption('--from <url>', 'queue URL (see below)', brokerUrl('--from')),
+    )
       .option(
         '--concurrency <n>',
         'documents in flight (messages held) (default: 2 x threads)',
         int(1),
       )
-      .option('--threads <n>', 'extraction threads', int(1), availableParallelism())
-      .option('--extract-timeout <ms>', 'per-document extraction limit, ms', int(1), 60_000)
-      .option('--chunk-size <chars>', 'longest chunk, characters', int(100), 1000)
       .option(
         '--max-deliveries <n>',
         'deliveries before a failing document is dead-lettered',
