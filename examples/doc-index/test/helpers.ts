@@ -8,23 +8,29 @@ export const EXAMPLE_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '..'
 /** The repository root. */
 export const REPO_ROOT = resolve(EXAMPLE_DIR, '../..');
 /**
- * The shared test corpus: `$SLUICE_CORPUS`, else `../shared/corpus` beside the repository (CI
- * clones the repo next to shared/). A missing corpus fails loudly, naming where it looked.
+ * The test corpus committed beside the tests (`test/corpus`, see its README): twelve real PDFs
+ * with their licences and the five broken inputs. Tests read nothing outside the repository.
  */
-export const CORPUS = findCorpus();
+export const CORPUS = join(EXAMPLE_DIR, 'test', 'corpus');
+export const GOOD_PDFS = join(CORPUS, 'pdf');
+export const BAD_PDFS = join(CORPUS, 'bad');
+/** How many PDFs `GOOD_PDFS` holds. */
+export const GOOD_COUNT = 12;
+/**
+ * The opt-in long corpus (`SLUICE_LONG_CORPUS`: a folder with `pdf/` and `bad/`, e.g. the
+ * project's 170-PDF corpus), or undefined when the variable is unset.
+ */
+export const LONG_CORPUS = longCorpus();
 
-function findCorpus(): string {
-  const dir = resolve(process.env.SLUICE_CORPUS ?? resolve(REPO_ROOT, '../shared/corpus'));
+function longCorpus(): string | undefined {
+  const env = process.env.SLUICE_LONG_CORPUS;
+  if (!env) return undefined;
+  const dir = resolve(env);
   if (!existsSync(join(dir, 'pdf')) || !existsSync(join(dir, 'bad'))) {
-    throw new Error(
-      `test corpus not found at ${dir} (expected pdf/ and bad/ in it): clone the repository ` +
-        'beside the shared/ folder, or set SLUICE_CORPUS to the corpus folder',
-    );
+    throw new Error(`SLUICE_LONG_CORPUS=${env}: expected pdf/ and bad/ in ${dir}`);
   }
   return dir;
 }
-export const GOOD_PDFS = join(CORPUS, 'pdf');
-export const BAD_PDFS = join(CORPUS, 'bad');
 export const BUNDLED_PDFS = join(EXAMPLE_DIR, 'pdfs');
 
 /** A fresh temporary folder; call the returned `cleanup` in afterEach/afterAll. */

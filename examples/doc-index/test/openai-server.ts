@@ -12,13 +12,16 @@ export interface SeenRequest {
 /** Decides the answer to a request; `ok` sends a proper embeddings response. */
 export type Behaviour = (req: SeenRequest, n: number, res: ServerResponse, ok: () => void) => void;
 
-const vectors = new LexicalEmbedder({ dimension: 16 });
-
 /**
  * A local server speaking the OpenAI embeddings format (`POST /v1/embeddings`), answering with
- * 16-dimensional lexical vectors unless `behaviour` does something else.
+ * lexical vectors (16 dimensions unless `opts.dimension` says otherwise; search quality needs
+ * more) unless `behaviour` does something else.
  */
-export async function startOpenAiServer(behaviour: Behaviour = (_r, _n, _res, ok) => ok()) {
+export async function startOpenAiServer(
+  behaviour: Behaviour = (_r, _n, _res, ok) => ok(),
+  opts: { dimension?: number } = {},
+) {
+  const vectors = new LexicalEmbedder({ dimension: opts.dimension ?? 16 });
   const seen: SeenRequest[] = [];
   const server = createServer(async (req: IncomingMessage, res: ServerResponse) => {
     let body = '';

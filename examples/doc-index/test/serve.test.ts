@@ -1,10 +1,10 @@
 /**
  * `enqueue` + two `serve` processes sharing one queue and one SQLite index, on each real broker:
- * 20 corpus PDFs, one broken PDF and one malformed message. The work is split, every good
+ * the 12 PDFs of the committed corpus, one broken PDF and one malformed message. The work is split, every good
  * document is indexed exactly once, both bad messages are dead-lettered with their error, and
  * SIGTERM drains both servers to exit 0.
  */
-import { readdirSync, statSync, writeFileSync } from 'node:fs';
+import { readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it, onTestFinished } from 'vitest';
 import { parseBrokerUrl } from '../src/broker-url.js';
@@ -19,7 +19,7 @@ import {
   start,
   until,
 } from './cli-harness.js';
-import { GOOD_PDFS, tempDir } from './helpers.js';
+import { GOOD_COUNT, GOOD_PDFS, tempDir } from './helpers.js';
 import { startOpenAiServer } from './openai-server.js';
 import {
   amqpProbe,
@@ -29,14 +29,13 @@ import {
   redisProbe,
 } from './queue-probes.js';
 
-// The 20 smallest corpus PDFs: enough documents that two servers each holding two cannot take
-// them all before the other one starts, few enough to keep each broker's run to a few seconds.
+// The committed corpus: enough documents that two servers each holding two cannot take them
+// all before the other one starts, few enough to keep each broker's run to a few seconds.
 const good = readdirSync(GOOD_PDFS)
   .filter((f) => f.endsWith('.pdf'))
   .map((f) => join(GOOD_PDFS, f))
-  .sort((a, b) => statSync(a).size - statSync(b).size || a.localeCompare(b))
-  .slice(0, 20)
   .sort();
+const messages = GOOD_COUNT + 2; // the good documents, the broken PDF, the malformed message
 
 const tmp = tempDir('doc-index-serve-');
 afterAll(() => tmp.cleanup());
@@ -85,13 +84,13 @@ async function twoServersShareOneQueue(probe: QueueProbe): Promise<void> {
       throw new Error(`${err.message}\n${servers.map((s) => s.stderr()).join('\n---\n')}`);
     });
     const enqueued = await cli(['enqueue', ...good, broken, '--to', probe.url]);
-    expect(enqueued.stdout, enqueued.stderr).toMatch(/enqueued 21 documents/);
+    expect(enqueued.stdout, enqueued.stderr).toMatch(`enqueued ${GOOD_COUNT + 1} documents`);
     expect(enqueued.code).toBe(0);
     await send(probe.url, [{ file: 'no path here' }]);
 
     await until(
-      () => servers.reduce((n, s) => n + finished(s), 0) >= 22,
-      'all 22 messages handled',
+      () => servers.reduce((n, s) => n + finished(s), 0) >= messages,
+      `all ${messages} messages handled`,
       20_000,
     );
     // At-least-once: under load a delivery can come again (e.g. an ack lost with a dropped
@@ -110,10 +109,11 @@ async function twoServersShareOneQueue(probe: QueueProbe): Promise<void> {
       expect(s.interruptedBy).toBe('SIGTERM');
       expect(s.consumer.peakHeld).toBeLessThanOrEqual(2);
     }
-    // Exactly once: 20 rows, complete, and 20 inserts in total (no document indexed twice).
+    // Exactly once: one complete row per document, and as many inserts (none indexed twice).
+    expect(good).toHaveLength(GOOD_COUNT);
     expect(indexedPaths(db)).toEqual(good);
-    expect(completeness(db)).toEqual({ docs: 20, incomplete: 0, orphans: 0 });
-    expect(summaries[0]!.indexed + summaries[1]!.indexed).toBe(20);
+    expect(completeness(db)).toEqual({ docs: GOOD_COUNT, incomplete: 0, orphans: 0 });
+    expect(summaries[0]!.indexed + summaries[1]!.indexed).toBe(GOOD_COUNT);
 
     const dead = await probe.deadLetters();
     expect(dead).toHaveLength(2);
