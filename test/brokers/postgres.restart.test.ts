@@ -1,46 +1,45 @@
 /**
- * Issue 5 item 8 for PostgreSQL: the server restarts mid-run (pg_ctlcluster restart); the
- * consumer reconnects (pool and LISTEN connection) and finishes; nothing is lost. Rows whose
- * completion was lost in the outage keep their lease until it expires and then run again —
- * those duplicates are counted. The server is always left running.
+ * PostgreSQL restart: a private server (postgres-server.ts: initdb in a temporary folder, its own
+ * port) restarts mid-run; the consumer reconnects (pool and LISTEN connection) and finishes;
+ * nothing is lost. Rows whose completion was lost in the outage keep their lease until it
+ * expires and then run again — those duplicates are counted. The machine's PostgreSQL is never
+ * touched. The server is removed at the end, also when the test fails.
  */
-import { execFile } from 'node:child_process';
-import { readdirSync } from 'node:fs';
-import { promisify } from 'node:util';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { consume } from '../../src/brokers/consumer.js';
 import { postgresSource } from '../../src/brokers/postgres.js';
 import { Ledger, payloads } from '../fixtures/brokers/consumer-harness.js';
-import { PG_URL, pgAdmin, uniqueTable } from '../fixtures/brokers/postgres-helpers.js';
+import { type PgAdmin, pgAdmin, uniqueTable } from '../fixtures/brokers/postgres-helpers.js';
+import { privatePostgres } from '../fixtures/brokers/postgres-server.js';
 
-const run = promisify(execFile);
-const version = readdirSync('/etc/postgresql')[0]!;
-const admin = pgAdmin();
+let server: Awaited<ReturnType<typeof privatePostgres>>;
+let admin: PgAdmin;
 
-async function ctl(action: 'restart' | 'start' | 'status'): Promise<string> {
-  const { stdout } = await run('pg_ctlcluster', [
-    '--skip-systemctl-redirect',
-    version,
-    'main',
-    action,
-  ]);
-  return stdout;
-}
+beforeAll(async () => {
+  server = await privatePostgres();
+  await server.start();
+  admin = pgAdmin(server.url);
+}, 120_000);
 
 afterAll(async () => {
-  // Leave the server running whatever happened.
-  await ctl('status').catch(() => ctl('start'));
-  await admin.cleanup();
-});
+  await admin?.cleanup().catch(() => {});
+  await server?.remove();
+}, 60_000);
+
+/** A fast shutdown and a start on the same data, as `pg_ctl restart -m fast` does. */
+async function restart(): Promise<void> {
+  await server.stop();
+  await server.start();
+}
 
 describe('PostgreSQL restart mid-run', () => {
-  it('item 8: the consumer reconnects and finishes; nothing is lost', async () => {
+  it('the consumer reconnects and finishes; nothing is lost', async () => {
     const table = uniqueTable('restart');
     await admin.fill(table, payloads(2000));
     const ledger = new Ledger();
     const errors: string[] = [];
     const consumer = consume<{ k: string }>(
-      await postgresSource({ connectionString: PG_URL, table, lease: 1000, pollInterval: 200 }),
+      await postgresSource({ connectionString: server.url, table, lease: 1000, pollInterval: 200 }),
       async ({ k }) => {
         await new Promise((r) => setTimeout(r, 1));
         ledger.add(k);
@@ -48,7 +47,7 @@ describe('PostgreSQL restart mid-run', () => {
       { concurrency: 16, onError: (e, op) => errors.push(`${op}: ${e.message}`) },
     );
     await ledger.until(500);
-    await ctl('restart');
+    await restart();
     await ledger.until(2000, 30_000);
     await waitEmpty(table);
     const report = await consumer.close();

@@ -1,110 +1,37 @@
 /**
- * Issue 5 item 8 for Redis: the server stops and starts mid-run; the consumer reconnects and
- * finishes, nothing is lost. Runs against a private redis-server (on a free port) with AOF
- * (`appendfsync always`), because the shared server on 6379 keeps nothing on disk: a restart
- * there loses the stream itself. The second case shows exactly that behaviour (a restart that
- * loses the data): the consumer re-creates its group and goes on with what is sent afterwards.
- * The private server is always shut down at the end.
+ * Redis restart: the server stops and starts mid-run; the consumer reconnects and finishes,
+ * nothing is lost. Runs against a private redis-server (redis-server.ts: a free port, its own
+ * folder) with AOF (`appendfsync always`), because the shared server on 6379 keeps nothing on
+ * disk — and is never touched by tests. The second case shows a restart that loses the data:
+ * the consumer re-creates its group and goes on with what is sent afterwards. The private
+ * servers are removed at the end, also when a test fails.
  */
-import { execFile, execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { type AddressInfo, createServer } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { consume } from '../../src/brokers/consumer.js';
 import { redisSource } from '../../src/brokers/redis.js';
 import { deadline, Ledger, payloads } from '../fixtures/brokers/consumer-harness.js';
 import { type RedisAdmin, redisAdmin, uniqueStream } from '../fixtures/brokers/redis-helpers.js';
+import { privateRedis } from '../fixtures/brokers/redis-server.js';
 import { deferred } from '../helpers.js';
 
-// A free port per run (not a fixed 6390): two runs of this file at once (e.g. CI on Node 20 and
-// 24 side by side) must not shut down each other's server.
-let PORT = 0;
+let server: Awaited<ReturnType<typeof privateRedis>>;
 let URL = '';
-let dir: string;
 let admin: RedisAdmin;
 
-function cli(...args: string[]): string {
-  return execFileSync('redis-cli', ['-p', String(PORT), ...args], { encoding: 'utf8' }).trim();
-}
-
-function startServer(dataDir: string): void {
-  execFileSync('redis-server', [
-    '--port',
-    String(PORT),
-    '--bind',
-    '127.0.0.1',
-    '--daemonize',
-    'yes',
-    '--appendonly',
-    'yes',
-    '--appendfsync',
-    'always',
-    '--save',
-    '',
-    '--dir',
-    dataDir,
-    '--logfile',
-    join(dataDir, 'redis.log'),
-    '--pidfile',
-    join(dataDir, 'redis.pid'),
-  ]);
-  for (let i = 0; i < 200; i++) {
-    try {
-      if (cli('ping') === 'PONG') return;
-    } catch {
-      // not up yet
-    }
-    execFileSync('sleep', ['0.02']);
-  }
-  throw new Error(`redis-server on ${PORT} did not start`);
-}
-
-const run = promisify(execFile);
-
-/** Shuts the server down without blocking the event loop (the consumer keeps running). */
-async function stopServerAsync(): Promise<void> {
-  await run('redis-cli', ['-p', String(PORT), 'shutdown']).catch(() => {});
-}
-
-function stopServer(): void {
-  try {
-    cli('shutdown'); // with AOF: everything acknowledged so far is on disk
-  } catch {
-    // already down, or the connection closed as it shut down
-  }
-}
-
-/** Asks the kernel for a free loopback port. */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
 beforeAll(async () => {
-  PORT = await freePort();
-  URL = `redis://127.0.0.1:${PORT}`;
-  dir = mkdtempSync(join(tmpdir(), 'sluice-redis-'));
-  startServer(dir);
+  server = await privateRedis();
+  URL = server.url;
+  await server.start();
   admin = await redisAdmin(URL);
 });
 
 afterAll(async () => {
   await admin?.client.close().catch(() => {});
-  stopServer();
-  rmSync(dir, { recursive: true, force: true });
+  await server?.remove();
 });
 
 describe('Redis restart mid-run', () => {
-  it('item 8: with AOF, the consumer reconnects and finishes; nothing is lost', async () => {
+  it('with AOF, the consumer reconnects and finishes; nothing is lost', async () => {
     const stream = uniqueStream('restart');
     await admin.fill(stream, payloads(2000));
     const ledger = new Ledger();
@@ -125,10 +52,10 @@ describe('Redis restart mid-run', () => {
       },
     );
     await ledger.until(500);
-    await stopServerAsync();
+    await server.stop(); // SIGTERM: with AOF, everything acknowledged so far is on disk
     // Stay down until the consumer has noticed (a failed fetch or ack), then come back.
     await deadline(sawOutage.promise, 10_000, 'consumer noticing the outage');
-    startServer(dir);
+    await server.start();
     await ledger.until(2000, 30_000);
     // Finished = every entry acked, including any whose ack was lost in the outage (those are
     // reclaimed after claimIdle and run again: the duplicates reported below).
@@ -162,10 +89,11 @@ describe('Redis restart mid-run', () => {
       { concurrency: 8, onError: () => {} },
     );
     await ledger.until(100);
-    stopServer();
-    const empty = mkdtempSync(join(tmpdir(), 'sluice-redis-empty-'));
+    await server.stop();
+    // A server that kept nothing, on the same port: the stream and its group are gone.
+    const empty = await privateRedis({ port: server.port });
     try {
-      startServer(empty); // a server that kept nothing: the stream and its group are gone
+      await empty.start();
       await admin.client.ping().catch(() => admin.client.ping());
       await admin.fill(stream, payloads(100, 'after'));
       await ledger.until(200, 30_000);
@@ -173,9 +101,8 @@ describe('Redis restart mid-run', () => {
       expect([...ledger.runs.keys()].filter((k) => k.startsWith('after'))).toHaveLength(100);
       expect(await admin.pending(stream)).toBe(0);
     } finally {
-      stopServer();
-      startServer(dir);
-      rmSync(empty, { recursive: true, force: true });
+      await empty.remove();
+      await server.start();
     }
   });
 });
