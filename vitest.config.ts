@@ -3,8 +3,11 @@ import { configDefaults, defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts', 'examples/*/test/**/*.test.ts'],
-    // Tests that stop and start a real broker run afterwards, one file at a time
-    // (vitest.restart.config.ts), so they never pull a server from under another test.
+    // Before any file: the four shared brokers must answer, else one message naming the missing
+    // ones and how to start them (test/global-setup.ts).
+    globalSetup: ['test/global-setup.ts'],
+    // Tests that stop and restart a broker run afterwards, one file at a time, each against
+    // private servers it starts itself (vitest.restart.config.ts).
     exclude: [...configDefaults.exclude, '**/*.restart.test.ts'],
     testTimeout: 30_000,
     hookTimeout: 30_000,
