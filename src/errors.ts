@@ -6,6 +6,8 @@
  * @module
  */
 
+import { formatValue } from './internal/format-value.js';
+
 const BRAND = Symbol.for('sluice.error');
 
 /** Every error code sluice throws or reports. */
@@ -187,7 +189,7 @@ export class AbortError extends SluiceError {
  */
 export class JobFailedError extends SluiceError {
   constructor(value: unknown) {
-    super('ERR_JOB_FAILED', `job failed with a non-Error value: ${describe(value)}`, {
+    super('ERR_JOB_FAILED', `job failed with a non-Error value: ${formatValue(value)}`, {
       cause: value,
     });
   }
@@ -204,15 +206,6 @@ export class JobFailedError extends SluiceError {
 export class MalformedMessageError extends SluiceError {
   constructor(message: string, options?: { cause?: unknown }) {
     super('ERR_MESSAGE_MALFORMED', message, options);
-  }
-}
-
-function describe(value: unknown): string {
-  try {
-    const text = typeof value === 'string' ? JSON.stringify(value) : String(value);
-    return text.length > 200 ? `${text.slice(0, 200)}…` : text;
-  } catch {
-    return Object.prototype.toString.call(value);
   }
 }
 

@@ -54,3 +54,4 @@ export {
   type ThreadStats,
   type ThreadSubmitOptions,
 } from './threads/pool.js';
+export type { ThreadModule, ThreadModuleJob, ThreadModuleResult } from './threads/types.js';

@@ -45,6 +45,13 @@ describe('usage errors carry a stable code', () => {
       /Invalid argument "worker"/,
     ],
     [
+      'Pool: the options object passed as the worker',
+      // @ts-expect-error: the options object where the worker belongs, as a JavaScript caller may pass it
+      () => new Pool({ concurrency: 2 }),
+      'ERR_INVALID_ARGUMENT',
+      /^Invalid argument "worker": expected a function, got an object \{ concurrency: 2 \}$/,
+    ],
+    [
       'Pool.resize(0)',
       () => new Pool(double, { concurrency: 1 }).resize(0),
       'ERR_INVALID_ARGUMENT',
@@ -135,6 +142,35 @@ describe('usage errors carry a stable code', () => {
     expect(thrown.name).toMatch(/^(TypeError|RangeError)$/);
     expect(thrown.code).toBe(code);
     expect(thrown.message).toMatch(message);
+  });
+
+  it('a value in a message is shown readably, cut when long, and never breaks the message', () => {
+    const circular: Record<string, unknown> = {};
+    circular.self = circular;
+    const shown = (value: unknown) =>
+      codeOf(() => new Pool(() => 1, { concurrency: value as number })).message.replace(
+        /^Invalid option "concurrency": expected a positive integer, got /,
+        '',
+      );
+    expect(shown(Symbol('n'))).toBe('Symbol(n)');
+    expect(shown(2n)).toBe('2n');
+    expect(shown([1, 2])).toBe('[ 1, 2 ]');
+    expect(shown(() => 2)).toBe('[Function (anonymous)]');
+    expect(shown(circular)).toBe('an object <ref *1> { self: [Circular *1] }');
+    expect(shown('9'.repeat(1000))).toBe(`"${'9'.repeat(60)}"… (1000 characters)`);
+    expect(shown(Object.create(null))).toBe('an object [Object: null prototype] {}');
+  });
+
+  it('a thrown non-Error object is named by its contents in the failed result', async () => {
+    const failed = await new Pool(
+      () => {
+        throw { status: 503 };
+      },
+      { concurrency: 1 },
+    )
+      .run(1)
+      .catch((e: unknown) => e as Error);
+    expect(failed.message).toBe('job failed with a non-Error value: an object { status: 503 }');
   });
 
   it('an optional option given as null means its default, as undefined does', async () => {

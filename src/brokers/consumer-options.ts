@@ -5,6 +5,7 @@
  * @module
  */
 import { MalformedMessageError } from '../errors.js';
+import { formatValue } from '../internal/format-value.js';
 import { invalidOption, numberAtLeast } from '../internal/options.js';
 import type { BrokerMessage } from './source.js';
 
@@ -97,7 +98,7 @@ function checkedDelays(backoff: BackoffFunction): BackoffFunction {
     const delay = backoff(deliveryCount);
     if (typeof delay !== 'number' || !(delay >= 0)) {
       throw new RangeError(
-        `backoff function returned ${String(delay)} for delivery ${deliveryCount}: expected a number of ms >= 0`,
+        `backoff function returned ${formatValue(delay)} for delivery ${deliveryCount}: expected a number of ms >= 0`,
       );
     }
     return Math.min(delay, MAX_DELAY);

@@ -9,6 +9,19 @@ import { Batcher } from './consumer-batch.js';
 import { CLAIM_IF_OWNED, DEAD_LETTER } from './redis-scripts.js';
 import { type BrokerMessage, type BrokerSource, closedError } from './source.js';
 
+/**
+ * Any node-redis v5 client, whatever its type parameters: the one `createClient()` returns with
+ * its defaults (RESP `2 | 3`, the default modules), `createClient({ RESP: 3 })`, a client from
+ * `@redis/client` without modules, or one with a type mapping. sluice sends raw commands with its
+ * own reply mapping, so none of those parameters matter to it.
+ *
+ * Why `any` and not the parameters' constraints (`RespVersions`, `RedisModules`, …): a client
+ * type is invariant in them (they appear in its `options` and in `this` types), so a concrete
+ * client such as `RedisClientType<…, 2 | 3, {}>` is not assignable to the constrained one.
+ */
+// biome-ignore lint/suspicious/noExplicitAny: see above; `unknown` fails the parameters' constraints.
+export type AnyRedisClient = RedisClientType<any, any, any, any, any>;
+
 /** Options of {@link redisSource}. */
 export interface RedisSourceOptions {
   /** Connection URL, used when `client` is absent. @default 'redis://127.0.0.1:6379' */
@@ -19,8 +32,12 @@ export interface RedisSourceOptions {
    * connection this source duplicates from it. @default 10000
    */
   connectTimeout?: number;
-  /** A connected node-redis client to use for commands (it is duplicated for the blocking reads; the caller keeps ownership). */
-  client?: RedisClientType;
+  /**
+   * A connected node-redis v5 client to use for commands, as `createClient()` returns it (any
+   * RESP version, modules or type mapping). It is duplicated, with RESP 2, for the blocking
+   * reads; the caller keeps ownership.
+   */
+  client?: AnyRedisClient;
   /** Stream key. */
   stream: string;
   /** Consumer group (created with `MKSTREAM` from id `0` when missing). */
@@ -59,8 +76,8 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
   readonly consumer: string;
   readonly deadLetterStream: string;
   readonly heartbeatInterval: number;
-  readonly #cmd: RedisClientType;
-  readonly #read: RedisClientType;
+  readonly #cmd: AnyRedisClient;
+  readonly #read: AnyRedisClient;
   readonly #ownsCmd: boolean;
   readonly #field: string;
   readonly #block: number;
@@ -81,12 +98,7 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
   readonly orderedAcks = true;
 
   /** @internal use {@link redisSource} */
-  constructor(
-    cmd: RedisClientType,
-    read: RedisClientType,
-    ownsCmd: boolean,
-    o: RedisSourceOptions,
-  ) {
+  constructor(cmd: AnyRedisClient, read: AnyRedisClient, ownsCmd: boolean, o: RedisSourceOptions) {
     this.#cmd = cmd;
     this.#read = read;
     this.#ownsCmd = ownsCmd;
@@ -203,8 +215,8 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
    * queues it until it has reconnected. That spares a duplicate run of a handler that already
    * succeeded. Bounded by `claimIdle`: after that the entry may be reclaimed anyway.
    */
-  async #ackOnce(ids: string[], via: RedisClientType): Promise<unknown> {
-    const send = async (client: RedisClientType) => {
+  async #ackOnce(ids: string[], via: AnyRedisClient): Promise<unknown> {
+    const send = async (client: AnyRedisClient) => {
       const xack = client.sendCommand(['XACK', this.stream, this.group, ...ids]);
       if (!this.#deleteOnAck) return xack;
       // Pipelined behind the XACK (same connection, same turn): one round trip for both.
@@ -334,7 +346,7 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
 const EMPTY = new Uint8Array(0);
 
 export async function createGroup(
-  client: RedisClientType,
+  client: AnyRedisClient,
   stream: string,
   group: string,
 ): Promise<void> {
@@ -345,7 +357,7 @@ export async function createGroup(
   }
 }
 
-export async function closeClient(client: RedisClientType): Promise<void> {
+export async function closeClient(client: AnyRedisClient): Promise<void> {
   try {
     if (client.isOpen) await client.close();
   } catch {

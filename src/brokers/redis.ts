@@ -24,7 +24,7 @@
  *
  * @module
  */
-import { createClient, type RedisClientType } from 'redis';
+import { createClient } from 'redis';
 import {
   invalidOption,
   nonEmptyString,
@@ -33,6 +33,7 @@ import {
 } from '../internal/options.js';
 import { connectWithin, DEFAULT_CONNECT_TIMEOUT, redactUrl } from './connect-deadline.js';
 import {
+  type AnyRedisClient,
   closeClient,
   createGroup,
   type RedisSourceOptions,
@@ -52,7 +53,7 @@ export {
   jsonDecode,
   type MessageHandler,
 } from './consumer.js';
-export type { RedisMessage, RedisSourceOptions } from './redis-source.js';
+export type { AnyRedisClient, RedisMessage, RedisSourceOptions } from './redis-source.js';
 export { RedisStreamSource } from './redis-source.js';
 export type { BrokerMessage, BrokerSource } from './source.js';
 
@@ -89,14 +90,14 @@ export async function redisSource(options: RedisSourceOptions): Promise<RedisStr
   let established = false;
   const cmd =
     options.client ??
-    (createClient({
+    createClient({
       url: options.url ?? 'redis://127.0.0.1:6379',
       socket: {
         reconnectStrategy: (retries: number, cause: Error) =>
           established ? Math.min(50 * 2 ** retries, 2_000) : cause,
         connectTimeout,
       },
-    }) as RedisClientType);
+    });
   if (owns) {
     cmd.on('error', () => {}); // reconnects on its own; failed commands surface through onError
     await connectWithin(cmd.connect(), connectTimeout, where, () => cmd.destroy());
@@ -104,10 +105,10 @@ export async function redisSource(options: RedisSourceOptions): Promise<RedisStr
   // RESP2 on the reading connection: stream replies are plain arrays whatever the caller's client
   // uses. Named (CLIENT LIST shows `name=sluice:<stream>:<group>`) so that an operator can tell
   // which blocked connection reads which stream; node-redis sets it again on every reconnect.
-  const read = cmd.duplicate({
+  const read: AnyRedisClient = cmd.duplicate({
     RESP: 2,
     name: readerName(options.stream, options.group),
-  }) as RedisClientType;
+  });
   read.on('error', () => {});
   try {
     await connectWithin(read.connect(), connectTimeout, where, () => read.destroy());
@@ -128,14 +129,16 @@ export async function redisSource(options: RedisSourceOptions): Promise<RedisStr
  * they are — so a plain string such as `'hello'` is not JSON, and the default `jsonDecode`
  * dead-letters it; send `{ text: 'hello' }` or `JSON.stringify('hello')` instead.
  *
+ * @param client - any connected node-redis v5 client, as `createClient()` returns it.
  * @returns the new entry id.
  * @example
  * ```ts
+ * const client = await createClient({ url: 'redis://127.0.0.1:6379' }).connect();
  * await enqueue(client, 'jobs', { path: 'a.pdf' });
  * ```
  */
 export async function enqueue(
-  client: RedisClientType,
+  client: AnyRedisClient,
   stream: string,
   payload: unknown,
   opts: { field?: string } = {},

@@ -2,18 +2,7 @@
  * Option checks shared by every constructor, with one message template naming the option, the
  * value and what was expected. Internal.
  */
-function show(value: unknown): string {
-  if (typeof value === 'string') return JSON.stringify(value);
-  if (typeof value === 'bigint') return `${value}n`;
-  if (Array.isArray(value)) {
-    try {
-      return JSON.stringify(value);
-    } catch {
-      return `[${String(value)}]`;
-    }
-  }
-  return String(value);
-}
+import { formatValue } from './format-value.js';
 
 /**
  * Codes carried by the standard `TypeError`/`RangeError`s sluice throws for misuse, as Node does
@@ -55,7 +44,7 @@ function fail(label: Label, value: unknown, expected: string, numeric = true): n
     typeof label === 'string'
       ? (['option', label, 'ERR_INVALID_OPTION'] as const)
       : (['argument', label.argument, 'ERR_INVALID_ARGUMENT'] as const);
-  const message = `Invalid ${kind} "${name}": expected ${expected}, got ${show(value)}`;
+  const message = `Invalid ${kind} "${name}": expected ${expected}, got ${formatValue(value)}`;
   const error =
     numeric && typeof value === 'number' ? new RangeError(message) : new TypeError(message);
   throw coded(error, code);

@@ -13,6 +13,7 @@
  */
 import type { MessagePort } from 'node:worker_threads';
 import { JobFailedError } from '../errors.js';
+import { formatValue } from '../internal/format-value.js';
 
 /** Pool → thread: run these jobs, in order, with sequence numbers `seq`, `seq + 1`, … */
 export interface RunMessage {
@@ -139,6 +140,6 @@ function cloneable(value: unknown): unknown {
     structuredClone(value);
     return value;
   } catch {
-    return String(value);
+    return formatValue(value);
   }
 }

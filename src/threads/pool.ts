@@ -16,7 +16,14 @@ import { type DrainReport, Pool, type Task } from '../pool.js';
 import { MAX_BATCH } from './batch-size.js';
 import { resolveModule, threadSpec } from './module-spec.js';
 import { Scheduler } from './scheduler.js';
-import type { ThreadPoolOptions, ThreadPoolStats, ThreadSubmitOptions } from './types.js';
+import type {
+  ThreadModule,
+  ThreadModuleJob,
+  ThreadModuleResult,
+  ThreadPoolOptions,
+  ThreadPoolStats,
+  ThreadSubmitOptions,
+} from './types.js';
 
 /**
  * A {@link Pool} whose jobs run on `worker_threads`: for CPU-bound work, which would otherwise
@@ -47,6 +54,10 @@ import type { ThreadPoolOptions, ThreadPoolStats, ThreadSubmitOptions } from './
  * // hash.ts: export default (buf: Uint8Array) => createHash('sha256').update(buf).digest('hex');
  * await using pool = new ThreadPool<Uint8Array, string>(new URL('./hash.js', import.meta.url));
  * const digest = await pool.run(new Uint8Array(1024));
+ * // or let the module's type give J and R (see fromModule):
+ * await using typed = await ThreadPool.fromModule<typeof import('./hash.js')>(
+ *   new URL('./hash.js', import.meta.url),
+ * );
  * ```
  */
 export class ThreadPool<J, R> {
@@ -126,6 +137,28 @@ export class ThreadPool<J, R> {
       throw error;
     }
     return pool;
+  }
+
+  /**
+   * {@link create}, with the job and result types read from the module's own type: pass
+   * `typeof import('./worker.js')` as the type argument and `J` is the default export's first
+   * parameter, `R` its (awaited) return type. Without it, `new ThreadPool(url)` and `create(url)`
+   * give `ThreadPool<unknown, unknown>` — TypeScript cannot see through a runtime URL.
+   * @throws as {@link create} does.
+   * @example
+   * ```ts
+   * // hash.ts: export default async (buf: Uint8Array) => createHash('sha256').update(buf).digest('hex');
+   * await using pool = await ThreadPool.fromModule<typeof import('./hash.js')>(
+   *   new URL('./hash.js', import.meta.url),
+   * );
+   * const digest = await pool.run(new Uint8Array(1024)); // string; the job must be a Uint8Array
+   * ```
+   */
+  static fromModule<M extends ThreadModule>(
+    module: string | URL,
+    opts?: ThreadPoolOptions,
+  ): Promise<ThreadPool<ThreadModuleJob<M>, ThreadModuleResult<M>>> {
+    return ThreadPool.create(module, opts);
   }
 
   /**

@@ -36,6 +36,25 @@ export interface ThreadJobContext extends JobContext {
   transfer(list: readonly TransferListItem[]): void;
 }
 
+/**
+ * A worker module as `typeof import('./worker.js')` types it: a default export that is the
+ * worker function, `(job, ctx: ThreadJobContext) => result` (sync or async).
+ */
+export interface ThreadModule {
+  default: (job: never, ctx: ThreadJobContext) => unknown;
+}
+
+/** The job type of a {@link ThreadModule}: its default export's first parameter. */
+export type ThreadModuleJob<M extends ThreadModule> = M['default'] extends (
+  job: infer J,
+  ctx: never,
+) => unknown
+  ? J
+  : never;
+
+/** The result type of a {@link ThreadModule}: what its default export returns, awaited. */
+export type ThreadModuleResult<M extends ThreadModule> = Awaited<ReturnType<M['default']>>;
+
 /** Options of {@link ThreadPool}. */
 export interface ThreadPoolOptions {
   /** Threads to run, a positive integer. Default `os.availableParallelism()`. */

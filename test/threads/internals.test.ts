@@ -23,12 +23,21 @@ describe('error serialization', () => {
     expect((copy.cause as Error).message).toBe('inner');
   });
 
-  it('turns a thrown non-Error into JobFailedError, an unclonable one into its string', () => {
+  it('turns a thrown non-Error into JobFailedError, an unclonable one into its description', () => {
     const value = deserializeError(structuredClone(serializeError({ reason: 'x' })));
     expect(value).toBeInstanceOf(JobFailedError);
     expect(value.cause).toEqual({ reason: 'x' });
-    const fn = deserializeError(structuredClone(serializeError(() => 1)));
-    expect(fn.cause).toBe('() => 1');
+    expect(value.message).toBe("job failed with a non-Error value: an object { reason: 'x' }");
+    const fn = deserializeError(structuredClone(serializeError(function parse() {})));
+    expect(fn.cause).toBe('[Function: parse]');
+  });
+
+  it('an unclonable thrown object is described by its contents, not as [object Object]', () => {
+    const thrown = { retry: () => 1, attempt: 2 };
+    const copy = deserializeError(structuredClone(serializeError(thrown)));
+    expect(copy.cause).toBe('an object { retry: [Function: retry], attempt: 2 }');
+    const bare = Object.assign(Object.create(null), { retry: () => 1 });
+    expect(() => serializeError(bare)).not.toThrow();
   });
 });
 

@@ -47,8 +47,10 @@ const PDFJS_OPTIONS = {
  * is not a PDF, or pdfjs cannot parse it. The error fails that one job only.
  * @example
  * ```ts
- * const pool = new ThreadPool(new URL('./extract.js', import.meta.url));
- * const doc = await pool.run({ path: '/tmp/a.pdf' });
+ * const pool = await ThreadPool.fromModule<typeof import('./extract.js')>(
+ *   new URL('./extract.js', import.meta.url),
+ * );
+ * const doc = await pool.run({ path: '/tmp/a.pdf' }); // an ExtractedDocument
  * ```
  */
 export default async function extract(job: ExtractJob): Promise<ExtractedDocument> {

@@ -115,7 +115,7 @@ async function redisProducer(spec: Extract<BrokerSpec, { kind: 'redis' }>): Prom
   return {
     async send(payloads) {
       // node-redis pipelines the commands of one tick: one round trip for the batch.
-      await Promise.all(payloads.map((p) => enqueue(client as never, spec.stream, p)));
+      await Promise.all(payloads.map((p) => enqueue(client, spec.stream, p)));
     },
     close: async () => {
       await client.quit();
