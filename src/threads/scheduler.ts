@@ -124,13 +124,13 @@ export class Scheduler implements ThreadEvents<Job> {
    */
   cancel(index: number, error: Error): void {
     const job = this.#find((candidate) => candidate.index === index);
-    if (job) this.#cancel(job, error, false);
+    if (job) this.#cancel(job, error);
   }
 
   /** Cancels every job this scheduler holds (pool abort, drain deadline). */
   cancelAll(error: Error): void {
     for (let job = this.#find(() => true); job; job = this.#find(() => true)) {
-      this.#cancel(job, error, false);
+      this.#cancel(job, error);
     }
   }
 
@@ -432,6 +432,14 @@ export class Scheduler implements ThreadEvents<Job> {
     const thread = job.thread;
     const timeout = this.#opts.timeout as number;
     if (job.settled || !thread) return;
+    if (!job.moved && !thread.hasStarted(job)) {
+      // Not started yet: it goes back to wait its turn. Taken back first and checked after, as
+      // the thread may claim it in between; then it is timed from its start like any other.
+      const taken = thread.takeBack();
+      this.#requeue(taken);
+      this.#scheduleDispatch();
+      if (taken.includes(job)) return;
+    }
     if (thread.hasStarted(job)) {
       thread.receive(); // it may have ended: its result would be waiting on the port
       if (job.settled) return;
@@ -442,7 +450,7 @@ export class Scheduler implements ThreadEvents<Job> {
         return;
       }
     }
-    this.#cancel(job, new TimeoutError(timeout), true);
+    this.#cancel(job, new TimeoutError(timeout));
   }
 
   /** Feeds the batch sizer the gap since the thread's previous event. */
@@ -452,7 +460,7 @@ export class Scheduler implements ThreadEvents<Job> {
     thread.lastEventAt = now;
   }
 
-  #cancel(job: Job, error: Error, isTimeout: boolean): void {
+  #cancel(job: Job, error: Error): void {
     if (job.settled) return;
     const thread = job.thread;
     if (!thread) {
@@ -462,15 +470,13 @@ export class Scheduler implements ThreadEvents<Job> {
     }
     if (!thread.hasStarted(job)) {
       const taken = thread.takeBack();
-      if (isTimeout && !job.moved) {
-        // Not started yet: a timeout counts from the start, so it goes back to wait its turn.
-        this.#requeue(taken);
-      } else {
-        this.#requeue(taken.filter((other) => other !== job));
-        this.#settle(job, error, undefined);
-      }
+      this.#requeue(taken.filter((other) => other !== job));
       this.#scheduleDispatch();
-      return;
+      if (taken.includes(job)) {
+        this.#settle(job, error, undefined);
+        return;
+      }
+      // The thread claimed it meanwhile: it is running, so it is stopped as below.
     }
     this.#settle(job, error, undefined);
     thread.cancel(job, serializeError(error));

@@ -39,6 +39,15 @@ describe('ThreadPool transfer', () => {
     expect(await pool.drain()).toMatchObject({ canceled: 0 });
   });
 
+  it('a result whose transfer list holds a detached buffer fails with ERR_DATA_CLONE; the thread stays', async () => {
+    await using pool = jobsPool({ threads: 1 });
+    const before = await pool.run({ kind: 'thread-id' });
+    const error = await pool.run({ kind: 'transfer-out-detached' }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(TypeError);
+    expect(error).toHaveProperty('code', 'ERR_DATA_CLONE');
+    expect(await pool.run({ kind: 'thread-id' })).toBe(before);
+  });
+
   it('copies (does not detach) buffers that are not listed', async () => {
     await using pool = jobsPool();
     const buf = new ArrayBuffer(1024);
