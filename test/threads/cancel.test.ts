@@ -1,6 +1,25 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { AbortError, TimeoutError } from '../../src/errors.js';
+import type { ThreadPoolOptions } from '../../src/threads/types.js';
 import { batchingOn, cellSet, jobsPool, latch, release } from './helpers.js';
+
+/**
+ * A one-thread pool that has measured tiny jobs, so jobs submitted together travel in one
+ * batch, and two latches for them. When the test ends, pass or fail, both are released and the
+ * pool drained.
+ */
+async function batchingPool(opts: ThreadPoolOptions) {
+  const pool = jobsPool({ threads: 1, queueSize: 64, ...opts });
+  const a = latch();
+  const b = latch();
+  onTestFinished(async () => {
+    release(a.cells);
+    release(b.cells);
+    await pool.drain();
+  });
+  const [before] = await batchingOn(pool);
+  return { pool, before, a, b };
+}
 
 describe('ThreadPool cancellation', () => {
   it('aborting a queued job removes it at once; it never runs', async () => {
@@ -74,10 +93,7 @@ describe('ThreadPool cancellation', () => {
   });
 
   it('a canceled job that ignores its signal gets its own grace period, even behind another one in its batch', async () => {
-    await using pool = jobsPool({ threads: 1, queueSize: 8, abortGrace: 100 });
-    const [before] = await batchingOn(pool);
-    const a = latch();
-    const b = latch();
+    const { pool, before, a, b } = await batchingPool({ abortGrace: 100 });
     const ca = new AbortController();
     const cb = new AbortController();
     // Submitted together, so they travel to the thread in one batch.
@@ -90,7 +106,7 @@ describe('ThreadPool cancellation', () => {
     expect((await ta.result).ok).toBe(false);
     // a ends, b starts in the same thread, and b is canceled, all before this side reads a's result.
     release(a.cells);
-    expect(Atomics.wait(b.cells, 0, 0, 10_000)).not.toBe('timed-out');
+    expect(Atomics.wait(b.cells, 0, 0, 5_000)).not.toBe('timed-out'); // b was in a's batch
     cb.abort();
     expect((await tb.result).ok).toBe(false);
     // b never ends by itself: its thread is terminated at b's own deadline and replaced.
@@ -100,10 +116,7 @@ describe('ThreadPool cancellation', () => {
 
   it('a grace period that ends late, after its job ended and the next one started, spares the next job', async () => {
     const abortGrace = 50;
-    await using pool = jobsPool({ threads: 1, queueSize: 8, abortGrace });
-    const [before] = await batchingOn(pool);
-    const a = latch();
-    const b = latch();
+    const { pool, before, a, b } = await batchingPool({ abortGrace });
     const ca = new AbortController();
     const [ta, tb] = await Promise.all([
       pool.submit({ kind: 'block', sab: a.sab }, { signal: ca.signal }),
@@ -118,7 +131,7 @@ describe('ThreadPool cancellation', () => {
     await new Promise<void>((resolve) =>
       setImmediate(() => {
         release(a.cells);
-        Atomics.wait(b.cells, 0, 0, 10_000);
+        Atomics.wait(b.cells, 0, 0, 5_000);
         Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, abortGrace * 3);
         resolve();
       }),
@@ -177,10 +190,7 @@ describe('ThreadPool timeouts', () => {
 
   it('a job batched behind another gets its whole timeout from its own start', async () => {
     const timeout = 400;
-    await using pool = jobsPool({ threads: 1, timeout, queueSize: 8 });
-    await batchingOn(pool);
-    const a = latch();
-    const b = latch();
+    const { pool, a, b } = await batchingPool({ timeout });
     const hold = (share: number) => new Promise((resolve) => setTimeout(resolve, timeout * share));
     // Submitted together, so they reach the thread in one batch: b's clock must wait for b.
     const first = pool.run({ kind: 'block', sab: a.sab });
