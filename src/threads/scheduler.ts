@@ -425,14 +425,20 @@ export class Scheduler implements ThreadEvents<Job> {
   /**
    * The timeout armed at hand-over went off. A job that started later than that gets the rest
    * of its time from its own start (the thread wrote it before claiming the job); one that has
-   * not started goes back to wait (see #cancel); one that ran its whole limit times out.
+   * not started goes back to wait; one that ran its whole limit times out. So no job times out
+   * before it ran `timeout` ms.
    */
   #timeUp(job: Job): void {
     job.timer = undefined;
     const thread = job.thread;
     const timeout = this.#opts.timeout as number;
     if (job.settled || !thread) return;
-    if (!job.moved && !thread.hasStarted(job)) {
+    if (job.moved && !thread.hasStarted(job)) {
+      // Its moved objects are in the thread, so it cannot go elsewhere: it waits there.
+      job.timer = setTimeout(() => this.#timeUp(job), timeout);
+      return;
+    }
+    if (!thread.hasStarted(job)) {
       // Not started yet: it goes back to wait its turn. Taken back first and checked after, as
       // the thread may claim it in between; then it is timed from its start like any other.
       const taken = thread.takeBack();

@@ -50,7 +50,7 @@ export interface ThreadPoolOptions {
    * Per-job limit in ms of the job's own run time, counted from the moment its thread starts it
    * (not from when it was handed over: a job batched behind others is not timed while it
    * waits). A job still unstarted `timeout` ms after hand-over is taken back and waits for a
-   * thread again. On expiry the job settles as `TimeoutError` and its thread-side signal aborts;
+   * thread again (one with a `transfer` list waits where it is: its objects are there). On expiry the job settles as `TimeoutError` and its thread-side signal aborts;
    * see `abortGrace`. Default: none.
    */
   timeout?: number;
