@@ -8,6 +8,9 @@
  * the next job the thread may start. The thread claims job `s` with
  * `compareExchange(cursor, s, s + 1)`; the pool takes back jobs that have not started by moving
  * the cursor past them. So both sides always agree on which jobs started, without a message.
+ * When the pool has a timeout, the thread also writes the start time of each job it is about to
+ * claim to a second cell (a `Float64Array` at byte 8, ms since the epoch), before the claim: a
+ * job's clock then starts when it does.
  *
  * @module
  */
@@ -39,7 +42,12 @@ export type FromThread =
   /** The module could not be loaded. `permanent` when retrying cannot help (no function export). */
   | { t: 'init-failed'; error: SerializedError; permanent: boolean }
   | { t: 'ok'; seq: number; value: unknown }
-  | { t: 'err'; seq: number; error: SerializedError };
+  | { t: 'err'; seq: number; error: SerializedError }
+  /**
+   * A `run` message could not be decoded in the thread (its `messageerror`), so none of its jobs
+   * started. `seq` is where it began: the end of the last `run` message that was decoded.
+   */
+  | { t: 'undecodable'; seq: number; error: SerializedError };
 
 /** What the pool passes to a new thread as `workerData`. */
 export interface ThreadData {
@@ -47,8 +55,10 @@ export interface ThreadData {
   module: string;
   /** The thread's slot number (its `ctx.workerId`). */
   id: number;
-  /** Backing store of the cursor cell (see the module comment). */
+  /** Backing store of the cursor cell and the start-time cell (see the module comment). */
   cursor: SharedArrayBuffer;
+  /** The pool has a timeout: write each job's start time before claiming it. */
+  timed: boolean;
   /** The thread's end of its channel to the pool (jobs in, results out). */
   port: MessagePort;
 }

@@ -67,6 +67,8 @@ export class ThreadPool<J, R> {
   readonly #transfers = new WeakMap<object, readonly TransferListItem[]>();
   #threads: number;
   #stopped: Promise<void> | undefined;
+  /** Removes the listener on `opts.signal`; called once the pool stops. */
+  #unsubscribe: (() => void) | undefined;
 
   /**
    * Starts the threads at once (the module loads in the background; see {@link ready}).
@@ -111,7 +113,7 @@ export class ThreadPool<J, R> {
       { concurrency: this.#capacity(threads), queueSize: unbounded ? Number.POSITIVE_INFINITY : 0 },
     );
     if (signal?.aborted) void this.abort(signal.reason);
-    else if (signal) onAbort(signal, (reason) => void this.abort(reason));
+    else if (signal) this.#unsubscribe = onAbort(signal, (reason) => void this.abort(reason));
   }
 
   /**
@@ -263,8 +265,10 @@ export class ThreadPool<J, R> {
   }
 
   /**
-   * Changes the thread count. Up: threads start now. Down: surplus threads finish their job and
-   * leave; jobs sent to them and not started move to other threads.
+   * Changes the thread count. Up: threads start now — or a surplus thread still finishing its
+   * job after an earlier `resize` down stays instead, so no more than `threads` jobs run once
+   * the count is back up. Down: surplus threads finish their job and leave; jobs sent to them
+   * and not started move to other threads.
    * @throws RangeError/TypeError when `threads` is not a positive integer.
    */
   resize(threads: number): void {
@@ -374,7 +378,10 @@ export class ThreadPool<J, R> {
     return failure && error instanceof PoolClosedError ? failure : error;
   }
 
+  /** Drained, aborted, closed and idle, or failed: the signal no longer reaches the pool. */
   #stop(): Promise<void> {
+    this.#unsubscribe?.();
+    this.#unsubscribe = undefined;
     this.#stopped ??= this.#scheduler.stop();
     return this.#stopped;
   }

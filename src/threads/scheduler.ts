@@ -23,7 +23,10 @@ interface Job extends Sent {
   reject: (error: Error) => void;
   settled: boolean;
   thread: Thread<Job> | undefined;
+  /** The timeout, while the job is with a thread. */
   timer: NodeJS.Timeout | undefined;
+  /** Armed when the job was canceled while running: its thread's deadline to let it go. */
+  grace: NodeJS.Timeout | undefined;
   acceptedAt: number;
   /** performance.now() when first sent to a thread; 0 before. */
   startedAt: number;
@@ -32,6 +35,8 @@ interface Job extends Sent {
    * copy, so it cannot be taken back and sent elsewhere: it travels alone, to an idle thread.
    */
   moved: boolean;
+  /** Travels in a message of its own: `moved`, or its batch could not be decoded in a thread. */
+  alone: boolean;
 }
 
 export interface SchedulerOptions {
@@ -51,7 +56,10 @@ export class Scheduler implements ThreadEvents<Job> {
   readonly #retired = new Set<Thread<Job>>();
   /** Jobs waiting for a thread; jobs taken back from a thread go back in front. */
   readonly #fifo = new Fifo<Job>();
-  readonly #graceTimers = new Map<Thread<Job>, NodeJS.Timeout>();
+  /** Canceled jobs still running, each with its own grace timer. */
+  readonly #inGrace = new Set<Job>();
+  /** Jobs each slot's threads reported, across replacements: indexed by slot. */
+  readonly #completed: number[] = [];
   readonly #timing: StatsRecorder;
   readonly #startup: Startup;
   readonly #batchSize = new BatchSize();
@@ -88,8 +96,10 @@ export class Scheduler implements ThreadEvents<Job> {
   ): Promise<unknown> {
     if (this.#startup.failure) return Promise.reject(this.#startup.failure);
     return new Promise((resolve, reject) => {
+      const moved = transfer !== undefined && transfer.length > 0;
       this.#fifo.push({
         seq: 0,
+        batchSeq: 0,
         job,
         index,
         transfer,
@@ -98,9 +108,11 @@ export class Scheduler implements ThreadEvents<Job> {
         settled: false,
         thread: undefined,
         timer: undefined,
+        grace: undefined,
         acceptedAt,
         startedAt: 0,
-        moved: transfer !== undefined && transfer.length > 0,
+        moved,
+        alone: moved,
       });
       this.#scheduleDispatch();
     });
@@ -112,13 +124,13 @@ export class Scheduler implements ThreadEvents<Job> {
    */
   cancel(index: number, error: Error): void {
     const job = this.#find((candidate) => candidate.index === index);
-    if (job) this.#cancel(job, error, false);
+    if (job) this.#cancel(job, error);
   }
 
   /** Cancels every job this scheduler holds (pool abort, drain deadline). */
   cancelAll(error: Error): void {
     for (let job = this.#find(() => true); job; job = this.#find(() => true)) {
-      this.#cancel(job, error, false);
+      this.#cancel(job, error);
     }
   }
 
@@ -141,11 +153,15 @@ export class Scheduler implements ThreadEvents<Job> {
 
   #paused = false;
 
-  /** Changes the thread count: new threads start now, surplus ones leave once idle. */
+  /**
+   * Changes the thread count: surplus threads leave once idle; a slot wanted again takes back
+   * the thread that left it if that one still runs its last job (so a job never runs beyond the
+   * count), else a new thread starts now.
+   */
   resize(threads: number): void {
     this.#target = threads;
     this.#timing.setConcurrency(threads);
-    for (let id = 0; id < threads; id++) if (!this.#slots[id]) this.#spawn(id);
+    for (let id = 0; id < threads; id++) if (!this.#slots[id]) this.#revive(id);
     for (let id = threads; id < this.#slots.length; id++) {
       const thread = this.#slots[id];
       if (thread) this.#retire(thread);
@@ -159,22 +175,31 @@ export class Scheduler implements ThreadEvents<Job> {
   async stop(): Promise<void> {
     this.#stopped = true;
     this.#startup.stop();
-    for (const timer of this.#graceTimers.values()) clearTimeout(timer);
+    for (const job of this.#inGrace) clearTimeout(job.grace);
+    this.#inGrace.clear();
     const threads = [...this.#slots, ...this.#retired].filter((t): t is Thread<Job> => !!t);
     this.#slots.length = 0;
     await Promise.all(threads.map((thread) => thread.terminate()));
   }
 
+  /** `running` counts every thread busy with a job, including threads on their way out. */
   timings(): { running: number; stats: ReturnType<StatsRecorder['snapshot']> } {
     let running = 0;
     for (const thread of this.#slots) if (thread?.running()) running++;
+    for (const thread of this.#retired) if (thread.running()) running++;
     return { running, stats: this.#timing.snapshot(this.#target, running, this.waiting) };
   }
 
   threadStats(): { id: number; utilization: number; completed: number }[] {
     return this.#slots.flatMap((thread) =>
       thread
-        ? [{ id: thread.id, utilization: thread.utilization(), completed: thread.completed }]
+        ? [
+            {
+              id: thread.id,
+              utilization: thread.utilization(),
+              completed: this.#completed[thread.id] ?? 0,
+            },
+          ]
         : [],
     );
   }
@@ -196,11 +221,31 @@ export class Scheduler implements ThreadEvents<Job> {
   }
 
   onResult(thread: Thread<Job>, job: Job, error: Error | undefined, value: unknown): void {
-    this.#clearGrace(thread);
+    this.#completed[thread.id] = (this.#completed[thread.id] ?? 0) + 1;
+    if (job.grace !== undefined) this.#clearGrace(job);
     this.#measure(thread);
     if (error) this.#settle(job, error, undefined);
     else this.#settle(job, undefined, value);
     if (thread.retiring && !thread.busy) void thread.terminate();
+    this.#scheduleDispatch();
+  }
+
+  onUndecodable(thread: Thread<Job>, seq: number, error: Error): void {
+    // Only news while that message's first job is still here, not started.
+    if (!thread.find((job) => job.seq === seq && !thread.hasStarted(job))) return;
+    // The thread cannot start anything past the message it lost: take back all of it.
+    const taken = thread.takeBack();
+    const lost = taken.filter((job) => job.batchSeq === seq);
+    if (lost.length === 1) {
+      const job = lost[0] as Job;
+      job.thread = undefined;
+      this.#settle(job, dataCloneError('job cannot be received by its thread', error), undefined);
+      this.#requeue(taken.filter((other) => other !== job));
+    } else {
+      // Which of them the thread could not decode is unknown: each goes again on its own.
+      for (const job of lost) job.alone = true;
+      this.#requeue(taken);
+    }
     this.#scheduleDispatch();
   }
 
@@ -210,8 +255,8 @@ export class Scheduler implements ThreadEvents<Job> {
     error: Error | undefined,
     running: Job | undefined,
   ): void {
-    this.#clearGrace(thread);
     this.#retired.delete(thread);
+    if (running?.grace !== undefined) this.#clearGrace(running);
     if (running) {
       const crash = new WorkerCrashedError(
         `worker thread ${thread.id} died while running job ${running.index} (exit code ${exitCode}${error ? `: ${error.message}` : ''})`,
@@ -257,7 +302,24 @@ export class Scheduler implements ThreadEvents<Job> {
   }
 
   #spawn(id: number): void {
-    this.#slots[id] = new Thread<Job>(id, this.#spec, this.#opts.resourceLimits, this);
+    const timed = this.#opts.timeout !== undefined;
+    this.#slots[id] = new Thread<Job>(id, this.#spec, this.#opts.resourceLimits, this, timed);
+  }
+
+  /**
+   * Fills empty slot `id`: with the thread resize took out of it, when that one is still alive
+   * and not being terminated (it runs its last job: a new thread next to it would run one job
+   * too many), else with a new thread.
+   */
+  #revive(id: number): void {
+    for (const thread of this.#retired) {
+      if (thread.id !== id || thread.terminating) continue;
+      this.#retired.delete(thread);
+      thread.retiring = false;
+      this.#slots[id] = thread;
+      return;
+    }
+    this.#spawn(id);
   }
 
   #refill(): void {
@@ -312,9 +374,9 @@ export class Scheduler implements ThreadEvents<Job> {
       const batch: Job[] = [];
       while (batch.length < size) {
         const job = this.#fifo.peek();
-        if (!job || (job.moved && batch.length > 0)) break;
+        if (!job || (job.alone && batch.length > 0)) break;
         batch.push(this.#fifo.shift() as Job);
-        if (job.moved) break;
+        if (job.alone) break;
       }
       this.#start(thread, batch);
     }
@@ -341,11 +403,7 @@ export class Scheduler implements ThreadEvents<Job> {
       if (batch.length > 1) {
         for (const job of batch) this.#start(thread, [job]);
       } else if (batch[0]) {
-        const cause = error as Error;
-        const failure = coded(
-          new TypeError(`job cannot be sent to a thread: ${cause.message}`, { cause }),
-          'ERR_DATA_CLONE',
-        );
+        const failure = dataCloneError('job cannot be sent to a thread', error as Error);
         this.#settle(batch[0], failure, undefined);
         this.#scheduleDispatch(); // the thread is still free for the next job
       }
@@ -356,11 +414,49 @@ export class Scheduler implements ThreadEvents<Job> {
       job.thread = thread;
       job.transfer = undefined;
       if (job.startedAt === 0) job.startedAt = this.#timing.started(now - job.acceptedAt);
+      // Armed at hand-over, as the thread may start the job any time now; when it goes off,
+      // #timeUp counts from the job's own start.
       if (this.#opts.timeout !== undefined) {
-        const timeout = this.#opts.timeout;
-        job.timer = setTimeout(() => this.#cancel(job, new TimeoutError(timeout), true), timeout);
+        job.timer = setTimeout(() => this.#timeUp(job), this.#opts.timeout);
       }
     }
+  }
+
+  /**
+   * The timeout armed at hand-over went off. A job that started later than that gets the rest
+   * of its time from its own start (the thread wrote it before claiming the job); one that has
+   * not started goes back to wait; one that ran its whole limit times out. So no job times out
+   * before it ran `timeout` ms.
+   */
+  #timeUp(job: Job): void {
+    job.timer = undefined;
+    const thread = job.thread;
+    const timeout = this.#opts.timeout as number;
+    if (job.settled || !thread) return;
+    if (job.moved && !thread.hasStarted(job)) {
+      // Its moved objects are in the thread, so it cannot go elsewhere: it waits there.
+      job.timer = setTimeout(() => this.#timeUp(job), timeout);
+      return;
+    }
+    if (!thread.hasStarted(job)) {
+      // Not started yet: it goes back to wait its turn. Taken back first and checked after, as
+      // the thread may claim it in between; then it is timed from its start like any other.
+      const taken = thread.takeBack();
+      this.#requeue(taken);
+      this.#scheduleDispatch();
+      if (taken.includes(job)) return;
+    }
+    if (thread.hasStarted(job)) {
+      thread.receive(); // it may have ended: its result would be waiting on the port
+      if (job.settled) return;
+      // The start of the latest job the thread claimed: this one's, or a later one's.
+      const ran = performance.timeOrigin + performance.now() - thread.startTime();
+      if (ran < timeout) {
+        job.timer = setTimeout(() => this.#timeUp(job), Math.max(1, Math.ceil(timeout - ran)));
+        return;
+      }
+    }
+    this.#cancel(job, new TimeoutError(timeout));
   }
 
   /** Feeds the batch sizer the gap since the thread's previous event. */
@@ -370,7 +466,7 @@ export class Scheduler implements ThreadEvents<Job> {
     thread.lastEventAt = now;
   }
 
-  #cancel(job: Job, error: Error, isTimeout: boolean): void {
+  #cancel(job: Job, error: Error): void {
     if (job.settled) return;
     const thread = job.thread;
     if (!thread) {
@@ -380,39 +476,54 @@ export class Scheduler implements ThreadEvents<Job> {
     }
     if (!thread.hasStarted(job)) {
       const taken = thread.takeBack();
-      if (isTimeout && !job.moved) {
-        // Not started yet: a timeout counts from the start, so it goes back to wait its turn.
-        this.#requeue(taken);
-      } else {
-        this.#requeue(taken.filter((other) => other !== job));
-        this.#settle(job, error, undefined);
-      }
+      this.#requeue(taken.filter((other) => other !== job));
       this.#scheduleDispatch();
-      return;
+      if (taken.includes(job)) {
+        this.#settle(job, error, undefined);
+        return;
+      }
+      // The thread claimed it meanwhile: it is running, so it is stopped as below.
     }
     this.#settle(job, error, undefined);
     thread.cancel(job, serializeError(error));
     this.#armGrace(thread, job);
   }
 
-  /** A canceled job still running after the grace period costs its thread. */
+  /**
+   * A canceled job still running after the grace period costs its thread. Each canceled job has
+   * its own deadline, and its timer only ever stops that job: never one that started after it.
+   */
   #armGrace(thread: Thread<Job>, job: Job): void {
-    if (this.#graceTimers.has(thread)) return;
-    const timer = setTimeout(() => {
-      this.#graceTimers.delete(thread);
-      if (thread.running() !== job) return;
-      this.#requeue(thread.takeBack(), (lost) => this.#lostWithThread(thread, lost));
-      thread.retiring = true;
-      void thread.terminate(); // `exit` then replaces it
-    }, this.#opts.abortGrace);
-    this.#graceTimers.set(thread, timer);
+    if (job.grace !== undefined) return;
+    job.grace = setTimeout(() => this.#graceOver(thread, job), this.#opts.abortGrace);
+    this.#inGrace.add(job);
   }
 
-  #clearGrace(thread: Thread<Job>): void {
-    const timer = this.#graceTimers.get(thread);
-    if (timer === undefined) return;
-    clearTimeout(timer);
-    this.#graceTimers.delete(thread);
+  #graceOver(thread: Thread<Job>, job: Job): void {
+    this.#inGrace.delete(job);
+    job.grace = undefined;
+    if (this.#stopped || !thread.isRunning(job)) return;
+    // Its result may be waiting on the port (the event loop was busy): then it ended in time.
+    thread.receive();
+    if (!thread.isRunning(job)) return;
+    // Keep the thread from starting anything else, then look once more: the job may have
+    // ended in between, and then the thread is fine and the jobs simply go elsewhere.
+    const taken = thread.takeBack();
+    thread.receive();
+    if (!thread.isRunning(job)) {
+      this.#requeue(taken);
+      this.#scheduleDispatch();
+      return;
+    }
+    this.#requeue(taken, (lost) => this.#lostWithThread(thread, lost));
+    thread.retiring = true;
+    void thread.terminate(); // `exit` then replaces it
+  }
+
+  #clearGrace(job: Job): void {
+    clearTimeout(job.grace);
+    job.grace = undefined;
+    this.#inGrace.delete(job);
   }
 
   /**
@@ -448,6 +559,10 @@ export class Scheduler implements ThreadEvents<Job> {
     if (error) job.reject(error);
     else job.resolve(value);
   }
+}
+
+function dataCloneError(what: string, cause: Error): Error {
+  return coded(new TypeError(`${what}: ${cause.message}`, { cause }), 'ERR_DATA_CLONE');
 }
 
 /** A file: URL as its path (what a user passed, usually); any other URL as it is. */

@@ -25,6 +25,8 @@ import { BOOTSTRAP, type ThreadSpec } from './module-spec.js';
 /** A job handed to a thread. The scheduler owns the rest of its state. */
 export interface Sent {
   seq: number;
+  /** `seq` of the first job of the message it travelled in. */
+  batchSeq: number;
   job: unknown;
   index: number;
   transfer: readonly TransferListItem[] | undefined;
@@ -37,6 +39,11 @@ export interface ThreadEvents<S extends Sent> {
   onStartFailed(thread: Thread<S>, error: Error, permanent: boolean): void;
   /** A job finished in the thread (`error` undefined = success). */
   onResult(thread: Thread<S>, sent: S, error: Error | undefined, value: unknown): void;
+  /**
+   * The thread could not decode the message that began with job `seq`: none of the jobs sent
+   * from there on can start until the pool takes them back.
+   */
+  onUndecodable(thread: Thread<S>, seq: number, error: Error): void;
   /** The thread is gone. `running` is the job it was running, if any. */
   onExit(
     thread: Thread<S>,
@@ -51,6 +58,8 @@ export class Thread<S extends Sent> {
   readonly #worker: Worker;
   readonly #port: MessagePort;
   readonly #cursor: Int32Array;
+  /** Start time (ms since the epoch) of the job the thread claimed last; see messages.ts. */
+  readonly #clock: Float64Array;
   readonly #events: ThreadEvents<S>;
   /** Jobs sent and not yet reported, oldest first. */
   readonly #sent: S[] = [];
@@ -58,7 +67,7 @@ export class Thread<S extends Sent> {
   #nextSeq = 0;
   #error: Error | undefined;
   #everReady = false;
-  completed = 0;
+  #terminating = false;
   /** performance.now() of the latest result, or of the send that ended an idle spell. */
   lastEventAt = 0;
   /** Set when the pool decided to terminate this thread (abort grace, resize, drain). */
@@ -69,17 +78,20 @@ export class Thread<S extends Sent> {
     spec: ThreadSpec,
     limits: ResourceLimits | undefined,
     events: ThreadEvents<S>,
+    timed: boolean,
   ) {
     this.id = id;
     this.#events = events;
-    const cursor = new SharedArrayBuffer(4);
-    this.#cursor = new Int32Array(cursor);
+    const cursor = new SharedArrayBuffer(16);
+    this.#cursor = new Int32Array(cursor, 0, 1);
+    this.#clock = new Float64Array(cursor, 8, 1);
     const { port1, port2 } = new MessageChannel();
     this.#port = port1;
     const data: ThreadData & { entry: string; tsx: string | undefined } = {
       module: spec.module,
       id,
       cursor,
+      timed,
       port: port2,
       entry: spec.entry,
       tsx: spec.tsx,
@@ -133,6 +145,30 @@ export class Thread<S extends Sent> {
     return ((Atomics.load(this.#cursor, 0) - sent.seq) | 0) > 0;
   }
 
+  /** True while `sent` runs here: started, its result not yet received. */
+  isRunning(sent: S): boolean {
+    return this.#sent.includes(sent) && this.hasStarted(sent);
+  }
+
+  /**
+   * When a started job began (ms since the epoch, `performance.timeOrigin` based), as the thread
+   * wrote it before claiming the job; only kept when the thread was started `timed`. Once a
+   * later job started, this is that job's start: later, never earlier.
+   */
+  startTime(): number {
+    return this.#clock[0] as number;
+  }
+
+  /** True once {@link terminate} was called. */
+  get terminating(): boolean {
+    return this.#terminating;
+  }
+
+  /** Handles every message the thread already posted, now, without waiting for an event. */
+  receive(): void {
+    if (this.#state !== 'dead') this.#drainPort();
+  }
+
   /** Sends jobs as one message, numbering them. */
   send(batch: S[]): void {
     const jobs: unknown[] = [];
@@ -151,6 +187,7 @@ export class Thread<S extends Sent> {
     );
     for (const sent of batch) {
       sent.seq = this.#nextSeq;
+      sent.batchSeq = first;
       this.#nextSeq = (this.#nextSeq + 1) | 0;
       this.#sent.push(sent);
     }
@@ -191,6 +228,7 @@ export class Thread<S extends Sent> {
 
   terminate(): Promise<number> {
     this.retiring = true;
+    this.#terminating = true;
     return this.#worker.terminate();
   }
 
@@ -207,12 +245,14 @@ export class Thread<S extends Sent> {
         // Results arrive in sequence order; anything else was taken back or is stale.
         if (!sent || sent.seq !== message.seq) return;
         this.#sent.shift();
-        this.completed++;
         if (this.#sent.length === 0) this.#worker.unref();
         if (message.t === 'ok') this.#events.onResult(this, sent, undefined, message.value);
         else this.#events.onResult(this, sent, deserializeError(message.error), undefined);
         return;
       }
+      case 'undecodable':
+        this.#events.onUndecodable(this, message.seq, deserializeError(message.error));
+        return;
       case 'ready':
         this.#state = 'ready';
         this.#everReady = true;
@@ -246,7 +286,6 @@ export class Thread<S extends Sent> {
     const sent = this.#sent[0];
     if (!sent || !this.hasStarted(sent)) return;
     this.#sent.shift();
-    this.completed++;
     if (this.#sent.length === 0) this.#worker.unref();
     const failure = coded(
       new TypeError(`job result cannot be received from the thread: ${error.message}`, {

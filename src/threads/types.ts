@@ -66,19 +66,25 @@ export interface ThreadPoolOptions {
    */
   queueSize?: number;
   /**
-   * Per-job limit in ms, counted from the moment the job is handed to its thread. A job that
-   * has not started by then (it waits in a batch behind others) is taken back and waits for a
-   * thread again, so no job times out before it starts. On expiry the job settles as
-   * `TimeoutError` and its thread-side signal aborts; see `abortGrace`. Default: none.
+   * Per-job limit in ms of the job's own run time, counted from the moment its thread starts it
+   * (not from when it was handed over: a job batched behind others is not timed while it
+   * waits). A job still unstarted `timeout` ms after hand-over is taken back and waits for a
+   * thread again (one with a `transfer` list waits where it is: its objects are there). On expiry the job settles as `TimeoutError` and its thread-side signal aborts;
+   * see `abortGrace`. Default: none.
    */
   timeout?: number;
   /** V8 heap limits of each thread; a thread that exceeds them dies (`WorkerCrashedError`). */
   resourceLimits?: ResourceLimits;
-  /** Aborting it aborts the pool, like {@link ThreadPool.abort}. */
+  /**
+   * Aborting it aborts the pool, like {@link ThreadPool.abort}. The pool stops listening once
+   * it is drained, aborted, or closed and idle.
+   */
   signal?: AbortSignal;
   /**
    * How long (ms) a canceled or timed-out job may keep running in its thread before the thread is
-   * terminated and replaced. The job itself settles at once. Default 500.
+   * terminated and replaced. The job itself settles at once. Each canceled job has its own
+   * deadline, and it only ever ends that job: a job that started after it is never hit.
+   * Default 500.
    */
   abortGrace?: number;
   /**
@@ -104,13 +110,17 @@ export interface ThreadStats {
   id: number;
   /** Busy share of the thread's event loop since it started (0..1). */
   utilization: number;
-  /** Jobs this slot's threads have finished (any outcome reported by the thread). */
+  /**
+   * Jobs this slot's threads have finished (any outcome reported by the thread), counted across
+   * the threads that replaced each other in the slot.
+   */
   completed: number;
 }
 
 /**
  * {@link PoolStats} of a ThreadPool: `concurrency` is the thread count, `running` the jobs
- * occupying threads, `queued` every accepted job not yet started; plus per-thread figures.
+ * occupying threads (a surplus thread finishing its last job after `resize` down included),
+ * `queued` every accepted job not yet started; plus per-thread figures.
  *
  * A canceled or timed-out job settles at once (it counts in `canceled`/`timedOut`), but its
  * thread stays busy until the worker function returns or `abortGrace` terminates the thread;

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { performance } from 'node:perf_hooks';
 import { type TransferListItem, workerData } from 'node:worker_threads';
 import { coded } from '../internal/options.js';
 import {
@@ -20,8 +21,13 @@ type ThreadWorker = (job: unknown, ctx: ThreadJobContext) => unknown;
 
 const data = workerData as ThreadData;
 const port = data.port;
-const cursor = new Int32Array(data.cursor);
+const cursor = new Int32Array(data.cursor, 0, 1);
+/** Start time of the job claimed last (only written when the pool has a timeout). */
+const clock = data.timed ? new Float64Array(data.cursor, 8, 1) : undefined;
+const timeOrigin = performance.timeOrigin;
 const batches: RunMessage[] = [];
+/** Where the next `run` message begins: the end of the last one decoded. */
+let expected = 0;
 let draining = false;
 /** The job running now: cancel messages abort its controller. */
 let current: JobCtx | undefined;
@@ -126,6 +132,8 @@ async function drain(worker: ThreadWorker): Promise<void> {
   for (let batch = batches.shift(); batch; batch = batches.shift()) {
     for (let i = 0; i < batch.jobs.length; i++) {
       const seq = (batch.seq + i) | 0;
+      // Written before the claim, so the pool never reads an older job's start for this one.
+      if (clock) clock[0] = timeOrigin + performance.now();
       // The pool moved the cursor past this job: it took the rest of the batch back.
       if (Atomics.compareExchange(cursor, 0, seq, (seq + 1) | 0) !== seq) break;
       current = new JobCtx(seq, batch.indexes[i] as number);
@@ -141,11 +149,17 @@ const worker = await load();
 if (worker) {
   port.on('message', (message: ToThread) => {
     if (message.t === 'run') {
+      expected = (message.seq + message.jobs.length) | 0;
       batches.push(message);
       if (!draining) void drain(worker);
     } else if (current?.seq === message.seq) {
       current.abort(deserializeError(message.reason));
     }
+  });
+  // A run message this thread cannot decode (say, a typed array whose buffer was detached before
+  // it was listed for transfer): none of its jobs can start, so the pool must hear of it.
+  port.on('messageerror', (error: Error) => {
+    post({ t: 'undecodable', seq: expected, error: serializeError(error) });
   });
   post({ t: 'ready' });
 }

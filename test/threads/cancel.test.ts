@@ -1,6 +1,25 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { AbortError, TimeoutError } from '../../src/errors.js';
-import { cellSet, jobsPool, latch, release } from './helpers.js';
+import type { ThreadPoolOptions } from '../../src/threads/types.js';
+import { batchingOn, cellSet, jobsPool, latch, release } from './helpers.js';
+
+/**
+ * A one-thread pool that has measured tiny jobs, so jobs submitted together travel in one
+ * batch, and two latches for them. When the test ends, pass or fail, both are released and the
+ * pool drained.
+ */
+async function batchingPool(opts: ThreadPoolOptions) {
+  const pool = jobsPool({ threads: 1, queueSize: 64, ...opts });
+  const a = latch();
+  const b = latch();
+  onTestFinished(async () => {
+    release(a.cells);
+    release(b.cells);
+    await pool.drain();
+  });
+  const [before] = await batchingOn(pool);
+  return { pool, before, a, b };
+}
 
 describe('ThreadPool cancellation', () => {
   it('aborting a queued job removes it at once; it never runs', async () => {
@@ -73,6 +92,56 @@ describe('ThreadPool cancellation', () => {
     expect(r3).toMatchObject({ ok: true, value: 6 });
   });
 
+  it('a canceled job that ignores its signal gets its own grace period, even behind another one in its batch', async () => {
+    const { pool, before, a, b } = await batchingPool({ abortGrace: 100 });
+    const ca = new AbortController();
+    const cb = new AbortController();
+    // Submitted together, so they travel to the thread in one batch.
+    const [ta, tb] = await Promise.all([
+      pool.submit({ kind: 'block', sab: a.sab }, { signal: ca.signal }),
+      pool.submit({ kind: 'block', sab: b.sab }, { signal: cb.signal }),
+    ]);
+    await cellSet(a.cells, 0);
+    ca.abort(); // a ignores it: a's grace period starts
+    expect((await ta.result).ok).toBe(false);
+    // a ends, b starts in the same thread, and b is canceled, all before this side reads a's result.
+    release(a.cells);
+    expect(Atomics.wait(b.cells, 0, 0, 5_000)).not.toBe('timed-out'); // b was in a's batch
+    cb.abort();
+    expect((await tb.result).ok).toBe(false);
+    // b never ends by itself: its thread is terminated at b's own deadline and replaced.
+    expect(await pool.run({ kind: 'thread-id' })).not.toBe(before);
+    expect(pool.stats()).toMatchObject({ running: 0, crashed: 0, canceled: 2 });
+  });
+
+  it('a grace period that ends late, after its job ended and the next one started, spares the next job', async () => {
+    const abortGrace = 50;
+    const { pool, before, a, b } = await batchingPool({ abortGrace });
+    const ca = new AbortController();
+    const [ta, tb] = await Promise.all([
+      pool.submit({ kind: 'block', sab: a.sab }, { signal: ca.signal }),
+      pool.submit({ kind: 'block', sab: b.sab }),
+    ]);
+    await cellSet(a.cells, 0);
+    ca.abort(); // a ignores it: a's grace period starts
+    expect((await ta.result).ok).toBe(false);
+    // In one callback: a ends, b starts, and the event loop stays blocked past a's grace deadline.
+    // The loop's next turn runs timers before it reads the port, so a's grace timer fires while
+    // a's result still waits there.
+    await new Promise<void>((resolve) =>
+      setImmediate(() => {
+        release(a.cells);
+        Atomics.wait(b.cells, 0, 0, 5_000);
+        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, abortGrace * 3);
+        resolve();
+      }),
+    );
+    release(b.cells);
+    expect(await tb.result).toMatchObject({ ok: true, value: 'released' });
+    expect(await pool.run({ kind: 'thread-id' })).toBe(before);
+    expect(pool.stats()).toMatchObject({ crashed: 0, canceled: 1 });
+  });
+
   it('cancel t1 (running) and submit t2 right away: t2 resolves', async () => {
     await using pool = jobsPool({ threads: 1, abortGrace: 20 });
     const l1 = latch();
@@ -117,6 +186,24 @@ describe('ThreadPool timeouts', () => {
     const later = pool.run({ kind: 'thread-id' });
     expect(await timedOut).toBeInstanceOf(TimeoutError);
     expect(await later).not.toBe(before);
+  });
+
+  it('a job batched behind another gets its whole timeout from its own start', async () => {
+    const timeout = 400;
+    const { pool, a, b } = await batchingPool({ timeout });
+    const hold = (share: number) => new Promise((resolve) => setTimeout(resolve, timeout * share));
+    // Submitted together, so they reach the thread in one batch: b's clock must wait for b.
+    const first = pool.run({ kind: 'block', sab: a.sab });
+    const second = pool.run({ kind: 'block', sab: b.sab });
+    await cellSet(a.cells, 0);
+    await hold(0.75);
+    release(a.cells);
+    await cellSet(b.cells, 0);
+    await hold(0.5); // b has run half its limit; the batch was handed over 1.25 limits ago
+    release(b.cells);
+    expect(await first).toBe('released');
+    expect(await second).toBe('released');
+    expect(pool.stats().timedOut).toBe(0);
   });
 
   it('counts from the job start, not its submission', async () => {

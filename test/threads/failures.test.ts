@@ -64,6 +64,16 @@ describe('values that cannot cross threads fail only their job', () => {
 });
 
 describe('a thread that dies mid-job', () => {
+  it('per-thread completed counts survive the replacement of a crashed thread', async () => {
+    await using pool = jobsPool({ threads: 1 });
+    for (let x = 0; x < 5; x++) await pool.run({ kind: 'double', x });
+    expect(pool.stats().threads).toMatchObject([{ id: 0, completed: 5 }]);
+    await expect(pool.run({ kind: 'exit', code: 1 })).rejects.toBeInstanceOf(WorkerCrashedError);
+    for (let x = 0; x < 3; x++) await pool.run({ kind: 'double', x });
+    expect(pool.stats().threads).toMatchObject([{ id: 0, completed: 8 }]);
+    expect(pool.stats()).toMatchObject({ succeeded: 8, crashed: 1 });
+  });
+
   const cases = [
     { name: 'process.exit(0)', job: { kind: 'exit', code: 0 } as const, exitCode: 0 },
     { name: 'process.exit(1)', job: { kind: 'exit', code: 1 } as const, exitCode: 1 },

@@ -22,7 +22,12 @@ export function latch(): { sab: SharedArrayBuffer; cells: Int32Array } {
 // Atomics.waitAsync is in Node 16+, but in TypeScript's lib only from ES2024.
 const waitAsync = (
   Atomics as unknown as {
-    waitAsync(cells: Int32Array, index: number, value: number): { async: boolean; value: unknown };
+    waitAsync(
+      cells: Int32Array,
+      index: number,
+      value: number,
+      timeoutMs?: number,
+    ): { async: boolean; value: unknown };
   }
 ).waitAsync;
 
@@ -40,4 +45,33 @@ export async function cellSet(cells: Int32Array, index: number): Promise<number>
 export function release(cells: Int32Array): void {
   Atomics.store(cells, 2, 1);
   Atomics.notify(cells, 2);
+}
+
+/**
+ * Resolves true once cell `index` is at least `value`, false after `timeoutMs` without it.
+ * Never busy-waits.
+ */
+export async function cellReaches(
+  cells: Int32Array,
+  index: number,
+  value: number,
+  timeoutMs = Number.POSITIVE_INFINITY,
+): Promise<boolean> {
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    const now = Atomics.load(cells, index);
+    if (now >= value) return true;
+    const left = deadline - performance.now();
+    if (left <= 0) return false;
+    const wait = waitAsync(cells, index, now, left);
+    if (wait.async) await wait.value;
+  }
+}
+
+/**
+ * Runs enough tiny jobs for the pool to measure them, so the next jobs submitted together travel
+ * to a thread in one batch. Returns the thread ids the jobs ran on.
+ */
+export async function batchingOn(pool: ThreadPool<Job, unknown>): Promise<unknown[]> {
+  return Promise.all(Array.from({ length: 400 }, () => pool.run({ kind: 'thread-id' })));
 }

@@ -1,7 +1,8 @@
+import { getEventListeners } from 'node:events';
 import { describe, expect, it } from 'vitest';
 import { PoolClosedError } from '../../src/errors.js';
 import { ThreadPool } from '../../src/threads/pool.js';
-import { cellSet, fixture, jobsPool, latch, release } from './helpers.js';
+import { cellReaches, cellSet, fixture, jobsPool, latch, release } from './helpers.js';
 
 describe('ThreadPool has the Pool surface', () => {
   it('submit resolves with a Task whose result is a value; run resolves with the value', async () => {
@@ -94,6 +95,51 @@ describe('ThreadPool has the Pool surface', () => {
     const result = await task.result;
     expect(result.ok).toBe(false);
     await expect(pool.run({ kind: 'double', x: 1 })).rejects.toBeInstanceOf(PoolClosedError);
+  });
+
+  it('a pool drained, aborted or closed no longer listens to its signal', async () => {
+    const controller = new AbortController();
+    const listeners = () => getEventListeners(controller.signal, 'abort').length;
+    const drained = jobsPool({ signal: controller.signal });
+    expect(await drained.run({ kind: 'double', x: 1 })).toBe(2);
+    expect(listeners()).toBe(1);
+    await drained.drain();
+    expect(listeners()).toBe(0);
+    const aborted = jobsPool({ signal: controller.signal });
+    await aborted.abort();
+    expect(listeners()).toBe(0);
+    const closed = jobsPool({ signal: controller.signal });
+    closed.close();
+    await closed.drain();
+    expect(listeners()).toBe(0);
+  });
+
+  it('shrinking then growing while jobs run never runs more jobs than threads; stats count them all', async () => {
+    const pool = jobsPool({ threads: 2, queueSize: 4 });
+    // Gauge cells: 0 = gauge jobs running now, 1 = most ever at once, 2 = release.
+    const gauge = latch();
+    const gauged = () => pool.run({ kind: 'gauge', sab: gauge.sab });
+    try {
+      const first = [gauged(), gauged()];
+      await cellReaches(gauge.cells, 0, 2);
+      pool.resize(1);
+      // Both still run: the surplus thread finishes its job before it leaves.
+      expect(pool.stats()).toMatchObject({ concurrency: 1, running: 2 });
+      pool.resize(2);
+      expect(pool.stats()).toMatchObject({ concurrency: 2, running: 2 });
+      const third = gauged();
+      // Both threads are taken, so the third cannot start; a pool that starts it anyway has a
+      // second to show it.
+      expect(await cellReaches(gauge.cells, 1, 3, 1_000)).toBe(false);
+      expect(pool.stats()).toMatchObject({ running: 2, queued: 1 });
+      release(gauge.cells);
+      expect(await Promise.all([...first, third])).toEqual(['released', 'released', 'released']);
+      expect(Atomics.load(gauge.cells, 1)).toBe(2);
+      expect(pool.stats().threads).toHaveLength(2);
+    } finally {
+      release(gauge.cells);
+      await pool.drain();
+    }
   });
 
   it('resize adds threads that take jobs, and removes surplus ones', async () => {

@@ -23,6 +23,31 @@ describe('ThreadPool transfer', () => {
     expect(bufs.every((buf) => buf.byteLength === 0)).toBe(true);
   });
 
+  it('a job whose transfer list holds a detached buffer fails with ERR_DATA_CLONE; the thread goes on', async () => {
+    const pool = jobsPool({ threads: 1 });
+    const before = await pool.run({ kind: 'thread-id' });
+    const view = new Uint8Array(64);
+    expect(await pool.run({ kind: 'transfer-view', view }, { transfer: [view.buffer] })).toBe(64);
+    // Submitted again: its buffer went to the thread with the first run.
+    const error = await pool
+      .run({ kind: 'transfer-view', view }, { transfer: [view.buffer] })
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(TypeError);
+    expect(error).toHaveProperty('code', 'ERR_DATA_CLONE');
+    expect(await pool.run({ kind: 'thread-id' })).toBe(before);
+    expect(pool.stats()).toMatchObject({ failed: 1, crashed: 0, running: 0, queued: 0 });
+    expect(await pool.drain()).toMatchObject({ canceled: 0 });
+  });
+
+  it('a result whose transfer list holds a detached buffer fails with ERR_DATA_CLONE; the thread stays', async () => {
+    await using pool = jobsPool({ threads: 1 });
+    const before = await pool.run({ kind: 'thread-id' });
+    const error = await pool.run({ kind: 'transfer-out-detached' }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(TypeError);
+    expect(error).toHaveProperty('code', 'ERR_DATA_CLONE');
+    expect(await pool.run({ kind: 'thread-id' })).toBe(before);
+  });
+
   it('copies (does not detach) buffers that are not listed', async () => {
     await using pool = jobsPool();
     const buf = new ArrayBuffer(1024);
