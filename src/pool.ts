@@ -17,6 +17,7 @@ import {
 } from './internal/options.js';
 import { Slots } from './internal/slots.js';
 import {
+  claim,
   dismiss,
   park,
   serve,
@@ -359,6 +360,9 @@ export class Pool<J, R> implements JobOwner<J, R> {
     }
     while (this.#submitters.length > 0 && this.#canAccept()) {
       const s = this.#submitters.shift() as Submitter<J, R>;
+      // Accepted from here on: starting the job may run a worker that aborts the submit's own
+      // signal, which must then cancel the job (its result), not reject the submit.
+      claim(s);
       serve(s, this.#accept(s.job, s.signal, now));
     }
     if (this.#isIdle()) {
@@ -381,6 +385,9 @@ export class Pool<J, R> implements JobOwner<J, R> {
       run.cancel(error);
     }
     for (const run of this.#slots.items()) {
+      // Settled already: canceled a moment ago by its own signal or timeout, whose abort
+      // listener (user code, run before the slot is released) called abort() — not ours.
+      if (run.settled) continue;
       this.#canceledJobs.push(run.job);
       run.cancel(error);
     }
