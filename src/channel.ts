@@ -76,9 +76,15 @@ export class Channel<T> implements AsyncIterable<T> {
    * @returns a promise that resolves once the value is buffered or handed to a receiver.
    * @throws ChannelClosedError (rejection) when the channel is closed, now or while waiting.
    * @throws AbortError (rejection) when `opts.signal` aborts first; the value is not sent.
+   * @throws TypeError (rejection) `ERR_INVALID_OPTION` when `opts.signal` is not an AbortSignal.
    */
   send(value: T, opts?: ChannelOpOptions): Promise<void> {
-    const signal = opts === undefined ? undefined : optionalSignal('signal', opts.signal);
+    let signal: AbortSignal | undefined;
+    try {
+      signal = opts == null ? undefined : optionalSignal('signal', opts.signal);
+    } catch (error) {
+      return Promise.reject(error); // misuse of a promise-returning method rejects (README)
+    }
     if (this.#closed) return Promise.reject(new ChannelClosedError());
     if (signal?.aborted) return Promise.reject(abortErrorFrom(signal));
     if (this.#offer(value)) return RESOLVED;
@@ -102,9 +108,15 @@ export class Channel<T> implements AsyncIterable<T> {
    * @returns `{ done: false, value }`, or `{ done: true, value: undefined }` once the channel is
    *   closed and drained.
    * @throws AbortError (rejection) when `opts.signal` aborts first; no value is taken.
+   * @throws TypeError (rejection) `ERR_INVALID_OPTION` when `opts.signal` is not an AbortSignal.
    */
   receive(opts?: ChannelOpOptions): Promise<IteratorResult<T, undefined>> {
-    const signal = opts === undefined ? undefined : optionalSignal('signal', opts.signal);
+    let signal: AbortSignal | undefined;
+    try {
+      signal = opts == null ? undefined : optionalSignal('signal', opts.signal);
+    } catch (error) {
+      return Promise.reject(error); // misuse of a promise-returning method rejects (README)
+    }
     if (signal?.aborted) return Promise.reject(abortErrorFrom(signal));
     const ready = this.tryReceive();
     if (ready) return Promise.resolve(ready);
