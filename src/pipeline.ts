@@ -192,7 +192,8 @@ export class Pipeline<J, T> implements AsyncIterable<Result<J, T>> {
   }
 
   /**
-   * Stops pulling the source; every stage finishes what it holds. Keep consuming the results:
+   * Stops pulling the source; every stage finishes what it holds (a value that a pull already
+   * pending brings runs too: nothing taken from the source is lost). Keep consuming the results:
    * the promise resolves once the last one has been taken (called before iterating, the
    * pipeline starts drained and yields nothing).
    * @returns a promise that resolves when the iteration has ended.

@@ -8,7 +8,9 @@ import { TimeoutError, toError } from '../errors.js';
  */
 export interface JobContext {
   /**
-   * Aborted on pool abort, job abort or job timeout. Created on first access (it is not free).
+   * Aborted on pool abort, job abort or job timeout — before the job's slot is given to the
+   * next job, so at most `concurrency` workers are ever running with a live signal. Created on
+   * first access (it is not free).
    * Its `reason` is the error the job settles with: an `AbortError` (whose `cause` is the
    * caller's reason), a `TimeoutError` — or, when the caller's own abort reason already is a
    * sluice error (e.g. a `TimeoutError` from an outer pool), that error unchanged.
