@@ -347,11 +347,15 @@ function envelopes<J>(
       // Promise.resolve, as for await's Await(): a plain { value, done } from next() is
       // accepted; a synchronous throw reaches the engine, which reports it as the source's.
       next: () => Promise.resolve(it.next()).then(wrap),
-      return: async () => {
+    };
+    // Only if the source has one: the engine waits for a pending pull of a source that cannot
+    // be told to stop, and would take a return() of ours for the source's acknowledgement.
+    if (typeof it.return === 'function') {
+      iterator.return = async () => {
         await it.return?.();
         return { done: true, value: undefined };
-      },
-    };
+      };
+    }
     return { [Symbol.asyncIterator]: () => iterator };
   }
   const it = (source as Iterable<J>)[Symbol.iterator]();

@@ -400,6 +400,28 @@ describe('pipeline: hand-written and waiting sources', () => {
     expect(state.closed).toBe(true);
   });
 
+  it('abort() while a pull of a source without return() is pending: what it yields afterwards settles as canceled', async () => {
+    const late = deferred<IteratorResult<number>>();
+    const source = handWritten<number>([
+      () => Promise.resolve({ done: false, value: 0 }),
+      () => late.promise,
+    ]);
+    const p = pipeline(source).stage('id', async (x: number) => x, { concurrency: 1 });
+    const results: Result<number, number>[] = [];
+    const consuming = (async () => {
+      for await (const r of p) results.push(r);
+    })();
+    await flush();
+    p.abort('stop');
+    await flush();
+    late.resolve({ done: false, value: 1 });
+    await consuming;
+    expect(results.map((r) => [r.job, r.ok])).toEqual([
+      [0, true],
+      [1, false],
+    ]);
+  });
+
   it('return() before any next(): no listener left on the signal, nothing pulled, drain() resolves', async () => {
     const ac = new AbortController();
     const { state, source } = counted(10);

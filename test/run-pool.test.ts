@@ -376,6 +376,35 @@ async function noUnhandled(body: () => Promise<void>): Promise<unknown[]> {
 }
 
 describe('runPool: hand-written async sources', () => {
+  it('a value that a source without return() yields after abort, from a pull already pending, settles as canceled', async () => {
+    const ac = new AbortController();
+    const late = deferred<IteratorResult<number>>();
+    const source = handWritten<number>([
+      () => Promise.resolve({ done: false, value: 0 }),
+      () => late.promise,
+    ]);
+    const results: Result<number, number>[] = [];
+    const consuming = (async () => {
+      for await (const r of runPool(source, async (x: number) => x, {
+        concurrency: 1,
+        signal: ac.signal,
+      })) {
+        results.push(r);
+      }
+    })();
+    await flush(); // 0 is through; the pull of 1 is pending
+    ac.abort('stop');
+    await flush();
+    late.resolve({ done: false, value: 1 });
+    await consuming;
+    expect(results.map((r) => [r.job, r.ok])).toEqual([
+      [0, true],
+      [1, false],
+    ]);
+    const r1 = results[1];
+    expect(r1?.ok === false && r1.error).toBeInstanceOf(AbortError);
+  });
+
   it('a next() that throws synchronously: earlier results, then that error, nothing unhandled', async () => {
     const boom = new Error('next() threw');
     const source = handWritten<number>([

@@ -160,14 +160,18 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
   async #closeSource(): Promise<void> {
     if (this.#sourceDone) return;
     this.#sourceDone = true;
+    // Without return() the source cannot be told to stop: a pull pending now is waited for,
+    // whatever it takes, since what it brings must settle as a result.
+    if (typeof this.#source.return !== 'function') return;
     try {
-      await this.#source.return?.();
+      await this.#source.return();
     } catch {
       // The source's own cleanup failed while we were stopping; nothing is waiting for it.
     }
-    // The source is closed and its pending pull still open: it may never settle (a hand-written
-    // next() that ignores return()), so it is abandoned rather than waited for. An async
-    // generator never gets here with a pull pending: it queues return() behind that next().
+    // The source acknowledged the stop and its pending pull is still open: it may never settle
+    // (a hand-written next() that ignores its own return()), so it is abandoned rather than
+    // waited for. An async generator never gets here with a pull pending: it queues return()
+    // behind that next(). A Channel's iterator settles the pending next() in its return().
     if (this.#pulling) {
       this.#pulling = false;
       this.#abandoned = true;
