@@ -76,9 +76,15 @@ export class Channel<T> implements AsyncIterable<T> {
    * @returns a promise that resolves once the value is buffered or handed to a receiver.
    * @throws ChannelClosedError (rejection) when the channel is closed, now or while waiting.
    * @throws AbortError (rejection) when `opts.signal` aborts first; the value is not sent.
+   * @throws TypeError (rejection) `ERR_INVALID_OPTION` when `opts.signal` is not an AbortSignal.
    */
   send(value: T, opts?: ChannelOpOptions): Promise<void> {
-    const signal = opts === undefined ? undefined : optionalSignal('signal', opts.signal);
+    let signal: AbortSignal | undefined;
+    try {
+      signal = opts == null ? undefined : optionalSignal('signal', opts.signal);
+    } catch (error) {
+      return Promise.reject(error); // misuse of a promise-returning method rejects (README)
+    }
     if (this.#closed) return Promise.reject(new ChannelClosedError());
     if (signal?.aborted) return Promise.reject(abortErrorFrom(signal));
     if (this.#offer(value)) return RESOLVED;
@@ -102,9 +108,15 @@ export class Channel<T> implements AsyncIterable<T> {
    * @returns `{ done: false, value }`, or `{ done: true, value: undefined }` once the channel is
    *   closed and drained.
    * @throws AbortError (rejection) when `opts.signal` aborts first; no value is taken.
+   * @throws TypeError (rejection) `ERR_INVALID_OPTION` when `opts.signal` is not an AbortSignal.
    */
   receive(opts?: ChannelOpOptions): Promise<IteratorResult<T, undefined>> {
-    const signal = opts === undefined ? undefined : optionalSignal('signal', opts.signal);
+    let signal: AbortSignal | undefined;
+    try {
+      signal = opts == null ? undefined : optionalSignal('signal', opts.signal);
+    } catch (error) {
+      return Promise.reject(error); // misuse of a promise-returning method rejects (README)
+    }
     if (signal?.aborted) return Promise.reject(abortErrorFrom(signal));
     const ready = this.tryReceive();
     if (ready) return Promise.resolve(ready);
@@ -151,13 +163,54 @@ export class Channel<T> implements AsyncIterable<T> {
     for (let r = this.#receivers.shift(); r; r = this.#receivers.shift()) serve(r, DONE);
   }
 
-  /** Iterates until the channel is closed and empty. Breaking out does not close the channel. */
-  async *[Symbol.asyncIterator](): AsyncIterator<T, undefined> {
-    for (;;) {
-      const next = this.tryReceive() ?? (await this.receive());
-      if (next.done) return undefined;
-      yield next.value;
-    }
+  /**
+   * Iterates until the channel is closed and empty. Breaking out does not close the channel.
+   * `return()` while a `next()` waits on an empty channel ends that wait with `done` and takes
+   * no value, so a consumer that stops (a runPool abort) never swallows a value sent later.
+   * Written by hand: an async generator would queue `return()` behind the waiting `next()`.
+   */
+  [Symbol.asyncIterator](): AsyncIterator<T, undefined> & AsyncIterable<T> {
+    let finished = false;
+    /** This iterator's waits, so that return() can end them. */
+    const waits = new Set<Receiver<T>>();
+    const settle = (result: IteratorResult<T, undefined>): IteratorResult<T, undefined> => {
+      if (result.done) finished = true;
+      return result;
+    };
+    const iterator = {
+      next: (): Promise<IteratorResult<T, undefined>> => {
+        if (finished) return Promise.resolve(DONE);
+        const ready = this.tryReceive();
+        if (ready) return Promise.resolve(settle(ready));
+        return new Promise((resolve, reject) => {
+          const node: Receiver<T> = {
+            resolve: (result) => {
+              waits.delete(node);
+              resolve(settle(result));
+            },
+            reject,
+            unsubscribe: undefined,
+            prev: undefined,
+            next: undefined,
+            linked: false,
+          };
+          waits.add(node);
+          this.#receivers.push(node);
+        });
+      },
+      return: (): Promise<IteratorResult<T, undefined>> => {
+        finished = true;
+        for (const node of waits) {
+          this.#receivers.remove(node);
+          node.resolve(DONE);
+        }
+        return Promise.resolve(DONE);
+      },
+      [Symbol.asyncIterator]() {
+        return iterator;
+      },
+    };
+    return iterator;
   }
 
   /** Hands `value` to a waiting receiver or buffers it; false when neither is possible. */

@@ -46,23 +46,31 @@ export class SluiceError extends Error {
 
   static override [Symbol.hasInstance](value: unknown): boolean {
     if (typeof value !== 'object' || value === null) return false;
-    const brand = (value as { [BRAND]?: unknown })[BRAND];
-    if (typeof brand !== 'string') return false;
-    // `this` is the class `instanceof` was asked about: the base matches every sluice error,
-    // a subclass matches its own name (and anything that names it in its prototype chain).
-    // biome-ignore lint/complexity/noThisInStatic: `this` is the class on the right of instanceof.
-    if (this === SluiceError) return true;
-    let proto: unknown = Object.getPrototypeOf(value);
-    while (proto !== null && proto !== Object.prototype) {
-      const name = (proto as { constructor?: { name?: string } }).constructor?.name;
+    try {
       // biome-ignore lint/complexity/noThisInStatic: `this` is the class on the right of instanceof.
-      if (name === this.name) {
-        return true;
-      }
-      proto = Object.getPrototypeOf(proto);
+      return isBranded(this, value);
+    } catch {
+      // A value whose inspection throws (a revoked Proxy, a throwing getter) is no sluice error;
+      // `instanceof` must not throw where sluice classifies thrown values and abort reasons.
+      return false;
     }
-    return false;
   }
+}
+
+/** `instanceof cls` by brand and class name (see {@link SluiceError}); may throw on hostile values. */
+function isBranded(cls: { name: string }, value: object): boolean {
+  const brand = (value as { [BRAND]?: unknown })[BRAND];
+  if (typeof brand !== 'string') return false;
+  // `cls` is the class `instanceof` was asked about: the base matches every sluice error,
+  // a subclass matches its own name (and anything that names it in its prototype chain).
+  if (cls === SluiceError) return true;
+  let proto: unknown = Object.getPrototypeOf(value);
+  while (proto !== null && proto !== Object.prototype) {
+    const name = (proto as { constructor?: { name?: string } }).constructor?.name;
+    if (name === cls.name) return true;
+    proto = Object.getPrototypeOf(proto);
+  }
+  return false;
 }
 
 /**
@@ -209,9 +217,18 @@ export class MalformedMessageError extends SluiceError {
   }
 }
 
-/** Wraps anything thrown into an `Error`: non-Errors become `JobFailedError` with `cause`. */
+/**
+ * Wraps anything thrown into an `Error`: non-Errors become `JobFailedError` with `cause`. Never
+ * throws: a value whose inspection throws (a revoked Proxy, a Proxy whose traps throw) is not
+ * taken for an Error. Every place that classifies a thrown value goes through here.
+ */
 export function toError(value: unknown): Error {
-  return value instanceof Error ? value : new JobFailedError(value);
+  try {
+    if (value instanceof Error) return value;
+  } catch {
+    // `instanceof` ran a throwing getPrototypeOf trap: not an Error we can rely on.
+  }
+  return new JobFailedError(value);
 }
 
 /** The error that an aborted `signal` stands for: an `AbortError` whose `cause` is the reason. */

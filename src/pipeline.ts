@@ -11,7 +11,7 @@ import {
   optionalSignal,
   positiveInt,
 } from './internal/options.js';
-import { PullEngine } from './internal/pull-engine.js';
+import { notAnObject, PullEngine } from './internal/pull-engine.js';
 import type { Result } from './result.js';
 import { type Percentiles, StatsRecorder } from './stats.js';
 
@@ -166,13 +166,8 @@ export class Pipeline<J, T> implements AsyncIterable<Result<J, T>> {
     const last = this.#live.at(-1);
     if (!last) invalidState('a pipeline needs at least one stage');
     // drain() or abort() before iterating: start stopped (every stage still ends cleanly).
-    if (this.#aborted || this.#draining) this.#live[0]?.engine.stopPulling();
-    if (this.#signal?.aborted) this.abort(this.#signal.reason);
-    else if (this.#signal) {
-      const signal = this.#signal;
-      const unsubscribe = onAbort(signal, () => this.abort(signal.reason));
-      void this.#done.promise.then(unsubscribe);
-    }
+    if (this.#aborted) this.#live[0]?.engine.stopPulling(this.#aborted);
+    else if (this.#draining) this.#live[0]?.engine.stopPulling();
     return this.#output(last);
   }
 
@@ -197,7 +192,8 @@ export class Pipeline<J, T> implements AsyncIterable<Result<J, T>> {
   }
 
   /**
-   * Stops pulling the source; every stage finishes what it holds. Keep consuming the results:
+   * Stops pulling the source; every stage finishes what it holds (a value that a pull already
+   * pending brings runs too: nothing taken from the source is lost). Keep consuming the results:
    * the promise resolves once the last one has been taken (called before iterating, the
    * pipeline starts drained and yields nothing).
    * @returns a promise that resolves when the iteration has ended.
@@ -217,7 +213,7 @@ export class Pipeline<J, T> implements AsyncIterable<Result<J, T>> {
     if (this.#aborted) return;
     this.#aborted = reason instanceof AbortError ? reason : new AbortError(reason);
     const live = this.#live ?? [];
-    live[0]?.engine.stopPulling();
+    live[0]?.engine.stopPulling(this.#aborted);
     for (const stage of live) stage.engine.cancelRunning(this.#aborted);
   }
 
@@ -274,26 +270,58 @@ export class Pipeline<J, T> implements AsyncIterable<Result<J, T>> {
     };
   }
 
-  async *#output(last: LiveStage): AsyncGenerator<Result<J, T>, undefined> {
-    try {
-      for await (const r of last.engine) {
-        const out = toEnvelope(r, last.def.name);
-        yield out.failure
-          ? {
-              ok: false,
-              job: out.job as J,
-              index: out.index,
-              error: out.failure.error,
-              stage: out.failure.stage,
-            }
-          : { ok: true, job: out.job as J, index: out.index, value: out.value as T };
+  /**
+   * The results iterator. Written by hand, not as an async generator: `return()` on a
+   * generator that has not started (no `next()` yet) ends it without running its `finally`,
+   * which left the signal listener, the stages and the source open and `drain()` pending.
+   * The signal is watched from the first `next()` until the end, so an iterator that is
+   * created and dropped retains nothing.
+   */
+  #output(last: LiveStage): AsyncIterator<Result<J, T>> & AsyncIterable<Result<J, T>> {
+    let state: 'new' | 'iterating' | 'ended' = 'new';
+    let unsubscribe: (() => void) | undefined;
+    const end = async (): Promise<IteratorResult<Result<J, T>>> => {
+      if (state === 'ended') return { done: true, value: undefined };
+      state = 'ended';
+      unsubscribe?.();
+      try {
+        // Stop pulling and cancel what runs, in every stage (a no-op once they all ended).
+        if (!this.#aborted) for (const stage of this.#live ?? []) await stage.engine.return();
+      } finally {
+        this.#done.resolve();
       }
-    } finally {
-      // A break: stop pulling and cancel what runs, in every stage.
-      if (!this.#aborted) for (const stage of this.#live ?? []) await stage.engine.return();
-      this.#done.resolve();
-    }
-    return undefined;
+      return { done: true, value: undefined };
+    };
+    const begin = (): void => {
+      state = 'iterating';
+      const signal = this.#signal;
+      if (signal?.aborted) this.abort(signal.reason);
+      else if (signal) unsubscribe = onAbort(signal, () => this.abort(signal.reason));
+    };
+    const iterator = {
+      next: async (): Promise<IteratorResult<Result<J, T>>> => {
+        if (state === 'ended') return { done: true, value: undefined };
+        if (state === 'new') begin();
+        let step: IteratorResult<Result<Envelope, unknown>, undefined>;
+        try {
+          step = await last.engine.next();
+        } catch (error) {
+          await end();
+          throw error;
+        }
+        if (step.done) return end();
+        return { done: false, value: toResult<J, T>(step.value, last.def.name) };
+      },
+      return: () => end(),
+      throw: async (error?: unknown): Promise<IteratorResult<Result<J, T>>> => {
+        await end();
+        throw error;
+      },
+      [Symbol.asyncIterator]() {
+        return iterator;
+      },
+    };
+    return iterator;
   }
 }
 
@@ -306,22 +334,28 @@ function envelopes<J>(
   source: Iterable<J> | AsyncIterable<J>,
 ): Iterable<Envelope> | AsyncIterable<Envelope> {
   let index = 0;
-  const wrap = (step: IteratorResult<J>): IteratorResult<Envelope> =>
-    step.done
-      ? { done: true, value: undefined }
-      : {
-          done: false,
-          value: { job: step.value, index: index++, value: step.value, failure: undefined },
-        };
+  // The step is read as for-of / for await read it: a non-object step is the source failing.
+  const wrap = (step: IteratorResult<J>): IteratorResult<Envelope> => {
+    if (typeof step !== 'object' || step === null) throw notAnObject(step);
+    if (step.done) return { done: true, value: undefined };
+    const value = step.value;
+    return { done: false, value: { job: value, index: index++, value, failure: undefined } };
+  };
   if (typeof (source as AsyncIterable<J>)[Symbol.asyncIterator] === 'function') {
     const it = (source as AsyncIterable<J>)[Symbol.asyncIterator]();
     const iterator: AsyncIterator<Envelope> = {
-      next: () => it.next().then(wrap),
-      return: async () => {
+      // Promise.resolve, as for await's Await(): a plain { value, done } from next() is
+      // accepted; a synchronous throw reaches the engine, which reports it as the source's.
+      next: () => Promise.resolve(it.next()).then(wrap),
+    };
+    // Only if the source has one: the engine waits for a pending pull of a source that cannot
+    // be told to stop, and would take a return() of ours for the source's acknowledgement.
+    if (typeof it.return === 'function') {
+      iterator.return = async () => {
         await it.return?.();
         return { done: true, value: undefined };
-      },
-    };
+      };
+    }
     return { [Symbol.asyncIterator]: () => iterator };
   }
   const it = (source as Iterable<J>)[Symbol.iterator]();
@@ -341,6 +375,20 @@ async function* forward(
   stage: string,
 ): AsyncGenerator<Envelope> {
   for await (const r of engine) yield toEnvelope(r, stage);
+}
+
+/** The last stage's result as the pipeline's. */
+function toResult<J, T>(r: Result<Envelope, unknown>, stage: string): Result<J, T> {
+  const out = toEnvelope(r, stage);
+  return out.failure
+    ? {
+        ok: false,
+        job: out.job as J,
+        index: out.index,
+        error: out.failure.error,
+        stage: out.failure.stage,
+      }
+    : { ok: true, job: out.job as J, index: out.index, value: out.value as T };
 }
 
 function toEnvelope(r: Result<Envelope, unknown>, stage: string): Envelope {

@@ -17,6 +17,7 @@ import {
 } from './internal/options.js';
 import { Slots } from './internal/slots.js';
 import {
+  claim,
   dismiss,
   park,
   serve,
@@ -157,13 +158,21 @@ export class Pool<J, R> implements JobOwner<J, R> {
     }
   }
 
-  /** Submits a job, waiting while the queue is full. Resolves with the accepted {@link Task}.
+  /** Submits a job, waiting while the queue is full. Resolves with the accepted {@link Task}
+   * — iff the job was accepted: what happens to it afterwards is in `Task.result` only.
    * @throws PoolClosedError (rejection) after close/drain/abort, also for a submit still waiting.
    * @throws AbortError (rejection) when `opts.signal` aborts while waiting for room.
+   * @throws TypeError (rejection, never a synchronous throw) `ERR_INVALID_OPTION` when
+   *   `opts.signal` is not an AbortSignal.
    */
   submit(job: J, opts?: SubmitOptions): Promise<Task<J, R>> {
+    let signal: AbortSignal | undefined;
+    try {
+      signal = opts == null ? undefined : optionalSignal('signal', opts.signal);
+    } catch (error) {
+      return Promise.reject(error); // misuse of a promise-returning method rejects (README)
+    }
     if (this.#state !== 'open') return Promise.reject(new PoolClosedError());
-    const signal = opts === undefined ? undefined : optionalSignal('signal', opts.signal);
     if (this.#canAccept()) return Promise.resolve(this.#accept(job, signal, performance.now()));
     if (signal?.aborted) return Promise.reject(abortErrorFrom(signal));
     return park<Task<J, R>, Submitter<J, R>>(this.#submitters, { job, signal }, signal);
@@ -172,11 +181,12 @@ export class Pool<J, R> implements JobOwner<J, R> {
   /**
    * Submits only if there is room now; never waits.
    * @returns the Task, or `undefined` when the queue is full.
-   * @throws PoolClosedError after close/drain/abort.
+   * @throws PoolClosedError after close/drain/abort; TypeError `ERR_INVALID_OPTION` when
+   *   `opts.signal` is not an AbortSignal (a synchronous method throws).
    */
   trySubmit(job: J, opts?: SubmitOptions): Task<J, R> | undefined {
+    const signal = opts == null ? undefined : optionalSignal('signal', opts.signal);
     if (this.#state !== 'open') throw new PoolClosedError();
-    const signal = opts === undefined ? undefined : optionalSignal('signal', opts.signal);
     return this.#canAccept() ? this.#accept(job, signal, performance.now()) : undefined;
   }
 
@@ -211,10 +221,16 @@ export class Pool<J, R> implements JobOwner<J, R> {
    * shutdown, then `drain({ timeout: 5_000 })` on a second signal. On a paused pool it waits
    * for `resume()`.
    * @returns `{ completed, canceled, canceledJobs }` once the pool is idle or the deadline hit.
-   * @throws RangeError/TypeError (synchronously) when `timeout` is not a positive number of ms.
+   * @throws RangeError/TypeError (rejection, `ERR_INVALID_OPTION`) when `timeout` is not a
+   *   positive number of ms; the pool is then left as it was.
    */
   drain(opts?: { timeout?: number }): Promise<DrainReport<J>> {
-    const timeout = optionalDuration('timeout', opts?.timeout);
+    let timeout: number | undefined;
+    try {
+      timeout = optionalDuration('timeout', opts?.timeout);
+    } catch (error) {
+      return Promise.reject(error); // misuse of a promise-returning method rejects (README)
+    }
     if (!this.#drainPromise) {
       this.close();
       const mark = this.#mark();
@@ -359,6 +375,9 @@ export class Pool<J, R> implements JobOwner<J, R> {
     }
     while (this.#submitters.length > 0 && this.#canAccept()) {
       const s = this.#submitters.shift() as Submitter<J, R>;
+      // Accepted from here on: starting the job may run a worker that aborts the submit's own
+      // signal, which must then cancel the job (its result), not reject the submit.
+      claim(s);
       serve(s, this.#accept(s.job, s.signal, now));
     }
     if (this.#isIdle()) {
@@ -381,6 +400,9 @@ export class Pool<J, R> implements JobOwner<J, R> {
       run.cancel(error);
     }
     for (const run of this.#slots.items()) {
+      // Settled already: canceled a moment ago by its own signal or timeout, whose abort
+      // listener (user code, run before the slot is released) called abort() — not ours.
+      if (run.settled) continue;
       this.#canceledJobs.push(run.job);
       run.cancel(error);
     }

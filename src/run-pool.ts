@@ -30,7 +30,8 @@ export interface RunPoolOptions {
    * yields a `TimeoutError`. Default: none. */
   timeout?: number;
   /** Aborting it stops pulling, aborts running workers, and ends the iteration once every
-   * pulled job has yielded its result (canceled ones as `AbortError`). */
+   * pulled job has yielded its result (canceled ones as `AbortError`) — including a value that
+   * a pull pending at the abort brings afterwards, which settles as canceled without running. */
   signal?: AbortSignal;
 }
 

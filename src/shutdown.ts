@@ -1,6 +1,7 @@
 import { constants } from 'node:os';
 import {
   invalidArgument,
+  invalidOption,
   nonNegativeInt,
   optionalBoolean,
   optionalDuration,
@@ -28,11 +29,19 @@ export interface ShutdownOptions {
    */
   forceGrace?: number;
   /**
-   * Exit the process when done (default true): 0 after a clean drain, 1 if the drain rejected
-   * or timed out, 128 + signal number (130 SIGINT, 143 SIGTERM) when a second signal forced it.
-   * With false, only `process.exitCode` is set.
+   * Exit the process when done (default true): 0 after a clean drain, `canceledExitCode` when
+   * the drain's report says jobs were canceled, 1 if the drain rejected or timed out, 128 +
+   * signal number (130 SIGINT, 143 SIGTERM) when a second signal forced it. With false, only
+   * `process.exitCode` is set.
    */
   exit?: boolean;
+  /**
+   * The exit code when `drain` resolves with a report that counts canceled work — a
+   * `DrainReport` or a consumer's report with `canceled > 0` (e.g. `pool.drain({ timeout })`
+   * hit its deadline), or an array of reports one of which does: work was dropped, so the stop
+   * was not clean. An integer 0..255; default 1. 0 only when everything finished.
+   */
+  canceledExitCode?: number;
 }
 
 /** What the drain callback is told. */
@@ -45,8 +54,11 @@ export interface ShutdownContext {
 
 /**
  * Graceful shutdown on process signals, in two phases. The first signal calls `drain` (stop
- * intake, finish in-flight work); when it settles the process exits 0 (1 if it rejected; the
- * rejection is written to stderr with `console.error`, so the reason outlives the process). A
+ * intake, finish in-flight work); when it settles the process exits 0 — or `canceledExitCode`
+ * (default 1) when it resolved with a drain report that counts canceled jobs, so
+ * `() => pool.drain({ timeout })` exits non-zero when its deadline dropped work — or 1 if it
+ * rejected (the rejection is written to stderr with `console.error`, so the reason outlives the
+ * process). A
  * repeat within `debounce` ms is ignored. A later repeat — or the `timeout` — aborts
  * `ctx.abortSignal` so the drain can cancel what is left, and exits non-zero promptly.
  *
@@ -87,6 +99,10 @@ export function shutdownOn(
     }
   }
   const exit = optionalBoolean('exit', opts.exit) ?? true;
+  const canceledExitCode = nonNegativeInt('canceledExitCode', opts.canceledExitCode ?? 1, false);
+  if (canceledExitCode > 255) {
+    invalidOption('canceledExitCode', canceledExitCode, 'an exit code 0..255', true);
+  }
   const controller = new AbortController();
   let firstAt = -1;
   let forcedCode: number | undefined;
@@ -119,7 +135,7 @@ export function shutdownOn(
     Promise.resolve()
       .then(() => drain(signal, { signal, abortSignal: controller.signal }))
       .then(
-        () => finish(forcedCode ?? 0),
+        (report: unknown) => finish(forcedCode ?? (reportsCanceled(report) ? canceledExitCode : 0)),
         (error: unknown) => {
           // The process is about to exit 1: the reason must not vanish with it.
           console.error(`shutdownOn: the drain after ${signal} failed:`, error);
@@ -149,6 +165,22 @@ export function shutdownOn(
     throw error;
   }
   return uninstall;
+}
+
+/**
+ * True when the drain's resolved value is a report that counts canceled work (`canceled > 0`:
+ * a Pool's, ThreadPool's or consumer's report), or an array holding one. A value whose
+ * inspection throws counts as canceled: nothing says the stop was clean.
+ */
+function reportsCanceled(value: unknown): boolean {
+  try {
+    if (Array.isArray(value)) return value.some(reportsCanceled);
+    if (typeof value !== 'object' || value === null) return false;
+    const canceled = (value as { canceled?: unknown }).canceled;
+    return typeof canceled === 'number' && canceled > 0;
+  } catch {
+    return true;
+  }
 }
 
 /** A non-negative whole number of ms (debounce, grace periods). */

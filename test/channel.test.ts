@@ -269,3 +269,16 @@ describe('Channel: property', () => {
     );
   });
 });
+
+describe('Channel: iterator', () => {
+  it('return() while next() waits ends that wait with done, and a later send is not swallowed', async () => {
+    const ch = new Channel<number>(1);
+    const it = ch[Symbol.asyncIterator]();
+    const waiting = it.next();
+    await it.return?.();
+    expect(await waiting).toEqual({ done: true, value: undefined });
+    expect(ch.trySend(7)).toBe(true);
+    expect(ch.tryReceive()).toEqual({ done: false, value: 7 });
+    expect(await it.next()).toEqual({ done: true, value: undefined });
+  });
+});

@@ -1,3 +1,4 @@
+import { getEventListeners } from 'node:events';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { AbortError, Pool, pipeline, type Result } from '../src/index.js';
 import { deferred, flush } from './helpers.js';
@@ -280,5 +281,164 @@ describe('pipeline: stats', () => {
       pipeline([1]).stage('s', (x: number) => x, { concurrency: 1, buffer: -1 }),
     ).toThrow(/"s\.buffer"/);
     expect(() => pipeline(5 as unknown as number[])).toThrow(TypeError);
+  });
+});
+
+/** A hand-written async iterator: `steps[i]` is what the i-th `next()` does. */
+function handWritten<T>(steps: (() => unknown)[]): AsyncIterable<T> {
+  let i = 0;
+  return {
+    [Symbol.asyncIterator]: () => ({
+      next: () => (steps[i++] ?? (() => Promise.resolve({ done: true, value: undefined })))(),
+    }),
+  } as AsyncIterable<T>;
+}
+
+describe('pipeline: hand-written and waiting sources', () => {
+  it('a source whose next() throws synchronously: earlier results, then that error, nothing unhandled', async () => {
+    const boom = new Error('next() threw');
+    const source = handWritten<number>([
+      () => Promise.resolve({ done: false, value: 1 }),
+      () => {
+        throw boom;
+      },
+    ]);
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown) => unhandled.push(reason);
+    process.on('unhandledRejection', onUnhandled);
+    const seen: number[] = [];
+    try {
+      const p = pipeline(source).stage('double', async (x: number) => x * 2, { concurrency: 2 });
+      await expect(
+        (async () => {
+          for await (const r of p) if (r.ok) seen.push(r.value);
+        })(),
+      ).rejects.toBe(boom);
+      await flush();
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+    }
+    expect(seen).toEqual([2]);
+    expect(unhandled).toEqual([]);
+  });
+
+  it('a source whose next() returns a plain { value, done } object is accepted, as for await accepts it', async () => {
+    const source = handWritten<number>([
+      () => ({ done: false, value: 1 }),
+      () => ({ done: false, value: 2 }),
+      () => ({ done: true, value: undefined }),
+    ]);
+    const results: Result<number, number>[] = [];
+    const p = pipeline(source).stage('double', async (x: number) => x * 2, { concurrency: 2 });
+    for await (const r of p) results.push(r);
+    expect(results.map((r) => r.ok && r.value).sort()).toEqual([2, 4]);
+  });
+
+  /** A source that yields 0, then waits on `gate` before yielding 1; records its closing. */
+  function gatedSource(gate: Promise<void>) {
+    const state = { closed: false };
+    async function* source() {
+      try {
+        yield 0;
+        await gate;
+        yield 1;
+        yield 2;
+      } finally {
+        state.closed = true;
+      }
+    }
+    return { state, source: source() };
+  }
+
+  it('drain() while a pull is pending: the value the source yields afterwards still runs and yields', async () => {
+    const gate = deferred<void>();
+    const { state, source } = gatedSource(gate.promise);
+    const p = pipeline(source).stage('id', async (x: number) => x, { concurrency: 2 });
+    const results: Result<number, number>[] = [];
+    const consuming = (async () => {
+      for await (const r of p) results.push(r);
+    })();
+    await flush(); // 0 is through; the pull of 1 waits on the gate
+    const drained = p.drain();
+    await flush();
+    gate.resolve();
+    await consuming;
+    await drained;
+    expect(results.map((r) => [r.job, r.ok])).toEqual([
+      [0, true],
+      [1, true],
+    ]);
+    expect(state.closed).toBe(true);
+  });
+
+  it('abort() while a pull is pending: the value the source yields afterwards settles as canceled', async () => {
+    const gate = deferred<void>();
+    const { state, source } = gatedSource(gate.promise);
+    const ran: number[] = [];
+    const p = pipeline(source).stage(
+      'id',
+      async (x: number) => {
+        ran.push(x);
+        return x;
+      },
+      { concurrency: 2 },
+    );
+    const results: Result<number, number>[] = [];
+    const consuming = (async () => {
+      for await (const r of p) results.push(r);
+    })();
+    await flush();
+    p.abort('stop');
+    await flush();
+    gate.resolve();
+    await consuming;
+    expect(results.map((r) => r.job)).toEqual([0, 1]);
+    const late = results[1];
+    expect(late?.ok === false && late.error).toBeInstanceOf(AbortError);
+    expect(late?.ok === false && late.stage).toBe('id');
+    expect(ran).toEqual([0]);
+    expect(state.closed).toBe(true);
+  });
+
+  it('abort() while a pull of a source without return() is pending: what it yields afterwards settles as canceled', async () => {
+    const late = deferred<IteratorResult<number>>();
+    const source = handWritten<number>([
+      () => Promise.resolve({ done: false, value: 0 }),
+      () => late.promise,
+    ]);
+    const p = pipeline(source).stage('id', async (x: number) => x, { concurrency: 1 });
+    const results: Result<number, number>[] = [];
+    const consuming = (async () => {
+      for await (const r of p) results.push(r);
+    })();
+    await flush();
+    p.abort('stop');
+    await flush();
+    late.resolve({ done: false, value: 1 });
+    await consuming;
+    expect(results.map((r) => [r.job, r.ok])).toEqual([
+      [0, true],
+      [1, false],
+    ]);
+  });
+
+  it('return() before any next(): no listener left on the signal, nothing pulled, drain() resolves', async () => {
+    const ac = new AbortController();
+    const { state, source } = counted(10);
+    const p = pipeline(source, { signal: ac.signal }).stage('id', async (x: number) => x, {
+      concurrency: 2,
+    });
+    const it = p[Symbol.asyncIterator]();
+    await it.return?.();
+    await flush();
+    expect(getEventListeners(ac.signal, 'abort')).toHaveLength(0);
+    expect(state.pulled).toBe(0);
+    let drained = false;
+    void p.drain().then(() => {
+      drained = true;
+    });
+    await flush();
+    expect(drained).toBe(true);
+    expect(await it.next()).toEqual({ done: true, value: undefined });
   });
 });

@@ -2,9 +2,12 @@ import { getEventListeners } from 'node:events';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import {
   AbortError,
+  JobFailedError,
   Pool,
   PoolClosedError,
+  pipeline,
   type Result,
+  runPool,
   TimeoutError,
   WorkerCrashedError,
 } from '../src/index.js';
@@ -419,5 +422,173 @@ describe('Pool: bad options', () => {
     expect(
       () => new Pool(worker, { concurrency: 1, signal: 'x' as unknown as AbortSignal }),
     ).toThrow(/"signal"/);
+  });
+});
+
+/** A Proxy that is already revoked: any inspection of it (`instanceof`, `String`, …) throws. */
+function revokedProxy(): object {
+  const { proxy, revoke } = Proxy.revocable({}, {});
+  revoke();
+  return proxy;
+}
+
+describe('Pool: hostile workers and callers', () => {
+  it('a waiting submit whose job is accepted and started resolves, even when its worker aborts that submit signal synchronously', async () => {
+    const gate = deferred<void>();
+    const ac = new AbortController();
+    const pool = new Pool<string, string>(
+      async (job) => {
+        if (job === 'A') await gate.promise;
+        else ac.abort('changed my mind');
+        return job;
+      },
+      { concurrency: 1, queueSize: 0 },
+    );
+    const a = await pool.submit('A');
+    const submittingB = pool.submit('B', { signal: ac.signal });
+    gate.resolve();
+    await a.result;
+    const b = await submittingB; // accepted and started: the submit resolves
+    const r = await b.result;
+    expect(r.ok === false && r.error).toBeInstanceOf(AbortError);
+    expect(pool.stats()).toMatchObject({ submitted: 2, succeeded: 1, canceled: 1, running: 0 });
+  });
+
+  it('a worker that throws (or rejects with) a revoked Proxy fails its job with an Error; the slot is freed, nothing unhandled', async () => {
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown) => unhandled.push(reason);
+    process.on('unhandledRejection', onUnhandled);
+    process.on('uncaughtException', onUnhandled);
+    try {
+      const pool = new Pool<string, string>(
+        (job) => {
+          if (job === 'throw') throw revokedProxy();
+          if (job === 'reject') return Promise.reject(revokedProxy());
+          return job;
+        },
+        { concurrency: 1 },
+      );
+      const results = await Promise.all(
+        ['throw', 'reject', 'ok'].map(async (j) => (await pool.submit(j)).result),
+      );
+      expect(results[0]?.ok === false && results[0].error).toBeInstanceOf(JobFailedError);
+      expect(results[1]?.ok === false && results[1].error).toBeInstanceOf(JobFailedError);
+      expect(results[2]).toMatchObject({ ok: true, value: 'ok' });
+      expect(pool.stats()).toMatchObject({ failed: 2, succeeded: 1, running: 0 });
+      for await (const r of runPool(['x'], () => Promise.reject(revokedProxy()), {
+        concurrency: 1,
+      })) {
+        expect(r.ok === false && r.error).toBeInstanceOf(JobFailedError);
+      }
+      await flush();
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+      process.off('uncaughtException', onUnhandled);
+    }
+    expect(unhandled).toEqual([]);
+  });
+
+  it('an abort reason whose inspection throws (a revoked Proxy) still cancels: job signal, pool.abort(), pipeline.abort()', async () => {
+    const { pool } = latchedPool({ concurrency: 1, queueSize: 2 });
+    const ac = new AbortController();
+    const running = await pool.submit(1, { signal: ac.signal });
+    const queued = await pool.submit(2, { signal: ac.signal });
+    const reason = revokedProxy();
+    ac.abort(reason);
+    for (const task of [running, queued]) {
+      const r = await task.result;
+      expect(r.ok === false && r.error).toBeInstanceOf(AbortError);
+      expect(r.ok === false && r.error.cause).toBe(reason);
+    }
+    const other = await pool.submit(3);
+    const report = await pool.abort(revokedProxy());
+    expect(report.canceled).toBe(1);
+    expect((await other.result).ok).toBe(false);
+    const p = pipeline([1]).stage('s', async (x: number) => x, { concurrency: 1 });
+    expect(() => p.abort(revokedProxy())).not.toThrow();
+  });
+
+  it.each(['timeout', 'job signal'] as const)(
+    'a job canceled by %s has its signal aborted before its slot runs the next job',
+    async (how) => {
+      fakeTime();
+      const events: string[] = [];
+      let live = 0;
+      let peakLive = 0;
+      const ac = new AbortController();
+      const pool = new Pool<number, number>(
+        (n, { signal }) => {
+          live++;
+          peakLive = Math.max(peakLive, live);
+          events.push(`start ${n}`);
+          return new Promise<number>((resolve) => {
+            signal.addEventListener('abort', () => {
+              live--;
+              events.push(`abort ${n}`);
+            });
+            if (n === 2) {
+              live--;
+              resolve(n);
+            }
+          });
+        },
+        { concurrency: 1, timeout: how === 'timeout' ? 100 : undefined },
+      );
+      const t1 = await pool.submit(1, { signal: ac.signal });
+      const t2 = await pool.submit(2);
+      if (how === 'timeout') await vi.advanceTimersByTimeAsync(100);
+      else ac.abort();
+      await t1.result;
+      expect(await t2.result).toMatchObject({ ok: true });
+      expect(events.slice(0, 2)).toEqual(['start 1', 'abort 1']);
+      expect(peakLive).toBe(1);
+    },
+  );
+});
+
+describe('Pool: abort from inside a cancellation', () => {
+  it('abort() called by the abort listener of a job its own signal canceled does not report that job as canceled by it', async () => {
+    const ac = new AbortController();
+    let report: Promise<{ canceled: number; canceledJobs: number[] }> | undefined;
+    const pool = new Pool<number, number>(
+      (n, { signal }) =>
+        new Promise<number>((_, reject) => {
+          signal.addEventListener('abort', () => {
+            if (n === 1) report = pool.abort('from a listener');
+            reject(signal.reason);
+          });
+        }),
+      { concurrency: 2 },
+    );
+    const t1 = await pool.submit(1, { signal: ac.signal });
+    const t2 = await pool.submit(2);
+    ac.abort('job 1 only');
+    await Promise.all([t1.result, t2.result]);
+    expect(await report).toMatchObject({ canceled: 1, canceledJobs: [2] });
+    expect(pool.stats()).toMatchObject({ canceled: 2, running: 0 });
+  });
+});
+
+describe('runPool: canceled jobs', () => {
+  it('a timed-out job has its signal aborted before its slot runs the next job', async () => {
+    fakeTime();
+    const events: string[] = [];
+    const it = runPool(
+      [1, 2],
+      (n, { signal }) => {
+        events.push(`start ${n}`);
+        signal.addEventListener('abort', () => events.push(`abort ${n}`));
+        return n === 1 ? new Promise<number>(() => {}) : n;
+      },
+      { concurrency: 1, timeout: 100 },
+    );
+    const results: Result<number, number>[] = [];
+    const consuming = (async () => {
+      for await (const r of it) results.push(r);
+    })();
+    await vi.advanceTimersByTimeAsync(100);
+    await consuming;
+    expect(events).toEqual(['start 1', 'abort 1', 'start 2']);
+    expect(results.map((r) => r.ok)).toEqual([false, true]);
   });
 });

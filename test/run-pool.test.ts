@@ -349,3 +349,145 @@ describe('runPool: bad options', () => {
     );
   });
 });
+
+/** A hand-written async iterator: `steps[i]` is what the i-th `next()` does. */
+function handWritten<T>(steps: (() => unknown)[], onReturn?: () => unknown): AsyncIterable<T> {
+  let i = 0;
+  return {
+    [Symbol.asyncIterator]: () => ({
+      next: () => (steps[i++] ?? (() => Promise.resolve({ done: true, value: undefined })))(),
+      ...(onReturn ? { return: onReturn } : {}),
+    }),
+  } as AsyncIterable<T>;
+}
+
+/** Collects unhandled rejections while `body` runs (and one macrotask after). */
+async function noUnhandled(body: () => Promise<void>): Promise<unknown[]> {
+  const seen: unknown[] = [];
+  const onUnhandled = (reason: unknown) => seen.push(reason);
+  process.on('unhandledRejection', onUnhandled);
+  try {
+    await body();
+    await flush();
+  } finally {
+    process.off('unhandledRejection', onUnhandled);
+  }
+  return seen;
+}
+
+describe('runPool: hand-written async sources', () => {
+  it('a value that a source without return() yields after abort, from a pull already pending, settles as canceled', async () => {
+    const ac = new AbortController();
+    const late = deferred<IteratorResult<number>>();
+    const source = handWritten<number>([
+      () => Promise.resolve({ done: false, value: 0 }),
+      () => late.promise,
+    ]);
+    const results: Result<number, number>[] = [];
+    const consuming = (async () => {
+      for await (const r of runPool(source, async (x: number) => x, {
+        concurrency: 1,
+        signal: ac.signal,
+      })) {
+        results.push(r);
+      }
+    })();
+    await flush(); // 0 is through; the pull of 1 is pending
+    ac.abort('stop');
+    await flush();
+    late.resolve({ done: false, value: 1 });
+    await consuming;
+    expect(results.map((r) => [r.job, r.ok])).toEqual([
+      [0, true],
+      [1, false],
+    ]);
+    const r1 = results[1];
+    expect(r1?.ok === false && r1.error).toBeInstanceOf(AbortError);
+  });
+
+  it('a next() that throws synchronously: earlier results, then that error, nothing unhandled', async () => {
+    const boom = new Error('next() threw');
+    const source = handWritten<number>([
+      () => Promise.resolve({ done: false, value: 1 }),
+      () => Promise.resolve({ done: false, value: 2 }),
+      () => {
+        throw boom;
+      },
+    ]);
+    const seen: number[] = [];
+    const unhandled = await noUnhandled(async () => {
+      await expect(
+        (async () => {
+          for await (const r of runPool(source, async (x: number) => x, { concurrency: 2 })) {
+            if (r.ok) seen.push(r.value);
+          }
+        })(),
+      ).rejects.toBe(boom);
+    });
+    expect(seen.sort()).toEqual([1, 2]);
+    expect(unhandled).toEqual([]);
+  });
+
+  it('a next() that returns a plain { value, done } object (no promise) is accepted, as for await accepts it', async () => {
+    const source = handWritten<number>([
+      () => ({ done: false, value: 1 }),
+      () => ({ done: false, value: 2 }),
+      () => ({ done: true, value: undefined }),
+    ]);
+    const results = await collect(runPool(source, async (x: number) => x * 10, { concurrency: 2 }));
+    expect(results.map((r) => r.ok && r.value).sort()).toEqual([10, 20]);
+  });
+
+  it('a next() that resolves to a non-object fails the iteration with a TypeError, as for await does', async () => {
+    const source = handWritten<number>([
+      () => Promise.resolve({ done: false, value: 1 }),
+      () => Promise.resolve(undefined),
+    ]);
+    const seen: number[] = [];
+    const unhandled = await noUnhandled(async () => {
+      await expect(
+        (async () => {
+          for await (const r of runPool(source, async (x: number) => x, { concurrency: 1 })) {
+            if (r.ok) seen.push(r.value);
+          }
+        })(),
+      ).rejects.toBeInstanceOf(TypeError);
+    });
+    expect(seen).toEqual([1]);
+    expect(unhandled).toEqual([]);
+  });
+
+  it('a value yielded after abort by a pull already pending settles as a canceled result, never dropped', async () => {
+    const ac = new AbortController();
+    const gate = deferred<void>();
+    async function* source() {
+      yield 0;
+      await gate.promise;
+      yield 1;
+      yield 2; // never pulled: the source is closed once 1 arrived
+    }
+    const results: Result<number, number>[] = [];
+    const consuming = (async () => {
+      for await (const r of runPool(
+        source(),
+        (_x: number, { signal }) =>
+          new Promise<number>((_, reject) =>
+            signal.addEventListener('abort', () => reject(signal.reason)),
+          ),
+        { concurrency: 2, signal: ac.signal },
+      )) {
+        results.push(r);
+      }
+    })();
+    await flush(); // job 0 runs; the pull of 1 waits on the gate
+    ac.abort('stop');
+    await flush();
+    gate.resolve();
+    await consuming;
+    expect(results.map((r) => r.job).sort()).toEqual([0, 1]);
+    for (const r of results) {
+      expect(r.ok === false && r.error).toBeInstanceOf(AbortError);
+      expect(r.ok === false && r.error.cause).toBe('stop');
+    }
+  });
+});

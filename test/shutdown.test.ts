@@ -3,7 +3,8 @@ import { once } from 'node:events';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it, vi } from 'vitest';
-import { shutdownOn } from '../src/index.js';
+import { Pool, shutdownOn } from '../src/index.js';
+import { deferred } from './helpers.js';
 
 const fixture = fileURLToPath(new URL('./fixtures/shutdown-child.ts', import.meta.url));
 
@@ -156,5 +157,76 @@ describe('shutdownOn: arguments', () => {
     expect(process.listenerCount('SIGUSR2')).toBe(before + 1);
     uninstall();
     expect(process.listenerCount('SIGUSR2')).toBe(before);
+  });
+});
+
+describe('shutdownOn: the exit code says whether the drain dropped work', () => {
+  /**
+   * Installs shutdownOn on SIGUSR2 without exiting, delivers the signal in-process and returns
+   * the exit code it set once the drain settled (process.exitCode is restored after).
+   */
+  async function exitCodeAfter(
+    drain: () => Promise<unknown>,
+    opts: { canceledExitCode?: number } = {},
+  ): Promise<number | string | undefined> {
+    const saved = process.exitCode;
+    const settled = deferred<void>();
+    const uninstall = shutdownOn(
+      ['SIGUSR2'],
+      async () => {
+        try {
+          return await drain();
+        } finally {
+          setImmediate(settled.resolve);
+        }
+      },
+      { ...opts, exit: false },
+    );
+    try {
+      process.emit('SIGUSR2', 'SIGUSR2');
+      await settled.promise;
+      return process.exitCode;
+    } finally {
+      uninstall();
+      process.exitCode = saved;
+    }
+  }
+
+  /** A pool running one job that ends only when canceled. */
+  function stuckPool() {
+    const pool = new Pool<number, number>(
+      (_n, { signal }) =>
+        new Promise((_, reject) => signal.addEventListener('abort', () => reject(signal.reason))),
+      { concurrency: 1 },
+    );
+    void pool.submit(1);
+    return pool;
+  }
+
+  it('pool.drain({ timeout }) that canceled jobs at its deadline exits 1, not 0', async () => {
+    const pool = stuckPool();
+    expect(await exitCodeAfter(() => pool.drain({ timeout: 20 }))).toBe(1);
+  });
+
+  it('the code for canceled work is configurable; an array of reports counts too', async () => {
+    const pool = stuckPool();
+    const clean = new Pool(async (n: number) => n, { concurrency: 1 });
+    expect(
+      await exitCodeAfter(() => Promise.all([clean.drain(), pool.drain({ timeout: 20 })]), {
+        canceledExitCode: 75,
+      }),
+    ).toBe(75);
+  });
+
+  it('a drain in which everything finished exits 0', async () => {
+    const pool = new Pool(async (n: number) => n, { concurrency: 1 });
+    void pool.submit(1);
+    expect(await exitCodeAfter(() => pool.drain({ timeout: 5_000 }))).toBe(0);
+  });
+
+  it('refuses a canceledExitCode that is not an exit code', () => {
+    expect(() => shutdownOn(['SIGUSR2'], async () => {}, { canceledExitCode: 256 })).toThrow(
+      expect.objectContaining({ name: 'RangeError', code: 'ERR_INVALID_OPTION' }),
+    );
   });
 });

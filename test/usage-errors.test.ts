@@ -207,3 +207,51 @@ describe('usage errors carry a stable code', () => {
     expect(await pool.run(4)).toBe(8);
   });
 });
+
+describe('misuse is reported one way per kind of call', () => {
+  const double = async (x: number) => x * 2;
+  const bad = { signal: 'not a signal' as unknown as AbortSignal };
+
+  /** Calls `fn`, failing the test if it throws synchronously; returns what it returned. */
+  const noSyncThrow = <T>(fn: () => T): T => {
+    let out: T | undefined;
+    expect(() => {
+      out = fn();
+    }).not.toThrow();
+    return out as T;
+  };
+
+  it('a method that returns a promise rejects with the usage error, never throws', async () => {
+    const pool = new Pool(double, { concurrency: 1 });
+    const ch = new Channel<number>(1);
+    await using threads = new ThreadPool<number, number>(fixture('double.ts'), { threads: 1 });
+    const calls: [string, () => Promise<unknown>][] = [
+      ['Pool.submit', () => pool.submit(1, bad)],
+      ['Pool.run', () => pool.run(1, bad)],
+      ['Pool.drain', () => pool.drain({ timeout: -1 })],
+      ['Channel.send', () => ch.send(1, bad)],
+      ['Channel.receive', () => ch.receive(bad)],
+      ['ThreadPool.submit', () => threads.submit(1, bad)],
+      ['ThreadPool.run', () => threads.run(1, bad)],
+      ['ThreadPool.drain', () => threads.drain({ timeout: -1 })],
+    ];
+    for (const [name, call] of calls) {
+      const promise = noSyncThrow(call);
+      await expect(promise, name).rejects.toMatchObject({ code: 'ERR_INVALID_OPTION' });
+    }
+    // Nothing happened: the pool still takes jobs (drain's bad timeout did not close it).
+    expect(await pool.run(2)).toBe(4);
+    expect(ch.length).toBe(0);
+    expect(await threads.run(3)).toBe(6);
+  });
+
+  it('a synchronous method throws the usage error', () => {
+    const pool = new Pool(double, { concurrency: 1 });
+    expect(() => pool.trySubmit(1, bad)).toThrow(
+      expect.objectContaining({ name: 'TypeError', code: 'ERR_INVALID_OPTION' }),
+    );
+    expect(() => pool.resize(-1)).toThrow(
+      expect.objectContaining({ name: 'RangeError', code: 'ERR_INVALID_ARGUMENT' }),
+    );
+  });
+});

@@ -8,7 +8,9 @@ import { TimeoutError, toError } from '../errors.js';
  */
 export interface JobContext {
   /**
-   * Aborted on pool abort, job abort or job timeout. Created on first access (it is not free).
+   * Aborted on pool abort, job abort or job timeout — before the job's slot is given to the
+   * next job, so at most `concurrency` workers are ever running with a live signal. Created on
+   * first access (it is not free).
    * Its `reason` is the error the job settles with: an `AbortError` (whose `cause` is the
    * caller's reason), a `TimeoutError` — or, when the caller's own abort reason already is a
    * sluice error (e.g. a `TimeoutError` from an outer pool), that error unchanged.
@@ -109,17 +111,25 @@ export class JobRun<J, R> implements JobContext {
    * that ignores its signal runs on in the background, but its outcome is discarded.
    */
   cancel(error: Error): void {
-    if (this.#settled) return;
-    this.#settle(error, undefined);
-    // Created here if the worker has not read `signal` yet, so a later read sees it aborted.
+    if (!this.#markSettled()) return;
+    // The signal aborts before the owner hears of the settlement and reuses the slot: the next
+    // job's worker is never called while this one's signal still says "run" (which would make
+    // concurrency + 1 live workers). Created here if the worker has not read `signal` yet, so a
+    // later read sees it aborted.
     this.#controller ??= new AbortController();
     this.#controller.abort(error);
+    this.#owner[SETTLE](this, error, undefined);
   }
 
   #settle(error: Error | undefined, value: R | undefined): void {
-    if (this.#settled) return;
+    if (this.#markSettled()) this.#owner[SETTLE](this, error, value);
+  }
+
+  /** False if the job had already settled; else marks it settled and stops its timer. */
+  #markSettled(): boolean {
+    if (this.#settled) return false;
     this.#settled = true;
     if (this.#timer !== undefined) clearTimeout(this.#timer);
-    this.#owner[SETTLE](this, error, value);
+    return true;
   }
 }

@@ -46,6 +46,10 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
   #sourceDone = false;
   #sourceError: { error: unknown } | undefined;
   #stopped = false;
+  /** Set when a stop cancels: a value a pending pull yields after it settles as this error. */
+  #cancelWith: Error | undefined;
+  /** The pull pending at a stop outlived the source's `return()`: what it yields is not ours. */
+  #abandoned = false;
   /** Waiting `next()` calls, oldest first (callers may call next() again without awaiting). */
   readonly #consumers = new Deque<Consumer<J, R>>(4);
   #unsubscribe: (() => void) | undefined;
@@ -127,8 +131,14 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
     for (const run of this.#slots.items()) run.cancel(error);
   }
 
-  /** Stops pulling the source; what was pulled still yields its results. */
-  stopPulling(): void {
+  /**
+   * Stops pulling the source; what was pulled still yields its results. A pull already pending
+   * is waited for until the source's `return()` settles: a value it yields meanwhile runs (a
+   * drain) or, with `cancelWith`, settles as that error without running (an abort) — never
+   * dropped.
+   */
+  stopPulling(cancelWith?: Error): void {
+    this.#cancelWith ??= cancelWith;
     if (this.#stopped) return;
     this.#stop();
     void this.#closeSource();
@@ -136,8 +146,9 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
   }
 
   #abort(signal: AbortSignal): void {
-    this.stopPulling();
-    this.cancelRunning(abortErrorFrom(signal));
+    const error = abortErrorFrom(signal);
+    this.stopPulling(error);
+    this.cancelRunning(error);
   }
 
   #stop(): void {
@@ -149,10 +160,22 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
   async #closeSource(): Promise<void> {
     if (this.#sourceDone) return;
     this.#sourceDone = true;
+    // Without return() the source cannot be told to stop: a pull pending now is waited for,
+    // whatever it takes, since what it brings must settle as a result.
+    if (typeof this.#source.return !== 'function') return;
     try {
-      await this.#source.return?.();
+      await this.#source.return();
     } catch {
       // The source's own cleanup failed while we were stopping; nothing is waiting for it.
+    }
+    // The source acknowledged the stop and its pending pull is still open: it may never settle
+    // (a hand-written next() that ignores its own return()), so it is abandoned rather than
+    // waited for. An async generator never gets here with a pull pending: it queues return()
+    // behind that next(). A Channel's iterator settles the pending next() in its return().
+    if (this.#pulling) {
+      this.#pulling = false;
+      this.#abandoned = true;
+      this.#deliver();
     }
   }
 
@@ -170,9 +193,11 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
   }
 
   #finished(): boolean {
-    // Once stopped, a pull still pending is abandoned (it may never settle): not waited for.
+    // A pull still pending is waited for even once stopped (what it yields must settle), until
+    // the source's return() settles (see #closeSource).
     return (
-      (this.#stopped || (this.#sourceDone && !this.#pulling)) &&
+      !this.#pulling &&
+      (this.#stopped || this.#sourceDone) &&
       this.#slots.running === 0 &&
       this.#ready.length === 0 &&
       this.#byIndex.size === 0
@@ -222,39 +247,83 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
         this.#pullAsync();
         return;
       }
-      let step: IteratorResult<J>;
+      let job: J;
+      // The step is read inside the try, as for-of reads it: a non-object or a throwing `done`
+      // or `value` getter is the source failing.
       try {
-        step = (this.#source as Iterator<J>).next();
+        const step = (this.#source as Iterator<J>).next();
+        if (typeof step !== 'object' || step === null) throw notAnObject(step);
+        if (step.done) {
+          this.#sourceDone = true;
+          this.#deliver();
+          return;
+        }
+        job = step.value;
       } catch (error) {
         this.#sourceFailed(error);
         return;
       }
-      if (step.done) {
-        this.#sourceDone = true;
-        this.#deliver();
-        return;
-      }
-      this.#start(step.value);
+      this.#start(job);
     }
   }
 
   #pullAsync(): void {
     this.#pulling = true;
-    (this.#source as AsyncIterator<J>).next().then(
-      (step) => {
-        this.#pulling = false;
-        // A value that arrives after a stop was abandoned with its pull: it was never taken in.
-        if (this.#stopped) return;
-        if (step.done) this.#sourceDone = true;
-        else this.#start(step.value);
-        this.#fill();
-        this.#deliver();
-      },
+    let step: unknown;
+    try {
+      // A next() that throws synchronously is the source failing, as in for await.
+      step = (this.#source as AsyncIterator<J>).next();
+    } catch (error) {
+      this.#pulling = false;
+      this.#sourceFailed(error);
+      return;
+    }
+    // Promise.resolve, like for await's Await(): a plain { value, done } is accepted, a
+    // thenable adopted; a native promise is used as is (no extra tick).
+    Promise.resolve(step).then(
+      (settled) => this.#onStep(settled),
       (error: unknown) => {
+        if (this.#abandoned) return;
         this.#pulling = false;
-        if (!this.#stopped) this.#sourceFailed(error);
+        // After a stop the source was closed by us: its failure to answer is not news.
+        if (this.#stopped) this.#deliver();
+        else this.#sourceFailed(error);
       },
     );
+  }
+
+  /** An async pull settled with `step`. */
+  #onStep(step: unknown): void {
+    if (this.#abandoned) return;
+    this.#pulling = false;
+    // After return() nobody reads results: the source is being closed, the value is not wanted.
+    if (this.#returned) return;
+    let job: J;
+    try {
+      if (typeof step !== 'object' || step === null) throw notAnObject(step);
+      const { done } = step as IteratorResult<J>;
+      if (done) {
+        this.#sourceDone = true;
+        this.#deliver();
+        return;
+      }
+      job = (step as IteratorResult<J>).value;
+    } catch (error) {
+      if (this.#stopped) this.#deliver();
+      else this.#sourceFailed(error);
+      return;
+    }
+    const cancel = this.#cancelWith;
+    if (cancel !== undefined) this.#cancelUnstarted(job, cancel);
+    else this.#start(job);
+    this.#fill();
+    this.#deliver();
+  }
+
+  /** A job pulled after an abort: it settles as `error` without running. */
+  #cancelUnstarted(job: J, error: Error): void {
+    this.#opts.stats?.settledUnstarted(outcomeOf(error));
+    this.#push(makeResult<J, R>(job, this.#pulled++, error, undefined));
   }
 
   #sourceFailed(error: unknown): void {
@@ -292,6 +361,13 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
     else this.#ready.push(result);
     this.#deliver();
   }
+}
+
+/** The TypeError for an iterator step that is not an object (as for-of and for await throw). */
+export function notAnObject(step: unknown): TypeError {
+  return new TypeError(
+    `Iterator result ${typeof step === 'object' ? 'null' : typeof step} is not an object`,
+  );
 }
 
 /**

@@ -87,6 +87,16 @@ export function park<V, N extends Waiter<V>>(
   });
 }
 
+/**
+ * Marks a waiter taken off its list as being served: its signal can no longer cancel it. Call
+ * it before computing the value when that runs user code (a Pool starting the submitted job,
+ * whose worker may abort the very signal the submit was given): the waiter was accepted.
+ */
+export function claim<V>(waiter: Waiter<V>): void {
+  waiter.unsubscribe?.();
+  waiter.unsubscribe = undefined;
+}
+
 /** Settles a waiter taken off its list: drops its signal listener, then resolves it. */
 export function serve<V>(waiter: Waiter<V>, value: V): void {
   waiter.unsubscribe?.();
