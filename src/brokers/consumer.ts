@@ -320,12 +320,15 @@ class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
 
   #finish(job: Job<T, M>, ok: boolean, error: Error | undefined): void {
     const { message } = job;
-    if (ok) {
-      this.#settle(message, 'ack');
-    } else if (job.leaseLost) {
-      // Another consumer may own it now: neither ack nor retry; the broker's copy is the truth.
+    if (job.leaseLost) {
+      // A heartbeat said another consumer owns it now: whatever the handler's outcome, neither
+      // ack nor retry (either would settle the other consumer's delivery); the broker's copy is
+      // the truth. Checked before success: a handler that ignored its aborted signal and
+      // finished must not ack a message it no longer owns.
       this.#stats.leaseLost++;
       this.#settle(message, 'drop');
+    } else if (ok) {
+      this.#settle(message, 'ack');
     } else if (error === RELEASED) {
       this.#settle(message, 'release');
     } else if (this.#stopping && isAbort(error)) {
@@ -387,7 +390,14 @@ class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
           else if (op === 'deadLetter') this.#stats.deadLettered++;
           else if (op === 'release' && !quiet) this.#stats.released++;
         },
-        (failure) => this.#fail(failure, op === 'drop' ? 'release' : op, message),
+        (failure) => {
+          // The broker refused because another consumer claimed the message meanwhile (the
+          // check runs with the operation itself, so a late ack never settles its delivery).
+          if ((failure as { code?: unknown } | null)?.code === 'ERR_LEASE_LOST') {
+            this.#stats.leaseLost++;
+          }
+          this.#fail(failure, op === 'drop' ? 'release' : op, message);
+        },
       )
       .finally(() => {
         if (early) this.#stats.acking--;
