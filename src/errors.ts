@@ -222,11 +222,12 @@ export class LeaseLostError extends SluiceError {
   /** The broker's id of the message (stream entry id, row id, …). */
   readonly messageId: string;
 
-  constructor(messageId: string, operation: string) {
-    super(
-      'ERR_LEASE_LOST',
-      `${operation} refused for message ${messageId}: its lease was lost (another consumer claimed it)`,
-    );
+  constructor(
+    messageId: string,
+    operation: string,
+    reason = 'its lease was lost (another consumer claimed it)',
+  ) {
+    super('ERR_LEASE_LOST', `${operation} refused for message ${messageId}: ${reason}`);
     this.messageId = messageId;
   }
 }

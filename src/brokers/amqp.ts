@@ -28,6 +28,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { ConfirmChannel, ConsumeMessage } from 'amqplib';
+import { LeaseLostError } from '../errors.js';
 import { invalidOption, nonEmptyString, numberAtLeast } from '../internal/options.js';
 import { AmqpLink, type Delivery } from './amqp-link.js';
 import { declareRetryQueue, RETRY_REDECLARE, retryBucket } from './amqp-topology.js';
@@ -203,7 +204,7 @@ export class AmqpSource implements BrokerSource<AmqpMessage> {
   }
 
   async ack(message: AmqpMessage): Promise<void> {
-    this.#live(message).ack(message.raw);
+    this.#live(message, 'ack').ack(message.raw);
   }
 
   async release(message: AmqpMessage): Promise<void> {
@@ -213,7 +214,7 @@ export class AmqpSource implements BrokerSource<AmqpMessage> {
   }
 
   async retry(message: AmqpMessage, delayMs: number, error: Error): Promise<void> {
-    const ch = this.#live(message);
+    const ch = this.#live(message, 'retry');
     const headers = {
       ...message.raw.properties.headers,
       [DELIVERIES_HEADER]: message.deliveryCount,
@@ -235,7 +236,7 @@ export class AmqpSource implements BrokerSource<AmqpMessage> {
   }
 
   async deadLetter(message: AmqpMessage, error: Error): Promise<void> {
-    const ch = this.#live(message);
+    const ch = this.#live(message, 'dead-letter');
     const code = (error as { code?: unknown }).code;
     const headers = {
       ...message.raw.properties.headers,
@@ -286,13 +287,14 @@ export class AmqpSource implements BrokerSource<AmqpMessage> {
   }
 
   /** The channel `message` can be settled on, or a throw: its channel died, it will come back. */
-  #live(message: AmqpMessage) {
+  #live(message: AmqpMessage, operation: string) {
     const d = this.#held.get(message);
     const ch = this.#link.channel;
     if (!d || !ch || !this.#link.isLive(d)) {
-      throw new Error(
-        `cannot settle delivery ${message.id}: its channel closed; RabbitMQ redelivers it`,
-      );
+      // Delivery tags are channel-scoped: the broker requeued the message when the channel
+      // died, and may have handed it to another consumer; a tag from a dead channel must
+      // never be used on the new one (it would settle a different delivery, or kill it).
+      throw new LeaseLostError(message.id, operation, 'its channel closed; RabbitMQ redelivers it');
     }
     return ch;
   }

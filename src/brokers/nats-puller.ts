@@ -33,6 +33,8 @@ export class NatsPuller {
   #running: Promise<void> = Promise.resolve();
   /** The last error a pull ended with (kept for diagnostics, never thrown at the loop). */
   lastError: unknown;
+  /** When each buffered message arrived (`performance.now()`): its ack_wait started earlier. */
+  readonly arrived = new WeakMap<JsMsg, number>();
 
   constructor(consumer: Consumer, expires: number) {
     this.#consumer = consumer;
@@ -104,6 +106,7 @@ export class NatsPuller {
       if (this.#closed) this.stopPull();
       for await (const m of pull) {
         this.#credit--;
+        this.arrived.set(m, performance.now());
         this.#buffer.push(m);
         this.#wake?.();
       }

@@ -9,6 +9,10 @@
  * - `deadLetter` first publishes the body to the dead-letter subject (PubAck awaited), with the
  *   error in `Sluice-Error*` headers, then terminates the original (`+TERM`).
  * - `deliveryCount` is the server's count from the message metadata.
+ * - Lease: JetStream accepts an ack (or nak, or term) for a message it has meanwhile redelivered
+ *   to another consumer, ending that delivery. A local clock narrows this: once `ack_wait` (less
+ *   a 5% margin) passed since the delivery or the last `working()`, the heartbeat reports the
+ *   lease lost and ack/retry/dead-letter reject with `LeaseLostError`, in-process.
  * - At-least-once: a crash, a lost connection or a missed ack redelivers; handlers must be
  *   idempotent. The backlog stays in the stream.
  *
@@ -22,6 +26,7 @@ import {
   jetstreamManager,
 } from '@nats-io/jetstream';
 import { connect, headers, type NatsConnection } from '@nats-io/transport-node';
+import { LeaseLostError } from '../errors.js';
 import {
   invalidOption,
   nonEmptyString,
@@ -174,6 +179,15 @@ export class NatsSource implements BrokerSource<NatsMessage> {
   readonly #o: Resolved;
   readonly #status: ReturnType<NatsConnection['status']>;
   #closing: Promise<void> | undefined;
+  /**
+   * When each held message's ack_wait last (re)started, as far as this process can tell: its
+   * arrival, then each `working()`. JetStream accepts an ack after it redelivered the message to
+   * another consumer (the ack then ends that consumer's delivery), so this local clock is the
+   * only fence there is: past it, ack/retry/dead-letter are refused here.
+   */
+  readonly #leases = new WeakMap<NatsMessage, number>();
+  /** ack_wait less a safety margin for the network and the server's own timer. */
+  readonly #leaseMs: number;
 
   /** @internal use {@link natsSource}. */
   constructor(
@@ -188,6 +202,7 @@ export class NatsSource implements BrokerSource<NatsMessage> {
     this.#js = js;
     this.#o = o;
     this.heartbeatInterval = Math.max(100, Math.floor(o.ackWait / 3));
+    this.#leaseMs = o.ackWait - Math.min(1000, o.ackWait / 20);
     this.#puller = new NatsPuller(consumer, o.blockMs);
     this.#status = nc.status();
     void this.#watchConnection();
@@ -203,15 +218,21 @@ export class NatsSource implements BrokerSource<NatsMessage> {
     // loop reports it once and stops) rather than returning nothing at once, in a loop.
     if (this.#closing) throw closedError('NATS');
     const msgs = await this.#puller.take(max, signal, this.#o.blockMs);
-    return msgs.map(toMessage);
+    return msgs.map((raw) => {
+      const message = toMessage(raw);
+      this.#leases.set(message, this.#puller.arrived.get(raw) ?? performance.now());
+      return message;
+    });
   }
 
   async ack(message: NatsMessage): Promise<void> {
+    this.#checkLease(message, 'ack');
     if (!this.#o.confirmAcks) return message.raw.ack();
     await message.raw.ackAck({ timeout: this.#o.ackTimeout });
   }
 
   async retry(message: NatsMessage, delayMs: number, _error?: Error): Promise<void> {
+    this.#checkLease(message, 'retry');
     const payload =
       delayMs > 0 ? `-NAK ${JSON.stringify({ delay: Math.round(delayMs * 1e6) })}` : NAK;
     await this.#confirm(
@@ -221,6 +242,7 @@ export class NatsSource implements BrokerSource<NatsMessage> {
   }
 
   async deadLetter(message: NatsMessage, error: Error): Promise<void> {
+    this.#checkLease(message, 'dead-letter');
     const h = headers();
     h.set('Sluice-Error', headerValue(error.message));
     h.set('Sluice-Error-Name', headerValue(error.name));
@@ -237,8 +259,16 @@ export class NatsSource implements BrokerSource<NatsMessage> {
     await this.#confirm(message, TERM);
   }
 
-  async heartbeat(message: NatsMessage): Promise<void> {
+  /**
+   * `+WPI` restarts the message's ack_wait on the server. If our last one (or the delivery) is
+   * older than ack_wait — this process's event loop stalled — the server may have redelivered it
+   * elsewhere already: report the lease lost rather than extend someone else's delivery.
+   */
+  async heartbeat(message: NatsMessage): Promise<boolean> {
+    if (this.#expired(message)) return false;
     message.raw.working();
+    this.#leases.set(message, performance.now());
+    return true;
   }
 
   async release(message: NatsMessage): Promise<void> {
@@ -264,6 +294,15 @@ export class NatsSource implements BrokerSource<NatsMessage> {
     const left = await this.#puller.close();
     await Promise.allSettled(left.map((m) => this.#confirm(toMessage(m), NAK)));
     if (this.#owned) await this.#nc.close();
+  }
+
+  #expired(message: NatsMessage): boolean {
+    const since = this.#leases.get(message);
+    return since !== undefined && performance.now() - since > this.#leaseMs;
+  }
+
+  #checkLease(message: NatsMessage, operation: string): void {
+    if (this.#expired(message)) throw new LeaseLostError(message.id, operation);
   }
 
   /**

@@ -104,7 +104,7 @@ describe('amqpSource (adapter)', () => {
     await source.ack(again);
   });
 
-  it('never acks a tag from a dead channel: the broker redelivers instead', async () => {
+  it('never settles a tag from a dead channel (a lost lease): the broker redelivers instead', async () => {
     const { source, queue } = await setup();
     await admin.publishMany(queue, 2, (i) => `m${i}`);
     const held: AmqpMessage[] = [];
@@ -116,7 +116,16 @@ describe('amqpSource (adapter)', () => {
     await source.ack(m1);
     await source.ack(m1);
     while (source.reconnects === before) await new Promise((r) => setTimeout(r, 10));
-    await expect(source.ack(m2)).rejects.toThrow(/channel closed/);
+    await expect(source.ack(m2)).rejects.toMatchObject({
+      code: 'ERR_LEASE_LOST',
+      message: expect.stringMatching(/channel closed/),
+    });
+    await expect(source.retry(m2, 0, new Error('x'))).rejects.toMatchObject({
+      code: 'ERR_LEASE_LOST',
+    });
+    await expect(source.deadLetter(m2, new Error('x'))).rejects.toMatchObject({
+      code: 'ERR_LEASE_LOST',
+    });
     await source.release(m2); // a no-op, not an error, on a dead channel
     const again = await fetchOne(source);
     expect(Buffer.from(again.body).toString()).toBe(Buffer.from(m2.body).toString());
