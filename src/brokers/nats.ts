@@ -7,7 +7,12 @@
  *   `release` a plain `-NAK`, both confirmed too; `heartbeat` is `+WPI` (`working()`), sent every
  *   third of the consumer's `ack_wait` so a slow handler is not redelivered elsewhere.
  * - `deadLetter` first publishes the body to the dead-letter subject (PubAck awaited), with the
- *   error in `Sluice-Error*` headers, then terminates the original (`+TERM`).
+ *   error in `Sluice-Error*` headers, then terminates the original (`+TERM`). The headers are
+ *   cut to fit next to the body under the server's `max_payload` (the error text first, then
+ *   whole headers): a message of the largest size the server takes is still dead-lettered.
+ * - `close()` drains the open pull (`UNSUB` and a round trip) so messages the server sent
+ *   before it saw the `UNSUB` are received, and naks everything fetched and not run: none is
+ *   left to wait out `ack_wait`.
  * - `deliveryCount` is the server's count from the message metadata.
  * - Lease: JetStream accepts an ack (or nak, or term) for a message it has meanwhile redelivered
  *   to another consumer, ending that delivery. A local clock narrows this: once `ack_wait` (less
@@ -160,6 +165,32 @@ function validate(opts: NatsSourceOptions): Resolved {
   };
 }
 
+/**
+ * The headers of `wanted` (in order of importance; empty values skipped) that fit in `room`
+ * bytes as NATS encodes them (`NATS/1.0`, then `\r\nKey: value` each, then `\r\n\r\n`); the
+ * last one that does not fit whole (the error text) is cut to what is left.
+ */
+function fitHeaders(wanted: [string, string][], room: number): [string, string][] {
+  const out: [string, string][] = [];
+  let used = 12; // `NATS/1.0` and the final blank line
+  for (const [key, value] of wanted) {
+    if (value === '') continue;
+    const fixed = key.length + 4; // \r\n, ': '
+    const size = Buffer.byteLength(value);
+    if (used + fixed + size <= room) {
+      out.push([key, value]);
+      used += fixed + size;
+    } else if (key === 'Sluice-Error' && room - used - fixed - 3 > 0) {
+      // Cut by bytes (the text may be UTF-8), dropping a character cut in two; `…` is 3 bytes.
+      const bytes = Buffer.from(value).subarray(0, room - used - fixed - 3);
+      const cut = bytes.toString().replace(/\uFFFD+$/, '');
+      out.push([key, `${cut}…`]);
+      used += fixed + Buffer.byteLength(cut) + 3;
+    }
+  }
+  return out;
+}
+
 /** Header values must be one line; long errors are cut. */
 function headerValue(text: string): string {
   const line = text.replace(/[\r\n]+/g, ' ');
@@ -243,17 +274,30 @@ export class NatsSource implements BrokerSource<NatsMessage> {
 
   async deadLetter(message: NatsMessage, error: Error): Promise<void> {
     this.#checkLease(message, 'dead-letter');
-    const h = headers();
-    h.set('Sluice-Error', headerValue(error.message));
-    h.set('Sluice-Error-Name', headerValue(error.name));
     const code = (error as { code?: unknown }).code;
-    if (typeof code === 'string') h.set('Sluice-Error-Code', headerValue(code));
-    h.set('Sluice-Deliveries', String(message.deliveryCount));
-    h.set('Sluice-Source', `${this.#o.stream}:${message.id}:${message.subject}`);
+    const msgID = `${this.#o.stream}:${message.id}`;
+    // In order of importance: what does not fit next to the body under max_payload is cut
+    // (the error text) or left out, so a message of the largest size the server takes can
+    // still be dead-lettered (a full set of headers would fail its publish every time).
+    const wanted: [string, string][] = [
+      ['Nats-Msg-Id', msgID],
+      ['Sluice-Source', `${this.#o.stream}:${message.id}:${message.subject}`],
+      ['Sluice-Deliveries', String(message.deliveryCount)],
+      ['Sluice-Error-Code', typeof code === 'string' ? headerValue(code) : ''],
+      ['Sluice-Error-Name', headerValue(error.name)],
+      ['Sluice-Error', headerValue(error.message)],
+    ];
+    const room = (this.#nc.info?.max_payload ?? Number.POSITIVE_INFINITY) - message.body.length;
+    const h = headers();
+    let fitted = false;
+    for (const [key, value] of fitHeaders(wanted, room)) {
+      if (key === 'Nats-Msg-Id') fitted = true;
+      else h.set(key, value);
+    }
     await this.#js.publish(this.#o.deadLetterSubject, message.body, {
-      headers: h,
-      // A redelivered message dead-lettered twice is stored once.
-      msgID: `${this.#o.stream}:${message.id}`,
+      ...(h.keys().length > 0 ? { headers: h } : {}),
+      // A redelivered message dead-lettered twice is stored once (when the id fits).
+      ...(fitted ? { msgID } : {}),
       timeout: this.#o.ackTimeout,
     });
     await this.#confirm(message, TERM);
@@ -319,7 +363,7 @@ export class NatsSource implements BrokerSource<NatsMessage> {
   /** A pull request does not survive a lost connection: end it so a fresh one is sent. */
   async #watchConnection(): Promise<void> {
     for await (const s of this.#status) {
-      if (s.type === 'disconnect') this.#puller.stopPull();
+      if (s.type === 'disconnect') this.#puller.stopPull(false);
     }
   }
 }
