@@ -13,6 +13,11 @@
  *   so far; then the original is acked. Dead letters: republished to `<queue>.dlx` (bound to
  *   `<queue>.dead`) with the error in `x-sluice-error*` headers, then acked. The work queue also
  *   names that exchange as its `x-dead-letter-exchange`, so anyone's `reject` lands there too.
+ * - Republished headers (the original's plus ours) are kept under what amqplib can encode
+ *   (64 KiB): the error text is cut to what fits; a message whose own headers leave no room
+ *   even for the delivery count is rejected instead, and RabbitMQ dead-letters it through that
+ *   exchange (with `x-death`, without our error headers). RabbitMQ's `max_message_size` counts
+ *   the body only, which a republish does not change.
  * - Republishes are `mandatory`: RabbitMQ confirms and discards a message that routes to no
  *   queue (say `<queue>.dead` was deleted), so a `basic.return` counts as a failure. The source
  *   re-declares the topology and publishes once more; if that is returned too, the original is
@@ -215,11 +220,16 @@ export class AmqpSource implements BrokerSource<AmqpMessage> {
 
   async retry(message: AmqpMessage, delayMs: number, error: Error): Promise<void> {
     const ch = this.#live(message, 'retry');
-    const headers = {
-      ...message.raw.properties.headers,
-      [DELIVERIES_HEADER]: message.deliveryCount,
-      'x-sluice-last-error': oneLine(error.message),
-    };
+    const headers = fitHeaders(message.raw.properties.headers, [
+      [DELIVERIES_HEADER, message.deliveryCount],
+      ['x-sluice-last-error', oneLine(error.message)],
+    ]);
+    if (headers === undefined) {
+      // Its own headers leave no room for the delivery count: a copy could never be counted,
+      // so it could be retried for ever. Let the broker dead-letter it (the queue's DLX).
+      ch.nack(message.raw, false, false);
+      return;
+    }
     if (delayMs > 0) {
       const ms = retryBucket(delayMs);
       const target = await this.#retryQueue(ms);
@@ -238,13 +248,18 @@ export class AmqpSource implements BrokerSource<AmqpMessage> {
   async deadLetter(message: AmqpMessage, error: Error): Promise<void> {
     const ch = this.#live(message, 'dead-letter');
     const code = (error as { code?: unknown }).code;
-    const headers = {
-      ...message.raw.properties.headers,
-      [DELIVERIES_HEADER]: message.deliveryCount,
-      'x-sluice-error': oneLine(error.message),
-      'x-sluice-error-name': error.name,
-      ...(typeof code === 'string' ? { 'x-sluice-error-code': code } : {}),
-    };
+    const headers = fitHeaders(message.raw.properties.headers, [
+      [DELIVERIES_HEADER, message.deliveryCount],
+      ['x-sluice-error-code', typeof code === 'string' ? oneLine(code) : undefined],
+      ['x-sluice-error-name', oneLine(error.name)],
+      ['x-sluice-error', oneLine(error.message)],
+    ]);
+    if (headers === undefined) {
+      // Its own headers fill what a republish can carry: let the broker dead-letter it through
+      // the queue's DLX (with its `x-death` header, without our error headers).
+      ch.nack(message.raw, false, false);
+      return;
+    }
     await this.#republish('dead letter', this.#dlx, this.#queue, message, headers, () =>
       this.#link.redeclare(),
     );
@@ -425,6 +440,73 @@ function refusal(prefetch: number, concurrency: number): Error {
   } catch (error) {
     return error as Error;
   }
+}
+
+/**
+ * The most bytes of encoded headers a republish carries: amqplib encodes a message's
+ * properties in a 64 KiB buffer (a RangeError beyond it, for every attempt), less room for the
+ * other properties (content type, ids: short strings) and the publish id header.
+ */
+const HEADERS_BUDGET = 65_536 - 2048;
+
+/**
+ * `original` plus `added` (in order of importance; undefined values skipped), as long as the
+ * encoded table fits {@link HEADERS_BUDGET}: a string that does not fit whole is cut to what
+ * is left, anything else that does not fit is left out. `undefined` when not even the first
+ * added header fits: a message whose own headers fill the budget cannot be republished.
+ */
+function fitHeaders(
+  original: Record<string, unknown> | undefined,
+  added: [string, string | number | undefined][],
+): Record<string, unknown> | undefined {
+  const out: Record<string, unknown> = { ...original };
+  for (const [key] of added) delete out[key];
+  let used = tableSize(out);
+  for (const [i, [key, value]] of added.entries()) {
+    if (value === undefined) continue;
+    const size = 1 + Buffer.byteLength(key) + fieldSize(value);
+    if (used + size <= HEADERS_BUDGET) {
+      out[key] = value;
+      used += size;
+    } else if (
+      typeof value === 'string' &&
+      used + size - Buffer.byteLength(value) + 4 <= HEADERS_BUDGET
+    ) {
+      const room = HEADERS_BUDGET - (used + size - Buffer.byteLength(value)) - 3;
+      const cut = Buffer.from(value)
+        .subarray(0, room)
+        .toString()
+        .replace(/\uFFFD+$/, '');
+      out[key] = `${cut}…`;
+      used = HEADERS_BUDGET;
+    } else if (i === 0) {
+      return undefined;
+    }
+  }
+  return out;
+}
+
+/** Bytes of an AMQP field table as amqplib encodes it (a slight overestimate). */
+function tableSize(table: Record<string, unknown>): number {
+  let size = 4;
+  for (const [key, value] of Object.entries(table)) {
+    if (value !== undefined) size += 1 + Buffer.byteLength(key) + fieldSize(value);
+  }
+  return size;
+}
+
+function fieldSize(value: unknown): number {
+  if (value === null || typeof value === 'boolean') return 2;
+  if (typeof value === 'number' || typeof value === 'bigint' || value instanceof Date) return 9;
+  if (typeof value === 'string') return 5 + Buffer.byteLength(value);
+  if (Buffer.isBuffer(value)) return 5 + value.length;
+  if (Array.isArray(value)) return 5 + value.reduce((n: number, v) => n + fieldSize(v), 0);
+  if (typeof value === 'object') {
+    const typed = value as { '!'?: unknown; value?: unknown };
+    if ('!' in typed) return 1 + fieldSize(typed.value);
+    return 1 + tableSize(value as Record<string, unknown>);
+  }
+  return 5 + Buffer.byteLength(String(value));
 }
 
 function oneLine(text: string): string {

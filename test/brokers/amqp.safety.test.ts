@@ -283,3 +283,44 @@ describe('amqpSource: connectTimeout (x8)', () => {
     }
   });
 });
+
+describe('amqpSource: no message is un-dead-letterable', () => {
+  it.each([
+    ['with what fits of the error', 2600],
+    ['through the queue’s DLX when even the delivery count does not fit', 1100],
+  ])(
+    'a message whose headers nearly fill what a republish carries still reaches the dead letter, %s',
+    async (_, less) => {
+      const { queue, source } = await setup('bighdr');
+      // The original's headers nearly fill what amqplib can encode (64 KiB): the error headers added
+      // by a dead letter must not push the republish over it.
+      const big = 'h'.repeat(65_536 - less);
+      admin.ch.sendToQueue(queue, Buffer.from('{"k":"big"}'), {
+        persistent: true,
+        headers: { 'x-big': big },
+      });
+      await admin.ch.waitForConfirms();
+      const errors: string[] = [];
+      const consumer = consume(
+        source,
+        () => {
+          throw new Error(`poison: ${'e'.repeat(2000)}`);
+        },
+        { concurrency: 1, maxDeliveries: 1, onError: (e) => void errors.push(e.message) },
+      );
+      let letters: { body: string; headers: Record<string, unknown> }[] = [];
+      await until(async () => {
+        letters.push(...(await admin.drainQueue(`${queue}.dead`)));
+        return letters.length === 1;
+      }, 'the dead letter');
+      await consumer.close();
+      letters = letters.slice(0, 1);
+      expect(letters[0]!.body).toBe('{"k":"big"}');
+      const { headers } = letters[0]!;
+      expect(headers['x-big']).toBe(big);
+      if (less > 2000) expect(String(headers['x-sluice-error'])).toMatch(/^poison: e+…$/);
+      else expect(headers['x-death']).toBeDefined();
+      expect(errors).toEqual([]);
+    },
+  );
+});
