@@ -6,6 +6,11 @@
  *   prefetch is the `max` of the first `fetch`, which the loop sets to its concurrency. An
  *   explicit `prefetch` may be smaller, never larger: messages the broker pushes beyond the
  *   loop's demand would sit in this process uncounted by `held`, so the first `fetch` refuses it.
+ *   A consumer is started on a channel (at first, after a reconnect) only by a `fetch` whose
+ *   `max` (the loop's free slots) is at least the prefetch: after a reconnect, handlers of the
+ *   dead channel's messages may still run, and a full prefetch on the new channel next to them
+ *   would double what the process holds. So across reconnects too, held <= concurrency (+0);
+ *   consumption resumes as soon as those handlers finished.
  * - `ack`/`release` are `basic.ack`/`basic.nack(requeue)` on the channel the message came on,
  *   and only while that channel lives: after a reconnect the broker has requeued it already.
  * - Retries: the message is republished (publisher-confirmed) to a per-delay queue whose TTL
@@ -53,6 +58,9 @@ export {
   type MessageHandler,
 } from './consumer.js';
 export type { BrokerMessage, BrokerSource } from './source.js';
+
+/** How long a fetch waits (ms) for the loop's slots to free up before it may start consuming. */
+const WAIT_FOR_SLOTS_MS = 20;
 
 /** Options of {@link amqpSource}. Durations in ms unless noted. */
 export interface AmqpSourceOptions {
@@ -199,7 +207,16 @@ export class AmqpSource implements BrokerSource<AmqpMessage> {
     const prefetch = this.#prefetch ?? max;
     const deadline = Date.now() + this.#blockMs;
     while (this.#link.buffer.length === 0 && !signal.aborted && Date.now() < deadline) {
-      if (this.#link.channel) await this.#link.consume(prefetch).catch(() => {});
+      // Start consuming (at first, after a reconnect, after a pause) only with `prefetch` free
+      // slots: messages of a dead channel whose handlers still run count in the loop's `held`
+      // (`max` = its free slots), so held + what the broker may push stays <= concurrency.
+      if (this.#link.channel && (max >= prefetch || this.#link.consuming)) {
+        await this.#link.consume(prefetch).catch(() => {});
+      } else if (this.#link.channel) {
+        // The loop calls again as its slots free up: wait a little, not the whole block time.
+        await this.#sleep(signal, Math.min(WAIT_FOR_SLOTS_MS, deadline - Date.now()));
+        break;
+      }
       if (this.#link.buffer.length > 0) break;
       await this.#sleep(signal, deadline - Date.now());
     }

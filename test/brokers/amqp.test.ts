@@ -30,9 +30,10 @@ afterAll(async () => {
 
 const never = new AbortController().signal;
 
-async function fetchOne(source: AmqpSource): Promise<AmqpMessage> {
+/** The next message, asking with `free` slots (a new channel starts only with prefetch free). */
+async function fetchOne(source: AmqpSource, free = 1): Promise<AmqpMessage> {
   for (;;) {
-    const [m] = await source.fetch(1, never);
+    const [m] = await source.fetch(free, never);
     if (m) return m;
   }
 }
@@ -127,7 +128,8 @@ describe('amqpSource (adapter)', () => {
       code: 'ERR_LEASE_LOST',
     });
     await source.release(m2); // a no-op, not an error, on a dead channel
-    const again = await fetchOne(source);
+    // m1 is acked and m2 settled: both slots are free, so the new channel may start consuming.
+    const again = await fetchOne(source, 2);
     expect(Buffer.from(again.body).toString()).toBe(Buffer.from(m2.body).toString());
     expect(again.redelivered).toBe(true);
     await source.ack(again);
