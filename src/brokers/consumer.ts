@@ -13,6 +13,10 @@
  *   source that has `orderedAcks` (Redis), an issued ack frees its slot before it is confirmed
  *   (the ack is applied by the broker before the next fetch), so the broker's count of messages
  *   delivered to this consumer and not acked stays <= `concurrency` as well.
+ * - **A lost lease is never settled.** Once a heartbeat reports that another consumer owns a
+ *   message, its handler's signal aborts and its outcome is dropped (no ack, retry or dead
+ *   letter); a source refuses a late settle itself where the broker can tell (`LeaseLostError`,
+ *   counted in `leaseLost`).
  * - **Drained.** `drain()` stops fetching, lets running handlers finish (and acks them), hands
  *   messages that never started back to the broker and counts them.
  *

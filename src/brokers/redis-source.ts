@@ -241,6 +241,7 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
         ACK_IF_OWNED,
         [this.stream],
         [this.group, this.consumer, this.#deleteOnAck ? '1' : '0', ...ids],
+        this.#cmd,
       );
     try {
       return await send(via);
@@ -385,6 +386,7 @@ export async function evalScript(
   script: string,
   keys: string[],
   args: (string | Buffer)[],
+  fallback: RedisClientType = client,
 ): Promise<unknown> {
   let sha = SHAS.get(script);
   if (sha === undefined) {
@@ -396,7 +398,8 @@ export async function evalScript(
     return await client.sendCommand(['EVALSHA', sha, ...tail]);
   } catch (error) {
     if (!String((error as Error).message).startsWith('NOSCRIPT')) throw error;
-    return client.sendCommand(['EVAL', script, ...tail]);
+    // On `fallback`: the reading connection may be blocked in XREADGROUP by now.
+    return fallback.sendCommand(['EVAL', script, ...tail]);
   }
 }
 
