@@ -20,7 +20,8 @@ export type SluiceErrorCode =
   | 'ERR_ABORTED'
   | 'ERR_WORKER_STARTUP'
   | 'ERR_JOB_FAILED'
-  | 'ERR_MESSAGE_MALFORMED';
+  | 'ERR_MESSAGE_MALFORMED'
+  | 'ERR_LEASE_LOST';
 
 /**
  * Base class of every sluice error.
@@ -214,6 +215,30 @@ export class JobFailedError extends SluiceError {
 export class MalformedMessageError extends SluiceError {
   constructor(message: string, options?: { cause?: unknown }) {
     super('ERR_MESSAGE_MALFORMED', message, options);
+  }
+}
+
+/**
+ * A broker refused to settle (ack, retry, dead-letter, release) a message because this consumer
+ * no longer owns it: its lease expired and another consumer claimed it. `consume()` counts it in
+ * `stats().leaseLost` and reports it to `onError`; the other consumer's delivery is untouched.
+ *
+ * @example
+ * ```ts
+ * consume(source, handle, { concurrency: 8, onError: (e) => e.code === 'ERR_LEASE_LOST' && warn(e) });
+ * ```
+ */
+export class LeaseLostError extends SluiceError {
+  /** The broker's id of the message (stream entry id, row id, …). */
+  readonly messageId: string;
+
+  constructor(
+    messageId: string,
+    operation: string,
+    reason = 'its lease was lost (another consumer claimed it)',
+  ) {
+    super('ERR_LEASE_LOST', `${operation} refused for message ${messageId}: ${reason}`);
+    this.messageId = messageId;
   }
 }
 

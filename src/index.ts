@@ -23,6 +23,7 @@ export {
   AbortError,
   ChannelClosedError,
   JobFailedError,
+  LeaseLostError,
   MalformedMessageError,
   PoolClosedError,
   QueueFullError,

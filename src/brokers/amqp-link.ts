@@ -90,6 +90,11 @@ export class AmqpLink {
     return this.#connecting;
   }
 
+  /** True while a consumer is active on the current channel. */
+  get consuming(): boolean {
+    return this.#consumerTag !== undefined;
+  }
+
   /** Starts (or resumes) consuming with `prefetch` unacked messages at most. */
   async consume(prefetch: number): Promise<void> {
     this.#prefetch = prefetch;
@@ -206,7 +211,13 @@ export class AmqpLink {
     if (!url.searchParams.has('heartbeat'))
       url.searchParams.set('heartbeat', String(this.#o.heartbeat));
     // `signal` goes through amqplib (typed without it) to net.connect's socket options.
-    const socketOptions = { timeout: this.#o.connectTimeout, signal: attempt.abort.signal };
+    // Named (`connection_name`, shown by `rabbitmqctl list_connections name`), so an operator
+    // can tell which connection consumes which queue.
+    const socketOptions = {
+      timeout: this.#o.connectTimeout,
+      signal: attempt.abort.signal,
+      clientProperties: { connection_name: `sluice:${this.#o.queue}` },
+    };
     const conn = await connect(url.toString(), socketOptions);
     attempt.conn = conn;
     try {
@@ -231,7 +242,10 @@ export class AmqpLink {
       this.#pub = pub;
       this.#generation = gen;
       this.#consumerTag = undefined;
-      if (this.#prefetch > 0) await this.consume(this.#prefetch);
+      // No consuming here: the source starts it on its next fetch, once the consumer loop has
+      // room for a full prefetch. Handlers of the dead channel's messages may still be running
+      // (the broker requeued those messages, but the loop holds them until they settle), and a
+      // new channel given its full prefetch at once would double what the process holds.
       this.onChange();
     } catch (err) {
       await conn.close().catch(() => {});

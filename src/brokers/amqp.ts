@@ -6,6 +6,11 @@
  *   prefetch is the `max` of the first `fetch`, which the loop sets to its concurrency. An
  *   explicit `prefetch` may be smaller, never larger: messages the broker pushes beyond the
  *   loop's demand would sit in this process uncounted by `held`, so the first `fetch` refuses it.
+ *   A consumer is started on a channel (at first, after a reconnect) only by a `fetch` whose
+ *   `max` (the loop's free slots) is at least the prefetch: after a reconnect, handlers of the
+ *   dead channel's messages may still run, and a full prefetch on the new channel next to them
+ *   would double what the process holds. So across reconnects too, held <= concurrency (+0);
+ *   consumption resumes as soon as those handlers finished.
  * - `ack`/`release` are `basic.ack`/`basic.nack(requeue)` on the channel the message came on,
  *   and only while that channel lives: after a reconnect the broker has requeued it already.
  * - Retries: the message is republished (publisher-confirmed) to a per-delay queue whose TTL
@@ -13,6 +18,11 @@
  *   so far; then the original is acked. Dead letters: republished to `<queue>.dlx` (bound to
  *   `<queue>.dead`) with the error in `x-sluice-error*` headers, then acked. The work queue also
  *   names that exchange as its `x-dead-letter-exchange`, so anyone's `reject` lands there too.
+ * - Republished headers (the original's plus ours) are kept under what amqplib can encode
+ *   (64 KiB): the error text is cut to what fits; a message whose own headers leave no room
+ *   even for the delivery count is rejected instead, and RabbitMQ dead-letters it through that
+ *   exchange (with `x-death`, without our error headers). RabbitMQ's `max_message_size` counts
+ *   the body only, which a republish does not change.
  * - Republishes are `mandatory`: RabbitMQ confirms and discards a message that routes to no
  *   queue (say `<queue>.dead` was deleted), so a `basic.return` counts as a failure. The source
  *   re-declares the topology and publishes once more; if that is returned too, the original is
@@ -28,6 +38,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { ConfirmChannel, ConsumeMessage } from 'amqplib';
+import { LeaseLostError } from '../errors.js';
 import { invalidOption, nonEmptyString, numberAtLeast } from '../internal/options.js';
 import { AmqpLink, type Delivery } from './amqp-link.js';
 import { declareRetryQueue, RETRY_REDECLARE, retryBucket } from './amqp-topology.js';
@@ -47,6 +58,9 @@ export {
   type MessageHandler,
 } from './consumer.js';
 export type { BrokerMessage, BrokerSource } from './source.js';
+
+/** How long a fetch waits (ms) for the loop's slots to free up before it may start consuming. */
+const WAIT_FOR_SLOTS_MS = 20;
 
 /** Options of {@link amqpSource}. Durations in ms unless noted. */
 export interface AmqpSourceOptions {
@@ -193,7 +207,16 @@ export class AmqpSource implements BrokerSource<AmqpMessage> {
     const prefetch = this.#prefetch ?? max;
     const deadline = Date.now() + this.#blockMs;
     while (this.#link.buffer.length === 0 && !signal.aborted && Date.now() < deadline) {
-      if (this.#link.channel) await this.#link.consume(prefetch).catch(() => {});
+      // Start consuming (at first, after a reconnect, after a pause) only with `prefetch` free
+      // slots: messages of a dead channel whose handlers still run count in the loop's `held`
+      // (`max` = its free slots), so held + what the broker may push stays <= concurrency.
+      if (this.#link.channel && (max >= prefetch || this.#link.consuming)) {
+        await this.#link.consume(prefetch).catch(() => {});
+      } else if (this.#link.channel) {
+        // The loop calls again as its slots free up: wait a little, not the whole block time.
+        await this.#sleep(signal, Math.min(WAIT_FOR_SLOTS_MS, deadline - Date.now()));
+        break;
+      }
       if (this.#link.buffer.length > 0) break;
       await this.#sleep(signal, deadline - Date.now());
     }
@@ -203,7 +226,7 @@ export class AmqpSource implements BrokerSource<AmqpMessage> {
   }
 
   async ack(message: AmqpMessage): Promise<void> {
-    this.#live(message).ack(message.raw);
+    this.#live(message, 'ack').ack(message.raw);
   }
 
   async release(message: AmqpMessage): Promise<void> {
@@ -213,12 +236,17 @@ export class AmqpSource implements BrokerSource<AmqpMessage> {
   }
 
   async retry(message: AmqpMessage, delayMs: number, error: Error): Promise<void> {
-    const ch = this.#live(message);
-    const headers = {
-      ...message.raw.properties.headers,
-      [DELIVERIES_HEADER]: message.deliveryCount,
-      'x-sluice-last-error': oneLine(error.message),
-    };
+    const ch = this.#live(message, 'retry');
+    const headers = fitHeaders(message.raw.properties.headers, [
+      [DELIVERIES_HEADER, message.deliveryCount],
+      ['x-sluice-last-error', oneLine(error.message)],
+    ]);
+    if (headers === undefined) {
+      // Its own headers leave no room for the delivery count: a copy could never be counted,
+      // so it could be retried for ever. Let the broker dead-letter it (the queue's DLX).
+      ch.nack(message.raw, false, false);
+      return;
+    }
     if (delayMs > 0) {
       const ms = retryBucket(delayMs);
       const target = await this.#retryQueue(ms);
@@ -235,15 +263,20 @@ export class AmqpSource implements BrokerSource<AmqpMessage> {
   }
 
   async deadLetter(message: AmqpMessage, error: Error): Promise<void> {
-    const ch = this.#live(message);
+    const ch = this.#live(message, 'dead-letter');
     const code = (error as { code?: unknown }).code;
-    const headers = {
-      ...message.raw.properties.headers,
-      [DELIVERIES_HEADER]: message.deliveryCount,
-      'x-sluice-error': oneLine(error.message),
-      'x-sluice-error-name': error.name,
-      ...(typeof code === 'string' ? { 'x-sluice-error-code': code } : {}),
-    };
+    const headers = fitHeaders(message.raw.properties.headers, [
+      [DELIVERIES_HEADER, message.deliveryCount],
+      ['x-sluice-error-code', typeof code === 'string' ? oneLine(code) : undefined],
+      ['x-sluice-error-name', oneLine(error.name)],
+      ['x-sluice-error', oneLine(error.message)],
+    ]);
+    if (headers === undefined) {
+      // Its own headers fill what a republish can carry: let the broker dead-letter it through
+      // the queue's DLX (with its `x-death` header, without our error headers).
+      ch.nack(message.raw, false, false);
+      return;
+    }
     await this.#republish('dead letter', this.#dlx, this.#queue, message, headers, () =>
       this.#link.redeclare(),
     );
@@ -286,13 +319,14 @@ export class AmqpSource implements BrokerSource<AmqpMessage> {
   }
 
   /** The channel `message` can be settled on, or a throw: its channel died, it will come back. */
-  #live(message: AmqpMessage) {
+  #live(message: AmqpMessage, operation: string) {
     const d = this.#held.get(message);
     const ch = this.#link.channel;
     if (!d || !ch || !this.#link.isLive(d)) {
-      throw new Error(
-        `cannot settle delivery ${message.id}: its channel closed; RabbitMQ redelivers it`,
-      );
+      // Delivery tags are channel-scoped: the broker requeued the message when the channel
+      // died, and may have handed it to another consumer; a tag from a dead channel must
+      // never be used on the new one (it would settle a different delivery, or kill it).
+      throw new LeaseLostError(message.id, operation, 'its channel closed; RabbitMQ redelivers it');
     }
     return ch;
   }
@@ -423,6 +457,73 @@ function refusal(prefetch: number, concurrency: number): Error {
   } catch (error) {
     return error as Error;
   }
+}
+
+/**
+ * The most bytes of encoded headers a republish carries: amqplib encodes a message's
+ * properties in a 64 KiB buffer (a RangeError beyond it, for every attempt), less room for the
+ * other properties (content type, ids: short strings) and the publish id header.
+ */
+const HEADERS_BUDGET = 65_536 - 2048;
+
+/**
+ * `original` plus `added` (in order of importance; undefined values skipped), as long as the
+ * encoded table fits {@link HEADERS_BUDGET}: a string that does not fit whole is cut to what
+ * is left, anything else that does not fit is left out. `undefined` when not even the first
+ * added header fits: a message whose own headers fill the budget cannot be republished.
+ */
+function fitHeaders(
+  original: Record<string, unknown> | undefined,
+  added: [string, string | number | undefined][],
+): Record<string, unknown> | undefined {
+  const out: Record<string, unknown> = { ...original };
+  for (const [key] of added) delete out[key];
+  let used = tableSize(out);
+  for (const [i, [key, value]] of added.entries()) {
+    if (value === undefined) continue;
+    const size = 1 + Buffer.byteLength(key) + fieldSize(value);
+    if (used + size <= HEADERS_BUDGET) {
+      out[key] = value;
+      used += size;
+    } else if (
+      typeof value === 'string' &&
+      used + size - Buffer.byteLength(value) + 4 <= HEADERS_BUDGET
+    ) {
+      const room = HEADERS_BUDGET - (used + size - Buffer.byteLength(value)) - 3;
+      const cut = Buffer.from(value)
+        .subarray(0, room)
+        .toString()
+        .replace(/\uFFFD+$/, '');
+      out[key] = `${cut}…`;
+      used = HEADERS_BUDGET;
+    } else if (i === 0) {
+      return undefined;
+    }
+  }
+  return out;
+}
+
+/** Bytes of an AMQP field table as amqplib encodes it (a slight overestimate). */
+function tableSize(table: Record<string, unknown>): number {
+  let size = 4;
+  for (const [key, value] of Object.entries(table)) {
+    if (value !== undefined) size += 1 + Buffer.byteLength(key) + fieldSize(value);
+  }
+  return size;
+}
+
+function fieldSize(value: unknown): number {
+  if (value === null || typeof value === 'boolean') return 2;
+  if (typeof value === 'number' || typeof value === 'bigint' || value instanceof Date) return 9;
+  if (typeof value === 'string') return 5 + Buffer.byteLength(value);
+  if (Buffer.isBuffer(value)) return 5 + value.length;
+  if (Array.isArray(value)) return 5 + value.reduce((n: number, v) => n + fieldSize(v), 0);
+  if (typeof value === 'object') {
+    const typed = value as { '!'?: unknown; value?: unknown };
+    if ('!' in typed) return 1 + fieldSize(typed.value);
+    return 1 + tableSize(value as Record<string, unknown>);
+  }
+  return 5 + Buffer.byteLength(String(value));
 }
 
 function oneLine(text: string): string {

@@ -87,7 +87,11 @@ export interface ConsumerStats {
   released: number;
   /** Running when the drain deadline (or `abort()`) hit: canceled and handed back. */
   canceled: number;
-  /** Handlers abandoned because the broker said the message was no longer ours. */
+  /**
+   * Messages this consumer stopped settling because the broker said another consumer owns them
+   * now: a heartbeat reported the loss (neither acked nor retried), or the broker refused the
+   * ack/retry/dead-letter itself (`LeaseLostError`, also reported to `onError`).
+   */
   leaseLost: number;
   /** Failed broker operations (see `onError`). */
   errors: number;

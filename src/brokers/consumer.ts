@@ -13,6 +13,10 @@
  *   source that has `orderedAcks` (Redis), an issued ack frees its slot before it is confirmed
  *   (the ack is applied by the broker before the next fetch), so the broker's count of messages
  *   delivered to this consumer and not acked stays <= `concurrency` as well.
+ * - **A lost lease is never settled.** Once a heartbeat reports that another consumer owns a
+ *   message, its handler's signal aborts and its outcome is dropped (no ack, retry or dead
+ *   letter); a source refuses a late settle itself where the broker can tell (`LeaseLostError`,
+ *   counted in `leaseLost`).
  * - **Drained.** `drain()` stops fetching, lets running handlers finish (and acks them), hands
  *   messages that never started back to the broker and counts them.
  *
@@ -320,12 +324,15 @@ class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
 
   #finish(job: Job<T, M>, ok: boolean, error: Error | undefined): void {
     const { message } = job;
-    if (ok) {
-      this.#settle(message, 'ack');
-    } else if (job.leaseLost) {
-      // Another consumer may own it now: neither ack nor retry; the broker's copy is the truth.
+    if (job.leaseLost) {
+      // A heartbeat said another consumer owns it now: whatever the handler's outcome, neither
+      // ack nor retry (either would settle the other consumer's delivery); the broker's copy is
+      // the truth. Checked before success: a handler that ignored its aborted signal and
+      // finished must not ack a message it no longer owns.
       this.#stats.leaseLost++;
       this.#settle(message, 'drop');
+    } else if (ok) {
+      this.#settle(message, 'ack');
     } else if (error === RELEASED) {
       this.#settle(message, 'release');
     } else if (this.#stopping && isAbort(error)) {
@@ -387,7 +394,14 @@ class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
           else if (op === 'deadLetter') this.#stats.deadLettered++;
           else if (op === 'release' && !quiet) this.#stats.released++;
         },
-        (failure) => this.#fail(failure, op === 'drop' ? 'release' : op, message),
+        (failure) => {
+          // The broker refused because another consumer claimed the message meanwhile (the
+          // check runs with the operation itself, so a late ack never settles its delivery).
+          if ((failure as { code?: unknown } | null)?.code === 'ERR_LEASE_LOST') {
+            this.#stats.leaseLost++;
+          }
+          this.#fail(failure, op === 'drop' ? 'release' : op, message);
+        },
       )
       .finally(() => {
         if (early) this.#stats.acking--;

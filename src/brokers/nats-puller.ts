@@ -33,6 +33,8 @@ export class NatsPuller {
   #running: Promise<void> = Promise.resolve();
   /** The last error a pull ended with (kept for diagnostics, never thrown at the loop). */
   lastError: unknown;
+  /** When each buffered message arrived (`performance.now()`): its ack_wait started earlier. */
+  readonly arrived = new WeakMap<JsMsg, number>();
 
   constructor(consumer: Consumer, expires: number) {
     this.#consumer = consumer;
@@ -64,11 +66,24 @@ export class NatsPuller {
     return this.#buffer.splice(0, max);
   }
 
-  /** Ends the open pull (messages it would still deliver stay on the server). */
-  stopPull(): void {
+  /**
+   * Ends the open pull. Gracefully (the default) it drains the pull's subscription: `UNSUB`, then
+   * a round trip, and every message the server sent before it saw the `UNSUB` is still received
+   * and buffered (the pull's loop ends only after that), for the caller to run or release. A
+   * plain close would drop those in flight, left delivered and unacked until `ack_wait`. Not
+   * graceful (the connection dropped, the pull is presumed lost): close at once.
+   */
+  stopPull(graceful = true): void {
     const pull = this.#pull;
     this.#pull = undefined;
-    if (pull) void pull.close().catch(() => {});
+    if (!pull) return;
+    // The subscription is the client's private field: the public API has no drain for a pull.
+    const sub = (pull as unknown as { sub?: { drain?: () => Promise<void> } }).sub;
+    if (graceful && typeof sub?.drain === 'function') {
+      sub.drain().catch(() => pull.close().catch(() => {}));
+    } else {
+      void pull.close().catch(() => {});
+    }
   }
 
   /**
@@ -104,6 +119,7 @@ export class NatsPuller {
       if (this.#closed) this.stopPull();
       for await (const m of pull) {
         this.#credit--;
+        this.arrived.set(m, performance.now());
         this.#buffer.push(m);
         this.#wake?.();
       }
@@ -115,7 +131,7 @@ export class NatsPuller {
 
   #dropLostPull(now: number): void {
     if (this.#pulling && now - this.#pullStarted > this.#expires + LOST_PULL_GRACE) {
-      this.stopPull();
+      this.stopPull(false);
     }
   }
 

@@ -7,8 +7,17 @@
  *   `release` a plain `-NAK`, both confirmed too; `heartbeat` is `+WPI` (`working()`), sent every
  *   third of the consumer's `ack_wait` so a slow handler is not redelivered elsewhere.
  * - `deadLetter` first publishes the body to the dead-letter subject (PubAck awaited), with the
- *   error in `Sluice-Error*` headers, then terminates the original (`+TERM`).
+ *   error in `Sluice-Error*` headers, then terminates the original (`+TERM`). The headers are
+ *   cut to fit next to the body under the server's `max_payload` (the error text first, then
+ *   whole headers): a message of the largest size the server takes is still dead-lettered.
+ * - `close()` drains the open pull (`UNSUB` and a round trip) so messages the server sent
+ *   before it saw the `UNSUB` are received, and naks everything fetched and not run: none is
+ *   left to wait out `ack_wait`.
  * - `deliveryCount` is the server's count from the message metadata.
+ * - Lease: JetStream accepts an ack (or nak, or term) for a message it has meanwhile redelivered
+ *   to another consumer, ending that delivery. A local clock narrows this: once `ack_wait` (less
+ *   a 5% margin) passed since the delivery or the last `working()`, the heartbeat reports the
+ *   lease lost and ack/retry/dead-letter reject with `LeaseLostError`, in-process.
  * - At-least-once: a crash, a lost connection or a missed ack redelivers; handlers must be
  *   idempotent. The backlog stays in the stream.
  *
@@ -22,6 +31,7 @@ import {
   jetstreamManager,
 } from '@nats-io/jetstream';
 import { connect, headers, type NatsConnection } from '@nats-io/transport-node';
+import { LeaseLostError } from '../errors.js';
 import {
   invalidOption,
   nonEmptyString,
@@ -155,6 +165,32 @@ function validate(opts: NatsSourceOptions): Resolved {
   };
 }
 
+/**
+ * The headers of `wanted` (in order of importance; empty values skipped) that fit in `room`
+ * bytes as NATS encodes them (`NATS/1.0`, then `\r\nKey: value` each, then `\r\n\r\n`); the
+ * last one that does not fit whole (the error text) is cut to what is left.
+ */
+function fitHeaders(wanted: [string, string][], room: number): [string, string][] {
+  const out: [string, string][] = [];
+  let used = 12; // `NATS/1.0` and the final blank line
+  for (const [key, value] of wanted) {
+    if (value === '') continue;
+    const fixed = key.length + 4; // \r\n, ': '
+    const size = Buffer.byteLength(value);
+    if (used + fixed + size <= room) {
+      out.push([key, value]);
+      used += fixed + size;
+    } else if (key === 'Sluice-Error' && room - used - fixed - 3 > 0) {
+      // Cut by bytes (the text may be UTF-8), dropping a character cut in two; `…` is 3 bytes.
+      const bytes = Buffer.from(value).subarray(0, room - used - fixed - 3);
+      const cut = bytes.toString().replace(/\uFFFD+$/, '');
+      out.push([key, `${cut}…`]);
+      used += fixed + Buffer.byteLength(cut) + 3;
+    }
+  }
+  return out;
+}
+
 /** Header values must be one line; long errors are cut. */
 function headerValue(text: string): string {
   const line = text.replace(/[\r\n]+/g, ' ');
@@ -174,6 +210,15 @@ export class NatsSource implements BrokerSource<NatsMessage> {
   readonly #o: Resolved;
   readonly #status: ReturnType<NatsConnection['status']>;
   #closing: Promise<void> | undefined;
+  /**
+   * When each held message's ack_wait last (re)started, as far as this process can tell: its
+   * arrival, then each `working()`. JetStream accepts an ack after it redelivered the message to
+   * another consumer (the ack then ends that consumer's delivery), so this local clock is the
+   * only fence there is: past it, ack/retry/dead-letter are refused here.
+   */
+  readonly #leases = new WeakMap<NatsMessage, number>();
+  /** ack_wait less a safety margin for the network and the server's own timer. */
+  readonly #leaseMs: number;
 
   /** @internal use {@link natsSource}. */
   constructor(
@@ -188,6 +233,7 @@ export class NatsSource implements BrokerSource<NatsMessage> {
     this.#js = js;
     this.#o = o;
     this.heartbeatInterval = Math.max(100, Math.floor(o.ackWait / 3));
+    this.#leaseMs = o.ackWait - Math.min(1000, o.ackWait / 20);
     this.#puller = new NatsPuller(consumer, o.blockMs);
     this.#status = nc.status();
     void this.#watchConnection();
@@ -203,15 +249,21 @@ export class NatsSource implements BrokerSource<NatsMessage> {
     // loop reports it once and stops) rather than returning nothing at once, in a loop.
     if (this.#closing) throw closedError('NATS');
     const msgs = await this.#puller.take(max, signal, this.#o.blockMs);
-    return msgs.map(toMessage);
+    return msgs.map((raw) => {
+      const message = toMessage(raw);
+      this.#leases.set(message, this.#puller.arrived.get(raw) ?? performance.now());
+      return message;
+    });
   }
 
   async ack(message: NatsMessage): Promise<void> {
+    this.#checkLease(message, 'ack');
     if (!this.#o.confirmAcks) return message.raw.ack();
     await message.raw.ackAck({ timeout: this.#o.ackTimeout });
   }
 
   async retry(message: NatsMessage, delayMs: number, _error?: Error): Promise<void> {
+    this.#checkLease(message, 'retry');
     const payload =
       delayMs > 0 ? `-NAK ${JSON.stringify({ delay: Math.round(delayMs * 1e6) })}` : NAK;
     await this.#confirm(
@@ -221,24 +273,46 @@ export class NatsSource implements BrokerSource<NatsMessage> {
   }
 
   async deadLetter(message: NatsMessage, error: Error): Promise<void> {
-    const h = headers();
-    h.set('Sluice-Error', headerValue(error.message));
-    h.set('Sluice-Error-Name', headerValue(error.name));
+    this.#checkLease(message, 'dead-letter');
     const code = (error as { code?: unknown }).code;
-    if (typeof code === 'string') h.set('Sluice-Error-Code', headerValue(code));
-    h.set('Sluice-Deliveries', String(message.deliveryCount));
-    h.set('Sluice-Source', `${this.#o.stream}:${message.id}:${message.subject}`);
+    const msgID = `${this.#o.stream}:${message.id}`;
+    // In order of importance: what does not fit next to the body under max_payload is cut
+    // (the error text) or left out, so a message of the largest size the server takes can
+    // still be dead-lettered (a full set of headers would fail its publish every time).
+    const wanted: [string, string][] = [
+      ['Nats-Msg-Id', msgID],
+      ['Sluice-Source', `${this.#o.stream}:${message.id}:${message.subject}`],
+      ['Sluice-Deliveries', String(message.deliveryCount)],
+      ['Sluice-Error-Code', typeof code === 'string' ? headerValue(code) : ''],
+      ['Sluice-Error-Name', headerValue(error.name)],
+      ['Sluice-Error', headerValue(error.message)],
+    ];
+    const room = (this.#nc.info?.max_payload ?? Number.POSITIVE_INFINITY) - message.body.length;
+    const h = headers();
+    let fitted = false;
+    for (const [key, value] of fitHeaders(wanted, room)) {
+      if (key === 'Nats-Msg-Id') fitted = true;
+      else h.set(key, value);
+    }
     await this.#js.publish(this.#o.deadLetterSubject, message.body, {
-      headers: h,
-      // A redelivered message dead-lettered twice is stored once.
-      msgID: `${this.#o.stream}:${message.id}`,
+      ...(h.keys().length > 0 ? { headers: h } : {}),
+      // A redelivered message dead-lettered twice is stored once (when the id fits).
+      ...(fitted ? { msgID } : {}),
       timeout: this.#o.ackTimeout,
     });
     await this.#confirm(message, TERM);
   }
 
-  async heartbeat(message: NatsMessage): Promise<void> {
+  /**
+   * `+WPI` restarts the message's ack_wait on the server. If our last one (or the delivery) is
+   * older than ack_wait — this process's event loop stalled — the server may have redelivered it
+   * elsewhere already: report the lease lost rather than extend someone else's delivery.
+   */
+  async heartbeat(message: NatsMessage): Promise<boolean> {
+    if (this.#expired(message)) return false;
     message.raw.working();
+    this.#leases.set(message, performance.now());
+    return true;
   }
 
   async release(message: NatsMessage): Promise<void> {
@@ -266,6 +340,15 @@ export class NatsSource implements BrokerSource<NatsMessage> {
     if (this.#owned) await this.#nc.close();
   }
 
+  #expired(message: NatsMessage): boolean {
+    const since = this.#leases.get(message);
+    return since !== undefined && performance.now() - since > this.#leaseMs;
+  }
+
+  #checkLease(message: NatsMessage, operation: string): void {
+    if (this.#expired(message)) throw new LeaseLostError(message.id, operation);
+  }
+
   /**
    * Sends an ack-family payload as a request, so the server's reply confirms it. The reply
    * subject is the client's private field: the public API only confirms `+ACK` (`ackAck`).
@@ -280,7 +363,7 @@ export class NatsSource implements BrokerSource<NatsMessage> {
   /** A pull request does not survive a lost connection: end it so a fresh one is sent. */
   async #watchConnection(): Promise<void> {
     for await (const s of this.#status) {
-      if (s.type === 'disconnect') this.#puller.stopPull();
+      if (s.type === 'disconnect') this.#puller.stopPull(false);
     }
   }
 }

@@ -20,9 +20,11 @@
  */
 import { createHash } from 'node:crypto';
 import pg from 'pg';
+import { LeaseLostError } from '../errors.js';
 import { argument, numberAtLeast } from '../internal/options.js';
 import { connectTimeoutError, DEFAULT_CONNECT_TIMEOUT, redactUrl } from './connect-deadline.js';
 import { Batcher } from './consumer-batch.js';
+import { errorText } from './dead-letter.js';
 import { PgListener } from './postgres-listen.js';
 import { type QueueSql, queueSql } from './postgres-sql.js';
 import { type BrokerMessage, type BrokerSource, closedError } from './source.js';
@@ -214,9 +216,7 @@ export class PostgresQueueSource implements BrokerSource<PostgresMessage> {
 }
 
 function leaseLost(message: PostgresMessage, what: string): Error {
-  return new Error(
-    `${what} refused for message ${message.id}: its lease was lost (another consumer claimed it)`,
-  );
+  return new LeaseLostError(message.id, what);
 }
 
 /**
@@ -332,7 +332,8 @@ export async function postgresSource(options: PostgresSourceOptions): Promise<Po
  * forever. Shown as the escape U+0000 spells in JSON.
  */
 function storable(text: string): string {
-  return text.includes('\0') ? text.replaceAll('\0', '\\u0000') : text;
+  const bounded = errorText(text);
+  return bounded.includes('\0') ? bounded.replaceAll('\0', '\\u0000') : bounded;
 }
 
 /** A pg Client class whose every connection attempt (TCP and startup) gives up after `ms`. */

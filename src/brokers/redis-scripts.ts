@@ -28,17 +28,76 @@ return owned
 `;
 
 /**
- * Dead-letters one entry: `XADD <dead> * <fields…>`, then `XACK` (and `XDEL` when asked). A
- * MULTI would not do: Redis runs the rest of a transaction after a command fails, so a failed
- * XADD (say the dead-letter key holds a string) would still ack the entry away, and the message
- * would exist nowhere. In a script the failed XADD aborts before the ack; the entry stays pending
- * and comes back after claimIdle, past maxDeliveries, so consume() dead-letters it again on
- * arrival without running the handler.
- * KEYS[1] = stream, KEYS[2] = dead-letter stream; ARGV = group, id, '1' to XDEL, fields…
+ * `XACK` (and `XDEL` when asked) each id this consumer still owns. A plain `XACK` from a
+ * consumer whose entry was claimed by another (its event loop stalled past `claimIdle`) would
+ * silently end the other consumer's delivery while its handler runs; here the owner is checked
+ * in the same script, so that late ack is refused. An id no longer pending at all (acked
+ * already, e.g. our own ack sent again after a dropped connection) is left alone and not refused.
+ * KEYS[1] = stream; ARGV = group, consumer, '1' to XDEL, ids…
+ * Returns the ids refused (now owned by another consumer).
+ */
+export const ACK_IF_OWNED = `
+local refused = {}
+for i = 4, #ARGV do
+  local row = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1)[1]
+  if row and row[2] ~= ARGV[2] then
+    refused[#refused + 1] = ARGV[i]
+  elseif row then
+    redis.call('XACK', KEYS[1], ARGV[1], ARGV[i])
+    if ARGV[3] == '1' then redis.call('XDEL', KEYS[1], ARGV[i]) end
+  end
+end
+return refused
+`;
+
+/**
+ * Dead-letters one entry this consumer still owns: `XADD <dead> * <fields…>`, then `XACK` (and
+ * `XDEL` when asked). Returns 0, writing nothing, when another consumer owns the entry now (or it
+ * is no longer pending): the late dead letter is refused, as a late ack is. A MULTI would not do:
+ * Redis runs the rest of a transaction after a command fails, so a failed XADD (say the
+ * dead-letter key holds a string) would still ack the entry away, and the message would exist
+ * nowhere. In a script the failed XADD aborts before the ack; the entry stays pending and comes
+ * back after claimIdle, past maxDeliveries, so consume() dead-letters it again on arrival
+ * without running the handler.
+ * KEYS[1] = stream, KEYS[2] = dead-letter stream; ARGV = group, id, '1' to XDEL, consumer, fields…
  */
 export const DEAD_LETTER = `
-redis.call('XADD', KEYS[2], '*', unpack(ARGV, 4))
+local row = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1)[1]
+if not row or row[2] ~= ARGV[4] then return 0 end
+redis.call('XADD', KEYS[2], '*', unpack(ARGV, 5))
 redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
 if ARGV[3] == '1' then redis.call('XDEL', KEYS[1], ARGV[2]) end
 return 1
+`;
+
+/**
+ * Removes this consumer from the group if, and only if, it has no pending entries: `XGROUP
+ * DELCONSUMER` would drop a consumer's pending entries with it (they would never be delivered
+ * again), so the check and the delete run in one script.
+ * KEYS[1] = stream; ARGV = group, consumer. Returns 1 when deleted.
+ */
+export const DELETE_IF_EMPTY = `
+if #redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1, ARGV[2]) > 0 then return 0 end
+redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2])
+return 1
+`;
+
+/**
+ * Deletes the group's consumers that own no pending entry and were not seen for `idle` ms — what
+ * crashed (or killed) processes leave behind. Safe for a live consumer too: with nothing pending
+ * there is nothing to lose, and its next `XREADGROUP`/`XAUTOCLAIM` creates it again (a live
+ * consumer is seen at every read anyway, so it is never this idle).
+ * KEYS[1] = stream; ARGV = group, idle ms. Returns the number deleted.
+ */
+export const REAP_EMPTY_CONSUMERS = `
+local deleted = 0
+for _, c in ipairs(redis.call('XINFO', 'CONSUMERS', KEYS[1], ARGV[1])) do
+  local f = {}
+  for i = 1, #c, 2 do f[c[i]] = c[i + 1] end
+  if f['pending'] == 0 and f['idle'] >= tonumber(ARGV[2]) then
+    redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], f['name'])
+    deleted = deleted + 1
+  end
+end
+return deleted
 `;

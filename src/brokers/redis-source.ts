@@ -3,10 +3,19 @@
  *
  * @module
  */
+import { createHash } from 'node:crypto';
 import { hostname } from 'node:os';
 import { RESP_TYPES, type RedisClientType } from 'redis';
+import { LeaseLostError } from '../errors.js';
 import { Batcher } from './consumer-batch.js';
-import { CLAIM_IF_OWNED, DEAD_LETTER } from './redis-scripts.js';
+import { errorText } from './dead-letter.js';
+import {
+  ACK_IF_OWNED,
+  CLAIM_IF_OWNED,
+  DEAD_LETTER,
+  DELETE_IF_EMPTY,
+  REAP_EMPTY_CONSUMERS,
+} from './redis-scripts.js';
 import { type BrokerMessage, type BrokerSource, closedError } from './source.js';
 
 /**
@@ -165,64 +174,87 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
   }
 
   async ack(message: RedisMessage): Promise<void> {
-    await this.#acks.add(message.id);
+    const refused = (await this.#acks.add(message.id)) as unknown[];
+    if (refused.some((id) => String(id) === message.id))
+      throw new LeaseLostError(message.id, 'ack');
   }
 
   async retry(message: RedisMessage, delayMs: number): Promise<void> {
     // Idle time claimIdle - delay: the entry becomes claimable (by any consumer) after `delay`.
-    await this.#claimOwned([message.id], Math.max(0, this.#claimIdle - delayMs));
+    const owned = await this.#claimOwned([message.id], Math.max(0, this.#claimIdle - delayMs));
+    if (!isIn(owned, message.id)) throw new LeaseLostError(message.id, 'retry');
   }
 
   async release(message: RedisMessage): Promise<void> {
     // Claimable at once, and the delivery that never ran is not counted against maxDeliveries.
-    await this.#claimOwned([message.id], this.#claimIdle, message.deliveryCount - 1);
+    const owned = await this.#claimOwned([message.id], this.#claimIdle, message.deliveryCount - 1);
+    if (!isIn(owned, message.id)) throw new LeaseLostError(message.id, 'release');
   }
 
   async heartbeat(message: RedisMessage): Promise<boolean> {
-    const stillOurs = (await this.#beats.add(message.id)) as Buffer[] | string[];
-    return stillOurs.some((id) => String(id) === message.id);
+    return isIn(await this.#beats.add(message.id), message.id);
   }
 
   async deadLetter(message: RedisMessage, error: Error): Promise<void> {
     const code = String((error as { code?: unknown }).code ?? error.name);
     const letter = ['id', message.id, 'stream', this.stream, 'group', this.group];
-    letter.push('deliveries', String(message.deliveryCount), 'error', error.message, 'code', code);
-    // One script: the entry leaves the pending list only if its dead letter was written.
-    await this.#cmd.sendCommand([
-      'EVAL',
+    letter.push('deliveries', String(message.deliveryCount));
+    letter.push('error', errorText(error.message), 'code', errorText(code));
+    // One script: the entry leaves the pending list only if its dead letter was written, and
+    // only while this consumer still owns it.
+    const done = await evalScript(
+      this.#cmd,
       DEAD_LETTER,
-      '2',
-      this.stream,
-      this.deadLetterStream,
-      this.group,
-      message.id,
-      this.#deleteOnAck ? '1' : '0',
-      ...letter,
-      this.#field,
-      Buffer.from(message.body),
-    ]);
+      [this.stream, this.deadLetterStream],
+      [
+        this.group,
+        message.id,
+        this.#deleteOnAck ? '1' : '0',
+        this.consumer,
+        ...letter,
+        this.#field,
+        Buffer.from(message.body),
+      ],
+    );
+    if (Number(done) !== 1) throw new LeaseLostError(message.id, 'dead-letter');
   }
 
+  /**
+   * Closes the connections, after removing this consumer from the group when it owns no
+   * pending entry (a clean stop), so that rolling deploys do not grow `XINFO CONSUMERS` for
+   * ever. A consumer with pending entries (released at drain, or waiting for a retry) stays:
+   * deleting it would drop them; whoever claims them, or the next source's reaping of empty
+   * idle consumers, takes care of it.
+   */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    if (this.#cmd.isReady) {
+      await withinMs(
+        evalScript(this.#cmd, DELETE_IF_EMPTY, [this.stream], [this.group, this.consumer]),
+        CLOSE_CLEANUP_MS,
+      ).catch(() => {});
+    }
     await closeClient(this.#read);
     if (this.#ownsCmd) await closeClient(this.#cmd);
   }
 
   /**
-   * XACK is idempotent, so an ack lost with a dropped connection is sent once more: node-redis
+   * XACK (in a script that first checks the owner: see `ACK_IF_OWNED`); resolves with the ids
+   * refused because another consumer owns them now. The script is idempotent, so an ack lost
+   * with a dropped connection is sent once more: node-redis
    * queues it until it has reconnected. That spares a duplicate run of a handler that already
    * succeeded. Bounded by `claimIdle`: after that the entry may be reclaimed anyway.
    */
   async #ackOnce(ids: string[], via: AnyRedisClient): Promise<unknown> {
-    const send = async (client: AnyRedisClient) => {
-      const xack = client.sendCommand(['XACK', this.stream, this.group, ...ids]);
-      if (!this.#deleteOnAck) return xack;
-      // Pipelined behind the XACK (same connection, same turn): one round trip for both.
-      const [acked] = await Promise.all([xack, client.sendCommand(['XDEL', this.stream, ...ids])]);
-      return acked;
-    };
+    const send = (client: AnyRedisClient) =>
+      evalScript(
+        client,
+        ACK_IF_OWNED,
+        [this.stream],
+        [this.group, this.consumer, this.#deleteOnAck ? '1' : '0', ...ids],
+        this.#cmd,
+      );
     try {
       return await send(via);
     } catch {
@@ -318,17 +350,12 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
 
   /** XCLAIM (JUSTID) the ids still owned by this consumer; returns those ids. */
   #claimOwned(ids: string[], idle: number, retryCount = -1): Promise<unknown> {
-    return this.#cmd.sendCommand([
-      'EVAL',
+    return evalScript(
+      this.#cmd,
       CLAIM_IF_OWNED,
-      '1',
-      this.stream,
-      this.group,
-      this.consumer,
-      String(idle),
-      String(retryCount),
-      ...ids,
-    ]);
+      [this.stream],
+      [this.group, this.consumer, String(idle), String(retryCount), ...ids],
+    );
   }
 
   /** Runs `op`; if the group vanished (e.g. Redis restarted without persistence), re-creates it once. */
@@ -344,6 +371,80 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
 }
 
 const EMPTY = new Uint8Array(0);
+
+/** Longest wait (ms) for the best-effort group clean-ups (close, start). */
+const CLOSE_CLEANUP_MS = 2000;
+
+/**
+ * Consumers with nothing pending that were not seen for this long (ms) are deleted by each new
+ * source (the names crashed processes leave in the group). @see REAP_EMPTY_CONSUMERS
+ */
+export const REAP_IDLE_MS = 60 * 60 * 1000;
+
+/** True when a script's reply (an array of ids) holds `id`. */
+function isIn(reply: unknown, id: string): boolean {
+  return Array.isArray(reply) && reply.some((x) => String(x) === id);
+}
+
+const SHAS = new Map<string, string>();
+
+/**
+ * `EVALSHA`, falling back to `EVAL` the first time a server does not know the script (after a
+ * restart or `SCRIPT FLUSH`): the ack path runs a script per batch, and sending its text each
+ * time would cost more than the acks.
+ */
+export async function evalScript(
+  client: AnyRedisClient,
+  script: string,
+  keys: string[],
+  args: (string | Buffer)[],
+  fallback: AnyRedisClient = client,
+): Promise<unknown> {
+  let sha = SHAS.get(script);
+  if (sha === undefined) {
+    sha = createHash('sha1').update(script).digest('hex');
+    SHAS.set(script, sha);
+  }
+  const tail = [String(keys.length), ...keys, ...args];
+  try {
+    return await client.sendCommand(['EVALSHA', sha, ...tail]);
+  } catch (error) {
+    if (!String((error as Error).message).startsWith('NOSCRIPT')) throw error;
+    // On `fallback`: the reading connection may be blocked in XREADGROUP by now.
+    return fallback.sendCommand(['EVAL', script, ...tail]);
+  }
+}
+
+/**
+ * Loads the scripts, so that the first `EVALSHA` on the reading connection finds them (an `EVAL`
+ * fallback would reach Redis after the next read, out of order with it).
+ */
+export async function loadScripts(client: AnyRedisClient): Promise<void> {
+  for (const script of [ACK_IF_OWNED, CLAIM_IF_OWNED, DEAD_LETTER, DELETE_IF_EMPTY]) {
+    await client.sendCommand(['SCRIPT', 'LOAD', script]);
+  }
+}
+
+/** Deletes the group's consumers with nothing pending idle for `idleMs` (best effort). */
+export async function reapEmptyConsumers(
+  client: AnyRedisClient,
+  stream: string,
+  group: string,
+  idleMs = REAP_IDLE_MS,
+): Promise<void> {
+  await withinMs(
+    evalScript(client, REAP_EMPTY_CONSUMERS, [stream], [group, String(idleMs)]),
+    CLOSE_CLEANUP_MS,
+  ).catch(() => {});
+}
+
+function withinMs<R>(work: Promise<R>, ms: number): Promise<R> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no reply within ${ms} ms`)), ms);
+  });
+  return Promise.race([work, late]).finally(() => clearTimeout(timer));
+}
 
 export async function createGroup(
   client: AnyRedisClient,

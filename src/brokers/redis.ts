@@ -10,12 +10,20 @@
  *   set to `claimIdle - delay`, so it becomes claimable after `delay` — the backoff lives in Redis,
  *   not in this process (delays above `claimIdle` are capped to it).
  * - delivery counts come from the pending entries list (`XPENDING`); dead letters go to
- *   `deadLetterStream` with the error, in one `MULTI` with the `XACK`.
+ *   `deadLetterStream` with the error (cut to 4096 characters), in one script with the `XACK`.
  * - heartbeat: every `claimIdle / 3` ms, `XCLAIM … JUSTID` resets the idle time of running
  *   entries still owned by this consumer (a Lua script checks the owner, so a lost entry is
  *   reported, not stolen back).
  * - retention: acked entries stay in the stream (another group may still read them) unless
  *   `deleteOnAck` is set; trim by your own policy otherwise.
+ * - ownership: every ack, retry, release and dead letter runs in a Lua script that first checks
+ *   that this consumer still owns the entry (`XPENDING`), as the heartbeat does. A consumer
+ *   whose event loop stalled past `claimIdle` while another claimed its entry has its late ack
+ *   refused (`LeaseLostError`), instead of silently ending the other consumer's delivery.
+ * - group membership: a consumer that closes with nothing pending deletes itself from the group
+ *   (`XGROUP DELCONSUMER`, checked and done in one script). One that crashed stays listed; its
+ *   pending entries are claimed by others after `claimIdle`, and every new source deletes the
+ *   group's consumers that own nothing and were not seen for an hour.
  * - Redis without persistence loses its streams on restart; the source re-creates the group on
  *   `NOGROUP`, but messages are only safe across restarts with AOF (`appendonly yes`).
  *
@@ -36,9 +44,11 @@ import {
   type AnyRedisClient,
   closeClient,
   createGroup,
+  loadScripts,
   type RedisSourceOptions,
   RedisStreamSource,
   readerName,
+  reapEmptyConsumers,
 } from './redis-source.js';
 
 // The shared consumer, so that one subpath import is enough: `import { consume, … } from 'sluice/redis'`.
@@ -114,6 +124,7 @@ export async function redisSource(options: RedisSourceOptions): Promise<RedisStr
     await connectWithin(read.connect(), connectTimeout, where, () => read.destroy());
     established = true;
     await createGroup(cmd, options.stream, options.group);
+    await loadScripts(cmd);
   } catch (error) {
     // Whatever failed (the reader's handshake, XGROUP CREATE on a key of another type), the
     // connections this call opened must not keep the process alive.
@@ -121,6 +132,9 @@ export async function redisSource(options: RedisSourceOptions): Promise<RedisStr
     if (owns) await closeClient(cmd);
     throw error;
   }
+  // Consumers that crashed leave their names in the group: delete those with nothing pending
+  // that were not seen for an hour (safe and cheap; see REAP_EMPTY_CONSUMERS).
+  await reapEmptyConsumers(cmd, options.stream, options.group);
   return new RedisStreamSource(cmd, read, owns, options);
 }
 

@@ -8,7 +8,13 @@ import { createServer, type Socket } from 'node:net';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { type AmqpMessage, type AmqpSource, amqpSource, consume } from '../../src/brokers/amqp.js';
-import { type AmqpAdmin, amqpAdmin, uniqueQueue } from '../fixtures/brokers/amqp-helpers.js';
+import {
+  type AmqpAdmin,
+  amqpAdmin,
+  brokerCounts,
+  closeConnectionNamed,
+  uniqueQueue,
+} from '../fixtures/brokers/amqp-helpers.js';
 import { until } from '../fixtures/brokers/broker-under-test.js';
 
 let admin: AmqpAdmin;
@@ -282,4 +288,97 @@ describe('amqpSource: connectTimeout (x8)', () => {
       ).rejects.toMatchObject({ code: 'ERR_INVALID_OPTION', message: /connectTimeout/ });
     }
   });
+});
+
+describe('amqpSource: no message is un-dead-letterable', () => {
+  it.each([
+    ['with what fits of the error', 2600],
+    ['through the queue’s DLX when even the delivery count does not fit', 1100],
+  ])(
+    'a message whose headers nearly fill what a republish carries still reaches the dead letter, %s',
+    async (_, less) => {
+      const { queue, source } = await setup('bighdr');
+      // The original's headers nearly fill what amqplib can encode (64 KiB): the error headers added
+      // by a dead letter must not push the republish over it.
+      const big = 'h'.repeat(65_536 - less);
+      admin.ch.sendToQueue(queue, Buffer.from('{"k":"big"}'), {
+        persistent: true,
+        headers: { 'x-big': big },
+      });
+      await admin.ch.waitForConfirms();
+      const errors: string[] = [];
+      const consumer = consume(
+        source,
+        () => {
+          throw new Error(`poison: ${'e'.repeat(2000)}`);
+        },
+        { concurrency: 1, maxDeliveries: 1, onError: (e) => void errors.push(e.message) },
+      );
+      let letters: { body: string; headers: Record<string, unknown> }[] = [];
+      await until(async () => {
+        letters.push(...(await admin.drainQueue(`${queue}.dead`)));
+        return letters.length === 1;
+      }, 'the dead letter');
+      await consumer.close();
+      letters = letters.slice(0, 1);
+      expect(letters[0]!.body).toBe('{"k":"big"}');
+      const { headers } = letters[0]!;
+      expect(headers['x-big']).toBe(big);
+      if (less > 2000) expect(String(headers['x-sluice-error'])).toMatch(/^poison: e+…$/);
+      else expect(headers['x-death']).toBeDefined();
+      expect(errors).toEqual([]);
+    },
+  );
+});
+
+describe('amqpSource across a forced reconnect', () => {
+  it('held messages never exceed concurrency: the new channel waits for the dead channel’s handlers', async () => {
+    const { queue, source } = await setup('reconn');
+    await admin.publishMany(queue, 40, (i) => JSON.stringify({ k: `m${i}` }));
+    const concurrency = 10;
+    let running = 0;
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const done = new Set<string>();
+    const consumer = consume<{ k: string }>(
+      source,
+      async ({ k }) => {
+        running++;
+        await gate;
+        running--;
+        done.add(k);
+      },
+      { concurrency, onError: () => {} },
+    );
+    // Held by this process at any instant: fetched by the loop + pushed and not yet fetched.
+    let peak = 0;
+    const sample = setInterval(() => {
+      peak = Math.max(peak, consumer.stats().held + source.buffered);
+    }, 1);
+    try {
+      await until(() => running === concurrency, 'ten handlers running');
+      const before = source.reconnects;
+      await closeConnectionNamed(`sluice:${queue}`);
+      await until(() => source.reconnects > before, 'reconnected');
+      // The broker requeued the dead channel's ten; a new channel given a full prefetch now
+      // would push ten more while the ten handlers still run. Give it the time to (not) happen
+      // (under load this can only miss the defect, never fail a correct consumer).
+      await new Promise((r) => setTimeout(r, 500));
+      expect(peak).toBeLessThanOrEqual(concurrency);
+      expect((await brokerCounts(queue)).unacked).toBe(0);
+      release();
+      await until(() => done.size === 40, 'all forty handled');
+    } finally {
+      clearInterval(sample);
+      release();
+    }
+    const report = await consumer.close();
+    expect(peak).toBeLessThanOrEqual(concurrency);
+    expect(report.stats.peakHeld).toBeLessThanOrEqual(concurrency);
+    // The ten that ran on the dead channel could not be acked there: they were redelivered.
+    expect(report.stats.leaseLost).toBe(concurrency);
+    expect(await admin.depth(queue)).toMatchObject({ messageCount: 0 });
+  }, 30_000);
 });

@@ -30,9 +30,10 @@ afterAll(async () => {
 
 const never = new AbortController().signal;
 
-async function fetchOne(source: AmqpSource): Promise<AmqpMessage> {
+/** The next message, asking with `free` slots (a new channel starts only with prefetch free). */
+async function fetchOne(source: AmqpSource, free = 1): Promise<AmqpMessage> {
   for (;;) {
-    const [m] = await source.fetch(1, never);
+    const [m] = await source.fetch(free, never);
     if (m) return m;
   }
 }
@@ -104,7 +105,7 @@ describe('amqpSource (adapter)', () => {
     await source.ack(again);
   });
 
-  it('never acks a tag from a dead channel: the broker redelivers instead', async () => {
+  it('never settles a tag from a dead channel (a lost lease): the broker redelivers instead', async () => {
     const { source, queue } = await setup();
     await admin.publishMany(queue, 2, (i) => `m${i}`);
     const held: AmqpMessage[] = [];
@@ -116,9 +117,19 @@ describe('amqpSource (adapter)', () => {
     await source.ack(m1);
     await source.ack(m1);
     while (source.reconnects === before) await new Promise((r) => setTimeout(r, 10));
-    await expect(source.ack(m2)).rejects.toThrow(/channel closed/);
+    await expect(source.ack(m2)).rejects.toMatchObject({
+      code: 'ERR_LEASE_LOST',
+      message: expect.stringMatching(/channel closed/),
+    });
+    await expect(source.retry(m2, 0, new Error('x'))).rejects.toMatchObject({
+      code: 'ERR_LEASE_LOST',
+    });
+    await expect(source.deadLetter(m2, new Error('x'))).rejects.toMatchObject({
+      code: 'ERR_LEASE_LOST',
+    });
     await source.release(m2); // a no-op, not an error, on a dead channel
-    const again = await fetchOne(source);
+    // m1 is acked and m2 settled: both slots are free, so the new channel may start consuming.
+    const again = await fetchOne(source, 2);
     expect(Buffer.from(again.body).toString()).toBe(Buffer.from(m2.body).toString());
     expect(again.redelivered).toBe(true);
     await source.ack(again);

@@ -118,4 +118,40 @@ describe('natsSource (adapter)', () => {
     await other.ack(stolen[0]!);
     expect(await admin.pending(stream, 'workers')).toMatchObject({ ackPending: 0, pending: 0 });
   });
+
+  it('a late ack after ack_wait is refused here: JetStream would end the redelivery another consumer runs', async () => {
+    const { stream, source: a } = await setup({ ackWait: 1000 });
+    const b = await natsSource({ stream, consumer: 'workers' });
+    sources.push(b);
+    await admin.publishMany(`${stream}.work`, 1, () => 'x');
+    const [mine] = await a.fetch(1, never);
+    // a stalls (no heartbeat): the server redelivers the message to b after ack_wait.
+    let theirs: Awaited<ReturnType<NatsSource['fetch']>>[number] | undefined;
+    while (!theirs) [theirs] = await b.fetch(1, never);
+    expect(theirs.deliveryCount).toBe(2);
+    expect(await a.heartbeat(mine!)).toBe(false);
+    await expect(a.ack(mine!)).rejects.toMatchObject({ code: 'ERR_LEASE_LOST' });
+    await expect(a.retry(mine!, 0, new Error('x'))).rejects.toMatchObject({
+      code: 'ERR_LEASE_LOST',
+    });
+    await expect(a.deadLetter(mine!, new Error('x'))).rejects.toMatchObject({
+      code: 'ERR_LEASE_LOST',
+    });
+    // b's delivery is untouched: still pending until b acks it.
+    expect(await admin.pending(stream, 'workers')).toMatchObject({ ackPending: 1 });
+    await b.ack(theirs);
+    expect(await admin.pending(stream, 'workers')).toMatchObject({ ackPending: 0, pending: 0 });
+  });
+
+  it('a heartbeat within ack_wait keeps the lease: ack after 2 x ack_wait is accepted', async () => {
+    const { stream, source } = await setup({ ackWait: 1000 });
+    await admin.publishMany(`${stream}.work`, 1, () => 'x');
+    const [m] = await source.fetch(1, never);
+    for (let i = 0; i < 8; i++) {
+      await new Promise((r) => setTimeout(r, 250));
+      expect(await source.heartbeat(m!)).toBe(true);
+    }
+    await source.ack(m!);
+    expect(await admin.pending(stream, 'workers')).toMatchObject({ ackPending: 0, pending: 0 });
+  });
 });

@@ -7,6 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Consumer, consume } from '../../src/brokers/consumer.js';
 import { redisSource } from '../../src/brokers/redis.js';
+import { reapEmptyConsumers } from '../../src/brokers/redis-source.js';
 import { deadline, delegate, Ledger, payloads } from '../fixtures/brokers/consumer-harness.js';
 import { type RedisAdmin, redisAdmin, uniqueStream } from '../fixtures/brokers/redis-helpers.js';
 import { deferred } from '../helpers.js';
@@ -245,4 +246,153 @@ describe('consume() over Redis Streams', () => {
     expect([...counts]).toEqual([2]);
     expect(await admin.pending(stream)).toBe(0);
   });
+
+  it('a late ack after a lost lease is refused: the new owner’s delivery stays pending', async () => {
+    const stream = uniqueStream('rlate');
+    await admin.fill(stream, [{ k: 'x' }]);
+    // a's heartbeat never runs, as when its event loop is blocked past claimIdle.
+    const inner = await source(stream, { consumer: 'a', claimIdle: 200 });
+    const stalled = delegate(inner, { heartbeatInterval: undefined, heartbeat: undefined });
+    const aRunning = deferred<void>();
+    const aFinish = deferred<void>();
+    const errors: { code: unknown; op: string }[] = [];
+    const a = track(
+      consume(
+        stalled,
+        async () => {
+          aRunning.resolve();
+          await aFinish.promise;
+        },
+        {
+          concurrency: 1,
+          onError: (e, op) => errors.push({ code: (e as { code?: unknown }).code, op }),
+        },
+      ),
+    );
+    await aRunning.promise;
+    const bRunning = deferred<void>();
+    const bFinish = deferred<void>();
+    const b = track(
+      consume(
+        await source(stream, { consumer: 'b', claimIdle: 200 }),
+        async () => {
+          bRunning.resolve();
+          await bFinish.promise;
+        },
+        { concurrency: 1 },
+      ),
+    );
+    await deadline(bRunning.promise, 5000, 'b claimed the entry');
+    aFinish.resolve();
+    await admin.until(async () => a.stats().leaseLost === 1, "a's ack refused");
+    expect(errors).toEqual([{ code: 'ERR_LEASE_LOST', op: 'ack' }]);
+    expect(a.stats().acked).toBe(0);
+    // b still runs it, and Redis still counts it as b's.
+    expect(await admin.pending(stream)).toBe(1);
+    bFinish.resolve();
+    await admin.until(async () => b.stats().acked === 1, "b's ack");
+    await a.close();
+    await b.close();
+    expect(await admin.pending(stream)).toBe(0);
+  });
+
+  it.each(['retry', 'deadLetter', 'release'] as const)(
+    'a late %s after a lost lease is refused and leaves the new owner’s entry alone',
+    async (op) => {
+      const stream = uniqueStream('rlate2');
+      await admin.fill(stream, [{ k: 'x' }]);
+      const a = await source(stream, { consumer: 'a', claimIdle: 50 });
+      const b = await source(stream, { consumer: 'b', claimIdle: 50 });
+      const never = new AbortController().signal;
+      try {
+        const [m] = await a.fetch(1, never);
+        await admin.until(async () => (await b.fetch(1, never)).length === 1, 'b claimed it');
+        const late =
+          op === 'retry'
+            ? a.retry(m!, 0)
+            : op === 'deadLetter'
+              ? a.deadLetter(m!, new Error('x'))
+              : a.release(m!);
+        await expect(late).rejects.toMatchObject({ code: 'ERR_LEASE_LOST' });
+        expect(await admin.deadLetters(stream)).toEqual([]);
+        const owner = (await admin.client.sendCommand([
+          'XPENDING',
+          stream,
+          'g',
+          '-',
+          '+',
+          '1',
+        ])) as unknown[][];
+        expect(owner[0]![1]).toBe('b');
+      } finally {
+        await a.close();
+        await b.close();
+      }
+    },
+  );
+
+  it('a consumer that closes with nothing pending deletes itself from the group', async () => {
+    const stream = uniqueStream('rdelc');
+    await admin.fill(stream, payloads(3));
+    const ledger = new Ledger();
+    const consumer = consume<{ k: string }>(
+      await source(stream, { consumer: 'leaving' }),
+      ({ k }) => void ledger.add(k),
+      { concurrency: 2 },
+    );
+    await ledger.until(3);
+    expect(await consumerNames(stream)).toEqual(['leaving']);
+    await consumer.close();
+    expect(await consumerNames(stream)).toEqual([]);
+  });
+
+  it('a consumer that closes with entries still pending stays in the group (they are not dropped)', async () => {
+    const stream = uniqueStream('rkeepc');
+    await admin.fill(stream, payloads(1));
+    const s = await source(stream, { consumer: 'holding' });
+    const [m] = await s.fetch(1, new AbortController().signal);
+    await s.retry(m!, 60_000);
+    await s.close();
+    expect(await consumerNames(stream)).toEqual(['holding']);
+    expect(await admin.pending(stream)).toBe(1);
+  });
+
+  it('reaping deletes the consumers that own nothing and were idle past the threshold, and no other', async () => {
+    const stream = uniqueStream('rreap');
+    admin.track(stream);
+    await admin.fill(stream, payloads(1));
+    await admin.client.sendCommand(['XGROUP', 'CREATE', stream, 'g', '0']);
+    // 'crashed' holds the entry; 'gone' holds nothing; both then sit idle past the threshold.
+    for (const name of ['crashed', 'gone']) {
+      await admin.client.sendCommand(['XGROUP', 'CREATECONSUMER', stream, 'g', name]);
+    }
+    await admin.client.sendCommand([
+      'XREADGROUP',
+      'GROUP',
+      'g',
+      'crashed',
+      'COUNT',
+      '1',
+      'STREAMS',
+      stream,
+      '>',
+    ]);
+    await admin.until(async () => (await idleOf(stream, 'gone')) >= 1000, 'idle for 1 s', 5000);
+    await admin.client.sendCommand(['XGROUP', 'CREATECONSUMER', stream, 'g', 'recent']);
+    await reapEmptyConsumers(admin.client, stream, 'g', 1000);
+    expect((await consumerNames(stream)).sort()).toEqual(['crashed', 'recent']);
+    expect(await admin.pending(stream)).toBe(1);
+  });
 });
+
+/** Names of the group's consumers. */
+async function consumerNames(stream: string): Promise<string[]> {
+  const rows = (await admin.client.sendCommand(['XINFO', 'CONSUMERS', stream, 'g'])) as unknown[][];
+  return rows.map((row) => String(row[row.indexOf('name') + 1]));
+}
+
+async function idleOf(stream: string, name: string): Promise<number> {
+  const rows = (await admin.client.sendCommand(['XINFO', 'CONSUMERS', stream, 'g'])) as unknown[][];
+  const row = rows.find((r) => r[r.indexOf('name') + 1] === name)!;
+  return Number(row[row.indexOf('idle') + 1]);
+}
