@@ -186,10 +186,12 @@ class RunPoolModel {
     this.log.push('-- finish: feed and release everything, pull until the end');
     // A pull that never settles can only be ended by a stop.
     if (this.source.spec.steps.includes('never') && !this.returned) this.abort();
-    for (let round = 0; round < 100 && this.ended === undefined && !this.returned; round++) {
+    const busy = (): boolean =>
+      (this.ended === undefined && !this.returned) || this.nexts.some((n) => !n.settled);
+    for (let round = 0; round < 100 && busy(); round++) {
       while (this.source.pending.length > 0) this.source.feed(round < 2 ? 'value' : 'done');
       this.workers.releaseAll();
-      if (this.nexts.every((n) => n.settled)) this.pull();
+      if (this.nexts.every((n) => n.settled) && !this.returned) this.pull();
       await flush();
       if (round === 60) this.abort(); // a source that keeps pulling 'never' steps
     }
