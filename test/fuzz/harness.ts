@@ -15,7 +15,7 @@ const realSetImmediate: typeof setImmediate = globalThis.setImmediate;
  * Properties in the whole fuzz folder; `npm run fuzz -- --seconds N` gives each N / this many
  * seconds. Keep in step with the number of `fuzzAssert` calls.
  */
-export const PROPERTY_COUNT = 6;
+export const PROPERTY_COUNT = 5;
 
 /**
  * fast-check parameters from the environment. CI: `numRuns` = FUZZ_RUNS × weight (default 1
@@ -42,10 +42,12 @@ export function fuzzParams<T>(weight = 1): fc.Parameters<T> {
   return params;
 }
 
-/** Per-property timeout for vitest: the time budget plus room for shrinking. */
+/** Per-property timeout for vitest: `ciMs` at the default budget, scaled with FUZZ_RUNS, or the
+ * time budget plus room for shrinking. */
 export function testTimeout(ciMs: number): number {
   const seconds = Number(process.env.FUZZ_SECONDS ?? 0);
-  return seconds > 0 ? (seconds * 1000) / PROPERTY_COUNT + 600_000 : ciMs;
+  if (seconds > 0) return (seconds * 1000) / PROPERTY_COUNT + 600_000;
+  return ciMs * Math.max(1, Number(process.env.FUZZ_RUNS ?? 25) / 25);
 }
 
 /**

@@ -22,6 +22,10 @@ export const KNOWN_OPEN: ReadonlySet<string> = new Set<string>([
   // A value the source yields after the signal aborted (or drain()) while its pull was pending
   // is dropped instead of settling as a result.
   'value-after-stop-dropped',
+  // ThreadPool: resize down then up runs more jobs at once than threads.
+  'threadpool-resize-overrun',
+  // ThreadPool: the pool's own signal keeps its listener after drain.
+  'threadpool-signal-listener',
   // pipeline: return() on its iterator before any next() leaves drain() pending for ever.
   'pipeline-return-before-next',
 ]);
