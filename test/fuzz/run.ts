@@ -37,7 +37,11 @@ child.stdout.on('data', (chunk: Buffer) => {
   pending += chunk.toString();
   const lines = pending.split('\n');
   pending = lines.pop() ?? '';
-  for (const line of lines) if (line.startsWith('[fuzz]')) summary.push(line);
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: strips ANSI colour codes.
+  for (const raw of lines) {
+    const line = raw.replace(/\x1b\[[0-9;]*m/g, '');
+    if (line.startsWith('[fuzz]')) summary.push(line);
+  }
 });
 child.on('exit', (code) => {
   console.log('\n[fuzz] summary');
