@@ -13,9 +13,10 @@ const realSetImmediate: typeof setImmediate = globalThis.setImmediate;
 
 /**
  * Properties in the whole fuzz folder; `npm run fuzz -- --seconds N` gives each N / this many
- * seconds. Keep in step with the number of `fuzzAssert` calls.
+ * seconds. Keep in step with the number of `fuzzAssert` calls (the runner sets
+ * FUZZ_PROPERTY_COUNT when given only some files: one property per file).
  */
-export const PROPERTY_COUNT = 5;
+export const PROPERTY_COUNT = Number(process.env.FUZZ_PROPERTY_COUNT ?? 5);
 
 /**
  * fast-check parameters from the environment. CI: `numRuns` = FUZZ_RUNS × weight (default 1

@@ -27,7 +27,13 @@ const targets = filters.length > 0 ? filters : ['test/fuzz/'];
 console.log(`[fuzz] running ${targets.join(' ')} for about ${seconds} s`);
 const child = spawn(process.execPath, [vitest, 'run', ...targets, '--no-file-parallelism'], {
   cwd: root,
-  env: { ...process.env, FUZZ_SECONDS: String(seconds), FUZZ_REPORT: '1' },
+  env: {
+    ...process.env,
+    FUZZ_SECONDS: String(seconds),
+    FUZZ_REPORT: '1',
+    // One property per file: the time is shared among the files asked for.
+    ...(filters.length > 0 ? { FUZZ_PROPERTY_COUNT: String(filters.length) } : {}),
+  },
   stdio: ['ignore', 'pipe', 'inherit'],
 });
 /** Colour codes vitest adds to output lines. */
