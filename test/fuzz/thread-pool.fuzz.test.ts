@@ -13,6 +13,7 @@ import {
   flush,
   fuzzAssert,
   fuzzParams,
+  realSetTimeout,
   testTimeout,
   UnhandledCounter,
   Violations,
@@ -20,7 +21,7 @@ import {
 } from './harness.js';
 import { attack } from './known-open.js';
 
-const MODULE = new URL('./fixtures/thread-jobs.ts', import.meta.url);
+const MODULE = new URL('./fixtures/thread-jobs.js', import.meta.url);
 const MAX_JOBS = 16;
 
 type Command =
@@ -172,9 +173,16 @@ class ThreadPoolModel {
         this.ends.push(this.pool.abort('fuzz'));
         break;
       case 'tick':
-        await flush();
+        // Threads move in real time: let the jobs handed over so far start.
+        await this.started(30);
         break;
     }
+  }
+
+  /** Threads move in real time: a short real pause lets handed-over jobs start. */
+  async started(ms: number): Promise<void> {
+    await new Promise((resolve) => realSetTimeout(resolve, ms));
+    await flush();
   }
 
   async finish(): Promise<void> {
@@ -256,6 +264,8 @@ describe('fuzz: ThreadPool', () => {
           const m = new ThreadPoolModel(threads);
           m.log.push(`new ThreadPool({ threads: ${threads}, queueSize: 2 })`);
           try {
+            // Commands race threads that are still loading otherwise: start from a ready pool.
+            await watchdog(m.pool.ready, 'ready', 10_000);
             for (const c of commands) await m.exec(c);
             await m.finish();
           } catch (error) {
