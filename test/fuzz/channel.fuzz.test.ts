@@ -294,7 +294,7 @@ describe('fuzz: Channel', () => {
           m.v.throwIfAny(m.log);
         },
       ),
-      fuzzParams(4),
+      fuzzParams(12),
     );
   });
 });

@@ -369,7 +369,7 @@ describe('fuzz: pipeline', () => {
           m.v.throwIfAny(m.log);
         },
       ),
-      fuzzParams(4),
+      fuzzParams(12),
     );
   });
 });

@@ -654,7 +654,7 @@ describe('fuzz: Pool', () => {
           m.v.throwIfAny(m.log);
         },
       ),
-      fuzzParams(4),
+      fuzzParams(12),
     );
   });
 });

@@ -342,7 +342,7 @@ describe('fuzz: runPool', () => {
           m.v.throwIfAny(m.log);
         },
       ),
-      fuzzParams(4),
+      fuzzParams(12),
     );
   });
 });
