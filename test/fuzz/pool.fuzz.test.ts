@@ -462,12 +462,14 @@ class PoolModel {
     this.log.push('-- finish: resume, drain, release every worker');
     this.pool.resume();
     const drained = this.pool.drain();
-    for (let round = 0; round < 20; round++) {
+    // Queued jobs start only as running ones end: release round after round until idle.
+    for (let round = 0; round < 50; round++) {
       await flush();
       // A re-entrant pause() may come after ours: a paused pool's drain waits for resume().
       this.pool.resume();
       const open = this.running();
-      if (open.length === 0) break;
+      const s = this.pool.stats();
+      if (open.length === 0 && s.running === 0 && s.queued === 0) break;
       for (const rec of open) {
         rec.live = false;
         rec.produced = rec.id * 10;
