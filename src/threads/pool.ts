@@ -178,14 +178,18 @@ export class ThreadPool<J, R> {
   }
 
   /**
-   * Submits a job, waiting while the queue is full; resolves with the accepted {@link Task}.
+   * Submits a job, waiting while the queue is full; resolves with the accepted {@link Task}
+   * — iff the job was accepted. Misuse rejects, never throws (see the README's rule).
    * @throws PoolClosedError (rejection) after close/drain/abort; `WorkerStartupError` once the
    *   pool failed to start threads; `AbortError` when `opts.signal` aborts while waiting.
-   * @throws TypeError (rejection) when `transfer` is not an array (`ERR_INVALID_OPTION`) or is
-   *   given for a job that is not an object (`ERR_INVALID_ARGUMENT`).
+   * @throws TypeError (rejection) when `opts.signal` is not an AbortSignal or `transfer` is not
+   *   an array (`ERR_INVALID_OPTION`), or `transfer` is given for a job that is not an object
+   *   (`ERR_INVALID_ARGUMENT`).
    */
   submit(job: J, opts?: ThreadSubmitOptions): Promise<Task<J, R>> {
     try {
+      // Every option is checked before the transfer list is kept: a refused submit keeps nothing.
+      if (opts != null) optionalSignal('signal', opts.signal);
       this.#keepTransfer(job, opts);
     } catch (error) {
       return Promise.reject(error);
@@ -193,6 +197,7 @@ export class ThreadPool<J, R> {
     return this.#pool.submit(job, opts).then(
       (task) => (opts?.signal ? this.#watch(task) : task),
       (error: unknown) => {
+        this.#forgetTransfer(job, opts);
         throw this.#closedError(error);
       },
     );
@@ -202,16 +207,23 @@ export class ThreadPool<J, R> {
    * Submits only if there is room now; never waits.
    * @returns the Task, or `undefined` when the queue is full.
    * @throws PoolClosedError after close/drain/abort (`WorkerStartupError` after a start-up failure).
+   * @throws TypeError as {@link submit} rejects with it (a synchronous method throws).
    */
   trySubmit(job: J, opts?: ThreadSubmitOptions): Task<J, R> | undefined {
+    if (opts != null) optionalSignal('signal', opts.signal);
     this.#keepTransfer(job, opts);
     let task: Task<J, R> | undefined;
     try {
       task = this.#pool.trySubmit(job, opts);
     } catch (error) {
+      this.#forgetTransfer(job, opts);
       throw this.#closedError(error);
     }
-    return task && opts?.signal ? this.#watch(task) : task;
+    if (!task) {
+      this.#forgetTransfer(job, opts);
+      return undefined;
+    }
+    return opts?.signal ? this.#watch(task) : task;
   }
 
   /**
@@ -235,6 +247,8 @@ export class ThreadPool<J, R> {
   /**
    * Closes the pool, lets queued and running jobs finish, then terminates every thread. With
    * `timeout` (ms), at the deadline whatever is left is canceled and reported.
+   * @throws TypeError/RangeError (rejection, never a synchronous throw; `ERR_INVALID_OPTION`)
+   *   when `timeout` is not a non-negative number; the pool is then left as it was.
    */
   async drain(opts?: { timeout?: number }): Promise<DrainReport<J>> {
     const timeout = optionalDuration('timeout', opts?.timeout);
@@ -364,6 +378,13 @@ export class ThreadPool<J, R> {
       invalidArgument('job', job, 'an object (it has a transfer list)');
     }
     this.#transfers.set(job, transfer);
+  }
+
+  /** A submit that was refused: its transfer list must not travel with a later submit of `job`. */
+  #forgetTransfer(job: J, opts: ThreadSubmitOptions | undefined): void {
+    const transfer = opts?.transfer;
+    if (transfer === undefined || typeof job !== 'object' || job === null) return;
+    if (this.#transfers.get(job) === transfer) this.#transfers.delete(job);
   }
 
   #takeTransfer(job: J): readonly TransferListItem[] | undefined {
