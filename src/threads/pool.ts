@@ -3,6 +3,7 @@ import { performance } from 'node:perf_hooks';
 import type { TransferListItem } from 'node:worker_threads';
 import { AbortError, PoolClosedError } from '../errors.js';
 import { onAbort } from '../internal/abort-fanout.js';
+import type { JobContext } from '../internal/job-run.js';
 import {
   argument,
   invalidArgument,
@@ -104,12 +105,15 @@ export class ThreadPool<J, R> {
     // Every accepted job goes straight to the scheduler, which is the queue: it can then send
     // several waiting jobs to a thread in one message. So the Pool's slots are threads + queue.
     const unbounded = this.#queueSize === Number.POSITIVE_INFINITY;
-    // The worker reads no `ctx.signal`: an AbortController per job would cost more than a tiny
-    // job itself. Cancellations reach the scheduler from where they start instead (#watch,
-    // abort, the drain deadline); timeouts are the scheduler's own.
+    // The worker reads `ctx.signal` only for a job with its own signal: an AbortController per
+    // job would cost more than a tiny job itself. Other cancellations reach the scheduler from
+    // where they start (abort, the drain deadline); timeouts are the scheduler's own.
     this.#pool = new Pool<J, R>(
-      (job, ctx) =>
-        this.#scheduler.run(job, ctx.index, acceptedAt(ctx), this.#takeTransfer(job)) as Promise<R>,
+      (job, ctx) => {
+        const run = this.#scheduler.run(job, ctx.index, acceptedAt(ctx), this.#takeTransfer(job));
+        if (callerSignal(ctx)) this.#watch(ctx);
+        return run as Promise<R>;
+      },
       { concurrency: this.#capacity(threads), queueSize: unbounded ? Number.POSITIVE_INFINITY : 0 },
     );
     if (signal?.aborted) void this.abort(signal.reason);
@@ -194,13 +198,10 @@ export class ThreadPool<J, R> {
     } catch (error) {
       return Promise.reject(error);
     }
-    return this.#pool.submit(job, opts).then(
-      (task) => (opts?.signal ? this.#watch(task) : task),
-      (error: unknown) => {
-        this.#forgetTransfer(job, opts);
-        throw this.#closedError(error);
-      },
-    );
+    return this.#pool.submit(job, opts).catch((error: unknown) => {
+      this.#forgetTransfer(job, opts);
+      throw this.#closedError(error);
+    });
   }
 
   /**
@@ -219,11 +220,8 @@ export class ThreadPool<J, R> {
       this.#forgetTransfer(job, opts);
       throw this.#closedError(error);
     }
-    if (!task) {
-      this.#forgetTransfer(job, opts);
-      return undefined;
-    }
-    return opts?.signal ? this.#watch(task) : task;
+    if (!task) this.#forgetTransfer(job, opts);
+    return task;
   }
 
   /**
@@ -351,15 +349,17 @@ export class ThreadPool<J, R> {
     return report;
   }
 
-  /** A job with its own signal: once it settles as canceled, stop its thread-side work. */
-  #watch(task: Task<J, R>): Task<J, R> {
-    void task.result.then((result) => {
-      // Canceled by its signal (whatever the reason: AbortError, a caller's TimeoutError, …)
-      // while the scheduler still holds it. A job that failed in its thread is no longer held,
-      // so this finds nothing for it.
-      if (!result.ok) this.#scheduler.cancel(result.index, result.error);
-    });
-    return task;
+  /**
+   * A job with its own signal: when the Pool cancels it, its thread-side work stops first. The
+   * Pool aborts the job's `ctx.signal` before it frees the slot, so the scheduler takes the job
+   * back (or its thread gets the abort message) before the next job is accepted: no job reaches
+   * a thread before the abort of the one it replaces.
+   */
+  #watch(ctx: JobContext): void {
+    const signal = ctx.signal;
+    const stop = () => this.#scheduler.cancel(ctx.index, toError(signal.reason));
+    if (signal.aborted) stop();
+    else signal.addEventListener('abort', stop, { once: true });
   }
 
   #capacity(threads: number): number {
@@ -406,6 +406,16 @@ export class ThreadPool<J, R> {
     this.#stopped ??= this.#scheduler.stop();
     return this.#stopped;
   }
+}
+
+/** The caller's own signal, which the Pool's JobRun records (undefined for any other context). */
+function callerSignal(ctx: unknown): AbortSignal | undefined {
+  const signal = (ctx as { callerSignal?: unknown }).callerSignal;
+  return signal instanceof AbortSignal ? signal : undefined;
+}
+
+function toError(reason: unknown): Error {
+  return reason instanceof Error ? reason : new AbortError(reason);
 }
 
 function acceptedAt(ctx: unknown): number {
