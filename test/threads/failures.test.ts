@@ -121,6 +121,20 @@ describe('a thread that dies mid-job', () => {
     });
   }
 
+  it.each(['revoked-proxy', 'message-getter'] as const)(
+    'an uncaught %s in a timer: WorkerCrashedError with a readable message; replaced',
+    async (what) => {
+      await using pool = jobsPool({ threads: 1 });
+      const error = (await pool
+        .run({ kind: 'timer-throw-hostile', what })
+        .catch((e: unknown) => e)) as Error;
+      expect(error).toBeInstanceOf(WorkerCrashedError);
+      expect(error.message).not.toMatch(/undefined/);
+      expect(error.cause).toBeInstanceOf(Error);
+      expect(await pool.run({ kind: 'double', x: 5 })).toBe(10);
+    },
+  );
+
   it('exceeding resourceLimits: WorkerCrashedError, replaced, 10 later jobs succeed', async () => {
     await using pool = jobsPool({
       threads: 1,
