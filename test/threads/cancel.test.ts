@@ -103,11 +103,13 @@ describe('ThreadPool cancellation', () => {
     ]);
     await cellSet(a.cells, 0);
     ca.abort(); // a ignores it: a's grace period starts
-    expect((await ta.result).ok).toBe(false);
-    // a ends, b starts in the same thread, and b is canceled, all before this side reads a's result.
+    // a ends, b starts in the same thread, and b is canceled, all before this side reads a's
+    // result. Released in the same turn as the abort and waited for synchronously: a's grace
+    // period cannot end first, however slow the machine.
     release(a.cells);
-    expect(Atomics.wait(b.cells, 0, 0, 5_000)).not.toBe('timed-out'); // b was in a's batch
+    expect(Atomics.wait(b.cells, 0, 0, 30_000)).not.toBe('timed-out'); // b was in a's batch
     cb.abort();
+    expect((await ta.result).ok).toBe(false);
     expect((await tb.result).ok).toBe(false);
     // b never ends by itself: its thread is terminated at b's own deadline and replaced.
     expect(await pool.run({ kind: 'thread-id' })).not.toBe(before);
@@ -123,19 +125,15 @@ describe('ThreadPool cancellation', () => {
       pool.submit({ kind: 'block', sab: b.sab }),
     ]);
     await cellSet(a.cells, 0);
+    // In the turn of the abort (so a's grace period cannot end first, however slow the
+    // machine): a ends, b starts, and the event loop stays blocked past a's grace deadline. The
+    // loop's next turn runs timers before it reads the port, so a's grace timer fires while a's
+    // result still waits there.
     ca.abort(); // a ignores it: a's grace period starts
+    release(a.cells);
+    expect(Atomics.wait(b.cells, 0, 0, 30_000)).not.toBe('timed-out');
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, abortGrace * 3);
     expect((await ta.result).ok).toBe(false);
-    // In one callback: a ends, b starts, and the event loop stays blocked past a's grace deadline.
-    // The loop's next turn runs timers before it reads the port, so a's grace timer fires while
-    // a's result still waits there.
-    await new Promise<void>((resolve) =>
-      setImmediate(() => {
-        release(a.cells);
-        Atomics.wait(b.cells, 0, 0, 5_000);
-        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, abortGrace * 3);
-        resolve();
-      }),
-    );
     release(b.cells);
     expect(await tb.result).toMatchObject({ ok: true, value: 'released' });
     expect(await pool.run({ kind: 'thread-id' })).toBe(before);
@@ -177,7 +175,7 @@ describe('a canceled job is stopped in its thread before its slot is reused', ()
     const waiting = pool.submit({ kind: 'double', x: 21 });
     controller.abort();
     // Block this thread: only a message posted during abort() itself can reach the thread now.
-    const seen = Atomics.wait(cells, 1, 0, 5000);
+    const seen = Atomics.wait(cells, 1, 0, 30_000);
     expect(seen).not.toBe('timed-out');
     expect(Atomics.load(cells, 1)).toBe(1);
     const result = await canceled.result;
