@@ -2,7 +2,7 @@ import { getEventListeners } from 'node:events';
 import { describe, expect, it } from 'vitest';
 import { PoolClosedError } from '../../src/errors.js';
 import { ThreadPool } from '../../src/threads/pool.js';
-import { cellReaches, cellSet, fixture, jobsPool, latch, release } from './helpers.js';
+import { cellReaches, cellSet, fixture, JOBS, jobsPool, latch, release } from './helpers.js';
 
 describe('ThreadPool has the Pool surface', () => {
   it('submit resolves with a Task whose result is a value; run resolves with the value', async () => {
@@ -246,7 +246,7 @@ describe('ThreadPool misuse: a promise-returning method rejects, a synchronous o
     return out as T;
   };
 
-  it('submit, run, drain reject (never throw); abort takes any reason and resolves', async () => {
+  it('submit, run, drain, create, fromModule reject (never throw); abort takes any reason and resolves', async () => {
     const pool = jobsPool();
     await expect(noSyncThrow(() => pool.submit({ kind: 'double', x: 1 }, bad))).rejects.toEqual(
       invalid,
@@ -262,6 +262,12 @@ describe('ThreadPool misuse: a promise-returning method rejects, a synchronous o
     });
     // Nothing changed: the pool still takes jobs.
     expect(await pool.run({ kind: 'double', x: 2 })).toBe(4);
+    await expect(noSyncThrow(() => ThreadPool.create(JOBS, { threads: 0 }))).rejects.toMatchObject({
+      name: 'RangeError',
+    });
+    await expect(
+      noSyncThrow(() => ThreadPool.fromModule(JOBS, { signal: 'x' as never })),
+    ).rejects.toEqual(invalid);
     const { proxy, revoke } = Proxy.revocable({}, {});
     revoke();
     const report = await noSyncThrow(() => pool.abort(proxy));
