@@ -86,35 +86,88 @@ const BUILTIN: Record<string, ErrorConstructor> = {
   URIError,
 };
 
-/** Flattens anything thrown. Never throws itself (an unclonable value becomes its string). */
+/**
+ * Flattens anything thrown. Total: never throws itself, whatever `thrown` is — a revoked Proxy,
+ * a Proxy whose traps throw, an Error whose `message`/`name`/`stack` getters throw. A value that
+ * cannot be inspected or cloned becomes its text ({@link formatValue}, which never throws); an
+ * Error some of whose parts cannot be read keeps the parts that can.
+ */
 export function serializeError(thrown: unknown, depth = 0): SerializedError {
-  if (!(thrown instanceof Error)) {
-    return {
-      isError: false,
-      name: 'Error',
-      message: '',
-      stack: undefined,
-      props: {},
-      value: cloneable(thrown),
-    };
+  let isError: boolean;
+  try {
+    isError = thrown instanceof Error;
+  } catch {
+    // `instanceof` reads the prototype: a revoked Proxy (or a throwing trap) ends here.
+    isError = false;
   }
+  if (!isError) return opaque(thrown);
+  try {
+    return serializeErrorParts(thrown as Error, depth);
+  } catch {
+    return { ...opaque(thrown), isError: true, message: formatValue(thrown) };
+  }
+}
+
+function serializeErrorParts(thrown: Error, depth: number): SerializedError {
   const props: Record<string, unknown> = {};
-  for (const key of Object.keys(thrown)) {
+  for (const key of attempt(() => Object.keys(thrown), [] as string[])) {
     if (key === 'cause') continue;
-    const value = (thrown as unknown as Record<string, unknown>)[key];
+    const value = attempt(() => (thrown as unknown as Record<string, unknown>)[key], undefined);
     if (isPlain(value)) props[key] = value;
   }
   // A subclass usually leaves `name` as 'Error'; the constructor's name is the class name.
-  const className = thrown.name !== 'Error' ? thrown.name : (thrown.constructor?.name ?? 'Error');
+  const name = text(attempt(() => thrown.name, undefined)) ?? 'Error';
+  const className =
+    name !== 'Error' ? name : (text(attempt(() => thrown.constructor?.name, undefined)) ?? 'Error');
   const out: SerializedError = {
     isError: true,
     name: className,
-    message: thrown.message,
-    stack: thrown.stack,
+    message: attempt(() => {
+      const message: unknown = thrown.message;
+      return typeof message === 'string' ? message : formatValue(message);
+    }, "(the thrown error's message could not be read)"),
+    stack: text(attempt(() => thrown.stack, undefined)),
     props,
   };
-  if (thrown.cause !== undefined && depth < 4) out.cause = serializeError(thrown.cause, depth + 1);
+  const cause = attempt(() => thrown.cause, undefined);
+  if (cause !== undefined && depth < 4) out.cause = serializeError(cause, depth + 1);
   return out;
+}
+
+/** A thrown value that is not an Error (or cannot be read as one): sent as itself, or its text. */
+function opaque(thrown: unknown): SerializedError {
+  return {
+    isError: false,
+    name: 'Error',
+    message: '',
+    stack: undefined,
+    props: {},
+    value: cloneable(thrown),
+  };
+}
+
+/**
+ * One line about a thrown value for a message: `Name: message` for an Error, else
+ * {@link formatValue}'s text. Never throws.
+ */
+export function describeThrown(thrown: unknown): string {
+  return attempt(() => {
+    if (!(thrown instanceof Error)) return formatValue(thrown);
+    const described = String(thrown);
+    return typeof described === 'string' ? described : formatValue(thrown);
+  }, formatValue(thrown));
+}
+
+function attempt<T>(read: () => T, fallback: T): T {
+  try {
+    return read();
+  } catch {
+    return fallback;
+  }
+}
+
+function text(value: unknown): string | undefined {
+  return typeof value === 'string' ? value : undefined;
 }
 
 /**
@@ -145,10 +198,13 @@ function isPlain(value: unknown): boolean {
   return value === null || type === 'string' || type === 'number' || type === 'boolean';
 }
 
+/**
+ * The value itself as a structured clone, or its text. The clone (not the value) is what gets
+ * posted: cloning the value again could run its getters again, and they may throw this time.
+ */
 function cloneable(value: unknown): unknown {
   try {
-    structuredClone(value);
-    return value;
+    return structuredClone(value);
   } catch {
     return formatValue(value);
   }

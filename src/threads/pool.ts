@@ -3,6 +3,7 @@ import { performance } from 'node:perf_hooks';
 import type { TransferListItem } from 'node:worker_threads';
 import { AbortError, PoolClosedError } from '../errors.js';
 import { onAbort } from '../internal/abort-fanout.js';
+import type { JobContext } from '../internal/job-run.js';
 import {
   argument,
   invalidArgument,
@@ -104,12 +105,15 @@ export class ThreadPool<J, R> {
     // Every accepted job goes straight to the scheduler, which is the queue: it can then send
     // several waiting jobs to a thread in one message. So the Pool's slots are threads + queue.
     const unbounded = this.#queueSize === Number.POSITIVE_INFINITY;
-    // The worker reads no `ctx.signal`: an AbortController per job would cost more than a tiny
-    // job itself. Cancellations reach the scheduler from where they start instead (#watch,
-    // abort, the drain deadline); timeouts are the scheduler's own.
+    // The worker reads `ctx.signal` only for a job with its own signal: an AbortController per
+    // job would cost more than a tiny job itself. Other cancellations reach the scheduler from
+    // where they start (abort, the drain deadline); timeouts are the scheduler's own.
     this.#pool = new Pool<J, R>(
-      (job, ctx) =>
-        this.#scheduler.run(job, ctx.index, acceptedAt(ctx), this.#takeTransfer(job)) as Promise<R>,
+      (job, ctx) => {
+        const run = this.#scheduler.run(job, ctx.index, acceptedAt(ctx), this.#takeTransfer(job));
+        if (callerSignal(ctx)) this.#watch(ctx);
+        return run as Promise<R>;
+      },
       { concurrency: this.#capacity(threads), queueSize: unbounded ? Number.POSITIVE_INFINITY : 0 },
     );
     if (signal?.aborted) void this.abort(signal.reason);
@@ -178,40 +182,46 @@ export class ThreadPool<J, R> {
   }
 
   /**
-   * Submits a job, waiting while the queue is full; resolves with the accepted {@link Task}.
+   * Submits a job, waiting while the queue is full; resolves with the accepted {@link Task}
+   * — iff the job was accepted. Misuse rejects, never throws (see the README's rule).
    * @throws PoolClosedError (rejection) after close/drain/abort; `WorkerStartupError` once the
    *   pool failed to start threads; `AbortError` when `opts.signal` aborts while waiting.
-   * @throws TypeError (rejection) when `transfer` is not an array (`ERR_INVALID_OPTION`) or is
-   *   given for a job that is not an object (`ERR_INVALID_ARGUMENT`).
+   * @throws TypeError (rejection) when `opts.signal` is not an AbortSignal or `transfer` is not
+   *   an array (`ERR_INVALID_OPTION`), or `transfer` is given for a job that is not an object
+   *   (`ERR_INVALID_ARGUMENT`).
    */
   submit(job: J, opts?: ThreadSubmitOptions): Promise<Task<J, R>> {
     try {
+      // Every option is checked before the transfer list is kept: a refused submit keeps nothing.
+      if (opts != null) optionalSignal('signal', opts.signal);
       this.#keepTransfer(job, opts);
     } catch (error) {
       return Promise.reject(error);
     }
-    return this.#pool.submit(job, opts).then(
-      (task) => (opts?.signal ? this.#watch(task) : task),
-      (error: unknown) => {
-        throw this.#closedError(error);
-      },
-    );
+    return this.#pool.submit(job, opts).catch((error: unknown) => {
+      this.#forgetTransfer(job, opts);
+      throw this.#closedError(error);
+    });
   }
 
   /**
    * Submits only if there is room now; never waits.
    * @returns the Task, or `undefined` when the queue is full.
    * @throws PoolClosedError after close/drain/abort (`WorkerStartupError` after a start-up failure).
+   * @throws TypeError as {@link submit} rejects with it (a synchronous method throws).
    */
   trySubmit(job: J, opts?: ThreadSubmitOptions): Task<J, R> | undefined {
+    if (opts != null) optionalSignal('signal', opts.signal);
     this.#keepTransfer(job, opts);
     let task: Task<J, R> | undefined;
     try {
       task = this.#pool.trySubmit(job, opts);
     } catch (error) {
+      this.#forgetTransfer(job, opts);
       throw this.#closedError(error);
     }
-    return task && opts?.signal ? this.#watch(task) : task;
+    if (!task) this.#forgetTransfer(job, opts);
+    return task;
   }
 
   /**
@@ -235,6 +245,8 @@ export class ThreadPool<J, R> {
   /**
    * Closes the pool, lets queued and running jobs finish, then terminates every thread. With
    * `timeout` (ms), at the deadline whatever is left is canceled and reported.
+   * @throws TypeError/RangeError (rejection, never a synchronous throw; `ERR_INVALID_OPTION`)
+   *   when `timeout` is not a non-negative number; the pool is then left as it was.
    */
   async drain(opts?: { timeout?: number }): Promise<DrainReport<J>> {
     const timeout = optionalDuration('timeout', opts?.timeout);
@@ -337,15 +349,17 @@ export class ThreadPool<J, R> {
     return report;
   }
 
-  /** A job with its own signal: once it settles as canceled, stop its thread-side work. */
-  #watch(task: Task<J, R>): Task<J, R> {
-    void task.result.then((result) => {
-      // Canceled by its signal (whatever the reason: AbortError, a caller's TimeoutError, …)
-      // while the scheduler still holds it. A job that failed in its thread is no longer held,
-      // so this finds nothing for it.
-      if (!result.ok) this.#scheduler.cancel(result.index, result.error);
-    });
-    return task;
+  /**
+   * A job with its own signal: when the Pool cancels it, its thread-side work stops first. The
+   * Pool aborts the job's `ctx.signal` before it frees the slot, so the scheduler takes the job
+   * back (or its thread gets the abort message) before the next job is accepted: no job reaches
+   * a thread before the abort of the one it replaces.
+   */
+  #watch(ctx: JobContext): void {
+    const signal = ctx.signal;
+    const stop = () => this.#scheduler.cancel(ctx.index, toError(signal.reason));
+    if (signal.aborted) stop();
+    else signal.addEventListener('abort', stop, { once: true });
   }
 
   #capacity(threads: number): number {
@@ -364,6 +378,13 @@ export class ThreadPool<J, R> {
       invalidArgument('job', job, 'an object (it has a transfer list)');
     }
     this.#transfers.set(job, transfer);
+  }
+
+  /** A submit that was refused: its transfer list must not travel with a later submit of `job`. */
+  #forgetTransfer(job: J, opts: ThreadSubmitOptions | undefined): void {
+    const transfer = opts?.transfer;
+    if (transfer === undefined || typeof job !== 'object' || job === null) return;
+    if (this.#transfers.get(job) === transfer) this.#transfers.delete(job);
   }
 
   #takeTransfer(job: J): readonly TransferListItem[] | undefined {
@@ -385,6 +406,16 @@ export class ThreadPool<J, R> {
     this.#stopped ??= this.#scheduler.stop();
     return this.#stopped;
   }
+}
+
+/** The caller's own signal, which the Pool's JobRun records (undefined for any other context). */
+function callerSignal(ctx: unknown): AbortSignal | undefined {
+  const signal = (ctx as { callerSignal?: unknown }).callerSignal;
+  return signal instanceof AbortSignal ? signal : undefined;
+}
+
+function toError(reason: unknown): Error {
+  return reason instanceof Error ? reason : new AbortError(reason);
 }
 
 function acceptedAt(ctx: unknown): number {

@@ -13,6 +13,7 @@ import {
   type TransferListItem,
   Worker,
 } from 'node:worker_threads';
+import { formatValue } from '../internal/format-value.js';
 import { coded } from '../internal/options.js';
 import {
   deserializeError,
@@ -110,8 +111,12 @@ export class Thread<S extends Sent> {
     });
     port1.on('messageerror', (error) => this.#onUndecodable(error));
     port1.unref();
-    this.#worker.on('error', (error) => {
-      this.#error ??= error;
+    this.#worker.on('error', (error: unknown) => {
+      // A thread's uncaught non-Error arrives as Node's text of it (a string): keep it readable.
+      this.#error ??=
+        error instanceof Error
+          ? error
+          : new Error(typeof error === 'string' ? error : formatValue(error));
     });
     this.#worker.on('exit', (code) => this.#onExit(code));
   }

@@ -8,6 +8,7 @@ import { performance } from 'node:perf_hooks';
 import { type TransferListItem, workerData } from 'node:worker_threads';
 import { coded } from '../internal/options.js';
 import {
+  describeThrown,
   deserializeError,
   type FromThread,
   type RunMessage,
@@ -95,17 +96,26 @@ function succeed(ctx: JobCtx, value: unknown): void {
   } catch (error) {
     // The value could not be cloned (a function, a class instance with private state, …).
     const wrapped = coded(
-      new TypeError(`job result cannot be sent from the thread: ${String(error)}`, {
+      new TypeError(`job result cannot be sent from the thread: ${describeThrown(error)}`, {
         cause: error,
       }),
       'ERR_DATA_CLONE',
     );
-    post({ t: 'err', seq: ctx.seq, error: serializeError(wrapped) });
+    fail(ctx, wrapped);
   }
 }
 
+/** Reports a job's failure. Whatever was thrown, the pool hears of it: the job always settles. */
 function fail(ctx: JobCtx, error: unknown): void {
-  post({ t: 'err', seq: ctx.seq, error: serializeError(error) });
+  try {
+    post({ t: 'err', seq: ctx.seq, error: serializeError(error) });
+  } catch (postError) {
+    // serializeError never throws and sends only clones, so this is a last resort.
+    const fallback = new TypeError(
+      `job error cannot be sent from the thread: ${describeThrown(postError)}`,
+    );
+    post({ t: 'err', seq: ctx.seq, error: serializeError(fallback) });
+  }
 }
 
 /** Runs one job; returns a promise only when the worker did (sync jobs cost no await). */

@@ -1,7 +1,7 @@
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { AbortError, TimeoutError } from '../../src/errors.js';
 import type { ThreadPoolOptions } from '../../src/threads/types.js';
-import { batchingOn, cellSet, jobsPool, latch, release } from './helpers.js';
+import { batchingOn, cellReaches, cellSet, jobsPool, latch, release } from './helpers.js';
 
 /**
  * A one-thread pool that has measured tiny jobs, so jobs submitted together travel in one
@@ -103,11 +103,13 @@ describe('ThreadPool cancellation', () => {
     ]);
     await cellSet(a.cells, 0);
     ca.abort(); // a ignores it: a's grace period starts
-    expect((await ta.result).ok).toBe(false);
-    // a ends, b starts in the same thread, and b is canceled, all before this side reads a's result.
+    // a ends, b starts in the same thread, and b is canceled, all before this side reads a's
+    // result. Released in the same turn as the abort and waited for synchronously: a's grace
+    // period cannot end first, however slow the machine.
     release(a.cells);
-    expect(Atomics.wait(b.cells, 0, 0, 5_000)).not.toBe('timed-out'); // b was in a's batch
+    expect(Atomics.wait(b.cells, 0, 0, 30_000)).not.toBe('timed-out'); // b was in a's batch
     cb.abort();
+    expect((await ta.result).ok).toBe(false);
     expect((await tb.result).ok).toBe(false);
     // b never ends by itself: its thread is terminated at b's own deadline and replaced.
     expect(await pool.run({ kind: 'thread-id' })).not.toBe(before);
@@ -123,19 +125,15 @@ describe('ThreadPool cancellation', () => {
       pool.submit({ kind: 'block', sab: b.sab }),
     ]);
     await cellSet(a.cells, 0);
+    // In the turn of the abort (so a's grace period cannot end first, however slow the
+    // machine): a ends, b starts, and the event loop stays blocked past a's grace deadline. The
+    // loop's next turn runs timers before it reads the port, so a's grace timer fires while a's
+    // result still waits there.
     ca.abort(); // a ignores it: a's grace period starts
+    release(a.cells);
+    expect(Atomics.wait(b.cells, 0, 0, 30_000)).not.toBe('timed-out');
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, abortGrace * 3);
     expect((await ta.result).ok).toBe(false);
-    // In one callback: a ends, b starts, and the event loop stays blocked past a's grace deadline.
-    // The loop's next turn runs timers before it reads the port, so a's grace timer fires while
-    // a's result still waits there.
-    await new Promise<void>((resolve) =>
-      setImmediate(() => {
-        release(a.cells);
-        Atomics.wait(b.cells, 0, 0, 5_000);
-        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, abortGrace * 3);
-        resolve();
-      }),
-    );
     release(b.cells);
     expect(await tb.result).toMatchObject({ ok: true, value: 'released' });
     expect(await pool.run({ kind: 'thread-id' })).toBe(before);
@@ -164,6 +162,56 @@ describe('ThreadPool cancellation', () => {
     c1.abort();
     expect(await pool.run({ kind: 'thread-id' })).toBe(before);
     expect((await t1.result).ok).toBe(false);
+  });
+});
+
+describe('a canceled job is stopped in its thread before its slot is reused', () => {
+  it('the thread sees the abort within the abort() call, before a waiting submit can take the slot', async () => {
+    await using pool = jobsPool({ threads: 1, queueSize: 0 });
+    const { sab, cells } = latch();
+    const controller = new AbortController();
+    const canceled = await pool.submit({ kind: 'wait-abort', sab }, { signal: controller.signal });
+    await cellSet(cells, 0);
+    const waiting = pool.submit({ kind: 'double', x: 21 });
+    controller.abort();
+    // Block this thread: only a message posted during abort() itself can reach the thread now.
+    const seen = Atomics.wait(cells, 1, 0, 30_000);
+    expect(seen).not.toBe('timed-out');
+    expect(Atomics.load(cells, 1)).toBe(1);
+    const result = await canceled.result;
+    expect(result.ok).toBe(false);
+    if (!result.ok) expect(result.error).toBeInstanceOf(AbortError);
+    expect(await (await waiting).result).toMatchObject({ ok: true, value: 42 });
+  });
+
+  it('live worker functions in the threads never exceed threads while canceled jobs are replaced', async () => {
+    // A long grace: the canceled jobs (which ignore their signal) are not terminated, so every
+    // function that started is counted until it returns.
+    await using pool = jobsPool({ threads: 2, queueSize: 2, abortGrace: 60_000 });
+    const { sab, cells } = latch();
+    const controllers = [new AbortController(), new AbortController()];
+    const first = await Promise.all(
+      controllers.map((c) => pool.submit({ kind: 'gauge', sab }, { signal: c.signal })),
+    );
+    expect(await cellReaches(cells, 0, 2, 10_000)).toBe(true);
+    const later = Array.from({ length: 6 }, () => pool.submit({ kind: 'gauge', sab }));
+    for (const c of controllers) c.abort();
+    for (const task of first) expect((await task.result).ok).toBe(false);
+    // The freed slots took waiting jobs; give the scheduler turns to hand them out.
+    for (let i = 0; i < 5; i++) await new Promise((resolve) => setImmediate(resolve));
+    expect(Atomics.load(cells, 0)).toBe(2);
+    release(cells);
+    for (const task of await Promise.all(later)) {
+      expect(await task.result).toMatchObject({ ok: true, value: 'released' });
+    }
+    expect(Atomics.load(cells, 1)).toBe(2);
+    // The canceled jobs' functions return too (their results are discarded): the gauge empties.
+    const deadline = Date.now() + 10_000;
+    for (let live = Atomics.load(cells, 0); live !== 0 && Date.now() < deadline; ) {
+      Atomics.wait(cells, 0, live, 100);
+      live = Atomics.load(cells, 0);
+    }
+    expect(Atomics.load(cells, 0)).toBe(0);
   });
 });
 

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { JobFailedError, WorkerCrashedError, WorkerStartupError } from '../../src/errors.js';
 import { ThreadPool } from '../../src/threads/pool.js';
-import type { Job } from '../fixtures/threads/jobs.js';
+import type { Hostile, Job } from '../fixtures/threads/jobs.js';
 import { fixture, jobsPool } from './helpers.js';
 
 describe('a job that throws fails only that job', () => {
@@ -34,6 +34,27 @@ describe('a job that throws fails only that job', () => {
     expect(value).toBeInstanceOf(JobFailedError);
     expect(value.cause).toBe('a string, not an Error');
   });
+});
+
+describe('a thrown value whose inspection throws fails only its job', () => {
+  const kinds: Hostile[] = ['revoked-proxy', 'trap-proxy', 'message-getter', 'object-getter'];
+  it.each(kinds)(
+    '%s: the job fails with an Error, the thread stays usable, drain resolves',
+    async (what) => {
+      const pool = jobsPool();
+      const before = await pool.run({ kind: 'thread-id' });
+      const task = await pool.submit({ kind: 'throw-hostile', what });
+      const result = await task.result;
+      expect(result.ok).toBe(false);
+      if (!result.ok) expect(result.error).toBeInstanceOf(Error);
+      // The same thread (not a replacement) runs the next job.
+      expect(await pool.run({ kind: 'thread-id' })).toBe(before);
+      expect(await pool.run({ kind: 'double', x: 2 })).toBe(4);
+      const report = await pool.drain();
+      expect(report.canceled).toBe(0);
+      expect(pool.stats()).toMatchObject({ failed: 1, crashed: 0 });
+    },
+  );
 });
 
 describe('values that cannot cross threads fail only their job', () => {
@@ -99,6 +120,20 @@ describe('a thread that dies mid-job', () => {
       expect(pool.stats()).toMatchObject({ crashed: 1, succeeded: 12 });
     });
   }
+
+  it.each(['revoked-proxy', 'message-getter'] as const)(
+    'an uncaught %s in a timer: WorkerCrashedError with a readable message; replaced',
+    async (what) => {
+      await using pool = jobsPool({ threads: 1 });
+      const error = (await pool
+        .run({ kind: 'timer-throw-hostile', what })
+        .catch((e: unknown) => e)) as Error;
+      expect(error).toBeInstanceOf(WorkerCrashedError);
+      expect(error.message).not.toMatch(/undefined/);
+      expect(error.cause).toBeInstanceOf(Error);
+      expect(await pool.run({ kind: 'double', x: 5 })).toBe(10);
+    },
+  );
 
   it('exceeding resourceLimits: WorkerCrashedError, replaced, 10 later jobs succeed', async () => {
     await using pool = jobsPool({

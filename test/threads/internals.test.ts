@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { JobFailedError } from '../../src/errors.js';
 import { BatchSize, MAX_BATCH } from '../../src/threads/batch-size.js';
 import { Fifo } from '../../src/threads/fifo.js';
-import { deserializeError, serializeError } from '../../src/threads/messages.js';
+import { describeThrown, deserializeError, serializeError } from '../../src/threads/messages.js';
 import { restartDelay } from '../../src/threads/startup.js';
 
 class ParseError extends Error {
@@ -38,6 +38,52 @@ describe('error serialization', () => {
     expect(copy.cause).toBe('an object { retry: [Function: retry], attempt: 2 }');
     const bare = Object.assign(Object.create(null), { retry: () => 1 });
     expect(() => serializeError(bare)).not.toThrow();
+  });
+});
+
+describe('error serialization of values whose inspection throws', () => {
+  const revoked = (): object => {
+    const { proxy, revoke } = Proxy.revocable({}, {});
+    revoke();
+    return proxy;
+  };
+  const trap = (): never => {
+    throw new Error('trap');
+  };
+  const getterError = (): Error => {
+    const error = new Error('unused');
+    Object.defineProperty(error, 'message', { get: trap });
+    Object.defineProperty(error, 'name', { get: trap });
+    return error;
+  };
+  const hostile: [string, () => unknown][] = [
+    ['a revoked Proxy', revoked],
+    [
+      'a Proxy whose traps throw',
+      () => new Proxy(new Error('x'), { get: trap, getPrototypeOf: trap, ownKeys: trap }),
+    ],
+    ['an Error whose message and name getters throw', getterError],
+    ['an Error whose cause is a revoked Proxy', () => new Error('outer', { cause: revoked() })],
+    [
+      'an Error whose constructor getter throws',
+      () => Object.defineProperty(new Error('c'), 'constructor', { get: trap }),
+    ],
+  ];
+  it.each(hostile)(
+    '%s: serializes without throwing, to something postMessage-able that becomes an Error',
+    (_, make) => {
+      const data = serializeError(make());
+      const copy = deserializeError(structuredClone(data));
+      expect(copy).toBeInstanceOf(Error);
+      expect(typeof copy.message).toBe('string');
+    },
+  );
+  it('describeThrown never throws and names the value', () => {
+    expect(describeThrown(revoked())).toMatch(/object/);
+    expect(describeThrown(new TypeError('t'))).toBe('TypeError: t');
+    const bad = new Error('b');
+    Object.defineProperty(bad, 'toString', { value: trap });
+    expect(typeof describeThrown(bad)).toBe('string');
   });
 });
 

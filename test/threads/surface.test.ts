@@ -2,7 +2,7 @@ import { getEventListeners } from 'node:events';
 import { describe, expect, it } from 'vitest';
 import { PoolClosedError } from '../../src/errors.js';
 import { ThreadPool } from '../../src/threads/pool.js';
-import { cellReaches, cellSet, fixture, jobsPool, latch, release } from './helpers.js';
+import { cellReaches, cellSet, fixture, JOBS, jobsPool, latch, release } from './helpers.js';
 
 describe('ThreadPool has the Pool surface', () => {
   it('submit resolves with a Task whose result is a value; run resolves with the value', async () => {
@@ -230,5 +230,81 @@ describe('ThreadPool has the Pool surface', () => {
     }
     await expect(pool.run(1)).rejects.toBeInstanceOf(PoolClosedError);
     expect(pool.stats().threads).toEqual([]);
+  });
+});
+
+describe('ThreadPool misuse: a promise-returning method rejects, a synchronous one throws', () => {
+  const bad = { signal: 'not a signal' as unknown as AbortSignal };
+  const invalid = expect.objectContaining({ code: 'ERR_INVALID_OPTION' });
+
+  /** Calls `fn`, failing the test if it throws synchronously. */
+  const noSyncThrow = <T>(fn: () => T): T => {
+    let out: T | undefined;
+    expect(() => {
+      out = fn();
+    }).not.toThrow();
+    return out as T;
+  };
+
+  it('submit, run, drain, create, fromModule reject (never throw); abort takes any reason and resolves', async () => {
+    const pool = jobsPool();
+    await expect(noSyncThrow(() => pool.submit({ kind: 'double', x: 1 }, bad))).rejects.toEqual(
+      invalid,
+    );
+    await expect(noSyncThrow(() => pool.run({ kind: 'double', x: 1 }, bad))).rejects.toEqual(
+      invalid,
+    );
+    await expect(
+      noSyncThrow(() => pool.submit({ kind: 'double', x: 1 }, { transfer: 'x' as never })),
+    ).rejects.toEqual(invalid);
+    await expect(noSyncThrow(() => pool.drain({ timeout: -1 }))).rejects.toMatchObject({
+      code: 'ERR_INVALID_OPTION',
+    });
+    // Nothing changed: the pool still takes jobs.
+    expect(await pool.run({ kind: 'double', x: 2 })).toBe(4);
+    await expect(noSyncThrow(() => ThreadPool.create(JOBS, { threads: 0 }))).rejects.toMatchObject({
+      name: 'RangeError',
+    });
+    await expect(
+      noSyncThrow(() => ThreadPool.fromModule(JOBS, { signal: 'x' as never })),
+    ).rejects.toEqual(invalid);
+    const { proxy, revoke } = Proxy.revocable({}, {});
+    revoke();
+    const report = await noSyncThrow(() => pool.abort(proxy));
+    expect(report.canceled).toBe(0);
+  });
+
+  it('trySubmit, resize and the constructor throw', async () => {
+    await using pool = jobsPool();
+    expect(() => pool.trySubmit({ kind: 'double', x: 1 }, bad)).toThrow(invalid);
+    expect(() => pool.trySubmit({ kind: 'double', x: 1 }, { transfer: 'x' as never })).toThrow(
+      invalid,
+    );
+    expect(() => pool.resize(0)).toThrow(expect.objectContaining({ name: 'RangeError' }));
+    expect(() => pool.resize(1.5)).toThrow(expect.objectContaining({ name: 'RangeError' }));
+    expect(() => jobsPool({ threads: 0 })).toThrow(expect.objectContaining({ name: 'RangeError' }));
+    expect(() => jobsPool({ signal: 'x' as never })).toThrow(invalid);
+    expect(pool.threads).toBe(1);
+    expect(await pool.run({ kind: 'double', x: 3 })).toBe(6);
+  });
+
+  it('a refused submit does not keep its transfer list for a later submit of the same job', async () => {
+    await using pool = jobsPool({ threads: 1, queueSize: 0 });
+    const buf = new ArrayBuffer(8);
+    const job = { kind: 'transfer-in' as const, buf };
+    // Refused for a bad signal, then as the queue is full: each time the buffer stays ours.
+    await expect(pool.submit(job, { ...bad, transfer: [buf] })).rejects.toEqual(invalid);
+    const { sab, cells } = latch();
+    const blocker = await pool.submit({ kind: 'block', sab });
+    expect(pool.trySubmit(job, { transfer: [buf] })).toBeUndefined();
+    const gone = new AbortController();
+    const waiting = pool.submit(job, { signal: gone.signal, transfer: [buf] });
+    gone.abort();
+    await expect(waiting).rejects.toMatchObject({ name: 'AbortError' });
+    release(cells);
+    await blocker.result;
+    // Submitted without a transfer list: copied, not moved.
+    expect(await pool.run(job)).toBe(8);
+    expect(buf.byteLength).toBe(8);
   });
 });
