@@ -1,4 +1,6 @@
 // Shared fixtures and latches for the ThreadPool tests.
+import { onTestFinished, vi } from 'vitest';
+import { BatchSize, MAX_BATCH } from '../../src/threads/batch-size.js';
 import { ThreadPool } from '../../src/threads/pool.js';
 import type { ThreadPoolOptions } from '../../src/threads/types.js';
 import type { Job } from '../fixtures/threads/jobs.js';
@@ -69,9 +71,14 @@ export async function cellReaches(
 }
 
 /**
- * Runs enough tiny jobs for the pool to measure them, so the next jobs submitted together travel
- * to a thread in one batch. Returns the thread ids the jobs ran on.
+ * Makes jobs submitted in one turn travel to a thread in one batch, whatever the machine's load
+ * (the batch sizer would send one job per message once it measured jobs slower than ~1 ms), until
+ * the test ends. Returns the id of the thread the pool runs on.
  */
 export async function batchingOn(pool: ThreadPool<Job, unknown>): Promise<unknown[]> {
-  return Promise.all(Array.from({ length: 400 }, () => pool.run({ kind: 'thread-id' })));
+  const sizer = vi
+    .spyOn(BatchSize.prototype, 'next')
+    .mockImplementation((waiting: number) => Math.min(waiting, MAX_BATCH));
+  onTestFinished(() => sizer.mockRestore());
+  return [await pool.run({ kind: 'thread-id' })];
 }
