@@ -209,3 +209,30 @@ function cloneable(value: unknown): unknown {
     return formatValue(value);
   }
 }
+
+/**
+ * Throws a `DataCloneError` when `transfer` lists an `ArrayBuffer` that was already moved away
+ * (transferred before). Node 20's `postMessage` does not refuse one: the receiver would get an
+ * empty buffer instead of the job's data. A detached buffer has length 0 and refuses `slice`;
+ * `detached` (ES2024) answers directly where the runtime has it.
+ */
+export function assertAttached(transfer: readonly unknown[]): void {
+  for (const item of transfer) {
+    if (!(item instanceof ArrayBuffer) || item.byteLength !== 0) continue;
+    const flag = (item as { detached?: boolean }).detached;
+    let detached = flag === true;
+    if (flag === undefined) {
+      try {
+        item.slice(0, 0);
+      } catch {
+        detached = true;
+      }
+    }
+    if (detached) {
+      throw new DOMException(
+        'an ArrayBuffer in the transfer list is detached (already transferred)',
+        'DataCloneError',
+      );
+    }
+  }
+}

@@ -16,6 +16,7 @@ import {
 import { formatValue } from '../internal/format-value.js';
 import { coded } from '../internal/options.js';
 import {
+  assertAttached,
   deserializeError,
   type FromThread,
   type SerializedError,
@@ -182,7 +183,10 @@ export class Thread<S extends Sent> {
     for (const sent of batch) {
       jobs.push(sent.job);
       indexes.push(sent.index);
-      if (sent.transfer) transfer.push(...sent.transfer);
+      if (sent.transfer) {
+        assertAttached(sent.transfer);
+        transfer.push(...sent.transfer);
+      }
     }
     const first = this.#nextSeq;
     // Throws (DataCloneError) when a job cannot be cloned: nothing is recorded as sent then.

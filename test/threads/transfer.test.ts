@@ -39,6 +39,25 @@ describe('ThreadPool transfer', () => {
     expect(await pool.drain()).toMatchObject({ canceled: 0 });
   });
 
+  it('a bare ArrayBuffer transferred a second time fails with ERR_DATA_CLONE instead of arriving empty', async () => {
+    await using pool = jobsPool({ threads: 1 });
+    const buf = new ArrayBuffer(8);
+    expect(await pool.run({ kind: 'transfer-in', buf }, { transfer: [buf] })).toBe(8);
+    const error = await pool.run({ kind: 'transfer-in', buf }, { transfer: [buf] }).catch((e) => e);
+    expect(error).toHaveProperty('code', 'ERR_DATA_CLONE');
+    // Two jobs submitted together that list the same buffer: the first moves it, the second fails.
+    const shared = new ArrayBuffer(16);
+    const [a, b] = await Promise.allSettled([
+      pool.run({ kind: 'transfer-in', buf: shared }, { transfer: [shared] }),
+      pool.run({ kind: 'transfer-in', buf: shared }, { transfer: [shared] }),
+    ]);
+    expect(a).toEqual({ status: 'fulfilled', value: 16 });
+    expect(b.status === 'rejected' && b.reason.code).toBe('ERR_DATA_CLONE');
+    // An empty buffer that was never moved is not mistaken for a detached one.
+    const empty = new ArrayBuffer(0);
+    expect(await pool.run({ kind: 'transfer-in', buf: empty }, { transfer: [empty] })).toBe(0);
+  });
+
   it('a result whose transfer list holds a detached buffer fails with ERR_DATA_CLONE; the thread stays', async () => {
     await using pool = jobsPool({ threads: 1 });
     const before = await pool.run({ kind: 'thread-id' });
