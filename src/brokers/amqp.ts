@@ -43,6 +43,7 @@ import { invalidOption, nonEmptyString, numberAtLeast } from '../internal/option
 import { AmqpLink, type Delivery } from './amqp-link.js';
 import { declareRetryQueue, RETRY_REDECLARE, retryBucket } from './amqp-topology.js';
 import { DEFAULT_CONNECT_TIMEOUT } from './connect-deadline.js';
+import { errorMessage, errorName, errorStringCode } from './dead-letter.js';
 import { type BrokerMessage, type BrokerSource, closedError } from './source.js';
 
 // The shared consumer, so that one subpath import is enough: `import { consume, … } from 'sluice/amqp'`.
@@ -239,7 +240,7 @@ export class AmqpSource implements BrokerSource<AmqpMessage> {
     const ch = this.#live(message, 'retry');
     const headers = fitHeaders(message.raw.properties.headers, [
       [DELIVERIES_HEADER, message.deliveryCount],
-      ['x-sluice-last-error', oneLine(error.message)],
+      ['x-sluice-last-error', oneLine(errorMessage(error))],
     ]);
     if (headers === undefined) {
       // Its own headers leave no room for the delivery count: a copy could never be counted,
@@ -264,12 +265,12 @@ export class AmqpSource implements BrokerSource<AmqpMessage> {
 
   async deadLetter(message: AmqpMessage, error: Error): Promise<void> {
     const ch = this.#live(message, 'dead-letter');
-    const code = (error as { code?: unknown }).code;
+    const code = errorStringCode(error);
     const headers = fitHeaders(message.raw.properties.headers, [
       [DELIVERIES_HEADER, message.deliveryCount],
-      ['x-sluice-error-code', typeof code === 'string' ? oneLine(code) : undefined],
-      ['x-sluice-error-name', oneLine(error.name)],
-      ['x-sluice-error', oneLine(error.message)],
+      ['x-sluice-error-code', code === undefined ? undefined : oneLine(code)],
+      ['x-sluice-error-name', oneLine(errorName(error))],
+      ['x-sluice-error', oneLine(errorMessage(error))],
     ]);
     if (headers === undefined) {
       // Its own headers fill what a republish can carry: let the broker dead-letter it through

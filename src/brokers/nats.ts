@@ -38,6 +38,7 @@ import {
   numberAtLeast,
   optionalBoolean,
 } from '../internal/options.js';
+import { errorMessage, errorName, errorStringCode } from './dead-letter.js';
 import { NatsPuller } from './nats-puller.js';
 import { declareNatsTopology, toMs } from './nats-topology.js';
 import { type BrokerMessage, type BrokerSource, closedError } from './source.js';
@@ -274,7 +275,7 @@ export class NatsSource implements BrokerSource<NatsMessage> {
 
   async deadLetter(message: NatsMessage, error: Error): Promise<void> {
     this.#checkLease(message, 'dead-letter');
-    const code = (error as { code?: unknown }).code;
+    const code = errorStringCode(error);
     const msgID = `${this.#o.stream}:${message.id}`;
     // In order of importance: what does not fit next to the body under max_payload is cut
     // (the error text) or left out, so a message of the largest size the server takes can
@@ -283,9 +284,9 @@ export class NatsSource implements BrokerSource<NatsMessage> {
       ['Nats-Msg-Id', msgID],
       ['Sluice-Source', `${this.#o.stream}:${message.id}:${message.subject}`],
       ['Sluice-Deliveries', String(message.deliveryCount)],
-      ['Sluice-Error-Code', typeof code === 'string' ? headerValue(code) : ''],
-      ['Sluice-Error-Name', headerValue(error.name)],
-      ['Sluice-Error', headerValue(error.message)],
+      ['Sluice-Error-Code', code === undefined ? '' : headerValue(code)],
+      ['Sluice-Error-Name', headerValue(errorName(error))],
+      ['Sluice-Error', headerValue(errorMessage(error))],
     ];
     const room = (this.#nc.info?.max_payload ?? Number.POSITIVE_INFINITY) - message.body.length;
     const h = headers();

@@ -24,7 +24,7 @@ import { LeaseLostError } from '../errors.js';
 import { argument, numberAtLeast } from '../internal/options.js';
 import { connectTimeoutError, DEFAULT_CONNECT_TIMEOUT, redactUrl } from './connect-deadline.js';
 import { Batcher } from './consumer-batch.js';
-import { errorText } from './dead-letter.js';
+import { errorCode, errorMessage, errorName, errorText } from './dead-letter.js';
 import { PgListener } from './postgres-listen.js';
 import { type QueueSql, queueSql } from './postgres-sql.js';
 import { type BrokerMessage, type BrokerSource, closedError } from './source.js';
@@ -143,7 +143,7 @@ export class PostgresQueueSource implements BrokerSource<PostgresMessage> {
   }
 
   async retry(message: PostgresMessage, delayMs: number, error: Error): Promise<void> {
-    await this.#one('retry', message, 'retry', [delayMs, storable(error.message)]);
+    await this.#one('retry', message, 'retry', [delayMs, storable(errorMessage(error))]);
     // A fetch may be sleeping a whole poll interval; wake it when this row becomes due.
     setTimeout(() => this.#listener.poke(), delayMs).unref();
   }
@@ -153,9 +153,9 @@ export class PostgresQueueSource implements BrokerSource<PostgresMessage> {
   }
 
   async deadLetter(message: PostgresMessage, error: Error): Promise<void> {
-    const code = String((error as { code?: unknown }).code ?? error.name);
+    const code = errorCode(error) ?? errorName(error);
     await this.#one('deadLetter', message, 'dead-letter', [
-      storable(error.message),
+      storable(errorMessage(error)),
       storable(code),
     ]);
   }

@@ -51,20 +51,34 @@ return refused
 `;
 
 /**
- * Dead-letters one entry this consumer still owns: `XADD <dead> * <fields…>`, then `XACK` (and
- * `XDEL` when asked). Returns 0, writing nothing, when another consumer owns the entry now (or it
- * is no longer pending): the late dead letter is refused, as a late ack is. A MULTI would not do:
- * Redis runs the rest of a transaction after a command fails, so a failed XADD (say the
- * dead-letter key holds a string) would still ack the entry away, and the message would exist
- * nowhere. In a script the failed XADD aborts before the ack; the entry stays pending and comes
- * back after claimIdle, past maxDeliveries, so consume() dead-letters it again on arrival
- * without running the handler.
- * KEYS[1] = stream, KEYS[2] = dead-letter stream; ARGV = group, id, '1' to XDEL, consumer, fields…
+ * Dead-letters one entry this consumer still owns: `XADD <dead> * <entry's fields…> <sluice
+ * fields…>`, then `XACK` (and `XDEL` when asked). The dead letter is a copy of the whole entry,
+ * read here with `XRANGE`: every field the producer wrote (`traceparent`, `tenant`, a payload
+ * under another name — a malformed entry too) is kept, since with `deleteOnAck` the dead letter
+ * is the only copy left. Only when the entry itself is gone (deleted or trimmed while pending)
+ * is the delivered payload written instead. Returns 0, writing nothing, when another consumer
+ * owns the entry now (or it is no longer pending): the late dead letter is refused, as a late
+ * ack is. A MULTI would not do: Redis runs the rest of a transaction after a command fails, so a
+ * failed XADD (say the dead-letter key holds a string) would still ack the entry away, and the
+ * message would exist nowhere. In a script the failed XADD aborts before the ack; the entry
+ * stays pending and comes back after claimIdle, past maxDeliveries, so consume() dead-letters it
+ * again on arrival without running the handler.
+ * KEYS[1] = stream, KEYS[2] = dead-letter stream; ARGV = group, id, '1' to XDEL, consumer,
+ * n (0 or 2), n fallback args (payload field, payload), sluice fields…
  */
 export const DEAD_LETTER = `
 local row = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1)[1]
 if not row or row[2] ~= ARGV[4] then return 0 end
-redis.call('XADD', KEYS[2], '*', unpack(ARGV, 5))
+local entry = redis.call('XRANGE', KEYS[1], ARGV[2], ARGV[2])[1]
+local n = tonumber(ARGV[5])
+local fields = {}
+if entry then
+  fields = entry[2]
+else
+  for i = 6, 5 + n do fields[#fields + 1] = ARGV[i] end
+end
+for i = 6 + n, #ARGV do fields[#fields + 1] = ARGV[i] end
+redis.call('XADD', KEYS[2], '*', unpack(fields))
 redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
 if ARGV[3] == '1' then redis.call('XDEL', KEYS[1], ARGV[2]) end
 return 1

@@ -8,7 +8,7 @@ import { hostname } from 'node:os';
 import { RESP_TYPES, type RedisClientType } from 'redis';
 import { LeaseLostError } from '../errors.js';
 import { Batcher } from './consumer-batch.js';
-import { errorText } from './dead-letter.js';
+import { errorCode, errorMessage, errorName, errorText } from './dead-letter.js';
 import {
   ACK_IF_OWNED,
   CLAIM_IF_OWNED,
@@ -55,7 +55,11 @@ export interface RedisSourceOptions {
   consumer?: string;
   /** The entry field holding the payload. @default 'body' */
   field?: string;
-  /** Where dead letters go. @default `${stream}:dead` */
+  /**
+   * Where dead letters go: a copy of every field of the entry, plus `sluice-id`,
+   * `sluice-stream`, `sluice-group`, `sluice-deliveries`, `sluice-error`, `sluice-code`.
+   * @default `${stream}:dead`
+   */
   deadLetterStream?: string;
   /** Longest `XREADGROUP` block (ms, an integer). @default 1000 */
   block?: number;
@@ -196,10 +200,27 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
   }
 
   async deadLetter(message: RedisMessage, error: Error): Promise<void> {
-    const code = String((error as { code?: unknown }).code ?? error.name);
-    const letter = ['id', message.id, 'stream', this.stream, 'group', this.group];
-    letter.push('deliveries', String(message.deliveryCount));
-    letter.push('error', errorText(error.message), 'code', errorText(code));
+    const code = errorCode(error) ?? errorName(error);
+    // Prefixed: the letter also carries every field of the original entry, and ours must not
+    // shadow (or be shadowed by) a field of the producer's.
+    const letter = [
+      'sluice-id',
+      message.id,
+      'sluice-stream',
+      this.stream,
+      'sluice-group',
+      this.group,
+      'sluice-deliveries',
+      String(message.deliveryCount),
+      'sluice-error',
+      errorText(errorMessage(error)),
+      'sluice-code',
+      errorText(code),
+    ];
+    // The payload as delivered, written only if the entry itself is gone by now (none when the
+    // entry had no payload field: an empty one would be made up).
+    const fallback =
+      message.malformed === undefined ? [this.#field, Buffer.from(message.body)] : [];
     // One script: the entry leaves the pending list only if its dead letter was written, and
     // only while this consumer still owns it.
     const done = await evalScript(
@@ -211,9 +232,9 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
         message.id,
         this.#deleteOnAck ? '1' : '0',
         this.consumer,
+        String(fallback.length),
+        ...fallback,
         ...letter,
-        this.#field,
-        Buffer.from(message.body),
       ],
     );
     if (Number(done) !== 1) throw new LeaseLostError(message.id, 'dead-letter');

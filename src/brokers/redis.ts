@@ -10,7 +10,9 @@
  *   set to `claimIdle - delay`, so it becomes claimable after `delay` — the backoff lives in Redis,
  *   not in this process (delays above `claimIdle` are capped to it).
  * - delivery counts come from the pending entries list (`XPENDING`); dead letters go to
- *   `deadLetterStream` with the error (cut to 4096 characters), in one script with the `XACK`.
+ *   `deadLetterStream`, in one script with the `XACK`: a copy of every field of the original
+ *   entry (a malformed one too), plus `sluice-id`, `sluice-stream`, `sluice-group`,
+ *   `sluice-deliveries`, `sluice-error` and `sluice-code` (error texts cut to 4096 characters).
  * - heartbeat: every `claimIdle / 3` ms, `XCLAIM … JUSTID` resets the idle time of running
  *   entries still owned by this consumer (a Lua script checks the owner, so a lost entry is
  *   reported, not stolen back).

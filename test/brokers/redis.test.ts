@@ -157,10 +157,10 @@ describe('consume() over Redis Streams', () => {
     const report = await consumer.close();
     const [dead] = await admin.deadLetters(stream);
     expect(dead).toMatchObject({
-      code: 'ERR_MESSAGE_MALFORMED',
-      error: 'stream entry has no "body" field',
+      'sluice-code': 'ERR_MESSAGE_MALFORMED',
+      'sluice-error': 'stream entry has no "body" field',
     });
-    expect(Number(dead!.deliveries)).toBe(1);
+    expect(Number(dead!['sluice-deliveries'])).toBe(1);
     expect(report.stats.malformed).toBe(1);
     expect([...ledger.runs.keys()]).toEqual(['a']);
   });
@@ -204,6 +204,86 @@ describe('consume() over Redis Streams', () => {
     await consumer.close();
     expect(Number(await admin.client.sendCommand(['XLEN', stream]))).toBe(0);
     expect(await admin.pending(stream)).toBe(0);
+  });
+
+  /** The dead letter's fields in order, without the `sluice-` ones. */
+  async function deadFields(stream: string): Promise<string[][]> {
+    const entries = (await admin.client.sendCommand(['XRANGE', `${stream}:dead`, '-', '+'])) as [
+      string,
+      string[],
+    ][];
+    return entries.map(([, f]) => {
+      const own: string[] = [];
+      for (let i = 0; i < f.length; i += 2) {
+        if (!f[i]!.startsWith('sluice-')) own.push(f[i]!, f[i + 1]!);
+      }
+      return own;
+    });
+  }
+
+  it('a dead letter keeps every field of the original entry, with deleteOnAck', async () => {
+    const stream = uniqueStream('rdlfields');
+    admin.track(stream, `${stream}:dead`);
+    // Fields beside the payload, two of them named as sluice's error fields once were.
+    const fields = ['traceparent', '00-abc-01', 'body', '{"k":"a"}', 'tenant', 't1'];
+    fields.push('error', 'the producer’s own', 'code', 'mine');
+    await admin.client.sendCommand(['XADD', stream, '*', ...fields]);
+    const consumer = track(
+      consume(
+        await source(stream, { deleteOnAck: true }),
+        () => {
+          throw Object.assign(new Error('boom'), { code: 'E_BOOM' });
+        },
+        { concurrency: 1, maxDeliveries: 1, onError: () => {} },
+      ),
+    );
+    await admin.until(async () => (await admin.deadLetters(stream)).length === 1, 'dead letter');
+    await consumer.close();
+    expect(await deadFields(stream)).toEqual([fields]);
+    const [dead] = await admin.deadLetters(stream);
+    expect(dead).toMatchObject({
+      'sluice-error': 'boom',
+      'sluice-code': 'E_BOOM',
+      'sluice-deliveries': '1',
+      'sluice-stream': stream,
+      'sluice-group': 'g',
+    });
+    expect(Number(await admin.client.sendCommand(['XLEN', stream]))).toBe(0);
+  });
+
+  it('a malformed entry (no payload field) is dead-lettered with all its fields, with deleteOnAck', async () => {
+    const stream = uniqueStream('rdlmalformed');
+    admin.track(stream, `${stream}:dead`);
+    const fields = ['payload', '{"k":"b"}', 'tenant', 't2'];
+    await admin.client.sendCommand(['XADD', stream, '*', ...fields]);
+    const consumer = track(
+      consume(await source(stream, { deleteOnAck: true }), () => {}, {
+        concurrency: 1,
+        onError: () => {},
+      }),
+    );
+    await admin.until(async () => (await admin.deadLetters(stream)).length === 1, 'dead letter');
+    await consumer.close();
+    expect(await deadFields(stream)).toEqual([fields]);
+    const [dead] = await admin.deadLetters(stream);
+    expect(dead!['sluice-code']).toBe('ERR_MESSAGE_MALFORMED');
+    expect(dead).not.toHaveProperty('body');
+    expect(Number(await admin.client.sendCommand(['XLEN', stream]))).toBe(0);
+  });
+
+  it('an entry deleted while pending is dead-lettered with the payload as delivered', async () => {
+    const stream = uniqueStream('rdlgone');
+    const [id] = await admin.fill(stream, [{ k: 'c' }]);
+    const a = await source(stream, { consumer: 'a' });
+    try {
+      const [m] = await a.fetch(1, new AbortController().signal);
+      await admin.client.sendCommand(['XDEL', stream, id!]);
+      await a.deadLetter(m!, new Error('late'));
+      expect(await deadFields(stream)).toEqual([['body', '{"k":"c"}']]);
+      expect((await admin.deadLetters(stream))[0]!['sluice-error']).toBe('late');
+    } finally {
+      await a.close();
+    }
   });
 
   it('XAUTOCLAIM passes over a long pending list (many calls) and copes with deleted entries', async () => {

@@ -40,7 +40,7 @@ export async function redisProbe(): Promise<QueueProbe> {
       ][];
       return entries.map(([, fields]) => {
         const f = Object.fromEntries(fields.flatMap((v, i) => (i % 2 ? [] : [[v, fields[i + 1]]])));
-        return { body: String(f.body), error: String(f.error) };
+        return { body: String(f.body), error: String(f['sluice-error']) };
       });
     },
     async remaining() {
