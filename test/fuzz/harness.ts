@@ -271,6 +271,20 @@ export function thrownKinds(enabled: (flag: string) => boolean): fc.Arbitrary<Th
   );
 }
 
+/**
+ * `value instanceof Error` without throwing: a revoked Proxy or a Proxy whose getPrototypeOf
+ * trap throws is not an Error (sluice's toError decides the same way and wraps it in a
+ * JobFailedError with the value as cause). The model must not inspect hostile values with a
+ * bare `instanceof`.
+ */
+export function isErrorValue(value: unknown): boolean {
+  try {
+    return value instanceof Error;
+  } catch {
+    return false;
+  }
+}
+
 /** Thrown values that are Errors (kept as they are); the others must become an Error. */
 export function isErrorKind(kind: ThrownKind): boolean {
   return (

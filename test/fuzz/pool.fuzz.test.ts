@@ -14,6 +14,7 @@ import {
   flush,
   fuzzAssert,
   fuzzParams,
+  isErrorValue,
   makeThrown,
   settlesWithin,
   type ThrownKind,
@@ -547,7 +548,7 @@ class PoolModel {
         counts.other++;
         v.check(rec.calls === 1, () => `job ${id}: failed without running: ${String(r.error)}`);
         const thrown = rec.thrown;
-        if (thrown instanceof Error)
+        if (isErrorValue(thrown))
           v.check(r.error === thrown, () => `job ${id}: error is not the thrown Error`);
         else {
           v.check(

@@ -8,6 +8,7 @@ import { AbortError, JobFailedError, TimeoutError } from '../../src/index.js';
 import {
   type Deferred,
   deferred,
+  isErrorValue,
   makeThrown,
   type ThrownKind,
   thrownKinds,
@@ -173,7 +174,7 @@ export class Workers {
       this.v.check(false, () => `job ${key}: failed with ${String(error)} without running`);
       return;
     }
-    if (call.thrown instanceof Error)
+    if (isErrorValue(call.thrown))
       this.v.check(error === call.thrown, () => `job ${key}: error is not the thrown Error`);
     else
       this.v.check(
