@@ -262,13 +262,9 @@ export function makeThrown(kind: ThrownKind): unknown {
   }
 }
 
-/** Thrown kinds the generators may use now (revoked/throwing proxies are known open). */
-export function thrownKinds(enabled: (flag: string) => boolean): fc.Arbitrary<ThrownKind> {
-  return fc.constantFrom(
-    ...THROWN_KINDS.filter(
-      (k) => (k !== 'revoked-proxy' && k !== 'throwing-proxy') || enabled('thrown-revoked-proxy'),
-    ),
-  );
+/** Every kind of thrown value, proxies whose inspection throws included. */
+export function thrownKinds(): fc.Arbitrary<ThrownKind> {
+  return fc.constantFrom(...THROWN_KINDS);
 }
 
 /**

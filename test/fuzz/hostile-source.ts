@@ -23,8 +23,7 @@ export function stepArb(sync: boolean): fc.Arbitrary<Step> {
   const steps: Step[] = sync
     ? ['value', 'value', 'value', 'sync-throw']
     : ['value', 'value', 'deferred', 'deferred', 'reject', 'never'];
-  if (!sync && attack('source-next-throws-sync')) steps.push('sync-throw');
-  if (!sync && attack('source-next-plain-object')) steps.push('plain');
+  if (!sync) steps.push('sync-throw', 'plain');
   return fc.constantFrom(...steps);
 }
 
@@ -69,7 +68,7 @@ export class HostileSource {
   onValue: (job: Job) => void = () => undefined;
   /** Called at each next() before it does anything. */
   onNext: () => void = () => undefined;
-  /** True once the consumer stopped (return/abort): the model then feeds `done`, not values. */
+  /** True once the consumer stopped (return/abort); values fed then must still yield. */
   stopped = () => false;
 
   constructor(spec: SourceSpec) {
@@ -152,7 +151,6 @@ export class HostileSource {
   feed(how: 'value' | 'done' | 'reject'): void {
     const d = this.pending.shift();
     if (!d) return;
-    if (how === 'value' && this.stopped() && !attack('value-after-stop-dropped')) how = 'done';
     if (how === 'value') {
       const step = this.#value();
       if (this.#closed) this.afterClose.add(step.value.id);

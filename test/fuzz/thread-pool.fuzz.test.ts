@@ -20,7 +20,6 @@ import {
   Violations,
   watchdog,
 } from './harness.js';
-import { attack } from './known-open.js';
 
 const MODULE = new URL('./fixtures/thread-jobs.js', import.meta.url);
 const MAX_JOBS = 16;
@@ -154,8 +153,6 @@ class ThreadPoolModel {
         break;
       }
       case 'resize':
-        // Shrinking then growing runs more jobs than threads (known open): grow only then.
-        if (!attack('threadpool-resize-overrun') && c.n < this.size) break;
         if (this.stopped) break;
         this.size = c.n;
         this.maxSize = Math.max(this.maxSize, c.n);
@@ -255,12 +252,10 @@ class ThreadPoolModel {
       s.running === 0 && s.queued === 0,
       () => `after drain: running ${s.running}, queued ${s.queued}`,
     );
-    if (attack('threadpool-signal-listener')) {
-      v.check(
-        abortListeners(this.poolSignal.signal) === 0,
-        () => 'the pool signal keeps its listener after drain',
-      );
-    }
+    v.check(
+      abortListeners(this.poolSignal.signal) === 0,
+      () => 'the pool signal keeps its listener after drain',
+    );
   }
 }
 
