@@ -1,7 +1,7 @@
 /**
  * Attack on ThreadPool with real threads (few, short cases): submits of jobs that return,
  * throw, throw non-Errors, kill their thread, block ignoring their signal or wait for it,
- * interleaved with resizes, caller-signal cancels, job timeouts, drain(timeout) and abort. Jobs
+ * interleaved with resizes, caller-signal cancels, job timeouts (5-40 ms), drain(timeout) and abort. Jobs
  * never time out before they ran (runs 0 → AbortError only), and stats count what was seen. Jobs count their
  * own runs and the most running at once in shared memory.
  */
@@ -271,7 +271,7 @@ describe('fuzz: ThreadPool', () => {
       'ThreadPool',
       fc.asyncProperty(
         fc.integer({ min: 1, max: 2 }),
-        fc.option(fc.integer({ min: 20, max: 80 }), { nil: undefined }),
+        fc.option(fc.integer({ min: 5, max: 40 }), { nil: undefined }),
         fc.array(command, { minLength: 1, maxLength: 12 }),
         async (threads, timeout, commands) => {
           const before = unhandled.reasons.length;
