@@ -1,9 +1,9 @@
 /**
  * Attack on ThreadPool with real threads (few, short cases): submits of jobs that return,
  * throw, throw non-Errors, kill their thread, block ignoring their signal or wait for it,
- * interleaved with resizes, caller-signal cancels, job timeouts (5-40 ms), drain(timeout) and abort. Jobs
- * never time out before they ran (runs 0 → AbortError only), and stats count what was seen. Jobs count their
- * own runs and the most running at once in shared memory.
+ * interleaved with resizes, caller-signal cancels, job timeouts (5-40 ms), drain(timeout) and
+ * abort. Jobs count their own runs and the most running at once in shared memory. No job times
+ * out before it ran (never ran → AbortError only), and stats count what was seen.
  */
 import fc from 'fast-check';
 import { afterEach, beforeEach, describe, it } from 'vitest';
