@@ -343,16 +343,39 @@ function envelopes<J>(
   };
   if (typeof (source as AsyncIterable<J>)[Symbol.asyncIterator] === 'function') {
     const it = (source as AsyncIterable<J>)[Symbol.asyncIterator]();
+    // The wrapped step of the latest pull, once the source has answered it: wrapping takes
+    // ticks of ours, and the engine abandons a pull still pending when return() settles.
+    let answered: Promise<unknown> | undefined;
     const iterator: AsyncIterator<Envelope> = {
       // Promise.resolve, as for await's Await(): a plain { value, done } from next() is
       // accepted; a synchronous throw reaches the engine, which reports it as the source's.
-      next: () => Promise.resolve(it.next()).then(wrap),
+      next: () => {
+        answered = undefined;
+        const step = Promise.resolve(it.next());
+        const wrapped = step.then(wrap);
+        step.then(
+          () => {
+            answered = wrapped;
+          },
+          () => undefined,
+        );
+        return wrapped;
+      },
     };
     // Only if the source has one: the engine waits for a pending pull of a source that cannot
     // be told to stop, and would take a return() of ours for the source's acknowledgement.
     if (typeof it.return === 'function') {
       iterator.return = async () => {
-        await it.return?.();
+        try {
+          await it.return?.();
+        } finally {
+          // A pull the source answered before its return() settled is not one that outlived
+          // it: hand its value over before acknowledging, so the engine never drops it. (One
+          // turn first: a return() that throws synchronously gets here before the callbacks of
+          // a step the source had already resolved.)
+          await undefined;
+          await answered?.catch(() => undefined);
+        }
         return { done: true, value: undefined };
       };
     }

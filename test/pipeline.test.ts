@@ -422,6 +422,36 @@ describe('pipeline: hand-written and waiting sources', () => {
     ]);
   });
 
+  for (const closing of ['resolves', 'throws'] as const) {
+    it(`abort() right after a pull the source already answered: its value still yields (return() ${closing})`, async () => {
+      let pulls = 0;
+      let closed = false;
+      const source = {
+        [Symbol.asyncIterator]: () => ({
+          next: () => {
+            if (pulls === 2) return new Promise<IteratorResult<number>>(() => undefined);
+            // The source answers the pull for 1 at once; the abort comes a microtask later.
+            if (pulls === 1) queueMicrotask(() => p.abort('stop'));
+            return Promise.resolve({ done: false, value: pulls++ });
+          },
+          return: () => {
+            closed = true;
+            if (closing === 'throws') throw new Error('return() failed');
+            return Promise.resolve({ done: true as const, value: undefined });
+          },
+        }),
+      } as AsyncIterable<number>;
+      const p = pipeline(source).stage('id', (x: number) => x, { concurrency: 2 });
+      const it = p[Symbol.asyncIterator]();
+      const results: Result<number, number>[] = [];
+      for (let r = await it.next(); !r.done; r = await it.next()) results.push(r.value);
+      expect(closed).toBe(true);
+      expect(pulls).toBe(2);
+      // Every value the source handed out yields exactly once.
+      expect(results.map((r) => r.job).sort()).toEqual([0, 1]);
+    });
+  }
+
   it('return() before any next(): no listener left on the signal, nothing pulled, drain() resolves', async () => {
     const ac = new AbortController();
     const { state, source } = counted(10);

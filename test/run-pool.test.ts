@@ -491,3 +491,28 @@ describe('runPool: hand-written async sources', () => {
     }
   });
 });
+
+describe('runPool: a stop right after a pull the source answered', () => {
+  it('an abort right after the source answered a pull still yields its value, even when return() throws synchronously', async () => {
+    const ac = new AbortController();
+    let pulls = 0;
+    const source = {
+      [Symbol.asyncIterator]: () => ({
+        next: () => {
+          if (pulls === 2) return new Promise<IteratorResult<number>>(() => undefined);
+          // The source answers the pull for 1 at once; the abort comes a microtask later.
+          if (pulls === 1) queueMicrotask(() => ac.abort('stop'));
+          return Promise.resolve({ done: false, value: pulls++ });
+        },
+        return: () => {
+          throw new Error('return() failed');
+        },
+      }),
+    } as AsyncIterable<number>;
+    const results: Result<number, number>[] = [];
+    for await (const r of runPool(source, (x: number) => x, { concurrency: 2, signal: ac.signal }))
+      results.push(r);
+    expect(pulls).toBe(2);
+    expect(results.map((r) => r.job).sort()).toEqual([0, 1]);
+  });
+});

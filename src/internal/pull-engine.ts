@@ -168,6 +168,9 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
     } catch {
       // The source's own cleanup failed while we were stopping; nothing is waiting for it.
     }
+    // One turn, so that a return() that throws synchronously (no turn at all) does not abandon
+    // a pull the source had already answered before its callbacks ran: that value is ours.
+    await undefined;
     // The source acknowledged the stop and its pending pull is still open: it may never settle
     // (a hand-written next() that ignores its own return()), so it is abandoned rather than
     // waited for. An async generator never gets here with a pull pending: it queues return()

@@ -262,13 +262,23 @@ export function makeThrown(kind: ThrownKind): unknown {
   }
 }
 
-/** Thrown kinds the generators may use now (revoked/throwing proxies are known open). */
-export function thrownKinds(enabled: (flag: string) => boolean): fc.Arbitrary<ThrownKind> {
-  return fc.constantFrom(
-    ...THROWN_KINDS.filter(
-      (k) => (k !== 'revoked-proxy' && k !== 'throwing-proxy') || enabled('thrown-revoked-proxy'),
-    ),
-  );
+/** Every kind of thrown value, proxies whose inspection throws included. */
+export function thrownKinds(): fc.Arbitrary<ThrownKind> {
+  return fc.constantFrom(...THROWN_KINDS);
+}
+
+/**
+ * `value instanceof Error` without throwing: a revoked Proxy or a Proxy whose getPrototypeOf
+ * trap throws is not an Error (sluice's toError decides the same way and wraps it in a
+ * JobFailedError with the value as cause). The model must not inspect hostile values with a
+ * bare `instanceof`.
+ */
+export function isErrorValue(value: unknown): boolean {
+  try {
+    return value instanceof Error;
+  } catch {
+    return false;
+  }
 }
 
 /** Thrown values that are Errors (kept as they are); the others must become an Error. */
