@@ -11,8 +11,10 @@ import {
   argument,
   fn,
   nonNegativeInt,
+  optionalDeadline,
   optionalDuration,
   optionalSignal,
+  optionsObject,
   positiveInt,
 } from './internal/options.js';
 import { Slots } from './internal/slots.js';
@@ -214,7 +216,8 @@ export class Pool<J, R> implements JobOwner<J, R> {
 
   /**
    * Closes the pool and waits for queued and running jobs to finish. With `timeout` (ms), at the
-   * deadline whatever is left is canceled (`AbortError`) and reported.
+   * deadline whatever is left is canceled (`AbortError`) and reported; `timeout: 0` cancels it
+   * right away (jobs that settle in the same tick still complete).
    *
    * Calling it again returns the same promise (its report counts from the first call), but the
    * new `timeout` still applies: the earliest deadline wins — e.g. a plain `drain()` at
@@ -222,12 +225,16 @@ export class Pool<J, R> implements JobOwner<J, R> {
    * for `resume()`.
    * @returns `{ completed, canceled, canceledJobs }` once the pool is idle or the deadline hit.
    * @throws RangeError/TypeError (rejection, `ERR_INVALID_OPTION`) when `timeout` is not a
-   *   positive number of ms; the pool is then left as it was.
+   *   number of ms in 0..2147483647 (`ERR_INVALID_ARGUMENT` when `opts` is not an object); the
+   *   pool is then left as it was.
    */
   drain(opts?: { timeout?: number }): Promise<DrainReport<J>> {
     let timeout: number | undefined;
     try {
-      timeout = optionalDuration('timeout', opts?.timeout);
+      timeout = optionalDeadline(
+        'timeout',
+        optionsObject<{ timeout?: number }>(argument('opts'), opts)?.timeout,
+      );
     } catch (error) {
       return Promise.reject(error); // misuse of a promise-returning method rejects (README)
     }

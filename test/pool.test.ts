@@ -161,6 +161,39 @@ describe('Pool: close, drain, abort', () => {
     }
   });
 
+  it('drain({ timeout: 0 }) cancels whatever is left right away', async () => {
+    const { pool } = latchedPool({ concurrency: 1, queueSize: 1 });
+    const tasks = await Promise.all([0, 1].map((n) => pool.submit(n)));
+    const report = await pool.drain({ timeout: 0 });
+    expect(report).toMatchObject({ completed: 0, canceled: 2 });
+    for (const t of tasks) {
+      const r = await t.result;
+      expect(r.ok === false && r.error).toBeInstanceOf(AbortError);
+    }
+  });
+
+  it('a job timeout or drain deadline past the longest timer (2^31-1 ms) is refused, not fired after 1 ms', async () => {
+    const huge = 2 ** 31;
+    expect(() => new Pool(async () => 1, { concurrency: 1, timeout: huge })).toThrow(
+      /^Invalid option "timeout": expected a positive finite number of milliseconds <= 2147483647/,
+    );
+    const pool = new Pool(async (n: number) => n, { concurrency: 1 });
+    await expect(pool.drain({ timeout: huge })).rejects.toMatchObject({
+      name: 'RangeError',
+      code: 'ERR_INVALID_OPTION',
+      message: expect.stringContaining('<= 2147483647'),
+    });
+    expect(() => runPool([1], async (n: number) => n, { concurrency: 1, timeout: huge })).toThrow(
+      expect.objectContaining({ code: 'ERR_INVALID_OPTION' }),
+    );
+    expect(() =>
+      pipeline([1]).stage('s', async (n: number) => n, { concurrency: 1, timeout: huge }),
+    ).toThrow(/^Invalid option "s.timeout"/);
+    // The longest timer itself is kept as given.
+    expect(await pool.run(3)).toBe(3);
+    expect(() => new Pool(async () => 1, { concurrency: 1, timeout: 2 ** 31 - 1 })).not.toThrow();
+  });
+
   it('abort() cancels queued jobs at once and aborts running ones', async () => {
     const { pool, started } = latchedPool({ concurrency: 1, queueSize: 2 });
     const tasks = await Promise.all([0, 1, 2].map((n) => pool.submit(n)));

@@ -99,13 +99,47 @@ export function nonNegativeInt(name: Label, value: unknown, allowInfinity = true
   return value;
 }
 
-/** A duration in ms: a finite number > 0, or undefined/null (no limit). */
+/**
+ * The longest delay a Node timer keeps: `setTimeout` clamps anything longer to 1 ms (with a
+ * TimeoutOverflowWarning), so a longer duration would fire at once. Every duration option is
+ * refused above it (about 24.8 days) rather than silently misbehave.
+ */
+export const MAX_TIMER_MS = 2_147_483_647;
+
+const MS_LIMIT = `<= ${MAX_TIMER_MS} (about 24.8 days)`;
+
+/** A duration in ms: a finite number > 0 and <= {@link MAX_TIMER_MS}, or undefined/null (no limit). */
 export function optionalDuration(name: Label, value: unknown): number | undefined {
   if (value == null) return undefined;
-  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
-    fail(name, value, 'a positive finite number of milliseconds');
+  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0 || value > MAX_TIMER_MS) {
+    fail(name, value, `a positive finite number of milliseconds ${MS_LIMIT}`);
   }
   return value;
+}
+
+/**
+ * A drain deadline in ms: like {@link optionalDuration}, but 0 is allowed and means "cancel
+ * whatever is left right away" (as Go's context with an expired deadline). One rule for every
+ * drain: `Pool`, `ThreadPool`, `Pipeline`, a consumer's `drain({ timeout })` and `drainTimeout`.
+ */
+export function optionalDeadline(name: Label, value: unknown): number | undefined {
+  if (value == null) return undefined;
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || value > MAX_TIMER_MS) {
+    fail(name, value, `a finite number of milliseconds >= 0 and ${MS_LIMIT}`);
+  }
+  return value;
+}
+
+/**
+ * An options bag: an object, or undefined/null (all defaults). `pool.submit(1, 5)` is a mistake
+ * to report, not a bag with no options.
+ */
+export function optionsObject<O extends object>(name: Label, value: unknown): O | undefined {
+  if (value == null) return undefined;
+  if (typeof value !== 'object' || Array.isArray(value)) {
+    return fail(name, value, 'an options object', false);
+  }
+  return value as O;
 }
 
 /** An AbortSignal, or undefined/null (none). */
@@ -140,7 +174,10 @@ export function iterableArgument<J>(name: string, value: unknown): Iterable<J> |
   return value as Iterable<J> | AsyncIterable<J>;
 }
 
-/** Extra rules of {@link numberAtLeast}: whole numbers only; the unit named in messages. */
+/**
+ * Extra rules of {@link numberAtLeast}: whole numbers only; the unit named in messages — `'ms'`
+ * also caps the value at {@link MAX_TIMER_MS}, the longest delay a timer keeps.
+ */
 export interface NumberRule {
   integer?: boolean;
   unit?: string;
@@ -168,10 +205,12 @@ export function numberAtLeast(
     typeof value === 'number' &&
     Number.isFinite(value) &&
     value >= min &&
+    (opts.unit !== 'ms' || value <= MAX_TIMER_MS) &&
     (!opts.integer || Number.isInteger(value));
   if (!ok) {
     const what = opts.integer ? 'an integer' : 'a finite number';
-    fail(name, value, `${what}${opts.unit ? ` of ${opts.unit}` : ''} >= ${min}`);
+    const max = opts.unit === 'ms' ? ` and ${MS_LIMIT}` : '';
+    fail(name, value, `${what}${opts.unit ? ` of ${opts.unit}` : ''} >= ${min}${max}`);
   }
   return value as number;
 }

@@ -8,8 +8,10 @@ import {
   invalidArgument,
   invalidOption,
   nonNegativeInt,
+  optionalDeadline,
   optionalDuration,
   optionalSignal,
+  optionsObject,
   positiveInt,
 } from '../internal/options.js';
 import { type DrainReport, Pool, type Task } from '../pool.js';
@@ -237,7 +239,10 @@ export class ThreadPool<J, R> {
    * `timeout` (ms), at the deadline whatever is left is canceled and reported.
    */
   async drain(opts?: { timeout?: number }): Promise<DrainReport<J>> {
-    const timeout = optionalDuration('timeout', opts?.timeout);
+    const timeout = optionalDeadline(
+      'timeout',
+      optionsObject<{ timeout?: number }>(argument('opts'), opts)?.timeout,
+    );
     const settledBefore = settledCount(this.#pool);
     let cut: Promise<DrainReport<J>> | undefined;
     const timer =
