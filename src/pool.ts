@@ -49,7 +49,9 @@ export interface PoolOptions {
 export interface SubmitOptions {
   /**
    * Cancels this job: removed at once if queued, its worker's signal aborted if running. It
-   * settles as `AbortError`. The listener is removed when the job settles.
+   * settles as `AbortError`. The listener is removed when the job settles. Already aborted at
+   * submission: accepted and canceled at once if there is room; if the queue is full, `submit`
+   * rejects with `AbortError` and `trySubmit` returns `undefined` (nothing accepted).
    */
   signal?: AbortSignal;
 }
@@ -163,7 +165,9 @@ export class Pool<J, R> implements JobOwner<J, R> {
   /** Submits a job, waiting while the queue is full. Resolves with the accepted {@link Task}
    * — iff the job was accepted: what happens to it afterwards is in `Task.result` only.
    * @throws PoolClosedError (rejection) after close/drain/abort, also for a submit still waiting.
-   * @throws AbortError (rejection) when `opts.signal` aborts while waiting for room.
+   * @throws AbortError (rejection) when `opts.signal` aborts while waiting for room — or is
+   *   already aborted and the queue is full (nothing accepted). An already-aborted signal with
+   *   room: the job is accepted and its result settles at once as canceled (`AbortError`).
    * @throws TypeError (rejection, never a synchronous throw) `ERR_INVALID_OPTION` when
    *   `opts.signal` is not an AbortSignal.
    */
@@ -182,7 +186,8 @@ export class Pool<J, R> implements JobOwner<J, R> {
 
   /**
    * Submits only if there is room now; never waits.
-   * @returns the Task, or `undefined` when the queue is full.
+   * @returns the Task, or `undefined` when the queue is full. With an already-aborted
+   *   `opts.signal` and room, the Task is returned and its result settles at once as canceled.
    * @throws PoolClosedError after close/drain/abort; TypeError `ERR_INVALID_OPTION` when
    *   `opts.signal` is not an AbortSignal (a synchronous method throws).
    */

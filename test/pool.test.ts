@@ -351,6 +351,29 @@ describe('Pool: signals and listeners', () => {
     expect(pool.stats()).toMatchObject({ canceled: 2, succeeded: 1, running: 0, queued: 0 });
   });
 
+  it('an already-aborted signal: accepted and canceled at once with room; not accepted when full (submit rejects, trySubmit returns undefined)', async () => {
+    const { pool, started, finish } = latchedPool({ concurrency: 1, queueSize: 0 });
+    const aborted = AbortSignal.abort(new Error('gone'));
+    // Room: accepted, settles at once as canceled, counted.
+    const task = await pool.submit(1, { signal: aborted });
+    const r = await task.result;
+    expect(r.ok === false && r.error).toBeInstanceOf(AbortError);
+    expect(pool.trySubmit(2, { signal: aborted })).toBeDefined();
+    expect(pool.stats()).toMatchObject({ submitted: 2, canceled: 2 });
+    // Full: nothing accepted or counted.
+    await pool.submit(3);
+    await flush();
+    expect(started).toEqual([3]);
+    await expect(pool.submit(4, { signal: aborted })).rejects.toMatchObject({
+      code: 'ERR_ABORTED',
+    });
+    expect(pool.trySubmit(5, { signal: aborted })).toBeUndefined();
+    expect(pool.stats()).toMatchObject({ submitted: 3, canceled: 2 });
+    finish(3);
+    await pool.drain();
+    expect(started).toEqual([3]);
+  });
+
   it('an already-aborted job signal settles the task as canceled without running it', async () => {
     const ran: number[] = [];
     const pool = new Pool<number, number>((n) => ran.push(n), { concurrency: 1 });
