@@ -149,6 +149,7 @@ export class Pool<J, R> implements JobOwner<J, R> {
    */
   constructor(worker: WorkerFunction<J, R>, opts: PoolOptions) {
     this.#worker = fn(argument('worker'), worker);
+    optionsObject(argument('opts'), opts);
     const concurrency = positiveInt('concurrency', opts?.concurrency);
     this.#queueSize = nonNegativeInt('queueSize', opts.queueSize ?? 2 * concurrency);
     this.#timeout = optionalDuration('timeout', opts.timeout);
@@ -174,7 +175,10 @@ export class Pool<J, R> implements JobOwner<J, R> {
   submit(job: J, opts?: SubmitOptions): Promise<Task<J, R>> {
     let signal: AbortSignal | undefined;
     try {
-      signal = opts == null ? undefined : optionalSignal('signal', opts.signal);
+      signal = optionalSignal(
+        'signal',
+        optionsObject<{ signal?: unknown }>(argument('opts'), opts)?.signal,
+      );
     } catch (error) {
       return Promise.reject(error); // misuse of a promise-returning method rejects (README)
     }
@@ -192,7 +196,10 @@ export class Pool<J, R> implements JobOwner<J, R> {
    *   `opts.signal` is not an AbortSignal (a synchronous method throws).
    */
   trySubmit(job: J, opts?: SubmitOptions): Task<J, R> | undefined {
-    const signal = opts == null ? undefined : optionalSignal('signal', opts.signal);
+    const signal = optionalSignal(
+      'signal',
+      optionsObject<{ signal?: unknown }>(argument('opts'), opts)?.signal,
+    );
     if (this.#state !== 'open') throw new PoolClosedError();
     return this.#canAccept() ? this.#accept(job, signal, performance.now()) : undefined;
   }

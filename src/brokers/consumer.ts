@@ -152,6 +152,7 @@ class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
     fn(argument('handler'), handler);
     this.#source = source;
     this.#handler = handler;
+    optionsObject(argument('options'), options);
     this.#concurrency = positiveInt('concurrency', options?.concurrency);
     this.#maxDeliveries = positiveInt(
       'maxDeliveries',

@@ -73,28 +73,35 @@ export function invalidOption(
   return fail(name, value, expected, outOfRange);
 }
 
-/** A positive integer (Infinity only when `allowInfinity`). */
+/**
+ * " <= 2^53-1" for a whole number too large to count exactly (`2 ** 53 + 1 === 2 ** 53`): a count
+ * past it cannot be incremented, so it is refused (Infinity is the way to unbound).
+ */
+const unsafe = (value: unknown): string =>
+  typeof value === 'number' && Number.isInteger(value) && !Number.isSafeInteger(value)
+    ? ` <= ${Number.MAX_SAFE_INTEGER}`
+    : '';
+
+/** A positive safe integer (Infinity only when `allowInfinity`). */
 export function positiveInt(name: Label, value: unknown, allowInfinity = false): number {
   if (typeof value === 'number' && allowInfinity && value === Number.POSITIVE_INFINITY) {
     return value;
   }
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1) {
-    fail(name, value, allowInfinity ? 'a positive integer or Infinity' : 'a positive integer');
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1) {
+    const what = `a positive integer${unsafe(value)}`;
+    fail(name, value, allowInfinity ? `${what} or Infinity` : what);
   }
   return value;
 }
 
-/** A non-negative integer, or Infinity when `allowInfinity` (the only way to unbound). */
+/** A non-negative safe integer, or Infinity when `allowInfinity` (the only way to unbound). */
 export function nonNegativeInt(name: Label, value: unknown, allowInfinity = true): number {
   if (typeof value === 'number' && allowInfinity && value === Number.POSITIVE_INFINITY) {
     return value;
   }
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0) {
-    fail(
-      name,
-      value,
-      allowInfinity ? 'a non-negative integer or Infinity' : 'a non-negative integer',
-    );
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
+    const what = `a non-negative integer${unsafe(value)}`;
+    fail(name, value, allowInfinity ? `${what} or Infinity` : what);
   }
   return value;
 }
@@ -140,6 +147,38 @@ export function optionsObject<O extends object>(name: Label, value: unknown): O 
     return fail(name, value, 'an options object', false);
   }
   return value as O;
+}
+
+/** The `resourceLimits` a worker thread takes (`node:worker_threads`), each in MB. */
+const RESOURCE_LIMITS = [
+  'maxOldGenerationSizeMb',
+  'maxYoungGenerationSizeMb',
+  'codeRangeSizeMb',
+  'stackSizeMb',
+] as const;
+
+/**
+ * A worker thread's `resourceLimits`: undefined/null, or an object with only the known keys, each
+ * undefined or a positive finite number — checked at construction, not found out later as
+ * threads that fail to start.
+ */
+export function optionalResourceLimits<L extends object>(
+  name: string,
+  value: unknown,
+): L | undefined {
+  const limits = optionsObject<Record<string, unknown>>(name, value);
+  if (limits === undefined) return undefined;
+  for (const key of Object.keys(limits)) {
+    if (!(RESOURCE_LIMITS as readonly string[]).includes(key)) {
+      fail(`${name}.${key}`, limits[key], `one of the keys ${RESOURCE_LIMITS.join(', ')}`, false);
+    }
+    const limit = limits[key];
+    if (limit == null) continue;
+    if (typeof limit !== 'number' || !Number.isFinite(limit) || limit <= 0) {
+      fail(`${name}.${key}`, limit, 'a positive finite number of MB');
+    }
+  }
+  return limits as L;
 }
 
 /** An AbortSignal, or undefined/null (none). */

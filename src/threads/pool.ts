@@ -10,6 +10,7 @@ import {
   nonNegativeInt,
   optionalDeadline,
   optionalDuration,
+  optionalResourceLimits,
   optionalSignal,
   optionsObject,
   positiveInt,
@@ -81,6 +82,7 @@ export class ThreadPool<J, R> {
    * @throws TypeError/RangeError naming the option when an option is invalid.
    */
   constructor(module: string | URL, opts: ThreadPoolOptions = {}) {
+    optionsObject(argument('opts'), opts);
     const threads = positiveInt('threads', opts.threads ?? availableParallelism());
     this.#threads = threads;
     this.#queueSize = nonNegativeInt('queueSize', opts.queueSize ?? 2 * threads);
@@ -88,9 +90,7 @@ export class ThreadPool<J, R> {
     const abortGrace = optionalDuration('abortGrace', opts.abortGrace) ?? 500;
     const maxStartupFailures = positiveInt('maxStartupFailures', opts.maxStartupFailures ?? 3);
     const signal = optionalSignal('signal', opts.signal);
-    if (opts.resourceLimits !== undefined && typeof opts.resourceLimits !== 'object') {
-      invalidOption('resourceLimits', opts.resourceLimits, 'an object');
-    }
+    optionalResourceLimits('resourceLimits', opts.resourceLimits);
     const spec = threadSpec(resolveModule(module));
     this.#scheduler = new Scheduler(spec, {
       threads,

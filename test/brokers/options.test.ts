@@ -213,4 +213,13 @@ describe('consume() rejects bad options at once', () => {
       expect.objectContaining({ name: 'TypeError', code: 'ERR_INVALID_ARGUMENT' }),
     );
   });
+  it('options that are not an object are refused as such, not reported as a missing concurrency', () => {
+    expect(() => consume(idle, () => {}, 5 as never)).toThrow(
+      expect.objectContaining({
+        name: 'TypeError',
+        code: 'ERR_INVALID_ARGUMENT',
+        message: expect.stringMatching(/^Invalid argument "options"/),
+      }),
+    );
+  });
 });
