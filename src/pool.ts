@@ -82,7 +82,9 @@ interface Submitter<J, R> extends Waiter<Task<J, R>> {
 /** A Pool's job: a JobRun that can wait in the queue and resolves its Task's result. */
 class PendingRun<J, R> extends JobRun<J, R> implements WaitNode {
   /** performance.now() at acceptance. ThreadPool reads it from the context as its wait start. */
-  queuedAt = 0;
+  // Declared only (set by the base class, assigned at acceptance): redefining the field here
+  // would give every PendingRun an extra shape transition.
+  declare queuedAt: number;
   /** Removes this job's listener from the caller's signal. */
   unsubscribe: (() => void) | undefined = undefined;
   /** The caller's signal, checked again before a queued job starts. */

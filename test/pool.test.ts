@@ -351,6 +351,28 @@ describe('Pool: signals and listeners', () => {
     expect(pool.stats()).toMatchObject({ canceled: 2, succeeded: 1, running: 0, queued: 0 });
   });
 
+  it("a worker's ctx cannot settle or forge its own job's result (only signal, index, workerId)", async () => {
+    const pool = new Pool<number, string>(
+      async (_n, ctx) => {
+        const c = ctx as unknown as Record<string, unknown>;
+        expect(c.cancel).toBeUndefined();
+        expect(c.resolveResult).toBeUndefined();
+        expect(c.start).toBeUndefined();
+        expect(c.job).toBeUndefined();
+        expect(ctx.index).toBe(0);
+        expect(ctx.workerId).toBe(0);
+        expect(ctx.signal.aborted).toBe(false);
+        return 'real';
+      },
+      { concurrency: 1 },
+    );
+    const task = await pool.submit(1);
+    expect(await task.result).toMatchObject({ ok: true, value: 'real' });
+    for await (const r of runPool([1], async (_n, ctx) => 'cancel' in ctx, { concurrency: 1 })) {
+      expect(r).toMatchObject({ ok: true, value: false });
+    }
+  });
+
   it('an already-aborted signal: accepted and canceled at once with room; not accepted when full (submit rejects, trySubmit returns undefined)', async () => {
     const { pool, started, finish } = latchedPool({ concurrency: 1, queueSize: 0 });
     const aborted = AbortSignal.abort(new Error('gone'));
