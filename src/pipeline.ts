@@ -2,6 +2,7 @@ import { AbortError } from './errors.js';
 import { onAbort } from './internal/abort-fanout.js';
 import type { JobContext, WorkerFunction } from './internal/job-run.js';
 import {
+  argument,
   invalidArgument,
   invalidState,
   iterableArgument,
@@ -9,6 +10,7 @@ import {
   optionalBoolean,
   optionalDuration,
   optionalSignal,
+  optionsObject,
   positiveInt,
 } from './internal/options.js';
 import { notAnObject, PullEngine } from './internal/pull-engine.js';
@@ -155,7 +157,7 @@ export class Pipeline<J, T> implements AsyncIterable<Result<J, T>> {
     const def = this.#define(
       name,
       worker as WorkerFunction<unknown, unknown> | StageRunner<unknown, unknown>,
-      opts,
+      optionsObject<StageOptions>(argument('opts'), opts) ?? {},
     );
     return new Pipeline<J, U>(this.#source, { signal: this.#signal }, [...this.#defs, def]);
   }
@@ -437,5 +439,6 @@ export function pipeline<J>(
   opts: PipelineOptions = {},
 ): Pipeline<J, J> {
   iterableArgument('source', source);
-  return new Pipeline<J, J>(source, opts);
+  optionsObject(argument('opts'), opts);
+  return new Pipeline<J, J>(source, opts ?? {});
 }

@@ -11,8 +11,10 @@ import {
   argument,
   fn,
   nonNegativeInt,
+  optionalDeadline,
   optionalDuration,
   optionalSignal,
+  optionsObject,
   positiveInt,
 } from './internal/options.js';
 import { Slots } from './internal/slots.js';
@@ -47,7 +49,9 @@ export interface PoolOptions {
 export interface SubmitOptions {
   /**
    * Cancels this job: removed at once if queued, its worker's signal aborted if running. It
-   * settles as `AbortError`. The listener is removed when the job settles.
+   * settles as `AbortError`. The listener is removed when the job settles. Already aborted at
+   * submission: accepted and canceled at once if there is room; if the queue is full, `submit`
+   * rejects with `AbortError` and `trySubmit` returns `undefined` (nothing accepted).
    */
   signal?: AbortSignal;
 }
@@ -78,7 +82,9 @@ interface Submitter<J, R> extends Waiter<Task<J, R>> {
 /** A Pool's job: a JobRun that can wait in the queue and resolves its Task's result. */
 class PendingRun<J, R> extends JobRun<J, R> implements WaitNode {
   /** performance.now() at acceptance. ThreadPool reads it from the context as its wait start. */
-  queuedAt = 0;
+  // Declared only (set by the base class, assigned at acceptance): redefining the field here
+  // would give every PendingRun an extra shape transition.
+  declare queuedAt: number;
   /** Removes this job's listener from the caller's signal. */
   unsubscribe: (() => void) | undefined = undefined;
   /** The caller's signal, checked again before a queued job starts. */
@@ -145,6 +151,7 @@ export class Pool<J, R> implements JobOwner<J, R> {
    */
   constructor(worker: WorkerFunction<J, R>, opts: PoolOptions) {
     this.#worker = fn(argument('worker'), worker);
+    optionsObject(argument('opts'), opts);
     const concurrency = positiveInt('concurrency', opts?.concurrency);
     this.#queueSize = nonNegativeInt('queueSize', opts.queueSize ?? 2 * concurrency);
     this.#timeout = optionalDuration('timeout', opts.timeout);
@@ -161,14 +168,19 @@ export class Pool<J, R> implements JobOwner<J, R> {
   /** Submits a job, waiting while the queue is full. Resolves with the accepted {@link Task}
    * — iff the job was accepted: what happens to it afterwards is in `Task.result` only.
    * @throws PoolClosedError (rejection) after close/drain/abort, also for a submit still waiting.
-   * @throws AbortError (rejection) when `opts.signal` aborts while waiting for room.
+   * @throws AbortError (rejection) when `opts.signal` aborts while waiting for room — or is
+   *   already aborted and the queue is full (nothing accepted). An already-aborted signal with
+   *   room: the job is accepted and its result settles at once as canceled (`AbortError`).
    * @throws TypeError (rejection, never a synchronous throw) `ERR_INVALID_OPTION` when
    *   `opts.signal` is not an AbortSignal.
    */
   submit(job: J, opts?: SubmitOptions): Promise<Task<J, R>> {
     let signal: AbortSignal | undefined;
     try {
-      signal = opts == null ? undefined : optionalSignal('signal', opts.signal);
+      signal = optionalSignal(
+        'signal',
+        optionsObject<{ signal?: unknown }>(argument('opts'), opts)?.signal,
+      );
     } catch (error) {
       return Promise.reject(error); // misuse of a promise-returning method rejects (README)
     }
@@ -180,12 +192,16 @@ export class Pool<J, R> implements JobOwner<J, R> {
 
   /**
    * Submits only if there is room now; never waits.
-   * @returns the Task, or `undefined` when the queue is full.
+   * @returns the Task, or `undefined` when the queue is full. With an already-aborted
+   *   `opts.signal` and room, the Task is returned and its result settles at once as canceled.
    * @throws PoolClosedError after close/drain/abort; TypeError `ERR_INVALID_OPTION` when
    *   `opts.signal` is not an AbortSignal (a synchronous method throws).
    */
   trySubmit(job: J, opts?: SubmitOptions): Task<J, R> | undefined {
-    const signal = opts == null ? undefined : optionalSignal('signal', opts.signal);
+    const signal = optionalSignal(
+      'signal',
+      optionsObject<{ signal?: unknown }>(argument('opts'), opts)?.signal,
+    );
     if (this.#state !== 'open') throw new PoolClosedError();
     return this.#canAccept() ? this.#accept(job, signal, performance.now()) : undefined;
   }
@@ -214,7 +230,8 @@ export class Pool<J, R> implements JobOwner<J, R> {
 
   /**
    * Closes the pool and waits for queued and running jobs to finish. With `timeout` (ms), at the
-   * deadline whatever is left is canceled (`AbortError`) and reported.
+   * deadline whatever is left is canceled (`AbortError`) and reported; `timeout: 0` cancels it
+   * right away (jobs that settle in the same tick still complete).
    *
    * Calling it again returns the same promise (its report counts from the first call), but the
    * new `timeout` still applies: the earliest deadline wins — e.g. a plain `drain()` at
@@ -222,12 +239,16 @@ export class Pool<J, R> implements JobOwner<J, R> {
    * for `resume()`.
    * @returns `{ completed, canceled, canceledJobs }` once the pool is idle or the deadline hit.
    * @throws RangeError/TypeError (rejection, `ERR_INVALID_OPTION`) when `timeout` is not a
-   *   positive number of ms; the pool is then left as it was.
+   *   number of ms in 0..2147483647 (`ERR_INVALID_ARGUMENT` when `opts` is not an object); the
+   *   pool is then left as it was.
    */
   drain(opts?: { timeout?: number }): Promise<DrainReport<J>> {
     let timeout: number | undefined;
     try {
-      timeout = optionalDuration('timeout', opts?.timeout);
+      timeout = optionalDeadline(
+        'timeout',
+        optionsObject<{ timeout?: number }>(argument('opts'), opts)?.timeout,
+      );
     } catch (error) {
       return Promise.reject(error); // misuse of a promise-returning method rejects (README)
     }

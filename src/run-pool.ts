@@ -7,6 +7,7 @@ import {
   optionalBoolean,
   optionalDuration,
   optionalSignal,
+  optionsObject,
   positiveInt,
 } from './internal/options.js';
 import { PullEngine } from './internal/pull-engine.js';
@@ -64,6 +65,7 @@ export function runPool<J, R>(
   opts: RunPoolOptions,
 ): AsyncIterableIterator<Result<J, R>> {
   iterableArgument('jobs', jobs);
+  optionsObject(argument('opts'), opts);
   const concurrency = positiveInt('concurrency', opts?.concurrency);
   return new PullEngine(jobs, fn<WorkerFunction<J, R>>(argument('worker'), worker), {
     concurrency,

@@ -3,6 +3,7 @@ import {
   invalidArgument,
   invalidOption,
   nonNegativeInt,
+  numberAtLeast,
   optionalBoolean,
   optionalDuration,
 } from './internal/options.js';
@@ -185,5 +186,6 @@ function reportsCanceled(value: unknown): boolean {
 
 /** A non-negative whole number of ms (debounce, grace periods). */
 function nonNegativeMs(name: string, value: unknown): number {
-  return nonNegativeInt(name, value, false);
+  if (value == null) nonNegativeInt(name, value, false);
+  return numberAtLeast(name, value as number, 0, { integer: true, unit: 'ms' });
 }

@@ -161,6 +161,39 @@ describe('Pool: close, drain, abort', () => {
     }
   });
 
+  it('drain({ timeout: 0 }) cancels whatever is left right away', async () => {
+    const { pool } = latchedPool({ concurrency: 1, queueSize: 1 });
+    const tasks = await Promise.all([0, 1].map((n) => pool.submit(n)));
+    const report = await pool.drain({ timeout: 0 });
+    expect(report).toMatchObject({ completed: 0, canceled: 2 });
+    for (const t of tasks) {
+      const r = await t.result;
+      expect(r.ok === false && r.error).toBeInstanceOf(AbortError);
+    }
+  });
+
+  it('a job timeout or drain deadline past the longest timer (2^31-1 ms) is refused, not fired after 1 ms', async () => {
+    const huge = 2 ** 31;
+    expect(() => new Pool(async () => 1, { concurrency: 1, timeout: huge })).toThrow(
+      /^Invalid option "timeout": expected a positive finite number of milliseconds <= 2147483647/,
+    );
+    const pool = new Pool(async (n: number) => n, { concurrency: 1 });
+    await expect(pool.drain({ timeout: huge })).rejects.toMatchObject({
+      name: 'RangeError',
+      code: 'ERR_INVALID_OPTION',
+      message: expect.stringContaining('<= 2147483647'),
+    });
+    expect(() => runPool([1], async (n: number) => n, { concurrency: 1, timeout: huge })).toThrow(
+      expect.objectContaining({ code: 'ERR_INVALID_OPTION' }),
+    );
+    expect(() =>
+      pipeline([1]).stage('s', async (n: number) => n, { concurrency: 1, timeout: huge }),
+    ).toThrow(/^Invalid option "s.timeout"/);
+    // The longest timer itself is kept as given.
+    expect(await pool.run(3)).toBe(3);
+    expect(() => new Pool(async () => 1, { concurrency: 1, timeout: 2 ** 31 - 1 })).not.toThrow();
+  });
+
   it('abort() cancels queued jobs at once and aborts running ones', async () => {
     const { pool, started } = latchedPool({ concurrency: 1, queueSize: 2 });
     const tasks = await Promise.all([0, 1, 2].map((n) => pool.submit(n)));
@@ -316,6 +349,51 @@ describe('Pool: signals and listeners', () => {
     expect((await t2.result).ok === false).toBe(true);
     expect(await t3.result).toMatchObject({ ok: true, value: 3 });
     expect(pool.stats()).toMatchObject({ canceled: 2, succeeded: 1, running: 0, queued: 0 });
+  });
+
+  it("a worker's ctx cannot settle or forge its own job's result (only signal, index, workerId)", async () => {
+    const pool = new Pool<number, string>(
+      async (_n, ctx) => {
+        const c = ctx as unknown as Record<string, unknown>;
+        expect(c.cancel).toBeUndefined();
+        expect(c.resolveResult).toBeUndefined();
+        expect(c.start).toBeUndefined();
+        expect(c.job).toBeUndefined();
+        expect(ctx.index).toBe(0);
+        expect(ctx.workerId).toBe(0);
+        expect(ctx.signal.aborted).toBe(false);
+        return 'real';
+      },
+      { concurrency: 1 },
+    );
+    const task = await pool.submit(1);
+    expect(await task.result).toMatchObject({ ok: true, value: 'real' });
+    for await (const r of runPool([1], async (_n, ctx) => 'cancel' in ctx, { concurrency: 1 })) {
+      expect(r).toMatchObject({ ok: true, value: false });
+    }
+  });
+
+  it('an already-aborted signal: accepted and canceled at once with room; not accepted when full (submit rejects, trySubmit returns undefined)', async () => {
+    const { pool, started, finish } = latchedPool({ concurrency: 1, queueSize: 0 });
+    const aborted = AbortSignal.abort(new Error('gone'));
+    // Room: accepted, settles at once as canceled, counted.
+    const task = await pool.submit(1, { signal: aborted });
+    const r = await task.result;
+    expect(r.ok === false && r.error).toBeInstanceOf(AbortError);
+    expect(pool.trySubmit(2, { signal: aborted })).toBeDefined();
+    expect(pool.stats()).toMatchObject({ submitted: 2, canceled: 2 });
+    // Full: nothing accepted or counted.
+    await pool.submit(3);
+    await flush();
+    expect(started).toEqual([3]);
+    await expect(pool.submit(4, { signal: aborted })).rejects.toMatchObject({
+      code: 'ERR_ABORTED',
+    });
+    expect(pool.trySubmit(5, { signal: aborted })).toBeUndefined();
+    expect(pool.stats()).toMatchObject({ submitted: 3, canceled: 2 });
+    finish(3);
+    await pool.drain();
+    expect(started).toEqual([3]);
   });
 
   it('an already-aborted job signal settles the task as canceled without running it', async () => {

@@ -208,6 +208,80 @@ describe('usage errors carry a stable code', () => {
   });
 });
 
+describe('options bags and numbers are checked up front', () => {
+  const double = async (x: number) => x * 2;
+  const notAnObject = {
+    code: 'ERR_INVALID_ARGUMENT',
+    message: expect.stringMatching(/options object, got 5$/),
+  };
+
+  it('an options argument that is not an object is refused: promise-returning methods reject, the rest throw', async () => {
+    const pool = new Pool(double, { concurrency: 1 });
+    const ch = new Channel<number>(1);
+    await using threads = new ThreadPool<number, number>(fixture('double.ts'), { threads: 1 });
+    const rejecting: [string, () => Promise<unknown>][] = [
+      ['Pool.submit', () => pool.submit(1, 5 as never)],
+      ['Pool.run', () => pool.run(1, 5 as never)],
+      ['Pool.drain', () => pool.drain(5 as never)],
+      ['Channel.send', () => ch.send(1, 5 as never)],
+      ['Channel.receive', () => ch.receive(5 as never)],
+      ['ThreadPool.submit', () => threads.submit(1, 5 as never)],
+      ['ThreadPool.drain', () => threads.drain(5 as never)],
+    ];
+    for (const [name, call] of rejecting) {
+      await expect(call(), name).rejects.toMatchObject(notAnObject);
+    }
+    await expect(pool.drain('x' as never)).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT' });
+    const throwing: [string, () => unknown][] = [
+      ['new Pool', () => new Pool(double, 5 as never)],
+      ['Pool.trySubmit', () => pool.trySubmit(1, 5 as never)],
+      ['runPool', () => runPool([1], double, 5 as never)],
+      ['pipeline', () => pipeline([1], 5 as never)],
+      ['stage', () => pipeline([1]).stage('a', double, 5 as never)],
+      ['new ThreadPool', () => new ThreadPool(fixture('double.ts'), 5 as never)],
+    ];
+    for (const [name, call] of throwing) {
+      expect(codeOf(call), name).toMatchObject(notAnObject);
+    }
+    // Nothing changed: the pool still takes jobs.
+    expect(await pool.run(2)).toBe(4);
+    expect(await threads.run(3)).toBe(6);
+  });
+
+  it('ThreadPool resourceLimits are checked at construction: known keys, positive finite MB', () => {
+    const make = (resourceLimits: unknown) => () =>
+      new ThreadPool(fixture('double.ts'), { threads: 1, resourceLimits: resourceLimits as never });
+    expect(codeOf(make({ maxOldGenerationSizeMb: -5 }))).toMatchObject({
+      name: 'RangeError',
+      code: 'ERR_INVALID_OPTION',
+      message: expect.stringMatching(/^Invalid option "resourceLimits.maxOldGenerationSizeMb"/),
+    });
+    expect(codeOf(make({ maxOldGenerationSizeMb: 'x' }))).toMatchObject({
+      name: 'TypeError',
+      code: 'ERR_INVALID_OPTION',
+    });
+    expect(codeOf(make({ maxOldGenSizeMb: 64 }))).toMatchObject({
+      message: expect.stringMatching(/^Invalid option "resourceLimits.maxOldGenSizeMb"/),
+    });
+    expect(codeOf(make('x'))).toMatchObject({ code: 'ERR_INVALID_OPTION' });
+  });
+
+  it('a count past Number.MAX_SAFE_INTEGER is refused (Infinity is the way to unbound)', () => {
+    expect(codeOf(() => new Pool(double, { concurrency: 2 ** 53 }))).toMatchObject({
+      name: 'RangeError',
+      code: 'ERR_INVALID_OPTION',
+      message: expect.stringContaining(`<= ${Number.MAX_SAFE_INTEGER}`),
+    });
+    expect(codeOf(() => new Pool(double, { concurrency: 1 }).resize(2 ** 53))).toMatchObject({
+      code: 'ERR_INVALID_ARGUMENT',
+    });
+    expect(codeOf(() => new Channel(2 ** 60))).toMatchObject({ code: 'ERR_INVALID_ARGUMENT' });
+    expect(
+      () => new Pool(double, { concurrency: 1, queueSize: Number.POSITIVE_INFINITY }),
+    ).not.toThrow();
+  });
+});
+
 describe('misuse is reported one way per kind of call', () => {
   const double = async (x: number) => x * 2;
   const bad = { signal: 'not a signal' as unknown as AbortSignal };

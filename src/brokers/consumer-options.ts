@@ -72,8 +72,8 @@ export function backoffFunction(
   if (backoff !== undefined && (typeof backoff !== 'object' || backoff === null)) {
     invalidOption('backoff', backoff, 'an object or a function');
   }
-  const initial = nonNegative('backoff.initial', backoff?.initial ?? 1000);
-  const max = nonNegative('backoff.max', backoff?.max ?? 60_000);
+  const initial = nonNegative('backoff.initial', backoff?.initial ?? 1000, 'ms');
+  const max = nonNegative('backoff.max', backoff?.max ?? 60_000, 'ms');
   const factor = numberAtLeast('backoff.factor', backoff?.factor ?? 2, 1);
   const jitter = backoff?.jitter ?? 0.5;
   if (typeof jitter !== 'number' || !(jitter >= 0 && jitter <= 1)) {
@@ -105,10 +105,13 @@ function checkedDelays(backoff: BackoffFunction): BackoffFunction {
   };
 }
 
-/** A time or size option: a finite number >= 0. */
-export function nonNegative(name: string, value: unknown): number {
+/**
+ * A time or size option: a finite number >= 0 (with `unit: 'ms'`, at most the longest delay a
+ * timer keeps, 2147483647 ms).
+ */
+export function nonNegative(name: string, value: unknown, unit?: 'ms'): number {
   if (value == null) invalidOption(name, value, 'a finite number >= 0');
-  return numberAtLeast(name, value as number, 0);
+  return numberAtLeast(name, value as number, 0, unit ? { unit } : {});
 }
 
 /** Resolves after `ms`, or at once when `signal` aborts (never rejects). */

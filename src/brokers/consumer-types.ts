@@ -43,13 +43,17 @@ export interface ConsumeOptions<T, M extends BrokerMessage = BrokerMessage> {
   /** Bodies larger than this (bytes) are malformed and dead-lettered. @default 1 MiB */
   maxBodySize?: number;
   /**
-   * Per-handler timeout in ms, a positive number (a timed-out handler counts as a failure).
+   * Per-handler timeout in ms, a positive number up to 2147483647 (a timed-out handler counts
+   * as a failure).
    * `undefined` or `null`: none. @default none
    */
   timeout?: number;
   /** Aborting it starts `drain({ timeout: drainTimeout })`. */
   signal?: AbortSignal;
-  /** Drain deadline (ms) used when `signal` aborts. @default 30000 */
+  /**
+   * Drain deadline (ms, 0..2147483647) used when `signal` aborts; 0 cancels running handlers
+   * right away. @default 30000
+   */
   drainTimeout?: number;
   /**
    * Called for every failed broker operation (the consumer keeps going: a failed fetch is retried

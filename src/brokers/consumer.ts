@@ -28,8 +28,11 @@ import {
   argument,
   fn,
   invalidArgument,
+  MAX_TIMER_MS,
+  optionalDeadline,
   optionalDuration,
   optionalSignal,
+  optionsObject,
   positiveInt,
 } from '../internal/options.js';
 import { Pool } from '../pool.js';
@@ -149,6 +152,7 @@ class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
     fn(argument('handler'), handler);
     this.#source = source;
     this.#handler = handler;
+    optionsObject(argument('options'), options);
     this.#concurrency = positiveInt('concurrency', options?.concurrency);
     this.#maxDeliveries = positiveInt(
       'maxDeliveries',
@@ -160,7 +164,11 @@ class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
         ? (jsonDecode as Decoder<T>)
         : fn<Decoder<T>>('decode', options.decode);
     this.#maxBodySize = nonNegative('maxBodySize', options.maxBodySize ?? DEFAULT_MAX_BODY_SIZE);
-    const drainTimeout = nonNegative('drainTimeout', options.drainTimeout ?? DEFAULT_DRAIN_TIMEOUT);
+    const drainTimeout = nonNegative(
+      'drainTimeout',
+      options.drainTimeout ?? DEFAULT_DRAIN_TIMEOUT,
+      'ms',
+    );
     this.#onError =
       options.onError == null
         ? defaultOnError
@@ -176,11 +184,16 @@ class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
     });
     const interval = source.heartbeatInterval;
     if (interval !== undefined && source.heartbeat) {
-      this.#heartbeat = setInterval(() => this.#beat(), interval);
+      // A source's interval past the longest timer (a huge claimIdle / ackWait / lease) would be
+      // clamped to 1 ms by Node: beat at the longest delay instead, early enough for any lease.
+      this.#heartbeat = setInterval(() => this.#beat(), Math.min(interval, MAX_TIMER_MS));
       this.#heartbeat.unref();
     }
     if (signal) {
-      const onAbort = () => void this.drain({ timeout: drainTimeout });
+      // Handled: a signal-started shutdown has no caller to reject to (the report is in `done`).
+      const onAbort = () => {
+        this.drain({ timeout: drainTimeout }).catch((error) => this.#fail(error, 'close'));
+      };
       if (signal.aborted) queueMicrotask(onAbort);
       else void this.done.then(onAbortOf(signal, onAbort));
     }
@@ -195,8 +208,17 @@ class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
     return { ...this.#stats, running: this.#pool.stats().running };
   }
 
-  drain(opts: { timeout?: number } = {}): Promise<ConsumerReport> {
-    this.#shutdown ??= this.#stop(() => this.#pool.drain(opts));
+  drain(opts?: { timeout?: number }): Promise<ConsumerReport> {
+    let timeout: number | undefined;
+    try {
+      timeout = optionalDeadline(
+        'timeout',
+        optionsObject<{ timeout?: number }>(argument('opts'), opts)?.timeout,
+      );
+    } catch (error) {
+      return Promise.reject(error); // misuse of a promise-returning method rejects; still open
+    }
+    this.#shutdown ??= this.#stop(() => this.#pool.drain({ timeout }));
     return this.#shutdown;
   }
 
@@ -206,7 +228,7 @@ class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
 
   abort(reason?: unknown): Promise<ConsumerReport> {
     if (this.#shutdown) {
-      void this.#pool.abort(reason);
+      this.#pool.abort(reason).catch((error) => this.#fail(error, 'close'));
       return this.#shutdown;
     }
     this.#shutdown = this.#stop(() => this.#pool.abort(reason));
@@ -243,7 +265,7 @@ class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
         if (isMisuse(error)) {
           // Trying again cannot help (a closed source, a prefetch above concurrency): stop once,
           // rather than report the same error every 2 s for ever.
-          void this.drain();
+          this.drain().catch((failure) => this.#fail(failure, 'close'));
           break;
         }
         // Broker down or reconnecting: back off (100 ms doubling to 2 s) instead of spinning.
@@ -445,7 +467,14 @@ class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
     this.#wake = undefined;
     wake?.();
     await this.#loop;
-    await stopPool();
+    try {
+      await stopPool();
+    } catch (error) {
+      // Not expected (options are checked before), but a shutdown must never end in an
+      // unhandled rejection: report it and settle what is left as aborted.
+      this.#fail(error, 'close');
+      await this.#pool.abort(error).catch(() => undefined);
+    }
     if (this.#stats.held > 0 || this.#stats.acking > 0) {
       await new Promise<void>((resolve) => {
         this.#idle = resolve;

@@ -21,7 +21,7 @@
 import { createHash } from 'node:crypto';
 import pg from 'pg';
 import { LeaseLostError } from '../errors.js';
-import { argument, numberAtLeast } from '../internal/options.js';
+import { argument, MAX_TIMER_MS, numberAtLeast } from '../internal/options.js';
 import { connectTimeoutError, DEFAULT_CONNECT_TIMEOUT, redactUrl } from './connect-deadline.js';
 import { Batcher } from './consumer-batch.js';
 import { errorCode, errorMessage, errorName, errorText } from './dead-letter.js';
@@ -145,7 +145,8 @@ export class PostgresQueueSource implements BrokerSource<PostgresMessage> {
   async retry(message: PostgresMessage, delayMs: number, error: Error): Promise<void> {
     await this.#one('retry', message, 'retry', [delayMs, storable(errorMessage(error))]);
     // A fetch may be sleeping a whole poll interval; wake it when this row becomes due.
-    setTimeout(() => this.#listener.poke(), delayMs).unref();
+    // Capped at the longest timer: past it Node would fire after 1 ms.
+    setTimeout(() => this.#listener.poke(), Math.min(delayMs, MAX_TIMER_MS)).unref();
   }
 
   async release(message: PostgresMessage): Promise<void> {

@@ -49,18 +49,44 @@ function isThenable<R>(value: unknown): value is PromiseLike<R> {
 }
 
 /**
+ * What the worker actually receives: only `signal`, `index`, `workerId` (and `queuedAt`, a
+ * number, for ThreadPool's wait timing) — never the JobRun itself, whose `cancel()`, `start()`
+ * and owner would let a worker settle or forge its own job's outcome.
+ */
+class WorkerContext implements JobContext {
+  readonly #run: JobRun<unknown, unknown>;
+  readonly index: number;
+  readonly workerId: number;
+  /** performance.now() at acceptance for a Pool's job; undefined otherwise. */
+  readonly queuedAt: number | undefined;
+
+  constructor(run: JobRun<unknown, unknown>, queuedAt: number | undefined) {
+    this.#run = run;
+    this.index = run.index;
+    this.workerId = run.workerId;
+    this.queuedAt = queuedAt;
+  }
+
+  get signal(): AbortSignal {
+    return this.#run.signal;
+  }
+}
+
+/**
  * One job from acceptance to settlement: runs the worker, owns the job's timeout and its
  * (lazily created) AbortController, and reports exactly one outcome to its owner. Internal;
- * users see it only as the {@link JobContext} handed to the worker. Lean on purpose (runPool
+ * users never see it: the worker gets a separate {@link WorkerContext}. Lean on purpose (runPool
  * makes one per job); Pool's bookkeeping lives in its subclass.
  */
-export class JobRun<J, R> implements JobContext {
+export class JobRun<J, R> {
   readonly job: J;
   readonly index: number;
   /** The slot running the job; -1 until it starts. */
   workerId = -1;
   /** performance.now() at start, when the owner keeps stats. */
   startedAt = 0;
+  /** performance.now() at acceptance, when the owner queues jobs (Pool); handed to the worker. */
+  queuedAt: number | undefined = undefined;
 
   #controller: AbortController | undefined;
   #timer: NodeJS.Timeout | undefined;
@@ -90,7 +116,7 @@ export class JobRun<J, R> implements JobContext {
     }
     let out: R | PromiseLike<R>;
     try {
-      out = worker(this.job, this);
+      out = worker(this.job, new WorkerContext(this as JobRun<unknown, unknown>, this.queuedAt));
       if (isThenable<R>(out)) {
         // Inside the try: a user thenable whose `then` (or its getter) throws fails the job.
         out.then(

@@ -73,39 +73,112 @@ export function invalidOption(
   return fail(name, value, expected, outOfRange);
 }
 
-/** A positive integer (Infinity only when `allowInfinity`). */
+/**
+ * " <= 2^53-1" for a whole number too large to count exactly (`2 ** 53 + 1 === 2 ** 53`): a count
+ * past it cannot be incremented, so it is refused (Infinity is the way to unbound).
+ */
+const unsafe = (value: unknown): string =>
+  typeof value === 'number' && Number.isInteger(value) && !Number.isSafeInteger(value)
+    ? ` <= ${Number.MAX_SAFE_INTEGER}`
+    : '';
+
+/** A positive safe integer (Infinity only when `allowInfinity`). */
 export function positiveInt(name: Label, value: unknown, allowInfinity = false): number {
   if (typeof value === 'number' && allowInfinity && value === Number.POSITIVE_INFINITY) {
     return value;
   }
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1) {
-    fail(name, value, allowInfinity ? 'a positive integer or Infinity' : 'a positive integer');
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1) {
+    const what = `a positive integer${unsafe(value)}`;
+    fail(name, value, allowInfinity ? `${what} or Infinity` : what);
   }
   return value;
 }
 
-/** A non-negative integer, or Infinity when `allowInfinity` (the only way to unbound). */
+/** A non-negative safe integer, or Infinity when `allowInfinity` (the only way to unbound). */
 export function nonNegativeInt(name: Label, value: unknown, allowInfinity = true): number {
   if (typeof value === 'number' && allowInfinity && value === Number.POSITIVE_INFINITY) {
     return value;
   }
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0) {
-    fail(
-      name,
-      value,
-      allowInfinity ? 'a non-negative integer or Infinity' : 'a non-negative integer',
-    );
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
+    const what = `a non-negative integer${unsafe(value)}`;
+    fail(name, value, allowInfinity ? `${what} or Infinity` : what);
   }
   return value;
 }
 
-/** A duration in ms: a finite number > 0, or undefined/null (no limit). */
+/**
+ * The longest delay a Node timer keeps: `setTimeout` clamps anything longer to 1 ms (with a
+ * TimeoutOverflowWarning), so a longer duration would fire at once. Every duration option is
+ * refused above it (about 24.8 days) rather than silently misbehave.
+ */
+export const MAX_TIMER_MS = 2_147_483_647;
+
+const MS_LIMIT = `<= ${MAX_TIMER_MS} (about 24.8 days)`;
+
+/** A duration in ms: a finite number > 0 and <= {@link MAX_TIMER_MS}, or undefined/null (no limit). */
 export function optionalDuration(name: Label, value: unknown): number | undefined {
   if (value == null) return undefined;
-  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
-    fail(name, value, 'a positive finite number of milliseconds');
+  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0 || value > MAX_TIMER_MS) {
+    fail(name, value, `a positive finite number of milliseconds ${MS_LIMIT}`);
   }
   return value;
+}
+
+/**
+ * A drain deadline in ms: like {@link optionalDuration}, but 0 is allowed and means "cancel
+ * whatever is left right away" (as Go's context with an expired deadline). One rule for every
+ * drain: `Pool`, `ThreadPool`, `Pipeline`, a consumer's `drain({ timeout })` and `drainTimeout`.
+ */
+export function optionalDeadline(name: Label, value: unknown): number | undefined {
+  if (value == null) return undefined;
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || value > MAX_TIMER_MS) {
+    fail(name, value, `a finite number of milliseconds >= 0 and ${MS_LIMIT}`);
+  }
+  return value;
+}
+
+/**
+ * An options bag: an object, or undefined/null (all defaults). `pool.submit(1, 5)` is a mistake
+ * to report, not a bag with no options.
+ */
+export function optionsObject<O extends object>(name: Label, value: unknown): O | undefined {
+  if (value == null) return undefined;
+  if (typeof value !== 'object' || Array.isArray(value)) {
+    return fail(name, value, 'an options object', false);
+  }
+  return value as O;
+}
+
+/** The `resourceLimits` a worker thread takes (`node:worker_threads`), each in MB. */
+const RESOURCE_LIMITS = [
+  'maxOldGenerationSizeMb',
+  'maxYoungGenerationSizeMb',
+  'codeRangeSizeMb',
+  'stackSizeMb',
+] as const;
+
+/**
+ * A worker thread's `resourceLimits`: undefined/null, or an object with only the known keys, each
+ * undefined or a positive finite number — checked at construction, not found out later as
+ * threads that fail to start.
+ */
+export function optionalResourceLimits<L extends object>(
+  name: string,
+  value: unknown,
+): L | undefined {
+  const limits = optionsObject<Record<string, unknown>>(name, value);
+  if (limits === undefined) return undefined;
+  for (const key of Object.keys(limits)) {
+    if (!(RESOURCE_LIMITS as readonly string[]).includes(key)) {
+      fail(`${name}.${key}`, limits[key], `one of the keys ${RESOURCE_LIMITS.join(', ')}`, false);
+    }
+    const limit = limits[key];
+    if (limit == null) continue;
+    if (typeof limit !== 'number' || !Number.isFinite(limit) || limit <= 0) {
+      fail(`${name}.${key}`, limit, 'a positive finite number of MB');
+    }
+  }
+  return limits as L;
 }
 
 /** An AbortSignal, or undefined/null (none). */
@@ -140,7 +213,10 @@ export function iterableArgument<J>(name: string, value: unknown): Iterable<J> |
   return value as Iterable<J> | AsyncIterable<J>;
 }
 
-/** Extra rules of {@link numberAtLeast}: whole numbers only; the unit named in messages. */
+/**
+ * Extra rules of {@link numberAtLeast}: whole numbers only; the unit named in messages — `'ms'`
+ * also caps the value at {@link MAX_TIMER_MS}, the longest delay a timer keeps.
+ */
 export interface NumberRule {
   integer?: boolean;
   unit?: string;
@@ -168,10 +244,12 @@ export function numberAtLeast(
     typeof value === 'number' &&
     Number.isFinite(value) &&
     value >= min &&
+    (opts.unit !== 'ms' || value <= MAX_TIMER_MS) &&
     (!opts.integer || Number.isInteger(value));
   if (!ok) {
     const what = opts.integer ? 'an integer' : 'a finite number';
-    fail(name, value, `${what}${opts.unit ? ` of ${opts.unit}` : ''} >= ${min}`);
+    const max = opts.unit === 'ms' ? ` and ${MS_LIMIT}` : '';
+    fail(name, value, `${what}${opts.unit ? ` of ${opts.unit}` : ''} >= ${min}${max}`);
   }
   return value as number;
 }

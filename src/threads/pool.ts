@@ -9,8 +9,11 @@ import {
   invalidArgument,
   invalidOption,
   nonNegativeInt,
+  optionalDeadline,
   optionalDuration,
+  optionalResourceLimits,
   optionalSignal,
+  optionsObject,
   positiveInt,
 } from '../internal/options.js';
 import { type DrainReport, Pool, type Task } from '../pool.js';
@@ -80,6 +83,7 @@ export class ThreadPool<J, R> {
    * @throws TypeError/RangeError naming the option when an option is invalid.
    */
   constructor(module: string | URL, opts: ThreadPoolOptions = {}) {
+    optionsObject(argument('opts'), opts);
     const threads = positiveInt('threads', opts.threads ?? availableParallelism());
     this.#threads = threads;
     this.#queueSize = nonNegativeInt('queueSize', opts.queueSize ?? 2 * threads);
@@ -87,9 +91,7 @@ export class ThreadPool<J, R> {
     const abortGrace = optionalDuration('abortGrace', opts.abortGrace) ?? 500;
     const maxStartupFailures = positiveInt('maxStartupFailures', opts.maxStartupFailures ?? 3);
     const signal = optionalSignal('signal', opts.signal);
-    if (opts.resourceLimits !== undefined && typeof opts.resourceLimits !== 'object') {
-      invalidOption('resourceLimits', opts.resourceLimits, 'an object');
-    }
+    optionalResourceLimits('resourceLimits', opts.resourceLimits);
     const spec = threadSpec(resolveModule(module));
     this.#scheduler = new Scheduler(spec, {
       threads,
@@ -249,7 +251,10 @@ export class ThreadPool<J, R> {
    *   when `timeout` is not a non-negative number; the pool is then left as it was.
    */
   async drain(opts?: { timeout?: number }): Promise<DrainReport<J>> {
-    const timeout = optionalDuration('timeout', opts?.timeout);
+    const timeout = optionalDeadline(
+      'timeout',
+      optionsObject<{ timeout?: number }>(argument('opts'), opts)?.timeout,
+    );
     const settledBefore = settledCount(this.#pool);
     let cut: Promise<DrainReport<J>> | undefined;
     const timer =

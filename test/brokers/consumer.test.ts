@@ -371,6 +371,83 @@ describe('consume() loop', () => {
     expect(s.closed).toBe(true);
   });
 
+  it('drainTimeout 0: when the signal aborts, running handlers are canceled at once and released, with no unhandled rejection', async () => {
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown) => unhandled.push(reason);
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      const s = new MemorySource();
+      s.push('1');
+      const started = deferred<void>();
+      const ac = new AbortController();
+      const c = consume(
+        s,
+        (_p, { signal }) =>
+          new Promise<void>((_resolve, reject) => {
+            started.resolve();
+            signal.addEventListener('abort', () => reject(signal.reason));
+          }),
+        { concurrency: 1, signal: ac.signal, drainTimeout: 0 },
+      );
+      await started.promise;
+      ac.abort();
+      const report = await c.done;
+      expect(report).toMatchObject({ completed: 0, canceled: 1 });
+      expect(s.ops('release')).toHaveLength(1);
+      await expect(c.close()).resolves.toBe(report);
+      await flush();
+      expect(unhandled).toEqual([]);
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+    }
+  });
+
+  it('drain() with a bad timeout rejects naming it and leaves the consumer running', async () => {
+    const s = new MemorySource();
+    const c = consume(s, () => {}, { concurrency: 1 });
+    await expect(c.drain({ timeout: -1 })).rejects.toMatchObject({
+      code: 'ERR_INVALID_OPTION',
+      message: expect.stringMatching(/^Invalid option "timeout"/),
+    });
+    await expect(c.drain('x' as never)).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT' });
+    expect(c.closed).toBe(false);
+    await c.close();
+  });
+
+  it("a source's heartbeat interval past the longest timer beats at that timer's delay, not every millisecond", async () => {
+    const s = new MemorySource();
+    s.heartbeatInterval = 1e12 / 3;
+    let beats = 0;
+    s.heartbeat = async () => {
+      beats++;
+    };
+    s.push('1');
+    const release = deferred<void>();
+    const started = deferred<void>();
+    const warnings: string[] = [];
+    const onWarning = (w: Error) => warnings.push(w.name);
+    process.on('warning', onWarning);
+    try {
+      const c = consume(
+        s,
+        () => {
+          started.resolve();
+          return release.promise;
+        },
+        { concurrency: 1 },
+      );
+      await started.promise;
+      await new Promise((r) => setTimeout(r, 30));
+      expect(beats).toBe(0);
+      release.resolve();
+      await c.close();
+      await flush();
+      expect(warnings).not.toContain('TimeoutOverflowWarning');
+    } finally {
+      process.off('warning', onWarning);
+    }
+  });
+
   it('abort() cancels running handlers and hands their messages back', async () => {
     const s = new MemorySource();
     s.push('1', '2');

@@ -73,6 +73,24 @@ const sources: Case[] = [
     TypeError,
   ],
   [
+    'redis claimIdle past the longest timer (its heartbeat would fire every ms)',
+    () => redisSource({ stream: 's', group: 'g', claimIdle: 1e12, url: NOWHERE.redis }),
+    'claimIdle',
+    RangeError,
+  ],
+  [
+    'postgres lease past the longest timer',
+    () => postgresSource({ table: 'jobs', lease: 2 ** 31, connectionString: NOWHERE.pg }),
+    'lease',
+    RangeError,
+  ],
+  [
+    'nats ackWait past the longest timer',
+    () => natsSource({ stream: 'A', consumer: 'c', ackWait: 2 ** 31, servers: '127.0.0.1:1' }),
+    'ackWait',
+    RangeError,
+  ],
+  [
     'postgres lease NaN',
     () => postgresSource({ table: 'jobs', lease: Number.NaN, connectionString: NOWHERE.pg }),
     'lease',
@@ -156,6 +174,10 @@ describe('consume() rejects bad options at once', () => {
     [{ concurrency: 2, signal: 'x' }, 'signal', TypeError],
     [{ concurrency: 2, timeout: 0 }, 'timeout', RangeError],
     [{ concurrency: 2, timeout: -1 }, 'timeout', RangeError],
+    [{ concurrency: 2, timeout: 2 ** 31 }, 'timeout', RangeError],
+    [{ concurrency: 2, drainTimeout: 2 ** 31 }, 'drainTimeout', RangeError],
+    [{ concurrency: 2, drainTimeout: -1 }, 'drainTimeout', RangeError],
+    [{ concurrency: 2, backoff: { max: 2 ** 31 } }, 'backoff.max', RangeError],
   ];
   it.each(cases)('%o → %s', (opts, name, ctor) => {
     let error: unknown;
@@ -189,6 +211,15 @@ describe('consume() rejects bad options at once', () => {
     expect(() => consume(idle, 'nope' as never, { concurrency: 1 })).toThrow(/"handler"/);
     expect(() => consume(null as never, () => {}, { concurrency: 1 })).toThrow(
       expect.objectContaining({ name: 'TypeError', code: 'ERR_INVALID_ARGUMENT' }),
+    );
+  });
+  it('options that are not an object are refused as such, not reported as a missing concurrency', () => {
+    expect(() => consume(idle, () => {}, 5 as never)).toThrow(
+      expect.objectContaining({
+        name: 'TypeError',
+        code: 'ERR_INVALID_ARGUMENT',
+        message: expect.stringMatching(/^Invalid argument "options"/),
+      }),
     );
   });
 });
