@@ -128,7 +128,8 @@ describe('natsSource (adapter)', () => {
     // a stalls (no heartbeat): the server redelivers the message to b after ack_wait.
     let theirs: Awaited<ReturnType<NatsSource['fetch']>>[number] | undefined;
     while (!theirs) [theirs] = await b.fetch(1, never);
-    expect(theirs.deliveryCount).toBe(2);
+    // 2, or more when a loaded machine let one of b's pulls expire with the message in flight.
+    expect(theirs.deliveryCount).toBeGreaterThanOrEqual(2);
     expect(await a.heartbeat(mine!)).toBe(false);
     await expect(a.ack(mine!)).rejects.toMatchObject({ code: 'ERR_LEASE_LOST' });
     await expect(a.retry(mine!, 0, new Error('x'))).rejects.toMatchObject({
