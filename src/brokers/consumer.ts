@@ -56,6 +56,7 @@ import type {
   ConsumerStats,
   MessageHandler,
 } from './consumer-types.js';
+import { errorMessage, errorStringCode } from './dead-letter.js';
 import type { BrokerMessage, BrokerSource } from './source.js';
 
 export type { BackoffFunction, BackoffOptions, Decoder } from './consumer-options.js';
@@ -505,7 +506,7 @@ class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
 }
 
 function isAbort(error: Error | undefined): boolean {
-  return (error as { code?: string } | undefined)?.code === 'ERR_ABORTED';
+  return errorStringCode(error) === 'ERR_ABORTED'; // a handler's error may have a throwing getter
 }
 
 function defaultOnError(
@@ -514,7 +515,7 @@ function defaultOnError(
   message?: { id: string },
 ): void {
   const where = message ? ` (message ${message.id})` : '';
-  process.stderr.write(`sluice consumer: ${operation} failed${where}: ${error.message}\n`);
+  process.stderr.write(`sluice consumer: ${operation} failed${where}: ${errorMessage(error)}\n`);
 }
 
 /** A fetch error that no retry can cure: the source or its options are wrong. */

@@ -464,6 +464,27 @@ describe('consume() loop', () => {
     expect(s.ops('release')).toHaveLength(2);
   });
 
+  it('a handler error whose code getter throws, while the consumer stops, is still settled once', async () => {
+    const s = new MemorySource();
+    s.push('1');
+    const hostile = new Error('boom');
+    Object.defineProperty(hostile, 'code', {
+      get() {
+        throw new Error('no code for you');
+      },
+    });
+    const c = consume(
+      s,
+      (_p, { signal }) =>
+        new Promise((_r, reject) => signal.addEventListener('abort', () => reject(hostile))),
+      { concurrency: 1, onError: () => {} },
+    );
+    await flush();
+    await c.abort(new Error('shutdown'));
+    // Settled once (handed back), and nothing thrown while classifying the error.
+    expect(s.calls.map((call) => call.op)).toEqual(['release']);
+  });
+
   it('jsonDecode: JSON in, MalformedMessageError for anything else', () => {
     expect(jsonDecode(text('{"a":1}'))).toEqual({ a: 1 });
     expect(() => jsonDecode(new Uint8Array([0xff]))).toThrow(MalformedMessageError);
