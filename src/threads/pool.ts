@@ -82,8 +82,9 @@ export class ThreadPool<J, R> {
    *   TypeScript and tsx is missing (`ERR_UNKNOWN_FILE_EXTENSION`).
    * @throws TypeError/RangeError naming the option when an option is invalid.
    */
-  constructor(module: string | URL, opts: ThreadPoolOptions = {}) {
-    optionsObject(argument('opts'), opts);
+  constructor(module: string | URL, options?: ThreadPoolOptions) {
+    // null and undefined both mean "the defaults", as for Pool.
+    const opts = optionsObject<ThreadPoolOptions>(argument('opts'), options) ?? {};
     const threads = positiveInt('threads', opts.threads ?? availableParallelism());
     this.#threads = threads;
     this.#queueSize = nonNegativeInt('queueSize', opts.queueSize ?? 2 * threads);

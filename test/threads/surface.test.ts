@@ -2,6 +2,7 @@ import { getEventListeners } from 'node:events';
 import { describe, expect, it } from 'vitest';
 import { PoolClosedError } from '../../src/errors.js';
 import { ThreadPool } from '../../src/threads/pool.js';
+import type { Job } from '../fixtures/threads/jobs.js';
 import { cellReaches, cellSet, fixture, JOBS, jobsPool, latch, release } from './helpers.js';
 
 describe('ThreadPool has the Pool surface', () => {
@@ -286,6 +287,11 @@ describe('ThreadPool misuse: a promise-returning method rejects, a synchronous o
     expect(() => jobsPool({ signal: 'x' as never })).toThrow(invalid);
     expect(pool.threads).toBe(1);
     expect(await pool.run({ kind: 'double', x: 3 })).toBe(6);
+  });
+
+  it('null options mean the defaults, as for Pool', async () => {
+    await using pool = new ThreadPool<Job, unknown>(JOBS, null as never);
+    expect(await pool.run({ kind: 'double', x: 2 })).toBe(4);
   });
 
   it('a refused submit does not keep its transfer list for a later submit of the same job', async () => {
