@@ -70,7 +70,22 @@ class WorkerContext implements JobContext {
   get signal(): AbortSignal {
     return this.#run.signal;
   }
+
+  /**
+   * The JobRun behind a context this module made, for sluice's own wrappers (ThreadPool reads
+   * the job's caller signal); `undefined` for any other value. Not reachable by users: this
+   * module is internal and not in the package's exports.
+   */
+  static runOf(ctx: unknown): JobRun<unknown, unknown> | undefined {
+    return typeof ctx === 'object' && ctx !== null && #run in ctx
+      ? (ctx as WorkerContext).#run
+      : undefined;
+  }
 }
+
+/** See {@link WorkerContext.runOf}. */
+export const runOf = (ctx: unknown): JobRun<unknown, unknown> | undefined =>
+  WorkerContext.runOf(ctx);
 
 /**
  * One job from acceptance to settlement: runs the worker, owns the job's timeout and its

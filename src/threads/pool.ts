@@ -3,7 +3,7 @@ import { performance } from 'node:perf_hooks';
 import type { TransferListItem } from 'node:worker_threads';
 import { AbortError, PoolClosedError } from '../errors.js';
 import { onAbort } from '../internal/abort-fanout.js';
-import type { JobContext } from '../internal/job-run.js';
+import { type JobContext, runOf } from '../internal/job-run.js';
 import {
   argument,
   invalidArgument,
@@ -416,7 +416,8 @@ export class ThreadPool<J, R> {
 
 /** The caller's own signal, which the Pool's JobRun records (undefined for any other context). */
 function callerSignal(ctx: unknown): AbortSignal | undefined {
-  const signal = (ctx as { callerSignal?: unknown }).callerSignal;
+  // The Pool's JobRun keeps the submit's signal; the worker's context only leads to it.
+  const signal = (runOf(ctx) as { callerSignal?: unknown } | undefined)?.callerSignal;
   return signal instanceof AbortSignal ? signal : undefined;
 }
 

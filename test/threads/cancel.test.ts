@@ -22,6 +22,16 @@ async function batchingPool(opts: ThreadPoolOptions) {
 }
 
 describe('ThreadPool cancellation', () => {
+  it('a job canceled by its signal right after submit leaves nothing queued or running for drain', async () => {
+    const pool = jobsPool({ threads: 1, queueSize: 2 });
+    const controller = new AbortController();
+    const task = await pool.submit({ kind: 'double', x: 1 }, { signal: controller.signal });
+    controller.abort();
+    expect((await task.result).ok).toBe(false);
+    await pool.drain();
+    expect(pool.stats()).toMatchObject({ running: 0, queued: 0, canceled: 1 });
+  });
+
   it('aborting a queued job removes it at once; it never runs', async () => {
     await using pool = jobsPool({ threads: 1, queueSize: 4 });
     const blocker = latch();
