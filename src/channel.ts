@@ -1,6 +1,6 @@
 import { abortErrorFrom, ChannelClosedError } from './errors.js';
 import { Deque } from './internal/deque.js';
-import { argument, nonNegativeInt, optionalSignal, optionsObject } from './internal/options.js';
+import { argument, callSignal, nonNegativeInt } from './internal/options.js';
 import { dismiss, park, serve, type Waiter, WaitList } from './internal/wait-list.js';
 
 /** Options of one `send` or `receive`. */
@@ -81,10 +81,7 @@ export class Channel<T> implements AsyncIterable<T> {
   send(value: T, opts?: ChannelOpOptions): Promise<void> {
     let signal: AbortSignal | undefined;
     try {
-      signal = optionalSignal(
-        'signal',
-        optionsObject<{ signal?: unknown }>(argument('opts'), opts)?.signal,
-      );
+      signal = callSignal(opts);
     } catch (error) {
       return Promise.reject(error); // misuse of a promise-returning method rejects (README)
     }
@@ -116,10 +113,7 @@ export class Channel<T> implements AsyncIterable<T> {
   receive(opts?: ChannelOpOptions): Promise<IteratorResult<T, undefined>> {
     let signal: AbortSignal | undefined;
     try {
-      signal = optionalSignal(
-        'signal',
-        optionsObject<{ signal?: unknown }>(argument('opts'), opts)?.signal,
-      );
+      signal = callSignal(opts);
     } catch (error) {
       return Promise.reject(error); // misuse of a promise-returning method rejects (README)
     }

@@ -9,6 +9,7 @@ import {
 } from './internal/job-run.js';
 import {
   argument,
+  callSignal,
   fn,
   nonNegativeInt,
   optionalDeadline,
@@ -177,10 +178,7 @@ export class Pool<J, R> implements JobOwner<J, R> {
   submit(job: J, opts?: SubmitOptions): Promise<Task<J, R>> {
     let signal: AbortSignal | undefined;
     try {
-      signal = optionalSignal(
-        'signal',
-        optionsObject<{ signal?: unknown }>(argument('opts'), opts)?.signal,
-      );
+      signal = callSignal(opts);
     } catch (error) {
       return Promise.reject(error); // misuse of a promise-returning method rejects (README)
     }
@@ -198,10 +196,7 @@ export class Pool<J, R> implements JobOwner<J, R> {
    *   `opts.signal` is not an AbortSignal (a synchronous method throws).
    */
   trySubmit(job: J, opts?: SubmitOptions): Task<J, R> | undefined {
-    const signal = optionalSignal(
-      'signal',
-      optionsObject<{ signal?: unknown }>(argument('opts'), opts)?.signal,
-    );
+    const signal = callSignal(opts);
     if (this.#state !== 'open') throw new PoolClosedError();
     return this.#canAccept() ? this.#accept(job, signal, performance.now()) : undefined;
   }

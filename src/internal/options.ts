@@ -264,3 +264,14 @@ export function nonEmptyString(
   if (pattern && !pattern.test.test(value)) fail(name, value, pattern.expected, false);
   return value;
 }
+
+/**
+ * The `signal` of a per-call options bag (`send`, `receive`, `submit`, …): checks that `opts` is
+ * an object or nullish and that its `signal` is an AbortSignal or absent; throws otherwise.
+ */
+export function callSignal(opts: unknown): AbortSignal | undefined {
+  return optionalSignal(
+    'signal',
+    optionsObject<{ signal?: unknown }>(argument('opts'), opts)?.signal,
+  );
+}
