@@ -29,6 +29,14 @@ export interface PoolStats {
   canceled: number;
   /** Jobs lost to a dead worker thread (`WorkerCrashedError`, `WorkerStartupError`). */
   crashed: number;
+  /** Failed attempts that were run again (the `retry` option); not counted in the outcomes. */
+  retried: number;
+  /**
+   * Accepted jobs held back by a gate right now: `retry` — waiting out a retry backoff (no slot
+   * held, not in `queued`); `rate` — queued jobs that a free slot could start but for the rate
+   * limit; `key` — queued jobs whose key is at its `perKey` limit. All 0 without those options.
+   */
+  waiting: GateWaiting;
   /** Time from acceptance to start, ms, over the last {@link STATS_WINDOW} started jobs. */
   waitTime: Percentiles;
   /** Time from start to settlement, ms, over the last {@link STATS_WINDOW} settled jobs. */
@@ -41,6 +49,15 @@ export interface PoolStats {
    */
   utilization: number;
 }
+
+/** See {@link PoolStats.waiting}. */
+export interface GateWaiting {
+  retry: number;
+  rate: number;
+  key: number;
+}
+
+const NOT_WAITING: GateWaiting = Object.freeze({ retry: 0, rate: 0, key: 0 });
 
 /** How many recent samples the percentiles are computed over. */
 export const STATS_WINDOW = 1024;
@@ -89,6 +106,7 @@ export class StatsRecorder {
     crashed: 0,
   };
   submitted = 0;
+  retried = 0;
   readonly #wait = new Window();
   readonly #run = new Window();
   #running = 0;
@@ -137,7 +155,12 @@ export class StatsRecorder {
     this.counts[outcome]++;
   }
 
-  snapshot(concurrency: number, running: number, queued: number): PoolStats {
+  snapshot(
+    concurrency: number,
+    running: number,
+    queued: number,
+    waiting: GateWaiting = NOT_WAITING,
+  ): PoolStats {
     // Idle time after the last settlement is not counted until the next start.
     if (this.#running > 0) this.#advance(performance.now());
     return {
@@ -146,6 +169,8 @@ export class StatsRecorder {
       queued,
       submitted: this.submitted,
       ...this.counts,
+      retried: this.retried,
+      waiting: { ...waiting },
       waitTime: this.#wait.percentiles(),
       runTime: this.#run.percentiles(),
       utilization: this.#capacity > 0 ? Math.min(1, this.#busy / this.#capacity) : 0,
