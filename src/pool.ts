@@ -34,7 +34,7 @@ import {
   type WaitNode,
 } from './internal/wait-list.js';
 import { makeResult, type Result } from './result.js';
-import { type GateWaiting, outcomeOf, type PoolStats, StatsRecorder } from './stats.js';
+import { type GateSnapshot, outcomeOf, type PoolStats, StatsRecorder } from './stats.js';
 
 /** Options of {@link Pool}: the pool's own, and the gates (`retry`, `rate`, `key`, `perKey`). */
 export interface PoolOptions<J = unknown> extends GateOptions<J> {
@@ -367,7 +367,7 @@ export class Pool<J, R> implements JobOwner<J, R> {
       this.#slots.limit,
       this.#slots.running,
       this.#queue.length,
-      this.#waiting(),
+      this.#gateSnapshot(),
     );
   }
 
@@ -478,7 +478,6 @@ export class Pool<J, R> implements JobOwner<J, R> {
     next.queuedAt = failed.queuedAt;
     const wait: RetryWait<J, R> = { run: next, timer: undefined, unsubscribe: undefined };
     this.#retrying.add(wait);
-    this.#stats.retried++;
     const signal = next.callerSignal;
     if (signal)
       wait.unsubscribe = onAbort(signal, () => this.#endWait(wait, abortErrorFrom(signal)));
@@ -504,12 +503,10 @@ export class Pool<J, R> implements JobOwner<J, R> {
   [SETTLE](run: JobRun<J, R>, error: Error | undefined, value: R | undefined): void {
     const pending = run as PendingRun<J, R>;
     pending.unsubscribe?.();
-    const outcome = outcomeOf(error);
     const now = performance.now();
     const started = pending.workerId >= 0;
     if (started) {
       this.#slots.release(pending.workerId);
-      this.#stats.settled(outcome, pending.startedAt, now);
       if (pending.key !== undefined) this.#queue.finished(pending, now);
     } else {
       this.#queue.remove(pending);
@@ -518,6 +515,7 @@ export class Pool<J, R> implements JobOwner<J, R> {
     if (retry !== undefined && error !== undefined && started && this.#state !== 'aborted') {
       const delay = retry.next(error, pending.attempt);
       if (typeof delay === 'number' && delay >= 0) {
+        this.#stats.retrying(pending.startedAt, now);
         this.#retryLater(pending, error, delay);
         this.#pump(now);
         return;
@@ -525,7 +523,9 @@ export class Pool<J, R> implements JobOwner<J, R> {
       // A throwing retryIf or backoff: the job fails with that error.
       if (delay instanceof Error) error = delay;
     }
-    if (!started) this.#stats.settledUnstarted(outcome);
+    const outcome = outcomeOf(error);
+    if (started) this.#stats.settled(outcome, pending.startedAt, now);
+    else this.#stats.settledUnstarted(outcome);
     this.#settledCount++;
     pending.resolveResult(
       retry === undefined
@@ -640,14 +640,17 @@ export class Pool<J, R> implements JobOwner<J, R> {
     }, Math.ceil(wait));
   }
 
-  #waiting(): GateWaiting {
+  #gateSnapshot(): GateSnapshot {
     const free = Math.max(0, this.#slots.limit - this.#slots.running);
     const heldByKey = this.#queue.heldByKey();
     const rateBlocked = this.#gates.rate !== undefined && this.#permit === 'asked';
     return {
-      retry: this.#retrying.size,
-      rate: rateBlocked ? Math.min(free, this.#queue.length - heldByKey) : 0,
-      key: heldByKey,
+      waiting: {
+        retry: this.#retrying.size,
+        rate: rateBlocked ? Math.min(free, this.#queue.length - heldByKey) : 0,
+        key: heldByKey,
+      },
+      keys: this.#queue.keys,
     };
   }
 

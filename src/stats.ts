@@ -37,6 +37,11 @@ export interface PoolStats {
    * limit; `key` — queued jobs whose key is at its `perKey` limit. All 0 without those options.
    */
   waiting: GateWaiting;
+  /**
+   * Keys the pool keeps state for (with the `key` option): those with queued or running jobs,
+   * or with starts still inside their `perKey.rate` window. Idle keys cost nothing.
+   */
+  keys: number;
   /** Time from acceptance to start, ms, over the last {@link STATS_WINDOW} started jobs. */
   waitTime: Percentiles;
   /** Time from start to settlement, ms, over the last {@link STATS_WINDOW} settled jobs. */
@@ -57,7 +62,16 @@ export interface GateWaiting {
   key: number;
 }
 
-const NOT_WAITING: GateWaiting = Object.freeze({ retry: 0, rate: 0, key: 0 });
+/** What a gated pool adds to its snapshot. */
+export interface GateSnapshot {
+  waiting: GateWaiting;
+  keys: number;
+}
+
+const NO_GATES: GateSnapshot = Object.freeze({
+  waiting: Object.freeze({ retry: 0, rate: 0, key: 0 }),
+  keys: 0,
+});
 
 /** How many recent samples the percentiles are computed over. */
 export const STATS_WINDOW = 1024;
@@ -150,6 +164,14 @@ export class StatsRecorder {
     this.counts[outcome]++;
   }
 
+  /** An attempt that started at `startedAt` failed at `now` and will be retried (no outcome yet). */
+  retrying(startedAt: number, now: number): void {
+    this.#advance(now);
+    this.#running--;
+    this.#run.add(now - startedAt);
+    this.retried++;
+  }
+
   /** A job that never started (canceled while queued) ended with `outcome`. */
   settledUnstarted(outcome: Outcome): void {
     this.counts[outcome]++;
@@ -159,7 +181,7 @@ export class StatsRecorder {
     concurrency: number,
     running: number,
     queued: number,
-    waiting: GateWaiting = NOT_WAITING,
+    gates: GateSnapshot = NO_GATES,
   ): PoolStats {
     // Idle time after the last settlement is not counted until the next start.
     if (this.#running > 0) this.#advance(performance.now());
@@ -170,7 +192,8 @@ export class StatsRecorder {
       submitted: this.submitted,
       ...this.counts,
       retried: this.retried,
-      waiting: { ...waiting },
+      waiting: { ...gates.waiting },
+      keys: gates.keys,
       waitTime: this.#wait.percentiles(),
       runTime: this.#run.percentiles(),
       utilization: this.#capacity > 0 ? Math.min(1, this.#busy / this.#capacity) : 0,

@@ -11,7 +11,7 @@ import { invalidOption, MAX_TIMER_MS, numberAtLeast } from '../internal/options.
  * Exponential backoff with jitter, all times in ms: the n-th retry waits
  * `min(max, initial * factor ** (n - 1))`, of which the fraction `jitter` is random.
  */
-export interface Backoff {
+export interface BackoffOptions {
   /** Delay before the first retry, before jitter. @default 1000 */
   initial?: number;
   /** Upper bound of any delay, before jitter. @default 30_000 */
@@ -37,7 +37,7 @@ export function backoffDelays(name: string, backoff: unknown): BackoffFunction {
   if (backoff != null && typeof backoff !== 'object') {
     invalidOption(name, backoff, 'an object { initial, max, factor, jitter } or a function');
   }
-  const b = (backoff ?? {}) as Backoff;
+  const b = (backoff ?? {}) as BackoffOptions;
   const initial = ms(`${name}.initial`, b.initial ?? 1000);
   const max = ms(`${name}.max`, b.max ?? 30_000);
   const factor = numberAtLeast(`${name}.factor`, b.factor ?? 2, 1);

@@ -6,7 +6,7 @@
  */
 import { AbortError } from '../errors.js';
 import { fn, invalidOption, optionsObject, positiveInt } from '../internal/options.js';
-import { type Backoff, type BackoffFunction, backoffDelays } from './backoff.js';
+import { type BackoffFunction, type BackoffOptions, backoffDelays } from './backoff.js';
 
 /**
  * The `retry` option of every pool kind: run a failed job again, up to `attempts` runs in all.
@@ -33,7 +33,7 @@ export interface RetryOptions {
   /** Runs in all, including the first: an integer >= 1 (1 = no retry). Required. */
   attempts: number;
   /** Delay before each retry: exponential `{ initial, max, factor, jitter }` (ms) or a function. */
-  backoff?: Backoff | BackoffFunction;
+  backoff?: BackoffOptions | BackoffFunction;
   /** Whether `error` (from attempt `attempt`, 1-based) is worth retrying. @default every failure but a cancel */
   retryIf?: (error: Error, attempt: number) => boolean;
 }
