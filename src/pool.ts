@@ -1,7 +1,7 @@
 import { AbortError, abortErrorFrom, PoolClosedError, toError } from './errors.js';
 import { type GateOptions, type Gates, gateOptions, keyOf } from './gates/gate-options.js';
 import { PriorityQueue } from './gates/priority-queue.js';
-import type { RateLimiter } from './gates/rate-limiter.js';
+import { KeyWake, RateGate } from './gates/rate-gate.js';
 import type { Queued, RunQueue } from './gates/run-queue.js';
 import { onAbort } from './internal/abort-fanout.js';
 import {
@@ -167,12 +167,9 @@ export class Pool<J, R> implements JobOwner<J, R> {
   readonly #direct: boolean;
   /** Jobs waiting out a retry backoff: no slot, not queued. */
   readonly #retrying = new Set<RetryWait<J, R>>();
-  /** The rate gate: 'none' until a start needs a permit, 'asked' while one is coming, 'held'. */
-  #permit: 'none' | 'asked' | 'held' = 'none';
-  #permitTimer: NodeJS.Timeout | undefined;
+  readonly #rate: RateGate | undefined;
   /** Wakes the pump when a key's rate lets it start again. */
-  #keyTimer: NodeJS.Timeout | undefined;
-  #keyTimerAt = Number.POSITIVE_INFINITY;
+  readonly #keyWake = new KeyWake(() => this.#pump());
   #order = 0;
   readonly #submitters = new WaitList<Submitter<J, R>>();
   readonly #stats: StatsRecorder;
@@ -201,6 +198,13 @@ export class Pool<J, R> implements JobOwner<J, R> {
     this.#gates = gateOptions(opts);
     this.#queue = this.#gates.newQueue();
     this.#direct = this.#gates.rate === undefined && this.#gates.key === undefined;
+    this.#rate =
+      this.#gates.rate &&
+      new RateGate(
+        this.#gates.rate,
+        () => this.#pump(),
+        (error) => this.#failNext(error),
+      );
     this.#slots = new Slots(concurrency);
     this.#stats = new StatsRecorder(concurrency);
     if (signal?.aborted) {
@@ -538,16 +542,17 @@ export class Pool<J, R> implements JobOwner<J, R> {
   #pump(now = performance.now()): void {
     const startable = this.#state !== 'aborted';
     while (startable && !this.#paused && this.#slots.available && this.#queue.length > 0) {
-      if (this.#gates.rate !== undefined && !this.#takePermit()) break;
+      if (this.#rate !== undefined && !this.#rate.take()) break;
       const run = this.#queue.take(now);
       if (run === undefined) {
-        this.#wakeForKeys(now);
+        this.#rate?.giveBack();
+        this.#keyWake.arm(now, this.#queue.readyIn(now));
         break;
       }
       // Its signal may have aborted in this same turn, its listener not yet called (another
       // listener on that signal settled a job and brought us here first): never start it.
       if (run.callerSignal?.aborted) {
-        this.#permit = this.#gates.rate === undefined ? 'none' : 'held';
+        this.#rate?.giveBack();
         if (run.key !== undefined) this.#queue.finished(run, now);
         run.cancel(abortErrorFrom(run.callerSignal));
       } else {
@@ -572,78 +577,19 @@ export class Pool<J, R> implements JobOwner<J, R> {
     return this.#slots.running === 0 && this.#queue.length === 0 && this.#retrying.size === 0;
   }
 
-  /**
-   * True when a rate permit is held (and now used up by the caller); otherwise asks the limiter
-   * for one, and the pump runs again once it is due. One permit is asked for at a time.
-   */
-  #takePermit(): boolean {
-    if (this.#permit === 'held') {
-      this.#permit = 'none';
-      return true;
-    }
-    if (this.#permit === 'asked') return false;
-    this.#permit = 'asked';
-    let wait: number | Promise<number>;
-    try {
-      wait = (this.#gates.rate as RateLimiter).reserve();
-    } catch (error) {
-      this.#permitFailed(error);
-      return false;
-    }
-    if (typeof wait === 'number' && wait <= 0) {
-      this.#permit = 'none';
-      return true;
-    }
-    Promise.resolve(wait).then(
-      (ms) => this.#permitIn(ms),
-      (error: unknown) => this.#permitFailed(error),
-    );
-    return false;
-  }
-
-  #permitIn(ms: number): void {
-    if (this.#state === 'aborted') return;
-    const grant = () => {
-      this.#permitTimer = undefined;
-      this.#permit = 'held';
-      this.#pump();
-    };
-    if (typeof ms === 'number' && ms > 0)
-      this.#permitTimer = setTimeout(grant, Math.min(ms, 2_147_483_647));
-    else grant();
-  }
-
-  /** The limiter failed: the job that needed the permit fails with that error. */
-  #permitFailed(error: unknown): void {
-    this.#permit = 'none';
+  /** The rate limiter failed: the job that needed the permit fails with that error. */
+  #failNext(error: Error): void {
     const now = performance.now();
     const run = this.#queue.take(now);
     if (run === undefined) return;
     if (run.key !== undefined) this.#queue.finished(run, now);
-    // Counted as a start-less failure: it never ran.
-    const failure = new Error('the rate limiter failed', { cause: error });
-    run.cancel(failure);
-  }
-
-  /** Every queued job's key is at its rate: pump again when the first one may start. */
-  #wakeForKeys(now: number): void {
-    const wait = this.#queue.readyIn(now);
-    if (wait === Number.POSITIVE_INFINITY) return;
-    const at = now + wait;
-    if (this.#keyTimer !== undefined && this.#keyTimerAt <= at) return;
-    clearTimeout(this.#keyTimer);
-    this.#keyTimerAt = at;
-    this.#keyTimer = setTimeout(() => {
-      this.#keyTimer = undefined;
-      this.#keyTimerAt = Number.POSITIVE_INFINITY;
-      this.#pump();
-    }, Math.ceil(wait));
+    run.cancel(error);
   }
 
   #gateSnapshot(): GateSnapshot {
     const free = Math.max(0, this.#slots.limit - this.#slots.running);
     const heldByKey = this.#queue.heldByKey();
-    const rateBlocked = this.#gates.rate !== undefined && this.#permit === 'asked';
+    const rateBlocked = this.#rate?.waiting === true;
     return {
       waiting: {
         retry: this.#retrying.size,
@@ -658,8 +604,8 @@ export class Pool<J, R> implements JobOwner<J, R> {
   #cancelAll(error: Error): void {
     // Set first, so settling the canceled jobs below starts nothing new.
     this.#state = 'aborted';
-    clearTimeout(this.#permitTimer);
-    clearTimeout(this.#keyTimer);
+    this.#rate?.stop();
+    this.#keyWake.stop();
     const queued = this.#queue.clear();
     for (const wait of this.#retrying) queued.push(wait.run);
     queued.sort((a, b) => a.index - b.index);
@@ -699,8 +645,7 @@ export class Pool<J, R> implements JobOwner<J, R> {
 
   #finish(): void {
     for (const timer of this.#drainTimers.splice(0)) clearTimeout(timer);
-    clearTimeout(this.#keyTimer);
-    clearTimeout(this.#permitTimer);
+    this.#keyWake.stop();
     this.#unsubscribePool?.();
     this.#unsubscribePool = undefined;
     this.#drainResolve?.();
