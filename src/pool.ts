@@ -2,6 +2,7 @@ import { AbortError, abortErrorFrom, PoolClosedError, toError } from './errors.j
 import { type GateOptions, type Gates, gateOptions, keyOf } from './gates/gate-options.js';
 import { PriorityQueue } from './gates/priority-queue.js';
 import { KeyWake, RateGate } from './gates/rate-gate.js';
+import { attemptsResult } from './gates/retry.js';
 import type { Queued, RunQueue } from './gates/run-queue.js';
 import { onAbort } from './internal/abort-fanout.js';
 import {
@@ -534,7 +535,7 @@ export class Pool<J, R> implements JobOwner<J, R> {
     pending.resolveResult(
       retry === undefined
         ? makeResult(pending.job, pending.index, error, value)
-        : withAttempts(makeResult(pending.job, pending.index, error, value), pending, error),
+        : attemptsResult(makeResult(pending.job, pending.index, error, value), pending, error),
     );
     this.#pump(now);
   }
@@ -650,20 +651,6 @@ export class Pool<J, R> implements JobOwner<J, R> {
     this.#unsubscribePool = undefined;
     this.#drainResolve?.();
   }
-}
-
-/** A retried job's result: `attempts`, and the earlier attempts' errors in `errors`. */
-function withAttempts<J, R>(
-  result: Result<J, R>,
-  run: PendingRun<J, R>,
-  error: Error | undefined,
-): Result<J, R> {
-  const errors = run.errors ?? [];
-  // A job canceled while waiting to retry did not run its last attempt.
-  return Object.assign(result, {
-    attempts: run.workerId >= 0 ? run.attempt : run.attempt - 1,
-    errors: error === undefined ? errors : [...errors, error],
-  });
 }
 
 export type { JobContext, WorkerFunction };

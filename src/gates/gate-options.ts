@@ -53,18 +53,21 @@ export interface Gates<J> {
   newQueue<E extends Queued>(): RunQueue<E>;
 }
 
-/** Checks and resolves the gate options of `opts`. @throws TypeError/RangeError naming the option. */
-export function gateOptions<J>(opts: GateOptions<J>): Gates<J> {
-  const retry = retryPolicy(opts.retry);
-  const rate = rateOption(opts.rate);
-  const key = opts.key == null ? undefined : fn<(job: J) => string>('key', opts.key);
-  const perKey = optionsObject<PerKeyOptions>('perKey', opts.perKey);
+/**
+ * Checks and resolves the gate options of `opts`; `prefix` names the owner in messages (a
+ * stage's `"name."`). @throws TypeError/RangeError naming the option.
+ */
+export function gateOptions<J>(opts: GateOptions<J>, prefix = ''): Gates<J> {
+  const retry = retryPolicy(opts.retry, prefix);
+  const rate = rateOption(opts.rate, prefix);
+  const key = opts.key == null ? undefined : fn<(job: J) => string>(`${prefix}key`, opts.key);
+  const perKey = optionsObject<PerKeyOptions>(`${prefix}perKey`, opts.perKey);
   if (perKey != null && key === undefined) {
-    invalidOption('perKey', perKey, 'to come with a key function (the key option)');
+    invalidOption(`${prefix}perKey`, perKey, 'to come with a key function (the key option)');
   }
   const limits = key && {
-    concurrency: positiveInt('perKey.concurrency', perKey?.concurrency ?? 1, true),
-    rate: perKey?.rate == null ? undefined : rateLimit('perKey.rate', perKey.rate),
+    concurrency: positiveInt(`${prefix}perKey.concurrency`, perKey?.concurrency ?? 1, true),
+    rate: perKey?.rate == null ? undefined : rateLimit(`${prefix}perKey.rate`, perKey.rate),
     byPriority: true,
   };
   return {

@@ -6,6 +6,7 @@
  */
 import { AbortError } from '../errors.js';
 import { fn, invalidOption, optionsObject, positiveInt } from '../internal/options.js';
+import type { Result } from '../result.js';
 import { type BackoffFunction, type BackoffOptions, backoffDelays } from './backoff.js';
 
 /**
@@ -68,12 +69,38 @@ export class RetryPolicy {
 }
 
 /** Checks the `retry` option. @throws TypeError/RangeError naming the bad field. */
-export function retryPolicy(value: unknown): RetryPolicy | undefined {
+export function retryPolicy(value: unknown, prefix = ''): RetryPolicy | undefined {
   if (value == null) return undefined;
-  const opts = optionsObject<RetryOptions>('retry', value) as RetryOptions;
-  if (opts.attempts === undefined) invalidOption('retry.attempts', undefined, 'a positive integer');
-  const attempts = positiveInt('retry.attempts', opts.attempts);
-  const delay = backoffDelays('retry.backoff', opts.backoff);
-  const retryIf = opts.retryIf == null ? undefined : fn<RetryIf>('retry.retryIf', opts.retryIf);
+  const name = `${prefix}retry`;
+  const opts = optionsObject<RetryOptions>(name, value) as RetryOptions;
+  if (opts.attempts === undefined)
+    invalidOption(`${name}.attempts`, undefined, 'a positive integer');
+  const attempts = positiveInt(`${name}.attempts`, opts.attempts);
+  const delay = backoffDelays(`${name}.backoff`, opts.backoff);
+  const retryIf = opts.retryIf == null ? undefined : fn<RetryIf>(`${name}.retryIf`, opts.retryIf);
   return new RetryPolicy(attempts, delay, retryIf);
+}
+
+/** What {@link attemptsResult} reads of a job's last run. */
+interface LastRun {
+  readonly attempt: number;
+  readonly errors: Error[] | undefined;
+  /** -1 when the run never started (canceled in the queue or while waiting to retry). */
+  readonly workerId: number;
+}
+
+/**
+ * A retrying pool's result: `attempts` (runs that started) and `errors` (each failed run's
+ * error, oldest first, then the final error when it is not already the last of them).
+ */
+export function attemptsResult<J, R>(
+  result: Result<J, R>,
+  run: LastRun,
+  error: Error | undefined,
+): Result<J, R> {
+  const errors = run.errors ?? [];
+  return Object.assign(result, {
+    attempts: run.workerId >= 0 ? run.attempt : run.attempt - 1,
+    errors: error === undefined ? errors : [...errors, error],
+  });
 }

@@ -109,8 +109,9 @@ export function rateLimit(name: string, value: unknown): RateLimit {
 }
 
 /** Resolves the `rate` option: a {@link RateLimiter}, or `{ limit, interval }` (a new local one). */
-export function rateOption(value: unknown): RateLimiter | undefined {
+export function rateOption(value: unknown, prefix = ''): RateLimiter | undefined {
   if (value == null) return undefined;
   if (typeof (value as { reserve?: unknown }).reserve === 'function') return value as RateLimiter;
-  return rateLimiter(rateLimit('rate', value));
+  const { limit, interval } = rateLimit(`${prefix}rate`, value);
+  return new LocalRateLimiter(limit, interval);
 }
