@@ -76,6 +76,8 @@ interface Envelope {
   index: number;
   value: unknown;
   failure: { error: Error; stage: string } | undefined;
+  /** From the latest stage with a `retry` option that ran the job: its attempts and errors. */
+  retries: { attempts: number; errors: Error[] } | undefined;
 }
 
 interface StageDef {
@@ -355,7 +357,10 @@ function envelopes<J>(
     if (typeof step !== 'object' || step === null) throw notAnObject(step);
     if (step.done) return { done: true, value: undefined };
     const value = step.value;
-    return { done: false, value: { job: value, index: index++, value, failure: undefined } };
+    return {
+      done: false,
+      value: { job: value, index: index++, value, failure: undefined, retries: undefined },
+    };
   };
   if (typeof (source as AsyncIterable<J>)[Symbol.asyncIterator] === 'function') {
     const it = (source as AsyncIterable<J>)[Symbol.asyncIterator]();
@@ -419,7 +424,7 @@ async function* forward(
 /** The last stage's result as the pipeline's. */
 function toResult<J, T>(r: Result<Envelope, unknown>, stage: string): Result<J, T> {
   const out = toEnvelope(r, stage);
-  return out.failure
+  const result: Result<J, T> = out.failure
     ? {
         ok: false,
         job: out.job as J,
@@ -428,13 +433,22 @@ function toResult<J, T>(r: Result<Envelope, unknown>, stage: string): Result<J, 
         stage: out.failure.stage,
       }
     : { ok: true, job: out.job as J, index: out.index, value: out.value as T };
+  return out.retries ? Object.assign(result, out.retries) : result;
 }
 
 function toEnvelope(r: Result<Envelope, unknown>, stage: string): Envelope {
   const env = r.job;
   if (env.failure) return env; // failed earlier: bypassed this stage untouched
-  if (r.ok) return { job: env.job, index: env.index, value: r.value, failure: undefined };
-  return { job: env.job, index: env.index, value: undefined, failure: { error: r.error, stage } };
+  const retries =
+    r.attempts === undefined ? env.retries : { attempts: r.attempts, errors: r.errors ?? [] };
+  if (r.ok) return { job: env.job, index: env.index, value: r.value, failure: undefined, retries };
+  return {
+    job: env.job,
+    index: env.index,
+    value: undefined,
+    failure: { error: r.error, stage },
+    retries,
+  };
 }
 
 /**

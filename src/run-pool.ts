@@ -1,4 +1,5 @@
 import { type GateOptions, gateOptions } from './gates/gate-options.js';
+import { PriorityQueue } from './gates/priority-queue.js';
 import type { WorkerFunction } from './internal/job-run.js';
 import {
   argument,
@@ -99,5 +100,9 @@ export function engineGates<J>(
     return undefined;
   }
   const gates = gateOptions(opts, name);
-  return { ...gates, priority: priority == null ? undefined : fn(`${name}priority`, priority) };
+  if (priority == null) return { ...gates, priority: undefined };
+  const byPriority = fn<(job: J) => number>(`${name}priority`, priority);
+  // A keyed queue orders each key's jobs by priority already; otherwise a heap replaces FIFO.
+  const newQueue = gates.key === undefined ? () => new PriorityQueue() : gates.newQueue;
+  return { ...gates, newQueue, priority: byPriority } as EngineGates<J>;
 }

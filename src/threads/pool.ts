@@ -70,7 +70,7 @@ export class ThreadPool<J, R> {
   readonly #queueSize: number;
   readonly #transfers = new WeakMap<object, readonly TransferListItem[]>();
   #threads: number;
-  readonly #keyed: boolean;
+  readonly #gated: boolean;
   #stopped: Promise<void> | undefined;
   /** Removes the listener on `opts.signal`; called once the pool stops. */
   #unsubscribe: (() => void) | undefined;
@@ -109,9 +109,11 @@ export class ThreadPool<J, R> {
     // Every accepted job goes straight to the scheduler, which is the queue: it can then send
     // several waiting jobs to a thread in one message. So the Pool's slots are threads + queue.
     const unbounded = this.#queueSize === Number.POSITIVE_INFINITY;
-    // Per-key turns need the waiting jobs in the Pool's queue, where the gates order them: then
-    // only `threads` jobs are with the scheduler at a time (no batching).
-    this.#keyed = opts.key != null;
+    // A start gate (rate, per-key turns) must see each job start on a thread: the waiting jobs
+    // then stay in the Pool's queue and only `threads` jobs are with the scheduler at a time
+    // (each sent alone: no batching). Otherwise hand-over is not start — a batch, or threads
+    // still loading the module, would let jobs handed over at the rate start all at once.
+    this.#gated = opts.key != null || opts.rate != null;
     // The worker reads `ctx.signal` only for a job with its own signal: an AbortController per
     // job would cost more than a tiny job itself. Other cancellations reach the scheduler from
     // where they start (abort, the drain deadline); timeouts are the scheduler's own.
@@ -123,13 +125,22 @@ export class ThreadPool<J, R> {
       },
       {
         concurrency: this.#capacity(threads),
-        queueSize: this.#keyed || unbounded ? this.#queueSize : 0,
+        queueSize: this.#gated || unbounded ? this.#queueSize : 0,
         retry: opts.retry,
         rate: opts.rate,
         key: opts.key,
         perKey: opts.perKey,
       },
     );
+    if (this.#gated) {
+      // Threads loading the module would start every job handed over meanwhile at once: a
+      // gated pool hands over nothing until a thread is ready.
+      this.#pool.pause();
+      this.#scheduler.ready.then(
+        () => this.#pool.resume(),
+        () => this.#pool.resume(), // the pool failed: let the jobs through to fail
+      );
+    }
     if (signal?.aborted) void this.abort(signal.reason);
     else if (signal) this.#unsubscribe = onAbort(signal, (reason) => void this.abort(reason));
   }
@@ -380,7 +391,7 @@ export class ThreadPool<J, R> {
   }
 
   #capacity(threads: number): number {
-    if (this.#keyed) return threads;
+    if (this.#gated) return threads;
     return this.#queueSize === Number.POSITIVE_INFINITY
       ? threads * MAX_BATCH
       : threads + this.#queueSize;
