@@ -35,6 +35,7 @@ import {
   type WaitNode,
 } from './internal/wait-list.js';
 import { makeResult, type Result } from './result.js';
+import { guardedHooks, HOOKS, type JobHooks } from './scheduler/hooks.js';
 import { type GateSnapshot, outcomeOf, type PoolStats, StatsRecorder } from './stats.js';
 
 /** Options of {@link Pool}: the pool's own, and the gates (`retry`, `rate`, `key`, `perKey`). */
@@ -169,6 +170,7 @@ export class Pool<J, R> implements JobOwner<J, R> {
   /** Jobs waiting out a retry backoff: no slot, not queued. */
   readonly #retrying = new Set<RetryWait<J, R>>();
   readonly #rate: RateGate | undefined;
+  readonly #hooks: JobHooks<J> | undefined;
   /** Wakes the pump when a key's rate lets it start again. */
   readonly #keyWake = new KeyWake(() => this.#pump());
   #order = 0;
@@ -197,6 +199,7 @@ export class Pool<J, R> implements JobOwner<J, R> {
     this.#timeout = optionalDuration('timeout', opts.timeout);
     const signal = optionalSignal('signal', opts.signal);
     this.#gates = gateOptions(opts);
+    this.#hooks = guardedHooks((opts as { [HOOKS]?: JobHooks<J> })[HOOKS]);
     this.#queue = this.#gates.newQueue();
     this.#direct = this.#gates.rate === undefined && this.#gates.key === undefined;
     this.#rate =
@@ -412,6 +415,7 @@ export class Pool<J, R> implements JobOwner<J, R> {
     const run = new PendingRun<J, R>(job, this.#nextIndex++, this, resolveResult);
     run.queuedAt = now;
     this.#stats.submitted++;
+    this.#hooks?.accepted?.(job, run.index);
     run.callerSignal = signal;
     if (signal?.aborted) {
       run.cancel(abortErrorFrom(signal));
@@ -464,6 +468,7 @@ export class Pool<J, R> implements JobOwner<J, R> {
     const workerId = this.#slots.acquire(run);
     run.startedAt = now;
     this.#stats.recordStart(now, now - run.queuedAt);
+    this.#hooks?.started?.(run.job, run.index, run.attempt);
     run.start(this.#worker, workerId, this.#timeout);
   }
 
@@ -521,6 +526,7 @@ export class Pool<J, R> implements JobOwner<J, R> {
       const delay = retry.next(error, pending.attempt);
       if (typeof delay === 'number' && delay >= 0) {
         this.#stats.retrying(pending.startedAt, now);
+        this.#hooks?.retried?.(pending.job, pending.index, pending.attempt, error, delay);
         this.#retryLater(pending, error, delay);
         this.#pump(now);
         return;
@@ -532,6 +538,7 @@ export class Pool<J, R> implements JobOwner<J, R> {
     if (started) this.#stats.settled(outcome, pending.startedAt, now);
     else this.#stats.settledUnstarted(outcome);
     this.#settledCount++;
+    this.#hooks?.settled?.(pending.job, pending.index, error);
     pending.resolveResult(
       retry === undefined
         ? makeResult(pending.job, pending.index, error, value)

@@ -15,6 +15,7 @@ import {
 import type { EngineGates } from './internal/pull-engine.js';
 import { PullEngine } from './internal/pull-engine.js';
 import type { Result } from './result.js';
+import { guardedHooks, HOOKS, type JobHooks } from './scheduler/hooks.js';
 
 /**
  * Options of {@link runPool}: the pool's own, and the gates (`retry`, `rate`, `key`, `perKey`,
@@ -87,6 +88,7 @@ export function runPool<J, R>(
     signal: optionalSignal('signal', opts.signal),
     stats: undefined,
     gates: engineGates(opts),
+    hooks: guardedHooks((opts as { [HOOKS]?: JobHooks<J> })[HOOKS]),
   });
 }
 

@@ -4,6 +4,7 @@ import { KeyWake, RateGate } from '../gates/rate-gate.js';
 import { attemptsResult } from '../gates/retry.js';
 import type { Queued, RunQueue } from '../gates/run-queue.js';
 import { makeResult, type Result } from '../result.js';
+import type { JobHooks } from '../scheduler/hooks.js';
 import { outcomeOf, type StatsRecorder } from '../stats.js';
 import { onAbort } from './abort-fanout.js';
 import { Deque } from './deque.js';
@@ -22,6 +23,8 @@ export interface EngineOptions<J = unknown> {
   bypass?: ((job: J) => boolean) | undefined;
   /** Start gates and retries; undefined = none (the fast path). */
   gates?: EngineGates<J> | undefined;
+  /** Lifecycle hooks (see scheduler/hooks.ts). */
+  hooks?: JobHooks<J> | undefined;
 }
 
 /** The gates of a runPool or a stage: a pool's gates, with priority as a function of the job. */
@@ -375,6 +378,8 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
 
   /** A job pulled after an abort: it settles as `error` without running. */
   #cancelUnstarted(job: J, error: Error): void {
+    this.#opts.hooks?.accepted?.(job, this.#pulled);
+    this.#opts.hooks?.settled?.(job, this.#pulled, error);
     this.#opts.stats?.settledUnstarted(outcomeOf(error));
     this.#push(makeResult<J, R>(job, this.#pulled++, error, undefined));
   }
@@ -386,7 +391,9 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
   }
 
   #start(job: J): void {
+    this.#opts.hooks?.accepted?.(job, this.#pulled);
     if (this.#opts.bypass?.(job)) {
+      this.#opts.hooks?.settled?.(job, this.#pulled, undefined);
       this.#push(makeResult<J, R>(job, this.#pulled++, undefined, job as unknown as R));
       return;
     }
@@ -400,6 +407,7 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
       run.startedAt = performance.now();
       this.#opts.stats.recordStart(run.startedAt, 0);
     }
+    this.#opts.hooks?.started?.(job, run.index, 1);
     run.start(this.#worker, workerId, this.#opts.timeout);
   }
 
@@ -411,6 +419,7 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
     }
     this.#slots.release(run.workerId);
     this.#opts.stats?.settled(outcomeOf(error), run.startedAt, performance.now());
+    this.#opts.hooks?.settled?.(run.job, run.index, error);
     // After `return()` nobody will read results: drop them.
     if (this.#returned) return;
     this.#push(makeResult(run.job, run.index, error, value));
@@ -424,9 +433,11 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
     try {
       if (gates.key !== undefined) run.key = keyOf(gates.key, job);
       if (gates.priority !== undefined) run.priority = priorityOf(gates.priority, job);
-    } catch (error) {
+    } catch (thrown) {
+      const error = toError(thrown);
       this.#opts.stats?.settledUnstarted('failed');
-      this.#push(makeResult<J, R>(job, run.index, toError(error), undefined));
+      this.#opts.hooks?.settled?.(job, run.index, error);
+      this.#push(makeResult<J, R>(job, run.index, error, undefined));
       return;
     }
     this.#enqueue(run);
@@ -455,6 +466,7 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
         run.startedAt = now;
         this.#opts.stats.recordStart(now, 0);
       }
+      this.#opts.hooks?.started?.(run.job, run.index, run.attempt);
       run.start(this.#worker, workerId, this.#opts.timeout);
     }
   }
@@ -473,6 +485,7 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
       const delay = retry.next(error, run.attempt);
       if (typeof delay === 'number' && delay >= 0) {
         if (this.#opts.stats) this.#opts.stats.retrying(run.startedAt, now);
+        this.#opts.hooks?.retried?.(run.job, run.index, run.attempt, error, delay);
         this.#retryLater(run, error, delay);
         this.#startQueued();
         return;
@@ -481,6 +494,7 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
     }
     if (started) this.#opts.stats?.settled(outcomeOf(error), run.startedAt, now);
     else this.#opts.stats?.settledUnstarted(outcomeOf(error));
+    this.#opts.hooks?.settled?.(run.job, run.index, error);
     if (!this.#returned) {
       const result = makeResult(run.job, run.index, error, value);
       this.#push(retry === undefined ? result : attemptsResult(result, run, error));
