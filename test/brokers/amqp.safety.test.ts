@@ -7,7 +7,12 @@ import { execFile } from 'node:child_process';
 import { createServer, type Socket } from 'node:net';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
-import { type AmqpMessage, type AmqpSource, amqpSource, consume } from '../../src/brokers/amqp.js';
+import {
+  type AmqpMessage,
+  type AmqpSource,
+  amqpSource,
+  consume,
+} from '../../src/brokers/amqp/index.js';
 import {
   type AmqpAdmin,
   amqpAdmin,

@@ -1,9 +1,9 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import { createClient } from 'redis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { amqpSource } from '../../src/brokers/amqp.js';
-import { postgresSource } from '../../src/brokers/postgres.js';
-import { redisSource } from '../../src/brokers/redis.js';
+import { amqpSource } from '../../src/brokers/amqp/index.js';
+import { postgresSource } from '../../src/brokers/postgres/index.js';
+import { redisSource } from '../../src/brokers/redis/index.js';
 
 // Nothing listens on these ports: the first connection must fail at once, not retry forever
 // (was: `await redisSource(...)` / `await amqpSource(...)` never settled for a wrong URL).

@@ -4,7 +4,7 @@
  * and enqueue(), shared by every adapter, are in source-cases.ts (run by nats.consume.test.ts).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type NatsSource, natsSource } from '../../src/brokers/nats.js';
+import { type NatsSource, natsSource } from '../../src/brokers/nats/index.js';
 import { type NatsAdmin, natsAdmin, uniqueStream } from '../fixtures/brokers/nats-helpers.js';
 
 let admin: NatsAdmin;

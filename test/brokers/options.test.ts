@@ -4,11 +4,11 @@
  * out of range), `code: 'ERR_INVALID_OPTION'`, and a message naming the option and the value.
  */
 import { describe, expect, it } from 'vitest';
-import { amqpSource } from '../../src/brokers/amqp.js';
+import { amqpSource } from '../../src/brokers/amqp/index.js';
 import { consume } from '../../src/brokers/consumer.js';
-import { natsSource } from '../../src/brokers/nats.js';
-import { postgresSource } from '../../src/brokers/postgres.js';
-import { redisSource } from '../../src/brokers/redis.js';
+import { natsSource } from '../../src/brokers/nats/index.js';
+import { postgresSource } from '../../src/brokers/postgres/index.js';
+import { redisSource } from '../../src/brokers/redis/index.js';
 import type { BrokerSource } from '../../src/brokers/source.js';
 
 // Unreachable endpoints: a validation that ran after connecting would fail with a connection

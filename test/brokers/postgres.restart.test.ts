@@ -7,7 +7,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { consume } from '../../src/brokers/consumer.js';
-import { postgresSource } from '../../src/brokers/postgres.js';
+import { postgresSource } from '../../src/brokers/postgres/index.js';
 import { Ledger, payloads } from '../fixtures/brokers/consumer-harness.js';
 import { type PgAdmin, pgAdmin, uniqueTable } from '../fixtures/brokers/postgres-helpers.js';
 import { privatePostgres } from '../fixtures/brokers/postgres-server.js';

@@ -6,7 +6,7 @@
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { type Consumer, consume } from '../../src/brokers/consumer.js';
-import { enqueue, postgresSource } from '../../src/brokers/postgres.js';
+import { enqueue, postgresSource } from '../../src/brokers/postgres/index.js';
 import { deadline, delegate, Ledger, payloads } from '../fixtures/brokers/consumer-harness.js';
 import { PG_URL, pgAdmin, uniqueTable } from '../fixtures/brokers/postgres-helpers.js';
 import { deferred } from '../helpers.js';

@@ -8,7 +8,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { consume } from '../../src/brokers/consumer.js';
-import { redisSource } from '../../src/brokers/redis.js';
+import { redisSource } from '../../src/brokers/redis/index.js';
 import { deadline, Ledger, payloads } from '../fixtures/brokers/consumer-harness.js';
 import { type RedisAdmin, redisAdmin, uniqueStream } from '../fixtures/brokers/redis-helpers.js';
 import { privateRedis } from '../fixtures/brokers/redis-server.js';

@@ -6,8 +6,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Consumer, consume } from '../../src/brokers/consumer.js';
-import { redisSource } from '../../src/brokers/redis.js';
-import { reapEmptyConsumers } from '../../src/brokers/redis-source.js';
+import { redisSource } from '../../src/brokers/redis/index.js';
+import { reapEmptyConsumers } from '../../src/brokers/redis/source.js';
 import { deadline, delegate, Ledger, payloads } from '../fixtures/brokers/consumer-harness.js';
 import { type RedisAdmin, redisAdmin, uniqueStream } from '../fixtures/brokers/redis-helpers.js';
 import { deferred } from '../helpers.js';

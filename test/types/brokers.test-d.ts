@@ -10,10 +10,10 @@ import { connect as amqpConnect } from 'amqplib';
 import pg from 'pg';
 import { createClient } from 'redis';
 import { expectTypeOf } from 'vitest';
-import * as amqp from '../../src/brokers/amqp.js';
-import * as nats from '../../src/brokers/nats.js';
-import * as postgres from '../../src/brokers/postgres.js';
-import * as redis from '../../src/brokers/redis.js';
+import * as amqp from '../../src/brokers/amqp/index.js';
+import * as nats from '../../src/brokers/nats/index.js';
+import * as postgres from '../../src/brokers/postgres/index.js';
+import * as redis from '../../src/brokers/redis/index.js';
 
 export async function redisClients(): Promise<void> {
   // node-redis v5's defaults: RESP is `2 | 3` and the default modules are included.

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { type Label, nonEmptyString } from '../internal/options.js';
+import { type Label, nonEmptyString } from '../../internal/options.js';
 
 /** Statements for one queue table. */
 export interface QueueSql {

@@ -17,8 +17,9 @@ import {
   connect,
   type Message,
 } from 'amqplib';
-import { type AmqpTopology, declareAmqpTopology } from './amqp-topology.js';
-import { connectWithin } from './connect-deadline.js';
+import { connectWithin } from '../connect-deadline.js';
+import { sleep } from '../sleep.js';
+import { type AmqpTopology, declareAmqpTopology } from './topology.js';
 
 export interface Delivery {
   readonly msg: ConsumeMessage;
@@ -159,7 +160,7 @@ export class AmqpLink {
         return;
       } catch (err) {
         this.lastError = err;
-        await new Promise((r) => setTimeout(r, wait));
+        await sleep(wait);
         wait = Math.min(wait * 2, MAX_RETRY);
       }
     }

@@ -20,14 +20,14 @@
  */
 import { createHash } from 'node:crypto';
 import pg from 'pg';
-import { LeaseLostError } from '../errors.js';
-import { argument, MAX_TIMER_MS, numberAtLeast } from '../internal/options.js';
-import { connectTimeoutError, DEFAULT_CONNECT_TIMEOUT, redactUrl } from './connect-deadline.js';
-import { Batcher } from './consumer-batch.js';
-import { errorCode, errorMessage, errorName, errorText } from './dead-letter.js';
-import { PgListener } from './postgres-listen.js';
-import { type QueueSql, queueSql } from './postgres-sql.js';
-import { type BrokerMessage, type BrokerSource, closedError } from './source.js';
+import { LeaseLostError } from '../../errors.js';
+import { argument, MAX_TIMER_MS, numberAtLeast } from '../../internal/options.js';
+import { connectTimeoutError, DEFAULT_CONNECT_TIMEOUT, redactUrl } from '../connect-deadline.js';
+import { Batcher } from '../consumer-batch.js';
+import { errorCode, errorMessage, errorName, errorText } from '../dead-letter.js';
+import { type BrokerMessage, type BrokerSource, closedError } from '../source.js';
+import { PgListener } from './listen.js';
+import { type QueueSql, queueSql } from './sql.js';
 
 // The shared consumer, so that one subpath import is enough: `import { consume, … } from 'sluice/postgres'`.
 export {
@@ -40,8 +40,8 @@ export {
   type HandlerContext,
   jsonDecode,
   type MessageHandler,
-} from './consumer.js';
-export type { BrokerMessage, BrokerSource } from './source.js';
+} from '../consumer.js';
+export type { BrokerMessage, BrokerSource } from '../source.js';
 
 /** Options of {@link postgresSource}. */
 export interface PostgresSourceOptions {

@@ -6,17 +6,17 @@
 import { createHash } from 'node:crypto';
 import { hostname } from 'node:os';
 import { RESP_TYPES, type RedisClientType } from 'redis';
-import { LeaseLostError } from '../errors.js';
-import { Batcher } from './consumer-batch.js';
-import { errorCode, errorMessage, errorName, errorText } from './dead-letter.js';
+import { LeaseLostError } from '../../errors.js';
+import { Batcher } from '../consumer-batch.js';
+import { errorCode, errorMessage, errorName, errorText } from '../dead-letter.js';
+import { type BrokerMessage, type BrokerSource, closedError } from '../source.js';
 import {
   ACK_IF_OWNED,
   CLAIM_IF_OWNED,
   DEAD_LETTER,
   DELETE_IF_EMPTY,
   REAP_EMPTY_CONSUMERS,
-} from './redis-scripts.js';
-import { type BrokerMessage, type BrokerSource, closedError } from './source.js';
+} from './scripts.js';
 
 /**
  * Any node-redis v5 client, whatever its type parameters: the one `createClient()` returns with

@@ -31,17 +31,17 @@ import {
   jetstreamManager,
 } from '@nats-io/jetstream';
 import { connect, headers, type NatsConnection } from '@nats-io/transport-node';
-import { LeaseLostError } from '../errors.js';
+import { LeaseLostError } from '../../errors.js';
 import {
   invalidOption,
   nonEmptyString,
   numberAtLeast,
   optionalBoolean,
-} from '../internal/options.js';
-import { errorMessage, errorName, errorStringCode } from './dead-letter.js';
-import { NatsPuller } from './nats-puller.js';
-import { declareNatsTopology, toMs } from './nats-topology.js';
-import { type BrokerMessage, type BrokerSource, closedError } from './source.js';
+} from '../../internal/options.js';
+import { errorMessage, errorName, errorStringCode } from '../dead-letter.js';
+import { type BrokerMessage, type BrokerSource, closedError } from '../source.js';
+import { NatsPuller } from './puller.js';
+import { declareNatsTopology, toMs } from './topology.js';
 
 // The shared consumer, so that one subpath import is enough: `import { consume, … } from 'sluice/nats'`.
 export {
@@ -54,8 +54,8 @@ export {
   type HandlerContext,
   jsonDecode,
   type MessageHandler,
-} from './consumer.js';
-export type { BrokerMessage, BrokerSource } from './source.js';
+} from '../consumer.js';
+export type { BrokerMessage, BrokerSource } from '../source.js';
 
 /** Options of {@link natsSource}. Durations in ms. */
 export interface NatsSourceOptions {

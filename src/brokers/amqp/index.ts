@@ -38,13 +38,14 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { ConfirmChannel, ConsumeMessage } from 'amqplib';
-import { LeaseLostError } from '../errors.js';
-import { invalidOption, nonEmptyString, numberAtLeast } from '../internal/options.js';
-import { AmqpLink, type Delivery } from './amqp-link.js';
-import { declareRetryQueue, RETRY_REDECLARE, retryBucket } from './amqp-topology.js';
-import { DEFAULT_CONNECT_TIMEOUT } from './connect-deadline.js';
-import { errorMessage, errorName, errorStringCode } from './dead-letter.js';
-import { type BrokerMessage, type BrokerSource, closedError } from './source.js';
+import { LeaseLostError } from '../../errors.js';
+import { invalidOption, nonEmptyString, numberAtLeast } from '../../internal/options.js';
+import { DEFAULT_CONNECT_TIMEOUT } from '../connect-deadline.js';
+import { errorMessage, errorName, errorStringCode } from '../dead-letter.js';
+import { sleep, wakeAll } from '../sleep.js';
+import { type BrokerMessage, type BrokerSource, closedError } from '../source.js';
+import { AmqpLink, type Delivery } from './link.js';
+import { declareRetryQueue, RETRY_REDECLARE, retryBucket } from './topology.js';
 
 // The shared consumer, so that one subpath import is enough: `import { consume, … } from 'sluice/amqp'`.
 export {
@@ -57,8 +58,8 @@ export {
   type HandlerContext,
   jsonDecode,
   type MessageHandler,
-} from './consumer.js';
-export type { BrokerMessage, BrokerSource } from './source.js';
+} from '../consumer.js';
+export type { BrokerMessage, BrokerSource } from '../source.js';
 
 /** How long a fetch waits (ms) for the loop's slots to free up before it may start consuming. */
 const WAIT_FOR_SLOTS_MS = 20;
@@ -164,7 +165,7 @@ export class AmqpSource implements BrokerSource<AmqpMessage> {
   readonly #returned = new Set<string>();
   readonly #retryQueues = new Map<number, number>(); // delay → last declared (ms epoch)
   readonly #held = new WeakMap<AmqpMessage, Delivery>();
-  #wake: (() => void) | undefined;
+  readonly #wakers = new Set<() => void>();
   #closed = false;
   /** Consecutive failed republishes: the hand-back backoff grows with them. */
   #republishFailures = 0;
@@ -178,7 +179,7 @@ export class AmqpSource implements BrokerSource<AmqpMessage> {
     this.#dlx = opts.deadLetterExchange ?? `${opts.queue}.dlx`;
     this.#blockMs = opts.blockMs ?? 1000;
     this.#prefetch = opts.prefetch;
-    link.onChange = () => this.#wake?.();
+    link.onChange = () => wakeAll(this.#wakers);
     link.onReturn = (msg) => {
       const id = msg.properties.headers?.[PUBLISH_ID_HEADER];
       if (typeof id === 'string') this.#returned.add(id);
@@ -215,11 +216,11 @@ export class AmqpSource implements BrokerSource<AmqpMessage> {
         await this.#link.consume(prefetch).catch(() => {});
       } else if (this.#link.channel) {
         // The loop calls again as its slots free up: wait a little, not the whole block time.
-        await this.#sleep(signal, Math.min(WAIT_FOR_SLOTS_MS, deadline - Date.now()));
+        await sleep(Math.min(WAIT_FOR_SLOTS_MS, deadline - Date.now()), signal, this.#wakers);
         break;
       }
       if (this.#link.buffer.length > 0) break;
-      await this.#sleep(signal, deadline - Date.now());
+      await sleep(deadline - Date.now(), signal, this.#wakers);
     }
     // Closing, usually: stop the pushes so nothing arrives that the loop will not take.
     if (signal.aborted) await this.#link.pause();
@@ -427,22 +428,6 @@ export class AmqpSource implements BrokerSource<AmqpMessage> {
     } finally {
       this.#returned.delete(id);
     }
-  }
-
-  #sleep(signal: AbortSignal, ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      // Aborted during an earlier await: a listener added now would never fire.
-      if (signal.aborted) return resolve();
-      const done = (): void => {
-        clearTimeout(timer);
-        signal.removeEventListener('abort', done);
-        this.#wake = undefined;
-        resolve();
-      };
-      const timer = setTimeout(done, Math.max(0, ms));
-      signal.addEventListener('abort', done, { once: true });
-      this.#wake = done;
-    });
   }
 }
 

@@ -40,8 +40,8 @@ import {
   nonEmptyString,
   numberAtLeast,
   optionalBoolean,
-} from '../internal/options.js';
-import { connectWithin, DEFAULT_CONNECT_TIMEOUT, redactUrl } from './connect-deadline.js';
+} from '../../internal/options.js';
+import { connectWithin, DEFAULT_CONNECT_TIMEOUT, redactUrl } from '../connect-deadline.js';
 import {
   type AnyRedisClient,
   closeClient,
@@ -51,7 +51,7 @@ import {
   RedisStreamSource,
   readerName,
   reapEmptyConsumers,
-} from './redis-source.js';
+} from './source.js';
 
 // The shared consumer, so that one subpath import is enough: `import { consume, … } from 'sluice/redis'`.
 export {
@@ -64,10 +64,10 @@ export {
   type HandlerContext,
   jsonDecode,
   type MessageHandler,
-} from './consumer.js';
-export type { AnyRedisClient, RedisMessage, RedisSourceOptions } from './redis-source.js';
-export { RedisStreamSource } from './redis-source.js';
-export type { BrokerMessage, BrokerSource } from './source.js';
+} from '../consumer.js';
+export type { BrokerMessage, BrokerSource } from '../source.js';
+export type { AnyRedisClient, RedisMessage, RedisSourceOptions } from './source.js';
+export { RedisStreamSource } from './source.js';
 
 /**
  * Connects (or duplicates `client`), creates the consumer group if missing and returns a source
