@@ -123,7 +123,7 @@ describe('a consumer behind the fault proxy', () => {
         url: `redis://127.0.0.1:${proxy.port}`,
         stream,
         group: 'g',
-        claimIdle: 1000,
+        lease: 1000,
       }),
       async ({ k }) => {
         await sleep(1);

@@ -35,7 +35,7 @@ describe('NATS broker restart (private server)', () => {
         servers: nats.url,
         stream,
         consumer: 'workers',
-        ackWait: 2000,
+        lease: 2000,
       });
       await admin.publishMany(`${stream}.work`, count, (i) => JSON.stringify({ i }));
       return source;

@@ -39,7 +39,7 @@ describe('PostgreSQL restart mid-run', () => {
     const ledger = new Ledger();
     const errors: string[] = [];
     const consumer = consume<{ k: string }>(
-      await postgresSource({ connectionString: server.url, table, lease: 1000, pollInterval: 200 }),
+      await postgresSource({ connectionString: server.url, table, lease: 1000, fetchWait: 200 }),
       async ({ k }) => {
         await new Promise((r) => setTimeout(r, 1));
         ledger.add(k);

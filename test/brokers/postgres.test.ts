@@ -35,7 +35,7 @@ describe('consume() over a PostgreSQL table queue', () => {
     const got = deferred<number>();
     const consumer = track(
       consume<{ k: string }>(
-        await source(table, { pollInterval: 60_000 }),
+        await source(table, { fetchWait: 60_000 }),
         () => got.resolve(performance.now()),
         { concurrency: 4 },
       ),
@@ -64,7 +64,7 @@ describe('consume() over a PostgreSQL table queue', () => {
     const started = deferred<void>();
     const a = track(
       consume<{ k: string }>(
-        await source(table, { lease: 600, pollInterval: 50 }),
+        await source(table, { lease: 600, fetchWait: 50 }),
         async ({ k }) => {
           runs.push(`a:${k}`);
           started.resolve();
@@ -77,7 +77,7 @@ describe('consume() over a PostgreSQL table queue', () => {
     await started.promise;
     const b = track(
       consume<{ k: string }>(
-        await source(table, { lease: 600, pollInterval: 50 }),
+        await source(table, { lease: 600, fetchWait: 50 }),
         ({ k }) => {
           runs.push(`b:${k}`);
         },
@@ -97,7 +97,7 @@ describe('consume() over a PostgreSQL table queue', () => {
     const runs: string[] = [];
     const bRan = deferred<void>();
     const errors: string[] = [];
-    const inner = await source(table, { lease: 300, pollInterval: 50 });
+    const inner = await source(table, { lease: 300, fetchWait: 50 });
     const a = track(
       consume<{ k: string }>(
         delegate(inner, { heartbeat: undefined, heartbeatInterval: undefined }),
@@ -110,7 +110,7 @@ describe('consume() over a PostgreSQL table queue', () => {
     );
     const b = track(
       consume<{ k: string }>(
-        await source(table, { lease: 300, pollInterval: 50 }),
+        await source(table, { lease: 300, fetchWait: 50 }),
         async ({ k }, { message }) => {
           runs.push(`b:${k}:${message.deliveryCount}`);
           bRan.resolve();

@@ -45,7 +45,7 @@ export async function openSource(
         url: spec.url,
         stream: spec.stream,
         group: spec.group,
-        claimIdle: tuning.lease,
+        lease: tuning.lease,
         connectTimeout: CONNECT_TIMEOUT,
       });
     }
@@ -55,7 +55,8 @@ export async function openSource(
         servers: spec.servers,
         stream: spec.stream,
         consumer: spec.consumer,
-        ackWait: tuning.lease,
+        lease: tuning.lease,
+        connectTimeout: CONNECT_TIMEOUT,
       });
     }
     case 'amqp': {

@@ -38,12 +38,12 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { ConfirmChannel, ConsumeMessage } from 'amqplib';
-import { LeaseLostError } from '../../errors.js';
+import { LeaseLostError, NotConnectedError, UnroutableError } from '../../errors.js';
 import { invalidOption, nonEmptyString, numberAtLeast } from '../../internal/options.js';
-import { DEFAULT_CONNECT_TIMEOUT } from '../connect-deadline.js';
 import { errorMessage, errorName, errorStringCode } from '../dead-letter.js';
 import { sleep, wakeAll } from '../sleep.js';
 import { type BrokerMessage, type BrokerSource, closedError } from '../source.js';
+import { type CommonSourceOptions, resolveCommon, SOURCE_DEFAULTS } from '../source-options.js';
 import { AmqpLink, type Delivery } from './link.js';
 import { declareRetryQueue, RETRY_REDECLARE, retryBucket } from './topology.js';
 
@@ -65,7 +65,7 @@ export type { BrokerMessage, BrokerSource } from '../source.js';
 const WAIT_FOR_SLOTS_MS = 20;
 
 /** Options of {@link amqpSource}. Durations in ms unless noted. */
-export interface AmqpSourceOptions {
+export interface AmqpSourceOptions extends Omit<CommonSourceOptions, 'lease'> {
   /** Broker URL. @default 'amqp://guest:guest@127.0.0.1:5672' */
   url?: string;
   /** The work queue (declared durable, with its dead-letter exchange). */
@@ -82,17 +82,8 @@ export interface AmqpSourceOptions {
   deadLetterExchange?: string;
   /** Queue bound to the dead-letter exchange. @default `${queue}.dead` */
   deadLetterQueue?: string;
-  /** How long one `fetch` waits on an empty queue. @default 1000 */
-  blockMs?: number;
   /** AMQP connection heartbeat, in seconds: how soon a silent broker is noticed. @default 5 */
   heartbeat?: number;
-  /**
-   * Longest one connection attempt may take, in ms: TCP connect, the AMQP handshake, opening the
-   * channels and declaring the topology. Bounds the first connection (`amqpSource` rejects with
-   * an error naming the URL, without its password, and this timeout) and every reconnect (which
-   * then tries again). @default 10000
-   */
-  connectTimeout?: number;
   /**
    * The work queue's type when it is declared here. `quorum` makes RabbitMQ count every
    * delivery (`x-delivery-count`, crashes and releases included), so a message that kills its
@@ -121,8 +112,8 @@ const PUBLISH_ID_HEADER = 'x-sluice-publish-id';
 
 /**
  * Connects, declares the topology and returns a source for `consume()`. Rejects with the
- * client's error if the first connection fails, or with an `ETIMEDOUT` error after
- * `connectTimeout`; later losses are retried forever.
+ * client's error if the first connection fails, or with `ConnectTimeoutError`
+ * (`ERR_CONNECT_TIMEOUT`) after `connectTimeout`; later losses are retried forever.
  *
  * @example
  * ```ts
@@ -133,22 +124,23 @@ const PUBLISH_ID_HEADER = 'x-sluice-publish-id';
 export async function amqpSource(opts: AmqpSourceOptions): Promise<AmqpSource> {
   nonEmptyString('queue', opts?.queue);
   numberAtLeast('prefetch', opts.prefetch, 1, { integer: true });
-  numberAtLeast('blockMs', opts.blockMs, 1, { integer: true, unit: 'ms' });
+  // Here `connectTimeout` bounds every (re)connect: TCP, the AMQP handshake, opening the
+  // channels and declaring the topology (a reconnect that misses it tries again).
+  const common = resolveCommon(opts, { leaseMin: false, broker: 'RabbitMQ' });
   numberAtLeast('heartbeat', opts.heartbeat, 0, { integer: true, unit: 's' });
-  numberAtLeast('connectTimeout', opts.connectTimeout, 1, { integer: true, unit: 'ms' });
   const link = new AmqpLink({
     url: opts.url ?? 'amqp://guest:guest@127.0.0.1:5672',
     queue: opts.queue,
     deadLetterExchange: opts.deadLetterExchange ?? `${opts.queue}.dlx`,
     deadLetterQueue: opts.deadLetterQueue ?? `${opts.queue}.dead`,
     heartbeat: opts.heartbeat ?? 5,
-    connectTimeout: opts.connectTimeout ?? DEFAULT_CONNECT_TIMEOUT,
+    connectTimeout: common.connectTimeout,
     queueType: opts.queueType ?? 'classic',
   });
   // The first connection must work (a wrong URL fails fast instead of retrying forever);
   // reconnects after that retry with backoff.
   await link.connectOnce();
-  return new AmqpSource(link, opts);
+  return new AmqpSource(link, { ...opts, fetchWait: common.fetchWait });
 }
 
 /** See the module doc. Build one with {@link amqpSource}. */
@@ -156,7 +148,7 @@ export class AmqpSource implements BrokerSource<AmqpMessage> {
   readonly #link: AmqpLink;
   readonly #queue: string;
   readonly #dlx: string;
-  readonly #blockMs: number;
+  readonly #fetchWait: number;
   #prefetch: number | undefined;
   #fetched = false;
   /** Set by the first fetch when `prefetch` exceeds its `max`; every fetch then throws it. */
@@ -177,7 +169,7 @@ export class AmqpSource implements BrokerSource<AmqpMessage> {
     this.#link = link;
     this.#queue = opts.queue;
     this.#dlx = opts.deadLetterExchange ?? `${opts.queue}.dlx`;
-    this.#blockMs = opts.blockMs ?? 1000;
+    this.#fetchWait = opts.fetchWait ?? SOURCE_DEFAULTS.fetchWait;
     this.#prefetch = opts.prefetch;
     link.onChange = () => wakeAll(this.#wakers);
     link.onReturn = (msg) => {
@@ -207,7 +199,7 @@ export class AmqpSource implements BrokerSource<AmqpMessage> {
     }
     if (this.#refused) throw this.#refused;
     const prefetch = this.#prefetch ?? max;
-    const deadline = Date.now() + this.#blockMs;
+    const deadline = Date.now() + this.#fetchWait;
     while (this.#link.buffer.length === 0 && !signal.aborted && Date.now() < deadline) {
       // Start consuming (at first, after a reconnect, after a pause) only with `prefetch` free
       // slots: messages of a dead channel whose handlers still run count in the loop's `held`
@@ -288,7 +280,7 @@ export class AmqpSource implements BrokerSource<AmqpMessage> {
   /** Publishes to the work queue and waits for the broker's confirm (for producers and tests). */
   async publish(body: Uint8Array | string): Promise<void> {
     const pub = this.#link.publisher;
-    if (!pub) throw new Error('not connected to RabbitMQ (reconnecting)');
+    if (!pub) throw new NotConnectedError('RabbitMQ');
     pub.sendToQueue(this.#queue, Buffer.from(body), { persistent: true });
     await pub.waitForConfirms();
   }
@@ -369,7 +361,7 @@ export class AmqpSource implements BrokerSource<AmqpMessage> {
         this.#republishFailures = 0;
         return;
       }
-      throw new Error(
+      throw new UnroutableError(
         `RabbitMQ routed the ${what} of delivery ${message.id} to no queue (exchange ` +
           `${JSON.stringify(exchange)}, routing key ${JSON.stringify(routingKey)}), even after ` +
           `re-declaring the topology; the message goes back to ${JSON.stringify(this.#queue)}`,
@@ -400,7 +392,7 @@ export class AmqpSource implements BrokerSource<AmqpMessage> {
     headers: Record<string, unknown>,
   ): Promise<boolean> {
     const pub = this.#link.publisher;
-    if (!pub) throw new Error('not connected to RabbitMQ (reconnecting)');
+    if (!pub) throw new NotConnectedError('RabbitMQ');
     const { properties } = message.raw;
     // The broker's count belongs to the old copy; DELIVERIES_HEADER already includes it.
     const { 'x-delivery-count': _old, ...fresh } = headers;

@@ -17,7 +17,8 @@ import {
   connect,
   type Message,
 } from 'amqplib';
-import { connectWithin } from '../connect-deadline.js';
+import { ConnectTimeoutError, NotConnectedError } from '../../errors.js';
+import { connectWithin, redactUrl } from '../connect-deadline.js';
 import { sleep } from '../sleep.js';
 import { type AmqpTopology, declareAmqpTopology } from './topology.js';
 
@@ -124,7 +125,7 @@ export class AmqpLink {
   /** Declares the topology again on the confirm channel (after it vanished under us). */
   async redeclare(): Promise<void> {
     const pub = this.#pub;
-    if (!pub) throw new Error('not connected to RabbitMQ (reconnecting)');
+    if (!pub) throw new NotConnectedError('RabbitMQ');
     await declareAmqpTopology(pub, this.#o);
   }
 
@@ -196,15 +197,8 @@ export class AmqpLink {
   }
 
   #timeoutError(): Error {
-    const url = new URL(this.#o.url);
-    url.password = '';
-    return Object.assign(
-      new Error(
-        `RabbitMQ at ${url.toString()} did not complete the connection (AMQP handshake, channels, ` +
-          `topology) within connectTimeout ${this.#o.connectTimeout} ms`,
-      ),
-      { code: 'ETIMEDOUT' },
-    );
+    // The deadline covers the AMQP handshake, opening the channels and declaring the topology.
+    return new ConnectTimeoutError(`RabbitMQ at ${redactUrl(this.#o.url)}`, this.#o.connectTimeout);
   }
 
   async #openWithin(attempt: Attempt): Promise<void> {

@@ -47,10 +47,10 @@ export class NatsPuller {
     return this.#buffer.length;
   }
 
-  /** Waits up to `blockMs` (never past `signal`) for messages; returns at most `max`. */
-  async take(max: number, signal: AbortSignal, blockMs: number): Promise<JsMsg[]> {
+  /** Waits up to `fetchWait` ms (never past `signal`) for messages; returns at most `max`. */
+  async take(max: number, signal: AbortSignal, fetchWait: number): Promise<JsMsg[]> {
     if (max <= 0) return [];
-    const deadline = Date.now() + blockMs;
+    const deadline = Date.now() + fetchWait;
     while (this.#buffer.length === 0 && !signal.aborted && !this.#closed) {
       const now = Date.now();
       if (now >= deadline) break;

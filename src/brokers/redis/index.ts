@@ -2,29 +2,29 @@
  * `sluice/redis`: a Redis Streams consumer-group source for `consume()`, plus `enqueue`.
  *
  * How each guarantee maps onto Redis:
- * - fetch: `XAUTOCLAIM` (pending entries idle for `claimIdle` ms — crashed consumers and due
+ * - fetch: `XAUTOCLAIM` (pending entries idle for `lease` ms — crashed consumers and due
  *   retries), looped until the cursor returns to `0-0` or the free slots are filled, then
- *   `XREADGROUP COUNT <free> BLOCK <block>` on a dedicated connection. `close()` interrupts the
+ *   `XREADGROUP COUNT <free> BLOCK <fetchWait>` on a dedicated connection. `close()` interrupts the
  *   block with `CLIENT UNBLOCK`, so it never waits out the block time.
  * - ack: `XACK`, batched per event-loop turn. Retry: the entry stays pending and its idle time is
- *   set to `claimIdle - delay`, so it becomes claimable after `delay` — the backoff lives in Redis,
- *   not in this process (delays above `claimIdle` are capped to it).
+ *   set to `lease - delay`, so it becomes claimable after `delay` — the backoff lives in Redis,
+ *   not in this process (delays above `lease` are capped to it).
  * - delivery counts come from the pending entries list (`XPENDING`); dead letters go to
  *   `deadLetterStream`, in one script with the `XACK`: a copy of every field of the original
  *   entry (a malformed one too), plus `sluice-id`, `sluice-stream`, `sluice-group`,
  *   `sluice-deliveries`, `sluice-error` and `sluice-code` (error texts cut to 4096 characters).
- * - heartbeat: every `claimIdle / 3` ms, `XCLAIM … JUSTID` resets the idle time of running
+ * - heartbeat: every `lease / 3` ms, `XCLAIM … JUSTID` resets the idle time of running
  *   entries still owned by this consumer (a Lua script checks the owner, so a lost entry is
  *   reported, not stolen back).
  * - retention: acked entries stay in the stream (another group may still read them) unless
  *   `deleteOnAck` is set; trim by your own policy otherwise.
  * - ownership: every ack, retry, release and dead letter runs in a Lua script that first checks
  *   that this consumer still owns the entry (`XPENDING`), as the heartbeat does. A consumer
- *   whose event loop stalled past `claimIdle` while another claimed its entry has its late ack
+ *   whose event loop stalled past `lease` while another claimed its entry has its late ack
  *   refused (`LeaseLostError`), instead of silently ending the other consumer's delivery.
  * - group membership: a consumer that closes with nothing pending deletes itself from the group
  *   (`XGROUP DELCONSUMER`, checked and done in one script). One that crashed stays listed; its
- *   pending entries are claimed by others after `claimIdle`, and every new source deletes the
+ *   pending entries are claimed by others after `lease`, and every new source deletes the
  *   group's consumers that own nothing and were not seen for an hour.
  * - Redis without persistence loses its streams on restart; the source re-creates the group on
  *   `NOGROUP`, but messages are only safe across restarts with AOF (`appendonly yes`).
@@ -35,13 +35,9 @@
  * @module
  */
 import { createClient } from 'redis';
-import {
-  invalidOption,
-  nonEmptyString,
-  numberAtLeast,
-  optionalBoolean,
-} from '../../internal/options.js';
-import { connectWithin, DEFAULT_CONNECT_TIMEOUT, redactUrl } from '../connect-deadline.js';
+import { invalidOption, nonEmptyString, optionalBoolean } from '../../internal/options.js';
+import { connectWithin, redactUrl } from '../connect-deadline.js';
+import { resolveCommon } from '../source-options.js';
 import {
   type AnyRedisClient,
   closeClient,
@@ -86,13 +82,8 @@ export async function redisSource(options: RedisSourceOptions): Promise<RedisStr
   nonEmptyString('stream', options?.stream);
   nonEmptyString('group', options.group);
   // Redis takes whole milliseconds for BLOCK and XAUTOCLAIM's min-idle-time.
-  for (const name of ['block', 'claimIdle'] as const) {
-    numberAtLeast(name, options[name], 1, { integer: true, unit: 'ms' });
-  }
+  const { connectTimeout } = resolveCommon(options, { integer: true, broker: 'Redis' });
   optionalBoolean('deleteOnAck', options.deleteOnAck);
-  const connectTimeout =
-    numberAtLeast('connectTimeout', options.connectTimeout, 1, { unit: 'ms' }) ??
-    DEFAULT_CONNECT_TIMEOUT;
   const where = `Redis at ${redactUrl(options.url ?? 'redis://127.0.0.1:6379')}`;
   if (options.url !== undefined && !/^rediss?:\/\//.test(String(options.url))) {
     invalidOption('url', options.url, 'a redis:// or rediss:// URL');

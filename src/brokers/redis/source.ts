@@ -10,6 +10,7 @@ import { LeaseLostError } from '../../errors.js';
 import { Batcher } from '../consumer-batch.js';
 import { errorCode, errorMessage, errorName, errorText } from '../dead-letter.js';
 import { type BrokerMessage, type BrokerSource, closedError } from '../source.js';
+import { type CommonSourceOptions, SOURCE_DEFAULTS } from '../source-options.js';
 import {
   ACK_IF_OWNED,
   CLAIM_IF_OWNED,
@@ -32,15 +33,9 @@ import {
 export type AnyRedisClient = RedisClientType<any, any, any, any, any>;
 
 /** Options of {@link redisSource}. */
-export interface RedisSourceOptions {
+export interface RedisSourceOptions extends CommonSourceOptions {
   /** Connection URL, used when `client` is absent. @default 'redis://127.0.0.1:6379' */
   url?: string;
-  /**
-   * Longest wait in ms for each connection's handshake (a server that accepts TCP and never
-   * answers fails the source instead of hanging it). With `client`, it bounds the reading
-   * connection this source duplicates from it. @default 10000
-   */
-  connectTimeout?: number;
   /**
    * A connected node-redis v5 client to use for commands, as `createClient()` returns it (any
    * RESP version, modules or type mapping). It is duplicated, with RESP 2, for the blocking
@@ -61,10 +56,6 @@ export interface RedisSourceOptions {
    * @default `${stream}:dead`
    */
   deadLetterStream?: string;
-  /** Longest `XREADGROUP` block (ms, an integer). @default 1000 */
-  block?: number;
-  /** Pending entries idle this long (ms, an integer) are claimed from other (crashed) consumers. @default 30000 */
-  claimIdle?: number;
   /**
    * Also `XDEL` each entry once acked (in the same round trip), so the stream holds only the
    * backlog. Use it when this group is the stream's only reader; with several groups reading
@@ -94,7 +85,7 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
   readonly #ownsCmd: boolean;
   readonly #field: string;
   readonly #block: number;
-  readonly #claimIdle: number;
+  readonly #lease: number;
   readonly #deleteOnAck: boolean;
   readonly #acks: Batcher<string, unknown>;
   readonly #beats: Batcher<string, unknown>;
@@ -121,9 +112,9 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
       o.consumer ?? `${hostname()}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
     this.deadLetterStream = o.deadLetterStream ?? `${o.stream}:dead`;
     this.#field = o.field ?? 'body';
-    this.#block = o.block ?? 1000;
-    this.#claimIdle = o.claimIdle ?? 30_000;
-    this.heartbeatInterval = Math.max(10, Math.floor(this.#claimIdle / 3));
+    this.#block = o.fetchWait ?? SOURCE_DEFAULTS.fetchWait;
+    this.#lease = o.lease ?? SOURCE_DEFAULTS.lease;
+    this.heartbeatInterval = Math.max(10, Math.floor(this.#lease / 3));
     this.#deleteOnAck = o.deleteOnAck ?? false;
     this.#acks = new Batcher((ids) => this.#ackOnce(ids, this.#fetching ? this.#cmd : this.#read));
     this.#beats = new Batcher((ids) => this.#claimOwned(ids, 0));
@@ -184,14 +175,14 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
   }
 
   async retry(message: RedisMessage, delayMs: number): Promise<void> {
-    // Idle time claimIdle - delay: the entry becomes claimable (by any consumer) after `delay`.
-    const owned = await this.#claimOwned([message.id], Math.max(0, this.#claimIdle - delayMs));
+    // Idle time lease - delay: the entry becomes claimable (by any consumer) after `delay`.
+    const owned = await this.#claimOwned([message.id], Math.max(0, this.#lease - delayMs));
     if (!isIn(owned, message.id)) throw new LeaseLostError(message.id, 'retry');
   }
 
   async release(message: RedisMessage): Promise<void> {
     // Claimable at once, and the delivery that never ran is not counted against maxDeliveries.
-    const owned = await this.#claimOwned([message.id], this.#claimIdle, message.deliveryCount - 1);
+    const owned = await this.#claimOwned([message.id], this.#lease, message.deliveryCount - 1);
     if (!isIn(owned, message.id)) throw new LeaseLostError(message.id, 'release');
   }
 
@@ -265,7 +256,7 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
    * refused because another consumer owns them now. The script is idempotent, so an ack lost
    * with a dropped connection is sent once more: node-redis
    * queues it until it has reconnected. That spares a duplicate run of a handler that already
-   * succeeded. Bounded by `claimIdle`: after that the entry may be reclaimed anyway.
+   * succeeded. Bounded by `lease`: after that the entry may be reclaimed anyway.
    */
   async #ackOnce(ids: string[], via: AnyRedisClient): Promise<unknown> {
     const send = (client: AnyRedisClient) =>
@@ -282,8 +273,8 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
       let timer: ReturnType<typeof setTimeout> | undefined;
       const giveUp = new Promise<never>((_, reject) => {
         timer = setTimeout(
-          () => reject(new Error('XACK not confirmed before claimIdle')),
-          this.#claimIdle,
+          () => reject(new Error('XACK not confirmed within the lease')),
+          this.#lease,
         );
       });
       return Promise.race([send(this.#cmd), giveUp]).finally(() => clearTimeout(timer));
@@ -292,7 +283,7 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
 
   /** How often pending entries are scanned (ms): often enough for retry delays to be honoured. */
   #claimEvery(): number {
-    return Math.max(10, Math.min(1000, Math.floor(this.#claimIdle / 4)));
+    return Math.max(10, Math.min(1000, Math.floor(this.#lease / 4)));
   }
 
   /** XAUTOCLAIM looped until the cursor wraps to 0-0 (or `max` entries are claimed). */
@@ -314,7 +305,7 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
             this.stream,
             this.group,
             this.consumer,
-            String(this.#claimIdle),
+            String(this.#lease),
             this.#claimCursor,
             'COUNT',
             String(max - entries.length),
