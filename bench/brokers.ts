@@ -104,12 +104,12 @@ const brokers: Record<string, BrokerBench> = {
     async fill(n) {
       const table = unique('pg');
       const pg = (await import('pg')).default;
-      const { enqueue, migrate } = await import('../dist/brokers/postgres/index.js');
+      const { enqueueMany, migrate } = await import('../dist/brokers/postgres/index.js');
       const pool = new pg.Pool({ connectionString: PG_URL });
       await migrate(pool, table);
       for (let i = 0; i < n; i += 5000) {
         const items = Array.from({ length: Math.min(5000, n - i) }, (_, j) => ({ i: i + j }));
-        await enqueue(pool, table, items);
+        await enqueueMany({ db: pool, table }, items);
       }
       await pool.query(`VACUUM ANALYZE "${table}"`);
       await pool.end();

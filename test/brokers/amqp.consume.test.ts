@@ -12,6 +12,7 @@ import { amqpUnderTest, brokerCounts } from '../fixtures/brokers/amqp-helpers.js
 import { until } from '../fixtures/brokers/broker-under-test.js';
 import { consumerCases } from '../fixtures/brokers/consumer-cases.js';
 import { processCases } from '../fixtures/brokers/consumer-process-cases.js';
+import { enqueueCases } from '../fixtures/brokers/enqueue-cases.js';
 import { sourceCases } from '../fixtures/brokers/source-cases.js';
 
 const broker = await amqpUnderTest();
@@ -20,6 +21,7 @@ afterAll(() => broker.cleanup());
 consumerCases(broker);
 processCases(broker);
 sourceCases(broker);
+enqueueCases(broker);
 
 describe('consume() over RabbitMQ, broker-specific', () => {
   it('item 7: a slow but alive handler is not handed to a second consumer (RabbitMQ holds it for the channel)', async () => {

@@ -43,7 +43,7 @@ describe('consume() over a PostgreSQL table queue', () => {
     // Poll interval 60 s: only the notification can deliver this row promptly.
     await new Promise((r) => setTimeout(r, 100));
     const sent = performance.now();
-    await enqueue(admin.pool, table, { k: 'wake' });
+    await enqueue({ db: admin.pool, table }, { k: 'wake' });
     const latency = (await deadline(got.promise, 5000, 'notified delivery')) - sent;
     await new Promise((r) => setTimeout(r, 100));
     const t0 = performance.now();

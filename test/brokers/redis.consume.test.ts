@@ -8,6 +8,7 @@
 import { afterAll } from 'vitest';
 import { consumerCases } from '../fixtures/brokers/consumer-cases.js';
 import { processCases } from '../fixtures/brokers/consumer-process-cases.js';
+import { enqueueCases } from '../fixtures/brokers/enqueue-cases.js';
 import { redisUnderTest } from '../fixtures/brokers/redis-helpers.js';
 import { sourceCases } from '../fixtures/brokers/source-cases.js';
 
@@ -17,3 +18,4 @@ afterAll(() => broker.cleanup());
 consumerCases(broker);
 processCases(broker);
 sourceCases(broker);
+enqueueCases(broker);

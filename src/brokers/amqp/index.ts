@@ -37,7 +37,7 @@
  * @module
  */
 import { randomUUID } from 'node:crypto';
-import type { ConfirmChannel, ConsumeMessage } from 'amqplib';
+import type { ConsumeMessage } from 'amqplib';
 import { LeaseLostError, NotConnectedError, UnroutableError } from '../../errors.js';
 import { invalidOption, nonEmptyString, numberAtLeast } from '../../internal/options.js';
 import { errorMessage, errorName, errorStringCode } from '../dead-letter.js';
@@ -59,7 +59,9 @@ export {
   jsonDecode,
   type MessageHandler,
 } from '../consumer.js';
+export type { EnqueueOptions, EnqueueResult } from '../enqueue-options.js';
 export type { BrokerMessage, BrokerSource } from '../source.js';
+export { type AmqpTarget, enqueue } from './enqueue.js';
 
 /** How long a fetch waits (ms) for the loop's slots to free up before it may start consuming. */
 const WAIT_FOR_SLOTS_MS = 20;
@@ -507,31 +509,6 @@ function fieldSize(value: unknown): number {
 function oneLine(text: string): string {
   const line = text.replace(/[\r\n]+/g, ' ');
   return line.length > 1024 ? `${line.slice(0, 1024)}…` : line;
-}
-
-/**
- * Sends `payload` as persistent JSON to `queue` on a confirm channel and waits for the broker's
- * confirm (rejects if the broker nacks or the channel closes). Declare the queue first (an
- * {@link amqpSource} does): RabbitMQ silently drops messages sent to a missing queue.
- *
- * @example
- * ```ts
- * await enqueue(await conn.createConfirmChannel(), 'jobs', { path: 'a.pdf' });
- * ```
- */
-export async function enqueue(
-  channel: ConfirmChannel,
-  queue: string,
-  payload: unknown,
-): Promise<void> {
-  await new Promise<void>((resolve, reject) => {
-    channel.sendToQueue(
-      queue,
-      Buffer.from(JSON.stringify(payload)),
-      { persistent: true, contentType: 'application/json' },
-      (err) => (err ? reject(err) : resolve()),
-    );
-  });
 }
 
 /** A delivery-count header as a number: a positive count, else 0 (absent or garbled). */

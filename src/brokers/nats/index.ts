@@ -44,6 +44,7 @@ import { connectTimeoutError, connectWithin } from '../connect-deadline.js';
 import { errorMessage, errorName, errorStringCode } from '../dead-letter.js';
 import { type BrokerMessage, type BrokerSource, closedError } from '../source.js';
 import { type CommonSourceOptions, resolveCommon } from '../source-options.js';
+import { DELAY_HEADER } from './enqueue.js';
 import { NatsPuller } from './puller.js';
 import { declareNatsTopology, toMs } from './topology.js';
 
@@ -59,7 +60,9 @@ export {
   jsonDecode,
   type MessageHandler,
 } from '../consumer.js';
+export type { EnqueueOptions, EnqueueResult } from '../enqueue-options.js';
 export type { BrokerMessage, BrokerSource } from '../source.js';
+export { DELAY_HEADER, enqueue, type NatsTarget } from './enqueue.js';
 
 /** Options of {@link natsSource}. Durations in ms. */
 export interface NatsSourceOptions extends CommonSourceOptions {
@@ -79,6 +82,12 @@ export interface NatsSourceOptions extends CommonSourceOptions {
   deadLetterStream?: string;
   /** Create missing streams and the consumer. @default true */
   declare?: boolean;
+  /**
+   * The work stream's `duplicate_window` when it is created here, ms: how long an
+   * `enqueue(…, { key })` blocks the same key (see `enqueue`). Existing streams keep theirs.
+   * @default 120000 (the server's default)
+   */
+  duplicateWindow?: number;
   /** Consumer `max_ack_pending` when created here (all processes together). @default 10_000 */
   maxAckPending?: number;
   /** How long to wait for the server to confirm an ack, nak, term or publish. @default 5000 */
@@ -137,6 +146,7 @@ function validate(opts: NatsSourceOptions): Resolved {
   // A pull's `expires` is at least 1 s; so is an `ack_wait` worth heartbeating.
   const common = resolveCommon(opts, { fetchWaitMin: 1000, leaseMin: 1000, broker: 'NATS' });
   numberAtLeast('maxAckPending', opts.maxAckPending, 1, { integer: true });
+  numberAtLeast('duplicateWindow', opts.duplicateWindow, 100, { unit: 'ms' });
   numberAtLeast('ackTimeout', opts.ackTimeout, 1, { unit: 'ms' });
   const { servers } = opts;
   const listed = Array.isArray(servers) ? servers : [servers];
@@ -151,6 +161,7 @@ function validate(opts: NatsSourceOptions): Resolved {
     declare: optionalBoolean('declare', opts.declare) ?? true,
     ...common,
     maxAckPending: opts.maxAckPending ?? 10_000,
+    duplicateWindow: opts.duplicateWindow ?? 120_000,
     ackTimeout: opts.ackTimeout ?? 5000,
     confirmAcks: optionalBoolean('confirmAcks', opts.confirmAcks) ?? true,
   };
@@ -303,7 +314,7 @@ export class NatsSource implements BrokerSource<NatsMessage> {
     // loop reports it once and stops) rather than returning nothing at once, in a loop.
     if (this.#closing) throw closedError('NATS');
     const msgs = await this.#puller.take(max, signal, this.#o.fetchWait);
-    return msgs.map((raw) => {
+    return this.#turnBackEarly(msgs).map((raw) => {
       const message = toMessage(raw);
       this.#leases.set(message, this.#puller.arrived.get(raw) ?? performance.now());
       return message;
@@ -394,6 +405,21 @@ export class NatsSource implements BrokerSource<NatsMessage> {
     if (this.#owned) await this.#nc.close();
   }
 
+  /**
+   * Delayed jobs delivered before they are due go back with `-NAK` and the remaining delay (not
+   * awaited: the server redelivers when due); the rest are handed out.
+   */
+  #turnBackEarly(msgs: JsMsg[]): JsMsg[] {
+    const now = Date.now();
+    return msgs.filter((raw) => {
+      const due = dueAt(raw);
+      if (due === undefined || due <= now) return true;
+      const nak = `-NAK ${JSON.stringify({ delay: Math.ceil(due - now) * 1e6 })}`;
+      void this.#confirm(toMessage(raw), new TextEncoder().encode(nak)).catch(() => {});
+      return false;
+    });
+  }
+
   #expired(message: NatsMessage): boolean {
     const since = this.#leases.get(message);
     return since !== undefined && performance.now() - since > this.#leaseMs;
@@ -422,31 +448,21 @@ export class NatsSource implements BrokerSource<NatsMessage> {
   }
 }
 
+/** When a delayed job is due (ms since the epoch), from its store time and `Sluice-Delay`. */
+function dueAt(raw: JsMsg): number | undefined {
+  const delay = Number(raw.headers?.get(DELAY_HEADER));
+  if (!raw.headers?.has(DELAY_HEADER) || !Number.isFinite(delay)) return undefined;
+  return raw.info.timestampNanos / 1e6 + delay;
+}
+
 function toMessage(raw: JsMsg): NatsMessage {
+  const count = raw.info.deliveryCount;
   return {
     id: String(raw.seq),
     body: raw.data,
-    deliveryCount: raw.info.deliveryCount,
+    // A delayed job's early delivery (turned back) is not an attempt.
+    deliveryCount: count > 1 && raw.headers?.has(DELAY_HEADER) ? count - 1 : count,
     subject: raw.subject,
     raw,
   };
-}
-
-/**
- * Publishes `payload` as JSON to `subject` and waits for the stream's PubAck (throws the
- * client's error when no stream captures the subject, or on timeout). The stream must exist:
- * create a source first (it declares the topology), or declare it yourself.
- *
- * @example
- * ```ts
- * await enqueue(nc, 'JOBS.work', { path: 'a.pdf' });
- * ```
- */
-export async function enqueue(
-  nc: NatsConnection,
-  subject: string,
-  payload: unknown,
-  opts: { timeout?: number } = {},
-): Promise<void> {
-  await jetstream(nc).publish(subject, JSON.stringify(payload), { timeout: opts.timeout ?? 5000 });
 }

@@ -42,7 +42,9 @@ export {
   jsonDecode,
   type MessageHandler,
 } from '../consumer.js';
+export type { EnqueueOptions, EnqueueResult } from '../enqueue-options.js';
 export type { BrokerMessage, BrokerSource } from '../source.js';
+export { enqueue, enqueueMany, type PostgresTarget } from './enqueue.js';
 
 /** Options of {@link postgresSource}. */
 export interface PostgresSourceOptions extends CommonSourceOptions {
@@ -67,6 +69,8 @@ export interface PostgresSourceOptions extends CommonSourceOptions {
 export interface PostgresMessage extends BrokerMessage {
   /** The lease this delivery holds; completions carry it so a lost lease is refused. */
   readonly token: string;
+  /** The headers it was enqueued with, if any. */
+  readonly headers?: Record<string, string>;
 }
 
 interface Row {
@@ -74,6 +78,7 @@ interface Row {
   body: Buffer;
   deliveries: number;
   token: string;
+  headers: Record<string, string> | null;
 }
 
 /** The PostgreSQL {@link BrokerSource}; create it with {@link postgresSource}. */
@@ -165,6 +170,7 @@ export class PostgresQueueSource implements BrokerSource<PostgresMessage> {
       body: r.body,
       deliveryCount: r.deliveries,
       token: r.token,
+      ...(r.headers === null ? {} : { headers: r.headers }),
     }));
   }
 
@@ -185,7 +191,7 @@ export class PostgresQueueSource implements BrokerSource<PostgresMessage> {
    * connection, so the hot claim/ack path skips parsing and planning.
    */
   #query<R extends pg.QueryResultRow>(
-    statement: Exclude<keyof QueueSql, 'channel' | 'migrate'>,
+    statement: Exclude<keyof QueueSql, 'channel' | 'migrate' | 'enqueue' | 'enqueueMany'>,
     values: unknown[],
   ): Promise<pg.QueryResult<R>> {
     return this.#pool.query<R>({
@@ -236,32 +242,6 @@ export async function migrate(db: pg.Pool | pg.Client, table: string): Promise<v
   } finally {
     if (db instanceof pg.Pool) (client as pg.PoolClient).release();
   }
-}
-
-/**
- * Inserts messages (objects as JSON, strings as UTF-8, bytes as is) in one statement.
- *
- * @returns the new row ids, in order.
- * @example
- * ```ts
- * await enqueue(pool, 'jobs', [{ path: 'a.pdf' }, { path: 'b.pdf' }]);
- * ```
- */
-export async function enqueue(
-  db: pg.Pool | pg.Client,
-  table: string,
-  payloads: unknown | unknown[],
-): Promise<string[]> {
-  const list = Array.isArray(payloads) ? payloads : [payloads];
-  const bodies = list.map((p) =>
-    p instanceof Uint8Array
-      ? Buffer.from(p)
-      : Buffer.from(typeof p === 'string' ? p : JSON.stringify(p)),
-  );
-  const { rows } = await db.query<{ id: string }>(queueSql(table, argument('table')).enqueue, [
-    bodies,
-  ]);
-  return rows.map((r) => r.id);
 }
 
 /**

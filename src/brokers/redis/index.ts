@@ -1,5 +1,6 @@
 /**
- * `sluice/redis`: a Redis Streams consumer-group source for `consume()`, plus `enqueue`.
+ * `sluice/redis`: a Redis Streams consumer-group source for `consume()`, plus `enqueue` (with
+ * `delay` and `key`; see {@link enqueue}).
  *
  * How each guarantee maps onto Redis:
  * - fetch: `XAUTOCLAIM` (pending entries idle for `lease` ms — crashed consumers and due
@@ -61,7 +62,9 @@ export {
   jsonDecode,
   type MessageHandler,
 } from '../consumer.js';
+export type { EnqueueOptions, EnqueueResult } from '../enqueue-options.js';
 export type { BrokerMessage, BrokerSource } from '../source.js';
+export { enqueue, type RedisTarget } from './enqueue.js';
 export type { AnyRedisClient, RedisMessage, RedisSourceOptions } from './source.js';
 export { RedisStreamSource } from './source.js';
 
@@ -129,35 +132,4 @@ export async function redisSource(options: RedisSourceOptions): Promise<RedisStr
   // that were not seen for an hour (safe and cheap; see REAP_EMPTY_CONSUMERS).
   await reapEmptyConsumers(cmd, options.stream, options.group);
   return new RedisStreamSource(cmd, read, owns, options);
-}
-
-/**
- * Appends one message (`XADD stream * body <payload>`): objects as JSON, strings and bytes as
- * they are — so a plain string such as `'hello'` is not JSON, and the default `jsonDecode`
- * dead-letters it; send `{ text: 'hello' }` or `JSON.stringify('hello')` instead.
- *
- * @param client - any connected node-redis v5 client, as `createClient()` returns it.
- * @returns the new entry id.
- * @example
- * ```ts
- * const client = await createClient({ url: 'redis://127.0.0.1:6379' }).connect();
- * await enqueue(client, 'jobs', { path: 'a.pdf' });
- * ```
- */
-export async function enqueue(
-  client: AnyRedisClient,
-  stream: string,
-  payload: unknown,
-  opts: { field?: string } = {},
-): Promise<string> {
-  return String(
-    await client.sendCommand(['XADD', stream, '*', opts.field ?? 'body', encode(payload)]),
-  );
-}
-
-function encode(payload: unknown): string | Buffer {
-  if (typeof payload === 'string') return payload;
-  if (payload instanceof Uint8Array)
-    return Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
-  return JSON.stringify(payload);
 }

@@ -11,6 +11,7 @@ import { Batcher } from '../consumer-batch.js';
 import { errorCode, errorMessage, errorName, errorText } from '../dead-letter.js';
 import { type BrokerMessage, type BrokerSource, closedError } from '../source.js';
 import { type CommonSourceOptions, SOURCE_DEFAULTS } from '../source-options.js';
+import { delayKeys, PROMOTE, RELEASE_KEY } from './enqueue-scripts.js';
 import {
   ACK_IF_OWNED,
   CLAIM_IF_OWNED,
@@ -68,6 +69,8 @@ export interface RedisSourceOptions extends CommonSourceOptions {
 /** A message read from a Redis stream. */
 export interface RedisMessage extends BrokerMessage {
   readonly stream: string;
+  /** The deduplication key it was enqueued with (`sluice-key` field), freed at ack or dead letter. */
+  readonly key?: string;
 }
 
 type Reply = unknown[] | null;
@@ -88,6 +91,9 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
   readonly #lease: number;
   readonly #deleteOnAck: boolean;
   readonly #acks: Batcher<string, unknown>;
+  readonly #delay: ReturnType<typeof delayKeys>;
+  /** When (performance.now()) the delayed set is looked at next. */
+  #promoteAt = 0;
   readonly #beats: Batcher<string, unknown>;
   #readId: string | undefined;
   #claimCursor = '0-0';
@@ -116,6 +122,7 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
     this.#lease = o.lease ?? SOURCE_DEFAULTS.lease;
     this.heartbeatInterval = Math.max(10, Math.floor(this.#lease / 3));
     this.#deleteOnAck = o.deleteOnAck ?? false;
+    this.#delay = delayKeys(this.stream);
     this.#acks = new Batcher((ids) => this.#ackOnce(ids, this.#fetching ? this.#cmd : this.#read));
     this.#beats = new Batcher((ids) => this.#claimOwned(ids, 0));
     // A reconnect gives the reading connection a new id; look it up again before the next block.
@@ -138,13 +145,17 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
   }
 
   async #fetch(max: number, signal: AbortSignal): Promise<RedisMessage[]> {
+    await this.#promote();
     const claimed = await this.#claim(max);
     const room = max - claimed.length;
     if (room <= 0 || signal.aborted) return claimed;
     this.#readId ??= String(await this.#read.sendCommand(['CLIENT', 'ID']));
     const args = ['XREADGROUP', 'GROUP', this.group, this.consumer, 'COUNT', String(room)];
     // Only block when there is nothing to hand back yet, and never past the next claim pass.
-    if (claimed.length === 0) args.push('BLOCK', String(Math.min(this.#block, this.#claimEvery())));
+    // Nor past the next delayed job's due time (BLOCK 0 would mean for ever: at least 1 ms).
+    const promote = Math.max(1, Math.ceil(this.#promoteAt - performance.now()));
+    if (claimed.length === 0)
+      args.push('BLOCK', String(Math.min(this.#block, this.#claimEvery(), promote)));
     args.push('STREAMS', this.stream, '>');
     // The two connections are not ordered with each other: an UNBLOCK may arrive before the
     // read has blocked, so it is repeated every 50 ms until the read returns.
@@ -172,6 +183,7 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
     const refused = (await this.#acks.add(message.id)) as unknown[];
     if (refused.some((id) => String(id) === message.id))
       throw new LeaseLostError(message.id, 'ack');
+    await this.#releaseKey(message);
   }
 
   async retry(message: RedisMessage, delayMs: number): Promise<void> {
@@ -229,6 +241,30 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
       ],
     );
     if (Number(done) !== 1) throw new LeaseLostError(message.id, 'dead-letter');
+    await this.#releaseKey(message);
+  }
+
+  /** A keyed job is done: its key may be enqueued again (see `enqueue`). */
+  async #releaseKey(message: RedisMessage): Promise<void> {
+    if (message.key === undefined) return;
+    await evalScript(this.#cmd, RELEASE_KEY, [this.#delay.keyPrefix + message.key], [message.id]);
+  }
+
+  /**
+   * Moves due delayed jobs into the stream when one may be due (or `fetchWait` passed since the
+   * last look: another producer may have added an earlier one), and learns when the next is due.
+   */
+  async #promote(): Promise<void> {
+    if (performance.now() < this.#promoteAt) return;
+    const next = Number(
+      await evalScript(
+        this.#cmd,
+        PROMOTE,
+        [this.stream, this.#delay.delayed, this.#delay.data],
+        [String(PROMOTE_BATCH), this.#delay.keyPrefix],
+      ),
+    );
+    this.#promoteAt = performance.now() + (next < 0 ? this.#block : Math.min(next, this.#block));
   }
 
   /**
@@ -342,14 +378,18 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
       const [rawId, fields] = entry as [Buffer, Buffer[] | null];
       const id = rawId.toString('latin1');
       let body: Uint8Array | undefined;
+      let key: string | undefined;
       for (let i = 0; fields && i < fields.length; i += 2) {
-        if (fields[i]!.toString() === this.#field) body = fields[i + 1]!;
+        const name = fields[i]!.toString();
+        if (name === this.#field) body = fields[i + 1]!;
+        else if (name === 'sluice-key') key = fields[i + 1]!.toString();
       }
       const message: RedisMessage = {
         id,
         body: body ?? EMPTY,
         deliveryCount: counts.get(id) ?? 1,
         stream: this.stream,
+        ...(key === undefined ? {} : { key }),
       };
       if (body === undefined) {
         // XADD by another producer with other field names: say so, not "not JSON".
@@ -383,6 +423,9 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
 }
 
 const EMPTY = new Uint8Array(0);
+
+/** Most delayed jobs moved into the stream per script run. */
+const PROMOTE_BATCH = 100;
 
 /** Longest wait (ms) for the best-effort group clean-ups (close, start). */
 const CLOSE_CLEANUP_MS = 2000;
@@ -432,7 +475,7 @@ export async function evalScript(
  * fallback would reach Redis after the next read, out of order with it).
  */
 export async function loadScripts(client: AnyRedisClient): Promise<void> {
-  for (const script of [ACK_IF_OWNED, CLAIM_IF_OWNED, DEAD_LETTER, DELETE_IF_EMPTY]) {
+  for (const script of [ACK_IF_OWNED, CLAIM_IF_OWNED, DEAD_LETTER, DELETE_IF_EMPTY, PROMOTE]) {
     await client.sendCommand(['SCRIPT', 'LOAD', script]);
   }
 }
