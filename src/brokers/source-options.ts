@@ -67,6 +67,18 @@ export interface CommonLimits {
   broker: string;
 }
 
+/**
+ * Each broker's limits on the common options (the README's table is checked against these).
+ * NATS: a pull's `expires` and an `ack_wait` worth heartbeating are at least 1 s; Redis takes
+ * whole ms for `BLOCK` and `XAUTOCLAIM`'s min-idle-time; RabbitMQ has no lease.
+ */
+export const BROKER_LIMITS = {
+  redis: { integer: true, broker: 'Redis' },
+  nats: { fetchWaitMin: 1000, leaseMin: 1000, broker: 'NATS' },
+  amqp: { leaseMin: false, broker: 'RabbitMQ' },
+  postgres: { broker: 'PostgreSQL' },
+} as const satisfies Record<string, CommonLimits>;
+
 /** The common options, checked and with their defaults filled in. */
 export type ResolvedCommon = Required<CommonSourceOptions>;
 

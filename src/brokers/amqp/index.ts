@@ -43,7 +43,12 @@ import { invalidOption, nonEmptyString, numberAtLeast } from '../../internal/opt
 import { errorMessage, errorName, errorStringCode } from '../dead-letter.js';
 import { sleep, wakeAll } from '../sleep.js';
 import { type BrokerMessage, type BrokerSource, closedError } from '../source.js';
-import { type CommonSourceOptions, resolveCommon, SOURCE_DEFAULTS } from '../source-options.js';
+import {
+  BROKER_LIMITS,
+  type CommonSourceOptions,
+  resolveCommon,
+  SOURCE_DEFAULTS,
+} from '../source-options.js';
 import { AmqpLink, type Delivery } from './link.js';
 import { declareRetryQueue, RETRY_REDECLARE, retryBucket } from './topology.js';
 
@@ -128,7 +133,7 @@ export async function amqpSource(opts: AmqpSourceOptions): Promise<AmqpSource> {
   numberAtLeast('prefetch', opts.prefetch, 1, { integer: true });
   // Here `connectTimeout` bounds every (re)connect: TCP, the AMQP handshake, opening the
   // channels and declaring the topology (a reconnect that misses it tries again).
-  const common = resolveCommon(opts, { leaseMin: false, broker: 'RabbitMQ' });
+  const common = resolveCommon(opts, BROKER_LIMITS.amqp);
   numberAtLeast('heartbeat', opts.heartbeat, 0, { integer: true, unit: 's' });
   const link = new AmqpLink({
     url: opts.url ?? 'amqp://guest:guest@127.0.0.1:5672',

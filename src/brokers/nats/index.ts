@@ -43,10 +43,10 @@ import {
 import { connectTimeoutError, connectWithin } from '../connect-deadline.js';
 import { errorMessage, errorName, errorStringCode } from '../dead-letter.js';
 import { type BrokerMessage, type BrokerSource, closedError } from '../source.js';
-import { type CommonSourceOptions, resolveCommon } from '../source-options.js';
+import { BROKER_LIMITS, type CommonSourceOptions, resolveCommon } from '../source-options.js';
 import { DELAY_HEADER } from './enqueue.js';
 import { NatsPuller } from './puller.js';
-import { declareNatsTopology, toMs } from './topology.js';
+import { DEFAULT_DUPLICATE_WINDOW, declareNatsTopology, toMs } from './topology.js';
 
 // The shared consumer, so that one subpath import is enough: `import { consume, … } from 'sluice/nats'`.
 export {
@@ -144,7 +144,7 @@ function validate(opts: NatsSourceOptions): Resolved {
   nonEmptyString('stream', opts?.stream, name);
   nonEmptyString('consumer', opts.consumer, name);
   // A pull's `expires` is at least 1 s; so is an `ack_wait` worth heartbeating.
-  const common = resolveCommon(opts, { fetchWaitMin: 1000, leaseMin: 1000, broker: 'NATS' });
+  const common = resolveCommon(opts, BROKER_LIMITS.nats);
   numberAtLeast('maxAckPending', opts.maxAckPending, 1, { integer: true });
   numberAtLeast('duplicateWindow', opts.duplicateWindow, 100, { unit: 'ms' });
   numberAtLeast('ackTimeout', opts.ackTimeout, 1, { unit: 'ms' });
@@ -161,7 +161,7 @@ function validate(opts: NatsSourceOptions): Resolved {
     declare: optionalBoolean('declare', opts.declare) ?? true,
     ...common,
     maxAckPending: opts.maxAckPending ?? 10_000,
-    duplicateWindow: opts.duplicateWindow ?? 120_000,
+    duplicateWindow: opts.duplicateWindow ?? DEFAULT_DUPLICATE_WINDOW,
     ackTimeout: opts.ackTimeout ?? 5000,
     confirmAcks: optionalBoolean('confirmAcks', opts.confirmAcks) ?? true,
   };

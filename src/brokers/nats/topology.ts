@@ -13,6 +13,9 @@ import {
 } from '@nats-io/jetstream';
 import { nanos } from '@nats-io/transport-node';
 
+/** The work stream's `duplicate_window` when declared here, ms (the server's own default). */
+export const DEFAULT_DUPLICATE_WINDOW = 120_000;
+
 /** Names of everything the source reads from or writes to. */
 export interface NatsTopology {
   stream: string;

@@ -26,7 +26,12 @@ import { connectTimeoutError, redactUrl } from '../connect-deadline.js';
 import { Batcher } from '../consumer-batch.js';
 import { errorCode, errorMessage, errorName, errorText } from '../dead-letter.js';
 import { type BrokerMessage, type BrokerSource, closedError } from '../source.js';
-import { type CommonSourceOptions, resolveCommon, SOURCE_DEFAULTS } from '../source-options.js';
+import {
+  BROKER_LIMITS,
+  type CommonSourceOptions,
+  resolveCommon,
+  SOURCE_DEFAULTS,
+} from '../source-options.js';
 import { PgListener } from './listen.js';
 import { type QueueSql, queueSql } from './sql.js';
 
@@ -257,7 +262,7 @@ export async function migrate(db: pg.Pool | pg.Client, table: string): Promise<v
  */
 export async function postgresSource(options: PostgresSourceOptions): Promise<PostgresQueueSource> {
   const sql = queueSql(options?.table);
-  const { connectTimeout } = resolveCommon(options, { broker: 'PostgreSQL' });
+  const { connectTimeout } = resolveCommon(options, BROKER_LIMITS.postgres);
   const owns = options.pool === undefined;
   const pool =
     options.pool ??

@@ -38,7 +38,7 @@
 import { createClient } from 'redis';
 import { invalidOption, nonEmptyString, optionalBoolean } from '../../internal/options.js';
 import { connectWithin, redactUrl } from '../connect-deadline.js';
-import { resolveCommon } from '../source-options.js';
+import { BROKER_LIMITS, resolveCommon } from '../source-options.js';
 import {
   type AnyRedisClient,
   closeClient,
@@ -85,7 +85,7 @@ export async function redisSource(options: RedisSourceOptions): Promise<RedisStr
   nonEmptyString('stream', options?.stream);
   nonEmptyString('group', options.group);
   // Redis takes whole milliseconds for BLOCK and XAUTOCLAIM's min-idle-time.
-  const { connectTimeout } = resolveCommon(options, { integer: true, broker: 'Redis' });
+  const { connectTimeout } = resolveCommon(options, BROKER_LIMITS.redis);
   optionalBoolean('deleteOnAck', options.deleteOnAck);
   const where = `Redis at ${redactUrl(options.url ?? 'redis://127.0.0.1:6379')}`;
   if (options.url !== undefined && !/^rediss?:\/\//.test(String(options.url))) {
