@@ -22,14 +22,17 @@ export { Channel, type ChannelOpOptions } from './channel.js';
 export {
   AbortError,
   ChannelClosedError,
+  ConnectTimeoutError,
   JobFailedError,
   LeaseLostError,
   MalformedMessageError,
+  NotConnectedError,
   PoolClosedError,
   QueueFullError,
   SluiceError,
   type SluiceErrorCode,
   TimeoutError,
+  UnroutableError,
   WorkerCrashedError,
   WorkerStartupError,
 } from './errors.js';

@@ -13,6 +13,7 @@ import { until } from '../fixtures/brokers/broker-under-test.js';
 import { consumerCases } from '../fixtures/brokers/consumer-cases.js';
 import { consumerGateCases } from '../fixtures/brokers/consumer-gate-cases.js';
 import { processCases } from '../fixtures/brokers/consumer-process-cases.js';
+import { enqueueCases } from '../fixtures/brokers/enqueue-cases.js';
 import { NATS_URL, natsUnderTest } from '../fixtures/brokers/nats-helpers.js';
 import { sourceCases } from '../fixtures/brokers/source-cases.js';
 
@@ -31,6 +32,7 @@ consumerCases(broker);
 consumerGateCases(broker);
 processCases(broker);
 sourceCases(broker);
+enqueueCases(broker);
 
 describe('consume() over NATS JetStream, broker-specific', () => {
   it('item 7: a slow but alive handler (3 x ack_wait) is not handed to a second consumer', async () => {

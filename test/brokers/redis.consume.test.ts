@@ -9,6 +9,7 @@ import { afterAll } from 'vitest';
 import { consumerCases } from '../fixtures/brokers/consumer-cases.js';
 import { consumerGateCases } from '../fixtures/brokers/consumer-gate-cases.js';
 import { processCases } from '../fixtures/brokers/consumer-process-cases.js';
+import { enqueueCases } from '../fixtures/brokers/enqueue-cases.js';
 import { redisUnderTest } from '../fixtures/brokers/redis-helpers.js';
 import { sourceCases } from '../fixtures/brokers/source-cases.js';
 
@@ -19,3 +20,4 @@ consumerCases(broker);
 consumerGateCases(broker);
 processCases(broker);
 sourceCases(broker);
+enqueueCases(broker);
