@@ -65,6 +65,7 @@ export {
   jsonDecode,
   type MessageHandler,
 } from './consumer.js';
+export { type RedisRateLimiterOptions, redisRateLimiter } from './redis-rate-limiter.js';
 export type { AnyRedisClient, RedisMessage, RedisSourceOptions } from './redis-source.js';
 export { RedisStreamSource } from './redis-source.js';
 export type { BrokerMessage, BrokerSource } from './source.js';
