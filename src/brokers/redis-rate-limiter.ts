@@ -18,7 +18,7 @@ import { type AnyRedisClient, evalScript } from './redis-source.js';
 
 /** Options of {@link redisRateLimiter}. */
 export interface RedisRateLimiterOptions {
-  /** Starts allowed per `interval`: a positive integer. */
+  /** Starts allowed per `interval`: a positive integer, at most one per µs (`interval x 1000`). */
   limit: number;
   /** The window in ms (> 0, at most about 24.8 days); the steady pace is one start per `interval / limit` ms. */
   interval: number;
@@ -37,29 +37,36 @@ export interface RedisRateLimiterOptions {
 export const RATE_KEY_PREFIX = 'sluice:rate:';
 
 /**
- * GCRA in one step, on the server's clock. The state is the theoretical arrival time (TAT, in
- * µs): when the next start would be due at the steady pace. A permit is usable at
- * `TAT - tolerance` (or now, if later) and moves TAT one step on from `max(TAT, now)`.
- * A state whose TAT has passed means the same as no state at all, so the key expires at TAT
- * (`SET … PX`, in the same write): an idle limiter leaves nothing behind, and a missing key is a
- * full bucket.
+ * GCRA in one step, on the server's clock. The state is the theoretical arrival time (TAT): when
+ * the next permit would be due at the steady pace. A permit is usable at `TAT - tolerance` (or
+ * now, if later) and moves TAT one step on from `max(TAT, now)`. A TAT that has passed means
+ * the same as no state at all, so the key expires at TAT (`SET … PX`, in the same write): an
+ * idle limiter leaves nothing behind, and a missing key is a full bucket.
+ * The TAT is counted in steps, not µs: adding one step is then exact, where `TAT + step` in µs
+ * (~1.7e15, a double's resolution there is 0.25 µs) would round at every permit and drift the
+ * pace whenever `interval / limit` is not a whole number of µs. `%.17g` stores it exactly.
  * `TIME` is read here rather than passed in, so that hosts with skewed clocks share one
  * timeline (Redis >= 5 replicates scripts by their effects, which allows it before a write).
- * The TAT keeps its fraction of a µs (`%.17g` prints a double exactly): rounding it at every
- * step would drift the pace whenever `interval / limit` is not a whole number of µs.
- * KEYS[1] = state key; ARGV = step µs, tolerance µs. Returns the wait in whole µs (rounded up).
+ * KEYS[1] = state key; ARGV = step µs, tolerance in steps. Returns the wait in whole µs
+ * (rounded to the nearest: the product `tat * step` is only exact to 0.25 µs).
  */
 export const GCRA_RESERVE = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local step = tonumber(ARGV[1])
 local tat = tonumber(redis.call('GET', KEYS[1]) or '0') or 0
-if tat < now then tat = now end
-local wait = tat - tonumber(ARGV[2]) - now
-if wait < 0 then wait = 0 end
-tat = tat + step
-redis.call('SET', KEYS[1], string.format('%.17g', tat), 'PX', math.ceil((tat - now) / 1000))
-return math.ceil(wait)
+local wait = 0
+if tat * step > now then
+  wait = math.floor((tat - tonumber(ARGV[2])) * step - now + 0.5)
+  if wait < 0 then wait = 0 end
+else
+  tat = now / step
+end
+tat = tat + 1
+local ttl = math.ceil((tat * step - now) / 1000)
+if ttl < 1 then ttl = 1 end
+redis.call('SET', KEYS[1], string.format('%.17g', tat), 'PX', ttl)
+return wait
 `;
 
 /**
@@ -71,11 +78,15 @@ return math.ceil(wait)
  * server's clock, **any window of `interval` ms holds at most `limit + burst` permits**, both
  * ends counted (a full bucket, then one permit per `interval / limit` ms; counting `[t, t +
  * interval)` it is one fewer). Under steady demand, once the bucket is spent, such a window holds
- * `limit`, so over a long run the starts approach `limit` per `interval`. Starts as the
- * processes make them lag their permits by the reply's trip and the timer's lateness (a busy
- * event loop adds more), so starts seen on one clock can bunch: a window of them can hold one
- * more for each reserver whose late start slipped into it. When a hard external limit must
- * hold, set `limit` a little below it and `burst: 1`.
+ * about `limit`, so over a long run the starts approach `limit` per `interval`.
+ *
+ * **Starts as made.** A process starts its job when its wait ends, a little after its permit is
+ * due (the reply's trip, the timer's lateness, a busy event loop): starts seen on one clock can
+ * bunch. Each caller holding a permit can have one that fell due before a window and started
+ * inside it, so **a window of `interval` ms of starts holds at most `limit + burst + n`**, `n`
+ * being the callers that hold a permit at once — one per pool, which reserves one permit at a
+ * time (on hosts whose clocks agree). When a hard external limit must hold, set `limit` below
+ * it by that margin, and `burst: 1`.
  *
  * **What it costs.** One round trip per start (`EVALSHA` of one script; `EVAL` once after a
  * Redis restart or `SCRIPT FLUSH`): each `reserve()` takes one permit and is answered with its
@@ -83,7 +94,7 @@ return math.ceil(wait)
  *
  * **How far ahead.** A permit may be reserved any distance into the future; there is no cap.
  * A pool reserves only when a job could start and one permit at a time, so the schedule runs
- * ahead by at most (pools waiting on the limiter) × `interval / limit` ms. A caller that
+ * ahead by about (pools waiting on the limiter) × `interval / limit` ms at most. A caller that
  * reserves in a loop without using its permits pushes every user's waits out by as much (a
  * canceled job keeps its permit too: the limiter errs on the side of fewer starts).
  *
@@ -125,7 +136,7 @@ export function redisRateLimiter(
   };
 }
 
-/** Checks the options and returns the GCRA step and tolerance, in µs. */
+/** Checks the options and returns the GCRA step (µs) and tolerance (steps). */
 function schedule(value: unknown): { step: number; tolerance: number } {
   const o = optionsObject<Partial<RedisRateLimiterOptions>>('options', value);
   if (o === undefined) invalidOption('options', value, 'an object with limit and interval');
@@ -134,9 +145,17 @@ function schedule(value: unknown): { step: number; tolerance: number } {
     optionalDuration('interval', o.interval) ??
     invalidOption('interval', o.interval, 'a positive finite number of milliseconds');
   const burst = o.burst == null ? defaultBurst(limit) : positiveInt('burst', o.burst);
-  const step = (interval * 1000) / limit;
+  // A step under 1 µs would leave the TAT, counted in steps, past 2^53 where adding one is lost.
+  if (limit > interval * 1000) {
+    invalidOption(
+      'limit',
+      limit,
+      `a positive integer <= interval x 1000 (${interval * 1000})`,
+      true,
+    );
+  }
   // A bucket of `burst` lets `burst - 1` permits run ahead of the steady schedule.
-  return { step, tolerance: (burst - 1) * step };
+  return { step: (interval * 1000) / limit, tolerance: burst - 1 };
 }
 
 /** 2% of `limit`, at least 1: see {@link RedisRateLimiterOptions.burst}. */

@@ -55,7 +55,7 @@ function expectSchedule(
   const first = timed[0]!;
   timed.forEach(({ wait, before, after }, k) => {
     const due = Math.max(0, k - burst + 1) * step;
-    const lo = Math.max(0, due - (after - first.before)) - 0.002; // µs rounding up, both ends
+    const lo = Math.max(0, due - (after - first.before)) - 0.002; // the wait is rounded to whole µs
     const hi = Math.max(0, due - (before - first.after)) + 0.002;
     expect(wait, `permit ${k}`).toBeGreaterThanOrEqual(lo);
     expect(wait, `permit ${k}`).toBeLessThanOrEqual(hi);
@@ -101,6 +101,12 @@ describe('redisRateLimiter', () => {
         () => redisRateLimiter(client, 'n', { limit: 2.5, interval: 1000 }),
         RangeError,
         /"limit".*2\.5/,
+        'ERR_INVALID_OPTION',
+      ],
+      [
+        () => redisRateLimiter(client, 'n', { limit: 1001, interval: 1 }),
+        RangeError,
+        /"limit".*1000.*1001/,
         'ERR_INVALID_OPTION',
       ],
       [
