@@ -24,7 +24,8 @@ export interface RedisRateLimiterOptions {
   interval: number;
   /**
    * How many starts an idle limiter lets through at once (the bucket's size): a positive
-   * integer. Any window of `interval` ms holds at most `limit + burst` starts. `1` spaces every
+   * integer. Any window of `interval` ms holds at most `limit + burst` permits on the server's
+   * clock (starts as made can bunch a little more: see {@link redisRateLimiter}). `1` spaces every
    * start `interval / limit` ms apart; the default leaves room for the slips of real processes (a
    * permit's reply in flight, a late timer, a busy event loop) to be made up later, so that the
    * starts achieved reach `limit` per `interval` (strict spacing measured 2% short at 500/s over 4
