@@ -163,13 +163,16 @@ describe('redisRateLimiter', () => {
       interval: 10_000,
       burst: 3,
     });
-    const waits = (await reserveTimed(() => limiter.reserve(), 6)).map((t) => t.wait);
+    const timed = await reserveTimed(() => limiter.reserve(), 6);
+    const waits = timed.map((t) => t.wait);
     expect(waits.slice(0, 3)).toEqual([0, 0, 0]);
-    // One step is 1000 ms; back-to-back calls take far less than the 100 ms allowed here.
-    expect(waits[3]).toBeGreaterThan(900);
-    expect(waits[3]).toBeLessThanOrEqual(1000);
-    expect(waits[4]! - waits[3]!).toBeGreaterThan(900);
-    expect(waits[5]! - waits[4]!).toBeGreaterThan(900);
+    // Then one step (1000 ms) more per permit, less the time the calls themselves took.
+    for (let k = 3; k < 6; k++) {
+      const elapsed = timed[k]!.after - timed[0]!.before;
+      expect(waits[k]).toBeGreaterThanOrEqual((k - 2) * 1000 - elapsed - 0.002);
+      expect(waits[k]).toBeLessThanOrEqual((k - 2) * 1000 + 0.002);
+      expect(waits[k]).toBeGreaterThan(waits[k - 1]!);
+    }
   });
 
   it('hands out 2 x limit permits back to back on the exact GCRA schedule', async () => {
