@@ -29,10 +29,10 @@ export interface RedisRateLimiterOptions {
    * start `interval / limit` ms apart, and then any stall (a reply in flight, a late timer, a
    * busy event loop, Redis itself waiting for a CPU) while no process was asking for a permit
    * loses those starts for good. The bucket is what makes them up later: the default absorbs
-   * stalls of about `interval / 20` (50 ms at 1 s), so that the starts achieved reach `limit` per
-   * `interval` (4 processes at 500/s on a loaded 2-core machine: a bucket of 1 fell 2% short, of
-   * 2% of `limit` up to 3% short, of 5% within 0.5%). @default max(1, ceil(limit / 20)), 5% of
-   * `limit`
+   * stalls of about `interval / 20` (50 ms at 1 s; longer ones still cost starts), so that the
+   * starts achieved reach `limit` per `interval` (4 processes at 500/s on a busy 2-core machine:
+   * a bucket of 1 fell 2% short, the default stayed within 0.5% until whole-machine stalls passed
+   * 50 ms). @default max(1, ceil(limit / 20)), 5% of `limit`
    */
   burst?: number;
 }
