@@ -7,7 +7,7 @@ import { fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { createClient } from 'redis';
 import { afterAll, describe, expect, it } from 'vitest';
-import { defaultBurst, RATE_KEY_PREFIX } from '../../src/brokers/redis-rate-limiter.js';
+import { defaultBurst, RATE_KEY_PREFIX } from '../../src/brokers/redis/rate-limiter.js';
 import { REDIS_URL, uniqueStream } from '../fixtures/brokers/redis-helpers.js';
 
 const name = uniqueStream('rate-procs');
