@@ -162,7 +162,7 @@ describe.each(kinds)('gates on $name', (kind) => {
     expect(starts.every(Number.isFinite)).toBe(true);
     // Measured where the job runs: a thread may start a job a little after its hand-over, so
     // the window checked is a little narrower than the limiter's.
-    expect(maxInWindow(starts, 300 - 40)).toBeLessThanOrEqual(4);
+    expect(maxInWindow(starts, 300 - 100)).toBeLessThanOrEqual(4);
     expect(Date.now() - t0).toBeGreaterThanOrEqual(600 - 5);
   });
 
