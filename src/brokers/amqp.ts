@@ -46,6 +46,16 @@ import { DEFAULT_CONNECT_TIMEOUT } from './connect-deadline.js';
 import { errorMessage, errorName, errorStringCode } from './dead-letter.js';
 import { type BrokerMessage, type BrokerSource, closedError } from './source.js';
 
+export {
+  type AmqpDeadLettersOptions,
+  amqpDeadLetters,
+  type DeadLetter,
+  type DeadLetterFilter,
+  type DeadLetterListOptions,
+  type DeadLetterPage,
+  type DeadLetterSelection,
+  type DeadLetters,
+} from './amqp-dead-letters.js';
 // The shared consumer, so that one subpath import is enough: `import { consume, … } from 'sluice/amqp'`.
 export {
   type BackoffOptions,
@@ -240,6 +250,7 @@ export class AmqpSource implements BrokerSource<AmqpMessage> {
     const ch = this.#live(message, 'retry');
     const headers = fitHeaders(message.raw.properties.headers, [
       [DELIVERIES_HEADER, message.deliveryCount],
+      [FIRST_FAILED_HEADER, firstFailedAt(message)],
       ['x-sluice-last-error', oneLine(errorMessage(error))],
     ]);
     if (headers === undefined) {
@@ -268,6 +279,8 @@ export class AmqpSource implements BrokerSource<AmqpMessage> {
     const code = errorStringCode(error);
     const headers = fitHeaders(message.raw.properties.headers, [
       [DELIVERIES_HEADER, message.deliveryCount],
+      [FIRST_FAILED_HEADER, firstFailedAt(message)],
+      [FAILED_HEADER, Date.now()],
       ['x-sluice-error-code', code === undefined ? undefined : oneLine(code)],
       ['x-sluice-error-name', oneLine(errorName(error))],
       ['x-sluice-error', oneLine(errorMessage(error))],
@@ -555,6 +568,16 @@ export async function enqueue(
       (err) => (err ? reject(err) : resolve()),
     );
   });
+}
+
+/** Header with the time (ms since the epoch) of a message's first failed delivery. */
+const FIRST_FAILED_HEADER = 'x-sluice-first-failed-at';
+/** Header with the time (ms since the epoch) a message was dead-lettered. */
+const FAILED_HEADER = 'x-sluice-failed-at';
+
+/** The first failure's time: kept from an earlier retry's header, else now. */
+function firstFailedAt(message: AmqpMessage): number {
+  return headerCount(message.raw.properties.headers?.[FIRST_FAILED_HEADER]) || Date.now();
 }
 
 /** A delivery-count header as a number: a positive count, else 0 (absent or garbled). */

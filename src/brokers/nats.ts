@@ -55,6 +55,16 @@ export {
   jsonDecode,
   type MessageHandler,
 } from './consumer.js';
+export {
+  type DeadLetter,
+  type DeadLetterFilter,
+  type DeadLetterListOptions,
+  type DeadLetterPage,
+  type DeadLetterSelection,
+  type DeadLetters,
+  type NatsDeadLettersOptions,
+  natsDeadLetters,
+} from './nats-dead-letters.js';
 export type { BrokerMessage, BrokerSource } from './source.js';
 
 /** Options of {@link natsSource}. Durations in ms. */

@@ -41,6 +41,16 @@ export {
   jsonDecode,
   type MessageHandler,
 } from './consumer.js';
+export {
+  type DeadLetter,
+  type DeadLetterFilter,
+  type DeadLetterListOptions,
+  type DeadLetterPage,
+  type DeadLetterSelection,
+  type DeadLetters,
+  type PostgresDeadLettersOptions,
+  postgresDeadLetters,
+} from './postgres-dead-letters.js';
 export type { BrokerMessage, BrokerSource } from './source.js';
 
 /** Options of {@link postgresSource}. */

@@ -9,6 +9,7 @@ import { RESP_TYPES, type RedisClientType } from 'redis';
 import { LeaseLostError } from '../errors.js';
 import { Batcher } from './consumer-batch.js';
 import { errorCode, errorMessage, errorName, errorText } from './dead-letter.js';
+import { FIRST_FAILURE_TTL, firstFailureKey } from './redis-dead-letters.js';
 import {
   ACK_IF_OWNED,
   CLAIM_IF_OWNED,
@@ -185,7 +186,20 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
 
   async retry(message: RedisMessage, delayMs: number): Promise<void> {
     // Idle time claimIdle - delay: the entry becomes claimable (by any consumer) after `delay`.
-    const owned = await this.#claimOwned([message.id], Math.max(0, this.#claimIdle - delayMs));
+    const [owned] = await Promise.all([
+      this.#claimOwned([message.id], Math.max(0, this.#claimIdle - delayMs)),
+      // The first failure's time, for the dead letter's firstFailedAt (NX: the first one stays).
+      this.#cmd
+        .sendCommand([
+          'SET',
+          this.#firstFailure(message),
+          String(Date.now()),
+          'NX',
+          'PX',
+          String(FIRST_FAILURE_TTL),
+        ])
+        .catch(() => {}),
+    ]);
     if (!isIn(owned, message.id)) throw new LeaseLostError(message.id, 'retry');
   }
 
@@ -201,6 +215,9 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
 
   async deadLetter(message: RedisMessage, error: Error): Promise<void> {
     const code = errorCode(error) ?? errorName(error);
+    const firstFailed = await this.#cmd
+      .sendCommand(['GET', this.#firstFailure(message)])
+      .catch(() => null);
     // Prefixed: the letter also carries every field of the original entry, and ours must not
     // shadow (or be shadowed by) a field of the producer's.
     const letter = [
@@ -216,6 +233,8 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
       errorText(errorMessage(error)),
       'sluice-code',
       errorText(code),
+      'sluice-first-failed-at',
+      firstFailed == null ? String(Date.now()) : String(firstFailed),
     ];
     // The payload as delivered, written only if the entry itself is gone by now (none when the
     // entry had no payload field: an empty one would be made up).
@@ -238,6 +257,11 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
       ],
     );
     if (Number(done) !== 1) throw new LeaseLostError(message.id, 'dead-letter');
+    await this.#cmd.sendCommand(['DEL', this.#firstFailure(message)]).catch(() => {});
+  }
+
+  #firstFailure(message: RedisMessage): string {
+    return firstFailureKey(this.deadLetterStream, message.id);
   }
 
   /**

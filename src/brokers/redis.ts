@@ -65,6 +65,16 @@ export {
   jsonDecode,
   type MessageHandler,
 } from './consumer.js';
+export {
+  type DeadLetter,
+  type DeadLetterFilter,
+  type DeadLetterListOptions,
+  type DeadLetterPage,
+  type DeadLetterSelection,
+  type DeadLetters,
+  type RedisDeadLettersOptions,
+  redisDeadLetters,
+} from './redis-dead-letters.js';
 export type { AnyRedisClient, RedisMessage, RedisSourceOptions } from './redis-source.js';
 export { RedisStreamSource } from './redis-source.js';
 export type { BrokerMessage, BrokerSource } from './source.js';
