@@ -10,8 +10,9 @@
  * - while a scan runs, the letters it holds are invisible to anyone else reading the dead
  *   queue; run one operation at a time per dead queue (two scans would each see a part);
  * - `list` reads up to `maxScan` letters (default 10,000) into memory and sorts them newest
- *   failure first; past `maxScan`, it pages through the oldest `maxScan` only. The cursor is the
- *   last letter's failure time and id, so pages stay consistent while letters are removed.
+ *   failure first; past `maxScan`, it pages through the oldest `maxScan` only. Each page is a
+ *   new scan; the cursor is the last letter's failure time and id (when that letter is gone by
+ *   the next page, the page starts at the letters that failed before it).
  * - a letter's `id` is its `x-sluice-publish-id` header (unique per republish); for a letter
  *   RabbitMQ dead-lettered on its own, the message id or a hash of body and `x-death`.
  * - replay: copies are published to the work queue (mandatory, publisher-confirmed) before the
@@ -143,8 +144,10 @@ class AmqpDeadLetters implements DeadLetters {
       all.push(...held.map((h) => h.letter));
       return held; // all handed back
     });
-    all.sort(newestFirst);
-    const after = at ? all.filter((l) => newestFirst(l, cursorLetter(at)) > 0) : all;
+    // Newest failure first; within one millisecond, later in the queue first (a stable sort
+    // of the reversed queue order).
+    all.reverse().sort((a, b) => b.lastFailedAt.getTime() - a.lastFailedAt.getTime());
+    const after = at ? afterCursor(all, Number(at[1]), at[2]!) : all;
     const page = after.slice(0, limit);
     const last = page.at(-1);
     return {
@@ -255,14 +258,13 @@ class AmqpDeadLetters implements DeadLetters {
   }
 }
 
-/** Newest failure first; the same millisecond ordered by id, so the order is total. */
-function newestFirst(a: DeadLetter, b: DeadLetter): number {
-  const byTime = b.lastFailedAt.getTime() - a.lastFailedAt.getTime();
-  return byTime !== 0 ? byTime : a.id < b.id ? 1 : a.id > b.id ? -1 : 0;
-}
-
-function cursorLetter(at: RegExpExecArray): DeadLetter {
-  return { id: at[2]!, lastFailedAt: new Date(Number(at[1])) } as DeadLetter;
+/**
+ * The letters after the cursor's letter; if that one is gone (replayed, purged), the letters
+ * that failed before its time.
+ */
+function afterCursor(sorted: DeadLetter[], ms: number, id: string): DeadLetter[] {
+  const i = sorted.findIndex((l) => l.id === id && l.lastFailedAt.getTime() === ms);
+  return i >= 0 ? sorted.slice(i + 1) : sorted.filter((l) => l.lastFailedAt.getTime() < ms);
 }
 
 function toLetter(msg: GetMessage): DeadLetter {
