@@ -58,7 +58,8 @@ export interface RedisSourceOptions {
   field?: string;
   /**
    * Where dead letters go: a copy of every field of the entry, plus `sluice-id`,
-   * `sluice-stream`, `sluice-group`, `sluice-deliveries`, `sluice-error`, `sluice-code`.
+   * `sluice-stream`, `sluice-group`, `sluice-deliveries`, `sluice-error`, `sluice-code`,
+   * `sluice-first-failed-at` (ms since the epoch; see `redisDeadLetters`).
    * @default `${stream}:dead`
    */
   deadLetterStream?: string;
