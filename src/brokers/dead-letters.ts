@@ -11,6 +11,8 @@
  *   (even by SIGKILL) loses nothing: each letter is still dead, or queued, or (in the gap between
  *   the two steps) both — a duplicate, which at-least-once consumers already handle. The copy is
  *   a new message: its delivery count starts again at 1, so `maxDeliveries` applies afresh.
+ *   Redis and PostgreSQL do both steps in one atomic step per 100 letters (no duplicates);
+ *   NATS and RabbitMQ cannot, and may duplicate the batch a kill interrupted.
  * - **purge**: deletes letters for good and says how many.
  *
  * @module
