@@ -2,7 +2,7 @@
  * Operating dead letters: one {@link DeadLetters} interface over the four brokers' dead-letter
  * stores (Redis `<stream>:dead`, NATS `<stream>_DEAD`, RabbitMQ `<queue>.dead`, PostgreSQL
  * `<table>_dead`), to list them, replay them to their queue and purge them. Each broker's
- * implementation is in its own file (`redis-dead-letters.ts`, …) and exported from its subpath.
+ * implementation is in its broker's folder (`redis/dead-letters.ts`, …) and exported from its subpath.
  *
  * Shared semantics (each broker's file says how it keeps them, and its limits):
  * - **list**: pages, newest failure first; `cursor` is opaque, taken from the previous page.
@@ -19,6 +19,7 @@
  */
 
 import { argument, coded, invalidArgument, numberAtLeast } from '../internal/options.js';
+import { SOURCE_DEFAULTS } from './source-options.js';
 
 /** One dead letter, as {@link DeadLetters.list} shows it. */
 export interface DeadLetter {
@@ -119,6 +120,16 @@ export const MAX_PAGE = 1000;
 
 /** Letters handled per broker round trip by replay and purge. */
 export const BATCH = 100;
+
+/**
+ * `connectTimeout` of a dead-letters factory, checked (ms, as for the sources), with the
+ * sources' default.
+ */
+export function connectTimeoutOption(value: unknown): number {
+  return (
+    numberAtLeast('connectTimeout', value, 1, { unit: 'ms' }) ?? SOURCE_DEFAULTS.connectTimeout
+  );
+}
 
 /** `list`'s options, checked: `{ limit, cursor }`. */
 export function listOptions(options: DeadLetterListOptions | undefined): {

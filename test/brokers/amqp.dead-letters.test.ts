@@ -3,7 +3,7 @@
  * dead-letter-cases.ts, SIGKILL mid-replay included).
  */
 import { afterAll } from 'vitest';
-import { amqpDeadLetters } from '../../src/brokers/amqp.js';
+import { amqpDeadLetters } from '../../src/brokers/amqp/index.js';
 import { amqpUnderTest } from '../fixtures/brokers/amqp-helpers.js';
 import { deadLetterCases } from '../fixtures/brokers/dead-letter-cases.js';
 

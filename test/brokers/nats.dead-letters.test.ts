@@ -3,7 +3,7 @@
  * dead-letter-cases.ts, SIGKILL mid-replay included).
  */
 import { afterAll } from 'vitest';
-import { natsDeadLetters } from '../../src/brokers/nats.js';
+import { natsDeadLetters } from '../../src/brokers/nats/index.js';
 import { deadLetterCases } from '../fixtures/brokers/dead-letter-cases.js';
 import { natsUnderTest } from '../fixtures/brokers/nats-helpers.js';
 

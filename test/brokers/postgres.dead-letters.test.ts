@@ -3,7 +3,7 @@
  * dead-letter-cases.ts, SIGKILL mid-replay included).
  */
 import { afterAll } from 'vitest';
-import { postgresDeadLetters } from '../../src/brokers/postgres.js';
+import { postgresDeadLetters } from '../../src/brokers/postgres/index.js';
 import { deadLetterCases } from '../fixtures/brokers/dead-letter-cases.js';
 import { PG_URL, postgresUnderTest } from '../fixtures/brokers/postgres-helpers.js';
 

@@ -43,7 +43,11 @@ export async function openDeadLetters(spec: BrokerSpec): Promise<DeadLetters> {
       }
       case 'nats': {
         const { natsDeadLetters } = await import('sluice/nats');
-        return await natsDeadLetters({ servers: spec.servers, stream: spec.stream });
+        return await natsDeadLetters({
+          servers: spec.servers,
+          stream: spec.stream,
+          connectTimeout: CONNECT_TIMEOUT,
+        });
       }
       case 'amqp': {
         const { amqpDeadLetters } = await import('sluice/amqp');

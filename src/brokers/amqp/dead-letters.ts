@@ -26,11 +26,12 @@
  */
 import { createHash } from 'node:crypto';
 import { type ChannelModel, type ConfirmChannel, connect, type GetMessage } from 'amqplib';
-import { invalidOption, nonEmptyString, numberAtLeast } from '../internal/options.js';
-import { connectWithin, DEFAULT_CONNECT_TIMEOUT, redactUrl } from './connect-deadline.js';
+import { invalidOption, nonEmptyString, numberAtLeast } from '../../internal/options.js';
+import { connectWithin, redactUrl } from '../connect-deadline.js';
 import {
   BATCH,
   badCursor,
+  connectTimeoutOption,
   type DeadLetter,
   type DeadLetterListOptions,
   type DeadLetterPage,
@@ -40,7 +41,7 @@ import {
   listOptions,
   type Selection,
   selection,
-} from './dead-letters.js';
+} from '../dead-letters.js';
 
 export type {
   DeadLetter,
@@ -49,7 +50,7 @@ export type {
   DeadLetterPage,
   DeadLetterSelection,
   DeadLetters,
-} from './dead-letters.js';
+} from '../dead-letters.js';
 
 /** Options of {@link amqpDeadLetters}. */
 export interface AmqpDeadLettersOptions {
@@ -86,9 +87,7 @@ export async function amqpDeadLetters(options: AmqpDeadLettersOptions): Promise<
   if (options.deadLetterQueue !== undefined)
     nonEmptyString('deadLetterQueue', options.deadLetterQueue);
   const maxScan = numberAtLeast('maxScan', options.maxScan, 1, { integer: true }) ?? 10_000;
-  const timeout =
-    numberAtLeast('connectTimeout', options.connectTimeout, 1, { unit: 'ms' }) ??
-    DEFAULT_CONNECT_TIMEOUT;
+  const timeout = connectTimeoutOption(options.connectTimeout);
   const url = options.url ?? 'amqp://guest:guest@127.0.0.1:5672';
   if (!/^amqps?:\/\//.test(String(url))) invalidOption('url', url, 'an amqp:// or amqps:// URL');
   const conn = await connectWithin(

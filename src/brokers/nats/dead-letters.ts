@@ -28,10 +28,11 @@ import {
   jetstream,
   jetstreamManager,
 } from '@nats-io/jetstream';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { invalidOption, nonEmptyString } from '../internal/options.js';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { invalidOption, nonEmptyString } from '../../internal/options.js';
 import {
   badCursor,
+  connectTimeoutOption,
   type DeadLetter,
   type DeadLetterListOptions,
   type DeadLetterPage,
@@ -41,7 +42,8 @@ import {
   listOptions,
   type PagedStore,
   selection,
-} from './dead-letters.js';
+} from '../dead-letters.js';
+import { connectNats } from './connect.js';
 
 export type {
   DeadLetter,
@@ -50,7 +52,7 @@ export type {
   DeadLetterPage,
   DeadLetterSelection,
   DeadLetters,
-} from './dead-letters.js';
+} from '../dead-letters.js';
 
 /** Options of {@link natsDeadLetters}. */
 export interface NatsDeadLettersOptions {
@@ -58,6 +60,8 @@ export interface NatsDeadLettersOptions {
   connection?: NatsConnection;
   /** Where to connect when no `connection` is given. @default '127.0.0.1:4222' */
   servers?: string | string[];
+  /** Longest wait for the first connection, ms (as for the source). @default 10000 */
+  connectTimeout?: number;
   /** The work stream's name, as given to the source. */
   stream: string;
   /** The subject replays are published to, as given to the source. @default `${stream}.work` */
@@ -92,10 +96,9 @@ export async function natsDeadLetters(options: NatsDeadLettersOptions): Promise<
   if (servers != null && typeof servers !== 'string' && !Array.isArray(servers)) {
     invalidOption('servers', servers, 'a "host:port" string or an array of them');
   }
+  const connectTimeout = connectTimeoutOption(options.connectTimeout);
   const owned = options.connection === undefined;
-  const nc =
-    options.connection ??
-    (await connect({ servers: servers ?? '127.0.0.1:4222', noAsyncTraces: true }));
+  const nc = options.connection ?? (await connectNats(servers ?? '127.0.0.1:4222', connectTimeout));
   try {
     const jsm = await jetstreamManager(nc);
     const dead = options.deadLetterStream ?? `${options.stream}_DEAD`;

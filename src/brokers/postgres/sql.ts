@@ -6,7 +6,7 @@
  * @module
  */
 
-import { type Label, nonEmptyString } from '../internal/options.js';
+import { type Label, nonEmptyString } from '../../internal/options.js';
 
 /** Statements for one queue table. */
 export interface QueueSql {
@@ -21,7 +21,10 @@ export interface QueueSql {
   readonly retry: string;
   readonly release: string;
   readonly deadLetter: string;
+  /** One job: $1 body, $2 delay ms, $3 dedup key (or null), $4 headers (jsonb or null). */
   readonly enqueue: string;
+  /** Many jobs due now: $1 bodies. */
+  readonly enqueueMany: string;
 }
 
 const IDENTIFIER = /^[a-z_][a-z0-9_]{0,50}$/;
@@ -45,7 +48,9 @@ export function queueSql(table: string, label: Label = 'table'): QueueSql {
         AND EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = to_regclass('${t}')
                     AND tgname = '${table}_notify')
         AND (SELECT count(*) FROM pg_attribute WHERE attname = 'first_failed_at' AND NOT attisdropped
-             AND attrelid IN (to_regclass('${t}'), to_regclass('${dead}'))) = 2 AS ready`,
+             AND attrelid IN (to_regclass('${t}'), to_regclass('${dead}'))) = 2
+        AND EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass('${t}')
+                    AND attname = 'dedup_key' AND NOT attisdropped) AS ready`,
     migrate: `
       SELECT pg_advisory_xact_lock(hashtext('sluice.migrate.${table}'));
       CREATE TABLE IF NOT EXISTS ${t} (
@@ -58,6 +63,12 @@ export function queueSql(table: string, label: Label = 'table'): QueueSql {
         created_at  timestamptz NOT NULL DEFAULT now()
       );
       CREATE INDEX IF NOT EXISTS "${table}_run_at" ON ${t} (run_at, id);
+      -- Added in 0.2 (tables of 0.1 get them here): a job's deduplication key, held while its
+      -- row exists (until acked or dead-lettered), and the producer's headers.
+      ALTER TABLE ${t} ADD COLUMN IF NOT EXISTS dedup_key text;
+      ALTER TABLE ${t} ADD COLUMN IF NOT EXISTS headers jsonb;
+      CREATE UNIQUE INDEX IF NOT EXISTS "${table}_dedup_key" ON ${t} (dedup_key)
+        WHERE dedup_key IS NOT NULL;
       CREATE TABLE IF NOT EXISTS ${dead} (
         id          bigint      PRIMARY KEY,
         body        bytea       NOT NULL,
@@ -85,7 +96,7 @@ export function queueSql(table: string, label: Label = 'table'): QueueSql {
       UPDATE ${t} q SET run_at = now() + $2 * interval '1 millisecond',
         deliveries = q.deliveries + 1, lease_token = gen_random_uuid()
       FROM next WHERE q.id = next.id
-      RETURNING q.id::text AS id, q.body, q.deliveries, q.lease_token::text AS token`,
+      RETURNING q.id::text AS id, q.body, q.deliveries, q.lease_token::text AS token, q.headers`,
     nextDue: `SELECT extract(epoch FROM min(run_at) - now()) * 1000 AS ms FROM ${t}`,
     // Every completion is fenced by the lease token: a row re-claimed by another consumer
     // (after our lease expired) has a new token, so our late completion matches nothing.
@@ -105,6 +116,17 @@ export function queueSql(table: string, label: Label = 'table'): QueueSql {
       INSERT INTO ${dead} (id, body, deliveries, error, code, created_at, first_failed_at)
       SELECT id, body, deliveries, $3, $4, created_at, coalesce(first_failed_at, now()) FROM gone
       ON CONFLICT (id) DO UPDATE SET error = EXCLUDED.error, failed_at = now()`,
-    enqueue: `INSERT INTO ${t} (body) SELECT unnest($1::bytea[]) RETURNING id::text AS id`,
+    // A key held by a row that a concurrent producer has just committed is not visible to this
+    // statement's snapshot: then no id comes back, and the result is deduplicated, id unknown.
+    enqueue: `
+      WITH ins AS (
+        INSERT INTO ${t} (body, run_at, dedup_key, headers)
+        VALUES ($1, now() + $2 * interval '1 millisecond', $3, $4::jsonb)
+        ON CONFLICT (dedup_key) WHERE dedup_key IS NOT NULL DO NOTHING
+        RETURNING id::text AS id)
+      SELECT id, false AS deduplicated FROM ins
+      UNION ALL
+      SELECT id::text, true FROM ${t} WHERE dedup_key = $3 AND NOT EXISTS (SELECT 1 FROM ins)`,
+    enqueueMany: `INSERT INTO ${t} (body) SELECT unnest($1::bytea[]) RETURNING id::text AS id`,
   };
 }

@@ -18,9 +18,9 @@
  * @module
  */
 import pg from 'pg';
-import { numberAtLeast } from '../internal/options.js';
 import {
   badCursor,
+  connectTimeoutOption,
   type DeadLetter,
   type DeadLetterListOptions,
   type DeadLetterPage,
@@ -30,9 +30,9 @@ import {
   listOptions,
   type PagedStore,
   selection,
-} from './dead-letters.js';
-import { migrate } from './postgres.js';
-import { queueSql } from './postgres-sql.js';
+} from '../dead-letters.js';
+import { migrate } from './index.js';
+import { queueSql } from './sql.js';
 
 export type {
   DeadLetter,
@@ -41,7 +41,7 @@ export type {
   DeadLetterPage,
   DeadLetterSelection,
   DeadLetters,
-} from './dead-letters.js';
+} from '../dead-letters.js';
 
 /** Options of {@link postgresDeadLetters}. */
 export interface PostgresDeadLettersOptions {
@@ -87,8 +87,7 @@ export async function postgresDeadLetters(
   options: PostgresDeadLettersOptions,
 ): Promise<DeadLetters> {
   queueSql(options?.table); // checks the name (it is spliced into SQL)
-  const connectTimeout =
-    numberAtLeast('connectTimeout', options.connectTimeout, 1, { unit: 'ms' }) ?? 10_000;
+  const connectTimeout = connectTimeoutOption(options.connectTimeout);
   const owns = options.pool === undefined;
   const pool =
     options.pool ??

@@ -11,7 +11,9 @@
  *   ones) to the work stream with `XADD` and `XDEL`s the letter — both or neither, so a replay
  *   killed at any point neither loses nor duplicates a letter. The copy is a new entry with a
  *   new id: the group delivers it as new, and its delivery count (from the pending entries
- *   list) starts at 1. Its `messageId` (the old entry id) is not kept on the copy.
+ *   list) starts at 1. Its `messageId` (the old entry id) is not kept on the copy. Producer
+ *   fields (`enqueue`'s `headers`) are kept; the job's `sluice-key` is not — its key was freed
+ *   when the job was dead-lettered, and the copy holds none (an `enqueue` with that key adds).
  * - purge: `'all'` is one `XTRIM MAXLEN 0` (atomic); ids and filters `XDEL` in batches.
  * - Cluster: the script touches the work stream and the dead stream, as the source's
  *   dead-lettering script already does; both must hash to one slot (give them a `{tag}`).
@@ -19,11 +21,12 @@
  * @module
  */
 import { createClient, RESP_TYPES } from 'redis';
-import { nonEmptyString, numberAtLeast } from '../internal/options.js';
-import { connectWithin, DEFAULT_CONNECT_TIMEOUT, redactUrl } from './connect-deadline.js';
+import { nonEmptyString } from '../../internal/options.js';
+import { connectWithin, redactUrl } from '../connect-deadline.js';
 import {
   BATCH,
   badCursor,
+  connectTimeoutOption,
   type DeadLetter,
   type DeadLetterListOptions,
   type DeadLetterPage,
@@ -34,8 +37,8 @@ import {
   listOptions,
   type PagedStore,
   selection,
-} from './dead-letters.js';
-import { type AnyRedisClient, closeClient, evalScript } from './redis-source.js';
+} from '../dead-letters.js';
+import { type AnyRedisClient, closeClient, evalScript } from './source.js';
 
 export type {
   DeadLetter,
@@ -44,7 +47,7 @@ export type {
   DeadLetterPage,
   DeadLetterSelection,
   DeadLetters,
-} from './dead-letters.js';
+} from '../dead-letters.js';
 
 /** Options of {@link redisDeadLetters}. */
 export interface RedisDeadLettersOptions {
@@ -70,8 +73,12 @@ export function firstFailureKey(deadLetterStream: string, id: string): string {
   return `${deadLetterStream}:first-failed:${id}`;
 }
 
-/** Fields the source adds to a letter: dropped from a replayed copy. */
+/**
+ * Fields the source adds to a letter, and the job's deduplication key (`sluice-key`, freed when
+ * it was dead-lettered, so the copy must not claim it): dropped from a replayed copy.
+ */
 const SLUICE_FIELDS = [
+  'sluice-key',
   'sluice-id',
   'sluice-stream',
   'sluice-group',
@@ -131,9 +138,7 @@ export async function redisDeadLetters(options: RedisDeadLettersOptions): Promis
   if (options.deadLetterStream !== undefined)
     nonEmptyString('deadLetterStream', options.deadLetterStream);
   if (options.field !== undefined) nonEmptyString('field', options.field);
-  const connectTimeout =
-    numberAtLeast('connectTimeout', options.connectTimeout, 1, { unit: 'ms' }) ??
-    DEFAULT_CONNECT_TIMEOUT;
+  const connectTimeout = connectTimeoutOption(options.connectTimeout);
   if (options.client) return new RedisDeadLetters(options.client, false, options);
   const url = options.url ?? 'redis://127.0.0.1:6379';
   const client: AnyRedisClient = createClient({
