@@ -1,3 +1,4 @@
+import type { TransferListItem } from 'node:worker_threads';
 import { AbortError, abortErrorFrom, PoolClosedError, toError } from './errors.js';
 import { type GateOptions, type Gates, gateOptions, keyOf } from './gates/gate-options.js';
 import { PriorityQueue } from './gates/priority-queue.js';
@@ -35,6 +36,7 @@ import {
   type WaitNode,
 } from './internal/wait-list.js';
 import { makeResult, type Result } from './result.js';
+import { EXECUTOR, type Executor } from './scheduler/executor.js';
 import { guardedHooks, HOOKS, type JobHooks } from './scheduler/hooks.js';
 import { type GateSnapshot, outcomeOf, type PoolStats, StatsRecorder } from './stats.js';
 
@@ -94,6 +96,7 @@ interface Submitter<J, R> extends Waiter<Task<J, R>> {
   job: J;
   signal: AbortSignal | undefined;
   priority: number;
+  transfer: readonly TransferListItem[] | undefined;
 }
 
 /** A job waiting out its retry backoff. */
@@ -124,6 +127,8 @@ class PendingRun<J, R> extends JobRun<J, R> implements WaitNode, Queued {
   attempt = 1;
   /** The errors of earlier attempts, oldest first (with the `retry` option). */
   errors: Error[] | undefined = undefined;
+  /** Objects to move to a thread (ThreadPool's submit option, read by its executor). */
+  transfer: readonly TransferListItem[] | undefined = undefined;
   readonly resolveResult: (result: Result<J, R>) => void;
 
   constructor(
@@ -171,6 +176,11 @@ export class Pool<J, R> implements JobOwner<J, R> {
   readonly #retrying = new Set<RetryWait<J, R>>();
   readonly #rate: RateGate | undefined;
   readonly #hooks: JobHooks<J> | undefined;
+  /** What runs a started job, when not the worker function in-process (ThreadPool's threads). */
+  readonly #executor: Executor<J, R> | undefined;
+  readonly #execute: ((run: PendingRun<J, R>) => Promise<R>) | undefined;
+  /** Set while abort() or a drain deadline cancels everything: the executor was told at once. */
+  #cancelingAll = false;
   /** Wakes the pump when a key's rate lets it start again. */
   readonly #keyWake = new KeyWake(() => this.#pump());
   #order = 0;
@@ -200,6 +210,9 @@ export class Pool<J, R> implements JobOwner<J, R> {
     const signal = optionalSignal('signal', opts.signal);
     this.#gates = gateOptions(opts);
     this.#hooks = guardedHooks((opts as { [HOOKS]?: JobHooks<J> })[HOOKS]);
+    const executor = (opts as { [EXECUTOR]?: Executor<J, R> })[EXECUTOR];
+    this.#executor = executor;
+    this.#execute = executor && ((run) => executor.run(run));
     this.#queue = this.#gates.newQueue();
     this.#direct = this.#gates.rate === undefined && this.#gates.key === undefined;
     this.#rate =
@@ -237,11 +250,16 @@ export class Pool<J, R> implements JobOwner<J, R> {
       return Promise.reject(error); // misuse of a promise-returning method rejects (README)
     }
     if (this.#state !== 'open') return Promise.reject(new PoolClosedError());
+    const transfer = this.#executor && transferOf(opts);
     if (this.#canAccept()) {
-      return Promise.resolve(this.#accept(job, signal, priority, performance.now()));
+      return Promise.resolve(this.#accept(job, signal, priority, performance.now(), transfer));
     }
     if (signal?.aborted) return Promise.reject(abortErrorFrom(signal));
-    return park<Task<J, R>, Submitter<J, R>>(this.#submitters, { job, signal, priority }, signal);
+    return park<Task<J, R>, Submitter<J, R>>(
+      this.#submitters,
+      { job, signal, priority, transfer },
+      signal,
+    );
   }
 
   /**
@@ -255,7 +273,14 @@ export class Pool<J, R> implements JobOwner<J, R> {
     const signal = callSignal(opts);
     const priority = opts?.priority === undefined ? 0 : this.#priority(opts.priority);
     if (this.#state !== 'open') throw new PoolClosedError();
-    return this.#canAccept() ? this.#accept(job, signal, priority, performance.now()) : undefined;
+    if (!this.#canAccept()) return undefined;
+    return this.#accept(
+      job,
+      signal,
+      priority,
+      performance.now(),
+      this.#executor && transferOf(opts),
+    );
   }
 
   /**
@@ -407,13 +432,20 @@ export class Pool<J, R> implements JobOwner<J, R> {
   }
 
   /** `now`: performance.now() read by the caller, shared with the settlement that made room. */
-  #accept(job: J, signal: AbortSignal | undefined, priority: number, now: number): Task<J, R> {
+  #accept(
+    job: J,
+    signal: AbortSignal | undefined,
+    priority: number,
+    now: number,
+    transfer?: readonly TransferListItem[],
+  ): Task<J, R> {
     let resolveResult!: (result: Result<J, R>) => void;
     const result = new Promise<Result<J, R>>((resolve) => {
       resolveResult = resolve;
     });
     const run = new PendingRun<J, R>(job, this.#nextIndex++, this, resolveResult);
     run.queuedAt = now;
+    run.transfer = transfer;
     this.#stats.submitted++;
     this.#hooks?.accepted?.(job, run.index);
     run.callerSignal = signal;
@@ -469,7 +501,8 @@ export class Pool<J, R> implements JobOwner<J, R> {
     run.startedAt = now;
     this.#stats.recordStart(now, now - run.queuedAt);
     this.#hooks?.started?.(run.job, run.index, run.attempt);
-    run.start(this.#worker, workerId, this.#timeout);
+    if (this.#execute === undefined) run.start(this.#worker, workerId, this.#timeout);
+    else run.execute(this.#execute, workerId, this.#timeout);
   }
 
   #cancelOne(run: PendingRun<J, R>, signal: AbortSignal): void {
@@ -516,13 +549,26 @@ export class Pool<J, R> implements JobOwner<J, R> {
     const now = performance.now();
     const started = pending.workerId >= 0;
     if (started) {
+      // The pool ended a job its executor holds: the executor stops its work first, so the
+      // freed slot's next job never runs beside it.
+      if (this.#executor !== undefined && pending.canceled && !this.#cancelingAll) {
+        this.#executor.cancel(pending, error as Error);
+      }
       this.#slots.release(pending.workerId);
       if (pending.key !== undefined) this.#queue.finished(pending, now);
     } else {
       this.#queue.remove(pending);
     }
     const retry = this.#gates.retry;
-    if (retry !== undefined && error !== undefined && started && this.#state !== 'aborted') {
+    // A job whose objects moved to a thread cannot be sent again: it is not retried.
+    const movable = pending.transfer === undefined || pending.transfer.length === 0;
+    if (
+      retry !== undefined &&
+      error !== undefined &&
+      started &&
+      movable &&
+      this.#state !== 'aborted'
+    ) {
       const delay = retry.next(error, pending.attempt);
       if (typeof delay === 'number' && delay >= 0) {
         this.#stats.retrying(pending.startedAt, now);
@@ -572,7 +618,7 @@ export class Pool<J, R> implements JobOwner<J, R> {
       // Accepted from here on: starting the job may run a worker that aborts the submit's own
       // signal, which must then cancel the job (its result), not reject the submit.
       claim(s);
-      serve(s, this.#accept(s.job, s.signal, s.priority, now));
+      serve(s, this.#accept(s.job, s.signal, s.priority, now, s.transfer));
     }
     if (this.#isIdle()) {
       if (this.#idleWaiters.length > 0)
@@ -612,6 +658,10 @@ export class Pool<J, R> implements JobOwner<J, R> {
   #cancelAll(error: Error): void {
     // Set first, so settling the canceled jobs below starts nothing new.
     this.#state = 'aborted';
+    if (this.#executor !== undefined) {
+      this.#cancelingAll = true;
+      this.#executor.cancelAll(error);
+    }
     this.#rate?.stop();
     this.#keyWake.stop();
     const queued = this.#queue.clear();
@@ -677,4 +727,9 @@ function pinPool(): object[] {
   run.queuedAt = performance.now();
   run.startedAt = performance.now();
   return [pool, run];
+}
+
+/** The `transfer` list of a ThreadPool submission (Pool passes it to its executor). */
+function transferOf(opts: unknown): readonly TransferListItem[] | undefined {
+  return (opts as { transfer?: readonly TransferListItem[] } | undefined)?.transfer;
 }

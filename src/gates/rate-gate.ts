@@ -74,14 +74,24 @@ export class RateGate {
 
   #dueIn(ms: unknown): void {
     if (this.#stopped) return;
-    const grant = () => {
-      this.#timer = undefined;
-      this.#permit = 'held';
-      this.#wake();
-    };
-    if (typeof ms === 'number' && ms > 0)
-      this.#timer = setTimeout(grant, Math.min(ms, MAX_TIMER_MS));
-    else grant();
+    const wait = typeof ms === 'number' && ms > 0 ? Math.min(ms, MAX_TIMER_MS) : 0;
+    this.#grantAt(performance.now() + wait);
+  }
+
+  /**
+   * Holds the permit from `due` on. A Node timer may fire up to ~1 ms early (it rounds to whole
+   * ms): granting then would start a job before its permit and put one start too many in a
+   * window, so the clock is checked and the rest waited out.
+   */
+  #grantAt(due: number): void {
+    const left = due - performance.now();
+    if (left > 0) {
+      this.#timer = setTimeout(() => this.#grantAt(due), Math.ceil(left));
+      return;
+    }
+    this.#timer = undefined;
+    this.#permit = 'held';
+    this.#wake();
   }
 
   #failed(error: unknown): void {

@@ -75,6 +75,7 @@ export {
   redisDeadLetters,
 } from './dead-letters.js';
 export { enqueue, type RedisTarget } from './enqueue.js';
+export { type RedisRateLimiterOptions, redisRateLimiter } from './rate-limiter.js';
 export type { AnyRedisClient, RedisMessage, RedisSourceOptions } from './source.js';
 export { RedisStreamSource } from './source.js';
 
