@@ -147,3 +147,65 @@ export function brokerErrors(): void {
   expectTypeOf<'ERR_UNROUTABLE'>().toExtend<SluiceErrorCode>();
   expectTypeOf(new UnroutableError('x')).toExtend<Error>();
 }
+
+export async function deadLetterOperations(): Promise<void> {
+  // Every broker opens the same DeadLetters shape; each subpath exports the shared types.
+  const openers = [
+    redis.redisDeadLetters({ stream: 'jobs' }),
+    redis.redisDeadLetters({ client: createClient({ RESP: 3 }), stream: 'jobs', field: 'payload' }),
+    nats.natsDeadLetters({ stream: 'JOBS', deadLetterStream: 'JOBS_DEAD' }),
+    amqp.amqpDeadLetters({ queue: 'jobs', maxScan: 500 }),
+    postgres.postgresDeadLetters({ pool: new pg.Pool(), table: 'jobs' }),
+  ];
+  expectTypeOf(openers).toEqualTypeOf<Promise<redis.DeadLetters>[]>();
+  const dead: nats.DeadLetters = await openers[0]!;
+
+  const page = await dead.list({ limit: 20 });
+  expectTypeOf(page).toEqualTypeOf<amqp.DeadLetterPage>();
+  expectTypeOf(page.next).toEqualTypeOf<string | undefined>();
+  await dead.list({ limit: 20, ...(page.next ? { cursor: page.next } : {}) });
+  await dead.list();
+  const [letter] = page.letters;
+  if (letter) {
+    expectTypeOf(letter).toEqualTypeOf<postgres.DeadLetter>();
+    expectTypeOf(letter.id).toEqualTypeOf<string>();
+    expectTypeOf(letter.body).toEqualTypeOf<Uint8Array>();
+    expectTypeOf(letter.error).toEqualTypeOf<string>();
+    expectTypeOf(letter.code).toEqualTypeOf<string | undefined>();
+    expectTypeOf(letter.attempts).toEqualTypeOf<number>();
+    expectTypeOf(letter.firstFailedAt).toEqualTypeOf<Date | undefined>();
+    expectTypeOf(letter.lastFailedAt).toEqualTypeOf<Date>();
+  }
+
+  expectTypeOf(dead.replay).returns.resolves.toEqualTypeOf<number>();
+  await dead.replay('all');
+  await dead.replay(['1-0', '2-0']);
+  await dead.replay({ code: 'ETIMEDOUT', error: /timed out/, failedAfter: new Date() });
+  await dead.replay({ where: (l) => l.attempts > 3 });
+  const filter: redis.DeadLetterFilter = { failedBefore: new Date() };
+  const which: redis.DeadLetterSelection = filter;
+  expectTypeOf(dead.purge).returns.resolves.toEqualTypeOf<number>();
+  await dead.purge(which);
+  const options: redis.DeadLetterListOptions = { limit: 10 };
+  await dead.list(options);
+  await dead.close();
+
+  // @ts-expect-error: 'some' is not a selection
+  await dead.replay('some');
+  // @ts-expect-error: ids are strings
+  await dead.purge([1, 2]);
+  // @ts-expect-error: not a filter key
+  await dead.replay({ colour: 'red' });
+  // @ts-expect-error: the stream is required
+  await redis.redisDeadLetters({});
+  // @ts-expect-error: the table is required
+  await postgres.postgresDeadLetters({ connectionString: 'postgres://x' });
+
+  // connectTimeout, the sources' common name, on every broker's dead letters.
+  await redis.redisDeadLetters({ stream: 'jobs', connectTimeout: 500 });
+  await nats.natsDeadLetters({ stream: 'JOBS', connectTimeout: 500 });
+  await amqp.amqpDeadLetters({ queue: 'jobs', connectTimeout: 500 });
+  await postgres.postgresDeadLetters({ table: 'jobs', connectTimeout: 500 });
+  // @ts-expect-error: the 0.1 name is gone
+  await redis.redisDeadLetters({ stream: 'jobs', claimIdle: 500 });
+}

@@ -6,6 +6,7 @@
  *   sluice-doc-index search "<query>" --db <path> [-k 10]
  *   sluice-doc-index enqueue <files or folders...> --to <queue URL>
  *   sluice-doc-index serve --from <queue URL> --db <path> [flags]
+ *   sluice-doc-index dead-letters list|replay|purge --from <queue URL> [flags]
  *
  * @module
  */
@@ -13,6 +14,7 @@ import { availableParallelism } from 'node:os';
 import { relative } from 'node:path';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { BROKER_URL_HELP, type BrokerSpec, describeSpec, parseBrokerUrl } from './broker-url.js';
+import { addDeadLetterCommands } from './dead-letter-commands.js';
 import { describeIdentity, type Embedder } from './embedder.js';
 import { runEnqueue } from './enqueue.js';
 import { EmbedderMismatchError, UsageError } from './errors.js';
@@ -375,6 +377,7 @@ Exit code 2: usage error (bad flags or URL, unreachable broker, unusable index).
 `,
       ),
   ).action(async (flags: ServeFlags) => setCode(await serveCommand(flags)));
+  addDeadLetterCommands(program, brokerUrl('--from'));
   return program;
 }
 

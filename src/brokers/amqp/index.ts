@@ -66,6 +66,16 @@ export {
 } from '../consumer.js';
 export type { EnqueueOptions, EnqueueResult } from '../enqueue-options.js';
 export type { BrokerMessage, BrokerSource } from '../source.js';
+export {
+  type AmqpDeadLettersOptions,
+  amqpDeadLetters,
+  type DeadLetter,
+  type DeadLetterFilter,
+  type DeadLetterListOptions,
+  type DeadLetterPage,
+  type DeadLetterSelection,
+  type DeadLetters,
+} from './dead-letters.js';
 export { type AmqpTarget, enqueue } from './enqueue.js';
 
 /** How long a fetch waits (ms) for the loop's slots to free up before it may start consuming. */
@@ -240,6 +250,7 @@ export class AmqpSource implements BrokerSource<AmqpMessage> {
     const ch = this.#live(message, 'retry');
     const headers = fitHeaders(message.raw.properties.headers, [
       [DELIVERIES_HEADER, message.deliveryCount],
+      [FIRST_FAILED_HEADER, firstFailedAt(message)],
       ['x-sluice-last-error', oneLine(errorMessage(error))],
     ]);
     if (headers === undefined) {
@@ -268,6 +279,8 @@ export class AmqpSource implements BrokerSource<AmqpMessage> {
     const code = errorStringCode(error);
     const headers = fitHeaders(message.raw.properties.headers, [
       [DELIVERIES_HEADER, message.deliveryCount],
+      [FIRST_FAILED_HEADER, firstFailedAt(message)],
+      [FAILED_HEADER, Date.now()],
       ['x-sluice-error-code', code === undefined ? undefined : oneLine(code)],
       ['x-sluice-error-name', oneLine(errorName(error))],
       ['x-sluice-error', oneLine(errorMessage(error))],
@@ -514,6 +527,16 @@ function fieldSize(value: unknown): number {
 function oneLine(text: string): string {
   const line = text.replace(/[\r\n]+/g, ' ');
   return line.length > 1024 ? `${line.slice(0, 1024)}…` : line;
+}
+
+/** Header with the time (ms since the epoch) of a message's first failed delivery. */
+const FIRST_FAILED_HEADER = 'x-sluice-first-failed-at';
+/** Header with the time (ms since the epoch) a message was dead-lettered. */
+const FAILED_HEADER = 'x-sluice-failed-at';
+
+/** The first failure's time: kept from an earlier retry's header, else now. */
+function firstFailedAt(message: AmqpMessage): number {
+  return headerCount(message.raw.properties.headers?.[FIRST_FAILED_HEADER]) || Date.now();
 }
 
 /** A delivery-count header as a number: a positive count, else 0 (absent or garbled). */

@@ -24,7 +24,6 @@
  * @module
  */
 
-import { createConnection, type Socket } from 'node:net';
 import {
   type Consumer,
   type JetStreamClient,
@@ -32,18 +31,18 @@ import {
   jetstream,
   jetstreamManager,
 } from '@nats-io/jetstream';
-import { connect, headers, type NatsConnection } from '@nats-io/transport-node';
-import { ConnectTimeoutError, LeaseLostError } from '../../errors.js';
+import { headers, type NatsConnection } from '@nats-io/transport-node';
+import { LeaseLostError } from '../../errors.js';
 import {
   invalidOption,
   nonEmptyString,
   numberAtLeast,
   optionalBoolean,
 } from '../../internal/options.js';
-import { connectTimeoutError, connectWithin } from '../connect-deadline.js';
 import { errorMessage, errorName, errorStringCode } from '../dead-letter.js';
 import { type BrokerMessage, type BrokerSource, closedError } from '../source.js';
 import { BROKER_LIMITS, type CommonSourceOptions, resolveCommon } from '../source-options.js';
+import { connectNats } from './connect.js';
 import { DELAY_HEADER } from './enqueue.js';
 import { NatsPuller } from './puller.js';
 import { DEFAULT_DUPLICATE_WINDOW, declareNatsTopology, toMs } from './topology.js';
@@ -62,6 +61,16 @@ export {
 } from '../consumer.js';
 export type { EnqueueOptions, EnqueueResult } from '../enqueue-options.js';
 export type { BrokerMessage, BrokerSource } from '../source.js';
+export {
+  type DeadLetter,
+  type DeadLetterFilter,
+  type DeadLetterListOptions,
+  type DeadLetterPage,
+  type DeadLetterSelection,
+  type DeadLetters,
+  type NatsDeadLettersOptions,
+  natsDeadLetters,
+} from './dead-letters.js';
 export { DELAY_HEADER, enqueue, type NatsTarget } from './enqueue.js';
 
 /** Options of {@link natsSource}. Durations in ms. */
@@ -165,69 +174,6 @@ function validate(opts: NatsSourceOptions): Resolved {
     ackTimeout: opts.ackTimeout ?? 5000,
     confirmAcks: optionalBoolean('confirmAcks', opts.confirmAcks) ?? true,
   };
-}
-
-/**
- * Connects with reconnects forever once up; the first connection must complete within
- * `connectTimeout`. The client's own `timeout` rejects a silent server but leaves its socket
- * open (and a pending connect cannot be canceled), so a probe goes first: a plain TCP
- * connection that must read the server's `INFO` line in time, then is closed.
- */
-async function connectNats(servers: string | string[], ms: number): Promise<NatsConnection> {
-  const list = Array.isArray(servers) ? servers : [servers];
-  const where = `NATS at ${list.join(',')}`;
-  const started = Date.now();
-  const probes = list.map((server) => probeInfo(server));
-  const abandon = () => {
-    for (const probe of probes) probe.socket.destroy();
-  };
-  try {
-    await connectWithin(Promise.any(probes.map((p) => p.answered)), ms, where, abandon);
-  } catch (error) {
-    throw error instanceof AggregateError ? error.errors[0] : error;
-  } finally {
-    abandon();
-  }
-  try {
-    return await connect({
-      servers,
-      maxReconnectAttempts: -1,
-      reconnectTimeWait: 250,
-      timeout: Math.max(1, ms - (Date.now() - started)),
-      // An Error (for its stack) per request costs more than the request itself on a hot path
-      // of one confirmed ack per message.
-      noAsyncTraces: true,
-    });
-  } catch (error) {
-    if (isClientTimeout(error)) throw connectTimeoutError(where, ms, error);
-    throw error;
-  }
-}
-
-/** A TCP connection to `server` (`host:port`, with or without a scheme) and its `INFO` line. */
-function probeInfo(server: string): { socket: Socket; answered: Promise<void> } {
-  const url = new URL(/^[a-z]+:\/\//i.test(server) ? server : `nats://${server}`);
-  const socket = createConnection({
-    host: url.hostname || '127.0.0.1',
-    port: Number(url.port || 4222),
-  });
-  const answered = new Promise<void>((resolve, reject) => {
-    socket.once('data', (chunk) => {
-      if (chunk.subarray(0, 4).toString() === 'INFO') resolve();
-      else reject(new Error(`${server} is not a NATS server (no INFO)`));
-    });
-    socket.once('error', reject);
-    socket.once('close', () => reject(new Error(`${server} closed the connection`)));
-  });
-  answered.catch(() => {}); // read through Promise.any; never unhandled
-  return { socket, answered };
-}
-
-/** The client's own connect timeout, reported as ours (`ERR_CONNECT_TIMEOUT`). */
-function isClientTimeout(error: unknown): boolean {
-  if (error instanceof ConnectTimeoutError) return false;
-  const name = (error as { name?: unknown } | null)?.name;
-  return name === 'TimeoutError' || /timeout/i.test(String((error as Error)?.message));
 }
 
 /**

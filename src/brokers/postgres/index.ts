@@ -49,6 +49,16 @@ export {
 } from '../consumer.js';
 export type { EnqueueOptions, EnqueueResult } from '../enqueue-options.js';
 export type { BrokerMessage, BrokerSource } from '../source.js';
+export {
+  type DeadLetter,
+  type DeadLetterFilter,
+  type DeadLetterListOptions,
+  type DeadLetterPage,
+  type DeadLetterSelection,
+  type DeadLetters,
+  type PostgresDeadLettersOptions,
+  postgresDeadLetters,
+} from './dead-letters.js';
 export { enqueue, enqueueMany, type PostgresTarget } from './enqueue.js';
 
 /** Options of {@link postgresSource}. */

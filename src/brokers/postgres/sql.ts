@@ -47,6 +47,8 @@ export function queueSql(table: string, label: Label = 'table'): QueueSql {
       SELECT to_regclass('${t}') IS NOT NULL AND to_regclass('${dead}') IS NOT NULL
         AND EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = to_regclass('${t}')
                     AND tgname = '${table}_notify')
+        AND (SELECT count(*) FROM pg_attribute WHERE attname = 'first_failed_at' AND NOT attisdropped
+             AND attrelid IN (to_regclass('${t}'), to_regclass('${dead}'))) = 2
         AND EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass('${t}')
                     AND attname = 'dedup_key' AND NOT attisdropped) AS ready`,
     migrate: `
@@ -76,6 +78,10 @@ export function queueSql(table: string, label: Label = 'table'): QueueSql {
         created_at  timestamptz NOT NULL,
         failed_at   timestamptz NOT NULL DEFAULT now()
       );
+      -- When a message first failed (kept through retries, for the dead letter): added to tables
+      -- made before it existed too.
+      ALTER TABLE ${t} ADD COLUMN IF NOT EXISTS first_failed_at timestamptz;
+      ALTER TABLE ${dead} ADD COLUMN IF NOT EXISTS first_failed_at timestamptz;
       CREATE OR REPLACE FUNCTION "${table}_notify"() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN PERFORM pg_notify('${channel}', ''); RETURN NULL; END $$;
       DROP TRIGGER IF EXISTS "${table}_notify" ON ${t};
@@ -98,16 +104,17 @@ export function queueSql(table: string, label: Label = 'table'): QueueSql {
     extend: `UPDATE ${t} q SET run_at = now() + $3 * interval '1 millisecond' FROM (${pairs}) p
       WHERE q.id = p.id AND q.lease_token = p.token RETURNING q.id::text AS id`,
     retry: `UPDATE ${t} SET run_at = now() + $3 * interval '1 millisecond', lease_token = NULL,
-      last_error = $4 WHERE id = $1 AND lease_token = $2`,
+      last_error = $4, first_failed_at = coalesce(first_failed_at, now())
+      WHERE id = $1 AND lease_token = $2`,
     // Released rows are due at once: notify, so an idle consumer elsewhere picks them up now.
     release: `WITH r AS (UPDATE ${t} SET run_at = now(), lease_token = NULL,
         deliveries = greatest(deliveries - 1, 0) WHERE id = $1 AND lease_token = $2 RETURNING id)
       SELECT pg_notify('${channel}', '') FROM r`,
     deadLetter: `
       WITH gone AS (DELETE FROM ${t} WHERE id = $1 AND lease_token = $2
-                    RETURNING id, body, deliveries, created_at)
-      INSERT INTO ${dead} (id, body, deliveries, error, code, created_at)
-      SELECT id, body, deliveries, $3, $4, created_at FROM gone
+                    RETURNING id, body, deliveries, created_at, first_failed_at)
+      INSERT INTO ${dead} (id, body, deliveries, error, code, created_at, first_failed_at)
+      SELECT id, body, deliveries, $3, $4, created_at, coalesce(first_failed_at, now()) FROM gone
       ON CONFLICT (id) DO UPDATE SET error = EXCLUDED.error, failed_at = now()`,
     // A key held by a row that a concurrent producer has just committed is not visible to this
     // statement's snapshot: then no id comes back, and the result is deduplicated, id unknown.

@@ -64,6 +64,16 @@ export {
 } from '../consumer.js';
 export type { EnqueueOptions, EnqueueResult } from '../enqueue-options.js';
 export type { BrokerMessage, BrokerSource } from '../source.js';
+export {
+  type DeadLetter,
+  type DeadLetterFilter,
+  type DeadLetterListOptions,
+  type DeadLetterPage,
+  type DeadLetterSelection,
+  type DeadLetters,
+  type RedisDeadLettersOptions,
+  redisDeadLetters,
+} from './dead-letters.js';
 export { enqueue, type RedisTarget } from './enqueue.js';
 export { type RedisRateLimiterOptions, redisRateLimiter } from './rate-limiter.js';
 export type { AnyRedisClient, RedisMessage, RedisSourceOptions } from './source.js';

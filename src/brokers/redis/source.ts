@@ -11,6 +11,7 @@ import { Batcher } from '../consumer-batch.js';
 import { errorCode, errorMessage, errorName, errorText } from '../dead-letter.js';
 import { type BrokerMessage, type BrokerSource, closedError } from '../source.js';
 import { type CommonSourceOptions, SOURCE_DEFAULTS } from '../source-options.js';
+import { FIRST_FAILURE_TTL, firstFailureKey } from './dead-letters.js';
 import { delayKeys, PROMOTE, RELEASE_KEY } from './enqueue-scripts.js';
 import {
   ACK_IF_OWNED,
@@ -53,7 +54,8 @@ export interface RedisSourceOptions extends CommonSourceOptions {
   field?: string;
   /**
    * Where dead letters go: a copy of every field of the entry, plus `sluice-id`,
-   * `sluice-stream`, `sluice-group`, `sluice-deliveries`, `sluice-error`, `sluice-code`.
+   * `sluice-stream`, `sluice-group`, `sluice-deliveries`, `sluice-error`, `sluice-code`,
+   * `sluice-first-failed-at` (ms since the epoch; see `redisDeadLetters`).
    * @default `${stream}:dead`
    */
   deadLetterStream?: string;
@@ -188,7 +190,20 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
 
   async retry(message: RedisMessage, delayMs: number): Promise<void> {
     // Idle time lease - delay: the entry becomes claimable (by any consumer) after `delay`.
-    const owned = await this.#claimOwned([message.id], Math.max(0, this.#lease - delayMs));
+    const [owned] = await Promise.all([
+      this.#claimOwned([message.id], Math.max(0, this.#lease - delayMs)),
+      // The first failure's time, for the dead letter's firstFailedAt (NX: the first one stays).
+      this.#cmd
+        .sendCommand([
+          'SET',
+          this.#firstFailure(message),
+          String(Date.now()),
+          'NX',
+          'PX',
+          String(FIRST_FAILURE_TTL),
+        ])
+        .catch(() => {}),
+    ]);
     if (!isIn(owned, message.id)) throw new LeaseLostError(message.id, 'retry');
   }
 
@@ -204,6 +219,9 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
 
   async deadLetter(message: RedisMessage, error: Error): Promise<void> {
     const code = errorCode(error) ?? errorName(error);
+    const firstFailed = await this.#cmd
+      .sendCommand(['GET', this.#firstFailure(message)])
+      .catch(() => null);
     // Prefixed: the letter also carries every field of the original entry, and ours must not
     // shadow (or be shadowed by) a field of the producer's.
     const letter = [
@@ -219,6 +237,8 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
       errorText(errorMessage(error)),
       'sluice-code',
       errorText(code),
+      'sluice-first-failed-at',
+      firstFailed == null ? String(Date.now()) : String(firstFailed),
     ];
     // The payload as delivered, written only if the entry itself is gone by now (none when the
     // entry had no payload field: an empty one would be made up).
@@ -241,7 +261,12 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
       ],
     );
     if (Number(done) !== 1) throw new LeaseLostError(message.id, 'dead-letter');
+    await this.#cmd.sendCommand(['DEL', this.#firstFailure(message)]).catch(() => {});
     await this.#releaseKey(message);
+  }
+
+  #firstFailure(message: RedisMessage): string {
+    return firstFailureKey(this.deadLetterStream, message.id);
   }
 
   /** A keyed job is done: its key may be enqueued again (see `enqueue`). */
