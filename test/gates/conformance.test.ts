@@ -12,6 +12,7 @@ import {
   ThreadPool,
 } from '../../src/index.js';
 import scripted, { type ScriptedJob, type ScriptedResult } from '../fixtures/gates/scripted.js';
+import { maxInWindow } from '../helpers.js';
 
 const MODULE = new URL('../fixtures/gates/scripted.ts', import.meta.url);
 
@@ -107,17 +108,6 @@ function script(n: number, spec: (id: number) => Partial<ScriptedJob> = () => ({
     jobs: n,
     ...spec(id),
   }));
-}
-
-function maxInWindow(starts: number[], interval: number): number {
-  const sorted = [...starts].sort((a, b) => a - b);
-  let max = 0;
-  let lo = 0;
-  for (let hi = 0; hi < sorted.length; hi++) {
-    while ((sorted[hi] as number) - (sorted[lo] as number) >= interval) lo++;
-    max = Math.max(max, hi - lo + 1);
-  }
-  return max;
 }
 
 /** Successful results in the order their runs started. */

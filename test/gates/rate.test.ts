@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { AbortError, Pool, type RateLimiter, rateLimiter } from '../../src/index.js';
-import { flush } from '../helpers.js';
+import { flush, maxInWindow } from '../helpers.js';
 
 afterEach(() => {
   vi.useRealTimers();
@@ -10,17 +10,6 @@ const fakeTime = () =>
   vi.useFakeTimers({
     toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'Date', 'performance'],
   });
-
-/** The most starts in any window [t, t + interval) over sorted start times. */
-function maxInWindow(starts: number[], interval: number): number {
-  let max = 0;
-  let lo = 0;
-  for (let hi = 0; hi < starts.length; hi++) {
-    while ((starts[hi] as number) - (starts[lo] as number) >= interval) lo++;
-    max = Math.max(max, hi - lo + 1);
-  }
-  return max;
-}
 
 describe('rate', () => {
   it('1,000 jobs at 50 per 1000 ms: no 1000 ms window holds more than 50 starts, and they take 19 s', async () => {
