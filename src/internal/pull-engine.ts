@@ -454,10 +454,17 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
     const queue = this.#queue as RunQueue<GatedRun<J, R>>;
     const now = performance.now();
     while (this.#slots.available && queue.length > 0 && this.#cancelWith === undefined) {
-      if (this.#rate !== undefined && !this.#rate.take()) return;
+      if (this.#rate !== undefined) {
+        // Only a job that may start now takes a permit (one held later would be stale).
+        if (!queue.ready(now)) {
+          this.#keyWake?.arm(now, queue.readyIn(now));
+          return;
+        }
+        if (!this.#rate.take(now)) return;
+      }
       const run = queue.take(now);
       if (run === undefined) {
-        this.#rate?.giveBack();
+        this.#rate?.giveBack(now);
         this.#keyWake?.arm(now, queue.readyIn(now));
         return;
       }
