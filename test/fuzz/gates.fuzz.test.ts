@@ -14,6 +14,8 @@ import { HOOKS } from '../../src/scheduler/hooks.js';
 import {
   fakeClock,
   type GateConfig,
+  type GateRec,
+  GateWorker,
   gateConfig,
   gateOptions,
   HookLog,
@@ -21,12 +23,9 @@ import {
   jobBehaviour,
   KEYS,
   type Key,
-  StartLog,
 } from './gate-model.js';
 import {
   abortListeners,
-  type Deferred,
-  deferred,
   flush,
   fuzzAssert,
   fuzzParams,
@@ -104,22 +103,12 @@ interface Job {
   key: Key;
 }
 
-/** One attempt of a job, as the model saw it start. */
-interface Attempt {
-  signal: AbortSignal;
-  live: boolean;
-  control: Deferred<number> | undefined;
-}
-
 interface Rec {
   id: number;
   spec: JobSpec;
   ac: AbortController | undefined;
   submit: 'pending' | 'accepted' | 'rejected' | 'refused';
-  /** Acceptance order (from the accepted hook). */
-  seq: number;
-  attempts: Attempt[];
-  settledHook: boolean;
+  gate: GateRec;
   results: Result<Job, number>[];
 }
 
@@ -127,11 +116,9 @@ class GatePoolModel {
   readonly v = new Violations();
   readonly log: string[] = [];
   readonly recs: Rec[] = [];
-  readonly starts = new StartLog();
   readonly hooks: HookLog<Job>;
   readonly pool: Pool<Job, number>;
-  limit: number;
-  seq = 0;
+  readonly jobs: GateWorker;
   aborted = false;
 
   constructor(
@@ -140,9 +127,16 @@ class GatePoolModel {
     readonly timeout: number | undefined,
     readonly config: GateConfig,
   ) {
-    this.limit = concurrency;
-    this.hooks = new HookLog<Job>((job) => this.onAccepted(job));
-    this.pool = new Pool<Job, number>((job, ctx) => this.worker(job, ctx), {
+    this.jobs = new GateWorker(this.v, this.log, config, concurrency);
+    // Canceled by its signal or by the pool: it may leave the queue without the model seeing it.
+    this.jobs.gone = (g) => this.aborted || this.recs[g.id]?.ac?.signal.aborted === true;
+    this.hooks = new HookLog<Job>(
+      (job) => this.onAccepted(job),
+      (job) => {
+        (this.recs[job.id] as Rec).gate.settled = true;
+      },
+    );
+    this.pool = new Pool<Job, number>((job, ctx) => this.jobs.run(job.id, ctx.signal), {
       concurrency,
       queueSize,
       timeout,
@@ -156,109 +150,16 @@ class GatePoolModel {
   }
 
   onAccepted(job: Job): void {
-    const rec = this.recs[job.id] as Rec;
-    rec.seq = this.seq++;
+    this.jobs.accepted(job.id);
     // Accepted and unsettled stay within the running jobs (at most the limit, or more after a
     // resize down) plus queueSize.
     const running = this.pool.stats().running;
-    const bound = Math.max(this.limit, running) + this.queueSize;
+    const bound = Math.max(this.jobs.limit, running) + this.queueSize;
     const before = this.unsettled();
     this.v.check(
       before < bound,
       () => `job ${job.id} accepted with ${before} unsettled, bound ${bound}`,
     );
-  }
-
-  isLive(a: Attempt): boolean {
-    return a.live && !a.signal.aborted;
-  }
-
-  /** Jobs of their first attempt, accepted, neither started nor settled nor canceled. */
-  queuedFirstAttempt(): Rec[] {
-    return this.recs.filter(
-      (r) =>
-        r.seq >= 0 &&
-        r.attempts.length === 0 &&
-        !r.settledHook &&
-        r.ac?.signal.aborted !== true &&
-        !this.aborted,
-    );
-  }
-
-  worker(job: Job, ctx: { signal: AbortSignal }): number | Promise<number> {
-    const rec = this.recs[job.id] as Rec;
-    const n = rec.attempts.length + 1;
-    const now = performance.now();
-    this.log.push(`  @${now.toFixed(3)} worker(${job.id}) attempt ${n}`);
-    const v = this.v;
-    const max = this.config.retry?.attempts ?? 1;
-    v.check(n <= max, () => `job ${job.id}: attempt ${n} of at most ${max}`);
-    v.check(!rec.settledHook, () => `job ${job.id}: started after it settled`);
-    v.check(
-      !rec.attempts.some((a) => this.isLive(a)),
-      () => `job ${job.id}: attempt ${n} started while an earlier one runs`,
-    );
-    const live = this.recs.flatMap((r) => r.attempts.filter((a) => this.isLive(a)));
-    v.check(
-      live.length < this.limit,
-      () => `job ${job.id} started with ${live.length} running, limit ${this.limit}`,
-    );
-    const perKey = this.config.key?.concurrency;
-    if (perKey !== undefined) {
-      const same = this.recs.filter(
-        (r) => r.spec.key === job.key && r.attempts.some((a) => this.isLive(a)),
-      ).length;
-      v.check(
-        same < perKey,
-        () => `job ${job.id} (key ${job.key}) started with ${same} of its key running`,
-      );
-    }
-    this.checkPriority(rec, n);
-    this.starts.record(now, this.config.key ? job.key : undefined);
-    const attempt: Attempt = { signal: ctx.signal, live: false, control: undefined };
-    rec.attempts.push(attempt);
-    const b = rec.spec.behaviour;
-    if (n <= b.fails || b.last === 'sync-throw') {
-      const error = new Error(`job ${job.id} attempt ${n} failed`);
-      if (b.failHow === 'sync' || b.last === 'sync-throw') throw error;
-      attempt.live = true;
-      const p = Promise.reject(error);
-      // Registered before the pool's handler: the slot counts as free when the pool sees it.
-      p.catch(() => {
-        attempt.live = false;
-      });
-      return p;
-    }
-    if (b.last === 'sync-ok') return job.id * 10;
-    attempt.live = true;
-    attempt.control = deferred<number>();
-    if (b.last === 'until-signal') {
-      const stop = () => {
-        if (attempt.control?.settled) return;
-        attempt.live = false;
-        attempt.control?.reject(ctx.signal.reason);
-      };
-      if (ctx.signal.aborted) stop();
-      else ctx.signal.addEventListener('abort', stop, { once: true });
-    }
-    return attempt.control.promise;
-  }
-
-  /** No queued job of a higher priority (or of the same, accepted earlier) is passed over. */
-  checkPriority(rec: Rec, attempt: number): void {
-    // With key, priority orders jobs within one key only (round-robin among keys).
-    const rivals = this.queuedFirstAttempt().filter(
-      (r) => r !== rec && (!this.config.key || r.spec.key === rec.spec.key),
-    );
-    for (const r of rivals) {
-      const higher = r.spec.priority > rec.spec.priority;
-      const earlier = r.spec.priority === rec.spec.priority && r.seq < rec.seq && attempt === 1;
-      this.v.check(
-        !higher && !earlier,
-        () =>
-          `job ${rec.id} (priority ${rec.spec.priority}, seq ${rec.seq}) started before queued job ${r.id} (priority ${r.spec.priority}, seq ${r.seq})`,
-      );
-    }
   }
 
   submit(spec: JobSpec): void {
@@ -268,9 +169,7 @@ class GatePoolModel {
       spec,
       ac: spec.signal ? new AbortController() : undefined,
       submit: 'pending',
-      seq: -1,
-      attempts: [],
-      settledHook: false,
+      gate: this.jobs.add(id, spec.key, spec.priority, spec.behaviour),
       results: [],
     };
     this.recs.push(rec);
@@ -305,32 +204,22 @@ class GatePoolModel {
     );
   }
 
-  open(): Attempt[] {
-    return this.recs.flatMap((r) => r.attempts.filter((a) => a.control && !a.control.settled));
-  }
-
   async exec(c: Command): Promise<void> {
     this.log.push(`@${performance.now()} ${JSON.stringify(c)}`);
     switch (c.t) {
       case 'submit':
         this.submit(c.job);
         break;
-      case 'settle': {
-        const open = this.open();
-        const a = open[c.pick % Math.max(1, open.length)];
-        if (!a?.control) break;
-        a.live = false;
-        if (c.ok) a.control.resolve(1);
-        else a.control.reject(new Error('settled as failed'));
+      case 'settle':
+        this.jobs.settle(c.pick, c.ok);
         break;
-      }
       case 'abortJob': {
         const open = this.recs.filter((r) => r.ac && !r.ac.signal.aborted);
         open[c.pick % Math.max(1, open.length)]?.ac?.abort('caller');
         break;
       }
       case 'resize':
-        this.limit = c.n;
+        this.jobs.limit = c.n;
         this.pool.resize(c.n);
         break;
       case 'pause':
@@ -381,12 +270,9 @@ class GatePoolModel {
     for (let round = 0; round < 200; round++) {
       await flush();
       const s = this.pool.stats();
-      const open = this.open();
-      if (open.length === 0 && s.running === 0 && s.queued === 0 && s.waiting.retry === 0) break;
-      for (const a of open) {
-        a.live = false;
-        a.control?.resolve(1);
-      }
+      const idle = s.running === 0 && s.queued === 0 && s.waiting.retry === 0;
+      if (this.jobs.open().length === 0 && idle) break;
+      this.jobs.releaseAll();
       vi.advanceTimersByTime(20);
     }
     await settlesWithin(drained, 'pool.drain()');
@@ -399,13 +285,12 @@ class GatePoolModel {
 
   checkFinal(): void {
     const v = this.v;
-    const retry = this.config.retry;
     let accepted = 0;
     let ok = 0;
     let canceled = 0;
     for (const rec of this.recs) {
       const id = rec.id;
-      const runs = rec.attempts.length;
+      const runs = rec.gate.attempts.length;
       v.check(rec.submit !== 'pending', () => `submit(${id}) never settled`);
       if (rec.submit !== 'accepted') {
         v.check(runs === 0, () => `job ${id}: not accepted (${rec.submit}) but ran`);
@@ -418,30 +303,14 @@ class GatePoolModel {
       if (!r) continue;
       if (r.ok) ok++;
       else if (r.error instanceof AbortError) canceled++;
-      if (retry === undefined) {
-        v.check(r.attempts === undefined, () => `job ${id}: attempts without retry`);
-        continue;
-      }
-      v.check(r.attempts === runs, () => `job ${id}: result attempts ${r.attempts}, ran ${runs}`);
-      const errors = r.errors ?? [];
-      // Each failed run's error, then the cancel that ended a wait for a run that never came.
-      const expected = r.ok ? runs - 1 : errors.length === runs + 1 ? runs + 1 : runs;
-      v.check(
-        errors.length === expected && (r.ok || errors.at(-1) === r.error),
-        () => `job ${id}: ${errors.length} errors for ${runs} runs (${r.ok ? 'ok' : r.error.name})`,
-      );
-      if (!r.ok && errors.length === runs + 1)
-        v.check(
-          r.error instanceof AbortError,
-          () => `job ${id}: an error without a run that is not a cancel: ${r.error.name}`,
-        );
+      this.jobs.checkResult(id, r);
       if (rec.ac)
         v.check(
           abortListeners(rec.ac.signal) === 0,
           () => `job ${id}: ${abortListeners(rec.ac?.signal as AbortSignal)} listeners left`,
         );
     }
-    this.starts.check(v, this.config);
+    this.jobs.starts.check(v, this.config);
     const s = this.pool.stats();
     const settled = s.succeeded + s.failed + s.timedOut + s.canceled + s.crashed;
     v.check(
