@@ -596,17 +596,24 @@ export class Pool<J, R> implements JobOwner<J, R> {
   #pump(now = performance.now()): void {
     const startable = this.#state !== 'aborted';
     while (startable && !this.#paused && this.#slots.available && this.#queue.length > 0) {
-      if (this.#rate !== undefined && !this.#rate.take()) break;
+      if (this.#rate !== undefined) {
+        // Only a job that may start now takes a permit (one held later would be stale).
+        if (!this.#queue.ready(now)) {
+          this.#keyWake.arm(now, this.#queue.readyIn(now));
+          break;
+        }
+        if (!this.#rate.take(now)) break;
+      }
       const run = this.#queue.take(now);
       if (run === undefined) {
-        this.#rate?.giveBack();
+        this.#rate?.giveBack(now);
         this.#keyWake.arm(now, this.#queue.readyIn(now));
         break;
       }
       // Its signal may have aborted in this same turn, its listener not yet called (another
       // listener on that signal settled a job and brought us here first): never start it.
       if (run.callerSignal?.aborted) {
-        this.#rate?.giveBack();
+        this.#rate?.giveBack(now);
         if (run.key !== undefined) this.#queue.finished(run, now);
         run.cancel(abortErrorFrom(run.callerSignal));
       } else {

@@ -61,6 +61,9 @@ export class KeyedQueue<E extends Queued> implements RunQueue<E> {
   }
 
   get keys(): number {
+    // A key lingering in its rate window is forgotten once the window passes, even when nothing
+    // else happens in the pool by then (a sweep otherwise runs only on the next release).
+    this.#sweep(performance.now());
     return this.#states.size;
   }
 
@@ -94,9 +97,25 @@ export class KeyedQueue<E extends Queued> implements RunQueue<E> {
       state.running++;
       state.window?.record(now);
       this.#place(state, now);
+      if (this.#length === 0) this.#releaseWaiting(now);
       return entry;
     }
     return undefined;
+  }
+
+  ready(now: number): boolean {
+    this.#wake(now);
+    // As take() does, keys passed over leave the ring (empty: released; held by their rate:
+    // cooling), but the first key that may start stays at the front for the take() that follows.
+    for (let state = this.#ring.peek(); state; state = this.#ring.peek()) {
+      const wait = state.queue.length === 0 ? 0 : (state.window?.delay(now) ?? 0);
+      if (state.queue.length > 0 && wait <= 0) return true;
+      this.#ring.shift();
+      state.where = 'idle';
+      if (state.queue.length === 0) this.#release(state, now);
+      else this.#cool(state, now + wait);
+    }
+    return false;
   }
 
   remove(entry: E): void {
@@ -106,7 +125,24 @@ export class KeyedQueue<E extends Queued> implements RunQueue<E> {
     state.queue.remove(entry);
     if (state.queue.length === before) return;
     this.#length--;
-    this.#release(state, performance.now());
+    const now = performance.now();
+    this.#release(state, now);
+    if (this.#length === 0) this.#releaseWaiting(now);
+  }
+
+  /**
+   * A key emptied by removals while in the ring or cooling is released only when a take()
+   * reaches it; once nothing is queued none may come, so those keys are released here.
+   */
+  #releaseWaiting(now: number): void {
+    const waiting = [...this.#cooling];
+    this.#cooling.length = 0;
+    for (let s = this.#ring.shift(); s; s = this.#ring.shift()) waiting.push(s);
+    for (const state of waiting) {
+      state.where = 'idle';
+      this.#place(state, now);
+      this.#release(state, now);
+    }
   }
 
   clear(): E[] {

@@ -30,6 +30,10 @@ export class PriorityQueue<E extends Queued> implements RunQueue<E> {
     return top;
   }
 
+  ready(): boolean {
+    return this.#heap.length > 0;
+  }
+
   peek(): E | undefined {
     return this.#heap[0];
   }

@@ -13,6 +13,8 @@ export class RateGate {
   readonly #fail: (error: Error) => void;
   /** 'none' until a start needs a permit, 'asked' while one is coming, 'held' once due. */
   #permit: 'none' | 'asked' | 'held' = 'none';
+  /** performance.now() of the pass that gave a permit back; undefined for one just granted. */
+  #heldAt: number | undefined = undefined;
   #timer: NodeJS.Timeout | undefined;
   #stopped = false;
 
@@ -32,13 +34,17 @@ export class RateGate {
   }
 
   /**
-   * Uses a permit for a start now: true if one was held or the limiter grants one at once;
+   * Uses a permit for a start at `now`: true if one was held or the limiter grants one at once;
    * otherwise asks for one (once) and returns false — `wake` follows when it is due.
+   *
+   * A permit is good only at the time it was reserved for: the limiter counts the start then,
+   * so a start later than that could come closer than `interval` to a start the limiter lets
+   * through next. A permit nobody used in its own pass is dropped, and the next start asks anew.
    */
-  take(): boolean {
+  take(now: number): boolean {
     if (this.#permit === 'held') {
       this.#permit = 'none';
-      return true;
+      if (this.#heldAt === undefined || this.#heldAt === now) return true;
     }
     if (this.#permit === 'asked' || this.#stopped) return false;
     this.#permit = 'asked';
@@ -49,9 +55,16 @@ export class RateGate {
       this.#failed(error);
       return false;
     }
-    if (typeof wait === 'number' && wait <= 0) {
-      this.#permit = 'none';
-      return true;
+    if (typeof wait === 'number') {
+      if (wait <= 0) {
+        this.#permit = 'none';
+        return true;
+      }
+      // Armed now, not on a microtask: the wait counts from this reservation, and a timer armed
+      // later (after the rest of this turn's synchronous work) would start the job that much
+      // after its reserved time, closer than `interval` to the start the next reservation allows.
+      this.#dueIn(wait);
+      return false;
     }
     Promise.resolve(wait).then(
       (ms) => this.#dueIn(ms),
@@ -60,9 +73,11 @@ export class RateGate {
     return false;
   }
 
-  /** A permit taken by {@link take} that no job used (it was canceled): kept for the next. */
-  giveBack(): void {
+  /** A permit taken by {@link take} at `now` that no job used (it was canceled): kept for the
+   * next start in the same pass (same `now`). */
+  giveBack(now: number): void {
     this.#permit = 'held';
+    this.#heldAt = now;
   }
 
   /** No more permits (pool aborted): drops the pending wake-up. */
@@ -91,7 +106,10 @@ export class RateGate {
     }
     this.#timer = undefined;
     this.#permit = 'held';
+    this.#heldAt = undefined;
     this.#wake();
+    // Not used now (the jobs it was for were canceled, the pool paused…): dropped, see take().
+    if (this.#permit === 'held' && this.#heldAt === undefined) this.#permit = 'none';
   }
 
   #failed(error: unknown): void {

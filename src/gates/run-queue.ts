@@ -27,6 +27,11 @@ export interface RunQueue<E extends Queued> {
    * when none may start now (every key with queued work is at its limit).
    */
   take(now: number): E | undefined;
+  /**
+   * True when `take(now)` would return a job. Asked before a rate permit is taken, so that no
+   * permit is spent (and left to age) while every key with work is at its limit.
+   */
+  ready(now: number): boolean;
   /** Removes a queued job (canceled while queued). */
   remove(entry: E): void;
   /** Takes every queued job out, whatever the limits (abort, drain deadline). */
@@ -45,6 +50,10 @@ export interface RunQueue<E extends Queued> {
 export class FifoQueue<E extends Queued> extends WaitList<E> implements RunQueue<E> {
   take(): E | undefined {
     return this.shift();
+  }
+
+  ready(): boolean {
+    return this.length > 0;
   }
 
   clear(): E[] {

@@ -90,6 +90,8 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
   /** With gates: pulled jobs waiting to start, in the gates' order. */
   readonly #queue: RunQueue<GatedRun<J, R>> | undefined;
   readonly #retrying = new Set<RetryWait<J, R>>();
+  /** Jobs taken off the queue and retry waits by an abort, not yet settled (see #cancelGated). */
+  #canceling = 0;
   readonly #rate: RateGate | undefined;
   readonly #keyWake: KeyWake | undefined;
   #order = 0;
@@ -252,7 +254,8 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
       !this.#pulling &&
       (this.#stopped || this.#sourceDone) &&
       this.#slots.running === 0 &&
-      (this.#queue === undefined || (this.#queue.length === 0 && this.#retrying.size === 0)) &&
+      (this.#queue === undefined ||
+        (this.#queue.length === 0 && this.#retrying.size === 0 && this.#canceling === 0)) &&
       this.#ready.length === 0 &&
       this.#byIndex.size === 0
     );
@@ -381,7 +384,15 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
     this.#opts.hooks?.accepted?.(job, this.#pulled);
     this.#opts.hooks?.settled?.(job, this.#pulled, error);
     this.#opts.stats?.settledUnstarted(outcomeOf(error));
-    this.#push(makeResult<J, R>(job, this.#pulled++, error, undefined));
+    this.#push(this.#unstartedResult(job, this.#pulled++, error));
+  }
+
+  /** The result of a job that failed before any run; with `retry`, `attempts: 0` and `errors`
+   * as every other result of a retrying pool carries. */
+  #unstartedResult(job: J, index: number, error: Error): Result<J, R> {
+    const result = makeResult<J, R>(job, index, error, undefined);
+    if (this.#opts.gates?.retry === undefined) return result;
+    return attemptsResult(result, { attempt: 1, errors: undefined, workerId: -1 }, error);
   }
 
   #sourceFailed(error: unknown): void {
@@ -437,7 +448,7 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
       const error = toError(thrown);
       this.#opts.stats?.settledUnstarted('failed');
       this.#opts.hooks?.settled?.(job, run.index, error);
-      this.#push(makeResult<J, R>(job, run.index, error, undefined));
+      this.#push(this.#unstartedResult(job, run.index, error));
       return;
     }
     this.#enqueue(run);
@@ -454,10 +465,17 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
     const queue = this.#queue as RunQueue<GatedRun<J, R>>;
     const now = performance.now();
     while (this.#slots.available && queue.length > 0 && this.#cancelWith === undefined) {
-      if (this.#rate !== undefined && !this.#rate.take()) return;
+      if (this.#rate !== undefined) {
+        // Only a job that may start now takes a permit (one held later would be stale).
+        if (!queue.ready(now)) {
+          this.#keyWake?.arm(now, queue.readyIn(now));
+          return;
+        }
+        if (!this.#rate.take(now)) return;
+      }
       const run = queue.take(now);
       if (run === undefined) {
-        this.#rate?.giveBack();
+        this.#rate?.giveBack(now);
         this.#keyWake?.arm(now, queue.readyIn(now));
         return;
       }
@@ -541,7 +559,13 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
     }
     this.#retrying.clear();
     waiting.sort((a, b) => a.index - b.index);
-    for (const run of waiting) run.cancel(error);
+    // Out of the queue but not settled yet: the iteration must not end (done) while the first
+    // of them delivers, or the results of the others would come after the end and be lost.
+    this.#canceling = waiting.length;
+    for (const run of waiting) {
+      this.#canceling--;
+      run.cancel(error);
+    }
   }
 
   #push(result: Result<J, R>): void {

@@ -88,6 +88,39 @@ describe('key and perKey', () => {
     pool.stats();
   });
 
+  it('a key lingering in its rate window is forgotten once the window passes, with nothing else happening', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date', 'performance'] });
+    const pool = new Pool((job: Job) => job.n, {
+      concurrency: 1,
+      key: (job) => job.key,
+      perKey: { rate: { limit: 1, interval: 5 } },
+    });
+    await (await pool.submit({ key: 'a', n: 0 })).result;
+    expect(pool.stats().keys).toBe(1);
+    vi.advanceTimersByTime(5);
+    expect(pool.stats().keys).toBe(0);
+  });
+
+  it('a key whose last queued job is canceled while it waits on the rate leaves no state once the pool is idle', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date', 'performance'] });
+    const pool = new Pool((job: Job) => job.n, {
+      concurrency: 1,
+      queueSize: 1,
+      key: (job) => job.key,
+      perKey: { concurrency: 1 },
+      rate: { limit: 1, interval: 5 },
+    });
+    await (await pool.submit({ key: 'a', n: 0 })).result;
+    const ac = new AbortController();
+    const second = await pool.submit({ key: 'a', n: 1 }, { signal: ac.signal });
+    ac.abort();
+    expect((await second.result).ok).toBe(false);
+    await vi.advanceTimersByTimeAsync(10);
+    await pool.drain();
+    expect(pool.stats()).toMatchObject({ queued: 0, keys: 0 });
+    expect(vi.getTimerCount()).toBe(0);
+  });
+
   it('jobs held by their key show in stats; a throwing key function fails only that job', async () => {
     const gate = deferred<void>();
     const pool = new Pool(async (job: Job) => gate.promise.then(() => job.n), {

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { AbortError, Pool, type RateLimiter, rateLimiter } from '../../src/index.js';
-import { flush, maxInWindow } from '../helpers.js';
+import { deferred, flush, maxInWindow } from '../helpers.js';
 
 afterEach(() => {
   vi.useRealTimers();
@@ -73,6 +73,74 @@ describe('rate', () => {
         1000,
       ),
     ).toBe(5);
+  });
+
+  it('a permit asked for in the middle of a turn counts from its reservation: the start after it keeps a full interval away', async () => {
+    fakeTime();
+    const starts: number[] = [];
+    let failed = false;
+    const pool = new Pool(
+      (n: number) => {
+        starts.push(performance.now());
+        if (n === 0 && !failed) {
+          failed = true;
+          throw new Error('once');
+        }
+        return n;
+      },
+      {
+        concurrency: 1,
+        queueSize: 1,
+        retry: { attempts: 2, backoff: () => 0 },
+        rate: { limit: 1, interval: 11 },
+      },
+    );
+    await pool.submit(0);
+    // The retry comes due inside this synchronous advance and asks for its permit there.
+    vi.advanceTimersByTime(1);
+    await pool.submit(1);
+    for (let i = 0; i < 3; i++) {
+      await flush();
+      vi.advanceTimersByTime(20);
+    }
+    await pool.drain();
+    expect(starts).toHaveLength(3);
+    expect(maxInWindow(starts, 11)).toBe(1);
+  });
+
+  it('a permit that came due while every key was at its limit is not spent later: the window holds when the key frees', async () => {
+    fakeTime();
+    const starts: number[] = [];
+    const gate = deferred<void>();
+    let failed = false;
+    const pool = new Pool(
+      async (job: { key: string; n: number }) => {
+        starts.push(performance.now());
+        if (job.n === 0) await gate.promise;
+        else if (!failed) {
+          failed = true;
+          throw new Error('once');
+        }
+        return job.n;
+      },
+      {
+        concurrency: 2,
+        queueSize: 0,
+        key: (job) => job.key,
+        perKey: { concurrency: 1 },
+        rate: { limit: 1, interval: 5 },
+        retry: { attempts: 2, backoff: () => 0 },
+      },
+    );
+    await pool.submit({ key: 'a', n: 0 });
+    await pool.submit({ key: 'a', n: 1 }); // held by its key; its permit comes due meanwhile
+    await vi.advanceTimersByTimeAsync(20);
+    gate.resolve();
+    await vi.advanceTimersByTimeAsync(20);
+    await pool.drain();
+    expect(starts).toHaveLength(3);
+    expect(maxInWindow(starts, 5)).toBe(1);
+    expect(vi.getTimerCount()).toBe(0);
   });
 
   it('an async RateLimiter is asked once per start, and its failure fails only the job that asked', async () => {
