@@ -24,9 +24,10 @@ describe('search over the committed corpus', () => {
   it('--json: query, method, verdict, evidence and per-document results', async () => {
     const { code, answer } = await searchJson('DeclareMathOperator');
     expect(code).toBe(0);
+    // A lexical (hashing) index is searched with BM25 alone unless --method says otherwise.
     expect(answer).toMatchObject({
       query: 'DeclareMathOperator',
-      method: 'hybrid',
+      method: 'bm25',
       noGoodMatch: false,
     });
     expect(answer.evidence.coverage).toBe(1);
@@ -35,10 +36,15 @@ describe('search over the committed corpus', () => {
       page: expect.any(Number),
       score: expect.any(Number),
       snippet: expect.stringContaining('**DeclareMathOperator**'),
-      cosine: expect.any(Number),
     });
     const docs = answer.results.map((r) => r.document);
     expect(new Set(docs).size).toBe(docs.length);
+    const hybrid = await searchJson('DeclareMathOperator', '--method', 'hybrid');
+    expect(hybrid.answer.method).toBe('hybrid');
+    expect(hybrid.answer.results[0]).toMatchObject({
+      document: join(GOOD_PDFS, 'amsopn.pdf'),
+      cosine: expect.any(Number),
+    });
   });
 
   it('a phrase and a prefix find their document first', async () => {
