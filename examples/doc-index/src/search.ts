@@ -145,7 +145,7 @@ export async function search(
   const top = best[0];
   const topCosine = top && cosines?.get(top.chunk.id)?.cosine;
   const evidence = {
-    coverage: top && method !== 'vector' ? coverage(store.db, parsed, top.chunk.id) : 0,
+    coverage: top ? coverage(store.db, parsed, top.chunk.id) : 0,
     ...(topCosine !== undefined && semantic(opts.embedder)
       ? { cosine: topCosine, standout: standout(topCosine, cosines!) }
       : {}),
