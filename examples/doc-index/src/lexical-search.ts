@@ -19,6 +19,9 @@ export interface LexicalHit {
 // better-sqlite3 binds a JS number as a REAL, and FTS5 does not apply `rowid = 20.0` as a rowid
 // constraint alongside MATCH (it returns every matching row): hence CAST(? AS INTEGER) below.
 
+/** How much more a query word found in no chunk counts against coverage than its IDF. */
+const UNKNOWN_WEIGHT = 2;
+
 /** Chunks past this rank never reach a top-k of documents; reading them costs time only. */
 const LEXICAL_DEPTH = 1000;
 
@@ -91,7 +94,10 @@ export function coverage(db: Database.Database, parsed: ParsedQuery, chunkId: nu
     const n = df.get(part)?.n ?? 0;
     // BM25's IDF (always > 0): a word in every chunk still weighs a little.
     const idf = Math.log((total - n + 0.5) / (n + 0.5) + 1);
-    all += idf;
+    // A word the corpus never uses ("sourdough", "kubernetes") is the strongest sign the query
+    // is about something else; a rare word matched once by chance ("baked") weighs nearly as
+    // much as it by IDF alone, so the unknown word counts twice.
+    all += n === 0 ? UNKNOWN_WEIGHT * idf : idf;
     if (n > 0 && inChunk.get(part, chunkId)) found += idf;
   }
   return all > 0 ? found / all : 0;
