@@ -1,6 +1,6 @@
 /**
- * Search: a lexical leg (FTS5, BM25) and a vector leg (the index's embedder, cosine similarity
- * over every chunk — a linear scan, a few ms for thousands of chunks), fused by reciprocal rank
+ * Search: a lexical leg (FTS5, BM25: lexical-search.ts) and a vector leg (the index's embedder,
+ * cosine similarity over every chunk: vector-search.ts), fused by reciprocal rank
  * fusion, grouped per document (its best chunk, page and snippet), with a verdict on whether
  * anything is a good match at all.
  *
@@ -12,6 +12,7 @@ import { tokenize } from './lexical-embedder.js';
 import { coverage, type LexicalHit, lexicalSearch, lexicalSnippet } from './lexical-search.js';
 import { parseQuery } from './query.js';
 import type { Store } from './store.js';
+import { type Cosine, standout, vectorScores } from './vector-search.js';
 
 /** Which legs rank the results. */
 export type SearchMethod = 'hybrid' | 'bm25' | 'vector';
@@ -163,23 +164,6 @@ export function isGoodMatch(cover: number, standout: number | undefined, t: Thre
   return cover >= t.coverage || (standout !== undefined && standout >= t.standout);
 }
 
-/**
- * How far `cosine` lies above the mean cosine of all chunks, in standard deviations. Raw cosines
- * of this model do not separate relevant from irrelevant (a nonsense word scores 0.65 against
- * some chunk, a good paraphrase 0.45): what does is whether one chunk stands out from the rest.
- */
-function standout(cosine: number, all: Map<number, Cosine>): number {
-  let sum = 0;
-  let sq = 0;
-  for (const { cosine: c } of all.values()) {
-    sum += c;
-    sq += c * c;
-  }
-  const mean = sum / all.size;
-  const sd = Math.sqrt(Math.max(sq / all.size - mean * mean, 1e-12));
-  return (cosine - mean) / sd;
-}
-
 /** Cosine similarity means something only for a model trained on meaning. */
 function semantic(embedder: Embedder | undefined): boolean {
   return embedder !== undefined && embedder.identity.kind !== 'lexical';
@@ -224,41 +208,6 @@ function bestPerDocument(
   return [...byDoc.values()]
     .sort((a, b) => b.score - a.score)
     .map(({ id, score }) => ({ chunk: row.get(id)!, score }));
-}
-
-interface Cosine {
-  cosine: number;
-  documentId: number;
-}
-
-/** Chunk id -> cosine similarity to `query`, over every chunk of the index. */
-async function vectorScores(
-  store: Store,
-  embedder: Embedder,
-  query: string,
-): Promise<Map<number, Cosine>> {
-  const [q] = await embedder.embed([query]);
-  const scores = new Map<number, Cosine>();
-  const rows = store.db
-    .prepare<[], { id: number; documentId: number; embedding: Buffer }>(
-      `SELECT v.chunk_id AS id, c.document_id AS documentId, v.embedding AS embedding
-         FROM vectors v JOIN chunks c ON c.id = v.chunk_id`,
-    )
-    .iterate();
-  for (const row of rows)
-    scores.set(row.id, { cosine: dot(q!, row.embedding), documentId: row.documentId });
-  return scores;
-}
-
-function dot(q: Float32Array, blob: Buffer): number {
-  // A Float32Array view needs 4-byte alignment; copy the rare blob that is not aligned.
-  const bytes = blob.byteOffset % 4 === 0 ? blob : Buffer.from(blob);
-  const v = new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
-  // Vectors of another length cannot come from this index's embedder; score them out.
-  if (v.length !== q.length) return -Infinity;
-  let s = 0;
-  for (let i = 0; i < q.length; i++) s += q[i]! * v[i]!;
-  return s;
 }
 
 /** Text around the first query word found in `text`, on one line (for chunks FTS did not match). */
