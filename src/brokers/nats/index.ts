@@ -448,6 +448,14 @@ export class NatsSource implements BrokerSource<NatsMessage> {
   }
 }
 
+/** The producer's headers: all but JetStream's (`Nats-*`) and ours (`Sluice-*`). */
+function producerHeaders(raw: JsMsg): { headers?: Record<string, string> } {
+  if (!raw.headers) return {};
+  const h = raw.headers;
+  const own = h.keys().filter((name) => !/^(nats|sluice)-/i.test(name));
+  return own.length === 0 ? {} : { headers: Object.fromEntries(own.map((n) => [n, h.get(n)])) };
+}
+
 /** When a delayed job is due (ms since the epoch), from its store time and `Sluice-Delay`. */
 function dueAt(raw: JsMsg): number | undefined {
   const delay = Number(raw.headers?.get(DELAY_HEADER));
@@ -464,5 +472,6 @@ function toMessage(raw: JsMsg): NatsMessage {
     deliveryCount: count > 1 && raw.headers?.has(DELAY_HEADER) ? count - 1 : count,
     subject: raw.subject,
     raw,
+    ...producerHeaders(raw),
   };
 }
