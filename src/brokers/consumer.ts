@@ -28,6 +28,7 @@ import {
   argument,
   fn,
   invalidArgument,
+  invalidOption,
   MAX_TIMER_MS,
   optionalDeadline,
   optionalDuration,
@@ -39,6 +40,7 @@ import { Pool } from '../pool.js';
 import { ConsumerJob } from './consumer-job.js';
 import {
   type BackoffFunction,
+  type BackoffOptions,
   backoffFunction,
   DEFAULT_DRAIN_TIMEOUT,
   DEFAULT_MAX_BODY_SIZE,
@@ -109,6 +111,8 @@ class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
   readonly #concurrency: number;
   readonly #maxDeliveries: number;
   readonly #backoff: BackoffFunction;
+  readonly #retryIf: ((error: Error, attempt: number) => boolean) | undefined;
+  readonly #priority: ((payload: T, message: M) => number) | undefined;
   readonly #decode: Decoder<T>;
   readonly #maxBodySize: number;
   readonly #onError: (error: Error, operation: ConsumerOperation, message?: M) => void;
@@ -155,11 +159,15 @@ class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
     this.#handler = handler;
     optionsObject(argument('options'), options);
     this.#concurrency = positiveInt('concurrency', options?.concurrency);
-    this.#maxDeliveries = positiveInt(
-      'maxDeliveries',
-      options.maxDeliveries ?? DEFAULT_MAX_DELIVERIES,
-    );
-    this.#backoff = backoffFunction(options.backoff);
+    const retry = retryShape(options);
+    this.#maxDeliveries = retry.maxDeliveries;
+    this.#backoff = retry.backoff;
+    this.#retryIf = retry.retryIf;
+    const priority =
+      options.priority == null
+        ? undefined
+        : fn<(payload: T, message: M) => number>('priority', options.priority);
+    this.#priority = priority;
     this.#decode =
       options.decode == null
         ? (jsonDecode as Decoder<T>)
@@ -179,6 +187,9 @@ class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
       concurrency: this.#concurrency,
       queueSize: this.#concurrency,
       timeout: optionalDuration('timeout', options.timeout),
+      rate: options.rate,
+      key: keyOfJob(options.key),
+      perKey: options.perKey,
     });
     this.done = new Promise((resolve) => {
       this.#resolveDone = resolve;
@@ -323,7 +334,14 @@ class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
     }
     const job = new ConsumerJob<T, M>(message, payload);
     // Always accepted while open: held <= concurrency = queueSize, so there is a slot or room.
-    const task = this.#pool.trySubmit(job);
+    let priority: number | undefined;
+    try {
+      priority = this.#priority?.(payload, message);
+    } catch (error) {
+      this.#settle(message, 'retry', toError(error));
+      return;
+    }
+    const task = this.#pool.trySubmit(job, priority === undefined ? undefined : { priority });
     if (!task) {
       // The pool closed under us (abort between fetch and submit): the message never started.
       this.#settle(message, 'release');
@@ -365,8 +383,22 @@ class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
       const failure = error ?? new Error('handler failed');
       const malformed = failure instanceof MalformedMessageError;
       if (malformed) this.#stats.malformed++;
-      const last = malformed || message.deliveryCount >= this.#maxDeliveries;
+      const last =
+        malformed ||
+        message.deliveryCount >= this.#maxDeliveries ||
+        !this.#wantsRetry(failure, message.deliveryCount);
       this.#settle(message, last ? 'deadLetter' : 'retry', failure);
+    }
+  }
+
+  /** `retry.retryIf`; a throwing one is reported and the message retried (the safe side). */
+  #wantsRetry(error: Error, attempt: number): boolean {
+    if (this.#retryIf === undefined) return true;
+    try {
+      return this.#retryIf(error, attempt) !== false;
+    } catch (failure) {
+      this.#fail(failure, 'retry');
+      return true;
     }
   }
 
@@ -524,4 +556,42 @@ function isMisuse(error: unknown): boolean {
   return (
     code === 'ERR_INVALID_STATE' || code === 'ERR_INVALID_OPTION' || code === 'ERR_INVALID_ARGUMENT'
   );
+}
+
+/** Resolves `retry` or `maxDeliveries`/`backoff` (one or the other) into the consumer's terms. */
+function retryShape<T, M extends BrokerMessage>(
+  options: ConsumeOptions<T, M>,
+): {
+  maxDeliveries: number;
+  backoff: BackoffFunction;
+  retryIf: ((error: Error, attempt: number) => boolean) | undefined;
+} {
+  const retry = optionsObject<NonNullable<ConsumeOptions<T, M>['retry']>>('retry', options.retry);
+  if (retry == null) {
+    return {
+      maxDeliveries: positiveInt('maxDeliveries', options.maxDeliveries ?? DEFAULT_MAX_DELIVERIES),
+      backoff: backoffFunction(options.backoff),
+      retryIf: undefined,
+    };
+  }
+  if (options.maxDeliveries != null || options.backoff != null) {
+    invalidOption('retry', retry, 'to come without maxDeliveries and backoff (it replaces them)');
+  }
+  return {
+    maxDeliveries: positiveInt('retry.attempts', retry.attempts),
+    backoff: backoffFunction(retry.backoff as BackoffOptions | BackoffFunction | undefined),
+    retryIf:
+      retry.retryIf == null
+        ? undefined
+        : fn<(error: Error, attempt: number) => boolean>('retry.retryIf', retry.retryIf),
+  };
+}
+
+/** The Pool's key function over consumer jobs, from `key(payload, message)`. */
+function keyOfJob<T, M extends BrokerMessage>(
+  key: ((payload: T, message: M) => string) | undefined,
+): ((job: Job<T, M>) => string) | undefined {
+  if (key == null) return undefined;
+  const checked = fn<(payload: T, message: M) => string>('key', key);
+  return (job) => checked(job.payload, job.message);
 }

@@ -70,6 +70,7 @@ export class ThreadPool<J, R> {
   readonly #queueSize: number;
   readonly #transfers = new WeakMap<object, readonly TransferListItem[]>();
   #threads: number;
+  readonly #gated: boolean;
   #stopped: Promise<void> | undefined;
   /** Removes the listener on `opts.signal`; called once the pool stops. */
   #unsubscribe: (() => void) | undefined;
@@ -82,9 +83,9 @@ export class ThreadPool<J, R> {
    *   TypeScript and tsx is missing (`ERR_UNKNOWN_FILE_EXTENSION`).
    * @throws TypeError/RangeError naming the option when an option is invalid.
    */
-  constructor(module: string | URL, options?: ThreadPoolOptions) {
+  constructor(module: string | URL, options?: ThreadPoolOptions<J>) {
     // null and undefined both mean "the defaults", as for Pool.
-    const opts = optionsObject<ThreadPoolOptions>(argument('opts'), options) ?? {};
+    const opts = optionsObject<ThreadPoolOptions<J>>(argument('opts'), options) ?? {};
     const threads = positiveInt('threads', opts.threads ?? availableParallelism());
     this.#threads = threads;
     this.#queueSize = nonNegativeInt('queueSize', opts.queueSize ?? 2 * threads);
@@ -108,6 +109,11 @@ export class ThreadPool<J, R> {
     // Every accepted job goes straight to the scheduler, which is the queue: it can then send
     // several waiting jobs to a thread in one message. So the Pool's slots are threads + queue.
     const unbounded = this.#queueSize === Number.POSITIVE_INFINITY;
+    // A start gate (rate, per-key turns) must see each job start on a thread: the waiting jobs
+    // then stay in the Pool's queue and only `threads` jobs are with the scheduler at a time
+    // (each sent alone: no batching). Otherwise hand-over is not start — a batch, or threads
+    // still loading the module, would let jobs handed over at the rate start all at once.
+    this.#gated = opts.key != null || opts.rate != null;
     // The worker reads `ctx.signal` only for a job with its own signal: an AbortController per
     // job would cost more than a tiny job itself. Other cancellations reach the scheduler from
     // where they start (abort, the drain deadline); timeouts are the scheduler's own.
@@ -117,8 +123,24 @@ export class ThreadPool<J, R> {
         if (callerSignal(ctx)) this.#watch(ctx);
         return run as Promise<R>;
       },
-      { concurrency: this.#capacity(threads), queueSize: unbounded ? Number.POSITIVE_INFINITY : 0 },
+      {
+        concurrency: this.#capacity(threads),
+        queueSize: this.#gated || unbounded ? this.#queueSize : 0,
+        retry: opts.retry,
+        rate: opts.rate,
+        key: opts.key,
+        perKey: opts.perKey,
+      },
     );
+    if (this.#gated) {
+      // Threads loading the module would start every job handed over meanwhile at once: a
+      // gated pool hands over nothing until a thread is ready.
+      this.#pool.pause();
+      this.#scheduler.ready.then(
+        () => this.#pool.resume(),
+        () => this.#pool.resume(), // the pool failed: let the jobs through to fail
+      );
+    }
     if (signal?.aborted) void this.abort(signal.reason);
     else if (signal) this.#unsubscribe = onAbort(signal, (reason) => void this.abort(reason));
   }
@@ -136,7 +158,7 @@ export class ThreadPool<J, R> {
    */
   static async create<J, R>(
     module: string | URL,
-    opts?: ThreadPoolOptions,
+    opts?: ThreadPoolOptions<J>,
   ): Promise<ThreadPool<J, R>> {
     const pool = new ThreadPool<J, R>(module, opts);
     try {
@@ -165,9 +187,9 @@ export class ThreadPool<J, R> {
    */
   static fromModule<M extends ThreadModule>(
     module: string | URL,
-    opts?: ThreadPoolOptions,
+    opts?: ThreadPoolOptions<ThreadModuleJob<M>>,
   ): Promise<ThreadPool<ThreadModuleJob<M>, ThreadModuleResult<M>>> {
-    return ThreadPool.create(module, opts);
+    return ThreadPool.create<ThreadModuleJob<M>, ThreadModuleResult<M>>(module, opts);
   }
 
   /**
@@ -369,6 +391,7 @@ export class ThreadPool<J, R> {
   }
 
   #capacity(threads: number): number {
+    if (this.#gated) return threads;
     return this.#queueSize === Number.POSITIVE_INFINITY
       ? threads * MAX_BATCH
       : threads + this.#queueSize;

@@ -11,6 +11,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { consume } from '../../src/brokers/consumer.js';
 import { until } from '../fixtures/brokers/broker-under-test.js';
 import { consumerCases } from '../fixtures/brokers/consumer-cases.js';
+import { consumerGateCases } from '../fixtures/brokers/consumer-gate-cases.js';
 import { processCases } from '../fixtures/brokers/consumer-process-cases.js';
 import { enqueueCases } from '../fixtures/brokers/enqueue-cases.js';
 import { NATS_URL, natsUnderTest } from '../fixtures/brokers/nats-helpers.js';
@@ -28,6 +29,7 @@ const MAX_PAYLOAD = await (async () => {
 afterAll(() => broker.cleanup());
 
 consumerCases(broker);
+consumerGateCases(broker);
 processCases(broker);
 sourceCases(broker);
 enqueueCases(broker);

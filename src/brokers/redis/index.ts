@@ -65,6 +65,7 @@ export {
 export type { EnqueueOptions, EnqueueResult } from '../enqueue-options.js';
 export type { BrokerMessage, BrokerSource } from '../source.js';
 export { enqueue, type RedisTarget } from './enqueue.js';
+export { type RedisRateLimiterOptions, redisRateLimiter } from './rate-limiter.js';
 export type { AnyRedisClient, RedisMessage, RedisSourceOptions } from './source.js';
 export { RedisStreamSource } from './source.js';
 
