@@ -1,5 +1,5 @@
 /**
- * The Redis Streams source itself (see `redis.ts` for the design notes and the public entry).
+ * The Redis Streams source itself (see `index.ts` for the design notes and the public entry).
  *
  * @module
  */
