@@ -5,7 +5,6 @@
  *
  * @module
  */
-import { formatValue } from '../internal/format-value.js';
 import { invalidArgument, invalidOption, optionsObject } from '../internal/options.js';
 
 /** Options of every broker's `enqueue`. */
@@ -66,6 +65,17 @@ export function checkEnqueue(
   if (target === null || typeof target !== 'object') {
     invalidArgument('target', target, `an object ${targetShape}`);
   }
+  // `{ client, stream }` → `stream`: the name the job goes to, a non-empty string. A client
+  // passed as the target (the 0.1 call `enqueue(client, name, payload)`) fails here.
+  const where = /(\w+) \}$/.exec(targetShape)?.[1] ?? '';
+  const name = (target as Record<string, unknown>)[where];
+  if (typeof name !== 'string' || name === '') {
+    invalidArgument(
+      `target.${where}`,
+      name,
+      `a non-empty string (the target is ${targetShape}; 0.1's enqueue(client, name, payload) is now enqueue(${targetShape}, payload, options))`,
+    );
+  }
   const o = optionsObject<EnqueueOptions>('options', opts) ?? {};
   const delay = o.delay ?? 0;
   if (typeof delay !== 'number' || !Number.isFinite(delay) || delay < 0) {
@@ -87,7 +97,7 @@ export function checkEnqueue(
       if (name === '' || /^sluice-/i.test(name) || /[\r\n:]/.test(name)) {
         invalidOption(
           'headers',
-          formatValue(name),
+          name,
           'names without ":" or line breaks, not starting with "sluice-"',
         );
       }

@@ -16,6 +16,13 @@ export interface BrokerMessage {
   /** How many times this message has been delivered, counting this delivery (1 = first). */
   readonly deliveryCount: number;
   /**
+   * The headers the producer set (`enqueue(…, { headers })`, or the broker's own: Redis entry
+   * fields besides the payload, NATS and AMQP message headers), without the broker's and
+   * sluice's own (`Nats-*`, RabbitMQ's `x-death`/`x-delivery-count`, `sluice-*`). Absent when
+   * there are none.
+   */
+  readonly headers?: Readonly<Record<string, string>>;
+  /**
    * Set by a source when the broker's record cannot be a message at all (e.g. a Redis stream entry
    * without the payload field): the consumer dead-letters it at once with this reason, as a
    * `MalformedMessageError`, instead of decoding an empty body.

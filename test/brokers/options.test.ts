@@ -4,11 +4,11 @@
  * out of range), `code: 'ERR_INVALID_OPTION'`, and a message naming the option and the value.
  */
 import { describe, expect, it } from 'vitest';
-import { amqpSource } from '../../src/brokers/amqp/index.js';
+import { enqueue as amqpEnqueue, amqpSource } from '../../src/brokers/amqp/index.js';
 import { consume } from '../../src/brokers/consumer.js';
-import { natsSource } from '../../src/brokers/nats/index.js';
-import { postgresSource } from '../../src/brokers/postgres/index.js';
-import { redisSource } from '../../src/brokers/redis/index.js';
+import { enqueue as natsEnqueue, natsSource } from '../../src/brokers/nats/index.js';
+import { enqueue as pgEnqueue, postgresSource } from '../../src/brokers/postgres/index.js';
+import { enqueue as redisEnqueue, redisSource } from '../../src/brokers/redis/index.js';
 import type { BrokerSource } from '../../src/brokers/source.js';
 
 // Unreachable endpoints: a validation that ran after connecting would fail with a connection
@@ -204,6 +204,24 @@ describe('the options of 0.1 that got one common name are refused, naming the ne
     await expect(
       amqpSource({ queue: 'q', lease: 1000, url: 'amqp://127.0.0.1:1' } as never),
     ).rejects.toMatchObject({ code: 'ERR_INVALID_OPTION', message: /^Invalid option "lease"/ });
+  });
+});
+
+describe('enqueue(): a 0.1 call (client, name, payload) fails at once, naming the new shape', () => {
+  const calls: [string, () => Promise<unknown>, string][] = [
+    ['redis', () => redisEnqueue({} as never, 'jobs' as never), 'target.stream'],
+    ['nats', () => natsEnqueue({} as never, 'JOBS.work' as never), 'target.subject'],
+    ['amqp', () => amqpEnqueue({} as never, 'jobs' as never), 'target.queue'],
+    ['postgres', () => pgEnqueue({} as never, 'jobs' as never), 'target.table'],
+  ];
+  it.each(calls)('%s', async (_, call, name) => {
+    await expect(call()).rejects.toMatchObject({
+      name: 'TypeError',
+      code: 'ERR_INVALID_ARGUMENT',
+      message: expect.stringMatching(
+        new RegExp(`^Invalid argument "${name}".*is now enqueue\\(\\{`),
+      ),
+    });
   });
 });
 

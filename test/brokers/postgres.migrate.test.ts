@@ -1,6 +1,6 @@
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
-import { migrate } from '../../src/brokers/postgres/index.js';
+import { enqueue, migrate } from '../../src/brokers/postgres/index.js';
 import { PG_URL, uniqueTable } from '../fixtures/brokers/postgres-helpers.js';
 
 const pool = new pg.Pool({ connectionString: PG_URL, max: 4 });
@@ -33,5 +33,19 @@ describe('postgres migrate()', () => {
     } finally {
       busy.release();
     }
+  });
+
+  it('a table made by 0.1 (no dedup_key or headers columns) gains them, keeping its rows', async () => {
+    const table = uniqueTable('migrate01');
+    await migrate(pool, table);
+    await pool.query(`DROP INDEX "${table}_dedup_key"`);
+    await pool.query(`ALTER TABLE "${table}" DROP COLUMN dedup_key, DROP COLUMN headers`);
+    await pool.query(`INSERT INTO "${table}" (body) VALUES ($1)`, [Buffer.from('{"old":1}')]);
+    await migrate(pool, table);
+    expect((await enqueue({ db: pool, table }, { n: 1 }, { key: 'k' })).deduplicated).toBe(false);
+    expect((await enqueue({ db: pool, table }, { n: 2 }, { key: 'k' })).deduplicated).toBe(true);
+    const { rows } = await pool.query(`SELECT count(*)::int AS n FROM "${table}"`);
+    expect(rows[0].n).toBe(2);
+    await pool.query(`DROP TABLE "${table}", "${table}_dead"`);
   });
 });

@@ -327,6 +327,7 @@ export class AmqpSource implements BrokerSource<AmqpMessage> {
         headerCount(headers?.[DELIVERIES_HEADER]) + headerCount(headers?.['x-delivery-count']) + 1,
       raw: d.msg,
       redelivered: d.msg.fields.redelivered,
+      ...producerHeaders(headers),
     };
     this.#held.set(m, d);
     return m;
@@ -537,6 +538,20 @@ const FAILED_HEADER = 'x-sluice-failed-at';
 /** The first failure's time: kept from an earlier retry's header, else now. */
 function firstFailedAt(message: AmqpMessage): number {
   return headerCount(message.raw.properties.headers?.[FIRST_FAILED_HEADER]) || Date.now();
+}
+
+/** The producer's string headers: all but RabbitMQ's dead-letter and count headers and ours. */
+const BROKER_HEADER = /^x-(sluice-|death$|delivery-count$|first-death-|last-death-)/i;
+
+function producerHeaders(table: Record<string, unknown> | undefined): {
+  headers?: Record<string, string>;
+} {
+  if (!table) return {};
+  const own = Object.entries(table).filter(
+    (entry): entry is [string, string] =>
+      typeof entry[1] === 'string' && !BROKER_HEADER.test(entry[0]),
+  );
+  return own.length === 0 ? {} : { headers: Object.fromEntries(own) };
 }
 
 /** A delivery-count header as a number: a positive count, else 0 (absent or garbled). */

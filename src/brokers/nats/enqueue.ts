@@ -39,8 +39,11 @@ export const DELAY_HEADER = 'Sluice-Delay';
  *   remaining delay (no handler runs), and JetStream redelivers it when due — within tens of
  *   ms while a source is fetching. That early delivery counts on the server: `deliveryCount`
  *   is reported one lower for a delayed job, so a delayed job may get one extra attempt when
- *   none was early. The stream holds it meanwhile (it counts against `max_ack_pending` while
- *   held). Due = the stream's store time + delay, read on the consumer's clock.
+ *   none was early. Due = the stream's store time + delay, read on the consumer's clock.
+ *   Measured on nats-server 2.9: a turned-back job counts in the consumer's
+ *   `num_ack_pending` until it is due, so more waiting delayed jobs than `maxAckPending`
+ *   (default 10000) stop the consumer from receiving anything else until some are due —
+ *   keep delayed NATS jobs well under it (or raise it).
  * - `key`: the `Nats-Msg-Id` header. JetStream drops a second publish with the same id
  *   within the stream's duplicate window (2 minutes unless the stream was declared with
  *   another `duplicateWindow`), counted from the first publish whether or not the job is done:

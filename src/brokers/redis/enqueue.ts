@@ -33,6 +33,9 @@ export interface RedisTarget {
  *   knew the due time — and only while some source runs (none running: at the next start).
  * - `key`: held by `<stream>:key:<key>` until the job is acked or dead-lettered (or its entry is
  *   deleted or trimmed); then the key may be enqueued again. No time window.
+ *   The key is freed right after the ack, in a second script: a consumer that dies between
+ *   the two leaves the key held until the acked entry leaves the stream (`deleteOnAck`, or
+ *   your trimming).
  * - `headers`: extra entry fields next to the payload.
  * - Redis Cluster: the stream needs a hash tag (`{jobs}`) so its delayed set and keys share
  *   its slot.

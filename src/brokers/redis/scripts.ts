@@ -1,5 +1,5 @@
 /**
- * Lua run by the Redis source. Kept apart so the protocol code in `redis.ts` reads top-down.
+ * Lua run by the Redis source. Kept apart so the protocol code in `source.ts` reads top-down.
  *
  * @module
  */

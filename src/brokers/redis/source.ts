@@ -1,5 +1,5 @@
 /**
- * The Redis Streams source itself (see `redis.ts` for the design notes and the public entry).
+ * The Redis Streams source itself (see `index.ts` for the design notes and the public entry).
  *
  * @module
  */
@@ -404,10 +404,15 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
       const id = rawId.toString('latin1');
       let body: Uint8Array | undefined;
       let key: string | undefined;
+      let headers: [string, string][] | undefined;
       for (let i = 0; fields && i < fields.length; i += 2) {
         const name = fields[i]!.toString();
         if (name === this.#field) body = fields[i + 1]!;
         else if (name === 'sluice-key') key = fields[i + 1]!.toString();
+        else if (!name.startsWith('sluice-')) {
+          headers ??= [];
+          headers.push([name, fields[i + 1]!.toString()]);
+        }
       }
       const message: RedisMessage = {
         id,
@@ -415,6 +420,7 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
         deliveryCount: counts.get(id) ?? 1,
         stream: this.stream,
         ...(key === undefined ? {} : { key }),
+        ...(headers === undefined ? {} : { headers: Object.fromEntries(headers) }),
       };
       if (body === undefined) {
         // XADD by another producer with other field names: say so, not "not JSON".
