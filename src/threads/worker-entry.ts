@@ -161,11 +161,10 @@ async function drain(worker: ThreadWorker): Promise<void> {
 
 const worker = await load();
 if (worker) {
-  // Results still in the outbox leave before the thread dies of process.exit() or of an
-  // uncaught exception (a rejection nobody handles included): only a thread killed from outside
-  // (out of memory, terminated) loses them. Neither hook changes how the thread ends.
+  // Results still in the outbox leave before the thread dies: a thread emits 'exit' when it
+  // ends by process.exit() and when an uncaught exception (or a rejection nobody handles) ends
+  // it. Only a thread killed from outside (out of memory, terminated) loses them.
   process.on('exit', () => outbox.flush());
-  process.on('uncaughtExceptionMonitor', () => outbox.flush());
   port.on('message', (message: ToThread) => {
     if (message.t === 'run') {
       expected = (message.seq + message.jobs.length) | 0;
