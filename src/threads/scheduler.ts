@@ -220,11 +220,16 @@ export class Scheduler implements ThreadEvents<Job> {
     if (failure) this.#fail(failure);
   }
 
-  onResult(thread: Thread<Job>, job: Job, error: Error | undefined, value: unknown): void {
+  onResult(
+    thread: Thread<Job>,
+    job: Job,
+    error: Error | undefined,
+    value: unknown,
+    at: number,
+  ): void {
     this.#completed[thread.id] = (this.#completed[thread.id] ?? 0) + 1;
     if (job.grace !== undefined) this.#clearGrace(job);
-    if (error) this.#settle(job, error, undefined);
-    else this.#settle(job, undefined, value);
+    this.#settle(job, error, value, at);
   }
 
   onResults(thread: Thread<Job>, count: number): void {
@@ -381,8 +386,9 @@ export class Scheduler implements ThreadEvents<Job> {
         // other travel back (they leave together, at the end of a batch) and the next comes:
         // it never waits for a round trip. Anything else: one batch at a time.
         if (thread.busy && (size === 1 || thread.unstarted > size)) continue;
-        // A job with moved objects goes alone to an idle thread, and nothing is queued behind it.
-        if (thread.busy && (this.#fifo.peek()?.moved || thread.find((job) => job.moved))) continue;
+        // A job with moved objects goes alone to an idle thread, and nothing is queued behind it
+        // (so while a thread holds one, it is its oldest job).
+        if (thread.busy && (this.#fifo.peek()?.moved || thread.oldest()?.moved)) continue;
         const batch: Job[] = [];
         while (batch.length < size) {
           const job = this.#fifo.peek();
@@ -426,7 +432,11 @@ export class Scheduler implements ThreadEvents<Job> {
     for (const job of batch) {
       job.thread = thread;
       job.transfer = undefined;
-      if (job.startedAt === 0) job.startedAt = this.#timing.started(now - job.acceptedAt);
+      if (job.startedAt === 0) {
+        // One clock reading for the whole batch: its jobs are handed over together.
+        this.#timing.recordStart(now, now - job.acceptedAt);
+        job.startedAt = now;
+      }
       // Armed at hand-over, as the thread may start the job any time now; when it goes off,
       // #timeUp counts from the job's own start.
       if (this.#opts.timeout !== undefined) {
@@ -569,11 +579,12 @@ export class Scheduler implements ThreadEvents<Job> {
     );
   }
 
-  #settle(job: Job, error: Error | undefined, value: unknown): void {
+  /** `at`: when the outcome became known (performance.now()); read here when not given. */
+  #settle(job: Job, error: Error | undefined, value: unknown, at?: number): void {
     if (job.settled) return;
     job.settled = true;
-    clearTimeout(job.timer);
-    if (job.startedAt !== 0) this.#timing.settled(outcomeOf(error), job.startedAt);
+    if (job.timer !== undefined) clearTimeout(job.timer);
+    if (job.startedAt !== 0) this.#timing.settled(outcomeOf(error), job.startedAt, at);
     if (error) job.reject(error);
     else job.resolve(value);
   }

@@ -39,8 +39,11 @@ export interface ThreadEvents<S extends Sent> {
   onReady(thread: Thread<S>): void;
   /** The module failed to load; the thread is ending (or dead). */
   onStartFailed(thread: Thread<S>, error: Error, permanent: boolean): void;
-  /** A job finished in the thread (`error` undefined = success). */
-  onResult(thread: Thread<S>, sent: S, error: Error | undefined, value: unknown): void;
+  /**
+   * A job finished in the thread (`error` undefined = success); `at` is when its result arrived
+   * (performance.now(), read once per message).
+   */
+  onResult(thread: Thread<S>, sent: S, error: Error | undefined, value: unknown, at: number): void;
   /** `count` results arrived in one message (each reported to {@link onResult} before). */
   onResults(thread: Thread<S>, count: number): void;
   /**
@@ -233,6 +236,11 @@ export class Thread<S extends Sent> {
     }
   }
 
+  /** The oldest job sent and not yet reported. */
+  oldest(): S | undefined {
+    return this.#sent[0];
+  }
+
   find(match: (sent: S) => boolean): S | undefined {
     return this.#sent.find(match);
   }
@@ -264,6 +272,7 @@ export class Thread<S extends Sent> {
     switch (message.t) {
       case 'results': {
         const { seq, values, failed } = message;
+        const at = performance.now();
         let next = 0;
         let count = 0;
         for (let i = 0; i < values.length; i++) {
@@ -274,8 +283,8 @@ export class Thread<S extends Sent> {
           count++;
           if (isError) {
             const error = deserializeError(values[i] as SerializedError);
-            this.#events.onResult(this, sent, error, undefined);
-          } else this.#events.onResult(this, sent, undefined, values[i]);
+            this.#events.onResult(this, sent, error, undefined, at);
+          } else this.#events.onResult(this, sent, undefined, values[i], at);
         }
         if (count > 0) this.#events.onResults(this, count);
         return;
@@ -284,8 +293,9 @@ export class Thread<S extends Sent> {
       case 'err': {
         const sent = this.#next(message.seq);
         if (!sent) return;
-        if (message.t === 'ok') this.#events.onResult(this, sent, undefined, message.value);
-        else this.#events.onResult(this, sent, deserializeError(message.error), undefined);
+        const at = performance.now();
+        if (message.t === 'ok') this.#events.onResult(this, sent, undefined, message.value, at);
+        else this.#events.onResult(this, sent, deserializeError(message.error), undefined, at);
         this.#events.onResults(this, 1);
         return;
       }
@@ -317,7 +327,7 @@ export class Thread<S extends Sent> {
       this.#sent.shift();
       if (this.#sent.length === 0) this.#worker.unref();
       if (ahead === 0) return sent;
-      this.#events.onResult(this, sent, this.#undecodable(undefined), undefined);
+      this.#events.onResult(this, sent, this.#undecodable(undefined), undefined, performance.now());
     }
     return undefined;
   }
@@ -344,7 +354,7 @@ export class Thread<S extends Sent> {
     this.#sent.shift();
     if (this.#sent.length === 0) this.#worker.unref();
     this.#lastUndecodable = error;
-    this.#events.onResult(this, sent, this.#undecodable(error), undefined);
+    this.#events.onResult(this, sent, this.#undecodable(error), undefined, performance.now());
     this.#events.onResults(this, 1);
   }
 
