@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { AbortError, WorkerCrashedError } from '../../src/errors.js';
 import type { Job } from '../fixtures/threads/jobs.js';
-import { jobsPool } from './helpers.js';
+import { batchingOn, jobsPool } from './helpers.js';
 
 function counters(n: number): { sab: SharedArrayBuffer; runs: Int32Array } {
   const sab = new SharedArrayBuffer(4 * n);
@@ -61,6 +61,36 @@ describe('ThreadPool batching', () => {
         expect(runs[i]).toBe(1);
       }
     }
+  });
+
+  it('results of a batch come back together; one that cannot be cloned fails only its own job', async () => {
+    await using pool = jobsPool({ threads: 1, queueSize: 128 });
+    await batchingOn(pool);
+    pool.pause();
+    const tasks = [];
+    for (let i = 0; i < 64; i++) {
+      const job: Job =
+        i === 30
+          ? { kind: 'return-function' }
+          : i === 40
+            ? { kind: 'throw', message: 'forty' }
+            : { kind: 'double', x: i };
+      tasks.push(await pool.submit(job));
+    }
+    pool.resume();
+    const results = await Promise.all(tasks.map((task) => task.result));
+    for (let i = 0; i < 64; i++) {
+      const result = results[i];
+      if (i === 30) {
+        expect(result?.ok).toBe(false);
+        expect((result as { error: { code?: string } }).error.code).toBe('ERR_DATA_CLONE');
+      } else if (i === 40) {
+        expect((result as { error: Error }).error.message).toBe('forty');
+      } else {
+        expect(result).toMatchObject({ ok: true, value: 2 * i });
+      }
+    }
+    expect(pool.stats()).toMatchObject({ succeeded: 63, failed: 2, running: 0, queued: 0 });
   });
 
   it('shrinking while batches are out moves unstarted jobs to the remaining thread', async () => {
