@@ -6,7 +6,8 @@
  * promise (at the end of that event-loop turn), when {@link MAX_RESULTS} are waiting, when the
  * oldest has waited {@link FLUSH_MS} (only measured when the pool has a timeout: the thread then
  * reads the clock per job anyway), and in the thread's `exit` event, which it emits when it dies
- * of `process.exit()` or of an uncaught exception. A result that moves objects (`ctx.transfer`) leaves alone, at once.
+ * of `process.exit()` or of an uncaught exception. A result that moves objects (`ctx.transfer`)
+ * leaves alone, at once.
  *
  * Every result, buffered or sent, advances the thread's *progress* cell (see messages.ts): if the
  * thread is killed from outside (out of memory, terminated) with results still here, the pool
