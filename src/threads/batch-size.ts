@@ -18,14 +18,16 @@ export class BatchSize {
   #perJobMs: number | undefined;
 
   /**
-   * A result arrived `gapMs` after the thread's previous event (its previous result, or the
+   * `jobs` results (one message) arrived `gapMs` after the thread's previous event (its previous result, or the
    * send that ended an idle spell, which adds the message round trip). Results come in bursts,
    * so the estimate is a decaying sum of gaps over a decaying count — a moving average of the
    * gaps themselves would swing between 0 and the burst interval.
    */
-  observe(gapMs: number): void {
-    this.#gapSum = this.#gapSum * 0.97 + gapMs;
-    this.#gapCount = this.#gapCount * 0.97 + 1;
+  observe(gapMs: number, jobs = 1): void {
+    // `jobs` results in one message count as `jobs` gaps of `gapMs / jobs` each.
+    const decay = jobs === 1 ? 0.97 : 0.97 ** jobs;
+    this.#gapSum = this.#gapSum * decay + gapMs;
+    this.#gapCount = this.#gapCount * decay + jobs;
     this.#perJobMs = this.#gapSum / this.#gapCount;
   }
 

@@ -1,8 +1,8 @@
 /**
  * The wire protocol between a ThreadPool and its threads, and how errors cross it. Internal.
  *
- * Jobs travel in batches (one `postMessage` for several queued jobs) but every result travels
- * alone, as soon as it exists: a result posted before a thread dies is never lost with it.
+ * Jobs travel in batches (one `postMessage` for several queued jobs), and so do their results
+ * (see outbox.ts for when a thread sends them).
  *
  * Each thread shares one `Int32Array` cell with the pool, the *cursor*: the sequence number of
  * the next job the thread may start. The thread claims job `s` with
@@ -11,6 +11,11 @@
  * When the pool has a timeout, the thread also writes the start time of each job it is about to
  * claim to a second cell (a `Float64Array` at byte 8, ms since the epoch), before the claim: a
  * job's clock then starts when it does.
+ *
+ * A third cell, *progress* (an `Int32Array` cell at byte 4), is the sequence number after the
+ * last job that finished: the thread writes it once a job's outcome is known, whether or not its
+ * result has left the thread yet. It is read when the thread is gone: a started job below it
+ * finished (its result died with the thread if it never arrived), the one at it was running.
  *
  * @module
  */
@@ -44,6 +49,11 @@ export type FromThread =
   | { t: 'ok'; seq: number; value: unknown }
   | { t: 'err'; seq: number; error: SerializedError }
   /**
+   * The outcomes of jobs `seq`, `seq + 1`, …: `values[i]` is job `seq + i`'s value, or its
+   * SerializedError when `i` is listed in `failed` (ascending).
+   */
+  | { t: 'results'; seq: number; values: unknown[]; failed: number[] }
+  /**
    * A `run` message could not be decoded in the thread (its `messageerror`), so none of its jobs
    * started. `seq` is where it began: the end of the last `run` message that was decoded.
    */
@@ -55,7 +65,7 @@ export interface ThreadData {
   module: string;
   /** The thread's slot number (its `ctx.workerId`). */
   id: number;
-  /** Backing store of the cursor cell and the start-time cell (see the module comment). */
+  /** Backing store of the cursor, progress and start-time cells (see the module comment). */
   cursor: SharedArrayBuffer;
   /** The pool has a timeout: write each job's start time before claiming it. */
   timed: boolean;

@@ -220,12 +220,20 @@ export class Scheduler implements ThreadEvents<Job> {
     if (failure) this.#fail(failure);
   }
 
-  onResult(thread: Thread<Job>, job: Job, error: Error | undefined, value: unknown): void {
+  onResult(
+    thread: Thread<Job>,
+    job: Job,
+    error: Error | undefined,
+    value: unknown,
+    at: number,
+  ): void {
     this.#completed[thread.id] = (this.#completed[thread.id] ?? 0) + 1;
     if (job.grace !== undefined) this.#clearGrace(job);
-    this.#measure(thread);
-    if (error) this.#settle(job, error, undefined);
-    else this.#settle(job, undefined, value);
+    this.#settle(job, error, value, at);
+  }
+
+  onResults(thread: Thread<Job>, count: number): void {
+    this.#measure(thread, count);
     if (thread.retiring && !thread.busy) void thread.terminate();
     this.#scheduleDispatch();
   }
@@ -254,8 +262,14 @@ export class Scheduler implements ThreadEvents<Job> {
     exitCode: number,
     error: Error | undefined,
     running: Job | undefined,
+    lost: Job[],
   ): void {
     this.#retired.delete(thread);
+    for (const job of lost) {
+      if (job.grace !== undefined) this.#clearGrace(job);
+      const message = `worker thread ${thread.id} died (exit code ${exitCode}${error ? `: ${error.message}` : ''}) after job ${job.index} finished but before its result left the thread: the job ran once, its outcome is lost`;
+      this.#settle(job, new WorkerCrashedError(message, exitCode, { cause: error }), undefined);
+    }
     if (running?.grace !== undefined) this.#clearGrace(running);
     if (running) {
       const crash = new WorkerCrashedError(
@@ -362,23 +376,28 @@ export class Scheduler implements ThreadEvents<Job> {
   #dispatch(): void {
     if (this.#startup.failure || this.#paused) return;
     if (this.#fifo.length === 0) this.#rebalance();
-    for (const thread of this.#slots) {
-      if (!thread?.ready) continue;
-      const size = this.#batchSize.next(this.#fifo.length, this.#target);
-      if (size === 0) return;
-      // Tiny jobs: send the next batch while half of the current one is still to start, so the
-      // thread never waits for a round trip. Anything else: one batch at a time.
-      if (thread.busy && (size === 1 || thread.unstarted > size >> 1)) continue;
-      // A job with moved objects goes alone to an idle thread, and nothing is queued behind it.
-      if (thread.busy && (this.#fifo.peek()?.moved || thread.find((job) => job.moved))) continue;
-      const batch: Job[] = [];
-      while (batch.length < size) {
-        const job = this.#fifo.peek();
-        if (!job || (job.alone && batch.length > 0)) break;
-        batch.push(this.#fifo.shift() as Job);
-        if (job.alone) break;
+    // Two rounds: a thread can hold two batches, one for each round.
+    for (let round = 0; round < 2; round++) {
+      for (const thread of this.#slots) {
+        if (!thread?.ready) continue;
+        const size = this.#batchSize.next(this.#fifo.length, this.#target);
+        if (size === 0) return;
+        // Tiny jobs: a thread holds up to two batches, so it runs one while the results of the
+        // other travel back (they leave together, at the end of a batch) and the next comes:
+        // it never waits for a round trip. Anything else: one batch at a time.
+        if (thread.busy && (size === 1 || thread.unstarted > size)) continue;
+        // A job with moved objects goes alone to an idle thread, and nothing is queued behind it
+        // (so while a thread holds one, it is its oldest job).
+        if (thread.busy && (this.#fifo.peek()?.moved || thread.oldest()?.moved)) continue;
+        const batch: Job[] = [];
+        while (batch.length < size) {
+          const job = this.#fifo.peek();
+          if (!job || (job.alone && batch.length > 0)) break;
+          batch.push(this.#fifo.shift() as Job);
+          if (job.alone) break;
+        }
+        this.#start(thread, batch);
       }
-      this.#start(thread, batch);
     }
   }
 
@@ -413,7 +432,11 @@ export class Scheduler implements ThreadEvents<Job> {
     for (const job of batch) {
       job.thread = thread;
       job.transfer = undefined;
-      if (job.startedAt === 0) job.startedAt = this.#timing.started(now - job.acceptedAt);
+      if (job.startedAt === 0) {
+        // One clock reading for the whole batch: its jobs are handed over together.
+        this.#timing.recordStart(now, now - job.acceptedAt);
+        job.startedAt = now;
+      }
       // Armed at hand-over, as the thread may start the job any time now; when it goes off,
       // #timeUp counts from the job's own start.
       if (this.#opts.timeout !== undefined) {
@@ -449,6 +472,11 @@ export class Scheduler implements ThreadEvents<Job> {
     if (thread.hasStarted(job)) {
       thread.receive(); // it may have ended: its result would be waiting on the port
       if (job.settled) return;
+      // It ended in time and its result waits in the thread's outbox: it leaves soon.
+      if (thread.hasFinished(job)) {
+        job.timer = setTimeout(() => this.#timeUp(job), timeout);
+        return;
+      }
       // The start of the latest job the thread claimed: this one's, or a later one's.
       const ran = performance.timeOrigin + performance.now() - thread.startTime();
       if (ran < timeout) {
@@ -459,10 +487,10 @@ export class Scheduler implements ThreadEvents<Job> {
     this.#cancel(job, new TimeoutError(timeout));
   }
 
-  /** Feeds the batch sizer the gap since the thread's previous event. */
-  #measure(thread: Thread<Job>): void {
+  /** Feeds the batch sizer the gap since the thread's previous event, over `count` results. */
+  #measure(thread: Thread<Job>, count: number): void {
     const now = performance.now();
-    this.#batchSize.observe(now - thread.lastEventAt);
+    this.#batchSize.observe(now - thread.lastEventAt, count);
     thread.lastEventAt = now;
   }
 
@@ -551,11 +579,12 @@ export class Scheduler implements ThreadEvents<Job> {
     );
   }
 
-  #settle(job: Job, error: Error | undefined, value: unknown): void {
+  /** `at`: when the outcome became known (performance.now()); read here when not given. */
+  #settle(job: Job, error: Error | undefined, value: unknown, at?: number): void {
     if (job.settled) return;
     job.settled = true;
-    clearTimeout(job.timer);
-    if (job.startedAt !== 0) this.#timing.settled(outcomeOf(error), job.startedAt);
+    if (job.timer !== undefined) clearTimeout(job.timer);
+    if (job.startedAt !== 0) this.#timing.settled(outcomeOf(error), job.startedAt, at);
     if (error) job.reject(error);
     else job.resolve(value);
   }

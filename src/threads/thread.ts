@@ -39,19 +39,28 @@ export interface ThreadEvents<S extends Sent> {
   onReady(thread: Thread<S>): void;
   /** The module failed to load; the thread is ending (or dead). */
   onStartFailed(thread: Thread<S>, error: Error, permanent: boolean): void;
-  /** A job finished in the thread (`error` undefined = success). */
-  onResult(thread: Thread<S>, sent: S, error: Error | undefined, value: unknown): void;
+  /**
+   * A job finished in the thread (`error` undefined = success); `at` is when its result arrived
+   * (performance.now(), read once per message).
+   */
+  onResult(thread: Thread<S>, sent: S, error: Error | undefined, value: unknown, at: number): void;
+  /** `count` results arrived in one message (each reported to {@link onResult} before). */
+  onResults(thread: Thread<S>, count: number): void;
   /**
    * The thread could not decode the message that began with job `seq`: none of the jobs sent
    * from there on can start until the pool takes them back.
    */
   onUndecodable(thread: Thread<S>, seq: number, error: Error): void;
-  /** The thread is gone. `running` is the job it was running, if any. */
+  /**
+   * The thread is gone. `running` is the job it was running, if any; `lost` the jobs that had
+   * finished in it but whose results never left it (killed from outside with results waiting).
+   */
   onExit(
     thread: Thread<S>,
     exitCode: number,
     error: Error | undefined,
     running: S | undefined,
+    lost: S[],
   ): void;
 }
 
@@ -60,6 +69,8 @@ export class Thread<S extends Sent> {
   readonly #worker: Worker;
   readonly #port: MessagePort;
   readonly #cursor: Int32Array;
+  /** Sequence number after the last job that finished in the thread; see messages.ts. */
+  readonly #progress: Int32Array;
   /** Start time (ms since the epoch) of the job the thread claimed last; see messages.ts. */
   readonly #clock: Float64Array;
   readonly #events: ThreadEvents<S>;
@@ -86,6 +97,7 @@ export class Thread<S extends Sent> {
     this.#events = events;
     const cursor = new SharedArrayBuffer(16);
     this.#cursor = new Int32Array(cursor, 0, 1);
+    this.#progress = new Int32Array(cursor, 4, 1);
     this.#clock = new Float64Array(cursor, 8, 1);
     const { port1, port2 } = new MessageChannel();
     this.#port = port1;
@@ -141,7 +153,7 @@ export class Thread<S extends Sent> {
     return Math.max(0, (this.#nextSeq - Atomics.load(this.#cursor, 0)) | 0);
   }
 
-  /** The job running now (started, not reported), if any. */
+  /** The oldest job started and not reported, if any (it may wait in the thread's outbox). */
   running(): S | undefined {
     const head = this.#sent[0];
     return head && this.hasStarted(head) ? head : undefined;
@@ -151,9 +163,14 @@ export class Thread<S extends Sent> {
     return ((Atomics.load(this.#cursor, 0) - sent.seq) | 0) > 0;
   }
 
-  /** True while `sent` runs here: started, its result not yet received. */
+  /** True once `sent` finished in the thread (its result may not have arrived yet). */
+  hasFinished(sent: S): boolean {
+    return ((Atomics.load(this.#progress, 0) - sent.seq) | 0) > 0;
+  }
+
+  /** True while `sent` runs here: started, not finished. */
   isRunning(sent: S): boolean {
-    return this.#sent.includes(sent) && this.hasStarted(sent);
+    return this.#sent.includes(sent) && this.hasStarted(sent) && !this.hasFinished(sent);
   }
 
   /**
@@ -219,6 +236,11 @@ export class Thread<S extends Sent> {
     }
   }
 
+  /** The oldest job sent and not yet reported. */
+  oldest(): S | undefined {
+    return this.#sent[0];
+  }
+
   find(match: (sent: S) => boolean): S | undefined {
     return this.#sent.find(match);
   }
@@ -248,15 +270,33 @@ export class Thread<S extends Sent> {
 
   #onMessage(message: FromThread): void {
     switch (message.t) {
+      case 'results': {
+        const { seq, values, failed } = message;
+        const at = performance.now();
+        let next = 0;
+        let count = 0;
+        for (let i = 0; i < values.length; i++) {
+          const isError = failed[next] === i;
+          if (isError) next++;
+          const sent = this.#next((seq + i) | 0);
+          if (!sent) continue;
+          count++;
+          if (isError) {
+            const error = deserializeError(values[i] as SerializedError);
+            this.#events.onResult(this, sent, error, undefined, at);
+          } else this.#events.onResult(this, sent, undefined, values[i], at);
+        }
+        if (count > 0) this.#events.onResults(this, count);
+        return;
+      }
       case 'ok':
       case 'err': {
-        const sent = this.#sent[0];
-        // Results arrive in sequence order; anything else was taken back or is stale.
-        if (!sent || sent.seq !== message.seq) return;
-        this.#sent.shift();
-        if (this.#sent.length === 0) this.#worker.unref();
-        if (message.t === 'ok') this.#events.onResult(this, sent, undefined, message.value);
-        else this.#events.onResult(this, sent, deserializeError(message.error), undefined);
+        const sent = this.#next(message.seq);
+        if (!sent) return;
+        const at = performance.now();
+        if (message.t === 'ok') this.#events.onResult(this, sent, undefined, message.value, at);
+        else this.#events.onResult(this, sent, deserializeError(message.error), undefined, at);
+        this.#events.onResults(this, 1);
         return;
       }
       case 'undecodable':
@@ -273,6 +313,23 @@ export class Thread<S extends Sent> {
         this.#events.onStartFailed(this, deserializeError(message.error), message.permanent);
         return;
     }
+  }
+
+  /**
+   * Takes job `seq` off the sent list for its result; undefined when it is not there. Results
+   * arrive in sequence order, so a result for a later job means the jobs before it had their
+   * results in a message that could not be decoded here: they fail as that message's first did.
+   */
+  #next(seq: number): S | undefined {
+    for (let sent = this.#sent[0]; sent; sent = this.#sent[0]) {
+      const ahead = (seq - sent.seq) | 0;
+      if (ahead < 0) return undefined; // stale: a job taken back or already reported
+      this.#sent.shift();
+      if (this.#sent.length === 0) this.#worker.unref();
+      if (ahead === 0) return sent;
+      this.#events.onResult(this, sent, this.#undecodable(undefined), undefined, performance.now());
+    }
+    return undefined;
   }
 
   #drainPort(): void {
@@ -296,13 +353,22 @@ export class Thread<S extends Sent> {
     if (!sent || !this.hasStarted(sent)) return;
     this.#sent.shift();
     if (this.#sent.length === 0) this.#worker.unref();
-    const failure = coded(
-      new TypeError(`job result cannot be received from the thread: ${error.message}`, {
-        cause: error,
-      }),
+    this.#lastUndecodable = error;
+    this.#events.onResult(this, sent, this.#undecodable(error), undefined, performance.now());
+    this.#events.onResults(this, 1);
+  }
+
+  #lastUndecodable: Error | undefined;
+
+  #undecodable(error: Error | undefined): Error {
+    const cause = error ?? this.#lastUndecodable;
+    return coded(
+      new TypeError(
+        `job result cannot be received from the thread: ${cause?.message ?? 'its message could not be decoded'}`,
+        { cause },
+      ),
       'ERR_DATA_CLONE',
     );
-    this.#events.onResult(this, sent, failure, undefined);
   }
 
   #onExit(code: number): void {
@@ -310,13 +376,19 @@ export class Thread<S extends Sent> {
     this.#drainPort();
     this.#port.close();
     const before = this.#state;
-    const running = this.running();
-    if (running) this.#sent.shift();
+    // What is left started is either finished (its result died with the thread) or was running.
+    const lost: S[] = [];
+    let running: S | undefined;
+    while (this.#sent[0] && this.hasStarted(this.#sent[0])) {
+      const sent = this.#sent.shift() as S;
+      if (this.hasFinished(sent)) lost.push(sent);
+      else running = sent;
+    }
     this.#state = 'dead';
     if (before === 'starting') {
       const error = this.#error ?? new Error(`thread exited with code ${code} while starting`);
       this.#events.onStartFailed(this, error, false);
     }
-    this.#events.onExit(this, code, this.#error, running);
+    this.#events.onExit(this, code, this.#error, running, lost);
   }
 }

@@ -74,7 +74,13 @@ export interface ThreadPoolOptions<J = unknown> extends GateOptions<J> {
    * see `abortGrace`. Default: none.
    */
   timeout?: number;
-  /** V8 heap limits of each thread; a thread that exceeds them dies (`WorkerCrashedError`). */
+  /**
+   * V8 heap limits of each thread; a thread that exceeds them dies (`WorkerCrashedError` for
+   * the job it was running). Such a death gives no notice: jobs of the same batch that had
+   * finished but whose results were still in the thread (at most its current batch: up to 64
+   * tiny jobs, ~1 ms of work) fail too, with a `WorkerCrashedError` saying the job finished and
+   * its outcome is lost. They ran once and are never run again. Jobs not started run elsewhere.
+   */
   resourceLimits?: ResourceLimits;
   /**
    * Aborting it aborts the pool, like {@link ThreadPool.abort}. The pool stops listening once
@@ -84,7 +90,9 @@ export interface ThreadPoolOptions<J = unknown> extends GateOptions<J> {
   /**
    * How long (ms) a canceled or timed-out job may keep running in its thread before the thread is
    * terminated and replaced. The job itself settles at once. Each canceled job has its own
-   * deadline, and it only ever ends that job: a job that started after it is never hit.
+   * deadline, and it only ever ends that job: a job that started after it is never hit — but
+   * jobs of its batch that finished before it and whose results were still in the thread fail
+   * with a `WorkerCrashedError` saying so (they ran once; see `resourceLimits`).
    * Default 500.
    */
   abortGrace?: number;

@@ -1,6 +1,7 @@
 /**
  * The code every ThreadPool thread runs: loads the worker module, then runs the jobs it is sent,
- * one at a time, posting each result as soon as it exists. Internal; started by `thread.ts`.
+ * one at a time, and sends their results in batches (see `outbox.ts`). Internal; started by
+ * `thread.ts`.
  *
  * @module
  */
@@ -8,7 +9,6 @@ import { performance } from 'node:perf_hooks';
 import { type TransferListItem, workerData } from 'node:worker_threads';
 import { coded } from '../internal/options.js';
 import {
-  describeThrown,
   deserializeError,
   type FromThread,
   type RunMessage,
@@ -16,6 +16,7 @@ import {
   type ThreadData,
   type ToThread,
 } from './messages.js';
+import { cloneFailure, Outbox } from './outbox.js';
 import type { ThreadJobContext } from './types.js';
 
 type ThreadWorker = (job: unknown, ctx: ThreadJobContext) => unknown;
@@ -26,6 +27,7 @@ const cursor = new Int32Array(data.cursor, 0, 1);
 /** Start time of the job claimed last (only written when the pool has a timeout). */
 const clock = data.timed ? new Float64Array(data.cursor, 8, 1) : undefined;
 const timeOrigin = performance.timeOrigin;
+const outbox = new Outbox(port, new Int32Array(data.cursor, 4, 1));
 const batches: RunMessage[] = [];
 /** Where the next `run` message begins: the end of the last one decoded. */
 let expected = 0;
@@ -91,31 +93,24 @@ async function load(): Promise<ThreadWorker | undefined> {
 }
 
 function succeed(ctx: JobCtx, value: unknown): void {
+  // A result that moves objects travels alone, right away, as a job that moves objects does.
+  if (!ctx.transferList) {
+    outbox.ok(ctx.seq, value);
+    return;
+  }
+  outbox.flush();
   try {
     post({ t: 'ok', seq: ctx.seq, value }, ctx.transferList);
   } catch (error) {
-    // The value could not be cloned (a function, a class instance with private state, …).
-    const wrapped = coded(
-      new TypeError(`job result cannot be sent from the thread: ${describeThrown(error)}`, {
-        cause: error,
-      }),
-      'ERR_DATA_CLONE',
-    );
-    fail(ctx, wrapped);
+    fail(ctx, cloneFailure(error));
+    return;
   }
+  outbox.finished(ctx.seq);
 }
 
 /** Reports a job's failure. Whatever was thrown, the pool hears of it: the job always settles. */
 function fail(ctx: JobCtx, error: unknown): void {
-  try {
-    post({ t: 'err', seq: ctx.seq, error: serializeError(error) });
-  } catch (postError) {
-    // serializeError never throws and sends only clones, so this is a last resort.
-    const fallback = new TypeError(
-      `job error cannot be sent from the thread: ${describeThrown(postError)}`,
-    );
-    post({ t: 'err', seq: ctx.seq, error: serializeError(fallback) });
-  }
+  outbox.err(ctx.seq, serializeError(error));
 }
 
 /** Runs one job; returns a promise only when the worker did (sync jobs cost no await). */
@@ -142,21 +137,34 @@ async function drain(worker: ThreadWorker): Promise<void> {
   for (let batch = batches.shift(); batch; batch = batches.shift()) {
     for (let i = 0; i < batch.jobs.length; i++) {
       const seq = (batch.seq + i) | 0;
-      // Written before the claim, so the pool never reads an older job's start for this one.
-      if (clock) clock[0] = timeOrigin + performance.now();
+      if (clock) {
+        // Written before the claim, so the pool never reads an older job's start for this one.
+        const now = performance.now();
+        clock[0] = timeOrigin + now;
+        outbox.due(now);
+      }
       // The pool moved the cursor past this job: it took the rest of the batch back.
       if (Atomics.compareExchange(cursor, 0, seq, (seq + 1) | 0) !== seq) break;
       current = new JobCtx(seq, batch.indexes[i] as number);
       const pending = runOne(worker, current, batch.jobs[i]);
-      if (pending) await pending;
+      if (pending) {
+        // The job may wait for the event loop: the results before it leave meanwhile.
+        outbox.flushSoon();
+        await pending;
+      }
       current = undefined;
     }
   }
   draining = false;
+  outbox.flush();
 }
 
 const worker = await load();
 if (worker) {
+  // Results still in the outbox leave before the thread dies: a thread emits 'exit' when it
+  // ends by process.exit() and when an uncaught exception (or a rejection nobody handles) ends
+  // it. Only a thread killed from outside (out of memory, terminated) loses them.
+  process.on('exit', () => outbox.flush());
   port.on('message', (message: ToThread) => {
     if (message.t === 'run') {
       expected = (message.seq + message.jobs.length) | 0;

@@ -1,13 +1,23 @@
 /**
  * Attack on ThreadPool with real threads (few, short cases): submits of jobs that return,
- * throw, throw non-Errors, kill their thread, block ignoring their signal or wait for it,
- * interleaved with resizes, caller-signal cancels, job timeouts (5-40 ms), drain(timeout) and
- * abort. Jobs count their own runs and the most running at once in shared memory. No job times
- * out before it ran (never ran → AbortError only), and stats count what was seen.
+ * throw, throw non-Errors, kill their thread (process.exit, an asynchronous throw), block
+ * ignoring their signal or wait for it, and bursts of tiny jobs that travel (and report) in
+ * batches, interleaved with resizes, caller-signal cancels, job timeouts (5-40 ms),
+ * drain(timeout) and abort. Jobs count their own runs and the most running at once in shared
+ * memory. No job times out before it ran (never ran → AbortError only), only a job that kills
+ * its thread gets WorkerCrashedError (a finished job's batched result is never lost with its
+ * thread), and stats count what was seen.
  */
 import fc from 'fast-check';
-import { afterEach, beforeEach, describe, it } from 'vitest';
-import { AbortError, type Result, ThreadPool, TimeoutError } from '../../src/index.js';
+import { afterEach, beforeEach, describe, it, vi } from 'vitest';
+import {
+  AbortError,
+  type Result,
+  ThreadPool,
+  TimeoutError,
+  WorkerCrashedError,
+} from '../../src/index.js';
+import { BatchSize, MAX_BATCH } from '../../src/threads/batch-size.js';
 import type { ThreadJob, ThreadKind } from './fixtures/thread-jobs.js';
 import {
   abortListeners,
@@ -22,10 +32,13 @@ import {
 } from './harness.js';
 
 const MODULE = new URL('./fixtures/thread-jobs.js', import.meta.url);
-const MAX_JOBS = 16;
+const MAX_JOBS = 96;
+/** Kinds that end their thread: the only ones that may settle as WorkerCrashedError. */
+const KILLERS: ReadonlySet<ThreadKind> = new Set<ThreadKind>(['exit', 'timer-throw']);
 
 type Command =
   | { t: 'submit'; kind: ThreadKind; signal: boolean; via: 'submit' | 'trySubmit' }
+  | { t: 'burst'; kinds: ThreadKind[] }
   | { t: 'resize'; n: number }
   | { t: 'cancel'; pick: number }
   | { t: 'release'; pick: number }
@@ -44,6 +57,7 @@ const command: fc.Arbitrary<Command> = fc.oneof(
         'throw',
         'throw-value',
         'exit',
+        'timer-throw',
         'block',
         'block',
         'block',
@@ -51,6 +65,26 @@ const command: fc.Arbitrary<Command> = fc.oneof(
       ),
       signal: fc.boolean(),
       via: fc.constantFrom<'submit' | 'trySubmit'>('submit', 'trySubmit'),
+    }),
+  },
+  {
+    // Many tiny jobs at once (trySubmit): with a deep queue they travel in batches.
+    weight: 2,
+    arbitrary: fc.record({
+      t: fc.constant('burst' as const),
+      kinds: fc.array(
+        fc.constantFrom<ThreadKind>(
+          'value',
+          'value',
+          'value',
+          'value',
+          'throw',
+          'throw-value',
+          'exit',
+          'timer-throw',
+        ),
+        { minLength: 1, maxLength: 40 },
+      ),
     }),
   },
   {
@@ -93,17 +127,41 @@ class ThreadPoolModel {
   constructor(
     threads: number,
     readonly timeout: number | undefined,
+    queueSize: number,
   ) {
     this.size = threads;
     this.maxSize = threads;
     this.pool = new ThreadPool<ThreadJob, unknown>(MODULE, {
       threads,
-      queueSize: 2,
+      queueSize,
       signal: this.poolSignal.signal,
       timeout,
       // A timed-out blocking job ignores its signal; the model releases it when its TimeoutError
       // arrives, well within the grace (a terminated thread would leave its count in the cells).
       abortGrace: 5_000,
+    });
+  }
+
+  #record(kind: ThreadKind, signal: boolean): Rec {
+    const rec: Rec = {
+      id: this.recs.length,
+      kind,
+      ac: signal ? new AbortController() : undefined,
+      accepted: undefined,
+      result: undefined,
+      results: 0,
+    };
+    this.recs.push(rec);
+    return rec;
+  }
+
+  #follow(rec: Rec, task: { result: Promise<Result<ThreadJob, unknown>> }): void {
+    rec.accepted = true;
+    void task.result.then((r) => {
+      rec.result = r;
+      rec.results++;
+      this.log.push(`  result(${rec.id}) ${r.ok ? 'ok' : r.error.name}`);
+      if (!r.ok && r.error instanceof TimeoutError && rec.kind === 'block') this.release(rec);
     });
   }
 
@@ -117,25 +175,11 @@ class ThreadPoolModel {
     switch (c.t) {
       case 'submit': {
         if (this.recs.length >= MAX_JOBS || this.stopped) break;
-        const rec: Rec = {
-          id: this.recs.length,
-          kind: c.kind,
-          ac: c.signal ? new AbortController() : undefined,
-          accepted: undefined,
-          result: undefined,
-          results: 0,
-        };
-        this.recs.push(rec);
+        const rec = this.#record(c.kind, c.signal);
         const job: ThreadJob = { id: rec.id, kind: c.kind, sab: this.sab };
         const opts = rec.ac ? { signal: rec.ac.signal } : undefined;
         const onTask = (task: { result: Promise<Result<ThreadJob, unknown>> }): void => {
-          rec.accepted = true;
-          void task.result.then((r) => {
-            rec.result = r;
-            rec.results++;
-            this.log.push(`  result(${rec.id}) ${r.ok ? 'ok' : r.error.name}`);
-            if (!r.ok && r.error instanceof TimeoutError && rec.kind === 'block') this.release(rec);
-          });
+          this.#follow(rec, task);
         };
         if (c.via === 'trySubmit') {
           const task = this.pool.trySubmit(job, opts);
@@ -152,6 +196,15 @@ class ThreadPoolModel {
         }
         break;
       }
+      case 'burst':
+        for (const kind of c.kinds) {
+          if (this.recs.length >= MAX_JOBS || this.stopped) break;
+          const rec = this.#record(kind, false);
+          const task = this.pool.trySubmit({ id: rec.id, kind, sab: this.sab });
+          if (task) this.#follow(rec, task);
+          else rec.accepted = false;
+        }
+        break;
       case 'resize':
         if (this.stopped) break;
         this.size = c.n;
@@ -220,6 +273,17 @@ class ThreadPoolModel {
         );
       else {
         v.check(r.error instanceof Error, () => `job ${rec.id}: error is not an Error`);
+        // Nothing here kills a thread from outside, so a job that finished always reports its
+        // own outcome, even when its thread dies before the rest of its batch reported.
+        v.check(
+          !(r.error instanceof WorkerCrashedError) || KILLERS.has(rec.kind),
+          () => `job ${rec.id} (${rec.kind}) failed with ${r.error.message}`,
+        );
+        if (rec.kind === 'throw' && runs === 1 && !(r.error instanceof TimeoutError))
+          v.check(
+            r.error instanceof AbortError || r.error.message === `job ${rec.id}`,
+            () => `job ${rec.id} (throw) failed with ${r.error.name}: ${r.error.message}`,
+          );
         if (r.error instanceof TimeoutError) {
           timedOut++;
           v.check(this.timeout !== undefined, () => `job ${rec.id} timed out without a timeout`);
@@ -272,11 +336,22 @@ describe('fuzz: ThreadPool', () => {
       fc.asyncProperty(
         fc.integer({ min: 1, max: 2 }),
         fc.option(fc.integer({ min: 5, max: 40 }), { nil: undefined }),
+        fc.constantFrom(2, 128),
+        fc.boolean(),
         fc.array(command, { minLength: 1, maxLength: 12 }),
-        async (threads, timeout, commands) => {
+        async (threads, timeout, queueSize, eager, commands) => {
           const before = unhandled.reasons.length;
-          const m = new ThreadPoolModel(threads, timeout);
-          m.log.push(`new ThreadPool({ threads: ${threads}, queueSize: 2, timeout: ${timeout} })`);
+          // A case is too short for the batch sizer to measure jobs as tiny: when `eager`,
+          // every waiting job (up to a full batch) travels at once, as tiny ones would.
+          const sizer = eager
+            ? vi
+                .spyOn(BatchSize.prototype, 'next')
+                .mockImplementation((waiting: number) => Math.min(waiting, MAX_BATCH))
+            : undefined;
+          const m = new ThreadPoolModel(threads, timeout, queueSize);
+          m.log.push(
+            `new ThreadPool({ threads: ${threads}, queueSize: ${queueSize}, timeout: ${timeout} })${eager ? ', batches as for tiny jobs' : ''}`,
+          );
           try {
             // Commands race threads that are still loading otherwise: start from a ready pool.
             await watchdog(m.pool.ready, 'ready', 10_000);
@@ -285,6 +360,8 @@ describe('fuzz: ThreadPool', () => {
           } catch (error) {
             m.v.list.push(String(error));
             await m.pool.abort('fuzz cleanup').catch(() => undefined);
+          } finally {
+            sizer?.mockRestore();
           }
           m.v.check(
             unhandled.reasons.length === before,

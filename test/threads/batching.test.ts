@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { AbortError, WorkerCrashedError } from '../../src/errors.js';
 import type { Job } from '../fixtures/threads/jobs.js';
-import { jobsPool } from './helpers.js';
+import { batchingOn, cellSet, jobsPool, latch } from './helpers.js';
 
 function counters(n: number): { sab: SharedArrayBuffer; runs: Int32Array } {
   const sab = new SharedArrayBuffer(4 * n);
@@ -61,6 +61,72 @@ describe('ThreadPool batching', () => {
         expect(runs[i]).toBe(1);
       }
     }
+  });
+
+  it('results of a batch come back together; one that cannot be cloned fails only its own job', async () => {
+    await using pool = jobsPool({ threads: 1, queueSize: 128 });
+    await batchingOn(pool);
+    pool.pause();
+    const tasks = [];
+    for (let i = 0; i < 64; i++) {
+      const job: Job =
+        i === 30
+          ? { kind: 'return-function' }
+          : i === 40
+            ? { kind: 'throw', message: 'forty' }
+            : { kind: 'double', x: i };
+      tasks.push(await pool.submit(job));
+    }
+    pool.resume();
+    const results = await Promise.all(tasks.map((task) => task.result));
+    for (let i = 0; i < 64; i++) {
+      const result = results[i];
+      if (i === 30) {
+        expect(result?.ok).toBe(false);
+        expect((result as { error: { code?: string } }).error.code).toBe('ERR_DATA_CLONE');
+      } else if (i === 40) {
+        expect((result as { error: Error }).error.message).toBe('forty');
+      } else {
+        expect(result).toMatchObject({ ok: true, value: 2 * i });
+      }
+    }
+    expect(pool.stats()).toMatchObject({ succeeded: 63, failed: 2, running: 0, queued: 0 });
+  });
+
+  it('a thread terminated after abortGrace mid-batch: the jobs that finished before it fail as documented, the rest run elsewhere', async () => {
+    await using pool = jobsPool({ threads: 1, queueSize: 128, abortGrace: 20 });
+    await batchingOn(pool);
+    const { sab, cells } = latch();
+    const stop = new AbortController();
+    pool.pause();
+    const tasks = [];
+    for (let i = 0; i < 20; i++) {
+      tasks.push(
+        await (i === 10
+          ? pool.submit({ kind: 'block', sab }, { signal: stop.signal })
+          : pool.submit({ kind: 'double', x: i })),
+      );
+    }
+    pool.resume();
+    // Job 10 runs and ignores its signal: jobs 0-9 finished, their results still in the thread.
+    await cellSet(cells, 0);
+    stop.abort('enough');
+    const results = await Promise.all(tasks.map((task) => task.result));
+    for (let i = 0; i < 20; i++) {
+      const result = results[i];
+      if (i < 10) {
+        const error = (result as { error: Error }).error;
+        expect(error).toBeInstanceOf(WorkerCrashedError);
+        expect(error.message).toMatch(
+          new RegExp(`after job ${i + 1} finished but before its result left the thread`),
+        );
+      } else if (i === 10) {
+        expect((result as { error: Error }).error).toBeInstanceOf(AbortError);
+      } else {
+        expect(result).toMatchObject({ ok: true, value: 2 * i });
+      }
+    }
+    expect(await pool.run({ kind: 'double', x: 21 })).toBe(42);
   });
 
   it('shrinking while batches are out moves unstarted jobs to the remaining thread', async () => {

@@ -1,0 +1,128 @@
+// A thread that dies in the middle of a batch of 64: for a crash at every position, every job
+// runs once and settles once, the jobs after the crash run elsewhere with their true outcome,
+// the jobs before it report their true outcome (or, when the thread was killed from outside
+// with their results still in it, the documented WorkerCrashedError), and the pool carries on.
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { WorkerCrashedError } from '../../src/errors.js';
+import type { Result } from '../../src/result.js';
+import { BatchSize, MAX_BATCH } from '../../src/threads/batch-size.js';
+import { ThreadPool } from '../../src/threads/pool.js';
+import { type Sent, Thread } from '../../src/threads/thread.js';
+import { fixture } from './helpers.js';
+
+type How = 'exit' | 'async-throw' | 'oom';
+
+interface CrashJob {
+  i: number;
+  sab: SharedArrayBuffer;
+  crashAt: number;
+  how: How;
+}
+
+const BATCH = 64;
+/** The message a job gets when it finished but its result died with its thread. */
+const LOST = /after job \d+ finished but before its result left the thread/;
+
+/** Jobs per message sent to a thread, in order. */
+let sends: number[] = [];
+
+beforeEach(() => {
+  // Whatever the machine's load, the 64 jobs released at once travel in one message.
+  vi.spyOn(BatchSize.prototype, 'next').mockImplementation((waiting: number) =>
+    Math.min(waiting, MAX_BATCH),
+  );
+  const send = Thread.prototype.send;
+  vi.spyOn(Thread.prototype, 'send').mockImplementation(function (
+    this: Thread<Sent>,
+    batch: Sent[],
+  ) {
+    sends.push(batch.length);
+    send.call(this, batch);
+  });
+});
+
+afterEach(() => {
+  vi.restoreAllMocks();
+});
+
+/** The outcome job `i` has when nothing goes wrong (see the fixture). */
+function expectTrueOutcome(result: Result<CrashJob, number>, i: number): void {
+  if (i % 5 === 0) {
+    expect(result.ok).toBe(false);
+    const error = (result as { error: Error }).error;
+    expect(error).toBeInstanceOf(RangeError);
+    expect(error.message).toBe(`job ${i} failed`);
+  } else {
+    expect(result).toMatchObject({ ok: true, value: i * 10 });
+  }
+}
+
+async function crashEveryPosition(how: How, exitCode: number): Promise<void> {
+  await using pool = new ThreadPool<CrashJob, number>(fixture('batch-crash.js'), {
+    threads: 1,
+    queueSize: 2 * BATCH,
+    ...(how === 'oom'
+      ? { resourceLimits: { maxOldGenerationSizeMb: 32, maxYoungGenerationSizeMb: 8 } }
+      : {}),
+  });
+  await pool.ready;
+  let crashed = 0;
+  for (let crashAt = 0; crashAt < BATCH; crashAt++) {
+    const sab = new SharedArrayBuffer(4 * BATCH);
+    const runs = new Int32Array(sab);
+    pool.pause();
+    const tasks = [];
+    for (let i = 0; i < BATCH; i++) tasks.push(await pool.submit({ i, sab, crashAt, how }));
+    sends = [];
+    pool.resume();
+    const results = await Promise.all(tasks.map((task) => task.result));
+    expect(sends[0], `crash at ${crashAt}: the first message`).toBe(BATCH);
+    for (let i = 0; i < BATCH; i++) {
+      const result = results[i] as Result<CrashJob, number>;
+      expect(runs[i], `crash at ${crashAt}: runs of job ${i}`).toBe(1);
+      if (i === crashAt) {
+        crashed++;
+        const error = (result as { error: Error }).error;
+        expect(error).toBeInstanceOf(WorkerCrashedError);
+        expect((error as WorkerCrashedError).exitCode).toBe(exitCode);
+        expect(error.message).toMatch(/died while running job/);
+      } else if (i < crashAt && how === 'oom') {
+        // Killed from outside: the results waiting in the thread died with it.
+        crashed++;
+        const error = (result as { error: Error }).error;
+        expect(error).toBeInstanceOf(WorkerCrashedError);
+        expect(error.message).toMatch(LOST);
+        expect((error.cause as { code?: string }).code).toBe('ERR_WORKER_OUT_OF_MEMORY');
+      } else {
+        expectTrueOutcome(result, i);
+      }
+    }
+  }
+  // Every job settled once, and the pool still runs jobs.
+  const stats = pool.stats();
+  expect(stats.crashed).toBe(crashed);
+  expect(stats.succeeded + stats.failed + stats.crashed).toBe(BATCH * BATCH);
+  expect(stats).toMatchObject({ running: 0, queued: 0 });
+  const sab = new SharedArrayBuffer(4 * BATCH);
+  expect(await pool.run({ i: 1, sab, crashAt: -1, how })).toBe(10);
+}
+
+describe('ThreadPool: a thread dying in the middle of a batch of 64', () => {
+  it('process.exit() at every position: only the exiting job fails, every other job reports its true outcome', {
+    timeout: 120_000,
+  }, async () => {
+    await crashEveryPosition('exit', 7);
+  });
+
+  it('an asynchronous throw at every position: only the job running then fails, every other job reports its true outcome', {
+    timeout: 120_000,
+  }, async () => {
+    await crashEveryPosition('async-throw', 1);
+  });
+
+  it('running out of memory at every position: the job running then fails, the finished ones before it fail as documented, the rest run elsewhere', {
+    timeout: 180_000,
+  }, async () => {
+    await crashEveryPosition('oom', 1);
+  });
+});
