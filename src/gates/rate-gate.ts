@@ -6,9 +6,12 @@
  */
 import { MAX_TIMER_MS } from '../internal/options.js';
 import type { RateLimiter } from './rate-limiter.js';
+import { LocalRateLimiter } from './sliding-window.js';
 
 export class RateGate {
   readonly #limiter: RateLimiter;
+  /** The limiter when it is the in-process one: it takes the pool's clock reading. */
+  readonly #local: LocalRateLimiter | undefined;
   readonly #wake: () => void;
   readonly #fail: (error: Error) => void;
   /** 'none' until a start needs a permit, 'asked' while one is coming, 'held' once due. */
@@ -22,6 +25,7 @@ export class RateGate {
    */
   constructor(limiter: RateLimiter, wake: () => void, fail: (error: Error) => void) {
     this.#limiter = limiter;
+    this.#local = limiter instanceof LocalRateLimiter ? limiter : undefined;
     this.#wake = wake;
     this.#fail = fail;
   }
@@ -33,9 +37,10 @@ export class RateGate {
 
   /**
    * Uses a permit for a start now: true if one was held or the limiter grants one at once;
-   * otherwise asks for one (once) and returns false — `wake` follows when it is due.
+   * otherwise asks for one (once) and returns false — `wake` follows when it is due. `now`: the
+   * pool's performance.now() reading for this start, if it has one (saves the limiter a read).
    */
-  take(): boolean {
+  take(now?: number): boolean {
     if (this.#permit === 'held') {
       this.#permit = 'none';
       return true;
@@ -44,7 +49,10 @@ export class RateGate {
     this.#permit = 'asked';
     let wait: number | Promise<number>;
     try {
-      wait = this.#limiter.reserve();
+      wait =
+        this.#local !== undefined && now !== undefined
+          ? this.#local.reserveAt(now)
+          : this.#limiter.reserve();
     } catch (error) {
       this.#failed(error);
       return false;
