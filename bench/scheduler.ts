@@ -74,12 +74,133 @@ const pMapAll: Contender = async (_sluice, n) => {
   return sum;
 };
 
+/**
+ * A reference, not a product: the least a `runPool`-shaped API costs (as in bench/core.ts): 16
+ * slots fed from the source, results queued and handed out through `for await`.
+ */
+const refIterator: Contender = async (_sluice, n) => {
+  const source = upTo(n);
+  const ready: Array<{ job: number; value: number }> = [];
+  let head = 0;
+  let running = 0;
+  let exhausted = false;
+  let waiter: ((step: IteratorResult<{ job: number; value: number }>) => void) | undefined;
+  const push = (result: { job: number; value: number }) => {
+    running--;
+    const w = waiter;
+    waiter = undefined;
+    if (w) {
+      fill();
+      w({ done: false, value: result });
+    } else ready.push(result);
+  };
+  const fill = () => {
+    while (!exhausted && running < CONCURRENCY && ready.length - head < CONCURRENCY) {
+      const step = source.next();
+      if (step.done) exhausted = true;
+      else {
+        running++;
+        const job = step.value;
+        double(job).then((value) => push({ job, value }));
+      }
+    }
+  };
+  const results: AsyncIterableIterator<{ job: number; value: number }> = {
+    [Symbol.asyncIterator]: () => results,
+    next() {
+      if (head < ready.length) {
+        const value = ready[head]!;
+        ready[head++] = undefined as never;
+        if (head > 1024 && head * 2 > ready.length) {
+          ready.splice(0, head);
+          head = 0;
+        }
+        fill();
+        return Promise.resolve({ done: false, value });
+      }
+      if (exhausted && running === 0) return Promise.resolve({ done: true, value: undefined });
+      return new Promise((resolve) => {
+        waiter = resolve;
+        fill();
+      });
+    },
+  };
+  let sum = 0;
+  for await (const result of results) sum += result.value;
+  return sum;
+};
+
+/**
+ * A reference, not a product: the least a `Pool`-shaped API costs, driven as the Pool row is.
+ * `submit` resolves with `{ job, result }` once there is room (16 slots, a queue of 32), and
+ * `result` is a promise of `{ ok, value }` per job. No stats, cancellation, timeouts or errors.
+ */
+const refPool: Contender = async (_sluice, n) => {
+  type Entry = { job: number; resolve: (r: { ok: boolean; value: number }) => void };
+  const queue: Entry[] = [];
+  let qHead = 0;
+  let running = 0;
+  let room: (() => void) | undefined;
+  const run = (entry: Entry) => {
+    running++;
+    double(entry.job).then((value) => {
+      running--;
+      entry.resolve({ ok: true, value });
+      if (qHead < queue.length) {
+        const next = queue[qHead]!;
+        queue[qHead++] = undefined as never;
+        if (qHead > 1024 && qHead * 2 > queue.length) {
+          queue.splice(0, qHead);
+          qHead = 0;
+        }
+        run(next);
+      }
+      const r = room;
+      room = undefined;
+      r?.();
+    });
+  };
+  const accept = (job: number) => {
+    let resolve!: Entry['resolve'];
+    const result = new Promise<{ ok: boolean; value: number }>((r) => (resolve = r));
+    const entry = { job, resolve };
+    if (running < CONCURRENCY) run(entry);
+    else queue.push(entry);
+    return { job, result };
+  };
+  const submit = (
+    job: number,
+  ): Promise<{ job: number; result: Promise<{ ok: boolean; value: number }> }> => {
+    if (running < CONCURRENCY || queue.length - qHead < 2 * CONCURRENCY) {
+      return Promise.resolve(accept(job));
+    }
+    return new Promise((resolve) => {
+      room = () => resolve(accept(job));
+    });
+  };
+  let sum = 0;
+  let settled = 0;
+  let done!: () => void;
+  const all = new Promise<void>((r) => (done = r));
+  const add = (result: { ok: boolean; value: number }) => {
+    sum += result.value;
+    if (++settled === n) done();
+  };
+  for (let i = 0; i < n; i++) (await submit(i)).result.then(add);
+  await all;
+  return sum;
+};
+
 const contenders: Record<string, Contender> = {
   runPool: runPoolWith({}),
   Pool: poolWith({}),
   'runPool + rate': runPoolWith({ rate: NEVER_LIMITING }),
   'Pool + rate': poolWith({ rate: NEVER_LIMITING }),
+  /** The gated engine without a clock: retry with one attempt never retries. */
+  'runPool, gated (retry: 1 attempt)': runPoolWith({ retry: { attempts: 1 } }),
   'p-map': pMapAll,
+  'ref: minimal for-await pool': refIterator,
+  'ref: minimal Pool': refPool,
 };
 
 function loadDist(dist: string): Promise<Sluice> {
@@ -302,7 +423,16 @@ async function partAb(opts: Options) {
       entries.push({ label: `${contender} @ ${name}`, contender, dist, cpu: [], wall: [] });
   }
   const current = opts.dists[0]![1];
-  for (const contender of ['runPool + rate', 'Pool + rate'])
+  const extras = process.argv.includes('--no-extras')
+    ? []
+    : [
+        'runPool + rate',
+        'Pool + rate',
+        'runPool, gated (retry: 1 attempt)',
+        'ref: minimal for-await pool',
+        'ref: minimal Pool',
+      ];
+  for (const contender of extras)
     entries.push({ label: `${contender} @ current`, contender, dist: current, cpu: [], wall: [] });
   for (let rep = 0; rep < opts.runs; rep++) {
     for (const e of entries) {
@@ -339,7 +469,7 @@ async function partAb(opts: Options) {
 /** Goal 2: each contender's first burst in a fresh process. */
 async function partCold(opts: Options) {
   const sizes = [1_000, 10_000, 100_000];
-  const names = ['runPool', 'Pool', 'p-map'];
+  const names = ['runPool', 'Pool', 'p-map', 'ref: minimal for-await pool'];
   const rows: Array<Array<string | number>> = [];
   for (const n of sizes) {
     for (const [distName, dist] of opts.dists) {
@@ -376,7 +506,7 @@ async function partCold(opts: Options) {
 
 /** Goal 3: contenders interleaved in one process beside other work. */
 async function partBusy(opts: Options) {
-  const names = ['runPool', 'Pool', 'p-map'];
+  const names = ['runPool', 'Pool', 'p-map', 'ref: minimal for-await pool', 'ref: minimal Pool'];
   const rows: Array<Array<string | number>> = [];
   for (const [distName, dist] of opts.dists) {
     for (const mix of opts.mixes) {
@@ -396,13 +526,19 @@ async function partBusy(opts: Options) {
         ...names.map((x) => `${ns(m[x]!)} (${spread(run.value![x]!)})`),
         `${(m['p-map']! / m.runPool!).toFixed(2)}x`,
         `${(m.Pool! / m.runPool!).toFixed(2)}x`,
+        `${(m['ref: minimal Pool']! / m['ref: minimal for-await pool']!).toFixed(2)}x`,
       ]);
     }
   }
   console.log(
     `\n### Busy process: ${count(opts.busyN)}-job bursts interleaved, CPU ns/job median (min–max) over ${opts.runs} rounds\n`,
   );
-  console.log(markdownTable(['mix @ build', ...names, 'p-map / runPool', 'Pool / runPool'], rows));
+  console.log(
+    markdownTable(
+      ['mix @ build', ...names, 'p-map / runPool', 'Pool / runPool', 'ref Pool / ref for-await'],
+      rows,
+    ),
+  );
 }
 
 if (isMain(import.meta.url)) {

@@ -550,7 +550,7 @@ export class Pool<J, R> implements JobOwner<J, R> {
   #pump(now = performance.now()): void {
     const startable = this.#state !== 'aborted';
     while (startable && !this.#paused && this.#slots.available && this.#queue.length > 0) {
-      if (this.#rate !== undefined && !this.#rate.take(now)) break;
+      if (this.#rate !== undefined && !this.#rate.take()) break;
       const run = this.#queue.take(now);
       if (run === undefined) {
         this.#rate?.giveBack();

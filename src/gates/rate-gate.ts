@@ -37,8 +37,10 @@ export class RateGate {
 
   /**
    * Uses a permit for a start now: true if one was held or the limiter grants one at once;
-   * otherwise asks for one (once) and returns false — `wake` follows when it is due. `now`: the
-   * pool's performance.now() reading for this start, if it has one (saves the limiter a read).
+   * otherwise asks for one (once) and returns false — `wake` follows when it is due. `now`: a
+   * performance.now() reading the pool took for this very start, with no other code run since
+   * (saves the in-process limiter a read). A staler reading must not be passed: a permit stamped
+   * before its start could let more than the limit into a window.
    */
   take(now?: number): boolean {
     if (this.#permit === 'held') {

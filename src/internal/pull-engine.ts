@@ -461,10 +461,11 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
   /** Starts queued jobs while a slot, the rate and their keys allow. */
   #startQueued(): void {
     const queue = this.#queue as RunQueue<GatedRun<J, R>>;
-    // Read once, and only when a job may start: this runs after every pull and settlement.
-    let now = -1;
     while (this.#slots.available && queue.length > 0 && this.#cancelWith === undefined) {
-      if (now < 0) now = this.#clockedStart ? performance.now() : 0;
+      // Read only when a job may start (this runs after every pull and settlement), and afresh
+      // for each start: the worker started before ran user code, and a rate permit stamped
+      // earlier than its start could let more than the limit into a window.
+      const now = this.#clockedStart ? performance.now() : 0;
       if (this.#rate !== undefined && !this.#rate.take(now)) return;
       const run = queue.take(now);
       if (run === undefined) {
