@@ -238,7 +238,7 @@ export class Pool<J, R> implements JobOwner<J, R> {
     }
     if (this.#state !== 'open') return Promise.reject(new PoolClosedError());
     if (this.#canAccept()) {
-      return Promise.resolve(this.#accept(job, signal, priority, performance.now()));
+      return Promise.resolve(this.#accept(job, signal, priority, performance.now(), true));
     }
     if (signal?.aborted) return Promise.reject(abortErrorFrom(signal));
     return park<Task<J, R>, Submitter<J, R>>(this.#submitters, { job, signal, priority }, signal);
@@ -255,7 +255,9 @@ export class Pool<J, R> implements JobOwner<J, R> {
     const signal = callSignal(opts);
     const priority = opts?.priority === undefined ? 0 : this.#priority(opts.priority);
     if (this.#state !== 'open') throw new PoolClosedError();
-    return this.#canAccept() ? this.#accept(job, signal, priority, performance.now()) : undefined;
+    return this.#canAccept()
+      ? this.#accept(job, signal, priority, performance.now(), true)
+      : undefined;
   }
 
   /**
@@ -406,8 +408,17 @@ export class Pool<J, R> implements JobOwner<J, R> {
     return value;
   }
 
-  /** `now`: performance.now() read by the caller, shared with the settlement that made room. */
-  #accept(job: J, signal: AbortSignal | undefined, priority: number, now: number): Task<J, R> {
+  /**
+   * `now`: performance.now() read by the caller, shared with the settlement that made room;
+   * `fresh`: no user code ran since it was read (see {@link Pool.#pump}'s `permitAt`).
+   */
+  #accept(
+    job: J,
+    signal: AbortSignal | undefined,
+    priority: number,
+    now: number,
+    fresh = false,
+  ): Task<J, R> {
     let resolveResult!: (result: Result<J, R>) => void;
     const result = new Promise<Result<J, R>>((resolve) => {
       resolveResult = resolve;
@@ -424,13 +435,13 @@ export class Pool<J, R> implements JobOwner<J, R> {
       if (this.#canStart()) this.#start(run, now);
       else this.#enqueue(run);
     } else {
-      this.#acceptGated(run, priority, now);
+      this.#acceptGated(run, priority, now, fresh && this.#hooks?.accepted === undefined);
     }
     return { job, result };
   }
 
   /** A job through the gates: keyed and prioritised, queued, started by the pump. */
-  #acceptGated(run: PendingRun<J, R>, priority: number, now: number): void {
+  #acceptGated(run: PendingRun<J, R>, priority: number, now: number, fresh: boolean): void {
     run.priority = priority;
     const { key } = this.#gates;
     if (key !== undefined) {
@@ -446,7 +457,8 @@ export class Pool<J, R> implements JobOwner<J, R> {
     const signal = run.callerSignal;
     if (signal) run.unsubscribe = onAbort(signal, () => this.#cancelOne(run, signal));
     this.#enqueue(run);
-    this.#pump(now);
+    // The key function is user code: after it, `now` no longer stamps a rate permit.
+    this.#pump(now, fresh && key === undefined ? now : undefined);
   }
 
   #enqueue(run: PendingRun<J, R>): void {
@@ -514,6 +526,8 @@ export class Pool<J, R> implements JobOwner<J, R> {
     const pending = run as PendingRun<J, R>;
     pending.unsubscribe?.();
     const now = performance.now();
+    // True while no user code has run since `now` was read (an internal hook counts as such).
+    let fresh = this.#hooks?.settled === undefined;
     const started = pending.workerId >= 0;
     if (started) {
       this.#slots.release(pending.workerId);
@@ -523,6 +537,8 @@ export class Pool<J, R> implements JobOwner<J, R> {
     }
     const retry = this.#gates.retry;
     if (retry !== undefined && error !== undefined && started && this.#state !== 'aborted') {
+      // User code (retryIf, backoff) runs here: `now` no longer stamps a rate permit.
+      fresh = false;
       const delay = retry.next(error, pending.attempt);
       if (typeof delay === 'number' && delay >= 0) {
         this.#stats.retrying(pending.startedAt, now);
@@ -544,13 +560,20 @@ export class Pool<J, R> implements JobOwner<J, R> {
         ? makeResult(pending.job, pending.index, error, value)
         : attemptsResult(makeResult(pending.job, pending.index, error, value), pending, error),
     );
-    this.#pump(now);
+    this.#pump(now, fresh ? now : undefined);
   }
 
-  #pump(now = performance.now()): void {
+  /**
+   * Starts what the gates allow, then admits waiting submits. `permitAt`: `now` when no user
+   * code ran since it was read, so the first start's rate permit may be stamped with it (the
+   * next starts run after a worker did: the limiter reads the clock for them).
+   */
+  #pump(now = performance.now(), permitAt?: number): void {
     const startable = this.#state !== 'aborted';
+    let stamp = permitAt;
     while (startable && !this.#paused && this.#slots.available && this.#queue.length > 0) {
-      if (this.#rate !== undefined && !this.#rate.take()) break;
+      if (this.#rate !== undefined && !this.#rate.take(stamp)) break;
+      stamp = undefined;
       const run = this.#queue.take(now);
       if (run === undefined) {
         this.#rate?.giveBack();
