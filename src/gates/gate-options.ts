@@ -32,6 +32,11 @@ export interface GateOptions<J> {
    * of `limit` starts at once, never more than `limit` in any `[t, t + interval)`. Or any
    * {@link RateLimiter}, e.g. one `rateLimiter()` shared by several pools, or `redisRateLimiter()`
    * shared by processes on many machines. A job waiting on the rate holds no slot.
+   *
+   * Memory: the in-process window logs at most `limit` start times; above a `limit` of 1024,
+   * starts less than `interval / 1024` ms apart share one entry (~1024 per window, however high
+   * the limit), and such a start may count as leaving the window up to `interval / 1024` ms
+   * late — never early.
    */
   rate?: RateLimit | RateLimiter;
   /**

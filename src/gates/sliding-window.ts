@@ -3,7 +3,6 @@
  *
  * @module
  */
-import { Deque } from '../internal/deque.js';
 import { invalidOption, numberAtLeast, optionsObject, positiveInt } from '../internal/options.js';
 import type { RateLimiter } from './rate-limiter.js';
 
@@ -16,62 +15,143 @@ export interface RateLimit {
 }
 
 /**
+ * Above this limit, starts less than `interval / BUCKETS_PER_WINDOW` apart share one log entry,
+ * so the log holds at most ~BUCKETS_PER_WINDOW entries per window, however high the limit (a
+ * never-limiting `{ limit: 1e9 }` would otherwise keep one entry per start of the last window).
+ */
+const MERGE_ABOVE = 1024;
+const BUCKETS_PER_WINDOW = 1024;
+
+/**
  * A sliding log of the latest start times. Guarantee: any window `[t, t + interval)` holds at
  * most `limit` starts — a strict sliding window, not fixed windows (which let through twice the
  * limit across a boundary, as p-queue's `interval` does) and not a token bucket (whose refill
- * lets `2 * limit - 1` through in one window). The burst is `limit` starts at once. Memory:
- * one number per start in the last `interval` ms, so at most `limit`. Internal.
+ * lets `2 * limit - 1` through in one window). The burst is `limit` starts at once.
+ *
+ * The log is a ring of `(time, count)` entries. Up to a limit of {@link MERGE_ABOVE} an entry
+ * holds the starts of one instant (exact). Above it, starts within `interval / 1024` ms of an
+ * entry's first start join that entry, stamped with the latest of them: a start counts as
+ * leaving the window at most `interval / 1024` ms late, never early — so never more starts
+ * than the limit, and memory of ~1024 entries per window instead of one per start. Internal.
  */
 export class SlidingWindow {
   readonly limit: number;
   readonly interval: number;
-  /** Start times (performance.now() ms), ascending; pruned when older than the window. */
-  readonly #log = new Deque<number>(4);
+  /** How far apart starts may be and still share an entry (0: only the same instant). */
+  readonly #grain: number;
+  /** Ring of entries, oldest first: the latest start time (performance.now() ms) ... */
+  #times = new Float64Array(4);
+  /** ... the time of its first start, ... */
+  #opened = new Float64Array(4);
+  /** ... and how many starts it holds. */
+  #counts = new Float64Array(4);
+  #head = 0;
+  #length = 0;
+  /** Starts in the log (the sum of the counts). */
+  #total = 0;
 
   constructor(limit: number, interval: number) {
     this.limit = limit;
     this.interval = interval;
+    this.#grain = limit > MERGE_ABOVE ? interval / BUCKETS_PER_WINDOW : 0;
   }
 
   /** ms from `now` until one more start fits in the window (0 = now). */
   delay(now: number): number {
     this.#prune(now);
-    const log = this.#log;
-    if (log.length < this.limit) return 0;
-    // The start `limit` places back must leave the window first.
-    return Math.max(0, (log.at(log.length - this.limit) as number) + this.interval - now);
+    if (this.#total < this.limit) return 0;
+    // Enough of the oldest starts must leave for one more to fit: the entry holding the start
+    // `limit` places back from the newest leaves the window last among them.
+    let leave = this.#total - this.limit + 1;
+    const mask = this.#times.length - 1;
+    for (let i = 0; i < this.#length; i++) {
+      const at = (this.#head + i) & mask;
+      leave -= this.#counts[at] as number;
+      if (leave <= 0) return Math.max(0, (this.#times[at] as number) + this.interval - now);
+    }
+    return 0; // not reached: the counts sum to the total
   }
 
   /** Records a start at `at` (>= every earlier start: reservations only move forward). */
   record(at: number): void {
-    this.#log.push(at);
+    this.#total++;
+    const mask = this.#times.length - 1;
+    if (this.#length > 0) {
+      const tail = (this.#head + this.#length - 1) & mask;
+      if (at - (this.#opened[tail] as number) <= this.#grain) {
+        this.#counts[tail] = (this.#counts[tail] as number) + 1;
+        if (at > (this.#times[tail] as number)) this.#times[tail] = at;
+        return;
+      }
+    }
+    if (this.#length === this.#times.length) this.#grow();
+    const slot = (this.#head + this.#length) & (this.#times.length - 1);
+    this.#times[slot] = at;
+    this.#opened[slot] = at;
+    this.#counts[slot] = 1;
+    this.#length++;
   }
 
   /** True when no start in the log is still inside a window reaching `now`. */
   idle(now: number): boolean {
     this.#prune(now);
-    return this.#log.length === 0;
+    return this.#length === 0;
   }
 
   #prune(now: number): void {
     const horizon = now - this.interval;
-    while (this.#log.length > 0 && (this.#log.peek() as number) <= horizon) this.#log.shift();
+    const mask = this.#times.length - 1;
+    while (this.#length > 0 && (this.#times[this.#head] as number) <= horizon) {
+      this.#total -= this.#counts[this.#head] as number;
+      this.#head = (this.#head + 1) & mask;
+      this.#length--;
+    }
+  }
+
+  #grow(): void {
+    const size = this.#times.length;
+    const mask = size - 1;
+    const times = new Float64Array(size * 2);
+    const opened = new Float64Array(size * 2);
+    const counts = new Float64Array(size * 2);
+    for (let i = 0; i < this.#length; i++) {
+      const from = (this.#head + i) & mask;
+      times[i] = this.#times[from] as number;
+      opened[i] = this.#opened[from] as number;
+      counts[i] = this.#counts[from] as number;
+    }
+    this.#times = times;
+    this.#opened = opened;
+    this.#counts = counts;
+    this.#head = 0;
   }
 }
 
 /** A {@link RateLimiter} over a {@link SlidingWindow}, on this process's monotonic clock. */
-class LocalRateLimiter implements RateLimiter {
+export class LocalRateLimiter implements RateLimiter {
   readonly #window: SlidingWindow;
+  /** The latest reading seen: pools sharing the limiter may pass slightly older ones. */
+  #last = Number.NEGATIVE_INFINITY;
 
   constructor(limit: number, interval: number) {
     this.#window = new SlidingWindow(limit, interval);
   }
 
   reserve(): number {
-    const now = performance.now();
+    return this.reserveAt(performance.now());
+  }
+
+  /**
+   * {@link reserve} with the caller's own clock reading (a pool has one for the start already;
+   * a reading costs ~50 ns). A reading older than one used before counts as that one: a start
+   * stamped later than it happened leaves the window later, never earlier.
+   */
+  reserveAt(reading: number): number {
+    if (reading > this.#last) this.#last = reading;
+    const now = this.#last;
     const wait = this.#window.delay(now);
     this.#window.record(now + wait);
-    return wait;
+    return now + wait - reading;
   }
 }
 

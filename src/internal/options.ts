@@ -270,8 +270,10 @@ export function nonEmptyString(
  * an object or nullish and that its `signal` is an AbortSignal or absent; throws otherwise.
  */
 export function callSignal(opts: unknown): AbortSignal | undefined {
-  return optionalSignal(
-    'signal',
-    optionsObject<{ signal?: unknown }>(argument('opts'), opts)?.signal,
-  );
+  // Most calls pass no options: answer them before building the argument's label (every
+  // submit comes through here).
+  if (opts === undefined) return undefined;
+  return optionalSignal('signal', optionsObject<{ signal?: unknown }>(OPTS, opts)?.signal);
 }
+
+const OPTS = argument('opts');
