@@ -18,6 +18,8 @@ export interface ExecutorJob<J> {
   readonly transfer: readonly TransferListItem[] | undefined;
   /** Which run of the job this is, from 1 (the `retry` gate). */
   readonly attempt: number;
+  /** The submission's priority (higher first); 0 unless given. */
+  readonly priority: number;
 }
 
 /** Runs started jobs; the core keeps everything else. */

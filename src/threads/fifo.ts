@@ -1,9 +1,11 @@
 /**
  * The scheduler's queue of jobs waiting for a thread: O(1) push and shift (an array with a
  * moving head), plus the rare operations — put taken-back jobs in front, find or remove a
- * canceled one — in O(n). Internal.
+ * canceled one — in O(n). Ordered by `priority` (higher first, FIFO within one): a job of the
+ * same or lower priority than the last is appended in O(1); a higher one is inserted in place
+ * (binary search, then an O(n) splice — priorities are the exception). Internal.
  */
-export class Fifo<T> {
+export class Fifo<T extends { readonly priority: number }> {
   #items: (T | undefined)[] = [];
   #head = 0;
 
@@ -12,7 +14,21 @@ export class Fifo<T> {
   }
 
   push(item: T): void {
-    this.#items.push(item);
+    const items = this.#items;
+    const last = items.length > this.#head ? (items[items.length - 1] as T) : undefined;
+    if (last === undefined || last.priority >= item.priority) {
+      items.push(item);
+      return;
+    }
+    // The first waiting item of a lower priority: the new one goes just before it.
+    let lo = this.#head;
+    let hi = items.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if ((items[mid] as T).priority < item.priority) hi = mid;
+      else lo = mid + 1;
+    }
+    items.splice(lo, 0, item);
   }
 
   shift(): T | undefined {

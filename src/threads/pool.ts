@@ -372,6 +372,7 @@ function threadExecutor<J, R>(scheduler: Scheduler): Executor<J, R> {
         started.index,
         started.queuedAt ?? performance.now(),
         started.transfer,
+        started.priority,
       ) as Promise<R>,
     cancel: (started, error) => scheduler.cancel(started.index, error),
     cancelAll: (error) => scheduler.cancelAll(error),

@@ -37,6 +37,8 @@ interface Job extends Sent {
   moved: boolean;
   /** Travels in a message of its own: `moved`, or its batch could not be decoded in a thread. */
   alone: boolean;
+  /** Higher is sent to a thread first (the submit's `priority`); FIFO within one. */
+  priority: number;
 }
 
 export interface SchedulerOptions {
@@ -86,13 +88,15 @@ export class Scheduler implements ThreadEvents<Job> {
 
   /**
    * Runs one accepted job; the promise settles exactly once. `index` identifies the job for
-   * {@link cancel}; `acceptedAt` (performance.now()) is when the pool accepted it.
+   * {@link cancel}; `acceptedAt` (performance.now()) is when the pool accepted it; jobs of a
+   * higher `priority` go to threads first.
    */
   run(
     job: unknown,
     index: number,
     acceptedAt: number,
     transfer: readonly TransferListItem[] | undefined,
+    priority = 0,
   ): Promise<unknown> {
     if (this.#startup.failure) return Promise.reject(this.#startup.failure);
     return new Promise((resolve, reject) => {
@@ -113,6 +117,7 @@ export class Scheduler implements ThreadEvents<Job> {
         startedAt: 0,
         moved,
         alone: moved,
+        priority,
       });
       this.#scheduleDispatch();
     });

@@ -88,26 +88,45 @@ describe('error serialization of values whose inspection throws', () => {
 });
 
 describe('Fifo', () => {
-  it('is first in, first out, with taken-back items in front and removal from the middle', () => {
-    const fifo = new Fifo<number>();
-    for (let i = 0; i < 5; i++) fifo.push(i);
-    expect(fifo.shift()).toBe(0);
-    fifo.unshiftAll([10, 11]);
-    expect(fifo.remove(2)).toBe(true);
-    expect(fifo.remove(99)).toBe(false);
-    expect(fifo.find((n) => n > 10)).toBe(11);
-    expect(fifo.peek()).toBe(10);
+  const item = (n: number, priority = 0) => ({ n, priority });
+  type Item = ReturnType<typeof item>;
+  const drain = (fifo: Fifo<Item>) => {
     const out: number[] = [];
-    for (let n = fifo.shift(); n !== undefined; n = fifo.shift()) out.push(n);
-    expect(out).toEqual([10, 11, 1, 3, 4]);
+    for (let i = fifo.shift(); i !== undefined; i = fifo.shift()) out.push(i.n);
+    return out;
+  };
+
+  it('is first in, first out, with taken-back items in front and removal from the middle', () => {
+    const fifo = new Fifo<Item>();
+    const items = Array.from({ length: 5 }, (_, i) => item(i));
+    for (const i of items) fifo.push(i);
+    expect(fifo.shift()?.n).toBe(0);
+    fifo.unshiftAll([item(10), item(11)]);
+    expect(fifo.remove(items[2] as Item)).toBe(true);
+    expect(fifo.remove(item(99))).toBe(false);
+    expect(fifo.find((i) => i.n > 10)?.n).toBe(11);
+    expect(fifo.peek()?.n).toBe(10);
+    expect(drain(fifo)).toEqual([10, 11, 1, 3, 4]);
     expect(fifo.length).toBe(0);
   });
 
+  it('orders by priority, higher first, FIFO within one, also after items were shifted', () => {
+    const fifo = new Fifo<Item>();
+    fifo.push(item(0));
+    fifo.push(item(1));
+    expect(fifo.shift()?.n).toBe(0);
+    fifo.push(item(2, 5));
+    fifo.push(item(3));
+    fifo.push(item(4, 9));
+    fifo.push(item(5, 5));
+    expect(drain(fifo)).toEqual([4, 2, 5, 1, 3]);
+  });
+
   it('keeps memory proportional to its length over a long history', () => {
-    const fifo = new Fifo<number>();
+    const fifo = new Fifo<Item>();
     for (let i = 0; i < 10_000; i++) {
-      fifo.push(i);
-      expect(fifo.shift()).toBe(i);
+      fifo.push(item(i));
+      expect(fifo.shift()?.n).toBe(i);
     }
     expect(fifo.length).toBe(0);
   });
