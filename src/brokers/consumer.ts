@@ -358,7 +358,8 @@ class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
 
   /** Hands a message (or a batch) to the pool and settles each message with its outcome. */
   #submit(work: Work<T, M>): void {
-    const jobs: readonly Job<T, M>[] = Array.isArray(work) ? work : [work as Job<T, M>];
+    const batch = Array.isArray(work);
+    const jobs: readonly Job<T, M>[] = batch ? work : [work as Job<T, M>];
     // Always accepted while open: held <= concurrency = queueSize, so there is a slot or room.
     const task = this.#stopping ? undefined : this.#pool.trySubmit(work);
     if (!task) {
@@ -367,12 +368,12 @@ class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
       for (const job of jobs) this.#settle(job.lane, job.message, 'release');
       return;
     }
-    if (jobs !== work) this.#stats.batches++;
+    if (batch) this.#stats.batches++;
     void task.result.then((result) => {
       for (const job of jobs) {
         if (!result.ok) this.#finish(job, false, result.error);
         else {
-          const failure = jobs === work ? undefined : outcomeOf(result.value, job);
+          const failure = batch ? outcomeOf(result.value, job) : undefined;
           this.#finish(job, failure === undefined, failure);
         }
       }
