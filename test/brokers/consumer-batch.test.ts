@@ -215,7 +215,7 @@ describe('consume() with batch', () => {
     pushN(s, 2);
     const c = consume(
       s,
-      (_items, { signal }) => new Promise((r) => signal.addEventListener('abort', r)),
+      (_items, { signal }) => new Promise<void>((r) => signal.addEventListener('abort', () => r())),
       {
         concurrency: 2,
         timeout: 10,

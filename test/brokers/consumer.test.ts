@@ -5,7 +5,6 @@
  */
 import { describe, expect, it } from 'vitest';
 import { consume, jsonDecode } from '../../src/brokers/consumer.js';
-import type { BrokerMessage } from '../../src/brokers/source.js';
 import { MalformedMessageError } from '../../src/errors.js';
 import { deadline } from '../fixtures/brokers/consumer-harness.js';
 import { MemorySource, text } from '../fixtures/brokers/memory-source.js';
