@@ -58,7 +58,13 @@ export class FetchLanes<M extends BrokerMessage> {
   readonly lanes: readonly Lane<M>[];
   readonly #host: LaneHost<M>;
   readonly #signal: AbortSignal;
-  readonly #orderedAcks: boolean;
+  /**
+   * Acks may free their slot when issued (see `BrokerSource.orderedAcks`): only with one source.
+   * The promise is that the ack reaches the broker before *that source's* next fetch; a slot
+   * freed early and then fetched by another source would let the brokers together hold more
+   * than the cap until the ack lands.
+   */
+  readonly orderedAcks: boolean;
   #reserved = 0;
   #cursor = 0;
   #wake: (() => void) | undefined;
@@ -68,7 +74,7 @@ export class FetchLanes<M extends BrokerMessage> {
     this.lanes = sources.map((source) => new Lane(source));
     this.#host = host;
     this.#signal = signal;
-    this.#orderedAcks = sources.some((source) => source.orderedAcks === true);
+    this.orderedAcks = sources.length === 1 && sources[0]!.orderedAcks === true;
   }
 
   /** Hands out free slots until the consumer stops; resolves once every fetch has ended. */
@@ -81,7 +87,7 @@ export class FetchLanes<M extends BrokerMessage> {
       });
       // Handlers that finished together settle in one burst of microtasks: with ordered acks,
       // let the whole burst free its slots, so one fetch asks for all of them.
-      if (full && this.#orderedAcks) await new Promise((resolve) => setImmediate(resolve));
+      if (full && this.orderedAcks) await new Promise((resolve) => setImmediate(resolve));
     }
     while (this.#tasks.size > 0) await Promise.all(this.#tasks);
   }

@@ -1,6 +1,7 @@
 /**
- * The one consumer loop shared by every broker adapter: it fetches at most the free slots, runs
- * the handler in a sluice `Pool`, acks only after success, retries with backoff, dead-letters
+ * The one consumer loop shared by every broker adapter: it fetches at most the free slots (from
+ * one source, or round-robin from several sharing the cap: `consumer-lanes.ts`), runs the
+ * handler (per message, or per batch: `consumer-batch-handler.ts`) in a sluice `Pool`, acks only after success, retries with backoff, dead-letters
  * after `maxDeliveries` (and malformed messages at once), heartbeats long handlers and drains.
  *
  * Guarantees:
@@ -12,7 +13,10 @@
  *   in the broker, not here. The backlog stays in the broker; memory is O(concurrency). With a
  *   source that has `orderedAcks` (Redis), an issued ack frees its slot before it is confirmed
  *   (the ack is applied by the broker before the next fetch), so the broker's count of messages
- *   delivered to this consumer and not acked stays <= `concurrency` as well.
+ *   delivered to this consumer and not acked stays <= `concurrency` as well. Over several
+ *   sources the bound is on the sum, and a slot frees only once its ack is confirmed (an early
+ *   free could be fetched by another source before the ack lands). In batch mode, messages
+ *   waiting for their batch to fill count as held too.
  * - **A lost lease is never settled.** Once a heartbeat reports that another consumer owns a
  *   message, its handler's signal aborts and its outcome is dropped (no ack, retry or dead
  *   letter); a source refuses a late settle itself where the broker can tell (`LeaseLostError`,
@@ -446,7 +450,7 @@ class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
   /**
    * Runs one broker operation for a held message on its own source; the slot frees when it
    * settles — or at once for an ack the source guarantees to deliver before the next fetch
-   * (`orderedAcks`).
+   * (`orderedAcks`, with a single source).
    */
   #settle(
     lane: Lane<M>,
@@ -466,7 +470,7 @@ class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
     } catch (thrown) {
       call = Promise.reject(thrown);
     }
-    const early = op === 'ack' && source.orderedAcks === true && !lane.fetching;
+    const early = op === 'ack' && this.#lanes.orderedAcks && !lane.fetching;
     if (early) {
       this.#stats.acking++;
       this.#freeSlot();
