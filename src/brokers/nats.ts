@@ -46,6 +46,11 @@ import { type BrokerMessage, type BrokerSource, closedError } from './source.js'
 // The shared consumer, so that one subpath import is enough: `import { consume, … } from 'sluice/nats'`.
 export {
   type BackoffOptions,
+  type BatchContext,
+  type BatchHandler,
+  type BatchItem,
+  type BatchOptions,
+  type BatchOutcomes,
   type ConsumeOptions,
   type Consumer,
   type ConsumerReport,
