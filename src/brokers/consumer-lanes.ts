@@ -7,12 +7,13 @@
  * cap however many sources there are, and a source never returns more than it was asked for.
  * With one source this is the plain loop: fetch all free slots, again as soon as some free up.
  *
- * Fairness over several sources: the free slots are handed out round-robin (the starting lane
- * rotates at every hand-out) among the sources with no fetch running, split evenly among those
- * whose last fetch brought messages. A source whose last fetch came back empty only probes with
- * one slot: its fetch may wait on the broker for its whole block time, and should not tie up a
- * share meanwhile. So a source with a big backlog gets its share, never all the slots, while
- * the others have work.
+ * Fairness over several sources: the free slots are split evenly among the sources with no
+ * fetch running, in an order that rotates at every hand-out (so with fewer free slots than
+ * sources, each source gets its turn). A source whose last fetch came back empty only probes
+ * with one slot of its part: its fetch may wait on the broker for its whole block time, and
+ * should not tie up a share meanwhile; the rest of its part goes to the sources with work. So a
+ * source with a big backlog gets its share, never all the slots, while the others have work,
+ * and an idle source is still asked in its turn.
  *
  * A failed fetch is retried on that lane only, with backoff (100 ms doubling to 2 s); a fetch
  * failing with a misuse code stops that lane only; the others keep going.
@@ -105,7 +106,7 @@ export class FetchLanes<M extends BrokerMessage> {
 
   /** Starts fetches for the free slots; false when none could start. */
   #handOut(): boolean {
-    let free = this.#free();
+    const free = this.#free();
     if (free <= 0) return false;
     const n = this.lanes.length;
     const ready: Lane<M>[] = [];
@@ -119,23 +120,27 @@ export class FetchLanes<M extends BrokerMessage> {
       this.#start(ready[0]!, free);
       return true;
     }
-    const probing = ready.filter((lane) => lane.lastEmpty);
-    const working = ready.filter((lane) => !lane.lastEmpty);
-    let started = false;
-    for (const lane of probing) {
-      if (free === 0) break;
-      this.#start(lane, 1);
-      free--;
-      started = true;
-    }
-    if (working.length === 0 || free === 0) return started;
-    const base = Math.floor(free / working.length);
-    const extra = free % working.length;
-    working.forEach((lane, i) => {
-      const share = base + (i < extra ? 1 : 0);
-      if (share > 0) this.#start(lane, share);
+    // An even split over the ready lanes in this turn's order (the first ones get the
+    // remainder); a lane whose last fetch was empty takes one slot of its part, and what it
+    // leaves goes to the lanes with work.
+    const base = Math.floor(free / ready.length);
+    const extra = free % ready.length;
+    const grants = ready.map((lane, i) => {
+      const part = base + (i < extra ? 1 : 0);
+      return lane.lastEmpty ? Math.min(1, part) : part;
     });
-    return true;
+    let left = free - grants.reduce((sum, grant) => sum + grant, 0);
+    const working = ready.flatMap((lane, i) => (!lane.lastEmpty && grants[i]! > 0 ? [i] : []));
+    for (let j = 0; left > 0 && working.length > 0; j = (j + 1) % working.length, left--) {
+      grants[working[j]!]!++;
+    }
+    let started = false;
+    ready.forEach((lane, i) => {
+      if (grants[i]! === 0) return;
+      this.#start(lane, grants[i]!);
+      started = true;
+    });
+    return started;
   }
 
   #start(lane: Lane<M>, max: number): void {
