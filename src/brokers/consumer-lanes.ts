@@ -7,13 +7,12 @@
  * cap however many sources there are, and a source never returns more than it was asked for.
  * With one source this is the plain loop: fetch all free slots, again as soon as some free up.
  *
- * Fairness over several sources: the free slots are split evenly among the sources with no
- * fetch running, in an order that rotates at every hand-out (so with fewer free slots than
- * sources, each source gets its turn). A source whose last fetch came back empty only probes
- * with one slot of its part: its fetch may wait on the broker for its whole block time, and
- * should not tie up a share meanwhile; the rest of its part goes to the sources with work. So a
- * source with a big backlog gets its share, never all the slots, while the others have work,
- * and an idle source is still asked in its turn.
+ * Fairness over several sources: each free slot goes to the source (with no fetch running)
+ * that holds the fewest messages now, ties broken in an order that rotates at every hand-out
+ * (so with fewer free slots than sources, each source gets its turn). Sources with work thus
+ * hold equal parts of the cap, and a source with a big backlog never takes the slots of the
+ * others. A source whose last fetch came back empty only probes with one slot: its fetch may
+ * wait on the broker for its whole block time, and should not tie up a share meanwhile.
  *
  * A failed fetch is retried on that lane only, with backoff (100 ms doubling to 2 s); a fetch
  * failing with a misuse code stops that lane only; the others keep going.
@@ -32,6 +31,8 @@ export class Lane<M extends BrokerMessage> {
   active = false;
   /** The last fetch returned nothing: the next one probes with a single slot. */
   lastEmpty = false;
+  /** Messages from this source held now (the consumer decrements it as each settles). */
+  held = 0;
   /** Stopped for good after a misuse error. */
   stopped = false;
   failures = 0;
@@ -106,7 +107,7 @@ export class FetchLanes<M extends BrokerMessage> {
 
   /** Starts fetches for the free slots; false when none could start. */
   #handOut(): boolean {
-    const free = this.#free();
+    let free = this.#free();
     if (free <= 0) return false;
     const n = this.lanes.length;
     const ready: Lane<M>[] = [];
@@ -120,19 +121,18 @@ export class FetchLanes<M extends BrokerMessage> {
       this.#start(ready[0]!, free);
       return true;
     }
-    // An even split over the ready lanes in this turn's order (the first ones get the
-    // remainder); a lane whose last fetch was empty takes one slot of its part, and what it
-    // leaves goes to the lanes with work.
-    const base = Math.floor(free / ready.length);
-    const extra = free % ready.length;
-    const grants = ready.map((lane, i) => {
-      const part = base + (i < extra ? 1 : 0);
-      return lane.lastEmpty ? Math.min(1, part) : part;
-    });
-    let left = free - grants.reduce((sum, grant) => sum + grant, 0);
-    const working = ready.flatMap((lane, i) => (!lane.lastEmpty && grants[i]! > 0 ? [i] : []));
-    for (let j = 0; left > 0 && working.length > 0; j = (j + 1) % working.length, left--) {
-      grants[working[j]!]!++;
+    // Water-filling: each free slot goes to the ready lane holding the fewest messages (ties:
+    // this turn's order), so sources with work end up holding equal parts of the cap. A lane
+    // whose last fetch was empty takes at most one slot.
+    const grants = ready.map(() => 0);
+    for (; free > 0; free--) {
+      let pick = -1;
+      for (let i = 0; i < ready.length; i++) {
+        if (ready[i]!.lastEmpty && grants[i]! > 0) continue;
+        if (pick < 0 || ready[i]!.held + grants[i]! < ready[pick]!.held + grants[pick]!) pick = i;
+      }
+      if (pick < 0) break;
+      grants[pick]!++;
     }
     let started = false;
     ready.forEach((lane, i) => {
@@ -170,6 +170,7 @@ export class FetchLanes<M extends BrokerMessage> {
     this.#reserved -= max;
     lane.failures = 0;
     lane.lastEmpty = messages.length === 0;
+    lane.held += messages.length;
     this.#host.deliver(lane, messages);
     // A fetch is meant to wait for messages. One that keeps returning nothing at once (a
     // closed or broken source) must not starve the event loop: timers and signal handlers

@@ -108,9 +108,9 @@ export type Sources<M extends BrokerMessage> = BrokerSource<M> | readonly Broker
  *
  * **Several sources** (`consume([s1, s2, s3], …)`, e.g. a Redis stream sharded into N streams):
  * one consumer, one `concurrency` shared by all (held, summed over the sources, never exceeds
- * it). Free slots are handed out round-robin among the sources (see `consumer-lanes.ts`), so a
- * source with a big backlog gets its share, never all the slots, while the others have work; a
- * source whose last fetch was empty probes with one slot. `drain`/`close`/`abort` act on every
+ * it). Each free slot goes to the source holding the fewest messages, ties in a rotating order
+ * (see `consumer-lanes.ts`), so a source with a big backlog gets its share, never all the
+ * slots, while the others have work; a source whose last fetch was empty probes with one slot. `drain`/`close`/`abort` act on every
  * source (and close them all). A RabbitMQ source cannot share a cap: its prefetch is the first
  * fetch's size, and the broker pushes up to it.
  *
@@ -473,7 +473,7 @@ class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
     const early = op === 'ack' && this.#lanes.orderedAcks && !lane.fetching;
     if (early) {
       this.#stats.acking++;
-      this.#freeSlot();
+      this.#freeSlot(lane);
     }
     call
       .then(
@@ -494,13 +494,14 @@ class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
       )
       .finally(() => {
         if (early) this.#stats.acking--;
-        else this.#freeSlot();
+        else this.#freeSlot(lane);
         if (this.#stats.held === 0 && this.#stats.acking === 0) this.#idle?.();
       });
   }
 
-  #freeSlot(): void {
+  #freeSlot(lane: Lane<M>): void {
     this.#stats.held--;
+    lane.held--;
     this.#lanes.wake();
   }
 

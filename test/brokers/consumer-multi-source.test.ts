@@ -40,7 +40,7 @@ describe('consume() over several sources', () => {
     expect(sources.map((s) => s.closed)).toEqual([true, true, true]);
   });
 
-  it('a source with a big backlog does not starve the others: free slots go round-robin', async () => {
+  it('a source with a big backlog does not starve the others: sources with work hold equal parts of the cap', async () => {
     const big = filled(200, 'big');
     const small = [filled(10, 's1'), filled(10, 's2'), filled(10, 's3')];
     const order: string[] = [];
