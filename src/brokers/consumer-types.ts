@@ -69,7 +69,8 @@ export interface BatchOptions {
   size: number;
   /**
    * Longest wait (ms) for a batch to fill after its first message arrived; 0 = hand over what one
-   * fetch returned. @default 0
+   * fetch returned. Messages waiting for their batch are not heartbeated yet: keep it well
+   * below the source's lease (`claimIdle`, `ackWait`, `lease`). @default 0
    */
   maxWait?: number;
 }
