@@ -72,7 +72,20 @@ export class FetchLanes<M extends BrokerMessage> {
   #wake: (() => void) | undefined;
   readonly #tasks = new Set<Promise<void>>();
 
-  constructor(sources: readonly BrokerSource<M>[], host: LaneHost<M>, signal: AbortSignal) {
+  /**
+   * The most one fetch asks for (batch mode: the batch size). Fetching a batch at a time keeps
+   * batches out of step — one is fetched while another runs or is being acked — instead of all
+   * fetched together and then all acked together, each phase a round trip to wait out.
+   */
+  readonly #maxFetch: number;
+
+  constructor(
+    sources: readonly BrokerSource<M>[],
+    host: LaneHost<M>,
+    signal: AbortSignal,
+    maxFetch = Number.POSITIVE_INFINITY,
+  ) {
+    this.#maxFetch = maxFetch;
     this.lanes = sources.map((source) => new Lane(source));
     this.#host = host;
     this.#signal = signal;
@@ -118,7 +131,7 @@ export class FetchLanes<M extends BrokerMessage> {
     if (ready.length === 0) return false;
     this.#cursor = (this.#cursor + 1) % n;
     if (n === 1) {
-      this.#start(ready[0]!, free);
+      this.#start(ready[0]!, Math.min(free, this.#maxFetch));
       return true;
     }
     // Water-filling: each free slot goes to the ready lane holding the fewest messages (ties:
@@ -128,7 +141,7 @@ export class FetchLanes<M extends BrokerMessage> {
     for (; free > 0; free--) {
       let pick = -1;
       for (let i = 0; i < ready.length; i++) {
-        if (ready[i]!.lastEmpty && grants[i]! > 0) continue;
+        if (grants[i]! >= (ready[i]!.lastEmpty ? 1 : this.#maxFetch)) continue;
         if (pick < 0 || ready[i]!.held + grants[i]! < ready[pick]!.held + grants[pick]!) pick = i;
       }
       if (pick < 0) break;

@@ -266,6 +266,7 @@ class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
         allStopped: () => this.drain().catch((failure) => this.#fail(failure, 'close')),
       },
       this.#fetchAbort.signal,
+      batch?.size,
     );
     this.#loop = this.#lanes.run();
   }
