@@ -33,6 +33,8 @@ export class Lane<M extends BrokerMessage> {
   lastEmpty = false;
   /** Messages from this source held now (the consumer decrements it as each settles). */
   held = 0;
+  /** A fetch has been started before. */
+  fetched = false;
   /** Stopped for good after a misuse error. */
   stopped = false;
   failures = 0;
@@ -131,7 +133,10 @@ export class FetchLanes<M extends BrokerMessage> {
     if (ready.length === 0) return false;
     this.#cursor = (this.#cursor + 1) % n;
     if (n === 1) {
-      this.#start(ready[0]!, Math.min(free, this.#maxFetch));
+      // The first fetch asks for every free slot, whatever the batch size: a RabbitMQ source
+      // takes that first `max` as the consumer's concurrency (its prefetch).
+      const lane = ready[0]!;
+      this.#start(lane, lane.fetched ? Math.min(free, this.#maxFetch) : free);
       return true;
     }
     // Water-filling: each free slot goes to the ready lane holding the fewest messages (ties:
@@ -158,6 +163,7 @@ export class FetchLanes<M extends BrokerMessage> {
 
   #start(lane: Lane<M>, max: number): void {
     lane.active = true;
+    lane.fetched = true;
     this.#reserved += max;
     const task = this.#fetch(lane, max).finally(() => {
       lane.active = false;
