@@ -76,20 +76,20 @@ const openers: Record<
   (queue: string) => () => Promise<Opened>
 > = {
   redis: (stream) => async () => {
-    const { consume, redisSource } = await import('../dist/brokers/redis.js');
+    const { consume, redisSource } = await import('../dist/brokers/redis/index.js');
     return { consume, source: await redisSource({ url: REDIS_URL, stream, group: 'bench' }) };
   },
   postgres: (table) => async () => {
-    const { consume, postgresSource } = await import('../dist/brokers/postgres.js');
+    const { consume, postgresSource } = await import('../dist/brokers/postgres/index.js');
     const source = await postgresSource({ connectionString: PG_URL, table, migrate: false });
     return { consume, source };
   },
   nats: (stream) => async () => {
-    const { consume, natsSource } = await import('../dist/brokers/nats.js');
+    const { consume, natsSource } = await import('../dist/brokers/nats/index.js');
     return { consume, source: await natsSource({ stream, consumer: 'bench' }) };
   },
   amqp: (queue) => async () => {
-    const { amqpSource, consume } = await import('../dist/brokers/amqp.js');
+    const { amqpSource, consume } = await import('../dist/brokers/amqp/index.js');
     return { consume, source: await amqpSource({ url: AMQP_URL, queue }) };
   },
 };
@@ -160,12 +160,12 @@ const brokers: Record<string, BrokerBench> = {
     async fill(n) {
       const table = unique('pg');
       const pg = (await import('pg')).default;
-      const { enqueue, migrate } = await import('../dist/brokers/postgres.js');
+      const { enqueueMany, migrate } = await import('../dist/brokers/postgres/index.js');
       const pool = new pg.Pool({ connectionString: PG_URL });
       await migrate(pool, table);
       for (let i = 0; i < n; i += 5000) {
         const items = Array.from({ length: Math.min(5000, n - i) }, (_, j) => ({ i: i + j }));
-        await enqueue(pool, table, items);
+        await enqueueMany({ db: pool, table }, items);
       }
       await pool.query(`VACUUM ANALYZE "${table}"`);
       await pool.end();
@@ -189,7 +189,7 @@ const brokers: Record<string, BrokerBench> = {
       const stream = unique('nats').toUpperCase();
       const { connect } = await import('@nats-io/transport-node');
       const { jetstream } = await import('@nats-io/jetstream');
-      const { natsSource } = await import('../dist/brokers/nats.js');
+      const { natsSource } = await import('../dist/brokers/nats/index.js');
       await (await natsSource({ stream, consumer: 'bench' })).close(); // declares the topology
       const nc = await connect({ servers: NATS_URL, noAsyncTraces: true });
       const js = jetstream(nc);
@@ -219,7 +219,7 @@ const brokers: Record<string, BrokerBench> = {
     async fill(n) {
       const queue = unique('amqp');
       const { connect } = await import('amqplib');
-      const { amqpSource } = await import('../dist/brokers/amqp.js');
+      const { amqpSource } = await import('../dist/brokers/amqp/index.js');
       await (await amqpSource({ url: AMQP_URL, queue })).close(); // declares the topology
       const conn = await connect(AMQP_URL);
       const ch = await conn.createConfirmChannel();

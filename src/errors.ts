@@ -21,7 +21,10 @@ export type SluiceErrorCode =
   | 'ERR_WORKER_STARTUP'
   | 'ERR_JOB_FAILED'
   | 'ERR_MESSAGE_MALFORMED'
-  | 'ERR_LEASE_LOST';
+  | 'ERR_LEASE_LOST'
+  | 'ERR_CONNECT_TIMEOUT'
+  | 'ERR_NOT_CONNECTED'
+  | 'ERR_UNROUTABLE';
 
 /**
  * Base class of every sluice error.
@@ -239,6 +242,62 @@ export class LeaseLostError extends SluiceError {
   ) {
     super('ERR_LEASE_LOST', `${operation} refused for message ${messageId}: ${reason}`);
     this.messageId = messageId;
+  }
+}
+
+/**
+ * A broker connection did not complete its handshake within the source's `connectTimeout`: a
+ * server (or a proxy, or the wrong service on the port) that accepts TCP and never answers.
+ * `cause` holds the client's own error when there is one.
+ *
+ * @example
+ * ```ts
+ * await redisSource({ stream, group, connectTimeout: 2000 }).catch((e) => e.code); // 'ERR_CONNECT_TIMEOUT'
+ * ```
+ */
+export class ConnectTimeoutError extends SluiceError {
+  /** The deadline that passed, ms. */
+  readonly timeout: number;
+
+  /** `where` names the broker and its URL (without a password). */
+  constructor(where: string, timeout: number, options?: { cause?: unknown }) {
+    super(
+      'ERR_CONNECT_TIMEOUT',
+      `${where} did not complete its connection handshake within ${timeout} ms`,
+      options,
+    );
+    this.timeout = timeout;
+  }
+}
+
+/**
+ * A broker operation found no live connection (the source is reconnecting): the operation was
+ * not sent. Publishing again later is safe.
+ *
+ * @example
+ * ```ts
+ * await source.publish(body).catch((e) => e.code === 'ERR_NOT_CONNECTED' && retryLater());
+ * ```
+ */
+export class NotConnectedError extends SluiceError {
+  constructor(broker: string, detail = 'reconnecting') {
+    super('ERR_NOT_CONNECTED', `not connected to ${broker} (${detail})`);
+  }
+}
+
+/**
+ * A broker confirmed a publish but routed it to no queue (RabbitMQ's `basic.return` of a
+ * `mandatory` message), even after the topology was declared again. The message it copied
+ * is not acked: it goes back to its queue.
+ *
+ * @example
+ * ```ts
+ * consume(source, handle, { concurrency: 8, onError: (e) => e.code === 'ERR_UNROUTABLE' && page(e) });
+ * ```
+ */
+export class UnroutableError extends SluiceError {
+  constructor(message: string) {
+    super('ERR_UNROUTABLE', message);
   }
 }
 

@@ -22,17 +22,24 @@ export { Channel, type ChannelOpOptions } from './channel.js';
 export {
   AbortError,
   ChannelClosedError,
+  ConnectTimeoutError,
   JobFailedError,
   LeaseLostError,
   MalformedMessageError,
+  NotConnectedError,
   PoolClosedError,
   QueueFullError,
   SluiceError,
   type SluiceErrorCode,
   TimeoutError,
+  UnroutableError,
   WorkerCrashedError,
   WorkerStartupError,
 } from './errors.js';
+export type { GateOptions, PerKeyOptions } from './gates/gate-options.js';
+export type { RateLimiter } from './gates/rate-limiter.js';
+export type { RetryOptions } from './gates/retry.js';
+export { type RateLimit, rateLimiter } from './gates/sliding-window.js';
 export type { JobContext, WorkerFunction } from './internal/job-run.js';
 export {
   Pipeline,
@@ -46,7 +53,7 @@ export { type DrainReport, Pool, type PoolOptions, type SubmitOptions, type Task
 export type { Result } from './result.js';
 export { type RunPoolOptions, runPool } from './run-pool.js';
 export { type ShutdownContext, type ShutdownOptions, shutdownOn } from './shutdown.js';
-export { type Percentiles, type PoolStats, STATS_WINDOW } from './stats.js';
+export { type GateWaiting, type Percentiles, type PoolStats, STATS_WINDOW } from './stats.js';
 export {
   type ThreadJobContext,
   ThreadPool,

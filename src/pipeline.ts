@@ -1,4 +1,5 @@
 import { AbortError } from './errors.js';
+import type { GateOptions } from './gates/gate-options.js';
 import { onAbort } from './internal/abort-fanout.js';
 import type { JobContext, WorkerFunction } from './internal/job-run.js';
 import {
@@ -13,8 +14,9 @@ import {
   optionsObject,
   positiveInt,
 } from './internal/options.js';
-import { notAnObject, PullEngine } from './internal/pull-engine.js';
+import { type EngineGates, notAnObject, PullEngine } from './internal/pull-engine.js';
 import type { Result } from './result.js';
+import { engineGates } from './run-pool.js';
 import { type Percentiles, StatsRecorder } from './stats.js';
 
 /** Anything with `run(job, { signal })`, such as a `ThreadPool` or a `Pool`, can be a stage. */
@@ -23,8 +25,12 @@ export interface StageRunner<T, U> {
   stats?(): { concurrency: number };
 }
 
-/** Options of one stage. */
-export interface StageOptions {
+/**
+ * Options of one stage: its pool's own, and the gates (`retry`, `rate`, `key`, `perKey`,
+ * `priority`) with the same meaning as on `runPool`, applied to the stage's input value. A
+ * retried stage job counts once in the stage's `done`; `retried` in its stats counts the retries.
+ */
+export interface StageOptions<T = unknown> extends GateOptions<T> {
   /** Jobs this stage runs at once. Required for a worker function; for a `StageRunner` it
    * defaults to the runner's own `stats().concurrency` (a ThreadPool's thread count). */
   concurrency?: number;
@@ -34,6 +40,8 @@ export interface StageOptions {
   timeout?: number;
   /** Yield in the order this stage received its jobs (default false: completion order). */
   ordered?: boolean;
+  /** The input's priority in this stage (higher starts first); see `RunPoolOptions.priority`. */
+  priority?: (value: T) => number;
 }
 
 /** A stage's counters, from {@link Pipeline.stats}. */
@@ -52,6 +60,8 @@ export interface StageStats {
   /** Busy slot-time over available slot-time (0..1); the bottleneck stage is the one near 1. */
   utilization: number;
   runTime: Percentiles;
+  /** Failed attempts this stage ran again (its `retry` option). */
+  retried: number;
 }
 
 /** Options of {@link pipeline}. */
@@ -66,6 +76,8 @@ interface Envelope {
   index: number;
   value: unknown;
   failure: { error: Error; stage: string } | undefined;
+  /** From the latest stage with a `retry` option that ran the job: its attempts and errors. */
+  retries: { attempts: number; errors: Error[] } | undefined;
 }
 
 interface StageDef {
@@ -75,6 +87,7 @@ interface StageDef {
   buffer: number;
   timeout: number | undefined;
   ordered: boolean;
+  gates: EngineGates<Envelope> | undefined;
 }
 
 interface LiveStage {
@@ -145,7 +158,7 @@ export class Pipeline<J, T> implements AsyncIterable<Result<J, T>> {
   stage<U>(
     name: string,
     worker: WorkerFunction<T, U> | StageRunner<T, U>,
-    opts: StageOptions = {},
+    opts: StageOptions<T> = {},
   ): Pipeline<J, U> {
     if (this.#live) invalidState('stage() must be called before the pipeline is iterated');
     if (typeof name !== 'string' || name === '') {
@@ -188,6 +201,7 @@ export class Pipeline<J, T> implements AsyncIterable<Result<J, T>> {
         succeeded: s.succeeded,
         failed,
         utilization: s.utilization,
+        retried: s.retried,
         runTime: s.runTime,
       };
     });
@@ -242,6 +256,7 @@ export class Pipeline<J, T> implements AsyncIterable<Result<J, T>> {
       buffer: nonNegativeInt(`${name}.buffer`, opts.buffer ?? c),
       timeout: optionalDuration(`${name}.timeout`, opts.timeout),
       ordered: optionalBoolean(`${name}.ordered`, opts.ordered) ?? false,
+      gates: stageGates(opts, name),
     };
   }
 
@@ -258,6 +273,7 @@ export class Pipeline<J, T> implements AsyncIterable<Result<J, T>> {
         signal: undefined,
         stats,
         bypass: (env: Envelope) => env.failure !== undefined,
+        gates: def.gates,
       });
       live.push({ def, engine, stats });
       upstream = forward(engine, def.name);
@@ -341,7 +357,10 @@ function envelopes<J>(
     if (typeof step !== 'object' || step === null) throw notAnObject(step);
     if (step.done) return { done: true, value: undefined };
     const value = step.value;
-    return { done: false, value: { job: value, index: index++, value, failure: undefined } };
+    return {
+      done: false,
+      value: { job: value, index: index++, value, failure: undefined, retries: undefined },
+    };
   };
   if (typeof (source as AsyncIterable<J>)[Symbol.asyncIterator] === 'function') {
     const it = (source as AsyncIterable<J>)[Symbol.asyncIterator]();
@@ -405,7 +424,7 @@ async function* forward(
 /** The last stage's result as the pipeline's. */
 function toResult<J, T>(r: Result<Envelope, unknown>, stage: string): Result<J, T> {
   const out = toEnvelope(r, stage);
-  return out.failure
+  const result: Result<J, T> = out.failure
     ? {
         ok: false,
         job: out.job as J,
@@ -414,13 +433,22 @@ function toResult<J, T>(r: Result<Envelope, unknown>, stage: string): Result<J, 
         stage: out.failure.stage,
       }
     : { ok: true, job: out.job as J, index: out.index, value: out.value as T };
+  return out.retries ? Object.assign(result, out.retries) : result;
 }
 
 function toEnvelope(r: Result<Envelope, unknown>, stage: string): Envelope {
   const env = r.job;
   if (env.failure) return env; // failed earlier: bypassed this stage untouched
-  if (r.ok) return { job: env.job, index: env.index, value: r.value, failure: undefined };
-  return { job: env.job, index: env.index, value: undefined, failure: { error: r.error, stage } };
+  const retries =
+    r.attempts === undefined ? env.retries : { attempts: r.attempts, errors: r.errors ?? [] };
+  if (r.ok) return { job: env.job, index: env.index, value: r.value, failure: undefined, retries };
+  return {
+    job: env.job,
+    index: env.index,
+    value: undefined,
+    failure: { error: r.error, stage },
+    retries,
+  };
 }
 
 /**
@@ -441,4 +469,16 @@ export function pipeline<J>(
   iterableArgument('source', source);
   optionsObject(argument('opts'), opts);
   return new Pipeline<J, J>(source, opts ?? {});
+}
+
+/** A stage's gates, reading its key and priority off the envelope's current value. */
+function stageGates(opts: StageOptions, name: string): EngineGates<Envelope> | undefined {
+  const { key, priority } = opts;
+  const gates = engineGates<unknown>(opts, `${name}.`);
+  if (gates === undefined) return undefined;
+  return {
+    ...gates,
+    key: typeof key === 'function' ? (env: Envelope) => key(env.value) : undefined,
+    priority: typeof priority === 'function' ? (env: Envelope) => priority(env.value) : undefined,
+  } as EngineGates<Envelope>;
 }

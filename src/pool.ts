@@ -1,4 +1,10 @@
-import { AbortError, abortErrorFrom, PoolClosedError } from './errors.js';
+import type { TransferListItem } from 'node:worker_threads';
+import { AbortError, abortErrorFrom, PoolClosedError, toError } from './errors.js';
+import { type GateOptions, type Gates, gateOptions, keyOf } from './gates/gate-options.js';
+import { PriorityQueue } from './gates/priority-queue.js';
+import { KeyWake, RateGate } from './gates/rate-gate.js';
+import { attemptsResult } from './gates/retry.js';
+import type { Queued, RunQueue } from './gates/run-queue.js';
 import { onAbort } from './internal/abort-fanout.js';
 import {
   type JobContext,
@@ -11,6 +17,7 @@ import {
   argument,
   callSignal,
   fn,
+  invalidOption,
   nonNegativeInt,
   optionalDeadline,
   optionalDuration,
@@ -29,10 +36,12 @@ import {
   type WaitNode,
 } from './internal/wait-list.js';
 import { makeResult, type Result } from './result.js';
-import { outcomeOf, type PoolStats, StatsRecorder } from './stats.js';
+import { EXECUTOR, type Executor } from './scheduler/executor.js';
+import { guardedHooks, HOOKS, type JobHooks } from './scheduler/hooks.js';
+import { type GateSnapshot, outcomeOf, type PoolStats, StatsRecorder } from './stats.js';
 
-/** Options of {@link Pool}. */
-export interface PoolOptions {
+/** Options of {@link Pool}: the pool's own, and the gates (`retry`, `rate`, `key`, `perKey`). */
+export interface PoolOptions<J = unknown> extends GateOptions<J> {
   /** Jobs running at once: a positive integer. Required. */
   concurrency: number;
   /**
@@ -55,6 +64,14 @@ export interface SubmitOptions {
    * rejects with `AbortError` and `trySubmit` returns `undefined` (nothing accepted).
    */
   signal?: AbortSignal;
+  /**
+   * Higher starts first; FIFO within one priority. A finite number. @default 0
+   *
+   * Strict priority: while higher-priority jobs keep arriving, lower ones wait (as in p-queue and
+   * BullMQ). To keep a class of jobs from starving, give it a pool of its own (or a `key`, whose
+   * round-robin is fair: with `key`, priority orders jobs within each key).
+   */
+  priority?: number;
 }
 
 /** An accepted job. `result` never rejects: failures arrive as `{ ok: false, error }`. */
@@ -78,10 +95,19 @@ type State = 'open' | 'closing' | 'drained' | 'aborted';
 interface Submitter<J, R> extends Waiter<Task<J, R>> {
   job: J;
   signal: AbortSignal | undefined;
+  priority: number;
+  transfer: readonly TransferListItem[] | undefined;
+}
+
+/** A job waiting out its retry backoff. */
+interface RetryWait<J, R> {
+  readonly run: PendingRun<J, R>;
+  timer: NodeJS.Timeout | undefined;
+  unsubscribe: (() => void) | undefined;
 }
 
 /** A Pool's job: a JobRun that can wait in the queue and resolves its Task's result. */
-class PendingRun<J, R> extends JobRun<J, R> implements WaitNode {
+class PendingRun<J, R> extends JobRun<J, R> implements WaitNode, Queued {
   /** performance.now() at acceptance. ThreadPool reads it from the context as its wait start. */
   // Declared only (set by the base class, assigned at acceptance): redefining the field here
   // would give every PendingRun an extra shape transition.
@@ -93,6 +119,16 @@ class PendingRun<J, R> extends JobRun<J, R> implements WaitNode {
   prev: WaitNode | undefined = undefined;
   next: WaitNode | undefined = undefined;
   linked = false;
+  priority = 0;
+  key: string | undefined = undefined;
+  order = 0;
+  heapIndex = -1;
+  /** 1 for the first run; a retry is a new PendingRun with the next number. */
+  attempt = 1;
+  /** The errors of earlier attempts, oldest first (with the `retry` option). */
+  errors: Error[] | undefined = undefined;
+  /** Objects to move to a thread (ThreadPool's submit option, read by its executor). */
+  transfer: readonly TransferListItem[] | undefined = undefined;
   readonly resolveResult: (result: Result<J, R>) => void;
 
   constructor(
@@ -132,7 +168,22 @@ export class Pool<J, R> implements JobOwner<J, R> {
   readonly #queueSize: number;
   readonly #timeout: number | undefined;
   readonly #slots: Slots<PendingRun<J, R>>;
-  readonly #queue = new WaitList<PendingRun<J, R>>();
+  #queue: RunQueue<PendingRun<J, R>>;
+  readonly #gates: Gates<J>;
+  /** No gate between acceptance and start: a free slot takes the job at once (the fast path). */
+  readonly #direct: boolean;
+  /** Jobs waiting out a retry backoff: no slot, not queued. */
+  readonly #retrying = new Set<RetryWait<J, R>>();
+  readonly #rate: RateGate | undefined;
+  readonly #hooks: JobHooks<J> | undefined;
+  /** What runs a started job, when not the worker function in-process (ThreadPool's threads). */
+  readonly #executor: Executor<J, R> | undefined;
+  readonly #execute: ((run: PendingRun<J, R>) => Promise<R>) | undefined;
+  /** Set while abort() or a drain deadline cancels everything: the executor was told at once. */
+  #cancelingAll = false;
+  /** Wakes the pump when a key's rate lets it start again. */
+  readonly #keyWake = new KeyWake(() => this.#pump());
+  #order = 0;
   readonly #submitters = new WaitList<Submitter<J, R>>();
   readonly #stats: StatsRecorder;
   readonly #idleWaiters: (() => void)[] = [];
@@ -150,13 +201,27 @@ export class Pool<J, R> implements JobOwner<J, R> {
   /**
    * @throws TypeError/RangeError naming the option when an option is invalid.
    */
-  constructor(worker: WorkerFunction<J, R>, opts: PoolOptions) {
+  constructor(worker: WorkerFunction<J, R>, opts: PoolOptions<J>) {
     this.#worker = fn(argument('worker'), worker);
     optionsObject(argument('opts'), opts);
     const concurrency = positiveInt('concurrency', opts?.concurrency);
     this.#queueSize = nonNegativeInt('queueSize', opts.queueSize ?? 2 * concurrency);
     this.#timeout = optionalDuration('timeout', opts.timeout);
     const signal = optionalSignal('signal', opts.signal);
+    this.#gates = gateOptions(opts);
+    this.#hooks = guardedHooks((opts as { [HOOKS]?: JobHooks<J> })[HOOKS]);
+    const executor = (opts as { [EXECUTOR]?: Executor<J, R> })[EXECUTOR];
+    this.#executor = executor;
+    this.#execute = executor && ((run) => executor.run(run));
+    this.#queue = this.#gates.newQueue();
+    this.#direct = this.#gates.rate === undefined && this.#gates.key === undefined;
+    this.#rate =
+      this.#gates.rate &&
+      new RateGate(
+        this.#gates.rate,
+        () => this.#pump(),
+        (error) => this.#failNext(error),
+      );
     this.#slots = new Slots(concurrency);
     this.#stats = new StatsRecorder(concurrency);
     if (signal?.aborted) {
@@ -177,15 +242,24 @@ export class Pool<J, R> implements JobOwner<J, R> {
    */
   submit(job: J, opts?: SubmitOptions): Promise<Task<J, R>> {
     let signal: AbortSignal | undefined;
+    let priority = 0;
     try {
       signal = callSignal(opts);
+      if (opts?.priority !== undefined) priority = this.#priority(opts.priority);
     } catch (error) {
       return Promise.reject(error); // misuse of a promise-returning method rejects (README)
     }
     if (this.#state !== 'open') return Promise.reject(new PoolClosedError());
-    if (this.#canAccept()) return Promise.resolve(this.#accept(job, signal, performance.now()));
+    const transfer = this.#executor && transferOf(opts);
+    if (this.#canAccept()) {
+      return Promise.resolve(this.#accept(job, signal, priority, performance.now(), transfer));
+    }
     if (signal?.aborted) return Promise.reject(abortErrorFrom(signal));
-    return park<Task<J, R>, Submitter<J, R>>(this.#submitters, { job, signal }, signal);
+    return park<Task<J, R>, Submitter<J, R>>(
+      this.#submitters,
+      { job, signal, priority, transfer },
+      signal,
+    );
   }
 
   /**
@@ -197,8 +271,16 @@ export class Pool<J, R> implements JobOwner<J, R> {
    */
   trySubmit(job: J, opts?: SubmitOptions): Task<J, R> | undefined {
     const signal = callSignal(opts);
+    const priority = opts?.priority === undefined ? 0 : this.#priority(opts.priority);
     if (this.#state !== 'open') throw new PoolClosedError();
-    return this.#canAccept() ? this.#accept(job, signal, performance.now()) : undefined;
+    if (!this.#canAccept()) return undefined;
+    return this.#accept(
+      job,
+      signal,
+      priority,
+      performance.now(),
+      this.#executor && transferOf(opts),
+    );
   }
 
   /**
@@ -314,7 +396,12 @@ export class Pool<J, R> implements JobOwner<J, R> {
 
   /** A snapshot of counters and timings; see {@link PoolStats}. */
   stats(): PoolStats {
-    return this.#stats.snapshot(this.#slots.limit, this.#slots.running, this.#queue.length);
+    return this.#stats.snapshot(
+      this.#slots.limit,
+      this.#slots.running,
+      this.#queue.length,
+      this.#gateSnapshot(),
+    );
   }
 
   /** `await using pool = new Pool(…)` drains the pool at the end of the scope. */
@@ -323,38 +410,99 @@ export class Pool<J, R> implements JobOwner<J, R> {
   }
 
   #canAccept(): boolean {
-    return this.#canStart() || this.#queue.length < this.#queueSize;
+    if (this.#direct && this.#retrying.size === 0) {
+      return this.#canStart() || this.#queue.length < this.#queueSize;
+    }
+    // With gates, jobs wait in the queue (or a backoff) even while slots are free: everything
+    // accepted and not running stays within queueSize plus the free slots, so that accepted
+    // and unsettled jobs never exceed concurrency + queueSize.
+    const free = Math.max(0, this.#slots.limit - this.#slots.running);
+    return this.#queue.length + this.#retrying.size < this.#queueSize + free;
   }
 
   #canStart(): boolean {
     return !this.#paused && this.#slots.available && this.#queue.length === 0;
   }
 
+  #priority(value: unknown): number {
+    if (typeof value !== 'number' || !Number.isFinite(value)) {
+      invalidOption('priority', value, 'a finite number');
+    }
+    return value;
+  }
+
   /** `now`: performance.now() read by the caller, shared with the settlement that made room. */
-  #accept(job: J, signal: AbortSignal | undefined, now: number): Task<J, R> {
+  #accept(
+    job: J,
+    signal: AbortSignal | undefined,
+    priority: number,
+    now: number,
+    transfer?: readonly TransferListItem[],
+  ): Task<J, R> {
     let resolveResult!: (result: Result<J, R>) => void;
     const result = new Promise<Result<J, R>>((resolve) => {
       resolveResult = resolve;
     });
     const run = new PendingRun<J, R>(job, this.#nextIndex++, this, resolveResult);
     run.queuedAt = now;
+    run.transfer = transfer;
     this.#stats.submitted++;
+    this.#hooks?.accepted?.(job, run.index);
     run.callerSignal = signal;
     if (signal?.aborted) {
       run.cancel(abortErrorFrom(signal));
-    } else {
+    } else if (this.#direct && priority === 0 && this.#retrying.size === 0) {
       if (signal) run.unsubscribe = onAbort(signal, () => this.#cancelOne(run, signal));
       if (this.#canStart()) this.#start(run, now);
-      else this.#queue.push(run);
+      else this.#enqueue(run);
+    } else {
+      this.#acceptGated(run, priority, now);
     }
     return { job, result };
+  }
+
+  /** A job through the gates: keyed and prioritised, queued, started by the pump. */
+  #acceptGated(run: PendingRun<J, R>, priority: number, now: number): void {
+    run.priority = priority;
+    const { key } = this.#gates;
+    if (key !== undefined) {
+      try {
+        run.key = keyOf(key, run.job);
+      } catch (error) {
+        // A key function's failure is that job's failure (settled on a microtask, as a
+        // worker's synchronous throw is).
+        queueMicrotask(() => run.cancel(toError(error)));
+        return;
+      }
+    }
+    const signal = run.callerSignal;
+    if (signal) run.unsubscribe = onAbort(signal, () => this.#cancelOne(run, signal));
+    this.#enqueue(run);
+    this.#pump(now);
+  }
+
+  #enqueue(run: PendingRun<J, R>): void {
+    run.order = this.#order++;
+    // The first prioritised job turns a FIFO queue into a heap (FIFO within equal priorities).
+    if (
+      run.priority !== 0 &&
+      this.#gates.key === undefined &&
+      !(this.#queue instanceof PriorityQueue)
+    ) {
+      const heap = new PriorityQueue<PendingRun<J, R>>();
+      for (let r = this.#queue.take(0); r; r = this.#queue.take(0)) heap.push(r);
+      this.#queue = heap;
+    }
+    this.#queue.push(run);
   }
 
   #start(run: PendingRun<J, R>, now: number): void {
     const workerId = this.#slots.acquire(run);
     run.startedAt = now;
     this.#stats.recordStart(now, now - run.queuedAt);
-    run.start(this.#worker, workerId, this.#timeout);
+    this.#hooks?.started?.(run.job, run.index, run.attempt);
+    if (this.#execute === undefined) run.start(this.#worker, workerId, this.#timeout);
+    else run.execute(this.#execute, workerId, this.#timeout);
   }
 
   #cancelOne(run: PendingRun<J, R>, signal: AbortSignal): void {
@@ -362,39 +510,122 @@ export class Pool<J, R> implements JobOwner<J, R> {
     run.cancel(abortErrorFrom(signal));
   }
 
+  /** Retries a failed attempt after `delay` ms, holding no slot meanwhile. */
+  #retryLater(failed: PendingRun<J, R>, error: Error, delay: number): void {
+    const next = new PendingRun<J, R>(failed.job, failed.index, this, failed.resolveResult);
+    next.attempt = failed.attempt + 1;
+    next.errors = [...(failed.errors ?? []), error];
+    next.priority = failed.priority;
+    next.key = failed.key;
+    next.callerSignal = failed.callerSignal;
+    next.queuedAt = failed.queuedAt;
+    const wait: RetryWait<J, R> = { run: next, timer: undefined, unsubscribe: undefined };
+    this.#retrying.add(wait);
+    const signal = next.callerSignal;
+    if (signal)
+      wait.unsubscribe = onAbort(signal, () => this.#endWait(wait, abortErrorFrom(signal)));
+    wait.timer = setTimeout(() => {
+      if (!this.#retrying.delete(wait)) return;
+      wait.unsubscribe?.();
+      if (signal) next.unsubscribe = onAbort(signal, () => this.#cancelOne(next, signal));
+      this.#enqueue(next);
+      this.#pump();
+    }, delay);
+  }
+
+  /** Settles a job waiting to retry, without running it again (canceled). */
+  #endWait(wait: RetryWait<J, R>, error: Error): void {
+    if (!this.#retrying.delete(wait)) return;
+    clearTimeout(wait.timer);
+    wait.unsubscribe?.();
+    // Settled through the usual path: counted, resolved, and the pool pumped.
+    wait.run.cancel(error);
+  }
+
   /** @internal A job ended (called by its JobRun); the symbol key keeps it off the public API. */
   [SETTLE](run: JobRun<J, R>, error: Error | undefined, value: R | undefined): void {
     const pending = run as PendingRun<J, R>;
     pending.unsubscribe?.();
-    const outcome = outcomeOf(error);
     const now = performance.now();
-    if (pending.workerId >= 0) {
+    const started = pending.workerId >= 0;
+    if (started) {
+      // The pool ended a job its executor holds: the executor stops its work first, so the
+      // freed slot's next job never runs beside it.
+      if (this.#executor !== undefined && pending.canceled && !this.#cancelingAll) {
+        this.#executor.cancel(pending, error as Error);
+      }
       this.#slots.release(pending.workerId);
-      this.#stats.settled(outcome, pending.startedAt, now);
+      if (pending.key !== undefined) this.#queue.finished(pending, now);
     } else {
       this.#queue.remove(pending);
-      this.#stats.settledUnstarted(outcome);
     }
+    const retry = this.#gates.retry;
+    // A job whose objects moved to a thread cannot be sent again: it is not retried.
+    const movable = pending.transfer === undefined || pending.transfer.length === 0;
+    if (
+      retry !== undefined &&
+      error !== undefined &&
+      started &&
+      movable &&
+      this.#state !== 'aborted'
+    ) {
+      const delay = retry.next(error, pending.attempt);
+      if (typeof delay === 'number' && delay >= 0) {
+        this.#stats.retrying(pending.startedAt, now);
+        this.#hooks?.retried?.(pending.job, pending.index, pending.attempt, error, delay);
+        this.#retryLater(pending, error, delay);
+        this.#pump(now);
+        return;
+      }
+      // A throwing retryIf or backoff: the job fails with that error.
+      if (delay instanceof Error) error = delay;
+    }
+    const outcome = outcomeOf(error);
+    if (started) this.#stats.settled(outcome, pending.startedAt, now);
+    else this.#stats.settledUnstarted(outcome);
     this.#settledCount++;
-    pending.resolveResult(makeResult(pending.job, pending.index, error, value));
+    this.#hooks?.settled?.(pending.job, pending.index, error);
+    pending.resolveResult(
+      retry === undefined
+        ? makeResult(pending.job, pending.index, error, value)
+        : attemptsResult(makeResult(pending.job, pending.index, error, value), pending, error),
+    );
     this.#pump(now);
   }
 
   #pump(now = performance.now()): void {
     const startable = this.#state !== 'aborted';
     while (startable && !this.#paused && this.#slots.available && this.#queue.length > 0) {
-      const run = this.#queue.shift() as PendingRun<J, R>;
+      if (this.#rate !== undefined) {
+        // Only a job that may start now takes a permit (one held later would be stale).
+        if (!this.#queue.ready(now)) {
+          this.#keyWake.arm(now, this.#queue.readyIn(now));
+          break;
+        }
+        if (!this.#rate.take(now)) break;
+      }
+      const run = this.#queue.take(now);
+      if (run === undefined) {
+        this.#rate?.giveBack(now);
+        this.#keyWake.arm(now, this.#queue.readyIn(now));
+        break;
+      }
       // Its signal may have aborted in this same turn, its listener not yet called (another
       // listener on that signal settled a job and brought us here first): never start it.
-      if (run.callerSignal?.aborted) run.cancel(abortErrorFrom(run.callerSignal));
-      else this.#start(run, now);
+      if (run.callerSignal?.aborted) {
+        this.#rate?.giveBack(now);
+        if (run.key !== undefined) this.#queue.finished(run, now);
+        run.cancel(abortErrorFrom(run.callerSignal));
+      } else {
+        this.#start(run, now);
+      }
     }
     while (this.#submitters.length > 0 && this.#canAccept()) {
       const s = this.#submitters.shift() as Submitter<J, R>;
       // Accepted from here on: starting the job may run a worker that aborts the submit's own
       // signal, which must then cancel the job (its result), not reject the submit.
       claim(s);
-      serve(s, this.#accept(s.job, s.signal, now));
+      serve(s, this.#accept(s.job, s.signal, s.priority, now, s.transfer));
     }
     if (this.#isIdle()) {
       if (this.#idleWaiters.length > 0)
@@ -404,16 +635,50 @@ export class Pool<J, R> implements JobOwner<J, R> {
   }
 
   #isIdle(): boolean {
-    return this.#slots.running === 0 && this.#queue.length === 0;
+    return this.#slots.running === 0 && this.#queue.length === 0 && this.#retrying.size === 0;
+  }
+
+  /** The rate limiter failed: the job that needed the permit fails with that error. */
+  #failNext(error: Error): void {
+    const now = performance.now();
+    const run = this.#queue.take(now);
+    if (run === undefined) return;
+    if (run.key !== undefined) this.#queue.finished(run, now);
+    run.cancel(error);
+  }
+
+  #gateSnapshot(): GateSnapshot {
+    const free = Math.max(0, this.#slots.limit - this.#slots.running);
+    const heldByKey = this.#queue.heldByKey();
+    const rateBlocked = this.#rate?.waiting === true;
+    return {
+      waiting: {
+        retry: this.#retrying.size,
+        rate: rateBlocked ? Math.min(free, this.#queue.length - heldByKey) : 0,
+        key: heldByKey,
+      },
+      keys: this.#queue.keys,
+    };
   }
 
   /** Cancels every queued and running job (once: the pool is aborted for good). */
   #cancelAll(error: Error): void {
     // Set first, so settling the canceled jobs below starts nothing new.
     this.#state = 'aborted';
-    for (let run = this.#queue.shift(); run; run = this.#queue.shift()) {
+    if (this.#executor !== undefined) {
+      this.#cancelingAll = true;
+      this.#executor.cancelAll(error);
+    }
+    this.#rate?.stop();
+    this.#keyWake.stop();
+    const queued = this.#queue.clear();
+    for (const wait of this.#retrying) queued.push(wait.run);
+    queued.sort((a, b) => a.index - b.index);
+    for (const run of queued) {
       this.#canceledJobs.push(run.job);
-      run.cancel(error);
+      const wait = [...this.#retrying].find((w) => w.run === run);
+      if (wait) this.#endWait(wait, error);
+      else run.cancel(error);
     }
     for (const run of this.#slots.items()) {
       // Settled already: canceled a moment ago by its own signal or timeout, whose abort
@@ -445,6 +710,7 @@ export class Pool<J, R> implements JobOwner<J, R> {
 
   #finish(): void {
     for (const timer of this.#drainTimers.splice(0)) clearTimeout(timer);
+    this.#keyWake.stop();
     this.#unsubscribePool?.();
     this.#unsubscribePool = undefined;
     this.#drainResolve?.();
@@ -468,4 +734,9 @@ function pinPool(): object[] {
   run.queuedAt = performance.now();
   run.startedAt = performance.now();
   return [pool, run];
+}
+
+/** The `transfer` list of a ThreadPool submission (Pool passes it to its executor). */
+function transferOf(opts: unknown): readonly TransferListItem[] | undefined {
+  return (opts as { transfer?: readonly TransferListItem[] } | undefined)?.transfer;
 }

@@ -9,6 +9,10 @@
  *
  * `index` is the job's position in submission (or source) order, from 0.
  *
+ * With the `retry` option: `attempts` is how many runs the job had (attempts canceled before
+ * they started do not count), and `errors` the error of each failed run, oldest first — on a
+ * failure `error` is the last of them (or the cancel that ended a backoff wait).
+ *
  * @example
  * ```ts
  * for await (const r of runPool(urls, fetchOne, { concurrency: 8 })) {
@@ -17,8 +21,16 @@
  * ```
  */
 export type Result<J, R> =
-  | { ok: true; job: J; index: number; value: R }
-  | { ok: false; job: J; index: number; error: Error; stage?: string };
+  | { ok: true; job: J; index: number; value: R; attempts?: number; errors?: Error[] }
+  | {
+      ok: false;
+      job: J;
+      index: number;
+      error: Error;
+      stage?: string;
+      attempts?: number;
+      errors?: Error[];
+    };
 
 /** Builds the Result for a settled job. Internal. */
 export function makeResult<J, R>(

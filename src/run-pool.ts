@@ -1,3 +1,5 @@
+import { type GateOptions, gateOptions } from './gates/gate-options.js';
+import { PriorityQueue } from './gates/priority-queue.js';
 import type { WorkerFunction } from './internal/job-run.js';
 import {
   argument,
@@ -10,11 +12,16 @@ import {
   optionsObject,
   positiveInt,
 } from './internal/options.js';
+import type { EngineGates } from './internal/pull-engine.js';
 import { PullEngine } from './internal/pull-engine.js';
 import type { Result } from './result.js';
+import { guardedHooks, HOOKS, type JobHooks } from './scheduler/hooks.js';
 
-/** Options of {@link runPool}. */
-export interface RunPoolOptions {
+/**
+ * Options of {@link runPool}: the pool's own, and the gates (`retry`, `rate`, `key`, `perKey`,
+ * `priority`), with the same meaning as on `Pool`.
+ */
+export interface RunPoolOptions<J = unknown> extends GateOptions<J> {
   /** Workers running at once: a positive integer. Required. */
   concurrency: number;
   /**
@@ -34,6 +41,12 @@ export interface RunPoolOptions {
    * pulled job has yielded its result (canceled ones as `AbortError`) — including a value that
    * a pull pending at the abort brings afterwards, which settles as canceled without running. */
   signal?: AbortSignal;
+  /**
+   * The job's priority (higher starts first, FIFO within one). With any gate option, jobs are
+   * pulled ahead of free slots, up to `concurrency + buffer` ahead of the consumer as always, and
+   * the gates pick among the pulled ones: that window is how far priority and per-key turns see.
+   */
+  priority?: (job: J) => number;
 }
 
 /**
@@ -62,7 +75,7 @@ export interface RunPoolOptions {
 export function runPool<J, R>(
   jobs: Iterable<J> | AsyncIterable<J>,
   worker: WorkerFunction<J, R>,
-  opts: RunPoolOptions,
+  opts: RunPoolOptions<J>,
 ): AsyncIterableIterator<Result<J, R>> {
   iterableArgument('jobs', jobs);
   optionsObject(argument('opts'), opts);
@@ -74,5 +87,24 @@ export function runPool<J, R>(
     timeout: optionalDuration('timeout', opts.timeout),
     signal: optionalSignal('signal', opts.signal),
     stats: undefined,
+    gates: engineGates(opts),
+    hooks: guardedHooks((opts as { [HOOKS]?: JobHooks<J> })[HOOKS]),
   });
+}
+
+/** The gates of a runPool or a stage, or undefined when no gate option is set (the fast path). */
+export function engineGates<J>(
+  opts: GateOptions<J> & { priority?: (job: J) => number },
+  name = '',
+): EngineGates<J> | undefined {
+  const { retry, rate, key, perKey, priority } = opts;
+  if (retry == null && rate == null && key == null && perKey == null && priority == null) {
+    return undefined;
+  }
+  const gates = gateOptions(opts, name);
+  if (priority == null) return { ...gates, priority: undefined };
+  const byPriority = fn<(job: J) => number>(`${name}priority`, priority);
+  // A keyed queue orders each key's jobs by priority already; otherwise a heap replaces FIFO.
+  const newQueue = gates.key === undefined ? () => new PriorityQueue() : gates.newQueue;
+  return { ...gates, newQueue, priority: byPriority } as EngineGates<J>;
 }

@@ -29,6 +29,19 @@ export interface PoolStats {
   canceled: number;
   /** Jobs lost to a dead worker thread (`WorkerCrashedError`, `WorkerStartupError`). */
   crashed: number;
+  /** Failed attempts that were run again (the `retry` option); not counted in the outcomes. */
+  retried: number;
+  /**
+   * Accepted jobs held back by a gate right now: `retry` — waiting out a retry backoff (no slot
+   * held, not in `queued`); `rate` — queued jobs that a free slot could start but for the rate
+   * limit; `key` — queued jobs whose key is at its `perKey` limit. All 0 without those options.
+   */
+  waiting: GateWaiting;
+  /**
+   * Keys the pool keeps state for (with the `key` option): those with queued or running jobs,
+   * or with starts still inside their `perKey.rate` window. Idle keys cost nothing.
+   */
+  keys: number;
   /** Time from acceptance to start, ms, over the last {@link STATS_WINDOW} started jobs. */
   waitTime: Percentiles;
   /** Time from start to settlement, ms, over the last {@link STATS_WINDOW} settled jobs. */
@@ -41,6 +54,24 @@ export interface PoolStats {
    */
   utilization: number;
 }
+
+/** See {@link PoolStats.waiting}. */
+export interface GateWaiting {
+  retry: number;
+  rate: number;
+  key: number;
+}
+
+/** What a gated pool adds to its snapshot. */
+export interface GateSnapshot {
+  waiting: GateWaiting;
+  keys: number;
+}
+
+const NO_GATES: GateSnapshot = Object.freeze({
+  waiting: Object.freeze({ retry: 0, rate: 0, key: 0 }),
+  keys: 0,
+});
 
 /** How many recent samples the percentiles are computed over. */
 export const STATS_WINDOW = 1024;
@@ -89,6 +120,7 @@ export class StatsRecorder {
     crashed: 0,
   };
   submitted = 0;
+  retried = 0;
   readonly #wait = new Window();
   readonly #run = new Window();
   #running = 0;
@@ -132,12 +164,25 @@ export class StatsRecorder {
     this.counts[outcome]++;
   }
 
+  /** An attempt that started at `startedAt` failed at `now` and will be retried (no outcome yet). */
+  retrying(startedAt: number, now: number): void {
+    this.#advance(now);
+    this.#running--;
+    this.#run.add(now - startedAt);
+    this.retried++;
+  }
+
   /** A job that never started (canceled while queued) ended with `outcome`. */
   settledUnstarted(outcome: Outcome): void {
     this.counts[outcome]++;
   }
 
-  snapshot(concurrency: number, running: number, queued: number): PoolStats {
+  snapshot(
+    concurrency: number,
+    running: number,
+    queued: number,
+    gates: GateSnapshot = NO_GATES,
+  ): PoolStats {
     // Idle time after the last settlement is not counted until the next start.
     if (this.#running > 0) this.#advance(performance.now());
     return {
@@ -146,6 +191,9 @@ export class StatsRecorder {
       queued,
       submitted: this.submitted,
       ...this.counts,
+      retried: this.retried,
+      waiting: { ...gates.waiting },
+      keys: gates.keys,
       waitTime: this.#wait.percentiles(),
       runTime: this.#run.percentiles(),
       utilization: this.#capacity > 0 ? Math.min(1, this.#busy / this.#capacity) : 0,

@@ -21,3 +21,15 @@ export function deferred<T>(): Deferred<T> {
 export function flush(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
 }
+
+/** The most times in any window `[t, t + width)` (ms) over `times` (any order). */
+export function maxInWindow(times: number[], width: number): number {
+  const sorted = [...times].sort((a, b) => a - b);
+  let max = 0;
+  let lo = 0;
+  for (let hi = 0; hi < sorted.length; hi++) {
+    while ((sorted[hi] as number) - (sorted[lo] as number) >= width) lo++;
+    max = Math.max(max, hi - lo + 1);
+  }
+  return max;
+}

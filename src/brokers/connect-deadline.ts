@@ -6,18 +6,14 @@
  * @module
  */
 
-/** Default for the sources' `connectTimeout` option, ms. */
-export const DEFAULT_CONNECT_TIMEOUT = 10_000;
+import { ConnectTimeoutError } from '../errors.js';
 
 /**
- * The error of a connection that missed its deadline: code ETIMEDOUT, as Node and amqplib name a
- * connection that timed out. `what` names the broker and its URL (without a password).
+ * The error of a connection that missed its deadline (`ERR_CONNECT_TIMEOUT`). `what` names the
+ * broker and its URL (without a password).
  */
 export function connectTimeoutError(what: string, ms: number, cause?: unknown): Error {
-  const error = new Error(`${what} did not complete its connection handshake within ${ms} ms`, {
-    cause,
-  });
-  return Object.assign(error, { code: 'ETIMEDOUT' });
+  return new ConnectTimeoutError(what, ms, cause === undefined ? undefined : { cause });
 }
 
 /**

@@ -114,16 +114,5 @@ export function nonNegative(name: string, value: unknown, unit?: 'ms'): number {
   return numberAtLeast(name, value as number, 0, unit ? { unit } : {});
 }
 
-/** Resolves after `ms`, or at once when `signal` aborts (never rejects). */
-export function pause(ms: number, signal: AbortSignal): Promise<void> {
-  if (signal.aborted) return Promise.resolve();
-  return new Promise((resolve) => {
-    const done = () => {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener('abort', done, { once: true });
-  });
-}
+/** Resolves after `ms`, or at once when `signal` aborts (never rejects): the shared {@link sleep}. */
+export { sleep as pause } from './sleep.js';

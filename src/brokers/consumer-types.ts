@@ -3,6 +3,10 @@
  *
  * @module
  */
+
+import type { PerKeyOptions } from '../gates/gate-options.js';
+import type { RateLimiter } from '../gates/rate-limiter.js';
+import type { RateLimit } from '../gates/sliding-window.js';
 import type { BackoffFunction, BackoffOptions, Decoder } from './consumer-options.js';
 import type { BrokerMessage } from './source.js';
 
@@ -70,7 +74,7 @@ export interface BatchOptions {
   /**
    * Longest wait (ms) for a batch to fill after its first message arrived; 0 = hand over what one
    * fetch returned. Messages waiting for their batch are not heartbeated yet: keep it well
-   * below the source's lease (`claimIdle`, `ackWait`, `lease`). @default 0
+   * below the source's `lease`. @default 0
    */
   maxWait?: number;
 }
@@ -112,6 +116,38 @@ export interface ConsumeOptions<T, M extends BrokerMessage = BrokerMessage> {
    * `undefined` or `null`: none. @default none
    */
   timeout?: number;
+  /**
+   * The gates' `retry` shape, as on every pool kind: `attempts` is `maxDeliveries`, `backoff` the
+   * delay before the broker delivers the message again, and `retryIf(error, attempt)` returning
+   * false dead-letters the message at once. The broker's redelivery stays the retry mechanism
+   * (nothing is retried in-process: a crash loses no retry). Give either `retry` or
+   * `maxDeliveries`/`backoff`, not both.
+   */
+  retry?: {
+    attempts: number;
+    backoff?: BackoffOptions | BackoffFunction;
+    retryIf?: (error: Error, attempt: number) => boolean;
+  };
+  /**
+   * At most `limit` handler starts in any `interval` ms window (or any `RateLimiter`, e.g.
+   * `redisRateLimiter()` shared by every consumer process); see the README's gates. With
+   * `batch`, it counts batch starts (a batch of 100 is one start).
+   */
+  rate?: RateLimit | RateLimiter;
+  /**
+   * The message's key (a tenant, …): held messages start in round-robin among keys, each within
+   * `perKey` (default `{ concurrency: 1 }`). Fairness reaches as far as the held messages
+   * (`concurrency`): a key that fills them all runs at its own limit. A throwing key function
+   * fails that delivery (retried, then dead-lettered). Refused with `batch` (ERR_INVALID_OPTION).
+   */
+  key?: (payload: T, message: M) => string;
+  /** Limits per key (needs `key`; refused with `batch`). */
+  perKey?: PerKeyOptions;
+  /**
+   * Higher starts first among held messages; FIFO within one priority. A throwing priority
+   * function fails that delivery (retried). Refused with `batch` (ERR_INVALID_OPTION).
+   */
+  priority?: (payload: T, message: M) => number;
   /** Aborting it starts `drain({ timeout: drainTimeout })`. */
   signal?: AbortSignal;
   /**

@@ -46,6 +46,7 @@ import {
   batchShape,
   outcomeOf,
 } from './consumer-batch-handler.js';
+import { keyOfJob, refuseOrderingGates, retryShape } from './consumer-gates.js';
 import { ConsumerJob } from './consumer-job.js';
 import { FetchLanes, type Lane } from './consumer-lanes.js';
 import {
@@ -53,7 +54,6 @@ import {
   backoffFunction,
   DEFAULT_DRAIN_TIMEOUT,
   DEFAULT_MAX_BODY_SIZE,
-  DEFAULT_MAX_DELIVERIES,
   type Decoder,
   jsonDecode,
   nonNegative,
@@ -121,7 +121,9 @@ export type Sources<M extends BrokerMessage> = BrokerSource<M> | readonly Broker
  * acked, retried or dead-lettered on its own, as in the one-at-a-time mode. `concurrency` still
  * counts messages, not batches: held <= concurrency (including messages waiting for their batch
  * to fill), and `batch.size` must be <= `concurrency` (`concurrency` = 2 x `size` lets one batch
- * fill while another runs). `timeout` applies to a batch's call as a whole.
+ * fill while another runs). `timeout` applies to a batch's call as a whole. Gates: `rate` counts
+batch starts (one batch of 100 is one start); `key`, `perKey` and `priority` order single
+messages and are refused with `batch` (`ERR_INVALID_OPTION`); `retry` applies per message.
  *
  * A failed fetch is reported to `onError` and tried again with backoff (100 ms doubling to 2 s),
  * on that source only; one that fails with a misuse code (`ERR_INVALID_STATE`,
@@ -150,7 +152,12 @@ export function consume<T = unknown, M extends BrokerMessage = BrokerMessage>(
 export function consume<T = unknown, M extends BrokerMessage = BrokerMessage>(
   source: Sources<M>,
   handler: BatchHandler<T, M>,
-  options: ConsumeOptions<T, M> & { batch: BatchOptions },
+  options: ConsumeOptions<T, M> & {
+    batch: BatchOptions;
+    key?: undefined;
+    perKey?: undefined;
+    priority?: undefined;
+  },
 ): Consumer;
 export function consume<T = unknown, M extends BrokerMessage = BrokerMessage>(
   source: Sources<M>,
@@ -167,6 +174,8 @@ class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
   readonly #batch: BatchCollector<Job<T, M>> | undefined;
   readonly #maxDeliveries: number;
   readonly #backoff: BackoffFunction;
+  readonly #retryIf: ((error: Error, attempt: number) => boolean) | undefined;
+  readonly #priority: ((payload: T, message: M) => number) | undefined;
   readonly #decode: Decoder<T>;
   readonly #maxBodySize: number;
   readonly #onError: (error: Error, operation: ConsumerOperation, message?: M) => void;
@@ -208,12 +217,16 @@ class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
     optionsObject(argument('options'), options);
     this.#concurrency = positiveInt('concurrency', options?.concurrency);
     const batch: BatchShape | undefined = batchShape(options.batch, this.#concurrency);
+    if (batch) refuseOrderingGates(options);
     this.#batch = batch && new BatchCollector(batch, (items) => this.#submit(items));
-    this.#maxDeliveries = positiveInt(
-      'maxDeliveries',
-      options.maxDeliveries ?? DEFAULT_MAX_DELIVERIES,
-    );
-    this.#backoff = backoffFunction(options.backoff);
+    const retry = retryShape(options);
+    this.#maxDeliveries = retry.maxDeliveries;
+    this.#backoff = retry.backoff;
+    this.#retryIf = retry.retryIf;
+    this.#priority =
+      options.priority == null
+        ? undefined
+        : fn<(payload: T, message: M) => number>('priority', options.priority);
     this.#decode =
       options.decode == null
         ? (jsonDecode as Decoder<T>)
@@ -235,6 +248,10 @@ class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
         concurrency: this.#concurrency,
         queueSize: this.#concurrency,
         timeout: optionalDuration('timeout', options.timeout),
+        // With `batch`, the pool runs batches: `rate` counts batch starts (key/priority refused).
+        rate: options.rate,
+        key: keyOfJob(options.key),
+        perKey: options.perKey,
       },
     );
     this.done = new Promise((resolve) => {
@@ -356,17 +373,26 @@ class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
       this.#settle(lane, message, 'deadLetter', malformed);
       return;
     }
+    let priority: number | undefined;
+    try {
+      priority = this.#priority?.(payload, message);
+    } catch (error) {
+      this.#settle(lane, message, 'retry', toError(error));
+      return;
+    }
     const job = new ConsumerJob<T, M>(message, payload, lane);
     if (this.#batch) this.#batch.add(job);
-    else this.#submit(job);
+    else this.#submit(job, priority);
   }
 
   /** Hands a message (or a batch) to the pool and settles each message with its outcome. */
-  #submit(work: Work<T, M>): void {
+  #submit(work: Work<T, M>, priority?: number): void {
     const batch = Array.isArray(work);
     const jobs: readonly Job<T, M>[] = batch ? work : [work as Job<T, M>];
     // Always accepted while open: held <= concurrency = queueSize, so there is a slot or room.
-    const task = this.#stopping ? undefined : this.#pool.trySubmit(work);
+    const task = this.#stopping
+      ? undefined
+      : this.#pool.trySubmit(work, priority === undefined ? undefined : { priority });
     if (!task) {
       // Closing (the pool closed between fetch and submit, or a batch filled during the drain):
       // these messages never started.
@@ -429,8 +455,22 @@ class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
       const failure = error ?? new Error('handler failed');
       const malformed = failure instanceof MalformedMessageError;
       if (malformed) this.#stats.malformed++;
-      const last = malformed || message.deliveryCount >= this.#maxDeliveries;
+      const last =
+        malformed ||
+        message.deliveryCount >= this.#maxDeliveries ||
+        !this.#wantsRetry(failure, message.deliveryCount);
       this.#settle(lane, message, last ? 'deadLetter' : 'retry', failure);
+    }
+  }
+
+  /** `retry.retryIf`; a throwing one is reported and the message retried (the safe side). */
+  #wantsRetry(error: Error, attempt: number): boolean {
+    if (this.#retryIf === undefined) return true;
+    try {
+      return this.#retryIf(error, attempt) !== false;
+    } catch (failure) {
+      this.#fail(failure, 'retry');
+      return true;
     }
   }
 

@@ -37,6 +37,11 @@ export class Deque<T> {
     return item;
   }
 
+  /** The item `i` places from the front (0 = oldest), or undefined past the end. */
+  at(i: number): T | undefined {
+    return i >= 0 && i < this.#length ? this.#items[(this.#head + i) & this.#mask] : undefined;
+  }
+
   peek(): T | undefined {
     return this.#length === 0 ? undefined : this.#items[this.#head];
   }

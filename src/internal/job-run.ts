@@ -49,43 +49,25 @@ function isThenable<R>(value: unknown): value is PromiseLike<R> {
 }
 
 /**
- * What the worker actually receives: only `signal`, `index`, `workerId` (and `queuedAt`, a
- * number, for ThreadPool's wait timing) — never the JobRun itself, whose `cancel()`, `start()`
- * and owner would let a worker settle or forge its own job's outcome.
+ * What the worker actually receives: only `signal`, `index` and `workerId` — never the JobRun
+ * itself, whose `cancel()`, `start()` and owner would let a worker settle or forge its own job's
+ * outcome.
  */
 class WorkerContext implements JobContext {
   readonly #run: JobRun<unknown, unknown>;
   readonly index: number;
   readonly workerId: number;
-  /** performance.now() at acceptance for a Pool's job; undefined otherwise. */
-  readonly queuedAt: number | undefined;
 
-  constructor(run: JobRun<unknown, unknown>, queuedAt: number | undefined) {
+  constructor(run: JobRun<unknown, unknown>) {
     this.#run = run;
     this.index = run.index;
     this.workerId = run.workerId;
-    this.queuedAt = queuedAt;
   }
 
   get signal(): AbortSignal {
     return this.#run.signal;
   }
-
-  /**
-   * The JobRun behind a context this module made, for sluice's own wrappers (ThreadPool reads
-   * the job's caller signal); `undefined` for any other value. Not reachable by users: this
-   * module is internal and not in the package's exports.
-   */
-  static runOf(ctx: unknown): JobRun<unknown, unknown> | undefined {
-    return typeof ctx === 'object' && ctx !== null && #run in ctx
-      ? (ctx as WorkerContext).#run
-      : undefined;
-  }
 }
-
-/** See {@link WorkerContext.runOf}. */
-export const runOf = (ctx: unknown): JobRun<unknown, unknown> | undefined =>
-  WorkerContext.runOf(ctx);
 
 /**
  * One job from acceptance to settlement: runs the worker, owns the job's timeout and its
@@ -100,12 +82,14 @@ export class JobRun<J, R> {
   workerId = -1;
   /** performance.now() at start, when the owner keeps stats. */
   startedAt = 0;
-  /** performance.now() at acceptance, when the owner queues jobs (Pool); handed to the worker. */
+  /** performance.now() at acceptance, when the owner queues jobs (Pool); read by an executor. */
   queuedAt: number | undefined = undefined;
 
   #controller: AbortController | undefined;
   #timer: NodeJS.Timeout | undefined;
   #settled = false;
+  /** Settled by `cancel()` (the pool's decision), not by the worker's own outcome. */
+  #canceled = false;
   readonly #owner: JobOwner<J, R>;
 
   constructor(job: J, index: number, owner: JobOwner<J, R>) {
@@ -123,6 +107,37 @@ export class JobRun<J, R> {
     return this.#settled;
   }
 
+  /** True when `cancel()` settled the job (its signal, a timeout, abort, a drain deadline). */
+  get canceled(): boolean {
+    return this.#canceled;
+  }
+
+  /**
+   * Starts the job through an executor (ThreadPool's threads) instead of a worker function:
+   * the executor's promise settles it, exactly like a worker's.
+   */
+  execute(
+    run: (self: this) => PromiseLike<R>,
+    workerId: number,
+    timeout: number | undefined,
+  ): void {
+    this.workerId = workerId;
+    if (timeout !== undefined) {
+      this.#timer = setTimeout(() => this.cancel(new TimeoutError(timeout)), timeout);
+    }
+    let out: PromiseLike<R>;
+    try {
+      out = run(this);
+    } catch (error) {
+      queueMicrotask(() => this.#settle(toError(error), undefined));
+      return;
+    }
+    out.then(
+      (value) => this.#settle(undefined, value),
+      (error: unknown) => this.#settle(toError(error), undefined),
+    );
+  }
+
   /** Calls the worker. A sync return or throw settles on a microtask, never re-entrantly. */
   start(worker: WorkerFunction<J, R>, workerId: number, timeout: number | undefined): void {
     this.workerId = workerId;
@@ -131,7 +146,7 @@ export class JobRun<J, R> {
     }
     let out: R | PromiseLike<R>;
     try {
-      out = worker(this.job, new WorkerContext(this as JobRun<unknown, unknown>, this.queuedAt));
+      out = worker(this.job, new WorkerContext(this as JobRun<unknown, unknown>));
       if (isThenable<R>(out)) {
         // Inside the try: a user thenable whose `then` (or its getter) throws fails the job.
         out.then(
@@ -153,6 +168,7 @@ export class JobRun<J, R> {
    */
   cancel(error: Error): void {
     if (!this.#markSettled()) return;
+    this.#canceled = true;
     // The signal aborts before the owner hears of the settlement and reuses the slot: the next
     // job's worker is never called while this one's signal still says "run" (which would make
     // concurrency + 1 live workers). Created here if the worker has not read `signal` yet, so a

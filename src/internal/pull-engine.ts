@@ -1,5 +1,10 @@
-import { AbortError, abortErrorFrom } from '../errors.js';
+import { AbortError, abortErrorFrom, toError } from '../errors.js';
+import { type Gates, keyOf } from '../gates/gate-options.js';
+import { KeyWake, RateGate } from '../gates/rate-gate.js';
+import { attemptsResult } from '../gates/retry.js';
+import type { Queued, RunQueue } from '../gates/run-queue.js';
 import { makeResult, type Result } from '../result.js';
+import type { JobHooks } from '../scheduler/hooks.js';
 import { outcomeOf, type StatsRecorder } from '../stats.js';
 import { onAbort } from './abort-fanout.js';
 import { Deque } from './deque.js';
@@ -16,6 +21,34 @@ export interface EngineOptions<J = unknown> {
   stats: StatsRecorder | undefined;
   /** Jobs for which it returns true skip the worker and yield `ok` with the job as value. */
   bypass?: ((job: J) => boolean) | undefined;
+  /** Start gates and retries; undefined = none (the fast path). */
+  gates?: EngineGates<J> | undefined;
+  /** Lifecycle hooks (see scheduler/hooks.ts). */
+  hooks?: JobHooks<J> | undefined;
+}
+
+/** The gates of a runPool or a stage: a pool's gates, with priority as a function of the job. */
+export interface EngineGates<J> extends Gates<J> {
+  priority: ((job: J) => number) | undefined;
+}
+
+/** A pulled job in a gated engine: queued for its gates, then one attempt's run. */
+class GatedRun<J, R> extends JobRun<J, R> implements Queued {
+  prev: Queued | undefined = undefined;
+  next: Queued | undefined = undefined;
+  linked = false;
+  priority = 0;
+  key: string | undefined = undefined;
+  order = 0;
+  heapIndex = -1;
+  attempt = 1;
+  errors: Error[] | undefined = undefined;
+}
+
+/** A job waiting out its retry backoff. */
+interface RetryWait<J, R> {
+  readonly run: GatedRun<J, R>;
+  readonly timer: NodeJS.Timeout;
 }
 
 type Source<J> = Iterator<J> | AsyncIterator<J>;
@@ -54,6 +87,14 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
   readonly #consumers = new Deque<Consumer<J, R>>(4);
   #unsubscribe: (() => void) | undefined;
   #returned = false;
+  /** With gates: pulled jobs waiting to start, in the gates' order. */
+  readonly #queue: RunQueue<GatedRun<J, R>> | undefined;
+  readonly #retrying = new Set<RetryWait<J, R>>();
+  /** Jobs taken off the queue and retry waits by an abort, not yet settled (see #cancelGated). */
+  #canceling = 0;
+  readonly #rate: RateGate | undefined;
+  readonly #keyWake: KeyWake | undefined;
+  #order = 0;
 
   constructor(
     source: Iterable<J> | AsyncIterable<J>,
@@ -68,6 +109,13 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
     this.#worker = worker;
     this.#opts = opts;
     this.#slots = new Slots(opts.concurrency);
+    const gates = opts.gates;
+    if (gates !== undefined) {
+      this.#queue = gates.newQueue();
+      const wake = () => this.#startQueued();
+      this.#rate = gates.rate && new RateGate(gates.rate, wake, (error) => this.#failNext(error));
+      this.#keyWake = new KeyWake(wake);
+    }
     const { signal } = opts;
     if (signal?.aborted) this.stopPulling();
     else if (signal) this.#unsubscribe = onAbort(signal, () => this.#abort(signal));
@@ -126,8 +174,12 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
     throw error;
   }
 
-  /** Cancels every running job with `error`; they settle (and yield) as failures. */
+  /**
+   * Cancels every running job with `error` — and, with gates, every queued job and every job
+   * waiting to retry; they settle (and yield) as failures.
+   */
   cancelRunning(error: Error): void {
+    if (this.#queue !== undefined) this.#cancelGated(error);
     for (const run of this.#slots.items()) run.cancel(error);
   }
 
@@ -202,6 +254,8 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
       !this.#pulling &&
       (this.#stopped || this.#sourceDone) &&
       this.#slots.running === 0 &&
+      (this.#queue === undefined ||
+        (this.#queue.length === 0 && this.#retrying.size === 0 && this.#canceling === 0)) &&
       this.#ready.length === 0 &&
       this.#byIndex.size === 0
     );
@@ -235,11 +289,13 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
 
   #canPull(): boolean {
     const { concurrency, buffer } = this.#opts;
+    // With gates, jobs are pulled ahead of free slots (up to the same bound): the gates choose
+    // among them (priority, per-key turns).
     return (
       !this.#sourceDone &&
       !this.#stopped &&
       !this.#pulling &&
-      this.#slots.available &&
+      (this.#slots.available || this.#queue !== undefined) &&
       this.#pulled < this.#yielded + concurrency + buffer
     );
   }
@@ -325,8 +381,18 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
 
   /** A job pulled after an abort: it settles as `error` without running. */
   #cancelUnstarted(job: J, error: Error): void {
+    this.#opts.hooks?.accepted?.(job, this.#pulled);
+    this.#opts.hooks?.settled?.(job, this.#pulled, error);
     this.#opts.stats?.settledUnstarted(outcomeOf(error));
-    this.#push(makeResult<J, R>(job, this.#pulled++, error, undefined));
+    this.#push(this.#unstartedResult(job, this.#pulled++, error));
+  }
+
+  /** The result of a job that failed before any run; with `retry`, `attempts: 0` and `errors`
+   * as every other result of a retrying pool carries. */
+  #unstartedResult(job: J, index: number, error: Error): Result<J, R> {
+    const result = makeResult<J, R>(job, index, error, undefined);
+    if (this.#opts.gates?.retry === undefined) return result;
+    return attemptsResult(result, { attempt: 1, errors: undefined, workerId: -1 }, error);
   }
 
   #sourceFailed(error: unknown): void {
@@ -336,8 +402,14 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
   }
 
   #start(job: J): void {
+    this.#opts.hooks?.accepted?.(job, this.#pulled);
     if (this.#opts.bypass?.(job)) {
+      this.#opts.hooks?.settled?.(job, this.#pulled, undefined);
       this.#push(makeResult<J, R>(job, this.#pulled++, undefined, job as unknown as R));
+      return;
+    }
+    if (this.#queue !== undefined) {
+      this.#admit(job);
       return;
     }
     const run = new JobRun<J, R>(job, this.#pulled++, this);
@@ -346,17 +418,154 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
       run.startedAt = performance.now();
       this.#opts.stats.recordStart(run.startedAt, 0);
     }
+    this.#opts.hooks?.started?.(job, run.index, 1);
     run.start(this.#worker, workerId, this.#opts.timeout);
   }
 
   /** A job ended: free its slot, queue its result, pull the next. Called by the JobRun. */
   [SETTLE](run: JobRun<J, R>, error: Error | undefined, value: R | undefined): void {
+    if (this.#queue !== undefined) {
+      this.#settleGated(run as GatedRun<J, R>, error, value);
+      return;
+    }
     this.#slots.release(run.workerId);
     this.#opts.stats?.settled(outcomeOf(error), run.startedAt, performance.now());
+    this.#opts.hooks?.settled?.(run.job, run.index, error);
     // After `return()` nobody will read results: drop them.
     if (this.#returned) return;
     this.#push(makeResult(run.job, run.index, error, value));
     this.#fill();
+  }
+
+  /** A pulled job enters the gates' queue (a throwing key or priority function fails it). */
+  #admit(job: J): void {
+    const gates = this.#opts.gates as EngineGates<J>;
+    const run = new GatedRun<J, R>(job, this.#pulled++, this);
+    try {
+      if (gates.key !== undefined) run.key = keyOf(gates.key, job);
+      if (gates.priority !== undefined) run.priority = priorityOf(gates.priority, job);
+    } catch (thrown) {
+      const error = toError(thrown);
+      this.#opts.stats?.settledUnstarted('failed');
+      this.#opts.hooks?.settled?.(job, run.index, error);
+      this.#push(this.#unstartedResult(job, run.index, error));
+      return;
+    }
+    this.#enqueue(run);
+    this.#startQueued();
+  }
+
+  #enqueue(run: GatedRun<J, R>): void {
+    run.order = this.#order++;
+    (this.#queue as RunQueue<GatedRun<J, R>>).push(run);
+  }
+
+  /** Starts queued jobs while a slot, the rate and their keys allow. */
+  #startQueued(): void {
+    const queue = this.#queue as RunQueue<GatedRun<J, R>>;
+    const now = performance.now();
+    while (this.#slots.available && queue.length > 0 && this.#cancelWith === undefined) {
+      if (this.#rate !== undefined) {
+        // Only a job that may start now takes a permit (one held later would be stale).
+        if (!queue.ready(now)) {
+          this.#keyWake?.arm(now, queue.readyIn(now));
+          return;
+        }
+        if (!this.#rate.take(now)) return;
+      }
+      const run = queue.take(now);
+      if (run === undefined) {
+        this.#rate?.giveBack(now);
+        this.#keyWake?.arm(now, queue.readyIn(now));
+        return;
+      }
+      const workerId = this.#slots.acquire(run);
+      if (this.#opts.stats) {
+        run.startedAt = now;
+        this.#opts.stats.recordStart(now, 0);
+      }
+      this.#opts.hooks?.started?.(run.job, run.index, run.attempt);
+      run.start(this.#worker, workerId, this.#opts.timeout);
+    }
+  }
+
+  #settleGated(run: GatedRun<J, R>, error: Error | undefined, value: R | undefined): void {
+    const now = performance.now();
+    const queue = this.#queue as RunQueue<GatedRun<J, R>>;
+    const started = run.workerId >= 0;
+    if (started) {
+      this.#slots.release(run.workerId);
+      if (run.key !== undefined) queue.finished(run, now);
+    }
+    const retry = this.#opts.gates?.retry;
+    const live = !this.#returned && this.#cancelWith === undefined;
+    if (retry !== undefined && error !== undefined && started && live) {
+      const delay = retry.next(error, run.attempt);
+      if (typeof delay === 'number' && delay >= 0) {
+        if (this.#opts.stats) this.#opts.stats.retrying(run.startedAt, now);
+        this.#opts.hooks?.retried?.(run.job, run.index, run.attempt, error, delay);
+        this.#retryLater(run, error, delay);
+        this.#startQueued();
+        return;
+      }
+      if (delay instanceof Error) error = delay;
+    }
+    if (started) this.#opts.stats?.settled(outcomeOf(error), run.startedAt, now);
+    else this.#opts.stats?.settledUnstarted(outcomeOf(error));
+    this.#opts.hooks?.settled?.(run.job, run.index, error);
+    if (!this.#returned) {
+      const result = makeResult(run.job, run.index, error, value);
+      this.#push(retry === undefined ? result : attemptsResult(result, run, error));
+    }
+    this.#startQueued();
+    this.#fill();
+  }
+
+  #retryLater(failed: GatedRun<J, R>, error: Error, delay: number): void {
+    const next = new GatedRun<J, R>(failed.job, failed.index, this);
+    next.attempt = failed.attempt + 1;
+    next.errors = [...(failed.errors ?? []), error];
+    next.priority = failed.priority;
+    next.key = failed.key;
+    const wait: RetryWait<J, R> = {
+      run: next,
+      timer: setTimeout(() => {
+        if (!this.#retrying.delete(wait)) return;
+        this.#enqueue(next);
+        this.#startQueued();
+      }, delay),
+    };
+    this.#retrying.add(wait);
+  }
+
+  /** The rate limiter failed: the job that needed the permit fails with that error. */
+  #failNext(error: Error): void {
+    const queue = this.#queue as RunQueue<GatedRun<J, R>>;
+    const now = performance.now();
+    const run = queue.take(now);
+    if (run === undefined) return;
+    if (run.key !== undefined) queue.finished(run, now);
+    run.cancel(error);
+  }
+
+  /** Abort: queued jobs and retry waits settle as `error` without running. */
+  #cancelGated(error: Error): void {
+    this.#rate?.stop();
+    this.#keyWake?.stop();
+    const waiting = (this.#queue as RunQueue<GatedRun<J, R>>).clear();
+    for (const wait of this.#retrying) {
+      clearTimeout(wait.timer);
+      waiting.push(wait.run);
+    }
+    this.#retrying.clear();
+    waiting.sort((a, b) => a.index - b.index);
+    // Out of the queue but not settled yet: the iteration must not end (done) while the first
+    // of them delivers, or the results of the others would come after the end and be lost.
+    this.#canceling = waiting.length;
+    for (const run of waiting) {
+      this.#canceling--;
+      run.cancel(error);
+    }
   }
 
   #push(result: Result<J, R>): void {
@@ -364,6 +573,17 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
     else this.#ready.push(result);
     this.#deliver();
   }
+}
+
+/** The priority of `job` from the `priority` function: a finite number. */
+function priorityOf<J>(priority: (job: J) => number, job: J): number {
+  const value = priority(job);
+  if (typeof value !== 'number' || !Number.isFinite(value)) {
+    throw new TypeError(
+      `the priority function returned ${String(value)}, expected a finite number`,
+    );
+  }
+  return value;
 }
 
 /** The TypeError for an iterator step that is not an object (as for-of and for await throw). */

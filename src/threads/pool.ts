@@ -1,22 +1,20 @@
 import { availableParallelism } from 'node:os';
 import { performance } from 'node:perf_hooks';
-import type { TransferListItem } from 'node:worker_threads';
-import { AbortError, PoolClosedError } from '../errors.js';
+import { PoolClosedError } from '../errors.js';
 import { onAbort } from '../internal/abort-fanout.js';
-import { type JobContext, runOf } from '../internal/job-run.js';
 import {
   argument,
   invalidArgument,
   invalidOption,
   nonNegativeInt,
-  optionalDeadline,
   optionalDuration,
   optionalResourceLimits,
   optionalSignal,
   optionsObject,
   positiveInt,
 } from '../internal/options.js';
-import { type DrainReport, Pool, type Task } from '../pool.js';
+import { type DrainReport, Pool, type PoolOptions, type Task } from '../pool.js';
+import { EXECUTOR, type Executor } from '../scheduler/executor.js';
 import { MAX_BATCH } from './batch-size.js';
 import { resolveModule, threadSpec } from './module-spec.js';
 import { Scheduler } from './scheduler.js';
@@ -68,8 +66,8 @@ export class ThreadPool<J, R> {
   readonly #pool: Pool<J, R>;
   readonly #scheduler: Scheduler;
   readonly #queueSize: number;
-  readonly #transfers = new WeakMap<object, readonly TransferListItem[]>();
   #threads: number;
+  readonly #gated: boolean;
   #stopped: Promise<void> | undefined;
   /** Removes the listener on `opts.signal`; called once the pool stops. */
   #unsubscribe: (() => void) | undefined;
@@ -82,9 +80,9 @@ export class ThreadPool<J, R> {
    *   TypeScript and tsx is missing (`ERR_UNKNOWN_FILE_EXTENSION`).
    * @throws TypeError/RangeError naming the option when an option is invalid.
    */
-  constructor(module: string | URL, options?: ThreadPoolOptions) {
+  constructor(module: string | URL, options?: ThreadPoolOptions<J>) {
     // null and undefined both mean "the defaults", as for Pool.
-    const opts = optionsObject<ThreadPoolOptions>(argument('opts'), options) ?? {};
+    const opts = optionsObject<ThreadPoolOptions<J>>(argument('opts'), options) ?? {};
     const threads = positiveInt('threads', opts.threads ?? availableParallelism());
     this.#threads = threads;
     this.#queueSize = nonNegativeInt('queueSize', opts.queueSize ?? 2 * threads);
@@ -108,17 +106,32 @@ export class ThreadPool<J, R> {
     // Every accepted job goes straight to the scheduler, which is the queue: it can then send
     // several waiting jobs to a thread in one message. So the Pool's slots are threads + queue.
     const unbounded = this.#queueSize === Number.POSITIVE_INFINITY;
-    // The worker reads `ctx.signal` only for a job with its own signal: an AbortController per
-    // job would cost more than a tiny job itself. Other cancellations reach the scheduler from
-    // where they start (abort, the drain deadline); timeouts are the scheduler's own.
-    this.#pool = new Pool<J, R>(
-      (job, ctx) => {
-        const run = this.#scheduler.run(job, ctx.index, acceptedAt(ctx), this.#takeTransfer(job));
-        if (callerSignal(ctx)) this.#watch(ctx);
-        return run as Promise<R>;
-      },
-      { concurrency: this.#capacity(threads), queueSize: unbounded ? Number.POSITIVE_INFINITY : 0 },
-    );
+    // A start gate (rate, per-key turns) must see each job start on a thread: the waiting jobs
+    // then stay in the Pool's queue and only `threads` jobs are with the scheduler at a time
+    // (each sent alone: no batching). Otherwise hand-over is not start — a batch, or threads
+    // still loading the module, would let jobs handed over at the rate start all at once.
+    this.#gated = opts.key != null || opts.rate != null;
+    // The Pool is the scheduling core (intake, queue, gates, lifecycle, outcome counts); the
+    // threads are its executor, which reads the transfer list, acceptance time and index off
+    // each started job. Timeouts are the scheduler's own (they count from a thread's start).
+    this.#pool = new Pool<J, R>(notCalled, {
+      concurrency: this.#capacity(threads),
+      queueSize: this.#gated || unbounded ? this.#queueSize : 0,
+      retry: opts.retry,
+      rate: opts.rate,
+      key: opts.key,
+      perKey: opts.perKey,
+      [EXECUTOR]: threadExecutor<J, R>(this.#scheduler),
+    } as PoolOptions<J>);
+    if (this.#gated) {
+      // Threads loading the module would start every job handed over meanwhile at once: a
+      // gated pool hands over nothing until a thread is ready.
+      this.#pool.pause();
+      this.#scheduler.ready.then(
+        () => this.#pool.resume(),
+        () => this.#pool.resume(), // the pool failed: let the jobs through to fail
+      );
+    }
     if (signal?.aborted) void this.abort(signal.reason);
     else if (signal) this.#unsubscribe = onAbort(signal, (reason) => void this.abort(reason));
   }
@@ -136,7 +149,7 @@ export class ThreadPool<J, R> {
    */
   static async create<J, R>(
     module: string | URL,
-    opts?: ThreadPoolOptions,
+    opts?: ThreadPoolOptions<J>,
   ): Promise<ThreadPool<J, R>> {
     const pool = new ThreadPool<J, R>(module, opts);
     try {
@@ -165,9 +178,9 @@ export class ThreadPool<J, R> {
    */
   static fromModule<M extends ThreadModule>(
     module: string | URL,
-    opts?: ThreadPoolOptions,
+    opts?: ThreadPoolOptions<ThreadModuleJob<M>>,
   ): Promise<ThreadPool<ThreadModuleJob<M>, ThreadModuleResult<M>>> {
-    return ThreadPool.create(module, opts);
+    return ThreadPool.create<ThreadModuleJob<M>, ThreadModuleResult<M>>(module, opts);
   }
 
   /**
@@ -195,14 +208,11 @@ export class ThreadPool<J, R> {
    */
   submit(job: J, opts?: ThreadSubmitOptions): Promise<Task<J, R>> {
     try {
-      // Every option is checked before the transfer list is kept: a refused submit keeps nothing.
-      if (opts != null) optionalSignal('signal', opts.signal);
-      this.#keepTransfer(job, opts);
+      checkTransfer(job, opts);
     } catch (error) {
       return Promise.reject(error);
     }
     return this.#pool.submit(job, opts).catch((error: unknown) => {
-      this.#forgetTransfer(job, opts);
       throw this.#closedError(error);
     });
   }
@@ -214,17 +224,12 @@ export class ThreadPool<J, R> {
    * @throws TypeError as {@link submit} rejects with it (a synchronous method throws).
    */
   trySubmit(job: J, opts?: ThreadSubmitOptions): Task<J, R> | undefined {
-    if (opts != null) optionalSignal('signal', opts.signal);
-    this.#keepTransfer(job, opts);
-    let task: Task<J, R> | undefined;
+    checkTransfer(job, opts);
     try {
-      task = this.#pool.trySubmit(job, opts);
+      return this.#pool.trySubmit(job, opts);
     } catch (error) {
-      this.#forgetTransfer(job, opts);
       throw this.#closedError(error);
     }
-    if (!task) this.#forgetTransfer(job, opts);
-    return task;
   }
 
   /**
@@ -252,32 +257,16 @@ export class ThreadPool<J, R> {
    *   when `timeout` is not a non-negative number; the pool is then left as it was.
    */
   async drain(opts?: { timeout?: number }): Promise<DrainReport<J>> {
-    const timeout = optionalDeadline(
-      'timeout',
-      optionsObject<{ timeout?: number }>(argument('opts'), opts)?.timeout,
-    );
-    const settledBefore = settledCount(this.#pool);
-    let cut: Promise<DrainReport<J>> | undefined;
-    const timer =
-      timeout === undefined
-        ? undefined
-        : setTimeout(() => {
-            cut = this.#cancelEverything(
-              new AbortError(undefined, `drain timed out after ${timeout} ms`),
-            );
-          }, timeout);
-    // Pool.drain resolves on its own, or once the deadline's abort settled everything.
-    await this.#pool.drain();
-    clearTimeout(timer);
+    // The Pool owns the deadline: at it, it cancels what is left (the threads' work through the
+    // executor) and reports it.
+    const report = await this.#pool.drain(opts);
     await this.#stop();
-    const report = cut ? await cut : { completed: 0, canceled: 0, canceledJobs: [] };
-    return { ...report, completed: settledCount(this.#pool) - settledBefore - report.canceled };
+    return report;
   }
 
   /** Cancels every job now (`AbortError` with `reason` as cause) and terminates the threads. */
   async abort(reason?: unknown): Promise<DrainReport<J>> {
-    const error = reason instanceof AbortError ? reason : new AbortError(reason);
-    const report = await this.#cancelEverything(error);
+    const report = await this.#pool.abort(reason);
     await this.#stop();
     return report;
   }
@@ -348,56 +337,11 @@ export class ThreadPool<J, R> {
     await this.drain();
   }
 
-  /** Pool first (it settles every job and reports them), then the jobs' thread-side work. */
-  #cancelEverything(error: AbortError): Promise<DrainReport<J>> {
-    const report = this.#pool.abort(error);
-    this.#scheduler.cancelAll(error);
-    return report;
-  }
-
-  /**
-   * A job with its own signal: when the Pool cancels it, its thread-side work stops first. The
-   * Pool aborts the job's `ctx.signal` before it frees the slot, so the scheduler takes the job
-   * back (or its thread gets the abort message) before the next job is accepted: no job reaches
-   * a thread before the abort of the one it replaces.
-   */
-  #watch(ctx: JobContext): void {
-    const signal = ctx.signal;
-    const stop = () => this.#scheduler.cancel(ctx.index, toError(signal.reason));
-    if (signal.aborted) stop();
-    else signal.addEventListener('abort', stop, { once: true });
-  }
-
   #capacity(threads: number): number {
+    if (this.#gated) return threads;
     return this.#queueSize === Number.POSITIVE_INFINITY
       ? threads * MAX_BATCH
       : threads + this.#queueSize;
-  }
-
-  #keepTransfer(job: J, opts: ThreadSubmitOptions | undefined): void {
-    const transfer = opts?.transfer;
-    if (transfer === undefined) return;
-    if (!Array.isArray(transfer)) {
-      invalidOption('transfer', transfer, 'an array');
-    }
-    if (typeof job !== 'object' || job === null) {
-      invalidArgument('job', job, 'an object (it has a transfer list)');
-    }
-    this.#transfers.set(job, transfer);
-  }
-
-  /** A submit that was refused: its transfer list must not travel with a later submit of `job`. */
-  #forgetTransfer(job: J, opts: ThreadSubmitOptions | undefined): void {
-    const transfer = opts?.transfer;
-    if (transfer === undefined || typeof job !== 'object' || job === null) return;
-    if (this.#transfers.get(job) === transfer) this.#transfers.delete(job);
-  }
-
-  #takeTransfer(job: J): readonly TransferListItem[] | undefined {
-    if (typeof job !== 'object' || job === null) return undefined;
-    const transfer = this.#transfers.get(job);
-    if (transfer) this.#transfers.delete(job);
-    return transfer;
   }
 
   #closedError(error: unknown): unknown {
@@ -414,26 +358,35 @@ export class ThreadPool<J, R> {
   }
 }
 
-/** The caller's own signal, which the Pool's JobRun records (undefined for any other context). */
-function callerSignal(ctx: unknown): AbortSignal | undefined {
-  // The Pool's JobRun keeps the submit's signal; the worker's context only leads to it.
-  const signal = (runOf(ctx) as { callerSignal?: unknown } | undefined)?.callerSignal;
-  return signal instanceof AbortSignal ? signal : undefined;
+/** The Pool's worker function, never called: the executor runs every job. */
+function notCalled(): never {
+  throw new Error('unreachable: a ThreadPool runs its jobs through its threads');
 }
 
-function toError(reason: unknown): Error {
-  return reason instanceof Error ? reason : new AbortError(reason);
+/** The threads as the Pool's executor. */
+function threadExecutor<J, R>(scheduler: Scheduler): Executor<J, R> {
+  return {
+    run: (started) =>
+      scheduler.run(
+        started.job,
+        started.index,
+        started.queuedAt ?? performance.now(),
+        started.transfer,
+      ) as Promise<R>,
+    cancel: (started, error) => scheduler.cancel(started.index, error),
+    cancelAll: (error) => scheduler.cancelAll(error),
+  };
 }
 
-function acceptedAt(ctx: unknown): number {
-  // The Pool's JobRun records its acceptance time; any other context is timed from now.
-  const queuedAt = (ctx as { queuedAt?: unknown }).queuedAt;
-  return typeof queuedAt === 'number' ? queuedAt : performance.now();
-}
-
-function settledCount<J, R>(pool: Pool<J, R>): number {
-  const s = pool.stats();
-  return s.succeeded + s.failed + s.timedOut + s.canceled + s.crashed;
+/** Checks a submission's `signal` and `transfer` before anything is kept. */
+function checkTransfer(job: unknown, opts: ThreadSubmitOptions | undefined): void {
+  if (opts != null) optionalSignal('signal', opts.signal);
+  const transfer = opts?.transfer;
+  if (transfer === undefined) return;
+  if (!Array.isArray(transfer)) invalidOption('transfer', transfer, 'an array');
+  if (typeof job !== 'object' || job === null) {
+    invalidArgument('job', job, 'an object (it has a transfer list)');
+  }
 }
 
 export type {

@@ -1,4 +1,5 @@
 import type { ResourceLimits, TransferListItem } from 'node:worker_threads';
+import type { GateOptions } from '../gates/gate-options.js';
 import type { JobContext } from '../internal/job-run.js';
 import type { SubmitOptions } from '../pool.js';
 import type { PoolStats } from '../stats.js';
@@ -56,7 +57,7 @@ export type ThreadModuleJob<M extends ThreadModule> = M['default'] extends (
 export type ThreadModuleResult<M extends ThreadModule> = Awaited<ReturnType<M['default']>>;
 
 /** Options of {@link ThreadPool}. */
-export interface ThreadPoolOptions {
+export interface ThreadPoolOptions<J = unknown> extends GateOptions<J> {
   /** Threads to run, a positive integer. Default `os.availableParallelism()`. */
   threads?: number;
   /**

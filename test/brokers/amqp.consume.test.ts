@@ -11,15 +11,19 @@ import { consume } from '../../src/brokers/consumer.js';
 import { amqpUnderTest, brokerCounts } from '../fixtures/brokers/amqp-helpers.js';
 import { until } from '../fixtures/brokers/broker-under-test.js';
 import { consumerCases } from '../fixtures/brokers/consumer-cases.js';
+import { consumerGateCases } from '../fixtures/brokers/consumer-gate-cases.js';
 import { processCases } from '../fixtures/brokers/consumer-process-cases.js';
+import { enqueueCases } from '../fixtures/brokers/enqueue-cases.js';
 import { sourceCases } from '../fixtures/brokers/source-cases.js';
 
 const broker = await amqpUnderTest();
 afterAll(() => broker.cleanup());
 
 consumerCases(broker);
+consumerGateCases(broker);
 processCases(broker);
 sourceCases(broker);
+enqueueCases(broker);
 
 describe('consume() over RabbitMQ, broker-specific', () => {
   it('item 7: a slow but alive handler is not handed to a second consumer (RabbitMQ holds it for the channel)', async () => {

@@ -5,7 +5,7 @@
  * touched. The node is removed at the end, also when the test fails.
  */
 import { afterAll, beforeAll, describe } from 'vitest';
-import { type AmqpSource, amqpSource } from '../../src/brokers/amqp.js';
+import { type AmqpSource, amqpSource } from '../../src/brokers/amqp/index.js';
 import { amqpAdmin, brokerCounts, uniqueQueue } from '../fixtures/brokers/amqp-helpers.js';
 import { privateRabbit } from '../fixtures/brokers/amqp-server.js';
 import { restartCase } from '../fixtures/brokers/restart-case.js';

@@ -7,7 +7,12 @@ import { execFile } from 'node:child_process';
 import { createServer, type Socket } from 'node:net';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
-import { type AmqpMessage, type AmqpSource, amqpSource, consume } from '../../src/brokers/amqp.js';
+import {
+  type AmqpMessage,
+  type AmqpSource,
+  amqpSource,
+  consume,
+} from '../../src/brokers/amqp/index.js';
 import {
   type AmqpAdmin,
   amqpAdmin,
@@ -266,9 +271,9 @@ describe('amqpSource: connectTimeout (x8)', () => {
           (e: unknown) => e as Error & { code?: string },
         );
         const elapsed = Date.now() - t0;
-        expect(error?.code).toBe('ETIMEDOUT');
-        expect(error?.message).toContain(`amqp://guest@127.0.0.1:${port}/vh`);
-        expect(error?.message).toContain('connectTimeout 300 ms');
+        expect(error?.code).toBe('ERR_CONNECT_TIMEOUT');
+        expect(error?.message).toContain(`amqp://guest:***@127.0.0.1:${port}/vh`);
+        expect(error?.message).toContain('within 300 ms');
         expect(error?.message).not.toContain('s3cret');
         expect(elapsed).toBeGreaterThanOrEqual(250);
         expect(elapsed).toBeLessThan(5000);
@@ -281,8 +286,8 @@ describe('amqpSource: connectTimeout (x8)', () => {
     });
   }
 
-  it('connectTimeout must be a positive integer of ms', async () => {
-    for (const bad of [0, -1, 1.5, Number.NaN, '10']) {
+  it('connectTimeout must be a positive number of ms', async () => {
+    for (const bad of [0, -1, Number.NaN, '10']) {
       await expect(
         amqpSource({ queue: 'sluice.test.never', connectTimeout: bad as number }),
       ).rejects.toMatchObject({ code: 'ERR_INVALID_OPTION', message: /connectTimeout/ });

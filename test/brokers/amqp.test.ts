@@ -5,7 +5,7 @@
  * source-cases.ts (run by amqp.consume.test.ts).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type AmqpMessage, type AmqpSource, amqpSource } from '../../src/brokers/amqp.js';
+import { type AmqpMessage, type AmqpSource, amqpSource } from '../../src/brokers/amqp/index.js';
 import { type AmqpAdmin, amqpAdmin, uniqueQueue } from '../fixtures/brokers/amqp-helpers.js';
 
 let admin: AmqpAdmin;

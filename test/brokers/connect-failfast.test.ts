@@ -1,9 +1,10 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import { createClient } from 'redis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { amqpSource } from '../../src/brokers/amqp.js';
-import { postgresSource } from '../../src/brokers/postgres.js';
-import { redisSource } from '../../src/brokers/redis.js';
+import { amqpSource } from '../../src/brokers/amqp/index.js';
+import { natsSource } from '../../src/brokers/nats/index.js';
+import { postgresSource } from '../../src/brokers/postgres/index.js';
+import { redisSource } from '../../src/brokers/redis/index.js';
 
 // Nothing listens on these ports: the first connection must fail at once, not retry forever
 // (was: `await redisSource(...)` / `await amqpSource(...)` never settled for a wrong URL).
@@ -62,6 +63,16 @@ describe('broker sources: a server that never answers fails within connectTimeou
           connectTimeout: 300,
         }),
     ],
+    [
+      'natsSource',
+      () =>
+        natsSource({
+          servers: `127.0.0.1:${port}`,
+          stream: 'silent',
+          consumer: 'c',
+          connectTimeout: 300,
+        }),
+    ],
   ];
   it.each(cases)('%s', async (_, open) => {
     const started = performance.now();
@@ -70,8 +81,8 @@ describe('broker sources: a server that never answers fails within connectTimeou
       (e: unknown) => e,
     )) as Error;
     expect(error).toBeInstanceOf(Error);
-    expect(error).toMatchObject({ code: 'ETIMEDOUT' });
-    expect(error.message).toMatch(/at (redis|postgres):\/\/.*127\.0\.0\.1.* within 300 ms/);
+    expect(error).toMatchObject({ code: 'ERR_CONNECT_TIMEOUT' });
+    expect(error.message).toMatch(/at (redis:\/\/|postgres:\/\/)?.*127\.0\.0\.1.* within 300 ms/);
     expect(error.message).not.toMatch(/secret/);
     expect(performance.now() - started).toBeLessThan(3000);
     // The half-open client was destroyed: nothing is left connected to the silent server.

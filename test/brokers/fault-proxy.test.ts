@@ -7,7 +7,7 @@ import { createServer, type Server, type Socket, connect as tcpConnect } from 'n
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { consume } from '../../src/brokers/consumer.js';
-import { redisSource } from '../../src/brokers/redis.js';
+import { redisSource } from '../../src/brokers/redis/index.js';
 import { deadline, Ledger, payloads } from '../fixtures/brokers/consumer-harness.js';
 import { type FaultProxy, startFaultProxy } from '../fixtures/brokers/fault-proxy.js';
 import { type RedisAdmin, redisAdmin, uniqueStream } from '../fixtures/brokers/redis-helpers.js';
@@ -123,7 +123,7 @@ describe('a consumer behind the fault proxy', () => {
         url: `redis://127.0.0.1:${proxy.port}`,
         stream,
         group: 'g',
-        claimIdle: 1000,
+        lease: 1000,
       }),
       async ({ k }) => {
         await sleep(1);

@@ -11,7 +11,9 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { consume } from '../../src/brokers/consumer.js';
 import { until } from '../fixtures/brokers/broker-under-test.js';
 import { consumerCases } from '../fixtures/brokers/consumer-cases.js';
+import { consumerGateCases } from '../fixtures/brokers/consumer-gate-cases.js';
 import { processCases } from '../fixtures/brokers/consumer-process-cases.js';
+import { enqueueCases } from '../fixtures/brokers/enqueue-cases.js';
 import { NATS_URL, natsUnderTest } from '../fixtures/brokers/nats-helpers.js';
 import { sourceCases } from '../fixtures/brokers/source-cases.js';
 
@@ -27,8 +29,10 @@ const MAX_PAYLOAD = await (async () => {
 afterAll(() => broker.cleanup());
 
 consumerCases(broker);
+consumerGateCases(broker);
 processCases(broker);
 sourceCases(broker);
+enqueueCases(broker);
 
 describe('consume() over NATS JetStream, broker-specific', () => {
   it('item 7: a slow but alive handler (3 x ack_wait) is not handed to a second consumer', async () => {

@@ -5,7 +5,7 @@
  * end, also when the test fails.
  */
 import { afterAll, beforeAll, describe } from 'vitest';
-import { type NatsSource, natsSource } from '../../src/brokers/nats.js';
+import { type NatsSource, natsSource } from '../../src/brokers/nats/index.js';
 import { type NatsAdmin, natsAdmin, uniqueStream } from '../fixtures/brokers/nats-helpers.js';
 import { privateNats } from '../fixtures/brokers/nats-server.js';
 import { restartCase } from '../fixtures/brokers/restart-case.js';
@@ -35,7 +35,7 @@ describe('NATS broker restart (private server)', () => {
         servers: nats.url,
         stream,
         consumer: 'workers',
-        ackWait: 2000,
+        lease: 2000,
       });
       await admin.publishMany(`${stream}.work`, count, (i) => JSON.stringify({ i }));
       return source;

@@ -4,14 +4,14 @@
  * and enqueue(), shared by every adapter, are in source-cases.ts (run by nats.consume.test.ts).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type NatsSource, natsSource } from '../../src/brokers/nats.js';
+import { type NatsSource, natsSource } from '../../src/brokers/nats/index.js';
 import { type NatsAdmin, natsAdmin, uniqueStream } from '../fixtures/brokers/nats-helpers.js';
 
 let admin: NatsAdmin;
 const streams: string[] = [];
 const sources: NatsSource[] = [];
 
-async function setup(opts: { ackWait?: number } = {}) {
+async function setup(opts: { lease?: number } = {}) {
   const stream = uniqueStream('A');
   streams.push(stream, `${stream}_DEAD`);
   const source = await natsSource({ stream, consumer: 'workers', ...opts });
@@ -103,7 +103,7 @@ describe('natsSource (adapter)', () => {
   });
 
   it('heartbeats keep a slow message from redelivery past ack_wait', async () => {
-    const { stream, source, subject } = await setup({ ackWait: 1000 });
+    const { stream, source, subject } = await setup({ lease: 1000 });
     expect(source.heartbeatInterval).toBeLessThanOrEqual(334);
     await admin.publishMany(subject, 1, () => 'slow');
     const m = await nextOf(source);
@@ -130,7 +130,7 @@ describe('natsSource (adapter)', () => {
   });
 
   it('a late ack after ack_wait is refused here: JetStream would end the redelivery another consumer runs', async () => {
-    const { stream, source: a } = await setup({ ackWait: 1000 });
+    const { stream, source: a } = await setup({ lease: 1000 });
     const b = await natsSource({ stream, consumer: 'workers' });
     sources.push(b);
     await admin.publishMany(`${stream}.work`, 1, () => 'x');
@@ -155,7 +155,7 @@ describe('natsSource (adapter)', () => {
   });
 
   it('a heartbeat within ack_wait keeps the lease: ack after 2 x ack_wait is accepted', async () => {
-    const { stream, source } = await setup({ ackWait: 1000 });
+    const { stream, source } = await setup({ lease: 1000 });
     await admin.publishMany(`${stream}.work`, 1, () => 'x');
     const m = await nextOf(source);
     for (let i = 0; i < 8; i++) {

@@ -4,11 +4,11 @@
  * out of range), `code: 'ERR_INVALID_OPTION'`, and a message naming the option and the value.
  */
 import { describe, expect, it } from 'vitest';
-import { amqpSource } from '../../src/brokers/amqp.js';
+import { amqpSource } from '../../src/brokers/amqp/index.js';
 import { consume } from '../../src/brokers/consumer.js';
-import { natsSource } from '../../src/brokers/nats.js';
-import { postgresSource } from '../../src/brokers/postgres.js';
-import { redisSource } from '../../src/brokers/redis.js';
+import { natsSource } from '../../src/brokers/nats/index.js';
+import { postgresSource } from '../../src/brokers/postgres/index.js';
+import { redisSource } from '../../src/brokers/redis/index.js';
 import type { BrokerSource } from '../../src/brokers/source.js';
 
 // Unreachable endpoints: a validation that ran after connecting would fail with a connection
@@ -30,15 +30,15 @@ const sources: Case[] = [
     TypeError,
   ],
   [
-    'redis claimIdle 0',
-    () => redisSource({ stream: 's', group: 'g', claimIdle: 0, url: NOWHERE.redis }),
-    'claimIdle',
+    'redis lease 0',
+    () => redisSource({ stream: 's', group: 'g', lease: 0, url: NOWHERE.redis }),
+    'lease',
     RangeError,
   ],
   [
-    'redis block "5"',
-    () => redisSource({ stream: 's', group: 'g', block: '5' as never, url: NOWHERE.redis }),
-    'block',
+    'redis fetchWait "5"',
+    () => redisSource({ stream: 's', group: 'g', fetchWait: '5' as never, url: NOWHERE.redis }),
+    'fetchWait',
     TypeError,
   ],
   [
@@ -73,9 +73,9 @@ const sources: Case[] = [
     TypeError,
   ],
   [
-    'redis claimIdle past the longest timer (its heartbeat would fire every ms)',
-    () => redisSource({ stream: 's', group: 'g', claimIdle: 1e12, url: NOWHERE.redis }),
-    'claimIdle',
+    'redis lease past the longest timer (its heartbeat would fire every ms)',
+    () => redisSource({ stream: 's', group: 'g', lease: 1e12, url: NOWHERE.redis }),
+    'lease',
     RangeError,
   ],
   [
@@ -85,9 +85,9 @@ const sources: Case[] = [
     RangeError,
   ],
   [
-    'nats ackWait past the longest timer',
-    () => natsSource({ stream: 'A', consumer: 'c', ackWait: 2 ** 31, servers: '127.0.0.1:1' }),
-    'ackWait',
+    'nats lease past the longest timer',
+    () => natsSource({ stream: 'A', consumer: 'c', lease: 2 ** 31, servers: '127.0.0.1:1' }),
+    'lease',
     RangeError,
   ],
   [
@@ -127,9 +127,9 @@ const sources: Case[] = [
     TypeError,
   ],
   [
-    'nats blockMs 10',
-    () => natsSource({ stream: 'A', consumer: 'c', blockMs: 10, servers: '127.0.0.1:1' }),
-    'blockMs',
+    'nats fetchWait 10 (a pull waits at least 1 s)',
+    () => natsSource({ stream: 'A', consumer: 'c', fetchWait: 10, servers: '127.0.0.1:1' }),
+    'fetchWait',
     RangeError,
   ],
 ];
@@ -147,6 +147,63 @@ describe('broker sources reject bad options before connecting', () => {
     expect((error as Error).message).toMatch(
       new RegExp(`^Invalid option "${name}": expected .*, got `),
     );
+  });
+});
+
+describe('the options of 0.1 that got one common name are refused, naming the new one', () => {
+  const renamed: [string, () => Promise<unknown>, string, string][] = [
+    [
+      'redis block',
+      () => redisSource({ stream: 's', group: 'g', block: 5, url: NOWHERE.redis } as never),
+      'block',
+      'fetchWait',
+    ],
+    [
+      'redis claimIdle',
+      () => redisSource({ stream: 's', group: 'g', claimIdle: 5, url: NOWHERE.redis } as never),
+      'claimIdle',
+      'lease',
+    ],
+    [
+      'nats blockMs',
+      () =>
+        natsSource({ stream: 'A', consumer: 'c', blockMs: 5000, servers: '127.0.0.1:1' } as never),
+      'blockMs',
+      'fetchWait',
+    ],
+    [
+      'nats ackWait',
+      () =>
+        natsSource({ stream: 'A', consumer: 'c', ackWait: 5000, servers: '127.0.0.1:1' } as never),
+      'ackWait',
+      'lease',
+    ],
+    [
+      'amqp blockMs',
+      () => amqpSource({ queue: 'q', blockMs: 5, url: 'amqp://127.0.0.1:1' } as never),
+      'blockMs',
+      'fetchWait',
+    ],
+    [
+      'postgres pollInterval',
+      () => postgresSource({ table: 't', pollInterval: 5, connectionString: NOWHERE.pg } as never),
+      'pollInterval',
+      'fetchWait',
+    ],
+  ];
+  it.each(renamed)('%s', async (_, make, old, replacement) => {
+    const error = await make().then(
+      () => undefined,
+      (e: unknown) => e as Error,
+    );
+    expect(error).toMatchObject({ code: 'ERR_INVALID_OPTION', name: 'TypeError' });
+    expect(error?.message).toMatch(new RegExp(`^Invalid option "${old}": .*"${replacement}"`));
+  });
+
+  it('RabbitMQ has no lease: passing one is refused', async () => {
+    await expect(
+      amqpSource({ queue: 'q', lease: 1000, url: 'amqp://127.0.0.1:1' } as never),
+    ).rejects.toMatchObject({ code: 'ERR_INVALID_OPTION', message: /^Invalid option "lease"/ });
   });
 });
 

@@ -1,6 +1,6 @@
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
-import { migrate } from '../../src/brokers/postgres.js';
+import { migrate } from '../../src/brokers/postgres/index.js';
 import { PG_URL, uniqueTable } from '../fixtures/brokers/postgres-helpers.js';
 
 const pool = new pg.Pool({ connectionString: PG_URL, max: 4 });

@@ -7,7 +7,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { consume } from '../../src/brokers/consumer.js';
-import { postgresSource } from '../../src/brokers/postgres.js';
+import { postgresSource } from '../../src/brokers/postgres/index.js';
 import { Ledger, payloads } from '../fixtures/brokers/consumer-harness.js';
 import { type PgAdmin, pgAdmin, uniqueTable } from '../fixtures/brokers/postgres-helpers.js';
 import { privatePostgres } from '../fixtures/brokers/postgres-server.js';
@@ -39,7 +39,7 @@ describe('PostgreSQL restart mid-run', () => {
     const ledger = new Ledger();
     const errors: string[] = [];
     const consumer = consume<{ k: string }>(
-      await postgresSource({ connectionString: server.url, table, lease: 1000, pollInterval: 200 }),
+      await postgresSource({ connectionString: server.url, table, lease: 1000, fetchWait: 200 }),
       async ({ k }) => {
         await new Promise((r) => setTimeout(r, 1));
         ledger.add(k);

@@ -6,7 +6,7 @@
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { type Consumer, consume } from '../../src/brokers/consumer.js';
-import { enqueue, postgresSource } from '../../src/brokers/postgres.js';
+import { enqueue, postgresSource } from '../../src/brokers/postgres/index.js';
 import { deadline, delegate, Ledger, payloads } from '../fixtures/brokers/consumer-harness.js';
 import { PG_URL, pgAdmin, uniqueTable } from '../fixtures/brokers/postgres-helpers.js';
 import { deferred } from '../helpers.js';
@@ -35,7 +35,7 @@ describe('consume() over a PostgreSQL table queue', () => {
     const got = deferred<number>();
     const consumer = track(
       consume<{ k: string }>(
-        await source(table, { pollInterval: 60_000 }),
+        await source(table, { fetchWait: 60_000 }),
         () => got.resolve(performance.now()),
         { concurrency: 4 },
       ),
@@ -43,7 +43,7 @@ describe('consume() over a PostgreSQL table queue', () => {
     // Poll interval 60 s: only the notification can deliver this row promptly.
     await new Promise((r) => setTimeout(r, 100));
     const sent = performance.now();
-    await enqueue(admin.pool, table, { k: 'wake' });
+    await enqueue({ db: admin.pool, table }, { k: 'wake' });
     const latency = (await deadline(got.promise, 5000, 'notified delivery')) - sent;
     await new Promise((r) => setTimeout(r, 100));
     const t0 = performance.now();
@@ -64,7 +64,7 @@ describe('consume() over a PostgreSQL table queue', () => {
     const started = deferred<void>();
     const a = track(
       consume<{ k: string }>(
-        await source(table, { lease: 600, pollInterval: 50 }),
+        await source(table, { lease: 600, fetchWait: 50 }),
         async ({ k }) => {
           runs.push(`a:${k}`);
           started.resolve();
@@ -77,7 +77,7 @@ describe('consume() over a PostgreSQL table queue', () => {
     await started.promise;
     const b = track(
       consume<{ k: string }>(
-        await source(table, { lease: 600, pollInterval: 50 }),
+        await source(table, { lease: 600, fetchWait: 50 }),
         ({ k }) => {
           runs.push(`b:${k}`);
         },
@@ -97,7 +97,7 @@ describe('consume() over a PostgreSQL table queue', () => {
     const runs: string[] = [];
     const bRan = deferred<void>();
     const errors: string[] = [];
-    const inner = await source(table, { lease: 300, pollInterval: 50 });
+    const inner = await source(table, { lease: 300, fetchWait: 50 });
     const a = track(
       consume<{ k: string }>(
         delegate(inner, { heartbeat: undefined, heartbeatInterval: undefined }),
@@ -110,7 +110,7 @@ describe('consume() over a PostgreSQL table queue', () => {
     );
     const b = track(
       consume<{ k: string }>(
-        await source(table, { lease: 300, pollInterval: 50 }),
+        await source(table, { lease: 300, fetchWait: 50 }),
         async ({ k }, { message }) => {
           runs.push(`b:${k}:${message.deliveryCount}`);
           bRan.resolve();

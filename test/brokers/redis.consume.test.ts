@@ -7,7 +7,9 @@
  */
 import { afterAll } from 'vitest';
 import { consumerCases } from '../fixtures/brokers/consumer-cases.js';
+import { consumerGateCases } from '../fixtures/brokers/consumer-gate-cases.js';
 import { processCases } from '../fixtures/brokers/consumer-process-cases.js';
+import { enqueueCases } from '../fixtures/brokers/enqueue-cases.js';
 import { redisUnderTest } from '../fixtures/brokers/redis-helpers.js';
 import { sourceCases } from '../fixtures/brokers/source-cases.js';
 
@@ -15,5 +17,7 @@ const broker = await redisUnderTest();
 afterAll(() => broker.cleanup());
 
 consumerCases(broker);
+consumerGateCases(broker);
 processCases(broker);
 sourceCases(broker);
+enqueueCases(broker);

@@ -8,7 +8,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { consume } from '../../src/brokers/consumer.js';
-import { redisSource } from '../../src/brokers/redis.js';
+import { redisSource } from '../../src/brokers/redis/index.js';
 import { deadline, Ledger, payloads } from '../fixtures/brokers/consumer-harness.js';
 import { type RedisAdmin, redisAdmin, uniqueStream } from '../fixtures/brokers/redis-helpers.js';
 import { privateRedis } from '../fixtures/brokers/redis-server.js';
@@ -38,7 +38,7 @@ describe('Redis restart mid-run', () => {
     const errors: string[] = [];
     const sawOutage = deferred<void>();
     const consumer = consume<{ k: string }>(
-      await redisSource({ url: URL, stream, group: 'g', claimIdle: 1000 }),
+      await redisSource({ url: URL, stream, group: 'g', lease: 1000 }),
       async ({ k }) => {
         await new Promise((r) => setTimeout(r, 1));
         ledger.add(k);
@@ -58,7 +58,7 @@ describe('Redis restart mid-run', () => {
     await server.start();
     await ledger.until(2000, 30_000);
     // Finished = every entry acked, including any whose ack was lost in the outage (those are
-    // reclaimed after claimIdle and run again: the duplicates reported below).
+    // reclaimed after lease and run again: the duplicates reported below).
     await admin.until(
       async () => (await admin.pending(stream)) + (await admin.lag(stream)) === 0,
       'all acked',
@@ -82,7 +82,7 @@ describe('Redis restart mid-run', () => {
     const ledger = new Ledger();
     await admin.fill(stream, payloads(100, 'before'));
     const consumer = consume<{ k: string }>(
-      await redisSource({ url: URL, stream, group: 'g', block: 100 }),
+      await redisSource({ url: URL, stream, group: 'g', fetchWait: 100 }),
       ({ k }) => {
         ledger.add(k);
       },

@@ -6,8 +6,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Consumer, consume } from '../../src/brokers/consumer.js';
-import { redisSource } from '../../src/brokers/redis.js';
-import { reapEmptyConsumers } from '../../src/brokers/redis-source.js';
+import { redisSource } from '../../src/brokers/redis/index.js';
+import { reapEmptyConsumers } from '../../src/brokers/redis/source.js';
 import { deadline, delegate, Ledger, payloads } from '../fixtures/brokers/consumer-harness.js';
 import { type RedisAdmin, redisAdmin, uniqueStream } from '../fixtures/brokers/redis-helpers.js';
 import { deferred } from '../helpers.js';
@@ -34,14 +34,14 @@ function track(c: Consumer): Consumer {
 }
 
 describe('consume() over Redis Streams', () => {
-  it('item 7: a slow but alive handler (longer than claimIdle) is not handed to a second consumer', async () => {
+  it('item 7: a slow but alive handler (longer than lease) is not handed to a second consumer', async () => {
     const stream = uniqueStream('r7');
     await admin.fill(stream, [{ k: 'slow' }]);
     const runs: string[] = [];
     const slowStarted = deferred<void>();
     const a = track(
       consume<{ k: string }>(
-        await source(stream, { consumer: 'a', claimIdle: 600 }),
+        await source(stream, { consumer: 'a', lease: 600 }),
         async ({ k }) => {
           runs.push(`a:${k}`);
           slowStarted.resolve();
@@ -55,7 +55,7 @@ describe('consume() over Redis Streams', () => {
     // b scans for entries idle >= 600 ms every 150 ms during a's 1.8 s handler.
     const b = track(
       consume<{ k: string }>(
-        await source(stream, { consumer: 'b', claimIdle: 600 }),
+        await source(stream, { consumer: 'b', lease: 600 }),
         ({ k }) => {
           runs.push(`b:${k}`);
         },
@@ -74,7 +74,7 @@ describe('consume() over Redis Streams', () => {
     await admin.fill(stream, [{ k: 'slow' }]);
     const runs: string[] = [];
     const bRan = deferred<void>();
-    const inner = await source(stream, { consumer: 'a', claimIdle: 300 });
+    const inner = await source(stream, { consumer: 'a', lease: 300 });
     const noBeat = delegate(inner, { heartbeatInterval: undefined, heartbeat: undefined });
     const a = track(
       consume<{ k: string }>(
@@ -88,7 +88,7 @@ describe('consume() over Redis Streams', () => {
     );
     const b = track(
       consume<{ k: string }>(
-        await source(stream, { consumer: 'b', claimIdle: 300 }),
+        await source(stream, { consumer: 'b', lease: 300 }),
         ({ k }, { message }) => {
           runs.push(`b:${k}:${message.deliveryCount}`);
           bRan.resolve();
@@ -112,7 +112,7 @@ describe('consume() over Redis Streams', () => {
       const first = await a.fetch(3, never);
       expect(first.map((m) => m.deliveryCount)).toEqual([1, 1, 1]);
       for (const m of first) await a.release(m);
-      // claimIdle is 30 s by default: only a release makes them claimable by b right away.
+      // lease is 30 s by default: only a release makes them claimable by b right away.
       const again = await b.fetch(3, never);
       expect(again.map((m) => m.id).sort()).toEqual(first.map((m) => m.id).sort());
       expect(again.map((m) => m.deliveryCount)).toEqual([1, 1, 1]);
@@ -308,7 +308,7 @@ describe('consume() over Redis Streams', () => {
     const counts = new Set<number>();
     const consumer = track(
       consume<{ k: string }>(
-        await source(stream, { claimIdle: 50 }),
+        await source(stream, { lease: 50 }),
         ({ k }, { message }) => {
           counts.add(message.deliveryCount);
           ledger.add(k);
@@ -330,8 +330,8 @@ describe('consume() over Redis Streams', () => {
   it('a late ack after a lost lease is refused: the new owner’s delivery stays pending', async () => {
     const stream = uniqueStream('rlate');
     await admin.fill(stream, [{ k: 'x' }]);
-    // a's heartbeat never runs, as when its event loop is blocked past claimIdle.
-    const inner = await source(stream, { consumer: 'a', claimIdle: 200 });
+    // a's heartbeat never runs, as when its event loop is blocked past lease.
+    const inner = await source(stream, { consumer: 'a', lease: 200 });
     const stalled = delegate(inner, { heartbeatInterval: undefined, heartbeat: undefined });
     const aRunning = deferred<void>();
     const aFinish = deferred<void>();
@@ -354,7 +354,7 @@ describe('consume() over Redis Streams', () => {
     const bFinish = deferred<void>();
     const b = track(
       consume(
-        await source(stream, { consumer: 'b', claimIdle: 200 }),
+        await source(stream, { consumer: 'b', lease: 200 }),
         async () => {
           bRunning.resolve();
           await bFinish.promise;
@@ -381,8 +381,8 @@ describe('consume() over Redis Streams', () => {
     async (op) => {
       const stream = uniqueStream('rlate2');
       await admin.fill(stream, [{ k: 'x' }]);
-      const a = await source(stream, { consumer: 'a', claimIdle: 50 });
-      const b = await source(stream, { consumer: 'b', claimIdle: 50 });
+      const a = await source(stream, { consumer: 'a', lease: 50 });
+      const b = await source(stream, { consumer: 'b', lease: 50 });
       const never = new AbortController().signal;
       try {
         const [m] = await a.fetch(1, never);

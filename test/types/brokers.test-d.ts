@@ -1,8 +1,10 @@
 /**
  * Type tests, checked by `npm run typecheck` (`tsc -p test/types/tsconfig.json`), never run:
  * every broker entry point accepts the client a user gets from the client library's documented
- * constructor, as it comes, without a cast; and `consume()`'s signatures (one source or
- * several, one message per call or batches).
+ * constructor, as it comes, without a cast; the four `enqueue`s share one signature
+ * `(target, payload, { delay?, key?, headers? }) => Promise<EnqueueResult>`, and the sources
+ * share the common option names; and `consume()`'s signatures (one source or several, one
+ * message per call or batches).
  */
 
 import { connect as natsConnect } from '@nats-io/transport-node';
@@ -11,23 +13,31 @@ import { connect as amqpConnect } from 'amqplib';
 import pg from 'pg';
 import { createClient } from 'redis';
 import { expectTypeOf } from 'vitest';
-import * as amqp from '../../src/brokers/amqp.js';
-import * as nats from '../../src/brokers/nats.js';
-import * as postgres from '../../src/brokers/postgres.js';
-import * as redis from '../../src/brokers/redis.js';
+import * as amqp from '../../src/brokers/amqp/index.js';
+import * as nats from '../../src/brokers/nats/index.js';
+import * as postgres from '../../src/brokers/postgres/index.js';
+import * as redis from '../../src/brokers/redis/index.js';
+import {
+  ConnectTimeoutError,
+  NotConnectedError,
+  type SluiceErrorCode,
+  UnroutableError,
+} from '../../src/index.js';
+
+type Result = { readonly id: string | undefined; readonly deduplicated: boolean };
 
 export async function redisClients(): Promise<void> {
   // node-redis v5's defaults: RESP is `2 | 3` and the default modules are included.
   const client = createClient();
-  await redis.enqueue(client, 'jobs', { path: 'a.pdf' });
+  await redis.enqueue({ client, stream: 'jobs' }, { path: 'a.pdf' });
   await redis.redisSource({ client, stream: 'jobs', group: 'workers' });
 
   const withUrl = createClient({ url: 'redis://127.0.0.1:6379' });
-  await redis.enqueue(withUrl, 'jobs', 'x');
+  await redis.enqueue({ client: withUrl, stream: 'jobs' }, 'x', { delay: 2000 });
   await redis.redisSource({ client: withUrl, stream: 'jobs', group: 'workers' });
 
   const resp3 = createClient({ RESP: 3 });
-  await redis.enqueue(resp3, 'jobs', 'x');
+  await redis.enqueue({ client: resp3, stream: 'jobs', field: 'payload' }, 'x', { key: 'k' });
   await redis.redisSource({ client: resp3, stream: 'jobs', group: 'workers' });
 
   const resp2 = createClient({ RESP: 2 });
@@ -35,30 +45,67 @@ export async function redisClients(): Promise<void> {
 
   // A client with a type mapping, and the bare @redis/client (no default modules).
   const mapped = createClient().withTypeMapping({});
-  await redis.enqueue(mapped, 'jobs', 'x');
+  await redis.enqueue({ client: mapped, stream: 'jobs' }, 'x');
   const bare = createBareClient();
-  await redis.enqueue(bare, 'jobs', 'x');
+  await redis.enqueue({ client: bare, stream: 'jobs' }, 'x', { headers: { tenant: 'a' } });
   await redis.redisSource({ client: bare, stream: 'jobs', group: 'workers' });
 
-  expectTypeOf(redis.enqueue).returns.resolves.toEqualTypeOf<string>();
+  expectTypeOf(redis.enqueue).returns.resolves.toEqualTypeOf<redis.EnqueueResult>();
+  expectTypeOf<redis.EnqueueResult>().toEqualTypeOf<Result>();
   // @ts-expect-error: not a Redis client
-  await redis.enqueue({}, 'jobs', 'x');
+  await redis.enqueue({ client: {}, stream: 'jobs' }, 'x');
+  // @ts-expect-error: the 0.1 signature (client, stream, payload) is gone
+  await redis.enqueue(client, 'jobs', 'x');
+  // @ts-expect-error: headers hold strings
+  await redis.enqueue({ client, stream: 'jobs' }, 'x', { headers: { n: 1 } });
+
+  // The common names; the 0.1 ones are type errors too (and refused at run time).
+  await redis.redisSource({ stream: 's', group: 'g', fetchWait: 500, lease: 10_000 });
+  // @ts-expect-error: renamed to fetchWait
+  await redis.redisSource({ stream: 's', group: 'g', block: 500 });
+  // @ts-expect-error: renamed to lease
+  await redis.redisSource({ stream: 's', group: 'g', claimIdle: 500 });
 }
 
 export async function natsConnections(): Promise<void> {
   const nc = await natsConnect({ servers: '127.0.0.1:4222' });
-  await nats.enqueue(nc, 'JOBS.work', { path: 'a.pdf' });
-  await nats.natsSource({ connection: nc, stream: 'JOBS', consumer: 'workers' });
+  const r = await nats.enqueue(
+    { connection: nc, subject: 'JOBS.work' },
+    { path: 'a.pdf' },
+    {
+      delay: 2000,
+      key: 'a.pdf',
+      headers: { tenant: 'a' },
+    },
+  );
+  expectTypeOf(r).toEqualTypeOf<nats.EnqueueResult>();
+  await nats.natsSource({
+    connection: nc,
+    stream: 'JOBS',
+    consumer: 'workers',
+    fetchWait: 1000,
+    lease: 30_000,
+    connectTimeout: 5000,
+    duplicateWindow: 60_000,
+  });
   // @ts-expect-error: not a NATS connection
-  await nats.enqueue({}, 'JOBS.work', 'x');
+  await nats.enqueue({ connection: {}, subject: 'JOBS.work' }, 'x');
+  // @ts-expect-error: renamed to lease
+  await nats.natsSource({ stream: 'JOBS', consumer: 'workers', ackWait: 1000 });
+  // @ts-expect-error: renamed to fetchWait
+  await nats.natsSource({ stream: 'JOBS', consumer: 'workers', blockMs: 1000 });
 }
 
 export async function amqpChannels(): Promise<void> {
   const conn = await amqpConnect('amqp://127.0.0.1');
-  await amqp.enqueue(await conn.createConfirmChannel(), 'jobs', { path: 'a.pdf' });
+  const channel = await conn.createConfirmChannel();
+  await amqp.enqueue({ channel, queue: 'jobs' }, { path: 'a.pdf' }, { delay: 2000 });
+  expectTypeOf(amqp.enqueue).returns.resolves.toEqualTypeOf<amqp.EnqueueResult>();
   // @ts-expect-error: a plain channel has no publisher confirms
-  await amqp.enqueue(await conn.createChannel(), 'jobs', 'x');
-  await amqp.amqpSource({ url: 'amqp://127.0.0.1', queue: 'jobs' });
+  await amqp.enqueue({ channel: await conn.createChannel(), queue: 'jobs' }, 'x');
+  await amqp.amqpSource({ url: 'amqp://127.0.0.1', queue: 'jobs', fetchWait: 500 });
+  // @ts-expect-error: RabbitMQ has no lease
+  await amqp.amqpSource({ queue: 'jobs', lease: 1000 });
 }
 
 export async function postgresClients(): Promise<void> {
@@ -67,12 +114,101 @@ export async function postgresClients(): Promise<void> {
   const checkedOut = await pool.connect();
   for (const db of [pool, client, checkedOut]) {
     await postgres.migrate(db, 'jobs');
-    await postgres.enqueue(db, 'jobs', [{ path: 'a.pdf' }]);
+    await postgres.enqueue({ db, table: 'jobs' }, { path: 'a.pdf' }, { delay: 5, key: 'a' });
+    await postgres.enqueueMany({ db, table: 'jobs' }, [{ path: 'a.pdf' }]);
   }
-  await postgres.postgresSource({ pool, table: 'jobs' });
+  await postgres.postgresSource({ pool, table: 'jobs', fetchWait: 200, lease: 5000 });
   const { Pool } = pg;
   await postgres.postgresSource({ pool: new Pool(), table: 'jobs' });
-  expectTypeOf(postgres.enqueue).returns.resolves.toEqualTypeOf<string[]>();
+  expectTypeOf(postgres.enqueue).returns.resolves.toEqualTypeOf<postgres.EnqueueResult>();
+  expectTypeOf(postgres.enqueueMany).returns.resolves.toEqualTypeOf<string[]>();
+  // @ts-expect-error: renamed to fetchWait
+  await postgres.postgresSource({ pool, table: 'jobs', pollInterval: 200 });
+}
+
+/** One signature: the same options type and result type on all four. */
+export function oneShape(): void {
+  expectTypeOf<Parameters<typeof redis.enqueue>[2]>().toEqualTypeOf<
+    Parameters<typeof nats.enqueue>[2]
+  >();
+  expectTypeOf<Parameters<typeof amqp.enqueue>[2]>().toEqualTypeOf<
+    Parameters<typeof postgres.enqueue>[2]
+  >();
+  expectTypeOf<Parameters<typeof redis.enqueue>[2]>().toEqualTypeOf<
+    postgres.EnqueueOptions | undefined
+  >();
+  expectTypeOf<redis.EnqueueResult>().toEqualTypeOf<amqp.EnqueueResult>();
+}
+
+export function brokerErrors(): void {
+  expectTypeOf(new ConnectTimeoutError('Redis at redis://x', 10).timeout).toEqualTypeOf<number>();
+  expectTypeOf(new NotConnectedError('RabbitMQ').code).toEqualTypeOf<SluiceErrorCode>();
+  expectTypeOf<'ERR_CONNECT_TIMEOUT'>().toExtend<SluiceErrorCode>();
+  expectTypeOf<'ERR_NOT_CONNECTED'>().toExtend<SluiceErrorCode>();
+  expectTypeOf<'ERR_UNROUTABLE'>().toExtend<SluiceErrorCode>();
+  expectTypeOf(new UnroutableError('x')).toExtend<Error>();
+}
+
+export async function deadLetterOperations(): Promise<void> {
+  // Every broker opens the same DeadLetters shape; each subpath exports the shared types.
+  const openers = [
+    redis.redisDeadLetters({ stream: 'jobs' }),
+    redis.redisDeadLetters({ client: createClient({ RESP: 3 }), stream: 'jobs', field: 'payload' }),
+    nats.natsDeadLetters({ stream: 'JOBS', deadLetterStream: 'JOBS_DEAD' }),
+    amqp.amqpDeadLetters({ queue: 'jobs', maxScan: 500 }),
+    postgres.postgresDeadLetters({ pool: new pg.Pool(), table: 'jobs' }),
+  ];
+  expectTypeOf(openers).toEqualTypeOf<Promise<redis.DeadLetters>[]>();
+  const dead: nats.DeadLetters = await openers[0]!;
+
+  const page = await dead.list({ limit: 20 });
+  expectTypeOf(page).toEqualTypeOf<amqp.DeadLetterPage>();
+  expectTypeOf(page.next).toEqualTypeOf<string | undefined>();
+  await dead.list({ limit: 20, ...(page.next ? { cursor: page.next } : {}) });
+  await dead.list();
+  const [letter] = page.letters;
+  if (letter) {
+    expectTypeOf(letter).toEqualTypeOf<postgres.DeadLetter>();
+    expectTypeOf(letter.id).toEqualTypeOf<string>();
+    expectTypeOf(letter.body).toEqualTypeOf<Uint8Array>();
+    expectTypeOf(letter.error).toEqualTypeOf<string>();
+    expectTypeOf(letter.code).toEqualTypeOf<string | undefined>();
+    expectTypeOf(letter.attempts).toEqualTypeOf<number>();
+    expectTypeOf(letter.firstFailedAt).toEqualTypeOf<Date | undefined>();
+    expectTypeOf(letter.lastFailedAt).toEqualTypeOf<Date>();
+  }
+
+  expectTypeOf(dead.replay).returns.resolves.toEqualTypeOf<number>();
+  await dead.replay('all');
+  await dead.replay(['1-0', '2-0']);
+  await dead.replay({ code: 'ETIMEDOUT', error: /timed out/, failedAfter: new Date() });
+  await dead.replay({ where: (l) => l.attempts > 3 });
+  const filter: redis.DeadLetterFilter = { failedBefore: new Date() };
+  const which: redis.DeadLetterSelection = filter;
+  expectTypeOf(dead.purge).returns.resolves.toEqualTypeOf<number>();
+  await dead.purge(which);
+  const options: redis.DeadLetterListOptions = { limit: 10 };
+  await dead.list(options);
+  await dead.close();
+
+  // @ts-expect-error: 'some' is not a selection
+  await dead.replay('some');
+  // @ts-expect-error: ids are strings
+  await dead.purge([1, 2]);
+  // @ts-expect-error: not a filter key
+  await dead.replay({ colour: 'red' });
+  // @ts-expect-error: the stream is required
+  await redis.redisDeadLetters({});
+  // @ts-expect-error: the table is required
+  await postgres.postgresDeadLetters({ connectionString: 'postgres://x' });
+
+  // connectTimeout, the sources' common name, on every broker's dead letters.
+  await redis.redisDeadLetters({ stream: 'jobs', connectTimeout: 500 });
+  await nats.natsDeadLetters({ stream: 'JOBS', connectTimeout: 500 });
+  await amqp.amqpDeadLetters({ queue: 'jobs', connectTimeout: 500 });
+  await postgres.postgresDeadLetters({ table: 'jobs', connectTimeout: 500 });
+  // @ts-expect-error: the 0.1 name is gone
+  await redis.redisDeadLetters({ stream: 'jobs', claimIdle: 500 });
 }
 
 export async function consumeSignatures(): Promise<void> {
@@ -135,4 +271,15 @@ export async function consumeSignatures(): Promise<void> {
   });
   // @ts-expect-error: batch.size is required
   redis.consume<Job>(one, () => {}, { concurrency: 2, batch: { maxWait: 10 } });
+  // Gates with batches: rate (per batch start) and retry are allowed…
+  redis.consume<Job>(one, () => {}, {
+    concurrency: 2,
+    batch: { size: 2 },
+    rate: { limit: 10, interval: 1000 },
+    retry: { attempts: 3 },
+  });
+  // @ts-expect-error: …key (like perKey and priority) is refused with batch
+  redis.consume<Job>(one, () => {}, { concurrency: 2, batch: { size: 2 }, key: () => 'k' });
+  // @ts-expect-error: priority is refused with batch
+  redis.consume<Job>(one, () => {}, { concurrency: 2, batch: { size: 2 }, priority: () => 1 });
 }

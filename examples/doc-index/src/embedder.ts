@@ -7,9 +7,15 @@
 
 /** Who produced a set of vectors. Stored as JSON in the index's `meta` table. */
 export interface EmbedderIdentity {
-  /** 'lexical' (built-in feature hashing) or 'http' (an OpenAI-compatible endpoint). */
-  kind: 'lexical' | 'http';
-  /** Model name: 'lexical-v1' for the built-in one, the --embed-model value for HTTP. */
+  /**
+   * 'lexical' (built-in feature hashing), 'local' (the built-in semantic model, run in worker
+   * threads) or 'http' (an OpenAI-compatible endpoint).
+   */
+  kind: 'lexical' | 'local' | 'http';
+  /**
+   * Model name: 'lexical-v1' for feature hashing, 'universal-sentence-encoder-lite' for the
+   * local model, the --embed-model value for HTTP.
+   */
   model: string;
   /** Vector length; for HTTP, known only after the first response (undefined until then). */
   dimension?: number;
@@ -25,6 +31,8 @@ export interface Embedder {
    * @throws EmbedError for the HTTP embedder when the endpoint fails for good.
    */
   embed(texts: readonly string[], opts?: { signal?: AbortSignal }): Promise<Float32Array[]>;
+  /** Releases what the embedder holds (worker threads); absent when it holds nothing. */
+  close?(): Promise<void>;
 }
 
 /** Human-readable name of an identity, e.g. `http nomic-embed-text (768 dims)`. */

@@ -10,6 +10,8 @@ export const EXIT = {
   SOME_FAILED: 1,
   /** Bad command line, missing input, unusable database, or an embedder mismatch. */
   USAGE: 2,
+  /** `search`: nothing in the index is a good match for the query (the closest are still shown). */
+  NO_GOOD_MATCH: 3,
   /** Stopped by SIGINT (128 + 2), after committing the documents in flight. */
   INTERRUPTED_SIGINT: 130,
   /** Stopped by SIGTERM (128 + 15), after committing the documents in flight. */
@@ -42,6 +44,7 @@ Exit codes (each command's --help has its own):
   1    index: the run completed but some documents failed (listed in the summary)
   2    usage error (bad flags or URL, missing input, no PDF files found, unusable index,
        embedder mismatch, unreachable broker)
+  3    search: no good match for the query
   130  index: interrupted by SIGINT (documents in flight were finished and committed);
        serve: a second SIGINT aborted the documents in flight (back to the queue)
   143  the same for SIGTERM
@@ -50,6 +53,8 @@ Exit codes (each command's --help has its own):
 /** The exit codes of `search`, appended to its `--help`. */
 export const SEARCH_EXIT_CODES_HELP = `
 Exit codes:
-  0    results printed ("No results." when nothing matches)
+  0    results printed, the first of them a good match
   2    usage error (bad flags, no index at --db, not an index, embedder mismatch)
+  3    no good match: nothing in the index is relevant enough ("noGoodMatch": true in --json;
+       the closest documents are still listed, as weak guesses)
 `;

@@ -45,7 +45,7 @@ export async function openSource(
         url: spec.url,
         stream: spec.stream,
         group: spec.group,
-        claimIdle: tuning.lease,
+        lease: tuning.lease,
         connectTimeout: CONNECT_TIMEOUT,
       });
     }
@@ -55,7 +55,8 @@ export async function openSource(
         servers: spec.servers,
         stream: spec.stream,
         consumer: spec.consumer,
-        ackWait: tuning.lease,
+        lease: tuning.lease,
+        connectTimeout: CONNECT_TIMEOUT,
       });
     }
     case 'amqp': {
@@ -115,7 +116,7 @@ async function redisProducer(spec: Extract<BrokerSpec, { kind: 'redis' }>): Prom
   return {
     async send(payloads) {
       // node-redis pipelines the commands of one tick: one round trip for the batch.
-      await Promise.all(payloads.map((p) => enqueue(client, spec.stream, p)));
+      await Promise.all(payloads.map((p) => enqueue({ client, stream: spec.stream }, p)));
     },
     close: async () => {
       await client.quit();
@@ -140,7 +141,8 @@ async function natsProducer(spec: Extract<BrokerSpec, { kind: 'nats' }>): Promis
   }
   return {
     async send(payloads) {
-      for (const p of payloads) await enqueue(nc, `${spec.stream}.work`, p);
+      for (const p of payloads)
+        await enqueue({ connection: nc, subject: `${spec.stream}.work` }, p);
     },
     close: () => nc.close(),
   };
@@ -163,7 +165,7 @@ async function amqpProducer(spec: Extract<BrokerSpec, { kind: 'amqp' }>): Promis
   const channel = await conn.createConfirmChannel();
   return {
     async send(payloads) {
-      await Promise.all(payloads.map((p) => enqueue(channel, spec.queue, p)));
+      await Promise.all(payloads.map((p) => enqueue({ channel, queue: spec.queue }, p)));
     },
     close: async () => {
       await channel.close();
@@ -175,7 +177,7 @@ async function amqpProducer(spec: Extract<BrokerSpec, { kind: 'amqp' }>): Promis
 async function postgresProducer(
   spec: Extract<BrokerSpec, { kind: 'postgres' }>,
 ): Promise<Producer> {
-  const [{ default: pg }, { migrate, enqueue }] = await Promise.all([
+  const [{ default: pg }, { migrate, enqueueMany }] = await Promise.all([
     import('pg'),
     import('sluice/postgres'),
   ]);
@@ -189,7 +191,7 @@ async function postgresProducer(
   }
   return {
     async send(payloads) {
-      if (payloads.length) await enqueue(pool, spec.table, [...payloads]);
+      if (payloads.length) await enqueueMany({ db: pool, table: spec.table }, [...payloads]);
     },
     close: () => pool.end(),
   };

@@ -47,6 +47,31 @@ CREATE TABLE IF NOT EXISTS vectors (
 );
 `;
 
+/**
+ * Full-text search over the chunks (FTS5, BM25). External content: the text lives once, in
+ * `chunks`, and triggers keep the index in step with every insert and delete (a document's
+ * cascade delete included). Tokenizer: porter stemming over unicode61 with diacritics folded,
+ * so "hyperlinks" finds "hyperlink" and "Déjà" finds "deja"; see the README for why not trigram.
+ */
+const FTS_SCHEMA = `
+CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(
+  text, content='chunks', content_rowid='id',
+  tokenize='porter unicode61 remove_diacritics 2'
+);
+CREATE TRIGGER IF NOT EXISTS chunks_fts_insert AFTER INSERT ON chunks BEGIN
+  INSERT INTO chunks_fts(rowid, text) VALUES (new.id, new.text);
+END;
+CREATE TRIGGER IF NOT EXISTS chunks_fts_delete AFTER DELETE ON chunks BEGIN
+  INSERT INTO chunks_fts(chunks_fts, rowid, text) VALUES ('delete', old.id, old.text);
+END;
+`;
+
+/**
+ * The schema's version, in SQLite's user_version: 0 = before full-text search (chunks and
+ * vectors only), 1 = with `chunks_fts`. Opening a version-0 index for writing migrates it.
+ */
+export const SCHEMA_VERSION = 1;
+
 /** How long `open` keeps retrying a new index's set-up while other processes hold it, ms. */
 const OPEN_DEADLINE_MS = 15_000;
 
@@ -66,6 +91,10 @@ function assertIndexOrEmpty(db: Database.Database): void {
     const shown = tables.length > 5 ? `${tables.slice(0, 5).join(', ')}, …` : tables.join(', ');
     throw new Error(`it has other tables (${shown}) and none of ${INDEX_TABLES.join(', ')}`);
   }
+}
+
+function hasFts(db: Database.Database): boolean {
+  return db.prepare(`SELECT 1 FROM sqlite_master WHERE name = 'chunks_fts'`).get() !== undefined;
 }
 
 /** A read-only open: the file must already hold the index's tables. */
@@ -90,11 +119,15 @@ function initialize(db: Database.Database): void {
   db.exec('BEGIN IMMEDIATE');
   try {
     db.exec(SCHEMA);
-    // A write that changes nothing: a read-only file fails here, before any document is
+    const hadFts = hasFts(db);
+    db.exec(FTS_SCHEMA);
+    // An index written before full-text search: fill the new FTS table from its chunks, in this
+    // same transaction (an index of ~10,000 chunks takes well under a second).
+    if (!hadFts) db.exec(`INSERT INTO chunks_fts(chunks_fts) VALUES ('rebuild')`);
+    // Always written, even unchanged: a read-only file fails here, before any document is
     // extracted and embedded, rather than at every document's insert (SQLite opens a file it
     // cannot write read-only without a word, and the schema above exists already).
-    const version = db.pragma('user_version', { simple: true }) as number;
-    db.pragma(`user_version = ${version}`);
+    db.pragma(`user_version = ${SCHEMA_VERSION}`);
     db.exec('COMMIT');
   } catch (err) {
     if (db.inTransaction) db.exec('ROLLBACK');
@@ -315,6 +348,14 @@ export class Store {
       const v = doc.vectors[i]!;
       this.#stmts.insertVector.run(chunkId, Buffer.from(v.buffer, v.byteOffset, v.byteLength));
     });
+  }
+
+  /**
+   * True when the index has its full-text table (schema version 1). A read-only open of an
+   * index written by an older version has none; a writable open adds it (see `open`).
+   */
+  hasFullText(): boolean {
+    return hasFts(this.db);
   }
 
   /** Number of indexed documents. */

@@ -31,11 +31,11 @@ describe('CLI: a --db that is not an index', () => {
     }
   });
 
-  it('a query that matches nothing prints "No results." (was: k hits scored 0.000)', async () => {
+  it('a query that matches nothing answers "no good match" with exit 3', async () => {
     const db = join(dir, 'index.db');
     expect((await cli(['index', BUNDLED_PDFS, '--db', db, '--threads', '1'])).code).toBe(0);
     const run = await cli(['search', 'zzzqqq', '--db', db]);
-    expect(run.code).toBe(0);
-    expect(run.stdout.trim()).toBe('No results.');
+    expect(run.code).toBe(3);
+    expect(run.stdout).toMatch(/^No good match for "zzzqqq"\./);
   });
 });

@@ -43,8 +43,8 @@ describe('sluice-doc-index CLI', () => {
     expect(run.stdout).toMatch(/<- bottleneck/);
     const found = await cli(['search', 'multiple indexes', '--db', db, '-k', '3', '--json']);
     expect(found.code).toBe(0);
-    expect(JSON.parse(found.stdout)[0]).toMatchObject({
-      path: join(BUNDLED_PDFS, 'amsmidx.pdf'),
+    expect(JSON.parse(found.stdout).results[0]).toMatchObject({
+      document: join(BUNDLED_PDFS, 'amsmidx.pdf'),
       page: 1,
     });
     // Searching with another embedder than the one that built the index is refused.

@@ -2,7 +2,7 @@ import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { Summary } from '../src/report.js';
-import type { Hit } from '../src/search.js';
+import type { SearchAnswer } from '../src/search.js';
 import { cli, completeness, documentCount, indexedPaths, start, until } from './cli-harness.js';
 import { LONG_CORPUS, tempDir } from './helpers.js';
 
@@ -89,11 +89,15 @@ describe.skipIf(!LONG_CORPUS)('the 170-PDF corpus, interrupted and resumed', () 
 
   it('a phrase from a known document finds that document first', async () => {
     const search = async (q: string) =>
-      JSON.parse((await cli(['search', q, '--db', db, '-k', '3', '--json'])).stdout) as Hit[];
-    expect((await search('Memcheck: a memory error detector'))[0]!.path).toBe(
+      (
+        JSON.parse(
+          (await cli(['search', q, '--db', db, '-k', '3', '--json'])).stdout,
+        ) as SearchAnswer
+      ).results;
+    expect((await search('Memcheck: a memory error detector'))[0]!.document).toBe(
       join(GOOD_PDFS, 'valgrind_manual.pdf'),
     );
-    expect((await search('DER encoding of ASN.1 structures'))[0]!.path).toBe(
+    expect((await search('DER encoding of ASN.1 structures'))[0]!.document).toBe(
       join(GOOD_PDFS, 'libtasn1.pdf'),
     );
   });

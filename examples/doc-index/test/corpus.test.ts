@@ -2,7 +2,7 @@ import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { Summary } from '../src/report.js';
-import type { Hit } from '../src/search.js';
+import type { SearchAnswer } from '../src/search.js';
 import { cli, completeness, indexedPaths, start, until } from './cli-harness.js';
 import { BAD_PDFS, GOOD_COUNT, GOOD_PDFS, tempDir } from './helpers.js';
 import { startOpenAiServer } from './openai-server.js';
@@ -113,14 +113,16 @@ describe('the committed corpus, interrupted and resumed', () => {
   it('a phrase from a known document finds that document first', async () => {
     const { url } = await server;
     const search = async (q: string) =>
-      JSON.parse(
-        (await cli(['search', q, '--db', db, '-k', '3', '--json', '--embed-url', url])).stdout,
-      ) as Hit[];
-    expect((await search('fonts.conf font configuration files'))[0]!.path).toBe(
+      (
+        JSON.parse(
+          (await cli(['search', q, '--db', db, '-k', '3', '--json', '--embed-url', url])).stdout,
+        ) as SearchAnswer
+      ).results;
+    expect((await search('fonts.conf font configuration files'))[0]!.document).toBe(
       join(GOOD_PDFS, 'fontconfig-user.pdf'),
     );
-    expect((await search('the landscape environment is rotated through 90 degrees'))[0]!.path).toBe(
-      join(GOOD_PDFS, 'lscape.pdf'),
-    );
+    expect(
+      (await search('the landscape environment is rotated through 90 degrees'))[0]!.document,
+    ).toBe(join(GOOD_PDFS, 'lscape.pdf'));
   });
 });

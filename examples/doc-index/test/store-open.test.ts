@@ -96,7 +96,18 @@ describe('Store.open from several processes at once', () => {
       .all();
     expect(conn.pragma('journal_mode', { simple: true })).toBe('wal');
     conn.close();
-    expect(tables).toEqual(['chunks', 'documents', 'meta', 'vectors']);
+    // FTS5 keeps its index in shadow tables named after the virtual table.
+    expect(tables).toEqual([
+      'chunks',
+      'chunks_fts',
+      'chunks_fts_config',
+      'chunks_fts_data',
+      'chunks_fts_docsize',
+      'chunks_fts_idx',
+      'documents',
+      'meta',
+      'vectors',
+    ]);
   });
 
   it('a file that is not SQLite still fails at once as not an index', () => {

@@ -133,7 +133,7 @@ describe('Store', () => {
     expect(store.documentCount()).toBe(1);
   });
 
-  it('searches by cosine similarity with path, page and snippet', async () => {
+  it('ranks documents by BM25 and cosine, fused, with document, page and snippet', async () => {
     store.insert(
       doc('/colour.pdf', 'h1', ['intro', 'colour in tables and rows']),
       embedder.identity,
@@ -142,11 +142,11 @@ describe('Store', () => {
       doc('/memory.pdf', 'h2', ['memory errors detected by memcheck']),
       embedder.identity,
     );
-    const hits = await search(store, embedder, 'memcheck memory errors', 2);
+    const { results: hits } = await search(store, 'memcheck memory errors', { embedder, k: 2 });
     expect(hits[0]).toMatchObject({
-      path: '/memory.pdf',
+      document: '/memory.pdf',
       page: 1,
-      snippet: 'memory errors detected by memcheck',
+      snippet: '**memory** **errors** detected by **memcheck**',
     });
     expect(hits[0]!.score).toBeGreaterThan(hits[1]!.score);
   });

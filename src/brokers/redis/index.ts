@@ -1,30 +1,31 @@
 /**
- * `sluice/redis`: a Redis Streams consumer-group source for `consume()`, plus `enqueue`.
+ * `sluice/redis`: a Redis Streams consumer-group source for `consume()`, plus `enqueue` (with
+ * `delay` and `key`; see {@link enqueue}).
  *
  * How each guarantee maps onto Redis:
- * - fetch: `XAUTOCLAIM` (pending entries idle for `claimIdle` ms — crashed consumers and due
+ * - fetch: `XAUTOCLAIM` (pending entries idle for `lease` ms — crashed consumers and due
  *   retries), looped until the cursor returns to `0-0` or the free slots are filled, then
- *   `XREADGROUP COUNT <free> BLOCK <block>` on a dedicated connection. `close()` interrupts the
+ *   `XREADGROUP COUNT <free> BLOCK <fetchWait>` on a dedicated connection. `close()` interrupts the
  *   block with `CLIENT UNBLOCK`, so it never waits out the block time.
  * - ack: `XACK`, batched per event-loop turn. Retry: the entry stays pending and its idle time is
- *   set to `claimIdle - delay`, so it becomes claimable after `delay` — the backoff lives in Redis,
- *   not in this process (delays above `claimIdle` are capped to it).
+ *   set to `lease - delay`, so it becomes claimable after `delay` — the backoff lives in Redis,
+ *   not in this process (delays above `lease` are capped to it).
  * - delivery counts come from the pending entries list (`XPENDING`); dead letters go to
  *   `deadLetterStream`, in one script with the `XACK`: a copy of every field of the original
  *   entry (a malformed one too), plus `sluice-id`, `sluice-stream`, `sluice-group`,
  *   `sluice-deliveries`, `sluice-error` and `sluice-code` (error texts cut to 4096 characters).
- * - heartbeat: every `claimIdle / 3` ms, `XCLAIM … JUSTID` resets the idle time of running
+ * - heartbeat: every `lease / 3` ms, `XCLAIM … JUSTID` resets the idle time of running
  *   entries still owned by this consumer (a Lua script checks the owner, so a lost entry is
  *   reported, not stolen back).
  * - retention: acked entries stay in the stream (another group may still read them) unless
  *   `deleteOnAck` is set; trim by your own policy otherwise.
  * - ownership: every ack, retry, release and dead letter runs in a Lua script that first checks
  *   that this consumer still owns the entry (`XPENDING`), as the heartbeat does. A consumer
- *   whose event loop stalled past `claimIdle` while another claimed its entry has its late ack
+ *   whose event loop stalled past `lease` while another claimed its entry has its late ack
  *   refused (`LeaseLostError`), instead of silently ending the other consumer's delivery.
  * - group membership: a consumer that closes with nothing pending deletes itself from the group
  *   (`XGROUP DELCONSUMER`, checked and done in one script). One that crashed stays listed; its
- *   pending entries are claimed by others after `claimIdle`, and every new source deletes the
+ *   pending entries are claimed by others after `lease`, and every new source deletes the
  *   group's consumers that own nothing and were not seen for an hour.
  * - Redis without persistence loses its streams on restart; the source re-creates the group on
  *   `NOGROUP`, but messages are only safe across restarts with AOF (`appendonly yes`).
@@ -35,13 +36,9 @@
  * @module
  */
 import { createClient } from 'redis';
-import {
-  invalidOption,
-  nonEmptyString,
-  numberAtLeast,
-  optionalBoolean,
-} from '../internal/options.js';
-import { connectWithin, DEFAULT_CONNECT_TIMEOUT, redactUrl } from './connect-deadline.js';
+import { invalidOption, nonEmptyString, optionalBoolean } from '../../internal/options.js';
+import { connectWithin, redactUrl } from '../connect-deadline.js';
+import { BROKER_LIMITS, resolveCommon } from '../source-options.js';
 import {
   type AnyRedisClient,
   closeClient,
@@ -51,7 +48,7 @@ import {
   RedisStreamSource,
   readerName,
   reapEmptyConsumers,
-} from './redis-source.js';
+} from './source.js';
 
 // The shared consumer, so that one subpath import is enough: `import { consume, … } from 'sluice/redis'`.
 export {
@@ -69,10 +66,23 @@ export {
   type HandlerContext,
   jsonDecode,
   type MessageHandler,
-} from './consumer.js';
-export type { AnyRedisClient, RedisMessage, RedisSourceOptions } from './redis-source.js';
-export { RedisStreamSource } from './redis-source.js';
-export type { BrokerMessage, BrokerSource } from './source.js';
+} from '../consumer.js';
+export type { EnqueueOptions, EnqueueResult } from '../enqueue-options.js';
+export type { BrokerMessage, BrokerSource } from '../source.js';
+export {
+  type DeadLetter,
+  type DeadLetterFilter,
+  type DeadLetterListOptions,
+  type DeadLetterPage,
+  type DeadLetterSelection,
+  type DeadLetters,
+  type RedisDeadLettersOptions,
+  redisDeadLetters,
+} from './dead-letters.js';
+export { enqueue, type RedisTarget } from './enqueue.js';
+export { type RedisRateLimiterOptions, redisRateLimiter } from './rate-limiter.js';
+export type { AnyRedisClient, RedisMessage, RedisSourceOptions } from './source.js';
+export { RedisStreamSource } from './source.js';
 
 /**
  * Connects (or duplicates `client`), creates the consumer group if missing and returns a source
@@ -91,13 +101,8 @@ export async function redisSource(options: RedisSourceOptions): Promise<RedisStr
   nonEmptyString('stream', options?.stream);
   nonEmptyString('group', options.group);
   // Redis takes whole milliseconds for BLOCK and XAUTOCLAIM's min-idle-time.
-  for (const name of ['block', 'claimIdle'] as const) {
-    numberAtLeast(name, options[name], 1, { integer: true, unit: 'ms' });
-  }
+  const { connectTimeout } = resolveCommon(options, BROKER_LIMITS.redis);
   optionalBoolean('deleteOnAck', options.deleteOnAck);
-  const connectTimeout =
-    numberAtLeast('connectTimeout', options.connectTimeout, 1, { unit: 'ms' }) ??
-    DEFAULT_CONNECT_TIMEOUT;
   const where = `Redis at ${redactUrl(options.url ?? 'redis://127.0.0.1:6379')}`;
   if (options.url !== undefined && !/^rediss?:\/\//.test(String(options.url))) {
     invalidOption('url', options.url, 'a redis:// or rediss:// URL');
@@ -143,35 +148,4 @@ export async function redisSource(options: RedisSourceOptions): Promise<RedisStr
   // that were not seen for an hour (safe and cheap; see REAP_EMPTY_CONSUMERS).
   await reapEmptyConsumers(cmd, options.stream, options.group);
   return new RedisStreamSource(cmd, read, owns, options);
-}
-
-/**
- * Appends one message (`XADD stream * body <payload>`): objects as JSON, strings and bytes as
- * they are — so a plain string such as `'hello'` is not JSON, and the default `jsonDecode`
- * dead-letters it; send `{ text: 'hello' }` or `JSON.stringify('hello')` instead.
- *
- * @param client - any connected node-redis v5 client, as `createClient()` returns it.
- * @returns the new entry id.
- * @example
- * ```ts
- * const client = await createClient({ url: 'redis://127.0.0.1:6379' }).connect();
- * await enqueue(client, 'jobs', { path: 'a.pdf' });
- * ```
- */
-export async function enqueue(
-  client: AnyRedisClient,
-  stream: string,
-  payload: unknown,
-  opts: { field?: string } = {},
-): Promise<string> {
-  return String(
-    await client.sendCommand(['XADD', stream, '*', opts.field ?? 'body', encode(payload)]),
-  );
-}
-
-function encode(payload: unknown): string | Buffer {
-  if (typeof payload === 'string') return payload;
-  if (payload instanceof Uint8Array)
-    return Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
-  return JSON.stringify(payload);
 }

@@ -29,7 +29,7 @@ return owned
 
 /**
  * `XACK` (and `XDEL` when asked) each id this consumer still owns. A plain `XACK` from a
- * consumer whose entry was claimed by another (its event loop stalled past `claimIdle`) would
+ * consumer whose entry was claimed by another (its event loop stalled past `lease`) would
  * silently end the other consumer's delivery while its handler runs; here the owner is checked
  * in the same script, so that late ack is refused. An id no longer pending at all (acked
  * already, e.g. our own ack sent again after a dropped connection) is left alone and not refused.
@@ -61,7 +61,7 @@ return refused
  * ack is. A MULTI would not do: Redis runs the rest of a transaction after a command fails, so a
  * failed XADD (say the dead-letter key holds a string) would still ack the entry away, and the
  * message would exist nowhere. In a script the failed XADD aborts before the ack; the entry
- * stays pending and comes back after claimIdle, past maxDeliveries, so consume() dead-letters it
+ * stays pending and comes back after the lease, past maxDeliveries, so consume() dead-letters it
  * again on arrival without running the handler.
  * KEYS[1] = stream, KEYS[2] = dead-letter stream; ARGV = group, id, '1' to XDEL, consumer,
  * n (0 or 2), n fallback args (payload field, payload), sluice fields…

@@ -6,7 +6,7 @@
  *   and the same statement leases them: a fresh `lease_token`, `run_at = now() + lease`,
  *   `deliveries + 1`. An expired lease makes the row due again — that is crash recovery.
  * - waiting: `LISTEN` on a dedicated connection (an insert trigger notifies), with a polling
- *   fallback every `pollInterval` ms (and at the next retry's due time), so a lost notification
+ *   fallback every `fetchWait` ms (and at the next retry's due time), so a lost notification
  *   or a dead listening connection only costs latency. `close()` interrupts the wait at once.
  * - completion (ack = `DELETE`, retry, release, dead letter) is fenced by the lease token and
  *   refused (an error, reported through `onError`) when another consumer re-claimed the row.
@@ -20,14 +20,20 @@
  */
 import { createHash } from 'node:crypto';
 import pg from 'pg';
-import { LeaseLostError } from '../errors.js';
-import { argument, MAX_TIMER_MS, numberAtLeast } from '../internal/options.js';
-import { connectTimeoutError, DEFAULT_CONNECT_TIMEOUT, redactUrl } from './connect-deadline.js';
-import { Batcher } from './consumer-batch.js';
-import { errorCode, errorMessage, errorName, errorText } from './dead-letter.js';
-import { PgListener } from './postgres-listen.js';
-import { type QueueSql, queueSql } from './postgres-sql.js';
-import { type BrokerMessage, type BrokerSource, closedError } from './source.js';
+import { LeaseLostError } from '../../errors.js';
+import { argument, MAX_TIMER_MS } from '../../internal/options.js';
+import { connectTimeoutError, redactUrl } from '../connect-deadline.js';
+import { Batcher } from '../consumer-batch.js';
+import { errorCode, errorMessage, errorName, errorText } from '../dead-letter.js';
+import { type BrokerMessage, type BrokerSource, closedError } from '../source.js';
+import {
+  BROKER_LIMITS,
+  type CommonSourceOptions,
+  resolveCommon,
+  SOURCE_DEFAULTS,
+} from '../source-options.js';
+import { PgListener } from './listen.js';
+import { type QueueSql, queueSql } from './sql.js';
 
 // The shared consumer, so that one subpath import is enough: `import { consume, … } from 'sluice/postgres'`.
 export {
@@ -45,27 +51,29 @@ export {
   type HandlerContext,
   jsonDecode,
   type MessageHandler,
-} from './consumer.js';
-export type { BrokerMessage, BrokerSource } from './source.js';
+} from '../consumer.js';
+export type { EnqueueOptions, EnqueueResult } from '../enqueue-options.js';
+export type { BrokerMessage, BrokerSource } from '../source.js';
+export {
+  type DeadLetter,
+  type DeadLetterFilter,
+  type DeadLetterListOptions,
+  type DeadLetterPage,
+  type DeadLetterSelection,
+  type DeadLetters,
+  type PostgresDeadLettersOptions,
+  postgresDeadLetters,
+} from './dead-letters.js';
+export { enqueue, enqueueMany, type PostgresTarget } from './enqueue.js';
 
 /** Options of {@link postgresSource}. */
-export interface PostgresSourceOptions {
+export interface PostgresSourceOptions extends CommonSourceOptions {
   /** Connection string, used when `pool` is absent. @default 'postgres://postgres@127.0.0.1:5432/postgres' */
   connectionString?: string;
-  /**
-   * Longest wait in ms for a connection (TCP and the startup handshake), for the pool this source
-   * opens and its LISTEN client: a server that never answers fails instead of hanging.
-   * @default 10000
-   */
-  connectTimeout?: number;
   /** A pg Pool to run queries on (the caller keeps ownership; a separate client is opened for LISTEN). */
   pool?: pg.Pool;
   /** The queue table (created by {@link migrate}); a plain lower-case identifier. */
   table: string;
-  /** Lease length in ms: a claimed row not heartbeated for this long is due again. @default 30000 */
-  lease?: number;
-  /** Longest wait between claims when no notification arrives (ms). @default 1000 */
-  pollInterval?: number;
   /** Run {@link migrate} before returning. @default true */
   migrate?: boolean;
   /**
@@ -81,6 +89,8 @@ export interface PostgresSourceOptions {
 export interface PostgresMessage extends BrokerMessage {
   /** The lease this delivery holds; completions carry it so a lost lease is refused. */
   readonly token: string;
+  /** The headers it was enqueued with, if any. */
+  readonly headers?: Record<string, string>;
 }
 
 interface Row {
@@ -88,6 +98,7 @@ interface Row {
   body: Buffer;
   deliveries: number;
   token: string;
+  headers: Record<string, string> | null;
 }
 
 /** The PostgreSQL {@link BrokerSource}; create it with {@link postgresSource}. */
@@ -100,7 +111,7 @@ export class PostgresQueueSource implements BrokerSource<PostgresMessage> {
   /** Prefix of this table's prepared-statement names (short: PostgreSQL truncates names at 63 bytes). */
   readonly #prefix: string;
   readonly #lease: number;
-  readonly #pollInterval: number;
+  readonly #fetchWait: number;
   readonly #listener: PgListener;
   readonly #acks: Batcher<PostgresMessage, Set<string>>;
   readonly #beats: Batcher<PostgresMessage, Set<string>>;
@@ -113,8 +124,8 @@ export class PostgresQueueSource implements BrokerSource<PostgresMessage> {
     this.#listener = listener;
     this.table = o.table;
     this.#sql = queueSql(o.table);
-    this.#lease = o.lease ?? 30_000;
-    this.#pollInterval = o.pollInterval ?? 1000;
+    this.#lease = o.lease ?? SOURCE_DEFAULTS.lease;
+    this.#fetchWait = o.fetchWait ?? SOURCE_DEFAULTS.fetchWait;
     this.heartbeatInterval = Math.max(10, Math.floor(this.#lease / 3));
     this.#prefix = `sluice_${createHash('sha1').update(o.table).digest('hex').slice(0, 12)}_`;
     this.#acks = new Batcher((batch) => this.#fenced('ack', batch));
@@ -127,13 +138,12 @@ export class PostgresQueueSource implements BrokerSource<PostgresMessage> {
     this.#listener.notified = false;
     const first = await this.#claim(max);
     if (first.length > 0 || signal.aborted) return first;
-    // Nothing due: sleep until a notification, the next retry's due time, the poll interval or abort.
+    // Nothing due: sleep until a notification, the next retry's due time, `fetchWait` or abort.
     const due = await this.#query<{ ms: number | null }>('nextDue', []);
     const nextDue = due.rows[0]?.ms;
-    const wait =
-      nextDue === null || nextDue === undefined ? this.#pollInterval : Math.max(0, nextDue);
+    const wait = nextDue === null || nextDue === undefined ? this.#fetchWait : Math.max(0, nextDue);
     if (!this.#listener.notified)
-      await this.#listener.wait(Math.min(wait, this.#pollInterval), signal);
+      await this.#listener.wait(Math.min(wait, this.#fetchWait), signal);
     if (signal.aborted) return [];
     return this.#claim(max);
   }
@@ -180,6 +190,7 @@ export class PostgresQueueSource implements BrokerSource<PostgresMessage> {
       body: r.body,
       deliveryCount: r.deliveries,
       token: r.token,
+      ...(r.headers === null ? {} : { headers: r.headers }),
     }));
   }
 
@@ -200,7 +211,7 @@ export class PostgresQueueSource implements BrokerSource<PostgresMessage> {
    * connection, so the hot claim/ack path skips parsing and planning.
    */
   #query<R extends pg.QueryResultRow>(
-    statement: Exclude<keyof QueueSql, 'channel' | 'migrate'>,
+    statement: Exclude<keyof QueueSql, 'channel' | 'migrate' | 'enqueue' | 'enqueueMany'>,
     values: unknown[],
   ): Promise<pg.QueryResult<R>> {
     return this.#pool.query<R>({
@@ -254,32 +265,6 @@ export async function migrate(db: pg.Pool | pg.Client, table: string): Promise<v
 }
 
 /**
- * Inserts messages (objects as JSON, strings as UTF-8, bytes as is) in one statement.
- *
- * @returns the new row ids, in order.
- * @example
- * ```ts
- * await enqueue(pool, 'jobs', [{ path: 'a.pdf' }, { path: 'b.pdf' }]);
- * ```
- */
-export async function enqueue(
-  db: pg.Pool | pg.Client,
-  table: string,
-  payloads: unknown | unknown[],
-): Promise<string[]> {
-  const list = Array.isArray(payloads) ? payloads : [payloads];
-  const bodies = list.map((p) =>
-    p instanceof Uint8Array
-      ? Buffer.from(p)
-      : Buffer.from(typeof p === 'string' ? p : JSON.stringify(p)),
-  );
-  const { rows } = await db.query<{ id: string }>(queueSql(table, argument('table')).enqueue, [
-    bodies,
-  ]);
-  return rows.map((r) => r.id);
-}
-
-/**
  * Connects, runs {@link migrate} (unless `migrate: false`), starts listening and returns a
  * source for `consume()`.
  *
@@ -292,12 +277,7 @@ export async function enqueue(
  */
 export async function postgresSource(options: PostgresSourceOptions): Promise<PostgresQueueSource> {
   const sql = queueSql(options?.table);
-  for (const name of ['lease', 'pollInterval'] as const) {
-    numberAtLeast(name, options[name], 1, { unit: 'ms' });
-  }
-  const connectTimeout =
-    numberAtLeast('connectTimeout', options.connectTimeout, 1, { unit: 'ms' }) ??
-    DEFAULT_CONNECT_TIMEOUT;
+  const { connectTimeout } = resolveCommon(options, BROKER_LIMITS.postgres);
   const owns = options.pool === undefined;
   const pool =
     options.pool ??

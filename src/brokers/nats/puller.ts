@@ -12,6 +12,7 @@
  * @module
  */
 import type { Consumer, ConsumerMessages, JsMsg } from '@nats-io/jetstream';
+import { sleep, wakeAll } from '../sleep.js';
 
 /** After a pull failed (e.g. while disconnected), wait this long (ms) before the next one. */
 const RETRY_PAUSE = 250;
@@ -27,7 +28,7 @@ export class NatsPuller {
   #pullStarted = 0;
   #credit = 0;
   #retryAt = 0;
-  #wake: (() => void) | undefined;
+  readonly #wakers = new Set<() => void>();
   #closed = false;
   /** The open pull's delivery loop (never rejects). */
   #running: Promise<void> = Promise.resolve();
@@ -46,19 +47,20 @@ export class NatsPuller {
     return this.#buffer.length;
   }
 
-  /** Waits up to `blockMs` (never past `signal`) for messages; returns at most `max`. */
-  async take(max: number, signal: AbortSignal, blockMs: number): Promise<JsMsg[]> {
+  /** Waits up to `fetchWait` ms (never past `signal`) for messages; returns at most `max`. */
+  async take(max: number, signal: AbortSignal, fetchWait: number): Promise<JsMsg[]> {
     if (max <= 0) return [];
-    const deadline = Date.now() + blockMs;
+    const deadline = Date.now() + fetchWait;
     while (this.#buffer.length === 0 && !signal.aborted && !this.#closed) {
       const now = Date.now();
       if (now >= deadline) break;
       this.#dropLostPull(now);
       if (!this.#pulling && now >= this.#retryAt) this.#start(max - this.#credit);
       // Woken early by a delivery, the end of the pull, or the signal.
-      await this.#sleep(
-        signal,
+      await sleep(
         (this.#pulling ? deadline : Math.min(deadline, this.#retryAt)) - now,
+        signal,
+        this.#wakers,
       );
     }
     // The loop stopped waiting (closing, usually): pull nothing more that it will not take.
@@ -94,7 +96,7 @@ export class NatsPuller {
   async close(): Promise<JsMsg[]> {
     this.#closed = true;
     this.stopPull();
-    this.#wake?.();
+    wakeAll(this.#wakers);
     await this.#running;
     return this.#buffer.splice(0);
   }
@@ -108,7 +110,7 @@ export class NatsPuller {
       this.#pulling = false;
       this.#credit = 0;
       this.#pull = undefined;
-      this.#wake?.();
+      wakeAll(this.#wakers);
     });
   }
 
@@ -121,7 +123,7 @@ export class NatsPuller {
         this.#credit--;
         this.arrived.set(m, performance.now());
         this.#buffer.push(m);
-        this.#wake?.();
+        wakeAll(this.#wakers);
       }
     } catch (err) {
       this.lastError = err;
@@ -133,21 +135,5 @@ export class NatsPuller {
     if (this.#pulling && now - this.#pullStarted > this.#expires + LOST_PULL_GRACE) {
       this.stopPull(false);
     }
-  }
-
-  #sleep(signal: AbortSignal, ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      // Aborted during an earlier await: a listener added now would never fire.
-      if (signal.aborted) return resolve();
-      const done = (): void => {
-        clearTimeout(timer);
-        signal.removeEventListener('abort', done);
-        this.#wake = undefined;
-        resolve();
-      };
-      const timer = setTimeout(done, Math.max(0, ms));
-      signal.addEventListener('abort', done, { once: true });
-      this.#wake = done;
-    });
   }
 }

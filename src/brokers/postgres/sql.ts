@@ -6,7 +6,7 @@
  * @module
  */
 
-import { type Label, nonEmptyString } from '../internal/options.js';
+import { type Label, nonEmptyString } from '../../internal/options.js';
 
 /** Statements for one queue table. */
 export interface QueueSql {
@@ -21,7 +21,10 @@ export interface QueueSql {
   readonly retry: string;
   readonly release: string;
   readonly deadLetter: string;
+  /** One job: $1 body, $2 delay ms, $3 dedup key (or null), $4 headers (jsonb or null). */
   readonly enqueue: string;
+  /** Many jobs due now: $1 bodies. */
+  readonly enqueueMany: string;
 }
 
 const IDENTIFIER = /^[a-z_][a-z0-9_]{0,50}$/;
@@ -43,7 +46,11 @@ export function queueSql(table: string, label: Label = 'table'): QueueSql {
     migrated: `
       SELECT to_regclass('${t}') IS NOT NULL AND to_regclass('${dead}') IS NOT NULL
         AND EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = to_regclass('${t}')
-                    AND tgname = '${table}_notify') AS ready`,
+                    AND tgname = '${table}_notify')
+        AND (SELECT count(*) FROM pg_attribute WHERE attname = 'first_failed_at' AND NOT attisdropped
+             AND attrelid IN (to_regclass('${t}'), to_regclass('${dead}'))) = 2
+        AND EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass('${t}')
+                    AND attname = 'dedup_key' AND NOT attisdropped) AS ready`,
     migrate: `
       SELECT pg_advisory_xact_lock(hashtext('sluice.migrate.${table}'));
       CREATE TABLE IF NOT EXISTS ${t} (
@@ -56,6 +63,12 @@ export function queueSql(table: string, label: Label = 'table'): QueueSql {
         created_at  timestamptz NOT NULL DEFAULT now()
       );
       CREATE INDEX IF NOT EXISTS "${table}_run_at" ON ${t} (run_at, id);
+      -- Added in 0.2 (tables of 0.1 get them here): a job's deduplication key, held while its
+      -- row exists (until acked or dead-lettered), and the producer's headers.
+      ALTER TABLE ${t} ADD COLUMN IF NOT EXISTS dedup_key text;
+      ALTER TABLE ${t} ADD COLUMN IF NOT EXISTS headers jsonb;
+      CREATE UNIQUE INDEX IF NOT EXISTS "${table}_dedup_key" ON ${t} (dedup_key)
+        WHERE dedup_key IS NOT NULL;
       CREATE TABLE IF NOT EXISTS ${dead} (
         id          bigint      PRIMARY KEY,
         body        bytea       NOT NULL,
@@ -65,6 +78,10 @@ export function queueSql(table: string, label: Label = 'table'): QueueSql {
         created_at  timestamptz NOT NULL,
         failed_at   timestamptz NOT NULL DEFAULT now()
       );
+      -- When a message first failed (kept through retries, for the dead letter): added to tables
+      -- made before it existed too.
+      ALTER TABLE ${t} ADD COLUMN IF NOT EXISTS first_failed_at timestamptz;
+      ALTER TABLE ${dead} ADD COLUMN IF NOT EXISTS first_failed_at timestamptz;
       CREATE OR REPLACE FUNCTION "${table}_notify"() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN PERFORM pg_notify('${channel}', ''); RETURN NULL; END $$;
       DROP TRIGGER IF EXISTS "${table}_notify" ON ${t};
@@ -79,7 +96,7 @@ export function queueSql(table: string, label: Label = 'table'): QueueSql {
       UPDATE ${t} q SET run_at = now() + $2 * interval '1 millisecond',
         deliveries = q.deliveries + 1, lease_token = gen_random_uuid()
       FROM next WHERE q.id = next.id
-      RETURNING q.id::text AS id, q.body, q.deliveries, q.lease_token::text AS token`,
+      RETURNING q.id::text AS id, q.body, q.deliveries, q.lease_token::text AS token, q.headers`,
     nextDue: `SELECT extract(epoch FROM min(run_at) - now()) * 1000 AS ms FROM ${t}`,
     // Every completion is fenced by the lease token: a row re-claimed by another consumer
     // (after our lease expired) has a new token, so our late completion matches nothing.
@@ -87,17 +104,29 @@ export function queueSql(table: string, label: Label = 'table'): QueueSql {
     extend: `UPDATE ${t} q SET run_at = now() + $3 * interval '1 millisecond' FROM (${pairs}) p
       WHERE q.id = p.id AND q.lease_token = p.token RETURNING q.id::text AS id`,
     retry: `UPDATE ${t} SET run_at = now() + $3 * interval '1 millisecond', lease_token = NULL,
-      last_error = $4 WHERE id = $1 AND lease_token = $2`,
+      last_error = $4, first_failed_at = coalesce(first_failed_at, now())
+      WHERE id = $1 AND lease_token = $2`,
     // Released rows are due at once: notify, so an idle consumer elsewhere picks them up now.
     release: `WITH r AS (UPDATE ${t} SET run_at = now(), lease_token = NULL,
         deliveries = greatest(deliveries - 1, 0) WHERE id = $1 AND lease_token = $2 RETURNING id)
       SELECT pg_notify('${channel}', '') FROM r`,
     deadLetter: `
       WITH gone AS (DELETE FROM ${t} WHERE id = $1 AND lease_token = $2
-                    RETURNING id, body, deliveries, created_at)
-      INSERT INTO ${dead} (id, body, deliveries, error, code, created_at)
-      SELECT id, body, deliveries, $3, $4, created_at FROM gone
+                    RETURNING id, body, deliveries, created_at, first_failed_at)
+      INSERT INTO ${dead} (id, body, deliveries, error, code, created_at, first_failed_at)
+      SELECT id, body, deliveries, $3, $4, created_at, coalesce(first_failed_at, now()) FROM gone
       ON CONFLICT (id) DO UPDATE SET error = EXCLUDED.error, failed_at = now()`,
-    enqueue: `INSERT INTO ${t} (body) SELECT unnest($1::bytea[]) RETURNING id::text AS id`,
+    // A key held by a row that a concurrent producer has just committed is not visible to this
+    // statement's snapshot: then no id comes back, and the result is deduplicated, id unknown.
+    enqueue: `
+      WITH ins AS (
+        INSERT INTO ${t} (body, run_at, dedup_key, headers)
+        VALUES ($1, now() + $2 * interval '1 millisecond', $3, $4::jsonb)
+        ON CONFLICT (dedup_key) WHERE dedup_key IS NOT NULL DO NOTHING
+        RETURNING id::text AS id)
+      SELECT id, false AS deduplicated FROM ins
+      UNION ALL
+      SELECT id::text, true FROM ${t} WHERE dedup_key = $3 AND NOT EXISTS (SELECT 1 FROM ins)`,
+    enqueueMany: `INSERT INTO ${t} (body) SELECT unnest($1::bytea[]) RETURNING id::text AS id`,
   };
 }

@@ -13,6 +13,9 @@ import {
 } from '@nats-io/jetstream';
 import { nanos } from '@nats-io/transport-node';
 
+/** The work stream's `duplicate_window` when declared here, ms (the server's own default). */
+export const DEFAULT_DUPLICATE_WINDOW = 120_000;
+
 /** Names of everything the source reads from or writes to. */
 export interface NatsTopology {
   stream: string;
@@ -24,6 +27,8 @@ export interface NatsTopology {
   ackWait: number;
   /** Server-side cap on unacked messages for the consumer, across all processes. */
   maxAckPending: number;
+  /** The work stream's duplicate window, ms (Nats-Msg-Id deduplication). */
+  duplicateWindow: number;
 }
 
 /**
@@ -33,7 +38,7 @@ export interface NatsTopology {
  * @returns the consumer's effective ack wait, in ms.
  */
 export async function declareNatsTopology(jsm: JetStreamManager, t: NatsTopology): Promise<number> {
-  await ensureStream(jsm, t.stream, t.subject, RetentionPolicy.Workqueue);
+  await ensureStream(jsm, t.stream, t.subject, RetentionPolicy.Workqueue, t.duplicateWindow);
   await ensureStream(jsm, t.deadLetterStream, t.deadLetterSubject, RetentionPolicy.Limits);
   const existing = await jsm.consumers.info(t.stream, t.consumer).catch(() => undefined);
   if (existing) return toMs(existing.config.ack_wait);
@@ -56,10 +61,17 @@ async function ensureStream(
   name: string,
   subject: string,
   retention: RetentionPolicy,
+  duplicateWindow?: number,
 ): Promise<void> {
   const info = await jsm.streams.info(name).catch(() => undefined);
   if (info) return;
-  await jsm.streams.add({ name, subjects: [subject], retention, storage: StorageType.File });
+  await jsm.streams.add({
+    name,
+    subjects: [subject],
+    retention,
+    storage: StorageType.File,
+    ...(duplicateWindow === undefined ? {} : { duplicate_window: nanos(duplicateWindow) }),
+  });
 }
 
 /** Nanoseconds (as the server reports them; absent = the server's 30 s default) to ms. */

@@ -6,17 +6,20 @@
 import { createHash } from 'node:crypto';
 import { hostname } from 'node:os';
 import { RESP_TYPES, type RedisClientType } from 'redis';
-import { LeaseLostError } from '../errors.js';
-import { Batcher } from './consumer-batch.js';
-import { errorCode, errorMessage, errorName, errorText } from './dead-letter.js';
+import { LeaseLostError } from '../../errors.js';
+import { Batcher } from '../consumer-batch.js';
+import { errorCode, errorMessage, errorName, errorText } from '../dead-letter.js';
+import { type BrokerMessage, type BrokerSource, closedError } from '../source.js';
+import { type CommonSourceOptions, SOURCE_DEFAULTS } from '../source-options.js';
+import { FIRST_FAILURE_TTL, firstFailureKey } from './dead-letters.js';
+import { delayKeys, PROMOTE, RELEASE_KEY } from './enqueue-scripts.js';
 import {
   ACK_IF_OWNED,
   CLAIM_IF_OWNED,
   DEAD_LETTER,
   DELETE_IF_EMPTY,
   REAP_EMPTY_CONSUMERS,
-} from './redis-scripts.js';
-import { type BrokerMessage, type BrokerSource, closedError } from './source.js';
+} from './scripts.js';
 
 /**
  * Any node-redis v5 client, whatever its type parameters: the one `createClient()` returns with
@@ -32,15 +35,9 @@ import { type BrokerMessage, type BrokerSource, closedError } from './source.js'
 export type AnyRedisClient = RedisClientType<any, any, any, any, any>;
 
 /** Options of {@link redisSource}. */
-export interface RedisSourceOptions {
+export interface RedisSourceOptions extends CommonSourceOptions {
   /** Connection URL, used when `client` is absent. @default 'redis://127.0.0.1:6379' */
   url?: string;
-  /**
-   * Longest wait in ms for each connection's handshake (a server that accepts TCP and never
-   * answers fails the source instead of hanging it). With `client`, it bounds the reading
-   * connection this source duplicates from it. @default 10000
-   */
-  connectTimeout?: number;
   /**
    * A connected node-redis v5 client to use for commands, as `createClient()` returns it (any
    * RESP version, modules or type mapping). It is duplicated, with RESP 2, for the blocking
@@ -57,14 +54,11 @@ export interface RedisSourceOptions {
   field?: string;
   /**
    * Where dead letters go: a copy of every field of the entry, plus `sluice-id`,
-   * `sluice-stream`, `sluice-group`, `sluice-deliveries`, `sluice-error`, `sluice-code`.
+   * `sluice-stream`, `sluice-group`, `sluice-deliveries`, `sluice-error`, `sluice-code`,
+   * `sluice-first-failed-at` (ms since the epoch; see `redisDeadLetters`).
    * @default `${stream}:dead`
    */
   deadLetterStream?: string;
-  /** Longest `XREADGROUP` block (ms, an integer). @default 1000 */
-  block?: number;
-  /** Pending entries idle this long (ms, an integer) are claimed from other (crashed) consumers. @default 30000 */
-  claimIdle?: number;
   /**
    * Also `XDEL` each entry once acked (in the same round trip), so the stream holds only the
    * backlog. Use it when this group is the stream's only reader; with several groups reading
@@ -77,6 +71,8 @@ export interface RedisSourceOptions {
 /** A message read from a Redis stream. */
 export interface RedisMessage extends BrokerMessage {
   readonly stream: string;
+  /** The deduplication key it was enqueued with (`sluice-key` field), freed at ack or dead letter. */
+  readonly key?: string;
 }
 
 type Reply = unknown[] | null;
@@ -94,9 +90,12 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
   readonly #ownsCmd: boolean;
   readonly #field: string;
   readonly #block: number;
-  readonly #claimIdle: number;
+  readonly #lease: number;
   readonly #deleteOnAck: boolean;
   readonly #acks: Batcher<string, unknown>;
+  readonly #delay: ReturnType<typeof delayKeys>;
+  /** When (performance.now()) the delayed set is looked at next. */
+  #promoteAt = 0;
   readonly #beats: Batcher<string, unknown>;
   #readId: string | undefined;
   #claimCursor = '0-0';
@@ -121,10 +120,11 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
       o.consumer ?? `${hostname()}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
     this.deadLetterStream = o.deadLetterStream ?? `${o.stream}:dead`;
     this.#field = o.field ?? 'body';
-    this.#block = o.block ?? 1000;
-    this.#claimIdle = o.claimIdle ?? 30_000;
-    this.heartbeatInterval = Math.max(10, Math.floor(this.#claimIdle / 3));
+    this.#block = o.fetchWait ?? SOURCE_DEFAULTS.fetchWait;
+    this.#lease = o.lease ?? SOURCE_DEFAULTS.lease;
+    this.heartbeatInterval = Math.max(10, Math.floor(this.#lease / 3));
     this.#deleteOnAck = o.deleteOnAck ?? false;
+    this.#delay = delayKeys(this.stream);
     this.#acks = new Batcher((ids) => this.#ackOnce(ids, this.#fetching ? this.#cmd : this.#read));
     this.#beats = new Batcher((ids) => this.#claimOwned(ids, 0));
     // A reconnect gives the reading connection a new id; look it up again before the next block.
@@ -147,13 +147,17 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
   }
 
   async #fetch(max: number, signal: AbortSignal): Promise<RedisMessage[]> {
+    await this.#promote();
     const claimed = await this.#claim(max);
     const room = max - claimed.length;
     if (room <= 0 || signal.aborted) return claimed;
     this.#readId ??= String(await this.#read.sendCommand(['CLIENT', 'ID']));
     const args = ['XREADGROUP', 'GROUP', this.group, this.consumer, 'COUNT', String(room)];
     // Only block when there is nothing to hand back yet, and never past the next claim pass.
-    if (claimed.length === 0) args.push('BLOCK', String(Math.min(this.#block, this.#claimEvery())));
+    // Nor past the next delayed job's due time (BLOCK 0 would mean for ever: at least 1 ms).
+    const promote = Math.max(1, Math.ceil(this.#promoteAt - performance.now()));
+    if (claimed.length === 0)
+      args.push('BLOCK', String(Math.min(this.#block, this.#claimEvery(), promote)));
     args.push('STREAMS', this.stream, '>');
     // The two connections are not ordered with each other: an UNBLOCK may arrive before the
     // read has blocked, so it is repeated every 50 ms until the read returns.
@@ -181,17 +185,31 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
     const refused = (await this.#acks.add(message.id)) as unknown[];
     if (refused.some((id) => String(id) === message.id))
       throw new LeaseLostError(message.id, 'ack');
+    await this.#releaseKey(message);
   }
 
   async retry(message: RedisMessage, delayMs: number): Promise<void> {
-    // Idle time claimIdle - delay: the entry becomes claimable (by any consumer) after `delay`.
-    const owned = await this.#claimOwned([message.id], Math.max(0, this.#claimIdle - delayMs));
+    // Idle time lease - delay: the entry becomes claimable (by any consumer) after `delay`.
+    const [owned] = await Promise.all([
+      this.#claimOwned([message.id], Math.max(0, this.#lease - delayMs)),
+      // The first failure's time, for the dead letter's firstFailedAt (NX: the first one stays).
+      this.#cmd
+        .sendCommand([
+          'SET',
+          this.#firstFailure(message),
+          String(Date.now()),
+          'NX',
+          'PX',
+          String(FIRST_FAILURE_TTL),
+        ])
+        .catch(() => {}),
+    ]);
     if (!isIn(owned, message.id)) throw new LeaseLostError(message.id, 'retry');
   }
 
   async release(message: RedisMessage): Promise<void> {
     // Claimable at once, and the delivery that never ran is not counted against maxDeliveries.
-    const owned = await this.#claimOwned([message.id], this.#claimIdle, message.deliveryCount - 1);
+    const owned = await this.#claimOwned([message.id], this.#lease, message.deliveryCount - 1);
     if (!isIn(owned, message.id)) throw new LeaseLostError(message.id, 'release');
   }
 
@@ -201,6 +219,9 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
 
   async deadLetter(message: RedisMessage, error: Error): Promise<void> {
     const code = errorCode(error) ?? errorName(error);
+    const firstFailed = await this.#cmd
+      .sendCommand(['GET', this.#firstFailure(message)])
+      .catch(() => null);
     // Prefixed: the letter also carries every field of the original entry, and ours must not
     // shadow (or be shadowed by) a field of the producer's.
     const letter = [
@@ -216,6 +237,8 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
       errorText(errorMessage(error)),
       'sluice-code',
       errorText(code),
+      'sluice-first-failed-at',
+      firstFailed == null ? String(Date.now()) : String(firstFailed),
     ];
     // The payload as delivered, written only if the entry itself is gone by now (none when the
     // entry had no payload field: an empty one would be made up).
@@ -238,6 +261,35 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
       ],
     );
     if (Number(done) !== 1) throw new LeaseLostError(message.id, 'dead-letter');
+    await this.#cmd.sendCommand(['DEL', this.#firstFailure(message)]).catch(() => {});
+    await this.#releaseKey(message);
+  }
+
+  #firstFailure(message: RedisMessage): string {
+    return firstFailureKey(this.deadLetterStream, message.id);
+  }
+
+  /** A keyed job is done: its key may be enqueued again (see `enqueue`). */
+  async #releaseKey(message: RedisMessage): Promise<void> {
+    if (message.key === undefined) return;
+    await evalScript(this.#cmd, RELEASE_KEY, [this.#delay.keyPrefix + message.key], [message.id]);
+  }
+
+  /**
+   * Moves due delayed jobs into the stream when one may be due (or `fetchWait` passed since the
+   * last look: another producer may have added an earlier one), and learns when the next is due.
+   */
+  async #promote(): Promise<void> {
+    if (performance.now() < this.#promoteAt) return;
+    const next = Number(
+      await evalScript(
+        this.#cmd,
+        PROMOTE,
+        [this.stream, this.#delay.delayed, this.#delay.data],
+        [String(PROMOTE_BATCH), this.#delay.keyPrefix],
+      ),
+    );
+    this.#promoteAt = performance.now() + (next < 0 ? this.#block : Math.min(next, this.#block));
   }
 
   /**
@@ -265,7 +317,7 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
    * refused because another consumer owns them now. The script is idempotent, so an ack lost
    * with a dropped connection is sent once more: node-redis
    * queues it until it has reconnected. That spares a duplicate run of a handler that already
-   * succeeded. Bounded by `claimIdle`: after that the entry may be reclaimed anyway.
+   * succeeded. Bounded by `lease`: after that the entry may be reclaimed anyway.
    */
   async #ackOnce(ids: string[], via: AnyRedisClient): Promise<unknown> {
     const send = (client: AnyRedisClient) =>
@@ -282,8 +334,8 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
       let timer: ReturnType<typeof setTimeout> | undefined;
       const giveUp = new Promise<never>((_, reject) => {
         timer = setTimeout(
-          () => reject(new Error('XACK not confirmed before claimIdle')),
-          this.#claimIdle,
+          () => reject(new Error('XACK not confirmed within the lease')),
+          this.#lease,
         );
       });
       return Promise.race([send(this.#cmd), giveUp]).finally(() => clearTimeout(timer));
@@ -292,7 +344,7 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
 
   /** How often pending entries are scanned (ms): often enough for retry delays to be honoured. */
   #claimEvery(): number {
-    return Math.max(10, Math.min(1000, Math.floor(this.#claimIdle / 4)));
+    return Math.max(10, Math.min(1000, Math.floor(this.#lease / 4)));
   }
 
   /** XAUTOCLAIM looped until the cursor wraps to 0-0 (or `max` entries are claimed). */
@@ -314,7 +366,7 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
             this.stream,
             this.group,
             this.consumer,
-            String(this.#claimIdle),
+            String(this.#lease),
             this.#claimCursor,
             'COUNT',
             String(max - entries.length),
@@ -351,14 +403,18 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
       const [rawId, fields] = entry as [Buffer, Buffer[] | null];
       const id = rawId.toString('latin1');
       let body: Uint8Array | undefined;
+      let key: string | undefined;
       for (let i = 0; fields && i < fields.length; i += 2) {
-        if (fields[i]!.toString() === this.#field) body = fields[i + 1]!;
+        const name = fields[i]!.toString();
+        if (name === this.#field) body = fields[i + 1]!;
+        else if (name === 'sluice-key') key = fields[i + 1]!.toString();
       }
       const message: RedisMessage = {
         id,
         body: body ?? EMPTY,
         deliveryCount: counts.get(id) ?? 1,
         stream: this.stream,
+        ...(key === undefined ? {} : { key }),
       };
       if (body === undefined) {
         // XADD by another producer with other field names: say so, not "not JSON".
@@ -392,6 +448,9 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
 }
 
 const EMPTY = new Uint8Array(0);
+
+/** Most delayed jobs moved into the stream per script run. */
+const PROMOTE_BATCH = 100;
 
 /** Longest wait (ms) for the best-effort group clean-ups (close, start). */
 const CLOSE_CLEANUP_MS = 2000;
@@ -441,7 +500,7 @@ export async function evalScript(
  * fallback would reach Redis after the next read, out of order with it).
  */
 export async function loadScripts(client: AnyRedisClient): Promise<void> {
-  for (const script of [ACK_IF_OWNED, CLAIM_IF_OWNED, DEAD_LETTER, DELETE_IF_EMPTY]) {
+  for (const script of [ACK_IF_OWNED, CLAIM_IF_OWNED, DEAD_LETTER, DELETE_IF_EMPTY, PROMOTE]) {
     await client.sendCommand(['SCRIPT', 'LOAD', script]);
   }
 }

@@ -23,6 +23,7 @@
  *
  * @module
  */
+
 import {
   type Consumer,
   type JetStreamClient,
@@ -30,18 +31,21 @@ import {
   jetstream,
   jetstreamManager,
 } from '@nats-io/jetstream';
-import { connect, headers, type NatsConnection } from '@nats-io/transport-node';
-import { LeaseLostError } from '../errors.js';
+import { headers, type NatsConnection } from '@nats-io/transport-node';
+import { LeaseLostError } from '../../errors.js';
 import {
   invalidOption,
   nonEmptyString,
   numberAtLeast,
   optionalBoolean,
-} from '../internal/options.js';
-import { errorMessage, errorName, errorStringCode } from './dead-letter.js';
-import { NatsPuller } from './nats-puller.js';
-import { declareNatsTopology, toMs } from './nats-topology.js';
-import { type BrokerMessage, type BrokerSource, closedError } from './source.js';
+} from '../../internal/options.js';
+import { errorMessage, errorName, errorStringCode } from '../dead-letter.js';
+import { type BrokerMessage, type BrokerSource, closedError } from '../source.js';
+import { BROKER_LIMITS, type CommonSourceOptions, resolveCommon } from '../source-options.js';
+import { connectNats } from './connect.js';
+import { DELAY_HEADER } from './enqueue.js';
+import { NatsPuller } from './puller.js';
+import { DEFAULT_DUPLICATE_WINDOW, declareNatsTopology, toMs } from './topology.js';
 
 // The shared consumer, so that one subpath import is enough: `import { consume, … } from 'sluice/nats'`.
 export {
@@ -59,11 +63,23 @@ export {
   type HandlerContext,
   jsonDecode,
   type MessageHandler,
-} from './consumer.js';
-export type { BrokerMessage, BrokerSource } from './source.js';
+} from '../consumer.js';
+export type { EnqueueOptions, EnqueueResult } from '../enqueue-options.js';
+export type { BrokerMessage, BrokerSource } from '../source.js';
+export {
+  type DeadLetter,
+  type DeadLetterFilter,
+  type DeadLetterListOptions,
+  type DeadLetterPage,
+  type DeadLetterSelection,
+  type DeadLetters,
+  type NatsDeadLettersOptions,
+  natsDeadLetters,
+} from './dead-letters.js';
+export { DELAY_HEADER, enqueue, type NatsTarget } from './enqueue.js';
 
 /** Options of {@link natsSource}. Durations in ms. */
-export interface NatsSourceOptions {
+export interface NatsSourceOptions extends CommonSourceOptions {
   /** An open connection to use (left open by `close()`). Default: connect to `servers`. */
   connection?: NatsConnection;
   /** Where to connect when no `connection` is given. @default '127.0.0.1:4222' */
@@ -80,12 +96,14 @@ export interface NatsSourceOptions {
   deadLetterStream?: string;
   /** Create missing streams and the consumer. @default true */
   declare?: boolean;
-  /** Consumer `ack_wait` when the consumer is created here. @default 30_000 */
-  ackWait?: number;
+  /**
+   * The work stream's `duplicate_window` when it is created here, ms: how long an
+   * `enqueue(…, { key })` blocks the same key (see `enqueue`). Existing streams keep theirs.
+   * @default 120000 (the server's default)
+   */
+  duplicateWindow?: number;
   /** Consumer `max_ack_pending` when created here (all processes together). @default 10_000 */
   maxAckPending?: number;
-  /** How long one `fetch` waits on an empty stream (pull `expires`, at least 1000). @default 1000 */
-  blockMs?: number;
   /** How long to wait for the server to confirm an ack, nak, term or publish. @default 5000 */
   ackTimeout?: number;
   /**
@@ -117,24 +135,15 @@ export interface NatsMessage extends BrokerMessage {
 export async function natsSource(opts: NatsSourceOptions): Promise<NatsSource> {
   const o = validate(opts);
   const owned = o.connection === undefined;
-  const nc =
-    o.connection ??
-    (await connect({
-      servers: o.servers ?? '127.0.0.1:4222',
-      maxReconnectAttempts: -1,
-      reconnectTimeWait: 250,
-      // An Error (for its stack) per request costs more than the request itself on a hot path
-      // of one confirmed ack per message.
-      noAsyncTraces: true,
-    }));
+  const nc = o.connection ?? (await connectNats(o.servers ?? '127.0.0.1:4222', o.connectTimeout));
   try {
     const jsm = await jetstreamManager(nc);
-    let ackWait = o.ackWait ?? 30_000;
-    if (o.declare !== false) ackWait = await declareNatsTopology(jsm, { ...o, ackWait });
-    else ackWait = toMs((await jsm.consumers.info(o.stream, o.consumer)).config.ack_wait);
+    let lease = o.lease;
+    if (o.declare !== false) lease = await declareNatsTopology(jsm, { ...o, ackWait: lease });
+    else lease = toMs((await jsm.consumers.info(o.stream, o.consumer)).config.ack_wait);
     const js = jetstream(nc, { timeout: o.ackTimeout });
     const consumer = await js.consumers.get(o.stream, o.consumer);
-    return new NatsSource(nc, owned, js, consumer, { ...o, ackWait });
+    return new NatsSource(nc, owned, js, consumer, { ...o, lease });
   } catch (err) {
     if (owned) await nc.close();
     throw err;
@@ -148,9 +157,10 @@ function validate(opts: NatsSourceOptions): Resolved {
   const name = { test: /^[^.\s*>]+$/, expected: 'a name without dots, spaces or wildcards' };
   nonEmptyString('stream', opts?.stream, name);
   nonEmptyString('consumer', opts.consumer, name);
-  numberAtLeast('ackWait', opts.ackWait, 1000, { unit: 'ms' });
+  // A pull's `expires` is at least 1 s; so is an `ack_wait` worth heartbeating.
+  const common = resolveCommon(opts, BROKER_LIMITS.nats);
   numberAtLeast('maxAckPending', opts.maxAckPending, 1, { integer: true });
-  numberAtLeast('blockMs', opts.blockMs, 1000, { unit: 'ms' });
+  numberAtLeast('duplicateWindow', opts.duplicateWindow, 100, { unit: 'ms' });
   numberAtLeast('ackTimeout', opts.ackTimeout, 1, { unit: 'ms' });
   const { servers } = opts;
   const listed = Array.isArray(servers) ? servers : [servers];
@@ -163,9 +173,9 @@ function validate(opts: NatsSourceOptions): Resolved {
     deadLetterSubject: opts.deadLetterSubject ?? `${opts.stream}.dead`,
     deadLetterStream: opts.deadLetterStream ?? `${opts.stream}_DEAD`,
     declare: optionalBoolean('declare', opts.declare) ?? true,
-    ackWait: opts.ackWait ?? 30_000,
+    ...common,
     maxAckPending: opts.maxAckPending ?? 10_000,
-    blockMs: opts.blockMs ?? 1000,
+    duplicateWindow: opts.duplicateWindow ?? DEFAULT_DUPLICATE_WINDOW,
     ackTimeout: opts.ackTimeout ?? 5000,
     confirmAcks: optionalBoolean('confirmAcks', opts.confirmAcks) ?? true,
   };
@@ -238,9 +248,9 @@ export class NatsSource implements BrokerSource<NatsMessage> {
     this.#owned = owned;
     this.#js = js;
     this.#o = o;
-    this.heartbeatInterval = Math.max(100, Math.floor(o.ackWait / 3));
-    this.#leaseMs = o.ackWait - Math.min(1000, o.ackWait / 20);
-    this.#puller = new NatsPuller(consumer, o.blockMs);
+    this.heartbeatInterval = Math.max(100, Math.floor(o.lease / 3));
+    this.#leaseMs = o.lease - Math.min(1000, o.lease / 20);
+    this.#puller = new NatsPuller(consumer, o.fetchWait);
     this.#status = nc.status();
     void this.#watchConnection();
   }
@@ -254,8 +264,8 @@ export class NatsSource implements BrokerSource<NatsMessage> {
     // As the other sources do: a closed source fails its fetch with a misuse code (the consume
     // loop reports it once and stops) rather than returning nothing at once, in a loop.
     if (this.#closing) throw closedError('NATS');
-    const msgs = await this.#puller.take(max, signal, this.#o.blockMs);
-    return msgs.map((raw) => {
+    const msgs = await this.#puller.take(max, signal, this.#o.fetchWait);
+    return this.#turnBackEarly(msgs).map((raw) => {
       const message = toMessage(raw);
       this.#leases.set(message, this.#puller.arrived.get(raw) ?? performance.now());
       return message;
@@ -346,6 +356,21 @@ export class NatsSource implements BrokerSource<NatsMessage> {
     if (this.#owned) await this.#nc.close();
   }
 
+  /**
+   * Delayed jobs delivered before they are due go back with `-NAK` and the remaining delay (not
+   * awaited: the server redelivers when due); the rest are handed out.
+   */
+  #turnBackEarly(msgs: JsMsg[]): JsMsg[] {
+    const now = Date.now();
+    return msgs.filter((raw) => {
+      const due = dueAt(raw);
+      if (due === undefined || due <= now) return true;
+      const nak = `-NAK ${JSON.stringify({ delay: Math.ceil(due - now) * 1e6 })}`;
+      void this.#confirm(toMessage(raw), new TextEncoder().encode(nak)).catch(() => {});
+      return false;
+    });
+  }
+
   #expired(message: NatsMessage): boolean {
     const since = this.#leases.get(message);
     return since !== undefined && performance.now() - since > this.#leaseMs;
@@ -374,31 +399,21 @@ export class NatsSource implements BrokerSource<NatsMessage> {
   }
 }
 
+/** When a delayed job is due (ms since the epoch), from its store time and `Sluice-Delay`. */
+function dueAt(raw: JsMsg): number | undefined {
+  const delay = Number(raw.headers?.get(DELAY_HEADER));
+  if (!raw.headers?.has(DELAY_HEADER) || !Number.isFinite(delay)) return undefined;
+  return raw.info.timestampNanos / 1e6 + delay;
+}
+
 function toMessage(raw: JsMsg): NatsMessage {
+  const count = raw.info.deliveryCount;
   return {
     id: String(raw.seq),
     body: raw.data,
-    deliveryCount: raw.info.deliveryCount,
+    // A delayed job's early delivery (turned back) is not an attempt.
+    deliveryCount: count > 1 && raw.headers?.has(DELAY_HEADER) ? count - 1 : count,
     subject: raw.subject,
     raw,
   };
-}
-
-/**
- * Publishes `payload` as JSON to `subject` and waits for the stream's PubAck (throws the
- * client's error when no stream captures the subject, or on timeout). The stream must exist:
- * create a source first (it declares the topology), or declare it yourself.
- *
- * @example
- * ```ts
- * await enqueue(nc, 'JOBS.work', { path: 'a.pdf' });
- * ```
- */
-export async function enqueue(
-  nc: NatsConnection,
-  subject: string,
-  payload: unknown,
-  opts: { timeout?: number } = {},
-): Promise<void> {
-  await jetstream(nc).publish(subject, JSON.stringify(payload), { timeout: opts.timeout ?? 5000 });
 }

@@ -6,6 +6,7 @@
  * @module
  */
 import pg from 'pg';
+import { sleep, wakeAll } from '../sleep.js';
 
 /** Waits for `NOTIFY <channel>`; reconnects on its own. */
 export class PgListener {
@@ -33,30 +34,20 @@ export class PgListener {
 
   /** Resolves on a notification, after `ms`, or when `signal` aborts — whichever is first. */
   wait(ms: number, signal: AbortSignal): Promise<void> {
-    if (signal.aborted || this.notified) return Promise.resolve();
-    return new Promise((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        signal.removeEventListener('abort', done);
-        this.#wakers.delete(done);
-        resolve();
-      };
-      const timer = setTimeout(done, ms);
-      signal.addEventListener('abort', done, { once: true });
-      this.#wakers.add(done);
-    });
+    if (this.notified) return Promise.resolve();
+    return sleep(ms, signal, this.#wakers);
   }
 
   /** Wakes the waiter as a notification would (e.g. this process made a row due). */
   poke(): void {
     this.notified = true;
-    for (const wake of [...this.#wakers]) wake();
+    wakeAll(this.#wakers);
   }
 
   async close(): Promise<void> {
     this.#closed = true;
     clearTimeout(this.#retryTimer);
-    for (const wake of [...this.#wakers]) wake();
+    wakeAll(this.#wakers);
     const client = this.#client;
     this.#client = undefined;
     await client?.end().catch(() => {});

@@ -17,8 +17,10 @@ import {
   connect,
   type Message,
 } from 'amqplib';
-import { type AmqpTopology, declareAmqpTopology } from './amqp-topology.js';
-import { connectWithin } from './connect-deadline.js';
+import { ConnectTimeoutError, NotConnectedError } from '../../errors.js';
+import { connectWithin, redactUrl } from '../connect-deadline.js';
+import { sleep } from '../sleep.js';
+import { type AmqpTopology, declareAmqpTopology } from './topology.js';
 
 export interface Delivery {
   readonly msg: ConsumeMessage;
@@ -123,7 +125,7 @@ export class AmqpLink {
   /** Declares the topology again on the confirm channel (after it vanished under us). */
   async redeclare(): Promise<void> {
     const pub = this.#pub;
-    if (!pub) throw new Error('not connected to RabbitMQ (reconnecting)');
+    if (!pub) throw new NotConnectedError('RabbitMQ');
     await declareAmqpTopology(pub, this.#o);
   }
 
@@ -159,7 +161,7 @@ export class AmqpLink {
         return;
       } catch (err) {
         this.lastError = err;
-        await new Promise((r) => setTimeout(r, wait));
+        await sleep(wait);
         wait = Math.min(wait * 2, MAX_RETRY);
       }
     }
@@ -195,15 +197,8 @@ export class AmqpLink {
   }
 
   #timeoutError(): Error {
-    const url = new URL(this.#o.url);
-    url.password = '';
-    return Object.assign(
-      new Error(
-        `RabbitMQ at ${url.toString()} did not complete the connection (AMQP handshake, channels, ` +
-          `topology) within connectTimeout ${this.#o.connectTimeout} ms`,
-      ),
-      { code: 'ETIMEDOUT' },
-    );
+    // The deadline covers the AMQP handshake, opening the channels and declaring the topology.
+    return new ConnectTimeoutError(`RabbitMQ at ${redactUrl(this.#o.url)}`, this.#o.connectTimeout);
   }
 
   async #openWithin(attempt: Attempt): Promise<void> {

@@ -37,14 +37,20 @@
  * @module
  */
 import { randomUUID } from 'node:crypto';
-import type { ConfirmChannel, ConsumeMessage } from 'amqplib';
-import { LeaseLostError } from '../errors.js';
-import { invalidOption, nonEmptyString, numberAtLeast } from '../internal/options.js';
-import { AmqpLink, type Delivery } from './amqp-link.js';
-import { declareRetryQueue, RETRY_REDECLARE, retryBucket } from './amqp-topology.js';
-import { DEFAULT_CONNECT_TIMEOUT } from './connect-deadline.js';
-import { errorMessage, errorName, errorStringCode } from './dead-letter.js';
-import { type BrokerMessage, type BrokerSource, closedError } from './source.js';
+import type { ConsumeMessage } from 'amqplib';
+import { LeaseLostError, NotConnectedError, UnroutableError } from '../../errors.js';
+import { invalidOption, nonEmptyString, numberAtLeast } from '../../internal/options.js';
+import { errorMessage, errorName, errorStringCode } from '../dead-letter.js';
+import { sleep, wakeAll } from '../sleep.js';
+import { type BrokerMessage, type BrokerSource, closedError } from '../source.js';
+import {
+  BROKER_LIMITS,
+  type CommonSourceOptions,
+  resolveCommon,
+  SOURCE_DEFAULTS,
+} from '../source-options.js';
+import { AmqpLink, type Delivery } from './link.js';
+import { declareRetryQueue, RETRY_REDECLARE, retryBucket } from './topology.js';
 
 // The shared consumer, so that one subpath import is enough: `import { consume, … } from 'sluice/amqp'`.
 export {
@@ -62,14 +68,26 @@ export {
   type HandlerContext,
   jsonDecode,
   type MessageHandler,
-} from './consumer.js';
-export type { BrokerMessage, BrokerSource } from './source.js';
+} from '../consumer.js';
+export type { EnqueueOptions, EnqueueResult } from '../enqueue-options.js';
+export type { BrokerMessage, BrokerSource } from '../source.js';
+export {
+  type AmqpDeadLettersOptions,
+  amqpDeadLetters,
+  type DeadLetter,
+  type DeadLetterFilter,
+  type DeadLetterListOptions,
+  type DeadLetterPage,
+  type DeadLetterSelection,
+  type DeadLetters,
+} from './dead-letters.js';
+export { type AmqpTarget, enqueue } from './enqueue.js';
 
 /** How long a fetch waits (ms) for the loop's slots to free up before it may start consuming. */
 const WAIT_FOR_SLOTS_MS = 20;
 
 /** Options of {@link amqpSource}. Durations in ms unless noted. */
-export interface AmqpSourceOptions {
+export interface AmqpSourceOptions extends Omit<CommonSourceOptions, 'lease'> {
   /** Broker URL. @default 'amqp://guest:guest@127.0.0.1:5672' */
   url?: string;
   /** The work queue (declared durable, with its dead-letter exchange). */
@@ -86,17 +104,8 @@ export interface AmqpSourceOptions {
   deadLetterExchange?: string;
   /** Queue bound to the dead-letter exchange. @default `${queue}.dead` */
   deadLetterQueue?: string;
-  /** How long one `fetch` waits on an empty queue. @default 1000 */
-  blockMs?: number;
   /** AMQP connection heartbeat, in seconds: how soon a silent broker is noticed. @default 5 */
   heartbeat?: number;
-  /**
-   * Longest one connection attempt may take, in ms: TCP connect, the AMQP handshake, opening the
-   * channels and declaring the topology. Bounds the first connection (`amqpSource` rejects with
-   * an error naming the URL, without its password, and this timeout) and every reconnect (which
-   * then tries again). @default 10000
-   */
-  connectTimeout?: number;
   /**
    * The work queue's type when it is declared here. `quorum` makes RabbitMQ count every
    * delivery (`x-delivery-count`, crashes and releases included), so a message that kills its
@@ -125,8 +134,8 @@ const PUBLISH_ID_HEADER = 'x-sluice-publish-id';
 
 /**
  * Connects, declares the topology and returns a source for `consume()`. Rejects with the
- * client's error if the first connection fails, or with an `ETIMEDOUT` error after
- * `connectTimeout`; later losses are retried forever.
+ * client's error if the first connection fails, or with `ConnectTimeoutError`
+ * (`ERR_CONNECT_TIMEOUT`) after `connectTimeout`; later losses are retried forever.
  *
  * @example
  * ```ts
@@ -137,22 +146,23 @@ const PUBLISH_ID_HEADER = 'x-sluice-publish-id';
 export async function amqpSource(opts: AmqpSourceOptions): Promise<AmqpSource> {
   nonEmptyString('queue', opts?.queue);
   numberAtLeast('prefetch', opts.prefetch, 1, { integer: true });
-  numberAtLeast('blockMs', opts.blockMs, 1, { integer: true, unit: 'ms' });
+  // Here `connectTimeout` bounds every (re)connect: TCP, the AMQP handshake, opening the
+  // channels and declaring the topology (a reconnect that misses it tries again).
+  const common = resolveCommon(opts, BROKER_LIMITS.amqp);
   numberAtLeast('heartbeat', opts.heartbeat, 0, { integer: true, unit: 's' });
-  numberAtLeast('connectTimeout', opts.connectTimeout, 1, { integer: true, unit: 'ms' });
   const link = new AmqpLink({
     url: opts.url ?? 'amqp://guest:guest@127.0.0.1:5672',
     queue: opts.queue,
     deadLetterExchange: opts.deadLetterExchange ?? `${opts.queue}.dlx`,
     deadLetterQueue: opts.deadLetterQueue ?? `${opts.queue}.dead`,
     heartbeat: opts.heartbeat ?? 5,
-    connectTimeout: opts.connectTimeout ?? DEFAULT_CONNECT_TIMEOUT,
+    connectTimeout: common.connectTimeout,
     queueType: opts.queueType ?? 'classic',
   });
   // The first connection must work (a wrong URL fails fast instead of retrying forever);
   // reconnects after that retry with backoff.
   await link.connectOnce();
-  return new AmqpSource(link, opts);
+  return new AmqpSource(link, { ...opts, fetchWait: common.fetchWait });
 }
 
 /** See the module doc. Build one with {@link amqpSource}. */
@@ -160,7 +170,7 @@ export class AmqpSource implements BrokerSource<AmqpMessage> {
   readonly #link: AmqpLink;
   readonly #queue: string;
   readonly #dlx: string;
-  readonly #blockMs: number;
+  readonly #fetchWait: number;
   #prefetch: number | undefined;
   #fetched = false;
   /** Set by the first fetch when `prefetch` exceeds its `max`; every fetch then throws it. */
@@ -169,7 +179,7 @@ export class AmqpSource implements BrokerSource<AmqpMessage> {
   readonly #returned = new Set<string>();
   readonly #retryQueues = new Map<number, number>(); // delay → last declared (ms epoch)
   readonly #held = new WeakMap<AmqpMessage, Delivery>();
-  #wake: (() => void) | undefined;
+  readonly #wakers = new Set<() => void>();
   #closed = false;
   /** Consecutive failed republishes: the hand-back backoff grows with them. */
   #republishFailures = 0;
@@ -181,9 +191,9 @@ export class AmqpSource implements BrokerSource<AmqpMessage> {
     this.#link = link;
     this.#queue = opts.queue;
     this.#dlx = opts.deadLetterExchange ?? `${opts.queue}.dlx`;
-    this.#blockMs = opts.blockMs ?? 1000;
+    this.#fetchWait = opts.fetchWait ?? SOURCE_DEFAULTS.fetchWait;
     this.#prefetch = opts.prefetch;
-    link.onChange = () => this.#wake?.();
+    link.onChange = () => wakeAll(this.#wakers);
     link.onReturn = (msg) => {
       const id = msg.properties.headers?.[PUBLISH_ID_HEADER];
       if (typeof id === 'string') this.#returned.add(id);
@@ -211,7 +221,7 @@ export class AmqpSource implements BrokerSource<AmqpMessage> {
     }
     if (this.#refused) throw this.#refused;
     const prefetch = this.#prefetch ?? max;
-    const deadline = Date.now() + this.#blockMs;
+    const deadline = Date.now() + this.#fetchWait;
     while (this.#link.buffer.length === 0 && !signal.aborted && Date.now() < deadline) {
       // Start consuming (at first, after a reconnect, after a pause) only with `prefetch` free
       // slots: messages of a dead channel whose handlers still run count in the loop's `held`
@@ -220,11 +230,11 @@ export class AmqpSource implements BrokerSource<AmqpMessage> {
         await this.#link.consume(prefetch).catch(() => {});
       } else if (this.#link.channel) {
         // The loop calls again as its slots free up: wait a little, not the whole block time.
-        await this.#sleep(signal, Math.min(WAIT_FOR_SLOTS_MS, deadline - Date.now()));
+        await sleep(Math.min(WAIT_FOR_SLOTS_MS, deadline - Date.now()), signal, this.#wakers);
         break;
       }
       if (this.#link.buffer.length > 0) break;
-      await this.#sleep(signal, deadline - Date.now());
+      await sleep(deadline - Date.now(), signal, this.#wakers);
     }
     // Closing, usually: stop the pushes so nothing arrives that the loop will not take.
     if (signal.aborted) await this.#link.pause();
@@ -245,6 +255,7 @@ export class AmqpSource implements BrokerSource<AmqpMessage> {
     const ch = this.#live(message, 'retry');
     const headers = fitHeaders(message.raw.properties.headers, [
       [DELIVERIES_HEADER, message.deliveryCount],
+      [FIRST_FAILED_HEADER, firstFailedAt(message)],
       ['x-sluice-last-error', oneLine(errorMessage(error))],
     ]);
     if (headers === undefined) {
@@ -273,6 +284,8 @@ export class AmqpSource implements BrokerSource<AmqpMessage> {
     const code = errorStringCode(error);
     const headers = fitHeaders(message.raw.properties.headers, [
       [DELIVERIES_HEADER, message.deliveryCount],
+      [FIRST_FAILED_HEADER, firstFailedAt(message)],
+      [FAILED_HEADER, Date.now()],
       ['x-sluice-error-code', code === undefined ? undefined : oneLine(code)],
       ['x-sluice-error-name', oneLine(errorName(error))],
       ['x-sluice-error', oneLine(errorMessage(error))],
@@ -292,7 +305,7 @@ export class AmqpSource implements BrokerSource<AmqpMessage> {
   /** Publishes to the work queue and waits for the broker's confirm (for producers and tests). */
   async publish(body: Uint8Array | string): Promise<void> {
     const pub = this.#link.publisher;
-    if (!pub) throw new Error('not connected to RabbitMQ (reconnecting)');
+    if (!pub) throw new NotConnectedError('RabbitMQ');
     pub.sendToQueue(this.#queue, Buffer.from(body), { persistent: true });
     await pub.waitForConfirms();
   }
@@ -373,7 +386,7 @@ export class AmqpSource implements BrokerSource<AmqpMessage> {
         this.#republishFailures = 0;
         return;
       }
-      throw new Error(
+      throw new UnroutableError(
         `RabbitMQ routed the ${what} of delivery ${message.id} to no queue (exchange ` +
           `${JSON.stringify(exchange)}, routing key ${JSON.stringify(routingKey)}), even after ` +
           `re-declaring the topology; the message goes back to ${JSON.stringify(this.#queue)}`,
@@ -404,7 +417,7 @@ export class AmqpSource implements BrokerSource<AmqpMessage> {
     headers: Record<string, unknown>,
   ): Promise<boolean> {
     const pub = this.#link.publisher;
-    if (!pub) throw new Error('not connected to RabbitMQ (reconnecting)');
+    if (!pub) throw new NotConnectedError('RabbitMQ');
     const { properties } = message.raw;
     // The broker's count belongs to the old copy; DELIVERIES_HEADER already includes it.
     const { 'x-delivery-count': _old, ...fresh } = headers;
@@ -432,22 +445,6 @@ export class AmqpSource implements BrokerSource<AmqpMessage> {
     } finally {
       this.#returned.delete(id);
     }
-  }
-
-  #sleep(signal: AbortSignal, ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      // Aborted during an earlier await: a listener added now would never fire.
-      if (signal.aborted) return resolve();
-      const done = (): void => {
-        clearTimeout(timer);
-        signal.removeEventListener('abort', done);
-        this.#wake = undefined;
-        resolve();
-      };
-      const timer = setTimeout(done, Math.max(0, ms));
-      signal.addEventListener('abort', done, { once: true });
-      this.#wake = done;
-    });
   }
 }
 
@@ -537,29 +534,14 @@ function oneLine(text: string): string {
   return line.length > 1024 ? `${line.slice(0, 1024)}…` : line;
 }
 
-/**
- * Sends `payload` as persistent JSON to `queue` on a confirm channel and waits for the broker's
- * confirm (rejects if the broker nacks or the channel closes). Declare the queue first (an
- * {@link amqpSource} does): RabbitMQ silently drops messages sent to a missing queue.
- *
- * @example
- * ```ts
- * await enqueue(await conn.createConfirmChannel(), 'jobs', { path: 'a.pdf' });
- * ```
- */
-export async function enqueue(
-  channel: ConfirmChannel,
-  queue: string,
-  payload: unknown,
-): Promise<void> {
-  await new Promise<void>((resolve, reject) => {
-    channel.sendToQueue(
-      queue,
-      Buffer.from(JSON.stringify(payload)),
-      { persistent: true, contentType: 'application/json' },
-      (err) => (err ? reject(err) : resolve()),
-    );
-  });
+/** Header with the time (ms since the epoch) of a message's first failed delivery. */
+const FIRST_FAILED_HEADER = 'x-sluice-first-failed-at';
+/** Header with the time (ms since the epoch) a message was dead-lettered. */
+const FAILED_HEADER = 'x-sluice-failed-at';
+
+/** The first failure's time: kept from an earlier retry's header, else now. */
+function firstFailedAt(message: AmqpMessage): number {
+  return headerCount(message.raw.properties.headers?.[FIRST_FAILED_HEADER]) || Date.now();
 }
 
 /** A delivery-count header as a number: a positive count, else 0 (absent or garbled). */

@@ -1,0 +1,106 @@
+/**
+ * What every broker's `enqueue(target, payload, options)` shares: the options, the result and
+ * their checks (internal; each subpath re-exports the types). Each broker maps `delay` and `key`
+ * onto its own mechanism and documents its limits on its `enqueue`.
+ *
+ * @module
+ */
+import { formatValue } from '../internal/format-value.js';
+import { invalidArgument, invalidOption, optionsObject } from '../internal/options.js';
+
+/** Options of every broker's `enqueue`. */
+export interface EnqueueOptions {
+  /**
+   * Hand the job out no sooner than this many ms from now (0 = at once). How late it may be
+   * handed out after that is broker-specific (see each `enqueue` and the README table).
+   * @default 0
+   */
+  delay?: number;
+  /**
+   * A deduplication key: while a job enqueued with this key is pending (not yet acked or
+   * dead-lettered), another enqueue with the same key adds nothing and returns
+   * `{ deduplicated: true }`. How long a key is held is broker-specific (on NATS, the stream's
+   * duplicate window). A non-empty string of at most 256 characters. Not on RabbitMQ.
+   */
+  key?: string;
+  /**
+   * Extra metadata stored with the job (string values). Names starting with `sluice-`
+   * (any case) are reserved.
+   */
+  headers?: Record<string, string>;
+}
+
+/** What `enqueue` did. */
+export interface EnqueueResult {
+  /**
+   * The new job's id (stream entry id, stream sequence, row id, message id), or, when
+   * deduplicated, the pending job's id where the broker tells it (else undefined).
+   */
+  readonly id: string | undefined;
+  /** True when a pending job already held `key`: nothing was added. */
+  readonly deduplicated: boolean;
+}
+
+/** {@link EnqueueOptions}, checked. */
+export interface CheckedEnqueue {
+  delay: number;
+  key: string | undefined;
+  headers: [string, string][];
+}
+
+/** Longest `key`, characters. */
+export const MAX_KEY_LENGTH = 256;
+
+/**
+ * Checks `opts` (and that `target` is an object: the 0.1 signatures took the client first and
+ * the queue name second).
+ *
+ * @throws TypeError/RangeError `ERR_INVALID_OPTION` for a bad option, `ERR_INVALID_ARGUMENT`
+ *   for a target that is not an object.
+ */
+export function checkEnqueue(
+  target: unknown,
+  targetShape: string,
+  opts: EnqueueOptions | undefined,
+): CheckedEnqueue {
+  if (target === null || typeof target !== 'object') {
+    invalidArgument('target', target, `an object ${targetShape}`);
+  }
+  const o = optionsObject<EnqueueOptions>('options', opts) ?? {};
+  const delay = o.delay ?? 0;
+  if (typeof delay !== 'number' || !Number.isFinite(delay) || delay < 0) {
+    invalidOption('delay', delay, 'a finite number of ms >= 0', true);
+  }
+  const { key } = o;
+  if (key !== undefined && (typeof key !== 'string' || key === '' || key.length > MAX_KEY_LENGTH)) {
+    invalidOption('key', key, `a non-empty string of at most ${MAX_KEY_LENGTH} characters`);
+  }
+  const headers: [string, string][] = [];
+  if (o.headers != null) {
+    if (typeof o.headers !== 'object' || Array.isArray(o.headers)) {
+      invalidOption('headers', o.headers, 'an object of string values');
+    }
+    for (const [name, value] of Object.entries(o.headers)) {
+      if (typeof value !== 'string') {
+        invalidOption(`headers.${name}`, value, 'a string');
+      }
+      if (name === '' || /^sluice-/i.test(name) || /[\r\n:]/.test(name)) {
+        invalidOption(
+          'headers',
+          formatValue(name),
+          'names without ":" or line breaks, not starting with "sluice-"',
+        );
+      }
+      headers.push([name, value]);
+    }
+  }
+  return { delay, key, headers };
+}
+
+/** A payload as bytes: bytes as they are, strings as UTF-8, anything else as JSON. */
+export function encodePayload(payload: unknown): Buffer {
+  if (payload instanceof Uint8Array) {
+    return Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
+  }
+  return Buffer.from(typeof payload === 'string' ? payload : JSON.stringify(payload));
+}

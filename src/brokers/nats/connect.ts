@@ -1,0 +1,74 @@
+/**
+ * The first connection to NATS within a deadline, shared by the source and the dead letters
+ * (internal).
+ *
+ * @module
+ */
+
+import { createConnection, type Socket } from 'node:net';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { ConnectTimeoutError } from '../../errors.js';
+import { connectTimeoutError, connectWithin } from '../connect-deadline.js';
+
+/**
+ * Connects with reconnects forever once up; the first connection must complete within
+ * `connectTimeout`. The client's own `timeout` rejects a silent server but leaves its socket
+ * open (and a pending connect cannot be canceled), so a probe goes first: a plain TCP
+ * connection that must read the server's `INFO` line in time, then is closed.
+ */
+export async function connectNats(servers: string | string[], ms: number): Promise<NatsConnection> {
+  const list = Array.isArray(servers) ? servers : [servers];
+  const where = `NATS at ${list.join(',')}`;
+  const started = Date.now();
+  const probes = list.map((server) => probeInfo(server));
+  const abandon = () => {
+    for (const probe of probes) probe.socket.destroy();
+  };
+  try {
+    await connectWithin(Promise.any(probes.map((p) => p.answered)), ms, where, abandon);
+  } catch (error) {
+    throw error instanceof AggregateError ? error.errors[0] : error;
+  } finally {
+    abandon();
+  }
+  try {
+    return await connect({
+      servers,
+      maxReconnectAttempts: -1,
+      reconnectTimeWait: 250,
+      timeout: Math.max(1, ms - (Date.now() - started)),
+      // An Error (for its stack) per request costs more than the request itself on a hot path
+      // of one confirmed ack per message.
+      noAsyncTraces: true,
+    });
+  } catch (error) {
+    if (isClientTimeout(error)) throw connectTimeoutError(where, ms, error);
+    throw error;
+  }
+}
+
+/** A TCP connection to `server` (`host:port`, with or without a scheme) and its `INFO` line. */
+function probeInfo(server: string): { socket: Socket; answered: Promise<void> } {
+  const url = new URL(/^[a-z]+:\/\//i.test(server) ? server : `nats://${server}`);
+  const socket = createConnection({
+    host: url.hostname || '127.0.0.1',
+    port: Number(url.port || 4222),
+  });
+  const answered = new Promise<void>((resolve, reject) => {
+    socket.once('data', (chunk) => {
+      if (chunk.subarray(0, 4).toString() === 'INFO') resolve();
+      else reject(new Error(`${server} is not a NATS server (no INFO)`));
+    });
+    socket.once('error', reject);
+    socket.once('close', () => reject(new Error(`${server} closed the connection`)));
+  });
+  answered.catch(() => {}); // read through Promise.any; never unhandled
+  return { socket, answered };
+}
+
+/** The client's own connect timeout, reported as ours (`ERR_CONNECT_TIMEOUT`). */
+function isClientTimeout(error: unknown): boolean {
+  if (error instanceof ConnectTimeoutError) return false;
+  const name = (error as { name?: unknown } | null)?.name;
+  return name === 'TimeoutError' || /timeout/i.test(String((error as Error)?.message));
+}

@@ -1,0 +1,74 @@
+/**
+ * `enqueue` for NATS JetStream (see `sluice/nats`).
+ *
+ * @module
+ */
+import { jetstream } from '@nats-io/jetstream';
+import { type NatsConnection, headers as natsHeaders } from '@nats-io/transport-node';
+import { numberAtLeast } from '../../internal/options.js';
+import {
+  checkEnqueue,
+  type EnqueueOptions,
+  type EnqueueResult,
+  encodePayload,
+} from '../enqueue-options.js';
+
+/** Where a NATS job goes. */
+export interface NatsTarget {
+  /** An open connection (`connect()` of `@nats-io/transport-node`). */
+  connection: NatsConnection;
+  /** The work subject (the source's `subject`, by default `<stream>.work`). */
+  subject: string;
+  /** Longest wait for the stream's PubAck, ms. @default 5000 */
+  timeout?: number;
+}
+
+/**
+ * Header of a delayed job: its delay in ms, counted from the time the stream stored it (the
+ * server's clock). The source turns an early delivery back (see {@link enqueue}).
+ */
+export const DELAY_HEADER = 'Sluice-Delay';
+
+/**
+ * Publishes one job and waits for the stream's PubAck (objects as JSON, strings as UTF-8,
+ * bytes as they are). The stream must exist: create a source first (it declares the
+ * topology), or declare it yourself.
+ *
+ * - `delay`: nats-server 2.9–2.11 cannot schedule a message, so the job is stored at once with
+ *   a `Sluice-Delay` header; a source that receives it early turns it back with `-NAK` and the
+ *   remaining delay (no handler runs), and JetStream redelivers it when due — within tens of
+ *   ms while a source is fetching. That early delivery counts on the server: `deliveryCount`
+ *   is reported one lower for a delayed job, so a delayed job may get one extra attempt when
+ *   none was early. The stream holds it meanwhile (it counts against `max_ack_pending` while
+ *   held). Due = the stream's store time + delay, read on the consumer's clock.
+ * - `key`: the `Nats-Msg-Id` header. JetStream drops a second publish with the same id
+ *   within the stream's duplicate window (2 minutes unless the stream was declared with
+ *   another `duplicateWindow`), counted from the first publish whether or not the job is done:
+ *   after the window the key may be enqueued again, before it never.
+ * - `headers`: message headers.
+ *
+ * @returns the stream sequence, or, deduplicated, the pending one's sequence (from the PubAck).
+ * @throws TypeError/RangeError `ERR_INVALID_OPTION` for a bad option; the client's error when
+ *   no stream captures the subject, or on timeout.
+ * @example
+ * ```ts
+ * await enqueue({ connection: nc, subject: 'JOBS.work' }, { path: 'a.pdf' }, { key: 'a.pdf' });
+ * ```
+ */
+export async function enqueue(
+  target: NatsTarget,
+  payload: unknown,
+  options?: EnqueueOptions,
+): Promise<EnqueueResult> {
+  const { delay, key, headers } = checkEnqueue(target, '{ connection, subject }', options);
+  const timeout = numberAtLeast('timeout', target.timeout, 1, { unit: 'ms' }) ?? 5000;
+  const h = natsHeaders();
+  for (const [name, value] of headers) h.set(name, value);
+  if (delay > 0) h.set(DELAY_HEADER, String(Math.ceil(delay)));
+  const ack = await jetstream(target.connection).publish(target.subject, encodePayload(payload), {
+    timeout,
+    ...(h.keys().length > 0 ? { headers: h } : {}),
+    ...(key === undefined ? {} : { msgID: key }),
+  });
+  return { id: String(ack.seq), deduplicated: ack.duplicate };
+}

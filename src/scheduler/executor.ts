@@ -1,0 +1,37 @@
+/**
+ * The executor seam: what runs a job once the scheduling core (Pool's intake, queue, gates and
+ * lifecycle) starts it. In-process pools call the worker function directly (`JobRun.start`);
+ * ThreadPool plugs in an executor that hands the job to its threads. Internal.
+ *
+ * @module
+ */
+import type { TransferListItem } from 'node:worker_threads';
+
+/** A started job as an executor sees it: everything it needs is on the job itself. */
+export interface ExecutorJob<J> {
+  readonly job: J;
+  /** The job's index in submission order: unique in its pool. */
+  readonly index: number;
+  /** performance.now() at acceptance (for wait-time figures measured by the executor). */
+  readonly queuedAt: number | undefined;
+  /** Objects to move rather than copy (ThreadPool's `transfer` submit option). */
+  readonly transfer: readonly TransferListItem[] | undefined;
+  /** Which run of the job this is, from 1 (the `retry` gate). */
+  readonly attempt: number;
+}
+
+/** Runs started jobs; the core keeps everything else. */
+export interface Executor<J, R> {
+  /** Runs one attempt; the promise settles it (a rejection fails the attempt). */
+  run(job: ExecutorJob<J>): Promise<R>;
+  /**
+   * The core ended a job it had handed over (its signal, `abort()`, a drain deadline): stop its
+   * work. The job has already settled; what the executor reports for it later is discarded.
+   */
+  cancel(job: ExecutorJob<J>, error: Error): void;
+  /** The core is canceling every job at once (abort, drain deadline): one call instead of many. */
+  cancelAll(error: Error): void;
+}
+
+/** The option key under which a Pool takes its executor (not a public option). */
+export const EXECUTOR: unique symbol = Symbol('sluice.executor');

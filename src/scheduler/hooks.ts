@@ -1,0 +1,47 @@
+/**
+ * Lifecycle hooks: the one place where every job's accepted / started / retried / settled event
+ * is emitted, for every pool kind (Pool and ThreadPool through Pool, runPool and stages through
+ * the pull engine, consume() through its Pool). Observability (events, metrics, tracing) attaches
+ * here. Internal for now: pools take them through the {@link HOOKS} option key.
+ *
+ * Every hook is called synchronously at the event, and must not throw (a throwing hook is
+ * reported once on `process.emitWarning` and dropped, so the job's settlement is never lost).
+ *
+ * @module
+ */
+
+/** A job's lifecycle, as the core sees it. `index` identifies the job within its pool. */
+export interface JobHooks<J = unknown> {
+  /** Accepted into the pool (submitted, or pulled from a runPool/stage source). */
+  accepted?(job: J, index: number): void;
+  /** An attempt started on a slot (`attempt` from 1), after waiting `waitMs` since acceptance. */
+  started?(job: J, index: number, attempt: number): void;
+  /** An attempt failed with `error` and will run again after `delayMs`. */
+  retried?(job: J, index: number, attempt: number, error: Error, delayMs: number): void;
+  /** The job settled for good: `error` undefined means it succeeded. */
+  settled?(job: J, index: number, error: Error | undefined): void;
+}
+
+/** The option key under which a pool takes its hooks (a symbol: not part of the public options). */
+export const HOOKS: unique symbol = Symbol('sluice.hooks');
+
+/** Wraps `hooks` so that a throwing hook is dropped with one warning instead of breaking a job. */
+export function guardedHooks<J>(hooks: JobHooks<J> | undefined): JobHooks<J> | undefined {
+  if (hooks === undefined) return undefined;
+  const guarded: JobHooks<J> = {};
+  for (const name of ['accepted', 'started', 'retried', 'settled'] as const) {
+    const hook = hooks[name] as ((...args: unknown[]) => void) | undefined;
+    if (typeof hook !== 'function') continue;
+    let broken = false;
+    (guarded as Record<string, (...args: unknown[]) => void>)[name] = (...args) => {
+      if (broken) return;
+      try {
+        hook.apply(hooks, args);
+      } catch (error) {
+        broken = true;
+        process.emitWarning(`sluice: the ${name} hook threw and was dropped: ${String(error)}`);
+      }
+    };
+  }
+  return guarded;
+}

@@ -1,0 +1,174 @@
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { AbortError, Pool, type RateLimiter, rateLimiter } from '../../src/index.js';
+import { deferred, flush, maxInWindow } from '../helpers.js';
+
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+const fakeTime = () =>
+  vi.useFakeTimers({
+    toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'Date', 'performance'],
+  });
+
+describe('rate', () => {
+  it('1,000 jobs at 50 per 1000 ms: no 1000 ms window holds more than 50 starts, and they take 19 s', async () => {
+    fakeTime();
+    const starts: number[] = [];
+    const pool = new Pool(
+      (n: number) => {
+        starts.push(Date.now());
+        return n;
+      },
+      { concurrency: 10, queueSize: Number.POSITIVE_INFINITY, rate: { limit: 50, interval: 1000 } },
+    );
+    const t0 = Date.now();
+    const tasks = [];
+    for (let i = 0; i < 1000; i++) tasks.push(pool.trySubmit(i));
+    await vi.advanceTimersByTimeAsync(25_000);
+    const results = await Promise.all(tasks.map((t) => t?.result));
+    expect(results.every((r) => r?.ok)).toBe(true);
+    expect(starts).toHaveLength(1000);
+    expect(maxInWindow(starts, 1000)).toBe(50);
+    // A burst of 50 at once, then 50 more each time the oldest leaves the window.
+    expect((starts.at(-1) as number) - t0).toBe(19_000);
+  });
+
+  it('a job waiting on the rate holds no slot and shows in stats; abort cancels it', async () => {
+    fakeTime();
+    const pool = new Pool((n: number) => n, {
+      concurrency: 4,
+      rate: { limit: 1, interval: 10_000 },
+    });
+    const first = await pool.submit(1);
+    const second = await pool.submit(2);
+    await flush();
+    expect(await first.result).toMatchObject({ ok: true });
+    expect(pool.stats()).toMatchObject({ running: 0, queued: 1, waiting: { rate: 1 } });
+    const report = await pool.abort('shutdown');
+    expect(report).toMatchObject({ canceled: 1, canceledJobs: [2] });
+    const result = await second.result;
+    expect(result.ok).toBe(false);
+    if (!result.ok) expect(result.error).toBeInstanceOf(AbortError);
+    expect(vi.getTimerCount()).toBe(0);
+  });
+
+  it('one rateLimiter() shared by two pools limits their starts together', async () => {
+    fakeTime();
+    const starts: number[] = [];
+    const shared = rateLimiter({ limit: 5, interval: 1000 });
+    const work = (n: number) => {
+      starts.push(Date.now());
+      return n;
+    };
+    const a = new Pool(work, { concurrency: 5, queueSize: 100, rate: shared });
+    const b = new Pool(work, { concurrency: 5, queueSize: 100, rate: shared });
+    for (let i = 0; i < 20; i++) (i % 2 ? a : b).trySubmit(i);
+    await vi.advanceTimersByTimeAsync(5000);
+    await Promise.all([a.drain(), b.drain()]);
+    expect(starts).toHaveLength(20);
+    expect(
+      maxInWindow(
+        starts.sort((x, y) => x - y),
+        1000,
+      ),
+    ).toBe(5);
+  });
+
+  it('a permit asked for in the middle of a turn counts from its reservation: the start after it keeps a full interval away', async () => {
+    fakeTime();
+    const starts: number[] = [];
+    let failed = false;
+    const pool = new Pool(
+      (n: number) => {
+        starts.push(performance.now());
+        if (n === 0 && !failed) {
+          failed = true;
+          throw new Error('once');
+        }
+        return n;
+      },
+      {
+        concurrency: 1,
+        queueSize: 1,
+        retry: { attempts: 2, backoff: () => 0 },
+        rate: { limit: 1, interval: 11 },
+      },
+    );
+    await pool.submit(0);
+    // The retry comes due inside this synchronous advance and asks for its permit there.
+    vi.advanceTimersByTime(1);
+    await pool.submit(1);
+    for (let i = 0; i < 3; i++) {
+      await flush();
+      vi.advanceTimersByTime(20);
+    }
+    await pool.drain();
+    expect(starts).toHaveLength(3);
+    expect(maxInWindow(starts, 11)).toBe(1);
+  });
+
+  it('a permit that came due while every key was at its limit is not spent later: the window holds when the key frees', async () => {
+    fakeTime();
+    const starts: number[] = [];
+    const gate = deferred<void>();
+    let failed = false;
+    const pool = new Pool(
+      async (job: { key: string; n: number }) => {
+        starts.push(performance.now());
+        if (job.n === 0) await gate.promise;
+        else if (!failed) {
+          failed = true;
+          throw new Error('once');
+        }
+        return job.n;
+      },
+      {
+        concurrency: 2,
+        queueSize: 0,
+        key: (job) => job.key,
+        perKey: { concurrency: 1 },
+        rate: { limit: 1, interval: 5 },
+        retry: { attempts: 2, backoff: () => 0 },
+      },
+    );
+    await pool.submit({ key: 'a', n: 0 });
+    await pool.submit({ key: 'a', n: 1 }); // held by its key; its permit comes due meanwhile
+    await vi.advanceTimersByTimeAsync(20);
+    gate.resolve();
+    await vi.advanceTimersByTimeAsync(20);
+    await pool.drain();
+    expect(starts).toHaveLength(3);
+    expect(maxInWindow(starts, 5)).toBe(1);
+    expect(vi.getTimerCount()).toBe(0);
+  });
+
+  it('an async RateLimiter is asked once per start, and its failure fails only the job that asked', async () => {
+    let asked = 0;
+    const limiter: RateLimiter = {
+      reserve: async () => {
+        asked++;
+        if (asked === 2) throw new Error('limiter down');
+        return 0;
+      },
+    };
+    const pool = new Pool((n: number) => n, { concurrency: 1, rate: limiter });
+    const tasks = [await pool.submit(1), await pool.submit(2)];
+    const third = await pool.submit(3);
+    const results = await Promise.all([...tasks, third].map((t) => t.result));
+    expect(results.map((r) => r.ok)).toEqual([true, false, true]);
+    const failed = results[1];
+    if (failed && !failed.ok) expect((failed.error.cause as Error).message).toBe('limiter down');
+    expect(asked).toBe(3);
+  });
+
+  it('bad rate options are refused at construction with the option name', () => {
+    expect(() => new Pool(() => 1, { concurrency: 1, rate: { limit: 0, interval: 1000 } })).toThrow(
+      /rate\.limit.*got 0/,
+    );
+    expect(() => new Pool(() => 1, { concurrency: 1, rate: { limit: 5, interval: -1 } })).toThrow(
+      /rate\.interval/,
+    );
+    expect(() => new Pool(() => 1, { concurrency: 1, rate: 5 as never })).toThrow(/"rate"/);
+  });
+});
