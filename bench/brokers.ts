@@ -1,6 +1,8 @@
 // Broker consumers: messages/s consumed and acked with a trivial handler, concurrency 64, per
 // broker, each run in its own child process (peak RSS read from /proc); and BullMQ's Worker on
 // the same Redis at the same concurrency. Backlogs of two sizes show whether RSS stays flat.
+// The `sluice-<broker>-batch` rows use a batch handler (`batch: { size: 100, maxWait: 50 }`,
+// 200 messages held) on the same broker: compare them with the per-message rows of one run.
 //   npx tsx bench/brokers.ts [--quick] [--runs=3] [--sizes=10000,100000] [--warmup=20000] [--only=sluice-redis,bullmq]
 // Each run first consumes a separate warm-up queue (untimed), then times the main queue from
 // the first fetch to the last ack confirmed; connecting is not timed.
@@ -63,6 +65,71 @@ async function redisClient() {
   return client;
 }
 
+/** A sluice source on `queue` and the `consume` of its subpath (imported in the child). */
+type Opened = {
+  consume: typeof import('../dist/brokers/consumer.js').consume;
+  source: import('../dist/brokers/source.js').BrokerSource;
+};
+
+const openers: Record<
+  'redis' | 'postgres' | 'nats' | 'amqp',
+  (queue: string) => () => Promise<Opened>
+> = {
+  redis: (stream) => async () => {
+    const { consume, redisSource } = await import('../dist/brokers/redis/index.js');
+    return { consume, source: await redisSource({ url: REDIS_URL, stream, group: 'bench' }) };
+  },
+  postgres: (table) => async () => {
+    const { consume, postgresSource } = await import('../dist/brokers/postgres/index.js');
+    const source = await postgresSource({ connectionString: PG_URL, table, migrate: false });
+    return { consume, source };
+  },
+  nats: (stream) => async () => {
+    const { consume, natsSource } = await import('../dist/brokers/nats/index.js');
+    return { consume, source: await natsSource({ stream, consumer: 'bench' }) };
+  },
+  amqp: (queue) => async () => {
+    const { amqpSource, consume } = await import('../dist/brokers/amqp/index.js');
+    return { consume, source: await amqpSource({ url: AMQP_URL, queue }) };
+  },
+};
+
+/**
+ * The `-batch` rows: a batch handler, `batch: { size: 100, maxWait: 50 }`, at 200 messages held
+ * (`concurrency` counts messages, so one batch fills while another runs), whatever --concurrency says.
+ */
+const BATCH = { size: 100, maxWait: 50 } as const;
+const BATCH_CONCURRENCY = 200;
+
+/**
+ * Consumes and acks `n` messages with a trivial handler (per message, or per batch); returns
+ * the ns from the start of consumption (connections already open) to the last ack confirmed.
+ */
+async function timeSluice(
+  open: () => Promise<Opened>,
+  n: number,
+  concurrency: number,
+  batch = false,
+): Promise<number> {
+  const { consume, source } = await open();
+  const handled = countdown(n);
+  const start = process.hrtime.bigint();
+  const consumer = batch
+    ? consume(
+        source,
+        (items) => {
+          for (let i = 0; i < items.length; i++) handled.add();
+        },
+        { concurrency: BATCH_CONCURRENCY, batch: BATCH },
+      )
+    : consume(source, handled.add, { concurrency });
+  await handled.done;
+  const report = await consumer.close(); // returns once every ack is confirmed (written, AMQP)
+  const elapsed = Number(process.hrtime.bigint() - start);
+  if (report.stats.acked !== n) throw new Error(`acked ${report.stats.acked} of ${n}`);
+  return elapsed;
+}
+
 const brokers: Record<string, BrokerBench> = {
   'sluice-redis': {
     packages: ['redis'],
@@ -80,18 +147,7 @@ const brokers: Record<string, BrokerBench> = {
       await client.close();
       return stream;
     },
-    async consume(stream, n, concurrency) {
-      const { consume, redisSource } = await import('../dist/brokers/redis/index.js');
-      const handled = countdown(n);
-      const source = await redisSource({ url: REDIS_URL, stream, group: 'bench' });
-      const start = process.hrtime.bigint();
-      const consumer = consume(source, handled.add, { concurrency });
-      await handled.done;
-      const report = await consumer.close(); // returns once every ack is confirmed
-      const elapsed = Number(process.hrtime.bigint() - start);
-      if (report.stats.acked !== n) throw new Error(`acked ${report.stats.acked} of ${n}`);
-      return elapsed;
-    },
+    consume: (stream, n, concurrency) => timeSluice(openers.redis(stream), n, concurrency),
     async drop(stream) {
       const client = await redisClient();
       await client.del(stream);
@@ -115,18 +171,7 @@ const brokers: Record<string, BrokerBench> = {
       await pool.end();
       return table;
     },
-    async consume(table, n, concurrency) {
-      const { consume, postgresSource } = await import('../dist/brokers/postgres/index.js');
-      const handled = countdown(n);
-      const source = await postgresSource({ connectionString: PG_URL, table, migrate: false });
-      const start = process.hrtime.bigint();
-      const consumer = consume(source, handled.add, { concurrency });
-      await handled.done;
-      const report = await consumer.close();
-      const elapsed = Number(process.hrtime.bigint() - start);
-      if (report.stats.acked !== n) throw new Error(`acked ${report.stats.acked} of ${n}`);
-      return elapsed;
-    },
+    consume: (table, n, concurrency) => timeSluice(openers.postgres(table), n, concurrency),
     async drop(table) {
       const pg = (await import('pg')).default;
       const client = new pg.Client({ connectionString: PG_URL });
@@ -158,18 +203,7 @@ const brokers: Record<string, BrokerBench> = {
       await nc.close();
       return stream;
     },
-    async consume(stream, n, concurrency) {
-      const { consume, natsSource } = await import('../dist/brokers/nats/index.js');
-      const handled = countdown(n);
-      const source = await natsSource({ stream, consumer: 'bench' });
-      const start = process.hrtime.bigint();
-      const consumer = consume(source, handled.add, { concurrency });
-      await handled.done;
-      const report = await consumer.close(); // acks are confirmed by the server (ackAck)
-      const elapsed = Number(process.hrtime.bigint() - start);
-      if (report.stats.acked !== n) throw new Error(`acked ${report.stats.acked} of ${n}`);
-      return elapsed;
-    },
+    consume: (stream, n, concurrency) => timeSluice(openers.nats(stream), n, concurrency),
     async drop(stream) {
       const { connect } = await import('@nats-io/transport-node');
       const { jetstreamManager } = await import('@nats-io/jetstream');
@@ -198,19 +232,8 @@ const brokers: Record<string, BrokerBench> = {
       await conn.close();
       return queue;
     },
-    async consume(queue, n, concurrency) {
-      const { amqpSource, consume } = await import('../dist/brokers/amqp/index.js');
-      const handled = countdown(n);
-      const source = await amqpSource({ url: AMQP_URL, queue });
-      const start = process.hrtime.bigint();
-      const consumer = consume(source, handled.add, { concurrency });
-      await handled.done;
-      // AMQP 0-9-1 acks are not confirmed: close() returns once every ack was written.
-      const report = await consumer.close();
-      const elapsed = Number(process.hrtime.bigint() - start);
-      if (report.stats.acked !== n) throw new Error(`acked ${report.stats.acked} of ${n}`);
-      return elapsed;
-    },
+    // AMQP 0-9-1 acks are not confirmed: close() returns once every ack was written.
+    consume: (queue, n, concurrency) => timeSluice(openers.amqp(queue), n, concurrency),
     async drop(queue) {
       const { connect } = await import('amqplib');
       const conn = await connect(AMQP_URL);
@@ -265,6 +288,15 @@ const brokers: Record<string, BrokerBench> = {
     },
   },
 };
+
+// The batch rows reuse each broker's fill and drop.
+for (const broker of ['redis', 'postgres', 'nats', 'amqp'] as const) {
+  const base = brokers[`sluice-${broker}`]!;
+  brokers[`sluice-${broker}-batch`] = {
+    ...base,
+    consume: (queue, n, concurrency) => timeSluice(openers[broker](queue), n, concurrency, true),
+  };
+}
 
 interface CaseParams {
   queue: string;

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import type { Lane } from './consumer-lanes.js';
 import type { BrokerMessage } from './source.js';
 
 /** The pool's per-job context (only `signal` is used). */
@@ -12,18 +13,23 @@ interface PoolContext {
   readonly signal: AbortSignal;
 }
 
-/** A decoded message submitted to the pool; also the `HandlerContext` the handler receives. */
+/**
+ * A decoded message submitted to the pool; also the `HandlerContext` the handler receives, and
+ * in batch mode the `BatchItem`.
+ */
 export class ConsumerJob<T, M extends BrokerMessage> {
   readonly message: M;
-  /** @internal */
   readonly payload: T;
+  /** @internal The source it came from, which settles it. */
+  readonly lane: Lane<M>;
   #pool: PoolContext | undefined;
   #controller: AbortController | undefined;
   #leaseLost = false;
 
-  constructor(message: M, payload: T) {
+  constructor(message: M, payload: T, lane: Lane<M>) {
     this.message = message;
     this.payload = payload;
+    this.lane = lane;
   }
 
   /**
@@ -47,7 +53,7 @@ export class ConsumerJob<T, M extends BrokerMessage> {
     return this.#leaseLost;
   }
 
-  /** @internal Links the pool's context when the handler starts. */
+  /** @internal Links the pool's context (a batch's, in batch mode) when the handler starts. */
   attach(pool: PoolContext): void {
     this.#pool = pool;
   }

@@ -24,6 +24,61 @@ export type MessageHandler<T, M extends BrokerMessage = BrokerMessage> = (
   ctx: HandlerContext<M>,
 ) => unknown;
 
+/** One message of a batch (see {@link BatchHandler}): its payload and its own context. */
+export interface BatchItem<T, M extends BrokerMessage = BrokerMessage> extends HandlerContext<M> {
+  /** The decoded payload. */
+  readonly payload: T;
+  /**
+   * Aborted with the batch's signal, and on its own when a heartbeat finds this message's lease
+   * taken by another consumer (its outcome is then dropped: neither acked nor retried).
+   */
+  readonly signal: AbortSignal;
+}
+
+/** What a batch handler receives besides the items. */
+export interface BatchContext {
+  /** Aborted on handler timeout, on the drain deadline and on `abort()`. */
+  readonly signal: AbortSignal;
+}
+
+/**
+ * Per-message outcomes of a batch: `true` = succeeded (acked), an `Error` = failed (retried, or
+ * dead-lettered on its last delivery; a `MalformedMessageError` is dead-lettered at once).
+ * Keys are the items the handler received. An item the map does not mention has **no outcome
+ * and counts as failed** (retried): a message is acked only when its success was stated.
+ */
+export type BatchOutcomes<T, M extends BrokerMessage = BrokerMessage> = ReadonlyMap<
+  BatchItem<T, M>,
+  true | Error
+>;
+
+/**
+ * Handles up to `batch.size` messages in one call. Returning nothing (`undefined`) = every
+ * message succeeded; returning a {@link BatchOutcomes} map = each message as stated (unlisted:
+ * failed); throwing or rejecting = every message failed with that error.
+ */
+export type BatchHandler<T, M extends BrokerMessage = BrokerMessage> = (
+  items: readonly BatchItem<T, M>[],
+  ctx: BatchContext,
+) => void | BatchOutcomes<T, M> | Promise<void | BatchOutcomes<T, M>>;
+
+/**
+ * Batch mode of `consume()`. A batch is handed to the handler once it holds `size` messages, or
+ * `maxWait` ms after its first message arrived, whichever comes first. `concurrency` still
+ * counts messages (held <= concurrency), so batches running at once are at most
+ * `concurrency` (usually `concurrency / size`).
+ */
+export interface BatchOptions {
+  /** Most messages per handler call; an integer from 1 to `concurrency`. */
+  size: number;
+  /**
+   * Longest wait (ms) for a batch to fill after its first message arrived; 0 = hand over what one
+   * fetch returned. Messages waiting for their batch are not heartbeated yet: keep it well
+   * below the source's `lease`. @default 0
+   */
+  maxWait?: number;
+}
+
 /** Which broker operation an `onError` report is about. */
 export type ConsumerOperation =
   | 'fetch'
@@ -36,8 +91,17 @@ export type ConsumerOperation =
 
 /** Options of `consume()`. */
 export interface ConsumeOptions<T, M extends BrokerMessage = BrokerMessage> {
-  /** Handlers running at once; also the most messages fetched ahead. Required, integer >= 1. */
+  /**
+   * Messages held at once (fetched and not yet settled, running or waiting for their batch):
+   * the handlers running at once, and the most messages fetched ahead. Over several sources,
+   * one cap shared by all. Required, integer >= 1.
+   */
   concurrency: number;
+  /**
+   * Hand the handler batches of messages instead of one at a time (the handler is then a
+   * {@link BatchHandler}). Absent: one message per call.
+   */
+  batch?: BatchOptions;
   /** Deliveries before a failing message is dead-lettered (1 = never retried). @default 5 */
   maxDeliveries?: number;
   /** Delay before a failed message is delivered again. @default { initial: 1000, max: 60000, factor: 2, jitter: 0.5 } */
@@ -47,7 +111,7 @@ export interface ConsumeOptions<T, M extends BrokerMessage = BrokerMessage> {
   /** Bodies larger than this (bytes) are malformed and dead-lettered. @default 1 MiB */
   maxBodySize?: number;
   /**
-   * Per-handler timeout in ms, a positive number up to 2147483647 (a timed-out handler counts
+   * Per-handler-call timeout in ms (a batch's call as a whole), a positive number up to 2147483647 (a timed-out handler counts
    * as a failure).
    * `undefined` or `null`: none. @default none
    */
@@ -66,19 +130,23 @@ export interface ConsumeOptions<T, M extends BrokerMessage = BrokerMessage> {
   };
   /**
    * At most `limit` handler starts in any `interval` ms window (or any `RateLimiter`, e.g.
-   * `redisRateLimiter()` shared by every consumer process); see the README's gates.
+   * `redisRateLimiter()` shared by every consumer process); see the README's gates. With
+   * `batch`, it counts batch starts (a batch of 100 is one start).
    */
   rate?: RateLimit | RateLimiter;
   /**
    * The message's key (a tenant, …): held messages start in round-robin among keys, each within
    * `perKey` (default `{ concurrency: 1 }`). Fairness reaches as far as the held messages
    * (`concurrency`): a key that fills them all runs at its own limit. A throwing key function
-   * fails that delivery (retried, then dead-lettered).
+   * fails that delivery (retried, then dead-lettered). Refused with `batch` (ERR_INVALID_OPTION).
    */
   key?: (payload: T, message: M) => string;
-  /** Limits per key (needs `key`). */
+  /** Limits per key (needs `key`; refused with `batch`). */
   perKey?: PerKeyOptions;
-  /** Higher starts first among held messages; FIFO within one priority. */
+  /**
+   * Higher starts first among held messages; FIFO within one priority. A throwing priority
+   * function fails that delivery (retried). Refused with `batch` (ERR_INVALID_OPTION).
+   */
   priority?: (payload: T, message: M) => number;
   /** Aborting it starts `drain({ timeout: drainTimeout })`. */
   signal?: AbortSignal;
@@ -109,8 +177,10 @@ export interface ConsumerStats {
    * reaches the broker before the next fetch), not yet confirmed. Not counted in `held`.
    */
   acking: number;
-  /** Handlers running now. */
+  /** Handler calls running now (in batch mode, batches). */
   running: number;
+  /** Handler calls made for batches (0 without `batch`). */
+  batches: number;
   fetched: number;
   acked: number;
   /** Failed deliveries handed back to the broker for a later retry. */

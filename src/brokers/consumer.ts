@@ -1,6 +1,7 @@
 /**
- * The one consumer loop shared by every broker adapter: it fetches at most the free slots, runs
- * the handler in a sluice `Pool`, acks only after success, retries with backoff, dead-letters
+ * The one consumer loop shared by every broker adapter: it fetches at most the free slots (from
+ * one source, or round-robin from several sharing the cap: `consumer-lanes.ts`), runs the
+ * handler (per message, or per batch: `consumer-batch-handler.ts`) in a sluice `Pool`, acks only after success, retries with backoff, dead-letters
  * after `maxDeliveries` (and malformed messages at once), heartbeats long handlers and drains.
  *
  * Guarantees:
@@ -12,7 +13,10 @@
  *   in the broker, not here. The backlog stays in the broker; memory is O(concurrency). With a
  *   source that has `orderedAcks` (Redis), an issued ack frees its slot before it is confirmed
  *   (the ack is applied by the broker before the next fetch), so the broker's count of messages
- *   delivered to this consumer and not acked stays <= `concurrency` as well.
+ *   delivered to this consumer and not acked stays <= `concurrency` as well. Over several
+ *   sources the bound is on the sum, and a slot frees only once its ack is confirmed (an early
+ *   free could be fetched by another source before the ack lands). In batch mode, messages
+ *   waiting for their batch to fill count as held too.
  * - **A lost lease is never settled.** Once a heartbeat reports that another consumer owns a
  *   message, its handler's signal aborts and its outcome is dropped (no ack, retry or dead
  *   letter); a source refuses a late settle itself where the broker can tell (`LeaseLostError`,
@@ -28,7 +32,6 @@ import {
   argument,
   fn,
   invalidArgument,
-  invalidOption,
   MAX_TIMER_MS,
   optionalDeadline,
   optionalDuration,
@@ -37,20 +40,27 @@ import {
   positiveInt,
 } from '../internal/options.js';
 import { Pool } from '../pool.js';
+import {
+  BatchCollector,
+  type BatchShape,
+  batchShape,
+  outcomeOf,
+} from './consumer-batch-handler.js';
+import { keyOfJob, refuseOrderingGates, retryShape } from './consumer-gates.js';
 import { ConsumerJob } from './consumer-job.js';
+import { FetchLanes, type Lane } from './consumer-lanes.js';
 import {
   type BackoffFunction,
-  type BackoffOptions,
   backoffFunction,
   DEFAULT_DRAIN_TIMEOUT,
   DEFAULT_MAX_BODY_SIZE,
-  DEFAULT_MAX_DELIVERIES,
   type Decoder,
   jsonDecode,
   nonNegative,
-  pause,
 } from './consumer-options.js';
 import type {
+  BatchHandler,
+  BatchOptions,
   ConsumeOptions,
   Consumer,
   ConsumerOperation,
@@ -64,6 +74,11 @@ import type { BrokerMessage, BrokerSource } from './source.js';
 export type { BackoffFunction, BackoffOptions, Decoder } from './consumer-options.js';
 export { jsonDecode } from './consumer-options.js';
 export type {
+  BatchContext,
+  BatchHandler,
+  BatchItem,
+  BatchOptions,
+  BatchOutcomes,
   ConsumeOptions,
   Consumer,
   ConsumerOperation,
@@ -81,13 +96,40 @@ const RELEASED = new Error('released at drain');
 
 type Job<T, M extends BrokerMessage> = ConsumerJob<T, M>;
 
+/** What the pool runs: one message, or (in batch mode) one batch of them. */
+type Work<T, M extends BrokerMessage> = Job<T, M> | readonly Job<T, M>[];
+
+/** Sources given to `consume()`: one, or several sharing one concurrency. */
+export type Sources<M extends BrokerMessage> = BrokerSource<M> | readonly BrokerSource<M>[];
+
 /**
- * Consumes `source` with `handler`, `concurrency` at a time, until drained, closed or aborted.
+ * Consumes `source` with `handler`, `concurrency` messages at a time, until drained, closed or
+ * aborted.
+ *
+ * **Several sources** (`consume([s1, s2, s3], …)`, e.g. a Redis stream sharded into N streams):
+ * one consumer, one `concurrency` shared by all (held, summed over the sources, never exceeds
+ * it). Each free slot goes to the source holding the fewest messages, ties in a rotating order
+ * (see `consumer-lanes.ts`), so a source with a big backlog gets its share, never all the
+ * slots, while the others have work; a source whose last fetch was empty probes with one slot. `drain`/`close`/`abort` act on every
+ * source (and close them all). A RabbitMQ source cannot share a cap: its prefetch is the first
+ * fetch's size, and the broker pushes up to it.
+ *
+ * **Batches** (`batch: { size, maxWait }`): the handler is a {@link BatchHandler} and gets up to
+ * `size` messages per call (a batch is handed over full, or `maxWait` ms after its first message
+ * arrived). It returns nothing (all succeeded), a Map of item → `true` | `Error` (an item it does
+ * not list counts as failed: acks must be stated), or throws (all failed). Each message is then
+ * acked, retried or dead-lettered on its own, as in the one-at-a-time mode. `concurrency` still
+ * counts messages, not batches: held <= concurrency (including messages waiting for their batch
+ * to fill), and `batch.size` must be <= `concurrency` (`concurrency` = 2 x `size` lets one batch
+ * fill while another runs). `timeout` applies to a batch's call as a whole. Gates: `rate` counts
+batch starts (one batch of 100 is one start); `key`, `perKey` and `priority` order single
+messages and are refused with `batch` (`ERR_INVALID_OPTION`); `retry` applies per message.
  *
  * A failed fetch is reported to `onError` and tried again with backoff (100 ms doubling to 2 s),
- * except one that fails with a misuse code (`ERR_INVALID_STATE`, `ERR_INVALID_OPTION`,
- * `ERR_INVALID_ARGUMENT`: a closed source, a RabbitMQ prefetch above `concurrency`): that is
- * reported once and the consumer drains itself (`done` resolves).
+ * on that source only; one that fails with a misuse code (`ERR_INVALID_STATE`,
+ * `ERR_INVALID_OPTION`, `ERR_INVALID_ARGUMENT`: a closed source, a RabbitMQ prefetch above
+ * `concurrency`) is reported once and that source is no longer fetched from; once no source is
+ * left, the consumer drains itself (`done` resolves).
  *
  * @throws RangeError/TypeError for bad options (at once, before anything is fetched).
  * @example
@@ -95,20 +137,41 @@ type Job<T, M extends BrokerMessage> = ConsumerJob<T, M>;
  * const source = await redisSource({ url: 'redis://127.0.0.1:6379', stream: 'jobs', group: 'workers' });
  * const consumer = consume(source, async (job) => { await handle(job) }, { concurrency: 32 });
  * process.once('SIGTERM', () => consumer.drain({ timeout: 10_000 }));
+ * // Batches of up to 100, each message acked or retried on its own:
+ * consume(source, async (items) => {
+ *   const failed = await insertMany(items.map((item) => item.payload));   // → Set of indexes
+ *   return new Map(items.map((item, i) => [item, failed.has(i) ? new Error('rejected') : true]));
+ * }, { concurrency: 200, batch: { size: 100, maxWait: 50 } });
  * ```
  */
 export function consume<T = unknown, M extends BrokerMessage = BrokerMessage>(
-  source: BrokerSource<M>,
+  source: Sources<M>,
   handler: MessageHandler<T, M>,
+  options: ConsumeOptions<T, M> & { batch?: undefined },
+): Consumer;
+export function consume<T = unknown, M extends BrokerMessage = BrokerMessage>(
+  source: Sources<M>,
+  handler: BatchHandler<T, M>,
+  options: ConsumeOptions<T, M> & {
+    batch: BatchOptions;
+    key?: undefined;
+    perKey?: undefined;
+    priority?: undefined;
+  },
+): Consumer;
+export function consume<T = unknown, M extends BrokerMessage = BrokerMessage>(
+  source: Sources<M>,
+  handler: MessageHandler<T, M> | BatchHandler<T, M>,
   options: ConsumeOptions<T, M>,
 ): Consumer {
   return new ConsumerLoop(source, handler, options);
 }
 
 class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
-  readonly #source: BrokerSource<M>;
-  readonly #handler: MessageHandler<T, M>;
+  readonly #lanes: FetchLanes<M>;
+  readonly #handler: (payload: unknown, ctx: unknown) => unknown;
   readonly #concurrency: number;
+  readonly #batch: BatchCollector<Job<T, M>> | undefined;
   readonly #maxDeliveries: number;
   readonly #backoff: BackoffFunction;
   readonly #retryIf: ((error: Error, attempt: number) => boolean) | undefined;
@@ -116,7 +179,7 @@ class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
   readonly #decode: Decoder<T>;
   readonly #maxBodySize: number;
   readonly #onError: (error: Error, operation: ConsumerOperation, message?: M) => void;
-  readonly #pool: Pool<Job<T, M>, unknown>;
+  readonly #pool: Pool<Work<T, M>, unknown>;
   readonly #fetchAbort = new AbortController();
   readonly #running = new Set<Job<T, M>>();
   readonly #stats: ConsumerStats = {
@@ -124,6 +187,7 @@ class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
     peakHeld: 0,
     acking: 0,
     running: 0,
+    batches: 0,
     fetched: 0,
     acked: 0,
     retried: 0,
@@ -135,10 +199,6 @@ class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
     errors: 0,
   };
   #stopping = false;
-  /** True while `source.fetch` runs: acks issued then do not free their slot early. */
-  #fetching = false;
-  /** Acks issued with their slot already freed (ordered acks), not yet confirmed. */
-  #wake: (() => void) | undefined;
   #idle: (() => void) | undefined;
   #heartbeat: ReturnType<typeof setInterval> | undefined;
   #shutdown: Promise<ConsumerReport> | undefined;
@@ -147,27 +207,26 @@ class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
   readonly #loop: Promise<void>;
 
   constructor(
-    source: BrokerSource<M>,
-    handler: MessageHandler<T, M>,
+    source: Sources<M>,
+    handler: MessageHandler<T, M> | BatchHandler<T, M>,
     options: ConsumeOptions<T, M>,
   ) {
-    if (typeof (source as { fetch?: unknown } | null)?.fetch !== 'function') {
-      invalidArgument('source', source, 'a BrokerSource (an object with fetch, ack, retry, …)');
-    }
+    const sources = sourceList(source);
     fn(argument('handler'), handler);
-    this.#source = source;
-    this.#handler = handler;
+    this.#handler = handler as (payload: unknown, ctx: unknown) => unknown;
     optionsObject(argument('options'), options);
     this.#concurrency = positiveInt('concurrency', options?.concurrency);
+    const batch: BatchShape | undefined = batchShape(options.batch, this.#concurrency);
+    if (batch) refuseOrderingGates(options);
+    this.#batch = batch && new BatchCollector(batch, (items) => this.#submit(items));
     const retry = retryShape(options);
     this.#maxDeliveries = retry.maxDeliveries;
     this.#backoff = retry.backoff;
     this.#retryIf = retry.retryIf;
-    const priority =
+    this.#priority =
       options.priority == null
         ? undefined
         : fn<(payload: T, message: M) => number>('priority', options.priority);
-    this.#priority = priority;
     this.#decode =
       options.decode == null
         ? (jsonDecode as Decoder<T>)
@@ -183,19 +242,23 @@ class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
         ? defaultOnError
         : fn<NonNullable<ConsumeOptions<T, M>['onError']>>('onError', options.onError);
     const signal = optionalSignal('signal', options.signal);
-    this.#pool = new Pool((job: Job<T, M>, ctx: { signal: AbortSignal }) => this.#work(job, ctx), {
-      concurrency: this.#concurrency,
-      queueSize: this.#concurrency,
-      timeout: optionalDuration('timeout', options.timeout),
-      rate: options.rate,
-      key: keyOfJob(options.key),
-      perKey: options.perKey,
-    });
+    this.#pool = new Pool(
+      (work: Work<T, M>, ctx: { signal: AbortSignal }) => this.#work(work, ctx),
+      {
+        concurrency: this.#concurrency,
+        queueSize: this.#concurrency,
+        timeout: optionalDuration('timeout', options.timeout),
+        // With `batch`, the pool runs batches: `rate` counts batch starts (key/priority refused).
+        rate: options.rate,
+        key: keyOfJob(options.key),
+        perKey: options.perKey,
+      },
+    );
     this.done = new Promise((resolve) => {
       this.#resolveDone = resolve;
     });
-    const interval = source.heartbeatInterval;
-    if (interval !== undefined && source.heartbeat) {
+    const interval = heartbeatInterval(sources);
+    if (interval !== undefined) {
       // A source's interval past the longest timer (a huge claimIdle / ackWait / lease) would be
       // clamped to 1 ms by Node: beat at the longest delay instead, early enough for any lease.
       this.#heartbeat = setInterval(() => this.#beat(), Math.min(interval, MAX_TIMER_MS));
@@ -209,7 +272,20 @@ class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
       if (signal.aborted) queueMicrotask(onAbort);
       else void this.done.then(onAbortOf(signal, onAbort));
     }
-    this.#loop = this.#run();
+    this.#lanes = new FetchLanes(
+      sources,
+      {
+        concurrency: this.#concurrency,
+        held: () => this.#stats.held,
+        stopping: () => this.#stopping,
+        deliver: (lane, messages) => this.#deliver(lane, messages),
+        fetchFailed: (error) => this.#fail(error, 'fetch'),
+        allStopped: () => this.drain().catch((failure) => this.#fail(failure, 'close')),
+      },
+      this.#fetchAbort.signal,
+      batch?.size,
+    );
+    this.#loop = this.#lanes.run();
   }
 
   get closed(): boolean {
@@ -251,61 +327,26 @@ class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
     await this.close();
   }
 
-  /** The fetch loop: never more than the free slots, one fetch at a time. */
-  async #run(): Promise<void> {
-    let failures = 0;
-    while (!this.#stopping) {
-      const free = this.#concurrency - this.#stats.held;
-      if (free <= 0) {
-        await new Promise<void>((resolve) => {
-          this.#wake = resolve;
-        });
-        // Handlers that finished together settle in one burst of microtasks: with ordered acks,
-        // let the whole burst free its slots, so one fetch asks for all of them.
-        if (this.#source.orderedAcks) await new Promise((resolve) => setImmediate(resolve));
-        continue;
-      }
-      let batch: M[];
-      try {
-        this.#fetching = true;
-        batch = await this.#source.fetch(free, this.#fetchAbort.signal);
-        failures = 0;
-      } catch (error) {
-        this.#fetching = false;
-        if (this.#stopping) break;
-        this.#fail(error, 'fetch');
-        if (isMisuse(error)) {
-          // Trying again cannot help (a closed source, a prefetch above concurrency): stop once,
-          // rather than report the same error every 2 s for ever.
-          this.drain().catch((failure) => this.#fail(failure, 'close'));
-          break;
-        }
-        // Broker down or reconnecting: back off (100 ms doubling to 2 s) instead of spinning.
-        await pause(Math.min(2000, 100 * 2 ** failures++), this.#fetchAbort.signal);
-        continue;
-      }
-      this.#fetching = false;
-      // A fetch is meant to wait for messages. One that keeps returning nothing at once (a
-      // closed or broken source) must not starve the event loop: timers and signal handlers
-      // (SIGTERM) still run between such calls.
-      if (batch.length === 0) await new Promise((resolve) => setImmediate(resolve));
-      this.#stats.fetched += batch.length;
-      this.#stats.held += batch.length;
-      this.#stats.peakHeld = Math.max(this.#stats.peakHeld, this.#stats.held);
-      for (const message of batch) {
-        if (this.#stopping) this.#settle(message, 'release');
-        else this.#start(message);
-      }
+  /** A fetch's messages: counted as held at once, then started (or batched). */
+  #deliver(lane: Lane<M>, messages: M[]): void {
+    this.#stats.fetched += messages.length;
+    this.#stats.held += messages.length;
+    this.#stats.peakHeld = Math.max(this.#stats.peakHeld, this.#stats.held);
+    for (const message of messages) {
+      if (this.#stopping) this.#settle(lane, message, 'release');
+      else this.#start(lane, message);
     }
+    this.#batch?.fetched();
   }
 
   /** Decodes and submits one message; malformed ones go to the dead letter without running. */
-  #start(message: M): void {
+  #start(lane: Lane<M>, message: M): void {
     if (message.deliveryCount > this.#maxDeliveries) {
       // Earlier deliveries ended without a result we could record: a crash mid-handler (a
       // poison message that kills the process), or a dead-lettering that failed. Running it
       // again past the limit could repeat that for ever: dead-letter it now.
       this.#settle(
+        lane,
         message,
         'deadLetter',
         new Error(
@@ -329,56 +370,87 @@ class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
           ? error
           : new MalformedMessageError(`decode failed: ${toError(error).message}`, { cause: error });
       this.#stats.malformed++;
-      this.#settle(message, 'deadLetter', malformed);
+      this.#settle(lane, message, 'deadLetter', malformed);
       return;
     }
-    const job = new ConsumerJob<T, M>(message, payload);
-    // Always accepted while open: held <= concurrency = queueSize, so there is a slot or room.
     let priority: number | undefined;
     try {
       priority = this.#priority?.(payload, message);
     } catch (error) {
-      this.#settle(message, 'retry', toError(error));
+      this.#settle(lane, message, 'retry', toError(error));
       return;
     }
-    const task = this.#pool.trySubmit(job, priority === undefined ? undefined : { priority });
-    if (!task) {
-      // The pool closed under us (abort between fetch and submit): the message never started.
-      this.#settle(message, 'release');
-      return;
-    }
-    void task.result.then((result) =>
-      this.#finish(job, result.ok, result.ok ? undefined : result.error),
-    );
+    const job = new ConsumerJob<T, M>(message, payload, lane);
+    if (this.#batch) this.#batch.add(job);
+    else this.#submit(job, priority);
   }
 
-  async #work(job: Job<T, M>, ctx: { signal: AbortSignal }): Promise<unknown> {
+  /** Hands a message (or a batch) to the pool and settles each message with its outcome. */
+  #submit(work: Work<T, M>, priority?: number): void {
+    const batch = Array.isArray(work);
+    const jobs: readonly Job<T, M>[] = batch ? work : [work as Job<T, M>];
+    // Always accepted while open: held <= concurrency = queueSize, so there is a slot or room.
+    const task = this.#stopping
+      ? undefined
+      : this.#pool.trySubmit(work, priority === undefined ? undefined : { priority });
+    if (!task) {
+      // Closing (the pool closed between fetch and submit, or a batch filled during the drain):
+      // these messages never started.
+      for (const job of jobs) this.#settle(job.lane, job.message, 'release');
+      return;
+    }
+    if (batch) this.#stats.batches++;
+    void task.result.then((result) => {
+      for (const job of jobs) {
+        if (!result.ok) this.#finish(job, false, result.error);
+        else {
+          const failure = batch ? outcomeOf(result.value, job) : undefined;
+          this.#finish(job, failure === undefined, failure);
+        }
+      }
+    });
+  }
+
+  async #work(work: Work<T, M>, ctx: { signal: AbortSignal }): Promise<unknown> {
     if (this.#stopping) throw RELEASED;
-    this.#running.add(job);
-    try {
+    if (!Array.isArray(work)) {
+      const job = work as Job<T, M>;
+      this.#running.add(job);
+      try {
+        job.attach(ctx);
+        return await this.#handler(job.payload, job);
+      } finally {
+        this.#running.delete(job);
+      }
+    }
+    const jobs = work as readonly Job<T, M>[];
+    for (const job of jobs) {
+      this.#running.add(job);
       job.attach(ctx);
-      return await this.#handler(job.payload, job);
+    }
+    try {
+      return await this.#handler(jobs, { signal: ctx.signal });
     } finally {
-      this.#running.delete(job);
+      for (const job of jobs) this.#running.delete(job);
     }
   }
 
   #finish(job: Job<T, M>, ok: boolean, error: Error | undefined): void {
-    const { message } = job;
+    const { message, lane } = job;
     if (job.leaseLost) {
       // A heartbeat said another consumer owns it now: whatever the handler's outcome, neither
       // ack nor retry (either would settle the other consumer's delivery); the broker's copy is
       // the truth. Checked before success: a handler that ignored its aborted signal and
       // finished must not ack a message it no longer owns.
       this.#stats.leaseLost++;
-      this.#settle(message, 'drop');
+      this.#settle(lane, message, 'drop');
     } else if (ok) {
-      this.#settle(message, 'ack');
+      this.#settle(lane, message, 'ack');
     } else if (error === RELEASED) {
-      this.#settle(message, 'release');
+      this.#settle(lane, message, 'release');
     } else if (this.#stopping && isAbort(error)) {
       this.#stats.canceled++;
-      this.#settle(message, 'release', undefined, true);
+      this.#settle(lane, message, 'release', undefined, true);
     } else {
       const failure = error ?? new Error('handler failed');
       const malformed = failure instanceof MalformedMessageError;
@@ -387,7 +459,7 @@ class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
         malformed ||
         message.deliveryCount >= this.#maxDeliveries ||
         !this.#wantsRetry(failure, message.deliveryCount);
-      this.#settle(message, last ? 'deadLetter' : 'retry', failure);
+      this.#settle(lane, message, last ? 'deadLetter' : 'retry', failure);
     }
   }
 
@@ -417,29 +489,32 @@ class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
   }
 
   /**
-   * Runs one broker operation for a held message; the slot frees when it settles — or at once
-   * for an ack the source guarantees to deliver before the next fetch (`orderedAcks`).
+   * Runs one broker operation for a held message on its own source; the slot frees when it
+   * settles — or at once for an ack the source guarantees to deliver before the next fetch
+   * (`orderedAcks`, with a single source).
    */
   #settle(
+    lane: Lane<M>,
     message: M,
     op: 'ack' | 'retry' | 'deadLetter' | 'release' | 'drop',
     error?: Error,
     quiet = false,
   ): void {
+    const source = lane.source;
     let call: Promise<unknown>;
     try {
       if (op === 'drop') call = Promise.resolve();
-      else if (op === 'ack') call = this.#source.ack(message);
-      else if (op === 'release') call = this.#source.release(message);
-      else if (op === 'deadLetter') call = this.#source.deadLetter(message, error!);
-      else call = this.#source.retry(message, this.#retryDelay(message), error!);
+      else if (op === 'ack') call = source.ack(message);
+      else if (op === 'release') call = source.release(message);
+      else if (op === 'deadLetter') call = source.deadLetter(message, error!);
+      else call = source.retry(message, this.#retryDelay(message), error!);
     } catch (thrown) {
       call = Promise.reject(thrown);
     }
-    const early = op === 'ack' && this.#source.orderedAcks === true && !this.#fetching;
+    const early = op === 'ack' && this.#lanes.orderedAcks && !lane.fetching;
     if (early) {
       this.#stats.acking++;
-      this.#freeSlot();
+      this.#freeSlot(lane);
     }
     call
       .then(
@@ -460,21 +535,22 @@ class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
       )
       .finally(() => {
         if (early) this.#stats.acking--;
-        else this.#freeSlot();
+        else this.#freeSlot(lane);
         if (this.#stats.held === 0 && this.#stats.acking === 0) this.#idle?.();
       });
   }
 
-  #freeSlot(): void {
+  #freeSlot(lane: Lane<M>): void {
     this.#stats.held--;
-    const wake = this.#wake;
-    this.#wake = undefined;
-    wake?.();
+    lane.held--;
+    this.#lanes.wake();
   }
 
   #beat(): void {
     for (const job of this.#running) {
-      this.#source.heartbeat!(job.message).then(
+      const source = job.lane.source;
+      if (!source.heartbeat) continue;
+      source.heartbeat(job.message).then(
         (stillOurs) => {
           if (stillOurs === false) job.loseLease();
         },
@@ -496,10 +572,10 @@ class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
     const before = { ...this.#stats };
     this.#stopping = true;
     this.#fetchAbort.abort();
-    const wake = this.#wake;
-    this.#wake = undefined;
-    wake?.();
+    this.#lanes.wake();
     await this.#loop;
+    // A batch still filling never started: its messages go back.
+    for (const job of this.#batch?.take() ?? []) this.#settle(job.lane, job.message, 'release');
     try {
       await stopPool();
     } catch (error) {
@@ -514,10 +590,12 @@ class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
       });
     }
     if (this.#heartbeat) clearInterval(this.#heartbeat);
-    try {
-      await this.#source.close();
-    } catch (error) {
-      this.#fail(error, 'close');
+    for (const lane of this.#lanes.lanes) {
+      try {
+        await lane.source.close();
+      } catch (error) {
+        this.#fail(error, 'close');
+      }
     }
     const stats = this.stats();
     const report: ConsumerReport = {
@@ -537,6 +615,34 @@ class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
   }
 }
 
+/** The sources as a checked, non-empty list without repeats. */
+function sourceList<M extends BrokerMessage>(source: Sources<M>): readonly BrokerSource<M>[] {
+  const expected =
+    'a BrokerSource (an object with fetch, ack, retry, …) or a non-empty array of them';
+  const list: readonly unknown[] = Array.isArray(source) ? source : [source];
+  if (list.length === 0) invalidArgument('source', source, expected);
+  for (const item of list) {
+    if (typeof (item as { fetch?: unknown } | null)?.fetch !== 'function') {
+      invalidArgument('source', source, expected);
+    }
+  }
+  if (new Set(list).size !== list.length) {
+    // One source fetched by two lanes would break "one fetch at a time" per source.
+    invalidArgument('source', source, `${expected}, each given once`);
+  }
+  return list as readonly BrokerSource<M>[];
+}
+
+/** The shortest heartbeat interval among the sources that heartbeat (undefined: none). */
+function heartbeatInterval(sources: readonly BrokerSource[]): number | undefined {
+  let interval: number | undefined;
+  for (const source of sources) {
+    if (source.heartbeatInterval === undefined || !source.heartbeat) continue;
+    interval = Math.min(interval ?? Number.POSITIVE_INFINITY, source.heartbeatInterval);
+  }
+  return interval;
+}
+
 function isAbort(error: Error | undefined): boolean {
   return errorStringCode(error) === 'ERR_ABORTED'; // a handler's error may have a throwing getter
 }
@@ -548,50 +654,4 @@ function defaultOnError(
 ): void {
   const where = message ? ` (message ${message.id})` : '';
   process.stderr.write(`sluice consumer: ${operation} failed${where}: ${errorMessage(error)}\n`);
-}
-
-/** A fetch error that no retry can cure: the source or its options are wrong. */
-function isMisuse(error: unknown): boolean {
-  const code = (error as { code?: unknown } | null)?.code;
-  return (
-    code === 'ERR_INVALID_STATE' || code === 'ERR_INVALID_OPTION' || code === 'ERR_INVALID_ARGUMENT'
-  );
-}
-
-/** Resolves `retry` or `maxDeliveries`/`backoff` (one or the other) into the consumer's terms. */
-function retryShape<T, M extends BrokerMessage>(
-  options: ConsumeOptions<T, M>,
-): {
-  maxDeliveries: number;
-  backoff: BackoffFunction;
-  retryIf: ((error: Error, attempt: number) => boolean) | undefined;
-} {
-  const retry = optionsObject<NonNullable<ConsumeOptions<T, M>['retry']>>('retry', options.retry);
-  if (retry == null) {
-    return {
-      maxDeliveries: positiveInt('maxDeliveries', options.maxDeliveries ?? DEFAULT_MAX_DELIVERIES),
-      backoff: backoffFunction(options.backoff),
-      retryIf: undefined,
-    };
-  }
-  if (options.maxDeliveries != null || options.backoff != null) {
-    invalidOption('retry', retry, 'to come without maxDeliveries and backoff (it replaces them)');
-  }
-  return {
-    maxDeliveries: positiveInt('retry.attempts', retry.attempts),
-    backoff: backoffFunction(retry.backoff as BackoffOptions | BackoffFunction | undefined),
-    retryIf:
-      retry.retryIf == null
-        ? undefined
-        : fn<(error: Error, attempt: number) => boolean>('retry.retryIf', retry.retryIf),
-  };
-}
-
-/** The Pool's key function over consumer jobs, from `key(payload, message)`. */
-function keyOfJob<T, M extends BrokerMessage>(
-  key: ((payload: T, message: M) => string) | undefined,
-): ((job: Job<T, M>) => string) | undefined {
-  if (key == null) return undefined;
-  const checked = fn<(payload: T, message: M) => string>('key', key);
-  return (job) => checked(job.payload, job.message);
 }

@@ -5,79 +5,10 @@
  */
 import { describe, expect, it } from 'vitest';
 import { consume, jsonDecode } from '../../src/brokers/consumer.js';
-import type { BrokerMessage, BrokerSource } from '../../src/brokers/source.js';
 import { MalformedMessageError } from '../../src/errors.js';
 import { deadline } from '../fixtures/brokers/consumer-harness.js';
+import { MemorySource, text } from '../fixtures/brokers/memory-source.js';
 import { deferred, flush } from '../helpers.js';
-
-interface Call {
-  op: string;
-  id: string;
-  delay?: number;
-  error?: string;
-}
-
-/** An in-memory queue that records every call the consumer makes. */
-class MemorySource implements BrokerSource {
-  readonly calls: Call[] = [];
-  readonly asked: number[] = [];
-  readonly queue: BrokerMessage[] = [];
-  heartbeatInterval?: number;
-  heartbeat?: (m: BrokerMessage) => Promise<boolean | void>;
-  fetchError: Error | undefined;
-  /** Set to hold the next fetch until the test resolves it. */
-  gate: Promise<void> | undefined;
-  #waiter: (() => void) | undefined;
-  closed = false;
-
-  push(...bodies: (string | { id: string; body: string; deliveryCount: number })[]): void {
-    for (const b of bodies) {
-      const m =
-        typeof b === 'string'
-          ? {
-              id: `m${this.queue.length + this.calls.length}-${b}`,
-              body: text(b),
-              deliveryCount: 1,
-            }
-          : { ...b, body: text(b.body) };
-      this.queue.push(m);
-    }
-    this.#waiter?.();
-  }
-
-  async fetch(max: number, signal: AbortSignal): Promise<BrokerMessage[]> {
-    this.asked.push(max);
-    if (this.gate) await this.gate;
-    if (this.fetchError) {
-      const e = this.fetchError;
-      this.fetchError = undefined;
-      throw e;
-    }
-    if (this.queue.length === 0 && !signal.aborted) {
-      await new Promise<void>((resolve) => {
-        this.#waiter = resolve;
-        signal.addEventListener('abort', () => resolve(), { once: true });
-      });
-    }
-    return this.queue.splice(0, max);
-  }
-
-  ack = async (m: BrokerMessage) => void this.calls.push({ op: 'ack', id: m.id });
-  release = async (m: BrokerMessage) => void this.calls.push({ op: 'release', id: m.id });
-  retry = async (m: BrokerMessage, delay: number, e: Error) =>
-    void this.calls.push({ op: 'retry', id: m.id, delay, error: e.message });
-  deadLetter = async (m: BrokerMessage, e: Error) =>
-    void this.calls.push({ op: 'deadLetter', id: m.id, error: e.message });
-  close = async () => {
-    this.closed = true;
-  };
-
-  ops(op: string): Call[] {
-    return this.calls.filter((c) => c.op === op);
-  }
-}
-
-const text = (s: string) => new TextEncoder().encode(s);
 
 describe('consume() loop', () => {
   it('rejects bad options at once, naming the option and value', () => {

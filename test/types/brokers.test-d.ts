@@ -3,7 +3,8 @@
  * every broker entry point accepts the client a user gets from the client library's documented
  * constructor, as it comes, without a cast; the four `enqueue`s share one signature
  * `(target, payload, { delay?, key?, headers? }) => Promise<EnqueueResult>`, and the sources
- * share the common option names.
+ * share the common option names; and `consume()`'s signatures (one source or several, one
+ * message per call or batches).
  */
 
 import { connect as natsConnect } from '@nats-io/transport-node';
@@ -208,4 +209,77 @@ export async function deadLetterOperations(): Promise<void> {
   await postgres.postgresDeadLetters({ table: 'jobs', connectTimeout: 500 });
   // @ts-expect-error: the 0.1 name is gone
   await redis.redisDeadLetters({ stream: 'jobs', claimIdle: 500 });
+}
+
+export async function consumeSignatures(): Promise<void> {
+  const client = createClient();
+  const shards = await Promise.all(
+    [0, 1, 2, 3].map((i) => redis.redisSource({ client, stream: `jobs:${i}`, group: 'workers' })),
+  );
+  const one = shards[0]!;
+  type Job = { path: string };
+
+  // One message per call: the payload, and the context with the raw message (its type given
+  // as the second type argument, else inferred from the source when T is inferred too).
+  redis.consume<Job, redis.RedisMessage>(
+    one,
+    (job, { message, signal }) => {
+      expectTypeOf(job).toEqualTypeOf<Job>();
+      expectTypeOf(message).toEqualTypeOf<redis.RedisMessage>();
+      expectTypeOf(signal).toEqualTypeOf<AbortSignal>();
+    },
+    { concurrency: 8 },
+  );
+
+  // Several sources sharing one concurrency: an array (readonly too) of sources.
+  redis.consume<Job>(shards, async () => {}, { concurrency: 16 });
+  redis.consume(shards, (_payload, { message }) => expectTypeOf(message.stream).toBeString(), {
+    concurrency: 16,
+  });
+  redis.consume<Job>(shards as readonly (typeof one)[], async () => {}, { concurrency: 16 });
+
+  // Batches: the handler gets items (payload + message + signal) and returns nothing (all
+  // succeeded) or a Map of item → true | Error.
+  redis.consume<Job, redis.RedisMessage>(
+    shards,
+    async (items, { signal }) => {
+      expectTypeOf(items).toEqualTypeOf<readonly redis.BatchItem<Job, redis.RedisMessage>[]>();
+      expectTypeOf(items[0]!.payload).toEqualTypeOf<Job>();
+      expectTypeOf(items[0]!.message).toEqualTypeOf<redis.RedisMessage>();
+      expectTypeOf(signal).toEqualTypeOf<AbortSignal>();
+      return new Map(items.map((item) => [item, item.payload.path ? true : new Error('no path')]));
+    },
+    { concurrency: 200, batch: { size: 100, maxWait: 50 } },
+  );
+  redis.consume<Job>(one, () => {}, { concurrency: 2, batch: { size: 2 } });
+  const outcomes: redis.BatchOutcomes<Job> = new Map<redis.BatchItem<Job>, true | Error>();
+  expectTypeOf(outcomes.get).returns.toEqualTypeOf<true | Error | undefined>();
+  // The same names on every subpath.
+  expectTypeOf<postgres.BatchHandler<Job>>().toEqualTypeOf<nats.BatchHandler<Job>>();
+  expectTypeOf<amqp.BatchOptions>().toEqualTypeOf<redis.BatchOptions>();
+
+  // @ts-expect-error: a batch handler needs the batch option
+  redis.consume<Job>(one, (items: readonly redis.BatchItem<Job>[]) => items.length, {
+    concurrency: 2,
+  });
+  // @ts-expect-error: with the batch option the handler gets items, not one payload
+  redis.consume<Job>(one, (job: Job) => job.path, { concurrency: 2, batch: { size: 2 } });
+  // @ts-expect-error: outcomes are true or an Error, not strings
+  redis.consume<Job>(one, (items) => new Map(items.map((item) => [item, 'ok'])), {
+    concurrency: 2,
+    batch: { size: 2 },
+  });
+  // @ts-expect-error: batch.size is required
+  redis.consume<Job>(one, () => {}, { concurrency: 2, batch: { maxWait: 10 } });
+  // Gates with batches: rate (per batch start) and retry are allowed…
+  redis.consume<Job>(one, () => {}, {
+    concurrency: 2,
+    batch: { size: 2 },
+    rate: { limit: 10, interval: 1000 },
+    retry: { attempts: 3 },
+  });
+  // @ts-expect-error: …key (like perKey and priority) is refused with batch
+  redis.consume<Job>(one, () => {}, { concurrency: 2, batch: { size: 2 }, key: () => 'k' });
+  // @ts-expect-error: priority is refused with batch
+  redis.consume<Job>(one, () => {}, { concurrency: 2, batch: { size: 2 }, priority: () => 1 });
 }

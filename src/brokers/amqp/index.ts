@@ -55,6 +55,11 @@ import { declareRetryQueue, RETRY_REDECLARE, retryBucket } from './topology.js';
 // The shared consumer, so that one subpath import is enough: `import { consume, … } from 'sluice/amqp'`.
 export {
   type BackoffOptions,
+  type BatchContext,
+  type BatchHandler,
+  type BatchItem,
+  type BatchOptions,
+  type BatchOutcomes,
   type ConsumeOptions,
   type Consumer,
   type ConsumerReport,

@@ -39,6 +39,11 @@ import { DEFAULT_DUPLICATE_WINDOW, declareNatsTopology, toMs } from './topology.
 // The shared consumer, so that one subpath import is enough: `import { consume, … } from 'sluice/nats'`.
 export {
   type BackoffOptions,
+  type BatchContext,
+  type BatchHandler,
+  type BatchItem,
+  type BatchOptions,
+  type BatchOutcomes,
   type ConsumeOptions,
   type Consumer,
   type ConsumerReport,

@@ -38,6 +38,11 @@ import { type QueueSql, queueSql } from './sql.js';
 // The shared consumer, so that one subpath import is enough: `import { consume, … } from 'sluice/postgres'`.
 export {
   type BackoffOptions,
+  type BatchContext,
+  type BatchHandler,
+  type BatchItem,
+  type BatchOptions,
+  type BatchOutcomes,
   type ConsumeOptions,
   type Consumer,
   type ConsumerReport,

@@ -53,6 +53,11 @@ import {
 // The shared consumer, so that one subpath import is enough: `import { consume, … } from 'sluice/redis'`.
 export {
   type BackoffOptions,
+  type BatchContext,
+  type BatchHandler,
+  type BatchItem,
+  type BatchOptions,
+  type BatchOutcomes,
   type ConsumeOptions,
   type Consumer,
   type ConsumerReport,
