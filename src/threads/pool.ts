@@ -31,8 +31,13 @@ import type {
  * A {@link Pool} whose jobs run on `worker_threads`: for CPU-bound work, which would otherwise
  * block the event loop. Same surface and semantics as `Pool` — bounded queue, awaitable
  * `submit`, every job settling once as a {@link Result}, `close`/`drain`/`abort`, `resize`,
- * timeouts and signals — with crash isolation: a thread that dies fails only the job it was
- * running (`WorkerCrashedError` with `exitCode`) and is replaced.
+ * timeouts and signals, and the same gates (`retry`, `rate`, `key`/`perKey`, submit `priority`)
+ * — with crash isolation: a thread that dies fails the job it was running (`WorkerCrashedError`
+ * with `exitCode`) and is replaced; jobs sent with it in the same batch that had not started run
+ * elsewhere, and those that had finished keep their outcome — except when the thread is killed
+ * from outside (out of memory, `abortGrace`), where finished results still inside it are lost
+ * and fail as `WorkerCrashedError` saying so (README, "A thread dying in the middle of a batch").
+ * Internally it is a `Pool` (intake, queue, gates, lifecycle) whose executor is the threads.
  *
  * The module's default export is the worker function, `(job, ctx: ThreadJobContext) => R`.
  * Jobs and results cross threads by structured cloning; list `ArrayBuffer`s in `transfer` (and
