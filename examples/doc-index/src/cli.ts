@@ -16,7 +16,6 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import { BROKER_URL_HELP, type BrokerSpec, describeSpec, parseBrokerUrl } from './broker-url.js';
 import { addDeadLetterCommands } from './dead-letter-commands.js';
 import { describeIdentity, type Embedder } from './embedder.js';
-import { runEnqueue } from './enqueue.js';
 import { EmbedderMismatchError, UsageError } from './errors.js';
 import {
   EXIT,
@@ -26,12 +25,10 @@ import {
   SEARCH_EXIT_CODES_HELP,
 } from './exit-codes.js';
 import { HttpEmbedder } from './http-embedder.js';
-import { runIndex } from './indexer.js';
 import { LexicalEmbedder } from './lexical-embedder.js';
-import { createProgress, type ProgressMode } from './progress.js';
+import type { ProgressMode } from './progress.js';
 import { formatSummary, type Summary } from './report.js';
 import { type SearchAnswer, type SearchMethod, search } from './search.js';
-import { formatServeSummary, runServe } from './serve.js';
 import { onShutdownSignals } from './signals.js';
 import { Store } from './store.js';
 import { UseEmbedder } from './use-embedder.js';
@@ -174,6 +171,9 @@ interface IndexFlags extends EmbedFlags {
 }
 
 async function indexCommand(inputs: string[], flags: IndexFlags): Promise<number> {
+  // Loaded per command: `search` (and --help) should not pay for PDF parsing and the brokers.
+  const { runIndex } = await import('./indexer.js');
+  const { createProgress } = await import('./progress.js');
   const embedder = chosenEmbedder(flags);
   const shutdown = onShutdownSignals((signal, step) => {
     process.stderr.write(
@@ -221,6 +221,7 @@ interface ServeFlags extends EmbedFlags {
 }
 
 async function serveCommand(flags: ServeFlags): Promise<number> {
+  const { formatServeSummary, runServe } = await import('./serve.js');
   const embedder = chosenEmbedder(flags);
   const shutdown = onShutdownSignals((signal, step) => {
     process.stderr.write(
@@ -257,6 +258,7 @@ async function serveCommand(flags: ServeFlags): Promise<number> {
 }
 
 async function enqueueCommand(inputs: string[], flags: { to: BrokerSpec }): Promise<number> {
+  const { runEnqueue } = await import('./enqueue.js');
   const sent = await runEnqueue(inputs, flags.to);
   process.stdout.write(
     `enqueued ${sent} document${sent === 1 ? '' : 's'} on ${describeSpec(flags.to)}\n`,
