@@ -89,8 +89,16 @@ export class RateGate {
 
   #dueIn(ms: unknown): void {
     if (this.#stopped) return;
+    const due = performance.now() + (typeof ms === 'number' && ms > 0 ? ms : 0);
     const grant = () => {
       this.#timer = undefined;
+      // Node times a timer from the event loop's cached clock, which lags the reservation made
+      // later in the same turn: the timer may fire before the permit's time. Wait out the rest.
+      const early = due - performance.now();
+      if (early > 0) {
+        this.#timer = setTimeout(grant, Math.ceil(early));
+        return;
+      }
       this.#permit = 'held';
       this.#heldAt = undefined;
       this.#wake();
