@@ -14,8 +14,6 @@ import { HOOKS } from '../../src/scheduler/hooks.js';
 import {
   fakeClock,
   type GateConfig,
-  type GateRec,
-  GateWorker,
   gateConfig,
   gateOptions,
   HookLog,
@@ -24,6 +22,7 @@ import {
   KEYS,
   type Key,
 } from './gate-model.js';
+import { type GateRec, GateWorker } from './gate-worker.js';
 import {
   abortListeners,
   flush,
