@@ -14,7 +14,6 @@ import { HOOKS } from '../../src/scheduler/hooks.js';
 import {
   fakeClock,
   type GateConfig,
-  GateWorker,
   gateConfig,
   gateOptions,
   HookLog,
@@ -23,6 +22,7 @@ import {
   KEYS,
   type Key,
 } from './gate-model.js';
+import { GateWorker } from './gate-worker.js';
 import {
   abortListeners,
   type Deferred,

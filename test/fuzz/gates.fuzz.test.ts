@@ -14,8 +14,6 @@ import { HOOKS } from '../../src/scheduler/hooks.js';
 import {
   fakeClock,
   type GateConfig,
-  type GateRec,
-  GateWorker,
   gateConfig,
   gateOptions,
   HookLog,
@@ -24,6 +22,7 @@ import {
   KEYS,
   type Key,
 } from './gate-model.js';
+import { type GateRec, GateWorker } from './gate-worker.js';
 import {
   abortListeners,
   flush,
@@ -252,6 +251,12 @@ class GatePoolModel {
   checkStats(): void {
     const s = this.pool.stats();
     const w = s.waiting;
+    // Slots are held by running attempts only: never by a job waiting out its backoff.
+    const live = this.jobs.recs.filter((r) => r?.attempts.some((a) => this.jobs.isLive(a))).length;
+    this.v.check(
+      s.running === live,
+      () => `stats.running ${s.running}, ${live} attempts running (waiting retry ${w.retry})`,
+    );
     this.v.check(
       w.retry + Math.max(w.rate, 0) + w.key <= s.queued + w.retry,
       () => `stats.waiting ${JSON.stringify(w)} beyond queued ${s.queued}`,

@@ -3,6 +3,7 @@ import { AbortError, Pool, type RateLimiter, rateLimiter } from '../../src/index
 import { deferred, flush, maxInWindow } from '../helpers.js';
 
 afterEach(() => {
+  vi.restoreAllMocks();
   vi.useRealTimers();
 });
 
@@ -141,6 +142,28 @@ describe('rate', () => {
     expect(starts).toHaveLength(3);
     expect(maxInWindow(starts, 5)).toBe(1);
     expect(vi.getTimerCount()).toBe(0);
+  });
+
+  it("a permit timer that fires before the clock reaches the permit (Node times it from the loop's cached clock) waits out the rest", async () => {
+    fakeTime();
+    const starts: number[] = [];
+    const pool = new Pool(
+      (n: number) => {
+        starts.push(performance.now());
+        return n;
+      },
+      { concurrency: 2, rate: { limit: 1, interval: 100 } },
+    );
+    await pool.submit(0);
+    await pool.submit(1); // its permit is due 100 ms after the first start
+    // From here the clock the pool reads lags the timers by 30 ms, as the reservation did in
+    // Node when made late in a turn whose cached loop time the timer was armed from.
+    const now = performance.now.bind(performance);
+    vi.spyOn(performance, 'now').mockImplementation(() => now() - 30);
+    await vi.advanceTimersByTimeAsync(200);
+    await pool.drain();
+    expect(starts).toHaveLength(2);
+    expect((starts[1] as number) - (starts[0] as number)).toBeGreaterThanOrEqual(100);
   });
 
   it('an async RateLimiter is asked once per start, and its failure fails only the job that asked', async () => {
