@@ -181,6 +181,8 @@ export class Pool<J, R> implements JobOwner<J, R> {
   readonly #execute: ((run: PendingRun<J, R>) => Promise<R>) | undefined;
   /** Set while abort() or a drain deadline cancels everything: the executor was told at once. */
   #cancelingAll = false;
+  /** The error abort() or a drain deadline canceled everything with (for jobs caught midway). */
+  #abortError: Error | undefined;
   /** Wakes the pump when a key's rate lets it start again. */
   readonly #keyWake = new KeyWake(() => this.#pump());
   #order = 0;
@@ -475,6 +477,12 @@ export class Pool<J, R> implements JobOwner<J, R> {
         return;
       }
     }
+    if (this.#state === 'aborted') {
+      // The key function aborted the pool: this job is one of those canceled.
+      this.#canceledJobs.push(run.job);
+      run.cancel(this.#abortError as Error);
+      return;
+    }
     const signal = run.callerSignal;
     if (signal) run.unsubscribe = onAbort(signal, () => this.#cancelOne(run, signal));
     this.#enqueue(run);
@@ -570,15 +578,18 @@ export class Pool<J, R> implements JobOwner<J, R> {
       this.#state !== 'aborted'
     ) {
       const delay = retry.next(error, pending.attempt);
-      if (typeof delay === 'number' && delay >= 0) {
+      // (Read again: TypeScript narrowed it above, but user code ran since.)
+      if ((this.#state as State) === 'aborted') {
+        // retryIf or the backoff aborted the pool: the job is canceled with the rest.
+        this.#canceledJobs.push(pending.job);
+        error = this.#abortError as Error;
+      } else if (delay >= 0) {
         this.#stats.retrying(pending.startedAt, now);
         this.#hooks?.retried?.(pending.job, pending.index, pending.attempt, error, delay);
         this.#retryLater(pending, error, delay);
         this.#pump(now);
         return;
       }
-      // A throwing retryIf or backoff: the job fails with that error.
-      if (delay instanceof Error) error = delay;
     }
     const outcome = outcomeOf(error);
     if (started) this.#stats.settled(outcome, pending.startedAt, now);
@@ -665,6 +676,7 @@ export class Pool<J, R> implements JobOwner<J, R> {
   #cancelAll(error: Error): void {
     // Set first, so settling the canceled jobs below starts nothing new.
     this.#state = 'aborted';
+    this.#abortError = error;
     if (this.#executor !== undefined) {
       this.#cancelingAll = true;
       this.#executor.cancelAll(error);
@@ -710,6 +722,8 @@ export class Pool<J, R> implements JobOwner<J, R> {
 
   #finish(): void {
     for (const timer of this.#drainTimers.splice(0)) clearTimeout(timer);
+    // Drained or aborted: a rate permit still on its way must not hold the process open.
+    this.#rate?.stop();
     this.#keyWake.stop();
     this.#unsubscribePool?.();
     this.#unsubscribePool = undefined;

@@ -373,14 +373,20 @@ class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
       this.#settle(lane, message, 'deadLetter', malformed);
       return;
     }
+    const job = new ConsumerJob<T, M>(message, payload, lane);
     let priority: number | undefined;
     try {
       priority = this.#priority?.(payload, message);
+      if (priority !== undefined && (typeof priority !== 'number' || !Number.isFinite(priority))) {
+        throw new TypeError(
+          `the priority function returned ${String(priority)}, expected a finite number`,
+        );
+      }
     } catch (error) {
-      this.#settle(lane, message, 'retry', toError(error));
+      // That delivery fails, like a handler's failure: retried, then dead-lettered.
+      this.#finish(job, false, toError(error));
       return;
     }
-    const job = new ConsumerJob<T, M>(message, payload, lane);
     if (this.#batch) this.#batch.add(job);
     else this.#submit(job, priority);
   }

@@ -6,6 +6,7 @@
  */
 import { MAX_TIMER_MS } from '../internal/options.js';
 import type { RateLimiter } from './rate-limiter.js';
+import { LocalRateLimiter } from './sliding-window.js';
 
 export class RateGate {
   readonly #limiter: RateLimiter;
@@ -47,6 +48,7 @@ export class RateGate {
       if (this.#heldAt === undefined || this.#heldAt === now) return true;
     }
     if (this.#permit === 'asked' || this.#stopped) return false;
+    if (this.#limiter instanceof LocalRateLimiter) return this.#tryLocal();
     this.#permit = 'asked';
     let wait: number | Promise<number>;
     try {
@@ -56,7 +58,11 @@ export class RateGate {
       return false;
     }
     if (typeof wait === 'number') {
-      if (wait <= 0) {
+      if (!(wait >= 0)) {
+        this.#failed(badWait(wait));
+        return false;
+      }
+      if (wait === 0) {
         this.#permit = 'none';
         return true;
       }
@@ -87,9 +93,32 @@ export class RateGate {
     this.#timer = undefined;
   }
 
+  /**
+   * The in-process limiter is asked, not reserved from: a start is recorded when it happens, and
+   * a pool whose turn is not yet due asks again when it is (see `LocalRateLimiter.tryAt`).
+   */
+  #tryLocal(): boolean {
+    const wait = (this.#limiter as LocalRateLimiter).tryAt(performance.now());
+    if (wait <= 0) return true;
+    this.#permit = 'asked';
+    this.#timer = setTimeout(
+      () => {
+        this.#timer = undefined;
+        this.#permit = 'none';
+        this.#wake();
+      },
+      Math.min(Math.ceil(wait), MAX_TIMER_MS),
+    );
+    return false;
+  }
+
   #dueIn(ms: unknown): void {
     if (this.#stopped) return;
-    const wait = typeof ms === 'number' && ms > 0 ? Math.min(ms, MAX_TIMER_MS) : 0;
+    if (typeof ms !== 'number' || !(ms >= 0)) {
+      this.#failed(badWait(ms));
+      return;
+    }
+    const wait = Math.min(ms, MAX_TIMER_MS);
     this.#grantAt(performance.now() + wait);
   }
 
@@ -147,4 +176,11 @@ export class KeyWake {
     this.#timer = undefined;
     this.#at = Number.POSITIVE_INFINITY;
   }
+}
+
+/** A limiter's answer that is not a wait: the job that asked fails with this. */
+function badWait(value: unknown): RangeError {
+  return new RangeError(
+    `RateLimiter.reserve() answered ${typeof value === 'number' ? value : typeof value}: expected a number of ms >= 0`,
+  );
 }

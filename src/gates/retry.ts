@@ -54,18 +54,45 @@ export class RetryPolicy {
   }
 
   /**
-   * The wait in ms before attempt `attempt + 1`, or -1 when the failure is final. A `retryIf`
-   * or backoff function that throws makes the failure final with that error (returned instead).
+   * The wait in ms before attempt `attempt + 1`, or -1 when the failure is final. As in
+   * `consume()`, a `retryIf` that throws (or answers anything but a boolean) counts as "retry",
+   * and a backoff function that throws or returns a bad delay is replaced by the default
+   * backoff: the job's own error stays its error, and the broken callback is reported once with
+   * `process.emitWarning`.
    */
-  next(error: Error, attempt: number): number | Error {
+  next(error: Error, attempt: number): number {
     if (attempt >= this.attempts || error instanceof AbortError) return -1;
+    if (this.#retryIf !== undefined) {
+      let answer: unknown;
+      try {
+        answer = this.#retryIf(error, attempt);
+      } catch (thrown) {
+        warnOnce('retryIf', `threw (${String(thrown)}); the job is retried`);
+        answer = true;
+      }
+      if (answer === false) return -1;
+      if (answer !== true)
+        warnOnce('retryIf', `returned ${String(answer)}, not a boolean; retried`);
+    }
     try {
-      if (this.#retryIf !== undefined && !this.#retryIf(error, attempt)) return -1;
       return this.#delay(attempt, error);
     } catch (thrown) {
-      return thrown instanceof Error ? thrown : new Error(String(thrown));
+      warnOnce('backoff', `failed (${String(thrown)}); the default backoff is used`);
+      return DEFAULT_DELAYS(attempt, error);
     }
   }
+}
+
+const DEFAULT_DELAYS = backoffDelays('retry.backoff', undefined);
+const warned = new Set<string>();
+
+/** One warning per kind of broken callback per process: a hot loop must not flood stderr. */
+function warnOnce(what: string, detail: string): void {
+  if (warned.has(what)) return;
+  warned.add(what);
+  process.emitWarning(`sluice: a retry.${what} function ${detail}`, {
+    code: 'SLUICE_RETRY_CALLBACK',
+  });
 }
 
 /** Checks the `retry` option. @throws TypeError/RangeError naming the bad field. */

@@ -146,6 +146,20 @@ export class LocalRateLimiter implements RateLimiter {
    * a reading costs ~50 ns). A reading older than one used before counts as that one: a start
    * stamped later than it happened leaves the window later, never earlier.
    */
+  /**
+   * Takes a start at `reading` if the window has room (returns 0 and records it), else returns
+   * the wait in ms and records nothing: the pool asks again when it is due and the start is
+   * recorded when it really happens — a timer that fires late then cannot crowd more than
+   * `limit` real starts into a window, as a reservation stamped at its planned time could.
+   */
+  tryAt(reading: number): number {
+    if (reading > this.#last) this.#last = reading;
+    const now = this.#last;
+    const wait = this.#window.delay(now);
+    if (wait <= 0) this.#window.record(now);
+    return wait;
+  }
+
   reserveAt(reading: number): number {
     if (reading > this.#last) this.#last = reading;
     const now = this.#last;

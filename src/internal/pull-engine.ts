@@ -501,14 +501,17 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
     const live = !this.#returned && this.#cancelWith === undefined;
     if (retry !== undefined && error !== undefined && started && live) {
       const delay = retry.next(error, run.attempt);
-      if (typeof delay === 'number' && delay >= 0) {
+      // retryIf or the backoff may have aborted the iteration (its signal) or ended it.
+      const stillLive = !this.#returned && this.#cancelWith === undefined;
+      if (!stillLive) {
+        if (this.#cancelWith !== undefined) error = this.#cancelWith;
+      } else if (delay >= 0) {
         if (this.#opts.stats) this.#opts.stats.retrying(run.startedAt, now);
         this.#opts.hooks?.retried?.(run.job, run.index, run.attempt, error, delay);
         this.#retryLater(run, error, delay);
         this.#startQueued();
         return;
       }
-      if (delay instanceof Error) error = delay;
     }
     if (started) this.#opts.stats?.settled(outcomeOf(error), run.startedAt, now);
     else this.#opts.stats?.settledUnstarted(outcomeOf(error));

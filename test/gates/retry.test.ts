@@ -202,20 +202,27 @@ describe('retry', () => {
     expect(gaps).toEqual([100, 300, 500]);
   });
 
-  it('a throwing retryIf fails the job with its error; bad options are refused at construction', async () => {
+  it('a throwing retryIf counts as retry (as in consume()) and the job keeps its own error; bad options are refused at construction', async () => {
     fakeTime();
-    const boom = new Error('retryIf broke');
+    const warnings: string[] = [];
+    const onWarning = (w: Error) => warnings.push(w.message);
+    process.on('warning', onWarning);
     const pool = new Pool(flaky(99), {
       concurrency: 1,
       retry: {
         attempts: 3,
+        backoff: () => 10,
         retryIf: () => {
-          throw boom;
+          throw new Error('retryIf broke');
         },
       },
     });
-    const result = await (await pool.submit(1)).result;
-    expect(result).toMatchObject({ ok: false, error: boom });
+    const task = await pool.submit(1);
+    await vi.advanceTimersByTimeAsync(100);
+    const result = await task.result;
+    process.off('warning', onWarning);
+    expect(result).toMatchObject({ ok: false, attempts: 3 });
+    if (!result.ok) expect(result.error.message).toBe('run 3 of 1 failed');
     expect(() => new Pool(() => 1, { concurrency: 1, retry: { attempts: 0 } })).toThrow(
       /retry\.attempts.*positive integer.*got 0/,
     );

@@ -1,0 +1,103 @@
+/**
+ * Gate callbacks and limiters that misbehave: a key function or retryIf that aborts the pool, a
+ * limiter answering nonsense, a consume() priority function that fails. Every accepted job still
+ * settles once, nothing crashes the process, and no timer outlives a drain.
+ */
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { consume } from '../../src/brokers/consumer.js';
+import { AbortError, Pool, type RateLimiter } from '../../src/index.js';
+import { MemorySource } from '../fixtures/brokers/memory-source.js';
+import { flush } from '../helpers.js';
+
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+describe('hostile gate callbacks', () => {
+  it('a key function that aborts the pool: the job it keys settles as canceled', async () => {
+    const pool: Pool<number, number> = new Pool(async (n: number) => n, {
+      concurrency: 1,
+      key: (n) => {
+        if (n === 1) void pool.abort('from the key function');
+        return 'k';
+      },
+    });
+    await pool.submit(0);
+    const second = await pool.submit(1);
+    const result = await second.result;
+    expect(result.ok).toBe(false);
+    if (!result.ok) expect(result.error).toBeInstanceOf(AbortError);
+    expect(pool.stats().queued).toBe(0);
+  });
+
+  it('a retryIf that aborts the pool: the failed job settles as canceled, nothing waits to retry', async () => {
+    const pool: Pool<number, number> = new Pool<number, number>(
+      () => {
+        throw new Error('fails');
+      },
+      {
+        concurrency: 1,
+        retry: {
+          attempts: 3,
+          backoff: () => 1,
+          retryIf: () => {
+            void pool.abort('from retryIf');
+            return true;
+          },
+        },
+      },
+    );
+    const task = await pool.submit(1);
+    const result = await task.result;
+    expect(result.ok).toBe(false);
+    if (!result.ok) expect(result.error).toBeInstanceOf(AbortError);
+    expect(pool.stats().waiting.retry).toBe(0);
+  });
+
+  it.each([Number.NaN, -100, '5', undefined])(
+    'a limiter answering %s fails the job that asked instead of switching the limit off',
+    async (answer) => {
+      const limiter = { reserve: () => answer } as unknown as RateLimiter;
+      const pool = new Pool((n: number) => n, { concurrency: 1, rate: limiter });
+      const result = await (await pool.submit(1)).result;
+      expect(result.ok).toBe(false);
+      if (!result.ok)
+        expect((result.error.cause as Error).message).toMatch(/expected a number of ms >= 0/);
+    },
+  );
+
+  it('a job canceled while waiting on the rate leaves no timer once the pool drains', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'performance', 'Date'] });
+    const pool = new Pool((n: number) => n, { concurrency: 2, rate: { limit: 1, interval: 5000 } });
+    await pool.submit(0);
+    const controller = new AbortController();
+    const waiting = await pool.submit(1, { signal: controller.signal });
+    await flush();
+    controller.abort();
+    expect((await waiting.result).ok).toBe(false);
+    await pool.drain();
+    expect(vi.getTimerCount()).toBe(0);
+  });
+
+  it('consume(): a priority function returning NaN or throwing fails that delivery (retried, then dead-lettered), never the process', async () => {
+    const source = new MemorySource();
+    source.push('1', '2');
+    const consumer = consume<number>(source, () => {}, {
+      concurrency: 2,
+      maxDeliveries: 1,
+      priority: (n) => {
+        if (n === 2) throw new Error('priority broke');
+        return Number.NaN;
+      },
+    });
+    for (let i = 0; i < 20 && source.ops('deadLetter').length < 2; i++) await flush();
+    await consumer.close();
+    expect(
+      source
+        .ops('deadLetter')
+        .map((c) => c.error)
+        .sort(),
+    ).toEqual(['priority broke', 'the priority function returned NaN, expected a finite number']);
+    expect(source.ops('ack')).toEqual([]);
+  });
+});
