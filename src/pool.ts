@@ -36,7 +36,7 @@ import {
   type WaitNode,
 } from './internal/wait-list.js';
 import { makeResult, type Result } from './result.js';
-import { EXECUTOR, type Executor } from './scheduler/executor.js';
+import { EXECUTOR, type Executor, RELEASE_QUEUED } from './scheduler/executor.js';
 import { guardedHooks, HOOKS, type JobHooks } from './scheduler/hooks.js';
 import { type GateSnapshot, outcomeOf, type PoolStats, StatsRecorder } from './stats.js';
 
@@ -548,6 +548,16 @@ export class Pool<J, R> implements JobOwner<J, R> {
     wait.unsubscribe?.();
     // Settled through the usual path: counted, resolved, and the pool pumped.
     wait.run.cancel(error);
+  }
+
+  /**
+   * @internal Settles every queued (not started) job with `error` at once, without aborting
+   * the pool: consume() hands unstarted messages back at a drain instead of letting each wait its
+   * turn at the rate or its key first. The symbol key keeps it off the public API.
+   */
+  [RELEASE_QUEUED](error: Error): void {
+    for (const run of this.#queue.clear()) run.cancel(error);
+    this.#pump();
   }
 
   /** @internal A job ended (called by its JobRun); the symbol key keeps it off the public API. */

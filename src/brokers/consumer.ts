@@ -40,6 +40,7 @@ import {
   positiveInt,
 } from '../internal/options.js';
 import { Pool } from '../pool.js';
+import { RELEASE_QUEUED } from '../scheduler/executor.js';
 import {
   BatchCollector,
   type BatchShape,
@@ -582,6 +583,9 @@ class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
     await this.#loop;
     // A batch still filling never started: its messages go back.
     for (const job of this.#batch?.take() ?? []) this.#settle(job.lane, job.message, 'release');
+    // Messages still queued (waiting on a gate: the rate, their key) go back now, rather than
+    // each waiting its turn only to be released when it starts.
+    this.#pool[RELEASE_QUEUED](RELEASED);
     try {
       await stopPool();
     } catch (error) {

@@ -37,3 +37,6 @@ export interface Executor<J, R> {
 
 /** The option key under which a Pool takes its executor (not a public option). */
 export const EXECUTOR: unique symbol = Symbol('sluice.executor');
+
+/** The key of Pool's internal "settle every queued job" method (used by consume()'s drain). */
+export const RELEASE_QUEUED: unique symbol = Symbol('sluice.releaseQueued');

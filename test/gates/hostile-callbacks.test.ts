@@ -100,4 +100,21 @@ describe('hostile gate callbacks', () => {
     ).toEqual(['priority broke', 'the priority function returned NaN, expected a finite number']);
     expect(source.ops('ack')).toEqual([]);
   });
+
+  it('consume(): a drain hands back at once the messages waiting on the rate (they do not wait their turn first)', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'performance', 'Date'] });
+    const source = new MemorySource();
+    source.push('1', '2', '3', '4');
+    const handled: number[] = [];
+    const consumer = consume<number>(source, (n) => void handled.push(n), {
+      concurrency: 4,
+      rate: { limit: 1, interval: 1500 },
+    });
+    await vi.advanceTimersByTimeAsync(0);
+    expect(handled).toEqual([1]);
+    const report = await consumer.drain({ timeout: 10_000 });
+    expect(handled).toEqual([1]);
+    expect(source.ops('release')).toHaveLength(3);
+    expect(report.stats).toMatchObject({ acked: 1, released: 3 });
+  });
 });
