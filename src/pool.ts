@@ -18,6 +18,7 @@ import {
   callSignal,
   fn,
   invalidOption,
+  nonEmptyString,
   nonNegativeInt,
   optionalDeadline,
   optionalDuration,
@@ -35,6 +36,8 @@ import {
   WaitList,
   type WaitNode,
 } from './internal/wait-list.js';
+import { type PoolKind, publishPoolState } from './observability/channels.js';
+import { KIND, publishingHooks } from './observability/publisher.js';
 import { makeResult, type Result } from './result.js';
 import { EXECUTOR, type Executor } from './scheduler/executor.js';
 import { guardedHooks, HOOKS, type JobHooks } from './scheduler/hooks.js';
@@ -53,6 +56,11 @@ export interface PoolOptions<J = unknown> extends GateOptions<J> {
   timeout?: number;
   /** Aborting it aborts the pool, like {@link Pool.abort}. */
   signal?: AbortSignal;
+  /**
+   * Names the pool in its `diagnostics_channel` events (README "Events"): a non-empty string.
+   * Default `'pool'` (`'thread-pool'` for a ThreadPool, `'consume'` for a consumer).
+   */
+  name?: string;
 }
 
 /** Options of one submission. */
@@ -197,6 +205,8 @@ export class Pool<J, R> implements JobOwner<J, R> {
   /** Jobs canceled by abort() or a drain deadline (at most once per pool: it ends aborted). */
   readonly #canceledJobs: J[] = [];
   #unsubscribePool: (() => void) | undefined;
+  readonly #name: string;
+  readonly #kind: PoolKind;
 
   /**
    * @throws TypeError/RangeError naming the option when an option is invalid.
@@ -209,7 +219,13 @@ export class Pool<J, R> implements JobOwner<J, R> {
     this.#timeout = optionalDuration('timeout', opts.timeout);
     const signal = optionalSignal('signal', opts.signal);
     this.#gates = gateOptions(opts);
-    this.#hooks = guardedHooks((opts as { [HOOKS]?: JobHooks<J> })[HOOKS]);
+    this.#kind = (opts as { [KIND]?: PoolKind })[KIND] ?? 'pool';
+    this.#name = opts.name === undefined ? this.#kind : nonEmptyString('name', opts.name);
+    this.#hooks = publishingHooks(
+      this.#name,
+      this.#kind,
+      guardedHooks((opts as { [HOOKS]?: JobHooks<J> })[HOOKS]),
+    );
     const executor = (opts as { [EXECUTOR]?: Executor<J, R> })[EXECUTOR];
     this.#executor = executor;
     this.#execute = executor && ((run) => executor.run(run));
@@ -225,7 +241,7 @@ export class Pool<J, R> implements JobOwner<J, R> {
     this.#slots = new Slots(concurrency);
     this.#stats = new StatsRecorder(concurrency);
     if (signal?.aborted) {
-      this.#state = 'aborted';
+      this.#setState('aborted');
     } else if (signal) {
       this.#unsubscribePool = onAbort(signal, (reason) => void this.abort(reason));
     }
@@ -298,7 +314,7 @@ export class Pool<J, R> implements JobOwner<J, R> {
   /** Stops intake: later (and still-waiting) submits reject with `PoolClosedError`. Idempotent. */
   close(): void {
     if (this.#state !== 'open') return;
-    this.#state = 'closing';
+    this.#setState('closing');
     for (let s = this.#submitters.shift(); s; s = this.#submitters.shift()) {
       dismiss(s, new PoolClosedError('pool closed while the submit was waiting for room'));
     }
@@ -664,7 +680,7 @@ export class Pool<J, R> implements JobOwner<J, R> {
   /** Cancels every queued and running job (once: the pool is aborted for good). */
   #cancelAll(error: Error): void {
     // Set first, so settling the canceled jobs below starts nothing new.
-    this.#state = 'aborted';
+    this.#setState('aborted');
     if (this.#executor !== undefined) {
       this.#cancelingAll = true;
       this.#executor.cancelAll(error);
@@ -701,9 +717,16 @@ export class Pool<J, R> implements JobOwner<J, R> {
     return { completed, canceled: canceledJobs.length, canceledJobs };
   }
 
+  /** Every state change goes through here: it is published on `sluice:pool:state`. */
+  #setState(state: State): void {
+    const previous = this.#state;
+    this.#state = state;
+    publishPoolState(this.#name, this.#kind, previous, state);
+  }
+
   #checkDrained(): void {
     if (this.#state === 'closing' && this.#isIdle() && this.#drainResolve) {
-      this.#state = 'drained';
+      this.#setState('drained');
       this.#finish();
     }
   }

@@ -5,6 +5,7 @@ import {
   argument,
   fn,
   iterableArgument,
+  nonEmptyString,
   nonNegativeInt,
   optionalBoolean,
   optionalDuration,
@@ -14,6 +15,7 @@ import {
 } from './internal/options.js';
 import type { EngineGates } from './internal/pull-engine.js';
 import { PullEngine } from './internal/pull-engine.js';
+import { publishingHooks } from './observability/publisher.js';
 import type { Result } from './result.js';
 import { guardedHooks, HOOKS, type JobHooks } from './scheduler/hooks.js';
 
@@ -47,6 +49,11 @@ export interface RunPoolOptions<J = unknown> extends GateOptions<J> {
    * the gates pick among the pulled ones: that window is how far priority and per-key turns see.
    */
   priority?: (job: J) => number;
+  /**
+   * Names it in its `diagnostics_channel` events (README "Events"): a non-empty string.
+   * Default `'run-pool'`.
+   */
+  name?: string;
 }
 
 /**
@@ -88,7 +95,11 @@ export function runPool<J, R>(
     signal: optionalSignal('signal', opts.signal),
     stats: undefined,
     gates: engineGates(opts),
-    hooks: guardedHooks((opts as { [HOOKS]?: JobHooks<J> })[HOOKS]),
+    hooks: publishingHooks(
+      opts.name === undefined ? 'run-pool' : nonEmptyString('name', opts.name),
+      'run-pool',
+      guardedHooks((opts as { [HOOKS]?: JobHooks<J> })[HOOKS]),
+    ),
   });
 }
 
