@@ -82,7 +82,7 @@ export function publishingHooks<J>(
       inner?.accepted?.(job, index);
     },
     started(job, index, attempt) {
-      const t = tracked.get(index);
+      const t = tracked.size === 0 ? undefined : tracked.get(index);
       if (t !== undefined) {
         t.attempts = attempt;
         t.startedAt = performance.now();
@@ -103,7 +103,7 @@ export function publishingHooks<J>(
       inner?.started?.(job, index, attempt);
     },
     retried(job, index, attempt, error, delayMs) {
-      const t = tracked.get(index);
+      const t = tracked.size === 0 ? undefined : tracked.get(index);
       if (t !== undefined) closeAttempt(t, error, performance.now());
       if (retriedChannel.hasSubscribers) {
         retriedChannel.publish({
@@ -119,7 +119,7 @@ export function publishingHooks<J>(
       inner?.retried?.(job, index, attempt, error, delayMs);
     },
     settled(job, index, error) {
-      const t = tracked.get(index);
+      const t = tracked.size === 0 ? undefined : tracked.get(index);
       if (t !== undefined) {
         tracked.delete(index);
         const now = performance.now();
