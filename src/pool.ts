@@ -40,7 +40,7 @@ import { type PoolKind, publishPoolState } from './observability/channels.js';
 import { KIND, publishingHooks } from './observability/publisher.js';
 import { makeResult, type Result } from './result.js';
 import { EXECUTOR, type Executor } from './scheduler/executor.js';
-import { guardedHooks, HOOKS, type JobHooks } from './scheduler/hooks.js';
+import { type CoreHooks, guardedHooks, HOOKS, type JobHooks } from './scheduler/hooks.js';
 import { type GateSnapshot, outcomeOf, type PoolStats, StatsRecorder } from './stats.js';
 
 /** Options of {@link Pool}: the pool's own, and the gates (`retry`, `rate`, `key`, `perKey`). */
@@ -183,7 +183,7 @@ export class Pool<J, R> implements JobOwner<J, R> {
   /** Jobs waiting out a retry backoff: no slot, not queued. */
   readonly #retrying = new Set<RetryWait<J, R>>();
   readonly #rate: RateGate | undefined;
-  readonly #hooks: JobHooks<J> | undefined;
+  readonly #hooks: CoreHooks<J>;
   /** What runs a started job, when not the worker function in-process (ThreadPool's threads). */
   readonly #executor: Executor<J, R> | undefined;
   readonly #execute: ((run: PendingRun<J, R>) => Promise<R>) | undefined;
@@ -463,7 +463,7 @@ export class Pool<J, R> implements JobOwner<J, R> {
     run.queuedAt = now;
     run.transfer = transfer;
     this.#stats.submitted++;
-    this.#hooks?.accepted?.(job, run.index);
+    run.observed = this.#hooks.accepted(job, run.index);
     run.callerSignal = signal;
     if (signal?.aborted) {
       run.cancel(abortErrorFrom(signal));
@@ -516,7 +516,7 @@ export class Pool<J, R> implements JobOwner<J, R> {
     const workerId = this.#slots.acquire(run);
     run.startedAt = now;
     this.#stats.recordStart(now, now - run.queuedAt);
-    this.#hooks?.started?.(run.job, run.index, run.attempt);
+    if (run.observed) this.#hooks?.started?.(run.job, run.index, run.attempt);
     if (this.#execute === undefined) run.start(this.#worker, workerId, this.#timeout);
     else run.execute(this.#execute, workerId, this.#timeout);
   }
@@ -533,6 +533,7 @@ export class Pool<J, R> implements JobOwner<J, R> {
     next.errors = [...(failed.errors ?? []), error];
     next.priority = failed.priority;
     next.key = failed.key;
+    next.observed = failed.observed;
     next.callerSignal = failed.callerSignal;
     next.queuedAt = failed.queuedAt;
     const wait: RetryWait<J, R> = { run: next, timer: undefined, unsubscribe: undefined };
@@ -588,7 +589,9 @@ export class Pool<J, R> implements JobOwner<J, R> {
       const delay = retry.next(error, pending.attempt);
       if (typeof delay === 'number' && delay >= 0) {
         this.#stats.retrying(pending.startedAt, now);
-        this.#hooks?.retried?.(pending.job, pending.index, pending.attempt, error, delay);
+        if (pending.observed) {
+          this.#hooks?.retried?.(pending.job, pending.index, pending.attempt, error, delay);
+        }
         this.#retryLater(pending, error, delay);
         this.#pump(now);
         return;
@@ -600,7 +603,7 @@ export class Pool<J, R> implements JobOwner<J, R> {
     if (started) this.#stats.settled(outcome, pending.startedAt, now);
     else this.#stats.settledUnstarted(outcome);
     this.#settledCount++;
-    this.#hooks?.settled?.(pending.job, pending.index, error);
+    if (pending.observed) this.#hooks?.settled?.(pending.job, pending.index, error);
     pending.resolveResult(
       retry === undefined
         ? makeResult(pending.job, pending.index, error, value)

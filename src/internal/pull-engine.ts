@@ -4,7 +4,7 @@ import { KeyWake, RateGate } from '../gates/rate-gate.js';
 import { attemptsResult } from '../gates/retry.js';
 import type { Queued, RunQueue } from '../gates/run-queue.js';
 import { makeResult, type Result } from '../result.js';
-import type { JobHooks } from '../scheduler/hooks.js';
+import type { CoreHooks } from '../scheduler/hooks.js';
 import { outcomeOf, type StatsRecorder } from '../stats.js';
 import { onAbort } from './abort-fanout.js';
 import { Deque } from './deque.js';
@@ -24,7 +24,7 @@ export interface EngineOptions<J = unknown> {
   /** Start gates and retries; undefined = none (the fast path). */
   gates?: EngineGates<J> | undefined;
   /** Lifecycle hooks (see scheduler/hooks.ts). */
-  hooks?: JobHooks<J> | undefined;
+  hooks?: CoreHooks<J> | undefined;
 }
 
 /** The gates of a runPool or a stage: a pool's gates, with priority as a function of the job. */
@@ -381,8 +381,9 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
 
   /** A job pulled after an abort: it settles as `error` without running. */
   #cancelUnstarted(job: J, error: Error): void {
-    this.#opts.hooks?.accepted?.(job, this.#pulled);
-    this.#opts.hooks?.settled?.(job, this.#pulled, error);
+    if (this.#opts.hooks?.accepted(job, this.#pulled) === true) {
+      this.#opts.hooks.settled?.(job, this.#pulled, error);
+    }
     this.#opts.stats?.settledUnstarted(outcomeOf(error));
     this.#push(this.#unstartedResult(job, this.#pulled++, error));
   }
@@ -402,23 +403,24 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
   }
 
   #start(job: J): void {
-    this.#opts.hooks?.accepted?.(job, this.#pulled);
+    const observed = this.#opts.hooks?.accepted(job, this.#pulled) === true;
     if (this.#opts.bypass?.(job)) {
-      this.#opts.hooks?.settled?.(job, this.#pulled, undefined);
+      if (observed) this.#opts.hooks?.settled?.(job, this.#pulled, undefined);
       this.#push(makeResult<J, R>(job, this.#pulled++, undefined, job as unknown as R));
       return;
     }
     if (this.#queue !== undefined) {
-      this.#admit(job);
+      this.#admit(job, observed);
       return;
     }
     const run = new JobRun<J, R>(job, this.#pulled++, this);
+    run.observed = observed;
     const workerId = this.#slots.acquire(run);
     if (this.#opts.stats) {
       run.startedAt = performance.now();
       this.#opts.stats.recordStart(run.startedAt, 0);
     }
-    this.#opts.hooks?.started?.(job, run.index, 1);
+    if (observed) this.#opts.hooks?.started?.(job, run.index, 1);
     run.start(this.#worker, workerId, this.#opts.timeout);
   }
 
@@ -430,7 +432,7 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
     }
     this.#slots.release(run.workerId);
     this.#opts.stats?.settled(outcomeOf(error), run.startedAt, performance.now());
-    this.#opts.hooks?.settled?.(run.job, run.index, error);
+    if (run.observed) this.#opts.hooks?.settled?.(run.job, run.index, error);
     // After `return()` nobody will read results: drop them.
     if (this.#returned) return;
     this.#push(makeResult(run.job, run.index, error, value));
@@ -438,16 +440,17 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
   }
 
   /** A pulled job enters the gates' queue (a throwing key or priority function fails it). */
-  #admit(job: J): void {
+  #admit(job: J, observed: boolean): void {
     const gates = this.#opts.gates as EngineGates<J>;
     const run = new GatedRun<J, R>(job, this.#pulled++, this);
+    run.observed = observed;
     try {
       if (gates.key !== undefined) run.key = keyOf(gates.key, job);
       if (gates.priority !== undefined) run.priority = priorityOf(gates.priority, job);
     } catch (thrown) {
       const error = toError(thrown);
       this.#opts.stats?.settledUnstarted('failed');
-      this.#opts.hooks?.settled?.(job, run.index, error);
+      if (observed) this.#opts.hooks?.settled?.(job, run.index, error);
       this.#push(this.#unstartedResult(job, run.index, error));
       return;
     }
@@ -484,7 +487,7 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
         run.startedAt = now;
         this.#opts.stats.recordStart(now, 0);
       }
-      this.#opts.hooks?.started?.(run.job, run.index, run.attempt);
+      if (run.observed) this.#opts.hooks?.started?.(run.job, run.index, run.attempt);
       run.start(this.#worker, workerId, this.#opts.timeout);
     }
   }
@@ -503,7 +506,8 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
       const delay = retry.next(error, run.attempt);
       if (typeof delay === 'number' && delay >= 0) {
         if (this.#opts.stats) this.#opts.stats.retrying(run.startedAt, now);
-        this.#opts.hooks?.retried?.(run.job, run.index, run.attempt, error, delay);
+        if (run.observed)
+          this.#opts.hooks?.retried?.(run.job, run.index, run.attempt, error, delay);
         this.#retryLater(run, error, delay);
         this.#startQueued();
         return;
@@ -512,7 +516,7 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
     }
     if (started) this.#opts.stats?.settled(outcomeOf(error), run.startedAt, now);
     else this.#opts.stats?.settledUnstarted(outcomeOf(error));
-    this.#opts.hooks?.settled?.(run.job, run.index, error);
+    if (run.observed) this.#opts.hooks?.settled?.(run.job, run.index, error);
     if (!this.#returned) {
       const result = makeResult(run.job, run.index, error, value);
       this.#push(retry === undefined ? result : attemptsResult(result, run, error));
@@ -527,6 +531,7 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
     next.errors = [...(failed.errors ?? []), error];
     next.priority = failed.priority;
     next.key = failed.key;
+    next.observed = failed.observed;
     const wait: RetryWait<J, R> = {
       run: next,
       timer: setTimeout(() => {

@@ -25,7 +25,11 @@ export interface JobEventBase<J = unknown> extends PoolEventBase {
   readonly job: J;
 }
 
-/** On {@link SLUICE_JOB_ACCEPTED}: a job entered its pool (submitted, or pulled from a source). */
+/**
+ * On {@link SLUICE_JOB_ACCEPTED}: a job entered its pool (submitted, or pulled from a source).
+ * Every job event is published for the jobs accepted while some sluice job channel has a
+ * subscriber: a job accepted before anyone listened publishes nothing later.
+ */
 export type JobAcceptedMessage<J = unknown> = JobEventBase<J>;
 
 /**
@@ -36,7 +40,7 @@ export type JobAcceptedMessage<J = unknown> = JobEventBase<J>;
 export interface JobTraceContext<J = unknown> extends JobEventBase<J> {
   /** The attempt, from 1. */
   readonly attempt: number;
-  /** ms from acceptance to this attempt's start (undefined when nobody listened at acceptance). */
+  /** ms from acceptance to this attempt's start. */
   readonly waitMs: number | undefined;
   /** Set before `error`: the attempt's error (a timeout is a `TimeoutError`, a cancel an `AbortError`). */
   error?: Error;

@@ -2,11 +2,12 @@
  * Turns the core's lifecycle hooks into `diagnostics_channel` messages (see channels.ts), so the
  * scheduling core stays the single emitter of every job's events. Internal.
  *
- * With no subscriber, each hook costs a property read per channel: no message is built, no time
- * read, nothing stored. Timing starts for a job only if someone listens when it is accepted.
+ * With no subscriber, a job costs one call (`accepted` reads `hasSubscribers` and returns false,
+ * so the pool skips the job's later hooks): no message built, no time read, nothing stored. So
+ * events cover the jobs accepted while someone listens.
  */
 import { performance } from 'node:perf_hooks';
-import type { JobHooks } from '../scheduler/hooks.js';
+import type { CoreHooks } from '../scheduler/hooks.js';
 import { outcomeOf } from '../stats.js';
 import {
   acceptedChannel,
@@ -44,9 +45,9 @@ function listening(): boolean {
 export function publishingHooks<J>(
   name: string,
   kind: PoolKind,
-  inner: JobHooks<J> | undefined,
+  inner: CoreHooks<J> | undefined,
   jobOf?: (job: J) => unknown,
-): JobHooks<J> {
+): CoreHooks<J> {
   const tracked = new Map<number, Tracked>();
   const view = jobOf ?? ((job: J): unknown => job);
   const closeAttempt = (t: Tracked, error: Error | undefined, now: number): void => {
@@ -63,23 +64,19 @@ export function publishingHooks<J>(
   };
   return {
     accepted(job, index) {
-      if (listening()) {
-        tracked.set(index, {
-          acceptedAt: performance.now(),
-          attempts: 0,
-          startedAt: 0,
-          trace: undefined,
-        });
-        if (acceptedChannel.hasSubscribers) {
-          acceptedChannel.publish({
-            name,
-            kind,
-            index,
-            job: view(job),
-          } satisfies JobAcceptedMessage);
-        }
+      // Not listening: the pool skips this job's later hooks (unless its own hooks want them).
+      const wanted = inner?.accepted(job, index) === true;
+      if (!listening()) return wanted;
+      tracked.set(index, {
+        acceptedAt: performance.now(),
+        attempts: 0,
+        startedAt: 0,
+        trace: undefined,
+      });
+      if (acceptedChannel.hasSubscribers) {
+        acceptedChannel.publish({ name, kind, index, job: view(job) } satisfies JobAcceptedMessage);
       }
-      inner?.accepted?.(job, index);
+      return true;
     },
     started(job, index, attempt) {
       const t = tracked.size === 0 ? undefined : tracked.get(index);

@@ -306,6 +306,17 @@ describe('cost and isolation', () => {
     for (const spy of spies) expect(spy).not.toHaveBeenCalled();
   });
 
+  it('a job accepted before anyone listened publishes nothing later; the next ones do', async () => {
+    const gate = deferred<void>();
+    const pool = new Pool((n: number) => gate.promise.then(() => n), { concurrency: 2 });
+    const early = await pool.submit(1);
+    const sub = subscribe();
+    const late = await pool.submit(2);
+    gate.resolve();
+    await Promise.all([early.result, late.result]);
+    expect([...sub.byJob('pool').entries()]).toEqual([[1, PLAIN]]);
+  });
+
   it('a throwing subscriber breaks no job: Node rethrows its error on nextTick as uncaught', async () => {
     const script = fileURLToPath(
       new URL('../fixtures/observability/throwing-subscriber.ts', import.meta.url),
