@@ -276,6 +276,7 @@ export class Pipeline<J, T> implements AsyncIterable<Result<J, T>> {
         bypass: (env: Envelope) => env.failure !== undefined,
         gates: def.gates,
         hooks: publishingHooks<Envelope>(def.name, 'stage', undefined, (env) => env.value),
+        events: { name: def.name, kind: 'stage' },
       });
       live.push({ def, engine, stats });
       upstream = forward(engine, def.name);

@@ -87,6 +87,7 @@ export function runPool<J, R>(
   iterableArgument('jobs', jobs);
   optionsObject(argument('opts'), opts);
   const concurrency = positiveInt('concurrency', opts?.concurrency);
+  const name = opts.name === undefined ? 'run-pool' : nonEmptyString('name', opts.name);
   return new PullEngine(jobs, fn<WorkerFunction<J, R>>(argument('worker'), worker), {
     concurrency,
     buffer: nonNegativeInt('buffer', opts.buffer ?? concurrency),
@@ -96,10 +97,11 @@ export function runPool<J, R>(
     stats: undefined,
     gates: engineGates(opts),
     hooks: publishingHooks(
-      opts.name === undefined ? 'run-pool' : nonEmptyString('name', opts.name),
+      name,
       'run-pool',
       guardedHooks((opts as { [HOOKS]?: JobHooks<J> })[HOOKS]),
     ),
+    events: { name, kind: 'run-pool' },
   });
 }
 

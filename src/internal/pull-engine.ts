@@ -3,6 +3,7 @@ import { type Gates, keyOf } from '../gates/gate-options.js';
 import { KeyWake, RateGate } from '../gates/rate-gate.js';
 import { attemptsResult } from '../gates/retry.js';
 import type { Queued, RunQueue } from '../gates/run-queue.js';
+import { type PoolKind, type PoolState, publishPoolState } from '../observability/channels.js';
 import { makeResult, type Result } from '../result.js';
 import type { CoreHooks } from '../scheduler/hooks.js';
 import { outcomeOf, type StatsRecorder } from '../stats.js';
@@ -23,6 +24,8 @@ export interface EngineOptions<J = unknown> {
   bypass?: ((job: J) => boolean) | undefined;
   /** Start gates and retries; undefined = none (the fast path). */
   gates?: EngineGates<J> | undefined;
+  /** Names the engine in its `sluice:pool:state` events (none without it). */
+  events?: { name: string; kind: PoolKind } | undefined;
   /** Lifecycle hooks (see scheduler/hooks.ts). */
   hooks?: CoreHooks<J> | undefined;
 }
@@ -95,6 +98,7 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
   readonly #rate: RateGate | undefined;
   readonly #keyWake: KeyWake | undefined;
   #order = 0;
+  #state: PoolState = 'open';
 
   constructor(
     source: Iterable<J> | AsyncIterable<J>,
@@ -159,6 +163,7 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
    */
   async return(): Promise<IteratorResult<Result<J, R>, undefined>> {
     this.#returned = true;
+    this.#setState('aborted');
     this.#stop();
     this.cancelRunning(new AbortError(undefined, 'result iteration stopped'));
     this.#ready.drain();
@@ -179,6 +184,7 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
    * waiting to retry; they settle (and yield) as failures.
    */
   cancelRunning(error: Error): void {
+    this.#setState('aborted');
     if (this.#queue !== undefined) this.#cancelGated(error);
     for (const run of this.#slots.items()) run.cancel(error);
   }
@@ -190,6 +196,7 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
    * dropped.
    */
   stopPulling(cancelWith?: Error): void {
+    this.#setState(cancelWith === undefined ? 'closing' : 'aborted');
     this.#cancelWith ??= cancelWith;
     if (this.#stopped) return;
     this.#stop();
@@ -201,6 +208,16 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
     const error = abortErrorFrom(signal);
     this.stopPulling(error);
     this.cancelRunning(error);
+  }
+
+  /** open → closing (stopped pulling) → drained (every result delivered), or → aborted; the
+   * end states are final. Published on `sluice:pool:state` when the engine is named. */
+  #setState(state: PoolState): void {
+    const previous = this.#state;
+    if (previous === state || previous === 'drained' || previous === 'aborted') return;
+    this.#state = state;
+    const events = this.#opts.events;
+    if (events !== undefined) publishPoolState(events.name, events.kind, previous, state);
   }
 
   #stop(): void {
@@ -262,6 +279,7 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
   }
 
   #end(): Promise<IteratorResult<Result<J, R>, undefined>> {
+    this.#setState('drained');
     this.#stop();
     const failure = this.#sourceError;
     if (failure) {

@@ -93,7 +93,12 @@ export const SLUICE_JOB_ACCEPTED = 'sluice:job:accepted';
 export const SLUICE_JOB_RETRIED = 'sluice:job:retried';
 /** Channel name: every job's final outcome, message {@link JobSettledMessage}. */
 export const SLUICE_JOB_SETTLED = 'sluice:job:settled';
-/** Channel name: pool state changes (open → closing → drained, or → aborted), {@link PoolStateMessage}. */
+/**
+ * Channel name: state changes, {@link PoolStateMessage}. Pool, ThreadPool, consume(): open →
+ * closing (close/drain/abort) → drained, or → aborted. runPool and stages: open → drained when
+ * their iteration ends, or → aborted (signal, pipeline abort, `break`); closing when a drain
+ * stops their pulling first.
+ */
 export const SLUICE_POOL_STATE = 'sluice:pool:state';
 
 /** The channel objects (Node keeps one per name, so subscribers elsewhere see the same). */

@@ -279,6 +279,66 @@ describe('pool state on sluice:pool:state', () => {
   });
 });
 
+describe('runPool and stage state on sluice:pool:state', () => {
+  function states() {
+    const seen: string[] = [];
+    const fn = (m: unknown) => {
+      const { name, previous, state } = m as PoolStateMessage;
+      seen.push(`${name}:${previous}>${state}`);
+    };
+    diagnostics.subscribe(SLUICE_POOL_STATE, fn);
+    return { seen, stop: () => diagnostics.unsubscribe(SLUICE_POOL_STATE, fn) };
+  }
+
+  it('runPool: open → drained at the end; breaking out or an abort → aborted', async () => {
+    const s = states();
+    try {
+      for await (const _ of runPool([1, 2], (n: number) => n, { concurrency: 1, name: 'a' })) {
+        /* drain */
+      }
+      for await (const _ of runPool([1, 2], (n: number) => n, { concurrency: 1, name: 'b' })) {
+        break;
+      }
+      const controller = new AbortController();
+      const it = runPool([1, 2], () => new Promise(() => {}), {
+        concurrency: 1,
+        name: 'c',
+        signal: controller.signal,
+      });
+      const first = it.next();
+      controller.abort();
+      await first;
+      expect(s.seen).toEqual(['a:open>drained', 'b:open>aborted', 'c:open>aborted']);
+    } finally {
+      s.stop();
+    }
+  });
+
+  it('stages: each drained when the pipeline ends; all aborted by an abort', async () => {
+    const s = states();
+    try {
+      const p = pipeline([1, 2])
+        .stage('one', (n: number) => n, { concurrency: 1 })
+        .stage('two', (n: number) => n, { concurrency: 1 });
+      for await (const _ of p) {
+        /* drain */
+      }
+      expect(s.seen.sort()).toEqual(['one:open>drained', 'two:open>drained']);
+      s.seen.length = 0;
+      const q = pipeline([1, 2])
+        .stage('x', () => new Promise(() => {}), { concurrency: 1 })
+        .stage('y', (n: unknown) => n, { concurrency: 1 });
+      const it = q[Symbol.asyncIterator]();
+      const first = it.next();
+      await q.abort();
+      await first.catch(() => {});
+      expect(s.seen.sort()).toEqual(['x:open>aborted', 'y:open>aborted']);
+    } finally {
+      s.stop();
+    }
+  });
+});
+
 describe('cost and isolation', () => {
   it('publishes nothing when no one subscribes', async () => {
     const channels = [
