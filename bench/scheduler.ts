@@ -3,6 +3,7 @@
 // contenders interleaved in one busy process. Each part is described in BENCHMARKS.md, "Scheduler".
 //   npx tsx bench/scheduler.ts [--parts=ab,cold,busy] [--runs=N] [--dist=name=/dir ...]
 //                              [--cold-runs=N] [--mixes=quiet,json,timers,http]
+import diagnostics from 'node:diagnostics_channel';
 import { Agent, createServer, request } from 'node:http';
 import { join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -191,6 +192,23 @@ const refPool: Contender = async (_sluice, n) => {
   return sum;
 };
 
+/** Runs `contender` with a no-op subscriber on every sluice channel (events issue's cost). */
+const withSubscribers =
+  (contender: Contender): Contender =>
+  async (sluice, n) => {
+    const noop = () => {};
+    const trace = { start: noop, end: noop, asyncStart: noop, asyncEnd: noop, error: noop };
+    const plain = ['sluice:job:accepted', 'sluice:job:retried', 'sluice:job:settled'];
+    for (const name of plain) diagnostics.subscribe(name, noop);
+    diagnostics.tracingChannel('sluice:job').subscribe(trace);
+    try {
+      return await contender(sluice, n);
+    } finally {
+      for (const name of plain) diagnostics.unsubscribe(name, noop);
+      diagnostics.tracingChannel('sluice:job').unsubscribe(trace);
+    }
+  };
+
 const contenders: Record<string, Contender> = {
   runPool: runPoolWith({}),
   Pool: poolWith({}),
@@ -198,6 +216,8 @@ const contenders: Record<string, Contender> = {
   'Pool + rate': poolWith({ rate: NEVER_LIMITING }),
   /** The gated engine without a clock: retry with one attempt never retries. */
   'runPool, gated (retry: 1 attempt)': runPoolWith({ retry: { attempts: 1 } }),
+  'runPool + event subscribers': withSubscribers(runPoolWith({})),
+  'Pool + event subscribers': withSubscribers(poolWith({})),
   'p-map': pMapAll,
   'ref: minimal for-await pool': refIterator,
   'ref: minimal Pool': refPool,
@@ -428,6 +448,8 @@ async function partAb(opts: Options) {
     : [
         'runPool + rate',
         'Pool + rate',
+        'runPool + event subscribers',
+        'Pool + event subscribers',
         'runPool, gated (retry: 1 attempt)',
         'ref: minimal for-await pool',
         'ref: minimal Pool',

@@ -42,6 +42,22 @@ export type { RetryOptions } from './gates/retry.js';
 export { type RateLimit, rateLimiter } from './gates/sliding-window.js';
 export type { JobContext, WorkerFunction } from './internal/job-run.js';
 export {
+  type JobAcceptedMessage,
+  type JobEventBase,
+  type JobRetriedMessage,
+  type JobSettledMessage,
+  type JobTraceContext,
+  type PoolEventBase,
+  type PoolKind,
+  type PoolState,
+  type PoolStateMessage,
+  SLUICE_JOB,
+  SLUICE_JOB_ACCEPTED,
+  SLUICE_JOB_RETRIED,
+  SLUICE_JOB_SETTLED,
+  SLUICE_POOL_STATE,
+} from './observability/channels.js';
+export {
   Pipeline,
   type PipelineOptions,
   pipeline,

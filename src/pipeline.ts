@@ -15,6 +15,7 @@ import {
   positiveInt,
 } from './internal/options.js';
 import { type EngineGates, notAnObject, PullEngine } from './internal/pull-engine.js';
+import { publishingHooks } from './observability/publisher.js';
 import type { Result } from './result.js';
 import { engineGates } from './run-pool.js';
 import { type Percentiles, StatsRecorder } from './stats.js';
@@ -274,6 +275,8 @@ export class Pipeline<J, T> implements AsyncIterable<Result<J, T>> {
         stats,
         bypass: (env: Envelope) => env.failure !== undefined,
         gates: def.gates,
+        hooks: publishingHooks<Envelope>(def.name, 'stage', undefined, (env) => env.value),
+        events: { name: def.name, kind: 'stage' },
       });
       live.push({ def, engine, stats });
       upstream = forward(engine, def.name);

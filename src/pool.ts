@@ -18,6 +18,7 @@ import {
   callSignal,
   fn,
   invalidOption,
+  nonEmptyString,
   nonNegativeInt,
   optionalDeadline,
   optionalDuration,
@@ -35,9 +36,11 @@ import {
   WaitList,
   type WaitNode,
 } from './internal/wait-list.js';
+import { type PoolKind, publishPoolState } from './observability/channels.js';
+import { KIND, publishingHooks } from './observability/publisher.js';
 import { makeResult, type Result } from './result.js';
 import { EXECUTOR, type Executor, RELEASE_QUEUED } from './scheduler/executor.js';
-import { guardedHooks, HOOKS, type JobHooks } from './scheduler/hooks.js';
+import { type CoreHooks, guardedHooks, HOOKS, type JobHooks } from './scheduler/hooks.js';
 import { type GateSnapshot, outcomeOf, type PoolStats, StatsRecorder } from './stats.js';
 
 /** Options of {@link Pool}: the pool's own, and the gates (`retry`, `rate`, `key`, `perKey`). */
@@ -53,6 +56,11 @@ export interface PoolOptions<J = unknown> extends GateOptions<J> {
   timeout?: number;
   /** Aborting it aborts the pool, like {@link Pool.abort}. */
   signal?: AbortSignal;
+  /**
+   * Names the pool in its `diagnostics_channel` events (README "Events"): a non-empty string.
+   * Default `'pool'` (`'thread-pool'` for a ThreadPool, `'consume'` for a consumer).
+   */
+  name?: string;
 }
 
 /** Options of one submission. */
@@ -175,7 +183,7 @@ export class Pool<J, R> implements JobOwner<J, R> {
   /** Jobs waiting out a retry backoff: no slot, not queued. */
   readonly #retrying = new Set<RetryWait<J, R>>();
   readonly #rate: RateGate | undefined;
-  readonly #hooks: JobHooks<J> | undefined;
+  readonly #hooks: CoreHooks<J>;
   /** What runs a started job, when not the worker function in-process (ThreadPool's threads). */
   readonly #executor: Executor<J, R> | undefined;
   readonly #execute: ((run: PendingRun<J, R>) => Promise<R>) | undefined;
@@ -199,6 +207,8 @@ export class Pool<J, R> implements JobOwner<J, R> {
   /** Jobs canceled by abort() or a drain deadline (at most once per pool: it ends aborted). */
   readonly #canceledJobs: J[] = [];
   #unsubscribePool: (() => void) | undefined;
+  readonly #name: string;
+  readonly #kind: PoolKind;
 
   /**
    * @throws TypeError/RangeError naming the option when an option is invalid.
@@ -211,7 +221,13 @@ export class Pool<J, R> implements JobOwner<J, R> {
     this.#timeout = optionalDuration('timeout', opts.timeout);
     const signal = optionalSignal('signal', opts.signal);
     this.#gates = gateOptions(opts);
-    this.#hooks = guardedHooks((opts as { [HOOKS]?: JobHooks<J> })[HOOKS]);
+    this.#kind = (opts as { [KIND]?: PoolKind })[KIND] ?? 'pool';
+    this.#name = opts.name === undefined ? this.#kind : nonEmptyString('name', opts.name);
+    this.#hooks = publishingHooks(
+      this.#name,
+      this.#kind,
+      guardedHooks((opts as { [HOOKS]?: JobHooks<J> })[HOOKS]),
+    );
     const executor = (opts as { [EXECUTOR]?: Executor<J, R> })[EXECUTOR];
     this.#executor = executor;
     this.#execute = executor && ((run) => executor.run(run));
@@ -227,7 +243,7 @@ export class Pool<J, R> implements JobOwner<J, R> {
     this.#slots = new Slots(concurrency);
     this.#stats = new StatsRecorder(concurrency);
     if (signal?.aborted) {
-      this.#state = 'aborted';
+      this.#setState('aborted');
     } else if (signal) {
       this.#unsubscribePool = onAbort(signal, (reason) => void this.abort(reason));
     }
@@ -300,7 +316,7 @@ export class Pool<J, R> implements JobOwner<J, R> {
   /** Stops intake: later (and still-waiting) submits reject with `PoolClosedError`. Idempotent. */
   close(): void {
     if (this.#state !== 'open') return;
-    this.#state = 'closing';
+    this.#setState('closing');
     for (let s = this.#submitters.shift(); s; s = this.#submitters.shift()) {
       dismiss(s, new PoolClosedError('pool closed while the submit was waiting for room'));
     }
@@ -449,7 +465,7 @@ export class Pool<J, R> implements JobOwner<J, R> {
     run.queuedAt = now;
     run.transfer = transfer;
     this.#stats.submitted++;
-    this.#hooks?.accepted?.(job, run.index);
+    run.observed = this.#hooks.accepted(job, run.index);
     run.callerSignal = signal;
     if (signal?.aborted) {
       run.cancel(abortErrorFrom(signal));
@@ -508,7 +524,7 @@ export class Pool<J, R> implements JobOwner<J, R> {
     const workerId = this.#slots.acquire(run);
     run.startedAt = now;
     this.#stats.recordStart(now, now - run.queuedAt);
-    this.#hooks?.started?.(run.job, run.index, run.attempt);
+    if (run.observed) this.#hooks?.started?.(run.job, run.index, run.attempt);
     if (this.#execute === undefined) run.start(this.#worker, workerId, this.#timeout);
     else run.execute(this.#execute, workerId, this.#timeout);
   }
@@ -525,6 +541,7 @@ export class Pool<J, R> implements JobOwner<J, R> {
     next.errors = [...(failed.errors ?? []), error];
     next.priority = failed.priority;
     next.key = failed.key;
+    next.observed = failed.observed;
     next.callerSignal = failed.callerSignal;
     next.queuedAt = failed.queuedAt;
     const wait: RetryWait<J, R> = { run: next, timer: undefined, unsubscribe: undefined };
@@ -595,7 +612,9 @@ export class Pool<J, R> implements JobOwner<J, R> {
         error = this.#abortError as Error;
       } else if (delay >= 0) {
         this.#stats.retrying(pending.startedAt, now);
-        this.#hooks?.retried?.(pending.job, pending.index, pending.attempt, error, delay);
+        if (pending.observed) {
+          this.#hooks?.retried?.(pending.job, pending.index, pending.attempt, error, delay);
+        }
         this.#retryLater(pending, error, delay);
         this.#pump(now);
         return;
@@ -605,7 +624,7 @@ export class Pool<J, R> implements JobOwner<J, R> {
     if (started) this.#stats.settled(outcome, pending.startedAt, now);
     else this.#stats.settledUnstarted(outcome);
     this.#settledCount++;
-    this.#hooks?.settled?.(pending.job, pending.index, error);
+    if (pending.observed) this.#hooks?.settled?.(pending.job, pending.index, error);
     pending.resolveResult(
       retry === undefined
         ? makeResult(pending.job, pending.index, error, value)
@@ -685,7 +704,7 @@ export class Pool<J, R> implements JobOwner<J, R> {
   /** Cancels every queued and running job (once: the pool is aborted for good). */
   #cancelAll(error: Error): void {
     // Set first, so settling the canceled jobs below starts nothing new.
-    this.#state = 'aborted';
+    this.#setState('aborted');
     this.#abortError = error;
     if (this.#executor !== undefined) {
       this.#cancelingAll = true;
@@ -723,9 +742,16 @@ export class Pool<J, R> implements JobOwner<J, R> {
     return { completed, canceled: canceledJobs.length, canceledJobs };
   }
 
+  /** Every state change goes through here: it is published on `sluice:pool:state`. */
+  #setState(state: State): void {
+    const previous = this.#state;
+    this.#state = state;
+    publishPoolState(this.#name, this.#kind, previous, state);
+  }
+
   #checkDrained(): void {
     if (this.#state === 'closing' && this.#isIdle() && this.#drainResolve) {
-      this.#state = 'drained';
+      this.#setState('drained');
       this.#finish();
     }
   }

@@ -5,6 +5,7 @@ import {
   argument,
   fn,
   iterableArgument,
+  nonEmptyString,
   nonNegativeInt,
   optionalBoolean,
   optionalDuration,
@@ -14,6 +15,7 @@ import {
 } from './internal/options.js';
 import type { EngineGates } from './internal/pull-engine.js';
 import { PullEngine } from './internal/pull-engine.js';
+import { publishingHooks } from './observability/publisher.js';
 import type { Result } from './result.js';
 import { guardedHooks, HOOKS, type JobHooks } from './scheduler/hooks.js';
 
@@ -47,6 +49,11 @@ export interface RunPoolOptions<J = unknown> extends GateOptions<J> {
    * the gates pick among the pulled ones: that window is how far priority and per-key turns see.
    */
   priority?: (job: J) => number;
+  /**
+   * Names it in its `diagnostics_channel` events (README "Events"): a non-empty string.
+   * Default `'run-pool'`.
+   */
+  name?: string;
 }
 
 /**
@@ -80,6 +87,7 @@ export function runPool<J, R>(
   iterableArgument('jobs', jobs);
   optionsObject(argument('opts'), opts);
   const concurrency = positiveInt('concurrency', opts?.concurrency);
+  const name = opts.name === undefined ? 'run-pool' : nonEmptyString('name', opts.name);
   return new PullEngine(jobs, fn<WorkerFunction<J, R>>(argument('worker'), worker), {
     concurrency,
     buffer: nonNegativeInt('buffer', opts.buffer ?? concurrency),
@@ -88,7 +96,12 @@ export function runPool<J, R>(
     signal: optionalSignal('signal', opts.signal),
     stats: undefined,
     gates: engineGates(opts),
-    hooks: guardedHooks((opts as { [HOOKS]?: JobHooks<J> })[HOOKS]),
+    hooks: publishingHooks(
+      name,
+      'run-pool',
+      guardedHooks((opts as { [HOOKS]?: JobHooks<J> })[HOOKS]),
+    ),
+    events: { name, kind: 'run-pool' },
   });
 }
 

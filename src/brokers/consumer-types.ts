@@ -92,6 +92,11 @@ export type ConsumerOperation =
 /** Options of `consume()`. */
 export interface ConsumeOptions<T, M extends BrokerMessage = BrokerMessage> {
   /**
+   * Names it in its `diagnostics_channel` events (README "Events"): a non-empty string.
+   * Default `'consume'`.
+   */
+  name?: string;
+  /**
    * Messages held at once (fetched and not yet settled, running or waiting for their batch):
    * the handlers running at once, and the most messages fetched ahead. Over several sources,
    * one cap shared by all. Required, integer >= 1.

@@ -39,7 +39,8 @@ import {
   optionsObject,
   positiveInt,
 } from '../internal/options.js';
-import { Pool } from '../pool.js';
+import { KIND } from '../observability/publisher.js';
+import { Pool, type PoolOptions } from '../pool.js';
 import { RELEASE_QUEUED } from '../scheduler/executor.js';
 import {
   BatchCollector,
@@ -253,7 +254,9 @@ class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
         rate: options.rate,
         key: keyOfJob(options.key),
         perKey: options.perKey,
-      },
+        name: options.name,
+        [KIND]: 'consume',
+      } as PoolOptions<Work<T, M>>,
     );
     this.done = new Promise((resolve) => {
       this.#resolveDone = resolve;

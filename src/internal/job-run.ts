@@ -84,6 +84,8 @@ export class JobRun<J, R> {
   startedAt = 0;
   /** performance.now() at acceptance, when the owner queues jobs (Pool); read by an executor. */
   queuedAt: number | undefined = undefined;
+  /** Its lifecycle hooks want this job's events (see scheduler/hooks.ts `accepted`). */
+  observed = false;
 
   #controller: AbortController | undefined;
   #timer: NodeJS.Timeout | undefined;

@@ -3,8 +3,9 @@ import { type Gates, keyOf } from '../gates/gate-options.js';
 import { KeyWake, RateGate } from '../gates/rate-gate.js';
 import { attemptsResult } from '../gates/retry.js';
 import type { Queued, RunQueue } from '../gates/run-queue.js';
+import { type PoolKind, type PoolState, publishPoolState } from '../observability/channels.js';
 import { makeResult, type Result } from '../result.js';
-import type { JobHooks } from '../scheduler/hooks.js';
+import type { CoreHooks } from '../scheduler/hooks.js';
 import { outcomeOf, type StatsRecorder } from '../stats.js';
 import { onAbort } from './abort-fanout.js';
 import { Deque } from './deque.js';
@@ -23,8 +24,10 @@ export interface EngineOptions<J = unknown> {
   bypass?: ((job: J) => boolean) | undefined;
   /** Start gates and retries; undefined = none (the fast path). */
   gates?: EngineGates<J> | undefined;
+  /** Names the engine in its `sluice:pool:state` events (none without it). */
+  events?: { name: string; kind: PoolKind } | undefined;
   /** Lifecycle hooks (see scheduler/hooks.ts). */
-  hooks?: JobHooks<J> | undefined;
+  hooks?: CoreHooks<J> | undefined;
 }
 
 /** The gates of a runPool or a stage: a pool's gates, with priority as a function of the job. */
@@ -95,6 +98,7 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
   readonly #rate: RateGate | undefined;
   readonly #keyWake: KeyWake | undefined;
   #order = 0;
+  #state: PoolState = 'open';
 
   constructor(
     source: Iterable<J> | AsyncIterable<J>,
@@ -159,6 +163,7 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
    */
   async return(): Promise<IteratorResult<Result<J, R>, undefined>> {
     this.#returned = true;
+    this.#setState('aborted');
     this.#stop();
     this.cancelRunning(new AbortError(undefined, 'result iteration stopped'));
     this.#ready.drain();
@@ -179,6 +184,7 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
    * waiting to retry; they settle (and yield) as failures.
    */
   cancelRunning(error: Error): void {
+    this.#setState('aborted');
     if (this.#queue !== undefined) this.#cancelGated(error);
     for (const run of this.#slots.items()) run.cancel(error);
   }
@@ -190,6 +196,7 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
    * dropped.
    */
   stopPulling(cancelWith?: Error): void {
+    this.#setState(cancelWith === undefined ? 'closing' : 'aborted');
     this.#cancelWith ??= cancelWith;
     if (this.#stopped) return;
     this.#stop();
@@ -201,6 +208,16 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
     const error = abortErrorFrom(signal);
     this.stopPulling(error);
     this.cancelRunning(error);
+  }
+
+  /** open → closing (stopped pulling) → drained (every result delivered), or → aborted; the
+   * end states are final. Published on `sluice:pool:state` when the engine is named. */
+  #setState(state: PoolState): void {
+    const previous = this.#state;
+    if (previous === state || previous === 'drained' || previous === 'aborted') return;
+    this.#state = state;
+    const events = this.#opts.events;
+    if (events !== undefined) publishPoolState(events.name, events.kind, previous, state);
   }
 
   #stop(): void {
@@ -262,6 +279,7 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
   }
 
   #end(): Promise<IteratorResult<Result<J, R>, undefined>> {
+    this.#setState('drained');
     this.#stop();
     const failure = this.#sourceError;
     if (failure) {
@@ -381,8 +399,9 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
 
   /** A job pulled after an abort: it settles as `error` without running. */
   #cancelUnstarted(job: J, error: Error): void {
-    this.#opts.hooks?.accepted?.(job, this.#pulled);
-    this.#opts.hooks?.settled?.(job, this.#pulled, error);
+    if (this.#opts.hooks?.accepted(job, this.#pulled) === true) {
+      this.#opts.hooks.settled?.(job, this.#pulled, error);
+    }
     this.#opts.stats?.settledUnstarted(outcomeOf(error));
     this.#push(this.#unstartedResult(job, this.#pulled++, error));
   }
@@ -402,23 +421,24 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
   }
 
   #start(job: J): void {
-    this.#opts.hooks?.accepted?.(job, this.#pulled);
+    const observed = this.#opts.hooks?.accepted(job, this.#pulled) === true;
     if (this.#opts.bypass?.(job)) {
-      this.#opts.hooks?.settled?.(job, this.#pulled, undefined);
+      if (observed) this.#opts.hooks?.settled?.(job, this.#pulled, undefined);
       this.#push(makeResult<J, R>(job, this.#pulled++, undefined, job as unknown as R));
       return;
     }
     if (this.#queue !== undefined) {
-      this.#admit(job);
+      this.#admit(job, observed);
       return;
     }
     const run = new JobRun<J, R>(job, this.#pulled++, this);
+    run.observed = observed;
     const workerId = this.#slots.acquire(run);
     if (this.#opts.stats) {
       run.startedAt = performance.now();
       this.#opts.stats.recordStart(run.startedAt, 0);
     }
-    this.#opts.hooks?.started?.(job, run.index, 1);
+    if (observed) this.#opts.hooks?.started?.(job, run.index, 1);
     run.start(this.#worker, workerId, this.#opts.timeout);
   }
 
@@ -430,7 +450,7 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
     }
     this.#slots.release(run.workerId);
     this.#opts.stats?.settled(outcomeOf(error), run.startedAt, performance.now());
-    this.#opts.hooks?.settled?.(run.job, run.index, error);
+    if (run.observed) this.#opts.hooks?.settled?.(run.job, run.index, error);
     // After `return()` nobody will read results: drop them.
     if (this.#returned) return;
     this.#push(makeResult(run.job, run.index, error, value));
@@ -438,16 +458,17 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
   }
 
   /** A pulled job enters the gates' queue (a throwing key or priority function fails it). */
-  #admit(job: J): void {
+  #admit(job: J, observed: boolean): void {
     const gates = this.#opts.gates as EngineGates<J>;
     const run = new GatedRun<J, R>(job, this.#pulled++, this);
+    run.observed = observed;
     try {
       if (gates.key !== undefined) run.key = keyOf(gates.key, job);
       if (gates.priority !== undefined) run.priority = priorityOf(gates.priority, job);
     } catch (thrown) {
       const error = toError(thrown);
       this.#opts.stats?.settledUnstarted('failed');
-      this.#opts.hooks?.settled?.(job, run.index, error);
+      if (observed) this.#opts.hooks?.settled?.(job, run.index, error);
       this.#push(this.#unstartedResult(job, run.index, error));
       return;
     }
@@ -484,7 +505,7 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
         run.startedAt = now;
         this.#opts.stats.recordStart(now, 0);
       }
-      this.#opts.hooks?.started?.(run.job, run.index, run.attempt);
+      if (run.observed) this.#opts.hooks?.started?.(run.job, run.index, run.attempt);
       run.start(this.#worker, workerId, this.#opts.timeout);
     }
   }
@@ -507,7 +528,8 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
         if (this.#cancelWith !== undefined) error = this.#cancelWith;
       } else if (delay >= 0) {
         if (this.#opts.stats) this.#opts.stats.retrying(run.startedAt, now);
-        this.#opts.hooks?.retried?.(run.job, run.index, run.attempt, error, delay);
+        if (run.observed)
+          this.#opts.hooks?.retried?.(run.job, run.index, run.attempt, error, delay);
         this.#retryLater(run, error, delay);
         this.#startQueued();
         return;
@@ -515,7 +537,7 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
     }
     if (started) this.#opts.stats?.settled(outcomeOf(error), run.startedAt, now);
     else this.#opts.stats?.settledUnstarted(outcomeOf(error));
-    this.#opts.hooks?.settled?.(run.job, run.index, error);
+    if (run.observed) this.#opts.hooks?.settled?.(run.job, run.index, error);
     if (!this.#returned) {
       const result = makeResult(run.job, run.index, error, value);
       this.#push(retry === undefined ? result : attemptsResult(result, run, error));
@@ -530,6 +552,7 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
     next.errors = [...(failed.errors ?? []), error];
     next.priority = failed.priority;
     next.key = failed.key;
+    next.observed = failed.observed;
     const wait: RetryWait<J, R> = {
       run: next,
       timer: setTimeout(() => {

@@ -22,25 +22,36 @@ export interface JobHooks<J = unknown> {
   settled?(job: J, index: number, error: Error | undefined): void;
 }
 
+/**
+ * The hooks as pools call them: `accepted` returns true when the job's later events are wanted,
+ * and a pool calls started/retried/settled only for such jobs — so an unobserved job costs one
+ * call (the events publisher returns false while nobody listens).
+ */
+export interface CoreHooks<J = unknown> extends Omit<JobHooks<J>, 'accepted'> {
+  accepted(job: J, index: number): boolean;
+}
+
 /** The option key under which a pool takes its hooks (a symbol: not part of the public options). */
 export const HOOKS: unique symbol = Symbol('sluice.hooks');
 
 /** Wraps `hooks` so that a throwing hook is dropped with one warning instead of breaking a job. */
-export function guardedHooks<J>(hooks: JobHooks<J> | undefined): JobHooks<J> | undefined {
+export function guardedHooks<J>(hooks: JobHooks<J> | undefined): CoreHooks<J> | undefined {
   if (hooks === undefined) return undefined;
-  const guarded: JobHooks<J> = {};
+  // Hooks given to a pool want every job's events.
+  const guarded: CoreHooks<J> = { accepted: () => true };
   for (const name of ['accepted', 'started', 'retried', 'settled'] as const) {
     const hook = hooks[name] as ((...args: unknown[]) => void) | undefined;
     if (typeof hook !== 'function') continue;
     let broken = false;
-    (guarded as Record<string, (...args: unknown[]) => void>)[name] = (...args) => {
-      if (broken) return;
+    (guarded as unknown as Record<string, (...args: unknown[]) => unknown>)[name] = (...args) => {
+      if (broken) return true;
       try {
         hook.apply(hooks, args);
       } catch (error) {
         broken = true;
         process.emitWarning(`sluice: the ${name} hook threw and was dropped: ${String(error)}`);
       }
+      return true;
     };
   }
   return guarded;

@@ -6,6 +6,7 @@ import {
   argument,
   invalidArgument,
   invalidOption,
+  nonEmptyString,
   nonNegativeInt,
   optionalDuration,
   optionalResourceLimits,
@@ -13,6 +14,7 @@ import {
   optionsObject,
   positiveInt,
 } from '../internal/options.js';
+import { KIND } from '../observability/publisher.js';
 import { type DrainReport, Pool, type PoolOptions, type Task } from '../pool.js';
 import { EXECUTOR, type Executor } from '../scheduler/executor.js';
 import { MAX_BATCH } from './batch-size.js';
@@ -91,6 +93,7 @@ export class ThreadPool<J, R> {
     const threads = positiveInt('threads', opts.threads ?? availableParallelism());
     this.#threads = threads;
     this.#queueSize = nonNegativeInt('queueSize', opts.queueSize ?? 2 * threads);
+    if (opts.name !== undefined) nonEmptyString('name', opts.name);
     const timeout = optionalDuration('timeout', opts.timeout);
     const abortGrace = optionalDuration('abortGrace', opts.abortGrace) ?? 500;
     const maxStartupFailures = positiveInt('maxStartupFailures', opts.maxStartupFailures ?? 3);
@@ -126,6 +129,8 @@ export class ThreadPool<J, R> {
       rate: opts.rate,
       key: opts.key,
       perKey: opts.perKey,
+      name: opts.name,
+      [KIND]: 'thread-pool',
       [EXECUTOR]: threadExecutor<J, R>(this.#scheduler),
     } as PoolOptions<J>);
     if (this.#gated) {

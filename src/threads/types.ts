@@ -58,6 +58,11 @@ export type ThreadModuleResult<M extends ThreadModule> = Awaited<ReturnType<M['d
 
 /** Options of {@link ThreadPool}. */
 export interface ThreadPoolOptions<J = unknown> extends GateOptions<J> {
+  /**
+   * Names it in its `diagnostics_channel` events (README "Events"): a non-empty string.
+   * Default `'thread-pool'`.
+   */
+  name?: string;
   /** Threads to run, a positive integer. Default `os.availableParallelism()`. */
   threads?: number;
   /**
