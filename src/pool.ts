@@ -1,6 +1,6 @@
 import type { TransferListItem } from 'node:worker_threads';
 import { AbortError, abortErrorFrom, PoolClosedError, toError } from './errors.js';
-import { AdaptiveConcurrency, isOverload } from './gates/adaptive.js';
+import { type AdaptiveConcurrency, adaptiveOf, feedLimit } from './gates/adaptive.js';
 import { type GateOptions, type Gates, gateOptions, keyOf } from './gates/gate-options.js';
 import { PriorityQueue } from './gates/priority-queue.js';
 import { KeyWake, RateGate } from './gates/rate-gate.js';
@@ -608,19 +608,11 @@ export class Pool<J, R> implements JobOwner<J, R> {
     this.#pump(now);
   }
 
-  /**
-   * Feeds a finished attempt to the adaptive limit: a success, or an overload failure as a
-   * drop. Other failures are left out, so fast non-overload failures neither shrink the limit
-   * nor drag the run-time baseline down (which would make later normal jobs look slow).
-   */
+  /** Feeds a finished attempt to the adaptive limit (see feedLimit); resizes when it moved. */
   #sample(run: PendingRun<J, R>, error: Error | undefined, now: number): void {
-    const dropped = error !== undefined && isOverload(error);
-    if (error !== undefined && !dropped) return;
     const adaptive = this.#adaptive as AdaptiveConcurrency;
-    const before = adaptive.limit;
-    const rtt = now - run.startedAt;
-    const limit = adaptive.onSample({ rtt, inflight: this.#slots.running + 1, dropped });
-    if (limit !== before) {
+    const limit = feedLimit(adaptive, run.startedAt, error, now, this.#slots.running);
+    if (limit !== undefined) {
       this.#slots.resize(limit);
       this.#stats.setConcurrency(limit);
     }
@@ -772,14 +764,4 @@ function pinPool(): object[] {
 /** The `transfer` list of a ThreadPool submission (Pool passes it to its executor). */
 function transferOf(opts: unknown): readonly TransferListItem[] | undefined {
   return (opts as { transfer?: readonly TransferListItem[] } | undefined)?.transfer;
-}
-
-/** The adaptive limit in `concurrency`, claimed for this pool (its state is one pool's). */
-function adaptiveOf(value: unknown): AdaptiveConcurrency | undefined {
-  if (!(value instanceof AdaptiveConcurrency)) return undefined;
-  if (value.claimed) {
-    invalidOption('concurrency', value, 'an adaptive() limit not used by another pool');
-  }
-  value.claimed = true;
-  return value;
 }

@@ -43,6 +43,39 @@ export interface AdaptiveOptions {
   now?: () => number;
 }
 
+/**
+ * Feeds one finished attempt that started at `startedAt` (ms, the limit's clock) to `limit`:
+ * a success, or an overload failure as a drop; other failures are left out, so fast
+ * non-overload failures neither shrink the limit nor drag the run-time baseline down.
+ * `running`: attempts still running. Returns the new limit when it moved. Internal.
+ */
+export function feedLimit(
+  limit: AdaptiveConcurrency,
+  startedAt: number,
+  error: Error | undefined,
+  now: number,
+  running: number,
+): number | undefined {
+  const dropped = error !== undefined && isOverload(error);
+  if (error !== undefined && !dropped) return undefined;
+  const before = limit.limit;
+  const after = limit.onSample({ rtt: now - startedAt, inflight: running + 1, dropped });
+  return after === before ? undefined : after;
+}
+
+/**
+ * The adaptive limit in a `concurrency` option, claimed for its user (its state is one pool's),
+ * or undefined for anything else (checked as a number by the caller). Internal.
+ */
+export function adaptiveOf(value: unknown): AdaptiveConcurrency | undefined {
+  if (!(value instanceof AdaptiveConcurrency)) return undefined;
+  if (value.claimed) {
+    invalidOption('concurrency', value, 'an adaptive() limit not used by another pool');
+  }
+  value.claimed = true;
+  return value;
+}
+
 /** One move of the limit. */
 export interface LimitChange {
   /** Clock reading (ms) when it moved. */

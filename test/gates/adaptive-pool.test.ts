@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { AdaptiveConcurrency, adaptive, Pool } from '../../src/index.js';
+import { AdaptiveConcurrency, adaptive, Pool, runPool } from '../../src/index.js';
 
 beforeEach(() => {
   vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'performance'] });
@@ -116,5 +116,40 @@ describe('Pool with adaptive concurrency', () => {
       /"concurrency"/,
     );
     expect(shared).toBeInstanceOf(AdaptiveConcurrency);
+  });
+});
+
+describe('runPool with adaptive concurrency', () => {
+  it('converges to the downstream capacity and follows it halving', async () => {
+    let capacity = 100;
+    const limit = adaptive({ min: 1, max: 1000 });
+    const jobs = Array.from({ length: 150_000 }, (_, i) => i);
+    const results = runPool(
+      jobs,
+      downstream(() => capacity),
+      { concurrency: limit },
+    );
+    const readings: number[] = [];
+    const consume = (async () => {
+      for await (const _ of results) {
+        // results are only drained
+      }
+    })();
+    const phase = async (c: number) => {
+      capacity = c;
+      await vi.advanceTimersByTimeAsync(3_000);
+      for (let t = 0; t < 10; t++) {
+        await vi.advanceTimersByTimeAsync(100);
+        readings.push(limit.limit);
+        expect(limit.limit, `limit for capacity ${c}`).toBeGreaterThanOrEqual(0.8 * c);
+        expect(limit.limit, `limit for capacity ${c}`).toBeLessThanOrEqual(1.2 * c);
+      }
+    };
+    await phase(100);
+    await phase(50);
+    await results.return?.();
+    await vi.runAllTimersAsync();
+    await consume;
+    expect(readings.length).toBe(20);
   });
 });
