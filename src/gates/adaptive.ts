@@ -98,6 +98,10 @@ export interface LimitStats {
 /**
  * An adaptive limit: feed it samples, read `limit`. Pass it as `concurrency` to one {@link Pool}
  * (a value holds one pool's state: use one per pool). Always an integer within [min, max].
+ * Usable alone too: feed `onSample()` from your own loop and read `limit`.
+ * @example
+ * const limit = adaptive({ min: 1, max: 64, now: () => clock.now });
+ * limit.onSample({ rtt: 12, inflight: limit.limit, dropped: false }); // -> the new limit
  */
 export class AdaptiveConcurrency {
   readonly min: number;

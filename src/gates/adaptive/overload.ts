@@ -12,6 +12,9 @@ const OVERLOAD_STATUS = new Set([429, 503]);
  * `response.status`, got, Node's http errors). Every other failure (a bug, a 404, bad input) is
  * not: the adaptive limit ignores it, so a pool whose jobs fail fast for other reasons keeps
  * its limit instead of collapsing to `min`.
+ * @example
+ * isOverload(Object.assign(new Error('busy'), { status: 503 })); // true
+ * isOverload(new TypeError('bad input')); // false
  */
 export function isOverload(error: unknown): boolean {
   if (error instanceof TimeoutError) return true;
