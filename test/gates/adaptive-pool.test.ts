@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { AdaptiveConcurrency, adaptive, Pool, runPool } from '../../src/index.js';
+import { AdaptiveConcurrency, adaptive, Pool, pipeline, runPool } from '../../src/index.js';
 
 beforeEach(() => {
   vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'performance'] });
@@ -151,5 +151,35 @@ describe('runPool with adaptive concurrency', () => {
     await vi.runAllTimersAsync();
     await consume;
     expect(readings.length).toBe(20);
+  });
+});
+
+describe('pipeline stage with adaptive concurrency', () => {
+  it('converges to the downstream capacity and reports the limit in stats()', async () => {
+    const capacity = 100;
+    const limit = adaptive({ min: 1, max: 1000 });
+    const jobs = Array.from({ length: 60_000 }, (_, i) => i);
+    const p = pipeline(jobs).stage(
+      'call',
+      downstream(() => capacity),
+      { concurrency: limit },
+    );
+    const results = p[Symbol.asyncIterator]();
+    const consume = (async () => {
+      for (let r = await results.next(); !r.done; r = await results.next()) {
+        // drained
+      }
+    })();
+    await vi.advanceTimersByTimeAsync(3_000);
+    for (let t = 0; t < 10; t++) {
+      await vi.advanceTimersByTimeAsync(100);
+      const l = p.stats()[0]?.concurrency ?? 0;
+      expect(l).toBe(limit.limit);
+      expect(l).toBeGreaterThanOrEqual(0.8 * capacity);
+      expect(l).toBeLessThanOrEqual(1.2 * capacity);
+    }
+    await results.return?.();
+    await vi.runAllTimersAsync();
+    await consume;
   });
 });
