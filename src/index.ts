@@ -36,6 +36,18 @@ export {
   WorkerCrashedError,
   WorkerStartupError,
 } from './errors.js';
+export {
+  AdaptiveConcurrency,
+  type AdaptiveOptions,
+  type AimdOptions,
+  adaptive,
+  type GradientOptions,
+  isOverload,
+  type LimitChange,
+  type LimitReason,
+  type LimitSample,
+  type LimitStats,
+} from './gates/adaptive.js';
 export type { GateOptions, PerKeyOptions } from './gates/gate-options.js';
 export type { RateLimiter } from './gates/rate-limiter.js';
 export type { RetryOptions } from './gates/retry.js';

@@ -1,4 +1,5 @@
 import { AbortError } from './errors.js';
+import { type AdaptiveConcurrency, adaptiveOf } from './gates/adaptive.js';
 import type { GateOptions } from './gates/gate-options.js';
 import { onAbort } from './internal/abort-fanout.js';
 import type { JobContext, WorkerFunction } from './internal/job-run.js';
@@ -33,8 +34,10 @@ export interface StageRunner<T, U> {
  */
 export interface StageOptions<T = unknown> extends GateOptions<T> {
   /** Jobs this stage runs at once. Required for a worker function; for a `StageRunner` it
-   * defaults to the runner's own `stats().concurrency` (a ThreadPool's thread count). */
-  concurrency?: number;
+   * defaults to the runner's own `stats().concurrency` (a ThreadPool's thread count). An
+   * {@link adaptive} limit moves with the stage's run times and overload failures, as on
+   * `Pool` (`buffer` then defaults to its max; `stats()` shows its current value). */
+  concurrency?: number | AdaptiveConcurrency;
   /** Finished results this stage holds for the next one. Default: the stage's concurrency. */
   buffer?: number;
   /** Per-job limit in ms from the job's start in this stage. Default: none. */
@@ -85,6 +88,7 @@ interface StageDef {
   name: string;
   worker: WorkerFunction<unknown, unknown>;
   concurrency: number;
+  adaptive: AdaptiveConcurrency | undefined;
   buffer: number;
   timeout: number | undefined;
   ordered: boolean;
@@ -190,12 +194,13 @@ export class Pipeline<J, T> implements AsyncIterable<Result<J, T>> {
   /** Per-stage counters, in stage order. See {@link StageStats} (and the README) for finding the bottleneck. */
   stats(): StageStats[] {
     return (this.#live ?? []).map((stage, i, all) => {
-      const s = stage.stats.snapshot(stage.def.concurrency, stage.engine.running, 0);
+      const concurrency = stage.def.adaptive?.limit ?? stage.def.concurrency;
+      const s = stage.stats.snapshot(concurrency, stage.engine.running, 0);
       const queued = i === 0 ? 0 : (all[i - 1] as LiveStage).engine.buffered;
       const failed = s.failed + s.timedOut + s.canceled + s.crashed;
       return {
         name: stage.def.name,
-        concurrency: stage.def.concurrency,
+        concurrency,
         running: stage.engine.running,
         queued,
         done: s.succeeded + failed,
@@ -249,12 +254,14 @@ export class Pipeline<J, T> implements AsyncIterable<Result<J, T>> {
     } else {
       invalidArgument(`${name}.worker`, worker, 'a function or an object with run()');
     }
-    const c = positiveInt(`${name}.concurrency`, concurrency);
+    const adaptive = adaptiveOf(concurrency);
+    const c = adaptive?.limit ?? positiveInt(`${name}.concurrency`, concurrency);
     return {
       name,
       worker: fn,
       concurrency: c,
-      buffer: nonNegativeInt(`${name}.buffer`, opts.buffer ?? c),
+      adaptive,
+      buffer: nonNegativeInt(`${name}.buffer`, opts.buffer ?? adaptive?.max ?? c),
       timeout: optionalDuration(`${name}.timeout`, opts.timeout),
       ordered: optionalBoolean(`${name}.ordered`, opts.ordered) ?? false,
       gates: stageGates(opts, name),
@@ -268,6 +275,7 @@ export class Pipeline<J, T> implements AsyncIterable<Result<J, T>> {
       const stats = new StatsRecorder(def.concurrency);
       const engine = new PullEngine<Envelope, unknown>(upstream, this.#stageWorker(def), {
         concurrency: def.concurrency,
+        adaptive: def.adaptive,
         buffer: def.buffer,
         ordered: def.ordered,
         timeout: def.timeout,

@@ -1,5 +1,6 @@
 import type { TransferListItem } from 'node:worker_threads';
 import { AbortError, abortErrorFrom, PoolClosedError, toError } from './errors.js';
+import { type AdaptiveConcurrency, adaptiveOf, feedLimit } from './gates/adaptive.js';
 import { type GateOptions, type Gates, gateOptions, keyOf } from './gates/gate-options.js';
 import { PriorityQueue } from './gates/priority-queue.js';
 import { KeyWake, RateGate } from './gates/rate-gate.js';
@@ -45,10 +46,14 @@ import { type GateSnapshot, outcomeOf, type PoolStats, StatsRecorder } from './s
 
 /** Options of {@link Pool}: the pool's own, and the gates (`retry`, `rate`, `key`, `perKey`). */
 export interface PoolOptions<J = unknown> extends GateOptions<J> {
-  /** Jobs running at once: a positive integer. Required. */
-  concurrency: number;
   /**
-   * Accepted jobs waiting for a slot. Default `2 * concurrency`; 0 = accept only when a slot is
+   * Jobs running at once: a positive integer, or an {@link adaptive} limit that the pool moves
+   * within its [min, max] from each job's run time and outcome (overload failures — timeouts,
+   * HTTP 429/503 — shrink it; see `isOverload`). Required.
+   */
+  concurrency: number | AdaptiveConcurrency;
+  /**
+   * Accepted jobs waiting for a slot. Default `2 * concurrency` (`2 * max` when adaptive); 0 = accept only when a slot is
    * free; `Infinity` unbounds the queue (and removes backpressure).
    */
   queueSize?: number;
@@ -176,6 +181,8 @@ export class Pool<J, R> implements JobOwner<J, R> {
   readonly #queueSize: number;
   readonly #timeout: number | undefined;
   readonly #slots: Slots<PendingRun<J, R>>;
+  /** Set when `concurrency` is adaptive: fed on each settlement of a started job. */
+  readonly #adaptive: AdaptiveConcurrency | undefined;
   #queue: RunQueue<PendingRun<J, R>>;
   readonly #gates: Gates<J>;
   /** No gate between acceptance and start: a free slot takes the job at once (the fast path). */
@@ -216,8 +223,10 @@ export class Pool<J, R> implements JobOwner<J, R> {
   constructor(worker: WorkerFunction<J, R>, opts: PoolOptions<J>) {
     this.#worker = fn(argument('worker'), worker);
     optionsObject(argument('opts'), opts);
-    const concurrency = positiveInt('concurrency', opts?.concurrency);
-    this.#queueSize = nonNegativeInt('queueSize', opts.queueSize ?? 2 * concurrency);
+    this.#adaptive = adaptiveOf(opts?.concurrency);
+    const concurrency = this.#adaptive?.limit ?? positiveInt('concurrency', opts?.concurrency);
+    const queueDefault = 2 * (this.#adaptive?.max ?? concurrency);
+    this.#queueSize = nonNegativeInt('queueSize', opts.queueSize ?? queueDefault);
     this.#timeout = optionalDuration('timeout', opts.timeout);
     const signal = optionalSignal('signal', opts.signal);
     this.#gates = gateOptions(opts);
@@ -382,7 +391,10 @@ export class Pool<J, R> implements JobOwner<J, R> {
    * @throws RangeError/TypeError when `concurrency` is not a positive integer.
    */
   resize(concurrency: number): void {
-    this.#slots.resize(positiveInt(argument('concurrency'), concurrency));
+    positiveInt(argument('concurrency'), concurrency);
+    // An adaptive limit goes on from the new value (which must lie in its [min, max]).
+    this.#adaptive?.set(concurrency);
+    this.#slots.resize(concurrency);
     this.#stats.setConcurrency(concurrency);
     this.#pump();
   }
@@ -414,12 +426,14 @@ export class Pool<J, R> implements JobOwner<J, R> {
 
   /** A snapshot of counters and timings; see {@link PoolStats}. */
   stats(): PoolStats {
-    return this.#stats.snapshot(
+    const stats = this.#stats.snapshot(
       this.#slots.limit,
       this.#slots.running,
       this.#queue.length,
       this.#gateSnapshot(),
     );
+    if (this.#adaptive !== undefined) stats.limit = this.#adaptive.stats();
+    return stats;
   }
 
   /** `await using pool = new Pool(…)` drains the pool at the end of the scope. */
@@ -591,6 +605,7 @@ export class Pool<J, R> implements JobOwner<J, R> {
       }
       this.#slots.release(pending.workerId);
       if (pending.key !== undefined) this.#queue.finished(pending, now);
+      if (this.#adaptive !== undefined && !pending.canceled) this.#sample(pending, error, now);
     } else {
       this.#queue.remove(pending);
     }
@@ -631,6 +646,16 @@ export class Pool<J, R> implements JobOwner<J, R> {
         : attemptsResult(makeResult(pending.job, pending.index, error, value), pending, error),
     );
     this.#pump(now);
+  }
+
+  /** Feeds a finished attempt to the adaptive limit (see feedLimit); resizes when it moved. */
+  #sample(run: PendingRun<J, R>, error: Error | undefined, now: number): void {
+    const adaptive = this.#adaptive as AdaptiveConcurrency;
+    const limit = feedLimit(adaptive, run.startedAt, error, now, this.#slots.running);
+    if (limit !== undefined) {
+      this.#slots.resize(limit);
+      this.#stats.setConcurrency(limit);
+    }
   }
 
   #pump(now = performance.now()): void {

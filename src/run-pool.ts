@@ -1,3 +1,4 @@
+import { type AdaptiveConcurrency, adaptiveOf } from './gates/adaptive.js';
 import { type GateOptions, gateOptions } from './gates/gate-options.js';
 import { PriorityQueue } from './gates/priority-queue.js';
 import type { WorkerFunction } from './internal/job-run.js';
@@ -24,10 +25,14 @@ import { guardedHooks, HOOKS, type JobHooks } from './scheduler/hooks.js';
  * `priority`), with the same meaning as on `Pool`.
  */
 export interface RunPoolOptions<J = unknown> extends GateOptions<J> {
-  /** Workers running at once: a positive integer. Required. */
-  concurrency: number;
   /**
-   * Finished results held for a slow consumer, beyond the running jobs. Default `concurrency`,
+   * Workers running at once: a positive integer, or an {@link adaptive} limit moved by each
+   * attempt's run time and outcome (as on `Pool`). Required.
+   */
+  concurrency: number | AdaptiveConcurrency;
+  /**
+   * Finished results held for a slow consumer, beyond the running jobs. Default `concurrency`
+   * (`max` when adaptive),
    * so no worker waits to hand over its result while the consumer keeps up. `Infinity` unbounds.
    */
   buffer?: number;
@@ -86,11 +91,13 @@ export function runPool<J, R>(
 ): AsyncIterableIterator<Result<J, R>> {
   iterableArgument('jobs', jobs);
   optionsObject(argument('opts'), opts);
-  const concurrency = positiveInt('concurrency', opts?.concurrency);
+  const adaptive = adaptiveOf(opts?.concurrency);
+  const concurrency = adaptive?.limit ?? positiveInt('concurrency', opts?.concurrency);
   const name = opts.name === undefined ? 'run-pool' : nonEmptyString('name', opts.name);
   return new PullEngine(jobs, fn<WorkerFunction<J, R>>(argument('worker'), worker), {
     concurrency,
-    buffer: nonNegativeInt('buffer', opts.buffer ?? concurrency),
+    adaptive,
+    buffer: nonNegativeInt('buffer', opts.buffer ?? adaptive?.max ?? concurrency),
     ordered: optionalBoolean('ordered', opts.ordered) ?? false,
     timeout: optionalDuration('timeout', opts.timeout),
     signal: optionalSignal('signal', opts.signal),

@@ -1,4 +1,5 @@
 import { AbortError, TimeoutError, WorkerCrashedError, WorkerStartupError } from './errors.js';
+import type { LimitStats } from './gates/adaptive.js';
 
 /** Latency percentiles in ms over a recent window (see {@link PoolStats}). 0 when no samples. */
 export interface Percentiles {
@@ -14,6 +15,12 @@ export interface Percentiles {
 export interface PoolStats {
   /** The current limit on jobs running at once. */
   concurrency: number;
+  /**
+   * With an adaptive `concurrency` only: the limit (= `concurrency`), its [min, max], and its
+   * last changes (`history`, oldest first, each `{ at, from, to, reason }`; `at` on the
+   * limit's clock, ms; `reason` `probe` | `latency` | `drop` | `manual`; 50 kept by default).
+   */
+  limit?: LimitStats;
   /** Jobs running now. */
   running: number;
   /** Jobs accepted and waiting for a slot. */

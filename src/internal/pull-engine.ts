@@ -1,4 +1,5 @@
 import { AbortError, abortErrorFrom, toError } from '../errors.js';
+import { type AdaptiveConcurrency, feedLimit } from '../gates/adaptive.js';
 import { type Gates, keyOf } from '../gates/gate-options.js';
 import { KeyWake, RateGate } from '../gates/rate-gate.js';
 import { attemptsResult } from '../gates/retry.js';
@@ -14,6 +15,8 @@ import { Slots } from './slots.js';
 
 export interface EngineOptions<J = unknown> {
   concurrency: number;
+  /** An adaptive limit fed by each started attempt; `concurrency` is its starting value. */
+  adaptive?: AdaptiveConcurrency | undefined;
   /** Finished results held for the consumer beyond the running ones. */
   buffer: number;
   ordered: boolean;
@@ -74,6 +77,8 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
   readonly #worker: WorkerFunction<J, R>;
   readonly #opts: EngineOptions<J>;
   readonly #slots: Slots<JobRun<J, R>>;
+  /** Start times are read (for stats or an adaptive limit). */
+  readonly #timed: boolean;
   readonly #ready = new Deque<Result<J, R>>();
   readonly #byIndex = new Map<number, Result<J, R>>();
   #pulled = 0;
@@ -113,6 +118,7 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
     this.#worker = worker;
     this.#opts = opts;
     this.#slots = new Slots(opts.concurrency);
+    this.#timed = opts.stats !== undefined || opts.adaptive !== undefined;
     const gates = opts.gates;
     if (gates !== undefined) {
       this.#queue = gates.newQueue();
@@ -306,7 +312,8 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
   }
 
   #canPull(): boolean {
-    const { concurrency, buffer } = this.#opts;
+    const { buffer } = this.#opts;
+    const concurrency = this.#slots.limit;
     // With gates, jobs are pulled ahead of free slots (up to the same bound): the gates choose
     // among them (priority, per-key turns).
     return (
@@ -434,12 +441,22 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
     const run = new JobRun<J, R>(job, this.#pulled++, this);
     run.observed = observed;
     const workerId = this.#slots.acquire(run);
-    if (this.#opts.stats) {
+    if (this.#timed) {
       run.startedAt = performance.now();
-      this.#opts.stats.recordStart(run.startedAt, 0);
+      this.#opts.stats?.recordStart(run.startedAt, 0);
     }
     if (observed) this.#opts.hooks?.started?.(job, run.index, 1);
     run.start(this.#worker, workerId, this.#opts.timeout);
+  }
+
+  /** Feeds a finished attempt to the adaptive limit; resizes the slots when it moved. */
+  #sample(run: JobRun<J, R>, error: Error | undefined): void {
+    const adaptive = this.#opts.adaptive as AdaptiveConcurrency;
+    const now = performance.now();
+    const limit = feedLimit(adaptive, run.startedAt, error, now, this.#slots.running);
+    if (limit === undefined) return;
+    this.#slots.resize(limit);
+    this.#opts.stats?.setConcurrency(limit);
   }
 
   /** A job ended: free its slot, queue its result, pull the next. Called by the JobRun. */
@@ -449,6 +466,7 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
       return;
     }
     this.#slots.release(run.workerId);
+    if (this.#opts.adaptive !== undefined && !run.canceled) this.#sample(run, error);
     this.#opts.stats?.settled(outcomeOf(error), run.startedAt, performance.now());
     if (run.observed) this.#opts.hooks?.settled?.(run.job, run.index, error);
     // After `return()` nobody will read results: drop them.
@@ -501,9 +519,9 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
         return;
       }
       const workerId = this.#slots.acquire(run);
-      if (this.#opts.stats) {
+      if (this.#timed) {
         run.startedAt = now;
-        this.#opts.stats.recordStart(now, 0);
+        this.#opts.stats?.recordStart(now, 0);
       }
       if (run.observed) this.#opts.hooks?.started?.(run.job, run.index, run.attempt);
       run.start(this.#worker, workerId, this.#opts.timeout);
@@ -517,6 +535,7 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
     if (started) {
       this.#slots.release(run.workerId);
       if (run.key !== undefined) queue.finished(run, now);
+      if (this.#opts.adaptive !== undefined && !run.canceled) this.#sample(run, error);
     }
     const retry = this.#opts.gates?.retry;
     const live = !this.#returned && this.#cancelWith === undefined;

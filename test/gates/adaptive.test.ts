@@ -1,0 +1,127 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { TimeoutError } from '../../src/errors.js';
+import { adaptive, isOverload } from '../../src/gates/adaptive.js';
+import { settledAt, simulate } from './downstream-sim.js';
+
+const N = 20_000;
+
+function run(name: 'gradient' | 'aimd', c: number, initial: number) {
+  const clock = { now: 0 };
+  const limit = adaptive({ min: 1, max: 1000, initial, algorithm: name, now: () => clock.now });
+  // Capacity c, halved for the second third of the run, restored for the last.
+  const capacity = (i: number) => (i < N || i >= 2 * N ? c : c / 2);
+  const limits = simulate(limit, clock, capacity, 3 * N);
+  return {
+    limits,
+    up: settledAt(limits, c, 0, N),
+    down: settledAt(limits, c / 2, N, 2 * N),
+    back: settledAt(limits, c, 2 * N, 3 * N),
+  };
+}
+
+// Samples (settled jobs, refusals included) until the limit stays within ±20% of the capacity.
+// Measured with the defaults; the bounds leave headroom over the measured figures.
+const cases = [
+  { name: 'gradient', c: 50, fromMin: 1_000, fromMax: 6_000, down: 1_000, back: 1_000 },
+  { name: 'gradient', c: 200, fromMin: 4_000, fromMax: 15_000, down: 2_000, back: 3_000 },
+  { name: 'aimd', c: 50, fromMin: 1_000, fromMax: 10_000, down: 1_000, back: 1_000 },
+] as const;
+
+describe('adaptive concurrency on a simulated downstream', () => {
+  for (const k of cases) {
+    it(`${k.name} converges to capacity ${k.c} from min and max, follows it halving and recovering`, () => {
+      const fromMin = run(k.name, k.c, 1);
+      const fromMax = run(k.name, k.c, 1000);
+      for (const r of [fromMin, fromMax]) {
+        expect(r.down).toBeGreaterThanOrEqual(0);
+        expect(r.down).toBeLessThanOrEqual(k.down);
+        expect(r.back).toBeGreaterThanOrEqual(0);
+        expect(r.back).toBeLessThanOrEqual(k.back);
+        for (const l of r.limits) expect(Number.isInteger(l) && l >= 1 && l <= 1000).toBe(true);
+      }
+      expect(fromMin.up).toBeGreaterThanOrEqual(0);
+      expect(fromMin.up).toBeLessThanOrEqual(k.fromMin);
+      expect(fromMax.up).toBeGreaterThanOrEqual(0);
+      expect(fromMax.up).toBeLessThanOrEqual(k.fromMax);
+    });
+  }
+
+  it('never leaves [min, max] on a narrow range', () => {
+    const clock = { now: 0 };
+    const limit = adaptive({ min: 20, max: 30, algorithm: 'aimd', now: () => clock.now });
+    const limits = simulate(limit, clock, (i) => (i < 5000 ? 5 : 500), 10_000);
+    expect(Math.min(...limits)).toBe(20);
+    expect(Math.max(...limits)).toBe(30);
+  });
+
+  it('records why the limit moved', () => {
+    const clock = { now: 0 };
+    const limit = adaptive({ min: 1, max: 100, initial: 50, history: 3, now: () => clock.now });
+    clock.now = 10;
+    limit.onSample({ rtt: 5, inflight: 50, dropped: true });
+    expect(limit.stats()).toEqual({
+      current: 25,
+      min: 1,
+      max: 100,
+      history: [{ at: 10, from: 50, to: 25, reason: 'drop' }],
+    });
+  });
+});
+
+describe('adaptive limit invariants', () => {
+  const sample = fc.record({
+    rtt: fc.oneof(
+      fc.double({ min: 0, max: 1e6, noNaN: true }),
+      fc.constantFrom(0, Number.NaN, Infinity),
+    ),
+    inflight: fc.nat(2000),
+    dropped: fc.boolean(),
+    dt: fc.double({ min: 0, max: 1000, noNaN: true }),
+  });
+  for (const name of ['gradient', 'aimd'] as const) {
+    it(`${name}: the limit is an integer in [min, max] after any sample sequence`, () => {
+      fc.assert(
+        fc.property(
+          fc.integer({ min: 1, max: 100 }),
+          fc.integer({ min: 0, max: 500 }),
+          fc.array(sample, { maxLength: 300 }),
+          (min, span, samples) => {
+            const clock = { now: 0 };
+            const limit = adaptive({ min, max: min + span, algorithm: name, now: () => clock.now });
+            for (const s of samples) {
+              clock.now += s.dt;
+              const l = limit.onSample(s);
+              expect(Number.isInteger(l) && l >= min && l <= min + span).toBe(true);
+            }
+          },
+        ),
+      );
+    });
+  }
+});
+
+describe('overload classification', () => {
+  it('counts timeouts and HTTP 429/503 as overload, other failures not', () => {
+    expect(isOverload(new TimeoutError(100))).toBe(true);
+    expect(isOverload(Object.assign(new Error('busy'), { status: 503 }))).toBe(true);
+    expect(isOverload(Object.assign(new Error('slow down'), { statusCode: 429 }))).toBe(true);
+    expect(isOverload({ response: { status: 429 } })).toBe(true);
+    expect(isOverload(Object.assign(new Error('missing'), { status: 404 }))).toBe(false);
+    expect(isOverload(new TypeError('bug'))).toBe(false);
+    expect(isOverload(undefined)).toBe(false);
+  });
+});
+
+describe('adaptive options', () => {
+  it.each([
+    [{ min: 0, max: 5 }, /"min"/],
+    [{ min: 5, max: 4 }, /"max"/],
+    [{ min: 1, max: 5, initial: 9 }, /"initial"/],
+    [{ min: 1, max: 5, algorithm: 'vegas' }, /"algorithm"/],
+    [{ min: 1, max: 5, algorithm: { name: 'aimd', backoff: 1 } }, /"algorithm.backoff"/],
+    [{ min: 1, max: 5, algorithm: { name: 'gradient', smoothing: 0 } }, /"algorithm.smoothing"/],
+  ])('refuses %o naming the option', (opts, name) => {
+    expect(() => adaptive(opts as never)).toThrow(name);
+  });
+});
