@@ -39,7 +39,10 @@ export function backoffDelays(name: string, backoff: unknown): BackoffFunction {
   }
   const b = (backoff ?? {}) as BackoffOptions;
   const initial = ms(`${name}.initial`, b.initial ?? 1000);
-  const max = ms(`${name}.max`, b.max ?? 30_000);
+  const max = ms(`${name}.max`, b.max ?? Math.max(30_000, initial));
+  if (max < initial) {
+    invalidOption(`${name}.max`, max, `a number of ms >= ${name}.initial (${initial})`, true);
+  }
   const factor = numberAtLeast(`${name}.factor`, b.factor ?? 2, 1);
   const jitter = b.jitter ?? 0.5;
   if (typeof jitter !== 'number' || !(jitter >= 0 && jitter <= 1)) {

@@ -54,12 +54,15 @@ export class RateGate {
     try {
       wait = this.#limiter.reserve();
     } catch (error) {
-      this.#failed(error);
+      // Failed on a microtask, not from inside the pool's pump: a limiter that always throws
+      // would otherwise fail a whole queue by recursion.
+      queueMicrotask(() => this.#failed(error));
       return false;
     }
     if (typeof wait === 'number') {
       if (!(wait >= 0)) {
-        this.#failed(badWait(wait));
+        const bad = badWait(wait);
+        queueMicrotask(() => this.#failed(bad));
         return false;
       }
       if (wait === 0) {

@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { invalidOption, numberAtLeast, optionsObject, positiveInt } from '../internal/options.js';
+import { invalidOption, MAX_TIMER_MS, optionsObject, positiveInt } from '../internal/options.js';
 import type { RateLimiter } from './rate-limiter.js';
 
 /** `{ limit, interval }`: at most `limit` starts in any window of `interval` ms. */
@@ -193,12 +193,15 @@ export function rateLimit(name: string, value: unknown): RateLimit {
   const opts = optionsObject<RateLimit>(name, value);
   if (opts == null) invalidOption(name, value, 'an object { limit, interval }');
   const limit = positiveInt(`${name}.limit`, opts.limit);
-  if (typeof opts.interval !== 'number') {
-    invalidOption(`${name}.interval`, opts.interval, 'a number of ms > 0');
+  const interval = opts.interval;
+  if (typeof interval !== 'number' || !(interval > 0 && interval <= MAX_TIMER_MS)) {
+    invalidOption(
+      `${name}.interval`,
+      interval,
+      `a number of ms > 0 and <= ${MAX_TIMER_MS}`,
+      typeof interval === 'number',
+    );
   }
-  const interval = numberAtLeast(`${name}.interval`, opts.interval, Number.MIN_VALUE, {
-    unit: 'ms',
-  });
   return { limit, interval };
 }
 

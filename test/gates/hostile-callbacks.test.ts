@@ -117,4 +117,34 @@ describe('hostile gate callbacks', () => {
     expect(source.ops('release')).toHaveLength(3);
     expect(report.stats).toMatchObject({ acked: 1, released: 3 });
   });
+
+  it('a limiter that always throws fails each queued job once, on its own turn (no recursion through the queue)', async () => {
+    const limiter: RateLimiter = {
+      reserve: () => {
+        throw new Error('limiter down');
+      },
+    };
+    const pool = new Pool((n: number) => n, {
+      concurrency: 1,
+      queueSize: 20_000,
+      rate: limiter,
+    });
+    const tasks = Array.from({ length: 20_000 }, (_, n) => pool.trySubmit(n));
+    const results = await Promise.all(tasks.map((t) => t?.result));
+    expect(results.every((r) => r && !r.ok)).toBe(true);
+    expect(pool.stats()).toMatchObject({ failed: 20_000, queued: 0 });
+  });
+
+  it('rate and backoff options name what is wrong in words a user reads', () => {
+    expect(() => new Pool(() => 1, { concurrency: 1, rate: { limit: 1, interval: 0 } })).toThrow(
+      'Invalid option "rate.interval": expected a number of ms > 0 and <= 2147483647, got 0',
+    );
+    expect(
+      () =>
+        new Pool(() => 1, {
+          concurrency: 1,
+          retry: { attempts: 2, backoff: { initial: 500, max: 100 } },
+        }),
+    ).toThrow(/"retry\.backoff\.max": expected a number of ms >= retry\.backoff\.initial \(500\)/);
+  });
 });
