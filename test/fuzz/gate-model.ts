@@ -7,6 +7,7 @@ import fc from 'fast-check';
 import { vi } from 'vitest';
 import type { RateLimit } from '../../src/index.js';
 import type { JobHooks } from '../../src/scheduler/hooks.js';
+import { maxInWindow } from '../helpers.js';
 import type { Violations } from './harness.js';
 
 /** Faked: timers, and the clocks the gates read (performance.now for rates and backoffs). */
@@ -87,17 +88,6 @@ export const jobBehaviour: fc.Arbitrary<JobBehaviour> = fc.record({
     'until-signal',
   ),
 });
-
-/** The most starts in any window [t, t + interval) of ascending `starts`. */
-export function maxInWindow(starts: readonly number[], interval: number): number {
-  let max = 0;
-  let lo = 0;
-  for (let hi = 0; hi < starts.length; hi++) {
-    while ((starts[hi] as number) - (starts[lo] as number) >= interval) lo++;
-    max = Math.max(max, hi - lo + 1);
-  }
-  return max;
-}
 
 /** Every worker start on the fake clock: checks the rate windows, global and per key. */
 export class StartLog {
