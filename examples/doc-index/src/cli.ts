@@ -25,13 +25,22 @@ import {
   SEARCH_EXIT_CODES_HELP,
 } from './exit-codes.js';
 import { HttpEmbedder } from './http-embedder.js';
-import { LexicalEmbedder } from './lexical-embedder.js';
+import { LexicalEmbedder, tokenize } from './lexical-embedder.js';
 import type { ProgressMode } from './progress.js';
+import { parseQuery } from './query.js';
 import { formatSummary, type Summary } from './report.js';
 import { type SearchAnswer, type SearchMethod, search } from './search.js';
 import { onShutdownSignals } from './signals.js';
 import { Store } from './store.js';
 import { UseEmbedder } from './use-embedder.js';
+
+/** How `search` reads its query, appended to its `--help`. */
+const SEARCH_QUERY_HELP = `
+Query: plain words (any may match; common words such as "how", "the", "or" are ignored unless
+quoted), "a quoted phrase", prefix* (a word starting with it). Nothing is FTS5 syntax: AND, OR,
+NEAR, -, :, ( are plain text. A query needs at least one word of 2+ letters or digits. A query
+starting with "-" goes after --:  search --db index.db -- "-x"
+`;
 
 // Plain decimal digits only: Number() would also take "0x2", "1e1", " 2" and "".
 const int = (min: number) => (value: string) => {
@@ -296,6 +305,7 @@ function chooseMethod(store: Store, flags: SearchFlags): SearchMethod {
 
 async function searchCommand(query: string, flags: SearchFlags): Promise<number> {
   checkEmbedFlags(flags);
+  checkQuery(query);
   const store = openForSearch(flags.db);
   try {
     const method = chooseMethod(store, flags);
@@ -308,6 +318,48 @@ async function searchCommand(query: string, flags: SearchFlags): Promise<number>
   } finally {
     store.close();
   }
+}
+
+/**
+ * A query without a single word ("", "(", "*", an emoji) would search for nothing and answer "no
+ * good match" as if the index had been asked: a usage error instead. A query of common words only
+ * ("how do I", "or not") is searched (the vectors may still rank), but nothing of it reaches the
+ * full text, so stderr says why its answer is weak and how to search for those words.
+ */
+function checkQuery(query: string): void {
+  const words = tokenize(query);
+  if (!words.length) {
+    throw new UsageError(
+      `the query ${quoteForDisplay(query)} has no word to search for (a word is 2+ letters or digits)`,
+    );
+  }
+  const parsed = parseQuery(query);
+  if (!parsed.terms.length && !parsed.phrases.length && !parsed.prefixes.length) {
+    const shown = [...new Set(words)].slice(0, 5).join(', ');
+    process.stderr.write(
+      `sluice-doc-index: the query has only common words, which full-text search ignores (${shown}); put one in quotes to search for it, e.g. '"${words[0]}"'\n`,
+    );
+  }
+}
+
+/** Longest query echoed back in text output; the rest is cut with "…". */
+const SHOWN_QUERY_CHARS = 100;
+
+/**
+ * A user's query as text output quotes it: JSON-quoted (an inner `"`, a newline or an escape
+ * sequence stays visible and inert) and cut after {@link SHOWN_QUERY_CHARS} characters.
+ */
+function quoteForDisplay(query: string): string {
+  const chars = [...query];
+  return chars.length > SHOWN_QUERY_CHARS
+    ? `${JSON.stringify(chars.slice(0, SHOWN_QUERY_CHARS).join(''))}…`
+    : JSON.stringify(query);
+}
+
+/** Text from a PDF or a file name on one terminal line: control characters (ESC, CR, LF) replaced. */
+function printable(text: string): string {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: matching them is the point
+  return text.replace(/[\u0000-\u001f\u007f-\u009f]/g, '\ufffd');
 }
 
 /**
@@ -332,12 +384,14 @@ function openForSearch(db: string): Store {
 function formatAnswer(answer: SearchAnswer): string {
   const lines: string[] = [];
   if (answer.noGoodMatch) {
-    lines.push(`No good match for "${answer.query}".`);
+    lines.push(`No good match for ${quoteForDisplay(answer.query)}.`);
     if (answer.results.length) lines.push('Closest, all weak:');
   } else if (!answer.results.length) lines.push('No results.');
   answer.results.forEach((h, i) => {
-    lines.push(`${i + 1}. ${displayPath(h.document)}  page ${h.page}  (${h.score.toFixed(3)})`);
-    lines.push(`     ${h.snippet}`);
+    lines.push(
+      `${i + 1}. ${printable(displayPath(h.document))}  page ${h.page}  (${h.score.toFixed(3)})`,
+    );
+    lines.push(`     ${printable(h.snippet)}`);
   });
   return `${lines.join('\n')}\n`;
 }
@@ -426,7 +480,11 @@ function buildProgram(setCode: (code: number) => void): Command {
           .default('auto'),
       )
       .option('--json', 'print the answer as JSON on stdout')
-      .addHelpText('after', SEARCH_EXIT_CODES_HELP),
+      .addHelpText('after', `${SEARCH_QUERY_HELP}${SEARCH_EXIT_CODES_HELP}`)
+      // A query that starts with "-" reads as an unknown option: say how to pass it.
+      .showHelpAfterError(
+        '(run with --help for usage; a query starting with "-" goes after --: search --db <path> -- "-query")',
+      ),
   ).action(async (query: string, flags) => setCode(await searchCommand(query, flags)));
   program
     .command('enqueue')

@@ -54,7 +54,8 @@ Exit codes (each command's --help has its own):
 export const SEARCH_EXIT_CODES_HELP = `
 Exit codes:
   0    results printed, the first of them a good match
-  2    usage error (bad flags, no index at --db, not an index, embedder mismatch)
+  2    usage error (bad flags, a query without a word, no index at --db, not an index,
+       embedder mismatch)
   3    no good match: nothing in the index is relevant enough ("noGoodMatch": true in --json;
        the closest documents are still listed, as weak guesses)
 `;

@@ -26,7 +26,13 @@ export async function listPdfs(inputs: readonly string[]): Promise<string[]> {
   const found = new Set<string>();
   for (const input of inputs) {
     const abs = resolve(input);
-    const info = await stat(abs).catch(() => undefined);
+    const info = await stat(abs).catch((err: NodeJS.ErrnoException) => {
+      // Only a missing path is "no such file"; a symlink loop or a denied folder says what it is.
+      if (err.code === 'ENOENT') return undefined;
+      // "ELOOP: too many symbolic links encountered, stat '/abs/path'" -> the middle part.
+      const reason = /^\w+: (.*?), \w+ '/.exec(err.message)?.[1] ?? err.message;
+      throw new UsageError(`cannot read ${input}: ${reason}`);
+    });
     if (!info) throw new UsageError(`no such file or folder: ${input}`);
     if (info.isFile()) found.add(abs);
     else if (info.isDirectory()) for (const f of await pdfsUnder(abs)) found.add(f);

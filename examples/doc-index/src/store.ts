@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import type { Chunk } from './chunk.js';
@@ -97,14 +97,68 @@ function hasFts(db: Database.Database): boolean {
   return db.prepare(`SELECT 1 FROM sqlite_master WHERE name = 'chunks_fts'`).get() !== undefined;
 }
 
+/** Thrown inside `open` only, and turned into its UsageError there. */
+class EmptyIndexError extends Error {}
+
 /** A read-only open: the file must already hold the index's tables. */
 function assertIsIndex(db: Database.Database): void {
   const present = db
     .prepare(`SELECT name FROM sqlite_master WHERE type = 'table'`)
     .pluck()
     .all() as string[];
+  // An empty file: an index that `index` has just created and not yet set up, or any empty file.
+  if (!present.length) throw new EmptyIndexError();
   const missing = INDEX_TABLES.filter((t) => !present.includes(t));
   if (missing.length) throw new Error(`it has no ${missing.join('/')} tables`);
+}
+
+/**
+ * What SQLite would open but that cannot be an index, refused by name before SQLite sees it: a
+ * read-only open of a FIFO blocks until a writer appears (a hang), and a directory or device
+ * fails with "disk I/O error" or passes as an empty database. A read-only open of a missing file
+ * is "no index" rather than SQLite's "unable to open database file".
+ */
+function assertOpenable(path: string, readonly: boolean): void {
+  let info: ReturnType<typeof statSync>;
+  try {
+    info = statSync(path, { throwIfNoEntry: false });
+  } catch (err) {
+    throw new UsageError(`cannot open the index ${path}: ${(err as Error).message}`);
+  }
+  if (!info) {
+    if (readonly) throw new UsageError(`no index at ${path}: no such file (run "index" first)`);
+    return;
+  }
+  if (info.isFile()) return;
+  const kind = info.isDirectory() ? 'a directory' : 'not a regular file';
+  throw new UsageError(`cannot open the index ${path}: it is ${kind} (--db takes an index file)`);
+}
+
+const IDENTITY_KINDS = ['lexical', 'local', 'http'];
+
+/** The `embedder` meta record, checked: a broken one is a usage error, not a stack trace. */
+function parseIdentity(value: string, path: string): EmbedderIdentity {
+  let id: Partial<EmbedderIdentity> | null = null;
+  try {
+    id = JSON.parse(value) as Partial<EmbedderIdentity> | null;
+  } catch {
+    // Reported below with the other malformed records.
+  }
+  const dimensionOk =
+    id?.dimension === undefined || (Number.isInteger(id.dimension) && id.dimension > 0);
+  if (
+    typeof id !== 'object' ||
+    id === null ||
+    !IDENTITY_KINDS.includes(id.kind as string) ||
+    typeof id.model !== 'string' ||
+    !dimensionOk
+  ) {
+    const shown = value.length > 80 ? `${value.slice(0, 80)}…` : value;
+    throw new UsageError(
+      `${path} is a damaged index: its recorded embedder is not readable (${JSON.stringify(shown)}); re-index into a new --db`,
+    );
+  }
+  return id as EmbedderIdentity;
 }
 
 /** WAL mode and the schema, in one write transaction taken before anything is read. */
@@ -220,6 +274,7 @@ export class Store {
    *   or is a database of something else (other tables, none of the index's).
    */
   static open(path: string, opts: { readonly?: boolean } = {}): Store {
+    assertOpenable(path, opts.readonly ?? false);
     let db: Database.Database;
     try {
       if (!opts.readonly) mkdirSync(dirname(path), { recursive: true });
@@ -242,6 +297,8 @@ export class Store {
     } catch (err) {
       // A file that is not SQLite, or a SQLite file that is not an index: a usage error, not a crash.
       db.close();
+      if (err instanceof EmptyIndexError)
+        throw new UsageError(`${path} holds no index yet: it is empty (run "index" first)`);
       const reason = (err as Error).message;
       const code = String((err as { code?: unknown }).code);
       if (code.startsWith('SQLITE_READONLY')) {
@@ -255,10 +312,13 @@ export class Store {
     }
   }
 
-  /** The embedder recorded for this index, or undefined for a new one. */
+  /**
+   * The embedder recorded for this index, or undefined for a new one.
+   * @throws UsageError when the record is not an embedder's (a damaged or hand-edited index).
+   */
   embedder(): EmbedderIdentity | undefined {
     const row = this.#stmts.getMeta.get('embedder');
-    return row ? (JSON.parse(row.value) as EmbedderIdentity) : undefined;
+    return row ? parseIdentity(row.value, this.db.name) : undefined;
   }
 
   /**

@@ -9,12 +9,13 @@ afterAll(cleanup);
 
 // Found by a new-user trial: these crashed with a raw SqliteError stack and exit 1.
 describe('CLI: a --db that is not an index', () => {
-  it('search on an empty file: usage error naming the file, exit 2', async () => {
+  // An empty file is also what a search sees while `index` is creating a new index.
+  it('search on an empty file: usage error saying it holds no index yet, exit 2', async () => {
     const db = join(dir, 'empty.db');
     writeFileSync(db, '');
-    const run = await cli(['search', 'x', '--db', db]);
+    const run = await cli(['search', 'xy', '--db', db]);
     expect(run.code).toBe(2);
-    expect(run.stderr).toContain(`${db} is not a sluice-doc-index database`);
+    expect(run.stderr).toContain(`${db} holds no index yet: it is empty (run "index" first)`);
     expect(run.stderr).not.toMatch(/at .*\.js:\d+/); // no stack trace
   });
 
@@ -22,7 +23,7 @@ describe('CLI: a --db that is not an index', () => {
     const db = join(dir, 'garbage.db');
     writeFileSync(db, 'garbage, not a database\n');
     for (const args of [
-      ['search', 'x', '--db', db],
+      ['search', 'xy', '--db', db],
       ['index', BUNDLED_PDFS, '--db', db],
     ]) {
       const run = await cli(args);
