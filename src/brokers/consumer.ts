@@ -196,6 +196,7 @@ class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
   /** The name its events carry (the pool's). */
   readonly #name: string;
   /** Kept so that a metrics collector's WeakRef to it lives as long as this consumer. */
+  // biome-ignore lint/correctness/noUnusedPrivateClassMembers: held, never read (see above)
   readonly #snapshot: unknown;
   readonly #stats: ConsumerStats = {
     held: 0,

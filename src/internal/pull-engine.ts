@@ -126,7 +126,8 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
       const wake = () => this.#startQueued();
       const events = opts.events;
       const onWait =
-        events && ((ms?: number) => publishRateLimited(events.name, events.kind, 'rate', undefined, ms));
+        events &&
+        ((ms?: number) => publishRateLimited(events.name, events.kind, 'rate', undefined, ms));
       this.#rate =
         gates.rate && new RateGate(gates.rate, wake, (error) => this.#failNext(error), onWait);
       this.#keyWake = new KeyWake(wake);

@@ -43,7 +43,11 @@ export class AnnouncedPools {
     for (const [name, set] of this.#byName) {
       for (const ref of set) {
         const snapshot = ref.deref()?.();
-        if (snapshot === undefined || snapshot.state === 'drained' || snapshot.state === 'aborted') {
+        if (
+          snapshot === undefined ||
+          snapshot.state === 'drained' ||
+          snapshot.state === 'aborted'
+        ) {
           set.delete(ref);
           continue;
         }

@@ -5,8 +5,8 @@
  * @module
  */
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
-import type { Outcome } from '../stats.js';
 import type { MessageOutcome } from '../observability/message-channels.js';
+import type { Outcome } from '../stats.js';
 import type { AnnouncedPools, PoolGauges } from './announced.js';
 
 /** Bucket upper bounds (seconds) for both histograms: 0.5 ms to 2 minutes. */
@@ -166,8 +166,10 @@ export class SluiceMetrics {
     gauge('sluice_concurrency_limit', 'The current limit on jobs running at once.', (g, pool, v) =>
       g.set({ pool }, v.concurrency),
     );
-    gauge('sluice_utilization_ratio', 'Running jobs over the concurrency limit, now.', (g, pool, v) =>
-      g.set({ pool }, v.concurrency > 0 ? v.running / v.concurrency : 0),
+    gauge(
+      'sluice_utilization_ratio',
+      'Running jobs over the concurrency limit, now.',
+      (g, pool, v) => g.set({ pool }, v.concurrency > 0 ? v.running / v.concurrency : 0),
     );
     gauge(
       'sluice_messages_held',

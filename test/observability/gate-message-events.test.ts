@@ -1,6 +1,7 @@
 // Rate waits, pool announcements and consume()'s message outcomes on diagnostics_channel.
 import diagnostics from 'node:diagnostics_channel';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import type { BrokerMessage } from '../../src/brokers/source.js';
 import {
   consume,
   type JobRateLimitedMessage,
@@ -17,7 +18,6 @@ import {
   SLUICE_MESSAGE_SETTLED,
   SLUICE_POOL_CREATED,
 } from '../../src/index.js';
-import type { BrokerMessage } from '../../src/brokers/source.js';
 import { MemorySource } from '../fixtures/brokers/memory-source.js';
 import { deferred, flush } from '../helpers.js';
 
@@ -94,9 +94,9 @@ describe('rate-limited events', () => {
     await vi.advanceTimersByTimeAsync(300);
     expect(await done).toBe(3);
     expect(waits.length).toBeGreaterThanOrEqual(1);
-    expect(waits.every((w) => w.name === 'crawl' && w.kind === 'run-pool' && w.gate === 'rate')).toBe(
-      true,
-    );
+    expect(
+      waits.every((w) => w.name === 'crawl' && w.kind === 'run-pool' && w.gate === 'rate'),
+    ).toBe(true);
   });
 });
 
