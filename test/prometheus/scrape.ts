@@ -1,3 +1,4 @@
+/// <reference path="./parse-prometheus-text-format.d.ts" />
 /**
  * Reads an exposition with parse-prometheus-text-format. That parser merges every label set of a
  * histogram family into one sample (its known limitation), so {@link histogram} hands it one
