@@ -38,7 +38,11 @@ import {
   type WaitNode,
 } from './internal/wait-list.js';
 import { type PoolKind, publishPoolState } from './observability/channels.js';
-import { announcePool, publishRateLimited } from './observability/gate-channels.js';
+import {
+  ANNOUNCED_STATS,
+  announcePool,
+  publishRateLimited,
+} from './observability/gate-channels.js';
 import { KIND, publishingHooks } from './observability/publisher.js';
 import { makeResult, type Result } from './result.js';
 import { EXECUTOR, type Executor, RELEASE_QUEUED } from './scheduler/executor.js';
@@ -255,11 +259,15 @@ export class Pool<J, R> implements JobOwner<J, R> {
       );
     this.#slots = new Slots(concurrency);
     this.#stats = new StatsRecorder(concurrency);
-    // consume() announces itself, with its messages' counters.
+    // consume() announces itself, with its messages' counters; a ThreadPool's stats are its own.
+    const statsOf = (opts as { [ANNOUNCED_STATS]?: () => PoolStats })[ANNOUNCED_STATS];
     this.#snapshot =
       this.#kind === 'consume'
         ? undefined
-        : announcePool(this.#name, this.#kind, () => ({ state: this.#state, stats: this.stats() }));
+        : announcePool(this.#name, this.#kind, () => ({
+            state: this.#state,
+            stats: statsOf?.() ?? this.stats(),
+          }));
     if (signal?.aborted) {
       this.#setState('aborted');
     } else if (signal) {

@@ -43,6 +43,12 @@ export interface PoolCreatedMessage extends PoolEventBase {
   readonly snapshot: () => PoolSnapshot;
 }
 
+/**
+ * The option key under which a wrapper (ThreadPool) gives its Pool the `stats()` its
+ * announcement should read instead of the Pool's own. Internal.
+ */
+export const ANNOUNCED_STATS: unique symbol = Symbol('sluice.announcedStats');
+
 /** Channel name: a rate gate starts holding a pool's queue back, message {@link JobRateLimitedMessage}. */
 export const SLUICE_JOB_RATE_LIMITED = 'sluice:job:rate-limited';
 /** Channel name: a pool was created, message {@link PoolCreatedMessage}. */

@@ -15,7 +15,6 @@ import { relative } from 'node:path';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { BROKER_URL_HELP, type BrokerSpec, describeSpec, parseBrokerUrl } from './broker-url.js';
 import { addDeadLetterCommands } from './dead-letter-commands.js';
-import { metricsFor, metricsPort } from './metrics-server.js';
 import { describeIdentity, type Embedder } from './embedder.js';
 import { EmbedderMismatchError, UsageError } from './errors.js';
 import {
@@ -27,6 +26,7 @@ import {
 } from './exit-codes.js';
 import { HttpEmbedder } from './http-embedder.js';
 import { LexicalEmbedder } from './lexical-embedder.js';
+import { metricsFor, metricsPort } from './metrics-server.js';
 import type { ProgressMode } from './progress.js';
 import { formatSummary, type Summary } from './report.js';
 import { type SearchAnswer, type SearchMethod, search } from './search.js';

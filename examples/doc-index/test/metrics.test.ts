@@ -99,8 +99,7 @@ describe('serve --metrics-port', () => {
       expect(msgs(outcome), outcome).toBe(0);
     }
     // Handler calls: the malformed message never ran; the broken PDF's failed.
-    const jobs = (pool: string, outcome: string) =>
-      s.value('sluice_jobs_total', { pool, outcome });
+    const jobs = (pool: string, outcome: string) => s.value('sluice_jobs_total', { pool, outcome });
     expect(jobs('documents', 'succeeded')).toBe(GOOD_COUNT);
     expect(jobs('documents', 'failed')).toBe(1);
     expect(s.value('sluice_jobs_accepted_total', { pool: 'documents' })).toBe(GOOD_COUNT + 1);
@@ -130,7 +129,15 @@ describe('serve --metrics-port', () => {
   });
 
   it('refuses a port out of range as a usage error', async () => {
-    const run = await cli(['serve', '--from', 'redis://127.0.0.1:6379/x', '--db', join(tmp.dir, 'x.db'), '--metrics-port', '70000']);
+    const run = await cli([
+      'serve',
+      '--from',
+      'redis://127.0.0.1:6379/x',
+      '--db',
+      join(tmp.dir, 'x.db'),
+      '--metrics-port',
+      '70000',
+    ]);
     expect(run.code).toBe(2);
     expect(run.stderr).toMatch(/--metrics-port/);
   });
