@@ -28,7 +28,8 @@ import {
   SLUICE_MESSAGE_SETTLED,
 } from '../observability/message-channels.js';
 import { AnnouncedPools } from './announced.js';
-import { DEFAULT_BUCKETS, SluiceMetrics } from './metrics.js';
+import { DEFAULT_BUCKETS, registerMetrics } from './metrics.js';
+import { PoolSeries } from './series.js';
 
 export { DEFAULT_BUCKETS };
 
@@ -85,105 +86,109 @@ export function collectMetrics(options?: CollectMetricsOptions): MetricsCollecti
     opts.buckets,
   );
   const announced = new AnnouncedPools();
-  const metrics = new SluiceMetrics(registry, announced, {
+  const bounds = {
     wait: bucketList('buckets.wait', buckets?.wait),
     run: bucketList('buckets.run', buckets?.run),
-  });
-  const wanted = (name: string) => only === undefined || only.has(name);
-  const subscriptions = subscribe(metrics, announced, wanted);
+  };
+  const series = new Map<string, PoolSeries>();
+  // undefined: not collected (a name left out by `pools`).
+  const seriesOf = (name: string): PoolSeries | undefined => {
+    let s = series.get(name);
+    if (s === undefined && (only === undefined || only.has(name))) {
+      s = new PoolSeries(bounds);
+      series.set(name, s);
+    }
+    return s;
+  };
+  const unregister = registerMetrics(registry, series, announced, bounds);
+  const unsubscribe = subscribe(seriesOf, announced);
   let closed = false;
   return {
     close() {
       if (closed) return;
       closed = true;
-      subscriptions();
-      metrics.remove();
+      unsubscribe();
+      unregister();
     },
   };
 }
 
-/** Subscribes the collection to every channel it counts from; returns the unsubscribe. */
+/** Subscribes to every channel the metrics count from; returns the unsubscribe. */
 function subscribe(
-  metrics: SluiceMetrics,
+  seriesOf: (name: string) => PoolSeries | undefined,
   announced: AnnouncedPools,
-  wanted: (name: string) => boolean,
 ): () => void {
   const plain: [string, (message: unknown) => void][] = [
     [
       SLUICE_POOL_CREATED,
       (m) => {
         const message = m as PoolCreatedMessage;
-        if (!wanted(message.name)) return;
-        metrics.seen(message.name, message.kind === 'consume');
+        const s = seriesOf(message.name);
+        if (s === undefined) return;
+        if (message.kind === 'consume') s.consumer();
         announced.add(message);
       },
     ],
     [
       SLUICE_JOB_ACCEPTED,
       (m) => {
-        const { name, kind } = m as JobAcceptedMessage;
-        if (!wanted(name)) return;
-        metrics.seen(name, kind === 'consume');
-        metrics.accepted.inc({ pool: name });
+        const s = seriesOf((m as JobAcceptedMessage).name);
+        if (s !== undefined) s.accepted++;
       },
     ],
     [
       SLUICE_JOB_RETRIED,
       (m) => {
-        const { name } = m as JobRetriedMessage;
-        if (wanted(name)) metrics.retries.inc({ pool: name });
+        const s = seriesOf((m as JobRetriedMessage).name);
+        if (s !== undefined) s.retries++;
       },
     ],
     [
       SLUICE_JOB_SETTLED,
       (m) => {
-        const { name, kind, outcome } = m as JobSettledMessage;
-        if (!wanted(name)) return;
-        metrics.seen(name, kind === 'consume');
-        metrics.jobSettled(name, outcome);
+        const { name, outcome } = m as JobSettledMessage;
+        const s = seriesOf(name);
+        if (s !== undefined) s.jobs[outcome]++;
       },
     ],
     [
       SLUICE_JOB_RATE_LIMITED,
       (m) => {
         const { name, gate, waitMs } = m as JobRateLimitedMessage;
-        if (!wanted(name)) return;
-        metrics.rateLimited.inc({ pool: name, gate });
-        if (waitMs !== undefined) metrics.rateLimitedWait.inc({ pool: name, gate }, waitMs / 1000);
+        const s = seriesOf(name);
+        if (s === undefined) return;
+        s.rateWaits[gate]++;
+        if (waitMs !== undefined) s.rateSeconds[gate] += waitMs / 1000;
       },
     ],
     [
       SLUICE_MESSAGE_SETTLED,
       (m) => {
         const { name, outcome } = m as MessageSettledMessage;
-        if (!wanted(name)) return;
-        metrics.seen(name, true);
-        metrics.messageSettled(name, outcome);
+        const s = seriesOf(name);
+        if (s !== undefined) s.consumer()[outcome]++;
       },
     ],
   ];
   const trace = diagnostics.tracingChannel<string, JobTraceContext>(SLUICE_JOB);
-  const handlers = {
-    start(ctx: JobTraceContext) {
-      // Wait is from acceptance to the first start: a retry's wait includes its backoff.
-      if (ctx.attempt === 1 && ctx.waitMs !== undefined && wanted(ctx.name)) {
-        metrics.wait.observe({ pool: ctx.name }, ctx.waitMs / 1000);
-      }
-    },
-    asyncStart(ctx: JobTraceContext) {
-      if (ctx.durationMs !== undefined && wanted(ctx.name)) {
-        metrics.run.observe({ pool: ctx.name }, ctx.durationMs / 1000);
-      }
-    },
+  // Wait is from acceptance to the first start: a retry's wait includes its backoff.
+  const onStart = (m: unknown) => {
+    const ctx = m as JobTraceContext;
+    if (ctx.attempt !== 1 || ctx.waitMs === undefined) return;
+    seriesOf(ctx.name)?.wait.observe(ctx.waitMs / 1000);
+  };
+  const onAsyncStart = (m: unknown) => {
+    const ctx = m as JobTraceContext;
+    if (ctx.durationMs !== undefined) seriesOf(ctx.name)?.run.observe(ctx.durationMs / 1000);
   };
   for (const [name, fn] of plain) diagnostics.subscribe(name, fn);
-  // Node 20's TracingChannel.subscribe wants all five handlers: subscribe to the two we use.
-  trace.start.subscribe(handlers.start as (message: unknown) => void);
-  trace.asyncStart.subscribe(handlers.asyncStart as (message: unknown) => void);
+  // The two trace events used, not all five (no work for the others).
+  trace.start.subscribe(onStart);
+  trace.asyncStart.subscribe(onAsyncStart);
   return () => {
     for (const [name, fn] of plain) diagnostics.unsubscribe(name, fn);
-    trace.start.unsubscribe(handlers.start as (message: unknown) => void);
-    trace.asyncStart.unsubscribe(handlers.asyncStart as (message: unknown) => void);
+    trace.start.unsubscribe(onStart);
+    trace.asyncStart.unsubscribe(onAsyncStart);
   };
 }
 
