@@ -260,7 +260,7 @@ export class Pool<J, R> implements JobOwner<J, R> {
     this.#slots = new Slots(concurrency);
     this.#stats = new StatsRecorder(concurrency);
     // consume() announces itself, with its messages' counters; a ThreadPool's stats are its own.
-    const statsOf = (opts as { [ANNOUNCED_STATS]?: () => PoolStats })[ANNOUNCED_STATS];
+    const statsOf = (opts as { [ANNOUNCED_STATS]?: () => PoolStats | undefined })[ANNOUNCED_STATS];
     this.#snapshot =
       this.#kind === 'consume'
         ? undefined

@@ -132,7 +132,8 @@ export class ThreadPool<J, R> {
       perKey: opts.perKey,
       name: opts.name,
       [KIND]: 'thread-pool',
-      [ANNOUNCED_STATS]: () => this.stats(),
+      // undefined (the Pool's own) if read while this Pool is still being built.
+      [ANNOUNCED_STATS]: () => (this.#pool as Pool<J, R> | undefined) && this.stats(),
       [EXECUTOR]: threadExecutor<J, R>(this.#scheduler),
     } as PoolOptions<J>);
     if (this.#gated) {

@@ -17,6 +17,7 @@ import {
   SLUICE_MESSAGE_LEASE_LOST,
   SLUICE_MESSAGE_SETTLED,
   SLUICE_POOL_CREATED,
+  ThreadPool,
 } from '../../src/index.js';
 import { MemorySource } from '../fixtures/brokers/memory-source.js';
 import { deferred, flush } from '../helpers.js';
@@ -134,6 +135,31 @@ describe('pool created events', () => {
     while (source.ops('ack').length < 1) await flush();
     expect(announced[0]?.snapshot().consumer?.acked).toBe(1);
     await consumer.close();
+    expect(announced[0]?.snapshot().state).toBe('drained');
+  });
+});
+
+describe('a ThreadPool announcement', () => {
+  it('reads the ThreadPool’s own stats (threads as the limit), also when read at once', async () => {
+    const early: number[] = [];
+    const onCreated = (m: unknown) => {
+      const message = m as PoolCreatedMessage;
+      if (message.name === 'doubling') early.push(message.snapshot().stats.concurrency);
+    };
+    diagnostics.subscribe(SLUICE_POOL_CREATED, onCreated);
+    stops.push(() => diagnostics.unsubscribe(SLUICE_POOL_CREATED, onCreated));
+    const created = record<PoolCreatedMessage>(SLUICE_POOL_CREATED);
+    const pool = new ThreadPool<number, number>(
+      new URL('../fixtures/threads/double.ts', import.meta.url),
+      { threads: 2, name: 'doubling' },
+    );
+    expect(await pool.run(21)).toBe(42);
+    const announced = created.filter((m) => m.name === 'doubling');
+    expect(announced.map((m) => m.kind)).toEqual(['thread-pool']);
+    expect(announced[0]?.snapshot().stats).toMatchObject({ concurrency: 2, succeeded: 1 });
+    // Read while the ThreadPool was still being built: its inner Pool's figures, no throw.
+    expect(early).toHaveLength(1);
+    await pool.drain();
     expect(announced[0]?.snapshot().state).toBe('drained');
   });
 });
