@@ -2,6 +2,9 @@
 // concurrency 16, a trivial async job, each contender in its own child process.
 //   npx tsx bench/core.ts [--quick] [--runs=5] [--sizes=200000,1000000] [--only=floor,p-map]
 //                         [--no-gc-table]
+// The "+ no-op event subscribers" and "+ collectMetrics" rows are the cost of observing a pool
+// (README "Events", "Metrics"): compare them with "sluice runPool" / "sluice Pool".
+import diagnostics from 'node:diagnostics_channel';
 import { fileURLToPath } from 'node:url';
 import async from 'async';
 import fastq from 'fastq';
@@ -170,6 +173,50 @@ const sluicePool: Contender = async (n, concurrency) => {
   return sum;
 };
 
+/** Every sluice channel a subscriber can listen on (the events issue's cost rows). */
+const PLAIN_CHANNELS = [
+  'sluice:job:accepted',
+  'sluice:job:retried',
+  'sluice:job:settled',
+  'sluice:job:rate-limited',
+  'sluice:pool:state',
+  'sluice:pool:created',
+  'sluice:message:settled',
+];
+
+/** `contender` with a no-op subscriber on every sluice channel while it runs. */
+function withSubscribers(contender: Contender): Contender {
+  return async (n, concurrency) => {
+    const noop = () => {};
+    const trace = { start: noop, end: noop, asyncStart: noop, asyncEnd: noop, error: noop };
+    for (const name of PLAIN_CHANNELS) diagnostics.subscribe(name, noop);
+    diagnostics.tracingChannel('sluice:job').subscribe(trace);
+    try {
+      return await contender(n, concurrency);
+    } finally {
+      for (const name of PLAIN_CHANNELS) diagnostics.unsubscribe(name, noop);
+      diagnostics.tracingChannel('sluice:job').unsubscribe(trace);
+    }
+  };
+}
+
+/** `contender` with `sluice/prometheus` collecting into a fresh registry while it runs. */
+function withMetrics(contender: Contender): Contender {
+  return async (n, concurrency) => {
+    const { Registry } = await import('prom-client');
+    const { collectMetrics } = await import('../dist/prometheus/index.js');
+    const registry = new Registry();
+    const metrics = collectMetrics({ registry });
+    try {
+      return await contender(n, concurrency);
+    } finally {
+      // Scraped once, so the run pays for nothing the registry could defer.
+      await registry.metrics();
+      metrics.close();
+    }
+  };
+}
+
 /** p-map's usual call: a lazy input, an array of every result at the end. */
 const pMapAll: Contender = async (n, concurrency) => {
   const values = await pMap(upTo(n), double, { concurrency });
@@ -254,6 +301,10 @@ const contenders: Record<string, Contender> = {
   'ref: minimal for-await pool': minimalIterator,
   'sluice runPool': sluiceRunPool,
   'sluice Pool': sluicePool,
+  'sluice runPool + no-op event subscribers': withSubscribers(sluiceRunPool),
+  'sluice Pool + no-op event subscribers': withSubscribers(sluicePool),
+  'sluice runPool + collectMetrics': withMetrics(sluiceRunPool),
+  'sluice Pool + collectMetrics': withMetrics(sluicePool),
   'p-map': pMapAll,
   'p-map pMapIterable': pMapStream,
   'p-limit': pLimitAll,

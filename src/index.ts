@@ -70,6 +70,24 @@ export {
   SLUICE_POOL_STATE,
 } from './observability/channels.js';
 export {
+  type JobRateLimitedMessage,
+  type PoolCreatedMessage,
+  type PoolSnapshot,
+  type RateGateKind,
+  SLUICE_JOB_RATE_LIMITED,
+  SLUICE_POOL_CREATED,
+} from './observability/gate-channels.js';
+export {
+  type MessageDeadLetteredMessage,
+  type MessageEventBase,
+  type MessageLeaseLostMessage,
+  type MessageOutcome,
+  type MessageSettledMessage,
+  SLUICE_MESSAGE_DEAD_LETTERED,
+  SLUICE_MESSAGE_LEASE_LOST,
+  SLUICE_MESSAGE_SETTLED,
+} from './observability/message-channels.js';
+export {
   Pipeline,
   type PipelineOptions,
   pipeline,

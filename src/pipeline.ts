@@ -16,6 +16,7 @@ import {
   positiveInt,
 } from './internal/options.js';
 import { type EngineGates, notAnObject, PullEngine } from './internal/pull-engine.js';
+import { announcePool } from './observability/gate-channels.js';
 import { publishingHooks } from './observability/publisher.js';
 import type { Result } from './result.js';
 import { engineGates } from './run-pool.js';
@@ -99,6 +100,8 @@ interface LiveStage {
   def: StageDef;
   engine: PullEngine<Envelope, unknown>;
   stats: StatsRecorder;
+  /** Its reader on `sluice:pool:created`, kept so a collector's WeakRef lives as long as it. */
+  snapshot?: unknown;
 }
 
 function isRunner(value: unknown): value is StageRunner<unknown, unknown> {
@@ -286,7 +289,16 @@ export class Pipeline<J, T> implements AsyncIterable<Result<J, T>> {
         hooks: publishingHooks<Envelope>(def.name, 'stage', undefined, (env) => env.value),
         events: { name: def.name, kind: 'stage' },
       });
-      live.push({ def, engine, stats });
+      const before = live.at(-1)?.engine;
+      const snapshot = announcePool(def.name, 'stage', () => ({
+        state: engine.state,
+        stats: stats.snapshot(
+          def.adaptive?.limit ?? def.concurrency,
+          engine.running,
+          before?.buffered ?? 0,
+        ),
+      }));
+      live.push({ def, engine, stats, snapshot });
       upstream = forward(engine, def.name);
     }
     return live;

@@ -38,6 +38,11 @@ import {
   type WaitNode,
 } from './internal/wait-list.js';
 import { type PoolKind, publishPoolState } from './observability/channels.js';
+import {
+  ANNOUNCED_STATS,
+  announcePool,
+  publishRateLimited,
+} from './observability/gate-channels.js';
 import { KIND, publishingHooks } from './observability/publisher.js';
 import { makeResult, type Result } from './result.js';
 import { EXECUTOR, type Executor, RELEASE_QUEUED } from './scheduler/executor.js';
@@ -216,6 +221,8 @@ export class Pool<J, R> implements JobOwner<J, R> {
   #unsubscribePool: (() => void) | undefined;
   readonly #name: string;
   readonly #kind: PoolKind;
+  /** Its reader on `sluice:pool:created`, kept so a collector's WeakRef lives as long as the pool. */
+  readonly #snapshot: unknown;
 
   /**
    * @throws TypeError/RangeError naming the option when an option is invalid.
@@ -248,9 +255,19 @@ export class Pool<J, R> implements JobOwner<J, R> {
         this.#gates.rate,
         () => this.#pump(),
         (error) => this.#failNext(error),
+        (waitMs) => publishRateLimited(this.#name, this.#kind, 'rate', undefined, waitMs),
       );
     this.#slots = new Slots(concurrency);
     this.#stats = new StatsRecorder(concurrency);
+    // consume() announces itself, with its messages' counters; a ThreadPool's stats are its own.
+    const statsOf = (opts as { [ANNOUNCED_STATS]?: () => PoolStats | undefined })[ANNOUNCED_STATS];
+    this.#snapshot =
+      this.#kind === 'consume'
+        ? undefined
+        : announcePool(this.#name, this.#kind, () => ({
+            state: this.#state,
+            stats: statsOf?.() ?? this.stats(),
+          }));
     if (signal?.aborted) {
       this.#setState('aborted');
     } else if (signal) {
@@ -664,7 +681,7 @@ export class Pool<J, R> implements JobOwner<J, R> {
       if (this.#rate !== undefined) {
         // Only a job that may start now takes a permit (one held later would be stale).
         if (!this.#queue.ready(now)) {
-          this.#keyWake.arm(now, this.#queue.readyIn(now));
+          this.#armKeyWake(now);
           break;
         }
         if (!this.#rate.take(now)) break;
@@ -672,7 +689,7 @@ export class Pool<J, R> implements JobOwner<J, R> {
       const run = this.#queue.take(now);
       if (run === undefined) {
         this.#rate?.giveBack(now);
-        this.#keyWake.arm(now, this.#queue.readyIn(now));
+        this.#armKeyWake(now);
         break;
       }
       // Its signal may have aborted in this same turn, its listener not yet called (another
@@ -696,6 +713,14 @@ export class Pool<J, R> implements JobOwner<J, R> {
       if (this.#idleWaiters.length > 0)
         for (const resolve of this.#idleWaiters.splice(0)) resolve();
       this.#checkDrained();
+    }
+  }
+
+  /** Wakes the pump when the soonest key's rate allows; a new wait is published. */
+  #armKeyWake(now: number): void {
+    const wait = this.#queue.readyIn(now);
+    if (this.#keyWake.arm(now, wait)) {
+      publishRateLimited(this.#name, this.#kind, 'key', this.#queue.nextReadyKey?.(), wait);
     }
   }
 

@@ -39,6 +39,8 @@ import {
   optionsObject,
   positiveInt,
 } from '../internal/options.js';
+import { announcePool } from '../observability/gate-channels.js';
+import { type MessageOutcome, publishMessageOutcome } from '../observability/message-channels.js';
 import { KIND } from '../observability/publisher.js';
 import { Pool, type PoolOptions } from '../pool.js';
 import { RELEASE_QUEUED } from '../scheduler/executor.js';
@@ -89,6 +91,13 @@ export type {
   HandlerContext,
   MessageHandler,
 } from './consumer-types.js';
+
+/** The event outcome of a confirmed settle (a release: `released`, or `canceled` when quiet). */
+const OUTCOME_OF: Partial<Record<string, MessageOutcome>> = {
+  ack: 'acked',
+  retry: 'retried',
+  deadLetter: 'deadLettered',
+};
 
 /** The backoff used when a user's backoff function fails for a message. */
 const DEFAULT_BACKOFF = backoffFunction(undefined);
@@ -184,6 +193,11 @@ class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
   readonly #pool: Pool<Work<T, M>, unknown>;
   readonly #fetchAbort = new AbortController();
   readonly #running = new Set<Job<T, M>>();
+  /** The name its events carry (the pool's). */
+  readonly #name: string;
+  /** Kept so that a metrics collector's WeakRef to it lives as long as this consumer. */
+  // biome-ignore lint/correctness/noUnusedPrivateClassMembers: held, never read (see above)
+  readonly #snapshot: unknown;
   readonly #stats: ConsumerStats = {
     held: 0,
     peakHeld: 0,
@@ -204,6 +218,8 @@ class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
   #idle: (() => void) | undefined;
   #heartbeat: ReturnType<typeof setInterval> | undefined;
   #shutdown: Promise<ConsumerReport> | undefined;
+  /** Set once `done` resolves. */
+  #ended = false;
   #resolveDone!: (report: ConsumerReport) => void;
   readonly done: Promise<ConsumerReport>;
   readonly #loop: Promise<void>;
@@ -258,6 +274,12 @@ class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
         [KIND]: 'consume',
       } as PoolOptions<Work<T, M>>,
     );
+    this.#name = options.name ?? 'consume';
+    this.#snapshot = announcePool(this.#name, 'consume', () => ({
+      state: this.#shutdown === undefined ? 'open' : this.#ended ? 'drained' : 'closing',
+      stats: this.#pool.stats(),
+      consumer: this.stats(),
+    }));
     this.done = new Promise((resolve) => {
       this.#resolveDone = resolve;
     });
@@ -453,6 +475,7 @@ class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
       // the truth. Checked before success: a handler that ignored its aborted signal and
       // finished must not ack a message it no longer owns.
       this.#stats.leaseLost++;
+      publishMessageOutcome(this.#name, message, 'leaseLost', undefined, 'heartbeat');
       this.#settle(lane, message, 'drop');
     } else if (ok) {
       this.#settle(lane, message, 'ack');
@@ -533,12 +556,15 @@ class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
           else if (op === 'retry') this.#stats.retried++;
           else if (op === 'deadLetter') this.#stats.deadLettered++;
           else if (op === 'release' && !quiet) this.#stats.released++;
+          const outcome = OUTCOME_OF[op] ?? (quiet ? 'canceled' : 'released');
+          if (op !== 'drop') publishMessageOutcome(this.#name, message, outcome, error);
         },
         (failure) => {
           // The broker refused because another consumer claimed the message meanwhile (the
           // check runs with the operation itself, so a late ack never settles its delivery).
           if ((failure as { code?: unknown } | null)?.code === 'ERR_LEASE_LOST') {
             this.#stats.leaseLost++;
+            publishMessageOutcome(this.#name, message, 'leaseLost', undefined, 'settle');
           }
           this.#fail(failure, op === 'drop' ? 'release' : op, message);
         },
@@ -623,6 +649,7 @@ class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
       canceled: stats.canceled - before.canceled,
       stats,
     };
+    this.#ended = true;
     this.#resolveDone(report);
     return report;
   }

@@ -165,6 +165,10 @@ export class KeyedQueue<E extends Queued> implements RunQueue<E> {
     this.#release(state, now);
   }
 
+  nextReadyKey(): string | undefined {
+    return this.#cooling[0]?.key;
+  }
+
   readyIn(now: number): number {
     const first = this.#cooling[0];
     return first === undefined ? Number.POSITIVE_INFINITY : Math.max(0, first.readyAt - now);

@@ -12,6 +12,7 @@ export class RateGate {
   readonly #limiter: RateLimiter;
   readonly #wake: () => void;
   readonly #fail: (error: Error) => void;
+  readonly #onWait: ((waitMs: number | undefined) => void) | undefined;
   /** 'none' until a start needs a permit, 'asked' while one is coming, 'held' once due. */
   #permit: 'none' | 'asked' | 'held' = 'none';
   /** performance.now() of the pass that gave a permit back; undefined for one just granted. */
@@ -22,11 +23,19 @@ export class RateGate {
   /**
    * @param wake - called when an asked-for permit is due: the pool tries to start a job.
    * @param fail - called when the limiter throws or rejects: the pool fails the job that asked.
+   * @param onWait - called as a wait begins, with its ms (undefined while an async limiter
+   *   answers); the pool publishes it (`sluice:job:rate-limited`).
    */
-  constructor(limiter: RateLimiter, wake: () => void, fail: (error: Error) => void) {
+  constructor(
+    limiter: RateLimiter,
+    wake: () => void,
+    fail: (error: Error) => void,
+    onWait?: (waitMs: number | undefined) => void,
+  ) {
     this.#limiter = limiter;
     this.#wake = wake;
     this.#fail = fail;
+    this.#onWait = onWait;
   }
 
   /** True while a permit is on its way: the pool is held by its rate. */
@@ -72,9 +81,11 @@ export class RateGate {
       // Armed now, not on a microtask: the wait counts from this reservation, and a timer armed
       // later (after the rest of this turn's synchronous work) would start the job that much
       // after its reserved time, closer than `interval` to the start the next reservation allows.
+      this.#onWait?.(wait);
       this.#dueIn(wait);
       return false;
     }
+    this.#onWait?.(undefined);
     Promise.resolve(wait).then(
       (ms) => this.#dueIn(ms),
       (error: unknown) => this.#failed(error),
@@ -104,6 +115,7 @@ export class RateGate {
     const wait = (this.#limiter as LocalRateLimiter).tryAt(performance.now());
     if (wait <= 0) return true;
     this.#permit = 'asked';
+    this.#onWait?.(wait);
     this.#timer = setTimeout(
       () => {
         this.#timer = undefined;
@@ -160,11 +172,15 @@ export class KeyWake {
     this.#wake = wake;
   }
 
-  /** Wakes the pool `wait` ms after `now` (Infinity: nothing to wait for). */
-  arm(now: number, wait: number): void {
-    if (wait === Number.POSITIVE_INFINITY) return;
+  /**
+   * Wakes the pool `wait` ms after `now` (Infinity: nothing to wait for). True when this starts
+   * a wait (no earlier wake-up was armed), for the pool's `sluice:job:rate-limited` event.
+   */
+  arm(now: number, wait: number): boolean {
+    if (wait === Number.POSITIVE_INFINITY) return false;
     const at = now + wait;
-    if (this.#timer !== undefined && this.#at <= at) return;
+    if (this.#timer !== undefined && this.#at <= at) return false;
+    const fresh = this.#timer === undefined;
     clearTimeout(this.#timer);
     this.#at = at;
     this.#timer = setTimeout(() => {
@@ -172,6 +188,7 @@ export class KeyWake {
       this.#at = Number.POSITIVE_INFINITY;
       this.#wake();
     }, Math.ceil(wait));
+    return fresh;
   }
 
   stop(): void {

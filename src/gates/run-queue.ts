@@ -40,6 +40,8 @@ export interface RunQueue<E extends Queued> {
   finished(entry: E, now: number): void;
   /** ms until `take` may succeed again by the clock alone (a key's rate); Infinity: on a finish. */
   readyIn(now: number): number;
+  /** The key {@link readyIn} waits for (keyed queues only; for the rate-limited event). */
+  nextReadyKey?(): string | undefined;
   /** Queued jobs held back by their key's limits. */
   heldByKey(): number;
   /** Keys with state kept: those with queued or running jobs, or starts still in a rate window. */

@@ -5,6 +5,7 @@ import { KeyWake, RateGate } from '../gates/rate-gate.js';
 import { attemptsResult } from '../gates/retry.js';
 import type { Queued, RunQueue } from '../gates/run-queue.js';
 import { type PoolKind, type PoolState, publishPoolState } from '../observability/channels.js';
+import { publishRateLimited } from '../observability/gate-channels.js';
 import { makeResult, type Result } from '../result.js';
 import type { CoreHooks } from '../scheduler/hooks.js';
 import { outcomeOf, type StatsRecorder } from '../stats.js';
@@ -123,12 +124,22 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
     if (gates !== undefined) {
       this.#queue = gates.newQueue();
       const wake = () => this.#startQueued();
-      this.#rate = gates.rate && new RateGate(gates.rate, wake, (error) => this.#failNext(error));
+      const events = opts.events;
+      const onWait =
+        events &&
+        ((ms?: number) => publishRateLimited(events.name, events.kind, 'rate', undefined, ms));
+      this.#rate =
+        gates.rate && new RateGate(gates.rate, wake, (error) => this.#failNext(error), onWait);
       this.#keyWake = new KeyWake(wake);
     }
     const { signal } = opts;
     if (signal?.aborted) this.stopPulling();
     else if (signal) this.#unsubscribe = onAbort(signal, () => this.#abort(signal));
+  }
+
+  /** open, closing, drained or aborted (see {@link #setState}). */
+  get state(): PoolState {
+    return this.#state;
   }
 
   /** Jobs running now. */
@@ -499,6 +510,15 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
     (this.#queue as RunQueue<GatedRun<J, R>>).push(run);
   }
 
+  /** Wakes the engine when the soonest key's rate allows; a new wait is published. */
+  #armKeyWake(queue: RunQueue<GatedRun<J, R>>, now: number): void {
+    const wait = queue.readyIn(now);
+    const events = this.#opts.events;
+    if (this.#keyWake?.arm(now, wait) === true && events !== undefined) {
+      publishRateLimited(events.name, events.kind, 'key', queue.nextReadyKey?.(), wait);
+    }
+  }
+
   /** Starts queued jobs while a slot, the rate and their keys allow. */
   #startQueued(): void {
     const queue = this.#queue as RunQueue<GatedRun<J, R>>;
@@ -507,7 +527,7 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
       if (this.#rate !== undefined) {
         // Only a job that may start now takes a permit (one held later would be stale).
         if (!queue.ready(now)) {
-          this.#keyWake?.arm(now, queue.readyIn(now));
+          this.#armKeyWake(queue, now);
           return;
         }
         if (!this.#rate.take(now)) return;
@@ -515,7 +535,7 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
       const run = queue.take(now);
       if (run === undefined) {
         this.#rate?.giveBack(now);
-        this.#keyWake?.arm(now, queue.readyIn(now));
+        this.#armKeyWake(queue, now);
         return;
       }
       const workerId = this.#slots.acquire(run);

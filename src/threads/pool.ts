@@ -14,6 +14,7 @@ import {
   optionsObject,
   positiveInt,
 } from '../internal/options.js';
+import { ANNOUNCED_STATS } from '../observability/gate-channels.js';
 import { KIND } from '../observability/publisher.js';
 import { type DrainReport, Pool, type PoolOptions, type Task } from '../pool.js';
 import { EXECUTOR, type Executor } from '../scheduler/executor.js';
@@ -131,6 +132,8 @@ export class ThreadPool<J, R> {
       perKey: opts.perKey,
       name: opts.name,
       [KIND]: 'thread-pool',
+      // undefined (the Pool's own) if read while this Pool is still being built.
+      [ANNOUNCED_STATS]: () => (this.#pool as Pool<J, R> | undefined) && this.stats(),
       [EXECUTOR]: threadExecutor<J, R>(this.#scheduler),
     } as PoolOptions<J>);
     if (this.#gated) {

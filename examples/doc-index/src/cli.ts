@@ -26,6 +26,7 @@ import {
 } from './exit-codes.js';
 import { HttpEmbedder } from './http-embedder.js';
 import { LexicalEmbedder, tokenize } from './lexical-embedder.js';
+import { metricsFor, metricsPort } from './metrics-server.js';
 import type { ProgressMode } from './progress.js';
 import { parseQuery } from './query.js';
 import { formatSummary, type Summary } from './report.js';
@@ -83,7 +84,8 @@ function addIndexFlags(cmd: Command): Command {
       int(1),
       60_000,
     )
-    .option('--chunk-size <chars>', 'longest chunk, characters', int(100), 1000);
+    .option('--chunk-size <chars>', 'longest chunk, characters', int(100), 1000)
+    .option('--metrics-port <port>', 'serve Prometheus /metrics on 127.0.0.1', metricsPort);
 }
 
 function addEmbedderChoice(cmd: Command): Command {
@@ -177,12 +179,14 @@ interface IndexFlags extends EmbedFlags {
   chunkSize: number;
   progress: ProgressMode;
   json?: boolean;
+  metricsPort?: number;
 }
 
 async function indexCommand(inputs: string[], flags: IndexFlags): Promise<number> {
   // Loaded per command: `search` (and --help) should not pay for PDF parsing and the brokers.
   const { runIndex } = await import('./indexer.js');
   const { createProgress } = await import('./progress.js');
+  const metrics = await metricsFor(flags.metricsPort); // before any pool exists
   const embedder = chosenEmbedder(flags);
   const shutdown = onShutdownSignals((signal, step) => {
     process.stderr.write(
@@ -209,6 +213,7 @@ async function indexCommand(inputs: string[], flags: IndexFlags): Promise<number
   } finally {
     shutdown.uninstall();
     await embedder.close?.();
+    await metrics?.close();
   }
   process.stdout.write(flags.json ? `${JSON.stringify(summary)}\n` : `${formatSummary(summary)}\n`);
   const signal = shutdown.received();
@@ -227,10 +232,12 @@ interface ServeFlags extends EmbedFlags {
   retryDelay: number;
   quiet?: boolean;
   json?: boolean;
+  metricsPort?: number;
 }
 
 async function serveCommand(flags: ServeFlags): Promise<number> {
   const { formatServeSummary, runServe } = await import('./serve.js');
+  const metrics = await metricsFor(flags.metricsPort); // before any pool exists
   const embedder = chosenEmbedder(flags);
   const shutdown = onShutdownSignals((signal, step) => {
     process.stderr.write(
@@ -260,6 +267,7 @@ async function serveCommand(flags: ServeFlags): Promise<number> {
   } finally {
     shutdown.uninstall();
     await embedder.close?.();
+    await metrics?.close();
   }
   // A drained service stopped as asked: 0. Aborted by a second signal: 130/143.
   const signal = shutdown.received();

@@ -172,6 +172,7 @@ export function startExtractPool(
     {
       threads: opts.threads ?? availableParallelism(),
       timeout: opts.extractTimeout ?? 60_000,
+      name: 'extract-threads', // its events' and metrics' pool label (the stage is 'extract')
     },
   );
 }

@@ -162,6 +162,7 @@ export async function runServe(opts: ServeOptions): Promise<ServeSummary> {
     };
 
     const consumer = consume<DocumentMessage>(source, handle, {
+      name: 'documents', // its events' and metrics' pool label
       concurrency,
       maxDeliveries,
       backoff: { initial: opts.retryDelay ?? 1000, max: 60_000 },
