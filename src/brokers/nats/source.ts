@@ -155,6 +155,8 @@ export class NatsSource implements BrokerSource<NatsMessage> {
       ['Sluice-Error-Code', code === undefined ? '' : headerValue(code)],
       ['Sluice-Error-Name', headerValue(errorName(error))],
       ['Sluice-Error', headerValue(errorMessage(error))],
+      // Last: the producer's own headers (its trace context, say), kept where they fit.
+      ...Object.entries(producerHeaders(message.raw).headers ?? {}),
     ];
     const room = (this.#nc.info?.max_payload ?? Number.POSITIVE_INFINITY) - message.body.length;
     const h = headers();
