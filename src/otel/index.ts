@@ -73,7 +73,7 @@ export interface SluiceInstrumentation extends Disposable {
 }
 
 /** The instrumentation scope's name on every tracer and meter sluice/otel creates. */
-export const INSTRUMENTATION_NAME = 'sluice';
+export const INSTRUMENTATION_NAME = 'sluice' as const;
 
 /** The global propagator, resolved at each call (so one registered later is used). */
 const globalPropagator: TextMapPropagator = {
