@@ -3,6 +3,7 @@
 // contenders interleaved in one busy process. Each part is described in BENCHMARKS.md, "Scheduler".
 //   npx tsx bench/scheduler.ts [--parts=ab,cold,busy] [--runs=N] [--dist=name=/dir ...]
 //                              [--cold-runs=N] [--mixes=quiet,json,timers,http]
+//                              [--no-extras | --extras=<contender>,<contender>]
 import diagnostics from 'node:diagnostics_channel';
 import { Agent, createServer, request } from 'node:http';
 import { join, resolve } from 'node:path';
@@ -209,6 +210,38 @@ const withSubscribers =
     }
   };
 
+/**
+ * Runs `contender` under sluice/otel with the SDK set up as an application would: the
+ * AsyncLocalStorage context manager, a tracer provider that records every span (then drops
+ * it: no exporter), and a meter provider whose reader aggregates every measurement.
+ */
+const withOtel =
+  (contender: Contender): Contender =>
+  async (sluice, n) => {
+    const api = await import('@opentelemetry/api');
+    const { AsyncLocalStorageContextManager } = await import('@opentelemetry/context-async-hooks');
+    const { BasicTracerProvider } = await import('@opentelemetry/sdk-trace-base');
+    const { MeterProvider, MetricReader } = await import('@opentelemetry/sdk-metrics');
+    class Reader extends MetricReader {
+      protected override async onForceFlush(): Promise<void> {}
+      protected override async onShutdown(): Promise<void> {}
+    }
+    api.context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
+    const otelEntry = pathToFileURL(join(repoRoot, 'dist/otel/index.js')).href;
+    const { instrumentSluice } = (await import(
+      otelEntry
+    )) as typeof import('../dist/otel/index.js');
+    const otel = instrumentSluice({
+      tracerProvider: new BasicTracerProvider(),
+      meterProvider: new MeterProvider({ readers: [new Reader()] }),
+    });
+    try {
+      return await contender(sluice, n);
+    } finally {
+      otel.close();
+    }
+  };
+
 const contenders: Record<string, Contender> = {
   runPool: runPoolWith({}),
   Pool: poolWith({}),
@@ -218,6 +251,8 @@ const contenders: Record<string, Contender> = {
   'runPool, gated (retry: 1 attempt)': runPoolWith({ retry: { attempts: 1 } }),
   'runPool + event subscribers': withSubscribers(runPoolWith({})),
   'Pool + event subscribers': withSubscribers(poolWith({})),
+  'runPool + sluice/otel': withOtel(runPoolWith({})),
+  'Pool + sluice/otel': withOtel(poolWith({})),
   'p-map': pMapAll,
   'ref: minimal for-await pool': refIterator,
   'ref: minimal Pool': refPool,
@@ -443,17 +478,22 @@ async function partAb(opts: Options) {
       entries.push({ label: `${contender} @ ${name}`, contender, dist, cpu: [], wall: [] });
   }
   const current = opts.dists[0]![1];
+  const chosen = process.argv.find((arg) => arg.startsWith('--extras='));
   const extras = process.argv.includes('--no-extras')
     ? []
-    : [
-        'runPool + rate',
-        'Pool + rate',
-        'runPool + event subscribers',
-        'Pool + event subscribers',
-        'runPool, gated (retry: 1 attempt)',
-        'ref: minimal for-await pool',
-        'ref: minimal Pool',
-      ];
+    : chosen !== undefined
+      ? chosen.slice('--extras='.length).split(',')
+      : [
+          'runPool + rate',
+          'Pool + rate',
+          'runPool + event subscribers',
+          'Pool + event subscribers',
+          'runPool + sluice/otel',
+          'Pool + sluice/otel',
+          'runPool, gated (retry: 1 attempt)',
+          'ref: minimal for-await pool',
+          'ref: minimal Pool',
+        ];
   for (const contender of extras)
     entries.push({ label: `${contender} @ current`, contender, dist: current, cpu: [], wall: [] });
   for (let rep = 0; rep < opts.runs; rep++) {

@@ -17,7 +17,7 @@ export {
   jsonDecode,
   type MessageHandler,
 } from './brokers/consumer.js';
-export type { BrokerMessage, BrokerSource } from './brokers/source.js';
+export type { BrokerMessage, BrokerSource, MessagingTarget } from './brokers/source.js';
 export { Channel, type ChannelOpOptions } from './channel.js';
 export {
   AbortError,
@@ -69,6 +69,11 @@ export {
   SLUICE_JOB_SETTLED,
   SLUICE_POOL_STATE,
 } from './observability/channels.js';
+export {
+  type EnqueueTraceContext,
+  type MessagingSystem,
+  SLUICE_ENQUEUE,
+} from './observability/enqueue-channel.js';
 export {
   type JobRateLimitedMessage,
   type PoolCreatedMessage,

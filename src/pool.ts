@@ -555,9 +555,11 @@ export class Pool<J, R> implements JobOwner<J, R> {
     const workerId = this.#slots.acquire(run);
     run.startedAt = now;
     this.#stats.recordStart(now, now - run.queuedAt);
-    if (run.observed) this.#hooks?.started?.(run.job, run.index, run.attempt);
-    if (this.#execute === undefined) run.start(this.#worker, workerId, this.#timeout);
-    else run.execute(this.#execute, workerId, this.#timeout);
+    const around = run.observed
+      ? this.#hooks.started?.(run.job, run.index, run.attempt)
+      : undefined;
+    if (this.#execute === undefined) run.start(this.#worker, workerId, this.#timeout, around);
+    else run.execute(this.#execute, workerId, this.#timeout, around);
   }
 
   #cancelOne(run: PendingRun<J, R>, signal: AbortSignal): void {

@@ -30,6 +30,16 @@ export interface BrokerMessage {
   readonly malformed?: string;
 }
 
+/** Where a source's messages come from, as tracing names it (see {@link BrokerSource.messaging}). */
+export interface MessagingTarget {
+  /** OpenTelemetry's `messaging.system`: `'redis'`, `'nats'`, `'rabbitmq'`, `'postgresql'`. */
+  readonly system: string;
+  /** The stream (Redis), subject (NATS), queue (RabbitMQ) or table (PostgreSQL). */
+  readonly destination: string;
+  /** The consumer group (Redis), durable consumer (NATS); absent where there is none. */
+  readonly consumerGroup?: string;
+}
+
 /**
  * A source of messages from one queue/stream/subject/table. Every method may be called
  * concurrently for different messages; `fetch` is only ever called by one loop at a time.
@@ -65,6 +75,11 @@ export interface BrokerSource<M extends BrokerMessage = BrokerMessage> {
    * slot frees only once its ack is confirmed.
    */
   readonly orderedAcks?: boolean;
+  /**
+   * What the source reads, for tracing (sluice/otel's consumer spans); a source without it is
+   * traced as `messaging.system` `'unknown'`.
+   */
+  readonly messaging?: MessagingTarget;
   /** Closes connections the adapter opened (not ones the user passed in). Idempotent. */
   close(): Promise<void>;
 }

@@ -1,4 +1,5 @@
 import { TimeoutError, toError } from '../errors.js';
+import type { AroundWorker } from '../scheduler/hooks.js';
 
 /**
  * What a worker function receives with each job.
@@ -122,6 +123,7 @@ export class JobRun<J, R> {
     run: (self: this) => PromiseLike<R>,
     workerId: number,
     timeout: number | undefined,
+    around?: AroundWorker,
   ): void {
     this.workerId = workerId;
     if (timeout !== undefined) {
@@ -129,7 +131,7 @@ export class JobRun<J, R> {
     }
     let out: PromiseLike<R>;
     try {
-      out = run(this);
+      out = around === undefined ? run(this) : around(run, this);
     } catch (error) {
       queueMicrotask(() => this.#settle(toError(error), undefined));
       return;
@@ -140,15 +142,24 @@ export class JobRun<J, R> {
     );
   }
 
-  /** Calls the worker. A sync return or throw settles on a microtask, never re-entrantly. */
-  start(worker: WorkerFunction<J, R>, workerId: number, timeout: number | undefined): void {
+  /**
+   * Calls the worker (through `around` when given: see scheduler/hooks.ts). A sync return or
+   * throw settles on a microtask, never re-entrantly.
+   */
+  start(
+    worker: WorkerFunction<J, R>,
+    workerId: number,
+    timeout: number | undefined,
+    around?: AroundWorker,
+  ): void {
     this.workerId = workerId;
     if (timeout !== undefined) {
       this.#timer = setTimeout(() => this.cancel(new TimeoutError(timeout)), timeout);
     }
     let out: R | PromiseLike<R>;
     try {
-      out = worker(this.job, new WorkerContext(this as JobRun<unknown, unknown>));
+      const ctx = new WorkerContext(this as JobRun<unknown, unknown>);
+      out = around === undefined ? worker(this.job, ctx) : around(worker, this.job, ctx);
       if (isThenable<R>(out)) {
         // Inside the try: a user thenable whose `then` (or its getter) throws fails the job.
         out.then(

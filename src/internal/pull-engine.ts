@@ -456,8 +456,8 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
       run.startedAt = performance.now();
       this.#opts.stats?.recordStart(run.startedAt, 0);
     }
-    if (observed) this.#opts.hooks?.started?.(job, run.index, 1);
-    run.start(this.#worker, workerId, this.#opts.timeout);
+    const around = observed ? this.#opts.hooks?.started?.(job, run.index, 1) : undefined;
+    run.start(this.#worker, workerId, this.#opts.timeout, around);
   }
 
   /** Feeds a finished attempt to the adaptive limit; resizes the slots when it moved. */
@@ -543,8 +543,10 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
         run.startedAt = now;
         this.#opts.stats?.recordStart(now, 0);
       }
-      if (run.observed) this.#opts.hooks?.started?.(run.job, run.index, run.attempt);
-      run.start(this.#worker, workerId, this.#opts.timeout);
+      const around = run.observed
+        ? this.#opts.hooks?.started?.(run.job, run.index, run.attempt)
+        : undefined;
+      run.start(this.#worker, workerId, this.#opts.timeout, around);
     }
   }
 

@@ -82,9 +82,11 @@ export interface PoolStateMessage extends PoolEventBase {
 /**
  * Tracing channel name (`diagnostics_channel.tracingChannel(SLUICE_JOB)`): one traced call per
  * job attempt, context {@link JobTraceContext}. Events: `tracing:sluice:job:start` as the
- * attempt starts on a slot, `…:end` right after (the attempt is launched), then on its outcome
- * `…:error` (failed attempts only), `…:asyncStart` and `…:asyncEnd`. Jobs that never start (canceled
- * while queued) have no trace events, only {@link SLUICE_JOB_SETTLED}.
+ * attempt starts on a slot, published through `start.runStores` around the worker call (so a
+ * store bound with `start.bindStore` is active in the worker and everything it awaits, in the
+ * async context the job was accepted in), `…:end` once the worker's synchronous part returned,
+ * then on its outcome `…:error` (failed attempts only), `…:asyncStart` and `…:asyncEnd`. Jobs
+ * that never start (canceled while queued) have no trace events, only {@link SLUICE_JOB_SETTLED}.
  */
 export const SLUICE_JOB = 'sluice:job';
 /** Channel name: every accepted job, message {@link JobAcceptedMessage}. */

@@ -6,8 +6,9 @@
  * so the pool skips the job's later hooks): no message built, no time read, nothing stored. So
  * events cover the jobs accepted while someone listens.
  */
+import { AsyncResource } from 'node:async_hooks';
 import { performance } from 'node:perf_hooks';
-import type { CoreHooks } from '../scheduler/hooks.js';
+import type { AroundWorker, CoreHooks } from '../scheduler/hooks.js';
 import { outcomeOf } from '../stats.js';
 import {
   acceptedChannel,
@@ -27,10 +28,34 @@ interface Tracked {
   attempts: number;
   startedAt: number;
   trace: JobTraceContext | undefined;
+  /**
+   * The async context the job was accepted in (taken while `sluice:job` has subscribers): its
+   * attempts run in it, so a store bound to the channel sees the submitter's context as the
+   * parent — not that of whichever job's settlement happened to start this one.
+   */
+  scope: AsyncResource | undefined;
 }
 
 /** The option key under which internal callers give a pool its kind (default `'pool'`). */
 export const KIND: unique symbol = Symbol('sluice.kind');
+
+/**
+ * The worker call of one traced attempt: `start` through `runStores` (so stores bound to it, e.g.
+ * an OpenTelemetry context, are active while the worker runs and in everything it awaits), in
+ * the job's acceptance context when one was taken, then `end` once the synchronous part returned
+ * or threw.
+ */
+function tracedCall(ctx: JobTraceContext, scope: AsyncResource | undefined): AroundWorker {
+  return (fn, ...args) => {
+    try {
+      return scope === undefined
+        ? jobTrace.start.runStores(ctx, fn, undefined, ...args)
+        : scope.runInAsyncScope(() => jobTrace.start.runStores(ctx, fn, undefined, ...args));
+    } finally {
+      jobTrace.end.publish(ctx);
+    }
+  };
+}
 
 /** True when any sluice job channel has a subscriber. */
 function listening(): boolean {
@@ -72,6 +97,7 @@ export function publishingHooks<J>(
         attempts: 0,
         startedAt: 0,
         trace: undefined,
+        scope: jobTrace.hasSubscribers ? new AsyncResource('sluice:job') : undefined,
       });
       if (acceptedChannel.hasSubscribers) {
         acceptedChannel.publish({ name, kind, index, job: view(job) } satisfies JobAcceptedMessage);
@@ -80,6 +106,7 @@ export function publishingHooks<J>(
     },
     started(job, index, attempt) {
       const t = tracked.size === 0 ? undefined : tracked.get(index);
+      let around: AroundWorker | undefined;
       if (t !== undefined) {
         t.attempts = attempt;
         t.startedAt = performance.now();
@@ -93,11 +120,11 @@ export function publishingHooks<J>(
             waitMs: t.startedAt - t.acceptedAt,
           };
           t.trace = ctx;
-          jobTrace.start.publish(ctx);
-          jobTrace.end.publish(ctx);
+          around = tracedCall(ctx, t.scope);
         }
       }
       inner?.started?.(job, index, attempt);
+      return around;
     },
     retried(job, index, attempt, error, delayMs) {
       const t = tracked.size === 0 ? undefined : tracked.get(index);

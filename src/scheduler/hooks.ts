@@ -23,12 +23,22 @@ export interface JobHooks<J = unknown> {
 }
 
 /**
+ * Runs an attempt's worker call (`fn(...args)`) inside whatever scope the hooks want (the events
+ * publisher: the job's `sluice:job` start stores, in the async context the job was accepted in),
+ * returning what `fn` returns. Only the synchronous call is wrapped: the pool's own callbacks on
+ * the worker's promise stay outside, so they never run in one job's scope.
+ */
+export type AroundWorker = <A extends unknown[], T>(fn: (...args: A) => T, ...args: A) => T;
+
+/**
  * The hooks as pools call them: `accepted` returns true when the job's later events are wanted,
  * and a pool calls started/retried/settled only for such jobs — so an unobserved job costs one
- * call (the events publisher returns false while nobody listens).
+ * call (the events publisher returns false while nobody listens). `started` may return an
+ * {@link AroundWorker} through which the pool then calls that attempt's worker.
  */
-export interface CoreHooks<J = unknown> extends Omit<JobHooks<J>, 'accepted'> {
+export interface CoreHooks<J = unknown> extends Omit<JobHooks<J>, 'accepted' | 'started'> {
   accepted(job: J, index: number): boolean;
+  started?(job: J, index: number, attempt: number): AroundWorker | undefined;
 }
 
 /** The option key under which a pool takes its hooks (a symbol: not part of the public options). */
@@ -52,6 +62,14 @@ export function guardedHooks<J>(hooks: JobHooks<J> | undefined): CoreHooks<J> | 
         process.emitWarning(`sluice: the ${name} hook threw and was dropped: ${String(error)}`);
       }
       return true;
+    };
+  }
+  // A user's `started` returns nothing: wrap it so the pool sees no AroundWorker.
+  const started = guarded.started as ((...args: unknown[]) => unknown) | undefined;
+  if (started !== undefined) {
+    guarded.started = (job, index, attempt) => {
+      started(job, index, attempt);
+      return undefined;
     };
   }
   return guarded;

@@ -48,4 +48,18 @@ describe('postgres migrate()', () => {
     expect(rows[0].n).toBe(2);
     await pool.query(`DROP TABLE "${table}", "${table}_dead"`);
   });
+
+  it('a dead-letter table without the headers column gains it, keeping its letters', async () => {
+    const table = uniqueTable('migratedlh');
+    await migrate(pool, table);
+    await pool.query(`ALTER TABLE "${table}_dead" DROP COLUMN headers`);
+    await pool.query(
+      `INSERT INTO "${table}_dead" (id, body, deliveries, error, created_at) VALUES (7, $1, 1, 'old', now())`,
+      [Buffer.from('{"old":1}')],
+    );
+    await migrate(pool, table);
+    const { rows } = await pool.query(`SELECT id::int, headers FROM "${table}_dead"`);
+    expect(rows).toEqual([{ id: 7, headers: null }]);
+    await pool.query(`DROP TABLE "${table}", "${table}_dead"`);
+  });
 });

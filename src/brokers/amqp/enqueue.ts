@@ -6,6 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import type { ConfirmChannel } from 'amqplib';
 import { invalidOption } from '../../internal/options.js';
+import { tracedEnqueue } from '../../observability/enqueue-channel.js';
 import {
   checkEnqueue,
   type EnqueueOptions,
@@ -55,28 +56,30 @@ export async function enqueue(
   payload: unknown,
   options?: EnqueueOptions,
 ): Promise<EnqueueResult> {
-  const { delay, key, headers } = checkEnqueue(target, '{ channel, queue }', options);
+  const { delay, key, headers: checked } = checkEnqueue(target, '{ channel, queue }', options);
   if (key !== undefined) {
     invalidOption('key', key, 'nothing: RabbitMQ has no message deduplication');
   }
   const { channel, queue } = target;
-  const to = delay > 0 ? await delayQueue(channel, queue, retryBucket(delay)) : queue;
-  const messageId = randomUUID();
-  const json = !(payload instanceof Uint8Array) && typeof payload !== 'string';
-  await new Promise<void>((resolve, reject) => {
-    channel.sendToQueue(
-      to,
-      encodePayload(payload),
-      {
-        persistent: true,
-        messageId,
-        ...(json ? { contentType: 'application/json' } : {}),
-        ...(headers.length > 0 ? { headers: Object.fromEntries(headers) } : {}),
-      },
-      (err) => (err ? reject(err) : resolve()),
-    );
+  return tracedEnqueue('rabbitmq', queue, checked, async (headers) => {
+    const to = delay > 0 ? await delayQueue(channel, queue, retryBucket(delay)) : queue;
+    const messageId = randomUUID();
+    const json = !(payload instanceof Uint8Array) && typeof payload !== 'string';
+    await new Promise<void>((resolve, reject) => {
+      channel.sendToQueue(
+        to,
+        encodePayload(payload),
+        {
+          persistent: true,
+          messageId,
+          ...(json ? { contentType: 'application/json' } : {}),
+          ...(headers.length > 0 ? { headers: Object.fromEntries(headers) } : {}),
+        },
+        (err) => (err ? reject(err) : resolve()),
+      );
+    });
+    return { id: messageId, deduplicated: false };
   });
-  return { id: messageId, deduplicated: false };
 }
 
 async function delayQueue(channel: ConfirmChannel, queue: string, ms: number): Promise<string> {

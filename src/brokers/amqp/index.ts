@@ -42,7 +42,12 @@ import { LeaseLostError, NotConnectedError, UnroutableError } from '../../errors
 import { invalidOption, nonEmptyString, numberAtLeast } from '../../internal/options.js';
 import { errorMessage, errorName, errorStringCode } from '../dead-letter.js';
 import { sleep, wakeAll } from '../sleep.js';
-import { type BrokerMessage, type BrokerSource, closedError } from '../source.js';
+import {
+  type BrokerMessage,
+  type BrokerSource,
+  closedError,
+  type MessagingTarget,
+} from '../source.js';
 import {
   BROKER_LIMITS,
   type CommonSourceOptions,
@@ -167,6 +172,7 @@ export async function amqpSource(opts: AmqpSourceOptions): Promise<AmqpSource> {
 
 /** See the module doc. Build one with {@link amqpSource}. */
 export class AmqpSource implements BrokerSource<AmqpMessage> {
+  readonly messaging: MessagingTarget;
   readonly #link: AmqpLink;
   readonly #queue: string;
   readonly #dlx: string;
@@ -190,6 +196,7 @@ export class AmqpSource implements BrokerSource<AmqpMessage> {
   constructor(link: AmqpLink, opts: AmqpSourceOptions) {
     this.#link = link;
     this.#queue = opts.queue;
+    this.messaging = { system: 'rabbitmq', destination: opts.queue };
     this.#dlx = opts.deadLetterExchange ?? `${opts.queue}.dlx`;
     this.#fetchWait = opts.fetchWait ?? SOURCE_DEFAULTS.fetchWait;
     this.#prefetch = opts.prefetch;

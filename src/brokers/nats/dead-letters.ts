@@ -14,8 +14,8 @@
  *   leaves the letter dead and its copy queued. The copy carries `Nats-Msg-Id:
  *   sluice-replay:<dead stream>:<seq>`, so replaying that letter again within the work stream's
  *   duplicate window (2 min by default) stores no second copy. The copy is a new stream message:
- *   the server's delivery count starts at 1. Headers the original had are not in the letter
- *   (the source does not copy them), so the copy has none.
+ *   the server's delivery count starts at 1. The producer's headers the letter kept (the
+ *   source copies them after its own, where they fit under `max_payload`) go on the copy.
  * - purge: `'all'` is one stream purge (atomic); ids and filters delete letter by letter.
  *
  * @module
@@ -28,7 +28,7 @@ import {
   jetstream,
   jetstreamManager,
 } from '@nats-io/jetstream';
-import type { NatsConnection } from '@nats-io/transport-node';
+import { type NatsConnection, headers as natsHeaders } from '@nats-io/transport-node';
 import { invalidOption, nonEmptyString } from '../../internal/options.js';
 import {
   badCursor,
@@ -126,6 +126,8 @@ class NatsDeadLetters implements DeadLetters, PagedStore {
   readonly #jsm: JetStreamManager;
   readonly #js: JetStreamClient;
   readonly #n: Names;
+  /** The producer's headers of each letter this object listed (for `replay`). */
+  readonly #producerHeaders = new WeakMap<DeadLetter, [string, string][]>();
 
   constructor(
     nc: NatsConnection,
@@ -179,6 +181,7 @@ class NatsDeadLetters implements DeadLetters, PagedStore {
         letters.map((l) =>
           this.#js.publish(this.#n.subject, l.body, {
             msgID: `sluice-replay:${this.#n.dead}:${l.id}`,
+            ...this.#replayHeaders(l),
           }),
         ),
       );
@@ -210,19 +213,29 @@ class NatsDeadLetters implements DeadLetters, PagedStore {
     return done.filter(Boolean).length;
   }
 
+  /** The producer's headers the letter kept, for its copy. */
+  #replayHeaders(letter: DeadLetter): { headers?: ReturnType<typeof natsHeaders> } {
+    const kept = this.#producerHeaders.get(letter);
+    if (kept === undefined) return {};
+    const h = natsHeaders();
+    for (const [name, value] of kept) h.set(name, value);
+    return { headers: h };
+  }
+
   #get(seq: number): Promise<StoredMsg | null> {
     return this.#jsm.streams.getMessage(this.#n.dead, { seq });
   }
 
   #letter(m: StoredMsg): DeadLetter {
     const h = (key: string) => m.header?.get(key) || undefined;
+    const own = (m.header?.keys() ?? []).filter((name) => !/^(nats|sluice)-/i.test(name));
     // Sluice-Source is `<stream>:<sequence>:<subject>`.
     const source = h('Sluice-Source');
     const prefix = `${this.#n.stream}:`;
     const messageId = source?.startsWith(prefix)
       ? source.slice(prefix.length).split(':')[0]
       : undefined;
-    return {
+    const letter: DeadLetter = {
       id: String(m.seq),
       messageId,
       body: m.data,
@@ -232,5 +245,11 @@ class NatsDeadLetters implements DeadLetters, PagedStore {
       firstFailedAt: undefined,
       lastFailedAt: m.time,
     };
+    if (own.length > 0)
+      this.#producerHeaders.set(
+        letter,
+        own.map((n) => [n, m.header!.get(n)]),
+      );
+    return letter;
   }
 }

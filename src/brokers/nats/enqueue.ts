@@ -6,6 +6,7 @@
 import { jetstream } from '@nats-io/jetstream';
 import { type NatsConnection, headers as natsHeaders } from '@nats-io/transport-node';
 import { numberAtLeast } from '../../internal/options.js';
+import { tracedEnqueue } from '../../observability/enqueue-channel.js';
 import {
   checkEnqueue,
   type EnqueueOptions,
@@ -63,15 +64,18 @@ export async function enqueue(
   payload: unknown,
   options?: EnqueueOptions,
 ): Promise<EnqueueResult> {
-  const { delay, key, headers } = checkEnqueue(target, '{ connection, subject }', options);
+  const { delay, key, headers: checked } = checkEnqueue(target, '{ connection, subject }', options);
   const timeout = numberAtLeast('timeout', target.timeout, 1, { unit: 'ms' }) ?? 5000;
-  const h = natsHeaders();
-  for (const [name, value] of headers) h.set(name, value);
-  if (delay > 0) h.set(DELAY_HEADER, String(Math.ceil(delay)));
-  const ack = await jetstream(target.connection).publish(target.subject, encodePayload(payload), {
-    timeout,
-    ...(h.keys().length > 0 ? { headers: h } : {}),
-    ...(key === undefined ? {} : { msgID: key }),
+  return tracedEnqueue('nats', target.subject, checked, async (headers) => {
+    const h = natsHeaders();
+    for (const [name, value] of headers) h.set(name, value);
+    if (delay > 0) h.set(DELAY_HEADER, String(Math.ceil(delay)));
+    const body = encodePayload(payload);
+    const ack = await jetstream(target.connection).publish(target.subject, body, {
+      timeout,
+      ...(h.keys().length > 0 ? { headers: h } : {}),
+      ...(key === undefined ? {} : { msgID: key }),
+    });
+    return { id: String(ack.seq), deduplicated: ack.duplicate };
   });
-  return { id: String(ack.seq), deduplicated: ack.duplicate };
 }

@@ -7,7 +7,12 @@ import type { Consumer, JetStreamClient, JsMsg } from '@nats-io/jetstream';
 import { headers, type NatsConnection } from '@nats-io/transport-node';
 import { LeaseLostError } from '../../errors.js';
 import { errorMessage, errorName, errorStringCode } from '../dead-letter.js';
-import { type BrokerMessage, type BrokerSource, closedError } from '../source.js';
+import {
+  type BrokerMessage,
+  type BrokerSource,
+  closedError,
+  type MessagingTarget,
+} from '../source.js';
 import type { CommonSourceOptions } from '../source-options.js';
 import { DELAY_HEADER } from './enqueue.js';
 import { fitHeaders, headerValue, producerHeaders } from './headers.js';
@@ -65,6 +70,7 @@ const TERM = new TextEncoder().encode('+TERM');
 /** See the module doc. Build one with `natsSource()`. */
 export class NatsSource implements BrokerSource<NatsMessage> {
   readonly heartbeatInterval: number;
+  readonly messaging: MessagingTarget;
   readonly #nc: NatsConnection;
   readonly #owned: boolean;
   readonly #js: JetStreamClient;
@@ -94,6 +100,7 @@ export class NatsSource implements BrokerSource<NatsMessage> {
     this.#owned = owned;
     this.#js = js;
     this.#o = o;
+    this.messaging = { system: 'nats', destination: o.subject, consumerGroup: o.consumer };
     this.heartbeatInterval = Math.max(100, Math.floor(o.lease / 3));
     this.#leaseMs = o.lease - Math.min(1000, o.lease / 20);
     this.#puller = new NatsPuller(consumer, o.fetchWait);
@@ -148,6 +155,8 @@ export class NatsSource implements BrokerSource<NatsMessage> {
       ['Sluice-Error-Code', code === undefined ? '' : headerValue(code)],
       ['Sluice-Error-Name', headerValue(errorName(error))],
       ['Sluice-Error', headerValue(errorMessage(error))],
+      // Last: the producer's own headers (its trace context, say), kept where they fit.
+      ...Object.entries(producerHeaders(message.raw).headers ?? {}),
     ];
     const room = (this.#nc.info?.max_payload ?? Number.POSITIVE_INFINITY) - message.body.length;
     const h = headers();

@@ -10,8 +10,9 @@
  * - replay: one statement per 100 letters, `DELETE … RETURNING` from the dead table feeding an
  *   `INSERT` into the queue table — one transaction, so a replay killed at any point neither
  *   loses nor duplicates a letter. The row goes back under its old id with `deliveries = 0`
- *   (the next claim makes it 1), `run_at = now()` and its original `created_at`; the insert
- *   trigger wakes idle consumers.
+ *   (the next claim makes it 1), `run_at = now()`, its original `created_at` and its producer's
+ *   `headers` (kept in the dead table's `headers` column); the insert trigger wakes idle
+ *   consumers.
  * - purge: `'all'` is one `DELETE` (atomic); ids one `DELETE … WHERE id = ANY(…)` per 100;
  *   a filter deletes the matching letters page by page (not atomic as a whole).
  *
@@ -155,8 +156,9 @@ class PostgresDeadLetters implements DeadLetters, PagedStore {
       // One statement: the rows leave the dead table only together with their insert.
       const { rowCount } = await this.#pool.query(
         `WITH moved AS (DELETE FROM ${this.#dead} WHERE id = ANY($1::bigint[])
-                        RETURNING id, body, created_at)
-         INSERT INTO ${this.#queue} (id, body, created_at) SELECT id, body, created_at FROM moved`,
+                        RETURNING id, body, created_at, headers)
+         INSERT INTO ${this.#queue} (id, body, created_at, headers)
+         SELECT id, body, created_at, headers FROM moved`,
         [letters.map((l) => l.id)],
       );
       return rowCount ?? 0;

@@ -4,6 +4,7 @@
  * @module
  */
 import type pg from 'pg';
+import { tracedEnqueue } from '../../observability/enqueue-channel.js';
 import {
   checkEnqueue,
   type EnqueueOptions,
@@ -46,18 +47,20 @@ export async function enqueue(
   payload: unknown,
   options?: EnqueueOptions,
 ): Promise<EnqueueResult> {
-  const { delay, key, headers } = checkEnqueue(target, '{ db, table }', options);
+  const { delay, key, headers: checked } = checkEnqueue(target, '{ db, table }', options);
   const sql = queueSql(target.table, 'table');
-  const { rows } = await target.db.query<{ id: string; deduplicated: boolean }>(sql.enqueue, [
-    encodePayload(payload),
-    delay,
-    key ?? null,
-    headers.length === 0 ? null : JSON.stringify(Object.fromEntries(headers)),
-  ]);
-  const row = rows[0];
-  return row === undefined
-    ? { id: undefined, deduplicated: true }
-    : { id: row.id, deduplicated: row.deduplicated };
+  return tracedEnqueue('postgresql', target.table, checked, async (headers) => {
+    const { rows } = await target.db.query<{ id: string; deduplicated: boolean }>(sql.enqueue, [
+      encodePayload(payload),
+      delay,
+      key ?? null,
+      headers.length === 0 ? null : JSON.stringify(Object.fromEntries(headers)),
+    ]);
+    const row = rows[0];
+    return row === undefined
+      ? { id: undefined, deduplicated: true }
+      : { id: row.id, deduplicated: row.deduplicated };
+  });
 }
 
 /**

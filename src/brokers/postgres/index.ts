@@ -25,7 +25,12 @@ import { argument, MAX_TIMER_MS } from '../../internal/options.js';
 import { connectTimeoutError, redactUrl } from '../connect-deadline.js';
 import { Batcher } from '../consumer-batch.js';
 import { errorCode, errorMessage, errorName, errorText } from '../dead-letter.js';
-import { type BrokerMessage, type BrokerSource, closedError } from '../source.js';
+import {
+  type BrokerMessage,
+  type BrokerSource,
+  closedError,
+  type MessagingTarget,
+} from '../source.js';
 import {
   BROKER_LIMITS,
   type CommonSourceOptions,
@@ -105,6 +110,7 @@ interface Row {
 export class PostgresQueueSource implements BrokerSource<PostgresMessage> {
   readonly table: string;
   readonly heartbeatInterval: number;
+  readonly messaging: MessagingTarget;
   readonly #pool: pg.Pool;
   readonly #ownsPool: boolean;
   readonly #sql: QueueSql;
@@ -123,6 +129,7 @@ export class PostgresQueueSource implements BrokerSource<PostgresMessage> {
     this.#ownsPool = ownsPool;
     this.#listener = listener;
     this.table = o.table;
+    this.messaging = { system: 'postgresql', destination: o.table };
     this.#sql = queueSql(o.table);
     this.#lease = o.lease ?? SOURCE_DEFAULTS.lease;
     this.#fetchWait = o.fetchWait ?? SOURCE_DEFAULTS.fetchWait;

@@ -50,7 +50,9 @@ export function queueSql(table: string, label: Label = 'table'): QueueSql {
         AND (SELECT count(*) FROM pg_attribute WHERE attname = 'first_failed_at' AND NOT attisdropped
              AND attrelid IN (to_regclass('${t}'), to_regclass('${dead}'))) = 2
         AND EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass('${t}')
-                    AND attname = 'dedup_key' AND NOT attisdropped) AS ready`,
+                    AND attname = 'dedup_key' AND NOT attisdropped)
+        AND EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass('${dead}')
+                    AND attname = 'headers' AND NOT attisdropped) AS ready`,
     migrate: `
       SELECT pg_advisory_xact_lock(hashtext('sluice.migrate.${table}'));
       CREATE TABLE IF NOT EXISTS ${t} (
@@ -82,6 +84,9 @@ export function queueSql(table: string, label: Label = 'table'): QueueSql {
       -- made before it existed too.
       ALTER TABLE ${t} ADD COLUMN IF NOT EXISTS first_failed_at timestamptz;
       ALTER TABLE ${dead} ADD COLUMN IF NOT EXISTS first_failed_at timestamptz;
+      -- The producer's headers, kept by a dead letter and given back by its replay (a nullable
+      -- column without a default: adding it rewrites nothing).
+      ALTER TABLE ${dead} ADD COLUMN IF NOT EXISTS headers jsonb;
       CREATE OR REPLACE FUNCTION "${table}_notify"() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN PERFORM pg_notify('${channel}', ''); RETURN NULL; END $$;
       DROP TRIGGER IF EXISTS "${table}_notify" ON ${t};
@@ -112,9 +117,10 @@ export function queueSql(table: string, label: Label = 'table'): QueueSql {
       SELECT pg_notify('${channel}', '') FROM r`,
     deadLetter: `
       WITH gone AS (DELETE FROM ${t} WHERE id = $1 AND lease_token = $2
-                    RETURNING id, body, deliveries, created_at, first_failed_at)
-      INSERT INTO ${dead} (id, body, deliveries, error, code, created_at, first_failed_at)
-      SELECT id, body, deliveries, $3, $4, created_at, coalesce(first_failed_at, now()) FROM gone
+                    RETURNING id, body, deliveries, created_at, first_failed_at, headers)
+      INSERT INTO ${dead} (id, body, deliveries, error, code, created_at, first_failed_at, headers)
+      SELECT id, body, deliveries, $3, $4, created_at, coalesce(first_failed_at, now()), headers
+      FROM gone
       ON CONFLICT (id) DO UPDATE SET error = EXCLUDED.error, failed_at = now()`,
     // A key held by a row that a concurrent producer has just committed is not visible to this
     // statement's snapshot: then no id comes back, and the result is deduplicated, id unknown.

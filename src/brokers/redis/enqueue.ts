@@ -4,6 +4,7 @@
  * @module
  */
 import { randomUUID } from 'node:crypto';
+import { tracedEnqueue } from '../../observability/enqueue-channel.js';
 import {
   checkEnqueue,
   type EnqueueOptions,
@@ -55,22 +56,24 @@ export async function enqueue(
   payload: unknown,
   options?: EnqueueOptions,
 ): Promise<EnqueueResult> {
-  const { delay, key, headers } = checkEnqueue(target, '{ client, stream }', options);
+  const { delay, key, headers: checked } = checkEnqueue(target, '{ client, stream }', options);
   const { stream, client } = target;
   const field = target.field ?? 'body';
   const names = delayKeys(stream);
-  const reply = (await evalScript(
-    client,
-    ENQUEUE,
-    [stream, names.delayed, names.data, key === undefined ? stream : names.keyPrefix + key],
-    [
-      field,
-      encodePayload(payload),
-      String(Math.ceil(delay)),
-      key ?? '',
-      randomUUID(),
-      ...headers.flat(),
-    ],
-  )) as [unknown, unknown];
-  return { id: String(reply[0]), deduplicated: Number(reply[1]) === 1 };
+  return tracedEnqueue('redis', stream, checked, async (headers) => {
+    const reply = (await evalScript(
+      client,
+      ENQUEUE,
+      [stream, names.delayed, names.data, key === undefined ? stream : names.keyPrefix + key],
+      [
+        field,
+        encodePayload(payload),
+        String(Math.ceil(delay)),
+        key ?? '',
+        randomUUID(),
+        ...headers.flat(),
+      ],
+    )) as [unknown, unknown];
+    return { id: String(reply[0]), deduplicated: Number(reply[1]) === 1 };
+  });
 }

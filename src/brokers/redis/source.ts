@@ -9,7 +9,12 @@ import { RESP_TYPES, type RedisClientType } from 'redis';
 import { LeaseLostError } from '../../errors.js';
 import { Batcher } from '../consumer-batch.js';
 import { errorCode, errorMessage, errorName, errorText } from '../dead-letter.js';
-import { type BrokerMessage, type BrokerSource, closedError } from '../source.js';
+import {
+  type BrokerMessage,
+  type BrokerSource,
+  closedError,
+  type MessagingTarget,
+} from '../source.js';
 import { type CommonSourceOptions, SOURCE_DEFAULTS } from '../source-options.js';
 import { FIRST_FAILURE_TTL, firstFailureKey } from './dead-letters.js';
 import { delayKeys, PROMOTE, RELEASE_KEY } from './enqueue-scripts.js';
@@ -85,6 +90,7 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
   readonly consumer: string;
   readonly deadLetterStream: string;
   readonly heartbeatInterval: number;
+  readonly messaging: MessagingTarget;
   readonly #cmd: AnyRedisClient;
   readonly #read: AnyRedisClient;
   readonly #ownsCmd: boolean;
@@ -119,6 +125,7 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
     this.consumer =
       o.consumer ?? `${hostname()}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
     this.deadLetterStream = o.deadLetterStream ?? `${o.stream}:dead`;
+    this.messaging = { system: 'redis', destination: o.stream, consumerGroup: o.group };
     this.#field = o.field ?? 'body';
     this.#block = o.fetchWait ?? SOURCE_DEFAULTS.fetchWait;
     this.#lease = o.lease ?? SOURCE_DEFAULTS.lease;
