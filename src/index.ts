@@ -29,6 +29,7 @@ export {
   NotConnectedError,
   PoolClosedError,
   QueueFullError,
+  SelfDeadlockError,
   SluiceError,
   type SluiceErrorCode,
   TimeoutError,
@@ -69,6 +70,15 @@ export {
   SLUICE_JOB_SETTLED,
   SLUICE_POOL_STATE,
 } from './observability/channels.js';
+export {
+  type JobStuckMessage,
+  type JobZombieMessage,
+  SLUICE_JOB_STUCK,
+  SLUICE_JOB_ZOMBIE,
+  type StuckJob,
+  type WatchdogOptions,
+  type ZombieJob,
+} from './observability/watchdog.js';
 export {
   Pipeline,
   type PipelineOptions,

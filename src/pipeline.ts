@@ -17,6 +17,13 @@ import {
 } from './internal/options.js';
 import { type EngineGates, notAnObject, PullEngine } from './internal/pull-engine.js';
 import { publishingHooks } from './observability/publisher.js';
+import {
+  type StuckJob,
+  Watchdog,
+  type WatchdogOptions,
+  watchdogOptions,
+  type ZombieJob,
+} from './observability/watchdog.js';
 import type { Result } from './result.js';
 import { engineGates } from './run-pool.js';
 import { type Percentiles, StatsRecorder } from './stats.js';
@@ -46,6 +53,11 @@ export interface StageOptions<T = unknown> extends GateOptions<T> {
   ordered?: boolean;
   /** The input's priority in this stage (higher starts first); see `RunPoolOptions.priority`. */
   priority?: (value: T) => number;
+  /**
+   * Opt-in stuck-job watchdog for this stage, as on `Pool` (README "Watchdog"): events name the
+   * stage, and its `stats()` entry lists `stuck` and `zombies` (jobs as the stage's input values).
+   */
+  watchdog?: WatchdogOptions;
 }
 
 /** A stage's counters, from {@link Pipeline.stats}. */
@@ -66,6 +78,10 @@ export interface StageStats {
   runTime: Percentiles;
   /** Failed attempts this stage ran again (its `retry` option). */
   retried: number;
+  /** With the stage's `watchdog` option: its jobs running past `stuckAfter` now. */
+  stuck?: StuckJob[];
+  /** With the stage's `watchdog` option: its zombies past `zombieAfter` now. */
+  zombies?: ZombieJob[];
 }
 
 /** Options of {@link pipeline}. */
@@ -93,12 +109,14 @@ interface StageDef {
   timeout: number | undefined;
   ordered: boolean;
   gates: EngineGates<Envelope> | undefined;
+  watchdog: ReturnType<typeof watchdogOptions>;
 }
 
 interface LiveStage {
   def: StageDef;
   engine: PullEngine<Envelope, unknown>;
   stats: StatsRecorder;
+  watchdog: Watchdog | undefined;
 }
 
 function isRunner(value: unknown): value is StageRunner<unknown, unknown> {
@@ -198,7 +216,7 @@ export class Pipeline<J, T> implements AsyncIterable<Result<J, T>> {
       const s = stage.stats.snapshot(concurrency, stage.engine.running, 0);
       const queued = i === 0 ? 0 : (all[i - 1] as LiveStage).engine.buffered;
       const failed = s.failed + s.timedOut + s.canceled + s.crashed;
-      return {
+      const entry: StageStats = {
         name: stage.def.name,
         concurrency,
         running: stage.engine.running,
@@ -210,6 +228,8 @@ export class Pipeline<J, T> implements AsyncIterable<Result<J, T>> {
         retried: s.retried,
         runTime: s.runTime,
       };
+      if (stage.watchdog !== undefined) Object.assign(entry, stage.watchdog.snapshot());
+      return entry;
     });
   }
 
@@ -265,6 +285,7 @@ export class Pipeline<J, T> implements AsyncIterable<Result<J, T>> {
       timeout: optionalDuration(`${name}.timeout`, opts.timeout),
       ordered: optionalBoolean(`${name}.ordered`, opts.ordered) ?? false,
       gates: stageGates(opts, name),
+      watchdog: watchdogOptions(opts.watchdog, `${name}.`),
     };
   }
 
@@ -273,6 +294,8 @@ export class Pipeline<J, T> implements AsyncIterable<Result<J, T>> {
     let upstream: Iterable<Envelope> | AsyncIterable<Envelope> = envelopes(this.#source);
     for (const def of this.#defs) {
       const stats = new StatsRecorder(def.concurrency);
+      const watchdog = def.watchdog && new Watchdog(def.watchdog, def.name, 'stage');
+      const view = (env: Envelope): unknown => env.value;
       const engine = new PullEngine<Envelope, unknown>(upstream, this.#stageWorker(def), {
         concurrency: def.concurrency,
         adaptive: def.adaptive,
@@ -283,10 +306,17 @@ export class Pipeline<J, T> implements AsyncIterable<Result<J, T>> {
         stats,
         bypass: (env: Envelope) => env.failure !== undefined,
         gates: def.gates,
-        hooks: publishingHooks<Envelope>(def.name, 'stage', undefined, (env) => env.value),
+        hooks: publishingHooks<Envelope>(
+          def.name,
+          'stage',
+          watchdog?.hooks<Envelope>(undefined, view),
+          view,
+        ),
         events: { name: def.name, kind: 'stage' },
+        watchdog,
+        view,
       });
-      live.push({ def, engine, stats });
+      live.push({ def, engine, stats, watchdog });
       upstream = forward(engine, def.name);
     }
     return live;

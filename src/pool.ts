@@ -1,5 +1,11 @@
 import type { TransferListItem } from 'node:worker_threads';
-import { AbortError, abortErrorFrom, PoolClosedError, toError } from './errors.js';
+import {
+  AbortError,
+  abortErrorFrom,
+  PoolClosedError,
+  SelfDeadlockError,
+  toError,
+} from './errors.js';
 import { type AdaptiveConcurrency, adaptiveOf, feedLimit } from './gates/adaptive.js';
 import { type GateOptions, type Gates, gateOptions, keyOf } from './gates/gate-options.js';
 import { PriorityQueue } from './gates/priority-queue.js';
@@ -11,7 +17,9 @@ import {
   type JobContext,
   type JobOwner,
   JobRun,
+  LINGER,
   SETTLE,
+  startWorker,
   type WorkerFunction,
 } from './internal/job-run.js';
 import {
@@ -21,6 +29,7 @@ import {
   invalidOption,
   nonEmptyString,
   nonNegativeInt,
+  optionalBoolean,
   optionalDeadline,
   optionalDuration,
   optionalSignal,
@@ -39,9 +48,16 @@ import {
 } from './internal/wait-list.js';
 import { type PoolKind, publishPoolState } from './observability/channels.js';
 import { KIND, publishingHooks } from './observability/publisher.js';
+import {
+  Watchdog,
+  type WatchdogOptions,
+  type WatchdogStats,
+  watchdogOptions,
+} from './observability/watchdog.js';
 import { makeResult, type Result } from './result.js';
 import { EXECUTOR, type Executor, RELEASE_QUEUED } from './scheduler/executor.js';
 import { type CoreHooks, guardedHooks, HOOKS, type JobHooks } from './scheduler/hooks.js';
+import { DeadlockGuard, deadlockStorageActive, outsideJobs } from './scheduler/self-deadlock.js';
 import { type GateSnapshot, outcomeOf, type PoolStats, StatsRecorder } from './stats.js';
 
 /** Options of {@link Pool}: the pool's own, and the gates (`retry`, `rate`, `key`, `perKey`). */
@@ -66,6 +82,21 @@ export interface PoolOptions<J = unknown> extends GateOptions<J> {
    * Default `'pool'` (`'thread-pool'` for a ThreadPool, `'consume'` for a consumer).
    */
   name?: string;
+  /**
+   * Opt-in stuck-job watchdog (README "Watchdog"): jobs running longer than `stuckAfter` ms, and
+   * "zombies" — jobs whose signal aborted (timeout, cancel, abort) whose worker has not returned
+   * `zombieAfter` ms later — are published once each on `sluice:job:stuck` / `sluice:job:zombie`
+   * and listed live in `stats().stuck` / `stats().zombies`. One unref'd timer per pool while
+   * jobs run. Default: off (no cost).
+   */
+  watchdog?: WatchdogOptions;
+  /**
+   * Fail, instead of hanging, a worker's `submit`/`run` on this same pool that could never be
+   * served: every running job's worker already waits on this pool (README "Self-deadlock
+   * detection"). The call rejects with `SelfDeadlockError` (`ERR_SELF_DEADLOCK`). Default false:
+   * it uses AsyncLocalStorage, which on Node 20 slows every promise in the process.
+   */
+  detectDeadlock?: boolean;
 }
 
 /** Options of one submission. */
@@ -216,6 +247,10 @@ export class Pool<J, R> implements JobOwner<J, R> {
   #unsubscribePool: (() => void) | undefined;
   readonly #name: string;
   readonly #kind: PoolKind;
+  /** With the `watchdog` option: running jobs and zombies, reported past their thresholds. */
+  readonly #watchdog: Watchdog | undefined;
+  /** With `detectDeadlock`: which running jobs' workers wait on this pool. */
+  readonly #guard: DeadlockGuard | undefined;
 
   /**
    * @throws TypeError/RangeError naming the option when an option is invalid.
@@ -232,10 +267,16 @@ export class Pool<J, R> implements JobOwner<J, R> {
     this.#gates = gateOptions(opts);
     this.#kind = (opts as { [KIND]?: PoolKind })[KIND] ?? 'pool';
     this.#name = opts.name === undefined ? this.#kind : nonEmptyString('name', opts.name);
+    const limits = watchdogOptions(opts.watchdog);
+    this.#watchdog = limits && new Watchdog(limits, this.#name, this.#kind);
+    this.#guard = optionalBoolean('detectDeadlock', opts.detectDeadlock)
+      ? new DeadlockGuard()
+      : undefined;
+    const hooks = guardedHooks((opts as { [HOOKS]?: JobHooks<J> })[HOOKS]);
     this.#hooks = publishingHooks(
       this.#name,
       this.#kind,
-      guardedHooks((opts as { [HOOKS]?: JobHooks<J> })[HOOKS]),
+      this.#watchdog === undefined ? hooks : this.#watchdog.hooks(hooks),
     );
     const executor = (opts as { [EXECUTOR]?: Executor<J, R> })[EXECUTOR];
     this.#executor = executor;
@@ -282,11 +323,17 @@ export class Pool<J, R> implements JobOwner<J, R> {
       return Promise.resolve(this.#accept(job, signal, priority, performance.now(), transfer));
     }
     if (signal?.aborted) return Promise.reject(abortErrorFrom(signal));
-    return park<Task<J, R>, Submitter<J, R>>(
+    const caller = this.#guard && this.#caller();
+    if (caller !== undefined && this.#wouldDeadlock(caller)) {
+      return Promise.reject(new SelfDeadlockError(this.#slots.running));
+    }
+    const parked = park<Task<J, R>, Submitter<J, R>>(
       this.#submitters,
       { job, signal, priority, transfer },
       signal,
     );
+    if (caller !== undefined) this.#waitOn(caller, parked);
+    return parked;
   }
 
   /**
@@ -317,9 +364,48 @@ export class Pool<J, R> implements JobOwner<J, R> {
    *   `PoolClosedError` when the pool no longer accepts jobs.
    */
   async run(job: J, opts?: SubmitOptions): Promise<R> {
+    const caller = this.#guard && this.#caller();
+    if (caller !== undefined) return this.#runFrom(caller, job, opts);
     const result = await (await this.submit(job, opts)).result;
     if (result.ok) return result.value;
     throw result.error;
+  }
+
+  /** `run` called by a worker of this pool (`detectDeadlock`): it waits for the result. */
+  #runFrom(caller: PendingRun<J, R>, job: J, opts: SubmitOptions | undefined): Promise<R> {
+    // With every slot held by workers waiting on this pool, the job could never start.
+    if (this.#wouldDeadlock(caller)) {
+      return Promise.reject(new SelfDeadlockError(this.#slots.running));
+    }
+    const outcome = this.submit(job, opts).then(async (task) => {
+      const result = await task.result;
+      if (result.ok) return result.value;
+      throw result.error;
+    });
+    return this.#waitOn(caller, outcome);
+  }
+
+  /** The running job of this pool whose worker makes the current call (`detectDeadlock`). */
+  #caller(): PendingRun<J, R> | undefined {
+    const attempt = (this.#guard as DeadlockGuard).current();
+    if (!(attempt instanceof PendingRun) || attempt.settled || attempt.workerId < 0) return;
+    return this.#slots.holds(attempt.workerId, attempt) ? attempt : undefined;
+  }
+
+  /** Whether `caller` waiting on this pool now would complete a self-deadlock (see module). */
+  #wouldDeadlock(caller: PendingRun<J, R>): boolean {
+    const saturated =
+      !this.#paused && this.#timeout === undefined && this.#slots.running >= this.#slots.limit;
+    return (this.#guard as DeadlockGuard).wouldDeadlock(caller, this.#slots.running, saturated);
+  }
+
+  /** Counts `caller` as waiting on this pool until `wait` settles. */
+  #waitOn<T>(caller: PendingRun<J, R>, wait: Promise<T>): Promise<T> {
+    const guard = this.#guard as DeadlockGuard;
+    guard.begin(caller);
+    const end = () => guard.end(caller);
+    wait.then(end, end);
+    return wait;
   }
 
   /** Stops intake: later (and still-waiting) submits reject with `PoolClosedError`. Idempotent. */
@@ -433,6 +519,7 @@ export class Pool<J, R> implements JobOwner<J, R> {
       this.#gateSnapshot(),
     );
     if (this.#adaptive !== undefined) stats.limit = this.#adaptive.stats();
+    if (this.#watchdog !== undefined) Object.assign(stats, this.#watchdog.snapshot());
     return stats;
   }
 
@@ -539,8 +626,12 @@ export class Pool<J, R> implements JobOwner<J, R> {
     run.startedAt = now;
     this.#stats.recordStart(now, now - run.queuedAt);
     if (run.observed) this.#hooks?.started?.(run.job, run.index, run.attempt);
-    if (this.#execute === undefined) run.start(this.#worker, workerId, this.#timeout);
-    else run.execute(this.#execute, workerId, this.#timeout);
+    if (this.#execute !== undefined) run.execute(this.#execute, workerId, this.#timeout);
+    else if (this.#guard !== undefined) {
+      this.#guard.enter(run, startWorker, run, this.#worker, workerId, this.#timeout);
+    } else if (deadlockStorageActive()) {
+      outsideJobs(startWorker, run, this.#worker, workerId, this.#timeout);
+    } else run.start(this.#worker, workerId, this.#timeout);
   }
 
   #cancelOne(run: PendingRun<J, R>, signal: AbortSignal): void {
@@ -591,6 +682,13 @@ export class Pool<J, R> implements JobOwner<J, R> {
     this.#pump();
   }
 
+  /** @internal A canceled job's worker runs on, then returns (the watchdog's zombies). */
+  [LINGER](run: JobRun<J, R>, error: Error | undefined): void {
+    if (this.#watchdog === undefined) return;
+    if (error === undefined) this.#watchdog.returned(run);
+    else this.#watchdog.abandoned(run, run.job, run.index, error);
+  }
+
   /** @internal A job ended (called by its JobRun); the symbol key keeps it off the public API. */
   [SETTLE](run: JobRun<J, R>, error: Error | undefined, value: R | undefined): void {
     const pending = run as PendingRun<J, R>;
@@ -604,6 +702,7 @@ export class Pool<J, R> implements JobOwner<J, R> {
         this.#executor.cancel(pending, error as Error);
       }
       this.#slots.release(pending.workerId);
+      if (this.#guard !== undefined) this.#guard.settled(pending);
       if (pending.key !== undefined) this.#queue.finished(pending, now);
       if (this.#adaptive !== undefined && !pending.canceled) this.#sample(pending, error, now);
     } else {
