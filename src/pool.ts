@@ -48,12 +48,7 @@ import {
 } from './internal/wait-list.js';
 import { type PoolKind, publishPoolState } from './observability/channels.js';
 import { KIND, publishingHooks } from './observability/publisher.js';
-import {
-  Watchdog,
-  type WatchdogOptions,
-  type WatchdogStats,
-  watchdogOptions,
-} from './observability/watchdog.js';
+import { Watchdog, type WatchdogOptions, watchdogOptions } from './observability/watchdog.js';
 import { makeResult, type Result } from './result.js';
 import { EXECUTOR, type Executor, RELEASE_QUEUED } from './scheduler/executor.js';
 import { type CoreHooks, guardedHooks, HOOKS, type JobHooks } from './scheduler/hooks.js';

@@ -31,6 +31,9 @@ export type WorkerFunction<J, R> = (job: J, ctx: JobContext) => R | Promise<R>;
  */
 export const SETTLE: unique symbol = Symbol('sluice.settle');
 
+/** The key of {@link JobOwner}'s optional linger method (not exported from the package). */
+export const LINGER: unique symbol = Symbol('sluice.linger');
+
 /**
  * Whoever runs JobRuns (a PullEngine, a Pool) and hears of each settlement. A prototype method
  * rather than a per-owner closure: optimised code that inlines a closure holds it weakly, so a
@@ -45,9 +48,6 @@ export interface JobOwner<J, R> {
    */
   [LINGER]?(run: JobRun<J, R>, error: Error | undefined): void;
 }
-
-/** The key of {@link JobOwner}'s optional linger method (not exported from the package). */
-export const LINGER: unique symbol = Symbol('sluice.linger');
 
 function isThenable<R>(value: unknown): value is PromiseLike<R> {
   return (

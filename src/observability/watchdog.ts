@@ -10,7 +10,6 @@
  * @module
  */
 import diagnostics from 'node:diagnostics_channel';
-import { performance } from 'node:perf_hooks';
 import { invalidOption, optionalDuration, optionsObject } from '../internal/options.js';
 import type { CoreHooks } from '../scheduler/hooks.js';
 import type { JobEventBase, PoolKind } from './channels.js';
