@@ -103,7 +103,11 @@ describe('watchdog: stuck jobs', () => {
         if (calls === 1) throw new Error('first attempt fails');
         await gate.promise;
       },
-      { concurrency: 1, retry: { attempts: 2, backoff: { initial: 500, jitter: 0 } }, watchdog: { stuckAfter: 1_000 } },
+      {
+        concurrency: 1,
+        retry: { attempts: 2, backoff: { initial: 500, jitter: 0 } },
+        watchdog: { stuckAfter: 1_000 },
+      },
     );
     const task = await pool.submit(0);
     await vi.advanceTimersByTimeAsync(500); // the backoff; the second attempt starts
@@ -213,7 +217,12 @@ describe('watchdog: zombies', () => {
     await pool.submit(2);
     await pool.abort('shutting down');
     await vi.advanceTimersByTimeAsync(300);
-    expect(pool.stats().zombies?.map((z) => z.job).sort()).toEqual([1, 2]);
+    expect(
+      pool
+        .stats()
+        .zombies?.map((z) => z.job)
+        .sort(),
+    ).toEqual([1, 2]);
   });
 });
 
@@ -265,9 +274,7 @@ describe('watchdog: runPool and stages', () => {
     const first = iterator.next();
     await vi.advanceTimersByTimeAsync(500);
     const slow = p.stats().find((s) => s.name === 'slow');
-    expect(slow?.stuck?.map((s) => s.job).sort((a, b) => Number(a) - Number(b))).toEqual([
-      20, 40,
-    ]);
+    expect(slow?.stuck?.map((s) => s.job).sort((a, b) => Number(a) - Number(b))).toEqual([20, 40]);
     expect(p.stats().find((s) => s.name === 'double')?.stuck).toBeUndefined();
     await vi.advanceTimersByTimeAsync(125);
     expect(events.stuck.every((m) => m.name === 'slow' && m.kind === 'stage')).toBe(true);
