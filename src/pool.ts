@@ -52,7 +52,12 @@ import { Watchdog, type WatchdogOptions, watchdogOptions } from './observability
 import { makeResult, type Result } from './result.js';
 import { EXECUTOR, type Executor, RELEASE_QUEUED } from './scheduler/executor.js';
 import { type CoreHooks, guardedHooks, HOOKS, type JobHooks } from './scheduler/hooks.js';
-import { DeadlockGuard, deadlockStorageActive, outsideJobs } from './scheduler/self-deadlock.js';
+import {
+  DeadlockGuard,
+  deadlockStorageActive,
+  outsideJobs,
+  type Wait,
+} from './scheduler/self-deadlock.js';
 import { type GateSnapshot, outcomeOf, type PoolStats, StatsRecorder } from './stats.js';
 
 /** Options of {@link Pool}: the pool's own, and the gates (`retry`, `rate`, `key`, `perKey`). */
@@ -136,6 +141,10 @@ interface Submitter<J, R> extends Waiter<Task<J, R>> {
   signal: AbortSignal | undefined;
   priority: number;
   transfer: readonly TransferListItem[] | undefined;
+  /** `detectDeadlock`: the wait of a pool worker's call (see {@link Pool.#accept}). */
+  wait: Wait | undefined;
+  /** The wait lasts until the job settles (a `run`), not only until acceptance. */
+  untilSettled: boolean;
 }
 
 /** A job waiting out its retry backoff. */
@@ -304,6 +313,11 @@ export class Pool<J, R> implements JobOwner<J, R> {
    *   `opts.signal` is not an AbortSignal.
    */
   submit(job: J, opts?: SubmitOptions): Promise<Task<J, R>> {
+    return this.#submit(job, opts, undefined);
+  }
+
+  /** `submit`; `runWait`: the wait of a pool worker's `run`, which lasts until the job settles. */
+  #submit(job: J, opts: SubmitOptions | undefined, runWait: Wait | undefined): Promise<Task<J, R>> {
     let signal: AbortSignal | undefined;
     let priority = 0;
     try {
@@ -315,20 +329,37 @@ export class Pool<J, R> implements JobOwner<J, R> {
     if (this.#state !== 'open') return Promise.reject(new PoolClosedError());
     const transfer = this.#executor && transferOf(opts);
     if (this.#canAccept()) {
-      return Promise.resolve(this.#accept(job, signal, priority, performance.now(), transfer));
+      const now = performance.now();
+      return Promise.resolve(this.#accept(job, signal, priority, now, transfer, runWait, true));
     }
-    if (signal?.aborted) return Promise.reject(abortErrorFrom(signal));
-    const caller = this.#guard && this.#caller();
-    if (caller !== undefined && this.#wouldDeadlock(caller)) {
-      return Promise.reject(new SelfDeadlockError(this.#slots.running));
+    if (signal?.aborted) return this.#refuse(runWait, abortErrorFrom(signal));
+    let wait = runWait;
+    if (wait === undefined && this.#guard !== undefined) {
+      const caller = this.#caller();
+      if (caller !== undefined) {
+        if (this.#wouldDeadlock(caller)) {
+          return Promise.reject(new SelfDeadlockError(this.#slots.running));
+        }
+        wait = this.#guard.begin(caller);
+      }
     }
     const parked = park<Task<J, R>, Submitter<J, R>>(
       this.#submitters,
-      { job, signal, priority, transfer },
+      { job, signal, priority, transfer, wait, untilSettled: runWait !== undefined },
       signal,
     );
-    if (caller !== undefined) this.#waitOn(caller, parked);
+    if (wait !== undefined) {
+      // Refused while parked (its signal): no longer waiting. (Served and closed: ended then.)
+      const end = () => this.#guard?.end(wait);
+      parked.then(undefined, end);
+    }
     return parked;
+  }
+
+  /** Rejects a submit with `error`, ending the wait it carried. */
+  #refuse(wait: Wait | undefined, error: Error): Promise<never> {
+    if (wait !== undefined) this.#guard?.end(wait);
+    return Promise.reject(error);
   }
 
   /**
@@ -367,17 +398,25 @@ export class Pool<J, R> implements JobOwner<J, R> {
   }
 
   /** `run` called by a worker of this pool (`detectDeadlock`): it waits for the result. */
-  #runFrom(caller: PendingRun<J, R>, job: J, opts: SubmitOptions | undefined): Promise<R> {
+  async #runFrom(caller: PendingRun<J, R>, job: J, opts: SubmitOptions | undefined): Promise<R> {
     // With every slot held by workers waiting on this pool, the job could never start.
-    if (this.#wouldDeadlock(caller)) {
-      return Promise.reject(new SelfDeadlockError(this.#slots.running));
+    if (this.#state === 'open' && this.#wouldDeadlock(caller)) {
+      throw new SelfDeadlockError(this.#slots.running);
     }
-    const outcome = this.submit(job, opts).then(async (task) => {
-      const result = await task.result;
-      if (result.ok) return result.value;
-      throw result.error;
-    });
-    return this.#waitOn(caller, outcome);
+    // Waiting from before the submit (the job may start at once, and its worker's own calls
+    // must see this one waiting) until the job settles.
+    const guard = this.#guard as DeadlockGuard;
+    const wait = guard.begin(caller);
+    let task: Task<J, R>;
+    try {
+      task = await this.#submit(job, opts, wait);
+    } catch (error) {
+      guard.end(wait); // nothing accepted (closed, bad options, signal)
+      throw error;
+    }
+    const result = await task.result;
+    if (result.ok) return result.value;
+    throw result.error;
   }
 
   /** The running job of this pool whose worker makes the current call (`detectDeadlock`). */
@@ -394,20 +433,12 @@ export class Pool<J, R> implements JobOwner<J, R> {
     return (this.#guard as DeadlockGuard).wouldDeadlock(caller, this.#slots.running, saturated);
   }
 
-  /** Counts `caller` as waiting on this pool until `wait` settles. */
-  #waitOn<T>(caller: PendingRun<J, R>, wait: Promise<T>): Promise<T> {
-    const guard = this.#guard as DeadlockGuard;
-    guard.begin(caller);
-    const end = () => guard.end(caller);
-    wait.then(end, end);
-    return wait;
-  }
-
   /** Stops intake: later (and still-waiting) submits reject with `PoolClosedError`. Idempotent. */
   close(): void {
     if (this.#state !== 'open') return;
     this.#setState('closing');
     for (let s = this.#submitters.shift(); s; s = this.#submitters.shift()) {
+      if (s.wait !== undefined) this.#guard?.end(s.wait);
       dismiss(s, new PoolClosedError('pool closed while the submit was waiting for room'));
     }
     this.#checkDrained();
@@ -552,6 +583,8 @@ export class Pool<J, R> implements JobOwner<J, R> {
     priority: number,
     now: number,
     transfer?: readonly TransferListItem[],
+    wait?: Wait,
+    untilSettled?: boolean,
   ): Task<J, R> {
     let resolveResult!: (result: Result<J, R>) => void;
     const result = new Promise<Result<J, R>>((resolve) => {
@@ -563,6 +596,12 @@ export class Pool<J, R> implements JobOwner<J, R> {
     this.#stats.submitted++;
     run.observed = this.#hooks.accepted(job, run.index);
     run.callerSignal = signal;
+    // A worker's wait is served now (a submit) or once this job settles (a run) — before the
+    // job starts, as its worker may call in at once.
+    if (wait !== undefined) {
+      if (untilSettled) (this.#guard as DeadlockGuard).until(run.index, wait);
+      else (this.#guard as DeadlockGuard).end(wait);
+    }
     if (signal?.aborted) {
       run.cancel(abortErrorFrom(signal));
     } else if (this.#direct && priority === 0 && this.#retrying.size === 0) {
@@ -697,7 +736,7 @@ export class Pool<J, R> implements JobOwner<J, R> {
         this.#executor.cancel(pending, error as Error);
       }
       this.#slots.release(pending.workerId);
-      if (this.#guard !== undefined) this.#guard.settled(pending);
+      if (this.#guard !== undefined) this.#guard.attemptEnded(pending);
       if (pending.key !== undefined) this.#queue.finished(pending, now);
       if (this.#adaptive !== undefined && !pending.canceled) this.#sample(pending, error, now);
     } else {
@@ -733,6 +772,7 @@ export class Pool<J, R> implements JobOwner<J, R> {
     if (started) this.#stats.settled(outcome, pending.startedAt, now);
     else this.#stats.settledUnstarted(outcome);
     this.#settledCount++;
+    if (this.#guard !== undefined) this.#guard.jobSettled(pending.index);
     if (pending.observed) this.#hooks?.settled?.(pending.job, pending.index, error);
     pending.resolveResult(
       retry === undefined
@@ -784,7 +824,7 @@ export class Pool<J, R> implements JobOwner<J, R> {
       // Accepted from here on: starting the job may run a worker that aborts the submit's own
       // signal, which must then cancel the job (its result), not reject the submit.
       claim(s);
-      serve(s, this.#accept(s.job, s.signal, s.priority, now, s.transfer));
+      serve(s, this.#accept(s.job, s.signal, s.priority, now, s.transfer, s.wait, s.untilSettled));
     }
     if (this.#isIdle()) {
       if (this.#idleWaiters.length > 0)

@@ -38,10 +38,23 @@ export function outsideJobs<A extends unknown[]>(start: (...args: A) => void, ..
   else storage.exit(start, ...args);
 }
 
-/** One pool's view: which of its running jobs wait on it now. */
+/** One wait of a running job's worker on its pool: a parked submit, or a run until its job settles. */
+export interface Wait {
+  readonly caller: object;
+  ended: boolean;
+}
+
+/**
+ * One pool's view: which of its running jobs wait on it now. A wait ends the moment it is
+ * served — a submit accepted, a run's job settled — not when the caller's promise callbacks
+ * run a few ticks later: in between, the pool may start a job whose worker calls in, and a
+ * caller already served must not count as waiting then.
+ */
 export class DeadlockGuard {
-  /** Running attempts whose worker waits on this pool, with how many calls each. */
+  /** Running attempts whose worker waits on this pool, with how many waits each. */
   readonly #waiting = new Map<object, number>();
+  /** Waits of `run` calls, by the index of the job whose settlement ends them. */
+  readonly #byJob = new Map<number, Wait>();
 
   constructor() {
     storage ??= new AsyncLocalStorage<object>();
@@ -68,20 +81,37 @@ export class DeadlockGuard {
   }
 
   /** `caller`'s worker starts waiting on the pool. */
-  begin(caller: object): void {
+  begin(caller: object): Wait {
     this.#waiting.set(caller, (this.#waiting.get(caller) ?? 0) + 1);
+    return { caller, ended: false };
   }
 
-  /** One of `caller`'s waits ended (accepted, refused or its result came). */
-  end(caller: object): void {
-    const n = this.#waiting.get(caller);
+  /** The wait is served or refused (once; later calls are no-ops). */
+  end(wait: Wait): void {
+    if (wait.ended) return;
+    wait.ended = true;
+    const n = this.#waiting.get(wait.caller);
     if (n === undefined) return;
-    if (n <= 1) this.#waiting.delete(caller);
-    else this.#waiting.set(caller, n - 1);
+    if (n <= 1) this.#waiting.delete(wait.caller);
+    else this.#waiting.set(wait.caller, n - 1);
   }
 
-  /** `attempt` settled: it holds no slot, so its worker's waits no longer block the pool. */
-  settled(attempt: object): void {
+  /** A run's job was accepted as job `index`: its wait ends when that job settles. */
+  until(index: number, wait: Wait): void {
+    this.#byJob.set(index, wait);
+  }
+
+  /** Job `index` settled for good: a run waiting for it is served. */
+  jobSettled(index: number): void {
+    if (this.#byJob.size === 0) return;
+    const wait = this.#byJob.get(index);
+    if (wait === undefined) return;
+    this.#byJob.delete(index);
+    this.end(wait);
+  }
+
+  /** `attempt` left its slot: its worker's waits no longer hold the pool. */
+  attemptEnded(attempt: object): void {
     this.#waiting.delete(attempt);
   }
 }

@@ -18,14 +18,18 @@ function next<M extends { name: string }>(channel: string, name: string): Promis
       resolve(message as M);
     };
     diagnostics.subscribe(channel, on);
-    onTestFinished(() => diagnostics.unsubscribe(channel, on));
+    onTestFinished(() => {
+      diagnostics.unsubscribe(channel, on);
+    });
   });
 }
 
 describe('ThreadPool watchdog', () => {
   it('reports a job running on its thread past stuckAfter, and clears it when it returns', async () => {
     const pool = jobsPool({ name: 'tw-stuck', watchdog: { stuckAfter: 30 } });
-    onTestFinished(() => pool.abort());
+    onTestFinished(async () => {
+      await pool.abort();
+    });
     const { sab, cells } = latch();
     const stuck = next<JobStuckMessage>(SLUICE_JOB_STUCK, 'tw-stuck');
     const task = await pool.submit({ kind: 'block', sab });
@@ -46,7 +50,9 @@ describe('ThreadPool watchdog', () => {
       abortGrace: 60_000,
       watchdog: { stuckAfter: 60_000, zombieAfter: 30 },
     });
-    onTestFinished(() => pool.abort());
+    onTestFinished(async () => {
+      await pool.abort();
+    });
     const { sab, cells } = latch();
     const zombie = next<JobZombieMessage>(SLUICE_JOB_ZOMBIE, 'tw-zombie');
     const task = await pool.submit({ kind: 'block', sab });
