@@ -218,6 +218,11 @@ const contenders: Record<string, Contender> = {
   'runPool, gated (retry: 1 attempt)': runPoolWith({ retry: { attempts: 1 } }),
   'runPool + event subscribers': withSubscribers(runPoolWith({})),
   'Pool + event subscribers': withSubscribers(poolWith({})),
+  /** The watchdog on, no job ever stuck: what tracking every running job costs. */
+  'runPool + watchdog': runPoolWith({ watchdog: { stuckAfter: 60_000 } }),
+  'Pool + watchdog': poolWith({ watchdog: { stuckAfter: 60_000 } }),
+  /** Self-deadlock detection on, nobody calling in: AsyncLocalStorage's cost. */
+  'Pool + detectDeadlock': poolWith({ detectDeadlock: true }),
   'p-map': pMapAll,
   'ref: minimal for-await pool': refIterator,
   'ref: minimal Pool': refPool,
@@ -443,17 +448,23 @@ async function partAb(opts: Options) {
       entries.push({ label: `${contender} @ ${name}`, contender, dist, cpu: [], wall: [] });
   }
   const current = opts.dists[0]![1];
-  const extras = process.argv.includes('--no-extras')
-    ? []
-    : [
-        'runPool + rate',
-        'Pool + rate',
-        'runPool + event subscribers',
-        'Pool + event subscribers',
-        'runPool, gated (retry: 1 attempt)',
-        'ref: minimal for-await pool',
-        'ref: minimal Pool',
-      ];
+  const only = process.argv.find((a) => a.startsWith('--extras='));
+  const extras = only
+    ? only.slice('--extras='.length).split('|')
+    : process.argv.includes('--no-extras')
+      ? []
+      : [
+          'runPool + rate',
+          'Pool + rate',
+          'runPool + event subscribers',
+          'Pool + event subscribers',
+          'runPool + watchdog',
+          'Pool + watchdog',
+          'Pool + detectDeadlock',
+          'runPool, gated (retry: 1 attempt)',
+          'ref: minimal for-await pool',
+          'ref: minimal Pool',
+        ];
   for (const contender of extras)
     entries.push({ label: `${contender} @ current`, contender, dist: current, cpu: [], wall: [] });
   for (let rep = 0; rep < opts.runs; rep++) {
