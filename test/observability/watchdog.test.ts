@@ -1,6 +1,7 @@
 import diagnostics from 'node:diagnostics_channel';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import {
+  consume,
   type JobStuckMessage,
   type JobZombieMessage,
   Pool,
@@ -10,6 +11,7 @@ import {
   SLUICE_JOB_ZOMBIE,
   TimeoutError,
 } from '../../src/index.js';
+import { MemorySource } from '../fixtures/brokers/memory-source.js';
 import { type Deferred, deferred } from '../helpers.js';
 
 /** Records every stuck and zombie message until `stop()`. */
@@ -284,5 +286,33 @@ describe('watchdog: runPool and stages', () => {
     expect((await first).done).toBe(false);
     expect((await iterator.next()).done).toBe(false);
     expect((await iterator.next()).done).toBe(true);
+  });
+});
+
+describe('watchdog: consume()', () => {
+  it("reports a handler call running past stuckAfter, and lists it in the consumer's stats", async () => {
+    vi.useRealTimers(); // the memory source's fetch waits on real timers
+    const source = new MemorySource();
+    source.push('1'); // JSON
+    const release = deferred<void>();
+    const stuck = deferred<JobStuckMessage>();
+    const onStuck = (m: unknown) => stuck.resolve(m as JobStuckMessage);
+    diagnostics.subscribe(SLUICE_JOB_STUCK, onStuck);
+    try {
+      const consumer = consume(source, () => release.promise, {
+        concurrency: 1,
+        name: 'orders',
+        watchdog: { stuckAfter: 20 },
+      });
+      const message = await stuck.promise;
+      expect([message.name, message.kind]).toEqual(['orders', 'consume']);
+      expect(consumer.stats().stuck).toHaveLength(1);
+      release.resolve();
+      await consumer.close();
+      expect(source.ops('ack')).toHaveLength(1);
+      expect(consumer.stats().stuck).toEqual([]);
+    } finally {
+      diagnostics.unsubscribe(SLUICE_JOB_STUCK, onStuck);
+    }
   });
 });
