@@ -253,6 +253,11 @@ const contenders: Record<string, Contender> = {
   'Pool + event subscribers': withSubscribers(poolWith({})),
   'runPool + sluice/otel': withOtel(runPoolWith({})),
   'Pool + sluice/otel': withOtel(poolWith({})),
+  /** The watchdog on, no job ever stuck: what tracking every running job costs. */
+  'runPool + watchdog': runPoolWith({ watchdog: { stuckAfter: 60_000 } }),
+  'Pool + watchdog': poolWith({ watchdog: { stuckAfter: 60_000 } }),
+  /** Self-deadlock detection on, nobody calling in: AsyncLocalStorage's cost. */
+  'Pool + detectDeadlock': poolWith({ detectDeadlock: true }),
   'p-map': pMapAll,
   'ref: minimal for-await pool': refIterator,
   'ref: minimal Pool': refPool,
@@ -490,6 +495,9 @@ async function partAb(opts: Options) {
           'Pool + event subscribers',
           'runPool + sluice/otel',
           'Pool + sluice/otel',
+          'runPool + watchdog',
+          'Pool + watchdog',
+          'Pool + detectDeadlock',
           'runPool, gated (retry: 1 attempt)',
           'ref: minimal for-await pool',
           'ref: minimal Pool',

@@ -24,7 +24,8 @@ export type SluiceErrorCode =
   | 'ERR_LEASE_LOST'
   | 'ERR_CONNECT_TIMEOUT'
   | 'ERR_NOT_CONNECTED'
-  | 'ERR_UNROUTABLE';
+  | 'ERR_UNROUTABLE'
+  | 'ERR_SELF_DEADLOCK';
 
 /**
  * Base class of every sluice error.
@@ -187,6 +188,31 @@ export class WorkerStartupError extends SluiceError {
 export class AbortError extends SluiceError {
   constructor(reason?: unknown, message = 'the operation was aborted') {
     super('ERR_ABORTED', message, { cause: reason });
+  }
+}
+
+/**
+ * A worker of a Pool with `detectDeadlock` called `submit`/`run` on that same pool when the call
+ * could never be served: every slot is held by a job whose worker is itself waiting on this pool
+ * (a parked `submit`, or a `run` whose job cannot start). Thrown (as a rejection) instead of
+ * hanging; nothing was accepted. Go's runtime reports the same situation as
+ * "all goroutines are asleep - deadlock!".
+ *
+ * @example
+ * ```ts
+ * try { await pool.run(child) } catch (e) { if (e instanceof SelfDeadlockError) return inline(child) }
+ * ```
+ */
+export class SelfDeadlockError extends SluiceError {
+  /** Jobs running in the pool, all waiting on it, when the call was refused. */
+  readonly running: number;
+
+  constructor(running: number) {
+    super(
+      'ERR_SELF_DEADLOCK',
+      `self-deadlock: a worker waited on its own pool while all ${running} running jobs were waiting on it too (no slot could ever free)`,
+    );
+    this.running = running;
   }
 }
 

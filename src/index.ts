@@ -29,6 +29,7 @@ export {
   NotConnectedError,
   PoolClosedError,
   QueueFullError,
+  SelfDeadlockError,
   SluiceError,
   type SluiceErrorCode,
   TimeoutError,
@@ -92,6 +93,15 @@ export {
   SLUICE_MESSAGE_LEASE_LOST,
   SLUICE_MESSAGE_SETTLED,
 } from './observability/message-channels.js';
+export {
+  type JobStuckMessage,
+  type JobZombieMessage,
+  SLUICE_JOB_STUCK,
+  SLUICE_JOB_ZOMBIE,
+  type StuckJob,
+  type WatchdogOptions,
+  type ZombieJob,
+} from './observability/watchdog.js';
 export {
   Pipeline,
   type PipelineOptions,

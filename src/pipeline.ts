@@ -18,6 +18,13 @@ import {
 import { type EngineGates, notAnObject, PullEngine } from './internal/pull-engine.js';
 import { announcePool } from './observability/gate-channels.js';
 import { publishingHooks } from './observability/publisher.js';
+import {
+  type StuckJob,
+  Watchdog,
+  type WatchdogOptions,
+  watchdogOptions,
+  type ZombieJob,
+} from './observability/watchdog.js';
 import type { Result } from './result.js';
 import { engineGates } from './run-pool.js';
 import { type Percentiles, StatsRecorder } from './stats.js';
@@ -47,6 +54,11 @@ export interface StageOptions<T = unknown> extends GateOptions<T> {
   ordered?: boolean;
   /** The input's priority in this stage (higher starts first); see `RunPoolOptions.priority`. */
   priority?: (value: T) => number;
+  /**
+   * Opt-in stuck-job watchdog for this stage, as on `Pool` (README "Watchdog"): events name the
+   * stage, and its `stats()` entry lists `stuck` and `zombies` (jobs as the stage's input values).
+   */
+  watchdog?: WatchdogOptions;
 }
 
 /** A stage's counters, from {@link Pipeline.stats}. */
@@ -67,6 +79,10 @@ export interface StageStats {
   runTime: Percentiles;
   /** Failed attempts this stage ran again (its `retry` option). */
   retried: number;
+  /** With the stage's `watchdog` option: its jobs running past `stuckAfter` now. */
+  stuck?: StuckJob[];
+  /** With the stage's `watchdog` option: its zombies past `zombieAfter` now. */
+  zombies?: ZombieJob[];
 }
 
 /** Options of {@link pipeline}. */
@@ -94,6 +110,7 @@ interface StageDef {
   timeout: number | undefined;
   ordered: boolean;
   gates: EngineGates<Envelope> | undefined;
+  watchdog: ReturnType<typeof watchdogOptions>;
 }
 
 interface LiveStage {
@@ -102,6 +119,7 @@ interface LiveStage {
   stats: StatsRecorder;
   /** Its reader on `sluice:pool:created`, kept so a collector's WeakRef lives as long as it. */
   snapshot?: unknown;
+  watchdog: Watchdog | undefined;
 }
 
 function isRunner(value: unknown): value is StageRunner<unknown, unknown> {
@@ -201,7 +219,7 @@ export class Pipeline<J, T> implements AsyncIterable<Result<J, T>> {
       const s = stage.stats.snapshot(concurrency, stage.engine.running, 0);
       const queued = i === 0 ? 0 : (all[i - 1] as LiveStage).engine.buffered;
       const failed = s.failed + s.timedOut + s.canceled + s.crashed;
-      return {
+      const entry: StageStats = {
         name: stage.def.name,
         concurrency,
         running: stage.engine.running,
@@ -213,6 +231,8 @@ export class Pipeline<J, T> implements AsyncIterable<Result<J, T>> {
         retried: s.retried,
         runTime: s.runTime,
       };
+      if (stage.watchdog !== undefined) Object.assign(entry, stage.watchdog.snapshot());
+      return entry;
     });
   }
 
@@ -268,6 +288,7 @@ export class Pipeline<J, T> implements AsyncIterable<Result<J, T>> {
       timeout: optionalDuration(`${name}.timeout`, opts.timeout),
       ordered: optionalBoolean(`${name}.ordered`, opts.ordered) ?? false,
       gates: stageGates(opts, name),
+      watchdog: watchdogOptions(opts.watchdog, `${name}.`),
     };
   }
 
@@ -276,6 +297,8 @@ export class Pipeline<J, T> implements AsyncIterable<Result<J, T>> {
     let upstream: Iterable<Envelope> | AsyncIterable<Envelope> = envelopes(this.#source);
     for (const def of this.#defs) {
       const stats = new StatsRecorder(def.concurrency);
+      const watchdog = def.watchdog && new Watchdog(def.watchdog, def.name, 'stage');
+      const view = (env: Envelope): unknown => env.value;
       const engine = new PullEngine<Envelope, unknown>(upstream, this.#stageWorker(def), {
         concurrency: def.concurrency,
         adaptive: def.adaptive,
@@ -286,8 +309,15 @@ export class Pipeline<J, T> implements AsyncIterable<Result<J, T>> {
         stats,
         bypass: (env: Envelope) => env.failure !== undefined,
         gates: def.gates,
-        hooks: publishingHooks<Envelope>(def.name, 'stage', undefined, (env) => env.value),
+        hooks: publishingHooks<Envelope>(
+          def.name,
+          'stage',
+          watchdog?.hooks<Envelope>(undefined, view),
+          view,
+        ),
         events: { name: def.name, kind: 'stage' },
+        watchdog,
+        view,
       });
       const before = live.at(-1)?.engine;
       const snapshot = announcePool(def.name, 'stage', () => ({
@@ -298,7 +328,7 @@ export class Pipeline<J, T> implements AsyncIterable<Result<J, T>> {
           before?.buffered ?? 0,
         ),
       }));
-      live.push({ def, engine, stats, snapshot });
+      live.push({ def, engine, stats, snapshot, watchdog });
       upstream = forward(engine, def.name);
     }
     return live;

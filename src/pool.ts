@@ -1,5 +1,11 @@
 import type { TransferListItem } from 'node:worker_threads';
-import { AbortError, abortErrorFrom, PoolClosedError, toError } from './errors.js';
+import {
+  AbortError,
+  abortErrorFrom,
+  PoolClosedError,
+  SelfDeadlockError,
+  toError,
+} from './errors.js';
 import { type AdaptiveConcurrency, adaptiveOf, feedLimit } from './gates/adaptive.js';
 import { type GateOptions, type Gates, gateOptions, keyOf } from './gates/gate-options.js';
 import { PriorityQueue } from './gates/priority-queue.js';
@@ -11,7 +17,9 @@ import {
   type JobContext,
   type JobOwner,
   JobRun,
+  LINGER,
   SETTLE,
+  startWorker,
   type WorkerFunction,
 } from './internal/job-run.js';
 import {
@@ -21,6 +29,7 @@ import {
   invalidOption,
   nonEmptyString,
   nonNegativeInt,
+  optionalBoolean,
   optionalDeadline,
   optionalDuration,
   optionalSignal,
@@ -44,9 +53,16 @@ import {
   publishRateLimited,
 } from './observability/gate-channels.js';
 import { KIND, publishingHooks } from './observability/publisher.js';
+import { Watchdog, type WatchdogOptions, watchdogOptions } from './observability/watchdog.js';
 import { makeResult, type Result } from './result.js';
 import { EXECUTOR, type Executor, RELEASE_QUEUED } from './scheduler/executor.js';
 import { type CoreHooks, guardedHooks, HOOKS, type JobHooks } from './scheduler/hooks.js';
+import {
+  DeadlockGuard,
+  deadlockStorageActive,
+  outsideJobs,
+  type Wait,
+} from './scheduler/self-deadlock.js';
 import { type GateSnapshot, outcomeOf, type PoolStats, StatsRecorder } from './stats.js';
 
 /** Options of {@link Pool}: the pool's own, and the gates (`retry`, `rate`, `key`, `perKey`). */
@@ -71,6 +87,21 @@ export interface PoolOptions<J = unknown> extends GateOptions<J> {
    * Default `'pool'` (`'thread-pool'` for a ThreadPool, `'consume'` for a consumer).
    */
   name?: string;
+  /**
+   * Opt-in stuck-job watchdog (README "Watchdog"): jobs running longer than `stuckAfter` ms, and
+   * "zombies" — jobs whose signal aborted (timeout, cancel, abort) whose worker has not returned
+   * `zombieAfter` ms later — are published once each on `sluice:job:stuck` / `sluice:job:zombie`
+   * and listed live in `stats().stuck` / `stats().zombies`. One unref'd timer per pool while
+   * jobs run. Default: off (no cost).
+   */
+  watchdog?: WatchdogOptions;
+  /**
+   * Fail, instead of hanging, a worker's `submit`/`run` on this same pool that could never be
+   * served: every running job's worker already waits on this pool (README "Self-deadlock
+   * detection"). The call rejects with `SelfDeadlockError` (`ERR_SELF_DEADLOCK`). Default false:
+   * it uses AsyncLocalStorage, which on Node 20 slows every promise in the process.
+   */
+  detectDeadlock?: boolean;
 }
 
 /** Options of one submission. */
@@ -115,6 +146,10 @@ interface Submitter<J, R> extends Waiter<Task<J, R>> {
   signal: AbortSignal | undefined;
   priority: number;
   transfer: readonly TransferListItem[] | undefined;
+  /** `detectDeadlock`: the wait of a pool worker's call (see {@link Pool.#accept}). */
+  wait: Wait | undefined;
+  /** The wait lasts until the job settles (a `run`), not only until acceptance. */
+  untilSettled: boolean;
 }
 
 /** A job waiting out its retry backoff. */
@@ -223,6 +258,10 @@ export class Pool<J, R> implements JobOwner<J, R> {
   readonly #kind: PoolKind;
   /** Its reader on `sluice:pool:created`, kept so a collector's WeakRef lives as long as the pool. */
   readonly #snapshot: unknown;
+  /** With the `watchdog` option: running jobs and zombies, reported past their thresholds. */
+  readonly #watchdog: Watchdog | undefined;
+  /** With `detectDeadlock`: which running jobs' workers wait on this pool. */
+  readonly #guard: DeadlockGuard | undefined;
 
   /**
    * @throws TypeError/RangeError naming the option when an option is invalid.
@@ -239,10 +278,16 @@ export class Pool<J, R> implements JobOwner<J, R> {
     this.#gates = gateOptions(opts);
     this.#kind = (opts as { [KIND]?: PoolKind })[KIND] ?? 'pool';
     this.#name = opts.name === undefined ? this.#kind : nonEmptyString('name', opts.name);
+    const limits = watchdogOptions(opts.watchdog);
+    this.#watchdog = limits && new Watchdog(limits, this.#name, this.#kind);
+    this.#guard = optionalBoolean('detectDeadlock', opts.detectDeadlock)
+      ? new DeadlockGuard()
+      : undefined;
+    const hooks = guardedHooks((opts as { [HOOKS]?: JobHooks<J> })[HOOKS]);
     this.#hooks = publishingHooks(
       this.#name,
       this.#kind,
-      guardedHooks((opts as { [HOOKS]?: JobHooks<J> })[HOOKS]),
+      this.#watchdog === undefined ? hooks : this.#watchdog.hooks(hooks),
     );
     const executor = (opts as { [EXECUTOR]?: Executor<J, R> })[EXECUTOR];
     this.#executor = executor;
@@ -285,6 +330,11 @@ export class Pool<J, R> implements JobOwner<J, R> {
    *   `opts.signal` is not an AbortSignal.
    */
   submit(job: J, opts?: SubmitOptions): Promise<Task<J, R>> {
+    return this.#submit(job, opts, undefined);
+  }
+
+  /** `submit`; `runWait`: the wait of a pool worker's `run`, which lasts until the job settles. */
+  #submit(job: J, opts: SubmitOptions | undefined, runWait: Wait | undefined): Promise<Task<J, R>> {
     let signal: AbortSignal | undefined;
     let priority = 0;
     try {
@@ -296,14 +346,37 @@ export class Pool<J, R> implements JobOwner<J, R> {
     if (this.#state !== 'open') return Promise.reject(new PoolClosedError());
     const transfer = this.#executor && transferOf(opts);
     if (this.#canAccept()) {
-      return Promise.resolve(this.#accept(job, signal, priority, performance.now(), transfer));
+      const now = performance.now();
+      return Promise.resolve(this.#accept(job, signal, priority, now, transfer, runWait, true));
     }
-    if (signal?.aborted) return Promise.reject(abortErrorFrom(signal));
-    return park<Task<J, R>, Submitter<J, R>>(
+    if (signal?.aborted) return this.#refuse(runWait, abortErrorFrom(signal));
+    let wait = runWait;
+    if (wait === undefined && this.#guard !== undefined) {
+      const caller = this.#caller();
+      if (caller !== undefined) {
+        if (this.#wouldDeadlock(caller)) {
+          return Promise.reject(new SelfDeadlockError(this.#slots.running));
+        }
+        wait = this.#guard.begin(caller);
+      }
+    }
+    const parked = park<Task<J, R>, Submitter<J, R>>(
       this.#submitters,
-      { job, signal, priority, transfer },
+      { job, signal, priority, transfer, wait, untilSettled: runWait !== undefined },
       signal,
     );
+    if (wait !== undefined) {
+      // Refused while parked (its signal): no longer waiting. (Served and closed: ended then.)
+      const end = () => this.#guard?.end(wait);
+      parked.then(undefined, end);
+    }
+    return parked;
+  }
+
+  /** Rejects a submit with `error`, ending the wait it carried. */
+  #refuse(wait: Wait | undefined, error: Error): Promise<never> {
+    if (wait !== undefined) this.#guard?.end(wait);
+    return Promise.reject(error);
   }
 
   /**
@@ -334,9 +407,47 @@ export class Pool<J, R> implements JobOwner<J, R> {
    *   `PoolClosedError` when the pool no longer accepts jobs.
    */
   async run(job: J, opts?: SubmitOptions): Promise<R> {
+    const caller = this.#guard && this.#caller();
+    if (caller !== undefined) return this.#runFrom(caller, job, opts);
     const result = await (await this.submit(job, opts)).result;
     if (result.ok) return result.value;
     throw result.error;
+  }
+
+  /** `run` called by a worker of this pool (`detectDeadlock`): it waits for the result. */
+  async #runFrom(caller: PendingRun<J, R>, job: J, opts: SubmitOptions | undefined): Promise<R> {
+    // With every slot held by workers waiting on this pool, the job could never start.
+    if (this.#state === 'open' && this.#wouldDeadlock(caller)) {
+      throw new SelfDeadlockError(this.#slots.running);
+    }
+    // Waiting from before the submit (the job may start at once, and its worker's own calls
+    // must see this one waiting) until the job settles.
+    const guard = this.#guard as DeadlockGuard;
+    const wait = guard.begin(caller);
+    let task: Task<J, R>;
+    try {
+      task = await this.#submit(job, opts, wait);
+    } catch (error) {
+      guard.end(wait); // nothing accepted (closed, bad options, signal)
+      throw error;
+    }
+    const result = await task.result;
+    if (result.ok) return result.value;
+    throw result.error;
+  }
+
+  /** The running job of this pool whose worker makes the current call (`detectDeadlock`). */
+  #caller(): PendingRun<J, R> | undefined {
+    const attempt = (this.#guard as DeadlockGuard).current();
+    if (!(attempt instanceof PendingRun) || attempt.settled || attempt.workerId < 0) return;
+    return this.#slots.holds(attempt.workerId, attempt) ? attempt : undefined;
+  }
+
+  /** Whether `caller` waiting on this pool now would complete a self-deadlock (see module). */
+  #wouldDeadlock(caller: PendingRun<J, R>): boolean {
+    const saturated =
+      !this.#paused && this.#timeout === undefined && this.#slots.running >= this.#slots.limit;
+    return (this.#guard as DeadlockGuard).wouldDeadlock(caller, this.#slots.running, saturated);
   }
 
   /** Stops intake: later (and still-waiting) submits reject with `PoolClosedError`. Idempotent. */
@@ -344,6 +455,7 @@ export class Pool<J, R> implements JobOwner<J, R> {
     if (this.#state !== 'open') return;
     this.#setState('closing');
     for (let s = this.#submitters.shift(); s; s = this.#submitters.shift()) {
+      if (s.wait !== undefined) this.#guard?.end(s.wait);
       dismiss(s, new PoolClosedError('pool closed while the submit was waiting for room'));
     }
     this.#checkDrained();
@@ -450,6 +562,7 @@ export class Pool<J, R> implements JobOwner<J, R> {
       this.#gateSnapshot(),
     );
     if (this.#adaptive !== undefined) stats.limit = this.#adaptive.stats();
+    if (this.#watchdog !== undefined) Object.assign(stats, this.#watchdog.snapshot());
     return stats;
   }
 
@@ -487,6 +600,8 @@ export class Pool<J, R> implements JobOwner<J, R> {
     priority: number,
     now: number,
     transfer?: readonly TransferListItem[],
+    wait?: Wait,
+    untilSettled?: boolean,
   ): Task<J, R> {
     let resolveResult!: (result: Result<J, R>) => void;
     const result = new Promise<Result<J, R>>((resolve) => {
@@ -498,6 +613,12 @@ export class Pool<J, R> implements JobOwner<J, R> {
     this.#stats.submitted++;
     run.observed = this.#hooks.accepted(job, run.index);
     run.callerSignal = signal;
+    // A worker's wait is served now (a submit) or once this job settles (a run) — before the
+    // job starts, as its worker may call in at once.
+    if (wait !== undefined) {
+      if (untilSettled) (this.#guard as DeadlockGuard).until(run.index, wait);
+      else (this.#guard as DeadlockGuard).end(wait);
+    }
     if (signal?.aborted) {
       run.cancel(abortErrorFrom(signal));
     } else if (this.#direct && priority === 0 && this.#retrying.size === 0) {
@@ -558,8 +679,12 @@ export class Pool<J, R> implements JobOwner<J, R> {
     const around = run.observed
       ? this.#hooks.started?.(run.job, run.index, run.attempt)
       : undefined;
-    if (this.#execute === undefined) run.start(this.#worker, workerId, this.#timeout, around);
-    else run.execute(this.#execute, workerId, this.#timeout, around);
+    if (this.#execute !== undefined) run.execute(this.#execute, workerId, this.#timeout, around);
+    else if (this.#guard !== undefined) {
+      this.#guard.enter(run, startWorker, run, this.#worker, workerId, this.#timeout, around);
+    } else if (deadlockStorageActive()) {
+      outsideJobs(startWorker, run, this.#worker, workerId, this.#timeout, around);
+    } else run.start(this.#worker, workerId, this.#timeout, around);
   }
 
   #cancelOne(run: PendingRun<J, R>, signal: AbortSignal): void {
@@ -610,6 +735,13 @@ export class Pool<J, R> implements JobOwner<J, R> {
     this.#pump();
   }
 
+  /** @internal A canceled job's worker runs on, then returns (the watchdog's zombies). */
+  [LINGER](run: JobRun<J, R>, error: Error | undefined): void {
+    if (this.#watchdog === undefined) return;
+    if (error === undefined) this.#watchdog.returned(run);
+    else this.#watchdog.abandoned(run, run.job, run.index, error);
+  }
+
   /** @internal A job ended (called by its JobRun); the symbol key keeps it off the public API. */
   [SETTLE](run: JobRun<J, R>, error: Error | undefined, value: R | undefined): void {
     const pending = run as PendingRun<J, R>;
@@ -623,6 +755,7 @@ export class Pool<J, R> implements JobOwner<J, R> {
         this.#executor.cancel(pending, error as Error);
       }
       this.#slots.release(pending.workerId);
+      if (this.#guard !== undefined) this.#guard.attemptEnded(pending);
       if (pending.key !== undefined) this.#queue.finished(pending, now);
       if (this.#adaptive !== undefined && !pending.canceled) this.#sample(pending, error, now);
     } else {
@@ -658,6 +791,7 @@ export class Pool<J, R> implements JobOwner<J, R> {
     if (started) this.#stats.settled(outcome, pending.startedAt, now);
     else this.#stats.settledUnstarted(outcome);
     this.#settledCount++;
+    if (this.#guard !== undefined) this.#guard.jobSettled(pending.index);
     if (pending.observed) this.#hooks?.settled?.(pending.job, pending.index, error);
     pending.resolveResult(
       retry === undefined
@@ -709,7 +843,7 @@ export class Pool<J, R> implements JobOwner<J, R> {
       // Accepted from here on: starting the job may run a worker that aborts the submit's own
       // signal, which must then cancel the job (its result), not reject the submit.
       claim(s);
-      serve(s, this.#accept(s.job, s.signal, s.priority, now, s.transfer));
+      serve(s, this.#accept(s.job, s.signal, s.priority, now, s.transfer, s.wait, s.untilSettled));
     }
     if (this.#isIdle()) {
       if (this.#idleWaiters.length > 0)

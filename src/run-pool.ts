@@ -17,6 +17,7 @@ import {
 import type { EngineGates } from './internal/pull-engine.js';
 import { PullEngine } from './internal/pull-engine.js';
 import { publishingHooks } from './observability/publisher.js';
+import { Watchdog, type WatchdogOptions, watchdogOptions } from './observability/watchdog.js';
 import type { Result } from './result.js';
 import { guardedHooks, HOOKS, type JobHooks } from './scheduler/hooks.js';
 
@@ -59,6 +60,8 @@ export interface RunPoolOptions<J = unknown> extends GateOptions<J> {
    * Default `'run-pool'`.
    */
   name?: string;
+  /** Opt-in stuck-job watchdog, as on `Pool` (README "Watchdog"). runPool has no `stats()`: use the events. */
+  watchdog?: WatchdogOptions;
 }
 
 /**
@@ -94,6 +97,9 @@ export function runPool<J, R>(
   const adaptive = adaptiveOf(opts?.concurrency);
   const concurrency = adaptive?.limit ?? positiveInt('concurrency', opts?.concurrency);
   const name = opts.name === undefined ? 'run-pool' : nonEmptyString('name', opts.name);
+  const limits = watchdogOptions(opts.watchdog);
+  const watchdog = limits && new Watchdog(limits, name, 'run-pool');
+  const hooks = guardedHooks((opts as { [HOOKS]?: JobHooks<J> })[HOOKS]);
   return new PullEngine(jobs, fn<WorkerFunction<J, R>>(argument('worker'), worker), {
     concurrency,
     adaptive,
@@ -106,8 +112,9 @@ export function runPool<J, R>(
     hooks: publishingHooks(
       name,
       'run-pool',
-      guardedHooks((opts as { [HOOKS]?: JobHooks<J> })[HOOKS]),
+      watchdog === undefined ? hooks : watchdog.hooks(hooks),
     ),
+    watchdog,
     events: { name, kind: 'run-pool' },
   });
 }

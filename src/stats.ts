@@ -1,5 +1,6 @@
 import { AbortError, TimeoutError, WorkerCrashedError, WorkerStartupError } from './errors.js';
 import type { LimitStats } from './gates/adaptive.js';
+import type { StuckJob, ZombieJob } from './observability/watchdog.js';
 
 /** Latency percentiles in ms over a recent window (see {@link PoolStats}). 0 when no samples. */
 export interface Percentiles {
@@ -23,6 +24,16 @@ export interface PoolStats {
   limit?: LimitStats;
   /** Jobs running now. */
   running: number;
+  /**
+   * With the `watchdog` option only: jobs running longer than its `stuckAfter` now (oldest
+   * first, each `{ job, index, ageMs }`).
+   */
+  stuck?: StuckJob[];
+  /**
+   * With the `watchdog` option only: jobs whose signal aborted more than `zombieAfter` ms ago
+   * while their worker still runs (oldest first, each `{ job, index, ageMs, error }`).
+   */
+  zombies?: ZombieJob[];
   /** Jobs accepted and waiting for a slot. */
   queued: number;
   /** Jobs accepted since the pool was created. */

@@ -7,6 +7,7 @@
 import type { PerKeyOptions } from '../gates/gate-options.js';
 import type { RateLimiter } from '../gates/rate-limiter.js';
 import type { RateLimit } from '../gates/sliding-window.js';
+import type { StuckJob, WatchdogOptions, ZombieJob } from '../observability/watchdog.js';
 import type { BackoffFunction, BackoffOptions, Decoder } from './consumer-options.js';
 import type { BrokerMessage } from './source.js';
 
@@ -97,6 +98,13 @@ export interface ConsumeOptions<T, M extends BrokerMessage = BrokerMessage> {
    */
   name?: string;
   /**
+   * Opt-in stuck-handler watchdog, as on `Pool` (README "Watchdog"): handler calls running past
+   * `stuckAfter`, and timed-out or canceled ones still running `zombieAfter` later, on
+   * `sluice:job:stuck` / `sluice:job:zombie` (the job is the consumer's work item) and in
+   * `stats().stuck` / `stats().zombies`.
+   */
+  watchdog?: WatchdogOptions;
+  /**
    * Messages held at once (fetched and not yet settled, running or waiting for their batch):
    * the handlers running at once, and the most messages fetched ahead. Over several sources,
    * one cap shared by all. Required, integer >= 1.
@@ -170,6 +178,10 @@ export interface ConsumeOptions<T, M extends BrokerMessage = BrokerMessage> {
 
 /** Counters since the consumer started. */
 export interface ConsumerStats {
+  /** With the `watchdog` option: handler calls running past `stuckAfter` now. */
+  stuck?: StuckJob[];
+  /** With the `watchdog` option: zombies (see `Pool`'s `stats().zombies`). */
+  zombies?: ZombieJob[];
   /**
    * Messages fetched and not yet settled with the broker (prefetched + running + settling); an
    * ordered ack (see `acking`) counts as settled once issued.

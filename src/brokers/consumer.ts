@@ -271,6 +271,7 @@ class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
         key: keyOfJob(options.key),
         perKey: options.perKey,
         name: options.name,
+        watchdog: options.watchdog,
         [KIND]: 'consume',
       } as PoolOptions<Work<T, M>>,
     );
@@ -319,7 +320,10 @@ class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
   }
 
   stats(): ConsumerStats {
-    return { ...this.#stats, running: this.#pool.stats().running };
+    const { running, stuck, zombies } = this.#pool.stats();
+    const stats: ConsumerStats = { ...this.#stats, running };
+    if (stuck !== undefined) Object.assign(stats, { stuck, zombies });
+    return stats;
   }
 
   drain(opts?: { timeout?: number }): Promise<ConsumerReport> {

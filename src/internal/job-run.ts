@@ -32,6 +32,9 @@ export type WorkerFunction<J, R> = (job: J, ctx: JobContext) => R | Promise<R>;
  */
 export const SETTLE: unique symbol = Symbol('sluice.settle');
 
+/** The key of {@link JobOwner}'s optional linger method (not exported from the package). */
+export const LINGER: unique symbol = Symbol('sluice.linger');
+
 /**
  * Whoever runs JobRuns (a PullEngine, a Pool) and hears of each settlement. A prototype method
  * rather than a per-owner closure: optimised code that inlines a closure holds it weakly, so a
@@ -39,6 +42,12 @@ export const SETTLE: unique symbol = Symbol('sluice.settle');
  */
 export interface JobOwner<J, R> {
   [SETTLE](run: JobRun<J, R>, error: Error | undefined, value: R | undefined): void;
+  /**
+   * Optional: a started job was canceled while its worker runs on (`error`: what it settled
+   * with), then (`error` undefined) that worker returned at last. Only on the cancel path: the
+   * watchdog's zombies (observability/watchdog.ts).
+   */
+  [LINGER]?(run: JobRun<J, R>, error: Error | undefined): void;
 }
 
 function isThenable<R>(value: unknown): value is PromiseLike<R> {
@@ -189,10 +198,14 @@ export class JobRun<J, R> {
     this.#controller ??= new AbortController();
     this.#controller.abort(error);
     this.#owner[SETTLE](this, error, undefined);
+    // Its worker was called and has not returned (it would have settled the job): it runs on.
+    if (this.workerId >= 0) this.#owner[LINGER]?.(this, error);
   }
 
   #settle(error: Error | undefined, value: R | undefined): void {
     if (this.#markSettled()) this.#owner[SETTLE](this, error, value);
+    // A canceled job's worker returning at last (every called worker ends up here once).
+    else if (this.#canceled && this.workerId >= 0) this.#owner[LINGER]?.(this, undefined);
   }
 
   /** False if the job had already settled; else marks it settled and stops its timer. */
@@ -202,4 +215,15 @@ export class JobRun<J, R> {
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     return true;
   }
+}
+
+/** Calls a job's worker: a module function, so a context (AsyncLocalStorage.run) needs no closure. */
+export function startWorker<J, R>(
+  run: JobRun<J, R>,
+  worker: WorkerFunction<J, R>,
+  workerId: number,
+  timeout: number | undefined,
+  around?: AroundWorker,
+): void {
+  run.start(worker, workerId, timeout, around);
 }

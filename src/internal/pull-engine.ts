@@ -6,12 +6,21 @@ import { attemptsResult } from '../gates/retry.js';
 import type { Queued, RunQueue } from '../gates/run-queue.js';
 import { type PoolKind, type PoolState, publishPoolState } from '../observability/channels.js';
 import { publishRateLimited } from '../observability/gate-channels.js';
+import type { Watchdog } from '../observability/watchdog.js';
 import { makeResult, type Result } from '../result.js';
 import type { CoreHooks } from '../scheduler/hooks.js';
+import { deadlockStorageActive, outsideJobs } from '../scheduler/self-deadlock.js';
 import { outcomeOf, type StatsRecorder } from '../stats.js';
 import { onAbort } from './abort-fanout.js';
 import { Deque } from './deque.js';
-import { type JobOwner, JobRun, SETTLE, type WorkerFunction } from './job-run.js';
+import {
+  type JobOwner,
+  JobRun,
+  LINGER,
+  SETTLE,
+  startWorker,
+  type WorkerFunction,
+} from './job-run.js';
 import { Slots } from './slots.js';
 
 export interface EngineOptions<J = unknown> {
@@ -32,6 +41,10 @@ export interface EngineOptions<J = unknown> {
   events?: { name: string; kind: PoolKind } | undefined;
   /** Lifecycle hooks (see scheduler/hooks.ts). */
   hooks?: CoreHooks<J> | undefined;
+  /** The `watchdog` option's watchdog (fed by `hooks`; told here of zombies). */
+  watchdog?: Watchdog | undefined;
+  /** The job as the watchdog reports it (a stage's envelope → its value). */
+  view?: ((job: J) => unknown) | undefined;
 }
 
 /** The gates of a runPool or a stage: a pool's gates, with priority as a function of the job. */
@@ -457,7 +470,9 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
       this.#opts.stats?.recordStart(run.startedAt, 0);
     }
     const around = observed ? this.#opts.hooks?.started?.(job, run.index, 1) : undefined;
-    run.start(this.#worker, workerId, this.#opts.timeout, around);
+    if (deadlockStorageActive())
+      outsideJobs(startWorker, run, this.#worker, workerId, this.#opts.timeout, around);
+    else run.start(this.#worker, workerId, this.#opts.timeout, around);
   }
 
   /** Feeds a finished attempt to the adaptive limit; resizes the slots when it moved. */
@@ -468,6 +483,14 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
     if (limit === undefined) return;
     this.#slots.resize(limit);
     this.#opts.stats?.setConcurrency(limit);
+  }
+
+  /** A canceled job's worker runs on, then returns (the watchdog's zombies). */
+  [LINGER](run: JobRun<J, R>, error: Error | undefined): void {
+    const watchdog = this.#opts.watchdog;
+    if (watchdog === undefined) return;
+    if (error === undefined) watchdog.returned(run);
+    else watchdog.abandoned(run, this.#opts.view?.(run.job) ?? run.job, run.index, error);
   }
 
   /** A job ended: free its slot, queue its result, pull the next. Called by the JobRun. */
@@ -546,7 +569,9 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
       const around = run.observed
         ? this.#opts.hooks?.started?.(run.job, run.index, run.attempt)
         : undefined;
-      run.start(this.#worker, workerId, this.#opts.timeout, around);
+      if (deadlockStorageActive()) {
+        outsideJobs(startWorker, run, this.#worker, workerId, this.#opts.timeout, around);
+      } else run.start(this.#worker, workerId, this.#opts.timeout, around);
     }
   }
 

@@ -59,6 +59,11 @@ export class Slots<T> {
     for (let id = top - 1; id >= 0; id--) if (this.#busy[id] === undefined) this.#free.push(id);
   }
 
+  /** True when slot `id` runs `item` now. */
+  holds(id: number, item: T): boolean {
+    return this.#busy[id] === item;
+  }
+
   /** What runs now, in slot order. */
   items(): T[] {
     return this.#busy.filter((item): item is T => item !== undefined);

@@ -16,6 +16,7 @@ import {
 } from '../internal/options.js';
 import { ANNOUNCED_STATS } from '../observability/gate-channels.js';
 import { KIND } from '../observability/publisher.js';
+import { Watchdog, watchdogOptions } from '../observability/watchdog.js';
 import { type DrainReport, Pool, type PoolOptions, type Task } from '../pool.js';
 import { EXECUTOR, type Executor } from '../scheduler/executor.js';
 import { MAX_BATCH } from './batch-size.js';
@@ -77,6 +78,7 @@ export class ThreadPool<J, R> {
   #threads: number;
   readonly #gated: boolean;
   #stopped: Promise<void> | undefined;
+  readonly #watchdog: Watchdog | undefined;
   /** Removes the listener on `opts.signal`; called once the pool stops. */
   #unsubscribe: (() => void) | undefined;
 
@@ -100,6 +102,8 @@ export class ThreadPool<J, R> {
     const maxStartupFailures = positiveInt('maxStartupFailures', opts.maxStartupFailures ?? 3);
     const signal = optionalSignal('signal', opts.signal);
     optionalResourceLimits('resourceLimits', opts.resourceLimits);
+    const limits = watchdogOptions(opts.watchdog);
+    this.#watchdog = limits && new Watchdog(limits, opts.name ?? 'thread-pool', 'thread-pool');
     const spec = threadSpec(resolveModule(module));
     this.#scheduler = new Scheduler(spec, {
       threads,
@@ -107,6 +111,7 @@ export class ThreadPool<J, R> {
       abortGrace,
       maxStartupFailures,
       resourceLimits: opts.resourceLimits,
+      watchdog: this.#watchdog,
       onFail: () => {
         this.#pool.close();
         void this.#pool.onIdle().then(() => this.#stop());
@@ -333,6 +338,7 @@ export class ThreadPool<J, R> {
       threads.length === 0
         ? 0
         : threads.reduce((sum, t) => sum + t.utilization, 0) / threads.length;
+    if (this.#watchdog !== undefined) Object.assign(counts, this.#watchdog.snapshot());
     return {
       ...counts,
       concurrency: this.#threads,

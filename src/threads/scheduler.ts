@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import type { ResourceLimits, TransferListItem } from 'node:worker_threads';
 import { TimeoutError, WorkerCrashedError, type WorkerStartupError } from '../errors.js';
 import { coded } from '../internal/options.js';
+import type { Watchdog } from '../observability/watchdog.js';
 import { outcomeOf, StatsRecorder } from '../stats.js';
 import { BatchSize } from './batch-size.js';
 import { Fifo } from './fifo.js';
@@ -47,6 +48,8 @@ export interface SchedulerOptions {
   abortGrace: number;
   maxStartupFailures: number;
   resourceLimits: ResourceLimits | undefined;
+  /** The `watchdog` option's: told of hand-overs, settlements and threads running on. */
+  watchdog?: Watchdog | undefined;
   /** Called once when the pool gives up on starting threads. */
   onFail: (error: WorkerStartupError) => void;
 }
@@ -180,7 +183,10 @@ export class Scheduler implements ThreadEvents<Job> {
   async stop(): Promise<void> {
     this.#stopped = true;
     this.#startup.stop();
-    for (const job of this.#inGrace) clearTimeout(job.grace);
+    for (const job of this.#inGrace) {
+      clearTimeout(job.grace);
+      this.#opts.watchdog?.returned(job); // its thread is terminated below
+    }
     this.#inGrace.clear();
     const threads = [...this.#slots, ...this.#retired].filter((t): t is Thread<Job> => !!t);
     this.#slots.length = 0;
@@ -434,8 +440,10 @@ export class Scheduler implements ThreadEvents<Job> {
       return;
     }
     const now = performance.now();
+    const watchdog = this.#opts.watchdog;
     for (const job of batch) {
       job.thread = thread;
+      watchdog?.started(job.job, job.index, now);
       job.transfer = undefined;
       if (job.startedAt === 0) {
         // One clock reading for the whole batch: its jobs are handed over together.
@@ -519,6 +527,7 @@ export class Scheduler implements ThreadEvents<Job> {
     }
     this.#settle(job, error, undefined);
     thread.cancel(job, serializeError(error));
+    this.#opts.watchdog?.abandoned(job, job.job, job.index, error);
     this.#armGrace(thread, job);
   }
 
@@ -535,6 +544,8 @@ export class Scheduler implements ThreadEvents<Job> {
   #graceOver(thread: Thread<Job>, job: Job): void {
     this.#inGrace.delete(job);
     job.grace = undefined;
+    // Past its grace the job either ended or loses its thread: it runs on no longer either way.
+    this.#opts.watchdog?.returned(job);
     if (this.#stopped || !thread.isRunning(job)) return;
     // Its result may be waiting on the port (the event loop was busy): then it ended in time.
     thread.receive();
@@ -554,6 +565,7 @@ export class Scheduler implements ThreadEvents<Job> {
   }
 
   #clearGrace(job: Job): void {
+    this.#opts.watchdog?.returned(job);
     clearTimeout(job.grace);
     job.grace = undefined;
     this.#inGrace.delete(job);
@@ -567,6 +579,7 @@ export class Scheduler implements ThreadEvents<Job> {
     const again: Job[] = [];
     for (const job of jobs) {
       job.thread = undefined;
+      this.#opts.watchdog?.ended(job.index); // back to waiting: its age starts again when sent
       clearTimeout(job.timer);
       job.timer = undefined;
       if (job.settled) continue;
@@ -588,6 +601,7 @@ export class Scheduler implements ThreadEvents<Job> {
   #settle(job: Job, error: Error | undefined, value: unknown, at?: number): void {
     if (job.settled) return;
     job.settled = true;
+    this.#opts.watchdog?.ended(job.index);
     if (job.timer !== undefined) clearTimeout(job.timer);
     if (job.startedAt !== 0) this.#timing.settled(outcomeOf(error), job.startedAt, at);
     if (error) job.reject(error);

@@ -1,6 +1,7 @@
 import type { ResourceLimits, TransferListItem } from 'node:worker_threads';
 import type { GateOptions } from '../gates/gate-options.js';
 import type { JobContext } from '../internal/job-run.js';
+import type { WatchdogOptions } from '../observability/watchdog.js';
 import type { SubmitOptions } from '../pool.js';
 import type { PoolStats } from '../stats.js';
 
@@ -87,6 +88,12 @@ export interface ThreadPoolOptions<J = unknown> extends GateOptions<J> {
    * its outcome is lost. They ran once and are never run again. Jobs not started run elsewhere.
    */
   resourceLimits?: ResourceLimits;
+  /**
+   * Opt-in stuck-job watchdog, as on `Pool` (README "Watchdog"). A job's age counts from its
+   * hand-over to a thread (as `runTime`); a zombie is a canceled or timed-out job still running
+   * in its thread, until it returns or `abortGrace` terminates the thread.
+   */
+  watchdog?: WatchdogOptions;
   /**
    * Aborting it aborts the pool, like {@link ThreadPool.abort}. The pool stops listening once
    * it is drained, aborted, or closed and idle.
