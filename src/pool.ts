@@ -232,6 +232,7 @@ export class Pool<J, R> implements JobOwner<J, R> {
     this.#gates = gateOptions(opts);
     this.#kind = (opts as { [KIND]?: PoolKind })[KIND] ?? 'pool';
     this.#name = opts.name === undefined ? this.#kind : nonEmptyString('name', opts.name);
+    this.#adaptive?.attach(this.#name, this.#kind);
     this.#hooks = publishingHooks(
       this.#name,
       this.#kind,

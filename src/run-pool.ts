@@ -94,6 +94,7 @@ export function runPool<J, R>(
   const adaptive = adaptiveOf(opts?.concurrency);
   const concurrency = adaptive?.limit ?? positiveInt('concurrency', opts?.concurrency);
   const name = opts.name === undefined ? 'run-pool' : nonEmptyString('name', opts.name);
+  adaptive?.attach(name, 'run-pool');
   return new PullEngine(jobs, fn<WorkerFunction<J, R>>(argument('worker'), worker), {
     concurrency,
     adaptive,

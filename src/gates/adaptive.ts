@@ -3,6 +3,11 @@
  * as TCP's congestion window does (ideas from Netflix's concurrency-limits: AIMD, Gradient2).
  */
 import { invalidOption, optionsObject, positiveInt } from '../internal/options.js';
+import {
+  type PoolKind,
+  type PoolLimitMessage,
+  poolLimitChannel,
+} from '../observability/channels.js';
 import { Aimd, type AimdOptions } from './adaptive/aimd.js';
 import type { LimitAlgorithm, LimitReason, LimitSample } from './adaptive/algorithm.js';
 import { Gradient, type GradientOptions } from './adaptive/gradient.js';
@@ -115,6 +120,8 @@ export class AdaptiveConcurrency {
   #limit: number;
   /** @internal Set by the pool that uses it. */
   claimed = false;
+  /** The pool it sizes, as its `sluice:pool:limit` events name it (unset: used alone). */
+  #owner: { name: string; kind: PoolKind } | undefined;
 
   /** @internal Use {@link adaptive}. */
   constructor(
@@ -159,6 +166,14 @@ export class AdaptiveConcurrency {
     if (limit !== this.#limit) this.#record(this.#now(), limit, 'manual');
   }
 
+  /**
+   * @internal Names the pool it sizes, so its moves are published on `sluice:pool:limit`
+   * (a limit used alone publishes nothing).
+   */
+  attach(name: string, kind: PoolKind): void {
+    this.#owner = { name, kind };
+  }
+
   /** What `stats().limit` shows. */
   stats(): LimitStats {
     return { current: this.#limit, min: this.min, max: this.max, history: [...this.#history] };
@@ -175,9 +190,22 @@ export class AdaptiveConcurrency {
   }
 
   #record(at: number, to: number, reason: LimitReason): void {
-    this.#history.push({ at, from: this.#limit, to, reason });
+    const previous = this.#limit;
+    this.#history.push({ at, from: previous, to, reason });
     if (this.#history.length > this.#keep) this.#history.shift();
     this.#limit = to;
+    const owner = this.#owner;
+    if (owner === undefined || !poolLimitChannel.hasSubscribers) return;
+    const { min, max } = this;
+    poolLimitChannel.publish({
+      ...owner,
+      previous,
+      limit: to,
+      reason,
+      min,
+      max,
+      at,
+    } satisfies PoolLimitMessage);
   }
 }
 
