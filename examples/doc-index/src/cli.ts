@@ -42,7 +42,12 @@ const int = (min: number) => (value: string) => {
 };
 
 /** `auto`, or an integer >= 1. */
-const intOrAuto = (value: string): number | 'auto' => (value === 'auto' ? 'auto' : int(1)(value));
+const intOrAuto = (value: string): number | 'auto' => {
+  if (value === 'auto') return 'auto';
+  if (!/^\d+$/.test(value) || !(Number(value) >= 1) || !Number.isSafeInteger(Number(value)))
+    throw new InvalidArgumentError('expected auto or an integer >= 1');
+  return Number(value);
+};
 
 // Checked while parsing, so that a URL the embedder could never reach (ftp:, a typo) is a usage
 // error up front instead of a failed request per document.
