@@ -232,8 +232,14 @@ function flag(name: string, fallback: string): string {
   return hit === undefined ? fallback : hit.slice(name.length + 3);
 }
 
-/** An ASCII plot of `values` over time: one column per bucket, `rows` lines high. */
-function asciiPlot(label: string, values: number[], rows = 8): string {
+/** An ASCII plot of `values` over time, at most `width` columns (buckets averaged), `rows` high. */
+function asciiPlot(label: string, series: number[], rows = 8, width = 60): string {
+  const per = Math.ceil(series.length / width);
+  const values: number[] = [];
+  for (let i = 0; i < series.length; i += per) {
+    const chunk = series.slice(i, i + per);
+    values.push(chunk.reduce((a, b) => a + b, 0) / chunk.length);
+  }
   const top = Math.max(...values, 1);
   const lines: string[] = [];
   for (let r = rows; r >= 1; r--) {
