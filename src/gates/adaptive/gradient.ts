@@ -50,6 +50,8 @@ export class Gradient implements LimitAlgorithm {
   #long = Number.NaN;
   #sum = 0;
   #count = 0;
+  /** Refusals in the current round. */
+  #drops = 0;
   #saturated = false;
   #slowStart = true;
 
@@ -62,10 +64,12 @@ export class Gradient implements LimitAlgorithm {
   next(limit: number, sample: LimitSample, now: number): LimitStep {
     if (sample.dropped) {
       // A refusal's run time says nothing about queueing: it does not enter the averages.
+      this.#drops++;
       if (!this.#rounds.closes(sample, now)) return { limit, reason: 'probe' };
+      const cut = this.#dropCut(limit);
       this.#endRound(now);
       this.#slowStart = false;
-      return { limit: limit / 2, reason: 'drop' };
+      return { limit: cut, reason: 'drop' };
     }
     this.#sum += sample.rtt;
     this.#count++;
@@ -91,10 +95,28 @@ export class Gradient implements LimitAlgorithm {
     return { limit: limit + (estimate - limit) * this.#smoothing, reason: 'probe' };
   }
 
+  /**
+   * A drop halves the limit — or cuts deeper when the round says where the knee is: of the
+   * limit's jobs only the share that was not refused got in, and those ran `short`/`long` times
+   * slower than the baseline, so the downstream takes about limit x share x long/short (a
+   * knee that fell from 64 to 16 under a limit of 64: half refused, the rest twice as slow →
+   * 16, in one round rather than three). Never below a quarter of the limit in one round.
+   */
+  #dropCut(limit: number): number {
+    if (this.#count === 0 || Number.isNaN(this.#long)) return limit / 2;
+    const share = this.#count / (this.#count + this.#drops);
+    const slowdown = Math.max(
+      0.5,
+      Math.min(1, (this.#tolerance * this.#long) / (this.#sum / this.#count)),
+    );
+    return Math.max(limit / 4, Math.min(limit / 2, limit * share * slowdown));
+  }
+
   #endRound(now: number): void {
     this.#rounds.end(now);
     this.#sum = 0;
     this.#count = 0;
+    this.#drops = 0;
     this.#saturated = false;
   }
 }
