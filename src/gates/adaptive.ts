@@ -28,12 +28,13 @@ export interface AdaptiveOptions {
   initial?: number;
   /**
    * `'gradient'` (default) or `'aimd'`, by name (defaults) or as an options object:
-   * - `gradient` — { tolerance 1.05, smoothing 0.5, longWindow 1000 rounds }: once per round
+   * - `gradient` — { tolerance 1, smoothing 0.5, longWindow 1000 rounds }: once per round
    *   trip, compares the round's mean run time (short) with a long-term average (long, which
    *   follows drops at once and rises slowly); gradient = clamp(tolerance x long / short, 0.5,
    *   1). At 1 (and saturated) the limit grows by smoothing x sqrt(limit) — by smoothing x limit
-   *   until the first congestion (slow start); below 1, it goes to limit x gradient at once.
-   *   A drop halves it.
+   *   until the first congestion (slow start), within a 5% noise band; below it, it moves
+   *   smoothing of the way to limit x gradient. A drop halves it, or cuts to limit x the
+   *   round's admitted share x its slowdown when lower (at most to a quarter).
    * - `aimd` — { backoff 0.9, tolerance 1.1, window 10000 samples }: +1 per saturated success
    *   until the first congestion (slow start), then +1 per round trip; x backoff on a drop or a
    *   success slower than tolerance x the baseline (the fastest run time, drifting up to slower

@@ -9,10 +9,9 @@ import { Rounds } from './algorithm.js';
 export interface GradientOptions {
   name: 'gradient';
   /**
-   * Short-term/long-term run-time ratio tolerated before shrinking, >= 1. Default 1.05: the
-   * limit settles near tolerance x the downstream's knee, and run times measured on a real,
-   * busy event loop wobble by a few percent (timers fire late, never early) — at 1 every
-   * round slower than the fastest one seen counted as congestion and kept the limit small.
+   * Short-term/long-term run-time ratio tolerated before shrinking, >= 1. Default 1 (the limit
+   * settles near tolerance x the downstream's knee). A fixed 5% noise band on top keeps
+   * growing through the few percent real run times wobble by (see NOISE).
    */
   tolerance?: number;
   /** Weight of each round's estimate in the limit, in (0, 1]. Default 0.5. */
