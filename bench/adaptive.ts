@@ -317,13 +317,13 @@ if (isMain(import.meta.url)) {
       if (size === 'adaptive') {
         plots.push(
           asciiPlot(
-            'limit (per 0.5 s)',
+            'limit over time (1 column = 1 s at 60 s)',
             v.series.map((s) => s.limit),
           ),
         );
         plots.push(
           asciiPlot(
-            'successes/s',
+            'successes/s over time',
             v.series.map((s) => s.okPerS),
           ),
         );
