@@ -99,7 +99,8 @@ export class Gradient implements LimitAlgorithm {
    * limit's jobs only the share that was not refused got in, and those ran `short`/`long` times
    * slower than the baseline, so the downstream takes about limit x share x long/short (a
    * knee that fell from 64 to 16 under a limit of 64: half refused, the rest twice as slow →
-   * 16, in one round rather than three). Never below a quarter of the limit in one round.
+   * 16). Only as good as the round is fresh: replies of jobs started before the change show
+   * neither (bench/adaptive.ts saw no gain). Never below a quarter of the limit in one round.
    */
   #dropCut(limit: number): number {
     if (this.#count === 0 || Number.isNaN(this.#long)) return limit / 2;
