@@ -27,8 +27,7 @@ export interface GradientOptions {
  */
 const NOISE = 1.05;
 
-/** In slow start, two rounds running slower than this x tolerance x long end it (milder or
- * single ones pause it). */
+/** In slow start, rounds slower than this x tolerance x long end it (milder ones pause it). */
 const SLOW_START_EXIT = 0.8;
 
 const ewma = (average: number, value: number, window: number): number =>
@@ -54,8 +53,6 @@ export class Gradient implements LimitAlgorithm {
   #drops = 0;
   #saturated = false;
   #slowStart = true;
-  /** Slow start: consecutive rounds clearly slower than the baseline. */
-  #strikes = 0;
 
   constructor(opts: Required<Omit<GradientOptions, 'name'>>) {
     this.#tolerance = opts.tolerance;
@@ -85,18 +82,13 @@ export class Gradient implements LimitAlgorithm {
     this.#long = Math.min(ewma(this.#long, short, this.#longWindow), short);
     const ratio = (this.#tolerance * this.#long) / short;
     if (ratio * NOISE < 1) {
-      // Slow start ends on a drop or a clear rise in two rounds running: a round at a limit of
-      // 1-3 is a handful of replies, and one late timer would otherwise end it before it got
-      // anywhere (milder or single rises only pause it).
-      if (this.#slowStart && (ratio >= SLOW_START_EXIT || ++this.#strikes < 2)) {
-        if (ratio >= SLOW_START_EXIT) this.#strikes = 0;
-        return { limit, reason: 'probe' };
-      }
+      // Slow start ends on a drop or a clear rise only: a few noisy rounds at a limit of 1-3
+      // (a handful of replies each) would otherwise end it before it got anywhere.
+      if (this.#slowStart && ratio >= SLOW_START_EXIT) return { limit, reason: 'probe' };
       const gradient = Math.max(0.5, ratio);
       this.#slowStart = false;
       return { limit: limit + (limit * gradient - limit) * this.#smoothing, reason: 'latency' };
     }
-    this.#strikes = 0;
     if (!saturated) return { limit, reason: 'probe' };
     const estimate = this.#slowStart ? 2 * limit : limit + Math.sqrt(limit);
     return { limit: limit + (estimate - limit) * this.#smoothing, reason: 'probe' };
