@@ -62,12 +62,14 @@ export {
   type JobTraceContext,
   type PoolEventBase,
   type PoolKind,
+  type PoolLimitMessage,
   type PoolState,
   type PoolStateMessage,
   SLUICE_JOB,
   SLUICE_JOB_ACCEPTED,
   SLUICE_JOB_RETRIED,
   SLUICE_JOB_SETTLED,
+  SLUICE_POOL_LIMIT,
   SLUICE_POOL_STATE,
 } from './observability/channels.js';
 export {

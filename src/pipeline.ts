@@ -278,6 +278,7 @@ export class Pipeline<J, T> implements AsyncIterable<Result<J, T>> {
       invalidArgument(`${name}.worker`, worker, 'a function or an object with run()');
     }
     const adaptive = adaptiveOf(concurrency);
+    adaptive?.attach(name, 'stage');
     const c = adaptive?.limit ?? positiveInt(`${name}.concurrency`, concurrency);
     return {
       name,

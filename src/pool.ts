@@ -284,6 +284,7 @@ export class Pool<J, R> implements JobOwner<J, R> {
       ? new DeadlockGuard()
       : undefined;
     const hooks = guardedHooks((opts as { [HOOKS]?: JobHooks<J> })[HOOKS]);
+    this.#adaptive?.attach(this.#name, this.#kind);
     this.#hooks = publishingHooks(
       this.#name,
       this.#kind,

@@ -100,6 +100,7 @@ export function runPool<J, R>(
   const limits = watchdogOptions(opts.watchdog);
   const watchdog = limits && new Watchdog(limits, name, 'run-pool');
   const hooks = guardedHooks((opts as { [HOOKS]?: JobHooks<J> })[HOOKS]);
+  adaptive?.attach(name, 'run-pool');
   return new PullEngine(jobs, fn<WorkerFunction<J, R>>(argument('worker'), worker), {
     concurrency,
     adaptive,

@@ -4,6 +4,7 @@
  * @module
  */
 
+import type { AdaptiveConcurrency, LimitStats } from '../gates/adaptive.js';
 import type { PerKeyOptions } from '../gates/gate-options.js';
 import type { RateLimiter } from '../gates/rate-limiter.js';
 import type { RateLimit } from '../gates/sliding-window.js';
@@ -108,8 +109,17 @@ export interface ConsumeOptions<T, M extends BrokerMessage = BrokerMessage> {
    * Messages held at once (fetched and not yet settled, running or waiting for their batch):
    * the handlers running at once, and the most messages fetched ahead. Over several sources,
    * one cap shared by all. Required, integer >= 1.
+   *
+   * Or an {@link adaptive} limit, moved by the handlers' run times and overload failures (a
+   * handler throwing an error with `status` 429/503, or a `timeout`): the cap is then the limit
+   * now. When it drops, messages already held are not handed back — they finish, and nothing is
+   * fetched until held falls below the new limit (held <= the limit + what was held when it
+   * dropped, <= `max`). Not with `batch` (ERR_INVALID_OPTION). RabbitMQ: the broker's prefetch
+   * is fixed by the first fetch (the `initial` limit), so the limit only acts below it; give
+   * `initial: max` to let it move through its whole range (the broker then pushes up to `max`
+   * messages into the source's buffer, not counted as held).
    */
-  concurrency: number;
+  concurrency: number | AdaptiveConcurrency;
   /**
    * Hand the handler batches of messages instead of one at a time (the handler is then a
    * {@link BatchHandler}). Absent: one message per call.
@@ -187,8 +197,10 @@ export interface ConsumerStats {
    * ordered ack (see `acking`) counts as settled once issued.
    */
   held: number;
-  /** The highest `held` seen. Never above `concurrency`. */
+  /** The highest `held` seen. Never above `concurrency` (adaptive: the highest limit, <= `max`). */
   peakHeld: number;
+  /** With an adaptive `concurrency` only: the limit now, its [min, max] and its last moves. */
+  limit?: LimitStats;
   /**
    * Acks already issued whose slot was freed at once (sources with `orderedAcks`: the ack
    * reaches the broker before the next fetch), not yet confirmed. Not counted in `held`.

@@ -16,7 +16,11 @@
  *   delivered to this consumer and not acked stays <= `concurrency` as well. Over several
  *   sources the bound is on the sum, and a slot frees only once its ack is confirmed (an early
  *   free could be fetched by another source before the ack lands). In batch mode, messages
- *   waiting for their batch to fill count as held too.
+ *   waiting for their batch to fill count as held too. With an adaptive `concurrency`, the cap
+ *   is the limit now: held + messages asked for by running fetches never exceed it, except
+ *   after the limit drops — what was already held (or asked for) then finishes, and nothing is
+ *   fetched until held is below the new limit. So held <= current limit + what was held when
+ *   it last dropped, and always <= the highest limit reached (<= `max`).
  * - **A lost lease is never settled.** Once a heartbeat reports that another consumer owns a
  *   message, its handler's signal aborts and its outcome is dropped (no ack, retry or dead
  *   letter); a source refuses a late settle itself where the broker can tell (`LeaseLostError`,
@@ -27,11 +31,13 @@
  * @module
  */
 import { MalformedMessageError, toError } from '../errors.js';
+import { AdaptiveConcurrency } from '../gates/adaptive.js';
 import { onAbort as onAbortOf } from '../internal/abort-fanout.js';
 import {
   argument,
   fn,
   invalidArgument,
+  invalidOption,
   MAX_TIMER_MS,
   optionalDeadline,
   optionalDuration,
@@ -181,7 +187,9 @@ export function consume<T = unknown, M extends BrokerMessage = BrokerMessage>(
 class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
   readonly #lanes: FetchLanes<M>;
   readonly #handler: (payload: unknown, ctx: unknown) => unknown;
-  readonly #concurrency: number;
+  /** The fixed `concurrency`, or undefined when it is adaptive (read from the pool's limit). */
+  readonly #fixed: number | undefined;
+  readonly #adaptive: AdaptiveConcurrency | undefined;
   readonly #batch: BatchCollector<Job<T, M>> | undefined;
   readonly #maxDeliveries: number;
   readonly #backoff: BackoffFunction;
@@ -233,8 +241,21 @@ class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
     fn(argument('handler'), handler);
     this.#handler = handler as (payload: unknown, ctx: unknown) => unknown;
     optionsObject(argument('options'), options);
-    this.#concurrency = positiveInt('concurrency', options?.concurrency);
-    const batch: BatchShape | undefined = batchShape(options.batch, this.#concurrency);
+    const concurrency = options?.concurrency;
+    // Claimed by the Pool below (which also refuses one already used elsewhere).
+    this.#adaptive = concurrency instanceof AdaptiveConcurrency ? concurrency : undefined;
+    this.#fixed =
+      this.#adaptive === undefined ? positiveInt('concurrency', concurrency) : undefined;
+    if (this.#adaptive !== undefined && options.batch != null) {
+      // A batch's one call carries many messages: its run time and the held cap would count
+      // different things. Not supported yet: refused rather than half-right.
+      invalidOption(
+        'concurrency',
+        concurrency,
+        'a positive integer with `batch` (adaptive() is supported one message at a time)',
+      );
+    }
+    const batch: BatchShape | undefined = batchShape(options.batch, this.#fixed ?? 0);
     if (batch) refuseOrderingGates(options);
     this.#batch = batch && new BatchCollector(batch, (items) => this.#submit(items));
     const retry = retryShape(options);
@@ -263,8 +284,9 @@ class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
     this.#pool = new Pool(
       (work: Work<T, M>, ctx: { signal: AbortSignal }) => this.#work(work, ctx),
       {
-        concurrency: this.#concurrency,
-        queueSize: this.#concurrency,
+        concurrency: this.#adaptive ?? this.#fixed,
+        // Held <= the highest limit <= max: every held message fits (see #cap).
+        queueSize: this.#adaptive?.max ?? this.#fixed,
         timeout: optionalDuration('timeout', options.timeout),
         // With `batch`, the pool runs batches: `rate` counts batch starts (key/priority refused).
         rate: options.rate,
@@ -299,10 +321,13 @@ class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
       if (signal.aborted) queueMicrotask(onAbort);
       else void this.done.then(onAbortOf(signal, onAbort));
     }
+    const cap = () => this.#cap();
     this.#lanes = new FetchLanes(
       sources,
       {
-        concurrency: this.#concurrency,
+        get concurrency() {
+          return cap();
+        },
         held: () => this.#stats.held,
         stopping: () => this.#stopping,
         deliver: (lane, messages) => this.#deliver(lane, messages),
@@ -319,10 +344,19 @@ class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
     return this.#stopping;
   }
 
+  /**
+   * The cap on held messages: `concurrency`, or the adaptive limit now. Fetches ask only for
+   * `cap - held - asked`, so after the limit drops nothing is fetched until held falls below it.
+   */
+  #cap(): number {
+    return this.#adaptive?.limit ?? (this.#fixed as number);
+  }
+
   stats(): ConsumerStats {
-    const { running, stuck, zombies } = this.#pool.stats();
-    const stats: ConsumerStats = { ...this.#stats, running };
-    if (stuck !== undefined) Object.assign(stats, { stuck, zombies });
+    const pool = this.#pool.stats();
+    const stats: ConsumerStats = { ...this.#stats, running: pool.running };
+    if (pool.stuck !== undefined) Object.assign(stats, { stuck: pool.stuck, zombies: pool.zombies });
+    if (pool.limit !== undefined) stats.limit = pool.limit;
     return stats;
   }
 
@@ -425,7 +459,8 @@ class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
   #submit(work: Work<T, M>, priority?: number): void {
     const batch = Array.isArray(work);
     const jobs: readonly Job<T, M>[] = batch ? work : [work as Job<T, M>];
-    // Always accepted while open: held <= concurrency = queueSize, so there is a slot or room.
+    // Always accepted while open: held <= concurrency (adaptive: <= max) = queueSize, so there
+    // is a slot or room.
     const task = this.#stopping
       ? undefined
       : this.#pool.trySubmit(work, priority === undefined ? undefined : { priority });

@@ -3,6 +3,11 @@
  * as TCP's congestion window does (ideas from Netflix's concurrency-limits: AIMD, Gradient2).
  */
 import { invalidOption, optionsObject, positiveInt } from '../internal/options.js';
+import {
+  type PoolKind,
+  type PoolLimitMessage,
+  poolLimitChannel,
+} from '../observability/channels.js';
 import { Aimd, type AimdOptions } from './adaptive/aimd.js';
 import type { LimitAlgorithm, LimitReason, LimitSample } from './adaptive/algorithm.js';
 import { Gradient, type GradientOptions } from './adaptive/gradient.js';
@@ -23,11 +28,13 @@ export interface AdaptiveOptions {
   initial?: number;
   /**
    * `'gradient'` (default) or `'aimd'`, by name (defaults) or as an options object:
-   * - `gradient` — { tolerance 1, smoothing 0.5, longWindow 1000 rounds }: once per round trip,
-   *   compares the round's mean run time (short) with a long-term average (long, which follows
-   *   drops at once and rises slowly); gradient = clamp(tolerance x long / short, 0.5, 1). At 1
-   *   (and saturated) the limit grows by smoothing x sqrt(limit); below, it moves smoothing of
-   *   the way to limit x gradient. A drop halves it.
+   * - `gradient` — { tolerance 1, smoothing 0.5, longWindow 1000 rounds }: once per round
+   *   trip, compares the round's mean run time (short) with a long-term average (long, which
+   *   follows drops at once and rises slowly); gradient = clamp(tolerance x long / short, 0.5,
+   *   1). At 1 (and saturated) the limit grows by smoothing x sqrt(limit) — by smoothing x limit
+   *   until the first congestion (slow start), within a 5% noise band; below it, it moves
+   *   smoothing of the way to limit x gradient. A drop halves it, or cuts to limit x the
+   *   round's admitted share x its slowdown when lower (at most to a quarter).
    * - `aimd` — { backoff 0.9, tolerance 1.1, window 10000 samples }: +1 per saturated success
    *   until the first congestion (slow start), then +1 per round trip; x backoff on a drop or a
    *   success slower than tolerance x the baseline (the fastest run time, drifting up to slower
@@ -115,6 +122,8 @@ export class AdaptiveConcurrency {
   #limit: number;
   /** @internal Set by the pool that uses it. */
   claimed = false;
+  /** The pool it sizes, as its `sluice:pool:limit` events name it (unset: used alone). */
+  #owner: { name: string; kind: PoolKind } | undefined;
 
   /** @internal Use {@link adaptive}. */
   constructor(
@@ -159,6 +168,14 @@ export class AdaptiveConcurrency {
     if (limit !== this.#limit) this.#record(this.#now(), limit, 'manual');
   }
 
+  /**
+   * @internal Names the pool it sizes, so its moves are published on `sluice:pool:limit`
+   * (a limit used alone publishes nothing).
+   */
+  attach(name: string, kind: PoolKind): void {
+    this.#owner = { name, kind };
+  }
+
   /** What `stats().limit` shows. */
   stats(): LimitStats {
     return { current: this.#limit, min: this.min, max: this.max, history: [...this.#history] };
@@ -175,9 +192,22 @@ export class AdaptiveConcurrency {
   }
 
   #record(at: number, to: number, reason: LimitReason): void {
-    this.#history.push({ at, from: this.#limit, to, reason });
+    const previous = this.#limit;
+    this.#history.push({ at, from: previous, to, reason });
     if (this.#history.length > this.#keep) this.#history.shift();
     this.#limit = to;
+    const owner = this.#owner;
+    if (owner === undefined || !poolLimitChannel.hasSubscribers) return;
+    const { min, max } = this;
+    poolLimitChannel.publish({
+      ...owner,
+      previous,
+      limit: to,
+      reason,
+      min,
+      max,
+      at,
+    } satisfies PoolLimitMessage);
   }
 }
 

@@ -5,6 +5,7 @@
  * @module
  */
 import diagnostics from 'node:diagnostics_channel';
+import type { LimitReason } from '../gates/adaptive/algorithm.js';
 import type { Outcome } from '../stats.js';
 
 /** Which kind of sluice object published an event. */
@@ -80,6 +81,23 @@ export interface PoolStateMessage extends PoolEventBase {
 }
 
 /**
+ * On {@link SLUICE_POOL_LIMIT}: a pool's adaptive `concurrency` limit moved from `previous` to
+ * `limit` (once per move, as recorded in `stats().limit.history`).
+ */
+export interface PoolLimitMessage extends PoolEventBase {
+  /** The limit before the move. */
+  readonly previous: number;
+  /** The new limit: an integer in [min, max]. */
+  readonly limit: number;
+  /** `probe` (growing), `latency` (run times rose), `drop` (overload failure), `manual` (resize). */
+  readonly reason: LimitReason;
+  readonly min: number;
+  readonly max: number;
+  /** The limit's clock (ms, `performance.now()` unless its `now` option says otherwise). */
+  readonly at: number;
+}
+
+/**
  * Tracing channel name (`diagnostics_channel.tracingChannel(SLUICE_JOB)`): one traced call per
  * job attempt, context {@link JobTraceContext}. Events: `tracing:sluice:job:start` as the
  * attempt starts on a slot, published through `start.runStores` around the worker call (so a
@@ -102,6 +120,11 @@ export const SLUICE_JOB_SETTLED = 'sluice:job:settled';
  * stops their pulling first.
  */
 export const SLUICE_POOL_STATE = 'sluice:pool:state';
+/**
+ * Channel name: every move of an adaptive `concurrency` limit (Pool, runPool, stages, consume()),
+ * message {@link PoolLimitMessage}. Pools with a fixed `concurrency` publish nothing here.
+ */
+export const SLUICE_POOL_LIMIT = 'sluice:pool:limit';
 
 /** The channel objects (Node keeps one per name, so subscribers elsewhere see the same). */
 export const jobTrace = diagnostics.tracingChannel<string, JobTraceContext>(SLUICE_JOB);
@@ -109,6 +132,7 @@ export const acceptedChannel = diagnostics.channel(SLUICE_JOB_ACCEPTED);
 export const retriedChannel = diagnostics.channel(SLUICE_JOB_RETRIED);
 export const settledChannel = diagnostics.channel(SLUICE_JOB_SETTLED);
 export const poolStateChannel = diagnostics.channel(SLUICE_POOL_STATE);
+export const poolLimitChannel = diagnostics.channel(SLUICE_POOL_LIMIT);
 
 /** Publishes a pool state change, building the message only when someone listens. */
 export function publishPoolState(

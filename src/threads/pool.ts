@@ -1,6 +1,7 @@
 import { availableParallelism } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { PoolClosedError } from '../errors.js';
+import { AdaptiveConcurrency } from '../gates/adaptive.js';
 import { onAbort } from '../internal/abort-fanout.js';
 import {
   argument,
@@ -93,6 +94,7 @@ export class ThreadPool<J, R> {
   constructor(module: string | URL, options?: ThreadPoolOptions<J>) {
     // null and undefined both mean "the defaults", as for Pool.
     const opts = optionsObject<ThreadPoolOptions<J>>(argument('opts'), options) ?? {};
+    refuseAdaptive(opts);
     const threads = positiveInt('threads', opts.threads ?? availableParallelism());
     this.#threads = threads;
     this.#queueSize = nonNegativeInt('queueSize', opts.queueSize ?? 2 * threads);
@@ -416,3 +418,22 @@ export type {
   ThreadStats,
   ThreadSubmitOptions,
 } from './types.js';
+
+/**
+ * A ThreadPool is sized to the cores (CPU-bound work gains nothing from more threads than cores,
+ * and run times there measure the CPU, not a downstream): an adaptive limit is refused with a
+ * message saying so, rather than the generic "expected a positive integer" (or, as a stray
+ * `concurrency`, silently ignored).
+ */
+function refuseAdaptive(opts: object): void {
+  for (const name of ['threads', 'concurrency'] as const) {
+    const value = (opts as Record<string, unknown>)[name];
+    if (value instanceof AdaptiveConcurrency) {
+      invalidOption(
+        name,
+        value,
+        'a positive integer `threads`: a ThreadPool is sized to the cores (adaptive() sizes Pool, runPool, stages and consume())',
+      );
+    }
+  }
+}

@@ -3,6 +3,9 @@
  * 503, 429, TimeoutError, a non-overload failure) after random virtual delays, submits, resizes
  * by hand and aborts. Checked after every step: the limit is an integer in [min, max], equal to
  * `stats().concurrency`; running never exceeds max; every accepted job settles exactly once.
+ * Checked at every start: the jobs running, the new one included, are within the limit at that
+ * moment (after the limit drops, the jobs already running finish, and nothing starts until
+ * they are below it).
  */
 import fc from 'fast-check';
 import { afterEach, beforeEach, describe, it, vi } from 'vitest';
@@ -47,7 +50,7 @@ afterEach(() => {
 
 describe('Pool with adaptive concurrency (fuzz)', () => {
   it(
-    'keeps the limit an integer in [min, max] and settles every job once',
+    'keeps the limit an integer in [min, max], starts a job only within the current limit, and settles every job once',
     async () => {
       const scenario = fc
         .record({
@@ -68,11 +71,17 @@ describe('Pool with adaptive concurrency (fuzz)', () => {
           const max = min + span;
           const limit = adaptive({ min, max, algorithm });
           const running: Deferred<void>[] = [];
+          let active = 0;
+          const overStarts: string[] = [];
           const pool = new Pool(
             () => {
+              active++;
+              if (active > limit.limit) overStarts.push(`${active} running > limit ${limit.limit}`);
               const d = deferred<void>();
               running.push(d);
-              return d.promise;
+              return d.promise.finally(() => {
+                active--;
+              });
             },
             { concurrency: limit, queueSize: Infinity },
           );
@@ -109,6 +118,7 @@ describe('Pool with adaptive concurrency (fuzz)', () => {
             }
             await flush();
             check();
+            if (overStarts.length > 0) throw new Error(`started over the limit: ${overStarts[0]}`);
           }
           await pool.abort();
           await Promise.all(results);

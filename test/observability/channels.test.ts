@@ -4,9 +4,11 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import {
+  adaptive,
   type JobSettledMessage,
   type JobTraceContext,
   Pool,
+  type PoolLimitMessage,
   type PoolStateMessage,
   pipeline,
   runPool,
@@ -14,12 +16,14 @@ import {
   SLUICE_JOB_ACCEPTED,
   SLUICE_JOB_RETRIED,
   SLUICE_JOB_SETTLED,
+  SLUICE_POOL_LIMIT,
   SLUICE_POOL_STATE,
   ThreadPool,
 } from '../../src/index.js';
 import {
   acceptedChannel,
   jobTrace,
+  poolLimitChannel,
   poolStateChannel,
   retriedChannel,
   settledChannel,
@@ -339,6 +343,77 @@ describe('runPool and stage state on sluice:pool:state', () => {
   });
 });
 
+describe('adaptive limit moves on sluice:pool:limit', () => {
+  function limits() {
+    const seen: PoolLimitMessage[] = [];
+    const fn = (m: unknown) => seen.push(m as PoolLimitMessage);
+    diagnostics.subscribe(SLUICE_POOL_LIMIT, fn);
+    return { seen, stop: () => diagnostics.unsubscribe(SLUICE_POOL_LIMIT, fn) };
+  }
+  const overload = () => Object.assign(new Error('busy'), { status: 503 });
+  const clock = () => 0;
+  // Drops only: run times measured on the real clock would make latency cuts a matter of luck.
+  const AIMD = { name: 'aimd', tolerance: Number.POSITIVE_INFINITY } as const;
+
+  it('Pool: one message per move, as in its history, with name, previous, limit and reason', async () => {
+    const s = limits();
+    try {
+      const limit = adaptive({ min: 1, max: 4, algorithm: AIMD, now: clock });
+      const pool = new Pool(
+        async (n: number) => {
+          if (n === 3) throw overload();
+          return n;
+        },
+        { concurrency: limit, name: 'fetcher' },
+      );
+      for (const n of [0, 1, 2, 3]) await (await pool.submit(n)).result;
+      pool.resize(limit.limit + 1);
+      await pool.drain();
+      const moves = s.seen.map(({ previous, limit: to, reason }) => ({
+        from: previous,
+        to,
+        reason,
+      }));
+      expect(moves).toEqual(limit.history.map(({ from, to, reason }) => ({ from, to, reason })));
+      expect(moves[0]).toEqual({ from: 1, to: 2, reason: 'probe' });
+      expect(moves.map((m) => m.reason)).toContain('drop');
+      expect(moves.at(-1)?.reason).toBe('manual');
+      expect(s.seen[0]).toMatchObject({ name: 'fetcher', kind: 'pool', min: 1, max: 4, at: 0 });
+    } finally {
+      s.stop();
+    }
+  });
+
+  it('runPool and stages publish under their name and kind; a limit used alone publishes nothing', async () => {
+    const s = limits();
+    try {
+      const alone = adaptive({ min: 1, max: 4, algorithm: AIMD, now: clock });
+      alone.onSample({ rtt: 1, inflight: 1, dropped: false });
+      expect(alone.limit).toBe(2);
+      expect(s.seen).toEqual([]);
+      const jobs = [1, 2, 3, 4];
+      for await (const _ of runPool(jobs, (n: number) => n, {
+        concurrency: adaptive({ min: 1, max: 2, algorithm: AIMD, now: clock }),
+        name: 'crawl',
+      })) {
+        /* drain */
+      }
+      const p = pipeline(jobs).stage('embed', (n: number) => n, {
+        concurrency: adaptive({ min: 1, max: 2, algorithm: AIMD, now: clock }),
+      });
+      for await (const _ of p) {
+        /* drain */
+      }
+      expect(s.seen.map((m) => `${m.kind}:${m.name}:${m.previous}>${m.limit}`)).toEqual([
+        'run-pool:crawl:1>2',
+        'stage:embed:1>2',
+      ]);
+    } finally {
+      s.stop();
+    }
+  });
+});
+
 describe('cost and isolation', () => {
   it('publishes nothing when no one subscribes', async () => {
     const channels = [
@@ -346,6 +421,7 @@ describe('cost and isolation', () => {
       retriedChannel,
       settledChannel,
       poolStateChannel,
+      poolLimitChannel,
       jobTrace.start,
       jobTrace.end,
       jobTrace.asyncStart,

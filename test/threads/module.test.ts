@@ -1,6 +1,7 @@
 import { pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { WorkerStartupError } from '../../src/errors.js';
+import { adaptive } from '../../src/gates/adaptive.js';
 import { ThreadPool } from '../../src/threads/pool.js';
 import { fixture } from './helpers.js';
 
@@ -33,6 +34,17 @@ describe('ThreadPool module loading', () => {
     expect(() => new ThreadPool(url, { timeout: 0 })).toThrow(/"timeout"/);
     expect(() => new ThreadPool(url, { abortGrace: Number.NaN })).toThrow(/"abortGrace"/);
     expect(() => new ThreadPool(42 as unknown as string)).toThrow(/"module"/);
+  });
+
+  it('refuses an adaptive limit, saying a ThreadPool is sized to the cores', () => {
+    const url = fixture('double.ts');
+    const limit = adaptive({ min: 1, max: 4 });
+    expect(() => new ThreadPool(url, { threads: limit as never })).toThrow(
+      /Invalid option "threads": expected a positive integer `threads`: a ThreadPool is sized to the cores/,
+    );
+    expect(() => new ThreadPool(url, { concurrency: limit } as never)).toThrow(
+      expect.objectContaining({ code: 'ERR_INVALID_OPTION', name: 'TypeError' }),
+    );
   });
 
   it('ThreadPool.create waits for the module: a usable one resolves, an unusable one rejects', async () => {

@@ -18,6 +18,7 @@ import * as nats from '../../src/brokers/nats/index.js';
 import * as postgres from '../../src/brokers/postgres/index.js';
 import * as redis from '../../src/brokers/redis/index.js';
 import {
+  adaptive,
   ConnectTimeoutError,
   NotConnectedError,
   type SluiceErrorCode,
@@ -237,6 +238,8 @@ export async function consumeSignatures(): Promise<void> {
     concurrency: 16,
   });
   redis.consume<Job>(shards as readonly (typeof one)[], async () => {}, { concurrency: 16 });
+  // An adaptive limit wherever a number goes (one message per call).
+  redis.consume<Job>(one, async () => {}, { concurrency: adaptive({ min: 1, max: 64 }) });
 
   // Batches: the handler gets items (payload + message + signal) and returns nothing (all
   // succeeded) or a Map of item → true | Error.

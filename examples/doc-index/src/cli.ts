@@ -51,6 +51,14 @@ const int = (min: number) => (value: string) => {
   return n;
 };
 
+/** `auto`, or an integer >= 1. */
+const intOrAuto = (value: string): number | 'auto' => {
+  if (value === 'auto') return 'auto';
+  if (!/^\d+$/.test(value) || !(Number(value) >= 1) || !Number.isSafeInteger(Number(value)))
+    throw new InvalidArgumentError('expected auto or an integer >= 1');
+  return Number(value);
+};
+
 // Checked while parsing, so that a URL the embedder could never reach (ftp:, a typo) is a usage
 // error up front instead of a failed request per document.
 const httpUrl = (value: string) => {
@@ -68,7 +76,7 @@ interface EmbedFlags {
   // Undefined unless given: HttpEmbedder applies the defaults, and giving one without
   // --embed-url is a usage error rather than silently ignored.
   embedBatch?: number;
-  embedRequests?: number;
+  embedRequests?: number | 'auto';
   embedTimeout?: number;
   embedRetries?: number;
 }
@@ -114,7 +122,11 @@ function addEmbedFlags(cmd: Command): Command {
     )
     .option('--embed-model <name>', 'model name for --embed-url (needs --embed-url)')
     .option('--embed-batch <n>', 'chunks per embeddings request (default: 64)', int(1))
-    .option('--embed-requests <n>', 'embeddings requests in flight at once (default: 4)', int(1))
+    .option(
+      '--embed-requests <n|auto>',
+      'embeddings requests in flight at once: auto = an adaptive limit in 1..64 from 4 that follows the server (429/503, slower replies); a number pins it (default: auto)',
+      intOrAuto,
+    )
     .option('--embed-timeout <ms>', 'timeout per embeddings request, ms (default: 30000)', int(1))
     .option(
       '--embed-retries <n>',

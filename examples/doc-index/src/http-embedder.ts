@@ -1,12 +1,13 @@
 /**
  * Embeddings from any OpenAI-compatible endpoint (`POST {base}/v1/embeddings` — OpenAI, Ollama,
- * vLLM, TEI, LocalAI…): inputs are sent in batches, at most `concurrency` requests at a time,
- * each bounded by `timeout`; 429, 5xx, timeouts and network errors are retried with backoff,
- * honouring `Retry-After`. Anything else fails fast with an {@link EmbedError}.
+ * vLLM, TEI, LocalAI…): inputs are sent in batches, at most `concurrency` requests at a time
+ * (by default a sluice `adaptive()` limit that finds the server's own), each bounded by
+ * `timeout`; 429, 5xx, timeouts and network errors are retried with backoff, honouring
+ * `Retry-After`. Anything else fails fast with an {@link EmbedError}.
  *
  * @module
  */
-import { Pool } from 'sluice';
+import { type AdaptiveConcurrency, adaptive, Pool } from 'sluice';
 import { type Embedder, type EmbedderIdentity, l2normalize } from './embedder.js';
 import { EmbedError } from './errors.js';
 import { backoffDelay, parseRetryAfter, sleep } from './retry.js';
@@ -22,8 +23,13 @@ export interface HttpEmbedderOptions {
   apiKey?: string;
   /** Inputs per request. Default 64. */
   batchSize?: number;
-  /** Requests in flight at once, across all documents. Default 4. */
-  concurrency?: number;
+  /**
+   * Requests in flight at once, across all documents: a fixed number, or `'auto'` (default) for
+   * an adaptive limit in [1, 64] starting at 4 ({@link ADAPTIVE_REQUESTS}), which grows while
+   * replies stay as fast as the fastest seen and shrinks when they slow down or the server
+   * answers 429/503. Each attempt is one job of the limit (a retry's backoff holds no slot).
+   */
+  concurrency?: number | 'auto';
   /** Per-request timeout in ms. Default 30 000. */
   timeout?: number;
   /** Retries after the first attempt (so `retries + 1` requests at most). Default 4. */
@@ -37,6 +43,27 @@ export interface HttpEmbedderOptions {
 
 const RETRYABLE = (status: number) => status === 429 || status === 408 || status >= 500;
 
+/** The adaptive request limit of `concurrency: 'auto'`: its range and starting point. */
+export const ADAPTIVE_REQUESTS = { min: 1, max: 64, initial: 4 } as const;
+
+type AttemptOutcome =
+  | { vectors: Float32Array[]; error?: undefined }
+  | { vectors?: undefined; error: EmbedError; retryable: boolean; retryAfter?: number };
+
+/**
+ * One failed attempt, as the request pool sees it: its `status` tells the adaptive limit a
+ * 429/503 (overload, a drop) from other failures. Internal: unwrapped by the retry loop.
+ */
+class AttemptFailed extends Error {
+  readonly status: number | undefined;
+  readonly outcome: Extract<AttemptOutcome, { error: EmbedError }>;
+  constructor(outcome: Extract<AttemptOutcome, { error: EmbedError }>) {
+    super(outcome.error.message);
+    this.status = outcome.error.status;
+    this.outcome = outcome;
+  }
+}
+
 /**
  * @example
  * ```ts
@@ -48,16 +75,19 @@ export class HttpEmbedder implements Embedder {
   readonly identity: EmbedderIdentity;
   readonly #url: string;
   readonly #opts: Required<Omit<HttpEmbedderOptions, 'apiKey'>> & { apiKey?: string };
-  // The request limit across all documents: a sluice Pool whose jobs are batches. Its queue is
-  // unbounded on purpose: what it holds is already bounded by the embed stage's concurrency
-  // times the batches per document, and a bounded one would only make fan-out wait in submit.
-  readonly #requests: Pool<{ input: string[] }, Float32Array[]>;
+  // The request limit across all documents: a sluice Pool whose jobs are single attempts of a
+  // batch. Its queue is unbounded on purpose: what it holds is already bounded by the embed
+  // stage's concurrency times the batches per document, and a bounded one would only make
+  // fan-out wait in submit.
+  readonly #requests: Pool<{ input: string[]; attempt: number }, Float32Array[]>;
+  /** The adaptive limit with `concurrency: 'auto'`. */
+  readonly #limit: AdaptiveConcurrency | undefined;
 
   /** @throws TypeError for a bad or non-HTTP(S) URL or an empty model; RangeError for a bad number option. */
   constructor(opts: HttpEmbedderOptions) {
     this.#opts = {
       batchSize: 64,
-      concurrency: 4,
+      concurrency: 'auto',
       timeout: 30_000,
       retries: 4,
       backoffBase: 500,
@@ -70,17 +100,34 @@ export class HttpEmbedder implements Embedder {
         `http embedder option model must be a non-empty string, got ${opts.model}`,
       );
     }
-    for (const key of ['batchSize', 'concurrency', 'timeout'] as const) {
-      checkInt(key, this.#opts[key], 1);
-    }
+    for (const key of ['batchSize', 'timeout'] as const) checkInt(key, this.#opts[key], 1);
+    const { concurrency } = this.#opts;
+    if (concurrency !== 'auto') checkInt('concurrency', concurrency, 1, "or 'auto'");
     for (const key of ['retries', 'backoffBase', 'backoffMax'] as const) {
       checkInt(key, this.#opts[key], 0);
     }
-    this.#requests = new Pool((batch, ctx) => this.#request(batch.input, ctx.signal), {
-      concurrency: this.#opts.concurrency,
-      queueSize: Number.POSITIVE_INFINITY,
-    });
+    this.#limit = concurrency === 'auto' ? adaptive(ADAPTIVE_REQUESTS) : undefined;
+    this.#requests = new Pool(
+      async (batch, ctx) => {
+        const outcome = await this.#attempt(batch.input, batch.attempt, ctx.signal);
+        if (outcome.vectors) return outcome.vectors;
+        throw new AttemptFailed(outcome);
+      },
+      {
+        concurrency: this.#limit ?? (concurrency as number),
+        queueSize: Number.POSITIVE_INFINITY,
+        name: 'http-embedder',
+      },
+    );
     this.identity = { kind: 'http', model: opts.model };
+  }
+
+  /**
+   * Requests allowed in flight now: the fixed `concurrency`, or where the adaptive limit stands
+   * (its moves are also published on `sluice:pool:limit` as pool `http-embedder`).
+   */
+  get requestLimit(): number {
+    return this.#requests.stats().concurrency;
   }
 
   async embed(texts: readonly string[], opts: { signal?: AbortSignal } = {}) {
@@ -88,17 +135,20 @@ export class HttpEmbedder implements Embedder {
     for (let i = 0; i < texts.length; i += this.#opts.batchSize) {
       batches.push(texts.slice(i, i + this.#opts.batchSize));
     }
-    const results = await Promise.all(
-      batches.map((input) => this.#requests.run({ input }, { signal: opts.signal })),
-    );
+    const results = await Promise.all(batches.map((input) => this.#request(input, opts.signal)));
     return results.flat();
   }
 
   async #request(input: string[], signal?: AbortSignal): Promise<Float32Array[]> {
     const { retries } = this.#opts;
     for (let attempt = 1; ; attempt++) {
-      const outcome = await this.#attempt(input, attempt, signal);
-      if (outcome.vectors) return outcome.vectors;
+      let outcome: Extract<AttemptOutcome, { error: EmbedError }>;
+      try {
+        return await this.#requests.run({ input, attempt }, { signal });
+      } catch (err) {
+        if (!(err instanceof AttemptFailed)) throw err;
+        outcome = err.outcome;
+      }
       const error = outcome.error;
       if (!outcome.retryable || attempt > retries) {
         if (outcome.retryable && retries > 0) {
@@ -121,14 +171,7 @@ export class HttpEmbedder implements Embedder {
     }
   }
 
-  async #attempt(
-    input: string[],
-    attempt: number,
-    signal?: AbortSignal,
-  ): Promise<
-    | { vectors: Float32Array[]; error?: undefined }
-    | { vectors?: undefined; error: EmbedError; retryable: boolean; retryAfter?: number }
-  > {
+  async #attempt(input: string[], attempt: number, signal?: AbortSignal): Promise<AttemptOutcome> {
     const timeout = AbortSignal.timeout(this.#opts.timeout);
     const combined = signal ? AbortSignal.any([signal, timeout]) : timeout;
     let response: Response;
@@ -238,8 +281,10 @@ function embeddingsUrl(base: string): string {
   return url.toString();
 }
 
-function checkInt(name: string, value: number, min: number): void {
+function checkInt(name: string, value: number, min: number, or = ''): void {
   if (!Number.isInteger(value) || value < min) {
-    throw new RangeError(`http embedder option ${name} must be an integer >= ${min}, got ${value}`);
+    throw new RangeError(
+      `http embedder option ${name} must be an integer >= ${min}${or ? ` ${or}` : ''}, got ${value}`,
+    );
   }
 }

@@ -229,6 +229,8 @@ describe('flag parsing', () => {
     [['--embed-model', 'x'], '--embed-model needs --embed-url'],
     [['--embed-batch', '8'], '--embed-batch needs --embed-url'],
     [['--embed-retries', '0'], '--embed-retries needs --embed-url'],
+    [['--embed-requests', 'auto'], '--embed-requests needs --embed-url'],
+    [['--embed-requests', 'some'], "argument 'some' is invalid. expected auto or an integer >= 1"],
     [['--embed-url', 'http://127.0.0.1:9'], '--embed-url needs --embed-model'],
     [
       ['--embed-url', 'ftp://x', '--embed-model', 'm'],

@@ -1,3 +1,5 @@
+import diagnostics from 'node:diagnostics_channel';
+import { type PoolLimitMessage, SLUICE_POOL_LIMIT } from 'sluice';
 import { afterEach, describe, expect, it } from 'vitest';
 import { HttpEmbedder, type HttpEmbedderOptions } from '../src/http-embedder.js';
 import { backoffDelay, parseRetryAfter } from '../src/retry.js';
@@ -138,6 +140,58 @@ describe('HttpEmbedder', () => {
     expect(() => new HttpEmbedder({ baseUrl: 'http://x', model: 'm', batchSize: 0 })).toThrow(
       /batchSize/,
     );
+    expect(() => new HttpEmbedder({ baseUrl: 'http://x', model: 'm', concurrency: 0 })).toThrow(
+      "http embedder option concurrency must be an integer >= 1 or 'auto', got 0",
+    );
+  });
+
+  it('adapts by default: starts at 4 requests in flight and cuts the limit on 503s', async () => {
+    const moves: PoolLimitMessage[] = [];
+    const onLimit = (m: unknown) => moves.push(m as PoolLimitMessage);
+    diagnostics.subscribe(SLUICE_POOL_LIMIT, onLimit);
+    try {
+      let inFlight = 0;
+      let maxInFlight = 0;
+      // The first four requests are held until all four arrived (4 in flight is certain), then
+      // all answered 503; the retries and the rest succeed.
+      const held: (() => void)[] = [];
+      const e = await embedderFor(
+        (_req, n, res, ok) => {
+          maxInFlight = Math.max(maxInFlight, ++inFlight);
+          res.on('finish', () => inFlight--);
+          if (n > 4) return ok();
+          held.push(() => res.writeHead(503).end('busy'));
+          if (held.length === 4) for (const release of held.splice(0)) release();
+        },
+        { batchSize: 1 },
+      );
+      expect(e.requestLimit).toBe(4);
+      const vectors = await e.embed(texts(12));
+      expect(vectors).toHaveLength(12);
+      expect(maxInFlight).toBe(4);
+      const drop = moves.find((m) => m.name === 'http-embedder' && m.reason === 'drop');
+      expect(drop).toMatchObject({ kind: 'pool', previous: 4, limit: 2, min: 1, max: 64 });
+      expect(server!.seen).toHaveLength(16); // 12 batches + 4 retries
+    } finally {
+      diagnostics.unsubscribe(SLUICE_POOL_LIMIT, onLimit);
+    }
+  });
+
+  it('a number pins the request limit: never moved, never exceeded', async () => {
+    let inFlight = 0;
+    let maxInFlight = 0;
+    const e = await embedderFor(
+      (_req, n, res, ok) => {
+        maxInFlight = Math.max(maxInFlight, ++inFlight);
+        res.on('finish', () => inFlight--);
+        if (n <= 3) res.writeHead(503).end('busy');
+        else ok();
+      },
+      { batchSize: 1, concurrency: 3 },
+    );
+    await e.embed(texts(9));
+    expect(e.requestLimit).toBe(3);
+    expect(maxInFlight).toBeLessThanOrEqual(3);
   });
 });
 
