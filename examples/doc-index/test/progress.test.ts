@@ -22,7 +22,12 @@ class FakeTty {
 
 function clock() {
   let t = 0;
-  return { now: () => t, set: (ms: number) => void (t = ms) };
+  return {
+    now: () => t,
+    set: (ms: number) => {
+      t = ms;
+    },
+  };
 }
 
 /** The lines a terminal shows after receiving `bytes` (trailing blank lines dropped). */
