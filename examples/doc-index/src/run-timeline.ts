@@ -3,7 +3,7 @@
  * source's pulls, sampled on a timer — the data behind the HTML report's plots.
  *
  * Memory is bounded whatever the run's length: once `maxSamples` are held, neighbouring samples
- * are merged in pairs (means; the later cumulative count) and the sampling interval doubles, so a
+ * are merged in pairs (means of times and levels; the later cumulative count) and the sampling interval doubles, so a
  * long run keeps an even resolution over its whole span in at most `maxSamples` points.
  *
  * @module
@@ -171,7 +171,7 @@ export class RunTimeline {
     const d = this.#data;
     const mean = (a: number[]) => pairs(a, (x, y) => (x + y) / 2);
     const later = (a: number[]) => pairs(a, (_x, y) => y);
-    d.t = later(d.t);
+    d.t = mean(d.t);
     d.pulls = later(d.pulls);
     for (const s of d.stages) {
       s.concurrency = later(s.concurrency);
