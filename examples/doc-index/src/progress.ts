@@ -171,6 +171,8 @@ class Block implements ProgressReporter {
     // log-update reads columns/rows and writes: any object with write() serves. A pty whose size
     // was never set reports 0 × 0, which would make it drop every line: read that as 80 × 24.
     const sized = {
+      // On a TTY log-update wraps each redraw in synchronized-output marks: no flicker.
+      isTTY: stream.isTTY,
       write: (text: string) => stream.write(text),
       get columns() {
         return stream.columns || 80;
