@@ -175,6 +175,8 @@ async function indexCommand(inputs: string[], flags: IndexFlags): Promise<number
   // Loaded per command: `search` (and --help) should not pay for PDF parsing and the brokers.
   const { runIndex } = await import('./indexer.js');
   const { createProgress } = await import('./progress.js');
+  // Before the embedder starts (threads, for the semantic one) and before any document is read.
+  if (flags.report) (await import('./html-report.js')).checkReportPath(flags.report);
   const embedder = chosenEmbedder(flags);
   const progress = createProgress(
     flags.json && flags.progress === 'auto' ? 'none' : flags.progress,

@@ -10,9 +10,11 @@
  *
  * @module
  */
-import { readFileSync } from 'node:fs';
+import { accessSync, constants, readFileSync, statSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
+import { dirname, resolve } from 'node:path';
+import { UsageError } from './errors.js';
 import type { Summary } from './report.js';
 import type { TimelineData } from './run-timeline.js';
 
@@ -90,6 +92,25 @@ is backpressure, the source is read only as fast as the slowest stage goes.</p>
  */
 export async function writeHtmlReport(path: string, input: HtmlReportInput): Promise<void> {
   await writeFile(path, renderHtmlReport(input));
+}
+
+/**
+ * Checks, before a run, that the report can be written where asked: a run is not to be spent
+ * only to fail at its end.
+ *
+ * @throws UsageError naming `--report` when `path` is a folder or its folder is missing or
+ * read-only.
+ */
+export function checkReportPath(path: string): void {
+  const file = resolve(path);
+  if (statSync(file, { throwIfNoEntry: false })?.isDirectory())
+    throw new UsageError(`--report ${path}: is a folder, expected an .html file name`);
+  const dir = dirname(file);
+  try {
+    accessSync(dir, constants.W_OK);
+  } catch {
+    throw new UsageError(`--report ${path}: cannot write in ${dir} (missing or read-only)`);
+  }
 }
 
 const pct = (x: number) => `${(x * 100).toFixed(0)}%`;

@@ -79,6 +79,21 @@ describe('the HTML report', () => {
     expect(html).not.toMatch(/<(script|link|img)[^>]+(src|href)=/i);
   });
 
+  it('refuses a --report it could not write before reading any document (exit 2)', async () => {
+    const db = join(tmp.dir, 'never.db');
+    const run = await cli([
+      'index',
+      CORPUS,
+      '--db',
+      db,
+      '--report',
+      join(tmp.dir, 'no-such-folder', 'run.html'),
+    ]);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toMatch(/--report .*run\.html: cannot write in .*no-such-folder/);
+    expect(existsSync(db)).toBe(false);
+  });
+
   it.skipIf(!HAVE_CHROMIUM)(
     HAVE_CHROMIUM
       ? 'index --report writes a page that renders in headless Chromium, one series per stage'
