@@ -152,7 +152,8 @@ export class RunTimeline {
           done: [],
         });
     }
-    d.t.push(this.#now() - this.#started);
+    // Rounded (0.1 ms, 0.001 of a level): the report carries every number as text.
+    d.t.push(round(this.#now() - this.#started, 10));
     d.pulls.push(this.#pulls);
     stats.forEach((s, i) => {
       const series = d.stages[i];
@@ -160,7 +161,9 @@ export class RunTimeline {
       series.concurrency.push(s.concurrency);
       series.running.push(s.running);
       series.queued.push(s.queued);
-      series.utilization.push(s.concurrency > 0 ? Math.min(1, s.running / s.concurrency) : 0);
+      series.utilization.push(
+        s.concurrency > 0 ? round(Math.min(1, s.running / s.concurrency), 1000) : 0,
+      );
       series.done.push(s.done);
     });
     if (d.t.length >= this.#max) this.#halve();
@@ -169,7 +172,7 @@ export class RunTimeline {
   /** Merges samples in pairs: half the points, twice the interval. */
   #halve(): void {
     const d = this.#data;
-    const mean = (a: number[]) => pairs(a, (x, y) => (x + y) / 2);
+    const mean = (a: number[]) => pairs(a, (x, y) => round((x + y) / 2, 1000));
     const later = (a: number[]) => pairs(a, (_x, y) => y);
     d.t = mean(d.t);
     d.pulls = later(d.pulls);
@@ -185,6 +188,8 @@ export class RunTimeline {
     d.intervalMs = this.#interval;
   }
 }
+
+const round = (x: number, per: number) => Math.round(x * per) / per;
 
 /** `[f(a0, a1), f(a2, a3), …]`; an odd last element is kept as is. */
 function pairs(a: readonly number[], f: (x: number, y: number) => number): number[] {
