@@ -355,7 +355,8 @@ class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
   stats(): ConsumerStats {
     const pool = this.#pool.stats();
     const stats: ConsumerStats = { ...this.#stats, running: pool.running };
-    if (pool.stuck !== undefined) Object.assign(stats, { stuck: pool.stuck, zombies: pool.zombies });
+    if (pool.stuck !== undefined)
+      Object.assign(stats, { stuck: pool.stuck, zombies: pool.zombies });
     if (pool.limit !== undefined) stats.limit = pool.limit;
     return stats;
   }

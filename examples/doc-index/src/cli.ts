@@ -192,19 +192,27 @@ interface IndexFlags extends EmbedFlags {
   progress: ProgressMode;
   json?: boolean;
   metricsPort?: number;
+  report?: string;
 }
 
 async function indexCommand(inputs: string[], flags: IndexFlags): Promise<number> {
   // Loaded per command: `search` (and --help) should not pay for PDF parsing and the brokers.
   const { runIndex } = await import('./indexer.js');
   const { createProgress } = await import('./progress.js');
+  // Before the embedder starts (threads, for the semantic one) and before any document is read.
+  if (flags.report) (await import('./html-report.js')).checkReportPath(flags.report);
   const metrics = await metricsFor(flags.metricsPort); // before any pool exists
   const embedder = chosenEmbedder(flags);
+  const progress = createProgress(
+    flags.json && flags.progress === 'auto' ? 'none' : flags.progress,
+  );
+  const timeline = flags.report ? new (await import('./run-timeline.js')).RunTimeline() : undefined;
+  // Through the progress display, which clears itself first: no stale copy of it is left above.
   const shutdown = onShutdownSignals((signal, step) => {
-    process.stderr.write(
+    progress.log(
       step === 'stop'
-        ? `\n${signal}: not starting new documents; finishing the ones in flight (send ${signal} again to abort them)\n`
-        : `\n${signal} again: aborting the documents in flight\n`,
+        ? `${signal}: not starting new documents; finishing the ones in flight (send ${signal} again to abort them)`
+        : `${signal} again: aborting the documents in flight`,
     );
   });
   let summary: Summary;
@@ -220,12 +228,17 @@ async function indexCommand(inputs: string[], flags: IndexFlags): Promise<number
       embedder,
       stop: shutdown.stop,
       signal: shutdown.abort,
-      progress: createProgress(flags.json && flags.progress === 'auto' ? 'none' : flags.progress),
+      progress,
+      timeline,
     });
   } finally {
     shutdown.uninstall();
     await embedder.close?.();
     await metrics?.close();
+  }
+  if (flags.report && timeline) {
+    const { writeHtmlReport } = await import('./html-report.js');
+    await writeHtmlReport(flags.report, { timeline: timeline.data(), summary });
   }
   process.stdout.write(flags.json ? `${JSON.stringify(summary)}\n` : `${formatSummary(summary)}\n`);
   const signal = shutdown.received();
@@ -472,6 +485,10 @@ function buildProgram(setCode: (code: number) => void): Command {
           .default('auto'),
       )
       .option('--json', 'print the summary as JSON on stdout')
+      .option(
+        '--report <file.html>',
+        'write a self-contained HTML report: per-stage timeline plots (running, queued, utilization) and the source pulls',
+      )
       .addHelpText(
         'after',
         '\nSignals: the first SIGINT/SIGTERM stops taking new documents, finishes and commits the ones\n' +

@@ -18,6 +18,7 @@ import {
   type StageSummary,
   type Summary,
 } from './report.js';
+import type { RunTimeline } from './run-timeline.js';
 import { pendingDocuments, requirePdfs } from './sources.js';
 import { embedStage, insertStage } from './stages.js';
 import { Store } from './store.js';
@@ -48,6 +49,8 @@ export interface IndexOptions {
   progress?: ProgressReporter;
   /** Default 200 ms. */
   progressInterval?: number;
+  /** Records the run's per-stage series and the source's pulls (for `--report`). */
+  timeline?: RunTimeline;
   /** The extract stage's ThreadPool module. Default: `extract.js` beside this file. */
   extractModule?: URL;
   /**
@@ -117,10 +120,11 @@ async function runPipeline(
   const tally: Tally = { indexed: 0, skipped: 0, failed: [], canceled: 0, stages: [] };
   const extractPool = opts.extractPool ?? startExtractPool(opts);
   const threads = extractPool.threads;
-  const source = pendingDocuments(paths, store, {
+  const pending = pendingDocuments(paths, store, {
     stop: opts.stop,
     onSkip: () => tally.skipped++,
   });
+  const source = opts.timeline ? opts.timeline.countPulls(pending) : pending;
   const run = pipeline(source, { signal: opts.signal })
     .stage('extract', extractPool, { concurrency: threads })
     .stage('embed', embedStage(embedder, { maxChars: opts.chunkSize }), {
@@ -135,12 +139,15 @@ async function runPipeline(
     skipped: tally.skipped,
     failed: tally.failed.length,
     stages: run.stats(),
+    stopping: opts.stop?.aborted === true,
   });
+  opts.timeline?.start(() => run.stats());
   const ticker = setInterval(() => opts.progress?.update(snapshot()), opts.progressInterval ?? 200);
   try {
     for await (const result of run) record(tally, result, opts.signal);
   } finally {
     clearInterval(ticker);
+    opts.timeline?.stop();
     opts.stop?.removeEventListener('abort', onStop);
     opts.progress?.update(snapshot());
     opts.progress?.stop();
