@@ -6,6 +6,10 @@
 //   npx tsx bench/brokers.ts [--quick] [--runs=3] [--sizes=10000,100000] [--warmup=20000] [--only=sluice-redis,bullmq]
 // Each run first consumes a separate warm-up queue (untimed), then times the main queue from
 // the first fetch to the last ack confirmed; connecting is not timed.
+// The `hand-<broker>` rows (bench/brokers-hand.ts) are the best hand-written loop with the same
+// client library: each sluice row's "vs hand loop" is against its broker's. `CPU µs/msg` is the
+// child's CPU time over the timed consume divided by the messages: on a loaded machine rates
+// follow it more than the round trips.
 // Adding a broker = adding one entry to `brokers` below (fill in the parent, consume in the child).
 import { fileURLToPath } from 'node:url';
 import { amqpHand, natsHand, postgresHand, redisHand } from './brokers-hand.js';
@@ -328,13 +332,18 @@ interface CaseParams {
 
 interface CaseValue {
   elapsedNs: number;
+  /** CPU time (user + system) of the child over the timed consume, connecting included, µs. */
+  cpuUs: number;
 }
 
 function asCase(bench: BrokerBench) {
   return async (p: CaseParams, ctx: CaseContext): Promise<CaseValue> => {
     if (p.warmQueue) await bench.consume(p.warmQueue, p.warmup, p.concurrency);
     await ctx.mark('start');
-    return { elapsedNs: await bench.consume(p.queue, p.n, p.concurrency) };
+    const before = process.cpuUsage();
+    const elapsedNs = await bench.consume(p.queue, p.n, p.concurrency);
+    const cpu = process.cpuUsage(before);
+    return { elapsedNs, cpuUs: cpu.user + cpu.system };
   };
 }
 
@@ -408,6 +417,7 @@ function print(n: number, measured: Measured[], opts: Options): void {
       rate: rates.length ? median(rates) : Number.NaN,
       spread: rates.length ? range(rates) : { min: Number.NaN, max: Number.NaN },
       peak: ok.length ? median(ok.map((run) => run.peakRssBytes)) : Number.NaN,
+      cpuPerMsg: ok.length ? median(ok.map((run) => run.value!.cpuUs / n)) : Number.NaN,
     };
   });
   const bull = rows.find((row) => row.name === 'bullmq');
@@ -419,7 +429,16 @@ function print(n: number, measured: Measured[], opts: Options): void {
   );
   console.log(
     markdownTable(
-      ['consumer', 'msgs/s median', 'slowest', 'fastest', 'vs hand loop', 'vs BullMQ', 'peak RSS'],
+      [
+        'consumer',
+        'msgs/s median',
+        'slowest',
+        'fastest',
+        'vs hand loop',
+        'vs BullMQ',
+        'CPU µs/msg',
+        'peak RSS',
+      ],
       rows.map((row) => [
         row.name,
         count(Math.round(row.rate)),
@@ -427,6 +446,7 @@ function print(n: number, measured: Measured[], opts: Options): void {
         count(Math.round(row.spread.max)),
         handRate(row.name) === undefined ? '-' : ratio(row.rate, handRate(row.name)!),
         bull ? ratio(row.rate, bull.rate) : '-',
+        row.cpuPerMsg.toFixed(1),
         mib(row.peak),
       ]),
     ),

@@ -9,7 +9,12 @@
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
 import { amqpSource } from '../../src/brokers/amqp/index.js';
 import { consume } from '../../src/brokers/consumer.js';
-import { AMQP_URL, amqpAdmin, brokerCounts, uniqueQueue } from '../fixtures/brokers/amqp-helpers.js';
+import {
+  AMQP_URL,
+  amqpAdmin,
+  brokerCounts,
+  uniqueQueue,
+} from '../fixtures/brokers/amqp-helpers.js';
 import { until } from '../fixtures/brokers/broker-under-test.js';
 
 const admin = await amqpAdmin();
