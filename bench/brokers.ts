@@ -6,8 +6,13 @@
 //   npx tsx bench/brokers.ts [--quick] [--runs=3] [--sizes=10000,100000] [--warmup=20000] [--only=sluice-redis,bullmq]
 // Each run first consumes a separate warm-up queue (untimed), then times the main queue from
 // the first fetch to the last ack confirmed; connecting is not timed.
+// The `hand-<broker>` rows (bench/brokers-hand.ts) are the best hand-written loop with the same
+// client library: each sluice row's "vs hand loop" is against its broker's. `CPU µs/msg` is the
+// child's CPU time over the timed consume divided by the messages: on a loaded machine rates
+// follow it more than the round trips.
 // Adding a broker = adding one entry to `brokers` below (fill in the parent, consume in the child).
 import { fileURLToPath } from 'node:url';
+import { amqpHand, natsHand, postgresHand, redisHand } from './brokers-hand.js';
 import {
   type CaseContext,
   type Cases,
@@ -72,7 +77,7 @@ type Opened = {
 };
 
 const openers: Record<
-  'redis' | 'postgres' | 'nats' | 'amqp',
+  'redis' | 'postgres' | 'nats' | 'nats-plain' | 'amqp',
   (queue: string) => () => Promise<Opened>
 > = {
   redis: (stream) => async () => {
@@ -87,6 +92,11 @@ const openers: Record<
   nats: (stream) => async () => {
     const { consume, natsSource } = await import('../dist/brokers/nats/index.js');
     return { consume, source: await natsSource({ stream, consumer: 'bench' }) };
+  },
+  'nats-plain': (stream) => async () => {
+    const { consume, natsSource } = await import('../dist/brokers/nats/index.js');
+    const source = await natsSource({ stream, consumer: 'bench', confirmAcks: false });
+    return { consume, source };
   },
   amqp: (queue) => async () => {
     const { amqpSource, consume } = await import('../dist/brokers/amqp/index.js');
@@ -289,14 +299,27 @@ const brokers: Record<string, BrokerBench> = {
   },
 };
 
-// The batch rows reuse each broker's fill and drop.
+// The batch rows and the hand-written loops (bench/brokers-hand.ts) reuse each broker's fill
+// and drop. `sluice-nats-plain`: sluice's NATS source with `confirmAcks: false` (plain acks, as
+// the hand loop sends).
+const hand: Record<'redis' | 'postgres' | 'nats' | 'amqp', BrokerBench['consume']> = {
+  redis: (stream, n, concurrency) => redisHand(REDIS_URL, stream, 'bench', n, concurrency),
+  postgres: (table, n, concurrency) => postgresHand(PG_URL, table, n, concurrency),
+  nats: (stream, n, concurrency) => natsHand(NATS_URL, stream, 'bench', n, concurrency),
+  amqp: (queue, n, concurrency) => amqpHand(AMQP_URL, queue, n, concurrency),
+};
 for (const broker of ['redis', 'postgres', 'nats', 'amqp'] as const) {
   const base = brokers[`sluice-${broker}`]!;
   brokers[`sluice-${broker}-batch`] = {
     ...base,
     consume: (queue, n, concurrency) => timeSluice(openers[broker](queue), n, concurrency, true),
   };
+  brokers[`hand-${broker}`] = { ...base, consume: hand[broker] };
 }
+brokers['sluice-nats-plain'] = {
+  ...brokers['sluice-nats']!,
+  consume: (stream, n, concurrency) => timeSluice(openers['nats-plain'](stream), n, concurrency),
+};
 
 interface CaseParams {
   queue: string;
@@ -309,13 +332,18 @@ interface CaseParams {
 
 interface CaseValue {
   elapsedNs: number;
+  /** CPU time (user + system) of the child over the timed consume, connecting included, µs. */
+  cpuUs: number;
 }
 
 function asCase(bench: BrokerBench) {
   return async (p: CaseParams, ctx: CaseContext): Promise<CaseValue> => {
     if (p.warmQueue) await bench.consume(p.warmQueue, p.warmup, p.concurrency);
     await ctx.mark('start');
-    return { elapsedNs: await bench.consume(p.queue, p.n, p.concurrency) };
+    const before = process.cpuUsage();
+    const elapsedNs = await bench.consume(p.queue, p.n, p.concurrency);
+    const cpu = process.cpuUsage(before);
+    return { elapsedNs, cpuUs: cpu.user + cpu.system };
   };
 }
 
@@ -363,7 +391,13 @@ async function measure(n: number, names: string[], opts: Options): Promise<Measu
           warmup: opts.warmup,
           concurrency: opts.concurrency,
         } satisfies CaseParams,
-        { timeoutMs: 300_000 },
+        // BENCH_CPU_PROF=<dir>: each child writes a V8 CPU profile there (--cpu-prof).
+        {
+          timeoutMs: 300_000,
+          ...(process.env.BENCH_CPU_PROF
+            ? { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] }
+            : {}),
+        },
       );
       await bench.drop(queue);
       if (warmQueue) await bench.drop(warmQueue);
@@ -383,21 +417,36 @@ function print(n: number, measured: Measured[], opts: Options): void {
       rate: rates.length ? median(rates) : Number.NaN,
       spread: rates.length ? range(rates) : { min: Number.NaN, max: Number.NaN },
       peak: ok.length ? median(ok.map((run) => run.peakRssBytes)) : Number.NaN,
+      cpuPerMsg: ok.length ? median(ok.map((run) => run.value!.cpuUs / n)) : Number.NaN,
     };
   });
   const bull = rows.find((row) => row.name === 'bullmq');
+  // Each sluice row against the hand-written loop of its broker (`sluice-nats-batch` → `hand-nats`).
+  const handRate = (name: string) =>
+    rows.find((row) => row.name === `hand-${/^(?:sluice|hand)-([a-z]+)/.exec(name)?.[1]}`)?.rate;
   console.log(
     `\n### ${count(n)} messages, concurrency ${opts.concurrency}, after ${count(opts.warmup)} untimed (${opts.runs} runs each)\n`,
   );
   console.log(
     markdownTable(
-      ['consumer', 'msgs/s median', 'slowest', 'fastest', 'vs BullMQ', 'peak RSS'],
+      [
+        'consumer',
+        'msgs/s median',
+        'slowest',
+        'fastest',
+        'vs hand loop',
+        'vs BullMQ',
+        'CPU µs/msg',
+        'peak RSS',
+      ],
       rows.map((row) => [
         row.name,
         count(Math.round(row.rate)),
         count(Math.round(row.spread.min)),
         count(Math.round(row.spread.max)),
+        handRate(row.name) === undefined ? '-' : ratio(row.rate, handRate(row.name)!),
         bull ? ratio(row.rate, bull.rate) : '-',
+        row.cpuPerMsg.toFixed(1),
         mib(row.peak),
       ]),
     ),

@@ -13,6 +13,8 @@
  *   consumption resumes as soon as those handlers finished.
  * - `ack`/`release` are `basic.ack`/`basic.nack(requeue)` on the channel the message came on,
  *   and only while that channel lives: after a reconnect the broker has requeued it already.
+ *   Acks issued in one event-loop turn go out together at its end: the oldest held deliveries
+ *   that all want an ack as one `basic.ack` with `multiple`, the rest one frame each (`acks.ts`).
  * - Retries: the message is republished (publisher-confirmed) to a per-delay queue whose TTL
  *   dead-letters it back to the work queue, with `x-sluice-deliveries` counting the deliveries
  *   so far; then the original is acked. Dead letters: republished to `<queue>.dlx` (bound to
@@ -54,6 +56,7 @@ import {
   resolveCommon,
   SOURCE_DEFAULTS,
 } from '../source-options.js';
+import { AckCoalescer } from './acks.js';
 import { AmqpLink, type Delivery } from './link.js';
 import { declareRetryQueue, RETRY_REDECLARE, retryBucket } from './topology.js';
 
@@ -185,6 +188,8 @@ export class AmqpSource implements BrokerSource<AmqpMessage> {
   readonly #returned = new Set<string>();
   readonly #retryQueues = new Map<number, number>(); // delay → last declared (ms epoch)
   readonly #held = new WeakMap<AmqpMessage, Delivery>();
+  /** Acks of one event-loop turn, sent as one `multiple` ack where valid (see `acks.ts`). */
+  readonly #acks: AckCoalescer;
   readonly #wakers = new Set<() => void>();
   #closed = false;
   /** Consecutive failed republishes: the hand-back backoff grows with them. */
@@ -200,6 +205,7 @@ export class AmqpSource implements BrokerSource<AmqpMessage> {
     this.#dlx = opts.deadLetterExchange ?? `${opts.queue}.dlx`;
     this.#fetchWait = opts.fetchWait ?? SOURCE_DEFAULTS.fetchWait;
     this.#prefetch = opts.prefetch;
+    this.#acks = new AckCoalescer((channel) => channel === link.channel);
     link.onChange = () => wakeAll(this.#wakers);
     link.onReturn = (msg) => {
       const id = msg.properties.headers?.[PUBLISH_ID_HEADER];
@@ -248,14 +254,19 @@ export class AmqpSource implements BrokerSource<AmqpMessage> {
     return this.#link.buffer.splice(0, max).map((d) => this.#toMessage(d));
   }
 
-  async ack(message: AmqpMessage): Promise<void> {
-    this.#live(message, 'ack').ack(message.raw);
+  ack(message: AmqpMessage): Promise<void> {
+    try {
+      const ch = this.#live(message, 'ack');
+      return this.#acks.ack(message.raw, ch, () => lost(message, 'ack'));
+    } catch (error) {
+      return Promise.reject(error);
+    }
   }
 
   async release(message: AmqpMessage): Promise<void> {
     const d = this.#held.get(message);
     // From a dead channel: the broker has requeued it already.
-    if (d && this.#link.isLive(d)) this.#link.channel?.nack(message.raw, false, true);
+    if (d && this.#link.isLive(d)) this.#nack(message.raw, true);
   }
 
   async retry(message: AmqpMessage, delayMs: number, error: Error): Promise<void> {
@@ -268,6 +279,7 @@ export class AmqpSource implements BrokerSource<AmqpMessage> {
     if (headers === undefined) {
       // Its own headers leave no room for the delivery count: a copy could never be counted,
       // so it could be retried for ever. Let the broker dead-letter it (the queue's DLX).
+      this.#acks.settled(message.raw, ch);
       ch.nack(message.raw, false, false);
       return;
     }
@@ -283,6 +295,7 @@ export class AmqpSource implements BrokerSource<AmqpMessage> {
         this.#link.redeclare(),
       );
     }
+    this.#acks.settled(message.raw, ch);
     ch.ack(message.raw);
   }
 
@@ -300,12 +313,14 @@ export class AmqpSource implements BrokerSource<AmqpMessage> {
     if (headers === undefined) {
       // Its own headers fill what a republish can carry: let the broker dead-letter it through
       // the queue's DLX (with its `x-death` header, without our error headers).
+      this.#acks.settled(message.raw, ch);
       ch.nack(message.raw, false, false);
       return;
     }
     await this.#republish('dead letter', this.#dlx, this.#queue, message, headers, () =>
       this.#link.redeclare(),
     );
+    this.#acks.settled(message.raw, ch);
     ch.ack(message.raw);
   }
 
@@ -342,7 +357,17 @@ export class AmqpSource implements BrokerSource<AmqpMessage> {
       ...producerHeaders(headers),
     };
     this.#held.set(m, d);
+    const ch = this.#link.channel;
+    if (ch && this.#link.isLive(d)) this.#acks.track(d.msg, ch);
     return m;
+  }
+
+  /** `basic.nack` of one delivery on the live channel, untracked first (no multiple ack covers it). */
+  #nack(msg: ConsumeMessage, requeue: boolean): void {
+    const ch = this.#link.channel;
+    if (!ch) return;
+    this.#acks.settled(msg, ch);
+    ch.nack(msg, false, requeue);
   }
 
   /** The channel `message` can be settled on, or a throw: its channel died, it will come back. */
@@ -353,7 +378,7 @@ export class AmqpSource implements BrokerSource<AmqpMessage> {
       // Delivery tags are channel-scoped: the broker requeued the message when the channel
       // died, and may have handed it to another consumer; a tag from a dead channel must
       // never be used on the new one (it would settle a different delivery, or kill it).
-      throw new LeaseLostError(message.id, operation, 'its channel closed; RabbitMQ redelivers it');
+      throw lost(message, operation);
     }
     return ch;
   }
@@ -410,7 +435,7 @@ export class AmqpSource implements BrokerSource<AmqpMessage> {
     const timer = setTimeout(() => {
       this.#handBacks.delete(timer);
       const d = this.#held.get(message);
-      if (d && this.#link.isLive(d)) this.#link.channel?.nack(message.raw, false, true);
+      if (d && this.#link.isLive(d)) this.#nack(message.raw, true);
     }, delay);
     // Never what keeps the process alive: closing the channel hands the message back anyway.
     timer.unref();
@@ -454,6 +479,11 @@ export class AmqpSource implements BrokerSource<AmqpMessage> {
       this.#returned.delete(id);
     }
   }
+}
+
+/** A delivery whose channel closed: the broker requeued it and may hand it to another consumer. */
+function lost(message: AmqpMessage, operation: string): LeaseLostError {
+  return new LeaseLostError(message.id, operation, 'its channel closed; RabbitMQ redelivers it');
 }
 
 function refusal(prefetch: number, concurrency: number): Error {
