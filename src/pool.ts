@@ -31,7 +31,7 @@ import { Slots } from './internal/slots.js';
 import {
   claim,
   dismiss,
-  park,
+  parkNode,
   serve,
   type Waiter,
   WaitList,
@@ -40,7 +40,7 @@ import {
 import { type PoolKind, publishPoolState } from './observability/channels.js';
 import { KIND, publishingHooks } from './observability/publisher.js';
 import { makeResult, type Result } from './result.js';
-import { EXECUTOR, type Executor, RELEASE_QUEUED } from './scheduler/executor.js';
+import { CLOSE_WITH, EXECUTOR, type Executor, RELEASE_QUEUED } from './scheduler/executor.js';
 import { type CoreHooks, guardedHooks, HOOKS, type JobHooks } from './scheduler/hooks.js';
 import { type GateSnapshot, outcomeOf, type PoolStats, StatsRecorder } from './stats.js';
 
@@ -105,12 +105,33 @@ export interface DrainReport<J = unknown> {
 
 type State = 'open' | 'closing' | 'drained' | 'aborted';
 
-interface Submitter<J, R> extends Waiter<Task<J, R>> {
-  job: J;
-  signal: AbortSignal | undefined;
-  priority: number;
-  transfer: readonly TransferListItem[] | undefined;
+/** A submit waiting for room: one class, so every parked submit has the same shape. */
+class Submitter<J, R> implements Waiter<Task<J, R>> {
+  resolve: (value: Task<J, R>) => void = noop;
+  reject: (error: Error) => void = noop;
+  unsubscribe: (() => void) | undefined = undefined;
+  prev: WaitNode | undefined = undefined;
+  next: WaitNode | undefined = undefined;
+  linked = false;
+  readonly job: J;
+  readonly signal: AbortSignal | undefined;
+  readonly priority: number;
+  readonly transfer: readonly TransferListItem[] | undefined;
+
+  constructor(
+    job: J,
+    signal: AbortSignal | undefined,
+    priority: number,
+    transfer: readonly TransferListItem[] | undefined,
+  ) {
+    this.job = job;
+    this.signal = signal;
+    this.priority = priority;
+    this.transfer = transfer;
+  }
 }
+
+function noop(): void {}
 
 /** A job waiting out its retry backoff. */
 interface RetryWait<J, R> {
@@ -214,6 +235,8 @@ export class Pool<J, R> implements JobOwner<J, R> {
   /** Jobs canceled by abort() or a drain deadline (at most once per pool: it ends aborted). */
   readonly #canceledJobs: J[] = [];
   #unsubscribePool: (() => void) | undefined;
+  /** Set by CLOSE_WITH: refused submits get this error instead of a PoolClosedError. */
+  #closeError: Error | undefined;
   readonly #name: string;
   readonly #kind: PoolKind;
 
@@ -276,15 +299,15 @@ export class Pool<J, R> implements JobOwner<J, R> {
     } catch (error) {
       return Promise.reject(error); // misuse of a promise-returning method rejects (README)
     }
-    if (this.#state !== 'open') return Promise.reject(new PoolClosedError());
+    if (this.#state !== 'open') return Promise.reject(this.#closedError());
     const transfer = this.#executor && transferOf(opts);
     if (this.#canAccept()) {
       return Promise.resolve(this.#accept(job, signal, priority, performance.now(), transfer));
     }
     if (signal?.aborted) return Promise.reject(abortErrorFrom(signal));
-    return park<Task<J, R>, Submitter<J, R>>(
+    return parkNode<Task<J, R>, Submitter<J, R>>(
       this.#submitters,
-      { job, signal, priority, transfer },
+      new Submitter<J, R>(job, signal, priority, transfer),
       signal,
     );
   }
@@ -299,7 +322,7 @@ export class Pool<J, R> implements JobOwner<J, R> {
   trySubmit(job: J, opts?: SubmitOptions): Task<J, R> | undefined {
     const signal = callSignal(opts);
     const priority = opts?.priority === undefined ? 0 : this.#priority(opts.priority);
-    if (this.#state !== 'open') throw new PoolClosedError();
+    if (this.#state !== 'open') throw this.#closedError();
     if (!this.#canAccept()) return undefined;
     return this.#accept(
       job,
@@ -327,9 +350,26 @@ export class Pool<J, R> implements JobOwner<J, R> {
     if (this.#state !== 'open') return;
     this.#setState('closing');
     for (let s = this.#submitters.shift(); s; s = this.#submitters.shift()) {
-      dismiss(s, new PoolClosedError('pool closed while the submit was waiting for room'));
+      dismiss(
+        s,
+        this.#closeError ?? new PoolClosedError('pool closed while the submit was waiting for room'),
+      );
     }
     this.#checkDrained();
+  }
+
+  /**
+   * @internal {@link close}, with `error` as what waiting and later submits reject with (the
+   * symbol key keeps it off the public API): ThreadPool's start-up failure.
+   */
+  [CLOSE_WITH](error: Error): void {
+    this.#closeError ??= error;
+    this.close();
+  }
+
+  /** What a submit to a pool that no longer accepts jobs rejects with. */
+  #closedError(): Error {
+    return this.#closeError ?? new PoolClosedError();
   }
 
   /**

@@ -40,3 +40,9 @@ export const EXECUTOR: unique symbol = Symbol('sluice.executor');
 
 /** The key of Pool's internal "settle every queued job" method (used by consume()'s drain). */
 export const RELEASE_QUEUED: unique symbol = Symbol('sluice.releaseQueued');
+
+/**
+ * The key of Pool's internal "close, and refuse submits with this error" method: ThreadPool
+ * closes with its start-up failure, so waiting and later submits reject with that error itself.
+ */
+export const CLOSE_WITH: unique symbol = Symbol('sluice.closeWith');

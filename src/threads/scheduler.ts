@@ -49,6 +49,11 @@ export interface SchedulerOptions {
   resourceLimits: ResourceLimits | undefined;
   /** Called once when the pool gives up on starting threads. */
   onFail: (error: WorkerStartupError) => void;
+  /**
+   * The jobs one thread holds at most changed (see {@link Scheduler.held}): the pool in front
+   * admits that many per thread on top of its queue.
+   */
+  onHeld?: (held: number) => void;
 }
 
 export class Scheduler implements ThreadEvents<Job> {
@@ -67,6 +72,7 @@ export class Scheduler implements ThreadEvents<Job> {
   readonly #batchSize = new BatchSize();
   #target: number;
   #stopped = false;
+  #held = 1;
 
   constructor(spec: ThreadSpec, opts: SchedulerOptions) {
     this.#spec = spec;
@@ -137,6 +143,15 @@ export class Scheduler implements ThreadEvents<Job> {
     for (let job = this.#find(() => true); job; job = this.#find(() => true)) {
       this.#cancel(job, error);
     }
+  }
+
+  /**
+   * Jobs one thread holds at most, by the measured time per job: 1 (one job at a time) until
+   * jobs are measured, and for jobs of about 1 ms or more; else two batches (`2 × limit`, up to
+   * `2 × MAX_BATCH`): one running while the other's results travel back and the next comes.
+   */
+  get held(): number {
+    return this.#held;
   }
 
   /** Jobs accepted and not started in a thread. */
@@ -497,6 +512,12 @@ export class Scheduler implements ThreadEvents<Job> {
     const now = performance.now();
     this.#batchSize.observe(now - thread.lastEventAt, count);
     thread.lastEventAt = now;
+    const limit = this.#batchSize.limit();
+    const held = limit === 1 ? 1 : 2 * limit;
+    if (held !== this.#held) {
+      this.#held = held;
+      this.#opts.onHeld?.(held);
+    }
   }
 
   #cancel(job: Job, error: Error): void {
