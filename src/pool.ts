@@ -105,8 +105,12 @@ export interface DrainReport<J = unknown> {
 
 type State = 'open' | 'closing' | 'drained' | 'aborted';
 
-/** A submit waiting for room: one class, so every parked submit has the same shape. */
+/**
+ * A submit waiting for room: one class, so every parked submit has the same shape. A parked
+ * `run()` is one too (`forRun`): its promise is the run's own, settled with the job's outcome.
+ */
 class Submitter<J, R> implements Waiter<Task<J, R>> {
+  // For a run(), it takes the job's value (R), not a Task: see Pool.run.
   resolve: (value: Task<J, R>) => void = noop;
   reject: (error: Error) => void = noop;
   unsubscribe: (() => void) | undefined = undefined;
@@ -117,18 +121,27 @@ class Submitter<J, R> implements Waiter<Task<J, R>> {
   readonly signal: AbortSignal | undefined;
   readonly priority: number;
   readonly transfer: readonly TransferListItem[] | undefined;
+  readonly forRun: boolean;
 
   constructor(
     job: J,
     signal: AbortSignal | undefined,
     priority: number,
     transfer: readonly TransferListItem[] | undefined,
+    forRun: boolean,
   ) {
     this.job = job;
     this.signal = signal;
     this.priority = priority;
     this.transfer = transfer;
+    this.forRun = forRun;
   }
+}
+
+/** Where a `run()`'s outcome goes: its promise's settle functions. */
+interface RunWaiter<R> {
+  resolve: (value: R) => void;
+  reject: (error: Error) => void;
 }
 
 function noop(): void {}
@@ -164,6 +177,8 @@ class PendingRun<J, R> extends JobRun<J, R> implements WaitNode, Queued {
   /** Objects to move to a thread (ThreadPool's submit option, read by its executor). */
   transfer: readonly TransferListItem[] | undefined = undefined;
   readonly resolveResult: (result: Result<J, R>) => void;
+  /** Set for a `run()`: the outcome settles its promise instead of a Task's result. */
+  waiter: RunWaiter<R> | undefined = undefined;
 
   constructor(
     job: J,
@@ -214,7 +229,7 @@ export class Pool<J, R> implements JobOwner<J, R> {
   readonly #hooks: CoreHooks<J>;
   /** What runs a started job, when not the worker function in-process (ThreadPool's threads). */
   readonly #executor: Executor<J, R> | undefined;
-  readonly #execute: ((run: PendingRun<J, R>) => Promise<R>) | undefined;
+  readonly #execute: ((run: PendingRun<J, R>) => void) | undefined;
   /** Set while abort() or a drain deadline cancels everything: the executor was told at once. */
   #cancelingAll = false;
   /** The error abort() or a drain deadline canceled everything with (for jobs caught midway). */
@@ -307,7 +322,7 @@ export class Pool<J, R> implements JobOwner<J, R> {
     if (signal?.aborted) return Promise.reject(abortErrorFrom(signal));
     return parkNode<Task<J, R>, Submitter<J, R>>(
       this.#submitters,
-      new Submitter<J, R>(job, signal, priority, transfer),
+      new Submitter<J, R>(job, signal, priority, transfer, false),
       signal,
     );
   }
@@ -339,10 +354,27 @@ export class Pool<J, R> implements JobOwner<J, R> {
    * @throws the job's error (rejection): the worker's, `TimeoutError`, `AbortError`, … and
    *   `PoolClosedError` when the pool no longer accepts jobs.
    */
-  async run(job: J, opts?: SubmitOptions): Promise<R> {
-    const result = await (await this.submit(job, opts)).result;
-    if (result.ok) return result.value;
-    throw result.error;
+  run(job: J, opts?: SubmitOptions): Promise<R> {
+    // submit() then `await task.result`, without the Task, its result promise and the awaits:
+    // the job's outcome settles the run's promise directly (a hot path for many tiny jobs).
+    let signal: AbortSignal | undefined;
+    let priority = 0;
+    try {
+      signal = callSignal(opts);
+      if (opts?.priority !== undefined) priority = this.#priority(opts.priority);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    if (this.#state !== 'open') return Promise.reject(this.#closedError());
+    const transfer = this.#executor && transferOf(opts);
+    if (this.#canAccept()) {
+      return new Promise<R>((resolve, reject) => {
+        this.#admit(job, signal, priority, performance.now(), transfer, noop, { resolve, reject });
+      });
+    }
+    if (signal?.aborted) return Promise.reject(abortErrorFrom(signal));
+    const node = new Submitter<J, R>(job, signal, priority, transfer, true);
+    return parkNode(this.#submitters as unknown as WaitList<Waiter<R>>, node as never, signal);
   }
 
   /** Stops intake: later (and still-waiting) submits reject with `PoolClosedError`. Idempotent. */
@@ -515,7 +547,22 @@ export class Pool<J, R> implements JobOwner<J, R> {
     const result = new Promise<Result<J, R>>((resolve) => {
       resolveResult = resolve;
     });
+    this.#admit(job, signal, priority, now, transfer, resolveResult, undefined);
+    return { job, result };
+  }
+
+  /** Accepts a job whose outcome goes to `resolveResult`, or to `waiter` for a run(). */
+  #admit(
+    job: J,
+    signal: AbortSignal | undefined,
+    priority: number,
+    now: number,
+    transfer: readonly TransferListItem[] | undefined,
+    resolveResult: (result: Result<J, R>) => void,
+    waiter: RunWaiter<R> | undefined,
+  ): void {
     const run = new PendingRun<J, R>(job, this.#nextIndex++, this, resolveResult);
+    run.waiter = waiter;
     run.queuedAt = now;
     run.transfer = transfer;
     this.#stats.submitted++;
@@ -530,7 +577,6 @@ export class Pool<J, R> implements JobOwner<J, R> {
     } else {
       this.#acceptGated(run, priority, now);
     }
-    return { job, result };
   }
 
   /** A job through the gates: keyed and prioritised, queued, started by the pump. */
@@ -591,6 +637,7 @@ export class Pool<J, R> implements JobOwner<J, R> {
   /** Retries a failed attempt after `delay` ms, holding no slot meanwhile. */
   #retryLater(failed: PendingRun<J, R>, error: Error, delay: number): void {
     const next = new PendingRun<J, R>(failed.job, failed.index, this, failed.resolveResult);
+    next.waiter = failed.waiter;
     next.attempt = failed.attempt + 1;
     next.errors = [...(failed.errors ?? []), error];
     next.priority = failed.priority;
@@ -680,11 +727,18 @@ export class Pool<J, R> implements JobOwner<J, R> {
     else this.#stats.settledUnstarted(outcome);
     this.#settledCount++;
     if (pending.observed) this.#hooks?.settled?.(pending.job, pending.index, error);
-    pending.resolveResult(
-      retry === undefined
-        ? makeResult(pending.job, pending.index, error, value)
-        : attemptsResult(makeResult(pending.job, pending.index, error, value), pending, error),
-    );
+    const waiter = pending.waiter;
+    if (waiter !== undefined) {
+      // A run(): its promise takes the outcome itself (what `await task.result` would unwrap).
+      if (error === undefined) waiter.resolve(value as R);
+      else waiter.reject(error);
+    } else {
+      pending.resolveResult(
+        retry === undefined
+          ? makeResult(pending.job, pending.index, error, value)
+          : attemptsResult(makeResult(pending.job, pending.index, error, value), pending, error),
+      );
+    }
     this.#pump(now);
   }
 
@@ -730,7 +784,10 @@ export class Pool<J, R> implements JobOwner<J, R> {
       // Accepted from here on: starting the job may run a worker that aborts the submit's own
       // signal, which must then cancel the job (its result), not reject the submit.
       claim(s);
-      serve(s, this.#accept(s.job, s.signal, s.priority, now, s.transfer));
+      if (s.forRun) {
+        const waiter = s as unknown as RunWaiter<R>;
+        this.#admit(s.job, s.signal, s.priority, now, s.transfer, noop, waiter);
+      } else serve(s, this.#accept(s.job, s.signal, s.priority, now, s.transfer));
     }
     if (this.#isIdle()) {
       if (this.#idleWaiters.length > 0)

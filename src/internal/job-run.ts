@@ -116,28 +116,23 @@ export class JobRun<J, R> {
 
   /**
    * Starts the job through an executor (ThreadPool's threads) instead of a worker function:
-   * the executor's promise settles it, exactly like a worker's.
+   * the executor reports its outcome through {@link complete}, exactly once.
    */
-  execute(
-    run: (self: this) => PromiseLike<R>,
-    workerId: number,
-    timeout: number | undefined,
-  ): void {
+  execute(run: (self: this) => void, workerId: number, timeout: number | undefined): void {
     this.workerId = workerId;
     if (timeout !== undefined) {
       this.#timer = setTimeout(() => this.cancel(new TimeoutError(timeout)), timeout);
     }
-    let out: PromiseLike<R>;
     try {
-      out = run(this);
+      run(this);
     } catch (error) {
       queueMicrotask(() => this.#settle(toError(error), undefined));
-      return;
     }
-    out.then(
-      (value) => this.#settle(undefined, value),
-      (error: unknown) => this.#settle(toError(error), undefined),
-    );
+  }
+
+  /** An executor's outcome for this job; ignored once the job settled (canceled, timed out). */
+  complete(error: Error | undefined, value: R | undefined): void {
+    this.#settle(error, value);
   }
 
   /** Calls the worker. A sync return or throw settles on a microtask, never re-entrantly. */

@@ -15,7 +15,7 @@ import {
 } from '../internal/options.js';
 import { KIND } from '../observability/publisher.js';
 import { type DrainReport, Pool, type PoolOptions, type Task } from '../pool.js';
-import { CLOSE_WITH, EXECUTOR, type Executor } from '../scheduler/executor.js';
+import { CLOSE_WITH, EXECUTOR, type Executor, type ExecutorJob } from '../scheduler/executor.js';
 import { MAX_BATCH } from './batch-size.js';
 import { resolveModule, threadSpec } from './module-spec.js';
 import { Scheduler } from './scheduler.js';
@@ -249,10 +249,13 @@ export class ThreadPool<J, R> {
    * @throws the job's error (rejection): the worker's (class name, message and stack kept),
    *   `TimeoutError`, `AbortError`, `WorkerCrashedError`, `WorkerStartupError`, `PoolClosedError`.
    */
-  async run(job: J, opts?: ThreadSubmitOptions): Promise<R> {
-    const result = await (await this.submit(job, opts)).result;
-    if (result.ok) return result.value;
-    throw result.error;
+  run(job: J, opts?: ThreadSubmitOptions): Promise<R> {
+    try {
+      checkTransfer(job, opts);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return this.#pool.run(job, opts);
   }
 
   /** Stops intake; the threads end once the accepted jobs are done. Idempotent. */
@@ -381,12 +384,9 @@ function threadExecutor<J, R>(scheduler: Scheduler): Executor<J, R> {
   return {
     run: (started) =>
       scheduler.run(
-        started.job,
-        started.index,
+        started as ExecutorJob<unknown, unknown>,
         started.queuedAt ?? performance.now(),
-        started.transfer,
-        started.priority,
-      ) as Promise<R>,
+      ),
     cancel: (started, error) => scheduler.cancel(started.index, error),
     cancelAll: (error) => scheduler.cancelAll(error),
   };
