@@ -55,7 +55,9 @@ import type {
  * nothing.
  *
  * Cost: when many jobs wait, several go to a thread in one message (sized to about 1 ms of
- * measured work), so tiny jobs cost far less than one message round trip each.
+ * measured work), so tiny jobs cost far less than one message round trip each. The jobs a
+ * thread holds in its batches do not count against `queueSize` (see the option): the bounded
+ * default batches as deeply as an unbounded queue.
  *
  * @example
  * ```ts

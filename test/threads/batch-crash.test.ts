@@ -138,9 +138,10 @@ describe('ThreadPool with its default bounded queue: a thread dying while it hol
     await using pool = new ThreadPool<CrashJob, number>(fixture('batch-crash.js'), { threads: 1 });
     await pool.ready;
     // Warm up: the first results make the jobs count as tiny, so the queue admits two batches.
+    // (Jobs whose i is a multiple of 5 throw: the warm-up leaves them out.)
     const warm = new SharedArrayBuffer(4 * BATCH);
     await Promise.all(
-      range(8).map((i) => pool.run({ i: i + 1, sab: warm, crashAt: -1, how: 'exit' })),
+      [1, 2, 3, 4, 6, 7, 8, 9].map((i) => pool.run({ i, sab: warm, crashAt: -1, how: 'exit' })),
     );
     sends = [];
     for (const crashAt of [0, 63, 64, 200, 599]) {
