@@ -384,7 +384,8 @@ export class Pool<J, R> implements JobOwner<J, R> {
     for (let s = this.#submitters.shift(); s; s = this.#submitters.shift()) {
       dismiss(
         s,
-        this.#closeError ?? new PoolClosedError('pool closed while the submit was waiting for room'),
+        this.#closeError ??
+          new PoolClosedError('pool closed while the submit was waiting for room'),
       );
     }
     this.#checkDrained();

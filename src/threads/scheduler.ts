@@ -7,10 +7,10 @@
  */
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
-import type { ResourceLimits, TransferListItem } from 'node:worker_threads';
+import type { ResourceLimits } from 'node:worker_threads';
 import { TimeoutError, WorkerCrashedError, type WorkerStartupError } from '../errors.js';
-import type { ExecutorJob } from '../scheduler/executor.js';
 import { coded } from '../internal/options.js';
+import type { ExecutorJob } from '../scheduler/executor.js';
 import { outcomeOf, StatsRecorder } from '../stats.js';
 import { BatchSize } from './batch-size.js';
 import { Fifo } from './fifo.js';
