@@ -40,7 +40,7 @@ import { Slots } from './internal/slots.js';
 import {
   claim,
   dismiss,
-  park,
+  parkNode,
   serve,
   type Waiter,
   WaitList,
@@ -55,7 +55,7 @@ import {
 import { KIND, publishingHooks } from './observability/publisher.js';
 import { Watchdog, type WatchdogOptions, watchdogOptions } from './observability/watchdog.js';
 import { makeResult, type Result } from './result.js';
-import { EXECUTOR, type Executor, RELEASE_QUEUED } from './scheduler/executor.js';
+import { CLOSE_WITH, EXECUTOR, type Executor, RELEASE_QUEUED } from './scheduler/executor.js';
 import { type CoreHooks, guardedHooks, HOOKS, type JobHooks } from './scheduler/hooks.js';
 import {
   DeadlockGuard,
@@ -141,16 +141,50 @@ export interface DrainReport<J = unknown> {
 
 type State = 'open' | 'closing' | 'drained' | 'aborted';
 
-interface Submitter<J, R> extends Waiter<Task<J, R>> {
-  job: J;
-  signal: AbortSignal | undefined;
-  priority: number;
-  transfer: readonly TransferListItem[] | undefined;
+/**
+ * A submit waiting for room: one class, so every parked submit has the same shape. A parked
+ * `run()` is one too (`forRun`): its promise is the run's own, settled with the job's outcome.
+ */
+class Submitter<J, R> implements Waiter<Task<J, R>> {
+  // For a run(), it takes the job's value (R), not a Task: see Pool.run.
+  resolve: (value: Task<J, R>) => void = noop;
+  reject: (error: Error) => void = noop;
+  unsubscribe: (() => void) | undefined = undefined;
+  prev: WaitNode | undefined = undefined;
+  next: WaitNode | undefined = undefined;
+  linked = false;
+  readonly job: J;
+  readonly signal: AbortSignal | undefined;
+  readonly priority: number;
+  readonly transfer: readonly TransferListItem[] | undefined;
+  readonly forRun: boolean;
   /** `detectDeadlock`: the wait of a pool worker's call (see {@link Pool.#accept}). */
-  wait: Wait | undefined;
+  wait: Wait | undefined = undefined;
   /** The wait lasts until the job settles (a `run`), not only until acceptance. */
-  untilSettled: boolean;
+  untilSettled = false;
+
+  constructor(
+    job: J,
+    signal: AbortSignal | undefined,
+    priority: number,
+    transfer: readonly TransferListItem[] | undefined,
+    forRun: boolean,
+  ) {
+    this.job = job;
+    this.signal = signal;
+    this.priority = priority;
+    this.transfer = transfer;
+    this.forRun = forRun;
+  }
 }
+
+/** Where a `run()`'s outcome goes: its promise's settle functions. */
+interface RunWaiter<R> {
+  resolve: (value: R) => void;
+  reject: (error: Error) => void;
+}
+
+function noop(): void {}
 
 /** A job waiting out its retry backoff. */
 interface RetryWait<J, R> {
@@ -183,6 +217,8 @@ class PendingRun<J, R> extends JobRun<J, R> implements WaitNode, Queued {
   /** Objects to move to a thread (ThreadPool's submit option, read by its executor). */
   transfer: readonly TransferListItem[] | undefined = undefined;
   readonly resolveResult: (result: Result<J, R>) => void;
+  /** Set for a `run()`: the outcome settles its promise instead of a Task's result. */
+  waiter: RunWaiter<R> | undefined = undefined;
 
   constructor(
     job: J,
@@ -233,7 +269,7 @@ export class Pool<J, R> implements JobOwner<J, R> {
   readonly #hooks: CoreHooks<J>;
   /** What runs a started job, when not the worker function in-process (ThreadPool's threads). */
   readonly #executor: Executor<J, R> | undefined;
-  readonly #execute: ((run: PendingRun<J, R>) => Promise<R>) | undefined;
+  readonly #execute: ((run: PendingRun<J, R>) => void) | undefined;
   /** Set while abort() or a drain deadline cancels everything: the executor was told at once. */
   #cancelingAll = false;
   /** The error abort() or a drain deadline canceled everything with (for jobs caught midway). */
@@ -254,6 +290,8 @@ export class Pool<J, R> implements JobOwner<J, R> {
   /** Jobs canceled by abort() or a drain deadline (at most once per pool: it ends aborted). */
   readonly #canceledJobs: J[] = [];
   #unsubscribePool: (() => void) | undefined;
+  /** Set by CLOSE_WITH: refused submits get this error instead of a PoolClosedError. */
+  #closeError: Error | undefined;
   readonly #name: string;
   readonly #kind: PoolKind;
   /** Its reader on `sluice:pool:created`, kept so a collector's WeakRef lives as long as the pool. */
@@ -344,7 +382,7 @@ export class Pool<J, R> implements JobOwner<J, R> {
     } catch (error) {
       return Promise.reject(error); // misuse of a promise-returning method rejects (README)
     }
-    if (this.#state !== 'open') return Promise.reject(new PoolClosedError());
+    if (this.#state !== 'open') return Promise.reject(this.#closedError());
     const transfer = this.#executor && transferOf(opts);
     if (this.#canAccept()) {
       const now = performance.now();
@@ -361,11 +399,10 @@ export class Pool<J, R> implements JobOwner<J, R> {
         wait = this.#guard.begin(caller);
       }
     }
-    const parked = park<Task<J, R>, Submitter<J, R>>(
-      this.#submitters,
-      { job, signal, priority, transfer, wait, untilSettled: runWait !== undefined },
-      signal,
-    );
+    const node = new Submitter<J, R>(job, signal, priority, transfer, false);
+    node.wait = wait;
+    node.untilSettled = runWait !== undefined;
+    const parked = parkNode<Task<J, R>, Submitter<J, R>>(this.#submitters, node, signal);
     if (wait !== undefined) {
       // Refused while parked (its signal): no longer waiting. (Served and closed: ended then.)
       const end = () => this.#guard?.end(wait);
@@ -390,7 +427,7 @@ export class Pool<J, R> implements JobOwner<J, R> {
   trySubmit(job: J, opts?: SubmitOptions): Task<J, R> | undefined {
     const signal = callSignal(opts);
     const priority = opts?.priority === undefined ? 0 : this.#priority(opts.priority);
-    if (this.#state !== 'open') throw new PoolClosedError();
+    if (this.#state !== 'open') throw this.#closedError();
     if (!this.#canAccept()) return undefined;
     return this.#accept(
       job,
@@ -407,8 +444,33 @@ export class Pool<J, R> implements JobOwner<J, R> {
    * @throws the job's error (rejection): the worker's, `TimeoutError`, `AbortError`, … and
    *   `PoolClosedError` when the pool no longer accepts jobs.
    */
-  async run(job: J, opts?: SubmitOptions): Promise<R> {
-    const caller = this.#guard && this.#caller();
+  run(job: J, opts?: SubmitOptions): Promise<R> {
+    if (this.#guard !== undefined) return this.#guardedRun(job, opts);
+    // submit() then `await task.result`, without the Task, its result promise and the awaits:
+    // the job's outcome settles the run's promise directly (a hot path for many tiny jobs).
+    let signal: AbortSignal | undefined;
+    let priority = 0;
+    try {
+      signal = callSignal(opts);
+      if (opts?.priority !== undefined) priority = this.#priority(opts.priority);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    if (this.#state !== 'open') return Promise.reject(this.#closedError());
+    const transfer = this.#executor && transferOf(opts);
+    if (this.#canAccept()) {
+      return new Promise<R>((resolve, reject) => {
+        this.#admit(job, signal, priority, performance.now(), transfer, noop, { resolve, reject });
+      });
+    }
+    if (signal?.aborted) return Promise.reject(abortErrorFrom(signal));
+    const node = new Submitter<J, R>(job, signal, priority, transfer, true);
+    return parkNode(this.#submitters as unknown as WaitList<Waiter<R>>, node as never, signal);
+  }
+
+  /** `run` with `detectDeadlock`: a call from one of this pool's workers is tracked. */
+  async #guardedRun(job: J, opts: SubmitOptions | undefined): Promise<R> {
+    const caller = this.#caller();
     if (caller !== undefined) return this.#runFrom(caller, job, opts);
     const result = await (await this.submit(job, opts)).result;
     if (result.ok) return result.value;
@@ -457,9 +519,27 @@ export class Pool<J, R> implements JobOwner<J, R> {
     this.#setState('closing');
     for (let s = this.#submitters.shift(); s; s = this.#submitters.shift()) {
       if (s.wait !== undefined) this.#guard?.end(s.wait);
-      dismiss(s, new PoolClosedError('pool closed while the submit was waiting for room'));
+      dismiss(
+        s,
+        this.#closeError ??
+          new PoolClosedError('pool closed while the submit was waiting for room'),
+      );
     }
     this.#checkDrained();
+  }
+
+  /**
+   * @internal {@link close}, with `error` as what waiting and later submits reject with (the
+   * symbol key keeps it off the public API): ThreadPool's start-up failure.
+   */
+  [CLOSE_WITH](error: Error): void {
+    this.#closeError ??= error;
+    this.close();
+  }
+
+  /** What a submit to a pool that no longer accepts jobs rejects with. */
+  #closedError(): Error {
+    return this.#closeError ?? new PoolClosedError();
   }
 
   /**
@@ -608,7 +688,24 @@ export class Pool<J, R> implements JobOwner<J, R> {
     const result = new Promise<Result<J, R>>((resolve) => {
       resolveResult = resolve;
     });
+    this.#admit(job, signal, priority, now, transfer, resolveResult, undefined, wait, untilSettled);
+    return { job, result };
+  }
+
+  /** Accepts a job whose outcome goes to `resolveResult`, or to `waiter` for a run(). */
+  #admit(
+    job: J,
+    signal: AbortSignal | undefined,
+    priority: number,
+    now: number,
+    transfer: readonly TransferListItem[] | undefined,
+    resolveResult: (result: Result<J, R>) => void,
+    waiter: RunWaiter<R> | undefined,
+    wait?: Wait,
+    untilSettled?: boolean,
+  ): void {
     const run = new PendingRun<J, R>(job, this.#nextIndex++, this, resolveResult);
+    run.waiter = waiter;
     run.queuedAt = now;
     run.transfer = transfer;
     this.#stats.submitted++;
@@ -629,7 +726,6 @@ export class Pool<J, R> implements JobOwner<J, R> {
     } else {
       this.#acceptGated(run, priority, now);
     }
-    return { job, result };
   }
 
   /** A job through the gates: keyed and prioritised, queued, started by the pump. */
@@ -696,6 +792,7 @@ export class Pool<J, R> implements JobOwner<J, R> {
   /** Retries a failed attempt after `delay` ms, holding no slot meanwhile. */
   #retryLater(failed: PendingRun<J, R>, error: Error, delay: number): void {
     const next = new PendingRun<J, R>(failed.job, failed.index, this, failed.resolveResult);
+    next.waiter = failed.waiter;
     next.attempt = failed.attempt + 1;
     next.errors = [...(failed.errors ?? []), error];
     next.priority = failed.priority;
@@ -794,11 +891,18 @@ export class Pool<J, R> implements JobOwner<J, R> {
     this.#settledCount++;
     if (this.#guard !== undefined) this.#guard.jobSettled(pending.index);
     if (pending.observed) this.#hooks?.settled?.(pending.job, pending.index, error);
-    pending.resolveResult(
-      retry === undefined
-        ? makeResult(pending.job, pending.index, error, value)
-        : attemptsResult(makeResult(pending.job, pending.index, error, value), pending, error),
-    );
+    const waiter = pending.waiter;
+    if (waiter !== undefined) {
+      // A run(): its promise takes the outcome itself (what `await task.result` would unwrap).
+      if (error === undefined) waiter.resolve(value as R);
+      else waiter.reject(error);
+    } else {
+      pending.resolveResult(
+        retry === undefined
+          ? makeResult(pending.job, pending.index, error, value)
+          : attemptsResult(makeResult(pending.job, pending.index, error, value), pending, error),
+      );
+    }
     this.#pump(now);
   }
 
@@ -844,7 +948,15 @@ export class Pool<J, R> implements JobOwner<J, R> {
       // Accepted from here on: starting the job may run a worker that aborts the submit's own
       // signal, which must then cancel the job (its result), not reject the submit.
       claim(s);
-      serve(s, this.#accept(s.job, s.signal, s.priority, now, s.transfer, s.wait, s.untilSettled));
+      if (s.forRun) {
+        const waiter = s as unknown as RunWaiter<R>;
+        this.#admit(s.job, s.signal, s.priority, now, s.transfer, noop, waiter);
+      } else {
+        serve(
+          s,
+          this.#accept(s.job, s.signal, s.priority, now, s.transfer, s.wait, s.untilSettled),
+        );
+      }
     }
     if (this.#isIdle()) {
       if (this.#idleWaiters.length > 0)

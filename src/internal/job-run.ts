@@ -126,10 +126,10 @@ export class JobRun<J, R> {
 
   /**
    * Starts the job through an executor (ThreadPool's threads) instead of a worker function:
-   * the executor's promise settles it, exactly like a worker's.
+   * the executor reports its outcome through {@link complete}, exactly once.
    */
   execute(
-    run: (self: this) => PromiseLike<R>,
+    run: (self: this) => void,
     workerId: number,
     timeout: number | undefined,
     around?: AroundWorker,
@@ -138,17 +138,17 @@ export class JobRun<J, R> {
     if (timeout !== undefined) {
       this.#timer = setTimeout(() => this.cancel(new TimeoutError(timeout)), timeout);
     }
-    let out: PromiseLike<R>;
     try {
-      out = around === undefined ? run(this) : around(run, this);
+      if (around === undefined) run(this);
+      else around(run, this);
     } catch (error) {
       queueMicrotask(() => this.#settle(toError(error), undefined));
-      return;
     }
-    out.then(
-      (value) => this.#settle(undefined, value),
-      (error: unknown) => this.#settle(toError(error), undefined),
-    );
+  }
+
+  /** An executor's outcome for this job; ignored once the job settled (canceled, timed out). */
+  complete(error: Error | undefined, value: R | undefined): void {
+    this.#settle(error, value);
   }
 
   /**

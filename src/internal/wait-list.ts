@@ -88,6 +88,29 @@ export function park<V, N extends Waiter<V>>(
 }
 
 /**
+ * {@link park} for a waiter the caller built whole (a class instance: one fixed shape, no object
+ * spread per waiter — the hot path of a pool whose submits wait for room). Its `resolve` and
+ * `reject` are set here.
+ */
+export function parkNode<V, N extends Waiter<V>>(
+  list: WaitList<N>,
+  node: N,
+  signal: AbortSignal | undefined,
+): Promise<V> {
+  return new Promise<V>((resolve, reject) => {
+    node.resolve = resolve;
+    node.reject = reject;
+    list.push(node);
+    if (signal) {
+      node.unsubscribe = onAbort(signal, () => {
+        list.remove(node);
+        reject(abortErrorFrom(signal));
+      });
+    }
+  });
+}
+
+/**
  * Marks a waiter taken off its list as being served: its signal can no longer cancel it. Call
  * it before computing the value when that runs user code (a Pool starting the submitted job,
  * whose worker may abort the very signal the submit was given): the waiter was accepted.

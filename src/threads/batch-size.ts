@@ -31,6 +31,16 @@ export class BatchSize {
     this.#perJobMs = this.#gapSum / this.#gapCount;
   }
 
+  /**
+   * Jobs a message may carry by the measured time per job alone (1 until measured): the batch
+   * size when the backlog is deep enough.
+   */
+  limit(): number {
+    if (this.#perJobMs === undefined) return 1;
+    const byTime = Math.floor(BATCH_BUDGET_MS / Math.max(this.#perJobMs, 1e-6));
+    return Math.max(1, Math.min(MAX_BATCH, byTime));
+  }
+
   /** Jobs for the next message, given `waiting` jobs shared among `threads` threads. */
   next(waiting: number, threads: number): number {
     if (waiting === 0) return 0;

@@ -1,6 +1,5 @@
 import { availableParallelism } from 'node:os';
 import { performance } from 'node:perf_hooks';
-import { PoolClosedError } from '../errors.js';
 import { AdaptiveConcurrency } from '../gates/adaptive.js';
 import { onAbort } from '../internal/abort-fanout.js';
 import {
@@ -19,7 +18,7 @@ import { ANNOUNCED_STATS } from '../observability/gate-channels.js';
 import { KIND } from '../observability/publisher.js';
 import { Watchdog, watchdogOptions } from '../observability/watchdog.js';
 import { type DrainReport, Pool, type PoolOptions, type Task } from '../pool.js';
-import { EXECUTOR, type Executor } from '../scheduler/executor.js';
+import { CLOSE_WITH, EXECUTOR, type Executor, type ExecutorJob } from '../scheduler/executor.js';
 import { MAX_BATCH } from './batch-size.js';
 import { resolveModule, threadSpec } from './module-spec.js';
 import { Scheduler } from './scheduler.js';
@@ -59,7 +58,9 @@ import type {
  * nothing.
  *
  * Cost: when many jobs wait, several go to a thread in one message (sized to about 1 ms of
- * measured work), so tiny jobs cost far less than one message round trip each.
+ * measured work), so tiny jobs cost far less than one message round trip each. The jobs a
+ * thread holds in its batches do not count against `queueSize` (see the option): the bounded
+ * default batches as deeply as an unbounded queue.
  *
  * @example
  * ```ts
@@ -114,13 +115,20 @@ export class ThreadPool<J, R> {
       maxStartupFailures,
       resourceLimits: opts.resourceLimits,
       watchdog: this.#watchdog,
-      onFail: () => {
-        this.#pool.close();
+      onFail: (failure) => {
+        this.#pool[CLOSE_WITH](failure);
         void this.#pool.onIdle().then(() => this.#stop());
+      },
+      // Jobs measured tiny: each thread holds two batches, which the queue bound does not count.
+      onHeld: () => {
+        if (!this.#gated && this.#queueSize !== Number.POSITIVE_INFINITY) {
+          this.#pool.resize(this.#capacity(this.#threads));
+        }
       },
     });
     // Every accepted job goes straight to the scheduler, which is the queue: it can then send
-    // several waiting jobs to a thread in one message. So the Pool's slots are threads + queue.
+    // several waiting jobs to a thread in one message. So the Pool's slots are what the threads
+    // hold plus the queue (see #capacity).
     const unbounded = this.#queueSize === Number.POSITIVE_INFINITY;
     // A start gate (rate, per-key turns) must see each job start on a thread: the waiting jobs
     // then stay in the Pool's queue and only `threads` jobs are with the scheduler at a time
@@ -232,9 +240,8 @@ export class ThreadPool<J, R> {
     } catch (error) {
       return Promise.reject(error);
     }
-    return this.#pool.submit(job, opts).catch((error: unknown) => {
-      throw this.#closedError(error);
-    });
+    // A start-up failure closed the Pool with that error (CLOSE_WITH): no wrapper promise.
+    return this.#pool.submit(job, opts);
   }
 
   /**
@@ -245,11 +252,7 @@ export class ThreadPool<J, R> {
    */
   trySubmit(job: J, opts?: ThreadSubmitOptions): Task<J, R> | undefined {
     checkTransfer(job, opts);
-    try {
-      return this.#pool.trySubmit(job, opts);
-    } catch (error) {
-      throw this.#closedError(error);
-    }
+    return this.#pool.trySubmit(job, opts);
   }
 
   /**
@@ -258,10 +261,13 @@ export class ThreadPool<J, R> {
    * @throws the job's error (rejection): the worker's (class name, message and stack kept),
    *   `TimeoutError`, `AbortError`, `WorkerCrashedError`, `WorkerStartupError`, `PoolClosedError`.
    */
-  async run(job: J, opts?: ThreadSubmitOptions): Promise<R> {
-    const result = await (await this.submit(job, opts)).result;
-    if (result.ok) return result.value;
-    throw result.error;
+  run(job: J, opts?: ThreadSubmitOptions): Promise<R> {
+    try {
+      checkTransfer(job, opts);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return this.#pool.run(job, opts);
   }
 
   /** Stops intake; the threads end once the accepted jobs are done. Idempotent. */
@@ -358,16 +364,18 @@ export class ThreadPool<J, R> {
     await this.drain();
   }
 
+  /**
+   * Jobs accepted and not settled at most (the Pool's slots): `queueSize` waiting, plus what the
+   * threads hold — one job each until jobs are measured (and for jobs of ~1 ms or more), two
+   * batches each (up to 2 × 64) for tiny jobs, so that the bounded default batches as deeply as
+   * an unbounded queue. A gated pool hands jobs over one per thread (see the constructor).
+   */
   #capacity(threads: number): number {
     if (this.#gated) return threads;
+    const held = this.#scheduler.held;
     return this.#queueSize === Number.POSITIVE_INFINITY
-      ? threads * MAX_BATCH
-      : threads + this.#queueSize;
-  }
-
-  #closedError(error: unknown): unknown {
-    const failure = this.#scheduler.failure;
-    return failure && error instanceof PoolClosedError ? failure : error;
+      ? threads * 2 * MAX_BATCH
+      : this.#queueSize + threads * held;
   }
 
   /** Drained, aborted, closed and idle, or failed: the signal no longer reaches the pool. */
@@ -389,12 +397,9 @@ function threadExecutor<J, R>(scheduler: Scheduler): Executor<J, R> {
   return {
     run: (started) =>
       scheduler.run(
-        started.job,
-        started.index,
+        started as ExecutorJob<unknown, unknown>,
         started.queuedAt ?? performance.now(),
-        started.transfer,
-        started.priority,
-      ) as Promise<R>,
+      ),
     cancel: (started, error) => scheduler.cancel(started.index, error),
     cancelAll: (error) => scheduler.cancelAll(error),
   };

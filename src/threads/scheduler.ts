@@ -7,10 +7,11 @@
  */
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
-import type { ResourceLimits, TransferListItem } from 'node:worker_threads';
+import type { ResourceLimits } from 'node:worker_threads';
 import { TimeoutError, WorkerCrashedError, type WorkerStartupError } from '../errors.js';
 import { coded } from '../internal/options.js';
 import type { Watchdog } from '../observability/watchdog.js';
+import type { ExecutorJob } from '../scheduler/executor.js';
 import { outcomeOf, StatsRecorder } from '../stats.js';
 import { BatchSize } from './batch-size.js';
 import { Fifo } from './fifo.js';
@@ -20,8 +21,8 @@ import { Startup } from './startup.js';
 import { type Sent, Thread, type ThreadEvents } from './thread.js';
 
 interface Job extends Sent {
-  resolve: (value: unknown) => void;
-  reject: (error: Error) => void;
+  /** The core's job: its outcome goes to `target.complete`. */
+  target: ExecutorJob<unknown, unknown>;
   settled: boolean;
   thread: Thread<Job> | undefined;
   /** The timeout, while the job is with a thread. */
@@ -52,6 +53,11 @@ export interface SchedulerOptions {
   watchdog?: Watchdog | undefined;
   /** Called once when the pool gives up on starting threads. */
   onFail: (error: WorkerStartupError) => void;
+  /**
+   * The jobs one thread holds at most changed (see {@link Scheduler.held}): the pool in front
+   * admits that many per thread on top of its queue.
+   */
+  onHeld?: (held: number) => void;
 }
 
 export class Scheduler implements ThreadEvents<Job> {
@@ -70,6 +76,7 @@ export class Scheduler implements ThreadEvents<Job> {
   readonly #batchSize = new BatchSize();
   #target: number;
   #stopped = false;
+  #held = 1;
 
   constructor(spec: ThreadSpec, opts: SchedulerOptions) {
     this.#spec = spec;
@@ -90,40 +97,37 @@ export class Scheduler implements ThreadEvents<Job> {
   }
 
   /**
-   * Runs one accepted job; the promise settles exactly once. `index` identifies the job for
-   * {@link cancel}; `acceptedAt` (performance.now()) is when the pool accepted it; jobs of a
-   * higher `priority` go to threads first.
+   * Runs one accepted job; its outcome goes to `target.complete`, exactly once, on a microtask
+   * (see {@link #settle}). `acceptedAt` (performance.now()) is when the pool accepted it; jobs
+   * of a higher `target.priority` go to threads first; `target.index` identifies it for
+   * {@link cancel}.
    */
-  run(
-    job: unknown,
-    index: number,
-    acceptedAt: number,
-    transfer: readonly TransferListItem[] | undefined,
-    priority = 0,
-  ): Promise<unknown> {
-    if (this.#startup.failure) return Promise.reject(this.#startup.failure);
-    return new Promise((resolve, reject) => {
-      const moved = transfer !== undefined && transfer.length > 0;
-      this.#fifo.push({
-        seq: 0,
-        batchSeq: 0,
-        job,
-        index,
-        transfer,
-        resolve,
-        reject,
-        settled: false,
-        thread: undefined,
-        timer: undefined,
-        grace: undefined,
-        acceptedAt,
-        startedAt: 0,
-        moved,
-        alone: moved,
-        priority,
-      });
-      this.#scheduleDispatch();
-    });
+  run(target: ExecutorJob<unknown, unknown>, acceptedAt: number): void {
+    const transfer = target.transfer;
+    const moved = transfer !== undefined && transfer.length > 0;
+    const job: Job = {
+      seq: 0,
+      batchSeq: 0,
+      job: target.job,
+      index: target.index,
+      transfer,
+      target,
+      settled: false,
+      thread: undefined,
+      timer: undefined,
+      grace: undefined,
+      acceptedAt,
+      startedAt: 0,
+      moved,
+      alone: moved,
+      priority: target.priority,
+    };
+    if (this.#startup.failure) {
+      this.#settle(job, this.#startup.failure, undefined);
+      return;
+    }
+    this.#fifo.push(job);
+    this.#scheduleDispatch();
   }
 
   /**
@@ -140,6 +144,15 @@ export class Scheduler implements ThreadEvents<Job> {
     for (let job = this.#find(() => true); job; job = this.#find(() => true)) {
       this.#cancel(job, error);
     }
+  }
+
+  /**
+   * Jobs one thread holds at most, by the measured time per job: 1 (one job at a time) until
+   * jobs are measured, and for jobs of about 1 ms or more; else two batches (`2 × limit`, up to
+   * `2 × MAX_BATCH`): one running while the other's results travel back and the next comes.
+   */
+  get held(): number {
+    return this.#held;
   }
 
   /** Jobs accepted and not started in a thread. */
@@ -505,6 +518,12 @@ export class Scheduler implements ThreadEvents<Job> {
     const now = performance.now();
     this.#batchSize.observe(now - thread.lastEventAt, count);
     thread.lastEventAt = now;
+    const limit = this.#batchSize.limit();
+    const held = limit === 1 ? 1 : 2 * limit;
+    if (held !== this.#held) {
+      this.#held = held;
+      this.#opts.onHeld?.(held);
+    }
   }
 
   #cancel(job: Job, error: Error): void {
@@ -597,16 +616,35 @@ export class Scheduler implements ThreadEvents<Job> {
     );
   }
 
-  /** `at`: when the outcome became known (performance.now()); read here when not given. */
+  /**
+   * `at`: when the outcome became known (performance.now()); read here when not given. The
+   * outcome reaches the core on a microtask, never re-entrantly (the core may run user code and
+   * call back in): every outcome of the same turn in one microtask, in order.
+   */
   #settle(job: Job, error: Error | undefined, value: unknown, at?: number): void {
     if (job.settled) return;
     job.settled = true;
     this.#opts.watchdog?.ended(job.index);
     if (job.timer !== undefined) clearTimeout(job.timer);
     if (job.startedAt !== 0) this.#timing.settled(outcomeOf(error), job.startedAt, at);
-    if (error) job.reject(error);
-    else job.resolve(value);
+    const outbox = this.#outcomes;
+    if (outbox.length === 0) queueMicrotask(this.#deliver);
+    outbox.push(job.target, error, value);
   }
+
+  /** Outcomes waiting for {@link #deliver}: target, error, value, target, … */
+  #outcomes: unknown[] = [];
+
+  readonly #deliver = (): void => {
+    const outcomes = this.#outcomes;
+    this.#outcomes = [];
+    for (let i = 0; i < outcomes.length; i += 3) {
+      (outcomes[i] as ExecutorJob<unknown, unknown>).complete(
+        outcomes[i + 1] as Error | undefined,
+        outcomes[i + 2],
+      );
+    }
+  };
 }
 
 function dataCloneError(what: string, cause: Error): Error {

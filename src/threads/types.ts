@@ -67,9 +67,12 @@ export interface ThreadPoolOptions<J = unknown> extends GateOptions<J> {
   /** Threads to run, a positive integer. Default `os.availableParallelism()`. */
   threads?: number;
   /**
-   * Accepted jobs waiting for a thread. Default `2 * threads`; `Infinity` unbounds it (and
-   * removes backpressure). Waiting jobs are what batching works with: for many tiny jobs a
-   * deeper queue (say 1024) sends them several per message and is several times faster.
+   * Accepted jobs waiting for a thread, beyond those the threads hold. Default `2 * threads`;
+   * `Infinity` unbounds it (and removes backpressure). A thread holds one job until jobs are
+   * measured, and for jobs of ~1 ms or more; for tiny jobs it holds two batches (`2 × batch`,
+   * the batch sized to ~1 ms of measured work, at most 64), so that the default queue batches
+   * as deeply as a long one. At most `queueSize + threads × 128` jobs are accepted and
+   * unsettled at once.
    */
   queueSize?: number;
   /**

@@ -1,6 +1,7 @@
 import { getEventListeners } from 'node:events';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { PoolClosedError } from '../../src/errors.js';
+import { BatchSize, MAX_BATCH } from '../../src/threads/batch-size.js';
 import { ThreadPool } from '../../src/threads/pool.js';
 import type { Job } from '../fixtures/threads/jobs.js';
 import { cellReaches, cellSet, fixture, JOBS, jobsPool, latch, release } from './helpers.js';
@@ -12,6 +13,32 @@ describe('ThreadPool has the Pool surface', () => {
     expect(task.job).toBe(5);
     expect(await task.result).toEqual({ ok: true, job: 5, index: 0, value: 10 });
     expect(await pool.run(6)).toBe(12);
+  });
+
+  it('bounds the queue for tiny jobs: queueSize plus two full batches per thread, and no more', async () => {
+    // Jobs measured tiny (~1 µs each): a thread holds two batches of 64 beside the queue.
+    vi.spyOn(BatchSize.prototype, 'limit').mockReturnValue(MAX_BATCH);
+    try {
+      await using pool = jobsPool({ threads: 2, queueSize: 3 });
+      // The first results measure the jobs: from then on each thread holds 2 x 64.
+      await Promise.all([1, 2, 3].map((x) => pool.run({ kind: 'double', x })));
+      pool.pause();
+      let accepted = 0;
+      while (pool.trySubmit({ kind: 'double', x: accepted })) accepted++;
+      expect(accepted).toBe(3 + 2 * 2 * MAX_BATCH);
+      // submit waits for room, as always.
+      let admitted = false;
+      const waiting = pool.submit({ kind: 'double', x: -1 }).then((task) => {
+        admitted = true;
+        return task;
+      });
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(admitted).toBe(false);
+      pool.resume();
+      expect(await (await waiting).result).toMatchObject({ ok: true, value: -2 });
+    } finally {
+      vi.restoreAllMocks();
+    }
   });
 
   it('bounds the queue: trySubmit returns undefined when threads + queueSize jobs are in', async () => {
