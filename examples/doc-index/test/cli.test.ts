@@ -50,7 +50,7 @@ describe('sluice-doc-index CLI', () => {
     // Searching with another embedder than the one that built the index is refused.
     const mixed = await cli([
       'search',
-      'x',
+      'indexes',
       '--db',
       db,
       '--embed-url',
