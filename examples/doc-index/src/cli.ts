@@ -488,6 +488,7 @@ function buildProgram(setCode: (code: number) => void): Command {
       .option(
         '--report <file.html>',
         'write a self-contained HTML report: per-stage timeline plots (running, queued, utilization) and the source pulls',
+        reportPath,
       )
       .addHelpText(
         'after',
@@ -612,3 +613,9 @@ function ignoreClosedPipes(): void {
 
 ignoreClosedPipes();
 process.exitCode = await main(process.argv);
+
+/** Commander's parser for `--report`: a file name (an empty one would silently write nothing). */
+function reportPath(value: string): string {
+  if (value.trim() === '') throw new InvalidArgumentError('expected an .html file name');
+  return value;
+}

@@ -9,6 +9,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { InvalidArgumentError } from 'commander';
+import { UsageError } from './errors.js';
 
 /** A running metrics endpoint. */
 export interface MetricsServer {
@@ -22,7 +23,7 @@ export interface MetricsServer {
 /**
  * Collects into its own registry and serves it on 127.0.0.1:`port` (0: a free port).
  *
- * @throws the listen error (EADDRINUSE, EACCES …) naming the port.
+ * @throws UsageError (exit 2) when the port cannot be listened on (EADDRINUSE, EACCES …), naming it.
  * @example
  * ```ts
  * const metrics = await startMetricsServer(9464); // GET http://127.0.0.1:9464/metrics
@@ -50,7 +51,9 @@ export async function startMetricsServer(port: number): Promise<MetricsServer> {
     await listen(server, port);
   } catch (err) {
     collection.close();
-    throw new Error(`cannot serve metrics on 127.0.0.1:${port}: ${(err as Error).message}`);
+    // The user's choice of port, not a failure of the run: a usage error (exit 2), one line.
+    const reason = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+    throw new UsageError(`--metrics-port ${port}: cannot listen on 127.0.0.1:${port} (${reason})`);
   }
   const bound = (server.address() as AddressInfo).port;
   return {

@@ -179,3 +179,28 @@ describe('index inputs', () => {
     );
   });
 });
+
+describe('index: the run report and metrics flags', () => {
+  it('a --metrics-port already in use is a usage error naming the port, exit 2, before any document is read', async () => {
+    const { createServer } = await import('node:net');
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    const port = (taken.address() as { port: number }).port;
+    try {
+      const fresh = join(dir, 'metrics-port.db');
+      const run = await cli(['index', BUNDLED_PDFS, '--db', fresh, '--metrics-port', `${port}`]);
+      expectUsageError(
+        run,
+        `--metrics-port ${port}: cannot listen on 127.0.0.1:${port} (EADDRINUSE)`,
+      );
+    } finally {
+      await new Promise<void>((resolve) => taken.close(() => resolve()));
+    }
+  });
+
+  it('an empty --report is a usage error, not a report silently skipped', async () => {
+    const run = await cli(['index', BUNDLED_PDFS, '--db', join(dir, 'r.db'), '--report', '']);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain("'--report <file.html>' argument '' is invalid");
+  });
+});
