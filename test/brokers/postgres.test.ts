@@ -95,6 +95,7 @@ describe('consume() over a PostgreSQL table queue', () => {
     const table = uniqueTable('p7c');
     await admin.fill(table, [{ k: 'slow' }]);
     const runs: string[] = [];
+    const aRan = deferred<void>();
     const bRan = deferred<void>();
     const errors: string[] = [];
     const inner = await source(table, { lease: 300, fetchWait: 50 });
@@ -103,11 +104,14 @@ describe('consume() over a PostgreSQL table queue', () => {
         delegate(inner, { heartbeat: undefined, heartbeatInterval: undefined }),
         async ({ k }) => {
           runs.push(`a:${k}`);
+          aRan.resolve();
           await bRan.promise;
         },
         { concurrency: 1, onError: (e, op) => errors.push(`${op}: ${e.message}`) },
       ),
     );
+    // b starts once a holds the row: otherwise b may claim it first and a never runs.
+    await deadline(aRan.promise, 5000, 'first delivery to a');
     const b = track(
       consume<{ k: string }>(
         await source(table, { lease: 300, fetchWait: 50 }),
