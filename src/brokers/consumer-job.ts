@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { onAbort } from '../internal/abort-fanout.js';
 import type { Lane } from './consumer-lanes.js';
 import type { BrokerMessage } from './source.js';
 
@@ -43,7 +44,8 @@ export class ConsumerJob<T, M extends BrokerMessage> {
       const outer = this.#pool?.signal;
       if (this.#leaseLost) controller.abort(leaseLostError(this.message));
       else if (outer?.aborted) controller.abort(outer.reason);
-      else outer?.addEventListener('abort', () => controller.abort(outer.reason), { once: true });
+      // In batch mode every item shares the batch's signal: one listener on it for them all.
+      else if (outer) onAbort(outer, (reason) => controller.abort(reason));
     }
     return this.#controller.signal;
   }

@@ -216,6 +216,33 @@ describe('consume() with batch', () => {
     expect(report.stats.leaseLost).toBe(1);
   });
 
+  it("every item's signal of a large batch aborts with the batch, through one listener on the batch's signal (no MaxListenersExceededWarning)", async () => {
+    const warnings: Error[] = [];
+    const onWarning = (warning: Error) => warnings.push(warning);
+    process.on('warning', onWarning);
+    try {
+      const s = new MemorySource();
+      pushN(s, 40);
+      let signals: AbortSignal[] = [];
+      const c = consume(
+        s,
+        (items) => {
+          signals = items.map((item) => item.signal);
+          return new Promise<void>((r) => signals[0]?.addEventListener('abort', () => r()));
+        },
+        { concurrency: 40, timeout: 10, batch: { size: 40 } },
+      );
+      while (s.calls.length < 40) await flush();
+      await c.close();
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(signals).toHaveLength(40);
+      expect(signals.every((signal) => signal.aborted)).toBe(true);
+      expect(warnings.filter((w) => w.name === 'MaxListenersExceededWarning')).toEqual([]);
+    } finally {
+      process.off('warning', onWarning);
+    }
+  });
+
   it('timeout applies to the batch call: a batch past it fails every message (retried)', async () => {
     const s = new MemorySource();
     pushN(s, 2);
