@@ -346,7 +346,9 @@ async function searchCommand(query: string, flags: SearchFlags): Promise<number>
     const embedder =
       method === 'bm25' && !flags.embedUrl ? undefined : searchEmbedder(store, flags);
     const answer = await search(store, query, { k: flags.k, method, embedder });
-    process.stdout.write(flags.json ? `${JSON.stringify(answer)}\n` : formatAnswer(answer));
+    process.stdout.write(
+      flags.json ? `${JSON.stringify(answer)}\n` : formatAnswer(answer, flags.k),
+    );
     return answer.noGoodMatch ? EXIT.NO_GOOD_MATCH : EXIT.OK;
   } finally {
     store.close();
@@ -414,7 +416,8 @@ function openForSearch(db: string): Store {
   }
 }
 
-function formatAnswer(answer: SearchAnswer): string {
+/** The answer as text; `k` is how many results were asked for. */
+function formatAnswer(answer: SearchAnswer, k: number): string {
   const lines: string[] = [];
   if (answer.noGoodMatch) {
     lines.push(`No good match for ${quoteForDisplay(answer.query)}.`);
@@ -426,6 +429,14 @@ function formatAnswer(answer: SearchAnswer): string {
     );
     lines.push(`     ${printable(h.snippet)}`);
   });
+  // Fewer hits than asked for reads like a truncated answer: say why there are not more.
+  const shown = answer.results.length;
+  if (shown > 0 && shown < k && !answer.noGoodMatch) {
+    const documents = shown === 1 ? 'document matches' : 'documents match';
+    lines.push(
+      `(${shown} of ${k} asked for: results are one per document, and only ${shown} ${documents})`,
+    );
+  }
   return `${lines.join('\n')}\n`;
 }
 

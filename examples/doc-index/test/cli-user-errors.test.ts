@@ -63,6 +63,20 @@ describe('search: queries that are not what FTS5 or the shell expects', () => {
     expect(quoted.stderr).toBe('');
   });
 
+  it('fewer hits than -k asked for: text output says results are one per document and how many matched', async () => {
+    const run = await search('multiple indexes', '--db', db, '-k', '3');
+    expect(run.code).toBe(0);
+    expect(run.stdout).toMatch(/^1\. .*amsmidx\.pdf/m);
+    expect(run.stdout).not.toMatch(/^2\. /m);
+    expect(run.stdout).toContain(
+      '(1 of 3 asked for: results are one per document, and only 1 document matches)',
+    );
+    const json = JSON.parse(
+      (await search('multiple indexes', '--db', db, '-k', '3', '--json')).stdout,
+    );
+    expect((json as SearchAnswer).results).toHaveLength(1);
+  });
+
   it('FTS5 syntax in a query is plain text: NEAR(, a:b, {col}:, ^, AND never fail', async () => {
     for (const query of ['NEAR(index', 'a:b index', '{text}: index', '^index', 'index AND (']) {
       const run = await search(query, '--db', db, '--json');
