@@ -41,7 +41,10 @@ export type JobAcceptedMessage<J = unknown> = JobEventBase<J>;
 export interface JobTraceContext<J = unknown> extends JobEventBase<J> {
   /** The attempt, from 1. */
   readonly attempt: number;
-  /** ms from acceptance to this attempt's start. */
+  /**
+   * ms from acceptance to this attempt's start: for a retry (`attempt` > 1) that includes the
+   * earlier attempts and their backoff. Metrics of queue wait use the first attempt's only.
+   */
   readonly waitMs: number | undefined;
   /** Set before `error`: the attempt's error (a timeout is a `TimeoutError`, a cancel an `AbortError`). */
   error?: Error;

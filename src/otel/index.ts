@@ -7,7 +7,8 @@
  * - **A span per job attempt** (Pool, ThreadPool, runPool, pipeline stages, consume()), active
  *   while the worker runs: spans the worker starts are its children. Its parent is the context
  *   the job was accepted in (the `submit` caller's). Attributes `sluice.pool.name`,
- *   `sluice.pool.kind`, `sluice.job.index`, `sluice.job.attempt`, `sluice.job.wait_ms`,
+ *   `sluice.pool.kind`, `sluice.job.index`, `sluice.job.attempt`, `sluice.job.wait_ms` (from
+ *   acceptance to this attempt's start: a retry's includes the earlier attempts and backoff),
  *   `sluice.job.outcome`; a failed attempt records its exception, status ERROR and `error.type`.
  * - **`enqueue` on every broker** opens a PRODUCER span `send <destination>` and injects its
  *   context into the message headers through the propagator (W3C `traceparent` with the
