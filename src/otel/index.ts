@@ -34,17 +34,9 @@ import {
   trace,
 } from '@opentelemetry/api';
 import { invalidOption, optionalBoolean, optionsObject } from '../internal/options.js';
-import {
-  type JobAcceptedMessage,
-  type JobRetriedMessage,
-  type JobSettledMessage,
-  type JobTraceContext,
-  SLUICE_JOB,
-  SLUICE_JOB_ACCEPTED,
-  SLUICE_JOB_RETRIED,
-  SLUICE_JOB_SETTLED,
-} from '../observability/channels.js';
+import { type JobTraceContext, SLUICE_JOB } from '../observability/channels.js';
 import { type EnqueueTraceContext, SLUICE_ENQUEUE } from '../observability/enqueue-channel.js';
+import { feedJobMetrics } from '../observability/job-metrics-feed.js';
 import { contextStore } from './context-store.js';
 import { EnqueueSpans } from './enqueue-spans.js';
 import { JobSpans } from './job-spans.js';
@@ -142,22 +134,7 @@ export function instrumentSluice(options?: SluiceOtelOptions): SluiceInstrumenta
   }
   if (metered) {
     const meter = (o.meterProvider ?? metrics.getMeterProvider()).getMeter(INSTRUMENTATION_NAME);
-    const m = new JobMetrics(meter);
-    const attempts = {
-      start: (ctx: unknown) => m.started(ctx as JobTraceContext),
-      asyncEnd: (ctx: unknown) => m.attemptEnded(ctx as JobTraceContext),
-    };
-    jobTrace.subscribe(attempts as never);
-    const channels: [string, (message: unknown) => void][] = [
-      [SLUICE_JOB_ACCEPTED, (message) => m.accepted(message as JobAcceptedMessage)],
-      [SLUICE_JOB_RETRIED, (message) => m.retried(message as JobRetriedMessage)],
-      [SLUICE_JOB_SETTLED, (message) => m.settled(message as JobSettledMessage)],
-    ];
-    for (const [name, fn] of channels) diagnostics.subscribe(name, fn);
-    undo.push(() => {
-      jobTrace.unsubscribe(attempts as never);
-      for (const [name, fn] of channels) diagnostics.unsubscribe(name, fn);
-    });
+    undo.push(feedJobMetrics(new JobMetrics(meter)));
   }
   const close = (): void => {
     for (const step of undo.splice(0)) step();

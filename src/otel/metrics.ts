@@ -7,12 +7,8 @@
  * @module
  */
 import type { Counter, Histogram, Meter } from '@opentelemetry/api';
-import type {
-  JobAcceptedMessage,
-  JobRetriedMessage,
-  JobSettledMessage,
-  JobTraceContext,
-} from '../observability/channels.js';
+import type { JobMetricsSink } from '../observability/job-metrics-feed.js';
+import type { Outcome } from '../stats.js';
 import { OUTCOME } from './outcome.js';
 
 /** Default histogram bucket bounds (seconds): 0.5 ms to 2 minutes, as sluice/prometheus. */
@@ -20,7 +16,7 @@ export const DEFAULT_BUCKETS: readonly number[] = Object.freeze([
   0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120,
 ]);
 
-export class JobMetrics {
+export class JobMetrics implements JobMetricsSink {
   readonly #jobs: Counter;
   readonly #accepted: Counter;
   readonly #retries: Counter;
@@ -53,25 +49,23 @@ export class JobMetrics {
     });
   }
 
-  accepted(m: JobAcceptedMessage): void {
-    this.#accepted.add(1, { pool: m.name });
+  accepted(pool: string): void {
+    this.#accepted.add(1, { pool });
   }
 
-  started(ctx: JobTraceContext): void {
-    if (ctx.attempt === 1 && ctx.waitMs !== undefined) {
-      this.#wait.record(ctx.waitMs / 1000, { pool: ctx.name });
-    }
+  retried(pool: string): void {
+    this.#retries.add(1, { pool });
   }
 
-  attemptEnded(ctx: JobTraceContext): void {
-    if (ctx.durationMs !== undefined) this.#run.record(ctx.durationMs / 1000, { pool: ctx.name });
+  settled(pool: string, outcome: Outcome): void {
+    this.#jobs.add(1, { pool, outcome: OUTCOME[outcome] });
   }
 
-  retried(m: JobRetriedMessage): void {
-    this.#retries.add(1, { pool: m.name });
+  waited(pool: string, seconds: number): void {
+    this.#wait.record(seconds, { pool });
   }
 
-  settled(m: JobSettledMessage): void {
-    this.#jobs.add(1, { pool: m.name, outcome: OUTCOME[m.outcome] });
+  ran(pool: string, seconds: number): void {
+    this.#run.record(seconds, { pool });
   }
 }

@@ -8,21 +8,12 @@ import diagnostics from 'node:diagnostics_channel';
 import { type Registry, register } from 'prom-client';
 import { argument, invalidOption, optionsObject } from '../internal/options.js';
 import {
-  type JobAcceptedMessage,
-  type JobRetriedMessage,
-  type JobSettledMessage,
-  type JobTraceContext,
-  SLUICE_JOB,
-  SLUICE_JOB_ACCEPTED,
-  SLUICE_JOB_RETRIED,
-  SLUICE_JOB_SETTLED,
-} from '../observability/channels.js';
-import {
   type JobRateLimitedMessage,
   type PoolCreatedMessage,
   SLUICE_JOB_RATE_LIMITED,
   SLUICE_POOL_CREATED,
 } from '../observability/gate-channels.js';
+import { feedJobMetrics } from '../observability/job-metrics-feed.js';
 import {
   type MessageSettledMessage,
   SLUICE_MESSAGE_SETTLED,
@@ -130,28 +121,6 @@ function subscribe(
       },
     ],
     [
-      SLUICE_JOB_ACCEPTED,
-      (m) => {
-        const s = seriesOf((m as JobAcceptedMessage).name);
-        if (s !== undefined) s.accepted++;
-      },
-    ],
-    [
-      SLUICE_JOB_RETRIED,
-      (m) => {
-        const s = seriesOf((m as JobRetriedMessage).name);
-        if (s !== undefined) s.retries++;
-      },
-    ],
-    [
-      SLUICE_JOB_SETTLED,
-      (m) => {
-        const { name, outcome } = m as JobSettledMessage;
-        const s = seriesOf(name);
-        if (s !== undefined) s.jobs[outcome]++;
-      },
-    ],
-    [
       SLUICE_JOB_RATE_LIMITED,
       (m) => {
         const { name, gate, waitMs } = m as JobRateLimitedMessage;
@@ -170,25 +139,26 @@ function subscribe(
       },
     ],
   ];
-  const trace = diagnostics.tracingChannel<string, JobTraceContext>(SLUICE_JOB);
-  // Wait is from acceptance to the first start: a retry's wait includes its backoff.
-  const onStart = (m: unknown) => {
-    const ctx = m as JobTraceContext;
-    if (ctx.attempt !== 1 || ctx.waitMs === undefined) return;
-    seriesOf(ctx.name)?.wait.observe(ctx.waitMs / 1000);
-  };
-  const onAsyncStart = (m: unknown) => {
-    const ctx = m as JobTraceContext;
-    if (ctx.durationMs !== undefined) seriesOf(ctx.name)?.run.observe(ctx.durationMs / 1000);
-  };
+  const unfeed = feedJobMetrics({
+    accepted: (pool) => {
+      const s = seriesOf(pool);
+      if (s !== undefined) s.accepted++;
+    },
+    retried: (pool) => {
+      const s = seriesOf(pool);
+      if (s !== undefined) s.retries++;
+    },
+    settled: (pool, outcome) => {
+      const s = seriesOf(pool);
+      if (s !== undefined) s.jobs[outcome]++;
+    },
+    waited: (pool, seconds) => seriesOf(pool)?.wait.observe(seconds),
+    ran: (pool, seconds) => seriesOf(pool)?.run.observe(seconds),
+  });
   for (const [name, fn] of plain) diagnostics.subscribe(name, fn);
-  // The two trace events used, not all five (no work for the others).
-  trace.start.subscribe(onStart);
-  trace.asyncStart.subscribe(onAsyncStart);
   return () => {
     for (const [name, fn] of plain) diagnostics.unsubscribe(name, fn);
-    trace.start.unsubscribe(onStart);
-    trace.asyncStart.unsubscribe(onAsyncStart);
+    unfeed();
   };
 }
 
