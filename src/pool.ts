@@ -871,9 +871,7 @@ export class Pool<J, R> implements JobOwner<J, R> {
     const started = pending.workerId >= 0;
     // Read for a timed job and for a key's limits; NaN otherwise (PoolStats, "Timing").
     const now =
-      started && (pending.weight > 0 || pending.key !== undefined)
-        ? performance.now()
-        : Number.NaN;
+      started && (pending.weight > 0 || pending.key !== undefined) ? performance.now() : Number.NaN;
     if (started) {
       // The pool ended a job its executor holds: the executor stops its work first, so the
       // freed slot's next job never runs beside it.

@@ -63,11 +63,10 @@ export interface PoolStats {
   /**
    * Time from acceptance to start, ms, over the last {@link STATS_WINDOW} timed jobs that
    * started. Every job is timed, except in a `Pool` running jobs back to back, less than
-   * {@link SAMPLED_BELOW_MS} ms apart: there one job in {@link SAMPLE_PERIOD} is (see
-   * {@link utilization}, "Timing").
+   * 10 µs apart: there one job in 16 is (see `utilization`, "Timing").
    */
   waitTime: Percentiles;
-  /** Time from start to settlement, ms, over the last {@link STATS_WINDOW} timed jobs settled. */
+  /** Time from start to settlement, ms, over the last {@link STATS_WINDOW} timed jobs that settled. */
   runTime: Percentiles;
   /**
    * Busy slot-time over available slot-time (0..1) from the first job's start to the last
@@ -78,13 +77,13 @@ export interface PoolStats {
    * **Timing.** Reading the clock (`performance.now()`) costs 40–100 ns, up to a third of what
    * a tiny job costs a pool. A `Pool` therefore — as Go's runtime times one goroutine in 8 for
    * its scheduling latencies — times every job until it sees a burst (64 clock readings in a
-   * row less than {@link SAMPLED_BELOW_MS} ms apart per start or settlement), then one accepted
-   * job in {@link SAMPLE_PERIOD}, until a reading comes further apart than that again. A timed
+   * row less than 10 µs apart per start or settlement), then one accepted job in 16, until a
+   * reading comes further apart than that again. A timed
    * job's acceptance, start and settlement are read exactly; the others are counted, not
    * timed. The sample is chosen by acceptance order, not by how long a job takes, so its
    * percentiles estimate those of every job in the burst (over the last 1,024 timed jobs:
    * about the last 16,000 jobs of a burst). In a burst, busy slot-time is the timed jobs'
-   * run time, each counted {@link SAMPLE_PERIOD} times: an estimate whose error shrinks as
+   * run time, each counted 16 times: an estimate whose error shrinks as
    * jobs add up; and the active period ends at the last reading (at most the last 16 jobs
    * early). With an adaptive `concurrency`, which needs every run time, a Pool times every
    * job; `runPool` stages and ThreadPool always do.
