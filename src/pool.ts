@@ -715,7 +715,7 @@ export class Pool<J, R> implements JobOwner<J, R> {
     run.waiter = waiter;
     const weight = this.#stats.timeNext();
     if (weight > 0) {
-      if (now !== now) now = performance.now();
+      if (Number.isNaN(now)) now = performance.now();
       run.queuedAt = now;
     } else run.queuedAt = Number.NaN;
     run.weight = weight;
@@ -788,7 +788,7 @@ export class Pool<J, R> implements JobOwner<J, R> {
   #start(run: PendingRun<J, R>, now: number): number {
     const workerId = this.#slots.acquire(run);
     if (run.weight > 0) {
-      if (now !== now) now = performance.now();
+      if (Number.isNaN(now)) now = performance.now();
       run.startedAt = now;
       this.#stats.recordStart(now, now - run.queuedAt, run.weight);
     } else {
@@ -957,7 +957,7 @@ export class Pool<J, R> implements JobOwner<J, R> {
         // Read here, with no user code run since: the rate limiter may stamp this start with it
         // (the first start of the pass only; the next ones come after a worker ran).
         let fresh = false;
-        if (now !== now) {
+        if (Number.isNaN(now)) {
           now = performance.now();
           fresh = true;
         }
@@ -989,7 +989,7 @@ export class Pool<J, R> implements JobOwner<J, R> {
     while (this.#submitters.length > 0 && this.#canAccept()) {
       const s = this.#submitters.shift() as Submitter<J, R>;
       // One reading for every timed acceptance of this pass.
-      if (now !== now && this.#stats.nextTimed) now = performance.now();
+      if (Number.isNaN(now) && this.#stats.nextTimed) now = performance.now();
       // Accepted from here on: starting the job may run a worker that aborts the submit's own
       // signal, which must then cancel the job (its result), not reject the submit.
       claim(s);

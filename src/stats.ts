@@ -143,7 +143,7 @@ class Window {
 
   /** Adds `value`; NaN (a job not timed) adds nothing. */
   add(value: number): void {
-    if (value !== value) return;
+    if (Number.isNaN(value)) return;
     this.#samples[this.#count % STATS_WINDOW] = value;
     this.#count++;
   }
