@@ -219,6 +219,12 @@ class PendingRun<J, R> extends JobRun<J, R> implements WaitNode, Queued {
   readonly resolveResult: (result: Result<J, R>) => void;
   /** Set for a `run()`: the outcome settles its promise instead of a Task's result. */
   waiter: RunWaiter<R> | undefined = undefined;
+  /**
+   * Timed for stats() — its acceptance, start and settlement read — standing for this many jobs
+   * (1 unless sampled), or 0: not timed, `queuedAt` and `startedAt` NaN, no clock read for it
+   * (PoolStats.utilization, "Timing").
+   */
+  weight = 1;
 
   constructor(
     job: J,
@@ -342,7 +348,9 @@ export class Pool<J, R> implements JobOwner<J, R> {
         (waitMs) => publishRateLimited(this.#name, this.#kind, 'rate', undefined, waitMs),
       );
     this.#slots = new Slots(concurrency);
-    this.#stats = new StatsRecorder(concurrency);
+    // Timings sampled under a burst (PoolStats, "Timing"), except where every run time is needed:
+    // an adaptive limit feeds on each, a ThreadPool's executor reads each job's queuedAt.
+    this.#stats = new StatsRecorder(concurrency, this.#adaptive === undefined && !executor);
     // consume() announces itself, with its messages' counters; a ThreadPool's stats are its own.
     const statsOf = (opts as { [ANNOUNCED_STATS]?: () => PoolStats | undefined })[ANNOUNCED_STATS];
     this.#snapshot =
@@ -385,8 +393,10 @@ export class Pool<J, R> implements JobOwner<J, R> {
     if (this.#state !== 'open') return Promise.reject(this.#closedError());
     const transfer = this.#executor && transferOf(opts);
     if (this.#canAccept()) {
-      const now = performance.now();
-      return Promise.resolve(this.#accept(job, signal, priority, now, transfer, runWait, true));
+      // NaN: the clock is read only if this job is timed (PoolStats, "Timing").
+      return Promise.resolve(
+        this.#accept(job, signal, priority, Number.NaN, transfer, runWait, true),
+      );
     }
     if (signal?.aborted) return this.#refuse(runWait, abortErrorFrom(signal));
     let wait = runWait;
@@ -429,13 +439,7 @@ export class Pool<J, R> implements JobOwner<J, R> {
     const priority = opts?.priority === undefined ? 0 : this.#priority(opts.priority);
     if (this.#state !== 'open') throw this.#closedError();
     if (!this.#canAccept()) return undefined;
-    return this.#accept(
-      job,
-      signal,
-      priority,
-      performance.now(),
-      this.#executor && transferOf(opts),
-    );
+    return this.#accept(job, signal, priority, Number.NaN, this.#executor && transferOf(opts));
   }
 
   /**
@@ -460,7 +464,7 @@ export class Pool<J, R> implements JobOwner<J, R> {
     const transfer = this.#executor && transferOf(opts);
     if (this.#canAccept()) {
       return new Promise<R>((resolve, reject) => {
-        this.#admit(job, signal, priority, performance.now(), transfer, noop, { resolve, reject });
+        this.#admit(job, signal, priority, Number.NaN, transfer, noop, { resolve, reject });
       });
     }
     if (signal?.aborted) return Promise.reject(abortErrorFrom(signal));
@@ -674,7 +678,10 @@ export class Pool<J, R> implements JobOwner<J, R> {
     return value;
   }
 
-  /** `now`: performance.now() read by the caller, shared with the settlement that made room. */
+  /**
+   * `now`: performance.now() read by the caller, shared with the settlement that made room, or
+   * NaN (not read: read here if the job is timed).
+   */
   #accept(
     job: J,
     signal: AbortSignal | undefined,
@@ -706,7 +713,12 @@ export class Pool<J, R> implements JobOwner<J, R> {
   ): void {
     const run = new PendingRun<J, R>(job, this.#nextIndex++, this, resolveResult);
     run.waiter = waiter;
-    run.queuedAt = now;
+    const weight = this.#stats.timeNext();
+    if (weight > 0) {
+      if (Number.isNaN(now)) now = performance.now();
+      run.queuedAt = now;
+    } else run.queuedAt = Number.NaN;
+    run.weight = weight;
     run.transfer = transfer;
     this.#stats.submitted++;
     run.observed = this.#hooks.accepted(job, run.index);
@@ -769,10 +781,20 @@ export class Pool<J, R> implements JobOwner<J, R> {
     this.#queue.push(run);
   }
 
-  #start(run: PendingRun<J, R>, now: number): void {
+  /**
+   * Starts `run` at `now` (NaN: not read yet). Returns the reading it took or was given, for the
+   * rest of the caller's pass.
+   */
+  #start(run: PendingRun<J, R>, now: number): number {
     const workerId = this.#slots.acquire(run);
-    run.startedAt = now;
-    this.#stats.recordStart(now, now - run.queuedAt);
+    if (run.weight > 0) {
+      if (Number.isNaN(now)) now = performance.now();
+      run.startedAt = now;
+      this.#stats.recordStart(now, now - run.queuedAt, run.weight);
+    } else {
+      run.startedAt = Number.NaN;
+      this.#stats.startedUntimed();
+    }
     const around = run.observed
       ? this.#hooks.started?.(run.job, run.index, run.attempt)
       : undefined;
@@ -782,6 +804,7 @@ export class Pool<J, R> implements JobOwner<J, R> {
     } else if (deadlockStorageActive()) {
       outsideJobs(startWorker, run, this.#worker, workerId, this.#timeout, around);
     } else run.start(this.#worker, workerId, this.#timeout, around);
+    return now;
   }
 
   #cancelOne(run: PendingRun<J, R>, signal: AbortSignal): void {
@@ -800,6 +823,7 @@ export class Pool<J, R> implements JobOwner<J, R> {
     next.observed = failed.observed;
     next.callerSignal = failed.callerSignal;
     next.queuedAt = failed.queuedAt;
+    next.weight = failed.weight;
     const wait: RetryWait<J, R> = { run: next, timer: undefined, unsubscribe: undefined };
     this.#retrying.add(wait);
     const signal = next.callerSignal;
@@ -844,8 +868,10 @@ export class Pool<J, R> implements JobOwner<J, R> {
   [SETTLE](run: JobRun<J, R>, error: Error | undefined, value: R | undefined): void {
     const pending = run as PendingRun<J, R>;
     pending.unsubscribe?.();
-    const now = performance.now();
     const started = pending.workerId >= 0;
+    // Read for a timed job and for a key's limits; NaN otherwise (PoolStats, "Timing").
+    const now =
+      started && (pending.weight > 0 || pending.key !== undefined) ? performance.now() : Number.NaN;
     if (started) {
       // The pool ended a job its executor holds: the executor stops its work first, so the
       // freed slot's next job never runs beside it.
@@ -876,7 +902,8 @@ export class Pool<J, R> implements JobOwner<J, R> {
         this.#canceledJobs.push(pending.job);
         error = this.#abortError as Error;
       } else if (delay >= 0) {
-        this.#stats.retrying(pending.startedAt, now);
+        if (pending.weight > 0) this.#stats.retrying(pending.startedAt, now, pending.weight);
+        else this.#stats.retryingUntimed();
         if (pending.observed) {
           this.#hooks?.retried?.(pending.job, pending.index, pending.attempt, error, delay);
         }
@@ -886,8 +913,10 @@ export class Pool<J, R> implements JobOwner<J, R> {
       }
     }
     const outcome = outcomeOf(error);
-    if (started) this.#stats.settled(outcome, pending.startedAt, now);
-    else this.#stats.settledUnstarted(outcome);
+    if (!started) this.#stats.settledUnstarted(outcome);
+    else if (pending.weight > 0) {
+      this.#stats.settled(outcome, pending.startedAt, now, pending.weight);
+    } else this.#stats.settledUntimed(outcome);
     this.#settledCount++;
     if (this.#guard !== undefined) this.#guard.jobSettled(pending.index);
     if (pending.observed) this.#hooks?.settled?.(pending.job, pending.index, error);
@@ -916,16 +945,30 @@ export class Pool<J, R> implements JobOwner<J, R> {
     }
   }
 
-  #pump(now = performance.now()): void {
+  /**
+   * Starts what may start, then accepts parked submits. `now`: a reading shared with the caller
+   * (its settlement or acceptance), or NaN: read here when needed — by the rate and key gates,
+   * or by a timed job.
+   */
+  #pump(now = Number.NaN): void {
     const startable = this.#state !== 'aborted';
     while (startable && !this.#paused && this.#slots.available && this.#queue.length > 0) {
-      if (this.#rate !== undefined) {
-        // Only a job that may start now takes a permit (one held later would be stale).
-        if (!this.#queue.ready(now)) {
-          this.#armKeyWake(now);
-          break;
+      if (!this.#direct) {
+        // Read here, with no user code run since: the rate limiter may stamp this start with it
+        // (the first start of the pass only; the next ones come after a worker ran).
+        let fresh = false;
+        if (Number.isNaN(now)) {
+          now = performance.now();
+          fresh = true;
         }
-        if (!this.#rate.take(now)) break;
+        if (this.#rate !== undefined) {
+          // Only a job that may start now takes a permit (one held later would be stale).
+          if (!this.#queue.ready(now)) {
+            this.#armKeyWake(now);
+            break;
+          }
+          if (!this.#rate.take(now, fresh)) break;
+        }
       }
       const run = this.#queue.take(now);
       if (run === undefined) {
@@ -940,11 +983,13 @@ export class Pool<J, R> implements JobOwner<J, R> {
         if (run.key !== undefined) this.#queue.finished(run, now);
         run.cancel(abortErrorFrom(run.callerSignal));
       } else {
-        this.#start(run, now);
+        now = this.#start(run, now);
       }
     }
     while (this.#submitters.length > 0 && this.#canAccept()) {
       const s = this.#submitters.shift() as Submitter<J, R>;
+      // One reading for every timed acceptance of this pass.
+      if (Number.isNaN(now) && this.#stats.nextTimed) now = performance.now();
       // Accepted from here on: starting the job may run a worker that aborts the submit's own
       // signal, which must then cancel the job (its result), not reject the submit.
       claim(s);

@@ -50,14 +50,20 @@ export class RateGate {
    * A permit is good only at the time it was reserved for: the limiter counts the start then,
    * so a start later than that could come closer than `interval` to a start the limiter lets
    * through next. A permit nobody used in its own pass is dropped, and the next start asks anew.
+   *
+   * `fresh`: `now` was read for this very start with no user code run since, so the in-process
+   * limiter records the start at `now` instead of reading the clock again (never before the
+   * start: the start follows at once).
    */
-  take(now: number): boolean {
+  take(now: number, fresh = false): boolean {
     if (this.#permit === 'held') {
       this.#permit = 'none';
       if (this.#heldAt === undefined || this.#heldAt === now) return true;
     }
     if (this.#permit === 'asked' || this.#stopped) return false;
-    if (this.#limiter instanceof LocalRateLimiter) return this.#tryLocal();
+    if (this.#limiter instanceof LocalRateLimiter) {
+      return this.#tryLocal(fresh ? now : performance.now());
+    }
     this.#permit = 'asked';
     let wait: number | Promise<number>;
     try {
@@ -111,8 +117,8 @@ export class RateGate {
    * The in-process limiter is asked, not reserved from: a start is recorded when it happens, and
    * a pool whose turn is not yet due asks again when it is (see `LocalRateLimiter.tryAt`).
    */
-  #tryLocal(): boolean {
-    const wait = (this.#limiter as LocalRateLimiter).tryAt(performance.now());
+  #tryLocal(now: number): boolean {
+    const wait = (this.#limiter as LocalRateLimiter).tryAt(now);
     if (wait <= 0) return true;
     this.#permit = 'asked';
     this.#onWait?.(wait);
