@@ -449,9 +449,9 @@ export class Pool<J, R> implements JobOwner<J, R> {
    *   `PoolClosedError` when the pool no longer accepts jobs.
    */
   run(job: J, opts?: SubmitOptions): Promise<R> {
-    if (this.#guard !== undefined) return this.#guardedRun(job, opts);
     // submit() then `await task.result`, without the Task, its result promise and the awaits:
     // the job's outcome settles the run's promise directly (a hot path for many tiny jobs).
+    // With detectDeadlock it is the same path, so jobs start in the same order with and without.
     let signal: AbortSignal | undefined;
     let priority = 0;
     try {
@@ -461,46 +461,38 @@ export class Pool<J, R> implements JobOwner<J, R> {
       return Promise.reject(error);
     }
     if (this.#state !== 'open') return Promise.reject(this.#closedError());
+    let wait: Wait | undefined;
+    if (this.#guard !== undefined) {
+      const caller = this.#caller();
+      if (caller !== undefined) {
+        // With every slot held by workers waiting on this pool, the job could never start.
+        if (this.#wouldDeadlock(caller)) {
+          return Promise.reject(new SelfDeadlockError(this.#slots.running));
+        }
+        // Waiting from before the job is accepted (it may start at once, and its worker's own
+        // calls must see this one waiting) until it settles.
+        wait = this.#guard.begin(caller);
+      }
+    }
     const transfer = this.#executor && transferOf(opts);
     if (this.#canAccept()) {
       return new Promise<R>((resolve, reject) => {
-        this.#admit(job, signal, priority, Number.NaN, transfer, noop, { resolve, reject });
+        const waiter = { resolve, reject };
+        this.#admit(job, signal, priority, Number.NaN, transfer, noop, waiter, wait, true);
       });
     }
-    if (signal?.aborted) return Promise.reject(abortErrorFrom(signal));
+    if (signal?.aborted) return this.#refuse(wait, abortErrorFrom(signal));
     const node = new Submitter<J, R>(job, signal, priority, transfer, true);
-    return parkNode(this.#submitters as unknown as WaitList<Waiter<R>>, node as never, signal);
-  }
-
-  /** `run` with `detectDeadlock`: a call from one of this pool's workers is tracked. */
-  async #guardedRun(job: J, opts: SubmitOptions | undefined): Promise<R> {
-    const caller = this.#caller();
-    if (caller !== undefined) return this.#runFrom(caller, job, opts);
-    const result = await (await this.submit(job, opts)).result;
-    if (result.ok) return result.value;
-    throw result.error;
-  }
-
-  /** `run` called by a worker of this pool (`detectDeadlock`): it waits for the result. */
-  async #runFrom(caller: PendingRun<J, R>, job: J, opts: SubmitOptions | undefined): Promise<R> {
-    // With every slot held by workers waiting on this pool, the job could never start.
-    if (this.#state === 'open' && this.#wouldDeadlock(caller)) {
-      throw new SelfDeadlockError(this.#slots.running);
-    }
-    // Waiting from before the submit (the job may start at once, and its worker's own calls
-    // must see this one waiting) until the job settles.
-    const guard = this.#guard as DeadlockGuard;
-    const wait = guard.begin(caller);
-    let task: Task<J, R>;
-    try {
-      task = await this.#submit(job, opts, wait);
-    } catch (error) {
-      guard.end(wait); // nothing accepted (closed, bad options, signal)
-      throw error;
-    }
-    const result = await task.result;
-    if (result.ok) return result.value;
-    throw result.error;
+    node.wait = wait;
+    node.untilSettled = true;
+    const parked = parkNode<R, Waiter<R>>(
+      this.#submitters as unknown as WaitList<Waiter<R>>,
+      node as never,
+      signal,
+    );
+    // Refused while parked (its signal): no longer waiting. (Closed: ended by close().)
+    if (wait !== undefined) parked.then(undefined, () => this.#guard?.end(wait));
+    return parked;
   }
 
   /** The running job of this pool whose worker makes the current call (`detectDeadlock`). */
@@ -995,7 +987,7 @@ export class Pool<J, R> implements JobOwner<J, R> {
       claim(s);
       if (s.forRun) {
         const waiter = s as unknown as RunWaiter<R>;
-        this.#admit(s.job, s.signal, s.priority, now, s.transfer, noop, waiter);
+        this.#admit(s.job, s.signal, s.priority, now, s.transfer, noop, waiter, s.wait, true);
       } else {
         serve(
           s,

@@ -189,4 +189,54 @@ describe('self-deadlock detection', () => {
     expect(await settled.promise).toBe('AbortError');
     expect((await parent.result).ok).toBe(false);
   });
+  it('starts jobs in the same order as without detection, so it refuses only where the same order would hang', async () => {
+    // Two call trees on 4 slots: A runs A0, which submits A00, which runs A000 then A001; B runs
+    // B0 → B00 → B000 (B needs all 4 slots at once, so it can finish only after A). Without
+    // detection A takes the slots first and both finish; detection must not reorder the starts
+    // (a run() from a worker once took extra ticks with it on, B took the slot A001 needed, and
+    // a deadlock that the plain pool never meets was refused).
+    type Node = { name: string; via: 'run' | 'submit'; children: Node[] };
+    const leaf = (name: string): Node => ({ name, via: 'run', children: [] });
+    const chain = (names: string[]): Node => {
+      const [first, ...rest] = names as [string, ...string[]];
+      return { name: first, via: 'run', children: rest.length ? [chain(rest)] : [] };
+    };
+    const roots: Node[] = [
+      {
+        name: 'A',
+        via: 'run',
+        children: [
+          {
+            name: 'A0',
+            via: 'run',
+            children: [{ name: 'A00', via: 'submit', children: [leaf('A000'), leaf('A001')] }],
+          },
+        ],
+      },
+      chain(['B', 'B0', 'B00', 'B000']),
+    ];
+    const order = async (detectDeadlock: boolean) => {
+      const starts: string[] = [];
+      const calls: Promise<unknown>[] = [];
+      const pool: Pool<Node, string> = new Pool<Node, string>(
+        async (job) => {
+          starts.push(job.name);
+          for (const child of job.children) {
+            const call = child.via === 'run' ? pool.run(child) : pool.submit(child);
+            calls.push(call);
+            await call;
+          }
+          return job.name;
+        },
+        { concurrency: 4, queueSize: 0, detectDeadlock },
+      );
+      const results = await Promise.allSettled(roots.map((root) => pool.run(root)));
+      await Promise.allSettled(calls);
+      await pool.drain();
+      return { starts, results: results.map((r) => r.status) };
+    };
+    const plain = await order(false);
+    expect(plain.results).toEqual(['fulfilled', 'fulfilled']);
+    expect(await order(true)).toEqual(plain);
+  });
 });
