@@ -98,7 +98,7 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
   readonly #block: number;
   readonly #lease: number;
   readonly #deleteOnAck: boolean;
-  readonly #acks: Batcher<string, unknown>;
+  readonly #acks: Batcher<string, ReadonlySet<string>>;
   readonly #delay: ReturnType<typeof delayKeys>;
   /** When (performance.now()) the delayed set is looked at next. */
   #promoteAt = 0;
@@ -188,11 +188,13 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
     }
   }
 
-  async ack(message: RedisMessage): Promise<void> {
-    const refused = (await this.#acks.add(message.id)) as unknown[];
-    if (refused.some((id) => String(id) === message.id))
-      throw new LeaseLostError(message.id, 'ack');
-    await this.#releaseKey(message);
+  ack(message: RedisMessage): Promise<void> {
+    // Not async, and the refused ids looked up in a Set made once per XACK: this is per message.
+    return this.#acks.add(message.id).then((refused) => {
+      if (refused !== NONE_REFUSED && refused.has(message.id))
+        throw new LeaseLostError(message.id, 'ack');
+      if (message.key !== undefined) return this.#releaseKey(message);
+    });
   }
 
   async retry(message: RedisMessage, delayMs: number): Promise<void> {
@@ -326,7 +328,12 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
    * queues it until it has reconnected. That spares a duplicate run of a handler that already
    * succeeded. Bounded by `lease`: after that the entry may be reclaimed anyway.
    */
-  async #ackOnce(ids: string[], via: AnyRedisClient): Promise<unknown> {
+  async #ackOnce(ids: string[], via: AnyRedisClient): Promise<ReadonlySet<string>> {
+    const refused = (await this.#ackScript(ids, via)) as unknown[];
+    return refused.length === 0 ? NONE_REFUSED : new Set(refused.map(String));
+  }
+
+  async #ackScript(ids: string[], via: AnyRedisClient): Promise<unknown> {
     const send = (client: AnyRedisClient) =>
       evalScript(
         client,
@@ -461,6 +468,9 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
 }
 
 const EMPTY = new Uint8Array(0);
+
+/** An ack script's reply when it refused no id (the usual case): shared, never built per batch. */
+const NONE_REFUSED: ReadonlySet<string> = new Set();
 
 /** Most delayed jobs moved into the stream per script run. */
 const PROMOTE_BATCH = 100;
