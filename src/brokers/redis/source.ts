@@ -181,7 +181,8 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
     try {
       const reply = (await this.#withGroup(() => this.#read.sendCommand(args, BUFFERS))) as Reply;
       const entries = (reply?.[0] as unknown[] | undefined)?.[1] as unknown[] | undefined;
-      return claimed.concat(this.#toMessages(entries ?? [], new Map()));
+      const read = this.#toMessages(entries ?? []);
+      return claimed.length === 0 ? read : claimed.concat(read);
     } finally {
       signal.removeEventListener('abort', unblock);
       clearInterval(repeat);
@@ -411,10 +412,11 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
     return counts;
   }
 
-  #toMessages(entries: unknown[], counts: Map<string, number>): RedisMessage[] {
+  #toMessages(entries: unknown[], counts?: Map<string, number>): RedisMessage[] {
     const messages: RedisMessage[] = [];
     for (const entry of entries) {
-      const [rawId, fields] = entry as [Buffer, Buffer[] | null];
+      const rawId = (entry as [Buffer])[0];
+      const fields = (entry as [Buffer, Buffer[] | null])[1];
       const id = rawId.toString('latin1');
       let body: Uint8Array | undefined;
       let key: string | undefined;
@@ -428,14 +430,15 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
           headers.push([name, fields[i + 1]!.toString()]);
         }
       }
-      const message: RedisMessage = {
+      // Optional fields only when present (absent, not undefined), without a spread per message.
+      const message: { -readonly [K in keyof RedisMessage]: RedisMessage[K] } = {
         id,
         body: body ?? EMPTY,
-        deliveryCount: counts.get(id) ?? 1,
+        deliveryCount: counts?.get(id) ?? 1,
         stream: this.stream,
-        ...(key === undefined ? {} : { key }),
-        ...(headers === undefined ? {} : { headers: Object.fromEntries(headers) }),
       };
+      if (key !== undefined) message.key = key;
+      if (headers !== undefined) message.headers = Object.fromEntries(headers);
       if (body === undefined) {
         // XADD by another producer with other field names: say so, not "not JSON".
         Object.assign(message, { malformed: `stream entry has no "${this.#field}" field` });
