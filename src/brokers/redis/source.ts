@@ -323,8 +323,8 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
   }
 
   /**
-   * XACK (in a script that first checks the owner: see `ACK_IF_OWNED`); resolves with the ids
-   * refused because another consumer owns them now. The script is idempotent, so an ack lost
+   * XACK (in a script that first checks the owner: see `ACK_IF_OWNED`) of every ack issued in
+   * one turn; resolves with the set of ids refused because another consumer owns them now. The script is idempotent, so an ack lost
    * with a dropped connection is sent once more: node-redis
    * queues it until it has reconnected. That spares a duplicate run of a handler that already
    * succeeded. Bounded by `lease`: after that the entry may be reclaimed anyway.
@@ -334,6 +334,7 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
     return refused.length === 0 ? NONE_REFUSED : new Set(refused.map(String));
   }
 
+  /** The ack script's reply (the refused ids), on `via`, then once more on the command connection. */
   async #ackScript(ids: string[], via: AnyRedisClient): Promise<unknown> {
     const send = (client: AnyRedisClient) =>
       evalScript(
