@@ -49,7 +49,10 @@ async function countingClient(): Promise<{
     }
     return send(args, options as never);
   }) as typeof client.sendCommand;
-  return { client, scripts: () => scripts, failNext: (n) => void (failures = n) };
+  const failNext = (n: number) => {
+    failures = n;
+  };
+  return { client, scripts: () => scripts, failNext };
 }
 
 /** A source on `stream` (group `g`, consumer `a`) over two counting connections. */
