@@ -602,28 +602,35 @@ class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
       this.#stats.acking++;
       this.#freeSlot(lane);
     }
-    // One `then` with both arms (no `finally`): a settle is per message, on the hot path.
+    // One `then` with both arms (no `finally` promise): a settle is per message, on the hot
+    // path. The slot frees in each arm's own `finally`, whatever the bookkeeping before it does.
     call.then(
       () => {
-        if (op === 'ack') this.#stats.acked++;
-        else if (op === 'retry') this.#stats.retried++;
-        else if (op === 'deadLetter') this.#stats.deadLettered++;
-        else if (op === 'release' && !quiet) this.#stats.released++;
-        if (op !== 'drop') {
-          const outcome = OUTCOME_OF[op] ?? (quiet ? 'canceled' : 'released');
-          publishMessageOutcome(this.#name, message, outcome, error);
+        try {
+          if (op === 'ack') this.#stats.acked++;
+          else if (op === 'retry') this.#stats.retried++;
+          else if (op === 'deadLetter') this.#stats.deadLettered++;
+          else if (op === 'release' && !quiet) this.#stats.released++;
+          if (op !== 'drop') {
+            const outcome = OUTCOME_OF[op] ?? (quiet ? 'canceled' : 'released');
+            publishMessageOutcome(this.#name, message, outcome, error);
+          }
+        } finally {
+          this.#settled(lane, early);
         }
-        this.#settled(lane, early);
       },
       (failure) => {
-        // The broker refused because another consumer claimed the message meanwhile (the
-        // check runs with the operation itself, so a late ack never settles its delivery).
-        if ((failure as { code?: unknown } | null)?.code === 'ERR_LEASE_LOST') {
-          this.#stats.leaseLost++;
-          publishMessageOutcome(this.#name, message, 'leaseLost', undefined, 'settle');
+        try {
+          // The broker refused because another consumer claimed the message meanwhile (the
+          // check runs with the operation itself, so a late ack never settles its delivery).
+          if ((failure as { code?: unknown } | null)?.code === 'ERR_LEASE_LOST') {
+            this.#stats.leaseLost++;
+            publishMessageOutcome(this.#name, message, 'leaseLost', undefined, 'settle');
+          }
+          this.#fail(failure, op === 'drop' ? 'release' : op, message);
+        } finally {
+          this.#settled(lane, early);
         }
-        this.#fail(failure, op === 'drop' ? 'release' : op, message);
-        this.#settled(lane, early);
       },
     );
   }
