@@ -12,7 +12,9 @@ export class Batcher<I, R> {
   readonly #flush: (items: I[]) => Promise<R>;
   readonly #maxBatch: number;
   #ids: I[] = [];
-  #waiters: { resolve: (value: R) => void; reject: (error: unknown) => void }[] = [];
+  // Parallel arrays, not an object per waiter: `add` is on the per-message hot path.
+  #resolves: ((value: R) => void)[] = [];
+  #rejects: ((error: unknown) => void)[] = [];
   #scheduled = false;
 
   constructor(flush: (items: I[]) => Promise<R>, maxBatch = 1000) {
@@ -24,7 +26,8 @@ export class Batcher<I, R> {
   add(id: I): Promise<R> {
     return new Promise<R>((resolve, reject) => {
       this.#ids.push(id);
-      this.#waiters.push({ resolve, reject });
+      this.#resolves.push(resolve);
+      this.#rejects.push(reject);
       if (this.#ids.length >= this.#maxBatch) this.#run();
       else if (!this.#scheduled) {
         this.#scheduled = true;
@@ -42,15 +45,17 @@ export class Batcher<I, R> {
     this.#scheduled = false;
     if (this.#ids.length === 0) return;
     const ids = this.#ids;
-    const waiters = this.#waiters;
+    const resolves = this.#resolves;
+    const rejects = this.#rejects;
     this.#ids = [];
-    this.#waiters = [];
+    this.#resolves = [];
+    this.#rejects = [];
     this.#flush(ids).then(
       (reply) => {
-        for (const w of waiters) w.resolve(reply);
+        for (const resolve of resolves) resolve(reply);
       },
       (error) => {
-        for (const w of waiters) w.reject(error);
+        for (const reject of rejects) reject(error);
       },
     );
   }

@@ -458,53 +458,66 @@ class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
 
   /** Hands a message (or a batch) to the pool and settles each message with its outcome. */
   #submit(work: Work<T, M>, priority?: number): void {
-    const batch = Array.isArray(work);
-    const jobs: readonly Job<T, M>[] = batch ? work : [work as Job<T, M>];
-    // Always accepted while open: held <= concurrency (adaptive: <= max) = queueSize, so there
-    // is a slot or room.
-    const task = this.#stopping
-      ? undefined
-      : this.#pool.trySubmit(work, priority === undefined ? undefined : { priority });
-    if (!task) {
-      // Closing (the pool closed between fetch and submit, or a batch filled during the drain):
-      // these messages never started.
-      for (const job of jobs) this.#settle(job.lane, job.message, 'release');
+    if (this.#stopping) {
+      // Closing (a batch filled during the drain): these messages never started.
+      if (Array.isArray(work))
+        for (const job of work) this.#settle(job.lane, job.message, 'release');
+      else this.#settle((work as Job<T, M>).lane, (work as Job<T, M>).message, 'release');
       return;
     }
-    if (batch) this.#stats.batches++;
-    void task.result.then((result) => {
-      for (const job of jobs) {
-        if (!result.ok) this.#finish(job, false, result.error);
-        else {
-          const failure = batch ? outcomeOf(result.value, job) : undefined;
+    // Always accepted while open: held <= concurrency (adaptive: <= max) = queueSize, so there
+    // is a slot or room. `run()`, not `trySubmit()`: no Task and no Result object per message.
+    const ran = this.#pool.run(work, priority === undefined ? undefined : { priority });
+    if (!Array.isArray(work)) {
+      const job = work as Job<T, M>;
+      ran.then(
+        () => this.#finish(job, true, undefined),
+        (error: Error) => this.#finish(job, false, error),
+      );
+      return;
+    }
+    this.#stats.batches++;
+    const jobs = work as readonly Job<T, M>[];
+    ran.then(
+      (value) => {
+        for (const job of jobs) {
+          const failure = outcomeOf(value, job);
           this.#finish(job, failure === undefined, failure);
         }
-      }
-    });
+      },
+      (error: Error) => {
+        for (const job of jobs) this.#finish(job, false, error);
+      },
+    );
   }
 
-  async #work(work: Work<T, M>, ctx: { signal: AbortSignal }): Promise<unknown> {
+  #work(work: Work<T, M>, ctx: { signal: AbortSignal }): unknown {
     if (this.#stopping) throw RELEASED;
     if (!Array.isArray(work)) {
       const job = work as Job<T, M>;
+      job.attach(ctx);
+      // Not an async function: a handler that returns synchronously costs no promise here (the
+      // pool settles a plain value on a microtask), and one that returns a promise costs one.
+      const out = this.#handler(job.payload, job);
+      if (!isThenable(out)) return out;
       this.#running.add(job);
-      try {
-        job.attach(ctx);
-        return await this.#handler(job.payload, job);
-      } finally {
-        this.#running.delete(job);
-      }
+      return Promise.resolve(out).finally(() => this.#running.delete(job));
     }
     const jobs = work as readonly Job<T, M>[];
     for (const job of jobs) {
       this.#running.add(job);
       job.attach(ctx);
     }
+    let out: unknown;
     try {
-      return await this.#handler(jobs, { signal: ctx.signal });
-    } finally {
+      out = this.#handler(jobs, { signal: ctx.signal });
+    } catch (error) {
       for (const job of jobs) this.#running.delete(job);
+      throw error;
     }
+    return Promise.resolve(out).finally(() => {
+      for (const job of jobs) this.#running.delete(job);
+    });
   }
 
   #finish(job: Job<T, M>, ok: boolean, error: Error | undefined): void {
@@ -589,17 +602,25 @@ class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
       this.#stats.acking++;
       this.#freeSlot(lane);
     }
-    call
-      .then(
-        () => {
+    // One `then` with both arms (no `finally` promise): a settle is per message, on the hot
+    // path. The slot frees in each arm's own `finally`, whatever the bookkeeping before it does.
+    call.then(
+      () => {
+        try {
           if (op === 'ack') this.#stats.acked++;
           else if (op === 'retry') this.#stats.retried++;
           else if (op === 'deadLetter') this.#stats.deadLettered++;
           else if (op === 'release' && !quiet) this.#stats.released++;
-          const outcome = OUTCOME_OF[op] ?? (quiet ? 'canceled' : 'released');
-          if (op !== 'drop') publishMessageOutcome(this.#name, message, outcome, error);
-        },
-        (failure) => {
+          if (op !== 'drop') {
+            const outcome = OUTCOME_OF[op] ?? (quiet ? 'canceled' : 'released');
+            publishMessageOutcome(this.#name, message, outcome, error);
+          }
+        } finally {
+          this.#settled(lane, early);
+        }
+      },
+      (failure) => {
+        try {
           // The broker refused because another consumer claimed the message meanwhile (the
           // check runs with the operation itself, so a late ack never settles its delivery).
           if ((failure as { code?: unknown } | null)?.code === 'ERR_LEASE_LOST') {
@@ -607,13 +628,18 @@ class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
             publishMessageOutcome(this.#name, message, 'leaseLost', undefined, 'settle');
           }
           this.#fail(failure, op === 'drop' ? 'release' : op, message);
-        },
-      )
-      .finally(() => {
-        if (early) this.#stats.acking--;
-        else this.#freeSlot(lane);
-        if (this.#stats.held === 0 && this.#stats.acking === 0) this.#idle?.();
-      });
+        } finally {
+          this.#settled(lane, early);
+        }
+      },
+    );
+  }
+
+  /** A settle's broker call ended (either way): its slot frees, unless it did already. */
+  #settled(lane: Lane<M>, early: boolean): void {
+    if (early) this.#stats.acking--;
+    else this.#freeSlot(lane);
+    if (this.#stats.held === 0 && this.#stats.acking === 0) this.#idle?.();
   }
 
   #freeSlot(lane: Lane<M>): void {
@@ -721,6 +747,14 @@ function heartbeatInterval(sources: readonly BrokerSource[]): number | undefined
     interval = Math.min(interval ?? Number.POSITIVE_INFINITY, source.heartbeatInterval);
   }
   return interval;
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return (
+    value !== null &&
+    (typeof value === 'object' || typeof value === 'function') &&
+    typeof (value as { then?: unknown }).then === 'function'
+  );
 }
 
 function isAbort(error: Error | undefined): boolean {

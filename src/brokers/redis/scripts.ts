@@ -35,17 +35,51 @@ return owned
  * already, e.g. our own ack sent again after a dropped connection) is left alone and not refused.
  * KEYS[1] = stream; ARGV = group, consumer, '1' to XDEL, ids…
  * Returns the ids refused (now owned by another consumer).
+ *
+ * Cost: the owner check is one `XPENDING … <lowest id> <highest id> <count> <consumer>` (this
+ * consumer's own pending entries in the ids' range: a batch of acks is usually one fetch's
+ * entries, next to each other) and one variadic `XACK`, not one `XPENDING` and one `XACK` per
+ * id — per id, the script cost Redis ~3 µs, as much as a whole hand-written consume loop. An id
+ * that range does not show as ours (claimed by another consumer, acked already, or past the
+ * count) is looked up on its own, as before.
  */
 export const ACK_IF_OWNED = `
-local refused = {}
+local group, me = ARGV[1], ARGV[2]
+local function parse(id)
+  local dash = string.find(id, '-', 1, true)
+  if not dash then return tonumber(id) or 0, 0 end
+  return tonumber(string.sub(id, 1, dash - 1)) or 0, tonumber(string.sub(id, dash + 1)) or 0
+end
+local lo, hi = ARGV[4], ARGV[4]
+local lms, lseq = parse(lo)
+local hms, hseq = lms, lseq
+for i = 5, #ARGV do
+  local ms, seq = parse(ARGV[i])
+  if ms < lms or (ms == lms and seq < lseq) then lo, lms, lseq = ARGV[i], ms, seq end
+  if ms > hms or (ms == hms and seq > hseq) then hi, hms, hseq = ARGV[i], ms, seq end
+end
+local n = #ARGV - 3
+local mine = {}
+for _, row in ipairs(redis.call('XPENDING', KEYS[1], group, lo, hi, 2 * n + 64, me)) do
+  mine[row[1]] = true
+end
+local acks, refused = {}, {}
 for i = 4, #ARGV do
-  local row = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1)[1]
-  if row and row[2] ~= ARGV[2] then
-    refused[#refused + 1] = ARGV[i]
-  elseif row then
-    redis.call('XACK', KEYS[1], ARGV[1], ARGV[i])
-    if ARGV[3] == '1' then redis.call('XDEL', KEYS[1], ARGV[i]) end
+  local id = ARGV[i]
+  if mine[id] then
+    acks[#acks + 1] = id
+  else
+    local row = redis.call('XPENDING', KEYS[1], group, id, id, 1)[1]
+    if row and row[2] ~= me then
+      refused[#refused + 1] = id
+    elseif row then
+      acks[#acks + 1] = id
+    end
   end
+end
+if #acks > 0 then
+  redis.call('XACK', KEYS[1], group, unpack(acks))
+  if ARGV[3] == '1' then redis.call('XDEL', KEYS[1], unpack(acks)) end
 end
 return refused
 `;

@@ -98,7 +98,7 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
   readonly #block: number;
   readonly #lease: number;
   readonly #deleteOnAck: boolean;
-  readonly #acks: Batcher<string, unknown>;
+  readonly #acks: Batcher<string, ReadonlySet<string>>;
   readonly #delay: ReturnType<typeof delayKeys>;
   /** When (performance.now()) the delayed set is looked at next. */
   #promoteAt = 0;
@@ -181,18 +181,21 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
     try {
       const reply = (await this.#withGroup(() => this.#read.sendCommand(args, BUFFERS))) as Reply;
       const entries = (reply?.[0] as unknown[] | undefined)?.[1] as unknown[] | undefined;
-      return claimed.concat(this.#toMessages(entries ?? [], new Map()));
+      const read = this.#toMessages(entries ?? []);
+      return claimed.length === 0 ? read : claimed.concat(read);
     } finally {
       signal.removeEventListener('abort', unblock);
       clearInterval(repeat);
     }
   }
 
-  async ack(message: RedisMessage): Promise<void> {
-    const refused = (await this.#acks.add(message.id)) as unknown[];
-    if (refused.some((id) => String(id) === message.id))
-      throw new LeaseLostError(message.id, 'ack');
-    await this.#releaseKey(message);
+  ack(message: RedisMessage): Promise<void> {
+    // Not async, and the refused ids looked up in a Set made once per XACK: this is per message.
+    return this.#acks.add(message.id).then((refused) => {
+      if (refused !== NONE_REFUSED && refused.has(message.id))
+        throw new LeaseLostError(message.id, 'ack');
+      if (message.key !== undefined) return this.#releaseKey(message);
+    });
   }
 
   async retry(message: RedisMessage, delayMs: number): Promise<void> {
@@ -320,13 +323,19 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
   }
 
   /**
-   * XACK (in a script that first checks the owner: see `ACK_IF_OWNED`); resolves with the ids
-   * refused because another consumer owns them now. The script is idempotent, so an ack lost
+   * XACK (in a script that first checks the owner: see `ACK_IF_OWNED`) of every ack issued in
+   * one turn; resolves with the set of ids refused because another consumer owns them now. The script is idempotent, so an ack lost
    * with a dropped connection is sent once more: node-redis
    * queues it until it has reconnected. That spares a duplicate run of a handler that already
    * succeeded. Bounded by `lease`: after that the entry may be reclaimed anyway.
    */
-  async #ackOnce(ids: string[], via: AnyRedisClient): Promise<unknown> {
+  async #ackOnce(ids: string[], via: AnyRedisClient): Promise<ReadonlySet<string>> {
+    const refused = (await this.#ackScript(ids, via)) as unknown[];
+    return refused.length === 0 ? NONE_REFUSED : new Set(refused.map(String));
+  }
+
+  /** The ack script's reply (the refused ids), on `via`, then once more on the command connection. */
+  async #ackScript(ids: string[], via: AnyRedisClient): Promise<unknown> {
     const send = (client: AnyRedisClient) =>
       evalScript(
         client,
@@ -404,10 +413,11 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
     return counts;
   }
 
-  #toMessages(entries: unknown[], counts: Map<string, number>): RedisMessage[] {
+  #toMessages(entries: unknown[], counts?: Map<string, number>): RedisMessage[] {
     const messages: RedisMessage[] = [];
     for (const entry of entries) {
-      const [rawId, fields] = entry as [Buffer, Buffer[] | null];
+      const rawId = (entry as [Buffer])[0];
+      const fields = (entry as [Buffer, Buffer[] | null])[1];
       const id = rawId.toString('latin1');
       let body: Uint8Array | undefined;
       let key: string | undefined;
@@ -421,14 +431,15 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
           headers.push([name, fields[i + 1]!.toString()]);
         }
       }
-      const message: RedisMessage = {
+      // Optional fields only when present (absent, not undefined), without a spread per message.
+      const message: { -readonly [K in keyof RedisMessage]: RedisMessage[K] } = {
         id,
         body: body ?? EMPTY,
-        deliveryCount: counts.get(id) ?? 1,
+        deliveryCount: counts?.get(id) ?? 1,
         stream: this.stream,
-        ...(key === undefined ? {} : { key }),
-        ...(headers === undefined ? {} : { headers: Object.fromEntries(headers) }),
       };
+      if (key !== undefined) message.key = key;
+      if (headers !== undefined) message.headers = Object.fromEntries(headers);
       if (body === undefined) {
         // XADD by another producer with other field names: say so, not "not JSON".
         Object.assign(message, { malformed: `stream entry has no "${this.#field}" field` });
@@ -461,6 +472,9 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
 }
 
 const EMPTY = new Uint8Array(0);
+
+/** An ack script's reply when it refused no id (the usual case): shared, never built per batch. */
+const NONE_REFUSED: ReadonlySet<string> = new Set();
 
 /** Most delayed jobs moved into the stream per script run. */
 const PROMOTE_BATCH = 100;

@@ -1,0 +1,194 @@
+/**
+ * The Redis source's acks against the real server on loopback: the acks of one turn go to Redis
+ * as one owner-checked script call (not one per message), an id another consumer owns is
+ * refused inside such a batch while the others are acked, and a failed ack command is sent once
+ * more on the command connection.
+ */
+import { createClient } from 'redis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { consume } from '../../src/brokers/consumer.js';
+import {
+  type AnyRedisClient,
+  createGroup,
+  loadScripts,
+  RedisStreamSource,
+} from '../../src/brokers/redis/source.js';
+import { type RedisAdmin, redisAdmin, uniqueStream } from '../fixtures/brokers/redis-helpers.js';
+
+let admin: RedisAdmin;
+const clients: AnyRedisClient[] = [];
+
+beforeAll(async () => {
+  admin = await redisAdmin();
+});
+afterAll(async () => {
+  for (const c of clients) if (c.isOpen) await c.close();
+  await admin.cleanup();
+});
+
+/** A connected client whose script calls (`EVALSHA`/`EVAL`) are counted, and can be made to fail. */
+async function countingClient(): Promise<{
+  client: AnyRedisClient;
+  scripts: () => number;
+  failNext: (n: number) => void;
+}> {
+  const client = createClient({ url: 'redis://127.0.0.1:6379', RESP: 2 });
+  client.on('error', () => {});
+  await client.connect();
+  clients.push(client);
+  let scripts = 0;
+  let failures = 0;
+  const send = client.sendCommand.bind(client);
+  client.sendCommand = ((args: string[], options?: unknown) => {
+    if (args[0] === 'EVALSHA' || args[0] === 'EVAL') {
+      scripts++;
+      if (failures > 0) {
+        failures--;
+        return Promise.reject(new Error('connection dropped (simulated)'));
+      }
+    }
+    return send(args, options as never);
+  }) as typeof client.sendCommand;
+  const failNext = (n: number) => {
+    failures = n;
+  };
+  return { client, scripts: () => scripts, failNext };
+}
+
+/** A source on `stream` (group `g`, consumer `a`) over two counting connections. */
+async function countedSource(stream: string) {
+  admin.track(stream, `${stream}:dead`);
+  const cmd = await countingClient();
+  const read = await countingClient();
+  await createGroup(cmd.client, stream, 'g');
+  await loadScripts(cmd.client);
+  const source = new RedisStreamSource(cmd.client, read.client, false, {
+    stream,
+    group: 'g',
+    consumer: 'a',
+  });
+  return { source, scripts: () => cmd.scripts() + read.scripts(), cmd, read };
+}
+
+const never = new AbortController().signal;
+
+describe('Redis source acks', () => {
+  it('acks issued in one turn go in one script call; an id another consumer owns is refused, the others acked', async () => {
+    const stream = uniqueStream('racks');
+    await admin.fill(
+      stream,
+      Array.from({ length: 6 }, (_, i) => ({ i })),
+    );
+    const { source, scripts } = await countedSource(stream);
+    try {
+      const messages = await source.fetch(6, never);
+      expect(messages).toHaveLength(6);
+      // b takes message 1 over (as after a lost lease); message 2 was acked already (our own
+      // ack sent again after a dropped connection).
+      await admin.client.sendCommand(['XCLAIM', stream, 'g', 'b', '0', messages[1]!.id, 'JUSTID']);
+      await admin.client.sendCommand(['XACK', stream, 'g', messages[2]!.id]);
+      const before = scripts();
+      const outcomes = await Promise.allSettled(messages.map((m) => source.ack(m)));
+      expect(scripts() - before).toBe(1);
+      expect(outcomes.map((o) => o.status)).toEqual([
+        'fulfilled',
+        'rejected',
+        'fulfilled',
+        'fulfilled',
+        'fulfilled',
+        'fulfilled',
+      ]);
+      expect((outcomes[1] as PromiseRejectedResult).reason).toMatchObject({
+        code: 'ERR_LEASE_LOST',
+      });
+      // Only b's entry is still pending, and still b's.
+      const pending = (await admin.client.sendCommand([
+        'XPENDING',
+        stream,
+        'g',
+        '-',
+        '+',
+        '10',
+      ])) as unknown[][];
+      expect(pending.map((row) => [row[0], row[1]])).toEqual([[messages[1]!.id, 'b']]);
+    } finally {
+      await source.close();
+    }
+  });
+
+  it('acks entries far apart in the stream (claimed and new ones in one batch)', async () => {
+    const stream = uniqueStream('racks2');
+    await admin.fill(
+      stream,
+      Array.from({ length: 300 }, (_, i) => ({ i })),
+    );
+    const { source, scripts } = await countedSource(stream);
+    try {
+      // 300 entries pending for `a`; ack the first and the last few together: the range between
+      // them holds more of a's pending entries than the script's first look covers.
+      const messages = [...(await source.fetch(300, never))];
+      expect(messages).toHaveLength(300);
+      const picked = [...messages.slice(0, 3), ...messages.slice(-3)];
+      const before = scripts();
+      await Promise.all(picked.map((m) => source.ack(m)));
+      expect(scripts() - before).toBe(1);
+      expect(await admin.pending(stream)).toBe(294);
+      await Promise.all(messages.slice(3, -3).map((m) => source.ack(m)));
+      expect(await admin.pending(stream)).toBe(0);
+    } finally {
+      await source.close();
+    }
+  });
+
+  it('a consumer acks 640 messages in far fewer script calls than messages', async () => {
+    const stream = uniqueStream('racks3');
+    await admin.fill(
+      stream,
+      Array.from({ length: 640 }, (_, i) => ({ i })),
+    );
+    const { source, scripts } = await countedSource(stream);
+    let handled = 0;
+    const consumer = consume(source, () => void handled++, { concurrency: 64 });
+    await admin.until(async () => consumer.stats().acked === 640, 'all acked');
+    await consumer.close();
+    expect(handled).toBe(640);
+    expect(await admin.pending(stream)).toBe(0);
+    // One script per turn's acks: at most one per fetch of 64 (plus a few partial turns), not
+    // one per message.
+    expect(scripts()).toBeLessThanOrEqual(640 / 8);
+  });
+
+  it('a failed ack command is sent once more on the command connection, and then confirms', async () => {
+    const stream = uniqueStream('racks4');
+    await admin.fill(stream, [{ i: 1 }, { i: 2 }]);
+    const { source, read, cmd } = await countedSource(stream);
+    try {
+      const messages = await source.fetch(2, never);
+      // No fetch runs: the acks go down the reading connection first, which fails them.
+      read.failNext(1);
+      const before = cmd.scripts();
+      await Promise.all(messages.map((m) => source.ack(m)));
+      expect(cmd.scripts() - before).toBe(1);
+      expect(await admin.pending(stream)).toBe(0);
+    } finally {
+      await source.close();
+    }
+  });
+
+  it('when the ack fails on both connections, every ack of that batch rejects and the entries stay pending', async () => {
+    const stream = uniqueStream('racks5');
+    await admin.fill(stream, [{ i: 1 }, { i: 2 }]);
+    const { source, read, cmd } = await countedSource(stream);
+    try {
+      const messages = await source.fetch(2, never);
+      read.failNext(1);
+      cmd.failNext(1);
+      const outcomes = await Promise.allSettled(messages.map((m) => source.ack(m)));
+      expect(outcomes.map((o) => o.status)).toEqual(['rejected', 'rejected']);
+      // Not acked: redelivered after the lease (at-least-once), never lost.
+      expect(await admin.pending(stream)).toBe(2);
+    } finally {
+      await source.close();
+    }
+  });
+});
