@@ -14,6 +14,7 @@ import {
   type MessagingTarget,
 } from '../source.js';
 import type { CommonSourceOptions } from '../source-options.js';
+import { AckRequests } from './acks.js';
 import { DELAY_HEADER } from './enqueue.js';
 import { fitHeaders, headerValue, producerHeaders } from './headers.js';
 import { NatsPuller } from './puller.js';
@@ -64,6 +65,7 @@ export interface NatsMessage extends BrokerMessage {
 export type Resolved = Required<Omit<NatsSourceOptions, 'connection' | 'servers'>> &
   Pick<NatsSourceOptions, 'connection' | 'servers'>;
 
+const ACK = new TextEncoder().encode('+ACK');
 const NAK = new TextEncoder().encode('-NAK');
 const TERM = new TextEncoder().encode('+TERM');
 
@@ -75,6 +77,8 @@ export class NatsSource implements BrokerSource<NatsMessage> {
   readonly #owned: boolean;
   readonly #js: JetStreamClient;
   readonly #puller: NatsPuller;
+  /** Confirmed acks, naks and terms: one inbox subscription for all their replies. */
+  readonly #requests: AckRequests;
   readonly #o: Resolved;
   readonly #status: ReturnType<NatsConnection['status']>;
   #closing: Promise<void> | undefined;
@@ -104,6 +108,7 @@ export class NatsSource implements BrokerSource<NatsMessage> {
     this.heartbeatInterval = Math.max(100, Math.floor(o.lease / 3));
     this.#leaseMs = o.lease - Math.min(1000, o.lease / 20);
     this.#puller = new NatsPuller(consumer, o.fetchWait);
+    this.#requests = new AckRequests(nc, o.ackTimeout);
     this.#status = nc.status();
     void this.#watchConnection();
   }
@@ -125,10 +130,10 @@ export class NatsSource implements BrokerSource<NatsMessage> {
     });
   }
 
-  async ack(message: NatsMessage): Promise<void> {
-    this.#checkLease(message, 'ack');
-    if (!this.#o.confirmAcks) return message.raw.ack();
-    await message.raw.ackAck({ timeout: this.#o.ackTimeout });
+  ack(message: NatsMessage): Promise<void> {
+    if (this.#expired(message)) return Promise.reject(new LeaseLostError(message.id, 'ack'));
+    // Confirmed: what `ackAck()` sends (`+ACK` with a reply subject), resolved on the reply.
+    return this.#confirm(message, ACK, this.#o.confirmAcks);
   }
 
   async retry(message: NatsMessage, delayMs: number, _error?: Error): Promise<void> {
@@ -208,6 +213,7 @@ export class NatsSource implements BrokerSource<NatsMessage> {
     (this.#status as { stop?: () => void }).stop?.();
     const left = await this.#puller.close();
     await Promise.allSettled(left.map((m) => this.#confirm(toMessage(m), NAK)));
+    this.#requests.close();
     if (this.#owned) await this.#nc.close();
   }
 
@@ -236,14 +242,18 @@ export class NatsSource implements BrokerSource<NatsMessage> {
   }
 
   /**
-   * Sends an ack-family payload as a request, so the server's reply confirms it. The reply
-   * subject is the client's private field: the public API only confirms `+ACK` (`ackAck`).
+   * Sends an ack-family payload with a reply subject, so the server's reply confirms it (the
+   * public API only confirms `+ACK`, `ackAck()`, at a higher cost: see `acks.ts`).
    */
-  async #confirm(message: NatsMessage, payload: Uint8Array): Promise<void> {
+  #confirm(message: NatsMessage, payload: Uint8Array, confirm = true): Promise<void> {
+    // The reply subject is a getter of the client's message class; the public type lacks it.
     const reply = (message.raw as unknown as { reply?: string }).reply;
-    if (!reply)
-      throw new TypeError('JetStream message has no reply subject: cannot acknowledge it');
-    await this.#nc.request(reply, payload, { timeout: this.#o.ackTimeout });
+    if (!reply) {
+      return Promise.reject(
+        new TypeError('JetStream message has no reply subject: cannot acknowledge it'),
+      );
+    }
+    return this.#requests.send(reply, payload, confirm);
   }
 
   /** A pull request does not survive a lost connection: end it so a fresh one is sent. */
