@@ -17,7 +17,7 @@ import type { CommonSourceOptions } from '../source-options.js';
 import { AckRequests } from './acks.js';
 import { DELAY_HEADER } from './enqueue.js';
 import { fitHeaders, headerValue, producerHeaders } from './headers.js';
-import { NatsPuller } from './puller.js';
+import { type Arrival, NatsPuller } from './puller.js';
 
 /** Options of `natsSource()`. Durations in ms. */
 export interface NatsSourceOptions extends CommonSourceOptions {
@@ -82,13 +82,11 @@ export class NatsSource implements BrokerSource<NatsMessage> {
   readonly #o: Resolved;
   readonly #status: ReturnType<NatsConnection['status']>;
   #closing: Promise<void> | undefined;
-  /**
-   * When each held message's ack_wait last (re)started, as far as this process can tell: its
-   * arrival, then each `working()`. JetStream accepts an ack after it redelivered the message to
-   * another consumer (the ack then ends that consumer's delivery), so this local clock is the
-   * only fence there is: past it, ack/retry/dead-letter are refused here.
-   */
-  readonly #leases = new WeakMap<NatsMessage, number>();
+  // When each held message's ack_wait last (re)started, as far as this process can tell (its
+  // arrival, then each `working()`), is kept on the message (`HeldMessage`). JetStream accepts
+  // an ack after it redelivered the message to another consumer (the ack then ends that
+  // consumer's delivery), so this local clock is the only fence there is: past it,
+  // ack/retry/dead-letter are refused here.
   /** ack_wait less a safety margin for the network and the server's own timer. */
   readonly #leaseMs: number;
 
@@ -122,12 +120,13 @@ export class NatsSource implements BrokerSource<NatsMessage> {
     // As the other sources do: a closed source fails its fetch with a misuse code (the consume
     // loop reports it once and stops) rather than returning nothing at once, in a loop.
     if (this.#closing) throw closedError('NATS');
-    const msgs = await this.#puller.take(max, signal, this.#o.fetchWait);
-    return this.#turnBackEarly(msgs).map((raw) => {
-      const message = toMessage(raw);
-      this.#leases.set(message, this.#puller.arrived.get(raw) ?? performance.now());
-      return message;
-    });
+    const arrivals = await this.#puller.take(max, signal, this.#o.fetchWait);
+    const out: NatsMessage[] = [];
+    for (const a of arrivals) {
+      if (this.#dueLater(a.raw)) continue;
+      out.push(new HeldMessage(a.raw, a.at));
+    }
+    return out;
   }
 
   ack(message: NatsMessage): Promise<void> {
@@ -187,7 +186,7 @@ export class NatsSource implements BrokerSource<NatsMessage> {
   async heartbeat(message: NatsMessage): Promise<boolean> {
     if (this.#expired(message)) return false;
     message.raw.working();
-    this.#leases.set(message, performance.now());
+    HeldMessage.renew(message, performance.now());
     return true;
   }
 
@@ -212,28 +211,27 @@ export class NatsSource implements BrokerSource<NatsMessage> {
     // The iterator has stop() at run time; the public type only says AsyncIterable.
     (this.#status as { stop?: () => void }).stop?.();
     const left = await this.#puller.close();
-    await Promise.allSettled(left.map((m) => this.#confirm(toMessage(m), NAK)));
+    await Promise.allSettled(left.map((a) => this.#confirm(new HeldMessage(a.raw), NAK)));
     this.#requests.close();
     if (this.#owned) await this.#nc.close();
   }
 
   /**
-   * Delayed jobs delivered before they are due go back with `-NAK` and the remaining delay (not
-   * awaited: the server redelivers when due); the rest are handed out.
+   * A delayed job delivered before it is due goes back with `-NAK` and the remaining delay (not
+   * awaited: the server redelivers when due); true for those.
    */
-  #turnBackEarly(msgs: JsMsg[]): JsMsg[] {
+  #dueLater(raw: JsMsg): boolean {
+    const due = dueAt(raw);
+    if (due === undefined) return false;
     const now = Date.now();
-    return msgs.filter((raw) => {
-      const due = dueAt(raw);
-      if (due === undefined || due <= now) return true;
-      const nak = `-NAK ${JSON.stringify({ delay: Math.ceil(due - now) * 1e6 })}`;
-      void this.#confirm(toMessage(raw), new TextEncoder().encode(nak)).catch(() => {});
-      return false;
-    });
+    if (due <= now) return false;
+    const nak = `-NAK ${JSON.stringify({ delay: Math.ceil(due - now) * 1e6 })}`;
+    void this.#confirm(new HeldMessage(raw), new TextEncoder().encode(nak)).catch(() => {});
+    return true;
   }
 
   #expired(message: NatsMessage): boolean {
-    const since = this.#leases.get(message);
+    const since = HeldMessage.since(message);
     return since !== undefined && performance.now() - since > this.#leaseMs;
   }
 
@@ -271,15 +269,41 @@ function dueAt(raw: JsMsg): number | undefined {
   return raw.info.timestampNanos / 1e6 + delay;
 }
 
-function toMessage(raw: JsMsg): NatsMessage {
-  const count = raw.info.deliveryCount;
-  return {
-    id: String(raw.seq),
-    body: raw.data,
+/**
+ * A message as the source hands it out. When its ack_wait last started is a private field,
+ * not a WeakMap entry keyed by the message: that cost an ephemeron-table insert per message,
+ * whose entries go only with a full GC (see BENCHMARKS.md).
+ */
+class HeldMessage implements NatsMessage {
+  readonly id: string;
+  readonly body: Uint8Array;
+  readonly deliveryCount: number;
+  readonly subject: string;
+  readonly raw: JsMsg;
+  // Declared only: set when the producer sent some, absent (not undefined) otherwise.
+  declare readonly headers?: Readonly<Record<string, string>>;
+  /** `performance.now()` of the delivery or the last `working()`; undefined: not leased here. */
+  #since: number | undefined;
+
+  constructor(raw: JsMsg, since?: number) {
+    const count = raw.info.deliveryCount;
+    const delayed = raw.headers?.has(DELAY_HEADER) === true;
+    this.id = String(raw.seq);
+    this.body = raw.data;
     // A delayed job's early delivery (turned back) is not an attempt.
-    deliveryCount: count > 1 && raw.headers?.has(DELAY_HEADER) ? count - 1 : count,
-    subject: raw.subject,
-    raw,
-    ...producerHeaders(raw),
-  };
+    this.deliveryCount = count > 1 && delayed ? count - 1 : count;
+    this.subject = raw.subject;
+    this.raw = raw;
+    const { headers } = producerHeaders(raw);
+    if (headers !== undefined) (this as { headers?: Record<string, string> }).headers = headers;
+    this.#since = since;
+  }
+
+  static since(message: NatsMessage): number | undefined {
+    return message instanceof HeldMessage ? message.#since : undefined;
+  }
+
+  static renew(message: NatsMessage, now: number): void {
+    if (message instanceof HeldMessage) message.#since = now;
+  }
 }
