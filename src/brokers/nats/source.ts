@@ -17,7 +17,7 @@ import type { CommonSourceOptions } from '../source-options.js';
 import { AckRequests } from './acks.js';
 import { DELAY_HEADER } from './enqueue.js';
 import { fitHeaders, headerValue, producerHeaders } from './headers.js';
-import { type Arrival, NatsPuller } from './puller.js';
+import { NatsPuller } from './puller.js';
 
 /** Options of `natsSource()`. Durations in ms. */
 export interface NatsSourceOptions extends CommonSourceOptions {
