@@ -4,7 +4,8 @@
  * re-declare, quorum queues. Abort/close and enqueue(), shared by every adapter, are in
  * source-cases.ts (run by amqp.consume.test.ts).
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import net from 'node:net';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { type AmqpMessage, type AmqpSource, amqpSource } from '../../src/brokers/amqp/index.js';
 import { type AmqpAdmin, amqpAdmin, uniqueQueue } from '../fixtures/brokers/amqp-helpers.js';
 
@@ -39,6 +40,19 @@ async function fetchOne(source: AmqpSource, free = 1): Promise<AmqpMessage> {
 }
 
 describe('amqpSource (adapter)', () => {
+  it("turns Nagle's algorithm off on its connection: small frames (acks, cancel) go out at once", async () => {
+    // amqplib calls setNoDelay(false) unless told otherwise; then a frame written behind an
+    // unacknowledged one waits for the broker's delayed ACK (a 40 ms basic.cancel at close).
+    const spy = vi.spyOn(net.Socket.prototype, 'setNoDelay');
+    try {
+      await setup();
+      expect(spy).toHaveBeenCalled();
+      expect(spy.mock.calls.every(([on]) => on === true)).toBe(true);
+    } finally {
+      spy.mockRestore();
+    }
+  });
+
   it('prefetch bounds what the broker pushes; acked messages leave the queue', async () => {
     const { queue, source } = await setup({ prefetch: 8 });
     await admin.publishMany(queue, 50, (i) => `m${i}`);
