@@ -72,6 +72,26 @@ describe('amqpSource (adapter)', () => {
     expect(await admin.depth(queue)).toMatchObject({ messageCount: 0 });
   });
 
+  it("settles a message only on the source that handed it out: another source's tag is refused", async () => {
+    // Delivery tags count per channel: tag 1 of one source's channel is some other delivery on
+    // another's. Each source recognises only its own messages (and their producer headers).
+    const a = await setup();
+    const b = await setup();
+    await admin.publishMany(a.queue, 1, () => 'from a');
+    await admin.publishMany(b.queue, 1, () => 'from b');
+    const fromA = await fetchOne(a.source);
+    const fromB = await fetchOne(b.source);
+    expect(fromA.id).toBe(fromB.id);
+    await expect(b.source.ack(fromA)).rejects.toMatchObject({ code: 'ERR_LEASE_LOST' });
+    expect('headers' in fromA).toBe(false);
+    await a.source.ack(fromA);
+    await b.source.ack(fromB);
+    await a.source.close();
+    await b.source.close();
+    expect(await admin.depth(a.queue)).toMatchObject({ messageCount: 0 });
+    expect(await admin.depth(b.queue)).toMatchObject({ messageCount: 0 });
+  });
+
   it('retry comes back after the delay with deliveryCount + 1', async () => {
     const { source, queue } = await setup();
     await admin.publishMany(queue, 1, () => 'again');
