@@ -109,6 +109,8 @@ describe('NATS ack frames', () => {
     requests.close();
     await expect(waiting).rejects.toThrow(/closed/);
     await expect(plain).resolves.toBeUndefined();
+    // Closed: nothing more is sent (no new reply subscription on the caller's connection).
+    await expect(requests.send(subject, ACK, true)).rejects.toThrow(/closed/);
     await nc.flush();
     expect(received).toBe(2);
     sub.unsubscribe();

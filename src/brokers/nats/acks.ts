@@ -52,6 +52,8 @@ export class AckRequests {
   /** Published, waiting for their reply, by request number, oldest first (Map: insertion order). */
   readonly #outstanding = new Map<number, Frame>();
   #timer: ReturnType<typeof setTimeout> | undefined;
+  /** Set by `close()`: later frames are refused (no new subscription on a user's connection). */
+  #closed: Error | undefined;
   readonly #flush = (): void => this.#publishQueued();
 
   constructor(nc: NatsConnection, timeoutMs: number) {
@@ -76,6 +78,7 @@ export class AckRequests {
    * (a lost frame is a redelivery after ack_wait).
    */
   send(subject: string, payload: Uint8Array, confirm: boolean): Promise<void> {
+    if (this.#closed) return Promise.reject(this.#closed);
     return new Promise<void>((resolve, reject) => {
       this.#queued.push({ subject, payload, confirm, resolve, reject, deadline: 0 });
       if (!this.#scheduled) {
@@ -89,6 +92,7 @@ export class AckRequests {
   close(error: Error = new RequestError('the NATS source closed')): void {
     // Frames of this turn still go out (a plain ack issued just before close is still sent).
     this.#publishQueued();
+    this.#closed = error;
     clearTimeout(this.#timer);
     this.#timer = undefined;
     this.#failAll(error);
