@@ -161,7 +161,8 @@ export async function amqpHand(
   concurrency: number,
 ): Promise<number> {
   const { connect } = await import('amqplib');
-  const conn = await connect(url);
+  // Nagle off (amqplib leaves it on), as sluice's source has it: small frames go out at once.
+  const conn = await connect(url, { noDelay: true });
   const ch = await conn.createChannel();
   await ch.prefetch(concurrency);
   type Msg = import('amqplib').ConsumeMessage;

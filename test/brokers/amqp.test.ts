@@ -4,7 +4,8 @@
  * re-declare, quorum queues. Abort/close and enqueue(), shared by every adapter, are in
  * source-cases.ts (run by amqp.consume.test.ts).
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import net from 'node:net';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { type AmqpMessage, type AmqpSource, amqpSource } from '../../src/brokers/amqp/index.js';
 import { type AmqpAdmin, amqpAdmin, uniqueQueue } from '../fixtures/brokers/amqp-helpers.js';
 
@@ -39,6 +40,19 @@ async function fetchOne(source: AmqpSource, free = 1): Promise<AmqpMessage> {
 }
 
 describe('amqpSource (adapter)', () => {
+  it("turns Nagle's algorithm off on its connection: small frames (acks, cancel) go out at once", async () => {
+    // amqplib calls setNoDelay(false) unless told otherwise; then a frame written behind an
+    // unacknowledged one waits for the broker's delayed ACK (a 40 ms basic.cancel at close).
+    const spy = vi.spyOn(net.Socket.prototype, 'setNoDelay');
+    try {
+      await setup();
+      expect(spy).toHaveBeenCalled();
+      expect(spy.mock.calls.every(([on]) => on === true)).toBe(true);
+    } finally {
+      spy.mockRestore();
+    }
+  });
+
   it('prefetch bounds what the broker pushes; acked messages leave the queue', async () => {
     const { queue, source } = await setup({ prefetch: 8 });
     await admin.publishMany(queue, 50, (i) => `m${i}`);
@@ -56,6 +70,26 @@ describe('amqpSource (adapter)', () => {
     expect(new Set(got).size).toBe(50);
     await source.close();
     expect(await admin.depth(queue)).toMatchObject({ messageCount: 0 });
+  });
+
+  it("settles a message only on the source that handed it out: another source's tag is refused", async () => {
+    // Delivery tags count per channel: tag 1 of one source's channel is some other delivery on
+    // another's. Each source recognises only its own messages (and their producer headers).
+    const a = await setup();
+    const b = await setup();
+    await admin.publishMany(a.queue, 1, () => 'from a');
+    await admin.publishMany(b.queue, 1, () => 'from b');
+    const fromA = await fetchOne(a.source);
+    const fromB = await fetchOne(b.source);
+    expect(fromA.id).toBe(fromB.id);
+    await expect(b.source.ack(fromA)).rejects.toMatchObject({ code: 'ERR_LEASE_LOST' });
+    expect('headers' in fromA).toBe(false);
+    await a.source.ack(fromA);
+    await b.source.ack(fromB);
+    await a.source.close();
+    await b.source.close();
+    expect(await admin.depth(a.queue)).toMatchObject({ messageCount: 0 });
+    expect(await admin.depth(b.queue)).toMatchObject({ messageCount: 0 });
   });
 
   it('retry comes back after the delay with deliveryCount + 1', async () => {

@@ -187,7 +187,6 @@ export class AmqpSource implements BrokerSource<AmqpMessage> {
   /** Ids of republishes the broker returned unroutable (until their confirm is seen). */
   readonly #returned = new Set<string>();
   readonly #retryQueues = new Map<number, number>(); // delay → last declared (ms epoch)
-  readonly #held = new WeakMap<AmqpMessage, Delivery>();
   /** Acks of one event-loop turn, sent as one `multiple` ack where valid (see `acks.ts`). */
   readonly #acks: AckCoalescer;
   readonly #wakers = new Set<() => void>();
@@ -206,7 +205,10 @@ export class AmqpSource implements BrokerSource<AmqpMessage> {
     this.#fetchWait = opts.fetchWait ?? SOURCE_DEFAULTS.fetchWait;
     this.#prefetch = opts.prefetch;
     this.#acks = new AckCoalescer((channel) => channel === link.channel);
-    link.onChange = () => wakeAll(this.#wakers);
+    // Called for every delivery: most find no fetch waiting (it returned with the burst's first).
+    link.onChange = () => {
+      if (this.#wakers.size > 0) wakeAll(this.#wakers);
+    };
     link.onReturn = (msg) => {
       const id = msg.properties.headers?.[PUBLISH_ID_HEADER];
       if (typeof id === 'string') this.#returned.add(id);
@@ -264,7 +266,7 @@ export class AmqpSource implements BrokerSource<AmqpMessage> {
   }
 
   async release(message: AmqpMessage): Promise<void> {
-    const d = this.#held.get(message);
+    const d = this.#delivery(message);
     // From a dead channel: the broker has requeued it already.
     if (d && this.#link.isLive(d)) this.#nack(message.raw, true);
   }
@@ -344,19 +346,7 @@ export class AmqpSource implements BrokerSource<AmqpMessage> {
   }
 
   #toMessage(d: Delivery): AmqpMessage {
-    const headers = d.msg.properties.headers;
-    // Earlier failed deliveries (our header, carried by republished retries) plus the broker's
-    // redeliveries of this copy (quorum queues only).
-    const m: AmqpMessage = {
-      id: String(d.msg.fields.deliveryTag),
-      body: d.msg.content,
-      deliveryCount:
-        headerCount(headers?.[DELIVERIES_HEADER]) + headerCount(headers?.['x-delivery-count']) + 1,
-      raw: d.msg,
-      redelivered: d.msg.fields.redelivered,
-      ...producerHeaders(headers),
-    };
-    this.#held.set(m, d);
+    const m = new HeldMessage(d, this.#link);
     const ch = this.#link.channel;
     if (ch && this.#link.isLive(d)) this.#acks.track(d.msg, ch);
     return m;
@@ -372,7 +362,7 @@ export class AmqpSource implements BrokerSource<AmqpMessage> {
 
   /** The channel `message` can be settled on, or a throw: its channel died, it will come back. */
   #live(message: AmqpMessage, operation: string) {
-    const d = this.#held.get(message);
+    const d = this.#delivery(message);
     const ch = this.#link.channel;
     if (!d || !ch || !this.#link.isLive(d)) {
       // Delivery tags are channel-scoped: the broker requeued the message when the channel
@@ -381,6 +371,11 @@ export class AmqpSource implements BrokerSource<AmqpMessage> {
       throw lost(message, operation);
     }
     return ch;
+  }
+
+  /** The delivery `message` came as, when this source handed it out. */
+  #delivery(message: AmqpMessage): Delivery | undefined {
+    return message instanceof HeldMessage ? message.deliveryOf(this.#link) : undefined;
   }
 
   async #retryQueue(ms: number, force = false): Promise<string> {
@@ -434,7 +429,7 @@ export class AmqpSource implements BrokerSource<AmqpMessage> {
     const delay = Math.min(30_000, 1000 * 2 ** this.#republishFailures++);
     const timer = setTimeout(() => {
       this.#handBacks.delete(timer);
-      const d = this.#held.get(message);
+      const d = this.#delivery(message);
       if (d && this.#link.isLive(d)) this.#nack(message.raw, true);
     }, delay);
     // Never what keeps the process alive: closing the channel hands the message back anyway.
@@ -478,6 +473,47 @@ export class AmqpSource implements BrokerSource<AmqpMessage> {
     } finally {
       this.#returned.delete(id);
     }
+  }
+}
+
+/**
+ * A message as the source hands it out. Its delivery (the channel generation it came on) is a
+ * private field rather than a WeakMap entry: a WeakMap keyed by every message costs an
+ * ephemeron-table insert per message and its entries go only with a full GC (see BENCHMARKS.md).
+ */
+class HeldMessage implements AmqpMessage {
+  readonly id: string;
+  readonly body: Uint8Array;
+  readonly deliveryCount: number;
+  readonly raw: ConsumeMessage;
+  readonly redelivered: boolean;
+  // Declared only: set when the producer sent some, absent (not undefined) otherwise.
+  declare readonly headers?: Readonly<Record<string, string>>;
+  readonly #delivery: Delivery;
+  readonly #link: AmqpLink;
+
+  constructor(d: Delivery, link: AmqpLink) {
+    const { msg } = d;
+    const table = msg.properties.headers;
+    this.id = String(msg.fields.deliveryTag);
+    this.body = msg.content;
+    // Earlier failed deliveries (our header, carried by republished retries) plus the broker's
+    // redeliveries of this copy (quorum queues only).
+    this.deliveryCount =
+      table === undefined
+        ? 1
+        : headerCount(table[DELIVERIES_HEADER]) + headerCount(table['x-delivery-count']) + 1;
+    this.raw = msg;
+    this.redelivered = msg.fields.redelivered;
+    const own = producerHeaders(table);
+    if (own !== undefined) (this as { headers?: Record<string, string> }).headers = own;
+    this.#delivery = d;
+    this.#link = link;
+  }
+
+  /** Its delivery, if `link` (the asking source's) is the one it came from. */
+  deliveryOf(link: AmqpLink): Delivery | undefined {
+    return link === this.#link ? this.#delivery : undefined;
   }
 }
 
@@ -585,15 +621,18 @@ function firstFailedAt(message: AmqpMessage): number {
 /** The producer's string headers: all but RabbitMQ's dead-letter and count headers and ours. */
 const BROKER_HEADER = /^x-(sluice-|death$|delivery-count$|first-death-|last-death-)/i;
 
-function producerHeaders(table: Record<string, unknown> | undefined): {
-  headers?: Record<string, string>;
-} {
-  if (!table) return {};
-  const own = Object.entries(table).filter(
-    (entry): entry is [string, string] =>
-      typeof entry[1] === 'string' && !BROKER_HEADER.test(entry[0]),
-  );
-  return own.length === 0 ? {} : { headers: Object.fromEntries(own) };
+function producerHeaders(
+  table: Record<string, unknown> | undefined,
+): Record<string, string> | undefined {
+  if (!table) return undefined;
+  let own: Record<string, string> | undefined;
+  for (const key in table) {
+    const value = table[key];
+    if (typeof value !== 'string' || BROKER_HEADER.test(key)) continue;
+    own ??= {};
+    own[key] = value;
+  }
+  return own;
 }
 
 /** A delivery-count header as a number: a positive count, else 0 (absent or garbled). */

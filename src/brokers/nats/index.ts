@@ -3,9 +3,12 @@
  *
  * - Fetches at most the free slots (one open pull request; see `puller.ts`): the process
  *   never holds more than the consumer loop's concurrency (documented constant: 0).
- * - `ack` waits for the server to confirm it (`ackAck`); `retry` is a `-NAK` with a delay and
- *   `release` a plain `-NAK`, both confirmed too; `heartbeat` is `+WPI` (`working()`), sent every
- *   third of the consumer's `ack_wait` so a slow handler is not redelivered elsewhere.
+ * - `ack` waits for the server to confirm it (a `+ACK` with a reply subject, as `ackAck()`
+ *   sends); `retry` is a `-NAK` with a delay and `release` a plain `-NAK`, both confirmed too.
+ *   The frames issued in one event-loop turn are published together at its end (one socket
+ *   write; JetStream has no multiple-ack), their replies come on one inbox subscription
+ *   (`acks.ts`). `heartbeat` is `+WPI` (`working()`), sent every third of the consumer's
+ *   `ack_wait` so a slow handler is not redelivered elsewhere.
  * - `deadLetter` first publishes the body to the dead-letter subject (PubAck awaited), with the
  *   error in `Sluice-Error*` headers, then terminates the original (`+TERM`). The headers are
  *   cut to fit next to the body under the server's `max_payload` (the error text first, then

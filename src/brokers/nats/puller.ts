@@ -19,10 +19,16 @@ const RETRY_PAUSE = 250;
 /** A pull older than `expires` plus this (ms) is presumed lost (e.g. the server restarted). */
 const LOST_PULL_GRACE = 5_000;
 
+/** A delivered message and when it arrived (`performance.now()`): its ack_wait started earlier. */
+export interface Arrival {
+  readonly raw: JsMsg;
+  readonly at: number;
+}
+
 export class NatsPuller {
   readonly #consumer: Consumer;
   readonly #expires: number;
-  readonly #buffer: JsMsg[] = [];
+  readonly #buffer: Arrival[] = [];
   #pull: ConsumerMessages | undefined;
   #pulling = false;
   #pullStarted = 0;
@@ -34,8 +40,6 @@ export class NatsPuller {
   #running: Promise<void> = Promise.resolve();
   /** The last error a pull ended with (kept for diagnostics, never thrown at the loop). */
   lastError: unknown;
-  /** When each buffered message arrived (`performance.now()`): its ack_wait started earlier. */
-  readonly arrived = new WeakMap<JsMsg, number>();
 
   constructor(consumer: Consumer, expires: number) {
     this.#consumer = consumer;
@@ -48,7 +52,7 @@ export class NatsPuller {
   }
 
   /** Waits up to `fetchWait` ms (never past `signal`) for messages; returns at most `max`. */
-  async take(max: number, signal: AbortSignal, fetchWait: number): Promise<JsMsg[]> {
+  async take(max: number, signal: AbortSignal, fetchWait: number): Promise<Arrival[]> {
     if (max <= 0) return [];
     const deadline = Date.now() + fetchWait;
     while (this.#buffer.length === 0 && !signal.aborted && !this.#closed) {
@@ -93,7 +97,7 @@ export class NatsPuller {
    * for the open pull to end first: messages the server sent before it saw the pull close
    * still arrive, and would otherwise sit unacknowledged until ack_wait.
    */
-  async close(): Promise<JsMsg[]> {
+  async close(): Promise<Arrival[]> {
     this.#closed = true;
     this.stopPull();
     wakeAll(this.#wakers);
@@ -121,8 +125,7 @@ export class NatsPuller {
       if (this.#closed) this.stopPull();
       for await (const m of pull) {
         this.#credit--;
-        this.arrived.set(m, performance.now());
-        this.#buffer.push(m);
+        this.#buffer.push({ raw: m, at: performance.now() });
         wakeAll(this.#wakers);
       }
     } catch (err) {

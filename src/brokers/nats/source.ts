@@ -14,6 +14,7 @@ import {
   type MessagingTarget,
 } from '../source.js';
 import type { CommonSourceOptions } from '../source-options.js';
+import { AckRequests } from './acks.js';
 import { DELAY_HEADER } from './enqueue.js';
 import { fitHeaders, headerValue, producerHeaders } from './headers.js';
 import { NatsPuller } from './puller.js';
@@ -47,9 +48,10 @@ export interface NatsSourceOptions extends CommonSourceOptions {
   /** How long to wait for the server to confirm an ack, nak, term or publish. @default 5000 */
   ackTimeout?: number;
   /**
-   * Wait for the server to confirm each ack (`ackAck`), so `acked` counts only acks the server
-   * applied. `false` sends plain acks: about 1.5x the throughput (see BENCHMARKS.md); a lost ack
-   * then shows up only as a redelivery (still at-least-once). @default true
+   * Wait for the server to confirm each ack (a reply, as `ackAck()` waits for), so `acked`
+   * counts only acks the server applied. `false` sends plain acks: 1.2-1.3x the throughput with
+   * a trivial handler (see BENCHMARKS.md); a lost ack then shows up only as a redelivery (still
+   * at-least-once). @default true
    */
   confirmAcks?: boolean;
 }
@@ -64,6 +66,7 @@ export interface NatsMessage extends BrokerMessage {
 export type Resolved = Required<Omit<NatsSourceOptions, 'connection' | 'servers'>> &
   Pick<NatsSourceOptions, 'connection' | 'servers'>;
 
+const ACK = new TextEncoder().encode('+ACK');
 const NAK = new TextEncoder().encode('-NAK');
 const TERM = new TextEncoder().encode('+TERM');
 
@@ -75,16 +78,16 @@ export class NatsSource implements BrokerSource<NatsMessage> {
   readonly #owned: boolean;
   readonly #js: JetStreamClient;
   readonly #puller: NatsPuller;
+  /** Confirmed acks, naks and terms: one inbox subscription for all their replies. */
+  readonly #requests: AckRequests;
   readonly #o: Resolved;
   readonly #status: ReturnType<NatsConnection['status']>;
   #closing: Promise<void> | undefined;
-  /**
-   * When each held message's ack_wait last (re)started, as far as this process can tell: its
-   * arrival, then each `working()`. JetStream accepts an ack after it redelivered the message to
-   * another consumer (the ack then ends that consumer's delivery), so this local clock is the
-   * only fence there is: past it, ack/retry/dead-letter are refused here.
-   */
-  readonly #leases = new WeakMap<NatsMessage, number>();
+  // When each held message's ack_wait last (re)started, as far as this process can tell (its
+  // arrival, then each `working()`), is kept on the message (`HeldMessage`). JetStream accepts
+  // an ack after it redelivered the message to another consumer (the ack then ends that
+  // consumer's delivery), so this local clock is the only fence there is: past it,
+  // ack/retry/dead-letter are refused here.
   /** ack_wait less a safety margin for the network and the server's own timer. */
   readonly #leaseMs: number;
 
@@ -104,6 +107,7 @@ export class NatsSource implements BrokerSource<NatsMessage> {
     this.heartbeatInterval = Math.max(100, Math.floor(o.lease / 3));
     this.#leaseMs = o.lease - Math.min(1000, o.lease / 20);
     this.#puller = new NatsPuller(consumer, o.fetchWait);
+    this.#requests = new AckRequests(nc, o.ackTimeout);
     this.#status = nc.status();
     void this.#watchConnection();
   }
@@ -117,18 +121,19 @@ export class NatsSource implements BrokerSource<NatsMessage> {
     // As the other sources do: a closed source fails its fetch with a misuse code (the consume
     // loop reports it once and stops) rather than returning nothing at once, in a loop.
     if (this.#closing) throw closedError('NATS');
-    const msgs = await this.#puller.take(max, signal, this.#o.fetchWait);
-    return this.#turnBackEarly(msgs).map((raw) => {
-      const message = toMessage(raw);
-      this.#leases.set(message, this.#puller.arrived.get(raw) ?? performance.now());
-      return message;
-    });
+    const arrivals = await this.#puller.take(max, signal, this.#o.fetchWait);
+    const out: NatsMessage[] = [];
+    for (const a of arrivals) {
+      if (this.#dueLater(a.raw)) continue;
+      out.push(new HeldMessage(a.raw, a.at));
+    }
+    return out;
   }
 
-  async ack(message: NatsMessage): Promise<void> {
-    this.#checkLease(message, 'ack');
-    if (!this.#o.confirmAcks) return message.raw.ack();
-    await message.raw.ackAck({ timeout: this.#o.ackTimeout });
+  ack(message: NatsMessage): Promise<void> {
+    if (this.#expired(message)) return Promise.reject(new LeaseLostError(message.id, 'ack'));
+    // Confirmed: what `ackAck()` sends (`+ACK` with a reply subject), resolved on the reply.
+    return this.#confirm(message, ACK, this.#o.confirmAcks);
   }
 
   async retry(message: NatsMessage, delayMs: number, _error?: Error): Promise<void> {
@@ -182,7 +187,7 @@ export class NatsSource implements BrokerSource<NatsMessage> {
   async heartbeat(message: NatsMessage): Promise<boolean> {
     if (this.#expired(message)) return false;
     message.raw.working();
-    this.#leases.set(message, performance.now());
+    HeldMessage.renew(message, performance.now());
     return true;
   }
 
@@ -207,27 +212,27 @@ export class NatsSource implements BrokerSource<NatsMessage> {
     // The iterator has stop() at run time; the public type only says AsyncIterable.
     (this.#status as { stop?: () => void }).stop?.();
     const left = await this.#puller.close();
-    await Promise.allSettled(left.map((m) => this.#confirm(toMessage(m), NAK)));
+    await Promise.allSettled(left.map((a) => this.#confirm(new HeldMessage(a.raw), NAK)));
+    this.#requests.close();
     if (this.#owned) await this.#nc.close();
   }
 
   /**
-   * Delayed jobs delivered before they are due go back with `-NAK` and the remaining delay (not
-   * awaited: the server redelivers when due); the rest are handed out.
+   * A delayed job delivered before it is due goes back with `-NAK` and the remaining delay (not
+   * awaited: the server redelivers when due); true for those.
    */
-  #turnBackEarly(msgs: JsMsg[]): JsMsg[] {
+  #dueLater(raw: JsMsg): boolean {
+    const due = dueAt(raw);
+    if (due === undefined) return false;
     const now = Date.now();
-    return msgs.filter((raw) => {
-      const due = dueAt(raw);
-      if (due === undefined || due <= now) return true;
-      const nak = `-NAK ${JSON.stringify({ delay: Math.ceil(due - now) * 1e6 })}`;
-      void this.#confirm(toMessage(raw), new TextEncoder().encode(nak)).catch(() => {});
-      return false;
-    });
+    if (due <= now) return false;
+    const nak = `-NAK ${JSON.stringify({ delay: Math.ceil(due - now) * 1e6 })}`;
+    void this.#confirm(new HeldMessage(raw), new TextEncoder().encode(nak)).catch(() => {});
+    return true;
   }
 
   #expired(message: NatsMessage): boolean {
-    const since = this.#leases.get(message);
+    const since = HeldMessage.since(message);
     return since !== undefined && performance.now() - since > this.#leaseMs;
   }
 
@@ -236,14 +241,18 @@ export class NatsSource implements BrokerSource<NatsMessage> {
   }
 
   /**
-   * Sends an ack-family payload as a request, so the server's reply confirms it. The reply
-   * subject is the client's private field: the public API only confirms `+ACK` (`ackAck`).
+   * Sends an ack-family payload with a reply subject, so the server's reply confirms it (the
+   * public API only confirms `+ACK`, `ackAck()`, at a higher cost: see `acks.ts`).
    */
-  async #confirm(message: NatsMessage, payload: Uint8Array): Promise<void> {
+  #confirm(message: NatsMessage, payload: Uint8Array, confirm = true): Promise<void> {
+    // The reply subject is a getter of the client's message class; the public type lacks it.
     const reply = (message.raw as unknown as { reply?: string }).reply;
-    if (!reply)
-      throw new TypeError('JetStream message has no reply subject: cannot acknowledge it');
-    await this.#nc.request(reply, payload, { timeout: this.#o.ackTimeout });
+    if (!reply) {
+      return Promise.reject(
+        new TypeError('JetStream message has no reply subject: cannot acknowledge it'),
+      );
+    }
+    return this.#requests.send(reply, payload, confirm);
   }
 
   /** A pull request does not survive a lost connection: end it so a fresh one is sent. */
@@ -261,15 +270,41 @@ function dueAt(raw: JsMsg): number | undefined {
   return raw.info.timestampNanos / 1e6 + delay;
 }
 
-function toMessage(raw: JsMsg): NatsMessage {
-  const count = raw.info.deliveryCount;
-  return {
-    id: String(raw.seq),
-    body: raw.data,
+/**
+ * A message as the source hands it out. When its ack_wait last started is a private field,
+ * not a WeakMap entry keyed by the message: that cost an ephemeron-table insert per message,
+ * whose entries go only with a full GC (see BENCHMARKS.md).
+ */
+class HeldMessage implements NatsMessage {
+  readonly id: string;
+  readonly body: Uint8Array;
+  readonly deliveryCount: number;
+  readonly subject: string;
+  readonly raw: JsMsg;
+  // Declared only: set when the producer sent some, absent (not undefined) otherwise.
+  declare readonly headers?: Readonly<Record<string, string>>;
+  /** `performance.now()` of the delivery or the last `working()`; undefined: not leased here. */
+  #since: number | undefined;
+
+  constructor(raw: JsMsg, since?: number) {
+    const count = raw.info.deliveryCount;
+    const delayed = raw.headers?.has(DELAY_HEADER) === true;
+    this.id = String(raw.seq);
+    this.body = raw.data;
     // A delayed job's early delivery (turned back) is not an attempt.
-    deliveryCount: count > 1 && raw.headers?.has(DELAY_HEADER) ? count - 1 : count,
-    subject: raw.subject,
-    raw,
-    ...producerHeaders(raw),
-  };
+    this.deliveryCount = count > 1 && delayed ? count - 1 : count;
+    this.subject = raw.subject;
+    this.raw = raw;
+    const { headers } = producerHeaders(raw);
+    if (headers !== undefined) (this as { headers?: Record<string, string> }).headers = headers;
+    this.#since = since;
+  }
+
+  static since(message: NatsMessage): number | undefined {
+    return message instanceof HeldMessage ? message.#since : undefined;
+  }
+
+  static renew(message: NatsMessage, now: number): void {
+    if (message instanceof HeldMessage) message.#since = now;
+  }
 }

@@ -1,0 +1,176 @@
+/**
+ * Ack-family frames (`+ACK`, `-NAK`, `+TERM`) of one source, sent together at the end of each
+ * event-loop turn, and confirmed over one inbox subscription. Internal to `sluice/nats`.
+ *
+ * JetStream has no multiple-ack: every message is acked on its own subject. What costs is not
+ * the bytes but the socket writes: nats.js flushes its outbound buffer in a microtask, so acks
+ * issued by handlers finishing in different microtasks each took a `write(2)` of their own
+ * (the largest item of the NATS consumer's CPU profile). Queued here and published together in
+ * a `setImmediate`, the acks of one turn go out in one write, a turn later at most.
+ *
+ * A confirmed frame is published with a reply subject and the server answers once it applied
+ * it (what `JsMsg.ackAck()` does): the guarantee is exactly `ackAck()`'s, without its cost per
+ * ack (through `RequestOne` it arms and clears a timer, races two promises and, on every
+ * *successful* reply, constructs a `RequestError('cancelled')`, a stack trace, that nobody
+ * reads). One timer serves every outstanding request: they share one timeout and are kept in
+ * the order they were sent, so the oldest is always the first to expire.
+ *
+ * @module
+ */
+import {
+  createInbox,
+  type Msg,
+  type NatsConnection,
+  NoRespondersError,
+  RequestError,
+  type Subscription,
+  TimeoutError,
+} from '@nats-io/transport-node';
+
+/** One frame: queued until the end of the turn, then (if confirmed) waiting for its reply. */
+interface Frame {
+  readonly subject: string;
+  readonly payload: Uint8Array;
+  /** Wait for the server's reply; else settled once published. */
+  readonly confirm: boolean;
+  readonly resolve: () => void;
+  readonly reject: (error: Error) => void;
+  /** `performance.now()` past which a confirmed frame fails with a `TimeoutError`. */
+  deadline: number;
+}
+
+export class AckRequests {
+  readonly #nc: NatsConnection;
+  readonly #timeoutMs: number;
+  /** `<inbox>.`: each request's reply subject is this plus its number. */
+  readonly #prefix: string;
+  #sub: Subscription | undefined;
+  #next = 0;
+  /** Frames of this turn, published at its end. */
+  #queued: Frame[] = [];
+  #scheduled = false;
+  /** Published, waiting for their reply, by request number, oldest first (Map: insertion order). */
+  readonly #outstanding = new Map<number, Frame>();
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  /** Set by `close()`: later frames are refused (no new subscription on a user's connection). */
+  #closed: Error | undefined;
+  readonly #flush = (): void => this.#publishQueued();
+
+  constructor(nc: NatsConnection, timeoutMs: number) {
+    this.#nc = nc;
+    this.#timeoutMs = timeoutMs;
+    // The connection's `inboxPrefix` (its private options: the public type has no getter), so a
+    // user whose permissions allow replies only under their own prefix gets them here too.
+    const prefix = (nc as { options?: { inboxPrefix?: string } }).options?.inboxPrefix;
+    this.#prefix = `${createInbox(prefix)}.`;
+  }
+
+  /** Requests waiting for their reply (tests, diagnostics). */
+  get outstanding(): number {
+    return this.#outstanding.size;
+  }
+
+  /**
+   * Publishes `payload` to `subject` (a JetStream message's reply subject) at the end of this
+   * turn. Confirmed: resolves once the server replied; rejects with `TimeoutError` after the
+   * timeout, `NoRespondersError` when the consumer is gone, or the client's error when the
+   * publish fails (connection closed). Not confirmed: resolves once handed to the connection
+   * (a lost frame is a redelivery after ack_wait).
+   */
+  send(subject: string, payload: Uint8Array, confirm: boolean): Promise<void> {
+    if (this.#closed) return Promise.reject(this.#closed);
+    return new Promise<void>((resolve, reject) => {
+      this.#queued.push({ subject, payload, confirm, resolve, reject, deadline: 0 });
+      if (!this.#scheduled) {
+        this.#scheduled = true;
+        setImmediate(this.#flush);
+      }
+    });
+  }
+
+  /** Fails every outstanding request and unsubscribes (the source is closing). */
+  close(error: Error = new RequestError('the NATS source closed')): void {
+    // Frames of this turn still go out (a plain ack issued just before close is still sent).
+    this.#publishQueued();
+    this.#closed = error;
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#failAll(error);
+    const sub = this.#sub;
+    this.#sub = undefined;
+    if (sub && !this.#nc.isClosed()) sub.unsubscribe();
+  }
+
+  /** nats.js coalesces the publishes of one synchronous run into one socket write. */
+  #publishQueued(): void {
+    this.#scheduled = false;
+    const queued = this.#queued;
+    if (queued.length === 0) return;
+    this.#queued = [];
+    const deadline = performance.now() + this.#timeoutMs;
+    for (const frame of queued) {
+      try {
+        if (!frame.confirm) {
+          this.#nc.publish(frame.subject, frame.payload);
+          frame.resolve();
+          continue;
+        }
+        this.#subscribe();
+        const id = ++this.#next;
+        this.#nc.publish(frame.subject, frame.payload, { reply: this.#prefix + id });
+        frame.deadline = deadline;
+        this.#outstanding.set(id, frame);
+      } catch (error) {
+        frame.reject(error as Error);
+      }
+    }
+    if (this.#outstanding.size > 0) this.#timer ??= this.#arm(this.#timeoutMs);
+  }
+
+  /** Subscribes at first use (replies come in a later turn: the subscription is sent first). */
+  #subscribe(): void {
+    if (this.#sub) return;
+    this.#sub = this.#nc.subscribe(`${this.#prefix}*`, {
+      callback: (error, msg) => (error ? this.#failAll(error) : this.#reply(msg)),
+    });
+  }
+
+  #reply(msg: Msg): void {
+    const id = Number(msg.subject.slice(this.#prefix.length));
+    const frame = this.#outstanding.get(id);
+    if (!frame) return; // timed out already
+    this.#outstanding.delete(id);
+    // The server answers an ack to a consumer that no longer exists with a 503 status.
+    if (msg.data.length === 0 && msg.headers?.code === 503) {
+      frame.reject(new NoRespondersError(frame.subject));
+    } else {
+      frame.resolve();
+    }
+  }
+
+  #failAll(error: Error): void {
+    for (const frame of this.#outstanding.values()) frame.reject(error);
+    this.#outstanding.clear();
+  }
+
+  #arm(ms: number): ReturnType<typeof setTimeout> {
+    const timer = setTimeout(() => this.#expire(), Math.max(1, ms));
+    // Never what keeps the process alive: the connection does while requests are outstanding.
+    timer.unref?.();
+    return timer;
+  }
+
+  /** Fails the requests past their deadline (the oldest first) and re-arms for the next one. */
+  #expire(): void {
+    this.#timer = undefined;
+    const now = performance.now();
+    for (const [id, frame] of this.#outstanding) {
+      if (frame.deadline > now) {
+        this.#timer = this.#arm(frame.deadline - now);
+        return;
+      }
+      this.#outstanding.delete(id);
+      frame.reject(new TimeoutError());
+    }
+  }
+}

@@ -1,0 +1,118 @@
+/**
+ * The NATS source's ack frames (`src/brokers/nats/acks.ts`), against the real server on
+ * loopback: the acks of one event-loop turn are published together at its end, a confirmed
+ * one resolves only on the server's reply, and the failures (no reply, no responder, close)
+ * reject each waiting ack.
+ */
+import {
+  connect,
+  type NatsConnection,
+  NoRespondersError,
+  TimeoutError,
+} from '@nats-io/transport-node';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AckRequests } from '../../src/brokers/nats/acks.js';
+import { natsSource } from '../../src/brokers/nats/index.js';
+import {
+  NATS_URL,
+  type NatsAdmin,
+  natsAdmin,
+  uniqueStream,
+} from '../fixtures/brokers/nats-helpers.js';
+
+let admin: NatsAdmin;
+let nc: NatsConnection;
+const streams: string[] = [];
+const never = new AbortController().signal;
+const ACK = new TextEncoder().encode('+ACK');
+
+beforeAll(async () => {
+  admin = await natsAdmin();
+  nc = await connect({ servers: NATS_URL, noAsyncTraces: true });
+});
+afterAll(async () => {
+  await nc.close();
+  await admin.cleanup(...streams);
+});
+
+/** Counts `nc.publish` calls to subjects starting with `prefix`. */
+function countPublishes(conn: NatsConnection, prefix: string): { count: () => number } {
+  let n = 0;
+  const publish = conn.publish.bind(conn);
+  conn.publish = (subject, ...rest) => {
+    if (subject.startsWith(prefix)) n++;
+    return publish(subject, ...rest);
+  };
+  return { count: () => n };
+}
+
+describe('NATS ack frames', () => {
+  it('acks issued in one turn are published together at its end, each confirmed by the server', async () => {
+    const stream = uniqueStream('ACKS');
+    streams.push(stream, `${stream}_DEAD`);
+    const source = await natsSource({ stream, consumer: 'workers', connection: nc });
+    await admin.publishMany(`${stream}.work`, 20, (i) => `m${i}`);
+    const held = [];
+    while (held.length < 20) held.push(...(await source.fetch(20 - held.length, never)));
+    const acks = countPublishes(nc, '$JS.ACK.');
+    const settled: number[] = [];
+    const pending = held.map((m, i) => source.ack(m).then(() => settled.push(i)));
+    // Nothing is published during the turn the acks were issued in.
+    expect(acks.count()).toBe(0);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(acks.count()).toBe(20);
+    await Promise.all(pending);
+    expect(settled).toHaveLength(20);
+    // Confirmed means applied: the server holds no pending ack for them.
+    expect(await admin.pending(stream, 'workers')).toMatchObject({ ackPending: 0, pending: 0 });
+    await source.close();
+  });
+
+  it('a confirmed frame resolves only on its reply, and times out without one', async () => {
+    const requests = new AckRequests(nc, 100);
+    const subject = `silent.${uniqueStream('S')}`;
+    const seen: string[] = [];
+    // A responder that answers only the first request it sees.
+    const sub = nc.subscribe(subject, {
+      callback: (_err, msg) => {
+        seen.push(msg.reply ?? '');
+        if (seen.length === 1) msg.respond();
+      },
+    });
+    await nc.flush();
+    await expect(requests.send(subject, ACK, true)).resolves.toBeUndefined();
+    const second = requests.send(subject, ACK, true);
+    await expect(second).rejects.toBeInstanceOf(TimeoutError);
+    expect(seen).toHaveLength(2);
+    expect(requests.outstanding).toBe(0);
+    sub.unsubscribe();
+    requests.close();
+  });
+
+  it('rejects with NoRespondersError when nobody answers the subject', async () => {
+    const requests = new AckRequests(nc, 5000);
+    await expect(requests.send(`nobody.${uniqueStream('N')}`, ACK, true)).rejects.toBeInstanceOf(
+      NoRespondersError,
+    );
+    requests.close();
+  });
+
+  it('close rejects the frames still waiting for their reply, and sends the queued ones', async () => {
+    const requests = new AckRequests(nc, 5000);
+    const subject = `mute.${uniqueStream('M')}`;
+    let received = 0;
+    const sub = nc.subscribe(subject, { callback: () => void received++ });
+    await nc.flush();
+    const waiting = requests.send(subject, ACK, true);
+    await new Promise((resolve) => setImmediate(resolve));
+    const plain = requests.send(subject, ACK, false);
+    requests.close();
+    await expect(waiting).rejects.toThrow(/closed/);
+    await expect(plain).resolves.toBeUndefined();
+    // Closed: nothing more is sent (no new reply subscription on the caller's connection).
+    await expect(requests.send(subject, ACK, true)).rejects.toThrow(/closed/);
+    await nc.flush();
+    expect(received).toBe(2);
+    sub.unsubscribe();
+  });
+});
