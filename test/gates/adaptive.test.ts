@@ -115,13 +115,37 @@ describe('overload classification', () => {
 
 describe('adaptive options', () => {
   it.each([
-    [{ min: 0, max: 5 }, /"min"/],
-    [{ min: 5, max: 4 }, /"max"/],
-    [{ min: 1, max: 5, initial: 9 }, /"initial"/],
-    [{ min: 1, max: 5, algorithm: 'vegas' }, /"algorithm"/],
-    [{ min: 1, max: 5, algorithm: { name: 'aimd', backoff: 1 } }, /"algorithm.backoff"/],
-    [{ min: 1, max: 5, algorithm: { name: 'gradient', smoothing: 0 } }, /"algorithm.smoothing"/],
-  ])('refuses %o naming the option', (opts, name) => {
+    [{ min: 0, max: 5 }, /"adaptive\.min"/],
+    [{ min: 5, max: 4 }, /"adaptive\.max"/],
+    [{ min: 1, max: 5, initial: 9 }, /"adaptive\.initial"/],
+    [{ min: 1, max: 5, history: 0 }, /"adaptive\.history"/],
+    [{ min: 1, max: 5, now: 3 }, /"adaptive\.now"/],
+    [{ min: 1, max: 5, algorithm: 'vegas' }, /"adaptive\.algorithm"/],
+    [{ min: 1, max: 5, algorithm: { name: 'aimd', backoff: 1 } }, /"adaptive\.algorithm\.backoff"/],
+    [{ min: 1, max: 5, algorithm: { name: 'aimd', window: 0 } }, /"adaptive\.algorithm\.window"/],
+    [
+      { min: 1, max: 5, algorithm: { name: 'gradient', smoothing: 0 } },
+      /"adaptive\.algorithm\.smoothing"/,
+    ],
+    [
+      { min: 1, max: 5, algorithm: { name: 'gradient', tolerance: 0.5 } },
+      /"adaptive\.algorithm\.tolerance"/,
+    ],
+    [
+      { min: 1, max: 5, algorithm: { name: 'gradient', longWindow: 1.5 } },
+      /"adaptive\.algorithm\.longWindow"/,
+    ],
+  ])('refuses %o naming the option by its path', (opts, name) => {
     expect(() => adaptive(opts as never)).toThrow(name);
+  });
+
+  it('says which option, what it expected and what it got', () => {
+    expect(() => adaptive({ min: 5, max: 4 })).toThrow(
+      expect.objectContaining({
+        name: 'RangeError',
+        code: 'ERR_INVALID_OPTION',
+        message: 'Invalid option "adaptive.max": expected an integer >= adaptive.min (5), got 4',
+      }),
+    );
   });
 });
