@@ -23,8 +23,9 @@ function run(name: 'gradient' | 'aimd', c: number, initial: number) {
 // Samples (settled jobs, refusals included) until the limit stays within ±20% of the capacity.
 // Measured with the defaults; the bounds leave headroom over the measured figures.
 const cases = [
-  { name: 'gradient', c: 50, fromMin: 1_000, fromMax: 6_000, down: 1_000, back: 1_000 },
-  { name: 'gradient', c: 200, fromMin: 4_000, fromMax: 20_000, down: 2_000, back: 3_000 },
+  { name: 'gradient', c: 10, fromMin: 500, fromMax: 2_000, down: 500, back: 500 },
+  { name: 'gradient', c: 50, fromMin: 1_000, fromMax: 2_000, down: 1_000, back: 1_000 },
+  { name: 'gradient', c: 200, fromMin: 2_000, fromMax: 2_000, down: 2_000, back: 3_000 },
   { name: 'aimd', c: 50, fromMin: 1_000, fromMax: 10_000, down: 1_000, back: 1_000 },
 ] as const;
 

@@ -46,13 +46,25 @@ export class Gradient implements LimitAlgorithm {
   readonly #smoothing: number;
   readonly #longWindow: number;
   readonly #rounds = new Rounds();
+  /**
+   * Drops count in rounds of their own, from one drop cut to the next: a refusal takes as long
+   * as it takes (often longer than a reply), so the job refused was nearly always started before
+   * the last latency round ended — counted against those rounds, the first refusals after the
+   * downstream's capacity fell would be ignored while the latency cuts took half-steps.
+   */
+  readonly #dropRounds = new Rounds();
   #long = Number.NaN;
   #sum = 0;
   #count = 0;
-  /** Refusals in the current round. */
-  #drops = 0;
   #saturated = false;
   #slowStart = true;
+  /** The jobs running when the current round's drop cut came, and how many were refused since. */
+  #cohort: { size: number; refused: number; from: number } | undefined;
+  /**
+   * Set by a move out of slow start: the next round is mostly replies of jobs started before
+   * it, so it measures the old limit. It only feeds the baseline; the round after it decides.
+   */
+  #stale = false;
 
   constructor(opts: Required<Omit<GradientOptions, 'name'>>) {
     this.#tolerance = opts.tolerance;
@@ -63,12 +75,8 @@ export class Gradient implements LimitAlgorithm {
   next(limit: number, sample: LimitSample, now: number): LimitStep {
     if (sample.dropped) {
       // A refusal's run time says nothing about queueing: it does not enter the averages.
-      this.#drops++;
-      if (!this.#rounds.closes(sample, now)) return { limit, reason: 'probe' };
-      const cut = this.#dropCut(limit);
-      this.#endRound(now);
-      this.#slowStart = false;
-      return { limit: cut, reason: 'drop' };
+      if (this.#dropRounds.closes(sample, now)) return this.#dropCut(limit, sample, now);
+      return { limit: this.#cohortCut(limit), reason: 'drop' };
     }
     this.#sum += sample.rtt;
     this.#count++;
@@ -76,47 +84,81 @@ export class Gradient implements LimitAlgorithm {
     if (!this.#rounds.closes(sample, now)) return { limit, reason: 'probe' };
     const short = this.#sum / this.#count;
     const saturated = this.#saturated;
+    const stale = this.#stale;
     this.#endRound(now);
     // The baseline follows improvements at once and degradations slowly, so a load that stays
     // high does not become the new normal.
     this.#long = Math.min(ewma(this.#long, short, this.#longWindow), short);
     const ratio = (this.#tolerance * this.#long) / short;
+    if (this.#slowStart) return this.#slowStartStep(limit, ratio, saturated, stale);
     if (ratio * NOISE < 1) {
-      // Slow start ends on a drop or a clear rise only: a few noisy rounds at a limit of 1-3
-      // (a handful of replies each) would otherwise end it before it got anywhere.
-      if (this.#slowStart && ratio >= SLOW_START_EXIT) return { limit, reason: 'probe' };
       const gradient = Math.max(0.5, ratio);
-      this.#slowStart = false;
+      this.#stale = true;
       return { limit: limit + (limit * gradient - limit) * this.#smoothing, reason: 'latency' };
     }
-    if (!saturated) return { limit, reason: 'probe' };
-    const estimate = this.#slowStart ? 2 * limit : limit + Math.sqrt(limit);
-    return { limit: limit + (estimate - limit) * this.#smoothing, reason: 'probe' };
+    if (!saturated || stale) return { limit, reason: 'probe' };
+    this.#stale = true;
+    return { limit: limit + Math.sqrt(limit) * this.#smoothing, reason: 'probe' };
   }
 
   /**
-   * A drop halves the limit — or cuts deeper when the round says where the knee is: of the
-   * limit's jobs only the share that was not refused got in, and those ran `short`/`long` times
-   * slower than the baseline, so the downstream takes about limit x share x long/short (a
-   * knee that fell from 64 to 16 under a limit of 64: half refused, the rest twice as slow →
-   * 16). Only as good as the round is fresh: replies of jobs started before the change show
-   * neither (bench/adaptive.ts saw no gain). Never below a quarter of the limit in one round.
+   * Slow start, as TCP's: the limit doubles per measured round (a stale one decides nothing,
+   * so ~x2 per two round trips: from 1 to a knee of 64 in about 12 rounds), until a drop or a
+   * clearly slow round; then it goes to limit x gradient in one step (not `smoothing` of the
+   * way): that round ran at this limit alone, so the gradient says how far above the knee it is.
+   * Milder rises only pause it: a few noisy rounds at a limit of 1-3 (a handful of replies
+   * each) would otherwise end it before it got anywhere.
    */
-  #dropCut(limit: number): number {
-    if (this.#count === 0 || Number.isNaN(this.#long)) return limit / 2;
-    const share = this.#count / (this.#count + this.#drops);
-    const slowdown = Math.max(
-      0.5,
-      Math.min(1, (this.#tolerance * this.#long) / (this.#sum / this.#count)),
-    );
-    return Math.max(limit / 4, Math.min(limit / 2, limit * share * slowdown));
+  #slowStartStep(limit: number, ratio: number, saturated: boolean, stale: boolean): LimitStep {
+    if (stale) return { limit, reason: 'probe' };
+    if (ratio < SLOW_START_EXIT) {
+      this.#slowStart = false;
+      this.#stale = true;
+      return { limit: limit * Math.max(0.5, ratio), reason: 'latency' };
+    }
+    if (ratio * NOISE < 1 || !saturated) return { limit, reason: 'probe' };
+    this.#stale = true;
+    return { limit: 2 * limit, reason: 'probe' };
+  }
+
+  /**
+   * The first refusal of a round halves the limit, and opens a cohort: the jobs running at that
+   * moment (`sample.inflight`, all started before the cut), whose refusals come back over the
+   * next run time of a refusal (see {@link Gradient.#cohortCut}).
+   */
+  #dropCut(limit: number, sample: LimitSample, now: number): LimitStep {
+    this.#dropRounds.end(now);
+    this.#endRound(now);
+    this.#slowStart = false;
+    this.#stale = true;
+    this.#cohort = { size: Math.max(1, sample.inflight), refused: 1, from: limit };
+    return { limit: Math.min(limit / 2, this.#cohort.size / 2), reason: 'drop' };
+  }
+
+  /**
+   * A refusal of a job started before the round's cut: the cut answered its round already, but
+   * the count says where the knee is. Of the `size` jobs running at the cut, `refused` were
+   * turned away, so the downstream held at most size - refused of them: the limit goes to
+   * half that (the cut's halving, applied to what got in rather than to what was sent), at
+   * most down to a quarter of the limit before the cut. A refusal of a job started before
+   * the previous round's end, with no cut open, is not counted (its round moved the limit).
+   * Without this, when capacity halves (a 503 taking as long as a reply), the second halving
+   * waits for a job started after the first cut to come back: a whole round in which the
+   * limit still sends twice what the downstream takes, each reply of it queued.
+   */
+  #cohortCut(limit: number): number {
+    const c = this.#cohort;
+    if (c === undefined) return limit;
+    c.refused++;
+    return Math.min(limit, (c.size - c.refused) / 2);
   }
 
   #endRound(now: number): void {
     this.#rounds.end(now);
     this.#sum = 0;
     this.#count = 0;
-    this.#drops = 0;
     this.#saturated = false;
+    this.#cohort = undefined;
+    this.#stale = false;
   }
 }
