@@ -70,6 +70,52 @@ describe('adaptive concurrency on a simulated downstream', () => {
   });
 });
 
+describe('gradient reactions', () => {
+  function limitAt(initial: number) {
+    const clock = { now: 0 };
+    const limit = adaptive({ min: 1, max: 1000, initial, now: () => clock.now });
+    // One finished job: settles at `at` after running `rtt` ms.
+    const feed = (at: number, rtt: number, inflight: number, dropped = false) => {
+      clock.now = at;
+      return limit.onSample({ rtt, inflight, dropped });
+    };
+    return { limit, feed };
+  }
+
+  it('slow start doubles once per measured round and leaves at limit x gradient', () => {
+    const { feed } = limitAt(4);
+    expect(feed(100, 100, 4)).toBe(8);
+    // This round's jobs started before the move: they measure 4, not 8.
+    expect(feed(200, 100, 8)).toBe(8);
+    expect(feed(300, 100, 8)).toBe(16);
+    expect(feed(400, 100, 16)).toBe(16);
+    // Twice as slow as the baseline at 16: the knee is about 8.
+    expect(feed(600, 200, 16)).toBe(8);
+  });
+
+  it('cuts to half of what got in when the jobs running at a drop come back refused', () => {
+    const { limit, feed } = limitAt(64);
+    expect(feed(200, 200, 64, true)).toBe(32);
+    // Refusals of jobs started before the cut: of the 64 running, 32 were turned away.
+    for (let i = 2; i <= 32; i++) feed(200 + i, 200, 64 - i + 1, true);
+    expect(limit.limit).toBe(16);
+    expect(limit.history.at(-1)?.reason).toBe('drop');
+    // A refusal of a job started after the cut is a new drop: the limit halves again.
+    expect(feed(420, 200, 16, true)).toBe(8);
+  });
+
+  it('counts a refusal started before the last latency round against drops, not ignoring it', () => {
+    const { limit, feed } = limitAt(32);
+    expect(feed(100, 100, 32, true)).toBe(16);
+    // The first round after the cut measured the old limit: it does not grow.
+    expect(feed(200, 90, 16)).toBe(16);
+    expect(feed(300, 90, 16)).toBe(18);
+    // Started at 120: before the latency round that ended at 300, after the last drop cut.
+    expect(feed(320, 200, 18, true)).toBe(9);
+    expect(limit.history.at(-1)).toEqual({ at: 320, from: 18, to: 9, reason: 'drop' });
+  });
+});
+
 describe('adaptive limit invariants', () => {
   const sample = fc.record({
     rtt: fc.oneof(
