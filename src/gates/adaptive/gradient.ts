@@ -65,6 +65,8 @@ export class Gradient implements LimitAlgorithm {
    * it, so it measures the old limit. It only feeds the baseline; the round after it decides.
    */
   #stale = false;
+  /** The last measured round of slow start was a mild rise (see {@link Gradient.#slowStartStep}). */
+  #paused = false;
 
   constructor(opts: Required<Omit<GradientOptions, 'name'>>) {
     this.#tolerance = opts.tolerance;
@@ -106,17 +108,22 @@ export class Gradient implements LimitAlgorithm {
    * so ~x2 per two round trips: from 1 to a knee of 64 in about 12 rounds), until a drop or a
    * clearly slow round; then it goes to limit x gradient in one step (not `smoothing` of the
    * way): that round ran at this limit alone, so the gradient says how far above the knee it is.
-   * Milder rises only pause it: a few noisy rounds at a limit of 1-3 (a handful of replies
-   * each) would otherwise end it before it got anywhere.
+   * A milder rise (above the noise band, under the exit threshold) only pauses it, once: a
+   * noisy round at a limit of 1-3 (a handful of replies each) would otherwise end it before it
+   * got anywhere; a second mild rise in a row ends it.
    */
   #slowStartStep(limit: number, ratio: number, saturated: boolean, stale: boolean): LimitStep {
     if (stale) return { limit, reason: 'probe' };
-    if (ratio < SLOW_START_EXIT) {
+    const slow = ratio * NOISE < 1;
+    // A mild rise pauses growth once; a second in a row ends slow start as a clear one does
+    // (else a limit up to 1/SLOW_START_EXIT above the knee could stay paused for good).
+    if (ratio < SLOW_START_EXIT || (slow && this.#paused)) {
       this.#slowStart = false;
       this.#stale = true;
       return { limit: limit * Math.max(0.5, ratio), reason: 'latency' };
     }
-    if (ratio * NOISE < 1 || !saturated) return { limit, reason: 'probe' };
+    this.#paused = slow;
+    if (slow || !saturated) return { limit, reason: 'probe' };
     this.#stale = true;
     return { limit: 2 * limit, reason: 'probe' };
   }
