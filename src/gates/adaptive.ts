@@ -31,10 +31,12 @@ export interface AdaptiveOptions {
    * - `gradient` — { tolerance 1, smoothing 0.5, longWindow 1000 rounds }: once per round
    *   trip, compares the round's mean run time (short) with a long-term average (long, which
    *   follows drops at once and rises slowly); gradient = clamp(tolerance x long / short, 0.5,
-   *   1). At 1 (and saturated) the limit grows by smoothing x sqrt(limit) — by smoothing x limit
-   *   until the first congestion (slow start), within a 5% noise band; below it, it moves
-   *   smoothing of the way to limit x gradient. A drop halves it, or cuts to limit x the
-   *   round's admitted share x its slowdown when lower (at most to a quarter).
+   *   1). At 1 (within a 5% noise band, and saturated) the limit grows by smoothing x
+   *   sqrt(limit), but not on a round that mostly measured the limit before the last move;
+   *   below it, it moves smoothing of the way to limit x gradient. Slow start (until the first
+   *   congestion or drop) doubles it per measured round. A drop halves it, once per drop round;
+   *   refusals of the jobs that were running at that drop take it on down to half of those not
+   *   refused (a downstream refusing everything: to `min`).
    * - `aimd` — { backoff 0.9, tolerance 1.1, window 10000 samples }: +1 per saturated success
    *   until the first congestion (slow start), then +1 per round trip; x backoff on a drop or a
    *   success slower than tolerance x the baseline (the fastest run time, drifting up to slower

@@ -35,11 +35,16 @@ const ewma = (average: number, value: number, window: number): number =>
 
 /**
  * Once per round: gradient = clamp(tolerance x long / short, 0.5, 1). The estimate is
- * limit x gradient when congested (gradient < 1); when not (and saturated), limit + sqrt(limit)
- * — or, until the first congestion or drop, 2 x limit (slow start, as TCP's: from `min` to a
- * knee of 64 in about ten rounds instead of thirty). The limit moves `smoothing` of the way to
- * the estimate (a round's mean also holds replies of jobs started before the last cut: moving
- * all the way would count that congestion twice). A drop halves the limit (once per round).
+ * limit x gradient when congested (gradient < 1); when not (and saturated), limit + sqrt(limit).
+ * The limit moves `smoothing` of the way to the estimate (a round's mean also holds replies of
+ * jobs started before the last move: moving all the way would count that congestion twice).
+ * The round after a move measures the limit before it, mostly: it may shrink the limit, never
+ * grow it, so growth waits for a round run at the current limit instead of stacking on stale
+ * good news (at a knee of 16, growth a round late swung the limit 15-22 on the real server of
+ * bench/adaptive.ts, and p99 with it). Until the first congestion or drop, slow start doubles
+ * the limit per measured round (see {@link Gradient.#slowStartStep}). Drops have rounds of
+ * their own: the first refusal of one halves the limit, and the refusals of the jobs that were
+ * running at it cut further, to half of those that got in (see {@link Gradient.#cohortCut}).
  */
 export class Gradient implements LimitAlgorithm {
   readonly #tolerance: number;
@@ -58,11 +63,11 @@ export class Gradient implements LimitAlgorithm {
   #count = 0;
   #saturated = false;
   #slowStart = true;
-  /** The jobs running when the current round's drop cut came, and how many were refused since. */
-  #cohort: { size: number; refused: number; from: number } | undefined;
+  /** The jobs running when the last drop cut came, and how many of them were refused. */
+  #cohort: { size: number; refused: number } | undefined;
   /**
-   * Set by a move out of slow start: the next round is mostly replies of jobs started before
-   * it, so it measures the old limit. It only feeds the baseline; the round after it decides.
+   * Set by every move: the next round is mostly replies of jobs started before it, so it
+   * measures the old limit. It feeds the baseline and may shrink the limit; it never grows it.
    */
   #stale = false;
   /** The last measured round of slow start was a mild rise (see {@link Gradient.#slowStartStep}). */
@@ -129,29 +134,33 @@ export class Gradient implements LimitAlgorithm {
   }
 
   /**
-   * The first refusal of a round halves the limit, and opens a cohort: the jobs running at that
-   * moment (`sample.inflight`, all started before the cut), whose refusals come back over the
-   * next run time of a refusal (see {@link Gradient.#cohortCut}).
+   * A refusal of a job started after the last drop cut: halves the limit (or the jobs running,
+   * when fewer: TCP halves its flight, not its window), once per drop round, and opens a
+   * cohort: the jobs running at that moment (`sample.inflight`, all started before the cut),
+   * whose refusals come back over the next run time of a refusal (see {@link #cohortCut}).
    */
   #dropCut(limit: number, sample: LimitSample, now: number): LimitStep {
     this.#dropRounds.end(now);
     this.#endRound(now);
     this.#slowStart = false;
     this.#stale = true;
-    this.#cohort = { size: Math.max(1, sample.inflight), refused: 1, from: limit };
+    this.#cohort = { size: Math.max(1, sample.inflight), refused: 1 };
     return { limit: Math.min(limit / 2, this.#cohort.size / 2), reason: 'drop' };
   }
 
   /**
-   * A refusal of a job started before the round's cut: the cut answered its round already, but
-   * the count says where the knee is. Of the `size` jobs running at the cut, `refused` were
-   * turned away, so the downstream held at most size - refused of them: the limit goes to
-   * half that (the cut's halving, applied to what got in rather than to what was sent), at
-   * most down to a quarter of the limit before the cut. A refusal of a job started before
-   * the previous round's end, with no cut open, is not counted (its round moved the limit).
+   * A refusal of a job started before the last drop cut: the cut answered it already, but the
+   * count says where the knee is. Of the `size` jobs running at the cut, `refused` were turned
+   * away, so the downstream held at most size - refused of them: the limit goes to half that
+   * (the cut's halving, applied to what got in rather than to what was sent). A downstream
+   * refusing everything thus takes the limit to `min` in one round trip, from where it grows
+   * back by sqrt steps. The cohort closes with the first latency round after the cut (the
+   * jobs started after it are back); a refusal of an older job is then not counted.
    * Without this, when capacity halves (a 503 taking as long as a reply), the second halving
-   * waits for a job started after the first cut to come back: a whole round in which the
-   * limit still sends twice what the downstream takes, each reply of it queued.
+   * waits for a job started after the first cut to come back: a round in which the limit
+   * still sends twice what the downstream takes, each reply of it queued (bench/adaptive.ts:
+   * 64 → 32 → 16 in ~250 ms instead of ~1 s). On the simulated downstream from a `max` start
+   * it also lands on the knee at once, before a baseline is learnt above it.
    */
   #cohortCut(limit: number): number {
     const c = this.#cohort;
