@@ -31,6 +31,13 @@ const NOISE = 1.05;
 const SLOW_START_EXIT = 0.8;
 
 /**
+ * Mild rises in a row (measured rounds above the noise band) that end slow start. One or two
+ * can be noise at small limits, where a round's replies share the same few timer ticks: on the
+ * real server of bench/adaptive.ts, ending it on the second stopped it at 16 for a knee of 64.
+ */
+const PAUSE_ROUNDS = 3;
+
+/**
  * Clearly slow replies after a doubling needed to end slow start early, at the least: one late
  * timer must not end it at a limit of 2 (see Gradient.#overshot).
  */
@@ -81,8 +88,8 @@ export class Gradient implements LimitAlgorithm {
    * which limit, and how many jobs started since came back clearly slow (see #overshot).
    */
   #doubled: { at: number; from: number; slow: number } | undefined;
-  /** The last measured round of slow start was a mild rise (see {@link Gradient.#slowStartStep}). */
-  #paused = false;
+  /** Measured rounds of slow start in a row that were mild rises (see #slowStartStep). */
+  #paused = 0;
 
   constructor(opts: Required<Omit<GradientOptions, 'name'>>) {
     this.#tolerance = opts.tolerance;
@@ -132,22 +139,22 @@ export class Gradient implements LimitAlgorithm {
    * so ~x2 per two round trips: from 1 to a knee of 64 in about 12 rounds), until a drop or a
    * clearly slow round; then it goes to limit x gradient in one step (not `smoothing` of the
    * way): that round ran at this limit alone, so the gradient says how far above the knee it is.
-   * A milder rise (above the noise band, under the exit threshold) only pauses it, once: a
-   * noisy round at a limit of 1-3 (a handful of replies each) would otherwise end it before it
-   * got anywhere; a second mild rise in a row ends it.
+   * A milder rise (above the noise band, under the exit threshold) only pauses it: a noisy
+   * round at a small limit would otherwise end it before it got anywhere; PAUSE_ROUNDS mild
+   * rises in a row end it.
    */
   #slowStartStep(limit: number, ratio: number, saturated: boolean, stale: boolean): LimitStep {
     if (stale) return { limit, reason: 'probe' };
     this.#doubled = undefined;
     const slow = ratio * NOISE < 1;
-    // A mild rise pauses growth once; a second in a row ends slow start as a clear one does
+    // A mild rise pauses growth; PAUSE_ROUNDS in a row end slow start as a clear one does
     // (else a limit up to 1/SLOW_START_EXIT above the knee could stay paused for good).
-    if (ratio < SLOW_START_EXIT || (slow && this.#paused)) {
+    this.#paused = slow ? this.#paused + 1 : 0;
+    if (ratio < SLOW_START_EXIT || this.#paused >= PAUSE_ROUNDS) {
       this.#slowStart = false;
       this.#stale = true;
       return { limit: limit * Math.max(0.5, ratio), reason: 'latency' };
     }
-    this.#paused = slow;
     if (slow || !saturated) return { limit, reason: 'probe' };
     this.#stale = true;
     this.#doubled = { at: this.#rounds.endedAt, from: limit, slow: 0 };
