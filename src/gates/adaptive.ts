@@ -34,8 +34,7 @@ export interface AdaptiveOptions {
    *   1). At 1 (within a 5% noise band, and saturated) the limit grows by smoothing x
    *   sqrt(limit), but not on a round that mostly measured the limit before the last move;
    *   below it, it moves smoothing of the way to limit x gradient. Slow start (until the first
-   *   congestion or drop) doubles it per measured round, and falls back to the limit before
-   *   a doubling when a quarter of that came back 25% slower than the baseline. A drop halves it, once per drop round;
+   *   congestion or drop) doubles it per measured round. A drop halves it, once per drop round;
    *   refusals of the jobs that were running at that drop take it on down to half of those not
    *   refused (a downstream refusing everything: to `min`).
    * - `aimd` — { backoff 0.9, tolerance 1.1, window 10000 samples }: +1 per saturated success

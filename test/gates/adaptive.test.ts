@@ -25,7 +25,7 @@ function run(name: 'gradient' | 'aimd', c: number, initial: number) {
 const cases = [
   { name: 'gradient', c: 10, fromMin: 500, fromMax: 2_000, down: 500, back: 500 },
   { name: 'gradient', c: 50, fromMin: 1_000, fromMax: 2_000, down: 1_000, back: 1_000 },
-  { name: 'gradient', c: 200, fromMin: 4_000, fromMax: 2_000, down: 2_000, back: 3_000 },
+  { name: 'gradient', c: 200, fromMin: 2_000, fromMax: 2_000, down: 2_000, back: 3_000 },
   { name: 'aimd', c: 50, fromMin: 1_000, fromMax: 10_000, down: 1_000, back: 1_000 },
 ] as const;
 
@@ -91,19 +91,6 @@ describe('gradient reactions', () => {
     expect(feed(400, 100, 16)).toBe(16);
     // Twice as slow as the baseline at 16: the knee is about 8.
     expect(feed(600, 200, 16)).toBe(8);
-  });
-
-  it('slow start falls back to the limit before a doubling once a quarter of it came back slow', () => {
-    const { limit, feed } = limitAt(8);
-    expect(feed(100, 100, 8)).toBe(16);
-    // Jobs started after the doubling, 30% over the baseline: three may be late timers...
-    for (let i = 0; i < 3; i++) expect(feed(230 + i, 130, 16)).toBe(16);
-    // ...a fourth (and a quarter of 8 at least) says the doubling went well past the knee.
-    expect(feed(233, 130, 16)).toBe(8);
-    expect(limit.history.at(-1)?.reason).toBe('latency');
-    // Out of slow start: a fine round after the fall-back's stale one grows by sqrt steps.
-    feed(400, 100, 8);
-    expect(feed(500, 100, 8)).toBe(9);
   });
 
   it('cuts to half of what got in when the jobs running at a drop come back refused', () => {

@@ -35,11 +35,6 @@ export interface LimitAlgorithm {
 export class Rounds {
   #endedAt = Number.NEGATIVE_INFINITY;
 
-  /** When the last round ended (clock, ms); -Infinity before the first. */
-  get endedAt(): number {
-    return this.#endedAt;
-  }
-
   /** True when `sample` closes the current round (its job started after the last one ended). */
   closes(sample: LimitSample, now: number): boolean {
     return now - sample.rtt >= this.#endedAt;

@@ -37,12 +37,6 @@ const SLOW_START_EXIT = 0.8;
  */
 const PAUSE_ROUNDS = 3;
 
-/**
- * Clearly slow replies after a doubling needed to end slow start early, at the least: one late
- * timer must not end it at a limit of 2 (see Gradient.#overshot).
- */
-const OVERSHOT_MIN = 4;
-
 const ewma = (average: number, value: number, window: number): number =>
   Number.isNaN(average) ? value : average + (value - average) * (2 / (window + 1));
 
@@ -83,11 +77,6 @@ export class Gradient implements LimitAlgorithm {
    * measures the old limit. It feeds the baseline and may shrink the limit; it never grows it.
    */
   #stale = false;
-  /**
-   * Slow start's last doubling, until the round after it is measured: when (clock, ms), from
-   * which limit, and how many jobs started since came back clearly slow (see #overshot).
-   */
-  #doubled: { at: number; from: number; slow: number } | undefined;
   /** Measured rounds of slow start in a row that were mild rises (see #slowStartStep). */
   #paused = 0;
 
@@ -106,14 +95,6 @@ export class Gradient implements LimitAlgorithm {
     this.#sum += sample.rtt;
     this.#count++;
     if (sample.inflight * 2 >= limit) this.#saturated = true;
-    if (this.#slowStart && this.#doubled !== undefined && this.#overshot(sample, now)) {
-      const back = this.#doubled.from;
-      this.#doubled = undefined;
-      this.#endRound(now);
-      this.#slowStart = false;
-      this.#stale = true;
-      return { limit: Math.min(limit, back), reason: 'latency' };
-    }
     if (!this.#rounds.closes(sample, now)) return { limit, reason: 'probe' };
     const short = this.#sum / this.#count;
     const saturated = this.#saturated;
@@ -145,7 +126,6 @@ export class Gradient implements LimitAlgorithm {
    */
   #slowStartStep(limit: number, ratio: number, saturated: boolean, stale: boolean): LimitStep {
     if (stale) return { limit, reason: 'probe' };
-    this.#doubled = undefined;
     const slow = ratio * NOISE < 1;
     // A mild rise pauses growth; PAUSE_ROUNDS in a row end slow start as a clear one does
     // (else a limit up to 1/SLOW_START_EXIT above the knee could stay paused for good).
@@ -157,23 +137,7 @@ export class Gradient implements LimitAlgorithm {
     }
     if (slow || !saturated) return { limit, reason: 'probe' };
     this.#stale = true;
-    this.#doubled = { at: this.#rounds.endedAt, from: limit, slow: 0 };
     return { limit: 2 * limit, reason: 'probe' };
-  }
-
-  /**
-   * Early exit from slow start (as TCP's HyStart, on run times): a job started after the last
-   * doubling that comes back clearly slow (baseline / SLOW_START_EXIT) ran at the new limit.
-   * Once a quarter of the limit before the doubling (at least OVERSHOT_MIN) did, the doubling
-   * overshot the knee by well over a quarter: slow start ends at the limit before it, at once,
-   * rather than two round trips later when a round of such replies has been measured (from 64
-   * to a knee of 64, the round at 128 queued ~200 replies at 1.5-2x the base time).
-   */
-  #overshot(sample: LimitSample, now: number): boolean {
-    const d = this.#doubled as { at: number; from: number; slow: number };
-    if (now - sample.rtt < d.at || sample.rtt * SLOW_START_EXIT <= this.#long) return false;
-    d.slow++;
-    return d.slow >= Math.max(OVERSHOT_MIN, d.from / 4);
   }
 
   /**
