@@ -34,6 +34,8 @@ interface ClientParams {
   settleMs: number;
   /** Width of a series bucket, ms. */
   bucketMs: number;
+  /** The server's latency below the knee, ms. */
+  baseMs: number;
 }
 
 /** One phase's figures. */
@@ -53,6 +55,10 @@ interface ClientValue {
   /** Per bucket: end time (s), successes/s, 503s/s, limit (the size when fixed). */
   series: { t: number; okPerS: number; rejectedPerS: number; limit: number }[];
   limitMoves: number;
+  /** Every limit move (adaptive only): ms since the start, new limit, reason. */
+  moves: { t: number; limit: number; reason: string }[];
+  /** Per phase: successes slower than 1.25x / 1.5x the base latency. */
+  slow: { over125: number; over150: number }[];
   clientCpuMs: number;
   clientLoopDelayP99Ms: number;
   server: { cpuMs: number; loopDelayP99Ms: number };
@@ -96,8 +102,12 @@ export const cases = {
         ? adaptive({ min: 1, max: 1024, algorithm: params.algorithm })
         : undefined;
     let limitMoves = 0;
-    const onLimit = () => {
+    const moves: ClientValue['moves'] = [];
+    let t0 = Number.NaN;
+    const onLimit = (m: unknown) => {
       limitMoves++;
+      const { at, limit: to, reason } = m as { at: number; limit: number; reason: string };
+      moves.push({ t: Math.round(at - t0), limit: to, reason });
     };
     diagnostics.subscribe(SLUICE_POOL_LIMIT, onLimit);
 
@@ -118,7 +128,7 @@ export const cases = {
     const loop = monitorEventLoopDelay({ resolution: 5 });
     loop.enable();
     const cpu0 = process.cpuUsage();
-    const t0 = performance.now();
+    t0 = performance.now();
     const elapsed = () => performance.now() - t0;
     const sampler = setInterval(() => {
       const b = Math.min(buckets - 1, Math.floor(elapsed() / bucketMs));
@@ -200,6 +210,11 @@ export const cases = {
         limit: limitAt[b]!,
       })),
       limitMoves,
+      moves,
+      slow: latencies.map((all) => ({
+        over125: all.filter((l) => l.ms > 1.25 * params.baseMs).length,
+        over150: all.filter((l) => l.ms > 1.5 * params.baseMs).length,
+      })),
       clientCpuMs: (cpu.user + cpu.system) / 1000,
       clientLoopDelayP99Ms: loop.percentile(99) / 1e6,
       server: { cpuMs: server.cpuMs, loopDelayP99Ms: server.loopDelayP99Ms },
@@ -263,6 +278,7 @@ if (isMain(import.meta.url)) {
   const algorithm = flag('algorithm', 'gradient') as 'gradient' | 'aimd';
   const csv = flag('csv', join(repoRoot, '.tmp', 'bench', 'adaptive.csv'));
   const only = flag('only', '4,16,64,256,1024,adaptive').split(',');
+  mkdirSync(dirname(csv), { recursive: true });
   printHeader('Adaptive concurrency vs fixed sizes (HTTP, moving knee)', []);
   console.log(
     `server: C ${c1} for ${phase1 / 1000} s, then C ${c2} for ${phase2 / 1000} s; latency ${base} ms up to C in flight, ` +
@@ -289,6 +305,7 @@ if (isMain(import.meta.url)) {
           ],
           settleMs,
           bucketMs: 500,
+          baseMs: base,
         } satisfies ClientParams,
         { timeoutMs: phase1 + phase2 + 60_000 },
       );
@@ -328,7 +345,23 @@ if (isMain(import.meta.url)) {
           ),
         );
         console.error(`${label}: ${v.limitMoves} limit moves`);
+        // The reaction to the knee's move, move by move: the first 3 s of phase 2.
+        const around = v.moves.filter((m) => m.t >= phase1 - 200 && m.t < phase1 + 3000);
+        console.error(
+          `${label}: moves from ${phase1 - 200} ms to ${phase1 + 3000} ms: ${around
+            .map((m) => `${m.t}:${m.limit}${m.reason[0]}`)
+            .join(' ')}`,
+        );
+        writeFileSync(
+          csv.replace(/\.csv$/, '-moves.csv'),
+          `t_ms,limit,reason\n${v.moves.map((m) => `${m.t},${m.limit},${m.reason}`).join('\n')}\n`,
+        );
       }
+      console.error(
+        `${label}: successes > 1.25x / 1.5x base latency per phase: ${v.slow
+          .map((x) => `${x.over125} / ${x.over150}`)
+          .join(', ')}`,
+      );
       console.error(`${label}: done (${rows.length} rows)`);
     } finally {
       child.kill();
@@ -352,7 +385,6 @@ if (isMain(import.meta.url)) {
     ),
   );
   for (const p of plots) console.log(`\n\`\`\`\n${p}\n\`\`\``);
-  mkdirSync(dirname(csv), { recursive: true });
   writeFileSync(csv, `${seriesRows.join('\n')}\n`);
   console.log(`\nseries: ${csv}`);
 }

@@ -31,10 +31,12 @@ export interface AdaptiveOptions {
    * - `gradient` — { tolerance 1, smoothing 0.5, longWindow 1000 rounds }: once per round
    *   trip, compares the round's mean run time (short) with a long-term average (long, which
    *   follows drops at once and rises slowly); gradient = clamp(tolerance x long / short, 0.5,
-   *   1). At 1 (and saturated) the limit grows by smoothing x sqrt(limit) — by smoothing x limit
-   *   until the first congestion (slow start), within a 5% noise band; below it, it moves
-   *   smoothing of the way to limit x gradient. A drop halves it, or cuts to limit x the
-   *   round's admitted share x its slowdown when lower (at most to a quarter).
+   *   1). At 1 (within a 5% noise band, and saturated) the limit grows by smoothing x
+   *   sqrt(limit), but not on a round that mostly measured the limit before the last move;
+   *   below it, it moves smoothing of the way to limit x gradient. Slow start (until the first
+   *   congestion or drop) doubles it per measured round. A drop halves it, once per drop round;
+   *   refusals of the jobs that were running at that drop take it on down to half of those not
+   *   refused (a downstream refusing everything: to `min`).
    * - `aimd` — { backoff 0.9, tolerance 1.1, window 10000 samples }: +1 per saturated success
    *   until the first congestion (slow start), then +1 per round trip; x backoff on a drop or a
    *   success slower than tolerance x the baseline (the fastest run time, drifting up to slower
@@ -224,16 +226,16 @@ export function adaptive(opts: AdaptiveOptions): AdaptiveConcurrency {
   const o =
     optionsObject<AdaptiveOptions>('adaptive', opts) ??
     invalidOption('adaptive', opts, 'an options object');
-  const min = positiveInt('min', o.min);
-  const max = positiveInt('max', o.max);
-  if (max < min) invalidOption('max', max, `an integer >= min (${min})`, true);
-  const initial = o.initial === undefined ? min : positiveInt('initial', o.initial);
+  const min = positiveInt('adaptive.min', o.min);
+  const max = positiveInt('adaptive.max', o.max);
+  if (max < min) invalidOption('adaptive.max', max, `an integer >= adaptive.min (${min})`, true);
+  const initial = o.initial === undefined ? min : positiveInt('adaptive.initial', o.initial);
   if (initial < min || initial > max) {
-    invalidOption('initial', initial, `an integer in [${min}, ${max}]`, true);
+    invalidOption('adaptive.initial', initial, `an integer in [${min}, ${max}]`, true);
   }
-  const keep = o.history === undefined ? 50 : positiveInt('history', o.history);
+  const keep = o.history === undefined ? 50 : positiveInt('adaptive.history', o.history);
   const now = o.now ?? (() => performance.now());
-  if (typeof now !== 'function') invalidOption('now', now, 'a function');
+  if (typeof now !== 'function') invalidOption('adaptive.now', now, 'a function');
   return new AdaptiveConcurrency(min, max, initial, algorithmOf(o.algorithm), keep, now);
 }
 
@@ -261,7 +263,7 @@ function ratio(
 function smoothingOf(value: unknown): number {
   if (value === undefined) return 0.5;
   if (typeof value !== 'number' || !(value > 0 && value <= 1)) {
-    invalidOption('algorithm.smoothing', value, 'a number in (0, 1]', true);
+    invalidOption('adaptive.algorithm.smoothing', value, 'a number in (0, 1]', true);
   }
   return value;
 }
@@ -270,23 +272,43 @@ function algorithmOf(value: AdaptiveOptions['algorithm']): LimitAlgorithm {
   const spec =
     typeof value === 'string' ? { name: value } : (value ?? { name: 'gradient' as const });
   if (typeof spec !== 'object' || spec === null) {
-    invalidOption('algorithm', value, `'gradient', 'aimd' or an options object`);
+    invalidOption('adaptive.algorithm', value, `'gradient', 'aimd' or an options object`);
   }
   const s = spec as Partial<GradientOptions> & Partial<AimdOptions> & { name?: unknown };
   if (s.name === 'aimd') {
     return new Aimd({
-      backoff: ratio('algorithm.backoff', s.backoff, 0.9, 0, 1, true),
-      tolerance: ratio('algorithm.tolerance', s.tolerance, 1.1, 1, Number.POSITIVE_INFINITY, false),
-      window: s.window === undefined ? 10000 : positiveInt('algorithm.window', s.window),
+      backoff: ratio('adaptive.algorithm.backoff', s.backoff, 0.9, 0, 1, true),
+      tolerance: ratio(
+        'adaptive.algorithm.tolerance',
+        s.tolerance,
+        1.1,
+        1,
+        Number.POSITIVE_INFINITY,
+        false,
+      ),
+      window: s.window === undefined ? 10000 : positiveInt('adaptive.algorithm.window', s.window),
     });
   }
   if (s.name === 'gradient') {
     return new Gradient({
-      tolerance: ratio('algorithm.tolerance', s.tolerance, 1, 1, Number.POSITIVE_INFINITY, false),
+      tolerance: ratio(
+        'adaptive.algorithm.tolerance',
+        s.tolerance,
+        1,
+        1,
+        Number.POSITIVE_INFINITY,
+        false,
+      ),
       smoothing: smoothingOf(s.smoothing),
       longWindow:
-        s.longWindow === undefined ? 1000 : positiveInt('algorithm.longWindow', s.longWindow),
+        s.longWindow === undefined
+          ? 1000
+          : positiveInt('adaptive.algorithm.longWindow', s.longWindow),
     });
   }
-  return invalidOption('algorithm', value, `'gradient', 'aimd' or an options object with name`);
+  return invalidOption(
+    'adaptive.algorithm',
+    value,
+    `'gradient', 'aimd' or an options object with name`,
+  );
 }

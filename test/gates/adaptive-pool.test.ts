@@ -110,7 +110,7 @@ describe('Pool with adaptive concurrency', () => {
     new Pool(async () => {}, { concurrency: shared });
     expect(() => new Pool(async () => {}, { concurrency: shared })).toThrow(/"concurrency"/);
     expect(() => new Pool(async () => {}, { concurrency: adaptive({ min: 3, max: 2 }) })).toThrow(
-      /"max"/,
+      /"adaptive\.max"/,
     );
     expect(() => new Pool(async () => {}, { concurrency: 'auto' as never })).toThrow(
       /"concurrency"/,

@@ -23,8 +23,9 @@ function run(name: 'gradient' | 'aimd', c: number, initial: number) {
 // Samples (settled jobs, refusals included) until the limit stays within ±20% of the capacity.
 // Measured with the defaults; the bounds leave headroom over the measured figures.
 const cases = [
-  { name: 'gradient', c: 50, fromMin: 1_000, fromMax: 6_000, down: 1_000, back: 1_000 },
-  { name: 'gradient', c: 200, fromMin: 4_000, fromMax: 20_000, down: 2_000, back: 3_000 },
+  { name: 'gradient', c: 10, fromMin: 500, fromMax: 2_000, down: 500, back: 500 },
+  { name: 'gradient', c: 50, fromMin: 1_000, fromMax: 2_000, down: 1_000, back: 1_000 },
+  { name: 'gradient', c: 200, fromMin: 2_000, fromMax: 2_000, down: 2_000, back: 3_000 },
   { name: 'aimd', c: 50, fromMin: 1_000, fromMax: 10_000, down: 1_000, back: 1_000 },
 ] as const;
 
@@ -66,6 +67,52 @@ describe('adaptive concurrency on a simulated downstream', () => {
       max: 100,
       history: [{ at: 10, from: 50, to: 25, reason: 'drop' }],
     });
+  });
+});
+
+describe('gradient reactions', () => {
+  function limitAt(initial: number) {
+    const clock = { now: 0 };
+    const limit = adaptive({ min: 1, max: 1000, initial, now: () => clock.now });
+    // One finished job: settles at `at` after running `rtt` ms.
+    const feed = (at: number, rtt: number, inflight: number, dropped = false) => {
+      clock.now = at;
+      return limit.onSample({ rtt, inflight, dropped });
+    };
+    return { limit, feed };
+  }
+
+  it('slow start doubles once per measured round and leaves at limit x gradient', () => {
+    const { feed } = limitAt(4);
+    expect(feed(100, 100, 4)).toBe(8);
+    // This round's jobs started before the move: they measure 4, not 8.
+    expect(feed(200, 100, 8)).toBe(8);
+    expect(feed(300, 100, 8)).toBe(16);
+    expect(feed(400, 100, 16)).toBe(16);
+    // Twice as slow as the baseline at 16: the knee is about 8.
+    expect(feed(600, 200, 16)).toBe(8);
+  });
+
+  it('cuts to half of what got in when the jobs running at a drop come back refused', () => {
+    const { limit, feed } = limitAt(64);
+    expect(feed(200, 200, 64, true)).toBe(32);
+    // Refusals of jobs started before the cut: of the 64 running, 32 were turned away.
+    for (let i = 2; i <= 32; i++) feed(200 + i, 200, 64 - i + 1, true);
+    expect(limit.limit).toBe(16);
+    expect(limit.history.at(-1)?.reason).toBe('drop');
+    // A refusal of a job started after the cut is a new drop: the limit halves again.
+    expect(feed(420, 200, 16, true)).toBe(8);
+  });
+
+  it('counts a refusal started before the last latency round against drops, not ignoring it', () => {
+    const { limit, feed } = limitAt(32);
+    expect(feed(100, 100, 32, true)).toBe(16);
+    // The first round after the cut measured the old limit: it does not grow.
+    expect(feed(200, 90, 16)).toBe(16);
+    expect(feed(300, 90, 16)).toBe(18);
+    // Started at 120: before the latency round that ended at 300, after the last drop cut.
+    expect(feed(320, 200, 18, true)).toBe(9);
+    expect(limit.history.at(-1)).toEqual({ at: 320, from: 18, to: 9, reason: 'drop' });
   });
 });
 
@@ -115,13 +162,37 @@ describe('overload classification', () => {
 
 describe('adaptive options', () => {
   it.each([
-    [{ min: 0, max: 5 }, /"min"/],
-    [{ min: 5, max: 4 }, /"max"/],
-    [{ min: 1, max: 5, initial: 9 }, /"initial"/],
-    [{ min: 1, max: 5, algorithm: 'vegas' }, /"algorithm"/],
-    [{ min: 1, max: 5, algorithm: { name: 'aimd', backoff: 1 } }, /"algorithm.backoff"/],
-    [{ min: 1, max: 5, algorithm: { name: 'gradient', smoothing: 0 } }, /"algorithm.smoothing"/],
-  ])('refuses %o naming the option', (opts, name) => {
+    [{ min: 0, max: 5 }, /"adaptive\.min"/],
+    [{ min: 5, max: 4 }, /"adaptive\.max"/],
+    [{ min: 1, max: 5, initial: 9 }, /"adaptive\.initial"/],
+    [{ min: 1, max: 5, history: 0 }, /"adaptive\.history"/],
+    [{ min: 1, max: 5, now: 3 }, /"adaptive\.now"/],
+    [{ min: 1, max: 5, algorithm: 'vegas' }, /"adaptive\.algorithm"/],
+    [{ min: 1, max: 5, algorithm: { name: 'aimd', backoff: 1 } }, /"adaptive\.algorithm\.backoff"/],
+    [{ min: 1, max: 5, algorithm: { name: 'aimd', window: 0 } }, /"adaptive\.algorithm\.window"/],
+    [
+      { min: 1, max: 5, algorithm: { name: 'gradient', smoothing: 0 } },
+      /"adaptive\.algorithm\.smoothing"/,
+    ],
+    [
+      { min: 1, max: 5, algorithm: { name: 'gradient', tolerance: 0.5 } },
+      /"adaptive\.algorithm\.tolerance"/,
+    ],
+    [
+      { min: 1, max: 5, algorithm: { name: 'gradient', longWindow: 1.5 } },
+      /"adaptive\.algorithm\.longWindow"/,
+    ],
+  ])('refuses %o naming the option by its path', (opts, name) => {
     expect(() => adaptive(opts as never)).toThrow(name);
+  });
+
+  it('says which option, what it expected and what it got', () => {
+    expect(() => adaptive({ min: 5, max: 4 })).toThrow(
+      expect.objectContaining({
+        name: 'RangeError',
+        code: 'ERR_INVALID_OPTION',
+        message: 'Invalid option "adaptive.max": expected an integer >= adaptive.min (5), got 4',
+      }),
+    );
   });
 });

@@ -30,29 +30,55 @@ const NOISE = 1.05;
 /** In slow start, rounds slower than this x tolerance x long end it (milder ones pause it). */
 const SLOW_START_EXIT = 0.8;
 
+/**
+ * Mild rises in a row (measured rounds above the noise band) that end slow start. One or two
+ * can be noise at small limits, where a round's replies share the same few timer ticks: on the
+ * real server of bench/adaptive.ts, ending it on the second stopped it at 16 for a knee of 64.
+ */
+const PAUSE_ROUNDS = 3;
+
 const ewma = (average: number, value: number, window: number): number =>
   Number.isNaN(average) ? value : average + (value - average) * (2 / (window + 1));
 
 /**
  * Once per round: gradient = clamp(tolerance x long / short, 0.5, 1). The estimate is
- * limit x gradient when congested (gradient < 1); when not (and saturated), limit + sqrt(limit)
- * — or, until the first congestion or drop, 2 x limit (slow start, as TCP's: from `min` to a
- * knee of 64 in about ten rounds instead of thirty). The limit moves `smoothing` of the way to
- * the estimate (a round's mean also holds replies of jobs started before the last cut: moving
- * all the way would count that congestion twice). A drop halves the limit (once per round).
+ * limit x gradient when congested (gradient < 1); when not (and saturated), limit + sqrt(limit).
+ * The limit moves `smoothing` of the way to the estimate (a round's mean also holds replies of
+ * jobs started before the last move: moving all the way would count that congestion twice).
+ * The round after a move measures the limit before it, mostly: it may shrink the limit, never
+ * grow it, so growth waits for a round run at the current limit instead of stacking on stale
+ * good news (at a knee of 16, growth a round late swung the limit 15-22 on the real server of
+ * bench/adaptive.ts, and p99 with it). Until the first congestion or drop, slow start doubles
+ * the limit per measured round (see {@link Gradient.#slowStartStep}). Drops have rounds of
+ * their own: the first refusal of one halves the limit, and the refusals of the jobs that were
+ * running at it cut further, to half of those that got in (see {@link Gradient.#cohortCut}).
  */
 export class Gradient implements LimitAlgorithm {
   readonly #tolerance: number;
   readonly #smoothing: number;
   readonly #longWindow: number;
   readonly #rounds = new Rounds();
+  /**
+   * Drops count in rounds of their own, from one drop cut to the next: a refusal takes as long
+   * as it takes (often longer than a reply), so the job refused was nearly always started before
+   * the last latency round ended — counted against those rounds, the first refusals after the
+   * downstream's capacity fell would be ignored while the latency cuts took half-steps.
+   */
+  readonly #dropRounds = new Rounds();
   #long = Number.NaN;
   #sum = 0;
   #count = 0;
-  /** Refusals in the current round. */
-  #drops = 0;
   #saturated = false;
   #slowStart = true;
+  /** The jobs running when the last drop cut came, and how many of them were refused. */
+  #cohort: { size: number; refused: number } | undefined;
+  /**
+   * Set by every move: the next round is mostly replies of jobs started before it, so it
+   * measures the old limit. It feeds the baseline and may shrink the limit; it never grows it.
+   */
+  #stale = false;
+  /** Measured rounds of slow start in a row that were mild rises (see #slowStartStep). */
+  #paused = 0;
 
   constructor(opts: Required<Omit<GradientOptions, 'name'>>) {
     this.#tolerance = opts.tolerance;
@@ -63,12 +89,8 @@ export class Gradient implements LimitAlgorithm {
   next(limit: number, sample: LimitSample, now: number): LimitStep {
     if (sample.dropped) {
       // A refusal's run time says nothing about queueing: it does not enter the averages.
-      this.#drops++;
-      if (!this.#rounds.closes(sample, now)) return { limit, reason: 'probe' };
-      const cut = this.#dropCut(limit);
-      this.#endRound(now);
-      this.#slowStart = false;
-      return { limit: cut, reason: 'drop' };
+      if (this.#dropRounds.closes(sample, now)) return this.#dropCut(limit, sample, now);
+      return { limit: this.#cohortCut(limit), reason: 'drop' };
     }
     this.#sum += sample.rtt;
     this.#count++;
@@ -76,47 +98,90 @@ export class Gradient implements LimitAlgorithm {
     if (!this.#rounds.closes(sample, now)) return { limit, reason: 'probe' };
     const short = this.#sum / this.#count;
     const saturated = this.#saturated;
+    const stale = this.#stale;
     this.#endRound(now);
     // The baseline follows improvements at once and degradations slowly, so a load that stays
     // high does not become the new normal.
     this.#long = Math.min(ewma(this.#long, short, this.#longWindow), short);
     const ratio = (this.#tolerance * this.#long) / short;
+    if (this.#slowStart) return this.#slowStartStep(limit, ratio, saturated, stale);
     if (ratio * NOISE < 1) {
-      // Slow start ends on a drop or a clear rise only: a few noisy rounds at a limit of 1-3
-      // (a handful of replies each) would otherwise end it before it got anywhere.
-      if (this.#slowStart && ratio >= SLOW_START_EXIT) return { limit, reason: 'probe' };
       const gradient = Math.max(0.5, ratio);
-      this.#slowStart = false;
+      this.#stale = true;
       return { limit: limit + (limit * gradient - limit) * this.#smoothing, reason: 'latency' };
     }
-    if (!saturated) return { limit, reason: 'probe' };
-    const estimate = this.#slowStart ? 2 * limit : limit + Math.sqrt(limit);
-    return { limit: limit + (estimate - limit) * this.#smoothing, reason: 'probe' };
+    if (!saturated || stale) return { limit, reason: 'probe' };
+    this.#stale = true;
+    return { limit: limit + Math.sqrt(limit) * this.#smoothing, reason: 'probe' };
   }
 
   /**
-   * A drop halves the limit — or cuts deeper when the round says where the knee is: of the
-   * limit's jobs only the share that was not refused got in, and those ran `short`/`long` times
-   * slower than the baseline, so the downstream takes about limit x share x long/short (a
-   * knee that fell from 64 to 16 under a limit of 64: half refused, the rest twice as slow →
-   * 16). Only as good as the round is fresh: replies of jobs started before the change show
-   * neither (bench/adaptive.ts saw no gain). Never below a quarter of the limit in one round.
+   * Slow start, as TCP's: the limit doubles per measured round (a stale one decides nothing,
+   * so ~x2 per two round trips: from 1 to a knee of 64 in about 12 rounds), until a drop or a
+   * clearly slow round; then it goes to limit x gradient in one step (not `smoothing` of the
+   * way): that round ran at this limit alone, so the gradient says how far above the knee it is.
+   * A milder rise (above the noise band, under the exit threshold) only pauses it: a noisy
+   * round at a small limit would otherwise end it before it got anywhere; PAUSE_ROUNDS mild
+   * rises in a row end it.
    */
-  #dropCut(limit: number): number {
-    if (this.#count === 0 || Number.isNaN(this.#long)) return limit / 2;
-    const share = this.#count / (this.#count + this.#drops);
-    const slowdown = Math.max(
-      0.5,
-      Math.min(1, (this.#tolerance * this.#long) / (this.#sum / this.#count)),
-    );
-    return Math.max(limit / 4, Math.min(limit / 2, limit * share * slowdown));
+  #slowStartStep(limit: number, ratio: number, saturated: boolean, stale: boolean): LimitStep {
+    if (stale) return { limit, reason: 'probe' };
+    const slow = ratio * NOISE < 1;
+    // A mild rise pauses growth; PAUSE_ROUNDS in a row end slow start as a clear one does
+    // (else a limit up to 1/SLOW_START_EXIT above the knee could stay paused for good).
+    this.#paused = slow ? this.#paused + 1 : 0;
+    if (ratio < SLOW_START_EXIT || this.#paused >= PAUSE_ROUNDS) {
+      this.#slowStart = false;
+      this.#stale = true;
+      return { limit: limit * Math.max(0.5, ratio), reason: 'latency' };
+    }
+    if (slow || !saturated) return { limit, reason: 'probe' };
+    this.#stale = true;
+    return { limit: 2 * limit, reason: 'probe' };
+  }
+
+  /**
+   * A refusal of a job started after the last drop cut: halves the limit (or the jobs running,
+   * when fewer: TCP halves its flight, not its window), once per drop round, and opens a
+   * cohort: the jobs running at that moment (`sample.inflight`, all started before the cut),
+   * whose refusals come back over the next run time of a refusal (see {@link #cohortCut}).
+   */
+  #dropCut(limit: number, sample: LimitSample, now: number): LimitStep {
+    this.#dropRounds.end(now);
+    this.#endRound(now);
+    this.#slowStart = false;
+    this.#stale = true;
+    this.#cohort = { size: Math.max(1, sample.inflight), refused: 1 };
+    return { limit: Math.min(limit / 2, this.#cohort.size / 2), reason: 'drop' };
+  }
+
+  /**
+   * A refusal of a job started before the last drop cut: the cut answered it already, but the
+   * count says where the knee is. Of the `size` jobs running at the cut, `refused` were turned
+   * away, so the downstream held at most size - refused of them: the limit goes to half that
+   * (the cut's halving, applied to what got in rather than to what was sent). A downstream
+   * refusing everything thus takes the limit to `min` in one round trip, from where it grows
+   * back by sqrt steps. The cohort closes with the first latency round after the cut (the
+   * jobs started after it are back); a refusal of an older job is then not counted.
+   * Without this, when capacity halves (a 503 taking as long as a reply), the second halving
+   * waits for a job started after the first cut to come back: a round in which the limit
+   * still sends twice what the downstream takes, each reply of it queued (bench/adaptive.ts:
+   * 64 → 32 → 16 in ~250 ms instead of ~1 s). On the simulated downstream from a `max` start
+   * it also lands on the knee at once, before a baseline is learnt above it.
+   */
+  #cohortCut(limit: number): number {
+    const c = this.#cohort;
+    if (c === undefined) return limit;
+    c.refused++;
+    return Math.min(limit, (c.size - c.refused) / 2);
   }
 
   #endRound(now: number): void {
     this.#rounds.end(now);
     this.#sum = 0;
     this.#count = 0;
-    this.#drops = 0;
     this.#saturated = false;
+    this.#cohort = undefined;
+    this.#stale = false;
   }
 }
