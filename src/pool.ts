@@ -36,6 +36,7 @@ import {
   optionsObject,
   positiveInt,
 } from './internal/options.js';
+import { ParkedRuns } from './internal/parked-runs.js';
 import { Slots } from './internal/slots.js';
 import {
   claim,
@@ -162,6 +163,8 @@ class Submitter<J, R> implements Waiter<Task<J, R>> {
   wait: Wait | undefined = undefined;
   /** The wait lasts until the job settles (a `run`), not only until acceptance. */
   untilSettled = false;
+  /** The Pool's park counter when it parked: served in that order with {@link ParkedRuns}. */
+  order = 0;
 
   constructor(
     job: J,
@@ -176,12 +179,6 @@ class Submitter<J, R> implements Waiter<Task<J, R>> {
     this.transfer = transfer;
     this.forRun = forRun;
   }
-}
-
-/** Where a `run()`'s outcome goes: its promise's settle functions. */
-interface RunWaiter<R> {
-  resolve: (value: R) => void;
-  reject: (error: Error) => void;
 }
 
 function noop(): void {}
@@ -217,8 +214,12 @@ class PendingRun<J, R> extends JobRun<J, R> implements WaitNode, Queued {
   /** Objects to move to a thread (ThreadPool's submit option, read by its executor). */
   transfer: readonly TransferListItem[] | undefined = undefined;
   readonly resolveResult: (result: Result<J, R>) => void;
-  /** Set for a `run()`: the outcome settles its promise instead of a Task's result. */
-  waiter: RunWaiter<R> | undefined = undefined;
+  /**
+   * Set for a `run()`: the outcome settles its promise instead of a Task's result (two fields
+   * rather than an object holding both: one object less per job).
+   */
+  resolveRun: ((value: R) => void) | undefined = undefined;
+  rejectRun: (error: Error) => void = noop;
   /**
    * Timed for stats() — its acceptance, start and settlement read — standing for this many jobs
    * (1 unless sampled), or 0: not timed, `queuedAt` and `startedAt` NaN, no clock read for it
@@ -284,6 +285,10 @@ export class Pool<J, R> implements JobOwner<J, R> {
   readonly #keyWake = new KeyWake(() => this.#pump());
   #order = 0;
   readonly #submitters = new WaitList<Submitter<J, R>>();
+  /** Parked `run()` calls with nothing but a job: in line with #submitters, by `order`. */
+  readonly #parkedRuns = new ParkedRuns<J, R>();
+  /** Counts parks, so #submitters and #parkedRuns are served in the order they parked. */
+  #parkOrder = 0;
   readonly #stats: StatsRecorder;
   readonly #idleWaiters: (() => void)[] = [];
   #state: State = 'open';
@@ -410,6 +415,7 @@ export class Pool<J, R> implements JobOwner<J, R> {
       }
     }
     const node = new Submitter<J, R>(job, signal, priority, transfer, false);
+    node.order = this.#parkOrder++;
     node.wait = wait;
     node.untilSettled = runWait !== undefined;
     const parked = parkNode<Task<J, R>, Submitter<J, R>>(this.#submitters, node, signal);
@@ -477,12 +483,18 @@ export class Pool<J, R> implements JobOwner<J, R> {
     const transfer = this.#executor && transferOf(opts);
     if (this.#canAccept()) {
       return new Promise<R>((resolve, reject) => {
-        const waiter = { resolve, reject };
-        this.#admit(job, signal, priority, Number.NaN, transfer, noop, waiter, wait, true);
+        this.#admit(job, signal, priority, Number.NaN, transfer, noop, resolve, reject, wait, true);
+      });
+    }
+    if (wait === undefined && signal === undefined && priority === 0 && transfer === undefined) {
+      // Nothing can take it out of line before its turn: the lean entry (see ParkedRuns).
+      return new Promise<R>((resolve, reject) => {
+        this.#parkedRuns.push(job, resolve, reject, this.#parkOrder++);
       });
     }
     if (signal?.aborted) return this.#refuse(wait, abortErrorFrom(signal));
     const node = new Submitter<J, R>(job, signal, priority, transfer, true);
+    node.order = this.#parkOrder++;
     node.wait = wait;
     node.untilSettled = true;
     const parked = parkNode<R, Waiter<R>>(
@@ -513,13 +525,23 @@ export class Pool<J, R> implements JobOwner<J, R> {
   close(): void {
     if (this.#state !== 'open') return;
     this.#setState('closing');
-    for (let s = this.#submitters.shift(); s; s = this.#submitters.shift()) {
-      if (s.wait !== undefined) this.#guard?.end(s.wait);
-      dismiss(
-        s,
+    const lean = this.#parkedRuns;
+    // In the order they parked, as they would have been served.
+    while (this.#submitters.length > 0 || lean.length > 0) {
+      const error =
         this.#closeError ??
-          new PoolClosedError('pool closed while the submit was waiting for room'),
-      );
+        new PoolClosedError('pool closed while the submit was waiting for room');
+      const first = this.#submitters.head;
+      if (lean.length > 0 && (first === undefined || first.order > lean.headOrder)) {
+        lean.shift();
+        const reject = lean.reject;
+        lean.clearLast();
+        reject(error);
+        continue;
+      }
+      const s = this.#submitters.shift() as Submitter<J, R>;
+      if (s.wait !== undefined) this.#guard?.end(s.wait);
+      dismiss(s, error);
     }
     this.#checkDrained();
   }
@@ -687,11 +709,25 @@ export class Pool<J, R> implements JobOwner<J, R> {
     const result = new Promise<Result<J, R>>((resolve) => {
       resolveResult = resolve;
     });
-    this.#admit(job, signal, priority, now, transfer, resolveResult, undefined, wait, untilSettled);
+    this.#admit(
+      job,
+      signal,
+      priority,
+      now,
+      transfer,
+      resolveResult,
+      undefined,
+      noop,
+      wait,
+      untilSettled,
+    );
     return { job, result };
   }
 
-  /** Accepts a job whose outcome goes to `resolveResult`, or to `waiter` for a run(). */
+  /**
+   * Accepts a job whose outcome goes to `resolveResult`, or for a run() to `resolveRun` and
+   * `rejectRun`.
+   */
   #admit(
     job: J,
     signal: AbortSignal | undefined,
@@ -699,12 +735,14 @@ export class Pool<J, R> implements JobOwner<J, R> {
     now: number,
     transfer: readonly TransferListItem[] | undefined,
     resolveResult: (result: Result<J, R>) => void,
-    waiter: RunWaiter<R> | undefined,
+    resolveRun: ((value: R) => void) | undefined,
+    rejectRun: (error: Error) => void,
     wait?: Wait,
     untilSettled?: boolean,
   ): void {
     const run = new PendingRun<J, R>(job, this.#nextIndex++, this, resolveResult);
-    run.waiter = waiter;
+    run.resolveRun = resolveRun;
+    run.rejectRun = rejectRun;
     const weight = this.#stats.timeNext();
     if (weight > 0) {
       if (Number.isNaN(now)) now = performance.now();
@@ -807,7 +845,8 @@ export class Pool<J, R> implements JobOwner<J, R> {
   /** Retries a failed attempt after `delay` ms, holding no slot meanwhile. */
   #retryLater(failed: PendingRun<J, R>, error: Error, delay: number): void {
     const next = new PendingRun<J, R>(failed.job, failed.index, this, failed.resolveResult);
-    next.waiter = failed.waiter;
+    next.resolveRun = failed.resolveRun;
+    next.rejectRun = failed.rejectRun;
     next.attempt = failed.attempt + 1;
     next.errors = [...(failed.errors ?? []), error];
     next.priority = failed.priority;
@@ -912,11 +951,11 @@ export class Pool<J, R> implements JobOwner<J, R> {
     this.#settledCount++;
     if (this.#guard !== undefined) this.#guard.jobSettled(pending.index);
     if (pending.observed) this.#hooks?.settled?.(pending.job, pending.index, error);
-    const waiter = pending.waiter;
-    if (waiter !== undefined) {
+    const resolveRun = pending.resolveRun;
+    if (resolveRun !== undefined) {
       // A run(): its promise takes the outcome itself (what `await task.result` would unwrap).
-      if (error === undefined) waiter.resolve(value as R);
-      else waiter.reject(error);
+      if (error === undefined) resolveRun(value as R);
+      else pending.rejectRun(error);
     } else {
       pending.resolveResult(
         retry === undefined
@@ -978,7 +1017,16 @@ export class Pool<J, R> implements JobOwner<J, R> {
         now = this.#start(run, now);
       }
     }
-    while (this.#submitters.length > 0 && this.#canAccept()) {
+    const lean = this.#parkedRuns;
+    while ((this.#submitters.length > 0 || lean.length > 0) && this.#canAccept()) {
+      const first = this.#submitters.head;
+      if (lean.length > 0 && (first === undefined || first.order > lean.headOrder)) {
+        lean.shift();
+        const { job, resolve, reject } = lean;
+        lean.clearLast();
+        this.#admit(job as J, undefined, 0, now, undefined, noop, resolve, reject);
+        continue;
+      }
       const s = this.#submitters.shift() as Submitter<J, R>;
       // One reading for every timed acceptance of this pass.
       if (Number.isNaN(now) && this.#stats.nextTimed) now = performance.now();
@@ -986,8 +1034,19 @@ export class Pool<J, R> implements JobOwner<J, R> {
       // signal, which must then cancel the job (its result), not reject the submit.
       claim(s);
       if (s.forRun) {
-        const waiter = s as unknown as RunWaiter<R>;
-        this.#admit(s.job, s.signal, s.priority, now, s.transfer, noop, waiter, s.wait, true);
+        const run = s as unknown as { resolve: (value: R) => void; reject: (e: Error) => void };
+        this.#admit(
+          s.job,
+          s.signal,
+          s.priority,
+          now,
+          s.transfer,
+          noop,
+          run.resolve,
+          run.reject,
+          s.wait,
+          true,
+        );
       } else {
         serve(
           s,

@@ -22,6 +22,11 @@ export class WaitList<N extends WaitNode> {
     return this.#length;
   }
 
+  /** The oldest node, left in place. */
+  get head(): N | undefined {
+    return this.#head;
+  }
+
   push(node: N): void {
     node.prev = this.#tail;
     node.next = undefined;

@@ -28,8 +28,13 @@ export interface RunMessage {
   t: 'run';
   seq: number;
   jobs: unknown[];
-  /** The Pool's job index for each job (the thread's `ctx.index`). */
-  indexes: number[];
+  /**
+   * The Pool's job index of the first job (the thread's `ctx.index`); the others follow it
+   * (`index + i`) unless `indexes` is given.
+   */
+  index: number;
+  /** The index of each job, when they do not follow one another (rare: a retry, a job taken back). */
+  indexes?: number[];
 }
 
 /** Pool → thread: abort the signal of job `seq` (if it is running). */

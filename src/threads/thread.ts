@@ -19,6 +19,7 @@ import {
   assertAttached,
   deserializeError,
   type FromThread,
+  type RunMessage,
   type SerializedError,
   type ThreadData,
 } from './messages.js';
@@ -195,11 +196,13 @@ export class Thread<S extends Sent> {
   /** Sends jobs as one message, numbering them. */
   send(batch: S[]): void {
     const jobs: unknown[] = [];
-    const indexes: number[] = [];
+    const index = batch[0]?.index ?? 0;
+    // Indexes are sent only when they do not follow one another: usually they do.
+    let consecutive = true;
     const transfer: TransferListItem[] = [];
     for (const sent of batch) {
+      if (sent.index !== index + jobs.length) consecutive = false;
       jobs.push(sent.job);
-      indexes.push(sent.index);
       if (sent.transfer) {
         assertAttached(sent.transfer);
         transfer.push(...sent.transfer);
@@ -207,10 +210,9 @@ export class Thread<S extends Sent> {
     }
     const first = this.#nextSeq;
     // Throws (DataCloneError) when a job cannot be cloned: nothing is recorded as sent then.
-    this.#port.postMessage(
-      { t: 'run', seq: first, jobs, indexes },
-      transfer.length > 0 ? transfer : undefined,
-    );
+    const message: RunMessage = { t: 'run', seq: first, jobs, index };
+    if (!consecutive) message.indexes = batch.map((sent) => sent.index);
+    this.#port.postMessage(message, transfer.length > 0 ? transfer : undefined);
     for (const sent of batch) {
       sent.seq = this.#nextSeq;
       sent.batchSeq = first;

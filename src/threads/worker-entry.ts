@@ -145,7 +145,8 @@ async function drain(worker: ThreadWorker): Promise<void> {
       }
       // The pool moved the cursor past this job: it took the rest of the batch back.
       if (Atomics.compareExchange(cursor, 0, seq, (seq + 1) | 0) !== seq) break;
-      current = new JobCtx(seq, batch.indexes[i] as number);
+      const index = batch.indexes === undefined ? batch.index + i : (batch.indexes[i] as number);
+      current = new JobCtx(seq, index);
       const pending = runOne(worker, current, batch.jobs[i]);
       if (pending) {
         // The job may wait for the event loop: the results before it leave meanwhile.

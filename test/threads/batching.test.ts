@@ -23,6 +23,21 @@ describe('ThreadPool batching', () => {
     expect(pool.stats()).toMatchObject({ succeeded: n, running: 0, queued: 0 });
   });
 
+  it('tells each job its own index, also in a batch whose jobs do not follow one another', async () => {
+    await using pool = jobsPool({ threads: 1, queueSize: 512 });
+    await batchingOn(pool); // runs one job first: index 0
+    const n = 200;
+    const controllers = Array.from({ length: n }, () => new AbortController());
+    const runs = controllers.map((controller) =>
+      pool.run({ kind: 'index' }, { signal: controller.signal }).catch((e: Error) => e.name),
+    );
+    // Canceled while they wait, before the next dispatch: the batches that leave have gaps.
+    const skipped = (i: number) => i % 7 === 3;
+    for (let i = 0; i < n; i++) if (skipped(i)) controllers[i]?.abort('skip');
+    const expected = Array.from({ length: n }, (_, i) => (skipped(i) ? 'AbortError' : i + 1));
+    expect(await Promise.all(runs)).toEqual(expected);
+  });
+
   it('a crash inside a batch fails only the crashing job; the rest run once elsewhere', async () => {
     await using pool = jobsPool({ threads: 2, queueSize: 512 });
     const n = 2000;
