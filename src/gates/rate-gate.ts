@@ -50,8 +50,9 @@ export class RateGate {
    * A permit is good only at the time it was reserved for: the limiter counts the start then,
    * so a start later than that could come closer than `interval` to a start the limiter lets
    * through next. A permit nobody used in its own pass is dropped, and the next start asks anew.
+   * `now` matters only after {@link giveBack}; a caller that never gives back may omit it.
    */
-  take(now: number): boolean {
+  take(now?: number): boolean {
     if (this.#permit === 'held') {
       this.#permit = 'none';
       if (this.#heldAt === undefined || this.#heldAt === now) return true;

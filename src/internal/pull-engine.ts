@@ -2,6 +2,7 @@ import { AbortError, abortErrorFrom, toError } from '../errors.js';
 import { type AdaptiveConcurrency, feedLimit } from '../gates/adaptive.js';
 import { type Gates, keyOf } from '../gates/gate-options.js';
 import { KeyWake, RateGate } from '../gates/rate-gate.js';
+import type { RateLimiter } from '../gates/rate-limiter.js';
 import { attemptsResult } from '../gates/retry.js';
 import type { Queued, RunQueue } from '../gates/run-queue.js';
 import { type PoolKind, type PoolState, publishPoolState } from '../observability/channels.js';
@@ -14,6 +15,8 @@ import { outcomeOf, type StatsRecorder } from '../stats.js';
 import { onAbort } from './abort-fanout.js';
 import { Deque } from './deque.js';
 import {
+  isThenable,
+  type JobContext,
   type JobOwner,
   JobRun,
   LINGER,
@@ -73,6 +76,97 @@ interface RetryWait<J, R> {
 
 type Source<J> = Iterator<J> | AsyncIterator<J>;
 
+/** A pulled job waiting for its rate permit (the rate-only path: at most one at a time). */
+interface Parked<J> {
+  readonly job: J;
+  readonly index: number;
+  readonly observed: boolean;
+}
+
+/** The engine hears of a lean job's settlement (module-private: not reachable by workers). */
+const SETTLE_LEAN: unique symbol = Symbol('sluice.settleLean');
+
+/** Starts a lean job's worker on slot `workerId` (set by LeanRun's static block). */
+let startLean: <J, R>(run: LeanRun<J, R>, worker: WorkerFunction<J, R>, workerId: number) => void;
+/** A lean job's worker settled it (ignored once the job is settled). */
+// biome-ignore lint/suspicious/noExplicitAny: set once by LeanRun's static block
+let settleLean: (run: LeanRun<any, any>, error: Error | undefined, value: unknown) => void;
+/** Settles a lean job with `error` by the engine's decision (abort, `return()`). */
+let cancelLean: <J, R>(run: LeanRun<J, R>, error: Error) => void;
+
+/**
+ * A job on the lean path: no timeout, stats, adaptive limit, bypass, queueing gates, hooks that
+ * want its events, or deadlock detection — runPool's common case. One object is both the run and
+ * the worker's {@link JobContext}, and one short start/settle pair serves it, so that a cold
+ * process compiles little per-job code (BENCHMARKS.md, "Scheduler", goal 2). Everything that
+ * could settle or forge the job is private: the worker sees `signal`, `index` and `workerId`
+ * only; the engine reaches the rest through `startLean`/`cancelLean`.
+ */
+class LeanRun<J, R> implements JobContext {
+  readonly #job: J;
+  readonly #index: number;
+  #workerId = -1;
+  readonly #engine: PullEngine<J, R>;
+  #controller: AbortController | undefined = undefined;
+  #settled = false;
+
+  static {
+    // Closures rather than private methods: each is one small function, compiled once.
+    startLean = (run, worker, workerId) => {
+      run.#workerId = workerId;
+      let out: unknown;
+      try {
+        out = worker(run.#job, run);
+        if (isThenable(out)) {
+          // Inside the try: a user thenable whose `then` (or its getter) throws fails the job.
+          out.then(
+            (value) => settleLean(run, undefined, value),
+            (error: unknown) => settleLean(run, toError(error), undefined),
+          );
+          return;
+        }
+      } catch (error) {
+        queueMicrotask(() => settleLean(run, toError(error), undefined));
+        return;
+      }
+      queueMicrotask(() => settleLean(run, undefined, out));
+    };
+    settleLean = (run, error, value) => {
+      // A canceled job's worker returning at last: its outcome is discarded.
+      if (run.#settled) return;
+      run.#settled = true;
+      run.#engine[SETTLE_LEAN](run.#job, run.#index, run.#workerId, error, value);
+    };
+    // As JobRun.cancel: the signal aborts before the engine frees the slot.
+    cancelLean = (run, error) => {
+      if (run.#settled) return;
+      run.#settled = true;
+      run.#controller ??= new AbortController();
+      run.#controller.abort(error);
+      run.#engine[SETTLE_LEAN](run.#job, run.#index, run.#workerId, error, undefined);
+    };
+  }
+
+  constructor(job: J, index: number, engine: PullEngine<J, R>) {
+    this.#job = job;
+    this.#index = index;
+    this.#engine = engine;
+  }
+
+  get index(): number {
+    return this.#index;
+  }
+
+  get workerId(): number {
+    return this.#workerId;
+  }
+
+  get signal(): AbortSignal {
+    this.#controller ??= new AbortController();
+    return this.#controller.signal;
+  }
+}
+
 interface Consumer<J, R> {
   resolve: (result: IteratorResult<Result<J, R>, undefined>) => void;
   reject: (error: unknown) => void;
@@ -90,7 +184,11 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
   readonly #isAsync: boolean;
   readonly #worker: WorkerFunction<J, R>;
   readonly #opts: EngineOptions<J>;
-  readonly #slots: Slots<JobRun<J, R>>;
+  readonly #slots: Slots<JobRun<J, R> | LeanRun<J, R>>;
+  /** Unobserved jobs may take the lean path (no timeout, stats, adaptive limit or bypass). */
+  readonly #lean: boolean;
+  /** With `rate` as the only gate: the pulled job waiting for its permit. */
+  #parked: Parked<J> | undefined = undefined;
   /** Start times are read (for stats or an adaptive limit). */
   readonly #timed: boolean;
   readonly #ready = new Deque<Result<J, R>>();
@@ -109,7 +207,7 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
   readonly #consumers = new Deque<Consumer<J, R>>(4);
   #unsubscribe: (() => void) | undefined;
   #returned = false;
-  /** With gates: pulled jobs waiting to start, in the gates' order. */
+  /** With gates other than a lone rate: pulled jobs waiting to start, in the gates' order. */
   readonly #queue: RunQueue<GatedRun<J, R>> | undefined;
   readonly #retrying = new Set<RetryWait<J, R>>();
   /** Jobs taken off the queue and retry waits by an abort, not yet settled (see #cancelGated). */
@@ -133,14 +231,24 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
     this.#opts = opts;
     this.#slots = new Slots(opts.concurrency);
     this.#timed = opts.stats !== undefined || opts.adaptive !== undefined;
+    this.#lean = opts.timeout === undefined && !this.#timed && opts.bypass === undefined;
     const gates = opts.gates;
-    if (gates !== undefined) {
+    const events = opts.events;
+    const onWait =
+      events &&
+      ((ms?: number) => publishRateLimited(events.name, events.kind, 'rate', undefined, ms));
+    if (gates !== undefined && rateOnly(gates) && opts.adaptive === undefined) {
+      // A lone rate needs no queue: a pulled job starts as soon as its permit is granted, and
+      // waits parked (no more pulls) otherwise — the ungated engine plus one check per start.
+      this.#rate = new RateGate(
+        gates.rate as RateLimiter,
+        () => this.#wakeParked(),
+        (error) => this.#failParked(error),
+        onWait,
+      );
+    } else if (gates !== undefined) {
       this.#queue = gates.newQueue();
       const wake = () => this.#startQueued();
-      const events = opts.events;
-      const onWait =
-        events &&
-        ((ms?: number) => publishRateLimited(events.name, events.kind, 'rate', undefined, ms));
       this.#rate =
         gates.rate && new RateGate(gates.rate, wake, (error) => this.#failNext(error), onWait);
       this.#keyWake = new KeyWake(wake);
@@ -216,7 +324,11 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
   cancelRunning(error: Error): void {
     this.#setState('aborted');
     if (this.#queue !== undefined) this.#cancelGated(error);
-    for (const run of this.#slots.items()) run.cancel(error);
+    else if (this.#rate !== undefined) this.#cancelParked(error);
+    for (const run of this.#slots.items()) {
+      if (run instanceof LeanRun) cancelLean(run, error);
+      else run.cancel(error);
+    }
   }
 
   /**
@@ -301,6 +413,7 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
       !this.#pulling &&
       (this.#stopped || this.#sourceDone) &&
       this.#slots.running === 0 &&
+      this.#parked === undefined &&
       (this.#queue === undefined ||
         (this.#queue.length === 0 && this.#retrying.size === 0 && this.#canceling === 0)) &&
       this.#ready.length === 0 &&
@@ -344,7 +457,7 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
       !this.#sourceDone &&
       !this.#stopped &&
       !this.#pulling &&
-      (this.#slots.available || this.#queue !== undefined) &&
+      ((this.#slots.available && this.#parked === undefined) || this.#queue !== undefined) &&
       this.#pulled < this.#yielded + concurrency + buffer
     );
   }
@@ -462,7 +575,22 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
       this.#admit(job, observed);
       return;
     }
-    const run = new JobRun<J, R>(job, this.#pulled++, this);
+    const index = this.#pulled++;
+    if (this.#rate !== undefined && !this.#rate.take()) {
+      this.#parked = { job, index, observed };
+      return;
+    }
+    if (this.#lean && !observed && !deadlockStorageActive()) {
+      const run = new LeanRun<J, R>(job, index, this);
+      startLean(run, this.#worker, this.#slots.acquire(run));
+      return;
+    }
+    this.#startRun(job, index, observed);
+  }
+
+  /** Starts a job through a JobRun: the path with timeouts, stats, hooks, deadlock detection. */
+  #startRun(job: J, index: number, observed: boolean): void {
+    const run = new JobRun<J, R>(job, index, this);
     run.observed = observed;
     const workerId = this.#slots.acquire(run);
     if (this.#timed) {
@@ -491,6 +619,61 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
     if (watchdog === undefined) return;
     if (error === undefined) watchdog.returned(run);
     else watchdog.abandoned(run, this.#opts.view?.(run.job) ?? run.job, run.index, error);
+  }
+
+  /** A lean job ended: free its slot, queue its result, pull the next. */
+  [SETTLE_LEAN](
+    job: J,
+    index: number,
+    workerId: number,
+    error: Error | undefined,
+    value: R | undefined,
+  ): void {
+    this.#slots.release(workerId);
+    // After `return()` nobody will read results: drop them.
+    if (this.#returned) return;
+    this.#push(makeResult(job, index, error, value));
+    this.#fill();
+  }
+
+  /** The rate's permit for the parked job may be due: start it if the rate now allows. */
+  #wakeParked(): void {
+    const parked = this.#parked;
+    if (parked === undefined) return;
+    const cancel = this.#cancelWith;
+    if (cancel === undefined && !(this.#rate as RateGate).take()) return;
+    this.#parked = undefined;
+    if (cancel !== undefined) this.#settleParked(parked, cancel);
+    else if (this.#lean && !parked.observed && !deadlockStorageActive()) {
+      const run = new LeanRun<J, R>(parked.job, parked.index, this);
+      startLean(run, this.#worker, this.#slots.acquire(run));
+    } else this.#startRun(parked.job, parked.index, parked.observed);
+    this.#fill();
+    this.#deliver();
+  }
+
+  /** The rate limiter failed: the parked job fails with that error, without running. */
+  #failParked(error: Error): void {
+    const parked = this.#parked;
+    if (parked === undefined) return;
+    this.#parked = undefined;
+    this.#settleParked(parked, error);
+    this.#fill();
+  }
+
+  /** Abort: no more permits; the parked job settles as `error` without running. */
+  #cancelParked(error: Error): void {
+    (this.#rate as RateGate).stop();
+    const parked = this.#parked;
+    if (parked === undefined) return;
+    this.#parked = undefined;
+    this.#settleParked(parked, error);
+  }
+
+  #settleParked(parked: Parked<J>, error: Error): void {
+    this.#opts.stats?.settledUnstarted(outcomeOf(error));
+    if (parked.observed) this.#opts.hooks?.settled?.(parked.job, parked.index, error);
+    if (!this.#returned) this.#push(makeResult<J, R>(parked.job, parked.index, error, undefined));
   }
 
   /** A job ended: free its slot, queue its result, pull the next. Called by the JobRun. */
@@ -667,6 +850,16 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
   }
 }
 
+/** True when `rate` is the only gate: the rate-only path, without the gates' queue. */
+function rateOnly<J>(gates: EngineGates<J>): boolean {
+  return (
+    gates.rate !== undefined &&
+    gates.retry === undefined &&
+    gates.key === undefined &&
+    gates.priority === undefined
+  );
+}
+
 /** The priority of `job` from the `priority` function: a finite number. */
 function priorityOf<J>(priority: (job: J) => number, job: J): number {
   const value = priority(job);
@@ -707,5 +900,5 @@ function pinInstances(): object[] {
   const run = new JobRun<unknown, unknown>(undefined, 0, engine);
   // As real jobs leave it: a timestamp is a double (a different field representation).
   run.startedAt = performance.now();
-  return [engine, run];
+  return [engine, run, new LeanRun<unknown, unknown>(undefined, 0, engine)];
 }
