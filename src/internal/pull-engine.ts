@@ -451,8 +451,9 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
   #canPull(): boolean {
     const { buffer } = this.#opts;
     const concurrency = this.#slots.limit;
-    // With gates, jobs are pulled ahead of free slots (up to the same bound): the gates choose
-    // among them (priority, per-key turns).
+    // With a gates' queue, jobs are pulled ahead of free slots (up to the same bound): the gates
+    // choose among them (priority, per-key turns). A lone rate pulls one job per free slot and
+    // none while that job waits for its permit (parked).
     return (
       !this.#sourceDone &&
       !this.#stopped &&
