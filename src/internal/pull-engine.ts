@@ -15,8 +15,6 @@ import { outcomeOf, type StatsRecorder } from '../stats.js';
 import { onAbort } from './abort-fanout.js';
 import { Deque } from './deque.js';
 import {
-  isThenable,
-  type JobContext,
   type JobOwner,
   JobRun,
   LINGER,
@@ -83,90 +81,6 @@ interface Parked<J> {
   readonly observed: boolean;
 }
 
-/** The engine hears of a lean job's settlement (module-private: not reachable by workers). */
-const SETTLE_LEAN: unique symbol = Symbol('sluice.settleLean');
-
-/** Starts a lean job's worker on slot `workerId` (set by LeanRun's static block). */
-let startLean: <J, R>(run: LeanRun<J, R>, worker: WorkerFunction<J, R>, workerId: number) => void;
-/** A lean job's worker settled it (ignored once the job is settled). */
-// biome-ignore lint/suspicious/noExplicitAny: set once by LeanRun's static block
-let settleLean: (run: LeanRun<any, any>, error: Error | undefined, value: unknown) => void;
-/** Settles a lean job with `error` by the engine's decision (abort, `return()`). */
-let cancelLean: <J, R>(run: LeanRun<J, R>, error: Error) => void;
-
-/**
- * A job on the lean path: no timeout, stats, adaptive limit, bypass, queueing gates, hooks that
- * want its events, or deadlock detection — runPool's common case. One object is both the run and
- * the worker's {@link JobContext}, and one short start/settle pair serves it, so that a cold
- * process compiles little per-job code (BENCHMARKS.md, "Scheduler", goal 2). Everything that
- * could settle or forge the job is private: the worker sees `signal`, `index` and `workerId`
- * only; the engine reaches the rest through `startLean`/`cancelLean`.
- */
-class LeanRun<J, R> implements JobContext {
-  readonly #job: J;
-  readonly #index: number;
-  #workerId = -1;
-  readonly #engine: PullEngine<J, R>;
-  #controller: AbortController | undefined = undefined;
-  #settled = false;
-
-  static {
-    // Closures rather than private methods: each is one small function, compiled once.
-    startLean = (run, worker, workerId) => {
-      run.#workerId = workerId;
-      let out: unknown;
-      try {
-        out = worker(run.#job, run);
-        if (isThenable(out)) {
-          // Inside the try: a user thenable whose `then` (or its getter) throws fails the job.
-          out.then(
-            (value) => settleLean(run, undefined, value),
-            (error: unknown) => settleLean(run, toError(error), undefined),
-          );
-          return;
-        }
-      } catch (error) {
-        queueMicrotask(() => settleLean(run, toError(error), undefined));
-        return;
-      }
-      queueMicrotask(() => settleLean(run, undefined, out));
-    };
-    settleLean = (run, error, value) => {
-      // A canceled job's worker returning at last: its outcome is discarded.
-      if (run.#settled) return;
-      run.#settled = true;
-      run.#engine[SETTLE_LEAN](run.#job, run.#index, run.#workerId, error, value);
-    };
-    // As JobRun.cancel: the signal aborts before the engine frees the slot.
-    cancelLean = (run, error) => {
-      if (run.#settled) return;
-      run.#settled = true;
-      run.#controller ??= new AbortController();
-      run.#controller.abort(error);
-      run.#engine[SETTLE_LEAN](run.#job, run.#index, run.#workerId, error, undefined);
-    };
-  }
-
-  constructor(job: J, index: number, engine: PullEngine<J, R>) {
-    this.#job = job;
-    this.#index = index;
-    this.#engine = engine;
-  }
-
-  get index(): number {
-    return this.#index;
-  }
-
-  get workerId(): number {
-    return this.#workerId;
-  }
-
-  get signal(): AbortSignal {
-    this.#controller ??= new AbortController();
-    return this.#controller.signal;
-  }
-}
-
 interface Consumer<J, R> {
   resolve: (result: IteratorResult<Result<J, R>, undefined>) => void;
   reject: (error: unknown) => void;
@@ -184,9 +98,7 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
   readonly #isAsync: boolean;
   readonly #worker: WorkerFunction<J, R>;
   readonly #opts: EngineOptions<J>;
-  readonly #slots: Slots<JobRun<J, R> | LeanRun<J, R>>;
-  /** Unobserved jobs may take the lean path (no timeout, stats, adaptive limit or bypass). */
-  readonly #lean: boolean;
+  readonly #slots: Slots<JobRun<J, R>>;
   /** With `rate` as the only gate: the pulled job waiting for its permit. */
   #parked: Parked<J> | undefined = undefined;
   /** Start times are read (for stats or an adaptive limit). */
@@ -231,7 +143,6 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
     this.#opts = opts;
     this.#slots = new Slots(opts.concurrency);
     this.#timed = opts.stats !== undefined || opts.adaptive !== undefined;
-    this.#lean = opts.timeout === undefined && !this.#timed && opts.bypass === undefined;
     const gates = opts.gates;
     const events = opts.events;
     const onWait =
@@ -325,10 +236,7 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
     this.#setState('aborted');
     if (this.#queue !== undefined) this.#cancelGated(error);
     else if (this.#rate !== undefined) this.#cancelParked(error);
-    for (const run of this.#slots.items()) {
-      if (run instanceof LeanRun) cancelLean(run, error);
-      else run.cancel(error);
-    }
+    for (const run of this.#slots.items()) run.cancel(error);
   }
 
   /**
@@ -581,15 +489,10 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
       this.#parked = { job, index, observed };
       return;
     }
-    if (this.#lean && !observed && !deadlockStorageActive()) {
-      const run = new LeanRun<J, R>(job, index, this);
-      startLean(run, this.#worker, this.#slots.acquire(run));
-      return;
-    }
     this.#startRun(job, index, observed);
   }
 
-  /** Starts a job through a JobRun: the path with timeouts, stats, hooks, deadlock detection. */
+  /** Starts a pulled job on a free slot. */
   #startRun(job: J, index: number, observed: boolean): void {
     const run = new JobRun<J, R>(job, index, this);
     run.observed = observed;
@@ -622,21 +525,6 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
     else watchdog.abandoned(run, this.#opts.view?.(run.job) ?? run.job, run.index, error);
   }
 
-  /** A lean job ended: free its slot, queue its result, pull the next. */
-  [SETTLE_LEAN](
-    job: J,
-    index: number,
-    workerId: number,
-    error: Error | undefined,
-    value: R | undefined,
-  ): void {
-    this.#slots.release(workerId);
-    // After `return()` nobody will read results: drop them.
-    if (this.#returned) return;
-    this.#push(makeResult(job, index, error, value));
-    this.#fill();
-  }
-
   /** The rate's permit for the parked job may be due: start it if the rate now allows. */
   #wakeParked(): void {
     const parked = this.#parked;
@@ -645,10 +533,7 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
     if (cancel === undefined && !(this.#rate as RateGate).take()) return;
     this.#parked = undefined;
     if (cancel !== undefined) this.#settleParked(parked, cancel);
-    else if (this.#lean && !parked.observed && !deadlockStorageActive()) {
-      const run = new LeanRun<J, R>(parked.job, parked.index, this);
-      startLean(run, this.#worker, this.#slots.acquire(run));
-    } else this.#startRun(parked.job, parked.index, parked.observed);
+    else this.#startRun(parked.job, parked.index, parked.observed);
     this.#fill();
     this.#deliver();
   }
@@ -901,5 +786,5 @@ function pinInstances(): object[] {
   const run = new JobRun<unknown, unknown>(undefined, 0, engine);
   // As real jobs leave it: a timestamp is a double (a different field representation).
   run.startedAt = performance.now();
-  return [engine, run, new LeanRun<unknown, unknown>(undefined, 0, engine)];
+  return [engine, run];
 }

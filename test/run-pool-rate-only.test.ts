@@ -1,7 +1,7 @@
 /**
- * runPool's short paths: unobserved jobs without timeout run through one object that is both the
- * run and the worker's context, and a lone `rate` gate parks the one pulled job instead of
- * queueing. The contract is the same as on the long paths; these pin what is specific to them.
+ * runPool with a lone `rate` gate: no gates' queue, the one pulled job waits parked for its
+ * permit. The contract is the gated one (test/gates); these pin what is specific to this path,
+ * and what the worker's context exposes.
  */
 import { describe, expect, it } from 'vitest';
 import { AbortError, type RateLimiter, type Result, runPool } from '../src/index.js';
@@ -13,7 +13,7 @@ async function collect<J, R>(it: AsyncIterable<Result<J, R>>): Promise<Result<J,
   return out;
 }
 
-describe('runPool: the worker context on the lean path', () => {
+describe('runPool: the worker context', () => {
   it('shows signal, index and workerId, and nothing that could settle the job', async () => {
     const results = await collect(
       runPool(
@@ -46,7 +46,7 @@ describe('runPool: the worker context on the lean path', () => {
       runPool(
         Array.from({ length: 20 }, (_, i) => i),
         async (_job, ctx) => {
-          const { workerId } = ctx;
+          const { workerId, index } = ctx;
           expect(busy.has(workerId)).toBe(false);
           busy.add(workerId);
           try {
@@ -57,7 +57,7 @@ describe('runPool: the worker context on the lean path', () => {
           } catch {}
           await flush();
           busy.delete(workerId);
-          return ctx.index;
+          return index;
         },
         { concurrency: 3 },
       ),
@@ -68,7 +68,7 @@ describe('runPool: the worker context on the lean path', () => {
     for (const r of results) expect(r.ok && r.value).toBe(r.index);
   });
 
-  it('break aborts the signal a lean worker holds, and its late outcome is dropped', async () => {
+  it('break aborts the signal a running worker holds, and its late outcome is dropped', async () => {
     const gate = deferred<void>();
     let signal: AbortSignal | undefined;
     for await (const r of runPool(
