@@ -50,9 +50,11 @@ export interface RunPoolOptions<J = unknown> extends GateOptions<J> {
    * a pull pending at the abort brings afterwards, which settles as canceled without running. */
   signal?: AbortSignal;
   /**
-   * The job's priority (higher starts first, FIFO within one). With any gate option, jobs are
-   * pulled ahead of free slots, up to `concurrency + buffer` ahead of the consumer as always, and
-   * the gates pick among the pulled ones: that window is how far priority and per-key turns see.
+   * The job's priority (higher starts first, FIFO within one). With `retry`, `key` or
+   * `priority`, jobs are pulled ahead of free slots, up to `concurrency + buffer` ahead of the
+   * consumer as always, and the gates pick among the pulled ones: that window is how far priority
+   * and per-key turns see. A lone `rate` pulls as without gates: one job when a slot is free,
+   * which waits for its permit (nothing more is pulled meanwhile).
    */
   priority?: (job: J) => number;
   /**

@@ -50,19 +50,21 @@ export class RateGate {
    * A permit is good only at the time it was reserved for: the limiter counts the start then,
    * so a start later than that could come closer than `interval` to a start the limiter lets
    * through next. A permit nobody used in its own pass is dropped, and the next start asks anew.
+   * `now` matters only after {@link giveBack}, or with `fresh`; a caller that does neither may
+   * omit it.
    *
    * `fresh`: `now` was read for this very start with no user code run since, so the in-process
    * limiter records the start at `now` instead of reading the clock again (never before the
    * start: the start follows at once).
    */
-  take(now: number, fresh = false): boolean {
+  take(now?: number, fresh = false): boolean {
     if (this.#permit === 'held') {
       this.#permit = 'none';
       if (this.#heldAt === undefined || this.#heldAt === now) return true;
     }
     if (this.#permit === 'asked' || this.#stopped) return false;
     if (this.#limiter instanceof LocalRateLimiter) {
-      return this.#tryLocal(fresh ? now : performance.now());
+      return this.#tryLocal(fresh && now !== undefined ? now : performance.now());
     }
     this.#permit = 'asked';
     let wait: number | Promise<number>;

@@ -2,6 +2,7 @@ import { AbortError, abortErrorFrom, toError } from '../errors.js';
 import { type AdaptiveConcurrency, feedLimit } from '../gates/adaptive.js';
 import { type Gates, keyOf } from '../gates/gate-options.js';
 import { KeyWake, RateGate } from '../gates/rate-gate.js';
+import type { RateLimiter } from '../gates/rate-limiter.js';
 import { attemptsResult } from '../gates/retry.js';
 import type { Queued, RunQueue } from '../gates/run-queue.js';
 import { type PoolKind, type PoolState, publishPoolState } from '../observability/channels.js';
@@ -73,6 +74,13 @@ interface RetryWait<J, R> {
 
 type Source<J> = Iterator<J> | AsyncIterator<J>;
 
+/** A pulled job waiting for its rate permit (the rate-only path: at most one at a time). */
+interface Parked<J> {
+  readonly job: J;
+  readonly index: number;
+  readonly observed: boolean;
+}
+
 interface Consumer<J, R> {
   resolve: (result: IteratorResult<Result<J, R>, undefined>) => void;
   reject: (error: unknown) => void;
@@ -91,6 +99,8 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
   readonly #worker: WorkerFunction<J, R>;
   readonly #opts: EngineOptions<J>;
   readonly #slots: Slots<JobRun<J, R>>;
+  /** With `rate` as the only gate: the pulled job waiting for its permit. */
+  #parked: Parked<J> | undefined = undefined;
   /** Start times are read (for stats or an adaptive limit). */
   readonly #timed: boolean;
   readonly #ready = new Deque<Result<J, R>>();
@@ -109,7 +119,7 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
   readonly #consumers = new Deque<Consumer<J, R>>(4);
   #unsubscribe: (() => void) | undefined;
   #returned = false;
-  /** With gates: pulled jobs waiting to start, in the gates' order. */
+  /** With gates other than a lone rate: pulled jobs waiting to start, in the gates' order. */
   readonly #queue: RunQueue<GatedRun<J, R>> | undefined;
   readonly #retrying = new Set<RetryWait<J, R>>();
   /** Jobs taken off the queue and retry waits by an abort, not yet settled (see #cancelGated). */
@@ -134,13 +144,22 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
     this.#slots = new Slots(opts.concurrency);
     this.#timed = opts.stats !== undefined || opts.adaptive !== undefined;
     const gates = opts.gates;
-    if (gates !== undefined) {
+    const events = opts.events;
+    const onWait =
+      events &&
+      ((ms?: number) => publishRateLimited(events.name, events.kind, 'rate', undefined, ms));
+    if (gates !== undefined && rateOnly(gates) && opts.adaptive === undefined) {
+      // A lone rate needs no queue: a pulled job starts as soon as its permit is granted, and
+      // waits parked (no more pulls) otherwise — the ungated engine plus one check per start.
+      this.#rate = new RateGate(
+        gates.rate as RateLimiter,
+        () => this.#wakeParked(),
+        (error) => this.#failParked(error),
+        onWait,
+      );
+    } else if (gates !== undefined) {
       this.#queue = gates.newQueue();
       const wake = () => this.#startQueued();
-      const events = opts.events;
-      const onWait =
-        events &&
-        ((ms?: number) => publishRateLimited(events.name, events.kind, 'rate', undefined, ms));
       this.#rate =
         gates.rate && new RateGate(gates.rate, wake, (error) => this.#failNext(error), onWait);
       this.#keyWake = new KeyWake(wake);
@@ -216,6 +235,7 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
   cancelRunning(error: Error): void {
     this.#setState('aborted');
     if (this.#queue !== undefined) this.#cancelGated(error);
+    else if (this.#rate !== undefined) this.#cancelParked(error);
     for (const run of this.#slots.items()) run.cancel(error);
   }
 
@@ -301,6 +321,7 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
       !this.#pulling &&
       (this.#stopped || this.#sourceDone) &&
       this.#slots.running === 0 &&
+      this.#parked === undefined &&
       (this.#queue === undefined ||
         (this.#queue.length === 0 && this.#retrying.size === 0 && this.#canceling === 0)) &&
       this.#ready.length === 0 &&
@@ -338,13 +359,14 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
   #canPull(): boolean {
     const { buffer } = this.#opts;
     const concurrency = this.#slots.limit;
-    // With gates, jobs are pulled ahead of free slots (up to the same bound): the gates choose
-    // among them (priority, per-key turns).
+    // With a gates' queue, jobs are pulled ahead of free slots (up to the same bound): the gates
+    // choose among them (priority, per-key turns). A lone rate pulls one job per free slot and
+    // none while that job waits for its permit (parked).
     return (
       !this.#sourceDone &&
       !this.#stopped &&
       !this.#pulling &&
-      (this.#slots.available || this.#queue !== undefined) &&
+      ((this.#slots.available && this.#parked === undefined) || this.#queue !== undefined) &&
       this.#pulled < this.#yielded + concurrency + buffer
     );
   }
@@ -462,7 +484,17 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
       this.#admit(job, observed);
       return;
     }
-    const run = new JobRun<J, R>(job, this.#pulled++, this);
+    const index = this.#pulled++;
+    if (this.#rate !== undefined && !this.#rate.take()) {
+      this.#parked = { job, index, observed };
+      return;
+    }
+    this.#startRun(job, index, observed);
+  }
+
+  /** Starts a pulled job on a free slot. */
+  #startRun(job: J, index: number, observed: boolean): void {
+    const run = new JobRun<J, R>(job, index, this);
     run.observed = observed;
     const workerId = this.#slots.acquire(run);
     if (this.#timed) {
@@ -491,6 +523,43 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
     if (watchdog === undefined) return;
     if (error === undefined) watchdog.returned(run);
     else watchdog.abandoned(run, this.#opts.view?.(run.job) ?? run.job, run.index, error);
+  }
+
+  /** The rate's permit for the parked job may be due: start it if the rate now allows. */
+  #wakeParked(): void {
+    const parked = this.#parked;
+    if (parked === undefined) return;
+    const cancel = this.#cancelWith;
+    if (cancel === undefined && !(this.#rate as RateGate).take()) return;
+    this.#parked = undefined;
+    if (cancel !== undefined) this.#settleParked(parked, cancel);
+    else this.#startRun(parked.job, parked.index, parked.observed);
+    this.#fill();
+    this.#deliver();
+  }
+
+  /** The rate limiter failed: the parked job fails with that error, without running. */
+  #failParked(error: Error): void {
+    const parked = this.#parked;
+    if (parked === undefined) return;
+    this.#parked = undefined;
+    this.#settleParked(parked, error);
+    this.#fill();
+  }
+
+  /** Abort: no more permits; the parked job settles as `error` without running. */
+  #cancelParked(error: Error): void {
+    (this.#rate as RateGate).stop();
+    const parked = this.#parked;
+    if (parked === undefined) return;
+    this.#parked = undefined;
+    this.#settleParked(parked, error);
+  }
+
+  #settleParked(parked: Parked<J>, error: Error): void {
+    this.#opts.stats?.settledUnstarted(outcomeOf(error));
+    if (parked.observed) this.#opts.hooks?.settled?.(parked.job, parked.index, error);
+    if (!this.#returned) this.#push(makeResult<J, R>(parked.job, parked.index, error, undefined));
   }
 
   /** A job ended: free its slot, queue its result, pull the next. Called by the JobRun. */
@@ -665,6 +734,16 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
     else this.#ready.push(result);
     this.#deliver();
   }
+}
+
+/** True when `rate` is the only gate: the rate-only path, without the gates' queue. */
+function rateOnly<J>(gates: EngineGates<J>): boolean {
+  return (
+    gates.rate !== undefined &&
+    gates.retry === undefined &&
+    gates.key === undefined &&
+    gates.priority === undefined
+  );
 }
 
 /** The priority of `job` from the `priority` function: a finite number. */

@@ -27,7 +27,7 @@ export interface GateConfig {
   key: { concurrency: number; rate: RateLimit | undefined } | undefined;
 }
 
-const rateArb: fc.Arbitrary<RateLimit> = fc.record({
+export const rateArb: fc.Arbitrary<RateLimit> = fc.record({
   limit: fc.integer({ min: 1, max: 3 }),
   interval: fc.integer({ min: 5, max: 40 }),
 });

@@ -21,6 +21,7 @@ import {
   jobBehaviour,
   KEYS,
   type Key,
+  rateArb,
 } from './gate-model.js';
 import { GateWorker } from './gate-worker.js';
 import {
@@ -352,6 +353,45 @@ describe('fuzz: runPool gates', () => {
           priority: fc.boolean(),
         }),
         gateConfig,
+        fc.array(command, { minLength: 1, maxLength: 40 }),
+        async (specs, kind, opts, config, commands) => {
+          const before = unhandled.reasons.length;
+          const m = new GateRunPoolModel(specs, kind, opts, config);
+          m.log.push(
+            `runPool(${kind} source of ${specs.length}, ${JSON.stringify(opts)}, ${JSON.stringify(config)})`,
+          );
+          try {
+            for (const c of commands) await m.exec(c);
+            await m.finish();
+          } catch (error) {
+            m.v.list.push(String(error));
+          }
+          m.v.check(
+            unhandled.reasons.length === before,
+            () => `unhandled rejection: ${String(unhandled.reasons.at(-1))}`,
+          );
+          m.v.throwIfAny(m.log);
+        },
+      ),
+      fuzzParams(8),
+    );
+  });
+  it('with a rate alone (the rate-only path): the window holds at every start, every pulled job yields once, nothing is left', {
+    timeout: testTimeout(60_000),
+  }, async () => {
+    await fuzzAssert(
+      'runPool rate only',
+      fc.asyncProperty(
+        fc.array(jobSpec, { minLength: 0, maxLength: 10 }),
+        fc.constantFrom<SourceKind>('sync', 'async-generator', 'fed'),
+        fc.record({
+          concurrency: fc.integer({ min: 1, max: 3 }),
+          buffer: fc.integer({ min: 0, max: 2 }),
+          ordered: fc.boolean(),
+          timeout: fc.option(fc.integer({ min: 5, max: 40 }), { nil: undefined }),
+          priority: fc.constant(false),
+        }),
+        fc.record({ retry: fc.constant(undefined), rate: rateArb, key: fc.constant(undefined) }),
         fc.array(command, { minLength: 1, maxLength: 40 }),
         async (specs, kind, opts, config, commands) => {
           const before = unhandled.reasons.length;

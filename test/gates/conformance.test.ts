@@ -50,6 +50,16 @@ const kinds: Kind[] = [
     },
   },
   {
+    // Without `priority` a lone `rate` takes the engine's rate-only path (no gates' queue).
+    name: 'runPool without a priority function',
+    priority: false,
+    async run(jobs, opts) {
+      const out: Outcome[] = [];
+      for await (const r of runPool(jobs, scripted, opts)) out.push(r);
+      return out;
+    },
+  },
+  {
     name: 'pipeline stage',
     priority: true,
     async run(jobs, opts) {

@@ -1,0 +1,166 @@
+/**
+ * runPool with a lone `rate` gate: no gates' queue, the one pulled job waits parked for its
+ * permit. The contract is the gated one (test/gates); these pin what is specific to this path,
+ * and what the worker's context exposes.
+ */
+import { describe, expect, it } from 'vitest';
+import { AbortError, type RateLimiter, type Result, runPool } from '../src/index.js';
+import { deferred, flush } from './helpers.js';
+
+async function collect<J, R>(it: AsyncIterable<Result<J, R>>): Promise<Result<J, R>[]> {
+  const out: Result<J, R>[] = [];
+  for await (const r of it) out.push(r);
+  return out;
+}
+
+describe('runPool: the worker context', () => {
+  it('shows signal, index and workerId, and nothing that could settle the job', async () => {
+    const results = await collect(
+      runPool(
+        [10, 11, 12],
+        (job, ctx) => {
+          for (const name of ['cancel', 'start', 'settle', 'job', 'complete', 'execute']) {
+            expect(name in ctx).toBe(false);
+          }
+          expect(ctx.signal.aborted).toBe(false);
+          return { job, index: ctx.index, workerId: ctx.workerId };
+        },
+        { concurrency: 2 },
+      ),
+    );
+    expect(results).toHaveLength(3);
+    for (const r of results) {
+      expect(r.ok).toBe(true);
+      if (r.ok) {
+        expect(r.value.index).toBe(r.index);
+        expect(r.value.job).toBe(r.job);
+        expect(r.value.workerId).toBeGreaterThanOrEqual(0);
+        expect(r.value.workerId).toBeLessThan(2);
+      }
+    }
+  });
+
+  it("a worker writing to its context changes neither its result's index nor the slots", async () => {
+    const busy = new Set<number>();
+    const results = await collect(
+      runPool(
+        Array.from({ length: 20 }, (_, i) => i),
+        async (_job, ctx) => {
+          const { workerId, index } = ctx;
+          expect(busy.has(workerId)).toBe(false);
+          busy.add(workerId);
+          try {
+            (ctx as { index: number }).index = 999;
+          } catch {}
+          try {
+            (ctx as { workerId: number }).workerId = 0;
+          } catch {}
+          await flush();
+          busy.delete(workerId);
+          return index;
+        },
+        { concurrency: 3 },
+      ),
+    );
+    expect(results.map((r) => r.index).sort((a, b) => a - b)).toEqual(
+      Array.from({ length: 20 }, (_, i) => i),
+    );
+    for (const r of results) expect(r.ok && r.value).toBe(r.index);
+  });
+
+  it('break aborts the signal a running worker holds, and its late outcome is dropped', async () => {
+    const gate = deferred<void>();
+    let signal: AbortSignal | undefined;
+    for await (const r of runPool(
+      [1, 2],
+      async (job, ctx) => {
+        if (job === 2) {
+          signal = ctx.signal;
+          await gate.promise;
+        }
+        return job;
+      },
+      { concurrency: 2 },
+    )) {
+      expect(r.ok && r.value).toBe(1);
+      break;
+    }
+    expect(signal?.aborted).toBe(true);
+    gate.resolve();
+    await flush();
+  });
+});
+
+describe('runPool: a lone rate gate', () => {
+  it('a job pulled while the rate waits is parked: nothing more is pulled, and an abort settles it as AbortError without running', async () => {
+    const ac = new AbortController();
+    let pulled = 0;
+    function* source() {
+      for (let i = 0; i < 10; i++) {
+        pulled++;
+        yield i;
+      }
+    }
+    const ran: number[] = [];
+    const results: Result<number, number>[] = [];
+    for await (const r of runPool(
+      source(),
+      async (i) => {
+        ran.push(i);
+        return i;
+      },
+      { concurrency: 4, rate: { limit: 1, interval: 60_000 }, signal: ac.signal },
+    )) {
+      results.push(r);
+      if (results.length === 1) {
+        await flush();
+        // Job 0 started; job 1 waits for the next window, parked: no more pulls meanwhile.
+        expect(pulled).toBe(2);
+        ac.abort('stop');
+      }
+    }
+    expect(ran).toEqual([0]);
+    expect(results).toHaveLength(2);
+    const parked = results[1] as Result<number, number>;
+    expect(parked.index).toBe(1);
+    expect(parked.ok === false && parked.error).toBeInstanceOf(AbortError);
+    expect(pulled).toBe(2);
+  });
+
+  it('a limiter that throws fails only the job that asked; the next job asks again and runs', async () => {
+    const answers: Array<number | Error> = [0, new Error('limiter down'), 0];
+    const limiter: RateLimiter = {
+      reserve() {
+        const answer = answers.shift() ?? 0;
+        if (answer instanceof Error) throw answer;
+        return answer;
+      },
+    };
+    const results = await collect(
+      runPool([1, 2, 3], async (x) => x, { concurrency: 1, rate: limiter, ordered: true }),
+    );
+    expect(results.map((r) => r.ok)).toEqual([true, false, true]);
+    const failed = results[1] as Result<number, number>;
+    expect(failed.ok === false && failed.error.message).toBe('the rate limiter failed');
+    expect(failed.ok === false && (failed.error.cause as Error).message).toBe('limiter down');
+  });
+
+  it('an async limiter: each start waits for its permit, results in order when ordered', async () => {
+    let asked = 0;
+    const limiter: RateLimiter = {
+      reserve() {
+        asked++;
+        return Promise.resolve(asked % 2 === 0 ? 5 : 0);
+      },
+    };
+    const results = await collect(
+      runPool([0, 1, 2, 3, 4], async (x) => x * 10, {
+        concurrency: 2,
+        rate: limiter,
+        ordered: true,
+      }),
+    );
+    expect(results.map((r) => r.ok && r.value)).toEqual([0, 10, 20, 30, 40]);
+    expect(asked).toBe(5);
+  });
+});
