@@ -11,6 +11,7 @@ import {
   flush,
   fuzzAssert,
   fuzzParams,
+  runCommands,
   testTimeout,
   UnhandledCounter,
   Violations,
@@ -278,20 +279,9 @@ describe('fuzz: Channel', () => {
         fc.integer({ min: 0, max: 3 }),
         fc.array(command, { minLength: 1, maxLength: 40 }),
         async (capacity, commands) => {
-          const before = unhandled.reasons.length;
           const m = new ChannelModel(capacity);
           m.log.push(`new Channel(${capacity})`);
-          try {
-            for (const c of commands) await m.exec(c);
-            await m.finish();
-          } catch (error) {
-            m.v.list.push(String(error));
-          }
-          m.v.check(
-            unhandled.reasons.length === before,
-            () => `unhandled rejection: ${String(unhandled.reasons.at(-1))}`,
-          );
-          m.v.throwIfAny(m.log);
+          await runCommands(m, commands, unhandled);
         },
       ),
       fuzzParams(12),

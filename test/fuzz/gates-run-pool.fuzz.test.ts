@@ -31,6 +31,7 @@ import {
   flush,
   fuzzAssert,
   fuzzParams,
+  runCommands,
   settlesWithin,
   testTimeout,
   UnhandledCounter,
@@ -355,22 +356,11 @@ describe('fuzz: runPool gates', () => {
         gateConfig,
         fc.array(command, { minLength: 1, maxLength: 40 }),
         async (specs, kind, opts, config, commands) => {
-          const before = unhandled.reasons.length;
           const m = new GateRunPoolModel(specs, kind, opts, config);
           m.log.push(
             `runPool(${kind} source of ${specs.length}, ${JSON.stringify(opts)}, ${JSON.stringify(config)})`,
           );
-          try {
-            for (const c of commands) await m.exec(c);
-            await m.finish();
-          } catch (error) {
-            m.v.list.push(String(error));
-          }
-          m.v.check(
-            unhandled.reasons.length === before,
-            () => `unhandled rejection: ${String(unhandled.reasons.at(-1))}`,
-          );
-          m.v.throwIfAny(m.log);
+          await runCommands(m, commands, unhandled);
         },
       ),
       fuzzParams(8),
@@ -394,22 +384,11 @@ describe('fuzz: runPool gates', () => {
         fc.record({ retry: fc.constant(undefined), rate: rateArb, key: fc.constant(undefined) }),
         fc.array(command, { minLength: 1, maxLength: 40 }),
         async (specs, kind, opts, config, commands) => {
-          const before = unhandled.reasons.length;
           const m = new GateRunPoolModel(specs, kind, opts, config);
           m.log.push(
             `runPool(${kind} source of ${specs.length}, ${JSON.stringify(opts)}, ${JSON.stringify(config)})`,
           );
-          try {
-            for (const c of commands) await m.exec(c);
-            await m.finish();
-          } catch (error) {
-            m.v.list.push(String(error));
-          }
-          m.v.check(
-            unhandled.reasons.length === before,
-            () => `unhandled rejection: ${String(unhandled.reasons.at(-1))}`,
-          );
-          m.v.throwIfAny(m.log);
+          await runCommands(m, commands, unhandled);
         },
       ),
       fuzzParams(8),

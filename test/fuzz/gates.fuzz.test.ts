@@ -28,6 +28,7 @@ import {
   flush,
   fuzzAssert,
   fuzzParams,
+  runCommands,
   settlesWithin,
   testTimeout,
   UnhandledCounter,
@@ -360,22 +361,11 @@ describe('fuzz: Pool gates', () => {
         gateConfig,
         fc.array(command, { minLength: 1, maxLength: 40 }),
         async (concurrency, queueSize, timeout, config, commands) => {
-          const before = unhandled.reasons.length;
           const m = new GatePoolModel(concurrency, queueSize, timeout, config);
           m.log.push(
             `new Pool({ concurrency: ${concurrency}, queueSize: ${queueSize}, timeout: ${timeout}, ${JSON.stringify(config)} })`,
           );
-          try {
-            for (const c of commands) await m.exec(c);
-            await m.finish();
-          } catch (error) {
-            m.v.list.push(String(error));
-          }
-          m.v.check(
-            unhandled.reasons.length === before,
-            () => `unhandled rejection: ${String(unhandled.reasons.at(-1))}`,
-          );
-          m.v.throwIfAny(m.log);
+          await runCommands(m, commands, unhandled);
         },
       ),
       fuzzParams(8),

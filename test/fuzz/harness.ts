@@ -312,3 +312,34 @@ export class Violations {
     }
   }
 }
+
+/** What every model-based fuzz test drives: commands one at a time, then a finish. */
+export interface CommandModel<C> {
+  readonly v: Violations;
+  readonly log: string[];
+  exec(command: C): Promise<void>;
+  finish(): Promise<void>;
+}
+
+/**
+ * Runs `commands` on `model` and finishes it; anything thrown becomes a violation, as does a
+ * rejection nobody handled meanwhile. Throws the violations with the model's trace.
+ */
+export async function runCommands<C>(
+  model: CommandModel<C>,
+  commands: readonly C[],
+  unhandled: UnhandledCounter,
+): Promise<void> {
+  const before = unhandled.reasons.length;
+  try {
+    for (const c of commands) await model.exec(c);
+    await model.finish();
+  } catch (error) {
+    model.v.list.push(String(error));
+  }
+  model.v.check(
+    unhandled.reasons.length === before,
+    () => `unhandled rejection: ${String(unhandled.reasons.at(-1))}`,
+  );
+  model.v.throwIfAny(model.log);
+}

@@ -11,6 +11,7 @@ import {
   flush,
   fuzzAssert,
   fuzzParams,
+  runCommands,
   settlesWithin,
   type ThrownKind,
   testTimeout,
@@ -350,19 +351,8 @@ describe('fuzz: pipeline', () => {
         fc.array(stageSpec, { minLength: 1, maxLength: 3 }),
         fc.array(command, { minLength: 1, maxLength: 30 }),
         async (spec, stages, commands) => {
-          const before = unhandled.reasons.length;
           const m = new PipelineModel(spec, stages);
-          try {
-            for (const c of commands) await m.exec(c);
-            await m.finish();
-          } catch (error) {
-            m.v.list.push(String(error));
-          }
-          m.v.check(
-            unhandled.reasons.length === before,
-            () => `unhandled rejection: ${String(unhandled.reasons.at(-1))}`,
-          );
-          m.v.throwIfAny(m.log);
+          await runCommands(m, commands, unhandled);
         },
       ),
       fuzzParams(12),

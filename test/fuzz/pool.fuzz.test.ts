@@ -16,6 +16,7 @@ import {
   fuzzParams,
   isErrorValue,
   makeThrown,
+  runCommands,
   settlesWithin,
   type ThrownKind,
   testTimeout,
@@ -623,22 +624,11 @@ describe('fuzz: Pool', () => {
         fc.option(fc.integer({ min: 5, max: 40 }), { nil: undefined }),
         fc.array(command, { minLength: 1, maxLength: 30 }),
         async (concurrency, queueSize, timeout, commands) => {
-          const before = unhandled.reasons.length;
           const m = new PoolModel(concurrency, queueSize, timeout);
           m.log.push(
             `new Pool({ concurrency: ${concurrency}, queueSize: ${queueSize}, timeout: ${timeout} })`,
           );
-          try {
-            for (const c of commands) await m.exec(c);
-            await m.finish();
-          } catch (error) {
-            m.v.list.push(String(error));
-          }
-          m.v.check(
-            unhandled.reasons.length === before,
-            () => `unhandled rejection: ${String(unhandled.reasons.at(-1))}`,
-          );
-          m.v.throwIfAny(m.log);
+          await runCommands(m, commands, unhandled);
         },
       ),
       fuzzParams(12),

@@ -12,6 +12,7 @@ import {
   flush,
   fuzzAssert,
   fuzzParams,
+  runCommands,
   settlesWithin,
   type ThrownKind,
   testTimeout,
@@ -326,19 +327,8 @@ describe('fuzz: runPool', () => {
         }),
         fc.array(command, { minLength: 1, maxLength: 30 }),
         async (spec, works, opts, commands) => {
-          const before = unhandled.reasons.length;
           const m = new RunPoolModel(spec, works, opts);
-          try {
-            for (const c of commands) await m.exec(c);
-            await m.finish();
-          } catch (error) {
-            m.v.list.push(String(error));
-          }
-          m.v.check(
-            unhandled.reasons.length === before,
-            () => `unhandled rejection: ${String(unhandled.reasons.at(-1))}`,
-          );
-          m.v.throwIfAny(m.log);
+          await runCommands(m, commands, unhandled);
         },
       ),
       fuzzParams(12),
