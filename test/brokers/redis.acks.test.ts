@@ -174,12 +174,12 @@ describe('Redis source acks', () => {
     await admin.fill(stream, [{ i: 1 }]);
     // The default window (= lease), a lease short enough for b to claim the entry by the protocol.
     const { source } = await countedSource(stream, { lease: 50 });
-    const b = new RedisStreamSource(
-      admin.client,
-      (await countingClient()).client,
-      false,
-      { stream, group: 'g', consumer: 'b', lease: 50 },
-    );
+    const b = new RedisStreamSource(admin.client, (await countingClient()).client, false, {
+      stream,
+      group: 'g',
+      consumer: 'b',
+      lease: 50,
+    });
     try {
       const [m] = await source.fetch(1, never);
       // b's XAUTOCLAIM takes it only once it was idle for 50 ms: by then a's window is over.
@@ -210,6 +210,36 @@ describe('Redis source acks', () => {
       // The same id and fields, in a plain object: the source cannot tell when it was delivered.
       const copy = { ...m! };
       await expect(source.ack(copy)).rejects.toMatchObject({ code: 'ERR_LEASE_LOST' });
+      expect(await admin.pending(stream)).toBe(1);
+    } finally {
+      await source.close();
+    }
+  });
+
+  it('a heartbeat restarts the ack window: past the lease since the fetch, an entry heartbeaten since skips the check, the other does not', async () => {
+    const stream = uniqueStream('rbeat');
+    await admin.fill(stream, [{ i: 1 }, { i: 2 }]);
+    const { source } = await countedSource(stream, { lease: 300 });
+    try {
+      const [beaten, idle] = await source.fetch(2, never);
+      // Both idle past the lease (nobody claims them here): the fetch's window is over.
+      await admin.until(async () => {
+        const rows = (await admin.client.sendCommand([
+          'XPENDING',
+          stream,
+          'g',
+          '-',
+          '+',
+          '10',
+        ])) as [string, string, number][];
+        return rows.every((row) => Number(row[2]) >= 300);
+      }, 'both idle past the lease');
+      expect(await source.heartbeat(beaten!)).toBe(true);
+      // b takes both by hand (against the protocol): only the owner check would notice.
+      for (const m of [beaten!, idle!])
+        await admin.client.sendCommand(['XCLAIM', stream, 'g', 'b', '0', m.id, 'JUSTID']);
+      await expect(source.ack(beaten!)).resolves.toBeUndefined();
+      await expect(source.ack(idle!)).rejects.toMatchObject({ code: 'ERR_LEASE_LOST' });
       expect(await admin.pending(stream)).toBe(1);
     } finally {
       await source.close();

@@ -100,11 +100,12 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
   /** How long after its fetch an ack skips the owner check (ms, as the script's argument). */
   readonly #ackWindow: string;
   readonly #deleteOnAck: boolean;
-  readonly #acks: Batcher<RedisMessage, ReadonlySet<string>>;
+  /** Acks issued since the last flush, sent as one script call (see `#flushAcks`). */
+  #acks: PendingAcks | undefined;
   readonly #delay: ReturnType<typeof delayKeys>;
   /** When (performance.now()) the delayed set is looked at next. */
   #promoteAt = 0;
-  readonly #beats: Batcher<string, unknown>;
+  readonly #beats: Batcher<string, { owned: unknown; at: number }>;
   #readId: string | undefined;
   #claimCursor = '0-0';
   #lastClaim = 0;
@@ -144,10 +145,13 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
     this.heartbeatInterval = Math.max(10, Math.floor(this.#lease / 3));
     this.#deleteOnAck = o.deleteOnAck ?? false;
     this.#delay = delayKeys(this.stream);
-    this.#acks = new Batcher((messages) =>
-      this.#ackOnce(messages, this.#fetching ? this.#cmd : this.#read),
-    );
-    this.#beats = new Batcher((ids) => this.#claimOwned(ids, 0));
+    this.#beats = new Batcher(async (ids) => {
+      // The server's clock before the XCLAIM that restarts the idle time: acks may skip the
+      // owner check for `lease` past it, as past a fetch (see ACK_IF_OWNED).
+      const at = this.#serverTime(this.#cmd);
+      const owned = await this.#claimOwned(ids, 0);
+      return { owned, at: await at };
+    });
     // A reconnect gives the reading connection a new id; look it up again before the next block.
     read.on('ready', () => {
       this.#readId = undefined;
@@ -157,7 +161,7 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
   async fetch(max: number, signal: AbortSignal): Promise<RedisMessage[]> {
     if (this.#closed) throw closedError('Redis');
     // Acks issued since the last fetch go first, down the same connection as the reads below.
-    this.#acks.flush();
+    this.#flushAcks();
     if (signal.aborted) return [];
     this.#fetching = true;
     try {
@@ -207,8 +211,17 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
   }
 
   ack(message: RedisMessage): Promise<void> {
-    // Not async, and the refused ids looked up in a Set made once per XACK: this is per message.
-    return this.#acks.add(message).then((refused) => {
+    // Not async, one promise per message (the `then`), the refused ids looked up in a Set made
+    // once per script call: this is per message.
+    let batch = this.#acks;
+    if (batch === undefined) {
+      batch = this.#acks = new PendingAcks();
+      setImmediate(() => this.#flushAcks());
+    }
+    batch.messages.push(message);
+    const reply = batch.reply;
+    if (batch.messages.length >= MAX_ACK_BATCH) this.#flushAcks();
+    return reply.then((refused) => {
       if (refused !== NONE_REFUSED && refused.has(message.id))
         throw new LeaseLostError(message.id, 'ack');
       if (message.key !== undefined) return this.#releaseKey(message);
@@ -241,7 +254,10 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
   }
 
   async heartbeat(message: RedisMessage): Promise<boolean> {
-    return isIn(await this.#beats.add(message.id), message.id);
+    const { owned, at } = await this.#beats.add(message.id);
+    if (!isIn(owned, message.id)) return false;
+    HeldEntry.renew(message, at);
+    return true;
   }
 
   async deadLetter(message: RedisMessage, error: Error): Promise<void> {
@@ -346,6 +362,21 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
    * queues it until it has reconnected. That spares a duplicate run of a handler that already
    * succeeded. Bounded by `lease`: after that the entry may be reclaimed anyway.
    */
+  /**
+   * Sends the acks collected so far (at the next `setImmediate`, at a fetch, or when 1000 are
+   * waiting): on the reading connection while no fetch runs, so they reach Redis ahead of the
+   * next read (`orderedAcks`); on the command connection while one does (the read may block).
+   */
+  #flushAcks(): void {
+    const batch = this.#acks;
+    if (batch === undefined) return;
+    this.#acks = undefined;
+    this.#ackOnce(batch.messages, this.#fetching ? this.#cmd : this.#read).then(
+      batch.resolve,
+      batch.reject,
+    );
+  }
+
   async #ackOnce(messages: RedisMessage[], via: AnyRedisClient): Promise<ReadonlySet<string>> {
     const refused = (await this.#ackScript(messages, via)) as unknown[];
     return refused.length === 0 ? NONE_REFUSED : new Set(refused.map(String));
@@ -508,6 +539,27 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
 
 const EMPTY = new Uint8Array(0);
 
+/** Most acks sent in one script call. */
+const MAX_ACK_BATCH = 1000;
+
+/**
+ * The acks of one flush and the promise of their script's reply: one promise per batch (each
+ * `ack` adds one `then` to it), not a promise and its resolvers per message.
+ */
+class PendingAcks {
+  readonly messages: RedisMessage[] = [];
+  readonly reply: Promise<ReadonlySet<string>>;
+  resolve!: (refused: ReadonlySet<string>) => void;
+  reject!: (error: unknown) => void;
+
+  constructor() {
+    this.reply = new Promise((resolve, reject) => {
+      this.resolve = resolve;
+      this.reject = reject;
+    });
+  }
+}
+
 /**
  * A message as the source hands it out. The server time its fetch started (see `ACK_IF_OWNED`)
  * is a private field, not a WeakMap entry keyed by the message (an ephemeron-table insert per
@@ -522,8 +574,8 @@ class HeldEntry implements RedisMessage {
   declare readonly key?: string;
   declare readonly headers?: Readonly<Record<string, string>>;
   declare readonly malformed?: string;
-  /** Server time (ms) read before the command that delivered it; 0 = unknown. */
-  readonly #since: number;
+  /** Server time (ms) read before the command that delivered it (or last heartbeat); 0 = unknown. */
+  #since: number;
 
   constructor(id: string, body: Uint8Array, deliveryCount: number, stream: string, since: number) {
     this.id = id;
@@ -536,6 +588,11 @@ class HeldEntry implements RedisMessage {
   /** The server time before `message`'s delivery; 0 for a message this source did not build. */
   static since(message: RedisMessage): number {
     return message instanceof HeldEntry ? message.#since : 0;
+  }
+
+  /** A heartbeat restarted the idle time after server time `at` (0: unknown, keep the old). */
+  static renew(message: RedisMessage, at: number): void {
+    if (message instanceof HeldEntry && at > message.#since) message.#since = at;
   }
 }
 
