@@ -356,13 +356,6 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
   }
 
   /**
-   * XACK (in a script that first checks the owner: see `ACK_IF_OWNED`) of every ack issued in
-   * one turn; resolves with the set of ids refused because another consumer owns them now. The script is idempotent, so an ack lost
-   * with a dropped connection is sent once more: node-redis
-   * queues it until it has reconnected. That spares a duplicate run of a handler that already
-   * succeeded. Bounded by `lease`: after that the entry may be reclaimed anyway.
-   */
-  /**
    * Sends the acks collected so far (at the next `setImmediate`, at a fetch, or when 1000 are
    * waiting): on the reading connection while no fetch runs, so they reach Redis ahead of the
    * next read (`orderedAcks`); on the command connection while one does (the read may block).
@@ -377,6 +370,14 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
     );
   }
 
+  /**
+   * XACK of every ack issued in one turn, in one script call (owner-checked past the lease since
+   * the oldest message's fetch: see `ACK_IF_OWNED`); resolves with the set of ids refused because
+   * another consumer owns them now. The script is idempotent, so an ack lost with a dropped
+   * connection is sent once more: node-redis queues it until it has reconnected. That spares a
+   * duplicate run of a handler that already succeeded; the resent script judges the window again
+   * when it runs. Bounded by `lease`: after that the entry may be reclaimed anyway.
+   */
   async #ackOnce(messages: RedisMessage[], via: AnyRedisClient): Promise<ReadonlySet<string>> {
     const refused = (await this.#ackScript(messages, via)) as unknown[];
     return refused.length === 0 ? NONE_REFUSED : new Set(refused.map(String));
