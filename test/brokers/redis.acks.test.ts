@@ -1,8 +1,8 @@
 /**
  * The Redis source's acks against the real server on loopback: the acks of one turn go to Redis
- * as one owner-checked script call (not one per message), an id another consumer owns is
- * refused inside such a batch while the others are acked, and a failed ack command is sent once
- * more on the command connection.
+ * as one script call (not one per message); inside the lease since their fetch they skip the
+ * owner check, past it an id another consumer owns is refused inside such a batch while the
+ * others are acked; a failed ack command is sent once more on the command connection.
  */
 import { createClient } from 'redis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -55,31 +55,39 @@ async function countingClient(): Promise<{
   return { client, scripts: () => scripts, failNext };
 }
 
-/** A source on `stream` (group `g`, consumer `a`) over two counting connections. */
-async function countedSource(stream: string) {
+/**
+ * A source on `stream` (group `g`, consumer `a`) over two counting connections. `ackWindow` 0:
+ * every ack is owner-checked, as one past the lease since its fetch.
+ */
+async function countedSource(
+  stream: string,
+  { ackWindow, lease }: { ackWindow?: number; lease?: number } = {},
+) {
   admin.track(stream, `${stream}:dead`);
   const cmd = await countingClient();
   const read = await countingClient();
   await createGroup(cmd.client, stream, 'g');
   await loadScripts(cmd.client);
-  const source = new RedisStreamSource(cmd.client, read.client, false, {
-    stream,
-    group: 'g',
-    consumer: 'a',
-  });
+  const source = new RedisStreamSource(
+    cmd.client,
+    read.client,
+    false,
+    { stream, group: 'g', consumer: 'a', ...(lease === undefined ? {} : { lease }) },
+    ackWindow,
+  );
   return { source, scripts: () => cmd.scripts() + read.scripts(), cmd, read };
 }
 
 const never = new AbortController().signal;
 
 describe('Redis source acks', () => {
-  it('acks issued in one turn go in one script call; an id another consumer owns is refused, the others acked', async () => {
+  it('acks issued in one turn go in one script call; past the ack window an id another consumer owns is refused, the others acked', async () => {
     const stream = uniqueStream('racks');
     await admin.fill(
       stream,
       Array.from({ length: 6 }, (_, i) => ({ i })),
     );
-    const { source, scripts } = await countedSource(stream);
+    const { source, scripts } = await countedSource(stream, { ackWindow: 0 });
     try {
       const messages = await source.fetch(6, never);
       expect(messages).toHaveLength(6);
@@ -122,7 +130,8 @@ describe('Redis source acks', () => {
       stream,
       Array.from({ length: 300 }, (_, i) => ({ i })),
     );
-    const { source, scripts } = await countedSource(stream);
+    // Owner-checked (the range lookup is what this is about).
+    const { source, scripts } = await countedSource(stream, { ackWindow: 0 });
     try {
       // 300 entries pending for `a`; ack the first and the last few together: the range between
       // them holds more of a's pending entries than the script's first look covers.
@@ -135,6 +144,122 @@ describe('Redis source acks', () => {
       expect(await admin.pending(stream)).toBe(294);
       await Promise.all(messages.slice(3, -3).map((m) => source.ack(m)));
       expect(await admin.pending(stream)).toBe(0);
+    } finally {
+      await source.close();
+    }
+  });
+
+  it('inside the lease since its fetch an ack skips the owner check (an entry moved by hand with XCLAIM 0 is acked anyway)', async () => {
+    const stream = uniqueStream('rfast');
+    await admin.fill(stream, [{ i: 1 }, { i: 2 }]);
+    // The default lease (30 s): the acks below run well inside it.
+    const { source, scripts } = await countedSource(stream);
+    try {
+      const messages = await source.fetch(2, never);
+      // Against the protocol (sluice's consumers claim only entries idle for `lease`): b takes
+      // message 0 at once. The owner check would refuse a's ack; inside the window there is none.
+      await admin.client.sendCommand(['XCLAIM', stream, 'g', 'b', '0', messages[0]!.id, 'JUSTID']);
+      const before = scripts();
+      const outcomes = await Promise.allSettled(messages.map((m) => source.ack(m)));
+      expect(outcomes.map((o) => o.status)).toEqual(['fulfilled', 'fulfilled']);
+      expect(scripts() - before).toBe(1);
+      expect(await admin.pending(stream)).toBe(0);
+    } finally {
+      await source.close();
+    }
+  });
+
+  it('past the lease since its fetch an ack is owner-checked: refused once another consumer claimed the entry (XAUTOCLAIM)', async () => {
+    const stream = uniqueStream('rlatefast');
+    await admin.fill(stream, [{ i: 1 }]);
+    // The default window (= lease), a lease short enough for b to claim the entry by the protocol.
+    const { source } = await countedSource(stream, { lease: 50 });
+    const b = new RedisStreamSource(admin.client, (await countingClient()).client, false, {
+      stream,
+      group: 'g',
+      consumer: 'b',
+      lease: 50,
+    });
+    try {
+      const [m] = await source.fetch(1, never);
+      // b's XAUTOCLAIM takes it only once it was idle for 50 ms: by then a's window is over.
+      await admin.until(async () => (await b.fetch(1, never)).length === 1, 'b claimed it');
+      await expect(source.ack(m!)).rejects.toMatchObject({ code: 'ERR_LEASE_LOST' });
+      const owner = (await admin.client.sendCommand([
+        'XPENDING',
+        stream,
+        'g',
+        '-',
+        '+',
+        '1',
+      ])) as unknown[][];
+      expect(owner.map((row) => [row[0], row[1]])).toEqual([[m!.id, 'b']]);
+    } finally {
+      await source.close();
+      await b.close();
+    }
+  });
+
+  it('a message the source did not hand out (no fetch time) is always owner-checked', async () => {
+    const stream = uniqueStream('rforeign');
+    await admin.fill(stream, [{ i: 1 }]);
+    const { source } = await countedSource(stream);
+    try {
+      const [m] = await source.fetch(1, never);
+      await admin.client.sendCommand(['XCLAIM', stream, 'g', 'b', '0', m!.id, 'JUSTID']);
+      // The same id and fields, in a plain object: the source cannot tell when it was delivered.
+      const copy = { ...m! };
+      await expect(source.ack(copy)).rejects.toMatchObject({ code: 'ERR_LEASE_LOST' });
+      expect(await admin.pending(stream)).toBe(1);
+    } finally {
+      await source.close();
+    }
+  });
+
+  it('a heartbeat restarts the ack window: past the lease since the fetch, an entry heartbeaten since skips the check, the other does not', async () => {
+    const stream = uniqueStream('rbeat');
+    await admin.fill(stream, [{ i: 1 }, { i: 2 }]);
+    const { source } = await countedSource(stream, { lease: 300 });
+    try {
+      const [beaten, idle] = await source.fetch(2, never);
+      // Both idle past the lease (nobody claims them here): the fetch's window is over.
+      await admin.until(async () => {
+        const rows = (await admin.client.sendCommand([
+          'XPENDING',
+          stream,
+          'g',
+          '-',
+          '+',
+          '10',
+        ])) as [string, string, number][];
+        return rows.every((row) => Number(row[2]) >= 300);
+      }, 'both idle past the lease');
+      expect(await source.heartbeat(beaten!)).toBe(true);
+      // b takes both by hand (against the protocol): only the owner check would notice.
+      for (const m of [beaten!, idle!])
+        await admin.client.sendCommand(['XCLAIM', stream, 'g', 'b', '0', m.id, 'JUSTID']);
+      await expect(source.ack(beaten!)).resolves.toBeUndefined();
+      await expect(source.ack(idle!)).rejects.toMatchObject({ code: 'ERR_LEASE_LOST' });
+      expect(await admin.pending(stream)).toBe(1);
+    } finally {
+      await source.close();
+    }
+  });
+
+  it('a batch holding one ack past the window is owner-checked as a whole', async () => {
+    const stream = uniqueStream('rmixed');
+    await admin.fill(stream, [{ i: 1 }, { i: 2 }]);
+    const { source } = await countedSource(stream);
+    try {
+      const messages = await source.fetch(2, never);
+      await admin.client.sendCommand(['XCLAIM', stream, 'g', 'b', '0', messages[0]!.id, 'JUSTID']);
+      // Message 1 from this fetch (fresh), message 0 as a copy (no fetch time), in one turn.
+      const outcomes = await Promise.allSettled([
+        source.ack({ ...messages[0]! }),
+        source.ack(messages[1]!),
+      ]);
+      expect(outcomes.map((o) => o.status)).toEqual(['rejected', 'fulfilled']);
+      expect(await admin.pending(stream)).toBe(1);
     } finally {
       await source.close();
     }

@@ -7,9 +7,10 @@
  *   retries), looped until the cursor returns to `0-0` or the free slots are filled, then
  *   `XREADGROUP COUNT <free> BLOCK <fetchWait>` on a dedicated connection. `close()` interrupts the
  *   block with `CLIENT UNBLOCK`, so it never waits out the block time.
- * - ack: `XACK`, batched per event-loop turn. Retry: the entry stays pending and its idle time is
- *   set to `lease - delay`, so it becomes claimable after `delay` — the backoff lives in Redis,
- *   not in this process (delays above `lease` are capped to it).
+ * - ack: `XACK`, batched per event-loop turn, in one script call (see ownership below). Retry:
+ *   the entry stays pending and its idle time is set to `lease - delay`, so it becomes claimable
+ *   after `delay` — the backoff lives in Redis, not in this process (delays above `lease` are
+ *   capped to it).
  * - delivery counts come from the pending entries list (`XPENDING`); dead letters go to
  *   `deadLetterStream`, in one script with the `XACK`: a copy of every field of the original
  *   entry (a malformed one too), plus `sluice-id`, `sluice-stream`, `sluice-group`,
@@ -19,10 +20,41 @@
  *   reported, not stolen back).
  * - retention: acked entries stay in the stream (another group may still read them) unless
  *   `deleteOnAck` is set; trim by your own policy otherwise.
- * - ownership: every ack, retry, release and dead letter runs in a Lua script that first checks
- *   that this consumer still owns the entry (`XPENDING`), as the heartbeat does. A consumer
- *   whose event loop stalled past `lease` while another claimed its entry has its late ack
- *   refused (`LeaseLostError`), instead of silently ending the other consumer's delivery.
+ * - ownership: every retry, release and dead letter runs in a Lua script that first checks
+ *   that this consumer still owns the entry (`XPENDING`), as the heartbeat does; so does an ack
+ *   past the lease (below). A consumer whose event loop stalled past `lease` while another
+ *   claimed its entry has its late ack refused (`LeaseLostError`), instead of silently ending
+ *   the other consumer's delivery.
+ * - acks inside the lease skip that check. Before each fetch the reading connection sends
+ *   `TIME`, ahead of the `XAUTOCLAIM`/`XREADGROUP` that may deliver entries; Redis starts an
+ *   entry's idle time when it delivers it, so every entry of that fetch became idle at or after
+ *   that server time `since`. The ack script (`ACK_IF_OWNED`) reads `TIME` again: while now is
+ *   less than `lease` past the oldest `since` of its batch, no entry of the batch can have been
+ *   idle for `lease`, so no consumer claiming with min-idle-time `lease` can have taken one, and
+ *   it runs the variadic `XACK` alone (per 64 acks Redis spends 37–53 µs on it instead of
+ *   122–148 µs for the owner-checked script, the `XACK` itself ~15 µs in both; BENCHMARKS.md).
+ *   Past that, the owner check runs as before. The comparison is made inside Redis at the moment of the `XACK`, on the clock
+ *   Redis counts idle time with, so nothing has to be assumed about how long the ack took to
+ *   get there: an ack queued behind a reconnect, a blocked read or a stalled event loop is judged
+ *   when it runs, and the retry of a failed ack on the command connection is judged again.
+ *   What changes idle time, and why the window still holds:
+ *   - a heartbeat (`XCLAIM … IDLE 0`, only if still ours) restarts it: the heartbeat sends its
+ *     own `TIME` first, and a confirmed heartbeat moves the message's `since` to it;
+ *   - a retry (`IDLE lease - delay`) and a release (`IDLE lease`) make the entry look *older*,
+ *     but they end this delivery: no ack follows for that message (a redelivery is a new
+ *     message with its own `since`); a dead letter is owner-checked and acks in its own script;
+ *   - another consumer's `XAUTOCLAIM` takes an entry only once idle for `lease`; its new
+ *     delivery starts a new idle time that this consumer's `since` does not cover, but this
+ *     consumer's window ended before that claim could happen;
+ *   - the deduplication key is released only after the ack was applied, as before.
+ *   What the window assumes: every consumer of the group uses the same `lease` (or a longer one)
+ *   and nobody moves entries by hand (`XCLAIM` with a smaller min-idle-time), and Redis's clock
+ *   does not step back between a claim and the ack (a failover keeps the window: the idle time
+ *   and `since` are compared on the same server's clock). If one of those breaks, the cost is
+ *   bounded: an ack is only ever sent after this consumer's handler succeeded, so no message is
+ *   lost; what is lost is the `LeaseLostError` report, and the other consumer's delivery of the
+ *   same message ends early (its own ack then counts as acked, as below).
+ *   A message object the source did not hand out (no `since`) is always checked.
  * - group membership: a consumer that closes with nothing pending deletes itself from the group
  *   (`XGROUP DELCONSUMER`, checked and done in one script). One that crashed stays listed; its
  *   pending entries are claimed by others after `lease`, and every new source deletes the

@@ -30,41 +30,60 @@ return owned
 /**
  * `XACK` (and `XDEL` when asked) each id this consumer still owns. A plain `XACK` from a
  * consumer whose entry was claimed by another (its event loop stalled past `lease`) would
- * silently end the other consumer's delivery while its handler runs; here the owner is checked
- * in the same script, so that late ack is refused. An id no longer pending at all (acked
- * already, e.g. our own ack sent again after a dropped connection) is left alone and not refused.
- * KEYS[1] = stream; ARGV = group, consumer, '1' to XDEL, ids…
+ * silently end the other consumer's delivery while its handler runs; so the owner is checked in
+ * the same script, and that late ack is refused — unless no other consumer can have claimed the
+ * entries yet (the fast path below). An id no longer pending at all (acked already, e.g. our own
+ * ack sent again after a dropped connection) is left alone and not refused.
+ * KEYS[1] = stream; ARGV = group, consumer, '1' to XDEL, since, lease, ids…
  * Returns the ids refused (now owned by another consumer).
  *
- * Cost: the owner check is one `XPENDING … <lowest id> <highest id> <count> <consumer>` (this
- * consumer's own pending entries in the ids' range: a batch of acks is usually one fetch's
- * entries, next to each other) and one variadic `XACK`, not one `XPENDING` and one `XACK` per
- * id — per id, the script cost Redis ~3 µs, as much as a whole hand-written consume loop. An id
- * that range does not show as ours (claimed by another consumer, acked already, or past the
- * count) is looked up on its own, as before.
+ * Fast path, inside the lease: `since` is a server time (ms, from `TIME`) read on the reading
+ * connection before the command that delivered the oldest of these entries, so each entry's
+ * delivery time (the start of its idle time) is at or after `since`. While the server's clock
+ * now is less than `lease` past `since`, no entry can have been idle for `lease` ms, so no
+ * consumer claiming with min-idle-time `lease` (`XAUTOCLAIM`) can have taken one: every id is
+ * still ours or already acked, and the variadic `XACK` alone is exactly as safe as the check.
+ * The comparison runs here, at the moment of the `XACK`, on the clock Redis counts idle time
+ * with: no allowance for time in flight, a queued command or a stalled client is needed.
+ * `since` = 0: unknown (not fetched by this source): always checked.
+ *
+ * Checked path, its cost: the owner check is one `XPENDING … <lowest id> <highest id> <count>
+ * <consumer>` (this consumer's own pending entries in the ids' range: a batch of acks is usually
+ * one fetch's entries, next to each other) and one variadic `XACK`, not one `XPENDING` and one
+ * `XACK` per id. An id that range does not show as ours (claimed by another consumer, acked
+ * already, or past the count) is looked up on its own.
  */
 export const ACK_IF_OWNED = `
 local group, me = ARGV[1], ARGV[2]
+local since = tonumber(ARGV[4])
+if since > 0 then
+  local t = redis.call('TIME')
+  if tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) - since < tonumber(ARGV[5]) then
+    redis.call('XACK', KEYS[1], group, unpack(ARGV, 6))
+    if ARGV[3] == '1' then redis.call('XDEL', KEYS[1], unpack(ARGV, 6)) end
+    return {}
+  end
+end
 local function parse(id)
   local dash = string.find(id, '-', 1, true)
   if not dash then return tonumber(id) or 0, 0 end
   return tonumber(string.sub(id, 1, dash - 1)) or 0, tonumber(string.sub(id, dash + 1)) or 0
 end
-local lo, hi = ARGV[4], ARGV[4]
+local lo, hi = ARGV[6], ARGV[6]
 local lms, lseq = parse(lo)
 local hms, hseq = lms, lseq
-for i = 5, #ARGV do
+for i = 7, #ARGV do
   local ms, seq = parse(ARGV[i])
   if ms < lms or (ms == lms and seq < lseq) then lo, lms, lseq = ARGV[i], ms, seq end
   if ms > hms or (ms == hms and seq > hseq) then hi, hms, hseq = ARGV[i], ms, seq end
 end
-local n = #ARGV - 3
+local n = #ARGV - 5
 local mine = {}
 for _, row in ipairs(redis.call('XPENDING', KEYS[1], group, lo, hi, 2 * n + 64, me)) do
   mine[row[1]] = true
 end
 local acks, refused = {}, {}
-for i = 4, #ARGV do
+for i = 6, #ARGV do
   local id = ARGV[i]
   if mine[id] then
     acks[#acks + 1] = id

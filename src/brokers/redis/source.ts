@@ -97,12 +97,15 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
   readonly #field: string;
   readonly #block: number;
   readonly #lease: number;
+  /** How long after its fetch an ack skips the owner check (ms, as the script's argument). */
+  readonly #ackWindow: string;
   readonly #deleteOnAck: boolean;
-  readonly #acks: Batcher<string, ReadonlySet<string>>;
+  /** Acks issued since the last flush, sent as one script call (see `#flushAcks`). */
+  #acks: PendingAcks | undefined;
   readonly #delay: ReturnType<typeof delayKeys>;
   /** When (performance.now()) the delayed set is looked at next. */
   #promoteAt = 0;
-  readonly #beats: Batcher<string, unknown>;
+  readonly #beats: Batcher<string, { owned: unknown; at: number }>;
   #readId: string | undefined;
   #claimCursor = '0-0';
   #lastClaim = 0;
@@ -115,8 +118,17 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
    */
   readonly orderedAcks = true;
 
-  /** @internal use {@link redisSource} */
-  constructor(cmd: AnyRedisClient, read: AnyRedisClient, ownsCmd: boolean, o: RedisSourceOptions) {
+  /**
+   * @internal use {@link redisSource}. `ackWindow` (tests only): how long after its fetch an
+   * ack skips the owner check; never more than `lease` (the default), 0 = always checked.
+   */
+  constructor(
+    cmd: AnyRedisClient,
+    read: AnyRedisClient,
+    ownsCmd: boolean,
+    o: RedisSourceOptions,
+    ackWindow?: number,
+  ) {
     this.#cmd = cmd;
     this.#read = read;
     this.#ownsCmd = ownsCmd;
@@ -129,11 +141,17 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
     this.#field = o.field ?? 'body';
     this.#block = o.fetchWait ?? SOURCE_DEFAULTS.fetchWait;
     this.#lease = o.lease ?? SOURCE_DEFAULTS.lease;
+    this.#ackWindow = String(Math.min(this.#lease, ackWindow ?? this.#lease));
     this.heartbeatInterval = Math.max(10, Math.floor(this.#lease / 3));
     this.#deleteOnAck = o.deleteOnAck ?? false;
     this.#delay = delayKeys(this.stream);
-    this.#acks = new Batcher((ids) => this.#ackOnce(ids, this.#fetching ? this.#cmd : this.#read));
-    this.#beats = new Batcher((ids) => this.#claimOwned(ids, 0));
+    this.#beats = new Batcher(async (ids) => {
+      // The server's clock before the XCLAIM that restarts the idle time: acks may skip the
+      // owner check for `lease` past it, as past a fetch (see ACK_IF_OWNED).
+      const at = this.#serverTime(this.#cmd);
+      const owned = await this.#claimOwned(ids, 0);
+      return { owned, at: await at };
+    });
     // A reconnect gives the reading connection a new id; look it up again before the next block.
     read.on('ready', () => {
       this.#readId = undefined;
@@ -143,7 +161,7 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
   async fetch(max: number, signal: AbortSignal): Promise<RedisMessage[]> {
     if (this.#closed) throw closedError('Redis');
     // Acks issued since the last fetch go first, down the same connection as the reads below.
-    this.#acks.flush();
+    this.#flushAcks();
     if (signal.aborted) return [];
     this.#fetching = true;
     try {
@@ -154,8 +172,11 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
   }
 
   async #fetch(max: number, signal: AbortSignal): Promise<RedisMessage[]> {
+    // The server's clock before anything this fetch delivers: the start of every delivered
+    // entry's idle time is at or after it (same connection, executed first). See ACK_IF_OWNED.
+    const since = this.#serverTime(this.#read);
     await this.#promote();
-    const claimed = await this.#claim(max);
+    const claimed = await this.#claim(max, since);
     const room = max - claimed.length;
     if (room <= 0 || signal.aborted) return claimed;
     this.#readId ??= String(await this.#read.sendCommand(['CLIENT', 'ID']));
@@ -181,7 +202,7 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
     try {
       const reply = (await this.#withGroup(() => this.#read.sendCommand(args, BUFFERS))) as Reply;
       const entries = (reply?.[0] as unknown[] | undefined)?.[1] as unknown[] | undefined;
-      const read = this.#toMessages(entries ?? []);
+      const read = this.#toMessages(entries ?? [], await since);
       return claimed.length === 0 ? read : claimed.concat(read);
     } finally {
       signal.removeEventListener('abort', unblock);
@@ -190,8 +211,17 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
   }
 
   ack(message: RedisMessage): Promise<void> {
-    // Not async, and the refused ids looked up in a Set made once per XACK: this is per message.
-    return this.#acks.add(message.id).then((refused) => {
+    // Not async, one promise per message (the `then`), the refused ids looked up in a Set made
+    // once per script call: this is per message.
+    let batch = this.#acks;
+    if (batch === undefined) {
+      batch = this.#acks = new PendingAcks();
+      setImmediate(() => this.#flushAcks());
+    }
+    batch.messages.push(message);
+    const reply = batch.reply;
+    if (batch.messages.length >= MAX_ACK_BATCH) this.#flushAcks();
+    return reply.then((refused) => {
       if (refused !== NONE_REFUSED && refused.has(message.id))
         throw new LeaseLostError(message.id, 'ack');
       if (message.key !== undefined) return this.#releaseKey(message);
@@ -224,7 +254,10 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
   }
 
   async heartbeat(message: RedisMessage): Promise<boolean> {
-    return isIn(await this.#beats.add(message.id), message.id);
+    const { owned, at } = await this.#beats.add(message.id);
+    if (!isIn(owned, message.id)) return false;
+    HeldEntry.renew(message, at);
+    return true;
   }
 
   async deadLetter(message: RedisMessage, error: Error): Promise<void> {
@@ -323,27 +356,46 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
   }
 
   /**
-   * XACK (in a script that first checks the owner: see `ACK_IF_OWNED`) of every ack issued in
-   * one turn; resolves with the set of ids refused because another consumer owns them now. The script is idempotent, so an ack lost
-   * with a dropped connection is sent once more: node-redis
-   * queues it until it has reconnected. That spares a duplicate run of a handler that already
-   * succeeded. Bounded by `lease`: after that the entry may be reclaimed anyway.
+   * Sends the acks collected so far (at the next `setImmediate`, at a fetch, or when 1000 are
+   * waiting): on the reading connection while no fetch runs, so they reach Redis ahead of the
+   * next read (`orderedAcks`); on the command connection while one does (the read may block).
    */
-  async #ackOnce(ids: string[], via: AnyRedisClient): Promise<ReadonlySet<string>> {
-    const refused = (await this.#ackScript(ids, via)) as unknown[];
+  #flushAcks(): void {
+    const batch = this.#acks;
+    if (batch === undefined) return;
+    this.#acks = undefined;
+    this.#ackOnce(batch.messages, this.#fetching ? this.#cmd : this.#read).then(
+      batch.resolve,
+      batch.reject,
+    );
+  }
+
+  /**
+   * XACK of every ack issued in one turn, in one script call (owner-checked past the lease since
+   * the oldest message's fetch: see `ACK_IF_OWNED`); resolves with the set of ids refused because
+   * another consumer owns them now. The script is idempotent, so an ack lost with a dropped
+   * connection is sent once more: node-redis queues it until it has reconnected. That spares a
+   * duplicate run of a handler that already succeeded; the resent script judges the window again
+   * when it runs. Bounded by `lease`: after that the entry may be reclaimed anyway.
+   */
+  async #ackOnce(messages: RedisMessage[], via: AnyRedisClient): Promise<ReadonlySet<string>> {
+    const refused = (await this.#ackScript(messages, via)) as unknown[];
     return refused.length === 0 ? NONE_REFUSED : new Set(refused.map(String));
   }
 
   /** The ack script's reply (the refused ids), on `via`, then once more on the command connection. */
-  async #ackScript(ids: string[], via: AnyRedisClient): Promise<unknown> {
+  async #ackScript(messages: RedisMessage[], via: AnyRedisClient): Promise<unknown> {
+    // The ids, and the oldest fetch's server time among them: the script acks without the
+    // owner check while the server's clock is less than the lease past it (0: always checked).
+    const args = [this.group, this.consumer, this.#deleteOnAck ? '1' : '0', '', this.#ackWindow];
+    let since = Number.POSITIVE_INFINITY;
+    for (const message of messages) {
+      args.push(message.id);
+      since = Math.min(since, HeldEntry.since(message));
+    }
+    args[3] = String(since);
     const send = (client: AnyRedisClient) =>
-      evalScript(
-        client,
-        ACK_IF_OWNED,
-        [this.stream],
-        [this.group, this.consumer, this.#deleteOnAck ? '1' : '0', ...ids],
-        this.#cmd,
-      );
+      evalScript(client, ACK_IF_OWNED, [this.stream], args, this.#cmd);
     try {
       return await send(via);
     } catch {
@@ -363,8 +415,22 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
     return Math.max(10, Math.min(1000, Math.floor(this.#lease / 4)));
   }
 
+  /**
+   * `TIME` on `client` as ms, or 0 when it fails (then the entries it dates are always
+   * owner-checked). Sent at once, awaited when the entries are built.
+   */
+  #serverTime(client: AnyRedisClient): Promise<number> {
+    return client.sendCommand(['TIME']).then(
+      (reply) => {
+        const [seconds, micros] = reply as unknown as [string, string];
+        return Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
+      },
+      () => 0,
+    );
+  }
+
   /** XAUTOCLAIM looped until the cursor wraps to 0-0 (or `max` entries are claimed). */
-  async #claim(max: number): Promise<RedisMessage[]> {
+  async #claim(max: number, since: Promise<number>): Promise<RedisMessage[]> {
     const now = Date.now();
     if (this.#claimCursor === '0-0' && now - this.#lastClaim < this.#claimEvery()) return [];
     if (this.#claimCursor === '0-0') this.#lastClaim = now;
@@ -396,7 +462,7 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
         if (Array.isArray(entry) && entry[1] !== null) entries.push(entry);
     } while (this.#claimCursor !== '0-0' && entries.length < max && calls < 8);
     if (entries.length === 0) return [];
-    return this.#toMessages(entries, await this.#deliveryCounts(entries));
+    return this.#toMessages(entries, await since, await this.#deliveryCounts(entries));
   }
 
   /** Delivery counts of claimed entries, from the pending entries list (one pipelined XPENDING each). */
@@ -413,7 +479,7 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
     return counts;
   }
 
-  #toMessages(entries: unknown[], counts?: Map<string, number>): RedisMessage[] {
+  #toMessages(entries: unknown[], since: number, counts?: Map<string, number>): RedisMessage[] {
     const messages: RedisMessage[] = [];
     for (const entry of entries) {
       const rawId = (entry as [Buffer])[0];
@@ -432,12 +498,13 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
         }
       }
       // Optional fields only when present (absent, not undefined), without a spread per message.
-      const message: { -readonly [K in keyof RedisMessage]: RedisMessage[K] } = {
+      const message: { -readonly [K in keyof RedisMessage]: RedisMessage[K] } = new HeldEntry(
         id,
-        body: body ?? EMPTY,
-        deliveryCount: counts?.get(id) ?? 1,
-        stream: this.stream,
-      };
+        body ?? EMPTY,
+        counts?.get(id) ?? 1,
+        this.stream,
+        since,
+      );
       if (key !== undefined) message.key = key;
       if (headers !== undefined) message.headers = Object.fromEntries(headers);
       if (body === undefined) {
@@ -472,6 +539,63 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
 }
 
 const EMPTY = new Uint8Array(0);
+
+/** Most acks sent in one script call. */
+const MAX_ACK_BATCH = 1000;
+
+/**
+ * The acks of one flush and the promise of their script's reply: one promise per batch (each
+ * `ack` adds one `then` to it), not a promise and its resolvers per message.
+ */
+class PendingAcks {
+  readonly messages: RedisMessage[] = [];
+  readonly reply: Promise<ReadonlySet<string>>;
+  resolve!: (refused: ReadonlySet<string>) => void;
+  reject!: (error: unknown) => void;
+
+  constructor() {
+    this.reply = new Promise((resolve, reject) => {
+      this.resolve = resolve;
+      this.reject = reject;
+    });
+  }
+}
+
+/**
+ * A message as the source hands it out. The server time its fetch started (see `ACK_IF_OWNED`)
+ * is a private field, not a WeakMap entry keyed by the message (an ephemeron-table insert per
+ * message), and not a visible property.
+ */
+class HeldEntry implements RedisMessage {
+  readonly id: string;
+  readonly body: Uint8Array;
+  readonly deliveryCount: number;
+  readonly stream: string;
+  // Declared only: set when present, absent (not undefined) otherwise.
+  declare readonly key?: string;
+  declare readonly headers?: Readonly<Record<string, string>>;
+  declare readonly malformed?: string;
+  /** Server time (ms) read before the command that delivered it (or last heartbeat); 0 = unknown. */
+  #since: number;
+
+  constructor(id: string, body: Uint8Array, deliveryCount: number, stream: string, since: number) {
+    this.id = id;
+    this.body = body;
+    this.deliveryCount = deliveryCount;
+    this.stream = stream;
+    this.#since = since;
+  }
+
+  /** The server time before `message`'s delivery; 0 for a message this source did not build. */
+  static since(message: RedisMessage): number {
+    return message instanceof HeldEntry ? message.#since : 0;
+  }
+
+  /** A heartbeat restarted the idle time after server time `at` (0: unknown, keep the old). */
+  static renew(message: RedisMessage, at: number): void {
+    if (message instanceof HeldEntry && at > message.#since) message.#since = at;
+  }
+}
 
 /** An ack script's reply when it refused no id (the usual case): shared, never built per batch. */
 const NONE_REFUSED: ReadonlySet<string> = new Set();
