@@ -27,7 +27,10 @@ export interface DeadLetter {
   readonly id: string;
   /** The failed message's id in its queue (entry id, stream sequence, row id), when known. */
   readonly messageId: string | undefined;
-  /** The message body, as the handler received it. */
+  /**
+   * The message body: its raw bytes as the broker delivered them, before `decode` (a `Buffer`
+   * on Node; `JSON.parse(new TextDecoder().decode(body))` for the default JSON decoding).
+   */
   readonly body: Uint8Array;
   /** The last error's message (cut to 4096 characters when written). */
   readonly error: string;

@@ -33,6 +33,10 @@ export interface GateOptions<J> {
    * {@link RateLimiter}, e.g. one `rateLimiter()` shared by several pools, or `redisRateLimiter()`
    * shared by processes on many machines. A job waiting on the rate holds no slot.
    *
+   * A start is counted when the pool takes its permit, just before calling the job: a job's own
+   * clock reading comes later by that gap (µs; ms on first use or under OS preemption), so give
+   * a strict remote limit a margin.
+   *
    * Memory: the in-process window logs at most `limit` start times; above a `limit` of 1024,
    * starts less than `interval / 1024` ms apart share one entry (~1024 per window, however high
    * the limit), and such a start may count as leaving the window up to `interval / 1024` ms

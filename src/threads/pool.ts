@@ -6,6 +6,7 @@ import {
   argument,
   invalidArgument,
   invalidOption,
+  type Label,
   nonEmptyString,
   nonNegativeInt,
   optionalDuration,
@@ -96,7 +97,7 @@ export class ThreadPool<J, R> {
     // null and undefined both mean "the defaults", as for Pool.
     const opts = optionsObject<ThreadPoolOptions<J>>(argument('opts'), options) ?? {};
     refuseAdaptive(opts);
-    const threads = positiveInt('threads', opts.threads ?? availableParallelism());
+    const threads = threadCount('threads', opts.threads ?? availableParallelism());
     this.#threads = threads;
     this.#queueSize = nonNegativeInt('queueSize', opts.queueSize ?? 2 * threads);
     if (opts.name !== undefined) nonEmptyString('name', opts.name);
@@ -302,10 +303,10 @@ export class ThreadPool<J, R> {
    * job after an earlier `resize` down stays instead, so no more than `threads` jobs run once
    * the count is back up. Down: surplus threads finish their job and leave; jobs sent to them
    * and not started move to other threads.
-   * @throws RangeError/TypeError when `threads` is not a positive integer.
+   * @throws RangeError/TypeError when `threads` is not an integer from 1 to 1024.
    */
   resize(threads: number): void {
-    positiveInt(argument('threads'), threads);
+    threadCount(argument('threads'), threads);
     this.#threads = threads;
     this.#pool.resize(this.#capacity(threads));
     this.#scheduler.resize(threads);
@@ -441,4 +442,21 @@ function refuseAdaptive(opts: object): void {
       );
     }
   }
+}
+
+/**
+ * The most threads a ThreadPool starts. Each is a V8 isolate (~10 MB and tens of ms to start,
+ * all started at construction), and CPU work gains nothing past the cores: a count far above
+ * this is a mistake (a unit slip, a stray flag) that would otherwise stall the process for
+ * minutes while it starts them and exhaust its memory.
+ */
+const MAX_THREADS = 1024;
+
+/** `threads` (an option or resize()'s argument): an integer from 1 to {@link MAX_THREADS}. */
+function threadCount(name: Label, value: unknown): number {
+  const threads = positiveInt(name, value);
+  if (threads > MAX_THREADS) {
+    invalidOption(name, value, `a positive integer <= ${MAX_THREADS} (threads to start)`, true);
+  }
+  return threads;
 }

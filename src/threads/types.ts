@@ -64,7 +64,10 @@ export interface ThreadPoolOptions<J = unknown> extends GateOptions<J> {
    * Default `'thread-pool'`.
    */
   name?: string;
-  /** Threads to run, a positive integer. Default `os.availableParallelism()`. */
+  /**
+   * Threads to run, an integer from 1 to 1024 (each is a V8 isolate started at construction;
+   * more is refused as a mistake). Default `os.availableParallelism()`.
+   */
   threads?: number;
   /**
    * Accepted jobs waiting for a thread, beyond those the threads hold. Default `2 * threads`;

@@ -36,6 +36,17 @@ describe('ThreadPool module loading', () => {
     expect(() => new ThreadPool(42 as unknown as string)).toThrow(/"module"/);
   });
 
+  it('refuses more than 1024 threads at construction and in resize, before starting any', async () => {
+    const url = fixture('double.ts');
+    const tooMany =
+      /Invalid option "threads": expected a positive integer <= 1024 \(threads to start\), got 99999999999/;
+    expect(() => new ThreadPool(url, { threads: 99_999_999_999 })).toThrow(tooMany);
+    expect(() => new ThreadPool(url, { threads: 1025 })).toThrow(RangeError);
+    await using pool = new ThreadPool(url, { threads: 1 });
+    expect(() => pool.resize(1025)).toThrow(/"threads".*<= 1024.*got 1025/);
+    expect(pool.threads).toBe(1);
+  });
+
   it('refuses an adaptive limit, saying a ThreadPool is sized to the cores', () => {
     const url = fixture('double.ts');
     const limit = adaptive({ min: 1, max: 4 });

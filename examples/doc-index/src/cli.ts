@@ -44,12 +44,22 @@ starting with "-" goes after --:  search --db index.db -- "-x"
 `;
 
 // Plain decimal digits only: Number() would also take "0x2", "1e1", " 2" and "".
-const int = (min: number) => (value: string) => {
-  const n = Number(value);
-  if (!/^\d+$/.test(value) || !Number.isSafeInteger(n) || n < min)
-    throw new InvalidArgumentError(`expected an integer >= ${min}`);
-  return n;
-};
+const int =
+  (min: number, max = Number.MAX_SAFE_INTEGER) =>
+  (value: string) => {
+    const n = Number(value);
+    if (!/^\d+$/.test(value) || !Number.isSafeInteger(n) || n < min || n > max)
+      throw new InvalidArgumentError(
+        max === Number.MAX_SAFE_INTEGER
+          ? `expected an integer >= ${min}`
+          : `expected an integer from ${min} to ${max}`,
+      );
+    return n;
+  };
+
+/** Extraction threads: each is a V8 isolate with pdf.js (tens of MB, ms to start), and past the
+ * cores PDF parsing only slows; a few per core is the most that can help. */
+const MAX_THREADS = Math.max(64, 4 * availableParallelism());
 
 /** `auto`, or an integer >= 1. */
 const intOrAuto = (value: string): number | 'auto' => {
@@ -85,7 +95,12 @@ interface EmbedFlags {
 function addIndexFlags(cmd: Command): Command {
   return cmd
     .requiredOption('--db <path>', 'SQLite index file (created if missing)')
-    .option('--threads <n>', 'extraction threads (stage "extract")', int(1), availableParallelism())
+    .option(
+      '--threads <n>',
+      `extraction threads (stage "extract"), 1..${MAX_THREADS}`,
+      int(1, MAX_THREADS),
+      availableParallelism(),
+    )
     .option(
       '--extract-timeout <ms>',
       'per-document extraction limit, ms (the thread is replaced)',
@@ -108,8 +123,8 @@ function addEmbedderChoice(cmd: Command): Command {
     )
     .option(
       '--embed-threads <n>',
-      'threads of the semantic embedder (default: available parallelism)',
-      int(1),
+      `threads of the semantic embedder, 1..${MAX_THREADS} (default: available parallelism)`,
+      int(1, MAX_THREADS),
     );
 }
 

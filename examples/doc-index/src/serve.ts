@@ -149,8 +149,9 @@ export async function runServe(opts: ServeOptions): Promise<ServeSummary> {
         if (ctx.signal.aborted) throw err; // canceled: back to the broker, not this document's fault
         const error = err as Error & { code?: string };
         if (error.code === 'ERR_EXTRACT') {
+          // Dead-lettered at once by retryIf below, under its own code (ERR_EXTRACT).
           deadLetter(ctx.message.id, doc.path, error);
-          throw new MalformedMessageError(error.message, { cause: error });
+          throw error;
         }
         if (ctx.message.deliveryCount >= maxDeliveries) deadLetter(ctx.message.id, doc.path, error);
         else
@@ -164,8 +165,12 @@ export async function runServe(opts: ServeOptions): Promise<ServeSummary> {
     const consumer = consume<DocumentMessage>(source, handle, {
       name: 'documents', // its events' and metrics' pool label
       concurrency,
-      maxDeliveries,
-      backoff: { initial: opts.retryDelay ?? 1000, max: 60_000 },
+      retry: {
+        attempts: maxDeliveries,
+        backoff: { initial: opts.retryDelay ?? 1000, max: 60_000 },
+        // The same bytes fail the same way on every try: no redelivery.
+        retryIf: (error) => (error as { code?: string }).code !== 'ERR_EXTRACT',
+      },
       decode: (body, message) => {
         try {
           return decodeDocumentMessage(body);
@@ -182,7 +187,7 @@ export async function runServe(opts: ServeOptions): Promise<ServeSummary> {
     if (opts.stop?.aborted) onStop();
     log(
       `serving ${describeSpec(opts.spec)} → ${opts.db} (${concurrency} documents at once, ` +
-        `${extractPool.threads} extraction threads, embedder ${describeIdentity(embedder.identity)})`,
+        `${extractPool.threads} extraction thread${extractPool.threads === 1 ? '' : 's'}, embedder ${describeIdentity(embedder.identity)})`,
     );
     let report: Awaited<typeof consumer.done>;
     try {

@@ -212,6 +212,17 @@ describe('index: the run report and metrics flags', () => {
     }
   });
 
+  it('a huge --threads or --embed-threads is a usage error naming the range, before any thread starts', async () => {
+    const fresh = join(dir, 'threads.db');
+    for (const flag of ['--threads', '--embed-threads']) {
+      const run = await cli(['index', BUNDLED_PDFS, '--db', fresh, flag, '99999999999']);
+      expect(run.code).toBe(2);
+      expect(run.stderr).toMatch(
+        /argument '99999999999' is invalid. expected an integer from 1 to \d+/,
+      );
+    }
+  });
+
   it('an empty --report is a usage error, not a report silently skipped', async () => {
     const run = await cli(['index', BUNDLED_PDFS, '--db', join(dir, 'r.db'), '--report', '']);
     expect(run.code).toBe(2);

@@ -13,6 +13,8 @@ import { createClient } from 'redis';
 export interface DeadLetterSeen {
   body: string;
   error: string;
+  /** The error's code as the source wrote it ('' when it had none). */
+  code: string;
 }
 
 export interface QueueProbe {
@@ -40,7 +42,11 @@ export async function redisProbe(): Promise<QueueProbe> {
       ][];
       return entries.map(([, fields]) => {
         const f = Object.fromEntries(fields.flatMap((v, i) => (i % 2 ? [] : [[v, fields[i + 1]]])));
-        return { body: String(f.body), error: String(f['sluice-error']) };
+        return {
+          body: String(f.body),
+          error: String(f['sluice-error']),
+          code: String(f['sluice-code'] ?? ''),
+        };
       });
     },
     async remaining() {
@@ -64,10 +70,10 @@ export async function postgresProbe(): Promise<QueueProbe> {
   return {
     url: `${url}?table=${table}`,
     async deadLetters() {
-      const { rows } = await pool.query<{ body: Buffer; error: string }>(
-        `SELECT body, error FROM "${table}_dead" ORDER BY id`,
+      const { rows } = await pool.query<{ body: Buffer; error: string; code: string | null }>(
+        `SELECT body, error, code FROM "${table}_dead" ORDER BY id`,
       );
-      return rows.map((r) => ({ body: r.body.toString(), error: r.error }));
+      return rows.map((r) => ({ body: r.body.toString(), error: r.error, code: r.code ?? '' }));
     },
     async remaining() {
       return Number((await pool.query(`SELECT count(*) AS n FROM "${table}"`)).rows[0].n);
@@ -90,7 +96,12 @@ export async function natsProbe(): Promise<QueueProbe> {
       const out: DeadLetterSeen[] = [];
       for (let seq = info.state.first_seq; seq <= info.state.last_seq; seq++) {
         const m = await jsm.streams.getMessage(`${stream}_DEAD`, { seq });
-        if (m) out.push({ body: m.string(), error: m.header.get('Sluice-Error') });
+        if (m)
+          out.push({
+            body: m.string(),
+            error: m.header.get('Sluice-Error'),
+            code: m.header.get('Sluice-Error-Code'),
+          });
       }
       return out;
     },
@@ -119,6 +130,7 @@ export async function amqpProbe(): Promise<QueueProbe> {
         out.push({
           body: m.content.toString(),
           error: String(m.properties.headers?.['x-sluice-error']),
+          code: String(m.properties.headers?.['x-sluice-error-code'] ?? ''),
         });
       }
     },

@@ -122,6 +122,12 @@ async function twoServersShareOneQueue(probe: QueueProbe): Promise<void> {
       /cannot extract text from .*broken\.pdf: not a readable PDF/,
     );
     expect(byBody[JSON.stringify({ file: 'no path here' })]).toMatch(/no "path" string/);
+    // Each under its own error's code, so `dead-letters … --code ERR_EXTRACT` finds the PDFs.
+    const codes = Object.fromEntries(dead.map((d) => [d.body, d.code]));
+    expect(codes).toEqual({
+      [JSON.stringify({ path: broken })]: 'ERR_EXTRACT',
+      [JSON.stringify({ file: 'no path here' })]: 'ERR_MESSAGE_MALFORMED',
+    });
     const reported = summaries.flatMap((s) => s.deadLettered.map((d) => d.message)).sort();
     expect(reported).toEqual(dead.map((d) => d.error).sort());
     expect(await probe.remaining()).toBe(0);
