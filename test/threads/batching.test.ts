@@ -23,6 +23,27 @@ describe('ThreadPool batching', () => {
     expect(pool.stats()).toMatchObject({ succeeded: n, running: 0, queued: 0 });
   });
 
+  it('one thread with a long backlog settles each job once with its own result, also after a late crash', async () => {
+    // One thread and a long backlog: thousands of results taken off its list of jobs sent (a
+    // moving head, see SentList), then a crash: results, the crash and the jobs taken back from
+    // the dead thread must still match the right jobs.
+    await using pool = jobsPool({ threads: 1, queueSize: 512 });
+    const n = 6000;
+    const crashAt = 4500;
+    const { sab, runs } = counters(n);
+    const jobs: Job[] = Array.from({ length: n }, (_, i) =>
+      i === crashAt ? { kind: 'exit', code: 4 } : { kind: 'count', sab, i },
+    );
+    const results = await Promise.all(jobs.map((job) => pool.run(job).catch((e: unknown) => e)));
+    expect(results[crashAt]).toBeInstanceOf(WorkerCrashedError);
+    for (let i = 0; i < n; i++) {
+      if (i === crashAt) continue;
+      expect(results[i]).toBe(i);
+      expect(runs[i]).toBe(1);
+    }
+    expect(pool.stats()).toMatchObject({ crashed: 1, succeeded: n - 1, running: 0, queued: 0 });
+  });
+
   it('tells each job its own index, also in a batch whose jobs do not follow one another', async () => {
     await using pool = jobsPool({ threads: 1, queueSize: 512 });
     await batchingOn(pool); // runs one job first: index 0

@@ -4,6 +4,7 @@ import { JobFailedError } from '../../src/errors.js';
 import { BatchSize, MAX_BATCH } from '../../src/threads/batch-size.js';
 import { Fifo } from '../../src/threads/fifo.js';
 import { describeThrown, deserializeError, serializeError } from '../../src/threads/messages.js';
+import { SentList } from '../../src/threads/sent-list.js';
 import { restartDelay } from '../../src/threads/startup.js';
 
 class ParseError extends Error {
@@ -129,6 +130,36 @@ describe('Fifo', () => {
       expect(fifo.shift()?.n).toBe(i);
     }
     expect(fifo.length).toBe(0);
+  });
+});
+
+describe('SentList', () => {
+  it('is first in, first out; takeFrom removes a match and everything after it', () => {
+    const list = new SentList<number>();
+    for (let i = 0; i < 6; i++) list.push(i);
+    expect(list.shift()).toBe(0);
+    expect(list.first()).toBe(1);
+    expect(list.find((n) => n > 2)).toBe(3);
+    expect(list.includes(0)).toBe(false);
+    expect(list.includes(4)).toBe(true);
+    expect(list.takeFrom((n) => n === 9)).toEqual([]);
+    expect(list.takeFrom((n) => n === 3)).toEqual([3, 4, 5]);
+    expect([list.shift(), list.shift(), list.shift()]).toEqual([1, 2, undefined]);
+    expect(list.length).toBe(0);
+  });
+
+  it('keeps memory proportional to what is in it when it never runs empty', () => {
+    // A thread that always holds a second batch: 64 in, 64 out, never empty.
+    const list = new SentList<number>();
+    let next = 0;
+    let expected = 0;
+    for (let i = 0; i < 64; i++) list.push(next++);
+    for (let round = 0; round < 500; round++) {
+      for (let i = 0; i < 64; i++) list.push(next++);
+      for (let i = 0; i < 64; i++) expect(list.shift()).toBe(expected++);
+      expect(list.length).toBe(64);
+      expect(list.backing).toBeLessThanOrEqual(2 * 1024 + 128);
+    }
   });
 });
 
