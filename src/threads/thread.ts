@@ -46,8 +46,11 @@ export interface ThreadEvents<S extends Sent> {
    * (performance.now(), read once per message).
    */
   onResult(thread: Thread<S>, sent: S, error: Error | undefined, value: unknown, at: number): void;
-  /** `count` results arrived in one message (each reported to {@link onResult} before). */
-  onResults(thread: Thread<S>, count: number): void;
+  /**
+   * `count` results arrived in one message (each reported to {@link onResult} before);
+   * `busy`: the ms the thread says it spent on them, when the message says (a `results` one).
+   */
+  onResults(thread: Thread<S>, count: number, busy?: number): void;
   /**
    * The thread could not decode the message that began with job `seq`: none of the jobs sent
    * from there on can start until the pool takes them back.
@@ -273,7 +276,7 @@ export class Thread<S extends Sent> {
   #onMessage(message: FromThread): void {
     switch (message.t) {
       case 'results': {
-        const { seq, values, failed } = message;
+        const { seq, values, failed, busy } = message;
         const at = performance.now();
         let next = 0;
         let count = 0;
@@ -288,7 +291,7 @@ export class Thread<S extends Sent> {
             this.#events.onResult(this, sent, error, undefined, at);
           } else this.#events.onResult(this, sent, undefined, values[i], at);
         }
-        if (count > 0) this.#events.onResults(this, count);
+        if (count > 0) this.#events.onResults(this, count, busy);
         return;
       }
       case 'ok':

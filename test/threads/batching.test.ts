@@ -1,7 +1,8 @@
 // Under a deep backlog several jobs travel in one message; these tests pin that no job is lost,
 // run twice or misattributed when batches meet crashes, cancellations and resizes.
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished, vi } from 'vitest';
 import { AbortError, WorkerCrashedError } from '../../src/errors.js';
+import { BatchSize } from '../../src/threads/batch-size.js';
 import type { Job } from '../fixtures/threads/jobs.js';
 import { batchingOn, cellSet, jobsPool, latch } from './helpers.js';
 
@@ -42,6 +43,36 @@ describe('ThreadPool batching', () => {
       expect(runs[i]).toBe(1);
     }
     expect(pool.stats()).toMatchObject({ crashed: 1, succeeded: n - 1, running: 0, queued: 0 });
+  });
+
+  it('sizes batches by the time the thread spent, not by a stall of the main thread', async () => {
+    // A stalled main thread (a long scavenge while 100,000 submits wait) received the results
+    // late: measured by their arrival, tiny jobs looked like long ones and batches shrank.
+    await using pool = jobsPool({ threads: 1, queueSize: 512 });
+    await pool.run({ kind: 'double', x: 1 }); // the thread is ready and idle
+    const observed: number[] = [];
+    const realObserve = BatchSize.prototype.observe;
+    const observe = vi.spyOn(BatchSize.prototype, 'observe').mockImplementation(function (
+      this: BatchSize,
+      gapMs: number,
+      jobs?: number,
+    ) {
+      observed.push(gapMs);
+      realObserve.call(this, gapMs, jobs);
+    });
+    onTestFinished(() => observe.mockRestore());
+    const stallMs = 300;
+    const runs = Promise.all(
+      Array.from({ length: 8 }, (_, i) => pool.run({ kind: 'double', x: i })),
+    );
+    // Runs right after the dispatch posted the jobs: the thread runs them meanwhile.
+    setImmediate(() => {
+      const until = performance.now() + stallMs;
+      while (performance.now() < until);
+    });
+    expect(await runs).toEqual([0, 2, 4, 6, 8, 10, 12, 14]);
+    expect(observed.length).toBeGreaterThan(0);
+    for (const gap of observed) expect(gap).toBeLessThan(stallMs);
   });
 
   it('tells each job its own index, also in a batch whose jobs do not follow one another', async () => {
