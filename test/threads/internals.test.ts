@@ -1,6 +1,7 @@
 // Unit tests of the ThreadPool internals that need no thread.
 import { describe, expect, it } from 'vitest';
 import { JobFailedError } from '../../src/errors.js';
+import { ParkedRuns } from '../../src/internal/parked-runs.js';
 import { BatchSize, MAX_BATCH } from '../../src/threads/batch-size.js';
 import { Fifo } from '../../src/threads/fifo.js';
 import { describeThrown, deserializeError, serializeError } from '../../src/threads/messages.js';
@@ -159,6 +160,48 @@ describe('SentList', () => {
       for (let i = 0; i < 64; i++) expect(list.shift()).toBe(expected++);
       expect(list.length).toBe(64);
       expect(list.backing).toBeLessThanOrEqual(2 * 1024 + 128);
+    }
+  });
+});
+
+describe('ParkedRuns', () => {
+  it('serves entries first in, first out across chunks, growing and emptying many times', () => {
+    // Chunks of 1,024 entries: runs of pushes and shifts across several chunk boundaries, and
+    // down to empty (where one chunk is kept for reuse), against a plain array.
+    const parked = new ParkedRuns<number, number>();
+    const expected: number[] = [];
+    let order = 0;
+    for (const [pushes, shifts] of [
+      [5000, 3000],
+      [100, 2100],
+      [3000, 1],
+      [0, 2999],
+      [1024, 1024],
+      [2048, 1000],
+    ] as const) {
+      for (let i = 0; i < pushes; i++) {
+        const n = order++;
+        parked.push(
+          n,
+          () => n,
+          () => -n,
+          n,
+        );
+        expected.push(n);
+      }
+      for (let i = 0; i < shifts; i++) {
+        const want = expected.shift();
+        expect(parked.shift()).toBe(want !== undefined);
+        if (want === undefined) continue;
+        expect([parked.job, parked.resolve(0), parked.reject(new Error())]).toEqual([
+          want,
+          want,
+          -want,
+        ]);
+        parked.clearLast();
+      }
+      expect(parked.length).toBe(expected.length);
+      if (expected.length > 0) expect(parked.headOrder).toBe(expected[0]);
     }
   });
 });
