@@ -165,9 +165,9 @@ describe('SentList', () => {
 });
 
 describe('ParkedRuns', () => {
-  it('serves entries first in, first out across chunks, growing and emptying many times', () => {
-    // Chunks of 1,024 entries: runs of pushes and shifts across several chunk boundaries, and
-    // down to empty (where one chunk is kept for reuse), against a plain array.
+  it('serves entries first in, first out, growing, wrapping and emptying many times', () => {
+    // Runs of pushes and shifts across its growth and wrap-around, down to empty and up
+    // again, against a plain array.
     const parked = new ParkedRuns<number, number>();
     const expected: number[] = [];
     let order = 0;
