@@ -56,8 +56,9 @@ export type FromThread =
   /**
    * The outcomes of jobs `seq`, `seq + 1`, …: `values[i]` is job `seq + i`'s value, or its
    * SerializedError when `i` is listed in `failed` (ascending). `busy`: ms the thread spent on
-   * them (from when it began working on them, or on the batch they came in, to this message),
-   * so the pool sizes batches by the thread's own time, not by when results reach it.
+   * them (from when it began working on them, or on the batch they came in, to this message):
+   * the pool's batch sizer counts the gap between results at most 1 ms more than that, so a
+   * stall of the main thread does not make tiny jobs look long.
    */
   | { t: 'results'; seq: number; values: unknown[]; failed: number[]; busy: number }
   /**
