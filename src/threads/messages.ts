@@ -55,9 +55,12 @@ export type FromThread =
   | { t: 'err'; seq: number; error: SerializedError }
   /**
    * The outcomes of jobs `seq`, `seq + 1`, …: `values[i]` is job `seq + i`'s value, or its
-   * SerializedError when `i` is listed in `failed` (ascending).
+   * SerializedError when `i` is listed in `failed` (ascending). `busy`: ms the thread spent on
+   * them (from when it began working on them, or on the batch they came in, to this message):
+   * the pool's batch sizer counts the gap between results at most 1 ms more than that, so a
+   * stall of the main thread does not make tiny jobs look long.
    */
-  | { t: 'results'; seq: number; values: unknown[]; failed: number[] }
+  | { t: 'results'; seq: number; values: unknown[]; failed: number[]; busy: number }
   /**
    * A `run` message could not be decoded in the thread (its `messageerror`), so none of its jobs
    * started. `seq` is where it began: the end of the last `run` message that was decoded.

@@ -40,6 +40,8 @@ export class Outbox {
   #failed: number[] = [];
   /** performance.now() when the first waiting result's job was about to start. */
   #since = 0;
+  /** performance.now() when the thread began the work of the waiting results (see begin). */
+  #busySince = 0;
   #soon = false;
 
   constructor(port: MessagePort, progress: Int32Array) {
@@ -69,6 +71,11 @@ export class Outbox {
     else if (now - this.#since >= FLUSH_MS) this.flush();
   }
 
+  /** The thread starts running jobs after an idle spell, at `now` (performance.now()). */
+  begin(now: number): void {
+    this.#busySince = now;
+  }
+
   /** Flushes once the current event-loop turn has run its course. */
   flushSoon(): void {
     if (this.#soon || this.#values.length === 0) return;
@@ -87,9 +94,13 @@ export class Outbox {
     const failed = this.#failed;
     this.#values = [];
     this.#failed = [];
-    this.#since = performance.now();
+    const now = performance.now();
+    this.#since = now;
+    // Idle time between batches is not counted: begin() moves the start past it.
+    const busy = now - this.#busySince;
+    this.#busySince = now;
     try {
-      this.#post({ t: 'results', seq, values, failed });
+      this.#post({ t: 'results', seq, values, failed, busy });
     } catch {
       // Some value cannot be cloned (postMessage sent nothing): each goes alone, so only the
       // jobs whose values cannot travel fail. Their values are cloned once more.

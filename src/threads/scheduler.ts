@@ -13,7 +13,7 @@ import { coded } from '../internal/options.js';
 import type { Watchdog } from '../observability/watchdog.js';
 import type { ExecutorJob } from '../scheduler/executor.js';
 import { outcomeOf, StatsRecorder } from '../stats.js';
-import { BatchSize } from './batch-size.js';
+import { BATCH_BUDGET_MS, BatchSize } from './batch-size.js';
 import { Fifo } from './fifo.js';
 import { serializeError } from './messages.js';
 import type { ThreadSpec } from './module-spec.js';
@@ -256,8 +256,8 @@ export class Scheduler implements ThreadEvents<Job> {
     this.#settle(job, error, value, at);
   }
 
-  onResults(thread: Thread<Job>, count: number): void {
-    this.#measure(thread, count);
+  onResults(thread: Thread<Job>, count: number, busy?: number): void {
+    this.#measure(thread, count, busy);
     if (thread.retiring && !thread.busy) void thread.terminate();
     this.#scheduleDispatch();
   }
@@ -513,10 +513,22 @@ export class Scheduler implements ThreadEvents<Job> {
     this.#cancel(job, new TimeoutError(timeout));
   }
 
-  /** Feeds the batch sizer the gap since the thread's previous event, over `count` results. */
-  #measure(thread: Thread<Job>, count: number): void {
+  /**
+   * Feeds the batch sizer the time `count` results took: the gap since the thread's previous
+   * event here, which holds the messages' own cost too (a batch of 64 KiB jobs is cloned, sent
+   * and received whole, so it should stay small) — but at most {@link BATCH_BUDGET_MS} more than
+   * the time the thread says it spent on them (`busy`, in `results` messages). The gap also
+   * holds every stall of the main thread (a scavenge of 10–30 ms while 100,000 submits wait):
+   * uncapped, one stall made tiny jobs look like ~0.5 ms jobs, batches fell from 64 to 2–6 and
+   * took a dozen messages to grow back (~400 times per 100,000 jobs).
+   */
+  #measure(thread: Thread<Job>, count: number, busy: number | undefined): void {
     const now = performance.now();
-    this.#batchSize.observe(now - thread.lastEventAt, count);
+    const gap = now - thread.lastEventAt;
+    this.#batchSize.observe(
+      busy === undefined ? gap : Math.min(gap, busy + BATCH_BUDGET_MS),
+      count,
+    );
     thread.lastEventAt = now;
     const limit = this.#batchSize.limit();
     const held = limit === 1 ? 1 : 2 * limit;

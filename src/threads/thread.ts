@@ -24,6 +24,7 @@ import {
   type ThreadData,
 } from './messages.js';
 import { BOOTSTRAP, type ThreadSpec } from './module-spec.js';
+import { SentList } from './sent-list.js';
 
 /** A job handed to a thread. The scheduler owns the rest of its state. */
 export interface Sent {
@@ -45,8 +46,11 @@ export interface ThreadEvents<S extends Sent> {
    * (performance.now(), read once per message).
    */
   onResult(thread: Thread<S>, sent: S, error: Error | undefined, value: unknown, at: number): void;
-  /** `count` results arrived in one message (each reported to {@link onResult} before). */
-  onResults(thread: Thread<S>, count: number): void;
+  /**
+   * `count` results arrived in one message (each reported to {@link onResult} before);
+   * `busy`: the ms the thread says it spent on them, when the message says (a `results` one).
+   */
+  onResults(thread: Thread<S>, count: number, busy?: number): void;
   /**
    * The thread could not decode the message that began with job `seq`: none of the jobs sent
    * from there on can start until the pool takes them back.
@@ -76,7 +80,7 @@ export class Thread<S extends Sent> {
   readonly #clock: Float64Array;
   readonly #events: ThreadEvents<S>;
   /** Jobs sent and not yet reported, oldest first. */
-  readonly #sent: S[] = [];
+  readonly #sent = new SentList<S>();
   #state: 'starting' | 'ready' | 'failed' | 'dead' = 'starting';
   #nextSeq = 0;
   #error: Error | undefined;
@@ -156,7 +160,7 @@ export class Thread<S extends Sent> {
 
   /** The oldest job started and not reported, if any (it may wait in the thread's outbox). */
   running(): S | undefined {
-    const head = this.#sent[0];
+    const head = this.#sent.first();
     return head && this.hasStarted(head) ? head : undefined;
   }
 
@@ -231,8 +235,7 @@ export class Thread<S extends Sent> {
       const cursor = Atomics.load(this.#cursor, 0);
       if (cursor === this.#nextSeq) return [];
       if (Atomics.compareExchange(this.#cursor, 0, cursor, this.#nextSeq) !== cursor) continue;
-      const from = this.#sent.findIndex((sent) => sent.seq === cursor);
-      const taken = from < 0 ? [] : this.#sent.splice(from);
+      const taken = this.#sent.takeFrom((sent) => sent.seq === cursor);
       if (this.#sent.length === 0) this.#worker.unref();
       return taken;
     }
@@ -240,7 +243,7 @@ export class Thread<S extends Sent> {
 
   /** The oldest job sent and not yet reported. */
   oldest(): S | undefined {
-    return this.#sent[0];
+    return this.#sent.first();
   }
 
   find(match: (sent: S) => boolean): S | undefined {
@@ -273,7 +276,7 @@ export class Thread<S extends Sent> {
   #onMessage(message: FromThread): void {
     switch (message.t) {
       case 'results': {
-        const { seq, values, failed } = message;
+        const { seq, values, failed, busy } = message;
         const at = performance.now();
         let next = 0;
         let count = 0;
@@ -288,7 +291,7 @@ export class Thread<S extends Sent> {
             this.#events.onResult(this, sent, error, undefined, at);
           } else this.#events.onResult(this, sent, undefined, values[i], at);
         }
-        if (count > 0) this.#events.onResults(this, count);
+        if (count > 0) this.#events.onResults(this, count, busy);
         return;
       }
       case 'ok':
@@ -323,7 +326,7 @@ export class Thread<S extends Sent> {
    * results in a message that could not be decoded here: they fail as that message's first did.
    */
   #next(seq: number): S | undefined {
-    for (let sent = this.#sent[0]; sent; sent = this.#sent[0]) {
+    for (let sent = this.#sent.first(); sent; sent = this.#sent.first()) {
       const ahead = (seq - sent.seq) | 0;
       if (ahead < 0) return undefined; // stale: a job taken back or already reported
       this.#sent.shift();
@@ -351,7 +354,7 @@ export class Thread<S extends Sent> {
 
   /** A message that cannot be decoded here is the result of the oldest started job. */
   #onUndecodable(error: Error): void {
-    const sent = this.#sent[0];
+    const sent = this.#sent.first();
     if (!sent || !this.hasStarted(sent)) return;
     this.#sent.shift();
     if (this.#sent.length === 0) this.#worker.unref();
@@ -381,7 +384,7 @@ export class Thread<S extends Sent> {
     // What is left started is either finished (its result died with the thread) or was running.
     const lost: S[] = [];
     let running: S | undefined;
-    while (this.#sent[0] && this.hasStarted(this.#sent[0])) {
+    for (let head = this.#sent.first(); head && this.hasStarted(head); head = this.#sent.first()) {
       const sent = this.#sent.shift() as S;
       if (this.hasFinished(sent)) lost.push(sent);
       else running = sent;

@@ -134,6 +134,7 @@ function runOne(worker: ThreadWorker, ctx: JobCtx, job: unknown): Promise<void> 
 
 async function drain(worker: ThreadWorker): Promise<void> {
   draining = true;
+  outbox.begin(performance.now());
   for (let batch = batches.shift(); batch; batch = batches.shift()) {
     for (let i = 0; i < batch.jobs.length; i++) {
       const seq = (batch.seq + i) | 0;

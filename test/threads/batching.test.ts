@@ -1,7 +1,8 @@
 // Under a deep backlog several jobs travel in one message; these tests pin that no job is lost,
 // run twice or misattributed when batches meet crashes, cancellations and resizes.
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished, vi } from 'vitest';
 import { AbortError, WorkerCrashedError } from '../../src/errors.js';
+import { BatchSize } from '../../src/threads/batch-size.js';
 import type { Job } from '../fixtures/threads/jobs.js';
 import { batchingOn, cellSet, jobsPool, latch } from './helpers.js';
 
@@ -21,6 +22,57 @@ describe('ThreadPool batching', () => {
     expect(out).toEqual(Array.from({ length: n }, (_, i) => i));
     expect(runs.every((count) => count === 1)).toBe(true);
     expect(pool.stats()).toMatchObject({ succeeded: n, running: 0, queued: 0 });
+  });
+
+  it('one thread with a long backlog settles each job once with its own result, also after a late crash', async () => {
+    // One thread and a long backlog: thousands of results taken off its list of jobs sent (a
+    // moving head, see SentList), then a crash: results, the crash and the jobs taken back from
+    // the dead thread must still match the right jobs.
+    await using pool = jobsPool({ threads: 1, queueSize: 512 });
+    const n = 6000;
+    const crashAt = 4500;
+    const { sab, runs } = counters(n);
+    const jobs: Job[] = Array.from({ length: n }, (_, i) =>
+      i === crashAt ? { kind: 'exit', code: 4 } : { kind: 'count', sab, i },
+    );
+    const results = await Promise.all(jobs.map((job) => pool.run(job).catch((e: unknown) => e)));
+    expect(results[crashAt]).toBeInstanceOf(WorkerCrashedError);
+    for (let i = 0; i < n; i++) {
+      if (i === crashAt) continue;
+      expect(results[i]).toBe(i);
+      expect(runs[i]).toBe(1);
+    }
+    expect(pool.stats()).toMatchObject({ crashed: 1, succeeded: n - 1, running: 0, queued: 0 });
+  });
+
+  it('sizes batches by the time the thread spent, not by a stall of the main thread', async () => {
+    // A stalled main thread (a long scavenge while 100,000 submits wait) received the results
+    // late: measured by their arrival, tiny jobs looked like long ones and batches shrank.
+    await using pool = jobsPool({ threads: 1, queueSize: 512 });
+    await pool.run({ kind: 'double', x: 1 }); // the thread is ready and idle
+    const observed: number[] = [];
+    const realObserve = BatchSize.prototype.observe;
+    const observe = vi.spyOn(BatchSize.prototype, 'observe').mockImplementation(function (
+      this: BatchSize,
+      gapMs: number,
+      jobs?: number,
+    ) {
+      observed.push(gapMs);
+      realObserve.call(this, gapMs, jobs);
+    });
+    onTestFinished(() => observe.mockRestore());
+    const stallMs = 300;
+    const runs = Promise.all(
+      Array.from({ length: 8 }, (_, i) => pool.run({ kind: 'double', x: i })),
+    );
+    // Runs right after the dispatch posted the jobs: the thread runs them meanwhile.
+    setImmediate(() => {
+      const until = performance.now() + stallMs;
+      while (performance.now() < until);
+    });
+    expect(await runs).toEqual([0, 2, 4, 6, 8, 10, 12, 14]);
+    expect(observed.length).toBeGreaterThan(0);
+    for (const gap of observed) expect(gap).toBeLessThan(stallMs);
   });
 
   it('tells each job its own index, also in a batch whose jobs do not follow one another', async () => {

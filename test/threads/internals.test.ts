@@ -1,9 +1,11 @@
 // Unit tests of the ThreadPool internals that need no thread.
 import { describe, expect, it } from 'vitest';
 import { JobFailedError } from '../../src/errors.js';
+import { ParkedRuns } from '../../src/internal/parked-runs.js';
 import { BatchSize, MAX_BATCH } from '../../src/threads/batch-size.js';
 import { Fifo } from '../../src/threads/fifo.js';
 import { describeThrown, deserializeError, serializeError } from '../../src/threads/messages.js';
+import { SentList } from '../../src/threads/sent-list.js';
 import { restartDelay } from '../../src/threads/startup.js';
 
 class ParseError extends Error {
@@ -129,6 +131,78 @@ describe('Fifo', () => {
       expect(fifo.shift()?.n).toBe(i);
     }
     expect(fifo.length).toBe(0);
+  });
+});
+
+describe('SentList', () => {
+  it('is first in, first out; takeFrom removes a match and everything after it', () => {
+    const list = new SentList<number>();
+    for (let i = 0; i < 6; i++) list.push(i);
+    expect(list.shift()).toBe(0);
+    expect(list.first()).toBe(1);
+    expect(list.find((n) => n > 2)).toBe(3);
+    expect(list.includes(0)).toBe(false);
+    expect(list.includes(4)).toBe(true);
+    expect(list.takeFrom((n) => n === 9)).toEqual([]);
+    expect(list.takeFrom((n) => n === 3)).toEqual([3, 4, 5]);
+    expect([list.shift(), list.shift(), list.shift()]).toEqual([1, 2, undefined]);
+    expect(list.length).toBe(0);
+  });
+
+  it('keeps memory proportional to what is in it when it never runs empty', () => {
+    // A thread that always holds a second batch: 64 in, 64 out, never empty.
+    const list = new SentList<number>();
+    let next = 0;
+    let expected = 0;
+    for (let i = 0; i < 64; i++) list.push(next++);
+    for (let round = 0; round < 500; round++) {
+      for (let i = 0; i < 64; i++) list.push(next++);
+      for (let i = 0; i < 64; i++) expect(list.shift()).toBe(expected++);
+      expect(list.length).toBe(64);
+      expect(list.backing).toBeLessThanOrEqual(2 * 1024 + 128);
+    }
+  });
+});
+
+describe('ParkedRuns', () => {
+  it('serves entries first in, first out, growing, wrapping and emptying many times', () => {
+    // Runs of pushes and shifts across its growth and wrap-around, down to empty and up
+    // again, against a plain array.
+    const parked = new ParkedRuns<number, number>();
+    const expected: number[] = [];
+    let order = 0;
+    for (const [pushes, shifts] of [
+      [5000, 3000],
+      [100, 2100],
+      [3000, 1],
+      [0, 2999],
+      [1024, 1024],
+      [2048, 1000],
+    ] as const) {
+      for (let i = 0; i < pushes; i++) {
+        const n = order++;
+        parked.push(
+          n,
+          () => n,
+          () => -n,
+          n,
+        );
+        expected.push(n);
+      }
+      for (let i = 0; i < shifts; i++) {
+        const want = expected.shift();
+        expect(parked.shift()).toBe(want !== undefined);
+        if (want === undefined) continue;
+        expect([parked.job, parked.resolve(0), parked.reject(new Error())]).toEqual([
+          want,
+          want,
+          -want,
+        ]);
+        parked.clearLast();
+      }
+      expect(parked.length).toBe(expected.length);
+      if (expected.length > 0) expect(parked.headOrder).toBe(expected[0]);
+    }
   });
 });
 
