@@ -48,7 +48,10 @@ export function versionsLine(names: string[]): string {
 /** Header printed at the top of every suite's output. */
 export function printHeader(title: string, packages: string[] = []): void {
   console.log(`# ${title}`);
-  console.log(`${machineLine()}; sluice ${sluiceVersion()} (dist/ of ${sluiceCommit()})`);
+  // SLUICE_BENCH_DIST benchmarks another build: name it, not this checkout's commit.
+  const dist = process.env.SLUICE_BENCH_DIST;
+  const which = dist ? `the build in ${dist}` : `dist/ of ${sluiceCommit()}`;
+  console.log(`${machineLine()}; sluice ${sluiceVersion()} (${which})`);
   if (packages.length) console.log(versionsLine(packages));
   // Other work on a small machine moves the numbers; say how busy it was.
   const load = os
