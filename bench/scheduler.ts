@@ -468,6 +468,30 @@ const spread = (xs: number[]) => {
   return `${ns(min)}–${ns(max)}`;
 };
 
+/**
+ * The contenders named in `--extras=a,b`: split on the commas *between* names, since a name may
+ * hold a comma itself ('runPool, gated (retry: 1 attempt)': a plain split(',') made it two
+ * names, "runPool" and " gated (…)", and the second failed in every child). Takes the longest
+ * known name at each step; an unknown name fails here, listing the known ones.
+ */
+export function extrasList(value: string, known: readonly string[] = Object.keys(contenders)) {
+  const names: string[] = [];
+  let rest = value.trimStart();
+  while (rest !== '') {
+    let name: string | undefined;
+    for (const k of known) {
+      if ((rest === k || rest.startsWith(`${k},`)) && k.length > (name?.length ?? -1)) name = k;
+    }
+    if (name === undefined) {
+      const list = known.map((k) => `"${k}"`).join(', ');
+      throw new Error(`--extras: no contender named at "${rest}"; known: ${list}`);
+    }
+    names.push(name);
+    rest = rest.slice(name.length + 1).trimStart();
+  }
+  return names;
+}
+
 /** Goal 1 and 4: steady-state CPU ns/job per build, rate gate on the current build. */
 async function partAb(opts: Options) {
   const n = 500_000;
@@ -487,7 +511,7 @@ async function partAb(opts: Options) {
   const extras = process.argv.includes('--no-extras')
     ? []
     : chosen !== undefined
-      ? chosen.slice('--extras='.length).split(',')
+      ? extrasList(chosen.slice('--extras='.length))
       : [
           'runPool + rate',
           'Pool + rate',

@@ -159,27 +159,40 @@ class Submitter<J, R> implements Waiter<Task<J, R>> {
   readonly priority: number;
   readonly transfer: readonly TransferListItem[] | undefined;
   readonly forRun: boolean;
-  /** `detectDeadlock`: the wait of a pool worker's call (see {@link Pool.#accept}). */
-  wait: Wait | undefined = undefined;
-  /** The wait lasts until the job settles (a `run`), not only until acceptance. */
-  untilSettled = false;
+  /**
+   * `detectDeadlock`: the wait of a pool worker's call, ended at acceptance (a submit) or when
+   * the job settles (a run; see {@link Pool.#admit}).
+   */
+  readonly wait: Wait | undefined;
   /** The Pool's park counter when it parked: served in that order with {@link ParkedRuns}. */
-  order = 0;
+  readonly order: number;
 
-  constructor(
-    job: J,
-    signal: AbortSignal | undefined,
-    priority: number,
-    transfer: readonly TransferListItem[] | undefined,
-    forRun: boolean,
-  ) {
+  constructor(job: J, call: CallOptions, forRun: boolean, wait: Wait | undefined, order: number) {
     this.job = job;
-    this.signal = signal;
-    this.priority = priority;
-    this.transfer = transfer;
+    this.signal = call.signal;
+    this.priority = call.priority;
+    this.transfer = call.transfer;
     this.forRun = forRun;
+    this.wait = wait;
+    this.order = order;
   }
 }
+
+/**
+ * A call's options, validated: what {@link Pool.#admit} reads besides the job. A Submitter
+ * carries them while it waits; a call without any passes {@link NO_OPTIONS}, so the common
+ * call allocates nothing for them.
+ */
+interface CallOptions {
+  readonly signal: AbortSignal | undefined;
+  readonly priority: number;
+  /** ThreadPool's `transfer` list (undefined for a Pool without an executor). */
+  readonly transfer: readonly TransferListItem[] | undefined;
+}
+
+/** The options of a call that gave none (or only defaults): the lean paths compare with it. */
+// Not frozen: the same shape as the objects #callOptions builds (one map for #admit's reads).
+const NO_OPTIONS: CallOptions = { signal: undefined, priority: 0, transfer: undefined };
 
 function noop(): void {}
 
@@ -382,30 +395,20 @@ export class Pool<J, R> implements JobOwner<J, R> {
    *   `opts.signal` is not an AbortSignal.
    */
   submit(job: J, opts?: SubmitOptions): Promise<Task<J, R>> {
-    return this.#submit(job, opts, undefined);
-  }
-
-  /** `submit`; `runWait`: the wait of a pool worker's `run`, which lasts until the job settles. */
-  #submit(job: J, opts: SubmitOptions | undefined, runWait: Wait | undefined): Promise<Task<J, R>> {
-    let signal: AbortSignal | undefined;
-    let priority = 0;
+    let call: CallOptions;
     try {
-      signal = callSignal(opts);
-      if (opts?.priority !== undefined) priority = this.#priority(opts.priority);
+      call = this.#callOptions(opts);
     } catch (error) {
       return Promise.reject(error); // misuse of a promise-returning method rejects (README)
     }
-    if (this.#state !== 'open') return Promise.reject(this.#closedError());
-    const transfer = this.#executor && transferOf(opts);
     if (this.#canAccept()) {
       // NaN: the clock is read only if this job is timed (PoolStats, "Timing").
-      return Promise.resolve(
-        this.#accept(job, signal, priority, Number.NaN, transfer, runWait, true),
-      );
+      return Promise.resolve(this.#accept(job, call, Number.NaN, undefined));
     }
-    if (signal?.aborted) return this.#refuse(runWait, abortErrorFrom(signal));
-    let wait = runWait;
-    if (wait === undefined && this.#guard !== undefined) {
+    const signal = call.signal;
+    if (signal?.aborted) return Promise.reject(abortErrorFrom(signal));
+    let wait: Wait | undefined;
+    if (this.#guard !== undefined) {
       const caller = this.#caller();
       if (caller !== undefined) {
         if (this.#wouldDeadlock(caller)) {
@@ -414,10 +417,7 @@ export class Pool<J, R> implements JobOwner<J, R> {
         wait = this.#guard.begin(caller);
       }
     }
-    const node = new Submitter<J, R>(job, signal, priority, transfer, false);
-    node.order = this.#parkOrder++;
-    node.wait = wait;
-    node.untilSettled = runWait !== undefined;
+    const node = new Submitter<J, R>(job, call, false, wait, this.#parkOrder++);
     const parked = parkNode<Task<J, R>, Submitter<J, R>>(this.#submitters, node, signal);
     if (wait !== undefined) {
       // Refused while parked (its signal): no longer waiting. (Served and closed: ended then.)
@@ -427,10 +427,18 @@ export class Pool<J, R> implements JobOwner<J, R> {
     return parked;
   }
 
-  /** Rejects a submit with `error`, ending the wait it carried. */
-  #refuse(wait: Wait | undefined, error: Error): Promise<never> {
-    if (wait !== undefined) this.#guard?.end(wait);
-    return Promise.reject(error);
+  /**
+   * The options of a submit, trySubmit or run, validated, for a pool that accepts jobs.
+   * @throws TypeError/RangeError `ERR_INVALID_OPTION` for an invalid option; then the pool's
+   *   closed error when it no longer accepts jobs (in that order, for every kind of call).
+   */
+  #callOptions(opts: SubmitOptions | undefined): CallOptions {
+    const signal = callSignal(opts);
+    const priority = opts?.priority === undefined ? 0 : this.#priority(opts.priority);
+    if (this.#state !== 'open') throw this.#closedError();
+    const transfer = this.#executor && transferOf(opts);
+    if (signal === undefined && priority === 0 && transfer === undefined) return NO_OPTIONS;
+    return { signal, priority, transfer };
   }
 
   /**
@@ -441,11 +449,9 @@ export class Pool<J, R> implements JobOwner<J, R> {
    *   `opts.signal` is not an AbortSignal (a synchronous method throws).
    */
   trySubmit(job: J, opts?: SubmitOptions): Task<J, R> | undefined {
-    const signal = callSignal(opts);
-    const priority = opts?.priority === undefined ? 0 : this.#priority(opts.priority);
-    if (this.#state !== 'open') throw this.#closedError();
+    const call = this.#callOptions(opts);
     if (!this.#canAccept()) return undefined;
-    return this.#accept(job, signal, priority, Number.NaN, this.#executor && transferOf(opts));
+    return this.#accept(job, call, Number.NaN, undefined);
   }
 
   /**
@@ -458,15 +464,12 @@ export class Pool<J, R> implements JobOwner<J, R> {
     // submit() then `await task.result`, without the Task, its result promise and the awaits:
     // the job's outcome settles the run's promise directly (a hot path for many tiny jobs).
     // With detectDeadlock it is the same path, so jobs start in the same order with and without.
-    let signal: AbortSignal | undefined;
-    let priority = 0;
+    let call: CallOptions;
     try {
-      signal = callSignal(opts);
-      if (opts?.priority !== undefined) priority = this.#priority(opts.priority);
+      call = this.#callOptions(opts);
     } catch (error) {
       return Promise.reject(error);
     }
-    if (this.#state !== 'open') return Promise.reject(this.#closedError());
     let wait: Wait | undefined;
     if (this.#guard !== undefined) {
       const caller = this.#caller();
@@ -480,23 +483,20 @@ export class Pool<J, R> implements JobOwner<J, R> {
         wait = this.#guard.begin(caller);
       }
     }
-    const transfer = this.#executor && transferOf(opts);
     if (this.#canAccept()) {
       return new Promise<R>((resolve, reject) => {
-        this.#admit(job, signal, priority, Number.NaN, transfer, noop, resolve, reject, wait, true);
+        this.#admit(this.#runFor(job, resolve, reject), call, Number.NaN, wait);
       });
     }
-    if (wait === undefined && signal === undefined && priority === 0 && transfer === undefined) {
+    if (wait === undefined && call === NO_OPTIONS) {
       // Nothing can take it out of line before its turn: the lean entry (see ParkedRuns).
       return new Promise<R>((resolve, reject) => {
         this.#parkedRuns.push(job, resolve, reject, this.#parkOrder++);
       });
     }
+    const signal = call.signal;
     if (signal?.aborted) return this.#refuse(wait, abortErrorFrom(signal));
-    const node = new Submitter<J, R>(job, signal, priority, transfer, true);
-    node.order = this.#parkOrder++;
-    node.wait = wait;
-    node.untilSettled = true;
+    const node = new Submitter<J, R>(job, call, true, wait, this.#parkOrder++);
     const parked = parkNode<R, Waiter<R>>(
       this.#submitters as unknown as WaitList<Waiter<R>>,
       node as never,
@@ -505,6 +505,12 @@ export class Pool<J, R> implements JobOwner<J, R> {
     // Refused while parked (its signal): no longer waiting. (Closed: ended by close().)
     if (wait !== undefined) parked.then(undefined, () => this.#guard?.end(wait));
     return parked;
+  }
+
+  /** Rejects a call with `error`, ending the wait it carried. */
+  #refuse(wait: Wait | undefined, error: Error): Promise<never> {
+    if (wait !== undefined) this.#guard?.end(wait);
+    return Promise.reject(error);
   }
 
   /** The running job of this pool whose worker makes the current call (`detectDeadlock`). */
@@ -527,21 +533,19 @@ export class Pool<J, R> implements JobOwner<J, R> {
     this.#setState('closing');
     const lean = this.#parkedRuns;
     // In the order they parked, as they would have been served.
-    while (this.#submitters.length > 0 || lean.length > 0) {
+    while (this.#parked()) {
       const error =
         this.#closeError ??
         new PoolClosedError('pool closed while the submit was waiting for room');
-      const first = this.#submitters.head;
-      if (lean.length > 0 && (first === undefined || first.order > lean.headOrder)) {
-        lean.shift();
+      const s = this.#shiftParked();
+      if (s === undefined) {
         const reject = lean.reject;
         lean.clearLast();
         reject(error);
-        continue;
+      } else {
+        if (s.wait !== undefined) this.#guard?.end(s.wait);
+        dismiss(s, error);
       }
-      const s = this.#submitters.shift() as Submitter<J, R>;
-      if (s.wait !== undefined) this.#guard?.end(s.wait);
-      dismiss(s, error);
     }
     this.#checkDrained();
   }
@@ -693,72 +697,52 @@ export class Pool<J, R> implements JobOwner<J, R> {
   }
 
   /**
-   * `now`: performance.now() read by the caller, shared with the settlement that made room, or
-   * NaN (not read: read here if the job is timed).
+   * Accepts a submitted job: its outcome resolves the returned Task's `result`. `now` and `wait`
+   * as for {@link #admit}.
    */
-  #accept(
-    job: J,
-    signal: AbortSignal | undefined,
-    priority: number,
-    now: number,
-    transfer?: readonly TransferListItem[],
-    wait?: Wait,
-    untilSettled?: boolean,
-  ): Task<J, R> {
+  #accept(job: J, call: CallOptions, now: number, wait: Wait | undefined): Task<J, R> {
     let resolveResult!: (result: Result<J, R>) => void;
     const result = new Promise<Result<J, R>>((resolve) => {
       resolveResult = resolve;
     });
-    this.#admit(
-      job,
-      signal,
-      priority,
-      now,
-      transfer,
-      resolveResult,
-      undefined,
-      noop,
-      wait,
-      untilSettled,
-    );
+    this.#admit(new PendingRun(job, this.#nextIndex++, this, resolveResult), call, now, wait);
     return { job, result };
   }
 
+  /** A run()'s job, whose outcome settles the run's own promise (`resolve` or `reject`). */
+  #runFor(job: J, resolve: (value: R) => void, reject: (error: Error) => void): PendingRun<J, R> {
+    const run = new PendingRun<J, R>(job, this.#nextIndex++, this, noop);
+    run.resolveRun = resolve;
+    run.rejectRun = reject;
+    return run;
+  }
+
   /**
-   * Accepts a job whose outcome goes to `resolveResult`, or for a run() to `resolveRun` and
-   * `rejectRun`.
+   * Accepts `run`, a new job (from {@link #accept} or {@link #runFor}) made by a call with
+   * `call`'s options. `now`: performance.now() read by the caller, shared with the settlement
+   * that made room, or NaN (not read: read here if the job is timed). `wait`: with
+   * `detectDeadlock`, the wait of the pool worker that made the call — served now for a submit,
+   * when the job settles for a run.
    */
-  #admit(
-    job: J,
-    signal: AbortSignal | undefined,
-    priority: number,
-    now: number,
-    transfer: readonly TransferListItem[] | undefined,
-    resolveResult: (result: Result<J, R>) => void,
-    resolveRun: ((value: R) => void) | undefined,
-    rejectRun: (error: Error) => void,
-    wait?: Wait,
-    untilSettled?: boolean,
-  ): void {
-    const run = new PendingRun<J, R>(job, this.#nextIndex++, this, resolveResult);
-    run.resolveRun = resolveRun;
-    run.rejectRun = rejectRun;
+  #admit(run: PendingRun<J, R>, call: CallOptions, now: number, wait: Wait | undefined): void {
     const weight = this.#stats.timeNext();
     if (weight > 0) {
       if (Number.isNaN(now)) now = performance.now();
       run.queuedAt = now;
     } else run.queuedAt = Number.NaN;
     run.weight = weight;
-    run.transfer = transfer;
+    run.transfer = call.transfer;
     this.#stats.submitted++;
-    run.observed = this.#hooks.accepted(job, run.index);
+    run.observed = this.#hooks.accepted(run.job, run.index);
+    const signal = call.signal;
     run.callerSignal = signal;
     // A worker's wait is served now (a submit) or once this job settles (a run) — before the
     // job starts, as its worker may call in at once.
     if (wait !== undefined) {
-      if (untilSettled) (this.#guard as DeadlockGuard).until(run.index, wait);
+      if (run.resolveRun !== undefined) (this.#guard as DeadlockGuard).until(run.index, wait);
       else (this.#guard as DeadlockGuard).end(wait);
     }
+    const priority = call.priority;
     if (signal?.aborted) {
       run.cancel(abortErrorFrom(signal));
     } else if (this.#direct && priority === 0 && this.#retrying.size === 0) {
@@ -1018,16 +1002,14 @@ export class Pool<J, R> implements JobOwner<J, R> {
       }
     }
     const lean = this.#parkedRuns;
-    while ((this.#submitters.length > 0 || lean.length > 0) && this.#canAccept()) {
-      const first = this.#submitters.head;
-      if (lean.length > 0 && (first === undefined || first.order > lean.headOrder)) {
-        lean.shift();
+    while (this.#parked() && this.#canAccept()) {
+      const s = this.#shiftParked();
+      if (s === undefined) {
         const { job, resolve, reject } = lean;
         lean.clearLast();
-        this.#admit(job as J, undefined, 0, now, undefined, noop, resolve, reject);
+        this.#admit(this.#runFor(job as J, resolve, reject), NO_OPTIONS, now, undefined);
         continue;
       }
-      const s = this.#submitters.shift() as Submitter<J, R>;
       // One reading for every timed acceptance of this pass.
       if (Number.isNaN(now) && this.#stats.nextTimed) now = performance.now();
       // Accepted from here on: starting the job may run a worker that aborts the submit's own
@@ -1035,23 +1017,9 @@ export class Pool<J, R> implements JobOwner<J, R> {
       claim(s);
       if (s.forRun) {
         const run = s as unknown as { resolve: (value: R) => void; reject: (e: Error) => void };
-        this.#admit(
-          s.job,
-          s.signal,
-          s.priority,
-          now,
-          s.transfer,
-          noop,
-          run.resolve,
-          run.reject,
-          s.wait,
-          true,
-        );
+        this.#admit(this.#runFor(s.job, run.resolve, run.reject), s, now, s.wait);
       } else {
-        serve(
-          s,
-          this.#accept(s.job, s.signal, s.priority, now, s.transfer, s.wait, s.untilSettled),
-        );
+        serve(s, this.#accept(s.job, s, now, s.wait));
       }
     }
     if (this.#isIdle()) {
@@ -1059,6 +1027,27 @@ export class Pool<J, R> implements JobOwner<J, R> {
         for (const resolve of this.#idleWaiters.splice(0)) resolve();
       this.#checkDrained();
     }
+  }
+
+  /** Some call is parked for room: a lean run() in #parkedRuns, or one in #submitters. */
+  #parked(): boolean {
+    return this.#submitters.length > 0 || this.#parkedRuns.length > 0;
+  }
+
+  /**
+   * Takes the call parked first (by the shared park counter) off its list, to be served or
+   * refused: the Submitter, or undefined when it was the oldest lean run() — then read from
+   * #parkedRuns (`job`, `resolve`, `reject`) until the caller clears it. Only while
+   * {@link #parked}.
+   */
+  #shiftParked(): Submitter<J, R> | undefined {
+    const lean = this.#parkedRuns;
+    const first = this.#submitters.head;
+    if (lean.length > 0 && (first === undefined || first.order > lean.headOrder)) {
+      lean.shift();
+      return undefined;
+    }
+    return this.#submitters.shift();
   }
 
   /** Wakes the pump when the soonest key's rate allows; a new wait is published. */

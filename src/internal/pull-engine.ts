@@ -11,7 +11,7 @@ import type { Watchdog } from '../observability/watchdog.js';
 import { makeResult, type Result } from '../result.js';
 import type { CoreHooks } from '../scheduler/hooks.js';
 import { deadlockStorageActive, outsideJobs } from '../scheduler/self-deadlock.js';
-import { outcomeOf, type StatsRecorder } from '../stats.js';
+import { type Outcome, outcomeOf, type StatsRecorder } from '../stats.js';
 import { onAbort } from './abort-fanout.js';
 import { Deque } from './deque.js';
 import {
@@ -452,11 +452,26 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
 
   /** A job pulled after an abort: it settles as `error` without running. */
   #cancelUnstarted(job: J, error: Error): void {
-    if (this.#opts.hooks?.accepted(job, this.#pulled) === true) {
-      this.#opts.hooks.settled?.(job, this.#pulled, error);
-    }
-    this.#opts.stats?.settledUnstarted(outcomeOf(error));
-    this.#push(this.#unstartedResult(job, this.#pulled++, error));
+    const observed = this.#opts.hooks?.accepted(job, this.#pulled) === true;
+    this.#settleUnstarted(job, this.#pulled++, observed, error);
+  }
+
+  /**
+   * A pulled job settles as `error` without having run — pulled after an abort, failed by its
+   * key or priority function, or parked for a rate permit that never came (the rate-only path):
+   * counted (as `outcome`), its `settled` hook called, its result yielded (dropped after
+   * `return()`).
+   */
+  #settleUnstarted(
+    job: J,
+    index: number,
+    observed: boolean,
+    error: Error,
+    outcome: Outcome = outcomeOf(error),
+  ): void {
+    this.#opts.stats?.settledUnstarted(outcome);
+    if (observed) this.#opts.hooks?.settled?.(job, index, error);
+    if (!this.#returned) this.#push(this.#unstartedResult(job, index, error));
   }
 
   /** The result of a job that failed before any run; with `retry`, `attempts: 0` and `errors`
@@ -557,9 +572,7 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
   }
 
   #settleParked(parked: Parked<J>, error: Error): void {
-    this.#opts.stats?.settledUnstarted(outcomeOf(error));
-    if (parked.observed) this.#opts.hooks?.settled?.(parked.job, parked.index, error);
-    if (!this.#returned) this.#push(makeResult<J, R>(parked.job, parked.index, error, undefined));
+    this.#settleUnstarted(parked.job, parked.index, parked.observed, error);
   }
 
   /** A job ended: free its slot, queue its result, pull the next. Called by the JobRun. */
@@ -587,10 +600,8 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
       if (gates.key !== undefined) run.key = keyOf(gates.key, job);
       if (gates.priority !== undefined) run.priority = priorityOf(gates.priority, job);
     } catch (thrown) {
-      const error = toError(thrown);
-      this.#opts.stats?.settledUnstarted('failed');
-      if (observed) this.#opts.hooks?.settled?.(job, run.index, error);
-      this.#push(this.#unstartedResult(job, run.index, error));
+      // Counted as failed whatever it threw (a stage's stats; Pool counts it by its error).
+      this.#settleUnstarted(job, run.index, observed, toError(thrown), 'failed');
       return;
     }
     this.#enqueue(run);
