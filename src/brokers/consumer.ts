@@ -135,7 +135,9 @@ export type Sources<M extends BrokerMessage> = BrokerSource<M> | readonly Broker
  * `size` messages per call (a batch is handed over full, or `maxWait` ms after its first message
  * arrived). It returns nothing (all succeeded), a Map of item → `true` | `Error` (an item it does
  * not list counts as failed: acks must be stated), or throws (all failed). Each message is then
- * acked, retried or dead-lettered on its own, as in the one-at-a-time mode. `concurrency` still
+ * acked, retried or dead-lettered on its own outcome, as in the one-at-a-time mode (the ones that
+ * succeeded are acked with one `ackMany` call per batch where the source has it: PostgreSQL,
+ * RabbitMQ, NATS; still counted and reported per message). `concurrency` still
  * counts messages, not batches: held <= concurrency (including messages waiting for their batch
  * to fill), and `batch.size` must be <= `concurrency` (`concurrency` = 2 x `size` lets one batch
  * fill while another runs). `timeout` applies to a batch's call as a whole. Gates: `rate` counts
@@ -479,16 +481,100 @@ class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
     this.#stats.batches++;
     const jobs = work as readonly Job<T, M>[];
     ran.then(
-      (value) => {
-        for (const job of jobs) {
-          const failure = outcomeOf(value, job);
-          this.#finish(job, failure === undefined, failure);
-        }
-      },
+      (value) => this.#finishBatch(jobs, value),
       (error: Error) => {
         for (const job of jobs) this.#finish(job, false, error);
       },
     );
+  }
+
+  /**
+   * A batch handler returned `value`: each message's outcome is read on its own; the ones that
+   * succeeded are acked together per source where the source can (`ackMany`), one call and one
+   * promise per batch instead of per message; everything else goes through `#finish`.
+   */
+  #finishBatch(jobs: readonly Job<T, M>[], value: unknown): void {
+    let acks: M[] | undefined;
+    let ackLane: Lane<M> | undefined;
+    let others: Map<Lane<M>, M[]> | undefined; // acks of further sources (several sources only)
+    for (const job of jobs) {
+      const failure = outcomeOf(value, job);
+      const lane = job.lane;
+      if (failure !== undefined || job.leaseLost || lane.source.ackMany === undefined) {
+        this.#finish(job, failure === undefined, failure);
+      } else if (ackLane === undefined || ackLane === lane) {
+        ackLane = lane;
+        (acks ??= []).push(job.message);
+      } else {
+        others ??= new Map();
+        const list = others.get(lane);
+        if (list) list.push(job.message);
+        else others.set(lane, [job.message]);
+      }
+    }
+    if (acks) this.#ackMany(ackLane!, acks);
+    if (others) for (const [lane, messages] of others) this.#ackMany(lane, messages);
+  }
+
+  /**
+   * Acks `messages` (held, on `lane`'s source, each handler succeeded) with one `ackMany` call.
+   * Per message it counts, reports and frees exactly what `#settle(…, 'ack')` would.
+   */
+  #ackMany(lane: Lane<M>, messages: M[]): void {
+    if (messages.length === 1) {
+      this.#settle(lane, messages[0]!, 'ack');
+      return;
+    }
+    const n = messages.length;
+    let call: Promise<readonly (Error | undefined)[] | undefined | void>;
+    try {
+      call = lane.source.ackMany!(messages);
+    } catch (thrown) {
+      call = Promise.reject(thrown);
+    }
+    const early = this.#lanes.orderedAcks && !lane.fetching;
+    if (early) {
+      this.#stats.acking += n;
+      this.#freeSlots(lane, n);
+    }
+    call.then(
+      (results) => {
+        try {
+          const bad =
+            results != null && (!Array.isArray(results) || results.length !== n)
+              ? new TypeError(
+                  `ackMany resolved with ${Array.isArray(results) ? `${results.length} results` : typeof results} for ${n} messages (expected undefined or one entry per message): counted as not acked`,
+                )
+              : undefined;
+          for (let i = 0; i < n; i++) {
+            const message = messages[i]!;
+            const failure = bad ?? (results as readonly unknown[] | undefined)?.[i];
+            if (failure == null) {
+              this.#stats.acked++;
+              publishMessageOutcome(this.#name, message, 'acked', undefined);
+            } else this.#ackFailed(failure, message);
+          }
+        } finally {
+          this.#settledMany(lane, early, n);
+        }
+      },
+      (failure) => {
+        try {
+          for (const message of messages) this.#ackFailed(failure, message);
+        } finally {
+          this.#settledMany(lane, early, n);
+        }
+      },
+    );
+  }
+
+  /** An ack of `message` failed: counted (a lost lease too) and reported, as in `#settle`. */
+  #ackFailed(failure: unknown, message: M): void {
+    if ((failure as { code?: unknown } | null)?.code === 'ERR_LEASE_LOST') {
+      this.#stats.leaseLost++;
+      publishMessageOutcome(this.#name, message, 'leaseLost', undefined, 'settle');
+    }
+    this.#fail(failure, 'ack', message);
   }
 
   #work(work: Work<T, M>, ctx: { signal: AbortSignal }): unknown {
@@ -623,11 +709,14 @@ class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
         try {
           // The broker refused because another consumer claimed the message meanwhile (the
           // check runs with the operation itself, so a late ack never settles its delivery).
-          if ((failure as { code?: unknown } | null)?.code === 'ERR_LEASE_LOST') {
-            this.#stats.leaseLost++;
-            publishMessageOutcome(this.#name, message, 'leaseLost', undefined, 'settle');
+          if (op === 'ack') this.#ackFailed(failure, message);
+          else {
+            if ((failure as { code?: unknown } | null)?.code === 'ERR_LEASE_LOST') {
+              this.#stats.leaseLost++;
+              publishMessageOutcome(this.#name, message, 'leaseLost', undefined, 'settle');
+            }
+            this.#fail(failure, op === 'drop' ? 'release' : op, message);
           }
-          this.#fail(failure, op === 'drop' ? 'release' : op, message);
         } finally {
           this.#settled(lane, early);
         }
@@ -645,6 +734,19 @@ class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
   #freeSlot(lane: Lane<M>): void {
     this.#stats.held--;
     lane.held--;
+    this.#lanes.wake();
+  }
+
+  /** `#settled` for the `n` messages of one `ackMany` call: their slots free together. */
+  #settledMany(lane: Lane<M>, early: boolean, n: number): void {
+    if (early) this.#stats.acking -= n;
+    else this.#freeSlots(lane, n);
+    if (this.#stats.held === 0 && this.#stats.acking === 0) this.#idle?.();
+  }
+
+  #freeSlots(lane: Lane<M>, n: number): void {
+    this.#stats.held -= n;
+    lane.held -= n;
     this.#lanes.wake();
   }
 
