@@ -14,8 +14,9 @@ import { deferred, flush } from '../helpers.js';
 /** A MemorySource with `ackMany`; `reply` decides what each call resolves with (default: all acked). */
 class ManySource extends MemorySource {
   readonly many: string[][] = [];
-  reply: (messages: readonly BrokerMessage[]) => Promise<readonly (Error | undefined)[] | undefined> =
-    async () => undefined;
+  reply: (
+    messages: readonly BrokerMessage[],
+  ) => Promise<readonly (Error | undefined)[] | undefined> = async () => undefined;
   ackMany = (messages: readonly BrokerMessage[]) => {
     this.many.push(messages.map((m) => m.id));
     return this.reply(messages);
@@ -47,7 +48,13 @@ describe('consume() with batch over a source with ackMany', () => {
     expect(s.many).toEqual([['m0-0', 'm2-2', 'm3-3', 'm5-5']]);
     expect(s.ops('ack')).toEqual([]);
     expect(s.ops('deadLetter').map((x) => x.id)).toEqual(['m1-1', 'm4-4']);
-    expect(report.stats).toMatchObject({ acked: 4, deadLettered: 2, retried: 0, held: 0, errors: 0 });
+    expect(report.stats).toMatchObject({
+      acked: 4,
+      deadLettered: 2,
+      retried: 0,
+      held: 0,
+      errors: 0,
+    });
 
     const r = new ManySource();
     pushN(r, 3);
@@ -143,7 +150,7 @@ describe('consume() with batch over a source with ackMany', () => {
     await c.close();
   });
 
-  it("an item whose lease a heartbeat found lost is left out of ackMany (never acked); the rest are acked in one call", async () => {
+  it('an item whose lease a heartbeat found lost is left out of ackMany (never acked); the rest are acked in one call', async () => {
     const s = new ManySource();
     s.heartbeatInterval = 5;
     s.heartbeat = async (m) => m.id !== 'm1-1';

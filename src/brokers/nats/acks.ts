@@ -154,7 +154,14 @@ export class AckRequests {
     return new Promise((resolve) => {
       const waiter = new Group(subjects.length, resolve);
       for (let index = 0; index < subjects.length; index++) {
-        this.#queued.push({ subject: subjects[index]!, payload, confirm, waiter, index, deadline: 0 });
+        this.#queued.push({
+          subject: subjects[index]!,
+          payload,
+          confirm,
+          waiter,
+          index,
+          deadline: 0,
+        });
       }
       this.#schedule();
     });
