@@ -203,6 +203,8 @@ class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
   readonly #pool: Pool<Work<T, M>, unknown>;
   readonly #fetchAbort = new AbortController();
   readonly #running = new Set<Job<T, M>>();
+  /** Batches whose handler is running (batch mode): heartbeated like `#running`, one entry each. */
+  readonly #runningBatches = new Set<readonly Job<T, M>[]>();
   /** The name its events carry (the pool's). */
   readonly #name: string;
   /** Kept so that a metrics collector's WeakRef to it lives as long as this consumer. */
@@ -590,20 +592,21 @@ class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
       return Promise.resolve(out).finally(() => this.#running.delete(job));
     }
     const jobs = work as readonly Job<T, M>[];
-    for (const job of jobs) {
-      this.#running.add(job);
-      job.attach(ctx);
-    }
+    for (const job of jobs) job.attach(ctx);
+    // One entry per batch, not per message: the heartbeat walks its items.
+    this.#runningBatches.add(jobs);
     let out: unknown;
     try {
       out = this.#handler(jobs, { signal: ctx.signal });
     } catch (error) {
-      for (const job of jobs) this.#running.delete(job);
+      this.#runningBatches.delete(jobs);
       throw error;
     }
-    return Promise.resolve(out).finally(() => {
-      for (const job of jobs) this.#running.delete(job);
-    });
+    if (!isThenable(out)) {
+      this.#runningBatches.delete(jobs);
+      return out;
+    }
+    return Promise.resolve(out).finally(() => this.#runningBatches.delete(jobs));
   }
 
   #finish(job: Job<T, M>, ok: boolean, error: Error | undefined): void {
@@ -751,16 +754,19 @@ class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
   }
 
   #beat(): void {
-    for (const job of this.#running) {
-      const source = job.lane.source;
-      if (!source.heartbeat) continue;
-      source.heartbeat(job.message).then(
-        (stillOurs) => {
-          if (stillOurs === false) job.loseLease();
-        },
-        (error) => this.#fail(error, 'heartbeat', job.message),
-      );
-    }
+    for (const job of this.#running) this.#beatOne(job);
+    for (const jobs of this.#runningBatches) for (const job of jobs) this.#beatOne(job);
+  }
+
+  #beatOne(job: Job<T, M>): void {
+    const source = job.lane.source;
+    if (!source.heartbeat) return;
+    source.heartbeat(job.message).then(
+      (stillOurs) => {
+        if (stillOurs === false) job.loseLease();
+      },
+      (error) => this.#fail(error, 'heartbeat', job.message),
+    );
   }
 
   #fail(error: unknown, op: ConsumerOperation, message?: M): void {
