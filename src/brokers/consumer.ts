@@ -506,7 +506,8 @@ class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
         this.#finish(job, failure === undefined, failure);
       } else if (ackLane === undefined || ackLane === lane) {
         ackLane = lane;
-        (acks ??= []).push(job.message);
+        acks ??= [];
+        acks.push(job.message);
       } else {
         others ??= new Map();
         const list = others.get(lane);

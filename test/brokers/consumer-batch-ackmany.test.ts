@@ -94,7 +94,7 @@ describe('consume() with batch over a source with ackMany', () => {
     const c = consume<number>(s, () => undefined, {
       concurrency: 3,
       batch: { size: 3 },
-      onError: (e, op, m) => errors.push([op, m?.id]),
+      onError: (_e, op, m) => errors.push([op, m?.id]),
     });
     while (c.stats().acked < 2) await flush();
     const report = await c.close();
