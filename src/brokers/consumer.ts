@@ -205,6 +205,8 @@ class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
   readonly #running = new Set<Job<T, M>>();
   /** Batches whose handler is running (batch mode): heartbeated like `#running`, one entry each. */
   readonly #runningBatches = new Set<readonly Job<T, M>[]>();
+  /** Lanes with acks queued for this turn's `ackMany` (see `#queueAck`). */
+  #ackLanes: Lane<M>[] = [];
   /** The name its events carry (the pool's). */
   readonly #name: string;
   /** Kept so that a metrics collector's WeakRef to it lives as long as this consumer. */
@@ -496,28 +498,36 @@ class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
    * promise per batch instead of per message; everything else goes through `#finish`.
    */
   #finishBatch(jobs: readonly Job<T, M>[], value: unknown): void {
-    let acks: M[] | undefined;
-    let ackLane: Lane<M> | undefined;
-    let others: Map<Lane<M>, M[]> | undefined; // acks of further sources (several sources only)
     for (const job of jobs) {
       const failure = outcomeOf(value, job);
-      const lane = job.lane;
-      if (failure !== undefined || job.leaseLost || lane.source.ackMany === undefined) {
-        this.#finish(job, failure === undefined, failure);
-      } else if (ackLane === undefined || ackLane === lane) {
-        ackLane = lane;
-        acks ??= [];
-        acks.push(job.message);
-      } else {
-        others ??= new Map();
-        const list = others.get(lane);
-        if (list) list.push(job.message);
-        else others.set(lane, [job.message]);
-      }
+      this.#finish(job, failure === undefined, failure);
     }
-    if (acks) this.#ackMany(ackLane!, acks);
-    if (others) for (const [lane, messages] of others) this.#ackMany(lane, messages);
   }
+
+  /**
+   * Queues an ack for the lane's next `ackMany` call, made once the microtasks queued so far
+   * have run: the handlers (or batches) that finish together in one turn are acked with one
+   * call and one promise per source, instead of one `ack` and one promise chain per message.
+   * The sources already send the acks of one turn together (at its `setImmediate`), so this
+   * adds no wait: it only moves the grouping ahead of the per-message promises.
+   */
+  #queueAck(lane: Lane<M>, message: M): void {
+    if (lane.acks === undefined) {
+      lane.acks = [message];
+      this.#ackLanes.push(lane);
+      if (this.#ackLanes.length === 1) queueMicrotask(this.#flushAcks);
+    } else lane.acks.push(message);
+  }
+
+  readonly #flushAcks = (): void => {
+    const lanes = this.#ackLanes;
+    this.#ackLanes = [];
+    for (const lane of lanes) {
+      const messages = lane.acks!;
+      lane.acks = undefined;
+      this.#ackMany(lane, messages);
+    }
+  };
 
   /**
    * Acks `messages` (held, on `lane`'s source, each handler succeeded) with one `ackMany` call.
@@ -525,7 +535,7 @@ class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
    */
   #ackMany(lane: Lane<M>, messages: M[]): void {
     if (messages.length === 1) {
-      this.#settle(lane, messages[0]!, 'ack');
+      this.#send(lane, messages[0]!, 'ack');
       return;
     }
     const n = messages.length;
@@ -670,6 +680,18 @@ class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
    * (`orderedAcks`, with a single source).
    */
   #settle(
+    lane: Lane<M>,
+    message: M,
+    op: 'ack' | 'retry' | 'deadLetter' | 'release' | 'drop',
+    error?: Error,
+    quiet = false,
+  ): void {
+    if (op === 'ack' && lane.source.ackMany !== undefined) this.#queueAck(lane, message);
+    else this.#send(lane, message, op, error, quiet);
+  }
+
+  /** `#settle` now, with the source's own method for `op`. */
+  #send(
     lane: Lane<M>,
     message: M,
     op: 'ack' | 'retry' | 'deadLetter' | 'release' | 'drop',

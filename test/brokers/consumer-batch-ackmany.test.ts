@@ -191,4 +191,22 @@ describe('consume() with batch over a source with ackMany', () => {
     expect(b.many).toEqual([['m0-10', 'm1-11']]);
     expect(plain.ops('ack').map((x) => x.id)).toEqual(['m0-20', 'm1-21']);
   });
+
+  it('one message at a time: handlers that finish in the same turn are acked with one ackMany call; a failed one is retried on its own', async () => {
+    const s = new ManySource();
+    pushN(s, 5);
+    const c = consume<number>(
+      s,
+      (n) => {
+        if (n === 2) throw new Error('bad 2');
+      },
+      { concurrency: 5, maxDeliveries: 1, onError: () => {} },
+    );
+    while (c.stats().acked + c.stats().deadLettered < 5) await flush();
+    const report = await c.close();
+    expect(s.many).toEqual([['m0-0', 'm1-1', 'm3-3', 'm4-4']]);
+    expect(s.ops('ack')).toEqual([]);
+    expect(s.ops('deadLetter').map((x) => x.id)).toEqual(['m2-2']);
+    expect(report.stats).toMatchObject({ acked: 4, deadLettered: 1, held: 0 });
+  });
 });
