@@ -53,11 +53,13 @@ export interface BrokerSource<M extends BrokerMessage = BrokerMessage> {
   /** The handler succeeded: remove the message from the broker for good. */
   ack(message: M): Promise<void>;
   /**
-   * Optional speed-up for batch handlers: the handlers of all of `messages` succeeded (they are
-   * held, from this source, each given once): ack them together, as `ack` would one by one, in
-   * as few broker commands as the protocol allows (PostgreSQL: one fenced `DELETE … = ANY`;
-   * RabbitMQ: one `multiple` ack where they are the oldest unacked deliveries). The consumer calls
-   * it once per batch outcome for the messages that succeeded, instead of `ack` per message.
+   * Optional speed-up: the handlers of all of `messages` succeeded (they are held, from this
+   * source, each given once): ack them together, as `ack` would one by one, in as few broker
+   * commands as the protocol allows (PostgreSQL: one fenced `DELETE … = ANY`; RabbitMQ: one
+   * `multiple` ack where they are the oldest unacked deliveries). The consumer calls it instead
+   * of `ack` for the successes of one turn (a batch handler's batch, or the one-at-a-time
+   * handlers that finished together), once their outcomes are known; a lone success still
+   * goes to `ack`.
    *
    * Resolves `undefined` when every message was acked, or an array as long as `messages` with,
    * at each message's index, `undefined` (acked) or the Error its ack failed with (e.g. a
