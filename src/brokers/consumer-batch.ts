@@ -36,6 +36,23 @@ export class Batcher<I, R> {
     });
   }
 
+  /**
+   * `add` for several items with one promise (a batch handler's acks): resolves with the reply
+   * of the command that carried them (all go in one command).
+   */
+  addMany(ids: readonly I[]): Promise<R> {
+    return new Promise<R>((resolve, reject) => {
+      for (const id of ids) this.#ids.push(id);
+      this.#resolves.push(resolve);
+      this.#rejects.push(reject);
+      if (this.#ids.length >= this.#maxBatch) this.#run();
+      else if (!this.#scheduled) {
+        this.#scheduled = true;
+        setImmediate(() => this.#run());
+      }
+    });
+  }
+
   /** Sends what has been collected now, instead of at the next `setImmediate`. */
   flush(): void {
     this.#run();

@@ -38,6 +38,8 @@ export class Lane<M extends BrokerMessage> {
   /** Stopped for good after a misuse error. */
   stopped = false;
   failures = 0;
+  /** Acks of this turn's microtasks waiting for the consumer's one `ackMany` call (see `consumer.ts`). */
+  acks: M[] | undefined;
 
   constructor(source: BrokerSource<M>) {
     this.source = source;

@@ -135,7 +135,9 @@ export type Sources<M extends BrokerMessage> = BrokerSource<M> | readonly Broker
  * `size` messages per call (a batch is handed over full, or `maxWait` ms after its first message
  * arrived). It returns nothing (all succeeded), a Map of item → `true` | `Error` (an item it does
  * not list counts as failed: acks must be stated), or throws (all failed). Each message is then
- * acked, retried or dead-lettered on its own, as in the one-at-a-time mode. `concurrency` still
+ * acked, retried or dead-lettered on its own outcome, as in the one-at-a-time mode (the ones that
+ * succeeded are acked with one `ackMany` call per batch — per turn, in either mode — where the
+ * source has it: PostgreSQL, RabbitMQ, NATS; still counted and reported per message). `concurrency` still
  * counts messages, not batches: held <= concurrency (including messages waiting for their batch
  * to fill), and `batch.size` must be <= `concurrency` (`concurrency` = 2 x `size` lets one batch
  * fill while another runs). `timeout` applies to a batch's call as a whole. Gates: `rate` counts
@@ -201,6 +203,10 @@ class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
   readonly #pool: Pool<Work<T, M>, unknown>;
   readonly #fetchAbort = new AbortController();
   readonly #running = new Set<Job<T, M>>();
+  /** Batches whose handler is running (batch mode): heartbeated like `#running`, one entry each. */
+  readonly #runningBatches = new Set<readonly Job<T, M>[]>();
+  /** Lanes with acks queued for this turn's `ackMany` (see `#queueAck`). */
+  #ackLanes: Lane<M>[] = [];
   /** The name its events carry (the pool's). */
   readonly #name: string;
   /** Kept so that a metrics collector's WeakRef to it lives as long as this consumer. */
@@ -479,16 +485,109 @@ class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
     this.#stats.batches++;
     const jobs = work as readonly Job<T, M>[];
     ran.then(
-      (value) => {
-        for (const job of jobs) {
-          const failure = outcomeOf(value, job);
-          this.#finish(job, failure === undefined, failure);
-        }
-      },
+      (value) => this.#finishBatch(jobs, value),
       (error: Error) => {
         for (const job of jobs) this.#finish(job, false, error);
       },
     );
+  }
+
+  /**
+   * A batch handler returned `value`: each message's outcome is read on its own; the ones that
+   * succeeded are acked together per source where the source can (`ackMany`), one call and one
+   * promise per batch instead of per message; everything else goes through `#finish`.
+   */
+  #finishBatch(jobs: readonly Job<T, M>[], value: unknown): void {
+    for (const job of jobs) {
+      const failure = outcomeOf(value, job);
+      this.#finish(job, failure === undefined, failure);
+    }
+  }
+
+  /**
+   * Queues an ack for the lane's next `ackMany` call, made once the microtasks queued so far
+   * have run: the handlers (or batches) that finish together in one turn are acked with one
+   * call and one promise per source, instead of one `ack` and one promise chain per message.
+   * The sources already send the acks of one turn together (at its `setImmediate`), so this
+   * adds no wait: it only moves the grouping ahead of the per-message promises.
+   */
+  #queueAck(lane: Lane<M>, message: M): void {
+    if (lane.acks === undefined) {
+      lane.acks = [message];
+      this.#ackLanes.push(lane);
+      if (this.#ackLanes.length === 1) queueMicrotask(this.#flushAcks);
+    } else lane.acks.push(message);
+  }
+
+  readonly #flushAcks = (): void => {
+    const lanes = this.#ackLanes;
+    this.#ackLanes = [];
+    for (const lane of lanes) {
+      const messages = lane.acks!;
+      lane.acks = undefined;
+      this.#ackMany(lane, messages);
+    }
+  };
+
+  /**
+   * Acks `messages` (held, on `lane`'s source, each handler succeeded) with one `ackMany` call.
+   * Per message it counts, reports and frees exactly what `#settle(…, 'ack')` would.
+   */
+  #ackMany(lane: Lane<M>, messages: M[]): void {
+    if (messages.length === 1) {
+      this.#send(lane, messages[0]!, 'ack');
+      return;
+    }
+    const n = messages.length;
+    let call: Promise<readonly (Error | undefined)[] | undefined | void>;
+    try {
+      call = lane.source.ackMany!(messages);
+    } catch (thrown) {
+      call = Promise.reject(thrown);
+    }
+    const early = this.#lanes.orderedAcks && !lane.fetching;
+    if (early) {
+      this.#stats.acking += n;
+      this.#freeSlots(lane, n);
+    }
+    call.then(
+      (results) => {
+        try {
+          const bad =
+            results != null && (!Array.isArray(results) || results.length !== n)
+              ? new TypeError(
+                  `ackMany resolved with ${Array.isArray(results) ? `${results.length} results` : typeof results} for ${n} messages (expected undefined or one entry per message): counted as not acked`,
+                )
+              : undefined;
+          for (let i = 0; i < n; i++) {
+            const message = messages[i]!;
+            const failure = bad ?? (results as readonly unknown[] | undefined)?.[i];
+            if (failure == null) {
+              this.#stats.acked++;
+              publishMessageOutcome(this.#name, message, 'acked', undefined);
+            } else this.#ackFailed(failure, message);
+          }
+        } finally {
+          this.#settledMany(lane, early, n);
+        }
+      },
+      (failure) => {
+        try {
+          for (const message of messages) this.#ackFailed(failure, message);
+        } finally {
+          this.#settledMany(lane, early, n);
+        }
+      },
+    );
+  }
+
+  /** An ack of `message` failed: counted (a lost lease too) and reported, as in `#settle`. */
+  #ackFailed(failure: unknown, message: M): void {
+    if ((failure as { code?: unknown } | null)?.code === 'ERR_LEASE_LOST') {
+      this.#stats.leaseLost++;
+      publishMessageOutcome(this.#name, message, 'leaseLost', undefined, 'settle');
+    }
+    this.#fail(failure, 'ack', message);
   }
 
   #work(work: Work<T, M>, ctx: { signal: AbortSignal }): unknown {
@@ -504,20 +603,21 @@ class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
       return Promise.resolve(out).finally(() => this.#running.delete(job));
     }
     const jobs = work as readonly Job<T, M>[];
-    for (const job of jobs) {
-      this.#running.add(job);
-      job.attach(ctx);
-    }
+    for (const job of jobs) job.attach(ctx);
+    // One entry per batch, not per message: the heartbeat walks its items.
+    this.#runningBatches.add(jobs);
     let out: unknown;
     try {
       out = this.#handler(jobs, { signal: ctx.signal });
     } catch (error) {
-      for (const job of jobs) this.#running.delete(job);
+      this.#runningBatches.delete(jobs);
       throw error;
     }
-    return Promise.resolve(out).finally(() => {
-      for (const job of jobs) this.#running.delete(job);
-    });
+    if (!isThenable(out)) {
+      this.#runningBatches.delete(jobs);
+      return out;
+    }
+    return Promise.resolve(out).finally(() => this.#runningBatches.delete(jobs));
   }
 
   #finish(job: Job<T, M>, ok: boolean, error: Error | undefined): void {
@@ -586,6 +686,18 @@ class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
     error?: Error,
     quiet = false,
   ): void {
+    if (op === 'ack' && lane.source.ackMany !== undefined) this.#queueAck(lane, message);
+    else this.#send(lane, message, op, error, quiet);
+  }
+
+  /** `#settle` now, with the source's own method for `op`. */
+  #send(
+    lane: Lane<M>,
+    message: M,
+    op: 'ack' | 'retry' | 'deadLetter' | 'release' | 'drop',
+    error?: Error,
+    quiet = false,
+  ): void {
     const source = lane.source;
     let call: Promise<unknown>;
     try {
@@ -623,11 +735,14 @@ class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
         try {
           // The broker refused because another consumer claimed the message meanwhile (the
           // check runs with the operation itself, so a late ack never settles its delivery).
-          if ((failure as { code?: unknown } | null)?.code === 'ERR_LEASE_LOST') {
-            this.#stats.leaseLost++;
-            publishMessageOutcome(this.#name, message, 'leaseLost', undefined, 'settle');
+          if (op === 'ack') this.#ackFailed(failure, message);
+          else {
+            if ((failure as { code?: unknown } | null)?.code === 'ERR_LEASE_LOST') {
+              this.#stats.leaseLost++;
+              publishMessageOutcome(this.#name, message, 'leaseLost', undefined, 'settle');
+            }
+            this.#fail(failure, op === 'drop' ? 'release' : op, message);
           }
-          this.#fail(failure, op === 'drop' ? 'release' : op, message);
         } finally {
           this.#settled(lane, early);
         }
@@ -648,17 +763,33 @@ class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
     this.#lanes.wake();
   }
 
+  /** `#settled` for the `n` messages of one `ackMany` call: their slots free together. */
+  #settledMany(lane: Lane<M>, early: boolean, n: number): void {
+    if (early) this.#stats.acking -= n;
+    else this.#freeSlots(lane, n);
+    if (this.#stats.held === 0 && this.#stats.acking === 0) this.#idle?.();
+  }
+
+  #freeSlots(lane: Lane<M>, n: number): void {
+    this.#stats.held -= n;
+    lane.held -= n;
+    this.#lanes.wake();
+  }
+
   #beat(): void {
-    for (const job of this.#running) {
-      const source = job.lane.source;
-      if (!source.heartbeat) continue;
-      source.heartbeat(job.message).then(
-        (stillOurs) => {
-          if (stillOurs === false) job.loseLease();
-        },
-        (error) => this.#fail(error, 'heartbeat', job.message),
-      );
-    }
+    for (const job of this.#running) this.#beatOne(job);
+    for (const jobs of this.#runningBatches) for (const job of jobs) this.#beatOne(job);
+  }
+
+  #beatOne(job: Job<T, M>): void {
+    const source = job.lane.source;
+    if (!source.heartbeat) return;
+    source.heartbeat(job.message).then(
+      (stillOurs) => {
+        if (stillOurs === false) job.loseLease();
+      },
+      (error) => this.#fail(error, 'heartbeat', job.message),
+    );
   }
 
   #fail(error: unknown, op: ConsumerOperation, message?: M): void {

@@ -52,6 +52,23 @@ export interface BrokerSource<M extends BrokerMessage = BrokerMessage> {
   fetch(max: number, signal: AbortSignal): Promise<M[]>;
   /** The handler succeeded: remove the message from the broker for good. */
   ack(message: M): Promise<void>;
+  /**
+   * Optional speed-up: the handlers of all of `messages` succeeded (they are held, from this
+   * source, each given once): ack them together, as `ack` would one by one, in as few broker
+   * commands as the protocol allows (PostgreSQL: one fenced `DELETE … = ANY`; RabbitMQ: one
+   * `multiple` ack where they are the oldest unacked deliveries). The consumer calls it instead
+   * of `ack` for the successes of one turn (a batch handler's batch, or the one-at-a-time
+   * handlers that finished together), once their outcomes are known; a lone success still
+   * goes to `ack`.
+   *
+   * Resolves `undefined` when every message was acked, or an array as long as `messages` with,
+   * at each message's index, `undefined` (acked) or the Error its ack failed with (e.g. a
+   * `LeaseLostError`, code `ERR_LEASE_LOST`, when another consumer holds it now). Rejects when
+   * none of them is known to be acked (the error is reported for each). Each message must be
+   * acked at most once, and only if `ack` would have acked it (the same fencing). Absent: the
+   * consumer calls `ack` per message.
+   */
+  ackMany?(messages: readonly M[]): Promise<readonly (Error | undefined)[] | undefined | void>;
   /** The handler failed and will be retried: make it deliverable again after `delayMs`. */
   retry(message: M, delayMs: number, error: Error): Promise<void>;
   /** The message failed for the last time (or is malformed): move it to the dead letter, with `error`. */

@@ -107,4 +107,28 @@ describe('RabbitMQ acks coalesced per turn', () => {
     expect([...runs.values()].every((n) => n <= 2)).toBe(true);
     expect(await brokerCounts(queue)).toEqual({ ready: 0, unacked: 0 });
   }, 30_000);
+
+  it('ackMany: a batch that is the oldest open deliveries goes out as one multiple frame; one behind a held delivery as one frame each', async () => {
+    const queue = await filledQueue(10);
+    const source = await amqpSource({ url: AMQP_URL, queue, prefetch: 10 });
+    try {
+      const held = await source.fetch(10, new AbortController().signal);
+      expect(held).toHaveLength(10);
+      const frames = watchAcks();
+      // The oldest four: one multiple ack.
+      expect(await source.ackMany(held.slice(0, 4))).toBeUndefined();
+      expect(frames).toEqual({ multiple: 1, single: 0 });
+      // Behind held[4], still open: one frame each, none of them multiple.
+      expect(await source.ackMany(held.slice(5, 8))).toBeUndefined();
+      expect(frames).toEqual({ multiple: 1, single: 3 });
+      // The rest, with held[4] now acked too: one multiple frame covers 4, 8 and 9 (5-7 were
+      // acked already and are no longer open).
+      expect(await source.ackMany([held[4]!, held[8]!, held[9]!])).toBeUndefined();
+      expect(frames).toEqual({ multiple: 2, single: 3 });
+      await until(async () => (await brokerCounts(queue)).unacked === 0, 'all acked', 10_000);
+      expect(await brokerCounts(queue)).toEqual({ ready: 0, unacked: 0 });
+    } finally {
+      await source.close();
+    }
+  }, 20_000);
 });

@@ -7,6 +7,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { type Consumer, consume } from '../../src/brokers/consumer.js';
 import { enqueue, postgresSource } from '../../src/brokers/postgres/index.js';
+import { until } from '../fixtures/brokers/broker-under-test.js';
 import { deadline, delegate, Ledger, payloads } from '../fixtures/brokers/consumer-harness.js';
 import { PG_URL, pgAdmin, uniqueTable } from '../fixtures/brokers/postgres-helpers.js';
 import { deferred } from '../helpers.js';
@@ -158,6 +159,72 @@ describe('consume() over a PostgreSQL table queue', () => {
       await b.close();
     }
   });
+  it('ackMany: one fenced DELETE acks the rows still ours; a row re-claimed by another consumer (lost lease) is refused at its index and stays', async () => {
+    const table = uniqueTable('pmany');
+    await admin.fill(table, payloads(4));
+    const a = await source(table);
+    const b = await source(table);
+    const never = new AbortController().signal;
+    try {
+      const held = await a.fetch(4, never);
+      expect(held).toHaveLength(4);
+      // a loses the lease of one row: it expires, and b claims it (a new token).
+      await admin.pool.query(`UPDATE "${table}" SET run_at = now() WHERE id = $1`, [held[2]!.id]);
+      const taken = await b.fetch(4, never);
+      expect(taken.map((m) => m.id)).toEqual([held[2]!.id]);
+      const results = await a.ackMany(held);
+      expect(results?.map((r) => r?.name)).toEqual([
+        undefined,
+        undefined,
+        'LeaseLostError',
+        undefined,
+      ]);
+      expect((results?.[2] as { code?: string } | undefined)?.code).toBe('ERR_LEASE_LOST');
+      expect(await admin.remaining(table)).toBe(1); // b's row is untouched
+      // Everything acked: undefined (no array).
+      expect(await b.ackMany(taken)).toBeUndefined();
+      expect(await admin.remaining(table)).toBe(0);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
+  it('a batch handler whose messages lost their lease mid-batch: ackMany refuses those acks, the consumer counts them in leaseLost and acks the rest', async () => {
+    const table = uniqueTable('pmanylease');
+    await admin.fill(table, payloads(5));
+    const thief = await source(table);
+    const errors: string[] = [];
+    let stolen: string | undefined;
+    const consumer = track(
+      consume<{ k: string }>(
+        await source(table),
+        async (items) => {
+          // Another consumer takes one row whose lease expired (made due by hand here).
+          stolen = items[1]!.message.id;
+          await admin.pool.query(`UPDATE "${table}" SET run_at = now() WHERE id = $1`, [stolen]);
+          const got = await thief.fetch(5, new AbortController().signal);
+          expect(got.map((m) => m.id)).toEqual([stolen]);
+        },
+        {
+          concurrency: 5,
+          batch: { size: 5, maxWait: 1000 },
+          onError: (e, op, m) => errors.push(`${op} ${m?.id} ${(e as { code?: string }).code}`),
+        },
+      ),
+    );
+    await until(
+      () => consumer.stats().acked + consumer.stats().leaseLost === 5,
+      'the batch settled',
+      10_000,
+    );
+    const report = await consumer.close();
+    await thief.close();
+    expect(report.stats).toMatchObject({ acked: 4, leaseLost: 1, errors: 1, batches: 1 });
+    expect(errors).toEqual([`ack ${stolen} ERR_LEASE_LOST`]);
+    expect(await admin.remaining(table)).toBe(1); // the thief's, still leased to it
+  });
+
   it('an error message with U+0000 is retried and dead-lettered (PostgreSQL text refuses NUL)', async () => {
     const table = uniqueTable('pnul');
     await admin.fill(table, [{ k: 'nul' }]);

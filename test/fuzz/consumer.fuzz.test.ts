@@ -3,9 +3,11 @@
  * message at a time or in batches (random size and maxWait), random per-message outcomes
  * (succeed, fail, malformed, left out of the batch's map, hostile throws of the whole call),
  * random maxDeliveries, and a shutdown at a random point (close, a drain with a short deadline,
- * abort). Invariants: held never exceeds the cap (counted by the sources themselves, at every
+ * abort), and sources with or without `ackMany` (all acked, some refused as lost leases, whole
+ * calls rejected or thrown). Invariants: held never exceeds the cap (counted by the sources themselves, at every
  * fetch), every delivery is settled exactly once and on its own source, no batch is larger than
- * its size, a close with nothing left to do leaves every message acked or dead-lettered, and
+ * its size, the consumer's acked/leaseLost counts equal what the sources did, a close with nothing
+ * left to do leaves every message acked or dead-lettered, and
  * nothing hangs or rejects unhandled.
  */
 import fc from 'fast-check';
@@ -24,6 +26,12 @@ import {
 } from './harness.js';
 
 type Outcome = 'ok' | 'fail' | 'malformed' | 'omit';
+/**
+ * The sources' `ackMany`: absent (ack per message), all acked, some refused (a lost lease: the
+ * message comes back as the broker would redeliver it), or every other call failing as a whole
+ * (rejected, or thrown synchronously: none acked, all come back).
+ */
+type AckMany = 'none' | 'ok' | 'refuse-some' | 'reject' | 'throw';
 
 interface Case {
   sources: number[]; // messages per source
@@ -35,6 +43,7 @@ interface Case {
   thrown: (typeof THROWN_KINDS)[number];
   stop: 'close-when-done' | 'drain-early' | 'abort-early';
   stopAfter: number; // handler calls before an early stop
+  ackMany: AckMany;
 }
 
 /** A queue that hands retries straight back (the delay is not the point here). */
@@ -43,6 +52,11 @@ class FuzzSource implements BrokerSource {
   readonly settled = new Map<string, string[]>(); // delivery → its settlements
   readonly final = new Map<string, 'ack' | 'deadLetter'>(); // message id → end state
   outstanding = 0;
+  /** Acks that took effect (ack, or ackMany's acked entries): the consumer's `acked` must match. */
+  acked = 0;
+  /** ackMany entries refused with ERR_LEASE_LOST: the consumer's `leaseLost` must match. */
+  refused = 0;
+  #manyCalls = 0;
   #waiter: (() => void) | undefined;
   #seq = 0;
 
@@ -99,7 +113,40 @@ class FuzzSource implements BrokerSource {
   ack = async (m: BrokerMessage) => {
     this.#settle(m, 'ack');
     this.final.set(m.id, 'ack');
+    this.acked++;
   };
+  /** Set per case (see AckMany); undefined: the consumer acks one message at a time. */
+  ackMany: BrokerSource['ackMany'];
+
+  withAckMany(mode: AckMany): this {
+    if (mode === 'none') return this;
+    this.ackMany = (messages) => {
+      const whole = (mode === 'reject' || mode === 'throw') && this.#manyCalls++ % 2 === 0;
+      if (whole) {
+        // None acked: the broker keeps them and delivers them again.
+        for (const m of messages) {
+          this.#settle(m, 'ackMany-failed');
+          this.#put(m.id, m.deliveryCount + 1);
+        }
+        if (mode === 'throw') throw new Error('ackMany threw');
+        return Promise.reject(new Error('ackMany rejected'));
+      }
+      const out = messages.map((m, i) => {
+        if (mode === 'refuse-some' && (i + m.deliveryCount) % 3 === 0) {
+          this.#settle(m, 'ackMany-refused');
+          this.refused++;
+          this.#put(m.id, m.deliveryCount + 1);
+          return Object.assign(new Error('lease lost'), { code: 'ERR_LEASE_LOST' });
+        }
+        this.#settle(m, 'ackMany');
+        this.final.set(m.id, 'ack');
+        this.acked++;
+        return undefined;
+      });
+      return Promise.resolve(out.some((e) => e !== undefined) ? out : undefined);
+    };
+    return this;
+  }
   deadLetter = async (m: BrokerMessage) => {
     this.#settle(m, 'deadLetter');
     this.final.set(m.id, 'deadLetter');
@@ -132,6 +179,7 @@ const caseArb: fc.Arbitrary<Case> = fc
       Case['stop']
     >,
     stopAfter: fc.integer({ min: 0, max: 10 }),
+    ackMany: fc.constantFrom<AckMany>('none', 'ok', 'refuse-some', 'reject', 'throw'),
   })
   .map((r) => ({
     ...r,
@@ -143,7 +191,9 @@ const caseArb: fc.Arbitrary<Case> = fc
 
 async function runCase(c: Case): Promise<void> {
   const shared = { outstanding: 0, peak: 0, cap: c.concurrency, violations: [] as string[] };
-  const sources = c.sources.map((n, i) => new FuzzSource(`s${i}`, n, shared));
+  const sources = c.sources.map((n, i) =>
+    new FuzzSource(`s${i}`, n, shared).withAckMany(c.ackMany),
+  );
   const total = c.sources.reduce((a, b) => a + b, 0);
   let calls = 0;
   const early = { resolve: () => {} };
@@ -198,6 +248,15 @@ async function runCase(c: Case): Promise<void> {
       ? await consumer.abort(new Error('stop'))
       : await consumer.drain({ timeout: c.stop === 'drain-early' ? 5 : 10_000 });
   if (report.stats.peakHeld > c.concurrency) shared.violations.push('peakHeld over the cap');
+  // Counts are exact, however the acks went (one at a time or through ackMany).
+  const acked = sources.reduce((sum, s) => sum + s.acked, 0);
+  const refused = sources.reduce((sum, s) => sum + s.refused, 0);
+  if (report.stats.acked !== acked) {
+    shared.violations.push(`stats.acked ${report.stats.acked} but the sources acked ${acked}`);
+  }
+  if (report.stats.leaseLost !== refused) {
+    shared.violations.push(`stats.leaseLost ${report.stats.leaseLost} but ${refused} refused`);
+  }
   if (shared.outstanding !== 0) shared.violations.push(`${shared.outstanding} never settled`);
   if (c.stop === 'close-when-done' && !finished()) shared.violations.push('not all finished');
   if (shared.violations.length > 0) throw new Error(shared.violations.slice(0, 5).join('; '));

@@ -18,10 +18,10 @@
  */
 import type { Channel, ConsumeMessage } from 'amqplib';
 
+/** One `ack` or `ackMany` call waiting for the turn's flush (all of a flush share its fate). */
 interface Waiter {
-  readonly msg: ConsumeMessage;
   readonly resolve: () => void;
-  readonly reject: (error: unknown) => void;
+  readonly reject: () => void;
 }
 
 export class AckCoalescer {
@@ -30,7 +30,9 @@ export class AckCoalescer {
   /** Deliveries handed out and not settled yet, by tag, oldest first (Map keeps insertion order). */
   readonly #open = new Map<number, ConsumeMessage>();
   /** Acks asked for this turn, by tag. */
-  #pending = new Map<number, Waiter>();
+  #pending = new Map<number, ConsumeMessage>();
+  /** The calls that asked for them. */
+  #waiters: Waiter[] = [];
   #scheduled = false;
   /** Whether `channel` is still the link's open consumer channel (its tags can be acked). */
   readonly #live: (channel: Channel) => boolean;
@@ -72,25 +74,45 @@ export class AckCoalescer {
         resolve();
         return;
       }
-      this.#pending.set(msg.fields.deliveryTag, {
-        msg,
-        resolve,
-        reject: () => reject(lost()),
-      });
-      if (!this.#scheduled) {
-        this.#scheduled = true;
-        setImmediate(() => this.#flush());
-      }
+      this.#pending.set(msg.fields.deliveryTag, msg);
+      this.#waiters.push({ resolve, reject: () => reject(lost()) });
+      this.#schedule();
     });
+  }
+
+  /**
+   * `ack` for several deliveries of `channel` (tracked) with one promise: they join this turn's
+   * acks (a `multiple` frame covers them where they are the oldest open deliveries).
+   */
+  ackMany(msgs: readonly ConsumeMessage[], channel: Channel, lost: () => Error): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      if (channel !== this.#channel) {
+        for (const msg of msgs) channel.ack(msg);
+        resolve();
+        return;
+      }
+      for (const msg of msgs) this.#pending.set(msg.fields.deliveryTag, msg);
+      this.#waiters.push({ resolve, reject: () => reject(lost()) });
+      this.#schedule();
+    });
+  }
+
+  #schedule(): void {
+    if (!this.#scheduled) {
+      this.#scheduled = true;
+      setImmediate(() => this.#flush());
+    }
   }
 
   #flush(): void {
     this.#scheduled = false;
     const pending = this.#pending;
+    const waiters = this.#waiters;
     this.#pending = new Map();
+    this.#waiters = [];
     const channel = this.#channel;
     if (!channel || !this.#live(channel)) {
-      for (const waiter of pending.values()) waiter.reject(undefined);
+      for (const waiter of waiters) waiter.reject();
       return;
     }
     try {
@@ -105,17 +127,17 @@ export class AckCoalescer {
       }
       if (last) channel.ack(last, true);
       // The rest sit behind a delivery still open: one frame each.
-      for (const [tag, waiter] of pending) {
+      for (const [tag, msg] of pending) {
         if (tag <= covered) continue;
         this.#open.delete(tag);
-        channel.ack(waiter.msg);
+        channel.ack(msg);
       }
-    } catch (error) {
+    } catch {
       // amqplib throws when the channel closed under us: nothing was acked that matters (the
       // broker requeues the channel's unacked deliveries).
-      for (const waiter of pending.values()) waiter.reject(error);
+      for (const waiter of waiters) waiter.reject();
       return;
     }
-    for (const waiter of pending.values()) waiter.resolve();
+    for (const waiter of waiters) waiter.resolve();
   }
 }

@@ -39,7 +39,7 @@
  * @module
  */
 import { randomUUID } from 'node:crypto';
-import type { ConsumeMessage } from 'amqplib';
+import type { Channel, ConsumeMessage } from 'amqplib';
 import { LeaseLostError, NotConnectedError, UnroutableError } from '../../errors.js';
 import { invalidOption, nonEmptyString, numberAtLeast } from '../../internal/options.js';
 import { errorMessage, errorName, errorStringCode } from '../dead-letter.js';
@@ -263,6 +263,31 @@ export class AmqpSource implements BrokerSource<AmqpMessage> {
     } catch (error) {
       return Promise.reject(error);
     }
+  }
+
+  /**
+   * Acks a batch handler's successful messages with one promise: they join this turn's acks, one
+   * `multiple` frame where they are the oldest unacked deliveries of the channel. A message from
+   * a channel that has died since gets a `LeaseLostError` at its index (the broker requeued it).
+   */
+  async ackMany(messages: readonly AmqpMessage[]): Promise<(Error | undefined)[] | undefined> {
+    let refused: (Error | undefined)[] | undefined;
+    const raws: ConsumeMessage[] = [];
+    let ch: Channel | undefined;
+    for (let i = 0; i < messages.length; i++) {
+      const message = messages[i]!;
+      try {
+        ch = this.#live(message, 'ack');
+        raws.push(message.raw);
+      } catch (error) {
+        refused ??= new Array<Error | undefined>(messages.length).fill(undefined);
+        refused[i] = error as Error;
+      }
+    }
+    if (ch === undefined) return refused;
+    // Every live message is on the one live channel (`#live` checks against it).
+    await this.#acks.ackMany(raws, ch, () => lost(messages[0]!, 'ack'));
+    return refused;
   }
 
   async release(message: AmqpMessage): Promise<void> {

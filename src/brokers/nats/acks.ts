@@ -33,10 +33,54 @@ interface Frame {
   readonly payload: Uint8Array;
   /** Wait for the server's reply; else settled once published. */
   readonly confirm: boolean;
-  readonly resolve: () => void;
-  readonly reject: (error: Error) => void;
+  /** Told the frame's outcome: a promise of its own (`send`), or a share of one (`sendMany`). */
+  readonly waiter: Waiter;
+  /** The frame's index in its `sendMany` group (0 for `send`). */
+  readonly index: number;
   /** `performance.now()` past which a confirmed frame fails with a `TimeoutError`. */
   deadline: number;
+}
+
+/** What a frame's outcome settles. */
+interface Waiter {
+  done(index: number, error: Error | undefined): void;
+}
+
+/** One frame's own promise. */
+class One implements Waiter {
+  readonly #resolve: () => void;
+  readonly #reject: (error: Error) => void;
+  constructor(resolve: () => void, reject: (error: Error) => void) {
+    this.#resolve = resolve;
+    this.#reject = reject;
+  }
+  done(_index: number, error: Error | undefined): void {
+    if (error === undefined) this.#resolve();
+    else this.#reject(error);
+  }
+}
+
+/**
+ * The frames of one `sendMany`: one promise, resolved once every frame's outcome is known with
+ * `undefined` (all succeeded) or each frame's error at its index.
+ */
+class Group implements Waiter {
+  readonly #size: number;
+  #left: number;
+  #errors: (Error | undefined)[] | undefined;
+  readonly #resolve: (errors: (Error | undefined)[] | undefined) => void;
+  constructor(size: number, resolve: (errors: (Error | undefined)[] | undefined) => void) {
+    this.#size = size;
+    this.#left = size;
+    this.#resolve = resolve;
+  }
+  done(index: number, error: Error | undefined): void {
+    if (error !== undefined) {
+      this.#errors ??= new Array<Error | undefined>(this.#size).fill(undefined);
+      this.#errors[index] = error;
+    }
+    if (--this.#left === 0) this.#resolve(this.#errors);
+  }
 }
 
 export class AckRequests {
@@ -80,12 +124,54 @@ export class AckRequests {
   send(subject: string, payload: Uint8Array, confirm: boolean): Promise<void> {
     if (this.#closed) return Promise.reject(this.#closed);
     return new Promise<void>((resolve, reject) => {
-      this.#queued.push({ subject, payload, confirm, resolve, reject, deadline: 0 });
-      if (!this.#scheduled) {
-        this.#scheduled = true;
-        setImmediate(this.#flush);
-      }
+      this.#queued.push({
+        subject,
+        payload,
+        confirm,
+        waiter: new One(resolve, reject),
+        index: 0,
+        deadline: 0,
+      });
+      this.#schedule();
     });
+  }
+
+  /**
+   * `send` of `payload` to each of `subjects`, with one promise for them all: resolves once
+   * every frame's outcome is known, with `undefined` when all succeeded, else an array as long
+   * as `subjects` holding each failed frame's error (as `send` would reject) at its index.
+   */
+  sendMany(
+    subjects: readonly string[],
+    payload: Uint8Array,
+    confirm: boolean,
+  ): Promise<(Error | undefined)[] | undefined> {
+    if (subjects.length === 0) return Promise.resolve(undefined);
+    if (this.#closed) {
+      const closed = this.#closed;
+      return Promise.resolve(subjects.map(() => closed));
+    }
+    return new Promise((resolve) => {
+      const waiter = new Group(subjects.length, resolve);
+      for (let index = 0; index < subjects.length; index++) {
+        this.#queued.push({
+          subject: subjects[index]!,
+          payload,
+          confirm,
+          waiter,
+          index,
+          deadline: 0,
+        });
+      }
+      this.#schedule();
+    });
+  }
+
+  #schedule(): void {
+    if (!this.#scheduled) {
+      this.#scheduled = true;
+      setImmediate(this.#flush);
+    }
   }
 
   /** Fails every outstanding request and unsubscribes (the source is closing). */
@@ -112,7 +198,7 @@ export class AckRequests {
       try {
         if (!frame.confirm) {
           this.#nc.publish(frame.subject, frame.payload);
-          frame.resolve();
+          frame.waiter.done(frame.index, undefined);
           continue;
         }
         this.#subscribe();
@@ -121,7 +207,7 @@ export class AckRequests {
         frame.deadline = deadline;
         this.#outstanding.set(id, frame);
       } catch (error) {
-        frame.reject(error as Error);
+        frame.waiter.done(frame.index, error as Error);
       }
     }
     if (this.#outstanding.size > 0) this.#timer ??= this.#arm(this.#timeoutMs);
@@ -142,14 +228,14 @@ export class AckRequests {
     this.#outstanding.delete(id);
     // The server answers an ack to a consumer that no longer exists with a 503 status.
     if (msg.data.length === 0 && msg.headers?.code === 503) {
-      frame.reject(new NoRespondersError(frame.subject));
+      frame.waiter.done(frame.index, new NoRespondersError(frame.subject));
     } else {
-      frame.resolve();
+      frame.waiter.done(frame.index, undefined);
     }
   }
 
   #failAll(error: Error): void {
-    for (const frame of this.#outstanding.values()) frame.reject(error);
+    for (const frame of this.#outstanding.values()) frame.waiter.done(frame.index, error);
     this.#outstanding.clear();
   }
 
@@ -170,7 +256,7 @@ export class AckRequests {
         return;
       }
       this.#outstanding.delete(id);
-      frame.reject(new TimeoutError());
+      frame.waiter.done(frame.index, new TimeoutError());
     }
   }
 }

@@ -136,6 +136,42 @@ export class NatsSource implements BrokerSource<NatsMessage> {
     return this.#confirm(message, ACK, this.#o.confirmAcks);
   }
 
+  /**
+   * Acks a batch handler's successful messages: JetStream has no multiple ack, so still one
+   * `+ACK` frame (confirmed as `ack`'s) per message, all in this turn's one write, but one
+   * promise for the batch. A message past its lease (see `ack`) is not acked and gets a
+   * `LeaseLostError` at its index.
+   */
+  async ackMany(messages: readonly NatsMessage[]): Promise<(Error | undefined)[] | undefined> {
+    const n = messages.length;
+    let refused: (Error | undefined)[] | undefined;
+    const subjects: string[] = [];
+    const sent: number[] = []; // index in `messages` of each subject
+    for (let i = 0; i < n; i++) {
+      const message = messages[i]!;
+      const reply = (message.raw as unknown as { reply?: string }).reply;
+      const error = this.#expired(message)
+        ? new LeaseLostError(message.id, 'ack')
+        : reply
+          ? undefined
+          : new TypeError('JetStream message has no reply subject: cannot acknowledge it');
+      if (error === undefined) {
+        subjects.push(reply!);
+        sent.push(i);
+      } else {
+        refused ??= new Array<Error | undefined>(n).fill(undefined);
+        refused[i] = error;
+      }
+    }
+    const failed = await this.#requests.sendMany(subjects, ACK, this.#o.confirmAcks);
+    if (failed === undefined) return refused;
+    const out = refused ?? new Array<Error | undefined>(n).fill(undefined);
+    for (let j = 0; j < failed.length; j++) {
+      if (failed[j] !== undefined) out[sent[j]!] = failed[j];
+    }
+    return out;
+  }
+
   async retry(message: NatsMessage, delayMs: number, _error?: Error): Promise<void> {
     this.#checkLease(message, 'retry');
     const payload =

@@ -160,6 +160,23 @@ export class PostgresQueueSource implements BrokerSource<PostgresMessage> {
     if (!done.has(message.id)) throw leaseLost(message, 'ack');
   }
 
+  /**
+   * Acks a batch handler's successful messages: they join this turn's one fenced `DELETE … = ANY`
+   * with a single promise. A message whose lease token no longer matches (re-claimed by another
+   * consumer) is not deleted and gets a `LeaseLostError` at its index.
+   */
+  async ackMany(messages: readonly PostgresMessage[]): Promise<(Error | undefined)[] | undefined> {
+    const done = await this.#acks.addMany(messages);
+    let out: (Error | undefined)[] | undefined;
+    for (let i = 0; i < messages.length; i++) {
+      const message = messages[i]!;
+      if (done.has(message.id)) continue;
+      out ??= new Array<Error | undefined>(messages.length).fill(undefined);
+      out[i] = leaseLost(message, 'ack');
+    }
+    return out;
+  }
+
   async heartbeat(message: PostgresMessage): Promise<boolean> {
     return (await this.#beats.add(message)).has(message.id);
   }
