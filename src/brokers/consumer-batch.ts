@@ -26,13 +26,7 @@ export class Batcher<I, R> {
   add(id: I): Promise<R> {
     return new Promise<R>((resolve, reject) => {
       this.#ids.push(id);
-      this.#resolves.push(resolve);
-      this.#rejects.push(reject);
-      if (this.#ids.length >= this.#maxBatch) this.#run();
-      else if (!this.#scheduled) {
-        this.#scheduled = true;
-        setImmediate(() => this.#run());
-      }
+      this.#wait(resolve, reject);
     });
   }
 
@@ -43,14 +37,19 @@ export class Batcher<I, R> {
   addMany(ids: readonly I[]): Promise<R> {
     return new Promise<R>((resolve, reject) => {
       for (const id of ids) this.#ids.push(id);
-      this.#resolves.push(resolve);
-      this.#rejects.push(reject);
-      if (this.#ids.length >= this.#maxBatch) this.#run();
-      else if (!this.#scheduled) {
-        this.#scheduled = true;
-        setImmediate(() => this.#run());
-      }
+      this.#wait(resolve, reject);
     });
+  }
+
+  /** One waiter for the command that carries what was just added; sends it when full. */
+  #wait(resolve: (value: R) => void, reject: (error: unknown) => void): void {
+    this.#resolves.push(resolve);
+    this.#rejects.push(reject);
+    if (this.#ids.length >= this.#maxBatch) this.#run();
+    else if (!this.#scheduled) {
+      this.#scheduled = true;
+      setImmediate(() => this.#run());
+    }
   }
 
   /** Sends what has been collected now, instead of at the next `setImmediate`. */
