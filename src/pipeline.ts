@@ -74,6 +74,8 @@ export interface StageStats {
   succeeded: number;
   /** Jobs that failed in this stage (thrown, timed out, crashed or canceled). */
   failed: number;
+  /** Of `failed`, those canceled (a signal, `abort()`, a drain deadline). */
+  canceled: number;
   /** Busy slot-time over available slot-time (0..1); the bottleneck stage is the one near 1. */
   utilization: number;
   runTime: Percentiles;
@@ -227,6 +229,7 @@ export class Pipeline<J, T> implements AsyncIterable<Result<J, T>> {
         done: s.succeeded + failed,
         succeeded: s.succeeded,
         failed,
+        canceled: s.canceled,
         utilization: s.utilization,
         retried: s.retried,
         runTime: s.runTime,

@@ -162,6 +162,10 @@ describe('pipeline: drain and abort', () => {
       expect(r.ok === false && r.error).toBeInstanceOf(AbortError);
     }
     expect(p.stats().every((s) => s.running === 0)).toBe(true);
+    // A stage's failures say which were canceled (the doc indexer reports them apart).
+    const hang = p.stats()[1]!;
+    expect(hang.canceled).toBeGreaterThan(0);
+    expect(hang.canceled).toBe(hang.failed);
   });
 
   it('the pipeline signal aborts it', async () => {
@@ -264,7 +268,7 @@ describe('pipeline: stats', () => {
       failed: 1,
       succeeded: 39,
     });
-    expect(embed).toMatchObject({ name: 'embed', done: 39, failed: 0 });
+    expect(embed).toMatchObject({ name: 'embed', done: 39, failed: 0, canceled: 0 });
     expect(insert).toMatchObject({ name: 'insert', done: 39, running: 0, queued: 0 });
     expect(embed!.utilization).toBeGreaterThan(extract!.utilization);
     expect(embed!.utilization).toBeGreaterThan(insert!.utilization);

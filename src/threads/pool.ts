@@ -454,9 +454,9 @@ const MAX_THREADS = 1024;
 
 /** `threads` (an option or resize()'s argument): an integer from 1 to {@link MAX_THREADS}. */
 function threadCount(name: Label, value: unknown): number {
-  const threads = positiveInt(name, value);
-  if (threads > MAX_THREADS) {
+  // Checked first, so that 2 ** 53 names this limit, not the safe-integer one.
+  if (typeof value === 'number' && Number.isInteger(value) && value > MAX_THREADS) {
     invalidOption(name, value, `a positive integer <= ${MAX_THREADS} (threads to start)`, true);
   }
-  return threads;
+  return positiveInt(name, value);
 }

@@ -216,13 +216,12 @@ describe('Redis source acks', () => {
     }
   });
 
-  it('a heartbeat restarts the ack window: past the lease since the fetch, an entry heartbeaten since skips the check, the other does not', async () => {
+  it('a heartbeat does not extend the ack window: past the lease since the fetch, a heartbeaten entry is owner-checked', async () => {
     const stream = uniqueStream('rbeat');
-    await admin.fill(stream, [{ i: 1 }, { i: 2 }]);
+    await admin.fill(stream, [{ i: 1 }]);
     const { source } = await countedSource(stream, { lease: 300 });
     try {
-      const [beaten, idle] = await source.fetch(2, never);
-      // Both idle past the lease (nobody claims them here): the fetch's window is over.
+      const [beaten] = await source.fetch(1, never);
       await admin.until(async () => {
         const rows = (await admin.client.sendCommand([
           'XPENDING',
@@ -233,13 +232,53 @@ describe('Redis source acks', () => {
           '10',
         ])) as [string, string, number][];
         return rows.every((row) => Number(row[2]) >= 300);
-      }, 'both idle past the lease');
+      }, 'idle past the lease');
       expect(await source.heartbeat(beaten!)).toBe(true);
-      // b takes both by hand (against the protocol): only the owner check would notice.
-      for (const m of [beaten!, idle!])
-        await admin.client.sendCommand(['XCLAIM', stream, 'g', 'b', '0', m.id, 'JUSTID']);
-      await expect(source.ack(beaten!)).resolves.toBeUndefined();
-      await expect(source.ack(idle!)).rejects.toMatchObject({ code: 'ERR_LEASE_LOST' });
+      // b takes it by hand (against the protocol): only the owner check notices.
+      await admin.client.sendCommand(['XCLAIM', stream, 'g', 'b', '0', beaten!.id, 'JUSTID']);
+      await expect(source.ack(beaten!)).rejects.toMatchObject({ code: 'ERR_LEASE_LOST' });
+      expect(await admin.pending(stream)).toBe(1);
+    } finally {
+      await source.close();
+    }
+  });
+
+  it('a second delivery by its own XAUTOCLAIM is owner-checked: after the first is retried and another consumer claims the entry, its ack is refused', async () => {
+    const stream = uniqueStream('raba');
+    await admin.fill(stream, [{ i: 1 }]);
+    const { source } = await countedSource(stream, { lease: 300 });
+    try {
+      const [first] = await source.fetch(1, never);
+      // This consumer's loop "stalls" past the lease: its own next fetch claims the entry back.
+      await admin.until(async () => {
+        const rows = (await admin.client.sendCommand([
+          'XPENDING',
+          stream,
+          'g',
+          '-',
+          '+',
+          '10',
+        ])) as [string, string, number][];
+        return rows.every((row) => Number(row[2]) >= 300);
+      }, 'idle past the lease');
+      let second: Awaited<ReturnType<typeof source.fetch>>[number] | undefined;
+      while (!second) [second] = await source.fetch(1, never);
+      expect(second.id).toBe(first!.id);
+      // The first delivery fails and is retried at once (idle = lease): c claims it as the
+      // protocol allows (min-idle-time = lease).
+      await source.retry(first!, 0);
+      const claimed = (await admin.client.sendCommand([
+        'XAUTOCLAIM',
+        stream,
+        'g',
+        'c',
+        '300',
+        '0-0',
+        'JUSTID',
+      ])) as [string, string[]];
+      expect(claimed[1]).toEqual([first!.id]);
+      // The second delivery's ack, fresh since its claim, must not end c's delivery.
+      await expect(source.ack(second)).rejects.toMatchObject({ code: 'ERR_LEASE_LOST' });
       expect(await admin.pending(stream)).toBe(1);
     } finally {
       await source.close();

@@ -42,6 +42,9 @@ describe('ThreadPool module loading', () => {
       /Invalid option "threads": expected a positive integer <= 1024 \(threads to start\), got 99999999999/;
     expect(() => new ThreadPool(url, { threads: 99_999_999_999 })).toThrow(tooMany);
     expect(() => new ThreadPool(url, { threads: 1025 })).toThrow(RangeError);
+    expect(() => new ThreadPool(url, { threads: 2 ** 53 })).toThrow(
+      /<= 1024 .*got 9007199254740992/,
+    );
     await using pool = new ThreadPool(url, { threads: 1 });
     expect(() => pool.resize(1025)).toThrow(/"threads".*<= 1024.*got 1025/);
     expect(pool.threads).toBe(1);

@@ -215,6 +215,7 @@ function stageSummaries(stats: StageStats[]): StageSummary[] {
     concurrency: s.concurrency,
     done: s.done,
     failed: s.failed,
+    canceled: s.canceled,
     utilization: s.utilization,
     p50: s.runTime.p50,
     p99: s.runTime.p99,

@@ -23,11 +23,25 @@ export interface StageProgress {
   name: string;
   /** Documents this stage settled, any outcome. */
   done: number;
-  /** Of `done`, those that failed here. */
+  /** Of `done`, those that failed here (canceled ones included). */
   failed: number;
+  /** Of `failed`, those canceled (a second Ctrl-C). */
+  canceled?: number;
   running: number;
   /** Documents waiting for this stage (the previous stage's output buffer). */
   queued: number;
+}
+
+/**
+ * "2 failed", "1 failed, 1 canceled", "2 canceled" or '' — a stage's `failed` counts canceled
+ * documents too, which the run's summary reports apart.
+ */
+export function failedWords(st: { failed: number; canceled?: number }): string {
+  const canceled = st.canceled ?? 0;
+  const failed = st.failed - canceled;
+  return [failed ? `${failed} failed` : '', canceled ? `${canceled} canceled` : '']
+    .filter(Boolean)
+    .join(', ');
 }
 
 /** A snapshot of the run, taken on each tick. */
@@ -147,7 +161,7 @@ function frame(s: ProgressSnapshot, elapsedMs: number, final: boolean): string {
     const passedOver = past - st.done;
     const parts = [
       `${String(past).padStart(width)}/${s.total}`,
-      st.failed ? `${st.failed} failed` : '',
+      failedWords(st),
       passedOver ? `${passedOver} failed before` : '',
       rate(st.done, elapsedMs),
       final ? '' : `running ${st.running}`,
@@ -248,7 +262,7 @@ class Lines implements ProgressReporter {
   #print(s: ProgressSnapshot, elapsedMs: number, final: boolean): void {
     const stages = s.stages
       .map((st, i) => {
-        const failed = st.failed ? ` (${st.failed} failed)` : '';
+        const failed = st.failed ? ` (${failedWords(st)})` : '';
         const busy = final ? '' : `, ${st.running} running`;
         return `${st.name} ${reached(s.stages, i)}/${s.total}${failed} ${rate(st.done, elapsedMs)}${busy}`;
       })

@@ -10,6 +10,7 @@
  * @module
  */
 import { describeIdentity, type EmbedderIdentity } from './embedder.js';
+import { failedWords } from './progress.js';
 
 /** One stage's figures at the end of the run. */
 export interface StageSummary {
@@ -17,7 +18,10 @@ export interface StageSummary {
   concurrency: number;
   /** Jobs that left the stage, whatever the outcome. */
   done: number;
+  /** Of `done`, those that failed (canceled ones included). */
   failed: number;
+  /** Of `failed`, those canceled. */
+  canceled?: number;
   /** 0..1, busy slot-time over available slot-time. */
   utilization: number;
   /** Run time per job, ms. */
@@ -103,7 +107,7 @@ export function formatSummary(s: Summary): string {
       lines.push(
         `    ${st.name.padEnd(8)} ${String(st.concurrency).padStart(2)} ${st.concurrency === 1 ? 'worker ' : 'workers'}  ` +
           `util ${pct(st.utilization).padStart(4)}  p50 ${ms(st.p50)}  p99 ${ms(st.p99)}` +
-          `  done ${st.done}${st.failed ? ` (${st.failed} failed)` : ''}${mark}`,
+          `  done ${st.done}${st.failed ? ` (${failedWords(st)})` : ''}${mark}`,
       );
     }
   }

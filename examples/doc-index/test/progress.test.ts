@@ -1,6 +1,6 @@
 import xterm from '@xterm/headless';
 import { describe, expect, it } from 'vitest';
-import { createProgress, type ProgressSnapshot } from '../src/progress.js';
+import { createProgress, failedWords, type ProgressSnapshot } from '../src/progress.js';
 
 // The display is driven with a fake clock and written to a fake TTY; what a user would see is
 // read back from a headless terminal emulator (xterm.js) fed the same bytes, so "no stale copy"
@@ -197,6 +197,15 @@ describe('progress on a terminal', () => {
     progress.stop();
     const lines = await screen(tty.out);
     expect(lines.filter((l) => l.startsWith('doc-index')).length).toBe(2);
+  });
+});
+
+describe('failedWords', () => {
+  it("says canceled documents apart from failed ones (a stage's failed counts both)", () => {
+    expect(failedWords({ failed: 0 })).toBe('');
+    expect(failedWords({ failed: 2 })).toBe('2 failed');
+    expect(failedWords({ failed: 2, canceled: 2 })).toBe('2 canceled');
+    expect(failedWords({ failed: 3, canceled: 1 })).toBe('2 failed, 1 canceled');
   });
 });
 

@@ -26,9 +26,9 @@
  *   claimed its entry has its late ack refused (`LeaseLostError`), instead of silently ending
  *   the other consumer's delivery.
  * - acks inside the lease skip that check. Before each fetch the reading connection sends
- *   `TIME`, ahead of the `XAUTOCLAIM`/`XREADGROUP` that may deliver entries; Redis starts an
- *   entry's idle time when it delivers it, so every entry of that fetch became idle at or after
- *   that server time `since`. The ack script (`ACK_IF_OWNED`) reads `TIME` again: while now is
+ *   `TIME`, ahead of the `XREADGROUP` that may deliver new entries; Redis starts an entry's idle
+ *   time when it delivers it, so every entry of that read became idle at or after that server
+ *   time `since`. The ack script (`ACK_IF_OWNED`) reads `TIME` again: while now is
  *   less than `lease` past the oldest `since` of its batch, no entry of the batch can have been
  *   idle for `lease`, so no consumer claiming with min-idle-time `lease` can have taken one, and
  *   it runs the variadic `XACK` alone (per 64 acks Redis spends 37–53 µs on it instead of
@@ -38,8 +38,15 @@
  *   get there: an ack queued behind a reconnect, a blocked read or a stalled event loop is judged
  *   when it runs, and the retry of a failed ack on the command connection is judged again.
  *   What changes idle time, and why the window still holds:
- *   - a heartbeat (`XCLAIM … IDLE 0`, only if still ours) restarts it: the heartbeat sends its
- *     own `TIME` first, and a confirmed heartbeat moves the message's `since` to it;
+ *   - a heartbeat (`XCLAIM … IDLE 0`, only if still ours) restarts the idle time but not the
+ *     window: a first delivery's window thus ends before any other delivery of its entry can
+ *     exist (a claim needs `lease` of idle time counted from a moment at or after `since`). A
+ *     handler running past `lease` has its ack owner-checked;
+ *   - an entry delivered by `XAUTOCLAIM` (a crashed consumer's, a retry, or this consumer's own
+ *     after its loop stalled past the lease while the first delivery still runs) is always
+ *     owner-checked: this consumer may then hold two deliveries of one entry, and once one is
+ *     retried or released another consumer may claim it while the other's ack would still look
+ *     inside a window;
  *   - a retry (`IDLE lease - delay`) and a release (`IDLE lease`) make the entry look *older*,
  *     but they end this delivery: no ack follows for that message (a redelivery is a new
  *     message with its own `since`); a dead letter is owner-checked and acks in its own script;

@@ -105,7 +105,7 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
   readonly #delay: ReturnType<typeof delayKeys>;
   /** When (performance.now()) the delayed set is looked at next. */
   #promoteAt = 0;
-  readonly #beats: Batcher<string, { owned: unknown; at: number }>;
+  readonly #beats: Batcher<string, unknown>;
   #readId: string | undefined;
   #claimCursor = '0-0';
   #lastClaim = 0;
@@ -145,13 +145,8 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
     this.heartbeatInterval = Math.max(10, Math.floor(this.#lease / 3));
     this.#deleteOnAck = o.deleteOnAck ?? false;
     this.#delay = delayKeys(this.stream);
-    this.#beats = new Batcher(async (ids) => {
-      // The server's clock before the XCLAIM that restarts the idle time: acks may skip the
-      // owner check for `lease` past it, as past a fetch (see ACK_IF_OWNED).
-      const at = this.#serverTime(this.#cmd);
-      const owned = await this.#claimOwned(ids, 0);
-      return { owned, at: await at };
-    });
+    // A heartbeat does not restart a message's ack window (see HeldEntry): only its fetch does.
+    this.#beats = new Batcher((ids) => this.#claimOwned(ids, 0));
     // A reconnect gives the reading connection a new id; look it up again before the next block.
     read.on('ready', () => {
       this.#readId = undefined;
@@ -176,7 +171,7 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
     // entry's idle time is at or after it (same connection, executed first). See ACK_IF_OWNED.
     const since = this.#serverTime(this.#read);
     await this.#promote();
-    const claimed = await this.#claim(max, since);
+    const claimed = await this.#claim(max);
     const room = max - claimed.length;
     if (room <= 0 || signal.aborted) return claimed;
     this.#readId ??= String(await this.#read.sendCommand(['CLIENT', 'ID']));
@@ -254,10 +249,7 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
   }
 
   async heartbeat(message: RedisMessage): Promise<boolean> {
-    const { owned, at } = await this.#beats.add(message.id);
-    if (!isIn(owned, message.id)) return false;
-    HeldEntry.renew(message, at);
-    return true;
+    return isIn(await this.#beats.add(message.id), message.id);
   }
 
   async deadLetter(message: RedisMessage, error: Error): Promise<void> {
@@ -430,7 +422,7 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
   }
 
   /** XAUTOCLAIM looped until the cursor wraps to 0-0 (or `max` entries are claimed). */
-  async #claim(max: number, since: Promise<number>): Promise<RedisMessage[]> {
+  async #claim(max: number): Promise<RedisMessage[]> {
     const now = Date.now();
     if (this.#claimCursor === '0-0' && now - this.#lastClaim < this.#claimEvery()) return [];
     if (this.#claimCursor === '0-0') this.#lastClaim = now;
@@ -462,7 +454,11 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
         if (Array.isArray(entry) && entry[1] !== null) entries.push(entry);
     } while (this.#claimCursor !== '0-0' && entries.length < max && calls < 8);
     if (entries.length === 0) return [];
-    return this.#toMessages(entries, await since, await this.#deliveryCounts(entries));
+    // Since 0: a claimed entry's acks are always owner-checked. This consumer may still hold an
+    // earlier delivery of it (its loop stalled past the lease, then its own claim took it back);
+    // once one of the two is retried or released, another consumer may claim the entry while the
+    // other delivery's ack would still look inside its window. Claims are rare (crashes, retries).
+    return this.#toMessages(entries, 0, await this.#deliveryCounts(entries));
   }
 
   /** Delivery counts of claimed entries, from the pending entries list (one pipelined XPENDING each). */
@@ -575,7 +571,12 @@ class HeldEntry implements RedisMessage {
   declare readonly key?: string;
   declare readonly headers?: Readonly<Record<string, string>>;
   declare readonly malformed?: string;
-  /** Server time (ms) read before the command that delivered it (or last heartbeat); 0 = unknown. */
+  /**
+   * Server time (ms) read before the `XREADGROUP` that delivered it; 0 = always owner-checked (a
+   * claimed entry, or unknown). Never moved by a heartbeat: a first delivery's window then ends
+   * before any other delivery of its entry can exist (a claim needs `lease` of idle time counted
+   * from a moment at or after `since`), which is what makes skipping the check safe.
+   */
   #since: number;
 
   constructor(id: string, body: Uint8Array, deliveryCount: number, stream: string, since: number) {
@@ -589,11 +590,6 @@ class HeldEntry implements RedisMessage {
   /** The server time before `message`'s delivery; 0 for a message this source did not build. */
   static since(message: RedisMessage): number {
     return message instanceof HeldEntry ? message.#since : 0;
-  }
-
-  /** A heartbeat restarted the idle time after server time `at` (0: unknown, keep the old). */
-  static renew(message: RedisMessage, at: number): void {
-    if (message instanceof HeldEntry && at > message.#since) message.#since = at;
   }
 }
 
