@@ -153,6 +153,7 @@ export async function redisSource(options: RedisSourceOptions): Promise<RedisStr
     options.client ??
     createClient({
       url: options.url ?? 'redis://127.0.0.1:6379',
+      disableClientInfo: true, // see the reading connection below
       socket: {
         reconnectStrategy: (retries: number, cause: Error) =>
           established ? Math.min(50 * 2 ** retries, 2_000) : cause,
@@ -169,6 +170,9 @@ export async function redisSource(options: RedisSourceOptions): Promise<RedisStr
   const read: AnyRedisClient = cmd.duplicate({
     RESP: 2,
     name: readerName(options.stream, options.group),
+    // No CLIENT SETINFO in the handshake: Redis < 7.2 answers it with an error, which under a
+    // reconnect racing queued commands was once seen to reach a queued read instead.
+    disableClientInfo: true,
   });
   read.on('error', () => {});
   try {
