@@ -407,16 +407,8 @@ export class Pool<J, R> implements JobOwner<J, R> {
     }
     const signal = call.signal;
     if (signal?.aborted) return Promise.reject(abortErrorFrom(signal));
-    let wait: Wait | undefined;
-    if (this.#guard !== undefined) {
-      const caller = this.#caller();
-      if (caller !== undefined) {
-        if (this.#wouldDeadlock(caller)) {
-          return Promise.reject(new SelfDeadlockError(this.#slots.running));
-        }
-        wait = this.#guard.begin(caller);
-      }
-    }
+    const wait = this.#guard === undefined ? undefined : this.#beginWait();
+    if (wait instanceof SelfDeadlockError) return Promise.reject(wait);
     const node = new Submitter<J, R>(job, call, false, wait, this.#parkOrder++);
     const parked = parkNode<Task<J, R>, Submitter<J, R>>(this.#submitters, node, signal);
     if (wait !== undefined) {
@@ -470,19 +462,8 @@ export class Pool<J, R> implements JobOwner<J, R> {
     } catch (error) {
       return Promise.reject(error);
     }
-    let wait: Wait | undefined;
-    if (this.#guard !== undefined) {
-      const caller = this.#caller();
-      if (caller !== undefined) {
-        // With every slot held by workers waiting on this pool, the job could never start.
-        if (this.#wouldDeadlock(caller)) {
-          return Promise.reject(new SelfDeadlockError(this.#slots.running));
-        }
-        // Waiting from before the job is accepted (it may start at once, and its worker's own
-        // calls must see this one waiting) until it settles.
-        wait = this.#guard.begin(caller);
-      }
-    }
+    const wait = this.#guard === undefined ? undefined : this.#beginWait();
+    if (wait instanceof SelfDeadlockError) return Promise.reject(wait);
     if (this.#canAccept()) {
       return new Promise<R>((resolve, reject) => {
         this.#admit(this.#runFor(job, resolve, reject), call, Number.NaN, wait);
@@ -518,6 +499,19 @@ export class Pool<J, R> implements JobOwner<J, R> {
     const attempt = (this.#guard as DeadlockGuard).current();
     if (!(attempt instanceof PendingRun) || attempt.settled || attempt.workerId < 0) return;
     return this.#slots.holds(attempt.workerId, attempt) ? attempt : undefined;
+  }
+
+  /**
+   * With detectDeadlock, for a call made from inside one of this pool's workers: the refusal
+   * when every slot is held by workers waiting on this pool (the job could never start), else
+   * the caller's wait, begun before the job is accepted (it may start at once, and its worker's
+   * own calls must see this one waiting) and ended when it settles.
+   */
+  #beginWait(): Wait | SelfDeadlockError | undefined {
+    const caller = this.#caller();
+    if (caller === undefined) return undefined;
+    if (this.#wouldDeadlock(caller)) return new SelfDeadlockError(this.#slots.running);
+    return (this.#guard as DeadlockGuard).begin(caller);
   }
 
   /** Whether `caller` waiting on this pool now would complete a self-deadlock (see module). */

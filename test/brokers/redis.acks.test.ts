@@ -80,6 +80,18 @@ async function countedSource(
 
 const never = new AbortController().signal;
 
+/** Waits until every pending entry of `stream` (group g) has been idle for `ms` (a lease). */
+function idlePast(stream: string, ms: number): Promise<void> {
+  return admin.until(async () => {
+    const rows = (await admin.client.sendCommand(['XPENDING', stream, 'g', '-', '+', '10'])) as [
+      string,
+      string,
+      number,
+    ][];
+    return rows.every((row) => Number(row[2]) >= ms);
+  }, `idle past ${ms} ms`);
+}
+
 describe('Redis source acks', () => {
   it('acks issued in one turn go in one script call; past the ack window an id another consumer owns is refused, the others acked', async () => {
     const stream = uniqueStream('racks');
@@ -222,17 +234,7 @@ describe('Redis source acks', () => {
     const { source } = await countedSource(stream, { lease: 300 });
     try {
       const [beaten] = await source.fetch(1, never);
-      await admin.until(async () => {
-        const rows = (await admin.client.sendCommand([
-          'XPENDING',
-          stream,
-          'g',
-          '-',
-          '+',
-          '10',
-        ])) as [string, string, number][];
-        return rows.every((row) => Number(row[2]) >= 300);
-      }, 'idle past the lease');
+      await idlePast(stream, 300);
       expect(await source.heartbeat(beaten!)).toBe(true);
       // b takes it by hand (against the protocol): only the owner check notices.
       await admin.client.sendCommand(['XCLAIM', stream, 'g', 'b', '0', beaten!.id, 'JUSTID']);
@@ -250,17 +252,7 @@ describe('Redis source acks', () => {
     try {
       const [first] = await source.fetch(1, never);
       // This consumer's loop "stalls" past the lease: its own next fetch claims the entry back.
-      await admin.until(async () => {
-        const rows = (await admin.client.sendCommand([
-          'XPENDING',
-          stream,
-          'g',
-          '-',
-          '+',
-          '10',
-        ])) as [string, string, number][];
-        return rows.every((row) => Number(row[2]) >= 300);
-      }, 'idle past the lease');
+      await idlePast(stream, 300);
       let second: Awaited<ReturnType<typeof source.fetch>>[number] | undefined;
       while (!second) [second] = await source.fetch(1, never);
       expect(second.id).toBe(first!.id);
