@@ -4,12 +4,13 @@ export default defineConfig({
   test: {
     include: ['test/**/*.test.ts', 'examples/*/test/**/*.test.ts'],
     // Before any file: the four shared brokers must answer, else one message naming the missing
-    // ones and how to start them (test/global-setup.ts).
-    globalSetup: ['test/global-setup.ts'],
+    // ones and how to start them (test/global-setup.ts). Then sluice's dist/ and the doc-index
+    // example's dist/, which some tests run, are rebuilt if a source is newer (test/build-setup.ts).
+    globalSetup: ['test/global-setup.ts', 'test/build-setup.ts'],
     // Tests that stop and restart a broker run afterwards, one file at a time, each against
     // private servers it starts itself (vitest.restart.config.ts).
     exclude: [...configDefaults.exclude, '**/*.restart.test.ts'],
-    // Generous: the CLI tests spawn several tsx processes each, which takes seconds apiece on a
+    // Generous: the CLI tests spawn several node processes each, which takes seconds apiece on a
     // loaded 2-core machine; a hang still fails, only later.
     testTimeout: 60_000,
     hookTimeout: 60_000,

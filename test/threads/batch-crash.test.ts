@@ -2,12 +2,16 @@
 // runs once and settles once, the jobs after the crash run elsewhere with their true outcome,
 // the jobs before it report their true outcome (or, when the thread was killed from outside
 // with their results still in it, the documented WorkerCrashedError), and the pool carries on.
+//
+// These tests start a thread about 200 times, so they run sluice's build (dist/, kept fresh by
+// test/build-setup.ts): a ThreadPool imported from src/ starts each thread through tsx's loader,
+// which costs about 0.4 s a start here. The other thread tests cover starting from source.
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { WorkerCrashedError } from '../../src/errors.js';
-import type { Result } from '../../src/result.js';
-import { BatchSize, MAX_BATCH } from '../../src/threads/batch-size.js';
-import { ThreadPool } from '../../src/threads/pool.js';
-import { type Sent, Thread } from '../../src/threads/thread.js';
+import { WorkerCrashedError } from '../../dist/errors.js';
+import type { Result } from '../../dist/result.js';
+import { BatchSize, MAX_BATCH } from '../../dist/threads/batch-size.js';
+import { ThreadPool } from '../../dist/threads/pool.js';
+import { type Sent, Thread } from '../../dist/threads/thread.js';
 import { fixture } from './helpers.js';
 
 type How = 'exit' | 'async-throw' | 'oom';
@@ -63,8 +67,10 @@ async function crashEveryPosition(how: How, exitCode: number): Promise<void> {
   await using pool = new ThreadPool<CrashJob, number>(fixture('batch-crash.js'), {
     threads: 1,
     queueSize: 2 * BATCH,
+    // A small heap: the thread reaches its limit after a few allocations (a 32 MB heap took
+    // three times as long to fill, 64 times over).
     ...(how === 'oom'
-      ? { resourceLimits: { maxOldGenerationSizeMb: 32, maxYoungGenerationSizeMb: 8 } }
+      ? { resourceLimits: { maxOldGenerationSizeMb: 12, maxYoungGenerationSizeMb: 4 } }
       : {}),
   });
   await pool.ready;

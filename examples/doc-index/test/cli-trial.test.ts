@@ -17,19 +17,18 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { runIndex } from '../src/indexer.js';
 import { formatSummary, type Summary } from '../src/report.js';
 import { Store } from '../src/store.js';
-import { cli, type Run } from './cli-harness.js';
-import { BUNDLED_PDFS, EXAMPLE_DIR, REPO_ROOT, tempDir } from './helpers.js';
+import { CLI, cli, type Run } from './cli-harness.js';
+import { BUNDLED_PDFS, REPO_ROOT, tempDir } from './helpers.js';
 import { startOpenAiServer } from './openai-server.js';
 
 const tmp = tempDir('doc-index-trial-');
 afterAll(() => tmp.cleanup());
 
-const CLI = join(EXAMPLE_DIR, 'src', 'cli.ts');
 const AMSMIDX = join(BUNDLED_PDFS, 'amsmidx.pdf');
 
 /** The CLI, as `cli()` runs it, with an extra command in front (e.g. to drop root). */
 function cliAs(prefix: string[], args: string[], stdio: ('pipe' | number)[]): ChildProcess {
-  const command = [...prefix, process.execPath, '--import', 'tsx', CLI, ...args];
+  const command = [...prefix, process.execPath, CLI, ...args];
   return spawn(command[0]!, command.slice(1), { cwd: REPO_ROOT, stdio: ['ignore', ...stdio] });
 }
 

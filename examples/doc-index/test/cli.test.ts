@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { Summary } from '../src/report.js';
-import { cli, completeness, start, until } from './cli-harness.js';
+import { cli, completeness, start, startFromSource, until } from './cli-harness.js';
 import { BAD_PDFS, BUNDLED_PDFS, tempDir } from './helpers.js';
 import { startOpenAiServer } from './openai-server.js';
 
@@ -36,7 +36,8 @@ describe('sluice-doc-index CLI', () => {
   it('indexes, exits 1 listing the failed document, then searches', async () => {
     const db = join(tmp.dir, 'bundled.db');
     const args = ['index', BUNDLED_PDFS, join(BAD_PDFS, 'empty.pdf'), '--db', db, '--threads', '1'];
-    const run = await cli([...args, '--progress', 'lines']);
+    // From source, as in development: src/cli.ts through tsx, src/extract.ts in the threads.
+    const run = await startFromSource([...args, '--progress', 'lines']).done;
     expect(run.code).toBe(1);
     expect(run.stdout).toMatch(/indexed 4 · skipped 0 \(unchanged\) · failed 1/);
     expect(run.stdout).toMatch(/\[extract ERR_EXTRACT\] .*empty\.pdf: the file is empty/);
