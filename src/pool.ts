@@ -132,7 +132,11 @@ export interface Task<J, R> {
 
 /** What `drain()`/`abort()` did. */
 export interface DrainReport<J = unknown> {
-  /** Jobs that settled on their own (any outcome) between the call and the end. */
+  /**
+   * Jobs that settled on their own (any outcome) between the call and the end: those queued or
+   * running at the call. Jobs settled before it are not counted (a pool that was idle reports
+   * 0); `stats()` has the totals.
+   */
   completed: number;
   /** Jobs canceled by the call: queued ones, and running ones at the deadline (or at abort). */
   canceled: number;

@@ -161,6 +161,29 @@ describe('Pool: close, drain, abort', () => {
     }
   });
 
+  it("drain()'s completed counts the jobs settled after the call: 0 for jobs settled before it", async () => {
+    const idle = new Pool(async (n: number) => n, { concurrency: 2 });
+    await idle.run(1);
+    await idle.run(2);
+    expect(await idle.drain()).toMatchObject({ completed: 0, canceled: 0 });
+
+    const gate = deferred<void>();
+    const busy = new Pool(
+      async (n: number) => {
+        if (n > 0) await gate.promise;
+        return n;
+      },
+      { concurrency: 1 },
+    );
+    await busy.run(0);
+    // One running, two queued at the call: the three count, the one settled before does not.
+    const tasks = await Promise.all([1, 2, 3].map((n) => busy.submit(n)));
+    const draining = busy.drain();
+    gate.resolve();
+    expect(await draining).toMatchObject({ completed: 3, canceled: 0 });
+    expect((await Promise.all(tasks.map((t) => t.result))).every((r) => r.ok)).toBe(true);
+  });
+
   it('drain({ timeout: 0 }) cancels whatever is left right away', async () => {
     const { pool } = latchedPool({ concurrency: 1, queueSize: 1 });
     const tasks = await Promise.all([0, 1].map((n) => pool.submit(n)));

@@ -232,9 +232,18 @@ export interface ConsumerStats {
   errors: number;
 }
 
-/** What `drain()`, `close()` and `abort()` resolve with: counts during the shutdown. */
+/**
+ * What `drain()`, `close()` and `abort()` resolve with: counts from the call to the end (the
+ * totals since the start are in `stats`).
+ */
 export interface ConsumerReport {
-  /** Handlers that finished during the shutdown and were settled (acked, retried, dead-lettered). */
+  /**
+   * Messages settled with the broker — acked, retried or dead-lettered, as confirmed by it —
+   * between the call and the end: those whose handlers were still running at the call, or whose
+   * settle was still in flight (a handler that finished just before it). Counted per message
+   * (a batch of 10 counts 10). Messages settled before the call are not counted: a consumer
+   * that had finished everything reports 0 (see `stats.acked` …). Lost leases are not counted.
+   */
   completed: number;
   /** Messages fetched but never started, handed back to the broker. */
   released: number;

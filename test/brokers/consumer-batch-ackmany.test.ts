@@ -8,6 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { type BatchItem, consume } from '../../src/brokers/consumer.js';
 import type { BrokerMessage } from '../../src/brokers/source.js';
 import { LeaseLostError } from '../../src/errors.js';
+import { delegate } from '../fixtures/brokers/consumer-harness.js';
 import { MemorySource } from '../fixtures/brokers/memory-source.js';
 import { deferred, flush } from '../helpers.js';
 
@@ -208,5 +209,33 @@ describe('consume() with batch over a source with ackMany', () => {
     expect(s.ops('ack')).toEqual([]);
     expect(s.ops('deadLetter').map((x) => x.id)).toEqual(['m2-2']);
     expect(report.stats).toMatchObject({ acked: 4, deadLettered: 1, held: 0 });
+  });
+
+  it('the test helper delegate() forwards ackMany, except when it replaces ack (which then sees every ack)', async () => {
+    const run = async (replaceAck: boolean) => {
+      const s = new ManySource();
+      pushN(s, 3);
+      const acked: string[] = [];
+      const source = delegate(
+        s,
+        replaceAck
+          ? {
+              ack: (m) => {
+                acked.push(m.id);
+                return s.ack(m);
+              },
+            }
+          : {},
+      );
+      const c = consume<number>(source, () => undefined, {
+        concurrency: 3,
+        batch: { size: 3, maxWait: 1000 },
+      });
+      while (c.stats().acked < 3) await flush();
+      await c.close();
+      return { many: s.many, acked };
+    };
+    expect(await run(false)).toEqual({ many: [['m0-0', 'm1-1', 'm2-2']], acked: [] });
+    expect(await run(true)).toEqual({ many: [], acked: ['m0-0', 'm1-1', 'm2-2'] });
   });
 });

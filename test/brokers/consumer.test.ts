@@ -220,6 +220,46 @@ describe('consume() loop', () => {
     expect(report.stats.fetched).toBe(4);
   });
 
+  it("a shutdown report's completed counts from the call, per message: 0 when all settled before it, an ack in flight at the call counted, a batch counted per message", async () => {
+    const idle = new MemorySource();
+    idle.push('1', '2', '3');
+    const a = consume<number>(idle, () => undefined, { concurrency: 3 });
+    while (a.stats().acked < 3) await flush();
+    expect(await a.close()).toMatchObject({ completed: 0, stats: { acked: 3 } });
+
+    const inFlight = new MemorySource();
+    const ackHeld = deferred<void>();
+    const ackCalled = deferred<void>();
+    inFlight.ack = async (m) => {
+      ackCalled.resolve();
+      await ackHeld.promise;
+      inFlight.calls.push({ op: 'ack', id: m.id });
+    };
+    inFlight.push('1');
+    const b = consume<number>(inFlight, () => undefined, { concurrency: 1 });
+    await ackCalled.promise;
+    const closing = b.close();
+    ackHeld.resolve();
+    expect(await closing).toMatchObject({ completed: 1, stats: { acked: 1 } });
+
+    const batched = new MemorySource();
+    batched.push('1', '2', '3');
+    const started = deferred<void>();
+    const finish = deferred<void>();
+    const c = consume<number>(
+      batched,
+      async () => {
+        started.resolve();
+        await finish.promise;
+      },
+      { concurrency: 3, batch: { size: 3 } },
+    );
+    await started.promise;
+    const draining = c.drain();
+    finish.resolve();
+    expect(await draining).toMatchObject({ completed: 3, stats: { batches: 1, acked: 3 } });
+  });
+
   it('drain({ timeout }): handlers still running at the deadline are canceled (signal aborted) and released', async () => {
     const s = new MemorySource();
     s.push('1');

@@ -8,7 +8,8 @@
  * fetch), every delivery is settled exactly once and on its own source, no batch is larger than
  * its size, the consumer's acked/leaseLost counts equal what the sources did, a close with nothing
  * left to do leaves every message acked or dead-lettered, and
- * nothing hangs or rejects unhandled.
+ * nothing hangs or rejects unhandled, and abort listeners do not pile up on the signal the
+ * consumer passes to every fetch.
  */
 import fc from 'fast-check';
 import { describe, it } from 'vitest';
@@ -16,6 +17,7 @@ import { type BatchItem, consume } from '../../src/brokers/consumer.js';
 import type { BrokerMessage, BrokerSource } from '../../src/brokers/source.js';
 import { MalformedMessageError } from '../../src/errors.js';
 import {
+  abortListeners,
   fuzzAssert,
   fuzzParams,
   makeThrown,
@@ -63,7 +65,13 @@ class FuzzSource implements BrokerSource {
   constructor(
     readonly name: string,
     n: number,
-    readonly shared: { outstanding: number; peak: number; cap: number; violations: string[] },
+    readonly shared: {
+      outstanding: number;
+      peak: number;
+      cap: number;
+      sources: number;
+      violations: string[];
+    },
   ) {
     for (let i = 0; i < n; i++) this.#put(`${name}-${i}`, 1);
   }
@@ -75,16 +83,26 @@ class FuzzSource implements BrokerSource {
   }
 
   async fetch(max: number, signal: AbortSignal): Promise<BrokerMessage[]> {
+    // The sources share one signal: the other sources' waits in flight have one listener each,
+    // and the consumer may have one of its own. More means listeners pile up per fetch.
+    const listeners = abortListeners(signal);
+    if (listeners > this.shared.sources) {
+      this.shared.violations.push(`${listeners} abort listeners on the fetch signal`);
+    }
     if (this.queue.length === 0 && !signal.aborted) {
       // A finite block time, as the source contract requires (a real broker's BLOCK / expires).
+      // The abort listener goes when the wait ends, however it ends: the consumer passes one
+      // signal to every fetch, and a listener left per empty fetch would pile up on it.
+      const onAbort = () => this.#waiter?.();
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, 2);
         this.#waiter = () => {
           clearTimeout(timer);
           resolve();
         };
-        signal.addEventListener('abort', () => this.#waiter?.(), { once: true });
+        signal.addEventListener('abort', onAbort, { once: true });
       });
+      signal.removeEventListener('abort', onAbort);
       this.#waiter = undefined;
     }
     const out = this.queue.splice(0, max);
@@ -190,7 +208,13 @@ const caseArb: fc.Arbitrary<Case> = fc
   }));
 
 async function runCase(c: Case): Promise<void> {
-  const shared = { outstanding: 0, peak: 0, cap: c.concurrency, violations: [] as string[] };
+  const shared = {
+    outstanding: 0,
+    peak: 0,
+    cap: c.concurrency,
+    sources: c.sources.length,
+    violations: [] as string[],
+  };
   const sources = c.sources.map((n, i) =>
     new FuzzSource(`s${i}`, n, shared).withAckMany(c.ackMany),
   );
