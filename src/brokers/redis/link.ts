@@ -1,0 +1,161 @@
+/**
+ * A Redis connection the source owns and can replace: when it is out of step (a reply that
+ * cannot be the one asked for) or stuck (commands waiting past a deadline with no reply and no
+ * reconnect attempt), the source destroys it and carries on with a fresh duplicate.
+ *
+ * Why sluice does not rely on node-redis alone for this: a node-redis 5 connection that
+ * reconnects with commands queued has been seen to come back out of step — a reply matched to
+ * the wrong command, or a handshake waiting for a reply that never comes, after which the
+ * connection is never ready again and nothing fails. Whatever the client library does, a
+ * replaced connection starts with an empty queue and a fresh decoder; the commands it drops are
+ * rejected, and every operation of the source is safe to repeat (acks are retried, delivered
+ * entries are claimed again after the lease).
+ *
+ * @module
+ */
+import { NotConnectedError } from '../../errors.js';
+import type { AnyRedisClient, CommandSender } from './source.js';
+
+/** Makes a fresh, unconnected client (a duplicate of the first one's options). */
+export type OpenClient = () => AnyRedisClient;
+
+export class RedisLink implements CommandSender {
+  #client: AnyRedisClient;
+  /** The first client, when the caller owns it: never closed or destroyed here. */
+  readonly #borrowed: AnyRedisClient | undefined;
+  readonly #open: OpenClient;
+  readonly #deadline: number;
+  readonly #onOpen: ((client: AnyRedisClient) => void) | undefined;
+  /** Commands sent on the current client that have not settled. */
+  #inflight = 0;
+  /** Last sign of life (performance.now()): a reply, a reconnect attempt, or the first send. */
+  #alive = 0;
+  #closed = false;
+  /** Connections replaced so far (for tests and diagnostics). */
+  replaced = 0;
+  /** Why the last connection was replaced. */
+  lastReason: string | undefined;
+
+  /**
+   * `client` is connected already (closed here unless `owned` is false); `open` makes
+   * replacements, always owned. `deadline` (ms): how long commands
+   * may wait with no reply and no reconnect attempt before the connection counts as stuck.
+   * `onOpen` runs for the first client and every replacement (to attach listeners).
+   */
+  constructor(
+    client: AnyRedisClient,
+    owned: boolean,
+    open: OpenClient,
+    deadline: number,
+    onOpen?: (client: AnyRedisClient) => void,
+  ) {
+    this.#open = open;
+    this.#deadline = deadline;
+    this.#onOpen = onOpen;
+    this.#client = client;
+    this.#borrowed = owned ? undefined : client;
+    this.#watch(client);
+  }
+
+  /** The current client: read it at each use, it changes when the connection is replaced. */
+  get client(): AnyRedisClient {
+    return this.#client;
+  }
+
+  /**
+   * `sendCommand` on the current client, counted, so that `check()` can tell a stuck connection.
+   * A client that gave up (its reconnect strategy returned an error) is replaced first.
+   */
+  sendCommand(args: (string | Buffer)[], options?: object): Promise<unknown> {
+    let client = this.#client;
+    if (!client.isOpen && !this.#closed) client = this.replace('the connection was closed');
+    if (this.#inflight++ === 0) this.#alive = performance.now();
+    return client.sendCommand(args, options).then(
+      (reply: unknown) => {
+        if (client === this.#client) {
+          this.#inflight--;
+          this.#alive = performance.now();
+        }
+        return reply;
+      },
+      (error: unknown) => {
+        if (client === this.#client) {
+          this.#inflight--;
+          this.#alive = performance.now();
+        }
+        throw error;
+      },
+    );
+  }
+
+  /**
+   * Replaces the connection when commands have waited past the deadline with no reply and no
+   * reconnect attempt. Returns true when it did. Called by the source's watchdog timer.
+   */
+  check(now = performance.now()): boolean {
+    if (this.#closed || this.#inflight === 0 || now - this.#alive <= this.#deadline) return false;
+    this.replace(`no reply within ${this.#deadline} ms`);
+    return true;
+  }
+
+  /**
+   * A reply could not be the one asked for: the connection is out of step. Replaces it and
+   * returns the error the caller throws.
+   */
+  outOfStep(what: string): NotConnectedError {
+    const reason = `a reply out of step (${what}); the connection was replaced`;
+    if (!this.#closed) this.replace(reason);
+    return new NotConnectedError('Redis', reason);
+  }
+
+  /**
+   * Destroys the current client (its pending commands are rejected) and starts a fresh one;
+   * commands sent from now on wait in the new client's queue until it is ready.
+   */
+  replace(reason: string): AnyRedisClient {
+    const old = this.#client;
+    this.replaced++;
+    this.lastReason = reason;
+    const client = this.#open();
+    this.#client = client;
+    this.#inflight = 0;
+    this.#watch(client);
+    // Not awaited: it reconnects with backoff on its own; until then commands wait in its queue.
+    client.connect().catch(() => {});
+    if (old !== this.#borrowed) {
+      try {
+        old.destroy();
+      } catch {
+        // already closed
+      }
+    }
+    return client;
+  }
+
+  /** Closes the current client (gracefully, pending replies first). */
+  async close(): Promise<void> {
+    this.#closed = true;
+    const client = this.#client;
+    if (client === this.#borrowed) return;
+    try {
+      if (client.isOpen) await client.close();
+    } catch {
+      client.destroy();
+    }
+  }
+
+  #watch(client: AnyRedisClient): void {
+    // The caller's client is watched too, but not given listeners: replacing it is enough.
+    if (client === this.#borrowed) {
+      this.#onOpen?.(client);
+      return;
+    }
+    // A reconnect attempt is a sign of life: node-redis is handling an outage, not stuck.
+    const alive = () => {
+      if (client === this.#client) this.#alive = performance.now();
+    };
+    client.on('error', alive);
+    client.on('reconnecting', alive);
+    this.#onOpen?.(client);
+  }
+}
