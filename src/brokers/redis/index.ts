@@ -175,6 +175,9 @@ export async function redisSource(options: RedisSourceOptions): Promise<RedisStr
     // No CLIENT SETINFO in the handshake: Redis < 7.2 answers it with an error, which under a
     // reconnect racing queued commands was once seen to reach a queued read instead.
     disableClientInfo: true,
+    // Redis's maintenance push notifications need RESP 3; a RESP 3 `client` turns them on by
+    // default, and its RESP 2 duplicate would be refused (node-redis throws at construction).
+    maintNotifications: 'disabled',
   });
   read.on('error', () => {});
   try {

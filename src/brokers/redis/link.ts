@@ -26,8 +26,11 @@ export class RedisLink implements CommandSender {
   readonly #open: OpenClient;
   readonly #deadline: number;
   readonly #onOpen: ((client: AnyRedisClient) => void) | undefined;
-  /** Commands sent on the current client that have not settled. */
-  #inflight = 0;
+  /**
+   * The rejections of commands sent on the current client that have not settled: a replacement
+   * rejects them itself, not trusting the destroyed client to settle every promise it gave.
+   */
+  #inflight = new Set<(error: unknown) => void>();
   /** Last sign of life (performance.now()): a reply, a reconnect attempt, or the first send. */
   #alive = 0;
   #closed = false;
@@ -67,25 +70,23 @@ export class RedisLink implements CommandSender {
    * A client that gave up (its reconnect strategy returned an error) is replaced first.
    */
   sendCommand(args: (string | Buffer)[], options?: object): Promise<unknown> {
-    let client = this.#client;
-    if (!client.isOpen && !this.#closed) client = this.replace('the connection was closed');
-    if (this.#inflight++ === 0) this.#alive = performance.now();
-    return client.sendCommand(args, options).then(
-      (reply: unknown) => {
-        if (client === this.#client) {
-          this.#inflight--;
-          this.#alive = performance.now();
-        }
-        return reply;
-      },
-      (error: unknown) => {
-        if (client === this.#client) {
-          this.#inflight--;
-          this.#alive = performance.now();
-        }
-        throw error;
-      },
-    );
+    if (!this.#client.isOpen && !this.#closed) this.replace('the connection was closed');
+    const inflight = this.#inflight;
+    if (inflight.size === 0) this.#alive = performance.now();
+    const sent = this.#client.sendCommand(args, options);
+    return new Promise((resolve, reject) => {
+      inflight.add(reject);
+      sent.then(
+        (reply: unknown) => {
+          if (inflight.delete(reject)) this.#alive = performance.now();
+          resolve(reply);
+        },
+        (error: unknown) => {
+          if (inflight.delete(reject)) this.#alive = performance.now();
+          reject(error);
+        },
+      );
+    });
   }
 
   /**
@@ -93,7 +94,8 @@ export class RedisLink implements CommandSender {
    * reconnect attempt. Returns true when it did. Called by the source's watchdog timer.
    */
   check(now = performance.now()): boolean {
-    if (this.#closed || this.#inflight === 0 || now - this.#alive <= this.#deadline) return false;
+    if (this.#closed || this.#inflight.size === 0 || now - this.#alive <= this.#deadline)
+      return false;
     this.replace(`no reply within ${this.#deadline} ms`);
     return true;
   }
@@ -118,8 +120,11 @@ export class RedisLink implements CommandSender {
     this.lastReason = reason;
     const client = this.#open();
     this.#client = client;
-    this.#inflight = 0;
+    const dropped = this.#inflight;
+    this.#inflight = new Set();
     this.#watch(client);
+    const error = new NotConnectedError('Redis', reason);
+    for (const reject of dropped) reject(error);
     // Not awaited: it reconnects with backoff on its own; until then commands wait in its queue.
     client.connect().catch(() => {});
     if (old !== this.#borrowed) {
