@@ -171,6 +171,33 @@ describe('Redis source connections', () => {
     expect(ledger.runs.size).toBe(20);
   });
 
+  it('after a reconnect an ECHO checks the connection: a wrong answer gets it replaced', async () => {
+    const stream = uniqueStream('recho');
+    await admin.fill(stream, payloads(10));
+    const cmd = await faultyClient();
+    const read = await faultyClient();
+    const source = await sourceOver(stream, cmd.client, read.client, { fetchWait: 50 });
+    const ledger = new Ledger();
+    const consumer = consume<{ k: string }>(source, ({ k }) => void ledger.add(k), {
+      concurrency: 4,
+      onError: () => {},
+    });
+    try {
+      await ledger.until(10);
+      // The ECHO after the reconnect gets a reply that is not its token, as from a connection
+      // one reply behind.
+      const probed = read.arm('ECHO', () => Promise.resolve('a reply meant for another command'));
+      const id = String(await read.client.sendCommand(['CLIENT', 'ID']));
+      await admin.client.sendCommand(['CLIENT', 'KILL', 'ID', id]);
+      await probed;
+      await admin.until(async () => !read.client.isOpen, 'the reading connection replaced');
+      await admin.client.xAdd(stream, '*', { body: JSON.stringify({ k: 'after' }) });
+      await ledger.until(11);
+    } finally {
+      await consumer.close();
+    }
+  });
+
   it("a caller's client is duplicated, never used for commands, and left open", async () => {
     const stream = uniqueStream('rdup');
     await admin.fill(stream, payloads(5));

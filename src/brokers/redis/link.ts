@@ -19,6 +19,8 @@ import type { AnyRedisClient, CommandSender } from './source.js';
 /** Makes a fresh, unconnected client (a duplicate of the first one's options). */
 export type OpenClient = () => AnyRedisClient;
 
+let probes = 0;
+
 export class RedisLink implements CommandSender {
   #client: AnyRedisClient;
   /** The first client, when the caller owns it: never closed or destroyed here. */
@@ -161,6 +163,25 @@ export class RedisLink implements CommandSender {
     };
     client.on('error', alive);
     client.on('reconnecting', alive);
+    // After a reconnect, one ECHO of a fresh token: a connection that came back out of step
+    // answers it with another command's reply (once per reconnect, never in the steady state).
+    // The commands queued ahead of it may have had wrong replies already; most fail the shape
+    // checks of the source, this catches the rest before more go wrong.
+    let reconnected = false;
+    client.on('reconnecting', () => {
+      reconnected = true;
+    });
+    client.on('ready', () => {
+      if (!reconnected || client !== this.#client) return;
+      reconnected = false;
+      const token = `sluice-probe-${++probes}`;
+      this.sendCommand(['ECHO', token]).then(
+        (reply) => {
+          if (client === this.#client && String(reply) !== token) this.outOfStep('ECHO');
+        },
+        () => {},
+      );
+    });
     this.#onOpen?.(client);
   }
 }
