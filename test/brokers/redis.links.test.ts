@@ -5,10 +5,12 @@
  * `fetchWait + connectTimeout + 2 s`, is destroyed and replaced, and the consumer carries on with
  * nothing lost (entries delivered on the lost reply are claimed again after the lease).
  */
+import net, { type Socket } from 'node:net';
 import { createClient } from 'redis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { consume } from '../../src/brokers/consumer.js';
 import { redisSource } from '../../src/brokers/redis/index.js';
+import { RedisLink } from '../../src/brokers/redis/link.js';
 import {
   type AnyRedisClient,
   createGroup,
@@ -60,6 +62,23 @@ async function faultyClient(RESP: 2 | 3 = 2) {
       const hit = deferred<void>();
       armed = { command, fault, hit: hit.resolve };
       return hit.promise;
+    },
+  };
+}
+
+/** Collects the TCP sockets node-redis creates from now on (it calls `net.createConnection`). */
+function captureSockets() {
+  const created: Socket[] = [];
+  const original = net.createConnection;
+  net.createConnection = ((...args: Parameters<typeof net.createConnection>) => {
+    const socket = original(...args);
+    created.push(socket);
+    return socket;
+  }) as typeof net.createConnection;
+  return {
+    last: () => created.at(-1)!,
+    restore: () => {
+      net.createConnection = original;
     },
   };
 }
@@ -195,6 +214,44 @@ describe('Redis source connections', () => {
       await ledger.until(11);
     } finally {
       await consumer.close();
+    }
+  });
+
+  it('a socket that fails with a write scheduled: the commands wait for the new connection (node-redis writes them to the dead socket otherwise)', async () => {
+    const sockets = captureSockets();
+    try {
+      // Control: a bare client. The write scheduled by the first ECHO runs after the socket's
+      // error was handled and loses the command to the dead socket while it waits for a reply;
+      // the next connection's first reply is handed to it.
+      const bare = createClient({ url: 'redis://127.0.0.1:6379', disableClientInfo: true });
+      bare.on('error', () => {});
+      await bare.connect();
+      clients.push(bare as AnyRedisClient);
+      const reconnected = new Promise((resolve) => bare.once('ready', resolve));
+      const lost = bare.sendCommand(['ECHO', 'first']);
+      sockets.last().destroy(new Error('connection reset (simulated)'));
+      await reconnected;
+      const next = bare.sendCommand(['ECHO', 'second']);
+      expect(await lost).toBe('second'); // out of step: the next command's reply
+      bare.destroy();
+      await next.catch(() => {});
+
+      // Through a link: the write gate holds the commands until the new socket.
+      const client = createClient({
+        url: 'redis://127.0.0.1:6379',
+        disableClientInfo: true,
+      }) as AnyRedisClient;
+      client.on('error', () => {});
+      await client.connect();
+      const link = new RedisLink(client, true, () => client.duplicate(), 60_000);
+      const first = link.sendCommand(['ECHO', 'first']);
+      sockets.last().destroy(new Error('connection reset (simulated)'));
+      expect(await first).toBe('first');
+      expect(await link.sendCommand(['ECHO', 'second'])).toBe('second');
+      expect(link.replaced).toBe(0);
+      await link.close();
+    } finally {
+      sockets.restore();
     }
   });
 

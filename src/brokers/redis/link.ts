@@ -21,6 +21,44 @@ export type OpenClient = () => AnyRedisClient;
 
 let probes = 0;
 
+/** node-redis's internal write gate (see holdStaleWrite); absent in other versions. */
+interface Pausable {
+  _pause?: () => void;
+  _unpause?: () => void;
+}
+
+/**
+ * Works around a node-redis 5 bug (seen on 5.12.1): a write it scheduled (`setImmediate`) while
+ * the connection was ready can run after the socket failed in the same event-loop turn. It then
+ * writes to the dead socket, which drops the bytes, yet the commands move from the offline queue
+ * to the queue of commands awaiting a reply; the socket's error was handled already, so nothing
+ * rejects them, and the next connection's replies are handed to them first: out of step (or a
+ * handshake waiting for ever). Traced on the reading connection: ECONNRESET with TIME and
+ * XREADGROUP queued, the scheduled write on the destroyed socket, then HELLO written behind two
+ * stale entries. The client emits 'error' synchronously when the socket fails, before that
+ * write runs: its write gate is closed until the stale write has run (the next `setImmediate`)
+ * or a new socket has connected (its 'connect' comes before the handshake is written),
+ * whichever is first; the commands stay queued for the new connection, as intended. The link's
+ * ECHO, shape checks and deadline still catch whatever this misses.
+ */
+function holdStaleWrites(client: AnyRedisClient): void {
+  const gate = client as unknown as Pausable;
+  if (typeof gate._pause !== 'function' || typeof gate._unpause !== 'function') return;
+  let held = false;
+  const release = () => {
+    if (!held) return;
+    held = false;
+    gate._unpause?.();
+  };
+  client.on('error', () => {
+    if (held) return;
+    held = true;
+    gate._pause?.();
+    setImmediate(release);
+  });
+  client.on('connect', release);
+}
+
 export class RedisLink implements CommandSender {
   #client: AnyRedisClient;
   /** The first client, when the caller owns it: never closed or destroyed here. */
@@ -163,6 +201,7 @@ export class RedisLink implements CommandSender {
     };
     client.on('error', alive);
     client.on('reconnecting', alive);
+    holdStaleWrites(client);
     // After a reconnect, one ECHO of a fresh token: a connection that came back out of step
     // answers it with another command's reply (once per reconnect, never in the steady state).
     // The commands queued ahead of it may have had wrong replies already; most fail the shape
