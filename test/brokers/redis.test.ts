@@ -124,7 +124,7 @@ describe('consume() over Redis Streams', () => {
     }
   });
 
-  it('a caller-owned client is used and left open by close()', async () => {
+  it('a caller-owned client is duplicated (its options reused) and left open by close()', async () => {
     const stream = uniqueStream('rown');
     await admin.fill(stream, payloads(5));
     const ledger = new Ledger();

@@ -124,9 +124,11 @@ export type { AnyRedisClient, RedisMessage, RedisSourceOptions } from './source.
 export { RedisStreamSource } from './source.js';
 
 /**
- * Connects (or duplicates `client`), creates the consumer group if missing and returns a source
- * for `consume()`. The blocking reads use a connection of their own, named
- * `sluice:<stream>:<group>` in `CLIENT LIST`.
+ * Connects (or duplicates `client`: see its option), creates the consumer group if missing and returns a source
+ * for `consume()`. The source has two connections: one for commands, and one for the blocking
+ * reads, named `sluice:<stream>:<group>` in `CLIENT LIST`. A connection that comes back from a
+ * reconnect out of step (a reply that cannot be the one asked for) or stuck (no reply and no
+ * reconnect attempt for `fetchWait + connectTimeout + 2 s`) is replaced by a fresh one.
  *
  * @throws TypeError/RangeError `ERR_INVALID_OPTION` (a rejection) for a bad option, before
  *   connecting; the connection error when Redis cannot be reached.
@@ -146,24 +148,24 @@ export async function redisSource(options: RedisSourceOptions): Promise<RedisStr
   if (options.url !== undefined && !/^rediss?:\/\//.test(String(options.url))) {
     invalidOption('url', options.url, 'a redis:// or rediss:// URL');
   }
-  const owns = options.client === undefined;
   // The first connection fails fast (a wrong URL throws here); once up, reconnects back off.
   let established = false;
-  const cmd =
-    options.client ??
-    createClient({
-      url: options.url ?? 'redis://127.0.0.1:6379',
-      disableClientInfo: true, // see the reading connection below
-      socket: {
-        reconnectStrategy: (retries: number, cause: Error) =>
-          established ? Math.min(50 * 2 ** retries, 2_000) : cause,
-        connectTimeout,
-      },
-    });
-  if (owns) {
-    cmd.on('error', () => {}); // reconnects on its own; failed commands surface through onError
-    await connectWithin(cmd.connect(), connectTimeout, where, () => cmd.destroy());
-  }
+  // Both connections are the source's own, even with a caller's `client` (duplicated: its options,
+  // not its connection): the source replaces a connection that comes back from a reconnect out of
+  // step or stuck (see RedisLink), and must not do that to a connection the caller shares.
+  const cmd: AnyRedisClient = options.client
+    ? options.client.duplicate({ disableClientInfo: true })
+    : createClient({
+        url: options.url ?? 'redis://127.0.0.1:6379',
+        disableClientInfo: true, // see the reading connection below
+        socket: {
+          reconnectStrategy: (retries: number, cause: Error) =>
+            established ? Math.min(50 * 2 ** retries, 2_000) : cause,
+          connectTimeout,
+        },
+      });
+  cmd.on('error', () => {}); // reconnects on its own; failed commands surface through onError
+  await connectWithin(cmd.connect(), connectTimeout, where, () => cmd.destroy());
   // RESP2 on the reading connection: stream replies are plain arrays whatever the caller's client
   // uses. Named (CLIENT LIST shows `name=sluice:<stream>:<group>`) so that an operator can tell
   // which blocked connection reads which stream; node-redis sets it again on every reconnect.
@@ -173,6 +175,9 @@ export async function redisSource(options: RedisSourceOptions): Promise<RedisStr
     // No CLIENT SETINFO in the handshake: Redis < 7.2 answers it with an error, which under a
     // reconnect racing queued commands was once seen to reach a queued read instead.
     disableClientInfo: true,
+    // Redis's maintenance push notifications need RESP 3; a RESP 3 `client` turns them on by
+    // default, and its RESP 2 duplicate would be refused (node-redis throws at construction).
+    maintNotifications: 'disabled',
   });
   read.on('error', () => {});
   try {
@@ -184,11 +189,11 @@ export async function redisSource(options: RedisSourceOptions): Promise<RedisStr
     // Whatever failed (the reader's handshake, XGROUP CREATE on a key of another type), the
     // connections this call opened must not keep the process alive.
     await closeClient(read);
-    if (owns) await closeClient(cmd);
+    await closeClient(cmd);
     throw error;
   }
   // Consumers that crashed leave their names in the group: delete those with nothing pending
   // that were not seen for an hour (safe and cheap; see REAP_EMPTY_CONSUMERS).
   await reapEmptyConsumers(cmd, options.stream, options.group);
-  return new RedisStreamSource(cmd, read, owns, options);
+  return new RedisStreamSource(cmd, read, true, options);
 }

@@ -18,6 +18,7 @@ import {
 import { type CommonSourceOptions, SOURCE_DEFAULTS } from '../source-options.js';
 import { FIRST_FAILURE_TTL, firstFailureKey } from './dead-letters.js';
 import { delayKeys, PROMOTE, RELEASE_KEY } from './enqueue-scripts.js';
+import { RedisLink } from './link.js';
 import {
   ACK_IF_OWNED,
   CLAIM_IF_OWNED,
@@ -44,9 +45,12 @@ export interface RedisSourceOptions extends CommonSourceOptions {
   /** Connection URL, used when `client` is absent. @default 'redis://127.0.0.1:6379' */
   url?: string;
   /**
-   * A connected node-redis v5 client to use for commands, as `createClient()` returns it (any
-   * RESP version, modules or type mapping). It is duplicated, with RESP 2, for the blocking
-   * reads; the caller keeps ownership.
+   * A node-redis v5 client whose options (URL, credentials, TLS, reconnect strategy, …) the
+   * source's connections copy, as `createClient()` returns it (any RESP version, modules or type
+   * mapping). The source duplicates it twice — once for its commands, once (with RESP 2) for the
+   * blocking reads — and never sends a command on the client itself: it replaces a connection
+   * that comes back from a reconnect out of step or stuck, which it must not do to one the caller
+   * shares. The caller keeps ownership (`close()` leaves it open).
    */
   client?: AnyRedisClient;
   /** Stream key. */
@@ -91,9 +95,12 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
   readonly deadLetterStream: string;
   readonly heartbeatInterval: number;
   readonly messaging: MessagingTarget;
-  readonly #cmd: AnyRedisClient;
-  readonly #read: AnyRedisClient;
-  readonly #ownsCmd: boolean;
+  /** Commands that must not wait behind a blocked read (acks during a fetch, heartbeats, …). */
+  readonly #cmd: RedisLink;
+  /** The blocking reads, and the acks sent between fetches. */
+  readonly #read: RedisLink;
+  /** Replaces a connection whose commands got no reply in time (see `RedisLink.check`). */
+  readonly #watchdog: ReturnType<typeof setInterval>;
   readonly #field: string;
   readonly #block: number;
   readonly #lease: number;
@@ -105,7 +112,7 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
   readonly #delay: ReturnType<typeof delayKeys>;
   /** When (performance.now()) the delayed set is looked at next. */
   #promoteAt = 0;
-  readonly #beats: Batcher<string, unknown>;
+  readonly #beats: Batcher<string, unknown[]>;
   #readId: string | undefined;
   #claimCursor = '0-0';
   #lastClaim = 0;
@@ -129,9 +136,6 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
     o: RedisSourceOptions,
     ackWindow?: number,
   ) {
-    this.#cmd = cmd;
-    this.#read = read;
-    this.#ownsCmd = ownsCmd;
     this.stream = o.stream;
     this.group = o.group;
     this.consumer =
@@ -147,10 +151,33 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
     this.#delay = delayKeys(this.stream);
     // A heartbeat does not restart a message's ack window (see HeldEntry): only its fetch does.
     this.#beats = new Batcher((ids) => this.#claimOwned(ids, 0));
-    // A reconnect gives the reading connection a new id; look it up again before the next block.
-    read.on('ready', () => {
-      this.#readId = undefined;
-    });
+    // Past this, commands waiting with no reply and no reconnect attempt mean a stuck connection:
+    // the longest a healthy one is silent is a blocked read, plus a handshake on a reconnect.
+    const deadline =
+      this.#block + (o.connectTimeout ?? SOURCE_DEFAULTS.connectTimeout) + STUCK_MARGIN_MS;
+    this.#cmd = new RedisLink(cmd, ownsCmd, () => cmd.duplicate(), deadline);
+    this.#read = new RedisLink(
+      read,
+      true,
+      () => read.duplicate(),
+      deadline,
+      (client) => {
+        // A reconnect or a replacement gives the reading connection a new id; look it up again
+        // before the next block.
+        this.#readId = undefined;
+        client.on('ready', () => {
+          this.#readId = undefined;
+        });
+      },
+    );
+    this.#watchdog = setInterval(
+      () => {
+        this.#cmd.check();
+        this.#read.check();
+      },
+      Math.min(1000, deadline / 4),
+    );
+    this.#watchdog.unref();
   }
 
   async fetch(max: number, signal: AbortSignal): Promise<RedisMessage[]> {
@@ -174,13 +201,17 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
     const claimed = await this.#claim(max);
     const room = max - claimed.length;
     if (room <= 0 || signal.aborted) return claimed;
-    this.#readId ??= String(await this.#read.sendCommand(['CLIENT', 'ID']));
+    if (this.#readId === undefined) {
+      const id = await this.#read.sendCommand(['CLIENT', 'ID']);
+      if (typeof id !== 'number') throw this.#read.outOfStep('CLIENT ID');
+      this.#readId = String(id);
+    }
     const args = ['XREADGROUP', 'GROUP', this.group, this.consumer, 'COUNT', String(room)];
     // Only block when there is nothing to hand back yet, and never past the next claim pass.
     // Nor past the next delayed job's due time (BLOCK 0 would mean for ever: at least 1 ms).
     const promote = Math.max(1, Math.ceil(this.#promoteAt - performance.now()));
-    if (claimed.length === 0)
-      args.push('BLOCK', String(Math.min(this.#block, this.#claimEvery(), promote)));
+    const block = Math.min(this.#block, this.#claimEvery(), promote);
+    if (claimed.length === 0) args.push('BLOCK', String(block));
     args.push('STREAMS', this.stream, '>');
     // The two connections are not ordered with each other: an UNBLOCK may arrive before the
     // read has blocked, so it is repeated every 50 ms until the read returns.
@@ -197,6 +228,8 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
     try {
       const reply = (await this.#withGroup(() => this.#read.sendCommand(args, BUFFERS))) as Reply;
       const entries = (reply?.[0] as unknown[] | undefined)?.[1] as unknown[] | undefined;
+      // Null (nothing new), or one stream's entries: anything else was meant for another command.
+      if (reply !== null && !Array.isArray(entries)) throw this.#read.outOfStep('XREADGROUP');
       const read = this.#toMessages(entries ?? [], await since);
       return claimed.length === 0 ? read : claimed.concat(read);
     } finally {
@@ -295,7 +328,8 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
         ...letter,
       ],
     );
-    if (Number(done) !== 1) throw new LeaseLostError(message.id, 'dead-letter');
+    if (done !== 0 && done !== 1) throw this.#cmd.outOfStep('dead-letter script');
+    if (done !== 1) throw new LeaseLostError(message.id, 'dead-letter');
     await this.#cmd.sendCommand(['DEL', this.#firstFailure(message)]).catch(() => {});
     await this.#releaseKey(message);
   }
@@ -316,14 +350,14 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
    */
   async #promote(): Promise<void> {
     if (performance.now() < this.#promoteAt) return;
-    const next = Number(
-      await evalScript(
-        this.#cmd,
-        PROMOTE,
-        [this.stream, this.#delay.delayed, this.#delay.data],
-        [String(PROMOTE_BATCH), this.#delay.keyPrefix],
-      ),
+    const next = await evalScript(
+      this.#cmd,
+      PROMOTE,
+      [this.stream, this.#delay.delayed, this.#delay.data],
+      [String(PROMOTE_BATCH), this.#delay.keyPrefix],
     );
+    // An integer (ms until the next due job, or -1): anything else would make the BLOCK NaN.
+    if (typeof next !== 'number' || !Number.isFinite(next)) throw this.#cmd.outOfStep('PROMOTE');
     this.#promoteAt = performance.now() + (next < 0 ? this.#block : Math.min(next, this.#block));
   }
 
@@ -337,14 +371,15 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    if (this.#cmd.isReady) {
+    clearInterval(this.#watchdog);
+    if (this.#cmd.client.isReady) {
       await withinMs(
         evalScript(this.#cmd, DELETE_IF_EMPTY, [this.stream], [this.group, this.consumer]),
         CLOSE_CLEANUP_MS,
       ).catch(() => {});
     }
-    await closeClient(this.#read);
-    if (this.#ownsCmd) await closeClient(this.#cmd);
+    await this.#read.close();
+    await this.#cmd.close();
   }
 
   /**
@@ -370,13 +405,13 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
    * duplicate run of a handler that already succeeded; the resent script judges the window again
    * when it runs. Bounded by `lease`: after that the entry may be reclaimed anyway.
    */
-  async #ackOnce(messages: RedisMessage[], via: AnyRedisClient): Promise<ReadonlySet<string>> {
-    const refused = (await this.#ackScript(messages, via)) as unknown[];
+  async #ackOnce(messages: RedisMessage[], via: RedisLink): Promise<ReadonlySet<string>> {
+    const refused = await this.#ackScript(messages, via);
     return refused.length === 0 ? NONE_REFUSED : new Set(refused.map(String));
   }
 
   /** The ack script's reply (the refused ids), on `via`, then once more on the command connection. */
-  async #ackScript(messages: RedisMessage[], via: AnyRedisClient): Promise<unknown> {
+  async #ackScript(messages: RedisMessage[], via: RedisLink): Promise<unknown[]> {
     // The ids, and the oldest fetch's server time among them: the script acks without the
     // owner check while the server's clock is less than the lease past it (0: always checked).
     const args = [this.group, this.consumer, this.#deleteOnAck ? '1' : '0', '', this.#ackWindow];
@@ -386,8 +421,12 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
       since = Math.min(since, HeldEntry.since(message));
     }
     args[3] = String(since);
-    const send = (client: AnyRedisClient) =>
-      evalScript(client, ACK_IF_OWNED, [this.stream], args, this.#cmd);
+    // The refused ids: an array (any other reply was meant for another command).
+    const send = async (link: RedisLink) => {
+      const reply = await evalScript(link, ACK_IF_OWNED, [this.stream], args, this.#cmd);
+      if (!Array.isArray(reply)) throw link.outOfStep('ack script');
+      return reply as unknown[];
+    };
     try {
       return await send(via);
     } catch {
@@ -411,11 +450,16 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
    * `TIME` on `client` as ms, or 0 when it fails (then the entries it dates are always
    * owner-checked). Sent at once, awaited when the entries are built.
    */
-  #serverTime(client: AnyRedisClient): Promise<number> {
-    return client.sendCommand(['TIME']).then(
+  #serverTime(link: RedisLink): Promise<number> {
+    return link.sendCommand(['TIME']).then(
       (reply) => {
-        const [seconds, micros] = reply as unknown as [string, string];
-        return Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
+        const [seconds, micros] = reply as [string, string];
+        const ms = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
+        if (Array.isArray(reply) && reply.length === 2 && Number.isSafeInteger(ms)) return ms;
+        // Not a TIME reply: the connection is out of step (replaced now); never rejects, as
+        // it may not be awaited. 0 = the entries it dates are always owner-checked.
+        link.outOfStep('TIME');
+        return 0;
       },
       () => 0,
     );
@@ -448,6 +492,8 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
           BUFFERS,
         ),
       )) as [Buffer, unknown[], unknown[]?];
+      if (!Array.isArray(reply) || !Array.isArray(reply[1]) || !CURSOR.test(String(reply[0])))
+        throw this.#read.outOfStep('XAUTOCLAIM');
       this.#claimCursor = String(reply[0]);
       // Redis < 7 reports entries deleted by XDEL as nil; Redis 7 lists them in reply[2] and drops them from the PEL.
       for (const entry of reply[1])
@@ -469,6 +515,7 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
     );
     const counts = new Map<string, number>();
     for (const reply of replies) {
+      if (!Array.isArray(reply)) throw this.#read.outOfStep('XPENDING');
       const row = (reply as unknown as unknown[][])[0];
       if (row) counts.set(String(row[0]), Number(row[3]));
     }
@@ -513,13 +560,15 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
   }
 
   /** XCLAIM (JUSTID) the ids still owned by this consumer; returns those ids. */
-  #claimOwned(ids: string[], idle: number, retryCount = -1): Promise<unknown> {
-    return evalScript(
+  async #claimOwned(ids: string[], idle: number, retryCount = -1): Promise<unknown[]> {
+    const owned = await evalScript(
       this.#cmd,
       CLAIM_IF_OWNED,
       [this.stream],
       [this.group, this.consumer, String(idle), String(retryCount), ...ids],
     );
+    if (!Array.isArray(owned)) throw this.#cmd.outOfStep('claim script');
+    return owned;
   }
 
   /** Runs `op`; if the group vanished (e.g. Redis restarted without persistence), re-creates it once. */
@@ -535,6 +584,12 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
 }
 
 const EMPTY = new Uint8Array(0);
+
+/** An `XAUTOCLAIM` cursor (an entry id). */
+const CURSOR = /^\d+-\d+$/;
+
+/** Added to `fetchWait + connectTimeout` for a connection's stuck deadline (event-loop stalls). */
+const STUCK_MARGIN_MS = 2000;
 
 /** Most acks sent in one script call. */
 const MAX_ACK_BATCH = 1000;
@@ -615,17 +670,22 @@ function isIn(reply: unknown, id: string): boolean {
 
 const SHAS = new Map<string, string>();
 
+/** A client, or a {@link RedisLink} (which sends on its current client). */
+export interface CommandSender {
+  sendCommand(args: (string | Buffer)[], options?: typeof BUFFERS): Promise<unknown>;
+}
+
 /**
  * `EVALSHA`, falling back to `EVAL` the first time a server does not know the script (after a
  * restart or `SCRIPT FLUSH`): the ack path runs a script per batch, and sending its text each
  * time would cost more than the acks.
  */
 export async function evalScript(
-  client: AnyRedisClient,
+  client: CommandSender,
   script: string,
   keys: string[],
   args: (string | Buffer)[],
-  fallback: AnyRedisClient = client,
+  fallback: CommandSender = client,
 ): Promise<unknown> {
   let sha = SHAS.get(script);
   if (sha === undefined) {
@@ -674,7 +734,7 @@ function withinMs<R>(work: Promise<R>, ms: number): Promise<R> {
 }
 
 export async function createGroup(
-  client: AnyRedisClient,
+  client: CommandSender,
   stream: string,
   group: string,
 ): Promise<void> {

@@ -1,0 +1,226 @@
+/**
+ * A Redis connection the source owns and can replace: when it is out of step (a reply that
+ * cannot be the one asked for) or stuck (commands waiting past a deadline with no reply and no
+ * reconnect attempt), the source destroys it and carries on with a fresh duplicate.
+ *
+ * Why sluice does not rely on node-redis alone for this: a node-redis 5 connection that
+ * reconnects with commands queued has been seen to come back out of step — a reply matched to
+ * the wrong command, or a handshake waiting for a reply that never comes, after which the
+ * connection is never ready again and nothing fails. Whatever the client library does, a
+ * replaced connection starts with an empty queue and a fresh decoder; the commands it drops are
+ * rejected, and every operation of the source is safe to repeat (acks are retried, delivered
+ * entries are claimed again after the lease).
+ *
+ * @module
+ */
+import { NotConnectedError } from '../../errors.js';
+import type { AnyRedisClient, CommandSender } from './source.js';
+
+/** Makes a fresh, unconnected client (a duplicate of the first one's options). */
+export type OpenClient = () => AnyRedisClient;
+
+let probes = 0;
+
+/** node-redis's internal write gate (see holdStaleWrite); absent in other versions. */
+interface Pausable {
+  _pause?: () => void;
+  _unpause?: () => void;
+}
+
+/**
+ * Works around a node-redis 5 bug (seen on 5.12.1): a write it scheduled (`setImmediate`) while
+ * the connection was ready can run after the socket failed in the same event-loop turn. It then
+ * writes to the dead socket, which drops the bytes, yet the commands move from the offline queue
+ * to the queue of commands awaiting a reply; the socket's error was handled already, so nothing
+ * rejects them, and the next connection's replies are handed to them first: out of step (or a
+ * handshake waiting for ever). Traced on the reading connection: ECONNRESET with TIME and
+ * XREADGROUP queued, the scheduled write on the destroyed socket, then HELLO written behind two
+ * stale entries. The client emits 'error' synchronously when the socket fails, before that
+ * write runs: its write gate is closed until the stale write has run (the next `setImmediate`)
+ * or a new socket has connected (its 'connect' comes before the handshake is written),
+ * whichever is first; the commands stay queued for the new connection, as intended. The link's
+ * ECHO, shape checks and deadline still catch whatever this misses.
+ */
+function holdStaleWrites(client: AnyRedisClient): void {
+  const gate = client as unknown as Pausable;
+  if (typeof gate._pause !== 'function' || typeof gate._unpause !== 'function') return;
+  let held = false;
+  const release = () => {
+    if (!held) return;
+    held = false;
+    gate._unpause?.();
+  };
+  client.on('error', () => {
+    if (held) return;
+    held = true;
+    gate._pause?.();
+    setImmediate(release);
+  });
+  client.on('connect', release);
+}
+
+export class RedisLink implements CommandSender {
+  #client: AnyRedisClient;
+  /** The first client, when the caller owns it: never closed or destroyed here. */
+  readonly #borrowed: AnyRedisClient | undefined;
+  readonly #open: OpenClient;
+  readonly #deadline: number;
+  readonly #onOpen: ((client: AnyRedisClient) => void) | undefined;
+  /**
+   * The rejections of commands sent on the current client that have not settled: a replacement
+   * rejects them itself, not trusting the destroyed client to settle every promise it gave.
+   */
+  #inflight = new Set<(error: unknown) => void>();
+  /** Last sign of life (performance.now()): a reply, a reconnect attempt, or the first send. */
+  #alive = 0;
+  #closed = false;
+  /** Connections replaced so far (for tests and diagnostics). */
+  replaced = 0;
+  /** Why the last connection was replaced. */
+  lastReason: string | undefined;
+
+  /**
+   * `client` is connected already (closed here unless `owned` is false); `open` makes
+   * replacements, always owned. `deadline` (ms): how long commands
+   * may wait with no reply and no reconnect attempt before the connection counts as stuck.
+   * `onOpen` runs for the first client and every replacement (to attach listeners).
+   */
+  constructor(
+    client: AnyRedisClient,
+    owned: boolean,
+    open: OpenClient,
+    deadline: number,
+    onOpen?: (client: AnyRedisClient) => void,
+  ) {
+    this.#open = open;
+    this.#deadline = deadline;
+    this.#onOpen = onOpen;
+    this.#client = client;
+    this.#borrowed = owned ? undefined : client;
+    this.#watch(client);
+  }
+
+  /** The current client: read it at each use, it changes when the connection is replaced. */
+  get client(): AnyRedisClient {
+    return this.#client;
+  }
+
+  /**
+   * `sendCommand` on the current client, counted, so that `check()` can tell a stuck connection.
+   * A client that gave up (its reconnect strategy returned an error) is replaced first.
+   */
+  sendCommand(args: (string | Buffer)[], options?: object): Promise<unknown> {
+    if (!this.#client.isOpen && !this.#closed) this.replace('the connection was closed');
+    const inflight = this.#inflight;
+    if (inflight.size === 0) this.#alive = performance.now();
+    const sent = this.#client.sendCommand(args, options);
+    return new Promise((resolve, reject) => {
+      inflight.add(reject);
+      sent.then(
+        (reply: unknown) => {
+          if (inflight.delete(reject)) this.#alive = performance.now();
+          resolve(reply);
+        },
+        (error: unknown) => {
+          if (inflight.delete(reject)) this.#alive = performance.now();
+          reject(error);
+        },
+      );
+    });
+  }
+
+  /**
+   * Replaces the connection when commands have waited past the deadline with no reply and no
+   * reconnect attempt. Returns true when it did. Called by the source's watchdog timer.
+   */
+  check(now = performance.now()): boolean {
+    if (this.#closed || this.#inflight.size === 0 || now - this.#alive <= this.#deadline)
+      return false;
+    this.replace(`no reply within ${this.#deadline} ms`);
+    return true;
+  }
+
+  /**
+   * A reply could not be the one asked for: the connection is out of step. Replaces it and
+   * returns the error the caller throws.
+   */
+  outOfStep(what: string): NotConnectedError {
+    const reason = `a reply out of step (${what}); the connection was replaced`;
+    if (!this.#closed) this.replace(reason);
+    return new NotConnectedError('Redis', reason);
+  }
+
+  /**
+   * Destroys the current client (its pending commands are rejected) and starts a fresh one;
+   * commands sent from now on wait in the new client's queue until it is ready.
+   */
+  replace(reason: string): AnyRedisClient {
+    const old = this.#client;
+    this.replaced++;
+    this.lastReason = reason;
+    const client = this.#open();
+    this.#client = client;
+    const dropped = this.#inflight;
+    this.#inflight = new Set();
+    this.#watch(client);
+    const error = new NotConnectedError('Redis', reason);
+    for (const reject of dropped) reject(error);
+    // Not awaited: it reconnects with backoff on its own; until then commands wait in its queue.
+    client.connect().catch(() => {});
+    if (old !== this.#borrowed) {
+      try {
+        old.destroy();
+      } catch {
+        // already closed
+      }
+    }
+    return client;
+  }
+
+  /** Closes the current client (gracefully, pending replies first). */
+  async close(): Promise<void> {
+    this.#closed = true;
+    const client = this.#client;
+    if (client === this.#borrowed) return;
+    try {
+      if (client.isOpen) await client.close();
+    } catch {
+      client.destroy();
+    }
+  }
+
+  #watch(client: AnyRedisClient): void {
+    // The caller's client is watched too, but not given listeners: replacing it is enough.
+    if (client === this.#borrowed) {
+      this.#onOpen?.(client);
+      return;
+    }
+    // A reconnect attempt is a sign of life: node-redis is handling an outage, not stuck.
+    const alive = () => {
+      if (client === this.#client) this.#alive = performance.now();
+    };
+    client.on('error', alive);
+    client.on('reconnecting', alive);
+    holdStaleWrites(client);
+    // After a reconnect, one ECHO of a fresh token: a connection that came back out of step
+    // answers it with another command's reply (once per reconnect, never in the steady state).
+    // The commands queued ahead of it may have had wrong replies already; most fail the shape
+    // checks of the source, this catches the rest before more go wrong.
+    let reconnected = false;
+    client.on('reconnecting', () => {
+      reconnected = true;
+    });
+    client.on('ready', () => {
+      if (!reconnected || client !== this.#client) return;
+      reconnected = false;
+      const token = `sluice-probe-${++probes}`;
+      this.sendCommand(['ECHO', token]).then(
+        (reply) => {
+          if (client === this.#client && String(reply) !== token) this.outOfStep('ECHO');
+        },
+        () => {},
+      );
+    });
+    this.#onOpen?.(client);
+  }
+}
