@@ -58,7 +58,10 @@ async function drive(specs: Spec[], opts: object, concurrency: number): Promise<
         done();
         throw `s${i}`;
       case 'resolve':
-        return turns(s.delay).then(() => (done(), i * 3));
+        return turns(s.delay).then(() => {
+          done();
+          return i * 3;
+        });
       case 'reject':
         return turns(s.delay).then(() => {
           done();
@@ -66,8 +69,12 @@ async function drive(specs: Spec[], opts: object, concurrency: number): Promise<
         });
       case 'thenable':
         return {
+          // biome-ignore lint/suspicious/noThenProperty: a user thenable, adopted by the pool.
           then(ok: (v: unknown) => void) {
-            void turns(s.delay).then(() => (done(), ok(i * 5)));
+            void turns(s.delay).then(() => {
+              done();
+              ok(i * 5);
+            });
           },
         };
     }

@@ -12,8 +12,8 @@ import { makeResult, type Result } from '../result.js';
 import type { CoreHooks } from '../scheduler/hooks.js';
 import {
   cancelLean,
-  LeanRun,
   type LeanOwner,
+  LeanRun,
   SETTLE_LEAN,
   startLean,
 } from '../scheduler/lean-run.js';

@@ -25,7 +25,11 @@ export interface LeanOwner<J, R> {
 }
 
 /** Calls the worker of `run` on slot `workerId` (set by LeanRun's static block). */
-export let startLean: <J, R>(run: LeanRun<J, R>, worker: WorkerFunction<J, R>, workerId: number) => void;
+export let startLean: <J, R>(
+  run: LeanRun<J, R>,
+  worker: WorkerFunction<J, R>,
+  workerId: number,
+) => void;
 /** Settles `run` with `error` by the owner's decision (abort, `return()`); the signal aborts first. */
 export let cancelLean: <J, R>(run: LeanRun<J, R>, error: Error) => void;
 // biome-ignore lint/suspicious/noExplicitAny: set once by LeanRun's static block
