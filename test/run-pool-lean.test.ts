@@ -27,6 +27,8 @@ async function turns(n: number): Promise<void> {
 
 interface Seen {
   results: { index: number; ok: boolean; value?: unknown; error?: string }[];
+  /** What a spread of the worker's context keeps (the first job's). */
+  ctxKeys: string[];
   maxRunning: number;
   badWorkerId: boolean;
 }
@@ -36,8 +38,10 @@ async function drive(specs: Spec[], opts: object, concurrency: number): Promise<
   let maxRunning = 0;
   let badWorkerId = false;
   const busy = new Set<number>();
+  let ctxKeys: string[] = [];
   const worker = (i: number, ctx: { index: number; workerId: number }): unknown => {
     const s = specs[i] as Spec;
+    if (i === 0) ctxKeys = Object.keys({ ...ctx }).sort();
     if (ctx.index !== i || ctx.workerId < 0 || ctx.workerId >= concurrency) badWorkerId = true;
     if (busy.has(ctx.workerId)) badWorkerId = true;
     busy.add(ctx.workerId);
@@ -91,7 +95,7 @@ async function drive(specs: Spec[], opts: object, concurrency: number): Promise<
         : { index: r.index, ok: false, error: String((r.error as Error).message) },
     );
   }
-  return { results, maxRunning, badWorkerId };
+  return { results, ctxKeys, maxRunning, badWorkerId };
 }
 
 describe('runPool: the lean path behaves as the gated engine', () => {
@@ -114,6 +118,7 @@ describe('runPool: the lean path behaves as the gated engine', () => {
           }
           const byIndex = (s: Seen) => [...s.results].sort((a, b) => a.index - b.index);
           expect(byIndex(lean)).toEqual(byIndex(gated));
+          expect(lean.ctxKeys).toEqual(gated.ctxKeys);
         },
       ),
       { numRuns: 300 },

@@ -41,6 +41,10 @@ let settle: (run: LeanRun<any, any>, error: Error | undefined, value: unknown) =
  * owner reaches the rest through {@link startLean} and {@link cancelLean}.
  */
 export class LeanRun<J, R> implements JobContext {
+  // Own data properties, as on the JobRun path's context (a spread or JSON of the context keeps
+  // them); the worker may overwrite them, so the owner reads the private copies.
+  readonly index: number;
+  workerId = -1;
   readonly #job: J;
   readonly #index: number;
   #workerId = -1;
@@ -53,6 +57,7 @@ export class LeanRun<J, R> implements JobContext {
     // reach them, and each is one small function, compiled once.
     startLean = (run, worker, workerId) => {
       run.#workerId = workerId;
+      run.workerId = workerId;
       let out: unknown;
       try {
         out = worker(run.#job, run);
@@ -89,18 +94,9 @@ export class LeanRun<J, R> implements JobContext {
 
   constructor(job: J, index: number, owner: LeanOwner<J, R>) {
     this.#job = job;
+    this.index = index;
     this.#index = index;
     this.#owner = owner;
-  }
-
-  /** The job's position in source order, from 0. */
-  get index(): number {
-    return this.#index;
-  }
-
-  /** The slot running the job (0..concurrency-1). */
-  get workerId(): number {
-    return this.#workerId;
   }
 
   get signal(): AbortSignal {
