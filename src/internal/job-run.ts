@@ -50,7 +50,8 @@ export interface JobOwner<J, R> {
   [LINGER]?(run: JobRun<J, R>, error: Error | undefined): void;
 }
 
-function isThenable<R>(value: unknown): value is PromiseLike<R> {
+/** True for a value `await` would adopt (anything with a callable `then`). */
+export function isThenable<R>(value: unknown): value is PromiseLike<R> {
   return (
     value !== null &&
     (typeof value === 'object' || typeof value === 'function') &&

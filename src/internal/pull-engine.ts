@@ -10,6 +10,13 @@ import { publishRateLimited } from '../observability/gate-channels.js';
 import type { Watchdog } from '../observability/watchdog.js';
 import { makeResult, type Result } from '../result.js';
 import type { CoreHooks } from '../scheduler/hooks.js';
+import {
+  cancelLean,
+  type LeanOwner,
+  LeanRun,
+  SETTLE_LEAN,
+  startLean,
+} from '../scheduler/lean-run.js';
 import { deadlockStorageActive, outsideJobs } from '../scheduler/self-deadlock.js';
 import { type Outcome, outcomeOf, type StatsRecorder } from '../stats.js';
 import { onAbort } from './abort-fanout.js';
@@ -93,12 +100,19 @@ const DONE: IteratorResult<never, undefined> = Object.freeze({ done: true, value
  * source, never more than `concurrency + buffer` jobs ahead of the consumer, so a slow consumer
  * slows the pulling (backpressure) instead of piling results up. Internal.
  */
-export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, JobOwner<J, R> {
+export class PullEngine<J, R>
+  implements AsyncIterableIterator<Result<J, R>>, JobOwner<J, R>, LeanOwner<J, R>
+{
   readonly #source: Source<J>;
   readonly #isAsync: boolean;
   readonly #worker: WorkerFunction<J, R>;
   readonly #opts: EngineOptions<J>;
-  readonly #slots: Slots<JobRun<J, R>>;
+  readonly #slots: Slots<JobRun<J, R> | LeanRun<J, R>>;
+  /**
+   * No timeout, stats, adaptive limit, bypass, gates or watchdog (chosen once, as the gated
+   * engine is): unobserved jobs take the lean path (scheduler/lean-run.ts).
+   */
+  readonly #lean: boolean;
   /** With `rate` as the only gate: the pulled job waiting for its permit. */
   #parked: Parked<J> | undefined = undefined;
   /** Start times are read (for stats or an adaptive limit). */
@@ -144,6 +158,12 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
     this.#slots = new Slots(opts.concurrency);
     this.#timed = opts.stats !== undefined || opts.adaptive !== undefined;
     const gates = opts.gates;
+    this.#lean =
+      !this.#timed &&
+      gates === undefined &&
+      opts.timeout === undefined &&
+      opts.bypass === undefined &&
+      opts.watchdog === undefined;
     const events = opts.events;
     const onWait =
       events &&
@@ -236,7 +256,10 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
     this.#setState('aborted');
     if (this.#queue !== undefined) this.#cancelGated(error);
     else if (this.#rate !== undefined) this.#cancelParked(error);
-    for (const run of this.#slots.items()) run.cancel(error);
+    for (const run of this.#slots.items()) {
+      if (run instanceof LeanRun) cancelLean(run, error);
+      else run.cancel(error);
+    }
   }
 
   /**
@@ -500,6 +523,11 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
       return;
     }
     const index = this.#pulled++;
+    if (this.#lean && !observed && !deadlockStorageActive()) {
+      const run = new LeanRun<J, R>(job, index, this);
+      startLean(run, this.#worker, this.#slots.acquire(run));
+      return;
+    }
     if (this.#rate !== undefined && !this.#rate.take()) {
       this.#parked = { job, index, observed };
       return;
@@ -530,6 +558,21 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
     if (limit === undefined) return;
     this.#slots.resize(limit);
     this.#opts.stats?.setConcurrency(limit);
+  }
+
+  /** A lean job ended: free its slot, queue its result, pull the next. */
+  [SETTLE_LEAN](
+    job: J,
+    index: number,
+    workerId: number,
+    error: Error | undefined,
+    value: R | undefined,
+  ): void {
+    this.#slots.release(workerId);
+    // After `return()` nobody will read results: drop them.
+    if (this.#returned) return;
+    this.#push(makeResult(job, index, error, value));
+    this.#fill();
   }
 
   /** A canceled job's worker runs on, then returns (the watchdog's zombies). */
@@ -780,7 +823,7 @@ export function notAnObject(step: unknown): TypeError {
  * hidden classes (maps) only while some instance lives; once the last engine and its jobs are
  * garbage, a full GC drops the maps and with them every optimised function specialised on
  * them, so the next runPool re-warms from scratch (about 2x slower for its first ~200k jobs;
- * BENCHMARKS.md, "Core", finding 1). These two instances pin the maps for a few hundred bytes.
+ * BENCHMARKS.md, "Core", finding 1). These instances pin the maps for a few hundred bytes.
  * Exported only so that the module keeps them; not part of the package's API.
  */
 export const pinnedForOptimisedCode: readonly object[] = pinInstances();
@@ -797,5 +840,5 @@ function pinInstances(): object[] {
   const run = new JobRun<unknown, unknown>(undefined, 0, engine);
   // As real jobs leave it: a timestamp is a double (a different field representation).
   run.startedAt = performance.now();
-  return [engine, run];
+  return [engine, run, new LeanRun<unknown, unknown>(undefined, 0, engine)];
 }
