@@ -25,7 +25,8 @@ export type SluiceErrorCode =
   | 'ERR_CONNECT_TIMEOUT'
   | 'ERR_NOT_CONNECTED'
   | 'ERR_UNROUTABLE'
-  | 'ERR_SELF_DEADLOCK';
+  | 'ERR_SELF_DEADLOCK'
+  | 'ERR_RATE_LIMITER';
 
 /**
  * Base class of every sluice error.
@@ -324,6 +325,23 @@ export class NotConnectedError extends SluiceError {
 export class UnroutableError extends SluiceError {
   constructor(message: string) {
     super('ERR_UNROUTABLE', message);
+  }
+}
+
+/**
+ * A `RateLimiter` failed to hand out a permit: its `reserve()` threw, rejected (a shared limiter
+ * that lost its Redis, say) or answered something other than a number of ms >= 0. Fails the job
+ * that asked, not the pool; the limiter's error is the `cause`.
+ *
+ * @example
+ * ```ts
+ * for await (const r of runPool(urls, get, { rate: redisRateLimiter(client, 'api', limits) }))
+ *   if (!r.ok && r.error.code === 'ERR_RATE_LIMITER') console.warn('limiter down', r.error.cause);
+ * ```
+ */
+export class RateLimiterError extends SluiceError {
+  constructor(cause: unknown) {
+    super('ERR_RATE_LIMITER', 'the rate limiter failed to hand out a permit', { cause });
   }
 }
 

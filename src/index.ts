@@ -29,6 +29,7 @@ export {
   NotConnectedError,
   PoolClosedError,
   QueueFullError,
+  RateLimiterError,
   SelfDeadlockError,
   SluiceError,
   type SluiceErrorCode,

@@ -4,7 +4,13 @@
  * and what the worker's context exposes.
  */
 import { describe, expect, it } from 'vitest';
-import { AbortError, type RateLimiter, type Result, runPool } from '../src/index.js';
+import {
+  AbortError,
+  type RateLimiter,
+  RateLimiterError,
+  type Result,
+  runPool,
+} from '../src/index.js';
 import { deferred, flush } from './helpers.js';
 
 async function collect<J, R>(it: AsyncIterable<Result<J, R>>): Promise<Result<J, R>[]> {
@@ -141,7 +147,8 @@ describe('runPool: a lone rate gate', () => {
     );
     expect(results.map((r) => r.ok)).toEqual([true, false, true]);
     const failed = results[1] as Result<number, number>;
-    expect(failed.ok === false && failed.error.message).toBe('the rate limiter failed');
+    expect(failed.ok === false && failed.error).toBeInstanceOf(RateLimiterError);
+    expect(failed.ok === false && failed.error).toMatchObject({ code: 'ERR_RATE_LIMITER' });
     expect(failed.ok === false && (failed.error.cause as Error).message).toBe('limiter down');
   });
 

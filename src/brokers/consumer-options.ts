@@ -6,7 +6,7 @@
  */
 import { MalformedMessageError } from '../errors.js';
 import { formatValue } from '../internal/format-value.js';
-import { invalidOption, numberAtLeast } from '../internal/options.js';
+import { coded, invalidOption, numberAtLeast } from '../internal/options.js';
 import type { BrokerMessage } from './source.js';
 
 /** Exponential backoff between deliveries of a failing message (all times in ms). */
@@ -97,8 +97,11 @@ function checkedDelays(backoff: BackoffFunction): BackoffFunction {
   return (deliveryCount) => {
     const delay = backoff(deliveryCount);
     if (typeof delay !== 'number' || !(delay >= 0)) {
-      throw new RangeError(
-        `backoff function returned ${formatValue(delay)} for delivery ${deliveryCount}: expected a number of ms >= 0`,
+      throw coded(
+        new RangeError(
+          `backoff function returned ${formatValue(delay)} for delivery ${deliveryCount}: expected a number of ms >= 0`,
+        ),
+        'ERR_INVALID_RETURN_VALUE',
       );
     }
     return Math.min(delay, MAX_DELAY);

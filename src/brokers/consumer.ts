@@ -35,6 +35,7 @@ import { AdaptiveConcurrency } from '../gates/adaptive.js';
 import { onAbort as onAbortOf } from '../internal/abort-fanout.js';
 import {
   argument,
+  coded,
   fn,
   invalidArgument,
   invalidOption,
@@ -449,8 +450,11 @@ class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
     try {
       priority = this.#priority?.(payload, message);
       if (priority !== undefined && (typeof priority !== 'number' || !Number.isFinite(priority))) {
-        throw new TypeError(
-          `the priority function returned ${String(priority)}, expected a finite number`,
+        throw coded(
+          new TypeError(
+            `the priority function returned ${String(priority)}, expected a finite number`,
+          ),
+          'ERR_INVALID_RETURN_VALUE',
         );
       }
     } catch (error) {

@@ -5,7 +5,7 @@
  * @module
  */
 import { formatValue } from '../internal/format-value.js';
-import { invalidOption, MAX_TIMER_MS, numberAtLeast } from '../internal/options.js';
+import { coded, invalidOption, MAX_TIMER_MS, numberAtLeast } from '../internal/options.js';
 
 /**
  * Exponential backoff with jitter, all times in ms: the n-th retry waits
@@ -64,8 +64,11 @@ function checked(name: string, backoff: BackoffFunction): BackoffFunction {
   return (attempt, error) => {
     const delay = backoff(attempt, error);
     if (typeof delay !== 'number' || !(delay >= 0)) {
-      throw new RangeError(
-        `${name} returned ${formatValue(delay)} for retry ${attempt}: expected a number of ms >= 0`,
+      throw coded(
+        new RangeError(
+          `${name} returned ${formatValue(delay)} for retry ${attempt}: expected a number of ms >= 0`,
+        ),
+        'ERR_INVALID_RETURN_VALUE',
       );
     }
     return Math.min(delay, MAX_TIMER_MS);

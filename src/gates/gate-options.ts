@@ -4,7 +4,8 @@
  *
  * @module
  */
-import { fn, invalidOption, optionsObject, positiveInt } from '../internal/options.js';
+import { formatValue } from '../internal/format-value.js';
+import { coded, fn, invalidOption, optionsObject, positiveInt } from '../internal/options.js';
 import { KeyedQueue } from './keyed-queue.js';
 import type { RateLimiter } from './rate-limiter.js';
 import { type RetryOptions, type RetryPolicy, retryPolicy } from './retry.js';
@@ -92,7 +93,10 @@ export function gateOptions<J>(opts: GateOptions<J>, prefix = ''): Gates<J> {
 export function keyOf<J>(key: (job: J) => string, job: J): string {
   const value = key(job);
   if (typeof value !== 'string') {
-    throw new TypeError(`the key function returned ${typeof value}, expected a string`);
+    throw coded(
+      new TypeError(`the key function returned ${formatValue(value)}, expected a string`),
+      'ERR_INVALID_RETURN_VALUE',
+    );
   }
   return value;
 }

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { RateLimiterError } from '../errors.js';
 import { MAX_TIMER_MS } from '../internal/options.js';
 import type { RateLimiter } from './rate-limiter.js';
 import { LocalRateLimiter } from './sliding-window.js';
@@ -166,7 +167,7 @@ export class RateGate {
 
   #failed(error: unknown): void {
     this.#permit = 'none';
-    if (!this.#stopped) this.#fail(new Error('the rate limiter failed', { cause: error }));
+    if (!this.#stopped) this.#fail(new RateLimiterError(error));
   }
 }
 

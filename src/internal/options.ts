@@ -15,7 +15,8 @@ export type UsageErrorCode =
   | 'ERR_MODULE_NOT_FOUND'
   | 'ERR_UNKNOWN_FILE_EXTENSION'
   | 'ERR_INVALID_MODULE'
-  | 'ERR_DATA_CLONE';
+  | 'ERR_DATA_CLONE'
+  | 'ERR_INVALID_RETURN_VALUE';
 
 /** `error` with a stable `code`. */
 export function coded<E extends Error>(

@@ -29,6 +29,7 @@ import {
   startWorker,
   type WorkerFunction,
 } from './job-run.js';
+import { coded } from './options.js';
 import { Slots } from './slots.js';
 
 export interface EngineOptions<J = unknown> {
@@ -804,8 +805,9 @@ function rateOnly<J>(gates: EngineGates<J>): boolean {
 function priorityOf<J>(priority: (job: J) => number, job: J): number {
   const value = priority(job);
   if (typeof value !== 'number' || !Number.isFinite(value)) {
-    throw new TypeError(
-      `the priority function returned ${String(value)}, expected a finite number`,
+    throw coded(
+      new TypeError(`the priority function returned ${String(value)}, expected a finite number`),
+      'ERR_INVALID_RETURN_VALUE',
     );
   }
   return value;

@@ -374,9 +374,11 @@ export class ThreadPool<J, R> {
   #capacity(threads: number): number {
     if (this.#gated) return threads;
     const held = this.#scheduler.held;
+    // Capped: a queueSize near Number.MAX_SAFE_INTEGER (allowed) plus the threads' share would
+    // otherwise pass the Pool a concurrency it refuses, under the wrong option's name.
     return this.#queueSize === Number.POSITIVE_INFINITY
       ? threads * 2 * MAX_BATCH
-      : this.#queueSize + threads * held;
+      : Math.min(this.#queueSize + threads * held, Number.MAX_SAFE_INTEGER);
   }
 
   /** Drained, aborted, closed and idle, or failed: the signal no longer reaches the pool. */

@@ -5,7 +5,7 @@
  */
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { consume } from '../../src/brokers/consumer.js';
-import { AbortError, Pool, type RateLimiter } from '../../src/index.js';
+import { AbortError, Pool, type RateLimiter, runPool } from '../../src/index.js';
 import { MemorySource } from '../fixtures/brokers/memory-source.js';
 import { flush } from '../helpers.js';
 
@@ -61,10 +61,24 @@ describe('hostile gate callbacks', () => {
       const pool = new Pool((n: number) => n, { concurrency: 1, rate: limiter });
       const result = await (await pool.submit(1)).result;
       expect(result.ok).toBe(false);
-      if (!result.ok)
+      if (!result.ok) {
+        expect(result.error).toMatchObject({ code: 'ERR_RATE_LIMITER' });
         expect((result.error.cause as Error).message).toMatch(/expected a number of ms >= 0/);
+      }
     },
   );
+
+  it('a runPool priority function returning NaN fails that job with ERR_INVALID_RETURN_VALUE, the others run', async () => {
+    const byPriority = [];
+    for await (const r of runPool([1, 2], async (n: number) => n, {
+      concurrency: 1,
+      priority: (n) => (n === 1 ? Number.NaN : 0),
+    }))
+      byPriority.push(r);
+    const bad = byPriority.find((r) => !r.ok);
+    expect(bad?.ok === false && bad.error).toMatchObject({ code: 'ERR_INVALID_RETURN_VALUE' });
+    expect(byPriority.filter((r) => r.ok)).toHaveLength(1);
+  });
 
   it('a job canceled while waiting on the rate leaves no timer once the pool drains', async () => {
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'performance', 'Date'] });

@@ -144,6 +144,25 @@ describe('key and perKey', () => {
     expect(pool.stats()).toMatchObject({ succeeded: 2, failed: 1, keys: 0 });
   });
 
+  it('a key function that returns a non-string fails only that job, with ERR_INVALID_RETURN_VALUE', async () => {
+    const pool = new Pool(async (job: Job) => job.n, {
+      concurrency: 2,
+      key: (job) => (job.key === 'num' ? (7 as unknown as string) : job.key),
+      perKey: { concurrency: 1 },
+    });
+    const bad = await pool.submit({ key: 'num', n: 1 });
+    const good = await pool.submit({ key: 'a', n: 2 });
+    const failed = await bad.result;
+    expect(failed.ok).toBe(false);
+    if (!failed.ok) {
+      expect(failed.error).toBeInstanceOf(TypeError);
+      expect(failed.error).toMatchObject({ code: 'ERR_INVALID_RETURN_VALUE' });
+      expect(failed.error.message).toBe('the key function returned 7, expected a string');
+    }
+    expect(await good.result).toMatchObject({ ok: true, value: 2 });
+    await pool.drain();
+  });
+
   it('perKey without key is refused at construction', () => {
     expect(() => new Pool(() => 1, { concurrency: 1, perKey: { concurrency: 2 } })).toThrow(
       /perKey/,

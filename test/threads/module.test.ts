@@ -50,6 +50,15 @@ describe('ThreadPool module loading', () => {
     expect(pool.threads).toBe(1);
   });
 
+  it('takes the largest queueSize counts allow (Number.MAX_SAFE_INTEGER) and runs jobs', async () => {
+    const url = fixture('double.ts');
+    await using pool = new ThreadPool<number, number>(url, {
+      threads: 1,
+      queueSize: Number.MAX_SAFE_INTEGER,
+    });
+    expect(await pool.run(21)).toBe(42);
+  });
+
   it('refuses an adaptive limit, saying a ThreadPool is sized to the cores', () => {
     const url = fixture('double.ts');
     const limit = adaptive({ min: 1, max: 4 });
