@@ -9,10 +9,13 @@ import { redisSource } from '../../src/brokers/redis/index.js';
 // Nothing listens on these ports: the first connection must fail at once, not retry forever
 // (was: `await redisSource(...)` / `await amqpSource(...)` never settled for a wrong URL).
 describe('broker sources: a wrong URL fails fast', () => {
-  it('redisSource rejects with the connection error', async () => {
+  it("redisSource rejects with the socket's own connection error, with its code", async () => {
     await expect(
       redisSource({ url: 'redis://127.0.0.1:1', stream: 'failfast', group: 'g' }),
-    ).rejects.toThrow(/ECONNREFUSED/);
+    ).rejects.toMatchObject({
+      code: 'ECONNREFUSED',
+      message: expect.stringMatching(/ECONNREFUSED/),
+    });
   });
 
   it('amqpSource rejects with the connection error', async () => {

@@ -165,7 +165,9 @@ export async function redisSource(options: RedisSourceOptions): Promise<RedisStr
         },
       });
   cmd.on('error', () => {}); // reconnects on its own; failed commands surface through onError
-  await connectWithin(cmd.connect(), connectTimeout, where, () => cmd.destroy());
+  await connectWithin(cmd.connect().catch(rethrowSocketError), connectTimeout, where, () =>
+    cmd.destroy(),
+  );
   // RESP2 on the reading connection: stream replies are plain arrays whatever the caller's client
   // uses. Named (CLIENT LIST shows `name=sluice:<stream>:<group>`) so that an operator can tell
   // which blocked connection reads which stream; node-redis sets it again on every reconnect.
@@ -181,7 +183,9 @@ export async function redisSource(options: RedisSourceOptions): Promise<RedisStr
   });
   read.on('error', () => {});
   try {
-    await connectWithin(read.connect(), connectTimeout, where, () => read.destroy());
+    await connectWithin(read.connect().catch(rethrowSocketError), connectTimeout, where, () =>
+      read.destroy(),
+    );
     established = true;
     await createGroup(cmd, options.stream, options.group);
     await loadScripts(cmd);
@@ -196,4 +200,14 @@ export async function redisSource(options: RedisSourceOptions): Promise<RedisStr
   // that were not seen for an hour (safe and cheap; see REAP_EMPTY_CONSUMERS).
   await reapEmptyConsumers(cmd, options.stream, options.group);
   return new RedisStreamSource(cmd, read, true, options);
+}
+
+/**
+ * node-redis wraps the error that ended its first connection (our reconnect strategy hands it
+ * back) in a `ReconnectStrategyError` without a `code`; the socket's own error carries Node's
+ * (`ECONNREFUSED`, `ENOTFOUND`, …), as the other sources' connection errors do.
+ */
+function rethrowSocketError(error: unknown): never {
+  const original = (error as { originalError?: unknown } | null)?.originalError;
+  throw original instanceof Error ? original : error;
 }
