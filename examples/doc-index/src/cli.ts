@@ -31,7 +31,7 @@ import type { ProgressMode } from './progress.js';
 import { parseQuery } from './query.js';
 import { formatSummary, type Summary } from './report.js';
 import { type SearchAnswer, type SearchMethod, search } from './search.js';
-import { onShutdownSignals } from './signals.js';
+import { DEFAULT_DRAIN_TIMEOUT, onShutdownSignals } from './signals.js';
 import { Store } from './store.js';
 import { UseEmbedder } from './use-embedder.js';
 
@@ -56,6 +56,17 @@ const int =
       );
     return n;
   };
+
+/** The longest delay a Node timer keeps (setTimeout clamps a longer one to 1 ms): sluice refuses
+ * every duration option above it with a RangeError, so a flag over it is a usage error here, up
+ * front, before any file is created. */
+const MAX_MS = 2_147_483_647;
+/** A duration flag, ms: an integer from `min` to {@link MAX_MS}. */
+const ms = (min: number) => int(min, MAX_MS);
+
+/** Retries of one request, or deliveries of one message: past this, a failure that repeats only
+ * keeps the run (or a drain) busy for hours. */
+const MAX_RETRIES = 100;
 
 /** Extraction threads: each is a V8 isolate with pdf.js (tens of MB, ms to start), and past the
  * cores PDF parsing only slows; a few per core is the most that can help. */
@@ -104,10 +115,16 @@ function addIndexFlags(cmd: Command): Command {
     .option(
       '--extract-timeout <ms>',
       'per-document extraction limit, ms (the thread is replaced)',
-      int(1),
+      ms(1),
       60_000,
     )
     .option('--chunk-size <chars>', 'longest chunk, characters', int(100), 1000)
+    .option(
+      '--drain-timeout <ms>',
+      'after the first SIGINT/SIGTERM, how long the documents in flight get to finish, ms; then they are canceled (0: at once)',
+      ms(0),
+      DEFAULT_DRAIN_TIMEOUT,
+    )
     .option('--metrics-port <port>', 'serve Prometheus /metrics on 127.0.0.1', metricsPort);
 }
 
@@ -142,11 +159,11 @@ function addEmbedFlags(cmd: Command): Command {
       'embeddings requests in flight at once: auto = an adaptive limit in 1..64 from 4 that follows the server (429/503, slower replies); a number pins it (default: auto)',
       intOrAuto,
     )
-    .option('--embed-timeout <ms>', 'timeout per embeddings request, ms (default: 30000)', int(1))
+    .option('--embed-timeout <ms>', 'timeout per embeddings request, ms (default: 30000)', ms(1))
     .option(
       '--embed-retries <n>',
-      'retries on 429/5xx/timeouts, Retry-After honoured (default: 4)',
-      int(0),
+      `retries on 429/5xx/timeouts, Retry-After honoured, 0..${MAX_RETRIES} (default: 4)`,
+      int(0, MAX_RETRIES),
     );
 }
 
@@ -201,6 +218,7 @@ interface IndexFlags extends EmbedFlags {
   db: string;
   threads: number;
   extractTimeout: number;
+  drainTimeout: number;
   embedConcurrency: number;
   insertConcurrency: number;
   chunkSize: number;
@@ -226,7 +244,7 @@ async function indexCommand(inputs: string[], flags: IndexFlags): Promise<number
   const shutdown = onShutdownSignals((signal, step) => {
     progress.log(
       step === 'stop'
-        ? `${signal}: not starting new documents; finishing the ones in flight (send ${signal} again to abort them)`
+        ? `${signal}: not starting new documents; finishing the ones in flight for up to ${flags.drainTimeout} ms (send ${signal} again to abort them)`
         : `${signal} again: aborting the documents in flight`,
     );
   });
@@ -237,6 +255,11 @@ async function indexCommand(inputs: string[], flags: IndexFlags): Promise<number
       db: flags.db,
       threads: flags.threads,
       extractTimeout: flags.extractTimeout,
+      drainTimeout: flags.drainTimeout,
+      onDrainTimeout: () =>
+        progress.log(
+          `drain timeout (${flags.drainTimeout} ms) passed: canceling the documents still in flight`,
+        ),
       embedConcurrency: flags.embedConcurrency,
       insertConcurrency: flags.insertConcurrency,
       chunkSize: flags.chunkSize,
@@ -267,6 +290,7 @@ interface ServeFlags extends EmbedFlags {
   concurrency?: number;
   threads: number;
   extractTimeout: number;
+  drainTimeout: number;
   chunkSize: number;
   maxDeliveries: number;
   retryDelay: number;
@@ -282,7 +306,7 @@ async function serveCommand(flags: ServeFlags): Promise<number> {
   const shutdown = onShutdownSignals((signal, step) => {
     process.stderr.write(
       step === 'stop'
-        ? `${signal}: draining — no new messages; finishing, committing and acking the ones in flight (send ${signal} again to abort them)\n`
+        ? `${signal}: draining — no new messages; finishing, committing and acking the ones in flight for up to ${flags.drainTimeout} ms (send ${signal} again to abort them)\n`
         : `${signal} again: aborting the documents in flight (they go back to the queue)\n`,
     );
   });
@@ -297,6 +321,7 @@ async function serveCommand(flags: ServeFlags): Promise<number> {
       embedder,
       maxDeliveries: flags.maxDeliveries,
       retryDelay: flags.retryDelay,
+      drainTimeout: flags.drainTimeout,
       stop: shutdown.stop,
       signal: shutdown.abort,
       log: flags.quiet ? undefined : (line) => process.stderr.write(`${line}\n`),
@@ -519,7 +544,8 @@ function buildProgram(setCode: (code: number) => void): Command {
       .addHelpText(
         'after',
         '\nSignals: the first SIGINT/SIGTERM stops taking new documents, finishes and commits the ones\n' +
-          'in flight, prints the summary and exits 130/143; a second one aborts those in flight.\n' +
+          'in flight (those still running after --drain-timeout are canceled), prints the summary and\n' +
+          'exits 130/143; a second one aborts those in flight.\n' +
           EXIT_CODES_HELP,
       ),
   ).action(async (paths: string[], flags: IndexFlags) => setCode(await indexCommand(paths, flags)));
@@ -575,11 +601,11 @@ function buildProgram(setCode: (code: number) => void): Command {
       )
       .option(
         '--max-deliveries <n>',
-        'deliveries before a failing document is dead-lettered',
-        int(1),
+        `deliveries before a failing document is dead-lettered, 1..${MAX_RETRIES}`,
+        int(1, MAX_RETRIES),
         3,
       )
-      .option('--retry-delay <ms>', 'first retry delay, ms (doubles per delivery)', int(0), 1000)
+      .option('--retry-delay <ms>', 'first retry delay, ms (doubles per delivery)', ms(0), 1000)
       .option('--quiet', 'no per-document lines on stderr')
       .option('--json', 'print the final summary as JSON on stdout')
       .addHelpText(
@@ -591,7 +617,8 @@ not readable PDFs are dead-lettered at once with their error; other failures (ti
 embeddings server) are retried with backoff, then dead-lettered after --max-deliveries.
 
 Signals: the first SIGINT/SIGTERM drains (no new messages; documents in flight are finished,
-committed and acked; unstarted ones go back to the queue), prints the summary and exits 0;
+committed and acked, those still running after --drain-timeout are canceled and go back to the
+queue; unstarted ones go back to the queue too), prints the summary and exits 0;
 a second one aborts those in flight (back to the queue) and exits 130 (SIGINT) / 143 (SIGTERM).
 Exit code 2: usage error (bad flags or URL, unreachable broker, unusable index).
 `,

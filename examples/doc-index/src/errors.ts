@@ -12,6 +12,7 @@ export type IndexerErrorCode =
   | 'ERR_EMBED_TIMEOUT'
   | 'ERR_EMBED_MALFORMED'
   | 'ERR_EMBEDDER_MISMATCH'
+  | 'ERR_DRAIN_TIMEOUT'
   | 'ERR_USAGE';
 
 /**
@@ -107,5 +108,25 @@ export class EmbedderMismatchError extends IndexerError {
 export class UsageError extends IndexerError {
   constructor(message: string) {
     super('ERR_USAGE', message);
+  }
+}
+
+/**
+ * Why the documents still in flight were canceled when a drain (the first SIGINT/SIGTERM) ran
+ * past its deadline (`--drain-timeout`). It is the cancel's reason, never a document's failure.
+ *
+ * @example
+ * ```ts
+ * cancel.abort(new DrainTimeoutError(30_000));
+ * ```
+ */
+export class DrainTimeoutError extends IndexerError {
+  readonly timeout: number;
+  constructor(timeout: number) {
+    super(
+      'ERR_DRAIN_TIMEOUT',
+      `the documents in flight did not finish within the drain timeout (${timeout} ms)`,
+    );
+    this.timeout = timeout;
   }
 }

@@ -8,6 +8,7 @@
 import { availableParallelism } from 'node:os';
 import { pipeline, type Result, type StageStats, ThreadPool } from 'sluice';
 import type { Embedder } from './embedder.js';
+import { DrainTimeoutError } from './errors.js';
 import type { ExtractedDocument, ExtractJob } from './extract.js';
 import { LexicalEmbedder } from './lexical-embedder.js';
 import type { ProgressReporter, ProgressSnapshot } from './progress.js';
@@ -19,6 +20,7 @@ import {
   type Summary,
 } from './report.js';
 import type { RunTimeline } from './run-timeline.js';
+import { DEFAULT_DRAIN_TIMEOUT } from './signals.js';
 import { pendingDocuments, requirePdfs } from './sources.js';
 import { embedStage, insertStage } from './stages.js';
 import { Store } from './store.js';
@@ -43,6 +45,13 @@ export interface IndexOptions {
   extractTimeout?: number;
   /** Aborted = stop taking new documents, finish and commit those in flight. */
   stop?: AbortSignal;
+  /**
+   * How long, ms, the documents in flight get to finish after `stop` (0..2147483647); those
+   * still running then are canceled, as by `signal`, and counted as canceled. Default 30 000.
+   */
+  drainTimeout?: number;
+  /** Called once when the drain deadline passes, before what is left is canceled. */
+  onDrainTimeout?: () => void;
   /** Aborted = cancel everything in flight now (nothing half-written is committed). */
   signal?: AbortSignal;
   /** Receives a snapshot every `progressInterval` ms. */
@@ -109,7 +118,10 @@ export async function runIndex(opts: IndexOptions): Promise<Summary> {
   }
 }
 
-type Tally = Pick<Summary, 'indexed' | 'skipped' | 'failed' | 'canceled' | 'stages'>;
+type Tally = Pick<
+  Summary,
+  'indexed' | 'skipped' | 'failed' | 'canceled' | 'stages' | 'drainTimedOut'
+>;
 
 async function runPipeline(
   paths: string[],
@@ -118,6 +130,12 @@ async function runPipeline(
   opts: IndexOptions,
 ): Promise<Tally> {
   const tally: Tally = { indexed: 0, skipped: 0, failed: [], canceled: 0, stages: [] };
+  // One cancel for both ways in: a second signal, or the drain deadline after the first. A
+  // retry's backoff in the embedder waits on the job's signal, so the deadline cuts it short too.
+  const cancel = new AbortController();
+  const onAbort = () => cancel.abort(opts.signal?.reason);
+  if (opts.signal?.aborted) onAbort();
+  opts.signal?.addEventListener('abort', onAbort, { once: true });
   const extractPool = opts.extractPool ?? startExtractPool(opts);
   const threads = extractPool.threads;
   const pending = pendingDocuments(paths, store, {
@@ -125,15 +143,27 @@ async function runPipeline(
     onSkip: () => tally.skipped++,
   });
   const source = opts.timeline ? opts.timeline.countPulls(pending) : pending;
-  const run = pipeline(source, { signal: opts.signal })
+  const run = pipeline(source, { signal: cancel.signal })
     .stage('extract', extractPool, { concurrency: threads })
     .stage('embed', embedStage(embedder, { maxChars: opts.chunkSize }), {
       concurrency: opts.embedConcurrency ?? 4,
     })
     .stage('insert', insertStage(store, embedder), { concurrency: opts.insertConcurrency ?? 1 });
-  // First signal: stop pulling; every stage finishes (and 'insert' commits) what it holds.
-  const onStop = () => void run.drain();
-  opts.stop?.addEventListener('abort', onStop, { once: true });
+  const drainTimeout = opts.drainTimeout ?? DEFAULT_DRAIN_TIMEOUT;
+  let deadline: ReturnType<typeof setTimeout> | undefined;
+  // First signal: stop pulling; every stage finishes (and 'insert' commits) what it holds, until
+  // the drain deadline.
+  const onStop = () => {
+    void run.drain();
+    deadline = setTimeout(() => {
+      if (cancel.signal.aborted) return;
+      tally.drainTimedOut = drainTimeout;
+      opts.onDrainTimeout?.();
+      cancel.abort(new DrainTimeoutError(drainTimeout));
+    }, drainTimeout);
+  };
+  if (opts.stop?.aborted) onStop();
+  else opts.stop?.addEventListener('abort', onStop, { once: true });
   const snapshot = (): ProgressSnapshot => ({
     total: paths.length - tally.skipped,
     skipped: tally.skipped,
@@ -144,16 +174,18 @@ async function runPipeline(
   opts.timeline?.start(() => run.stats());
   const ticker = setInterval(() => opts.progress?.update(snapshot()), opts.progressInterval ?? 200);
   try {
-    for await (const result of run) record(tally, result, opts.signal);
+    for await (const result of run) record(tally, result, cancel.signal);
   } finally {
     clearInterval(ticker);
+    clearTimeout(deadline);
     opts.timeline?.stop();
     opts.stop?.removeEventListener('abort', onStop);
+    opts.signal?.removeEventListener('abort', onAbort);
     opts.progress?.update(snapshot());
     opts.progress?.stop();
     // The pipeline does not own the ThreadPool: close ours here, or its threads keep the process alive.
     if (!opts.extractPool) {
-      await (opts.signal?.aborted ? extractPool.abort(opts.signal.reason) : extractPool.drain());
+      await (cancel.signal.aborted ? extractPool.abort(cancel.signal.reason) : extractPool.drain());
     }
   }
   tally.stages = stageSummaries(run.stats());
@@ -189,7 +221,8 @@ function record(tally: Tally, result: Result<unknown, unknown>, abort?: AbortSig
     tally.indexed++;
     return;
   }
-  // After a second signal, in-flight documents come back canceled: not their fault, not failed.
+  // After a second signal or the drain deadline, in-flight documents come back canceled: not
+  // their fault, not failed.
   if (abort?.aborted && (result.error as { code?: string }).code === 'ERR_ABORTED') {
     tally.canceled++;
     return;

@@ -47,8 +47,11 @@ export interface Summary {
   /** Already indexed with the same content hash. */
   skipped: number;
   failed: Failure[];
-  /** Documents canceled by a second signal (not committed; a re-run indexes them). */
+  /** Documents canceled by a second signal or the drain deadline (not committed; a re-run
+   * indexes them). */
   canceled: number;
+  /** Set when the drain after the first signal ran past its deadline: that deadline, ms. */
+  drainTimedOut?: number;
   /** Documents never started because the run was stopped (a re-run indexes them). */
   notStarted: number;
   /** Why the run stopped early: the `stop` signal's reason (the CLI uses the signal's name). */
@@ -95,6 +98,9 @@ export function formatSummary(s: Summary): string {
     s.interruptedBy ? `Interrupted by ${s.interruptedBy}.` : 'Done.',
     `  indexed ${s.indexed} · skipped ${s.skipped} (unchanged) · failed ${s.failed.length}` +
       (s.canceled ? ` · canceled ${s.canceled}` : '') +
+      (s.canceled && s.drainTimedOut !== undefined
+        ? ` (at the ${s.drainTimedOut} ms drain timeout)`
+        : '') +
       (s.notStarted ? ` · not started ${s.notStarted}` : '') +
       ` · of ${plural(s.total, 'document')}`,
     `  ${(s.elapsedMs / 1000).toFixed(1)} s, ${s.docsPerSecond.toFixed(1)} docs/s` +

@@ -16,6 +16,7 @@
  *
  * @module
  */
+import diagnostics from 'node:diagnostics_channel';
 import { isAbsolute } from 'node:path';
 import {
   type ConsumerStats,
@@ -23,6 +24,8 @@ import {
   type HandlerContext,
   jsonDecode,
   MalformedMessageError,
+  type MessageDeadLetteredMessage,
+  SLUICE_MESSAGE_DEAD_LETTERED,
 } from 'sluice';
 import { type BrokerSpec, describeSpec } from './broker-url.js';
 import { describeIdentity, type Embedder, type EmbedderIdentity } from './embedder.js';
@@ -32,7 +35,11 @@ import { startExtractPool } from './indexer.js';
 import { LexicalEmbedder } from './lexical-embedder.js';
 import { openSource } from './queue.js';
 import { namingDocument } from './report.js';
+import { DEFAULT_DRAIN_TIMEOUT } from './signals.js';
 import { Store } from './store.js';
+
+/** The consumer's `name`: its events' and metrics' pool label. */
+const CONSUMER = 'documents';
 
 /** The message `serve` consumes and `enqueue` sends. */
 export interface DocumentMessage {
@@ -55,8 +62,13 @@ export interface ServeOptions {
   embedder?: Embedder;
   /** Deliveries before a failing document is dead-lettered. Default 3. */
   maxDeliveries?: number;
-  /** First retry delay, ms (doubles per delivery). Default 1000. */
+  /** First retry delay, ms (doubles per delivery, up to 60 s or this if longer). Default 1000. */
   retryDelay?: number;
+  /**
+   * How long, ms, the documents in flight get to finish after `stop` (0..2147483647); those
+   * still running then are canceled and go back to the broker. Default 30 000.
+   */
+  drainTimeout?: number;
   /** Aborted = drain: stop fetching, finish, commit and ack the documents in flight. */
   stop?: AbortSignal;
   /** Aborted = cancel the documents in flight now (they go back to the broker). */
@@ -129,7 +141,17 @@ export async function runServe(opts: ServeOptions): Promise<ServeSummary> {
       chunkSize: opts.chunkSize,
     });
     const tally = { indexed: 0, skipped: 0, deadLettered: [] as DeadLetter[] };
-    const deadLetter = (id: string, path: string | undefined, error: Error) => {
+    // Every dead letter is counted from the consumer's event, once the broker has it: those the
+    // handler failed, and those the consumer dead-letters before any handler runs (a body that is
+    // not a message, an entry without the payload field, one over maxBodySize, or one delivered
+    // more than maxDeliveries times after a crash). The handler only names the document.
+    // The channel is process-wide: two runServe at once in one process would count each other's.
+    const documentOf = new Map<string, string>();
+    const onDeadLettered = (event: unknown) => {
+      const { name, id, error } = event as MessageDeadLetteredMessage;
+      if (name !== CONSUMER) return;
+      const path = documentOf.get(id);
+      documentOf.delete(id);
       const message = path ? namingDocument(path, error.message) : error.message;
       tally.deadLettered.push({ id, ...(path ? { path } : {}), message });
       log(`dead-lettered ${path ?? `message ${id}`}: ${error.message}`);
@@ -150,10 +172,10 @@ export async function runServe(opts: ServeOptions): Promise<ServeSummary> {
         const error = err as Error & { code?: string };
         if (error.code === 'ERR_EXTRACT') {
           // Dead-lettered at once by retryIf below, under its own code (ERR_EXTRACT).
-          deadLetter(ctx.message.id, doc.path, error);
+          documentOf.set(ctx.message.id, doc.path);
           throw error;
         }
-        if (ctx.message.deliveryCount >= maxDeliveries) deadLetter(ctx.message.id, doc.path, error);
+        if (ctx.message.deliveryCount >= maxDeliveries) documentOf.set(ctx.message.id, doc.path);
         else
           log(
             `retrying ${doc.path} (delivery ${ctx.message.deliveryCount}/${maxDeliveries}): ${error.message}`,
@@ -162,25 +184,22 @@ export async function runServe(opts: ServeOptions): Promise<ServeSummary> {
       }
     };
 
+    const retryDelay = opts.retryDelay ?? 1000;
     const consumer = consume<DocumentMessage>(source, handle, {
-      name: 'documents', // its events' and metrics' pool label
+      name: CONSUMER,
       concurrency,
       retry: {
         attempts: maxDeliveries,
-        backoff: { initial: opts.retryDelay ?? 1000, max: 60_000 },
+        backoff: { initial: retryDelay, max: Math.max(60_000, retryDelay) },
         // The same bytes fail the same way on every try: no redelivery.
         retryIf: (error) => (error as { code?: string }).code !== 'ERR_EXTRACT',
       },
-      decode: (body, message) => {
-        try {
-          return decodeDocumentMessage(body);
-        } catch (err) {
-          deadLetter(message.id, undefined, err as Error);
-          throw err;
-        }
-      },
+      decode: (body) => decodeDocumentMessage(body),
     });
-    const onStop = () => void consumer.close();
+    // In the tick consume() started in: no message can have been settled yet.
+    diagnostics.subscribe(SLUICE_MESSAGE_DEAD_LETTERED, onDeadLettered);
+    const drainTimeout = opts.drainTimeout ?? DEFAULT_DRAIN_TIMEOUT;
+    const onStop = () => void consumer.drain({ timeout: drainTimeout });
     const onAbort = () => void consumer.abort(opts.signal?.reason);
     opts.stop?.addEventListener('abort', onStop, { once: true });
     opts.signal?.addEventListener('abort', onAbort, { once: true });
@@ -193,6 +212,7 @@ export async function runServe(opts: ServeOptions): Promise<ServeSummary> {
     try {
       report = await consumer.done;
     } finally {
+      diagnostics.unsubscribe(SLUICE_MESSAGE_DEAD_LETTERED, onDeadLettered);
       opts.stop?.removeEventListener('abort', onStop);
       opts.signal?.removeEventListener('abort', onAbort);
       await (opts.signal?.aborted ? extractPool.abort(opts.signal.reason) : extractPool.drain());

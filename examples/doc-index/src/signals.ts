@@ -24,6 +24,12 @@ export interface ShutdownControl {
 const SAME_SIGNAL_MS = 100;
 
 /**
+ * How long, ms, the documents in flight get after the first signal before they are canceled
+ * (`--drain-timeout`; `index` and `serve`): sluice's consumers' own default.
+ */
+export const DEFAULT_DRAIN_TIMEOUT = 30_000;
+
+/**
  * @example
  * ```ts
  * const shutdown = onShutdownSignals((s, step) => console.error(`${s}: ${step}`));

@@ -6,6 +6,7 @@
  */
 import { readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { createClient } from 'redis';
 import { afterAll, describe, expect, it, onTestFinished } from 'vitest';
 import { parseBrokerUrl } from '../src/broker-url.js';
 import { openProducer } from '../src/queue.js';
@@ -19,7 +20,7 @@ import {
   start,
   until,
 } from './cli-harness.js';
-import { GOOD_COUNT, GOOD_PDFS, tempDir } from './helpers.js';
+import { BAD_PDFS, GOOD_COUNT, GOOD_PDFS, tempDir } from './helpers.js';
 import { startOpenAiServer } from './openai-server.js';
 import {
   amqpProbe,
@@ -201,6 +202,113 @@ describe('serve: signals', () => {
       expect(run.code, run.stderr).toBe(0);
       expect(run.stdout).toMatch(/Drained \(SIGINT\)\.\n {2}indexed 0 /);
     } finally {
+      await probe.cleanup();
+    }
+  });
+});
+
+describe('serve: the summary counts every dead letter', () => {
+  it('malformed bodies, bad paths, broken PDFs and an entry without a body field: 7 dead letters, 7 in the summary', async () => {
+    const probe = await redisProbe();
+    const stream = parseBrokerUrl(probe.url);
+    const client = createClient({ url: 'redis://127.0.0.1:6379' });
+    await client.connect();
+    const db = join(tmp.dir, 'dead.db');
+    try {
+      const server = await serving(probe.url, db, '--concurrency', '2', '--json');
+      const name = stream.kind === 'redis' ? stream.stream : '';
+      const bodies = [
+        '{not json',
+        '[1,2]',
+        JSON.stringify({ path: 'relative/a.pdf' }),
+        '{"path":123}',
+        JSON.stringify({ path: join(tmp.dir, 'missing.pdf') }),
+        JSON.stringify({ path: join(BAD_PDFS, 'truncated-head.pdf') }),
+        JSON.stringify({ path: good[0] }),
+      ];
+      for (const body of bodies) await client.sendCommand(['XADD', name, '*', 'body', body]);
+      // Not a message at all: the consumer dead-letters it before any decoder or handler runs.
+      await client.sendCommand(['XADD', name, '*', 'payload', JSON.stringify({ path: good[1] })]);
+      await until(() => finished(server) >= 8, 'all 8 entries handled', 20_000);
+      for (let ready = await probe.remaining(); ready > 0; ready = await probe.remaining()) {
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      server.child.kill('SIGTERM');
+      const run = await server.done;
+      expect(run.code, run.stderr).toBe(0);
+      const summary = JSON.parse(run.stdout) as ServeSummary;
+      const dead = await probe.deadLetters();
+      expect(dead).toHaveLength(7);
+      expect(summary.indexed).toBe(1);
+      expect(summary.deadLettered).toHaveLength(7);
+      expect(summary.consumer.deadLettered).toBe(7);
+      expect(summary.deadLettered.map((d) => d.message).sort()).toEqual(
+        dead.map((d) => d.error).sort(),
+      );
+      const noBody = summary.deadLettered.filter((d) => /no "body" field/.test(d.message));
+      expect(noBody).toHaveLength(1);
+      expect(run.stderr).toContain(`dead-lettered message ${noBody[0]!.id}: `);
+    } finally {
+      await client.quit();
+      await probe.cleanup();
+    }
+  });
+
+  it('the text summary prints the count and one line per dead letter, the bodiless entry included', async () => {
+    const probe = await redisProbe();
+    const stream = parseBrokerUrl(probe.url);
+    const client = createClient({ url: 'redis://127.0.0.1:6379' });
+    await client.connect();
+    try {
+      const server = await serving(probe.url, join(tmp.dir, 'dead-text.db'));
+      const name = stream.kind === 'redis' ? stream.stream : '';
+      await client.sendCommand(['XADD', name, '*', 'body', '{not json']);
+      await client.sendCommand(['XADD', name, '*', 'other', 'x']);
+      await until(() => finished(server) >= 2, 'both entries handled', 20_000);
+      server.child.kill('SIGTERM');
+      const run = await server.done;
+      expect(run.code, run.stderr).toBe(0);
+      expect(run.stdout).toContain('dead-lettered 2 ·');
+      expect(run.stdout).toMatch(/ {4}\[\S+\] message body is not JSON/);
+      expect(run.stdout).toMatch(/ {4}\[\S+\] stream entry has no "body" field/);
+    } finally {
+      await client.quit();
+      await probe.cleanup();
+    }
+  });
+});
+
+describe('serve: --drain-timeout', () => {
+  it('a document still in flight at the deadline is canceled and goes back on the queue; exit 0', async () => {
+    const embeddings = await startOpenAiServer(() => {}); // never answers
+    const probe = await redisProbe();
+    const db = join(tmp.dir, 'drain-timeout.db');
+    try {
+      const server = await serving(
+        probe.url,
+        db,
+        '--concurrency',
+        '1',
+        '--json',
+        '--embed-url',
+        embeddings.url,
+        '--embed-model',
+        'hang',
+        '--drain-timeout',
+        '300',
+      );
+      await send(probe.url, [{ path: good[0] }]);
+      await until(() => embeddings.seen.length > 0, 'the embeddings request', 20_000);
+      server.child.kill('SIGTERM');
+      const run = await server.done; // one signal only: the deadline ends the drain
+      expect(run.code, run.stderr).toBe(0);
+      expect(run.stderr).toContain('for up to 300 ms');
+      const summary = JSON.parse(run.stdout) as ServeSummary;
+      expect(summary).toMatchObject({ indexed: 0, canceled: 1, deadLettered: [] });
+      expect(documentCount(db)).toBe(0);
+      expect(await probe.remaining()).toBe(1);
+    } finally {
+      await embeddings.close();
       await probe.cleanup();
     }
   });
