@@ -124,14 +124,17 @@ export type { AnyRedisClient, RedisMessage, RedisSourceOptions } from './source.
 export { RedisStreamSource } from './source.js';
 
 /**
- * Connects (or duplicates `client`: see its option), creates the consumer group if missing and returns a source
- * for `consume()`. The source has two connections: one for commands, and one for the blocking
- * reads, named `sluice:<stream>:<group>` in `CLIENT LIST`. A connection that comes back from a
- * reconnect out of step (a reply that cannot be the one asked for) or stuck (no reply and no
- * reconnect attempt for `fetchWait + connectTimeout + 2 s`) is replaced by a fresh one.
+ * Connects (or duplicates `client`: see its option), creates the consumer group if missing and
+ * returns a source for `consume()`. The source has two connections, named in `CLIENT LIST`: one
+ * for commands (`sluice:<stream>:<group>:cmd`) and one for the blocking reads
+ * (`sluice:<stream>:<group>`). A connection that comes back from a reconnect out of step (a reply
+ * that cannot be the one asked for) or stuck (no reply and no reconnect attempt for
+ * `fetchWait + connectTimeout + 2 s`) is replaced by a fresh one; reconnects back off from 50 ms,
+ * doubling, to 2 s. `close()` during an outage does not wait for it (see README, "Limits").
  *
  * @throws TypeError/RangeError `ERR_INVALID_OPTION` (a rejection) for a bad option, before
- *   connecting; the connection error when Redis cannot be reached.
+ *   connecting; the socket's error (`code` `ECONNREFUSED`, `ENOTFOUND`, …) when Redis cannot be
+ *   reached; `ConnectTimeoutError` past `connectTimeout`.
  * @example
  * ```ts
  * const source = await redisSource({ stream: 'jobs', group: 'workers' });
@@ -153,10 +156,17 @@ export async function redisSource(options: RedisSourceOptions): Promise<RedisStr
   // Both connections are the source's own, even with a caller's `client` (duplicated: its options,
   // not its connection): the source replaces a connection that comes back from a reconnect out of
   // step or stuck (see RedisLink), and must not do that to a connection the caller shares.
+  // Named, as the reading connection is: besides telling the two apart in CLIENT LIST, the name
+  // makes a handshake. node-redis counts a connection with no handshake ready the moment TCP
+  // connects, and reconnects at once, with no backoff, when a ready connection closes: a server
+  // that accepts and closes (Redis at maxclients, a proxy before a dead server) then took a
+  // core and thousands of connections a second. A failed handshake backs off.
+  const cmdName = `${readerName(options.stream, options.group)}:cmd`;
   const cmd: AnyRedisClient = options.client
-    ? options.client.duplicate({ disableClientInfo: true })
+    ? options.client.duplicate({ disableClientInfo: true, name: cmdName })
     : createClient({
         url: options.url ?? 'redis://127.0.0.1:6379',
+        name: cmdName,
         disableClientInfo: true, // see the reading connection below
         socket: {
           reconnectStrategy: (retries: number, cause: Error) =>

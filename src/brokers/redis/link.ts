@@ -21,6 +21,26 @@ export type OpenClient = () => AnyRedisClient;
 
 let probes = 0;
 
+/** How long (ms) `close()` waits for a graceful close before it destroys the connection. */
+const CLOSE_GRACE_MS = 2_000;
+
+function destroy(client: AnyRedisClient): void {
+  try {
+    client.destroy();
+  } catch {
+    // already closed
+  }
+}
+
+/** True when `work` settles within `ms`, false past it (rejections pass through). */
+function within(work: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<boolean>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms);
+  });
+  return Promise.race([work.then(() => true), late]).finally(() => clearTimeout(timer));
+}
+
 /** node-redis's internal write gate (see holdStaleWrite); absent in other versions. */
 interface Pausable {
   _pause?: () => void;
@@ -177,16 +197,38 @@ export class RedisLink implements CommandSender {
     return client;
   }
 
-  /** Closes the current client (gracefully, pending replies first). */
+  /**
+   * Closes the current client: gracefully (pending replies first) within `CLOSE_GRACE_MS`, then
+   * destroyed. During an outage a graceful close waits for the connection to come back (its
+   * queued commands must be sent first), so a shutdown would hang for the outage; whatever is
+   * still waiting for a reply then is rejected here.
+   */
   async close(): Promise<void> {
     this.#closed = true;
     const client = this.#client;
     if (client === this.#borrowed) return;
-    try {
-      if (client.isOpen) await client.close();
-    } catch {
-      client.destroy();
+    const pending = this.#inflight;
+    this.#inflight = new Set();
+    // Not ready (an outage): a graceful close would wait for the reconnect; nothing to flush.
+    if (client.isOpen && client.isReady) {
+      const closed = await within(client.close(), CLOSE_GRACE_MS).then(
+        (done) => done,
+        () => false,
+      );
+      if (!closed) destroy(client);
+    } else if (client.isOpen) {
+      destroy(client);
     }
+    const error = new NotConnectedError('Redis', 'the source was closed');
+    for (const reject of pending) reject(error);
+  }
+
+  /**
+   * A command sent now would wait for a reconnect: the client is open but not ready (an outage,
+   * or a handshake in progress).
+   */
+  get reconnecting(): boolean {
+    return this.#client.isOpen && !this.#client.isReady;
   }
 
   #watch(client: AnyRedisClient): void {

@@ -186,12 +186,25 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
     this.#flushAcks();
     if (signal.aborted) return [];
     this.#fetching = true;
+    signal.addEventListener('abort', this.#dropReconnecting, { once: true });
     try {
       return await this.#fetch(max, signal);
     } finally {
+      signal.removeEventListener('abort', this.#dropReconnecting);
       this.#fetching = false;
     }
   }
+
+  /**
+   * A fetch aborted during an outage: its commands (and a CLIENT UNBLOCK) would wait for the
+   * reconnect, and a shutdown for the outage. The connections that are reconnecting are
+   * replaced instead, which fails the commands waiting on them now.
+   */
+  readonly #dropReconnecting = (): void => {
+    for (const link of [this.#read, this.#cmd]) {
+      if (link.reconnecting) link.replace('a fetch was aborted while the connection reconnected');
+    }
+  };
 
   async #fetch(max: number, signal: AbortSignal): Promise<RedisMessage[]> {
     // The server's clock before anything this fetch delivers: the start of every delivered
@@ -378,8 +391,7 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
         CLOSE_CLEANUP_MS,
       ).catch(() => {});
     }
-    await this.#read.close();
-    await this.#cmd.close();
+    await Promise.all([this.#read.close(), this.#cmd.close()]);
   }
 
   /**
