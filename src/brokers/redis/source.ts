@@ -439,18 +439,17 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
       if (!Array.isArray(reply)) throw link.outOfStep('ack script');
       return reply as unknown[];
     };
-    try {
-      return await send(via);
-    } catch {
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const giveUp = new Promise<never>((_, reject) => {
-        timer = setTimeout(
-          () => reject(new Error('XACK not confirmed within the lease')),
-          this.#lease,
-        );
-      });
-      return Promise.race([send(this.#cmd), giveUp]).finally(() => clearTimeout(timer));
-    }
+    // Both attempts within the lease: past it the entry may be claimed, and an ack waiting in a
+    // reconnecting connection's queue would otherwise hold a consumer's close for the outage.
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const giveUp = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new Error('XACK not confirmed within the lease')),
+        this.#lease,
+      );
+    });
+    const attempts = send(via).catch(() => send(this.#cmd));
+    return Promise.race([attempts, giveUp]).finally(() => clearTimeout(timer));
   }
 
   /** How often pending entries are scanned (ms): often enough for retry delays to be honoured. */
