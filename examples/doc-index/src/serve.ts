@@ -147,6 +147,12 @@ export async function runServe(opts: ServeOptions): Promise<ServeSummary> {
     // more than maxDeliveries times after a crash). The handler only names the document.
     // The channel is process-wide: two runServe at once in one process would count each other's.
     const documentOf = new Map<string, string>();
+    // An entry whose dead letter then failed (lease lost, a drain) is never taken out: bounded,
+    // oldest dropped first, so a long-running serve does not grow it.
+    const remember = (id: string, path: string) => {
+      documentOf.set(id, path);
+      if (documentOf.size > 10_000) documentOf.delete(documentOf.keys().next().value as string);
+    };
     const onDeadLettered = (event: unknown) => {
       const { name, id, error } = event as MessageDeadLetteredMessage;
       if (name !== CONSUMER) return;
@@ -172,10 +178,10 @@ export async function runServe(opts: ServeOptions): Promise<ServeSummary> {
         const error = err as Error & { code?: string };
         if (error.code === 'ERR_EXTRACT') {
           // Dead-lettered at once by retryIf below, under its own code (ERR_EXTRACT).
-          documentOf.set(ctx.message.id, doc.path);
+          remember(ctx.message.id, doc.path);
           throw error;
         }
-        if (ctx.message.deliveryCount >= maxDeliveries) documentOf.set(ctx.message.id, doc.path);
+        if (ctx.message.deliveryCount >= maxDeliveries) remember(ctx.message.id, doc.path);
         else
           log(
             `retrying ${doc.path} (delivery ${ctx.message.deliveryCount}/${maxDeliveries}): ${error.message}`,

@@ -129,8 +129,9 @@ export { RedisStreamSource } from './source.js';
  * for commands (`sluice:<stream>:<group>:cmd`) and one for the blocking reads
  * (`sluice:<stream>:<group>`). A connection that comes back from a reconnect out of step (a reply
  * that cannot be the one asked for) or stuck (no reply and no reconnect attempt for
- * `fetchWait + connectTimeout + 2 s`) is replaced by a fresh one; reconnects back off from 50 ms,
- * doubling, to 2 s. `close()` during an outage does not wait for it (see README, "Limits").
+ * `fetchWait + connectTimeout + 2 s`, checked every second at most) is replaced by a fresh one;
+ * reconnects back off from 50 ms, doubling, to 2 s (with a caller's `client`: its own reconnect
+ * strategy). `close()` during an outage does not wait for it (see README, "Limits").
  *
  * @throws TypeError/RangeError `ERR_INVALID_OPTION` (a rejection) for a bad option, before
  *   connecting; the socket's error (`code` `ECONNREFUSED`, `ENOTFOUND`, …) when Redis cannot be
@@ -163,7 +164,12 @@ export async function redisSource(options: RedisSourceOptions): Promise<RedisStr
   // core and thousands of connections a second. A failed handshake backs off.
   const cmdName = `${readerName(options.stream, options.group)}:cmd`;
   const cmd: AnyRedisClient = options.client
-    ? options.client.duplicate({ disableClientInfo: true, name: cmdName })
+    ? options.client.duplicate({
+        disableClientInfo: true,
+        name: cmdName,
+        // node-redis pauses writes for a maintenance handoff, as RedisLink does on an error.
+        maintNotifications: 'disabled',
+      })
     : createClient({
         url: options.url ?? 'redis://127.0.0.1:6379',
         name: cmdName,

@@ -175,6 +175,7 @@ export class RedisLink implements CommandSender {
    * commands sent from now on wait in the new client's queue until it is ready.
    */
   replace(reason: string): AnyRedisClient {
+    if (this.#closed) return this.#client;
     const old = this.#client;
     this.replaced++;
     this.lastReason = reason;

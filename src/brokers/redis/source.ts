@@ -170,13 +170,18 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
         });
       },
     );
-    this.#watchdog = setInterval(
-      () => {
-        this.#cmd.check();
-        this.#read.check();
-      },
-      Math.min(1000, deadline / 4),
-    );
+    const every = Math.min(1000, deadline / 4);
+    let lastTick = performance.now();
+    this.#watchdog = setInterval(() => {
+      const now = performance.now();
+      const late = now - lastTick > 2 * every;
+      lastTick = now;
+      // A late tick means the event loop was stalled: replies may be waiting, unread, in the
+      // sockets. Judge at the next tick, after they have been read.
+      if (late) return;
+      this.#cmd.check(now);
+      this.#read.check(now);
+    }, every);
     this.#watchdog.unref();
   }
 
@@ -215,8 +220,10 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
     const room = max - claimed.length;
     if (room <= 0 || signal.aborted) return claimed;
     if (this.#readId === undefined) {
+      // Number(): a caller's client may map integer replies to strings (its type mapping is
+      // carried over to the duplicates).
       const id = await this.#read.sendCommand(['CLIENT', 'ID']);
-      if (typeof id !== 'number') throw this.#read.outOfStep('CLIENT ID');
+      if (!Number.isSafeInteger(Number(id))) throw this.#read.outOfStep('CLIENT ID');
       this.#readId = String(id);
     }
     const args = ['XREADGROUP', 'GROUP', this.group, this.consumer, 'COUNT', String(room)];
@@ -341,8 +348,9 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
         ...letter,
       ],
     );
-    if (done !== 0 && done !== 1) throw this.#cmd.outOfStep('dead-letter script');
-    if (done !== 1) throw new LeaseLostError(message.id, 'dead-letter');
+    const outcome = Number(done); // see CLIENT ID in #fetch: a type mapping may give strings
+    if (outcome !== 0 && outcome !== 1) throw this.#cmd.outOfStep('dead-letter script');
+    if (outcome !== 1) throw new LeaseLostError(message.id, 'dead-letter');
     await this.#cmd.sendCommand(['DEL', this.#firstFailure(message)]).catch(() => {});
     await this.#releaseKey(message);
   }
@@ -363,14 +371,16 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
    */
   async #promote(): Promise<void> {
     if (performance.now() < this.#promoteAt) return;
-    const next = await evalScript(
+    const reply = await evalScript(
       this.#cmd,
       PROMOTE,
       [this.stream, this.#delay.delayed, this.#delay.data],
       [String(PROMOTE_BATCH), this.#delay.keyPrefix],
     );
     // An integer (ms until the next due job, or -1): anything else would make the BLOCK NaN.
-    if (typeof next !== 'number' || !Number.isFinite(next)) throw this.#cmd.outOfStep('PROMOTE');
+    const next =
+      typeof reply === 'number' || typeof reply === 'string' ? Number(reply) : Number.NaN;
+    if (!Number.isSafeInteger(next)) throw this.#cmd.outOfStep('PROMOTE');
     this.#promoteAt = performance.now() + (next < 0 ? this.#block : Math.min(next, this.#block));
   }
 
@@ -464,9 +474,10 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
   #serverTime(link: RedisLink): Promise<number> {
     return link.sendCommand(['TIME']).then(
       (reply) => {
-        const [seconds, micros] = reply as [string, string];
-        const ms = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
-        if (Array.isArray(reply) && reply.length === 2 && Number.isSafeInteger(ms)) return ms;
+        if (Array.isArray(reply) && reply.length === 2) {
+          const ms = Number(reply[0]) * 1000 + Math.floor(Number(reply[1]) / 1000);
+          if (Number.isSafeInteger(ms)) return ms;
+        }
         // Not a TIME reply: the connection is out of step (replaced now); never rejects, as
         // it may not be awaited. 0 = the entries it dates are always owner-checked.
         link.outOfStep('TIME');
