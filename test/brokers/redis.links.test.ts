@@ -6,7 +6,7 @@
  * nothing lost (entries delivered on the lost reply are claimed again after the lease).
  */
 import net, { type Socket } from 'node:net';
-import { createClient } from 'redis';
+import { createClient, RESP_TYPES } from 'redis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { consume } from '../../src/brokers/consumer.js';
 import { redisSource } from '../../src/brokers/redis/index.js';
@@ -253,6 +253,36 @@ describe('Redis source connections', () => {
     } finally {
       sockets.restore();
     }
+  });
+
+  it("a caller's client that maps integer replies to strings runs without a connection ever counted out of step", async () => {
+    const stream = uniqueStream('rmap');
+    await admin.fill(stream, payloads(20));
+    const client = createClient({ url: 'redis://127.0.0.1:6379' }).withTypeMapping({
+      [RESP_TYPES.NUMBER]: String,
+    });
+    client.on('error', () => {});
+    await client.connect();
+    const errors: string[] = [];
+    const ledger = new Ledger();
+    let failed = false; // one failure: a retry goes through the claim and ack scripts too
+    const consumer = consume<{ k: string }>(
+      await redisSource({ client, stream, group: 'g', lease: 2_000 }),
+      ({ k }) => {
+        if (!failed) {
+          failed = true;
+          throw new Error('once');
+        }
+        ledger.add(k);
+      },
+      { concurrency: 4, maxDeliveries: 2, onError: (e, op) => errors.push(`${op}: ${e.message}`) },
+    );
+    await ledger.until(20);
+    await consumer.close();
+    await client.close();
+    // CLIENT ID, PROMOTE and the scripts answer integers: as strings here, still not "out of step".
+    expect(errors.filter((e) => !e.endsWith(': once'))).toEqual([]);
+    expect(await admin.pending(stream)).toBe(0);
   });
 
   it("a caller's client is duplicated, never used for commands, and left open", async () => {
