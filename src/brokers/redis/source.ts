@@ -449,17 +449,26 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
       if (!Array.isArray(reply)) throw link.outOfStep('ack script');
       return reply as unknown[];
     };
-    // Both attempts within the lease: past it the entry may be claimed, and an ack waiting in a
-    // reconnecting connection's queue would otherwise hold a consumer's close for the outage.
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const giveUp = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () => reject(new Error('XACK not confirmed within the lease')),
-        this.#lease,
-      );
-    });
-    const attempts = send(via).catch(() => send(this.#cmd));
-    return Promise.race([attempts, giveUp]).finally(() => clearTimeout(timer));
+    // A resend, or a first try on a connection that is reconnecting (it waits in the queue for
+    // the outage, and would hold a consumer's close for it), gives up after the lease: past it
+    // the entry may be claimed anyway. A first try on a live connection is not cut short: a
+    // slow reply is not a lost one, and the ack may already be applied.
+    const withinLease = (attempt: Promise<unknown[]>) => {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const giveUp = new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () => reject(new Error('XACK not confirmed within the lease')),
+          this.#lease,
+        );
+      });
+      return Promise.race([attempt, giveUp]).finally(() => clearTimeout(timer));
+    };
+    if (via.reconnecting) return withinLease(send(via).catch(() => send(this.#cmd)));
+    try {
+      return await send(via);
+    } catch {
+      return withinLease(send(this.#cmd));
+    }
   }
 
   /** How often pending entries are scanned (ms): often enough for retry delays to be honoured. */
