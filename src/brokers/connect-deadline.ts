@@ -28,18 +28,26 @@ export async function connectWithin<T>(
   abandon: () => void,
   timeoutError: () => Error = () => connectTimeoutError(what, ms),
 ): Promise<T> {
+  return rejectAfter(connecting, ms, () => {
+    abandon();
+    return timeoutError();
+  });
+}
+
+/**
+ * `work`, or a rejection with `timeoutError()` once `ms` have passed first; the timer is cleared
+ * either way. Internal: every deadline on a broker operation goes through here.
+ */
+export function rejectAfter<T>(
+  work: Promise<T>,
+  ms: number,
+  timeoutError: () => Error,
+): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const expired = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
-      abandon();
-      reject(timeoutError());
-    }, ms);
+    timer = setTimeout(() => reject(timeoutError()), ms);
   });
-  try {
-    return await Promise.race([connecting, expired]);
-  } finally {
-    clearTimeout(timer);
-  }
+  return Promise.race([work, expired]).finally(() => clearTimeout(timer));
 }
 
 /** `url` without its password, for messages. */

@@ -14,6 +14,7 @@
  * @module
  */
 import { NotConnectedError } from '../../errors.js';
+import { rejectAfter } from '../connect-deadline.js';
 import type { AnyRedisClient, CommandSender } from './source.js';
 
 /** Makes a fresh, unconnected client (a duplicate of the first one's options). */
@@ -30,15 +31,6 @@ function destroy(client: AnyRedisClient): void {
   } catch {
     // already closed
   }
-}
-
-/** True when `work` settles within `ms`, false past it (rejections pass through). */
-function within(work: Promise<unknown>, ms: number): Promise<boolean> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const late = new Promise<boolean>((resolve) => {
-    timer = setTimeout(() => resolve(false), ms);
-  });
-  return Promise.race([work.then(() => true), late]).finally(() => clearTimeout(timer));
 }
 
 /** node-redis's internal write gate (see holdStaleWrite); absent in other versions. */
@@ -138,11 +130,12 @@ export class RedisLink implements CommandSender {
       inflight.add(reject);
       sent.then(
         (reply: unknown) => {
-          if (inflight.delete(reject)) this.#alive = performance.now();
+          // A sign of life matters only while other commands still wait (see check()).
+          if (inflight.delete(reject) && inflight.size > 0) this.#alive = performance.now();
           resolve(reply);
         },
         (error: unknown) => {
-          if (inflight.delete(reject)) this.#alive = performance.now();
+          if (inflight.delete(reject) && inflight.size > 0) this.#alive = performance.now();
           reject(error);
         },
       );
@@ -212,8 +205,9 @@ export class RedisLink implements CommandSender {
     this.#inflight = new Set();
     // Not ready (an outage): a graceful close would wait for the reconnect; nothing to flush.
     if (client.isOpen && client.isReady) {
-      const closed = await within(client.close(), CLOSE_GRACE_MS).then(
-        (done) => done,
+      const late = () => new Error(`not closed within ${CLOSE_GRACE_MS} ms`);
+      const closed = await rejectAfter(client.close(), CLOSE_GRACE_MS, late).then(
+        () => true,
         () => false,
       );
       if (!closed) destroy(client);

@@ -7,6 +7,7 @@ import { createHash } from 'node:crypto';
 import { hostname } from 'node:os';
 import { RESP_TYPES, type RedisClientType } from 'redis';
 import { LeaseLostError } from '../../errors.js';
+import { rejectAfter } from '../connect-deadline.js';
 import { Batcher } from '../consumer-batch.js';
 import { errorCode, errorMessage, errorName, errorText } from '../dead-letter.js';
 import {
@@ -453,16 +454,8 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
     // the outage, and would hold a consumer's close for it), gives up after the lease: past it
     // the entry may be claimed anyway. A first try on a live connection is not cut short: a
     // slow reply is not a lost one, and the ack may already be applied.
-    const withinLease = (attempt: Promise<unknown[]>) => {
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const giveUp = new Promise<never>((_, reject) => {
-        timer = setTimeout(
-          () => reject(new Error('XACK not confirmed within the lease')),
-          this.#lease,
-        );
-      });
-      return Promise.race([attempt, giveUp]).finally(() => clearTimeout(timer));
-    };
+    const withinLease = (attempt: Promise<unknown[]>) =>
+      rejectAfter(attempt, this.#lease, () => new Error('XACK not confirmed within the lease'));
     if (via.reconnecting) return withinLease(send(via).catch(() => send(this.#cmd)));
     try {
       return await send(via);
@@ -757,11 +750,7 @@ export async function reapEmptyConsumers(
 }
 
 function withinMs<R>(work: Promise<R>, ms: number): Promise<R> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no reply within ${ms} ms`)), ms);
-  });
-  return Promise.race([work, late]).finally(() => clearTimeout(timer));
+  return rejectAfter(work, ms, () => new Error(`no reply within ${ms} ms`));
 }
 
 export async function createGroup(
