@@ -1,9 +1,10 @@
 /**
- * consume() over RabbitMQ, against the real broker on loopback. The shared conformance cases:
- * issue 5 items 1, 2, 5 (close while waiting), 6 and 9 (consumer-cases.ts); with child
- * processes, 3, 4 and 5 (SIGTERM drain; consumer-process-cases.ts); the source contract
- * (source-cases.ts). Item 7 is RabbitMQ's own (no heartbeat: the broker holds a delivery for
- * its channel) and stays here; the broker restart (8) is in amqp.restart.test.ts.
+ * consume() over RabbitMQ, against the real broker on loopback. The shared conformance cases
+ * (consumer-cases.ts: throughput, retry and dead letter, close while waiting, held bounded,
+ * malformed messages), with child processes (consumer-process-cases.ts: SIGKILL recovery, two
+ * processes, SIGTERM drain) and the source contract (source-cases.ts). A slow handler kept from
+ * a second consumer is RabbitMQ's own (no heartbeat: the broker holds a delivery for its
+ * channel) and stays here; the broker restart is in amqp.restart.test.ts.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -26,7 +27,7 @@ sourceCases(broker);
 enqueueCases(broker);
 
 describe('consume() over RabbitMQ, broker-specific', () => {
-  it('item 7: a slow but alive handler is not handed to a second consumer (RabbitMQ holds it for the channel)', async () => {
+  it('a slow but alive handler is not handed to a second consumer (RabbitMQ holds it for the channel)', async () => {
     const queue = broker.unique('c7');
     const source = await broker.source(queue);
     const other = await broker.source(queue);

@@ -1,9 +1,9 @@
 /**
  * consume() over NATS JetStream, against the real server on loopback. The shared conformance
- * cases: issue 5 items 1, 2, 5 (close while waiting), 6 and 9 (consumer-cases.ts); with child
- * processes, 3, 4 and 5 (SIGTERM drain; consumer-process-cases.ts); the source contract
- * (source-cases.ts). Item 7 (heartbeats past ack_wait) is NATS's own and stays here; the
- * restart (8) is in nats.restart.test.ts.
+ * cases (consumer-cases.ts: throughput, retry and dead letter, close while waiting, held
+ * bounded, malformed messages), with child processes (consumer-process-cases.ts: SIGKILL
+ * recovery, two processes, SIGTERM drain) and the source contract (source-cases.ts). Heartbeats
+ * past ack_wait are NATS's own and stay here; the restart is in nats.restart.test.ts.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { connect } from '@nats-io/transport-node';
@@ -35,7 +35,7 @@ sourceCases(broker);
 enqueueCases(broker);
 
 describe('consume() over NATS JetStream, broker-specific', () => {
-  it('item 7: a slow but alive handler (3 x ack_wait) is not handed to a second consumer', async () => {
+  it('a slow but alive handler (3 x ack_wait) is not handed to a second consumer', async () => {
     const stream = broker.unique('C7');
     const source = await broker.source(stream, { recoverAfter: 1000 });
     const other = await broker.source(stream);

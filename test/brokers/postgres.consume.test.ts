@@ -1,9 +1,10 @@
 /**
  * consume() over the PostgreSQL table queue, against the real server on loopback. The shared
- * conformance cases: issue 5 items 1, 2, 5 (close while waiting), 6 and 9 (consumer-cases.ts);
- * with child processes, 3, 4 and 5 (SIGTERM drain; consumer-process-cases.ts); the source
- * contract (source-cases.ts). PostgreSQL-only behaviour (NOTIFY wake-up, item 7, lease fencing)
- * is in postgres.test.ts; the restart (8) in postgres.restart.test.ts.
+ * conformance cases (consumer-cases.ts: throughput, retry and dead letter, close while waiting,
+ * held bounded, malformed messages), with child processes (consumer-process-cases.ts: SIGKILL
+ * recovery, two processes, SIGTERM drain) and the source contract (source-cases.ts).
+ * PostgreSQL-only behaviour (NOTIFY wake-up, heartbeats past the lease, lease fencing) is in
+ * postgres.test.ts; the restart in postgres.restart.test.ts.
  */
 import { afterAll } from 'vitest';
 import { consumerCases } from '../fixtures/brokers/consumer-cases.js';

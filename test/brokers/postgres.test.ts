@@ -1,8 +1,8 @@
 /**
  * consume() over the PostgreSQL table queue, what only PostgreSQL has, against the real server
- * on loopback: a NOTIFY wakes the wait, issue 5 item 7 (heartbeat) and its control with the lease
- * fencing, release(), a caller-owned pool. Items 1-6 and 9 are the shared cases in
- * postgres.consume.test.ts; the restart (8) is in postgres.restart.test.ts.
+ * on loopback: a NOTIFY wakes the wait, a slow handler kept by its heartbeat and its control with
+ * the lease fencing, release(), a caller-owned pool. The shared cases are in
+ * postgres.consume.test.ts; the restart is in postgres.restart.test.ts.
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { type Consumer, consume } from '../../src/brokers/consumer.js';
@@ -58,7 +58,7 @@ describe('consume() over a PostgreSQL table queue', () => {
     expect(report.stats.acked).toBe(1);
   });
 
-  it('item 7: a slow but alive handler (longer than the lease) is not handed to a second consumer', async () => {
+  it('a slow but alive handler (longer than the lease) is not handed to a second consumer', async () => {
     const table = uniqueTable('p7');
     await admin.fill(table, [{ k: 'slow' }]);
     const runs: string[] = [];
@@ -92,7 +92,7 @@ describe('consume() over a PostgreSQL table queue', () => {
     expect(await admin.remaining(table)).toBe(0);
   });
 
-  it('item 7 (control) and lease fencing: without heartbeats the row is re-claimed, and the late ack is refused', async () => {
+  it('control, and lease fencing: without heartbeats the row is re-claimed, and the late ack is refused', async () => {
     const table = uniqueTable('p7c');
     await admin.fill(table, [{ k: 'slow' }]);
     const runs: string[] = [];

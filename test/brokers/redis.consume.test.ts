@@ -1,9 +1,10 @@
 /**
  * consume() over Redis Streams, against the real server on loopback. The shared conformance
- * cases: issue 5 items 1, 2, 5 (close while blocked), 6 and 9 (consumer-cases.ts); with child
- * processes, 3, 4 and 5 (SIGTERM drain; consumer-process-cases.ts); the source contract
- * (source-cases.ts). Redis-only behaviour (item 7, XAUTOCLAIM, deleteOnAck) is in
- * redis.test.ts; the restart (8) in redis.restart.test.ts.
+ * cases (consumer-cases.ts: throughput, retry and dead letter, close while blocked, held
+ * bounded, malformed messages), with child processes (consumer-process-cases.ts: SIGKILL
+ * recovery, two processes, SIGTERM drain) and the source contract (source-cases.ts). Redis-only
+ * behaviour (heartbeats past the lease, XAUTOCLAIM, deleteOnAck) is in redis.test.ts; the
+ * restart in redis.restart.test.ts.
  */
 import { afterAll } from 'vitest';
 import { consumerCases } from '../fixtures/brokers/consumer-cases.js';

@@ -1,8 +1,8 @@
 /**
- * consume() over Redis Streams, what only Redis has, against the real server on loopback: issue
- * 5 item 7 (heartbeat) and its control, release(), a caller-owned client, deleteOnAck and
- * XAUTOCLAIM over deleted entries. Items 1-6 and 9 are the shared cases in redis.consume.test.ts;
- * the restart (8) is in redis.restart.test.ts.
+ * consume() over Redis Streams, what only Redis has, against the real server on loopback: a slow
+ * handler kept by its heartbeat and its control, release(), a caller-owned client, deleteOnAck
+ * and XAUTOCLAIM over deleted entries. The shared cases are in redis.consume.test.ts; the
+ * restart is in redis.restart.test.ts.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Consumer, consume } from '../../src/brokers/consumer.js';
@@ -34,7 +34,7 @@ function track(c: Consumer): Consumer {
 }
 
 describe('consume() over Redis Streams', () => {
-  it('item 7: a slow but alive handler (longer than lease) is not handed to a second consumer', async () => {
+  it('a slow but alive handler (longer than lease) is not handed to a second consumer', async () => {
     const stream = uniqueStream('r7');
     await admin.fill(stream, [{ k: 'slow' }]);
     const runs: string[] = [];
@@ -69,7 +69,7 @@ describe('consume() over Redis Streams', () => {
     expect(await admin.pending(stream)).toBe(0);
   });
 
-  it('item 7 (control): without the heartbeat the same handler IS redelivered to the second consumer', async () => {
+  it('control: without the heartbeat the same handler IS redelivered to the second consumer', async () => {
     const stream = uniqueStream('r7c');
     await admin.fill(stream, [{ k: 'slow' }]);
     const runs: string[] = [];
