@@ -24,6 +24,11 @@
  *   list exactly once, by an ack or by a dead letter that is in the dead-letter stream once;
  * - no handler starts once its consumer's close() resolved, none is running when it resolves,
  *   and none runs a delivery past `maxDeliveries`.
+ *
+ * Each case also picks `deleteOnAck` (the ack and dead-letter scripts then `XDEL` too, and an
+ * outside `XAUTOCLAIM` meets deleted entries) and one-at-a-time or batch handlers (a batch's
+ * successes are acked together, through the same script with several ids; each item states its
+ * own outcome).
  */
 import { createHash } from 'node:crypto';
 import fc from 'fast-check';
@@ -106,6 +111,8 @@ interface Stall {
 
 interface ConsumerCase {
   concurrency: number;
+  /** Batch handler of up to this many messages (at most `concurrency`); undefined: one at a time. */
+  batch: { size: number; maxWait: number } | undefined;
   /** Without heartbeats, an awaiting stall past the lease loses it to another consumer's claim. */
   heartbeat: boolean;
   /** ms after the start at which this consumer is closed early (consumer 0 never is). */
@@ -128,6 +135,8 @@ interface Case {
    */
   thiefAt: number[];
   thiefIdle: number;
+  /** The sources' `deleteOnAck`: acked and dead-lettered entries are deleted from the stream. */
+  deleteOnAck: boolean;
 }
 
 const stallArb: fc.Arbitrary<Stall> = fc.oneof(
@@ -155,6 +164,13 @@ const caseArb: fc.Arbitrary<Case> = fc
     consumers: fc.array(
       fc.record({
         concurrency: fc.integer({ min: 1, max: 4 }),
+        batch: fc.option(
+          fc.record({
+            size: fc.integer({ min: 1, max: 4 }),
+            maxWait: fc.constantFrom(0, 5, 20),
+          }),
+          { nil: undefined },
+        ),
         heartbeat: fc.boolean(),
         stopAt: fc.option(fc.integer({ min: 0, max: 300 }), { nil: undefined }),
       }),
@@ -166,16 +182,29 @@ const caseArb: fc.Arbitrary<Case> = fc
     retryFactor: fc.constantFrom(0, 0.2, 0.5, 1),
     thiefAt: fc.array(fc.integer({ min: 0, max: 400 }), { maxLength: 3 }),
     thiefIdle: fc.constantFrom(1, 1, 2),
+    deleteOnAck: fc.boolean(),
   })
   .map(({ retryFactor, ...r }) => ({
     ...r,
     retryDelay: Math.round(retryFactor * r.lease),
-    consumers: r.consumers.map((c, k) => (k === 0 ? { ...c, stopAt: undefined } : c)),
+    consumers: r.consumers.map((c, k) => ({
+      ...c,
+      batch: c.batch && { ...c.batch, size: Math.min(c.batch.size, c.concurrency) },
+      stopAt: k === 0 ? undefined : c.stopAt,
+    })),
   }));
 
 let admin: RedisAdmin;
 /** What the cases reached (printed with FUZZ_REPORT): a property that never loses a lease proves little. */
-const reached = { cases: 0, acks: 0, refused: 0, stolenAcked: 0, deadLettered: 0 };
+const reached = {
+  cases: 0,
+  acks: 0,
+  refused: 0,
+  stolenAcked: 0,
+  deadLettered: 0,
+  deleteOnAck: 0,
+  batchConsumers: 0,
+};
 
 beforeAll(async () => {
   admin = await redisAdmin();
@@ -260,6 +289,7 @@ async function runCase(c: Case): Promise<void> {
         consumer: name,
         lease: c.lease,
         fetchWait: c.lease,
+        deleteOnAck: c.deleteOnAck,
       });
       const source = delegate<RedisMessage>(inner, {
         orderedAcks: inner.orderedAcks,
@@ -280,43 +310,64 @@ async function runCase(c: Case): Promise<void> {
           ),
         ...(cc.heartbeat ? {} : { heartbeat: undefined, heartbeatInterval: undefined }),
       });
+      // One delivery's run: recorded, stalled and decided as the case says; throws on failure.
+      const runOne = async (i: number, message: RedisMessage, signal: AbortSignal) => {
+        const s = state[k]!;
+        if (s.closed) violations.push(`${name} ran ${message.id} after close() resolved`);
+        if (message.deliveryCount > c.maxDeliveries) {
+          violations.push(`${name} ran ${message.id} on delivery ${message.deliveryCount}`);
+        }
+        s.running++;
+        const run: Run = {
+          consumer: name,
+          id: message.id,
+          deliveryCount: message.deliveryCount,
+          ok: false,
+        };
+        runs.push(run);
+        try {
+          const stall = c.stalls[(i + message.deliveryCount) % c.stalls.length]!;
+          const ms = Math.round(stall.factor * c.lease);
+          if (stall.kind === 'async') await pause(ms, signal);
+          else if (stall.kind === 'sync') busyWait(ms);
+          if (!c.outcomes[(i * 3 + message.deliveryCount) % c.outcomes.length]) {
+            throw new Error(`fails ${i}`);
+          }
+          run.ok = true;
+        } finally {
+          s.running--;
+        }
+      };
+      const options = {
+        concurrency: cc.concurrency,
+        maxDeliveries: c.maxDeliveries,
+        backoff: () => c.retryDelay,
+        onError: () => {},
+      };
       consumers.push(
-        consume<{ i: number }>(
-          source,
-          async ({ i }, { message, signal }) => {
-            const s = state[k]!;
-            if (s.closed) violations.push(`${name} ran ${message.id} after close() resolved`);
-            if (message.deliveryCount > c.maxDeliveries) {
-              violations.push(`${name} ran ${message.id} on delivery ${message.deliveryCount}`);
-            }
-            s.running++;
-            const run: Run = {
-              consumer: name,
-              id: message.id,
-              deliveryCount: message.deliveryCount,
-              ok: false,
-            };
-            runs.push(run);
-            try {
-              const stall = c.stalls[(i + message.deliveryCount) % c.stalls.length]!;
-              const ms = Math.round(stall.factor * c.lease);
-              if (stall.kind === 'async') await pause(ms, signal);
-              else if (stall.kind === 'sync') busyWait(ms);
-              if (!c.outcomes[(i * 3 + message.deliveryCount) % c.outcomes.length]) {
-                throw new Error(`fails ${i}`);
-              }
-              run.ok = true;
-            } finally {
-              s.running--;
-            }
-          },
-          {
-            concurrency: cc.concurrency,
-            maxDeliveries: c.maxDeliveries,
-            backoff: () => c.retryDelay,
-            onError: () => {},
-          },
-        ),
+        cc.batch
+          ? consume<{ i: number }, RedisMessage>(
+              source,
+              async (items) => {
+                // Each item states its own outcome: a batch mixes acks and retries.
+                const outcomes = new Map<(typeof items)[number], true | Error>();
+                await Promise.all(
+                  items.map((item) =>
+                    runOne(item.payload.i, item.message, item.signal).then(
+                      () => outcomes.set(item, true),
+                      (error: unknown) => outcomes.set(item, error as Error),
+                    ),
+                  ),
+                );
+                return outcomes;
+              },
+              { ...options, batch: cc.batch },
+            )
+          : consume<{ i: number }, RedisMessage>(
+              source,
+              ({ i }, { message, signal }) => runOne(i, message, signal),
+              options,
+            ),
       );
       if (cc.stopAt !== undefined) timers.push(setTimeout(() => closeOne(k), cc.stopAt));
     }
@@ -454,6 +505,8 @@ function check(
     }
   }
   reached.cases++;
+  if (c.deleteOnAck) reached.deleteOnAck++;
+  reached.batchConsumers += c.consumers.filter((k) => k.batch !== undefined).length;
   reached.acks += acks.length;
   reached.refused += acks.filter((a) => a.result === 'lost').length;
   reached.deadLettered += dead.length;
@@ -461,7 +514,6 @@ function check(
   reached.stolenAcked += new Set(
     records.filter((r) => r.before !== '' && r.before !== r.me).map((r) => r.id),
   ).size;
-  void c;
 }
 
 describe('Redis ack window under fuzz', () => {
