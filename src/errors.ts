@@ -26,7 +26,8 @@ export type SluiceErrorCode =
   | 'ERR_NOT_CONNECTED'
   | 'ERR_UNROUTABLE'
   | 'ERR_SELF_DEADLOCK'
-  | 'ERR_RATE_LIMITER';
+  | 'ERR_RATE_LIMITER'
+  | 'ERR_SETTLE_TIMEOUT';
 
 /**
  * Base class of every sluice error.
@@ -269,6 +270,35 @@ export class LeaseLostError extends SluiceError {
   ) {
     super('ERR_LEASE_LOST', `${operation} refused for message ${messageId}: ${reason}`);
     this.messageId = messageId;
+  }
+}
+
+/**
+ * A broker did not confirm a consumer's settle (ack, retry, release, dead letter) of a message
+ * within the source's `lease` (ms): it is down or stalled. Waiting longer would only hold a
+ * drain or close for the outage, and past the lease the broker may hand the message to another
+ * consumer anyway; the message is delivered again unless the settle did reach the broker.
+ * `consume()` reports it to `onError`, as it does any failed settle.
+ *
+ * @example
+ * ```ts
+ * consume(source, handle, { concurrency: 8, onError: (e) => e.code === 'ERR_SETTLE_TIMEOUT' && alert(e) });
+ * ```
+ */
+export class SettleTimeoutError extends SluiceError {
+  /** What was not confirmed: `'ack'`, `'retry'`, `'release'` or `'dead-letter'`. */
+  readonly operation: string;
+  /** The bound that passed (the source's lease), ms. */
+  readonly timeout: number;
+
+  /** `what` names the message(s): `message 1700000000000-0`, `3 messages`. */
+  constructor(operation: string, what: string, timeout: number) {
+    super(
+      'ERR_SETTLE_TIMEOUT',
+      `${operation} of ${what} not confirmed by the broker within the lease (${timeout} ms)`,
+    );
+    this.operation = operation;
+    this.timeout = timeout;
   }
 }
 

@@ -31,6 +31,7 @@ export {
   QueueFullError,
   RateLimiterError,
   SelfDeadlockError,
+  SettleTimeoutError,
   SluiceError,
   type SluiceErrorCode,
   TimeoutError,

@@ -116,3 +116,79 @@ describe('a Redis consumer during an outage', () => {
     },
   );
 });
+
+describe('settling with Redis down', () => {
+  it.each(['drain', 'abort', 'fail'] as const)(
+    'with handlers running when the server dies, %s resolves within its bound (a release, retry or dead letter is not waited for past the lease); nothing is lost',
+    async (how) => {
+      const own = await privateRedis();
+      await own.start();
+      const ownAdmin = await redisAdmin(own.url);
+      try {
+        const stream = uniqueStream(`settle-down-${how}`);
+        await ownAdmin.fill(stream, payloads(8));
+        await ownAdmin.client.close();
+        let running = 0;
+        const codes = new Set<string>();
+        const allRunning = deferred<void>();
+        const fail = deferred<void>();
+        const consumer = consume<{ k: string }>(
+          await redisSource({
+            url: own.url,
+            stream,
+            group: 'g',
+            fetchWait: 200,
+            connectTimeout: 1_000,
+            lease: 1_500,
+          }),
+          async (_, { signal }) => {
+            if (++running === 4) allRunning.resolve();
+            // Held until canceled (drain deadline, abort) or failed on cue: either way the
+            // consumer then settles with Redis (release, retry, dead letter) while it is down.
+            await new Promise<void>((_, reject) => {
+              signal.addEventListener('abort', () => reject(signal.reason), { once: true });
+              void fail.promise.then(() => reject(new Error('fails')));
+            });
+          },
+          {
+            concurrency: 4,
+            maxDeliveries: how === 'fail' ? 1 : 5,
+            onError: (e) => codes.add((e as { code?: string }).code ?? e.name),
+          },
+        );
+        await deadline(allRunning.promise, 10_000, 'four handlers running');
+        await own.stop(0); // SIGKILL: every reconnect is refused from now on
+        const started = performance.now();
+        if (how === 'drain') await deadline(consumer.drain({ timeout: 300 }), 8_000, 'drain');
+        else if (how === 'abort') await deadline(consumer.abort(), 8_000, 'abort');
+        else {
+          fail.resolve(); // failures on the last delivery: dead letters while Redis is down
+          await deadline(consumer.drain({ timeout: 300 }), 8_000, 'drain after failures');
+        }
+        // Drain deadline 0.3 s + a settle bounded by the lease 1.5 s + the 2 s close grace.
+        expect(performance.now() - started).toBeLessThan(5_000);
+        // What was not confirmed is reported, under its own code.
+        expect(codes).toContain('ERR_SETTLE_TIMEOUT');
+        await own.start(); // its AOF kept every acknowledged write
+        const after = await redisAdmin(own.url);
+        // Nothing lost: every message is still pending in the group, not yet read, or
+        // dead-lettered (once: a timed-out dead letter either ran or left the entry pending).
+        const pending = await after.pending(stream);
+        // Not yet read: after the group's last delivered id (`lag` is unknown after a reload).
+        const [group] = (await after.client.sendCommand([
+          'XINFO',
+          'GROUPS',
+          stream,
+        ])) as unknown[][];
+        const last = String(group![group!.indexOf('last-delivered-id') + 1]);
+        const unread = ((await after.client.sendCommand(['XRANGE', stream, `(${last}`, '+'])) as [])
+          .length;
+        const dead = Number(await after.client.sendCommand(['XLEN', `${stream}:dead`]));
+        expect(pending + unread + dead).toBe(8);
+        await after.client.close();
+      } finally {
+        await own.remove();
+      }
+    },
+  );
+});

@@ -21,6 +21,7 @@ import {
   adaptive,
   ConnectTimeoutError,
   NotConnectedError,
+  SettleTimeoutError,
   type SluiceErrorCode,
   UnroutableError,
 } from '../../src/index.js';
@@ -148,6 +149,10 @@ export function brokerErrors(): void {
   expectTypeOf<'ERR_NOT_CONNECTED'>().toExtend<SluiceErrorCode>();
   expectTypeOf<'ERR_UNROUTABLE'>().toExtend<SluiceErrorCode>();
   expectTypeOf(new UnroutableError('x')).toExtend<Error>();
+  expectTypeOf<'ERR_SETTLE_TIMEOUT'>().toExtend<SluiceErrorCode>();
+  expectTypeOf(
+    new SettleTimeoutError('ack', 'message 1-0', 30_000).timeout,
+  ).toEqualTypeOf<number>();
 }
 
 export async function deadLetterOperations(): Promise<void> {

@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import { hostname } from 'node:os';
 import { RESP_TYPES, type RedisClientType } from 'redis';
-import { LeaseLostError } from '../../errors.js';
+import { LeaseLostError, SettleTimeoutError } from '../../errors.js';
 import { rejectAfter } from '../connect-deadline.js';
 import { Batcher } from '../consumer-batch.js';
 import { errorCode, errorMessage, errorName, errorText } from '../dead-letter.js';
@@ -279,7 +279,7 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
 
   async retry(message: RedisMessage, delayMs: number): Promise<void> {
     // Idle time lease - delay: the entry becomes claimable (by any consumer) after `delay`.
-    const [owned] = await Promise.all([
+    const settle = Promise.all([
       this.#claimOwned([message.id], Math.max(0, this.#lease - delayMs)),
       // The first failure's time, for the dead letter's firstFailedAt (NX: the first one stays).
       this.#cmd
@@ -293,20 +293,43 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
         ])
         .catch(() => {}),
     ]);
+    const [owned] = await this.#withinLease(settle, 'retry', message);
     if (!isIn(owned, message.id)) throw new LeaseLostError(message.id, 'retry');
   }
 
   async release(message: RedisMessage): Promise<void> {
     // Claimable at once, and the delivery that never ran is not counted against maxDeliveries.
-    const owned = await this.#claimOwned([message.id], this.#lease, message.deliveryCount - 1);
+    const owned = await this.#withinLease(
+      this.#claimOwned([message.id], this.#lease, message.deliveryCount - 1),
+      'release',
+      message,
+    );
     if (!isIn(owned, message.id)) throw new LeaseLostError(message.id, 'release');
+  }
+
+  /**
+   * A settle of `message`, given up (`ERR_SETTLE_TIMEOUT`) once the lease has passed: past it the
+   * entry may be claimed by any consumer anyway, and a command queued while Redis is down would
+   * otherwise hold a drain or close for the whole outage. The command itself is not withdrawn:
+   * if Redis comes back in time, it still runs (each script judges ownership when it runs).
+   */
+  #withinLease<T>(settle: Promise<T>, operation: string, message: RedisMessage): Promise<T> {
+    return rejectAfter(
+      settle,
+      this.#lease,
+      () => new SettleTimeoutError(operation, `message ${message.id}`, this.#lease),
+    );
   }
 
   async heartbeat(message: RedisMessage): Promise<boolean> {
     return isIn(await this.#beats.add(message.id), message.id);
   }
 
-  async deadLetter(message: RedisMessage, error: Error): Promise<void> {
+  deadLetter(message: RedisMessage, error: Error): Promise<void> {
+    return this.#withinLease(this.#deadLetter(message, error), 'dead-letter', message);
+  }
+
+  async #deadLetter(message: RedisMessage, error: Error): Promise<void> {
     const code = errorCode(error) ?? errorName(error);
     const firstFailed = await this.#cmd
       .sendCommand(['GET', this.#firstFailure(message)])
@@ -455,7 +478,11 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
     // the entry may be claimed anyway. A first try on a live connection is not cut short: a
     // slow reply is not a lost one, and the ack may already be applied.
     const withinLease = (attempt: Promise<unknown[]>) =>
-      rejectAfter(attempt, this.#lease, () => new Error('XACK not confirmed within the lease'));
+      rejectAfter(
+        attempt,
+        this.#lease,
+        () => new SettleTimeoutError('ack', `${messages.length} message(s)`, this.#lease),
+      );
     if (via.reconnecting) return withinLease(send(via).catch(() => send(this.#cmd)));
     try {
       return await send(via);
