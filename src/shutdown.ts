@@ -11,6 +11,23 @@ import {
 /** Signals that cannot be caught (POSIX): a handler for them fails in libuv. */
 const UNTRAPPABLE = new Set(['SIGKILL', 'SIGSTOP']);
 
+/**
+ * The shutdowns (of every `shutdownOn` in the process) whose drain runs and that will exit the
+ * process, and the worst exit code of those that finished. The process exits when the last one
+ * finishes: a service with a pool and a consumer, each with its own `shutdownOn`, must not be
+ * cut off by whichever drain ends first (Go's errgroup waits for every member the same way).
+ */
+const running = new Set<object>();
+let worstCode = 0;
+
+/** One running shutdown finished with `code`: exits the process if it was the last. */
+function exitWhenLast(shutdown: object, code: number): void {
+  running.delete(shutdown);
+  worstCode = Math.max(worstCode, code);
+  process.exitCode = worstCode;
+  if (running.size === 0) process.exit(worstCode);
+}
+
 /** Options of {@link shutdownOn}. */
 export interface ShutdownOptions {
   /**
@@ -63,6 +80,10 @@ export interface ShutdownContext {
  * repeat within `debounce` ms is ignored. A later repeat — or the `timeout` — aborts
  * `ctx.abortSignal` so the drain can cancel what is left, and exits non-zero promptly.
  *
+ * Several `shutdownOn` in one process (a pool's and a consumer's, say) that the same signal
+ * started exit the process together: when the last of their drains finished (each bounded by its
+ * own `timeout` and `forceGrace`), with the highest of their exit codes.
+ *
  * @param signals - e.g. `['SIGTERM', 'SIGINT']`.
  * @param drain - called once, with the signal and an abort signal for a forced stop.
  * @returns an uninstaller that removes the handlers (e.g. for tests, or after a manual close).
@@ -109,11 +130,15 @@ export function shutdownOn(
   let forcedCode: number | undefined;
   let timer: NodeJS.Timeout | undefined;
 
+  const shutdown = {};
+  let finished = false;
   const finish = (code: number): void => {
+    if (finished) return;
+    finished = true;
     clearTimeout(timer);
     uninstall();
-    process.exitCode = code;
-    if (exit) process.exit(code);
+    if (exit) exitWhenLast(shutdown, code);
+    else process.exitCode = code;
   };
 
   const force = (code: number, reason: string): void => {
@@ -121,7 +146,7 @@ export function shutdownOn(
     forcedCode = code;
     // Set now: if the event loop empties before the grace timer (it is unref'd), the process
     // must still exit with the forced code, not 0.
-    process.exitCode = code;
+    process.exitCode = Math.max(worstCode, code);
     controller.abort(new Error(reason));
     // Let the drain cancel cleanly for a moment; unref'd so it never holds the process open.
     setTimeout(() => finish(code), forceGrace).unref();
@@ -129,7 +154,8 @@ export function shutdownOn(
 
   const start = (signal: NodeJS.Signals): void => {
     // Until the drain settles, an exit (say, the loop emptied under a hung drain) is a failure.
-    process.exitCode = 1;
+    process.exitCode = Math.max(worstCode, 1);
+    if (exit) running.add(shutdown);
     if (timeout !== undefined) {
       timer = setTimeout(() => force(1, `shutdown timed out after ${timeout} ms`), timeout);
     }

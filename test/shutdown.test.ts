@@ -100,6 +100,29 @@ describe('shutdownOn (child process)', () => {
     expect(count(events, 'done')).toBe(0);
   });
 
+  it('two shutdownOn on one signal: the process exits once both drains finished, with the worse exit code', async () => {
+    for (const [canceled, expected] of [
+      ['0', 0],
+      ['2', 1],
+    ] as const) {
+      const { child, events, waitFor, exited } = startChild({
+        JOB_MS: '100',
+        JOBS: '2',
+        SECOND_DRAIN_MS: '600',
+        SECOND_CANCELED: canceled,
+      });
+      await waitFor((e) => e.event === 'started');
+      child.kill('SIGTERM');
+      const { code } = await exited;
+      // The first drain finishes first; it must not exit the process under the second.
+      expect(events.map((e) => e.event).filter((e) => e.endsWith('drained'))).toEqual([
+        'drained',
+        'second drained',
+      ]);
+      expect(code).toBe(expected);
+    }
+  });
+
   it('the timeout alone aborts what is left and exits non-zero', async () => {
     const { child, events, waitFor, exited } = startChild({
       JOB_MS: '60000',
