@@ -107,10 +107,25 @@ export function checkEnqueue(
   return { delay, key, headers };
 }
 
-/** A payload as bytes: bytes as they are, strings as UTF-8, anything else as JSON. */
+/**
+ * A payload as bytes: bytes as they are, strings as UTF-8, anything else as JSON.
+ *
+ * @throws TypeError `ERR_INVALID_ARGUMENT` for a value JSON cannot carry (`undefined`, a
+ *   function, a symbol: `JSON.stringify` gives nothing) or cannot serialize (a BigInt, a cycle).
+ */
 export function encodePayload(payload: unknown): Buffer {
   if (payload instanceof Uint8Array) {
     return Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
   }
-  return Buffer.from(typeof payload === 'string' ? payload : JSON.stringify(payload));
+  if (typeof payload === 'string') return Buffer.from(payload);
+  let json: string | undefined;
+  try {
+    json = JSON.stringify(payload);
+  } catch (error) {
+    invalidArgument('payload', payload, `a value JSON can serialize (${(error as Error).message})`);
+  }
+  if (json === undefined) {
+    invalidArgument('payload', payload, 'bytes, a string or a JSON-serializable value');
+  }
+  return Buffer.from(json);
 }

@@ -4,6 +4,7 @@
  * @module
  */
 import { randomUUID } from 'node:crypto';
+import { invalidOption } from '../../internal/options.js';
 import { tracedEnqueue } from '../../observability/enqueue-channel.js';
 import {
   checkEnqueue,
@@ -37,7 +38,7 @@ export interface RedisTarget {
  *   The key is freed right after the ack, in a second script: a consumer that dies between
  *   the two leaves the key held until the acked entry leaves the stream (`deleteOnAck`, or
  *   your trimming).
- * - `headers`: extra entry fields next to the payload.
+ * - `headers`: extra entry fields next to the payload; none may have the payload field's name.
  * - Redis Cluster: the stream needs a hash tag (`{jobs}`) so its delayed set and keys share
  *   its slot.
  *
@@ -59,6 +60,11 @@ export async function enqueue(
   const { delay, key, headers: checked } = checkEnqueue(target, '{ client, stream }', options);
   const { stream, client } = target;
   const field = target.field ?? 'body';
+  // An entry's fields are one flat list: a header of the payload field's name would replace it.
+  for (const [name] of checked) {
+    if (name === field)
+      invalidOption('headers', name, `names other than the payload field "${field}"`);
+  }
   const names = delayKeys(stream);
   return tracedEnqueue('redis', stream, checked, async (headers) => {
     const reply = (await evalScript(
