@@ -10,7 +10,7 @@
  * @module
  */
 
-import { invalidOption, positiveInt } from '../internal/options.js';
+import { coded, invalidOption, positiveInt } from '../internal/options.js';
 import { nonNegative } from './consumer-options.js';
 import type { BatchOptions } from './consumer-types.js';
 
@@ -91,13 +91,19 @@ export function missingOutcome(): Error {
 export function outcomeOf(returned: unknown, item: object): Error | undefined {
   if (returned === undefined) return undefined;
   if (!(returned instanceof Map)) {
-    return new TypeError(
-      'a batch handler must return undefined (all succeeded) or a Map of item → true | Error',
+    return coded(
+      new TypeError(
+        'a batch handler must return undefined (all succeeded) or a Map of item → true | Error',
+      ),
+      'ERR_INVALID_RETURN_VALUE',
     );
   }
   if (!returned.has(item)) return missingOutcome();
   const outcome: unknown = returned.get(item);
   if (outcome === true) return undefined;
   if (outcome instanceof Error) return outcome;
-  return new TypeError('a batch outcome must be true (succeeded) or an Error (failed)');
+  return coded(
+    new TypeError('a batch outcome must be true (succeeded) or an Error (failed)'),
+    'ERR_INVALID_RETURN_VALUE',
+  );
 }

@@ -126,15 +126,31 @@ describe('consume() with batch', () => {
     ]);
   });
 
-  it('a return value that is neither undefined nor a Map fails every message with a TypeError', async () => {
+  it('a return value that is neither undefined nor a Map fails every message with a TypeError ERR_INVALID_RETURN_VALUE', async () => {
     const s = new MemorySource();
     pushN(s, 2);
     const c = consume(s, () => [true, true] as never, { concurrency: 2, batch: { size: 2 } });
     while (s.calls.length < 2) await flush();
     await c.close();
-    expect(s.ops('retry').map((x) => x.error)).toEqual([
-      expect.stringMatching(/must return undefined .* or a Map/),
-      expect.stringMatching(/must return undefined .* or a Map/),
+    expect(s.ops('retry').map((x) => [x.error, x.code])).toEqual([
+      [expect.stringMatching(/must return undefined .* or a Map/), 'ERR_INVALID_RETURN_VALUE'],
+      [expect.stringMatching(/must return undefined .* or a Map/), 'ERR_INVALID_RETURN_VALUE'],
+    ]);
+  });
+
+  it('an outcome that is neither true nor an Error fails its message with ERR_INVALID_RETURN_VALUE', async () => {
+    const s = new MemorySource();
+    pushN(s, 2);
+    const c = consume(
+      s,
+      (items) => new Map(items.map((item, i) => [item, i === 0 ? true : ('yes' as never)])),
+      { concurrency: 2, batch: { size: 2 } },
+    );
+    while (s.calls.length < 2) await flush();
+    await c.close();
+    expect(s.ops('ack')).toHaveLength(1);
+    expect(s.ops('retry').map((x) => [x.error, x.code])).toEqual([
+      [expect.stringMatching(/must be true .* or an Error/), 'ERR_INVALID_RETURN_VALUE'],
     ]);
   });
 
