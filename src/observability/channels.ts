@@ -129,8 +129,35 @@ export const SLUICE_POOL_STATE = 'sluice:pool:state';
  */
 export const SLUICE_POOL_LIMIT = 'sluice:pool:limit';
 
+/**
+ * What sluice uses of the `sluice:job` tracing channel. Typed here rather than as Node's
+ * `TracingChannel`, whose type parameters swapped places in @types/node 26: a declaration
+ * naming them fails a user's type check (`skipLibCheck: false`) on one version or the other.
+ */
+interface JobTraceChannel {
+  readonly hasSubscribers: boolean;
+  readonly start: JobTraceEvent & {
+    runStores<A extends unknown[], R>(
+      ctx: JobTraceContext,
+      fn: (...args: A) => R,
+      thisArg: unknown,
+      ...args: A
+    ): R;
+  };
+  readonly end: JobTraceEvent;
+  readonly asyncStart: JobTraceEvent;
+  readonly asyncEnd: JobTraceEvent;
+  readonly error: JobTraceEvent;
+}
+
+/** One of the tracing channel's five channels, as sluice uses it. */
+interface JobTraceEvent {
+  readonly hasSubscribers: boolean;
+  publish(ctx: JobTraceContext): void;
+}
+
 /** The channel objects (Node keeps one per name, so subscribers elsewhere see the same). */
-export const jobTrace = diagnostics.tracingChannel<string, JobTraceContext>(SLUICE_JOB);
+export const jobTrace: JobTraceChannel = diagnostics.tracingChannel(SLUICE_JOB);
 export const acceptedChannel = diagnostics.channel(SLUICE_JOB_ACCEPTED);
 export const retriedChannel = diagnostics.channel(SLUICE_JOB_RETRIED);
 export const settledChannel = diagnostics.channel(SLUICE_JOB_SETTLED);

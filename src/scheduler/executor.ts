@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { TransferListItem } from 'node:worker_threads';
+import type { TransferListItem } from '../threads/transfer.js';
 
 /** A started job as an executor sees it: everything it needs is on the job itself. */
 export interface ExecutorJob<J, R = unknown> {

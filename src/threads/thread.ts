@@ -10,7 +10,6 @@ import {
   type MessagePort,
   type ResourceLimits,
   receiveMessageOnPort,
-  type TransferListItem,
   Worker,
 } from 'node:worker_threads';
 import { formatValue } from '../internal/format-value.js';
@@ -25,6 +24,7 @@ import {
 } from './messages.js';
 import { BOOTSTRAP, type ThreadSpec } from './module-spec.js';
 import { SentList } from './sent-list.js';
+import type { TransferListItem } from './transfer.js';
 
 /** A job handed to a thread. The scheduler owns the rest of its state. */
 export interface Sent {

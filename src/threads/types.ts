@@ -1,9 +1,10 @@
-import type { ResourceLimits, TransferListItem } from 'node:worker_threads';
+import type { ResourceLimits } from 'node:worker_threads';
 import type { GateOptions } from '../gates/gate-options.js';
 import type { JobContext } from '../internal/job-run.js';
 import type { WatchdogOptions } from '../observability/watchdog.js';
 import type { SubmitOptions } from '../pool.js';
 import type { PoolStats } from '../stats.js';
+import type { TransferListItem } from './transfer.js';
 
 /**
  * What the worker function receives inside the thread, next to the job.

@@ -6,7 +6,7 @@
  * @module
  */
 import { performance } from 'node:perf_hooks';
-import { type TransferListItem, workerData } from 'node:worker_threads';
+import { workerData } from 'node:worker_threads';
 import { coded } from '../internal/options.js';
 import {
   deserializeError,
@@ -17,6 +17,7 @@ import {
   type ToThread,
 } from './messages.js';
 import { cloneFailure, Outbox } from './outbox.js';
+import type { TransferListItem } from './transfer.js';
 import type { ThreadJobContext } from './types.js';
 
 type ThreadWorker = (job: unknown, ctx: ThreadJobContext) => unknown;
