@@ -27,7 +27,8 @@ export type SluiceErrorCode =
   | 'ERR_UNROUTABLE'
   | 'ERR_SELF_DEADLOCK'
   | 'ERR_RATE_LIMITER'
-  | 'ERR_SETTLE_TIMEOUT';
+  | 'ERR_SETTLE_TIMEOUT'
+  | 'ERR_DELIVERY_LIMIT';
 
 /**
  * Base class of every sluice error.
@@ -270,6 +271,32 @@ export class LeaseLostError extends SluiceError {
   ) {
     super('ERR_LEASE_LOST', `${operation} refused for message ${messageId}: ${reason}`);
     this.messageId = messageId;
+  }
+}
+
+/**
+ * A message arrived delivered more than `maxDeliveries` times with no failure recorded for its
+ * earlier deliveries: the process holding it died each time (its own handler crashed it, or
+ * another message's handler did while this one was held), or its dead-lettering failed.
+ * `consume()` dead-letters it on arrival without running the handler again, so that a poison
+ * message cannot crash-loop a service for ever (BullMQ fails a job that stalled too often the
+ * same way). Replay it from the dead letters if it was a bystander.
+ *
+ * @example
+ * ```ts
+ * for (const l of (await deadLetters.list()).letters) if (l.code === 'ERR_DELIVERY_LIMIT') await deadLetters.replay([l.id]);
+ * ```
+ */
+export class DeliveryLimitError extends SluiceError {
+  /** The delivery that arrived over the limit. */
+  readonly deliveryCount: number;
+
+  constructor(deliveryCount: number, maxDeliveries: number) {
+    super(
+      'ERR_DELIVERY_LIMIT',
+      `delivered ${deliveryCount} times, over maxDeliveries ${maxDeliveries}: earlier deliveries ended without a result (the process died holding it, or a dead-lettering failed)`,
+    );
+    this.deliveryCount = deliveryCount;
   }
 }
 

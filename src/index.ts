@@ -23,6 +23,7 @@ export {
   AbortError,
   ChannelClosedError,
   ConnectTimeoutError,
+  DeliveryLimitError,
   JobFailedError,
   LeaseLostError,
   MalformedMessageError,

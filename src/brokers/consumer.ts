@@ -30,7 +30,7 @@
  *
  * @module
  */
-import { MalformedMessageError, toError } from '../errors.js';
+import { DeliveryLimitError, MalformedMessageError, toError } from '../errors.js';
 import { AdaptiveConcurrency } from '../gates/adaptive.js';
 import { onAbort as onAbortOf } from '../internal/abort-fanout.js';
 import {
@@ -421,9 +421,7 @@ class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
         lane,
         message,
         'deadLetter',
-        new Error(
-          `delivered ${message.deliveryCount} times, over maxDeliveries ${this.#maxDeliveries}: earlier deliveries ended without a result (a crash, or a failed dead-lettering)`,
-        ),
+        new DeliveryLimitError(message.deliveryCount, this.#maxDeliveries),
       );
       return;
     }

@@ -146,7 +146,7 @@ describe('consume() loop', () => {
     expect(c.closed).toBe(true);
   });
 
-  it('a message delivered past maxDeliveries (its dead-lettering failed before) is dead-lettered again without running', async () => {
+  it('a message delivered past maxDeliveries (its dead-lettering failed before) is dead-lettered again without running, as ERR_DELIVERY_LIMIT', async () => {
     const s = new MemorySource();
     s.push({ id: 'again', body: '1', deliveryCount: 4 });
     let runs = 0;
@@ -159,7 +159,8 @@ describe('consume() loop', () => {
         op: 'deadLetter',
         id: 'again',
         error:
-          'delivered 4 times, over maxDeliveries 3: earlier deliveries ended without a result (a crash, or a failed dead-lettering)',
+          'delivered 4 times, over maxDeliveries 3: earlier deliveries ended without a result (the process died holding it, or a dead-lettering failed)',
+        code: 'ERR_DELIVERY_LIMIT',
       },
     ]);
   });
