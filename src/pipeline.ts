@@ -10,6 +10,7 @@ import {
   iterableArgument,
   nonNegativeInt,
   optionalBoolean,
+  optionalDeadline,
   optionalDuration,
   optionalSignal,
   optionsObject,
@@ -243,12 +244,36 @@ export class Pipeline<J, T> implements AsyncIterable<Result<J, T>> {
    * Stops pulling the source; every stage finishes what it holds (a value that a pull already
    * pending brings runs too: nothing taken from the source is lost). Keep consuming the results:
    * the promise resolves once the last one has been taken (called before iterating, the
-   * pipeline starts drained and yields nothing).
+   * pipeline starts drained and yields nothing). With `timeout` (ms), what is still running or
+   * buffered then is canceled as by `abort()` (each such job yields an `AbortError` result), as
+   * a Pool's drain deadline does; calling again adds a deadline, the earliest wins.
    * @returns a promise that resolves when the iteration has ended.
+   * @throws RangeError/TypeError (rejection, `ERR_INVALID_OPTION`) when `timeout` is not a
+   *   number of ms in 0..2147483647 (`ERR_INVALID_ARGUMENT` when `opts` is not an object); the
+   *   pipeline is then left as it was.
+   * @example
+   * ```ts
+   * process.once('SIGTERM', () => void results.drain({ timeout: 10_000 }));
+   * ```
    */
-  drain(): Promise<void> {
+  drain(opts?: { timeout?: number }): Promise<void> {
+    let timeout: number | undefined;
+    try {
+      timeout = optionalDeadline(
+        'timeout',
+        optionsObject<{ timeout?: number }>(argument('opts'), opts)?.timeout,
+      );
+    } catch (error) {
+      return Promise.reject(error); // misuse of a promise-returning method rejects (README)
+    }
     this.#draining = true;
     this.#live?.[0]?.engine.stopPulling();
+    if (timeout !== undefined) {
+      const error = new AbortError(undefined, `drain timed out after ${timeout} ms`);
+      const timer = setTimeout(() => this.abort(error), timeout);
+      const clear = () => clearTimeout(timer);
+      this.#done.promise.then(clear, clear);
+    }
     return this.#done.promise;
   }
 

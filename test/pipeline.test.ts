@@ -168,6 +168,50 @@ describe('pipeline: drain and abort', () => {
     expect(hang.canceled).toBe(hang.failed);
   });
 
+  it('drain({ timeout }) cancels what is still running at the deadline; every pulled job yields one result', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    try {
+      const { state, source } = counted(1_000);
+      const p = pipeline(source).stage(
+        'hang',
+        (_x: number, { signal }) =>
+          new Promise((_, reject) => signal.addEventListener('abort', () => reject(signal.reason))),
+        { concurrency: 2, buffer: 2 },
+      );
+      const results: Result<number, unknown>[] = [];
+      const consuming = (async () => {
+        for await (const r of p) results.push(r);
+      })();
+      await flush();
+      let drained = false;
+      const draining = p.drain({ timeout: 5_000 }).then(() => {
+        drained = true;
+      });
+      await vi.advanceTimersByTimeAsync(4_999);
+      expect(drained).toBe(false); // the hung jobs hold the drain until the deadline
+      await vi.advanceTimersByTimeAsync(1);
+      await consuming;
+      await draining;
+      expect(results).toHaveLength(state.pulled);
+      expect(results.every((r) => !r.ok && r.error instanceof AbortError)).toBe(true);
+      expect(results[0]!.ok === false && results[0]!.error.message).toBe(
+        'drain timed out after 5000 ms',
+      );
+      expect(vi.getTimerCount()).toBe(0);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it('drain() refuses a bad timeout by rejecting, naming it, and leaves the pipeline as it was', async () => {
+    const p = pipeline([1, 2]).stage('x', async (n: number) => n, { concurrency: 1 });
+    await expect(p.drain({ timeout: -1 })).rejects.toMatchObject({ code: 'ERR_INVALID_OPTION' });
+    await expect(p.drain('x' as never)).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT' });
+    const values: number[] = [];
+    for await (const r of p) if (r.ok) values.push(r.value);
+    expect(values).toEqual([1, 2]);
+  });
+
   it('the pipeline signal aborts it', async () => {
     const ac = new AbortController();
     const p = pipeline([1, 2, 3]).stage(
