@@ -1,7 +1,8 @@
 /**
  * Model-based attack on pipeline: 1–3 stages of scripted workers over a hand-written source,
- * with drain(), abort(), the pipeline's signal, return() on its iterator and re-entrant calls
- * from workers and from the consumer. Fake setTimeout for stage timeouts.
+ * with drain() (with and without a deadline), abort(), the pipeline's signal, return() on its
+ * iterator and re-entrant calls from workers and from the consumer. Fake setTimeout for stage
+ * timeouts and drain deadlines.
  */
 import fc from 'fast-check';
 import { afterEach, beforeEach, describe, it, vi } from 'vitest';
@@ -38,6 +39,7 @@ type Command =
   | { t: 'abort' }
   | { t: 'signal' }
   | { t: 'drain' }
+  | { t: 'drainBy'; ms: number }
   | { t: 'return' }
   | { t: 'advance'; ms: number }
   | { t: 'tick' };
@@ -76,6 +78,10 @@ const command: fc.Arbitrary<Command> = fc.oneof(
       { t: 'drain' },
       { t: 'return' },
     ),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.integer({ min: 0, max: 40 }).map((ms): Command => ({ t: 'drainBy', ms })),
   },
   {
     weight: 1,
@@ -209,6 +215,9 @@ class PipelineModel {
         break;
       case 'drain':
         this.stop(() => this.drains.push(this.pipe.drain()));
+        break;
+      case 'drainBy': // a drain deadline: what is left when it passes is canceled
+        this.stop(() => this.drains.push(this.pipe.drain({ timeout: c.ms })));
         break;
       case 'return':
         this.return();
