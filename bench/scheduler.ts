@@ -7,6 +7,7 @@
 import diagnostics from 'node:diagnostics_channel';
 import { Agent, createServer, request } from 'node:http';
 import { join, resolve } from 'node:path';
+import { PerformanceObserver, constants as perfConstants } from 'node:perf_hooks';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import pMap from 'p-map';
 import {
@@ -311,10 +312,27 @@ export const cases: Cases = {
     const sluice = await loadDist(p.dist);
     return timeOne(contenders[p.contender]!, sluice, p.n);
   },
-  /** Contenders interleaved in one process beside other work (see MIXES). */
+  /**
+   * Contenders interleaved in one process beside other work (see MIXES). Besides CPU ns/job,
+   * each burst's main-thread GC pauses (`gc` performance entries whose start falls inside the
+   * burst, ns/job) and its scavenges: who pays for the neighbours' garbage.
+   */
   async busy(p: { dist: string; n: number; rounds: number; mix: string; names: string[] }) {
     const sluice = await loadDist(p.dist);
+    const pauses: Array<{ at: number; ms: number; minor: boolean }> = [];
+    const observer = new PerformanceObserver((list) => {
+      for (const e of list.getEntries()) {
+        const kind = (e as { detail?: { kind?: number } }).detail?.kind;
+        pauses.push({
+          at: e.startTime,
+          ms: e.duration,
+          minor: kind === perfConstants.NODE_PERFORMANCE_GC_MINOR,
+        });
+      }
+    });
+    observer.observe({ entryTypes: ['gc'] });
     const stop = await MIXES[p.mix]!();
+    const bursts: Array<{ name: string; from: number; to: number }> = [];
     const out: Record<string, number[]> = Object.fromEntries(p.names.map((name) => [name, []]));
     try {
       for (let round = -2; round < p.rounds; round++) {
@@ -323,16 +341,38 @@ export const cases: Cases = {
           const name = p.names[(k + round + 2) % p.names.length]!;
           // The other work gets the event loop between bursts, as between requests.
           await new Promise((r) => setTimeout(r, 5));
+          const from = performance.now();
           const t = await timeOne(contenders[name]!, sluice, p.n);
           // CPU time: the bursts run on microtasks only, so the other work cannot run inside one
           // (its garbage still has to be collected there); wall time would add the machine's load.
-          if (round >= 0) out[name]!.push(t.cpuNs / p.n);
+          if (round >= 0) {
+            out[name]!.push(t.cpuNs / p.n);
+            bursts.push({ name, from, to: performance.now() });
+          }
         }
       }
+      // The observer's entries arrive on a later turn.
+      await new Promise((r) => setTimeout(r, 20));
     } finally {
+      observer.disconnect();
       await stop();
     }
-    return out;
+    const gc: Record<string, number[]> = Object.fromEntries(p.names.map((name) => [name, []]));
+    const scavenges: Record<string, number[]> = Object.fromEntries(
+      p.names.map((name) => [name, []]),
+    );
+    for (const b of bursts) {
+      let ms = 0;
+      let minor = 0;
+      for (const e of pauses) {
+        if (e.at < b.from || e.at >= b.to) continue;
+        ms += e.ms;
+        if (e.minor) minor++;
+      }
+      gc[b.name]!.push((ms * 1e6) / p.n);
+      scavenges[b.name]!.push(minor);
+    }
+    return { cpu: out, gc, scavenges };
   },
 };
 
@@ -601,10 +641,13 @@ async function partCold(opts: Options) {
 /** Goal 3: contenders interleaved in one process beside other work. */
 async function partBusy(opts: Options) {
   const names = ['runPool', 'Pool', 'p-map', 'ref: minimal for-await pool', 'ref: minimal Pool'];
+  type Busy = Record<'cpu' | 'gc' | 'scavenges', Record<string, number[]>>;
   const rows: Array<Array<string | number>> = [];
+  const gcRows: Array<Array<string | number>> = [];
+  const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
   for (const [distName, dist] of opts.dists) {
     for (const mix of opts.mixes) {
-      const run = await runIsolated<Record<string, number[]>>(
+      const run = await runIsolated<Busy>(
         self,
         'busy',
         { dist, n: opts.busyN, rounds: opts.runs, mix, names },
@@ -614,13 +657,19 @@ async function partBusy(opts: Options) {
         console.error(`busy ${mix}: ${run.error}`);
         continue;
       }
-      const m = Object.fromEntries(names.map((x) => [x, med(run.value![x]!)]));
+      const { cpu, gc, scavenges } = run.value;
+      const m = Object.fromEntries(names.map((x) => [x, med(cpu[x]!)]));
       rows.push([
         `${mix} @ ${distName}`,
-        ...names.map((x) => `${ns(m[x]!)} (${spread(run.value![x]!)})`),
+        ...names.map((x) => `${ns(m[x]!)} (${spread(cpu[x]!)})`),
         `${(m['p-map']! / m.runPool!).toFixed(2)}x`,
+        `${(m['p-map']! / m['ref: minimal for-await pool']!).toFixed(2)}x`,
         `${(m.Pool! / m.runPool!).toFixed(2)}x`,
         `${(m['ref: minimal Pool']! / m['ref: minimal for-await pool']!).toFixed(2)}x`,
+      ]);
+      gcRows.push([
+        `${mix} @ ${distName}`,
+        ...names.map((x) => `${ns(med(gc[x]!))} / ${mean(scavenges[x]!).toFixed(1)}`),
       ]);
     }
   }
@@ -629,10 +678,21 @@ async function partBusy(opts: Options) {
   );
   console.log(
     markdownTable(
-      ['mix @ build', ...names, 'p-map / runPool', 'Pool / runPool', 'ref Pool / ref for-await'],
+      [
+        'mix @ build',
+        ...names,
+        'p-map / runPool',
+        'p-map / ref for-await',
+        'Pool / runPool',
+        'ref Pool / ref for-await',
+      ],
       rows,
     ),
   );
+  console.log(
+    '\nMain-thread GC pauses inside each burst: ns/job median / scavenges per burst (mean)\n',
+  );
+  console.log(markdownTable(['mix @ build', ...names], gcRows));
 }
 
 if (isMain(import.meta.url)) {

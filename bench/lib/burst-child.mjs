@@ -1,11 +1,14 @@
 // Child of bench/instructions.ts, run under callgrind on bare node (no TypeScript loader, whose
 // own instructions would swamp a burst's). One process: load the contender, then optionally
 // `warm` bursts of 50,000 jobs, then one burst of `n` jobs (n = 0: load only, the baseline the
-// parent subtracts).
-//   node --predictable burst-child.mjs <runPool|p-map> <sluice dist dir> <warm> <n>
+// parent subtracts). With a `mix` (json, timers: bench/scheduler.ts's busy mixes made
+// deterministic), `rounds` times: a fixed amount of the neighbour's work, then the burst — the
+// neighbour's garbage is collected wherever the heap decides, so the count shows who pays it.
+//   node --predictable burst-child.mjs <runPool|Pool|p-map|ref> <sluice dist dir> <warm> <n>
+//     [<none|json|timers> <rounds>]
 import { pathToFileURL } from 'node:url';
 
-const [contender, dist, warmArg, nArg] = process.argv.slice(2);
+const [contender, dist, warmArg, nArg, mix = 'none', roundsArg = '1'] = process.argv.slice(2);
 const warm = Number(warmArg);
 const n = Number(nArg);
 const CONCURRENCY = 16; // as bench/scheduler.ts
@@ -28,8 +31,127 @@ if (contender === 'p-map') {
     }
     return done;
   };
+} else if (contender === 'Pool') {
+  // bench/scheduler.ts's Pool idiom: await submit (the backpressure), take each result.
+  const { Pool } = await import(pathToFileURL(`${dist}/index.js`).href);
+  burst = async (count) => {
+    const pool = new Pool(double, { concurrency: CONCURRENCY });
+    let settled = 0;
+    let done;
+    const all = new Promise((resolve) => {
+      done = resolve;
+    });
+    const add = (result) => {
+      if (!result.ok) throw result.error;
+      if (++settled === count) done();
+    };
+    for (let i = 0; i < count; i++) (await pool.submit(i)).result.then(add);
+    pool.close();
+    await pool.drain();
+    if (count > 0) await all;
+    return settled;
+  };
+} else if (contender === 'ref') {
+  // bench/scheduler.ts's "ref: minimal for-await pool": the least a runPool-shaped API costs.
+  burst = async (count) => {
+    const source = upTo(count);
+    const ready = [];
+    let head = 0;
+    let running = 0;
+    let exhausted = false;
+    let waiter;
+    const push = (result) => {
+      running--;
+      const w = waiter;
+      waiter = undefined;
+      if (w) {
+        fill();
+        w({ done: false, value: result });
+      } else ready.push(result);
+    };
+    const fill = () => {
+      while (!exhausted && running < CONCURRENCY && ready.length - head < CONCURRENCY) {
+        const step = source.next();
+        if (step.done) exhausted = true;
+        else {
+          running++;
+          const job = step.value;
+          double(job).then((value) => push({ job, value }));
+        }
+      }
+    };
+    const results = {
+      [Symbol.asyncIterator]: () => results,
+      next() {
+        if (head < ready.length) {
+          const value = ready[head];
+          ready[head++] = undefined;
+          if (head > 1024 && head * 2 > ready.length) {
+            ready.splice(0, head);
+            head = 0;
+          }
+          fill();
+          return Promise.resolve({ done: false, value });
+        }
+        if (exhausted && running === 0) return Promise.resolve({ done: true, value: undefined });
+        return new Promise((resolve) => {
+          waiter = resolve;
+          fill();
+        });
+      },
+    };
+    let done = 0;
+    for await (const _ of results) done++;
+    return done;
+  };
 } else {
   throw new Error(`unknown contender ${contender}`);
 }
+
+/** The neighbour's work between two bursts, a fixed amount (time plays no part). */
+const neighbour = {
+  none: () => {},
+  // json: ~5 ms of bench/scheduler.ts's json mix — 5 parses of a ~40 KB document, 500 kept.
+  json: (() => {
+    const doc = JSON.stringify(
+      Array.from({ length: 400 }, (_, i) => ({
+        id: i,
+        name: `item-${i}`,
+        tags: ['a', 'b', 'c'],
+        score: i / 7,
+        nested: { ok: true, at: i },
+      })),
+    );
+    const kept = [];
+    return () => {
+      for (let i = 0; i < 5; i++) {
+        const value = JSON.parse(doc);
+        kept.push(value);
+        if (kept.length > 500) kept.shift();
+        JSON.stringify(value);
+      }
+    };
+  })(),
+  // timers: 100 callbacks of the timers mix — a map of 200 records each into a cache of 2,000.
+  timers: (() => {
+    const cache = new Map();
+    let key = 0;
+    return () => {
+      for (let t = 0; t < 100; t++) {
+        const records = new Map();
+        for (let j = 0; j < 200; j++) records.set(`k${j}`, { at: j, payload: [j, j + 1, j + 2] });
+        cache.set(key++, records);
+        if (cache.size > 2000) cache.delete(key - 2001);
+      }
+    };
+  })(),
+}[mix];
+if (neighbour === undefined) throw new Error(`unknown mix ${mix}`);
+
+// The neighbour's steady state first: its cache (timers) or kept documents (json) full.
+for (let i = 0, fill = mix === 'json' ? 100 : 20; mix !== 'none' && i < fill; i++) neighbour();
 for (let i = 0; i < warm; i++) await burst(50_000);
-if (n > 0 && (await burst(n)) !== n) throw new Error('a burst lost jobs');
+for (let round = 0; round < Number(roundsArg); round++) {
+  neighbour();
+  if (n > 0 && (await burst(n)) !== n) throw new Error('a burst lost jobs');
+}
