@@ -7,26 +7,10 @@ import {
   optionalBoolean,
   optionalDuration,
 } from './internal/options.js';
+import { forceAll, join, leave, type Member, raise } from './internal/shutdown-group.js';
 
 /** Signals that cannot be caught (POSIX): a handler for them fails in libuv. */
 const UNTRAPPABLE = new Set(['SIGKILL', 'SIGSTOP']);
-
-/**
- * The shutdowns (of every `shutdownOn` in the process) whose drain runs and that will exit the
- * process, and the worst exit code of those that finished. The process exits when the last one
- * finishes: a service with a pool and a consumer, each with its own `shutdownOn`, must not be
- * cut off by whichever drain ends first (Go's errgroup waits for every member the same way).
- */
-const running = new Set<object>();
-let worstCode = 0;
-
-/** One running shutdown finished with `code`: exits the process if it was the last. */
-function exitWhenLast(shutdown: object, code: number): void {
-  running.delete(shutdown);
-  worstCode = Math.max(worstCode, code);
-  process.exitCode = worstCode;
-  if (running.size === 0) process.exit(worstCode);
-}
 
 /** Options of {@link shutdownOn}. */
 export interface ShutdownOptions {
@@ -80,9 +64,10 @@ export interface ShutdownContext {
  * repeat within `debounce` ms is ignored. A later repeat — or the `timeout` — aborts
  * `ctx.abortSignal` so the drain can cancel what is left, and exits non-zero promptly.
  *
- * Several `shutdownOn` in one process (a pool's and a consumer's, say) that the same signal
- * started exit the process together: when the last of their drains finished (each bounded by its
- * own `timeout` and `forceGrace`), with the highest of their exit codes.
+ * Several `shutdownOn` in one process (a pool's and a consumer's, say) whose drains run at once
+ * end together: the process exits when the last drain finished — if any of them has `exit`
+ * true — with the highest exit code any of them reached; a forced stop of one (a later repeat
+ * of its signal, its `timeout`) forces them all, so the earliest deadline wins.
  *
  * @param signals - e.g. `['SIGTERM', 'SIGINT']`.
  * @param drain - called once, with the signal and an abort signal for a forced stop.
@@ -130,34 +115,32 @@ export function shutdownOn(
   let forcedCode: number | undefined;
   let timer: NodeJS.Timeout | undefined;
 
-  const shutdown = {};
   let finished = false;
   const finish = (code: number): void => {
     if (finished) return;
     finished = true;
     clearTimeout(timer);
     uninstall();
-    if (exit) exitWhenLast(shutdown, code);
-    else process.exitCode = code;
+    leave(member, code, exit);
   };
 
   const force = (code: number, reason: string): void => {
-    if (forcedCode !== undefined) return;
+    if (forcedCode !== undefined || finished) return;
     forcedCode = code;
-    // Set now: if the event loop empties before the grace timer (it is unref'd), the process
-    // must still exit with the forced code, not 0.
-    process.exitCode = Math.max(worstCode, code);
+    // Promised now: if the event loop empties before the grace timer (it is unref'd), the
+    // process must still exit with the forced code, not 0.
+    raise(member, code);
     controller.abort(new Error(reason));
     // Let the drain cancel cleanly for a moment; unref'd so it never holds the process open.
     setTimeout(() => finish(code), forceGrace).unref();
   };
+  // Until the drain settles, an exit (say, the loop emptied under a hung drain) is a failure.
+  const member: Member = { code: 1, force };
 
   const start = (signal: NodeJS.Signals): void => {
-    // Until the drain settles, an exit (say, the loop emptied under a hung drain) is a failure.
-    process.exitCode = Math.max(worstCode, 1);
-    if (exit) running.add(shutdown);
+    join(member);
     if (timeout !== undefined) {
-      timer = setTimeout(() => force(1, `shutdown timed out after ${timeout} ms`), timeout);
+      timer = setTimeout(() => forceAll(1, `shutdown timed out after ${timeout} ms`), timeout);
     }
     Promise.resolve()
       .then(() => drain(signal, { signal, abortSignal: controller.signal }))
@@ -177,7 +160,7 @@ export function shutdownOn(
       firstAt = now;
       start(signal);
     } else if (now - firstAt > debounce) {
-      force(128 + (constants.signals[signal] ?? 0), `second ${signal}: shutdown forced`);
+      forceAll(128 + (constants.signals[signal] ?? 0), `second ${signal}: shutdown forced`);
     }
   };
 

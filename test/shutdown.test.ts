@@ -139,6 +139,103 @@ describe('shutdownOn (child process)', () => {
   });
 });
 
+/** A child with several shutdownOn (shutdown-group-child.ts), driven line by line. */
+function startGroup(shutdowns: object[]) {
+  const child = spawn(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      fileURLToPath(new URL('./fixtures/shutdown-group-child.ts', import.meta.url)),
+    ],
+    {
+      env: { ...process.env, SHUTDOWNS: JSON.stringify(shutdowns) },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    },
+  );
+  child.stderr!.resume();
+  const events: { event: string; name?: string; code?: number }[] = [];
+  const waiters: (() => void)[] = [];
+  createInterface({ input: child.stdout! }).on('line', (line) => {
+    events.push(JSON.parse(line));
+    for (const w of waiters.splice(0)) w();
+  });
+  const seen = (event: string, name?: string) =>
+    events.some((e) => e.event === event && e.name === name);
+  const waitFor = async (event: string, name?: string) => {
+    while (!seen(event, name)) await new Promise<void>((r) => waiters.push(r));
+  };
+  const exited = once(child, 'exit').then(([code]) => code as number);
+  const say = (line: string) => child.stdin!.write(`${line}\n`);
+  return { child, events, seen, waitFor, exited, say };
+}
+
+describe('shutdownOn: several in one process end together', () => {
+  it('an exit: false drain still running is not cut off when an exit: true one finishes first', async () => {
+    const g = startGroup([
+      { name: 'a', signals: ['SIGTERM'] },
+      { name: 'b', signals: ['SIGTERM'], exit: false },
+    ]);
+    await g.waitFor('ready');
+    g.child.kill('SIGTERM');
+    await Promise.all([g.waitFor('started', 'a'), g.waitFor('started', 'b')]);
+    g.say('a ok');
+    await g.waitFor('ok', 'a');
+    g.say('b ok'); // the process must still be there to take it
+    expect(await g.exited).toBe(0);
+    expect(g.seen('ok', 'b')).toBe(true);
+  });
+
+  it('the exit code is the worst of all drains, also when the worse one finished first', async () => {
+    for (const [first, then, code] of [
+      ['b fail', 'a ok', 1],
+      ['a canceled', 'b ok', 1],
+      ['a ok', 'b ok', 0],
+    ] as const) {
+      const g = startGroup([
+        { name: 'a', signals: ['SIGTERM'] },
+        { name: 'b', signals: ['SIGTERM'], exit: false },
+      ]);
+      await g.waitFor('ready');
+      g.child.kill('SIGTERM');
+      await Promise.all([g.waitFor('started', 'a'), g.waitFor('started', 'b')]);
+      g.say(first);
+      await g.waitFor(first.split(' ')[1]!, first.split(' ')[0]);
+      g.say(then);
+      expect(await g.exited).toBe(code);
+    }
+  });
+
+  it('a repeated signal forces every running drain, also those not listening to it', async () => {
+    const g = startGroup([
+      { name: 'a', signals: ['SIGTERM', 'SIGINT'], forceGrace: 100, debounce: 0 },
+      // b's own deadline is far off: only a's forced stop can end it soon.
+      { name: 'b', signals: ['SIGTERM'], forceGrace: 100, timeout: 600_000 },
+    ]);
+    await g.waitFor('ready');
+    g.child.kill('SIGTERM');
+    await Promise.all([g.waitFor('started', 'a'), g.waitFor('started', 'b')]);
+    g.child.kill('SIGINT');
+    await g.waitFor('aborted', 'b');
+    expect(await g.exited).toBe(130);
+    expect(g.seen('aborted', 'a') && g.seen('aborted', 'b')).toBe(true);
+  });
+
+  it("one drain's timeout forces the others, and its exit code holds though they finish cleanly", async () => {
+    const g = startGroup([
+      { name: 'a', signals: ['SIGTERM'], timeout: 100, forceGrace: 60_000, ignoreAbort: true },
+      { name: 'b', signals: ['SIGTERM'] },
+    ]);
+    await g.waitFor('ready');
+    g.child.kill('SIGTERM');
+    await Promise.all([g.waitFor('aborted', 'a'), g.waitFor('aborted', 'b')]);
+    // a goes on in its grace (unref'd: it cannot hold the process); once stdin ends the loop
+    // empties, and the exit code is the one a's timeout promised, not b's.
+    g.child.stdin!.end();
+    expect(await g.exited).toBe(1);
+  });
+});
+
 describe('shutdownOn: arguments', () => {
   it('rejects bad arguments at install time, naming them', () => {
     expect(() => shutdownOn([], async () => {})).toThrow(/"signals"/);
