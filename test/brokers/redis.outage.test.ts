@@ -192,3 +192,42 @@ describe('settling with Redis down', () => {
     },
   );
 });
+
+describe('settling with Redis slow but up', () => {
+  it('a retry whose reply comes after the lease (CLIENT PAUSE) is waited for, not reported as a settle timeout', async () => {
+    const stream = uniqueStream('settle-slow');
+    await admin.fill(stream, payloads(1));
+    const errors: string[] = [];
+    const runs: number[] = [];
+    const done = deferred<void>();
+    const consumer = consume<{ k: string }>(
+      await redisSource({
+        url: server.url,
+        stream,
+        group: 'g',
+        fetchWait: 200,
+        connectTimeout: 1_000,
+        lease: 1_000,
+      }),
+      async (_, { message }) => {
+        runs.push(message.deliveryCount);
+        if (message.deliveryCount > 1) return done.resolve();
+        // Every command of every other client waits 2.5 s from now: the retry this failure
+        // sends gets its reply 1.5 s past the lease, on a connection that never dropped.
+        await admin.client.sendCommand(['CLIENT', 'PAUSE', '2500', 'ALL']);
+        throw new Error('first delivery fails');
+      },
+      {
+        concurrency: 1,
+        backoff: () => 0,
+        onError: (e) => errors.push((e as { code?: string }).code ?? e.message),
+      },
+    );
+    await deadline(done.promise, 20_000, 'the retried delivery');
+    await consumer.close();
+    expect(runs).toEqual([1, 2]);
+    expect(errors).toEqual([]);
+    expect(consumer.stats()).toMatchObject({ retried: 1, acked: 1 });
+    await admin.client.del(stream);
+  });
+});

@@ -273,7 +273,9 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
     return reply.then((refused) => {
       if (refused !== NONE_REFUSED && refused.has(message.id))
         throw new LeaseLostError(message.id, 'ack');
-      if (message.key !== undefined) return this.#releaseKey(message);
+      if (message.key !== undefined) {
+        return this.#withinLease(this.#releaseKey(message), 'ack', message);
+      }
     });
   }
 
@@ -308,17 +310,33 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
   }
 
   /**
-   * A settle of `message`, given up (`ERR_SETTLE_TIMEOUT`) once the lease has passed: past it the
-   * entry may be claimed by any consumer anyway, and a command queued while Redis is down would
-   * otherwise hold a drain or close for the whole outage. The command itself is not withdrawn:
-   * if Redis comes back in time, it still runs (each script judges ownership when it runs).
+   * A settle of `message`, given up (`ERR_SETTLE_TIMEOUT`) when a lease has passed with Redis
+   * unreachable (the command connection reconnecting): past the lease the entry may be claimed
+   * by any consumer anyway, and a command queued for the outage would otherwise hold a drain or
+   * close for all of it. A slow reply on a live connection is waited for (looked at again each
+   * lease): it is not a lost one, and the settle may already be applied — a stalled connection
+   * is replaced by the link's own deadline. The command is not withdrawn: if Redis comes back
+   * in time it still runs (each script judges ownership when it runs).
    */
   #withinLease<T>(settle: Promise<T>, operation: string, message: RedisMessage): Promise<T> {
-    return rejectAfter(
-      settle,
-      this.#lease,
-      () => new SettleTimeoutError(operation, `message ${message.id}`, this.#lease),
-    );
+    return new Promise<T>((resolve, reject) => {
+      let timer: NodeJS.Timeout;
+      const look = () => {
+        if (!this.#cmd.reconnecting) timer = setTimeout(look, this.#lease);
+        else reject(new SettleTimeoutError(operation, `message ${message.id}`, this.#lease));
+      };
+      timer = setTimeout(look, this.#lease);
+      settle.then(
+        (value) => {
+          clearTimeout(timer);
+          resolve(value);
+        },
+        (error: unknown) => {
+          clearTimeout(timer);
+          reject(error);
+        },
+      );
+    });
   }
 
   async heartbeat(message: RedisMessage): Promise<boolean> {
