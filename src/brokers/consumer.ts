@@ -138,7 +138,7 @@ export type Sources<M extends BrokerMessage> = BrokerSource<M> | readonly Broker
  * not list counts as failed: acks must be stated), or throws (all failed). Each message is then
  * acked, retried or dead-lettered on its own outcome, as in the one-at-a-time mode (the ones that
  * succeeded are acked with one `ackMany` call per batch — per turn, in either mode — where the
- * source has it: PostgreSQL, RabbitMQ, NATS; still counted and reported per message). `concurrency` still
+ * source has it: every built-in source; still counted and reported per message). `concurrency` still
  * counts messages, not batches: held <= concurrency (including messages waiting for their batch
  * to fill), and `batch.size` must be <= `concurrency` (`concurrency` = 2 x `size` lets one batch
  * fill while another runs). `timeout` applies to a batch's call as a whole. Gates: `rate` counts

@@ -56,7 +56,8 @@ export interface BrokerSource<M extends BrokerMessage = BrokerMessage> {
    * Optional speed-up: the handlers of all of `messages` succeeded (they are held, from this
    * source, each given once): ack them together, as `ack` would one by one, in as few broker
    * commands as the protocol allows (PostgreSQL: one fenced `DELETE … = ANY`; RabbitMQ: one
-   * `multiple` ack where they are the oldest unacked deliveries). The consumer calls it instead
+   * `multiple` ack where they are the oldest unacked deliveries; Redis: the turn's one ack script).
+   * The consumer calls it instead
    * of `ack` for the successes of one turn (a batch handler's batch, or the one-at-a-time
    * handlers that finished together), once their outcomes are known; a lone success still
    * goes to `ack`.

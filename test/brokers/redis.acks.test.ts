@@ -7,6 +7,7 @@
 import { createClient } from 'redis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { consume } from '../../src/brokers/consumer.js';
+import { enqueue } from '../../src/brokers/redis/enqueue.js';
 import {
   type AnyRedisClient,
   createGroup,
@@ -343,6 +344,107 @@ describe('Redis source acks', () => {
       expect(outcomes.map((o) => o.status)).toEqual(['rejected', 'rejected']);
       // Not acked: redelivered after the lease (at-least-once), never lost.
       expect(await admin.pending(stream)).toBe(2);
+    } finally {
+      await source.close();
+    }
+  });
+
+  it("ackMany acks a turn's successes in one script call and resolves undefined when all were acked", async () => {
+    const stream = uniqueStream('rackm1');
+    await admin.fill(
+      stream,
+      Array.from({ length: 5 }, (_, i) => ({ i })),
+    );
+    const { source, scripts } = await countedSource(stream);
+    try {
+      const messages = await source.fetch(5, never);
+      const before = scripts();
+      await expect(source.ackMany(messages)).resolves.toBeUndefined();
+      expect(scripts() - before).toBe(1);
+      expect(await admin.pending(stream)).toBe(0);
+    } finally {
+      await source.close();
+    }
+  });
+
+  it('ackMany past the ack window: an id another consumer owns gets a LeaseLostError at its index, the others are acked', async () => {
+    const stream = uniqueStream('rackm2');
+    await admin.fill(
+      stream,
+      Array.from({ length: 4 }, (_, i) => ({ i })),
+    );
+    const { source } = await countedSource(stream, { ackWindow: 0 });
+    try {
+      const messages = await source.fetch(4, never);
+      await admin.client.sendCommand(['XCLAIM', stream, 'g', 'b', '0', messages[2]!.id, 'JUSTID']);
+      const results = await source.ackMany(messages);
+      expect(results).toHaveLength(4);
+      expect(results![0]).toBeUndefined();
+      expect(results![1]).toBeUndefined();
+      expect(results![2]).toMatchObject({ code: 'ERR_LEASE_LOST' });
+      expect(results![3]).toBeUndefined();
+      const pending = (await admin.client.sendCommand([
+        'XPENDING',
+        stream,
+        'g',
+        '-',
+        '+',
+        '10',
+      ])) as unknown[][];
+      expect(pending.map((row) => [row[0], row[1]])).toEqual([[messages[2]!.id, 'b']]);
+    } finally {
+      await source.close();
+    }
+  });
+
+  it('ackMany of more messages than one script call takes goes out in several calls, every message acked', async () => {
+    const stream = uniqueStream('rackm3');
+    await admin.fill(
+      stream,
+      Array.from({ length: 1500 }, (_, i) => ({ i })),
+    );
+    const { source, scripts } = await countedSource(stream);
+    try {
+      const messages = await source.fetch(1500, never);
+      expect(messages).toHaveLength(1500);
+      const before = scripts();
+      await expect(source.ackMany(messages)).resolves.toBeUndefined();
+      expect(scripts() - before).toBe(2);
+      expect(await admin.pending(stream)).toBe(0);
+    } finally {
+      await source.close();
+    }
+  });
+
+  it('ackMany rejects when its script fails on both connections, and the entries stay pending', async () => {
+    const stream = uniqueStream('rackm4');
+    await admin.fill(stream, [{ i: 1 }, { i: 2 }]);
+    const { source, read, cmd } = await countedSource(stream);
+    try {
+      const messages = await source.fetch(2, never);
+      read.failNext(1);
+      cmd.failNext(1);
+      await expect(source.ackMany(messages)).rejects.toThrow();
+      expect(await admin.pending(stream)).toBe(2);
+    } finally {
+      await source.close();
+    }
+  });
+
+  it('ackMany frees the deduplication key of a keyed job once it is acked', async () => {
+    const stream = uniqueStream('rackm5');
+    admin.track(`${stream}:key:k1`);
+    await enqueue({ client: admin.client, stream }, { i: 1 }, { key: 'k1' });
+    await admin.fill(stream, [{ i: 2 }]);
+    const { source } = await countedSource(stream);
+    try {
+      const messages = await source.fetch(2, never);
+      expect(messages.map((m) => m.key)).toEqual(['k1', undefined]);
+      const again = await enqueue({ client: admin.client, stream }, { i: 3 }, { key: 'k1' });
+      expect(again.deduplicated).toBe(true);
+      await expect(source.ackMany(messages)).resolves.toBeUndefined();
+      const after = await enqueue({ client: admin.client, stream }, { i: 4 }, { key: 'k1' });
+      expect(after.deduplicated).toBe(false);
     } finally {
       await source.close();
     }

@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import { hostname } from 'node:os';
 import { RESP_TYPES, type RedisClientType } from 'redis';
-import { LeaseLostError, SettleTimeoutError } from '../../errors.js';
+import { LeaseLostError, SettleTimeoutError, toError } from '../../errors.js';
 import { rejectAfter } from '../connect-deadline.js';
 import { Batcher } from '../consumer-batch.js';
 import { errorCode, errorMessage, errorName, errorText } from '../dead-letter.js';
@@ -261,7 +261,44 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
 
   ack(message: RedisMessage): Promise<void> {
     // Not async, one promise per message (the `then`), the refused ids looked up in a Set made
-    // once per script call: this is per message.
+    // once per script call.
+    const reply = this.#queueAck(message);
+    return reply.then((refused) => {
+      if (refused !== NONE_REFUSED && refused.has(message.id))
+        throw new LeaseLostError(message.id, 'ack');
+      if (message.key !== undefined) {
+        return this.#withinLease(this.#releaseKey(message), 'ack', message);
+      }
+    });
+  }
+
+  /**
+   * The successes of one turn (one-at-a-time handlers that finished together, or a batch): they
+   * join the turn's one ack script with a single `then` for them all, instead of one promise
+   * chain per message. A message another consumer owns now gets a `LeaseLostError` at its index;
+   * a keyed message's ack waits for its key's release, as `ack`'s does (its failure at its index).
+   */
+  ackMany(messages: readonly RedisMessage[]): Promise<(Error | undefined)[] | undefined> {
+    let reply: Promise<ReadonlySet<string>> | undefined;
+    /** With more than one script call: each call's reply, and the index of its first message. */
+    let parts: { reply: Promise<ReadonlySet<string>>; from: number }[] | undefined;
+    for (let i = 0; i < messages.length; i++) {
+      const next = this.#queueAck(messages[i]!);
+      if (reply === undefined) reply = next;
+      else if (next !== (parts?.at(-1)?.reply ?? reply)) {
+        parts ??= [{ reply, from: 0 }];
+        parts.push({ reply: next, from: i });
+      }
+    }
+    // More than MAX_ACK_BATCH acks in one turn: they went out in several script calls.
+    if (parts !== undefined) return this.#ackedInParts(messages, parts);
+    return (reply ?? Promise.resolve(NONE_REFUSED)).then((refused) =>
+      this.#ackResults(messages, refused),
+    );
+  }
+
+  /** Adds `message` to the acks of this turn; resolves with the ids its script call refused. */
+  #queueAck(message: RedisMessage): Promise<ReadonlySet<string>> {
     let batch = this.#acks;
     if (batch === undefined) {
       batch = this.#acks = new PendingAcks();
@@ -270,13 +307,62 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
     batch.messages.push(message);
     const reply = batch.reply;
     if (batch.messages.length >= MAX_ACK_BATCH) this.#flushAcks();
-    return reply.then((refused) => {
-      if (refused !== NONE_REFUSED && refused.has(message.id))
-        throw new LeaseLostError(message.id, 'ack');
-      if (message.key !== undefined) {
-        return this.#withinLease(this.#releaseKey(message), 'ack', message);
+    return reply;
+  }
+
+  /**
+   * `ackMany`'s outcome once its script call answered: undefined when every message was acked
+   * (the usual case: no array, no promise beyond the one `then`), else an error at the index of
+   * each message refused or whose key could not be released.
+   */
+  #ackResults(
+    messages: readonly RedisMessage[],
+    refused: ReadonlySet<string>,
+  ): (Error | undefined)[] | undefined | Promise<(Error | undefined)[] | undefined> {
+    let out: (Error | undefined)[] | undefined;
+    let keyed: Promise<void>[] | undefined;
+    for (let i = 0; i < messages.length; i++) {
+      const message = messages[i]!;
+      if (refused !== NONE_REFUSED && refused.has(message.id)) {
+        out ??= new Array<Error | undefined>(messages.length).fill(undefined);
+        out[i] = new LeaseLostError(message.id, 'ack');
+      } else if (message.key !== undefined) {
+        keyed ??= [];
+        keyed.push(
+          this.#withinLease(this.#releaseKey(message), 'ack', message).catch((error: unknown) => {
+            out ??= new Array<Error | undefined>(messages.length).fill(undefined);
+            out[i] = toError(error);
+          }),
+        );
       }
-    });
+    }
+    return keyed === undefined ? out : Promise.all(keyed).then(() => out);
+  }
+
+  /**
+   * `ackMany` whose acks went out in several script calls: a message of a call that failed gets
+   * that call's error (not known to be acked: a redelivery at worst); rejects if every call failed.
+   */
+  async #ackedInParts(
+    messages: readonly RedisMessage[],
+    parts: { reply: Promise<ReadonlySet<string>>; from: number }[],
+  ): Promise<(Error | undefined)[] | undefined> {
+    const settled = await Promise.allSettled(parts.map((part) => part.reply));
+    if (settled.every((result) => result.status === 'rejected')) throw settled[0]!.reason;
+    const out = new Array<Error | undefined>(messages.length).fill(undefined);
+    for (let p = 0; p < parts.length; p++) {
+      const result = settled[p]!;
+      const from = parts[p]!.from;
+      const part = messages.slice(from, parts[p + 1]?.from ?? messages.length);
+      const errors =
+        result.status === 'fulfilled'
+          ? await this.#ackResults(part, result.value)
+          : part.map(() => toError(result.reason));
+      errors?.forEach((error, i) => {
+        out[from + i] = error;
+      });
+    }
+    return out.some((error) => error !== undefined) ? out : undefined;
   }
 
   async retry(message: RedisMessage, delayMs: number): Promise<void> {
