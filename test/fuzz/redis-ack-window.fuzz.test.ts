@@ -308,6 +308,31 @@ async function runCase(c: Case): Promise<void> {
               throw error;
             },
           ),
+        // A turn's successes go through ackMany (one script call): recorded per message too.
+        ackMany: (messages) =>
+          inner.ackMany(messages).then(
+            (errors) => {
+              messages.forEach((m, i) => {
+                const error = errors?.[i] as { code?: string } | undefined;
+                acks.push({
+                  consumer: name,
+                  id: m.id,
+                  result:
+                    error === undefined
+                      ? 'ok'
+                      : error.code === 'ERR_LEASE_LOST'
+                        ? 'lost'
+                        : String(error),
+                });
+              });
+              return errors;
+            },
+            (error: unknown) => {
+              for (const m of messages)
+                acks.push({ consumer: name, id: m.id, result: String(error) });
+              throw error;
+            },
+          ),
         ...(cc.heartbeat ? {} : { heartbeat: undefined, heartbeatInterval: undefined }),
       });
       // One delivery's run: recorded, stalled and decided as the case says; throws on failure.
