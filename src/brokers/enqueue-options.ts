@@ -6,6 +6,7 @@
  * @module
  */
 import { invalidArgument, invalidOption, optionsObject } from '../internal/options.js';
+import { errorMessage } from './dead-letter.js';
 
 /** Options of every broker's `enqueue`. */
 export interface EnqueueOptions {
@@ -113,7 +114,7 @@ export function checkEnqueue(
  * @throws TypeError `ERR_INVALID_ARGUMENT` for a value JSON cannot carry (`undefined`, a
  *   function, a symbol: `JSON.stringify` gives nothing) or cannot serialize (a BigInt, a cycle).
  */
-export function encodePayload(payload: unknown): Buffer {
+export function encodePayload(payload: unknown, name = 'payload'): Buffer {
   if (payload instanceof Uint8Array) {
     return Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
   }
@@ -122,10 +123,15 @@ export function encodePayload(payload: unknown): Buffer {
   try {
     json = JSON.stringify(payload);
   } catch (error) {
-    invalidArgument('payload', payload, `a value JSON can serialize (${(error as Error).message})`);
+    // What JSON.stringify threw (a toJSON may throw anything) is kept as the cause.
+    try {
+      invalidArgument(name, payload, `a value JSON can serialize (${errorMessage(error)})`);
+    } catch (misuse) {
+      throw Object.assign(misuse as Error, { cause: error });
+    }
   }
   if (json === undefined) {
-    invalidArgument('payload', payload, 'bytes, a string or a JSON-serializable value');
+    invalidArgument(name, payload, 'bytes, a string or a JSON-serializable value');
   }
   return Buffer.from(json);
 }

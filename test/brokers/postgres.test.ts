@@ -6,7 +6,7 @@
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { type Consumer, consume } from '../../src/brokers/consumer.js';
-import { enqueue, postgresSource } from '../../src/brokers/postgres/index.js';
+import { enqueue, enqueueMany, migrate, postgresSource } from '../../src/brokers/postgres/index.js';
 import { until } from '../fixtures/brokers/broker-under-test.js';
 import { deadline, delegate, Ledger, payloads } from '../fixtures/brokers/consumer-harness.js';
 import { PG_URL, pgAdmin, uniqueTable } from '../fixtures/brokers/postgres-helpers.js';
@@ -268,5 +268,22 @@ describe('consume() over a PostgreSQL table queue', () => {
     await consumer.close();
     expect((await admin.pool.query('SELECT 1 AS one')).rows).toEqual([{ one: 1 }]);
     expect(await admin.remaining(table)).toBe(0);
+  });
+});
+
+describe('enqueueMany', () => {
+  it('names the payload JSON cannot carry by its index, and refuses a non-array; nothing is inserted', async () => {
+    const table = uniqueTable('many_bad');
+    admin.track(table);
+    await migrate(admin.pool, table);
+    await expect(
+      enqueueMany({ db: admin.pool, table }, [{ ok: 1 }, undefined as never]),
+    ).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT', message: /"payloads\[1\]"/ });
+    await expect(enqueueMany({ db: admin.pool, table }, 'x' as never)).rejects.toMatchObject({
+      code: 'ERR_INVALID_ARGUMENT',
+      message: /"payloads"/,
+    });
+    const { rows } = await admin.pool.query(`select count(*)::int as n from ${table}`);
+    expect(rows[0].n).toBe(0);
   });
 });

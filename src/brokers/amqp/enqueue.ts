@@ -61,6 +61,7 @@ export async function enqueue(
     invalidOption('key', key, 'nothing: RabbitMQ has no message deduplication');
   }
   const { channel, queue } = target;
+  const body = encodePayload(payload); // misuse fails here, before a traced enqueue
   return tracedEnqueue('rabbitmq', queue, checked, async (headers) => {
     const to = delay > 0 ? await delayQueue(channel, queue, retryBucket(delay)) : queue;
     const messageId = randomUUID();
@@ -68,7 +69,7 @@ export async function enqueue(
     await new Promise<void>((resolve, reject) => {
       channel.sendToQueue(
         to,
-        encodePayload(payload),
+        body,
         {
           persistent: true,
           messageId,

@@ -66,11 +66,11 @@ export async function enqueue(
 ): Promise<EnqueueResult> {
   const { delay, key, headers: checked } = checkEnqueue(target, '{ connection, subject }', options);
   const timeout = numberAtLeast('timeout', target.timeout, 1, { unit: 'ms' }) ?? 5000;
+  const body = encodePayload(payload); // misuse fails here, before a traced enqueue
   return tracedEnqueue('nats', target.subject, checked, async (headers) => {
     const h = natsHeaders();
     for (const [name, value] of headers) h.set(name, value);
     if (delay > 0) h.set(DELAY_HEADER, String(Math.ceil(delay)));
-    const body = encodePayload(payload);
     const ack = await jetstream(target.connection).publish(target.subject, body, {
       timeout,
       ...(h.keys().length > 0 ? { headers: h } : {}),

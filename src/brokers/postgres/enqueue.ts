@@ -4,6 +4,7 @@
  * @module
  */
 import type pg from 'pg';
+import { invalidArgument } from '../../internal/options.js';
 import { tracedEnqueue } from '../../observability/enqueue-channel.js';
 import {
   checkEnqueue,
@@ -49,9 +50,10 @@ export async function enqueue(
 ): Promise<EnqueueResult> {
   const { delay, key, headers: checked } = checkEnqueue(target, '{ db, table }', options);
   const sql = queueSql(target.table, 'table');
+  const body = encodePayload(payload); // misuse fails here, before a traced enqueue
   return tracedEnqueue('postgresql', target.table, checked, async (headers) => {
     const { rows } = await target.db.query<{ id: string; deduplicated: boolean }>(sql.enqueue, [
-      encodePayload(payload),
+      body,
       delay,
       key ?? null,
       headers.length === 0 ? null : JSON.stringify(Object.fromEntries(headers)),
@@ -78,9 +80,10 @@ export async function enqueueMany(
   payloads: readonly unknown[],
 ): Promise<string[]> {
   checkEnqueue(target, '{ db, table }', undefined);
+  if (!Array.isArray(payloads)) invalidArgument('payloads', payloads, 'an array of payloads');
   const { rows } = await target.db.query<{ id: string }>(
     queueSql(target.table, 'table').enqueueMany,
-    [payloads.map(encodePayload)],
+    [payloads.map((payload, i) => encodePayload(payload, `payloads[${i}]`))],
   );
   return rows.map((r) => r.id);
 }

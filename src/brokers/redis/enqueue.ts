@@ -66,19 +66,13 @@ export async function enqueue(
       invalidOption('headers', name, `names other than the payload field "${field}"`);
   }
   const names = delayKeys(stream);
+  const body = encodePayload(payload); // misuse fails here, before a traced enqueue
   return tracedEnqueue('redis', stream, checked, async (headers) => {
     const reply = (await evalScript(
       client,
       ENQUEUE,
       [stream, names.delayed, names.data, key === undefined ? stream : names.keyPrefix + key],
-      [
-        field,
-        encodePayload(payload),
-        String(Math.ceil(delay)),
-        key ?? '',
-        randomUUID(),
-        ...headers.flat(),
-      ],
+      [field, body, String(Math.ceil(delay)), key ?? '', randomUUID(), ...headers.flat()],
     )) as [unknown, unknown];
     return { id: String(reply[0]), deduplicated: Number(reply[1]) === 1 };
   });
