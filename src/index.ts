@@ -109,6 +109,7 @@ export {
 } from './observability/watchdog.js';
 export {
   Pipeline,
+  type PipelineDrainReport,
   type PipelineOptions,
   pipeline,
   type StageOptions,

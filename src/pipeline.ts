@@ -88,6 +88,12 @@ export interface StageStats {
   zombies?: ZombieJob[];
 }
 
+/** What `Pipeline.drain()` resolves with. */
+export interface PipelineDrainReport {
+  /** Jobs canceled (each yielded an `AbortError` result) from the `drain()` call to the end. */
+  canceled: number;
+}
+
 /** Options of {@link pipeline}. */
 export interface PipelineOptions {
   /** Aborting it aborts the whole pipeline, like {@link Pipeline.abort}. */
@@ -247,7 +253,10 @@ export class Pipeline<J, T> implements AsyncIterable<Result<J, T>> {
    * pipeline starts drained and yields nothing). With `timeout` (ms), what is still running or
    * buffered then is canceled as by `abort()` (each such job yields an `AbortError` result), as
    * a Pool's drain deadline does; calling again adds a deadline, the earliest wins.
-   * @returns a promise that resolves when the iteration has ended.
+   * @returns a promise that resolves when the iteration has ended, with `canceled`: the jobs the
+   *   deadline (or an `abort()` meanwhile) canceled, counted over the stages from this call — so
+   *   `shutdownOn(['SIGTERM'], () => results.drain({ timeout }))` exits non-zero when work was
+   *   dropped, as for a Pool.
    * @throws RangeError/TypeError (rejection, `ERR_INVALID_OPTION`) when `timeout` is not a
    *   number of ms in 0..2147483647 (`ERR_INVALID_ARGUMENT` when `opts` is not an object); the
    *   pipeline is then left as it was.
@@ -256,7 +265,7 @@ export class Pipeline<J, T> implements AsyncIterable<Result<J, T>> {
    * process.once('SIGTERM', () => void results.drain({ timeout: 10_000 }));
    * ```
    */
-  drain(opts?: { timeout?: number }): Promise<void> {
+  drain(opts?: { timeout?: number }): Promise<PipelineDrainReport> {
     let timeout: number | undefined;
     try {
       timeout = optionalDeadline(
@@ -268,13 +277,22 @@ export class Pipeline<J, T> implements AsyncIterable<Result<J, T>> {
     }
     this.#draining = true;
     this.#live?.[0]?.engine.stopPulling();
+    const before = this.#canceled();
     if (timeout !== undefined) {
       const error = new AbortError(undefined, `drain timed out after ${timeout} ms`);
-      const timer = setTimeout(() => this.abort(error), timeout);
+      // Unref'd: a pipeline nobody iterates must not hold the process open for its deadline.
+      const timer = setTimeout(() => this.abort(error), timeout).unref();
       const clear = () => clearTimeout(timer);
       this.#done.promise.then(clear, clear);
     }
-    return this.#done.promise;
+    return this.#done.promise.then(() => ({ canceled: this.#canceled() - before }));
+  }
+
+  /** Jobs canceled so far, over the stages (a canceled job skips the later ones: counted once). */
+  #canceled(): number {
+    let canceled = 0;
+    for (const stage of this.stats()) canceled += stage.canceled;
+    return canceled;
   }
 
   /**

@@ -103,7 +103,7 @@ class PipelineModel {
   readonly results: Result<Job, number>[] = [];
   readonly nexts: { settled: boolean; done: boolean; error?: { e: unknown }; result?: number }[] =
     [];
-  readonly drains: Promise<void>[] = [];
+  readonly drains: Promise<unknown>[] = [];
   returned = false;
   stopped = false;
   returnPromises: Promise<unknown>[] = [];
