@@ -1,5 +1,4 @@
 import { availableParallelism } from 'node:os';
-import { performance } from 'node:perf_hooks';
 import { AdaptiveConcurrency } from '../gates/adaptive.js';
 import { onAbort } from '../internal/abort-fanout.js';
 import {
@@ -398,11 +397,7 @@ function notCalled(): never {
 /** The threads as the Pool's executor. */
 function threadExecutor<J, R>(scheduler: Scheduler): Executor<J, R> {
   return {
-    run: (started) =>
-      scheduler.run(
-        started as ExecutorJob<unknown, unknown>,
-        started.queuedAt ?? performance.now(),
-      ),
+    run: (started) => scheduler.run(started as ExecutorJob<unknown, unknown>),
     cancel: (started, error) => scheduler.cancel(started.index, error),
     cancelAll: (error) => scheduler.cancelAll(error),
   };

@@ -20,6 +20,13 @@ import type { ThreadSpec } from './module-spec.js';
 import { Startup } from './startup.js';
 import { type Sent, Thread, type ThreadEvents } from './thread.js';
 
+/**
+ * The scheduler's record of one job: an object literal (built from one boilerplate, cheaper
+ * than a class's field definitions), with no number of its own that is not a small integer —
+ * its acceptance time is read from the core's job, its hand-over time is one object per batch.
+ * A double in an object field is a separate 16-byte heap number, and with 100,000 tiny jobs a
+ * round every byte per job is paid again in young-generation collections.
+ */
 interface Job extends Sent {
   /** The core's job: its outcome goes to `target.complete`. */
   target: ExecutorJob<unknown, unknown>;
@@ -29,9 +36,8 @@ interface Job extends Sent {
   timer: NodeJS.Timeout | undefined;
   /** Armed when the job was canceled while running: its thread's deadline to let it go. */
   grace: NodeJS.Timeout | undefined;
-  acceptedAt: number;
-  /** performance.now() when first sent to a thread; 0 before. */
-  startedAt: number;
+  /** When it was first sent to a thread (shared by its batch); undefined before. */
+  handover: Handover | undefined;
   /**
    * The job came with a transfer list. Once sent, its moved objects live only in the thread's
    * copy, so it cannot be taken back and sent elsewhere: it travels alone, to an idle thread.
@@ -41,6 +47,11 @@ interface Job extends Sent {
   alone: boolean;
   /** Higher is sent to a thread first (the submit's `priority`); FIFO within one. */
   priority: number;
+}
+
+/** One hand-over of a batch to a thread: the clock reading its jobs share. */
+interface Handover {
+  readonly at: number;
 }
 
 export interface SchedulerOptions {
@@ -98,11 +109,11 @@ export class Scheduler implements ThreadEvents<Job> {
 
   /**
    * Runs one accepted job; its outcome goes to `target.complete`, exactly once, on a microtask
-   * (see {@link #settle}). `acceptedAt` (performance.now()) is when the pool accepted it; jobs
-   * of a higher `target.priority` go to threads first; `target.index` identifies it for
-   * {@link cancel}.
+   * (see {@link #settle}). `target.queuedAt` (performance.now()) is when the pool accepted it
+   * (no wait is counted when undefined); jobs of a higher `target.priority` go to threads first;
+   * `target.index` identifies it for {@link cancel}.
    */
-  run(target: ExecutorJob<unknown, unknown>, acceptedAt: number): void {
+  run(target: ExecutorJob<unknown, unknown>): void {
     const transfer = target.transfer;
     const moved = transfer !== undefined && transfer.length > 0;
     const job: Job = {
@@ -116,8 +127,7 @@ export class Scheduler implements ThreadEvents<Job> {
       thread: undefined,
       timer: undefined,
       grace: undefined,
-      acceptedAt,
-      startedAt: 0,
+      handover: undefined,
       moved,
       alone: moved,
       priority: target.priority,
@@ -453,15 +463,16 @@ export class Scheduler implements ThreadEvents<Job> {
       return;
     }
     const now = performance.now();
+    // One clock reading for the whole batch: its jobs are handed over together.
+    const handover: Handover = { at: now };
     const watchdog = this.#opts.watchdog;
     for (const job of batch) {
       job.thread = thread;
       watchdog?.started(job.job, job.index, now);
       job.transfer = undefined;
-      if (job.startedAt === 0) {
-        // One clock reading for the whole batch: its jobs are handed over together.
-        this.#timing.recordStart(now, now - job.acceptedAt);
-        job.startedAt = now;
+      if (job.handover === undefined) {
+        this.#timing.recordStart(now, now - (job.target.queuedAt ?? now));
+        job.handover = handover;
       }
       // Armed at hand-over, as the thread may start the job any time now; when it goes off,
       // #timeUp counts from the job's own start.
@@ -638,24 +649,45 @@ export class Scheduler implements ThreadEvents<Job> {
     job.settled = true;
     this.#opts.watchdog?.ended(job.index);
     if (job.timer !== undefined) clearTimeout(job.timer);
-    if (job.startedAt !== 0) this.#timing.settled(outcomeOf(error), job.startedAt, at);
+    const handover = job.handover;
+    if (handover !== undefined) this.#timing.settled(outcomeOf(error), handover.at, at);
     const outbox = this.#outcomes;
-    if (outbox.length === 0) queueMicrotask(this.#deliver);
-    outbox.push(job.target, error, value);
+    const slot = this.#outcomeSlots;
+    if (slot === 0) queueMicrotask(this.#deliver);
+    if (slot === outbox.length) outbox.push(job.target, error, value);
+    else {
+      outbox[slot] = job.target;
+      outbox[slot + 1] = error;
+      outbox[slot + 2] = value;
+    }
+    this.#outcomeSlots = slot + 3;
   }
 
-  /** Outcomes waiting for {@link #deliver}: target, error, value, target, … */
+  /**
+   * Outcomes waiting for {@link #deliver}: target, error, value, target, … in the first
+   * {@link #outcomeSlots} slots. Two arrays in turn, kept with their capacity (setting `length`
+   * to 0 would drop it): a new array per delivery grew again, reallocation after reallocation,
+   * every turn.
+   */
   #outcomes: unknown[] = [];
+  #outcomeSlots = 0;
+  #spare: unknown[] = [];
 
   readonly #deliver = (): void => {
     const outcomes = this.#outcomes;
-    this.#outcomes = [];
-    for (let i = 0; i < outcomes.length; i += 3) {
-      (outcomes[i] as ExecutorJob<unknown, unknown>).complete(
-        outcomes[i + 1] as Error | undefined,
-        outcomes[i + 2],
-      );
+    const slots = this.#outcomeSlots;
+    // Outcomes of jobs settled by what complete() runs go to the other array (a new delivery).
+    this.#outcomes = this.#spare;
+    this.#outcomeSlots = 0;
+    for (let i = 0; i < slots; i += 3) {
+      const target = outcomes[i] as ExecutorJob<unknown, unknown>;
+      const error = outcomes[i + 1] as Error | undefined;
+      const value = outcomes[i + 2];
+      // Cleared before the call, so nothing delivered stays alive here.
+      outcomes[i] = outcomes[i + 1] = outcomes[i + 2] = undefined;
+      target.complete(error, value);
     }
+    this.#spare = outcomes;
   };
 }
 

@@ -1,14 +1,18 @@
 /**
- * A thread's jobs sent and not yet reported, oldest first: an array with a moving head. A result
- * takes the oldest job off with {@link shift} in O(1), where `Array.prototype.shift` copies the
- * rest of the array (up to 2 × 64 jobs) for every result. Internal.
+ * A thread's jobs sent and not yet reported, oldest first: an array with a moving head and
+ * tail. A result takes the oldest job off with {@link shift} in O(1), where
+ * `Array.prototype.shift` copies the rest of the array (up to 2 × 64 jobs) for every result; and
+ * a list that empties (a thread at the end of its batches) starts again at the front of the same
+ * array, instead of growing a new one batch after batch. Slots outside [head, tail) are always
+ * empty, so nothing reported is kept alive. Internal.
  */
 export class SentList<T> {
   #items: (T | undefined)[] = [];
   #head = 0;
+  #tail = 0;
 
   get length(): number {
-    return this.#items.length - this.#head;
+    return this.#tail - this.#head;
   }
 
   /** Slots the backing array holds, reported ones included (for tests: memory follows length). */
@@ -18,32 +22,39 @@ export class SentList<T> {
 
   /** The oldest item, if any. */
   first(): T | undefined {
-    return this.#items[this.#head];
+    return this.#head === this.#tail ? undefined : this.#items[this.#head];
   }
 
   push(item: T): void {
-    this.#items.push(item);
+    const items = this.#items;
+    if (this.#tail === items.length) items.push(item);
+    else items[this.#tail] = item;
+    this.#tail++;
   }
 
   shift(): T | undefined {
-    if (this.#head === this.#items.length) return undefined;
-    const item = this.#items[this.#head];
-    this.#items[this.#head++] = undefined;
-    if (this.#head === this.#items.length) {
-      // Empty (a thread at the end of its batches, usually): start afresh.
-      this.#items = [];
+    const head = this.#head;
+    if (head === this.#tail) return undefined;
+    const items = this.#items;
+    const item = items[head];
+    items[head] = undefined;
+    this.#head = head + 1;
+    if (this.#head === this.#tail) {
+      // Empty: start again at the front of the same array.
       this.#head = 0;
-    } else if (this.#head >= 1024 && this.#head * 2 >= this.#items.length) {
+      this.#tail = 0;
+    } else if (this.#head >= 1024 && this.#head * 2 >= this.#tail) {
       // A thread that always holds a second batch never empties its list: drop the reported
       // prefix once it is most of the array, so memory follows what is in flight.
-      this.#items = this.#items.slice(this.#head);
+      this.#items = items.slice(this.#head, this.#tail);
+      this.#tail -= this.#head;
       this.#head = 0;
     }
     return item;
   }
 
   find(match: (item: T) => boolean): T | undefined {
-    for (let i = this.#head; i < this.#items.length; i++) {
+    for (let i = this.#head; i < this.#tail; i++) {
       const item = this.#items[i] as T;
       if (match(item)) return item;
     }
@@ -51,17 +62,21 @@ export class SentList<T> {
   }
 
   includes(item: T): boolean {
-    return this.#items.indexOf(item, this.#head) >= 0;
+    for (let i = this.#head; i < this.#tail; i++) if (this.#items[i] === item) return true;
+    return false;
   }
 
   /** Removes and returns the first item that matches and every item after it ([] if none). */
   takeFrom(match: (item: T) => boolean): T[] {
-    for (let i = this.#head; i < this.#items.length; i++) {
-      if (!match(this.#items[i] as T)) continue;
-      const taken = this.#items.splice(i) as T[];
-      if (this.#head === this.#items.length) {
-        this.#items = [];
+    const items = this.#items;
+    for (let i = this.#head; i < this.#tail; i++) {
+      if (!match(items[i] as T)) continue;
+      const taken = items.slice(i, this.#tail) as T[];
+      items.fill(undefined, i, this.#tail);
+      this.#tail = i;
+      if (this.#head === this.#tail) {
         this.#head = 0;
+        this.#tail = 0;
       }
       return taken;
     }

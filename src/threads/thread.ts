@@ -203,12 +203,13 @@ export class Thread<S extends Sent> {
     const index = batch[0]?.index ?? 0;
     // Indexes are sent only when they do not follow one another: usually they do.
     let consecutive = true;
-    const transfer: TransferListItem[] = [];
+    let transfer: TransferListItem[] | undefined;
     for (const sent of batch) {
       if (sent.index !== index + jobs.length) consecutive = false;
       jobs.push(sent.job);
       if (sent.transfer) {
         assertAttached(sent.transfer);
+        transfer ??= [];
         transfer.push(...sent.transfer);
       }
     }
@@ -216,7 +217,7 @@ export class Thread<S extends Sent> {
     // Throws (DataCloneError) when a job cannot be cloned: nothing is recorded as sent then.
     const message: RunMessage = { t: 'run', seq: first, jobs, index };
     if (!consecutive) message.indexes = batch.map((sent) => sent.index);
-    this.#port.postMessage(message, transfer.length > 0 ? transfer : undefined);
+    this.#port.postMessage(message, transfer);
     for (const sent of batch) {
       sent.seq = this.#nextSeq;
       sent.batchSeq = first;

@@ -162,6 +162,42 @@ describe('SentList', () => {
       expect(list.backing).toBeLessThanOrEqual(2 * 1024 + 128);
     }
   });
+
+  it('starts again at the front of the same array once it empties, holding nothing reported', () => {
+    // A thread at the end of each batch: 64 in, all 64 out, 200 times.
+    const list = new SentList<{ n: number }>();
+    let next = 0;
+    for (let round = 0; round < 200; round++) {
+      for (let i = 0; i < 64; i++) list.push({ n: next++ });
+      for (let i = 0; i < 64; i++) expect(list.shift()?.n).toBe(next - 64 + i);
+      expect(list.length).toBe(0);
+      expect(list.first()).toBeUndefined();
+      expect(list.backing).toBeLessThanOrEqual(64);
+    }
+  });
+
+  it('after takeFrom, finds and returns only what is still in it', () => {
+    const list = new SentList<number>();
+    for (let i = 0; i < 10; i++) list.push(i);
+    list.shift();
+    expect(list.takeFrom((n) => n === 6)).toEqual([6, 7, 8, 9]);
+    expect(list.includes(7)).toBe(false);
+    expect(list.find((n) => n >= 6)).toBeUndefined();
+    list.push(20);
+    list.push(21);
+    expect(list.length).toBe(7);
+    expect(list.includes(8)).toBe(false);
+    expect(list.takeFrom((n) => n === 21)).toEqual([21]);
+    const out: (number | undefined)[] = [];
+    for (let n = list.shift(); n !== undefined; n = list.shift()) out.push(n);
+    expect(out).toEqual([1, 2, 3, 4, 5, 20]);
+    // Emptied by takeFrom: pushes start at the front again.
+    list.push(30);
+    expect(list.takeFrom((n) => n === 30)).toEqual([30]);
+    expect(list.length).toBe(0);
+    list.push(31);
+    expect([list.first(), list.length]).toEqual([31, 1]);
+  });
 });
 
 describe('ParkedRuns', () => {
