@@ -284,7 +284,7 @@ export class LeaseLostError extends SluiceError {
  *
  * @example
  * ```ts
- * for (const l of (await deadLetters.list()).letters) if (l.code === 'ERR_DELIVERY_LIMIT') await deadLetters.replay([l.id]);
+ * await deadLetters.replay({ code: 'ERR_DELIVERY_LIMIT' }); // the bystanders of a crash loop, once it is fixed
  * ```
  */
 export class DeliveryLimitError extends SluiceError {
@@ -313,13 +313,13 @@ export class DeliveryLimitError extends SluiceError {
  * ```
  */
 export class SettleTimeoutError extends SluiceError {
-  /** What was not confirmed: `'ack'`, `'retry'`, `'release'` or `'dead-letter'`. */
-  readonly operation: string;
+  /** What was not confirmed. */
+  readonly operation: 'ack' | 'retry' | 'release' | 'dead-letter';
   /** The bound that passed (the source's lease), ms. */
   readonly timeout: number;
 
   /** `what` names the message(s): `message 1700000000000-0`, `3 messages`. */
-  constructor(operation: string, what: string, timeout: number) {
+  constructor(operation: SettleTimeoutError['operation'], what: string, timeout: number) {
     super(
       'ERR_SETTLE_TIMEOUT',
       `${operation} of ${what} not confirmed by the broker within the lease (${timeout} ms)`,

@@ -404,7 +404,11 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
    * is replaced by the link's own deadline. The command is not withdrawn: if Redis comes back
    * in time it still runs (each script judges ownership when it runs).
    */
-  #withinLease<T>(settle: Promise<T>, operation: string, message: RedisMessage): Promise<T> {
+  #withinLease<T>(
+    settle: Promise<T>,
+    operation: SettleTimeoutError['operation'],
+    message: RedisMessage,
+  ): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       let timer: NodeJS.Timeout;
       const look = () => {
