@@ -6,7 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Consumer, consume } from '../../src/brokers/consumer.js';
-import { redisSource } from '../../src/brokers/redis/index.js';
+import { enqueue, redisSource } from '../../src/brokers/redis/index.js';
 import { reapEmptyConsumers } from '../../src/brokers/redis/source.js';
 import { deadline, delegate, Ledger, payloads } from '../fixtures/brokers/consumer-harness.js';
 import { type RedisAdmin, redisAdmin, uniqueStream } from '../fixtures/brokers/redis-helpers.js';
@@ -476,3 +476,17 @@ async function idleOf(stream: string, name: string): Promise<number> {
   const row = rows.find((r) => r[r.indexOf('name') + 1] === name)!;
   return Number(row[row.indexOf('idle') + 1]);
 }
+
+describe('enqueue() on Redis: headers', () => {
+  it('a header named like the payload field (a custom field too) is refused, naming it; nothing is added', async () => {
+    const stream = uniqueStream('hdrfield');
+    admin.track(stream);
+    const client = admin.client as Parameters<typeof enqueue>[0]['client'];
+    await expect(
+      enqueue({ client, stream, field: 'payload' }, { a: 1 }, { headers: { payload: 'x' } }),
+    ).rejects.toMatchObject({ code: 'ERR_INVALID_OPTION', message: /"payload"/ });
+    // `body` is only the default field's name: with another field it is an ordinary header.
+    await enqueue({ client, stream, field: 'payload' }, { a: 1 }, { headers: { body: 'x' } });
+    expect(Number(await admin.client.sendCommand(['XLEN', stream]))).toBe(1);
+  });
+});
