@@ -5,12 +5,12 @@ import { onAbort } from './internal/abort-fanout.js';
 import type { JobContext, WorkerFunction } from './internal/job-run.js';
 import {
   argument,
+  drainDeadline,
   invalidArgument,
   invalidState,
   iterableArgument,
   nonNegativeInt,
   optionalBoolean,
-  optionalDeadline,
   optionalDuration,
   optionalSignal,
   optionsObject,
@@ -268,10 +268,7 @@ export class Pipeline<J, T> implements AsyncIterable<Result<J, T>> {
   drain(opts?: { timeout?: number }): Promise<PipelineDrainReport> {
     let timeout: number | undefined;
     try {
-      timeout = optionalDeadline(
-        'timeout',
-        optionsObject<{ timeout?: number }>(argument('opts'), opts)?.timeout,
-      );
+      timeout = drainDeadline(opts);
     } catch (error) {
       return Promise.reject(error); // misuse of a promise-returning method rejects (README)
     }

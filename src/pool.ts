@@ -25,12 +25,12 @@ import {
 import {
   argument,
   callSignal,
+  drainDeadline,
   fn,
   invalidOption,
   nonEmptyString,
   nonNegativeInt,
   optionalBoolean,
-  optionalDeadline,
   optionalDuration,
   optionalSignal,
   optionsObject,
@@ -579,10 +579,7 @@ export class Pool<J, R> implements JobOwner<J, R> {
   drain(opts?: { timeout?: number }): Promise<DrainReport<J>> {
     let timeout: number | undefined;
     try {
-      timeout = optionalDeadline(
-        'timeout',
-        optionsObject<{ timeout?: number }>(argument('opts'), opts)?.timeout,
-      );
+      timeout = drainDeadline(opts);
     } catch (error) {
       return Promise.reject(error); // misuse of a promise-returning method rejects (README)
     }

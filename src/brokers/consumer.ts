@@ -36,11 +36,11 @@ import { onAbort as onAbortOf } from '../internal/abort-fanout.js';
 import {
   argument,
   coded,
+  drainDeadline,
   fn,
   invalidArgument,
   invalidOption,
   MAX_TIMER_MS,
-  optionalDeadline,
   optionalDuration,
   optionalSignal,
   optionsObject,
@@ -371,10 +371,7 @@ class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
   drain(opts?: { timeout?: number }): Promise<ConsumerReport> {
     let timeout: number | undefined;
     try {
-      timeout = optionalDeadline(
-        'timeout',
-        optionsObject<{ timeout?: number }>(argument('opts'), opts)?.timeout,
-      );
+      timeout = drainDeadline(opts);
     } catch (error) {
       return Promise.reject(error); // misuse of a promise-returning method rejects; still open
     }

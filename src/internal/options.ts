@@ -278,3 +278,15 @@ export function callSignal(opts: unknown): AbortSignal | undefined {
 }
 
 const OPTS = argument('opts');
+
+/**
+ * The `timeout` (ms) of a `drain(opts)` call — Pool, pipeline, consume() — or undefined.
+ * @throws the misuse error (`ERR_INVALID_OPTION`, `ERR_INVALID_ARGUMENT` when `opts` is not an
+ *   object); callers turn it into a rejection.
+ */
+export function drainDeadline(opts: unknown): number | undefined {
+  return optionalDeadline(
+    'timeout',
+    optionsObject<{ timeout?: number }>(argument('opts'), opts)?.timeout,
+  );
+}
