@@ -490,3 +490,28 @@ describe('enqueue() on Redis: headers', () => {
     expect(Number(await admin.client.sendCommand(['XLEN', stream]))).toBe(1);
   });
 });
+
+describe('the first-failure time kept for a dead letter', () => {
+  it('is removed once a message that failed is acked on a later delivery (no key left for a week)', async () => {
+    const stream = uniqueStream('firstfail');
+    admin.track(stream, `${stream}:dead`);
+    await admin.fill(stream, payloads(20));
+    let runs = 0;
+    const consumer = consume<{ k: string }>(
+      await redisSource({ client: admin.client as never, stream, group: 'g', fetchWait: 100 }),
+      (_, { message }) => {
+        runs++;
+        if (message.deliveryCount === 1) throw new Error('fails once');
+      },
+      { concurrency: 4, backoff: () => 0, onError: () => {} },
+    );
+    await admin.until(async () => consumer.stats().acked === 20, 'all 20 acked on their retry');
+    await consumer.close();
+    expect(runs).toBe(40);
+    const left = async () =>
+      ((await admin.client.sendCommand(['KEYS', `${stream}:dead:first-failed:*`])) as string[])
+        .length;
+    await admin.until(async () => (await left()) === 0, 'no first-failure key left');
+    expect(await left()).toBe(0);
+  });
+});

@@ -560,8 +560,26 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
    * when it runs. Bounded by `lease`: after that the entry may be reclaimed anyway.
    */
   async #ackOnce(messages: RedisMessage[], via: RedisLink): Promise<ReadonlySet<string>> {
-    const refused = await this.#ackScript(messages, via);
-    return refused.length === 0 ? NONE_REFUSED : new Set(refused.map(String));
+    const reply = await this.#ackScript(messages, via);
+    const refused = reply.length === 0 ? NONE_REFUSED : new Set(reply.map(String));
+    this.#forgetFirstFailures(messages, refused);
+    return refused;
+  }
+
+  /**
+   * A redelivered message that was acked will not be dead-lettered: the time of its first failure
+   * (kept for its dead letter, `retry`) goes, in one `DEL` for the flush — else every message that
+   * failed once and then succeeded left a key for `FIRST_FAILURE_TTL`. First deliveries, the usual
+   * case, have none and send nothing. Best effort: the key expires anyway.
+   */
+  #forgetFirstFailures(messages: RedisMessage[], refused: ReadonlySet<string>): void {
+    const keys: string[] = [];
+    for (const message of messages) {
+      if (message.deliveryCount > 1 && !refused.has(message.id)) {
+        keys.push(this.#firstFailure(message));
+      }
+    }
+    if (keys.length > 0) this.#cmd.sendCommand(['DEL', ...keys]).catch(() => {});
   }
 
   /** The ack script's reply (the refused ids), on `via`, then once more on the command connection. */
