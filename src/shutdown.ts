@@ -120,8 +120,7 @@ export function shutdownOn(
     if (finished) return;
     finished = true;
     clearTimeout(timer);
-    uninstall();
-    leave(member, code, exit);
+    leave(member, code, exit); // its handlers come off when the last drain ends (see the group)
   };
 
   const force = (code: number, reason: string): void => {
@@ -135,7 +134,7 @@ export function shutdownOn(
     setTimeout(() => finish(code), forceGrace).unref();
   };
   // Until the drain settles, an exit (say, the loop emptied under a hung drain) is a failure.
-  const member: Member = { code: 1, force };
+  const member: Member = { code: 1, force, end: () => uninstall() };
 
   const start = (signal: NodeJS.Signals): void => {
     join(member);

@@ -140,7 +140,7 @@ describe('shutdownOn (child process)', () => {
 });
 
 /** A child with several shutdownOn (shutdown-group-child.ts), driven line by line. */
-function startGroup(shutdowns: object[]) {
+function startGroup(shutdowns: object[], env: Record<string, string> = {}) {
   const child = spawn(
     process.execPath,
     [
@@ -149,7 +149,7 @@ function startGroup(shutdowns: object[]) {
       fileURLToPath(new URL('./fixtures/shutdown-group-child.ts', import.meta.url)),
     ],
     {
-      env: { ...process.env, SHUTDOWNS: JSON.stringify(shutdowns) },
+      env: { ...process.env, ...env, SHUTDOWNS: JSON.stringify(shutdowns) },
       stdio: ['pipe', 'pipe', 'pipe'],
     },
   );
@@ -219,6 +219,30 @@ describe('shutdownOn: several in one process end together', () => {
     await g.waitFor('aborted', 'b');
     expect(await g.exited).toBe(130);
     expect(g.seen('aborted', 'a') && g.seen('aborted', 'b')).toBe(true);
+  });
+
+  it('a repeat of a signal only a finished registration listened to still forces the others (not the default action)', async () => {
+    const g = startGroup([
+      { name: 'a', signals: ['SIGTERM', 'SIGINT'], debounce: 0 },
+      { name: 'b', signals: ['SIGTERM'], forceGrace: 100, timeout: 600_000 },
+    ]);
+    await g.waitFor('ready');
+    g.child.kill('SIGTERM');
+    await Promise.all([g.waitFor('started', 'a'), g.waitFor('started', 'b')]);
+    g.say('a ok');
+    await g.waitFor('ok', 'a');
+    g.child.kill('SIGINT'); // a is done: without its handler, SIGINT would kill the process
+    expect(await g.exited).toBe(130);
+    expect(g.seen('aborted', 'b')).toBe(true);
+  });
+
+  it('an exit code the app set before the signal is never lowered', async () => {
+    const g = startGroup([{ name: 'a', signals: ['SIGTERM'] }], { EXIT_CODE: '3' });
+    await g.waitFor('ready');
+    g.child.kill('SIGTERM');
+    await g.waitFor('started', 'a');
+    g.say('a ok');
+    expect(await g.exited).toBe(3);
   });
 
   it("one drain's timeout forces the others, and its exit code holds though they finish cleanly", async () => {
