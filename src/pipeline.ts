@@ -249,8 +249,8 @@ export class Pipeline<J, T> implements AsyncIterable<Result<J, T>> {
   /**
    * Stops pulling the source; every stage finishes what it holds (a value that a pull already
    * pending brings runs too: nothing taken from the source is lost). Keep consuming the results:
-   * the promise resolves once the last one has been taken (called before iterating, the
-   * pipeline starts drained and yields nothing). With `timeout` (ms), what is still running or
+   * the promise resolves once the last one has been taken (called before iterating, it resolves
+   * at once and the pipeline yields nothing). With `timeout` (ms), what is still running or
    * buffered then is canceled as by `abort()` (each such job yields an `AbortError` result), as
    * a Pool's drain deadline does; calling again adds a deadline, the earliest wins.
    * @returns a promise that resolves when the iteration has ended, with `canceled`: the jobs the
@@ -273,7 +273,10 @@ export class Pipeline<J, T> implements AsyncIterable<Result<J, T>> {
       return Promise.reject(error); // misuse of a promise-returning method rejects (README)
     }
     this.#draining = true;
-    this.#live?.[0]?.engine.stopPulling();
+    // Not iterated yet: nothing was pulled, so nothing is left to finish (a later iteration
+    // yields nothing); waiting for an iteration nobody may start would never end.
+    if (this.#live === undefined) return Promise.resolve({ canceled: 0 });
+    this.#live[0]?.engine.stopPulling();
     const before = this.#canceled();
     if (timeout !== undefined) {
       const error = new AbortError(undefined, `drain timed out after ${timeout} ms`);

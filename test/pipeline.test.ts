@@ -205,6 +205,16 @@ describe('pipeline: drain and abort', () => {
     }
   });
 
+  it('drain() before any iteration resolves at once; the pipeline then pulls nothing and yields nothing', async () => {
+    const { state, source } = counted(10);
+    const p = pipeline(source).stage('x', async (n: number) => n, { concurrency: 1 });
+    expect(await p.drain({ timeout: 60_000 })).toEqual({ canceled: 0 });
+    const results: unknown[] = [];
+    for await (const r of p) results.push(r);
+    expect(results).toEqual([]);
+    expect(state.pulled).toBe(0);
+  });
+
   it('drain() refuses a bad timeout by rejecting, naming it, and leaves the pipeline as it was', async () => {
     const p = pipeline([1, 2]).stage('x', async (n: number) => n, { concurrency: 1 });
     await expect(p.drain({ timeout: -1 })).rejects.toMatchObject({ code: 'ERR_INVALID_OPTION' });
