@@ -167,7 +167,13 @@ function startGroup(shutdowns: object[], env: Record<string, string> = {}) {
   };
   const exited = once(child, 'exit').then(([code]) => code as number);
   const say = (line: string) => child.stdin!.write(`${line}\n`);
-  return { child, events, seen, waitFor, exited, say };
+  /** Once the child is ready: SIGTERM, then every registration's drain has started. */
+  const term = async () => {
+    await waitFor('ready');
+    child.kill('SIGTERM');
+    await Promise.all(shutdowns.map((r) => waitFor('started', (r as { name: string }).name)));
+  };
+  return { child, events, seen, waitFor, exited, say, term };
 }
 
 describe('shutdownOn: several in one process end together', () => {
@@ -176,9 +182,7 @@ describe('shutdownOn: several in one process end together', () => {
       { name: 'a', signals: ['SIGTERM'] },
       { name: 'b', signals: ['SIGTERM'], exit: false },
     ]);
-    await g.waitFor('ready');
-    g.child.kill('SIGTERM');
-    await Promise.all([g.waitFor('started', 'a'), g.waitFor('started', 'b')]);
+    await g.term();
     g.say('a ok');
     await g.waitFor('ok', 'a');
     g.say('b ok'); // the process must still be there to take it
@@ -196,9 +200,7 @@ describe('shutdownOn: several in one process end together', () => {
         { name: 'a', signals: ['SIGTERM'] },
         { name: 'b', signals: ['SIGTERM'], exit: false },
       ]);
-      await g.waitFor('ready');
-      g.child.kill('SIGTERM');
-      await Promise.all([g.waitFor('started', 'a'), g.waitFor('started', 'b')]);
+      await g.term();
       g.say(first);
       await g.waitFor(first.split(' ')[1]!, first.split(' ')[0]);
       g.say(then);
@@ -212,9 +214,7 @@ describe('shutdownOn: several in one process end together', () => {
       // b's own deadline is far off: only a's forced stop can end it soon.
       { name: 'b', signals: ['SIGTERM'], forceGrace: 100, timeout: 600_000 },
     ]);
-    await g.waitFor('ready');
-    g.child.kill('SIGTERM');
-    await Promise.all([g.waitFor('started', 'a'), g.waitFor('started', 'b')]);
+    await g.term();
     g.child.kill('SIGINT');
     await g.waitFor('aborted', 'b');
     expect(await g.exited).toBe(130);
@@ -226,9 +226,7 @@ describe('shutdownOn: several in one process end together', () => {
       { name: 'a', signals: ['SIGTERM', 'SIGINT'], debounce: 0 },
       { name: 'b', signals: ['SIGTERM'], forceGrace: 100, timeout: 600_000 },
     ]);
-    await g.waitFor('ready');
-    g.child.kill('SIGTERM');
-    await Promise.all([g.waitFor('started', 'a'), g.waitFor('started', 'b')]);
+    await g.term();
     g.say('a ok');
     await g.waitFor('ok', 'a');
     g.child.kill('SIGINT'); // a is done: without its handler, SIGINT would kill the process
@@ -238,9 +236,7 @@ describe('shutdownOn: several in one process end together', () => {
 
   it('an exit code the app set before the signal is never lowered', async () => {
     const g = startGroup([{ name: 'a', signals: ['SIGTERM'] }], { EXIT_CODE: '3' });
-    await g.waitFor('ready');
-    g.child.kill('SIGTERM');
-    await g.waitFor('started', 'a');
+    await g.term();
     g.say('a ok');
     expect(await g.exited).toBe(3);
   });

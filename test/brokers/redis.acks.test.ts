@@ -81,6 +81,19 @@ async function countedSource(
 
 const never = new AbortController().signal;
 
+/** `[id, owner]` of every entry pending in group `g` (at most 10). */
+async function pendingOwners(stream: string): Promise<unknown[][]> {
+  const pending = (await admin.client.sendCommand([
+    'XPENDING',
+    stream,
+    'g',
+    '-',
+    '+',
+    '10',
+  ])) as unknown[][];
+  return pending.map((row) => [row[0], row[1]]);
+}
+
 /** Waits until every pending entry of `stream` (group g) has been idle for `ms` (a lease). */
 function idlePast(stream: string, ms: number): Promise<void> {
   return admin.until(async () => {
@@ -123,15 +136,7 @@ describe('Redis source acks', () => {
         code: 'ERR_LEASE_LOST',
       });
       // Only b's entry is still pending, and still b's.
-      const pending = (await admin.client.sendCommand([
-        'XPENDING',
-        stream,
-        'g',
-        '-',
-        '+',
-        '10',
-      ])) as unknown[][];
-      expect(pending.map((row) => [row[0], row[1]])).toEqual([[messages[1]!.id, 'b']]);
+      expect(await pendingOwners(stream)).toEqual([[messages[1]!.id, 'b']]);
     } finally {
       await source.close();
     }
@@ -383,15 +388,7 @@ describe('Redis source acks', () => {
       expect(results![1]).toBeUndefined();
       expect(results![2]).toMatchObject({ code: 'ERR_LEASE_LOST' });
       expect(results![3]).toBeUndefined();
-      const pending = (await admin.client.sendCommand([
-        'XPENDING',
-        stream,
-        'g',
-        '-',
-        '+',
-        '10',
-      ])) as unknown[][];
-      expect(pending.map((row) => [row[0], row[1]])).toEqual([[messages[2]!.id, 'b']]);
+      expect(await pendingOwners(stream)).toEqual([[messages[2]!.id, 'b']]);
     } finally {
       await source.close();
     }
