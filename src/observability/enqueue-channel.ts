@@ -40,7 +40,7 @@ export interface EnqueueTraceContext {
  */
 export const SLUICE_ENQUEUE = 'sluice:enqueue';
 
-const enqueueTrace = diagnostics.tracingChannel<unknown, EnqueueTraceContext>(SLUICE_ENQUEUE);
+const enqueueTrace = diagnostics.tracingChannel(SLUICE_ENQUEUE);
 
 const BAD_NAME = /^sluice-|[\r\n:]/i;
 

@@ -46,7 +46,7 @@ export function feedJobMetrics(sink: JobMetricsSink): () => void {
       },
     ],
   ];
-  const trace = diagnostics.tracingChannel<string, JobTraceContext>(SLUICE_JOB);
+  const trace = diagnostics.tracingChannel(SLUICE_JOB);
   const onStart = (m: unknown) => {
     const ctx = m as JobTraceContext;
     if (ctx.attempt === 1 && ctx.waitMs !== undefined) sink.waited(ctx.name, ctx.waitMs / 1000);

@@ -105,21 +105,21 @@ export function instrumentSluice(options?: SluiceOtelOptions): SluiceInstrumenta
   hasMethods('propagator', o.propagator, ['inject', 'extract']);
   const propagator = o.propagator ?? globalPropagator;
   const undo: (() => void)[] = [];
-  const jobTrace = diagnostics.tracingChannel<unknown, JobTraceContext>(SLUICE_JOB);
+  const jobTrace = diagnostics.tracingChannel(SLUICE_JOB);
   if (traces) {
     const tracer = (o.tracerProvider ?? trace.getTracerProvider()).getTracer(INSTRUMENTATION_NAME);
     const jobs = new JobSpans(tracer, propagator);
     const jobStore = contextStore();
-    jobTrace.start.bindStore(jobStore, (ctx) => jobs.start(ctx));
+    jobTrace.start.bindStore(jobStore, (ctx) => jobs.start(ctx as JobTraceContext));
     const jobHandlers = {
       error: (ctx: unknown) => jobs.error(ctx as JobTraceContext),
       asyncEnd: (ctx: unknown) => jobs.end(ctx as JobTraceContext),
     };
     jobTrace.subscribe(jobHandlers as never);
-    const enqueueTrace = diagnostics.tracingChannel<unknown, EnqueueTraceContext>(SLUICE_ENQUEUE);
+    const enqueueTrace = diagnostics.tracingChannel(SLUICE_ENQUEUE);
     const sends = new EnqueueSpans(tracer, propagator);
     const sendStore = contextStore();
-    enqueueTrace.start.bindStore(sendStore, (ctx) => sends.start(ctx));
+    enqueueTrace.start.bindStore(sendStore, (ctx) => sends.start(ctx as EnqueueTraceContext));
     const sendHandlers = {
       error: (ctx: unknown) => sends.error(ctx as EnqueueTraceContext),
       asyncEnd: (ctx: unknown) => sends.end(ctx as EnqueueTraceContext),
