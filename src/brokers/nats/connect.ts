@@ -56,7 +56,8 @@ function probeInfo(server: string): { socket: Socket; answered: Promise<void> } 
   });
   const answered = new Promise<void>((resolve, reject) => {
     socket.once('data', (chunk) => {
-      if (chunk.subarray(0, 4).toString() === 'INFO') resolve();
+      // String(): the chunk is a Buffer (no encoding set); typed `string | Buffer` in newer @types/node.
+      if (String(chunk).startsWith('INFO')) resolve();
       else reject(new Error(`${server} is not a NATS server (no INFO)`));
     });
     socket.once('error', reject);
