@@ -280,8 +280,9 @@ export class Pipeline<J, T> implements AsyncIterable<Result<J, T>> {
     const before = this.#canceled();
     if (timeout !== undefined) {
       const error = new AbortError(undefined, `drain timed out after ${timeout} ms`);
-      // Unref'd: a pipeline nobody iterates must not hold the process open for its deadline.
-      const timer = setTimeout(() => this.abort(error), timeout).unref();
+      // Not unref'd (as a Pool's): with only hung jobs left, nothing else may keep the process
+      // alive until the deadline cancels them and the loop gets their results.
+      const timer = setTimeout(() => this.abort(error), timeout);
       const clear = () => clearTimeout(timer);
       this.#done.promise.then(clear, clear);
     }

@@ -1,4 +1,6 @@
+import { spawn } from 'node:child_process';
 import { getEventListeners } from 'node:events';
+import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { AbortError, Pool, pipeline, type Result } from '../src/index.js';
 import { deferred, flush } from './helpers.js';
@@ -531,4 +533,28 @@ describe('pipeline: hand-written and waiting sources', () => {
     expect(drained).toBe(true);
     expect(await it.next()).toEqual({ done: true, value: undefined });
   });
+});
+
+describe('pipeline: drain deadline in a process with nothing else to do', () => {
+  it('drain({ timeout }) keeps the process alive until its deadline cancels hung jobs, and the loop ends normally', async () => {
+    const fixture = fileURLToPath(new URL('./fixtures/pipeline-drain-child.ts', import.meta.url));
+    const child = spawn(process.execPath, ['--import', 'tsx', fixture], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d) => {
+      out += d;
+    });
+    child.stderr.on('data', (d) => {
+      err += d;
+    });
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    // An unref'd deadline let the process exit 13 (unsettled top-level await) with no results.
+    expect({ code, err }).toEqual({ code: 0, err: '' });
+    expect(JSON.parse(out)).toEqual({
+      seen: ['AbortError', 'AbortError', 'AbortError'],
+      canceled: 3,
+    });
+  }, 60_000);
 });
