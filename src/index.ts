@@ -117,7 +117,7 @@ export {
   type StageStats,
 } from './pipeline.js';
 export { type DrainReport, Pool, type PoolOptions, type SubmitOptions, type Task } from './pool.js';
-export type { Result } from './result.js';
+export type { PipelineResult, Result } from './result.js';
 export { type RunPoolOptions, runPool } from './run-pool.js';
 export { type ShutdownContext, type ShutdownOptions, shutdownOn } from './shutdown.js';
 export { type GateWaiting, type Percentiles, type PoolStats, STATS_WINDOW } from './stats.js';

@@ -26,7 +26,7 @@ import {
   watchdogOptions,
   type ZombieJob,
 } from './observability/watchdog.js';
-import type { Result } from './result.js';
+import type { PipelineResult, Result } from './result.js';
 import { engineGates } from './run-pool.js';
 import { type Percentiles, StatsRecorder } from './stats.js';
 
@@ -161,7 +161,7 @@ function isRunner(value: unknown): value is StageRunner<unknown, unknown> {
  * console.table(results.stats());
  * ```
  */
-export class Pipeline<J, T> implements AsyncIterable<Result<J, T>> {
+export class Pipeline<J, T> implements AsyncIterable<PipelineResult<J, T>> {
   readonly #source: Iterable<J> | AsyncIterable<J>;
   readonly #signal: AbortSignal | undefined;
   readonly #defs: StageDef[];
@@ -210,7 +210,7 @@ export class Pipeline<J, T> implements AsyncIterable<Result<J, T>> {
     return new Pipeline<J, U>(this.#source, { signal: this.#signal }, [...this.#defs, def]);
   }
 
-  [Symbol.asyncIterator](): AsyncIterator<Result<J, T>> {
+  [Symbol.asyncIterator](): AsyncIterator<PipelineResult<J, T>> {
     if (this.#live) invalidState('a pipeline can be iterated only once');
     this.#live = this.#build();
     const last = this.#live.at(-1);
@@ -396,10 +396,12 @@ export class Pipeline<J, T> implements AsyncIterable<Result<J, T>> {
    * The signal is watched from the first `next()` until the end, so an iterator that is
    * created and dropped retains nothing.
    */
-  #output(last: LiveStage): AsyncIterator<Result<J, T>> & AsyncIterable<Result<J, T>> {
+  #output(
+    last: LiveStage,
+  ): AsyncIterator<PipelineResult<J, T>> & AsyncIterable<PipelineResult<J, T>> {
     let state: 'new' | 'iterating' | 'ended' = 'new';
     let unsubscribe: (() => void) | undefined;
-    const end = async (): Promise<IteratorResult<Result<J, T>>> => {
+    const end = async (): Promise<IteratorResult<PipelineResult<J, T>>> => {
       if (state === 'ended') return { done: true, value: undefined };
       state = 'ended';
       unsubscribe?.();
@@ -418,7 +420,7 @@ export class Pipeline<J, T> implements AsyncIterable<Result<J, T>> {
       else if (signal) unsubscribe = onAbort(signal, () => this.abort(signal.reason));
     };
     const iterator = {
-      next: async (): Promise<IteratorResult<Result<J, T>>> => {
+      next: async (): Promise<IteratorResult<PipelineResult<J, T>>> => {
         if (state === 'ended') return { done: true, value: undefined };
         if (state === 'new') begin();
         let step: IteratorResult<Result<Envelope, unknown>, undefined>;
@@ -432,7 +434,7 @@ export class Pipeline<J, T> implements AsyncIterable<Result<J, T>> {
         return { done: false, value: toResult<J, T>(step.value, last.def.name) };
       },
       return: () => end(),
-      throw: async (error?: unknown): Promise<IteratorResult<Result<J, T>>> => {
+      throw: async (error?: unknown): Promise<IteratorResult<PipelineResult<J, T>>> => {
         await end();
         throw error;
       },
@@ -523,9 +525,9 @@ async function* forward(
 }
 
 /** The last stage's result as the pipeline's. */
-function toResult<J, T>(r: Result<Envelope, unknown>, stage: string): Result<J, T> {
+function toResult<J, T>(r: Result<Envelope, unknown>, stage: string): PipelineResult<J, T> {
   const out = toEnvelope(r, stage);
-  const result: Result<J, T> = out.failure
+  const result: PipelineResult<J, T> = out.failure
     ? {
         ok: false,
         job: out.job as J,

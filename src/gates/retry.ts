@@ -17,7 +17,8 @@ import { type BackoffFunction, type BackoffOptions, backoffDelays } from './back
  * `abort()` and a drain deadline cancel the wait (the job settles as `AbortError`). A canceled
  * job (`AbortError`) is never retried; every other failure, timeouts and thread crashes included,
  * is — unless `retryIf` says no. The result carries `attempts` and the errors of every attempt
- * (`errors`, oldest first; `error` is the last).
+ * (`errors`, oldest first, then the cancel that ended a wait to retry if one did; `error` is the
+ * last).
  *
  * Defaults follow p-retry and BullMQ: exponential backoff from 1 s, doubling, capped at 30 s,
  * half of each delay random.

@@ -130,6 +130,10 @@ describe('retry', () => {
     const result = await task.result;
     expect(result).toMatchObject({ ok: false, attempts: 1 });
     if (!result.ok) expect(result.error).toBeInstanceOf(AbortError);
+    // The cancel was not a run: it follows the run's error, one more than `attempts`, and is last.
+    expect(result.errors).toHaveLength(2);
+    expect(result.errors?.[0]?.message).toBe('run 1 of 1 failed');
+    if (!result.ok) expect(result.errors?.at(-1)).toBe(result.error);
     expect(vi.getTimerCount()).toBe(0);
   });
 

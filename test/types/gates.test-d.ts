@@ -7,6 +7,7 @@ import type { BrokerSource } from '../../src/brokers/source.js';
 import {
   consume,
   type GateOptions,
+  type PipelineResult,
   Pool,
   pipeline,
   type RateLimiter,
@@ -40,6 +41,14 @@ export async function keyAndPriorityReadTheJobType(orders: Order[]): Promise<voi
     expectTypeOf(r).toEqualTypeOf<Result<Order, number>>();
     expectTypeOf(r.attempts).toEqualTypeOf<number | undefined>();
     expectTypeOf(r.errors).toEqualTypeOf<Error[] | undefined>();
+  }
+
+  const charged = pipeline(orders).stage('charge', (o: Order) => o.amount, { concurrency: 2 });
+  for await (const r of charged) {
+    expectTypeOf(r).toEqualTypeOf<PipelineResult<Order, number>>();
+    expectTypeOf(r).toExtend<Result<Order, number>>();
+    // A pipeline's failure always names its stage: no `undefined` to check.
+    if (!r.ok) expectTypeOf(r.stage).toEqualTypeOf<string>();
   }
 
   pipeline(orders).stage('charge', (o: Order) => o.amount, {
