@@ -6,7 +6,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { consume } from '../../src/brokers/consumer.js';
+import { type ConsumerReport, consume } from '../../src/brokers/consumer.js';
 import { redisSource } from '../../src/brokers/redis/index.js';
 import { readerName } from '../../src/brokers/redis/source.js';
 import { deadline, Ledger, payloads } from '../fixtures/brokers/consumer-harness.js';
@@ -159,16 +159,22 @@ describe('settling with Redis down', () => {
         await deadline(allRunning.promise, 10_000, 'four handlers running');
         await own.stop(0); // SIGKILL: every reconnect is refused from now on
         const started = performance.now();
-        if (how === 'drain') await deadline(consumer.drain({ timeout: 300 }), 8_000, 'drain');
-        else if (how === 'abort') await deadline(consumer.abort(), 8_000, 'abort');
+        let report: ConsumerReport;
+        if (how === 'drain') {
+          report = await deadline(consumer.drain({ timeout: 300 }), 8_000, 'drain');
+        } else if (how === 'abort') report = await deadline(consumer.abort(), 8_000, 'abort');
         else {
           fail.resolve(); // failures on the last delivery: dead letters while Redis is down
-          await deadline(consumer.drain({ timeout: 300 }), 8_000, 'drain after failures');
+          report = await deadline(consumer.drain({ timeout: 300 }), 8_000, 'drain after failures');
         }
         // Drain deadline 0.3 s + a settle bounded by the lease 1.5 s + the 2 s close grace.
         expect(performance.now() - started).toBeLessThan(5_000);
         // What was not confirmed is reported, under its own code.
         expect(codes).toContain('ERR_SETTLE_TIMEOUT');
+        // The report does not read clean: canceled handlers (drain deadline, abort), or
+        // finished handlers whose dead letters Redis never confirmed (unsettled).
+        if (how === 'fail') expect(report).toMatchObject({ completed: 0, unsettled: 4 });
+        else expect(report).toMatchObject({ completed: 0, canceled: 4, unsettled: 0 });
         await own.start(); // its AOF kept every acknowledged write
         const after = await redisAdmin(own.url);
         // Nothing lost: every message is still pending in the group, not yet read, or
