@@ -302,10 +302,12 @@ export class DeliveryLimitError extends SluiceError {
 
 /**
  * A broker did not confirm a consumer's settle (ack, retry, release, dead letter) of a message
- * within the source's `lease` (ms): it is down or stalled. Waiting longer would only hold a
- * drain or close for the outage, and past the lease the broker may hand the message to another
- * consumer anyway; the message is delivered again unless the settle did reach the broker.
- * `consume()` reports it to `onError`, as it does any failed settle.
+ * in time — within the source's `lease` on Redis, its `ackTimeout` on NATS (ms): it is down or
+ * stalled. Waiting longer would only hold a drain or close for the outage, and past the lease
+ * the broker may hand the message to another consumer anyway; the message is delivered again
+ * unless the settle did reach the broker. `consume()` reports it to `onError`, as it does any
+ * failed settle, and counts the message `unsettled`. `cause` holds the client's own timeout
+ * error when there is one (NATS).
  *
  * @example
  * ```ts
@@ -315,14 +317,23 @@ export class DeliveryLimitError extends SluiceError {
 export class SettleTimeoutError extends SluiceError {
   /** What was not confirmed. */
   readonly operation: 'ack' | 'retry' | 'release' | 'dead-letter';
-  /** The bound that passed (the source's lease), ms. */
+  /** The bound that passed (the source's lease, or NATS's `ackTimeout`), ms. */
   readonly timeout: number;
 
-  /** `what` names the message(s): `message 1700000000000-0`, `3 messages`. */
-  constructor(operation: SettleTimeoutError['operation'], what: string, timeout: number) {
+  /**
+   * `what` names the message(s): `message 1700000000000-0`, `3 messages`; `within` names the
+   * bound (default `'the lease'`).
+   */
+  constructor(
+    operation: SettleTimeoutError['operation'],
+    what: string,
+    timeout: number,
+    options?: { cause?: unknown; within?: string },
+  ) {
     super(
       'ERR_SETTLE_TIMEOUT',
-      `${operation} of ${what} not confirmed by the broker within the lease (${timeout} ms)`,
+      `${operation} of ${what} not confirmed by the broker within ${options?.within ?? 'the lease'} (${timeout} ms)`,
+      options?.cause === undefined ? undefined : { cause: options.cause },
     );
     this.operation = operation;
     this.timeout = timeout;
