@@ -366,8 +366,12 @@ export class ConnectTimeoutError extends SluiceError {
 }
 
 /**
- * A broker operation found no live connection (the source is reconnecting): the operation was
- * not sent. Publishing again later is safe.
+ * A broker operation found no live connection (the source is reconnecting), or its connection
+ * failed before the reply came (closed, reset, replaced): the operation was not sent, or its
+ * outcome is unknown. `cause` holds the client library's own error when there is one. Every
+ * operation of a consumer is safe to repeat (an unconfirmed settle means a redelivery);
+ * publishing again later is safe, though a publish whose connection dropped after it was sent
+ * may then be stored twice (at-least-once).
  *
  * @example
  * ```ts
@@ -375,8 +379,8 @@ export class ConnectTimeoutError extends SluiceError {
  * ```
  */
 export class NotConnectedError extends SluiceError {
-  constructor(broker: string, detail = 'reconnecting') {
-    super('ERR_NOT_CONNECTED', `not connected to ${broker} (${detail})`);
+  constructor(broker: string, detail = 'reconnecting', options?: { cause?: unknown }) {
+    super('ERR_NOT_CONNECTED', `not connected to ${broker} (${detail})`, options);
   }
 }
 

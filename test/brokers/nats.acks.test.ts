@@ -5,6 +5,7 @@
  * reject each waiting ack.
  */
 import {
+  ClosedConnectionError,
   connect,
   type NatsConnection,
   NoRespondersError,
@@ -12,9 +13,9 @@ import {
 } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { consume } from '../../src/brokers/consumer.js';
-import { AckRequests } from '../../src/brokers/nats/acks.js';
+import { AckRequests, settleError } from '../../src/brokers/nats/acks.js';
 import { natsSource } from '../../src/brokers/nats/index.js';
-import { SettleTimeoutError } from '../../src/errors.js';
+import { NotConnectedError, SettleTimeoutError } from '../../src/errors.js';
 import { deadline } from '../fixtures/brokers/consumer-harness.js';
 import { startFaultProxy } from '../fixtures/brokers/fault-proxy.js';
 import {
@@ -165,5 +166,19 @@ describe('NATS ack frames', () => {
     } finally {
       await proxy.close();
     }
+  });
+
+  it("a settle on a closed connection fails as ERR_NOT_CONNECTED (the client's error as cause); the source's own close too; other errors pass unchanged", async () => {
+    const closed = new ClosedConnectionError();
+    const wrapped = settleError(closed, 'retry', '7', 100);
+    expect(wrapped).toBeInstanceOf(NotConnectedError);
+    expect(wrapped).toMatchObject({ code: 'ERR_NOT_CONNECTED', cause: closed });
+    const other = new NoRespondersError('x');
+    expect(settleError(other, 'ack', '7', 100)).toBe(other);
+    const requests = new AckRequests(nc, 5000);
+    requests.close();
+    await expect(requests.send('any', ACK, true, 'ack', '1')).rejects.toMatchObject({
+      code: 'ERR_NOT_CONNECTED',
+    });
   });
 });

@@ -22,19 +22,26 @@ import {
   type Msg,
   type NatsConnection,
   NoRespondersError,
-  RequestError,
   type Subscription,
   TimeoutError,
 } from '@nats-io/transport-node';
-import { SettleTimeoutError } from '../../errors.js';
+import { NotConnectedError, SettleTimeoutError } from '../../errors.js';
+import { errorMessage, errorName } from '../dead-letter.js';
 
 /** The settle a frame carries (named as `SettleTimeoutError` names it). */
 export type SettleOperation = SettleTimeoutError['operation'];
 
+/** nats.js's errors (by name: a connection from another copy has its own classes) of a connection that is gone. */
+const CONNECTION_ERRORS = new Set([
+  'ClosedConnectionError',
+  'DrainingConnectionError',
+  'ConnectionError',
+]);
+
 /**
- * nats.js's own timeout of a settle, as sluice's one code for a settle the broker did not
- * confirm in time (`ERR_SETTLE_TIMEOUT`, as on Redis), the client's error kept as `cause`;
- * any other error as it is.
+ * A settle's failure as sluice reports it, the client's error kept as `cause`: nats.js's timeout
+ * as `SettleTimeoutError` (`ERR_SETTLE_TIMEOUT`, as on Redis); a closed or failed connection as
+ * `NotConnectedError` (`ERR_NOT_CONNECTED`); any other error as it is.
  */
 export function settleError(
   error: Error,
@@ -42,11 +49,18 @@ export function settleError(
   id: string,
   timeoutMs: number,
 ): Error {
-  if (!(error instanceof TimeoutError)) return error;
-  return new SettleTimeoutError(operation, `message ${id}`, timeoutMs, {
-    cause: error,
-    within: 'ackTimeout',
-  });
+  if (error instanceof TimeoutError) {
+    return new SettleTimeoutError(operation, `message ${id}`, timeoutMs, {
+      cause: error,
+      within: 'ackTimeout',
+    });
+  }
+  if (CONNECTION_ERRORS.has(errorName(error))) {
+    return new NotConnectedError('NATS', `${operation} of message ${id}: ${errorMessage(error)}`, {
+      cause: error,
+    });
+  }
+  return error;
 }
 
 /** One frame: queued until the end of the turn, then (if confirmed) waiting for its reply. */
@@ -218,7 +232,7 @@ export class AckRequests {
   }
 
   /** Fails every outstanding request and unsubscribes (the source is closing). */
-  close(error: Error = new RequestError('the NATS source closed')): void {
+  close(error: Error = new NotConnectedError('NATS', 'the source was closed')): void {
     // Frames of this turn still go out (a plain ack issued just before close is still sent).
     this.#publishQueued();
     this.#closed = error;
