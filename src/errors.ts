@@ -264,12 +264,14 @@ export class LeaseLostError extends SluiceError {
   /** The broker's id of the message (stream entry id, row id, …). */
   readonly messageId: string;
 
+  /** `cause`: the client's own error, when the loss was seen through one (a closed channel). */
   constructor(
     messageId: string,
     operation: string,
     reason = 'its lease was lost (another consumer claimed it)',
+    options?: { cause?: unknown },
   ) {
-    super('ERR_LEASE_LOST', `${operation} refused for message ${messageId}: ${reason}`);
+    super('ERR_LEASE_LOST', `${operation} refused for message ${messageId}: ${reason}`, options);
     this.messageId = messageId;
   }
 }
