@@ -27,6 +27,9 @@
  *   counted in `leaseLost`).
  * - **Drained.** `drain()` stops fetching, lets running handlers finish (and acks them), hands
  *   messages that never started back to the broker and counts them.
+ * - **No clean report over a failed settle.** An ack, retry or dead letter the broker did not
+ *   confirm (an outage's settle timeout, a lost lease, a dropped connection) is counted
+ *   `unsettled`, so a drain after an outage does not read as if everything was settled.
  *
  * @module
  */
