@@ -264,12 +264,14 @@ export class LeaseLostError extends SluiceError {
   /** The broker's id of the message (stream entry id, row id, …). */
   readonly messageId: string;
 
+  /** `cause`: the client's own error, when the loss was seen through one (a closed channel). */
   constructor(
     messageId: string,
     operation: string,
     reason = 'its lease was lost (another consumer claimed it)',
+    options?: { cause?: unknown },
   ) {
-    super('ERR_LEASE_LOST', `${operation} refused for message ${messageId}: ${reason}`);
+    super('ERR_LEASE_LOST', `${operation} refused for message ${messageId}: ${reason}`, options);
     this.messageId = messageId;
   }
 }
@@ -302,10 +304,12 @@ export class DeliveryLimitError extends SluiceError {
 
 /**
  * A broker did not confirm a consumer's settle (ack, retry, release, dead letter) of a message
- * within the source's `lease` (ms): it is down or stalled. Waiting longer would only hold a
- * drain or close for the outage, and past the lease the broker may hand the message to another
- * consumer anyway; the message is delivered again unless the settle did reach the broker.
- * `consume()` reports it to `onError`, as it does any failed settle.
+ * in time — within the source's `lease` on Redis, its `ackTimeout` on NATS (ms): it is down or
+ * stalled. Waiting longer would only hold a drain or close for the outage, and past the lease
+ * the broker may hand the message to another consumer anyway; the message is delivered again
+ * unless the settle did reach the broker. `consume()` reports it to `onError`, as it does any
+ * failed settle, and counts the message `unsettled`. `cause` holds the client's own timeout
+ * error when there is one (NATS).
  *
  * @example
  * ```ts
@@ -315,14 +319,23 @@ export class DeliveryLimitError extends SluiceError {
 export class SettleTimeoutError extends SluiceError {
   /** What was not confirmed. */
   readonly operation: 'ack' | 'retry' | 'release' | 'dead-letter';
-  /** The bound that passed (the source's lease), ms. */
+  /** The bound that passed (the source's lease, or NATS's `ackTimeout`), ms. */
   readonly timeout: number;
 
-  /** `what` names the message(s): `message 1700000000000-0`, `3 messages`. */
-  constructor(operation: SettleTimeoutError['operation'], what: string, timeout: number) {
+  /**
+   * `what` names the message(s): `message 1700000000000-0`, `3 messages`; `within` names the
+   * bound (default `'the lease'`).
+   */
+  constructor(
+    operation: SettleTimeoutError['operation'],
+    what: string,
+    timeout: number,
+    options?: { cause?: unknown; within?: string },
+  ) {
     super(
       'ERR_SETTLE_TIMEOUT',
-      `${operation} of ${what} not confirmed by the broker within the lease (${timeout} ms)`,
+      `${operation} of ${what} not confirmed by the broker within ${options?.within ?? 'the lease'} (${timeout} ms)`,
+      options?.cause === undefined ? undefined : { cause: options.cause },
     );
     this.operation = operation;
     this.timeout = timeout;
@@ -355,8 +368,12 @@ export class ConnectTimeoutError extends SluiceError {
 }
 
 /**
- * A broker operation found no live connection (the source is reconnecting): the operation was
- * not sent. Publishing again later is safe.
+ * A broker operation found no live connection (the source is reconnecting), or its connection
+ * failed before the reply came (closed, reset, replaced): the operation was not sent, or its
+ * outcome is unknown. `cause` holds the client library's own error when there is one. Every
+ * operation of a consumer is safe to repeat (an unconfirmed settle means a redelivery);
+ * publishing again later is safe, though a publish whose connection dropped after it was sent
+ * may then be stored twice (at-least-once).
  *
  * @example
  * ```ts
@@ -364,8 +381,8 @@ export class ConnectTimeoutError extends SluiceError {
  * ```
  */
 export class NotConnectedError extends SluiceError {
-  constructor(broker: string, detail = 'reconnecting') {
-    super('ERR_NOT_CONNECTED', `not connected to ${broker} (${detail})`);
+  constructor(broker: string, detail = 'reconnecting', options?: { cause?: unknown }) {
+    super('ERR_NOT_CONNECTED', `not connected to ${broker} (${detail})`, options);
   }
 }
 

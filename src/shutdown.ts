@@ -32,16 +32,18 @@ export interface ShutdownOptions {
   forceGrace?: number;
   /**
    * Exit the process when done (default true): 0 after a clean drain, `canceledExitCode` when
-   * the drain's report says jobs were canceled, 1 if the drain rejected or timed out, 128 +
+   * the drain's report says work was dropped (canceled jobs, unsettled messages), 1 if the drain rejected or timed out, 128 +
    * signal number (130 SIGINT, 143 SIGTERM) when a second signal forced it. With false, only
    * `process.exitCode` is set.
    */
   exit?: boolean;
   /**
-   * The exit code when `drain` resolves with a report that counts canceled work — a
-   * `DrainReport` or a consumer's report with `canceled > 0` (e.g. `pool.drain({ timeout })`
-   * hit its deadline), or an array of reports one of which does: work was dropped, so the stop
-   * was not clean. An integer 0..255; default 1. 0 only when everything finished.
+   * The exit code when `drain` resolves with a report that counts dropped work — a
+   * `DrainReport`, a pipeline's or a consumer's report with `canceled > 0` (e.g.
+   * `pool.drain({ timeout })` hit its deadline), a consumer's report with `unsettled > 0` (acks,
+   * retries or dead letters the broker did not confirm: those messages are delivered again), or
+   * an array of reports one of which does: the stop was not clean. An integer 0..255; default 1.
+   * 0 only when everything finished and was settled.
    */
   canceledExitCode?: number;
 }
@@ -57,8 +59,9 @@ export interface ShutdownContext {
 /**
  * Graceful shutdown on process signals, in two phases. The first signal calls `drain` (stop
  * intake, finish in-flight work); when it settles the process exits 0 — or `canceledExitCode`
- * (default 1) when it resolved with a drain report that counts canceled jobs, so
- * `() => pool.drain({ timeout })` exits non-zero when its deadline dropped work — or 1 if it
+ * (default 1) when it resolved with a drain report that counts canceled jobs (or a consumer's
+ * report counting `unsettled` messages), so `() => pool.drain({ timeout })` exits non-zero when
+ * its deadline dropped work — or 1 if it
  * rejected (the rejection is written to stderr with `console.error`, so the reason outlives the
  * process). A
  * repeat within `debounce` ms is ignored. A later repeat — or the `timeout` — aborts
@@ -144,7 +147,7 @@ export function shutdownOn(
     Promise.resolve()
       .then(() => drain(signal, { signal, abortSignal: controller.signal }))
       .then(
-        (report: unknown) => finish(forcedCode ?? (reportsCanceled(report) ? canceledExitCode : 0)),
+        (report: unknown) => finish(forcedCode ?? (reportsDropped(report) ? canceledExitCode : 0)),
         (error: unknown) => {
           // The process is about to exit 1: the reason must not vanish with it.
           console.error(`shutdownOn: the drain after ${signal} failed:`, error);
@@ -177,19 +180,24 @@ export function shutdownOn(
 }
 
 /**
- * True when the drain's resolved value is a report that counts canceled work (`canceled > 0`:
- * a Pool's, ThreadPool's or consumer's report), or an array holding one. A value whose
- * inspection throws counts as canceled: nothing says the stop was clean.
+ * True when the drain's resolved value is a report that says work was dropped — `canceled > 0`
+ * (a Pool's, ThreadPool's, pipeline's or consumer's report) or `unsettled > 0` (a consumer's:
+ * outcomes the broker did not confirm) — or an array holding one. One rule for every report
+ * kind. A value whose inspection throws counts as unclean: nothing says the stop was clean.
  */
-function reportsCanceled(value: unknown): boolean {
+function reportsDropped(value: unknown): boolean {
   try {
-    if (Array.isArray(value)) return value.some(reportsCanceled);
+    if (Array.isArray(value)) return value.some(reportsDropped);
     if (typeof value !== 'object' || value === null) return false;
-    const canceled = (value as { canceled?: unknown }).canceled;
-    return typeof canceled === 'number' && canceled > 0;
+    const report = value as { canceled?: unknown; unsettled?: unknown };
+    return positive(report.canceled) || positive(report.unsettled);
   } catch {
     return true;
   }
+}
+
+function positive(count: unknown): boolean {
+  return typeof count === 'number' && count > 0;
 }
 
 /** A non-negative whole number of ms (debounce, grace periods). */

@@ -358,6 +358,24 @@ describe('shutdownOn: the exit code says whether the drain dropped work', () => 
     ).toBe(75);
   });
 
+  it('one rule for every report: a consumer report with unsettled messages exits like one with canceled jobs; clean reports exit 0', async () => {
+    const consumerReport = (canceled: number, unsettled: number) => ({
+      completed: 3,
+      released: 0,
+      canceled,
+      unsettled,
+      stats: {},
+    });
+    expect(await exitCodeAfter(async () => consumerReport(0, 2))).toBe(1);
+    expect(await exitCodeAfter(async () => consumerReport(1, 0))).toBe(1);
+    expect(
+      await exitCodeAfter(async () => [{ canceled: 0 }, consumerReport(0, 1)], {
+        canceledExitCode: 75,
+      }),
+    ).toBe(75);
+    expect(await exitCodeAfter(async () => [{ canceled: 0 }, consumerReport(0, 0)])).toBe(0);
+  });
+
   it('a drain in which everything finished exits 0', async () => {
     const pool = new Pool(async (n: number) => n, { concurrency: 1 });
     void pool.submit(1);

@@ -228,6 +228,13 @@ export interface ConsumerStats {
    * ack/retry/dead-letter itself (`LeaseLostError`, also reported to `onError`).
    */
   leaseLost: number;
+  /**
+   * Messages whose handler finished but whose ack, retry or dead letter the broker did not
+   * confirm: the settle failed (`ERR_SETTLE_TIMEOUT` in an outage, `ERR_LEASE_LOST`, a dropped
+   * connection …; each also reported to `onError`). The outcome is lost, not the message: it
+   * stays with the broker and is delivered again (at-least-once), so its handler may run again.
+   */
+  unsettled: number;
   /** Failed broker operations (see `onError`). */
   errors: number;
 }
@@ -249,6 +256,13 @@ export interface ConsumerReport {
   released: number;
   /** Handlers canceled at the deadline (or by `abort()`), handed back to the broker. */
   canceled: number;
+  /**
+   * Messages whose handler finished but whose settle (ack, retry, dead letter) the broker did
+   * not confirm between the call and the end — e.g. `ERR_SETTLE_TIMEOUT` while the broker is
+   * down, or `ERR_LEASE_LOST`. They stay with the broker and are delivered again (at-least-once):
+   * the stop was not clean, and `shutdownOn` exits non-zero for it as for `canceled`.
+   */
+  unsettled: number;
   /** Final counters. */
   stats: ConsumerStats;
 }

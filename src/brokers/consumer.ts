@@ -27,6 +27,9 @@
  *   counted in `leaseLost`).
  * - **Drained.** `drain()` stops fetching, lets running handlers finish (and acks them), hands
  *   messages that never started back to the broker and counts them.
+ * - **No clean report over a failed settle.** An ack, retry or dead letter the broker did not
+ *   confirm (an outage's settle timeout, a lost lease, a dropped connection) is counted
+ *   `unsettled`, so a drain after an outage does not read as if everything was settled.
  *
  * @module
  */
@@ -227,6 +230,7 @@ class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
     released: 0,
     canceled: 0,
     leaseLost: 0,
+    unsettled: 0,
     errors: 0,
   };
   #stopping = false;
@@ -580,13 +584,23 @@ class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
     );
   }
 
-  /** An ack of `message` failed: counted (a lost lease too) and reported, as in `#settle`. */
+  /** An ack of `message` failed: counted (a lost lease too) and reported, as in `#send`. */
   #ackFailed(failure: unknown, message: M): void {
+    this.#settleFailed(failure, 'ack', message);
+  }
+
+  /**
+   * A settle of a message whose handler finished (ack, retry, dead letter) failed: its outcome
+   * was not confirmed, so a drain's report must not read clean (`unsettled`); a refusal for a
+   * lost lease is counted as such too.
+   */
+  #settleFailed(failure: unknown, op: 'ack' | 'retry' | 'deadLetter', message: M): void {
+    this.#stats.unsettled++;
     if ((failure as { code?: unknown } | null)?.code === 'ERR_LEASE_LOST') {
       this.#stats.leaseLost++;
       publishMessageOutcome(this.#name, message, 'leaseLost', undefined, 'settle');
     }
-    this.#fail(failure, 'ack', message);
+    this.#fail(failure, op, message);
   }
 
   #work(work: Work<T, M>, ctx: { signal: AbortSignal }): unknown {
@@ -734,13 +748,14 @@ class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
         try {
           // The broker refused because another consumer claimed the message meanwhile (the
           // check runs with the operation itself, so a late ack never settles its delivery).
-          if (op === 'ack') this.#ackFailed(failure, message);
-          else {
+          if (op === 'ack' || op === 'retry' || op === 'deadLetter') {
+            this.#settleFailed(failure, op, message);
+          } else {
             if ((failure as { code?: unknown } | null)?.code === 'ERR_LEASE_LOST') {
               this.#stats.leaseLost++;
               publishMessageOutcome(this.#name, message, 'leaseLost', undefined, 'settle');
             }
-            this.#fail(failure, op === 'drop' ? 'release' : op, message);
+            this.#fail(failure, 'release', message);
           }
         } finally {
           this.#settled(lane, early);
@@ -843,6 +858,7 @@ class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
         before.deadLettered,
       released: stats.released - before.released,
       canceled: stats.canceled - before.canceled,
+      unsettled: stats.unsettled - before.unsettled,
       stats,
     };
     this.#ended = true;

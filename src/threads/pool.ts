@@ -230,8 +230,9 @@ export class ThreadPool<J, R> {
    * — iff the job was accepted. Misuse rejects, never throws (see the README's rule).
    * @throws PoolClosedError (rejection) after close/drain/abort; `WorkerStartupError` once the
    *   pool failed to start threads; `AbortError` when `opts.signal` aborts while waiting.
-   * @throws TypeError (rejection) when `opts.signal` is not an AbortSignal or `transfer` is not
-   *   an array (`ERR_INVALID_OPTION`), or `transfer` is given for a job that is not an object
+   * @throws TypeError (rejection) when `opts.signal` is not an AbortSignal, `transfer` is not
+   *   an array, or `opts.timeout` is given (`ERR_INVALID_OPTION`: the timeout is the pool's,
+   *   per job; a submission has none), or `transfer` is given for a job that is not an object
    *   (`ERR_INVALID_ARGUMENT`).
    */
   submit(job: J, opts?: ThreadSubmitOptions): Promise<Task<J, R>> {
@@ -259,7 +260,9 @@ export class ThreadPool<J, R> {
    * Submits and waits for the outcome.
    * @returns the worker's value.
    * @throws the job's error (rejection): the worker's (class name, message and stack kept),
-   *   `TimeoutError`, `AbortError`, `WorkerCrashedError`, `WorkerStartupError`, `PoolClosedError`.
+   *   `TimeoutError`, `AbortError`, `WorkerCrashedError`, `WorkerStartupError`, `PoolClosedError`;
+   *   misuse as {@link submit} rejects with it (a `{ timeout }` here is refused, not ignored: the
+   *   pool's `timeout` applies to every job).
    */
   run(job: J, opts?: ThreadSubmitOptions): Promise<R> {
     try {
@@ -403,9 +406,23 @@ function threadExecutor<J, R>(scheduler: Scheduler): Executor<J, R> {
   };
 }
 
-/** Checks a submission's `signal` and `transfer` before anything is kept. */
+/**
+ * Checks a submission's `signal` and `transfer` before anything is kept, and refuses a
+ * per-submission `timeout`: there is none (the pool's applies to every job), and ignoring it
+ * would let a caller believe the job is bounded.
+ */
 function checkTransfer(job: unknown, opts: ThreadSubmitOptions | undefined): void {
-  if (opts != null) optionalSignal('signal', opts.signal);
+  if (opts != null) {
+    optionalSignal('signal', opts.signal);
+    const timeout = (opts as { timeout?: unknown }).timeout;
+    if (timeout !== undefined) {
+      invalidOption(
+        'timeout',
+        timeout,
+        'no timeout per submission (give `timeout` to the ThreadPool: it applies to every job; or pass a `signal`)',
+      );
+    }
+  }
   const transfer = opts?.transfer;
   if (transfer === undefined) return;
   if (!Array.isArray(transfer)) invalidOption('transfer', transfer, 'an array');

@@ -7,7 +7,9 @@
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { type AmqpMessage, type AmqpSource, amqpSource } from '../../src/brokers/amqp/index.js';
+import { LeaseLostError } from '../../src/errors.js';
 import { type AmqpAdmin, amqpAdmin, uniqueQueue } from '../fixtures/brokers/amqp-helpers.js';
+import { startFaultProxy } from '../fixtures/brokers/fault-proxy.js';
 
 let admin: AmqpAdmin;
 const queues: string[] = [];
@@ -210,4 +212,41 @@ describe('amqpSource (adapter)', () => {
     expect(third.deliveryCount).toBe(3);
     await source.ack(third);
   });
+});
+
+describe('RabbitMQ connection failures', () => {
+  it.each(['retry', 'deadLetter'] as const)(
+    "a %s in flight when the connection drops fails with a coded error (the lost lease: RabbitMQ redelivers it), amqplib's own error as cause",
+    async (op) => {
+      const queue = uniqueQueue('cut');
+      queues.push(queue);
+      const proxy = await startFaultProxy({ port: 5672 });
+      const source = await amqpSource({ queue, url: `amqp://guest:guest@127.0.0.1:${proxy.port}` });
+      try {
+        await admin.publishMany(queue, 1, () => '{}');
+        const message = await fetchOne(source);
+        // The copy is published and its confirm held back; then the connection drops.
+        proxy.stall();
+        const settle =
+          op === 'retry'
+            ? source.retry(message, 0, new Error('failed'))
+            : source.deadLetter(message, new Error('failed'));
+        proxy.refuse();
+        proxy.cut();
+        const failure = await settle.then(
+          () => undefined,
+          (error: unknown) => error as Error,
+        );
+        expect(failure).toBeInstanceOf(LeaseLostError);
+        expect(failure).toMatchObject({ code: 'ERR_LEASE_LOST' });
+        expect(failure?.cause).toBeInstanceOf(Error);
+        expect(failure?.cause).not.toBeInstanceOf(LeaseLostError);
+      } finally {
+        proxy.accept();
+        proxy.resume();
+        await source.close();
+        await proxy.close();
+      }
+    },
+  );
 });

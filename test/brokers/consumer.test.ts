@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { consume, jsonDecode } from '../../src/brokers/consumer.js';
-import { MalformedMessageError } from '../../src/errors.js';
+import { LeaseLostError, MalformedMessageError, SettleTimeoutError } from '../../src/errors.js';
 import { deadline } from '../fixtures/brokers/consumer-harness.js';
 import { MemorySource, text } from '../fixtures/brokers/memory-source.js';
 import { deferred, flush } from '../helpers.js';
@@ -461,5 +461,97 @@ describe('consume() loop', () => {
     expect(jsonDecode(text('{"a":1}'))).toEqual({ a: 1 });
     expect(() => jsonDecode(new Uint8Array([0xff]))).toThrow(MalformedMessageError);
     expect(() => jsonDecode(text('nope'))).toThrow(/not JSON/);
+  });
+});
+
+describe('consume(): settles the broker did not confirm', () => {
+  /** A source whose ack, retry and dead letter fail as in an outage (or refuse a lost lease). */
+  function failingSettles(s: MemorySource, withAckMany: boolean): void {
+    const timeout = (op: 'ack' | 'retry' | 'dead-letter', m: { id: string }) =>
+      new SettleTimeoutError(op, `message ${m.id}`, 1_000);
+    s.ack = async (m) => {
+      throw m.id === 'lost' ? new LeaseLostError(m.id, 'ack') : timeout('ack', m);
+    };
+    s.retry = async (m) => {
+      throw timeout('retry', m);
+    };
+    s.deadLetter = async (m) => {
+      throw timeout('dead-letter', m);
+    };
+    if (withAckMany) {
+      (s as { ackMany?: unknown }).ackMany = async (ms: { id: string }[]) =>
+        ms.map((m) => (m.id === 'lost' ? new LeaseLostError(m.id, 'ack') : timeout('ack', m)));
+    }
+  }
+
+  it.each([
+    ['one ack call per message', false],
+    ['ackMany', true],
+  ] as const)(
+    'a drain whose handlers finished but whose acks, retries and dead letters failed reports them as unsettled (%s), and only those',
+    async (_how, withAckMany) => {
+      const s = new MemorySource();
+      failingSettles(s, withAckMany);
+      s.push(
+        { id: 'ok', body: '"ok"', deliveryCount: 1 },
+        { id: 'lost', body: '"ok"', deliveryCount: 1 },
+        { id: 'again', body: '"fail"', deliveryCount: 1 },
+        { id: 'last', body: '"fail"', deliveryCount: 3 },
+      );
+      const go = deferred<void>();
+      const started = deferred<void>();
+      let running = 0;
+      const codes: string[] = [];
+      const c = consume<string>(
+        s,
+        async (payload) => {
+          if (++running === 4) started.resolve();
+          await go.promise;
+          if (payload === 'fail') throw new Error('handler failed');
+        },
+        {
+          concurrency: 4,
+          maxDeliveries: 3,
+          onError: (e) => codes.push((e as { code?: string }).code ?? e.message),
+        },
+      );
+      await deadline(started.promise, 5_000, 'four handlers running');
+      const drained = c.drain();
+      go.resolve();
+      const report = await drained;
+      expect(report).toMatchObject({ completed: 0, released: 0, canceled: 0, unsettled: 4 });
+      expect(report.stats).toMatchObject({ acked: 0, leaseLost: 1, unsettled: 4, errors: 4 });
+      expect(codes.sort()).toEqual([
+        'ERR_LEASE_LOST',
+        'ERR_SETTLE_TIMEOUT',
+        'ERR_SETTLE_TIMEOUT',
+        'ERR_SETTLE_TIMEOUT',
+      ]);
+    },
+  );
+
+  it('a confirmed ack, or a canceled message whose release failed, is not counted as unsettled', async () => {
+    const s = new MemorySource();
+    s.release = async () => {
+      throw new Error('release failed');
+    };
+    s.push('"fast"', '"slow"');
+    const slowRunning = deferred<void>();
+    const c = consume<string>(
+      s,
+      (payload, { signal }) => {
+        if (payload === 'fast') return;
+        slowRunning.resolve();
+        return new Promise((_, reject) =>
+          signal.addEventListener('abort', () => reject(signal.reason), { once: true }),
+        );
+      },
+      { concurrency: 2, onError: () => {} },
+    );
+    await deadline(slowRunning.promise, 5_000, 'the slow handler running');
+    while (s.ops('ack').length < 1) await flush();
+    const report = await c.drain({ timeout: 0 });
+    expect(report).toMatchObject({ canceled: 1, unsettled: 0 });
+    expect(report.stats).toMatchObject({ acked: 1, unsettled: 0, errors: 1 });
   });
 });

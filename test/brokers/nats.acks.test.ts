@@ -5,20 +5,26 @@
  * reject each waiting ack.
  */
 import {
+  ClosedConnectionError,
   connect,
   type NatsConnection,
   NoRespondersError,
   TimeoutError,
 } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AckRequests } from '../../src/brokers/nats/acks.js';
+import { consume } from '../../src/brokers/consumer.js';
+import { AckRequests, settleError } from '../../src/brokers/nats/acks.js';
 import { natsSource } from '../../src/brokers/nats/index.js';
+import { NotConnectedError, SettleTimeoutError } from '../../src/errors.js';
+import { deadline } from '../fixtures/brokers/consumer-harness.js';
+import { startFaultProxy } from '../fixtures/brokers/fault-proxy.js';
 import {
   NATS_URL,
   type NatsAdmin,
   natsAdmin,
   uniqueStream,
 } from '../fixtures/brokers/nats-helpers.js';
+import { deferred } from '../helpers.js';
 
 let admin: NatsAdmin;
 let nc: NatsConnection;
@@ -68,7 +74,7 @@ describe('NATS ack frames', () => {
     await source.close();
   });
 
-  it('a confirmed frame resolves only on its reply, and times out without one', async () => {
+  it("a confirmed frame resolves only on its reply, and times out without one as ERR_SETTLE_TIMEOUT naming the settle (the client's TimeoutError as its cause)", async () => {
     const requests = new AckRequests(nc, 100);
     const subject = `silent.${uniqueStream('S')}`;
     const seen: string[] = [];
@@ -80,9 +86,16 @@ describe('NATS ack frames', () => {
       },
     });
     await nc.flush();
-    await expect(requests.send(subject, ACK, true)).resolves.toBeUndefined();
-    const second = requests.send(subject, ACK, true);
-    await expect(second).rejects.toBeInstanceOf(TimeoutError);
+    await expect(requests.send(subject, ACK, true, 'ack', '1')).resolves.toBeUndefined();
+    const second = requests.send(subject, ACK, true, 'ack', '1');
+    const timedOut = await second.then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    expect(timedOut).toBeInstanceOf(SettleTimeoutError);
+    expect(timedOut).toMatchObject({ code: 'ERR_SETTLE_TIMEOUT', operation: 'ack', timeout: 100 });
+    expect((timedOut as Error).message).toMatch(/message 1 .*ackTimeout \(100 ms\)/);
+    expect((timedOut as Error).cause).toBeInstanceOf(TimeoutError);
     expect(seen).toHaveLength(2);
     expect(requests.outstanding).toBe(0);
     sub.unsubscribe();
@@ -91,9 +104,9 @@ describe('NATS ack frames', () => {
 
   it('rejects with NoRespondersError when nobody answers the subject', async () => {
     const requests = new AckRequests(nc, 5000);
-    await expect(requests.send(`nobody.${uniqueStream('N')}`, ACK, true)).rejects.toBeInstanceOf(
-      NoRespondersError,
-    );
+    await expect(
+      requests.send(`nobody.${uniqueStream('N')}`, ACK, true, 'ack', '1'),
+    ).rejects.toBeInstanceOf(NoRespondersError);
     requests.close();
   });
 
@@ -103,16 +116,69 @@ describe('NATS ack frames', () => {
     let received = 0;
     const sub = nc.subscribe(subject, { callback: () => void received++ });
     await nc.flush();
-    const waiting = requests.send(subject, ACK, true);
+    const waiting = requests.send(subject, ACK, true, 'ack', '1');
     await new Promise((resolve) => setImmediate(resolve));
-    const plain = requests.send(subject, ACK, false);
+    const plain = requests.send(subject, ACK, false, 'ack', '1');
     requests.close();
     await expect(waiting).rejects.toThrow(/closed/);
     await expect(plain).resolves.toBeUndefined();
     // Closed: nothing more is sent (no new reply subscription on the caller's connection).
-    await expect(requests.send(subject, ACK, true)).rejects.toThrow(/closed/);
+    await expect(requests.send(subject, ACK, true, 'ack', '1')).rejects.toThrow(/closed/);
     await nc.flush();
     expect(received).toBe(2);
     sub.unsubscribe();
+  });
+
+  it('a consumer whose broker stops answering reports its ack as ERR_SETTLE_TIMEOUT, and its drain counts the message unsettled', async () => {
+    const stream = uniqueStream('STALL');
+    streams.push(stream, `${stream}_DEAD`);
+    const proxy = await startFaultProxy({ port: 4222 });
+    try {
+      const source = await natsSource({
+        stream,
+        consumer: 'workers',
+        servers: `127.0.0.1:${proxy.port}`,
+        ackTimeout: 300,
+      });
+      await admin.publishMany(`${stream}.work`, 1, () => '{}');
+      const running = deferred<void>();
+      const finish = deferred<void>();
+      const reported = deferred<Error>();
+      const consumer = consume(
+        source,
+        async () => {
+          running.resolve();
+          await finish.promise;
+        },
+        { concurrency: 1, onError: (e, op) => op === 'ack' && reported.resolve(e) },
+      );
+      await deadline(running.promise, 10_000, 'the handler running');
+      const drained = consumer.drain();
+      proxy.stall(); // the ack goes out and no reply comes back
+      finish.resolve();
+      const error = await deadline(reported.promise, 10_000, 'the ack reported');
+      expect(error).toBeInstanceOf(SettleTimeoutError);
+      expect(error).toMatchObject({ code: 'ERR_SETTLE_TIMEOUT', operation: 'ack', timeout: 300 });
+      expect(error.cause).toBeInstanceOf(TimeoutError);
+      proxy.resume(); // let the source close its connection
+      const report = await deadline(drained, 10_000, 'the drain');
+      expect(report).toMatchObject({ completed: 0, unsettled: 1 });
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  it("a settle on a closed connection fails as ERR_NOT_CONNECTED (the client's error as cause); the source's own close too; other errors pass unchanged", async () => {
+    const closed = new ClosedConnectionError();
+    const wrapped = settleError(closed, 'retry', '7', 100);
+    expect(wrapped).toBeInstanceOf(NotConnectedError);
+    expect(wrapped).toMatchObject({ code: 'ERR_NOT_CONNECTED', cause: closed });
+    const other = new NoRespondersError('x');
+    expect(settleError(other, 'ack', '7', 100)).toBe(other);
+    const requests = new AckRequests(nc, 5000);
+    requests.close();
+    await expect(requests.send('any', ACK, true, 'ack', '1')).rejects.toMatchObject({
+      code: 'ERR_NOT_CONNECTED',
+    });
   });
 });

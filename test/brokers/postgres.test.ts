@@ -6,9 +6,12 @@
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { type Consumer, consume } from '../../src/brokers/consumer.js';
+import { connectionError } from '../../src/brokers/postgres/connection-error.js';
 import { enqueue, enqueueMany, migrate, postgresSource } from '../../src/brokers/postgres/index.js';
+import { LeaseLostError, NotConnectedError } from '../../src/errors.js';
 import { until } from '../fixtures/brokers/broker-under-test.js';
 import { deadline, delegate, Ledger, payloads } from '../fixtures/brokers/consumer-harness.js';
+import { startFaultProxy } from '../fixtures/brokers/fault-proxy.js';
 import { PG_URL, pgAdmin, uniqueTable } from '../fixtures/brokers/postgres-helpers.js';
 import { deferred } from '../helpers.js';
 
@@ -285,5 +288,82 @@ describe('enqueueMany', () => {
     });
     const { rows } = await admin.pool.query(`select count(*)::int as n from ${table}`);
     expect(rows[0].n).toBe(0);
+  });
+});
+
+describe('PostgreSQL connection failures', () => {
+  it("counts as a failed connection: pg's own texts, a socket error, a server ending the session (SQLSTATE 08xxx, 57P01-03); a query's own error passes unchanged", () => {
+    const server = (code: string) =>
+      Object.assign(new Error('server said so'), { code, severity: 'FATAL' });
+    const failed = [
+      new Error('Connection terminated unexpectedly'),
+      new Error('timeout exceeded when trying to connect'),
+      Object.assign(new Error('connect ECONNREFUSED'), {
+        code: 'ECONNREFUSED',
+        syscall: 'connect',
+      }),
+      server('57P01'),
+      server('08006'),
+    ];
+    for (const original of failed) {
+      expect(connectionError(original)).toMatchObject({
+        code: 'ERR_NOT_CONNECTED',
+        cause: original,
+      });
+    }
+    const unique = Object.assign(new Error('duplicate key'), { code: '23505', severity: 'ERROR' });
+    const lost = new LeaseLostError('1', 'ack');
+    expect(connectionError(unique)).toBe(unique);
+    expect(connectionError(lost)).toBe(lost);
+    expect(connectionError('text')).toBe('text');
+  });
+
+  it("an ack whose connection is cut reaches onError as ERR_NOT_CONNECTED (pg's own error as cause), and the drain counts the message unsettled", async () => {
+    const table = uniqueTable('cut_ack');
+    await admin.fill(table, [{ k: 'a' }]);
+    const proxy = await startFaultProxy({ port: 5432 });
+    try {
+      const source = await postgresSource({
+        connectionString: `postgres://postgres@127.0.0.1:${proxy.port}/test`,
+        table,
+        connectTimeout: 2_000,
+      });
+      const running = deferred<void>();
+      const finish = deferred<void>();
+      const reported = deferred<Error>();
+      const errors: Error[] = [];
+      const consumer = consume(
+        source,
+        async () => {
+          running.resolve();
+          await finish.promise;
+        },
+        {
+          concurrency: 1,
+          onError: (error, op) => {
+            errors.push(error);
+            if (op === 'ack') reported.resolve(error);
+          },
+        },
+      );
+      await deadline(running.promise, 10_000, 'the handler running');
+      const drained = consumer.drain();
+      // PostgreSQL unreachable from now on: open connections reset, new ones refused.
+      proxy.refuse();
+      proxy.cut();
+      finish.resolve();
+      const error = await deadline(reported.promise, 10_000, 'the ack reported');
+      expect(error).toBeInstanceOf(NotConnectedError);
+      expect(error).toMatchObject({ code: 'ERR_NOT_CONNECTED' });
+      expect(error.cause).toBeInstanceOf(Error);
+      proxy.accept();
+      const report = await deadline(drained, 10_000, 'the drain');
+      expect(report).toMatchObject({ completed: 0, unsettled: 1 });
+      for (const e of errors) expect(e).toMatchObject({ code: expect.stringMatching(/^ERR_/) });
+      // Not acked: the row is still in the queue, delivered again once its lease ends.
+      expect(await admin.remaining(table)).toBe(1);
+    } finally {
+      await proxy.close();
+    }
   });
 });

@@ -5,10 +5,13 @@
  * (its `maxclients` is changed) and the TCP fault proxy; the shared Redis is only proxied to.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
+import { ClientClosedError, ErrorReply, SocketClosedUnexpectedlyError } from 'redis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { consume } from '../../src/brokers/consumer.js';
+import { type ConsumerReport, consume } from '../../src/brokers/consumer.js';
 import { redisSource } from '../../src/brokers/redis/index.js';
+import { connectionError } from '../../src/brokers/redis/link.js';
 import { readerName } from '../../src/brokers/redis/source.js';
+import { NotConnectedError } from '../../src/errors.js';
 import { deadline, Ledger, payloads } from '../fixtures/brokers/consumer-harness.js';
 import { startFaultProxy } from '../fixtures/brokers/fault-proxy.js';
 import { type RedisAdmin, redisAdmin, uniqueStream } from '../fixtures/brokers/redis-helpers.js';
@@ -159,16 +162,22 @@ describe('settling with Redis down', () => {
         await deadline(allRunning.promise, 10_000, 'four handlers running');
         await own.stop(0); // SIGKILL: every reconnect is refused from now on
         const started = performance.now();
-        if (how === 'drain') await deadline(consumer.drain({ timeout: 300 }), 8_000, 'drain');
-        else if (how === 'abort') await deadline(consumer.abort(), 8_000, 'abort');
+        let report: ConsumerReport;
+        if (how === 'drain') {
+          report = await deadline(consumer.drain({ timeout: 300 }), 8_000, 'drain');
+        } else if (how === 'abort') report = await deadline(consumer.abort(), 8_000, 'abort');
         else {
           fail.resolve(); // failures on the last delivery: dead letters while Redis is down
-          await deadline(consumer.drain({ timeout: 300 }), 8_000, 'drain after failures');
+          report = await deadline(consumer.drain({ timeout: 300 }), 8_000, 'drain after failures');
         }
         // Drain deadline 0.3 s + a settle bounded by the lease 1.5 s + the 2 s close grace.
         expect(performance.now() - started).toBeLessThan(5_000);
         // What was not confirmed is reported, under its own code.
         expect(codes).toContain('ERR_SETTLE_TIMEOUT');
+        // The report does not read clean: canceled handlers (drain deadline, abort), or
+        // finished handlers whose dead letters Redis never confirmed (unsettled).
+        if (how === 'fail') expect(report).toMatchObject({ completed: 0, unsettled: 4 });
+        else expect(report).toMatchObject({ completed: 0, canceled: 4, unsettled: 0 });
         await own.start(); // its AOF kept every acknowledged write
         const after = await redisAdmin(own.url);
         // Nothing lost: every message is still pending in the group, not yet read, or
@@ -229,5 +238,82 @@ describe('settling with Redis slow but up', () => {
     expect(errors).toEqual([]);
     expect(consumer.stats()).toMatchObject({ retried: 1, acked: 1 });
     await admin.client.del(stream);
+  });
+});
+
+describe('errors of a failed Redis connection', () => {
+  it("a fetch cut by a dropped connection reaches onError as ERR_NOT_CONNECTED, the client's own error as its cause, never an uncoded node-redis error", async () => {
+    const proxy = await startFaultProxy({ port: server.port });
+    const stream = uniqueStream('cut-fetch');
+    const reported: { op: string; error: Error }[] = [];
+    const fetchFailed = deferred<void>();
+    try {
+      const consumer = consume(
+        await redisSource({
+          url: `redis://127.0.0.1:${proxy.port}`,
+          stream,
+          group: 'g',
+          fetchWait: 30_000,
+        }),
+        () => {},
+        {
+          concurrency: 1,
+          onError: (error, op) => {
+            reported.push({ op, error });
+            if (op === 'fetch') fetchFailed.resolve();
+          },
+        },
+      );
+      // Blocked in XREADGROUP (an empty stream, a 30 s block) when the connections are reset:
+      // the server lists the reading connection as blocked in it.
+      const reader = `name=${readerName(stream, 'g')} `;
+      const blocked = async () => {
+        const list = String(await admin.client.sendCommand(['CLIENT', 'LIST']));
+        return list
+          .split('\n')
+          .some((l) => l.includes(reader) && l.includes('flags=b') && l.includes('cmd=xreadgroup'));
+      };
+      await deadline(
+        (async () => {
+          while (!(await blocked())) await new Promise((r) => setImmediate(r));
+        })(),
+        10_000,
+        'the read blocked in XREADGROUP',
+      );
+      proxy.cut();
+      await deadline(fetchFailed.promise, 10_000, 'the cut fetch reported');
+      await consumer.close();
+      expect(reported.length).toBeGreaterThan(0);
+      for (const { error } of reported) {
+        expect(error).toMatchObject({ code: expect.stringMatching(/^ERR_/) });
+      }
+      const fetch = reported.find(({ op }) => op === 'fetch')!.error;
+      expect(fetch).toBeInstanceOf(NotConnectedError);
+      expect(fetch.cause).toBeInstanceOf(Error);
+      expect(fetch.cause).not.toBeInstanceOf(NotConnectedError);
+    } finally {
+      await proxy.close();
+      await admin.client.del(stream);
+    }
+  });
+});
+
+describe('which Redis errors count as a failed connection', () => {
+  it('node-redis connection errors and socket errors are wrapped (cause kept); a server reply error and other errors pass through unchanged', () => {
+    const closed = new SocketClosedUnexpectedlyError();
+    const reset = Object.assign(new Error('read ECONNRESET'), {
+      code: 'ECONNRESET',
+      syscall: 'read',
+    });
+    for (const original of [closed, new ClientClosedError(), reset]) {
+      const wrapped = connectionError(original);
+      expect(wrapped).toBeInstanceOf(NotConnectedError);
+      expect(wrapped).toMatchObject({ code: 'ERR_NOT_CONNECTED', cause: original });
+    }
+    const reply = new ErrorReply('NOGROUP No such key or consumer group');
+    const other = new TypeError('not a connection problem');
+    expect(connectionError(reply)).toBe(reply);
+    expect(connectionError(other)).toBe(other);
+    expect(connectionError('text')).toBe('text');
   });
 });

@@ -39,8 +39,8 @@
  * @module
  */
 import { randomUUID } from 'node:crypto';
-import type { Channel, ConsumeMessage } from 'amqplib';
-import { LeaseLostError, NotConnectedError, UnroutableError } from '../../errors.js';
+import type { Channel, ConfirmChannel, ConsumeMessage } from 'amqplib';
+import { LeaseLostError, NotConnectedError, SluiceError, UnroutableError } from '../../errors.js';
 import { invalidOption, nonEmptyString, numberAtLeast } from '../../internal/options.js';
 import { errorMessage, errorName, errorStringCode } from '../dead-letter.js';
 import { sleep, wakeAll } from '../sleep.js';
@@ -297,6 +297,51 @@ export class AmqpSource implements BrokerSource<AmqpMessage> {
   }
 
   async retry(message: AmqpMessage, delayMs: number, error: Error): Promise<void> {
+    const pub = this.#link.publisher;
+    try {
+      await this.#retry(message, delayMs, error);
+    } catch (failure) {
+      throw this.#settleFailure(failure, message, 'retry', pub);
+    }
+  }
+
+  async deadLetter(message: AmqpMessage, error: Error): Promise<void> {
+    const pub = this.#link.publisher;
+    try {
+      await this.#deadLetter(message, error);
+    } catch (failure) {
+      throw this.#settleFailure(failure, message, 'dead-letter', pub);
+    }
+  }
+
+  /**
+   * A retry's or dead letter's failure as the source reports it. amqplib fails what was in
+   * flight on a channel that closed with its own uncoded errors ("channel closed", "Channel
+   * ended, no reply will be forthcoming", an `IllegalOperationError`): told by the link's state
+   * rather than their text, the message's channel gone is a lost lease (RabbitMQ redelivers
+   * it), the publishing channel gone (`pub` was the one in use) a `NotConnectedError` with the
+   * client's error as `cause`. Anything else (a sluice error, a broker's nack) as it is.
+   */
+  #settleFailure(
+    failure: unknown,
+    message: AmqpMessage,
+    operation: string,
+    pub: ConfirmChannel | undefined,
+  ): unknown {
+    if (failure instanceof SluiceError) return failure;
+    const d = this.#delivery(message);
+    if (!d || !this.#link.isLive(d)) return lost(message, operation, failure);
+    if (pub !== undefined && this.#link.publisher !== pub) {
+      return new NotConnectedError(
+        'RabbitMQ',
+        `the ${operation} of delivery ${message.id} failed: its publishing channel closed`,
+        { cause: failure },
+      );
+    }
+    return failure;
+  }
+
+  async #retry(message: AmqpMessage, delayMs: number, error: Error): Promise<void> {
     const ch = this.#live(message, 'retry');
     const headers = fitHeaders(message.raw.properties.headers, [
       [DELIVERIES_HEADER, message.deliveryCount],
@@ -326,7 +371,7 @@ export class AmqpSource implements BrokerSource<AmqpMessage> {
     ch.ack(message.raw);
   }
 
-  async deadLetter(message: AmqpMessage, error: Error): Promise<void> {
+  async #deadLetter(message: AmqpMessage, error: Error): Promise<void> {
     const ch = this.#live(message, 'dead-letter');
     const code = errorStringCode(error);
     const headers = fitHeaders(message.raw.properties.headers, [
@@ -543,8 +588,13 @@ class HeldMessage implements AmqpMessage {
 }
 
 /** A delivery whose channel closed: the broker requeued it and may hand it to another consumer. */
-function lost(message: AmqpMessage, operation: string): LeaseLostError {
-  return new LeaseLostError(message.id, operation, 'its channel closed; RabbitMQ redelivers it');
+function lost(message: AmqpMessage, operation: string, cause?: unknown): LeaseLostError {
+  return new LeaseLostError(
+    message.id,
+    operation,
+    'its channel closed; RabbitMQ redelivers it',
+    cause === undefined ? undefined : { cause },
+  );
 }
 
 function refusal(prefetch: number, concurrency: number): Error {

@@ -22,10 +22,46 @@ import {
   type Msg,
   type NatsConnection,
   NoRespondersError,
-  RequestError,
   type Subscription,
   TimeoutError,
 } from '@nats-io/transport-node';
+import { NotConnectedError, SettleTimeoutError } from '../../errors.js';
+import { errorMessage, errorName } from '../dead-letter.js';
+
+/** The settle a frame carries (named as `SettleTimeoutError` names it). */
+export type SettleOperation = SettleTimeoutError['operation'];
+
+/** nats.js's errors (by name: a connection from another copy has its own classes) of a connection that is gone. */
+const CONNECTION_ERRORS = new Set([
+  'ClosedConnectionError',
+  'DrainingConnectionError',
+  'ConnectionError',
+]);
+
+/**
+ * A settle's failure as sluice reports it, the client's error kept as `cause`: nats.js's timeout
+ * as `SettleTimeoutError` (`ERR_SETTLE_TIMEOUT`, as on Redis); a closed or failed connection as
+ * `NotConnectedError` (`ERR_NOT_CONNECTED`); any other error as it is.
+ */
+export function settleError(
+  error: Error,
+  operation: SettleOperation,
+  id: string,
+  timeoutMs: number,
+): Error {
+  if (error instanceof TimeoutError) {
+    return new SettleTimeoutError(operation, `message ${id}`, timeoutMs, {
+      cause: error,
+      within: 'ackTimeout',
+    });
+  }
+  if (CONNECTION_ERRORS.has(errorName(error))) {
+    return new NotConnectedError('NATS', `${operation} of message ${id}: ${errorMessage(error)}`, {
+      cause: error,
+    });
+  }
+  return error;
+}
 
 /** One frame: queued until the end of the turn, then (if confirmed) waiting for its reply. */
 interface Frame {
@@ -50,13 +86,25 @@ interface Waiter {
 class One implements Waiter {
   readonly #resolve: () => void;
   readonly #reject: (error: Error) => void;
-  constructor(resolve: () => void, reject: (error: Error) => void) {
+  readonly #operation: SettleOperation;
+  readonly #id: string;
+  readonly #timeoutMs: number;
+  constructor(
+    resolve: () => void,
+    reject: (error: Error) => void,
+    operation: SettleOperation,
+    id: string,
+    timeoutMs: number,
+  ) {
     this.#resolve = resolve;
     this.#reject = reject;
+    this.#operation = operation;
+    this.#id = id;
+    this.#timeoutMs = timeoutMs;
   }
   done(_index: number, error: Error | undefined): void {
     if (error === undefined) this.#resolve();
-    else this.#reject(error);
+    else this.#reject(settleError(error, this.#operation, this.#id, this.#timeoutMs));
   }
 }
 
@@ -116,19 +164,27 @@ export class AckRequests {
 
   /**
    * Publishes `payload` to `subject` (a JetStream message's reply subject) at the end of this
-   * turn. Confirmed: resolves once the server replied; rejects with `TimeoutError` after the
-   * timeout, `NoRespondersError` when the consumer is gone, or the client's error when the
-   * publish fails (connection closed). Not confirmed: resolves once handed to the connection
-   * (a lost frame is a redelivery after ack_wait).
+   * turn: the `operation` of message `id` (they name it in a timeout's error). Confirmed:
+   * resolves once the server replied; rejects with `SettleTimeoutError` (`ERR_SETTLE_TIMEOUT`,
+   * nats.js's `TimeoutError` as `cause`) after the timeout, `NoRespondersError` when the
+   * consumer is gone, or the client's error when the publish fails (connection closed). Not
+   * confirmed: resolves once handed to the connection (a lost frame is a redelivery after
+   * ack_wait).
    */
-  send(subject: string, payload: Uint8Array, confirm: boolean): Promise<void> {
+  send(
+    subject: string,
+    payload: Uint8Array,
+    confirm: boolean,
+    operation: SettleOperation,
+    id: string,
+  ): Promise<void> {
     if (this.#closed) return Promise.reject(this.#closed);
     return new Promise<void>((resolve, reject) => {
       this.#queued.push({
         subject,
         payload,
         confirm,
-        waiter: new One(resolve, reject),
+        waiter: new One(resolve, reject, operation, id, this.#timeoutMs),
         index: 0,
         deadline: 0,
       });
@@ -139,7 +195,8 @@ export class AckRequests {
   /**
    * `send` of `payload` to each of `subjects`, with one promise for them all: resolves once
    * every frame's outcome is known, with `undefined` when all succeeded, else an array as long
-   * as `subjects` holding each failed frame's error (as `send` would reject) at its index.
+   * as `subjects` holding each failed frame's error at its index (a timeout as nats.js's
+   * `TimeoutError`: the caller names the message, see `settleError`).
    */
   sendMany(
     subjects: readonly string[],
@@ -175,7 +232,7 @@ export class AckRequests {
   }
 
   /** Fails every outstanding request and unsubscribes (the source is closing). */
-  close(error: Error = new RequestError('the NATS source closed')): void {
+  close(error: Error = new NotConnectedError('NATS', 'the source was closed')): void {
     // Frames of this turn still go out (a plain ack issued just before close is still sent).
     this.#publishQueued();
     this.#closed = error;

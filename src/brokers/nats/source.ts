@@ -14,7 +14,7 @@ import {
   type MessagingTarget,
 } from '../source.js';
 import type { CommonSourceOptions } from '../source-options.js';
-import { AckRequests } from './acks.js';
+import { AckRequests, type SettleOperation, settleError } from './acks.js';
 import { DELAY_HEADER } from './enqueue.js';
 import { fitHeaders, headerValue, producerHeaders } from './headers.js';
 import { NatsPuller } from './puller.js';
@@ -45,7 +45,11 @@ export interface NatsSourceOptions extends CommonSourceOptions {
   duplicateWindow?: number;
   /** Consumer `max_ack_pending` when created here (all processes together). @default 10_000 */
   maxAckPending?: number;
-  /** How long to wait for the server to confirm an ack, nak, term or publish. @default 5000 */
+  /**
+   * How long to wait for the server to confirm an ack, nak, term or publish. A settle (ack,
+   * retry, release, dead letter) not confirmed by then fails with `SettleTimeoutError`
+   * (`ERR_SETTLE_TIMEOUT`, nats.js's `TimeoutError` as `cause`). @default 5000
+   */
   ackTimeout?: number;
   /**
    * Wait for the server to confirm each ack (a reply, as `ackAck()` waits for), so `acked`
@@ -133,7 +137,7 @@ export class NatsSource implements BrokerSource<NatsMessage> {
   ack(message: NatsMessage): Promise<void> {
     if (this.#expired(message)) return Promise.reject(new LeaseLostError(message.id, 'ack'));
     // Confirmed: what `ackAck()` sends (`+ACK` with a reply subject), resolved on the reply.
-    return this.#confirm(message, ACK, this.#o.confirmAcks);
+    return this.#confirm(message, ACK, 'ack', this.#o.confirmAcks);
   }
 
   /**
@@ -167,7 +171,10 @@ export class NatsSource implements BrokerSource<NatsMessage> {
     if (failed === undefined) return refused;
     const out = refused ?? new Array<Error | undefined>(n).fill(undefined);
     for (let j = 0; j < failed.length; j++) {
-      if (failed[j] !== undefined) out[sent[j]!] = failed[j];
+      const error = failed[j];
+      if (error === undefined) continue;
+      const i = sent[j]!;
+      out[i] = settleError(error, 'ack', messages[i]!.id, this.#o.ackTimeout);
     }
     return out;
   }
@@ -179,6 +186,7 @@ export class NatsSource implements BrokerSource<NatsMessage> {
     await this.#confirm(
       message,
       typeof payload === 'string' ? new TextEncoder().encode(payload) : payload,
+      'retry',
     );
   }
 
@@ -206,13 +214,17 @@ export class NatsSource implements BrokerSource<NatsMessage> {
       if (key === 'Nats-Msg-Id') fitted = true;
       else h.set(key, value);
     }
-    await this.#js.publish(this.#o.deadLetterSubject, message.body, {
-      ...(h.keys().length > 0 ? { headers: h } : {}),
-      // A redelivered message dead-lettered twice is stored once (when the id fits).
-      ...(fitted ? { msgID } : {}),
-      timeout: this.#o.ackTimeout,
-    });
-    await this.#confirm(message, TERM);
+    try {
+      await this.#js.publish(this.#o.deadLetterSubject, message.body, {
+        ...(h.keys().length > 0 ? { headers: h } : {}),
+        // A redelivered message dead-lettered twice is stored once (when the id fits).
+        ...(fitted ? { msgID } : {}),
+        timeout: this.#o.ackTimeout,
+      });
+    } catch (error) {
+      throw settleError(error as Error, 'dead-letter', message.id, this.#o.ackTimeout);
+    }
+    await this.#confirm(message, TERM, 'dead-letter');
   }
 
   /**
@@ -228,7 +240,7 @@ export class NatsSource implements BrokerSource<NatsMessage> {
   }
 
   async release(message: NatsMessage): Promise<void> {
-    await this.#confirm(message, NAK);
+    await this.#confirm(message, NAK, 'release');
   }
 
   /**
@@ -248,7 +260,9 @@ export class NatsSource implements BrokerSource<NatsMessage> {
     // The iterator has stop() at run time; the public type only says AsyncIterable.
     (this.#status as { stop?: () => void }).stop?.();
     const left = await this.#puller.close();
-    await Promise.allSettled(left.map((a) => this.#confirm(new HeldMessage(a.raw), NAK)));
+    await Promise.allSettled(
+      left.map((a) => this.#confirm(new HeldMessage(a.raw), NAK, 'release')),
+    );
     this.#requests.close();
     if (this.#owned) await this.#nc.close();
   }
@@ -263,7 +277,9 @@ export class NatsSource implements BrokerSource<NatsMessage> {
     const now = Date.now();
     if (due <= now) return false;
     const nak = `-NAK ${JSON.stringify({ delay: Math.ceil(due - now) * 1e6 })}`;
-    void this.#confirm(new HeldMessage(raw), new TextEncoder().encode(nak)).catch(() => {});
+    void this.#confirm(new HeldMessage(raw), new TextEncoder().encode(nak), 'release').catch(
+      () => {},
+    );
     return true;
   }
 
@@ -280,7 +296,12 @@ export class NatsSource implements BrokerSource<NatsMessage> {
    * Sends an ack-family payload with a reply subject, so the server's reply confirms it (the
    * public API only confirms `+ACK`, `ackAck()`, at a higher cost: see `acks.ts`).
    */
-  #confirm(message: NatsMessage, payload: Uint8Array, confirm = true): Promise<void> {
+  #confirm(
+    message: NatsMessage,
+    payload: Uint8Array,
+    operation: SettleOperation,
+    confirm = true,
+  ): Promise<void> {
     // The reply subject is a getter of the client's message class; the public type lacks it.
     const reply = (message.raw as unknown as { reply?: string }).reply;
     if (!reply) {
@@ -288,7 +309,7 @@ export class NatsSource implements BrokerSource<NatsMessage> {
         new TypeError('JetStream message has no reply subject: cannot acknowledge it'),
       );
     }
-    return this.#requests.send(reply, payload, confirm);
+    return this.#requests.send(reply, payload, confirm, operation, message.id);
   }
 
   /** A pull request does not survive a lost connection: end it so a fresh one is sent. */

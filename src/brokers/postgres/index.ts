@@ -37,6 +37,7 @@ import {
   resolveCommon,
   SOURCE_DEFAULTS,
 } from '../source-options.js';
+import { connectionError } from './connection-error.js';
 import { PgListener } from './listen.js';
 import { type QueueSql, queueSql } from './sql.js';
 
@@ -232,17 +233,22 @@ export class PostgresQueueSource implements BrokerSource<PostgresMessage> {
 
   /**
    * Runs one of the queue's statements as a named (prepared) statement: pg prepares it once per
-   * connection, so the hot claim/ack path skips parsing and planning.
+   * connection, so the hot claim/ack path skips parsing and planning. A failed connection
+   * rejects with `NotConnectedError` (see `connection-error.ts`).
    */
   #query<R extends pg.QueryResultRow>(
     statement: Exclude<keyof QueueSql, 'channel' | 'migrate' | 'enqueue' | 'enqueueMany'>,
     values: unknown[],
   ): Promise<pg.QueryResult<R>> {
-    return this.#pool.query<R>({
-      name: `${this.#prefix}${statement}`,
-      text: this.#sql[statement],
-      values,
-    });
+    return this.#pool
+      .query<R>({
+        name: `${this.#prefix}${statement}`,
+        text: this.#sql[statement],
+        values,
+      })
+      .catch((error: unknown) => {
+        throw connectionError(error);
+      });
   }
 
   async #one(

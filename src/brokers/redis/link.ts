@@ -33,6 +33,41 @@ function destroy(client: AnyRedisClient): void {
   }
 }
 
+/**
+ * node-redis's errors that mean the connection failed (by class name: a client from another
+ * copy of node-redis has its own classes). A server's reply error (`ErrorReply`: NOGROUP, …)
+ * and anything else pass through as they are.
+ */
+const CONNECTION_ERRORS = new Set([
+  'SocketClosedUnexpectedlyError',
+  'ClientClosedError',
+  'ClientOfflineError',
+  'DisconnectsClientError',
+  'ConnectionTimeoutError',
+  'SocketTimeoutError',
+  'ReconnectStrategyError',
+]);
+
+/**
+ * A command's rejection as the source reports it: a failed connection — one of node-redis's
+ * connection errors, or the socket's own (`ECONNRESET`, …), none with a sluice code — becomes
+ * `NotConnectedError` (`ERR_NOT_CONNECTED`) with the original as `cause`, so that `onError`
+ * sees one code for an outage; anything else is returned as it is.
+ */
+export function connectionError(error: unknown): unknown {
+  try {
+    if (typeof error !== 'object' || error === null) return error;
+    const { code, syscall } = error as { code?: unknown; syscall?: unknown };
+    const name = (error as { constructor?: { name?: unknown } }).constructor?.name;
+    const socket = typeof syscall === 'string' && typeof code === 'string';
+    if (!socket && !(typeof name === 'string' && CONNECTION_ERRORS.has(name))) return error;
+    const what = error instanceof Error ? error.message : String(code);
+    return new NotConnectedError('Redis', `the connection failed: ${what}`, { cause: error });
+  } catch {
+    return error; // a hostile value: reported as it is
+  }
+}
+
 /** node-redis's internal write gate (see holdStaleWrite); absent in other versions. */
 interface Pausable {
   _pause?: () => void;
@@ -119,13 +154,19 @@ export class RedisLink implements CommandSender {
 
   /**
    * `sendCommand` on the current client, counted, so that `check()` can tell a stuck connection.
-   * A client that gave up (its reconnect strategy returned an error) is replaced first.
+   * A client that gave up (its reconnect strategy returned an error) is replaced first. A
+   * failed connection rejects with `NotConnectedError` (see `connectionError`).
    */
   sendCommand(args: (string | Buffer)[], options?: object): Promise<unknown> {
     if (!this.#client.isOpen && !this.#closed) this.replace('the connection was closed');
     const inflight = this.#inflight;
     if (inflight.size === 0) this.#alive = performance.now();
-    const sent = this.#client.sendCommand(args, options);
+    let sent: Promise<unknown>;
+    try {
+      sent = this.#client.sendCommand(args, options);
+    } catch (error) {
+      return Promise.reject(connectionError(error));
+    }
     return new Promise((resolve, reject) => {
       inflight.add(reject);
       sent.then(
@@ -136,7 +177,7 @@ export class RedisLink implements CommandSender {
         },
         (error: unknown) => {
           if (inflight.delete(reject) && inflight.size > 0) this.#alive = performance.now();
-          reject(error);
+          reject(connectionError(error));
         },
       );
     });
