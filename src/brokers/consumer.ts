@@ -599,6 +599,8 @@ class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
     if ((failure as { code?: unknown } | null)?.code === 'ERR_LEASE_LOST') {
       this.#stats.leaseLost++;
       publishMessageOutcome(this.#name, message, 'leaseLost', undefined, 'settle');
+    } else {
+      publishMessageOutcome(this.#name, message, 'unsettled', toError(failure));
     }
     this.#fail(failure, op, message);
   }

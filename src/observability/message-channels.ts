@@ -11,7 +11,9 @@ import type { PoolEventBase } from './channels.js';
  * How the consumer settled a message with its broker: `acked` after success, `retried` (handed
  * back for a later delivery), `deadLettered`, `released` (fetched, never started: handed back
  * at a drain), `canceled` (running at a drain deadline or abort: handed back), `leaseLost`
- * (another consumer owns it now: a heartbeat said so, or the broker refused the settle).
+ * (another consumer owns it now: a heartbeat said so, or the broker refused the settle),
+ * `unsettled` (its handler finished but the ack, retry or dead letter failed for another reason —
+ * an outage, a settle timeout: the broker delivers it again).
  */
 export type MessageOutcome =
   | 'acked'
@@ -19,7 +21,8 @@ export type MessageOutcome =
   | 'deadLettered'
   | 'released'
   | 'canceled'
-  | 'leaseLost';
+  | 'leaseLost'
+  | 'unsettled';
 
 /** What every message event carries. `kind` is always `'consume'`. */
 export interface MessageEventBase extends PoolEventBase {
@@ -31,12 +34,15 @@ export interface MessageEventBase extends PoolEventBase {
 
 /**
  * On {@link SLUICE_MESSAGE_SETTLED}: the broker confirmed the consumer's settle (for
- * `leaseLost`: the loss was detected). Published once per delivery; a settle the broker failed
- * for another reason goes to `onError` and publishes nothing.
+ * `leaseLost`: the loss was detected; for `unsettled`: the settle failed, `error` says why, and
+ * it went to `onError` too). Published once per delivery.
  */
 export interface MessageSettledMessage extends MessageEventBase {
   readonly outcome: MessageOutcome;
-  /** The handler's failure for `retried` and `deadLettered` (malformed: `MalformedMessageError`). */
+  /**
+   * The handler's failure for `retried` and `deadLettered` (malformed: `MalformedMessageError`);
+   * for `unsettled`, the settle's failure (e.g. `SettleTimeoutError`, `NotConnectedError`).
+   */
   readonly error: Error | undefined;
 }
 

@@ -33,6 +33,7 @@ const MESSAGE_OUTCOME: Record<MessageOutcome, string> = {
   released: 'released',
   canceled: 'canceled',
   leaseLost: 'lease_lost',
+  unsettled: 'unsettled',
 };
 
 const GATES = ['retry', 'rate', 'key'] as const;

@@ -65,6 +65,7 @@ export class PoolSeries {
       released: 0,
       canceled: 0,
       leaseLost: 0,
+      unsettled: 0,
     };
     return this.messages;
   }

@@ -261,4 +261,24 @@ describe('consume() message events', () => {
     expect(lost.map((m) => [m.id, m.detectedBy])).toEqual([['y', 'settle']]);
     expect(settled.map((m) => [m.id, m.outcome])).toEqual([['y', 'leaseLost']]);
   });
+
+  it('publishes unsettled, with the failure, when an ack fails for another reason (not a lost lease)', async () => {
+    const settled = record<MessageSettledMessage>(SLUICE_MESSAGE_SETTLED);
+    const lost = record<MessageLeaseLostMessage>(SLUICE_MESSAGE_LEASE_LOST);
+    const failure = Object.assign(new Error('no reply'), { code: 'ERR_SETTLE_TIMEOUT' });
+    const source = new MemorySource();
+    source.ack = async () => {
+      throw failure;
+    };
+    source.push({ id: 'z', body: '1', deliveryCount: 1 });
+    const consumer = consume(source, () => {}, {
+      concurrency: 1,
+      name: 'outage',
+      onError: () => {},
+    });
+    while (consumer.stats().unsettled < 1) await flush();
+    await consumer.close();
+    expect(settled.map((m) => [m.id, m.outcome, m.error])).toEqual([['z', 'unsettled', failure]]);
+    expect(lost).toEqual([]);
+  });
 });

@@ -174,6 +174,26 @@ describe('collectMetrics', () => {
     expect(msgs('canceled')).toBe(0);
     expect(msgs('lease_lost')).toBe(0);
     expect([stats.acked, stats.retried, stats.deadLettered]).toEqual([2, 1, 2]);
+    expect(msgs('unsettled')).toBe(0);
+  });
+
+  it('a consumer whose acks fail counts them as unsettled, as its stats do', async () => {
+    const { read } = collect();
+    const source = new MemorySource();
+    source.ack = async () => {
+      throw Object.assign(new Error('connection lost'), { code: 'ERR_NOT_CONNECTED' });
+    };
+    source.push({ id: 'a', body: '1', deliveryCount: 1 }, { id: 'b', body: '2', deliveryCount: 1 });
+    const consumer = consume(source, () => {}, {
+      concurrency: 1,
+      name: 'outage',
+      onError: () => {},
+    });
+    while (consumer.stats().unsettled < 2) await flush();
+    await consumer.close();
+    const s = await read();
+    expect(s.value('sluice_messages_total', { pool: 'outage', outcome: 'unsettled' })).toBe(2);
+    expect(s.value('sluice_messages_total', { pool: 'outage', outcome: 'acked' })).toBe(0);
   });
 
   it('pools: only the named pools are collected', async () => {

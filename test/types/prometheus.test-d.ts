@@ -37,6 +37,6 @@ export function eventShapes(
   expectTypeOf(created.snapshot().stats.running).toEqualTypeOf<number>();
   expectTypeOf(message.outcome).toEqualTypeOf<MessageOutcome>();
   expectTypeOf<MessageOutcome>().toEqualTypeOf<
-    'acked' | 'retried' | 'deadLettered' | 'released' | 'canceled' | 'leaseLost'
+    'acked' | 'retried' | 'deadLettered' | 'released' | 'canceled' | 'leaseLost' | 'unsettled'
   >();
 }
