@@ -16,8 +16,8 @@ import { onAbort } from './internal/abort-fanout.js';
 import {
   type JobContext,
   type JobOwner,
-  JobRun,
   LINGER,
+  RunCore,
   SETTLE,
   startWorker,
   type WorkerFunction,
@@ -207,12 +207,23 @@ interface RetryWait<J, R> {
   unsubscribe: (() => void) | undefined;
 }
 
-/** A Pool's job: a JobRun that can wait in the queue and resolves its Task's result. */
-class PendingRun<J, R> extends JobRun<J, R> implements WaitNode, Queued {
+/**
+ * A Pool's job: a run (internal/job-run.ts) that can wait in the queue and resolves its Task's
+ * result. Every field is its own (RunCore declares them, without a constructor: see there).
+ */
+class PendingRun<J, R> extends RunCore<J, R> implements WaitNode, Queued {
+  readonly job: J;
+  readonly index: number;
+  workerId = -1;
+  startedAt = 0;
   /** performance.now() at acceptance. ThreadPool reads it from the context as its wait start. */
-  // Declared only (set by the base class, assigned at acceptance): redefining the field here
-  // would give every PendingRun an extra shape transition.
-  declare queuedAt: number;
+  queuedAt: number | undefined = undefined;
+  observed = false;
+  controller: AbortController | undefined = undefined;
+  timer: NodeJS.Timeout | undefined = undefined;
+  isSettled = false;
+  isCanceled = false;
+  readonly owner: JobOwner<J, R>;
   /** Removes this job's listener from the caller's signal. */
   unsubscribe: (() => void) | undefined = undefined;
   /** The caller's signal, checked again before a queued job starts. */
@@ -250,7 +261,10 @@ class PendingRun<J, R> extends JobRun<J, R> implements WaitNode, Queued {
     owner: JobOwner<J, R>,
     resolveResult: (result: Result<J, R>) => void,
   ) {
-    super(job, index, owner);
+    super();
+    this.job = job;
+    this.index = index;
+    this.owner = owner;
     this.resolveResult = resolveResult;
   }
 }
@@ -799,7 +813,7 @@ export class Pool<J, R> implements JobOwner<J, R> {
     if (run.weight > 0) {
       if (Number.isNaN(now)) now = performance.now();
       run.startedAt = now;
-      this.#stats.recordStart(now, now - run.queuedAt, run.weight);
+      this.#stats.recordStart(now, now - (run.queuedAt as number), run.weight);
     } else {
       run.startedAt = Number.NaN;
       this.#stats.startedUntimed();
@@ -868,14 +882,14 @@ export class Pool<J, R> implements JobOwner<J, R> {
   }
 
   /** @internal A canceled job's worker runs on, then returns (the watchdog's zombies). */
-  [LINGER](run: JobRun<J, R>, error: Error | undefined): void {
+  [LINGER](run: RunCore<J, R>, error: Error | undefined): void {
     if (this.#watchdog === undefined) return;
     if (error === undefined) this.#watchdog.returned(run);
     else this.#watchdog.abandoned(run, run.job, run.index, error);
   }
 
-  /** @internal A job ended (called by its JobRun); the symbol key keeps it off the public API. */
-  [SETTLE](run: JobRun<J, R>, error: Error | undefined, value: R | undefined): void {
+  /** @internal A job ended (called by its run); the symbol key keeps it off the public API. */
+  [SETTLE](run: RunCore<J, R>, error: Error | undefined, value: R | undefined): void {
     const pending = run as PendingRun<J, R>;
     pending.unsubscribe?.();
     const started = pending.workerId >= 0;

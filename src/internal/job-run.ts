@@ -36,18 +36,18 @@ export const SETTLE: unique symbol = Symbol('sluice.settle');
 export const LINGER: unique symbol = Symbol('sluice.linger');
 
 /**
- * Whoever runs JobRuns (a PullEngine, a Pool) and hears of each settlement. A prototype method
+ * Whoever runs jobs (a PullEngine with JobRuns, a Pool) and hears of each settlement. A prototype method
  * rather than a per-owner closure: optimised code that inlines a closure holds it weakly, so a
  * full GC after the owner dies would throw that code away (see BENCHMARKS.md, "Core").
  */
 export interface JobOwner<J, R> {
-  [SETTLE](run: JobRun<J, R>, error: Error | undefined, value: R | undefined): void;
+  [SETTLE](run: RunCore<J, R>, error: Error | undefined, value: R | undefined): void;
   /**
    * Optional: a started job was canceled while its worker runs on (`error`: what it settled
    * with), then (`error` undefined) that worker returned at last. Only on the cancel path: the
    * watchdog's zombies (observability/watchdog.ts).
    */
-  [LINGER]?(run: JobRun<J, R>, error: Error | undefined): void;
+  [LINGER]?(run: RunCore<J, R>, error: Error | undefined): void;
 }
 
 /** True for a value `await` would adopt (anything with a callable `then`). */
@@ -60,16 +60,16 @@ export function isThenable<R>(value: unknown): value is PromiseLike<R> {
 }
 
 /**
- * What the worker actually receives: only `signal`, `index` and `workerId` — never the JobRun
+ * What the worker actually receives: only `signal`, `index` and `workerId` — never the job's run
  * itself, whose `cancel()`, `start()` and owner would let a worker settle or forge its own job's
  * outcome.
  */
 class WorkerContext implements JobContext {
-  readonly #run: JobRun<unknown, unknown>;
+  readonly #run: RunCore<unknown, unknown>;
   readonly index: number;
   readonly workerId: number;
 
-  constructor(run: JobRun<unknown, unknown>) {
+  constructor(run: RunCore<unknown, unknown>) {
     this.#run = run;
     this.index = run.index;
     this.workerId = run.workerId;
@@ -83,46 +83,46 @@ class WorkerContext implements JobContext {
 /**
  * One job from acceptance to settlement: runs the worker, owns the job's timeout and its
  * (lazily created) AbortController, and reports exactly one outcome to its owner. Internal;
- * users never see it: the worker gets a separate {@link WorkerContext}. Lean on purpose (runPool
- * makes one per job); Pool's bookkeeping lives in its subclass.
+ * users never see it: the worker gets a separate {@link WorkerContext}.
+ *
+ * The behaviour only: no constructor and no field of its own, so that a subclass's `super()`
+ * costs nothing. V8 (Node 20) never inlines a base class's constructor into a derived one's:
+ * `super(...)` to a constructor that does anything goes through the generic construct stub,
+ * ~380 instructions per object (callgrind), more than the rest of the object's creation; a
+ * default base constructor (no fields, no `#private` members) is skipped outright. Each concrete run ({@link JobRun}, Pool's job)
+ * declares every field below in its own constructor, so its objects have one shape from birth.
  */
-export class JobRun<J, R> {
-  readonly job: J;
-  readonly index: number;
+export abstract class RunCore<J, R> {
+  abstract readonly job: J;
+  abstract readonly index: number;
   /** The slot running the job; -1 until it starts. */
-  workerId = -1;
+  abstract workerId: number;
   /** performance.now() at start, when the owner keeps stats. */
-  startedAt = 0;
-  /** performance.now() at acceptance, when the owner queues jobs (Pool); read by an executor. */
-  queuedAt: number | undefined = undefined;
+  abstract startedAt: number;
   /** Its lifecycle hooks want this job's events (see scheduler/hooks.ts `accepted`). */
-  observed = false;
-
-  #controller: AbortController | undefined;
-  #timer: NodeJS.Timeout | undefined;
-  #settled = false;
-  /** Settled by `cancel()` (the pool's decision), not by the worker's own outcome. */
-  #canceled = false;
-  readonly #owner: JobOwner<J, R>;
-
-  constructor(job: J, index: number, owner: JobOwner<J, R>) {
-    this.job = job;
-    this.index = index;
-    this.#owner = owner;
-  }
+  abstract observed: boolean;
+  /** The job's AbortController, created on first need. Only this module touches it. */
+  abstract controller: AbortController | undefined;
+  /** The job's timeout timer. Only this module touches it. */
+  abstract timer: NodeJS.Timeout | undefined;
+  /** Settled (by its outcome or by `cancel()`). Read through {@link settled}. */
+  abstract isSettled: boolean;
+  /** Settled by `cancel()`. Read through {@link canceled}. */
+  abstract isCanceled: boolean;
+  abstract readonly owner: JobOwner<J, R>;
 
   get signal(): AbortSignal {
-    this.#controller ??= new AbortController();
-    return this.#controller.signal;
+    this.controller ??= new AbortController();
+    return this.controller.signal;
   }
 
   get settled(): boolean {
-    return this.#settled;
+    return this.isSettled;
   }
 
   /** True when `cancel()` settled the job (its signal, a timeout, abort, a drain deadline). */
   get canceled(): boolean {
-    return this.#canceled;
+    return this.isCanceled;
   }
 
   /**
@@ -137,19 +137,24 @@ export class JobRun<J, R> {
   ): void {
     this.workerId = workerId;
     if (timeout !== undefined) {
-      this.#timer = setTimeout(() => this.cancel(new TimeoutError(timeout)), timeout);
+      this.timer = setTimeout(() => this.cancel(new TimeoutError(timeout)), timeout);
     }
     try {
       if (around === undefined) run(this);
       else around(run, this);
     } catch (error) {
-      queueMicrotask(() => this.#settle(toError(error), undefined));
+      queueMicrotask(() => this.complete(toError(error), undefined));
     }
   }
 
-  /** An executor's outcome for this job; ignored once the job settled (canceled, timed out). */
+  /**
+   * The job's outcome (its worker's, or an executor's); ignored once the job settled (canceled,
+   * timed out).
+   */
   complete(error: Error | undefined, value: R | undefined): void {
-    this.#settle(error, value);
+    if (this.markSettled()) this.owner[SETTLE](this, error, value);
+    // A canceled job's worker returning at last (every called worker ends up here once).
+    else if (this.isCanceled && this.workerId >= 0) this.owner[LINGER]?.(this, undefined);
   }
 
   /**
@@ -164,25 +169,25 @@ export class JobRun<J, R> {
   ): void {
     this.workerId = workerId;
     if (timeout !== undefined) {
-      this.#timer = setTimeout(() => this.cancel(new TimeoutError(timeout)), timeout);
+      this.timer = setTimeout(() => this.cancel(new TimeoutError(timeout)), timeout);
     }
     let out: R | PromiseLike<R>;
     try {
-      const ctx = new WorkerContext(this as JobRun<unknown, unknown>);
+      const ctx = new WorkerContext(this as RunCore<unknown, unknown>);
       out = around === undefined ? worker(this.job, ctx) : around(worker, this.job, ctx);
       if (isThenable<R>(out)) {
         // Inside the try: a user thenable whose `then` (or its getter) throws fails the job.
         out.then(
-          (value) => this.#settle(undefined, value),
-          (error: unknown) => this.#settle(toError(error), undefined),
+          (value) => this.complete(undefined, value),
+          (error: unknown) => this.complete(toError(error), undefined),
         );
         return;
       }
     } catch (error) {
-      queueMicrotask(() => this.#settle(toError(error), undefined));
+      queueMicrotask(() => this.complete(toError(error), undefined));
       return;
     }
-    queueMicrotask(() => this.#settle(undefined, out as R));
+    queueMicrotask(() => this.complete(undefined, out as R));
   }
 
   /**
@@ -190,37 +195,61 @@ export class JobRun<J, R> {
    * that ignores its signal runs on in the background, but its outcome is discarded.
    */
   cancel(error: Error): void {
-    if (!this.#markSettled()) return;
-    this.#canceled = true;
+    if (!this.markSettled()) return;
+    this.isCanceled = true;
     // The signal aborts before the owner hears of the settlement and reuses the slot: the next
     // job's worker is never called while this one's signal still says "run" (which would make
     // concurrency + 1 live workers). Created here if the worker has not read `signal` yet, so a
     // later read sees it aborted.
-    this.#controller ??= new AbortController();
-    this.#controller.abort(error);
-    this.#owner[SETTLE](this, error, undefined);
+    this.controller ??= new AbortController();
+    this.controller.abort(error);
+    this.owner[SETTLE](this, error, undefined);
     // Its worker was called and has not returned (it would have settled the job): it runs on.
-    if (this.workerId >= 0) this.#owner[LINGER]?.(this, error);
+    if (this.workerId >= 0) this.owner[LINGER]?.(this, error);
   }
 
-  #settle(error: Error | undefined, value: R | undefined): void {
-    if (this.#markSettled()) this.#owner[SETTLE](this, error, value);
-    // A canceled job's worker returning at last (every called worker ends up here once).
-    else if (this.#canceled && this.workerId >= 0) this.#owner[LINGER]?.(this, undefined);
-  }
-
-  /** False if the job had already settled; else marks it settled and stops its timer. */
-  #markSettled(): boolean {
-    if (this.#settled) return false;
-    this.#settled = true;
-    if (this.#timer !== undefined) clearTimeout(this.#timer);
+  /**
+   * False if the job had already settled; else marks it settled and stops its timer. Not a
+   * `#private` method: a class with one installs a brand on every instance in its constructor,
+   * so it is no longer a default constructor that `super()` skips.
+   */
+  markSettled(): boolean {
+    if (this.isSettled) return false;
+    this.isSettled = true;
+    if (this.timer !== undefined) clearTimeout(this.timer);
     return true;
+  }
+}
+
+/**
+ * A job of runPool's engine (internal/pull-engine.ts): lean on purpose (runPool makes one per
+ * job); Pool's job is a RunCore of its own.
+ */
+export class JobRun<J, R> extends RunCore<J, R> {
+  readonly job: J;
+  readonly index: number;
+  workerId = -1;
+  startedAt = 0;
+  /** performance.now() at acceptance, when the owner queues jobs; read by an executor. */
+  queuedAt: number | undefined = undefined;
+  observed = false;
+  controller: AbortController | undefined = undefined;
+  timer: NodeJS.Timeout | undefined = undefined;
+  isSettled = false;
+  isCanceled = false;
+  readonly owner: JobOwner<J, R>;
+
+  constructor(job: J, index: number, owner: JobOwner<J, R>) {
+    super();
+    this.job = job;
+    this.index = index;
+    this.owner = owner;
   }
 }
 
 /** Calls a job's worker: a module function, so a context (AsyncLocalStorage.run) needs no closure. */
 export function startWorker<J, R>(
-  run: JobRun<J, R>,
+  run: RunCore<J, R>,
   worker: WorkerFunction<J, R>,
   workerId: number,
   timeout: number | undefined,
