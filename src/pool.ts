@@ -410,7 +410,8 @@ export class Pool<J, R> implements JobOwner<J, R> {
    *   already aborted and the queue is full (nothing accepted). An already-aborted signal with
    *   room: the job is accepted and its result settles at once as canceled (`AbortError`).
    * @throws TypeError (rejection, never a synchronous throw) `ERR_INVALID_OPTION` when
-   *   `opts.signal` is not an AbortSignal.
+   *   `opts.signal` is not an AbortSignal, or when `opts.timeout` is given (there is no timeout
+   *   per submission: the pool's `timeout` applies to every job; refused, not ignored).
    */
   submit(job: J, opts?: SubmitOptions): Promise<Task<J, R>> {
     let call: CallOptions;
@@ -444,6 +445,7 @@ export class Pool<J, R> implements JobOwner<J, R> {
    */
   #callOptions(opts: SubmitOptions | undefined): CallOptions {
     const signal = callSignal(opts);
+    if (opts != null && (opts as { timeout?: unknown }).timeout !== undefined) noCallTimeout(opts);
     const priority = opts?.priority === undefined ? 0 : this.#priority(opts.priority);
     if (this.#state !== 'open') throw this.#closedError();
     const transfer = this.#executor && transferOf(opts);
@@ -1182,4 +1184,16 @@ function pinPool(): object[] {
 /** The `transfer` list of a ThreadPool submission (Pool passes it to its executor). */
 function transferOf(opts: unknown): readonly TransferListItem[] | undefined {
   return (opts as { transfer?: readonly TransferListItem[] } | undefined)?.transfer;
+}
+
+/**
+ * Refuses a per-submission `timeout` (`submit`, `trySubmit`, `run`): there is none — the pool's
+ * `timeout` applies to every job — and ignoring it would let a caller believe the job is bounded.
+ */
+function noCallTimeout(opts: SubmitOptions): never {
+  invalidOption(
+    'timeout',
+    (opts as { timeout?: unknown }).timeout,
+    'no timeout per submission (give `timeout` to the Pool: it applies to every job; or pass a `signal`)',
+  );
 }
