@@ -24,6 +24,7 @@ import { Deque } from './deque.js';
 import {
   type JobOwner,
   JobRun,
+  RunCore,
   LINGER,
   SETTLE,
   startWorker,
@@ -62,7 +63,20 @@ export interface EngineGates<J> extends Gates<J> {
 }
 
 /** A pulled job in a gated engine: queued for its gates, then one attempt's run. */
-class GatedRun<J, R> extends JobRun<J, R> implements Queued {
+class GatedRun<J, R> extends RunCore<J, R> implements Queued {
+  // JobRun's fields, declared here rather than inherited: a subclass of JobRun (which has a
+  // constructor) pays V8's generic construct stub per job (see RunCore).
+  readonly job: J;
+  readonly index: number;
+  workerId = -1;
+  startedAt = 0;
+  queuedAt: number | undefined = undefined;
+  observed = false;
+  controller: AbortController | undefined = undefined;
+  timer: NodeJS.Timeout | undefined = undefined;
+  isSettled = false;
+  isCanceled = false;
+  readonly owner: JobOwner<J, R>;
   prev: Queued | undefined = undefined;
   next: Queued | undefined = undefined;
   linked = false;
@@ -72,6 +86,13 @@ class GatedRun<J, R> extends JobRun<J, R> implements Queued {
   heapIndex = -1;
   attempt = 1;
   errors: Error[] | undefined = undefined;
+
+  constructor(job: J, index: number, owner: JobOwner<J, R>) {
+    super();
+    this.job = job;
+    this.index = index;
+    this.owner = owner;
+  }
 }
 
 /** A job waiting out its retry backoff. */
