@@ -410,11 +410,17 @@ export class Scheduler implements ThreadEvents<Job> {
   #dispatch(): void {
     if (this.#startup.failure || this.#paused) return;
     if (this.#fifo.length === 0) this.#rebalance();
+    const limit = this.#batchSize.limit();
     // Two rounds: a thread can hold two batches, one for each round.
     for (let round = 0; round < 2; round++) {
+      // The backlog is shared among the threads that can take a batch now, not all of them: a
+      // thread that already holds two batches takes none, and counting it halved the batch of
+      // the one that asked (64 results back, 64 jobs admitted: two messages of 32, not one of 64).
+      let takers = 0;
+      for (const thread of this.#slots) if (thread && canTake(thread, limit)) takers++;
       for (const thread of this.#slots) {
-        if (!thread?.ready) continue;
-        const size = this.#batchSize.next(this.#fifo.length, this.#target);
+        if (!thread || !canTake(thread, limit)) continue;
+        const size = this.#batchSize.next(this.#fifo.length, takers--);
         if (size === 0) return;
         // Tiny jobs: a thread holds up to two batches, so it runs one while the results of the
         // other travel back (they leave together, at the end of a batch) and the next comes:
@@ -688,6 +694,14 @@ export class Scheduler implements ThreadEvents<Job> {
     }
     this.#spare = outcomes;
   };
+}
+
+/**
+ * Whether `thread` may get a batch of up to `limit` jobs now: ready, and idle or (tiny jobs)
+ * holding no more than one batch it has not started.
+ */
+function canTake(thread: Thread<Job>, limit: number): boolean {
+  return thread.ready && (!thread.busy || (limit > 1 && thread.unstarted <= limit));
 }
 
 function dataCloneError(what: string, cause: Error): Error {
