@@ -5,11 +5,15 @@
  * is appended in O(1); a higher one is inserted in place (an O(n) rebuild — priorities are the
  * exception). Internal.
  *
- * A ring whose capacity is a power of two, kept once grown: jobs pass through it 100,000 at a
- * time, and an array with a moving head grew its backing store again after every compaction
- * (a copy of the queue, then a reallocation at each growth step: bytes per job that every
- * young-generation collection pays for).
+ * A ring whose capacity is a power of two, kept once grown (unless it grew past
+ * {@link KEPT_SLOTS} and then emptied): jobs pass through it 100,000 at a time, and an array with
+ * a moving head grew its backing store again after every compaction (a copy of the queue, then a
+ * reallocation at each growth step: bytes per job that every young-generation collection pays
+ * for).
  */
+/** A ring larger than this is given up once it empties. */
+const KEPT_SLOTS = 4096;
+
 export class Fifo<T extends { readonly priority: number }> {
   #items: (T | undefined)[] = new Array(16).fill(undefined);
   /** `#items.length - 1`. */
@@ -39,8 +43,15 @@ export class Fifo<T extends { readonly priority: number }> {
     const item = this.#items[this.#head];
     this.#items[this.#head] = undefined;
     this.#head = (this.#head + 1) & this.#mask;
-    this.#length--;
+    // Emptied after a peak far above the usual few hundred waiting jobs: memory follows the
+    // queue, not its history.
+    if (--this.#length === 0 && this.#items.length > KEPT_SLOTS) this.#rebuild([], 16);
     return item;
+  }
+
+  /** Slots the ring holds (for tests: memory follows the queue). */
+  get backing(): number {
+    return this.#items.length;
   }
 
   peek(): T | undefined {

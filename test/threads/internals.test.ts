@@ -153,6 +153,16 @@ describe('Fifo', () => {
     }
     expect(fifo.length).toBe(0);
   });
+
+  it('gives up a ring grown far past the usual queue once it empties', () => {
+    const fifo = new Fifo<Item>();
+    for (let i = 0; i < 20_000; i++) fifo.push(item(i));
+    expect(fifo.backing).toBeGreaterThanOrEqual(20_000);
+    expect(drain(fifo)).toHaveLength(20_000);
+    expect(fifo.backing).toBeLessThanOrEqual(16);
+    fifo.push(item(1));
+    expect(fifo.shift()?.n).toBe(1);
+  });
 });
 
 describe('SentList', () => {
