@@ -28,8 +28,11 @@ import { type Sent, Thread, type ThreadEvents } from './thread.js';
  * round every byte per job is paid again in young-generation collections.
  */
 interface Job extends Sent {
-  /** The core's job: its outcome goes to `target.complete`. */
-  target: ExecutorJob<unknown, unknown>;
+  /**
+   * The core's job: its outcome goes to `target.complete`. Its job, index, transfer list and
+   * priority are read from it, not copied here (each copy is 8 bytes more per job).
+   */
+  readonly target: ExecutorJob<unknown, unknown>;
   settled: boolean;
   thread: Thread<Job> | undefined;
   /** The timeout, while the job is with a thread. */
@@ -119,9 +122,6 @@ export class Scheduler implements ThreadEvents<Job> {
     const job: Job = {
       seq: 0,
       batchSeq: 0,
-      job: target.job,
-      index: target.index,
-      transfer,
       target,
       settled: false,
       thread: undefined,
@@ -145,7 +145,7 @@ export class Scheduler implements ThreadEvents<Job> {
    * A linear search: cancellations are rare, and this keeps per-job bookkeeping at zero.
    */
   cancel(index: number, error: Error): void {
-    const job = this.#find((candidate) => candidate.index === index);
+    const job = this.#find((candidate) => candidate.target.index === index);
     if (job) this.#cancel(job, error);
   }
 
@@ -301,20 +301,20 @@ export class Scheduler implements ThreadEvents<Job> {
     this.#retired.delete(thread);
     for (const job of lost) {
       if (job.grace !== undefined) this.#clearGrace(job);
-      const message = `worker thread ${thread.id} died (exit code ${exitCode}${error ? `: ${error.message}` : ''}) after job ${job.index} finished but before its result left the thread: the job ran once, its outcome is lost`;
+      const message = `worker thread ${thread.id} died (exit code ${exitCode}${error ? `: ${error.message}` : ''}) after job ${job.target.index} finished but before its result left the thread: the job ran once, its outcome is lost`;
       this.#settle(job, new WorkerCrashedError(message, exitCode, { cause: error }), undefined);
     }
     if (running?.grace !== undefined) this.#clearGrace(running);
     if (running) {
       const crash = new WorkerCrashedError(
-        `worker thread ${thread.id} died while running job ${running.index} (exit code ${exitCode}${error ? `: ${error.message}` : ''})`,
+        `worker thread ${thread.id} died while running job ${running.target.index} (exit code ${exitCode}${error ? `: ${error.message}` : ''})`,
         exitCode,
         { cause: error },
       );
       this.#settle(running, crash, undefined);
     }
     this.#requeue(thread.takeBack(), (job) => {
-      const message = `worker thread ${thread.id} died before job ${job.index} started, and the objects transferred with the job went with it (exit code ${exitCode})`;
+      const message = `worker thread ${thread.id} died before job ${job.target.index} started, and the objects transferred with the job went with it (exit code ${exitCode})`;
       return new WorkerCrashedError(message, exitCode, { cause: error });
     });
     const wasSlot = this.#slots[thread.id] === thread;
@@ -410,11 +410,17 @@ export class Scheduler implements ThreadEvents<Job> {
   #dispatch(): void {
     if (this.#startup.failure || this.#paused) return;
     if (this.#fifo.length === 0) this.#rebalance();
+    const limit = this.#batchSize.limit();
     // Two rounds: a thread can hold two batches, one for each round.
     for (let round = 0; round < 2; round++) {
+      // The backlog is shared among the threads that can take a batch now, not all of them: a
+      // thread that already holds two batches takes none, and counting it halved the batch of
+      // the one that asked (64 results back, 64 jobs admitted: two messages of 32, not one of 64).
+      let takers = 0;
+      for (const thread of this.#slots) if (thread && canTake(thread, limit)) takers++;
       for (const thread of this.#slots) {
-        if (!thread?.ready) continue;
-        const size = this.#batchSize.next(this.#fifo.length, this.#target);
+        if (!thread || !canTake(thread, limit)) continue;
+        const size = this.#batchSize.next(this.#fifo.length, takers--);
         if (size === 0) return;
         // Tiny jobs: a thread holds up to two batches, so it runs one while the results of the
         // other travel back (they leave together, at the end of a batch) and the next comes:
@@ -468,8 +474,7 @@ export class Scheduler implements ThreadEvents<Job> {
     const watchdog = this.#opts.watchdog;
     for (const job of batch) {
       job.thread = thread;
-      watchdog?.started(job.job, job.index, now);
-      job.transfer = undefined;
+      watchdog?.started(job.target.job, job.target.index, now);
       if (job.handover === undefined) {
         this.#timing.recordStart(now, now - (job.target.queuedAt ?? now));
         job.handover = handover;
@@ -569,7 +574,7 @@ export class Scheduler implements ThreadEvents<Job> {
     }
     this.#settle(job, error, undefined);
     thread.cancel(job, serializeError(error));
-    this.#opts.watchdog?.abandoned(job, job.job, job.index, error);
+    this.#opts.watchdog?.abandoned(job, job.target.job, job.target.index, error);
     this.#armGrace(thread, job);
   }
 
@@ -621,7 +626,7 @@ export class Scheduler implements ThreadEvents<Job> {
     const again: Job[] = [];
     for (const job of jobs) {
       job.thread = undefined;
-      this.#opts.watchdog?.ended(job.index); // back to waiting: its age starts again when sent
+      this.#opts.watchdog?.ended(job.target.index); // back to waiting: its age starts again when sent
       clearTimeout(job.timer);
       job.timer = undefined;
       if (job.settled) continue;
@@ -635,7 +640,7 @@ export class Scheduler implements ThreadEvents<Job> {
   #lostWithThread(thread: Thread<Job> | undefined, job: Job): Error {
     const where = thread ? `worker thread ${thread.id}` : 'its worker thread';
     return new WorkerCrashedError(
-      `job ${job.index} was taken back from ${where} before it started, but the objects transferred with it cannot be sent again`,
+      `job ${job.target.index} was taken back from ${where} before it started, but the objects transferred with it cannot be sent again`,
     );
   }
 
@@ -647,7 +652,7 @@ export class Scheduler implements ThreadEvents<Job> {
   #settle(job: Job, error: Error | undefined, value: unknown, at?: number): void {
     if (job.settled) return;
     job.settled = true;
-    this.#opts.watchdog?.ended(job.index);
+    this.#opts.watchdog?.ended(job.target.index);
     if (job.timer !== undefined) clearTimeout(job.timer);
     const handover = job.handover;
     if (handover !== undefined) this.#timing.settled(outcomeOf(error), handover.at, at);
@@ -689,6 +694,14 @@ export class Scheduler implements ThreadEvents<Job> {
     }
     this.#spare = outcomes;
   };
+}
+
+/**
+ * Whether `thread` may get a batch of up to `limit` jobs now: ready, and idle or (tiny jobs)
+ * holding no more than one batch it has not started.
+ */
+function canTake(thread: Thread<Job>, limit: number): boolean {
+  return thread.ready && (!thread.busy || (limit > 1 && thread.unstarted <= limit));
 }
 
 function dataCloneError(what: string, cause: Error): Error {

@@ -31,9 +31,12 @@ export interface Sent {
   seq: number;
   /** `seq` of the first job of the message it travelled in. */
   batchSeq: number;
-  job: unknown;
-  index: number;
-  transfer: readonly TransferListItem[] | undefined;
+  /** What travels: the job, its index (the thread's `ctx.index`) and the objects it moves. */
+  readonly target: {
+    readonly job: unknown;
+    readonly index: number;
+    readonly transfer: readonly TransferListItem[] | undefined;
+  };
 }
 
 /** What a thread reports to its owner. */
@@ -199,24 +202,27 @@ export class Thread<S extends Sent> {
 
   /** Sends jobs as one message, numbering them. */
   send(batch: S[]): void {
+    const count = batch.length;
+    // Pushed, not preallocated: a holey array (new Array(n)) is cloned in the sparse format.
     const jobs: unknown[] = [];
-    const index = batch[0]?.index ?? 0;
+    const index = batch[0]?.target.index ?? 0;
     // Indexes are sent only when they do not follow one another: usually they do.
     let consecutive = true;
     let transfer: TransferListItem[] | undefined;
-    for (const sent of batch) {
-      if (sent.index !== index + jobs.length) consecutive = false;
-      jobs.push(sent.job);
-      if (sent.transfer) {
-        assertAttached(sent.transfer);
+    for (let i = 0; i < count; i++) {
+      const target = (batch[i] as S).target;
+      if (target.index !== index + i) consecutive = false;
+      jobs.push(target.job);
+      if (target.transfer !== undefined && target.transfer.length > 0) {
+        assertAttached(target.transfer);
         transfer ??= [];
-        transfer.push(...sent.transfer);
+        transfer.push(...target.transfer);
       }
     }
     const first = this.#nextSeq;
     // Throws (DataCloneError) when a job cannot be cloned: nothing is recorded as sent then.
     const message: RunMessage = { t: 'run', seq: first, jobs, index };
-    if (!consecutive) message.indexes = batch.map((sent) => sent.index);
+    if (!consecutive) message.indexes = batch.map((sent) => sent.target.index);
     this.#port.postMessage(message, transfer);
     for (const sent of batch) {
       sent.seq = this.#nextSeq;

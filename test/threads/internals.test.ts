@@ -124,6 +124,27 @@ describe('Fifo', () => {
     expect(drain(fifo)).toEqual([4, 2, 5, 1, 3]);
   });
 
+  it('keeps first-in-first-out order while it wraps around and grows, with inserts and removals', () => {
+    const fifo = new Fifo<Item>();
+    const expected: number[] = [];
+    let next = 0;
+    // Pushes outpace shifts, so the ring wraps at every size it grows through.
+    for (let round = 0; round < 200; round++) {
+      for (let i = 0; i < 3; i++) {
+        fifo.push(item(next));
+        expected.push(next++);
+      }
+      expect(fifo.shift()?.n).toBe(expected.shift());
+    }
+    const middle = fifo.find((i) => i.n === (expected[100] as number)) as Item;
+    expect(fifo.remove(middle)).toBe(true);
+    expected.splice(100, 1);
+    fifo.push(item(-1, 1));
+    fifo.unshiftAll([item(-2), item(-3)]);
+    expect(fifo.length).toBe(expected.length + 3);
+    expect(drain(fifo)).toEqual([-2, -3, -1, ...expected]);
+  });
+
   it('keeps memory proportional to its length over a long history', () => {
     const fifo = new Fifo<Item>();
     for (let i = 0; i < 10_000; i++) {
@@ -131,6 +152,16 @@ describe('Fifo', () => {
       expect(fifo.shift()?.n).toBe(i);
     }
     expect(fifo.length).toBe(0);
+  });
+
+  it('gives up a ring grown far past the usual queue once it empties', () => {
+    const fifo = new Fifo<Item>();
+    for (let i = 0; i < 20_000; i++) fifo.push(item(i));
+    expect(fifo.backing).toBeGreaterThanOrEqual(20_000);
+    expect(drain(fifo)).toHaveLength(20_000);
+    expect(fifo.backing).toBeLessThanOrEqual(16);
+    fifo.push(item(1));
+    expect(fifo.shift()?.n).toBe(1);
   });
 });
 
