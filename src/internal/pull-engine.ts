@@ -24,8 +24,8 @@ import { Deque } from './deque.js';
 import {
   type JobOwner,
   JobRun,
-  RunCore,
   LINGER,
+  RunCore,
   SETTLE,
   startWorker,
   type WorkerFunction,
