@@ -1,4 +1,3 @@
-import type { TransferListItem } from 'node:worker_threads';
 import {
   AbortError,
   abortErrorFrom,
@@ -65,6 +64,7 @@ import {
   type Wait,
 } from './scheduler/self-deadlock.js';
 import { type GateSnapshot, outcomeOf, type PoolStats, StatsRecorder } from './stats.js';
+import type { TransferListItem } from './threads/transfer.js';
 
 /** Options of {@link Pool}: the pool's own, and the gates (`retry`, `rate`, `key`, `perKey`). */
 export interface PoolOptions<J = unknown> extends GateOptions<J> {

@@ -223,7 +223,10 @@ export class Thread<S extends Sent> {
     // Throws (DataCloneError) when a job cannot be cloned: nothing is recorded as sent then.
     const message: RunMessage = { t: 'run', seq: first, jobs, index };
     if (!consecutive) message.indexes = batch.map((sent) => sent.target.index);
-    this.#port.postMessage(message, transfer);
+    // Two calls, not `postMessage(message, transfer)` with `transfer` possibly undefined: newer
+    // @types/node types the second parameter as a list or options, never undefined.
+    if (transfer === undefined) this.#port.postMessage(message);
+    else this.#port.postMessage(message, transfer);
     for (const sent of batch) {
       sent.seq = this.#nextSeq;
       sent.batchSeq = first;

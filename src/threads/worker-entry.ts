@@ -37,7 +37,9 @@ let draining = false;
 let current: JobCtx | undefined;
 
 function post(message: FromThread, transfer?: readonly TransferListItem[]): void {
-  port.postMessage(message, transfer as TransferListItem[] | undefined);
+  // Two calls: newer @types/node types the second parameter as a list or options, never undefined.
+  if (transfer === undefined) port.postMessage(message);
+  else port.postMessage(message, transfer as TransferListItem[]);
 }
 
 class JobCtx implements ThreadJobContext {
