@@ -207,36 +207,26 @@ describe('usage errors carry a stable code', () => {
     expect(await pool.run(4)).toBe(8);
   });
 
-  it("ThreadPool run/submit/trySubmit refuse a per-call timeout (the pool's applies to every job) naming option and value, rather than ignoring it", async () => {
-    await using pool = new ThreadPool<number, number>(fixture('double.ts'), { threads: 1 });
-    const refused = {
-      name: 'TypeError',
-      code: 'ERR_INVALID_OPTION',
-      message: expect.stringMatching(/^Invalid option "timeout": .*got 50$/),
-    };
-    const opts = { timeout: 50 } as never;
-    await expect(pool.run(1, opts)).rejects.toMatchObject(refused);
-    await expect(pool.submit(1, opts)).rejects.toMatchObject(refused);
-    expect(() => pool.trySubmit(1, opts)).toThrow(expect.objectContaining(refused));
-    expect(pool.stats()).toMatchObject({ submitted: 0 });
-    expect(await pool.run(4, { timeout: undefined } as never)).toBe(8);
-  });
-
-  it("Pool run/submit/trySubmit refuse a per-call timeout (the pool's applies to every job) naming option and value, rather than ignoring it", async () => {
-    const pool = new Pool(async (x: number) => x * 2, { concurrency: 1 });
-    const refused = {
-      name: 'TypeError',
-      code: 'ERR_INVALID_OPTION',
-      message: expect.stringMatching(/^Invalid option "timeout": .*got 10$/),
-    };
-    const opts = { timeout: 10 } as never;
-    await expect(pool.run(1, opts)).rejects.toMatchObject(refused);
-    await expect(pool.submit(1, opts)).rejects.toMatchObject(refused);
-    expect(() => pool.trySubmit(1, opts)).toThrow(expect.objectContaining(refused));
-    expect(pool.stats()).toMatchObject({ submitted: 0 });
-    expect(await pool.run(4, { timeout: undefined } as never)).toBe(8);
-    await pool.drain();
-  });
+  it.each([
+    ['Pool', () => new Pool(async (x: number) => x * 2, { concurrency: 1 })],
+    ['ThreadPool', () => new ThreadPool<number, number>(fixture('double.ts'), { threads: 1 })],
+  ] as const)(
+    "%s run/submit/trySubmit refuse a per-call timeout (the pool's applies to every job) naming option and value, rather than ignoring it",
+    async (_kind, make) => {
+      await using pool = make();
+      const refused = {
+        name: 'TypeError',
+        code: 'ERR_INVALID_OPTION',
+        message: expect.stringMatching(/^Invalid option "timeout": .*got 50$/),
+      };
+      const opts = { timeout: 50 } as never;
+      await expect(pool.run(1, opts)).rejects.toMatchObject(refused);
+      await expect(pool.submit(1, opts)).rejects.toMatchObject(refused);
+      expect(() => pool.trySubmit(1, opts)).toThrow(expect.objectContaining(refused));
+      expect(pool.stats()).toMatchObject({ submitted: 0 });
+      expect(await pool.run(4, { timeout: undefined } as never)).toBe(8);
+    },
+  );
 });
 
 describe('options bags and numbers are checked up front', () => {
