@@ -357,7 +357,7 @@ export class Pool<J, R> implements JobOwner<J, R> {
     const signal = optionalSignal('signal', opts.signal);
     this.#gates = gateOptions(opts);
     this.#kind = (opts as { [KIND]?: PoolKind })[KIND] ?? 'pool';
-    this.#name = opts.name === undefined ? this.#kind : nonEmptyString('name', opts.name);
+    this.#name = opts.name == null ? this.#kind : nonEmptyString('name', opts.name);
     const limits = watchdogOptions(opts.watchdog);
     this.#watchdog = limits && new Watchdog(limits, this.#name, this.#kind);
     this.#guard = optionalBoolean('detectDeadlock', opts.detectDeadlock)
@@ -445,8 +445,8 @@ export class Pool<J, R> implements JobOwner<J, R> {
    */
   #callOptions(opts: SubmitOptions | undefined): CallOptions {
     const signal = callSignal(opts);
-    if (opts != null && (opts as { timeout?: unknown }).timeout !== undefined) noCallTimeout(opts);
-    const priority = opts?.priority === undefined ? 0 : this.#priority(opts.priority);
+    if (opts != null && (opts as { timeout?: unknown }).timeout != null) noCallTimeout(opts);
+    const priority = opts?.priority == null ? 0 : this.#priority(opts.priority);
     if (this.#state !== 'open') throw this.#closedError();
     const transfer = this.#executor && transferOf(opts);
     if (signal === undefined && priority === 0 && transfer === undefined) return NO_OPTIONS;
@@ -1183,7 +1183,9 @@ function pinPool(): object[] {
 
 /** The `transfer` list of a ThreadPool submission (Pool passes it to its executor). */
 function transferOf(opts: unknown): readonly TransferListItem[] | undefined {
-  return (opts as { transfer?: readonly TransferListItem[] } | undefined)?.transfer;
+  return (
+    (opts as { transfer?: readonly TransferListItem[] | null } | undefined)?.transfer ?? undefined
+  );
 }
 
 /**

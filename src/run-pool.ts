@@ -98,7 +98,7 @@ export function runPool<J, R>(
   optionsObject(argument('opts'), opts);
   const adaptive = adaptiveOf(opts?.concurrency);
   const concurrency = adaptive?.limit ?? positiveInt('concurrency', opts?.concurrency);
-  const name = opts.name === undefined ? 'run-pool' : nonEmptyString('name', opts.name);
+  const name = opts.name == null ? 'run-pool' : nonEmptyString('name', opts.name);
   const limits = watchdogOptions(opts.watchdog);
   const watchdog = limits && new Watchdog(limits, name, 'run-pool');
   const hooks = guardedHooks((opts as { [HOOKS]?: JobHooks<J> })[HOOKS]);

@@ -4,7 +4,15 @@
  * before any work starts. Bad option *values* per constructor are covered in each class's tests.
  */
 import { describe, expect, it } from 'vitest';
-import { Channel, Pool, pipeline, runPool, shutdownOn, ThreadPool } from '../src/index.js';
+import {
+  adaptive,
+  Channel,
+  Pool,
+  pipeline,
+  runPool,
+  shutdownOn,
+  ThreadPool,
+} from '../src/index.js';
 import { fixture } from './threads/helpers.js';
 
 const codeOf = (fn: () => unknown): { name: string; code: unknown; message: string } => {
@@ -185,6 +193,28 @@ describe('usage errors carry a stable code', () => {
       results.push(r);
     }
     expect(results).toMatchObject([{ ok: true, value: 2 }]);
+  });
+
+  it('null means the default for names, per-call options, adaptive limits and their algorithms too', async () => {
+    const none = null as never;
+    const named = new Pool(double, { concurrency: 1, name: none });
+    expect(await named.run(2, { priority: none, signal: none, timeout: none } as never)).toBe(4);
+    const results = [];
+    for await (const r of runPool([1], double, { concurrency: 1, name: none })) results.push(r);
+    expect(results).toMatchObject([{ ok: true, value: 2 }]);
+    await using threads = new ThreadPool<number, number>(fixture('double.ts'), {
+      threads: 1,
+      name: none,
+    });
+    expect(await threads.run(3, { transfer: none })).toBe(6);
+    const limit = adaptive({ min: 2, max: 4, initial: none, history: none });
+    expect(limit.limit).toBe(2);
+    for (const algorithm of [
+      { name: 'gradient', tolerance: none, smoothing: none, longWindow: none },
+      { name: 'aimd', backoff: none, tolerance: none, window: none },
+    ] as const) {
+      expect(adaptive({ min: 1, max: 4, algorithm }).limit).toBe(1);
+    }
   });
 
   it('a pipeline iterated twice, or extended after iteration: ERR_INVALID_STATE', async () => {

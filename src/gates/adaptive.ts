@@ -229,11 +229,11 @@ export function adaptive(opts: AdaptiveOptions): AdaptiveConcurrency {
   const min = positiveInt('adaptive.min', o.min);
   const max = positiveInt('adaptive.max', o.max);
   if (max < min) invalidOption('adaptive.max', max, `an integer >= adaptive.min (${min})`, true);
-  const initial = o.initial === undefined ? min : positiveInt('adaptive.initial', o.initial);
+  const initial = o.initial == null ? min : positiveInt('adaptive.initial', o.initial);
   if (initial < min || initial > max) {
     invalidOption('adaptive.initial', initial, `an integer in [${min}, ${max}]`, true);
   }
-  const keep = o.history === undefined ? 50 : positiveInt('adaptive.history', o.history);
+  const keep = o.history == null ? 50 : positiveInt('adaptive.history', o.history);
   const now = o.now ?? (() => performance.now());
   if (typeof now !== 'function') invalidOption('adaptive.now', now, 'a function');
   return new AdaptiveConcurrency(min, max, initial, algorithmOf(o.algorithm), keep, now);
@@ -247,7 +247,7 @@ function ratio(
   hi: number,
   open: boolean,
 ): number {
-  if (value === undefined) return fallback;
+  if (value == null) return fallback;
   const ok =
     typeof value === 'number' && (open ? value > lo && value < hi : value >= lo && value <= hi);
   if (!ok)
@@ -261,7 +261,7 @@ function ratio(
 }
 
 function smoothingOf(value: unknown): number {
-  if (value === undefined) return 0.5;
+  if (value == null) return 0.5;
   if (typeof value !== 'number' || !(value > 0 && value <= 1)) {
     invalidOption('adaptive.algorithm.smoothing', value, 'a number in (0, 1]', true);
   }
@@ -286,7 +286,7 @@ function algorithmOf(value: AdaptiveOptions['algorithm']): LimitAlgorithm {
         Number.POSITIVE_INFINITY,
         false,
       ),
-      window: s.window === undefined ? 10000 : positiveInt('adaptive.algorithm.window', s.window),
+      window: s.window == null ? 10000 : positiveInt('adaptive.algorithm.window', s.window),
     });
   }
   if (s.name === 'gradient') {
@@ -301,9 +301,7 @@ function algorithmOf(value: AdaptiveOptions['algorithm']): LimitAlgorithm {
       ),
       smoothing: smoothingOf(s.smoothing),
       longWindow:
-        s.longWindow === undefined
-          ? 1000
-          : positiveInt('adaptive.algorithm.longWindow', s.longWindow),
+        s.longWindow == null ? 1000 : positiveInt('adaptive.algorithm.longWindow', s.longWindow),
     });
   }
   return invalidOption(

@@ -99,7 +99,7 @@ export class ThreadPool<J, R> {
     const threads = threadCount('threads', opts.threads ?? availableParallelism());
     this.#threads = threads;
     this.#queueSize = nonNegativeInt('queueSize', opts.queueSize ?? 2 * threads);
-    if (opts.name !== undefined) nonEmptyString('name', opts.name);
+    if (opts.name != null) nonEmptyString('name', opts.name);
     const timeout = optionalDuration('timeout', opts.timeout);
     const abortGrace = optionalDuration('abortGrace', opts.abortGrace) ?? 500;
     const maxStartupFailures = positiveInt('maxStartupFailures', opts.maxStartupFailures ?? 3);
@@ -415,7 +415,7 @@ function checkTransfer(job: unknown, opts: ThreadSubmitOptions | undefined): voi
   if (opts != null) {
     optionalSignal('signal', opts.signal);
     const timeout = (opts as { timeout?: unknown }).timeout;
-    if (timeout !== undefined) {
+    if (timeout != null) {
       invalidOption(
         'timeout',
         timeout,
@@ -424,7 +424,7 @@ function checkTransfer(job: unknown, opts: ThreadSubmitOptions | undefined): voi
     }
   }
   const transfer = opts?.transfer;
-  if (transfer === undefined) return;
+  if (transfer == null) return;
   if (!Array.isArray(transfer)) invalidOption('transfer', transfer, 'an array');
   if (typeof job !== 'object' || job === null) {
     invalidArgument('job', job, 'an object (it has a transfer list)');

@@ -97,7 +97,7 @@ export async function natsDeadLetters(options: NatsDeadLettersOptions): Promise<
     invalidOption('servers', servers, 'a "host:port" string or an array of them');
   }
   const connectTimeout = connectTimeoutOption(options.connectTimeout);
-  const owned = options.connection === undefined;
+  const owned = options.connection == null;
   const nc = options.connection ?? (await connectNats(servers ?? '127.0.0.1:4222', connectTimeout));
   try {
     const jsm = await jetstreamManager(nc);

@@ -84,7 +84,7 @@ export { type NatsMessage, NatsSource, type NatsSourceOptions } from './source.j
  */
 export async function natsSource(opts: NatsSourceOptions): Promise<NatsSource> {
   const o = validate(opts);
-  const owned = o.connection === undefined;
+  const owned = o.connection == null;
   const nc = o.connection ?? (await connectNats(o.servers ?? '127.0.0.1:4222', o.connectTimeout));
   try {
     const jsm = await jetstreamManager(nc);

@@ -89,7 +89,7 @@ export async function postgresDeadLetters(
 ): Promise<DeadLetters> {
   queueSql(options?.table); // checks the name (it is spliced into SQL)
   const connectTimeout = connectTimeoutOption(options.connectTimeout);
-  const owns = options.pool === undefined;
+  const owns = options.pool == null;
   const pool =
     options.pool ??
     new pg.Pool({

@@ -308,7 +308,7 @@ export async function migrate(db: pg.Pool | pg.Client, table: string): Promise<v
 export async function postgresSource(options: PostgresSourceOptions): Promise<PostgresQueueSource> {
   const sql = queueSql(options?.table);
   const { connectTimeout } = resolveCommon(options, BROKER_LIMITS.postgres);
-  const owns = options.pool === undefined;
+  const owns = options.pool == null;
   const pool =
     options.pool ??
     new pg.Pool({
