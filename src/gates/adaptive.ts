@@ -2,7 +2,7 @@
  * `adaptive()`: a concurrency limit that moves with the downstream's run times and refusals,
  * as TCP's congestion window does (ideas from Netflix's concurrency-limits: AIMD, Gradient2).
  */
-import { invalidOption, optionsObject, positiveInt } from '../internal/options.js';
+import { argument, invalidOption, optionsObject, positiveInt } from '../internal/options.js';
 import {
   type PoolKind,
   type PoolLimitMessage,
@@ -164,7 +164,13 @@ export class AdaptiveConcurrency {
   /** Sets the limit by hand (the pool's `resize()`); the algorithm goes on from there. */
   set(limit: number): void {
     if (!Number.isSafeInteger(limit) || limit < this.min || limit > this.max) {
-      invalidOption('concurrency', limit, `an integer in [${this.min}, ${this.max}]`, true);
+      // resize()'s argument: a misused argument, as resize(0) is (ERR_INVALID_ARGUMENT).
+      invalidOption(
+        argument('concurrency'),
+        limit,
+        `an integer in [${this.min}, ${this.max}]`,
+        true,
+      );
     }
     this.#exact = limit;
     if (limit !== this.#limit) this.#record(this.#now(), limit, 'manual');

@@ -102,6 +102,12 @@ describe('Pool with adaptive concurrency', () => {
     expect(pool.stats().limit?.current).toBe(7);
     expect(pool.stats().limit?.history.at(-1)?.reason).toBe('manual');
     expect(() => pool.resize(11)).toThrow(/concurrency/);
+    // The same code as any misused argument (resize(0) included), not an option's.
+    for (const n of [11, 1, 0]) {
+      expect(() => pool.resize(n)).toThrow(
+        expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT' }),
+      );
+    }
     await pool.abort();
   });
 
