@@ -42,6 +42,7 @@ import { randomUUID } from 'node:crypto';
 import type { Channel, ConsumeMessage } from 'amqplib';
 import { LeaseLostError, NotConnectedError, UnroutableError } from '../../errors.js';
 import { invalidOption, nonEmptyString, numberAtLeast } from '../../internal/options.js';
+import { AMQP_URL, checkUrl } from '../connect-deadline.js';
 import { errorMessage, errorName, errorStringCode } from '../dead-letter.js';
 import { sleep, wakeAll } from '../sleep.js';
 import {
@@ -158,6 +159,7 @@ export async function amqpSource(opts: AmqpSourceOptions): Promise<AmqpSource> {
   // channels and declaring the topology (a reconnect that misses it tries again).
   const common = resolveCommon(opts, BROKER_LIMITS.amqp);
   numberAtLeast('heartbeat', opts.heartbeat, 0, { integer: true, unit: 's' });
+  if (opts.url !== undefined) checkUrl(opts.url, AMQP_URL, 'an amqp:// or amqps:// URL');
   const link = new AmqpLink({
     url: opts.url ?? 'amqp://guest:guest@127.0.0.1:5672',
     queue: opts.queue,
