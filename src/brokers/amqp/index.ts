@@ -104,9 +104,11 @@ export interface AmqpSourceOptions extends Omit<CommonSourceOptions, 'lease'> {
   /**
    * Unacked messages the broker may push to this process. At most the consumer's `concurrency`
    * (the `max` of the first `fetch`): a larger value would have the broker push messages that
-   * wait in this process without counting as held, so the first `fetch` rejects with a
-   * RangeError (`ERR_INVALID_OPTION`) and nothing is consumed. A smaller value is fine (fewer
-   * messages in flight than handler slots). @default the first fetch's `max`
+   * wait in this process without counting as held, so `consume()` throws a RangeError
+   * (`ERR_INVALID_OPTION`) naming both at once; the first `fetch` still rejects it (and
+   * nothing is consumed) when its `max` is smaller — several sources sharing one concurrency.
+   * A smaller value is fine (fewer messages in flight than handler slots).
+   * @default the first fetch's `max`
    */
   prefetch?: number;
   /** Exchange for dead letters. @default `${queue}.dlx` */
@@ -178,6 +180,8 @@ export async function amqpSource(opts: AmqpSourceOptions): Promise<AmqpSource> {
 /** See the module doc. Build one with {@link amqpSource}. */
 export class AmqpSource implements BrokerSource<AmqpMessage> {
   readonly messaging: MessagingTarget;
+  /** The `prefetch` option as given (undefined: the consumer's concurrency). */
+  readonly prefetch: number | undefined;
   readonly #link: AmqpLink;
   readonly #queue: string;
   readonly #dlx: string;
@@ -206,6 +210,7 @@ export class AmqpSource implements BrokerSource<AmqpMessage> {
     this.#dlx = opts.deadLetterExchange ?? `${opts.queue}.dlx`;
     this.#fetchWait = opts.fetchWait ?? SOURCE_DEFAULTS.fetchWait;
     this.#prefetch = opts.prefetch;
+    this.prefetch = opts.prefetch;
     this.#acks = new AckCoalescer((channel) => channel === link.channel);
     // Called for every delivery: most find no fetch waiting (it returned with the burst's first).
     link.onChange = () => {
