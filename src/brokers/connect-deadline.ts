@@ -7,6 +7,7 @@
  */
 
 import { ConnectTimeoutError } from '../errors.js';
+import { invalidOption } from '../internal/options.js';
 
 /**
  * The error of a connection that missed its deadline (`ERR_CONNECT_TIMEOUT`). `what` names the
@@ -50,13 +51,42 @@ export function rejectAfter<T>(
   return Promise.race([work, expired]).finally(() => clearTimeout(timer));
 }
 
-/** `url` without its password, for messages. */
+/**
+ * `url` without its password, for messages. A URL that does not parse still has whatever sits
+ * between `//` and `@` masked: it is shown to say which value was refused.
+ */
 export function redactUrl(url: string): string {
   try {
     const parsed = new URL(url);
     if (parsed.password) parsed.password = '***';
     return parsed.toString();
   } catch {
-    return '<unparsable URL>';
+    return maskUserinfo(url);
+  }
+}
+
+/** `text` with the user info of an unparsable URL (`//user:pass@` or `user:pass@`) masked. */
+export function maskUserinfo(text: string): string {
+  return text.replace(/^([a-z][a-z0-9+.-]*:\/\/)?[^/@]*@/i, '$1***@');
+}
+
+/** Schemes of the `url` options. */
+export const REDIS_URL = /^rediss?:\/\//;
+export const AMQP_URL = /^amqps?:\/\//;
+
+/**
+ * The `url` option, checked as its client will parse it (a WHATWG URL with a scheme `scheme`
+ * matches), so that a malformed one fails naming the option, shown with its user info masked —
+ * and not as the client's `ERR_INVALID_URL`, whose `input` property prints the whole URL,
+ * password included.
+ */
+export function checkUrl(url: unknown, scheme: RegExp, expected: string): void {
+  if (typeof url !== 'string' || !scheme.test(url)) {
+    invalidOption('url', typeof url === 'string' ? maskUserinfo(url) : url, expected);
+  }
+  try {
+    new URL(url);
+  } catch {
+    invalidOption('url', maskUserinfo(url), `${expected} that parses`);
   }
 }

@@ -119,3 +119,24 @@ export function nonNegative(name: string, value: unknown, unit?: 'ms'): number {
 
 /** Resolves after `ms`, or at once when `signal` aborts (never rejects): the shared {@link sleep}. */
 export { sleep as pause } from './sleep.js';
+
+/**
+ * Refuses a source whose fixed `prefetch` exceeds the consumer's concurrency (its highest, for
+ * `adaptive()`), naming both: checked by `consume()` at construction, so the mistake is not
+ * found at the first fetch, reported once, with `done` resolving as after a clean stop.
+ */
+export function refusePrefetchAbove(
+  sources: readonly { readonly prefetch?: number | undefined }[],
+  concurrency: number,
+): void {
+  for (const { prefetch } of sources) {
+    if (prefetch !== undefined && prefetch > concurrency) {
+      invalidOption(
+        'prefetch',
+        prefetch,
+        `at most the consumer's concurrency (${concurrency}): RabbitMQ would push messages that wait in this process without counting as held`,
+        true,
+      );
+    }
+  }
+}

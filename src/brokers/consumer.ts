@@ -71,6 +71,7 @@ import {
   type Decoder,
   jsonDecode,
   nonNegative,
+  refusePrefetchAbove,
 } from './consumer-options.js';
 import type {
   BatchHandler,
@@ -266,6 +267,7 @@ class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
         'a positive integer with `batch` (adaptive() is supported one message at a time)',
       );
     }
+    refusePrefetchAbove(sources, this.#fixed ?? this.#adaptive!.max);
     const batch: BatchShape | undefined = batchShape(options.batch, this.#fixed ?? 0);
     if (batch) refuseOrderingGates(options);
     this.#batch = batch && new BatchCollector(batch, (items) => this.#submit(items));

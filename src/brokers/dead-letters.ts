@@ -18,7 +18,7 @@
  * @module
  */
 
-import { argument, coded, invalidArgument, numberAtLeast } from '../internal/options.js';
+import { invalidArgument, invalidOption, numberAtLeast } from '../internal/options.js';
 import { SOURCE_DEFAULTS } from './source-options.js';
 
 /** One dead letter, as {@link DeadLetters.list} shows it. */
@@ -96,8 +96,8 @@ export type DeadLetterSelection = 'all' | readonly string[] | DeadLetterFilter;
 export interface DeadLetters {
   /**
    * One page of letters, newest failure first.
-   * @throws TypeError/RangeError `ERR_INVALID_ARGUMENT` for a bad `limit` or a cursor this
-   *   broker did not make.
+   * @throws TypeError/RangeError `ERR_INVALID_OPTION` for a bad `limit` or a cursor this
+   *   broker did not make, `ERR_INVALID_ARGUMENT` for `options` that is not an object.
    */
   list(options?: DeadLetterListOptions): Promise<DeadLetterPage>;
   /**
@@ -142,24 +142,19 @@ export function listOptions(options: DeadLetterListOptions | undefined): {
   if (options !== undefined && (typeof options !== 'object' || options === null)) {
     invalidArgument('options', options, 'an object or undefined');
   }
-  const limit =
-    numberAtLeast(argument('limit'), options?.limit, 1, { integer: true }) ?? DEFAULT_PAGE;
-  if (limit > MAX_PAGE) {
-    throw coded(
-      new RangeError(`Invalid argument "limit": expected an integer <= ${MAX_PAGE}, got ${limit}`),
-      'ERR_INVALID_ARGUMENT',
-    );
-  }
+  // Fields of an options object are options (ERR_INVALID_OPTION), as everywhere.
+  const limit = numberAtLeast('limit', options?.limit, 1, { integer: true }) ?? DEFAULT_PAGE;
+  if (limit > MAX_PAGE) invalidOption('limit', limit, `an integer from 1 to ${MAX_PAGE}`, true);
   const cursor = options?.cursor;
   if (cursor !== undefined && (typeof cursor !== 'string' || cursor === '')) {
-    invalidArgument('cursor', cursor, 'a non-empty string from a previous page');
+    invalidOption('cursor', cursor, 'a non-empty string from a previous page');
   }
   return { limit, cursor };
 }
 
 /** Throws the error for a cursor that this broker's `list` could not have made. */
 export function badCursor(cursor: string): never {
-  return invalidArgument('cursor', cursor, 'a cursor returned by list() of this broker');
+  return invalidOption('cursor', cursor, 'a cursor returned by list() of this broker');
 }
 
 /** A selection, checked and normalised. */
@@ -169,14 +164,17 @@ export type Selection =
   | { kind: 'filter'; test: (letter: DeadLetter) => boolean };
 
 /**
- * Checks `which` (`'all'`, an array of ids, or a filter object).
+ * Checks `which` (`'all'`, an array of ids, or a filter object). A filter is the value of the
+ * positional argument `which`, not an options object: its misuse is `ERR_INVALID_ARGUMENT`,
+ * named `which.<key>`.
  * @throws TypeError `ERR_INVALID_ARGUMENT` naming the bad part.
  */
 export function selection(which: DeadLetterSelection): Selection {
   if (which === 'all') return { kind: 'all' };
   if (Array.isArray(which)) {
     for (const id of which) {
-      if (typeof id !== 'string' || id === '') invalidArgument('ids', id, 'non-empty strings');
+      if (typeof id !== 'string' || id === '')
+        invalidArgument('which', id, 'ids that are non-empty strings');
     }
     return { kind: 'ids', ids: [...new Set<string>(which)] };
   }
@@ -189,18 +187,18 @@ export function selection(which: DeadLetterSelection): Selection {
     if (!known.has(key)) invalidArgument('which', key, `a filter key (${[...known].join(', ')})`);
   }
   if (f.code !== undefined && typeof f.code !== 'string')
-    invalidArgument('code', f.code, 'a string');
+    invalidArgument('which.code', f.code, 'a string');
   if (f.error !== undefined && typeof f.error !== 'string' && !(f.error instanceof RegExp)) {
-    invalidArgument('error', f.error, 'a string or a RegExp');
+    invalidArgument('which.error', f.error, 'a string or a RegExp');
   }
   for (const key of ['failedAfter', 'failedBefore'] as const) {
     const at = f[key];
     if (at !== undefined && !(at instanceof Date && Number.isFinite(at.getTime()))) {
-      invalidArgument(key, at, 'a valid Date');
+      invalidArgument(`which.${key}`, at, 'a valid Date');
     }
   }
   if (f.where !== undefined && typeof f.where !== 'function') {
-    invalidArgument('where', f.where, 'a function');
+    invalidArgument('which.where', f.where, 'a function');
   }
   return { kind: 'filter', test: (letter) => matches(letter, f) };
 }

@@ -5,13 +5,19 @@
  *
  * @module
  */
-import { invalidArgument, invalidOption, optionsObject } from '../internal/options.js';
+import {
+  invalidArgument,
+  invalidOption,
+  optionalDeadline,
+  optionsObject,
+} from '../internal/options.js';
 import { errorMessage } from './dead-letter.js';
 
 /** Options of every broker's `enqueue`. */
 export interface EnqueueOptions {
   /**
-   * Hand the job out no sooner than this many ms from now (0 = at once). How late it may be
+   * Hand the job out no sooner than this many ms from now (0 = at once), at most 2147483647
+   * (about 24.8 days, the longest timer; a longer delay is a `RangeError`). How late it may be
    * handed out after that is broker-specific (see each `enqueue` and the README table).
    * @default 0
    */
@@ -24,8 +30,9 @@ export interface EnqueueOptions {
    */
   key?: string;
   /**
-   * Extra metadata stored with the job (string values). Names starting with `sluice-`
-   * (any case) are reserved.
+   * Extra metadata stored with the job. Names are 1 to 255 printable ASCII characters without
+   * spaces or `:`, and those starting with `sluice-` (any case) are reserved; values are strings
+   * without line breaks (the same rule on every broker, the strictest one's: NATS).
    */
   headers?: Record<string, string>;
 }
@@ -48,6 +55,23 @@ export interface CheckedEnqueue {
   headers: [string, string][];
 }
 
+/**
+ * A header name every broker carries as given: printable ASCII without `:` (what a NATS header
+ * takes; a space or a control character there is the client's uncoded error at publish), at most
+ * 255 characters (an AMQP table key).
+ */
+const HEADER_NAME = /^[!-9;-~]{1,255}$/;
+
+/** True for a header name `enqueue` takes (and a tracing subscriber may add). */
+export function headerNameAllowed(name: string): boolean {
+  return HEADER_NAME.test(name) && !/^sluice-/i.test(name);
+}
+
+/** True for a header value `enqueue` takes: a string on one line. */
+export function headerValueAllowed(value: unknown): value is string {
+  return typeof value === 'string' && !/[\r\n]/.test(value);
+}
+
 /** Longest `key`, characters. */
 export const MAX_KEY_LENGTH = 256;
 
@@ -55,8 +79,8 @@ export const MAX_KEY_LENGTH = 256;
  * Checks `opts` (and that `target` is an object: the 0.1 signatures took the client first and
  * the queue name second).
  *
- * @throws TypeError/RangeError `ERR_INVALID_OPTION` for a bad option, `ERR_INVALID_ARGUMENT`
- *   for a target that is not an object.
+ * @throws TypeError/RangeError `ERR_INVALID_OPTION` for a bad option or field of the target,
+ *   `ERR_INVALID_ARGUMENT` for a target that is not an object.
  */
 export function checkEnqueue(
   target: unknown,
@@ -71,17 +95,18 @@ export function checkEnqueue(
   const where = /(\w+) \}$/.exec(targetShape)?.[1] ?? '';
   const name = (target as Record<string, unknown>)[where];
   if (typeof name !== 'string' || name === '') {
-    invalidArgument(
+    // A field of the target object: an option, as its other fields (`timeout`) and as the
+    // PostgreSQL table name's own check.
+    invalidOption(
       `target.${where}`,
       name,
       `a non-empty string (the target is ${targetShape}; 0.1's enqueue(client, name, payload) is now enqueue(${targetShape}, payload, options))`,
     );
   }
   const o = optionsObject<EnqueueOptions>('options', opts) ?? {};
-  const delay = o.delay ?? 0;
-  if (typeof delay !== 'number' || !Number.isFinite(delay) || delay < 0) {
-    invalidOption('delay', delay, 'a finite number of ms >= 0', true);
-  }
+  // A duration as every other: at most the longest timer (a Redis or PostgreSQL source would
+  // sleep towards it, a NATS source turns it back with it).
+  const delay = optionalDeadline('delay', o.delay) ?? 0;
   const { key } = o;
   if (key !== undefined && (typeof key !== 'string' || key === '' || key.length > MAX_KEY_LENGTH)) {
     invalidOption('key', key, `a non-empty string of at most ${MAX_KEY_LENGTH} characters`);
@@ -92,15 +117,15 @@ export function checkEnqueue(
       invalidOption('headers', o.headers, 'an object of string values');
     }
     for (const [name, value] of Object.entries(o.headers)) {
-      if (typeof value !== 'string') {
-        invalidOption(`headers.${name}`, value, 'a string');
-      }
-      if (name === '' || /^sluice-/i.test(name) || /[\r\n:]/.test(name)) {
+      if (!headerNameAllowed(name)) {
         invalidOption(
           'headers',
           name,
-          'names without ":" or line breaks, not starting with "sluice-"',
+          'names of 1 to 255 printable ASCII characters without spaces or ":", not starting with "sluice-"',
         );
+      }
+      if (!headerValueAllowed(value)) {
+        invalidOption(`headers.${name}`, value, 'a string without line breaks');
       }
       headers.push([name, value]);
     }

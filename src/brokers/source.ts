@@ -85,6 +85,12 @@ export interface BrokerSource<M extends BrokerMessage = BrokerMessage> {
   /** Interval (ms) at which `heartbeat` must be called for a running message; absent = never. */
   readonly heartbeatInterval?: number;
   /**
+   * A push source's fixed prefetch (messages the broker sends ahead), when it has one: `consume()`
+   * refuses a source whose prefetch exceeds its `concurrency`, at construction
+   * (`ERR_INVALID_OPTION`), since those messages would wait uncounted. Absent: no fixed prefetch.
+   */
+  readonly prefetch?: number | undefined;
+  /**
    * Optional speed-up. `true` promises: an `ack` called while no `fetch` is in progress reaches
    * the broker before the next `fetch`'s read (e.g. both go down one connection, in order).
    * The consumer then frees such a message's slot as soon as it issues the ack, so the ack

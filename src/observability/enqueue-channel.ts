@@ -6,7 +6,11 @@
  * @module
  */
 import diagnostics from 'node:diagnostics_channel';
-import type { EnqueueResult } from '../brokers/enqueue-options.js';
+import {
+  type EnqueueResult,
+  headerNameAllowed,
+  headerValueAllowed,
+} from '../brokers/enqueue-options.js';
 
 /** The broker an event is about, named as OpenTelemetry's `messaging.system` names it. */
 export type MessagingSystem = 'redis' | 'nats' | 'rabbitmq' | 'postgresql';
@@ -42,8 +46,6 @@ export const SLUICE_ENQUEUE = 'sluice:enqueue';
 
 const enqueueTrace = diagnostics.tracingChannel(SLUICE_ENQUEUE);
 
-const BAD_NAME = /^sluice-|[\r\n:]/i;
-
 /**
  * Runs `send` with the checked headers, through the {@link SLUICE_ENQUEUE} channel when it has
  * subscribers (with the headers they added), else directly at the cost of one check. Internal.
@@ -62,6 +64,6 @@ export function tracedEnqueue(
 /** The headers as a subscriber left them, less what `enqueue` itself would refuse. */
 function written(headers: Record<string, string>): [string, string][] {
   return Object.entries(headers).filter(
-    ([name, value]) => typeof value === 'string' && name !== '' && !BAD_NAME.test(name),
+    ([name, value]) => headerValueAllowed(value) && headerNameAllowed(name),
   );
 }

@@ -186,27 +186,37 @@ describe('amqpSource: republishes are acked away only once routed to a queue', (
 });
 
 describe('amqpSource: prefetch never exceeds the consumer concurrency (x13)', () => {
-  it('a prefetch above concurrency is refused (ERR_INVALID_OPTION) before anything is consumed', async () => {
+  it('consume() throws for a prefetch above concurrency (ERR_INVALID_OPTION naming both), before anything is consumed', async () => {
     const { queue, source } = await setup('pfbig', { prefetch: 50 });
+    expect(source.prefetch).toBe(50);
     await admin.publishMany(queue, 10, (i) => JSON.stringify({ i }));
-    const errors: Error[] = [];
-    const consumer = consume(source, async () => {}, {
-      concurrency: 2,
-      onError: (e) => errors.push(e),
+    // Was: refused only at the first fetch, reported to onError (stderr by default), and `done`
+    // resolved with an all-zero report, as after a clean stop.
+    let thrown: unknown;
+    try {
+      consume(source, async () => {}, { concurrency: 2 });
+    } catch (error) {
+      thrown = error;
+    }
+    expect(thrown).toBeInstanceOf(RangeError);
+    expect(thrown).toMatchObject({
+      code: 'ERR_INVALID_OPTION',
+      message: expect.stringMatching(/^Invalid option "prefetch".*concurrency \(2\).*got 50/),
     });
-    await until(() => errors.length > 0, 'the fetch error');
-    expect(errors[0]).toBeInstanceOf(RangeError);
-    expect(errors[0]).toMatchObject({ code: 'ERR_INVALID_OPTION' });
-    expect(errors[0]?.message).toMatch(/"prefetch".*concurrency \(2.*got 50/);
     // Nothing was pushed to this process: no broker consumer, every message still ready.
     expect(await admin.depth(queue)).toEqual({ messageCount: 10, consumerCount: 0 });
-    const report = await consumer.close();
-    expect(report.stats.fetched).toBe(0);
-    expect(report.stats.peakHeld).toBe(0);
+    // Several sources share one concurrency: each source's prefetch is checked against it.
+    const small = await setup('pfsmall', { prefetch: 2 });
+    expect(() => consume([small.source, source], async () => {}, { concurrency: 4 })).toThrow(
+      expect.objectContaining({
+        code: 'ERR_INVALID_OPTION',
+        message: expect.stringMatching(/"prefetch".*\(4\).*got 50/),
+      }),
+    );
     expect(await readyIn(queue)).toBe(10);
   });
 
-  it('a direct first fetch smaller than prefetch is refused the same way', async () => {
+  it('a first fetch smaller than prefetch (the backstop: a direct fetch, or a lane of several sources) is refused the same way', async () => {
     const { source } = await setup('pfdirect', { prefetch: 8 });
     const never = new AbortController().signal;
     await expect(source.fetch(2, never)).rejects.toMatchObject({ code: 'ERR_INVALID_OPTION' });

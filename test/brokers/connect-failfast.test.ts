@@ -1,9 +1,13 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import { createClient } from 'redis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { amqpDeadLetters } from '../../src/brokers/amqp/dead-letters.js';
 import { amqpSource } from '../../src/brokers/amqp/index.js';
+import { natsDeadLetters } from '../../src/brokers/nats/dead-letters.js';
 import { natsSource } from '../../src/brokers/nats/index.js';
+import { postgresDeadLetters } from '../../src/brokers/postgres/dead-letters.js';
 import { postgresSource } from '../../src/brokers/postgres/index.js';
+import { redisDeadLetters } from '../../src/brokers/redis/dead-letters.js';
 import { redisSource } from '../../src/brokers/redis/index.js';
 
 // Nothing listens on these ports: the first connection must fail at once, not retry forever
@@ -76,6 +80,40 @@ describe('broker sources: a server that never answers fails within connectTimeou
           connectTimeout: 300,
         }),
     ],
+    // The dead letters' factories fail the same way (was, for PostgreSQL: pg's own "Connection
+    // terminated due to connection timeout", without a code).
+    [
+      'postgresDeadLetters',
+      () =>
+        postgresDeadLetters({
+          connectionString: `postgres://postgres:secret@127.0.0.1:${port}/test`,
+          table: 'silent',
+          connectTimeout: 300,
+        }),
+    ],
+    [
+      'redisDeadLetters',
+      () =>
+        redisDeadLetters({
+          url: `redis://:secret@127.0.0.1:${port}`,
+          stream: 'silent',
+          connectTimeout: 300,
+        }),
+    ],
+    [
+      'natsDeadLetters',
+      () =>
+        natsDeadLetters({ servers: `127.0.0.1:${port}`, stream: 'silent', connectTimeout: 300 }),
+    ],
+    [
+      'amqpDeadLetters',
+      () =>
+        amqpDeadLetters({
+          url: `amqp://guest:secret@127.0.0.1:${port}`,
+          queue: 'silent',
+          connectTimeout: 300,
+        }),
+    ],
   ];
   it.each(cases)('%s', async (_, open) => {
     const started = performance.now();
@@ -85,7 +123,9 @@ describe('broker sources: a server that never answers fails within connectTimeou
     )) as Error;
     expect(error).toBeInstanceOf(Error);
     expect(error).toMatchObject({ code: 'ERR_CONNECT_TIMEOUT' });
-    expect(error.message).toMatch(/at (redis:\/\/|postgres:\/\/)?.*127\.0\.0\.1.* within 300 ms/);
+    expect(error.message).toMatch(
+      /at (redis:\/\/|postgres:\/\/|amqp:\/\/)?.*127\.0\.0\.1.* within 300 ms/,
+    );
     expect(error.message).not.toMatch(/secret/);
     expect(performance.now() - started).toBeLessThan(3000);
     // The half-open client was destroyed: nothing is left connected to the silent server.

@@ -74,20 +74,32 @@ describe('dead-letter selections', () => {
         expect.objectContaining({ name: 'TypeError', code: 'ERR_INVALID_ARGUMENT' }),
       );
     }
-    expect(() => selection({ failedAfter: new Date(Number.NaN) })).toThrow(/failedAfter/);
-    expect(() => selection({ where: 'x' as never })).toThrow(/where/);
+    expect(() => selection({ failedAfter: new Date(Number.NaN) })).toThrow(
+      /^Invalid argument "which\.failedAfter"/,
+    );
+    expect(() => selection({ where: 'x' as never })).toThrow(/^Invalid argument "which\.where"/);
   });
 
-  it('list options: limit 1..1000 (default 50), a non-empty cursor', () => {
+  it('list options: limit 1..1000 (default 50), a non-empty cursor, each a bad option (ERR_INVALID_OPTION)', () => {
     expect(listOptions(undefined)).toEqual({ limit: 50, cursor: undefined });
     expect(listOptions({ limit: 1000, cursor: 'c' })).toEqual({ limit: 1000, cursor: 'c' });
     for (const limit of [0, 1001, 1.5, Number.NaN]) {
       expect(() => listOptions({ limit })).toThrow(
-        expect.objectContaining({ name: 'RangeError', code: 'ERR_INVALID_ARGUMENT' }),
+        expect.objectContaining({ name: 'RangeError', code: 'ERR_INVALID_OPTION' }),
       );
     }
-    expect(() => listOptions({ cursor: '' })).toThrow(/cursor/);
-    expect(() => listOptions('x' as never)).toThrow(/options/);
+    expect(() => listOptions({ cursor: '' })).toThrow(
+      expect.objectContaining({
+        code: 'ERR_INVALID_OPTION',
+        message: expect.stringMatching(/^Invalid option "cursor"/),
+      }),
+    );
+    expect(() => listOptions('x' as never)).toThrow(
+      expect.objectContaining({
+        code: 'ERR_INVALID_ARGUMENT',
+        message: expect.stringMatching(/"options"/),
+      }),
+    );
   });
 });
 

@@ -107,7 +107,8 @@ describe('natsSource (adapter)', () => {
     expect(source.heartbeatInterval).toBeLessThanOrEqual(334);
     await admin.publishMany(subject, 1, () => 'slow');
     const m = await nextOf(source);
-    const other = await natsSource({ stream, consumer: 'workers' });
+    // The same lease: a source sets the shared consumer's ack_wait to its own.
+    const other = await natsSource({ stream, consumer: 'workers', lease: 1000 });
     sources.push(other);
     const timer = setInterval(() => void source.heartbeat(m!), source.heartbeatInterval);
     try {
@@ -131,7 +132,7 @@ describe('natsSource (adapter)', () => {
 
   it('a late ack after ack_wait is refused here: JetStream would end the redelivery another consumer runs', async () => {
     const { stream, source: a } = await setup({ lease: 1000 });
-    const b = await natsSource({ stream, consumer: 'workers' });
+    const b = await natsSource({ stream, consumer: 'workers', lease: 1000 });
     sources.push(b);
     await admin.publishMany(`${stream}.work`, 1, () => 'x');
     const mine = await nextOf(a);

@@ -217,10 +217,8 @@ describe('enqueue(): a 0.1 call (client, name, payload) fails at once, naming th
   it.each(calls)('%s', async (_, call, name) => {
     await expect(call()).rejects.toMatchObject({
       name: 'TypeError',
-      code: 'ERR_INVALID_ARGUMENT',
-      message: expect.stringMatching(
-        new RegExp(`^Invalid argument "${name}".*is now enqueue\\(\\{`),
-      ),
+      code: 'ERR_INVALID_OPTION',
+      message: expect.stringMatching(new RegExp(`^Invalid option "${name}".*is now enqueue\\(\\{`)),
     });
   });
 });

@@ -26,8 +26,8 @@
  */
 import { createHash } from 'node:crypto';
 import { type ChannelModel, type ConfirmChannel, connect, type GetMessage } from 'amqplib';
-import { invalidOption, nonEmptyString, numberAtLeast } from '../../internal/options.js';
-import { connectWithin, redactUrl } from '../connect-deadline.js';
+import { nonEmptyString, numberAtLeast } from '../../internal/options.js';
+import { AMQP_URL, checkUrl, connectWithin, redactUrl } from '../connect-deadline.js';
 import {
   BATCH,
   badCursor,
@@ -89,7 +89,7 @@ export async function amqpDeadLetters(options: AmqpDeadLettersOptions): Promise<
   const maxScan = numberAtLeast('maxScan', options.maxScan, 1, { integer: true }) ?? 10_000;
   const timeout = connectTimeoutOption(options.connectTimeout);
   const url = options.url ?? 'amqp://guest:guest@127.0.0.1:5672';
-  if (!/^amqps?:\/\//.test(String(url))) invalidOption('url', url, 'an amqp:// or amqps:// URL');
+  checkUrl(url, AMQP_URL, 'an amqp:// or amqps:// URL');
   const conn = await connectWithin(
     connect(url, { timeout }),
     timeout,

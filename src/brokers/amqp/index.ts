@@ -42,6 +42,7 @@ import { randomUUID } from 'node:crypto';
 import type { Channel, ConfirmChannel, ConsumeMessage } from 'amqplib';
 import { LeaseLostError, NotConnectedError, SluiceError, UnroutableError } from '../../errors.js';
 import { invalidOption, nonEmptyString, numberAtLeast } from '../../internal/options.js';
+import { AMQP_URL, checkUrl } from '../connect-deadline.js';
 import { errorMessage, errorName, errorStringCode } from '../dead-letter.js';
 import { sleep, wakeAll } from '../sleep.js';
 import {
@@ -103,9 +104,11 @@ export interface AmqpSourceOptions extends Omit<CommonSourceOptions, 'lease'> {
   /**
    * Unacked messages the broker may push to this process. At most the consumer's `concurrency`
    * (the `max` of the first `fetch`): a larger value would have the broker push messages that
-   * wait in this process without counting as held, so the first `fetch` rejects with a
-   * RangeError (`ERR_INVALID_OPTION`) and nothing is consumed. A smaller value is fine (fewer
-   * messages in flight than handler slots). @default the first fetch's `max`
+   * wait in this process without counting as held, so `consume()` throws a RangeError
+   * (`ERR_INVALID_OPTION`) naming both at once; the first `fetch` still rejects it (and
+   * nothing is consumed) when its `max` is smaller — several sources sharing one concurrency.
+   * A smaller value is fine (fewer messages in flight than handler slots).
+   * @default the first fetch's `max`
    */
   prefetch?: number;
   /** Exchange for dead letters. @default `${queue}.dlx` */
@@ -158,6 +161,7 @@ export async function amqpSource(opts: AmqpSourceOptions): Promise<AmqpSource> {
   // channels and declaring the topology (a reconnect that misses it tries again).
   const common = resolveCommon(opts, BROKER_LIMITS.amqp);
   numberAtLeast('heartbeat', opts.heartbeat, 0, { integer: true, unit: 's' });
+  if (opts.url !== undefined) checkUrl(opts.url, AMQP_URL, 'an amqp:// or amqps:// URL');
   const link = new AmqpLink({
     url: opts.url ?? 'amqp://guest:guest@127.0.0.1:5672',
     queue: opts.queue,
@@ -176,6 +180,8 @@ export async function amqpSource(opts: AmqpSourceOptions): Promise<AmqpSource> {
 /** See the module doc. Build one with {@link amqpSource}. */
 export class AmqpSource implements BrokerSource<AmqpMessage> {
   readonly messaging: MessagingTarget;
+  /** The `prefetch` option as given (undefined: the consumer's concurrency). */
+  readonly prefetch: number | undefined;
   readonly #link: AmqpLink;
   readonly #queue: string;
   readonly #dlx: string;
@@ -204,6 +210,7 @@ export class AmqpSource implements BrokerSource<AmqpMessage> {
     this.#dlx = opts.deadLetterExchange ?? `${opts.queue}.dlx`;
     this.#fetchWait = opts.fetchWait ?? SOURCE_DEFAULTS.fetchWait;
     this.#prefetch = opts.prefetch;
+    this.prefetch = opts.prefetch;
     this.#acks = new AckCoalescer((channel) => channel === link.channel);
     // Called for every delivery: most find no fetch waiting (it returned with the burst's first).
     link.onChange = () => {

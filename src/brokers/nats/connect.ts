@@ -8,7 +8,8 @@
 import { createConnection, type Socket } from 'node:net';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { ConnectTimeoutError } from '../../errors.js';
-import { connectTimeoutError, connectWithin } from '../connect-deadline.js';
+import { invalidOption } from '../../internal/options.js';
+import { connectTimeoutError, connectWithin, maskUserinfo } from '../connect-deadline.js';
 
 /**
  * Connects with reconnects forever once up; the first connection must complete within
@@ -17,8 +18,8 @@ import { connectTimeoutError, connectWithin } from '../connect-deadline.js';
  * connection that must read the server's `INFO` line in time, then is closed.
  */
 export async function connectNats(servers: string | string[], ms: number): Promise<NatsConnection> {
-  const list = Array.isArray(servers) ? servers : [servers];
-  const where = `NATS at ${list.join(',')}`;
+  const list = (Array.isArray(servers) ? servers : [servers]).map(parseServer);
+  const where = `NATS at ${list.map((s) => s.shown).join(',')}`;
   const started = Date.now();
   const probes = list.map((server) => probeInfo(server));
   const abandon = () => {
@@ -47,9 +48,36 @@ export async function connectNats(servers: string | string[], ms: number): Promi
   }
 }
 
-/** A TCP connection to `server` (`host:port`, with or without a scheme) and its `INFO` line. */
-function probeInfo(server: string): { socket: Socket; answered: Promise<void> } {
-  const url = new URL(/^[a-z]+:\/\//i.test(server) ? server : `nats://${server}`);
+/** A server of the `servers` option: where to probe, and how to name it in messages. */
+interface Server {
+  url: URL;
+  /** As given, with the credentials masked. */
+  shown: string;
+}
+
+/**
+ * Parses one entry of `servers` (`host:port`, with or without a scheme and user info) as the
+ * client does. Messages name it with its password, or its token (a user with no password is a
+ * token to NATS), replaced by `***`.
+ * @throws TypeError `ERR_INVALID_OPTION` for an entry that does not parse (shown masked too).
+ */
+export function parseServer(server: string): Server {
+  const schemed = /^[a-z][a-z0-9+.-]*:\/\//i.test(server);
+  let url: URL;
+  try {
+    url = new URL(schemed ? server : `nats://${server}`);
+  } catch {
+    return invalidOption('servers', maskUserinfo(server), 'a "host:port" string or a nats:// URL');
+  }
+  const masked = new URL(url);
+  if (masked.password) masked.password = '***';
+  else if (masked.username) masked.username = '***';
+  const text = masked.toString();
+  return { url, shown: schemed ? text : text.slice('nats://'.length) };
+}
+
+/** A TCP connection to `server` and its `INFO` line. */
+function probeInfo({ url, shown }: Server): { socket: Socket; answered: Promise<void> } {
   const socket = createConnection({
     host: url.hostname || '127.0.0.1',
     port: Number(url.port || 4222),
@@ -58,10 +86,10 @@ function probeInfo(server: string): { socket: Socket; answered: Promise<void> } 
     socket.once('data', (chunk) => {
       // String(): the chunk is a Buffer (no encoding set); typed `string | Buffer` in newer @types/node.
       if (String(chunk).startsWith('INFO')) resolve();
-      else reject(new Error(`${server} is not a NATS server (no INFO)`));
+      else reject(new Error(`${shown} is not a NATS server (no INFO)`));
     });
     socket.once('error', reject);
-    socket.once('close', () => reject(new Error(`${server} closed the connection`)));
+    socket.once('close', () => reject(new Error(`${shown} closed the connection`)));
   });
   answered.catch(() => {}); // read through Promise.any; never unhandled
   return { socket, answered };

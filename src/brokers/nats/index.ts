@@ -88,9 +88,23 @@ export async function natsSource(opts: NatsSourceOptions): Promise<NatsSource> {
   const nc = o.connection ?? (await connectNats(o.servers ?? '127.0.0.1:4222', o.connectTimeout));
   try {
     const jsm = await jetstreamManager(nc);
+    const maxAckPendingGiven = opts.maxAckPending != null;
     let lease = o.lease;
-    if (o.declare !== false) lease = await declareNatsTopology(jsm, { ...o, ackWait: lease });
-    else lease = toMs((await jsm.consumers.info(o.stream, o.consumer)).config.ack_wait);
+    if (o.declare !== false) {
+      lease = await declareNatsTopology(jsm, { ...o, ackWait: lease, maxAckPendingGiven });
+    } else {
+      // `declare: false` leaves the consumer as it is: a `lease` that disagrees with it is
+      // refused (it would be ignored), none given follows the server's `ack_wait`.
+      lease = toMs((await jsm.consumers.info(o.stream, o.consumer)).config.ack_wait);
+      if (opts.lease != null && opts.lease !== lease) {
+        invalidOption(
+          'lease',
+          opts.lease,
+          `the ack_wait of consumer "${o.consumer}" on the server (${lease} ms), which declare: false leaves as it is`,
+          true,
+        );
+      }
+    }
     const js = jetstream(nc, { timeout: o.ackTimeout });
     const consumer = await js.consumers.get(o.stream, o.consumer);
     return new NatsSource(nc, owned, js, consumer, { ...o, lease });

@@ -35,7 +35,15 @@ export interface NatsSourceOptions extends CommonSourceOptions {
   deadLetterSubject?: string;
   /** Stream that stores dead letters (declared when `declare`). @default `${stream}_DEAD` */
   deadLetterStream?: string;
-  /** Create missing streams and the consumer. @default true */
+  /**
+   * Create missing streams and the consumer, and bring an existing durable consumer in line:
+   * its `ack_wait` is set to `lease`, its `max_deliver` to unlimited and its `max_ack_pending`
+   * to `maxAckPending` when given (JetStream updates these in place; every process sharing the
+   * consumer should ask the same, the last to start wins). A consumer filtering another
+   * subject, or without explicit acks, is refused with `ERR_INVALID_OPTION` naming both values.
+   * `false` leaves everything as it is: the consumer's own `ack_wait` is the lease, and a
+   * `lease` that differs from it is refused. @default true
+   */
   declare?: boolean;
   /**
    * The work stream's `duplicate_window` when it is created here, ms: how long an
@@ -43,7 +51,10 @@ export interface NatsSourceOptions extends CommonSourceOptions {
    * @default 120000 (the server's default)
    */
   duplicateWindow?: number;
-  /** Consumer `max_ack_pending` when created here (all processes together). @default 10_000 */
+  /**
+   * Consumer `max_ack_pending` (all processes together): set when the consumer is created, and
+   * on an existing one when given. @default 10_000 at creation
+   */
   maxAckPending?: number;
   /**
    * How long to wait for the server to confirm an ack, nak, term or publish. A settle (ack,

@@ -6,12 +6,15 @@
  */
 import {
   AckPolicy,
+  type ConsumerConfig,
+  type ConsumerUpdateConfig,
   DeliverPolicy,
   type JetStreamManager,
   RetentionPolicy,
   StorageType,
 } from '@nats-io/jetstream';
 import { nanos } from '@nats-io/transport-node';
+import { invalidOption } from '../../internal/options.js';
 
 /** The work stream's `duplicate_window` when declared here, ms (the server's own default). */
 export const DEFAULT_DUPLICATE_WINDOW = 120_000;
@@ -27,13 +30,15 @@ export interface NatsTopology {
   ackWait: number;
   /** Server-side cap on unacked messages for the consumer, across all processes. */
   maxAckPending: number;
+  /** Whether `maxAckPending` was given (an existing consumer keeps its own otherwise). */
+  maxAckPendingGiven: boolean;
   /** The work stream's duplicate window, ms (Nats-Msg-Id deduplication). */
   duplicateWindow: number;
 }
 
 /**
- * Creates whatever is missing. Existing objects are left as they are (a consumer that exists
- * with another `ack_wait` keeps it: we read it back so heartbeats follow the real value).
+ * Creates whatever is missing, and brings an existing durable consumer in line with the
+ * options (see {@link reconcileConsumer}). Existing streams are left as they are.
  *
  * @returns the consumer's effective ack wait, in ms.
  */
@@ -41,7 +46,7 @@ export async function declareNatsTopology(jsm: JetStreamManager, t: NatsTopology
   await ensureStream(jsm, t.stream, t.subject, RetentionPolicy.Workqueue, t.duplicateWindow);
   await ensureStream(jsm, t.deadLetterStream, t.deadLetterSubject, RetentionPolicy.Limits);
   const existing = await jsm.consumers.info(t.stream, t.consumer).catch(() => undefined);
-  if (existing) return toMs(existing.config.ack_wait);
+  if (existing) return reconcileConsumer(jsm, t, existing.config);
   const created = await jsm.consumers.add(t.stream, {
     durable_name: t.consumer,
     ack_policy: AckPolicy.Explicit,
@@ -54,6 +59,49 @@ export async function declareNatsTopology(jsm: JetStreamManager, t: NatsTopology
     max_ack_pending: t.maxAckPending,
   });
   return toMs(created.config.ack_wait);
+}
+
+/**
+ * A durable consumer that exists already (made by an earlier deployment, another process or an
+ * operator) is made to say what the options say rather than silently keep other values: its
+ * `ack_wait` is set to `lease`, its `max_deliver` to unlimited, and its `max_ack_pending` to
+ * `maxAckPending` when that was given — JetStream updates these in place. What cannot be
+ * changed on it (its ack policy, or a filter on another subject, which a consumer in use should not have
+ * switched under it) is refused with `ERR_INVALID_OPTION` naming the option, the value asked
+ * for and the server's.
+ *
+ * @returns the consumer's ack wait after the update, in ms.
+ */
+async function reconcileConsumer(
+  jsm: JetStreamManager,
+  t: NatsTopology,
+  config: ConsumerConfig,
+): Promise<number> {
+  if (config.ack_policy !== AckPolicy.Explicit) {
+    invalidOption(
+      'consumer',
+      t.consumer,
+      `a durable consumer with ack_policy "explicit" (the server's "${t.consumer}" has "${config.ack_policy}"; it cannot be changed: use another consumer name)`,
+    );
+  }
+  // No filter at all takes the whole work stream, which captures `subject` when declared here.
+  const filter = config.filter_subjects?.join(',') || config.filter_subject || '';
+  if (filter !== '' && filter !== t.subject) {
+    invalidOption(
+      'subject',
+      t.subject,
+      `the filter subject of the existing consumer "${t.consumer}" ("${filter}" on the server; a consumer's filter is not changed here: delete the consumer or use another name)`,
+    );
+  }
+  const update: ConsumerUpdateConfig = {};
+  if (toMs(config.ack_wait) !== t.ackWait) update.ack_wait = nanos(t.ackWait);
+  if ((config.max_deliver ?? -1) !== -1) update.max_deliver = -1;
+  if (t.maxAckPendingGiven && config.max_ack_pending !== t.maxAckPending) {
+    update.max_ack_pending = t.maxAckPending;
+  }
+  if (Object.keys(update).length === 0) return toMs(config.ack_wait);
+  const updated = await jsm.consumers.update(t.stream, t.consumer, update);
+  return toMs(updated.config.ack_wait);
 }
 
 async function ensureStream(

@@ -32,6 +32,7 @@ import {
   type PagedStore,
   selection,
 } from '../dead-letters.js';
+import { connectFailure, DEFAULT_CONNECTION_STRING } from './connect-timeout.js';
 import { migrate } from './index.js';
 import { queueSql } from './sql.js';
 
@@ -93,7 +94,7 @@ export async function postgresDeadLetters(
   const pool =
     options.pool ??
     new pg.Pool({
-      connectionString: options.connectionString ?? 'postgres://postgres@127.0.0.1:5432/postgres',
+      connectionString: options.connectionString ?? DEFAULT_CONNECTION_STRING,
       max: 2,
       connectionTimeoutMillis: connectTimeout,
     });
@@ -102,7 +103,7 @@ export async function postgresDeadLetters(
     await migrate(pool, options.table);
   } catch (error) {
     if (owns) await pool.end().catch(() => {});
-    throw error;
+    throw connectFailure(error, options.connectionString, connectTimeout);
   }
   return new PostgresDeadLetters(pool, owns, options.table);
 }

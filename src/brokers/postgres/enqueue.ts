@@ -49,7 +49,7 @@ export async function enqueue(
   options?: EnqueueOptions,
 ): Promise<EnqueueResult> {
   const { delay, key, headers: checked } = checkEnqueue(target, '{ db, table }', options);
-  const sql = queueSql(target.table, 'table');
+  const sql = queueSql(target.table, 'target.table');
   const body = encodePayload(payload); // misuse fails here, before a traced enqueue
   return tracedEnqueue('postgresql', target.table, checked, async (headers) => {
     const { rows } = await target.db.query<{ id: string; deduplicated: boolean }>(sql.enqueue, [
@@ -82,7 +82,7 @@ export async function enqueueMany(
   checkEnqueue(target, '{ db, table }', undefined);
   if (!Array.isArray(payloads)) invalidArgument('payloads', payloads, 'an array of payloads');
   const { rows } = await target.db.query<{ id: string }>(
-    queueSql(target.table, 'table').enqueueMany,
+    queueSql(target.table, 'target.table').enqueueMany,
     [payloads.map((payload, i) => encodePayload(payload, `payloads[${i}]`))],
   );
   return rows.map((r) => r.id);

@@ -22,7 +22,6 @@ import { createHash } from 'node:crypto';
 import pg from 'pg';
 import { LeaseLostError } from '../../errors.js';
 import { argument, MAX_TIMER_MS } from '../../internal/options.js';
-import { connectTimeoutError, redactUrl } from '../connect-deadline.js';
 import { Batcher } from '../consumer-batch.js';
 import { errorCode, errorMessage, errorName, errorText } from '../dead-letter.js';
 import {
@@ -37,6 +36,7 @@ import {
   resolveCommon,
   SOURCE_DEFAULTS,
 } from '../source-options.js';
+import { connectFailure, DEFAULT_CONNECTION_STRING } from './connect-timeout.js';
 import { connectionError } from './connection-error.js';
 import { PgListener } from './listen.js';
 import { type QueueSql, queueSql } from './sql.js';
@@ -312,7 +312,7 @@ export async function postgresSource(options: PostgresSourceOptions): Promise<Po
   const pool =
     options.pool ??
     new pg.Pool({
-      connectionString: options.connectionString ?? 'postgres://postgres@127.0.0.1:5432/postgres',
+      connectionString: options.connectionString ?? DEFAULT_CONNECTION_STRING,
       max: 4,
       // The deadline goes on each connection, not the pool: pg-pool would also apply its
       // connectionTimeoutMillis to a query waiting for a free client, and under load acks
@@ -333,12 +333,7 @@ export async function postgresSource(options: PostgresSourceOptions): Promise<Po
     return new PostgresQueueSource(pool, owns, listener, options);
   } catch (error) {
     if (owns) await pool.end().catch(() => {});
-    // pg says only "timeout expired" (or "Connection terminated due to connection timeout").
-    if (/timeout expired|connection timeout/i.test((error as Error).message)) {
-      const where = `PostgreSQL at ${redactUrl(options.connectionString ?? 'postgres://postgres@127.0.0.1:5432/postgres')}`;
-      throw connectTimeoutError(where, connectTimeout, error);
-    }
-    throw error;
+    throw connectFailure(error, options.connectionString, connectTimeout);
   }
 }
 

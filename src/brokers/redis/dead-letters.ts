@@ -22,7 +22,7 @@
  */
 import { createClient, RESP_TYPES } from 'redis';
 import { nonEmptyString } from '../../internal/options.js';
-import { connectWithin, redactUrl } from '../connect-deadline.js';
+import { checkUrl, connectWithin, REDIS_URL, redactUrl } from '../connect-deadline.js';
 import {
   BATCH,
   badCursor,
@@ -141,6 +141,7 @@ export async function redisDeadLetters(options: RedisDeadLettersOptions): Promis
   const connectTimeout = connectTimeoutOption(options.connectTimeout);
   if (options.client) return new RedisDeadLetters(options.client, false, options);
   const url = options.url ?? 'redis://127.0.0.1:6379';
+  checkUrl(url, REDIS_URL, 'a redis:// or rediss:// URL');
   const client: AnyRedisClient = createClient({
     url,
     socket: { connectTimeout, reconnectStrategy: false },

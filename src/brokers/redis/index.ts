@@ -75,8 +75,8 @@
  * @module
  */
 import { createClient } from 'redis';
-import { invalidOption, nonEmptyString, optionalBoolean } from '../../internal/options.js';
-import { connectWithin, redactUrl } from '../connect-deadline.js';
+import { nonEmptyString, optionalBoolean } from '../../internal/options.js';
+import { checkUrl, connectWithin, REDIS_URL, redactUrl } from '../connect-deadline.js';
 import { BROKER_LIMITS, resolveCommon } from '../source-options.js';
 import {
   type AnyRedisClient,
@@ -149,9 +149,7 @@ export async function redisSource(options: RedisSourceOptions): Promise<RedisStr
   const { connectTimeout } = resolveCommon(options, BROKER_LIMITS.redis);
   optionalBoolean('deleteOnAck', options.deleteOnAck);
   const where = `Redis at ${redactUrl(options.url ?? 'redis://127.0.0.1:6379')}`;
-  if (options.url !== undefined && !/^rediss?:\/\//.test(String(options.url))) {
-    invalidOption('url', options.url, 'a redis:// or rediss:// URL');
-  }
+  if (options.url !== undefined) checkUrl(options.url, REDIS_URL, 'a redis:// or rediss:// URL');
   // The first connection fails fast (a wrong URL throws here); once up, reconnects back off.
   let established = false;
   // Both connections are the source's own, even with a caller's `client` (duplicated: its options,

@@ -1,0 +1,107 @@
+import { createServer, type Server, type Socket } from 'node:net';
+import { inspect } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { amqpDeadLetters } from '../../src/brokers/amqp/dead-letters.js';
+import { amqpSource } from '../../src/brokers/amqp/index.js';
+import { natsDeadLetters } from '../../src/brokers/nats/dead-letters.js';
+import { natsSource } from '../../src/brokers/nats/index.js';
+import { redisDeadLetters } from '../../src/brokers/redis/dead-letters.js';
+import { redisSource } from '../../src/brokers/redis/index.js';
+
+const SECRET = 's3cret-in-url';
+
+/** The whole error as a log would show it: message, stack, cause chain, own properties. */
+async function failure(open: () => Promise<unknown>): Promise<{ error: Error; shown: string }> {
+  const error = (await open().then(
+    () => undefined,
+    (e: unknown) => e,
+  )) as Error;
+  expect(error).toBeInstanceOf(Error);
+  return { error, shown: inspect(error, { depth: 10 }) };
+}
+
+// Local servers that misbehave in the three ways a NATS first connection can fail before the
+// client takes over: silent, not NATS (a first line that is not INFO), and INFO then silence
+// (the client's own timeout).
+describe('NATS connection errors name the server without its password or token', () => {
+  const sockets = new Set<Socket>();
+  const servers: Server[] = [];
+  const ports: Record<'silent' | 'notNats' | 'infoThenSilent', number> = {
+    silent: 0,
+    notNats: 0,
+    infoThenSilent: 0,
+  };
+  const listen = async (greet: (s: Socket) => void): Promise<number> => {
+    const server = createServer((socket) => {
+      socket.resume();
+      sockets.add(socket);
+      socket.on('close', () => sockets.delete(socket));
+      greet(socket);
+    });
+    servers.push(server);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    return (server.address() as { port: number }).port;
+  };
+  beforeAll(async () => {
+    ports.silent = await listen(() => {});
+    ports.notNats = await listen((s) => s.write('HELLO\r\n'));
+    ports.infoThenSilent = await listen((s) =>
+      s.write(`INFO {"server_id":"x","version":"2.10.0","max_payload":1048576}\r\n`),
+    );
+  });
+  afterAll(async () => {
+    for (const s of sockets) s.destroy();
+    await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))));
+  });
+
+  const forms = [
+    [
+      'a user and password',
+      (port: number) => `nats://u:${SECRET}@127.0.0.1:${port}`,
+      'nats://u:***@',
+    ],
+    ['a token', (port: number) => `nats://${SECRET}@127.0.0.1:${port}`, 'nats://***@'],
+    ['no scheme', (port: number) => `u:${SECRET}@127.0.0.1:${port}`, 'u:***@'],
+  ] as const;
+  for (const kind of ['silent', 'notNats', 'infoThenSilent'] as const) {
+    it.each(forms)(
+      `a ${kind} server, URL with %s: natsSource and natsDeadLetters`,
+      async (_, url, masked) => {
+        for (const open of [
+          () =>
+            natsSource({
+              servers: url(ports[kind]),
+              stream: 's',
+              consumer: 'c',
+              connectTimeout: 300,
+            }),
+          () => natsDeadLetters({ servers: [url(ports[kind])], stream: 's', connectTimeout: 300 }),
+        ]) {
+          const { error, shown } = await failure(open);
+          expect(shown).not.toContain(SECRET);
+          if (kind !== 'notNats') expect(error).toMatchObject({ code: 'ERR_CONNECT_TIMEOUT' });
+          expect(error.message).toContain(`${masked}127.0.0.1:${ports[kind]}`);
+        }
+      },
+    );
+  }
+});
+
+describe('a URL that does not parse is a bad option, shown without its user info', () => {
+  const bad = (scheme: string) => `${scheme}://user:${SECRET}@127.0.0.1:99999`;
+  it.each([
+    ['redisSource', () => redisSource({ url: bad('redis'), stream: 's', group: 'g' })],
+    ['redisDeadLetters', () => redisDeadLetters({ url: bad('redis'), stream: 's' })],
+    ['natsSource', () => natsSource({ servers: bad('nats'), stream: 's', consumer: 'c' })],
+    ['natsDeadLetters', () => natsDeadLetters({ servers: bad('nats'), stream: 's' })],
+    ['amqpSource', () => amqpSource({ url: bad('amqp'), queue: 's' })],
+    ['amqpDeadLetters', () => amqpDeadLetters({ url: bad('amqp'), queue: 's' })],
+    ['amqpSource, another scheme', () => amqpSource({ url: bad('http'), queue: 's' })],
+  ])('%s', async (_, open) => {
+    const { error, shown } = await failure(open);
+    expect(error).toMatchObject({ code: 'ERR_INVALID_OPTION' });
+    expect(error.message).toMatch(/Invalid option "(url|servers)"/);
+    expect(error.message).toContain('***@127.0.0.1:99999');
+    expect(shown).not.toContain(SECRET);
+  });
+});

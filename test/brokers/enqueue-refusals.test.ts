@@ -1,0 +1,86 @@
+/**
+ * What every broker's `enqueue` refuses before sending anything, with the same coded error on
+ * all four: a delay past the longest timer, a header the strictest broker (NATS) cannot carry,
+ * an empty queue name. Against the real brokers on loopback.
+ */
+import { afterAll, describe, expect, it } from 'vitest';
+import { enqueue as pgEnqueue } from '../../src/brokers/postgres/index.js';
+import { MAX_TIMER_MS } from '../../src/internal/options.js';
+import { amqpUnderTest } from '../fixtures/brokers/amqp-helpers.js';
+import type { BrokerUnderTest } from '../fixtures/brokers/broker-under-test.js';
+import { natsUnderTest } from '../fixtures/brokers/nats-helpers.js';
+import { pgAdmin, postgresUnderTest } from '../fixtures/brokers/postgres-helpers.js';
+import { redisUnderTest } from '../fixtures/brokers/redis-helpers.js';
+
+const brokers: BrokerUnderTest[] = [
+  await redisUnderTest(),
+  await natsUnderTest(),
+  await amqpUnderTest(),
+  postgresUnderTest(),
+];
+afterAll(async () => {
+  for (const b of brokers) await b.cleanup();
+});
+
+/** A queue its source declared, so that a refused enqueue could only have been refused by us. */
+async function declared(broker: BrokerUnderTest, tag: string): Promise<string> {
+  const queue = broker.unique(tag);
+  await broker.source(queue).then((s) => s.close());
+  return queue;
+}
+
+describe.each(brokers.map((b) => [b.name, b] as const))('enqueue() over %s', (_, broker) => {
+  it('refuses a delay past 2147483647 ms with a RangeError (ERR_INVALID_OPTION) and sends nothing', async () => {
+    const queue = await declared(broker, 'longdelay');
+    for (const delay of [MAX_TIMER_MS + 1, 3e9, Number.POSITIVE_INFINITY]) {
+      await expect(broker.enqueue(queue, { n: 1 }, { delay })).rejects.toMatchObject({
+        name: 'RangeError',
+        code: 'ERR_INVALID_OPTION',
+        message: expect.stringMatching(/^Invalid option "delay".*<= 2147483647/),
+      });
+    }
+    expect(await broker.unacked(queue)).toBe(0);
+  });
+
+  it('refuses a header name with a space or control character, or a value with a line break, as a bad option', async () => {
+    const queue = await declared(broker, 'badheader');
+    const bad: Record<string, string>[] = [
+      { 'x y': 'z' },
+      { 'x\ty': 'z' },
+      { é: 'z' },
+      { ['n'.repeat(256)]: 'z' },
+      { x: 'a\nb' },
+      { x: 'a\rb' },
+      { 'x:y': 'z' },
+      { '': 'z' },
+    ];
+    for (const headers of bad) {
+      await expect(broker.enqueue(queue, { n: 1 }, { headers })).rejects.toMatchObject({
+        name: 'TypeError',
+        code: 'ERR_INVALID_OPTION',
+        message: expect.stringMatching(/^Invalid option "headers/),
+      });
+    }
+    expect(await broker.unacked(queue)).toBe(0);
+    // What every broker carries: printable ASCII names, values of any other text.
+    await broker.enqueue(queue, { n: 2 }, { headers: { 'X-Trace_id.1~!': 'ünïcode value  ' } });
+    expect(await broker.unacked(queue)).toBe(1);
+  });
+});
+
+describe('enqueue() target fields are options', () => {
+  it('PostgreSQL: an empty table is ERR_INVALID_OPTION, as a table name that is not an identifier', async () => {
+    const admin = pgAdmin();
+    try {
+      for (const table of ['', 'Not-An-Identifier']) {
+        await expect(pgEnqueue({ db: admin.pool, table }, { n: 1 })).rejects.toMatchObject({
+          name: 'TypeError',
+          code: 'ERR_INVALID_OPTION',
+          message: expect.stringMatching(/^Invalid option "target\.table"/),
+        });
+      }
+    } finally {
+      await admin.cleanup();
+    }
+  });
+});
