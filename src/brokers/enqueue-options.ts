@@ -31,8 +31,10 @@ export interface EnqueueOptions {
   key?: string;
   /**
    * Extra metadata stored with the job. Names are 1 to 255 printable ASCII characters without
-   * spaces or `:`, and those starting with `sluice-` (any case) are reserved; values are strings
-   * without line breaks (the same rule on every broker, the strictest one's: NATS).
+   * spaces or `:`, and those starting with `sluice-` or `nats-` (any case) are reserved (JetStream
+   * acts on its `Nats-*` headers: `Nats-Msg-Id` would bypass `key`, `Nats-Expected-*` make the
+   * publish conditional); values are strings without line breaks (the same rule on every broker,
+   * the strictest one's: NATS).
    */
   headers?: Record<string, string>;
 }
@@ -64,7 +66,7 @@ const HEADER_NAME = /^[!-9;-~]{1,255}$/;
 
 /** True for a header name `enqueue` takes (and a tracing subscriber may add). */
 export function headerNameAllowed(name: string): boolean {
-  return HEADER_NAME.test(name) && !/^sluice-/i.test(name);
+  return HEADER_NAME.test(name) && !/^(sluice|nats)-/i.test(name);
 }
 
 /** True for a header value `enqueue` takes: a string on one line. */
@@ -121,7 +123,7 @@ export function checkEnqueue(
         invalidOption(
           'headers',
           name,
-          'names of 1 to 255 printable ASCII characters without spaces or ":", not starting with "sluice-"',
+          'names of 1 to 255 printable ASCII characters without spaces or ":", not starting with "sluice-" or "nats-"',
         );
       }
       if (!headerValueAllowed(value)) {

@@ -53,6 +53,10 @@ describe.each(brokers.map((b) => [b.name, b] as const))('enqueue() over %s', (_,
       { x: 'a\rb' },
       { 'x:y': 'z' },
       { '': 'z' },
+      // Reserved: sluice's own, and JetStream's (Nats-Msg-Id would bypass `key`).
+      { 'sluice-code': 'z' },
+      { 'Nats-Msg-Id': 'z' },
+      { 'nats-expected-stream': 'z' },
     ];
     for (const headers of bad) {
       await expect(broker.enqueue(queue, { n: 1 }, { headers })).rejects.toMatchObject({
