@@ -47,7 +47,10 @@ export interface PoolStats {
   canceled: number;
   /** Jobs lost to a dead worker thread (`WorkerCrashedError`, `WorkerStartupError`). */
   crashed: number;
-  /** Failed attempts that were run again (the `retry` option); not counted in the outcomes. */
+  /**
+   * Failed attempts whose retry was scheduled (the `retry` option), counted when the backoff
+   * starts: a job canceled during it still counts. Not counted in the outcomes.
+   */
   retried: number;
   /**
    * Accepted jobs held back by a gate right now: `retry` — waiting out a retry backoff (no slot

@@ -21,7 +21,7 @@ import {
 /** What a metrics export does with each job event; `pool` is the pool's `name`. */
 export interface JobMetricsSink {
   accepted(pool: string): void;
-  /** A failed attempt that will run again. */
+  /** A failed attempt whose retry was scheduled (the backoff starts). */
   retried(pool: string): void;
   settled(pool: string, outcome: Outcome): void;
   /**

@@ -93,7 +93,7 @@ export function registerMetrics(
   );
   counter(
     'sluice_job_retries_total',
-    'Failed attempts that will run again (the retry option).',
+    'Failed attempts whose retry was scheduled (the retry option).',
     ['pool'],
     (c, pool, s) => c.inc({ pool }, s.retries),
   );
