@@ -40,27 +40,28 @@ async function opened(options: Parameters<typeof natsSource>[0]): Promise<void> 
 }
 
 describe('natsSource on a durable consumer that exists already', () => {
-  it("sets the consumer's ack_wait to a different lease, and back to the default lease", async () => {
+  it("sets the consumer's ack_wait to a lease given, and keeps the server's when none is given", async () => {
     const n = names();
     await opened(n);
     expect((await serverConfig(n.stream)).ackWait).toBe(30_000);
     await opened({ ...n, lease: 1000 });
     expect((await serverConfig(n.stream)).ackWait).toBe(1000);
-    const source = await natsSource(n); // default lease: 30000
-    // Heartbeats follow the lease the server now has.
-    expect(source.heartbeatInterval).toBe(10_000);
+    // No lease asked for: the consumer keeps the one it has (an operator's or another
+    // deployment's), and heartbeats follow it.
+    const source = await natsSource(n);
+    expect(source.heartbeatInterval).toBe(Math.floor(1000 / 3));
     await source.close();
-    expect((await serverConfig(n.stream)).ackWait).toBe(30_000);
+    expect((await serverConfig(n.stream)).ackWait).toBe(1000);
   });
 
-  it('sets max_deliver back to unlimited, and max_ack_pending only when maxAckPending is given', async () => {
+  it("keeps an operator's max_deliver, and sets max_ack_pending only when maxAckPending is given", async () => {
     const n = names();
     await opened({ ...n, maxAckPending: 50 });
     await admin.jsm.consumers.update(n.stream, n.consumer, { max_deliver: 3 });
     await opened(n);
-    expect(await serverConfig(n.stream)).toMatchObject({ maxDeliver: -1, maxAckPending: 50 });
+    expect(await serverConfig(n.stream)).toMatchObject({ maxDeliver: 3, maxAckPending: 50 });
     await opened({ ...n, maxAckPending: 70 });
-    expect((await serverConfig(n.stream)).maxAckPending).toBe(70);
+    expect(await serverConfig(n.stream)).toMatchObject({ maxDeliver: 3, maxAckPending: 70 });
   });
 
   it('refuses a subject other than the consumer filter, naming both', async () => {

@@ -89,9 +89,15 @@ export async function natsSource(opts: NatsSourceOptions): Promise<NatsSource> {
   try {
     const jsm = await jetstreamManager(nc);
     const maxAckPendingGiven = opts.maxAckPending != null;
+    const ackWaitGiven = opts.lease != null;
     let lease = o.lease;
     if (o.declare !== false) {
-      lease = await declareNatsTopology(jsm, { ...o, ackWait: lease, maxAckPendingGiven });
+      lease = await declareNatsTopology(jsm, {
+        ...o,
+        ackWait: lease,
+        maxAckPendingGiven,
+        ackWaitGiven,
+      });
     } else {
       // `declare: false` leaves the consumer as it is: a `lease` that disagrees with it is
       // refused (it would be ignored), none given follows the server's `ack_wait`.

@@ -36,10 +36,13 @@ export interface NatsSourceOptions extends CommonSourceOptions {
   /** Stream that stores dead letters (declared when `declare`). @default `${stream}_DEAD` */
   deadLetterStream?: string;
   /**
-   * Create missing streams and the consumer, and bring an existing durable consumer in line:
-   * its `ack_wait` is set to `lease`, its `max_deliver` to unlimited and its `max_ack_pending`
-   * to `maxAckPending` when given (JetStream updates these in place; every process sharing the
-   * consumer should ask the same, the last to start wins). A consumer filtering another
+   * Create missing streams and the consumer, and bring an existing durable consumer in line
+   * with what was asked: its `ack_wait` is set to `lease` and its `max_ack_pending` to
+   * `maxAckPending` only when these are given (JetStream updates them in place; every process
+   * sharing the consumer should ask the same, the last to start wins); unasked settings, such
+   * as an operator's `max_deliver`, are kept, and with no `lease` the consumer's own `ack_wait`
+   * is the lease. A server refusing the update fails the call (`ERR_INVALID_OPTION`, naming the
+   * option). A consumer filtering another
    * subject, or without explicit acks, is refused with `ERR_INVALID_OPTION` naming both values.
    * `false` leaves everything as it is: the consumer's own `ack_wait` is the lease, and a
    * `lease` that differs from it is refused. @default true

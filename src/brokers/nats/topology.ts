@@ -32,6 +32,8 @@ export interface NatsTopology {
   maxAckPending: number;
   /** Whether `maxAckPending` was given (an existing consumer keeps its own otherwise). */
   maxAckPendingGiven: boolean;
+  /** Whether `lease` was given (an existing consumer keeps its own `ack_wait` otherwise). */
+  ackWaitGiven: boolean;
   /** The work stream's duplicate window, ms (Nats-Msg-Id deduplication). */
   duplicateWindow: number;
 }
@@ -63,12 +65,15 @@ export async function declareNatsTopology(jsm: JetStreamManager, t: NatsTopology
 
 /**
  * A durable consumer that exists already (made by an earlier deployment, another process or an
- * operator) is made to say what the options say rather than silently keep other values: its
- * `ack_wait` is set to `lease`, its `max_deliver` to unlimited, and its `max_ack_pending` to
- * `maxAckPending` when that was given — JetStream updates these in place. What cannot be
- * changed on it (its ack policy, or a filter on another subject, which a consumer in use should not have
- * switched under it) is refused with `ERR_INVALID_OPTION` naming the option, the value asked
- * for and the server's.
+ * operator) keeps its settings unless an option asks otherwise: its `ack_wait` is set to
+ * `lease` and its `max_ack_pending` to `maxAckPending` only when that option was given and
+ * differs (JetStream updates both in place); anything not asked for — `max_deliver` included —
+ * stays the operator's. A server that refuses the update (an account without the permission to
+ * create consumers) fails the call with `ERR_INVALID_OPTION` naming the option: pass
+ * `declare: false` and no `lease` to use the server's values. What cannot be changed on it (its
+ * ack policy, or a filter on another subject, which a consumer in use should not have switched
+ * under it) is refused with `ERR_INVALID_OPTION` naming the option, the value asked for and the
+ * server's.
  *
  * @returns the consumer's ack wait after the update, in ms.
  */
@@ -94,13 +99,22 @@ async function reconcileConsumer(
     );
   }
   const update: ConsumerUpdateConfig = {};
-  if (toMs(config.ack_wait) !== t.ackWait) update.ack_wait = nanos(t.ackWait);
-  if ((config.max_deliver ?? -1) !== -1) update.max_deliver = -1;
+  if (t.ackWaitGiven && toMs(config.ack_wait) !== t.ackWait) update.ack_wait = nanos(t.ackWait);
   if (t.maxAckPendingGiven && config.max_ack_pending !== t.maxAckPending) {
     update.max_ack_pending = t.maxAckPending;
   }
   if (Object.keys(update).length === 0) return toMs(config.ack_wait);
-  const updated = await jsm.consumers.update(t.stream, t.consumer, update);
+  let updated: { config: ConsumerConfig };
+  try {
+    updated = await jsm.consumers.update(t.stream, t.consumer, update);
+  } catch (error) {
+    const option = update.ack_wait === undefined ? 'maxAckPending' : 'lease';
+    return invalidOption(
+      option,
+      option === 'lease' ? t.ackWait : t.maxAckPending,
+      `what the existing consumer "${t.consumer}" has, or a server that lets this account update it (it refused: ${(error as Error)?.message}); pass declare: false without ${option} to use the server's`,
+    );
+  }
   return toMs(updated.config.ack_wait);
 }
 
