@@ -52,22 +52,26 @@ export function rejectAfter<T>(
 }
 
 /**
- * `url` without its password, for messages. A URL that does not parse still has whatever sits
- * between `//` and `@` masked: it is shown to say which value was refused.
+ * `url` without its password, for messages: everything between the user's `:` and the last `@`
+ * is masked, whether the URL parses or not. Not the parser's view of the password: an unencoded
+ * `/` in a password (`amqp://u:12/ab@host`) parses as host `u`, port 12 and a path, which would
+ * print the password's tail.
  */
 export function redactUrl(url: string): string {
-  try {
-    const parsed = new URL(url);
-    if (parsed.password) parsed.password = '***';
-    return parsed.toString();
-  } catch {
-    return maskUserinfo(url);
-  }
+  return maskUserinfo(url);
 }
 
-/** `text` with the user info of an unparsable URL (`//user:pass@` or `user:pass@`) masked. */
+/**
+ * `text` with its user info (`//user:pass@` or `user:pass@`) masked, up to the last `@`: a
+ * password may hold `/`, `?`, `#` or `@` unencoded. Masking too much (an `@` in a path) only
+ * hides more.
+ */
 export function maskUserinfo(text: string): string {
-  return text.replace(/^([a-z][a-z0-9+.-]*:\/\/)?[^/@]*@/i, '$1***@');
+  return text.replace(/^([a-z][a-z0-9+.-]*:\/\/)?([\s\S]*)@/i, (_, scheme = '', info: string) => {
+    // `user:password` keeps the user (before the first `:`); a lone token (NATS) is masked whole.
+    const colon = info.indexOf(':');
+    return `${scheme}${colon < 0 ? '' : `${info.slice(0, colon)}:`}***@`;
+  });
 }
 
 /** Schemes of the `url` options. */
