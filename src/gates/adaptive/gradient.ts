@@ -86,7 +86,8 @@ const ewma = (average: number, value: number, window: number): number =>
 
 /**
  * Once per round: gradient = clamp(tolerance x long / (short - band), 0.5, 1) (see SPREAD).
- * The estimate is limit x gradient when congested (gradient < 1); when not (and saturated), limit + sqrt(limit).
+ * The estimate is limit x gradient when congested (gradient < 1); when not (and saturated),
+ * limit + sqrt(limit).
  * The limit moves `smoothing` of the way to the estimate (a round's mean also holds replies of
  * jobs started before the last move: moving all the way would count that congestion twice).
  * The round after a move measures the limit before it, mostly: it may shrink the limit, never
