@@ -29,9 +29,11 @@ export interface AdaptiveOptions {
   /**
    * `'gradient'` (default) or `'aimd'`, by name (defaults) or as an options object:
    * - `gradient` — { tolerance 1, smoothing 0.5, longWindow 1000 rounds }: once per round
-   *   trip, compares the round's mean run time (short) with a long-term average (long, which
-   *   follows drops at once and rises slowly); gradient = clamp(tolerance x long / short, 0.5,
-   *   1). At 1 (within a 5% noise band, and saturated) the limit grows by smoothing x
+   *   trip, compares the round's mean run time (short) with a long-term baseline (long, which
+   *   follows falls a quarter of the way, clear ones at once, and rises slowly); gradient =
+   *   clamp(tolerance x long / (short - band), 0.5, 1), the band being 4x the measured
+   *   deviation of a round's mean (0 on a steady downstream, wide under timer jitter). At 1
+   *   (within a further 5% noise band, and saturated) the limit grows by smoothing x
    *   sqrt(limit), but not on a round that mostly measured the limit before the last move;
    *   below it, it moves smoothing of the way to limit x gradient. Slow start (until the first
    *   congestion or drop) doubles it per measured round. A drop halves it, once per drop round;

@@ -2,6 +2,8 @@
  * A simulated downstream in virtual time: capacity C; a request's latency is `base` ms while at
  * most C run, base x n/C with n > C running (queueing), and it is refused (503, fast) above 2C.
  * The client keeps as many requests in flight as the adaptive limit allows (always saturated).
+ * `jitter` (ms, added to each latency) stands for timers firing off time; draw it from a seeded
+ * PRNG so that runs repeat.
  */
 import type { AdaptiveConcurrency } from '../../src/gates/adaptive.js';
 
@@ -15,6 +17,7 @@ export function simulate(
   capacityAt: (sample: number) => number,
   samples: number,
   base = 10,
+  jitter: () => number = () => 0,
 ): number[] {
   const running: { start: number; end: number; dropped: boolean }[] = [];
   const limits: number[] = [];
@@ -23,7 +26,7 @@ export function simulate(
     while (running.length < limit.limit) {
       const n = running.length + 1;
       const dropped = n > 2 * c;
-      const latency = dropped ? 1 : n <= c ? base : (base * n) / c;
+      const latency = Math.max(0, (dropped ? 1 : n <= c ? base : (base * n) / c) + jitter());
       running.push({ start: clock.now, end: clock.now + latency, dropped });
     }
     running.sort((a, b) => a.end - b.end);
@@ -49,4 +52,16 @@ export function settledAt(limits: number[], c: number, from = 0, end = limits.le
     else if (at < 0) at = i;
   }
   return at < 0 ? -1 : at - from;
+}
+
+/** A seeded PRNG (mulberry32): uniform in [0, 1), the same sequence for the same seed. */
+export function seeded(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
 }
