@@ -233,6 +233,8 @@ export interface ConsumerStats {
    * confirm: the settle failed (`ERR_SETTLE_TIMEOUT` in an outage, `ERR_LEASE_LOST`, a dropped
    * connection …; each also reported to `onError`). The outcome is lost, not the message: it
    * stays with the broker and is delivered again (at-least-once), so its handler may run again.
+   * A lease a heartbeat found lost is not counted here (its handler was aborted and nothing was
+   * settled: see `leaseLost`).
    */
   unsettled: number;
   /** Failed broker operations (see `onError`). */

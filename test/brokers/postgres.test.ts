@@ -292,7 +292,7 @@ describe('enqueueMany', () => {
 });
 
 describe('PostgreSQL connection failures', () => {
-  it("counts as a failed connection: pg's own texts, a socket error, a server ending the session (SQLSTATE 08xxx, 57P01-03); a query's own error passes unchanged", () => {
+  it("counts as a failed connection: pg's own texts, a socket error, a server ending or refusing the session (SQLSTATE 08xxx, 57P01-03, 57P05, 53300); a query's own error passes unchanged", () => {
     const server = (code: string) =>
       Object.assign(new Error('server said so'), { code, severity: 'FATAL' });
     const failed = [
@@ -303,6 +303,8 @@ describe('PostgreSQL connection failures', () => {
         syscall: 'connect',
       }),
       server('57P01'),
+      server('57P05'), // idle_session_timeout
+      server('53300'), // too_many_connections
       server('08006'),
     ];
     for (const original of failed) {

@@ -13,9 +13,14 @@ import { NotConnectedError } from '../../errors.js';
 const PG_CONNECTION_TEXT =
   /^(Connection terminated|Client has encountered a connection error|timeout exceeded when trying to connect)/;
 
-/** SQLSTATE of a server ending or refusing the session: class 08, and admin/crash shutdown. */
+/**
+ * SQLSTATE of a server ending or refusing the session: class 08, admin/crash shutdown and
+ * "cannot connect now" (57P01–03), an idle session timed out (57P05), too many connections
+ * (53300).
+ */
+const SESSION_ENDED = new Set(['57P01', '57P02', '57P03', '57P05', '53300']);
 function connectionState(code: string): boolean {
-  return code.startsWith('08') || code === '57P01' || code === '57P02' || code === '57P03';
+  return code.startsWith('08') || SESSION_ENDED.has(code);
 }
 
 /**
