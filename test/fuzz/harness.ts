@@ -36,7 +36,8 @@ export function fuzzParams<T>(weight = 1): fc.Parameters<T> {
   };
   if (seconds > 0) {
     params.numRuns = Number.MAX_SAFE_INTEGER;
-    params.plugins = [fc.interruptAfterTimeLimit((seconds * 1000) / PROPERTY_COUNT)];
+    // trackRuns last: the innermost decorator, so it sees each run itself, not the time limit's race.
+    params.plugins = [fc.interruptAfterTimeLimit((seconds * 1000) / PROPERTY_COUNT), trackRuns];
   }
   if (env.FUZZ_SEED !== undefined) params.seed = Number(env.FUZZ_SEED);
   // CI (CI=true) replays one fixed set of cases, so whether a submission lands never depends on
@@ -61,12 +62,37 @@ export function testTimeout(ciMs: number): number {
  * fc.assert that prints how many cases ran (FUZZ_REPORT=1, set by `npm run fuzz`) and, on a
  * failure, a replay line with the seed and path before fast-check's own report.
  */
+/**
+ * Runs of a property still going. At its time limit fast-check races the run in flight against
+ * the deadline and moves on without it: left alone, its continuations ran on into the next test
+ * (under that test's fake clock, where a timer it then set failed the next test's first case
+ * with "1 timers left"). fuzzAssert waits for them before it returns.
+ */
+const inflight = new Set<Promise<unknown>>();
+const trackRuns: fc.UniversalPlugin = () => ({
+  decorateRun: (nestedRun) => (value) => {
+    const out = nestedRun(value);
+    if (out instanceof Promise) {
+      inflight.add(out);
+      void out.finally(() => inflight.delete(out));
+    }
+    return out;
+  },
+});
+/** Waits (at most `ms` of real time) for abandoned runs to end. */
+async function settleAbandonedRuns(ms: number): Promise<void> {
+  if (inflight.size === 0) return;
+  const bound = new Promise<void>((resolve) => realSetTimeout(resolve, ms));
+  await Promise.race([Promise.allSettled([...inflight]), bound]);
+}
+
 export async function fuzzAssert<Ts>(
   area: string,
   property: fc.IAsyncProperty<Ts>,
   params: fc.Parameters<Ts>,
 ): Promise<void> {
   const details = await fc.check(property, params);
+  await settleAbandonedRuns(10_000);
   if (process.env.FUZZ_REPORT) {
     console.log(
       `[fuzz] ${area}: ${details.numRuns} cases${details.interrupted ? ' (time limit)' : ''}`,
