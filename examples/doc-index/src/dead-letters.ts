@@ -139,7 +139,8 @@ export async function listCommand(flags: {
     const page = await dead
       .list({ limit: flags.limit, ...(flags.cursor ? { cursor: flags.cursor } : {}) })
       .catch((err: Error & { code?: string }) => {
-        if (err.code === 'ERR_INVALID_ARGUMENT') throw new UsageError(err.message);
+        // A bad --cursor or --limit: the list's options are refused as options.
+        if (err.code === 'ERR_INVALID_OPTION') throw new UsageError(err.message);
         throw err;
       });
     if (flags.json) {
