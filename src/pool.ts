@@ -1196,6 +1196,6 @@ function noCallTimeout(opts: SubmitOptions): never {
   invalidOption(
     'timeout',
     (opts as { timeout?: unknown }).timeout,
-    'no timeout per submission (give `timeout` to the Pool: it applies to every job; or pass a `signal`)',
+    'no timeout per submission (give `timeout` to the pool: it applies to every job; or pass a `signal`)',
   );
 }

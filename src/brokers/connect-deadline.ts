@@ -52,19 +52,10 @@ export function rejectAfter<T>(
 }
 
 /**
- * `url` without its password, for messages: everything between the user's `:` and the last `@`
- * is masked, whether the URL parses or not. Not the parser's view of the password: an unencoded
- * `/` in a password (`amqp://u:12/ab@host`) parses as host `u`, port 12 and a path, which would
- * print the password's tail.
- */
-export function redactUrl(url: string): string {
-  return maskUserinfo(url);
-}
-
-/**
- * `text` with its user info (`//user:pass@` or `user:pass@`) masked, up to the last `@`: a
- * password may hold `/`, `?`, `#` or `@` unencoded. Masking too much (an `@` in a path) only
- * hides more.
+ * `text` (a URL, parsable or not) with its password masked: everything between the user's `:`
+ * and the last `@` (a lone NATS token whole). Not the parser's view of the password: a password
+ * may hold `/`, `?`, `#` or `@` unencoded (`amqp://u:12/ab@host` parses as host `u`, port 12 and
+ * a path, which would print its tail). Masking too much (an `@` in a path) only hides more.
  */
 export function maskUserinfo(text: string): string {
   return text.replace(/^([a-z][a-z0-9+.-]*:\/\/)?([\s\S]*)@/i, (_, scheme = '', info: string) => {

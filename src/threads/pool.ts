@@ -407,22 +407,11 @@ function threadExecutor<J, R>(scheduler: Scheduler): Executor<J, R> {
 }
 
 /**
- * Checks a submission's `signal` and `transfer` before anything is kept, and refuses a
- * per-submission `timeout`: there is none (the pool's applies to every job), and ignoring it
- * would let a caller believe the job is bounded.
+ * Checks a submission's `signal` and `transfer` before anything is kept (a per-submission
+ * `timeout` is refused by the core Pool, which every submission reaches).
  */
 function checkTransfer(job: unknown, opts: ThreadSubmitOptions | undefined): void {
-  if (opts != null) {
-    optionalSignal('signal', opts.signal);
-    const timeout = (opts as { timeout?: unknown }).timeout;
-    if (timeout != null) {
-      invalidOption(
-        'timeout',
-        timeout,
-        'no timeout per submission (give `timeout` to the ThreadPool: it applies to every job; or pass a `signal`)',
-      );
-    }
-  }
+  if (opts != null) optionalSignal('signal', opts.signal);
   const transfer = opts?.transfer;
   if (transfer == null) return;
   if (!Array.isArray(transfer)) invalidOption('transfer', transfer, 'an array');

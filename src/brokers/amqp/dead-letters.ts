@@ -27,7 +27,7 @@
 import { createHash } from 'node:crypto';
 import { type ChannelModel, type ConfirmChannel, connect, type GetMessage } from 'amqplib';
 import { nonEmptyString, numberAtLeast } from '../../internal/options.js';
-import { AMQP_URL, checkUrl, connectWithin, redactUrl } from '../connect-deadline.js';
+import { AMQP_URL, checkUrl, connectWithin, maskUserinfo } from '../connect-deadline.js';
 import {
   BATCH,
   badCursor,
@@ -93,7 +93,7 @@ export async function amqpDeadLetters(options: AmqpDeadLettersOptions): Promise<
   const conn = await connectWithin(
     connect(url, { timeout }),
     timeout,
-    `RabbitMQ at ${redactUrl(url)}`,
+    `RabbitMQ at ${maskUserinfo(url)}`,
     () => {},
   );
   conn.on('error', () => {});

@@ -18,7 +18,7 @@ import {
   type Message,
 } from 'amqplib';
 import { ConnectTimeoutError, NotConnectedError } from '../../errors.js';
-import { connectWithin, redactUrl } from '../connect-deadline.js';
+import { connectWithin, maskUserinfo } from '../connect-deadline.js';
 import { sleep } from '../sleep.js';
 import { type AmqpTopology, declareAmqpTopology } from './topology.js';
 
@@ -198,7 +198,10 @@ export class AmqpLink {
 
   #timeoutError(): Error {
     // The deadline covers the AMQP handshake, opening the channels and declaring the topology.
-    return new ConnectTimeoutError(`RabbitMQ at ${redactUrl(this.#o.url)}`, this.#o.connectTimeout);
+    return new ConnectTimeoutError(
+      `RabbitMQ at ${maskUserinfo(this.#o.url)}`,
+      this.#o.connectTimeout,
+    );
   }
 
   async #openWithin(attempt: Attempt): Promise<void> {

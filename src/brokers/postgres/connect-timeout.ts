@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { connectTimeoutError, redactUrl } from '../connect-deadline.js';
+import { connectTimeoutError, maskUserinfo } from '../connect-deadline.js';
 
 /** Where a factory connects when given no `connectionString` (and no pool). */
 export const DEFAULT_CONNECTION_STRING = 'postgres://postgres@127.0.0.1:5432/postgres';
@@ -21,6 +21,6 @@ export function connectFailure(
   if (!/timeout expired|connection timeout/i.test(String((error as Error | null)?.message))) {
     return error;
   }
-  const where = `PostgreSQL at ${redactUrl(connectionString ?? DEFAULT_CONNECTION_STRING)}`;
+  const where = `PostgreSQL at ${maskUserinfo(connectionString ?? DEFAULT_CONNECTION_STRING)}`;
   return connectTimeoutError(where, ms, error);
 }

@@ -22,7 +22,7 @@
  */
 import { createClient, RESP_TYPES } from 'redis';
 import { nonEmptyString } from '../../internal/options.js';
-import { checkUrl, connectWithin, REDIS_URL, redactUrl } from '../connect-deadline.js';
+import { checkUrl, connectWithin, maskUserinfo, REDIS_URL } from '../connect-deadline.js';
 import {
   BATCH,
   badCursor,
@@ -147,7 +147,7 @@ export async function redisDeadLetters(options: RedisDeadLettersOptions): Promis
     socket: { connectTimeout, reconnectStrategy: false },
   });
   client.on('error', () => {});
-  await connectWithin(client.connect(), connectTimeout, `Redis at ${redactUrl(url)}`, () =>
+  await connectWithin(client.connect(), connectTimeout, `Redis at ${maskUserinfo(url)}`, () =>
     client.destroy(),
   );
   return new RedisDeadLetters(client, true, options);

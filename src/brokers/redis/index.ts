@@ -76,7 +76,7 @@
  */
 import { createClient } from 'redis';
 import { nonEmptyString, optionalBoolean } from '../../internal/options.js';
-import { checkUrl, connectWithin, REDIS_URL, redactUrl } from '../connect-deadline.js';
+import { checkUrl, connectWithin, maskUserinfo, REDIS_URL } from '../connect-deadline.js';
 import { BROKER_LIMITS, resolveCommon } from '../source-options.js';
 import {
   type AnyRedisClient,
@@ -148,7 +148,7 @@ export async function redisSource(options: RedisSourceOptions): Promise<RedisStr
   // Redis takes whole milliseconds for BLOCK and XAUTOCLAIM's min-idle-time.
   const { connectTimeout } = resolveCommon(options, BROKER_LIMITS.redis);
   optionalBoolean('deleteOnAck', options.deleteOnAck);
-  const where = `Redis at ${redactUrl(options.url ?? 'redis://127.0.0.1:6379')}`;
+  const where = `Redis at ${maskUserinfo(options.url ?? 'redis://127.0.0.1:6379')}`;
   if (options.url !== undefined) checkUrl(options.url, REDIS_URL, 'a redis:// or rediss:// URL');
   // The first connection fails fast (a wrong URL throws here); once up, reconnects back off.
   let established = false;
