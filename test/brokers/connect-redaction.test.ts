@@ -5,6 +5,8 @@ import { amqpDeadLetters } from '../../src/brokers/amqp/dead-letters.js';
 import { amqpSource } from '../../src/brokers/amqp/index.js';
 import { natsDeadLetters } from '../../src/brokers/nats/dead-letters.js';
 import { natsSource } from '../../src/brokers/nats/index.js';
+import { postgresDeadLetters } from '../../src/brokers/postgres/dead-letters.js';
+import { postgresSource } from '../../src/brokers/postgres/index.js';
 import { redisDeadLetters } from '../../src/brokers/redis/dead-letters.js';
 import { redisSource } from '../../src/brokers/redis/index.js';
 
@@ -97,10 +99,18 @@ describe('a URL that does not parse is a bad option, shown without its user info
     ['amqpSource', () => amqpSource({ url: bad('amqp'), queue: 's' })],
     ['amqpDeadLetters', () => amqpDeadLetters({ url: bad('amqp'), queue: 's' })],
     ['amqpSource, another scheme', () => amqpSource({ url: bad('http'), queue: 's' })],
+    [
+      'postgresSource',
+      () => postgresSource({ connectionString: bad('postgres'), table: 'jobs' }),
+    ],
+    [
+      'postgresDeadLetters',
+      () => postgresDeadLetters({ connectionString: bad('postgresql'), table: 'jobs' }),
+    ],
   ])('%s', async (_, open) => {
     const { error, shown } = await failure(open);
     expect(error).toMatchObject({ code: 'ERR_INVALID_OPTION' });
-    expect(error.message).toMatch(/Invalid option "(url|servers)"/);
+    expect(error.message).toMatch(/Invalid option "(url|servers|connectionString)"/);
     expect(error.message).toContain('***@127.0.0.1:99999');
     expect(shown).not.toContain(SECRET);
   });
@@ -126,6 +136,37 @@ describe('a password holding "/", "?", "#" or "@" is masked whole', () => {
       // Some of these parse (as another host): the failure then names that host, not the URL.
       const { shown } = await failure(() => open(password));
       expect(shown).not.toContain('s3cret');
+    }
+  });
+});
+
+describe('PostgreSQL: a connectionString pg cannot parse is a bad option at construction', () => {
+  // A malformed percent-escape: pg's parser throws a URIError (decoding the password).
+  it.each([
+    ['a malformed escape in the password', `postgres://u:%C3%28${SECRET}@127.0.0.1/db`],
+    ['not a string', 5432],
+  ])('%s', async (_, connectionString) => {
+    for (const open of [
+      () => postgresSource({ connectionString: connectionString as string, table: 'jobs' }),
+      () => postgresDeadLetters({ connectionString: connectionString as string, table: 'jobs' }),
+    ]) {
+      const { error, shown } = await failure(open);
+      expect(error).toMatchObject({ code: 'ERR_INVALID_OPTION', name: 'TypeError' });
+      expect(error.message).toMatch(/^Invalid option "connectionString"/);
+      expect(shown).not.toContain(SECRET);
+    }
+  });
+
+  it('a string pg parses (a socket directory, an empty host with ?host=) is not refused', async () => {
+    // Nothing listens at these: the failure is the connection's, not the option's.
+    for (const connectionString of [
+      '/nonexistent-sluice-socket-dir db',
+      'postgres://u:p@/db?host=/nonexistent-sluice-socket-dir',
+    ]) {
+      const { error } = await failure(() =>
+        postgresSource({ connectionString, table: 'jobs', connectTimeout: 2000 }),
+      );
+      expect(error).not.toMatchObject({ code: 'ERR_INVALID_OPTION' });
     }
   });
 });
