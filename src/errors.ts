@@ -264,7 +264,10 @@ export class LeaseLostError extends SluiceError {
   /** The broker's id of the message (stream entry id, row id, …). */
   readonly messageId: string;
 
-  /** `cause`: the client's own error, when the loss was seen through one (a closed channel). */
+  /**
+   * `cause`: the client's own error, when the loss was seen through one (a closed channel) —
+   * on RabbitMQ the broker's, with its reply code as `code`, when it closed the channel itself.
+   */
   constructor(
     messageId: string,
     operation: string,

@@ -121,6 +121,37 @@ describe('amqpSource: republishes are acked away only once routed to a queue', (
     expect(await readyIn(queue)).toBe(0);
   }, 30_000);
 
+  it("a dead letter the broker refuses (its exchange deleted: 404) names the broker's reason; the next delivery dead-letters", async () => {
+    const { queue, source } = await setup('dlxgone');
+    await admin.publishMany(queue, 1, () => 'precious');
+    const m = await fetchWithin(source, 5000);
+    expect(text(m)).toBe('precious');
+    const before = source.reconnects;
+    // A publish to an exchange that does not exist is a channel error: RabbitMQ closes the
+    // publishing channel (404 NOT_FOUND), the source rebuilds its link, and amqplib fails the
+    // publish in flight with a bare "channel closed".
+    await admin.ch.deleteExchange(`${queue}.dlx`);
+    const error = await source.deadLetter(m!, new Error('poison')).then(
+      () => undefined,
+      (e: unknown) => e as Error & { cause?: unknown },
+    );
+    expect(error).toMatchObject({ code: 'ERR_LEASE_LOST', messageId: m!.id });
+    expect(error?.message).toMatch(/channel closed/);
+    expect(error?.message).toMatch(/404/);
+    expect(error?.message).toMatch(/NOT_FOUND - no exchange '[^']*\.dlx'/);
+    expect(error?.cause).toMatchObject({ code: 404, message: expect.stringMatching(/NOT_FOUND/) });
+    // Nothing lost: the rebuilt link re-declared the exchange, and the redelivery dead-letters.
+    await until(() => source.reconnects > before, 'the link rebuilt');
+    const again = await fetchWithin(source, 15_000);
+    expect(text(again)).toBe('precious');
+    await source.deadLetter(again!, new Error('poison'));
+    const dead = await admin.drainQueue(`${queue}.dead`);
+    expect(dead.map((d) => [d.body, d.headers['x-sluice-error']])).toEqual([
+      ['precious', 'poison'],
+    ]);
+    expect(await readyIn(queue)).toBe(0);
+  }, 30_000);
+
   it('a dead letter that keeps failing does not loop: the original comes back after a backoff', async () => {
     const { queue, source } = await setup('dlqloop');
     const deadQueue = `${queue}.dead`;

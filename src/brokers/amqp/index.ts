@@ -337,7 +337,9 @@ export class AmqpSource implements BrokerSource<AmqpMessage> {
   ): unknown {
     if (failure instanceof SluiceError) return failure;
     const d = this.#delivery(message);
-    if (!d || !this.#link.isLive(d)) return lost(message, operation, failure);
+    if (!d || !this.#link.isLive(d)) {
+      return lost(message, operation, failure, this.#link.closedBy(d?.generation));
+    }
     if (pub !== undefined && this.#link.publisher !== pub) {
       return new NotConnectedError(
         'RabbitMQ',
@@ -445,7 +447,7 @@ export class AmqpSource implements BrokerSource<AmqpMessage> {
       // Delivery tags are channel-scoped: the broker requeued the message when the channel
       // died, and may have handed it to another consumer; a tag from a dead channel must
       // never be used on the new one (it would settle a different delivery, or kill it).
-      throw lost(message, operation);
+      throw lost(message, operation, undefined, this.#link.closedBy(d?.generation));
     }
     return ch;
   }
@@ -594,14 +596,25 @@ class HeldMessage implements AmqpMessage {
   }
 }
 
-/** A delivery whose channel closed: the broker requeued it and may hand it to another consumer. */
-function lost(message: AmqpMessage, operation: string, cause?: unknown): LeaseLostError {
-  return new LeaseLostError(
-    message.id,
-    operation,
-    'its channel closed; RabbitMQ redelivers it',
-    cause === undefined ? undefined : { cause },
-  );
+/**
+ * A delivery whose channel closed: the broker requeued it and may hand it to another consumer.
+ * `closedBy`, the broker's own reason for closing it when it gave one (amqplib's error for the
+ * close frame: reply code as `code`, reply text in the message, e.g. a dead letter's 404
+ * NOT_FOUND for a deleted exchange), is named in the message and is the `cause`, rather than
+ * amqplib's bare "channel closed" that failed the operation in flight.
+ */
+function lost(
+  message: AmqpMessage,
+  operation: string,
+  cause?: unknown,
+  closedBy?: Error,
+): LeaseLostError {
+  const reason =
+    closedBy === undefined
+      ? 'its channel closed; RabbitMQ redelivers it'
+      : `its channel closed (${closedBy.message}); RabbitMQ redelivers it`;
+  const why = closedBy ?? cause;
+  return new LeaseLostError(message.id, operation, reason, why === undefined ? undefined : { cause: why });
 }
 
 function refusal(prefetch: number, concurrency: number): Error {
