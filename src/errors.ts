@@ -391,8 +391,9 @@ export class NotConnectedError extends SluiceError {
 
 /**
  * A broker confirmed a publish but routed it to no queue (RabbitMQ's `basic.return` of a
- * `mandatory` message), even after the topology was declared again. The message it copied
- * is not acked: it goes back to its queue.
+ * `mandatory` message): a consumer's retry or dead letter, even after the topology was declared
+ * again (the message it copied is not acked: it goes back to its queue), or a dead-letter
+ * `replay` whose work queue is gone (the letters stay in the dead queue).
  *
  * @example
  * ```ts

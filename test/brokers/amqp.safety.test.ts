@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vites
 import {
   type AmqpMessage,
   type AmqpSource,
+  amqpDeadLetters,
   amqpSource,
   consume,
 } from '../../src/brokers/amqp/index.js';
@@ -213,6 +214,24 @@ describe('amqpSource: republishes are acked away only once routed to a queue', (
     expect(third?.deliveryCount).toBe(3);
     await source.ack(third!);
     expect(await readyIn(queue)).toBe(0);
+  });
+});
+
+describe('amqpDeadLetters: a replay to a deleted work queue', () => {
+  it('fails with UnroutableError (ERR_UNROUTABLE) and the letter stays in the dead queue', async () => {
+    const queue = uniqueQueue('replaygone');
+    queues.push(queue);
+    await admin.ch.assertQueue(queue, { durable: true });
+    await admin.ch.assertQueue(`${queue}.dead`, { durable: true });
+    await admin.publishMany(`${queue}.dead`, 1, () => 'letter');
+    const dead = await amqpDeadLetters({ queue });
+    onTestFinished(() => dead.close());
+    await admin.ch.deleteQueue(queue);
+    await expect(dead.replay('all')).rejects.toMatchObject({
+      code: 'ERR_UNROUTABLE',
+      message: expect.stringContaining(`the work queue ${JSON.stringify(queue)} is gone`),
+    });
+    expect(await readyIn(`${queue}.dead`)).toBe(1);
   });
 });
 
