@@ -28,6 +28,7 @@ export type SluiceErrorCode =
   | 'ERR_SELF_DEADLOCK'
   | 'ERR_RATE_LIMITER'
   | 'ERR_SETTLE_TIMEOUT'
+  | 'ERR_PUBLISH_TIMEOUT'
   | 'ERR_DELIVERY_LIMIT';
 
 /**
@@ -341,6 +342,34 @@ export class SettleTimeoutError extends SluiceError {
       options?.cause === undefined ? undefined : { cause: options.cause },
     );
     this.operation = operation;
+    this.timeout = timeout;
+  }
+}
+
+/**
+ * A broker did not confirm a publish in time: NATS JetStream's PubAck for an `enqueue` (within
+ * its target's `timeout`), a source's `publish` (within `ackTimeout`) or a dead letter's `replay`
+ * (within 5000 ms) — the server is down or stalled, or the subject is answered by something that
+ * never replies (a core subscriber, not a stream). The message may have been stored all the
+ * same: publishing again may store it twice, unless it carries a `key` (deduplicated within the
+ * stream's duplicate window). `cause` holds the client's own timeout error.
+ *
+ * @example
+ * ```ts
+ * await enqueue({ connection: nc, subject: 'JOBS.work' }, job, { key }).catch((e) => e.code === 'ERR_PUBLISH_TIMEOUT' && retryLater());
+ * ```
+ */
+export class PublishTimeoutError extends SluiceError {
+  /** The timeout that passed, ms. */
+  readonly timeout: number;
+
+  /** `where` names the destination: `NATS subject "JOBS.work"`. */
+  constructor(where: string, timeout: number, options?: { cause?: unknown }) {
+    super(
+      'ERR_PUBLISH_TIMEOUT',
+      `publish to ${where} not confirmed by the broker within ${timeout} ms`,
+      options,
+    );
     this.timeout = timeout;
   }
 }

@@ -99,10 +99,7 @@ describe('a URL that does not parse is a bad option, shown without its user info
     ['amqpSource', () => amqpSource({ url: bad('amqp'), queue: 's' })],
     ['amqpDeadLetters', () => amqpDeadLetters({ url: bad('amqp'), queue: 's' })],
     ['amqpSource, another scheme', () => amqpSource({ url: bad('http'), queue: 's' })],
-    [
-      'postgresSource',
-      () => postgresSource({ connectionString: bad('postgres'), table: 'jobs' }),
-    ],
+    ['postgresSource', () => postgresSource({ connectionString: bad('postgres'), table: 'jobs' })],
     [
       'postgresDeadLetters',
       () => postgresDeadLetters({ connectionString: bad('postgresql'), table: 'jobs' }),

@@ -614,7 +614,12 @@ function lost(
       ? 'its channel closed; RabbitMQ redelivers it'
       : `its channel closed (${closedBy.message}); RabbitMQ redelivers it`;
   const why = closedBy ?? cause;
-  return new LeaseLostError(message.id, operation, reason, why === undefined ? undefined : { cause: why });
+  return new LeaseLostError(
+    message.id,
+    operation,
+    reason,
+    why === undefined ? undefined : { cause: why },
+  );
 }
 
 function refusal(prefetch: number, concurrency: number): Error {
