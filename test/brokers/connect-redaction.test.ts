@@ -167,3 +167,41 @@ describe('PostgreSQL: a connectionString pg cannot parse is a bad option at cons
     }
   });
 });
+
+describe('a password cut short by an unencoded "/", "?" or "#" is refused, telling to percent-encode', () => {
+  // `redis://u:12/s3cret@host` parses as host `u`, port 12: the connection would fail naming
+  // `u`. The "@" after the authority gives it away.
+  const opens = [
+    ['redisSource', (u: string) => redisSource({ url: `redis://${u}`, stream: 's', group: 'g' })],
+    ['redisDeadLetters', (u: string) => redisDeadLetters({ url: `redis://${u}`, stream: 's' })],
+    ['amqpSource', (u: string) => amqpSource({ url: `amqp://${u}`, queue: 's' })],
+    ['amqpDeadLetters', (u: string) => amqpDeadLetters({ url: `amqp://${u}`, queue: 's' })],
+    [
+      'natsSource',
+      (u: string) => natsSource({ servers: `nats://${u}`, stream: 's', consumer: 'c' }),
+    ],
+    ['natsDeadLetters, no scheme', (u: string) => natsDeadLetters({ servers: [u], stream: 's' })],
+  ] as const;
+  it.each(opens)('%s', async (_, open) => {
+    for (const password of ['12/s3cret', '12?s3cret', '12#s3cret', '/s3cret']) {
+      const { error, shown } = await failure(() => open(`u:${password}@127.0.0.1:1`));
+      expect(error).toMatchObject({ code: 'ERR_INVALID_OPTION', name: 'TypeError' });
+      expect(error.message).toMatch(/^Invalid option "(url|servers)"/);
+      expect(error.message).toContain('percent-encoded');
+      expect(error.message).toContain('u:***@127.0.0.1:1');
+      expect(shown).not.toContain('s3cret');
+    }
+  });
+
+  it('the same password percent-encoded, and a RabbitMQ vhost with %40, are not refused', async () => {
+    // Nothing listens on port 1: the failure is the connection's, not the option's.
+    for (const open of [
+      () => redisSource({ url: 'redis://u:12%2Fs3cret@127.0.0.1:1', stream: 's', group: 'g' }),
+      () => amqpSource({ url: 'amqp://u:12%2Fs3cret@127.0.0.1:1/team%40prod', queue: 's' }),
+      () => natsSource({ servers: 'u:12%2Fs3cret@127.0.0.1:1', stream: 's', consumer: 'c' }),
+    ]) {
+      const { error } = await failure(open);
+      expect(error).not.toMatchObject({ code: 'ERR_INVALID_OPTION' });
+    }
+  });
+});
