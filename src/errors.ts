@@ -420,9 +420,11 @@ export class NotConnectedError extends SluiceError {
 
 /**
  * A broker confirmed a publish but routed it to no queue (RabbitMQ's `basic.return` of a
- * `mandatory` message): a consumer's retry or dead letter, even after the topology was declared
- * again (the message it copied is not acked: it goes back to its queue), or a dead-letter
- * `replay` whose work queue is gone (the letters stay in the dead queue).
+ * `mandatory` message), or refused it (a `basic.nack`: a queue it routes to is full with
+ * `x-overflow: reject-publish`, or could not store it): a consumer's retry or dead letter, even
+ * after the topology was declared again (the message it copied is not acked: it goes back to its
+ * queue), or a dead-letter `replay` whose work queue is gone (the letters stay in the dead
+ * queue). `cause` holds the client's error for a refusal.
  *
  * @example
  * ```ts
@@ -430,8 +432,9 @@ export class NotConnectedError extends SluiceError {
  * ```
  */
 export class UnroutableError extends SluiceError {
-  constructor(message: string) {
-    super('ERR_UNROUTABLE', message);
+  /** `cause`: the client's error, for a publish the broker refused (nacked). */
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ERR_UNROUTABLE', message, options);
   }
 }
 

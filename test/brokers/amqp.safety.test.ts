@@ -153,6 +153,37 @@ describe('amqpSource: republishes are acked away only once routed to a queue', (
     expect(await readyIn(queue)).toBe(0);
   }, 30_000);
 
+  it('a dead letter RabbitMQ refuses (nacks: a full queue with reject-publish) is UnroutableError; the message stays', async () => {
+    const { queue, source } = await setup('dlqnack');
+    // The dead-letter exchange routes to a queue that takes nothing (queue arguments of our own,
+    // not a broker policy) instead of <queue>.dead: RabbitMQ nacks the publish.
+    await admin.ch.unbindQueue(`${queue}.dead`, `${queue}.dlx`, queue);
+    const full = `${queue}.full`;
+    extraQueues.push(full);
+    await admin.ch.assertQueue(full, {
+      durable: false,
+      arguments: { 'x-max-length': 0, 'x-overflow': 'reject-publish' },
+    });
+    await admin.ch.bindQueue(full, `${queue}.dlx`, queue);
+    await admin.publishMany(queue, 1, () => 'precious');
+    const m = await fetchWithin(source, 5000);
+    const error = await source.deadLetter(m!, new Error('poison')).then(
+      () => undefined,
+      (e: unknown) => e as Error & { cause?: unknown },
+    );
+    expect(error).toMatchObject({
+      code: 'ERR_UNROUTABLE',
+      message: expect.stringMatching(/refused \(nacked\)/),
+    });
+    expect(error?.cause).toBeInstanceOf(Error);
+    // Not acked: handed back to the work queue after the backoff, and delivered again.
+    const again = await fetchWithin(source, 10_000);
+    expect(text(again)).toBe('precious');
+    expect(again?.redelivered).toBe(true);
+    await source.ack(again!);
+    expect(await readyIn(`${queue}.dead`)).toBe(0);
+  }, 20_000);
+
   it('a dead letter that keeps failing does not loop: the original comes back after a backoff', async () => {
     const { queue, source } = await setup('dlqloop');
     const deadQueue = `${queue}.dead`;

@@ -28,7 +28,9 @@
  * - Republishes are `mandatory`: RabbitMQ confirms and discards a message that routes to no
  *   queue (say `<queue>.dead` was deleted), so a `basic.return` counts as a failure. The source
  *   re-declares the topology and publishes once more; if that is returned too, the original is
- *   not acked but handed back to the queue and the call rejects (the consumer counts an error).
+ *   not acked but handed back to the queue and the call rejects (the consumer counts an error)
+ *   with `UnroutableError`, as it does when the broker nacks the copy (a full queue with
+ *   `x-overflow: reject-publish`).
  * - `deliveryCount` = 1 + the retries recorded in the header (+ the broker's `x-delivery-count`
  *   with `queueType: 'quorum'`). On a classic queue redeliveries after a crash are not counted:
  *   a message that kills its process every time is redelivered forever; use a quorum queue.
@@ -327,7 +329,8 @@ export class AmqpSource implements BrokerSource<AmqpMessage> {
    * ended, no reply will be forthcoming", an `IllegalOperationError`): told by the link's state
    * rather than their text, the message's channel gone is a lost lease (RabbitMQ redelivers
    * it), the publishing channel gone (`pub` was the one in use) a `NotConnectedError` with the
-   * client's error as `cause`. Anything else (a sluice error, a broker's nack) as it is.
+   * client's error as `cause`. Anything else (a sluice error — a broker's nack is an
+   * `UnroutableError` by now) as it is.
    */
   #settleFailure(
     failure: unknown,
@@ -500,8 +503,33 @@ export class AmqpSource implements BrokerSource<AmqpMessage> {
       );
     } catch (err) {
       this.#handBackLater(message);
-      throw err;
+      throw this.#refusal(err, what, exchange, routingKey, message);
     }
+  }
+
+  /**
+   * A republish's failure: amqplib's "message nacked" on a publishing channel still open (a
+   * closed one fails what it had in flight with other errors) is the broker refusing the copy —
+   * a queue it routes to is full with `x-overflow: reject-publish`, or could not store it — so
+   * it is reported as one routed nowhere: `UnroutableError` (`ERR_UNROUTABLE`), amqplib's
+   * error as `cause`. Anything else as it is.
+   */
+  #refusal(
+    err: unknown,
+    what: string,
+    exchange: string,
+    routingKey: string,
+    message: AmqpMessage,
+  ): unknown {
+    if (err instanceof SluiceError || this.#link.publisher === undefined) return err;
+    if (!(err instanceof Error) || err.message !== 'message nacked') return err;
+    return new UnroutableError(
+      `RabbitMQ refused (nacked) the ${what} of delivery ${message.id} (exchange ` +
+        `${JSON.stringify(exchange)}, routing key ${JSON.stringify(routingKey)}): a queue it ` +
+        `routes to is full (x-overflow reject-publish) or could not store it; the message goes ` +
+        `back to ${JSON.stringify(this.#queue)}`,
+      { cause: err },
+    );
   }
 
   #handBackLater(message: AmqpMessage): void {
