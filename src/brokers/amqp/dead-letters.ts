@@ -19,8 +19,9 @@
  *   letters are acked, 100 at a time — at-least-once: a replay killed in between leaves the
  *   letters in the dead queue (the broker requeues what a dead connection held) and their
  *   copies queued. A work queue deleted meanwhile fails the replay with `UnroutableError`
- *   (`ERR_UNROUTABLE`), the batch's letters handed back to the dead queue. The copy drops the `x-sluice-*`, `x-death` and `x-delivery-count` headers, so
- *   the source counts its deliveries from 1 again; its other headers and properties are kept.
+ *   (`ERR_UNROUTABLE`), the batch's letters handed back to the dead queue. The copy drops the
+ *   `x-sluice-*`, `x-death` and `x-delivery-count` headers, so the source counts its deliveries
+ *   from 1 again; its other headers and properties are kept.
  * - purge: `'all'` is one `queue.purge` (atomic); ids and filters ack the matching letters.
  *
  * @module

@@ -17,7 +17,8 @@
  *   the server's delivery count starts at 1. The producer's headers the letter kept (the
  *   source copies them after its own, where they fit under `max_payload`) go on the copy. A
  *   PubAck not received within 5 s fails the replay with `PublishTimeoutError`
- *   (`ERR_PUBLISH_TIMEOUT`); that batch's letters stay.
+ *   (`ERR_PUBLISH_TIMEOUT`); that batch's letters stay (a copy that was stored is not stored
+ *   again by a replay within the duplicate window).
  * - purge: `'all'` is one stream purge (atomic); ids and filters delete letter by letter.
  *
  * @module
