@@ -28,6 +28,7 @@ export type SluiceErrorCode =
   | 'ERR_SELF_DEADLOCK'
   | 'ERR_RATE_LIMITER'
   | 'ERR_SETTLE_TIMEOUT'
+  | 'ERR_PUBLISH_TIMEOUT'
   | 'ERR_DELIVERY_LIMIT';
 
 /**
@@ -264,7 +265,10 @@ export class LeaseLostError extends SluiceError {
   /** The broker's id of the message (stream entry id, row id, …). */
   readonly messageId: string;
 
-  /** `cause`: the client's own error, when the loss was seen through one (a closed channel). */
+  /**
+   * `cause`: the client's own error, when the loss was seen through one (a closed channel) —
+   * on RabbitMQ the broker's, with its reply code as `code`, when it closed the channel itself.
+   */
   constructor(
     messageId: string,
     operation: string,
@@ -343,6 +347,34 @@ export class SettleTimeoutError extends SluiceError {
 }
 
 /**
+ * A broker did not confirm a publish in time: NATS JetStream's PubAck for an `enqueue` (within
+ * its target's `timeout`), a source's `publish` (within `ackTimeout`) or a dead letter's `replay`
+ * (within 5000 ms) — the server is down or stalled, or the subject is answered by something that
+ * never replies (a core subscriber, not a stream). The message may have been stored all the
+ * same: publishing again may store it twice, unless it carries a `key` (deduplicated within the
+ * stream's duplicate window). `cause` holds the client's own timeout error.
+ *
+ * @example
+ * ```ts
+ * await enqueue({ connection: nc, subject: 'JOBS.work' }, job, { key }).catch((e) => e.code === 'ERR_PUBLISH_TIMEOUT' && retryLater());
+ * ```
+ */
+export class PublishTimeoutError extends SluiceError {
+  /** The timeout that passed, ms. */
+  readonly timeout: number;
+
+  /** `where` names the destination: `NATS subject "JOBS.work"`. */
+  constructor(where: string, timeout: number, options?: { cause?: unknown }) {
+    super(
+      'ERR_PUBLISH_TIMEOUT',
+      `publish to ${where} not confirmed by the broker within ${timeout} ms`,
+      options,
+    );
+    this.timeout = timeout;
+  }
+}
+
+/**
  * A broker connection did not complete its handshake within the source's `connectTimeout`: a
  * server (or a proxy, or the wrong service on the port) that accepts TCP and never answers.
  * `cause` holds the client's own error when there is one.
@@ -388,8 +420,11 @@ export class NotConnectedError extends SluiceError {
 
 /**
  * A broker confirmed a publish but routed it to no queue (RabbitMQ's `basic.return` of a
- * `mandatory` message), even after the topology was declared again. The message it copied
- * is not acked: it goes back to its queue.
+ * `mandatory` message), or refused it (a `basic.nack`: a queue it routes to is full with
+ * `x-overflow: reject-publish`, or could not store it): a consumer's retry or dead letter, even
+ * after the topology was declared again (the message it copied is not acked: it goes back to its
+ * queue), or a dead-letter `replay` whose work queue is gone (the letters stay in the dead
+ * queue). `cause` holds the client's error for a refusal.
  *
  * @example
  * ```ts
@@ -397,8 +432,9 @@ export class NotConnectedError extends SluiceError {
  * ```
  */
 export class UnroutableError extends SluiceError {
-  constructor(message: string) {
-    super('ERR_UNROUTABLE', message);
+  /** `cause`: the client's error, for a publish the broker refused (nacked). */
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ERR_UNROUTABLE', message, options);
   }
 }
 

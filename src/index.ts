@@ -29,6 +29,7 @@ export {
   MalformedMessageError,
   NotConnectedError,
   PoolClosedError,
+  PublishTimeoutError,
   QueueFullError,
   RateLimiterError,
   SelfDeadlockError,

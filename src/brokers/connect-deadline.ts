@@ -73,7 +73,8 @@ export const AMQP_URL = /^amqps?:\/\//;
  * The `url` option, checked as its client will parse it (a WHATWG URL with a scheme `scheme`
  * matches), so that a malformed one fails naming the option, shown with its user info masked —
  * and not as the client's `ERR_INVALID_URL`, whose `input` property prints the whole URL,
- * password included.
+ * password included. A password cut short by an unencoded `/`, `?` or `#` is refused too (see
+ * {@link refuseCutPassword}).
  */
 export function checkUrl(url: unknown, scheme: RegExp, expected: string): void {
   if (typeof url !== 'string' || !scheme.test(url)) {
@@ -84,4 +85,29 @@ export function checkUrl(url: unknown, scheme: RegExp, expected: string): void {
   } catch {
     invalidOption('url', maskUserinfo(url), `${expected} that parses`);
   }
+  refuseCutPassword('url', url, expected);
+}
+
+/**
+ * An `@` after the authority (past the first `/`, `?` or `#` that follows the scheme's `//`, or
+ * the start of a scheme-less `host:port`) while the authority itself has none: the user info of
+ * a password holding an unencoded `/`, `?` or `#` (`redis://u:12/ab@host`), which the parser
+ * reads as host `u`, port 12 and a path — the connection would then fail naming that host.
+ * Nothing a Redis, RabbitMQ or NATS URL carries there holds a bare `@` (a Redis path is a
+ * database number; a RabbitMQ vhost takes `%40`, which amqplib decodes), so it is refused,
+ * masked, telling to percent-encode. Not used for PostgreSQL, whose database name (the path,
+ * not percent-decoded for `@` by pg) and query parameters (`?user=a@b`) may hold one.
+ *
+ * @throws TypeError `ERR_INVALID_OPTION` naming `name`.
+ */
+export function refuseCutPassword(name: string, url: string, expected: string): void {
+  const authority = url.replace(/^[a-z][a-z0-9+.-]*:\/\//i, '');
+  const end = authority.search(/[/?#]/);
+  if (end < 0 || authority.slice(0, end).includes('@')) return;
+  if (!authority.includes('@', end)) return;
+  invalidOption(
+    name,
+    maskUserinfo(url),
+    `${expected} whose password has any "/", "?" or "#" percent-encoded (%2F, %3F, %23): the "@" after them shows the text before it was read as the host`,
+  );
 }

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { LeaseLostError } from '../errors.js';
 import { onAbort } from '../internal/abort-fanout.js';
 import type { Lane } from './consumer-lanes.js';
 import type { BrokerMessage } from './source.js';
@@ -68,6 +69,11 @@ export class ConsumerJob<T, M extends BrokerMessage> {
   }
 }
 
+/** The handler's `signal.reason` once a heartbeat found the lease lost (`ERR_LEASE_LOST`). */
 function leaseLostError(message: BrokerMessage): Error {
-  return new Error(`lease lost for message ${message.id}: another consumer may be handling it`);
+  return new LeaseLostError(
+    message.id,
+    'lease renewal',
+    'its lease was lost: another consumer may be handling it',
+  );
 }

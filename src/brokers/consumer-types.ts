@@ -14,7 +14,11 @@ import type { BrokerMessage } from './source.js';
 
 /** What a handler receives besides the decoded payload. */
 export interface HandlerContext<M extends BrokerMessage = BrokerMessage> {
-  /** Aborted on handler timeout, on the drain deadline, on `abort()` and when the lease is lost. */
+  /**
+   * Aborted on handler timeout, on the drain deadline, on `abort()` and when the lease is lost
+   * (a heartbeat found another consumer holds it: `signal.reason` is a `LeaseLostError`,
+   * `ERR_LEASE_LOST`).
+   */
   readonly signal: AbortSignal;
   /** The raw message: id, body bytes, delivery count (1 = first delivery). */
   readonly message: M;
@@ -32,7 +36,8 @@ export interface BatchItem<T, M extends BrokerMessage = BrokerMessage> extends H
   readonly payload: T;
   /**
    * Aborted with the batch's signal, and on its own when a heartbeat finds this message's lease
-   * taken by another consumer (its outcome is then dropped: neither acked nor retried).
+   * taken by another consumer (`signal.reason` a `LeaseLostError`; its outcome is then dropped:
+   * neither acked nor retried).
    */
   readonly signal: AbortSignal;
 }

@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vites
 import {
   type AmqpMessage,
   type AmqpSource,
+  amqpDeadLetters,
   amqpSource,
   consume,
 } from '../../src/brokers/amqp/index.js';
@@ -121,6 +122,68 @@ describe('amqpSource: republishes are acked away only once routed to a queue', (
     expect(await readyIn(queue)).toBe(0);
   }, 30_000);
 
+  it("a dead letter the broker refuses (its exchange deleted: 404) names the broker's reason; the next delivery dead-letters", async () => {
+    const { queue, source } = await setup('dlxgone');
+    await admin.publishMany(queue, 1, () => 'precious');
+    const m = await fetchWithin(source, 5000);
+    expect(text(m)).toBe('precious');
+    const before = source.reconnects;
+    // A publish to an exchange that does not exist is a channel error: RabbitMQ closes the
+    // publishing channel (404 NOT_FOUND), the source rebuilds its link, and amqplib fails the
+    // publish in flight with a bare "channel closed".
+    await admin.ch.deleteExchange(`${queue}.dlx`);
+    const error = await source.deadLetter(m!, new Error('poison')).then(
+      () => undefined,
+      (e: unknown) => e as Error & { cause?: unknown },
+    );
+    expect(error).toMatchObject({ code: 'ERR_LEASE_LOST', messageId: m!.id });
+    expect(error?.message).toMatch(/channel closed/);
+    expect(error?.message).toMatch(/404/);
+    expect(error?.message).toMatch(/NOT_FOUND - no exchange '[^']*\.dlx'/);
+    expect(error?.cause).toMatchObject({ code: 404, message: expect.stringMatching(/NOT_FOUND/) });
+    // Nothing lost: the rebuilt link re-declared the exchange, and the redelivery dead-letters.
+    await until(() => source.reconnects > before, 'the link rebuilt');
+    const again = await fetchWithin(source, 15_000);
+    expect(text(again)).toBe('precious');
+    await source.deadLetter(again!, new Error('poison'));
+    const dead = await admin.drainQueue(`${queue}.dead`);
+    expect(dead.map((d) => [d.body, d.headers['x-sluice-error']])).toEqual([
+      ['precious', 'poison'],
+    ]);
+    expect(await readyIn(queue)).toBe(0);
+  }, 30_000);
+
+  it('a dead letter RabbitMQ refuses (nacks: a full queue with reject-publish) is UnroutableError; the message stays', async () => {
+    const { queue, source } = await setup('dlqnack');
+    // The dead-letter exchange routes to a queue that takes nothing (queue arguments of our own,
+    // not a broker policy) instead of <queue>.dead: RabbitMQ nacks the publish.
+    await admin.ch.unbindQueue(`${queue}.dead`, `${queue}.dlx`, queue);
+    const full = `${queue}.full`;
+    extraQueues.push(full);
+    await admin.ch.assertQueue(full, {
+      durable: false,
+      arguments: { 'x-max-length': 0, 'x-overflow': 'reject-publish' },
+    });
+    await admin.ch.bindQueue(full, `${queue}.dlx`, queue);
+    await admin.publishMany(queue, 1, () => 'precious');
+    const m = await fetchWithin(source, 5000);
+    const error = await source.deadLetter(m!, new Error('poison')).then(
+      () => undefined,
+      (e: unknown) => e as Error & { cause?: unknown },
+    );
+    expect(error).toMatchObject({
+      code: 'ERR_UNROUTABLE',
+      message: expect.stringMatching(/refused \(nacked\)/),
+    });
+    expect(error?.cause).toBeInstanceOf(Error);
+    // Not acked: handed back to the work queue after the backoff, and delivered again.
+    const again = await fetchWithin(source, 10_000);
+    expect(text(again)).toBe('precious');
+    expect(again?.redelivered).toBe(true);
+    await source.ack(again!);
+    expect(await readyIn(`${queue}.dead`)).toBe(0);
+  }, 20_000);
+
   it('a dead letter that keeps failing does not loop: the original comes back after a backoff', async () => {
     const { queue, source } = await setup('dlqloop');
     const deadQueue = `${queue}.dead`;
@@ -182,6 +245,24 @@ describe('amqpSource: republishes are acked away only once routed to a queue', (
     expect(third?.deliveryCount).toBe(3);
     await source.ack(third!);
     expect(await readyIn(queue)).toBe(0);
+  });
+});
+
+describe('amqpDeadLetters: a replay to a deleted work queue', () => {
+  it('fails with UnroutableError (ERR_UNROUTABLE) and the letter stays in the dead queue', async () => {
+    const queue = uniqueQueue('replaygone');
+    queues.push(queue);
+    await admin.ch.assertQueue(queue, { durable: true });
+    await admin.ch.assertQueue(`${queue}.dead`, { durable: true });
+    await admin.publishMany(`${queue}.dead`, 1, () => 'letter');
+    const dead = await amqpDeadLetters({ queue });
+    onTestFinished(() => dead.close());
+    await admin.ch.deleteQueue(queue);
+    await expect(dead.replay('all')).rejects.toMatchObject({
+      code: 'ERR_UNROUTABLE',
+      message: expect.stringContaining(`the work queue ${JSON.stringify(queue)} is gone`),
+    });
+    expect(await readyIn(`${queue}.dead`)).toBe(1);
   });
 });
 

@@ -5,6 +5,8 @@ import { amqpDeadLetters } from '../../src/brokers/amqp/dead-letters.js';
 import { amqpSource } from '../../src/brokers/amqp/index.js';
 import { natsDeadLetters } from '../../src/brokers/nats/dead-letters.js';
 import { natsSource } from '../../src/brokers/nats/index.js';
+import { postgresDeadLetters } from '../../src/brokers/postgres/dead-letters.js';
+import { postgresSource } from '../../src/brokers/postgres/index.js';
 import { redisDeadLetters } from '../../src/brokers/redis/dead-letters.js';
 import { redisSource } from '../../src/brokers/redis/index.js';
 
@@ -97,10 +99,15 @@ describe('a URL that does not parse is a bad option, shown without its user info
     ['amqpSource', () => amqpSource({ url: bad('amqp'), queue: 's' })],
     ['amqpDeadLetters', () => amqpDeadLetters({ url: bad('amqp'), queue: 's' })],
     ['amqpSource, another scheme', () => amqpSource({ url: bad('http'), queue: 's' })],
+    ['postgresSource', () => postgresSource({ connectionString: bad('postgres'), table: 'jobs' })],
+    [
+      'postgresDeadLetters',
+      () => postgresDeadLetters({ connectionString: bad('postgresql'), table: 'jobs' }),
+    ],
   ])('%s', async (_, open) => {
     const { error, shown } = await failure(open);
     expect(error).toMatchObject({ code: 'ERR_INVALID_OPTION' });
-    expect(error.message).toMatch(/Invalid option "(url|servers)"/);
+    expect(error.message).toMatch(/Invalid option "(url|servers|connectionString)"/);
     expect(error.message).toContain('***@127.0.0.1:99999');
     expect(shown).not.toContain(SECRET);
   });
@@ -126,6 +133,75 @@ describe('a password holding "/", "?", "#" or "@" is masked whole', () => {
       // Some of these parse (as another host): the failure then names that host, not the URL.
       const { shown } = await failure(() => open(password));
       expect(shown).not.toContain('s3cret');
+    }
+  });
+});
+
+describe('PostgreSQL: a connectionString pg cannot parse is a bad option at construction', () => {
+  // A malformed percent-escape: pg's parser throws a URIError (decoding the password).
+  it.each([
+    ['a malformed escape in the password', `postgres://u:%C3%28${SECRET}@127.0.0.1/db`],
+    ['not a string', 5432],
+  ])('%s', async (_, connectionString) => {
+    for (const open of [
+      () => postgresSource({ connectionString: connectionString as string, table: 'jobs' }),
+      () => postgresDeadLetters({ connectionString: connectionString as string, table: 'jobs' }),
+    ]) {
+      const { error, shown } = await failure(open);
+      expect(error).toMatchObject({ code: 'ERR_INVALID_OPTION', name: 'TypeError' });
+      expect(error.message).toMatch(/^Invalid option "connectionString"/);
+      expect(shown).not.toContain(SECRET);
+    }
+  });
+
+  it('a string pg parses (a socket directory, an empty host with ?host=) is not refused', async () => {
+    // Nothing listens at these: the failure is the connection's, not the option's.
+    for (const connectionString of [
+      '/nonexistent-sluice-socket-dir db',
+      'postgres://u:p@/db?host=/nonexistent-sluice-socket-dir',
+    ]) {
+      const { error } = await failure(() =>
+        postgresSource({ connectionString, table: 'jobs', connectTimeout: 2000 }),
+      );
+      expect(error).not.toMatchObject({ code: 'ERR_INVALID_OPTION' });
+    }
+  });
+});
+
+describe('a password cut short by an unencoded "/", "?" or "#" is refused, telling to percent-encode', () => {
+  // `redis://u:12/s3cret@host` parses as host `u`, port 12: the connection would fail naming
+  // `u`. The "@" after the authority gives it away.
+  const opens = [
+    ['redisSource', (u: string) => redisSource({ url: `redis://${u}`, stream: 's', group: 'g' })],
+    ['redisDeadLetters', (u: string) => redisDeadLetters({ url: `redis://${u}`, stream: 's' })],
+    ['amqpSource', (u: string) => amqpSource({ url: `amqp://${u}`, queue: 's' })],
+    ['amqpDeadLetters', (u: string) => amqpDeadLetters({ url: `amqp://${u}`, queue: 's' })],
+    [
+      'natsSource',
+      (u: string) => natsSource({ servers: `nats://${u}`, stream: 's', consumer: 'c' }),
+    ],
+    ['natsDeadLetters, no scheme', (u: string) => natsDeadLetters({ servers: [u], stream: 's' })],
+  ] as const;
+  it.each(opens)('%s', async (_, open) => {
+    for (const password of ['12/s3cret', '12?s3cret', '12#s3cret', '/s3cret']) {
+      const { error, shown } = await failure(() => open(`u:${password}@127.0.0.1:1`));
+      expect(error).toMatchObject({ code: 'ERR_INVALID_OPTION', name: 'TypeError' });
+      expect(error.message).toMatch(/^Invalid option "(url|servers)"/);
+      expect(error.message).toContain('percent-encoded');
+      expect(error.message).toContain('u:***@127.0.0.1:1');
+      expect(shown).not.toContain('s3cret');
+    }
+  });
+
+  it('the same password percent-encoded, and a RabbitMQ vhost with %40, are not refused', async () => {
+    // Nothing listens on port 1: the failure is the connection's, not the option's.
+    for (const open of [
+      () => redisSource({ url: 'redis://u:12%2Fs3cret@127.0.0.1:1', stream: 's', group: 'g' }),
+      () => amqpSource({ url: 'amqp://u:12%2Fs3cret@127.0.0.1:1/team%40prod', queue: 's' }),
+      () => natsSource({ servers: 'u:12%2Fs3cret@127.0.0.1:1', stream: 's', consumer: 'c' }),
+    ]) {
+      const { error } = await failure(open);
+      expect(error).not.toMatchObject({ code: 'ERR_INVALID_OPTION' });
     }
   });
 });

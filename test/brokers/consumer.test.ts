@@ -310,7 +310,13 @@ describe('consume() loop', () => {
       { concurrency: 1 },
     );
     const reason = (await aborted.promise) as Error;
-    expect(String(reason.cause ?? reason)).toMatch(/lease lost for message/);
+    // The signal's reason is coded, as every error a broker consumer reports.
+    expect(reason).toBeInstanceOf(LeaseLostError);
+    expect(reason).toMatchObject({
+      code: 'ERR_LEASE_LOST',
+      messageId: 'm0-1',
+      message: expect.stringMatching(/lease was lost/),
+    });
     while (c.stats().held > 0) await flush();
     const report = await c.close();
     expect(s.calls).toEqual([]);

@@ -4,7 +4,8 @@
  * and enqueue(), shared by every adapter, are in source-cases.ts (run by nats.consume.test.ts).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type NatsSource, natsSource } from '../../src/brokers/nats/index.js';
+import { enqueue, type NatsSource, natsSource } from '../../src/brokers/nats/index.js';
+import { PublishTimeoutError } from '../../src/errors.js';
 import { type NatsAdmin, natsAdmin, uniqueStream } from '../fixtures/brokers/nats-helpers.js';
 
 let admin: NatsAdmin;
@@ -168,5 +169,30 @@ describe('natsSource (adapter)', () => {
     }
     await source.ack(m!);
     expect(await admin.pending(stream, 'workers')).toMatchObject({ ackPending: 0, pending: 0 });
+  });
+});
+
+describe('enqueue: a PubAck that does not come in time', () => {
+  it('fails with PublishTimeoutError (ERR_PUBLISH_TIMEOUT, the timeout, nats.js’s error as cause)', async () => {
+    // A subject no stream captures, answered by a core subscriber that never replies: the
+    // request has a responder (no "no responders"), so only the timeout can end it.
+    const subject = `${uniqueStream('NOACK')}.work`;
+    const silent = admin.nc.subscribe(subject);
+    await admin.nc.flush();
+    try {
+      const error = await enqueue({ connection: admin.nc, subject, timeout: 200 }, 'x').then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(error).toBeInstanceOf(PublishTimeoutError);
+      expect(error).toMatchObject({
+        code: 'ERR_PUBLISH_TIMEOUT',
+        timeout: 200,
+        message: expect.stringContaining(`NATS subject "${subject}"`),
+        cause: expect.objectContaining({ name: 'TimeoutError' }),
+      });
+    } finally {
+      silent.unsubscribe();
+    }
   });
 });

@@ -21,6 +21,7 @@ import {
   adaptive,
   ConnectTimeoutError,
   NotConnectedError,
+  PublishTimeoutError,
   SettleTimeoutError,
   type SluiceErrorCode,
   UnroutableError,
@@ -153,6 +154,8 @@ export function brokerErrors(): void {
   expectTypeOf(
     new SettleTimeoutError('ack', 'message 1-0', 30_000).timeout,
   ).toEqualTypeOf<number>();
+  expectTypeOf<'ERR_PUBLISH_TIMEOUT'>().toExtend<SluiceErrorCode>();
+  expectTypeOf(new PublishTimeoutError('NATS subject "a"', 5000).timeout).toEqualTypeOf<number>();
 }
 
 export async function deadLetterOperations(): Promise<void> {

@@ -18,14 +18,17 @@
  * - replay: copies are published to the work queue (mandatory, publisher-confirmed) before the
  *   letters are acked, 100 at a time — at-least-once: a replay killed in between leaves the
  *   letters in the dead queue (the broker requeues what a dead connection held) and their
- *   copies queued. The copy drops the `x-sluice-*`, `x-death` and `x-delivery-count` headers, so
- *   the source counts its deliveries from 1 again; its other headers and properties are kept.
+ *   copies queued. A work queue deleted meanwhile fails the replay with `UnroutableError`
+ *   (`ERR_UNROUTABLE`), the batch's letters handed back to the dead queue. The copy drops the
+ *   `x-sluice-*`, `x-death` and `x-delivery-count` headers, so the source counts its deliveries
+ *   from 1 again; its other headers and properties are kept.
  * - purge: `'all'` is one `queue.purge` (atomic); ids and filters ack the matching letters.
  *
  * @module
  */
 import { createHash } from 'node:crypto';
 import { type ChannelModel, type ConfirmChannel, connect, type GetMessage } from 'amqplib';
+import { UnroutableError } from '../../errors.js';
 import { nonEmptyString, numberAtLeast } from '../../internal/options.js';
 import { AMQP_URL, checkUrl, connectWithin, maskUserinfo } from '../connect-deadline.js';
 import {
@@ -176,7 +179,12 @@ class AmqpDeadLetters implements DeadLetters {
       }
       await this.#ch.waitForConfirms();
       // RabbitMQ confirms a mandatory message it could not route after returning it.
-      if (this.#returned > 0) throw new Error(`the work queue ${this.#queue} is gone`);
+      if (this.#returned > 0) {
+        throw new UnroutableError(
+          `RabbitMQ routed ${this.#returned} replayed letter(s) to no queue: the work queue ` +
+            `${JSON.stringify(this.#queue)} is gone; the letters stay in ${JSON.stringify(this.#dead)}`,
+        );
+      }
     });
   }
 

@@ -28,7 +28,9 @@
  * - Republishes are `mandatory`: RabbitMQ confirms and discards a message that routes to no
  *   queue (say `<queue>.dead` was deleted), so a `basic.return` counts as a failure. The source
  *   re-declares the topology and publishes once more; if that is returned too, the original is
- *   not acked but handed back to the queue and the call rejects (the consumer counts an error).
+ *   not acked but handed back to the queue and the call rejects (the consumer counts an error)
+ *   with `UnroutableError`, as it does when the broker nacks the copy (a full queue with
+ *   `x-overflow: reject-publish`).
  * - `deliveryCount` = 1 + the retries recorded in the header (+ the broker's `x-delivery-count`
  *   with `queueType: 'quorum'`). On a classic queue redeliveries after a crash are not counted:
  *   a message that kills its process every time is redelivered forever; use a quorum queue.
@@ -327,7 +329,8 @@ export class AmqpSource implements BrokerSource<AmqpMessage> {
    * ended, no reply will be forthcoming", an `IllegalOperationError`): told by the link's state
    * rather than their text, the message's channel gone is a lost lease (RabbitMQ redelivers
    * it), the publishing channel gone (`pub` was the one in use) a `NotConnectedError` with the
-   * client's error as `cause`. Anything else (a sluice error, a broker's nack) as it is.
+   * client's error as `cause`. Anything else (a sluice error — a broker's nack is an
+   * `UnroutableError` by now) as it is.
    */
   #settleFailure(
     failure: unknown,
@@ -337,7 +340,9 @@ export class AmqpSource implements BrokerSource<AmqpMessage> {
   ): unknown {
     if (failure instanceof SluiceError) return failure;
     const d = this.#delivery(message);
-    if (!d || !this.#link.isLive(d)) return lost(message, operation, failure);
+    if (!d || !this.#link.isLive(d)) {
+      return lost(message, operation, failure, this.#link.closedBy(d?.generation));
+    }
     if (pub !== undefined && this.#link.publisher !== pub) {
       return new NotConnectedError(
         'RabbitMQ',
@@ -445,7 +450,7 @@ export class AmqpSource implements BrokerSource<AmqpMessage> {
       // Delivery tags are channel-scoped: the broker requeued the message when the channel
       // died, and may have handed it to another consumer; a tag from a dead channel must
       // never be used on the new one (it would settle a different delivery, or kill it).
-      throw lost(message, operation);
+      throw lost(message, operation, undefined, this.#link.closedBy(d?.generation));
     }
     return ch;
   }
@@ -498,8 +503,33 @@ export class AmqpSource implements BrokerSource<AmqpMessage> {
       );
     } catch (err) {
       this.#handBackLater(message);
-      throw err;
+      throw this.#refusal(err, what, exchange, routingKey, message);
     }
+  }
+
+  /**
+   * A republish's failure: amqplib's "message nacked" on a publishing channel still open (a
+   * closed one fails what it had in flight with other errors) is the broker refusing the copy —
+   * a queue it routes to is full with `x-overflow: reject-publish`, or could not store it — so
+   * it is reported as one routed nowhere: `UnroutableError` (`ERR_UNROUTABLE`), amqplib's
+   * error as `cause`. Anything else as it is.
+   */
+  #refusal(
+    err: unknown,
+    what: string,
+    exchange: string,
+    routingKey: string,
+    message: AmqpMessage,
+  ): unknown {
+    if (err instanceof SluiceError || this.#link.publisher === undefined) return err;
+    if (!(err instanceof Error) || err.message !== 'message nacked') return err;
+    return new UnroutableError(
+      `RabbitMQ refused (nacked) the ${what} of delivery ${message.id} (exchange ` +
+        `${JSON.stringify(exchange)}, routing key ${JSON.stringify(routingKey)}): a queue it ` +
+        `routes to is full (x-overflow reject-publish) or could not store it; the message goes ` +
+        `back to ${JSON.stringify(this.#queue)}`,
+      { cause: err },
+    );
   }
 
   #handBackLater(message: AmqpMessage): void {
@@ -594,13 +624,29 @@ class HeldMessage implements AmqpMessage {
   }
 }
 
-/** A delivery whose channel closed: the broker requeued it and may hand it to another consumer. */
-function lost(message: AmqpMessage, operation: string, cause?: unknown): LeaseLostError {
+/**
+ * A delivery whose channel closed: the broker requeued it and may hand it to another consumer.
+ * `closedBy`, the broker's own reason for closing it when it gave one (amqplib's error for the
+ * close frame: reply code as `code`, reply text in the message, e.g. a dead letter's 404
+ * NOT_FOUND for a deleted exchange), is named in the message and is the `cause`, rather than
+ * amqplib's bare "channel closed" that failed the operation in flight.
+ */
+function lost(
+  message: AmqpMessage,
+  operation: string,
+  cause?: unknown,
+  closedBy?: Error,
+): LeaseLostError {
+  const reason =
+    closedBy === undefined
+      ? 'its channel closed; RabbitMQ redelivers it'
+      : `its channel closed (${closedBy.message}); RabbitMQ redelivers it`;
+  const why = closedBy ?? cause;
   return new LeaseLostError(
     message.id,
     operation,
-    'its channel closed; RabbitMQ redelivers it',
-    cause === undefined ? undefined : { cause },
+    reason,
+    why === undefined ? undefined : { cause: why },
   );
 }
 

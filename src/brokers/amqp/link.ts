@@ -65,6 +65,13 @@ export class AmqpLink {
   reconnects = 0;
   /** The last connection error (diagnostics only). */
   lastError: unknown;
+  /**
+   * The broker's own reason for closing the last generation that ended, when it gave one (a
+   * `channel.close` or `connection.close` with a reply code: 404 NOT_FOUND for a publish to a
+   * deleted exchange, 406 PRECONDITION_FAILED, 320 CONNECTION_FORCED): amqplib fails what was
+   * in flight on that channel with a bare "channel closed", which would hide it.
+   */
+  #closedBy: { generation: number; error: Error } | undefined;
 
   constructor(o: LinkOptions) {
     this.#o = o;
@@ -127,6 +134,12 @@ export class AmqpLink {
     const pub = this.#pub;
     if (!pub) throw new NotConnectedError('RabbitMQ');
     await declareAmqpTopology(pub, this.#o);
+  }
+
+  /** The broker's reason for ending generation `generation` (see `#closedBy`), if it gave one. */
+  closedBy(generation: number | undefined): Error | undefined {
+    const closed = this.#closedBy;
+    return closed !== undefined && closed.generation === generation ? closed.error : undefined;
   }
 
   /** True when `d` came on the channel that is open now (its tag can still be acked). */
@@ -258,6 +271,11 @@ export class AmqpLink {
   #lost(gen: number, err?: unknown): void {
     if (gen !== this.#generation || this.#closed || this.#ch === undefined) return;
     this.lastError = err;
+    // amqplib's error for a close frame carries the broker's reply code as a number (a socket's
+    // error a string code): the first event of a generation's end is its cause.
+    if (err instanceof Error && typeof (err as { code?: unknown }).code === 'number') {
+      this.#closedBy = { generation: gen, error: err };
+    }
     const conn = this.#conn;
     this.#conn = this.#ch = this.#pub = undefined;
     this.#consumerTag = undefined;

@@ -25,7 +25,12 @@ import {
   type Subscription,
   TimeoutError,
 } from '@nats-io/transport-node';
-import { NotConnectedError, SettleTimeoutError } from '../../errors.js';
+import {
+  NotConnectedError,
+  PublishTimeoutError,
+  SettleTimeoutError,
+  SluiceError,
+} from '../../errors.js';
 import { errorMessage, errorName } from '../dead-letter.js';
 
 /** The settle a frame carries (named as `SettleTimeoutError` names it). */
@@ -57,6 +62,22 @@ export function settleError(
   }
   if (CONNECTION_ERRORS.has(errorName(error))) {
     return new NotConnectedError('NATS', `${operation} of message ${id}: ${errorMessage(error)}`, {
+      cause: error,
+    });
+  }
+  return error;
+}
+
+/**
+ * A JetStream publish's failure as sluice reports it: nats.js's timeout waiting for the PubAck
+ * (told by name, as a connection from another copy of nats.js has its own classes) as
+ * `PublishTimeoutError` (`ERR_PUBLISH_TIMEOUT`, the client's error as `cause`); anything else as
+ * it is.
+ */
+export function publishError(error: unknown, subject: string, timeoutMs: number): unknown {
+  if (error instanceof SluiceError) return error;
+  if (error instanceof TimeoutError || errorName(error) === 'TimeoutError') {
+    return new PublishTimeoutError(`NATS subject ${JSON.stringify(subject)}`, timeoutMs, {
       cause: error,
     });
   }

@@ -9,7 +9,12 @@ import { createConnection, type Socket } from 'node:net';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { ConnectTimeoutError } from '../../errors.js';
 import { invalidOption } from '../../internal/options.js';
-import { connectTimeoutError, connectWithin, maskUserinfo } from '../connect-deadline.js';
+import {
+  connectTimeoutError,
+  connectWithin,
+  maskUserinfo,
+  refuseCutPassword,
+} from '../connect-deadline.js';
 
 /**
  * Connects with reconnects forever once up; the first connection must complete within
@@ -59,7 +64,8 @@ interface Server {
  * Parses one entry of `servers` (`host:port`, with or without a scheme and user info) as the
  * client does. Messages name it with its password, or its token (a user with no password is a
  * token to NATS), replaced by `***`.
- * @throws TypeError `ERR_INVALID_OPTION` for an entry that does not parse (shown masked too).
+ * @throws TypeError `ERR_INVALID_OPTION` for an entry that does not parse, or whose password
+ *   holds an unencoded "/", "?" or "#" (shown masked too).
  */
 export function parseServer(server: string): Server {
   const schemed = /^[a-z][a-z0-9+.-]*:\/\//i.test(server);
@@ -69,6 +75,7 @@ export function parseServer(server: string): Server {
   } catch {
     return invalidOption('servers', maskUserinfo(server), 'a "host:port" string or a nats:// URL');
   }
+  refuseCutPassword('servers', server, 'a "host:port" string or a nats:// URL');
   const masked = new URL(url);
   if (masked.password) masked.password = '***';
   else if (masked.username) masked.username = '***';

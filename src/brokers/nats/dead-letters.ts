@@ -15,7 +15,10 @@
  *   sluice-replay:<dead stream>:<seq>`, so replaying that letter again within the work stream's
  *   duplicate window (2 min by default) stores no second copy. The copy is a new stream message:
  *   the server's delivery count starts at 1. The producer's headers the letter kept (the
- *   source copies them after its own, where they fit under `max_payload`) go on the copy.
+ *   source copies them after its own, where they fit under `max_payload`) go on the copy. A
+ *   PubAck not received within 5 s fails the replay with `PublishTimeoutError`
+ *   (`ERR_PUBLISH_TIMEOUT`); that batch's letters stay (a copy that was stored is not stored
+ *   again by a replay within the duplicate window).
  * - purge: `'all'` is one stream purge (atomic); ids and filters delete letter by letter.
  *
  * @module
@@ -43,6 +46,7 @@ import {
   type PagedStore,
   selection,
 } from '../dead-letters.js';
+import { publishError } from './acks.js';
 import { connectNats } from './connect.js';
 
 export type {
@@ -73,6 +77,8 @@ export interface NatsDeadLettersOptions {
 /** Sequences asked for at once while walking the dead stream downwards. */
 const WINDOW = 32;
 const SEQ = /^\d{1,16}$/;
+/** Longest wait for a replayed copy's PubAck (nats.js's default, stated), ms. */
+const REPLAY_TIMEOUT = 5000;
 
 /**
  * Opens the dead letters of a NATS JetStream work stream (see the module doc).
@@ -179,10 +185,15 @@ class NatsDeadLetters implements DeadLetters, PagedStore {
       // Every copy confirmed first, then the letters deleted: a kill in between duplicates.
       await Promise.all(
         letters.map((l) =>
-          this.#js.publish(this.#n.subject, l.body, {
-            msgID: `sluice-replay:${this.#n.dead}:${l.id}`,
-            ...this.#replayHeaders(l),
-          }),
+          this.#js
+            .publish(this.#n.subject, l.body, {
+              msgID: `sluice-replay:${this.#n.dead}:${l.id}`,
+              timeout: REPLAY_TIMEOUT,
+              ...this.#replayHeaders(l),
+            })
+            .catch((error: unknown) => {
+              throw publishError(error, this.#n.subject, REPLAY_TIMEOUT);
+            }),
         ),
       );
       return this.#delete(letters);

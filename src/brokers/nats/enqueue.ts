@@ -13,6 +13,7 @@ import {
   type EnqueueResult,
   encodePayload,
 } from '../enqueue-options.js';
+import { publishError } from './acks.js';
 
 /** Where a NATS job goes. */
 export interface NatsTarget {
@@ -20,7 +21,7 @@ export interface NatsTarget {
   connection: NatsConnection;
   /** The work subject (the source's `subject`, by default `<stream>.work`). */
   subject: string;
-  /** Longest wait for the stream's PubAck, ms. @default 5000 */
+  /** Longest wait for the stream's PubAck, ms (then `PublishTimeoutError`). @default 5000 */
   timeout?: number;
 }
 
@@ -52,8 +53,9 @@ export const DELAY_HEADER = 'Sluice-Delay';
  * - `headers`: message headers.
  *
  * @returns the stream sequence, or, deduplicated, the pending one's sequence (from the PubAck).
- * @throws TypeError/RangeError `ERR_INVALID_OPTION` for a bad option; the client's error when
- *   no stream captures the subject, or on timeout.
+ * @throws TypeError/RangeError `ERR_INVALID_OPTION` for a bad option; `PublishTimeoutError`
+ *   (`ERR_PUBLISH_TIMEOUT`) when no PubAck came within `timeout`; the client's error when no
+ *   stream captures the subject.
  * @example
  * ```ts
  * await enqueue({ connection: nc, subject: 'JOBS.work' }, { path: 'a.pdf' }, { key: 'a.pdf' });
@@ -71,11 +73,15 @@ export async function enqueue(
     const h = natsHeaders();
     for (const [name, value] of headers) h.set(name, value);
     if (delay > 0) h.set(DELAY_HEADER, String(Math.ceil(delay)));
-    const ack = await jetstream(target.connection).publish(target.subject, body, {
-      timeout,
-      ...(h.keys().length > 0 ? { headers: h } : {}),
-      ...(key === undefined ? {} : { msgID: key }),
-    });
+    const ack = await jetstream(target.connection)
+      .publish(target.subject, body, {
+        timeout,
+        ...(h.keys().length > 0 ? { headers: h } : {}),
+        ...(key === undefined ? {} : { msgID: key }),
+      })
+      .catch((error: unknown) => {
+        throw publishError(error, target.subject, timeout);
+      });
     return { id: String(ack.seq), deduplicated: ack.duplicate };
   });
 }

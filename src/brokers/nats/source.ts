@@ -14,7 +14,7 @@ import {
   type MessagingTarget,
 } from '../source.js';
 import type { CommonSourceOptions } from '../source-options.js';
-import { AckRequests, type SettleOperation, settleError } from './acks.js';
+import { AckRequests, publishError, type SettleOperation, settleError } from './acks.js';
 import { DELAY_HEADER } from './enqueue.js';
 import { fitHeaders, headerValue, producerHeaders } from './headers.js';
 import { NatsPuller } from './puller.js';
@@ -259,10 +259,14 @@ export class NatsSource implements BrokerSource<NatsMessage> {
 
   /**
    * Publishes one message to the work subject and waits for the stream to store it (a helper
-   * for producers and tests; any JetStream publisher works).
+   * for producers and tests; any JetStream publisher works): `PublishTimeoutError`
+   * (`ERR_PUBLISH_TIMEOUT`) when it did not confirm within `ackTimeout`.
    */
   async publish(body: Uint8Array | string): Promise<void> {
-    await this.#js.publish(this.#o.subject, body, { timeout: this.#o.ackTimeout });
+    const { subject, ackTimeout } = this.#o;
+    await this.#js.publish(subject, body, { timeout: ackTimeout }).catch((error: unknown) => {
+      throw publishError(error, subject, ackTimeout);
+    });
   }
 
   async close(): Promise<void> {

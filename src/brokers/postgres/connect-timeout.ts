@@ -1,8 +1,11 @@
 /**
- * pg's connection timeout, reported as every other broker's (internal to `sluice/postgres`).
+ * pg's connection timeout, reported as every other broker's, and the `connectionString` option's
+ * check (internal to `sluice/postgres`).
  *
  * @module
  */
+import pg from 'pg';
+import { invalidOption } from '../../internal/options.js';
 import { connectTimeoutError, maskUserinfo } from '../connect-deadline.js';
 
 /** Where a factory connects when given no `connectionString` (and no pool). */
@@ -23,4 +26,34 @@ export function connectFailure(
   }
   const where = `PostgreSQL at ${maskUserinfo(connectionString ?? DEFAULT_CONNECTION_STRING)}`;
   return connectTimeoutError(where, ms, error);
+}
+
+/**
+ * The `connectionString` option (when no `pool` is given), parsed by pg itself as its first
+ * connection would parse it (a pg `Client` is built and dropped: it parses in its constructor
+ * and connects only on `connect()`), so that one that does not parse fails naming the option,
+ * shown with its user info masked (as every broker's `url`) — not later as pg's uncoded
+ * `ERR_INVALID_URL`, or a `URIError` for a malformed percent-escape. Any other failure of that
+ * parse (an `sslrootcert` file that cannot be read) is left for the connection to report.
+ *
+ * @throws TypeError `ERR_INVALID_OPTION` for a value that is not a string or does not parse.
+ */
+export function checkConnectionString(value: unknown): void {
+  if (value == null) return;
+  const expected = 'a PostgreSQL connection URL (postgres://user:password@host:port/database)';
+  if (typeof value !== 'string') invalidOption('connectionString', value, expected);
+  let unparsable = false;
+  try {
+    new pg.Client({ connectionString: value });
+  } catch (error) {
+    unparsable =
+      error instanceof URIError || (error as { code?: unknown } | null)?.code === 'ERR_INVALID_URL';
+  }
+  if (unparsable) {
+    invalidOption(
+      'connectionString',
+      maskUserinfo(value),
+      `${expected} that parses, its reserved characters percent-encoded`,
+    );
+  }
 }

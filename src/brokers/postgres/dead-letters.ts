@@ -32,7 +32,11 @@ import {
   type PagedStore,
   selection,
 } from '../dead-letters.js';
-import { connectFailure, DEFAULT_CONNECTION_STRING } from './connect-timeout.js';
+import {
+  checkConnectionString,
+  connectFailure,
+  DEFAULT_CONNECTION_STRING,
+} from './connect-timeout.js';
 import { migrate } from './index.js';
 import { queueSql } from './sql.js';
 
@@ -47,7 +51,10 @@ export type {
 
 /** Options of {@link postgresDeadLetters}. */
 export interface PostgresDeadLettersOptions {
-  /** Connection string, used when `pool` is absent. @default 'postgres://postgres@127.0.0.1:5432/postgres' */
+  /**
+   * Connection string, used when `pool` is absent; one pg cannot parse is refused at once
+   * (`ERR_INVALID_OPTION`, its password masked). @default 'postgres://postgres@127.0.0.1:5432/postgres'
+   */
   connectionString?: string;
   /** A pg Pool to query with (left open by `close()`). */
   pool?: pg.Pool;
@@ -77,7 +84,8 @@ const ROW_ID = /^\d{1,19}$/;
  * Opens the dead letters of a PostgreSQL queue table, creating the tables if missing (as
  * `migrate` does). See the module doc for how each operation maps onto SQL.
  *
- * @throws TypeError/RangeError `ERR_INVALID_OPTION` for a bad option; the connection error.
+ * @throws TypeError/RangeError `ERR_INVALID_OPTION` for a bad option (a `connectionString` that
+ *   does not parse, shown with its password masked); the connection error.
  * @example
  * ```ts
  * const dead = await postgresDeadLetters({ connectionString: 'postgres://127.0.0.1/app', table: 'jobs' });
@@ -91,6 +99,7 @@ export async function postgresDeadLetters(
   queueSql(options?.table); // checks the name (it is spliced into SQL)
   const connectTimeout = connectTimeoutOption(options.connectTimeout);
   const owns = options.pool == null;
+  if (owns) checkConnectionString(options.connectionString);
   const pool =
     options.pool ??
     new pg.Pool({

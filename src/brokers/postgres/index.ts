@@ -36,7 +36,11 @@ import {
   resolveCommon,
   SOURCE_DEFAULTS,
 } from '../source-options.js';
-import { connectFailure, DEFAULT_CONNECTION_STRING } from './connect-timeout.js';
+import {
+  checkConnectionString,
+  connectFailure,
+  DEFAULT_CONNECTION_STRING,
+} from './connect-timeout.js';
 import { connectionError } from './connection-error.js';
 import { PgListener } from './listen.js';
 import { type QueueSql, queueSql } from './sql.js';
@@ -74,7 +78,10 @@ export { enqueue, enqueueMany, type PostgresTarget } from './enqueue.js';
 
 /** Options of {@link postgresSource}. */
 export interface PostgresSourceOptions extends CommonSourceOptions {
-  /** Connection string, used when `pool` is absent. @default 'postgres://postgres@127.0.0.1:5432/postgres' */
+  /**
+   * Connection string, used when `pool` is absent; one pg cannot parse is refused at once
+   * (`ERR_INVALID_OPTION`, its password masked). @default 'postgres://postgres@127.0.0.1:5432/postgres'
+   */
   connectionString?: string;
   /** A pg Pool to run queries on (the caller keeps ownership; a separate client is opened for LISTEN). */
   pool?: pg.Pool;
@@ -298,7 +305,8 @@ export async function migrate(db: pg.Pool | pg.Client, table: string): Promise<v
  * Connects, runs {@link migrate} (unless `migrate: false`), starts listening and returns a
  * source for `consume()`.
  *
- * @throws TypeError/RangeError for bad options; the connection error when PostgreSQL is down.
+ * @throws TypeError/RangeError `ERR_INVALID_OPTION` for bad options (a `connectionString` that
+ *   does not parse, shown with its password masked); the connection error when PostgreSQL is down.
  * @example
  * ```ts
  * const source = await postgresSource({ connectionString: 'postgres://127.0.0.1/app', table: 'jobs' });
@@ -309,6 +317,7 @@ export async function postgresSource(options: PostgresSourceOptions): Promise<Po
   const sql = queueSql(options?.table);
   const { connectTimeout } = resolveCommon(options, BROKER_LIMITS.postgres);
   const owns = options.pool == null;
+  if (owns) checkConnectionString(options.connectionString);
   const pool =
     options.pool ??
     new pg.Pool({
