@@ -3,9 +3,7 @@
  * republishes routed nowhere (a deleted dead-letter or delay queue), a `prefetch` above the
  * consumer's concurrency, and a peer that accepts TCP but never speaks AMQP.
  */
-import { execFile } from 'node:child_process';
 import { createServer, type Socket } from 'node:net';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import {
   type AmqpMessage,
@@ -186,22 +184,17 @@ describe('amqpSource: republishes are acked away only once routed to a queue', (
 
   it('a dead letter that keeps failing does not loop: the original comes back after a backoff', async () => {
     const { queue, source } = await setup('dlqloop');
-    const deadQueue = `${queue}.dead`;
-    // A full dead-letter queue (a policy, as operators set one): RabbitMQ nacks the publish and
-    // returns nothing, so there is nothing to repair and the channel stays up.
-    const policy = `sluice-test-${queue}`;
-    const rabbitmqctl = (...args: string[]) => promisify(execFile)('rabbitmqctl', ['-q', ...args]);
-    await rabbitmqctl(
-      'set_policy',
-      policy,
-      `^${deadQueue.replace(/\./g, '\\.')}$`,
-      '{"max-length":0,"overflow":"reject-publish"}',
-      '--apply-to',
-      'queues',
-    );
-    onTestFinished(async () => {
-      await rabbitmqctl('clear_policy', policy);
+    // The dead-letter exchange routes to a queue that takes nothing (queue arguments of our own,
+    // never a policy on the shared broker) instead of <queue>.dead: RabbitMQ nacks the publish
+    // and returns nothing, so there is nothing to repair and the channel stays up.
+    await admin.ch.unbindQueue(`${queue}.dead`, `${queue}.dlx`, queue);
+    const full = `${queue}.full`;
+    extraQueues.push(full);
+    await admin.ch.assertQueue(full, {
+      durable: false,
+      arguments: { 'x-max-length': 0, 'x-overflow': 'reject-publish' },
     });
+    await admin.ch.bindQueue(full, `${queue}.dlx`, queue);
     await admin.publishMany(queue, 1, () => '{"k":"poison"}');
     const failedAt: number[] = [];
     let runs = 0;
