@@ -193,6 +193,30 @@ describe('consume() over a PostgreSQL table queue', () => {
     }
   });
 
+  it('heartbeats of one turn extend in one fenced UPDATE: the rows still ours are kept, a row re-claimed by another consumer answers false and keeps its new lease', async () => {
+    const table = uniqueTable('pbeat');
+    await admin.fill(table, payloads(3));
+    const a = await source(table);
+    const b = await source(table);
+    const never = new AbortController().signal;
+    try {
+      const held = await a.fetch(3, never);
+      expect(held).toHaveLength(3);
+      await admin.pool.query(`UPDATE "${table}" SET run_at = now() WHERE id = $1`, [held[1]!.id]);
+      const taken = await b.fetch(3, never);
+      expect(taken.map((m) => m.id)).toEqual([held[1]!.id]);
+      // Issued in one turn: one statement carries the three (id, token) pairs.
+      expect(await Promise.all(held.map((m) => a.heartbeat(m)))).toEqual([true, false, true]);
+      // b's lease is b's: a's extension did not touch it, and b's ack still matches.
+      expect(await b.ackMany(taken)).toBeUndefined();
+      expect(await a.ackMany([held[0]!, held[2]!])).toBeUndefined();
+      expect(await admin.remaining(table)).toBe(0);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
   it('a batch handler whose messages lost their lease mid-batch: ackMany refuses those acks, the consumer counts them in leaseLost and acks the rest', async () => {
     const table = uniqueTable('pmanylease');
     await admin.fill(table, payloads(5));

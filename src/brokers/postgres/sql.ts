@@ -40,7 +40,12 @@ export function queueSql(table: string, label: Label = 'table'): QueueSql {
   const t = `"${table}"`;
   const dead = `"${table}_dead"`;
   const channel = `${table}_ready`;
-  const pairs = `SELECT * FROM unnest($1::bigint[], $2::uuid[]) AS p(id, token)`;
+  // The (id, token) pairs of a batched ack or lease extension match as `id = ANY($1) AND
+  // lease_token = ANY($2)`: primary-key lookups instead of a join on `unnest` of the pairs, about
+  // half the server time per batch (measured, BENCHMARKS.md). It matches exactly the pairs: each
+  // token is generated for one row's claim (`gen_random_uuid()` per row), so a row holding a
+  // token of the list is the row that token was paired with.
+  const pairs = `id = ANY($1::bigint[]) AND lease_token = ANY($2::uuid[])`;
   return {
     channel,
     migrated: `
@@ -105,9 +110,9 @@ export function queueSql(table: string, label: Label = 'table'): QueueSql {
     nextDue: `SELECT extract(epoch FROM min(run_at) - now()) * 1000 AS ms FROM ${t}`,
     // Every completion is fenced by the lease token: a row re-claimed by another consumer
     // (after our lease expired) has a new token, so our late completion matches nothing.
-    ack: `DELETE FROM ${t} q USING (${pairs}) p WHERE q.id = p.id AND q.lease_token = p.token RETURNING q.id::text AS id`,
-    extend: `UPDATE ${t} q SET run_at = now() + $3 * interval '1 millisecond' FROM (${pairs}) p
-      WHERE q.id = p.id AND q.lease_token = p.token RETURNING q.id::text AS id`,
+    ack: `DELETE FROM ${t} WHERE ${pairs} RETURNING id::text AS id`,
+    extend: `UPDATE ${t} SET run_at = now() + $3 * interval '1 millisecond' WHERE ${pairs}
+      RETURNING id::text AS id`,
     retry: `UPDATE ${t} SET run_at = now() + $3 * interval '1 millisecond', lease_token = NULL,
       last_error = $4, first_failed_at = coalesce(first_failed_at, now())
       WHERE id = $1 AND lease_token = $2`,
