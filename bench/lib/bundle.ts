@@ -1,5 +1,5 @@
 import { mkdirSync, rmSync } from 'node:fs';
-import { basename, join, resolve } from 'node:path';
+import { basename, join, relative, resolve } from 'node:path';
 import { build } from 'esbuild';
 import { benchDir, repoRoot, scratchDir } from './paths.js';
 
@@ -63,13 +63,15 @@ async function bundle(suitePath: string): Promise<string> {
         },
       },
       {
-        // Keep sluice as a real import of the built package rather than a bundled copy.
+        // Keep sluice as a real import of the built package rather than a bundled copy: its
+        // root and every subpath (dist/brokers/…), each taken from SLUICE_BENCH_DIST when set.
         name: 'sluice-dist-external',
         setup(b) {
-          b.onResolve({ filter: /dist\/index\.js$/ }, (args) => {
+          b.onResolve({ filter: /dist\/.*\.js$/ }, (args) => {
             const path = resolve(args.resolveDir, args.path);
-            if (!path.startsWith(distDir)) return undefined;
-            return { path: distOverride ? join(distOverride, 'index.js') : path, external: true };
+            if (!path.startsWith(`${distDir}/`)) return undefined;
+            const within = relative(distDir, path);
+            return { path: distOverride ? join(distOverride, within) : path, external: true };
           });
         },
       },
