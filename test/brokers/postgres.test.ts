@@ -101,6 +101,7 @@ describe('consume() over a PostgreSQL table queue', () => {
     const runs: string[] = [];
     const aRan = deferred<void>();
     const bRan = deferred<void>();
+    const aRefused = deferred<void>();
     const errors: string[] = [];
     const inner = await source(table, { lease: 300, fetchWait: 50 });
     const a = track(
@@ -111,7 +112,13 @@ describe('consume() over a PostgreSQL table queue', () => {
           aRan.resolve();
           await bRan.promise;
         },
-        { concurrency: 1, onError: (e, op) => errors.push(`${op}: ${e.message}`) },
+        {
+          concurrency: 1,
+          onError: (e, op) => {
+            errors.push(`${op}: ${e.message}`);
+            aRefused.resolve();
+          },
+        },
       ),
     );
     // b starts once a holds the row: otherwise b may claim it first and a never runs.
@@ -122,7 +129,9 @@ describe('consume() over a PostgreSQL table queue', () => {
         async ({ k }, { message }) => {
           runs.push(`b:${k}:${message.deliveryCount}`);
           bRan.resolve();
-          await new Promise((r) => setTimeout(r, 50)); // a's ack lands first and must be refused
+          // a's ack lands first (while b holds the row under its new lease) and must be refused:
+          // b acks only once it was, rather than after a sleep a loaded machine can outlast.
+          await deadline(aRefused.promise, 10_000, "a's late ack refused");
         },
         { concurrency: 1 },
       ),
