@@ -68,12 +68,13 @@ describe('consume() over a PostgreSQL table queue', () => {
     const started = deferred<void>();
     const a = track(
       consume<{ k: string }>(
-        await source(table, { lease: 600, fetchWait: 50 }),
+        await source(table, { lease: 2000, fetchWait: 50 }),
         async ({ k }) => {
           runs.push(`a:${k}`);
           started.resolve();
-          // 3x the lease; heartbeats every 200 ms leave 400 ms of slack on a loaded machine.
-          await new Promise((r) => setTimeout(r, 1800));
+          // 2x the lease; heartbeats every 667 ms leave 1.3 s of slack on a loaded machine (a
+          // lease of 600 ms left 400 ms, which a stalled timer can outlast).
+          await new Promise((r) => setTimeout(r, 4000));
         },
         { concurrency: 1 },
       ),
@@ -81,7 +82,7 @@ describe('consume() over a PostgreSQL table queue', () => {
     await started.promise;
     const b = track(
       consume<{ k: string }>(
-        await source(table, { lease: 600, fetchWait: 50 }),
+        await source(table, { lease: 2000, fetchWait: 50 }),
         ({ k }) => {
           runs.push(`b:${k}`);
         },
