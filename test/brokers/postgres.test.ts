@@ -48,7 +48,7 @@ describe('consume() over a PostgreSQL table queue', () => {
     await new Promise((r) => setTimeout(r, 100));
     const sent = performance.now();
     await enqueue({ db: admin.pool, table }, { k: 'wake' });
-    const latency = (await deadline(got.promise, 5000, 'notified delivery')) - sent;
+    const latency = (await deadline(got.promise, 20_000, 'notified delivery')) - sent;
     await new Promise((r) => setTimeout(r, 100));
     const t0 = performance.now();
     const report = await consumer.close();
@@ -56,8 +56,9 @@ describe('consume() over a PostgreSQL table queue', () => {
     console.log(
       `postgres: NOTIFY-to-handler ${latency.toFixed(1)} ms; close() while waiting ${took.toFixed(1)} ms`,
     );
-    expect(latency).toBeLessThan(1000);
-    expect(took).toBeLessThan(1000);
+    // Against the 60 s poll, not a latency goal: bounds a loaded machine does not stretch past.
+    expect(latency).toBeLessThan(10_000);
+    expect(took).toBeLessThan(10_000);
     expect(report.stats.acked).toBe(1);
   });
 
