@@ -104,17 +104,19 @@ describe('natsSource (adapter)', () => {
   });
 
   it('heartbeats keep a slow message from redelivery past ack_wait', async () => {
-    const { stream, source, subject } = await setup({ lease: 1000 });
-    expect(source.heartbeatInterval).toBeLessThanOrEqual(334);
+    // ack_wait 2 s: heartbeats every 667 ms leave 1.3 s of slack on a loaded machine (with 1 s,
+    // 667 ms, which a stalled timer can outlast).
+    const { stream, source, subject } = await setup({ lease: 2000 });
+    expect(source.heartbeatInterval).toBeLessThanOrEqual(667);
     await admin.publishMany(subject, 1, () => 'slow');
     const m = await nextOf(source);
     // The same lease: a source sets the shared consumer's ack_wait to its own.
-    const other = await natsSource({ stream, consumer: 'workers', lease: 1000 });
+    const other = await natsSource({ stream, consumer: 'workers', lease: 2000 });
     sources.push(other);
     const timer = setInterval(() => void source.heartbeat(m!), source.heartbeatInterval);
     try {
-      // 2.5 ack_waits: without heartbeats the message would be redelivered to `other`.
-      const until = Date.now() + 2500;
+      // 1.5 ack_waits: without heartbeats the message would be redelivered to `other`.
+      const until = Date.now() + 3000;
       while (Date.now() < until) {
         expect(await other.fetch(1, AbortSignal.timeout(until - Date.now()))).toEqual([]);
       }
@@ -123,7 +125,7 @@ describe('natsSource (adapter)', () => {
     }
     // Control: once the heartbeats stop, ack_wait expires and the other consumer gets it.
     let stolen: Awaited<ReturnType<NatsSource['fetch']>> = [];
-    const until = Date.now() + 3000;
+    const until = Date.now() + 10_000;
     while (stolen.length === 0 && Date.now() < until) stolen = await other.fetch(1, never);
     expect(stolen[0]?.id).toBe(m!.id);
     expect(stolen[0]?.deliveryCount).toBe(2);
@@ -160,11 +162,12 @@ describe('natsSource (adapter)', () => {
   });
 
   it('a heartbeat within ack_wait keeps the lease: ack after 2 x ack_wait is accepted', async () => {
-    const { stream, source } = await setup({ lease: 1000 });
+    // ack_wait 2 s, a heartbeat every 500 ms: 1.5 s of slack for a late timer on a loaded machine.
+    const { stream, source } = await setup({ lease: 2000 });
     await admin.publishMany(`${stream}.work`, 1, () => 'x');
     const m = await nextOf(source);
     for (let i = 0; i < 8; i++) {
-      await new Promise((r) => setTimeout(r, 250));
+      await new Promise((r) => setTimeout(r, 500));
       expect(await source.heartbeat(m!)).toBe(true);
     }
     await source.ack(m!);

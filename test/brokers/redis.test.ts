@@ -41,21 +41,22 @@ describe('consume() over Redis Streams', () => {
     const slowStarted = deferred<void>();
     const a = track(
       consume<{ k: string }>(
-        await source(stream, { consumer: 'a', lease: 600 }),
+        await source(stream, { consumer: 'a', lease: 2000 }),
         async ({ k }) => {
           runs.push(`a:${k}`);
           slowStarted.resolve();
-          // 3x claimIdle; heartbeats every 200 ms leave 400 ms of slack on a loaded machine.
-          await new Promise((r) => setTimeout(r, 1800));
+          // 2x claimIdle; heartbeats every 667 ms leave 1.3 s of slack on a loaded machine (a
+          // lease of 600 ms left 400 ms, which a stalled timer can outlast).
+          await new Promise((r) => setTimeout(r, 4000));
         },
         { concurrency: 1 },
       ),
     );
     await slowStarted.promise;
-    // b scans for entries idle >= 600 ms every 150 ms during a's 1.8 s handler.
+    // b scans for entries idle >= 2 s every 500 ms during a's 4 s handler.
     const b = track(
       consume<{ k: string }>(
-        await source(stream, { consumer: 'b', lease: 600 }),
+        await source(stream, { consumer: 'b', lease: 2000 }),
         ({ k }) => {
           runs.push(`b:${k}`);
         },

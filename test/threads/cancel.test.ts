@@ -247,17 +247,19 @@ describe('ThreadPool timeouts', () => {
   });
 
   it('a job batched behind another gets its whole timeout from its own start', async () => {
-    const timeout = 400;
+    // Each hold is 0.6 of the limit: 0.8 s of slack before a late timer (a loaded machine)
+    // would time a job out, while together they pass the limit whatever the lateness.
+    const timeout = 2_000;
     const { pool, a, b } = await batchingPool({ timeout });
     const hold = (share: number) => new Promise((resolve) => setTimeout(resolve, timeout * share));
     // Submitted together, so they reach the thread in one batch: b's clock must wait for b.
     const first = pool.run({ kind: 'block', sab: a.sab });
     const second = pool.run({ kind: 'block', sab: b.sab });
     await cellSet(a.cells, 0);
-    await hold(0.75);
+    await hold(0.6);
     release(a.cells);
     await cellSet(b.cells, 0);
-    await hold(0.5); // b has run half its limit; the batch was handed over 1.25 limits ago
+    await hold(0.6); // b has run 0.6 of its limit; the batch was handed over 1.2 limits ago
     release(b.cells);
     expect(await first).toBe('released');
     expect(await second).toBe('released');
@@ -266,8 +268,9 @@ describe('ThreadPool timeouts', () => {
 
   it('counts from the job start, not its submission', async () => {
     // a and b each run for 60% of the timeout; c waits behind both (120% of it) yet does not
-    // time out, because its clock starts when it reaches the thread.
-    const timeout = 600;
+    // time out, because its clock starts when it reaches the thread. A limit of 2 s leaves each
+    // hold 0.8 s of slack for timers running late on a loaded machine.
+    const timeout = 2_000;
     await using pool = jobsPool({ threads: 1, timeout, queueSize: 4 });
     const a = latch();
     const b = latch();
