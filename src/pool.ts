@@ -398,7 +398,7 @@ export class Pool<J, R> implements JobOwner<J, R> {
       );
     this.#slots = new Slots(concurrency);
     // Timings sampled under a burst (PoolStats, "Timing"), except where every run time is needed:
-    // an adaptive limit feeds on each; an executor's pool times none (see #admit).
+    // an adaptive limit feeds on each, a ThreadPool's executor reads each job's queuedAt.
     this.#stats = new StatsRecorder(concurrency, this.#adaptive === undefined && !executor);
     // consume() announces itself, with its messages' counters; a ThreadPool's stats are its own.
     const statsOf = (opts as { [ANNOUNCED_STATS]?: () => PoolStats | undefined })[ANNOUNCED_STATS];
@@ -444,7 +444,7 @@ export class Pool<J, R> implements JobOwner<J, R> {
     const node = new Submitter<J, R>(job, call, false, wait, this.#parkedRuns.pushed);
     const parked = parkNode<Task<J, R>, Submitter<J, R>>(this.#submitters, node, signal);
     // Refused while parked (its signal): no longer waiting. (Served and closed: ended then.)
-    if (wait !== undefined) this.#endWhenRefused(parked, wait);
+    if (wait !== undefined) parked.then(undefined, () => this.#guard?.end(wait));
     return parked;
   }
 
@@ -529,7 +529,7 @@ export class Pool<J, R> implements JobOwner<J, R> {
       signal,
     );
     // Refused while parked (its signal): no longer waiting. (Closed: ended by close().)
-    if (wait !== undefined) this.#endWhenRefused(parked, wait);
+    if (wait !== undefined) parked.then(undefined, () => this.#guard?.end(wait));
     return parked;
   }
 
@@ -762,12 +762,8 @@ export class Pool<J, R> implements JobOwner<J, R> {
    * when the job settles for a run.
    */
   #admit(run: PendingRun<J, R>, call: CallOptions, now: number, wait: Wait | undefined): void {
-    // An executor's pool (ThreadPool) times none of its jobs here: its waitTime, runTime and
-    // utilization are its threads' (ThreadPool.stats). It reads each job's acceptance, though:
-    // the executor counts its wait from there.
-    const executor = this.#execute !== undefined;
-    const weight = executor ? 0 : this.#stats.timeNext();
-    if (weight > 0 || executor) {
+    const weight = this.#stats.timeNext();
+    if (weight > 0) {
       if (Number.isNaN(now)) now = performance.now();
       run.queuedAt = now;
     } else run.queuedAt = Number.NaN;
@@ -787,26 +783,12 @@ export class Pool<J, R> implements JobOwner<J, R> {
     if (signal?.aborted) {
       run.cancel(abortErrorFrom(signal));
     } else if (this.#direct && priority === 0 && this.#retrying.size === 0) {
-      if (signal) run.unsubscribe = this.#listen(run, signal);
+      if (signal) run.unsubscribe = onAbort(signal, () => this.#cancelOne(run, signal));
       if (this.#canStart()) this.#start(run, now);
       else this.#enqueue(run);
     } else {
       this.#acceptGated(run, priority, now);
     }
-  }
-
-  /**
-   * Cancels `run` when the caller's `signal` aborts; returns the unsubscribe. A method of its
-   * own, as every closure here: a closure written in #admit (or run()) would make V8 allocate
-   * its context on every call, with or without a signal (~50–100 bytes per job).
-   */
-  #listen(run: PendingRun<J, R>, signal: AbortSignal): () => void {
-    return onAbort(signal, () => this.#cancelOne(run, signal));
-  }
-
-  /** With detectDeadlock: ends `wait` when the parked call `parked` is refused. */
-  #endWhenRefused(parked: Promise<unknown>, wait: Wait): void {
-    parked.then(undefined, () => this.#guard?.end(wait));
   }
 
   /** A job through the gates: keyed and prioritised, queued, started by the pump. */
