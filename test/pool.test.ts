@@ -288,6 +288,32 @@ describe('Pool: onIdle', () => {
     expect(idle).toBe(true);
     expect(pool.stats()).toMatchObject({ running: 0, queued: 0 });
   });
+
+  it("every run()'s own handlers, failures included, have run when onIdle() or abort() resumes the caller", async () => {
+    const odd = async (n: number) => {
+      if (n % 2 === 1) throw new Error(`job ${n}`);
+      return n;
+    };
+    const idlePool = new Pool(odd, { concurrency: 2, queueSize: 8 });
+    const outcomes: string[] = [];
+    for (const n of [0, 1, 2, 3]) {
+      idlePool.run(n).then(
+        () => outcomes.push(`ok ${n}`),
+        () => outcomes.push(`failed ${n}`),
+      );
+    }
+    await idlePool.onIdle();
+    expect(outcomes.sort()).toEqual(['failed 1', 'failed 3', 'ok 0', 'ok 2']);
+
+    const hung = new Pool<number, never>(() => new Promise(() => {}), {
+      concurrency: 2,
+      queueSize: 8,
+    });
+    const canceled: number[] = [];
+    for (const n of [0, 1, 2, 3, 4, 5]) hung.run(n).catch(() => canceled.push(n));
+    await hung.abort();
+    expect(canceled.sort()).toEqual([0, 1, 2, 3, 4, 5]);
+  });
 });
 
 describe('Pool: resize, pause, resume', () => {
