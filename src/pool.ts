@@ -39,7 +39,6 @@ import { ParkedRuns } from './internal/parked-runs.js';
 import { Slots } from './internal/slots.js';
 import {
   claim,
-  dismiss,
   parkNode,
   serve,
   type Waiter,
@@ -168,7 +167,10 @@ class Submitter<J, R> implements Waiter<Task<J, R>> {
    * the job settles (a run; see {@link Pool.#admit}).
    */
   readonly wait: Wait | undefined;
-  /** The Pool's park counter when it parked: served in that order with {@link ParkedRuns}. */
+  /**
+   * The lean `run()` calls parked before it ({@link ParkedRuns.pushed} when it parked): it is
+   * served after those and before any parked later, in the order the calls were made.
+   */
   readonly order: number;
 
   constructor(job: J, call: CallOptions, forRun: boolean, wait: Wait | undefined, order: number) {
@@ -199,6 +201,20 @@ interface CallOptions {
 const NO_OPTIONS: CallOptions = { signal: undefined, priority: 0, transfer: undefined };
 
 function noop(): void {}
+
+/**
+ * What a run()'s promise (or a parked call's, at close) is resolved with to reject it: a
+ * thenable that rejects with `error`, which the promise adopts one microtask later. A run keeps
+ * only its promise's `resolve` (see ParkedRuns: its `reject` would survive with it, 64 bytes per
+ * parked call); every run fails this way, and close() refuses every parked call this way, so
+ * that they settle in the order they were made.
+ */
+function rejection(error: Error): PromiseLike<never> & never {
+  return {
+    // biome-ignore lint/suspicious/noThenProperty: a thenable on purpose: the promise adopts it.
+    then: (_: unknown, reject: (reason: Error) => void) => reject(error),
+  } as never;
+}
 
 /** A job waiting out its retry backoff. */
 interface RetryWait<J, R> {
@@ -243,11 +259,10 @@ class PendingRun<J, R> extends RunCore<J, R> implements WaitNode, Queued {
   transfer: readonly TransferListItem[] | undefined = undefined;
   readonly resolveResult: (result: Result<J, R>) => void;
   /**
-   * Set for a `run()`: the outcome settles its promise instead of a Task's result (two fields
-   * rather than an object holding both: one object less per job).
+   * Set for a `run()`: the outcome settles its promise instead of a Task's result — a failure
+   * too, through {@link rejection} (the run keeps no `reject`).
    */
   resolveRun: ((value: R) => void) | undefined = undefined;
-  rejectRun: (error: Error) => void = noop;
   /**
    * Timed for stats() — its acceptance, start and settlement read — standing for this many jobs
    * (1 unless sampled), or 0: not timed, `queuedAt` and `startedAt` NaN, no clock read for it
@@ -318,8 +333,6 @@ export class Pool<J, R> implements JobOwner<J, R> {
   readonly #submitters = new WaitList<Submitter<J, R>>();
   /** Parked `run()` calls with nothing but a job: in line with #submitters, by `order`. */
   readonly #parkedRuns = new ParkedRuns<J, R>();
-  /** Counts parks, so #submitters and #parkedRuns are served in the order they parked. */
-  #parkOrder = 0;
   readonly #stats: StatsRecorder;
   readonly #idleWaiters: (() => void)[] = [];
   #state: State = 'open';
@@ -428,7 +441,7 @@ export class Pool<J, R> implements JobOwner<J, R> {
     if (signal?.aborted) return Promise.reject(abortErrorFrom(signal));
     const wait = this.#guard === undefined ? undefined : this.#beginWait();
     if (wait instanceof SelfDeadlockError) return Promise.reject(wait);
-    const node = new Submitter<J, R>(job, call, false, wait, this.#parkOrder++);
+    const node = new Submitter<J, R>(job, call, false, wait, this.#parkedRuns.pushed);
     const parked = parkNode<Task<J, R>, Submitter<J, R>>(this.#submitters, node, signal);
     // Refused while parked (its signal): no longer waiting. (Served and closed: ended then.)
     if (wait !== undefined) parked.then(undefined, () => this.#guard?.end(wait));
@@ -465,6 +478,10 @@ export class Pool<J, R> implements JobOwner<J, R> {
 
   /**
    * Submits and waits for the outcome.
+   *
+   * A failure reaches the returned promise one microtask after the job settled (a success at
+   * once): jobs that settle in the same turn show their successes first. `onIdle()` and
+   * `abort()` resume their caller after the runs' own handlers, failures included.
    * @returns the worker's value.
    * @throws the job's error (rejection): the worker's, `TimeoutError`, `AbortError`, … and
    *   `PoolClosedError` when the pool no longer accepts jobs.
@@ -491,7 +508,7 @@ export class Pool<J, R> implements JobOwner<J, R> {
         reject = rej;
       });
       try {
-        this.#admit(this.#runFor(job, resolve, reject), call, Number.NaN, wait);
+        this.#admit(this.#runFor(job, resolve), call, Number.NaN, wait);
       } catch (error) {
         reject(error as Error); // as a throw inside the promise's executor did
       }
@@ -499,19 +516,17 @@ export class Pool<J, R> implements JobOwner<J, R> {
     }
     if (wait === undefined && call === NO_OPTIONS) {
       // Nothing can take it out of line before its turn: the lean entry (see ParkedRuns).
-      // The executor as above.
+      // Only `resolve` is kept: see ParkedRuns. (The executor as above.)
       let resolve!: (value: R) => void;
-      let reject!: (error: Error) => void;
-      const promise = new Promise<R>((res, rej) => {
+      const promise = new Promise<R>((res) => {
         resolve = res;
-        reject = rej;
       });
-      this.#parkedRuns.push(job, resolve, reject, this.#parkOrder++);
+      this.#parkedRuns.push(job, resolve);
       return promise;
     }
     const signal = call.signal;
     if (signal?.aborted) return this.#refuse(wait, abortErrorFrom(signal));
-    const node = new Submitter<J, R>(job, call, true, wait, this.#parkOrder++);
+    const node = new Submitter<J, R>(job, call, true, wait, this.#parkedRuns.pushed);
     const parked = parkNode<R, Waiter<R>>(
       this.#submitters as unknown as WaitList<Waiter<R>>,
       node as never,
@@ -567,12 +582,14 @@ export class Pool<J, R> implements JobOwner<J, R> {
         new PoolClosedError('pool closed while the submit was waiting for room');
       const s = this.#shiftParked();
       if (s === undefined) {
-        const reject = lean.reject;
+        const resolve = lean.resolve;
         lean.clearLast();
-        reject(error);
+        resolve(rejection(error));
       } else {
         if (s.wait !== undefined) this.#guard?.end(s.wait);
-        dismiss(s, error);
+        // As a lean run() above: through `resolve`, so both kinds settle in this order.
+        claim(s);
+        s.resolve(rejection(error));
       }
     }
     this.#checkDrained();
@@ -639,7 +656,10 @@ export class Pool<J, R> implements JobOwner<J, R> {
     this.close();
     const mark = this.#mark();
     this.#cancelAll(reason instanceof AbortError ? reason : new AbortError(reason));
-    return Promise.resolve(this.#reportSince(mark));
+    const report = this.#reportSince(mark);
+    // One microtask later: a failed run() settles its promise through `resolve` (see
+    // `rejection`), a microtask after the job, so the caller resumes after the runs' handlers.
+    return Promise.resolve().then(() => report);
   }
 
   /**
@@ -678,7 +698,8 @@ export class Pool<J, R> implements JobOwner<J, R> {
   /** Resolves when nothing is queued or running (at once for a pool that never had work). */
   onIdle(): Promise<void> {
     if (this.#isIdle()) return Promise.resolve();
-    return new Promise((resolve) => this.#idleWaiters.push(resolve));
+    // `.then`: one microtask after the last job settled, as abort() (the runs' handlers first).
+    return new Promise<void>((resolve) => this.#idleWaiters.push(resolve)).then(noop);
   }
 
   /** A snapshot of counters and timings; see {@link PoolStats}. */
@@ -735,10 +756,9 @@ export class Pool<J, R> implements JobOwner<J, R> {
   }
 
   /** A run()'s job, whose outcome settles the run's own promise (`resolve` or `reject`). */
-  #runFor(job: J, resolve: (value: R) => void, reject: (error: Error) => void): PendingRun<J, R> {
+  #runFor(job: J, resolve: (value: R) => void): PendingRun<J, R> {
     const run = new PendingRun<J, R>(job, this.#nextIndex++, this, noop);
     run.resolveRun = resolve;
-    run.rejectRun = reject;
     return run;
   }
 
@@ -855,7 +875,6 @@ export class Pool<J, R> implements JobOwner<J, R> {
   #retryLater(failed: PendingRun<J, R>, error: Error, delay: number): void {
     const next = new PendingRun<J, R>(failed.job, failed.index, this, failed.resolveResult);
     next.resolveRun = failed.resolveRun;
-    next.rejectRun = failed.rejectRun;
     next.attempt = failed.attempt + 1;
     next.errors = [...(failed.errors ?? []), error];
     next.priority = failed.priority;
@@ -964,7 +983,7 @@ export class Pool<J, R> implements JobOwner<J, R> {
     if (resolveRun !== undefined) {
       // A run(): its promise takes the outcome itself (what `await task.result` would unwrap).
       if (error === undefined) resolveRun(value as R);
-      else pending.rejectRun(error);
+      else resolveRun(rejection(error));
     } else {
       pending.resolveResult(
         retry === undefined
@@ -1030,9 +1049,9 @@ export class Pool<J, R> implements JobOwner<J, R> {
     while (this.#parked() && this.#canAccept()) {
       const s = this.#shiftParked();
       if (s === undefined) {
-        const { job, resolve, reject } = lean;
+        const { job, resolve } = lean;
         lean.clearLast();
-        this.#admit(this.#runFor(job as J, resolve, reject), NO_OPTIONS, now, undefined);
+        this.#admit(this.#runFor(job as J, resolve), NO_OPTIONS, now, undefined);
         continue;
       }
       // One reading for every timed acceptance of this pass.
@@ -1041,8 +1060,8 @@ export class Pool<J, R> implements JobOwner<J, R> {
       // signal, which must then cancel the job (its result), not reject the submit.
       claim(s);
       if (s.forRun) {
-        const run = s as unknown as { resolve: (value: R) => void; reject: (e: Error) => void };
-        this.#admit(this.#runFor(s.job, run.resolve, run.reject), s, now, s.wait);
+        const run = s as unknown as { resolve: (value: R) => void };
+        this.#admit(this.#runFor(s.job, run.resolve), s, now, s.wait);
       } else {
         serve(s, this.#accept(s.job, s, now, s.wait));
       }
@@ -1068,7 +1087,7 @@ export class Pool<J, R> implements JobOwner<J, R> {
   #shiftParked(): Submitter<J, R> | undefined {
     const lean = this.#parkedRuns;
     const first = this.#submitters.head;
-    if (lean.length > 0 && (first === undefined || first.order > lean.headOrder)) {
+    if (lean.length > 0 && (first === undefined || first.order > lean.headSeq)) {
       lean.shift();
       return undefined;
     }

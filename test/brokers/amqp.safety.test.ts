@@ -71,6 +71,21 @@ async function fetchWithin(source: AmqpSource, ms: number): Promise<AmqpMessage 
 
 const text = (m: AmqpMessage | undefined) => (m ? Buffer.from(m.body).toString() : undefined);
 
+/**
+ * Routes `queue`'s dead letters to a queue that takes nothing instead of `<queue>.dead`, with
+ * queue arguments of our own (never a policy on the shared broker): RabbitMQ nacks their publish.
+ */
+async function refuseDeadLetters(queue: string): Promise<void> {
+  await admin.ch.unbindQueue(`${queue}.dead`, `${queue}.dlx`, queue);
+  const full = `${queue}.full`;
+  extraQueues.push(full);
+  await admin.ch.assertQueue(full, {
+    durable: false,
+    arguments: { 'x-max-length': 0, 'x-overflow': 'reject-publish' },
+  });
+  await admin.ch.bindQueue(full, `${queue}.dlx`, queue);
+}
+
 describe('amqpSource: republishes are acked away only once routed to a queue', () => {
   it('dead letters to a deleted <queue>.dead re-declare it and land there (x20)', async () => {
     const { queue, source } = await setup('dlqgone');
@@ -153,16 +168,7 @@ describe('amqpSource: republishes are acked away only once routed to a queue', (
 
   it('a dead letter RabbitMQ refuses (nacks: a full queue with reject-publish) is UnroutableError; the message stays', async () => {
     const { queue, source } = await setup('dlqnack');
-    // The dead-letter exchange routes to a queue that takes nothing (queue arguments of our own,
-    // not a broker policy) instead of <queue>.dead: RabbitMQ nacks the publish.
-    await admin.ch.unbindQueue(`${queue}.dead`, `${queue}.dlx`, queue);
-    const full = `${queue}.full`;
-    extraQueues.push(full);
-    await admin.ch.assertQueue(full, {
-      durable: false,
-      arguments: { 'x-max-length': 0, 'x-overflow': 'reject-publish' },
-    });
-    await admin.ch.bindQueue(full, `${queue}.dlx`, queue);
+    await refuseDeadLetters(queue); // RabbitMQ nacks the dead letter's publish
     await admin.publishMany(queue, 1, () => 'precious');
     const m = await fetchWithin(source, 5000);
     const error = await source.deadLetter(m!, new Error('poison')).then(
@@ -184,17 +190,8 @@ describe('amqpSource: republishes are acked away only once routed to a queue', (
 
   it('a dead letter that keeps failing does not loop: the original comes back after a backoff', async () => {
     const { queue, source } = await setup('dlqloop');
-    // The dead-letter exchange routes to a queue that takes nothing (queue arguments of our own,
-    // never a policy on the shared broker) instead of <queue>.dead: RabbitMQ nacks the publish
-    // and returns nothing, so there is nothing to repair and the channel stays up.
-    await admin.ch.unbindQueue(`${queue}.dead`, `${queue}.dlx`, queue);
-    const full = `${queue}.full`;
-    extraQueues.push(full);
-    await admin.ch.assertQueue(full, {
-      durable: false,
-      arguments: { 'x-max-length': 0, 'x-overflow': 'reject-publish' },
-    });
-    await admin.ch.bindQueue(full, `${queue}.dlx`, queue);
+    // Nacked, nothing is returned: nothing to repair, and the channel stays up.
+    await refuseDeadLetters(queue);
     await admin.publishMany(queue, 1, () => '{"k":"poison"}');
     const failedAt: number[] = [];
     let runs = 0;

@@ -234,7 +234,7 @@ describe('SentList', () => {
 describe('ParkedRuns', () => {
   it('serves entries first in, first out, growing, wrapping and emptying many times', () => {
     // Runs of pushes and shifts across its growth and wrap-around, down to empty and up
-    // again, against a plain array.
+    // again, against a plain array; entries are numbered in push order.
     const parked = new ParkedRuns<number, number>();
     const expected: number[] = [];
     let order = 0;
@@ -248,27 +248,22 @@ describe('ParkedRuns', () => {
     ] as const) {
       for (let i = 0; i < pushes; i++) {
         const n = order++;
-        parked.push(
-          n,
-          () => n,
-          () => -n,
-          n,
-        );
+        expect(parked.pushed).toBe(n);
+        parked.push(n * 10, () => n);
         expected.push(n);
       }
       for (let i = 0; i < shifts; i++) {
         const want = expected.shift();
+        if (want !== undefined) expect(parked.headSeq).toBe(want);
         expect(parked.shift()).toBe(want !== undefined);
         if (want === undefined) continue;
-        expect([parked.job, parked.resolve(0), parked.reject(new Error())]).toEqual([
-          want,
-          want,
-          -want,
-        ]);
+        expect([parked.job, parked.resolve(0)]).toEqual([want * 10, want]);
         parked.clearLast();
+        expect([parked.job, parked.resolve(0)]).toEqual([undefined, undefined]);
       }
       expect(parked.length).toBe(expected.length);
-      if (expected.length > 0) expect(parked.headOrder).toBe(expected[0]);
+      expect(parked.pushed).toBe(order);
+      if (expected.length > 0) expect(parked.headSeq).toBe(expected[0]);
     }
   });
 });
