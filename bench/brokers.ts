@@ -393,7 +393,8 @@ async function measure(n: number, names: string[], opts: Options): Promise<Measu
       const bench = brokers[entry.name]!;
       const warmQueues: string[] = [];
       const each = Math.floor(opts.warmup / opts.warmConsumers);
-      for (let i = 0; each > 0 && i < opts.warmConsumers; i++) warmQueues.push(await bench.fill(each));
+      for (let i = 0; each > 0 && i < opts.warmConsumers; i++)
+        warmQueues.push(await bench.fill(each));
       const queue = await bench.fill(n);
       const run = await runIsolated<CaseValue>(
         fileURLToPath(import.meta.url),
