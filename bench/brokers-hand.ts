@@ -4,10 +4,23 @@
 // and it never holds more than `concurrency` unacked messages — written for speed: batch fetches
 // and batched (or multiple) acks wherever the broker allows, and none of sluice's generality
 // (retries, dead letters, leases checks, heartbeats, drain, several sources).
+// Each hands its handler the body decoded as JSON, as `consume()` does by default (`decode` below).
 // Each returns the ns from the start of consumption (connections open) to the last ack confirmed.
 
 /** The handler every hand loop runs per message: as trivial as sluice's bench handler. */
-const handler = async (_body: unknown): Promise<void> => {};
+const handler = async (_payload: unknown): Promise<void> => {};
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+/**
+ * What a hand loop hands its handler: the body decoded as JSON (strict UTF-8, as `consume()`'s
+ * default `jsonDecode`), since sluice's handler gets the decoded payload and the bench messages
+ * are JSON. `HAND_DECODE=none` hands over the raw body instead (the figures before 2026-12-05).
+ */
+const decode =
+  process.env.HAND_DECODE === 'none'
+    ? (body: string | Uint8Array): unknown => body
+    : (body: string | Uint8Array): unknown =>
+        JSON.parse(typeof body === 'string' ? body : utf8.decode(body));
 
 /**
  * Redis Streams (node-redis): `XREADGROUP COUNT <concurrency>`, all handlers, then one `XACK`
@@ -36,7 +49,7 @@ export async function redisHand(
       | null;
     const entries = reply?.[0]?.[1] ?? [];
     if (entries.length === 0) continue;
-    await Promise.all(entries.map((entry) => handler(entry[1][1])));
+    await Promise.all(entries.map((entry) => handler(decode(entry[1][1]!))));
     acking = client.sendCommand(['XACK', stream, group, ...entries.map((entry) => entry[0])]);
     done += entries.length;
   }
@@ -94,7 +107,7 @@ export async function postgresHand(
           values: [limit],
         });
         if (rows.length === 0) continue; // the rest is held by the other lanes
-        await Promise.all(rows.map((row) => handler(row.body)));
+        await Promise.all(rows.map((row) => handler(decode(row.body))));
         await client.query({ ...remove, values: [rows.map((row) => row.id)] });
         done += rows.length;
       }
@@ -134,7 +147,7 @@ export async function natsHand(
     const running: Promise<void>[] = [];
     for await (const m of batch) {
       running.push(
-        handler(m.data).then(() => {
+        handler(decode(m.data)).then(() => {
           m.ack();
           done++;
         }),
@@ -199,7 +212,7 @@ export async function amqpHand(
   await ch.consume(queue, (m) => {
     if (!m) return;
     outstanding.push(m);
-    void handler(m.content).then(() => {
+    void handler(decode(m.content)).then(() => {
       finishedTags.add(m.fields.deliveryTag);
       done++;
       if (!flushing) {
