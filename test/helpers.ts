@@ -1,4 +1,5 @@
 /** Test helpers: deterministic synchronisation, no sleeps. */
+import diagnostics from 'node:diagnostics_channel';
 
 export interface Deferred<T> {
   promise: Promise<T>;
@@ -20,6 +21,30 @@ export function deferred<T>(): Deferred<T> {
 /** Lets every pending promise callback and microtask run (one macrotask turn). */
 export function flush(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
+}
+
+/**
+ * Records `performance.now()` at every job attempt start of the pool (or stage, or consumer)
+ * named `name`, from the `sluice:job` tracing channel: on the main thread, in the same turn as
+ * the start gate's permit. A start observed inside the job instead (a thread, a handler some
+ * event-loop turns later) can lag its permit by as long as the machine stalls, which a window
+ * check would read as a burst. `stop()` unsubscribes.
+ */
+export function recordStarts(name: string): { starts: number[]; stop(): void } {
+  const channel = diagnostics.tracingChannel<unknown, { name: string }>('sluice:job');
+  const starts: number[] = [];
+  const none = () => {};
+  const subscribers = {
+    start(ctx: { name: string }) {
+      if (ctx.name === name) starts.push(performance.now());
+    },
+    end: none,
+    asyncStart: none,
+    asyncEnd: none,
+    error: none,
+  };
+  channel.subscribe(subscribers);
+  return { starts, stop: () => channel.unsubscribe(subscribers) };
 }
 
 /** The most times in any window `[t, t + width)` (ms) over `times` (any order). */
