@@ -308,8 +308,8 @@ export class DeliveryLimitError extends SluiceError {
 
 /**
  * A broker did not confirm a consumer's settle (ack, retry, release, dead letter) of a message
- * in time — within the source's `lease` on Redis, its `ackTimeout` on NATS (ms): it is down or
- * stalled. Waiting longer would only hold a drain or close for the outage, and past the lease
+ * in time — within the source's `lease` on Redis, its `ackTimeout` on NATS (ms), 5000 ms for
+ * the republished copy of a retry or dead letter on RabbitMQ: it is down or stalled. Waiting longer would only hold a drain or close for the outage, and past the lease
  * the broker may hand the message to another consumer anyway; the message is delivered again
  * unless the settle did reach the broker. `consume()` reports it to `onError`, as it does any
  * failed settle, and counts the message `unsettled`. `cause` holds the client's own timeout
@@ -350,9 +350,12 @@ export class SettleTimeoutError extends SluiceError {
  * A broker did not confirm a publish in time: NATS JetStream's PubAck for an `enqueue` (within
  * its target's `timeout`), a source's `publish` (within `ackTimeout`) or a dead letter's `replay`
  * (within 5000 ms) — the server is down or stalled, or the subject is answered by something that
- * never replies (a core subscriber, not a stream). The message may have been stored all the
- * same: publishing again may store it twice, unless it carries a `key` (deduplicated within the
- * stream's duplicate window). `cause` holds the client's own timeout error.
+ * never replies (a core subscriber, not a stream); RabbitMQ's publisher confirm for an `enqueue`
+ * (within its target's `timeout`), a source's `publish` or a dead letter's `replay` (within
+ * 5000 ms) — the broker is stalled, or blocks publishers under a resource alarm. The message
+ * may have been stored all the same: publishing again may store it twice, unless it carries a
+ * `key` (NATS: deduplicated within the stream's duplicate window). `cause` holds the client's
+ * own timeout error when there is one (NATS).
  *
  * @example
  * ```ts
@@ -423,8 +426,9 @@ export class NotConnectedError extends SluiceError {
  * `mandatory` message), or refused it (a `basic.nack`: a queue it routes to is full with
  * `x-overflow: reject-publish`, or could not store it): a consumer's retry or dead letter, even
  * after the topology was declared again (the message it copied is not acked: it goes back to its
- * queue), or a dead-letter `replay` whose work queue is gone (the letters stay in the dead
- * queue). `cause` holds the client's error for a refusal.
+ * queue), a dead-letter `replay` whose work queue is gone or refuses the copies (the letters stay
+ * in the dead queue), or an `enqueue` or a source's `publish` the broker refused. `cause` holds
+ * the client's error for a refusal.
  *
  * @example
  * ```ts

@@ -19,7 +19,10 @@
  *   letters are acked, 100 at a time — at-least-once: a replay killed in between leaves the
  *   letters in the dead queue (the broker requeues what a dead connection held) and their
  *   copies queued. A work queue deleted meanwhile fails the replay with `UnroutableError`
- *   (`ERR_UNROUTABLE`), the batch's letters handed back to the dead queue. The copy drops the
+ *   (`ERR_UNROUTABLE`), the batch's letters handed back to the dead queue; so does a batch the
+ *   broker refuses (nacks: the work queue is full with `x-overflow: reject-publish`), and one
+ *   it does not confirm within 5000 ms fails with `PublishTimeoutError` (`ERR_PUBLISH_TIMEOUT`;
+ *   copies it did store stay queued). The copy drops the
  *   `x-sluice-*`, `x-death` and `x-delivery-count` headers, so the source counts its deliveries
  *   from 1 again; its other headers and properties are kept.
  * - purge: `'all'` is one `queue.purge` (atomic); ids and filters ack the matching letters.
@@ -45,6 +48,7 @@ import {
   type Selection,
   selection,
 } from '../dead-letters.js';
+import { confirmWithin, PUBLISH_TIMEOUT } from './confirm.js';
 
 export type {
   DeadLetter,
@@ -177,7 +181,12 @@ class AmqpDeadLetters implements DeadLetters {
           type: p.type,
         });
       }
-      await this.#ch.waitForConfirms();
+      await confirmWithin(
+        () => this.#ch.waitForConfirms(),
+        this.#queue,
+        PUBLISH_TIMEOUT,
+        `; the letters stay in ${JSON.stringify(this.#dead)}`,
+      );
       // RabbitMQ confirms a mandatory message it could not route after returning it.
       if (this.#returned > 0) {
         throw new UnroutableError(
