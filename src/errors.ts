@@ -403,9 +403,10 @@ export class ConnectTimeoutError extends SluiceError {
 }
 
 /**
- * A broker operation found no live connection (the source is reconnecting), or its connection
- * failed before the reply came (closed, reset, replaced): the operation was not sent, or its
- * outcome is unknown. `cause` holds the client library's own error when there is one. Every
+ * A broker operation found no live connection (the source is reconnecting, the connection or
+ * channel given is closed), or its connection failed before the reply came (closed, reset,
+ * replaced): the operation was not sent, or its outcome is unknown; or a first connection
+ * reached a server that is not the broker (NATS: no `INFO` line, or closed at once). `cause` holds the client library's own error when there is one. Every
  * operation of a consumer is safe to repeat (an unconfirmed settle means a redelivery);
  * publishing again later is safe, though a publish whose connection dropped after it was sent
  * may then be stored twice (at-least-once).
@@ -427,8 +428,10 @@ export class NotConnectedError extends SluiceError {
  * `x-overflow: reject-publish`, or could not store it): a consumer's retry or dead letter, even
  * after the topology was declared again (the message it copied is not acked: it goes back to its
  * queue), a dead-letter `replay` whose work queue is gone or refuses the copies (the letters stay
- * in the dead queue), or an `enqueue` or a source's `publish` the broker refused. `cause` holds
- * the client's error for a refusal.
+ * in the dead queue), or an `enqueue` or a source's `publish` the broker refused. On NATS, a
+ * publish (`enqueue`, a source's `publish`, a dead-letter `replay`) that no JetStream stream
+ * captures — no responders on the subject, or JetStream not enabled — nothing stored. `cause`
+ * holds the client's error for a refusal.
  *
  * @example
  * ```ts

@@ -30,6 +30,7 @@ import {
   PublishTimeoutError,
   SettleTimeoutError,
   SluiceError,
+  UnroutableError,
 } from '../../errors.js';
 import { errorMessage, errorName } from '../dead-letter.js';
 
@@ -69,19 +70,48 @@ export function settleError(
 }
 
 /**
- * A JetStream publish's failure as sluice reports it: nats.js's timeout waiting for the PubAck
- * (told by name, as a connection from another copy of nats.js has its own classes) as
- * `PublishTimeoutError` (`ERR_PUBLISH_TIMEOUT`, the client's error as `cause`); anything else as
- * it is.
+ * A JetStream publish's failure as sluice reports it, the client's error as `cause` (told by
+ * name, as a connection from another copy of nats.js has its own classes): nats.js's timeout
+ * waiting for the PubAck as `PublishTimeoutError` (`ERR_PUBLISH_TIMEOUT`); a closed or failed
+ * connection as `NotConnectedError` (`ERR_NOT_CONNECTED`); no responders on the subject (no
+ * stream captures it, or JetStream is off — nats.js reports both as `JetStreamNotEnabled`) as
+ * `UnroutableError` (`ERR_UNROUTABLE`: nothing was stored); anything else as it is.
  */
 export function publishError(error: unknown, subject: string, timeoutMs: number): unknown {
   if (error instanceof SluiceError) return error;
-  if (error instanceof TimeoutError || errorName(error) === 'TimeoutError') {
+  const name = errorName(error);
+  if (error instanceof TimeoutError || name === 'TimeoutError') {
     return new PublishTimeoutError(`NATS subject ${JSON.stringify(subject)}`, timeoutMs, {
       cause: error,
     });
   }
+  if (CONNECTION_ERRORS.has(name)) {
+    return new NotConnectedError(
+      'NATS',
+      `publish to subject ${JSON.stringify(subject)}: ${errorMessage(error)}`,
+      { cause: error },
+    );
+  }
+  if (isNoResponders(error)) {
+    return new UnroutableError(
+      `NATS has no responder for subject ${JSON.stringify(subject)}: no JetStream stream captures it, or JetStream is not enabled on the server — check the subject and that its stream exists (a source declares it); nothing was stored`,
+      { cause: error },
+    );
+  }
   return error;
+}
+
+/**
+ * nats.js's "no responders" for a request: its `NoRespondersError`, a `RequestError` made of one,
+ * or JetStream's publish turning it into `JetStreamNotEnabled` (its `cause` the `RequestError`).
+ */
+function isNoResponders(error: unknown): boolean {
+  for (let e = error, depth = 0; e instanceof Error && depth < 4; e = e.cause, depth++) {
+    if (e.name === 'NoRespondersError') return true;
+    const check = (e as { isNoResponders?: unknown }).isNoResponders;
+    if (typeof check === 'function' && check.call(e) === true) return true;
+  }
+  return false;
 }
 
 /** One frame: queued until the end of the turn, then (if confirmed) waiting for its reply. */

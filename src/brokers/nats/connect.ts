@@ -7,7 +7,7 @@
 
 import { createConnection, type Socket } from 'node:net';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { ConnectTimeoutError } from '../../errors.js';
+import { ConnectTimeoutError, NotConnectedError } from '../../errors.js';
 import { invalidOption } from '../../internal/options.js';
 import {
   connectTimeoutError,
@@ -93,10 +93,24 @@ function probeInfo({ url, shown }: Server): { socket: Socket; answered: Promise<
     socket.once('data', (chunk) => {
       // String(): the chunk is a Buffer (no encoding set); typed `string | Buffer` in newer @types/node.
       if (String(chunk).startsWith('INFO')) resolve();
-      else reject(new Error(`${shown} is not a NATS server (no INFO)`));
+      else {
+        reject(
+          new NotConnectedError(
+            'NATS',
+            `${shown} is not a NATS server: its first line is not INFO — check the host and port in servers`,
+          ),
+        );
+      }
     });
     socket.once('error', reject);
-    socket.once('close', () => reject(new Error(`${shown} closed the connection`)));
+    socket.once('close', () =>
+      reject(
+        new NotConnectedError(
+          'NATS',
+          `${shown} closed the connection before sending INFO — check the host and port in servers, and that the server accepts this client`,
+        ),
+      ),
+    );
   });
   answered.catch(() => {}); // read through Promise.any; never unhandled
   return { socket, answered };

@@ -18,7 +18,8 @@
  *   source copies them after its own, where they fit under `max_payload`) go on the copy. A
  *   PubAck not received within 5 s fails the replay with `PublishTimeoutError`
  *   (`ERR_PUBLISH_TIMEOUT`); that batch's letters stay (a copy that was stored is not stored
- *   again by a replay within the duplicate window).
+ *   again by a replay within the duplicate window). A work subject no stream captures any
+ *   more (no responders) fails it with `UnroutableError` (`ERR_UNROUTABLE`), the letters kept.
  * - purge: `'all'` is one stream purge (atomic); ids and filters delete letter by letter.
  *
  * @module
