@@ -49,6 +49,7 @@ import {
   selection,
 } from '../dead-letters.js';
 import { confirmWithin, PUBLISH_TIMEOUT } from './confirm.js';
+import { handshakeRefusal } from './link.js';
 
 export type {
   DeadLetter,
@@ -80,8 +81,9 @@ const CURSOR = /^(\d+):(.+)$/;
 /**
  * Opens the dead letters of a RabbitMQ queue (see the module doc for the limits of a queue).
  *
- * @throws TypeError/RangeError `ERR_INVALID_OPTION` for a bad option; the client's error when
- *   the broker cannot be reached or either queue does not exist.
+ * @throws TypeError/RangeError `ERR_INVALID_OPTION` for a bad option; `NotConnectedError`
+ *   (`ERR_NOT_CONNECTED`) when the broker refuses the login or the virtual host; the client's
+ *   error when the broker cannot be reached or either queue does not exist.
  * @example
  * ```ts
  * const dead = await amqpDeadLetters({ queue: 'jobs' });
@@ -102,7 +104,9 @@ export async function amqpDeadLetters(options: AmqpDeadLettersOptions): Promise<
     timeout,
     `RabbitMQ at ${maskUserinfo(url)}`,
     () => {},
-  );
+  ).catch((error: unknown) => {
+    throw handshakeRefusal(error, url);
+  });
   conn.on('error', () => {});
   try {
     const ch = await conn.createConfirmChannel();

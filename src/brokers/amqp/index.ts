@@ -155,7 +155,8 @@ const PUBLISH_ID_HEADER = 'x-sluice-publish-id';
 
 /**
  * Connects, declares the topology and returns a source for `consume()`. Rejects with the
- * client's error if the first connection fails, or with `ConnectTimeoutError`
+ * client's error if the first connection fails (`NotConnectedError`, `ERR_NOT_CONNECTED`, when
+ * the broker refused the login or the virtual host), or with `ConnectTimeoutError`
  * (`ERR_CONNECT_TIMEOUT`) after `connectTimeout`; later losses are retried forever.
  *
  * @example
