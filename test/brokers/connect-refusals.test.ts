@@ -1,8 +1,8 @@
 /**
  * A first connection the broker refuses in its handshake fails with `NotConnectedError`
  * (`ERR_NOT_CONNECTED`, the client's error as `cause`) naming what to check — not the client's
- * uncoded error: RabbitMQ refusing the login or the virtual host, PostgreSQL without SSL asked
- * for SSL. Against the shared brokers on loopback, with wrong credentials or names only.
+ * uncoded error: RabbitMQ refusing the login or the virtual host, Redis refusing the login,
+ * PostgreSQL without SSL asked for SSL. Against the shared brokers on loopback, with wrong credentials or names only.
  */
 import { inspect } from 'node:util';
 import { describe, expect, it } from 'vitest';
@@ -10,6 +10,8 @@ import { amqpDeadLetters } from '../../src/brokers/amqp/dead-letters.js';
 import { amqpSource } from '../../src/brokers/amqp/index.js';
 import { postgresDeadLetters } from '../../src/brokers/postgres/dead-letters.js';
 import { postgresSource } from '../../src/brokers/postgres/index.js';
+import { redisDeadLetters } from '../../src/brokers/redis/dead-letters.js';
+import { redisSource } from '../../src/brokers/redis/index.js';
 import { NotConnectedError } from '../../src/errors.js';
 
 const rejection = (p: Promise<unknown>) =>
@@ -60,6 +62,27 @@ describe('PostgreSQL: SSL asked of a server without it', () => {
       expect(error).toBeInstanceOf(NotConnectedError);
       expect(error?.message).toContain('does not support SSL connections');
       expect(error?.message).toContain('sslmode');
+      expect(inspect(error, { depth: 10 })).not.toContain(SECRET);
+    }
+  });
+});
+
+describe('Redis: a login the server refuses', () => {
+  it.each([
+    // The shared server has no password: AUTH with one is refused ("ERR AUTH … called without
+    // any password configured"); with a user that does not exist, WRONGPASS.
+    ['a password where none is set', `redis://:${SECRET}@127.0.0.1:6379`, 'ERR AUTH'],
+    ['a user that does not exist', `redis://nobody:${SECRET}@127.0.0.1:6379`, 'WRONGPASS'],
+  ])('%s: NotConnectedError naming the login to check', async (_, url, reply) => {
+    for (const open of [
+      () => redisSource({ url, stream: 'sluice.refused', group: 'g' }),
+      () => redisDeadLetters({ url, stream: 'sluice.refused' }),
+    ]) {
+      const error = await rejection(open());
+      expect(error).toBeInstanceOf(NotConnectedError);
+      expect(error).toMatchObject({ code: 'ERR_NOT_CONNECTED' });
+      expect(error?.message).toContain(`refused the login (${reply}`);
+      expect(error?.message).toContain('check the user and password in url');
       expect(inspect(error, { depth: 10 })).not.toContain(SECRET);
     }
   });
