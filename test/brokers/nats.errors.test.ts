@@ -116,3 +116,39 @@ describe('NATS without JetStream (a private nats-server started without -js)', (
     }
   });
 });
+
+describe('NATS: a login the server refuses (a private nats-server with a user and password)', () => {
+  let server: PrivateServer;
+  beforeAll(async () => {
+    const port = await freePort();
+    server = new PrivateServer({
+      name: 'nats',
+      port,
+      dir: instanceDir('nats-auth'),
+      command: 'nats-server',
+      args: ['-a', '127.0.0.1', '-p', String(port), '--user', 'sluice', '--pass', 'right'],
+    });
+    await server.start();
+  });
+  afterAll(async () => {
+    await server?.remove();
+  });
+
+  it('NotConnectedError naming the login to check, the password masked', async () => {
+    const servers = `nats://sluice:wrong-s3cret@127.0.0.1:${server.port}`;
+    for (const open of [
+      () => natsSource({ servers, stream: 's', consumer: 'c' }),
+      () => natsDeadLetters({ servers: [servers], stream: 's' }),
+    ]) {
+      const error = await rejection(open());
+      expect(error).toBeInstanceOf(NotConnectedError);
+      expect(error).toMatchObject({ code: 'ERR_NOT_CONNECTED' });
+      expect(error?.message).toContain(
+        `nats://sluice:***@127.0.0.1:${server.port} refused the login`,
+      );
+      expect(error?.message).toContain('check the user and password, or token, in servers');
+      expect(error?.message).not.toContain('s3cret');
+      expect(error?.cause).toMatchObject({ name: 'AuthorizationError' });
+    }
+  });
+});

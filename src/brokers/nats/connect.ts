@@ -49,8 +49,30 @@ export async function connectNats(servers: string | string[], ms: number): Promi
     });
   } catch (error) {
     if (isClientTimeout(error)) throw connectTimeoutError(where, ms, error);
-    throw error;
+    throw connectRefusal(error, where);
   }
+}
+
+/**
+ * nats.js's uncoded errors of a first connection the server refused, as `NotConnectedError`
+ * (`ERR_NOT_CONNECTED`, the client's error as `cause`) naming what to check: the login
+ * (`AuthorizationError`, `UserAuthenticationExpiredError`) and its other `ConnectionError`s.
+ * Told by name (a connection from another copy of nats.js has its own classes).
+ */
+function connectRefusal(error: unknown, where: string): unknown {
+  const name = (error as { name?: unknown } | null)?.name;
+  const message = String((error as Error | null)?.message);
+  if (name === 'AuthorizationError' || name === 'UserAuthenticationExpiredError') {
+    return new NotConnectedError(
+      'NATS',
+      `${where} refused the login (${message}): check the user and password, or token, in servers`,
+      { cause: error },
+    );
+  }
+  if (name === 'ConnectionError') {
+    return new NotConnectedError('NATS', `${where}: ${message}`, { cause: error });
+  }
+  return error;
 }
 
 /** A server of the `servers` option: where to probe, and how to name it in messages. */

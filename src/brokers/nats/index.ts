@@ -74,7 +74,8 @@ export { type NatsMessage, NatsSource, type NatsSourceOptions } from './source.j
 /**
  * Connects (unless given a connection), declares the topology (unless `declare: false`) and
  * returns a source for `consume()`. Throws the client's error when the server or the consumer
- * cannot be reached; throws `RangeError`/`TypeError` for bad options.
+ * cannot be reached (`NotConnectedError`, `ERR_NOT_CONNECTED`, when what answers is not a NATS
+ * server or refuses the login); throws `RangeError`/`TypeError` for bad options.
  *
  * @example
  * ```ts
