@@ -81,6 +81,18 @@ describe('RabbitMQ enqueue: the confirm is waited for within a bound, its failur
     expect(error?.message).toContain(`RabbitMQ queue "${queue}"`);
   });
 
+  it('a delayed job: the delay queue declaration counts within the same timeout', async () => {
+    const queue = uniqueQueue('stalldelay');
+    queues.push(queue);
+    const { proxy, ch } = await proxied();
+    proxy.stall(); // the declaration of <queue>.retry.2000 is never answered
+    const error = await rejection(
+      enqueue({ channel: ch, queue, timeout: 200 }, { n: 1 }, { delay: 2000 }),
+    );
+    expect(error).toBeInstanceOf(PublishTimeoutError);
+    expect(error).toMatchObject({ code: 'ERR_PUBLISH_TIMEOUT', timeout: 200 });
+  });
+
   it('waits 5000 ms by default', async () => {
     const queue = uniqueQueue('stall5');
     queues.push(queue);
@@ -119,14 +131,19 @@ describe('RabbitMQ enqueue: the confirm is waited for within a bound, its failur
     expect(error?.cause).toBeInstanceOf(Error);
   });
 
-  it('a closed channel fails it with NotConnectedError', async () => {
-    const ch = await admin.conn.createConfirmChannel();
-    await ch.close();
-    const error = await rejection(enqueue({ channel: ch, queue: 'never-published' }, 'x'));
-    expect(error).toBeInstanceOf(NotConnectedError);
-    expect(error).toMatchObject({ code: 'ERR_NOT_CONNECTED' });
-    expect(error?.cause).toBeInstanceOf(Error);
-  });
+  it.each([0, 2000])(
+    'a closed channel fails it with NotConnectedError (delay %i)',
+    async (delay) => {
+      const ch = await admin.conn.createConfirmChannel();
+      await ch.close();
+      const error = await rejection(
+        enqueue({ channel: ch, queue: 'never-published' }, 'x', { delay }),
+      );
+      expect(error).toBeInstanceOf(NotConnectedError);
+      expect(error).toMatchObject({ code: 'ERR_NOT_CONNECTED' });
+      expect(error?.cause).toBeInstanceOf(Error);
+    },
+  );
 });
 
 describe('RabbitMQ source: a publish or republish the broker never confirms fails after 5000 ms', () => {

@@ -13,7 +13,7 @@ import {
   type EnqueueResult,
   encodePayload,
 } from '../enqueue-options.js';
-import { PUBLISH_TIMEOUT, sendConfirmed } from './confirm.js';
+import { confirmWithin, PUBLISH_TIMEOUT } from './confirm.js';
 import { declareRetryQueue, RETRY_REDECLARE, retryBucket } from './topology.js';
 
 /** Where a RabbitMQ job goes. */
@@ -23,9 +23,10 @@ export interface AmqpTarget {
   /** The work queue (declared: an `amqpSource` does it; RabbitMQ drops messages to a missing queue). */
   queue: string;
   /**
-   * Longest wait for the broker's confirm, ms (then `PublishTimeoutError`): a broker that
-   * never confirms (stalled, or blocking publishers under a resource alarm) fails the call
-   * instead of holding it for ever. @default 5000
+   * Longest wait for the broker's confirm, ms (then `PublishTimeoutError`), a delayed job's
+   * delay-queue declaration included: a broker that never confirms (stalled, or blocking
+   * publishers under a resource alarm) fails the call instead of holding it for ever.
+   * @default 5000
    */
   timeout?: number;
 }
@@ -75,21 +76,34 @@ export async function enqueue(
   const timeout = numberAtLeast('timeout', target.timeout, 1, { unit: 'ms' }) ?? PUBLISH_TIMEOUT;
   const body = encodePayload(payload); // misuse fails here, before a traced enqueue
   return tracedEnqueue('rabbitmq', queue, checked, async (headers) => {
-    const to = delay > 0 ? await delayQueue(channel, queue, retryBucket(delay)) : queue;
     const messageId = randomUUID();
     const json = !(payload instanceof Uint8Array) && typeof payload !== 'string';
-    await sendConfirmed(
-      channel,
-      to,
-      body,
-      {
-        persistent: true,
-        messageId,
-        ...(json ? { contentType: 'application/json' } : {}),
-        ...(headers.length > 0 ? { headers: Object.fromEntries(headers) } : {}),
+    // One deadline for the delay queue's declaration (an RPC: a stalled broker never answers it
+    // either) and the publish's confirm; a declaration answered after it publishes nothing.
+    let expired = false;
+    await confirmWithin(
+      async () => {
+        const to = delay > 0 ? await delayQueue(channel, queue, retryBucket(delay)) : queue;
+        if (expired) return;
+        await new Promise<void>((resolve, reject) => {
+          channel.sendToQueue(
+            to,
+            body,
+            {
+              persistent: true,
+              messageId,
+              ...(json ? { contentType: 'application/json' } : {}),
+              ...(headers.length > 0 ? { headers: Object.fromEntries(headers) } : {}),
+            },
+            (err) => (err ? reject(err) : resolve()),
+          );
+        });
       },
+      queue,
       timeout,
-    );
+    ).finally(() => {
+      expired = true;
+    });
     return { id: messageId, deduplicated: false };
   });
 }
