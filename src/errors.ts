@@ -253,7 +253,8 @@ export class MalformedMessageError extends SluiceError {
 
 /**
  * A broker refused to settle (ack, retry, dead-letter, release) a message because this consumer
- * no longer owns it: its lease expired and another consumer claimed it. `consume()` counts it in
+ * no longer owns it: its lease expired and another consumer claimed it (on NATS also: its
+ * consumer was deleted, the server answering "no responders"). `consume()` counts it in
  * `stats().leaseLost` and reports it to `onError`; the other consumer's delivery is untouched.
  *
  * @example

@@ -173,7 +173,7 @@ describe('NATS ack frames', () => {
     const wrapped = settleError(closed, 'retry', '7', 100);
     expect(wrapped).toBeInstanceOf(NotConnectedError);
     expect(wrapped).toMatchObject({ code: 'ERR_NOT_CONNECTED', cause: closed });
-    const other = new NoRespondersError('x');
+    const other = new Error('something else');
     expect(settleError(other, 'ack', '7', 100)).toBe(other);
     const requests = new AckRequests(nc, 5000);
     requests.close();

@@ -9,7 +9,7 @@ import { connect } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { natsDeadLetters } from '../../src/brokers/nats/dead-letters.js';
 import { enqueue, natsSource } from '../../src/brokers/nats/index.js';
-import { NotConnectedError, UnroutableError } from '../../src/errors.js';
+import { LeaseLostError, NotConnectedError, UnroutableError } from '../../src/errors.js';
 import { type NatsAdmin, natsAdmin, uniqueStream } from '../fixtures/brokers/nats-helpers.js';
 import { freePort, instanceDir, PrivateServer } from '../fixtures/brokers/private-server.js';
 
@@ -149,6 +149,27 @@ describe('NATS: a login the server refuses (a private nats-server with a user an
       expect(error?.message).toContain('check the user and password, or token, in servers');
       expect(error?.message).not.toContain('s3cret');
       expect(error?.cause).toMatchObject({ name: 'AuthorizationError' });
+    }
+  });
+});
+
+describe('NATS settle: the consumer deleted under a held message', () => {
+  it('a release answered "no responders" fails with LeaseLostError naming the consumer', async () => {
+    const stream = uniqueStream('GONE');
+    const source = await natsSource({ stream, consumer: 'workers' });
+    try {
+      await source.publish('x');
+      let message: Awaited<ReturnType<typeof source.fetch>>[number] | undefined;
+      while (!message) [message] = await source.fetch(1, new AbortController().signal);
+      await admin.jsm.consumers.delete(stream, 'workers');
+      const error = await rejection(source.release(message));
+      expect(error).toBeInstanceOf(LeaseLostError);
+      expect(error).toMatchObject({ code: 'ERR_LEASE_LOST', messageId: message.id });
+      expect(error?.message).toContain('its consumer no longer exists');
+      expect(error?.cause).toMatchObject({ name: 'NoResponders' });
+    } finally {
+      await source.close();
+      await admin.cleanup(stream, `${stream}_DEAD`);
     }
   });
 });

@@ -26,6 +26,7 @@ import {
   TimeoutError,
 } from '@nats-io/transport-node';
 import {
+  LeaseLostError,
   NotConnectedError,
   PublishTimeoutError,
   SettleTimeoutError,
@@ -47,7 +48,8 @@ const CONNECTION_ERRORS = new Set([
 /**
  * A settle's failure as sluice reports it, the client's error kept as `cause`: nats.js's timeout
  * as `SettleTimeoutError` (`ERR_SETTLE_TIMEOUT`, as on Redis); a closed or failed connection as
- * `NotConnectedError` (`ERR_NOT_CONNECTED`); any other error as it is.
+ * `NotConnectedError` (`ERR_NOT_CONNECTED`); no responders (the consumer was deleted: the server
+ * answers 503) as `LeaseLostError` (`ERR_LEASE_LOST`); any other error as it is.
  */
 export function settleError(
   error: Error,
@@ -65,6 +67,14 @@ export function settleError(
     return new NotConnectedError('NATS', `${operation} of message ${id}: ${errorMessage(error)}`, {
       cause: error,
     });
+  }
+  if (isNoResponders(error)) {
+    return new LeaseLostError(
+      id,
+      operation,
+      'its consumer no longer exists on the server (no responders on its ack subject): check what deleted the consumer',
+      { cause: error },
+    );
   }
   return error;
 }
@@ -107,7 +117,8 @@ export function publishError(error: unknown, subject: string, timeoutMs: number)
  */
 function isNoResponders(error: unknown): boolean {
   for (let e = error, depth = 0; e instanceof Error && depth < 4; e = e.cause, depth++) {
-    if (e.name === 'NoRespondersError') return true;
+    // nats.js names its NoRespondersError "NoResponders".
+    if (e instanceof NoRespondersError || e.name === 'NoResponders') return true;
     const check = (e as { isNoResponders?: unknown }).isNoResponders;
     if (typeof check === 'function' && check.call(e) === true) return true;
   }
