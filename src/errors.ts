@@ -408,7 +408,8 @@ export class ConnectTimeoutError extends SluiceError {
  * channel given is closed), or its connection failed before the reply came (closed, reset,
  * replaced): the operation was not sent, or its outcome is unknown; or a first connection
  * failed in its handshake, the message naming what to check: a server that is not the broker
- * (NATS: no `INFO` line, or closed at once), a login NATS or Redis refused, a login or virtual
+ * (NATS: no `INFO` line, or closed at once; JetStream not enabled), a login NATS or Redis
+ * refused, a login or virtual
  * host RabbitMQ refused, SSL asked of a PostgreSQL server without it. `cause` holds the client library's own error when there is one. Every
  * operation of a consumer is safe to repeat (an unconfirmed settle means a redelivery);
  * publishing again later is safe, though a publish whose connection dropped after it was sent

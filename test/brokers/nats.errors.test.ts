@@ -103,6 +103,21 @@ describe('NATS without JetStream (a private nats-server started without -js)', (
     await server?.remove();
   });
 
+  it('natsSource and natsDeadLetters fail with NotConnectedError saying to enable JetStream', async () => {
+    const servers = `127.0.0.1:${server.port}`;
+    for (const open of [
+      () => natsSource({ servers, stream: 'JOBS', consumer: 'c' }),
+      () => natsDeadLetters({ servers: [servers], stream: 'JOBS' }),
+    ]) {
+      const error = await rejection(open());
+      expect(error).toBeInstanceOf(NotConnectedError);
+      expect(error).toMatchObject({ code: 'ERR_NOT_CONNECTED' });
+      expect(error?.message).toContain('JetStream is not enabled on the server at 127.0.0.1:');
+      expect(error?.message).toContain('-js');
+      expect(error?.cause).toMatchObject({ name: 'JetStreamNotEnabled' });
+    }
+  });
+
   it('enqueue fails with UnroutableError saying JetStream may not be enabled', async () => {
     const nc = await connect({ servers: `127.0.0.1:${server.port}` });
     try {

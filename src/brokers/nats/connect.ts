@@ -6,6 +6,7 @@
  */
 
 import { createConnection, type Socket } from 'node:net';
+import { type JetStreamManager, jetstreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { ConnectTimeoutError, NotConnectedError } from '../../errors.js';
 import { invalidOption } from '../../internal/options.js';
@@ -143,4 +144,22 @@ function isClientTimeout(error: unknown): boolean {
   if (error instanceof ConnectTimeoutError) return false;
   const name = (error as { name?: unknown } | null)?.name;
   return name === 'TimeoutError' || /timeout/i.test(String((error as Error)?.message));
+}
+
+/**
+ * `jetstreamManager(nc)`, its "no responders" (JetStream not enabled on the server or for the
+ * account: nats.js's uncoded `JetStreamNotEnabled`) as `NotConnectedError` (`ERR_NOT_CONNECTED`,
+ * the client's error as `cause`) naming what to check.
+ */
+export async function jetstreamManagerOf(nc: NatsConnection): Promise<JetStreamManager> {
+  try {
+    return await jetstreamManager(nc);
+  } catch (error) {
+    if ((error as { name?: unknown } | null)?.name !== 'JetStreamNotEnabled') throw error;
+    throw new NotConnectedError(
+      'NATS',
+      `JetStream is not enabled on the server at ${nc.getServer()} (${(error as Error).message}): start nats-server with -js (--jetstream), or enable JetStream for this account`,
+      { cause: error },
+    );
+  }
 }
