@@ -228,8 +228,9 @@ export class AckRequests {
    * Publishes `payload` to `subject` (a JetStream message's reply subject) at the end of this
    * turn: the `operation` of message `id` (they name it in a timeout's error). Confirmed:
    * resolves once the server replied; rejects with `SettleTimeoutError` (`ERR_SETTLE_TIMEOUT`,
-   * nats.js's `TimeoutError` as `cause`) after the timeout, `NoRespondersError` when the
-   * consumer is gone, or the client's error when the publish fails (connection closed). Not
+   * nats.js's `TimeoutError` as `cause`) after the timeout, `LeaseLostError` (nats.js's
+   * `NoRespondersError` as `cause`) when the consumer is gone, `NotConnectedError` when the
+   * publish fails on a closed connection. Not
    * confirmed: resolves once handed to the connection (a lost frame is a redelivery after
    * ack_wait).
    */
