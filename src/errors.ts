@@ -253,7 +253,8 @@ export class MalformedMessageError extends SluiceError {
 
 /**
  * A broker refused to settle (ack, retry, dead-letter, release) a message because this consumer
- * no longer owns it: its lease expired and another consumer claimed it. `consume()` counts it in
+ * no longer owns it: its lease expired and another consumer claimed it (on NATS also: its
+ * consumer was deleted, the server answering "no responders"). `consume()` counts it in
  * `stats().leaseLost` and reports it to `onError`; the other consumer's delivery is untouched.
  *
  * @example
@@ -308,8 +309,8 @@ export class DeliveryLimitError extends SluiceError {
 
 /**
  * A broker did not confirm a consumer's settle (ack, retry, release, dead letter) of a message
- * in time — within the source's `lease` on Redis, its `ackTimeout` on NATS (ms): it is down or
- * stalled. Waiting longer would only hold a drain or close for the outage, and past the lease
+ * in time — within the source's `lease` on Redis, its `ackTimeout` on NATS (ms), 5000 ms for
+ * the republished copy of a retry or dead letter on RabbitMQ: it is down or stalled. Waiting longer would only hold a drain or close for the outage, and past the lease
  * the broker may hand the message to another consumer anyway; the message is delivered again
  * unless the settle did reach the broker. `consume()` reports it to `onError`, as it does any
  * failed settle, and counts the message `unsettled`. `cause` holds the client's own timeout
@@ -350,9 +351,12 @@ export class SettleTimeoutError extends SluiceError {
  * A broker did not confirm a publish in time: NATS JetStream's PubAck for an `enqueue` (within
  * its target's `timeout`), a source's `publish` (within `ackTimeout`) or a dead letter's `replay`
  * (within 5000 ms) — the server is down or stalled, or the subject is answered by something that
- * never replies (a core subscriber, not a stream). The message may have been stored all the
- * same: publishing again may store it twice, unless it carries a `key` (deduplicated within the
- * stream's duplicate window). `cause` holds the client's own timeout error.
+ * never replies (a core subscriber, not a stream); RabbitMQ's publisher confirm for an `enqueue`
+ * (within its target's `timeout`), a source's `publish` or a dead letter's `replay` (within
+ * 5000 ms) — the broker is stalled, or blocks publishers under a resource alarm. The message
+ * may have been stored all the same: publishing again may store it twice, unless it carries a
+ * `key` (NATS: deduplicated within the stream's duplicate window). `cause` holds the client's
+ * own timeout error when there is one (NATS).
  *
  * @example
  * ```ts
@@ -400,9 +404,13 @@ export class ConnectTimeoutError extends SluiceError {
 }
 
 /**
- * A broker operation found no live connection (the source is reconnecting), or its connection
- * failed before the reply came (closed, reset, replaced): the operation was not sent, or its
- * outcome is unknown. `cause` holds the client library's own error when there is one. Every
+ * A broker operation found no live connection (the source is reconnecting, the connection or
+ * channel given is closed), or its connection failed before the reply came (closed, reset,
+ * replaced): the operation was not sent, or its outcome is unknown; or a first connection
+ * failed in its handshake, the message naming what to check: a server that is not the broker
+ * (NATS: no `INFO` line, or closed at once; JetStream not enabled), a login NATS or Redis
+ * refused, a login or virtual
+ * host RabbitMQ refused, SSL asked of a PostgreSQL server without it. `cause` holds the client library's own error when there is one. Every
  * operation of a consumer is safe to repeat (an unconfirmed settle means a redelivery);
  * publishing again later is safe, though a publish whose connection dropped after it was sent
  * may then be stored twice (at-least-once).
@@ -423,8 +431,11 @@ export class NotConnectedError extends SluiceError {
  * `mandatory` message), or refused it (a `basic.nack`: a queue it routes to is full with
  * `x-overflow: reject-publish`, or could not store it): a consumer's retry or dead letter, even
  * after the topology was declared again (the message it copied is not acked: it goes back to its
- * queue), or a dead-letter `replay` whose work queue is gone (the letters stay in the dead
- * queue). `cause` holds the client's error for a refusal.
+ * queue), a dead-letter `replay` whose work queue is gone or refuses the copies (the letters stay
+ * in the dead queue), or an `enqueue` or a source's `publish` the broker refused. On NATS, a
+ * publish (`enqueue`, a source's `publish`, a dead-letter `replay`) that no JetStream stream
+ * captures — no responders on the subject, or JetStream not enabled — nothing stored. `cause`
+ * holds the client's error for a refusal.
  *
  * @example
  * ```ts

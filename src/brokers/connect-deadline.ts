@@ -55,14 +55,22 @@ export function rejectAfter<T>(
  * `text` (a URL, parsable or not) with its password masked: everything between the user's `:`
  * and the last `@` (a lone NATS token whole). Not the parser's view of the password: a password
  * may hold `/`, `?`, `#` or `@` unencoded (`amqp://u:12/ab@host` parses as host `u`, port 12 and
- * a path, which would print its tail). Masking too much (an `@` in a path) only hides more.
+ * a path, which would print its tail). Masking too much (an `@` in a path) only hides more; an
+ * AMQP URL with no `:`, `?` or `#` before its last `@` (no password: a user alone, or an `@`
+ * in the vhost) is left as it is.
  */
 export function maskUserinfo(text: string): string {
-  return text.replace(/^([a-z][a-z0-9+.-]*:\/\/)?([\s\S]*)@/i, (_, scheme = '', info: string) => {
-    // `user:password` keeps the user (before the first `:`); a lone token (NATS) is masked whole.
-    const colon = info.indexOf(':');
-    return `${scheme}${colon < 0 ? '' : `${info.slice(0, colon)}:`}***@`;
-  });
+  return text.replace(
+    /^([a-z][a-z0-9+.-]*:\/\/)?([\s\S]*)@/i,
+    (whole, scheme = '', info: string) => {
+      const colon = info.indexOf(':');
+      // No `:`, `?` or `#` before an AMQP URL's last `@`: no password in any reading, and the
+      // `@` is most likely the virtual host's (`amqp://host/tenant@prod`), shown as it is.
+      if (colon < 0 && !/[?#]/.test(info) && /^amqps?:\/\/$/i.test(scheme)) return whole;
+      // `user:password` keeps the user (before the first `:`); a lone token (NATS) is masked whole.
+      return `${scheme}${colon < 0 ? '' : `${info.slice(0, colon)}:`}***@`;
+    },
+  );
 }
 
 /** Schemes of the `url` options. */
@@ -89,25 +97,46 @@ export function checkUrl(url: unknown, scheme: RegExp, expected: string): void {
 }
 
 /**
- * An `@` after the authority (past the first `/`, `?` or `#` that follows the scheme's `//`, or
- * the start of a scheme-less `host:port`) while the authority itself has none: the user info of
- * a password holding an unencoded `/`, `?` or `#` (`redis://u:12/ab@host`), which the parser
- * reads as host `u`, port 12 and a path — the connection would then fail naming that host.
- * Nothing a Redis, RabbitMQ or NATS URL carries there holds a bare `@` (a Redis path is a
- * database number; a RabbitMQ vhost takes `%40`, which amqplib decodes), so it is refused,
- * masked, telling to percent-encode. Not used for PostgreSQL, whose database name (the path,
- * not percent-decoded for `@` by pg) and query parameters (`?user=a@b`) may hold one.
+ * A password (or NATS token) cut short by an unencoded `/`, `?` or `#`: the parser ends the
+ * authority there, so `redis://u:12/ab@host` parses as host `u`, port 12 and a path — the
+ * connection would then fail naming that host — and `redis://u:a@b/c@host` (a password holding
+ * `@` and `/`) as user `u`, password `a`, host `b`. Told by a bare `@` past the authority (the
+ * text up to the first `/`, `?` or `#` after the scheme's `//`, or from the start of a
+ * scheme-less `host:port`) where the broker's URL carries none: in a Redis path (a database
+ * number), a NATS URL's path, and anywhere in the query or fragment. An AMQP path is the
+ * virtual host, which may hold one (`amqp://host/tenant@prod`): it is refused only when the
+ * authority has no user info and holds a `:` — `amqp://u:12/ab@host` reads as a password cut at
+ * `/` as much as a port and a vhost, and the message says to percent-encode either (`%2F` in the
+ * password, `%40` in the vhost; amqplib decodes both). Refused masked, telling to percent-encode.
+ * Not used for PostgreSQL, whose database name (the path, not percent-decoded for `@` by pg)
+ * and query parameters (`?user=a@b`) may hold one.
  *
  * @throws TypeError `ERR_INVALID_OPTION` naming `name`.
  */
 export function refuseCutPassword(name: string, url: string, expected: string): void {
-  const authority = url.replace(/^[a-z][a-z0-9+.-]*:\/\//i, '');
-  const end = authority.search(/[/?#]/);
-  if (end < 0 || authority.slice(0, end).includes('@')) return;
-  if (!authority.includes('@', end)) return;
+  const scheme = /^[a-z][a-z0-9+.-]*:\/\//i.exec(url)?.[0] ?? '';
+  const rest = url.slice(scheme.length);
+  const end = rest.search(/[/?#]/);
+  if (end < 0) return;
+  const authority = rest.slice(0, end);
+  const tail = rest.slice(end);
+  if (!tail.includes('@')) return;
+  // The path runs to the first `?` or `#`: the query and fragment follow it.
+  const pathEnd = tail.search(/[?#]/);
+  const afterPath = pathEnd < 0 ? '' : tail.slice(pathEnd);
+  const vhost = /^amqps?:\/\/$/i.test(scheme);
+  if (vhost && !afterPath.includes('@')) {
+    // Only the vhost holds an `@`: fine unless the authority could be a cut `user:password`.
+    if (authority.includes('@') || !authority.includes(':')) return;
+    invalidOption(
+      name,
+      maskUserinfo(url),
+      `${expected} with any "/", "?" or "#" in its password percent-encoded (%2F, %3F, %23), or any "@" in its virtual host as %40: a port, then a virtual host holding "@", and no user info reads as much as a password cut short at "/"`,
+    );
+  }
   invalidOption(
     name,
     maskUserinfo(url),
-    `${expected} whose password has any "/", "?" or "#" percent-encoded (%2F, %3F, %23): the "@" after them shows the text before it was read as the host`,
+    `${expected} with any "/", "?", "#" or "@" in its password percent-encoded (%2F, %3F, %23, %40): an "@" after the host part says the password was cut short, and the text before it read as the host`,
   );
 }

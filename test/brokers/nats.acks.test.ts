@@ -15,7 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { consume } from '../../src/brokers/consumer.js';
 import { AckRequests, settleError } from '../../src/brokers/nats/acks.js';
 import { natsSource } from '../../src/brokers/nats/index.js';
-import { NotConnectedError, SettleTimeoutError } from '../../src/errors.js';
+import { LeaseLostError, NotConnectedError, SettleTimeoutError } from '../../src/errors.js';
 import { deadline } from '../fixtures/brokers/consumer-harness.js';
 import { startFaultProxy } from '../fixtures/brokers/fault-proxy.js';
 import {
@@ -102,11 +102,15 @@ describe('NATS ack frames', () => {
     requests.close();
   });
 
-  it('rejects with NoRespondersError when nobody answers the subject', async () => {
+  it('rejects with LeaseLostError (nats.js NoRespondersError as cause) when nobody answers the subject: its consumer is gone', async () => {
     const requests = new AckRequests(nc, 5000);
-    await expect(
-      requests.send(`nobody.${uniqueStream('N')}`, ACK, true, 'ack', '1'),
-    ).rejects.toBeInstanceOf(NoRespondersError);
+    const error = await requests.send(`nobody.${uniqueStream('N')}`, ACK, true, 'ack', '1').then(
+      () => undefined,
+      (e: unknown) => e as Error,
+    );
+    expect(error).toBeInstanceOf(LeaseLostError);
+    expect(error).toMatchObject({ code: 'ERR_LEASE_LOST', messageId: '1' });
+    expect(error?.cause).toBeInstanceOf(NoRespondersError);
     requests.close();
   });
 
@@ -173,7 +177,7 @@ describe('NATS ack frames', () => {
     const wrapped = settleError(closed, 'retry', '7', 100);
     expect(wrapped).toBeInstanceOf(NotConnectedError);
     expect(wrapped).toMatchObject({ code: 'ERR_NOT_CONNECTED', cause: closed });
-    const other = new NoRespondersError('x');
+    const other = new Error('something else');
     expect(settleError(other, 'ack', '7', 100)).toBe(other);
     const requests = new AckRequests(nc, 5000);
     requests.close();

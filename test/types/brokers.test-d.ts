@@ -156,6 +156,9 @@ export function brokerErrors(): void {
   ).toEqualTypeOf<number>();
   expectTypeOf<'ERR_PUBLISH_TIMEOUT'>().toExtend<SluiceErrorCode>();
   expectTypeOf(new PublishTimeoutError('NATS subject "a"', 5000).timeout).toEqualTypeOf<number>();
+  // RabbitMQ's and NATS's enqueue targets bound the confirm's wait with the same field.
+  expectTypeOf<amqp.AmqpTarget['timeout']>().toEqualTypeOf<nats.NatsTarget['timeout']>();
+  expectTypeOf<amqp.AmqpTarget['timeout']>().toEqualTypeOf<number | undefined>();
 }
 
 export async function deadLetterOperations(): Promise<void> {

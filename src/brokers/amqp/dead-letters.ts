@@ -19,7 +19,10 @@
  *   letters are acked, 100 at a time — at-least-once: a replay killed in between leaves the
  *   letters in the dead queue (the broker requeues what a dead connection held) and their
  *   copies queued. A work queue deleted meanwhile fails the replay with `UnroutableError`
- *   (`ERR_UNROUTABLE`), the batch's letters handed back to the dead queue. The copy drops the
+ *   (`ERR_UNROUTABLE`), the batch's letters handed back to the dead queue; so does a batch the
+ *   broker refuses (nacks: the work queue is full with `x-overflow: reject-publish`), and one
+ *   it does not confirm within 5000 ms fails with `PublishTimeoutError` (`ERR_PUBLISH_TIMEOUT`;
+ *   copies it did store stay queued). The copy drops the
  *   `x-sluice-*`, `x-death` and `x-delivery-count` headers, so the source counts its deliveries
  *   from 1 again; its other headers and properties are kept.
  * - purge: `'all'` is one `queue.purge` (atomic); ids and filters ack the matching letters.
@@ -45,6 +48,8 @@ import {
   type Selection,
   selection,
 } from '../dead-letters.js';
+import { confirmWithin, PUBLISH_TIMEOUT } from './confirm.js';
+import { handshakeRefusal } from './link.js';
 
 export type {
   DeadLetter,
@@ -76,8 +81,9 @@ const CURSOR = /^(\d+):(.+)$/;
 /**
  * Opens the dead letters of a RabbitMQ queue (see the module doc for the limits of a queue).
  *
- * @throws TypeError/RangeError `ERR_INVALID_OPTION` for a bad option; the client's error when
- *   the broker cannot be reached or either queue does not exist.
+ * @throws TypeError/RangeError `ERR_INVALID_OPTION` for a bad option; `NotConnectedError`
+ *   (`ERR_NOT_CONNECTED`) when the broker refuses the login or the virtual host; the client's
+ *   error when the broker cannot be reached or either queue does not exist.
  * @example
  * ```ts
  * const dead = await amqpDeadLetters({ queue: 'jobs' });
@@ -98,7 +104,9 @@ export async function amqpDeadLetters(options: AmqpDeadLettersOptions): Promise<
     timeout,
     `RabbitMQ at ${maskUserinfo(url)}`,
     () => {},
-  );
+  ).catch((error: unknown) => {
+    throw handshakeRefusal(error, url);
+  });
   conn.on('error', () => {});
   try {
     const ch = await conn.createConfirmChannel();
@@ -177,7 +185,12 @@ class AmqpDeadLetters implements DeadLetters {
           type: p.type,
         });
       }
-      await this.#ch.waitForConfirms();
+      await confirmWithin(
+        () => this.#ch.waitForConfirms(),
+        this.#queue,
+        PUBLISH_TIMEOUT,
+        `; the letters stay in ${JSON.stringify(this.#dead)}`,
+      );
       // RabbitMQ confirms a mandatory message it could not route after returning it.
       if (this.#returned > 0) {
         throw new UnroutableError(

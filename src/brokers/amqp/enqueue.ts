@@ -5,7 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { ConfirmChannel } from 'amqplib';
-import { invalidOption } from '../../internal/options.js';
+import { invalidOption, numberAtLeast } from '../../internal/options.js';
 import { tracedEnqueue } from '../../observability/enqueue-channel.js';
 import {
   checkEnqueue,
@@ -13,6 +13,7 @@ import {
   type EnqueueResult,
   encodePayload,
 } from '../enqueue-options.js';
+import { confirmWithin, PUBLISH_TIMEOUT } from './confirm.js';
 import { declareRetryQueue, RETRY_REDECLARE, retryBucket } from './topology.js';
 
 /** Where a RabbitMQ job goes. */
@@ -21,6 +22,13 @@ export interface AmqpTarget {
   channel: ConfirmChannel;
   /** The work queue (declared: an `amqpSource` does it; RabbitMQ drops messages to a missing queue). */
   queue: string;
+  /**
+   * Longest wait for the broker's confirm, ms (then `PublishTimeoutError`), a delayed job's
+   * delay-queue declaration included: a broker that never confirms (stalled, or blocking
+   * publishers under a resource alarm) fails the call instead of holding it for ever.
+   * @default 5000
+   */
+  timeout?: number;
 }
 
 /** When each delay queue was last declared, per channel (ms epoch). */
@@ -43,8 +51,12 @@ const declared = new WeakMap<ConfirmChannel, Map<string, number>>();
  * - `headers`: AMQP message headers.
  *
  * @returns the message id it set (`properties.messageId`, a UUID); `deduplicated` is always false.
- * @throws TypeError/RangeError `ERR_INVALID_OPTION` for a bad option or `key`; the channel's
- *   error when the broker nacks or the channel closes.
+ * @throws TypeError/RangeError `ERR_INVALID_OPTION` for a bad option or `key`;
+ *   `PublishTimeoutError` (`ERR_PUBLISH_TIMEOUT`) when no confirm came within `timeout` (the
+ *   message may have been stored all the same); `UnroutableError` (`ERR_UNROUTABLE`) when the
+ *   broker refused it (a nack: the queue is full with `x-overflow: reject-publish`, or could
+ *   not store it); `NotConnectedError` (`ERR_NOT_CONNECTED`) when the channel is closed or
+ *   closes before the confirm — amqplib's error as `cause`.
  * @example
  * ```ts
  * const channel = await conn.createConfirmChannel();
@@ -61,23 +73,36 @@ export async function enqueue(
     invalidOption('key', key, 'nothing: RabbitMQ has no message deduplication');
   }
   const { channel, queue } = target;
+  const timeout = numberAtLeast('timeout', target.timeout, 1, { unit: 'ms' }) ?? PUBLISH_TIMEOUT;
   const body = encodePayload(payload); // misuse fails here, before a traced enqueue
   return tracedEnqueue('rabbitmq', queue, checked, async (headers) => {
-    const to = delay > 0 ? await delayQueue(channel, queue, retryBucket(delay)) : queue;
     const messageId = randomUUID();
     const json = !(payload instanceof Uint8Array) && typeof payload !== 'string';
-    await new Promise<void>((resolve, reject) => {
-      channel.sendToQueue(
-        to,
-        body,
-        {
-          persistent: true,
-          messageId,
-          ...(json ? { contentType: 'application/json' } : {}),
-          ...(headers.length > 0 ? { headers: Object.fromEntries(headers) } : {}),
-        },
-        (err) => (err ? reject(err) : resolve()),
-      );
+    // One deadline for the delay queue's declaration (an RPC: a stalled broker never answers it
+    // either) and the publish's confirm; a declaration answered after it publishes nothing.
+    let expired = false;
+    await confirmWithin(
+      async () => {
+        const to = delay > 0 ? await delayQueue(channel, queue, retryBucket(delay)) : queue;
+        if (expired) return;
+        await new Promise<void>((resolve, reject) => {
+          channel.sendToQueue(
+            to,
+            body,
+            {
+              persistent: true,
+              messageId,
+              ...(json ? { contentType: 'application/json' } : {}),
+              ...(headers.length > 0 ? { headers: Object.fromEntries(headers) } : {}),
+            },
+            (err) => (err ? reject(err) : resolve()),
+          );
+        });
+      },
+      queue,
+      timeout,
+    ).finally(() => {
+      expired = true;
     });
     return { id: messageId, deduplicated: false };
   });

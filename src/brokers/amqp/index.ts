@@ -30,7 +30,8 @@
  *   re-declares the topology and publishes once more; if that is returned too, the original is
  *   not acked but handed back to the queue and the call rejects (the consumer counts an error)
  *   with `UnroutableError`, as it does when the broker nacks the copy (a full queue with
- *   `x-overflow: reject-publish`).
+ *   `x-overflow: reject-publish`), and with `SettleTimeoutError` when it does not confirm the
+ *   copy within 5000 ms (stalled, or blocking publishers under a resource alarm).
  * - `deliveryCount` = 1 + the retries recorded in the header (+ the broker's `x-delivery-count`
  *   with `queueType: 'quorum'`). On a classic queue redeliveries after a crash are not counted:
  *   a message that kills its process every time is redelivered forever; use a quorum queue.
@@ -42,9 +43,15 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Channel, ConfirmChannel, ConsumeMessage } from 'amqplib';
-import { LeaseLostError, NotConnectedError, SluiceError, UnroutableError } from '../../errors.js';
+import {
+  LeaseLostError,
+  NotConnectedError,
+  SettleTimeoutError,
+  SluiceError,
+  UnroutableError,
+} from '../../errors.js';
 import { invalidOption, nonEmptyString, numberAtLeast } from '../../internal/options.js';
-import { AMQP_URL, checkUrl } from '../connect-deadline.js';
+import { AMQP_URL, checkUrl, rejectAfter } from '../connect-deadline.js';
 import { errorMessage, errorName, errorStringCode } from '../dead-letter.js';
 import { sleep, wakeAll } from '../sleep.js';
 import {
@@ -60,6 +67,7 @@ import {
   SOURCE_DEFAULTS,
 } from '../source-options.js';
 import { AckCoalescer } from './acks.js';
+import { PUBLISH_TIMEOUT, sendConfirmed } from './confirm.js';
 import { AmqpLink, type Delivery } from './link.js';
 import { declareRetryQueue, RETRY_REDECLARE, retryBucket } from './topology.js';
 
@@ -147,7 +155,8 @@ const PUBLISH_ID_HEADER = 'x-sluice-publish-id';
 
 /**
  * Connects, declares the topology and returns a source for `consume()`. Rejects with the
- * client's error if the first connection fails, or with `ConnectTimeoutError`
+ * client's error if the first connection fails (`NotConnectedError`, `ERR_NOT_CONNECTED`, when
+ * the broker refused the login or the virtual host), or with `ConnectTimeoutError`
  * (`ERR_CONNECT_TIMEOUT`) after `connectTimeout`; later losses are retried forever.
  *
  * @example
@@ -194,6 +203,8 @@ export class AmqpSource implements BrokerSource<AmqpMessage> {
   #refused: Error | undefined;
   /** Ids of republishes the broker returned unroutable (until their confirm is seen). */
   readonly #returned = new Set<string>();
+  /** Ids of republishes waiting for their confirm. */
+  readonly #awaiting = new Set<string>();
   readonly #retryQueues = new Map<number, number>(); // delay → last declared (ms epoch)
   /** Acks of one event-loop turn, sent as one `multiple` ack where valid (see `acks.ts`). */
   readonly #acks: AckCoalescer;
@@ -220,7 +231,8 @@ export class AmqpSource implements BrokerSource<AmqpMessage> {
     };
     link.onReturn = (msg) => {
       const id = msg.properties.headers?.[PUBLISH_ID_HEADER];
-      if (typeof id === 'string') this.#returned.add(id);
+      // Only for a publish still waiting: one that timed out is no longer cleaned up after.
+      if (typeof id === 'string' && this.#awaiting.has(id)) this.#returned.add(id);
     };
   }
 
@@ -408,12 +420,17 @@ export class AmqpSource implements BrokerSource<AmqpMessage> {
     ch.ack(message.raw);
   }
 
-  /** Publishes to the work queue and waits for the broker's confirm (for producers and tests). */
+  /**
+   * Publishes to the work queue and waits for the broker's confirm (for producers and tests):
+   * `PublishTimeoutError` (`ERR_PUBLISH_TIMEOUT`) when it did not confirm within 5000 ms (the
+   * default `timeout` of `enqueue`), `UnroutableError` (`ERR_UNROUTABLE`) when it refused the
+   * message (a nack), `NotConnectedError` (`ERR_NOT_CONNECTED`) while reconnecting or when the
+   * channel closed before the confirm.
+   */
   async publish(body: Uint8Array | string): Promise<void> {
     const pub = this.#link.publisher;
     if (!pub) throw new NotConnectedError('RabbitMQ');
-    pub.sendToQueue(this.#queue, Buffer.from(body), { persistent: true });
-    await pub.waitForConfirms();
+    await sendConfirmed(pub, this.#queue, Buffer.from(body), { persistent: true }, PUBLISH_TIMEOUT);
   }
 
   async close(): Promise<void> {
@@ -487,12 +504,12 @@ export class AmqpSource implements BrokerSource<AmqpMessage> {
     redeclare: () => Promise<unknown>,
   ): Promise<void> {
     try {
-      if (await this.#publishRouted(exchange, routingKey, message, headers)) {
+      if (await this.#publishRouted(what, exchange, routingKey, message, headers)) {
         this.#republishFailures = 0;
         return;
       }
       await redeclare();
-      if (await this.#publishRouted(exchange, routingKey, message, headers)) {
+      if (await this.#publishRouted(what, exchange, routingKey, message, headers)) {
         this.#republishFailures = 0;
         return;
       }
@@ -544,8 +561,14 @@ export class AmqpSource implements BrokerSource<AmqpMessage> {
     this.#handBacks.add(timer);
   }
 
-  /** One confirmed, mandatory publish: false when the broker returned it (routed nowhere). */
+  /**
+   * One confirmed, mandatory publish: false when the broker returned it (routed nowhere). A
+   * confirm that does not come within 5000 ms (the default `timeout` of `enqueue`) fails it
+   * with `SettleTimeoutError` (a broker stalled, or blocking publishers under a resource alarm,
+   * with its heartbeats still flowing): the original goes back to its queue, as on any failure.
+   */
   async #publishRouted(
+    what: string,
     exchange: string,
     routingKey: string,
     message: AmqpMessage,
@@ -557,8 +580,9 @@ export class AmqpSource implements BrokerSource<AmqpMessage> {
     // The broker's count belongs to the old copy; DELIVERIES_HEADER already includes it.
     const { 'x-delivery-count': _old, ...fresh } = headers;
     const id = randomUUID();
+    this.#awaiting.add(id);
     try {
-      await new Promise<void>((resolve, reject) => {
+      const confirmed = new Promise<void>((resolve, reject) => {
         pub.publish(
           exchange,
           routingKey,
@@ -575,9 +599,21 @@ export class AmqpSource implements BrokerSource<AmqpMessage> {
           (err) => (err ? reject(err) : resolve()),
         );
       });
+      await rejectAfter(
+        confirmed,
+        PUBLISH_TIMEOUT,
+        () =>
+          new SettleTimeoutError(
+            what === 'retry' ? 'retry' : 'dead-letter',
+            `message ${message.id}`,
+            PUBLISH_TIMEOUT,
+            { within: "the publish's confirm wait" },
+          ),
+      );
       // RabbitMQ sends a mandatory message's basic.return before its basic.ack, on this channel.
       return !this.#returned.has(id);
     } finally {
+      this.#awaiting.delete(id);
       this.#returned.delete(id);
     }
   }

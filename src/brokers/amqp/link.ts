@@ -205,7 +205,7 @@ export class AmqpLink {
     } catch (err) {
       // amqplib's own socket timeout may fire first: report it the same way.
       if (err instanceof Error && err.message === 'connect ETIMEDOUT') throw this.#timeoutError();
-      throw err;
+      throw handshakeRefusal(err, this.#o.url);
     }
   }
 
@@ -286,4 +286,37 @@ export class AmqpLink {
     this.onChange();
     void this.start();
   }
+}
+
+/**
+ * amqplib's uncoded errors for a handshake the broker refused, as `NotConnectedError`
+ * (`ERR_NOT_CONNECTED`, amqplib's error as `cause`) naming what in `url` to check: the login
+ * (`403 ACCESS-REFUSED`) and the virtual host (the broker answers `connection.open` with a
+ * `connection.close`: no such vhost, or the user may not use it — amqplib says only "Expected
+ * ConnectionOpenOk; got <ConnectionClose channel:0>"). Anything else as it is.
+ */
+export function handshakeRefusal(error: unknown, url: string): unknown {
+  if (!(error instanceof Error) || (error as { code?: unknown }).code !== undefined) return error;
+  const where = `RabbitMQ at ${maskUserinfo(url)}`;
+  if (/^Handshake terminated by server: 403\b/.test(error.message)) {
+    return new NotConnectedError(
+      'RabbitMQ',
+      `${where} refused the login (${error.message.replace(/^Handshake terminated by server: /, '')}): check the user and password in url`,
+      { cause: error },
+    );
+  }
+  if (/^Expected ConnectionOpenOk; got <ConnectionClose/.test(error.message)) {
+    let vhost = '/';
+    try {
+      vhost = decodeURIComponent(new URL(url).pathname.slice(1)) || '/';
+    } catch {
+      // checked at construction; the default vhost otherwise
+    }
+    return new NotConnectedError(
+      'RabbitMQ',
+      `${where} refused to open virtual host ${JSON.stringify(vhost)} (it does not exist, or the user may not access it): check the path of url`,
+      { cause: error },
+    );
+  }
+  return error;
 }

@@ -26,10 +26,12 @@ import {
   TimeoutError,
 } from '@nats-io/transport-node';
 import {
+  LeaseLostError,
   NotConnectedError,
   PublishTimeoutError,
   SettleTimeoutError,
   SluiceError,
+  UnroutableError,
 } from '../../errors.js';
 import { errorMessage, errorName } from '../dead-letter.js';
 
@@ -46,7 +48,8 @@ const CONNECTION_ERRORS = new Set([
 /**
  * A settle's failure as sluice reports it, the client's error kept as `cause`: nats.js's timeout
  * as `SettleTimeoutError` (`ERR_SETTLE_TIMEOUT`, as on Redis); a closed or failed connection as
- * `NotConnectedError` (`ERR_NOT_CONNECTED`); any other error as it is.
+ * `NotConnectedError` (`ERR_NOT_CONNECTED`); no responders (the consumer was deleted: the server
+ * answers 503) as `LeaseLostError` (`ERR_LEASE_LOST`); any other error as it is.
  */
 export function settleError(
   error: Error,
@@ -65,23 +68,61 @@ export function settleError(
       cause: error,
     });
   }
+  if (isNoResponders(error)) {
+    return new LeaseLostError(
+      id,
+      operation,
+      'its consumer no longer exists on the server (no responders on its ack subject): check what deleted the consumer',
+      { cause: error },
+    );
+  }
   return error;
 }
 
 /**
- * A JetStream publish's failure as sluice reports it: nats.js's timeout waiting for the PubAck
- * (told by name, as a connection from another copy of nats.js has its own classes) as
- * `PublishTimeoutError` (`ERR_PUBLISH_TIMEOUT`, the client's error as `cause`); anything else as
- * it is.
+ * A JetStream publish's failure as sluice reports it, the client's error as `cause` (told by
+ * name, as a connection from another copy of nats.js has its own classes): nats.js's timeout
+ * waiting for the PubAck as `PublishTimeoutError` (`ERR_PUBLISH_TIMEOUT`); a closed or failed
+ * connection as `NotConnectedError` (`ERR_NOT_CONNECTED`); no responders on the subject (no
+ * stream captures it, or JetStream is off — nats.js reports both as `JetStreamNotEnabled`) as
+ * `UnroutableError` (`ERR_UNROUTABLE`: nothing was stored); anything else as it is.
  */
 export function publishError(error: unknown, subject: string, timeoutMs: number): unknown {
   if (error instanceof SluiceError) return error;
-  if (error instanceof TimeoutError || errorName(error) === 'TimeoutError') {
+  const name = errorName(error);
+  if (error instanceof TimeoutError || name === 'TimeoutError') {
     return new PublishTimeoutError(`NATS subject ${JSON.stringify(subject)}`, timeoutMs, {
       cause: error,
     });
   }
+  if (CONNECTION_ERRORS.has(name)) {
+    return new NotConnectedError(
+      'NATS',
+      `publish to subject ${JSON.stringify(subject)}: ${errorMessage(error)}`,
+      { cause: error },
+    );
+  }
+  if (isNoResponders(error)) {
+    return new UnroutableError(
+      `NATS has no responder for subject ${JSON.stringify(subject)}: no JetStream stream captures it, or JetStream is not enabled on the server — check the subject and that its stream exists (a source declares it); nothing was stored`,
+      { cause: error },
+    );
+  }
   return error;
+}
+
+/**
+ * nats.js's "no responders" for a request: its `NoRespondersError`, a `RequestError` made of one,
+ * or JetStream's publish turning it into `JetStreamNotEnabled` (its `cause` the `RequestError`).
+ */
+function isNoResponders(error: unknown): boolean {
+  for (let e = error, depth = 0; e instanceof Error && depth < 4; e = e.cause, depth++) {
+    // nats.js names its NoRespondersError "NoResponders".
+    if (e instanceof NoRespondersError || e.name === 'NoResponders') return true;
+    const check = (e as { isNoResponders?: unknown }).isNoResponders;
+    if (typeof check === 'function' && check.call(e) === true) return true;
+  }
+  return false;
 }
 
 /** One frame: queued until the end of the turn, then (if confirmed) waiting for its reply. */
@@ -187,8 +228,9 @@ export class AckRequests {
    * Publishes `payload` to `subject` (a JetStream message's reply subject) at the end of this
    * turn: the `operation` of message `id` (they name it in a timeout's error). Confirmed:
    * resolves once the server replied; rejects with `SettleTimeoutError` (`ERR_SETTLE_TIMEOUT`,
-   * nats.js's `TimeoutError` as `cause`) after the timeout, `NoRespondersError` when the
-   * consumer is gone, or the client's error when the publish fails (connection closed). Not
+   * nats.js's `TimeoutError` as `cause`) after the timeout, `LeaseLostError` (nats.js's
+   * `NoRespondersError` as `cause`) when the consumer is gone, `NotConnectedError` when the
+   * publish fails on a closed connection. Not
    * confirmed: resolves once handed to the connection (a lost frame is a redelivery after
    * ack_wait).
    */

@@ -6,8 +6,9 @@
  */
 
 import { createConnection, type Socket } from 'node:net';
+import { type JetStreamManager, jetstreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { ConnectTimeoutError } from '../../errors.js';
+import { ConnectTimeoutError, NotConnectedError } from '../../errors.js';
 import { invalidOption } from '../../internal/options.js';
 import {
   connectTimeoutError,
@@ -49,8 +50,30 @@ export async function connectNats(servers: string | string[], ms: number): Promi
     });
   } catch (error) {
     if (isClientTimeout(error)) throw connectTimeoutError(where, ms, error);
-    throw error;
+    throw connectRefusal(error, where);
   }
+}
+
+/**
+ * nats.js's uncoded errors of a first connection the server refused, as `NotConnectedError`
+ * (`ERR_NOT_CONNECTED`, the client's error as `cause`) naming what to check: the login
+ * (`AuthorizationError`, `UserAuthenticationExpiredError`) and its other `ConnectionError`s.
+ * Told by name (a connection from another copy of nats.js has its own classes).
+ */
+function connectRefusal(error: unknown, where: string): unknown {
+  const name = (error as { name?: unknown } | null)?.name;
+  const message = String((error as Error | null)?.message);
+  if (name === 'AuthorizationError' || name === 'UserAuthenticationExpiredError') {
+    return new NotConnectedError(
+      'NATS',
+      `${where} refused the login (${message}): check the user and password, or token, in servers`,
+      { cause: error },
+    );
+  }
+  if (name === 'ConnectionError') {
+    return new NotConnectedError('NATS', `${where}: ${message}`, { cause: error });
+  }
+  return error;
 }
 
 /** A server of the `servers` option: where to probe, and how to name it in messages. */
@@ -93,10 +116,24 @@ function probeInfo({ url, shown }: Server): { socket: Socket; answered: Promise<
     socket.once('data', (chunk) => {
       // String(): the chunk is a Buffer (no encoding set); typed `string | Buffer` in newer @types/node.
       if (String(chunk).startsWith('INFO')) resolve();
-      else reject(new Error(`${shown} is not a NATS server (no INFO)`));
+      else {
+        reject(
+          new NotConnectedError(
+            'NATS',
+            `${shown} is not a NATS server: its first line is not INFO — check the host and port in servers`,
+          ),
+        );
+      }
     });
     socket.once('error', reject);
-    socket.once('close', () => reject(new Error(`${shown} closed the connection`)));
+    socket.once('close', () =>
+      reject(
+        new NotConnectedError(
+          'NATS',
+          `${shown} closed the connection before sending INFO — check the host and port in servers, and that the server accepts this client`,
+        ),
+      ),
+    );
   });
   answered.catch(() => {}); // read through Promise.any; never unhandled
   return { socket, answered };
@@ -107,4 +144,22 @@ function isClientTimeout(error: unknown): boolean {
   if (error instanceof ConnectTimeoutError) return false;
   const name = (error as { name?: unknown } | null)?.name;
   return name === 'TimeoutError' || /timeout/i.test(String((error as Error)?.message));
+}
+
+/**
+ * `jetstreamManager(nc)`, its "no responders" (JetStream not enabled on the server or for the
+ * account: nats.js's uncoded `JetStreamNotEnabled`) as `NotConnectedError` (`ERR_NOT_CONNECTED`,
+ * the client's error as `cause`) naming what to check.
+ */
+export async function jetstreamManagerOf(nc: NatsConnection): Promise<JetStreamManager> {
+  try {
+    return await jetstreamManager(nc);
+  } catch (error) {
+    if ((error as { name?: unknown } | null)?.name !== 'JetStreamNotEnabled') throw error;
+    throw new NotConnectedError(
+      'NATS',
+      `JetStream is not enabled on the server at ${nc.getServer()} (${(error as Error).message}): start nats-server with -js (--jetstream), or enable JetStream for this account`,
+      { cause: error },
+    );
+  }
 }

@@ -18,19 +18,15 @@
  *   source copies them after its own, where they fit under `max_payload`) go on the copy. A
  *   PubAck not received within 5 s fails the replay with `PublishTimeoutError`
  *   (`ERR_PUBLISH_TIMEOUT`); that batch's letters stay (a copy that was stored is not stored
- *   again by a replay within the duplicate window).
+ *   again by a replay within the duplicate window). A work subject no stream captures any
+ *   more (no responders) fails it with `UnroutableError` (`ERR_UNROUTABLE`), the letters kept.
  * - purge: `'all'` is one stream purge (atomic); ids and filters delete letter by letter.
  *
  * @module
  */
 
 import type { StoredMsg } from '@nats-io/jetstream';
-import {
-  type JetStreamClient,
-  type JetStreamManager,
-  jetstream,
-  jetstreamManager,
-} from '@nats-io/jetstream';
+import { type JetStreamClient, type JetStreamManager, jetstream } from '@nats-io/jetstream';
 import { type NatsConnection, headers as natsHeaders } from '@nats-io/transport-node';
 import { invalidOption, nonEmptyString } from '../../internal/options.js';
 import {
@@ -47,7 +43,7 @@ import {
   selection,
 } from '../dead-letters.js';
 import { publishError } from './acks.js';
-import { connectNats } from './connect.js';
+import { connectNats, jetstreamManagerOf } from './connect.js';
 
 export type {
   DeadLetter,
@@ -106,7 +102,7 @@ export async function natsDeadLetters(options: NatsDeadLettersOptions): Promise<
   const owned = options.connection == null;
   const nc = options.connection ?? (await connectNats(servers ?? '127.0.0.1:4222', connectTimeout));
   try {
-    const jsm = await jetstreamManager(nc);
+    const jsm = await jetstreamManagerOf(nc);
     const dead = options.deadLetterStream ?? `${options.stream}_DEAD`;
     await jsm.streams.info(dead); // fails now, naming the stream, when it does not exist
     return new NatsDeadLetters(nc, owned, jsm, jetstream(nc), {

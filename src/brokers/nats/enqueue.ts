@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { jetstream } from '@nats-io/jetstream';
+import { jetstream, type PubAck } from '@nats-io/jetstream';
 import { type NatsConnection, headers as natsHeaders } from '@nats-io/transport-node';
 import { numberAtLeast } from '../../internal/options.js';
 import { tracedEnqueue } from '../../observability/enqueue-channel.js';
@@ -54,8 +54,10 @@ export const DELAY_HEADER = 'Sluice-Delay';
  *
  * @returns the stream sequence, or, deduplicated, the pending one's sequence (from the PubAck).
  * @throws TypeError/RangeError `ERR_INVALID_OPTION` for a bad option; `PublishTimeoutError`
- *   (`ERR_PUBLISH_TIMEOUT`) when no PubAck came within `timeout`; the client's error when no
- *   stream captures the subject.
+ *   (`ERR_PUBLISH_TIMEOUT`) when no PubAck came within `timeout`; `UnroutableError`
+ *   (`ERR_UNROUTABLE`) when no stream captures the subject (no responders; nothing stored);
+ *   `NotConnectedError` (`ERR_NOT_CONNECTED`) when the connection is closed or draining —
+ *   nats.js's error as `cause`.
  * @example
  * ```ts
  * await enqueue({ connection: nc, subject: 'JOBS.work' }, { path: 'a.pdf' }, { key: 'a.pdf' });
@@ -73,15 +75,16 @@ export async function enqueue(
     const h = natsHeaders();
     for (const [name, value] of headers) h.set(name, value);
     if (delay > 0) h.set(DELAY_HEADER, String(Math.ceil(delay)));
-    const ack = await jetstream(target.connection)
-      .publish(target.subject, body, {
+    let ack: PubAck;
+    try {
+      ack = await jetstream(target.connection).publish(target.subject, body, {
         timeout,
         ...(h.keys().length > 0 ? { headers: h } : {}),
         ...(key === undefined ? {} : { msgID: key }),
-      })
-      .catch((error: unknown) => {
-        throw publishError(error, target.subject, timeout);
       });
+    } catch (error) {
+      throw publishError(error, target.subject, timeout);
+    }
     return { id: String(ack.seq), deduplicated: ack.duplicate };
   });
 }

@@ -27,7 +27,7 @@
  * @module
  */
 
-import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { jetstream } from '@nats-io/jetstream';
 import {
   invalidOption,
   nonEmptyString,
@@ -35,7 +35,7 @@ import {
   optionalBoolean,
 } from '../../internal/options.js';
 import { BROKER_LIMITS, resolveCommon } from '../source-options.js';
-import { connectNats } from './connect.js';
+import { connectNats, jetstreamManagerOf } from './connect.js';
 import { NatsSource, type NatsSourceOptions, type Resolved } from './source.js';
 import { DEFAULT_DUPLICATE_WINDOW, declareNatsTopology, toMs } from './topology.js';
 
@@ -74,7 +74,9 @@ export { type NatsMessage, NatsSource, type NatsSourceOptions } from './source.j
 /**
  * Connects (unless given a connection), declares the topology (unless `declare: false`) and
  * returns a source for `consume()`. Throws the client's error when the server or the consumer
- * cannot be reached; throws `RangeError`/`TypeError` for bad options.
+ * cannot be reached (`NotConnectedError`, `ERR_NOT_CONNECTED`, when what answers is not a NATS
+ * server, refuses the login or has JetStream off); throws `RangeError`/`TypeError` for bad
+ * options.
  *
  * @example
  * ```ts
@@ -87,7 +89,7 @@ export async function natsSource(opts: NatsSourceOptions): Promise<NatsSource> {
   const owned = o.connection == null;
   const nc = o.connection ?? (await connectNats(o.servers ?? '127.0.0.1:4222', o.connectTimeout));
   try {
-    const jsm = await jetstreamManager(nc);
+    const jsm = await jetstreamManagerOf(nc);
     const maxAckPendingGiven = opts.maxAckPending != null;
     const ackWaitGiven = opts.lease != null;
     let lease = o.lease;

@@ -260,7 +260,9 @@ export class NatsSource implements BrokerSource<NatsMessage> {
   /**
    * Publishes one message to the work subject and waits for the stream to store it (a helper
    * for producers and tests; any JetStream publisher works): `PublishTimeoutError`
-   * (`ERR_PUBLISH_TIMEOUT`) when it did not confirm within `ackTimeout`.
+   * (`ERR_PUBLISH_TIMEOUT`) when it did not confirm within `ackTimeout`, `UnroutableError`
+   * (`ERR_UNROUTABLE`) when no stream captures the subject, `NotConnectedError`
+   * (`ERR_NOT_CONNECTED`) when the connection is closed.
    */
   async publish(body: Uint8Array | string): Promise<void> {
     const { subject, ackTimeout } = this.#o;

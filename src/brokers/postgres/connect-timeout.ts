@@ -5,6 +5,7 @@
  * @module
  */
 import pg from 'pg';
+import { NotConnectedError } from '../../errors.js';
 import { invalidOption } from '../../internal/options.js';
 import { connectTimeoutError, maskUserinfo } from '../connect-deadline.js';
 
@@ -12,19 +13,26 @@ import { connectTimeoutError, maskUserinfo } from '../connect-deadline.js';
 export const DEFAULT_CONNECTION_STRING = 'postgres://postgres@127.0.0.1:5432/postgres';
 
 /**
- * `error` as `ConnectTimeoutError` (`ERR_CONNECT_TIMEOUT`, the server named without its
- * password, pg's error as the `cause`) when it is pg's connection timeout — pg says only
- * "timeout expired" or "Connection terminated due to connection timeout" — else `error`.
+ * A first connection's failure, coded, the server named without its password and pg's error as
+ * the `cause`: pg's connection timeout — pg says only "timeout expired" or "Connection
+ * terminated due to connection timeout" — as `ConnectTimeoutError` (`ERR_CONNECT_TIMEOUT`); SSL
+ * asked of a server without it as `NotConnectedError` (`ERR_NOT_CONNECTED`); else `error`.
  */
 export function connectFailure(
   error: unknown,
   connectionString: string | undefined,
   ms: number,
 ): unknown {
-  if (!/timeout expired|connection timeout/i.test(String((error as Error | null)?.message))) {
-    return error;
-  }
+  const message = String((error as Error | null)?.message);
   const where = `PostgreSQL at ${maskUserinfo(connectionString ?? DEFAULT_CONNECTION_STRING)}`;
+  if (message === 'The server does not support SSL connections') {
+    return new NotConnectedError(
+      'PostgreSQL',
+      `${where} does not support SSL connections: check sslmode in connectionString (or the pool's ssl option)`,
+      { cause: error },
+    );
+  }
+  if (!/timeout expired|connection timeout/i.test(message)) return error;
   return connectTimeoutError(where, ms, error);
 }
 

@@ -306,7 +306,8 @@ export async function migrate(db: pg.Pool | pg.Client, table: string): Promise<v
  * source for `consume()`.
  *
  * @throws TypeError/RangeError `ERR_INVALID_OPTION` for bad options (a `connectionString` that
- *   does not parse, shown with its password masked); the connection error when PostgreSQL is down.
+ *   does not parse, shown with its password masked); the connection error when PostgreSQL is down;
+ *   `NotConnectedError` (`ERR_NOT_CONNECTED`) when it does not support the SSL asked for.
  * @example
  * ```ts
  * const source = await postgresSource({ connectionString: 'postgres://127.0.0.1/app', table: 'jobs' });

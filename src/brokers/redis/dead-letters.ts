@@ -38,7 +38,7 @@ import {
   type PagedStore,
   selection,
 } from '../dead-letters.js';
-import { type AnyRedisClient, closeClient, evalScript } from './source.js';
+import { type AnyRedisClient, closeClient, evalScript, loginRefusal } from './source.js';
 
 export type {
   DeadLetter,
@@ -147,8 +147,11 @@ export async function redisDeadLetters(options: RedisDeadLettersOptions): Promis
     socket: { connectTimeout, reconnectStrategy: false },
   });
   client.on('error', () => {});
-  await connectWithin(client.connect(), connectTimeout, `Redis at ${maskUserinfo(url)}`, () =>
-    client.destroy(),
+  const where = `Redis at ${maskUserinfo(url)}`;
+  await connectWithin(client.connect(), connectTimeout, where, () => client.destroy()).catch(
+    (error: unknown) => {
+      throw loginRefusal(error, where);
+    },
   );
   return new RedisDeadLetters(client, true, options);
 }

@@ -83,6 +83,7 @@ import {
   closeClient,
   createGroup,
   loadScripts,
+  loginRefusal,
   type RedisSourceOptions,
   RedisStreamSource,
   readerName,
@@ -135,7 +136,8 @@ export { RedisStreamSource } from './source.js';
  *
  * @throws TypeError/RangeError `ERR_INVALID_OPTION` (a rejection) for a bad option, before
  *   connecting; the socket's error (`code` `ECONNREFUSED`, `ENOTFOUND`, …) when Redis cannot be
- *   reached; `ConnectTimeoutError` past `connectTimeout`.
+ *   reached; `ConnectTimeoutError` past `connectTimeout`; `NotConnectedError`
+ *   (`ERR_NOT_CONNECTED`) when Redis refuses the login.
  * @example
  * ```ts
  * const source = await redisSource({ stream: 'jobs', group: 'workers' });
@@ -181,7 +183,9 @@ export async function redisSource(options: RedisSourceOptions): Promise<RedisStr
   cmd.on('error', () => {}); // reconnects on its own; failed commands surface through onError
   await connectWithin(cmd.connect().catch(rethrowSocketError), connectTimeout, where, () =>
     cmd.destroy(),
-  );
+  ).catch((error: unknown) => {
+    throw loginRefusal(error, where);
+  });
   // RESP2 on the reading connection: stream replies are plain arrays whatever the caller's client
   // uses. Named (CLIENT LIST shows `name=sluice:<stream>:<group>`) so that an operator can tell
   // which blocked connection reads which stream; node-redis sets it again on every reconnect.
@@ -208,7 +212,7 @@ export async function redisSource(options: RedisSourceOptions): Promise<RedisStr
     // connections this call opened must not keep the process alive.
     await closeClient(read);
     await closeClient(cmd);
-    throw error;
+    throw loginRefusal(error, where);
   }
   // Consumers that crashed leave their names in the group: delete those with nothing pending
   // that were not seen for an hour (safe and cheap; see REAP_EMPTY_CONSUMERS).

@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import { hostname } from 'node:os';
 import { RESP_TYPES, type RedisClientType } from 'redis';
-import { LeaseLostError, SettleTimeoutError, toError } from '../../errors.js';
+import { LeaseLostError, NotConnectedError, SettleTimeoutError, toError } from '../../errors.js';
 import { rejectAfter } from '../connect-deadline.js';
 import { Batcher } from '../consumer-batch.js';
 import { errorCode, errorMessage, errorName, errorText } from '../dead-letter.js';
@@ -929,4 +929,23 @@ export async function closeClient(client: AnyRedisClient): Promise<void> {
 /** The reading connection's client name. CLIENT SETNAME refuses spaces and newlines: `_`. */
 export function readerName(stream: string, group: string): string {
   return `sluice:${stream}:${group}`.replace(/\s/g, '_');
+}
+
+/**
+ * Redis's reply refusing a first connection's login (`WRONGPASS`, `NOAUTH`, `ERR AUTH …`, an
+ * uncoded `ErrorReply` of node-redis) as `NotConnectedError` (`ERR_NOT_CONNECTED`, the reply as
+ * `cause`) naming what to check; anything else as it is.
+ */
+export function loginRefusal(error: unknown, where: string): unknown {
+  if (!(error instanceof Error) || (error as { code?: unknown }).code !== undefined) return error;
+  if (
+    !/^(WRONGPASS|NOAUTH|ERR AUTH|ERR invalid password|ERR Client sent AUTH)/.test(error.message)
+  ) {
+    return error;
+  }
+  return new NotConnectedError(
+    'Redis',
+    `${where} refused the login (${error.message}): check the user and password in url (or the client's)`,
+    { cause: error },
+  );
 }

@@ -1,0 +1,190 @@
+/**
+ * NATS failures a user meets, each a coded error naming what to check: a first connection to
+ * something that is not a NATS server, a publish no stream captures (no responders) or on a
+ * closed connection — against the real server on loopback, local TCP servers that misbehave,
+ * and a private nats-server without JetStream (its own port and folder, removed at the end).
+ */
+import { createServer, type Server, type Socket } from 'node:net';
+import { connect } from '@nats-io/transport-node';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { natsDeadLetters } from '../../src/brokers/nats/dead-letters.js';
+import { enqueue, natsSource } from '../../src/brokers/nats/index.js';
+import { LeaseLostError, NotConnectedError, UnroutableError } from '../../src/errors.js';
+import { type NatsAdmin, natsAdmin, uniqueStream } from '../fixtures/brokers/nats-helpers.js';
+import { freePort, instanceDir, PrivateServer } from '../fixtures/brokers/private-server.js';
+
+const rejection = (p: Promise<unknown>) =>
+  p.then(
+    () => undefined,
+    (e: unknown) => e as Error & { cause?: unknown },
+  );
+
+let admin: NatsAdmin;
+beforeAll(async () => {
+  admin = await natsAdmin();
+});
+afterAll(async () => {
+  await admin.nc.close().catch(() => {});
+});
+
+describe('NATS enqueue: a publish that cannot be stored fails with a coded error', () => {
+  it('no stream captures the subject (no responders): UnroutableError naming the subject', async () => {
+    const subject = `${uniqueStream('NOSTREAM')}.work`;
+    const error = await rejection(enqueue({ connection: admin.nc, subject, timeout: 2000 }, 'x'));
+    expect(error).toBeInstanceOf(UnroutableError);
+    expect(error).toMatchObject({ code: 'ERR_UNROUTABLE' });
+    expect(error?.message).toContain(`subject "${subject}"`);
+    expect(error?.message).toContain('no JetStream stream captures it');
+    expect(error?.cause).toBeInstanceOf(Error);
+  });
+
+  it('a closed connection: NotConnectedError, the client error as cause', async () => {
+    const nc = await connect({ servers: '127.0.0.1:4222' });
+    await nc.close();
+    const error = await rejection(enqueue({ connection: nc, subject: 'sluice.closed.work' }, 'x'));
+    expect(error).toBeInstanceOf(NotConnectedError);
+    expect(error).toMatchObject({ code: 'ERR_NOT_CONNECTED' });
+    expect(error?.message).toContain('"sluice.closed.work"');
+    expect(error?.cause).toMatchObject({ name: 'ClosedConnectionError' });
+  });
+});
+
+describe('NATS first connection: a server that is not NATS fails with NotConnectedError', () => {
+  const sockets = new Set<Socket>();
+  const servers: Server[] = [];
+  const listen = async (greet: (s: Socket) => void): Promise<number> => {
+    const server = createServer((socket) => {
+      socket.resume();
+      sockets.add(socket);
+      socket.on('close', () => sockets.delete(socket));
+      greet(socket);
+    });
+    servers.push(server);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    return (server.address() as { port: number }).port;
+  };
+  afterAll(async () => {
+    for (const s of sockets) s.destroy();
+    await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))));
+  });
+
+  it.each([
+    ['its first line is not INFO', (s: Socket) => s.write('HELLO\r\n'), 'is not a NATS server'],
+    ['it closes the connection at once', (s: Socket) => s.end(), 'closed the connection'],
+  ])('%s', async (_, greet, says) => {
+    const port = await listen(greet);
+    for (const open of [
+      () => natsSource({ servers: `127.0.0.1:${port}`, stream: 's', consumer: 'c' }),
+      () => natsDeadLetters({ servers: [`127.0.0.1:${port}`], stream: 's' }),
+    ]) {
+      const error = await rejection(open());
+      expect(error).toBeInstanceOf(NotConnectedError);
+      expect(error).toMatchObject({ code: 'ERR_NOT_CONNECTED' });
+      expect(error?.message).toContain(`127.0.0.1:${port} ${says}`);
+      expect(error?.message).toContain('servers');
+    }
+  });
+});
+
+describe('NATS without JetStream (a private nats-server started without -js)', () => {
+  let server: PrivateServer;
+  beforeAll(async () => {
+    const port = await freePort();
+    server = new PrivateServer({
+      name: 'nats',
+      port,
+      dir: instanceDir('nats-nojs'),
+      command: 'nats-server',
+      args: ['-a', '127.0.0.1', '-p', String(port)],
+    });
+    await server.start();
+  });
+  afterAll(async () => {
+    await server?.remove();
+  });
+
+  it('natsSource and natsDeadLetters fail with NotConnectedError saying to enable JetStream', async () => {
+    const servers = `127.0.0.1:${server.port}`;
+    for (const open of [
+      () => natsSource({ servers, stream: 'JOBS', consumer: 'c' }),
+      () => natsDeadLetters({ servers: [servers], stream: 'JOBS' }),
+    ]) {
+      const error = await rejection(open());
+      expect(error).toBeInstanceOf(NotConnectedError);
+      expect(error).toMatchObject({ code: 'ERR_NOT_CONNECTED' });
+      expect(error?.message).toContain('JetStream is not enabled on the server at 127.0.0.1:');
+      expect(error?.message).toContain('-js');
+      expect(error?.cause).toMatchObject({ name: 'JetStreamNotEnabled' });
+    }
+  });
+
+  it('enqueue fails with UnroutableError saying JetStream may not be enabled', async () => {
+    const nc = await connect({ servers: `127.0.0.1:${server.port}` });
+    try {
+      const error = await rejection(
+        enqueue({ connection: nc, subject: 'JOBS.work', timeout: 2000 }, 'x'),
+      );
+      expect(error).toBeInstanceOf(UnroutableError);
+      expect(error?.message).toContain('JetStream is not enabled');
+    } finally {
+      await nc.close();
+    }
+  });
+});
+
+describe('NATS: a login the server refuses (a private nats-server with a user and password)', () => {
+  let server: PrivateServer;
+  beforeAll(async () => {
+    const port = await freePort();
+    server = new PrivateServer({
+      name: 'nats',
+      port,
+      dir: instanceDir('nats-auth'),
+      command: 'nats-server',
+      args: ['-a', '127.0.0.1', '-p', String(port), '--user', 'sluice', '--pass', 'right'],
+    });
+    await server.start();
+  });
+  afterAll(async () => {
+    await server?.remove();
+  });
+
+  it('NotConnectedError naming the login to check, the password masked', async () => {
+    const servers = `nats://sluice:wrong-s3cret@127.0.0.1:${server.port}`;
+    for (const open of [
+      () => natsSource({ servers, stream: 's', consumer: 'c' }),
+      () => natsDeadLetters({ servers: [servers], stream: 's' }),
+    ]) {
+      const error = await rejection(open());
+      expect(error).toBeInstanceOf(NotConnectedError);
+      expect(error).toMatchObject({ code: 'ERR_NOT_CONNECTED' });
+      expect(error?.message).toContain(
+        `nats://sluice:***@127.0.0.1:${server.port} refused the login`,
+      );
+      expect(error?.message).toContain('check the user and password, or token, in servers');
+      expect(error?.message).not.toContain('s3cret');
+      expect(error?.cause).toMatchObject({ name: 'AuthorizationError' });
+    }
+  });
+});
+
+describe('NATS settle: the consumer deleted under a held message', () => {
+  it('a release answered "no responders" fails with LeaseLostError naming the consumer', async () => {
+    const stream = uniqueStream('GONE');
+    const source = await natsSource({ stream, consumer: 'workers' });
+    try {
+      await source.publish('x');
+      let message: Awaited<ReturnType<typeof source.fetch>>[number] | undefined;
+      while (!message) [message] = await source.fetch(1, new AbortController().signal);
+      await admin.jsm.consumers.delete(stream, 'workers');
+      const error = await rejection(source.release(message));
+      expect(error).toBeInstanceOf(LeaseLostError);
+      expect(error).toMatchObject({ code: 'ERR_LEASE_LOST', messageId: message.id });
+      expect(error?.message).toContain('its consumer no longer exists');
+      expect(error?.cause).toMatchObject({ name: 'NoResponders' });
+    } finally {
+      await source.close();
+      await admin.cleanup(stream, `${stream}_DEAD`);
+    }
+  });
+});
