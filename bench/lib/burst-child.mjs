@@ -4,7 +4,7 @@
 // parent subtracts). With a `mix` (json, timers: bench/scheduler.ts's busy mixes made
 // deterministic), `rounds` times: a fixed amount of the neighbour's work, then the burst — the
 // neighbour's garbage is collected wherever the heap decides, so the count shows who pays it.
-//   node --predictable burst-child.mjs <runPool|Pool|p-map|ref> <sluice dist dir> <warm> <n>
+//   node --predictable burst-child.mjs <runPool|Pool|p-map|ref|ref-lean> <sluice dist dir> <warm> <n>
 //     [<none|json|timers> <rounds>]
 import { pathToFileURL } from 'node:url';
 
@@ -102,6 +102,162 @@ if (contender === 'p-map') {
     };
     let done = 0;
     for await (const _ of results) done++;
+    return done;
+  };
+} else if (contender === 'ref-lean') {
+  // The floor of runPool's lean path written the way p-map and the ref are: state in closure
+  // variables (no property ICs before TurboFan, one context per pool), two hot entry points
+  // (next() and the worker's promise reaction). What runPool's contract adds to the ref: a
+  // Result per job ({ ok, job, index, value } or { ok: false, … error }), a context per job
+  // (index, workerId in 0..concurrency-1, a lazy signal), sync throws and returns settled on a
+  // microtask, the `concurrency + buffer` pull bound, waiting next() calls queued, return()
+  // aborting the running jobs. Not covered: async sources, `ordered`, `signal`, hooks.
+  class Ctx {
+    constructor(index, workerId) {
+      this.index = index;
+      this.workerId = workerId;
+      this.controller = undefined;
+    }
+    get signal() {
+      this.controller ??= new AbortController();
+      return this.controller.signal;
+    }
+  }
+  const leanPool = (jobs, worker, concurrency, buffer = concurrency) => {
+    const source = jobs[Symbol.iterator]();
+    const ready = [];
+    let head = 0;
+    const waiting = [];
+    const free = [];
+    const busy = [];
+    let minted = 0;
+    let running = 0;
+    let pulled = 0;
+    let yielded = 0;
+    let done = false;
+    let failure;
+    let returned = false;
+    const settle = (ctx, job, error, value) => {
+      if (busy[ctx.workerId] !== ctx) return; // canceled by return()
+      busy[ctx.workerId] = undefined;
+      free.push(ctx.workerId);
+      running--;
+      const result =
+        error === undefined
+          ? { ok: true, job, index: ctx.index, value }
+          : { ok: false, job, index: ctx.index, error };
+      if (waiting.length > 0) {
+        yielded++;
+        const w = waiting.shift();
+        fill();
+        w.resolve({ done: false, value: result });
+      } else {
+        ready.push(result);
+        fill();
+      }
+    };
+    const start = (job) => {
+      const workerId = free.length > 0 ? free.pop() : minted++;
+      const ctx = new Ctx(pulled++, workerId);
+      busy[workerId] = ctx;
+      running++;
+      let out;
+      try {
+        out = worker(job, ctx);
+        if (
+          out !== null &&
+          (typeof out === 'object' || typeof out === 'function') &&
+          typeof out.then === 'function'
+        ) {
+          out.then(
+            (value) => settle(ctx, job, undefined, value),
+            (error) =>
+              settle(
+                ctx,
+                job,
+                error instanceof Error ? error : new Error(String(error)),
+                undefined,
+              ),
+          );
+          return;
+        }
+      } catch (error) {
+        queueMicrotask(() =>
+          settle(ctx, job, error instanceof Error ? error : new Error(String(error)), undefined),
+        );
+        return;
+      }
+      queueMicrotask(() => settle(ctx, job, undefined, out));
+    };
+    const fill = () => {
+      while (!done && running < concurrency && pulled < yielded + concurrency + buffer) {
+        let step;
+        try {
+          step = source.next();
+          if (step.done) {
+            done = true;
+            break;
+          }
+        } catch (error) {
+          done = true;
+          failure = { error };
+          break;
+        }
+        start(step.value);
+      }
+      if (done && running === 0) {
+        while (waiting.length > 0 && head === ready.length) end(waiting.shift());
+      }
+    };
+    const end = (w) => {
+      if (failure !== undefined) {
+        const { error } = failure;
+        failure = undefined;
+        w.reject(error);
+      } else w.resolve({ done: true, value: undefined });
+    };
+    const it = {
+      [Symbol.asyncIterator]: () => it,
+      next() {
+        if (returned) return Promise.resolve({ done: true, value: undefined });
+        if (waiting.length === 0 && head < ready.length) {
+          const value = ready[head];
+          ready[head++] = undefined;
+          if (head > 1024 && head * 2 > ready.length) {
+            ready.splice(0, head);
+            head = 0;
+          }
+          yielded++;
+          fill();
+          return Promise.resolve({ done: false, value });
+        }
+        return new Promise((resolve, reject) => {
+          waiting.push({ resolve, reject });
+          fill();
+        });
+      },
+      async return() {
+        returned = true;
+        done = true;
+        for (const ctx of busy) {
+          if (ctx === undefined) continue;
+          busy[ctx.workerId] = undefined;
+          ctx.controller ??= new AbortController();
+          ctx.controller.abort(new Error('stopped'));
+        }
+        for (const w of waiting.splice(0)) w.resolve({ done: true, value: undefined });
+        source.return?.();
+        return { done: true, value: undefined };
+      },
+    };
+    return it;
+  };
+  burst = async (count) => {
+    let done = 0;
+    for await (const result of leanPool(upTo(count), double, CONCURRENCY)) {
+      if (!result.ok) throw result.error;
+      done++;
+    }
     return done;
   };
 } else {
