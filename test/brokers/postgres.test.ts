@@ -418,6 +418,32 @@ describe('consume() over a PostgreSQL table queue', () => {
     expect(await admin.remaining(table)).toBe(0);
   });
 
+  it('migrate: false still opens the first pool connection before returning (the first claim waits for no connection set-up)', async () => {
+    const table = uniqueTable('ppre');
+    await admin.fill(table, payloads(1));
+    const app = `sluice_pre_${process.pid}_${Date.now()}`;
+    const count = async () =>
+      (
+        await admin.pool.query<{ n: number }>(
+          'SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1',
+          [app],
+        )
+      ).rows[0]!.n;
+    const s = await source(table, {
+      connectionString: `${PG_URL}?application_name=${app}`,
+      migrate: false,
+    });
+    try {
+      expect(await count()).toBe(2); // the listener's and the pool's first
+      const held = await s.fetch(1, new AbortController().signal);
+      expect(held).toHaveLength(1);
+      expect(await count()).toBe(2); // the claim used it
+      await s.ack(held[0]!);
+    } finally {
+      await s.close();
+    }
+  });
+
   it('a caller-owned pool is used and left open by close()', async () => {
     const table = uniqueTable('pown');
     await admin.fill(table, payloads(5));

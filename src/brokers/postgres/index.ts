@@ -411,6 +411,9 @@ export async function postgresSource(options: PostgresSourceOptions): Promise<Po
   if (owns) pool.on('error', () => {});
   try {
     if (options.migrate !== false) await migrate(pool, options.table);
+    // Without migrate, open the pool's first connection now too (migrate leaves its connection
+    // in the pool): the first claim then does not wait for a connection to be set up.
+    else if (owns) (await pool.connect()).release();
     const listener = await PgListener.start(
       { ...pool.options, connectionTimeoutMillis: connectTimeout },
       sql.channel,
