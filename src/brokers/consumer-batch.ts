@@ -57,6 +57,34 @@ export class Batcher<I, R> {
     this.#run();
   }
 
+  /**
+   * Takes what has been collected, for the caller to send in a command of its own (PostgreSQL:
+   * with its next claim); `undefined` when nothing waits. The scheduled flush then finds nothing.
+   * The caller must call `settle` with the reply of the command that carried the items (every
+   * waiter gets it, or its rejection), exactly as the `flush` function's would.
+   */
+  take(): { readonly items: I[]; settle(reply: Promise<R>): void } | undefined {
+    if (this.#ids.length === 0) return undefined;
+    const items = this.#ids;
+    const resolves = this.#resolves;
+    const rejects = this.#rejects;
+    this.#ids = [];
+    this.#resolves = [];
+    this.#rejects = [];
+    return {
+      items,
+      settle: (reply) =>
+        reply.then(
+          (value) => {
+            for (const resolve of resolves) resolve(value);
+          },
+          (error) => {
+            for (const reject of rejects) reject(error);
+          },
+        ),
+    };
+  }
+
   #run(): void {
     this.#scheduled = false;
     if (this.#ids.length === 0) return;

@@ -100,13 +100,16 @@ export class FetchLanes<M extends BrokerMessage> {
   async run(): Promise<void> {
     while (!this.#host.stopping()) {
       if (this.#handOut()) continue;
-      const full = this.#free() <= 0;
-      await new Promise<void>((resolve) => {
-        this.#wake = resolve;
-      });
       // Handlers that finished together settle in one burst of microtasks: with ordered acks,
-      // let the whole burst free its slots, so one fetch asks for all of them.
-      if (full && this.orderedAcks) await new Promise((resolve) => setImmediate(resolve));
+      // let the whole burst free its slots, so one fetch asks for all of them. The `setImmediate`
+      // is taken when the first slot frees, before the consumer hands that ack to the source:
+      // so the fetch starts ahead of the source's own ack flush (at the same turn's
+      // `setImmediate`), and the source can send the acks with its read (PostgreSQL: in one
+      // statement with the claim).
+      const full = this.#free() <= 0 && this.orderedAcks;
+      await new Promise<void>((resolve) => {
+        this.#wake = full ? () => setImmediate(resolve) : resolve;
+      });
     }
     while (this.#tasks.size > 0) await Promise.all(this.#tasks);
   }

@@ -11,8 +11,8 @@
  *   or released) never exceed `concurrency` + 0: `fetch` is asked for at most the free slots and
  *   a source never returns more than it was asked for (the documented constant is 0). Retries wait
  *   in the broker, not here. The backlog stays in the broker; memory is O(concurrency). With a
- *   source that has `orderedAcks` (Redis), an issued ack frees its slot before it is confirmed
- *   (the ack is applied by the broker before the next fetch), so the broker's count of messages
+ *   source that has `orderedAcks` (Redis, PostgreSQL), an issued ack frees its slot before it is
+ *   confirmed (the ack is applied by the broker before the next fetch), so the broker's count of messages
  *   delivered to this consumer and not acked stays <= `concurrency` as well. Over several
  *   sources the bound is on the sum, and a slot frees only once its ack is confirmed (an early
  *   free could be fetched by another source before the ack lands). In batch mode, messages
@@ -544,16 +544,18 @@ class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
       return;
     }
     const n = messages.length;
+    // Freed before the source sees the acks: a full loop's wake-up then comes ahead of the
+    // source's own flush of them (see `FetchLanes.run`), so they can ride with that fetch.
+    const early = this.#lanes.orderedAcks && !lane.fetching;
+    if (early) {
+      this.#stats.acking += n;
+      this.#freeSlots(lane, n);
+    }
     let call: Promise<readonly (Error | undefined)[] | undefined | void>;
     try {
       call = lane.source.ackMany!(messages);
     } catch (thrown) {
       call = Promise.reject(thrown);
-    }
-    const early = this.#lanes.orderedAcks && !lane.fetching;
-    if (early) {
-      this.#stats.acking += n;
-      this.#freeSlots(lane, n);
     }
     call.then(
       (results) => {
@@ -716,6 +718,12 @@ class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
     quiet = false,
   ): void {
     const source = lane.source;
+    // Freed before the source sees the ack, as in `#ackMany`.
+    const early = op === 'ack' && this.#lanes.orderedAcks && !lane.fetching;
+    if (early) {
+      this.#stats.acking++;
+      this.#freeSlot(lane);
+    }
     let call: Promise<unknown>;
     try {
       if (op === 'drop') call = Promise.resolve();
@@ -725,11 +733,6 @@ class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
       else call = source.retry(message, this.#retryDelay(message), error!);
     } catch (thrown) {
       call = Promise.reject(thrown);
-    }
-    const early = op === 'ack' && this.#lanes.orderedAcks && !lane.fetching;
-    if (early) {
-      this.#stats.acking++;
-      this.#freeSlot(lane);
     }
     // One `then` with both arms (no `finally` promise): a settle is per message, on the hot
     // path. The slot frees in each arm's own `finally`, whatever the bookkeeping before it does.

@@ -92,7 +92,8 @@ export interface BrokerSource<M extends BrokerMessage = BrokerMessage> {
   readonly prefetch?: number | undefined;
   /**
    * Optional speed-up. `true` promises: an `ack` called while no `fetch` is in progress reaches
-   * the broker before the next `fetch`'s read (e.g. both go down one connection, in order).
+   * the broker before the next `fetch`'s read (Redis: both go down one connection, in order;
+   * PostgreSQL: the acks go in the claim's own statement, or the claim waits for theirs).
    * The consumer then frees such a message's slot as soon as it issues the ack, so the ack
    * travels with the next fetch instead of costing its own round trip — and the broker still
    * never has more than `concurrency` messages outstanding for this consumer. Absent/false: a

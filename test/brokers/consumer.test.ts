@@ -67,6 +67,48 @@ describe('consume() loop', () => {
     expect(s.closed).toBe(true);
   });
 
+  it("orderedAcks: a full loop's next fetch starts before the source's own flush of the acks that freed it (so the acks can ride with that fetch)", async () => {
+    const s = new MemorySource();
+    (s as { orderedAcks?: boolean }).orderedAcks = true;
+    const log: string[] = [];
+    // Like the PostgreSQL and Redis sources: the acks of one turn are sent at its setImmediate,
+    // unless a fetch takes them first.
+    let pending: string[] = [];
+    const queueAck = (ids: string[]) => {
+      if (pending.length === 0) {
+        const batch = pending; // a fetch that takes the acks starts a new batch
+        setImmediate(() => batch === pending && log.push('flush'));
+      }
+      pending.push(...ids);
+    };
+    (s as { ackMany?: unknown }).ackMany = async (ms: { id: string }[]) =>
+      queueAck(ms.map((m) => m.id));
+    s.ack = async (m) => void queueAck([m.id]);
+    const fetch = s.fetch.bind(s);
+    s.fetch = (max, signal) => {
+      log.push(pending.length > 0 ? `fetch with ${pending.length} acks` : 'fetch');
+      pending = [];
+      return fetch(max, signal);
+    };
+    s.push('1', '2', '3', '4');
+    // The handlers end in a later turn than their fetch (as any handler doing I/O does): the
+    // loop, full, is waiting when their acks free the slots.
+    let gate = deferred<void>();
+    const c = consume(s, () => gate.promise, { concurrency: 2 });
+    for (let fetches = 1; fetches <= 2; fetches++) {
+      while (s.asked.length < fetches) await flush();
+      await flush();
+      const done = gate;
+      gate = deferred<void>();
+      done.resolve();
+    }
+    while (s.asked.length < 3) await flush();
+    // Both slots free in one turn, and the next fetch takes the two acks before the turn's
+    // flush (the third fetch finds the queue empty: it waits).
+    expect(log).toEqual(['fetch', 'fetch with 2 acks', 'fetch with 2 acks']);
+    expect((await c.close()).stats).toMatchObject({ acked: 4, acking: 0 });
+  });
+
   it('retries with the backoff, then dead-letters with the error after maxDeliveries', async () => {
     const s = new MemorySource();
     s.push(

@@ -4,6 +4,7 @@
  * the lease fencing, release(), a caller-owned pool. The shared cases are in
  * postgres.consume.test.ts; the restart is in postgres.restart.test.ts.
  */
+import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { type Consumer, consume } from '../../src/brokers/consumer.js';
 import { connectionError } from '../../src/brokers/postgres/connection-error.js';
@@ -204,6 +205,132 @@ describe('consume() over a PostgreSQL table queue', () => {
     }
   });
 
+  /**
+   * A caller-owned pool that records the queue statements the source runs (by name) and can hold
+   * or fail one kind: the source's statements are named `sluice_<hash>_<statement>`.
+   */
+  function spyPool() {
+    const pool = new pg.Pool({ connectionString: PG_URL, max: 4 });
+    const names: string[] = [];
+    const hold = new Map<string, Promise<void>>();
+    const fail = new Map<string, Error>();
+    const query = pool.query.bind(pool) as (config: pg.QueryConfig) => Promise<pg.QueryResult>;
+    (pool as { query: unknown }).query = (config: pg.QueryConfig) => {
+      const name = config.name?.replace(/^sluice_[0-9a-f]+_/, '');
+      if (name === undefined) return query(config);
+      names.push(name);
+      const failure = fail.get(name);
+      if (failure !== undefined) return Promise.reject(failure);
+      const gate = hold.get(name);
+      return gate === undefined ? query(config) : gate.then(() => query(config));
+    };
+    return { pool, names, hold, fail };
+  }
+
+  it('acks issued while no fetch runs ride with the next claim in one statement: rows still ours are deleted, a re-claimed row is refused at its index, and no acked row is claimed again', async () => {
+    const table = uniqueTable('pride');
+    await admin.fill(table, payloads(4));
+    const spy = spyPool();
+    const a = await source(table, { pool: spy.pool });
+    const b = await source(table);
+    const never = new AbortController().signal;
+    try {
+      const held = await a.fetch(4, never);
+      expect(held).toHaveLength(4);
+      // a's lease on held[2] runs out and b claims it; a's lease on held[3] runs out too, but
+      // nobody claims it: it is due again, and a's token still matches.
+      await admin.pool.query(`UPDATE "${table}" SET run_at = now() WHERE id = $1`, [held[2]!.id]);
+      expect((await b.fetch(4, never)).map((m) => m.id)).toEqual([held[2]!.id]);
+      await admin.pool.query(`UPDATE "${table}" SET run_at = now() WHERE id = $1`, [held[3]!.id]);
+      const fresh = await admin.fill(table, payloads(2));
+      // In one turn: the acks (no fetch running), then the next fetch takes them along.
+      const acked = a.ackMany(held);
+      const next = await a.fetch(4, never);
+      const results = await acked;
+      expect(spy.names).toEqual(['claim', 'ackClaim']);
+      expect(results?.map((r) => r?.name)).toEqual([
+        undefined,
+        undefined,
+        'LeaseLostError',
+        undefined,
+      ]);
+      expect((results?.[2] as { code?: string } | undefined)?.code).toBe('ERR_LEASE_LOST');
+      // The two fresh rows; held[3], due again, was deleted by its ack, not claimed again.
+      expect(next.map((m) => m.id).sort()).toEqual([...fresh].sort());
+      expect(next.every((m) => m.deliveryCount === 1 && m.token.length === 36)).toBe(true);
+      // A lone ack rides the same way, and is refused the same way when its lease is gone.
+      const lone = a.ack(next[0]!);
+      const none = await a.fetch(4, never);
+      await lone;
+      expect(none).toEqual([]);
+      expect(spy.names.slice(2, 3)).toEqual(['ackClaim']);
+      await expect(a.ack(next[0]!)).rejects.toBeInstanceOf(LeaseLostError);
+      expect(await a.ackMany([next[1]!])).toBeUndefined();
+      expect(await admin.remaining(table)).toBe(1); // b's row
+    } finally {
+      await a.close();
+      await b.close();
+      await spy.pool.end();
+    }
+  });
+
+  it('a failed claim that carried acks fails those acks and the fetch with its error, and deletes nothing', async () => {
+    const table = uniqueTable('pridefail');
+    await admin.fill(table, payloads(3));
+    const spy = spyPool();
+    const a = await source(table, { pool: spy.pool });
+    const never = new AbortController().signal;
+    try {
+      const held = await a.fetch(2, never);
+      const failure = new Error('the statement failed');
+      spy.fail.set('ackClaim', failure);
+      const acked = a.ackMany(held);
+      const lone = a.ack(held[0]!);
+      const fetched = a.fetch(2, never);
+      await expect(fetched).rejects.toBe(failure);
+      await expect(acked).rejects.toBe(failure);
+      await expect(lone).rejects.toBe(failure);
+      expect(spy.names).toEqual(['claim', 'ackClaim']);
+      expect(await admin.remaining(table)).toBe(3);
+      // The rows are still held by a: acked now, on their own.
+      spy.fail.clear();
+      expect(await a.ackMany(held)).toBeUndefined();
+      expect(await admin.remaining(table)).toBe(1);
+    } finally {
+      await a.close();
+      await spy.pool.end();
+    }
+  });
+
+  it("acks issued while no fetch runs go out at their turn's end when no fetch comes, and a later claim waits until they are applied", async () => {
+    const table = uniqueTable('pridewait');
+    await admin.fill(table, payloads(4));
+    const spy = spyPool();
+    const a = await source(table, { pool: spy.pool });
+    const never = new AbortController().signal;
+    try {
+      const held = await a.fetch(2, never);
+      const applied = deferred<void>();
+      spy.hold.set('ack', applied.promise);
+      const acked = a.ackMany(held);
+      // No fetch in this turn: the batcher sends them on their own at its setImmediate.
+      while (!spy.names.includes('ack')) await new Promise((r) => setImmediate(r));
+      expect(spy.names).toEqual(['claim', 'ack']);
+      // A fetch now must not claim while that DELETE has not answered.
+      const next = a.fetch(2, never);
+      for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
+      expect(spy.names).toEqual(['claim', 'ack']);
+      applied.resolve();
+      expect(await acked).toBeUndefined();
+      expect(await next).toHaveLength(2);
+      expect(spy.names).toEqual(['claim', 'ack', 'claim']);
+      expect(await admin.remaining(table)).toBe(2);
+    } finally {
+      await a.close();
+      await spy.pool.end();
+    }
+  });
+
   it('heartbeats of one turn extend in one fenced UPDATE: the rows still ours are kept, a row re-claimed by another consumer answers false and keeps its new lease', async () => {
     const table = uniqueTable('pbeat');
     await admin.fill(table, payloads(3));
@@ -289,6 +416,32 @@ describe('consume() over a PostgreSQL table queue', () => {
     expect(runs).toBe(2);
     expect(report.stats.errors).toBe(0);
     expect(await admin.remaining(table)).toBe(0);
+  });
+
+  it('migrate: false still opens the first pool connection before returning (the first claim waits for no connection set-up)', async () => {
+    const table = uniqueTable('ppre');
+    await admin.fill(table, payloads(1));
+    const app = `sluice_pre_${process.pid}_${Date.now()}`;
+    const count = async () =>
+      (
+        await admin.pool.query<{ n: number }>(
+          'SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1',
+          [app],
+        )
+      ).rows[0]!.n;
+    const s = await source(table, {
+      connectionString: `${PG_URL}?application_name=${app}`,
+      migrate: false,
+    });
+    try {
+      expect(await count()).toBe(2); // the listener's and the pool's first
+      const held = await s.fetch(1, new AbortController().signal);
+      expect(held).toHaveLength(1);
+      expect(await count()).toBe(2); // the claim used it
+      await s.ack(held[0]!);
+    } finally {
+      await s.close();
+    }
   });
 
   it('a caller-owned pool is used and left open by close()', async () => {

@@ -10,6 +10,8 @@
  *   or a dead listening connection only costs latency. `close()` interrupts the wait at once.
  * - completion (ack = `DELETE`, retry, release, dead letter) is fenced by the lease token and
  *   refused (an error, reported through `onError`) when another consumer re-claimed the row.
+ *   Acks waiting when a fetch starts go in the claim's own statement (`orderedAcks`): one round
+ *   trip per cycle, and the acked rows are gone before any row is claimed in their place.
  * - heartbeat: every `lease / 3` ms the leases of running messages are extended; a lost lease
  *   aborts the handler.
  *
@@ -110,7 +112,8 @@ interface Row {
   id: string;
   body: Buffer;
   deliveries: number;
-  token: string;
+  /** Null on a row `ackClaim` deleted (an ack that rode with the claim). */
+  token: string | null;
   headers: Record<string, string> | null;
 }
 
@@ -129,7 +132,24 @@ export class PostgresQueueSource implements BrokerSource<PostgresMessage> {
   readonly #listener: PgListener;
   readonly #acks: Batcher<PostgresMessage, Set<string>>;
   readonly #beats: Batcher<PostgresMessage, Set<string>>;
+  /**
+   * A fetch of ours runs. An ack issued while none does may have had its slot freed already by
+   * the consumer (`orderedAcks`): it must be applied before the next claim.
+   */
+  #fetching = false;
+  /** Acks were issued while no fetch ran since the ack batcher last sent (or gave up) its batch. */
+  #ordered = false;
+  /** Ack statements carrying such acks that have not answered yet: the next claim waits for them. */
+  readonly #orderedFlushes = new Set<Promise<unknown>>();
   #closed = false;
+
+  /**
+   * Acks issued while no fetch runs reach PostgreSQL before the next claim: they go in the claim's
+   * own statement (a data-modifying CTE), or, when the batcher sent them first, the claim waits
+   * for their statement. So the consumer frees their slots at once and the acks and the next
+   * claim share one round trip.
+   */
+  readonly orderedAcks = true;
 
   /** @internal use {@link postgresSource} */
   constructor(pool: pg.Pool, ownsPool: boolean, listener: PgListener, o: PostgresSourceOptions) {
@@ -143,13 +163,22 @@ export class PostgresQueueSource implements BrokerSource<PostgresMessage> {
     this.#fetchWait = o.fetchWait ?? SOURCE_DEFAULTS.fetchWait;
     this.heartbeatInterval = Math.max(10, Math.floor(this.#lease / 3));
     this.#prefix = `sluice_${createHash('sha1').update(o.table).digest('hex').slice(0, 12)}_`;
-    this.#acks = new Batcher((batch) => this.#fenced('ack', batch));
+    this.#acks = new Batcher((batch) => this.#flushAcks(batch));
     this.#beats = new Batcher((batch) => this.#fenced('extend', batch, [this.#lease]));
   }
 
   async fetch(max: number, signal: AbortSignal): Promise<PostgresMessage[]> {
     if (this.#closed) throw closedError('PostgreSQL');
     if (signal.aborted) return [];
+    this.#fetching = true;
+    try {
+      return await this.#fetch(max, signal);
+    } finally {
+      this.#fetching = false;
+    }
+  }
+
+  async #fetch(max: number, signal: AbortSignal): Promise<PostgresMessage[]> {
     this.#listener.notified = false;
     const first = await this.#claim(max);
     if (first.length > 0 || signal.aborted) return first;
@@ -164,6 +193,7 @@ export class PostgresQueueSource implements BrokerSource<PostgresMessage> {
   }
 
   async ack(message: PostgresMessage): Promise<void> {
+    if (!this.#fetching) this.#ordered = true;
     const done = await this.#acks.add(message);
     if (!done.has(message.id)) throw leaseLost(message, 'ack');
   }
@@ -174,6 +204,7 @@ export class PostgresQueueSource implements BrokerSource<PostgresMessage> {
    * consumer) is not deleted and gets a `LeaseLostError` at its index.
    */
   async ackMany(messages: readonly PostgresMessage[]): Promise<(Error | undefined)[] | undefined> {
+    if (!this.#fetching) this.#ordered = true;
     const done = await this.#acks.addMany(messages);
     let out: (Error | undefined)[] | undefined;
     for (let i = 0; i < messages.length; i++) {
@@ -215,15 +246,60 @@ export class PostgresQueueSource implements BrokerSource<PostgresMessage> {
     if (this.#ownsPool) await this.#pool.end();
   }
 
+  /**
+   * Claims up to `max` rows; the acks waiting in the batcher go in the same statement (their
+   * waiters get its outcome, exactly as from their own `DELETE`: the ids deleted, or its error).
+   */
   async #claim(max: number): Promise<PostgresMessage[]> {
-    const { rows } = await this.#query<Row>('claim', [max, this.#lease]);
-    return rows.map((r) => ({
-      id: r.id,
-      body: r.body,
-      deliveryCount: r.deliveries,
-      token: r.token,
-      ...(r.headers === null ? {} : { headers: r.headers }),
-    }));
+    // Acks the batcher already sent while no fetch ran: the claim must not overtake them.
+    while (this.#orderedFlushes.size > 0) await Promise.allSettled(this.#orderedFlushes);
+    const acks = this.#acks.take();
+    this.#ordered = false;
+    let rows: Row[];
+    if (acks === undefined) {
+      rows = (await this.#query<Row>('claim', [max, this.#lease])).rows;
+    } else {
+      const ids = acks.items.map((m) => m.id);
+      const tokens = acks.items.map((m) => m.token);
+      const reply = this.#query<Row>('ackClaim', [max, this.#lease, ids, tokens]);
+      const acked = new Set<string>();
+      acks.settle(
+        reply.then((result) => {
+          for (const r of result.rows) if (r.token === null) acked.add(r.id);
+          return acked;
+        }),
+      );
+      rows = (await reply).rows;
+    }
+    const messages: PostgresMessage[] = [];
+    for (const r of rows) {
+      if (r.token === null) continue; // an acked row
+      messages.push({
+        id: r.id,
+        body: r.body,
+        deliveryCount: r.deliveries,
+        token: r.token,
+        ...(r.headers === null ? {} : { headers: r.headers }),
+      });
+    }
+    return messages;
+  }
+
+  /**
+   * The ack batcher's own send (at the turn's `setImmediate`, when no fetch took the acks first).
+   * A batch holding acks issued while no fetch ran is tracked until it answers (see `#claim`).
+   */
+  #flushAcks(batch: PostgresMessage[]): Promise<Set<string>> {
+    const sent = this.#fenced('ack', batch);
+    if (this.#ordered) {
+      this.#ordered = false;
+      const forget = (): void => {
+        this.#orderedFlushes.delete(flush);
+      };
+      const flush: Promise<void> = sent.then(forget, forget);
+      this.#orderedFlushes.add(flush);
+    }
+    return sent;
   }
 
   /** Runs a batched statement fenced by (id, token) pairs; returns the ids it matched. */
@@ -336,6 +412,9 @@ export async function postgresSource(options: PostgresSourceOptions): Promise<Po
   if (owns) pool.on('error', () => {});
   try {
     if (options.migrate !== false) await migrate(pool, options.table);
+    // Without migrate, open the pool's first connection now too (migrate leaves its connection
+    // in the pool): the first claim then does not wait for a connection to be set up.
+    else if (owns) (await pool.connect()).release();
     const listener = await PgListener.start(
       { ...pool.options, connectionTimeoutMillis: connectTimeout },
       sql.channel,

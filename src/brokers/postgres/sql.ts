@@ -15,6 +15,11 @@ export interface QueueSql {
   /** One row `{ ready }`: true when the table, its dead-letter table and trigger all exist. */
   readonly migrated: string;
   readonly claim: string;
+  /**
+   * The fenced ack of $3 ids / $4 tokens and a claim of $1 rows for $2 ms, in one statement: acked
+   * rows come back with a null `token`, claimed ones with theirs.
+   */
+  readonly ackClaim: string;
   readonly nextDue: string;
   readonly ack: string;
   readonly extend: string;
@@ -107,6 +112,28 @@ export function queueSql(table: string, label: Label = 'table'): QueueSql {
         deliveries = q.deliveries + 1, lease_token = gen_random_uuid()
       FROM next WHERE q.id = next.id
       RETURNING q.id::text AS id, q.body, q.deliveries, q.lease_token::text AS token, q.headers`,
+    // One round trip per cycle: the acks issued since the last claim ride with the next one. The
+    // DELETE is the first branch of the UNION ALL, so it runs (and takes its row locks) before the
+    // claim locks anything: a statement that waits on a lock is never holding claimed rows, as
+    // with two statements. The claim skips the acked ids: a row whose lease ran out is then
+    // deleted by its ack, never both deleted and claimed again in one statement (whose
+    // sub-statements all see the snapshot from before the DELETE).
+    ackClaim: `
+      WITH acked AS (
+        DELETE FROM ${t} WHERE id = ANY($3::bigint[]) AND lease_token = ANY($4::uuid[]) RETURNING id
+      ), next AS MATERIALIZED (
+        SELECT id FROM ${t} WHERE run_at <= now() AND id <> ALL($3::bigint[])
+        ORDER BY run_at, id LIMIT $1 FOR UPDATE SKIP LOCKED
+      ), claimed AS (
+        UPDATE ${t} q SET run_at = now() + $2 * interval '1 millisecond',
+          deliveries = q.deliveries + 1, lease_token = gen_random_uuid()
+        FROM next WHERE q.id = next.id
+        RETURNING q.id, q.body, q.deliveries, q.lease_token, q.headers
+      )
+      SELECT id::text AS id, NULL::bytea AS body, NULL::integer AS deliveries, NULL::text AS token,
+        NULL::jsonb AS headers FROM acked
+      UNION ALL
+      SELECT id::text, body, deliveries, lease_token::text, headers FROM claimed`,
     nextDue: `SELECT extract(epoch FROM min(run_at) - now()) * 1000 AS ms FROM ${t}`,
     // Every completion is fenced by the lease token: a row re-claimed by another consumer
     // (after our lease expired) has a new token, so our late completion matches nothing.
