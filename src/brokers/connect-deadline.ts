@@ -53,13 +53,18 @@ export function rejectAfter<T>(
 
 /**
  * `text` (a URL, parsable or not) with its password masked: everything between the user's `:`
- * and the last `@` (a lone NATS token whole). Not the parser's view of the password: a password
+ * and the last `@` (a lone NATS token whole), and the value of a `password` or `sslpassword`
+ * query parameter (pg reads both from a connection string's query). Not the parser's view of the password: a password
  * may hold `/`, `?`, `#` or `@` unencoded (`amqp://u:12/ab@host` parses as host `u`, port 12 and
  * a path, which would print its tail). Masking too much (an `@` in a path) only hides more; an
  * AMQP URL with no `:`, `?` or `#` before its last `@` (no password: a user alone, or an `@`
  * in the vhost) is left as it is.
  */
 export function maskUserinfo(text: string): string {
+  return maskUserinfoPart(text).replace(/([?&](?:ssl)?password=)[^&#]*/gi, '$1***');
+}
+
+function maskUserinfoPart(text: string): string {
   return text.replace(
     /^([a-z][a-z0-9+.-]*:\/\/)?([\s\S]*)@/i,
     (whole, scheme = '', info: string) => {

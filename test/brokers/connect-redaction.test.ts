@@ -137,6 +137,51 @@ describe('a password holding "/", "?", "#" or "@" is masked whole', () => {
   });
 });
 
+describe("PostgreSQL: a password in the connection string's query is masked too", () => {
+  // pg reads `?password=` (and `sslpassword=`) from the query: the message names the server
+  // without it, whether the connection times out, is refused TLS, or the string is refused.
+  let silent: Server;
+  let port = 0;
+  const sockets = new Set<Socket>();
+  beforeAll(async () => {
+    silent = createServer((socket) => {
+      socket.resume();
+      sockets.add(socket);
+    });
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    port = (silent.address() as { port: number }).port;
+  });
+  afterAll(async () => {
+    for (const socket of sockets) socket.destroy();
+    await new Promise((resolve) => silent.close(resolve));
+  });
+
+  it.each([
+    [
+      'a connect timeout',
+      () => `postgres://u@127.0.0.1:${port}/db?password=${SECRET}`,
+      'ERR_CONNECT_TIMEOUT',
+    ],
+    [
+      'a server without TLS asked for it',
+      () => `postgres://postgres@127.0.0.1:5432/test?sslmode=require&password=${SECRET}`,
+      'ERR_NOT_CONNECTED',
+    ],
+    [
+      'an unparsable string',
+      () => `postgres://u:%C3%28@127.0.0.1/db?sslpassword=${SECRET}`,
+      'ERR_INVALID_OPTION',
+    ],
+  ])('%s', async (_, url, code) => {
+    const { error, shown } = await failure(() =>
+      postgresSource({ connectionString: url(), table: 'jobs', connectTimeout: 300 }),
+    );
+    expect(error).toMatchObject({ code });
+    expect(shown).not.toContain(SECRET);
+    expect(error.message).toContain('password=***');
+  });
+});
+
 describe('PostgreSQL: a connectionString pg cannot parse is a bad option at construction', () => {
   // A malformed percent-escape: pg's parser throws a URIError (decoding the password).
   it.each([

@@ -274,7 +274,7 @@ describe('consume() over a PostgreSQL table queue', () => {
     }
   });
 
-  it('a failed claim that carried acks fails those acks and the fetch with its error, and deletes nothing', async () => {
+  it('a failed claim that carried acks fails the fetch with its error; the acks are sent again on their own and settle from that reply', async () => {
     const table = uniqueTable('pridefail');
     await admin.fill(table, payloads(3));
     const spy = spyPool();
@@ -288,13 +288,18 @@ describe('consume() over a PostgreSQL table queue', () => {
       const lone = a.ack(held[0]!);
       const fetched = a.fetch(2, never);
       await expect(fetched).rejects.toBe(failure);
-      await expect(acked).rejects.toBe(failure);
-      await expect(lone).rejects.toBe(failure);
-      expect(spy.names).toEqual(['claim', 'ackClaim']);
-      expect(await admin.remaining(table)).toBe(3);
-      // The rows are still held by a: acked now, on their own.
-      spy.fail.clear();
-      expect(await a.ackMany(held)).toBeUndefined();
+      expect(await acked).toBeUndefined();
+      await expect(lone).resolves.toBeUndefined();
+      expect(spy.names).toEqual(['claim', 'ackClaim', 'ack']);
+      expect(await admin.remaining(table)).toBe(1);
+      // When the resend fails too, the acks get its error (nothing is reported acked unapplied).
+      const [third] = await a.fetch(2, never);
+      const resendFailure = new Error('the resend failed');
+      spy.fail.set('ackClaim', failure);
+      spy.fail.set('ack', resendFailure);
+      const late = a.ack(third!);
+      await expect(a.fetch(2, never)).rejects.toBe(failure);
+      await expect(late).rejects.toBe(resendFailure);
       expect(await admin.remaining(table)).toBe(1);
     } finally {
       await a.close();

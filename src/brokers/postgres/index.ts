@@ -264,10 +264,17 @@ export class PostgresQueueSource implements BrokerSource<PostgresMessage> {
       const reply = this.#query<Row>('ackClaim', [max, this.#lease, ids, tokens]);
       const acked = new Set<string>();
       acks.settle(
-        reply.then((result) => {
-          for (const r of result.rows) if (r.token === null) acked.add(r.id);
-          return acked;
-        }),
+        reply.then(
+          (result) => {
+            for (const r of result.rows) if (r.token === null) acked.add(r.id);
+            return acked;
+          },
+          // The statement failed as a whole (the claim's side too: a statement or lock timeout,
+          // a cancel, a lost connection), so none of its DELETE was applied: the acks go on
+          // their own, as the batcher's flush would have sent them, and get that reply. Only
+          // the fetch fails with the combined statement's error.
+          () => this.#fenced('ack', acks.items),
+        ),
       );
       rows = (await reply).rows;
     }
