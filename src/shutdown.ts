@@ -1,11 +1,13 @@
 import { constants } from 'node:os';
 import {
+  argument,
   invalidArgument,
   invalidOption,
   nonNegativeInt,
   numberAtLeast,
   optionalBoolean,
   optionalDuration,
+  optionsObject,
 } from './internal/options.js';
 import { forceAll, join, leave, type Member, raise } from './internal/shutdown-group.js';
 
@@ -76,8 +78,8 @@ export interface ShutdownContext {
  * @param drain - called once, with the signal and an abort signal for a forced stop.
  * @returns an uninstaller that removes the handlers (e.g. for tests, or after a manual close).
  * @throws RangeError/TypeError naming the option when an option is invalid
- *   (`ERR_INVALID_OPTION`); TypeError `ERR_INVALID_ARGUMENT` for empty or unknown signals or a
- *   `drain` that is not a function.
+ *   (`ERR_INVALID_OPTION`); TypeError `ERR_INVALID_ARGUMENT` for empty or unknown signals, a
+ *   `drain` that is not a function, or options that are not an object (`null`: the defaults).
  * @example
  * ```ts
  * shutdownOn(['SIGTERM', 'SIGINT'], async (_sig, { abortSignal }) => {
@@ -89,7 +91,7 @@ export interface ShutdownContext {
 export function shutdownOn(
   signals: NodeJS.Signals[],
   drain: (signal: NodeJS.Signals, ctx: ShutdownContext) => Promise<unknown> | unknown,
-  opts: ShutdownOptions = {},
+  options: ShutdownOptions = {},
 ): () => void {
   if (!Array.isArray(signals) || signals.length === 0) {
     invalidArgument('signals', signals, 'a non-empty array of signal names');
@@ -97,6 +99,9 @@ export function shutdownOn(
   if (typeof drain !== 'function') {
     invalidArgument('drain', drain, 'a function');
   }
+  // As every options argument: null means the defaults; anything else that is not an object
+  // (`shutdownOn(sigs, fn, 5_000)` for `{ timeout: 5_000 }`) is a mistake to report, not ignore.
+  const opts = optionsObject<ShutdownOptions>(argument('opts'), options) ?? {};
   const timeout =
     opts.timeout === Number.POSITIVE_INFINITY
       ? undefined

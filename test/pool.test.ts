@@ -720,3 +720,62 @@ describe('runPool: canceled jobs', () => {
     expect(results.map((r) => r.ok)).toEqual([false, true]);
   });
 });
+
+describe('a worker returning a thenable of its own', () => {
+  /**
+   * A thenable that calls back at once, inside `then` (as some "sync promise" libraries do),
+   * typed as the Promise the worker type asks for: at run time the pool adopts any thenable.
+   */
+  const syncThenable = <T>(value: T): Promise<T> =>
+    ({
+      // biome-ignore lint/suspicious/noThenProperty: a user thenable, adopted by the pool.
+      then(ok: (v: T) => void) {
+        ok(value);
+      },
+    }) as unknown as Promise<T>;
+  const JOBS = 10_000;
+
+  it('that calls back at once settles on a microtask: a deep queue of them all succeed', async () => {
+    const gate = deferred<number>();
+    const pool = new Pool<number, number>((n) => (n === 0 ? gate.promise : syncThenable(n)), {
+      concurrency: 1,
+      queueSize: Infinity,
+    });
+    const tasks = Array.from({ length: JOBS }, (_, n) => pool.trySubmit(n));
+    gate.resolve(0);
+    // Every settlement and start is a microtask: one macrotask turn lets them all run.
+    await flush();
+    expect(pool.stats()).toMatchObject({ succeeded: JOBS, failed: 0, running: 0, queued: 0 });
+    const results = await Promise.all(tasks.map((t) => t?.result));
+    expect(results.every((r) => r?.ok)).toBe(true);
+  });
+
+  it('that calls back at once, in runPool: a deep buffer of them all succeed', async () => {
+    const gate = deferred<number>();
+    let ok = 0;
+    const consuming = (async () => {
+      for await (const r of runPool(
+        Array.from({ length: JOBS }, (_, n) => n),
+        (n) => (n === 0 ? gate.promise : syncThenable(n)),
+        { concurrency: 1, buffer: JOBS },
+      )) {
+        if (r.ok) ok++;
+      }
+    })();
+    await flush();
+    gate.resolve(0);
+    await flush();
+    expect(ok).toBe(JOBS);
+    await consuming;
+  });
+
+  it('fulfilled with another thenable settles with the inner value, as await adopts it', async () => {
+    const nested = () => syncThenable(syncThenable('inner'));
+    const pool = new Pool<number, unknown>(nested as never, { concurrency: 1 });
+    const result = await (await pool.submit(1)).result;
+    expect(result.ok && result.value).toBe('inner');
+    for await (const r of runPool([1], nested as never, { concurrency: 1 })) {
+      expect(r.ok && r.value).toBe('inner');
+    }
+  });
+});

@@ -292,6 +292,23 @@ describe('shutdownOn: arguments', () => {
     );
   });
 
+  it('an options argument that is not an object is refused as ERR_INVALID_ARGUMENT; null means the defaults', () => {
+    const before = process.listenerCount('SIGUSR2');
+    for (const opts of [5, 'x', [], true]) {
+      expect(() => shutdownOn(['SIGUSR2'], async () => {}, opts as never)).toThrow(
+        expect.objectContaining({
+          name: 'TypeError',
+          code: 'ERR_INVALID_ARGUMENT',
+          message: expect.stringMatching(/^Invalid argument "opts"/),
+        }),
+      );
+    }
+    expect(process.listenerCount('SIGUSR2')).toBe(before);
+    const uninstall = shutdownOn(['SIGUSR2'], async () => {}, null as never);
+    expect(process.listenerCount('SIGUSR2')).toBe(before + 1);
+    uninstall();
+  });
+
   it('refuses signals no process can handle (SIGKILL, SIGSTOP) and installs nothing', () => {
     const before = process.listenerCount('SIGINT');
     for (const untrappable of ['SIGKILL', 'SIGSTOP'] as const) {

@@ -176,8 +176,13 @@ export abstract class RunCore<J, R> {
       const ctx = new WorkerContext(this as RunCore<unknown, unknown>);
       out = around === undefined ? worker(this.job, ctx) : around(worker, this.job, ctx);
       if (isThenable<R>(out)) {
-        // Inside the try: a user thenable whose `then` (or its getter) throws fails the job.
-        out.then(
+        // Adopted as `await` adopts it: `Promise.resolve` returns a native promise as it is, and
+        // calls any other thenable's `then` on a microtask, adopting a thenable it fulfils with
+        // in turn. Calling a user thenable's `then` here would let one that calls back at once
+        // settle the job re-entrantly — and the owner start the next job inside this call, so a
+        // deep queue of such jobs recursed until the stack overflowed mid-dispatch (a job left
+        // running for ever, the rest never started). A `then` (or getter) that throws fails the job.
+        Promise.resolve(out).then(
           (value) => this.complete(undefined, value),
           (error: unknown) => this.complete(toError(error), undefined),
         );

@@ -62,8 +62,10 @@ export class LeanRun<J, R> implements JobContext {
       try {
         out = worker(run.#job, run);
         if (isThenable(out)) {
-          // Inside the try: a user thenable whose `then` (or its getter) throws fails the job.
-          out.then(
+          // Adopted as `await` adopts it, never re-entrantly (see RunCore.start in job-run.ts):
+          // a thenable that calls back at once settles on a microtask; a throwing `then` (or
+          // getter) fails the job.
+          Promise.resolve(out).then(
             (value) => settle(run, undefined, value),
             (error: unknown) => settle(run, toError(error), undefined),
           );

@@ -121,15 +121,23 @@ function runOne(worker: ThreadWorker, ctx: JobCtx, job: unknown): Promise<void> 
   let out: unknown;
   try {
     out = worker(job, ctx);
+    // Inside the try: a `then` getter that throws fails the job, not the thread.
+    if (
+      out !== null &&
+      (typeof out === 'object' || typeof out === 'function') &&
+      typeof (out as { then?: unknown }).then === 'function'
+    ) {
+      // Adopted as `await` adopts it: a `then` that throws fails the job (the thread stays), a
+      // thenable it fulfils with is adopted in turn, and the job ends when `then` calls back —
+      // not when whatever `then` returned settles (a thenable's `then` may return anything).
+      return Promise.resolve(out).then(
+        (value) => succeed(ctx, value),
+        (error: unknown) => fail(ctx, error),
+      );
+    }
   } catch (error) {
     fail(ctx, error);
     return undefined;
-  }
-  if (out !== null && typeof (out as { then?: unknown })?.then === 'function') {
-    return (out as Promise<unknown>).then(
-      (value) => succeed(ctx, value),
-      (error: unknown) => fail(ctx, error),
-    );
   }
   succeed(ctx, out);
   return undefined;

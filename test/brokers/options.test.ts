@@ -277,6 +277,35 @@ describe('consume() rejects bad options at once', () => {
     void c.close();
   });
 
+  it('every optional option given as null means its default, as undefined does (backoff too)', () => {
+    const optional = [
+      'maxDeliveries',
+      'backoff',
+      'decode',
+      'maxBodySize',
+      'timeout',
+      'rate',
+      'key',
+      'perKey',
+      'priority',
+      'signal',
+      'drainTimeout',
+      'onError',
+      'batch',
+      'name',
+      'watchdog',
+    ];
+    for (const name of optional) {
+      const c = consume(idle, () => {}, { concurrency: 1, [name]: null } as never);
+      void c.close();
+    }
+    const c = consume(idle, () => {}, {
+      concurrency: 1,
+      retry: { attempts: 2, backoff: null },
+    } as never);
+    void c.close();
+  });
+
   it('a handler that is not a function, or a source that is not one: ERR_INVALID_ARGUMENT', () => {
     expect(() => consume(idle, 'nope' as never, { concurrency: 1 })).toThrow(
       expect.objectContaining({ name: 'TypeError', code: 'ERR_INVALID_ARGUMENT' }),

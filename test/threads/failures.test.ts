@@ -5,6 +5,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { JobFailedError, WorkerCrashedError, WorkerStartupError } from '../../src/errors.js';
 import { ThreadPool } from '../../src/threads/pool.js';
 import type { Hostile, Job } from '../fixtures/threads/jobs.js';
+import type { ThenableJob } from '../fixtures/threads/thenables.js';
 import { fixture, jobsPool } from './helpers.js';
 
 describe('a job that throws fails only that job', () => {
@@ -55,6 +56,40 @@ describe('a thrown value whose inspection throws fails only its job', () => {
       expect(pool.stats()).toMatchObject({ failed: 1, crashed: 0 });
     },
   );
+});
+
+describe('a worker that returns a thenable of its own (not an async function)', () => {
+  const thenablesPool = (): ThreadPool<ThenableJob, unknown> =>
+    new ThreadPool<ThenableJob, unknown>(fixture('thenables.ts'), { threads: 1 });
+
+  it.each(['then-throws', 'then-getter-throws'] as const)(
+    '%s: fails only that job with its error; the same thread runs the next one',
+    async (kind) => {
+      await using pool = thenablesPool();
+      const before = await pool.run({ kind: 'thread-id' });
+      const error = (await pool.run({ kind }).catch((e: unknown) => e)) as Error;
+      expect(error).toBeInstanceOf(Error);
+      expect(error.message).toMatch(/then( getter)? threw/);
+      expect(await pool.run({ kind: 'thread-id' })).toBe(before);
+      expect(pool.stats()).toMatchObject({ failed: 1, crashed: 0 });
+    },
+  );
+
+  it('ends when then() calls back, not when what then() returned settles: later jobs run', async () => {
+    await using pool = thenablesPool();
+    const results = await Promise.all([
+      pool.run({ kind: 'then-returns-pending', value: 1 }),
+      pool.run({ kind: 'then-returns-pending', value: 2 }),
+      pool.run({ kind: 'thread-id' }),
+    ]);
+    expect(results.slice(0, 2)).toEqual([1, 2]);
+    expect(pool.stats()).toMatchObject({ succeeded: 3, running: 0, queued: 0 });
+  }, 10_000); // a bound on the failure (the thread stalled for ever), not a wait the pass relies on
+
+  it('fulfilled with another thenable gives the inner value, as await adopts it', async () => {
+    await using pool = thenablesPool();
+    expect(await pool.run({ kind: 'nested', value: 'inner' })).toBe('inner');
+  });
 });
 
 describe('values that cannot cross threads fail only their job', () => {
