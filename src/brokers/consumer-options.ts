@@ -66,10 +66,12 @@ export function jsonDecode(body: Uint8Array): unknown {
 
 /** Builds the delay function from the `backoff` option. */
 export function backoffFunction(
-  backoff: BackoffOptions | BackoffFunction | undefined,
+  backoff: BackoffOptions | BackoffFunction | null | undefined,
 ): BackoffFunction {
   if (typeof backoff === 'function') return checkedDelays(backoff);
-  if (backoff !== undefined && (typeof backoff !== 'object' || backoff === null)) {
+  // An optional option given as null means its default, as everywhere.
+  if (backoff === null) backoff = undefined;
+  if (backoff !== undefined && typeof backoff !== 'object') {
     invalidOption('backoff', backoff, 'an object or a function');
   }
   const initial = nonNegative('backoff.initial', backoff?.initial ?? 1000, 'ms');

@@ -120,6 +120,7 @@ export async function postgresDeadLetters(
 class PostgresDeadLetters implements DeadLetters, PagedStore {
   readonly #pool: pg.Pool;
   readonly #owns: boolean;
+  #closing: Promise<void> | undefined;
   readonly #queue: string;
   readonly #dead: string;
 
@@ -189,8 +190,10 @@ class PostgresDeadLetters implements DeadLetters, PagedStore {
     });
   }
 
-  async close(): Promise<void> {
-    if (this.#owns) await this.#pool.end();
+  /** Ends the pool it opened (not one the caller passed in). Idempotent: a second call gets the first's promise. */
+  close(): Promise<void> {
+    this.#closing ??= this.#owns ? this.#pool.end() : Promise.resolve();
+    return this.#closing;
   }
 }
 
