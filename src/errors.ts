@@ -312,7 +312,8 @@ export class DeliveryLimitError extends SluiceError {
  * in time — within the source's `lease` on Redis, its `ackTimeout` on NATS (ms), 5000 ms for
  * the republished copy of a retry or dead letter on RabbitMQ: it is down or stalled. Waiting longer would only hold a drain or close for the outage, and past the lease
  * the broker may hand the message to another consumer anyway; the message is delivered again
- * unless the settle did reach the broker. `consume()` reports it to `onError`, as it does any
+ * unless the settle did reach the broker (on RabbitMQ the original goes back to its queue
+ * even if the copy is stored later: that message may then run twice — at least once). `consume()` reports it to `onError`, as it does any
  * failed settle, and counts the message `unsettled`. `cause` holds the client's own timeout
  * error when there is one (NATS).
  *

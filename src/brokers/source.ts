@@ -96,8 +96,10 @@ export interface BrokerSource<M extends BrokerMessage = BrokerMessage> {
    * PostgreSQL: the acks go in the claim's own statement, or the claim waits for theirs).
    * The consumer then frees such a message's slot as soon as it issues the ack, so the ack
    * travels with the next fetch instead of costing its own round trip — and the broker still
-   * never has more than `concurrency` messages outstanding for this consumer. Absent/false: a
-   * slot frees only once its ack is confirmed.
+   * never has more than `concurrency` messages outstanding for this consumer, counting the acks
+   * it accepts (an ack that fails leaves its message outstanding until its lease ends, while
+   * its slot is already taken again). The promise is per source: one such source serves one
+   * consumer. Absent/false: a slot frees only once its ack is confirmed.
    */
   readonly orderedAcks?: boolean;
   /**
