@@ -87,20 +87,7 @@ export class Batcher<I, R> {
 
   #run(): void {
     this.#scheduled = false;
-    if (this.#ids.length === 0) return;
-    const ids = this.#ids;
-    const resolves = this.#resolves;
-    const rejects = this.#rejects;
-    this.#ids = [];
-    this.#resolves = [];
-    this.#rejects = [];
-    this.#flush(ids).then(
-      (reply) => {
-        for (const resolve of resolves) resolve(reply);
-      },
-      (error) => {
-        for (const reject of rejects) reject(error);
-      },
-    );
+    const taken = this.take();
+    if (taken !== undefined) taken.settle(this.#flush(taken.items));
   }
 }
