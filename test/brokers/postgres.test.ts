@@ -14,7 +14,7 @@ import { until } from '../fixtures/brokers/broker-under-test.js';
 import { deadline, delegate, Ledger, payloads } from '../fixtures/brokers/consumer-harness.js';
 import { startFaultProxy } from '../fixtures/brokers/fault-proxy.js';
 import { PG_URL, pgAdmin, uniqueTable } from '../fixtures/brokers/postgres-helpers.js';
-import { deferred } from '../helpers.js';
+import { deferred, flush } from '../helpers.js';
 
 const admin = pgAdmin();
 const consumers: Consumer[] = [];
@@ -274,7 +274,7 @@ describe('consume() over a PostgreSQL table queue', () => {
     }
   });
 
-  it('a failed claim that carried acks fails the fetch with its error; the acks are sent again on their own and settle from that reply', async () => {
+  it('a failed claim that carried acks fails the fetch with its error; the acks are sent again on their own, settle from that reply, and the next claim waits for it', async () => {
     const table = uniqueTable('pridefail');
     await admin.fill(table, payloads(3));
     const spy = spyPool();
@@ -284,16 +284,25 @@ describe('consume() over a PostgreSQL table queue', () => {
       const held = await a.fetch(2, never);
       const failure = new Error('the statement failed');
       spy.fail.set('ackClaim', failure);
+      const resent = deferred<void>();
+      spy.hold.set('ack', resent.promise);
       const acked = a.ackMany(held);
       const lone = a.ack(held[0]!);
       const fetched = a.fetch(2, never);
       await expect(fetched).rejects.toBe(failure);
+      // The acks' slots are free already: the next claim waits for their resend to answer.
+      const next = a.fetch(2, never);
+      await flush();
+      await flush();
+      expect(spy.names).toEqual(['claim', 'ackClaim', 'ack']);
+      resent.resolve();
+      spy.hold.clear();
       expect(await acked).toBeUndefined();
       await expect(lone).resolves.toBeUndefined();
-      expect(spy.names).toEqual(['claim', 'ackClaim', 'ack']);
+      const [third] = await next;
+      expect(spy.names).toEqual(['claim', 'ackClaim', 'ack', 'claim']);
       expect(await admin.remaining(table)).toBe(1);
       // When the resend fails too, the acks get its error (nothing is reported acked unapplied).
-      const [third] = await a.fetch(2, never);
       const resendFailure = new Error('the resend failed');
       spy.fail.set('ackClaim', failure);
       spy.fail.set('ack', resendFailure);

@@ -270,10 +270,12 @@ export class PostgresQueueSource implements BrokerSource<PostgresMessage> {
             return acked;
           },
           // The statement failed as a whole (the claim's side too: a statement or lock timeout,
-          // a cancel, a lost connection), so none of its DELETE was applied: the acks go on
-          // their own, as the batcher's flush would have sent them, and get that reply. Only
-          // the fetch fails with the combined statement's error.
-          () => this.#fenced('ack', acks.items),
+          // a cancel), so none of its DELETE was applied: the acks go on their own, as the
+          // batcher's flush would have sent them, and get that reply; only the fetch fails with
+          // the combined statement's error. (A reply lost with its connection after a commit:
+          // the resend finds the rows gone and reports those acks refused — reported, not lost.)
+          // Their slots are free already: the next claim waits for this DELETE too.
+          () => this.#ordering(this.#fenced('ack', acks.items)),
         ),
       );
       rows = (await reply).rows;
@@ -298,14 +300,18 @@ export class PostgresQueueSource implements BrokerSource<PostgresMessage> {
    */
   #flushAcks(batch: PostgresMessage[]): Promise<Set<string>> {
     const sent = this.#fenced('ack', batch);
-    if (this.#ordered) {
-      this.#ordered = false;
-      const forget = (): void => {
-        this.#orderedFlushes.delete(flush);
-      };
-      const flush: Promise<void> = sent.then(forget, forget);
-      this.#orderedFlushes.add(flush);
-    }
+    if (!this.#ordered) return sent;
+    this.#ordered = false;
+    return this.#ordering(sent);
+  }
+
+  /** `sent`, an ack statement the next claim must not overtake, tracked until it answers. */
+  #ordering(sent: Promise<Set<string>>): Promise<Set<string>> {
+    const forget = (): void => {
+      this.#orderedFlushes.delete(flush);
+    };
+    const flush: Promise<void> = sent.then(forget, forget);
+    this.#orderedFlushes.add(flush);
     return sent;
   }
 
