@@ -1,4 +1,3 @@
-import { createServer, type Server, type Socket } from 'node:net';
 import { inspect } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { amqpDeadLetters } from '../../src/brokers/amqp/dead-letters.js';
@@ -9,6 +8,7 @@ import { postgresDeadLetters } from '../../src/brokers/postgres/dead-letters.js'
 import { postgresSource } from '../../src/brokers/postgres/index.js';
 import { redisDeadLetters } from '../../src/brokers/redis/dead-letters.js';
 import { redisSource } from '../../src/brokers/redis/index.js';
+import { fakeTcp } from '../fixtures/brokers/fake-tcp.js';
 
 const SECRET = 's3cret-in-url';
 
@@ -26,35 +26,20 @@ async function failure(open: () => Promise<unknown>): Promise<{ error: Error; sh
 // client takes over: silent, not NATS (a first line that is not INFO), and INFO then silence
 // (the client's own timeout).
 describe('NATS connection errors name the server without its password or token', () => {
-  const sockets = new Set<Socket>();
-  const servers: Server[] = [];
+  const tcp = fakeTcp();
   const ports: Record<'silent' | 'notNats' | 'infoThenSilent', number> = {
     silent: 0,
     notNats: 0,
     infoThenSilent: 0,
   };
-  const listen = async (greet: (s: Socket) => void): Promise<number> => {
-    const server = createServer((socket) => {
-      socket.resume();
-      sockets.add(socket);
-      socket.on('close', () => sockets.delete(socket));
-      greet(socket);
-    });
-    servers.push(server);
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    return (server.address() as { port: number }).port;
-  };
   beforeAll(async () => {
-    ports.silent = await listen(() => {});
-    ports.notNats = await listen((s) => s.write('HELLO\r\n'));
-    ports.infoThenSilent = await listen((s) =>
+    ports.silent = await tcp.listen();
+    ports.notNats = await tcp.listen((s) => s.write('HELLO\r\n'));
+    ports.infoThenSilent = await tcp.listen((s) =>
       s.write(`INFO {"server_id":"x","version":"2.10.0","max_payload":1048576}\r\n`),
     );
   });
-  afterAll(async () => {
-    for (const s of sockets) s.destroy();
-    await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))));
-  });
+  afterAll(() => tcp.close());
 
   const forms = [
     [
@@ -140,21 +125,12 @@ describe('a password holding "/", "?", "#" or "@" is masked whole', () => {
 describe("PostgreSQL: a password in the connection string's query is masked too", () => {
   // pg reads `?password=` (and `sslpassword=`) from the query: the message names the server
   // without it, whether the connection times out, is refused TLS, or the string is refused.
-  let silent: Server;
+  const tcp = fakeTcp();
   let port = 0;
-  const sockets = new Set<Socket>();
   beforeAll(async () => {
-    silent = createServer((socket) => {
-      socket.resume();
-      sockets.add(socket);
-    });
-    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
-    port = (silent.address() as { port: number }).port;
+    port = await tcp.listen();
   });
-  afterAll(async () => {
-    for (const socket of sockets) socket.destroy();
-    await new Promise((resolve) => silent.close(resolve));
-  });
+  afterAll(() => tcp.close());
 
   it.each([
     [

@@ -4,12 +4,13 @@
  * closed connection — against the real server on loopback, local TCP servers that misbehave,
  * and a private nats-server without JetStream (its own port and folder, removed at the end).
  */
-import { createServer, type Server, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { connect } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { natsDeadLetters } from '../../src/brokers/nats/dead-letters.js';
 import { enqueue, natsSource } from '../../src/brokers/nats/index.js';
 import { LeaseLostError, NotConnectedError, UnroutableError } from '../../src/errors.js';
+import { fakeTcp } from '../fixtures/brokers/fake-tcp.js';
 import { type NatsAdmin, natsAdmin, uniqueStream } from '../fixtures/brokers/nats-helpers.js';
 import { freePort, instanceDir, PrivateServer } from '../fixtures/brokers/private-server.js';
 
@@ -50,29 +51,14 @@ describe('NATS enqueue: a publish that cannot be stored fails with a coded error
 });
 
 describe('NATS first connection: a server that is not NATS fails with NotConnectedError', () => {
-  const sockets = new Set<Socket>();
-  const servers: Server[] = [];
-  const listen = async (greet: (s: Socket) => void): Promise<number> => {
-    const server = createServer((socket) => {
-      socket.resume();
-      sockets.add(socket);
-      socket.on('close', () => sockets.delete(socket));
-      greet(socket);
-    });
-    servers.push(server);
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    return (server.address() as { port: number }).port;
-  };
-  afterAll(async () => {
-    for (const s of sockets) s.destroy();
-    await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))));
-  });
+  const tcp = fakeTcp();
+  afterAll(() => tcp.close());
 
   it.each([
     ['its first line is not INFO', (s: Socket) => s.write('HELLO\r\n'), 'is not a NATS server'],
     ['it closes the connection at once', (s: Socket) => s.end(), 'closed the connection'],
   ])('%s', async (_, greet, says) => {
-    const port = await listen(greet);
+    const port = await tcp.listen(greet);
     for (const open of [
       () => natsSource({ servers: `127.0.0.1:${port}`, stream: 's', consumer: 'c' }),
       () => natsDeadLetters({ servers: [`127.0.0.1:${port}`], stream: 's' }),
