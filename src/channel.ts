@@ -48,11 +48,12 @@ export class Channel<T> implements AsyncIterable<T> {
   #closed = false;
 
   /**
-   * @param capacity - buffered values (default 0: unbuffered). A non-negative integer or Infinity.
+   * @param capacity - buffered values (default 0: unbuffered). A non-negative integer or Infinity;
+   *   `undefined` or `null` means the default, as for every optional option of sluice.
    * @throws RangeError/TypeError when `capacity` is not a non-negative integer or Infinity.
    */
-  constructor(capacity = 0) {
-    this.#capacity = nonNegativeInt(argument('capacity'), capacity);
+  constructor(capacity?: number | null) {
+    this.#capacity = nonNegativeInt(argument('capacity'), capacity ?? 0);
   }
 
   /** The buffer size given at construction (0 = unbuffered). */

@@ -95,6 +95,17 @@ describe('Channel: buffered and unbuffered', () => {
     expect(() => new Channel('4' as unknown as number)).toThrow(TypeError);
     expect(new Channel(Number.POSITIVE_INFINITY).capacity).toBe(Number.POSITIVE_INFINITY);
   });
+
+  it('a null capacity means the default, unbuffered, as an omitted one (null is a default everywhere)', async () => {
+    const ch = new Channel<number>(null);
+    expect(ch.capacity).toBe(0);
+    expect(new Channel().capacity).toBe(0);
+    // Unbuffered: no room for a send until a receiver comes.
+    expect(ch.trySend(1)).toBe(false);
+    const received = ch.receive();
+    expect(ch.trySend(2)).toBe(true);
+    expect(await received).toEqual({ value: 2, done: false });
+  });
 });
 
 describe('Channel: close', () => {
