@@ -252,9 +252,10 @@ export class Pipeline<J, T> implements AsyncIterable<PipelineResult<J, T>> {
    * the promise resolves once the last one has been taken (called before iterating, it resolves
    * at once and the pipeline yields nothing). With `timeout` (ms), what is still running or
    * buffered then is canceled as by `abort()` (each such job yields an `AbortError` result), as
-   * a Pool's drain deadline does; calling again adds a deadline, the earliest wins.
+   * a Pool's drain deadline does; calling again returns the first call's promise (its report
+   * counts from that call) and adds a deadline, the earliest wins.
    * @returns a promise that resolves when the iteration has ended, with `canceled`: the jobs the
-   *   deadline (or an `abort()` meanwhile) canceled, counted over the stages from this call — so
+   *   deadline (or an `abort()` meanwhile) canceled, counted over the stages from the first call — so
    *   `shutdownOn(['SIGTERM'], () => results.drain({ timeout }))` exits non-zero when work was
    *   dropped, as for a Pool.
    * @throws RangeError/TypeError (rejection, `ERR_INVALID_OPTION`) when `timeout` is not a
@@ -275,9 +276,15 @@ export class Pipeline<J, T> implements AsyncIterable<PipelineResult<J, T>> {
     this.#draining = true;
     // Not iterated yet: nothing was pulled, so nothing is left to finish (a later iteration
     // yields nothing); waiting for an iteration nobody may start would never end.
-    if (this.#live === undefined) return Promise.resolve({ canceled: 0 });
-    this.#live[0]?.engine.stopPulling();
-    const before = this.#canceled();
+    if (this.#live === undefined) {
+      this.#drained ??= Promise.resolve({ canceled: 0 });
+      return this.#drained;
+    }
+    if (this.#drained === undefined) {
+      this.#live[0]?.engine.stopPulling();
+      const before = this.#canceled();
+      this.#drained = this.#done.promise.then(() => ({ canceled: this.#canceled() - before }));
+    }
     if (timeout !== undefined) {
       const error = new AbortError(undefined, `drain timed out after ${timeout} ms`);
       // Not unref'd (as a Pool's): with only hung jobs left, nothing else may keep the process
@@ -286,8 +293,10 @@ export class Pipeline<J, T> implements AsyncIterable<PipelineResult<J, T>> {
       const clear = () => clearTimeout(timer);
       this.#done.promise.then(clear, clear);
     }
-    return this.#done.promise.then(() => ({ canceled: this.#canceled() - before }));
+    return this.#drained;
   }
+  /** The first `drain()`'s promise: later calls return it, as a Pool's (their deadlines count). */
+  #drained: Promise<PipelineDrainReport> | undefined;
 
   /** Jobs canceled so far, over the stages (a canceled job skips the later ones: counted once). */
   #canceled(): number {

@@ -340,6 +340,8 @@ export class Pool<J, R> implements JobOwner<J, R> {
   #nextIndex = 0;
   #settledCount = 0;
   #drainPromise: Promise<DrainReport<J>> | undefined;
+  /** The first `abort()`'s promise: later calls return it (see {@link abort}). */
+  #abortPromise: Promise<DrainReport<J>> | undefined;
   #drainResolve: (() => void) | undefined;
   readonly #drainTimers: NodeJS.Timeout[] = [];
   /** Jobs canceled by abort() or a drain deadline (at most once per pool: it ends aborted). */
@@ -651,8 +653,17 @@ export class Pool<J, R> implements JobOwner<J, R> {
    * Cancels now: waiting submits reject with `PoolClosedError`, queued jobs settle as
    * `AbortError` (with `reason` as `cause`) without starting, running jobs' signals abort and
    * they settle as `AbortError` at once.
+   *
+   * Idempotent, as `AbortController.abort()` and Go's `CancelFunc`: a later call returns the
+   * first call's promise (its report, counted from that call), and its `reason` is ignored.
    */
   abort(reason?: unknown): Promise<DrainReport<J>> {
+    if (this.#abortPromise !== undefined) return this.#abortPromise;
+    this.#abortPromise = this.#abortNow(reason);
+    return this.#abortPromise;
+  }
+
+  #abortNow(reason: unknown): Promise<DrainReport<J>> {
     this.close();
     const mark = this.#mark();
     this.#cancelAll(reason instanceof AbortError ? reason : new AbortError(reason));

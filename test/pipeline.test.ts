@@ -207,6 +207,32 @@ describe('pipeline: drain and abort', () => {
     }
   });
 
+  it('a second drain() returns the first one\'s promise and report; its deadline still bounds it', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    try {
+      const { state, source } = counted(1_000);
+      const p = pipeline(source).stage(
+        'hang',
+        (_x: number, { signal }) =>
+          new Promise((_, reject) => signal.addEventListener('abort', () => reject(signal.reason))),
+        { concurrency: 2, buffer: 2 },
+      );
+      const consuming = (async () => {
+        for await (const _ of p);
+      })();
+      await flush();
+      const plain = p.drain(); // would wait for the hung jobs for ever
+      const forced = p.drain({ timeout: 100 });
+      expect(forced).toBe(plain);
+      await vi.advanceTimersByTimeAsync(100);
+      await consuming;
+      expect(await plain).toEqual({ canceled: state.pulled });
+      expect(state.pulled).toBeGreaterThan(0);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
   it('drain() before any iteration resolves at once; the pipeline then pulls nothing and yields nothing', async () => {
     const { state, source } = counted(10);
     const p = pipeline(source).stage('x', async (n: number) => n, { concurrency: 1 });

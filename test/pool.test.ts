@@ -233,6 +233,23 @@ describe('Pool: close, drain, abort', () => {
     expect(pool.stats()).toMatchObject({ running: 0, queued: 0, canceled: 3 });
   });
 
+  it('a second abort() returns the first one\'s promise and report; its reason is ignored', async () => {
+    const { pool } = latchedPool({ concurrency: 1, queueSize: 2 });
+    const tasks = await Promise.all([0, 1, 2].map((n) => pool.submit(n)));
+    const first = pool.abort('first');
+    const second = pool.abort('second');
+    expect(second).toBe(first);
+    const report = await second;
+    expect(report.canceled).toBe(3);
+    expect([...report.canceledJobs].sort()).toEqual([0, 1, 2]);
+    for (const t of tasks) {
+      const r = await t.result;
+      expect(r.ok === false && r.error.cause).toBe('first');
+    }
+    // Long after: still the first call's outcome, not a fresh empty report.
+    expect(await pool.abort('third')).toBe(report);
+  });
+
   it('the pool signal aborts the pool', async () => {
     const ac = new AbortController();
     const pool = new Pool<number, number>(() => new Promise<number>(() => {}), {

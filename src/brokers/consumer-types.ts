@@ -276,11 +276,19 @@ export interface ConsumerReport {
 
 /** A running consumer. */
 export interface Consumer {
-  /** Stops fetching, finishes running handlers (acks them), releases unstarted messages; at `timeout` (ms) cancels the rest. */
+  /**
+   * Stops fetching, finishes running handlers (acks them), releases unstarted messages; at
+   * `timeout` (ms) cancels the rest. Every later `drain()`, `close()` or `abort()` returns the
+   * first one's promise (one shutdown, one report); a later `timeout` still applies, the earliest
+   * deadline winning, as a Pool's.
+   */
   drain(opts?: { timeout?: number }): Promise<ConsumerReport>;
   /** `drain()` without a deadline. Returns promptly when the queue is empty (the fetch is interrupted). */
   close(): Promise<ConsumerReport>;
-  /** Cancels running handlers now; their messages go back to the broker. */
+  /**
+   * Cancels running handlers now; their messages go back to the broker. During a `drain()` it
+   * cancels what is left and returns the drain's promise.
+   */
   abort(reason?: unknown): Promise<ConsumerReport>;
   stats(): ConsumerStats;
   /** Settles once the consumer has stopped and the source is closed (never rejects). */

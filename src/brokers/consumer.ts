@@ -381,7 +381,13 @@ class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
     } catch (error) {
       return Promise.reject(error); // misuse of a promise-returning method rejects; still open
     }
-    this.#shutdown ??= this.#stop(() => this.#pool.drain({ timeout }));
+    if (this.#shutdown === undefined) {
+      this.#shutdown = this.#stop(() => this.#pool.drain({ timeout }));
+    } else if (timeout !== undefined) {
+      // A later call's deadline counts too, the earliest winning, as a Pool's (a plain drain()
+      // on SIGTERM, then drain({ timeout }) on a second signal): handed to the pool now.
+      this.#pool.drain({ timeout }).catch((failure) => this.#fail(failure, 'close'));
+    }
     return this.#shutdown;
   }
 

@@ -293,12 +293,18 @@ export class ThreadPool<J, R> {
     return report;
   }
 
-  /** Cancels every job now (`AbortError` with `reason` as cause) and terminates the threads. */
-  async abort(reason?: unknown): Promise<DrainReport<J>> {
-    const report = await this.#pool.abort(reason);
-    await this.#stop();
-    return report;
+  /**
+   * Cancels every job now (`AbortError` with `reason` as cause) and terminates the threads.
+   * Idempotent: a later call returns the first call's promise, as `Pool.abort()`.
+   */
+  abort(reason?: unknown): Promise<DrainReport<J>> {
+    this.#aborting ??= this.#pool.abort(reason).then(async (report) => {
+      await this.#stop();
+      return report;
+    });
+    return this.#aborting;
   }
+  #aborting: Promise<DrainReport<J>> | undefined;
 
   /**
    * Changes the thread count. Up: threads start now — or a surplus thread still finishing its

@@ -323,6 +323,26 @@ describe('consume() loop', () => {
     expect(s.ops('retry')).toHaveLength(0);
   });
 
+  it('a later drain({ timeout }) bounds a plain drain() already under way (the earliest deadline wins, as a Pool\'s), and returns the same report', async () => {
+    const s = new MemorySource();
+    s.push('1');
+    const sawAbort = deferred<void>();
+    const c = consume(
+      s,
+      (_p, { signal }) =>
+        new Promise<void>(() => {
+          signal.addEventListener('abort', () => sawAbort.resolve());
+        }),
+      { concurrency: 2 },
+    );
+    await flush();
+    const plain = c.drain(); // SIGTERM: would wait for the hung handler for ever
+    const forced = c.drain({ timeout: 0 }); // the second signal
+    await sawAbort.promise;
+    expect(forced).toBe(plain);
+    expect(await forced).toMatchObject({ completed: 0, canceled: 1 });
+  });
+
   it('close() returns promptly while the fetch waits on an empty queue', async () => {
     const s = new MemorySource();
     const c = consume(s, () => {}, { concurrency: 2 });

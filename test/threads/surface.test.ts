@@ -100,8 +100,13 @@ describe('ThreadPool has the Pool surface', () => {
     const blocked = await pool.submit({ kind: 'block', sab });
     const queued = await pool.submit({ kind: 'double', x: 1 });
     await cellSet(cells, 0);
-    const report = await pool.abort(new Error('shutting down'));
+    const first = pool.abort(new Error('shutting down'));
+    // A second abort (a second signal) returns the first one's outcome, not a fresh empty report.
+    const second = pool.abort(new Error('again'));
+    expect(second).toBe(first);
+    const report = await second;
     expect(report.canceled).toBe(2);
+    expect(await pool.abort()).toBe(report);
     for (const task of [blocked, queued]) {
       const result = await task.result;
       expect(result.ok).toBe(false);
