@@ -5,24 +5,17 @@
  * @module
  */
 import { MalformedMessageError } from '../errors.js';
+import { backoffDelays, type BackoffOptions as RetryBackoffOptions } from '../gates/backoff.js';
 import { formatValue } from '../internal/format-value.js';
 import { coded, invalidOption, numberAtLeast } from '../internal/options.js';
 import type { BrokerMessage } from './source.js';
 
-/** Exponential backoff between deliveries of a failing message (all times in ms). */
-export interface BackoffOptions {
-  /** Delay before the 2nd delivery, before jitter. @default 1000 */
-  initial?: number;
-  /** Upper bound of any delay, before jitter. @default 60_000 */
-  max?: number;
-  /** Growth per delivery. @default 2 */
-  factor?: number;
-  /**
-   * Fraction of the delay that is random (0 = none, 1 = "full jitter"). @default 0.5
-   * Jitter spreads the retries of messages that failed together (e.g. during an outage).
-   */
-  jitter?: number;
-}
+/**
+ * Exponential backoff between deliveries of a failing message (all times in ms): the same
+ * fields, defaults and checks as a pool's `retry.backoff` — 1 s doubling to 30 s, half of each
+ * delay random; `max` defaults to `max(30_000, initial)` and may not be below `initial`.
+ */
+export type BackoffOptions = RetryBackoffOptions;
 
 /** A function form: the delay (ms) after the `deliveryCount`-th failed delivery. */
 export type BackoffFunction = (deliveryCount: number) => number;
@@ -74,17 +67,10 @@ export function backoffFunction(
   if (backoff !== undefined && typeof backoff !== 'object') {
     invalidOption('backoff', backoff, 'an object or a function');
   }
-  const initial = nonNegative('backoff.initial', backoff?.initial ?? 1000, 'ms');
-  const max = nonNegative('backoff.max', backoff?.max ?? 60_000, 'ms');
-  const factor = numberAtLeast('backoff.factor', backoff?.factor ?? 2, 1);
-  const jitter = backoff?.jitter ?? 0.5;
-  if (typeof jitter !== 'number' || !(jitter >= 0 && jitter <= 1)) {
-    invalidOption('backoff.jitter', jitter, 'a number from 0 to 1', true);
-  }
-  return (deliveryCount) => {
-    const base = Math.min(max, initial * factor ** Math.max(0, deliveryCount - 1));
-    return Math.round(base * (1 - jitter) + base * jitter * Math.random());
-  };
+  // One shape for every backoff of sluice: a pool's `retry.backoff` builds the same delays.
+  const delays = backoffDelays('backoff', backoff);
+  const unused = new Error('unused: the object form ignores the error');
+  return (deliveryCount) => Math.round(delays(deliveryCount, unused));
 }
 
 /** The longest delay a timer (and so a retry) can take: 2^31 - 1 ms, about 24.8 days. */

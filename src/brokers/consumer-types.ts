@@ -132,7 +132,7 @@ export interface ConsumeOptions<T, M extends BrokerMessage = BrokerMessage> {
   batch?: BatchOptions;
   /** Deliveries before a failing message is dead-lettered (1 = never retried). @default 5 */
   maxDeliveries?: number;
-  /** Delay before a failed message is delivered again. @default { initial: 1000, max: 60000, factor: 2, jitter: 0.5 } */
+  /** Delay before a failed message is delivered again, as a pool's `retry.backoff`. @default { initial: 1000, max: 30000, factor: 2, jitter: 0.5 } */
   backoff?: BackoffOptions | BackoffFunction;
   /** Body → payload; throw `MalformedMessageError` to dead-letter at once. @default jsonDecode */
   decode?: Decoder<T>;
