@@ -54,6 +54,11 @@ export interface LaneHost<M extends BrokerMessage> {
   stopping(): boolean;
   /** Takes a fetch's messages; must count them as held before it returns. */
   deliver(lane: Lane<M>, messages: M[]): void;
+  /**
+   * Hands back, unstarted, the messages a fetch returned past its `max` (a custom source's bug):
+   * never held, so the bound on held messages holds whatever a source returns.
+   */
+  refuse(lane: Lane<M>, extra: M[], max: number): void;
   /** A fetch failed (not reported while stopping). */
   fetchFailed(error: unknown, lane: Lane<M>): void;
   /** Every lane stopped on a misuse error: nothing more can be fetched. */
@@ -194,6 +199,8 @@ export class FetchLanes<M extends BrokerMessage> {
     this.#reserved -= max;
     lane.failures = 0;
     lane.lastEmpty = messages.length === 0;
+    // More than asked for (a custom source's bug): the extra are released at once, never held.
+    if (messages.length > max) this.#host.refuse(lane, messages.splice(max), max);
     lane.held += messages.length;
     this.#host.deliver(lane, messages);
     // A fetch is meant to wait for messages. One that keeps returning nothing at once (a

@@ -235,6 +235,8 @@ class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
     errors: 0,
   };
   #stopping = false;
+  /** Releases under way of messages a fetch returned past its `max` (see `#refuse`). */
+  #handingBack = 0;
   #idle: (() => void) | undefined;
   #heartbeat: ReturnType<typeof setInterval> | undefined;
   #shutdown: Promise<ConsumerReport> | undefined;
@@ -344,6 +346,7 @@ class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
         held: () => this.#stats.held,
         stopping: () => this.#stopping,
         deliver: (lane, messages) => this.#deliver(lane, messages),
+        refuse: (lane, extra, max) => this.#refuse(lane, extra, max),
         fetchFailed: (error) => this.#fail(error, 'fetch'),
         allStopped: () => this.drain().catch((failure) => this.#fail(failure, 'close')),
       },
@@ -418,6 +421,49 @@ class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
       else this.#start(lane, message);
     }
     this.#batch?.fetched();
+  }
+
+  /**
+   * Messages a fetch returned past its `max`: reported to `onError` (`ERR_INVALID_RETURN_VALUE`,
+   * op `'fetch'`) and released unstarted, never counted as held — so a source that returns too
+   * many cannot push `held` past `concurrency`. A shutdown waits for their releases.
+   */
+  #refuse(lane: Lane<M>, extra: M[], max: number): void {
+    this.#fail(
+      coded(
+        new RangeError(
+          `the source's fetch returned ${max + extra.length} messages when asked for at most ${max}: the ${extra.length} past ${max} were released unstarted (a fetch must return at most max messages, so that at most concurrency are held)`,
+        ),
+        'ERR_INVALID_RETURN_VALUE',
+      ),
+      'fetch',
+    );
+    for (const message of extra) {
+      this.#handingBack++;
+      let call: Promise<unknown>;
+      try {
+        call = lane.source.release(message);
+      } catch (thrown) {
+        call = Promise.reject(thrown);
+      }
+      call
+        .then(
+          () => {
+            this.#stats.released++;
+            publishMessageOutcome(this.#name, message, 'released', undefined);
+          },
+          (failure) => this.#fail(failure, 'release', message),
+        )
+        .finally(() => {
+          this.#handingBack--;
+          if (this.#isIdle()) this.#idle?.();
+        });
+    }
+  }
+
+  /** Nothing held, no settle or hand-back under way: a shutdown may close the sources. */
+  #isIdle(): boolean {
+    return this.#stats.held === 0 && this.#stats.acking === 0 && this.#handingBack === 0;
   }
 
   /** Decodes and submits one message; malformed ones go to the dead letter without running. */
@@ -781,7 +827,7 @@ class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
   #settled(lane: Lane<M>, early: boolean): void {
     if (early) this.#stats.acking--;
     else this.#freeSlot(lane);
-    if (this.#stats.held === 0 && this.#stats.acking === 0) this.#idle?.();
+    if (this.#isIdle()) this.#idle?.();
   }
 
   #freeSlot(lane: Lane<M>): void {
@@ -794,7 +840,7 @@ class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
   #settledMany(lane: Lane<M>, early: boolean, n: number): void {
     if (early) this.#stats.acking -= n;
     else this.#freeSlots(lane, n);
-    if (this.#stats.held === 0 && this.#stats.acking === 0) this.#idle?.();
+    if (this.#isIdle()) this.#idle?.();
   }
 
   #freeSlots(lane: Lane<M>, n: number): void {
@@ -847,7 +893,7 @@ class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
       this.#fail(error, 'close');
       await this.#pool.abort(error).catch(() => undefined);
     }
-    if (this.#stats.held > 0 || this.#stats.acking > 0) {
+    if (!this.#isIdle()) {
       await new Promise<void>((resolve) => {
         this.#idle = resolve;
       });

@@ -47,7 +47,10 @@ export interface MessagingTarget {
 export interface BrokerSource<M extends BrokerMessage = BrokerMessage> {
   /**
    * Waits (at most a finite, adapter-chosen block time, and never past `signal`) for up to `max`
-   * messages and returns them; may return `[]`. Must never return more than `max`.
+   * messages and returns them; may return `[]`. Must never return more than `max`: `consume()`
+   * releases any past `max` at once, unstarted and never counted as held (so `concurrency` still
+   * bounds what is held), and reports each such fetch to `onError` (op `'fetch'`, a `RangeError`
+   * coded `ERR_INVALID_RETURN_VALUE`).
    */
   fetch(max: number, signal: AbortSignal): Promise<M[]>;
   /** The handler succeeded: remove the message from the broker for good. */

@@ -343,6 +343,51 @@ describe('consume() loop', () => {
     expect(await forced).toMatchObject({ completed: 0, canceled: 1 });
   });
 
+  it('a custom source whose fetch returns more than max: the extra are released unstarted and reported (ERR_INVALID_RETURN_VALUE); held never exceeds concurrency', async () => {
+    class Greedy extends MemorySource {
+      override async fetch(max: number, signal: AbortSignal) {
+        const wanted = await super.fetch(max, signal);
+        // A buggy source: everything it has, whatever it was asked for.
+        return [...wanted, ...this.queue.splice(0)];
+      }
+    }
+    const s = new Greedy();
+    for (let i = 0; i < 10; i++) s.push(String(i));
+    const gates = Array.from({ length: 10 }, () => deferred<void>());
+    const started: number[] = [];
+    const errors: { op: string; code: unknown; message: string }[] = [];
+    const c = consume(
+      s,
+      (n: number) => {
+        started.push(n);
+        return gates[n]!.promise;
+      },
+      {
+        concurrency: 3,
+        onError: (e, op) =>
+          errors.push({ op, code: (e as { code?: unknown }).code, message: e.message }),
+      },
+    );
+    while (started.length < 3) await flush();
+    await flush();
+    expect(c.stats().peakHeld).toBe(3); // was 10: every message returned was held
+    while (s.ops('release').length < 7) await flush();
+    expect(s.asked).toEqual([3]);
+    expect(started).toEqual([0, 1, 2]);
+    expect(c.stats()).toMatchObject({ held: 3, peakHeld: 3, released: 7 });
+    expect(errors).toEqual([
+      {
+        op: 'fetch',
+        code: 'ERR_INVALID_RETURN_VALUE',
+        message: expect.stringContaining('returned 10 messages when asked for at most 3'),
+      },
+    ]);
+    for (const g of gates) g.resolve();
+    while (s.ops('ack').length < 3) await flush();
+    await c.close();
+    expect(c.stats().peakHeld).toBe(3);
+  });
+
   it('close() returns promptly while the fetch waits on an empty queue', async () => {
     const s = new MemorySource();
     const c = consume(s, () => {}, { concurrency: 2 });
