@@ -24,6 +24,7 @@ export type SluiceErrorCode =
   | 'ERR_LEASE_LOST'
   | 'ERR_CONNECT_TIMEOUT'
   | 'ERR_NOT_CONNECTED'
+  | 'ERR_CONNECT_CONFIG'
   | 'ERR_UNROUTABLE'
   | 'ERR_SELF_DEADLOCK'
   | 'ERR_RATE_LIMITER'
@@ -407,14 +408,18 @@ export class ConnectTimeoutError extends SluiceError {
 /**
  * A broker operation found no live connection (the source is reconnecting, the connection or
  * channel given is closed), or its connection failed before the reply came (closed, reset,
- * replaced): the operation was not sent, or its outcome is unknown; or a first connection
- * failed in its handshake, the message naming what to check: a server that is not the broker
- * (NATS: no `INFO` line, or closed at once; JetStream not enabled), a login NATS or Redis
- * refused, a login or virtual
- * host RabbitMQ refused, SSL asked of a PostgreSQL server without it. `cause` holds the client library's own error when there is one. Every
- * operation of a consumer is safe to repeat (an unconfirmed settle means a redelivery);
- * publishing again later is safe, though a publish whose connection dropped after it was sent
- * may then be stored twice (at-least-once).
+ * replaced): the operation was not sent, or its outcome is unknown; or a first connection could
+ * not be made: the server refused the TCP connection or could not be reached
+ * (`ECONNREFUSED`, `EHOSTUNREACH`, …), its host name did not resolve (`ENOTFOUND`,
+ * `EAI_AGAIN`: a container starting may not be in DNS yet), or it closed the connection before
+ * its greeting. All of these may succeed later: `retryable` is `true`. What retrying cannot fix
+ * — a login refused, a missing virtual host or database, SSL the server lacks, a server that
+ * is not the broker, JetStream disabled — is its subclass {@link ConnectConfigError}
+ * (`ERR_CONNECT_CONFIG`, `retryable: false`). `cause` holds the client library's (or the
+ * socket's) own error when there is one, with its `code`. Every operation of a consumer is
+ * safe to repeat (an unconfirmed settle means a redelivery); publishing again later is safe,
+ * though a publish whose connection dropped after it was sent may then be stored twice
+ * (at-least-once).
  *
  * @example
  * ```ts
@@ -422,10 +427,43 @@ export class ConnectTimeoutError extends SluiceError {
  * ```
  */
 export class NotConnectedError extends SluiceError {
+  /**
+   * Whether trying again later may succeed: `true` for an outage (the code
+   * `ERR_NOT_CONNECTED`), `false` for a {@link ConnectConfigError} (`ERR_CONNECT_CONFIG`).
+   */
+  readonly retryable: boolean;
+
   constructor(broker: string, detail = 'reconnecting', options?: { cause?: unknown }) {
-    super('ERR_NOT_CONNECTED', `not connected to ${broker} (${detail})`, options);
+    const config = new.target === ConnectConfigError;
+    super(
+      config ? 'ERR_CONNECT_CONFIG' : 'ERR_NOT_CONNECTED',
+      `not connected to ${broker} (${detail})`,
+      options,
+    );
+    this.retryable = !config;
   }
 }
+
+/**
+ * A broker refused a connection for a reason that retrying will not fix: its configuration (or
+ * the server's) must change. Redis, NATS or RabbitMQ refusing the login, RabbitMQ the virtual
+ * host; PostgreSQL refusing the login (SQLSTATE `28P01`, `28000`) or the database (`3D000`), or
+ * without the SSL asked for; a NATS server whose first line is not `INFO` (not a NATS server:
+ * the wrong port) or without JetStream. The message names what to check; `cause` holds the
+ * client's error. `retryable` is `false`, and the code is its own, `ERR_CONNECT_CONFIG`, so
+ * that a loop retrying on `ERR_NOT_CONNECTED` stops on it; it is still an `instanceof
+ * NotConnectedError` (what it was before it had a class of its own), as kafkajs's
+ * non-retriable errors and gRPC's `UNAUTHENTICATED` beside `UNAVAILABLE` tell the two apart.
+ *
+ * @example
+ * ```ts
+ * for (let i = 0; ; i++) {
+ *   try { return await redisSource(opts) }
+ *   catch (e) { if (e.code !== 'ERR_NOT_CONNECTED' || i === 10) throw e; await sleep(1000) } // ERR_CONNECT_CONFIG: at once
+ * }
+ * ```
+ */
+export class ConnectConfigError extends NotConnectedError {}
 
 /**
  * A broker confirmed a publish but routed it to no queue (RabbitMQ's `basic.return` of a

@@ -22,6 +22,7 @@ export { Channel, type ChannelOpOptions } from './channel.js';
 export {
   AbortError,
   ChannelClosedError,
+  ConnectConfigError,
   ConnectTimeoutError,
   DeliveryLimitError,
   JobFailedError,

@@ -207,7 +207,7 @@ describe('pipeline: drain and abort', () => {
     }
   });
 
-  it('a second drain() returns the first one\'s promise and report; its deadline still bounds it', async () => {
+  it("a second drain() returns the first one's promise and report; its deadline still bounds it", async () => {
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
     try {
       const { state, source } = counted(1_000);

@@ -233,7 +233,7 @@ describe('Pool: close, drain, abort', () => {
     expect(pool.stats()).toMatchObject({ running: 0, queued: 0, canceled: 3 });
   });
 
-  it('a second abort() returns the first one\'s promise and report; its reason is ignored', async () => {
+  it("a second abort() returns the first one's promise and report; its reason is ignored", async () => {
     const { pool } = latchedPool({ concurrency: 1, queueSize: 2 });
     const tasks = await Promise.all([0, 1, 2].map((n) => pool.submit(n)));
     const first = pool.abort('first');

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { ConnectTimeoutError } from '../errors.js';
+import { ConnectTimeoutError, NotConnectedError } from '../errors.js';
 import { invalidOption } from '../internal/options.js';
 
 /**
@@ -15,6 +15,31 @@ import { invalidOption } from '../internal/options.js';
  */
 export function connectTimeoutError(what: string, ms: number, cause?: unknown): Error {
   return new ConnectTimeoutError(what, ms, cause === undefined ? undefined : { cause });
+}
+
+/** Node's codes of a host name that did not resolve. */
+const UNRESOLVED = new Set(['ENOTFOUND', 'EAI_AGAIN', 'EAI_NONAME', 'EAI_FAIL']);
+
+/**
+ * A first connection's socket or DNS failure — Node's system error, with a `syscall` and a
+ * string `code` (`ECONNREFUSED`, `ENOTFOUND`, `EHOSTUNREACH`, `ECONNRESET`, …) — as
+ * `NotConnectedError` (`ERR_NOT_CONNECTED`, retryable: the server may be starting, or its name
+ * not in DNS yet) naming the server (`where`, without a password), the system error as `cause`
+ * (its `code` is there); anything else as it is. One code for "cannot reach it", whichever the
+ * broker and however its client reports it, as an outage later in the run is reported.
+ */
+export function unreachable(error: unknown, broker: string, where: string): unknown {
+  try {
+    if (!(error instanceof Error)) return error;
+    const { code, syscall } = error as { code?: unknown; syscall?: unknown };
+    if (typeof code !== 'string' || typeof syscall !== 'string') return error;
+    const what = UNRESOLVED.has(code)
+      ? `the host name of ${where} did not resolve (${error.message}): check the host, or wait for it to be known`
+      : `${where} could not be reached (${error.message}): check that it is running, and the host and port`;
+    return new NotConnectedError(broker, what, { cause: error });
+  } catch {
+    return error; // a hostile value: as it is
+  }
 }
 
 /**

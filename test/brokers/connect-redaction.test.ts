@@ -141,7 +141,7 @@ describe("PostgreSQL: a password in the connection string's query is masked too"
     [
       'a server without TLS asked for it',
       () => `postgres://postgres@127.0.0.1:5432/test?sslmode=require&password=${SECRET}`,
-      'ERR_NOT_CONNECTED',
+      'ERR_CONNECT_CONFIG',
     ],
     [
       'an unparsable string',

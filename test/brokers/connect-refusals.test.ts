@@ -1,8 +1,11 @@
 /**
- * A first connection the broker refuses in its handshake fails with `NotConnectedError`
- * (`ERR_NOT_CONNECTED`, the client's error as `cause`) naming what to check — not the client's
- * uncoded error: RabbitMQ refusing the login or the virtual host, Redis refusing the login,
- * PostgreSQL without SSL asked for SSL. Against the shared brokers on loopback, with wrong credentials or names only.
+ * A first connection the broker refuses in its handshake for its configuration fails with
+ * `ConnectConfigError` (`ERR_CONNECT_CONFIG`, `retryable: false`, still an `instanceof
+ * NotConnectedError`; the client's error as `cause`) naming what to check — not the client's
+ * uncoded error, and not the retryable `ERR_NOT_CONNECTED` of an outage: RabbitMQ refusing the
+ * login or the virtual host, Redis refusing the login, PostgreSQL refusing the database, or
+ * without SSL asked for SSL. Against the shared brokers on loopback, with wrong credentials or
+ * names only.
  */
 import { inspect } from 'node:util';
 import { describe, expect, it } from 'vitest';
@@ -12,7 +15,7 @@ import { postgresDeadLetters } from '../../src/brokers/postgres/dead-letters.js'
 import { postgresSource } from '../../src/brokers/postgres/index.js';
 import { redisDeadLetters } from '../../src/brokers/redis/dead-letters.js';
 import { redisSource } from '../../src/brokers/redis/index.js';
-import { NotConnectedError } from '../../src/errors.js';
+import { ConnectConfigError, NotConnectedError } from '../../src/errors.js';
 
 const rejection = (p: Promise<unknown>) =>
   p.then(
@@ -32,7 +35,8 @@ describe('RabbitMQ: a handshake the broker refuses', () => {
     for (const open of opens(`amqp://guest:${SECRET}@127.0.0.1:5672`)) {
       const error = await rejection(open());
       expect(error).toBeInstanceOf(NotConnectedError);
-      expect(error).toMatchObject({ code: 'ERR_NOT_CONNECTED' });
+      expect(error).toBeInstanceOf(ConnectConfigError);
+      expect(error).toMatchObject({ code: 'ERR_CONNECT_CONFIG', retryable: false });
       expect(error?.message).toContain('refused the login');
       expect(error?.message).toContain('403 (ACCESS-REFUSED)');
       expect(error?.message).toContain('check the user and password in url');
@@ -44,7 +48,8 @@ describe('RabbitMQ: a handshake the broker refuses', () => {
   it('a virtual host that does not exist: NotConnectedError naming the vhost', async () => {
     for (const open of opens('amqp://guest:guest@127.0.0.1:5672/sluice-no-such-vhost')) {
       const error = await rejection(open());
-      expect(error).toBeInstanceOf(NotConnectedError);
+      expect(error).toBeInstanceOf(ConnectConfigError);
+      expect(error).toMatchObject({ code: 'ERR_CONNECT_CONFIG', retryable: false });
       expect(error?.message).toContain('refused to open virtual host "sluice-no-such-vhost"');
       expect(error?.message).toContain('check the path of url');
     }
@@ -59,9 +64,28 @@ describe('PostgreSQL: SSL asked of a server without it', () => {
       () => postgresDeadLetters({ connectionString, table: 'sluice_refused' }),
     ]) {
       const error = await rejection(open());
-      expect(error).toBeInstanceOf(NotConnectedError);
+      expect(error).toBeInstanceOf(ConnectConfigError);
+      expect(error).toMatchObject({ code: 'ERR_CONNECT_CONFIG', retryable: false });
       expect(error?.message).toContain('does not support SSL connections');
       expect(error?.message).toContain('sslmode');
+      expect(inspect(error, { depth: 10 })).not.toContain(SECRET);
+    }
+  });
+});
+
+describe('PostgreSQL: a database that does not exist', () => {
+  it("ConnectConfigError naming the database to check, pg's error (SQLSTATE 3D000) as cause", async () => {
+    const connectionString = `postgres://postgres:${SECRET}@127.0.0.1:5432/sluice_no_such_db`;
+    for (const open of [
+      () => postgresSource({ connectionString, table: 'sluice_refused' }),
+      () => postgresDeadLetters({ connectionString, table: 'sluice_refused' }),
+    ]) {
+      const error = await rejection(open());
+      expect(error).toBeInstanceOf(ConnectConfigError);
+      expect(error).toMatchObject({ code: 'ERR_CONNECT_CONFIG', retryable: false });
+      expect(error?.message).toContain('SQLSTATE 3D000');
+      expect(error?.message).toContain('check the database name in connectionString');
+      expect(error?.cause).toMatchObject({ code: '3D000' });
       expect(inspect(error, { depth: 10 })).not.toContain(SECRET);
     }
   });
@@ -80,7 +104,8 @@ describe('Redis: a login the server refuses', () => {
     ]) {
       const error = await rejection(open());
       expect(error).toBeInstanceOf(NotConnectedError);
-      expect(error).toMatchObject({ code: 'ERR_NOT_CONNECTED' });
+      expect(error).toBeInstanceOf(ConnectConfigError);
+      expect(error).toMatchObject({ code: 'ERR_CONNECT_CONFIG', retryable: false });
       expect(error?.message).toContain(`refused the login (${reply}`);
       expect(error?.message).toContain('check the user and password in url');
       expect(inspect(error, { depth: 10 })).not.toContain(SECRET);

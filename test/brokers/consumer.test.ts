@@ -323,7 +323,7 @@ describe('consume() loop', () => {
     expect(s.ops('retry')).toHaveLength(0);
   });
 
-  it('a later drain({ timeout }) bounds a plain drain() already under way (the earliest deadline wins, as a Pool\'s), and returns the same report', async () => {
+  it("a later drain({ timeout }) bounds a plain drain() already under way (the earliest deadline wins, as a Pool's), and returns the same report", async () => {
     const s = new MemorySource();
     s.push('1');
     const sawAbort = deferred<void>();

@@ -9,7 +9,12 @@ import { connect } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { natsDeadLetters } from '../../src/brokers/nats/dead-letters.js';
 import { enqueue, natsSource } from '../../src/brokers/nats/index.js';
-import { LeaseLostError, NotConnectedError, UnroutableError } from '../../src/errors.js';
+import {
+  ConnectConfigError,
+  LeaseLostError,
+  NotConnectedError,
+  UnroutableError,
+} from '../../src/errors.js';
 import { fakeTcp } from '../fixtures/brokers/fake-tcp.js';
 import { type NatsAdmin, natsAdmin, uniqueStream } from '../fixtures/brokers/nats-helpers.js';
 import { freePort, instanceDir, PrivateServer } from '../fixtures/brokers/private-server.js';
@@ -55,9 +60,21 @@ describe('NATS first connection: a server that is not NATS fails with NotConnect
   afterAll(() => tcp.close());
 
   it.each([
-    ['its first line is not INFO', (s: Socket) => s.write('HELLO\r\n'), 'is not a NATS server'],
-    ['it closes the connection at once', (s: Socket) => s.end(), 'closed the connection'],
-  ])('%s', async (_, greet, says) => {
+    // Not a NATS server (the wrong port): retrying cannot help.
+    [
+      'its first line is not INFO: ERR_CONNECT_CONFIG, not retryable',
+      (s: Socket) => s.write('HELLO\r\n'),
+      'is not a NATS server',
+      'ERR_CONNECT_CONFIG',
+    ],
+    // A proxy before a server that is down closes at once too: it may work later.
+    [
+      'it closes the connection at once: ERR_NOT_CONNECTED, retryable',
+      (s: Socket) => s.end(),
+      'closed the connection',
+      'ERR_NOT_CONNECTED',
+    ],
+  ])('%s', async (_, greet, says, code) => {
     const port = await tcp.listen(greet);
     for (const open of [
       () => natsSource({ servers: `127.0.0.1:${port}`, stream: 's', consumer: 'c' }),
@@ -65,7 +82,8 @@ describe('NATS first connection: a server that is not NATS fails with NotConnect
     ]) {
       const error = await rejection(open());
       expect(error).toBeInstanceOf(NotConnectedError);
-      expect(error).toMatchObject({ code: 'ERR_NOT_CONNECTED' });
+      expect(error).toMatchObject({ code, retryable: code === 'ERR_NOT_CONNECTED' });
+      expect(error instanceof ConnectConfigError).toBe(code === 'ERR_CONNECT_CONFIG');
       expect(error?.message).toContain(`127.0.0.1:${port} ${says}`);
       expect(error?.message).toContain('servers');
     }
@@ -89,15 +107,16 @@ describe('NATS without JetStream (a private nats-server started without -js)', (
     await server?.remove();
   });
 
-  it('natsSource and natsDeadLetters fail with NotConnectedError saying to enable JetStream', async () => {
+  it('natsSource and natsDeadLetters fail with ConnectConfigError (not retryable) saying to enable JetStream', async () => {
     const servers = `127.0.0.1:${server.port}`;
     for (const open of [
       () => natsSource({ servers, stream: 'JOBS', consumer: 'c' }),
       () => natsDeadLetters({ servers: [servers], stream: 'JOBS' }),
     ]) {
       const error = await rejection(open());
+      expect(error).toBeInstanceOf(ConnectConfigError);
       expect(error).toBeInstanceOf(NotConnectedError);
-      expect(error).toMatchObject({ code: 'ERR_NOT_CONNECTED' });
+      expect(error).toMatchObject({ code: 'ERR_CONNECT_CONFIG', retryable: false });
       expect(error?.message).toContain('JetStream is not enabled on the server at 127.0.0.1:');
       expect(error?.message).toContain('-js');
       expect(error?.cause).toMatchObject({ name: 'JetStreamNotEnabled' });
@@ -135,15 +154,15 @@ describe('NATS: a login the server refuses (a private nats-server with a user an
     await server?.remove();
   });
 
-  it('NotConnectedError naming the login to check, the password masked', async () => {
+  it('ConnectConfigError (not retryable) naming the login to check, the password masked', async () => {
     const servers = `nats://sluice:wrong-s3cret@127.0.0.1:${server.port}`;
     for (const open of [
       () => natsSource({ servers, stream: 's', consumer: 'c' }),
       () => natsDeadLetters({ servers: [servers], stream: 's' }),
     ]) {
       const error = await rejection(open());
-      expect(error).toBeInstanceOf(NotConnectedError);
-      expect(error).toMatchObject({ code: 'ERR_NOT_CONNECTED' });
+      expect(error).toBeInstanceOf(ConnectConfigError);
+      expect(error).toMatchObject({ code: 'ERR_CONNECT_CONFIG', retryable: false });
       expect(error?.message).toContain(
         `nats://sluice:***@127.0.0.1:${server.port} refused the login`,
       );

@@ -87,7 +87,7 @@ describe('the factories apply it', () => {
     const error = await refused(() =>
       amqpSource({ url: 'amqp://127.0.0.1/tenant@prod', queue: 's' }),
     );
-    expect(error).toMatchObject({ code: 'ERR_NOT_CONNECTED' });
+    expect(error).toMatchObject({ code: 'ERR_CONNECT_CONFIG' });
     expect(error?.message).toContain(
       'RabbitMQ at amqp://127.0.0.1/tenant@prod refused to open virtual host "tenant@prod"',
     );

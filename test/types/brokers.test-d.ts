@@ -19,6 +19,7 @@ import * as postgres from '../../src/brokers/postgres/index.js';
 import * as redis from '../../src/brokers/redis/index.js';
 import {
   adaptive,
+  ConnectConfigError,
   ConnectTimeoutError,
   NotConnectedError,
   PublishTimeoutError,
@@ -148,6 +149,10 @@ export function brokerErrors(): void {
   expectTypeOf(new NotConnectedError('RabbitMQ').code).toEqualTypeOf<SluiceErrorCode>();
   expectTypeOf<'ERR_CONNECT_TIMEOUT'>().toExtend<SluiceErrorCode>();
   expectTypeOf<'ERR_NOT_CONNECTED'>().toExtend<SluiceErrorCode>();
+  expectTypeOf<'ERR_CONNECT_CONFIG'>().toExtend<SluiceErrorCode>();
+  expectTypeOf(new NotConnectedError('Redis').retryable).toEqualTypeOf<boolean>();
+  // A config refusal is still a NotConnectedError (what it was before it had a class).
+  expectTypeOf(new ConnectConfigError('Redis', 'refused the login')).toExtend<NotConnectedError>();
   expectTypeOf<'ERR_UNROUTABLE'>().toExtend<SluiceErrorCode>();
   expectTypeOf(new UnroutableError('x')).toExtend<Error>();
   expectTypeOf<'ERR_SETTLE_TIMEOUT'>().toExtend<SluiceErrorCode>();

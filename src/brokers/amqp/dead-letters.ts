@@ -81,9 +81,9 @@ const CURSOR = /^(\d+):(.+)$/;
 /**
  * Opens the dead letters of a RabbitMQ queue (see the module doc for the limits of a queue).
  *
- * @throws TypeError/RangeError `ERR_INVALID_OPTION` for a bad option; `NotConnectedError`
- *   (`ERR_NOT_CONNECTED`) when the broker refuses the login or the virtual host; the client's
- *   error when the broker cannot be reached or either queue does not exist.
+ * @throws TypeError/RangeError `ERR_INVALID_OPTION` for a bad option; the first connection's
+ *   errors as `amqpSource`'s (`ERR_NOT_CONNECTED`, `ERR_CONNECT_CONFIG`, `ERR_CONNECT_TIMEOUT`);
+ *   the client's error when either queue does not exist.
  * @example
  * ```ts
  * const dead = await amqpDeadLetters({ queue: 'jobs' });

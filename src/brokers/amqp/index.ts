@@ -154,10 +154,11 @@ export const DELIVERIES_HEADER = 'x-sluice-deliveries';
 const PUBLISH_ID_HEADER = 'x-sluice-publish-id';
 
 /**
- * Connects, declares the topology and returns a source for `consume()`. Rejects with the
- * client's error if the first connection fails (`NotConnectedError`, `ERR_NOT_CONNECTED`, when
- * the broker refused the login or the virtual host), or with `ConnectTimeoutError`
- * (`ERR_CONNECT_TIMEOUT`) after `connectTimeout`; later losses are retried forever.
+ * Connects, declares the topology and returns a source for `consume()`. Rejects if the first
+ * connection fails: `NotConnectedError` (`ERR_NOT_CONNECTED`, retryable) when the broker cannot
+ * be reached, `ConnectConfigError` (`ERR_CONNECT_CONFIG`, not retryable) when it refused the
+ * login or the virtual host, `ConnectTimeoutError` (`ERR_CONNECT_TIMEOUT`) after
+ * `connectTimeout`; later losses are retried forever.
  *
  * @example
  * ```ts

@@ -17,8 +17,8 @@ import {
   connect,
   type Message,
 } from 'amqplib';
-import { ConnectTimeoutError, NotConnectedError } from '../../errors.js';
-import { connectWithin, maskUserinfo } from '../connect-deadline.js';
+import { ConnectConfigError, ConnectTimeoutError, NotConnectedError } from '../../errors.js';
+import { connectWithin, maskUserinfo, unreachable } from '../connect-deadline.js';
 import { sleep } from '../sleep.js';
 import { type AmqpTopology, declareAmqpTopology } from './topology.js';
 
@@ -289,17 +289,21 @@ export class AmqpLink {
 }
 
 /**
- * amqplib's uncoded errors for a handshake the broker refused, as `NotConnectedError`
- * (`ERR_NOT_CONNECTED`, amqplib's error as `cause`) naming what in `url` to check: the login
+ * A connection's failure, coded: a socket or DNS failure as `NotConnectedError` (see
+ * `unreachable`); amqplib's uncoded errors for a handshake the broker refused, as
+ * `ConnectConfigError` (`ERR_CONNECT_CONFIG`, amqplib's error as `cause`) naming what in `url`
+ * to check: the login
  * (`403 ACCESS-REFUSED`) and the virtual host (the broker answers `connection.open` with a
  * `connection.close`: no such vhost, or the user may not use it — amqplib says only "Expected
  * ConnectionOpenOk; got <ConnectionClose channel:0>"). Anything else as it is.
  */
 export function handshakeRefusal(error: unknown, url: string): unknown {
-  if (!(error instanceof Error) || (error as { code?: unknown }).code !== undefined) return error;
   const where = `RabbitMQ at ${maskUserinfo(url)}`;
+  const failed = unreachable(error, 'RabbitMQ', where);
+  if (failed !== error) return failed;
+  if (!(error instanceof Error) || (error as { code?: unknown }).code !== undefined) return error;
   if (/^Handshake terminated by server: 403\b/.test(error.message)) {
-    return new NotConnectedError(
+    return new ConnectConfigError(
       'RabbitMQ',
       `${where} refused the login (${error.message.replace(/^Handshake terminated by server: /, '')}): check the user and password in url`,
       { cause: error },
@@ -312,7 +316,7 @@ export function handshakeRefusal(error: unknown, url: string): unknown {
     } catch {
       // checked at construction; the default vhost otherwise
     }
-    return new NotConnectedError(
+    return new ConnectConfigError(
       'RabbitMQ',
       `${where} refused to open virtual host ${JSON.stringify(vhost)} (it does not exist, or the user may not access it): check the path of url`,
       { cause: error },

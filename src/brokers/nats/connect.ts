@@ -8,13 +8,14 @@
 import { createConnection, type Socket } from 'node:net';
 import { type JetStreamManager, jetstreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { ConnectTimeoutError, NotConnectedError } from '../../errors.js';
+import { ConnectConfigError, ConnectTimeoutError, NotConnectedError } from '../../errors.js';
 import { invalidOption } from '../../internal/options.js';
 import {
   connectTimeoutError,
   connectWithin,
   maskUserinfo,
   refuseCutPassword,
+  unreachable,
 } from '../connect-deadline.js';
 
 /**
@@ -34,7 +35,7 @@ export async function connectNats(servers: string | string[], ms: number): Promi
   try {
     await connectWithin(Promise.any(probes.map((p) => p.answered)), ms, where, abandon);
   } catch (error) {
-    throw error instanceof AggregateError ? error.errors[0] : error;
+    throw unreachable(error instanceof AggregateError ? error.errors[0] : error, 'NATS', where);
   } finally {
     abandon();
   }
@@ -55,16 +56,18 @@ export async function connectNats(servers: string | string[], ms: number): Promi
 }
 
 /**
- * nats.js's uncoded errors of a first connection the server refused, as `NotConnectedError`
- * (`ERR_NOT_CONNECTED`, the client's error as `cause`) naming what to check: the login
- * (`AuthorizationError`, `UserAuthenticationExpiredError`) and its other `ConnectionError`s.
+ * nats.js's uncoded errors of a first connection the server refused, naming what to check: the
+ * login (`AuthorizationError`, `UserAuthenticationExpiredError`) as `ConnectConfigError`
+ * (`ERR_CONNECT_CONFIG`), its other `ConnectionError`s as `NotConnectedError`
+ * (`ERR_NOT_CONNECTED`), the client's error as `cause`; a socket or DNS failure as
+ * `NotConnectedError` too (see `unreachable`).
  * Told by name (a connection from another copy of nats.js has its own classes).
  */
 function connectRefusal(error: unknown, where: string): unknown {
   const name = (error as { name?: unknown } | null)?.name;
   const message = String((error as Error | null)?.message);
   if (name === 'AuthorizationError' || name === 'UserAuthenticationExpiredError') {
-    return new NotConnectedError(
+    return new ConnectConfigError(
       'NATS',
       `${where} refused the login (${message}): check the user and password, or token, in servers`,
       { cause: error },
@@ -73,7 +76,7 @@ function connectRefusal(error: unknown, where: string): unknown {
   if (name === 'ConnectionError') {
     return new NotConnectedError('NATS', `${where}: ${message}`, { cause: error });
   }
-  return error;
+  return unreachable(error, 'NATS', where);
 }
 
 /** A server of the `servers` option: where to probe, and how to name it in messages. */
@@ -118,7 +121,7 @@ function probeInfo({ url, shown }: Server): { socket: Socket; answered: Promise<
       if (String(chunk).startsWith('INFO')) resolve();
       else {
         reject(
-          new NotConnectedError(
+          new ConnectConfigError(
             'NATS',
             `${shown} is not a NATS server: its first line is not INFO — check the host and port in servers`,
           ),
@@ -148,7 +151,7 @@ function isClientTimeout(error: unknown): boolean {
 
 /**
  * `jetstreamManager(nc)`, its "no responders" (JetStream not enabled on the server or for the
- * account: nats.js's uncoded `JetStreamNotEnabled`) as `NotConnectedError` (`ERR_NOT_CONNECTED`,
+ * account: nats.js's uncoded `JetStreamNotEnabled`) as `ConnectConfigError` (`ERR_CONNECT_CONFIG`,
  * the client's error as `cause`) naming what to check.
  */
 export async function jetstreamManagerOf(nc: NatsConnection): Promise<JetStreamManager> {
@@ -156,7 +159,7 @@ export async function jetstreamManagerOf(nc: NatsConnection): Promise<JetStreamM
     return await jetstreamManager(nc);
   } catch (error) {
     if ((error as { name?: unknown } | null)?.name !== 'JetStreamNotEnabled') throw error;
-    throw new NotConnectedError(
+    throw new ConnectConfigError(
       'NATS',
       `JetStream is not enabled on the server at ${nc.getServer()} (${(error as Error).message}): start nats-server with -js (--jetstream), or enable JetStream for this account`,
       { cause: error },

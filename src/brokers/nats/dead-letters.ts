@@ -79,8 +79,9 @@ const REPLAY_TIMEOUT = 5000;
 /**
  * Opens the dead letters of a NATS JetStream work stream (see the module doc).
  *
- * @throws TypeError `ERR_INVALID_OPTION` for a bad option; the client's error when the server
- *   or the dead-letter stream cannot be reached.
+ * @throws TypeError `ERR_INVALID_OPTION` for a bad option; the first connection's errors as
+ *   `natsSource`'s (`ERR_NOT_CONNECTED`, `ERR_CONNECT_CONFIG`, `ERR_CONNECT_TIMEOUT`); the
+ *   client's error when the dead-letter stream cannot be found.
  * @example
  * ```ts
  * const dead = await natsDeadLetters({ stream: 'JOBS' });

@@ -73,10 +73,11 @@ export { type NatsMessage, NatsSource, type NatsSourceOptions } from './source.j
 
 /**
  * Connects (unless given a connection), declares the topology (unless `declare: false`) and
- * returns a source for `consume()`. Throws the client's error when the server or the consumer
- * cannot be reached (`NotConnectedError`, `ERR_NOT_CONNECTED`, when what answers is not a NATS
- * server, refuses the login or has JetStream off); throws `RangeError`/`TypeError` for bad
- * options.
+ * returns a source for `consume()`. Rejects with `NotConnectedError` (`ERR_NOT_CONNECTED`,
+ * retryable) when the server cannot be reached or closes at once, `ConnectConfigError`
+ * (`ERR_CONNECT_CONFIG`, not retryable) when what answers is not a NATS server, refuses the
+ * login or has JetStream off, `ConnectTimeoutError` past `connectTimeout`; the client's error
+ * when the consumer cannot be found or declared; `RangeError`/`TypeError` for bad options.
  *
  * @example
  * ```ts

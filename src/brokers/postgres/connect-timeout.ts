@@ -5,18 +5,27 @@
  * @module
  */
 import pg from 'pg';
-import { NotConnectedError } from '../../errors.js';
+import { ConnectConfigError } from '../../errors.js';
 import { invalidOption } from '../../internal/options.js';
-import { connectTimeoutError, maskUserinfo } from '../connect-deadline.js';
+import { connectTimeoutError, maskUserinfo, unreachable } from '../connect-deadline.js';
 
 /** Where a factory connects when given no `connectionString` (and no pool). */
 export const DEFAULT_CONNECTION_STRING = 'postgres://postgres@127.0.0.1:5432/postgres';
 
 /**
+ * SQLSTATEs of a first connection refused for its configuration: a password or login refused
+ * (`28P01` invalid_password, `28000` invalid_authorization_specification: no pg_hba.conf
+ * entry, no such role), a database that does not exist (`3D000` invalid_catalog_name).
+ */
+const REFUSED_BY_CONFIG = new Set(['28P01', '28000', '3D000']);
+
+/**
  * A first connection's failure, coded, the server named without its password and pg's error as
  * the `cause`: pg's connection timeout — pg says only "timeout expired" or "Connection
- * terminated due to connection timeout" — as `ConnectTimeoutError` (`ERR_CONNECT_TIMEOUT`); SSL
- * asked of a server without it as `NotConnectedError` (`ERR_NOT_CONNECTED`); else `error`.
+ * terminated due to connection timeout" — as `ConnectTimeoutError` (`ERR_CONNECT_TIMEOUT`); a
+ * socket or DNS failure as `NotConnectedError` (`ERR_NOT_CONNECTED`, see `unreachable`); a
+ * login or database refused ({@link REFUSED_BY_CONFIG}) and SSL asked of a server without it as
+ * `ConnectConfigError` (`ERR_CONNECT_CONFIG`); else `error`.
  */
 export function connectFailure(
   error: unknown,
@@ -25,8 +34,22 @@ export function connectFailure(
 ): unknown {
   const message = String((error as Error | null)?.message);
   const where = `PostgreSQL at ${maskUserinfo(connectionString ?? DEFAULT_CONNECTION_STRING)}`;
+  const failed = unreachable(error, 'PostgreSQL', where);
+  if (failed !== error) return failed;
+  const sqlState = (error as { code?: unknown; severity?: unknown } | null)?.code;
+  if (
+    typeof sqlState === 'string' &&
+    typeof (error as { severity?: unknown }).severity === 'string' &&
+    REFUSED_BY_CONFIG.has(sqlState)
+  ) {
+    return new ConnectConfigError(
+      'PostgreSQL',
+      `${where} refused the connection (${message}, SQLSTATE ${sqlState}): check the ${sqlState === '3D000' ? 'database name' : 'user and password'} in connectionString (or the pool's)`,
+      { cause: error },
+    );
+  }
   if (message === 'The server does not support SSL connections') {
-    return new NotConnectedError(
+    return new ConnectConfigError(
       'PostgreSQL',
       `${where} does not support SSL connections: check sslmode in connectionString (or the pool's ssl option)`,
       { cause: error },

@@ -85,7 +85,8 @@ const ROW_ID = /^\d{1,19}$/;
  * `migrate` does). See the module doc for how each operation maps onto SQL.
  *
  * @throws TypeError/RangeError `ERR_INVALID_OPTION` for a bad option (a `connectionString` that
- *   does not parse, shown with its password masked); the connection error.
+ *   does not parse, shown with its password masked); the first connection's errors as
+ *   `postgresSource`'s (`ERR_NOT_CONNECTED`, `ERR_CONNECT_CONFIG`, `ERR_CONNECT_TIMEOUT`).
  * @example
  * ```ts
  * const dead = await postgresDeadLetters({ connectionString: 'postgres://127.0.0.1/app', table: 'jobs' });

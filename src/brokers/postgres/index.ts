@@ -395,8 +395,10 @@ export async function migrate(db: pg.Pool | pg.Client, table: string): Promise<v
  * source for `consume()`.
  *
  * @throws TypeError/RangeError `ERR_INVALID_OPTION` for bad options (a `connectionString` that
- *   does not parse, shown with its password masked); the connection error when PostgreSQL is down;
- *   `NotConnectedError` (`ERR_NOT_CONNECTED`) when it does not support the SSL asked for.
+ *   does not parse, shown with its password masked); `NotConnectedError` (`ERR_NOT_CONNECTED`,
+ *   retryable) when PostgreSQL cannot be reached; `ConnectConfigError` (`ERR_CONNECT_CONFIG`, not
+ *   retryable) when it refuses the login or the database, or lacks the SSL asked for;
+ *   `ConnectTimeoutError` past `connectTimeout`.
  * @example
  * ```ts
  * const source = await postgresSource({ connectionString: 'postgres://127.0.0.1/app', table: 'jobs' });

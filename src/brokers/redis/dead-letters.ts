@@ -124,7 +124,8 @@ const ENTRY_ID = /^\d+-\d+$/;
  * Opens the dead letters of a Redis stream (see the module doc for how each operation maps onto
  * Redis).
  *
- * @throws TypeError/RangeError `ERR_INVALID_OPTION` for a bad option; the connection error.
+ * @throws TypeError/RangeError `ERR_INVALID_OPTION` for a bad option; the first connection's
+ *   errors as `redisSource`'s (`ERR_NOT_CONNECTED`, `ERR_CONNECT_CONFIG`, `ERR_CONNECT_TIMEOUT`).
  * @example
  * ```ts
  * const dead = await redisDeadLetters({ stream: 'jobs' });

@@ -135,9 +135,10 @@ export { RedisStreamSource } from './source.js';
  * strategy). `close()` during an outage does not wait for it (see README, "Limits").
  *
  * @throws TypeError/RangeError `ERR_INVALID_OPTION` (a rejection) for a bad option, before
- *   connecting; the socket's error (`code` `ECONNREFUSED`, `ENOTFOUND`, …) when Redis cannot be
- *   reached; `ConnectTimeoutError` past `connectTimeout`; `NotConnectedError`
- *   (`ERR_NOT_CONNECTED`) when Redis refuses the login.
+ *   connecting; `NotConnectedError` (`ERR_NOT_CONNECTED`, retryable; the socket's error, `code`
+ *   `ECONNREFUSED`, `ENOTFOUND`, …, as `cause`) when Redis cannot be reached;
+ *   `ConnectTimeoutError` past `connectTimeout`; `ConnectConfigError` (`ERR_CONNECT_CONFIG`, not
+ *   retryable) when Redis refuses the login.
  * @example
  * ```ts
  * const source = await redisSource({ stream: 'jobs', group: 'workers' });
@@ -223,7 +224,7 @@ export async function redisSource(options: RedisSourceOptions): Promise<RedisStr
 /**
  * node-redis wraps the error that ended its first connection (our reconnect strategy hands it
  * back) in a `ReconnectStrategyError` without a `code`; the socket's own error carries Node's
- * (`ECONNREFUSED`, `ENOTFOUND`, …), as the other sources' connection errors do.
+ * (`ECONNREFUSED`, `ENOTFOUND`, …): unwrapped, `loginRefusal` codes it as the other sources do.
  */
 function rethrowSocketError(error: unknown): never {
   const original = (error as { originalError?: unknown } | null)?.originalError;

@@ -6,8 +6,8 @@
 import { createHash } from 'node:crypto';
 import { hostname } from 'node:os';
 import { RESP_TYPES, type RedisClientType } from 'redis';
-import { LeaseLostError, NotConnectedError, SettleTimeoutError, toError } from '../../errors.js';
-import { rejectAfter } from '../connect-deadline.js';
+import { ConnectConfigError, LeaseLostError, SettleTimeoutError, toError } from '../../errors.js';
+import { rejectAfter, unreachable } from '../connect-deadline.js';
 import { Batcher } from '../consumer-batch.js';
 import { errorCode, errorMessage, errorName, errorText } from '../dead-letter.js';
 import {
@@ -932,18 +932,21 @@ export function readerName(stream: string, group: string): string {
 }
 
 /**
- * Redis's reply refusing a first connection's login (`WRONGPASS`, `NOAUTH`, `ERR AUTH …`, an
- * uncoded `ErrorReply` of node-redis) as `NotConnectedError` (`ERR_NOT_CONNECTED`, the reply as
- * `cause`) naming what to check; anything else as it is.
+ * A first connection's failure, coded: Redis's reply refusing the login (`WRONGPASS`, `NOAUTH`,
+ * `ERR AUTH …`, an uncoded `ErrorReply` of node-redis) as `ConnectConfigError`
+ * (`ERR_CONNECT_CONFIG`, the reply as `cause`) naming what to check; a socket or DNS failure as
+ * `NotConnectedError` (see {@link unreachable}); anything else as it is.
  */
 export function loginRefusal(error: unknown, where: string): unknown {
+  const failed = unreachable(error, 'Redis', where);
+  if (failed !== error) return failed;
   if (!(error instanceof Error) || (error as { code?: unknown }).code !== undefined) return error;
   if (
     !/^(WRONGPASS|NOAUTH|ERR AUTH|ERR invalid password|ERR Client sent AUTH)/.test(error.message)
   ) {
     return error;
   }
-  return new NotConnectedError(
+  return new ConnectConfigError(
     'Redis',
     `${where} refused the login (${error.message}): check the user and password in url (or the client's)`,
     { cause: error },
