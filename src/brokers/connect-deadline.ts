@@ -28,7 +28,7 @@ const UNRESOLVED = new Set(['ENOTFOUND', 'EAI_AGAIN', 'EAI_NONAME', 'EAI_FAIL'])
  * (its `code` is there); anything else as it is. One code for "cannot reach it", whichever the
  * broker and however its client reports it, as an outage later in the run is reported.
  */
-export function unreachable(error: unknown, broker: string, where: string): unknown {
+export function unreachable(error: unknown, broker: string, where: string, hint = ''): unknown {
   try {
     if (!(error instanceof Error)) return error;
     const { code, syscall } = error as { code?: unknown; syscall?: unknown };
@@ -36,7 +36,7 @@ export function unreachable(error: unknown, broker: string, where: string): unkn
     const what = UNRESOLVED.has(code)
       ? `the host name of ${where} did not resolve (${error.message}): check the host, or wait for it to be known`
       : `${where} could not be reached (${error.message}): check that it is running, and the host and port`;
-    return new NotConnectedError(broker, what, { cause: error });
+    return new NotConnectedError(broker, `${what}${hint}`, { cause: error });
   } catch {
     return error; // a hostile value: as it is
   }
@@ -127,6 +127,19 @@ export function checkUrl(url: unknown, scheme: RegExp, expected: string): void {
 }
 
 /**
+ * An AMQP URL whose vhost holds an `@` after a port and no user info (`amqp://host:5672/a@b`):
+ * valid, and taken as the parser reads it, but it also reads as a password cut short at `/`
+ * (`amqp://u:12/ab@host`, meant as user `u`, password `12/ab`). Messages mask it as a password
+ * (`amqp://host:***@b`), and a connection that cannot be made says to percent-encode.
+ */
+export function readsAsCutPassword(url: string): boolean {
+  const match = /^amqps?:\/\/([^/?#]*)(\/[^?#]*)/i.exec(url);
+  if (match === null) return false;
+  const [, authority = '', path = ''] = match;
+  return !authority.includes('@') && authority.includes(':') && path.includes('@');
+}
+
+/**
  * A password (or NATS token) cut short by an unencoded `/`, `?` or `#`: the parser ends the
  * authority there, so `redis://u:12/ab@host` parses as host `u`, port 12 and a path — the
  * connection would then fail naming that host — and `redis://u:a@b/c@host` (a password holding
@@ -134,10 +147,11 @@ export function checkUrl(url: unknown, scheme: RegExp, expected: string): void {
  * text up to the first `/`, `?` or `#` after the scheme's `//`, or from the start of a
  * scheme-less `host:port`) where the broker's URL carries none: in a Redis path (a database
  * number), a NATS URL's path, and anywhere in the query or fragment. An AMQP path is the
- * virtual host, which may hold one (`amqp://host/tenant@prod`): it is refused only when the
- * authority has no user info and holds a `:` — `amqp://u:12/ab@host` reads as a password cut at
- * `/` as much as a port and a vhost, and the message says to percent-encode either (`%2F` in the
- * password, `%40` in the vhost; amqplib decodes both). Refused masked, telling to percent-encode.
+ * virtual host, which may hold one (`amqp://host/tenant@prod`, `amqp://host:5672/tenant@prod`):
+ * taken as the parser reads it — `amqp://u:12/ab@host` then connects to host `u`, port 12, and
+ * fails saying to percent-encode (see {@link readsAsCutPassword}) — unless the port is empty
+ * (`amqp://u:/ab@host`), which reads only as a cut password. Refused masked, telling to
+ * percent-encode.
  * Not used for PostgreSQL, whose database name (the path, not percent-decoded for `@` by pg)
  * and query parameters (`?user=a@b`) may hold one.
  *
@@ -156,12 +170,14 @@ export function refuseCutPassword(name: string, url: string, expected: string): 
   const afterPath = pathEnd < 0 ? '' : tail.slice(pathEnd);
   const vhost = /^amqps?:\/\/$/i.test(scheme);
   if (vhost && !afterPath.includes('@')) {
-    // Only the vhost holds an `@`: fine unless the authority could be a cut `user:password`.
-    if (authority.includes('@') || !authority.includes(':')) return;
+    // Only the vhost holds an `@`: taken as the URL parser, amqplib and Go's net/url read it —
+    // `amqp://host:5672/tenant@prod` is a valid URL. Only an empty port (`amqp://u:/ab@host`)
+    // reads as nothing but a password cut short at "/".
+    if (authority.includes('@') || !authority.endsWith(':')) return;
     invalidOption(
       name,
       maskUserinfo(url),
-      `${expected} with any "/", "?" or "#" in its password percent-encoded (%2F, %3F, %23), or any "@" in its virtual host as %40: a port, then a virtual host holding "@", and no user info reads as much as a password cut short at "/"`,
+      `${expected} with any "/", "?" or "#" in its password percent-encoded (%2F, %3F, %23): an empty port, then a virtual host holding "@", reads only as a password cut short at "/"`,
     );
   }
   invalidOption(

@@ -203,8 +203,13 @@ describe('a password cut short by an unencoded "/", "?" or "#" is refused, telli
     ],
     ['natsDeadLetters, no scheme', (u: string) => natsDeadLetters({ servers: [u], stream: 's' })],
   ] as const;
-  it.each(opens)('%s', async (_, open) => {
-    for (const password of ['12/s3cret', '12?s3cret', '12#s3cret', '/s3cret']) {
+  it.each(opens)('%s', async (name, open) => {
+    // RabbitMQ: `amqp://u:12/s3cret@…` is a valid URL, a port and a vhost with "@" (see
+    // url-cut-password.test.ts), so it is taken; the other three are refused everywhere.
+    const passwords = name.startsWith('amqp')
+      ? ['12?s3cret', '12#s3cret', '/s3cret']
+      : ['12/s3cret', '12?s3cret', '12#s3cret', '/s3cret'];
+    for (const password of passwords) {
       const { error, shown } = await failure(() => open(`u:${password}@127.0.0.1:1`));
       expect(error).toMatchObject({ code: 'ERR_INVALID_OPTION', name: 'TypeError' });
       expect(error.message).toMatch(/^Invalid option "(url|servers)"/);

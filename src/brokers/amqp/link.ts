@@ -18,7 +18,12 @@ import {
   type Message,
 } from 'amqplib';
 import { ConnectConfigError, ConnectTimeoutError, NotConnectedError } from '../../errors.js';
-import { connectWithin, maskUserinfo, unreachable } from '../connect-deadline.js';
+import {
+  connectWithin,
+  maskUserinfo,
+  readsAsCutPassword,
+  unreachable,
+} from '../connect-deadline.js';
 import { sleep } from '../sleep.js';
 import { type AmqpTopology, declareAmqpTopology } from './topology.js';
 
@@ -299,7 +304,14 @@ export class AmqpLink {
  */
 export function handshakeRefusal(error: unknown, url: string): unknown {
   const where = `RabbitMQ at ${maskUserinfo(url)}`;
-  const failed = unreachable(error, 'RabbitMQ', where);
+  const failed = unreachable(
+    error,
+    'RabbitMQ',
+    where,
+    readsAsCutPassword(url)
+      ? '; if the text between ":" and "@" was meant as a password, percent-encode its "/" (%2F)'
+      : '',
+  );
   if (failed !== error) return failed;
   if (!(error instanceof Error) || (error as { code?: unknown }).code !== undefined) return error;
   if (/^Handshake terminated by server: 403\b/.test(error.message)) {
