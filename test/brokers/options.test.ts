@@ -10,6 +10,8 @@ import { enqueue as natsEnqueue, natsSource } from '../../src/brokers/nats/index
 import { enqueue as pgEnqueue, postgresSource } from '../../src/brokers/postgres/index.js';
 import { enqueue as redisEnqueue, redisSource } from '../../src/brokers/redis/index.js';
 import type { BrokerSource } from '../../src/brokers/source.js';
+import { amqpAdmin, uniqueQueue } from '../fixtures/brokers/amqp-helpers.js';
+import { redisAdmin, uniqueStream } from '../fixtures/brokers/redis-helpers.js';
 
 // Unreachable endpoints: a validation that ran after connecting would fail with a connection
 // error instead, and the test would say so.
@@ -304,6 +306,21 @@ describe('consume() rejects bad options at once', () => {
       retry: { attempts: 2, backoff: null },
     } as never);
     void c.close();
+  });
+
+  it('a broker url given as null means the default broker, as an omitted one (was refused for Redis and RabbitMQ)', async () => {
+    const stream = uniqueStream('nullurl');
+    const redisAdminClient = await redisAdmin();
+    redisAdminClient.track(stream);
+    const queue = uniqueQueue('nullurl');
+    const amqp = await amqpAdmin();
+    try {
+      await (await redisSource({ url: null as never, stream, group: 'g' })).close();
+      await (await amqpSource({ url: null as never, queue })).close();
+    } finally {
+      await redisAdminClient.cleanup();
+      await amqp.cleanup(queue);
+    }
   });
 
   it('a handler that is not a function, or a source that is not one: ERR_INVALID_ARGUMENT', () => {

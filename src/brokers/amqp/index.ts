@@ -173,7 +173,7 @@ export async function amqpSource(opts: AmqpSourceOptions): Promise<AmqpSource> {
   // channels and declaring the topology (a reconnect that misses it tries again).
   const common = resolveCommon(opts, BROKER_LIMITS.amqp);
   numberAtLeast('heartbeat', opts.heartbeat, 0, { integer: true, unit: 's' });
-  if (opts.url !== undefined) checkUrl(opts.url, AMQP_URL, 'an amqp:// or amqps:// URL');
+  if (opts.url != null) checkUrl(opts.url, AMQP_URL, 'an amqp:// or amqps:// URL');
   const link = new AmqpLink({
     url: opts.url ?? 'amqp://guest:guest@127.0.0.1:5672',
     queue: opts.queue,

@@ -152,7 +152,7 @@ export async function redisSource(options: RedisSourceOptions): Promise<RedisStr
   const { connectTimeout } = resolveCommon(options, BROKER_LIMITS.redis);
   optionalBoolean('deleteOnAck', options.deleteOnAck);
   const where = `Redis at ${maskUserinfo(options.url ?? 'redis://127.0.0.1:6379')}`;
-  if (options.url !== undefined) checkUrl(options.url, REDIS_URL, 'a redis:// or rediss:// URL');
+  if (options.url != null) checkUrl(options.url, REDIS_URL, 'a redis:// or rediss:// URL');
   // The first connection fails fast (a wrong URL throws here); once up, reconnects back off.
   let established = false;
   // Both connections are the source's own, even with a caller's `client` (duplicated: its options,
