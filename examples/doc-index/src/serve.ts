@@ -62,7 +62,7 @@ export interface ServeOptions {
   embedder?: Embedder;
   /** Deliveries before a failing document is dead-lettered. Default 3. */
   maxDeliveries?: number;
-  /** First retry delay, ms (doubles per delivery, up to 60 s or this if longer). Default 1000. */
+  /** First retry delay, ms (doubles per delivery, up to 30 s — sluice's default cap — or this if longer). Default 1000. */
   retryDelay?: number;
   /**
    * How long, ms, the documents in flight get to finish after `stop` (0..2147483647); those
@@ -196,7 +196,7 @@ export async function runServe(opts: ServeOptions): Promise<ServeSummary> {
       concurrency,
       retry: {
         attempts: maxDeliveries,
-        backoff: { initial: retryDelay, max: Math.max(60_000, retryDelay) },
+        backoff: { initial: retryDelay }, // up to max(30 s, retryDelay): sluice's default cap
         // The same bytes fail the same way on every try: no redelivery.
         retryIf: (error) => (error as { code?: string }).code !== 'ERR_EXTRACT',
       },
