@@ -121,7 +121,14 @@ export function runPool<J, R>(
     // Nothing that needs the full engine (hooks of its own would want every job's events): the
     // lean engine, which decides per job only what the full one decides per job (events).
     const publishing = publishingHooks<J>(name, 'run-pool', undefined);
-    return leanEngine(jobs, run, { concurrency, buffer, ordered, signal, hooks: publishing, events });
+    return leanEngine(jobs, run, {
+      concurrency,
+      buffer,
+      ordered,
+      signal,
+      hooks: publishing,
+      events,
+    });
   }
   return new PullEngine(jobs, run, {
     concurrency,

@@ -434,7 +434,14 @@ export function leanEngine<J, R>(
       }
       // As JobRun.cancel: the signal aborts before the slot is freed for the next job.
       abortContext(item, error);
-      settle(item, busyJob[workerId] as J, busyIndex[workerId] as number, workerId, error, undefined);
+      settle(
+        item,
+        busyJob[workerId] as J,
+        busyIndex[workerId] as number,
+        workerId,
+        error,
+        undefined,
+      );
     }
   };
 
