@@ -111,9 +111,12 @@ export function leanEngine<J, R>(
   const busyJob: (J | undefined)[] = [];
   const busyIndex: number[] = [];
 
-  // Finished results: a queue with a moving head (unordered), or by index (ordered).
-  const ready: (Result<J, R> | undefined)[] = [];
+  // Finished results: a ring (unordered; its capacity a power of two, grown when full), or by
+  // index (ordered).
+  let ready: (Result<J, R> | undefined)[] = new Array(16);
+  let readyMask = 15;
   let head = 0;
+  let readyCount = 0;
   const byIndex = new Map<number, Result<J, R>>();
   /** Waiting `next()` calls, oldest first. */
   const consumers: Consumer<J, R>[] = [];
@@ -150,20 +153,29 @@ export function leanEngine<J, R>(
     if (ordered) {
       result = byIndex.get(yielded);
       if (result !== undefined) byIndex.delete(yielded);
-    } else if (head < ready.length) {
+    } else if (readyCount > 0) {
       result = ready[head];
-      ready[head++] = undefined;
-      // Compacted now and then (amortised O(1)), not shifted per result.
-      if (head > 1024 && head * 2 > ready.length) {
-        ready.splice(0, head);
-        head = 0;
-      }
+      ready[head] = undefined;
+      head = (head + 1) & readyMask;
+      readyCount--;
     }
     if (result !== undefined) yielded++;
     return result;
   };
 
-  const buffered = (): number => ready.length - head + byIndex.size;
+  const buffered = (): number => readyCount + byIndex.size;
+
+  const enqueue = (result: Result<J, R>): void => {
+    if (readyCount === ready.length) {
+      const grown: (Result<J, R> | undefined)[] = new Array(ready.length * 2);
+      for (let i = 0; i < readyCount; i++) grown[i] = ready[(head + i) & readyMask];
+      ready = grown;
+      readyMask = grown.length - 1;
+      head = 0;
+    }
+    ready[(head + readyCount) & readyMask] = result;
+    readyCount++;
+  };
 
   const finished = (): boolean =>
     !pulling && (stopped || sourceDone) && running === 0 && buffered() === 0;
@@ -197,7 +209,7 @@ export function leanEngine<J, R>(
 
   const push = (result: Result<J, R>): void => {
     if (ordered) byIndex.set(result.index, result);
-    else ready.push(result);
+    else enqueue(result);
     deliver();
   };
 
@@ -229,7 +241,7 @@ export function leanEngine<J, R>(
         ? { ok: true, job, index, value: value as R }
         : { ok: false, job, index, error };
     if (ordered) byIndex.set(index, result);
-    else ready.push(result);
+    else enqueue(result);
     deliver();
     pump();
   };
@@ -484,8 +496,8 @@ export function leanEngine<J, R>(
       setState('aborted');
       stop();
       cancelRunning(new AbortError(undefined, 'result iteration stopped'));
-      ready.length = 0;
-      head = 0;
+      ready.fill(undefined);
+      readyCount = 0;
       byIndex.clear();
       for (let c = consumers.shift(); c; c = consumers.shift()) c.resolve(DONE);
       const closing = closeSource();
