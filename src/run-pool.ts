@@ -20,6 +20,7 @@ import { publishingHooks } from './observability/publisher.js';
 import { Watchdog, type WatchdogOptions, watchdogOptions } from './observability/watchdog.js';
 import type { Result } from './result.js';
 import { guardedHooks, HOOKS, type JobHooks } from './scheduler/hooks.js';
+import { leanEngine } from './scheduler/lean-engine.js';
 
 /**
  * Options of {@link runPool}: the pool's own, and the gates (`retry`, `rate`, `key`, `perKey`,
@@ -103,22 +104,48 @@ export function runPool<J, R>(
   const watchdog = limits && new Watchdog(limits, name, 'run-pool');
   const hooks = guardedHooks((opts as { [HOOKS]?: JobHooks<J> })[HOOKS]);
   adaptive?.attach(name, 'run-pool');
-  return new PullEngine(jobs, fn<WorkerFunction<J, R>>(argument('worker'), worker), {
+  const run = fn<WorkerFunction<J, R>>(argument('worker'), worker);
+  const buffer = nonNegativeInt('buffer', opts.buffer ?? adaptive?.max ?? concurrency);
+  const ordered = optionalBoolean('ordered', opts.ordered) ?? false;
+  const timeout = optionalDuration('timeout', opts.timeout);
+  const signal = optionalSignal('signal', opts.signal);
+  const gates = engineGates(opts);
+  const events = { name, kind: 'run-pool' } as const;
+  if (
+    adaptive === undefined &&
+    timeout === undefined &&
+    gates === undefined &&
+    watchdog === undefined &&
+    hooks === undefined
+  ) {
+    // Nothing that needs the full engine (hooks of its own would want every job's events): the
+    // lean engine, which decides per job only what the full one decides per job (events).
+    const publishing = publishingHooks<J>(name, 'run-pool', undefined);
+    return leanEngine(jobs, run, {
+      concurrency,
+      buffer,
+      ordered,
+      signal,
+      hooks: publishing,
+      events,
+    });
+  }
+  return new PullEngine(jobs, run, {
     concurrency,
     adaptive,
-    buffer: nonNegativeInt('buffer', opts.buffer ?? adaptive?.max ?? concurrency),
-    ordered: optionalBoolean('ordered', opts.ordered) ?? false,
-    timeout: optionalDuration('timeout', opts.timeout),
-    signal: optionalSignal('signal', opts.signal),
+    buffer,
+    ordered,
+    timeout,
+    signal,
     stats: undefined,
-    gates: engineGates(opts),
+    gates,
     hooks: publishingHooks(
       name,
       'run-pool',
       watchdog === undefined ? hooks : watchdog.hooks(hooks),
     ),
     watchdog,
-    events: { name, kind: 'run-pool' },
+    events,
   });
 }
 

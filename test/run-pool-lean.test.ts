@@ -1,5 +1,5 @@
 /**
- * runPool's lean start/settle path (no timeout, gate, stats or watchdog: scheduler/lean-run.ts)
+ * runPool's lean engine (no timeout, gate, adaptive limit or watchdog: scheduler/lean-engine.ts)
  * against the gated engine (`retry: { attempts: 1 }`: every job through the gates' queue and a
  * JobRun, never a retry): the same results on random workloads, the same limits on running
  * workers, and what is specific to the lean path (abort and break reach running workers).

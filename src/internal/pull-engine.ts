@@ -10,13 +10,6 @@ import { publishRateLimited } from '../observability/gate-channels.js';
 import type { Watchdog } from '../observability/watchdog.js';
 import { makeResult, type Result } from '../result.js';
 import type { CoreHooks } from '../scheduler/hooks.js';
-import {
-  cancelLean,
-  type LeanOwner,
-  LeanRun,
-  SETTLE_LEAN,
-  startLean,
-} from '../scheduler/lean-run.js';
 import { deadlockStorageActive, outsideJobs } from '../scheduler/self-deadlock.js';
 import { type Outcome, outcomeOf, type StatsRecorder } from '../stats.js';
 import { onAbort } from './abort-fanout.js';
@@ -118,23 +111,18 @@ interface Consumer<J, R> {
 const DONE: IteratorResult<never, undefined> = Object.freeze({ done: true, value: undefined });
 
 /**
- * The pull-based worker loop behind `runPool` and each pipeline stage: N slots pulling from one
- * source, never more than `concurrency + buffer` jobs ahead of the consumer, so a slow consumer
- * slows the pulling (backpressure) instead of piling results up. Internal.
+ * The pull-based worker loop behind each pipeline stage and a `runPool` with gates, a timeout,
+ * an adaptive limit, a watchdog or hooks (an ungated runPool has its own lean engine,
+ * scheduler/lean-engine.ts, with the same contract): N slots pulling from one source, never more
+ * than `concurrency + buffer` jobs ahead of the consumer, so a slow consumer slows the pulling
+ * (backpressure) instead of piling results up. Internal.
  */
-export class PullEngine<J, R>
-  implements AsyncIterableIterator<Result<J, R>>, JobOwner<J, R>, LeanOwner<J, R>
-{
+export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, JobOwner<J, R> {
   readonly #source: Source<J>;
   readonly #isAsync: boolean;
   readonly #worker: WorkerFunction<J, R>;
   readonly #opts: EngineOptions<J>;
-  readonly #slots: Slots<JobRun<J, R> | LeanRun<J, R>>;
-  /**
-   * No timeout, stats, adaptive limit, bypass, gates or watchdog (chosen once, as the gated
-   * engine is): unobserved jobs take the lean path (scheduler/lean-run.ts).
-   */
-  readonly #lean: boolean;
+  readonly #slots: Slots<JobRun<J, R>>;
   /** With `rate` as the only gate: the pulled job waiting for its permit. */
   #parked: Parked<J> | undefined = undefined;
   /** Start times are read (for stats or an adaptive limit). */
@@ -180,12 +168,6 @@ export class PullEngine<J, R>
     this.#slots = new Slots(opts.concurrency);
     this.#timed = opts.stats !== undefined || opts.adaptive !== undefined;
     const gates = opts.gates;
-    this.#lean =
-      !this.#timed &&
-      gates === undefined &&
-      opts.timeout === undefined &&
-      opts.bypass === undefined &&
-      opts.watchdog === undefined;
     const events = opts.events;
     const onWait =
       events &&
@@ -278,10 +260,7 @@ export class PullEngine<J, R>
     this.#setState('aborted');
     if (this.#queue !== undefined) this.#cancelGated(error);
     else if (this.#rate !== undefined) this.#cancelParked(error);
-    for (const run of this.#slots.items()) {
-      if (run instanceof LeanRun) cancelLean(run, error);
-      else run.cancel(error);
-    }
+    for (const run of this.#slots.items()) run.cancel(error);
   }
 
   /**
@@ -545,11 +524,6 @@ export class PullEngine<J, R>
       return;
     }
     const index = this.#pulled++;
-    if (this.#lean && !observed && !deadlockStorageActive()) {
-      const run = new LeanRun<J, R>(job, index, this);
-      startLean(run, this.#worker, this.#slots.acquire(run));
-      return;
-    }
     if (this.#rate !== undefined && !this.#rate.take()) {
       this.#parked = { job, index, observed };
       return;
@@ -580,21 +554,6 @@ export class PullEngine<J, R>
     if (limit === undefined) return;
     this.#slots.resize(limit);
     this.#opts.stats?.setConcurrency(limit);
-  }
-
-  /** A lean job ended: free its slot, queue its result, pull the next. */
-  [SETTLE_LEAN](
-    job: J,
-    index: number,
-    workerId: number,
-    error: Error | undefined,
-    value: R | undefined,
-  ): void {
-    this.#slots.release(workerId);
-    // After `return()` nobody will read results: drop them.
-    if (this.#returned) return;
-    this.#push(makeResult(job, index, error, value));
-    this.#fill();
   }
 
   /** A canceled job's worker runs on, then returns (the watchdog's zombies). */
@@ -863,5 +822,5 @@ function pinInstances(): object[] {
   const run = new JobRun<unknown, unknown>(undefined, 0, engine);
   // As real jobs leave it: a timestamp is a double (a different field representation).
   run.startedAt = performance.now();
-  return [engine, run, new LeanRun<unknown, unknown>(undefined, 0, engine)];
+  return [engine, run];
 }

@@ -453,6 +453,30 @@ describe('cost and isolation', () => {
     expect([...sub.byJob('pool').entries()]).toEqual([[1, PLAIN]]);
   });
 
+  it('runPool: jobs pulled before anyone listened publish nothing later; those pulled after do, in the same run', async () => {
+    const gates = [deferred<void>(), deferred<void>(), deferred<void>(), deferred<void>()];
+    const it = runPool([0, 1, 2, 3], (n: number) => gates[n]?.promise.then(() => n), {
+      concurrency: 2,
+      buffer: 0,
+      name: 'mid-run',
+    });
+    const first = it.next();
+    await Promise.resolve();
+    // Jobs 0 and 1 run unobserved; a subscriber arrives; jobs 2 and 3 are pulled after it.
+    const sub = subscribe();
+    gates[0]?.resolve();
+    gates[1]?.resolve();
+    const values = [((await first).value as { value: number }).value];
+    gates[2]?.resolve();
+    gates[3]?.resolve();
+    for await (const r of it) values.push((r as { value: number }).value);
+    expect(values.sort()).toEqual([0, 1, 2, 3]);
+    expect([...sub.byJob('mid-run').entries()].sort()).toEqual([
+      [2, PLAIN],
+      [3, PLAIN],
+    ]);
+  });
+
   it('a throwing subscriber breaks no job: Node rethrows its error on nextTick as uncaught', async () => {
     const script = fileURLToPath(
       new URL('../fixtures/observability/throwing-subscriber.ts', import.meta.url),
