@@ -656,10 +656,11 @@ export class Pool<J, R> implements JobOwner<J, R> {
     this.close();
     const mark = this.#mark();
     this.#cancelAll(reason instanceof AbortError ? reason : new AbortError(reason));
-    const report = this.#reportSince(mark);
     // One microtask later: a failed run() settles its promise through `resolve` (see
     // `rejection`), a microtask after the job, so the caller resumes after the runs' handlers.
-    return Promise.resolve().then(() => report);
+    // Counted then: an abort() from a subscriber of a job's acceptance cancels that job once
+    // abort() returned (nothing else can settle meanwhile: everything was canceled).
+    return Promise.resolve().then(() => this.#reportSince(mark));
   }
 
   /**
@@ -788,7 +789,11 @@ export class Pool<J, R> implements JobOwner<J, R> {
       else (this.#guard as DeadlockGuard).end(wait);
     }
     const priority = call.priority;
-    if (signal?.aborted) {
+    if ((this.#state as State) === 'aborted') {
+      // A subscriber of the job's acceptance aborted the pool: it is one of those canceled.
+      this.#canceledJobs.push(run.job);
+      run.cancel(this.#abortError as Error);
+    } else if (signal?.aborted) {
       run.cancel(abortErrorFrom(signal));
     } else if (this.#direct && priority === 0 && this.#retrying.size === 0) {
       if (signal) run.unsubscribe = onAbort(signal, () => this.#cancelOne(run, signal));
@@ -963,10 +968,11 @@ export class Pool<J, R> implements JobOwner<J, R> {
       } else if (delay >= 0) {
         if (pending.weight > 0) this.#stats.retrying(pending.startedAt, now, pending.weight);
         else this.#stats.retryingUntimed();
+        // Waiting before its subscribers hear of it: one that aborts the pool ends the wait.
+        this.#retryLater(pending, error, delay);
         if (pending.observed) {
           this.#hooks?.retried?.(pending.job, pending.index, pending.attempt, error, delay);
         }
-        this.#retryLater(pending, error, delay);
         this.#pump(now);
         return;
       }

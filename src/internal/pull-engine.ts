@@ -160,6 +160,12 @@ export class PullEngine<J, R>
   readonly #retrying = new Set<RetryWait<J, R>>();
   /** Jobs taken off the queue and retry waits by an abort, not yet settled (see #cancelGated). */
   #canceling = 0;
+  /**
+   * Inside a `settled` hook (user code: a subscriber) whose job's result is not queued yet: the
+   * iteration must not end (done) meanwhile — a subscriber that aborts the signal would deliver
+   * the end, and the result would come after it and be lost.
+   */
+  #inSettledHook = 0;
   readonly #rate: RateGate | undefined;
   readonly #keyWake: KeyWake | undefined;
   #order = 0;
@@ -369,6 +375,7 @@ export class PullEngine<J, R>
       this.#parked === undefined &&
       (this.#queue === undefined ||
         (this.#queue.length === 0 && this.#retrying.size === 0 && this.#canceling === 0)) &&
+      this.#inSettledHook === 0 &&
       this.#ready.length === 0 &&
       this.#byIndex.size === 0
     );
@@ -515,7 +522,7 @@ export class PullEngine<J, R>
     outcome: Outcome = outcomeOf(error),
   ): void {
     this.#opts.stats?.settledUnstarted(outcome);
-    if (observed) this.#opts.hooks?.settled?.(job, index, error);
+    if (observed) this.#settledHook(job, index, error);
     if (!this.#returned) this.#push(this.#unstartedResult(job, index, error));
   }
 
@@ -527,6 +534,30 @@ export class PullEngine<J, R>
     return attemptsResult(result, { attempt: 1, errors: undefined, workerId: -1 }, error);
   }
 
+  /**
+   * A job pulled (`index`) while user code run since its pull — an `accepted` subscriber, a key,
+   * priority or rate limiter function — aborted the signal or ended the iteration: it settles as
+   * canceled without running (true), as one pulled after the stop would. False: still live.
+   */
+  #settleIfStopped(job: J, index: number, observed: boolean): boolean {
+    const error =
+      this.#cancelWith ??
+      (this.#returned ? new AbortError(undefined, 'result iteration stopped') : undefined);
+    if (error === undefined) return false;
+    this.#settleUnstarted(job, index, observed, error);
+    return true;
+  }
+
+  /** The `settled` hook, during which the iteration cannot end (see {@link #inSettledHook}). */
+  #settledHook(job: J, index: number, error: Error | undefined): void {
+    this.#inSettledHook++;
+    try {
+      this.#opts.hooks?.settled?.(job, index, error);
+    } finally {
+      this.#inSettledHook--;
+    }
+  }
+
   #sourceFailed(error: unknown): void {
     this.#sourceDone = true;
     this.#sourceError = { error };
@@ -535,8 +566,12 @@ export class PullEngine<J, R>
 
   #start(job: J): void {
     const observed = this.#opts.hooks?.accepted(job, this.#pulled) === true;
+    if (observed && this.#settleIfStopped(job, this.#pulled, observed)) {
+      this.#pulled++;
+      return;
+    }
     if (this.#opts.bypass?.(job)) {
-      if (observed) this.#opts.hooks?.settled?.(job, this.#pulled, undefined);
+      if (observed) this.#settledHook(job, this.#pulled, undefined);
       this.#push(makeResult<J, R>(job, this.#pulled++, undefined, job as unknown as R));
       return;
     }
@@ -550,9 +585,13 @@ export class PullEngine<J, R>
       startLean(run, this.#worker, this.#slots.acquire(run));
       return;
     }
-    if (this.#rate !== undefined && !this.#rate.take()) {
-      this.#parked = { job, index, observed };
-      return;
+    if (this.#rate !== undefined) {
+      if (!this.#rate.take()) {
+        this.#parked = { job, index, observed };
+        return;
+      }
+      // The limiter (user code) may have aborted the signal or ended the iteration.
+      if (this.#settleIfStopped(job, index, observed)) return;
     }
     this.#startRun(job, index, observed);
   }
@@ -609,11 +648,12 @@ export class PullEngine<J, R>
   #wakeParked(): void {
     const parked = this.#parked;
     if (parked === undefined) return;
-    const cancel = this.#cancelWith;
-    if (cancel === undefined && !(this.#rate as RateGate).take()) return;
+    if (this.#cancelWith === undefined && !(this.#rate as RateGate).take()) return;
     this.#parked = undefined;
-    if (cancel !== undefined) this.#settleParked(parked, cancel);
-    else this.#startRun(parked.job, parked.index, parked.observed);
+    // Aborted before, or by the limiter (user code) just now: settles without running.
+    if (!this.#settleIfStopped(parked.job, parked.index, parked.observed)) {
+      this.#startRun(parked.job, parked.index, parked.observed);
+    }
     this.#fill();
     this.#deliver();
   }
@@ -649,7 +689,7 @@ export class PullEngine<J, R>
     this.#slots.release(run.workerId);
     if (this.#opts.adaptive !== undefined && !run.canceled) this.#sample(run, error);
     this.#opts.stats?.settled(outcomeOf(error), run.startedAt, performance.now());
-    if (run.observed) this.#opts.hooks?.settled?.(run.job, run.index, error);
+    if (run.observed) this.#settledHook(run.job, run.index, error);
     // After `return()` nobody will read results: drop them.
     if (this.#returned) return;
     this.#push(makeResult(run.job, run.index, error, value));
@@ -669,6 +709,8 @@ export class PullEngine<J, R>
       this.#settleUnstarted(job, run.index, observed, toError(thrown), 'failed');
       return;
     }
+    // The key or priority function (user code) may have aborted the signal or ended the iteration.
+    if (this.#settleIfStopped(job, run.index, observed)) return;
     this.#enqueue(run);
     this.#startQueued();
   }
@@ -739,16 +781,17 @@ export class PullEngine<J, R>
         if (this.#cancelWith !== undefined) error = this.#cancelWith;
       } else if (delay >= 0) {
         if (this.#opts.stats) this.#opts.stats.retrying(run.startedAt, now);
+        // Waiting before its subscribers hear of it: one that aborts the signal ends the wait.
+        this.#retryLater(run, error, delay);
         if (run.observed)
           this.#opts.hooks?.retried?.(run.job, run.index, run.attempt, error, delay);
-        this.#retryLater(run, error, delay);
         this.#startQueued();
         return;
       }
     }
     if (started) this.#opts.stats?.settled(outcomeOf(error), run.startedAt, now);
     else this.#opts.stats?.settledUnstarted(outcomeOf(error));
-    if (run.observed) this.#opts.hooks?.settled?.(run.job, run.index, error);
+    if (run.observed) this.#settledHook(run.job, run.index, error);
     if (!this.#returned) {
       const result = makeResult(run.job, run.index, error, value);
       this.#push(retry === undefined ? result : attemptsResult(result, run, error));

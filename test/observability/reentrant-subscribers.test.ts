@@ -139,7 +139,7 @@ describe('Pool: a subscriber that aborts the pool', () => {
 
   it('on sluice:job:retried: the job settles as canceled instead of waiting to retry for ever', async () => {
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
-    const pool = new Pool(
+    const pool = new Pool<number, unknown>(
       () => {
         throw new Error('fails');
       },
@@ -163,7 +163,10 @@ describe('Pool: a subscriber that aborts the pool', () => {
 
   it('on the sluice:job start: the worker is never called', async () => {
     const ran: number[] = [];
-    const pool = new Pool(async (n: number) => ran.push(n), { concurrency: 1, name: 'start-abort' });
+    const pool = new Pool(async (n: number) => ran.push(n), {
+      concurrency: 1,
+      name: 'start-abort',
+    });
     onStart('start-abort', () => void pool.abort('from a subscriber'));
     const result = await (await pool.submit(1)).result;
     expect(result.ok).toBe(false);
@@ -181,7 +184,9 @@ describe('Pool: a subscriber that aborts the pool', () => {
       { concurrency: 1, name: 'retried-only', retry: { attempts: 3, backoff: () => 1 } },
     );
     const heard: number[] = [];
-    on(SLUICE_JOB_RETRIED, 'retried-only', (m) => heard.push((m as Named & { attempt: number }).attempt));
+    on(SLUICE_JOB_RETRIED, 'retried-only', (m) =>
+      heard.push((m as Named & { attempt: number }).attempt),
+    );
     const task = await pool.submit(1);
     await vi.advanceTimersByTimeAsync(10);
     expect((await task.result).ok).toBe(true);
@@ -236,7 +241,9 @@ describe('runPool: a subscriber that aborts its signal', () => {
         retry: { attempts: 3, backoff: () => 10 },
       },
     );
-    const out = await collectOrHang(it, () => vi.advanceTimersByTimeAsync(20));
+    const out = await collectOrHang(it, async () => {
+      await vi.advanceTimersByTimeAsync(20);
+    });
     expect(out).toEqual(['ERR_ABORTED:0']);
   });
 
