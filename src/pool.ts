@@ -338,6 +338,8 @@ export class Pool<J, R> implements JobOwner<J, R> {
   #state: State = 'open';
   #paused = false;
   #nextIndex = 0;
+  /** Jobs accepted whose admission (user code: subscribers, the key function) is under way. */
+  #admitting = 0;
   #settledCount = 0;
   #drainPromise: Promise<DrainReport<J>> | undefined;
   #drainResolve: (() => void) | undefined;
@@ -722,14 +724,18 @@ export class Pool<J, R> implements JobOwner<J, R> {
   }
 
   #canAccept(): boolean {
-    if (this.#direct && this.#retrying.size === 0) {
+    const admitting = this.#admitting;
+    if (this.#direct && this.#retrying.size === 0 && admitting === 0) {
       return this.#canStart() || this.#queue.length < this.#queueSize;
     }
     // With gates, jobs wait in the queue (or a backoff) even while slots are free: everything
     // accepted and not running stays within queueSize plus the free slots, so that accepted
-    // and unsettled jobs never exceed concurrency + queueSize.
-    const free = Math.max(0, this.#slots.limit - this.#slots.running);
-    return this.#queue.length + this.#retrying.size < this.#queueSize + free;
+    // and unsettled jobs never exceed concurrency + queueSize. A job being admitted (a
+    // subscriber or key function submitting from inside its admission) counts as waiting.
+    let free = Math.max(0, this.#slots.limit - this.#slots.running);
+    // Without gates a job takes a free slot only when it may start now (else it is queued).
+    if (this.#direct && admitting > 0 && !this.#canStart()) free = 0;
+    return this.#queue.length + this.#retrying.size + admitting < this.#queueSize + free;
   }
 
   #canStart(): boolean {
@@ -779,6 +785,9 @@ export class Pool<J, R> implements JobOwner<J, R> {
     run.weight = weight;
     run.transfer = call.transfer;
     this.#stats.submitted++;
+    // Counted as waiting until it is queued or started: user code run meanwhile (an `accepted`
+    // subscriber, the key function) may submit again, and must find this job's place taken.
+    this.#admitting++;
     run.observed = this.#hooks.accepted(run.job, run.index);
     const signal = call.signal;
     run.callerSignal = signal;
@@ -791,11 +800,14 @@ export class Pool<J, R> implements JobOwner<J, R> {
     const priority = call.priority;
     if ((this.#state as State) === 'aborted') {
       // A subscriber of the job's acceptance aborted the pool: it is one of those canceled.
+      this.#admitting--;
       this.#canceledJobs.push(run.job);
       run.cancel(this.#abortError as Error);
     } else if (signal?.aborted) {
+      this.#admitting--;
       run.cancel(abortErrorFrom(signal));
     } else if (this.#direct && priority === 0 && this.#retrying.size === 0) {
+      this.#admitting--;
       if (signal) run.unsubscribe = onAbort(signal, () => this.#cancelOne(run, signal));
       if (this.#canStart()) this.#start(run, now);
       else this.#enqueue(run);
@@ -808,15 +820,22 @@ export class Pool<J, R> implements JobOwner<J, R> {
   #acceptGated(run: PendingRun<J, R>, priority: number, now: number): void {
     run.priority = priority;
     const { key } = this.#gates;
+    let keyFailed = false;
+    let keyError: unknown;
     if (key !== undefined) {
       try {
         run.key = keyOf(key, run.job);
       } catch (error) {
-        // A key function's failure is that job's failure (settled on a microtask, as a
-        // worker's synchronous throw is).
-        queueMicrotask(() => run.cancel(toError(error)));
-        return;
+        keyFailed = true;
+        keyError = error;
       }
+    }
+    this.#admitting--; // (see #admit) placed below, or settled
+    if (keyFailed) {
+      // A key function's failure is that job's failure (settled on a microtask, as a
+      // worker's synchronous throw is).
+      queueMicrotask(() => run.cancel(toError(keyError)));
+      return;
     }
     if (this.#state === 'aborted') {
       // The key function aborted the pool: this job is one of those canceled.

@@ -504,8 +504,9 @@ export class PullEngine<J, R>
 
   /** A job pulled after an abort: it settles as `error` without running. */
   #cancelUnstarted(job: J, error: Error): void {
-    const observed = this.#opts.hooks?.accepted(job, this.#pulled) === true;
-    this.#settleUnstarted(job, this.#pulled++, observed, error);
+    const index = this.#pulled++;
+    const observed = this.#opts.hooks?.accepted(job, index) === true;
+    this.#settleUnstarted(job, index, observed, error);
   }
 
   /**
@@ -565,21 +566,20 @@ export class PullEngine<J, R>
   }
 
   #start(job: J): void {
-    const observed = this.#opts.hooks?.accepted(job, this.#pulled) === true;
-    if (observed && this.#settleIfStopped(job, this.#pulled, observed)) {
-      this.#pulled++;
-      return;
-    }
+    // The index is the job's before any user code runs: an `accepted` subscriber may pull the
+    // next job (calling next()), which must get the next index, not this one's.
+    const index = this.#pulled++;
+    const observed = this.#opts.hooks?.accepted(job, index) === true;
+    if (observed && this.#settleIfStopped(job, index, observed)) return;
     if (this.#opts.bypass?.(job)) {
-      if (observed) this.#settledHook(job, this.#pulled, undefined);
-      this.#push(makeResult<J, R>(job, this.#pulled++, undefined, job as unknown as R));
+      if (observed) this.#settledHook(job, index, undefined);
+      this.#push(makeResult<J, R>(job, index, undefined, job as unknown as R));
       return;
     }
     if (this.#queue !== undefined) {
-      this.#admit(job, observed);
+      this.#admit(job, index, observed);
       return;
     }
-    const index = this.#pulled++;
     if (this.#lean && !observed && !deadlockStorageActive()) {
       const run = new LeanRun<J, R>(job, index, this);
       startLean(run, this.#worker, this.#slots.acquire(run));
@@ -697,9 +697,9 @@ export class PullEngine<J, R>
   }
 
   /** A pulled job enters the gates' queue (a throwing key or priority function fails it). */
-  #admit(job: J, observed: boolean): void {
+  #admit(job: J, index: number, observed: boolean): void {
     const gates = this.#opts.gates as EngineGates<J>;
-    const run = new GatedRun<J, R>(job, this.#pulled++, this);
+    const run = new GatedRun<J, R>(job, index, this);
     run.observed = observed;
     try {
       if (gates.key !== undefined) run.key = keyOf(gates.key, job);

@@ -280,3 +280,78 @@ describe('runPool: a subscriber that aborts its signal', () => {
     expect(ran).toEqual([]);
   });
 });
+
+describe('a subscriber that submits or pulls from inside an acceptance', () => {
+  it('Pool: submits from sluice:job:accepted find the place of the job being accepted taken (queueSize holds)', async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const pool = new Pool(
+      async (job: string) => {
+        await gate;
+        return job;
+      },
+      { concurrency: 1, queueSize: 3, name: 'nested-submit' },
+    );
+    await pool.submit('running');
+    let calls = 0;
+    // Each acceptance submits one more job, from inside the acceptance: without the count of
+    // the job being admitted, each nested call saw the same free place (and recursed for ever).
+    on(SLUICE_JOB_ACCEPTED, 'nested-submit', () => {
+      if (++calls < 100) pool.trySubmit(`nested ${calls}`);
+    });
+    pool.trySubmit('outer');
+    expect(pool.stats()).toMatchObject({ running: 1, queued: 3, submitted: 4 });
+    release();
+    await pool.drain();
+  });
+
+  it('Pool: a key function that submits finds the place of the job it keys taken', async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    let calls = 0;
+    const pool: Pool<string, string> = new Pool(
+      async (job: string) => {
+        await gate;
+        return job;
+      },
+      {
+        concurrency: 1,
+        queueSize: 2,
+        key: (job) => {
+          if (job !== 'running' && ++calls < 100) pool.trySubmit(`nested ${calls}`);
+          return job;
+        },
+        perKey: { concurrency: Number.POSITIVE_INFINITY },
+      },
+    );
+    await pool.submit('running');
+    pool.trySubmit('outer');
+    const { running, queued } = pool.stats();
+    expect(running + queued).toBeLessThanOrEqual(3); // concurrency + queueSize
+    release();
+    await pool.drain();
+  });
+
+  it('runPool: a next() from sluice:job:accepted pulls the next job under the next index', async () => {
+    const it = runPool([0, 1, 2, 3], async (n: number) => n, {
+      concurrency: 1,
+      buffer: 1,
+      ordered: true,
+      name: 'nested-next',
+    });
+    const announced: string[] = [];
+    let nested: Promise<IteratorResult<Result<number, number>, undefined>> | undefined;
+    on(SLUICE_JOB_ACCEPTED, 'nested-next', (m) => {
+      announced.push(`${String((m as Named & { job: number }).job)}@${m.index}`);
+      if (m.index === 0) nested = it.next();
+    });
+    const first = await it.next();
+    const second = await nested;
+    const rest: string[] = [];
+    for await (const r of it) rest.push(`${r.job}@${r.index}`);
+    expect(announced).toEqual(['0@0', '1@1', '2@2', '3@3']);
+    expect(first.value).toMatchObject({ job: 0, index: 0 });
+    expect(second?.value).toMatchObject({ job: 1, index: 1 });
+    expect(rest).toEqual(['2@2', '3@3']);
+  });
+});
