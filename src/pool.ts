@@ -366,7 +366,12 @@ export class Pool<J, R> implements JobOwner<J, R> {
     optionsObject(argument('opts'), opts);
     this.#adaptive = adaptiveOf(opts?.concurrency);
     const concurrency = this.#adaptive?.limit ?? positiveInt('concurrency', opts?.concurrency);
-    const queueDefault = 2 * (this.#adaptive?.max ?? concurrency);
+    // Capped at the largest count allowed: a concurrency above half of it must not be refused
+    // as a bad queueSize the caller never gave.
+    const queueDefault = Math.min(
+      2 * (this.#adaptive?.max ?? concurrency),
+      Number.MAX_SAFE_INTEGER,
+    );
     this.#queueSize = nonNegativeInt('queueSize', opts.queueSize ?? queueDefault);
     this.#timeout = optionalDuration('timeout', opts.timeout);
     const signal = optionalSignal('signal', opts.signal);
