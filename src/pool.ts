@@ -338,8 +338,12 @@ export class Pool<J, R> implements JobOwner<J, R> {
   #state: State = 'open';
   #paused = false;
   #nextIndex = 0;
-  /** Jobs accepted whose admission (user code: subscribers, the key function) is under way. */
-  #admitting = 0;
+  /**
+   * Accepted, unsettled jobs that are in none of the queue, a slot or a retry wait while user
+   * code runs (an `accepted` subscriber, the key function, retryIf or the backoff function): a
+   * submit from that code must find their places taken.
+   */
+  #inTransit = 0;
   #settledCount = 0;
   #drainPromise: Promise<DrainReport<J>> | undefined;
   #drainResolve: (() => void) | undefined;
@@ -729,7 +733,7 @@ export class Pool<J, R> implements JobOwner<J, R> {
   }
 
   #canAccept(): boolean {
-    const admitting = this.#admitting;
+    const admitting = this.#inTransit;
     if (this.#direct && this.#retrying.size === 0 && admitting === 0) {
       return this.#canStart() || this.#queue.length < this.#queueSize;
     }
@@ -792,7 +796,7 @@ export class Pool<J, R> implements JobOwner<J, R> {
     this.#stats.submitted++;
     // Counted as waiting until it is queued or started: user code run meanwhile (an `accepted`
     // subscriber, the key function) may submit again, and must find this job's place taken.
-    this.#admitting++;
+    this.#inTransit++;
     run.observed = this.#hooks.accepted(run.job, run.index);
     const signal = call.signal;
     run.callerSignal = signal;
@@ -805,14 +809,14 @@ export class Pool<J, R> implements JobOwner<J, R> {
     const priority = call.priority;
     if ((this.#state as State) === 'aborted') {
       // A subscriber of the job's acceptance aborted the pool: it is one of those canceled.
-      this.#admitting--;
+      this.#inTransit--;
       this.#canceledJobs.push(run.job);
       run.cancel(this.#abortError as Error);
     } else if (signal?.aborted) {
-      this.#admitting--;
+      this.#inTransit--;
       run.cancel(abortErrorFrom(signal));
     } else if (this.#direct && priority === 0 && this.#retrying.size === 0) {
-      this.#admitting--;
+      this.#inTransit--;
       if (signal) run.unsubscribe = onAbort(signal, () => this.#cancelOne(run, signal));
       if (this.#canStart()) this.#start(run, now);
       else this.#enqueue(run);
@@ -835,7 +839,7 @@ export class Pool<J, R> implements JobOwner<J, R> {
         keyError = error;
       }
     }
-    this.#admitting--; // (see #admit) placed below, or settled
+    this.#inTransit--; // (see #admit) placed below, or settled
     if (keyFailed) {
       // A key function's failure is that job's failure (settled on a microtask, as a
       // worker's synchronous throw is).
@@ -983,7 +987,10 @@ export class Pool<J, R> implements JobOwner<J, R> {
       movable &&
       this.#state !== 'aborted'
     ) {
+      // Out of its slot, not yet waiting: counted meanwhile (see #inTransit).
+      this.#inTransit++;
       const delay = retry.next(error, pending.attempt);
+      this.#inTransit--;
       // (Read again: TypeScript narrowed it above, but user code ran since.)
       if ((this.#state as State) === 'aborted') {
         // retryIf or the backoff aborted the pool: the job is canceled with the rest.

@@ -54,6 +54,36 @@ describe('hostile gate callbacks', () => {
     expect(pool.stats().waiting.retry).toBe(0);
   });
 
+  it('a retryIf that submits finds the place of the job it judges taken (concurrency + queueSize holds)', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    const answers: string[] = [];
+    const pool: Pool<string, string> = new Pool<string, string>(
+      (job) => {
+        if (job === 'fails') throw new Error('fails');
+        return job;
+      },
+      {
+        concurrency: 1,
+        queueSize: 0,
+        retry: {
+          attempts: 2,
+          backoff: () => 10,
+          retryIf: () => {
+            answers.push(pool.trySubmit('from retryIf') === undefined ? 'refused' : 'accepted');
+            return true;
+          },
+        },
+      },
+    );
+    await pool.submit('fails');
+    await flush();
+    expect(answers).toEqual(['refused']);
+    const { running, queued, waiting } = pool.stats();
+    expect(running + queued + waiting.retry).toBe(1);
+    await vi.advanceTimersByTimeAsync(20);
+    await pool.drain();
+  });
+
   it.each([Number.NaN, -100, '5', undefined])(
     'a limiter answering %s fails the job that asked instead of switching the limit off',
     async (answer) => {
