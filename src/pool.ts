@@ -1168,6 +1168,10 @@ export class Pool<J, R> implements JobOwner<J, R> {
 
   /** Cancels every queued and running job (once: the pool is aborted for good). */
   #cancelAll(error: Error): void {
+    // Once: an abort() from user code run while the jobs below are canceled (a subscriber of
+    // their settlement) finds the pool aborted and leaves them to this call — canceling the
+    // next job itself, each nested one deeper, overflowed the stack over thousands of jobs.
+    if (this.#state === 'aborted') return;
     // Set first, so settling the canceled jobs below starts nothing new.
     this.#setState('aborted');
     this.#abortError = error;

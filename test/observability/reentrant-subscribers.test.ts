@@ -173,6 +173,34 @@ describe('Pool: a subscriber that aborts the pool', () => {
     expect(ran).toEqual([]);
   });
 
+  it('on sluice:job:settled of the jobs abort() cancels: a nested abort() is a no-op, not one level deeper per job', async () => {
+    // Each nested abort() canceled the next job itself, from inside the previous job's
+    // settlement: one level deeper per job (20,000 running jobs overflowed the stack).
+    const jobs = 100;
+    const pool = new Pool<number, never>(() => new Promise<never>(() => undefined), {
+      concurrency: jobs,
+      name: 'settled-abort',
+    });
+    let outer: Promise<unknown> | undefined;
+    let depth = 0;
+    let deepest = 0;
+    on(SLUICE_JOB_SETTLED, 'settled-abort', () => {
+      // The usual guard, which cannot work before the outer abort() returned.
+      if (outer !== undefined) return;
+      depth++;
+      deepest = Math.max(deepest, depth);
+      void pool.abort('from a subscriber');
+      depth--;
+    });
+    const tasks = Array.from({ length: jobs }, (_, i) => pool.trySubmit(i));
+    outer = pool.abort('outer');
+    expect(deepest).toBe(1);
+    expect(await outer).toMatchObject({ canceled: jobs });
+    const results = await Promise.all(tasks.map((t) => t?.result));
+    expect(results.every((r) => r?.ok === false)).toBe(true);
+    expect(pool.stats()).toMatchObject({ running: 0, canceled: jobs });
+  });
+
   it('a subscriber on sluice:job:retried alone hears every retry', async () => {
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
     let calls = 0;
