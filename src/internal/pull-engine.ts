@@ -166,6 +166,8 @@ export class PullEngine<J, R>
    * the end, and the result would come after it and be lost.
    */
   #inSettledHook = 0;
+  /** Inside {@link cancelRunning}. */
+  #cancelingRunning = false;
   readonly #rate: RateGate | undefined;
   readonly #keyWake: KeyWake | undefined;
   #order = 0;
@@ -282,11 +284,20 @@ export class PullEngine<J, R>
    */
   cancelRunning(error: Error): void {
     this.#setState('aborted');
-    if (this.#queue !== undefined) this.#cancelGated(error);
-    else if (this.#rate !== undefined) this.#cancelParked(error);
-    for (const run of this.#slots.items()) {
-      if (run instanceof LeanRun) cancelLean(run, error);
-      else run.cancel(error);
+    // Not re-entrant: a call from user code run while the jobs below are canceled (a subscriber
+    // of their settlement calling return() or the pipeline's abort()) leaves them to this one —
+    // canceling the next job itself went one level deeper per job.
+    if (this.#cancelingRunning) return;
+    this.#cancelingRunning = true;
+    try {
+      if (this.#queue !== undefined) this.#cancelGated(error);
+      else if (this.#rate !== undefined) this.#cancelParked(error);
+      for (const run of this.#slots.items()) {
+        if (run instanceof LeanRun) cancelLean(run, error);
+        else run.cancel(error);
+      }
+    } finally {
+      this.#cancelingRunning = false;
     }
   }
 

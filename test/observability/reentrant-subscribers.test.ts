@@ -292,6 +292,29 @@ describe('runPool: a subscriber that aborts its signal', () => {
     },
   );
 
+  it('on sluice:job:settled of the jobs an abort cancels, return(): one level deep, not one per job', async () => {
+    const jobs = 100;
+    const controller = new AbortController();
+    let depth = 0;
+    let deepest = 0;
+    const it = runPool(
+      Array.from({ length: jobs }, (_, i) => i),
+      () => new Promise<never>(() => undefined),
+      { concurrency: jobs, signal: controller.signal, name: 'rp-settled-return' },
+    );
+    on(SLUICE_JOB_SETTLED, 'rp-settled-return', () => {
+      depth++;
+      deepest = Math.max(deepest, depth);
+      void it.return?.();
+      depth--;
+    });
+    const first = it.next();
+    await flush();
+    controller.abort('outer');
+    expect((await first).done).toBe(true);
+    expect(deepest).toBe(1);
+  });
+
   it('on the sluice:job start: the worker is never called', async () => {
     const controller = new AbortController();
     const ran: number[] = [];
