@@ -338,6 +338,12 @@ export class Pool<J, R> implements JobOwner<J, R> {
   #state: State = 'open';
   #paused = false;
   #nextIndex = 0;
+  /**
+   * Accepted, unsettled jobs that are in none of the queue, a slot or a retry wait while user
+   * code runs (an `accepted` subscriber, the key function, retryIf or the backoff function): a
+   * submit from that code must find their places taken.
+   */
+  #inTransit = 0;
   #settledCount = 0;
   #drainPromise: Promise<DrainReport<J>> | undefined;
   /** The first `abort()`'s promise: later calls return it (see {@link abort}). */
@@ -366,7 +372,12 @@ export class Pool<J, R> implements JobOwner<J, R> {
     optionsObject(argument('opts'), opts);
     this.#adaptive = adaptiveOf(opts?.concurrency);
     const concurrency = this.#adaptive?.limit ?? positiveInt('concurrency', opts?.concurrency);
-    const queueDefault = 2 * (this.#adaptive?.max ?? concurrency);
+    // Capped at the largest count allowed: a concurrency above half of it must not be refused
+    // as a bad queueSize the caller never gave.
+    const queueDefault = Math.min(
+      2 * (this.#adaptive?.max ?? concurrency),
+      Number.MAX_SAFE_INTEGER,
+    );
     this.#queueSize = nonNegativeInt('queueSize', opts.queueSize ?? queueDefault);
     this.#timeout = optionalDuration('timeout', opts.timeout);
     const signal = optionalSignal('signal', opts.signal);
@@ -667,10 +678,11 @@ export class Pool<J, R> implements JobOwner<J, R> {
     this.close();
     const mark = this.#mark();
     this.#cancelAll(reason instanceof AbortError ? reason : new AbortError(reason));
-    const report = this.#reportSince(mark);
     // One microtask later: a failed run() settles its promise through `resolve` (see
     // `rejection`), a microtask after the job, so the caller resumes after the runs' handlers.
-    return Promise.resolve().then(() => report);
+    // Counted then: an abort() from a subscriber of a job's acceptance cancels that job once
+    // abort() returned (nothing else can settle meanwhile: everything was canceled).
+    return Promise.resolve().then(() => this.#reportSince(mark));
   }
 
   /**
@@ -732,14 +744,18 @@ export class Pool<J, R> implements JobOwner<J, R> {
   }
 
   #canAccept(): boolean {
-    if (this.#direct && this.#retrying.size === 0) {
+    const admitting = this.#inTransit;
+    if (this.#direct && this.#retrying.size === 0 && admitting === 0) {
       return this.#canStart() || this.#queue.length < this.#queueSize;
     }
     // With gates, jobs wait in the queue (or a backoff) even while slots are free: everything
     // accepted and not running stays within queueSize plus the free slots, so that accepted
-    // and unsettled jobs never exceed concurrency + queueSize.
-    const free = Math.max(0, this.#slots.limit - this.#slots.running);
-    return this.#queue.length + this.#retrying.size < this.#queueSize + free;
+    // and unsettled jobs never exceed concurrency + queueSize. A job being admitted (a
+    // subscriber or key function submitting from inside its admission) counts as waiting.
+    let free = Math.max(0, this.#slots.limit - this.#slots.running);
+    // Without gates a job takes a free slot only when it may start now (else it is queued).
+    if (this.#direct && admitting > 0 && !this.#canStart()) free = 0;
+    return this.#queue.length + this.#retrying.size + admitting < this.#queueSize + free;
   }
 
   #canStart(): boolean {
@@ -789,6 +805,9 @@ export class Pool<J, R> implements JobOwner<J, R> {
     run.weight = weight;
     run.transfer = call.transfer;
     this.#stats.submitted++;
+    // Counted as waiting until it is queued or started: user code run meanwhile (an `accepted`
+    // subscriber, the key function) may submit again, and must find this job's place taken.
+    this.#inTransit++;
     run.observed = this.#hooks.accepted(run.job, run.index);
     const signal = call.signal;
     run.callerSignal = signal;
@@ -799,9 +818,16 @@ export class Pool<J, R> implements JobOwner<J, R> {
       else (this.#guard as DeadlockGuard).end(wait);
     }
     const priority = call.priority;
-    if (signal?.aborted) {
+    if ((this.#state as State) === 'aborted') {
+      // A subscriber of the job's acceptance aborted the pool: it is one of those canceled.
+      this.#inTransit--;
+      this.#canceledJobs.push(run.job);
+      run.cancel(this.#abortError as Error);
+    } else if (signal?.aborted) {
+      this.#inTransit--;
       run.cancel(abortErrorFrom(signal));
     } else if (this.#direct && priority === 0 && this.#retrying.size === 0) {
+      this.#inTransit--;
       if (signal) run.unsubscribe = onAbort(signal, () => this.#cancelOne(run, signal));
       if (this.#canStart()) this.#start(run, now);
       else this.#enqueue(run);
@@ -814,15 +840,22 @@ export class Pool<J, R> implements JobOwner<J, R> {
   #acceptGated(run: PendingRun<J, R>, priority: number, now: number): void {
     run.priority = priority;
     const { key } = this.#gates;
+    let keyFailed = false;
+    let keyError: unknown;
     if (key !== undefined) {
       try {
         run.key = keyOf(key, run.job);
       } catch (error) {
-        // A key function's failure is that job's failure (settled on a microtask, as a
-        // worker's synchronous throw is).
-        queueMicrotask(() => run.cancel(toError(error)));
-        return;
+        keyFailed = true;
+        keyError = error;
       }
+    }
+    this.#inTransit--; // (see #admit) placed below, or settled
+    if (keyFailed) {
+      // A key function's failure is that job's failure (settled on a microtask, as a
+      // worker's synchronous throw is).
+      queueMicrotask(() => run.cancel(toError(keyError)));
+      return;
     }
     if (this.#state === 'aborted') {
       // The key function aborted the pool: this job is one of those canceled.
@@ -965,7 +998,10 @@ export class Pool<J, R> implements JobOwner<J, R> {
       movable &&
       this.#state !== 'aborted'
     ) {
+      // Out of its slot, not yet waiting: counted meanwhile (see #inTransit).
+      this.#inTransit++;
       const delay = retry.next(error, pending.attempt);
+      this.#inTransit--;
       // (Read again: TypeScript narrowed it above, but user code ran since.)
       if ((this.#state as State) === 'aborted') {
         // retryIf or the backoff aborted the pool: the job is canceled with the rest.
@@ -974,10 +1010,11 @@ export class Pool<J, R> implements JobOwner<J, R> {
       } else if (delay >= 0) {
         if (pending.weight > 0) this.#stats.retrying(pending.startedAt, now, pending.weight);
         else this.#stats.retryingUntimed();
+        // Waiting before its subscribers hear of it: one that aborts the pool ends the wait.
+        this.#retryLater(pending, error, delay);
         if (pending.observed) {
           this.#hooks?.retried?.(pending.job, pending.index, pending.attempt, error, delay);
         }
-        this.#retryLater(pending, error, delay);
         this.#pump(now);
         return;
       }
@@ -1142,6 +1179,10 @@ export class Pool<J, R> implements JobOwner<J, R> {
 
   /** Cancels every queued and running job (once: the pool is aborted for good). */
   #cancelAll(error: Error): void {
+    // Once: an abort() from user code run while the jobs below are canceled (a subscriber of
+    // their settlement) finds the pool aborted and leaves them to this call — canceling the
+    // next job itself, each nested one deeper, overflowed the stack over thousands of jobs.
+    if (this.#state === 'aborted') return;
     // Set first, so settling the canceled jobs below starts nothing new.
     this.#setState('aborted');
     this.#abortError = error;

@@ -331,6 +331,12 @@ describe('options bags and numbers are checked up front', () => {
       () => new Pool(double, { concurrency: 1, queueSize: Number.POSITIVE_INFINITY }),
     ).not.toThrow();
   });
+
+  it('the largest concurrency allowed is accepted: its default queueSize is capped, not refused', () => {
+    const big = Number.MAX_SAFE_INTEGER;
+    expect(new Pool(double, { concurrency: big }).stats().concurrency).toBe(big);
+    expect(() => new Pool(double, { concurrency: adaptive({ min: 1, max: big }) })).not.toThrow();
+  });
 });
 
 describe('misuse is reported one way per kind of call', () => {

@@ -141,7 +141,8 @@ export abstract class RunCore<J, R> {
     if (timeout !== undefined) armTimeout(this, timeout);
     try {
       if (around === undefined) run(this);
-      else around(run, this);
+      // A subscriber of the attempt's start may cancel it (abort the pool): nothing is sent then.
+      else around(runUnlessSettled, run, this);
     } catch (error) {
       failSoon(this, error);
     }
@@ -174,7 +175,12 @@ export abstract class RunCore<J, R> {
     let out: R | PromiseLike<R>;
     try {
       const ctx = new WorkerContext(this as RunCore<unknown, unknown>);
-      out = around === undefined ? worker(this.job, ctx) : around(worker, this.job, ctx);
+      // A subscriber of the attempt's start (user code, called by `around` just before the
+      // worker) may cancel the job — abort the pool or its signal: the worker is then not called.
+      out =
+        around === undefined
+          ? worker(this.job, ctx)
+          : (around(callUnlessSettled, this, worker, ctx) as R | PromiseLike<R>);
       if (isThenable<R>(out)) {
         // Adopted as `await` adopts it: `Promise.resolve` returns a native promise as it is, and
         // calls any other thenable's `then` on a microtask, adopting a thenable it fulfils with
@@ -224,6 +230,23 @@ export abstract class RunCore<J, R> {
     if (this.timer !== undefined) clearTimeout(this.timer);
     return true;
   }
+}
+
+/** Calls `worker` for `run` unless `run` settled meanwhile (canceled by a start subscriber). */
+function callUnlessSettled<J, R>(
+  run: RunCore<J, R>,
+  worker: WorkerFunction<J, R>,
+  ctx: JobContext,
+): R | PromiseLike<R> | undefined {
+  return run.isSettled ? undefined : worker(run.job, ctx);
+}
+
+/** Hands `run` to an executor unless it settled meanwhile (canceled by a start subscriber). */
+function runUnlessSettled<R extends RunCore<unknown, unknown>>(
+  execute: (run: R) => void,
+  run: R,
+): void {
+  if (!run.isSettled) execute(run);
 }
 
 /** Cancels `run` with a TimeoutError `timeout` ms from now. */

@@ -148,6 +148,14 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
   readonly #retrying = new Set<RetryWait<J, R>>();
   /** Jobs taken off the queue and retry waits by an abort, not yet settled (see #cancelGated). */
   #canceling = 0;
+  /**
+   * Inside a `settled` hook (user code: a subscriber) whose job's result is not queued yet: the
+   * iteration must not end (done) meanwhile — a subscriber that aborts the signal would deliver
+   * the end, and the result would come after it and be lost.
+   */
+  #inSettledHook = 0;
+  /** Inside {@link cancelRunning}. */
+  #cancelingRunning = false;
   readonly #rate: RateGate | undefined;
   readonly #keyWake: KeyWake | undefined;
   #order = 0;
@@ -258,9 +266,18 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
    */
   cancelRunning(error: Error): void {
     this.#setState('aborted');
-    if (this.#queue !== undefined) this.#cancelGated(error);
-    else if (this.#rate !== undefined) this.#cancelParked(error);
-    for (const run of this.#slots.items()) run.cancel(error);
+    // Not re-entrant: a call from user code run while the jobs below are canceled (a subscriber
+    // of their settlement calling return() or the pipeline's abort()) leaves them to this one —
+    // canceling the next job itself went one level deeper per job.
+    if (this.#cancelingRunning) return;
+    this.#cancelingRunning = true;
+    try {
+      if (this.#queue !== undefined) this.#cancelGated(error);
+      else if (this.#rate !== undefined) this.#cancelParked(error);
+      for (const run of this.#slots.items()) run.cancel(error);
+    } finally {
+      this.#cancelingRunning = false;
+    }
   }
 
   /**
@@ -348,6 +365,7 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
       this.#parked === undefined &&
       (this.#queue === undefined ||
         (this.#queue.length === 0 && this.#retrying.size === 0 && this.#canceling === 0)) &&
+      this.#inSettledHook === 0 &&
       this.#ready.length === 0 &&
       this.#byIndex.size === 0
     );
@@ -476,8 +494,9 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
 
   /** A job pulled after an abort: it settles as `error` without running. */
   #cancelUnstarted(job: J, error: Error): void {
-    const observed = this.#opts.hooks?.accepted(job, this.#pulled) === true;
-    this.#settleUnstarted(job, this.#pulled++, observed, error);
+    const index = this.#pulled++;
+    const observed = this.#opts.hooks?.accepted(job, index) === true;
+    this.#settleUnstarted(job, index, observed, error);
   }
 
   /**
@@ -494,7 +513,7 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
     outcome: Outcome = outcomeOf(error),
   ): void {
     this.#opts.stats?.settledUnstarted(outcome);
-    if (observed) this.#opts.hooks?.settled?.(job, index, error);
+    if (observed) this.#settledHook(job, index, error);
     if (!this.#returned) this.#push(this.#unstartedResult(job, index, error));
   }
 
@@ -506,6 +525,30 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
     return attemptsResult(result, { attempt: 1, errors: undefined, workerId: -1 }, error);
   }
 
+  /**
+   * A job pulled (`index`) while user code run since its pull — an `accepted` subscriber, a key,
+   * priority or rate limiter function — aborted the signal or ended the iteration: it settles as
+   * canceled without running (true), as one pulled after the stop would. False: still live.
+   */
+  #settleIfStopped(job: J, index: number, observed: boolean): boolean {
+    const error =
+      this.#cancelWith ??
+      (this.#returned ? new AbortError(undefined, 'result iteration stopped') : undefined);
+    if (error === undefined) return false;
+    this.#settleUnstarted(job, index, observed, error);
+    return true;
+  }
+
+  /** The `settled` hook, during which the iteration cannot end (see {@link #inSettledHook}). */
+  #settledHook(job: J, index: number, error: Error | undefined): void {
+    this.#inSettledHook++;
+    try {
+      this.#opts.hooks?.settled?.(job, index, error);
+    } finally {
+      this.#inSettledHook--;
+    }
+  }
+
   #sourceFailed(error: unknown): void {
     this.#sourceDone = true;
     this.#sourceError = { error };
@@ -513,20 +556,27 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
   }
 
   #start(job: J): void {
-    const observed = this.#opts.hooks?.accepted(job, this.#pulled) === true;
+    // The index is the job's before any user code runs: an `accepted` subscriber may pull the
+    // next job (calling next()), which must get the next index, not this one's.
+    const index = this.#pulled++;
+    const observed = this.#opts.hooks?.accepted(job, index) === true;
+    if (observed && this.#settleIfStopped(job, index, observed)) return;
     if (this.#opts.bypass?.(job)) {
-      if (observed) this.#opts.hooks?.settled?.(job, this.#pulled, undefined);
-      this.#push(makeResult<J, R>(job, this.#pulled++, undefined, job as unknown as R));
+      if (observed) this.#settledHook(job, index, undefined);
+      this.#push(makeResult<J, R>(job, index, undefined, job as unknown as R));
       return;
     }
     if (this.#queue !== undefined) {
-      this.#admit(job, observed);
+      this.#admit(job, index, observed);
       return;
     }
-    const index = this.#pulled++;
-    if (this.#rate !== undefined && !this.#rate.take()) {
-      this.#parked = { job, index, observed };
-      return;
+    if (this.#rate !== undefined) {
+      if (!this.#rate.take()) {
+        this.#parked = { job, index, observed };
+        return;
+      }
+      // The limiter (user code) may have aborted the signal or ended the iteration.
+      if (this.#settleIfStopped(job, index, observed)) return;
     }
     this.#startRun(job, index, observed);
   }
@@ -568,11 +618,12 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
   #wakeParked(): void {
     const parked = this.#parked;
     if (parked === undefined) return;
-    const cancel = this.#cancelWith;
-    if (cancel === undefined && !(this.#rate as RateGate).take()) return;
+    if (this.#cancelWith === undefined && !(this.#rate as RateGate).take()) return;
     this.#parked = undefined;
-    if (cancel !== undefined) this.#settleParked(parked, cancel);
-    else this.#startRun(parked.job, parked.index, parked.observed);
+    // Aborted before, or by the limiter (user code) just now: settles without running.
+    if (!this.#settleIfStopped(parked.job, parked.index, parked.observed)) {
+      this.#startRun(parked.job, parked.index, parked.observed);
+    }
     this.#fill();
     this.#deliver();
   }
@@ -608,7 +659,7 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
     this.#slots.release(run.workerId);
     if (this.#opts.adaptive !== undefined && !run.canceled) this.#sample(run, error);
     this.#opts.stats?.settled(outcomeOf(error), run.startedAt, performance.now());
-    if (run.observed) this.#opts.hooks?.settled?.(run.job, run.index, error);
+    if (run.observed) this.#settledHook(run.job, run.index, error);
     // After `return()` nobody will read results: drop them.
     if (this.#returned) return;
     this.#push(makeResult(run.job, run.index, error, value));
@@ -616,9 +667,9 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
   }
 
   /** A pulled job enters the gates' queue (a throwing key or priority function fails it). */
-  #admit(job: J, observed: boolean): void {
+  #admit(job: J, index: number, observed: boolean): void {
     const gates = this.#opts.gates as EngineGates<J>;
-    const run = new GatedRun<J, R>(job, this.#pulled++, this);
+    const run = new GatedRun<J, R>(job, index, this);
     run.observed = observed;
     try {
       if (gates.key !== undefined) run.key = keyOf(gates.key, job);
@@ -628,6 +679,8 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
       this.#settleUnstarted(job, run.index, observed, toError(thrown), 'failed');
       return;
     }
+    // The key or priority function (user code) may have aborted the signal or ended the iteration.
+    if (this.#settleIfStopped(job, run.index, observed)) return;
     this.#enqueue(run);
     this.#startQueued();
   }
@@ -698,16 +751,17 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
         if (this.#cancelWith !== undefined) error = this.#cancelWith;
       } else if (delay >= 0) {
         if (this.#opts.stats) this.#opts.stats.retrying(run.startedAt, now);
+        // Waiting before its subscribers hear of it: one that aborts the signal ends the wait.
+        this.#retryLater(run, error, delay);
         if (run.observed)
           this.#opts.hooks?.retried?.(run.job, run.index, run.attempt, error, delay);
-        this.#retryLater(run, error, delay);
         this.#startQueued();
         return;
       }
     }
     if (started) this.#opts.stats?.settled(outcomeOf(error), run.startedAt, now);
     else this.#opts.stats?.settledUnstarted(outcomeOf(error));
-    if (run.observed) this.#opts.hooks?.settled?.(run.job, run.index, error);
+    if (run.observed) this.#settledHook(run.job, run.index, error);
     if (!this.#returned) {
       const result = makeResult(run.job, run.index, error, value);
       this.#push(retry === undefined ? result : attemptsResult(result, run, error));

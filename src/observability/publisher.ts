@@ -59,7 +59,12 @@ function tracedCall(ctx: JobTraceContext, scope: AsyncResource | undefined): Aro
 
 /** True when any sluice job channel has a subscriber. */
 function listening(): boolean {
-  return acceptedChannel.hasSubscribers || settledChannel.hasSubscribers || jobTrace.hasSubscribers;
+  return (
+    acceptedChannel.hasSubscribers ||
+    retriedChannel.hasSubscribers ||
+    settledChannel.hasSubscribers ||
+    jobTrace.hasSubscribers
+  );
 }
 
 /**

@@ -5,7 +5,7 @@
  */
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { consume } from '../../src/brokers/consumer.js';
-import { AbortError, Pool, type RateLimiter, runPool } from '../../src/index.js';
+import { AbortError, Pool, type RateLimiter, type Result, runPool } from '../../src/index.js';
 import { MemorySource } from '../fixtures/brokers/memory-source.js';
 import { flush } from '../helpers.js';
 
@@ -52,6 +52,36 @@ describe('hostile gate callbacks', () => {
     expect(result.ok).toBe(false);
     if (!result.ok) expect(result.error).toBeInstanceOf(AbortError);
     expect(pool.stats().waiting.retry).toBe(0);
+  });
+
+  it('a retryIf that submits finds the place of the job it judges taken (concurrency + queueSize holds)', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    const answers: string[] = [];
+    const pool: Pool<string, string> = new Pool<string, string>(
+      (job) => {
+        if (job === 'fails') throw new Error('fails');
+        return job;
+      },
+      {
+        concurrency: 1,
+        queueSize: 0,
+        retry: {
+          attempts: 2,
+          backoff: () => 10,
+          retryIf: () => {
+            answers.push(pool.trySubmit('from retryIf') === undefined ? 'refused' : 'accepted');
+            return true;
+          },
+        },
+      },
+    );
+    await pool.submit('fails');
+    await flush();
+    expect(answers).toEqual(['refused']);
+    const { running, queued, waiting } = pool.stats();
+    expect(running + queued + waiting.retry).toBe(1);
+    await vi.advanceTimersByTimeAsync(20);
+    await pool.drain();
   });
 
   it.each([Number.NaN, -100, '5', undefined])(
@@ -161,4 +191,80 @@ describe('hostile gate callbacks', () => {
         }),
     ).toThrow(/"retry\.backoff\.max": expected a number of ms >= retry\.backoff\.initial \(500\)/);
   });
+});
+
+describe('runPool: a gate callback that aborts the signal', () => {
+  /** Every result as `ok:job` or `<code>:job`; 'hung' when the iteration has not ended once
+   * every microtask and immediate queued by then has run (the jobs finish within microtasks). */
+  async function outcomesOrHang(it: AsyncIterable<Result<number, number>>) {
+    const out: string[] = [];
+    let done = false;
+    const reading = (async () => {
+      for await (const r of it)
+        out.push(r.ok ? `ok:${r.job}` : `${(r.error as { code?: string }).code}:${r.job}`);
+      done = true;
+    })();
+    for (let i = 0; i < 5 && !done; i++) await flush();
+    if (!done) return 'hung';
+    await reading;
+    return out;
+  }
+
+  it.each([
+    [
+      'key',
+      (abort: () => void) => ({
+        key: (n: number) => {
+          if (n === 1) abort();
+          return 'k';
+        },
+      }),
+    ],
+    [
+      'priority',
+      (abort: () => void) => ({
+        priority: (n: number) => {
+          if (n === 1) abort();
+          return 0;
+        },
+      }),
+    ],
+    [
+      'rate limiter',
+      (abort: () => void) => {
+        let calls = 0;
+        return {
+          rate: {
+            reserve: () => {
+              if (++calls === 2) abort();
+              return 0;
+            },
+          },
+        };
+      },
+    ],
+  ] as const)(
+    'a %s function: the job it was asked about never runs, settles as canceled, the iteration ends',
+    async (_, gates) => {
+      const controller = new AbortController();
+      const ran: number[] = [];
+      const it = runPool(
+        [0, 1, 2, 3],
+        async (n: number) => {
+          ran.push(n);
+          return n;
+        },
+        {
+          concurrency: 2,
+          signal: controller.signal,
+          ...gates(() => controller.abort('from a callback')),
+        },
+      );
+      const out = await outcomesOrHang(it);
+      expect(out).not.toBe('hung');
+      expect(ran).not.toContain(1);
+      expect(out).toContain('ERR_ABORTED:1');
+      expect(out).toHaveLength(2);
+    },
+  );
 });
