@@ -128,6 +128,14 @@ class Lean<J, R> {
   /** The pull pending at a stop outlived the source's `return()`: what it yields is not ours. */
   abandoned = false;
   returned = false;
+  /**
+   * Inside a `settled` hook (a subscriber: user code) whose job's result is not queued yet: the
+   * iteration must not end meanwhile — a subscriber that aborts the signal would deliver the
+   * end, and the result would come after it and be lost.
+   */
+  inSettledHook = 0;
+  /** Inside {@link cancelRunning}: a nested call (from a subscriber) leaves the jobs to it. */
+  cancelingRunning = false;
   unsubscribe: (() => void) | undefined = undefined;
   state: PoolState = 'open';
 
@@ -154,11 +162,36 @@ class Lean<J, R> {
     this.busy[run.workerId] = undefined;
     this.running--;
     this.free.push(run.workerId);
-    if (run.observed) this.hooks.settled?.(run.job, run.index, error);
+    if (run.observed) settledHook(this, run.job, run.index, error);
     if (this.returned) return;
     push(this, makeResult(run.job, run.index, error, value));
     pump(this);
   }
+}
+
+/** The `settled` hook, during which the iteration cannot end (see `Lean.inSettledHook`). */
+function settledHook<J, R>(e: Lean<J, R>, job: J, index: number, error: Error | undefined): void {
+  e.inSettledHook++;
+  try {
+    e.hooks.settled?.(job, index, error);
+  } finally {
+    e.inSettledHook--;
+  }
+}
+
+/**
+ * A job accepted (`index`) while its `accepted` subscriber (user code) aborted the signal or
+ * ended the iteration: it settles as canceled without running (true), as one pulled after the
+ * stop would. False: still live.
+ */
+function settleIfStopped<J, R>(e: Lean<J, R>, job: J, index: number): boolean {
+  const error =
+    e.cancelWith ??
+    (e.returned ? new AbortError(undefined, 'result iteration stopped') : undefined);
+  if (error === undefined) return false;
+  settledHook(e, job, index, error);
+  if (!e.returned) push(e, makeResult<J, R>(job, index, error, undefined));
+  return true;
 }
 
 function setState<J, R>(e: Lean<J, R>, next: PoolState): void {
@@ -204,6 +237,7 @@ function enqueue<J, R>(e: Lean<J, R>, result: Result<J, R>): void {
 function finished<J, R>(e: Lean<J, R>): boolean {
   return (
     !e.pulling &&
+    e.inSettledHook === 0 &&
     (e.stopped || e.sourceDone) &&
     e.running === 0 &&
     e.readyCount === 0 &&
@@ -292,10 +326,10 @@ function startRun<J, R>(e: Lean<J, R>, job: J, index: number, observed: boolean)
 
 /** A job pulled after an abort: it settles as `error` without running. */
 function cancelUnstarted<J, R>(e: Lean<J, R>, job: J, error: Error): void {
-  const index = e.pulled;
+  // The index is taken before user code runs (see start).
+  const index = e.pulled++;
   const observed = e.hooks.accepted(job, index) === true;
-  e.pulled++;
-  if (observed) e.hooks.settled?.(job, index, error);
+  if (observed) settledHook(e, job, index, error);
   if (!e.returned) push(e, makeResult<J, R>(job, index, error, undefined));
 }
 
@@ -340,11 +374,13 @@ function pump<J, R>(e: Lean<J, R>): void {
  * pool detects self-deadlocks (as the full engine decides, per job).
  */
 function start<J, R>(e: Lean<J, R>, job: J): void {
-  const index = e.pulled;
+  // The index is the job's before any user code runs: an `accepted` subscriber may pull the
+  // next job (calling next()), which must get the next index, not this one's.
+  const index = e.pulled++;
   const observed = e.hooks.accepted(job, index);
-  e.pulled++;
   if (observed || deadlockStorageActive()) {
-    startRun(e, job, index, observed);
+    // The subscriber may have aborted the signal or ended the iteration.
+    if (!(observed && settleIfStopped(e, job, index))) startRun(e, job, index, observed);
     return;
   }
   const workerId = e.free.length > 0 ? (e.free.pop() as number) : e.minted++;
@@ -453,6 +489,19 @@ async function closeSource<J, R>(e: Lean<J, R>): Promise<void> {
 /** Cancels every running job with `error`: each settles (and yields) as that failure. */
 function cancelRunning<J, R>(e: Lean<J, R>, error: Error): void {
   setState(e, 'aborted');
+  // Not re-entrant: a call from a subscriber of the canceled jobs' settlement (return(), or the
+  // signal's abort) leaves them to this one — canceling the next job itself went one level
+  // deeper per job.
+  if (e.cancelingRunning) return;
+  e.cancelingRunning = true;
+  try {
+    cancelEach(e, error);
+  } finally {
+    e.cancelingRunning = false;
+  }
+}
+
+function cancelEach<J, R>(e: Lean<J, R>, error: Error): void {
   // A snapshot in slot order: settling one job frees its slot as it goes.
   const ids: number[] = [];
   for (let id = 0; id < e.busy.length; id++) if (e.busy[id] !== undefined) ids.push(id);
