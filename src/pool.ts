@@ -1193,11 +1193,17 @@ export class Pool<J, R> implements JobOwner<J, R> {
     this.#rate?.stop();
     this.#keyWake.stop();
     const queued = this.#queue.clear();
-    for (const wait of this.#retrying) queued.push(wait.run);
+    // By run, built once: a lookup per queued job (an abort of 100,000 queued jobs with
+    // thousands waiting to retry stays linear).
+    const waits = new Map<RetryWait<J, R>['run'], RetryWait<J, R>>();
+    for (const wait of this.#retrying) {
+      queued.push(wait.run);
+      waits.set(wait.run, wait);
+    }
     queued.sort((a, b) => a.index - b.index);
     for (const run of queued) {
       this.#canceledJobs.push(run.job);
-      const wait = [...this.#retrying].find((w) => w.run === run);
+      const wait = waits.get(run);
       if (wait) this.#endWait(wait, error);
       else run.cancel(error);
     }
