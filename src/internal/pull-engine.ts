@@ -18,6 +18,7 @@ import {
   type JobOwner,
   JobRun,
   LINGER,
+  promiseThen,
   RunCore,
   SETTLE,
   startWorker,
@@ -434,7 +435,8 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
     }
     // Promise.resolve, like for await's Await(): a plain { value, done } is accepted, a
     // thenable adopted; a native promise is used as is (no extra tick).
-    Promise.resolve(step).then(
+    promiseThen.call(
+      Promise.resolve(step),
       (settled) => this.#onStep(settled),
       (error: unknown) => {
         if (this.#abandoned) return;

@@ -27,6 +27,7 @@ import {
   isThenable,
   type JobContext,
   JobRun,
+  promiseThen,
   SETTLE,
   startWorker,
   type WorkerFunction,
@@ -360,8 +361,9 @@ function start<J, R>(e: Lean<J, R>, job: J): void {
       // Adopted as `await` adopts it, never re-entrantly (see RunCore.start in job-run.ts):
       // a thenable that calls back at once settles on a microtask; a throwing `then` (or
       // getter) fails the job.
-      Promise.resolve(out).then(
-        (value) => settle(e, ctx, job, index, workerId, undefined, value),
+      promiseThen.call(
+        Promise.resolve(out),
+        (value: R) => settle(e, ctx, job, index, workerId, undefined, value),
         (error: unknown) => settle(e, ctx, job, index, workerId, toError(error), undefined),
       );
       return;
@@ -388,7 +390,8 @@ function pullAsync<J, R>(e: Lean<J, R>): void {
   }
   // Promise.resolve, like for await's Await(): a plain { value, done } is accepted, a
   // thenable adopted; a native promise is used as is (no extra tick).
-  Promise.resolve(step).then(
+  promiseThen.call(
+    Promise.resolve(step),
     (settled) => onStep(e, settled),
     (error: unknown) => {
       if (e.abandoned) return;
