@@ -317,19 +317,34 @@ function pump<J, R>(e: Lean<J, R>): void {
       return;
     }
     let job: J;
+    // Pulling while the source's next() runs, as for an async pull: a next(), return() or abort
+    // it makes on this iteration pulls nothing more (no job beyond `concurrency`).
+    e.pulling = true;
     // The step is read inside the try, as for-of reads it: a non-object or a throwing `done`
     // or `value` getter is the source failing.
     try {
       const step = (e.source as Iterator<J>).next();
       if (typeof step !== 'object' || step === null) throw notAnObject(step);
       if (step.done) {
+        e.pulling = false;
         e.sourceDone = true;
         deliver(e);
         return;
       }
       job = step.value;
     } catch (error) {
+      e.pulling = false;
       sourceFailed(e, error);
+      return;
+    }
+    e.pulling = false;
+    // Stopped meanwhile (from inside that next()): as an async pull's value (see onStep).
+    if (e.stopped) {
+      if (!e.returned) {
+        if (e.cancelWith !== undefined) cancelUnstarted(e, job, e.cancelWith);
+        else start(e, job);
+      }
+      deliver(e);
       return;
     }
     start(e, job);
