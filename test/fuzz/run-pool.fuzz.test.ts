@@ -7,6 +7,9 @@
  * Both of runPool's engines, half the runs each: the lean engine (no timeout, gate or hooks:
  * scheduler/lean-engine.ts) and the full one (internal/pull-engine.ts), forced by a timeout or by
  * hooks that want every job. The model checks it got the engine it asked for.
+ *
+ * The source may re-enter too: every other next() of it first aborts, returns or pulls on the
+ * results iterator (`sourceReenter`) — so no worker may start after an abort or a return().
  */
 import fc from 'fast-check';
 import { afterEach, beforeEach, describe, it, vi } from 'vitest';
@@ -87,14 +90,26 @@ class RunPoolModel {
       ordered: boolean;
       timeout: number | undefined;
       engine: 'lean' | 'full';
+      sourceReenter: Reentry;
     },
   ) {
     this.source = new HostileSource(spec);
     this.workers = new Workers(works, opts.concurrency, this.v, this.log);
     this.workers.reenter = (what) => this.reenter(what);
     this.source.stopped = () => this.ac.signal.aborted || this.returned;
+    this.source.onNext = () => {
+      if (this.source.nextCalls % 2 === 0) this.reenter(opts.sourceReenter);
+    };
     const { concurrency, buffer, ordered, timeout, engine } = opts;
-    this.it = runPool(this.source.iterable(), (job, ctx) => this.workers.run(job, ctx.signal), {
+    const worker = (job: Job, ctx: { signal: AbortSignal }): number | Promise<number> => {
+      // Nothing starts once stopped: a value pulled after an abort settles without running.
+      this.v.check(
+        !this.ac.signal.aborted && !this.returned,
+        () => `job ${job.id}: worker called after ${this.returned ? 'return()' : 'the abort'}`,
+      );
+      return this.workers.run(job, ctx.signal);
+    };
+    this.it = runPool(this.source.iterable(), worker, {
       concurrency,
       buffer,
       ordered,
@@ -342,6 +357,7 @@ describe('fuzz: runPool', () => {
           // Only the full engine has a timeout.
           timeout: fc.option(fc.integer({ min: 5, max: 30 }), { nil: undefined }),
           engine: fc.constantFrom<'lean' | 'full'>('lean', 'full'),
+          sourceReenter: fc.constantFrom<Reentry>('none', 'none', 'abort', 'return', 'next'),
         }),
         fc.array(command, { minLength: 1, maxLength: 30 }),
         async (spec, works, opts, commands) => {
