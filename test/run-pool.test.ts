@@ -619,3 +619,22 @@ describe('runPool: a sync source whose next() re-enters the results iterator', (
     });
   }
 });
+
+describe('runPool: the worker is called as a plain function', () => {
+  for (const engine of ['lean', 'full'] as const) {
+    it(`its this is undefined, never the engine's state (${engine} engine)`, async () => {
+      const receivers: unknown[] = [];
+      for await (const r of runPool(
+        [1, 2],
+        function (this: unknown, n: number) {
+          receivers.push(this);
+          return n;
+        },
+        { concurrency: 2, ...(engine === 'full' ? { [HOOKS]: {} } : {}) },
+      )) {
+        expect(r.ok).toBe(true);
+      }
+      expect(receivers).toEqual([undefined, undefined]);
+    });
+  }
+});

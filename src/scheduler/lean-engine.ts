@@ -369,9 +369,12 @@ function start<J, R>(e: Lean<J, R>, job: J): void {
   e.busyJob[workerId] = job;
   e.busyIndex[workerId] = index;
   e.running++;
+  // Called as a plain function, as the full engine calls it: `e.worker(…)` would hand the
+  // worker the engine's state as its `this`.
+  const worker = e.worker;
   let out: R | PromiseLike<R>;
   try {
-    out = e.worker(job, ctx);
+    out = worker(job, ctx);
     if (isThenable<R>(out)) {
       // Adopted as `await` adopts it, never re-entrantly (see RunCore.start in job-run.ts):
       // a thenable that calls back at once settles on a microtask; a throwing `then` (or
