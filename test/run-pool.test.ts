@@ -638,3 +638,32 @@ describe('runPool: the worker is called as a plain function', () => {
     });
   }
 });
+
+describe('runPool: an async source whose next() returns a promise with a then of its own', () => {
+  for (const engine of ['lean', 'full'] as const) {
+    it(`reads the promise as for await does, never through its own then (${engine} engine)`, async () => {
+      let i = 0;
+      const source: AsyncIterable<number> = {
+        [Symbol.asyncIterator]: () => ({
+          next: () => {
+            const step = Promise.resolve(
+              i < 3 ? { value: i++, done: false } : { value: undefined, done: true },
+            );
+            Object.defineProperty(step, 'then', {
+              value: (ok: (v: unknown) => void) => ok({ value: -1, done: true }),
+            });
+            return step as Promise<IteratorResult<number>>;
+          },
+        }),
+      };
+      const seen: number[] = [];
+      for await (const r of runPool(source, (n) => n, {
+        concurrency: 2,
+        ...(engine === 'full' ? { [HOOKS]: {} } : {}),
+      })) {
+        if (r.ok) seen.push(r.value);
+      }
+      expect(seen.sort()).toEqual([0, 1, 2]);
+    });
+  }
+});
