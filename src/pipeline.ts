@@ -392,9 +392,12 @@ export class Pipeline<J, T> implements AsyncIterable<PipelineResult<J, T>> {
   }
 
   #stageWorker(def: StageDef): WorkerFunction<Envelope, unknown> {
+    // Called as a plain function, as runPool calls its worker (`def.worker(…)` would hand it
+    // the stage's definition as its `this`).
+    const worker = def.worker;
     return (env: Envelope, ctx: JobContext) => {
       if (this.#aborted) throw this.#aborted;
-      return def.worker(env.value, ctx);
+      return worker(env.value, ctx);
     };
   }
 

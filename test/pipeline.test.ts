@@ -584,3 +584,20 @@ describe('pipeline: drain deadline in a process with nothing else to do', () => 
     });
   }, 60_000);
 });
+
+describe('pipeline: a stage worker is called as a plain function', () => {
+  it("its this is undefined, as runPool's, never the stage's definition", async () => {
+    const receivers: unknown[] = [];
+    for await (const r of pipeline([1, 2]).stage(
+      'look',
+      function (this: unknown, n: number) {
+        receivers.push(this);
+        return n;
+      },
+      { concurrency: 1 },
+    )) {
+      expect(r.ok).toBe(true);
+    }
+    expect(receivers).toEqual([undefined, undefined]);
+  });
+});

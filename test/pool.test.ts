@@ -11,6 +11,7 @@ import {
   TimeoutError,
   WorkerCrashedError,
 } from '../src/index.js';
+import { HOOKS } from '../src/scheduler/hooks.js';
 import { type Deferred, deferred, flush } from './helpers.js';
 
 afterEach(() => {
@@ -785,6 +786,60 @@ describe('a worker returning a thenable of its own', () => {
     expect(ok).toBe(JOBS);
     await consuming;
   });
+
+  /**
+   * A native promise with a `then` of its own that calls back at once: `await` ignores such an
+   * own `then` (it uses the built-in one), so the pool must too — calling it let the job settle
+   * inside the worker's start, and the next start inside that, until the stack overflowed.
+   */
+  const ownThen = <T>(value: T): Promise<T> => {
+    const p = Promise.resolve(value);
+    Object.defineProperty(p, 'then', {
+      value: (ok: (v: T) => void) => {
+        ok(value);
+      },
+    });
+    return p;
+  };
+
+  it('a native promise with a then of its own that calls back at once: a deep queue all succeed (Pool)', async () => {
+    const gate = deferred<number>();
+    const pool = new Pool<number, number>((n) => (n === 0 ? gate.promise : ownThen(n)), {
+      concurrency: 1,
+      queueSize: Infinity,
+    });
+    const tasks = Array.from({ length: JOBS }, (_, n) => pool.trySubmit(n));
+    gate.resolve(0);
+    await flush();
+    expect(pool.stats()).toMatchObject({ succeeded: JOBS, failed: 0, running: 0, queued: 0 });
+    const results = await Promise.all(tasks.map((t) => t?.result));
+    expect(results.every((r, n) => r?.ok && r.value === n)).toBe(true);
+  });
+
+  for (const engine of ['lean', 'full'] as const) {
+    it(`a native promise with a then of its own that calls back at once: a deep buffer all succeed (runPool, ${engine} engine)`, async () => {
+      const gate = deferred<number>();
+      let ok = 0;
+      let ended = false;
+      const consuming = (async () => {
+        for await (const r of runPool(
+          Array.from({ length: JOBS }, (_, n) => n),
+          (n) => (n === 0 ? gate.promise : ownThen(n)),
+          // Hooks that want every job force the full engine (each job a JobRun).
+          { concurrency: 1, buffer: JOBS, ...(engine === 'full' ? { [HOOKS]: {} } : {}) },
+        )) {
+          if (r.ok && r.value === r.index) ok++;
+        }
+        ended = true;
+      })();
+      await flush();
+      gate.resolve(0);
+      await flush();
+      expect(ok).toBe(JOBS);
+      await consuming;
+      expect(ended).toBe(true);
+    });
+  }
 
   it('fulfilled with another thenable settles with the inner value, as await adopts it', async () => {
     const nested = () => syncThenable(syncThenable('inner'));

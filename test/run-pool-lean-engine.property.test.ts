@@ -12,7 +12,16 @@ import { AbortError, type Result, runPool } from '../src/index.js';
 import { HOOKS } from '../src/scheduler/hooks.js';
 import { deferred, flush } from './helpers.js';
 
-type Kind = 'value' | 'throw' | 'resolve' | 'reject' | 'thenable' | 'non-error' | 'hang';
+type Kind =
+  | 'value'
+  | 'throw'
+  | 'resolve'
+  | 'reject'
+  | 'thenable'
+  | 'sync-thenable'
+  | 'own-then'
+  | 'non-error'
+  | 'hang';
 interface Spec {
   kind: Kind;
   /** Microtask turns before an async outcome. */
@@ -26,6 +35,8 @@ const spec: fc.Arbitrary<Spec> = fc.record({
     'resolve',
     'reject',
     'thenable',
+    'sync-thenable',
+    'own-then',
     'non-error',
     'hang',
   ),
@@ -168,6 +179,24 @@ async function drive(s: Scenario, full: boolean): Promise<Trace> {
             });
           },
         };
+      case 'sync-thenable':
+        // Calls back inside `then`: adopted on a microtask all the same.
+        return {
+          // biome-ignore lint/suspicious/noThenProperty: a user thenable, adopted by the pool.
+          then(ok: (v: unknown) => void) {
+            done();
+            ok(i * 7);
+          },
+        };
+      case 'own-then': {
+        // A native promise with a `then` of its own: ignored, as `await` ignores it.
+        const p = turns(x.delay).then(() => {
+          done();
+          return i * 11;
+        });
+        Object.defineProperty(p, 'then', { value: (ok: (v: unknown) => void) => ok(-1) });
+        return p;
+      }
       case 'hang':
         // Ends only when canceled — by the abort it triggers after a few turns, if nothing else
         // did — its slot freed by the cancel, before the worker returns.
@@ -256,6 +285,8 @@ describe('runPool: the lean engine behaves as the full engine', () => {
             if (s.abortAfter === undefined) expect(t.pulls).toBe(s.specs.length);
           }
           if (s.ordered) expect(indices).toEqual([...indices].sort((a, b) => a - b));
+          // A promise's own `then` is never called (it would have given -1).
+          expect(t.seen.some((r) => (r as { value?: unknown } | null)?.value === -1)).toBe(false);
         }
         expect(lean.seen).toEqual(full.seen);
         expect(lean.pulls).toBe(full.pulls);

@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { AbortError, JobFailedError, type Result, runPool, TimeoutError } from '../src/index.js';
+import { HOOKS } from '../src/scheduler/hooks.js';
 import { deferred, flush } from './helpers.js';
 
 async function collect<J, R>(it: AsyncIterable<Result<J, R>>): Promise<Result<J, R>[]> {
@@ -515,4 +516,154 @@ describe('runPool: a stop right after a pull the source answered', () => {
     expect(pulls).toBe(2);
     expect(results.map((r) => r.job).sort()).toEqual([0, 1]);
   });
+});
+
+describe('runPool: a sync source whose next() re-enters the results iterator', () => {
+  /**
+   * A hand-written sync source whose second next() calls `reenter` (once) before answering (as for
+   * await would never let it: the pull is in progress). Each case runs on both engines: the
+   * lean one and the full one (hooks that want every job).
+   */
+  async function drive(
+    reenter: (it: AsyncIterableIterator<Result<number, number>>) => void,
+    full: boolean,
+    signal?: AbortSignal,
+  ) {
+    const events: string[] = [];
+    let it: AsyncIterableIterator<Result<number, number>> | undefined;
+    let i = 0;
+    let reentered = false;
+    const source: Iterable<number> = {
+      [Symbol.iterator]: () => ({
+        next: () => {
+          if (i === 1 && !reentered) {
+            reentered = true;
+            reenter(it as AsyncIterableIterator<Result<number, number>>);
+          }
+          return i < 4 ? { value: i++, done: false } : { value: undefined, done: true };
+        },
+        return: () => {
+          events.push('source closed');
+          return { value: undefined, done: true };
+        },
+      }),
+    };
+    const gates = [deferred<void>(), deferred<void>(), deferred<void>(), deferred<void>()];
+    const contexts: { n: number; workerId: number; signal: AbortSignal }[] = [];
+    it = runPool(
+      source,
+      async (n, ctx) => {
+        contexts.push({ n, workerId: ctx.workerId, signal: ctx.signal });
+        events.push(`start ${n}`);
+        await gates[n]?.promise;
+        return n;
+      },
+      { concurrency: 2, buffer: 0, signal, ...(full ? { [HOOKS]: {} } : {}) },
+    );
+    return { it, events, contexts, gates };
+  }
+
+  for (const engine of ['lean', 'full'] as const) {
+    const full = engine === 'full';
+
+    it(`return() from inside the pull: the value it brings never runs (${engine} engine)`, async () => {
+      const d = await drive((it) => void it.return?.(), full);
+      expect(await d.it.next()).toEqual({ done: true, value: undefined });
+      await flush();
+      // Job 0 started before the return and was aborted by it; job 1, pulled during it, never runs.
+      expect(d.events).toEqual(['start 0', 'source closed']);
+      expect(d.contexts.every((c) => c.signal.aborted)).toBe(true);
+      for (const g of d.gates) g.resolve();
+      await flush();
+    });
+
+    it(`an abort from inside the pull: the value it brings settles as canceled without running (${engine} engine)`, async () => {
+      const ac = new AbortController();
+      const d = await drive(() => ac.abort(new Error('stop')), full, ac.signal);
+      const results: Result<number, number>[] = [];
+      const consuming = (async () => {
+        for await (const r of d.it) results.push(r);
+      })();
+      await flush();
+      expect(d.events).toEqual(['start 0', 'source closed']);
+      for (const g of d.gates) g.resolve();
+      await consuming;
+      expect(results.map((r) => [r.index, r.ok ? 'ok' : r.error.name])).toEqual([
+        [0, 'AbortError'],
+        [1, 'AbortError'],
+      ]);
+    });
+
+    it(`next() calls from inside the pull start no job beyond concurrency (${engine} engine)`, async () => {
+      const pending: Promise<unknown>[] = [];
+      const d = await drive((it) => {
+        pending.push(it.next(), it.next());
+      }, full);
+      const first = d.it.next();
+      await flush();
+      let running = d.contexts.length;
+      expect(running).toBe(2);
+      expect(d.contexts.map((c) => c.workerId).sort()).toEqual([0, 1]);
+      // Each job released in turn: never more than 2 running, workerIds within 0..1.
+      for (const g of d.gates) {
+        g.resolve();
+        await flush();
+        running = d.contexts.length;
+        expect(d.contexts.every((c) => c.workerId === 0 || c.workerId === 1)).toBe(true);
+      }
+      expect(running).toBe(4);
+      const all = await Promise.all([first, ...pending]);
+      expect(all.filter((r) => !(r as IteratorResult<unknown>).done)).toHaveLength(3);
+      expect(await d.it.next()).toMatchObject({ done: false });
+      expect(await d.it.next()).toEqual({ done: true, value: undefined });
+    });
+  }
+});
+
+describe('runPool: the worker is called as a plain function', () => {
+  for (const engine of ['lean', 'full'] as const) {
+    it(`its this is undefined, never the engine's state (${engine} engine)`, async () => {
+      const receivers: unknown[] = [];
+      for await (const r of runPool(
+        [1, 2],
+        function (this: unknown, n: number) {
+          receivers.push(this);
+          return n;
+        },
+        { concurrency: 2, ...(engine === 'full' ? { [HOOKS]: {} } : {}) },
+      )) {
+        expect(r.ok).toBe(true);
+      }
+      expect(receivers).toEqual([undefined, undefined]);
+    });
+  }
+});
+
+describe('runPool: an async source whose next() returns a promise with a then of its own', () => {
+  for (const engine of ['lean', 'full'] as const) {
+    it(`reads the promise as for await does, never through its own then (${engine} engine)`, async () => {
+      let i = 0;
+      const source: AsyncIterable<number> = {
+        [Symbol.asyncIterator]: () => ({
+          next: () => {
+            const step = Promise.resolve(
+              i < 3 ? { value: i++, done: false } : { value: undefined, done: true },
+            );
+            Object.defineProperty(step, 'then', {
+              value: (ok: (v: unknown) => void) => ok({ value: -1, done: true }),
+            });
+            return step as Promise<IteratorResult<number>>;
+          },
+        }),
+      };
+      const seen: number[] = [];
+      for await (const r of runPool(source, (n) => n, {
+        concurrency: 2,
+        ...(engine === 'full' ? { [HOOKS]: {} } : {}),
+      })) {
+        if (r.ok) seen.push(r.value);
+      }
+      expect(seen.sort()).toEqual([0, 1, 2]);
+    });
+  }
 });

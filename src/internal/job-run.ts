@@ -50,6 +50,15 @@ export interface JobOwner<J, R> {
   [LINGER]?(run: RunCore<J, R>, error: Error | undefined): void;
 }
 
+/**
+ * The built-in `then`, taken once. `await` never looks up a native promise's `then`: it attaches
+ * its reactions directly. So do the pools: `promiseThen.call(Promise.resolve(out), …)` — a native
+ * promise with a `then` of its own (one that calls back at once, say) would otherwise settle the
+ * job re-entrantly, inside its start, and the owner start the next job inside that, until a deep
+ * queue of them overflowed the stack.
+ */
+export const promiseThen: typeof Promise.prototype.then = Promise.prototype.then;
+
 /** True for a value `await` would adopt (anything with a callable `then`). */
 export function isThenable<R>(value: unknown): value is PromiseLike<R> {
   return (
@@ -188,7 +197,8 @@ export abstract class RunCore<J, R> {
         // settle the job re-entrantly — and the owner start the next job inside this call, so a
         // deep queue of such jobs recursed until the stack overflowed mid-dispatch (a job left
         // running for ever, the rest never started). A `then` (or getter) that throws fails the job.
-        Promise.resolve(out).then(
+        promiseThen.call(
+          Promise.resolve(out),
           (value) => this.complete(undefined, value),
           (error: unknown) => this.complete(toError(error), undefined),
         );

@@ -18,6 +18,7 @@ import {
   type JobOwner,
   JobRun,
   LINGER,
+  promiseThen,
   RunCore,
   SETTLE,
   startWorker,
@@ -420,19 +421,35 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
         return;
       }
       let job: J;
+      // Pulling while the source's next() runs, as for an async pull: a next(), return() or
+      // abort it makes on this iteration pulls nothing more (no job beyond `concurrency`).
+      this.#pulling = true;
       // The step is read inside the try, as for-of reads it: a non-object or a throwing `done`
       // or `value` getter is the source failing.
       try {
         const step = (this.#source as Iterator<J>).next();
         if (typeof step !== 'object' || step === null) throw notAnObject(step);
         if (step.done) {
+          this.#pulling = false;
           this.#sourceDone = true;
           this.#deliver();
           return;
         }
         job = step.value;
       } catch (error) {
+        this.#pulling = false;
         this.#sourceFailed(error);
+        return;
+      }
+      this.#pulling = false;
+      // Stopped meanwhile (from inside that next()): as an async pull's value (see #onStep).
+      if (this.#stopped) {
+        if (!this.#returned) {
+          const cancel = this.#cancelWith;
+          if (cancel !== undefined) this.#cancelUnstarted(job, cancel);
+          else this.#start(job);
+        }
+        this.#deliver();
         return;
       }
       this.#start(job);
@@ -452,7 +469,8 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
     }
     // Promise.resolve, like for await's Await(): a plain { value, done } is accepted, a
     // thenable adopted; a native promise is used as is (no extra tick).
-    Promise.resolve(step).then(
+    promiseThen.call(
+      Promise.resolve(step),
       (settled) => this.#onStep(settled),
       (error: unknown) => {
         if (this.#abandoned) return;

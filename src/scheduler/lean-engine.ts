@@ -27,6 +27,7 @@ import {
   isThenable,
   type JobContext,
   JobRun,
+  promiseThen,
   SETTLE,
   startWorker,
   type WorkerFunction,
@@ -350,19 +351,34 @@ function pump<J, R>(e: Lean<J, R>): void {
       return;
     }
     let job: J;
+    // Pulling while the source's next() runs, as for an async pull: a next(), return() or abort
+    // it makes on this iteration pulls nothing more (no job beyond `concurrency`).
+    e.pulling = true;
     // The step is read inside the try, as for-of reads it: a non-object or a throwing `done`
     // or `value` getter is the source failing.
     try {
       const step = (e.source as Iterator<J>).next();
       if (typeof step !== 'object' || step === null) throw notAnObject(step);
       if (step.done) {
+        e.pulling = false;
         e.sourceDone = true;
         deliver(e);
         return;
       }
       job = step.value;
     } catch (error) {
+      e.pulling = false;
       sourceFailed(e, error);
+      return;
+    }
+    e.pulling = false;
+    // Stopped meanwhile (from inside that next()): as an async pull's value (see onStep).
+    if (e.stopped) {
+      if (!e.returned) {
+        if (e.cancelWith !== undefined) cancelUnstarted(e, job, e.cancelWith);
+        else start(e, job);
+      }
+      deliver(e);
       return;
     }
     start(e, job);
@@ -389,15 +405,19 @@ function start<J, R>(e: Lean<J, R>, job: J): void {
   e.busyJob[workerId] = job;
   e.busyIndex[workerId] = index;
   e.running++;
+  // Called as a plain function, as the full engine calls it: `e.worker(…)` would hand the
+  // worker the engine's state as its `this`.
+  const worker = e.worker;
   let out: R | PromiseLike<R>;
   try {
-    out = e.worker(job, ctx);
+    out = worker(job, ctx);
     if (isThenable<R>(out)) {
       // Adopted as `await` adopts it, never re-entrantly (see RunCore.start in job-run.ts):
       // a thenable that calls back at once settles on a microtask; a throwing `then` (or
       // getter) fails the job.
-      Promise.resolve(out).then(
-        (value) => settle(e, ctx, job, index, workerId, undefined, value),
+      promiseThen.call(
+        Promise.resolve(out),
+        (value: R) => settle(e, ctx, job, index, workerId, undefined, value),
         (error: unknown) => settle(e, ctx, job, index, workerId, toError(error), undefined),
       );
       return;
@@ -424,7 +444,8 @@ function pullAsync<J, R>(e: Lean<J, R>): void {
   }
   // Promise.resolve, like for await's Await(): a plain { value, done } is accepted, a
   // thenable adopted; a native promise is used as is (no extra tick).
-  Promise.resolve(step).then(
+  promiseThen.call(
+    Promise.resolve(step),
     (settled) => onStep(e, settled),
     (error: unknown) => {
       if (e.abandoned) return;

@@ -78,6 +78,9 @@ export class HostileSource {
   #value(): IteratorResult<Job> {
     const job = { id: this.produced.length };
     this.produced.push(job);
+    // Brought by a next() whose own return() settled first (called from inside it, by onNext):
+    // a pull that outlived its return(), as a fed one after the close is.
+    if (this.#closed) this.afterClose.add(job.id);
     this.onValue(job);
     return { value: job, done: false };
   }

@@ -3,10 +3,19 @@
  * model feeds or never settles, return() absent/throwing/hanging), workers the model settles,
  * hostile thrown values, a consumer that pulls several results at once, re-entrant aborts and
  * returns from workers and from the consumer's callbacks. Fake setTimeout for job timeouts.
+ *
+ * Both of runPool's engines, half the runs each: the lean engine (no timeout, gate or hooks:
+ * scheduler/lean-engine.ts) and the full one (internal/pull-engine.ts), forced by a timeout or by
+ * hooks that want every job. The model checks it got the engine it asked for.
+ *
+ * The source may re-enter too: every other next() of it first aborts, returns or pulls on the
+ * results iterator (`sourceReenter`) — so no worker may start after an abort or a return().
  */
 import fc from 'fast-check';
 import { afterEach, beforeEach, describe, it, vi } from 'vitest';
 import { type Result, runPool } from '../../src/index.js';
+import { PullEngine } from '../../src/internal/pull-engine.js';
+import { HOOKS } from '../../src/scheduler/hooks.js';
 import {
   abortListeners,
   flush,
@@ -80,16 +89,38 @@ class RunPoolModel {
       buffer: number;
       ordered: boolean;
       timeout: number | undefined;
+      engine: 'lean' | 'full';
+      sourceReenter: Reentry;
     },
   ) {
     this.source = new HostileSource(spec);
     this.workers = new Workers(works, opts.concurrency, this.v, this.log);
     this.workers.reenter = (what) => this.reenter(what);
     this.source.stopped = () => this.ac.signal.aborted || this.returned;
-    this.it = runPool(this.source.iterable(), (job, ctx) => this.workers.run(job, ctx.signal), {
-      ...opts,
+    this.source.onNext = () => {
+      if (this.source.nextCalls % 2 === 0) this.reenter(opts.sourceReenter);
+    };
+    const { concurrency, buffer, ordered, timeout, engine } = opts;
+    const worker = (job: Job, ctx: { signal: AbortSignal }): number | Promise<number> => {
+      // Nothing starts once stopped: a value pulled after an abort settles without running.
+      this.v.check(
+        !this.ac.signal.aborted && !this.returned,
+        () => `job ${job.id}: worker called after ${this.returned ? 'return()' : 'the abort'}`,
+      );
+      return this.workers.run(job, ctx.signal);
+    };
+    this.it = runPool(this.source.iterable(), worker, {
+      concurrency,
+      buffer,
+      ordered,
       signal: this.ac.signal,
+      // The full engine: with its timeout, or (none) with hooks that want every job.
+      ...(engine === 'full' ? (timeout === undefined ? { [HOOKS]: {} } : { timeout }) : {}),
     });
+    this.v.check(
+      this.it instanceof PullEngine === (engine === 'full'),
+      () => `asked for the ${engine} engine, got ${this.it.constructor.name}`,
+    );
   }
 
   reenter(what: Reentry): void {
@@ -323,7 +354,10 @@ describe('fuzz: runPool', () => {
           concurrency: fc.integer({ min: 1, max: 3 }),
           buffer: fc.integer({ min: 0, max: 2 }),
           ordered: fc.boolean(),
+          // Only the full engine has a timeout.
           timeout: fc.option(fc.integer({ min: 5, max: 30 }), { nil: undefined }),
+          engine: fc.constantFrom<'lean' | 'full'>('lean', 'full'),
+          sourceReenter: fc.constantFrom<Reentry>('none', 'none', 'abort', 'return', 'next'),
         }),
         fc.array(command, { minLength: 1, maxLength: 30 }),
         async (spec, works, opts, commands) => {

@@ -1,7 +1,8 @@
 /**
  * Scripted worker functions shared by the runPool and pipeline attacks: each job's behaviour is
- * chosen by the case (sync value, sync throw of a hostile value, settled by the model, ends on
- * its signal, ignores its signal) and may re-enter the caller. Counts live workers itself.
+ * chosen by the case (sync value, sync throw of a hostile value, a thenable that calls back at
+ * once, a native promise with a `then` of its own that does, settled by the model, ends on its
+ * signal, ignores its signal) and may re-enter the caller. Counts live workers itself.
  */
 import fc from 'fast-check';
 import { AbortError, JobFailedError, TimeoutError } from '../../src/index.js';
@@ -17,7 +18,14 @@ import {
 import type { Job } from './hostile-source.js';
 
 export type Reentry = 'none' | 'abort' | 'return' | 'next';
-export type WorkKind = 'sync-value' | 'sync-throw' | 'deferred' | 'until-signal' | 'ignore-signal';
+export type WorkKind =
+  | 'sync-value'
+  | 'sync-throw'
+  | 'sync-thenable'
+  | 'own-then'
+  | 'deferred'
+  | 'until-signal'
+  | 'ignore-signal';
 export interface Work {
   kind: WorkKind;
   thrown: ThrownKind;
@@ -28,6 +36,8 @@ export const work: fc.Arbitrary<Work> = fc.record({
   kind: fc.constantFrom<WorkKind>(
     'sync-value',
     'sync-throw',
+    'sync-thenable',
+    'own-then',
     'deferred',
     'deferred',
     'until-signal',
@@ -102,6 +112,24 @@ export class Workers {
     if (w.kind === 'sync-throw') {
       call.thrown = makeThrown(w.thrown);
       throw call.thrown;
+    }
+    if (w.kind === 'sync-thenable') {
+      // A user thenable that calls back inside `then`: adopted on a microtask, never re-entrantly.
+      call.produced = key * 10;
+      return {
+        // biome-ignore lint/suspicious/noThenProperty: a user thenable, adopted by the pool.
+        then(ok: (v: number) => void) {
+          ok(key * 10);
+        },
+      } as unknown as Promise<number>;
+    }
+    if (w.kind === 'own-then') {
+      // A native promise with a `then` of its own that calls back at once with another value:
+      // `await` ignores it (it uses the built-in then), so the pool must too.
+      call.produced = key * 10;
+      const p = Promise.resolve(key * 10);
+      Object.defineProperty(p, 'then', { value: (ok: (v: number) => void) => ok(-1) });
+      return p;
     }
     call.live = true;
     const control = deferred<number>();
