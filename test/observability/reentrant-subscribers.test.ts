@@ -16,7 +16,7 @@ import {
   SLUICE_JOB_RETRIED,
   SLUICE_JOB_SETTLED,
 } from '../../src/index.js';
-import { flush } from '../helpers.js';
+import { deferred, flush } from '../helpers.js';
 
 interface Named {
   name: string;
@@ -405,4 +405,62 @@ describe('a subscriber that submits or pulls from inside an acceptance', () => {
     expect(second?.value).toMatchObject({ job: 1, index: 1 });
     expect(rest).toEqual(['2@2', '3@3']);
   });
+
+  /** The engines a runPool can take: lean, the full one (forced by a timeout), rate-only, gated. */
+  const engines = {
+    lean: {},
+    full: { timeout: 60_000 },
+    rate: { rate: { limit: 100, interval: 60_000 } },
+    gated: { priority: () => 0 },
+  } as const;
+
+  it.each(Object.keys(engines))(
+    'runPool (%s): a next() from sluice:job:accepted does not start a job in the slot of the job being accepted (concurrency holds)',
+    async (engine) => {
+      const name = `nested-next-bound-${engine}`;
+      const release = deferred<void>();
+      let running = 0;
+      let peak = 0;
+      const it = runPool(
+        [0, 1, 2, 3],
+        async (n: number) => {
+          running++;
+          peak = Math.max(peak, running);
+          await release.promise;
+          running--;
+          return n;
+        },
+        { concurrency: 1, buffer: 1, name, ...engines[engine as keyof typeof engines] },
+      );
+      let nested: Promise<unknown> | undefined;
+      on(SLUICE_JOB_ACCEPTED, name, (m) => {
+        if (m.index === 0) nested = it.next();
+      });
+      const first = it.next();
+      await flush();
+      const peakBeforeRelease = peak;
+      release.resolve();
+      await first;
+      await nested;
+      for await (const _ of it);
+      expect(peakBeforeRelease).toBe(1);
+      expect(peak).toBe(1);
+    },
+  );
+
+  it.each(Object.keys(engines))(
+    "runPool (%s): a subscriber of the only job's acceptance that aborts the signal: that job's result is yielded before the end",
+    async (engine) => {
+      const name = `accepted-abort-only-${engine}`;
+      const controller = new AbortController();
+      on(SLUICE_JOB_ACCEPTED, name, () => controller.abort('from a subscriber'));
+      const it = runPool([0, 1], async (n: number) => n, {
+        concurrency: 1,
+        signal: controller.signal,
+        name,
+        ...engines[engine as keyof typeof engines],
+      });
+      expect(await collectOrHang(it)).toEqual(['ERR_ABORTED:0']);
+    },
+  );
 });
