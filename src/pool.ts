@@ -341,7 +341,7 @@ export class Pool<J, R> implements JobOwner<J, R> {
   /**
    * Accepted, unsettled jobs that are in none of the queue, a slot or a retry wait while user
    * code runs (an `accepted` subscriber, the key function, retryIf or the backoff function): a
-   * submit from that code must find their places taken.
+   * submit from that code must find their places taken, and a drain() from it must wait for them.
    */
   #inTransit = 0;
   #settledCount = 0;
@@ -1151,7 +1151,13 @@ export class Pool<J, R> implements JobOwner<J, R> {
   }
 
   #isIdle(): boolean {
-    return this.#slots.running === 0 && this.#queue.length === 0 && this.#retrying.size === 0;
+    // A job in transit (user code runs for it: a drain() from there) is not settled yet.
+    return (
+      this.#slots.running === 0 &&
+      this.#queue.length === 0 &&
+      this.#retrying.size === 0 &&
+      this.#inTransit === 0
+    );
   }
 
   /** The rate limiter failed: the job that needed the permit fails with that error. */

@@ -464,3 +464,69 @@ describe('a subscriber that submits or pulls from inside an acceptance', () => {
     },
   );
 });
+
+describe('Pool: a drain() from user code run for a job between its places', () => {
+  it.each([false, true])(
+    'from sluice:job:accepted (gated: %s): drain() resolves after that job, counted as completed',
+    async (gated) => {
+      const name = `drain-accepted-${gated}`;
+      const release = deferred<void>();
+      const events: string[] = [];
+      const pool = new Pool(
+        async (n: number) => {
+          events.push(`start ${n}`);
+          await release.promise;
+          events.push(`end ${n}`);
+          return n;
+        },
+        { concurrency: 1, name, ...(gated ? { key: () => 'k' } : {}) },
+      );
+      let draining: Promise<unknown> | undefined;
+      on(SLUICE_JOB_ACCEPTED, name, () => {
+        draining = pool.drain().then((report) => {
+          events.push('drained');
+          return report;
+        });
+      });
+      const task = pool.trySubmit(1);
+      await flush();
+      release.resolve();
+      const report = await draining;
+      expect(events).toEqual(['start 1', 'end 1', 'drained']);
+      expect(report).toMatchObject({ completed: 1, canceled: 0 });
+      expect(await task?.result).toMatchObject({ ok: true, value: 1 });
+    },
+  );
+
+  it('from retryIf: drain() waits for the retry, counted as completed', async () => {
+    const events: string[] = [];
+    let draining: Promise<unknown> | undefined;
+    let attempts = 0;
+    const pool: Pool<number, number> = new Pool(
+      async (n: number) => {
+        if (++attempts === 1) throw new Error('first attempt fails');
+        events.push(`retried ${n}`);
+        return n;
+      },
+      {
+        concurrency: 1,
+        retry: {
+          attempts: 2,
+          backoff: () => 0,
+          retryIf: () => {
+            draining = pool.drain().then((report) => {
+              events.push('drained');
+              return report;
+            });
+            return true;
+          },
+        },
+      },
+    );
+    const task = await pool.submit(1);
+    expect(await task.result).toMatchObject({ ok: true, value: 1 });
+    const report = await draining;
+    expect(events).toEqual(['retried 1', 'drained']);
+    expect(report).toMatchObject({ completed: 1, canceled: 0 });
+  });
+});
