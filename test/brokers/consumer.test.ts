@@ -374,7 +374,8 @@ describe('consume() loop', () => {
     while (s.ops('release').length < 7) await flush();
     expect(s.asked).toEqual([3]);
     expect(started).toEqual([0, 1, 2]);
-    expect(c.stats()).toMatchObject({ held: 3, peakHeld: 3, released: 7 });
+    // The 7 released were fetched too: fetched = released + held.
+    expect(c.stats()).toMatchObject({ fetched: 10, held: 3, peakHeld: 3, released: 7 });
     expect(errors).toEqual([
       {
         op: 'fetch',
@@ -407,7 +408,7 @@ describe('consume() loop', () => {
     await c.close();
     expect(started).toEqual([0, 1]);
     expect(errors).toEqual(['ERR_INVALID_RETURN_VALUE']);
-    expect(c.stats()).toMatchObject({ released: 3, acked: 2, held: 0 });
+    expect(c.stats()).toMatchObject({ fetched: 5, released: 3, acked: 2, held: 0 });
   });
 
   it('close() returns promptly while the fetch waits on an empty queue', async () => {
