@@ -670,19 +670,21 @@ export class Pool<J, R> implements JobOwner<J, R> {
    */
   abort(reason?: unknown): Promise<DrainReport<J>> {
     if (this.#abortPromise !== undefined) return this.#abortPromise;
-    this.#abortPromise = this.#abortNow(reason);
-    return this.#abortPromise;
-  }
-
-  #abortNow(reason: unknown): Promise<DrainReport<J>> {
     this.close();
     const mark = this.#mark();
+    // Set before the jobs are canceled: an abort() from a subscriber of their settlement gets
+    // this promise too (it got one of its own, counted from midway).
+    let counted!: (report: DrainReport<J>) => void;
+    this.#abortPromise = new Promise((resolve) => {
+      counted = resolve;
+    });
     this.#cancelAll(reason instanceof AbortError ? reason : new AbortError(reason));
     // One microtask later: a failed run() settles its promise through `resolve` (see
     // `rejection`), a microtask after the job, so the caller resumes after the runs' handlers.
     // Counted then: an abort() from a subscriber of a job's acceptance cancels that job once
     // abort() returned (nothing else can settle meanwhile: everything was canceled).
-    return Promise.resolve().then(() => this.#reportSince(mark));
+    void Promise.resolve().then(() => counted(this.#reportSince(mark)));
+    return this.#abortPromise;
   }
 
   /**

@@ -201,6 +201,25 @@ describe('Pool: a subscriber that aborts the pool', () => {
     expect(pool.stats()).toMatchObject({ running: 0, canceled: jobs });
   });
 
+  it("on sluice:job:settled of the jobs abort() cancels: a nested abort() returns the first call's promise and report", async () => {
+    const jobs = 3;
+    const pool = new Pool<number, never>(() => new Promise<never>(() => undefined), {
+      concurrency: jobs,
+      name: 'settled-abort-promise',
+    });
+    const nested: Promise<unknown>[] = [];
+    let armed = false;
+    on(SLUICE_JOB_SETTLED, 'settled-abort-promise', () => {
+      if (armed) nested.push(pool.abort('from a subscriber'));
+    });
+    for (let i = 0; i < jobs; i++) pool.trySubmit(i);
+    armed = true;
+    const outer = pool.abort('outer');
+    expect(nested).toHaveLength(jobs);
+    for (const p of nested) expect(p).toBe(outer);
+    expect(await outer).toMatchObject({ canceled: jobs });
+  });
+
   it('a subscriber on sluice:job:retried alone hears every retry', async () => {
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
     let calls = 0;
