@@ -341,7 +341,7 @@ export class Pool<J, R> implements JobOwner<J, R> {
   /**
    * Accepted, unsettled jobs that are in none of the queue, a slot or a retry wait while user
    * code runs (an `accepted` subscriber, the key function, retryIf or the backoff function): a
-   * submit from that code must find their places taken.
+   * submit from that code must find their places taken, and a drain() from it must wait for them.
    */
   #inTransit = 0;
   #settledCount = 0;
@@ -670,19 +670,21 @@ export class Pool<J, R> implements JobOwner<J, R> {
    */
   abort(reason?: unknown): Promise<DrainReport<J>> {
     if (this.#abortPromise !== undefined) return this.#abortPromise;
-    this.#abortPromise = this.#abortNow(reason);
-    return this.#abortPromise;
-  }
-
-  #abortNow(reason: unknown): Promise<DrainReport<J>> {
     this.close();
     const mark = this.#mark();
+    // Set before the jobs are canceled: an abort() from a subscriber of their settlement gets
+    // this promise too (it got one of its own, counted from midway).
+    let counted!: (report: DrainReport<J>) => void;
+    this.#abortPromise = new Promise((resolve) => {
+      counted = resolve;
+    });
     this.#cancelAll(reason instanceof AbortError ? reason : new AbortError(reason));
     // One microtask later: a failed run() settles its promise through `resolve` (see
     // `rejection`), a microtask after the job, so the caller resumes after the runs' handlers.
     // Counted then: an abort() from a subscriber of a job's acceptance cancels that job once
     // abort() returned (nothing else can settle meanwhile: everything was canceled).
-    return Promise.resolve().then(() => this.#reportSince(mark));
+    void Promise.resolve().then(() => counted(this.#reportSince(mark)));
+    return this.#abortPromise;
   }
 
   /**
@@ -1151,7 +1153,13 @@ export class Pool<J, R> implements JobOwner<J, R> {
   }
 
   #isIdle(): boolean {
-    return this.#slots.running === 0 && this.#queue.length === 0 && this.#retrying.size === 0;
+    // A job in transit (user code runs for it: a drain() from there) is not settled yet.
+    return (
+      this.#slots.running === 0 &&
+      this.#queue.length === 0 &&
+      this.#retrying.size === 0 &&
+      this.#inTransit === 0
+    );
   }
 
   /** The rate limiter failed: the job that needed the permit fails with that error. */

@@ -200,7 +200,11 @@ export class FetchLanes<M extends BrokerMessage> {
     lane.failures = 0;
     lane.lastEmpty = messages.length === 0;
     // More than asked for (a custom source's bug): the extra are released at once, never held.
-    if (messages.length > max) this.#host.refuse(lane, messages.splice(max), max);
+    // Copied, not spliced: the array is the source's (it may be frozen, or kept).
+    if (messages.length > max) {
+      this.#host.refuse(lane, messages.slice(max), max);
+      messages = messages.slice(0, max);
+    }
     lane.held += messages.length;
     this.#host.deliver(lane, messages);
     // A fetch is meant to wait for messages. One that keeps returning nothing at once (a

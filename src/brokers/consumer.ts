@@ -429,6 +429,8 @@ class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
    * many cannot push `held` past `concurrency`. A shutdown waits for their releases.
    */
   #refuse(lane: Lane<M>, extra: M[], max: number): void {
+    // Fetched all the same: `fetched` stays what was settled, released or held.
+    this.#stats.fetched += extra.length;
     this.#fail(
       coded(
         new RangeError(

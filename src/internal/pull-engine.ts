@@ -157,6 +157,13 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
   #inSettledHook = 0;
   /** Inside {@link cancelRunning}. */
   #cancelingRunning = false;
+  /**
+   * Jobs pulled and not yet placed (started, parked, queued or settled) while user code runs for
+   * them — an `accepted` subscriber, a limiter, a key or priority function. Each holds a slot (a
+   * next() from that code must not start a job in it) and keeps the iteration from ending (an
+   * abort from that code must not deliver the end before the job's result).
+   */
+  #accepting = 0;
   readonly #rate: RateGate | undefined;
   readonly #keyWake: KeyWake | undefined;
   #order = 0;
@@ -367,6 +374,7 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
       (this.#queue === undefined ||
         (this.#queue.length === 0 && this.#retrying.size === 0 && this.#canceling === 0)) &&
       this.#inSettledHook === 0 &&
+      this.#accepting === 0 &&
       this.#ready.length === 0 &&
       this.#byIndex.size === 0
     );
@@ -409,7 +417,8 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
       !this.#sourceDone &&
       !this.#stopped &&
       !this.#pulling &&
-      ((this.#slots.available && this.#parked === undefined) || this.#queue !== undefined) &&
+      ((this.#slots.running + this.#accepting < this.#slots.limit && this.#parked === undefined) ||
+        this.#queue !== undefined) &&
       this.#pulled < this.#yielded + concurrency + buffer
     );
   }
@@ -513,7 +522,9 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
   /** A job pulled after an abort: it settles as `error` without running. */
   #cancelUnstarted(job: J, error: Error): void {
     const index = this.#pulled++;
+    this.#accepting++;
     const observed = this.#opts.hooks?.accepted(job, index) === true;
+    this.#accepting--;
     this.#settleUnstarted(job, index, observed, error);
   }
 
@@ -548,11 +559,12 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
    * priority or rate limiter function — aborted the signal or ended the iteration: it settles as
    * canceled without running (true), as one pulled after the stop would. False: still live.
    */
-  #settleIfStopped(job: J, index: number, observed: boolean): boolean {
+  #settleIfStopped(job: J, index: number, observed: boolean, accepting: boolean): boolean {
     const error =
       this.#cancelWith ??
       (this.#returned ? new AbortError(undefined, 'result iteration stopped') : undefined);
     if (error === undefined) return false;
+    if (accepting) this.#accepting--;
     this.#settleUnstarted(job, index, observed, error);
     return true;
   }
@@ -577,9 +589,12 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
     // The index is the job's before any user code runs: an `accepted` subscriber may pull the
     // next job (calling next()), which must get the next index, not this one's.
     const index = this.#pulled++;
+    // Holds its slot from here until placed (see #accepting).
+    this.#accepting++;
     const observed = this.#opts.hooks?.accepted(job, index) === true;
-    if (observed && this.#settleIfStopped(job, index, observed)) return;
+    if (observed && this.#settleIfStopped(job, index, observed, true)) return;
     if (this.#opts.bypass?.(job)) {
+      this.#accepting--;
       if (observed) this.#settledHook(job, index, undefined);
       this.#push(makeResult<J, R>(job, index, undefined, job as unknown as R));
       return;
@@ -590,12 +605,14 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
     }
     if (this.#rate !== undefined) {
       if (!this.#rate.take()) {
+        this.#accepting--;
         this.#parked = { job, index, observed };
         return;
       }
       // The limiter (user code) may have aborted the signal or ended the iteration.
-      if (this.#settleIfStopped(job, index, observed)) return;
+      if (this.#settleIfStopped(job, index, observed, true)) return;
     }
+    this.#accepting--;
     this.#startRun(job, index, observed);
   }
 
@@ -639,7 +656,7 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
     if (this.#cancelWith === undefined && !(this.#rate as RateGate).take()) return;
     this.#parked = undefined;
     // Aborted before, or by the limiter (user code) just now: settles without running.
-    if (!this.#settleIfStopped(parked.job, parked.index, parked.observed)) {
+    if (!this.#settleIfStopped(parked.job, parked.index, parked.observed, false)) {
       this.#startRun(parked.job, parked.index, parked.observed);
     }
     this.#fill();
@@ -693,12 +710,14 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
       if (gates.key !== undefined) run.key = keyOf(gates.key, job);
       if (gates.priority !== undefined) run.priority = priorityOf(gates.priority, job);
     } catch (thrown) {
+      this.#accepting--;
       // Counted as failed whatever it threw (a stage's stats; Pool counts it by its error).
       this.#settleUnstarted(job, run.index, observed, toError(thrown), 'failed');
       return;
     }
     // The key or priority function (user code) may have aborted the signal or ended the iteration.
-    if (this.#settleIfStopped(job, run.index, observed)) return;
+    if (this.#settleIfStopped(job, run.index, observed, true)) return;
+    this.#accepting--;
     this.#enqueue(run);
     this.#startQueued();
   }

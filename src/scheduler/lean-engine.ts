@@ -103,6 +103,11 @@ class Lean<J, R> {
   // Slots: ids minted on first use (a huge concurrency costs nothing), recent ids reused first.
   readonly free: number[] = [];
   minted = 0;
+  /**
+   * Jobs running, and a job pulled whose `accepted` subscriber (user code) runs: it holds its
+   * slot already, so a next() from the subscriber cannot start another in it, and the iteration
+   * cannot end before its result (an abort from the subscriber).
+   */
   running = 0;
   /** What runs in each slot: a lean job's context, or a JobRun (an observed job). */
   readonly busy: (LeanContext | JobRun<J, R> | undefined)[] = [];
@@ -190,6 +195,7 @@ function settleIfStopped<J, R>(e: Lean<J, R>, job: J, index: number): boolean {
     e.cancelWith ??
     (e.returned ? new AbortError(undefined, 'result iteration stopped') : undefined);
   if (error === undefined) return false;
+  e.running--; // the slot held since its pull (see start)
   settledHook(e, job, index, error);
   if (!e.returned) push(e, makeResult<J, R>(job, index, error, undefined));
   return true;
@@ -317,9 +323,9 @@ function settle<J, R>(
 function startRun<J, R>(e: Lean<J, R>, job: J, index: number, observed: boolean): void {
   const run = new JobRun<J, R>(job, index, e);
   run.observed = observed;
+  // Its slot was counted in `running` at its pull (see start).
   const workerId = e.free.length > 0 ? (e.free.pop() as number) : e.minted++;
   e.busy[workerId] = run;
-  e.running++;
   const around = observed ? e.hooks.started?.(job, index, 1) : undefined;
   if (deadlockStorageActive()) outsideJobs(startWorker, run, e.worker, workerId, undefined, around);
   else run.start(e.worker, workerId, undefined, around);
@@ -329,7 +335,9 @@ function startRun<J, R>(e: Lean<J, R>, job: J, index: number, observed: boolean)
 function cancelUnstarted<J, R>(e: Lean<J, R>, job: J, error: Error): void {
   // The index is taken before user code runs (see start).
   const index = e.pulled++;
+  e.running++; // (see start) the iteration cannot end during the subscriber
   const observed = e.hooks.accepted(job, index) === true;
+  e.running--;
   if (observed) settledHook(e, job, index, error);
   if (!e.returned) push(e, makeResult<J, R>(job, index, error, undefined));
 }
@@ -393,6 +401,8 @@ function start<J, R>(e: Lean<J, R>, job: J): void {
   // The index is the job's before any user code runs: an `accepted` subscriber may pull the
   // next job (calling next()), which must get the next index, not this one's.
   const index = e.pulled++;
+  // Its slot is held from here (before user code runs): see `Lean.running`.
+  e.running++;
   const observed = e.hooks.accepted(job, index);
   if (observed || deadlockStorageActive()) {
     // The subscriber may have aborted the signal or ended the iteration.
@@ -404,7 +414,6 @@ function start<J, R>(e: Lean<J, R>, job: J): void {
   e.busy[workerId] = ctx;
   e.busyJob[workerId] = job;
   e.busyIndex[workerId] = index;
-  e.running++;
   // Called as a plain function, as the full engine calls it: `e.worker(…)` would hand the
   // worker the engine's state as its `this`.
   const worker = e.worker;

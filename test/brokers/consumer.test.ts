@@ -374,7 +374,8 @@ describe('consume() loop', () => {
     while (s.ops('release').length < 7) await flush();
     expect(s.asked).toEqual([3]);
     expect(started).toEqual([0, 1, 2]);
-    expect(c.stats()).toMatchObject({ held: 3, peakHeld: 3, released: 7 });
+    // The 7 released were fetched too: fetched = released + held.
+    expect(c.stats()).toMatchObject({ fetched: 10, held: 3, peakHeld: 3, released: 7 });
     expect(errors).toEqual([
       {
         op: 'fetch',
@@ -386,6 +387,28 @@ describe('consume() loop', () => {
     while (s.ops('ack').length < 3) await flush();
     await c.close();
     expect(c.stats().peakHeld).toBe(3);
+  });
+
+  it('a custom source whose fetch returns a frozen array of more than max: the extra are released, the first max run (the array is not modified)', async () => {
+    class FrozenGreedy extends MemorySource {
+      override async fetch(max: number, signal: AbortSignal) {
+        const wanted = await super.fetch(max, signal);
+        return Object.freeze([...wanted, ...this.queue.splice(0)]) as never;
+      }
+    }
+    const s = new FrozenGreedy();
+    for (let i = 0; i < 5; i++) s.push(String(i));
+    const started: number[] = [];
+    const errors: unknown[] = [];
+    const c = consume(s, (n: number) => void started.push(n), {
+      concurrency: 2,
+      onError: (e) => errors.push((e as { code?: unknown }).code),
+    });
+    while (s.ops('release').length < 3 || s.ops('ack').length < 2) await flush();
+    await c.close();
+    expect(started).toEqual([0, 1]);
+    expect(errors).toEqual(['ERR_INVALID_RETURN_VALUE']);
+    expect(c.stats()).toMatchObject({ fetched: 5, released: 3, acked: 2, held: 0 });
   });
 
   it('close() returns promptly while the fetch waits on an empty queue', async () => {

@@ -4,11 +4,23 @@
  * out of range), `code: 'ERR_INVALID_OPTION'`, and a message naming the option and the value.
  */
 import { describe, expect, it } from 'vitest';
-import { enqueue as amqpEnqueue, amqpSource } from '../../src/brokers/amqp/index.js';
+import {
+  amqpDeadLetters,
+  enqueue as amqpEnqueue,
+  amqpSource,
+} from '../../src/brokers/amqp/index.js';
 import { consume } from '../../src/brokers/consumer.js';
-import { enqueue as natsEnqueue, natsSource } from '../../src/brokers/nats/index.js';
+import {
+  natsDeadLetters,
+  enqueue as natsEnqueue,
+  natsSource,
+} from '../../src/brokers/nats/index.js';
 import { enqueue as pgEnqueue, postgresSource } from '../../src/brokers/postgres/index.js';
-import { enqueue as redisEnqueue, redisSource } from '../../src/brokers/redis/index.js';
+import {
+  redisDeadLetters,
+  enqueue as redisEnqueue,
+  redisSource,
+} from '../../src/brokers/redis/index.js';
 import type { BrokerSource } from '../../src/brokers/source.js';
 import { amqpAdmin, uniqueQueue } from '../fixtures/brokers/amqp-helpers.js';
 import { redisAdmin, uniqueStream } from '../fixtures/brokers/redis-helpers.js';
@@ -322,6 +334,64 @@ describe('consume() rejects bad options at once', () => {
       await amqp.cleanup(queue);
     }
   });
+
+  it.each([
+    [
+      'redisDeadLetters deadLetterStream',
+      () =>
+        redisDeadLetters({
+          stream: 's',
+          deadLetterStream: null,
+          url: NOWHERE.redis,
+          connectTimeout: 2000,
+        } as never),
+    ],
+    [
+      'redisDeadLetters field',
+      () =>
+        redisDeadLetters({
+          stream: 's',
+          field: null,
+          url: NOWHERE.redis,
+          connectTimeout: 2000,
+        } as never),
+    ],
+    [
+      'amqpDeadLetters deadLetterQueue',
+      () =>
+        amqpDeadLetters({
+          queue: 'q',
+          deadLetterQueue: null,
+          url: 'amqp://127.0.0.1:1',
+          connectTimeout: 2000,
+        } as never),
+    ],
+    [
+      'natsDeadLetters deadLetterStream',
+      () =>
+        natsDeadLetters({
+          stream: 'S',
+          deadLetterStream: null,
+          servers: '127.0.0.1:1',
+          connectTimeout: 2000,
+        } as never),
+    ],
+    [
+      'natsDeadLetters subject',
+      () =>
+        natsDeadLetters({
+          stream: 'S',
+          subject: null,
+          servers: '127.0.0.1:1',
+          connectTimeout: 2000,
+        } as never),
+    ],
+  ])(
+    '%s given as null means its default, as undefined does: not refused (the connection fails instead)',
+    async (_label, open) => {
+      await expect(open()).rejects.toMatchObject({ code: 'ERR_NOT_CONNECTED' });
+    },
+  );
 
   it('a handler that is not a function, or a source that is not one: ERR_INVALID_ARGUMENT', () => {
     expect(() => consume(idle, 'nope' as never, { concurrency: 1 })).toThrow(

@@ -16,7 +16,7 @@ import {
   SLUICE_JOB_RETRIED,
   SLUICE_JOB_SETTLED,
 } from '../../src/index.js';
-import { flush } from '../helpers.js';
+import { deferred, flush } from '../helpers.js';
 
 interface Named {
   name: string;
@@ -199,6 +199,25 @@ describe('Pool: a subscriber that aborts the pool', () => {
     const results = await Promise.all(tasks.map((t) => t?.result));
     expect(results.every((r) => r?.ok === false)).toBe(true);
     expect(pool.stats()).toMatchObject({ running: 0, canceled: jobs });
+  });
+
+  it("on sluice:job:settled of the jobs abort() cancels: a nested abort() returns the first call's promise and report", async () => {
+    const jobs = 3;
+    const pool = new Pool<number, never>(() => new Promise<never>(() => undefined), {
+      concurrency: jobs,
+      name: 'settled-abort-promise',
+    });
+    const nested: Promise<unknown>[] = [];
+    let armed = false;
+    on(SLUICE_JOB_SETTLED, 'settled-abort-promise', () => {
+      if (armed) nested.push(pool.abort('from a subscriber'));
+    });
+    for (let i = 0; i < jobs; i++) pool.trySubmit(i);
+    armed = true;
+    const outer = pool.abort('outer');
+    expect(nested).toHaveLength(jobs);
+    for (const p of nested) expect(p).toBe(outer);
+    expect(await outer).toMatchObject({ canceled: jobs });
   });
 
   it('a subscriber on sluice:job:retried alone hears every retry', async () => {
@@ -404,5 +423,129 @@ describe('a subscriber that submits or pulls from inside an acceptance', () => {
     expect(first.value).toMatchObject({ job: 0, index: 0 });
     expect(second?.value).toMatchObject({ job: 1, index: 1 });
     expect(rest).toEqual(['2@2', '3@3']);
+  });
+
+  /** The engines a runPool can take: lean, the full one (forced by a timeout), rate-only, gated. */
+  const engines = {
+    lean: {},
+    full: { timeout: 60_000 },
+    rate: { rate: { limit: 100, interval: 60_000 } },
+    gated: { priority: () => 0 },
+  } as const;
+
+  it.each(Object.keys(engines))(
+    'runPool (%s): a next() from sluice:job:accepted does not start a job in the slot of the job being accepted (concurrency holds)',
+    async (engine) => {
+      const name = `nested-next-bound-${engine}`;
+      const release = deferred<void>();
+      let running = 0;
+      let peak = 0;
+      const it = runPool(
+        [0, 1, 2, 3],
+        async (n: number) => {
+          running++;
+          peak = Math.max(peak, running);
+          await release.promise;
+          running--;
+          return n;
+        },
+        { concurrency: 1, buffer: 1, name, ...engines[engine as keyof typeof engines] },
+      );
+      let nested: Promise<unknown> | undefined;
+      on(SLUICE_JOB_ACCEPTED, name, (m) => {
+        if (m.index === 0) nested = it.next();
+      });
+      const first = it.next();
+      await flush();
+      const peakBeforeRelease = peak;
+      release.resolve();
+      await first;
+      await nested;
+      for await (const _ of it);
+      expect(peakBeforeRelease).toBe(1);
+      expect(peak).toBe(1);
+    },
+  );
+
+  it.each(Object.keys(engines))(
+    "runPool (%s): a subscriber of the only job's acceptance that aborts the signal: that job's result is yielded before the end",
+    async (engine) => {
+      const name = `accepted-abort-only-${engine}`;
+      const controller = new AbortController();
+      on(SLUICE_JOB_ACCEPTED, name, () => controller.abort('from a subscriber'));
+      const it = runPool([0, 1], async (n: number) => n, {
+        concurrency: 1,
+        signal: controller.signal,
+        name,
+        ...engines[engine as keyof typeof engines],
+      });
+      expect(await collectOrHang(it)).toEqual(['ERR_ABORTED:0']);
+    },
+  );
+});
+
+describe('Pool: a drain() from user code run for a job between its places', () => {
+  it.each([false, true])(
+    'from sluice:job:accepted (gated: %s): drain() resolves after that job, counted as completed',
+    async (gated) => {
+      const name = `drain-accepted-${gated}`;
+      const release = deferred<void>();
+      const events: string[] = [];
+      const pool = new Pool(
+        async (n: number) => {
+          events.push(`start ${n}`);
+          await release.promise;
+          events.push(`end ${n}`);
+          return n;
+        },
+        { concurrency: 1, name, ...(gated ? { key: () => 'k' } : {}) },
+      );
+      let draining: Promise<unknown> | undefined;
+      on(SLUICE_JOB_ACCEPTED, name, () => {
+        draining = pool.drain().then((report) => {
+          events.push('drained');
+          return report;
+        });
+      });
+      const task = pool.trySubmit(1);
+      await flush();
+      release.resolve();
+      const report = await draining;
+      expect(events).toEqual(['start 1', 'end 1', 'drained']);
+      expect(report).toMatchObject({ completed: 1, canceled: 0 });
+      expect(await task?.result).toMatchObject({ ok: true, value: 1 });
+    },
+  );
+
+  it('from retryIf: drain() waits for the retry, counted as completed', async () => {
+    const events: string[] = [];
+    let draining: Promise<unknown> | undefined;
+    let attempts = 0;
+    const pool: Pool<number, number> = new Pool(
+      async (n: number) => {
+        if (++attempts === 1) throw new Error('first attempt fails');
+        events.push(`retried ${n}`);
+        return n;
+      },
+      {
+        concurrency: 1,
+        retry: {
+          attempts: 2,
+          backoff: () => 0,
+          retryIf: () => {
+            draining = pool.drain().then((report) => {
+              events.push('drained');
+              return report;
+            });
+            return true;
+          },
+        },
+      },
+    );
+    const task = await pool.submit(1);
+    expect(await task.result).toMatchObject({ ok: true, value: 1 });
+    const report = await draining;
+    expect(events).toEqual(['retried 1', 'drained']);
+    expect(report).toMatchObject({ completed: 1, canceled: 0 });
   });
 });

@@ -93,7 +93,7 @@ const CURSOR = /^(\d+):(.+)$/;
  */
 export async function amqpDeadLetters(options: AmqpDeadLettersOptions): Promise<DeadLetters> {
   nonEmptyString('queue', options?.queue);
-  if (options.deadLetterQueue !== undefined)
+  if (options.deadLetterQueue != null)
     nonEmptyString('deadLetterQueue', options.deadLetterQueue);
   const maxScan = numberAtLeast('maxScan', options.maxScan, 1, { integer: true }) ?? 10_000;
   const timeout = connectTimeoutOption(options.connectTimeout);

@@ -92,9 +92,9 @@ const REPLAY_TIMEOUT = 5000;
 export async function natsDeadLetters(options: NatsDeadLettersOptions): Promise<DeadLetters> {
   const name = { test: /^[^.\s*>]+$/, expected: 'a name without dots, spaces or wildcards' };
   nonEmptyString('stream', options?.stream, name);
-  if (options.deadLetterStream !== undefined)
+  if (options.deadLetterStream != null)
     nonEmptyString('deadLetterStream', options.deadLetterStream, name);
-  if (options.subject !== undefined) nonEmptyString('subject', options.subject);
+  if (options.subject != null) nonEmptyString('subject', options.subject);
   const { servers } = options;
   if (servers != null && typeof servers !== 'string' && !Array.isArray(servers)) {
     invalidOption('servers', servers, 'a "host:port" string or an array of them');

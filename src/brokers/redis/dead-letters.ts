@@ -136,9 +136,9 @@ const ENTRY_ID = /^\d+-\d+$/;
  */
 export async function redisDeadLetters(options: RedisDeadLettersOptions): Promise<DeadLetters> {
   nonEmptyString('stream', options?.stream);
-  if (options.deadLetterStream !== undefined)
+  if (options.deadLetterStream != null)
     nonEmptyString('deadLetterStream', options.deadLetterStream);
-  if (options.field !== undefined) nonEmptyString('field', options.field);
+  if (options.field != null) nonEmptyString('field', options.field);
   const connectTimeout = connectTimeoutOption(options.connectTimeout);
   if (options.client) return new RedisDeadLetters(options.client, false, options);
   const url = options.url ?? 'redis://127.0.0.1:6379';
