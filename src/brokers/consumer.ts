@@ -36,6 +36,7 @@
 import { DeliveryLimitError, MalformedMessageError, toError } from '../errors.js';
 import { AdaptiveConcurrency } from '../gates/adaptive.js';
 import { onAbort as onAbortOf } from '../internal/abort-fanout.js';
+import { promiseThen } from '../internal/job-run.js';
 import {
   argument,
   coded,
@@ -670,10 +671,12 @@ class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
       job.attach(ctx);
       // Not an async function: a handler that returns synchronously costs no promise here (the
       // pool settles a plain value on a microtask), and one that returns a promise costs one.
-      const out = this.#handler(job.payload, job);
+      // Called as a plain function (`this.#handler(…)` would hand it the consumer as `this`).
+      const handler = this.#handler;
+      const out = handler(job.payload, job);
       if (!isThenable(out)) return out;
       this.#running.add(job);
-      return Promise.resolve(out).finally(() => this.#running.delete(job));
+      return settledThen(out, () => this.#running.delete(job));
     }
     const jobs = work as readonly Job<T, M>[];
     for (const job of jobs) job.attach(ctx);
@@ -681,7 +684,8 @@ class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
     this.#runningBatches.add(jobs);
     let out: unknown;
     try {
-      out = this.#handler(jobs, { signal: ctx.signal });
+      const handler = this.#handler;
+      out = handler(jobs, { signal: ctx.signal });
     } catch (error) {
       this.#runningBatches.delete(jobs);
       throw error;
@@ -690,7 +694,7 @@ class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
       this.#runningBatches.delete(jobs);
       return out;
     }
-    return Promise.resolve(out).finally(() => this.#runningBatches.delete(jobs));
+    return settledThen(out, () => this.#runningBatches.delete(jobs));
   }
 
   #finish(job: Job<T, M>, ok: boolean, error: Error | undefined): void {
@@ -954,6 +958,24 @@ function heartbeatInterval(sources: readonly BrokerSource[]): number | undefined
     interval = Math.min(interval ?? Number.POSITIVE_INFINITY, source.heartbeatInterval);
   }
   return interval;
+}
+
+/**
+ * `out` adopted as `await` adopts it (the built-in `then`, never a native promise's own `then`
+ * property: see `promiseThen`), with `done` run once it settles; the outcome is kept.
+ */
+function settledThen(out: PromiseLike<unknown>, done: () => void): Promise<unknown> {
+  return promiseThen.call(
+    Promise.resolve(out),
+    (value) => {
+      done();
+      return value;
+    },
+    (error: unknown) => {
+      done();
+      throw error;
+    },
+  );
 }
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {

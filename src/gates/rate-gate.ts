@@ -5,6 +5,7 @@
  * @module
  */
 import { RateLimiterError } from '../errors.js';
+import { promiseThen } from '../internal/job-run.js';
 import { MAX_TIMER_MS } from '../internal/options.js';
 import type { RateLimiter } from './rate-limiter.js';
 import { LocalRateLimiter } from './sliding-window.js';
@@ -95,7 +96,9 @@ export class RateGate {
       return false;
     }
     this.#onWait?.(undefined);
-    Promise.resolve(wait).then(
+    // The built-in `then`, as `await` would: a native promise's own `then` property is not called.
+    promiseThen.call(
+      Promise.resolve(wait),
       (ms) => this.#dueIn(ms),
       (error: unknown) => this.#failed(error),
     );

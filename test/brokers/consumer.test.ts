@@ -109,6 +109,49 @@ describe('consume() loop', () => {
     expect((await c.close()).stats).toMatchObject({ acked: 4, acking: 0 });
   });
 
+  it('a handler is called as a plain function (this undefined) and its native promise adopted with the built-in then, in both forms', async () => {
+    const s = new MemorySource();
+    s.push('1', '2', '3', '4');
+    const seen: unknown[] = [];
+    let ownThenCalls = 0;
+    // A native promise whose own `then` (never called by await) would settle it at once.
+    const withOwnThen = <V>(value: V) => {
+      const p = Promise.resolve(value);
+      (p as { then: unknown }).then = () => {
+        ownThenCalls++;
+      };
+      return p;
+    };
+    const c = consume(
+      s,
+      function (this: unknown) {
+        seen.push(this);
+        return withOwnThen('done');
+      },
+      { concurrency: 2 },
+    );
+    while (s.ops('ack').length < 4) await flush();
+    await c.close();
+    expect(seen).toEqual([undefined, undefined, undefined, undefined]);
+    expect(ownThenCalls).toBe(0);
+
+    const b = new MemorySource();
+    b.push('1', '2', '3');
+    const batchThis: unknown[] = [];
+    const batches = consume(
+      b,
+      function (this: unknown) {
+        batchThis.push(this);
+        return withOwnThen(undefined);
+      },
+      { concurrency: 3, batch: { size: 3 } },
+    );
+    while (b.ops('ack').length < 3) await flush();
+    await batches.close();
+    expect(batchThis.every((t) => t === undefined)).toBe(true);
+    expect(ownThenCalls).toBe(0);
+  });
+
   it('retries with the backoff, then dead-letters with the error after maxDeliveries', async () => {
     const s = new MemorySource();
     s.push(

@@ -185,6 +185,24 @@ describe('rate', () => {
     expect(asked).toBe(3);
   });
 
+  it("a RateLimiter's native promise is adopted with the built-in then, as await does (its own then property is never called)", async () => {
+    let ownThenCalls = 0;
+    const limiter: RateLimiter = {
+      reserve: () => {
+        const p = Promise.resolve(0);
+        (p as { then: unknown }).then = () => {
+          ownThenCalls++;
+        };
+        return p;
+      },
+    };
+    const pool = new Pool((n: number) => n, { concurrency: 1, rate: limiter });
+    const tasks = [await pool.submit(1), await pool.submit(2)];
+    const results = await Promise.all(tasks.map((t) => t.result));
+    expect(results.map((r) => r.ok)).toEqual([true, true]);
+    expect(ownThenCalls).toBe(0);
+  });
+
   it('bad rate options are refused at construction with the option name', () => {
     expect(() => new Pool(() => 1, { concurrency: 1, rate: { limit: 0, interval: 1000 } })).toThrow(
       /rate\.limit.*got 0/,

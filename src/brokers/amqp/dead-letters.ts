@@ -93,8 +93,7 @@ const CURSOR = /^(\d+):(.+)$/;
  */
 export async function amqpDeadLetters(options: AmqpDeadLettersOptions): Promise<DeadLetters> {
   nonEmptyString('queue', options?.queue);
-  if (options.deadLetterQueue != null)
-    nonEmptyString('deadLetterQueue', options.deadLetterQueue);
+  if (options.deadLetterQueue != null) nonEmptyString('deadLetterQueue', options.deadLetterQueue);
   const maxScan = numberAtLeast('maxScan', options.maxScan, 1, { integer: true }) ?? 10_000;
   const timeout = connectTimeoutOption(options.connectTimeout);
   const url = options.url ?? 'amqp://guest:guest@127.0.0.1:5672';
