@@ -117,6 +117,7 @@ describe('consume() loop', () => {
     // A native promise whose own `then` (never called by await) would settle it at once.
     const withOwnThen = <V>(value: V) => {
       const p = Promise.resolve(value);
+      // biome-ignore lint/suspicious/noThenProperty: a native promise's own then, never called.
       (p as { then: unknown }).then = () => {
         ownThenCalls++;
       };

@@ -190,6 +190,7 @@ describe('rate', () => {
     const limiter: RateLimiter = {
       reserve: () => {
         const p = Promise.resolve(0);
+        // biome-ignore lint/suspicious/noThenProperty: a native promise's own then, never called.
         (p as { then: unknown }).then = () => {
           ownThenCalls++;
         };
