@@ -24,6 +24,10 @@ function counted(n: number) {
   return { state, source: source() };
 }
 
+/** A stage worker that ends only when its signal aborts, failing with the reason. */
+const hangUntilAborted = (_x: number, { signal }: { signal: AbortSignal }) =>
+  new Promise((_, reject) => signal.addEventListener('abort', () => reject(signal.reason)));
+
 describe('pipeline: backpressure', () => {
   it('with a slow last stage the source is pulled at most sum(concurrency + buffer) ahead of the output', async () => {
     const { state, source } = counted(10_000);
@@ -140,15 +144,10 @@ describe('pipeline: drain and abort', () => {
     const { state, source } = counted(1_000);
     const p = pipeline(source)
       .stage('fast', async (x: number) => x, { concurrency: 2, buffer: 4 })
-      .stage(
-        'hang',
-        (_x: number, { signal }) =>
-          new Promise((_, reject) => signal.addEventListener('abort', () => reject(signal.reason))),
-        {
-          concurrency: 2,
-          buffer: 2,
-        },
-      );
+      .stage('hang', hangUntilAborted, {
+        concurrency: 2,
+        buffer: 2,
+      });
     const results: Result<number, unknown>[] = [];
     const consuming = (async () => {
       for await (const r of p) results.push(r);
@@ -174,12 +173,7 @@ describe('pipeline: drain and abort', () => {
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
     try {
       const { state, source } = counted(1_000);
-      const p = pipeline(source).stage(
-        'hang',
-        (_x: number, { signal }) =>
-          new Promise((_, reject) => signal.addEventListener('abort', () => reject(signal.reason))),
-        { concurrency: 2, buffer: 2 },
-      );
+      const p = pipeline(source).stage('hang', hangUntilAborted, { concurrency: 2, buffer: 2 });
       const results: Result<number, unknown>[] = [];
       const consuming = (async () => {
         for await (const r of p) results.push(r);
@@ -211,12 +205,7 @@ describe('pipeline: drain and abort', () => {
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
     try {
       const { state, source } = counted(1_000);
-      const p = pipeline(source).stage(
-        'hang',
-        (_x: number, { signal }) =>
-          new Promise((_, reject) => signal.addEventListener('abort', () => reject(signal.reason))),
-        { concurrency: 2, buffer: 2 },
-      );
+      const p = pipeline(source).stage('hang', hangUntilAborted, { concurrency: 2, buffer: 2 });
       const consuming = (async () => {
         for await (const _ of p);
       })();

@@ -753,21 +753,6 @@ describe('a worker returning a thenable of its own', () => {
     }) as unknown as Promise<T>;
   const JOBS = 10_000;
 
-  it('that calls back at once settles on a microtask: a deep queue of them all succeed', async () => {
-    const gate = deferred<number>();
-    const pool = new Pool<number, number>((n) => (n === 0 ? gate.promise : syncThenable(n)), {
-      concurrency: 1,
-      queueSize: Infinity,
-    });
-    const tasks = Array.from({ length: JOBS }, (_, n) => pool.trySubmit(n));
-    gate.resolve(0);
-    // Every settlement and start is a microtask: one macrotask turn lets them all run.
-    await flush();
-    expect(pool.stats()).toMatchObject({ succeeded: JOBS, failed: 0, running: 0, queued: 0 });
-    const results = await Promise.all(tasks.map((t) => t?.result));
-    expect(results.every((r) => r?.ok)).toBe(true);
-  });
-
   it('that calls back at once, in runPool: a deep buffer of them all succeed', async () => {
     const gate = deferred<number>();
     let ok = 0;
@@ -802,14 +787,18 @@ describe('a worker returning a thenable of its own', () => {
     return p;
   };
 
-  it('a native promise with a then of its own that calls back at once: a deep queue all succeed (Pool)', async () => {
+  it.each([
+    ['a thenable that calls back at once', (n: number) => syncThenable(n)],
+    ['a native promise with a then of its own that calls back at once', (n: number) => ownThen(n)],
+  ])('%s: a deep queue all settle on a microtask and succeed (Pool)', async (_, outcome) => {
     const gate = deferred<number>();
-    const pool = new Pool<number, number>((n) => (n === 0 ? gate.promise : ownThen(n)), {
+    const pool = new Pool<number, number>((n) => (n === 0 ? gate.promise : outcome(n)), {
       concurrency: 1,
       queueSize: Infinity,
     });
     const tasks = Array.from({ length: JOBS }, (_, n) => pool.trySubmit(n));
     gate.resolve(0);
+    // Every settlement and start is a microtask: one macrotask turn lets them all run.
     await flush();
     expect(pool.stats()).toMatchObject({ succeeded: JOBS, failed: 0, running: 0, queued: 0 });
     const results = await Promise.all(tasks.map((t) => t?.result));

@@ -10,18 +10,10 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { AbortError, type Result, runPool } from '../src/index.js';
 import { HOOKS } from '../src/scheduler/hooks.js';
+import { type OutcomeKind, scriptedOutcome, turns } from './fixtures/scripted-outcome.js';
 import { deferred, flush } from './helpers.js';
 
-type Kind =
-  | 'value'
-  | 'throw'
-  | 'resolve'
-  | 'reject'
-  | 'thenable'
-  | 'sync-thenable'
-  | 'own-then'
-  | 'non-error'
-  | 'hang';
+type Kind = OutcomeKind | 'hang';
 interface Spec {
   kind: Kind;
   /** Microtask turns before an async outcome. */
@@ -75,10 +67,6 @@ const scenario: fc.Arbitrary<Scenario> = fc
       ? { ...s, specs: s.specs.map((x) => (x.kind === 'hang' ? { ...x, kind: 'resolve' } : x)) }
       : s,
   );
-
-async function turns(n: number): Promise<void> {
-  for (let i = 0; i < n; i++) await undefined;
-}
 
 interface Trace {
   /** Every result (or the end, or an error) in the order the consumer saw it. */
@@ -149,66 +137,17 @@ async function drive(s: Scenario, full: boolean): Promise<Trace> {
         trace.aborted.push(`${i}:${(ctx.signal.reason as Error).constructor.name}`);
       }
     };
-    switch (x.kind) {
-      case 'value':
+    if (x.kind !== 'hang') return scriptedOutcome(x.kind, i, x.delay, done);
+    // Ends only when canceled — by the abort it triggers after a few turns, if nothing else
+    // did — its slot freed by the cancel, before the worker returns.
+    void turns(x.delay + 8).then(() => ac.abort(new Error('stop')));
+    return new Promise((_, reject) => {
+      ctx.signal.addEventListener('abort', () => {
         done();
-        return i * 2;
-      case 'throw':
-        done();
-        throw new Error(`e${i}`);
-      case 'non-error':
-        done();
-        throw `s${i}`;
-      case 'resolve':
-        return turns(x.delay).then(() => {
-          done();
-          return i * 3;
-        });
-      case 'reject':
-        return turns(x.delay).then(() => {
-          done();
-          throw new Error(`r${i}`);
-        });
-      case 'thenable':
-        return {
-          // biome-ignore lint/suspicious/noThenProperty: a user thenable, adopted by the pool.
-          then(ok: (v: unknown) => void) {
-            void turns(x.delay).then(() => {
-              done();
-              ok(i * 5);
-            });
-          },
-        };
-      case 'sync-thenable':
-        // Calls back inside `then`: adopted on a microtask all the same.
-        return {
-          // biome-ignore lint/suspicious/noThenProperty: a user thenable, adopted by the pool.
-          then(ok: (v: unknown) => void) {
-            done();
-            ok(i * 7);
-          },
-        };
-      case 'own-then': {
-        // A native promise with a `then` of its own: ignored, as `await` ignores it.
-        const p = turns(x.delay).then(() => {
-          done();
-          return i * 11;
-        });
-        Object.defineProperty(p, 'then', { value: (ok: (v: unknown) => void) => ok(-1) });
-        return p;
-      }
-      case 'hang':
-        // Ends only when canceled — by the abort it triggers after a few turns, if nothing else
-        // did — its slot freed by the cancel, before the worker returns.
-        void turns(x.delay + 8).then(() => ac.abort(new Error('stop')));
-        return new Promise((_, reject) => {
-          ctx.signal.addEventListener('abort', () => {
-            done();
-            watch();
-            reject(ctx.signal.reason);
-          });
-        });
-    }
+        watch();
+        reject(ctx.signal.reason);
+      });
+    });
   };
   const opts = {
     concurrency: s.concurrency,

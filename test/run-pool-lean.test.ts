@@ -7,9 +7,10 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { AbortError, type Result, runPool } from '../src/index.js';
+import { type OutcomeKind, scriptedOutcome } from './fixtures/scripted-outcome.js';
 import { deferred, flush } from './helpers.js';
 
-type Kind = 'value' | 'throw' | 'resolve' | 'reject' | 'thenable' | 'non-error';
+type Kind = Exclude<OutcomeKind, 'sync-thenable' | 'own-then'>;
 interface Spec {
   kind: Kind;
   /** Microtask turns before an async outcome. */
@@ -20,10 +21,6 @@ const spec: fc.Arbitrary<Spec> = fc.record({
   kind: fc.constantFrom<Kind>('value', 'throw', 'resolve', 'reject', 'thenable', 'non-error'),
   delay: fc.nat(6),
 });
-
-async function turns(n: number): Promise<void> {
-  for (let i = 0; i < n; i++) await undefined;
-}
 
 interface Seen {
   results: { index: number; ok: boolean; value?: unknown; error?: string }[];
@@ -51,37 +48,7 @@ async function drive(specs: Spec[], opts: object, concurrency: number): Promise<
       running--;
       busy.delete(ctx.workerId);
     };
-    switch (s.kind) {
-      case 'value':
-        done();
-        return i * 2;
-      case 'throw':
-        done();
-        throw new Error(`e${i}`);
-      case 'non-error':
-        done();
-        throw `s${i}`;
-      case 'resolve':
-        return turns(s.delay).then(() => {
-          done();
-          return i * 3;
-        });
-      case 'reject':
-        return turns(s.delay).then(() => {
-          done();
-          throw new Error(`r${i}`);
-        });
-      case 'thenable':
-        return {
-          // biome-ignore lint/suspicious/noThenProperty: a user thenable, adopted by the pool.
-          then(ok: (v: unknown) => void) {
-            void turns(s.delay).then(() => {
-              done();
-              ok(i * 5);
-            });
-          },
-        };
-    }
+    return scriptedOutcome(s.kind, i, s.delay, done);
   };
   const results: Seen['results'] = [];
   for await (const r of runPool(

@@ -10,6 +10,14 @@ import { deadline } from '../fixtures/brokers/consumer-harness.js';
 import { MemorySource, text } from '../fixtures/brokers/memory-source.js';
 import { deferred, flush } from '../helpers.js';
 
+/** A handler that never settles; `sawAbort` resolves once its signal aborts. */
+const hungUntilAborted =
+  (sawAbort: { resolve: () => void }) =>
+  (_payload: unknown, { signal }: { signal: AbortSignal }) =>
+    new Promise<void>(() => {
+      signal.addEventListener('abort', () => sawAbort.resolve());
+    });
+
 describe('consume() loop', () => {
   it('rejects bad options at once, naming the option and value', () => {
     const s = new MemorySource();
@@ -351,14 +359,7 @@ describe('consume() loop', () => {
     const s = new MemorySource();
     s.push('1');
     const sawAbort = deferred<void>();
-    const c = consume(
-      s,
-      (_p, { signal }) =>
-        new Promise<void>(() => {
-          signal.addEventListener('abort', () => sawAbort.resolve());
-        }),
-      { concurrency: 2 },
-    );
+    const c = consume(s, hungUntilAborted(sawAbort), { concurrency: 2 });
     await flush();
     const report = await c.drain({ timeout: 20 });
     await sawAbort.promise;
@@ -371,14 +372,7 @@ describe('consume() loop', () => {
     const s = new MemorySource();
     s.push('1');
     const sawAbort = deferred<void>();
-    const c = consume(
-      s,
-      (_p, { signal }) =>
-        new Promise<void>(() => {
-          signal.addEventListener('abort', () => sawAbort.resolve());
-        }),
-      { concurrency: 2 },
-    );
+    const c = consume(s, hungUntilAborted(sawAbort), { concurrency: 2 });
     await flush();
     const plain = c.drain(); // SIGTERM: would wait for the hung handler for ever
     const forced = c.drain({ timeout: 0 }); // the second signal
