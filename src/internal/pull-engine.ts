@@ -205,7 +205,8 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
       this.#keyWake = new KeyWake(wake);
     }
     const { signal } = opts;
-    if (signal?.aborted) this.stopPulling();
+    // Already aborted: nothing is pulled, and the pool ends aborted (as an abort during the run).
+    if (signal?.aborted) this.stopPulling(abortErrorFrom(signal));
     else if (signal) this.#unsubscribe = onAbort(signal, () => this.#abort(signal));
   }
 

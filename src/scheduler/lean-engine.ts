@@ -634,7 +634,8 @@ export function leanEngine<J, R>(
 ): AsyncIterableIterator<Result<J, R>> {
   const e = new Lean<J, R>(jobs, worker, opts);
   const { signal } = opts;
-  if (signal?.aborted) stopPulling(e);
+  // Already aborted: nothing is pulled, and the pool ends aborted (as an abort during the run).
+  if (signal?.aborted) stopPulling(e, abortErrorFrom(signal));
   else if (signal) {
     e.unsubscribe = onAbort(signal, () => {
       const error = abortErrorFrom(signal);

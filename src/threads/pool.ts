@@ -298,10 +298,17 @@ export class ThreadPool<J, R> {
    * Idempotent: a later call returns the first call's promise, as `Pool.abort()`.
    */
   abort(reason?: unknown): Promise<DrainReport<J>> {
-    this.#aborting ??= this.#pool.abort(reason).then(async (report) => {
-      await this.#stop();
-      return report;
-    });
+    if (this.#aborting !== undefined) return this.#aborting;
+    // Stored before the Pool cancels anything: a subscriber of the canceled jobs' settlement
+    // that calls abort() (user code run inside the Pool's abort) gets this promise too.
+    let report!: Promise<DrainReport<J>>;
+    this.#aborting = Promise.resolve()
+      .then(() => report)
+      .then(async (done) => {
+        await this.#stop();
+        return done;
+      });
+    report = this.#pool.abort(reason);
     return this.#aborting;
   }
   #aborting: Promise<DrainReport<J>> | undefined;

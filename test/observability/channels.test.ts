@@ -318,6 +318,33 @@ describe('runPool and stage state on sluice:pool:state', () => {
     }
   });
 
+  it.each([
+    ['lean', {}],
+    ['full', { timeout: 60_000 }],
+  ] as const)(
+    'runPool (%s engine) given a signal aborted before it starts: open → aborted, nothing run',
+    async (engine, extra) => {
+      const s = states();
+      try {
+        const ran: number[] = [];
+        const name = `pre-${engine}`;
+        const it = runPool(
+          [1, 2],
+          (n: number) => {
+            ran.push(n);
+            return n;
+          },
+          { concurrency: 1, name, signal: AbortSignal.abort(), ...extra },
+        );
+        expect(await it.next()).toEqual({ done: true, value: undefined });
+        expect(ran).toEqual([]);
+        expect(s.seen).toEqual([`${name}:open>aborted`]);
+      } finally {
+        s.stop();
+      }
+    },
+  );
+
   it('stages: each drained when the pipeline ends; all aborted by an abort', async () => {
     const s = states();
     try {

@@ -1,5 +1,7 @@
+import diagnostics from 'node:diagnostics_channel';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { AbortError, TimeoutError } from '../../src/errors.js';
+import { SLUICE_JOB_SETTLED } from '../../src/index.js';
 import type { ThreadPoolOptions } from '../../src/threads/types.js';
 import { batchingOn, cellReaches, cellSet, jobsPool, latch, release } from './helpers.js';
 
@@ -22,6 +24,29 @@ async function batchingPool(opts: ThreadPoolOptions) {
 }
 
 describe('ThreadPool cancellation', () => {
+  it("an abort() from a subscriber of the canceled jobs' settlement returns the first call's promise", async () => {
+    const pool = jobsPool({ threads: 1, queueSize: 8, name: 'tp-nested-abort' });
+    const nested: Promise<unknown>[] = [];
+    let armed = false;
+    const fn = (m: unknown) => {
+      if (armed && (m as { name: string }).name === 'tp-nested-abort') {
+        nested.push(pool.abort('from a subscriber'));
+      }
+    };
+    diagnostics.subscribe(SLUICE_JOB_SETTLED, fn);
+    onTestFinished(() => {
+      diagnostics.unsubscribe(SLUICE_JOB_SETTLED, fn);
+    });
+    const tasks = [1, 2, 3].map((x) => pool.trySubmit({ kind: 'double', x }));
+    armed = true;
+    const outer = pool.abort('outer');
+    expect(nested.length).toBeGreaterThan(0);
+    for (const p of nested) expect(p).toBe(outer);
+    expect(await outer).toMatchObject({ canceled: 3 });
+    const results = await Promise.all(tasks.map((t) => t?.result));
+    expect(results.every((r) => r?.ok === false && r.error instanceof AbortError)).toBe(true);
+  });
+
   it('a job canceled by its signal right after submit leaves nothing queued or running for drain', async () => {
     const pool = jobsPool({ threads: 1, queueSize: 2 });
     const controller = new AbortController();
