@@ -13,6 +13,7 @@ import type { CoreHooks } from '../scheduler/hooks.js';
 import { deadlockStorageActive, outsideJobs } from '../scheduler/self-deadlock.js';
 import { type Outcome, outcomeOf, type StatsRecorder } from '../stats.js';
 import { onAbort } from './abort-fanout.js';
+import { closeSource } from './close-source.js';
 import { Deque } from './deque.js';
 import {
   type JobOwner,
@@ -326,29 +327,15 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
     this.#unsubscribe = undefined;
   }
 
-  async #closeSource(): Promise<void> {
-    if (this.#sourceDone) return;
+  #closeSource(): Promise<void> {
+    if (this.#sourceDone) return Promise.resolve();
     this.#sourceDone = true;
-    // Without return() the source cannot be told to stop: a pull pending now is waited for,
-    // whatever it takes, since what it brings must settle as a result.
-    if (typeof this.#source.return !== 'function') return;
-    try {
-      await this.#source.return();
-    } catch {
-      // The source's own cleanup failed while we were stopping; nothing is waiting for it.
-    }
-    // One turn, so that a return() that throws synchronously (no turn at all) does not abandon
-    // a pull the source had already answered before its callbacks ran: that value is ours.
-    await undefined;
-    // The source acknowledged the stop and its pending pull is still open: it may never settle
-    // (a hand-written next() that ignores its own return()), so it is abandoned rather than
-    // waited for. An async generator never gets here with a pull pending: it queues return()
-    // behind that next(). A Channel's iterator settles the pending next() in its return().
-    if (this.#pulling) {
+    return closeSource(this.#source, () => {
+      if (!this.#pulling) return;
       this.#pulling = false;
       this.#abandoned = true;
       this.#deliver();
-    }
+    });
   }
 
   #take(): Result<J, R> | undefined {

@@ -23,6 +23,7 @@
  */
 import { AbortError, abortErrorFrom, toError } from '../errors.js';
 import { onAbort } from '../internal/abort-fanout.js';
+import { closeSource } from '../internal/close-source.js';
 import {
   isThenable,
   type JobContext,
@@ -493,27 +494,15 @@ function onStep<J, R>(e: Lean<J, R>, step: unknown): void {
   deliver(e);
 }
 
-async function closeSource<J, R>(e: Lean<J, R>): Promise<void> {
-  if (e.sourceDone) return;
+function stopSource<J, R>(e: Lean<J, R>): Promise<void> {
+  if (e.sourceDone) return Promise.resolve();
   e.sourceDone = true;
-  // Without return() the source cannot be told to stop: a pull pending now is waited for,
-  // whatever it takes, since what it brings must settle as a result.
-  if (typeof e.source.return !== 'function') return;
-  try {
-    await e.source.return();
-  } catch {
-    // The source's own cleanup failed while we were stopping; nothing is waiting for it.
-  }
-  // One turn, so that a return() that throws synchronously (no turn at all) does not abandon
-  // a pull the source had already answered before its callbacks ran: that value is ours.
-  await undefined;
-  // The source acknowledged the stop and its pending pull is still open: it may never settle,
-  // so it is abandoned rather than waited for (see PullEngine's #closeSource).
-  if (e.pulling) {
+  return closeSource(e.source, () => {
+    if (!e.pulling) return;
     e.pulling = false;
     e.abandoned = true;
     deliver(e);
-  }
+  });
 }
 
 /** Cancels every running job with `error`: each settles (and yields) as that failure. */
@@ -562,7 +551,7 @@ function stopPulling<J, R>(e: Lean<J, R>, cancel?: Error): void {
   e.cancelWith ??= cancel;
   if (e.stopped) return;
   stop(e);
-  void closeSource(e);
+  void stopSource(e);
   deliver(e);
 }
 
@@ -610,7 +599,7 @@ class LeanIterator<J, R> implements AsyncIterableIterator<Result<J, R>> {
     e.readyCount = 0;
     e.byIndex.clear();
     for (let c = e.consumers.shift(); c; c = e.consumers.shift()) c.resolve(DONE);
-    const closing = closeSource(e);
+    const closing = stopSource(e);
     if (!e.pulling) await closing;
     return DONE;
   }
