@@ -33,6 +33,29 @@ afterAll(async () => {
   await admin.nc.close().catch(() => {});
 });
 
+/**
+ * A private nats-server (on a free port, started before the suite's tests and removed after),
+ * with `args` beside its address: the shared server's configuration is never touched.
+ */
+function privateNats(dir: string, args: string[]): () => PrivateServer {
+  let server: PrivateServer | undefined;
+  beforeAll(async () => {
+    const port = await freePort();
+    server = new PrivateServer({
+      name: 'nats',
+      port,
+      dir: instanceDir(dir),
+      command: 'nats-server',
+      args: ['-a', '127.0.0.1', '-p', String(port), ...args],
+    });
+    await server.start();
+  });
+  afterAll(async () => {
+    await server?.remove();
+  });
+  return () => server as PrivateServer;
+}
+
 describe('NATS enqueue: a publish that cannot be stored fails with a coded error', () => {
   it('no stream captures the subject (no responders): UnroutableError naming the subject', async () => {
     const subject = `${uniqueStream('NOSTREAM')}.work`;
@@ -91,24 +114,10 @@ describe('NATS first connection: a server that is not NATS fails with NotConnect
 });
 
 describe('NATS without JetStream (a private nats-server started without -js)', () => {
-  let server: PrivateServer;
-  beforeAll(async () => {
-    const port = await freePort();
-    server = new PrivateServer({
-      name: 'nats',
-      port,
-      dir: instanceDir('nats-nojs'),
-      command: 'nats-server',
-      args: ['-a', '127.0.0.1', '-p', String(port)],
-    });
-    await server.start();
-  });
-  afterAll(async () => {
-    await server?.remove();
-  });
+  const server = privateNats('nats-nojs', []);
 
   it('natsSource and natsDeadLetters fail with ConnectConfigError (not retryable) saying to enable JetStream', async () => {
-    const servers = `127.0.0.1:${server.port}`;
+    const servers = `127.0.0.1:${server().port}`;
     for (const open of [
       () => natsSource({ servers, stream: 'JOBS', consumer: 'c' }),
       () => natsDeadLetters({ servers: [servers], stream: 'JOBS' }),
@@ -124,7 +133,7 @@ describe('NATS without JetStream (a private nats-server started without -js)', (
   });
 
   it('enqueue fails with UnroutableError saying JetStream may not be enabled', async () => {
-    const nc = await connect({ servers: `127.0.0.1:${server.port}` });
+    const nc = await connect({ servers: `127.0.0.1:${server().port}` });
     try {
       const error = await rejection(
         enqueue({ connection: nc, subject: 'JOBS.work', timeout: 2000 }, 'x'),
@@ -138,24 +147,10 @@ describe('NATS without JetStream (a private nats-server started without -js)', (
 });
 
 describe('NATS: a login the server refuses (a private nats-server with a user and password)', () => {
-  let server: PrivateServer;
-  beforeAll(async () => {
-    const port = await freePort();
-    server = new PrivateServer({
-      name: 'nats',
-      port,
-      dir: instanceDir('nats-auth'),
-      command: 'nats-server',
-      args: ['-a', '127.0.0.1', '-p', String(port), '--user', 'sluice', '--pass', 'right'],
-    });
-    await server.start();
-  });
-  afterAll(async () => {
-    await server?.remove();
-  });
+  const server = privateNats('nats-auth', ['--user', 'sluice', '--pass', 'right']);
 
   it('ConnectConfigError (not retryable) naming the login to check, the password masked', async () => {
-    const servers = `nats://sluice:wrong-s3cret@127.0.0.1:${server.port}`;
+    const servers = `nats://sluice:wrong-s3cret@127.0.0.1:${server().port}`;
     for (const open of [
       () => natsSource({ servers, stream: 's', consumer: 'c' }),
       () => natsDeadLetters({ servers: [servers], stream: 's' }),
@@ -164,7 +159,7 @@ describe('NATS: a login the server refuses (a private nats-server with a user an
       expect(error).toBeInstanceOf(ConnectConfigError);
       expect(error).toMatchObject({ code: 'ERR_CONNECT_CONFIG', retryable: false });
       expect(error?.message).toContain(
-        `nats://sluice:***@127.0.0.1:${server.port} refused the login`,
+        `nats://sluice:***@127.0.0.1:${server().port} refused the login`,
       );
       expect(error?.message).toContain('check the user and password, or token, in servers');
       expect(error?.message).not.toContain('s3cret');

@@ -227,11 +227,24 @@ describe('consume() over a PostgreSQL table queue', () => {
     return { pool, names, hold, fail };
   }
 
-  it('acks issued while no fetch runs ride with the next claim in one statement: rows still ours are deleted, a re-claimed row is refused at its index, and no acked row is claimed again', async () => {
-    const table = uniqueTable('pride');
-    await admin.fill(table, payloads(4));
+  /**
+   * A source over a new table of `rows` rows, its statements through a {@link spyPool};
+   * `close` closes the source, then ends the pool.
+   */
+  async function spiedSource(name: string, rows: number) {
+    const table = uniqueTable(name);
+    await admin.fill(table, payloads(rows));
     const spy = spyPool();
     const a = await source(table, { pool: spy.pool });
+    const close = async () => {
+      await a.close();
+      await spy.pool.end();
+    };
+    return { table, spy, a, close };
+  }
+
+  it('acks issued while no fetch runs ride with the next claim in one statement: rows still ours are deleted, a re-claimed row is refused at its index, and no acked row is claimed again', async () => {
+    const { table, spy, a, close } = await spiedSource('pride', 4);
     const b = await source(table);
     const never = new AbortController().signal;
     try {
@@ -268,17 +281,13 @@ describe('consume() over a PostgreSQL table queue', () => {
       expect(await a.ackMany([next[1]!])).toBeUndefined();
       expect(await admin.remaining(table)).toBe(1); // b's row
     } finally {
-      await a.close();
       await b.close();
-      await spy.pool.end();
+      await close();
     }
   });
 
   it('a failed claim that carried acks fails the fetch with its error; the acks are sent again on their own, settle from that reply, and the next claim waits for it', async () => {
-    const table = uniqueTable('pridefail');
-    await admin.fill(table, payloads(3));
-    const spy = spyPool();
-    const a = await source(table, { pool: spy.pool });
+    const { table, spy, a, close } = await spiedSource('pridefail', 3);
     const never = new AbortController().signal;
     try {
       const held = await a.fetch(2, never);
@@ -311,16 +320,12 @@ describe('consume() over a PostgreSQL table queue', () => {
       await expect(late).rejects.toBe(resendFailure);
       expect(await admin.remaining(table)).toBe(1);
     } finally {
-      await a.close();
-      await spy.pool.end();
+      await close();
     }
   });
 
   it("acks issued while no fetch runs go out at their turn's end when no fetch comes, and a later claim waits until they are applied", async () => {
-    const table = uniqueTable('pridewait');
-    await admin.fill(table, payloads(4));
-    const spy = spyPool();
-    const a = await source(table, { pool: spy.pool });
+    const { table, spy, a, close } = await spiedSource('pridewait', 4);
     const never = new AbortController().signal;
     try {
       const held = await a.fetch(2, never);
@@ -340,8 +345,7 @@ describe('consume() over a PostgreSQL table queue', () => {
       expect(spy.names).toEqual(['claim', 'ack', 'claim']);
       expect(await admin.remaining(table)).toBe(2);
     } finally {
-      await a.close();
-      await spy.pool.end();
+      await close();
     }
   });
 
