@@ -30,6 +30,27 @@ import {
 
 type Result = { readonly id: string | undefined; readonly deduplicated: boolean };
 
+/**
+ * What a node-redis client looks like to TypeScript when it comes from a second copy of the
+ * package: node-redis's public members as it declares them, in a class of its own with a
+ * private field.
+ */
+declare class LinkedCopyClient {
+  private readonly state: unknown; // as `#private`: the class is nominal
+  get isOpen(): boolean;
+  get isReady(): boolean;
+  sendCommand<T = unknown>(
+    args: ReadonlyArray<string | Buffer>,
+    options?: { typeMapping?: object; abortSignal?: AbortSignal },
+  ): Promise<T>;
+  connect(): Promise<LinkedCopyClient>;
+  close(): Promise<void>;
+  destroy(): void;
+  duplicate(overrides?: { RESP?: 2 | 3; name?: string; url?: string }): LinkedCopyClient;
+  // biome-ignore lint/suspicious/noExplicitAny: EventEmitter's declaration, as node-redis has it.
+  on(event: string | symbol, listener: (...args: any[]) => void): this;
+}
+
 export async function redisClients(): Promise<void> {
   // node-redis v5's defaults: RESP is `2 | 3` and the default modules are included.
   const client = createClient();
@@ -53,6 +74,15 @@ export async function redisClients(): Promise<void> {
   const bare = createBareClient();
   await redis.enqueue({ client: bare, stream: 'jobs' }, 'x', { headers: { tenant: 'a' } });
   await redis.redisSource({ client: bare, stream: 'jobs', group: 'workers' });
+
+  // A client from another copy of node-redis (sluice linked with `npm link` or `file:`): the same
+  // shape, but its own class, whose private fields TypeScript compares by declaration.
+  const linked = new LinkedCopyClient();
+  await redis.enqueue({ client: linked, stream: 'jobs' }, 'x');
+  await redis.redisSource({ client: linked, stream: 'jobs', group: 'workers' });
+  await redis.redisDeadLetters({ client: linked, stream: 'jobs' });
+  redis.redisRateLimiter(linked, 'api', { limit: 10, interval: 1000 });
+  expectTypeOf(linked).toExtend<redis.AnyRedisClient>();
 
   expectTypeOf(redis.enqueue).returns.resolves.toEqualTypeOf<redis.EnqueueResult>();
   expectTypeOf<redis.EnqueueResult>().toEqualTypeOf<Result>();

@@ -15,7 +15,7 @@
  */
 import { NotConnectedError } from '../../errors.js';
 import { rejectAfter } from '../connect-deadline.js';
-import type { AnyRedisClient, CommandSender } from './source.js';
+import type { AnyRedisClient, CommandSender, ReplyOptions } from './source.js';
 
 /** Makes a fresh, unconnected client (a duplicate of the first one's options). */
 export type OpenClient = () => AnyRedisClient;
@@ -157,7 +157,7 @@ export class RedisLink implements CommandSender {
    * A client that gave up (its reconnect strategy returned an error) is replaced first. A
    * failed connection rejects with `NotConnectedError` (see `connectionError`).
    */
-  sendCommand(args: (string | Buffer)[], options?: object): Promise<unknown> {
+  sendCommand(args: (string | Buffer)[], options?: ReplyOptions): Promise<unknown> {
     if (!this.#client.isOpen && !this.#closed) this.replace('the connection was closed');
     const inflight = this.#inflight;
     if (inflight.size === 0) this.#alive = performance.now();

@@ -5,7 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import { hostname } from 'node:os';
-import { RESP_TYPES, type RedisClientType } from 'redis';
+import { RESP_TYPES } from 'redis';
 import { ConnectConfigError, LeaseLostError, SettleTimeoutError, toError } from '../../errors.js';
 import { rejectAfter, unreachable } from '../connect-deadline.js';
 import { Batcher } from '../consumer-batch.js';
@@ -34,12 +34,31 @@ import {
  * `@redis/client` without modules, or one with a type mapping. sluice sends raw commands with its
  * own reply mapping, so none of those parameters matter to it.
  *
- * Why `any` and not the parameters' constraints (`RespVersions`, `RedisModules`, …): a client
- * type is invariant in them (they appear in its `options` and in `this` types), so a concrete
- * client such as `RedisClientType<…, 2 | 3, {}>` is not assignable to the constrained one.
+ * A structural type — the members sluice uses — and not node-redis's `RedisClientType`: that
+ * class has private fields, which TypeScript compares by declaration, so a client from another
+ * copy of node-redis (an app that links sluice with `npm link` or a `file:` dependency resolves
+ * `redis` twice) would be refused although it is the same client.
  */
-// biome-ignore lint/suspicious/noExplicitAny: see above; `unknown` fails the parameters' constraints.
-export type AnyRedisClient = RedisClientType<any, any, any, any, any>;
+export interface AnyRedisClient {
+  readonly isOpen: boolean;
+  readonly isReady: boolean;
+  // Method syntax (bivariant parameters): node-redis declares wider argument types.
+  sendCommand(args: (string | Buffer)[], options?: ReplyOptions): Promise<unknown>;
+  connect(): Promise<unknown>;
+  close(): Promise<unknown>;
+  destroy(): void;
+  /** A new, unconnected client with this one's options and `overrides`. */
+  duplicate(overrides?: RedisClientOverrides): AnyRedisClient;
+  on(event: string, listener: () => void): unknown;
+}
+
+/** The options sluice sets on the duplicates it makes of a client (see `redisSource`). */
+export interface RedisClientOverrides {
+  RESP?: 2;
+  name?: string;
+  disableClientInfo?: boolean;
+  maintNotifications?: 'disabled';
+}
 
 /** Options of {@link redisSource}. */
 export interface RedisSourceOptions extends CommonSourceOptions {
@@ -87,6 +106,8 @@ export interface RedisMessage extends BrokerMessage {
 
 type Reply = unknown[] | null;
 const BUFFERS = { typeMapping: { [RESP_TYPES.BLOB_STRING]: Buffer } } as const;
+/** The reply mapping sluice asks of a command: bulk strings as `Buffer`s. */
+export type ReplyOptions = typeof BUFFERS;
 
 /** The Redis Streams {@link BrokerSource}; create it with {@link redisSource}. */
 export class RedisStreamSource implements BrokerSource<RedisMessage> {
