@@ -44,8 +44,9 @@ export interface CommonSourceOptions {
 export const SOURCE_DEFAULTS = { fetchWait: 1000, lease: 30_000, connectTimeout: 10_000 } as const;
 
 /**
- * Names of 0.1 that became a common name: passing one fails at construction with
- * `ERR_INVALID_OPTION` naming the new option, rather than being ignored.
+ * Names of 0.1 that became a common name: passing one (a value other than undefined or null)
+ * fails at construction with `ERR_INVALID_OPTION` naming the new option, rather than being
+ * ignored.
  */
 export const RENAMED_OPTIONS: Readonly<Record<string, keyof CommonSourceOptions>> = {
   block: 'fetchWait',
@@ -91,7 +92,7 @@ export type ResolvedCommon = Required<CommonSourceOptions>;
 export function resolveCommon(opts: CommonSourceOptions, limits: CommonLimits): ResolvedCommon {
   const given = opts as Record<string, unknown>;
   for (const [old, replacement] of Object.entries(RENAMED_OPTIONS)) {
-    if (given[old] !== undefined) {
+    if (given[old] != null) {
       invalidOption(old, given[old], `nothing: it is now "${replacement}" (same unit, ms)`);
     }
   }
@@ -99,7 +100,8 @@ export function resolveCommon(opts: CommonSourceOptions, limits: CommonLimits): 
   const fetchWait =
     numberAtLeast('fetchWait', opts.fetchWait, limits.fetchWaitMin ?? 1, ms) ??
     SOURCE_DEFAULTS.fetchWait;
-  if (limits.leaseMin === false && opts.lease !== undefined) {
+  // null or undefined: not given, as for every option (nothing to default to here).
+  if (limits.leaseMin === false && opts.lease != null) {
     invalidOption(
       'lease',
       opts.lease,

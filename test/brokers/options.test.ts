@@ -219,6 +219,29 @@ describe('the options of 0.1 that got one common name are refused, naming the ne
       amqpSource({ queue: 'q', lease: 1000, url: 'amqp://127.0.0.1:1' } as never),
     ).rejects.toMatchObject({ code: 'ERR_INVALID_OPTION', message: /^Invalid option "lease"/ });
   });
+
+  // Null means "not given" for every option: these pass the checks and fail only at connecting.
+  it.each([
+    [
+      'amqp lease null',
+      () => amqpSource({ queue: 'q', lease: null, url: 'amqp://127.0.0.1:1' } as never),
+    ],
+    [
+      'amqp lease undefined',
+      () => amqpSource({ queue: 'q', lease: undefined, url: 'amqp://127.0.0.1:1' } as never),
+    ],
+    [
+      'redis claimIdle null',
+      () => redisSource({ stream: 's', group: 'g', claimIdle: null, url: NOWHERE.redis } as never),
+    ],
+    [
+      'postgres pollInterval null',
+      () =>
+        postgresSource({ table: 't', pollInterval: null, connectionString: NOWHERE.pg } as never),
+    ],
+  ] as [string, () => Promise<unknown>][])('%s is not given', async (_, make) => {
+    await expect(make()).rejects.toMatchObject({ code: 'ERR_NOT_CONNECTED' });
+  });
 });
 
 describe('enqueue(): a 0.1 call (client, name, payload) fails at once, naming the new shape', () => {

@@ -105,7 +105,11 @@ export { type AmqpTarget, enqueue } from './enqueue.js';
 /** How long a fetch waits (ms) for the loop's slots to free up before it may start consuming. */
 const WAIT_FOR_SLOTS_MS = 20;
 
-/** Options of {@link amqpSource}. Durations in ms unless noted. */
+/**
+ * Options of {@link amqpSource}. Durations in ms unless noted. No `lease`: a message is its
+ * channel's until the channel closes, so a `lease` given is refused (`ERR_INVALID_OPTION`);
+ * `lease: null` or `undefined` counts as not given, as for every option.
+ */
 export interface AmqpSourceOptions extends Omit<CommonSourceOptions, 'lease'> {
   /** Broker URL. @default 'amqp://guest:guest@127.0.0.1:5672' */
   url?: string;
