@@ -79,11 +79,12 @@ export function rejectAfter<T>(
 /**
  * `text` (a URL, parsable or not) with its password masked: everything between the user's `:`
  * and the last `@` (a lone NATS token whole), and the value of a `password` or `sslpassword`
- * query parameter (pg reads both from a connection string's query). Not the parser's view of the password: a password
- * may hold `/`, `?`, `#` or `@` unencoded (`amqp://u:12/ab@host` parses as host `u`, port 12 and
+ * query parameter (pg reads both from a connection string's query). Not the parser's view of
+ * the password: a password may hold `/`, `?`, `#` or `@` unencoded (`amqp://u:12/ab@host` parses as host `u`, port 12 and
  * a path, which would print its tail). Masking too much (an `@` in a path) only hides more; an
  * AMQP URL with no `:`, `?` or `#` before its last `@` (no password: a user alone, or an `@`
- * in the vhost) is left as it is.
+ * in the vhost), and a PostgreSQL URL with no `:` before it (a user alone, or an `@` in the
+ * database name or query), keep it as it is.
  */
 export function maskUserinfo(text: string): string {
   return maskUserinfoPart(text).replace(/([?&](?:ssl)?password=)[^&#]*/gi, '$1***');
@@ -97,6 +98,9 @@ function maskUserinfoPart(text: string): string {
       // No `:`, `?` or `#` before an AMQP URL's last `@`: no password in any reading, and the
       // `@` is most likely the virtual host's (`amqp://host/tenant@prod`), shown as it is.
       if (colon < 0 && !/[?#]/.test(info) && /^amqps?:\/\/$/i.test(scheme)) return whole;
+      // No `:` before a PostgreSQL URL's last `@`: a user without a password (its password, if
+      // any, is in the query, masked below), or an `@` in the database name or the query.
+      if (colon < 0 && /^postgres(?:ql)?:\/\/$/i.test(scheme)) return whole;
       // `user:password` keeps the user (before the first `:`); a lone token (NATS) is masked whole.
       return `${scheme}${colon < 0 ? '' : `${info.slice(0, colon)}:`}***@`;
     },

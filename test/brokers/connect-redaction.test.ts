@@ -122,7 +122,7 @@ describe('a password holding "/", "?", "#" or "@" is masked whole', () => {
   });
 });
 
-describe("PostgreSQL: a password in the connection string's query is masked too", () => {
+describe("PostgreSQL: a password in the connection string's query is masked too, the user shown", () => {
   // pg reads `?password=` (and `sslpassword=`) from the query: the message names the server
   // without it, whether the connection times out, is refused TLS, or the string is refused.
   const tcp = fakeTcp();
@@ -137,24 +137,27 @@ describe("PostgreSQL: a password in the connection string's query is masked too"
       'a connect timeout',
       () => `postgres://u@127.0.0.1:${port}/db?password=${SECRET}`,
       'ERR_CONNECT_TIMEOUT',
+      () => `postgres://u@127.0.0.1:${port}/db?password=***`,
     ],
     [
       'a server without TLS asked for it',
       () => `postgres://postgres@127.0.0.1:5432/test?sslmode=require&password=${SECRET}`,
       'ERR_CONNECT_CONFIG',
+      () => 'postgres://postgres@127.0.0.1:5432/test?sslmode=require&password=***',
     ],
     [
       'an unparsable string',
       () => `postgres://u:%C3%28@127.0.0.1/db?sslpassword=${SECRET}`,
       'ERR_INVALID_OPTION',
+      () => 'postgres://u:***@127.0.0.1/db?sslpassword=***',
     ],
-  ])('%s', async (_, url, code) => {
+  ])('%s', async (_, url, code, masked) => {
     const { error, shown } = await failure(() =>
       postgresSource({ connectionString: url(), table: 'jobs', connectTimeout: 300 }),
     );
     expect(error).toMatchObject({ code });
     expect(shown).not.toContain(SECRET);
-    expect(error.message).toContain('password=***');
+    expect(error.message).toContain(masked());
   });
 });
 

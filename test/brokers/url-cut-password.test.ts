@@ -89,6 +89,23 @@ describe('maskUserinfo: what error messages show of each URL', () => {
     ['amqp://host/tenant@prod', 'amqp://host/tenant@prod'],
     ['amqp://guest@host/tenant@prod', 'amqp://guest@host/tenant@prod'],
     ['redis://host:6379/0', 'redis://host:6379/0'],
+    // PostgreSQL: a user without a password is shown; only the secrets are masked.
+    ['postgres://alice@host/db', 'postgres://alice@host/db'],
+    ['postgresql://alice@host:5432/db', 'postgresql://alice@host:5432/db'],
+    ['postgres://alice@host/db?password=s3cret', 'postgres://alice@host/db?password=***'],
+    [
+      'postgres://alice@host/db?sslmode=require&sslpassword=s3cret',
+      'postgres://alice@host/db?sslmode=require&sslpassword=***',
+    ],
+    ['postgres://alice@host/db?password=a@s3cret', 'postgres://alice@host/db?password=***'],
+    ['postgres://host/db?user=alice@corp', 'postgres://host/db?user=alice@corp'],
+    [
+      'postgres://host/db?user=alice@corp&password=s3cret',
+      'postgres://host/db?user=alice@corp&password=***',
+    ],
+    ['postgres://alice:s3cret@host/db', 'postgres://alice:***@host/db'],
+    ['postgres://:s3cret@host/db', 'postgres://:***@host/db'],
+    ['postgres://alice:s3/cret@host/db', 'postgres://alice:***@host/db'],
     // A password: masked, the user kept.
     ['amqp://u:s3cret@host:5672/vh', 'amqp://u:***@host:5672/vh'],
     ['amqp://u:s3cret@host:5672/tenant@prod', 'amqp://u:***@prod'],
