@@ -852,13 +852,16 @@ export class Pool<J, R> implements JobOwner<J, R> {
         keyError = error;
       }
     }
-    this.#inTransit--; // (see #admit) placed below, or settled
     if (keyFailed) {
       // A key function's failure is that job's failure (settled on a microtask, as a
-      // worker's synchronous throw is).
-      queueMicrotask(() => run.cancel(toError(keyError)));
+      // worker's synchronous throw is); in transit until then, so the pool is not idle before.
+      queueMicrotask(() => {
+        this.#inTransit--;
+        run.cancel(toError(keyError));
+      });
       return;
     }
+    this.#inTransit--; // (see #admit) placed below, or settled
     if (this.#state === 'aborted') {
       // The key function aborted the pool: this job is one of those canceled.
       this.#canceledJobs.push(run.job);

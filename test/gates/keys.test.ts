@@ -144,6 +144,25 @@ describe('key and perKey', () => {
     expect(pool.stats()).toMatchObject({ succeeded: 2, failed: 1, keys: 0 });
   });
 
+  it('a job whose key function threw holds onIdle() and drain() until it settled', async () => {
+    const pool = new Pool((n: number) => n, {
+      concurrency: 1,
+      key: () => {
+        throw new Error('no key');
+      },
+    });
+    const task = pool.trySubmit(1);
+    let settled = false;
+    void task?.result.then(() => {
+      settled = true;
+    });
+    // Read on the first turn each can run: the job's failure must be known by then.
+    const idle = pool.onIdle().then(() => ({ settled, failed: pool.stats().failed }));
+    const drained = pool.drain().then((report) => ({ settled, report }));
+    expect(await idle).toEqual({ settled: true, failed: 1 });
+    expect(await drained).toMatchObject({ settled: true, report: { completed: 1, canceled: 0 } });
+  });
+
   it('a key function that returns a non-string fails only that job, with ERR_INVALID_RETURN_VALUE', async () => {
     const pool = new Pool(async (job: Job) => job.n, {
       concurrency: 2,
