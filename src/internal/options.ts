@@ -221,11 +221,13 @@ export function iterableArgument<J>(name: string, value: unknown): Iterable<J> |
 export interface NumberRule {
   integer?: boolean;
   unit?: string;
+  /** Largest value taken (a protocol field's range); `unit: 'ms'` caps at MAX_TIMER_MS anyway. */
+  max?: number;
 }
 
 /**
- * A number option: finite, at least `min`, an integer when `integer`; undefined or null passes (the
- * caller applies its default).
+ * A number option: finite, at least `min`, at most `max`, an integer when `integer`; undefined or
+ * null passes (the caller applies its default).
  */
 export function numberAtLeast(name: Label, value: number, min: number, opts?: NumberRule): number;
 export function numberAtLeast(
@@ -246,10 +248,12 @@ export function numberAtLeast(
     Number.isFinite(value) &&
     value >= min &&
     (opts.unit !== 'ms' || value <= MAX_TIMER_MS) &&
+    (opts.max === undefined || value <= opts.max) &&
     (!opts.integer || Number.isInteger(value));
   if (!ok) {
     const what = opts.integer ? 'an integer' : 'a finite number';
-    const max = opts.unit === 'ms' ? ` and ${MS_LIMIT}` : '';
+    const max =
+      opts.max !== undefined ? ` and <= ${opts.max}` : opts.unit === 'ms' ? ` and ${MS_LIMIT}` : '';
     fail(name, value, `${what}${opts.unit ? ` of ${opts.unit}` : ''} >= ${min}${max}`);
   }
   return value as number;

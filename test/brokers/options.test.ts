@@ -129,6 +129,18 @@ const sources: Case[] = [
     RangeError,
   ],
   [
+    'amqp heartbeat past the protocol field (an unsigned short)',
+    () => amqpSource({ queue: 'q', heartbeat: 65_536, url: 'amqp://127.0.0.1:1' }),
+    'heartbeat',
+    RangeError,
+  ],
+  [
+    'amqp heartbeat -1',
+    () => amqpSource({ queue: 'q', heartbeat: -1, url: 'amqp://127.0.0.1:1' }),
+    'heartbeat',
+    RangeError,
+  ],
+  [
     'nats stream with a dot',
     () => natsSource({ stream: 'a.b', consumer: 'c', servers: '127.0.0.1:1' }),
     'stream',
@@ -161,6 +173,22 @@ describe('broker sources reject bad options before connecting', () => {
     expect((error as Error).message).toMatch(
       new RegExp(`^Invalid option "${name}": expected .*, got `),
     );
+  });
+});
+
+describe('amqpSource heartbeat: an integer of seconds from 0 to 65535', () => {
+  it('the refusal names the option, the value and the range', async () => {
+    await expect(
+      amqpSource({ queue: 'q', heartbeat: 1e9, url: 'amqp://127.0.0.1:1' }),
+    ).rejects.toThrow(
+      'Invalid option "heartbeat": expected an integer of s >= 0 and <= 65535, got 1000000000',
+    );
+  });
+
+  it.each([0, 65_535])('%s passes the checks (and fails only at connecting)', async (heartbeat) => {
+    await expect(
+      amqpSource({ queue: 'q', heartbeat, url: 'amqp://127.0.0.1:1' }),
+    ).rejects.toMatchObject({ code: 'ERR_NOT_CONNECTED' });
   });
 });
 

@@ -102,6 +102,12 @@ export {
 } from './dead-letters.js';
 export { type AmqpTarget, enqueue } from './enqueue.js';
 
+/**
+ * The largest `heartbeat` (s): AMQP carries it in an unsigned short. A larger one was taken and
+ * then negotiated down to the server's without a word, or failed the handshake when encoded.
+ */
+const MAX_HEARTBEAT_S = 65_535;
+
 /** How long a fetch waits (ms) for the loop's slots to free up before it may start consuming. */
 const WAIT_FOR_SLOTS_MS = 20;
 
@@ -129,7 +135,10 @@ export interface AmqpSourceOptions extends Omit<CommonSourceOptions, 'lease'> {
   deadLetterExchange?: string;
   /** Queue bound to the dead-letter exchange. @default `${queue}.dead` */
   deadLetterQueue?: string;
-  /** AMQP connection heartbeat, in seconds: how soon a silent broker is noticed. @default 5 */
+  /**
+   * AMQP connection heartbeat, in seconds: how soon a silent broker is noticed. An integer from
+   * 0 (no heartbeats) to 65535 (the protocol's largest). @default 5
+   */
   heartbeat?: number;
   /**
    * The work queue's type when it is declared here. `quorum` makes RabbitMQ count every
@@ -176,7 +185,11 @@ export async function amqpSource(opts: AmqpSourceOptions): Promise<AmqpSource> {
   // Here `connectTimeout` bounds every (re)connect: TCP, the AMQP handshake, opening the
   // channels and declaring the topology (a reconnect that misses it tries again).
   const common = resolveCommon(opts, BROKER_LIMITS.amqp);
-  numberAtLeast('heartbeat', opts.heartbeat, 0, { integer: true, unit: 's' });
+  numberAtLeast('heartbeat', opts.heartbeat, 0, {
+    integer: true,
+    unit: 's',
+    max: MAX_HEARTBEAT_S,
+  });
   if (opts.url != null) checkUrl(opts.url, AMQP_URL, 'an amqp:// or amqps:// URL');
   const link = new AmqpLink({
     url: opts.url ?? 'amqp://guest:guest@127.0.0.1:5672',
