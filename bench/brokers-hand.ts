@@ -7,8 +7,12 @@
 // Each hands its handler the body decoded as JSON, as `consume()` does by default (`decode` below).
 // Each returns the ns from the start of consumption (connections open) to the last ack confirmed.
 
-/** The handler every hand loop runs per message: as trivial as sluice's bench handler. */
-const handler = async (_payload: unknown): Promise<void> => {};
+/**
+ * The handler every hand loop runs per message by default: as trivial as sluice's bench handler.
+ * Each loop takes another as its last argument (bench/brokers.ts `--handler=write`: one `INSERT`).
+ */
+type Handler = (payload: unknown) => Promise<unknown>;
+const trivial: Handler = async (_payload: unknown): Promise<void> => {};
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 /**
@@ -34,6 +38,7 @@ export async function redisHand(
   group: string,
   n: number,
   concurrency: number,
+  handler: Handler = trivial,
 ): Promise<number> {
   const { createClient } = await import('redis');
   const client = createClient({ url });
@@ -74,6 +79,7 @@ export async function postgresHand(
   table: string,
   n: number,
   concurrency: number,
+  handler: Handler = trivial,
   lanes = Number(process.env.HAND_PG_LANES ?? 2),
 ): Promise<number> {
   const pg = (await import('pg')).default;
@@ -131,6 +137,7 @@ export async function natsHand(
   durable: string,
   n: number,
   concurrency: number,
+  handler: Handler = trivial,
 ): Promise<number> {
   const { connect } = await import('@nats-io/transport-node');
   const { jetstream } = await import('@nats-io/jetstream');
@@ -172,6 +179,7 @@ export async function amqpHand(
   queue: string,
   n: number,
   concurrency: number,
+  handler: Handler = trivial,
 ): Promise<number> {
   const { connect } = await import('amqplib');
   // Nagle off (amqplib leaves it on), as sluice's source has it: small frames go out at once.

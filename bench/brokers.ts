@@ -4,7 +4,16 @@
 // The `sluice-<broker>-batch` rows use a batch handler (`batch: { size: 100, maxWait: 50 }`,
 // 200 messages held) on the same broker: compare them with the per-message rows of one run.
 //   npx tsx bench/brokers.ts [--quick] [--runs=3] [--sizes=10000,100000] [--warmup=20000]
-//     [--warm-consumers=1] [--only=sluice-redis,bullmq]
+//     [--warm-consumers=1] [--only=sluice-redis,bullmq] [--concurrency=64]
+//     [--handler=trivial|write] [--sink-pool=10] [--sink-commit=on|off]
+// `--handler=write` replaces the trivial handler with what a user with a database sink runs: each
+// message's result written to a PostgreSQL table (db `test` on 127.0.0.1, created by the bench,
+// emptied before each timed consume) through the child's own `pg.Pool` (`--sink-pool`
+// connections, pg's default 10; `--sink-commit` = the sink sessions' `synchronous_commit`,
+// default: the server's). Per-message handlers (sluice's and the hand loops') send one `INSERT`
+// per message; the `-batch` rows one multi-row `INSERT … SELECT * FROM unnest(…)` per batch.
+// After each run the parent counts the sink: exactly n rows with n distinct ids, or the run fails
+// (and the bench exits 1). The sink's round trips are timed and its client's CPU is in `CPU µs/msg`.
 // Each run first consumes a separate warm-up queue (untimed), then times the main queue from
 // the first fetch to the last ack confirmed; connecting is not timed. The timed consumer is the
 // process's second `consume()`: V8 throws away code it specialised for the first one (the
@@ -49,7 +58,7 @@ interface BrokerBench {
    * Connects, then consumes and acks the `n` messages of `queue` at `concurrency`. Returns the
    * ns from the start of consumption (connections already open) to the last ack confirmed.
    */
-  consume(queue: string, n: number, concurrency: number): Promise<number>;
+  consume(queue: string, n: number, concurrency: number, work: Work): Promise<number>;
   /** Removes the queue. */
   drop(queue: string): Promise<void>;
 }
@@ -65,6 +74,74 @@ function countdown(n: number): { add: () => void; done: Promise<void> } {
     resolve = r;
   });
   return { add: () => void (--left === 0 && resolve()), done };
+}
+
+/** What the handler does with each message: nothing, or write its result to the sink table. */
+type HandlerKind = 'trivial' | 'write';
+
+/** The payload every bench message carries (its index in the queue). */
+type Payload = { i: number };
+
+/**
+ * The handler's work in the child. `one`/`many` are undefined for the trivial handler, so its
+ * rows run the same code as before the option existed.
+ */
+interface Work {
+  /** Writes one message's result (one `INSERT`). */
+  one?: (payload: unknown) => Promise<unknown>;
+  /** Writes a batch's results (one multi-row `INSERT`). */
+  many?: (payloads: readonly unknown[]) => Promise<unknown>;
+}
+
+const TRIVIAL: Work = {};
+
+/** What the sink stores for a message: its id and a small result computed from the payload. */
+const result = (payload: Payload) => `ok ${payload.i}`;
+
+/** The sink's DDL: created by the parent, emptied by the child after its warm-up. */
+const sinkDdl = (sink: string) =>
+  `CREATE TABLE IF NOT EXISTS "${sink}" (id integer NOT NULL, result text NOT NULL)`;
+
+/** Opens the child's own pool on the sink and the two statements its handlers send. */
+async function openSink(
+  sink: string,
+  poolSize: number,
+  commit: string,
+): Promise<{ work: Work; truncate(): Promise<void>; close(): Promise<void> }> {
+  const pg = (await import('pg')).default;
+  const pool = new pg.Pool({
+    connectionString: PG_URL,
+    max: poolSize,
+    ...(commit ? { options: `-c synchronous_commit=${commit}` } : {}),
+  });
+  // Every connection opened before the clock starts (connecting is not timed).
+  const clients = await Promise.all(Array.from({ length: poolSize }, () => pool.connect()));
+  for (const client of clients) client.release();
+  const one = { name: 'sink_one', text: `INSERT INTO "${sink}" (id, result) VALUES ($1, $2)` };
+  const many = {
+    name: 'sink_many',
+    text: `INSERT INTO "${sink}" (id, result) SELECT * FROM unnest($1::int[], $2::text[])`,
+  };
+  return {
+    work: {
+      one: (payload) => {
+        const p = payload as Payload;
+        return pool.query({ ...one, values: [p.i, result(p)] });
+      },
+      many: (payloads) => {
+        const ids = new Array<number>(payloads.length);
+        const results = new Array<string>(payloads.length);
+        for (let k = 0; k < payloads.length; k++) {
+          const p = payloads[k] as Payload;
+          ids[k] = p.i;
+          results[k] = result(p);
+        }
+        return pool.query({ ...many, values: [ids, results] });
+      },
+    },
+    truncate: async () => void (await pool.query(`TRUNCATE "${sink}"`)),
+    close: () => pool.end(),
+  };
 }
 
 async function redisClient() {
@@ -117,27 +194,44 @@ const BATCH = { size: 100, maxWait: 50 } as const;
 const BATCH_CONCURRENCY = 200;
 
 /**
- * Consumes and acks `n` messages with a trivial handler (per message, or per batch); returns
- * the ns from the start of consumption (connections already open) to the last ack confirmed.
+ * Consumes and acks `n` messages with the trivial handler or the sink writes of `work` (per
+ * message, or per batch); returns the ns from the start of consumption (connections already
+ * open) to the last ack confirmed.
  */
 async function timeSluice(
   open: () => Promise<Opened>,
   n: number,
   concurrency: number,
+  work: Work,
   batch = false,
 ): Promise<number> {
   const { consume, source } = await open();
   const handled = countdown(n);
+  const { one, many } = work;
   const start = process.hrtime.bigint();
   const consumer = batch
     ? consume(
         source,
-        (items) => {
-          for (let i = 0; i < items.length; i++) handled.add();
-        },
+        many
+          ? async (items) => {
+              await many(items.map((item) => item.payload));
+              for (let i = 0; i < items.length; i++) handled.add();
+            }
+          : (items) => {
+              for (let i = 0; i < items.length; i++) handled.add();
+            },
         { concurrency: BATCH_CONCURRENCY, batch: BATCH },
       )
-    : consume(source, handled.add, { concurrency });
+    : consume(
+        source,
+        one
+          ? async (payload) => {
+              await one(payload);
+              handled.add();
+            }
+          : handled.add,
+        { concurrency },
+      );
   await handled.done;
   const report = await consumer.close(); // returns once every ack is confirmed (written, AMQP)
   const elapsed = Number(process.hrtime.bigint() - start);
@@ -162,7 +256,8 @@ const brokers: Record<string, BrokerBench> = {
       await client.close();
       return stream;
     },
-    consume: (stream, n, concurrency) => timeSluice(openers.redis(stream), n, concurrency),
+    consume: (stream, n, concurrency, work) =>
+      timeSluice(openers.redis(stream), n, concurrency, work),
     async drop(stream) {
       const client = await redisClient();
       await client.del(stream);
@@ -186,7 +281,8 @@ const brokers: Record<string, BrokerBench> = {
       await pool.end();
       return table;
     },
-    consume: (table, n, concurrency) => timeSluice(openers.postgres(table), n, concurrency),
+    consume: (table, n, concurrency, work) =>
+      timeSluice(openers.postgres(table), n, concurrency, work),
     async drop(table) {
       const pg = (await import('pg')).default;
       const client = new pg.Client({ connectionString: PG_URL });
@@ -218,7 +314,8 @@ const brokers: Record<string, BrokerBench> = {
       await nc.close();
       return stream;
     },
-    consume: (stream, n, concurrency) => timeSluice(openers.nats(stream), n, concurrency),
+    consume: (stream, n, concurrency, work) =>
+      timeSluice(openers.nats(stream), n, concurrency, work),
     async drop(stream) {
       const { connect } = await import('@nats-io/transport-node');
       const { jetstreamManager } = await import('@nats-io/jetstream');
@@ -248,7 +345,7 @@ const brokers: Record<string, BrokerBench> = {
       return queue;
     },
     // AMQP 0-9-1 acks are not confirmed: close() returns once every ack was written.
-    consume: (queue, n, concurrency) => timeSluice(openers.amqp(queue), n, concurrency),
+    consume: (queue, n, concurrency, work) => timeSluice(openers.amqp(queue), n, concurrency, work),
     async drop(queue) {
       const { connect } = await import('amqplib');
       const conn = await connect(AMQP_URL);
@@ -276,11 +373,15 @@ const brokers: Record<string, BrokerBench> = {
       await queue.close();
       return name;
     },
-    async consume(name, n, concurrency) {
+    async consume(name, n, concurrency, work) {
       const { Worker } = await import('bullmq');
       const handled = countdown(n);
+      const { one } = work;
       // removeOnComplete: BullMQ's fastest setting (no completed-set bookkeeping kept per job).
-      const worker = new Worker(name, async () => {}, {
+      const processor = one
+        ? async (job: { data: unknown }) => void (await one(job.data))
+        : async () => {};
+      const worker = new Worker(name, processor, {
         connection: { host: '127.0.0.1', port: 6379, maxRetriesPerRequest: null },
         concurrency,
         removeOnComplete: { count: 0 },
@@ -307,23 +408,28 @@ const brokers: Record<string, BrokerBench> = {
 // The batch rows and the hand-written loops (bench/brokers-hand.ts) reuse each broker's fill
 // and drop. `sluice-nats-plain`: sluice's NATS source with `confirmAcks: false` (plain acks, as
 // the hand loop sends).
+// With `--handler=write` the hand loops' per-message handler sends the same one `INSERT` each.
 const hand: Record<'redis' | 'postgres' | 'nats' | 'amqp', BrokerBench['consume']> = {
-  redis: (stream, n, concurrency) => redisHand(REDIS_URL, stream, 'bench', n, concurrency),
-  postgres: (table, n, concurrency) => postgresHand(PG_URL, table, n, concurrency),
-  nats: (stream, n, concurrency) => natsHand(NATS_URL, stream, 'bench', n, concurrency),
-  amqp: (queue, n, concurrency) => amqpHand(AMQP_URL, queue, n, concurrency),
+  redis: (stream, n, concurrency, work) =>
+    redisHand(REDIS_URL, stream, 'bench', n, concurrency, work.one),
+  postgres: (table, n, concurrency, work) => postgresHand(PG_URL, table, n, concurrency, work.one),
+  nats: (stream, n, concurrency, work) =>
+    natsHand(NATS_URL, stream, 'bench', n, concurrency, work.one),
+  amqp: (queue, n, concurrency, work) => amqpHand(AMQP_URL, queue, n, concurrency, work.one),
 };
 for (const broker of ['redis', 'postgres', 'nats', 'amqp'] as const) {
   const base = brokers[`sluice-${broker}`]!;
   brokers[`sluice-${broker}-batch`] = {
     ...base,
-    consume: (queue, n, concurrency) => timeSluice(openers[broker](queue), n, concurrency, true),
+    consume: (queue, n, concurrency, work) =>
+      timeSluice(openers[broker](queue), n, concurrency, work, true),
   };
   brokers[`hand-${broker}`] = { ...base, consume: hand[broker] };
 }
 brokers['sluice-nats-plain'] = {
   ...brokers['sluice-nats']!,
-  consume: (stream, n, concurrency) => timeSluice(openers['nats-plain'](stream), n, concurrency),
+  consume: (stream, n, concurrency, work) =>
+    timeSluice(openers['nats-plain'](stream), n, concurrency, work),
 };
 
 interface CaseParams {
@@ -336,6 +442,12 @@ interface CaseParams {
   warmQueues: string[];
   warmup: number;
   concurrency: number;
+  handler: HandlerKind;
+  /** The sink table (`--handler=write`). */
+  sink: string;
+  sinkPool: number;
+  /** The sink sessions' `synchronous_commit`; '' = the server's. */
+  sinkCommit: string;
 }
 
 interface CaseValue {
@@ -346,12 +458,17 @@ interface CaseValue {
 
 function asCase(bench: BrokerBench) {
   return async (p: CaseParams, ctx: CaseContext): Promise<CaseValue> => {
+    const sink =
+      p.handler === 'write' ? await openSink(p.sink, p.sinkPool, p.sinkCommit) : undefined;
+    const work = sink?.work ?? TRIVIAL;
     const each = Math.floor(p.warmup / Math.max(1, p.warmQueues.length));
-    for (const queue of p.warmQueues) await bench.consume(queue, each, p.concurrency);
+    for (const queue of p.warmQueues) await bench.consume(queue, each, p.concurrency, work);
+    await sink?.truncate(); // the warm-up's rows out: the parent counts the timed run's
     await ctx.mark('start');
     const before = process.cpuUsage();
-    const elapsedNs = await bench.consume(p.queue, p.n, p.concurrency);
+    const elapsedNs = await bench.consume(p.queue, p.n, p.concurrency, work);
     const cpu = process.cpuUsage(before);
+    await sink?.close();
     return { elapsedNs, cpuUs: cpu.user + cpu.system };
   };
 }
@@ -368,6 +485,9 @@ interface Options {
   warmup: number;
   /** How many consumers, one after another, share the warm-up (see the header comment). */
   warmConsumers: number;
+  handler: HandlerKind;
+  sinkPool: number;
+  sinkCommit: string;
 }
 
 function parseArgs(argv: string[]): Options {
@@ -380,13 +500,72 @@ function parseArgs(argv: string[]): Options {
     concurrency: Number(value('concurrency') ?? 64),
     warmup: Number(value('warmup') ?? (quick ? 0 : 20_000)),
     warmConsumers: Number(value('warm-consumers') ?? 1),
+    handler: handlerKind(value('handler') ?? 'trivial'),
+    sinkPool: Number(value('sink-pool') ?? 10),
+    sinkCommit: sinkCommit(value('sink-commit') ?? ''),
+  };
+}
+
+function handlerKind(kind: string): HandlerKind {
+  if (kind === 'trivial' || kind === 'write') return kind;
+  throw new Error(`--handler=${kind}: expected trivial or write`);
+}
+
+function sinkCommit(setting: string): string {
+  if (['', 'on', 'off', 'local', 'remote_write', 'remote_apply'].includes(setting)) return setting;
+  throw new Error(`--sink-commit=${setting}: expected a synchronous_commit setting`);
+}
+
+/** The parent's side of the sink: creates, empties, counts and drops the table. */
+async function sinkAdmin(sink: string) {
+  const pg = (await import('pg')).default;
+  const client = new pg.Client({ connectionString: PG_URL });
+  await client.connect();
+  await client.query(sinkDdl(sink));
+  await client.query(`TRUNCATE "${sink}"`);
+  return {
+    truncate: async () => void (await client.query(`TRUNCATE "${sink}"`)),
+    /** Undefined when the sink holds exactly `n` rows with `n` distinct ids, else what it holds. */
+    async check(n: number): Promise<string | undefined> {
+      const { rows } = await client.query<{ rows: number; ids: number }>(
+        `SELECT count(*)::int AS rows, count(DISTINCT id)::int AS ids FROM "${sink}"`,
+      );
+      const { rows: held, ids } = rows[0]!;
+      return held === n && ids === n
+        ? undefined
+        : `the sink holds ${held} rows (${ids} distinct ids), expected ${n}`;
+    },
+    async drop() {
+      await client.query(`DROP TABLE IF EXISTS "${sink}"`);
+      await client.end();
+    },
   };
 }
 
 type Measured = { name: string; runs: IsolatedRun<CaseValue>[] };
 
+/** Runs that failed (the child's error, or a sink that does not hold exactly n rows). */
+const failures: string[] = [];
+
 async function measure(n: number, names: string[], opts: Options): Promise<Measured[]> {
   const measured = names.map((name) => ({ name, runs: [] as IsolatedRun<CaseValue>[] }));
+  const sink = unique('sink');
+  const admin = opts.handler === 'write' ? await sinkAdmin(sink) : undefined;
+  try {
+    await measureInto(measured, n, opts, sink, admin);
+  } finally {
+    await admin?.drop();
+  }
+  return measured;
+}
+
+async function measureInto(
+  measured: Measured[],
+  n: number,
+  opts: Options,
+  sink: string,
+  admin: Awaited<ReturnType<typeof sinkAdmin>> | undefined,
+): Promise<void> {
   for (let rep = 0; rep < opts.runs; rep++) {
     // Contenders take turns within each repetition, so a noisy minute hits all of them alike.
     for (const entry of measured) {
@@ -396,6 +575,7 @@ async function measure(n: number, names: string[], opts: Options): Promise<Measu
       for (let i = 0; each > 0 && i < opts.warmConsumers; i++)
         warmQueues.push(await bench.fill(each));
       const queue = await bench.fill(n);
+      await admin?.truncate();
       const run = await runIsolated<CaseValue>(
         fileURLToPath(import.meta.url),
         entry.name,
@@ -405,6 +585,10 @@ async function measure(n: number, names: string[], opts: Options): Promise<Measu
           warmQueues,
           warmup: opts.warmup,
           concurrency: opts.concurrency,
+          handler: opts.handler,
+          sink,
+          sinkPool: opts.sinkPool,
+          sinkCommit: opts.sinkCommit,
         } satisfies CaseParams,
         // BENCH_CPU_PROF=<dir>: each child writes a V8 CPU profile there (--cpu-prof).
         {
@@ -416,11 +600,18 @@ async function measure(n: number, names: string[], opts: Options): Promise<Measu
       );
       await bench.drop(queue);
       for (const warmQueue of warmQueues) await bench.drop(warmQueue);
-      if (run.error) console.error(`${entry.name} @ ${n}: ${run.error}`);
+      const wrong = run.value && admin ? await admin.check(n) : undefined;
+      if (wrong) {
+        run.error = wrong;
+        delete run.value; // not counted in the medians
+      }
+      if (run.error) {
+        console.error(`${entry.name} @ ${n}: ${run.error}`);
+        failures.push(`${entry.name} @ ${n}, run ${rep + 1}: ${run.error.split('\n')[0]}`);
+      }
       entry.runs.push(run);
     }
   }
-  return measured;
 }
 
 function print(n: number, measured: Measured[], opts: Options): void {
@@ -440,7 +631,7 @@ function print(n: number, measured: Measured[], opts: Options): void {
   const handRate = (name: string) =>
     rows.find((row) => row.name === `hand-${/^(?:sluice|hand)-([a-z]+)/.exec(name)?.[1]}`)?.rate;
   console.log(
-    `\n### ${count(n)} messages, concurrency ${opts.concurrency}, after ${count(opts.warmup)} untimed${opts.warmConsumers > 1 ? ` by ${opts.warmConsumers} consumers in turn` : ''} (${opts.runs} runs each)\n`,
+    `\n### ${count(n)} messages, ${opts.handler === 'write' ? `handler writes to PostgreSQL (pool ${opts.sinkPool}${opts.sinkCommit ? `, synchronous_commit=${opts.sinkCommit}` : ''})` : 'trivial handler'}, concurrency ${opts.concurrency}, after ${count(opts.warmup)} untimed${opts.warmConsumers > 1 ? ` by ${opts.warmConsumers} consumers in turn` : ''} (${opts.runs} runs each)\n`,
   );
   console.log(
     markdownTable(
@@ -474,10 +665,17 @@ async function main(): Promise<void> {
   const names = Object.keys(brokers).filter(
     (name) => !opts.only.length || opts.only.includes(name),
   );
-  printHeader('Broker consumers: trivial handler, messages consumed and acked per second', [
-    ...new Set(names.flatMap((name) => brokers[name]!.packages)),
+  const what =
+    opts.handler === 'write' ? 'handler writes each result to PostgreSQL' : 'trivial handler';
+  const packages = names.flatMap((name) => brokers[name]!.packages);
+  printHeader(`Broker consumers: ${what}, messages consumed and acked per second`, [
+    ...new Set(opts.handler === 'write' ? [...packages, 'pg'] : packages),
   ]);
   for (const n of opts.sizes) print(n, await measure(n, names, opts), opts);
+  if (failures.length) {
+    console.error(`\n${failures.length} run(s) failed:\n${failures.join('\n')}`);
+    process.exitCode = 1;
+  }
 }
 
 if (isMain(import.meta.url)) await main();
