@@ -1,4 +1,5 @@
 import { availableParallelism } from 'node:os';
+import { AbortError, PoolClosedError } from '../errors.js';
 import { AdaptiveConcurrency } from '../gates/adaptive.js';
 import { onAbort } from '../internal/abort-fanout.js';
 import {
@@ -170,6 +171,7 @@ export class ThreadPool<J, R> {
    * @throws TypeError/RangeError as the constructor does.
    * @throws WorkerStartupError (rejection) when the module has no function default export or
    *   keeps failing to load; the pool's threads are gone by then.
+   * @throws AbortError (rejection) when `opts.signal` aborts before the module has loaded.
    * @example
    * ```ts
    * const pool = await ThreadPool.create<Uint8Array, string>(new URL('./hash.js', import.meta.url));
@@ -214,7 +216,9 @@ export class ThreadPool<J, R> {
   /**
    * Resolves once a thread has loaded the module; rejects with `WorkerStartupError` when the
    * pool gave up (no function default export, or repeated import failures). Jobs submitted
-   * before that simply wait.
+   * before that simply wait. A pool stopped before any thread loaded the module rejects it too:
+   * with the `AbortError` of `abort()` (or of the `signal` option), or `PoolClosedError` after
+   * `close()`/`drain()`.
    */
   get ready(): Promise<void> {
     return this.#scheduler.ready;
@@ -299,6 +303,8 @@ export class ThreadPool<J, R> {
    */
   abort(reason?: unknown): Promise<DrainReport<J>> {
     if (this.#aborting !== undefined) return this.#aborting;
+    // What `ready` rejects with if no thread has loaded the module yet (see #stop).
+    this.#abortError = reason instanceof AbortError ? reason : new AbortError(reason);
     // Stored before the Pool cancels anything: a subscriber of the canceled jobs' settlement
     // that calls abort() (user code run inside the Pool's abort) gets this promise too.
     let report!: Promise<DrainReport<J>>;
@@ -312,6 +318,7 @@ export class ThreadPool<J, R> {
     return this.#aborting;
   }
   #aborting: Promise<DrainReport<J>> | undefined;
+  #abortError: AbortError | undefined;
 
   /**
    * Changes the thread count. Up: threads start now — or a surplus thread still finishing its
@@ -400,7 +407,11 @@ export class ThreadPool<J, R> {
   #stop(): Promise<void> {
     this.#unsubscribe?.();
     this.#unsubscribe = undefined;
-    this.#stopped ??= this.#scheduler.stop();
+    // A `ready` still pending settles now: no thread will load the module any more.
+    this.#stopped ??= this.#scheduler.stop(
+      this.#abortError ??
+        new PoolClosedError('the ThreadPool was closed before a thread loaded its module'),
+    );
     return this.#stopped;
   }
 }

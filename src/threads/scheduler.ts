@@ -202,10 +202,13 @@ export class Scheduler implements ThreadEvents<Job> {
     this.#scheduleDispatch();
   }
 
-  /** Terminates every thread. Call once no job is pending. */
-  async stop(): Promise<void> {
+  /**
+   * Terminates every thread. Call once no job is pending. `ready`, if still pending, rejects
+   * with `error`.
+   */
+  async stop(error: Error): Promise<void> {
     this.#stopped = true;
-    this.#startup.stop();
+    this.#startup.stop(error);
     for (const job of this.#inGrace) {
       clearTimeout(job.grace);
       this.#opts.watchdog?.returned(job); // its thread is terminated below

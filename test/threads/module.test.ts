@@ -1,6 +1,6 @@
 import { pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { WorkerStartupError } from '../../src/errors.js';
+import { AbortError, PoolClosedError, WorkerStartupError } from '../../src/errors.js';
 import { adaptive } from '../../src/gates/adaptive.js';
 import { ThreadPool } from '../../src/threads/pool.js';
 import { fixture } from './helpers.js';
@@ -80,6 +80,52 @@ describe('ThreadPool module loading', () => {
     );
     expect(error).toBeInstanceOf(WorkerStartupError);
     expect((error as Error).message).toMatch(/no function default export/);
+  });
+
+  describe('a pool stopped before any thread loaded its module', () => {
+    const never = () => fixture('never-loads.ts');
+
+    it('ThreadPool.create rejects with AbortError when its signal aborts during the load', async () => {
+      const controller = new AbortController();
+      const created = ThreadPool.create<number, number>(never(), {
+        threads: 1,
+        signal: controller.signal,
+      });
+      controller.abort('startup budget spent');
+      const error = await created.catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(AbortError);
+      expect((error as AbortError).cause).toBe('startup budget spent');
+    });
+
+    it('ready rejects with the AbortError of abort(), and the queued jobs are canceled', async () => {
+      const pool = new ThreadPool<number, number>(never(), { threads: 1 });
+      const job = pool.run(1).catch((e: unknown) => e);
+      const report = await pool.abort('stop');
+      expect(report.canceled).toBe(1);
+      const error = await pool.ready.catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(AbortError);
+      expect((error as AbortError).cause).toBe('stop');
+      expect(await job).toBeInstanceOf(AbortError);
+    });
+
+    it('ready rejects with PoolClosedError after drain() and after close()', async () => {
+      const drained = new ThreadPool<number, number>(never(), { threads: 1 });
+      await drained.drain();
+      await expect(drained.ready).rejects.toBeInstanceOf(PoolClosedError);
+
+      const closed = new ThreadPool<number, number>(never(), { threads: 1 });
+      closed.close();
+      await expect(closed.ready).rejects.toBeInstanceOf(PoolClosedError);
+    });
+
+    it('a drain deadline that cancels the waiting jobs rejects ready with PoolClosedError', async () => {
+      const pool = new ThreadPool<number, number>(never(), { threads: 1 });
+      const job = pool.run(1).catch((e: unknown) => e);
+      const report = await pool.drain({ timeout: 0 });
+      expect(report.canceled).toBe(1);
+      expect(await job).toBeInstanceOf(AbortError);
+      await expect(pool.ready).rejects.toBeInstanceOf(PoolClosedError);
+    });
   });
 
   it('fails a module without a function default export with one clear WorkerStartupError', async () => {
