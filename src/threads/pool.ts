@@ -1,5 +1,5 @@
 import { availableParallelism } from 'node:os';
-import { AbortError, PoolClosedError } from '../errors.js';
+import { AbortError, PoolClosedError, toError } from '../errors.js';
 import { AdaptiveConcurrency } from '../gates/adaptive.js';
 import { onAbort } from '../internal/abort-fanout.js';
 import {
@@ -139,19 +139,14 @@ export class ThreadPool<J, R> {
     // The Pool is the scheduling core (intake, queue, gates, lifecycle, outcome counts); the
     // threads are its executor, which reads the transfer list, acceptance time and index off
     // each started job. Timeouts are the scheduler's own (they count from a thread's start).
-    this.#pool = new Pool<J, R>(notCalled, {
-      concurrency: this.#capacity(threads),
-      queueSize: this.#gated || unbounded ? this.#queueSize : 0,
-      retry: opts.retry,
-      rate: opts.rate,
-      key: opts.key,
-      perKey: opts.perKey,
-      name: opts.name,
-      [KIND]: 'thread-pool',
-      // undefined (the Pool's own) if read while this Pool is still being built.
-      [ANNOUNCED_STATS]: () => (this.#pool as Pool<J, R> | undefined) && this.stats(),
-      [EXECUTOR]: threadExecutor<J, R>(this.#scheduler),
-    } as PoolOptions<J>);
+    try {
+      this.#pool = this.#corePool(opts, unbounded);
+    } catch (error) {
+      // A gate option the Pool refuses (`retry`, `rate`, `key`, `perKey`): the threads started
+      // above must not outlive the constructor's throw (each a V8 isolate, never terminated).
+      void this.#scheduler.stop(toError(error));
+      throw error;
+    }
     if (this.#gated) {
       // Threads loading the module would start every job handed over meanwhile at once: a
       // gated pool hands over nothing until a thread is ready.
@@ -163,6 +158,23 @@ export class ThreadPool<J, R> {
     }
     if (signal?.aborted) void this.abort(signal.reason);
     else if (signal) this.#unsubscribe = onAbort(signal, (reason) => void this.abort(reason));
+  }
+
+  /** The scheduling core over the threads (see the constructor). */
+  #corePool(opts: ThreadPoolOptions<J>, unbounded: boolean): Pool<J, R> {
+    return new Pool<J, R>(notCalled, {
+      concurrency: this.#capacity(this.#threads),
+      queueSize: this.#gated || unbounded ? this.#queueSize : 0,
+      retry: opts.retry,
+      rate: opts.rate,
+      key: opts.key,
+      perKey: opts.perKey,
+      name: opts.name,
+      [KIND]: 'thread-pool',
+      // undefined (the Pool's own) if read while this Pool is still being built.
+      [ANNOUNCED_STATS]: () => (this.#pool as Pool<J, R> | undefined) && this.stats(),
+      [EXECUTOR]: threadExecutor<J, R>(this.#scheduler),
+    } as PoolOptions<J>);
   }
 
   /**

@@ -1,5 +1,6 @@
 import { pathToFileURL } from 'node:url';
-import { describe, expect, it } from 'vitest';
+import { Worker } from 'node:worker_threads';
+import { describe, expect, it, vi } from 'vitest';
 import { AbortError, PoolClosedError, WorkerStartupError } from '../../src/errors.js';
 import { adaptive } from '../../src/gates/adaptive.js';
 import { ThreadPool } from '../../src/threads/pool.js';
@@ -34,6 +35,19 @@ describe('ThreadPool module loading', () => {
     expect(() => new ThreadPool(url, { timeout: 0 })).toThrow(/"timeout"/);
     expect(() => new ThreadPool(url, { abortGrace: Number.NaN })).toThrow(/"abortGrace"/);
     expect(() => new ThreadPool(42 as unknown as string)).toThrow(/"module"/);
+  });
+
+  it('a gate option the Pool refuses at construction terminates the threads already started', () => {
+    const terminate = vi.spyOn(Worker.prototype, 'terminate');
+    try {
+      expect(
+        () => new ThreadPool(fixture('double.ts'), { threads: 2, retry: { attempts: 0 } }),
+      ).toThrow(/retry\.attempts/);
+      // Each thread was left running for the life of the process (a V8 isolate apiece).
+      expect(terminate).toHaveBeenCalledTimes(2);
+    } finally {
+      terminate.mockRestore();
+    }
   });
 
   it('refuses more than 1024 threads at construction and in resize, before starting any', async () => {
