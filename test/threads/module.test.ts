@@ -37,6 +37,24 @@ describe('ThreadPool module loading', () => {
     expect(() => new ThreadPool(42 as unknown as string)).toThrow(/"module"/);
   });
 
+  it('refuses resourceLimits that would end the whole process as Node starts a thread', () => {
+    const url = fixture('double.ts');
+    // A stack of ~0.22 MB or less: Node's bootstrap overflows, exit code 6 (was taken).
+    for (const stackSizeMb of [0.01, 0.2, 0.49]) {
+      expect(() => new ThreadPool(url, { threads: 1, resourceLimits: { stackSizeMb } })).toThrow(
+        expect.objectContaining({
+          name: 'RangeError',
+          code: 'ERR_INVALID_OPTION',
+          message: expect.stringMatching(/"resourceLimits\.stackSizeMb".*>= 0\.5.*got 0\.\d+$/),
+        }),
+      );
+    }
+    // A code range V8 cannot reserve: "Fatal process OOM" (was taken).
+    expect(
+      () => new ThreadPool(url, { threads: 1, resourceLimits: { codeRangeSizeMb: 1e9 } }),
+    ).toThrow(/"resourceLimits\.codeRangeSizeMb".*<= 4096.*got 1000000000$/);
+  });
+
   it('a gate option the Pool refuses at construction terminates the threads already started', () => {
     const terminate = vi.spyOn(Worker.prototype, 'terminate');
     try {
