@@ -947,6 +947,23 @@ function sourceList<M extends BrokerMessage>(source: Sources<M>): readonly Broke
     // One source fetched by two lanes would break "one fetch at a time" per source.
     invalidArgument('source', source, `${expected}, each given once`);
   }
+  for (const item of list) {
+    const { heartbeat, heartbeatInterval: every } = item as BrokerSource;
+    // 0, a negative number or NaN: Node's setInterval beats every 1 ms, for every running
+    // message — a busy loop of broker calls. Infinity is clamped to the longest timer.
+    if (
+      heartbeat !== undefined &&
+      every !== undefined &&
+      !(typeof every === 'number' && every > 0)
+    ) {
+      invalidOption(
+        'heartbeatInterval',
+        every,
+        "a number of ms > 0 (how often a running message's heartbeat is sent), or undefined",
+        typeof every === 'number',
+      );
+    }
+  }
   return list as readonly BrokerSource<M>[];
 }
 

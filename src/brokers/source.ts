@@ -85,7 +85,10 @@ export interface BrokerSource<M extends BrokerMessage = BrokerMessage> {
   heartbeat?(message: M): Promise<boolean | void>;
   /** Hand a fetched-but-unstarted message back to the broker at drain (as soon as possible). */
   release(message: M): Promise<void>;
-  /** Interval (ms) at which `heartbeat` must be called for a running message; absent = never. */
+  /**
+   * Interval (ms, > 0) at which `heartbeat` must be called for a running message; absent = never.
+   * `consume()` refuses 0, a negative number, NaN or a non-number (`ERR_INVALID_OPTION`).
+   */
   readonly heartbeatInterval?: number;
   /**
    * A push source's fixed prefetch (messages the broker sends ahead), when it has one: `consume()`

@@ -159,6 +159,26 @@ const RESOURCE_LIMITS = [
 ] as const;
 
 /**
+ * Limits outside which Node does not fail the thread but ends the whole process as it starts
+ * one (measured on Node 20 and 24): a stack of ~0.22 MB or less overflows in Node's own bootstrap
+ * (a fatal error, exit code 6), and a code range of ~100 TB cannot be reserved (V8's fatal
+ * "Fatal process OOM", SIGTRAP). Refused at construction, with a margin, instead.
+ */
+const LIMIT_RANGES = {
+  stackSizeMb: {
+    min: 0.5,
+    max: Number.POSITIVE_INFINITY,
+    expected:
+      'a number of MB >= 0.5 (a smaller stack ends the whole process as Node starts the thread; the default is 4)',
+  },
+  codeRangeSizeMb: {
+    min: 0,
+    max: 4096,
+    expected: 'a number of MB <= 4096 (a code range V8 cannot reserve ends the whole process)',
+  },
+} as const;
+
+/**
  * A worker thread's `resourceLimits`: undefined/null, or an object with only the known keys, each
  * undefined or a positive finite number — checked at construction, not found out later as
  * threads that fail to start.
@@ -177,6 +197,10 @@ export function optionalResourceLimits<L extends object>(
     if (limit == null) continue;
     if (typeof limit !== 'number' || !Number.isFinite(limit) || limit <= 0) {
       fail(`${name}.${key}`, limit, 'a positive finite number of MB');
+    }
+    const range = LIMIT_RANGES[key as keyof typeof LIMIT_RANGES];
+    if (range !== undefined && !(limit >= range.min && limit <= range.max)) {
+      fail(`${name}.${key}`, limit, range.expected);
     }
   }
   return limits as L;

@@ -1,4 +1,5 @@
 import { availableParallelism } from 'node:os';
+import { AbortError, PoolClosedError, toError } from '../errors.js';
 import { AdaptiveConcurrency } from '../gates/adaptive.js';
 import { onAbort } from '../internal/abort-fanout.js';
 import {
@@ -138,19 +139,14 @@ export class ThreadPool<J, R> {
     // The Pool is the scheduling core (intake, queue, gates, lifecycle, outcome counts); the
     // threads are its executor, which reads the transfer list, acceptance time and index off
     // each started job. Timeouts are the scheduler's own (they count from a thread's start).
-    this.#pool = new Pool<J, R>(notCalled, {
-      concurrency: this.#capacity(threads),
-      queueSize: this.#gated || unbounded ? this.#queueSize : 0,
-      retry: opts.retry,
-      rate: opts.rate,
-      key: opts.key,
-      perKey: opts.perKey,
-      name: opts.name,
-      [KIND]: 'thread-pool',
-      // undefined (the Pool's own) if read while this Pool is still being built.
-      [ANNOUNCED_STATS]: () => (this.#pool as Pool<J, R> | undefined) && this.stats(),
-      [EXECUTOR]: threadExecutor<J, R>(this.#scheduler),
-    } as PoolOptions<J>);
+    try {
+      this.#pool = this.#corePool(opts, unbounded);
+    } catch (error) {
+      // A gate option the Pool refuses (`retry`, `rate`, `key`, `perKey`): the threads started
+      // above must not outlive the constructor's throw (each a V8 isolate, never terminated).
+      void this.#scheduler.stop(toError(error));
+      throw error;
+    }
     if (this.#gated) {
       // Threads loading the module would start every job handed over meanwhile at once: a
       // gated pool hands over nothing until a thread is ready.
@@ -164,12 +160,30 @@ export class ThreadPool<J, R> {
     else if (signal) this.#unsubscribe = onAbort(signal, (reason) => void this.abort(reason));
   }
 
+  /** The scheduling core over the threads (see the constructor). */
+  #corePool(opts: ThreadPoolOptions<J>, unbounded: boolean): Pool<J, R> {
+    return new Pool<J, R>(notCalled, {
+      concurrency: this.#capacity(this.#threads),
+      queueSize: this.#gated || unbounded ? this.#queueSize : 0,
+      retry: opts.retry,
+      rate: opts.rate,
+      key: opts.key,
+      perKey: opts.perKey,
+      name: opts.name,
+      [KIND]: 'thread-pool',
+      // undefined (the Pool's own) if read while this Pool is still being built.
+      [ANNOUNCED_STATS]: () => (this.#pool as Pool<J, R> | undefined) && this.stats(),
+      [EXECUTOR]: threadExecutor<J, R>(this.#scheduler),
+    } as PoolOptions<J>);
+  }
+
   /**
    * Constructs a pool and waits until its module has loaded in a thread, so a module that
    * cannot be used fails here rather than at the first job.
    * @throws TypeError/RangeError as the constructor does.
    * @throws WorkerStartupError (rejection) when the module has no function default export or
    *   keeps failing to load; the pool's threads are gone by then.
+   * @throws AbortError (rejection) when `opts.signal` aborts before the module has loaded.
    * @example
    * ```ts
    * const pool = await ThreadPool.create<Uint8Array, string>(new URL('./hash.js', import.meta.url));
@@ -214,7 +228,9 @@ export class ThreadPool<J, R> {
   /**
    * Resolves once a thread has loaded the module; rejects with `WorkerStartupError` when the
    * pool gave up (no function default export, or repeated import failures). Jobs submitted
-   * before that simply wait.
+   * before that simply wait. A pool stopped before any thread loaded the module rejects it too:
+   * with the `AbortError` of `abort()` (or of the `signal` option), or `PoolClosedError` after
+   * `close()`/`drain()`.
    */
   get ready(): Promise<void> {
     return this.#scheduler.ready;
@@ -299,6 +315,8 @@ export class ThreadPool<J, R> {
    */
   abort(reason?: unknown): Promise<DrainReport<J>> {
     if (this.#aborting !== undefined) return this.#aborting;
+    // What `ready` rejects with if no thread has loaded the module yet (see #stop).
+    this.#abortError = reason instanceof AbortError ? reason : new AbortError(reason);
     // Stored before the Pool cancels anything: a subscriber of the canceled jobs' settlement
     // that calls abort() (user code run inside the Pool's abort) gets this promise too.
     let report!: Promise<DrainReport<J>>;
@@ -312,6 +330,7 @@ export class ThreadPool<J, R> {
     return this.#aborting;
   }
   #aborting: Promise<DrainReport<J>> | undefined;
+  #abortError: AbortError | undefined;
 
   /**
    * Changes the thread count. Up: threads start now — or a surplus thread still finishing its
@@ -400,7 +419,11 @@ export class ThreadPool<J, R> {
   #stop(): Promise<void> {
     this.#unsubscribe?.();
     this.#unsubscribe = undefined;
-    this.#stopped ??= this.#scheduler.stop();
+    // A `ready` still pending settles now: no thread will load the module any more.
+    this.#stopped ??= this.#scheduler.stop(
+      this.#abortError ??
+        new PoolClosedError('the ThreadPool was closed before a thread loaded its module'),
+    );
     return this.#stopped;
   }
 }

@@ -8,7 +8,7 @@
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import type { ResourceLimits } from 'node:worker_threads';
-import { TimeoutError, WorkerCrashedError, type WorkerStartupError } from '../errors.js';
+import { TimeoutError, toError, WorkerCrashedError, type WorkerStartupError } from '../errors.js';
 import { coded } from '../internal/options.js';
 import type { Watchdog } from '../observability/watchdog.js';
 import type { ExecutorJob } from '../scheduler/executor.js';
@@ -202,10 +202,13 @@ export class Scheduler implements ThreadEvents<Job> {
     this.#scheduleDispatch();
   }
 
-  /** Terminates every thread. Call once no job is pending. */
-  async stop(): Promise<void> {
+  /**
+   * Terminates every thread. Call once no job is pending. `ready`, if still pending, rejects
+   * with `error`.
+   */
+  async stop(error: Error): Promise<void> {
     this.#stopped = true;
-    this.#startup.stop();
+    this.#startup.stop(error);
     for (const job of this.#inGrace) {
       clearTimeout(job.grace);
       this.#opts.watchdog?.returned(job); // its thread is terminated below
@@ -351,7 +354,22 @@ export class Scheduler implements ThreadEvents<Job> {
 
   #spawn(id: number): void {
     const timed = this.#opts.timeout !== undefined;
-    this.#slots[id] = new Thread<Job>(id, this.#spec, this.#opts.resourceLimits, this, timed);
+    try {
+      this.#slots[id] = new Thread<Job>(id, this.#spec, this.#opts.resourceLimits, this, timed);
+    } catch (error) {
+      // Node refused to start the thread (ERR_WORKER_INIT_FAILED: EAGAIN when the process is
+      // out of threads or memory, or a stack it cannot give): a start-up failure of this slot,
+      // retried with backoff until the pool gives up, as a thread that dies loading the module.
+      // Handled on a microtask, never thrown: a replacement is spawned from a dead thread's
+      // 'exit' handler or a restart timer (an uncaught exception there ended the process),
+      // and the first threads from the ThreadPool's constructor, before its Pool exists.
+      this.#slots[id] = undefined;
+      queueMicrotask(() => {
+        if (this.#stopped || this.#startup.failure) return;
+        const failure = this.#startup.failed(toError(error), false, () => this.#refill());
+        if (failure) this.#fail(failure);
+      });
+    }
   }
 
   /**

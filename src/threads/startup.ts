@@ -61,7 +61,12 @@ export class Startup {
     return this.#failed;
   }
 
-  stop(): void {
+  /**
+   * The pool stopped (drained, closed or aborted). A `ready` still pending rejects with `error`:
+   * no thread will load the module now, and `ThreadPool.create()` waiting on it must end.
+   */
+  stop(error: Error): void {
     clearTimeout(this.#timer);
+    this.#reject(error); // a no-op once ready settled
   }
 }

@@ -118,12 +118,19 @@ export class Thread<S extends Sent> {
       entry: spec.entry,
       tsx: spec.tsx,
     };
-    this.#worker = new Worker(BOOTSTRAP, {
-      eval: true,
-      workerData: data,
-      transferList: [port2],
-      ...(limits ? { resourceLimits: limits } : {}),
-    });
+    try {
+      this.#worker = new Worker(BOOTSTRAP, {
+        eval: true,
+        workerData: data,
+        transferList: [port2],
+        ...(limits ? { resourceLimits: limits } : {}),
+      });
+    } catch (error) {
+      // No thread (see the scheduler's #spawn): its channel goes with it.
+      port1.close();
+      port2.close();
+      throw error;
+    }
     // One 'message' event, then every message already queued is taken synchronously: cheaper
     // than an event per result when results arrive faster than the event loop turns.
     port1.on('message', (message: FromThread) => {

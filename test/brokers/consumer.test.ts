@@ -560,6 +560,21 @@ describe('consume() loop', () => {
     await c.close();
   });
 
+  it("a source's heartbeat interval that is not a number of ms > 0 is refused at construction, naming it", () => {
+    for (const every of [0, -5, Number.NaN, '5000']) {
+      const s = new MemorySource();
+      s.heartbeatInterval = every as number;
+      s.heartbeat = async () => {};
+      // Was taken: Node's setInterval beat every 1 ms, for every running message.
+      expect(() => consume(s, () => {}, { concurrency: 1 })).toThrow(
+        expect.objectContaining({
+          code: 'ERR_INVALID_OPTION',
+          message: expect.stringMatching(/^Invalid option "heartbeatInterval".*got /),
+        }),
+      );
+    }
+  });
+
   it("a source's heartbeat interval past the longest timer beats at that timer's delay, not every millisecond", async () => {
     const s = new MemorySource();
     s.heartbeatInterval = 1e12 / 3;

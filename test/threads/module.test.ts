@@ -1,6 +1,7 @@
 import { pathToFileURL } from 'node:url';
-import { describe, expect, it } from 'vitest';
-import { WorkerStartupError } from '../../src/errors.js';
+import { Worker } from 'node:worker_threads';
+import { describe, expect, it, vi } from 'vitest';
+import { AbortError, PoolClosedError, WorkerStartupError } from '../../src/errors.js';
 import { adaptive } from '../../src/gates/adaptive.js';
 import { ThreadPool } from '../../src/threads/pool.js';
 import { fixture } from './helpers.js';
@@ -34,6 +35,37 @@ describe('ThreadPool module loading', () => {
     expect(() => new ThreadPool(url, { timeout: 0 })).toThrow(/"timeout"/);
     expect(() => new ThreadPool(url, { abortGrace: Number.NaN })).toThrow(/"abortGrace"/);
     expect(() => new ThreadPool(42 as unknown as string)).toThrow(/"module"/);
+  });
+
+  it('refuses resourceLimits that would end the whole process as Node starts a thread', () => {
+    const url = fixture('double.ts');
+    // A stack of ~0.22 MB or less: Node's bootstrap overflows, exit code 6 (was taken).
+    for (const stackSizeMb of [0.01, 0.2, 0.49]) {
+      expect(() => new ThreadPool(url, { threads: 1, resourceLimits: { stackSizeMb } })).toThrow(
+        expect.objectContaining({
+          name: 'RangeError',
+          code: 'ERR_INVALID_OPTION',
+          message: expect.stringMatching(/"resourceLimits\.stackSizeMb".*>= 0\.5.*got 0\.\d+$/),
+        }),
+      );
+    }
+    // A code range V8 cannot reserve: "Fatal process OOM" (was taken).
+    expect(
+      () => new ThreadPool(url, { threads: 1, resourceLimits: { codeRangeSizeMb: 1e9 } }),
+    ).toThrow(/"resourceLimits\.codeRangeSizeMb".*<= 4096.*got 1000000000$/);
+  });
+
+  it('a gate option the Pool refuses at construction terminates the threads already started', () => {
+    const terminate = vi.spyOn(Worker.prototype, 'terminate');
+    try {
+      expect(
+        () => new ThreadPool(fixture('double.ts'), { threads: 2, retry: { attempts: 0 } }),
+      ).toThrow(/retry\.attempts/);
+      // Each thread was left running for the life of the process (a V8 isolate apiece).
+      expect(terminate).toHaveBeenCalledTimes(2);
+    } finally {
+      terminate.mockRestore();
+    }
   });
 
   it('refuses more than 1024 threads at construction and in resize, before starting any', async () => {
@@ -80,6 +112,52 @@ describe('ThreadPool module loading', () => {
     );
     expect(error).toBeInstanceOf(WorkerStartupError);
     expect((error as Error).message).toMatch(/no function default export/);
+  });
+
+  describe('a pool stopped before any thread loaded its module', () => {
+    const never = () => fixture('never-loads.ts');
+
+    it('ThreadPool.create rejects with AbortError when its signal aborts during the load', async () => {
+      const controller = new AbortController();
+      const created = ThreadPool.create<number, number>(never(), {
+        threads: 1,
+        signal: controller.signal,
+      });
+      controller.abort('startup budget spent');
+      const error = await created.catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(AbortError);
+      expect((error as AbortError).cause).toBe('startup budget spent');
+    });
+
+    it('ready rejects with the AbortError of abort(), and the queued jobs are canceled', async () => {
+      const pool = new ThreadPool<number, number>(never(), { threads: 1 });
+      const job = pool.run(1).catch((e: unknown) => e);
+      const report = await pool.abort('stop');
+      expect(report.canceled).toBe(1);
+      const error = await pool.ready.catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(AbortError);
+      expect((error as AbortError).cause).toBe('stop');
+      expect(await job).toBeInstanceOf(AbortError);
+    });
+
+    it('ready rejects with PoolClosedError after drain() and after close()', async () => {
+      const drained = new ThreadPool<number, number>(never(), { threads: 1 });
+      await drained.drain();
+      await expect(drained.ready).rejects.toBeInstanceOf(PoolClosedError);
+
+      const closed = new ThreadPool<number, number>(never(), { threads: 1 });
+      closed.close();
+      await expect(closed.ready).rejects.toBeInstanceOf(PoolClosedError);
+    });
+
+    it('a drain deadline that cancels the waiting jobs rejects ready with PoolClosedError', async () => {
+      const pool = new ThreadPool<number, number>(never(), { threads: 1 });
+      const job = pool.run(1).catch((e: unknown) => e);
+      const report = await pool.drain({ timeout: 0 });
+      expect(report.canceled).toBe(1);
+      expect(await job).toBeInstanceOf(AbortError);
+      await expect(pool.ready).rejects.toBeInstanceOf(PoolClosedError);
+    });
   });
 
   it('fails a module without a function default export with one clear WorkerStartupError', async () => {
