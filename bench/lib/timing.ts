@@ -12,7 +12,9 @@ export async function timed<T>(fn: () => Promise<T> | T): Promise<{ value: T; el
  * statistics (`/proc/self/task/<pid>/schedstat`, first field); `undefined` where that file does
  * not exist. `process.cpuUsage()` counts every thread: in a fresh process that includes V8
  * compiling the burst's hot functions on background threads, which competes for the cores but
- * is not the burst's own work.
+ * is not the burst's own work. The kernel brings a running thread's figure up to date at its
+ * scheduler ticks and switches, so a reading can lag by a tick (1–4 ms): take medians, and do
+ * not read it for bursts of a few ms.
  */
 export function mainThreadCpuNs(): number | undefined {
   try {
