@@ -24,6 +24,7 @@ import {
   runIsolated,
   type Sluice,
 } from './lib/index.js';
+import { mainThreadCpuNs } from './lib/timing.js';
 
 const CONCURRENCY = 16;
 const double = async (x: number) => x * 2;
@@ -280,16 +281,21 @@ function check(sum: number, n: number) {
 interface Timing {
   wallNs: number;
   cpuNs: number;
+  /** The main thread's CPU time (Linux), without V8's background compile and GC threads. */
+  mainNs?: number;
 }
 
 async function timeOne(contender: Contender, sluice: Sluice, n: number): Promise<Timing> {
+  const main0 = mainThreadCpuNs();
   const cpu0 = cpuNs();
   const t0 = process.hrtime.bigint();
   const sum = await contender(sluice, n);
   const wallNs = Number(process.hrtime.bigint() - t0);
   const cpu = cpuNs() - cpu0;
+  const main1 = mainThreadCpuNs();
   check(sum, n);
-  return { wallNs, cpuNs: cpu };
+  const mainNs = main0 === undefined || main1 === undefined ? undefined : main1 - main0;
+  return { wallNs, cpuNs: cpu, mainNs };
 }
 
 interface ChildParams {
@@ -609,6 +615,7 @@ async function partCold(opts: Options) {
     for (const [distName, dist] of opts.dists) {
       const wall: Record<string, number[]> = Object.fromEntries(names.map((x) => [x, []]));
       const cpu: Record<string, number[]> = Object.fromEntries(names.map((x) => [x, []]));
+      const main: Record<string, number[]> = Object.fromEntries(names.map((x) => [x, []]));
       for (let rep = 0; rep < opts.coldRuns; rep++) {
         for (const name of names) {
           const run = await runIsolated<Timing>(
@@ -621,21 +628,28 @@ async function partCold(opts: Options) {
           else {
             wall[name]!.push(run.value.wallNs / 1e6);
             cpu[name]!.push(run.value.cpuNs / 1e6);
+            if (run.value.mainNs !== undefined) main[name]!.push(run.value.mainNs / 1e6);
           }
         }
       }
-      const cell = (x: string) => `${med(wall[x]!).toFixed(1)} / ${med(cpu[x]!).toFixed(1)} ms`;
+      const mainCell = (x: string) => (main[x]!.length > 0 ? ` / ${med(main[x]!).toFixed(1)}` : '');
+      const cell = (x: string) =>
+        `${med(wall[x]!).toFixed(1)} / ${med(cpu[x]!).toFixed(1)}${mainCell(x)} ms`;
+      const ratio = (xs: Record<string, number[]>) =>
+        xs.runPool!.length > 0 ? `${(med(xs['p-map']!) / med(xs.runPool!)).toFixed(2)}x` : '–';
       rows.push([
         `${count(n)} @ ${distName}`,
         ...names.map(cell),
-        `${(med(wall['p-map']!) / med(wall.runPool!)).toFixed(2)}x / ${(med(cpu['p-map']!) / med(cpu.runPool!)).toFixed(2)}x`,
+        `${ratio(wall)} / ${ratio(cpu)} / ${ratio(main)}`,
       ]);
     }
   }
   console.log(
-    `\n### Cold first burst in a fresh process: wall / CPU ms, medians of ${opts.coldRuns} processes each\n`,
+    `\n### Cold first burst in a fresh process: wall / CPU (all threads) / main-thread CPU ms, medians of ${opts.coldRuns} processes each\n`,
   );
-  console.log(markdownTable(['jobs @ build', ...names, 'p-map / runPool (wall / CPU)'], rows));
+  console.log(
+    markdownTable(['jobs @ build', ...names, 'p-map / runPool (wall / CPU / main thread)'], rows),
+  );
 }
 
 /** Goal 3: contenders interleaved in one process beside other work. */
