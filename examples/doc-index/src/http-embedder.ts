@@ -194,7 +194,7 @@ export class HttpEmbedder implements Embedder {
           retryable: true,
         };
       }
-      const msg = `embeddings request to ${this.#url} failed: ${(err as Error).message}`;
+      const msg = `embeddings request to ${this.#url} failed: ${fetchFailure(err)}`;
       return {
         error: new EmbedError('ERR_EMBED_HTTP', msg, { attempts: attempt, cause: err }),
         retryable: true,
@@ -260,6 +260,27 @@ export class HttpEmbedder implements Embedder {
       );
     }
   }
+}
+
+/**
+ * Why a `fetch` failed, with its cause: undici says only "fetch failed" and keeps the reason —
+ * `connect ECONNREFUSED 127.0.0.1:11434` (no server there), `getaddrinfo ENOTFOUND host` — in
+ * `cause` (an AggregateError with an empty message when every address of a host refused).
+ */
+export function fetchFailure(err: unknown): string {
+  const text = (e: unknown): string => {
+    if (!(e instanceof Error)) return String(e);
+    const code = (e as { code?: unknown }).code;
+    if (e.message) return e.message;
+    const inner = e instanceof AggregateError ? e.errors.map(text).filter(Boolean) : [];
+    if (inner.length > 0) return [...new Set(inner)].join('; ');
+    return typeof code === 'string' ? code : e.name;
+  };
+  const message = text(err);
+  const cause = err instanceof Error ? err.cause : undefined;
+  if (cause === undefined || cause === null) return message;
+  const why = text(cause);
+  return why && !message.includes(why) ? `${message}: ${why}` : message;
 }
 
 function embeddingsUrl(base: string): string {

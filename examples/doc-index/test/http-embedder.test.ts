@@ -1,7 +1,9 @@
 import diagnostics from 'node:diagnostics_channel';
+import { once } from 'node:events';
+import { createServer } from 'node:net';
 import { type PoolLimitMessage, SLUICE_POOL_LIMIT } from 'sluice';
 import { afterEach, describe, expect, it } from 'vitest';
-import { HttpEmbedder, type HttpEmbedderOptions } from '../src/http-embedder.js';
+import { fetchFailure, HttpEmbedder, type HttpEmbedderOptions } from '../src/http-embedder.js';
 import { backoffDelay, parseRetryAfter } from '../src/retry.js';
 import { type Behaviour, startOpenAiServer } from './openai-server.js';
 
@@ -86,6 +88,47 @@ describe('HttpEmbedder', () => {
         /answered 500 Internal Server Error: boom \(gave up after 3 attempts\)/,
       ),
     });
+  });
+
+  it('names the cause when no server listens (ECONNREFUSED), not only "fetch failed"', async () => {
+    // A port that was just free and is closed again: the connection is refused.
+    const probe = createServer().listen(0, '127.0.0.1');
+    await once(probe, 'listening');
+    const { port } = probe.address() as { port: number };
+    await new Promise((resolve) => probe.close(resolve));
+    const e = new HttpEmbedder({
+      baseUrl: `http://127.0.0.1:${port}`,
+      model: 'test-model',
+      backoffBase: 1,
+      retries: 1,
+    });
+    const err = await e.embed(texts(1)).catch((x: unknown) => x);
+    expect(err).toMatchObject({
+      code: 'ERR_EMBED_HTTP',
+      attempts: 2,
+      message: expect.stringMatching(
+        new RegExp(
+          `failed: fetch failed: connect ECONNREFUSED 127\\.0\\.0\\.1:${port} \\(gave up after 2 attempts\\)$`,
+        ),
+      ),
+    });
+  });
+
+  it("reads a fetch failure's cause, also an AggregateError without a message", () => {
+    const refused = (address: string) =>
+      Object.assign(new Error(`connect ECONNREFUSED ${address}`), { code: 'ECONNREFUSED' });
+    const both = Object.assign(
+      new AggregateError([refused('::1:11434'), refused('127.0.0.1:11434')], ''),
+      { code: 'ECONNREFUSED' },
+    );
+    expect(fetchFailure(new TypeError('fetch failed', { cause: both }))).toBe(
+      'fetch failed: connect ECONNREFUSED ::1:11434; connect ECONNREFUSED 127.0.0.1:11434',
+    );
+    const bare = Object.assign(new AggregateError([], ''), { code: 'ECONNREFUSED' });
+    expect(fetchFailure(new TypeError('fetch failed', { cause: bare }))).toBe(
+      'fetch failed: ECONNREFUSED',
+    );
+    expect(fetchFailure(new Error('socket hang up'))).toBe('socket hang up');
   });
 
   it('times out a request that hangs, retries it, then fails with ERR_EMBED_TIMEOUT', async () => {
