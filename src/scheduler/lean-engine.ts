@@ -344,101 +344,126 @@ function cancelUnstarted<J, R>(e: Lean<J, R>, job: J, error: Error): void {
 }
 
 /**
- * Pulls and starts jobs while a slot is free and the consumer is within `concurrency + buffer`
- * — the pull and the start in one function (start is inlined), so it compiles as one root.
+ * Pulls and starts jobs while a slot is free and the consumer is within `concurrency + buffer`;
+ * `given` (an async pull's value, see onStep) is started first, whatever the bound says.
+ *
+ * The pull and the start are one function on purpose, written out rather than calling a
+ * `start`. In a fresh process TurboFan compiles whatever is hot during the first burst, on
+ * background threads that share the machine's cores with the burst; a function small enough to
+ * inline (bytecode under V8's limit, 460 bytes) is compiled again inside every hot caller — the
+ * start inside the pump and on its own, the pump inside settle, inside the worker's callback
+ * and inside next(). Fused, the pump is too big to inline: its callers call it, and it is
+ * compiled once — a third less compile work during a 10,000-job burst (BENCHMARKS.md, "Cold
+ * bursts: compile each hot function once").
  */
-function pump<J, R>(e: Lean<J, R>): void {
-  while (
-    !e.sourceDone &&
-    !e.stopped &&
-    !e.pulling &&
-    e.running < e.concurrency &&
-    e.pulled < e.yielded + e.concurrency + e.buffer
-  ) {
-    if (e.isAsync) {
-      pullAsync(e);
-      return;
-    }
+function pump<J, R>(e: Lean<J, R>, given?: { job: J }): void {
+  for (;;) {
     let job: J;
-    // Pulling while the source's next() runs, as for an async pull: a next(), return() or abort
-    // it makes on this iteration pulls nothing more (no job beyond `concurrency`).
-    e.pulling = true;
-    // The step is read inside the try, as for-of reads it: a non-object or a throwing `done`
-    // or `value` getter is the source failing.
-    try {
-      const step = (e.source as Iterator<J>).next();
-      if (typeof step !== 'object' || step === null) throw notAnObject(step);
-      if (step.done) {
-        e.pulling = false;
-        e.sourceDone = true;
-        deliver(e);
+    // A job pulled after a stop (from inside the source's next()): started, then the pump ends.
+    let last = false;
+    if (given !== undefined) {
+      job = given.job;
+      given = undefined;
+    } else {
+      if (
+        e.sourceDone ||
+        e.stopped ||
+        e.pulling ||
+        e.running >= e.concurrency ||
+        e.pulled >= e.yielded + e.concurrency + e.buffer
+      ) {
         return;
       }
-      job = step.value;
-    } catch (error) {
-      e.pulling = false;
-      sourceFailed(e, error);
-      return;
-    }
-    e.pulling = false;
-    // Stopped meanwhile (from inside that next()): as an async pull's value (see onStep).
-    if (e.stopped) {
-      if (!e.returned) {
-        if (e.cancelWith !== undefined) cancelUnstarted(e, job, e.cancelWith);
-        else start(e, job);
+      if (e.isAsync) {
+        pullAsync(e);
+        return;
       }
+      // Pulling while the source's next() runs, as for an async pull: a next(), return() or
+      // abort it makes on this iteration pulls nothing more (no job beyond `concurrency`).
+      e.pulling = true;
+      // The step is read inside the try, as for-of reads it: a non-object or a throwing `done`
+      // or `value` getter is the source failing.
+      try {
+        const step = (e.source as Iterator<J>).next();
+        if (typeof step !== 'object' || step === null) throw notAnObject(step);
+        if (step.done) {
+          e.pulling = false;
+          e.sourceDone = true;
+          deliver(e);
+          return;
+        }
+        job = step.value;
+      } catch (error) {
+        e.pulling = false;
+        sourceFailed(e, error);
+        return;
+      }
+      e.pulling = false;
+      // Stopped meanwhile (from inside that next()): as an async pull's value (see onStep).
+      if (e.stopped) {
+        if (e.returned || e.cancelWith !== undefined) {
+          if (!e.returned) cancelUnstarted(e, job, e.cancelWith as Error);
+          deliver(e);
+          return;
+        }
+        last = true;
+      }
+    }
+    // The start. The index is the job's before any user code runs: an `accepted` subscriber
+    // may pull the next job (calling next()), which must get the next index, not this one's.
+    const index = e.pulled++;
+    // Its slot is held from here (before user code runs): see `Lean.running`.
+    e.running++;
+    const observed = e.hooks.accepted(job, index);
+    if (observed || deadlockStorageActive()) {
+      // Lean, or as a JobRun when its events are wanted or some pool detects self-deadlocks (as
+      // the full engine decides, per job). The subscriber may have aborted the signal or ended
+      // the iteration.
+      if (!(observed && settleIfStopped(e, job, index))) startRun(e, job, index, observed);
+    } else {
+      // What the worker's callbacks capture is declared in this block only: one context per
+      // job, as a function of its own had.
+      const engine = e;
+      const jobIndex = index;
+      const pulledJob = job;
+      const workerId = engine.free.length > 0 ? (engine.free.pop() as number) : engine.minted++;
+      const ctx = new LeanContext(jobIndex, workerId);
+      engine.busy[workerId] = ctx;
+      engine.busyJob[workerId] = pulledJob;
+      engine.busyIndex[workerId] = jobIndex;
+      // Called as a plain function, as the full engine calls it: `e.worker(…)` would hand the
+      // worker the engine's state as its `this`.
+      const worker = engine.worker;
+      let out: R | PromiseLike<R> | undefined;
+      try {
+        out = worker(pulledJob, ctx);
+        if (isThenable<R>(out)) {
+          // Adopted as `await` adopts it, never re-entrantly (see RunCore.start in job-run.ts):
+          // a thenable that calls back at once settles on a microtask; a throwing `then` (or
+          // getter) fails the job.
+          promiseThen.call(
+            Promise.resolve(out),
+            (value: R) => settle(engine, ctx, pulledJob, jobIndex, workerId, undefined, value),
+            (error: unknown) =>
+              settle(engine, ctx, pulledJob, jobIndex, workerId, toError(error), undefined),
+          );
+        } else {
+          // Never re-entrantly: a sync return (or throw, below) settles on a microtask.
+          queueMicrotask(() =>
+            settle(engine, ctx, pulledJob, jobIndex, workerId, undefined, out as R),
+          );
+        }
+      } catch (error) {
+        queueMicrotask(() =>
+          settle(engine, ctx, pulledJob, jobIndex, workerId, toError(error), undefined),
+        );
+      }
+    }
+    if (last) {
       deliver(e);
       return;
     }
-    start(e, job);
   }
-}
-
-/**
- * Starts a pulled job on a free slot: lean, or as a JobRun when its events are wanted or some
- * pool detects self-deadlocks (as the full engine decides, per job).
- */
-function start<J, R>(e: Lean<J, R>, job: J): void {
-  // The index is the job's before any user code runs: an `accepted` subscriber may pull the
-  // next job (calling next()), which must get the next index, not this one's.
-  const index = e.pulled++;
-  // Its slot is held from here (before user code runs): see `Lean.running`.
-  e.running++;
-  const observed = e.hooks.accepted(job, index);
-  if (observed || deadlockStorageActive()) {
-    // The subscriber may have aborted the signal or ended the iteration.
-    if (!(observed && settleIfStopped(e, job, index))) startRun(e, job, index, observed);
-    return;
-  }
-  const workerId = e.free.length > 0 ? (e.free.pop() as number) : e.minted++;
-  const ctx = new LeanContext(index, workerId);
-  e.busy[workerId] = ctx;
-  e.busyJob[workerId] = job;
-  e.busyIndex[workerId] = index;
-  // Called as a plain function, as the full engine calls it: `e.worker(…)` would hand the
-  // worker the engine's state as its `this`.
-  const worker = e.worker;
-  let out: R | PromiseLike<R>;
-  try {
-    out = worker(job, ctx);
-    if (isThenable<R>(out)) {
-      // Adopted as `await` adopts it, never re-entrantly (see RunCore.start in job-run.ts):
-      // a thenable that calls back at once settles on a microtask; a throwing `then` (or
-      // getter) fails the job.
-      promiseThen.call(
-        Promise.resolve(out),
-        (value: R) => settle(e, ctx, job, index, workerId, undefined, value),
-        (error: unknown) => settle(e, ctx, job, index, workerId, toError(error), undefined),
-      );
-      return;
-    }
-  } catch (error) {
-    // Never re-entrantly: a sync throw or return settles on a microtask.
-    queueMicrotask(() => settle(e, ctx, job, index, workerId, toError(error), undefined));
-    return;
-  }
-  const value = out;
-  queueMicrotask(() => settle(e, ctx, job, index, workerId, undefined, value));
 }
 
 function pullAsync<J, R>(e: Lean<J, R>): void {
@@ -488,9 +513,12 @@ function onStep<J, R>(e: Lean<J, R>, step: unknown): void {
     else sourceFailed(e, error);
     return;
   }
-  if (e.cancelWith !== undefined) cancelUnstarted(e, job, e.cancelWith);
-  else start(e, job);
-  pump(e);
+  if (e.cancelWith !== undefined) {
+    cancelUnstarted(e, job, e.cancelWith);
+    pump(e);
+  } else {
+    pump(e, { job });
+  }
   deliver(e);
 }
 
