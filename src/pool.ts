@@ -842,24 +842,18 @@ export class Pool<J, R> implements JobOwner<J, R> {
   #acceptGated(run: PendingRun<J, R>, priority: number, now: number): void {
     run.priority = priority;
     const { key } = this.#gates;
-    let keyFailed = false;
-    let keyError: unknown;
     if (key !== undefined) {
       try {
         run.key = keyOf(key, run.job);
       } catch (error) {
-        keyFailed = true;
-        keyError = error;
+        // A key function's failure is that job's failure (settled on a microtask, as a
+        // worker's synchronous throw is); in transit until then, so the pool is not idle before.
+        queueMicrotask(() => {
+          this.#inTransit--;
+          run.cancel(toError(error));
+        });
+        return;
       }
-    }
-    if (keyFailed) {
-      // A key function's failure is that job's failure (settled on a microtask, as a
-      // worker's synchronous throw is); in transit until then, so the pool is not idle before.
-      queueMicrotask(() => {
-        this.#inTransit--;
-        run.cancel(toError(keyError));
-      });
-      return;
     }
     this.#inTransit--; // (see #admit) placed below, or settled
     if (this.#state === 'aborted') {

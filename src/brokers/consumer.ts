@@ -36,7 +36,7 @@
 import { DeliveryLimitError, MalformedMessageError, toError } from '../errors.js';
 import { AdaptiveConcurrency } from '../gates/adaptive.js';
 import { onAbort as onAbortOf } from '../internal/abort-fanout.js';
-import { promiseThen } from '../internal/job-run.js';
+import { isThenable, promiseThen } from '../internal/job-run.js';
 import {
   argument,
   coded,
@@ -992,14 +992,6 @@ function settledThen(out: PromiseLike<unknown>, done: () => void): Promise<unkno
       done();
       throw error;
     },
-  );
-}
-
-function isThenable(value: unknown): value is PromiseLike<unknown> {
-  return (
-    value !== null &&
-    (typeof value === 'object' || typeof value === 'function') &&
-    typeof (value as { then?: unknown }).then === 'function'
   );
 }
 
