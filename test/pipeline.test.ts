@@ -298,6 +298,64 @@ describe('pipeline: drain and abort', () => {
   });
 });
 
+describe('pipeline: abort reaching a later stage that has gates', () => {
+  // The first stage's buffer still holds values when the pipeline aborts: a later stage keeps
+  // taking them (each must yield its result), but its rate and key gates were stopped by the
+  // abort, so none of them may wait for a permit or a turn that never comes.
+  for (const [label, gates] of [
+    ['rate', { rate: { limit: 1, interval: 3_600_000 } }],
+    ['rate and key', { rate: { limit: 1, interval: 3_600_000 }, key: () => 'k' }],
+    ['per-key rate', { key: () => 'k', perKey: { rate: { limit: 1, interval: 3_600_000 } } }],
+  ] as const) {
+    it(`abort: values still arriving at a stage with a ${label} gate settle as canceled and the iteration ends`, async () => {
+      const { state, source } = counted(1_000);
+      const p = pipeline(source)
+        .stage('first', async (x: number) => x, { concurrency: 2, buffer: 4 })
+        .stage('limited', async (x: number) => x, { concurrency: 1, buffer: 1, ...gates });
+      const results: Result<number, number>[] = [];
+      const it = p[Symbol.asyncIterator]();
+      const first = await it.next(); // job 0 took the only permit of the hour
+      if (!first.done) results.push(first.value);
+      await flush();
+      expect(p.stats()[0]!.queued + p.stats()[1]!.queued).toBeGreaterThan(0);
+      p.abort('stop');
+      for (let r = await it.next(); !r.done; r = await it.next()) results.push(r.value);
+      expect(results).toHaveLength(state.pulled);
+      expect(new Set(results.map((r) => r.index)).size).toBe(state.pulled);
+      expect(results[0]).toMatchObject({ ok: true, value: 0 });
+      for (const r of results.slice(1))
+        expect(r.ok === false && r.error).toBeInstanceOf(AbortError);
+    });
+  }
+
+  it("drain({ timeout }) ends at its deadline while values wait on a later stage's rate", async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    try {
+      const { state, source } = counted(1_000);
+      const p = pipeline(source)
+        .stage('first', async (x: number) => x, { concurrency: 2, buffer: 4 })
+        .stage('limited', async (x: number) => x, {
+          concurrency: 1,
+          buffer: 1,
+          rate: { limit: 1, interval: 3_600_000 },
+        });
+      const results: Result<number, number>[] = [];
+      const consuming = (async () => {
+        for await (const r of p) results.push(r);
+      })();
+      await vi.advanceTimersByTimeAsync(0);
+      const draining = p.drain({ timeout: 1_000 });
+      await vi.advanceTimersByTimeAsync(1_000);
+      await consuming;
+      expect(results).toHaveLength(state.pulled);
+      expect(await draining).toEqual({ canceled: state.pulled - 1 });
+      expect(vi.getTimerCount()).toBe(0);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+});
+
 describe('pipeline: stats', () => {
   it('reports per-stage counts and utilization; the slow stage has the highest utilization', async () => {
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date', 'performance'] });

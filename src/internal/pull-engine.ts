@@ -159,6 +159,12 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
   /** Inside {@link cancelRunning}. */
   #cancelingRunning = false;
   /**
+   * Set by {@link cancelRunning} on an engine with gates: its rate and key wake-ups are stopped,
+   * so a job pulled after it (a later pipeline stage still takes what the stages before it
+   * yield) settles as this error instead of waiting for a permit or a turn that never comes.
+   */
+  #gatesStopped: Error | undefined;
+  /**
    * Jobs pulled and not yet placed (started, parked, queued or settled) while user code runs for
    * them — an `accepted` subscriber, a limiter, a key or priority function. Each holds a slot (a
    * next() from that code must not start a job in it) and keeps the iteration from ending (an
@@ -281,6 +287,7 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
     // canceling the next job itself went one level deeper per job.
     if (this.#cancelingRunning) return;
     this.#cancelingRunning = true;
+    if (this.#queue !== undefined || this.#rate !== undefined) this.#gatesStopped ??= error;
     try {
       if (this.#queue !== undefined) this.#cancelGated(error);
       else if (this.#rate !== undefined) this.#cancelParked(error);
@@ -585,6 +592,11 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
       this.#accepting--;
       if (observed) this.#settledHook(job, index, undefined);
       this.#push(makeResult<J, R>(job, index, undefined, job as unknown as R));
+      return;
+    }
+    if (this.#gatesStopped !== undefined) {
+      this.#accepting--;
+      this.#settleUnstarted(job, index, observed, this.#gatesStopped);
       return;
     }
     if (this.#queue !== undefined) {
