@@ -84,24 +84,40 @@ export function missingOutcome(): Error {
   );
 }
 
+const mapHas = Map.prototype.has;
+const mapGet = Map.prototype.get;
+
 /**
  * One item's outcome from what the batch handler returned: `undefined` = all succeeded, a Map =
- * as stated (unlisted or not `true`/an Error = failed); anything else fails every item.
+ * as stated (unlisted or not `true`/an Error = failed); anything else fails every item. A Map is
+ * read by its entries, with the built-in `has`/`get` (a subclass's overrides are not called),
+ * and a value whose inspection throws (a Proxy: its traps, or a Map's methods on it) fails the
+ * item with ERR_INVALID_RETURN_VALUE instead of throwing out of the consumer.
  */
 export function outcomeOf(returned: unknown, item: object): Error | undefined {
   if (returned === undefined) return undefined;
-  if (!(returned instanceof Map)) {
+  try {
+    if (!(returned instanceof Map)) {
+      return coded(
+        new TypeError(
+          'a batch handler must return undefined (all succeeded) or a Map of item → true | Error',
+        ),
+        'ERR_INVALID_RETURN_VALUE',
+      );
+    }
+    if (!mapHas.call(returned, item)) return missingOutcome();
+    const outcome: unknown = mapGet.call(returned, item);
+    if (outcome === true) return undefined;
+    if (outcome instanceof Error) return outcome;
+  } catch (error) {
     return coded(
       new TypeError(
-        'a batch handler must return undefined (all succeeded) or a Map of item → true | Error',
+        'a batch handler returned a value whose reading threw: expected undefined or a Map of item → true | Error',
+        { cause: error },
       ),
       'ERR_INVALID_RETURN_VALUE',
     );
   }
-  if (!returned.has(item)) return missingOutcome();
-  const outcome: unknown = returned.get(item);
-  if (outcome === true) return undefined;
-  if (outcome instanceof Error) return outcome;
   return coded(
     new TypeError('a batch outcome must be true (succeeded) or an Error (failed)'),
     'ERR_INVALID_RETURN_VALUE',

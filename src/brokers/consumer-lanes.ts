@@ -19,7 +19,9 @@
  *
  * @module
  */
+import { coded } from '../internal/options.js';
 import { pause } from './consumer-options.js';
+import { errorStringCode } from './dead-letter.js';
 import type { BrokerMessage, BrokerSource } from './source.js';
 
 /** One source and the state of its fetches. */
@@ -187,7 +189,7 @@ export class FetchLanes<M extends BrokerMessage> {
     let messages: M[];
     lane.fetching = true;
     try {
-      messages = await lane.source.fetch(max, this.#signal);
+      messages = fetchedMessages<M>(await lane.source.fetch(max, this.#signal));
     } catch (error) {
       lane.fetching = false;
       this.#reserved -= max;
@@ -230,8 +232,42 @@ export class FetchLanes<M extends BrokerMessage> {
 
 /** A fetch error that no retry can cure: the source or its options are wrong. */
 function isMisuse(error: unknown): boolean {
-  const code = (error as { code?: unknown } | null)?.code;
+  const code = errorStringCode(error); // a custom source's error may have a throwing getter
   return (
     code === 'ERR_INVALID_STATE' || code === 'ERR_INVALID_OPTION' || code === 'ERR_INVALID_ARGUMENT'
   );
+}
+
+/**
+ * A fetch's answer as a plain array of message objects. Anything else — a custom source that
+ * resolved `undefined`, an array-like, an entry that is not an object, a Proxy whose reading
+ * throws — fails the fetch (ERR_INVALID_RETURN_VALUE: reported and retried), as a rejection
+ * would: held and settled are never built on it. Messages it may have carried stay with the
+ * broker, which delivers them again (as after a fetch whose reply was lost).
+ */
+function fetchedMessages<M>(value: unknown): M[] {
+  let messages: M[] | undefined;
+  try {
+    if (Array.isArray(value)) {
+      messages = [];
+      for (const m of value as unknown[]) {
+        if (typeof m !== 'object' || m === null) {
+          messages = undefined;
+          break;
+        }
+        messages.push(m as M);
+      }
+    }
+  } catch {
+    messages = undefined;
+  }
+  if (messages === undefined) {
+    throw coded(
+      new TypeError(
+        "the source's fetch() must resolve with an array of message objects (a custom BrokerSource bug)",
+      ),
+      'ERR_INVALID_RETURN_VALUE',
+    );
+  }
+  return messages;
 }

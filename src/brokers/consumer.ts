@@ -615,15 +615,10 @@ class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
     call.then(
       (results) => {
         try {
-          const bad =
-            results != null && (!Array.isArray(results) || results.length !== n)
-              ? new TypeError(
-                  `ackMany resolved with ${Array.isArray(results) ? `${results.length} results` : typeof results} for ${n} messages (expected undefined or one entry per message): counted as not acked`,
-                )
-              : undefined;
+          const { entries, bad } = ackManyEntries(results, n);
           for (let i = 0; i < n; i++) {
             const message = messages[i]!;
-            const failure = bad ?? (results as readonly unknown[] | undefined)?.[i];
+            const failure = bad ?? entries?.[i];
             if (failure == null) {
               this.#stats.acked++;
               publishMessageOutcome(this.#name, message, 'acked', undefined);
@@ -655,7 +650,7 @@ class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
    */
   #settleFailed(failure: unknown, op: 'ack' | 'retry' | 'deadLetter', message: M): void {
     this.#stats.unsettled++;
-    if ((failure as { code?: unknown } | null)?.code === 'ERR_LEASE_LOST') {
+    if (errorStringCode(failure) === 'ERR_LEASE_LOST') {
       this.#stats.leaseLost++;
       publishMessageOutcome(this.#name, message, 'leaseLost', undefined, 'settle');
     } else {
@@ -816,7 +811,7 @@ class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
           if (op === 'ack' || op === 'retry' || op === 'deadLetter') {
             this.#settleFailed(failure, op, message);
           } else {
-            if ((failure as { code?: unknown } | null)?.code === 'ERR_LEASE_LOST') {
+            if (errorStringCode(failure) === 'ERR_LEASE_LOST') {
               this.#stats.leaseLost++;
               publishMessageOutcome(this.#name, message, 'leaseLost', undefined, 'settle');
             }
@@ -1006,4 +1001,38 @@ function defaultOnError(
 ): void {
   const where = message ? ` (message ${message.id})` : '';
   process.stderr.write(`sluice consumer: ${operation} failed${where}: ${errorMessage(error)}\n`);
+}
+
+/**
+ * What a source's `ackMany` resolved with, read once into a plain array: `undefined` (all
+ * acked), one entry per message, or `bad` — the failure of every message when it is anything
+ * else, or when reading it threw (a Proxy's traps): counted as not acked, never thrown.
+ */
+function ackManyEntries(
+  results: unknown,
+  n: number,
+): { entries: readonly unknown[] | undefined; bad: Error | undefined } {
+  if (results == null) return { entries: undefined, bad: undefined };
+  try {
+    const length = Array.isArray(results) ? (results as unknown[]).length : undefined;
+    if (length !== n) {
+      return {
+        entries: undefined,
+        bad: new TypeError(
+          `ackMany resolved with ${length === undefined ? typeof results : `${length} results`} for ${n} messages (expected undefined or one entry per message): counted as not acked`,
+        ),
+      };
+    }
+    const entries: unknown[] = [];
+    for (let i = 0; i < n; i++) entries.push((results as unknown[])[i]);
+    return { entries, bad: undefined };
+  } catch (error) {
+    return {
+      entries: undefined,
+      bad: new TypeError(
+        `ackMany resolved with a value whose reading threw (expected undefined or one entry per message): counted as not acked`,
+        { cause: error },
+      ),
+    };
+  }
 }

@@ -135,6 +135,34 @@ describe('consume() with batch over a source with ackMany', () => {
     }
   });
 
+  it('ackMany resolving with an array whose reading throws (a Proxy), or with an entry whose code getter throws, is counted per message and reported, never thrown', async () => {
+    const trap = () => {
+      throw new Error('trap');
+    };
+    for (const kind of ['proxy-array', 'hostile-entry'] as const) {
+      const s = new ManySource();
+      s.reply = async (messages) =>
+        kind === 'proxy-array'
+          ? new Proxy(
+              messages.map(() => undefined),
+              { get: trap },
+            )
+          : messages.map(() => new Proxy(new Error('refused'), { get: trap }));
+      pushN(s, 4);
+      const errors: string[] = [];
+      const c = consume<number>(s, () => undefined, {
+        concurrency: 4,
+        batch: { size: 4 },
+        onError: (_e, op, m) => errors.push(`${op} ${m?.id}`),
+      });
+      while (c.stats().errors < 4) await flush();
+      expect(c.stats().held).toBe(0);
+      const report = await c.close();
+      expect(errors).toEqual(['ack m0-0', 'ack m1-1', 'ack m2-2', 'ack m3-3']);
+      expect(report.stats).toMatchObject({ acked: 0, unsettled: 4, errors: 4, held: 0 });
+    }
+  });
+
   it('the slots of an ackMany free only once it settles: held counts the batch until then', async () => {
     const s = new ManySource();
     const gate = deferred<undefined>();

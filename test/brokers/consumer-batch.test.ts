@@ -154,6 +154,48 @@ describe('consume() with batch', () => {
     ]);
   });
 
+  it('a returned Map is read by its entries: overridden has/get that throw are not called, and both messages are acked', async () => {
+    const s = new MemorySource();
+    pushN(s, 2);
+    class Hostile extends Map<unknown, unknown> {
+      override has(): boolean {
+        throw new Error('has');
+      }
+      override get(): unknown {
+        throw new Error('get');
+      }
+    }
+    const c = consume(s, (items) => new Hostile(items.map((item) => [item, true])) as never, {
+      concurrency: 2,
+      batch: { size: 2 },
+    });
+    while (s.calls.length < 2) await flush();
+    await c.close();
+    expect(s.ops('ack')).toHaveLength(2);
+  });
+
+  it('a returned value or outcome whose inspection throws (a Proxy of a Map, throwing traps) fails those messages with ERR_INVALID_RETURN_VALUE, never the process', async () => {
+    const trap = () => {
+      throw new Error('trap');
+    };
+    const returns: ((items: BatchItem<unknown>[]) => unknown)[] = [
+      (items) => new Proxy(new Map(items.map((item) => [item, true])), {}),
+      () => new Proxy({}, { getPrototypeOf: trap }),
+      (items) => new Map(items.map((item) => [item, new Proxy({}, { getPrototypeOf: trap })])),
+    ];
+    for (const answer of returns) {
+      const s = new MemorySource();
+      pushN(s, 2);
+      const c = consume(s, answer as never, { concurrency: 2, batch: { size: 2 } });
+      while (s.calls.length < 2) await flush();
+      await c.close();
+      expect(s.ops('retry').map((x) => x.code)).toEqual([
+        'ERR_INVALID_RETURN_VALUE',
+        'ERR_INVALID_RETURN_VALUE',
+      ]);
+    }
+  });
+
   it('held stays within concurrency with batches running; after the first, a fetch asks for one batch at most, never more than the free slots', async () => {
     const s = new MemorySource();
     pushN(s, 30);

@@ -449,6 +449,61 @@ describe('consume() loop', () => {
     expect(c.stats()).toMatchObject({ fetched: 5, released: 3, acked: 2, held: 0 });
   });
 
+  it('a custom source whose fetch resolves with no array of messages, or rejects with a value whose code getter throws, fails that fetch (reported, retried): the consumer goes on and close() returns', async () => {
+    const trap = () => {
+      throw new Error('trap');
+    };
+    const answers: [string, () => unknown, unknown][] = [
+      ['undefined', () => undefined, 'ERR_INVALID_RETURN_VALUE'],
+      ['an array-like', () => ({ length: 1 }), 'ERR_INVALID_RETURN_VALUE'],
+      ['an array holding null', () => [null], 'ERR_INVALID_RETURN_VALUE'],
+      [
+        'an array Proxy whose reading throws',
+        () => new Proxy([], { get: (_, k) => (k === 'then' ? undefined : trap()) }),
+        'ERR_INVALID_RETURN_VALUE',
+      ],
+      [
+        'a rejection whose code getter throws',
+        () =>
+          Promise.reject(
+            new Proxy(new Error('down'), {
+              get: (target, k) => (k === 'code' ? trap() : Reflect.get(target, k)),
+            }),
+          ),
+        'unreadable',
+      ],
+    ];
+    for (const [label, answer, code] of answers) {
+      class Broken extends MemorySource {
+        broken = true;
+        override async fetch(max: number, signal: AbortSignal) {
+          if (!this.broken) return super.fetch(max, signal);
+          this.broken = false;
+          return answer() as never;
+        }
+      }
+      const s = new Broken();
+      s.push('1');
+      const errors: { op: string; code: unknown }[] = [];
+      const c = consume(s, () => undefined, {
+        concurrency: 2,
+        onError: (e, op) => {
+          let code: unknown;
+          try {
+            code = (e as { code?: unknown }).code;
+          } catch {
+            code = 'unreadable';
+          }
+          errors.push({ op, code });
+        },
+      });
+      while (s.ops('ack').length < 1) await flush();
+      const report = await c.close();
+      expect({ label, errors }).toEqual({ label, errors: [{ op: 'fetch', code }] });
+      expect(report.stats).toMatchObject({ held: 0, acked: 1 });
+    }
+  });
+
   it('close() returns promptly while the fetch waits on an empty queue', async () => {
     const s = new MemorySource();
     const c = consume(s, () => {}, { concurrency: 2 });
