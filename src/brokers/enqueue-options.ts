@@ -26,7 +26,8 @@ export interface EnqueueOptions {
    * A deduplication key: while a job enqueued with this key is pending (not yet acked or
    * dead-lettered), another enqueue with the same key adds nothing and returns
    * `{ deduplicated: true }`. How long a key is held is broker-specific (on NATS, the stream's
-   * duplicate window). A non-empty string of at most 256 characters. Not on RabbitMQ.
+   * duplicate window). A non-empty string of at most 256 characters, without a lone surrogate
+   * (it has no UTF-8 form: two such keys would be stored as one). Not on RabbitMQ.
    */
   key?: string;
   /**
@@ -34,7 +35,7 @@ export interface EnqueueOptions {
    * spaces or `:`, and those starting with `sluice-` or `nats-` (any case) are reserved (JetStream
    * acts on its `Nats-*` headers: `Nats-Msg-Id` would bypass `key`, `Nats-Expected-*` make the
    * publish conditional); values are strings without line breaks (the same rule on every broker,
-   * the strictest one's: NATS).
+   * the strictest one's: NATS) or a lone surrogate.
    */
   headers?: Record<string, string>;
 }
@@ -69,9 +70,15 @@ export function headerNameAllowed(name: string): boolean {
   return HEADER_NAME.test(name) && !/^(sluice|nats)-/i.test(name);
 }
 
-/** True for a header value `enqueue` takes: a string on one line. */
+/**
+ * A lone surrogate (half of a UTF-16 pair): it has no UTF-8 form, so a broker stores U+FFFD in
+ * its place — two different keys would become one, a header value would change.
+ */
+const LONE_SURROGATE = /[\ud800-\udfff]/u;
+
+/** True for a header value `enqueue` takes: a string on one line, storable as itself. */
 export function headerValueAllowed(value: unknown): value is string {
-  return typeof value === 'string' && !/[\r\n]/.test(value);
+  return typeof value === 'string' && !/[\r\n]/.test(value) && !LONE_SURROGATE.test(value);
 }
 
 /** Longest `key`, characters. */
@@ -109,9 +116,20 @@ export function checkEnqueue(
   // A duration as every other: at most the longest timer (a Redis or PostgreSQL source would
   // sleep towards it, a NATS source turns it back with it).
   const delay = optionalDeadline('delay', o.delay) ?? 0;
-  const { key } = o;
-  if (key !== undefined && (typeof key !== 'string' || key === '' || key.length > MAX_KEY_LENGTH)) {
-    invalidOption('key', key, `a non-empty string of at most ${MAX_KEY_LENGTH} characters`);
+  // null means no key, as for every optional option.
+  const key = o.key ?? undefined;
+  if (
+    key !== undefined &&
+    (typeof key !== 'string' ||
+      key === '' ||
+      key.length > MAX_KEY_LENGTH ||
+      LONE_SURROGATE.test(key))
+  ) {
+    invalidOption(
+      'key',
+      key,
+      `a non-empty string of at most ${MAX_KEY_LENGTH} characters, without a lone surrogate (half of a UTF-16 pair: it cannot be stored as itself)`,
+    );
   }
   const headers: [string, string][] = [];
   if (o.headers != null) {
@@ -127,7 +145,11 @@ export function checkEnqueue(
         );
       }
       if (!headerValueAllowed(value)) {
-        invalidOption(`headers.${name}`, value, 'a string without line breaks');
+        invalidOption(
+          `headers.${name}`,
+          value,
+          'a string without line breaks or a lone surrogate (half of a UTF-16 pair)',
+        );
       }
       headers.push([name, value]);
     }

@@ -72,6 +72,43 @@ describe.each(brokers.map((b) => [b.name, b] as const))('enqueue() over %s', (_,
   });
 });
 
+describe.each(brokers.map((b) => [b.name, b] as const))(
+  'enqueue() over %s: text that cannot be stored as itself',
+  (name, broker) => {
+    // A lone surrogate has no UTF-8 form: the broker would store U+FFFD instead, so two different
+    // keys would become one (the second job "deduplicated" away) and a header value would change.
+    it('refuses a key or a header value holding a lone surrogate (ERR_INVALID_OPTION) and sends nothing', async () => {
+      const queue = await declared(broker, 'surrogate');
+      if (name !== 'amqp') {
+        for (const key of ['job-\ud800', 'job-\udfff', '\udc00x']) {
+          await expect(broker.enqueue(queue, { n: 1 }, { key })).rejects.toMatchObject({
+            code: 'ERR_INVALID_OPTION',
+            message: expect.stringMatching(/^Invalid option "key"/),
+          });
+        }
+      }
+      await expect(
+        broker.enqueue(queue, { n: 1 }, { headers: { x: 'cut \ud83d' } }),
+      ).rejects.toMatchObject({
+        code: 'ERR_INVALID_OPTION',
+        message: expect.stringMatching(/^Invalid option "headers\.x"/),
+      });
+      expect(await broker.unacked(queue)).toBe(0);
+      // A whole pair is one character: kept.
+      const pair = name === 'amqp' ? {} : { key: `job-\ud83d\ude00-${queue}` };
+      await broker.enqueue(queue, { n: 2 }, { ...pair, headers: { x: '\ud83d\ude00' } });
+      expect(await broker.unacked(queue)).toBe(1);
+    });
+
+    it('a key given as null means no key, as every optional option', async () => {
+      const queue = await declared(broker, 'nullkey');
+      await broker.enqueue(queue, { n: 1 }, { key: null as never });
+      await broker.enqueue(queue, { n: 2 }, { key: null as never });
+      expect(await broker.unacked(queue)).toBe(2);
+    });
+  },
+);
+
 describe('enqueue() target fields are options', () => {
   it('PostgreSQL: an empty table is ERR_INVALID_OPTION, as a table name that is not an identifier', async () => {
     const admin = pgAdmin();
