@@ -139,13 +139,14 @@ export function listOptions(options: DeadLetterListOptions | undefined): {
   limit: number;
   cursor: string | undefined;
 } {
-  if (options !== undefined && (typeof options !== 'object' || options === null)) {
+  // null means the defaults, as for every optional argument and option (README).
+  if (options != null && typeof options !== 'object') {
     invalidArgument('options', options, 'an object or undefined');
   }
   // Fields of an options object are options (ERR_INVALID_OPTION), as everywhere.
   const limit = numberAtLeast('limit', options?.limit, 1, { integer: true }) ?? DEFAULT_PAGE;
   if (limit > MAX_PAGE) invalidOption('limit', limit, `an integer from 1 to ${MAX_PAGE}`, true);
-  const cursor = options?.cursor;
+  const cursor = options?.cursor ?? undefined;
   if (cursor !== undefined && (typeof cursor !== 'string' || cursor === '')) {
     invalidOption('cursor', cursor, 'a non-empty string from a previous page');
   }

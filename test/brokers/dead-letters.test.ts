@@ -80,6 +80,14 @@ describe('dead-letter selections', () => {
     expect(() => selection({ where: 'x' as never })).toThrow(/^Invalid argument "which\.where"/);
   });
 
+  it('list options given as null, or a null limit or cursor, mean the defaults (the first page of 50)', () => {
+    expect(listOptions(null as never)).toEqual({ limit: 50, cursor: undefined });
+    expect(listOptions({ limit: null, cursor: null } as never)).toEqual({
+      limit: 50,
+      cursor: undefined,
+    });
+  });
+
   it('list options: limit 1..1000 (default 50), a non-empty cursor, each a bad option (ERR_INVALID_OPTION)', () => {
     expect(listOptions(undefined)).toEqual({ limit: 50, cursor: undefined });
     expect(listOptions({ limit: 1000, cursor: 'c' })).toEqual({ limit: 1000, cursor: 'c' });
