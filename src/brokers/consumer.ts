@@ -443,13 +443,7 @@ class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
     );
     for (const message of extra) {
       this.#handingBack++;
-      let call: Promise<unknown>;
-      try {
-        call = lane.source.release(message);
-      } catch (thrown) {
-        call = Promise.reject(thrown);
-      }
-      call
+      sourceCall(() => lane.source.release(message))
         .then(
           () => {
             this.#stats.released++;
@@ -606,13 +600,7 @@ class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
       this.#stats.acking += n;
       this.#freeSlots(lane, n);
     }
-    let call: Promise<readonly (Error | undefined)[] | undefined | void>;
-    try {
-      call = lane.source.ackMany!(messages);
-    } catch (thrown) {
-      call = Promise.reject(thrown);
-    }
-    call.then(
+    sourceCall(() => lane.source.ackMany!(messages)).then(
       (results) => {
         try {
           const { entries, bad } = ackManyEntries(results, n);
@@ -777,16 +765,13 @@ class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
       this.#stats.acking++;
       this.#freeSlot(lane);
     }
-    let call: Promise<unknown>;
-    try {
-      if (op === 'drop') call = Promise.resolve();
-      else if (op === 'ack') call = source.ack(message);
-      else if (op === 'release') call = source.release(message);
-      else if (op === 'deadLetter') call = source.deadLetter(message, error!);
-      else call = source.retry(message, this.#retryDelay(message), error!);
-    } catch (thrown) {
-      call = Promise.reject(thrown);
-    }
+    const call = sourceCall((): unknown => {
+      if (op === 'drop') return undefined;
+      if (op === 'ack') return source.ack(message);
+      if (op === 'release') return source.release(message);
+      if (op === 'deadLetter') return source.deadLetter(message, error!);
+      return source.retry(message, this.#retryDelay(message), error!);
+    });
     // One `then` with both arms (no `finally` promise): a settle is per message, on the hot
     // path. The slot frees in each arm's own `finally`, whatever the bookkeeping before it does.
     call.then(
@@ -858,7 +843,7 @@ class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
   #beatOne(job: Job<T, M>): void {
     const source = job.lane.source;
     if (!source.heartbeat) return;
-    source.heartbeat(job.message).then(
+    sourceCall(() => source.heartbeat!(job.message)).then(
       (stillOurs) => {
         if (stillOurs === false) job.loseLease();
       },
@@ -1034,5 +1019,19 @@ function ackManyEntries(
         { cause: error },
       ),
     };
+  }
+}
+
+/**
+ * Calls a source's method as a promise, whatever it does: a custom `BrokerSource` may answer
+ * synchronously (a plain value, a throw) or with a value whose `then` getter throws. Each
+ * becomes a settled promise (a rejection for a throw), never an exception out of the consumer
+ * nor a settle that never ends (its slot held for ever).
+ */
+function sourceCall<R>(call: () => R | PromiseLike<R>): Promise<R> {
+  try {
+    return Promise.resolve(call());
+  } catch (thrown) {
+    return Promise.reject(thrown);
   }
 }

@@ -504,6 +504,54 @@ describe('consume() loop', () => {
     }
   });
 
+  it("a custom source's settle or heartbeat that answers synchronously — a plain value, a throw, a value whose then getter throws — is settled and reported, never thrown out of the consumer", async () => {
+    const trap = () => {
+      throw new Error('trap');
+    };
+    const hostile = () => new Proxy({}, { get: trap });
+    const cases: [string, (s: MemorySource) => void, Record<string, unknown>][] = [
+      ['ack returning undefined', (s) => (s.ack = (() => undefined) as never), { acked: 2 }],
+      ['ack returning a hostile value', (s) => (s.ack = hostile as never), { unsettled: 2 }],
+      ['release throwing', (s) => (s.release = trap as never), {}],
+      [
+        'ackMany returning a hostile value',
+        (s) => Object.assign(s, { ackMany: hostile }),
+        { unsettled: 2 },
+      ],
+      [
+        'heartbeat throwing',
+        (s) => Object.assign(s, { heartbeatInterval: 1, heartbeat: trap }),
+        { acked: 2 },
+      ],
+      [
+        'heartbeat returning a hostile value',
+        (s) => Object.assign(s, { heartbeatInterval: 1, heartbeat: hostile }),
+        { acked: 2 },
+      ],
+    ];
+    for (const [label, setUp, expected] of cases) {
+      const s = new MemorySource();
+      setUp(s);
+      s.push('1', '2');
+      const errors: string[] = [];
+      const release = deferred<void>();
+      const c = consume(s, () => release.promise, {
+        concurrency: 2,
+        onError: (_e, op) => errors.push(op),
+      });
+      while (c.stats().running < 2) await flush();
+      await new Promise((r) => setTimeout(r, 5)); // heartbeats every 1 ms meanwhile
+      release.resolve();
+      while (c.stats().held > 0) await flush();
+      const report = await c.close();
+      expect({ label, stats: report.stats }).toMatchObject({
+        label,
+        stats: { held: 0, ...expected },
+      });
+      if (label.startsWith('heartbeat')) expect(errors).toContain('heartbeat');
+    }
+  });
+
   it('close() returns promptly while the fetch waits on an empty queue', async () => {
     const s = new MemorySource();
     const c = consume(s, () => {}, { concurrency: 2 });
