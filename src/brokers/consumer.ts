@@ -600,7 +600,8 @@ class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
       this.#stats.acking += n;
       this.#freeSlots(lane, n);
     }
-    sourceCall(() => lane.source.ackMany!(messages)).then(
+    // A copy, as a batch handler's items: the source may consume its argument (splice it).
+    sourceCall(() => lane.source.ackMany!(messages.slice())).then(
       (results) => {
         try {
           const { entries, bad } = ackManyEntries(results, n);
@@ -668,7 +669,9 @@ class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
     let out: unknown;
     try {
       const handler = this.#handler;
-      out = handler(jobs, { signal: ctx.signal });
+      // A copy: the handler may splice, pop or push its items (chunking them is common); the
+      // batch's own list must still hold every message to settle.
+      out = handler(jobs.slice(), { signal: ctx.signal });
     } catch (error) {
       this.#runningBatches.delete(jobs);
       throw error;

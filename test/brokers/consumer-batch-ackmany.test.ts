@@ -163,6 +163,19 @@ describe('consume() with batch over a source with ackMany', () => {
     }
   });
 
+  it('an ackMany that empties its messages array (splice) still has each message counted acked', async () => {
+    const s = new ManySource();
+    s.reply = async (messages) => {
+      (messages as BrokerMessage[]).splice(0);
+      return undefined;
+    };
+    pushN(s, 4);
+    const c = consume<number>(s, () => undefined, { concurrency: 4, batch: { size: 4 } });
+    while (c.stats().acked < 4) await flush();
+    const report = await c.close();
+    expect(report.stats).toMatchObject({ acked: 4, errors: 0, held: 0 });
+  });
+
   it('the slots of an ackMany free only once it settles: held counts the batch until then', async () => {
     const s = new ManySource();
     const gate = deferred<undefined>();

@@ -196,6 +196,32 @@ describe('consume() with batch', () => {
     }
   });
 
+  it('a handler that empties, shortens or adds to its items array (splice in chunks, pop, push) still has every message of the batch settled', async () => {
+    const edits: [string, (items: BatchItem<unknown>[]) => void][] = [
+      ['splice', (items) => void items.splice(0)],
+      ['pop', (items) => void items.pop()],
+      ['push', (items) => void items.push({ payload: 9 } as never)],
+      [
+        'length = 0',
+        (items) => {
+          items.length = 0;
+        },
+      ],
+    ];
+    for (const [label, edit] of edits) {
+      const s = new MemorySource();
+      pushN(s, 4);
+      const c = consume(s, (items) => void edit(items as BatchItem<unknown>[]), {
+        concurrency: 4,
+        batch: { size: 4 },
+      });
+      while (s.ops('ack').length < 4) await flush();
+      const report = await c.close();
+      expect({ label, acked: s.ops('ack').length }).toEqual({ label, acked: 4 });
+      expect(report.stats).toMatchObject({ acked: 4, held: 0 });
+    }
+  });
+
   it('held stays within concurrency with batches running; after the first, a fetch asks for one batch at most, never more than the free slots', async () => {
     const s = new MemorySource();
     pushN(s, 30);
