@@ -327,7 +327,7 @@ export class Pipeline<J, T> implements AsyncIterable<PipelineResult<J, T>> {
     let concurrency = opts.concurrency;
     if (isRunner(worker)) {
       fn = (value, ctx) => worker.run(value, { signal: ctx.signal });
-      concurrency ??= worker.stats?.().concurrency;
+      concurrency ??= worker.stats?.()?.concurrency;
     } else if (typeof worker === 'function') {
       fn = worker;
     } else {

@@ -356,6 +356,20 @@ describe('pipeline: abort reaching a later stage that has gates', () => {
   });
 });
 
+describe('pipeline: a StageRunner as a stage', () => {
+  it("a runner whose stats() answers null (or no concurrency) needs the stage's concurrency: refused naming it", () => {
+    for (const stats of [() => null, () => ({}), undefined]) {
+      const runner = { run: async (x: number) => x, ...(stats ? { stats } : {}) };
+      expect(() => pipeline([1]).stage('r', runner as never)).toThrow(
+        expect.objectContaining({
+          code: 'ERR_INVALID_OPTION',
+          message: expect.stringMatching(/^Invalid option "r\.concurrency"/),
+        }),
+      );
+    }
+  });
+});
+
 describe('pipeline: stats', () => {
   it('reports per-stage counts and utilization; the slow stage has the highest utilization', async () => {
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date', 'performance'] });
