@@ -735,7 +735,7 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
           this.#armKeyWake(queue, now);
           return;
         }
-        if (!this.#rate.take(now)) return;
+        if (!this.#rate.take(now)) return; // this pass's reading names the pass
       }
       const run = queue.take(now);
       if (run === undefined) {
