@@ -8,6 +8,7 @@
 import fc from 'fast-check';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { LocalRateLimiter } from '../../src/gates/sliding-window.js';
+import { maxInWindow } from '../helpers.js';
 import { fuzzAssert, fuzzParams, testTimeout } from './harness.js';
 
 type Ask = {
@@ -28,18 +29,6 @@ const ask: fc.Arbitrary<Ask> = fc.record({
   // A granted start whose job is canceled before it starts: the permit is given back.
   cancel: fc.boolean(),
 });
-
-/** Most starts in any window [t, t + interval) (a nanosecond of slack for float sums). */
-function busiest(unsorted: number[], interval: number): number {
-  const starts = [...unsorted].sort((a, b) => a - b);
-  let most = 0;
-  let first = 0;
-  for (let last = 0; last < starts.length; last++) {
-    while ((starts[last] as number) - (starts[first] as number) >= interval - 1e-6) first++;
-    most = Math.max(most, last - first + 1);
-  }
-  return most;
-}
 
 describe('fuzz: LocalRateLimiter', () => {
   afterEach(() => vi.restoreAllMocks());
@@ -95,7 +84,7 @@ describe('fuzz: LocalRateLimiter', () => {
               starts.push(now);
             }
           }
-          const most = busiest(starts, interval);
+          const most = maxInWindow(starts, interval, 1e-6);
           if (most > limit) fail(`${most} starts in one ${interval} ms window, limit ${limit}`);
           expect(most).toBeLessThanOrEqual(limit);
         },

@@ -1,20 +1,6 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { LocalRateLimiter, SlidingWindow } from '../../src/gates/sliding-window.js';
-
-/**
- * Most starts found in any window [t, t + interval) of a list of start times (sorted here; a
- * nanosecond of slack for the float rounding of `ask + wait`).
- */
-function busiestWindow(unsorted: number[], interval: number): number {
-  const starts = [...unsorted].sort((a, b) => a - b);
-  let most = 0;
-  let first = 0;
-  for (let last = 0; last < starts.length; last++) {
-    while ((starts[last] as number) - (starts[first] as number) >= interval - 1e-6) first++;
-    most = Math.max(most, last - first + 1);
-  }
-  return most;
-}
+import { maxInWindow } from '../helpers.js';
 
 /** Starts as a limiter grants them: each asks at `asks[i]`, starts after its wait. */
 function grant(limiter: LocalRateLimiter, asks: number[]): number[] {
@@ -41,7 +27,7 @@ describe('SlidingWindow', () => {
       limiter,
       Array.from({ length: 40_000 }, (_, i) => i * 0.001),
     );
-    expect(busiestWindow(starts, interval)).toBeLessThanOrEqual(limit);
+    expect(maxInWindow(starts, interval, 1e-6)).toBeLessThanOrEqual(limit);
     // Late by at most one grain (interval / 1024) per window: close to the ideal 8 windows.
     expect(starts[starts.length - 1]).toBeLessThan(7 * interval + 8 * (interval / 1024) + 40);
   });
@@ -151,7 +137,7 @@ describe('LocalRateLimiter without a reading per start', () => {
         clock.now += 0.05;
       } else clock.now += wait;
     }
-    expect(busiestWindow(starts, interval)).toBeLessThanOrEqual(limit);
+    expect(maxInWindow(starts, interval, 1e-6)).toBeLessThanOrEqual(limit);
     expect(starts.length).toBeGreaterThanOrEqual(10 * limit * (1 - 2 / 1024));
   });
 });
