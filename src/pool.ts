@@ -1066,11 +1066,12 @@ export class Pool<J, R> implements JobOwner<J, R> {
     const pass = this.#direct ? 0 : ++this.#passes;
     while (startable && !this.#paused && this.#slots.available && this.#queue.length > 0) {
       if (!this.#direct) {
-        // A keyed queue needs the time; read here, with no user code run since, the rate limiter
-        // may stamp this start with it (the first start of the pass only; the next ones come
-        // after a worker ran). A lone rate reads the clock only when its limiter needs to.
+        // A keyed queue needs the time, read for every start with no user code run since: a key's
+        // rate records the start at it (a reading from before an earlier start of this pass,
+        // whose worker ran since, would stamp it early), and so may the rate limiter. A lone
+        // rate reads the clock only when its limiter needs to.
         let reading: number | undefined;
-        if (Number.isNaN(now) && this.#keyed) {
+        if (this.#keyed) {
           now = performance.now();
           reading = now;
         }
