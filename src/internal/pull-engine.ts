@@ -727,14 +727,14 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
   /** Starts queued jobs while a slot, the rate and their keys allow. */
   #startQueued(): void {
     const queue = this.#queue as RunQueue<GatedRun<J, R>>;
-    const keyed = this.#opts.gates?.key !== undefined;
+    const keyRate = this.#opts.gates?.keyRate === true;
     let now = performance.now();
     const pass = now; // names this pass for the rate gate
     let first = true;
     while (this.#slots.available && queue.length > 0 && this.#cancelWith === undefined) {
       // A key's rate records the start at `now`: read again after a worker ran (its start is
       // user code), or the start would be stamped early.
-      if (keyed && !first) now = performance.now();
+      if (keyRate && !first) now = performance.now();
       first = false;
       if (this.#rate !== undefined) {
         // Only a job that may start now takes a permit (one held later would be stale).
