@@ -316,8 +316,10 @@ export class Pool<J, R> implements JobOwner<J, R> {
   readonly #gates: Gates<J>;
   /** No gate between acceptance and start: a free slot takes the job at once (the fast path). */
   readonly #direct: boolean;
-  /** Jobs are queued by key: starting one needs the time (a key's rate). */
+  /** Jobs are queued by key: starting one needs the time (a key's rate, cooling keys). */
   readonly #keyed: boolean;
+  /** A key has a rate: each start needs a reading of its own (see #pump). */
+  readonly #keyRate: boolean;
   /** Counts pump passes: a rate permit given back is kept for its own pass only. */
   #passes = 0;
   /** Jobs waiting out a retry backoff: no slot, not queued. */
@@ -406,6 +408,7 @@ export class Pool<J, R> implements JobOwner<J, R> {
     this.#queue = this.#gates.newQueue();
     this.#direct = this.#gates.rate === undefined && this.#gates.key === undefined;
     this.#keyed = this.#gates.key !== undefined;
+    this.#keyRate = this.#gates.keyRate;
     this.#rate =
       this.#gates.rate &&
       new RateGate(
@@ -1067,10 +1070,11 @@ export class Pool<J, R> implements JobOwner<J, R> {
     while (startable && !this.#paused && this.#slots.available && this.#queue.length > 0) {
       if (!this.#direct) {
         // A keyed queue needs the time; read here, with no user code run since, the rate limiter
-        // may stamp this start with it (the first start of the pass only; the next ones come
-        // after a worker ran). A lone rate reads the clock only when its limiter needs to.
+        // may stamp this start with it. A key's rate records the start at it too: read for every
+        // start then (a reading from before an earlier start of this pass, whose worker ran
+        // since, would stamp it early). A lone rate reads the clock only when its limiter needs to.
         let reading: number | undefined;
-        if (Number.isNaN(now) && this.#keyed) {
+        if (this.#keyRate || (Number.isNaN(now) && this.#keyed)) {
           now = performance.now();
           reading = now;
         }

@@ -61,6 +61,8 @@ export interface Gates<J> {
   retry: RetryPolicy | undefined;
   rate: RateLimiter | undefined;
   key: ((job: J) => string) | undefined;
+  /** A key has a rate (`perKey.rate`): the keyed queue records each start at the time given. */
+  keyRate: boolean;
   /** A queue for this pool's discipline: keyed when `key` is set, else FIFO. */
   newQueue<E extends Queued>(): RunQueue<E>;
 }
@@ -86,6 +88,7 @@ export function gateOptions<J>(opts: GateOptions<J>, prefix = ''): Gates<J> {
     retry,
     rate,
     key,
+    keyRate: limits !== undefined && limits.rate !== undefined,
     newQueue: <E extends Queued>(): RunQueue<E> =>
       limits ? new KeyedQueue<E>(limits) : new FifoQueue<E>(),
   };

@@ -8,6 +8,7 @@
 import fc from 'fast-check';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { LocalRateLimiter } from '../../src/gates/sliding-window.js';
+import { Pool } from '../../src/index.js';
 import { maxInWindow } from '../helpers.js';
 import { fuzzAssert, fuzzParams, testTimeout } from './harness.js';
 
@@ -90,6 +91,117 @@ describe('fuzz: LocalRateLimiter', () => {
         },
       ),
       fuzzParams(40),
+    );
+  });
+});
+
+type Submit = {
+  /** ms of fake time before it. */
+  after: number;
+  /** Pool 0 has the shared rate alone (no reading per start); pool 1 also keys its jobs
+   * (a reading per start) and has a rate per key. */
+  pool: 0 | 1;
+  key: 'a' | 'b';
+  /** ms of synchronous work at its start (the clock moves, no timer fires). */
+  work: number;
+  /** ms until its worker settles. */
+  runs: number;
+  /** Aborted in the pass that would start it: its permit is given back. */
+  cancel: boolean;
+};
+
+const submit: fc.Arbitrary<Submit> = fc.record({
+  after: fc.oneof(fc.constant(0), fc.integer({ min: 0, max: 40 })),
+  pool: fc.constantFrom<0 | 1>(0, 1),
+  key: fc.constantFrom<'a' | 'b'>('a', 'b'),
+  work: fc.oneof(fc.constant(0), fc.integer({ min: 1, max: 30 })),
+  runs: fc.integer({ min: 0, max: 60 }),
+  cancel: fc.boolean(),
+});
+
+describe('fuzz: pools sharing a LocalRateLimiter', () => {
+  afterEach(() => {
+    vi.restoreAllMocks();
+    vi.useRealTimers();
+  });
+
+  it('two pools (one with a reading per start, one without) never put more than the limit in a window, nor a key more than its own', {
+    timeout: testTimeout(60_000),
+  }, async () => {
+    await fuzzAssert(
+      'pools sharing a LocalRateLimiter',
+      fc.asyncProperty(
+        fc.integer({ min: 1, max: 6 }),
+        fc.integer({ min: 5, max: 60 }),
+        fc.integer({ min: 0, max: 4 }),
+        fc.constantFrom(0, 0.5, 3),
+        fc.record({
+          limit: fc.integer({ min: 1, max: 3 }),
+          interval: fc.integer({ min: 5, max: 60 }),
+        }),
+        fc.array(fc.integer({ min: 1, max: 4 }), { minLength: 2, maxLength: 2 }),
+        fc.array(submit, { minLength: 1, maxLength: 30 }),
+        async (limit, interval, unreadRun, grain, keyRate, concurrency, submits) => {
+          vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'performance'] });
+          const timersNow = performance.now.bind(performance);
+          let worked = 0;
+          vi.spyOn(performance, 'now').mockImplementation(() => timersNow() + worked);
+          const limiter = new LocalRateLimiter(limit, interval, unreadRun, grain);
+          const starts: number[] = [];
+          const keyStarts = { a: [] as number[], b: [] as number[] };
+          const worker = (s: Submit) => {
+            const at = performance.now();
+            starts.push(at);
+            if (s.pool === 1) keyStarts[s.key].push(at);
+            worked += s.work;
+            return new Promise<void>((resolve) => setTimeout(resolve, s.runs));
+          };
+          const pools = [
+            new Pool(worker, {
+              concurrency: concurrency[0] as number,
+              queueSize: Number.POSITIVE_INFINITY,
+              rate: limiter,
+            }),
+            new Pool(worker, {
+              concurrency: concurrency[1] as number,
+              queueSize: Number.POSITIVE_INFINITY,
+              rate: limiter,
+              key: (s: Submit) => s.key,
+              perKey: { concurrency: 4, rate: keyRate },
+            }),
+          ];
+          const results: Promise<unknown>[] = [];
+          for (const s of submits) {
+            await vi.advanceTimersByTimeAsync(s.after);
+            const pool = pools[s.pool] as Pool<Submit, void>;
+            if (!s.cancel) {
+              results.push((await pool.submit(s)).result);
+              continue;
+            }
+            // Resumed by the abort's first listener: that pass takes a permit for the job, then
+            // finds its signal aborted and gives the permit back.
+            pool.pause();
+            const controller = new AbortController();
+            controller.signal.addEventListener('abort', () => pool.resume());
+            results.push((await pool.submit(s, { signal: controller.signal })).result);
+            controller.abort();
+          }
+          await vi.advanceTimersByTimeAsync(100_000);
+          await Promise.all(results);
+          await Promise.all(pools.map((p) => p.close()));
+          const most = maxInWindow(starts, interval, 1e-6);
+          const explain = () =>
+            `limit ${limit}/${interval} ms (run ${unreadRun}, grain ${grain}), key ${keyRate.limit}/${keyRate.interval} ms; starts ${starts.join(', ')}`;
+          if (most > limit) throw new Error(`${most} starts in one window: ${explain()}`);
+          for (const key of ['a', 'b'] as const) {
+            const k = maxInWindow(keyStarts[key], keyRate.interval, 1e-6);
+            if (k > keyRate.limit)
+              throw new Error(`key ${key}: ${k} starts in one window: ${explain()}`);
+          }
+          expect(most).toBeLessThanOrEqual(limit);
+        },
+      ),
+      fuzzParams(8),
     );
   });
 });

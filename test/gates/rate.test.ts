@@ -232,6 +232,33 @@ describe('rate', () => {
     await pool.close();
   });
 
+  it('a permit taken for a job canceled before it started is given back to the window: a job submitted later starts at once', async () => {
+    fakeTime();
+    const started: string[] = [];
+    const pool = new Pool(
+      (name: string) => {
+        started.push(name);
+        return name;
+      },
+      { concurrency: 1, rate: { limit: 1, interval: 1000 } },
+    );
+    pool.pause();
+    const controller = new AbortController();
+    // Registered before the job's own listener: the pass that resumes the pool takes a permit
+    // for the job, then finds its signal aborted.
+    controller.signal.addEventListener('abort', () => pool.resume());
+    const canceled = await pool.submit('canceled', { signal: controller.signal });
+    controller.abort();
+    await flush();
+    vi.advanceTimersByTime(1); // another pass, at another time
+    const next = await pool.submit('next');
+    await flush(); // no timer advanced: a start that waited for the rate would not be here yet
+    expect(started).toEqual(['next']);
+    expect(await next.result).toMatchObject({ ok: true, value: 'next' });
+    expect((await canceled.result).ok).toBe(false);
+    await pool.close();
+  });
+
   it('a never-limiting rate reads the clock about once per 1,000 starts, not per start', async () => {
     const reads = async (rate?: { limit: number; interval: number }) => {
       const spy = vi.spyOn(performance, 'now');
