@@ -121,9 +121,10 @@ export class SlidingWindow {
   }
 
   #prune(now: number): void {
-    const horizon = now - this.interval;
     const mask = this.#times.length - 1;
-    while (this.#length > 0 && (this.#times[this.#head] as number) <= horizon) {
+    // `time + interval <= now`, the very sum `delay` waits out: `time <= now - interval` rounds
+    // differently and could keep an entry whose wait `delay` finds to be 0.
+    while (this.#length > 0 && (this.#times[this.#head] as number) + this.interval <= now) {
       this.#total -= this.#counts[this.#head] as number;
       this.#head = (this.#head + 1) & mask;
       this.#length--;

@@ -41,6 +41,16 @@ describe('SlidingWindow', () => {
     expect(window.idle(2000)).toBe(true);
   });
 
+  it('an entry leaves the window exactly when the wait it gave is over, whatever the float rounding', () => {
+    const limiter = new LocalRateLimiter(1, 33.3);
+    expect(limiter.tryAt(192.08098407481612)).toBe(0);
+    // One float below 192.08098407481612 + 33.3; `192.08… <= reading - 33.3` holds here, so a
+    // horizon computed by subtraction would let the start in before its wait is over.
+    const wait = limiter.tryAt(225.3809840748161);
+    expect(wait).toBeGreaterThan(0);
+    expect(limiter.tryAt(225.3809840748161 + wait)).toBe(0);
+  });
+
   it('a reading older than one seen before counts as that one (pools sharing a limiter)', () => {
     const limiter = new LocalRateLimiter(1, 1000);
     expect(limiter.reserveAt(10)).toBe(0);
