@@ -47,13 +47,16 @@ export function recordStarts(name: string): { starts: number[]; stop(): void } {
   return { starts, stop: () => channel.unsubscribe(subscribers) };
 }
 
-/** The most times in any window `[t, t + width)` (ms) over `times` (any order). */
-export function maxInWindow(times: number[], width: number): number {
+/**
+ * The most times in any window `[t, t + width)` (ms) over `times` (any order); `slack` (ms)
+ * narrows the window for float sums such as `ask + wait`.
+ */
+export function maxInWindow(times: number[], width: number, slack = 0): number {
   const sorted = [...times].sort((a, b) => a - b);
   let max = 0;
   let lo = 0;
   for (let hi = 0; hi < sorted.length; hi++) {
-    while ((sorted[hi] as number) - (sorted[lo] as number) >= width) lo++;
+    while ((sorted[hi] as number) - (sorted[lo] as number) >= width - slack) lo++;
     max = Math.max(max, hi - lo + 1);
   }
   return max;
