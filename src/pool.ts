@@ -316,6 +316,12 @@ export class Pool<J, R> implements JobOwner<J, R> {
   readonly #gates: Gates<J>;
   /** No gate between acceptance and start: a free slot takes the job at once (the fast path). */
   readonly #direct: boolean;
+  /** Jobs are queued by key: starting one needs the time (a key's rate, cooling keys). */
+  readonly #keyed: boolean;
+  /** A key has a rate: each start needs a reading of its own (see #pump). */
+  readonly #keyRate: boolean;
+  /** Counts pump passes: a rate permit given back is kept for its own pass only. */
+  #passes = 0;
   /** Jobs waiting out a retry backoff: no slot, not queued. */
   readonly #retrying = new Set<RetryWait<J, R>>();
   readonly #rate: RateGate | undefined;
@@ -401,6 +407,8 @@ export class Pool<J, R> implements JobOwner<J, R> {
     this.#execute = executor && ((run) => executor.run(run));
     this.#queue = this.#gates.newQueue();
     this.#direct = this.#gates.rate === undefined && this.#gates.key === undefined;
+    this.#keyed = this.#gates.key !== undefined;
+    this.#keyRate = this.#gates.keyRate;
     this.#rate =
       this.#gates.rate &&
       new RateGate(
@@ -1058,14 +1066,17 @@ export class Pool<J, R> implements JobOwner<J, R> {
    */
   #pump(now = Number.NaN): void {
     const startable = this.#state !== 'aborted';
+    const pass = this.#direct ? 0 : ++this.#passes;
     while (startable && !this.#paused && this.#slots.available && this.#queue.length > 0) {
       if (!this.#direct) {
-        // Read here, with no user code run since: the rate limiter may stamp this start with it
-        // (the first start of the pass only; the next ones come after a worker ran).
-        let fresh = false;
-        if (Number.isNaN(now)) {
+        // A keyed queue needs the time; read here, with no user code run since, the rate limiter
+        // may stamp this start with it. A key's rate records the start at it too: read for every
+        // start then (a reading from before an earlier start of this pass, whose worker ran
+        // since, would stamp it early). A lone rate reads the clock only when its limiter needs to.
+        let reading: number | undefined;
+        if (this.#keyRate || (Number.isNaN(now) && this.#keyed)) {
           now = performance.now();
-          fresh = true;
+          reading = now;
         }
         if (this.#rate !== undefined) {
           // Only a job that may start now takes a permit (one held later would be stale).
@@ -1073,19 +1084,19 @@ export class Pool<J, R> implements JobOwner<J, R> {
             this.#armKeyWake(now);
             break;
           }
-          if (!this.#rate.take(now, fresh)) break;
+          if (!this.#rate.take(pass, reading)) break;
         }
       }
       const run = this.#queue.take(now);
       if (run === undefined) {
-        this.#rate?.giveBack(now);
+        this.#rate?.giveBack(pass);
         this.#armKeyWake(now);
         break;
       }
       // Its signal may have aborted in this same turn, its listener not yet called (another
       // listener on that signal settled a job and brought us here first): never start it.
       if (run.callerSignal?.aborted) {
-        this.#rate?.giveBack(now);
+        this.#rate?.giveBack(pass);
         if (run.key !== undefined) this.#queue.finished(run, now);
         run.cancel(abortErrorFrom(run.callerSignal));
       } else {

@@ -47,14 +47,44 @@ export function recordStarts(name: string): { starts: number[]; stop(): void } {
   return { starts, stop: () => channel.unsubscribe(subscribers) };
 }
 
-/** The most times in any window `[t, t + width)` (ms) over `times` (any order). */
-export function maxInWindow(times: number[], width: number): number {
+/**
+ * The most times in any window `[t, t + width)` (ms) over `times` (any order); `slack` (ms)
+ * narrows the window for float sums such as `ask + wait`.
+ */
+export function maxInWindow(times: number[], width: number, slack = 0): number {
   const sorted = [...times].sort((a, b) => a - b);
   let max = 0;
   let lo = 0;
   for (let hi = 0; hi < sorted.length; hi++) {
-    while ((sorted[hi] as number) - (sorted[lo] as number) >= width) lo++;
+    while ((sorted[hi] as number) - (sorted[lo] as number) >= width - slack) lo++;
     max = Math.max(max, hi - lo + 1);
   }
   return max;
+}
+
+/**
+ * A stopwatch in event-loop time, for bounds on waits that timers end (a lease, a grace period):
+ * a ticker every `tick` ms adds at most `tick` per tick, so a wait on a timer counts in full
+ * (about as wall time, on a quiet machine), but time the process was not run (a loaded CPU, other
+ * processes) or spent blocked does not. On a loaded machine wall time is that wait plus any
+ * amount of lateness, and a bound on it fails by luck; this one holds, since no wait ends later
+ * in loop time than its timer. `stop()` returns the ms counted since the call.
+ */
+export function loopStopwatch(tick = 10): { stop(): number } {
+  let last = performance.now();
+  let counted = 0;
+  const add = () => {
+    const now = performance.now();
+    counted += Math.min(now - last, tick);
+    last = now;
+  };
+  const timer = setInterval(add, tick);
+  timer.unref();
+  return {
+    stop() {
+      clearInterval(timer);
+      add();
+      return counted;
+    },
+  };
 }

@@ -38,10 +38,12 @@ export interface GateOptions<J> {
    * clock reading comes later by that gap (µs; ms on first use or under OS preemption), so give
    * a strict remote limit a margin.
    *
-   * Memory: the in-process window logs at most `limit` start times; above a `limit` of 1024,
-   * starts less than `interval / 1024` ms apart share one entry (~1024 per window, however high
-   * the limit), and such a start may count as leaving the window up to `interval / 1024` ms
-   * late — never early.
+   * Memory and cost: the in-process window logs at most `limit` start times; above a `limit` of
+   * 1024, starts less than `interval / 1024` ms apart share one entry (~1024 per window, however
+   * high the limit), and up to `limit / 1024` starts in a row are granted without a clock reading
+   * (only when they fit even if no logged start had left the window) and logged at the next
+   * reading. Such starts may count as leaving the window late (at most ~2 × `limit / 1024` at a
+   * window's edge) — never early.
    */
   rate?: RateLimit | RateLimiter;
   /**
@@ -59,6 +61,8 @@ export interface Gates<J> {
   retry: RetryPolicy | undefined;
   rate: RateLimiter | undefined;
   key: ((job: J) => string) | undefined;
+  /** A key has a rate (`perKey.rate`): the keyed queue records each start at the time given. */
+  keyRate: boolean;
   /** A queue for this pool's discipline: keyed when `key` is set, else FIFO. */
   newQueue<E extends Queued>(): RunQueue<E>;
 }
@@ -84,6 +88,7 @@ export function gateOptions<J>(opts: GateOptions<J>, prefix = ''): Gates<J> {
     retry,
     rate,
     key,
+    keyRate: limits !== undefined && limits.rate !== undefined,
     newQueue: <E extends Queued>(): RunQueue<E> =>
       limits ? new KeyedQueue<E>(limits) : new FifoQueue<E>(),
   };

@@ -17,8 +17,8 @@ export class RateGate {
   readonly #onWait: ((waitMs: number | undefined) => void) | undefined;
   /** 'none' until a start needs a permit, 'asked' while one is coming, 'held' once due. */
   #permit: 'none' | 'asked' | 'held' = 'none';
-  /** performance.now() of the pass that gave a permit back; undefined for one just granted. */
-  #heldAt: number | undefined = undefined;
+  /** The pass that gave a permit back (see {@link take}); undefined for one just granted. */
+  #heldIn: number | undefined = undefined;
   #timer: NodeJS.Timeout | undefined;
   #stopped = false;
 
@@ -46,27 +46,28 @@ export class RateGate {
   }
 
   /**
-   * Uses a permit for a start at `now`: true if one was held or the limiter grants one at once;
+   * Uses a permit for a start now: true if one was held or the limiter grants one at once;
    * otherwise asks for one (once) and returns false — `wake` follows when it is due.
    *
    * A permit is good only at the time it was reserved for: the limiter counts the start then,
    * so a start later than that could come closer than `interval` to a start the limiter lets
    * through next. A permit nobody used in its own pass is dropped, and the next start asks anew.
-   * `now` matters only after {@link giveBack}, or with `fresh`; a caller that does neither may
-   * omit it.
+   * `pass` names the caller's pass (any number, the same for every start of one pass); it
+   * matters only after {@link giveBack}.
    *
-   * `fresh`: `now` was read for this very start with no user code run since, so the in-process
-   * limiter records the start at `now` instead of reading the clock again (never before the
-   * start: the start follows at once).
+   * `reading`: a clock reading taken for this very start with no user code run since, which
+   * the in-process limiter records the start at instead of reading the clock itself (never
+   * before the start: the start follows at once).
    */
-  take(now?: number, fresh = false): boolean {
+  take(pass?: number, reading?: number): boolean {
     if (this.#permit === 'held') {
       this.#permit = 'none';
-      if (this.#heldAt === undefined || this.#heldAt === now) return true;
+      if (this.#heldIn === undefined || this.#heldIn === pass) return true;
     }
     if (this.#permit === 'asked' || this.#stopped) return false;
     if (this.#limiter instanceof LocalRateLimiter) {
-      return this.#tryLocal(fresh && now !== undefined ? now : performance.now());
+      const limiter = this.#limiter;
+      return this.#tryLocal(reading === undefined ? limiter.try() : limiter.tryAt(reading));
     }
     this.#permit = 'asked';
     let wait: number | Promise<number>;
@@ -105,11 +106,18 @@ export class RateGate {
     return false;
   }
 
-  /** A permit taken by {@link take} at `now` that no job used (it was canceled): kept for the
-   * next start in the same pass (same `now`). */
-  giveBack(now: number): void {
+  /**
+   * A permit taken by {@link take} in `pass` that no job used (it was canceled), given back
+   * before anything else asks: the in-process limiter takes the start back; a permit of
+   * another limiter cannot be returned, so it is kept for the next start in the same pass.
+   */
+  giveBack(pass: number): void {
+    if (this.#limiter instanceof LocalRateLimiter) {
+      this.#limiter.giveBack();
+      return;
+    }
     this.#permit = 'held';
-    this.#heldAt = now;
+    this.#heldIn = pass;
   }
 
   /** No more permits (pool aborted): drops the pending wake-up. */
@@ -122,9 +130,9 @@ export class RateGate {
   /**
    * The in-process limiter is asked, not reserved from: a start is recorded when it happens, and
    * a pool whose turn is not yet due asks again when it is (see `LocalRateLimiter.tryAt`).
+   * `wait`: its answer.
    */
-  #tryLocal(now: number): boolean {
-    const wait = (this.#limiter as LocalRateLimiter).tryAt(now);
+  #tryLocal(wait: number): boolean {
     if (wait <= 0) return true;
     this.#permit = 'asked';
     this.#onWait?.(wait);
@@ -162,10 +170,10 @@ export class RateGate {
     }
     this.#timer = undefined;
     this.#permit = 'held';
-    this.#heldAt = undefined;
+    this.#heldIn = undefined;
     this.#wake();
     // Not used now (the jobs it was for were canceled, the pool paused…): dropped, see take().
-    if (this.#permit === 'held' && this.#heldAt === undefined) this.#permit = 'none';
+    if (this.#permit === 'held' && this.#heldIn === undefined) this.#permit = 'none';
   }
 
   #failed(error: unknown): void {

@@ -50,10 +50,11 @@ export class SlidingWindow {
   /** Starts in the log (the sum of the counts). */
   #total = 0;
 
-  constructor(limit: number, interval: number) {
+  /** @param grain - see {@link SlidingWindow}; tests pass their own to reach it at small limits. */
+  constructor(limit: number, interval: number, grain = grainFor(limit, interval)) {
     this.limit = limit;
     this.interval = interval;
-    this.#grain = limit > MERGE_ABOVE ? interval / BUCKETS_PER_WINDOW : 0;
+    this.#grain = grain;
   }
 
   /** ms from `now` until one more start fits in the window (0 = now). */
@@ -72,14 +73,25 @@ export class SlidingWindow {
     return 0; // not reached: the counts sum to the total
   }
 
-  /** Records a start at `at` (>= every earlier start: reservations only move forward). */
-  record(at: number): void {
-    this.#total++;
+  /**
+   * True when `count` more starts fit whatever the time now is: the starts logged and not yet
+   * pruned include every start still in the window, so fitting them all is enough.
+   */
+  fits(count: number): boolean {
+    return this.#total + count <= this.limit;
+  }
+
+  /**
+   * Records `count` starts at `at` (>= every earlier start: reservations only move forward;
+   * never before the starts happened, or they would leave the window early).
+   */
+  record(at: number, count = 1): void {
+    this.#total += count;
     const mask = this.#times.length - 1;
     if (this.#length > 0) {
       const tail = (this.#head + this.#length - 1) & mask;
       if (at - (this.#opened[tail] as number) <= this.#grain) {
-        this.#counts[tail] = (this.#counts[tail] as number) + 1;
+        this.#counts[tail] = (this.#counts[tail] as number) + count;
         if (at > (this.#times[tail] as number)) this.#times[tail] = at;
         return;
       }
@@ -88,8 +100,18 @@ export class SlidingWindow {
     const slot = (this.#head + this.#length) & (this.#times.length - 1);
     this.#times[slot] = at;
     this.#opened[slot] = at;
-    this.#counts[slot] = 1;
+    this.#counts[slot] = count;
     this.#length++;
+  }
+
+  /** Takes back the latest start recorded (granted, then not used: its job was canceled). */
+  unrecord(): void {
+    if (this.#length === 0) return;
+    const tail = (this.#head + this.#length - 1) & (this.#times.length - 1);
+    this.#total--;
+    const left = (this.#counts[tail] as number) - 1;
+    if (left > 0) this.#counts[tail] = left;
+    else this.#length--;
   }
 
   /** True when no start in the log is still inside a window reaching `now`. */
@@ -99,9 +121,10 @@ export class SlidingWindow {
   }
 
   #prune(now: number): void {
-    const horizon = now - this.interval;
     const mask = this.#times.length - 1;
-    while (this.#length > 0 && (this.#times[this.#head] as number) <= horizon) {
+    // `time + interval <= now`, the very sum `delay` waits out: `time <= now - interval` rounds
+    // differently and could keep an entry whose wait `delay` finds to be 0.
+    while (this.#length > 0 && (this.#times[this.#head] as number) + this.interval <= now) {
       this.#total -= this.#counts[this.#head] as number;
       this.#head = (this.#head + 1) & mask;
       this.#length--;
@@ -127,14 +150,32 @@ export class SlidingWindow {
   }
 }
 
-/** A {@link RateLimiter} over a {@link SlidingWindow}, on this process's monotonic clock. */
+/**
+ * A {@link RateLimiter} over a {@link SlidingWindow}, on this process's monotonic clock.
+ *
+ * Above a limit of {@link MERGE_ABOVE}, up to `limit / 1024` starts in a row are granted without
+ * a clock reading (~50 ns each on a VM, as much as a whole job's scheduling): granted only when
+ * they fit even if no logged start had left the window, and recorded with the next reading,
+ * later than they happened, never earlier. So a window never holds more than `limit` starts,
+ * and at most `limit / 1024` of them stay in the log longer than they should.
+ */
 export class LocalRateLimiter implements RateLimiter {
   readonly #window: SlidingWindow;
   /** The latest reading seen: pools sharing the limiter may pass slightly older ones. */
   #last = Number.NEGATIVE_INFINITY;
+  /** Starts granted since the last reading, not yet in the log: stamped by the next one. */
+  #unstamped = 0;
+  /** How many starts in a row {@link try} may grant without reading the clock. */
+  readonly #unreadRun: number;
 
-  constructor(limit: number, interval: number) {
-    this.#window = new SlidingWindow(limit, interval);
+  /**
+   * @param unreadRun - starts in a row granted without a reading; by default `limit / 1024`
+   *   above a limit of 1,024, else 0 (every start read). Tests pass small ones, and a `grain`
+   *   for the window (see {@link SlidingWindow}).
+   */
+  constructor(limit: number, interval: number, unreadRun = unreadRunFor(limit), grain?: number) {
+    this.#window = new SlidingWindow(limit, interval, grain);
+    this.#unreadRun = unreadRun;
   }
 
   reserve(): number {
@@ -142,31 +183,69 @@ export class LocalRateLimiter implements RateLimiter {
   }
 
   /**
-   * {@link reserve} with the caller's own clock reading (a pool has one for the start already;
-   * a reading costs ~50 ns). A reading older than one used before counts as that one: a start
-   * stamped later than it happened leaves the window later, never earlier.
+   * {@link tryAt} for a start happening now, reading the clock only when the start might not
+   * fit otherwise or the run of unread starts is full.
    */
+  try(): number {
+    if (this.#unstamped < this.#unreadRun && this.#window.fits(this.#unstamped + 1)) {
+      this.#unstamped++;
+      return 0;
+    }
+    return this.tryAt(performance.now());
+  }
+
   /**
    * Takes a start at `reading` if the window has room (returns 0 and records it), else returns
    * the wait in ms and records nothing: the pool asks again when it is due and the start is
    * recorded when it really happens — a timer that fires late then cannot crowd more than
    * `limit` real starts into a window, as a reservation stamped at its planned time could.
+   *
+   * `reading`: the caller's own clock reading (a pool has one for the start already). A reading
+   * older than one used before counts as that one: a start stamped later than it happened
+   * leaves the window later, never earlier.
    */
   tryAt(reading: number): number {
-    if (reading > this.#last) this.#last = reading;
-    const now = this.#last;
+    const now = this.#read(reading);
     const wait = this.#window.delay(now);
     if (wait <= 0) this.#window.record(now);
     return wait;
   }
 
   reserveAt(reading: number): number {
-    if (reading > this.#last) this.#last = reading;
-    const now = this.#last;
+    const now = this.#read(reading);
     const wait = this.#window.delay(now);
     this.#window.record(now + wait);
     return now + wait - reading;
   }
+
+  /**
+   * Takes back the start granted last, which did not happen (its job was canceled before it
+   * started): the next start asks anew and finds its room. Called before anything else asks.
+   */
+  giveBack(): void {
+    if (this.#unstamped > 0) this.#unstamped--;
+    else this.#window.unrecord();
+  }
+
+  /** Takes a reading: the latest so far, which also stamps the unread starts before it. */
+  #read(reading: number): number {
+    if (reading > this.#last) this.#last = reading;
+    if (this.#unstamped > 0) {
+      this.#window.record(this.#last, this.#unstamped);
+      this.#unstamped = 0;
+    }
+    return this.#last;
+  }
+}
+
+/** How far apart merged starts may be: 0 (exact) up to the merge threshold. */
+function grainFor(limit: number, interval: number): number {
+  return limit > MERGE_ABOVE ? interval / BUCKETS_PER_WINDOW : 0;
+}
+
+/** Starts in a row granted without a reading: none up to the merge threshold. */
+function unreadRunFor(limit: number): number {
+  return limit > MERGE_ABOVE ? Math.floor(limit / BUCKETS_PER_WINDOW) : 0;
 }
 
 /**

@@ -739,19 +739,26 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
   /** Starts queued jobs while a slot, the rate and their keys allow. */
   #startQueued(): void {
     const queue = this.#queue as RunQueue<GatedRun<J, R>>;
-    const now = performance.now();
+    const keyRate = this.#opts.gates?.keyRate === true;
+    let now = performance.now();
+    const pass = now; // names this pass for the rate gate
+    let first = true;
     while (this.#slots.available && queue.length > 0 && this.#cancelWith === undefined) {
+      // A key's rate records the start at `now`: read again after a worker ran (its start is
+      // user code), or the start would be stamped early.
+      if (keyRate && !first) now = performance.now();
+      first = false;
       if (this.#rate !== undefined) {
         // Only a job that may start now takes a permit (one held later would be stale).
         if (!queue.ready(now)) {
           this.#armKeyWake(queue, now);
           return;
         }
-        if (!this.#rate.take(now)) return;
+        if (!this.#rate.take(pass)) return;
       }
       const run = queue.take(now);
       if (run === undefined) {
-        this.#rate?.giveBack(now);
+        this.#rate?.giveBack(pass);
         this.#armKeyWake(queue, now);
         return;
       }

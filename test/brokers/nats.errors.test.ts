@@ -17,7 +17,12 @@ import {
 } from '../../src/errors.js';
 import { fakeTcp } from '../fixtures/brokers/fake-tcp.js';
 import { type NatsAdmin, natsAdmin, uniqueStream } from '../fixtures/brokers/nats-helpers.js';
-import { freePort, instanceDir, PrivateServer } from '../fixtures/brokers/private-server.js';
+import {
+  freePort,
+  instanceDir,
+  PrivateServer,
+  serverBinary,
+} from '../fixtures/brokers/private-server.js';
 
 const rejection = (p: Promise<unknown>) =>
   p.then(
@@ -45,7 +50,7 @@ function privateNats(dir: string, args: string[]): () => PrivateServer {
       name: 'nats',
       port,
       dir: instanceDir(dir),
-      command: 'nats-server',
+      command: serverBinary('nats-server'),
       args: ['-a', '127.0.0.1', '-p', String(port), ...args],
     });
     await server.start();

@@ -1,10 +1,24 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { Pool } from '../../src/index.js';
-import { deferred, flush } from '../helpers.js';
+import { Pool, runPool } from '../../src/index.js';
+import { deferred, flush, maxInWindow } from '../helpers.js';
 
 afterEach(() => {
+  vi.restoreAllMocks();
   vi.useRealTimers();
 });
+
+/**
+ * Fake timers, with a clock that synchronous work moves without firing a timer: `work(ms)`.
+ */
+function fakeTimeWithWork(): (ms: number) => void {
+  vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'performance'] });
+  const timersNow = performance.now.bind(performance);
+  let worked = 0;
+  vi.spyOn(performance, 'now').mockImplementation(() => timersNow() + worked);
+  return (ms) => {
+    worked += ms;
+  };
+}
 
 interface Job {
   key: string;
@@ -189,5 +203,65 @@ describe('key and perKey', () => {
     expect(
       () => new Pool(() => 1, { concurrency: 1, key: () => 'k', perKey: { concurrency: 0 } }),
     ).toThrow(/perKey\.concurrency/);
+  });
+
+  it('a key rate counts each start of a pass at its own time, not the first reading of the pass (Pool: a worker ran in between)', async () => {
+    const work = fakeTimeWithWork();
+    const starts: number[] = [];
+    const pool = new Pool(
+      (job: string) => {
+        if (job.startsWith('a')) starts.push(performance.now());
+        if (job === 'a1') work(50); // 50 ms of synchronous work before a2 starts
+        return new Promise<string>((resolve) =>
+          setTimeout(() => resolve(job), job === 'b' ? 50 : 1000),
+        );
+      },
+      {
+        concurrency: 10,
+        key: (job: string) => job.slice(0, 1),
+        perKey: { concurrency: 10, rate: { limit: 2, interval: 100 } },
+      },
+    );
+    pool.pause();
+    const tasks = [];
+    for (const job of ['a1', 'b', 'a2', 'a3', 'a4']) tasks.push((await pool.submit(job)).result);
+    pool.resume(); // one pass starts a1, b, a2; b's settlement (at 100) starts the next
+    await vi.advanceTimersByTimeAsync(3000);
+    await Promise.all(tasks);
+    // a2 started at 50, so a3 and a4 may not both start before 150.
+    expect(starts.slice(0, 2)).toEqual([0, 50]);
+    expect(maxInWindow(starts, 100)).toBe(2);
+    await pool.close();
+  });
+
+  it('a key rate counts each start of a pass at its own time, not the first reading of the pass (runPool: a worker ran in between)', async () => {
+    const work = fakeTimeWithWork();
+    const starts: number[] = [];
+    const jobs = ['a1', 'a2', 'b', 'a3', 'a4', 'a5', 'a6'];
+    const results = runPool(
+      jobs,
+      (job: string) => {
+        if (job.startsWith('a')) starts.push(performance.now());
+        if (job === 'a3') work(50); // 50 ms of synchronous work before a4 starts, in one pass
+        return new Promise<string>((resolve) =>
+          setTimeout(() => resolve(job), job === 'b' ? 150 : 1000),
+        );
+      },
+      {
+        concurrency: 10,
+        key: (job: string) => job.slice(0, 1),
+        perKey: { concurrency: 10, rate: { limit: 2, interval: 100 } },
+      },
+    );
+    const done = (async () => {
+      let n = 0;
+      for await (const r of results) if (r.ok) n++;
+      return n;
+    })();
+    await vi.advanceTimersByTimeAsync(3000);
+    expect(await done).toBe(jobs.length);
+    // a3 and a4 start in one pass, a4 50 ms later; b's settlement wakes the engine at 200.
+    expect(starts.slice(0, 4)).toEqual([0, 0, 100, 150]);
+    expect(maxInWindow(starts, 100)).toBe(2);
   });
 });

@@ -204,6 +204,78 @@ describe('rate', () => {
     expect(ownThenCalls).toBe(0);
   });
 
+  it('a permit taken for a job canceled in the same pass goes to the next job of that pass, not to waste', async () => {
+    fakeTime();
+    const started: string[] = [];
+    const pool = new Pool(
+      (name: string) => {
+        started.push(name);
+        return name;
+      },
+      { concurrency: 1, rate: { limit: 1, interval: 1000 } },
+    );
+    pool.pause();
+    const controller = new AbortController();
+    // Registered before the job's own listener: resuming starts a pass in which the job's signal
+    // has aborted but the pool has not yet heard of it.
+    controller.signal.addEventListener('abort', () => pool.resume());
+    const canceled = await pool.submit('canceled', { signal: controller.signal });
+    const next = await pool.submit('next');
+    controller.abort();
+    await flush(); // no timer advanced: a start that waited for the rate would not be here yet
+    // The one start the window allows is the next job's, at once, not a second later.
+    expect(started).toEqual(['next']);
+    expect(await next.result).toMatchObject({ ok: true, value: 'next' });
+    const result = await canceled.result;
+    expect(result.ok).toBe(false);
+    if (!result.ok) expect(result.error).toBeInstanceOf(AbortError);
+    await pool.close();
+  });
+
+  it('a permit taken for a job canceled before it started is given back to the window: a job submitted later starts at once', async () => {
+    fakeTime();
+    const started: string[] = [];
+    const pool = new Pool(
+      (name: string) => {
+        started.push(name);
+        return name;
+      },
+      { concurrency: 1, rate: { limit: 1, interval: 1000 } },
+    );
+    pool.pause();
+    const controller = new AbortController();
+    // Registered before the job's own listener: the pass that resumes the pool takes a permit
+    // for the job, then finds its signal aborted.
+    controller.signal.addEventListener('abort', () => pool.resume());
+    const canceled = await pool.submit('canceled', { signal: controller.signal });
+    controller.abort();
+    await flush();
+    vi.advanceTimersByTime(1); // another pass, at another time
+    const next = await pool.submit('next');
+    await flush(); // no timer advanced: a start that waited for the rate would not be here yet
+    expect(started).toEqual(['next']);
+    expect(await next.result).toMatchObject({ ok: true, value: 'next' });
+    expect((await canceled.result).ok).toBe(false);
+    await pool.close();
+  });
+
+  it('a never-limiting rate reads the clock once per limit / 1024 starts, not per start', async () => {
+    const reads = async (rate?: { limit: number; interval: number }) => {
+      const spy = vi.spyOn(performance, 'now');
+      const pool = new Pool((n: number) => n, { concurrency: 4, rate });
+      const tasks = [];
+      for (let i = 0; i < 10_000; i++) tasks.push((await pool.submit(i)).result);
+      await Promise.all(tasks);
+      await pool.close();
+      const count = spy.mock.calls.length;
+      spy.mockRestore();
+      return count;
+    };
+    const without = await reads();
+    const withRate = await reads({ limit: 10_240_000, interval: 1000 });
+    expect(withRate - without).toBeLessThanOrEqual(10);
+  });
+
   it('bad rate options are refused at construction with the option name', () => {
     expect(() => new Pool(() => 1, { concurrency: 1, rate: { limit: 0, interval: 1000 } })).toThrow(
       /rate\.limit.*got 0/,

@@ -1,4 +1,4 @@
-import { pathToFileURL } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { describe, expect, it, vi } from 'vitest';
 import { AbortError, PoolClosedError, WorkerStartupError } from '../../src/errors.js';
@@ -13,7 +13,9 @@ describe('ThreadPool module loading', () => {
   });
 
   it('runs a module given as an absolute path and as a file: URL string', async () => {
-    const path = fixture('double.js').pathname;
+    // fileURLToPath, not .pathname: a URL's pathname is percent-encoded ("my%20work" for a
+    // checkout under "my work"), not the file's path.
+    const path = fileURLToPath(fixture('double.js'));
     await using byPath = new ThreadPool<number, number>(path, { threads: 1 });
     await using byHref = new ThreadPool<number, number>(pathToFileURL(path).href, { threads: 1 });
     expect(await byPath.run(2)).toBe(4);
