@@ -121,8 +121,9 @@ export function formatLetter(letter: DeadLetter): string {
   }
   if (what.length > 200) what = `${what.slice(0, 199)}…`;
   const first = j.firstFailedAt ? `  first failed ${j.firstFailedAt}` : '';
+  const message = j.messageId ? `  message ${j.messageId}` : '';
   return (
-    `${j.id}  failed ${j.lastFailedAt}${first}  attempts ${j.attempts}` +
+    `${j.id}${message}  failed ${j.lastFailedAt}${first}  attempts ${j.attempts}` +
     `${j.code ? `  code ${j.code}` : ''}\n    error: ${j.error}\n    ${what}`
   );
 }
@@ -174,6 +175,13 @@ export async function actCommand(
       const where = action === 'replay' ? ' back to ' : ' from ';
       process.stdout.write(
         `${verb} ${count} dead letter${count === 1 ? '' : 's'}${where}${describeSpec(flags.from)}\n`,
+      );
+    }
+    // Ids named but not found: most often a message's id (what `serve` prints), not the letter's.
+    if (Array.isArray(which) && count < which.length) {
+      const missing = which.length - count;
+      throw new UsageError(
+        `${action}: ${missing} of the ${which.length} --id given ${missing === 1 ? 'is' : 'are'} not a dead letter on ${describeSpec(flags.from)} — use the ids \`dead-letters list\` prints (a letter's own id; the message's id is shown beside it as "message")`,
       );
     }
   } finally {

@@ -143,6 +143,21 @@ describe.each([
     expect(await q.remaining()).toBe(0);
   });
 
+  it('an --id that names no dead letter (gone, or a message id) is reported with exit 2, after the count', async () => {
+    const q = await probe();
+    onTestFinished(() => q.cleanup());
+    await deadLetterDocs(q.url);
+    const listed = await cli(['dead-letters', 'list', '--from', q.url, '--json']);
+    const [first] = json(listed.stdout).letters as { id: string; messageId: string | null }[];
+    const text = await cli(['dead-letters', 'list', '--from', q.url]);
+    if (first.messageId !== null) expect(text.stdout).toContain(`message ${first.messageId}`);
+    expect((await cli(['dead-letters', 'purge', '--from', q.url, '--all'])).code).toBe(0);
+    const replay = await cli(['dead-letters', 'replay', '--from', q.url, '--id', first.id]);
+    expect(replay.stdout).toMatch(/^replayed 0 dead letters back to /);
+    expect(replay.code).toBe(2);
+    expect(replay.stderr).toContain('1 of the 1 --id given is not a dead letter');
+  });
+
   it('refuses a replay or purge that selects nothing, and a bad cursor, with exit 2', async () => {
     const q = await probe();
     onTestFinished(() => q.cleanup());
