@@ -3,9 +3,11 @@
  * behaviour is tested against real brokers in redis*.test.ts, postgres*.test.ts, …). Every wait
  * is on a latch or an event of the fake source — no sleeps.
  */
+import diagnostics from 'node:diagnostics_channel';
 import { describe, expect, it } from 'vitest';
 import { consume, jsonDecode } from '../../src/brokers/consumer.js';
 import { LeaseLostError, MalformedMessageError, SettleTimeoutError } from '../../src/errors.js';
+import { SLUICE_MESSAGE_SETTLED } from '../../src/index.js';
 import { deadline } from '../fixtures/brokers/consumer-harness.js';
 import { MemorySource, text } from '../fixtures/brokers/memory-source.js';
 import { deferred, flush } from '../helpers.js';
@@ -549,6 +551,54 @@ describe('consume() loop', () => {
         stats: { held: 0, ...expected },
       });
       if (label.startsWith('heartbeat')) expect(errors).toContain('heartbeat');
+    }
+  });
+
+  it("a custom source's message whose fields cannot be read (a getter or Proxy that throws) is dead-lettered as malformed; the rest of its fetch runs and close() returns", async () => {
+    const trap = () => {
+      throw new Error('trap');
+    };
+    const cases: [string, () => object][] = [
+      [
+        'a throwing deliveryCount getter',
+        () => ({
+          id: 'x',
+          body: text('x'),
+          get deliveryCount() {
+            return trap();
+          },
+        }),
+      ],
+      ['a Proxy whose every read throws', () => new Proxy({}, { get: trap })],
+    ];
+    for (const withSubscriber of [false, true]) {
+      for (const [label, hostile] of cases) {
+        const published: string[] = [];
+        const subscriber = (m: unknown) => published.push((m as { outcome: string }).outcome);
+        if (withSubscriber) diagnostics.subscribe(SLUICE_MESSAGE_SETTLED, subscriber);
+        try {
+          const s = new MemorySource();
+          s.push('1');
+          s.queue.push(hostile() as never);
+          s.push('2');
+          const errors: string[] = [];
+          const c = consume(s, () => undefined, {
+            concurrency: 4,
+            onError: (_e, op) => errors.push(op),
+          });
+          while (s.ops('ack').length < 2) await flush();
+          const report = await deadline(c.close(), 5_000, `close() after ${label}`);
+          expect({ label, stats: report.stats }).toMatchObject({
+            label,
+            stats: { held: 0, fetched: 3, acked: 2, malformed: 1 },
+          });
+          // Its dead letter is handed to the source, which settles or refuses it.
+          expect(report.stats.deadLettered + report.stats.unsettled).toBe(1);
+          if (withSubscriber) expect(published).toHaveLength(3);
+        } finally {
+          if (withSubscriber) diagnostics.unsubscribe(SLUICE_MESSAGE_SETTLED, subscriber);
+        }
+      }
     }
   });
 
