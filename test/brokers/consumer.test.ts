@@ -506,6 +506,34 @@ describe('consume() loop', () => {
     }
   });
 
+  it("a fetch's array is read by index: its own iterator, which could yield other values or never end, is not called", async () => {
+    class Iterating extends MemorySource {
+      override async fetch(max: number, signal: AbortSignal) {
+        const messages = await super.fetch(max, signal);
+        const junk = { id: 'junk', body: text('junk'), deliveryCount: 1 };
+        return Object.assign(messages, {
+          *[Symbol.iterator]() {
+            yield* messages.values();
+            yield junk;
+            yield junk;
+          },
+        });
+      }
+    }
+    const s = new Iterating();
+    s.push('1');
+    const errors: string[] = [];
+    const c = consume(s, () => undefined, {
+      concurrency: 4,
+      onError: (_e, op) => errors.push(op),
+    });
+    while (s.ops('ack').length < 1) await flush();
+    const report = await c.close();
+    expect(report.stats).toMatchObject({ fetched: 1, acked: 1, held: 0, deadLettered: 0 });
+    expect(s.calls.map((call) => call.id)).not.toContain('junk');
+    expect(errors).toEqual([]);
+  });
+
   it("a custom source's settle or heartbeat that answers synchronously — a plain value, a throw, a value whose then getter throws — is settled and reported, never thrown out of the consumer", async () => {
     const trap = () => {
       throw new Error('trap');
