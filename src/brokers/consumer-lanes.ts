@@ -202,11 +202,8 @@ export class FetchLanes<M extends BrokerMessage> {
     lane.failures = 0;
     lane.lastEmpty = messages.length === 0;
     // More than asked for (a custom source's bug): the extra are released at once, never held.
-    // Copied, not spliced: the array is the source's (it may be frozen, or kept).
-    if (messages.length > max) {
-      this.#host.refuse(lane, messages.slice(max), max);
-      messages = messages.slice(0, max);
-    }
+    // Spliced: `messages` is our own copy (see fetchedMessages), never the source's array.
+    if (messages.length > max) this.#host.refuse(lane, messages.splice(max), max);
     lane.held += messages.length;
     this.#host.deliver(lane, messages);
     // A fetch is meant to wait for messages. One that keeps returning nothing at once (a
@@ -249,8 +246,12 @@ function fetchedMessages<M>(value: unknown): M[] {
   let messages: M[] | undefined;
   try {
     if (Array.isArray(value)) {
+      // By index, its length read once: an array's own iterator (user code) is not called —
+      // it could yield other values than its entries, or never end.
+      const n = (value as unknown[]).length;
       messages = [];
-      for (const m of value as unknown[]) {
+      for (let i = 0; i < n; i++) {
+        const m: unknown = (value as unknown[])[i];
         if (typeof m !== 'object' || m === null) {
           messages = undefined;
           break;

@@ -465,7 +465,24 @@ class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
 
   /** Decodes and submits one message; malformed ones go to the dead letter without running. */
   #start(lane: Lane<M>, message: M): void {
-    if (message.deliveryCount > this.#maxDeliveries) {
+    // Read in a try: a custom source's message whose getter throws (a Proxy) is malformed, never
+    // an exception out of the fetch loop (an unhandled rejection, the rest of the fetch held).
+    let deliveries: unknown;
+    try {
+      deliveries = message.deliveryCount;
+    } catch (error) {
+      this.#stats.malformed++;
+      this.#settle(
+        lane,
+        message,
+        'deadLetter',
+        new MalformedMessageError(`deliveryCount unreadable: ${toError(error).message}`, {
+          cause: error,
+        }),
+      );
+      return;
+    }
+    if ((deliveries as number) > this.#maxDeliveries) {
       // Earlier deliveries ended without a result we could record: a crash mid-handler (a
       // poison message that kills the process), or a dead-lettering that failed. Running it
       // again past the limit could repeat that for ever: dead-letter it now.
@@ -473,7 +490,7 @@ class ConsumerLoop<T, M extends BrokerMessage> implements Consumer {
         lane,
         message,
         'deadLetter',
-        new DeliveryLimitError(message.deliveryCount, this.#maxDeliveries),
+        new DeliveryLimitError(deliveries as number, this.#maxDeliveries),
       );
       return;
     }

@@ -42,8 +42,9 @@ export interface GateOptions<J> {
    * 1024, starts less than `interval / 1024` ms apart share one entry (~1024 per window, however
    * high the limit), and up to `limit / 1024` starts in a row are granted without a clock reading
    * (only when they fit even if no logged start had left the window) and logged at the next
-   * reading. Such starts may count as leaving the window late (at most ~2 × `limit / 1024` at a
-   * window's edge) — never early.
+   * reading. Such starts may count as leaving the window late, never early: a merged one by up
+   * to `interval / 1024` ms (a burst inside that time leaves with its last start), an unread one
+   * (at most `limit / 1024` at a time) from the next reading on, however late that comes.
    */
   rate?: RateLimit | RateLimiter;
   /**

@@ -84,9 +84,22 @@ export function publishMessageOutcome(
   error: Error | undefined,
   detectedBy: 'heartbeat' | 'settle' = 'settle',
 ): void {
-  const { id, deliveryCount } = message;
+  const settled = messageSettledChannel.hasSubscribers;
+  const dead = outcome === 'deadLettered' && deadLetteredChannel.hasSubscribers;
+  const lost = outcome === 'leaseLost' && leaseLostChannel.hasSubscribers;
+  if (!settled && !dead && !lost) return;
+  // Read once, in a try: a custom source's message (or a handler's error) whose getter throws
+  // must not throw out of the consumer's settle (an unhandled rejection).
+  let id: string;
+  let deliveryCount: number;
+  try {
+    ({ id, deliveryCount } = message);
+  } catch {
+    id = '';
+    deliveryCount = Number.NaN;
+  }
   const kind = 'consume';
-  if (messageSettledChannel.hasSubscribers) {
+  if (settled) {
     messageSettledChannel.publish({
       name,
       kind,
@@ -96,18 +109,24 @@ export function publishMessageOutcome(
       error,
     } satisfies MessageSettledMessage);
   }
-  if (outcome === 'deadLettered' && deadLetteredChannel.hasSubscribers) {
+  if (dead) {
     const failure = error ?? new Error('dead-lettered');
+    let code: unknown;
+    try {
+      code = (failure as { code?: unknown }).code;
+    } catch {
+      code = undefined;
+    }
     deadLetteredChannel.publish({
       name,
       kind,
       id,
       deliveryCount,
       error: failure,
-      malformed: (failure as { code?: unknown }).code === 'ERR_MESSAGE_MALFORMED',
+      malformed: code === 'ERR_MESSAGE_MALFORMED',
     } satisfies MessageDeadLetteredMessage);
   }
-  if (outcome === 'leaseLost' && leaseLostChannel.hasSubscribers) {
+  if (lost) {
     leaseLostChannel.publish({
       name,
       kind,

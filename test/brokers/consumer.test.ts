@@ -3,9 +3,11 @@
  * behaviour is tested against real brokers in redis*.test.ts, postgres*.test.ts, …). Every wait
  * is on a latch or an event of the fake source — no sleeps.
  */
+import diagnostics from 'node:diagnostics_channel';
 import { describe, expect, it } from 'vitest';
 import { consume, jsonDecode } from '../../src/brokers/consumer.js';
 import { LeaseLostError, MalformedMessageError, SettleTimeoutError } from '../../src/errors.js';
+import { SLUICE_MESSAGE_SETTLED } from '../../src/index.js';
 import { deadline } from '../fixtures/brokers/consumer-harness.js';
 import { MemorySource, text } from '../fixtures/brokers/memory-source.js';
 import { deferred, flush } from '../helpers.js';
@@ -504,6 +506,34 @@ describe('consume() loop', () => {
     }
   });
 
+  it("a fetch's array is read by index: its own iterator, which could yield other values or never end, is not called", async () => {
+    class Iterating extends MemorySource {
+      override async fetch(max: number, signal: AbortSignal) {
+        const messages = await super.fetch(max, signal);
+        const junk = { id: 'junk', body: text('junk'), deliveryCount: 1 };
+        return Object.assign(messages, {
+          *[Symbol.iterator]() {
+            yield* messages.values();
+            yield junk;
+            yield junk;
+          },
+        });
+      }
+    }
+    const s = new Iterating();
+    s.push('1');
+    const errors: string[] = [];
+    const c = consume(s, () => undefined, {
+      concurrency: 4,
+      onError: (_e, op) => errors.push(op),
+    });
+    while (s.ops('ack').length < 1) await flush();
+    const report = await c.close();
+    expect(report.stats).toMatchObject({ fetched: 1, acked: 1, held: 0, deadLettered: 0 });
+    expect(s.calls.map((call) => call.id)).not.toContain('junk');
+    expect(errors).toEqual([]);
+  });
+
   it("a custom source's settle or heartbeat that answers synchronously — a plain value, a throw, a value whose then getter throws — is settled and reported, never thrown out of the consumer", async () => {
     const trap = () => {
       throw new Error('trap');
@@ -512,7 +542,17 @@ describe('consume() loop', () => {
     const cases: [string, (s: MemorySource) => void, Record<string, unknown>][] = [
       ['ack returning undefined', (s) => (s.ack = (() => undefined) as never), { acked: 2 }],
       ['ack returning a hostile value', (s) => (s.ack = hostile as never), { unsettled: 2 }],
-      ['release throwing', (s) => (s.release = trap as never), {}],
+      [
+        // Reached through a fetch returning one message past `max`: that one is released at once.
+        'release throwing',
+        (s) => {
+          s.release = trap as never;
+          s.push('3');
+          const fetch = s.fetch.bind(s);
+          s.fetch = (max, signal) => fetch(max + 1, signal);
+        },
+        { released: 0, fetched: 3, acked: 2 },
+      ],
       [
         'ackMany returning a hostile value',
         (s) => Object.assign(s, { ackMany: hostile }),
@@ -540,7 +580,11 @@ describe('consume() loop', () => {
         onError: (_e, op) => errors.push(op),
       });
       while (c.stats().running < 2) await flush();
-      await new Promise((r) => setTimeout(r, 5)); // heartbeats every 1 ms meanwhile
+      // The call under test has failed and been reported (a heartbeat: on its 1 ms timer).
+      const op = label.split(' ')[0] as string;
+      if (op === 'heartbeat' || op === 'release') {
+        while (!errors.includes(op)) await new Promise((r) => setTimeout(r, 1));
+      }
       release.resolve();
       while (c.stats().held > 0) await flush();
       const report = await c.close();
@@ -549,6 +593,54 @@ describe('consume() loop', () => {
         stats: { held: 0, ...expected },
       });
       if (label.startsWith('heartbeat')) expect(errors).toContain('heartbeat');
+    }
+  });
+
+  it("a custom source's message whose fields cannot be read (a getter or Proxy that throws) is dead-lettered as malformed; the rest of its fetch runs and close() returns", async () => {
+    const trap = () => {
+      throw new Error('trap');
+    };
+    const cases: [string, () => object][] = [
+      [
+        'a throwing deliveryCount getter',
+        () => ({
+          id: 'x',
+          body: text('x'),
+          get deliveryCount() {
+            return trap();
+          },
+        }),
+      ],
+      ['a Proxy whose every read throws', () => new Proxy({}, { get: trap })],
+    ];
+    for (const withSubscriber of [false, true]) {
+      for (const [label, hostile] of cases) {
+        const published: string[] = [];
+        const subscriber = (m: unknown) => published.push((m as { outcome: string }).outcome);
+        if (withSubscriber) diagnostics.subscribe(SLUICE_MESSAGE_SETTLED, subscriber);
+        try {
+          const s = new MemorySource();
+          s.push('1');
+          s.queue.push(hostile() as never);
+          s.push('2');
+          const errors: string[] = [];
+          const c = consume(s, () => undefined, {
+            concurrency: 4,
+            onError: (_e, op) => errors.push(op),
+          });
+          while (s.ops('ack').length < 2) await flush();
+          const report = await deadline(c.close(), 5_000, `close() after ${label}`);
+          expect({ label, stats: report.stats }).toMatchObject({
+            label,
+            stats: { held: 0, fetched: 3, acked: 2, malformed: 1 },
+          });
+          // Its dead letter is handed to the source, which settles or refuses it.
+          expect(report.stats.deadLettered + report.stats.unsettled).toBe(1);
+          if (withSubscriber) expect(published).toHaveLength(3);
+        } finally {
+          if (withSubscriber) diagnostics.unsubscribe(SLUICE_MESSAGE_SETTLED, subscriber);
+        }
+      }
     }
   });
 
