@@ -193,6 +193,41 @@ describe('runPool: errors are values', () => {
     ).rejects.toThrow('source broke');
     expect(seen.sort()).toEqual([1, 2]);
   });
+
+  it.each([
+    ['lean engine', {}],
+    ['gated engine', { retry: { attempts: 1 } }],
+  ])(
+    "an async source's promise whose constructor cannot be read is the source failing, as in for await (%s)",
+    async (_, gates) => {
+      const hostile = Promise.resolve({ done: false, value: 2 });
+      Object.defineProperty(hostile, 'constructor', {
+        get() {
+          throw new Error('no constructor');
+        },
+      });
+      let pulls = 0;
+      const source: AsyncIterable<number> = {
+        [Symbol.asyncIterator]: () => ({
+          // The first step is read inside next(); the second when job 1 settles (a reaction).
+          next: () => (++pulls === 1 ? Promise.resolve({ done: false, value: 1 }) : hostile),
+        }),
+      };
+      const seen: number[] = [];
+      const run = (async () => {
+        for await (const r of runPool(source, async (x: number) => x, {
+          concurrency: 1,
+          ...gates,
+        })) {
+          if (r.ok) seen.push(r.value);
+        }
+      })();
+      // Without the fix the throw escapes a promise reaction and the iteration waits for ever.
+      const hung = new Promise((resolve) => setTimeout(resolve, 5_000, 'hung'));
+      await expect(Promise.race([run, hung])).rejects.toThrow('no constructor');
+      expect(seen).toEqual([1]);
+    },
+  );
 });
 
 describe('runPool: ordering', () => {

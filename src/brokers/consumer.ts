@@ -982,8 +982,17 @@ function heartbeatInterval(sources: readonly BrokerSource[]): number | undefined
  * property: see `promiseThen`), with `done` run once it settles; the outcome is kept.
  */
 function settledThen(out: PromiseLike<unknown>, done: () => void): Promise<unknown> {
+  let adopted: Promise<unknown>;
+  try {
+    // Reads a native promise's `constructor` (user code on a hostile one): a throw fails the job,
+    // which then is not running any more.
+    adopted = Promise.resolve(out);
+  } catch (error) {
+    done();
+    throw error;
+  }
   return promiseThen.call(
-    Promise.resolve(out),
+    adopted,
     (value) => {
       done();
       return value;

@@ -97,9 +97,17 @@ export class RateGate {
       return false;
     }
     this.#onWait?.(undefined);
+    let answer: Promise<number>;
+    try {
+      // Reads the promise's `constructor` (user code on a hostile promise): a throw fails the job.
+      answer = Promise.resolve(wait);
+    } catch (error) {
+      queueMicrotask(() => this.#failed(error));
+      return false;
+    }
     // The built-in `then`, as `await` would: a native promise's own `then` property is not called.
     promiseThen.call(
-      Promise.resolve(wait),
+      answer,
       (ms) => this.#dueIn(ms),
       (error: unknown) => this.#failed(error),
     );

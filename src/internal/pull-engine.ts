@@ -462,19 +462,20 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
 
   #pullAsync(): void {
     this.#pulling = true;
-    let step: unknown;
+    let step: Promise<unknown>;
     try {
-      // A next() that throws synchronously is the source failing, as in for await.
-      step = (this.#source as AsyncIterator<J>).next();
+      // A next() that throws synchronously is the source failing, as in for await. Promise.resolve,
+      // like for await's Await(): a plain { value, done } is accepted, a thenable adopted, a native
+      // promise used as is (no extra tick) — and a throw reading its `constructor` (user code on
+      // a hostile promise) is the source failing too, as for await's.
+      step = Promise.resolve((this.#source as AsyncIterator<J>).next());
     } catch (error) {
       this.#pulling = false;
       this.#sourceFailed(error);
       return;
     }
-    // Promise.resolve, like for await's Await(): a plain { value, done } is accepted, a
-    // thenable adopted; a native promise is used as is (no extra tick).
     promiseThen.call(
-      Promise.resolve(step),
+      step,
       (settled) => this.#onStep(settled),
       (error: unknown) => {
         if (this.#abandoned) return;

@@ -468,19 +468,20 @@ function pump<J, R>(e: Lean<J, R>, given?: { job: J }): void {
 
 function pullAsync<J, R>(e: Lean<J, R>): void {
   e.pulling = true;
-  let step: unknown;
+  let step: Promise<unknown>;
   try {
-    // A next() that throws synchronously is the source failing, as in for await.
-    step = (e.source as AsyncIterator<J>).next();
+    // A next() that throws synchronously is the source failing, as in for await. Promise.resolve,
+    // like for await's Await(): a plain { value, done } is accepted, a thenable adopted, a native
+    // promise used as is (no extra tick) — and a throw reading its `constructor` (user code on a
+    // hostile promise) is the source failing too, as for await's.
+    step = Promise.resolve((e.source as AsyncIterator<J>).next());
   } catch (error) {
     e.pulling = false;
     sourceFailed(e, error);
     return;
   }
-  // Promise.resolve, like for await's Await(): a plain { value, done } is accepted, a
-  // thenable adopted; a native promise is used as is (no extra tick).
   promiseThen.call(
-    Promise.resolve(step),
+    step,
     (settled) => onStep(e, settled),
     (error: unknown) => {
       if (e.abandoned) return;

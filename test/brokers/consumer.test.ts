@@ -4,7 +4,7 @@
  * is on a latch or an event of the fake source — no sleeps.
  */
 import diagnostics from 'node:diagnostics_channel';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished, vi } from 'vitest';
 import { consume, jsonDecode } from '../../src/brokers/consumer.js';
 import { LeaseLostError, MalformedMessageError, SettleTimeoutError } from '../../src/errors.js';
 import { SLUICE_MESSAGE_SETTLED } from '../../src/index.js';
@@ -32,6 +32,43 @@ describe('consume() loop', () => {
     );
     expect(() => consume(s, () => {}, { concurrency: 2, maxBodySize: -1 })).toThrow(/maxBodySize/);
     expect(() => consume(s, 'nope' as never, { concurrency: 2 })).toThrow(TypeError);
+  });
+
+  it("a handler's promise whose constructor cannot be read fails that message; nothing stays running", async () => {
+    vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval'] });
+    onTestFinished(() => {
+      vi.useRealTimers();
+    });
+    const s = new MemorySource();
+    s.push(JSON.stringify(1));
+    const beats: string[] = [];
+    Object.assign(s, {
+      heartbeatInterval: 10,
+      heartbeat: async (m: { id: string }) => {
+        beats.push(m.id);
+        return true;
+      },
+    });
+    const c = consume(
+      s,
+      () => {
+        const hostile = Promise.resolve();
+        Object.defineProperty(hostile, 'constructor', {
+          get() {
+            throw new Error('no constructor');
+          },
+        });
+        return hostile;
+      },
+      { concurrency: 1, maxDeliveries: 1 },
+    );
+    while (s.ops('deadLetter').length < 1) await flush();
+    expect(c.stats()).toMatchObject({ running: 0, held: 0 });
+    // A job left in the running set would go on being heartbeaten.
+    vi.advanceTimersByTime(50);
+    await flush();
+    expect(beats).toEqual([]);
+    expect((await c.close()).canceled).toBe(0);
   });
 
   it('asks the source for at most the free slots; held never exceeds concurrency', async () => {

@@ -185,6 +185,32 @@ describe('rate', () => {
     expect(asked).toBe(3);
   });
 
+  it("a RateLimiter's promise whose constructor cannot be read fails only the job that asked", async () => {
+    let asked = 0;
+    const limiter: RateLimiter = {
+      reserve() {
+        asked++;
+        if (asked !== 2) return 0;
+        const hostile = Promise.resolve(0);
+        Object.defineProperty(hostile, 'constructor', {
+          get() {
+            throw new Error('no constructor');
+          },
+        });
+        return hostile;
+      },
+    };
+    const pool = new Pool((n: number) => n, { concurrency: 1, rate: limiter });
+    const tasks = [await pool.submit(1), await pool.submit(2), await pool.submit(3)];
+    const results = await Promise.all(tasks.map((t) => t.result));
+    expect(results.map((r) => r.ok)).toEqual([true, false, true]);
+    const failed = results[1];
+    if (failed && !failed.ok) {
+      expect(failed.error).toMatchObject({ code: 'ERR_RATE_LIMITER' });
+      expect((failed.error.cause as Error).message).toBe('no constructor');
+    }
+  });
+
   it("a RateLimiter's native promise is adopted with the built-in then, as await does (its own then property is never called)", async () => {
     let ownThenCalls = 0;
     const limiter: RateLimiter = {

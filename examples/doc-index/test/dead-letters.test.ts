@@ -148,7 +148,7 @@ describe.each([
     onTestFinished(() => q.cleanup());
     await deadLetterDocs(q.url);
     const listed = await cli(['dead-letters', 'list', '--from', q.url, '--json']);
-    const [first] = json(listed.stdout).letters as { id: string; messageId: string | null }[];
+    const first = (json(listed.stdout).letters as { id: string; messageId: string | null }[])[0]!;
     const text = await cli(['dead-letters', 'list', '--from', q.url]);
     if (first.messageId !== null) expect(text.stdout).toContain(`message ${first.messageId}`);
     expect((await cli(['dead-letters', 'purge', '--from', q.url, '--all'])).code).toBe(0);
