@@ -158,6 +158,8 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
   #inSettledHook = 0;
   /** Inside {@link cancelRunning}. */
   #cancelingRunning = false;
+  /** Counts `#startQueued` passes: a rate permit given back is kept for its own pass only. */
+  #passes = 0;
   /**
    * Set by {@link cancelRunning} on an engine with gates: its rate and key wake-ups are stopped,
    * so a job pulled after it (a later pipeline stage still takes what the stages before it
@@ -742,7 +744,7 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
     const queue = this.#queue as RunQueue<GatedRun<J, R>>;
     const keyRate = this.#opts.gates?.keyRate === true;
     let now = performance.now();
-    const pass = now; // names this pass for the rate gate
+    const pass = ++this.#passes;
     let first = true;
     while (this.#slots.available && queue.length > 0 && this.#cancelWith === undefined) {
       // A key's rate records the start at `now`: read again after a worker ran (its start is

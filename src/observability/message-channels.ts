@@ -5,6 +5,7 @@
  * @module
  */
 import diagnostics from 'node:diagnostics_channel';
+import { errorStringCode } from '../brokers/dead-letter.js';
 import type { PoolEventBase } from './channels.js';
 
 /**
@@ -111,19 +112,13 @@ export function publishMessageOutcome(
   }
   if (dead) {
     const failure = error ?? new Error('dead-lettered');
-    let code: unknown;
-    try {
-      code = (failure as { code?: unknown }).code;
-    } catch {
-      code = undefined;
-    }
     deadLetteredChannel.publish({
       name,
       kind,
       id,
       deliveryCount,
       error: failure,
-      malformed: code === 'ERR_MESSAGE_MALFORMED',
+      malformed: errorStringCode(failure) === 'ERR_MESSAGE_MALFORMED',
     } satisfies MessageDeadLetteredMessage);
   }
   if (lost) {

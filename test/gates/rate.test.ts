@@ -12,6 +12,28 @@ const fakeTime = () =>
     toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'Date', 'performance'],
   });
 
+/**
+ * A paused pool (one start per second) holding a job whose signal, when aborted, first resumes
+ * the pool: the pass that starts takes a permit for that job, then finds its signal aborted
+ * before the pool's own listener ran.
+ */
+async function pausedWithJobToCancel() {
+  fakeTime();
+  const started: string[] = [];
+  const pool = new Pool(
+    (name: string) => {
+      started.push(name);
+      return name;
+    },
+    { concurrency: 1, rate: { limit: 1, interval: 1000 } },
+  );
+  pool.pause();
+  const controller = new AbortController();
+  controller.signal.addEventListener('abort', () => pool.resume());
+  const canceled = await pool.submit('canceled', { signal: controller.signal });
+  return { pool, started, controller, canceled };
+}
+
 describe('rate', () => {
   it('1,000 jobs at 50 per 1000 ms: no 1000 ms window holds more than 50 starts, and they take 19 s', async () => {
     fakeTime();
@@ -231,21 +253,7 @@ describe('rate', () => {
   });
 
   it('a permit taken for a job canceled in the same pass goes to the next job of that pass, not to waste', async () => {
-    fakeTime();
-    const started: string[] = [];
-    const pool = new Pool(
-      (name: string) => {
-        started.push(name);
-        return name;
-      },
-      { concurrency: 1, rate: { limit: 1, interval: 1000 } },
-    );
-    pool.pause();
-    const controller = new AbortController();
-    // Registered before the job's own listener: resuming starts a pass in which the job's signal
-    // has aborted but the pool has not yet heard of it.
-    controller.signal.addEventListener('abort', () => pool.resume());
-    const canceled = await pool.submit('canceled', { signal: controller.signal });
+    const { pool, started, controller, canceled } = await pausedWithJobToCancel();
     const next = await pool.submit('next');
     controller.abort();
     await flush(); // no timer advanced: a start that waited for the rate would not be here yet
@@ -259,21 +267,7 @@ describe('rate', () => {
   });
 
   it('a permit taken for a job canceled before it started is given back to the window: a job submitted later starts at once', async () => {
-    fakeTime();
-    const started: string[] = [];
-    const pool = new Pool(
-      (name: string) => {
-        started.push(name);
-        return name;
-      },
-      { concurrency: 1, rate: { limit: 1, interval: 1000 } },
-    );
-    pool.pause();
-    const controller = new AbortController();
-    // Registered before the job's own listener: the pass that resumes the pool takes a permit
-    // for the job, then finds its signal aborted.
-    controller.signal.addEventListener('abort', () => pool.resume());
-    const canceled = await pool.submit('canceled', { signal: controller.signal });
+    const { pool, started, controller, canceled } = await pausedWithJobToCancel();
     controller.abort();
     await flush();
     vi.advanceTimersByTime(1); // another pass, at another time
