@@ -5,7 +5,6 @@
  * `fetchWait + connectTimeout + 2 s`, is destroyed and replaced, and the consumer carries on with
  * nothing lost (entries delivered on the lost reply are claimed again after the lease).
  */
-import net, { type Socket } from 'node:net';
 import { createClient, RESP_TYPES } from 'redis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { consume } from '../../src/brokers/consumer.js';
@@ -19,6 +18,7 @@ import {
 } from '../../src/brokers/redis/source.js';
 import { Ledger, payloads } from '../fixtures/brokers/consumer-harness.js';
 import { type RedisAdmin, redisAdmin, uniqueStream } from '../fixtures/brokers/redis-helpers.js';
+import { captureSockets } from '../fixtures/brokers/redis-sockets.js';
 import { deferred } from '../helpers.js';
 
 let admin: RedisAdmin;
@@ -62,23 +62,6 @@ async function faultyClient(RESP: 2 | 3 = 2) {
       const hit = deferred<void>();
       armed = { command, fault, hit: hit.resolve };
       return hit.promise;
-    },
-  };
-}
-
-/** Collects the TCP sockets node-redis creates from now on (it calls `net.createConnection`). */
-function captureSockets() {
-  const created: Socket[] = [];
-  const original = net.createConnection;
-  net.createConnection = ((...args: Parameters<typeof net.createConnection>) => {
-    const socket = original(...args);
-    created.push(socket);
-    return socket;
-  }) as typeof net.createConnection;
-  return {
-    last: () => created.at(-1)!,
-    restore: () => {
-      net.createConnection = original;
     },
   };
 }
@@ -218,7 +201,7 @@ describe('Redis source connections', () => {
   });
 
   it('a socket that fails with a write scheduled: the commands wait for the new connection (node-redis writes them to the dead socket otherwise)', async () => {
-    const sockets = captureSockets();
+    const sockets = await captureSockets();
     try {
       // Control: a bare client. The write scheduled by the first ECHO runs after the socket's
       // error was handled and loses the command to the dead socket while it waits for a reply;

@@ -5,17 +5,24 @@
  * (its `maxclients` is changed) and the TCP fault proxy; the shared Redis is only proxied to.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ClientClosedError, ErrorReply, SocketClosedUnexpectedlyError } from 'redis';
+import { ClientClosedError, createClient, ErrorReply, SocketClosedUnexpectedlyError } from 'redis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type ConsumerReport, consume } from '../../src/brokers/consumer.js';
 import { redisSource } from '../../src/brokers/redis/index.js';
 import { connectionError } from '../../src/brokers/redis/link.js';
-import { readerName } from '../../src/brokers/redis/source.js';
+import {
+  type AnyRedisClient,
+  createGroup,
+  loadScripts,
+  RedisStreamSource,
+  readerName,
+} from '../../src/brokers/redis/source.js';
 import { NotConnectedError, SettleTimeoutError } from '../../src/errors.js';
 import { deadline, Ledger, payloads } from '../fixtures/brokers/consumer-harness.js';
 import { startFaultProxy } from '../fixtures/brokers/fault-proxy.js';
 import { type RedisAdmin, redisAdmin, uniqueStream } from '../fixtures/brokers/redis-helpers.js';
 import { privateRedis } from '../fixtures/brokers/redis-server.js';
+import { captureSockets } from '../fixtures/brokers/redis-sockets.js';
 import { deferred, loopStopwatch } from '../helpers.js';
 
 let server: Awaited<ReturnType<typeof privateRedis>>;
@@ -75,7 +82,8 @@ describe('a Redis consumer during an outage', () => {
   // reported, either dropped at once or given up at the lease.
   it.each([
     // Refused: the fetch is dropped at once; an ack in flight is waited for at most `lease`
-    // (2 s). The bound leaves 1 s for the work after the lease, less than the 2 s of a graceful
+    // (2 s), one sent in the turn of the cut too (see 'an ack when its connection fails'). The
+    // bound leaves 1 s for the work after the lease, less than the 2 s of a graceful
     // close (CLOSE_GRACE_MS) or of the group clean-up (CLOSE_CLEANUP_MS) that must not be tried
     // while the link is down.
     ['refused and cut', 3_000],
@@ -148,6 +156,89 @@ describe('a Redis consumer during an outage', () => {
       await admin.client.del(stream);
     },
   );
+});
+
+describe('an ack when its connection fails', () => {
+  it('an ack queued in the turn its connection fails (not yet written) is given up after the lease while Redis stays unreachable, not held for the outage', async () => {
+    const lease = 300;
+    const stream = uniqueStream('ack-unwritten');
+    await admin.fill(stream, payloads(1));
+    const sockets = await captureSockets();
+    const opened: AnyRedisClient[] = [];
+    const open = async () => {
+      const client = createClient({ url: server.url, disableClientInfo: true }) as AnyRedisClient;
+      client.on('error', () => {});
+      await client.connect();
+      opened.push(client);
+      return { client, socket: sockets.last() };
+    };
+    let source: RedisStreamSource | undefined;
+    try {
+      const cmd = await open();
+      const read = await open();
+      await createGroup(cmd.client, stream, 'g');
+      await loadScripts(cmd.client);
+      source = new RedisStreamSource(cmd.client, read.client, true, {
+        stream,
+        group: 'g',
+        consumer: 'a',
+        lease,
+      });
+      const [message] = await source.fetch(1, new AbortController().signal);
+      sockets.refuseNew(); // every reconnect from now on is refused: Redis unreachable
+      const acked = source.ack(message!).then(
+        () => undefined,
+        (error: unknown) => error,
+      );
+      // The acks of a turn are sent at the next setImmediate, on the reading connection (no fetch
+      // runs), ready then; node-redis schedules their write for the turn after. Both sockets fail
+      // in between: the script was never written, so node-redis keeps it queued for a reconnect
+      // (rather than rejecting it, as it does a written command), and no reconnect succeeds.
+      setImmediate(() => {
+        read.socket.destroy(new Error('connection reset (simulated)'));
+        cmd.socket.destroy(new Error('connection reset (simulated)'));
+      });
+      const watch = loopStopwatch();
+      // Not a measure: Redis stays unreachable until the ack has settled, so an ack that waited
+      // for a reconnect would never settle.
+      const error = await deadline(acked, 10_000, 'the ack, with Redis unreachable');
+      expect(error).toBeInstanceOf(SettleTimeoutError);
+      expect(error).toMatchObject({ operation: 'ack', timeout: lease });
+      // Given up at the first look, a lease after it was sent (the connection reconnecting).
+      expect(watch.stop()).toBeLessThan(2 * lease);
+    } finally {
+      await source?.close();
+      for (const client of opened) if (client.isOpen) client.destroy();
+      sockets.restore();
+    }
+    // Never acked: still pending, claimed again after the lease.
+    expect(await admin.pending(stream)).toBe(1);
+    await admin.client.del(stream);
+  });
+
+  it('an ack on a live connection whose reply comes after the lease (CLIENT PAUSE) is waited for, not given up', async () => {
+    const stream = uniqueStream('ack-slow');
+    await admin.fill(stream, payloads(1));
+    const source = await redisSource({
+      url: server.url,
+      stream,
+      group: 'g',
+      fetchWait: 200,
+      connectTimeout: 1_000,
+      lease: 300,
+    });
+    try {
+      const [message] = await source.fetch(1, new AbortController().signal);
+      // Every command of every other client waits 1 s from now: the ack's reply comes more
+      // than three leases after it was sent, on a connection that never dropped.
+      await admin.client.sendCommand(['CLIENT', 'PAUSE', '1000', 'ALL']);
+      await source.ack(message!);
+    } finally {
+      await source.close();
+    }
+    expect(await admin.pending(stream)).toBe(0);
+    await admin.client.del(stream);
+  });
 });
 
 describe('settling with Redis down', () => {

@@ -430,14 +430,31 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
     operation: SettleTimeoutError['operation'],
     message: RedisMessage,
   ): Promise<T> {
+    return this.#whileReachable(
+      settle,
+      () => this.#cmd,
+      () => new SettleTimeoutError(operation, `message ${message.id}`, this.#lease),
+    );
+  }
+
+  /**
+   * `work`, looked at each lease: rejected with `timedOut()` at a look that finds the connection
+   * it waits on (`waitsOn()`, read at each look) reconnecting, waited for another lease while
+   * that connection is up.
+   */
+  #whileReachable<T>(
+    work: Promise<T>,
+    waitsOn: () => RedisLink,
+    timedOut: () => Error,
+  ): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       let timer: NodeJS.Timeout;
       const look = () => {
-        if (!this.#cmd.reconnecting) timer = setTimeout(look, this.#lease);
-        else reject(new SettleTimeoutError(operation, `message ${message.id}`, this.#lease));
+        if (!waitsOn().reconnecting) timer = setTimeout(look, this.#lease);
+        else reject(timedOut());
       };
       timer = setTimeout(look, this.#lease);
-      settle.then(
+      work.then(
         (value) => {
           clearTimeout(timer);
           resolve(value);
@@ -622,20 +639,25 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
     };
     // A resend, or a first try on a connection that is reconnecting (it waits in the queue for
     // the outage, and would hold a consumer's close for it), gives up after the lease: past it
-    // the entry may be claimed anyway. A first try on a live connection is not cut short: a
-    // slow reply is not a lost one, and the ack may already be applied.
+    // the entry may be claimed anyway. A first try on a live connection is not cut short while
+    // that connection stays up: a slow reply is not a lost one, and the ack may already be
+    // applied.
+    const timedOut = () =>
+      new SettleTimeoutError('ack', `${messages.length} message(s)`, this.#lease);
     const withinLease = (attempt: Promise<unknown[]>) =>
-      rejectAfter(
-        attempt,
-        this.#lease,
-        () => new SettleTimeoutError('ack', `${messages.length} message(s)`, this.#lease),
-      );
+      rejectAfter(attempt, this.#lease, timedOut);
     if (via.reconnecting) return withinLease(send(via).catch(() => send(this.#cmd)));
-    try {
-      return await send(via);
-    } catch {
+    // Looked at each lease all the same: a connection that fails in the turn the script was
+    // sent on it (node-redis writes at the next setImmediate) keeps it unwritten, queued for a
+    // reconnect, not rejected as a written command is; during an outage that is a wait for
+    // the outage. Given up then once the connection it waits on (the resend's, after a
+    // failure) is found reconnecting.
+    let waitsOn = via;
+    const attempt = send(via).catch(() => {
+      waitsOn = this.#cmd;
       return withinLease(send(this.#cmd));
-    }
+    });
+    return this.#whileReachable(attempt, () => waitsOn, timedOut);
   }
 
   /** How often pending entries are scanned (ms): often enough for retry delays to be honoured. */
