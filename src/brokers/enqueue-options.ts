@@ -8,6 +8,7 @@
 import {
   invalidArgument,
   invalidOption,
+  LONE_SURROGATE,
   optionalDeadline,
   optionsObject,
 } from '../internal/options.js';
@@ -70,12 +71,6 @@ export function headerNameAllowed(name: string): boolean {
   return HEADER_NAME.test(name) && !/^(sluice|nats)-/i.test(name);
 }
 
-/**
- * A lone surrogate (half of a UTF-16 pair): it has no UTF-8 form, so a broker stores U+FFFD in
- * its place — two different keys would become one, a header value would change.
- */
-const LONE_SURROGATE = /[\ud800-\udfff]/u;
-
 /** True for a header value `enqueue` takes: a string on one line, storable as itself. */
 export function headerValueAllowed(value: unknown): value is string {
   return typeof value === 'string' && !/[\r\n]/.test(value) && !LONE_SURROGATE.test(value);
@@ -110,6 +105,14 @@ export function checkEnqueue(
       `target.${where}`,
       name,
       `a non-empty string (the target is ${targetShape}; 0.1's enqueue(client, name, payload) is now enqueue(${targetShape}, payload, options))`,
+    );
+  }
+  // As a source's names (brokerName): stored as U+FFFD, it would be another name's stream.
+  if (LONE_SURROGATE.test(name)) {
+    invalidOption(
+      `target.${where}`,
+      name,
+      'a name without a lone surrogate (half of a UTF-16 pair: a broker stores U+FFFD for it, so two names would be one)',
     );
   }
   const o = optionsObject<EnqueueOptions>('options', opts) ?? {};

@@ -176,6 +176,141 @@ describe('broker sources reject bad options before connecting', () => {
   });
 });
 
+// Every name a broker stores or routes by. A lone surrogate (half of a UTF-16 pair) has no UTF-8
+// form: the broker would store U+FFFD, so `jobs\ud800` and `jobs\udfff` would be one stream.
+// The optional ones were not checked at all: `consumer: 5` or `deadLetterStream: ''` was taken.
+const AMQP_NOWHERE = 'amqp://127.0.0.1:1';
+const NATS_NOWHERE = '127.0.0.1:1';
+const named: [label: string, make: (value: unknown) => unknown, name: string][] = [
+  [
+    'redisSource stream',
+    (v) => redisSource({ stream: v as string, group: 'g', url: NOWHERE.redis }),
+    'stream',
+  ],
+  [
+    'redisSource group',
+    (v) => redisSource({ stream: 's', group: v as string, url: NOWHERE.redis }),
+    'group',
+  ],
+  [
+    'redisSource consumer',
+    (v) => redisSource({ stream: 's', group: 'g', consumer: v as string, url: NOWHERE.redis }),
+    'consumer',
+  ],
+  [
+    'redisSource deadLetterStream',
+    (v) =>
+      redisSource({ stream: 's', group: 'g', deadLetterStream: v as string, url: NOWHERE.redis }),
+    'deadLetterStream',
+  ],
+  [
+    'redisSource field',
+    (v) => redisSource({ stream: 's', group: 'g', field: v as string, url: NOWHERE.redis }),
+    'field',
+  ],
+  [
+    'redisDeadLetters stream',
+    (v) => redisDeadLetters({ stream: v as string, url: NOWHERE.redis }),
+    'stream',
+  ],
+  [
+    'redisDeadLetters deadLetterStream',
+    (v) => redisDeadLetters({ stream: 's', deadLetterStream: v as string, url: NOWHERE.redis }),
+    'deadLetterStream',
+  ],
+  [
+    'redis enqueue target.stream',
+    (v) => redisEnqueue({ client: {} as never, stream: v as string }, 1),
+    'target.stream',
+  ],
+  [
+    'redis enqueue target.field',
+    (v) => redisEnqueue({ client: {} as never, stream: 's', field: v as string }, 1),
+    'target.field',
+  ],
+  ['amqpSource queue', (v) => amqpSource({ queue: v as string, url: AMQP_NOWHERE }), 'queue'],
+  [
+    'amqpSource deadLetterExchange',
+    (v) => amqpSource({ queue: 'q', deadLetterExchange: v as string, url: AMQP_NOWHERE }),
+    'deadLetterExchange',
+  ],
+  [
+    'amqpSource deadLetterQueue',
+    (v) => amqpSource({ queue: 'q', deadLetterQueue: v as string, url: AMQP_NOWHERE }),
+    'deadLetterQueue',
+  ],
+  [
+    'amqpDeadLetters deadLetterQueue',
+    (v) => amqpDeadLetters({ queue: 'q', deadLetterQueue: v as string, url: AMQP_NOWHERE }),
+    'deadLetterQueue',
+  ],
+  [
+    'amqp enqueue target.queue',
+    (v) => amqpEnqueue({ channel: {} as never, queue: v as string }, 1),
+    'target.queue',
+  ],
+  [
+    'natsSource stream',
+    (v) => natsSource({ stream: v as string, consumer: 'c', servers: NATS_NOWHERE }),
+    'stream',
+  ],
+  [
+    'natsSource subject',
+    (v) => natsSource({ stream: 'A', consumer: 'c', subject: v as string, servers: NATS_NOWHERE }),
+    'subject',
+  ],
+  [
+    'natsSource deadLetterSubject',
+    (v) =>
+      natsSource({
+        stream: 'A',
+        consumer: 'c',
+        deadLetterSubject: v as string,
+        servers: NATS_NOWHERE,
+      }),
+    'deadLetterSubject',
+  ],
+  [
+    'natsSource deadLetterStream',
+    (v) =>
+      natsSource({
+        stream: 'A',
+        consumer: 'c',
+        deadLetterStream: v as string,
+        servers: NATS_NOWHERE,
+      }),
+    'deadLetterStream',
+  ],
+  [
+    'natsDeadLetters subject',
+    (v) => natsDeadLetters({ stream: 'A', subject: v as string, servers: NATS_NOWHERE }),
+    'subject',
+  ],
+  [
+    'nats enqueue target.subject',
+    (v) => natsEnqueue({ connection: {} as never, subject: v as string }, 1),
+    'target.subject',
+  ],
+];
+
+describe('broker names: a lone surrogate, an empty string or a non-string is refused before connecting', () => {
+  it.each(named)('%s', async (_, make, name) => {
+    for (const value of ['jobs-\ud800', '\udfffx', '', 5]) {
+      const error = await Promise.resolve()
+        .then(() => make(value))
+        .then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+      expect(error, String(value)).toBeInstanceOf(TypeError);
+      expect(error).toMatchObject({ code: 'ERR_INVALID_OPTION' });
+      expect((error as Error).message).toMatch(
+        new RegExp(`^Invalid option "${name.replace('.', '\\.')}": expected .*, got `),
+      );
+    }
+  });
+});
+
 describe('amqpSource heartbeat: an integer of seconds from 0 to 65535', () => {
   it('the refusal names the option, the value and the range', async () => {
     await expect(

@@ -28,7 +28,7 @@
 import type { StoredMsg } from '@nats-io/jetstream';
 import { type JetStreamClient, type JetStreamManager, jetstream } from '@nats-io/jetstream';
 import { type NatsConnection, headers as natsHeaders } from '@nats-io/transport-node';
-import { invalidOption, nonEmptyString } from '../../internal/options.js';
+import { brokerName, invalidOption } from '../../internal/options.js';
 import {
   badCursor,
   connectTimeoutOption,
@@ -91,10 +91,10 @@ const REPLAY_TIMEOUT = 5000;
  */
 export async function natsDeadLetters(options: NatsDeadLettersOptions): Promise<DeadLetters> {
   const name = { test: /^[^.\s*>]+$/, expected: 'a name without dots, spaces or wildcards' };
-  nonEmptyString('stream', options?.stream, name);
+  brokerName('stream', options?.stream, name);
   if (options.deadLetterStream != null)
-    nonEmptyString('deadLetterStream', options.deadLetterStream, name);
-  if (options.subject != null) nonEmptyString('subject', options.subject);
+    brokerName('deadLetterStream', options.deadLetterStream, name);
+  if (options.subject != null) brokerName('subject', options.subject);
   const { servers } = options;
   if (servers != null && typeof servers !== 'string' && !Array.isArray(servers)) {
     invalidOption('servers', servers, 'a "host:port" string or an array of them');

@@ -29,8 +29,8 @@
 
 import { jetstream } from '@nats-io/jetstream';
 import {
+  brokerName,
   invalidOption,
-  nonEmptyString,
   numberAtLeast,
   optionalBoolean,
 } from '../../internal/options.js';
@@ -125,8 +125,11 @@ export async function natsSource(opts: NatsSourceOptions): Promise<NatsSource> {
 
 function validate(opts: NatsSourceOptions): Resolved {
   const name = { test: /^[^.\s*>]+$/, expected: 'a name without dots, spaces or wildcards' };
-  nonEmptyString('stream', opts?.stream, name);
-  nonEmptyString('consumer', opts.consumer, name);
+  brokerName('stream', opts?.stream, name);
+  brokerName('consumer', opts.consumer, name);
+  if (opts.subject != null) brokerName('subject', opts.subject);
+  if (opts.deadLetterSubject != null) brokerName('deadLetterSubject', opts.deadLetterSubject);
+  if (opts.deadLetterStream != null) brokerName('deadLetterStream', opts.deadLetterStream, name);
   // A pull's `expires` is at least 1 s; so is an `ack_wait` worth heartbeating.
   const common = resolveCommon(opts, BROKER_LIMITS.nats);
   numberAtLeast('maxAckPending', opts.maxAckPending, 1, { integer: true });

@@ -21,7 +21,7 @@
  * @module
  */
 import { createClient, RESP_TYPES } from 'redis';
-import { nonEmptyString } from '../../internal/options.js';
+import { brokerName } from '../../internal/options.js';
 import { checkUrl, connectWithin, maskUserinfo, REDIS_URL } from '../connect-deadline.js';
 import {
   BATCH,
@@ -135,10 +135,9 @@ const ENTRY_ID = /^\d+-\d+$/;
  * ```
  */
 export async function redisDeadLetters(options: RedisDeadLettersOptions): Promise<DeadLetters> {
-  nonEmptyString('stream', options?.stream);
-  if (options.deadLetterStream != null)
-    nonEmptyString('deadLetterStream', options.deadLetterStream);
-  if (options.field != null) nonEmptyString('field', options.field);
+  brokerName('stream', options?.stream);
+  if (options.deadLetterStream != null) brokerName('deadLetterStream', options.deadLetterStream);
+  if (options.field != null) brokerName('field', options.field);
   const connectTimeout = connectTimeoutOption(options.connectTimeout);
   if (options.client) return new RedisDeadLetters(options.client, false, options);
   const url = options.url ?? 'redis://127.0.0.1:6379';
