@@ -75,7 +75,7 @@ describe('fuzz: enqueue keys, header values and broker names reach the broker as
     async () => {
       await fuzzAssert(
         'enqueue-text',
-        fc.property(text, (value) => {
+        fc.asyncProperty(text, async (value) => {
           const key = refusal(() => checkEnqueue(target, '{ client, stream }', { key: value }));
           if (key === undefined) storedAsItself(value);
           else
