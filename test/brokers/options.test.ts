@@ -311,6 +311,68 @@ describe('broker names: a lone surrogate, an empty string or a non-string is ref
   });
 });
 
+// NATS subjects: whitespace or an empty token failed late and uncoded — nats.js's
+// InvalidSubjectError at a publish, the server's "invalid subject" (JetStream API error 10052)
+// after connecting; a publish to a wildcard was reported as "no stream captures it".
+const subjects: [
+  label: string,
+  make: (value: string) => unknown,
+  name: string,
+  wildcards: boolean,
+][] = [
+  [
+    'natsSource subject',
+    (v) => natsSource({ stream: 'A', consumer: 'c', subject: v, servers: NATS_NOWHERE }),
+    'subject',
+    true,
+  ],
+  [
+    'natsSource deadLetterSubject',
+    (v) => natsSource({ stream: 'A', consumer: 'c', deadLetterSubject: v, servers: NATS_NOWHERE }),
+    'deadLetterSubject',
+    false,
+  ],
+  [
+    'natsDeadLetters subject',
+    (v) => natsDeadLetters({ stream: 'A', subject: v, servers: NATS_NOWHERE }),
+    'subject',
+    true,
+  ],
+  [
+    'nats enqueue target.subject',
+    (v) => natsEnqueue({ connection: {} as never, subject: v }, 1),
+    'target.subject',
+    false,
+  ],
+];
+
+describe('NATS subjects that are not subjects are refused before connecting, naming the option', () => {
+  it.each(subjects)('%s', async (_, make, name, wildcards) => {
+    const refused = async (value: string) =>
+      Promise.resolve()
+        .then(() => make(value))
+        .then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+    const bad = ['a b', 'a\tb', 'a..b', '.a', 'a.', ...(wildcards ? [] : ['a.*', 'a.>', '*'])];
+    for (const value of bad) {
+      const error = await refused(value);
+      expect(error, value).toBeInstanceOf(TypeError);
+      expect(error).toMatchObject({ code: 'ERR_INVALID_OPTION' });
+      expect((error as Error).message).toMatch(
+        new RegExp(`^Invalid option "${name.replace('.', '\\.')}": expected a NATS subject`),
+      );
+    }
+    // A literal `*` inside a token is no wildcard; the option check passes (the call then fails
+    // connecting, or, for enqueue, on the fake connection).
+    for (const value of ['a.b*', 'ä.b', ...(wildcards ? ['a.*', 'a.>'] : [])]) {
+      const error = await refused(value);
+      expect((error as { code?: string } | undefined)?.code, value).not.toBe('ERR_INVALID_OPTION');
+    }
+  });
+});
+
 describe('amqpSource heartbeat: an integer of seconds from 0 to 65535', () => {
   it('the refusal names the option, the value and the range', async () => {
     await expect(

@@ -44,6 +44,7 @@ import {
 } from '../dead-letters.js';
 import { publishError } from './acks.js';
 import { connectNats, jetstreamManagerOf } from './connect.js';
+import { filterSubject } from './subject.js';
 
 export type {
   DeadLetter,
@@ -94,7 +95,7 @@ export async function natsDeadLetters(options: NatsDeadLettersOptions): Promise<
   brokerName('stream', options?.stream, name);
   if (options.deadLetterStream != null)
     brokerName('deadLetterStream', options.deadLetterStream, name);
-  if (options.subject != null) brokerName('subject', options.subject);
+  if (options.subject != null) filterSubject('subject', options.subject);
   const { servers } = options;
   if (servers != null && typeof servers !== 'string' && !Array.isArray(servers)) {
     invalidOption('servers', servers, 'a "host:port" string or an array of them');
