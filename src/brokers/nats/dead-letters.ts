@@ -74,6 +74,12 @@ export interface NatsDeadLettersOptions {
 /** Sequences asked for at once while walking the dead stream downwards. */
 const WINDOW = 32;
 const SEQ = /^\d{1,16}$/;
+
+/**
+ * True for a stream sequence a letter can have: sequences start at 1, and the server answers a
+ * `MSG.GET` of 0 with an uncoded "bad request" (JetStream API error).
+ */
+const letterSeq = (id: string): boolean => SEQ.test(id) && Number(id) >= 1;
 /** Longest wait for a replayed copy's PubAck (nats.js's default, stated), ms. */
 const REPLAY_TIMEOUT = 5000;
 
@@ -149,7 +155,7 @@ class NatsDeadLetters implements DeadLetters, PagedStore {
 
   async list(options?: DeadLetterListOptions): Promise<DeadLetterPage> {
     const { limit, cursor } = listOptions(options);
-    if (cursor !== undefined && !SEQ.test(cursor)) badCursor(cursor);
+    if (cursor !== undefined && !letterSeq(cursor)) badCursor(cursor);
     return this.page(limit, cursor);
   }
 
@@ -172,9 +178,7 @@ class NatsDeadLetters implements DeadLetters, PagedStore {
   }
 
   async byIds(ids: string[]): Promise<DeadLetter[]> {
-    const got = await Promise.all(
-      ids.filter((id) => SEQ.test(id)).map((id) => this.#get(Number(id))),
-    );
+    const got = await Promise.all(ids.filter(letterSeq).map((id) => this.#get(Number(id))));
     return got.filter((m): m is StoredMsg => m !== null).map((m) => this.#letter(m));
   }
 
