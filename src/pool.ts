@@ -1288,11 +1288,14 @@ function pinPool(): object[] {
   return [pool, run];
 }
 
-/** The `transfer` list of a ThreadPool submission (Pool passes it to its executor). */
+/**
+ * The `transfer` list of a ThreadPool submission (Pool passes it to its executor), copied: it is
+ * read when the job leaves for a thread, maybe long after the submit, and a caller that refills
+ * one array for its next submit would otherwise move that job's buffers with this one.
+ */
 function transferOf(opts: unknown): readonly TransferListItem[] | undefined {
-  return (
-    (opts as { transfer?: readonly TransferListItem[] | null } | undefined)?.transfer ?? undefined
-  );
+  const list = (opts as { transfer?: readonly TransferListItem[] | null } | undefined)?.transfer;
+  return list == null ? undefined : [...list];
 }
 
 /**

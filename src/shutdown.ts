@@ -113,6 +113,10 @@ export function shutdownOn(
       invalidArgument('signals', name, 'names of signals a process can handle');
     }
   }
+  // Our own copy, each name once: a name listed twice would add two handlers, so one delivery
+  // would count as a repeat (the forced stop, with a short `debounce`), and the uninstaller must
+  // remove what was installed even if the caller's array changed since.
+  const names = [...new Set(signals)];
   const exit = optionalBoolean('exit', opts.exit) ?? true;
   const canceledExitCode = nonNegativeInt('canceledExitCode', opts.canceledExitCode ?? 1, false);
   if (canceledExitCode > 255) {
@@ -172,10 +176,10 @@ export function shutdownOn(
   };
 
   const uninstall = (): void => {
-    for (const s of signals) process.off(s, handler);
+    for (const s of names) process.off(s, handler);
   };
   try {
-    for (const s of signals) process.on(s, handler);
+    for (const s of names) process.on(s, handler);
   } catch (error) {
     // All or nothing: a handler left behind would run a drain the caller thinks is not set up.
     uninstall();

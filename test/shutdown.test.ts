@@ -334,6 +334,44 @@ describe('shutdownOn: arguments', () => {
     expect(process.listenerCount('SIGUSR2')).toBe(before);
   });
 
+  it('a signal listed twice is one handler: one delivery is the first signal, never a forced repeat', async () => {
+    const before = process.listenerCount('SIGUSR2');
+    const saved = process.exitCode;
+    const started = deferred<AbortSignal>();
+    const release = deferred<void>();
+    const uninstall = shutdownOn(
+      ['SIGUSR2', 'SIGUSR2'],
+      async (_signal, { abortSignal }) => {
+        started.resolve(abortSignal);
+        await release.promise;
+      },
+      { exit: false, debounce: 0 },
+    );
+    // The clock moves between two listeners of one delivery (a loaded machine): each reading 1 ms on.
+    let ms = 1_000_000;
+    const clock = vi.spyOn(Date, 'now').mockImplementation(() => ms++);
+    try {
+      process.emit('SIGUSR2', 'SIGUSR2');
+      const abortSignal = await started.promise;
+      expect(abortSignal.aborted).toBe(false);
+      expect(process.listenerCount('SIGUSR2')).toBe(before + 1);
+    } finally {
+      clock.mockRestore();
+      release.resolve();
+      uninstall();
+      process.exitCode = saved;
+    }
+  });
+
+  it("the uninstaller removes the handlers it installed, though the caller's array changed since", () => {
+    const before = process.listenerCount('SIGUSR2');
+    const signals: NodeJS.Signals[] = ['SIGUSR2'];
+    const uninstall = shutdownOn(signals, async () => {}, { exit: false });
+    signals.length = 0;
+    uninstall();
+    expect(process.listenerCount('SIGUSR2')).toBe(before);
+  });
+
   it('returns an uninstaller that removes its handlers', () => {
     const before = process.listenerCount('SIGUSR2');
     const uninstall = shutdownOn(['SIGUSR2'], async () => {}, { exit: false });

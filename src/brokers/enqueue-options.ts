@@ -8,6 +8,7 @@
 import {
   invalidArgument,
   invalidOption,
+  LONE_SURROGATE,
   optionalDeadline,
   optionsObject,
 } from '../internal/options.js';
@@ -26,16 +27,18 @@ export interface EnqueueOptions {
    * A deduplication key: while a job enqueued with this key is pending (not yet acked or
    * dead-lettered), another enqueue with the same key adds nothing and returns
    * `{ deduplicated: true }`. How long a key is held is broker-specific (on NATS, the stream's
-   * duplicate window). A non-empty string of at most 256 characters, without a lone surrogate
-   * (it has no UTF-8 form: two such keys would be stored as one). Not on RabbitMQ.
+   * duplicate window). A non-empty string of at most 256 characters, without a line break, a
+   * NUL, whitespace at either end (NATS trims it: ` k` would be `k`) or a lone surrogate (it has
+   * no UTF-8 form: two such keys would be stored as one). Not on RabbitMQ.
    */
   key?: string;
   /**
    * Extra metadata stored with the job. Names are 1 to 255 printable ASCII characters without
    * spaces or `:`, and those starting with `sluice-` or `nats-` (any case) are reserved (JetStream
    * acts on its `Nats-*` headers: `Nats-Msg-Id` would bypass `key`, `Nats-Expected-*` make the
-   * publish conditional); values are strings without line breaks (the same rule on every broker,
-   * the strictest one's: NATS) or a lone surrogate.
+   * publish conditional); values are strings without line breaks or whitespace at either end
+   * (the same rule on every broker, the strictest one's: NATS, which trims values), a NUL
+   * (PostgreSQL) or a lone surrogate.
    */
   headers?: Record<string, string>;
 }
@@ -71,14 +74,19 @@ export function headerNameAllowed(name: string): boolean {
 }
 
 /**
- * A lone surrogate (half of a UTF-16 pair): it has no UTF-8 form, so a broker stores U+FFFD in
- * its place — two different keys would become one, a header value would change.
+ * True for text every broker stores and hands back as itself, so that two different keys stay
+ * two and a header value reads back unchanged: no line break (a NATS header ends at one), no NUL
+ * (PostgreSQL's text refuses it), no whitespace at either end (nats.js trims header values, so
+ * the keys `k`, ` k` and `k\u00a0` were one `Nats-Msg-Id`: the second job reported deduplicated
+ * and dropped) and no lone surrogate (it has no UTF-8 form: stored as U+FFFD).
  */
-const LONE_SURROGATE = /[\ud800-\udfff]/u;
+function storedAsItself(text: string): boolean {
+  return !/[\r\n\0]/.test(text) && text.trim() === text && !LONE_SURROGATE.test(text);
+}
 
-/** True for a header value `enqueue` takes: a string on one line, storable as itself. */
+/** True for a header value `enqueue` takes: a string every broker stores as itself. */
 export function headerValueAllowed(value: unknown): value is string {
-  return typeof value === 'string' && !/[\r\n]/.test(value) && !LONE_SURROGATE.test(value);
+  return typeof value === 'string' && storedAsItself(value);
 }
 
 /** Longest `key`, characters. */
@@ -112,6 +120,14 @@ export function checkEnqueue(
       `a non-empty string (the target is ${targetShape}; 0.1's enqueue(client, name, payload) is now enqueue(${targetShape}, payload, options))`,
     );
   }
+  // As a source's names (brokerName): stored as U+FFFD, it would be another name's stream.
+  if (LONE_SURROGATE.test(name)) {
+    invalidOption(
+      `target.${where}`,
+      name,
+      'a name without a lone surrogate (half of a UTF-16 pair: a broker stores U+FFFD for it, so two names would be one)',
+    );
+  }
   const o = optionsObject<EnqueueOptions>('options', opts) ?? {};
   // A duration as every other: at most the longest timer (a Redis or PostgreSQL source would
   // sleep towards it, a NATS source turns it back with it).
@@ -120,15 +136,12 @@ export function checkEnqueue(
   const key = o.key ?? undefined;
   if (
     key !== undefined &&
-    (typeof key !== 'string' ||
-      key === '' ||
-      key.length > MAX_KEY_LENGTH ||
-      LONE_SURROGATE.test(key))
+    (typeof key !== 'string' || key === '' || key.length > MAX_KEY_LENGTH || !storedAsItself(key))
   ) {
     invalidOption(
       'key',
       key,
-      `a non-empty string of at most ${MAX_KEY_LENGTH} characters, without a lone surrogate (half of a UTF-16 pair: it cannot be stored as itself)`,
+      `a non-empty string of at most ${MAX_KEY_LENGTH} characters, without a line break, a NUL, whitespace at either end or a lone surrogate (half of a UTF-16 pair): every broker must store it as itself`,
     );
   }
   const headers: [string, string][] = [];
@@ -148,7 +161,7 @@ export function checkEnqueue(
         invalidOption(
           `headers.${name}`,
           value,
-          'a string without line breaks or a lone surrogate (half of a UTF-16 pair)',
+          'a string without line breaks, a NUL, whitespace at either end or a lone surrogate (half of a UTF-16 pair): every broker must store it as itself',
         );
       }
       headers.push([name, value]);

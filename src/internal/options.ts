@@ -295,6 +295,34 @@ export function nonEmptyString(
 }
 
 /**
+ * A lone surrogate (half of a UTF-16 pair): it has no UTF-8 form, so a broker stores U+FFFD in
+ * its place — two different names or keys would become one, a header value would change.
+ */
+export const LONE_SURROGATE = /[\ud800-\udfff]/u;
+
+/**
+ * The name of something a broker stores or routes by (a stream, group, consumer, queue, subject,
+ * field): a non-empty string (matching `pattern` when given) that UTF-8 carries as itself — a
+ * lone surrogate would become U+FFFD, so `jobs\ud800` and `jobs\udfff` would be one stream.
+ */
+export function brokerName(
+  name: Label,
+  value: unknown,
+  pattern?: { test: RegExp; expected: string },
+): string {
+  const text = nonEmptyString(name, value, pattern);
+  if (LONE_SURROGATE.test(text)) {
+    fail(
+      name,
+      value,
+      `${pattern?.expected ?? 'a non-empty string'} without a lone surrogate (half of a UTF-16 pair: a broker stores U+FFFD for it, so two names would be one)`,
+      false,
+    );
+  }
+  return text;
+}
+
+/**
  * The `signal` of a per-call options bag (`send`, `receive`, `submit`, …): checks that `opts` is
  * an object or nullish and that its `signal` is an AbortSignal or absent; throws otherwise.
  */

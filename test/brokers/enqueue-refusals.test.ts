@@ -66,8 +66,8 @@ describe.each(brokers.map((b) => [b.name, b] as const))('enqueue() over %s', (_,
       });
     }
     expect(await broker.unacked(queue)).toBe(0);
-    // What every broker carries: printable ASCII names, values of any other text.
-    await broker.enqueue(queue, { n: 2 }, { headers: { 'X-Trace_id.1~!': 'ünïcode value  ' } });
+    // What every broker carries: printable ASCII names, values of any other text on one line.
+    await broker.enqueue(queue, { n: 2 }, { headers: { 'X-Trace_id.1~!': 'ünïcode  value' } });
     expect(await broker.unacked(queue)).toBe(1);
   });
 });
@@ -98,6 +98,49 @@ describe.each(brokers.map((b) => [b.name, b] as const))(
       const pair = name === 'amqp' ? {} : { key: `job-\ud83d\ude00-${queue}` };
       await broker.enqueue(queue, { n: 2 }, { ...pair, headers: { x: '\ud83d\ude00' } });
       expect(await broker.unacked(queue)).toBe(1);
+    });
+
+    // nats.js trims header values, so ` k` and `k\u00a0` were sent as the Nats-Msg-Id `k`: the
+    // second and third jobs were reported deduplicated and dropped. PostgreSQL's text refuses a
+    // NUL with an uncoded DatabaseError; a NATS header with a line break was nats.js's uncoded
+    // InvalidArgumentError. One rule on every broker: text each stores as itself.
+    it('refuses a key or a header value that a broker would change or refuse (ends trimmed, a NUL, a line break) and sends nothing', async () => {
+      const queue = await declared(broker, 'trimmed');
+      const bad = [
+        ' k',
+        'k ',
+        'k\u00a0',
+        '\ufeffk',
+        '\tk',
+        'k\u2028',
+        'a\0b',
+        'a\nb',
+        'a\r\nb',
+        ' ',
+      ];
+      for (const value of bad) {
+        if (name !== 'amqp') {
+          await expect(broker.enqueue(queue, { n: 1 }, { key: value })).rejects.toMatchObject({
+            code: 'ERR_INVALID_OPTION',
+            message: expect.stringMatching(/^Invalid option "key"/),
+          });
+        }
+        await expect(
+          broker.enqueue(queue, { n: 1 }, { headers: { x: value } }),
+        ).rejects.toMatchObject({
+          code: 'ERR_INVALID_OPTION',
+          message: expect.stringMatching(/^Invalid option "headers\.x"/),
+        });
+      }
+      expect(await broker.unacked(queue)).toBe(0);
+      // Inner whitespace is kept: `a b` and `a  b` are two keys, two jobs.
+      const inner =
+        name === 'amqp' ? [{}, {}] : [{ key: `a b-${queue}` }, { key: `a  b-${queue}` }];
+      for (const opts of inner) {
+        const r = await broker.enqueue(queue, { n: 2 }, { ...opts, headers: { x: 'a\tb' } });
+        expect(r.deduplicated).toBe(false);
+      }
+      expect(await broker.unacked(queue)).toBe(2);
     });
 
     it('a key given as null means no key, as every optional option', async () => {

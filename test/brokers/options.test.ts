@@ -176,6 +176,203 @@ describe('broker sources reject bad options before connecting', () => {
   });
 });
 
+// Every name a broker stores or routes by. A lone surrogate (half of a UTF-16 pair) has no UTF-8
+// form: the broker would store U+FFFD, so `jobs\ud800` and `jobs\udfff` would be one stream.
+// The optional ones were not checked at all: `consumer: 5` or `deadLetterStream: ''` was taken.
+const AMQP_NOWHERE = 'amqp://127.0.0.1:1';
+const NATS_NOWHERE = '127.0.0.1:1';
+const named: [label: string, make: (value: unknown) => unknown, name: string][] = [
+  [
+    'redisSource stream',
+    (v) => redisSource({ stream: v as string, group: 'g', url: NOWHERE.redis }),
+    'stream',
+  ],
+  [
+    'redisSource group',
+    (v) => redisSource({ stream: 's', group: v as string, url: NOWHERE.redis }),
+    'group',
+  ],
+  [
+    'redisSource consumer',
+    (v) => redisSource({ stream: 's', group: 'g', consumer: v as string, url: NOWHERE.redis }),
+    'consumer',
+  ],
+  [
+    'redisSource deadLetterStream',
+    (v) =>
+      redisSource({ stream: 's', group: 'g', deadLetterStream: v as string, url: NOWHERE.redis }),
+    'deadLetterStream',
+  ],
+  [
+    'redisSource field',
+    (v) => redisSource({ stream: 's', group: 'g', field: v as string, url: NOWHERE.redis }),
+    'field',
+  ],
+  [
+    'redisDeadLetters stream',
+    (v) => redisDeadLetters({ stream: v as string, url: NOWHERE.redis }),
+    'stream',
+  ],
+  [
+    'redisDeadLetters deadLetterStream',
+    (v) => redisDeadLetters({ stream: 's', deadLetterStream: v as string, url: NOWHERE.redis }),
+    'deadLetterStream',
+  ],
+  [
+    'redis enqueue target.stream',
+    (v) => redisEnqueue({ client: {} as never, stream: v as string }, 1),
+    'target.stream',
+  ],
+  [
+    'redis enqueue target.field',
+    (v) => redisEnqueue({ client: {} as never, stream: 's', field: v as string }, 1),
+    'target.field',
+  ],
+  ['amqpSource queue', (v) => amqpSource({ queue: v as string, url: AMQP_NOWHERE }), 'queue'],
+  [
+    'amqpSource deadLetterExchange',
+    (v) => amqpSource({ queue: 'q', deadLetterExchange: v as string, url: AMQP_NOWHERE }),
+    'deadLetterExchange',
+  ],
+  [
+    'amqpSource deadLetterQueue',
+    (v) => amqpSource({ queue: 'q', deadLetterQueue: v as string, url: AMQP_NOWHERE }),
+    'deadLetterQueue',
+  ],
+  [
+    'amqpDeadLetters deadLetterQueue',
+    (v) => amqpDeadLetters({ queue: 'q', deadLetterQueue: v as string, url: AMQP_NOWHERE }),
+    'deadLetterQueue',
+  ],
+  [
+    'amqp enqueue target.queue',
+    (v) => amqpEnqueue({ channel: {} as never, queue: v as string }, 1),
+    'target.queue',
+  ],
+  [
+    'natsSource stream',
+    (v) => natsSource({ stream: v as string, consumer: 'c', servers: NATS_NOWHERE }),
+    'stream',
+  ],
+  [
+    'natsSource subject',
+    (v) => natsSource({ stream: 'A', consumer: 'c', subject: v as string, servers: NATS_NOWHERE }),
+    'subject',
+  ],
+  [
+    'natsSource deadLetterSubject',
+    (v) =>
+      natsSource({
+        stream: 'A',
+        consumer: 'c',
+        deadLetterSubject: v as string,
+        servers: NATS_NOWHERE,
+      }),
+    'deadLetterSubject',
+  ],
+  [
+    'natsSource deadLetterStream',
+    (v) =>
+      natsSource({
+        stream: 'A',
+        consumer: 'c',
+        deadLetterStream: v as string,
+        servers: NATS_NOWHERE,
+      }),
+    'deadLetterStream',
+  ],
+  [
+    'natsDeadLetters subject',
+    (v) => natsDeadLetters({ stream: 'A', subject: v as string, servers: NATS_NOWHERE }),
+    'subject',
+  ],
+  [
+    'nats enqueue target.subject',
+    (v) => natsEnqueue({ connection: {} as never, subject: v as string }, 1),
+    'target.subject',
+  ],
+];
+
+describe('broker names: a lone surrogate, an empty string or a non-string is refused before connecting', () => {
+  it.each(named)('%s', async (_, make, name) => {
+    for (const value of ['jobs-\ud800', '\udfffx', '', 5]) {
+      const error = await Promise.resolve()
+        .then(() => make(value))
+        .then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+      expect(error, String(value)).toBeInstanceOf(TypeError);
+      expect(error).toMatchObject({ code: 'ERR_INVALID_OPTION' });
+      expect((error as Error).message).toMatch(
+        new RegExp(`^Invalid option "${name.replace('.', '\\.')}": expected .*, got `),
+      );
+    }
+  });
+});
+
+// NATS subjects: whitespace or an empty token failed late and uncoded — nats.js's
+// InvalidSubjectError at a publish, the server's "invalid subject" (JetStream API error 10052)
+// after connecting; a publish to a wildcard was reported as "no stream captures it".
+const subjects: [
+  label: string,
+  make: (value: string) => unknown,
+  name: string,
+  wildcards: boolean,
+][] = [
+  [
+    'natsSource subject',
+    (v) => natsSource({ stream: 'A', consumer: 'c', subject: v, servers: NATS_NOWHERE }),
+    'subject',
+    true,
+  ],
+  [
+    'natsSource deadLetterSubject',
+    (v) => natsSource({ stream: 'A', consumer: 'c', deadLetterSubject: v, servers: NATS_NOWHERE }),
+    'deadLetterSubject',
+    false,
+  ],
+  [
+    'natsDeadLetters subject',
+    (v) => natsDeadLetters({ stream: 'A', subject: v, servers: NATS_NOWHERE }),
+    'subject',
+    true,
+  ],
+  [
+    'nats enqueue target.subject',
+    (v) => natsEnqueue({ connection: {} as never, subject: v }, 1),
+    'target.subject',
+    false,
+  ],
+];
+
+describe('NATS subjects that are not subjects are refused before connecting, naming the option', () => {
+  it.each(subjects)('%s', async (_, make, name, wildcards) => {
+    const refused = async (value: string) =>
+      Promise.resolve()
+        .then(() => make(value))
+        .then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+    const bad = ['a b', 'a\tb', 'a..b', '.a', 'a.', ...(wildcards ? [] : ['a.*', 'a.>', '*'])];
+    for (const value of bad) {
+      const error = await refused(value);
+      expect(error, value).toBeInstanceOf(TypeError);
+      expect(error).toMatchObject({ code: 'ERR_INVALID_OPTION' });
+      expect((error as Error).message).toMatch(
+        new RegExp(`^Invalid option "${name.replace('.', '\\.')}": expected a NATS subject`),
+      );
+    }
+    // A literal `*` inside a token is no wildcard; the option check passes (the call then fails
+    // connecting, or, for enqueue, on the fake connection).
+    for (const value of ['a.b*', 'ä.b', ...(wildcards ? ['a.*', 'a.>'] : [])]) {
+      const error = await refused(value);
+      expect((error as { code?: string } | undefined)?.code, value).not.toBe('ERR_INVALID_OPTION');
+    }
+  });
+});
+
 describe('amqpSource heartbeat: an integer of seconds from 0 to 65535', () => {
   it('the refusal names the option, the value and the range', async () => {
     await expect(

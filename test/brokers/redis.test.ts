@@ -125,6 +125,23 @@ describe('consume() over Redis Streams', () => {
     }
   });
 
+  it('a stream and group named with letters outside ASCII (tâches, an emoji) start and deliver', async () => {
+    // Their names go into the connections' CLIENT SETNAME, which takes only `!` to `~`: such a
+    // source failed to start with Redis's uncoded "Client names cannot contain … special characters".
+    const stream = `${uniqueStream('rname')}-tâches-😀`;
+    await admin.fill(stream, payloads(2));
+    const src = await source(stream, { group: 'grüppe' });
+    const never = new AbortController().signal;
+    try {
+      const got = await src.fetch(2, never);
+      expect(got).toHaveLength(2);
+      for (const m of got) await src.ack(m);
+      expect(await admin.pending(stream, 'grüppe')).toBe(0);
+    } finally {
+      await src.close();
+    }
+  });
+
   it('a caller-owned client is duplicated (its options reused) and left open by close()', async () => {
     const stream = uniqueStream('rown');
     await admin.fill(stream, payloads(5));

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { cellSet, jobsPool, latch } from './helpers.js';
+import { cellSet, jobsPool, latch, release } from './helpers.js';
 
 describe('ThreadPool transfer', () => {
   it('moves ArrayBuffers listed in `transfer` to the thread: the sender’s copy is detached', async () => {
@@ -37,6 +37,28 @@ describe('ThreadPool transfer', () => {
     expect(await pool.run({ kind: 'thread-id' })).toBe(before);
     expect(pool.stats()).toMatchObject({ failed: 1, crashed: 0, running: 0, queued: 0 });
     expect(await pool.drain()).toMatchObject({ canceled: 0 });
+  });
+
+  it('a transfer array the caller reuses for the next submit moves each queued job its own buffers', async () => {
+    await using pool = jobsPool({ threads: 1, queueSize: 8 });
+    // The thread is busy: the jobs below wait in the queue while the caller refills one array.
+    const { sab, cells } = latch();
+    const blocked = pool.run({ kind: 'block', sab });
+    await cellSet(cells, 0);
+    const transfer: ArrayBuffer[] = [];
+    const sizes = [8, 9, 10, 11];
+    const results: Promise<unknown>[] = [];
+    for (const size of sizes) {
+      const buf = new ArrayBuffer(size);
+      transfer.length = 0;
+      transfer.push(buf);
+      results.push(pool.run({ kind: 'transfer-in', buf }, { transfer }));
+    }
+    release(cells);
+    await blocked;
+    // The list was read at dispatch: each job took the last job's buffer (moved with the first
+    // to leave, so the others failed with ERR_DATA_CLONE) and had its own copied.
+    expect(await Promise.all(results)).toEqual(sizes);
   });
 
   it('a bare ArrayBuffer transferred a second time fails with ERR_DATA_CLONE instead of arriving empty', async () => {

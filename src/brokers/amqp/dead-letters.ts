@@ -32,7 +32,7 @@
 import { createHash } from 'node:crypto';
 import { type ChannelModel, type ConfirmChannel, connect, type GetMessage } from 'amqplib';
 import { UnroutableError } from '../../errors.js';
-import { nonEmptyString, numberAtLeast } from '../../internal/options.js';
+import { brokerName, numberAtLeast } from '../../internal/options.js';
 import { AMQP_URL, checkUrl, connectWithin, maskUserinfo } from '../connect-deadline.js';
 import {
   BATCH,
@@ -92,8 +92,8 @@ const CURSOR = /^(\d+):(.+)$/;
  * ```
  */
 export async function amqpDeadLetters(options: AmqpDeadLettersOptions): Promise<DeadLetters> {
-  nonEmptyString('queue', options?.queue);
-  if (options.deadLetterQueue != null) nonEmptyString('deadLetterQueue', options.deadLetterQueue);
+  brokerName('queue', options?.queue);
+  if (options.deadLetterQueue != null) brokerName('deadLetterQueue', options.deadLetterQueue);
   const maxScan = numberAtLeast('maxScan', options.maxScan, 1, { integer: true }) ?? 10_000;
   const timeout = connectTimeoutOption(options.connectTimeout);
   const url = options.url ?? 'amqp://guest:guest@127.0.0.1:5672';

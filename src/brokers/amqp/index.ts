@@ -50,7 +50,7 @@ import {
   SluiceError,
   UnroutableError,
 } from '../../errors.js';
-import { invalidOption, nonEmptyString, numberAtLeast } from '../../internal/options.js';
+import { brokerName, invalidOption, numberAtLeast } from '../../internal/options.js';
 import { AMQP_URL, checkUrl, rejectAfter } from '../connect-deadline.js';
 import { errorMessage, errorName, errorStringCode } from '../dead-letter.js';
 import { sleep, wakeAll } from '../sleep.js';
@@ -180,7 +180,9 @@ const PUBLISH_ID_HEADER = 'x-sluice-publish-id';
  * ```
  */
 export async function amqpSource(opts: AmqpSourceOptions): Promise<AmqpSource> {
-  nonEmptyString('queue', opts?.queue);
+  brokerName('queue', opts?.queue);
+  if (opts.deadLetterExchange != null) brokerName('deadLetterExchange', opts.deadLetterExchange);
+  if (opts.deadLetterQueue != null) brokerName('deadLetterQueue', opts.deadLetterQueue);
   numberAtLeast('prefetch', opts.prefetch, 1, { integer: true });
   // Here `connectTimeout` bounds every (re)connect: TCP, the AMQP handshake, opening the
   // channels and declaring the topology (a reconnect that misses it tries again).

@@ -28,7 +28,7 @@
 import type { StoredMsg } from '@nats-io/jetstream';
 import { type JetStreamClient, type JetStreamManager, jetstream } from '@nats-io/jetstream';
 import { type NatsConnection, headers as natsHeaders } from '@nats-io/transport-node';
-import { invalidOption, nonEmptyString } from '../../internal/options.js';
+import { brokerName, invalidOption } from '../../internal/options.js';
 import {
   badCursor,
   connectTimeoutOption,
@@ -44,6 +44,7 @@ import {
 } from '../dead-letters.js';
 import { publishError } from './acks.js';
 import { connectNats, jetstreamManagerOf } from './connect.js';
+import { filterSubject } from './subject.js';
 
 export type {
   DeadLetter,
@@ -73,6 +74,12 @@ export interface NatsDeadLettersOptions {
 /** Sequences asked for at once while walking the dead stream downwards. */
 const WINDOW = 32;
 const SEQ = /^\d{1,16}$/;
+
+/**
+ * True for a stream sequence a letter can have: sequences start at 1, and the server answers a
+ * `MSG.GET` of 0 with an uncoded "bad request" (JetStream API error).
+ */
+const letterSeq = (id: string): boolean => SEQ.test(id) && Number(id) >= 1;
 /** Longest wait for a replayed copy's PubAck (nats.js's default, stated), ms. */
 const REPLAY_TIMEOUT = 5000;
 
@@ -91,10 +98,10 @@ const REPLAY_TIMEOUT = 5000;
  */
 export async function natsDeadLetters(options: NatsDeadLettersOptions): Promise<DeadLetters> {
   const name = { test: /^[^.\s*>]+$/, expected: 'a name without dots, spaces or wildcards' };
-  nonEmptyString('stream', options?.stream, name);
+  brokerName('stream', options?.stream, name);
   if (options.deadLetterStream != null)
-    nonEmptyString('deadLetterStream', options.deadLetterStream, name);
-  if (options.subject != null) nonEmptyString('subject', options.subject);
+    brokerName('deadLetterStream', options.deadLetterStream, name);
+  if (options.subject != null) filterSubject('subject', options.subject);
   const { servers } = options;
   if (servers != null && typeof servers !== 'string' && !Array.isArray(servers)) {
     invalidOption('servers', servers, 'a "host:port" string or an array of them');
@@ -148,7 +155,7 @@ class NatsDeadLetters implements DeadLetters, PagedStore {
 
   async list(options?: DeadLetterListOptions): Promise<DeadLetterPage> {
     const { limit, cursor } = listOptions(options);
-    if (cursor !== undefined && !SEQ.test(cursor)) badCursor(cursor);
+    if (cursor !== undefined && !letterSeq(cursor)) badCursor(cursor);
     return this.page(limit, cursor);
   }
 
@@ -171,9 +178,7 @@ class NatsDeadLetters implements DeadLetters, PagedStore {
   }
 
   async byIds(ids: string[]): Promise<DeadLetter[]> {
-    const got = await Promise.all(
-      ids.filter((id) => SEQ.test(id)).map((id) => this.#get(Number(id))),
-    );
+    const got = await Promise.all(ids.filter(letterSeq).map((id) => this.#get(Number(id))));
     return got.filter((m): m is StoredMsg => m !== null).map((m) => this.#letter(m));
   }
 

@@ -14,6 +14,7 @@ import {
   encodePayload,
 } from '../enqueue-options.js';
 import { publishError } from './acks.js';
+import { publishSubject } from './subject.js';
 
 /** Where a NATS job goes. */
 export interface NatsTarget {
@@ -69,6 +70,7 @@ export async function enqueue(
   options?: EnqueueOptions,
 ): Promise<EnqueueResult> {
   const { delay, key, headers: checked } = checkEnqueue(target, '{ connection, subject }', options);
+  publishSubject('target.subject', target.subject);
   const timeout = numberAtLeast('timeout', target.timeout, 1, { unit: 'ms' }) ?? 5000;
   const body = encodePayload(payload); // misuse fails here, before a traced enqueue
   return tracedEnqueue('nats', target.subject, checked, async (headers) => {

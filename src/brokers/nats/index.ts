@@ -29,14 +29,15 @@
 
 import { jetstream } from '@nats-io/jetstream';
 import {
+  brokerName,
   invalidOption,
-  nonEmptyString,
   numberAtLeast,
   optionalBoolean,
 } from '../../internal/options.js';
 import { BROKER_LIMITS, resolveCommon } from '../source-options.js';
 import { connectNats, jetstreamManagerOf } from './connect.js';
 import { NatsSource, type NatsSourceOptions, type Resolved } from './source.js';
+import { filterSubject, publishSubject } from './subject.js';
 import { DEFAULT_DUPLICATE_WINDOW, declareNatsTopology, toMs } from './topology.js';
 
 // The shared consumer, so that one subpath import is enough: `import { consume, … } from 'sluice/nats'`.
@@ -125,8 +126,11 @@ export async function natsSource(opts: NatsSourceOptions): Promise<NatsSource> {
 
 function validate(opts: NatsSourceOptions): Resolved {
   const name = { test: /^[^.\s*>]+$/, expected: 'a name without dots, spaces or wildcards' };
-  nonEmptyString('stream', opts?.stream, name);
-  nonEmptyString('consumer', opts.consumer, name);
+  brokerName('stream', opts?.stream, name);
+  brokerName('consumer', opts.consumer, name);
+  if (opts.subject != null) filterSubject('subject', opts.subject);
+  if (opts.deadLetterSubject != null) publishSubject('deadLetterSubject', opts.deadLetterSubject);
+  if (opts.deadLetterStream != null) brokerName('deadLetterStream', opts.deadLetterStream, name);
   // A pull's `expires` is at least 1 s; so is an `ack_wait` worth heartbeating.
   const common = resolveCommon(opts, BROKER_LIMITS.nats);
   numberAtLeast('maxAckPending', opts.maxAckPending, 1, { integer: true });

@@ -21,7 +21,7 @@
  * @module
  */
 import { createClient, RESP_TYPES } from 'redis';
-import { nonEmptyString } from '../../internal/options.js';
+import { brokerName } from '../../internal/options.js';
 import { checkUrl, connectWithin, maskUserinfo, REDIS_URL } from '../connect-deadline.js';
 import {
   BATCH,
@@ -118,7 +118,26 @@ return moved
 `;
 
 const BUFFERS = { typeMapping: { [RESP_TYPES.BLOB_STRING]: Buffer } } as const;
-const ENTRY_ID = /^\d+-\d+$/;
+const ENTRY_ID = /^(\d+)-(\d+)$/;
+const U64_MAX = 18_446_744_073_709_551_615n;
+
+/**
+ * The parts of an entry id `ms-seq` Redis can parse (each an unsigned 64-bit number), or
+ * undefined: anything else, sent on, fails with Redis's uncoded "Invalid stream ID".
+ */
+function entryId(id: string): [bigint, bigint] | undefined {
+  const m = ENTRY_ID.exec(id);
+  if (m === null) return undefined;
+  const ms = BigInt(m[1] as string);
+  const seq = BigInt(m[2] as string);
+  return ms <= U64_MAX && seq <= U64_MAX ? [ms, seq] : undefined;
+}
+
+/** True for a cursor `list` could have made: an entry's id, and no entry is `0-0`. */
+function cursorId(id: string): boolean {
+  const parts = entryId(id);
+  return parts !== undefined && (parts[0] > 0n || parts[1] > 0n);
+}
 
 /**
  * Opens the dead letters of a Redis stream (see the module doc for how each operation maps onto
@@ -135,10 +154,9 @@ const ENTRY_ID = /^\d+-\d+$/;
  * ```
  */
 export async function redisDeadLetters(options: RedisDeadLettersOptions): Promise<DeadLetters> {
-  nonEmptyString('stream', options?.stream);
-  if (options.deadLetterStream != null)
-    nonEmptyString('deadLetterStream', options.deadLetterStream);
-  if (options.field != null) nonEmptyString('field', options.field);
+  brokerName('stream', options?.stream);
+  if (options.deadLetterStream != null) brokerName('deadLetterStream', options.deadLetterStream);
+  if (options.field != null) brokerName('field', options.field);
   const connectTimeout = connectTimeoutOption(options.connectTimeout);
   if (options.client) return new RedisDeadLetters(options.client, false, options);
   const url = options.url ?? 'redis://127.0.0.1:6379';
@@ -174,7 +192,7 @@ class RedisDeadLetters implements DeadLetters, PagedStore {
 
   async list(options?: DeadLetterListOptions): Promise<DeadLetterPage> {
     const { limit, cursor } = listOptions(options);
-    if (cursor !== undefined && !ENTRY_ID.test(cursor)) badCursor(cursor);
+    if (cursor !== undefined && !cursorId(cursor)) badCursor(cursor);
     return this.page(limit, cursor);
   }
 
@@ -189,7 +207,8 @@ class RedisDeadLetters implements DeadLetters, PagedStore {
   }
 
   async byIds(ids: string[]): Promise<DeadLetter[]> {
-    const valid = ids.filter((id) => ENTRY_ID.test(id));
+    // An id that names no entry Redis can hold names no letter: skipped, as on the other brokers.
+    const valid = ids.filter((id) => entryId(id) !== undefined);
     const replies = await Promise.all(
       valid.map(
         (id) =>

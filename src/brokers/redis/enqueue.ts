@@ -4,7 +4,7 @@
  * @module
  */
 import { randomUUID } from 'node:crypto';
-import { invalidOption } from '../../internal/options.js';
+import { brokerName, invalidOption } from '../../internal/options.js';
 import { tracedEnqueue } from '../../observability/enqueue-channel.js';
 import {
   checkEnqueue,
@@ -59,7 +59,7 @@ export async function enqueue(
 ): Promise<EnqueueResult> {
   const { delay, key, headers: checked } = checkEnqueue(target, '{ client, stream }', options);
   const { stream, client } = target;
-  const field = target.field ?? 'body';
+  const field = target.field == null ? 'body' : brokerName('target.field', target.field);
   // An entry's fields are one flat list: a header of the payload field's name would replace it.
   for (const [name] of checked) {
     if (name === field)

@@ -75,7 +75,7 @@
  * @module
  */
 import { createClient } from 'redis';
-import { nonEmptyString, optionalBoolean } from '../../internal/options.js';
+import { brokerName, optionalBoolean } from '../../internal/options.js';
 import { checkUrl, connectWithin, maskUserinfo, REDIS_URL } from '../connect-deadline.js';
 import { BROKER_LIMITS, resolveCommon } from '../source-options.js';
 import {
@@ -146,8 +146,11 @@ export { RedisStreamSource } from './source.js';
  * ```
  */
 export async function redisSource(options: RedisSourceOptions): Promise<RedisStreamSource> {
-  nonEmptyString('stream', options?.stream);
-  nonEmptyString('group', options.group);
+  brokerName('stream', options?.stream);
+  brokerName('group', options.group);
+  if (options.consumer != null) brokerName('consumer', options.consumer);
+  if (options.deadLetterStream != null) brokerName('deadLetterStream', options.deadLetterStream);
+  if (options.field != null) brokerName('field', options.field);
   // Redis takes whole milliseconds for BLOCK and XAUTOCLAIM's min-idle-time.
   const { connectTimeout } = resolveCommon(options, BROKER_LIMITS.redis);
   optionalBoolean('deleteOnAck', options.deleteOnAck);

@@ -7,9 +7,9 @@
 import type { RateLimiter } from '../../gates/rate-limiter.js';
 import {
   argument,
+  brokerName,
   invalidArgument,
   invalidOption,
-  nonEmptyString,
   optionalDuration,
   optionsObject,
   positiveInt,
@@ -129,7 +129,7 @@ export function redisRateLimiter(
   if (typeof (client as Partial<AnyRedisClient> | null)?.sendCommand !== 'function') {
     invalidArgument('client', client, 'a connected node-redis client');
   }
-  const key = RATE_KEY_PREFIX + nonEmptyString(argument('name'), name);
+  const key = RATE_KEY_PREFIX + brokerName(argument('name'), name);
   const { step, tolerance } = schedule(options);
   const keys = [key];
   const args = [String(step), String(tolerance)];

@@ -969,9 +969,13 @@ export async function closeClient(client: AnyRedisClient): Promise<void> {
   }
 }
 
-/** The reading connection's client name. CLIENT SETNAME refuses spaces and newlines: `_`. */
+/**
+ * The reading connection's client name. CLIENT SETNAME takes only the characters `!` to `~`: any
+ * other (a space, a newline, any non-ASCII letter of a stream named `tâches`) becomes `_`, one
+ * per code point.
+ */
 export function readerName(stream: string, group: string): string {
-  return `sluice:${stream}:${group}`.replace(/\s/g, '_');
+  return `sluice:${stream}:${group}`.replace(/[^!-~]/gu, '_');
 }
 
 /**
