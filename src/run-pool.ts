@@ -15,7 +15,7 @@ import {
   positiveInt,
 } from './internal/options.js';
 import type { EngineGates } from './internal/pull-engine.js';
-import { PullEngine } from './internal/pull-engine.js';
+import { PullEngine, rateOnly } from './internal/pull-engine.js';
 import { publishingHooks } from './observability/publisher.js';
 import { Watchdog, type WatchdogOptions, watchdogOptions } from './observability/watchdog.js';
 import type { Result } from './result.js';
@@ -114,12 +114,13 @@ export function runPool<J, R>(
   if (
     adaptive === undefined &&
     timeout === undefined &&
-    gates === undefined &&
+    (gates === undefined || rateOnly(gates)) &&
     watchdog === undefined &&
     hooks === undefined
   ) {
-    // Nothing that needs the full engine (hooks of its own would want every job's events): the
-    // lean engine, which decides per job only what the full one decides per job (events).
+    // Nothing that needs the full engine (hooks of its own would want every job's events; any
+    // gate but a lone rate, its queue): the lean engine, which decides per job only what the full
+    // one decides per job (events; a lone rate's permit).
     const publishing = publishingHooks<J>(name, 'run-pool', undefined);
     return leanEngine(jobs, run, {
       concurrency,
@@ -128,6 +129,7 @@ export function runPool<J, R>(
       signal,
       hooks: publishing,
       events,
+      rate: gates?.rate,
     });
   }
   return new PullEngine(jobs, run, {

@@ -607,13 +607,15 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
       return;
     }
     if (this.#rate !== undefined) {
-      if (!this.#rate.take()) {
+      const granted = this.#rate.take();
+      // The limiter (user code) may have aborted the signal or ended the iteration — then no
+      // wake-up comes for a parked job (the gate is stopped): it settles now.
+      if (this.#settleIfStopped(job, index, observed, true)) return;
+      if (!granted) {
         this.#accepting--;
         this.#parked = { job, index, observed };
         return;
       }
-      // The limiter (user code) may have aborted the signal or ended the iteration.
-      if (this.#settleIfStopped(job, index, observed, true)) return;
     }
     this.#accepting--;
     this.#startRun(job, index, observed);
@@ -873,7 +875,7 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
 }
 
 /** True when `rate` is the only gate: the rate-only path, without the gates' queue. */
-function rateOnly<J>(gates: EngineGates<J>): boolean {
+export function rateOnly<J>(gates: EngineGates<J>): boolean {
   return (
     gates.rate !== undefined &&
     gates.retry === undefined &&
