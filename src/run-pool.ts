@@ -55,7 +55,9 @@ export interface RunPoolOptions<J = unknown> extends GateOptions<J> {
    * `priority`, jobs are pulled ahead of free slots, up to `concurrency + buffer` ahead of the
    * consumer as always, and the gates pick among the pulled ones: that window is how far priority
    * and per-key turns see. A lone `rate` pulls as without gates: one job when a slot is free,
-   * which waits for its permit (nothing more is pulled meanwhile).
+   * which waits for its permit (nothing more is pulled meanwhile). A lone `rate` (with no
+   * `timeout`, adaptive limit or `watchdog` either) runs on the same engine as no gate at all: it
+   * adds only the permit to each start.
    */
   priority?: (job: J) => number;
   /**

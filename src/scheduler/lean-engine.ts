@@ -1,13 +1,17 @@
 /**
- * runPool's lean engine: the pull loop for a runPool with no gate, timeout, adaptive limit,
- * watchdog or hooks of its own — runPool's common case, chosen once at construction (see
- * run-pool.ts). It keeps the same contract as the full engine (internal/pull-engine.ts) in that
- * configuration, observable for observable: results and their order (`ordered`), `index` and
- * `workerId`, a lazy `ctx.signal`, sync throws settled on a microtask, the
- * `concurrency + buffer` pull bound, waiting `next()` calls, `return()`/`throw()` aborting the
- * running jobs, source errors, async sources, the `signal` option, `sluice:pool:state` and the
- * job events (a job accepted while someone listens, or while some pool detects self-deadlocks,
- * runs as a {@link JobRun} with its hooks, as there).
+ * runPool's lean engine: the pull loop for a runPool with no gate but a lone `rate`, and no
+ * timeout, adaptive limit, watchdog or hooks of its own — runPool's common case, chosen once at
+ * construction (see run-pool.ts). It keeps the same contract as the full engine
+ * (internal/pull-engine.ts) in that configuration, observable for observable: results and their
+ * order (`ordered`), `index` and `workerId`, a lazy `ctx.signal`, sync throws settled on a
+ * microtask, the `concurrency + buffer` pull bound, waiting `next()` calls, `return()`/`throw()`
+ * aborting the running jobs, source errors, async sources, the `signal` option,
+ * `sluice:pool:state` and the job events (a job accepted while someone listens, or while some
+ * pool detects self-deadlocks, runs as a {@link JobRun} with its hooks, as there) — and a lone
+ * rate's permit per start, as the full engine's rate-only path: a job not granted one waits
+ * parked (nothing more is pulled) until the rate gate wakes the engine, and is canceled by an
+ * abort or `return()`, failed by a limiter that fails (test/run-pool-lean-rate.property.test.ts
+ * compares the two on a fake clock).
  *
  * Why a second engine: in a fresh process most of a 10,000-job burst is TurboFan compiling the
  * engine (BENCHMARKS.md, "Goal 2 at 10,000 jobs"). Here the state is one object with plain
