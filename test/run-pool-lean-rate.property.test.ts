@@ -7,6 +7,7 @@
  * that aborts the signal or ends the iteration): the same results in the same order, the same
  * starts at the same times, no window over its limit, no timer or abort listener left.
  */
+import diagnostics from 'node:diagnostics_channel';
 import fc from 'fast-check';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { LocalRateLimiter } from '../src/gates/sliding-window.js';
@@ -105,6 +106,8 @@ interface Scenario {
   breakAfter: number | undefined;
   /** Abort the signal after this many results; undefined: never. */
   abortAfter: number | undefined;
+  /** Someone listens to the job events: the lean engine runs each job as a JobRun. */
+  listen: boolean;
 }
 
 const scenario: fc.Arbitrary<Scenario> = fc
@@ -118,6 +121,7 @@ const scenario: fc.Arbitrary<Scenario> = fc
     batch: fc.integer({ min: 1, max: 3 }),
     breakAfter: fc.option(fc.nat(25), { nil: undefined }),
     abortAfter: fc.option(fc.nat(25), { nil: undefined }),
+    listen: fc.boolean(),
   })
   .map((s) =>
     // A hanging job is ended by the abort it triggers itself (see drive): only in runs that abort.
@@ -140,6 +144,8 @@ interface Trace {
   sourceClosed: boolean;
   timersLeft: number;
   listenersLeft: number;
+  /** `sluice:job:rate-limited` waits (ms, or `async`) and, when listening, job events. */
+  events: string[];
 }
 
 /** A scripted RateLimiter: its answers in turn, over and over. */
@@ -225,6 +231,7 @@ async function drive(s: Scenario, full: boolean): Promise<Trace> {
     sourceClosed: false,
     timersLeft: 0,
     listenersLeft: 0,
+    events: [],
   };
   const t0 = performance.now();
   let running = 0;
@@ -301,58 +308,82 @@ async function drive(s: Scenario, full: boolean): Promise<Trace> {
       : r.kind === 'unread'
         ? new LocalRateLimiter(r.limit, r.interval, r.unread, r.grain)
         : scriptedLimiter(r.answers, trace, ac, stop);
-  it = runPool(s.asyncSource ? asyncJobs() : syncJobs(), worker, {
-    concurrency: s.concurrency,
-    buffer: s.buffer,
-    ordered: s.ordered,
-    signal: ac.signal,
-    rate,
-    ...(full ? { [HOOKS]: {} } : {}),
-  });
-  let consumed = 0;
-  let ended = false;
-  while (!ended) {
-    const batch = Array.from({ length: s.batch }, () => it.next());
-    const outcomes = await settleAll(batch);
-    if (outcomes === undefined) {
-      trace.seen.push('stuck');
-      await it.return?.();
-      break;
-    }
-    for (const o of outcomes) {
-      if ('error' in o) {
-        trace.seen.push(`threw ${String(o.error)}`);
-        ended = true;
-        continue;
-      }
-      if (o.value.done) {
-        trace.seen.push('done');
-        ended = true;
-        continue;
-      }
-      consumed++;
-      const v = o.value.value;
-      trace.seen.push(
-        v.ok
-          ? { index: v.index, job: v.job, value: v.value }
-          : { index: v.index, job: v.job, error: `${v.error.constructor.name}:${v.error.message}` },
-      );
-    }
-    if (!ended && s.abortAfter !== undefined && consumed >= s.abortAfter && !ac.signal.aborted) {
-      ac.abort(new Error('stop'));
-      trace.seen.push('aborted');
-    }
-    if (!ended && s.breakAfter !== undefined && consumed >= s.breakAfter) {
-      await it.return?.();
-      trace.seen.push('returned');
-      ended = true;
-    }
+  const onWait = (m: unknown) => {
+    const { name, waitMs } = m as { name: string; waitMs: number | undefined };
+    if (name === 'run-pool') trace.events.push(`wait ${waitMs ?? 'async'}`);
+  };
+  const onSettled = (m: unknown) => {
+    const { name, index } = m as { name: string; index: number };
+    if (name === 'run-pool') trace.events.push(`settled ${index}`);
+  };
+  diagnostics.subscribe('sluice:job:rate-limited', onWait);
+  if (s.listen) diagnostics.subscribe('sluice:job:settled', onSettled);
+  try {
+    await consume();
+  } finally {
+    diagnostics.unsubscribe('sluice:job:rate-limited', onWait);
+    if (s.listen) diagnostics.unsubscribe('sluice:job:settled', onSettled);
   }
   // Late outcomes of canceled workers must change nothing.
   await flush();
   trace.timersLeft = vi.getTimerCount();
   trace.listenersLeft = abortListeners(ac.signal);
   return trace;
+
+  /** Reads the results in batches of `s.batch` next() calls, breaking or aborting as told. */
+  async function consume(): Promise<void> {
+    it = runPool(s.asyncSource ? asyncJobs() : syncJobs(), worker, {
+      concurrency: s.concurrency,
+      buffer: s.buffer,
+      ordered: s.ordered,
+      signal: ac.signal,
+      rate,
+      ...(full ? { [HOOKS]: {} } : {}),
+    });
+    let consumed = 0;
+    let ended = false;
+    while (!ended) {
+      const batch = Array.from({ length: s.batch }, () => it.next());
+      const outcomes = await settleAll(batch);
+      if (outcomes === undefined) {
+        trace.seen.push('stuck');
+        await it.return?.();
+        break;
+      }
+      for (const o of outcomes) {
+        if ('error' in o) {
+          trace.seen.push(`threw ${String(o.error)}`);
+          ended = true;
+          continue;
+        }
+        if (o.value.done) {
+          trace.seen.push('done');
+          ended = true;
+          continue;
+        }
+        consumed++;
+        const v = o.value.value;
+        trace.seen.push(
+          v.ok
+            ? { index: v.index, job: v.job, value: v.value }
+            : {
+                index: v.index,
+                job: v.job,
+                error: `${v.error.constructor.name}:${v.error.message}`,
+              },
+        );
+      }
+      if (!ended && s.abortAfter !== undefined && consumed >= s.abortAfter && !ac.signal.aborted) {
+        ac.abort(new Error('stop'));
+        trace.seen.push('aborted');
+      }
+      if (!ended && s.breakAfter !== undefined && consumed >= s.breakAfter) {
+        await it.return?.();
+        trace.seen.push('returned');
+        ended = true;
+      }
+    }
+  }
 }
 
 /** The most starts in any window `[t, t + interval)`. */
@@ -405,6 +436,7 @@ describe('runPool with a lone rate: the lean engine behaves as the full engine',
         expect(lean.reserves).toBe(full.reserves);
         expect(lean.aborted).toEqual(full.aborted);
         expect(lean.sourceClosed).toBe(full.sourceClosed);
+        expect(lean.events).toEqual(full.events);
       }),
       fuzzParams(12),
     );
