@@ -59,7 +59,7 @@ export interface LeanEngineOptions<J> {
   rate: RateLimiter | undefined;
 }
 
-/** A pulled job waiting for its rate permit (at most one at a time: see `Lean.room`). */
+/** A pulled job waiting for its rate permit (at most one at a time: see `Lean.parked`). */
 interface Parked<J> {
   readonly job: J;
   readonly index: number;
@@ -120,12 +120,9 @@ class Lean<J, R> {
   /** A lone rate's gate: undefined without a rate (the pump then asks nothing more per job). */
   readonly rate: RateGate | undefined;
   /**
-   * Slots open to pulls: `concurrency`, or 0 while a job waits for its rate permit — as the full
-   * engine's rate-only path, nothing more is pulled meanwhile. The pump compares `running` with
-   * it, so the wait costs the ungated path no test of its own.
+   * The pulled job waiting for its rate permit; it holds its slot (counted in `running`). As the
+   * full engine's rate-only path, nothing more is pulled meanwhile.
    */
-  room: number;
-  /** The pulled job waiting for its rate permit; it holds its slot (counted in `running`). */
   parked: Parked<J> | undefined = undefined;
   // Slots: ids minted on first use (a huge concurrency costs nothing), recent ids reused first.
   readonly free: number[] = [];
@@ -188,7 +185,6 @@ class Lean<J, R> {
     this.ordered = opts.ordered;
     this.hooks = opts.hooks;
     this.events = opts.events;
-    this.room = opts.concurrency;
     const { rate, events } = opts;
     this.rate =
       rate &&
@@ -421,8 +417,9 @@ function pump<J, R>(e: Lean<J, R>, given?: { job: J }): void {
         e.sourceDone ||
         e.stopped ||
         e.pulling ||
-        e.running >= e.room ||
-        e.pulled >= e.yielded + e.concurrency + e.buffer
+        e.running >= e.concurrency ||
+        e.pulled >= e.yielded + e.concurrency + e.buffer ||
+        e.parked !== undefined
       ) {
         return;
       }
@@ -532,7 +529,6 @@ function permitted<J, R>(e: Lean<J, R>, job: J, index: number, observed: boolean
   if (settleIfStopped(e, job, index, observed)) return false;
   if (granted) return true;
   e.parked = { job, index, observed };
-  e.room = 0;
   return false;
 }
 
@@ -540,7 +536,6 @@ function permitted<J, R>(e: Lean<J, R>, job: J, index: number, observed: boolean
 function unpark<J, R>(e: Lean<J, R>): Parked<J> | undefined {
   const parked = e.parked;
   e.parked = undefined;
-  e.room = e.concurrency;
   return parked;
 }
 
