@@ -608,11 +608,15 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
     }
     if (this.#rate !== undefined) {
       const granted = this.#rate.take();
-      // The limiter (user code) may have aborted the signal or ended the iteration — then no
-      // wake-up comes for a parked job (the gate is stopped): it settles now.
+      // The limiter (user code) may have aborted the signal, ended the iteration or canceled
+      // the stage — then no wake-up comes for a parked job (the gate is stopped): it settles now.
       if (this.#settleIfStopped(job, index, observed, true)) return;
       if (!granted) {
         this.#accepting--;
+        if (this.#gatesStopped !== undefined) {
+          this.#settleUnstarted(job, index, observed, this.#gatesStopped);
+          return;
+        }
         this.#parked = { job, index, observed };
         return;
       }
