@@ -113,11 +113,11 @@ interface Consumer<J, R> {
 const DONE: IteratorResult<never, undefined> = Object.freeze({ done: true, value: undefined });
 
 /**
- * The pull-based worker loop behind each pipeline stage and a `runPool` with gates, a timeout,
- * an adaptive limit, a watchdog or hooks (a runPool without them and with no gate but a lone
- * rate has its own lean engine, scheduler/lean-engine.ts, with the same contract): N slots pulling from one source, never more
- * than `concurrency + buffer` jobs ahead of the consumer, so a slow consumer slows the pulling
- * (backpressure) instead of piling results up. Internal.
+ * The pull-based worker loop behind each pipeline stage and a `runPool` with gates other than a
+ * lone rate, a timeout, an adaptive limit, a watchdog or hooks (any other runPool has its own
+ * lean engine, scheduler/lean-engine.ts, with the same contract): N slots pulling from one
+ * source, never more than `concurrency + buffer` jobs ahead of the consumer, so a slow consumer
+ * slows the pulling (backpressure) instead of piling results up. Internal.
  */
 export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, JobOwner<J, R> {
   readonly #source: Source<J>;

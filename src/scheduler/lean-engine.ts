@@ -219,9 +219,9 @@ function settledHook<J, R>(e: Lean<J, R>, job: J, index: number, error: Error | 
 }
 
 /**
- * A job accepted (`index`) while its `accepted` subscriber (user code) aborted the signal or
- * ended the iteration: it settles as canceled without running (true), as one pulled after the
- * stop would. False: still live.
+ * A job accepted (`index`) while user code run since its pull — its `accepted` subscriber, a
+ * rate limiter — aborted the signal or ended the iteration: it settles as canceled without
+ * running (true), as one pulled after the stop would. False: still live.
  */
 function settleIfStopped<J, R>(e: Lean<J, R>, job: J, index: number, observed = true): boolean {
   const error = stopError(e);
