@@ -15,7 +15,7 @@ import {
   positiveInt,
 } from './internal/options.js';
 import type { EngineGates } from './internal/pull-engine.js';
-import { PullEngine } from './internal/pull-engine.js';
+import { PullEngine, rateOnly } from './internal/pull-engine.js';
 import { publishingHooks } from './observability/publisher.js';
 import { Watchdog, type WatchdogOptions, watchdogOptions } from './observability/watchdog.js';
 import type { Result } from './result.js';
@@ -55,7 +55,9 @@ export interface RunPoolOptions<J = unknown> extends GateOptions<J> {
    * `priority`, jobs are pulled ahead of free slots, up to `concurrency + buffer` ahead of the
    * consumer as always, and the gates pick among the pulled ones: that window is how far priority
    * and per-key turns see. A lone `rate` pulls as without gates: one job when a slot is free,
-   * which waits for its permit (nothing more is pulled meanwhile).
+   * which waits for its permit (nothing more is pulled meanwhile). A lone `rate` (with no
+   * `timeout`, adaptive limit or `watchdog` either) runs on the same engine as no gate at all: it
+   * adds only the permit to each start.
    */
   priority?: (job: J) => number;
   /**
@@ -114,12 +116,13 @@ export function runPool<J, R>(
   if (
     adaptive === undefined &&
     timeout === undefined &&
-    gates === undefined &&
+    (gates === undefined || rateOnly(gates)) &&
     watchdog === undefined &&
     hooks === undefined
   ) {
-    // Nothing that needs the full engine (hooks of its own would want every job's events): the
-    // lean engine, which decides per job only what the full one decides per job (events).
+    // Nothing that needs the full engine (hooks of its own would want every job's events; any
+    // gate but a lone rate, its queue): the lean engine, which decides per job only what the full
+    // one decides per job (events; a lone rate's permit).
     const publishing = publishingHooks<J>(name, 'run-pool', undefined);
     return leanEngine(jobs, run, {
       concurrency,
@@ -128,6 +131,7 @@ export function runPool<J, R>(
       signal,
       hooks: publishing,
       events,
+      rate: gates?.rate,
     });
   }
   return new PullEngine(jobs, run, {

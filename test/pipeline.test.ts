@@ -328,6 +328,33 @@ describe('pipeline: abort reaching a later stage that has gates', () => {
     });
   }
 
+  it("a stage's RateLimiter that aborts the pipeline while asked, answering a wait, settles that value as canceled and the iteration ends", async () => {
+    let asked = 0;
+    const p = pipeline([1, 2, 3, 4])
+      .stage('first', async (x: number) => x, { concurrency: 2 })
+      .stage('limited', async (x: number) => x, {
+        concurrency: 1,
+        rate: {
+          reserve() {
+            asked++;
+            if (asked === 2) {
+              p.abort('stop');
+              // The gate is stopped by now: no wake-up would come for a value left waiting.
+              return 60_000;
+            }
+            return 0;
+          },
+        },
+      });
+    const results: Result<number, number>[] = [];
+    for await (const r of p) results.push(r);
+    expect(results.map((r) => r.index).sort()).toEqual([0, 1, 2, 3]);
+    expect(results.find((r) => r.index === 0)).toMatchObject({ ok: true, value: 1 });
+    for (const r of results.filter((x) => x.index !== 0)) {
+      expect(r.ok === false && r.error).toBeInstanceOf(AbortError);
+    }
+  });
+
   it("drain({ timeout }) ends at its deadline while values wait on a later stage's rate", async () => {
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
     try {

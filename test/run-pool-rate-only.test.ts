@@ -11,6 +11,8 @@ import {
   type Result,
   runPool,
 } from '../src/index.js';
+import { HOOKS } from '../src/scheduler/hooks.js';
+import { LeanContext } from '../src/scheduler/lean-engine.js';
 import { deferred, flush } from './helpers.js';
 
 async function collect<J, R>(it: AsyncIterable<Result<J, R>>): Promise<Result<J, R>[]> {
@@ -170,4 +172,59 @@ describe('runPool: a lone rate gate', () => {
     expect(results.map((r) => r.ok && r.value)).toEqual([0, 10, 20, 30, 40]);
     expect(asked).toBe(5);
   });
+
+  it('runs on the lean engine: a job whose permit is granted at once gets a lean context', async () => {
+    const contexts: unknown[] = [];
+    await collect(
+      runPool(
+        [1, 2, 3],
+        (x, ctx) => {
+          contexts.push(ctx);
+          return x;
+        },
+        { concurrency: 2, rate: { limit: 1e9, interval: 1000 } },
+      ),
+    );
+    expect(contexts).toHaveLength(3);
+    for (const ctx of contexts) expect(ctx).toBeInstanceOf(LeanContext);
+  });
+
+  // Both engines: the lean one (a lone rate) and the full one (forced by hooks of its own).
+  for (const engine of ['lean', 'full'] as const) {
+    it(`a limiter that aborts the signal while asked, answering a wait, settles that job as AbortError at once (${engine} engine)`, async () => {
+      const ac = new AbortController();
+      let asked = 0;
+      const limiter: RateLimiter = {
+        reserve() {
+          asked++;
+          if (asked === 2) {
+            ac.abort('stop');
+            // The gate is stopped by now: no wake-up would ever come for a parked job.
+            return 60_000;
+          }
+          return 0;
+        },
+      };
+      const ran: number[] = [];
+      const results = await collect(
+        runPool(
+          [1, 2, 3],
+          async (x) => {
+            ran.push(x);
+            return x;
+          },
+          {
+            concurrency: 1,
+            rate: limiter,
+            signal: ac.signal,
+            ...(engine === 'full' ? { [HOOKS]: {} } : {}),
+          },
+        ),
+      );
+      expect(ran).toEqual([1]);
+      expect(results.map((r) => r.index)).toEqual([0, 1]);
+      const stopped = results[1] as Result<number, number>;
+      expect(stopped.ok === false && stopped.error).toBeInstanceOf(AbortError);
+    });
+  }
 });

@@ -113,11 +113,11 @@ interface Consumer<J, R> {
 const DONE: IteratorResult<never, undefined> = Object.freeze({ done: true, value: undefined });
 
 /**
- * The pull-based worker loop behind each pipeline stage and a `runPool` with gates, a timeout,
- * an adaptive limit, a watchdog or hooks (an ungated runPool has its own lean engine,
- * scheduler/lean-engine.ts, with the same contract): N slots pulling from one source, never more
- * than `concurrency + buffer` jobs ahead of the consumer, so a slow consumer slows the pulling
- * (backpressure) instead of piling results up. Internal.
+ * The pull-based worker loop behind each pipeline stage and a `runPool` with gates other than a
+ * lone rate, a timeout, an adaptive limit, a watchdog or hooks (any other runPool has its own
+ * lean engine, scheduler/lean-engine.ts, with the same contract): N slots pulling from one
+ * source, never more than `concurrency + buffer` jobs ahead of the consumer, so a slow consumer
+ * slows the pulling (backpressure) instead of piling results up. Internal.
  */
 export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, JobOwner<J, R> {
   readonly #source: Source<J>;
@@ -607,13 +607,19 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
       return;
     }
     if (this.#rate !== undefined) {
-      if (!this.#rate.take()) {
+      const granted = this.#rate.take();
+      // The limiter (user code) may have aborted the signal, ended the iteration or canceled
+      // the stage — then no wake-up comes for a parked job (the gate is stopped): it settles now.
+      if (this.#settleIfStopped(job, index, observed, true)) return;
+      if (!granted) {
         this.#accepting--;
+        if (this.#gatesStopped !== undefined) {
+          this.#settleUnstarted(job, index, observed, this.#gatesStopped);
+          return;
+        }
         this.#parked = { job, index, observed };
         return;
       }
-      // The limiter (user code) may have aborted the signal or ended the iteration.
-      if (this.#settleIfStopped(job, index, observed, true)) return;
     }
     this.#accepting--;
     this.#startRun(job, index, observed);
@@ -873,7 +879,7 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
 }
 
 /** True when `rate` is the only gate: the rate-only path, without the gates' queue. */
-function rateOnly<J>(gates: EngineGates<J>): boolean {
+export function rateOnly<J>(gates: EngineGates<J>): boolean {
   return (
     gates.rate !== undefined &&
     gates.retry === undefined &&

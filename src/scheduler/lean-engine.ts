@@ -1,13 +1,17 @@
 /**
- * runPool's lean engine: the pull loop for a runPool with no gate, timeout, adaptive limit,
- * watchdog or hooks of its own — runPool's common case, chosen once at construction (see
- * run-pool.ts). It keeps the same contract as the full engine (internal/pull-engine.ts) in that
- * configuration, observable for observable: results and their order (`ordered`), `index` and
- * `workerId`, a lazy `ctx.signal`, sync throws settled on a microtask, the
- * `concurrency + buffer` pull bound, waiting `next()` calls, `return()`/`throw()` aborting the
- * running jobs, source errors, async sources, the `signal` option, `sluice:pool:state` and the
- * job events (a job accepted while someone listens, or while some pool detects self-deadlocks,
- * runs as a {@link JobRun} with its hooks, as there).
+ * runPool's lean engine: the pull loop for a runPool with no gate but a lone `rate`, and no
+ * timeout, adaptive limit, watchdog or hooks of its own — runPool's common case, chosen once at
+ * construction (see run-pool.ts). It keeps the same contract as the full engine
+ * (internal/pull-engine.ts) in that configuration, observable for observable: results and their
+ * order (`ordered`), `index` and `workerId`, a lazy `ctx.signal`, sync throws settled on a
+ * microtask, the `concurrency + buffer` pull bound, waiting `next()` calls, `return()`/`throw()`
+ * aborting the running jobs, source errors, async sources, the `signal` option,
+ * `sluice:pool:state` and the job events (a job accepted while someone listens, or while some
+ * pool detects self-deadlocks, runs as a {@link JobRun} with its hooks, as there) — and a lone
+ * rate's permit per start, as the full engine's rate-only path: a job not granted one waits
+ * parked (nothing more is pulled) until the rate gate wakes the engine, and is canceled by an
+ * abort or `return()`, failed by a limiter that fails (test/run-pool-lean-rate.property.test.ts
+ * compares the two on a fake clock).
  *
  * Why a second engine: in a fresh process most of a 10,000-job burst is TurboFan compiling the
  * engine (BENCHMARKS.md, "Goal 2 at 10,000 jobs"). Here the state is one object with plain
@@ -22,6 +26,8 @@
  * @module
  */
 import { AbortError, abortErrorFrom, toError } from '../errors.js';
+import { RateGate } from '../gates/rate-gate.js';
+import type { RateLimiter } from '../gates/rate-limiter.js';
 import { onAbort } from '../internal/abort-fanout.js';
 import { closeSource } from '../internal/close-source.js';
 import {
@@ -35,6 +41,7 @@ import {
 } from '../internal/job-run.js';
 import { notAnObject } from '../internal/pull-engine.js';
 import { type PoolKind, type PoolState, publishPoolState } from '../observability/channels.js';
+import { publishRateLimited } from '../observability/gate-channels.js';
 import { makeResult, type Result } from '../result.js';
 import type { CoreHooks } from './hooks.js';
 import { deadlockStorageActive, outsideJobs } from './self-deadlock.js';
@@ -48,6 +55,15 @@ export interface LeanEngineOptions<J> {
   /** The events publisher's hooks (no hooks of the pool's own: those take the full engine). */
   hooks: CoreHooks<J>;
   events: { name: string; kind: PoolKind };
+  /** A lone `rate` (no other gate): each start takes a permit first. Undefined: no gate. */
+  rate: RateLimiter | undefined;
+}
+
+/** A pulled job waiting for its rate permit (at most one at a time: see `Lean.parked`). */
+interface Parked<J> {
+  readonly job: J;
+  readonly index: number;
+  readonly observed: boolean;
 }
 
 /** Reads and aborts a {@link LeanContext}'s controller (set by its static block). */
@@ -101,6 +117,13 @@ class Lean<J, R> {
   readonly ordered: boolean;
   readonly hooks: CoreHooks<J>;
   readonly events: { name: string; kind: PoolKind };
+  /** A lone rate's gate: undefined without a rate (the pump then asks nothing more per job). */
+  readonly rate: RateGate | undefined;
+  /**
+   * The pulled job waiting for its rate permit; it holds its slot (counted in `running`). As the
+   * full engine's rate-only path, nothing more is pulled meanwhile.
+   */
+  parked: Parked<J> | undefined = undefined;
   // Slots: ids minted on first use (a huge concurrency costs nothing), recent ids reused first.
   readonly free: number[] = [];
   minted = 0;
@@ -162,6 +185,15 @@ class Lean<J, R> {
     this.ordered = opts.ordered;
     this.hooks = opts.hooks;
     this.events = opts.events;
+    const { rate, events } = opts;
+    this.rate =
+      rate &&
+      new RateGate(
+        rate,
+        () => wakeParked(this),
+        (error) => failParked(this, error),
+        (ms) => publishRateLimited(events.name, events.kind, 'rate', undefined, ms),
+      );
   }
 
   /** An observed job (a JobRun) ended: as {@link settle}, and its `settled` hook. */
@@ -187,19 +219,35 @@ function settledHook<J, R>(e: Lean<J, R>, job: J, index: number, error: Error | 
 }
 
 /**
- * A job accepted (`index`) while its `accepted` subscriber (user code) aborted the signal or
- * ended the iteration: it settles as canceled without running (true), as one pulled after the
- * stop would. False: still live.
+ * A job accepted (`index`) while user code run since its pull — its `accepted` subscriber, a
+ * rate limiter — aborted the signal or ended the iteration: it settles as canceled without
+ * running (true), as one pulled after the stop would. False: still live.
  */
-function settleIfStopped<J, R>(e: Lean<J, R>, job: J, index: number): boolean {
-  const error =
-    e.cancelWith ??
-    (e.returned ? new AbortError(undefined, 'result iteration stopped') : undefined);
+function settleIfStopped<J, R>(e: Lean<J, R>, job: J, index: number, observed = true): boolean {
+  const error = stopError(e);
   if (error === undefined) return false;
-  e.running--; // the slot held since its pull (see start)
-  settledHook(e, job, index, error);
-  if (!e.returned) push(e, makeResult<J, R>(job, index, error, undefined));
+  settleUnstarted(e, job, index, observed, error);
   return true;
+}
+
+/** What a job not yet started settles as once the iteration stopped; undefined: still live. */
+function stopError<J, R>(e: Lean<J, R>): Error | undefined {
+  return (
+    e.cancelWith ?? (e.returned ? new AbortError(undefined, 'result iteration stopped') : undefined)
+  );
+}
+
+/** A job pulled and never started settles as `error`, and frees the slot held since its pull. */
+function settleUnstarted<J, R>(
+  e: Lean<J, R>,
+  job: J,
+  index: number,
+  observed: boolean,
+  error: Error,
+): void {
+  e.running--;
+  if (observed) settledHook(e, job, index, error);
+  if (!e.returned) push(e, makeResult<J, R>(job, index, error, undefined));
 }
 
 function setState<J, R>(e: Lean<J, R>, next: PoolState): void {
@@ -370,7 +418,8 @@ function pump<J, R>(e: Lean<J, R>, given?: { job: J }): void {
         e.stopped ||
         e.pulling ||
         e.running >= e.concurrency ||
-        e.pulled >= e.yielded + e.concurrency + e.buffer
+        e.pulled >= e.yielded + e.concurrency + e.buffer ||
+        e.parked !== undefined
       ) {
         return;
       }
@@ -415,7 +464,9 @@ function pump<J, R>(e: Lean<J, R>, given?: { job: J }): void {
     // Its slot is held from here (before user code runs): see `Lean.running`.
     e.running++;
     const observed = e.hooks.accepted(job, index);
-    if (observed || deadlockStorageActive()) {
+    if (e.rate !== undefined && !permitted(e, job, index, observed)) {
+      // Parked for its permit (nothing is pulled until it starts), or settled without running.
+    } else if (observed || deadlockStorageActive()) {
       // Lean, or as a JobRun when its events are wanted or some pool detects self-deadlocks (as
       // the full engine decides, per job). The subscriber may have aborted the signal or ended
       // the iteration.
@@ -464,6 +515,55 @@ function pump<J, R>(e: Lean<J, R>, given?: { job: J }): void {
       return;
     }
   }
+}
+
+/**
+ * A lone rate's say on a pulled job about to start: true when it may start now. Otherwise it
+ * waits parked for its permit (the gate wakes the engine when it is due), or — the iteration
+ * stopped, by an `accepted` subscriber or by the limiter (user code) — it settles as canceled
+ * without running: parked, it would wait for a wake-up that a stopped gate never sends.
+ */
+function permitted<J, R>(e: Lean<J, R>, job: J, index: number, observed: boolean): boolean {
+  if (settleIfStopped(e, job, index, observed)) return false;
+  const granted = (e.rate as RateGate).take();
+  if (settleIfStopped(e, job, index, observed)) return false;
+  if (granted) return true;
+  e.parked = { job, index, observed };
+  return false;
+}
+
+/** Takes the parked job out of its wait: pulls may resume. */
+function unpark<J, R>(e: Lean<J, R>): Parked<J> | undefined {
+  const parked = e.parked;
+  e.parked = undefined;
+  return parked;
+}
+
+/** The rate's permit for the parked job may be due: start it if the rate now allows. */
+function wakeParked<J, R>(e: Lean<J, R>): void {
+  if (e.parked === undefined) return;
+  if (e.cancelWith === undefined && !(e.rate as RateGate).take()) return;
+  const { job, index, observed } = unpark(e) as Parked<J>;
+  // Aborted before, or by the limiter (user code) just now: settles without running. Started
+  // as the full engine starts every job (a woken job is rare, and its start is not hot).
+  if (!settleIfStopped(e, job, index, observed)) startRun(e, job, index, observed);
+  pump(e);
+  deliver(e);
+}
+
+/** The rate limiter failed (threw, rejected, answered a bad wait): the parked job fails. */
+function failParked<J, R>(e: Lean<J, R>, error: Error): void {
+  if (e.parked === undefined) return;
+  const { job, index, observed } = unpark(e) as Parked<J>;
+  settleUnstarted(e, job, index, observed, error);
+  pump(e);
+}
+
+/** A stop that cancels: no more permits (the gate's timer is cleared); the parked job settles. */
+function cancelParked<J, R>(e: Lean<J, R>, error: Error): void {
+  (e.rate as RateGate).stop();
+  const parked = unpark(e);
+  if (parked !== undefined) settleUnstarted(e, parked.job, parked.index, parked.observed, error);
 }
 
 function pullAsync<J, R>(e: Lean<J, R>): void {
@@ -543,6 +643,8 @@ function cancelRunning<J, R>(e: Lean<J, R>, error: Error): void {
   if (e.cancelingRunning) return;
   e.cancelingRunning = true;
   try {
+    // The parked job first, as the full engine cancels it: its result comes before the others'.
+    if (e.rate !== undefined) cancelParked(e, error);
     cancelEach(e, error);
   } finally {
     e.cancelingRunning = false;
@@ -679,6 +781,7 @@ function pinLean(): object[] {
     signal: undefined,
     hooks: { accepted: () => false },
     events: { name: 'pinned', kind: 'run-pool' },
+    rate: undefined,
   });
   return [e, new LeanIterator(e), new LeanContext(0, 0)];
 }

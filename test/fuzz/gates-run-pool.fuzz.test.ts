@@ -90,16 +90,21 @@ class Source {
   constructor(
     readonly kind: SourceKind,
     readonly jobs: Job[],
+    /** Told of each job as the source yields it. */
+    readonly onYield: (job: Job) => void = () => {},
   ) {}
 
   iterable(): Iterable<Job> | AsyncIterable<Job> {
     const jobs = this.jobs;
-    const count = () => this.produced++;
+    const count = (job: Job) => {
+      this.produced++;
+      this.onYield(job);
+    };
     if (this.kind === 'sync') {
       return {
         *[Symbol.iterator]() {
           for (const job of jobs) {
-            count();
+            count(job);
             yield job;
           }
         },
@@ -110,7 +115,7 @@ class Source {
         async *[Symbol.asyncIterator]() {
           for (const job of jobs) {
             await null;
-            count();
+            count(job);
             yield job;
           }
         },
@@ -141,6 +146,7 @@ class Source {
     if (job === undefined) d.resolve({ done: true, value: undefined });
     else {
       this.produced++;
+      this.onYield(job);
       d.resolve({ done: false, value: job });
     }
   }
@@ -169,6 +175,12 @@ class GateRunPoolModel {
       ordered: boolean;
       timeout: number | undefined;
       priority: boolean;
+      /**
+       * No hooks of the pool's own (they would take runPool to the full engine): a lone rate
+       * runs on the lean engine. A job counts as accepted when the source yields it (runPool
+       * accepts a job as it pulls it), and the hook sequences are not checked.
+       */
+      lean?: boolean;
     },
     readonly config: GateConfig,
   ) {
@@ -187,6 +199,7 @@ class GateRunPoolModel {
     this.source = new Source(
       kind,
       specs.map((s, id) => ({ id, key: s.key })),
+      opts.lean ? (job) => this.jobs.accepted(job.id) : undefined,
     );
     this.it = runPool(this.source.iterable(), (job, ctx) => this.jobs.run(job.id, ctx.signal), {
       concurrency: opts.concurrency,
@@ -196,7 +209,7 @@ class GateRunPoolModel {
       signal: this.ac.signal,
       ...gateOptions(config),
       ...(opts.priority ? { priority: (job: Job) => specs[job.id]?.priority ?? 0 } : {}),
-      [HOOKS]: this.hooks.hooks,
+      ...(opts.lean ? {} : { [HOOKS]: this.hooks.hooks }),
     } as Parameters<typeof runPool<Job, number>>[2]);
   }
 
@@ -259,7 +272,7 @@ class GateRunPoolModel {
   checkPullAhead(): void {
     const { concurrency, buffer } = this.opts;
     const taken = this.results.length;
-    const accepted = this.hooks.accepted;
+    const accepted = this.opts.lean ? this.source.produced : this.hooks.accepted;
     this.v.check(
       accepted <= taken + concurrency + buffer,
       () => `accepted ${accepted} jobs with ${taken} taken (${concurrency} + buffer ${buffer})`,
@@ -307,7 +320,7 @@ class GateRunPoolModel {
         v.check(rec.attempts.length === 0, () => `job ${rec.id} ran without being accepted`);
         continue;
       }
-      this.hooks.check(v, rec.id, rec.attempts.length, true);
+      if (!this.opts.lean) this.hooks.check(v, rec.id, rec.attempts.length, true);
       if (!this.returned)
         v.check(seen.has(rec.id), () => `job ${rec.id} accepted but never yielded a result`);
     }
@@ -380,6 +393,35 @@ describe('fuzz: runPool gates', () => {
           ordered: fc.boolean(),
           timeout: fc.option(fc.integer({ min: 5, max: 40 }), { nil: undefined }),
           priority: fc.constant(false),
+        }),
+        fc.record({ retry: fc.constant(undefined), rate: rateArb, key: fc.constant(undefined) }),
+        fc.array(command, { minLength: 1, maxLength: 40 }),
+        async (specs, kind, opts, config, commands) => {
+          const m = new GateRunPoolModel(specs, kind, opts, config);
+          m.log.push(
+            `runPool(${kind} source of ${specs.length}, ${JSON.stringify(opts)}, ${JSON.stringify(config)})`,
+          );
+          await runCommands(m, commands, unhandled);
+        },
+      ),
+      fuzzParams(8),
+    );
+  });
+  it('with a rate alone on the lean engine (no timeout, no hooks): the window holds at every start, every pulled job yields once, nothing is left', {
+    timeout: testTimeout(60_000),
+  }, async () => {
+    await fuzzAssert(
+      'runPool rate only, lean engine',
+      fc.asyncProperty(
+        fc.array(jobSpec, { minLength: 0, maxLength: 10 }),
+        fc.constantFrom<SourceKind>('sync', 'async-generator', 'fed'),
+        fc.record({
+          concurrency: fc.integer({ min: 1, max: 3 }),
+          buffer: fc.integer({ min: 0, max: 2 }),
+          ordered: fc.boolean(),
+          timeout: fc.constant(undefined),
+          priority: fc.constant(false),
+          lean: fc.constant(true),
         }),
         fc.record({ retry: fc.constant(undefined), rate: rateArb, key: fc.constant(undefined) }),
         fc.array(command, { minLength: 1, maxLength: 40 }),

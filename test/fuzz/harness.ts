@@ -16,7 +16,7 @@ const realSetImmediate: typeof setImmediate = globalThis.setImmediate;
  * seconds. Keep in step with the number of `fuzzAssert` calls (the runner sets
  * FUZZ_PROPERTY_COUNT when given only some files: one property per file).
  */
-export const PROPERTY_COUNT = Number(process.env.FUZZ_PROPERTY_COUNT ?? 17);
+export const PROPERTY_COUNT = Number(process.env.FUZZ_PROPERTY_COUNT ?? 18);
 
 /** The seed of CI's fixed budget (see fuzzParams). */
 export const CI_SEED = 20261203;
