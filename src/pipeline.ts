@@ -16,7 +16,7 @@ import {
   optionsObject,
   positiveInt,
 } from './internal/options.js';
-import { type EngineGates, notAnObject, PullEngine } from './internal/pull-engine.js';
+import { type EngineGates, notAnObject, openIterator, PullEngine } from './internal/pull-engine.js';
 import { announcePool } from './observability/gate-channels.js';
 import { publishingHooks } from './observability/publisher.js';
 import {
@@ -477,8 +477,9 @@ function envelopes<J>(
       value: { job: value, index: index++, value, failure: undefined, retries: undefined },
     };
   };
-  if (typeof (source as AsyncIterable<J>)[Symbol.asyncIterator] === 'function') {
-    const it = (source as AsyncIterable<J>)[Symbol.asyncIterator]();
+  const opened = openIterator(source);
+  if (opened.isAsync) {
+    const it = opened.iterator as AsyncIterator<J>;
     // The wrapped step of the latest pull, once the source has answered it: wrapping takes
     // ticks of ours, and the engine abandons a pull still pending when return() settles.
     let answered: Promise<unknown> | undefined;
@@ -517,7 +518,7 @@ function envelopes<J>(
     }
     return { [Symbol.asyncIterator]: () => iterator };
   }
-  const it = (source as Iterable<J>)[Symbol.iterator]();
+  const it = opened.iterator as Iterator<J>;
   const iterator: Iterator<Envelope> = {
     next: () => wrap(it.next()),
     return: () => {

@@ -12,7 +12,12 @@ import {
 import { forceAll, join, leave, type Member, raise } from './internal/shutdown-group.js';
 
 /** Signals that cannot be caught (POSIX): a handler for them fails in libuv. */
-const UNTRAPPABLE = new Set(['SIGKILL', 'SIGSTOP']);
+/**
+ * Signals a drain cannot be started from: SIGKILL and SIGSTOP cannot be caught; SIGBUS, SIGFPE,
+ * SIGSEGV and SIGILL raised by a real fault leave the process where a JavaScript listener is
+ * unsafe (Node's `process` signal docs), and a listener would stop the default crash.
+ */
+const UNTRAPPABLE = new Set(['SIGKILL', 'SIGSTOP', 'SIGBUS', 'SIGFPE', 'SIGSEGV', 'SIGILL']);
 
 /** Options of {@link shutdownOn}. */
 export interface ShutdownOptions {
@@ -78,7 +83,8 @@ export interface ShutdownContext {
  * @param drain - called once, with the signal and an abort signal for a forced stop.
  * @returns an uninstaller that removes the handlers (e.g. for tests, or after a manual close).
  * @throws RangeError/TypeError naming the option when an option is invalid
- *   (`ERR_INVALID_OPTION`); TypeError `ERR_INVALID_ARGUMENT` for empty or unknown signals, a
+ *   (`ERR_INVALID_OPTION`); TypeError `ERR_INVALID_ARGUMENT` for empty or unknown signals (and
+ *   SIGKILL, SIGSTOP, SIGBUS, SIGFPE, SIGSEGV, SIGILL, which a drain cannot start from), a
  *   `drain` that is not a function, or options that are not an object (`null`: the defaults).
  * @example
  * ```ts

@@ -471,6 +471,22 @@ function handWritten<T>(steps: (() => unknown)[]): AsyncIterable<T> {
 }
 
 describe('pipeline: hand-written and waiting sources', () => {
+  it('an iterator factory answering a non-object fails as for await fails', async () => {
+    for (const answer of [5, null, 'x', undefined]) {
+      for (const symbol of [Symbol.asyncIterator, Symbol.iterator]) {
+        const source = { [symbol]: () => answer } as unknown as Iterable<number>;
+        const forAwait = await (async () => {
+          for await (const _ of source);
+        })().catch((e: unknown) => e);
+        const ours = await (async () => {
+          for await (const _ of pipeline(source).stage('a', (x: number) => x, { concurrency: 2 }));
+        })().catch((e: unknown) => e);
+        expect(ours).toBeInstanceOf(TypeError);
+        expect((ours as TypeError).message).toBe((forAwait as TypeError).message);
+      }
+    }
+  });
+
   it('a source whose next() throws synchronously: earlier results, then that error, nothing unhandled', async () => {
     const boom = new Error('next() threw');
     const source = handWritten<number>([

@@ -412,6 +412,29 @@ async function noUnhandled(body: () => Promise<void>): Promise<unknown[]> {
 }
 
 describe('runPool: hand-written async sources', () => {
+  it.each([
+    ['lean', { concurrency: 2 }],
+    ['lone rate', { concurrency: 2, rate: { limit: 100, interval: 1000 } }],
+    ['full', { concurrency: 2, timeout: 1000 }],
+  ] as const)(
+    'an iterator factory answering a non-object fails as for await fails, on the %s engine',
+    async (_engine, opts) => {
+      for (const answer of [5, null, 'x', undefined]) {
+        for (const symbol of [Symbol.asyncIterator, Symbol.iterator]) {
+          const source = { [symbol]: () => answer } as unknown as Iterable<number>;
+          const forAwait = await (async () => {
+            for await (const _ of source);
+          })().catch((e: unknown) => e);
+          const ours = await (async () => {
+            for await (const _ of runPool(source, (x: number) => x, opts));
+          })().catch((e: unknown) => e);
+          expect(ours).toBeInstanceOf(TypeError);
+          expect((ours as TypeError).message).toBe((forAwait as TypeError).message);
+        }
+      }
+    },
+  );
+
   it('a value that a source without return() yields after abort, from a pull already pending, settles as canceled', async () => {
     const ac = new AbortController();
     const late = deferred<IteratorResult<number>>();

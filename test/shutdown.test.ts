@@ -309,14 +309,17 @@ describe('shutdownOn: arguments', () => {
     uninstall();
   });
 
-  it('refuses signals no process can handle (SIGKILL, SIGSTOP) and installs nothing', () => {
+  it('refuses signals no drain can start from (SIGKILL, SIGSTOP; SIGBUS, SIGFPE, SIGSEGV, SIGILL, unsafe for JavaScript listeners) and installs nothing', () => {
     const before = process.listenerCount('SIGINT');
-    for (const untrappable of ['SIGKILL', 'SIGSTOP'] as const) {
+    const refused = ['SIGKILL', 'SIGSTOP', 'SIGBUS', 'SIGFPE', 'SIGSEGV', 'SIGILL'] as const;
+    for (const untrappable of refused) {
+      expect(process.listenerCount(untrappable)).toBe(0);
       expect(() => shutdownOn(['SIGINT', untrappable], async () => {})).toThrow(
         expect.objectContaining({ name: 'TypeError', code: 'ERR_INVALID_ARGUMENT' }),
       );
     }
     expect(process.listenerCount('SIGINT')).toBe(before);
+    for (const untrappable of refused) expect(process.listenerCount(untrappable)).toBe(0);
   });
 
   it('installs all handlers or none: a failing install removes the ones already added', () => {

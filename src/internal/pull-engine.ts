@@ -183,11 +183,9 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
     worker: WorkerFunction<J, R>,
     opts: EngineOptions<J>,
   ) {
-    const asyncIt = (source as AsyncIterable<J>)[Symbol.asyncIterator];
-    this.#isAsync = typeof asyncIt === 'function';
-    this.#source = this.#isAsync
-      ? (source as AsyncIterable<J>)[Symbol.asyncIterator]()
-      : (source as Iterable<J>)[Symbol.iterator]();
+    const { iterator, isAsync } = openIterator(source);
+    this.#isAsync = isAsync;
+    this.#source = iterator;
     this.#worker = worker;
     this.#opts = opts;
     this.#slots = new Slots(opts.concurrency);
@@ -901,6 +899,26 @@ function priorityOf<J>(priority: (job: J) => number, job: J): number {
 }
 
 /** The TypeError for an iterator step that is not an object (as for-of and for await throw). */
+/**
+ * The source's iterator, opened as for-of / for await open it: its async iterator when it has
+ * one, else its iterator; a factory answering a non-object is the source failing with the
+ * TypeError for await throws (it would otherwise fail later, naming our internals).
+ */
+export function openIterator<J>(source: Iterable<J> | AsyncIterable<J>): {
+  iterator: Iterator<J> | AsyncIterator<J>;
+  isAsync: boolean;
+} {
+  const isAsync = typeof (source as AsyncIterable<J>)[Symbol.asyncIterator] === 'function';
+  const iterator = isAsync
+    ? (source as AsyncIterable<J>)[Symbol.asyncIterator]()
+    : (source as Iterable<J>)[Symbol.iterator]();
+  if ((typeof iterator !== 'object' && typeof iterator !== 'function') || iterator === null) {
+    const method = isAsync ? 'Symbol.asyncIterator' : 'Symbol.iterator';
+    throw new TypeError(`Result of the ${method} method is not an object`);
+  }
+  return { iterator, isAsync };
+}
+
 export function notAnObject(step: unknown): TypeError {
   return new TypeError(
     `Iterator result ${typeof step === 'object' ? 'null' : typeof step} is not an object`,

@@ -39,7 +39,7 @@ import {
   startWorker,
   type WorkerFunction,
 } from '../internal/job-run.js';
-import { notAnObject } from '../internal/pull-engine.js';
+import { notAnObject, openIterator } from '../internal/pull-engine.js';
 import { type PoolKind, type PoolState, publishPoolState } from '../observability/channels.js';
 import { publishRateLimited } from '../observability/gate-channels.js';
 import { makeResult, type Result } from '../result.js';
@@ -174,11 +174,9 @@ class Lean<J, R> {
     worker: WorkerFunction<J, R>,
     opts: LeanEngineOptions<J>,
   ) {
-    const asyncIt = (jobs as AsyncIterable<J>)[Symbol.asyncIterator];
-    this.isAsync = typeof asyncIt === 'function';
-    this.source = this.isAsync
-      ? (jobs as AsyncIterable<J>)[Symbol.asyncIterator]()
-      : (jobs as Iterable<J>)[Symbol.iterator]();
+    const { iterator, isAsync } = openIterator(jobs);
+    this.isAsync = isAsync;
+    this.source = iterator;
     this.worker = worker;
     this.concurrency = opts.concurrency;
     this.buffer = opts.buffer;
