@@ -13,6 +13,7 @@
  *
  * @module
  */
+import { setMaxListeners } from 'node:events';
 import { NotConnectedError } from '../../errors.js';
 import { rejectAfter } from '../connect-deadline.js';
 import type { AnyRedisClient, CommandSender, ReplyOptions } from './source.js';
@@ -106,6 +107,31 @@ function holdStaleWrites(client: AnyRedisClient): void {
   client.on('connect', release);
 }
 
+/** The signal of one connection's commands (see `RedisLink.#strand`), and their options. */
+function connectionEpoch() {
+  const controller = new AbortController();
+  // One listener per unwritten command (node-redis's): a burst of them is no leak.
+  setMaxListeners(0, controller.signal);
+  const { signal } = controller;
+  return {
+    signal,
+    options: { abortSignal: signal },
+    abort: (reason: unknown) => controller.abort(reason),
+  };
+}
+
+/** The rejection of a command withdrawn because its connection failed before writing it. */
+function stranded(reason: unknown): NotConnectedError {
+  const what = reason instanceof Error ? reason.message : String(reason);
+  return new NotConnectedError(
+    'Redis',
+    `the connection failed before the command was sent: ${what}`,
+    {
+      cause: reason,
+    },
+  );
+}
+
 export class RedisLink implements CommandSender {
   #client: AnyRedisClient;
   /** The first client, when the caller owns it: never closed or destroyed here. */
@@ -118,6 +144,12 @@ export class RedisLink implements CommandSender {
    * rejects them itself, not trusting the destroyed client to settle every promise it gave.
    */
   #inflight = new Set<(error: unknown) => void>();
+  /**
+   * The signal of every command sent on the current client since its last ready connection
+   * failed (see `#strand`): aborted when the next one that gets ready fails, which withdraws
+   * from node-redis's queue whatever of them it had not written yet.
+   */
+  #epoch = connectionEpoch();
   /** Last sign of life (performance.now()): a reply, a reconnect attempt, or the first send. */
   #alive = 0;
   #closed = false;
@@ -161,9 +193,18 @@ export class RedisLink implements CommandSender {
     if (!this.#client.isOpen && !this.#closed) this.replace('the connection was closed');
     const inflight = this.#inflight;
     if (inflight.size === 0) this.#alive = performance.now();
+    // The caller's client gets no listeners (see #watch), so nothing would abort the signal.
+    const epoch = this.#client === this.#borrowed ? undefined : this.#epoch;
     let sent: Promise<unknown>;
     try {
-      sent = this.#client.sendCommand(args, options);
+      sent = this.#client.sendCommand(
+        args,
+        epoch === undefined
+          ? options
+          : options === undefined
+            ? epoch.options
+            : { ...options, abortSignal: epoch.signal },
+      );
     } catch (error) {
       return Promise.reject(connectionError(error));
     }
@@ -177,10 +218,29 @@ export class RedisLink implements CommandSender {
         },
         (error: unknown) => {
           if (inflight.delete(reject) && inflight.size > 0) this.#alive = performance.now();
-          reject(connectionError(error));
+          reject(epoch?.signal.aborted ? stranded(epoch.signal.reason) : connectionError(error));
         },
       );
     });
+  }
+
+  /**
+   * A ready connection of `client` failed. node-redis rejects the commands it had written on it,
+   * but keeps those it had not for the reconnect: a command sent in the turn of the failure (it
+   * writes at the next `setImmediate`, and the failure may be handled first), or one queued
+   * during an earlier outage whose write was still scheduled. During an outage that is a wait
+   * for the outage, which a caller that looked at `reconnecting` when it sent the command (the
+   * connection was up) does not expect; a close or an abort would wait for it. Those are
+   * withdrawn here (node-redis drops an aborted command it has not written, and no longer
+   * listens to the signal of one it has) and rejected as the written ones are: every command
+   * ends at the latest with the first ready connection that fails after it was sent. One
+   * signal for all of them, not a timer or a signal per command.
+   */
+  #strand(client: AnyRedisClient, error: unknown): void {
+    if (client !== this.#client) return;
+    const epoch = this.#epoch;
+    this.#epoch = connectionEpoch();
+    epoch.abort(error);
   }
 
   /**
@@ -217,6 +277,8 @@ export class RedisLink implements CommandSender {
     this.#client = client;
     const dropped = this.#inflight;
     this.#inflight = new Set();
+    // Destroyed below: node-redis rejects what the old client still holds.
+    this.#epoch = connectionEpoch();
     this.#watch(client);
     const error = new NotConnectedError('Redis', reason);
     for (const reject of dropped) reject(error);
@@ -279,6 +341,17 @@ export class RedisLink implements CommandSender {
     };
     client.on('error', alive);
     client.on('reconnecting', alive);
+    // 'error' comes for a failed reconnect too, and for a reply that could not be parsed (the
+    // socket still up): only the failure of a connection that was ready strands commands.
+    let up = client.isReady;
+    client.on('ready', () => {
+      up = true;
+    });
+    client.on('error', (error?: unknown) => {
+      if (!up || client.isReady) return;
+      up = false;
+      this.#strand(client, error);
+    });
     holdStaleWrites(client);
     // After a reconnect, one ECHO of a fresh token: a connection that came back out of step
     // answers it with another command's reply (once per reconnect, never in the steady state).
