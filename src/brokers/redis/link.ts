@@ -11,6 +11,11 @@
  * rejected, and every operation of the source is safe to repeat (acks are retried, delivered
  * entries are claimed again after the lease).
  *
+ * A command ends at the latest with the first ready connection that fails after it was sent,
+ * written or not (see `#strand`): a caller that finds the link up when it sends need not look
+ * again. One sent during an outage waits for the reconnect; the source bounds those itself (a
+ * fetch's abort replaces a reconnecting link, a settle gives up after a lease).
+ *
  * @module
  */
 import { setMaxListeners } from 'node:events';
@@ -86,8 +91,10 @@ interface Pausable {
  * stale entries. The client emits 'error' synchronously when the socket fails, before that
  * write runs: its write gate is closed until the stale write has run (the next `setImmediate`)
  * or a new socket has connected (its 'connect' comes before the handshake is written),
- * whichever is first; the commands stay queued for the new connection, as intended. The link's
- * ECHO, shape checks and deadline still catch whatever this misses.
+ * whichever is first. The link withdraws the commands sent before the failure (see
+ * `RedisLink.#strand`); those sent after it, during the outage, stay queued for the new
+ * connection, as intended. The link's ECHO, shape checks and deadline still catch whatever
+ * this misses.
  */
 function holdStaleWrites(client: AnyRedisClient): void {
   const gate = client as unknown as Pausable;
