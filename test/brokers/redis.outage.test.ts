@@ -564,6 +564,8 @@ describe('errors of a failed Redis connection', () => {
       expect(fetch).toBeInstanceOf(NotConnectedError);
       expect(fetch.cause).toBeInstanceOf(Error);
       expect(fetch.cause).not.toBeInstanceOf(NotConnectedError);
+      // Written (the read was blocked): not one withdrawn before it was sent.
+      expect(fetch.message).not.toMatch(/before the command was sent/);
     } finally {
       await proxy.close();
       await admin.client.del(stream);

@@ -54,6 +54,15 @@ const CONNECTION_ERRORS = new Set([
   'ReconnectStrategyError',
 ]);
 
+/** The class name of `error` (node-redis's errors are told apart by it, see below). */
+function errorClass(error: unknown): unknown {
+  try {
+    return (error as { constructor?: { name?: unknown } } | null)?.constructor?.name;
+  } catch {
+    return undefined; // a hostile value
+  }
+}
+
 /**
  * A command's rejection as the source reports it: a failed connection — one of node-redis's
  * connection errors, or the socket's own (`ECONNRESET`, …), none with a sluice code — becomes
@@ -64,7 +73,7 @@ export function connectionError(error: unknown): unknown {
   try {
     if (typeof error !== 'object' || error === null) return error;
     const { code, syscall } = error as { code?: unknown; syscall?: unknown };
-    const name = (error as { constructor?: { name?: unknown } }).constructor?.name;
+    const name = errorClass(error);
     const socket = typeof syscall === 'string' && typeof code === 'string';
     if (!socket && !(typeof name === 'string' && CONNECTION_ERRORS.has(name))) return error;
     const what = error instanceof Error ? error.message : String(code);
@@ -225,7 +234,13 @@ export class RedisLink implements CommandSender {
         },
         (error: unknown) => {
           if (inflight.delete(reject) && inflight.size > 0) this.#alive = performance.now();
-          reject(epoch?.signal.aborted ? stranded(epoch.signal.reason) : connectionError(error));
+          // Withdrawn (node-redis's AbortError): by the failure, the signal's reason. A command
+          // it had written is rejected by the failure too, after the signal was aborted.
+          reject(
+            epoch?.signal.aborted && errorClass(error) === 'AbortError'
+              ? stranded(epoch.signal.reason)
+              : connectionError(error),
+          );
         },
       );
     });
