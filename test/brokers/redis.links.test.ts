@@ -16,6 +16,7 @@ import {
   loadScripts,
   RedisStreamSource,
 } from '../../src/brokers/redis/source.js';
+import { NotConnectedError } from '../../src/errors.js';
 import { Ledger, payloads } from '../fixtures/brokers/consumer-harness.js';
 import { type RedisAdmin, redisAdmin, uniqueStream } from '../fixtures/brokers/redis-helpers.js';
 import { captureSockets } from '../fixtures/brokers/redis-sockets.js';
@@ -200,7 +201,7 @@ describe('Redis source connections', () => {
     }
   });
 
-  it('a socket that fails with a write scheduled: the commands wait for the new connection (node-redis writes them to the dead socket otherwise)', async () => {
+  it('a socket that fails with a write scheduled: the commands sent before are rejected with it, those sent after wait for the new connection, none is written to the dead socket (node-redis does that otherwise)', async () => {
     const sockets = await captureSockets();
     try {
       // Control: a bare client. The write scheduled by the first ECHO runs after the socket's
@@ -219,7 +220,9 @@ describe('Redis source connections', () => {
       bare.destroy();
       await next.catch(() => {});
 
-      // Through a link: the write gate holds the commands until the new socket.
+      // Through a link: the command sent before the failure is withdrawn and rejected with the
+      // connection; one sent after it, before the scheduled write has run, is held by the write
+      // gate until the new socket. Every reply stays with its own command.
       const client = createClient({
         url: 'redis://127.0.0.1:6379',
         disableClientInfo: true,
@@ -227,10 +230,17 @@ describe('Redis source connections', () => {
       client.on('error', () => {});
       await client.connect();
       const link = new RedisLink(client, true, () => client.duplicate(), 60_000);
-      const first = link.sendCommand(['ECHO', 'first']);
+      const first = link.sendCommand(['ECHO', 'first']).then(
+        () => 'replied',
+        (error: unknown) => error,
+      );
       sockets.last().destroy(new Error('connection reset (simulated)'));
-      expect(await first).toBe('first');
-      expect(await link.sendCommand(['ECHO', 'second'])).toBe('second');
+      await new Promise((resolve) => process.nextTick(resolve)); // the socket's error, handled
+      expect(link.reconnecting).toBe(true);
+      const second = link.sendCommand(['ECHO', 'second']);
+      expect(await first).toBeInstanceOf(NotConnectedError);
+      expect(await second).toBe('second');
+      expect(await link.sendCommand(['ECHO', 'third'])).toBe('third');
       expect(link.replaced).toBe(0);
       await link.close();
     } finally {

@@ -9,11 +9,12 @@ import { ClientClosedError, createClient, ErrorReply, SocketClosedUnexpectedlyEr
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type ConsumerReport, consume } from '../../src/brokers/consumer.js';
 import { redisSource } from '../../src/brokers/redis/index.js';
-import { connectionError } from '../../src/brokers/redis/link.js';
+import { connectionError, RedisLink } from '../../src/brokers/redis/link.js';
 import {
   type AnyRedisClient,
   createGroup,
   loadScripts,
+  type RedisSourceOptions,
   RedisStreamSource,
   readerName,
 } from '../../src/brokers/redis/source.js';
@@ -194,6 +195,8 @@ describe('an ack when its connection fails', () => {
       // runs), ready then; node-redis schedules their write for the turn after. Both sockets fail
       // in between: the script was never written, so node-redis keeps it queued for a reconnect
       // (rather than rejecting it, as it does a written command), and no reconnect succeeds.
+      // The link withdraws it with the failed connection; the resend on the command connection
+      // (down too) waits in its queue, for the lease at most.
       setImmediate(() => {
         read.socket.destroy(new Error('connection reset (simulated)'));
         cmd.socket.destroy(new Error('connection reset (simulated)'));
@@ -204,7 +207,7 @@ describe('an ack when its connection fails', () => {
       const error = await deadline(acked, 10_000, 'the ack, with Redis unreachable');
       expect(error).toBeInstanceOf(SettleTimeoutError);
       expect(error).toMatchObject({ operation: 'ack', timeout: lease });
-      // Given up at the first look, a lease after it was sent (the connection reconnecting).
+      // Given up a lease after the resend was sent (on a connection reconnecting).
       expect(watch.stop()).toBeLessThan(2 * lease);
     } finally {
       await source?.close();
@@ -237,6 +240,152 @@ describe('an ack when its connection fails', () => {
       await source.close();
     }
     expect(await admin.pending(stream)).toBe(0);
+    await admin.client.del(stream);
+  });
+});
+
+describe('commands when their connection fails before writing them', () => {
+  const reset = () => new Error('connection reset (simulated)');
+
+  /** A connected client of the private server, and its socket. */
+  async function connected(sockets: Awaited<ReturnType<typeof captureSockets>>) {
+    const client = createClient({ url: server.url, disableClientInfo: true }) as AnyRedisClient;
+    client.on('error', () => {});
+    await client.connect();
+    return { client, socket: sockets.last() };
+  }
+
+  it('a command sent on a ready connection that fails before node-redis writes it is rejected with that connection, not kept for a reconnect that never comes', async () => {
+    const sockets = await captureSockets();
+    const { client, socket } = await connected(sockets);
+    const link = new RedisLink(client, true, () => client.duplicate(), 60_000);
+    try {
+      sockets.refuseNew(); // every reconnect is refused: Redis unreachable
+      const reply = link.sendCommand(['PING']).then(
+        () => 'replied',
+        (error: unknown) => error,
+      );
+      // node-redis writes at the next setImmediate; the socket's error is handled first (next
+      // tick), with the PING still unwritten.
+      socket.destroy(reset());
+      // Not a measure: Redis stays unreachable, so a PING kept for the reconnect never settles.
+      const error = await deadline(reply, 10_000, 'the PING, with Redis unreachable');
+      expect(error).toBeInstanceOf(NotConnectedError);
+      expect((error as Error).cause).toMatchObject({ message: 'connection reset (simulated)' });
+    } finally {
+      await link.close();
+      sockets.restore();
+    }
+  });
+
+  it('a command queued during an outage is rejected when the connection that came back fails before writing it, not kept for the next reconnect', async () => {
+    const sockets = await captureSockets();
+    const { client, socket } = await connected(sockets);
+    const link = new RedisLink(client, true, () => client.duplicate(), 60_000);
+    try {
+      sockets.refuseNew();
+      const failed = new Promise((resolve) => client.on('reconnecting', () => resolve(undefined)));
+      socket.destroy(reset());
+      await deadline(failed, 10_000, 'the connection reconnecting');
+      expect(link.reconnecting).toBe(true);
+      const reply = link.sendCommand(['PING']).then(
+        () => 'replied',
+        (error: unknown) => error,
+      );
+      // The next attempt connects; node-redis schedules the write of the queued PING as the
+      // connection gets ready, and the connection fails before that write runs. Redis is
+      // unreachable from then on.
+      let cut = false;
+      client.on('ready', () => {
+        if (cut) return;
+        cut = true;
+        sockets.refuseNew();
+        sockets.last().destroy(reset());
+      });
+      sockets.acceptNew();
+      const error = await deadline(reply, 10_000, 'the PING, with Redis unreachable again');
+      expect(cut).toBe(true);
+      expect(error).toBeInstanceOf(NotConnectedError);
+    } finally {
+      await link.close();
+      sockets.restore();
+    }
+  });
+
+  /** A source on two connections of the private server, with their sockets. */
+  async function sourceWithSockets(stream: string, o: Partial<RedisSourceOptions> = {}) {
+    const sockets = await captureSockets();
+    const cmd = await connected(sockets);
+    const read = await connected(sockets);
+    await createGroup(cmd.client, stream, 'g');
+    await loadScripts(cmd.client);
+    const source = new RedisStreamSource(cmd.client, read.client, true, {
+      stream,
+      group: 'g',
+      consumer: 'a',
+      ...o,
+    });
+    return { sockets, cmd, read, source };
+  }
+
+  it('a fetch aborted in the turn its connections fail (its commands not yet written) ends while Redis stays unreachable', async () => {
+    const stream = uniqueStream('fetch-unwritten');
+    const { sockets, cmd, read, source } = await sourceWithSockets(stream);
+    try {
+      const abort = new AbortController();
+      sockets.refuseNew();
+      // The first fetch sends TIME and the delayed-jobs script at once, and waits for the script.
+      const fetched = source.fetch(10, abort.signal).then(
+        () => 'returned',
+        (error: unknown) => error,
+      );
+      // In the same turn: the consumer closes (the abort finds both connections up, so it
+      // replaces neither), and both connections fail before node-redis writes the commands.
+      abort.abort();
+      read.socket.destroy(reset());
+      cmd.socket.destroy(reset());
+      // Not a measure: Redis stays unreachable, so a fetch whose commands were kept for the
+      // reconnect never ends.
+      const error = await deadline(fetched, 10_000, 'the aborted fetch, with Redis unreachable');
+      expect(error).toBeInstanceOf(NotConnectedError);
+    } finally {
+      await source.close();
+      sockets.restore();
+    }
+    await admin.client.del(stream);
+  });
+
+  it('a fetch aborted before its read finds the group gone does not re-create the group on a command connection that is down (it would wait for the outage)', async () => {
+    const stream = uniqueStream('fetch-nogroup');
+    await admin.fill(stream, payloads(1));
+    // fetchWait: the delayed jobs are not looked at again in the second fetch.
+    const { sockets, cmd, source } = await sourceWithSockets(stream, { fetchWait: 30_000 });
+    try {
+      expect(await source.fetch(1, new AbortController().signal)).toHaveLength(1);
+      await admin.client.sendCommand(['XGROUP', 'DESTROY', stream, 'g']);
+      // The command connection is down, every reconnect refused; the reading one is up.
+      sockets.refuseNew();
+      const failed = new Promise((resolve) =>
+        cmd.client.on('reconnecting', () => resolve(undefined)),
+      );
+      cmd.socket.destroy(reset());
+      await deadline(failed, 10_000, 'the command connection reconnecting');
+      const abort = new AbortController();
+      const fetched = source.fetch(1, abort.signal).then(
+        () => 'returned',
+        (error: unknown) => error,
+      );
+      // The read is written at this turn's setImmediate, ahead of this one; its NOGROUP reply
+      // is read in a later turn. Aborted in between: the abort replaces the command connection
+      // (reconnecting), whose replacement is refused in turn.
+      await new Promise((resolve) => setImmediate(resolve));
+      abort.abort();
+      const error = await deadline(fetched, 10_000, 'the aborted fetch, with Redis unreachable');
+      expect(String((error as Error).message)).toMatch(/^NOGROUP/);
+    } finally {
+      await source.close();
+      sockets.restore();
+    }
     await admin.client.del(stream);
   });
 });
@@ -277,7 +426,10 @@ describe('settling with Redis down', () => {
           {
             concurrency: 4,
             maxDeliveries: how === 'fail' ? 1 : 5,
-            onError: (e) => codes.add((e as { code?: string }).code ?? e.name),
+            onError: (e, op) => {
+              if (op === 'release' || op === 'retry' || op === 'deadLetter')
+                codes.add((e as { code?: string }).code ?? e.name);
+            },
           },
         );
         await deadline(allRunning.promise, 10_000, 'four handlers running');
@@ -296,8 +448,11 @@ describe('settling with Redis down', () => {
         }
         // Drain deadline 0.3 s + a settle bounded by the lease 1.5 s + the 2 s close grace.
         expect(watch.stop()).toBeLessThan(5_000);
-        // What was not confirmed is reported, under its own code.
-        expect(codes).toContain('ERR_SETTLE_TIMEOUT');
+        // What was not confirmed is reported, under its own code: given up at the lease (sent
+        // during the outage), or rejected with the connection (sent as it failed).
+        expect(codes.size).toBeGreaterThan(0);
+        for (const code of codes)
+          expect(['ERR_SETTLE_TIMEOUT', 'ERR_NOT_CONNECTED']).toContain(code);
         // The report does not read clean: canceled handlers (drain deadline, abort), or
         // finished handlers whose dead letters Redis never confirmed (unsettled).
         if (how === 'fail') expect(report).toMatchObject({ completed: 0, unsettled: 4 });
@@ -415,6 +570,8 @@ describe('errors of a failed Redis connection', () => {
       expect(fetch).toBeInstanceOf(NotConnectedError);
       expect(fetch.cause).toBeInstanceOf(Error);
       expect(fetch.cause).not.toBeInstanceOf(NotConnectedError);
+      // Written (the read was blocked): not one withdrawn before it was sent.
+      expect(fetch.message).not.toMatch(/before the command was sent/);
     } finally {
       await proxy.close();
       await admin.client.del(stream);

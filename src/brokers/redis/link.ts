@@ -11,8 +11,14 @@
  * rejected, and every operation of the source is safe to repeat (acks are retried, delivered
  * entries are claimed again after the lease).
  *
+ * A command ends at the latest with the first ready connection that fails after it was sent,
+ * written or not (see `#strand`): a caller that finds the link up when it sends need not look
+ * again. One sent during an outage waits for the reconnect; the source bounds those itself (a
+ * fetch's abort replaces a reconnecting link, a settle gives up after a lease).
+ *
  * @module
  */
+import { setMaxListeners } from 'node:events';
 import { NotConnectedError } from '../../errors.js';
 import { rejectAfter } from '../connect-deadline.js';
 import type { AnyRedisClient, CommandSender, ReplyOptions } from './source.js';
@@ -48,6 +54,15 @@ const CONNECTION_ERRORS = new Set([
   'ReconnectStrategyError',
 ]);
 
+/** The class name of `error` (node-redis's errors are told apart by it, see below). */
+function errorClass(error: unknown): unknown {
+  try {
+    return (error as { constructor?: { name?: unknown } } | null)?.constructor?.name;
+  } catch {
+    return undefined; // a hostile value
+  }
+}
+
 /**
  * A command's rejection as the source reports it: a failed connection — one of node-redis's
  * connection errors, or the socket's own (`ECONNRESET`, …), none with a sluice code — becomes
@@ -58,7 +73,7 @@ export function connectionError(error: unknown): unknown {
   try {
     if (typeof error !== 'object' || error === null) return error;
     const { code, syscall } = error as { code?: unknown; syscall?: unknown };
-    const name = (error as { constructor?: { name?: unknown } }).constructor?.name;
+    const name = errorClass(error);
     const socket = typeof syscall === 'string' && typeof code === 'string';
     if (!socket && !(typeof name === 'string' && CONNECTION_ERRORS.has(name))) return error;
     const what = error instanceof Error ? error.message : String(code);
@@ -85,8 +100,10 @@ interface Pausable {
  * stale entries. The client emits 'error' synchronously when the socket fails, before that
  * write runs: its write gate is closed until the stale write has run (the next `setImmediate`)
  * or a new socket has connected (its 'connect' comes before the handshake is written),
- * whichever is first; the commands stay queued for the new connection, as intended. The link's
- * ECHO, shape checks and deadline still catch whatever this misses.
+ * whichever is first. The link withdraws the commands sent before the failure (see
+ * `RedisLink.#strand`); those sent after it, during the outage, stay queued for the new
+ * connection, as intended. The link's ECHO, shape checks and deadline still catch whatever
+ * this misses.
  */
 function holdStaleWrites(client: AnyRedisClient): void {
   const gate = client as unknown as Pausable;
@@ -106,6 +123,31 @@ function holdStaleWrites(client: AnyRedisClient): void {
   client.on('connect', release);
 }
 
+/** The signal of one connection's commands (see `RedisLink.#strand`), and their options. */
+function connectionEpoch() {
+  const controller = new AbortController();
+  // One listener per unwritten command (node-redis's): a burst of them is no leak.
+  setMaxListeners(0, controller.signal);
+  const { signal } = controller;
+  return {
+    signal,
+    options: { abortSignal: signal },
+    abort: (reason: unknown) => controller.abort(reason),
+  };
+}
+
+/** The rejection of a command withdrawn because its connection failed before writing it. */
+function stranded(reason: unknown): NotConnectedError {
+  const what = reason instanceof Error ? reason.message : String(reason);
+  return new NotConnectedError(
+    'Redis',
+    `the connection failed before the command was sent: ${what}`,
+    {
+      cause: reason,
+    },
+  );
+}
+
 export class RedisLink implements CommandSender {
   #client: AnyRedisClient;
   /** The first client, when the caller owns it: never closed or destroyed here. */
@@ -118,6 +160,12 @@ export class RedisLink implements CommandSender {
    * rejects them itself, not trusting the destroyed client to settle every promise it gave.
    */
   #inflight = new Set<(error: unknown) => void>();
+  /**
+   * The signal of every command sent on the current client since its last ready connection
+   * failed (see `#strand`): aborted when the next one that gets ready fails, which withdraws
+   * from node-redis's queue whatever of them it had not written yet.
+   */
+  #epoch = connectionEpoch();
   /** Last sign of life (performance.now()): a reply, a reconnect attempt, or the first send. */
   #alive = 0;
   #closed = false;
@@ -161,9 +209,18 @@ export class RedisLink implements CommandSender {
     if (!this.#client.isOpen && !this.#closed) this.replace('the connection was closed');
     const inflight = this.#inflight;
     if (inflight.size === 0) this.#alive = performance.now();
+    // The caller's client gets no listeners (see #watch), so nothing would abort the signal.
+    const epoch = this.#client === this.#borrowed ? undefined : this.#epoch;
     let sent: Promise<unknown>;
     try {
-      sent = this.#client.sendCommand(args, options);
+      sent = this.#client.sendCommand(
+        args,
+        epoch === undefined
+          ? options
+          : options === undefined
+            ? epoch.options
+            : { ...options, abortSignal: epoch.signal },
+      );
     } catch (error) {
       return Promise.reject(connectionError(error));
     }
@@ -177,10 +234,35 @@ export class RedisLink implements CommandSender {
         },
         (error: unknown) => {
           if (inflight.delete(reject) && inflight.size > 0) this.#alive = performance.now();
-          reject(connectionError(error));
+          // Withdrawn (node-redis's AbortError): by the failure, the signal's reason. A command
+          // it had written is rejected by the failure too, after the signal was aborted.
+          reject(
+            epoch?.signal.aborted && errorClass(error) === 'AbortError'
+              ? stranded(epoch.signal.reason)
+              : connectionError(error),
+          );
         },
       );
     });
+  }
+
+  /**
+   * A ready connection of `client` failed. node-redis rejects the commands it had written on it,
+   * but keeps those it had not for the reconnect: a command sent in the turn of the failure (it
+   * writes at the next `setImmediate`, and the failure may be handled first), or one queued
+   * during an earlier outage whose write was still scheduled. During an outage that is a wait
+   * for the outage, which a caller that looked at `reconnecting` when it sent the command (the
+   * connection was up) does not expect; a close or an abort would wait for it. Those are
+   * withdrawn here (node-redis drops an aborted command it has not written, and no longer
+   * listens to the signal of one it has) and rejected as the written ones are: every command
+   * ends at the latest with the first ready connection that fails after it was sent. One
+   * signal for all of them, not a timer or a signal per command.
+   */
+  #strand(client: AnyRedisClient, error: unknown): void {
+    if (client !== this.#client) return;
+    const epoch = this.#epoch;
+    this.#epoch = connectionEpoch();
+    epoch.abort(error);
   }
 
   /**
@@ -217,6 +299,8 @@ export class RedisLink implements CommandSender {
     this.#client = client;
     const dropped = this.#inflight;
     this.#inflight = new Set();
+    // Destroyed below: node-redis rejects what the old client still holds.
+    this.#epoch = connectionEpoch();
     this.#watch(client);
     const error = new NotConnectedError('Redis', reason);
     for (const reject of dropped) reject(error);
@@ -279,6 +363,17 @@ export class RedisLink implements CommandSender {
     };
     client.on('error', alive);
     client.on('reconnecting', alive);
+    // 'error' comes for a failed reconnect too, and for a reply that could not be parsed (the
+    // socket still up): only the failure of a connection that was ready strands commands.
+    let up = client.isReady;
+    client.on('ready', () => {
+      up = true;
+    });
+    client.on('error', (error?: unknown) => {
+      if (!up || client.isReady) return;
+      up = false;
+      this.#strand(client, error);
+    });
     holdStaleWrites(client);
     // After a reconnect, one ECHO of a fresh token: a connection that came back out of step
     // answers it with another command's reply (once per reconnect, never in the steady state).

@@ -43,7 +43,7 @@ export interface AnyRedisClient {
   readonly isOpen: boolean;
   readonly isReady: boolean;
   // Method syntax (bivariant parameters): node-redis declares wider argument types.
-  sendCommand(args: (string | Buffer)[], options?: ReplyOptions): Promise<unknown>;
+  sendCommand(args: (string | Buffer)[], options?: SendOptions): Promise<unknown>;
   connect(): Promise<unknown>;
   close(): Promise<unknown>;
   destroy(): void;
@@ -108,6 +108,14 @@ type Reply = unknown[] | null;
 const BUFFERS = { typeMapping: { [RESP_TYPES.BLOB_STRING]: Buffer } } as const;
 /** The reply mapping sluice asks of a command: bulk strings as `Buffer`s. */
 export type ReplyOptions = typeof BUFFERS;
+/**
+ * What sluice passes to a client's `sendCommand`: a reply mapping, and a signal that withdraws
+ * a command node-redis has not written yet (see `RedisLink`).
+ */
+export interface SendOptions {
+  typeMapping?: ReplyOptions['typeMapping'];
+  abortSignal?: AbortSignal;
+}
 
 /** The Redis Streams {@link BrokerSource}; create it with {@link redisSource}. */
 export class RedisStreamSource implements BrokerSource<RedisMessage> {
@@ -238,7 +246,7 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
     // entry's idle time is at or after it (same connection, executed first). See ACK_IF_OWNED.
     const since = this.#serverTime(this.#read);
     await this.#promote();
-    const claimed = await this.#claim(max);
+    const claimed = await this.#claim(max, signal);
     const room = max - claimed.length;
     if (room <= 0 || signal.aborted) return claimed;
     if (this.#readId === undefined) {
@@ -268,7 +276,10 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
     };
     signal.addEventListener('abort', unblock, { once: true });
     try {
-      const reply = (await this.#withGroup(() => this.#read.sendCommand(args, BUFFERS))) as Reply;
+      const reply = (await this.#withGroup(
+        () => this.#read.sendCommand(args, BUFFERS),
+        signal,
+      )) as Reply;
       const entries = (reply?.[0] as unknown[] | undefined)?.[1] as unknown[] | undefined;
       // Null (nothing new), or one stream's entries: anything else was meant for another command.
       if (reply !== null && !Array.isArray(entries)) throw this.#read.outOfStep('XREADGROUP');
@@ -639,25 +650,22 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
     };
     // A resend, or a first try on a connection that is reconnecting (it waits in the queue for
     // the outage, and would hold a consumer's close for it), gives up after the lease: past it
-    // the entry may be claimed anyway. A first try on a live connection is not cut short while
-    // that connection stays up: a slow reply is not a lost one, and the ack may already be
-    // applied.
-    const timedOut = () =>
-      new SettleTimeoutError('ack', `${messages.length} message(s)`, this.#lease);
+    // the entry may be claimed anyway. A first try on a live connection is not cut short: a
+    // slow reply is not a lost one, and the ack may already be applied. It ends with that
+    // connection if it fails, even in the turn the script was sent, before node-redis wrote it
+    // (see RedisLink: such a command is withdrawn, not kept for the reconnect).
     const withinLease = (attempt: Promise<unknown[]>) =>
-      rejectAfter(attempt, this.#lease, timedOut);
+      rejectAfter(
+        attempt,
+        this.#lease,
+        () => new SettleTimeoutError('ack', `${messages.length} message(s)`, this.#lease),
+      );
     if (via.reconnecting) return withinLease(send(via).catch(() => send(this.#cmd)));
-    // Looked at each lease all the same: a connection that fails in the turn the script was
-    // sent on it (node-redis writes at the next setImmediate) keeps it unwritten, queued for a
-    // reconnect, not rejected as a written command is; during an outage that is a wait for
-    // the outage. Given up then once the connection it waits on (the resend's, after a
-    // failure) is found reconnecting.
-    let waitsOn = via;
-    const attempt = send(via).catch(() => {
-      waitsOn = this.#cmd;
+    try {
+      return await send(via);
+    } catch {
       return withinLease(send(this.#cmd));
-    });
-    return this.#whileReachable(attempt, () => waitsOn, timedOut);
+    }
   }
 
   /** How often pending entries are scanned (ms): often enough for retry delays to be honoured. */
@@ -686,7 +694,7 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
   }
 
   /** XAUTOCLAIM looped until the cursor wraps to 0-0 (or `max` entries are claimed). */
-  async #claim(max: number): Promise<RedisMessage[]> {
+  async #claim(max: number, signal: AbortSignal): Promise<RedisMessage[]> {
     const now = Date.now();
     if (this.#claimCursor === '0-0' && now - this.#lastClaim < this.#claimEvery()) return [];
     if (this.#claimCursor === '0-0') this.#lastClaim = now;
@@ -697,20 +705,22 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
     let calls = 0;
     do {
       calls++;
-      const reply = (await this.#withGroup(() =>
-        this.#read.sendCommand(
-          [
-            'XAUTOCLAIM',
-            this.stream,
-            this.group,
-            this.consumer,
-            String(this.#lease),
-            this.#claimCursor,
-            'COUNT',
-            String(max - entries.length),
-          ],
-          BUFFERS,
-        ),
+      const reply = (await this.#withGroup(
+        () =>
+          this.#read.sendCommand(
+            [
+              'XAUTOCLAIM',
+              this.stream,
+              this.group,
+              this.consumer,
+              String(this.#lease),
+              this.#claimCursor,
+              'COUNT',
+              String(max - entries.length),
+            ],
+            BUFFERS,
+          ),
+        signal,
       )) as [Buffer, unknown[], unknown[]?];
       if (!Array.isArray(reply) || !Array.isArray(reply[1]) || !CURSOR.test(String(reply[0])))
         throw this.#read.outOfStep('XAUTOCLAIM');
@@ -792,11 +802,16 @@ export class RedisStreamSource implements BrokerSource<RedisMessage> {
   }
 
   /** Runs `op`; if the group vanished (e.g. Redis restarted without persistence), re-creates it once. */
-  async #withGroup<R>(op: () => Promise<R>): Promise<R> {
+  async #withGroup<R>(op: () => Promise<R>, signal: AbortSignal): Promise<R> {
     try {
       return await op();
     } catch (error) {
       if (!String((error as Error).message).startsWith('NOGROUP')) throw error;
+      // Not once the fetch is aborted: its abort looked at the connections then (see
+      // #dropReconnecting), and a command sent now on one that has failed since would wait in
+      // its queue for the outage, holding the consumer's close. The group is made by the next
+      // fetch, or the next source.
+      if (signal.aborted) throw error;
       await createGroup(this.#cmd, this.stream, this.group);
       return op();
     }
