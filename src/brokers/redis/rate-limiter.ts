@@ -112,7 +112,10 @@ return wait
  * @param name - names the limit: every limiter with this name shares it.
  * @throws TypeError/RangeError `ERR_INVALID_ARGUMENT` for a bad `client` or `name`,
  *   `ERR_INVALID_OPTION` for a bad option, at once. `reserve()` rejects with the client's error
- *   when Redis cannot be reached, which fails the job that asked.
+ *   when its command fails, which fails the job that asked. During an outage the command
+ *   waits as the client's settings say: node-redis's defaults (offline queue, reconnecting
+ *   for ever) hold it, and the job with it, until Redis is back (abort or a drain deadline
+ *   still settle the job); a client made with `disableOfflineQueue: true` rejects at once.
  * @example
  * ```ts
  * const client = await createClient({ url: 'redis://10.0.0.5:6379' }).connect();
