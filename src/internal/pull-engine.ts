@@ -898,7 +898,6 @@ function priorityOf<J>(priority: (job: J) => number, job: J): number {
   return value;
 }
 
-/** The TypeError for an iterator step that is not an object (as for-of and for await throw). */
 /**
  * The source's iterator, opened as for-of / for await open it: its async iterator when it has
  * one, else its iterator; a factory answering a non-object is the source failing with the
@@ -919,6 +918,7 @@ export function openIterator<J>(source: Iterable<J> | AsyncIterable<J>): {
   return { iterator, isAsync };
 }
 
+/** The TypeError for an iterator step that is not an object (as for-of and for await throw). */
 export function notAnObject(step: unknown): TypeError {
   return new TypeError(
     `Iterator result ${typeof step === 'object' ? 'null' : typeof step} is not an object`,
