@@ -3,11 +3,13 @@
  * permit. The contract is the gated one (test/gates); these pin what is specific to this path,
  * and what the worker's context exposes.
  */
+import diagnostics from 'node:diagnostics_channel';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import {
   AbortError,
   type RateLimiter,
   RateLimiterError,
+  SLUICE_JOB_RATE_LIMITED,
   type Result,
   runPool,
 } from '../src/index.js';
@@ -262,6 +264,35 @@ describe('runPool with a lone rate: a next() called while the limiter is asked',
       if (!extra.done) jobs.push(extra.value.job);
       expect(jobs.sort()).toEqual([0, 1, 2, 3]);
       expect(vi.getTimerCount()).toBe(0);
+    });
+  }
+});
+
+describe('runPool with a lone rate: a rate-limited subscriber that aborts', () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  for (const engine of ['lean', 'full'] as const) {
+    it(`leaves no timer: the gate stopped while it published its wait (${engine} engine)`, async () => {
+      vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'performance'] });
+      const ac = new AbortController();
+      const onWait = () => ac.abort('from a subscriber');
+      diagnostics.subscribe(SLUICE_JOB_RATE_LIMITED, onWait);
+      try {
+        const results = await collect(
+          runPool([0, 1, 2], async (n: number) => n, {
+            concurrency: 1,
+            rate: { limit: 1, interval: 60_000 },
+            signal: ac.signal,
+            ...(engine === 'full' ? { [HOOKS]: {} } : {}),
+          }),
+        );
+        expect(results.map((r) => r.ok)).toEqual([true, false]);
+        expect(vi.getTimerCount()).toBe(0);
+      } finally {
+        diagnostics.unsubscribe(SLUICE_JOB_RATE_LIMITED, onWait);
+      }
     });
   }
 });

@@ -151,6 +151,8 @@ export class RateGate {
     if (wait <= 0) return true;
     this.#permit = 'asked';
     this.#onWait?.(wait);
+    // Its subscriber (user code) may have stopped the pool: no wake-up then, and no timer left.
+    if (this.#stopped) return false;
     this.#timer = setTimeout(
       () => {
         this.#timer = undefined;
