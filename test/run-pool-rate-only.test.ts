@@ -9,9 +9,9 @@ import {
   AbortError,
   type RateLimiter,
   RateLimiterError,
-  SLUICE_JOB_RATE_LIMITED,
   type Result,
   runPool,
+  SLUICE_JOB_RATE_LIMITED,
 } from '../src/index.js';
 import { HOOKS } from '../src/scheduler/hooks.js';
 import { LeanContext } from '../src/scheduler/lean-engine.js';
