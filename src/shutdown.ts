@@ -11,7 +11,6 @@ import {
 } from './internal/options.js';
 import { forceAll, join, leave, type Member, raise } from './internal/shutdown-group.js';
 
-/** Signals that cannot be caught (POSIX): a handler for them fails in libuv. */
 /**
  * Signals a drain cannot be started from: SIGKILL and SIGSTOP cannot be caught; SIGBUS, SIGFPE,
  * SIGSEGV and SIGILL raised by a real fault leave the process where a JavaScript listener is

@@ -3,13 +3,15 @@
  * permit. The contract is the gated one (test/gates); these pin what is specific to this path,
  * and what the worker's context exposes.
  */
-import { describe, expect, it } from 'vitest';
+import diagnostics from 'node:diagnostics_channel';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import {
   AbortError,
   type RateLimiter,
   RateLimiterError,
   type Result,
   runPool,
+  SLUICE_JOB_RATE_LIMITED,
 } from '../src/index.js';
 import { HOOKS } from '../src/scheduler/hooks.js';
 import { LeanContext } from '../src/scheduler/lean-engine.js';
@@ -225,6 +227,72 @@ describe('runPool: a lone rate gate', () => {
       expect(results.map((r) => r.index)).toEqual([0, 1]);
       const stopped = results[1] as Result<number, number>;
       expect(stopped.ok === false && stopped.error).toBeInstanceOf(AbortError);
+    });
+  }
+});
+
+describe('runPool with a lone rate: a next() called while the limiter is asked', () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  for (const engine of ['lean', 'full'] as const) {
+    it(`pulls nothing more until that job starts: every job yields once (${engine} engine)`, async () => {
+      vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'performance'] });
+      let results!: AsyncIterableIterator<Result<number, number>>;
+      let fromLimiter: Promise<IteratorResult<Result<number, number>>> | undefined;
+      let calls = 0;
+      const limiter: RateLimiter = {
+        reserve: () => {
+          // The first ask pulls from inside the limiter (as a rate-limited subscriber could).
+          if (++calls === 1) fromLimiter = results.next();
+          return calls === 1 ? 20 : 0;
+        },
+      };
+      results = runPool([0, 1, 2, 3], async (n: number) => n, {
+        concurrency: 2,
+        rate: limiter,
+        ...(engine === 'full' ? { [HOOKS]: {} } : {}),
+      });
+      const jobs: number[] = [];
+      const reading = (async () => {
+        for await (const r of results) jobs.push(r.job);
+      })();
+      await vi.advanceTimersByTimeAsync(20);
+      await reading;
+      const extra = await (fromLimiter as Promise<IteratorResult<Result<number, number>>>);
+      if (!extra.done) jobs.push(extra.value.job);
+      expect(jobs.sort()).toEqual([0, 1, 2, 3]);
+      expect(vi.getTimerCount()).toBe(0);
+    });
+  }
+});
+
+describe('runPool with a lone rate: a rate-limited subscriber that aborts', () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  for (const engine of ['lean', 'full'] as const) {
+    it(`leaves no timer: the gate stopped while it published its wait (${engine} engine)`, async () => {
+      vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'performance'] });
+      const ac = new AbortController();
+      const onWait = () => ac.abort('from a subscriber');
+      diagnostics.subscribe(SLUICE_JOB_RATE_LIMITED, onWait);
+      try {
+        const results = await collect(
+          runPool([0, 1, 2], async (n: number) => n, {
+            concurrency: 1,
+            rate: { limit: 1, interval: 60_000 },
+            signal: ac.signal,
+            ...(engine === 'full' ? { [HOOKS]: {} } : {}),
+          }),
+        );
+        expect(results.map((r) => r.ok)).toEqual([true, false]);
+        expect(vi.getTimerCount()).toBe(0);
+      } finally {
+        diagnostics.unsubscribe(SLUICE_JOB_RATE_LIMITED, onWait);
+      }
     });
   }
 });

@@ -92,8 +92,15 @@ export class RateGate {
       // Armed now, not on a microtask: the wait counts from this reservation, and a timer armed
       // later (after the rest of this turn's synchronous work) would start the job that much
       // after its reserved time, closer than `interval` to the start the next reservation allows.
+      const due = performance.now() + Math.min(wait, MAX_TIMER_MS);
+      // Due already (a wait of a fraction of a µs): granted now. Granted through `wake`, it would
+      // reach a pool that has not parked the job yet, and be dropped with no wake-up to come.
+      if (due <= performance.now()) {
+        this.#permit = 'none';
+        return true;
+      }
       this.#onWait?.(wait);
-      this.#dueIn(wait);
+      if (!this.#stopped) this.#armFor(due);
       return false;
     }
     this.#onWait?.(undefined);
@@ -144,6 +151,8 @@ export class RateGate {
     if (wait <= 0) return true;
     this.#permit = 'asked';
     this.#onWait?.(wait);
+    // Its subscriber (user code) may have stopped the pool: no wake-up then, and no timer left.
+    if (this.#stopped) return false;
     this.#timer = setTimeout(
       () => {
         this.#timer = undefined;
@@ -171,9 +180,8 @@ export class RateGate {
    * window, so the clock is checked and the rest waited out.
    */
   #grantAt(due: number): void {
-    const left = due - performance.now();
-    if (left > 0) {
-      this.#timer = setTimeout(() => this.#grantAt(due), Math.ceil(left));
+    if (due > performance.now()) {
+      this.#armFor(due);
       return;
     }
     this.#timer = undefined;
@@ -182,6 +190,14 @@ export class RateGate {
     this.#wake();
     // Not used now (the jobs it was for were canceled, the pool paused…): dropped, see take().
     if (this.#permit === 'held' && this.#heldIn === undefined) this.#permit = 'none';
+  }
+
+  /** Calls {@link #grantAt} once `due` may have come (never synchronously: see {@link take}). */
+  #armFor(due: number): void {
+    this.#timer = setTimeout(
+      () => this.#grantAt(due),
+      Math.max(1, Math.ceil(due - performance.now())),
+    );
   }
 
   #failed(error: unknown): void {

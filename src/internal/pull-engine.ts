@@ -105,6 +105,18 @@ interface Parked<J> {
   readonly observed: boolean;
 }
 
+/**
+ * The parked job's place while the rate limiter (user code) is asked about a job: nothing more
+ * is pulled meanwhile, as while a job is parked. A next() called from the limiter, or from a
+ * `sluice:job:rate-limited` subscriber, pulled another job, which asked the same gate, was
+ * parked, and was then overwritten by the first: its result never came.
+ */
+export const ASKING_RATE: {
+  readonly job: never;
+  readonly index: number;
+  readonly observed: boolean;
+} = Object.freeze({ job: undefined as never, index: -1, observed: false });
+
 interface Consumer<J, R> {
   resolve: (result: IteratorResult<Result<J, R>, undefined>) => void;
   reject: (error: unknown) => void;
@@ -605,7 +617,9 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
       return;
     }
     if (this.#rate !== undefined) {
+      this.#parked = ASKING_RATE;
       const granted = this.#rate.take();
+      if (this.#parked === ASKING_RATE) this.#parked = undefined;
       // The limiter (user code) may have aborted the signal, ended the iteration or canceled
       // the stage — then no wake-up comes for a parked job (the gate is stopped): it settles now.
       if (this.#settleIfStopped(job, index, observed, true)) return;
@@ -659,7 +673,7 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
   /** The rate's permit for the parked job may be due: start it if the rate now allows. */
   #wakeParked(): void {
     const parked = this.#parked;
-    if (parked === undefined) return;
+    if (parked === undefined || parked === ASKING_RATE) return;
     if (this.#cancelWith === undefined && !(this.#rate as RateGate).take()) return;
     this.#parked = undefined;
     // Aborted before, or by the limiter (user code) just now: settles without running.
@@ -673,7 +687,7 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
   /** The rate limiter failed: the parked job fails with that error, without running. */
   #failParked(error: Error): void {
     const parked = this.#parked;
-    if (parked === undefined) return;
+    if (parked === undefined || parked === ASKING_RATE) return;
     this.#parked = undefined;
     this.#settleParked(parked, error);
     this.#fill();
@@ -683,7 +697,8 @@ export class PullEngine<J, R> implements AsyncIterableIterator<Result<J, R>>, Jo
   #cancelParked(error: Error): void {
     (this.#rate as RateGate).stop();
     const parked = this.#parked;
-    if (parked === undefined) return;
+    // Asked (the limiter stopped the pool): the job asked about settles once take() returns.
+    if (parked === undefined || parked === ASKING_RATE) return;
     this.#parked = undefined;
     this.#settleParked(parked, error);
   }
@@ -898,7 +913,6 @@ function priorityOf<J>(priority: (job: J) => number, job: J): number {
   return value;
 }
 
-/** The TypeError for an iterator step that is not an object (as for-of and for await throw). */
 /**
  * The source's iterator, opened as for-of / for await open it: its async iterator when it has
  * one, else its iterator; a factory answering a non-object is the source failing with the
@@ -919,6 +933,7 @@ export function openIterator<J>(source: Iterable<J> | AsyncIterable<J>): {
   return { iterator, isAsync };
 }
 
+/** The TypeError for an iterator step that is not an object (as for-of and for await throw). */
 export function notAnObject(step: unknown): TypeError {
   return new TypeError(
     `Iterator result ${typeof step === 'object' ? 'null' : typeof step} is not an object`,

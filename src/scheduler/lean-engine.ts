@@ -39,7 +39,7 @@ import {
   startWorker,
   type WorkerFunction,
 } from '../internal/job-run.js';
-import { notAnObject, openIterator } from '../internal/pull-engine.js';
+import { ASKING_RATE, notAnObject, openIterator } from '../internal/pull-engine.js';
 import { type PoolKind, type PoolState, publishPoolState } from '../observability/channels.js';
 import { publishRateLimited } from '../observability/gate-channels.js';
 import { makeResult, type Result } from '../result.js';
@@ -523,7 +523,10 @@ function pump<J, R>(e: Lean<J, R>, given?: { job: J }): void {
  */
 function permitted<J, R>(e: Lean<J, R>, job: J, index: number, observed: boolean): boolean {
   if (settleIfStopped(e, job, index, observed)) return false;
+  // Nothing is pulled while the limiter (user code) is asked: see ASKING_RATE.
+  e.parked = ASKING_RATE;
   const granted = (e.rate as RateGate).take();
+  if (e.parked === ASKING_RATE) e.parked = undefined;
   if (settleIfStopped(e, job, index, observed)) return false;
   if (granted) return true;
   e.parked = { job, index, observed };
@@ -539,7 +542,7 @@ function unpark<J, R>(e: Lean<J, R>): Parked<J> | undefined {
 
 /** The rate's permit for the parked job may be due: start it if the rate now allows. */
 function wakeParked<J, R>(e: Lean<J, R>): void {
-  if (e.parked === undefined) return;
+  if (e.parked === undefined || e.parked === ASKING_RATE) return;
   if (e.cancelWith === undefined && !(e.rate as RateGate).take()) return;
   const { job, index, observed } = unpark(e) as Parked<J>;
   // Aborted before, or by the limiter (user code) just now: settles without running. Started
@@ -551,7 +554,7 @@ function wakeParked<J, R>(e: Lean<J, R>): void {
 
 /** The rate limiter failed (threw, rejected, answered a bad wait): the parked job fails. */
 function failParked<J, R>(e: Lean<J, R>, error: Error): void {
-  if (e.parked === undefined) return;
+  if (e.parked === undefined || e.parked === ASKING_RATE) return;
   const { job, index, observed } = unpark(e) as Parked<J>;
   settleUnstarted(e, job, index, observed, error);
   pump(e);
@@ -560,6 +563,8 @@ function failParked<J, R>(e: Lean<J, R>, error: Error): void {
 /** A stop that cancels: no more permits (the gate's timer is cleared); the parked job settles. */
 function cancelParked<J, R>(e: Lean<J, R>, error: Error): void {
   (e.rate as RateGate).stop();
+  // Asked (the limiter stopped the pool): the job asked about settles once take() returns.
+  if (e.parked === ASKING_RATE) return;
   const parked = unpark(e);
   if (parked !== undefined) settleUnstarted(e, parked.job, parked.index, parked.observed, error);
 }

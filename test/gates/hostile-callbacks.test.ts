@@ -268,3 +268,47 @@ describe('runPool: a gate callback that aborts the signal', () => {
     },
   );
 });
+
+describe('a limiter answering a wait already due when the pool would arm it', () => {
+  // now + Number.MIN_VALUE === now: the permit is due before the pool could park the job. It
+  // used to be granted from inside reserve()'s caller, to a pool with nobody parked yet: the
+  // grant was dropped, the job parked after it, and no wake-up ever came.
+  const dueAtOnce: RateLimiter = { reserve: () => Number.MIN_VALUE };
+
+  async function settlesOrHang<T>(all: Promise<T>): Promise<T | 'hung'> {
+    let done = false;
+    const outcome = all.then((v) => {
+      done = true;
+      return v;
+    });
+    for (let i = 0; i < 5 && !done; i++) await flush();
+    return done ? outcome : 'hung';
+  }
+
+  async function jobsOf(it: AsyncIterable<Result<number, number>>): Promise<number[]> {
+    const out: number[] = [];
+    for await (const r of it) if (r.ok) out.push(r.value);
+    return out.sort((a, b) => a - b);
+  }
+
+  it.each([
+    ['runPool (lean engine)', {}],
+    ['runPool (full engine)', { timeout: 60_000 }],
+    ['runPool with a gates queue', { priority: () => 0 }],
+  ] as const)('%s: every job runs', async (_, extra) => {
+    const it = runPool([0, 1, 2, 3], (n: number) => n, {
+      concurrency: 2,
+      rate: dueAtOnce,
+      ...extra,
+    });
+    expect(await settlesOrHang(jobsOf(it))).toEqual([0, 1, 2, 3]);
+  });
+
+  it('Pool: every job runs', async () => {
+    const pool = new Pool((n: number) => n, { concurrency: 2, rate: dueAtOnce });
+    const tasks = await Promise.all([0, 1, 2, 3].map((n) => pool.submit(n)));
+    const results = await settlesOrHang(Promise.all(tasks.map((t) => t.result)));
+    expect(results !== 'hung' && results.map((r) => r.ok)).toEqual([true, true, true, true]);
+    await pool.drain();
+  });
+});
