@@ -165,7 +165,7 @@ describe('usage errors carry a stable code', () => {
     expect(shown([1, 2])).toBe('[ 1, 2 ]');
     expect(shown(() => 2)).toBe('[Function (anonymous)]');
     expect(shown(circular)).toBe('an object <ref *1> { self: [Circular *1] }');
-    expect(shown('9'.repeat(1000))).toBe(`"${'9'.repeat(60)}"… (1000 characters)`);
+    expect(shown('9'.repeat(1000))).toBe(`"${'9'.repeat(60)}"… (length 1000)`);
     expect(shown(Object.create(null))).toBe('an object [Object: null prototype] {}');
   });
 

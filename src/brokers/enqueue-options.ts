@@ -27,7 +27,7 @@ export interface EnqueueOptions {
    * A deduplication key: while a job enqueued with this key is pending (not yet acked or
    * dead-lettered), another enqueue with the same key adds nothing and returns
    * `{ deduplicated: true }`. How long a key is held is broker-specific (on NATS, the stream's
-   * duplicate window). A non-empty string of at most 256 characters, without a line break, a
+   * duplicate window). A non-empty string of at most 256 UTF-16 code units (`key.length`), without a line break, a
    * NUL, whitespace at either end (NATS trims it: ` k` would be `k`) or a lone surrogate (it has
    * no UTF-8 form: two such keys would be stored as one). Not on RabbitMQ.
    */
@@ -89,7 +89,7 @@ export function headerValueAllowed(value: unknown): value is string {
   return typeof value === 'string' && storedAsItself(value);
 }
 
-/** Longest `key`, characters. */
+/** Longest `key`, in UTF-16 code units (`key.length`). */
 export const MAX_KEY_LENGTH = 256;
 
 /**
@@ -141,7 +141,7 @@ export function checkEnqueue(
     invalidOption(
       'key',
       key,
-      `a non-empty string of at most ${MAX_KEY_LENGTH} characters, without a line break, a NUL, whitespace at either end or a lone surrogate (half of a UTF-16 pair): every broker must store it as itself`,
+      `a non-empty string of at most ${MAX_KEY_LENGTH} UTF-16 code units (its length; an emoji counts 2), without a line break, a NUL, whitespace at either end or a lone surrogate (half of a UTF-16 pair): every broker must store it as itself`,
     );
   }
   const headers: [string, string][] = [];

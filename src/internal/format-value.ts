@@ -39,7 +39,7 @@ function format(value: unknown): string {
   switch (typeof value) {
     case 'string':
       return value.length > MAX_STRING
-        ? `${JSON.stringify(value.slice(0, MAX_STRING))}… (${value.length} characters)`
+        ? `${JSON.stringify(value.slice(0, MAX_STRING))}… (length ${value.length})`
         : JSON.stringify(value);
     case 'number':
       return Object.is(value, -0) ? '-0' : String(value);

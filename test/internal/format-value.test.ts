@@ -63,7 +63,7 @@ describe('formatValue', () => {
 
   it('cuts long strings (saying how long they were) and big objects', () => {
     const long = 'x'.repeat(10_000);
-    expect(formatValue(long)).toBe(`"${'x'.repeat(60)}"… (10000 characters)`);
+    expect(formatValue(long)).toBe(`"${'x'.repeat(60)}"… (length 10000)`);
     const big = Object.fromEntries(Array.from({ length: 500 }, (_, i) => [`key${i}`, i]));
     const shown = formatValue(big);
     expect(shown.length).toBeLessThanOrEqual(121);
