@@ -105,7 +105,7 @@ describe('README: the enqueue table matches the code', () => {
   });
 
   it('states the key limits the code enforces', () => {
-    expect(readme).toContain(`at most ${MAX_KEY_LENGTH} characters`);
+    expect(readme).toContain(`at most ${MAX_KEY_LENGTH} UTF-16 code units`);
     const nats = table.find((r) => r[0] === 'NATS')!;
     expect(nats[4]).toContain(`default ${DEFAULT_DUPLICATE_WINDOW} ms`);
     const amqp = table.find((r) => r[0] === 'RabbitMQ')!;
