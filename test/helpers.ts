@@ -88,3 +88,34 @@ export function loopStopwatch(tick = 10): { stop(): number } {
     },
   };
 }
+
+/**
+ * Sources whose iterator factory answers a non-object (a number, null, a string, undefined),
+ * each under `Symbol.asyncIterator` and under `Symbol.iterator`, with the error `for await`
+ * throws over each: what runPool and pipeline must fail with too.
+ */
+export async function nonObjectIteratorSources(): Promise<[Iterable<number>, unknown][]> {
+  const cases: [Iterable<number>, unknown][] = [];
+  for (const answer of [5, null, 'x', undefined]) {
+    for (const symbol of [Symbol.asyncIterator, Symbol.iterator]) {
+      const source = { [symbol]: () => answer } as unknown as Iterable<number>;
+      cases.push([source, await thrownBy(() => source)]);
+    }
+  }
+  return cases;
+}
+
+/**
+ * What making the iterable (`open`: a runPool throws at its call) and iterating it with
+ * `for await` to its end throws (undefined when nothing).
+ */
+export async function thrownBy(
+  open: () => Iterable<unknown> | AsyncIterable<unknown>,
+): Promise<unknown> {
+  try {
+    for await (const _ of open());
+    return undefined;
+  } catch (error) {
+    return error;
+  }
+}

@@ -3,7 +3,7 @@ import { getEventListeners } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { AbortError, Pool, pipeline, type Result } from '../src/index.js';
-import { deferred, flush } from './helpers.js';
+import { deferred, flush, nonObjectIteratorSources, thrownBy } from './helpers.js';
 
 afterEach(() => {
   vi.useRealTimers();
@@ -472,18 +472,12 @@ function handWritten<T>(steps: (() => unknown)[]): AsyncIterable<T> {
 
 describe('pipeline: hand-written and waiting sources', () => {
   it('an iterator factory answering a non-object fails as for await fails', async () => {
-    for (const answer of [5, null, 'x', undefined]) {
-      for (const symbol of [Symbol.asyncIterator, Symbol.iterator]) {
-        const source = { [symbol]: () => answer } as unknown as Iterable<number>;
-        const forAwait = await (async () => {
-          for await (const _ of source);
-        })().catch((e: unknown) => e);
-        const ours = await (async () => {
-          for await (const _ of pipeline(source).stage('a', (x: number) => x, { concurrency: 2 }));
-        })().catch((e: unknown) => e);
-        expect(ours).toBeInstanceOf(TypeError);
-        expect((ours as TypeError).message).toBe((forAwait as TypeError).message);
-      }
+    for (const [source, forAwait] of await nonObjectIteratorSources()) {
+      const ours = await thrownBy(() =>
+        pipeline(source).stage('a', (x: number) => x, { concurrency: 2 }),
+      );
+      expect(ours).toBeInstanceOf(TypeError);
+      expect((ours as TypeError).message).toBe((forAwait as TypeError).message);
     }
   });
 

@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { AbortError, JobFailedError, type Result, runPool, TimeoutError } from '../src/index.js';
 import { HOOKS } from '../src/scheduler/hooks.js';
-import { deferred, flush } from './helpers.js';
+import { deferred, flush, nonObjectIteratorSources, thrownBy } from './helpers.js';
 
 async function collect<J, R>(it: AsyncIterable<Result<J, R>>): Promise<Result<J, R>[]> {
   const out: Result<J, R>[] = [];
@@ -419,18 +419,10 @@ describe('runPool: hand-written async sources', () => {
   ] as const)(
     'an iterator factory answering a non-object fails as for await fails, on the %s engine',
     async (_engine, opts) => {
-      for (const answer of [5, null, 'x', undefined]) {
-        for (const symbol of [Symbol.asyncIterator, Symbol.iterator]) {
-          const source = { [symbol]: () => answer } as unknown as Iterable<number>;
-          const forAwait = await (async () => {
-            for await (const _ of source);
-          })().catch((e: unknown) => e);
-          const ours = await (async () => {
-            for await (const _ of runPool(source, (x: number) => x, opts));
-          })().catch((e: unknown) => e);
-          expect(ours).toBeInstanceOf(TypeError);
-          expect((ours as TypeError).message).toBe((forAwait as TypeError).message);
-        }
+      for (const [source, forAwait] of await nonObjectIteratorSources()) {
+        const ours = await thrownBy(() => runPool(source, (x: number) => x, opts));
+        expect(ours).toBeInstanceOf(TypeError);
+        expect((ours as TypeError).message).toBe((forAwait as TypeError).message);
       }
     },
   );

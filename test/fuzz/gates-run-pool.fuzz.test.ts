@@ -350,6 +350,20 @@ describe('fuzz: runPool gates', () => {
     unhandled.uninstall();
     vi.useRealTimers();
   });
+  /** One generated case: the model drives runPool through the commands, checking as it goes. */
+  const runModel = async (
+    specs: JobSpec[],
+    kind: SourceKind,
+    opts: GateRunPoolModel['opts'],
+    config: ConstructorParameters<typeof GateRunPoolModel>[3],
+    commands: Command[],
+  ): Promise<void> => {
+    const m = new GateRunPoolModel(specs, kind, opts, config);
+    m.log.push(
+      `runPool(${kind} source of ${specs.length}, ${JSON.stringify(opts)}, ${JSON.stringify(config)})`,
+    );
+    await runCommands(m, commands, unhandled);
+  };
 
   it('with retry, rate, key and priority: limits hold at every start, every pulled job yields once, windows hold, nothing is left', {
     timeout: testTimeout(60_000),
@@ -368,13 +382,7 @@ describe('fuzz: runPool gates', () => {
         }),
         gateConfig,
         fc.array(command, { minLength: 1, maxLength: 40 }),
-        async (specs, kind, opts, config, commands) => {
-          const m = new GateRunPoolModel(specs, kind, opts, config);
-          m.log.push(
-            `runPool(${kind} source of ${specs.length}, ${JSON.stringify(opts)}, ${JSON.stringify(config)})`,
-          );
-          await runCommands(m, commands, unhandled);
-        },
+        runModel,
       ),
       fuzzParams(8),
     );
@@ -396,13 +404,7 @@ describe('fuzz: runPool gates', () => {
         }),
         fc.record({ retry: fc.constant(undefined), rate: rateArb, key: fc.constant(undefined) }),
         fc.array(command, { minLength: 1, maxLength: 40 }),
-        async (specs, kind, opts, config, commands) => {
-          const m = new GateRunPoolModel(specs, kind, opts, config);
-          m.log.push(
-            `runPool(${kind} source of ${specs.length}, ${JSON.stringify(opts)}, ${JSON.stringify(config)})`,
-          );
-          await runCommands(m, commands, unhandled);
-        },
+        runModel,
       ),
       fuzzParams(8),
     );
@@ -425,13 +427,7 @@ describe('fuzz: runPool gates', () => {
         }),
         fc.record({ retry: fc.constant(undefined), rate: rateArb, key: fc.constant(undefined) }),
         fc.array(command, { minLength: 1, maxLength: 40 }),
-        async (specs, kind, opts, config, commands) => {
-          const m = new GateRunPoolModel(specs, kind, opts, config);
-          m.log.push(
-            `runPool(${kind} source of ${specs.length}, ${JSON.stringify(opts)}, ${JSON.stringify(config)})`,
-          );
-          await runCommands(m, commands, unhandled);
-        },
+        runModel,
       ),
       fuzzParams(8),
     );
